@@ -1,0 +1,83 @@
+// BeaconTransport over UDP with dgram-as-promised: bound to the listen address, sends only to the peer.
+
+import {DgramAsPromised, type SocketAsPromised} from 'dgram-as-promised';
+import {isIPv6} from 'node:net';
+import {BatonError, describeError} from '../errors.js';
+import type {BeaconTransport, ReceivedDatagram} from '../ports.js';
+
+export interface UdpTransportOptions {
+  readonly listen: {readonly address: string; readonly port: number};
+  readonly peer: {readonly address: string; readonly port: number};
+  /** Datagrams waiting for the agent beyond this are dropped (counted), so a flood cannot grow memory. */
+  readonly maxQueued?: number;
+}
+
+// 4096 datagrams of at most 1.1 KB: under 5 MB even when full.
+const DEFAULT_MAX_QUEUED = 4096;
+
+export interface UdpTransport extends BeaconTransport {
+  /** Datagrams dropped because the agent fell behind. */
+  readonly dropped: number;
+}
+
+/** Binds the socket; throws BatonError PEER_UNREACHABLE naming the address when it cannot. */
+export async function createUdpTransport(options: UdpTransportOptions): Promise<UdpTransport> {
+  const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
+  const queue: ReceivedDatagram[] = [];
+  let wake: (() => void) | undefined;
+  let closed = false;
+  let dropped = 0;
+
+  // Messages are taken from the 'message' event rather than recv(): recv() listens only while a call is
+  // pending, and datagrams that arrive together in one loop turn would be lost between two calls.
+  const socket: SocketAsPromised = DgramAsPromised.createSocket(
+    {type: isIPv6(options.listen.address) ? 'udp6' : 'udp4'},
+    (msg, rinfo) => {
+      if (queue.length >= maxQueued) {
+        dropped += 1;
+        return;
+      }
+      queue.push({datagram: new Uint8Array(msg.buffer, msg.byteOffset, msg.length), from: rinfo.address, fromPort: rinfo.port});
+      wake?.();
+    },
+  );
+  try {
+    await socket.bind(options.listen.port, options.listen.address);
+  } catch (error) {
+    throw new BatonError('PEER_UNREACHABLE',
+      `cannot listen on ${options.listen.address}:${options.listen.port}: ${describeError(error)}. ` +
+      'Is listen.address configured on this host, and is no other baton-agent using the port?', {cause: error});
+  }
+
+  return {
+    get dropped() {
+      return dropped;
+    },
+    async send(datagram) {
+      try {
+        await socket.send(datagram, options.peer.port, options.peer.address);
+      } catch (error) {
+        throw new BatonError('PEER_UNREACHABLE', `cannot send to ${options.peer.address}:${options.peer.port}: ${describeError(error)}`, {cause: error});
+      }
+    },
+    async *receive() {
+      while (!closed) {
+        const next = queue.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      wake?.();
+      await socket.close();
+    },
+  };
+}

@@ -1,0 +1,39 @@
+// The one error class of baton and the closed set of codes callers branch on.
+
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'STATE_INVALID'
+  | 'COMMAND_FAILED'
+  | 'COMMAND_TIMEOUT'
+  | 'INTERFACE_MISSING'
+  | 'STEP_FAILED'
+  | 'ROLLED_BACK'
+  | 'TRAFFIC_NOT_CONFIRMED'
+  | 'PEER_UNREACHABLE'
+  | 'AGENT_UNREACHABLE'
+  | 'SWITCH_IN_PROGRESS'
+  | 'BAD_REQUEST'
+  | 'LAB_FAILED';
+
+export class BatonError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BatonError';
+    this.code = code;
+  }
+}
+
+export function isBatonError(error: unknown, code?: ErrorCode): error is BatonError {
+  return error instanceof BatonError && (code === undefined || error.code === code);
+}
+
+/** The message of anything thrown, for log lines and replies. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`unexpected value: ${JSON.stringify(value)}`);
+}

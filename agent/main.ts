@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+// baton-agent's composition root: argv, config, adapters, signals (SIGTERM/SIGINT stop, SIGHUP re-check, SIGUSR1 dump).
+
+import {hostname} from 'node:os';
+import {parseArgs} from 'node:util';
+import {nanoid} from 'nanoid';
+import {createExecaRunner} from './adapters/execa-runner.js';
+import {createFileStateStore} from './adapters/file-state-store.js';
+import {createIpNetworkDriver} from './adapters/ip-network-driver.js';
+import {createSystemClock} from './adapters/system-clock.js';
+import {createUdpTransport} from './adapters/udp-transport.js';
+import {Agent} from './agent.js';
+import {DEFAULT_CONFIG_FILE, loadConfig, type Config} from './config.js';
+import {startControlServer} from './control-server.js';
+import {describeError} from './errors.js';
+import {createLogger, type Logger} from './log.js';
+
+const USAGE = `Usage: baton-agent [--config FILE] [--check-config] [--debug]
+
+The baton agent: one runs on each host of a pair (primary and backup), exchanges
+authenticated UDP beacons with its peer, holds or stands by for the service IP,
+and answers the \`baton\` command on its control socket. Normally started by
+systemd (baton-agent.service).
+
+Options:
+  --config FILE     configuration file (default ${DEFAULT_CONFIG_FILE})
+  --check-config    validate the configuration and the secret file, print every
+                    problem found, and exit: 0 valid, 1 invalid; starts nothing
+  --debug           also log debug lines
+  -h, --help        show this help
+  --version         print the version
+
+Signals: SIGTERM/SIGINT stop (the service IP is kept or released per on_stop),
+SIGHUP re-reads and checks the configuration, SIGUSR1 logs a full status dump.`;
+
+const VERSION = '0.1.0';
+
+async function main(argv: readonly string[]): Promise<number> {
+  let values;
+  try {
+    ({values} = parseArgs({
+      args: [...argv],
+      options: {
+        config: {type: 'string', default: DEFAULT_CONFIG_FILE},
+        'check-config': {type: 'boolean', default: false},
+        debug: {type: 'boolean', default: false},
+        help: {type: 'boolean', short: 'h', default: false},
+        version: {type: 'boolean', default: false},
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    process.stderr.write(`baton-agent: ${describeError(error)}\n\n${USAGE}\n`);
+    return 1;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`baton-agent ${VERSION}\n`);
+    return 0;
+  }
+
+  if (values['check-config']) {
+    try {
+      const config = await loadConfig(values.config);
+      process.stdout.write(`${config.file}: valid (${config.node} of pair ${config.pair}, service IP ${config.service.ip.cidr} on ${config.service.interface})\n`);
+      return 0;
+    } catch (error) {
+      process.stderr.write(`baton-agent: ${describeError(error)}\n`);
+      return 1;
+    }
+  }
+
+  const clock = createSystemClock();
+  const log = createLogger({
+    // systemd sets JOURNAL_STREAM when stderr/stdout go to the journal (systemd.exec(5)).
+    journald: process.env['JOURNAL_STREAM'] !== undefined,
+    debug: values.debug,
+    write: (line) => process.stderr.write(line),
+    wallNow: clock.wallNow,
+  });
+
+  let config: Config;
+  try {
+    config = await loadConfig(values.config);
+  } catch (error) {
+    log.error(`(config) ${describeError(error)}`);
+    return 1;
+  }
+  return run(config, log, clock);
+}
+
+async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>): Promise<number> {
+  const runner = createExecaRunner();
+  const network = createIpNetworkDriver(runner, {interface: config.service.interface});
+  let transport;
+  try {
+    transport = await createUdpTransport({listen: config.listen, peer: config.peer});
+  } catch (error) {
+    log.error(`(agent) ${describeError(error)}`);
+    return 1;
+  }
+  const agent = new Agent({
+    config, clock, transport, network, log,
+    store: createFileStateStore(config.stateDir),
+    newId: () => nanoid(),
+    hostname: hostname(),
+    pid: process.pid,
+  });
+  try {
+    await agent.start();
+  } catch (error) {
+    log.error(`(agent) cannot start: ${describeError(error)}`);
+    await transport.close();
+    return 1;
+  }
+  let control;
+  try {
+    control = await startControlServer(config.controlSocket, agent, log);
+  } catch (error) {
+    log.error(`(control) ${describeError(error)}`);
+    await agent.stop();
+    return 1;
+  }
+  log.notice(`(control) listening on ${config.controlSocket}`);
+
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  process.on('SIGHUP', () => {
+    void loadConfig(config.file).then(
+      () => log.notice(`(config) SIGHUP: ${config.file} is valid; applying changes needs a restart in this version, the running config is unchanged`),
+      (error: unknown) => log.error(`(config) SIGHUP: keeping the running config, the new file is invalid: ${describeError(error)}`),
+    );
+  });
+  process.on('SIGUSR1', () => {
+    void agent.status().then((status) => log.notice(`(status) ${JSON.stringify(status)}`));
+  });
+
+  const signal = await stopped;
+  log.notice(`(agent) ${signal}: stopping, on_stop ${config.onStop}`);
+  await control.close();
+  await agent.stop();
+  if (config.onStop === 'release') {
+    try {
+      await network.removeAddress(config.service.ip);
+      log.notice(`(agent) released ${config.service.ip.cidr} (on_stop: release)`);
+    } catch (error) {
+      log.error(`(agent) could not release ${config.service.ip.cidr}: ${describeError(error)}`);
+      return 1;
+    }
+  } else {
+    log.notice(`(agent) leaving ${config.service.ip.cidr} as it is (on_stop: keep)`);
+  }
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));

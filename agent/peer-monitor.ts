@@ -1,0 +1,166 @@
+// The peer as seen through its beacons: rejects and counts bad datagrams (version, pair, MAC, replay, skew,
+// size, source), tracks liveness, round-trip time and loss. No I/O: times are passed in.
+
+import {decodeDatagram, REJECT_REASONS, type Beacon, type Decoded, type RejectReason} from './beacon-codec.js';
+import type {Keyring} from './config.js';
+import type {Role} from './ports.js';
+
+export interface PeerMonitorOptions {
+  readonly pair: string;
+  /** The role the peer must announce (the other one than ours). */
+  readonly peerRole: Role;
+  readonly peerAddress: string;
+  readonly keyring: Keyring;
+  readonly deadAfterMs: number;
+  readonly maxClockSkewMs: number;
+}
+
+export type Observation =
+  | {readonly ok: true; readonly beacon: Beacon; readonly newBoot: boolean}
+  | {readonly ok: false; readonly reason: RejectReason; readonly detail: string};
+
+export interface PeerStats {
+  readonly alive: boolean;
+  readonly lastBeacon: Beacon | undefined;
+  /** Monotonic ms of the last accepted beacon. */
+  readonly lastSeenAt: number | undefined;
+  readonly rttMs: {readonly last: number; readonly average: number} | undefined;
+  /** Fraction of the peer's recent beacons that never arrived, 0..1; undefined before there is a window. */
+  readonly loss: number | undefined;
+  readonly accepted: number;
+  readonly rejected: Readonly<Record<RejectReason, number>>;
+}
+
+// Loss over the last LOSS_WINDOW sequence numbers: at the default 200 ms interval, the last 20 s.
+const LOSS_WINDOW = 100;
+// Boot ids of earlier peer runs are remembered so their beacons cannot be replayed as a "new boot".
+const RETIRED_BOOTS_KEPT = 16;
+// RTT average is exponential: each new sample weighs 1/8, as TCP's SRTT (RFC 6298).
+const RTT_GAIN = 1 / 8;
+
+export class PeerMonitor {
+  readonly #options: PeerMonitorOptions;
+  #boot: string | undefined;
+  #highestSeq = 0;
+  #received: number[] = [];
+  #firstSeq = 0;
+  #retiredBoots: string[] = [];
+  #lastBeacon: Beacon | undefined;
+  #lastSeenAt: number | undefined;
+  #rtt: {last: number; average: number} | undefined;
+  #accepted = 0;
+  readonly #rejected: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
+
+  constructor(options: PeerMonitorOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Judges one datagram. Accepted beacons update the peer view; rejected ones only bump their counter.
+   * @param now monotonic ms; @param wallNow wall-clock ms (for the skew window only)
+   */
+  observe(datagram: Uint8Array, from: string, now: number, wallNow: number): Observation {
+    const result = this.#judge(datagram, from, wallNow);
+    if (!result.ok) {
+      this.#rejected[result.reason] += 1;
+      return result;
+    }
+    const beacon = result.beacon;
+    const newBoot = beacon.boot !== this.#boot;
+    if (newBoot) {
+      if (this.#boot !== undefined) this.#retire(this.#boot);
+      this.#boot = beacon.boot;
+      this.#highestSeq = 0;
+      this.#received = [];
+      this.#firstSeq = beacon.seq;
+    }
+    const newest = beacon.seq > this.#highestSeq;
+    this.#recordSeq(beacon.seq);
+    this.#accepted += 1;
+    if (newest) this.#lastBeacon = beacon;
+    this.#lastSeenAt = now;
+    return {ok: true, beacon, newBoot};
+  }
+
+  /** Round trip from one of our beacons that the peer acknowledged; `sentAt` is when we sent it (monotonic). */
+  recordAck(sentAt: number, heldMs: number, now: number): void {
+    const sample = Math.max(0, now - sentAt - heldMs);
+    this.#rtt = this.#rtt === undefined
+      ? {last: sample, average: sample}
+      : {last: sample, average: this.#rtt.average + RTT_GAIN * (sample - this.#rtt.average)};
+  }
+
+  isAlive(now: number): boolean {
+    return this.#lastSeenAt !== undefined && now - this.#lastSeenAt < this.#options.deadAfterMs;
+  }
+
+  /** When the peer will be declared dead if nothing more arrives (monotonic ms), or undefined if never seen. */
+  deadline(): number | undefined {
+    return this.#lastSeenAt === undefined ? undefined : this.#lastSeenAt + this.#options.deadAfterMs;
+  }
+
+  /** Newest accepted beacon sequence number, and when it arrived; for our acknowledgements. */
+  newest(): {boot: string; seq: number; at: number} | undefined {
+    if (this.#boot === undefined || this.#lastSeenAt === undefined) return undefined;
+    return {boot: this.#boot, seq: this.#highestSeq, at: this.#lastSeenAt};
+  }
+
+  stats(now: number): PeerStats {
+    return {
+      alive: this.isAlive(now),
+      lastBeacon: this.#lastBeacon,
+      lastSeenAt: this.#lastSeenAt,
+      rttMs: this.#rtt,
+      loss: this.#loss(),
+      accepted: this.#accepted,
+      rejected: {...this.#rejected},
+    };
+  }
+
+  #judge(datagram: Uint8Array, from: string, wallNow: number): {ok: true; beacon: Beacon} | Extract<Decoded, {ok: false}> {
+    const options = this.#options;
+    // Source first: costs nothing and keeps a flood from a third address away from the HMAC.
+    if (from !== options.peerAddress) return {ok: false, reason: 'wrong-source', detail: `from ${from}, peer is ${options.peerAddress}`};
+    const decoded = decodeDatagram(datagram, options.keyring, options.pair);
+    if (!decoded.ok) return decoded;
+    const beacon = decoded.message.beacon;
+    if (beacon.node !== options.peerRole) {
+      return {ok: false, reason: 'wrong-node', detail: `sender says it is the ${beacon.node}; the peer must be the ${options.peerRole} (are both hosts configured with node: ${beacon.node}?)`};
+    }
+    const skew = beacon.sentAt - wallNow;
+    if (skew < -options.maxClockSkewMs) return {ok: false, reason: 'stale', detail: `sent ${-skew} ms ago, window is ${options.maxClockSkewMs} ms (replay, or clocks apart)`};
+    if (skew > options.maxClockSkewMs) return {ok: false, reason: 'future', detail: `sent ${skew} ms in the future, window is ${options.maxClockSkewMs} ms (clocks apart?)`};
+    if (this.#retiredBoots.includes(beacon.boot)) return {ok: false, reason: 'replay', detail: `boot ${beacon.boot} has ended`};
+    if (beacon.boot === this.#boot && beacon.seq <= this.#highestSeq && !this.#isLateButNew(beacon.seq)) {
+      return {ok: false, reason: 'replay', detail: `sequence ${beacon.seq} already seen (newest ${this.#highestSeq})`};
+    }
+    return {ok: true, beacon};
+  }
+
+  // UDP may reorder: a sequence number below the newest is still fresh if it was never received and is
+  // inside the loss window. It is counted for loss but never replaces the newest beacon's view.
+  #isLateButNew(seq: number): boolean {
+    return seq > this.#highestSeq - LOSS_WINDOW && !this.#received.includes(seq);
+  }
+
+  #recordSeq(seq: number): void {
+    this.#received.push(seq);
+    this.#highestSeq = Math.max(this.#highestSeq, seq);
+    const floor = this.#highestSeq - LOSS_WINDOW;
+    if (this.#received.length > LOSS_WINDOW * 2) this.#received = this.#received.filter((s) => s > floor);
+  }
+
+  #loss(): number | undefined {
+    if (this.#boot === undefined) return undefined;
+    const floor = Math.max(this.#firstSeq, this.#highestSeq - LOSS_WINDOW + 1);
+    const expected = this.#highestSeq - floor + 1;
+    if (expected < 2) return undefined;
+    const got = new Set(this.#received.filter((s) => s >= floor)).size;
+    return Math.max(0, (expected - got) / expected);
+  }
+
+  #retire(boot: string): void {
+    this.#retiredBoots.push(boot);
+    if (this.#retiredBoots.length > RETIRED_BOOTS_KEPT) this.#retiredBoots.shift();
+  }
+}

@@ -1,0 +1,39 @@
+// Lateness of the agent's own timers: how much later than planned a periodic tick ran. A tick late by more
+// than a heartbeat interval means beacons went out late, the most common cause of false failovers.
+
+// p99 over the last LATENESS_WINDOW ticks: at 200 ms intervals, the last 200 s.
+const LATENESS_WINDOW = 1000;
+
+export class LatenessTracker {
+  readonly #samples: number[] = [];
+  #max = 0;
+  #beyondInterval = 0;
+  readonly #intervalMs: number;
+
+  constructor(intervalMs: number) {
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Records one tick's lateness; returns true when it was late by more than an interval (worth a warning). */
+  record(latenessMs: number): boolean {
+    const late = Math.max(0, latenessMs);
+    this.#samples.push(late);
+    if (this.#samples.length > LATENESS_WINDOW) this.#samples.shift();
+    this.#max = Math.max(this.#max, late);
+    if (late > this.#intervalMs) {
+      this.#beyondInterval += 1;
+      return true;
+    }
+    return false;
+  }
+
+  snapshot(): {p99: number; max: number; beyondInterval: number} {
+    const sorted = [...this.#samples].sort((a, b) => a - b);
+    const p99 = sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0;
+    return {p99: round1(p99), max: round1(this.#max), beyondInterval: this.#beyondInterval};
+  }
+}
+
+function round1(value: number): number {
+  return Math.round(value * 10) / 10;
+}

@@ -1,0 +1,102 @@
+// Command-line parsing for `baton` (node:util parseArgs) and the usage text.
+
+import {parseArgs} from 'node:util';
+import {DEFAULT_CONFIG_FILE} from '../agent/config.js';
+
+export const USAGE = `Usage: baton <command> [options]
+
+Moves a web service's IP address between a primary and a backup host, and lets
+you watch and rehearse it. Talks to the local baton-agent on its control socket.
+
+Commands:
+  status [--json]            both hosts: state, who holds the service IP (as
+                             observed), beacon RTT and loss, rejected datagrams
+  check-config [FILE]        validate a configuration file and its secret file;
+                             prints every problem at once; exit 0 valid, 1 invalid
+  lab up|status|down|run     a two-host pair plus a client in network namespaces
+                             on this machine (needs root, iproute2, arping):
+                               up      build it and start both agents
+                               status  print baton status from both hosts
+                               down    remove every lab namespace, process and
+                                       temp file, also those of a crashed run
+                               run     up, show status from both, down
+
+Options:
+  --config FILE    configuration file (default ${DEFAULT_CONFIG_FILE}); the
+                   control socket is found from it
+  --socket PATH    control socket, overriding the one in the config
+  --json           machine-readable output (status, lab status)
+  -h, --help       show this help
+  --version        print the version
+
+Exit status: 0 done, 1 error, 2 rolled back (switchover).`;
+
+export type Command =
+  | {readonly name: 'help'}
+  | {readonly name: 'version'}
+  | {readonly name: 'status'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
+  | {readonly name: 'check-config'; readonly file: string}
+  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean};
+
+export type LabAction = 'up' | 'status' | 'down' | 'run';
+const LAB_ACTIONS: readonly LabAction[] = ['up', 'status', 'down', 'run'];
+export const COMMAND_NAMES = ['status', 'check-config', 'lab'] as const;
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Parses argv (without node and script). Throws UsageError with a message that says what is wrong. */
+export function parseCommandLine(argv: readonly string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        config: {type: 'string'},
+        socket: {type: 'string'},
+        json: {type: 'boolean', default: false},
+        help: {type: 'boolean', short: 'h', default: false},
+        version: {type: 'boolean', default: false},
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const {values, positionals} = parsed;
+  if (values.help) return {name: 'help'};
+  if (values.version) return {name: 'version'};
+  const [name, ...rest] = positionals;
+  const config = values.config ?? DEFAULT_CONFIG_FILE;
+  switch (name) {
+    case undefined:
+      throw new UsageError('no command given');
+    case 'status':
+      noMore(name, rest);
+      return {name, config, socket: values.socket, json: values.json};
+    case 'check-config': {
+      if (rest.length > 1) throw new UsageError(`check-config takes at most one file, got ${rest.length}`);
+      return {name, file: rest[0] ?? config};
+    }
+    case 'lab': {
+      const [action, ...extra] = rest;
+      if (action === undefined) throw new UsageError(`lab needs an action: ${LAB_ACTIONS.join(', ')}`);
+      if (!(LAB_ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown lab action '${action}': expected ${LAB_ACTIONS.join(', ')}`);
+      noMore(`lab ${action}`, extra);
+      return {name, action: action as LabAction, json: values.json};
+    }
+    default:
+      throw new UsageError(`unknown command '${name}'${suggest(name)}`);
+  }
+}
+
+function noMore(command: string, rest: readonly string[]): void {
+  if (rest.length > 0) throw new UsageError(`${command} takes no argument, got '${rest.join(' ')}'`);
+}
+
+function suggest(name: string): string {
+  const near = COMMAND_NAMES.find((candidate) => candidate.startsWith(name.slice(0, 3)));
+  return near === undefined ? '' : `; did you mean '${near}'?`;
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// `baton`: thin entry. Parse, dispatch, print; exit status from one table: 0 done, 1 error, 2 rolled back.
+
+import {describeError, isBatonError, type ErrorCode} from '../agent/errors.js';
+import {parseCommandLine, USAGE, UsageError, type Command} from './args.js';
+import * as checkConfig from './commands/check-config.js';
+import * as lab from './commands/lab.js';
+import * as status from './commands/status.js';
+import {processOutput, type Output} from './output.js';
+
+const VERSION = '0.1.0';
+
+const EXIT_OK = 0;
+const EXIT_ERROR = 1;
+const EXIT_ROLLED_BACK = 2;
+
+const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  ROLLED_BACK: EXIT_ROLLED_BACK,
+  TRAFFIC_NOT_CONFIRMED: EXIT_ROLLED_BACK,
+};
+
+async function dispatch(command: Command, out: Output): Promise<number> {
+  switch (command.name) {
+    case 'help':
+      out.stdout(`${USAGE}\n`);
+      return EXIT_OK;
+    case 'version':
+      out.stdout(`baton ${VERSION}\n`);
+      return EXIT_OK;
+    case 'status':
+      return status.run(out, command);
+    case 'check-config':
+      return checkConfig.run(out, command);
+    case 'lab':
+      return lab.run(out, command);
+  }
+}
+
+async function main(argv: readonly string[], out: Output): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommandLine(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    out.stderr(`baton: ${error.message}\n\n${USAGE}\n`);
+    return EXIT_ERROR;
+  }
+  try {
+    return await dispatch(command, out);
+  } catch (error) {
+    out.stderr(`baton: ${describeError(error)}\n`);
+    return isBatonError(error) ? EXIT_BY_CODE[error.code] ?? EXIT_ERROR : EXIT_ERROR;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2), processOutput);

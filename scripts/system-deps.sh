@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian packages baton's lab and tests need, only when something is missing:
+# iproute2 (ip, namespaces), iputils-arping (gratuitous ARP, duplicate address detection),
+# iputils-ping (lab reachability checks), nftables (loss injection in tests), nginx-light (real web server),
+# tcpdump (tests capture a real beacon to replay it).
+set -eu
+missing=""
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"
+command -v ping >/dev/null 2>&1 || missing="$missing iputils-ping"
+command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || missing="$missing tcpdump"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+if [ -z "$missing" ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "baton: missing Debian packages:$missing; run as root, or: sudo apt-get install$missing" >&2
+  exit 1
+fi
+echo "baton: installing Debian packages:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# nginx-light must not start a server in the root namespace: policy-rc.d refuses service starts during install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

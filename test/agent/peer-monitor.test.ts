@@ -1,0 +1,110 @@
+import test from 'ava';
+import {encodeMessage, type Beacon} from '../../agent/beacon-codec.js';
+import {PeerMonitor} from '../../agent/peer-monitor.js';
+import {BACKUP_ADDRESS, testKey, testKeyring} from '../fakes/test-config.js';
+
+const WALL = Date.UTC(2026, 10, 21, 12, 0, 0);
+const key = testKey();
+
+function beacon(overrides: Partial<Beacon> = {}): Beacon {
+  return {
+    pair: 'web', node: 'backup', host: 'web-b', boot: 'bootA', seq: 1, sentAt: WALL, state: 'standby', epoch: 1,
+    holdsIp: false, health: 'ok', switchId: '', ack: undefined, ...overrides,
+  };
+}
+
+const datagram = (overrides: Partial<Beacon> = {}): Uint8Array => encodeMessage({kind: 'beacon', beacon: beacon(overrides)}, key);
+
+function monitor(): PeerMonitor {
+  return new PeerMonitor({pair: 'web', peerRole: 'backup', peerAddress: BACKUP_ADDRESS, keyring: testKeyring(key), deadAfterMs: 1000, maxClockSkewMs: 5000});
+}
+
+test('a valid beacon is accepted and makes the peer alive until dead_after_ms passes without another', (t) => {
+  const m = monitor();
+  t.false(m.isAlive(0));
+  t.true(m.observe(datagram(), BACKUP_ADDRESS, 100, WALL).ok);
+  t.true(m.isAlive(1099));
+  t.false(m.isAlive(1100));
+  t.is(m.deadline(), 1100);
+});
+
+test('a replay of the same beacon is rejected as replay and does not refresh liveness', (t) => {
+  const m = monitor();
+  const captured = datagram({seq: 5});
+  t.true(m.observe(captured, BACKUP_ADDRESS, 0, WALL).ok);
+  const replayed = m.observe(captured, BACKUP_ADDRESS, 900, WALL + 900);
+  t.deepEqual(replayed.ok ? undefined : replayed.reason, 'replay');
+  t.false(m.isAlive(1000));
+  t.is(m.stats(0).rejected.replay, 1);
+  t.is(m.stats(0).accepted, 1);
+});
+
+test('an older sequence inside the loss window that never arrived is accepted once (UDP reorders), then is a replay', (t) => {
+  const m = monitor();
+  t.true(m.observe(datagram({seq: 10, state: 'active'}), BACKUP_ADDRESS, 0, WALL).ok);
+  t.true(m.observe(datagram({seq: 9, state: 'standby'}), BACKUP_ADDRESS, 1, WALL).ok);
+  t.is(m.stats(1).lastBeacon?.state, 'active', 'the late beacon does not replace the newest view');
+  const again = m.observe(datagram({seq: 9}), BACKUP_ADDRESS, 2, WALL);
+  t.is(again.ok ? undefined : again.reason, 'replay');
+});
+
+test('a beacon from an ended boot is a replay, even with a higher sequence', (t) => {
+  const m = monitor();
+  t.true(m.observe(datagram({boot: 'bootA', seq: 3}), BACKUP_ADDRESS, 0, WALL).ok);
+  const restarted = m.observe(datagram({boot: 'bootB', seq: 1}), BACKUP_ADDRESS, 10, WALL);
+  t.true(restarted.ok && restarted.newBoot);
+  const old = m.observe(datagram({boot: 'bootA', seq: 4}), BACKUP_ADDRESS, 20, WALL);
+  t.is(old.ok ? undefined : old.reason, 'replay');
+});
+
+test('sent-at older than the skew window is stale, newer is future', (t) => {
+  const m = monitor();
+  const stale = m.observe(datagram({sentAt: WALL - 5001}), BACKUP_ADDRESS, 0, WALL);
+  t.is(stale.ok ? undefined : stale.reason, 'stale');
+  const future = m.observe(datagram({sentAt: WALL + 5001, seq: 2}), BACKUP_ADDRESS, 0, WALL);
+  t.is(future.ok ? undefined : future.reason, 'future');
+  t.true(m.observe(datagram({sentAt: WALL - 4999, seq: 3}), BACKUP_ADDRESS, 0, WALL).ok);
+  t.false(m.isAlive(2000));
+});
+
+test('a valid beacon from a third address is rejected as wrong-source', (t) => {
+  const m = monitor();
+  const r = m.observe(datagram(), '192.0.2.66', 0, WALL);
+  t.is(r.ok ? undefined : r.reason, 'wrong-source');
+  t.false(m.isAlive(0));
+});
+
+test('a beacon that claims our own role is rejected as wrong-node with a hint at the config', (t) => {
+  const m = monitor();
+  const r = m.observe(datagram({node: 'primary'}), BACKUP_ADDRESS, 0, WALL);
+  t.is(r.ok ? undefined : r.reason, 'wrong-node');
+  t.regex(r.ok ? '' : r.detail, /both hosts configured with node: primary/);
+});
+
+test('every rejection is counted by reason', (t) => {
+  const m = monitor();
+  m.observe(new Uint8Array(3), BACKUP_ADDRESS, 0, WALL);
+  m.observe(new Uint8Array(3), BACKUP_ADDRESS, 0, WALL);
+  m.observe(encodeMessage({kind: 'beacon', beacon: beacon()}, testKey('some-other-secret-of-at-least-32-bytes!')), BACKUP_ADDRESS, 0, WALL);
+  m.observe(datagram(), '192.0.2.99', 0, WALL);
+  const {rejected} = m.stats(0);
+  t.is(rejected.truncated, 2);
+  t.is(rejected['unknown-key'], 1);
+  t.is(rejected['wrong-source'], 1);
+  t.is(rejected['bad-mac'], 0);
+});
+
+test('loss is the share of missing sequence numbers in the window', (t) => {
+  const m = monitor();
+  for (const seq of [1, 2, 4, 5, 7, 8, 9, 10]) m.observe(datagram({seq}), BACKUP_ADDRESS, seq, WALL);
+  t.is(m.stats(10).loss, 0.2);
+});
+
+test('round-trip time comes from acknowledged beacons, minus the time the peer held them', (t) => {
+  const m = monitor();
+  m.recordAck(100, 30, 140);
+  t.deepEqual(m.stats(140).rttMs, {last: 10, average: 10});
+  m.recordAck(200, 0, 218);
+  t.is(m.stats(218).rttMs?.last, 18);
+  t.is(m.stats(218).rttMs?.average, 11);
+});

@@ -1,0 +1,84 @@
+// A NetworkDriver over an in-memory segment: drivers on one FakeSegment see each other's addresses,
+// so isAddressInUse answers like an ARP probe would. Keeps an ordered journal and injects failures.
+
+import {BatonError} from '../../agent/errors.js';
+import type {NetworkDriver, ServiceIp} from '../../agent/ports.js';
+
+export type DriverCall = 'hasAddress' | 'addAddress' | 'removeAddress' | 'setLink' | 'isLinkUp' | 'announce' | 'isAddressInUse';
+
+export class FakeSegment {
+  readonly drivers: FakeNetworkDriver[] = [];
+
+  /** Addresses answered on the segment by hosts whose link is up. */
+  holders(address: string): FakeNetworkDriver[] {
+    return this.drivers.filter((d) => d.linkUp && d.addresses.has(address));
+  }
+}
+
+export class FakeNetworkDriver implements NetworkDriver {
+  readonly name: string;
+  readonly addresses = new Set<string>();
+  linkUp = true;
+  readonly journal: string[] = [];
+  readonly #segment: FakeSegment;
+  readonly #failures = new Map<DriverCall, BatonError>();
+
+  constructor(name: string, segment: FakeSegment) {
+    this.name = name;
+    this.#segment = segment;
+    segment.drivers.push(this);
+  }
+
+  /** The next call of `method` throws `error` (once). */
+  failNext(method: DriverCall, error = new BatonError('COMMAND_FAILED', `${method} failed (injected)`)): void {
+    this.#failures.set(method, error);
+  }
+
+  async hasAddress(ip: ServiceIp): Promise<boolean> {
+    this.#enter('hasAddress', ip.cidr);
+    return this.addresses.has(ip.address);
+  }
+
+  async addAddress(ip: ServiceIp): Promise<void> {
+    this.#enter('addAddress', ip.cidr);
+    this.addresses.add(ip.address);
+  }
+
+  async removeAddress(ip: ServiceIp): Promise<void> {
+    this.#enter('removeAddress', ip.cidr);
+    this.addresses.delete(ip.address);
+  }
+
+  async setLink(iface: string, up: boolean): Promise<void> {
+    this.#enter('setLink', `${iface} ${up ? 'up' : 'down'}`);
+    this.linkUp = up;
+  }
+
+  async isLinkUp(iface: string): Promise<boolean> {
+    this.#enter('isLinkUp', iface);
+    return this.linkUp;
+  }
+
+  async announce(ip: ServiceIp): Promise<void> {
+    this.#enter('announce', ip.cidr);
+  }
+
+  async isAddressInUse(ip: ServiceIp): Promise<boolean> {
+    this.#enter('isAddressInUse', ip.cidr);
+    return this.#segment.holders(ip.address).some((d) => d !== this);
+  }
+
+  /** Calls other than the read-only observations, in order: what this host did to the network. */
+  actions(): string[] {
+    return this.journal.filter((line) => !line.startsWith('hasAddress') && !line.startsWith('isLinkUp'));
+  }
+
+  #enter(method: DriverCall, detail: string): void {
+    this.journal.push(`${method} ${detail}`);
+    const failure = this.#failures.get(method);
+    if (failure !== undefined) {
+      this.#failures.delete(method);
+      throw failure;
+    }
+  }
+}

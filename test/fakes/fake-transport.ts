@@ -1,0 +1,57 @@
+// BeaconTransports joined by an in-memory wire: what one sends, the other receives, from its configured address.
+// Datagrams can also be injected from any address, and the wire can be cut.
+
+import type {BeaconTransport, ReceivedDatagram} from '../../agent/ports.js';
+
+export class FakeTransport implements BeaconTransport {
+  readonly address: string;
+  readonly sent: Uint8Array[] = [];
+  peer: FakeTransport | undefined;
+  /** When false, datagrams sent from here are lost. */
+  connected = true;
+  #queue: ReceivedDatagram[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+
+  constructor(address: string) {
+    this.address = address;
+  }
+
+  static pair(a: string, b: string): [FakeTransport, FakeTransport] {
+    const left = new FakeTransport(a);
+    const right = new FakeTransport(b);
+    left.peer = right;
+    right.peer = left;
+    return [left, right];
+  }
+
+  async send(datagram: Uint8Array): Promise<void> {
+    this.sent.push(datagram);
+    if (this.connected && this.peer !== undefined) this.peer.inject(datagram, this.address);
+  }
+
+  inject(datagram: Uint8Array, from: string): void {
+    if (this.#closed) return;
+    this.#queue.push({datagram, from, fromPort: 7411});
+    this.#wake?.();
+  }
+
+  async *receive(): AsyncIterable<ReceivedDatagram> {
+    while (!this.#closed) {
+      const next = this.#queue.shift();
+      if (next !== undefined) {
+        yield next;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+  }
+}

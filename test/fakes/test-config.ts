@@ -1,0 +1,39 @@
+// Configs for unit tests, built directly (no file): a primary and a backup that point at each other.
+
+import {keyIdOf, type Config, type Key, type Keyring} from '../../agent/config.js';
+import type {Role} from '../../agent/ports.js';
+
+export const PRIMARY_ADDRESS = '192.0.2.11';
+export const BACKUP_ADDRESS = '192.0.2.12';
+export const SERVICE_IP = {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'} as const;
+
+export function testKey(text = 'test-secret-0123456789abcdef-0123456789'): Key {
+  const secret = new TextEncoder().encode(text);
+  return {id: keyIdOf(secret), secret, file: '/etc/baton/secret'};
+}
+
+export function testKeyring(signing = testKey(), ...others: Key[]): Keyring {
+  return {signing, accepted: [signing, ...others]};
+}
+
+export function testConfig(node: Role, overrides: Partial<Config> = {}): Config {
+  const self = node === 'primary' ? PRIMARY_ADDRESS : BACKUP_ADDRESS;
+  const peer = node === 'primary' ? BACKUP_ADDRESS : PRIMARY_ADDRESS;
+  return {
+    file: `/etc/baton/${node}.yaml`,
+    pair: 'web',
+    node,
+    listen: {address: self, port: 7411},
+    peer: {address: peer, port: 7411},
+    secretFile: '/etc/baton/secret',
+    acceptSecretFiles: [],
+    keyring: testKeyring(),
+    service: {ip: SERVICE_IP, interface: 'eth0', mode: 'address'},
+    heartbeat: {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000},
+    confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30},
+    onStop: 'keep',
+    stateDir: `/var/lib/baton-${node}`,
+    controlSocket: `/run/baton-${node}/control.sock`,
+    ...overrides,
+  };
+}
