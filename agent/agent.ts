@@ -30,6 +30,10 @@ const SENT_KEPT = 64;
 const OBSERVE_EVERY_MS = 1000;
 // At start we listen for two intervals before deciding, so a live peer that holds the IP is heard first.
 const STARTUP_LISTEN_INTERVALS = 2;
+// The announce step sends one gratuitous ARP of each form so traffic moves at once; a second burst follows after
+// this delay for neighbours and switch ports that missed the first. Neighbours ignore an update within their
+// locktime (Linux default 1 s) of the previous one, so the repeat comes just after it.
+export const ANNOUNCE_REPEAT_MS = 1100;
 
 export class Agent {
   readonly #deps: AgentDeps;
@@ -231,6 +235,7 @@ export class Agent {
         return;
       case 'announce':
         await network.announce(ip);
+        void this.#repeatAnnounce();
         return;
       case 'release-ip':
         await network.removeAddress(ip);
@@ -241,6 +246,18 @@ export class Agent {
         const unknown: never = name;
         throw new Error(`unknown step ${String(unknown)}`);
       }
+    }
+  }
+
+  async #repeatAnnounce(): Promise<void> {
+    const {clock, config, network, log} = this.#deps;
+    try {
+      await clock.sleep(ANNOUNCE_REPEAT_MS, this.#abort.signal);
+      if (!(await network.hasAddress(config.service.ip))) return;
+      await network.announce(config.service.ip);
+      log.debug(`(network) announced ${config.service.ip.cidr} again`);
+    } catch (error) {
+      if (!this.#abort.signal.aborted) log.warning(`(network) repeated announcement of ${config.service.ip.cidr} failed: ${describeError(error)}`);
     }
   }
 

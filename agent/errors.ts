@@ -13,15 +13,32 @@ export type ErrorCode =
   | 'AGENT_UNREACHABLE'
   | 'SWITCH_IN_PROGRESS'
   | 'BAD_REQUEST'
-  | 'LAB_FAILED';
+  | 'LAB_FAILED'
+  | 'ACCESS_LOG_UNREADABLE'
+  | 'PREFLIGHT_REFUSED';
+
+/** What a failed external command left behind, so callers can branch on it without parsing the message. */
+export interface CommandFailureDetails {
+  /** undefined when the program did not run or was killed by a signal. */
+  readonly exitCode: number | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface BatonErrorOptions extends ErrorOptions {
+  readonly details?: CommandFailureDetails;
+}
 
 export class BatonError extends Error {
   readonly code: ErrorCode;
+  /** Set on COMMAND_FAILED and COMMAND_TIMEOUT raised by a CommandRunner. */
+  readonly details: CommandFailureDetails | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, options?: BatonErrorOptions) {
     super(message, options);
     this.name = 'BatonError';
     this.code = code;
+    this.details = options?.details;
   }
 }
 

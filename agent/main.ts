@@ -95,7 +95,8 @@ async function main(argv: readonly string[]): Promise<number> {
 
 async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>): Promise<number> {
   const runner = createExecaRunner();
-  const network = createIpNetworkDriver(runner, {interface: config.service.interface});
+  // One packet of each form per announcement: the agent repeats it once after ANNOUNCE_REPEAT_MS.
+  const network = createIpNetworkDriver(runner, {interface: config.service.interface, announce: {count: 1, intervalMs: 1000}});
   let transport;
   try {
     transport = await createUdpTransport({listen: config.listen, peer: config.peer});

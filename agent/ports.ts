@@ -57,10 +57,18 @@ export interface NetworkDriver {
   isAddressInUse(ip: ServiceIp): Promise<boolean>;
 }
 
+export interface CommandOptions {
+  /** Stop the program (SIGTERM, then SIGKILL) and throw COMMAND_TIMEOUT after this long. */
+  readonly timeoutMs?: number;
+  /** Send SIGINT after this long and judge the exit as usual: for programs that finish and report on an
+   *  interrupt, like arping (its probe can otherwise not listen less than 1 s). Dying of the signal is COMMAND_FAILED. */
+  readonly interruptAfterMs?: number;
+}
+
 export interface CommandRunner {
   /** Runs a program with an argument array (never a shell); resolves with stdout.
    *  Throws BatonError COMMAND_FAILED (non-zero exit, with stderr and exitCode in cause) or COMMAND_TIMEOUT. */
-  run(file: string, args: readonly string[], options?: {timeoutMs?: number}): Promise<string>;
+  run(file: string, args: readonly string[], options?: CommandOptions): Promise<string>;
 }
 
 /** What survives a restart: the epoch of the last IP acquisition (and, with switchover, the switch journal). */
@@ -73,4 +81,34 @@ export interface StateStore {
   load(): Promise<PersistentState | undefined>;
   /** Atomic: write a temp file, fsync, rename. */
   save(state: PersistentState): Promise<void>;
+}
+
+/** Follows a web server's access log (Common or Combined Log Format, as nginx and Apache write by default). */
+export interface AccessLogWatcher {
+  /** Whether the log can be read now; for preflight. Throws BatonError ACCESS_LOG_UNREADABLE naming the file and the fix. */
+  check(): Promise<void>;
+  /**
+   * Counts requests appended to the log from the moment of the call on, whose timestamp is at or after
+   * `afterWallMs` (wall-clock ms; the log has second resolution) and whose client is not one of the excluded
+   * addresses (the pair's own hosts). Yields the running count each time it grows; ends when `signal` aborts.
+   * Survives rotation (rename + new file) and truncation. Throws ACCESS_LOG_UNREADABLE when the log vanishes
+   * for longer than a rotation takes, or cannot be read.
+   */
+  countRequests(afterWallMs: number, signal: AbortSignal): AsyncIterable<number>;
+}
+
+/** What preflight compares between the two hosts. */
+export interface HostInfo {
+  readonly hostname: string;
+  readonly os: {readonly distro: string; readonly release: string; readonly kernel: string; readonly arch: string};
+  /** Installed versions of the software that matters to a web service, by name; absent when not installed. */
+  readonly versions: Readonly<Record<string, string>>;
+  /** 1-minute load average divided by the number of cores (1.0 = all cores busy). */
+  readonly loadPerCore: number;
+  readonly memory: {readonly totalBytes: number; readonly availableBytes: number};
+}
+
+export interface HostInfoSource {
+  /** Collects this host's HostInfo; never throws for a missing program (it is simply absent from versions). */
+  collect(): Promise<HostInfo>;
 }

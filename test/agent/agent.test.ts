@@ -1,6 +1,6 @@
 import test from 'ava';
 import {encodeMessage} from '../../agent/beacon-codec.js';
-import {Agent} from '../../agent/agent.js';
+import {Agent, ANNOUNCE_REPEAT_MS} from '../../agent/agent.js';
 import type {Config} from '../../agent/config.js';
 import {createLogger} from '../../agent/log.js';
 import type {Role} from '../../agent/ports.js';
@@ -71,6 +71,9 @@ test('a fresh pair ends with the primary active holding the IP and the backup st
   t.is(p.peer.rttMs?.last, 0, 'acks turn into RTT samples (zero on a fake wire)');
   t.true(p.beacons.sent >= 5);
   t.true(primary.logs.some((l) => l.startsWith('<5>(state) starting -> active')));
+
+  await clock.advance(ANNOUNCE_REPEAT_MS);
+  t.deepEqual(primary.network.actions().filter((a) => a.startsWith('announce')).length, 2, 'the announcement is repeated once after the locktime');
 });
 
 test('a primary that starts while another host answers for the IP stays standby and never adds it', async (t) => {

@@ -1,0 +1,136 @@
+// Pure parsing of web-server access-log lines (Common and Combined Log Format, as nginx and Apache write them by
+// default) and the address canonicalisation used to recognise the pair's own hosts in them.
+
+import {isIPv6} from 'node:net';
+
+/** One request as the web server logged it. */
+export interface AccessLogEntry {
+  /** $remote_addr / %h as written: an IPv4 or IPv6 address (or a host name when Apache's HostnameLookups is on). */
+  readonly client: string;
+  /** Wall-clock ms since the epoch, from [$time_local] / %t with its offset applied; whole seconds. */
+  readonly timeMs: number;
+  /** undefined when the request line is not `METHOD target [HTTP/x.y]`: nothing received (`"-"`, `""`) or garbage. */
+  readonly method: string | undefined;
+  /** The request target with the log's escapes undone; undefined exactly when method is. */
+  readonly path: string | undefined;
+  readonly status: number;
+  /** Body bytes sent; undefined for Apache's `-` (%b writes `-` for zero). */
+  readonly bytes: number | undefined;
+}
+
+// A quoted field: nginx escapes `"` and `\` as \x22 and \x5C, Apache as \" and \\, so an unescaped `"` always
+// ends the field and a backslash always starts a two-character (or \xHH) escape.
+const QUOTED_TEXT = String.raw`(?:[^"\\]|\\.)*`;
+// Each of the first three fields is one token, so Apache's vhost_combined (`%v:%p` in front) is rejected rather
+// than misread with the virtual host as the client. Fields after the user agent are tolerated: the stock nginx.org
+// package logs `main` (combined + "$http_x_forwarded_for") and Apache has combinedio (+ %I %O); what we read is
+// all in the combined prefix.
+const LINE = new RegExp(
+  [
+    String.raw`^(?<client>[^\s"]+)`, // Apache %h, nginx $remote_addr
+    String.raw` \S+`, // %l: identd, never asked; nginx writes a literal -
+    String.raw` (?<user>\S+)`, // %u, $remote_user
+    String.raw` \[(?<time>[^\]]*)\]`, // %t, $time_local
+    String.raw` "(?<request>${QUOTED_TEXT})"`, // %r, $request
+    String.raw` (?<status>\d{3})`, // %>s, $status
+    String.raw` (?<bytes>\d+|-)`, // %b (- for 0), $body_bytes_sent
+    String.raw`(?: "${QUOTED_TEXT}" "${QUOTED_TEXT}"(?: .*)?)?$`, // combined: referer and user agent
+  ].join(''),
+);
+const TIME = /^(\d{2})\/([A-Z][a-z]{2})\/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$/;
+// HTTP/0.9 requests have no version ("GET /"); HTTP/2 and 3 are logged as "HTTP/2.0", "HTTP/3.0".
+const REQUEST = /^(?<method>[A-Z][A-Z0-9_-]*) (?<path>\S+)(?: HTTP\/\d(?:\.\d)?)?$/;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+// nginx: \xHH for `"`, `\`, control bytes and bytes >= 0x7F; Apache: \" \\ \b \n \r \t \v and \xHH.
+const ESCAPE = /\\x([0-9A-Fa-f]{2})|\\(["\\bnrtv])/g;
+const SIMPLE_ESCAPES: Readonly<Record<string, number>> = {'"': 0x22, '\\': 0x5c, b: 0x08, n: 0x0a, r: 0x0d, t: 0x09, v: 0x0b};
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/**
+ * Parses one access-log line (with or without its line ending); undefined for anything that is not a complete
+ * Common or Combined Log Format line with a real date and an HTTP status 100..599. Never throws.
+ *
+ * A line whose request is `"-"` (Apache: nothing received before the timeout, e.g. a browser's preconnect or a
+ * port scanner) or `""` (nginx 1.22 writes that for the same case) or garbage (a TLS handshake sent to the
+ * HTTP port) is returned, with method and path undefined, so it counts as traffic: the server only writes it,
+ * with a 400 or 408, after accepting a TCP connection from that client, which proves the client's packets now
+ * reach this host, and that is what confirm-traffic must establish. Its status must still be valid like any
+ * other line's; the pair's own probes are excluded by address, not by shape.
+ */
+export function parseAccessLogLine(line: string): AccessLogEntry | undefined {
+  const match = LINE.exec(stripLineEnding(line));
+  const fields = match?.groups;
+  if (fields === undefined) return undefined;
+  const {client, time, request, status: statusText, bytes: bytesText} = fields;
+  if (client === undefined || time === undefined || request === undefined || statusText === undefined || bytesText === undefined) {
+    return undefined;
+  }
+  const timeMs = parseLogTime(time);
+  const status = Number(statusText);
+  if (timeMs === undefined || status < 100 || status > 599) return undefined;
+  const bytes = bytesText === '-' ? undefined : Number(bytesText);
+  if (bytes !== undefined && !Number.isSafeInteger(bytes)) return undefined;
+  const requestLine = REQUEST.exec(unescapeLogText(request))?.groups;
+  return {client, timeMs, method: requestLine?.method, path: requestLine?.path, status, bytes};
+}
+
+/** `21/Nov/2026:13:45:02 +0100` → epoch ms; undefined for an impossible date, time or offset. */
+function parseLogTime(text: string): number | undefined {
+  const parts = TIME.exec(text);
+  if (parts === null) return undefined;
+  const [, day, monthName, year, hour, minute, second, sign, offsetHours, offsetMinutes] = parts.map(String);
+  const month = MONTHS.indexOf(monthName ?? '');
+  const [d, y, h, m, s, oh, om] = [day, year, hour, minute, second, offsetHours, offsetMinutes].map(Number) as [
+    number, number, number, number, number, number, number,
+  ];
+  // Linux strftime never writes a leap second (:60), so 59 is the last valid second.
+  if (month < 0 || h > 23 || m > 59 || s > 59 || oh > 23 || om > 59) return undefined;
+  const date = new Date(Date.UTC(y, month, d, h, m, s));
+  // Date.UTC rolls 31/Feb over into March and maps years below 100 to the 1900s; a round trip rejects both.
+  if (date.getUTCFullYear() !== y || date.getUTCMonth() !== month || date.getUTCDate() !== d) return undefined;
+  const offsetMs = (sign === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
+  return date.getTime() - offsetMs;
+}
+
+/** The canonical text of an address, so `2001:DB8:0::5` and `::ffff:127.0.0.1` match `2001:db8::5` and `127.0.0.1`. */
+export function canonicalAddress(address: string): string {
+  const lower = address.toLowerCase();
+  if (!isIPv6(lower)) return lower;
+  // The WHATWG URL serialiser writes IPv6 in RFC 5952 form (lower case, longest zero run compressed), as nginx and
+  // Apache (inet_ntop) do.
+  const canonical = new URL(`http://[${lower}]/`).hostname.slice(1, -1);
+  // A dual-stack socket reports IPv4 clients as IPv4-mapped addresses; they are the same host as the IPv4 one.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped === null) return canonical;
+  const high = Number.parseInt(mapped[1] ?? '0', 16);
+  const low = Number.parseInt(mapped[2] ?? '0', 16);
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+}
+
+function stripLineEnding(line: string): string {
+  if (line.endsWith('\r\n')) return line.slice(0, -2);
+  if (line.endsWith('\n') || line.endsWith('\r')) return line.slice(0, -1);
+  return line;
+}
+
+/** Undoes the log's escapes; \xHH are bytes, so multi-byte UTF-8 sequences are decoded as a whole. */
+function unescapeLogText(text: string): string {
+  if (!text.includes('\\')) return text;
+  const pieces: Uint8Array[] = [];
+  let last = 0;
+  for (const escape of text.matchAll(ESCAPE)) {
+    pieces.push(utf8Encoder.encode(text.slice(last, escape.index)));
+    const [, hex, simple] = escape;
+    pieces.push(Uint8Array.of(hex === undefined ? (SIMPLE_ESCAPES[simple ?? ''] ?? 0) : Number.parseInt(hex, 16)));
+    last = escape.index + escape[0].length;
+  }
+  pieces.push(utf8Encoder.encode(text.slice(last)));
+  const bytes = new Uint8Array(pieces.reduce((total, piece) => total + piece.length, 0));
+  let offset = 0;
+  for (const piece of pieces) {
+    bytes.set(piece, offset);
+    offset += piece.length;
+  }
+  return utf8Decoder.decode(bytes);
+}

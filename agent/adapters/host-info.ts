@@ -1,0 +1,75 @@
+// The real HostInfoSource: this host's OS, the versions of the programs a web service runs on, load and memory,
+// read through systeminformation and node:os.
+
+import {availableParallelism, hostname as osHostname, loadavg} from 'node:os';
+import {mem, osInfo, versions} from 'systeminformation';
+import {BatonError} from '../errors.js';
+import type {HostInfo, HostInfoSource} from '../ports.js';
+
+// What a web service's behaviour depends on. Not git, npm, gcc, docker…: they build or ship the service, they do
+// not serve it, and each one costs a process spawn. systeminformation runs `<program> -v` (or -V) for each, in
+// parallel; a name it does not know is ignored by it, so this list is the whole cost.
+//
+// node: systeminformation runs `node -v` through PATH, not process.version. Under the systemd unit (default
+// PATH, baton started by the absolute path of its own bundled Node) that is the system's Node, the one a Node
+// web application started by systemd would use, so it is compared. Under `npm run` or the tests, PATH starts
+// with node_modules/.bin and it reports baton's own Node: equal on both hosts of a pair installed alike.
+//
+// openssl: systeminformation's `openssl` is process.versions.openssl, the library compiled into Node; the
+// `openssl version` of the system, which nginx, Apache and PHP link against, is its `systemOpenssl`. We report
+// the latter under the name openssl.
+//
+// mysql and postgresql are what `mysql -V` and `postgres -V` (or pg_config, psql) on PATH print: the installed
+// packages, not a server running on another host.
+export const VERSION_PROGRAMS = ['nginx', 'apache', 'mysql', 'postgresql', 'redis', 'php', 'perl', 'python3', 'node', 'openssl'] as const;
+
+// Measured here: about 100 ms in all, the slowest probes (postgres -V, a pyenv python3 shim) about 60 ms each,
+// in parallel. A preflight asks the peer for its HostInfo during an operator's switchover and must answer within
+// 2 s; past 1.5 s a probe hangs rather than runs slowly. systeminformation gives its children no timeout, so a
+// hung one is left behind and this call fails instead of hanging the switchover.
+export const COLLECT_TIMEOUT_MS = 1500;
+
+// What systeminformation runs for VERSION_PROGRAMS (lib/osinfo.js), for the operator hunting a hung one.
+const PROBE_COMMANDS = 'nginx -v, apachectl -v, mysql -V, postgres -V, redis-server --version, php -v, perl -v, '
+  + 'python3 -V, node -v, openssl version';
+
+export function createSystemHostInfo(options?: {hostname?: string}): HostInfoSource {
+  return {
+    collect: async () => {
+      const [os, found, memory] = await withDeadline(
+        Promise.all([osInfo(), versions(VERSION_PROGRAMS.join(',')), mem()]), COLLECT_TIMEOUT_MS);
+      const reported: Record<string, string | undefined> = {...found, openssl: found.systemOpenssl};
+      const installed: Record<string, string> = {};
+      for (const program of VERSION_PROGRAMS) {
+        // '' (or missing) from systeminformation means the program was not found or printed nothing usable.
+        const version = reported[program]?.trim();
+        if (version) installed[program] = version;
+      }
+      const info: HostInfo = {
+        hostname: options?.hostname ?? osHostname(),
+        os: {distro: os.distro, release: os.release, kernel: os.kernel, arch: os.arch},
+        versions: installed,
+        // The 1-minute load average, not si.currentLoad(): that one samples CPU time for ~0.5 s and measures
+        // utilisation, not the run queue. availableParallelism(): os.cpus() can be empty where /proc is limited.
+        loadPerCore: (loadavg()[0] ?? 0) / availableParallelism(),
+        // `available` (MemAvailable), not `free`: page cache is reclaimable and counts as room.
+        memory: {totalBytes: Math.floor(memory.total), availableBytes: Math.floor(memory.available)},
+      };
+      return info;
+    },
+  };
+}
+
+async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new BatonError('COMMAND_TIMEOUT',
+      `collecting host info took more than ${ms} ms: one of the version probes hangs `
+      + `(${PROBE_COMMANDS}). Run them by hand to find it.`)), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

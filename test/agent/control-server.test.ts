@@ -1,0 +1,105 @@
+import {mkdtemp, rm, stat, writeFile} from 'node:fs/promises';
+import {createConnection, createServer} from 'node:net';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import test from 'ava';
+import type {StatusReport} from '../../agent/control-protocol.js';
+import {startControlServer, type ControlHandler} from '../../agent/control-server.js';
+import {createLogger} from '../../agent/log.js';
+import {sendRequest} from '../../cli/control-client.js';
+
+const log = createLogger({journald: true, debug: false, write: () => undefined, wallNow: Date.now});
+const handler: ControlHandler = {status: async () => ({pair: 'web'}) as StatusReport};
+
+async function socketDir(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-ctl-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  return dir;
+}
+
+/** Sends raw bytes and returns everything the server answers before closing. */
+function rawExchange(path: string, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(data));
+    socket.on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+test('the control socket is created with mode 0600 in a directory made 0700', async (t) => {
+  const dir = await socketDir(t);
+  const path = join(dir, 'run', 'control.sock');
+  const server = await startControlServer(path, handler, log);
+  t.teardown(() => server.close());
+  t.is((await stat(path)).mode & 0o777, 0o600);
+  t.is((await stat(join(dir, 'run'))).mode & 0o777, 0o700);
+});
+
+test('a status request is answered with the handler result', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log);
+  t.teardown(() => server.close());
+  const reply = await sendRequest(path, {id: 'r1', type: 'status'});
+  t.deepEqual(reply, {id: 'r1', type: 'result', ok: true, result: {pair: 'web'}});
+});
+
+test('malformed and unknown requests get a BAD_REQUEST reply and the server keeps serving', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log);
+  t.teardown(() => server.close());
+  const notJson = JSON.parse(await rawExchange(path, '{nope\n')) as {ok: boolean; error: {code: string; message: string}};
+  t.false(notJson.ok);
+  t.is(notJson.error.code, 'BAD_REQUEST');
+  t.is(notJson.error.message, 'request is not JSON');
+  const unknown = JSON.parse(await rawExchange(path, '{"id":"x","type":"reboot"}\n')) as {error: {message: string}};
+  t.regex(unknown.error.message, /expected status, got "reboot"/);
+  t.true((await sendRequest(path, {id: 'r2', type: 'status'})).ok);
+});
+
+test('an oversized request without a newline is refused instead of buffered forever', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log);
+  t.teardown(() => server.close());
+  const answer = JSON.parse(await rawExchange(path, 'x'.repeat(70 * 1024))) as {error: {code: string; message: string}};
+  t.is(answer.error.code, 'BAD_REQUEST');
+  t.regex(answer.error.message, /larger than 65536 bytes/);
+});
+
+test('a stale socket file left by a dead agent is replaced', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  await writeFile(path, '');
+  const server = await startControlServer(path, handler, log);
+  t.teardown(() => server.close());
+  t.true((await sendRequest(path, {id: 'r', type: 'status'})).ok);
+});
+
+test('a socket that another live agent serves is not taken over', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const other = createServer((s) => s.end());
+  await new Promise<void>((resolve) => other.listen(path, resolve));
+  t.teardown(() => new Promise<void>((resolve) => other.close(() => resolve())));
+  await t.throwsAsync(startControlServer(path, handler, log), {message: /another baton-agent is already serving/});
+});
+
+test('the client says the agent is not running when there is no socket, and names the path', async (t) => {
+  const path = join(await socketDir(t), 'missing.sock');
+  const error = await t.throwsAsync(sendRequest(path, {id: 'r', type: 'status'}));
+  t.is((error as {code?: string}).code, 'AGENT_UNREACHABLE');
+  t.regex(error?.message ?? '', /baton-agent is not running: no control socket at .*missing\.sock/);
+});
+
+test('the client gives up on an agent that never answers, within its timeout', async (t) => {
+  const path = join(await socketDir(t), 'silent.sock');
+  const silent = createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(path, resolve));
+  t.teardown(() => new Promise<void>((resolve) => {
+    silent.close(() => resolve());
+  }));
+  await t.throwsAsync(sendRequest(path, {id: 'r', type: 'status'}, 200), {message: /did not answer within 200 ms/});
+});

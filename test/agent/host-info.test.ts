@@ -1,0 +1,70 @@
+// The real host-info adapter on this machine: systeminformation and node:os give a plausible, sendable HostInfo.
+
+import test from 'ava';
+import {execFileSync} from 'node:child_process';
+import {existsSync} from 'node:fs';
+import {createSystemHostInfo, VERSION_PROGRAMS} from '../../agent/adapters/host-info.js';
+import {parseHostInfo} from '../../agent/preflight.js';
+import type {HostInfo} from '../../agent/ports.js';
+
+// One collect() shared by the tests: it spawns about ten version probes.
+let collected: Promise<{info: HostInfo; elapsedMs: number}> | undefined;
+function collectOnce(): Promise<{info: HostInfo; elapsedMs: number}> {
+  collected ??= (async () => {
+    const started = performance.now();
+    const info = await createSystemHostInfo().collect();
+    return {info, elapsedMs: performance.now() - started};
+  })();
+  return collected;
+}
+
+test('collect() returns this host\'s OS, load and memory', async (t) => {
+  const {info, elapsedMs} = await collectOnce();
+  t.log(`collect() took ${Math.round(elapsedMs)} ms: ${JSON.stringify(info)}`);
+  t.true(info.hostname.length > 0);
+  t.true(info.os.distro.length > 0, 'distro');
+  t.true(info.os.kernel.length > 0, 'kernel');
+  t.true(info.os.arch.length > 0, 'arch');
+  t.true(info.memory.totalBytes > info.memory.availableBytes, `total ${info.memory.totalBytes}, available ${info.memory.availableBytes}`);
+  t.true(info.memory.availableBytes > 0);
+  t.true(Number.isFinite(info.loadPerCore) && info.loadPerCore >= 0, `loadPerCore ${info.loadPerCore}`);
+});
+
+test('collect() reports nginx, installed here at /usr/sbin/nginx, with a version number', async (t) => {
+  const {info} = await collectOnce();
+  const nginx = info.versions['nginx'];
+  const why = existsSync('/usr/sbin/nginx')
+    ? `/usr/sbin/nginx exists but systeminformation's \`nginx -v\` found nothing: is /usr/sbin on PATH (${process.env['PATH']})?`
+    : 'nginx is not installed on this machine (no /usr/sbin/nginx); the integration tests need it: apt-get install nginx';
+  t.truthy(nginx, why);
+  t.regex(nginx ?? '', /^\d+\.\d+/);
+});
+
+test('collect() omits programs that are not installed instead of reporting empty versions', async (t) => {
+  const {info} = await collectOnce();
+  for (const [program, version] of Object.entries(info.versions)) {
+    t.true((VERSION_PROGRAMS as readonly string[]).includes(program), `unexpected program ${program}`);
+    t.not(version, '', program);
+  }
+});
+
+test('openssl is the system\'s `openssl version`, not the OpenSSL compiled into Node', async (t) => {
+  const {info} = await collectOnce();
+  let system: string | undefined;
+  try {
+    system = execFileSync('openssl', ['version'], {encoding: 'utf8'}).split(' ')[1];
+  } catch {
+    system = undefined;
+  }
+  t.is(info.versions['openssl'], system);
+});
+
+test('the collected HostInfo passes the peer\'s validation after a JSON round trip', async (t) => {
+  const {info} = await collectOnce();
+  t.deepEqual(parseHostInfo(JSON.parse(JSON.stringify(info))), info);
+});
+
+test('the hostname option replaces the system host name', async (t) => {
+  const info = await createSystemHostInfo({hostname: 'web-a'}).collect();
+  t.is(info.hostname, 'web-a');
+});

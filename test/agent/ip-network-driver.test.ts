@@ -1,0 +1,295 @@
+// The ip/arping NetworkDriver: exact argv of every method, the tolerated "already there / already gone" answers,
+// INTERFACE_MISSING, and arping exit codes mapped without ever calling a failed probe "free".
+
+import test, {type ExecutionContext} from 'ava';
+import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
+import {BatonError} from '../../agent/errors.js';
+import type {ServiceIp} from '../../agent/ports.js';
+import {commandFailure, RecordingRunner} from '../fakes/recording-runner.js';
+
+const V4: ServiceIp = {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'};
+const V6: ServiceIp = {address: '2001:DB8:0::100', prefixLength: 64, family: 6, cidr: '2001:DB8:0::100/64'};
+
+const LINKS_JSON = JSON.stringify([
+  {ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP']},
+  {ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP']},
+]);
+
+function addrJson(...addresses: Array<[family: 'inet' | 'inet6', local: string, prefixlen: number]>): string {
+  return JSON.stringify([{
+    ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'],
+    addr_info: addresses.map(([family, local, prefixlen]) => ({family, local, prefixlen, scope: 'global'})),
+  }]);
+}
+
+// Outputs copied from iputils-arping 20221126 in the namespace lab.
+const ARPING_FREE = 'ARPING 192.0.2.100 from 0.0.0.0 eth0\nSent 1 probes (1 broadcast(s))\nReceived 0 response(s)\n';
+const ARPING_TAKEN = 'ARPING 192.0.2.100 from 0.0.0.0 eth0\nUnicast reply from 192.0.2.100 [46:C3:73:9A:84:03]  0.535ms\n' +
+  'Sent 1 probes (1 broadcast(s))\nReceived 1 response(s)\n';
+const ARPING_UNSOLICITED = 'ARPING 192.0.2.100 from 192.0.2.100 eth0\nSent 3 probes (3 broadcast(s))\nReceived 0 response(s)\n';
+
+function setup(options: {announce?: {count: number; intervalMs: number}; probe?: {timeoutMs: number}} = {}) {
+  const runner = new RecordingRunner();
+  const driver = createIpNetworkDriver(runner, {interface: 'eth0', ...options});
+  return {runner, driver};
+}
+
+async function assertCode(t: ExecutionContext, promise: Promise<unknown>, code: BatonError['code']): Promise<BatonError> {
+  const error = await t.throwsAsync(promise, {instanceOf: BatonError});
+  t.is(error?.code, code, error?.message);
+  return error as BatonError;
+}
+
+test('hasAddress reads `ip -j -4 addr show dev eth0` and matches address and prefix length', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip -j -4 addr show dev eth0', addrJson(['inet', '192.0.2.11', 24], ['inet', '192.0.2.100', 24]));
+  t.true(await driver.hasAddress(V4));
+  t.false(await driver.hasAddress({...V4, prefixLength: 25, cidr: '192.0.2.100/25'}));
+  t.false(await driver.hasAddress({...V4, address: '192.0.2.101', cidr: '192.0.2.101/24'}));
+  t.deepEqual(runner.commandLines(), Array(3).fill('ip -j -4 addr show dev eth0'));
+});
+
+test('hasAddress uses -6 for IPv6 and compares the canonical spelling', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip -j -6 addr show dev eth0', addrJson(['inet6', 'fe80::1', 64], ['inet6', '2001:db8::100', 64]));
+  t.true(await driver.hasAddress(V6));
+  t.deepEqual(runner.commandLines(), ['ip -j -6 addr show dev eth0']);
+});
+
+test('hasAddress is false on an interface without addresses', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip -j -4 addr show dev eth0', '[]');
+  t.false(await driver.hasAddress(V4));
+});
+
+test('a missing interface is INTERFACE_MISSING, naming it and the interfaces that exist', async (t) => {
+  const runner = new RecordingRunner();
+  const driver = createIpNetworkDriver(runner, {interface: 'eth9'});
+  runner.on('ip -j -4 addr show dev eth9', commandFailure('ip -j -4 addr show dev eth9', 1, 'Device "eth9" does not exist.\n'));
+  runner.on('ip -j link show', LINKS_JSON);
+  const error = await assertCode(t, driver.hasAddress(V4), 'INTERFACE_MISSING');
+  t.is(error.message, 'interface eth9 does not exist: `ip link` lists lo, eth0');
+  t.is((error.cause as BatonError).code, 'COMMAND_FAILED');
+  t.deepEqual(runner.commandLines(), ['ip -j -4 addr show dev eth9', 'ip -j link show']);
+});
+
+test('addAddress runs `ip addr add CIDR dev IF`', async (t) => {
+  const {runner, driver} = setup();
+  await driver.addAddress(V4);
+  t.deepEqual(runner.commandLines(), ['ip addr add 192.0.2.100/24 dev eth0']);
+});
+
+test('addAddress adds IPv6 with nodad', async (t) => {
+  const {runner, driver} = setup();
+  await driver.addAddress(V6);
+  t.deepEqual(runner.commandLines(), ['ip addr add 2001:DB8:0::100/64 dev eth0 nodad']);
+});
+
+const alreadyThere = test.macro(async (t, stderr: string) => {
+  const {runner, driver} = setup();
+  runner.on('ip addr add 192.0.2.100/24 dev eth0', commandFailure('ip addr add 192.0.2.100/24 dev eth0', 2, stderr));
+  await t.notThrowsAsync(driver.addAddress(V4));
+});
+test('addAddress succeeds when iproute2 6 says "Address already assigned"', alreadyThere, 'Error: ipv4: Address already assigned.\n');
+test('addAddress succeeds when older iproute2 says "File exists"', alreadyThere, 'RTNETLINK answers: File exists\n');
+
+test('addAddress passes other failures on, with the permission fix in the message', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip addr add 192.0.2.100/24 dev eth0',
+    commandFailure('ip addr add 192.0.2.100/24 dev eth0', 2, 'RTNETLINK answers: Operation not permitted\n'));
+  const error = await assertCode(t, driver.addAddress(V4), 'COMMAND_FAILED');
+  t.is(error.message, '`ip addr add 192.0.2.100/24 dev eth0` exited 2: RTNETLINK answers: Operation not permitted. ' +
+    'baton-agent needs CAP_NET_ADMIN (for ip) and CAP_NET_RAW (for arping): run it as root or from its systemd unit');
+  t.is(error.details?.exitCode, 2);
+});
+
+test('addAddress on a missing interface is INTERFACE_MISSING', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip addr add 192.0.2.100/24 dev eth0', commandFailure('ip addr add 192.0.2.100/24 dev eth0', 1, 'Cannot find device "eth0"\n'));
+  runner.on('ip -j link show', JSON.stringify([{ifname: 'lo'}]));
+  const error = await assertCode(t, driver.addAddress(V4), 'INTERFACE_MISSING');
+  t.is(error.message, 'interface eth0 does not exist: `ip link` lists lo');
+});
+
+test('removeAddress runs `ip addr del CIDR dev IF`', async (t) => {
+  const {runner, driver} = setup();
+  await driver.removeAddress(V4);
+  t.deepEqual(runner.commandLines(), ['ip addr del 192.0.2.100/24 dev eth0']);
+});
+
+const alreadyGone = test.macro(async (t, stderr: string) => {
+  const {runner, driver} = setup();
+  runner.on('ip addr del 192.0.2.100/24 dev eth0', commandFailure('ip addr del 192.0.2.100/24 dev eth0', 2, stderr));
+  await t.notThrowsAsync(driver.removeAddress(V4));
+});
+test('removeAddress succeeds when iproute2 6 says "Address not found"', alreadyGone, 'Error: ipv4: Address not found.\n');
+test('removeAddress succeeds when older iproute2 says "Cannot assign requested address"', alreadyGone,
+  'RTNETLINK answers: Cannot assign requested address\n');
+
+test('removeAddress passes other failures on', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip addr del 192.0.2.100/24 dev eth0', commandFailure('ip addr del 192.0.2.100/24 dev eth0', 2, 'Error: something else\n'));
+  const error = await assertCode(t, driver.removeAddress(V4), 'COMMAND_FAILED');
+  t.is(error.message, '`ip addr del 192.0.2.100/24 dev eth0` exited 2: Error: something else');
+});
+
+test('setLink runs `ip link set dev IF up|down`', async (t) => {
+  const {runner, driver} = setup();
+  await driver.setLink('eth1', false);
+  await driver.setLink('eth1', true);
+  t.deepEqual(runner.commandLines(), ['ip link set dev eth1 down', 'ip link set dev eth1 up']);
+});
+
+test('setLink on a missing interface is INTERFACE_MISSING naming that interface', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip link set dev eth7 up', commandFailure('ip link set dev eth7 up', 1, 'Cannot find device "eth7"\n'));
+  runner.on('ip -j link show', LINKS_JSON);
+  const error = await assertCode(t, driver.setLink('eth7', true), 'INTERFACE_MISSING');
+  t.is(error.message, 'interface eth7 does not exist: `ip link` lists lo, eth0');
+});
+
+test('isLinkUp reads the UP flag from `ip -j link show dev IF`', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip -j link show dev eth0', JSON.stringify([{ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP']}]), {times: 1});
+  runner.on('ip -j link show dev eth0', JSON.stringify([{ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST']}]), {times: 1});
+  t.true(await driver.isLinkUp('eth0'));
+  t.false(await driver.isLinkUp('eth0'));
+  t.deepEqual(runner.commandLines(), ['ip -j link show dev eth0', 'ip -j link show dev eth0']);
+  runner.assertNothingPending();
+});
+
+test('isLinkUp on a missing interface is INTERFACE_MISSING', async (t) => {
+  const {runner, driver} = setup();
+  runner.on('ip -j link show dev eth3', commandFailure('ip -j link show dev eth3', 1, 'Device "eth3" does not exist.\n'));
+  runner.on('ip -j link show', LINKS_JSON);
+  await assertCode(t, driver.isLinkUp('eth3'), 'INTERFACE_MISSING');
+});
+
+test('announce sends gratuitous ARP in request form and reply form, 2 of each 1 s apart by default', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping /, ARPING_UNSOLICITED);
+  await driver.announce(V4);
+  t.deepEqual(runner.commandLines(), [
+    'arping -U -c 2 -i 1 -I eth0 192.0.2.100',
+    'arping -A -c 2 -i 1 -I eth0 192.0.2.100',
+  ]);
+  // arping would idle one more interval after its last packet: it is interrupted 100 ms after that packet instead.
+  t.deepEqual(runner.calls.map((c) => c.interruptAfterMs), [1100, 1100]);
+  t.true(runner.calls.every((c) => (c.timeoutMs ?? 0) > 1100));
+});
+
+test('announce takes count and whole-second interval from the options', async (t) => {
+  const {runner, driver} = setup({announce: {count: 3, intervalMs: 2000}});
+  runner.on(/^arping /, ARPING_UNSOLICITED);
+  await driver.announce(V4);
+  t.deepEqual(runner.commandLines(), [
+    'arping -U -c 3 -i 2 -I eth0 192.0.2.100',
+    'arping -A -c 3 -i 2 -I eth0 192.0.2.100',
+  ]);
+  t.deepEqual(runner.calls.map((c) => c.interruptAfterMs), [4100, 4100]);
+});
+
+test('announce fails when arping was stopped before its first packet left', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping -U /, ARPING_UNSOLICITED);
+  runner.on(/^arping -A /, 'ARPING 192.0.2.100 from 192.0.2.100 eth0\nSent 0 probes (0 broadcast(s))\nReceived 0 response(s)\n');
+  const error = await assertCode(t, driver.announce(V4), 'COMMAND_FAILED');
+  t.regex(error.message, /^`arping -A -c 2 -i 1 -I eth0 192.0.2.100` sent no packet/);
+});
+
+const refused = test.macro((t, options: Parameters<typeof setup>[0], expected: RegExp) => {
+  const error = t.throws(() => setup(options), {instanceOf: BatonError});
+  t.is(error?.code, 'CONFIG_INVALID');
+  t.regex(error?.message ?? '', expected);
+});
+test('an announce interval arping cannot express is refused when the driver is built', refused,
+  {announce: {count: 3, intervalMs: 300}}, /announce.intervalMs: expected whole seconds .* got 300/);
+test('an announce count below 1 is refused', refused, {announce: {count: 0, intervalMs: 1000}}, /announce.count/);
+test('a probe too short for arping to send anything is refused', refused, {probe: {timeoutMs: 50}}, /probe.timeoutMs: expected an integer ≥ 100/);
+
+test('announce accepts exit 1 after probes were sent (older iputils: nobody answered, as expected)', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping -A /, ARPING_UNSOLICITED);
+  runner.on(/^arping -U /, commandFailure('arping -U -c 2 -i 1 -I eth0 192.0.2.100', 1, '', ARPING_UNSOLICITED));
+  await t.notThrowsAsync(driver.announce(V4));
+});
+
+test('announce fails when arping exits 1 without sending (e.g. invalid argument)', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping -U /, ARPING_UNSOLICITED);
+  runner.on(/^arping -A /, commandFailure('arping -A -c 2 -i 1 -I eth0 192.0.2.100', 1, "arping: invalid argument: '0.1'\n"));
+  const error = await assertCode(t, driver.announce(V4), 'COMMAND_FAILED');
+  t.is(error.message, "`arping -A -c 2 -i 1 -I eth0 192.0.2.100` exited 1: arping: invalid argument: '0.1'");
+});
+
+test('announce fails when arping exits 2 (interface down)', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping -A /, ARPING_UNSOLICITED);
+  runner.on(/^arping -U /, commandFailure('arping -U -c 2 -i 1 -I eth0 192.0.2.100', 2, 'Interface "eth0" is down\n'));
+  await assertCode(t, driver.announce(V4), 'COMMAND_FAILED');
+});
+
+test('announce for IPv6 runs ndsend and reports when it is missing', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^ndsend /, new BatonError('COMMAND_FAILED', 'cannot run `ndsend …`: `ndsend` is not installed'));
+  await assertCode(t, driver.announce(V6), 'COMMAND_FAILED');
+  t.deepEqual(runner.commandLines(), ['ndsend 2001:DB8:0::100 eth0']);
+});
+
+test('isAddressInUse probes with `arping -D -c 1 -w 1`, interrupted after 300 ms, and reads exit 0 as free', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping -D /, ARPING_FREE);
+  t.false(await driver.isAddressInUse(V4));
+  t.deepEqual(runner.commandLines(), ['arping -D -c 1 -w 1 -I eth0 192.0.2.100']);
+  t.is(runner.calls[0]?.interruptAfterMs, 300);
+});
+
+test('a probe of whole seconds lets arping run to its own deadline', async (t) => {
+  const {runner, driver} = setup({probe: {timeoutMs: 1000}});
+  runner.on(/^arping -D /, ARPING_FREE);
+  await driver.isAddressInUse(V4);
+  t.deepEqual(runner.commandLines(), ['arping -D -c 1 -w 1 -I eth0 192.0.2.100']);
+  t.is(runner.calls[0]?.interruptAfterMs, undefined);
+});
+
+test('isAddressInUse reads exit 1 with a reply as in use', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping -D /, commandFailure('arping -D -c 1 -w 1 -I eth0 192.0.2.100', 1, '', ARPING_TAKEN));
+  t.true(await driver.isAddressInUse(V4));
+});
+
+test('a longer probe sends one probe per second and is interrupted at its time', async (t) => {
+  const {runner, driver} = setup({probe: {timeoutMs: 1500}});
+  runner.on(/^arping -D /, ARPING_FREE);
+  await driver.isAddressInUse(V4);
+  t.deepEqual(runner.commandLines(), ['arping -D -c 2 -w 2 -I eth0 192.0.2.100']);
+  t.is(runner.calls[0]?.interruptAfterMs, 1500);
+});
+
+const failedProbe = test.macro(async (t, failure: BatonError, code: BatonError['code']) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping -D /, failure);
+  runner.on('ip -j link show', LINKS_JSON);
+  await assertCode(t, driver.isAddressInUse(V4), code);
+});
+test('a probe that exits 2 is COMMAND_FAILED, never "free"', failedProbe,
+  commandFailure('arping -D -c 1 -w 1 -I eth0 192.0.2.100', 2, 'Interface "eth0" is down\n'), 'COMMAND_FAILED');
+test('a probe that exits 1 without a reply is COMMAND_FAILED, never "in use" or "free"', failedProbe,
+  commandFailure('arping -D -c 1 -w 1 -I eth0 192.0.2.100', 1, "arping: invalid argument: '0.3'\n"), 'COMMAND_FAILED');
+test('a probe that times out is COMMAND_TIMEOUT, never "free"', failedProbe,
+  new BatonError('COMMAND_TIMEOUT', '`arping -D -c 1 -w 1 -I eth0 192.0.2.100` did not finish within 4000 ms and was stopped'),
+  'COMMAND_TIMEOUT');
+test('a probe on a missing interface is INTERFACE_MISSING', failedProbe,
+  commandFailure('arping -D -c 1 -w 1 -I eth0 192.0.2.100', 2, 'arping: Device eth0 not available.\n'), 'INTERFACE_MISSING');
+
+test('a probe interrupted before its first packet (exit 0, "Sent 0 probes") is COMMAND_FAILED, never "free"', async (t) => {
+  const {runner, driver} = setup();
+  runner.on(/^arping -D /, 'ARPING 192.0.2.100 from 0.0.0.0 eth0\nSent 0 probes (0 broadcast(s))\nReceived 0 response(s)\n');
+  await assertCode(t, driver.isAddressInUse(V4), 'COMMAND_FAILED');
+});
+
+test('isAddressInUse for IPv6 refuses instead of guessing', async (t) => {
+  const {runner, driver} = setup();
+  await assertCode(t, driver.isAddressInUse(V6), 'COMMAND_FAILED');
+  t.deepEqual(runner.calls, []);
+});

@@ -1,0 +1,136 @@
+import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import test from 'ava';
+import {execa} from 'execa';
+import {Agent} from '../../agent/agent.js';
+import {startControlServer} from '../../agent/control-server.js';
+import {createLogger} from '../../agent/log.js';
+import {FakeClock} from '../fakes/fake-clock.js';
+import {FakeNetworkDriver, FakeSegment} from '../fakes/fake-network-driver.js';
+import {FakeTransport} from '../fakes/fake-transport.js';
+import {MemoryStateStore} from '../fakes/memory-state-store.js';
+import {BACKUP_ADDRESS, PRIMARY_ADDRESS, testConfig} from '../fakes/test-config.js';
+
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
+
+function baton(...args: string[]) {
+  return execa(process.execPath, [CLI, ...args], {reject: false, timeout: 20_000});
+}
+
+async function tempDir(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-cli-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  return dir;
+}
+
+/** A primary and a backup agent on fakes, settled into active/standby, the primary behind a real control socket. */
+async function servedPair(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {
+  const clock = new FakeClock();
+  const segment = new FakeSegment();
+  const [p, b] = FakeTransport.pair(PRIMARY_ADDRESS, BACKUP_ADDRESS);
+  const log = createLogger({journald: true, debug: false, write: () => undefined, wallNow: () => clock.wallNow()});
+  const agents = (['primary', 'backup'] as const).map((role, index) => new Agent({
+    config: testConfig(role), clock, transport: index === 0 ? p : b, network: new FakeNetworkDriver(role, segment),
+    store: new MemoryStateStore({epoch: 2}), log, newId: () => `${role}-boot-0000000001`, hostname: `web-${role}`, pid: 4242,
+  }));
+  for (const agent of agents) await agent.start();
+  await clock.advance(2000);
+  const socket = join(await tempDir(t), 'control.sock');
+  const [primary] = agents;
+  if (primary === undefined) throw new Error('no primary');
+  const server = await startControlServer(socket, primary, log);
+  t.teardown(async () => {
+    await server.close();
+    for (const agent of agents) await agent.stop();
+  });
+  return socket;
+}
+
+test('baton --help lists the commands and exits 0', async (t) => {
+  const result = await baton('--help');
+  t.is(result.exitCode, 0);
+  for (const command of ['status', 'check-config', 'lab up|status|down|run']) t.true(result.stdout.includes(command), command);
+});
+
+test('baton-agent --help explains the agent and its signals', async (t) => {
+  const result = await execa(process.execPath, [AGENT, '--help'], {reject: false});
+  t.is(result.exitCode, 0);
+  t.regex(result.stdout, /--check-config/);
+  t.regex(result.stdout, /SIGHUP/);
+});
+
+test('an unknown command is an error with the usage, exit 1', async (t) => {
+  const result = await baton('stauts');
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /^baton: unknown command 'stauts'; did you mean 'status'\?/);
+  t.regex(result.stderr, /Usage: baton/);
+});
+
+test('an unknown option is an error naming it, exit 1', async (t) => {
+  const result = await baton('status', '--jsn');
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /Unknown option '--jsn'/);
+});
+
+test('baton status prints both hosts as the agent sees them', async (t) => {
+  const socket = await servedPair(t);
+  const result = await baton('status', '--socket', socket);
+  t.is(result.exitCode, 0, result.stderr);
+  t.snapshot(result.stdout);
+  t.regex(result.stdout, /state {7}active for/);
+  t.regex(result.stdout, /service IP {2}192\.0\.2\.100\/24 on eth0 \(address mode\): held here \(observed on the interface\)/);
+  t.regex(result.stdout, /peer backup at 192\.0\.2\.12:7411 \(web-backup\)/);
+  t.regex(result.stdout, /alive {7}yes/);
+});
+
+test('baton status --json gives the same report for machines', async (t) => {
+  const socket = await servedPair(t);
+  const result = await baton('status', '--json', '--socket', socket);
+  t.is(result.exitCode, 0, result.stderr);
+  const status = JSON.parse(result.stdout) as {self: {state: string; holdsIp: boolean}; peer: {alive: boolean; state: string}};
+  t.is(status.self.state, 'active');
+  t.true(status.self.holdsIp);
+  t.true(status.peer.alive);
+  t.is(status.peer.state, 'standby');
+});
+
+test('baton status without a running agent says so and how to start it, exit 1', async (t) => {
+  const socket = join(await tempDir(t), 'none.sock');
+  const result = await baton('status', '--socket', socket);
+  t.is(result.exitCode, 1);
+  t.is(result.stderr, `baton: baton-agent is not running: no control socket at ${socket}. Start it with \`systemctl start baton-agent\`, or pass --config/--socket for another agent`);
+});
+
+test('baton status with an unusable config explains it and suggests --socket', async (t) => {
+  const result = await baton('status', '--config', '/nonexistent/baton.yaml');
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /cannot find the control socket from \/nonexistent\/baton\.yaml/);
+  t.regex(result.stderr, /pass --socket PATH/);
+});
+
+test('baton check-config reports every problem with line numbers and exits 1; a valid file exits 0', async (t) => {
+  const dir = await tempDir(t);
+  const secret = join(dir, 'secret');
+  await writeFile(secret, 'x'.repeat(40));
+  await chmod(secret, 0o600);
+  const bad = join(dir, 'bad.yaml');
+  await writeFile(bad, `pair: web\nnode: primery\nlisten: { address: 192.0.2.11 }\npeer: { address: 192.0.2.11 }\nsecret_file: ${secret}\nservice: { address: 192.0.2.100/24, interface: "eth0;reboot" }\nheartbeet: {}\n`);
+  const failed = await baton('check-config', bad);
+  t.is(failed.exitCode, 1);
+  t.regex(failed.stderr, new RegExp(`${bad}:2 node: expected 'primary' or 'backup', got 'primery'`));
+  t.regex(failed.stderr, /:6 service\.interface: .*eth0;reboot/);
+  t.regex(failed.stderr, /:7 heartbeet: unknown key 'heartbeet', did you mean 'heartbeat'\?/);
+  t.regex(failed.stderr, /:4 peer\.address: /);
+
+  const good = join(dir, 'good.yaml');
+  await writeFile(good, `pair: web\nnode: primary\nlisten: { address: 192.0.2.11 }\npeer: { address: 192.0.2.12 }\nsecret_file: ${secret}\nservice: { address: 192.0.2.100/24, interface: eth0 }\n`);
+  const passed = await baton('check-config', good);
+  t.is(passed.exitCode, 0, passed.stderr);
+  t.regex(passed.stdout, /valid/);
+  const agentCheck = await execa(process.execPath, [AGENT, '--check-config', '--config', bad], {reject: false});
+  t.is(agentCheck.exitCode, 1);
+  t.regex(agentCheck.stderr, /heartbeet/);
+});

@@ -1,0 +1,180 @@
+// The lab topology builder and the real ip/arping driver, in real network namespaces: the client reaches the
+// primary, the driver adds, announces, detects and removes the service IP, and every namespace goes away.
+
+import {readFileSync} from 'node:fs';
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {performance} from 'node:perf_hooks';
+import {setTimeout as sleep} from 'node:timers/promises';
+import type {ExecutionContext} from 'ava';
+import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
+import {BatonError} from '../../agent/errors.js';
+import type {ServiceIp} from '../../agent/ports.js';
+import {
+  createNamespacedRunner, createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, isReachable,
+  LAB_ADDRESSES, LINK_MODE_LAB_TOPOLOGY, listNamespaces, newLabPrefix, runInNamespace, SERVICE_LAN, spawnInNamespace,
+  type Topology, type TopologySpec,
+} from '../../cli/lab/namespaces.js';
+import {integrationTest} from './helpers.js';
+
+const runner = createExecaRunner();
+
+const SERVICE_IP: ServiceIp = {
+  address: SERVICE_LAN.serviceAddress,
+  prefixLength: SERVICE_LAN.prefixLength,
+  family: 4,
+  cidr: `${SERVICE_LAN.serviceAddress}/${SERVICE_LAN.prefixLength}`,
+};
+
+/** Builds a topology with a fresh prefix and removes it when the test ends, passed or failed. */
+async function buildLab(t: ExecutionContext, spec: Omit<TopologySpec, 'prefix'>): Promise<Topology> {
+  const prefix = newLabPrefix();
+  t.teardown(() => destroyTopology(runner, prefix));
+  return createTopology(runner, {...spec, prefix});
+}
+
+async function assertGone(t: ExecutionContext, prefix: string): Promise<void> {
+  t.deepEqual((await listNamespaces(runner)).filter((ns) => ns.startsWith(`${prefix}-`)), []);
+  t.false((await findLeftovers(runner)).includes(prefix));
+}
+
+async function timed<T>(action: () => Promise<T>): Promise<{value: T; ms: number}> {
+  const start = performance.now();
+  const value = await action();
+  return {value, ms: Math.round(performance.now() - start)};
+}
+
+integrationTest('the client reaches the primary, and the real ip driver adds, announces, detects and removes the service IP', async (t) => {
+  const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
+  t.deepEqual((await listNamespaces(runner)).filter((ns) => ns.startsWith(`${lab.prefix}-`)).sort(),
+    ['backup', 'client', 'primary', 'sw'].map((h) => `${lab.prefix}-${h}`));
+  t.true(await isReachable(runner, lab.namespace('client'), LAB_ADDRESSES.primary.svc));
+
+  const primary = createIpNetworkDriver(createNamespacedRunner(runner, lab.namespace('primary')), {interface: 'eth0'});
+  const backup = createIpNetworkDriver(createNamespacedRunner(runner, lab.namespace('backup')), {interface: 'eth0'});
+
+  t.false(await primary.hasAddress(SERVICE_IP));
+  t.false(await isReachable(runner, lab.namespace('client'), SERVICE_IP.address));
+  const free = await timed(() => backup.isAddressInUse(SERVICE_IP));
+  t.false(free.value, 'nobody holds the service IP yet');
+
+  await primary.addAddress(SERVICE_IP);
+  await primary.addAddress(SERVICE_IP); // idempotent: "Address already assigned" is success
+  t.true(await primary.hasAddress(SERVICE_IP));
+  t.true(await isReachable(runner, lab.namespace('client'), SERVICE_IP.address));
+
+  const announced = await timed(() => primary.announce(SERVICE_IP));
+  const inUse = await timed(() => backup.isAddressInUse(SERVICE_IP));
+  t.true(inUse.value, 'the backup sees the primary answer ARP for the service IP');
+
+  await primary.removeAddress(SERVICE_IP);
+  await primary.removeAddress(SERVICE_IP); // idempotent: "Address not found" is success
+  t.false(await primary.hasAddress(SERVICE_IP));
+  const freeAgain = await timed(() => backup.isAddressInUse(SERVICE_IP));
+  t.false(freeAgain.value);
+
+  // The client still maps the service IP to the primary's MAC; the backup's gratuitous ARP must move it.
+  t.is(await neighbourMac(lab.namespace('client'), SERVICE_IP.address), await interfaceMac(lab.namespace('primary')));
+  await backup.addAddress(SERVICE_IP);
+  await backup.announce(SERVICE_IP);
+  t.is(await neighbourMac(lab.namespace('client'), SERVICE_IP.address), await interfaceMac(lab.namespace('backup')));
+  t.true(await isReachable(runner, lab.namespace('client'), SERVICE_IP.address));
+  await backup.removeAddress(SERVICE_IP);
+  t.log(`probe free ${free.ms} ms, in use ${inUse.ms} ms, free again ${freeAgain.ms} ms; announce (default burst: 2 of each form, 1 s apart) ${announced.ms} ms`);
+
+  await destroyTopology(runner, lab.prefix);
+  await assertGone(t, lab.prefix);
+});
+
+integrationTest('the real ip driver reports a missing interface as INTERFACE_MISSING, naming the ones that exist', async (t) => {
+  const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
+  const driver = createIpNetworkDriver(createNamespacedRunner(runner, lab.namespace('primary')), {interface: 'eth9'});
+  for (const attempt of [driver.hasAddress(SERVICE_IP), driver.addAddress(SERVICE_IP), driver.setLink('eth9', true), driver.isAddressInUse(SERVICE_IP)]) {
+    const error = await t.throwsAsync(attempt, {instanceOf: BatonError});
+    t.is(error?.code, 'INTERFACE_MISSING');
+    t.is(error?.message, 'interface eth9 does not exist: `ip link` lists lo, eth0');
+  }
+});
+
+integrationTest('link mode: setLink and isLinkUp drive the service interface while the management LAN stays up', async (t) => {
+  const lab = await buildLab(t, LINK_MODE_LAB_TOPOLOGY);
+  const primaryNs = lab.namespace('primary');
+  const driver = createIpNetworkDriver(createNamespacedRunner(runner, primaryNs), {interface: 'eth0'});
+  t.true(await isReachable(runner, primaryNs, LAB_ADDRESSES.backup.mgmt));
+  t.true(await isReachable(runner, primaryNs, LAB_ADDRESSES.backup.svc));
+
+  await driver.setLink('eth0', false);
+  await driver.setLink('eth0', false); // idempotent
+  t.false(await driver.isLinkUp('eth0'));
+  t.false(await isReachable(runner, lab.namespace('client'), LAB_ADDRESSES.primary.svc));
+  t.true(await isReachable(runner, primaryNs, LAB_ADDRESSES.backup.mgmt), 'heartbeats still have the management LAN');
+  const probe = await t.throwsAsync(driver.isAddressInUse(SERVICE_IP), {instanceOf: BatonError});
+  t.is(probe?.code, 'COMMAND_FAILED', 'a probe through a down link is a failure, not "free"');
+
+  await driver.setLink('eth0', true);
+  t.true(await driver.isLinkUp('eth0'));
+  // The client's ARP entry for the primary failed while the link was down and is only retried every second
+  // (retrans_time); a gratuitous ARP after "net up" resolves it at once, which is why takeovers announce.
+  const hostIp: ServiceIp = {address: LAB_ADDRESSES.primary.svc, prefixLength: 25, family: 4, cidr: `${LAB_ADDRESSES.primary.svc}/25`};
+  await createIpNetworkDriver(createNamespacedRunner(runner, primaryNs), {interface: 'eth0', announce: {count: 1, intervalMs: 1000}})
+    .announce(hostIp);
+  t.true(await isReachable(runner, lab.namespace('client'), LAB_ADDRESSES.primary.svc));
+});
+
+integrationTest('destroyTopology ends processes left in the namespaces, is idempotent, and leaves no namespace', async (t) => {
+  const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
+  const dir = await mkdtemp(join(tmpdir(), 'baton-ns-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  // One process that leaves on SIGTERM, one that ignores it and needs SIGKILL.
+  const polite = await spawnInNamespace(lab.namespace('client'), 'sleep', ['300'], join(dir, 'sleep.log'));
+  const stubborn = await spawnInNamespace(lab.namespace('backup'), 'sh', ['-c', 'trap "" TERM; while :; do sleep 1; done'],
+    join(dir, 'stubborn.log'));
+  await sleep(200); // let sh install its trap
+  const pids = (await runner.run('ip', ['netns', 'pids', lab.namespace('client')])).split(/\s+/).filter(Boolean).map(Number);
+  t.true(pids.includes(polite));
+  t.regex(await runInNamespace(runner, lab.namespace('client'), 'ip', ['-4', '-o', 'addr', 'show', 'dev', 'eth0']), /inet 192\.0\.2\.20\/25 /);
+  t.true((await findLeftovers(runner)).includes(lab.prefix));
+
+  const destroyed = await timed(() => destroyTopology(runner, lab.prefix));
+  t.false(isAlive(polite));
+  t.false(isAlive(stubborn));
+  t.log(`destroyTopology with a SIGTERM-proof process: ${destroyed.ms} ms`);
+  await destroyTopology(runner, lab.prefix);
+  await assertGone(t, lab.prefix);
+});
+
+integrationTest('createTopology refuses a prefix that is in use and addresses outside TEST-NET', async (t) => {
+  const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
+  const reused = await t.throwsAsync(createTopology(runner, {...DEFAULT_LAB_TOPOLOGY, prefix: lab.prefix}), {instanceOf: BatonError});
+  t.is(reused?.code, 'LAB_FAILED');
+  t.regex(reused?.message ?? '', /already exist/);
+  const outside = await t.throwsAsync(createTopology(runner, {
+    prefix: newLabPrefix(),
+    lans: [{name: 'svc', network: '10.0.0.0', prefixLength: 24}],
+    hosts: [{name: 'a', interfaces: [{lan: 'svc', name: 'eth0', address: '10.0.0.1'}]}],
+  }), {instanceOf: BatonError});
+  t.is(outside?.code, 'LAB_FAILED');
+  t.regex(outside?.message ?? '', /TEST-NET/);
+});
+
+async function interfaceMac(namespace: string): Promise<string | undefined> {
+  const links = JSON.parse(await runner.run('ip', ['-n', namespace, '-j', 'link', 'show', 'dev', 'eth0'])) as Array<{address?: string}>;
+  return links[0]?.address;
+}
+
+async function neighbourMac(namespace: string, address: string): Promise<string | undefined> {
+  const entries = JSON.parse(await runner.run('ip', ['-n', namespace, '-j', 'neigh', 'show', address])) as Array<{lladdr?: string}>;
+  return entries[0]?.lladdr;
+}
+
+/** Running, and not merely a zombie waiting for us (its spawner) to reap it. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
