@@ -1,5 +1,5 @@
 import {mkdtemp, rm, stat, writeFile} from 'node:fs/promises';
-import {createConnection, createServer} from 'node:net';
+import {createConnection, createServer, type Socket} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test from 'ava';
@@ -96,10 +96,15 @@ test('the client says the agent is not running when there is no socket, and name
 
 test('the client gives up on an agent that never answers, within its timeout', async (t) => {
   const path = join(await socketDir(t), 'silent.sock');
-  const silent = createServer(() => undefined);
+  const connections = new Set<Socket>();
+  const silent = createServer((socket) => {
+    connections.add(socket);
+    socket.on('close', () => connections.delete(socket));
+  });
   await new Promise<void>((resolve) => silent.listen(path, resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    silent.close(() => resolve());
-  }));
+  t.teardown(() => {
+    for (const socket of connections) socket.destroy();
+    silent.close();
+  });
   await t.throwsAsync(sendRequest(path, {id: 'r', type: 'status'}, 200), {message: /did not answer within 200 ms/});
 });
