@@ -1,13 +1,19 @@
 // The agent's event loop: beacons out and in, timers, control requests → step() → effects run here.
 
-import {encodeMessage, type Beacon, type RejectReason} from './beacon-codec.js';
+import {encodeMessage, type Beacon, type Envelope, type Message, type RejectReason} from './beacon-codec.js';
 import type {Config} from './config.js';
-import type {StatusReport} from './control-protocol.js';
-import {describeError} from './errors.js';
+import type {HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
+import {BatonError, describeError} from './errors.js';
 import type {Logger} from './log.js';
 import {PeerMonitor} from './peer-monitor.js';
-import type {BeaconTransport, Clock, NetworkDriver, Role, StateStore} from './ports.js';
-import {initialState, step, type AgentEvent, type Effect, type MachineState, type PlanName, type StepName} from './state-machine.js';
+import {PeerRequester, PeerResponder, type OutgoingReply, type OutgoingRequest} from './peer-requests.js';
+import type {
+  AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, Role, StateStore,
+} from './ports.js';
+import {ADDRESS_STILL_ANSWERS, initialState, step, type AgentEvent, type Effect, type MachineState, type PlanName, type StepName} from './state-machine.js';
+import {planRollback, type SwitchStepName} from './switch-plan.js';
+import {runSwitchover, SwitchParticipant} from './switch-runner.js';
+import {isServing, undoStep} from './switch-steps.js';
 import {LatenessTracker} from './timers.js';
 
 export interface AgentDeps {
@@ -16,6 +22,12 @@ export interface AgentDeps {
   readonly transport: BeaconTransport;
   readonly network: NetworkDriver;
   readonly store: StateStore;
+  readonly journal: JournalStore;
+  /** This host's access log, when confirm.access_log is set. */
+  readonly accessLog: AccessLogWatcher | undefined;
+  readonly hostInfo: HostInfoSource;
+  /** A driver that records instead of running, for switchover --dry-run. */
+  readonly recordingNetwork: () => {readonly network: NetworkDriver; commands(): string[]};
   readonly log: Logger;
   readonly newId: () => string;
   readonly hostname: string;
@@ -34,6 +46,8 @@ const STARTUP_LISTEN_INTERVALS = 2;
 // this delay for neighbours and switch ports that missed the first. Neighbours ignore an update within their
 // locktime (Linux default 1 s) of the previous one, so the repeat comes just after it.
 export const ANNOUNCE_REPEAT_MS = 1100;
+// Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
+const REQUEST_RETRY_MS = 100;
 
 export class Agent {
   readonly #deps: AgentDeps;
@@ -53,6 +67,11 @@ export class Agent {
   readonly #loops: Promise<void>[] = [];
   readonly #loggedRejects = new Set<RejectReason>();
   #sent = 0;
+  readonly #requester: PeerRequester;
+  readonly #responder: PeerResponder;
+  readonly #participant: SwitchParticipant;
+  #lastSwitch: {id: string; outcome: string; reason: string; endedAt: number} | undefined;
+  #coordinating = false;
 
   constructor(deps: AgentDeps) {
     this.#deps = deps;
@@ -68,6 +87,22 @@ export class Agent {
     });
     this.#lateness = new LatenessTracker(deps.config.heartbeat.intervalMs);
     this.#machine = initialState(deps.config.node, 0);
+    this.#requester = new PeerRequester((request) => this.#sendRequest(request), deps.clock, deps.newId,
+      Math.min(REQUEST_RETRY_MS, deps.config.heartbeat.intervalMs));
+    this.#responder = new PeerResponder(
+      (request) => this.#participant.handle(request, this.#monitor.newest()?.boot ?? ''),
+      (reply) => this.#sendReply(reply),
+    );
+    this.#participant = new SwitchParticipant({
+      config: deps.config, clock: deps.clock, network: deps.network, journal: deps.journal, accessLog: deps.accessLog,
+      hostInfo: deps.hostInfo, log: deps.log,
+      dispatch: (event) => this.dispatch(event),
+      machine: () => this.#machine,
+      saveEpoch: (epoch) => deps.store.save({epoch}),
+      recordingNetwork: deps.recordingNetwork,
+      announced: () => void this.#repeatAnnounce(),
+      self: this.#selfLabel(),
+    });
   }
 
   get bootId(): string {
@@ -113,7 +148,7 @@ export class Agent {
     let holdsIp: boolean | undefined;
     let holdsIpError: string | undefined;
     try {
-      holdsIp = await this.#deps.network.hasAddress(config.service.ip);
+      holdsIp = await isServing(this.#deps);
     } catch (error) {
       holdsIpError = describeError(error);
     }
@@ -151,6 +186,11 @@ export class Agent {
         rttMs: peer.rttMs === undefined ? undefined : {last: round2(peer.rttMs.last), average: round2(peer.rttMs.average)},
         loss: peer.loss,
       },
+      lastSwitch: this.#lastSwitch === undefined ? undefined : {
+        id: this.#lastSwitch.id, outcome: this.#lastSwitch.outcome, reason: this.#lastSwitch.reason,
+        endedMsAgo: Math.round(now - this.#lastSwitch.endedAt),
+      },
+      switching: this.#participant.current === undefined ? undefined : {id: this.#participant.current.id, side: this.#participant.current.side},
       beacons: {sent: this.#sent, accepted: peer.accepted, rejected: peer.rejected},
       timers: {
         loopLagMs: {p99: lateness.p99, max: lateness.max},
@@ -165,6 +205,9 @@ export class Agent {
     const before = this.#machine;
     const {state, effects} = step(before, event);
     this.#machine = state;
+    if (event.type === 'switch-ended') {
+      this.#lastSwitch = {id: event.switchId, outcome: event.outcome, reason: event.reason, endedAt: this.#deps.clock.now()};
+    }
     if (state.name !== before.name) {
       this.#stateSince = this.#deps.clock.now();
       this.#deps.log.notice(`(state) ${before.name} -> ${state.name}: ${state.reason}`);
@@ -228,10 +271,14 @@ export class Agent {
     const {network, config} = this.#deps;
     const ip = config.service.ip;
     switch (name) {
+      case 'probe-address':
+        if (await network.isAddressInUse(ip)) throw new BatonError('STEP_FAILED', `${ADDRESS_STILL_ANSWERS}: ${ip.address} answered an ARP probe`);
+        return;
       case 'assign-ip':
         await network.addAddress(ip);
-        this.#observedHoldsIp = await network.hasAddress(ip);
-        if (!this.#observedHoldsIp) throw new Error(`${ip.cidr} is not on ${config.service.interface} after adding it`);
+        if (config.service.mode === 'link') await network.setLink(config.service.interface, true);
+        this.#observedHoldsIp = await isServing(this.#deps);
+        if (!this.#observedHoldsIp) throw new Error(`${ip.cidr} is not up on ${config.service.interface} after adding it`);
         return;
       case 'announce':
         await network.announce(ip);
@@ -265,6 +312,7 @@ export class Agent {
     const {clock, config, network, log} = this.#deps;
     try {
       await clock.sleep(config.heartbeat.intervalMs * STARTUP_LISTEN_INTERVALS, this.#abort.signal);
+      await this.#recoverInterruptedSwitch();
       const holdsIp = await this.#observeHoldsIp();
       this.#observedHoldsIp = holdsIp;
       // Probing our own address would find ourselves: only probe when it is not on our interface.
@@ -275,6 +323,98 @@ export class Agent {
       log.error(`(agent) start-up probe failed: ${describeError(error)}`);
       await this.dispatch({type: 'probed', holdsIp: false, addressInUse: true});
     }
+  }
+
+  /**
+   * A journal left by a switch this agent did not finish (it was killed or the host rebooted): bring this host to a
+   * state where exactly one host holds the IP. A host that serves keeps serving. A giver that had released the IP
+   * takes it back unless the peer holds it or it answers ARP. A taker undoes its preparations.
+   */
+  async #recoverInterruptedSwitch(): Promise<void> {
+    const {journal, log, network, config, clock} = this.#deps;
+    const recorded = await journal.load();
+    if (recorded === undefined) return;
+    const applied = recorded.applied.filter((name): name is SwitchStepName => (['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up'] as string[]).includes(name));
+    const stepNote = recorded.pending === undefined ? `after ${applied.at(-1) ?? 'no step'}` : `during ${recorded.pending}`;
+    log.warning(`(switch ${recorded.switchId}) found unfinished from before this start: ${recorded.side}, ${stepNote}; recovering`);
+    let outcome: string;
+    if (await isServing(this.#deps)) {
+      outcome = 'this host serves and keeps the service IP';
+    } else {
+      const peer = this.#machine.peer;
+      const peerHolds = peer?.alive === true && peer.holdsIp;
+      const mayTakeBack = recorded.side === 'giver' && (applied.includes('primary-net-down') || recorded.pending === 'primary-net-down');
+      // The taker's preparations (link down, address on a downed link) are undone; the giver's release is undone
+      // only when nobody else serves.
+      for (const undo of planRollback(applied)) {
+        if (undo.name === 'primary-net-down') continue;
+        await this.#undoForRecovery(recorded.switchId, undo.name);
+      }
+      if (mayTakeBack && !peerHolds && !(await network.isAddressInUse(config.service.ip))) {
+        await this.#undoForRecovery(recorded.switchId, 'primary-net-down');
+        outcome = 'this host had released the service IP and took it back: nobody else held it';
+      } else {
+        outcome = peerHolds ? `the peer ${peer.state} holds the service IP` : 'this host does not hold the service IP';
+      }
+    }
+    await journal.clear();
+    const reason = `switch ${recorded.switchId} was interrupted by a restart of this agent (${recorded.side}, ${stepNote}); ${outcome}`;
+    this.#lastSwitch = {id: recorded.switchId, outcome: 'interrupted', reason, endedAt: clock.now()};
+    log.notice(`(switch ${recorded.switchId}) recovered: ${outcome}`);
+  }
+
+  async #undoForRecovery(switchId: string, name: SwitchStepName): Promise<void> {
+    try {
+      await undoStep(name, this.#deps);
+      if (name === 'primary-net-down') void this.#repeatAnnounce();
+    } catch (error) {
+      this.#deps.log.error(`(switch ${switchId}) recovery: undo ${name} failed: ${describeError(error)}`);
+    }
+  }
+
+  /** The operator's switchover, run from this host. One at a time. */
+  async switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+    if (this.#coordinating) throw new BatonError('SWITCH_IN_PROGRESS', 'a switchover started from this host is already running');
+    this.#coordinating = true;
+    try {
+      const last = this.#monitor.stats(this.#deps.clock.now()).lastBeacon;
+      return await runSwitchover({
+        deps: {
+          config: this.#deps.config, clock: this.#deps.clock, network: this.#deps.network, journal: this.#deps.journal,
+          accessLog: this.#deps.accessLog, hostInfo: this.#deps.hostInfo, log: this.#deps.log,
+          dispatch: (event) => this.dispatch(event), machine: () => this.#machine,
+          saveEpoch: (epoch) => this.#deps.store.save({epoch}), recordingNetwork: this.#deps.recordingNetwork,
+          announced: () => void this.#repeatAnnounce(), self: this.#selfLabel(),
+        },
+        participant: this.#participant,
+        requester: this.#requester,
+        peer: () => ({
+          view: this.#machine.peer === undefined ? undefined : {...this.#machine.peer, alive: this.#monitor.isAlive(this.#deps.clock.now())},
+          label: {role: this.#peerRole, host: last?.host ?? this.#deps.config.peer.address},
+          boot: this.#monitor.newest()?.boot,
+          switchId: last?.switchId ?? '',
+        }),
+        newSwitchId: () => this.#deps.newId().replaceAll(/[^A-Za-z0-9]/g, '').slice(0, 10) || 'switch',
+      }, options, emit);
+    } finally {
+      this.#coordinating = false;
+    }
+  }
+
+  /** `baton resume`: a released host becomes standby again. */
+  async resume(): Promise<ResumeResult> {
+    const {config, network} = this.#deps;
+    if (this.#machine.name !== 'released') {
+      throw new BatonError('STEP_FAILED', `this host is ${this.#machine.name}, not released: there is nothing to resume`);
+    }
+    // Link mode: the released host's service interface stayed down through its maintenance; a standby needs it up.
+    if (config.service.mode === 'link') await network.setLink(config.service.interface, true);
+    await this.dispatch({type: 'resume-requested'});
+    return {state: this.#machine.name, reason: this.#machine.reason};
+  }
+
+  #selfLabel(): HostLabel {
+    return {role: this.#deps.config.node, host: this.#deps.hostname};
   }
 
   async #receiveLoop(): Promise<void> {
@@ -290,15 +430,35 @@ export class Agent {
         }
         continue;
       }
-      const beacon = observation.beacon;
-      if (observation.newBoot) {
-        log.notice(`(peer) ${beacon.node} ${beacon.host} seen: boot ${beacon.boot}, state ${beacon.state}, ${beacon.holdsIp ? 'holds' : 'does not hold'} the service IP, epoch ${beacon.epoch}`);
-      } else if (!this.#peerWasAlive) {
-        log.notice(`(peer) ${beacon.node} ${beacon.host} alive again: state ${beacon.state}`);
+      const message = observation.message;
+      if (observation.newBoot && this.#peerWasAlive) {
+        // The peer restarted: whatever it asked of us before is void.
+        this.#requester.abandonAll('the peer restarted');
+        void this.#participant.abandon('the peer restarted');
       }
+      if (!this.#peerWasAlive && !observation.newBoot) log.notice(`(peer) ${this.#peerRole} alive again`);
       this.#peerWasAlive = true;
-      this.#recordAck(beacon, now);
-      void this.dispatch({type: 'peer-seen', beacon});
+      this.#handleMessage(message, observation.newBoot, now);
+    }
+  }
+
+  #handleMessage(message: Message, newBoot: boolean, now: number): void {
+    switch (message.kind) {
+      case 'beacon': {
+        const beacon = message.beacon;
+        if (newBoot) {
+          this.#deps.log.notice(`(peer) ${beacon.node} ${beacon.host} seen: boot ${beacon.boot}, state ${beacon.state}, ${beacon.holdsIp ? 'holds' : 'does not hold'} the service IP, epoch ${beacon.epoch}`);
+        }
+        this.#recordAck(beacon, now);
+        void this.dispatch({type: 'peer-seen', beacon});
+        return;
+      }
+      case 'request':
+        this.#responder.onRequest(message.request);
+        return;
+      case 'reply':
+        this.#requester.onReply(message.reply);
+        return;
     }
   }
 
@@ -336,7 +496,7 @@ export class Agent {
     if (this.#peerWasAlive && !this.#monitor.isAlive(now)) {
       this.#peerWasAlive = false;
       this.#deps.log.warning(`(peer) lost: no valid beacon for ${this.#deps.config.heartbeat.deadAfterMs} ms`);
-      void this.dispatch({type: 'peer-lost'});
+      void this.#participant.abandon('the peer went silent').then(() => this.dispatch({type: 'peer-lost'}));
     }
   }
 
@@ -348,42 +508,60 @@ export class Agent {
         return;
       }
       this.#observedHoldsIp = await this.#observeHoldsIp();
+      const now = this.#deps.clock.now();
+      // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
+      if (!this.#monitor.isAlive(now) && now - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {
+        void this.dispatch({type: 'peer-still-silent'});
+      }
     }
   }
 
   async #observeHoldsIp(): Promise<boolean> {
     try {
-      return await this.#deps.network.hasAddress(this.#deps.config.service.ip);
+      return await isServing(this.#deps);
     } catch (error) {
       this.#deps.log.error(`(network) cannot observe the service IP: ${describeError(error)}`);
       return false;
     }
   }
 
-  async #sendBeacon(): Promise<void> {
-    const {clock, config, transport, log, hostname} = this.#deps;
+  #envelope(): Envelope {
+    const {clock, config} = this.#deps;
     this.#seq += 1;
+    return {pair: config.pair, node: config.node, boot: this.#bootId, seq: this.#seq, sentAt: Math.round(clock.wallNow())};
+  }
+
+  async #sendRequest(request: OutgoingRequest): Promise<void> {
+    await this.#transmit({kind: 'request', request: {...this.#envelope(), ...request}});
+  }
+
+  async #sendReply(reply: OutgoingReply): Promise<void> {
+    await this.#transmit({kind: 'reply', reply: {...this.#envelope(), ...reply}});
+  }
+
+  async #transmit(message: Message): Promise<void> {
+    await this.#deps.transport.send(encodeMessage(message, this.#deps.config.keyring.signing));
+    this.#sent += 1;
+  }
+
+  async #sendBeacon(): Promise<void> {
+    const {clock, log, hostname} = this.#deps;
     const now = clock.now();
     const newest = this.#monitor.newest();
     const beacon: Beacon = {
-      pair: config.pair,
-      node: config.node,
+      ...this.#envelope(),
       host: hostname,
-      boot: this.#bootId,
-      seq: this.#seq,
-      sentAt: Math.round(clock.wallNow()),
       state: this.#machine.name,
       epoch: this.#machine.epoch,
       holdsIp: this.#observedHoldsIp,
       health: 'ok',
-      switchId: '',
+      switchId: this.#participant.current?.id ?? '',
       ack: newest === undefined ? undefined : {boot: newest.boot, seq: newest.seq, heldMs: Math.round(now - newest.at)},
     };
-    this.#sentAt.set(this.#seq, now);
-    this.#sentAt.delete(this.#seq - SENT_KEPT);
+    this.#sentAt.set(beacon.seq, now);
+    this.#sentAt.delete(beacon.seq - SENT_KEPT);
     try {
-      await transport.send(encodeMessage({kind: 'beacon', beacon}, config.keyring.signing));
-      this.#sent += 1;
+      await this.#transmit({kind: 'beacon', beacon});
     } catch (error) {
       log.debug(`(beacon) send failed: ${describeError(error)}`);
     }

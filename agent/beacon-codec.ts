@@ -5,7 +5,7 @@
 //   offset  size  field
 //   0       2     magic 0x42 0x54 ("BT")
 //   2       1     protocol version (1)
-//   3       1     kind (1 = beacon)
+//   3       1     kind (1 = beacon, 2 = peer request, 3 = peer reply)
 //   4       4     key id: first 4 bytes of SHA-256 over the signing secret
 //   8       2     body length N
 //   10      2     reserved, 0
@@ -26,12 +26,14 @@ export const MAGIC_0 = 0x42;
 export const MAGIC_1 = 0x54;
 export const HEADER_BYTES = 12;
 export const MAC_BYTES = 32;
-// A beacon body is about 300 bytes; 1024 leaves room for new fields and stays far below any MTU (no fragmentation).
-export const MAX_BODY_BYTES = 1024;
-export const MAX_DATAGRAM_BYTES = HEADER_BYTES + MAX_BODY_BYTES + MAC_BYTES;
+// 1400 bytes fit one Ethernet frame (1500 − 20 IPv4 − 8 UDP = 1472) with room to spare, so no datagram is ever
+// fragmented. A beacon body is about 300 bytes; the largest request reply (host info for preflight) about 400.
+export const MAX_DATAGRAM_BYTES = 1400;
+export const MAX_BODY_BYTES = MAX_DATAGRAM_BYTES - HEADER_BYTES - MAC_BYTES;
 
-export type MessageKind = 'beacon';
-const KIND_CODE: Record<MessageKind, number> = {beacon: 1};
+export type MessageKind = 'beacon' | 'request' | 'reply';
+const KIND_CODE: Record<MessageKind, number> = {beacon: 1, request: 2, reply: 3};
+const KIND_BY_CODE: ReadonlyMap<number, MessageKind> = new Map(Object.entries(KIND_CODE).map(([kind, code]) => [code, kind as MessageKind]));
 
 export type AgentStateName = 'starting' | 'active' | 'standby' | 'released' | 'fault' | 'switching';
 export const AGENT_STATE_NAMES: readonly AgentStateName[] = ['starting', 'active', 'standby', 'released', 'fault', 'switching'];
@@ -47,17 +49,21 @@ export interface BeaconAck {
   readonly heldMs: number;
 }
 
-export interface Beacon {
+/** What every message carries, so replay, skew and sender checks apply to all kinds alike. */
+export interface Envelope {
   readonly pair: string;
   readonly node: Role;
-  /** Host name, for humans only. */
-  readonly host: string;
   /** nanoid, new at each agent start. */
   readonly boot: string;
-  /** 1, 2, 3… per boot. */
+  /** 1, 2, 3… per boot, one counter for every datagram the agent sends. */
   readonly seq: number;
   /** Sender's wall clock, ms since the epoch. */
   readonly sentAt: number;
+}
+
+export interface Beacon extends Envelope {
+  /** Host name, for humans only. */
+  readonly host: string;
   readonly state: AgentStateName;
   readonly epoch: number;
   /** Whether the sender observed the service IP on its interface. */
@@ -68,7 +74,46 @@ export interface Beacon {
   readonly ack: BeaconAck | undefined;
 }
 
-export type Message = {readonly kind: 'beacon'; readonly beacon: Beacon};
+/** A JSON object as carried in requests and replies; each operation validates its own fields. */
+export type JsonObject = {readonly [key: string]: JsonValue};
+export type JsonValue = string | number | boolean | null | JsonObject | readonly JsonValue[];
+
+/** Operations one agent asks of the other during a planned switch (see peer-requests.ts, switch-runner.ts). */
+export type RequestOp = 'host-info' | 'check-log' | 'plan' | 'begin' | 'apply' | 'undo' | 'confirm' | 'finish';
+export const REQUEST_OPS: readonly RequestOp[] = ['host-info', 'check-log', 'plan', 'begin', 'apply', 'undo', 'confirm', 'finish'];
+
+export interface PeerRequest extends Envelope {
+  /** nanoid; retries of one request carry the same id, so the receiver does the work once. */
+  readonly id: string;
+  readonly op: RequestOp;
+  /** The switch the request belongs to, '' for none. */
+  readonly switchId: string;
+  readonly params: JsonObject;
+}
+
+export interface PeerReply extends Envelope {
+  /** The id of the request answered. */
+  readonly id: string;
+  readonly ok: boolean;
+  readonly error: {readonly code: string; readonly message: string} | undefined;
+  readonly result: JsonObject | undefined;
+}
+
+export type Message =
+  | {readonly kind: 'beacon'; readonly beacon: Beacon}
+  | {readonly kind: 'request'; readonly request: PeerRequest}
+  | {readonly kind: 'reply'; readonly reply: PeerReply};
+
+export function envelopeOf(message: Message): Envelope {
+  switch (message.kind) {
+    case 'beacon':
+      return message.beacon;
+    case 'request':
+      return message.request;
+    case 'reply':
+      return message.reply;
+  }
+}
 
 export type RejectReason =
   | 'oversized'
@@ -118,7 +163,7 @@ export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string
   const datagram = Buffer.from(input.buffer, input.byteOffset, input.length);
   if (datagram[0] !== MAGIC_0 || datagram[1] !== MAGIC_1) return reject('malformed', 'not a baton datagram (bad magic)');
   if (datagram[2] !== PROTOCOL_VERSION) return reject('bad-version', `protocol version ${datagram[2]}, this agent speaks ${PROTOCOL_VERSION}`);
-  const kind = datagram[3] === KIND_CODE.beacon ? 'beacon' : undefined;
+  const kind = KIND_BY_CODE.get(datagram[3] ?? 0);
   if (kind === undefined) return reject('malformed', `unknown message kind ${datagram[3]}`);
   const bodyLength = datagram.readUInt16BE(8);
   const expected = HEADER_BYTES + bodyLength + MAC_BYTES;
@@ -138,10 +183,11 @@ export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string
   } catch {
     return reject('malformed', 'body is not JSON');
   }
-  const beacon = parseBeaconBody(body);
-  if (typeof beacon === 'string') return reject('malformed', beacon);
-  if (beacon.pair !== pair) return reject('wrong-pair', `pair '${beacon.pair}', ours is '${pair}'`);
-  return {ok: true, message: {kind, beacon}, keyId};
+  const message = parseBody(kind, body);
+  if (typeof message === 'string') return reject('malformed', message);
+  const envelope = envelopeOf(message);
+  if (envelope.pair !== pair) return reject('wrong-pair', `pair '${envelope.pair}', ours is '${pair}'`);
+  return {ok: true, message, keyId};
 }
 
 function mac(secret: Uint8Array, data: Uint8Array): Buffer {
@@ -152,8 +198,20 @@ function reject(reason: RejectReason, detail: string): Decoded {
   return {ok: false, reason, detail};
 }
 
-// Field order is fixed so that the same beacon always encodes to the same bytes (golden test vectors).
+// Field order is fixed so that the same message always encodes to the same bytes (golden test vectors).
 function bodyOf(message: Message): Record<string, unknown> {
+  if (message.kind === 'request') {
+    const r = message.request;
+    return {...envelopeBody(r), id: r.id, op: r.op, switchId: r.switchId, params: r.params};
+  }
+  if (message.kind === 'reply') {
+    const r = message.reply;
+    return {
+      ...envelopeBody(r), id: r.id, ok: r.ok,
+      ...(r.error === undefined ? {} : {error: {code: r.error.code, message: r.error.message}}),
+      ...(r.result === undefined ? {} : {result: r.result}),
+    };
+  }
   const b = message.beacon;
   return {
     pair: b.pair, node: b.node, host: b.host, boot: b.boot, seq: b.seq, sentAt: b.sentAt, state: b.state,
@@ -165,19 +223,78 @@ function bodyOf(message: Message): Record<string, unknown> {
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const HOST_PATTERN = /^[A-Za-z0-9._-]{0,253}$/;
-const BEACON_KEYS = new Set(['pair', 'node', 'host', 'boot', 'seq', 'sentAt', 'state', 'epoch', 'holdsIp', 'health', 'switchId', 'ack']);
+const ENVELOPE_KEYS = ['pair', 'node', 'boot', 'seq', 'sentAt'];
+const BODY_KEYS: Record<MessageKind, ReadonlySet<string>> = {
+  beacon: new Set([...ENVELOPE_KEYS, 'host', 'state', 'epoch', 'holdsIp', 'health', 'switchId', 'ack']),
+  request: new Set([...ENVELOPE_KEYS, 'id', 'op', 'switchId', 'params']),
+  reply: new Set([...ENVELOPE_KEYS, 'id', 'ok', 'error', 'result']),
+};
+// Requests and replies nest a little (a step name inside params, a version table inside a result); anything
+// deeper is not ours.
+const MAX_JSON_DEPTH = 4;
+const MAX_ERROR_MESSAGE = 600;
 
-/** A Beacon, or what is wrong with the body. Strict: unknown fields, wrong types and absurd numbers are refused. */
-function parseBeaconBody(body: unknown): Beacon | string {
+/** A Message, or what is wrong with the body. Strict: unknown fields, wrong types and absurd numbers are refused. */
+function parseBody(kind: MessageKind, body: unknown): Message | string {
   if (!isRecord(body)) return 'body is not a JSON object';
-  for (const key of Object.keys(body)) if (!BEACON_KEYS.has(key)) return `unknown field '${key.slice(0, 32)}'`;
-  const {pair, node, host, boot, seq, sentAt, state, epoch, holdsIp, health, switchId, ack} = body;
+  for (const key of Object.keys(body)) if (!BODY_KEYS[kind].has(key)) return `unknown field '${key.slice(0, 32)}'`;
+  const envelope = parseEnvelope(body);
+  if (typeof envelope === 'string') return envelope;
+  switch (kind) {
+    case 'beacon': {
+      const beacon = parseBeaconFields(body, envelope);
+      return typeof beacon === 'string' ? beacon : {kind, beacon};
+    }
+    case 'request': {
+      const request = parseRequestFields(body, envelope);
+      return typeof request === 'string' ? request : {kind, request};
+    }
+    case 'reply': {
+      const reply = parseReplyFields(body, envelope);
+      return typeof reply === 'string' ? reply : {kind, reply};
+    }
+  }
+}
+
+function parseEnvelope(body: Record<string, unknown>): Envelope | string {
+  const {pair, node, boot, seq, sentAt} = body;
   if (typeof pair !== 'string' || !NAME_PATTERN.test(pair)) return 'field pair: expected a pair name';
   if (node !== 'primary' && node !== 'backup') return 'field node: expected primary or backup';
-  if (typeof host !== 'string' || !HOST_PATTERN.test(host)) return 'field host: expected a host name';
   if (typeof boot !== 'string' || !ID_PATTERN.test(boot)) return 'field boot: expected a boot id';
   if (!isCount(seq) || seq < 1) return 'field seq: expected a positive integer';
   if (!isCount(sentAt)) return 'field sentAt: expected ms since the epoch';
+  return {pair, node, boot, seq, sentAt};
+}
+
+function parseRequestFields(body: Record<string, unknown>, envelope: Envelope): PeerRequest | string {
+  const {id, op, switchId, params} = body;
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) return 'field id: expected a request id';
+  if (typeof op !== 'string' || !(REQUEST_OPS as readonly string[]).includes(op)) return 'field op: expected a request operation';
+  if (typeof switchId !== 'string' || (switchId !== '' && !ID_PATTERN.test(switchId))) return 'field switchId: expected a switch id or empty';
+  if (!isJsonObject(params, 1)) return `field params: expected a JSON object nested at most ${MAX_JSON_DEPTH} deep`;
+  return {...envelope, id, op: op as RequestOp, switchId, params};
+}
+
+function parseReplyFields(body: Record<string, unknown>, envelope: Envelope): PeerReply | string {
+  const {id, ok, error, result} = body;
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) return 'field id: expected a request id';
+  if (typeof ok !== 'boolean') return 'field ok: expected a boolean';
+  let parsedError: PeerReply['error'];
+  if (error !== undefined) {
+    if (!isRecord(error) || Object.keys(error).length !== 2) return 'field error: expected {code, message}';
+    const {code, message} = error;
+    if (typeof code !== 'string' || !/^[A-Z_]{1,40}$/.test(code)) return 'field error.code: expected an error code';
+    if (typeof message !== 'string' || message.length > MAX_ERROR_MESSAGE) return `field error.message: expected text of at most ${MAX_ERROR_MESSAGE} characters`;
+    parsedError = {code, message};
+  }
+  if (result !== undefined && !isJsonObject(result, 1)) return `field result: expected a JSON object nested at most ${MAX_JSON_DEPTH} deep`;
+  if (ok === (parsedError !== undefined)) return 'fields ok and error disagree';
+  return {...envelope, id, ok, error: parsedError, result: result as JsonObject | undefined};
+}
+
+function parseBeaconFields(body: Record<string, unknown>, envelope: Envelope): Beacon | string {
+  const {host, state, epoch, holdsIp, health, switchId, ack} = body;
+  if (typeof host !== 'string' || !HOST_PATTERN.test(host)) return 'field host: expected a host name';
   if (typeof state !== 'string' || !(AGENT_STATE_NAMES as readonly string[]).includes(state)) return 'field state: expected an agent state';
   if (!isCount(epoch)) return 'field epoch: expected a non-negative integer';
   if (typeof holdsIp !== 'boolean') return 'field holdsIp: expected a boolean';
@@ -191,7 +308,23 @@ function parseBeaconBody(body: unknown): Beacon | string {
     if (!isCount(ack['heldMs'])) return 'field ack.heldMs: expected a non-negative integer';
     parsedAck = {boot: ack['boot'], seq: ack['seq'], heldMs: ack['heldMs']};
   }
-  return {pair, node, host, boot, seq, sentAt, state: state as AgentStateName, epoch, holdsIp, health, switchId, ack: parsedAck};
+  return {...envelope, host, state: state as AgentStateName, epoch, holdsIp, health, switchId, ack: parsedAck};
+}
+
+function envelopeBody(e: Envelope): Record<string, unknown> {
+  return {pair: e.pair, node: e.node, boot: e.boot, seq: e.seq, sentAt: e.sentAt};
+}
+
+function isJsonObject(value: unknown, depth: number): value is JsonObject {
+  return isRecord(value) && Object.values(value).every((v) => isJsonValue(v, depth + 1));
+}
+
+function isJsonValue(value: unknown, depth: number): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (depth > MAX_JSON_DEPTH) return false;
+  if (Array.isArray(value)) return value.every((v) => isJsonValue(v, depth + 1));
+  return isJsonObject(value, depth);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -9,10 +9,68 @@ import type {Role} from './ports.js';
 // A request is a few hundred bytes; anything far larger is a client bug or an attack and is refused.
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
-export type ControlRequest = {readonly id: string; readonly type: 'status'};
+export interface SwitchoverOptions {
+  readonly dryRun: boolean;
+  readonly strict: boolean;
+  /** Overrides confirm.min_requests of the host taking over. */
+  readonly minRequests: number | undefined;
+  /** Overrides confirm.timeout_s. */
+  readonly confirmTimeoutS: number | undefined;
+  /** Rehearsal aid: hold the switch this long after this step, e.g. to inspect or inject a failure. */
+  readonly pauseAfter: {readonly step: string; readonly seconds: number} | undefined;
+}
+
+export type ControlRequest =
+  | {readonly id: string; readonly type: 'status'}
+  | {readonly id: string; readonly type: 'switchover'; readonly options: SwitchoverOptions}
+  | {readonly id: string; readonly type: 'resume'};
+
+export interface HostLabel {
+  readonly role: Role;
+  readonly host: string;
+}
+
+/** Streamed to the CLI while a switch runs, one line each. */
+export type SwitchProgress =
+  | {readonly kind: 'start'; readonly switchId: string; readonly giver: HostLabel; readonly taker: HostLabel; readonly mode: string}
+  | {readonly kind: 'preflight'; readonly text: string}
+  | {readonly kind: 'step'; readonly step: string; readonly host: HostLabel; readonly action: 'apply' | 'undo' | 'check';
+      readonly status: 'ok' | 'failed'; readonly elapsedMs: number; readonly detail: string | undefined}
+  | {readonly kind: 'waiting'; readonly step: string; readonly host: HostLabel; readonly count: number; readonly needed: number; readonly elapsedMs: number}
+  | {readonly kind: 'note'; readonly text: string};
+
+export interface DryRunStep {
+  readonly step: string;
+  readonly host: HostLabel;
+  readonly does: string;
+  readonly commands: readonly string[];
+}
+
+export interface SwitchResult {
+  readonly switchId: string;
+  readonly outcome: 'done' | 'rolled-back' | 'dry-run';
+  readonly giver: HostLabel;
+  readonly taker: HostLabel;
+  /** Why it rolled back. */
+  readonly reason: string | undefined;
+  readonly failedStep: string | undefined;
+  readonly totalMs: number;
+  readonly confirmedRequests: number | undefined;
+  /** After a rollback: requests seen on the old host once it served again, or why that could not be checked. */
+  readonly rollbackCheck: string | undefined;
+  readonly plan: readonly DryRunStep[] | undefined;
+}
+
+export interface ResumeResult {
+  readonly state: string;
+  readonly reason: string;
+}
+
+export type ControlResult = StatusReport | SwitchResult | ResumeResult;
 
 export type ControlReply =
-  | {readonly id: string; readonly type: 'result'; readonly ok: true; readonly result: StatusReport}
+  | {readonly id: string; readonly type: 'progress'; readonly progress: SwitchProgress}
+  | {readonly id: string; readonly type: 'result'; readonly ok: true; readonly result: ControlResult}
   | {readonly id: string; readonly type: 'result'; readonly ok: false; readonly error: {readonly code: ErrorCode; readonly message: string}};
 
 export interface StatusReport {
@@ -52,6 +110,10 @@ export interface StatusReport {
     /** 0..1 over the last 100 beacons */
     readonly loss: number | undefined;
   };
+  /** The last planned switch this host took part in, or recovered from after a restart. */
+  readonly lastSwitch: {readonly id: string; readonly outcome: string; readonly reason: string; readonly endedMsAgo: number} | undefined;
+  /** The switch running now, if any. */
+  readonly switching: {readonly id: string; readonly side: string} | undefined;
   readonly beacons: {
     readonly sent: number;
     readonly accepted: number;
@@ -80,16 +142,45 @@ export function decodeRequest(line: string): ControlRequest | string {
     return 'request is not JSON';
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'request is not a JSON object';
-  const {id, type} = value as Record<string, unknown>;
+  const {id, type, options} = value as Record<string, unknown>;
   if (typeof id !== 'string' || id.length === 0 || id.length > 64) return 'request id: expected a string of 1..64 characters';
-  if (type !== 'status') return `request type: expected status, got ${JSON.stringify(type)?.slice(0, 40)}`;
-  return {id, type};
+  switch (type) {
+    case 'status':
+    case 'resume':
+      return {id, type};
+    case 'switchover': {
+      const parsed = parseSwitchoverOptions(options);
+      return typeof parsed === 'string' ? parsed : {id, type, options: parsed};
+    }
+    default:
+      return `request type: expected status, switchover or resume, got ${JSON.stringify(type)?.slice(0, 40)}`;
+  }
+}
+
+function parseSwitchoverOptions(value: unknown): SwitchoverOptions | string {
+  if (typeof value !== 'object' || value === null) return 'switchover options: expected an object';
+  const {dryRun, strict, minRequests, confirmTimeoutS, pauseAfter} = value as Record<string, unknown>;
+  if (typeof dryRun !== 'boolean' || typeof strict !== 'boolean') return 'switchover options: dryRun and strict must be booleans';
+  if (minRequests !== undefined && !isIntIn(minRequests, 1, 1_000_000)) return 'min requests: expected an integer 1..1000000';
+  if (confirmTimeoutS !== undefined && !isIntIn(confirmTimeoutS, 1, 3600)) return 'confirm timeout: expected 1..3600 seconds';
+  let pause: SwitchoverOptions['pauseAfter'];
+  if (pauseAfter !== undefined) {
+    const {step, seconds} = (pauseAfter ?? {}) as Record<string, unknown>;
+    if (typeof step !== 'string' || step.length > 40 || !isIntIn(seconds, 1, 3600)) return 'pause after: expected {step, seconds 1..3600}';
+    pause = {step, seconds: seconds as number};
+  }
+  return {dryRun, strict, minRequests: minRequests as number | undefined, confirmTimeoutS: confirmTimeoutS as number | undefined, pauseAfter: pause};
+}
+
+function isIntIn(value: unknown, min: number, max: number): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
 /** Parses one reply line; throws a plain Error when it is not a reply (the CLI reports it as AGENT_UNREACHABLE). */
 export function decodeReply(line: string): ControlReply {
   const value: unknown = JSON.parse(line);
-  if (typeof value !== 'object' || value === null || (value as {type?: unknown}).type !== 'result') {
+  const type = (value as {type?: unknown} | null)?.type;
+  if (typeof value !== 'object' || value === null || (type !== 'result' && type !== 'progress')) {
     throw new Error('the agent sent something that is not a reply');
   }
   return value as ControlReply;

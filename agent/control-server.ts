@@ -4,12 +4,17 @@
 import {chmod, mkdir, unlink} from 'node:fs/promises';
 import {createConnection, createServer, type Server, type Socket} from 'node:net';
 import {dirname} from 'node:path';
-import {decodeRequest, encodeLine, MAX_REQUEST_BYTES, type ControlReply, type ControlRequest, type StatusReport} from './control-protocol.js';
+import {
+  decodeRequest, encodeLine, MAX_REQUEST_BYTES, type ControlReply, type ControlRequest, type ResumeResult, type StatusReport,
+  type SwitchoverOptions, type SwitchProgress, type SwitchResult,
+} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
 
 export interface ControlHandler {
   status(): Promise<StatusReport>;
+  switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult>;
+  resume(): Promise<ResumeResult>;
 }
 
 // A client that opens the socket and says nothing is dropped after this long, so it cannot pin resources.
@@ -62,17 +67,26 @@ function serve(socket: Socket, handler: ControlHandler, log: Logger): void {
       reply(socket, failure('?', new BatonError('BAD_REQUEST', request)));
       return;
     }
-    void handle(request, handler).then((answer) => reply(socket, answer), (error: unknown) => {
+    // A switch runs for seconds: the idle timeout is for clients that never send their request, not for this.
+    socket.setTimeout(0);
+    const emit = (progress: SwitchProgress): void => {
+      if (!socket.destroyed) socket.write(encodeLine({id: request.id, type: 'progress', progress}));
+    };
+    void handle(request, handler, emit).then((answer) => reply(socket, answer), (error: unknown) => {
       log.error(`(control) ${request.type} failed: ${describeError(error)}`);
       reply(socket, failure(request.id, error));
     });
   });
 }
 
-async function handle(request: ControlRequest, handler: ControlHandler): Promise<ControlReply> {
+async function handle(request: ControlRequest, handler: ControlHandler, emit: (progress: SwitchProgress) => void): Promise<ControlReply> {
   switch (request.type) {
     case 'status':
       return {id: request.id, type: 'result', ok: true, result: await handler.status()};
+    case 'switchover':
+      return {id: request.id, type: 'result', ok: true, result: await handler.switchover(request.options, emit)};
+    case 'resume':
+      return {id: request.id, type: 'result', ok: true, result: await handler.resume()};
   }
 }
 

@@ -4,8 +4,11 @@
 import {hostname} from 'node:os';
 import {parseArgs} from 'node:util';
 import {nanoid} from 'nanoid';
+import {createAccessLogTail} from './adapters/access-log-tail.js';
 import {createExecaRunner} from './adapters/execa-runner.js';
-import {createFileStateStore} from './adapters/file-state-store.js';
+import {createSystemHostInfo} from './adapters/host-info.js';
+import {createRecordingRunner} from './adapters/recording-runner.js';
+import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
 import {createIpNetworkDriver} from './adapters/ip-network-driver.js';
 import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
@@ -96,7 +99,8 @@ async function main(argv: readonly string[]): Promise<number> {
 async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>): Promise<number> {
   const runner = createExecaRunner();
   // One packet of each form per announcement: the agent repeats it once after ANNOUNCE_REPEAT_MS.
-  const network = createIpNetworkDriver(runner, {interface: config.service.interface, announce: {count: 1, intervalMs: 1000}});
+  const driverOptions = {interface: config.service.interface, announce: {count: 1, intervalMs: 1000}};
+  const network = createIpNetworkDriver(runner, driverOptions);
   let transport;
   try {
     transport = await createUdpTransport({listen: config.listen, peer: config.peer});
@@ -107,6 +111,15 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
   const agent = new Agent({
     config, clock, transport, network, log,
     store: createFileStateStore(config.stateDir),
+    journal: createFileJournalStore(config.stateDir),
+    // Requests from the two hosts themselves (health checks, probes) must not count as traffic.
+    accessLog: config.confirm.accessLog === undefined ? undefined
+      : createAccessLogTail({file: config.confirm.accessLog, excludeClients: [config.listen.address, config.peer.address]}),
+    hostInfo: createSystemHostInfo(),
+    recordingNetwork: () => {
+      const recorder = createRecordingRunner();
+      return {network: createIpNetworkDriver(recorder, driverOptions), commands: () => recorder.commands()};
+    },
     newId: () => nanoid(),
     hostname: hostname(),
     pid: process.pid,

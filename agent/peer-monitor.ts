@@ -1,7 +1,8 @@
-// The peer as seen through its beacons: rejects and counts bad datagrams (version, pair, MAC, replay, skew,
-// size, source), tracks liveness, round-trip time and loss. No I/O: times are passed in.
+// The peer as seen through its datagrams: rejects and counts bad ones (version, pair, MAC, replay, skew, size,
+// source), tracks liveness, round-trip time and loss. No I/O: times are passed in. Beacons, peer requests and
+// replies share one sequence counter per boot, so one replay check covers them all.
 
-import {decodeDatagram, REJECT_REASONS, type Beacon, type Decoded, type RejectReason} from './beacon-codec.js';
+import {decodeDatagram, envelopeOf, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
 import type {Keyring} from './config.js';
 import type {Role} from './ports.js';
 
@@ -16,7 +17,7 @@ export interface PeerMonitorOptions {
 }
 
 export type Observation =
-  | {readonly ok: true; readonly beacon: Beacon; readonly newBoot: boolean}
+  | {readonly ok: true; readonly message: Message; readonly newBoot: boolean}
   | {readonly ok: false; readonly reason: RejectReason; readonly detail: string};
 
 export interface PeerStats {
@@ -56,7 +57,8 @@ export class PeerMonitor {
   }
 
   /**
-   * Judges one datagram. Accepted beacons update the peer view; rejected ones only bump their counter.
+   * Judges one datagram. Any accepted message proves the peer alive; beacons also update the peer view.
+   * Rejected datagrams only bump their counter.
    * @param now monotonic ms; @param wallNow wall-clock ms (for the skew window only)
    */
   observe(datagram: Uint8Array, from: string, now: number, wallNow: number): Observation {
@@ -65,21 +67,23 @@ export class PeerMonitor {
       this.#rejected[result.reason] += 1;
       return result;
     }
-    const beacon = result.beacon;
-    const newBoot = beacon.boot !== this.#boot;
+    const message = result.message;
+    const envelope = envelopeOf(message);
+    const newBoot = envelope.boot !== this.#boot;
     if (newBoot) {
       if (this.#boot !== undefined) this.#retire(this.#boot);
-      this.#boot = beacon.boot;
+      this.#boot = envelope.boot;
       this.#highestSeq = 0;
       this.#received = [];
-      this.#firstSeq = beacon.seq;
+      this.#firstSeq = envelope.seq;
+      this.#lastBeacon = undefined;
     }
-    const newest = beacon.seq > this.#highestSeq;
-    this.#recordSeq(beacon.seq);
+    const newest = envelope.seq > this.#highestSeq;
+    this.#recordSeq(envelope.seq);
     this.#accepted += 1;
-    if (newest) this.#lastBeacon = beacon;
+    if (newest && message.kind === 'beacon') this.#lastBeacon = message.beacon;
     this.#lastSeenAt = now;
-    return {ok: true, beacon, newBoot};
+    return {ok: true, message, newBoot};
   }
 
   /** Round trip from one of our beacons that the peer acknowledged; `sentAt` is when we sent it (monotonic). */
@@ -117,24 +121,28 @@ export class PeerMonitor {
     };
   }
 
-  #judge(datagram: Uint8Array, from: string, wallNow: number): {ok: true; beacon: Beacon} | Extract<Decoded, {ok: false}> {
+  #judge(datagram: Uint8Array, from: string, wallNow: number): {ok: true; message: Message} | Extract<Decoded, {ok: false}> {
     const options = this.#options;
     // Source first: costs nothing and keeps a flood from a third address away from the HMAC.
     if (from !== options.peerAddress) return {ok: false, reason: 'wrong-source', detail: `from ${from}, peer is ${options.peerAddress}`};
     const decoded = decodeDatagram(datagram, options.keyring, options.pair);
     if (!decoded.ok) return decoded;
-    const beacon = decoded.message.beacon;
-    if (beacon.node !== options.peerRole) {
-      return {ok: false, reason: 'wrong-node', detail: `sender says it is the ${beacon.node}; the peer must be the ${options.peerRole} (are both hosts configured with node: ${beacon.node}?)`};
+    const message = decoded.message;
+    const envelope = envelopeOf(message);
+    if (envelope.node !== options.peerRole) {
+      return {ok: false, reason: 'wrong-node', detail: `sender says it is the ${envelope.node}; the peer must be the ${options.peerRole} (are both hosts configured with node: ${envelope.node}?)`};
     }
-    const skew = beacon.sentAt - wallNow;
+    const skew = envelope.sentAt - wallNow;
     if (skew < -options.maxClockSkewMs) return {ok: false, reason: 'stale', detail: `sent ${-skew} ms ago, window is ${options.maxClockSkewMs} ms (replay, or clocks apart)`};
     if (skew > options.maxClockSkewMs) return {ok: false, reason: 'future', detail: `sent ${skew} ms in the future, window is ${options.maxClockSkewMs} ms (clocks apart?)`};
-    if (this.#retiredBoots.includes(beacon.boot)) return {ok: false, reason: 'replay', detail: `boot ${beacon.boot} has ended`};
-    if (beacon.boot === this.#boot && beacon.seq <= this.#highestSeq && !this.#isLateButNew(beacon.seq)) {
-      return {ok: false, reason: 'replay', detail: `sequence ${beacon.seq} already seen (newest ${this.#highestSeq})`};
+    if (this.#retiredBoots.includes(envelope.boot)) return {ok: false, reason: 'replay', detail: `boot ${envelope.boot} has ended`};
+    // A request changes things, so it must be newer than everything seen: no reordering allowance. A request
+    // that lost a race with a later beacon is simply retried by its sender with a fresh sequence number.
+    const lateAllowed = message.kind !== 'request' && this.#isLateButNew(envelope.seq);
+    if (envelope.boot === this.#boot && envelope.seq <= this.#highestSeq && !lateAllowed) {
+      return {ok: false, reason: 'replay', detail: `${message.kind} sequence ${envelope.seq} already seen or older than the newest (${this.#highestSeq})`};
     }
-    return {ok: true, beacon};
+    return {ok: true, message};
   }
 
   // UDP may reorder: a sequence number below the newest is still fresh if it was never received and is

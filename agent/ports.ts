@@ -112,3 +112,30 @@ export interface HostInfoSource {
   /** Collects this host's HostInfo; never throws for a missing program (it is simply absent from versions). */
   collect(): Promise<HostInfo>;
 }
+
+/** The switch as one host saw it, written before each of its steps so a restart knows what it had done. */
+export interface SwitchJournal {
+  readonly switchId: string;
+  readonly side: 'giver' | 'taker';
+  /** Whether this host was running the switch (the operator asked here). */
+  readonly coordinator: boolean;
+  /** Boot id of the peer when the switch began: a different one later means the peer restarted mid-switch. */
+  readonly peerBoot: string;
+  /** The epoch the taker holds the IP under once it is up. */
+  readonly epoch: number;
+  /** This host's steps that were applied and verified, in order. */
+  readonly applied: readonly string[];
+  /** This host's step being applied when the journal was written, if any. */
+  readonly pending: string | undefined;
+  readonly phase: 'forward' | 'rollback';
+  readonly startedAtWall: number;
+}
+
+export interface JournalStore {
+  /** undefined when no switch is recorded. Throws STATE_INVALID when the file is unreadable or corrupt. */
+  load(): Promise<SwitchJournal | undefined>;
+  /** Atomic and durable (temp file, fsync, rename, fsync dir). Throws when the disk refuses. */
+  save(journal: SwitchJournal): Promise<void>;
+  /** Removes the journal; succeeds when there is none. */
+  clear(): Promise<void>;
+}

@@ -11,7 +11,11 @@
 //        └──probed: role backup, or the IP answers ARP, or the peer holds it──► ┌─────────┐
 //                                                                               │ standby │
 //                                                                               └─────────┘
-//   `released` and `switching` belong to the planned switchover (issue 3).
+//   standby ──peer-lost──► (takeover plan: probe-address, assign-ip, announce) ──ok──► active
+//                               └──the IP still answers ARP──► standby ("peer silent but service IP alive")
+//   active/standby/released ──switch-begun──► switching ──switch-ended──► active (holds the IP) |
+//                                                                         released (gave it in a done switch) | standby
+//   released ──resume-requested──► standby
 //
 // Decisions are made on observations only: `probed` carries what the interface and an ARP probe showed,
 // `peer-seen` what the peer's authenticated beacon reported about itself.
@@ -21,8 +25,9 @@ import {assertNever} from './errors.js';
 import type {Role} from './ports.js';
 
 /** Stable kebab-case step ids, the same in plans, journal, logs, CLI and docs. */
-export type StepName = 'assign-ip' | 'announce' | 'release-ip';
-export type PlanName = 'acquire' | 'release';
+export type StepName = 'probe-address' | 'assign-ip' | 'announce' | 'release-ip';
+export type PlanName = 'acquire' | 'takeover' | 'release';
+export type SwitchOutcome = 'done' | 'rolled-back' | 'interrupted';
 
 export interface PeerView {
   readonly alive: boolean;
@@ -44,13 +49,21 @@ export interface MachineState {
   readonly plan: {readonly id: string; readonly name: PlanName} | undefined;
   /** Counter behind plan ids, so ids stay deterministic. */
   readonly plansStarted: number;
+  /** The planned switch this host takes part in, while `switching`. */
+  readonly switch: {readonly id: string; readonly side: 'giver' | 'taker'} | undefined;
 }
 
 export type AgentEvent =
   | {readonly type: 'probed'; readonly holdsIp: boolean; readonly addressInUse: boolean}
   | {readonly type: 'peer-seen'; readonly beacon: Beacon}
   | {readonly type: 'peer-lost'}
-  | {readonly type: 'plan-finished'; readonly planId: string; readonly ok: boolean; readonly error?: string};
+  | {readonly type: 'plan-finished'; readonly planId: string; readonly ok: boolean; readonly error?: string}
+  | {readonly type: 'switch-begun'; readonly switchId: string; readonly side: 'giver' | 'taker'}
+  | {readonly type: 'switch-ended'; readonly switchId: string; readonly outcome: SwitchOutcome; readonly holdsIp: boolean;
+      readonly epoch: number; readonly reason: string}
+  | {readonly type: 'resume-requested'}
+  /** Periodic while the peer is silent (or was never heard): a standby probes again and takes a free IP. */
+  | {readonly type: 'peer-still-silent'};
 
 export type Effect =
   | {readonly type: 'save-epoch'; readonly epoch: number}
@@ -65,11 +78,16 @@ export interface Transition {
 export const PLAN_STEPS: Readonly<Record<PlanName, readonly StepName[]>> = {
   // Announce after the address is in place: clients and switches must learn the new MAC at once.
   acquire: ['assign-ip', 'announce'],
+  // The peer is silent, but a peer whose agent died may still serve: probe first, never two holders.
+  takeover: ['probe-address', 'assign-ip', 'announce'],
   release: ['release-ip'],
 };
 
+/** The error text of a takeover that found the IP still answering (the plan's probe-address step). */
+export const ADDRESS_STILL_ANSWERS = 'peer silent but service IP alive';
+
 export function initialState(role: Role, epoch: number): MachineState {
-  return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0};
+  return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0, switch: undefined};
 }
 
 export function step(state: MachineState, event: AgentEvent): Transition {
@@ -79,9 +97,20 @@ export function step(state: MachineState, event: AgentEvent): Transition {
     case 'peer-seen':
       return stay({...state, peer: viewOf(event.beacon)});
     case 'peer-lost':
-      return stay({...state, peer: state.peer === undefined ? undefined : {...state.peer, alive: false}});
+      return onPeerLost({...state, peer: state.peer === undefined ? undefined : {...state.peer, alive: false}});
     case 'plan-finished':
       return onPlanFinished(state, event.planId, event.ok, event.error);
+    case 'switch-begun':
+      return transition({...state, name: 'switching', switch: {id: event.switchId, side: event.side},
+        reason: `planned switch ${event.switchId}: this host ${event.side === 'giver' ? 'hands the service IP over' : 'takes the service IP over'}`}, [{type: 'send-beacon'}]);
+    case 'switch-ended':
+      return onSwitchEnded(state, event);
+    case 'peer-still-silent':
+      return retryTakeover(state);
+    case 'resume-requested':
+      return state.name === 'released'
+        ? transition({...state, name: 'standby', reason: 'resumed by the operator: ready to take over again'}, [{type: 'send-beacon'}])
+        : stay(state);
     default:
       return assertNever(event);
   }
@@ -110,6 +139,31 @@ function onProbed(state: MachineState, holdsIp: boolean, addressInUse: boolean):
   return startPlan({...state, epoch}, 'acquire', 'primary at start and no one answers for the service IP', [{type: 'save-epoch', epoch}]);
 }
 
+/** A standby whose peer went silent takes over, after checking that the IP does not answer any more. */
+function onPeerLost(state: MachineState): Transition {
+  if (state.name !== 'standby' || state.plan !== undefined) return stay(state);
+  return startTakeover(state, 'the peer is silent: taking the service IP over');
+}
+
+function retryTakeover(state: MachineState): Transition {
+  if (state.name !== 'standby' || state.plan !== undefined || state.peer?.alive === true) return stay(state);
+  return startTakeover(state, 'the peer is still silent: probing the service IP again');
+}
+
+function startTakeover(state: MachineState, reason: string): Transition {
+  const epoch = Math.max(state.epoch, state.peer?.epoch ?? 0) + 1;
+  return startPlan({...state, epoch}, 'takeover', reason, [{type: 'save-epoch', epoch}]);
+}
+
+function onSwitchEnded(state: MachineState, event: Extract<AgentEvent, {type: 'switch-ended'}>): Transition {
+  if (state.switch?.id !== event.switchId) return stay(state);
+  const side = state.switch.side;
+  const base = {...state, switch: undefined, epoch: Math.max(state.epoch, event.epoch)};
+  if (event.holdsIp) return transition({...base, name: 'active', reason: event.reason}, [{type: 'send-beacon'}]);
+  if (side === 'giver' && event.outcome === 'done') return transition({...base, name: 'released', reason: event.reason}, [{type: 'send-beacon'}]);
+  return transition({...base, name: 'standby', reason: event.reason}, [{type: 'send-beacon'}]);
+}
+
 function onPlanFinished(state: MachineState, planId: string, ok: boolean, error: string | undefined): Transition {
   if (state.plan?.id !== planId) return stay(state);
   const done = {...state, plan: undefined};
@@ -118,6 +172,12 @@ function onPlanFinished(state: MachineState, planId: string, ok: boolean, error:
       return ok
         ? transition({...done, name: 'active', reason: 'took the service IP'}, [{type: 'send-beacon'}])
         : transition({...done, name: 'fault', reason: `could not take the service IP: ${error ?? 'unknown error'}`}, [{type: 'send-beacon'}]);
+    case 'takeover':
+      if (ok) return transition({...done, name: 'active', reason: 'took the service IP over from a silent peer'}, [{type: 'send-beacon'}]);
+      // An IP that still answers is the split-brain guard at work: stay ready. Anything else is this host failing.
+      return error?.includes(ADDRESS_STILL_ANSWERS) === true
+        ? transition({...done, name: 'standby', reason: `${ADDRESS_STILL_ANSWERS}: not taking it`}, [{type: 'send-beacon'}])
+        : transition({...done, name: 'fault', reason: `could not take the service IP over: ${error ?? 'unknown error'}`}, [{type: 'send-beacon'}]);
     case 'release':
       return ok
         ? transition({...done, name: 'standby', reason: 'released the service IP to the peer'}, [{type: 'send-beacon'}])

@@ -1,18 +1,28 @@
 // Talks to the local agent: connect to the control socket, send one request, read the reply, with a timeout.
 
 import {createConnection} from 'node:net';
-import {decodeReply, encodeLine, type ControlReply, type ControlRequest} from '../agent/control-protocol.js';
+import {decodeReply, encodeLine, type ControlReply, type ControlRequest, type ControlResult, type SwitchProgress} from '../agent/control-protocol.js';
 import {BatonError} from '../agent/errors.js';
 
 // Status is answered in milliseconds; 5 s covers a busy host without leaving an operator staring at nothing.
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 
-/** Sends one request and resolves with the reply. Throws BatonError AGENT_UNREACHABLE with the fix in the message. */
-export function sendRequest(socketPath: string, request: ControlRequest, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<ControlReply> {
+export interface CallOptions {
+  /** Give up when the agent is silent this long (reset by each progress line). */
+  readonly idleTimeoutMs?: number;
+  readonly onProgress?: (progress: SwitchProgress) => void;
+}
+
+/**
+ * Sends one request, passes progress lines on as they come, and resolves with the final reply.
+ * Throws BatonError AGENT_UNREACHABLE with the fix in the message.
+ */
+export function sendRequest(socketPath: string, request: ControlRequest, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, onProgress?: (progress: SwitchProgress) => void): Promise<Extract<ControlReply, {type: 'result'}>> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(socketPath);
     let buffered = '';
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const settle = (fn: () => void): void => {
       if (settled) return;
       settled = true;
@@ -20,26 +30,45 @@ export function sendRequest(socketPath: string, request: ControlRequest, timeout
       socket.destroy();
       fn();
     };
-    const timer = setTimeout(() => settle(() => reject(new BatonError('AGENT_UNREACHABLE',
-      `the agent at ${socketPath} did not answer within ${timeoutMs} ms; check \`journalctl -u baton-agent\``))), timeoutMs);
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => settle(() => reject(new BatonError('AGENT_UNREACHABLE',
+        `the agent at ${socketPath} did not answer within ${timeoutMs} ms; check \`journalctl -u baton-agent\``))), timeoutMs);
+    };
+    arm();
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(encodeLine(request)));
     socket.on('error', (error: NodeJS.ErrnoException) => settle(() => reject(unreachable(socketPath, error))));
     socket.on('data', (chunk: string) => {
       buffered += chunk;
-      const newline = buffered.indexOf('\n');
-      if (newline < 0) return;
-      const line = buffered.slice(0, newline);
-      settle(() => {
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        let reply: ControlReply;
         try {
-          resolve(decodeReply(line));
+          reply = decodeReply(line);
         } catch (error) {
-          reject(new BatonError('AGENT_UNREACHABLE', `the agent at ${socketPath} sent an unreadable reply`, {cause: error}));
+          settle(() => reject(new BatonError('AGENT_UNREACHABLE', `the agent at ${socketPath} sent an unreadable reply`, {cause: error})));
+          return;
         }
-      });
+        if (reply.type === 'progress') {
+          arm();
+          onProgress?.(reply.progress);
+          continue;
+        }
+        settle(() => resolve(reply));
+        return;
+      }
     });
     socket.on('end', () => settle(() => reject(new BatonError('AGENT_UNREACHABLE', `the agent at ${socketPath} closed the connection without answering`))));
   });
+}
+
+/** sendRequest, with a failed reply turned into a BatonError carrying the agent's code. */
+export async function callAgent(socketPath: string, request: ControlRequest, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, onProgress?: (progress: SwitchProgress) => void): Promise<ControlResult> {
+  const reply = await sendRequest(socketPath, request, timeoutMs, onProgress);
+  if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message);
+  return reply.result;
 }
 
 function unreachable(socketPath: string, error: NodeJS.ErrnoException): BatonError {

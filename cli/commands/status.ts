@@ -1,8 +1,9 @@
 // `baton status [--json]`: asks the local agent and prints both hosts as it sees them.
 
 import {loadConfig} from '../../agent/config.js';
+import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError} from '../../agent/errors.js';
-import {sendRequest} from '../control-client.js';
+import {callAgent} from '../control-client.js';
 import {formatStatus} from '../format.js';
 import type {Output} from '../output.js';
 
@@ -14,9 +15,8 @@ export interface StatusOptions {
 
 export async function run(out: Output, options: StatusOptions): Promise<number> {
   const socket = await resolveSocket(options.config, options.socket);
-  const reply = await sendRequest(socket, {id: 'status', type: 'status'});
-  if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message);
-  out.stdout(options.json ? `${JSON.stringify(reply.result, null, 2)}\n` : formatStatus(reply.result));
+  const status = await callAgent(socket, {id: 'status', type: 'status'}) as StatusReport;
+  out.stdout(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
   return 0;
 }
 

@@ -9,7 +9,7 @@ import {fileURLToPath} from 'node:url';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError} from '../../agent/errors.js';
 import type {CommandRunner, Role} from '../../agent/ports.js';
-import {sendRequest} from '../control-client.js';
+import {callAgent} from '../control-client.js';
 import {
   createNamespacedRunner, createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, newLabPrefix,
   spawnInNamespace, SERVICE_LAN,
@@ -114,9 +114,7 @@ export async function readLab(dir: string): Promise<Lab> {
 
 export async function labStatus(lab: Lab): Promise<{primary: StatusReport; backup: StatusReport}> {
   const ask = async (host: LabHost): Promise<StatusReport> => {
-    const reply = await sendRequest(host.socket, {id: 'lab-status', type: 'status'});
-    if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message);
-    return reply.result;
+    return await callAgent(host.socket, {id: 'lab-status', type: 'status'}) as StatusReport;
   };
   return {primary: await ask(lab.hosts.primary), backup: await ask(lab.hosts.backup)};
 }

@@ -1,51 +1,11 @@
 import test from 'ava';
 import {encodeMessage} from '../../agent/beacon-codec.js';
-import {Agent, ANNOUNCE_REPEAT_MS} from '../../agent/agent.js';
-import type {Config} from '../../agent/config.js';
-import {createLogger} from '../../agent/log.js';
-import type {Role} from '../../agent/ports.js';
-import {FakeClock} from '../fakes/fake-clock.js';
-import {FakeNetworkDriver, FakeSegment} from '../fakes/fake-network-driver.js';
-import {FakeTransport} from '../fakes/fake-transport.js';
-import {MemoryStateStore} from '../fakes/memory-state-store.js';
-import {BACKUP_ADDRESS, PRIMARY_ADDRESS, testConfig, testKey} from '../fakes/test-config.js';
+import {ANNOUNCE_REPEAT_MS} from '../../agent/agent.js';
+import {FakeNetworkDriver} from '../fakes/fake-network-driver.js';
+import {createFakePair} from '../fakes/fake-pair.js';
+import {BACKUP_ADDRESS, testKey} from '../fakes/test-config.js';
 
-interface Host {
-  agent: Agent;
-  network: FakeNetworkDriver;
-  transport: FakeTransport;
-  store: MemoryStateStore;
-  logs: string[];
-  config: Config;
-}
-
-function host(role: Role, clock: FakeClock, segment: FakeSegment, transport: FakeTransport, store = new MemoryStateStore()): Host {
-  const config = testConfig(role);
-  const network = new FakeNetworkDriver(role, segment);
-  const logs: string[] = [];
-  let ids = 0;
-  const agent = new Agent({
-    config, clock, transport, network, store,
-    log: createLogger({journald: true, debug: false, write: (line) => logs.push(line), wallNow: () => clock.wallNow()}),
-    newId: () => `${role}-boot-${++ids}`,
-    hostname: `web-${role[0]}`,
-    pid: 1000,
-  });
-  return {agent, network, transport, store, logs, config};
-}
-
-function pair(t: {teardown(fn: () => Promise<void>): void}): {clock: FakeClock; segment: FakeSegment; primary: Host; backup: Host} {
-  const clock = new FakeClock();
-  const segment = new FakeSegment();
-  const [p, b] = FakeTransport.pair(PRIMARY_ADDRESS, BACKUP_ADDRESS);
-  const primary = host('primary', clock, segment, p);
-  const backup = host('backup', clock, segment, b);
-  t.teardown(async () => {
-    await primary.agent.stop();
-    await backup.agent.stop();
-  });
-  return {clock, segment, primary, backup};
-}
+const pair = createFakePair;
 
 test('a fresh pair ends with the primary active holding the IP and the backup standing by, each seeing the other', async (t) => {
   const {clock, primary, backup} = pair(t);

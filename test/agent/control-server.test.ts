@@ -9,7 +9,13 @@ import {createLogger} from '../../agent/log.js';
 import {sendRequest} from '../../cli/control-client.js';
 
 const log = createLogger({journald: true, debug: false, write: () => undefined, wallNow: Date.now});
-const handler: ControlHandler = {status: async () => ({pair: 'web'}) as StatusReport};
+const handler: ControlHandler = {
+  status: async () => ({pair: 'web'}) as StatusReport,
+  switchover: async () => {
+    throw new Error('not in these tests');
+  },
+  resume: async () => ({state: 'standby', reason: 'resumed'}),
+};
 
 async function socketDir(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'baton-ctl-'));
@@ -58,7 +64,7 @@ test('malformed and unknown requests get a BAD_REQUEST reply and the server keep
   t.is(notJson.error.code, 'BAD_REQUEST');
   t.is(notJson.error.message, 'request is not JSON');
   const unknown = JSON.parse(await rawExchange(path, '{"id":"x","type":"reboot"}\n')) as {error: {message: string}};
-  t.regex(unknown.error.message, /expected status, got "reboot"/);
+  t.regex(unknown.error.message, /expected status, switchover or resume, got "reboot"/);
   t.true((await sendRequest(path, {id: 'r2', type: 'status'})).ok);
 });
 

@@ -4,14 +4,9 @@ import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import test from 'ava';
 import {execa} from 'execa';
-import {Agent} from '../../agent/agent.js';
 import {startControlServer} from '../../agent/control-server.js';
 import {createLogger} from '../../agent/log.js';
-import {FakeClock} from '../fakes/fake-clock.js';
-import {FakeNetworkDriver, FakeSegment} from '../fakes/fake-network-driver.js';
-import {FakeTransport} from '../fakes/fake-transport.js';
-import {MemoryStateStore} from '../fakes/memory-state-store.js';
-import {BACKUP_ADDRESS, PRIMARY_ADDRESS, testConfig} from '../fakes/test-config.js';
+import {createFakePair} from '../fakes/fake-pair.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
@@ -28,24 +23,14 @@ async function tempDir(t: {teardown(fn: () => Promise<void>): void}): Promise<st
 
 /** A primary and a backup agent on fakes, settled into active/standby, the primary behind a real control socket. */
 async function servedPair(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {
-  const clock = new FakeClock();
-  const segment = new FakeSegment();
-  const [p, b] = FakeTransport.pair(PRIMARY_ADDRESS, BACKUP_ADDRESS);
-  const log = createLogger({journald: true, debug: false, write: () => undefined, wallNow: () => clock.wallNow()});
-  const agents = (['primary', 'backup'] as const).map((role, index) => new Agent({
-    config: testConfig(role), clock, transport: index === 0 ? p : b, network: new FakeNetworkDriver(role, segment),
-    store: new MemoryStateStore({epoch: 2}), log, newId: () => `${role}-boot-0000000001`, hostname: `web-${role}`, pid: 4242,
-  }));
-  for (const agent of agents) await agent.start();
+  const {clock, primary, backup} = createFakePair(t, {primary: {epoch: 2, pid: 4242}, backup: {epoch: 2, pid: 4242}});
+  await primary.agent.start();
+  await backup.agent.start();
   await clock.advance(2000);
   const socket = join(await tempDir(t), 'control.sock');
-  const [primary] = agents;
-  if (primary === undefined) throw new Error('no primary');
-  const server = await startControlServer(socket, primary, log);
-  t.teardown(async () => {
-    await server.close();
-    for (const agent of agents) await agent.stop();
-  });
+  const log = createLogger({journald: true, debug: false, write: () => undefined, wallNow: () => clock.wallNow()});
+  const server = await startControlServer(socket, primary.agent, log);
+  t.teardown(() => server.close());
   return socket;
 }
 

@@ -54,4 +54,10 @@ export class FakeTransport implements BeaconTransport {
     this.#closed = true;
     this.#wake?.();
   }
+
+  /** Opens the transport again for a restarted agent; what arrived while closed is lost, as on a real socket. */
+  reopen(): void {
+    this.#closed = false;
+    this.#queue = [];
+  }
 }

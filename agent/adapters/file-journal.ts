@@ -1,0 +1,97 @@
+// Durable JSON files under state_dir: the epoch (state.json) and the switch journal (switch.json). Each write
+// goes to a temp file, is fsynced, renamed over the old one, and the directory fsynced, so a crash at any
+// moment leaves either the old or the new content, never half of one.
+
+import {mkdir, open, readFile, rename, unlink} from 'node:fs/promises';
+import {dirname, join} from 'node:path';
+import {BatonError, describeError} from '../errors.js';
+import type {JournalStore, PersistentState, StateStore, SwitchJournal} from '../ports.js';
+
+export function createFileStateStore(stateDir: string): StateStore {
+  const file = join(stateDir, 'state.json');
+  return {
+    async load() {
+      const value = await readJson(file);
+      if (value === undefined) return undefined;
+      const epoch = (value as {epoch?: unknown} | null)?.epoch;
+      if (!isCount(epoch)) throw new BatonError('STATE_INVALID', `${file}: epoch: expected a non-negative integer, got ${JSON.stringify(epoch)}; move the file aside to start afresh`);
+      return {epoch};
+    },
+    save: (state: PersistentState) => writeJsonAtomic(file, state),
+  };
+}
+
+export function createFileJournalStore(stateDir: string): JournalStore {
+  const file = join(stateDir, 'switch.json');
+  return {
+    async load() {
+      const value = await readJson(file);
+      if (value === undefined) return undefined;
+      const journal = parseJournal(value);
+      if (typeof journal === 'string') throw new BatonError('STATE_INVALID', `${file}: ${journal}; move the file aside to start afresh`);
+      return journal;
+    },
+    save: (journal: SwitchJournal) => writeJsonAtomic(file, journal),
+    async clear() {
+      await unlink(file).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+    },
+  };
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new BatonError('STATE_INVALID', `cannot read ${file}: ${describeError(error)}`, {cause: error});
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new BatonError('STATE_INVALID', `${file} is corrupt (not JSON); move it aside to start afresh`, {cause: error});
+  }
+}
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await mkdir(dirname(file), {recursive: true, mode: 0o700});
+  const temp = `${file}.${process.pid}.tmp`;
+  const handle = await open(temp, 'w', 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(value)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+  const dir = await open(dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+function parseJournal(value: unknown): SwitchJournal | string {
+  if (typeof value !== 'object' || value === null) return 'not a JSON object';
+  const v = value as Record<string, unknown>;
+  if (typeof v['switchId'] !== 'string') return 'switchId: expected a string';
+  if (v['side'] !== 'giver' && v['side'] !== 'taker') return 'side: expected giver or taker';
+  if (typeof v['coordinator'] !== 'boolean') return 'coordinator: expected a boolean';
+  if (typeof v['peerBoot'] !== 'string') return 'peerBoot: expected a string';
+  if (!isCount(v['epoch'])) return 'epoch: expected a non-negative integer';
+  if (!Array.isArray(v['applied']) || !v['applied'].every((s) => typeof s === 'string')) return 'applied: expected a list of step names';
+  if (v['pending'] !== undefined && typeof v['pending'] !== 'string') return 'pending: expected a step name';
+  if (v['phase'] !== 'forward' && v['phase'] !== 'rollback') return 'phase: expected forward or rollback';
+  if (!isCount(v['startedAtWall'])) return 'startedAtWall: expected ms since the epoch';
+  return {
+    switchId: v['switchId'], side: v['side'], coordinator: v['coordinator'], peerBoot: v['peerBoot'], epoch: v['epoch'],
+    applied: v['applied'] as string[], pending: v['pending'] as string | undefined, phase: v['phase'], startedAtWall: v['startedAtWall'],
+  };
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}

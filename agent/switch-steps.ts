@@ -1,0 +1,176 @@
+// What each switch step does on the host that runs it, in both service modes: apply, then verify (only an
+// observed effect counts as done), and undo. Also the traffic counter that confirm-traffic waits on.
+
+import type {Config} from './config.js';
+import {BatonError, describeError} from './errors.js';
+import type {AccessLogWatcher, Clock, NetworkDriver} from './ports.js';
+import type {SwitchStepName} from './switch-plan.js';
+
+export interface StepHost {
+  readonly config: Config;
+  readonly network: NetworkDriver;
+}
+
+/** The actions of a step, without verification: what --dry-run records. */
+export async function applyStep(step: SwitchStepName, host: StepHost): Promise<void> {
+  const {network, config} = host;
+  const {ip, interface: iface, mode} = config.service;
+  switch (step) {
+    case 'backup-net-down':
+      if (mode === 'link') await network.setLink(iface, false);
+      else await network.removeAddress(ip);
+      return;
+    case 'assign-ip':
+      // In address mode an added address answers ARP at once: it must wait for backup-net-up.
+      if (mode === 'link') await network.addAddress(ip);
+      return;
+    case 'primary-net-down':
+      if (mode === 'link') await network.setLink(iface, false);
+      else await network.removeAddress(ip);
+      return;
+    case 'backup-net-up':
+      if (mode === 'link') await network.setLink(iface, true);
+      else await network.addAddress(ip);
+      await network.announce(ip);
+      return;
+    case 'confirm-traffic':
+      return;
+  }
+}
+
+/** Checks that the step's effect is observable now; throws STEP_FAILED saying what was found instead. */
+export async function verifyStep(step: SwitchStepName, host: StepHost): Promise<void> {
+  const {network, config} = host;
+  const {ip, interface: iface, mode} = config.service;
+  const expect = (ok: boolean, what: string): void => {
+    if (!ok) throw new BatonError('STEP_FAILED', `${step}: ${what}`);
+  };
+  switch (step) {
+    case 'backup-net-down':
+      if (mode === 'link') expect(!(await network.isLinkUp(iface)), `${iface} is still up`);
+      else expect(!(await network.hasAddress(ip)), `${ip.cidr} is still on ${iface}`);
+      return;
+    case 'assign-ip':
+      if (mode === 'link') expect(await network.hasAddress(ip), `${ip.cidr} is not on ${iface} after adding it`);
+      else expect(await network.isLinkUp(iface), `${iface} is down: the service IP could not be brought up on it`);
+      return;
+    case 'primary-net-down':
+      if (mode === 'link') expect(!(await network.isLinkUp(iface)), `${iface} is still up`);
+      else expect(!(await network.hasAddress(ip)), `${ip.cidr} is still on ${iface}`);
+      return;
+    case 'backup-net-up':
+      expect(await network.hasAddress(ip), `${ip.cidr} is not on ${iface}`);
+      if (mode === 'link') expect(await network.isLinkUp(iface), `${iface} is not up`);
+      return;
+    case 'confirm-traffic':
+      return;
+  }
+}
+
+/** Undoes a step this host applied, and verifies the undo. Idempotent. */
+export async function undoStep(step: SwitchStepName, host: StepHost): Promise<void> {
+  const {network, config} = host;
+  const {ip, interface: iface, mode} = config.service;
+  const expect = (ok: boolean, what: string): void => {
+    if (!ok) throw new BatonError('STEP_FAILED', `undo ${step}: ${what}`);
+  };
+  switch (step) {
+    case 'backup-net-down':
+      if (mode === 'link') {
+        await network.setLink(iface, true);
+        expect(await network.isLinkUp(iface), `${iface} did not come back up`);
+      }
+      return;
+    case 'assign-ip':
+      if (mode === 'link') {
+        await network.removeAddress(ip);
+        expect(!(await network.hasAddress(ip)), `${ip.cidr} is still on ${iface}`);
+      }
+      return;
+    case 'primary-net-down':
+      if (mode === 'link') await network.setLink(iface, true);
+      else await network.addAddress(ip);
+      expect(await network.hasAddress(ip), `${ip.cidr} is not back on ${iface}`);
+      if (mode === 'link') expect(await network.isLinkUp(iface), `${iface} did not come back up`);
+      await network.announce(ip);
+      return;
+    case 'backup-net-up':
+      if (mode === 'link') {
+        await network.setLink(iface, false);
+        expect(!(await network.isLinkUp(iface)), `${iface} is still up`);
+      } else {
+        await network.removeAddress(ip);
+        expect(!(await network.hasAddress(ip)), `${ip.cidr} is still on ${iface}`);
+      }
+      return;
+    case 'confirm-traffic':
+      return;
+  }
+}
+
+/** Whether this host serves the IP as clients see it: the address is on the interface and (link mode) the link is up. */
+export async function isServing(host: StepHost): Promise<boolean> {
+  const {network, config} = host;
+  if (!(await network.hasAddress(config.service.ip))) return false;
+  return config.service.mode === 'address' || network.isLinkUp(config.service.interface);
+}
+
+/**
+ * Counts requests in the access log from the moment it is started, in the background, so that requests arriving
+ * between backup-net-up and the confirm-traffic request are not missed.
+ */
+export class TrafficCounter {
+  readonly #abort = new AbortController();
+  readonly #startedAt: number;
+  readonly #clock: Clock;
+  #count = 0;
+  #failure: unknown;
+  #wake: (() => void) | undefined;
+
+  constructor(watcher: AccessLogWatcher, clock: Clock) {
+    this.#clock = clock;
+    this.#startedAt = clock.now();
+    void this.#run(watcher, clock.wallNow());
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Resolves with the count once it reaches `needed`; throws TRAFFIC_NOT_CONFIRMED at the deadline (from start). */
+  async waitFor(needed: number, timeoutMs: number, onProgress?: (count: number, elapsedMs: number) => void): Promise<number> {
+    for (;;) {
+      if (this.#failure !== undefined) {
+        throw new BatonError('ACCESS_LOG_UNREADABLE', `the access log could not be followed: ${describeError(this.#failure)}`, {cause: this.#failure});
+      }
+      if (this.#count >= needed) return this.#count;
+      const elapsed = this.#clock.now() - this.#startedAt;
+      if (elapsed >= timeoutMs) {
+        throw new BatonError('TRAFFIC_NOT_CONFIRMED',
+          `${this.#count} of ${needed} requests arrived within ${Math.round(timeoutMs / 1000)} s: is the web server running and reachable on the service IP?`);
+      }
+      const woke = new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      // Wake on a new count, or at least every 250 ms to report progress and check the deadline.
+      await Promise.race([woke, this.#clock.sleep(Math.min(250, timeoutMs - elapsed))]);
+      onProgress?.(this.#count, this.#clock.now() - this.#startedAt);
+    }
+  }
+
+  stop(): void {
+    this.#abort.abort();
+  }
+
+  async #run(watcher: AccessLogWatcher, afterWallMs: number): Promise<void> {
+    try {
+      for await (const count of watcher.countRequests(afterWallMs, this.#abort.signal)) {
+        this.#count = count;
+        this.#wake?.();
+      }
+    } catch (error) {
+      if (!this.#abort.signal.aborted) this.#failure = error;
+      this.#wake?.();
+    }
+  }
+}

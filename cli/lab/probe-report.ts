@@ -1,0 +1,114 @@
+// The client prober's record format (one JSON line per probe) and the pure reading of it: parsing a probe log and
+// summarising a window of it into what a client saw (probes, failures, the longest gap, who answered).
+
+import {BatonError} from '../../agent/errors.js';
+
+/** One probe, as cli/lab/probe.ts writes it: one JSON object per line, in completion order (not seq order). */
+export interface ProbeRecord {
+  /** 0, 1, 2, … in sending order. */
+  readonly seq: number;
+  /** Wall-clock ms (Date.now()) when the request was sent. */
+  readonly sentAt: number;
+  /** Ms from sending to the end of the response body, or to the failure (timeout, refused, reset). */
+  readonly rttMs: number;
+  /** A complete response with a 2xx status arrived within the probe's timeout. */
+  readonly ok: boolean;
+  /** Who answered, from the page's "served by <host>" (lab web servers); null when the page does not say. */
+  readonly host: string | null;
+  /** Why the probe failed (e.g. "timeout after 200 ms", "ECONNREFUSED", "HTTP 503"); null when ok. */
+  readonly error: string | null;
+}
+
+export interface ProbeSummary {
+  /** Probes sent within the window. */
+  readonly probes: number;
+  readonly failed: number;
+  /**
+   * The longest time without a successful response: between two consecutive successful responses (response time
+   * = sentAt + rttMs), and also from the window's start to the first one and from the last one to the window's end,
+   * so an outage at either edge is not hidden. The window's start defaults to the first probe's sentAt, its end to
+   * the last probe's settle time (sentAt + rttMs). Without any success the gap is the whole window.
+   */
+  readonly longestGapMs: number;
+  /** Successful probes by the host that answered; "-" when the page did not name one. */
+  readonly hosts: Record<string, number>;
+}
+
+// What a page without "served by <host>" is counted under, like CLF's "-" for an absent field.
+const UNKNOWN_HOST = '-';
+
+/**
+ * Parses a probe log. Blank lines are skipped; an unparseable LAST line without its newline is a record still being
+ * written (a reader following the file) and is skipped too. Any other bad line throws LAB_FAILED with its number.
+ */
+export function parseProbeLog(text: string): ProbeRecord[] {
+  const lines = text.split('\n');
+  const records: ProbeRecord[] = [];
+  for (const [index, line] of lines.entries()) {
+    if (line.trim() === '') continue;
+    const record = parseProbeRecord(line);
+    if (record !== undefined) {
+      records.push(record);
+      continue;
+    }
+    const isUnfinishedTail = index === lines.length - 1;
+    if (isUnfinishedTail) continue;
+    throw new BatonError('LAB_FAILED',
+      `probe log line ${index + 1} is not a probe record: ${JSON.stringify(line.slice(0, 200))}; ` +
+      'the file must hold only lines written by dist/cli/lab/probe.js (use a fresh --out file per run)');
+  }
+  return records;
+}
+
+function parseProbeRecord(line: string): ProbeRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const {seq, sentAt, rttMs, ok, host, error} = value as Record<string, unknown>;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0) return undefined;
+  if (typeof sentAt !== 'number' || !Number.isFinite(sentAt)) return undefined;
+  if (typeof rttMs !== 'number' || !Number.isFinite(rttMs) || rttMs < 0) return undefined;
+  if (typeof ok !== 'boolean') return undefined;
+  if (host !== null && typeof host !== 'string') return undefined;
+  if (error !== null && typeof error !== 'string') return undefined;
+  return {seq: seq as number, sentAt, rttMs, ok, host, error};
+}
+
+/**
+ * Summarises the probes SENT within [fromWallMs, toWallMs] (both optional, inclusive). See ProbeSummary for how the
+ * gap is measured. Responses that land after toWallMs count as arriving at toWallMs: they prove the service was
+ * answering by then. With no probe in the window, the gap is the window's length when both edges are given, else 0.
+ */
+export function summarizeProbes(records: readonly ProbeRecord[], fromWallMs?: number, toWallMs?: number): ProbeSummary {
+  const inWindow = records.filter((r) =>
+    (fromWallMs === undefined || r.sentAt >= fromWallMs) && (toWallMs === undefined || r.sentAt <= toWallMs));
+  const hosts: Record<string, number> = {};
+  let failed = 0;
+  for (const record of inWindow) {
+    if (!record.ok) {
+      failed += 1;
+      continue;
+    }
+    const host = record.host ?? UNKNOWN_HOST;
+    hosts[host] = (hosts[host] ?? 0) + 1;
+  }
+  if (inWindow.length === 0) {
+    const longestGapMs = fromWallMs !== undefined && toWallMs !== undefined ? Math.max(0, toWallMs - fromWallMs) : 0;
+    return {probes: 0, failed: 0, longestGapMs, hosts};
+  }
+  // reduce, not Math.min(...spread): a long run's records would exceed the argument limit.
+  const start = fromWallMs ?? inWindow.reduce((min, r) => Math.min(min, r.sentAt), Infinity);
+  const end = toWallMs ?? inWindow.reduce((max, r) => Math.max(max, r.sentAt + r.rttMs), -Infinity);
+  const answers = inWindow.filter((r) => r.ok).map((r) => Math.min(r.sentAt + r.rttMs, end)).sort((a, b) => a - b);
+  let longestGapMs = 0;
+  let previous = start;
+  for (const at of [...answers, end]) {
+    longestGapMs = Math.max(longestGapMs, at - previous);
+    previous = at;
+  }
+  return {probes: inWindow.length, failed, longestGapMs, hosts};
+}

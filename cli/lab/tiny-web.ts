@@ -1,0 +1,147 @@
+// The lab's built-in web server, a standalone script for hosts without nginx: answers every request with
+// "served by <host>\n" on a fresh connection each time and appends one line per request to the access log in nginx's
+// default `combined` format, byte for byte, so the access-log watcher reads it exactly as it reads nginx's.
+//
+//   ip netns exec NS node dist/cli/lab/tiny-web.js --host primary --access-log FILE [--listen 0.0.0.0:80]
+//
+// SIGTERM/SIGINT: stop listening, drop open connections, close the log, exit 0. Node built-ins only.
+
+import {closeSync, openSync, writeSync} from 'node:fs';
+import {createServer, type IncomingMessage, type ServerResponse} from 'node:http';
+import {parseArgs} from 'node:util';
+
+const USAGE = 'usage: tiny-web.js --host NAME --access-log FILE [--listen ADDRESS:PORT]';
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+// nginx writes 499 for a request whose client went away before the response was sent.
+const CLIENT_CLOSED_REQUEST = 499;
+
+interface Options {
+  readonly host: string;
+  readonly accessLog: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+function readOptions(argv: readonly string[]): Options {
+  const {values} = parseArgs({
+    args: [...argv],
+    options: {
+      host: {type: 'string'},
+      'access-log': {type: 'string'},
+      listen: {type: 'string', default: '0.0.0.0:80'},
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const problems: string[] = [];
+  if (values.host === undefined || !/^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/.test(values.host)) {
+    problems.push(`--host: expected 1–32 of A-Za-z0-9-, got ${JSON.stringify(values.host)}`);
+  }
+  if (values['access-log'] === undefined) problems.push('--access-log FILE is required');
+  const listen = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<v4>\d{1,3}(?:\.\d{1,3}){3})):(?<port>\d{1,5})$/.exec(values.listen)?.groups;
+  const port = Number(listen?.['port']);
+  if (listen === undefined || !(port >= 1 && port <= 65_535)) {
+    problems.push(`--listen: expected ADDRESS:PORT like 0.0.0.0:80 or [::]:80, got ${JSON.stringify(values.listen)}`);
+  }
+  if (problems.length > 0 || values.host === undefined || values['access-log'] === undefined || listen === undefined) {
+    throw new Error(`${problems.join('; ')}\n${USAGE}`);
+  }
+  return {host: values.host, accessLog: values['access-log'], address: listen['v6'] ?? listen['v4'] ?? '0.0.0.0', port};
+}
+
+/** nginx's $time_local: `21/Nov/2026:13:45:02 +0000`, local time with its offset. */
+function formatTimeLocal(date: Date): string {
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const offsetMin = -date.getTimezoneOffset();
+  const sign = offsetMin < 0 ? '-' : '+';
+  const abs = Math.abs(offsetMin);
+  return `${two(date.getDate())}/${MONTHS[date.getMonth()] ?? '???'}/${date.getFullYear()}:` +
+    `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())} ${sign}${two(Math.floor(abs / 60))}${two(abs % 60)}`;
+}
+
+/**
+ * nginx's default log escaping (ngx_http_log_escape): `"`, `\`, control bytes and bytes ≥ 0x7F become \xHH with
+ * upper-case hex. It works on the bytes received; Node hands request lines and header values over as latin1 text,
+ * one character per byte, so latin1 gives those bytes back.
+ */
+function escapeLogText(text: string): string {
+  const bytes = Buffer.from(text, /^[\u0000-\u00ff]*$/.test(text) ? 'latin1' : 'utf8');
+  let out = '';
+  for (const byte of bytes) {
+    out += byte < 0x20 || byte >= 0x7f || byte === 0x22 || byte === 0x5c
+      ? `\\x${byte.toString(16).toUpperCase().padStart(2, '0')}`
+      : String.fromCharCode(byte);
+  }
+  return out;
+}
+
+/** A header as nginx logs $http_*: `-` when absent, its (escaped) value otherwise. */
+function headerField(value: string | string[] | undefined): string {
+  if (value === undefined) return '-';
+  return escapeLogText(Array.isArray(value) ? (value[0] ?? '') : value);
+}
+
+/** The client address as nginx writes $remote_addr: an IPv4 client of a dual-stack socket is plain IPv4. */
+function remoteAddress(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? '-';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice('::ffff:'.length) : address;
+}
+
+/** One line of nginx's `combined` format, with its newline. */
+function formatCombined(req: IncomingMessage, status: number, bodyBytes: number, at: Date): string {
+  const request = escapeLogText(`${req.method ?? '-'} ${req.url ?? '-'} HTTP/${req.httpVersion}`);
+  return `${remoteAddress(req)} - - [${formatTimeLocal(at)}] "${request}" ${status} ${bodyBytes} ` +
+    `"${headerField(req.headers.referer)}" "${headerField(req.headers['user-agent'])}"\n`;
+}
+
+function serve(options: Options): void {
+  const log = openSync(options.accessLog, 'a', 0o644);
+  let logOpen = true;
+  const page = Buffer.from(`served by ${options.host}\n`);
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const body = req.method === 'HEAD' ? Buffer.alloc(0) : page;
+    // Logged when the response is complete, as nginx does; one write(2) per line, so a follower sees it at once.
+    let logged = false;
+    const writeLine = (status: number, bytes: number): void => {
+      if (logged || !logOpen) return;
+      logged = true;
+      writeSync(log, formatCombined(req, status, bytes, new Date()));
+    };
+    res.on('finish', () => writeLine(200, body.length));
+    res.on('close', () => writeLine(CLIENT_CLOSED_REQUEST, 0));
+    // Connection: close, like nginx with keepalive_timeout 0: every request is a new TCP connection, so a client
+    // follows the service IP when it moves instead of riding an old connection.
+    res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': page.length, Connection: 'close'});
+    res.end(body);
+  });
+  server.on('error', (error) => {
+    process.stderr.write(`tiny-web: cannot listen on ${options.address}:${options.port}: ${error.message}\n`);
+    process.exitCode = 1;
+    server.close();
+    if (logOpen) {
+      logOpen = false;
+      closeSync(log);
+    }
+  });
+  const stop = (): void => {
+    server.close(() => {
+      if (logOpen) {
+        logOpen = false;
+        closeSync(log);
+      }
+    });
+    server.closeAllConnections();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  server.listen(options.port, options.address, () => {
+    process.stdout.write(`tiny-web: ${options.host} listening on ${options.address}:${options.port}, log ${options.accessLog}\n`);
+  });
+}
+
+try {
+  serve(readOptions(process.argv.slice(2)));
+} catch (error) {
+  process.stderr.write(`tiny-web: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 2;
+}

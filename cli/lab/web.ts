@@ -1,0 +1,304 @@
+// The lab's web servers: real nginx, or the built-in Node server (tiny-web.ts) where nginx is not installed, each
+// started inside a host namespace with its config and logs under its own directory, answering "served by <host>"
+// and writing nginx's default `combined` access log; plus stopping processes by PID, which the prober shares.
+
+import {constants, readdirSync, readFileSync} from 'node:fs';
+import {access, mkdir, open, readdir, readFile, readlink, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {setTimeout as sleep} from 'node:timers/promises';
+import {fileURLToPath} from 'node:url';
+import {BatonError, describeError} from '../../agent/errors.js';
+import {spawnInNamespace} from './namespaces.js';
+
+export interface WebServer {
+  readonly pid: number;
+  /** Where it appends one `combined` line per request. */
+  readonly accessLog: string;
+  /** SIGTERM by PID, then SIGKILL after a grace. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface WebServerOptions {
+  readonly namespace: string;
+  /** Config, pid file, error and access logs go here; created if missing. */
+  readonly dir: string;
+  /** Named by the page, "served by <hostName>", so a client can tell who answered. 1–32 of A-Za-z0-9-. */
+  readonly hostName: string;
+  /** ADDRESS:PORT, e.g. 0.0.0.0:80 (the default) or [::]:8080. */
+  readonly listen?: string;
+  /** How long it may take to listen; default 5000. */
+  readonly startTimeoutMs?: number;
+}
+
+export type WebServerKind = 'nginx' | 'builtin';
+
+/** Debian's nginx (package nginx-light / nginx). */
+export const NGINX_PROGRAM = '/usr/sbin/nginx';
+const DEFAULT_LISTEN = '0.0.0.0:80';
+// nginx listens ~20 ms after exec and Node ~100 ms in the lab; 5 s is slack for a loaded CI machine, not a target.
+const DEFAULT_START_TIMEOUT_MS = 5000;
+// How often the start-up wait looks at /proc: cheap (a few small reads), short against the start-up time.
+const START_POLL_MS = 10;
+// nginx's fast shutdown (SIGTERM) and Node's server.close finish in milliseconds; after this they are hung.
+const STOP_GRACE_MS = 3000;
+const STOP_POLL_MS = 20;
+// What a start-up failure quotes from the logs: enough for nginx's "[emerg] bind() … failed" and its context.
+const LOG_TAIL_LINES = 10;
+const TINY_WEB_SCRIPT = fileURLToPath(new URL('./tiny-web.js', import.meta.url));
+
+/** Whether Debian's nginx is installed here, so the lab can prefer it to the built-in server. */
+export async function isNginxInstalled(): Promise<boolean> {
+  return access(NGINX_PROGRAM, constants.X_OK).then(() => true, () => false);
+}
+
+/** nginx when installed, else the built-in server; says which it started. */
+export async function startWebServer(options: WebServerOptions): Promise<WebServer & {kind: WebServerKind}> {
+  if (await isNginxInstalled()) return {...await startNginx(options), kind: 'nginx'};
+  return {...await startBuiltinWeb(options), kind: 'builtin'};
+}
+
+/**
+ * Runs real nginx in the namespace, master in the foreground (`daemon off`) so the PID is the master's, with
+ * `-p dir -c dir/nginx.conf -e dir/error.log`, so nothing under /etc/nginx or /var/log/nginx is read or written.
+ * Resolves once it listens; throws LAB_FAILED with the tail of its error log when it exits or does not listen.
+ */
+export async function startNginx(options: WebServerOptions): Promise<WebServer> {
+  const {host, port} = checkOptions(options);
+  const dir = options.dir;
+  const tempDir = join(dir, 'tmp');
+  await mkdir(tempDir, {recursive: true, mode: 0o755});
+  const files = {
+    config: join(dir, 'nginx.conf'),
+    pid: join(dir, 'nginx.pid'),
+    errorLog: join(dir, 'error.log'),
+    accessLog: join(dir, 'access.log'),
+    output: join(dir, 'nginx.out'),
+  };
+  await writeFile(files.config, nginxConfig({...files, tempDir, listen: formatListen(host, port), hostName: options.hostName}));
+  const pid = await spawnInNamespace(options.namespace, NGINX_PROGRAM,
+    ['-p', `${dir}/`, '-c', files.config, '-e', files.errorLog], files.output);
+  await waitUntilListening({
+    pid, port, what: `nginx for ${options.hostName} in ${options.namespace}`,
+    timeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+    logs: [files.errorLog, files.output],
+  });
+  return webServer(pid, files.accessLog);
+}
+
+/**
+ * Runs the built-in server (dist/cli/lab/tiny-web.js, with the Node running this code) in the namespace. Same page,
+ * same `combined` log lines as nginx. Resolves once it listens; throws LAB_FAILED with its output otherwise.
+ */
+export async function startBuiltinWeb(options: WebServerOptions): Promise<WebServer> {
+  const {host, port} = checkOptions(options);
+  await mkdir(options.dir, {recursive: true, mode: 0o755});
+  const accessLog = join(options.dir, 'access.log');
+  const output = join(options.dir, 'tiny-web.out');
+  const pid = await spawnInNamespace(options.namespace, process.execPath,
+    [TINY_WEB_SCRIPT, '--host', options.hostName, '--listen', formatListen(host, port), '--access-log', accessLog], output);
+  await waitUntilListening({
+    pid, port, what: `the built-in web server for ${options.hostName} in ${options.namespace}`,
+    timeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+    logs: [output],
+  });
+  return webServer(pid, accessLog);
+}
+
+function webServer(pid: number, accessLog: string): WebServer {
+  return {pid, accessLog, stop: () => stopProcessByPid(pid)};
+}
+
+function checkOptions(options: WebServerOptions): {host: string; port: number} {
+  const problems: string[] = [];
+  // The name is written into nginx.conf: only characters that cannot end the quoted string or the directive.
+  if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/.test(options.hostName)) {
+    problems.push(`hostName ${JSON.stringify(options.hostName)}: expected 1–32 of A-Za-z0-9- (e.g. primary)`);
+  }
+  const listen = options.listen ?? DEFAULT_LISTEN;
+  const parts = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<v4>\d{1,3}(?:\.\d{1,3}){3})):(?<port>\d{1,5})$/.exec(listen)?.groups;
+  const port = Number(parts?.['port']);
+  if (parts === undefined || !(port >= 1 && port <= 65_535)) {
+    problems.push(`listen ${JSON.stringify(listen)}: expected ADDRESS:PORT, e.g. 0.0.0.0:80 or [::]:8080`);
+  }
+  if (problems.length > 0 || parts === undefined) {
+    throw new BatonError('LAB_FAILED', `cannot start a lab web server: ${problems.join('; ')}`);
+  }
+  return {host: parts['v6'] === undefined ? (parts['v4'] ?? '0.0.0.0') : `[${parts['v6']}]`, port};
+}
+
+function formatListen(host: string, port: number): string {
+  return `${host}:${port}`;
+}
+
+function nginxConfig(c: {
+  pid: string; errorLog: string; accessLog: string; tempDir: string; listen: string; hostName: string;
+}): string {
+  return `# Written by baton's lab (cli/lab/web.ts) for one lab host; nginx runs with -p <this directory> -c this file.
+daemon off;
+worker_processes 1;
+pid ${c.pid};
+error_log ${c.errorLog} notice;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    # nginx's own default format, no log_format of ours: the access-log watcher must read what nginx writes
+    # out of the box. No buffer= parameter, so each line is written when its request ends.
+    access_log ${c.accessLog} combined;
+    # Every request on a new TCP connection: a client must follow the service IP when it moves, not keep talking
+    # to the old host over an open connection.
+    keepalive_timeout 0;
+    # Debian's compiled-in temp paths are under /var/lib/nginx; keep everything in the lab's directory.
+    client_body_temp_path ${c.tempDir}/client_body;
+    proxy_temp_path ${c.tempDir}/proxy;
+    fastcgi_temp_path ${c.tempDir}/fastcgi;
+    uwsgi_temp_path ${c.tempDir}/uwsgi;
+    scgi_temp_path ${c.tempDir}/scgi;
+
+    server {
+        listen ${c.listen};
+        location / {
+            default_type text/plain;
+            return 200 "served by ${c.hostName}\\n";
+        }
+    }
+}
+`;
+}
+
+/**
+ * Waits until the process holds a listening TCP socket on `port`, seen in /proc (its namespace's /proc/PID/net/tcp*
+ * and its own fds): a listening socket already queues connections, and unlike a test request it leaves no line in
+ * the access log that confirm-traffic would have to tell apart. Matching the socket's inode to the process's fds
+ * keeps another server on the same port from passing for ours. If the process exits or time runs out, ends it and
+ * throws LAB_FAILED quoting the logs.
+ */
+async function waitUntilListening(w: {pid: number; port: number; what: string; timeoutMs: number; logs: readonly string[]}): Promise<void> {
+  const deadline = Date.now() + w.timeoutMs;
+  let problem: string;
+  for (;;) {
+    if (!isProcessAlive(w.pid)) {
+      problem = 'it exited at start-up';
+      break;
+    }
+    const listening = await listeningInodes(w.pid, w.port);
+    if (listening.size > 0 && (await socketInodes(w.pid)).some((inode) => listening.has(inode))) return;
+    if (Date.now() > deadline) {
+      problem = `it did not listen on port ${w.port} within ${w.timeoutMs} ms`;
+      break;
+    }
+    await sleep(START_POLL_MS);
+  }
+  await stopProcessByPid(w.pid);
+  const tails = await Promise.all(w.logs.map(async (file) => {
+    const tail = await readTail(file);
+    return tail === '' ? '' : `\n--- ${file} (last lines):\n${tail}`;
+  }));
+  throw new BatonError('LAB_FAILED',
+    `${w.what} (pid ${w.pid}) failed: ${problem}. Check its logs below; a port in use or a missing namespace is the ` +
+    `usual cause.${tails.join('') || ' (its logs are empty)'}`);
+}
+
+/** Inodes of sockets listening on `port` in the process's network namespace. */
+async function listeningInodes(pid: number, port: number): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const table of ['tcp', 'tcp6']) {
+    const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …; st 0A = LISTEN.
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1];
+      if (local?.endsWith(`:${portHex}`) && fields[3] === '0A' && fields[9] !== undefined) inodes.add(fields[9]);
+    }
+  }
+  return inodes;
+}
+
+async function socketInodes(pid: number): Promise<string[]> {
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  const targets = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+  return targets.map((target) => /^socket:\[(\d+)\]$/.exec(target)?.[1]).filter((inode): inode is string => inode !== undefined);
+}
+
+async function readTail(file: string): Promise<string> {
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const {size} = await handle.stat();
+      const length = Math.min(size, 4096);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, size - length);
+      return buffer.toString('utf8').trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Running, and not a zombie waiting to be reaped (our spawned children are reaped by Node's SIGCHLD handling).
+ * A PID that no longer exists is false.
+ */
+export function isProcessAlive(pid: number): boolean {
+  const stat = readFileSyncSafe(`/proc/${pid}/stat`);
+  if (stat === undefined) return false;
+  // The state letter follows the command name, which is in parentheses and may itself contain ") ".
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}
+
+/**
+ * Ends a process we started: SIGTERM, up to `graceMs` for it to leave, then SIGKILL to it and to the children it
+ * had (nginx's workers, which would otherwise outlive a killed master). Idempotent; never signals anything else.
+ */
+export async function stopProcessByPid(pid: number, graceMs = STOP_GRACE_MS): Promise<void> {
+  if (!isProcessAlive(pid)) return;
+  const children = childPids(pid);
+  signalPid(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (isProcessAlive(pid) && Date.now() < deadline) await sleep(STOP_POLL_MS);
+  if (!isProcessAlive(pid)) return;
+  for (const target of [pid, ...children]) signalPid(target, 'SIGKILL');
+  const killDeadline = Date.now() + STOP_GRACE_MS;
+  while (isProcessAlive(pid) && Date.now() < killDeadline) await sleep(STOP_POLL_MS);
+  if (isProcessAlive(pid)) {
+    throw new BatonError('LAB_FAILED', `process ${pid} survived SIGKILL: look at /proc/${pid}/status (uninterruptible I/O?)`);
+  }
+}
+
+function childPids(pid: number): number[] {
+  const tasks = readdirSyncSafe(`/proc/${pid}/task`);
+  return tasks.flatMap((task) => (readFileSyncSafe(`/proc/${pid}/task/${task}/children`) ?? '').split(/\s+/))
+    .filter((word) => /^\d+$/.test(word)).map(Number);
+}
+
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (error) {
+    // ESRCH: it exited between the check and the signal, which is what we wanted.
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') {
+      throw new BatonError('LAB_FAILED', `cannot send ${signal} to process ${pid}: ${describeError(error)}`, {cause: error});
+    }
+  }
+}
+
+function readFileSyncSafe(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function readdirSyncSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

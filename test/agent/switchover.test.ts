@@ -1,0 +1,293 @@
+// The planned switchover on fakes: order of steps across both hosts, confirmation, rollback, refusals, dry run,
+// switchback, resume, the journal, and recovery after an agent is killed mid-switch.
+
+import test from 'ava';
+import type {SwitchProgress, SwitchResult, SwitchoverOptions} from '../../agent/control-protocol.js';
+import {isBatonError} from '../../agent/errors.js';
+import type {FakeClock} from '../fakes/fake-clock.js';
+import {createFakePair, type FakeHost, type FakePair} from '../fakes/fake-pair.js';
+
+const OPTIONS: SwitchoverOptions = {dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined};
+
+async function settledPair(t: Parameters<typeof createFakePair>[0]): Promise<FakePair> {
+  const pair = createFakePair(t);
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  return pair;
+}
+
+/** Runs the clock in 10 ms steps until the work settles; `each` runs after every step (e.g. to send requests). */
+async function drive<T>(clock: FakeClock, work: Promise<T>, each: () => void = () => undefined, limitMs = 120_000): Promise<T> {
+  let settled = false;
+  const tracked = work.finally(() => {
+    settled = true;
+  });
+  for (let elapsed = 0; !settled && elapsed < limitMs; elapsed += 10) {
+    await clock.advance(10);
+    each();
+  }
+  if (!settled) throw new Error(`did not settle within ${limitMs} ms of fake time`);
+  return tracked;
+}
+
+/** Clients that send a request every step to whichever host serves, like the real world would. */
+function clients(pair: FakePair): () => void {
+  return () => {
+    for (const host of [pair.primary, pair.backup]) if (host.network.addresses.has('192.0.2.100')) host.accessLog.request(1);
+  };
+}
+
+async function switchover(pair: FakePair, from: FakeHost, options: Partial<SwitchoverOptions> = {}, each = clients(pair)): Promise<{result: SwitchResult; progress: SwitchProgress[]}> {
+  const progress: SwitchProgress[] = [];
+  const result = await drive(pair.clock, from.agent.switchover({...OPTIONS, ...options}, (p) => progress.push(p)), each);
+  return {result, progress};
+}
+
+const stepLines = (progress: SwitchProgress[]): string[] =>
+  progress.flatMap((p) => (p.kind === 'step' ? [`${p.action} ${p.step} on ${p.host.role} ${p.status}`] : []));
+
+test('a switchover run on the primary moves the IP to the backup in the runbook order, confirms traffic, and releases the primary', async (t) => {
+  const pair = await settledPair(t);
+  const {result, progress} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done', result.reason);
+  t.deepEqual(stepLines(progress), [
+    'apply backup-net-down on backup ok',
+    'apply assign-ip on backup ok',
+    'apply primary-net-down on primary ok',
+    'apply backup-net-up on backup ok',
+    'apply confirm-traffic on backup ok',
+  ]);
+  t.true((result.confirmedRequests ?? 0) >= 3);
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  t.true(pair.backup.network.addresses.has('192.0.2.100'));
+  await pair.clock.advance(500);
+  t.is(pair.primary.agent.state.name, 'released');
+  t.is(pair.backup.agent.state.name, 'active');
+  t.is(pair.backup.agent.state.epoch, 2, 'the taker holds the IP under a new, higher epoch');
+  t.deepEqual(pair.backup.store.state, {epoch: 2});
+  t.is(pair.primary.journal.journal, undefined, 'journals are cleared at the end');
+  t.is(pair.backup.journal.journal, undefined);
+});
+
+test('the address is removed on the primary before it is added on the backup: never on both', async (t) => {
+  const pair = await settledPair(t);
+  let both = 0;
+  await switchover(pair, pair.primary, {}, () => {
+    if (pair.primary.network.addresses.has('192.0.2.100') && pair.backup.network.addresses.has('192.0.2.100')) both += 1;
+    clients(pair)();
+  });
+  t.is(both, 0);
+  const order = [...pair.primary.network.actions().map((a) => `primary ${a}`), ...pair.backup.network.actions().map((a) => `backup ${a}`)];
+  t.true(order.includes('primary removeAddress 192.0.2.100/24'));
+  t.true(pair.backup.network.actions().includes('addAddress 192.0.2.100/24'));
+});
+
+test('a switchover run on the backup works the same, and a second one switches back', async (t) => {
+  const pair = await settledPair(t);
+  const first = await switchover(pair, pair.backup);
+  t.is(first.result.outcome, 'done', first.result.reason);
+  t.is(first.result.giver.role, 'primary');
+  await pair.clock.advance(500);
+  const back = await switchover(pair, pair.primary);
+  t.is(back.result.outcome, 'done', back.result.reason);
+  t.is(back.result.giver.role, 'backup', 'the switchback is the same plan with roles reversed');
+  t.is(back.result.taker.role, 'primary');
+  await pair.clock.advance(500);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+  t.is(pair.primary.agent.state.name, 'active');
+  t.is(pair.backup.agent.state.name, 'released');
+  t.is(pair.primary.agent.state.epoch, 3);
+});
+
+test('no traffic on the backup: confirmation times out, the pair rolls back and the primary serves again', async (t) => {
+  const pair = await settledPair(t);
+  // Only the primary's web server answers: requests reach the backup's IP but nothing is logged there.
+  const onlyPrimary = (): void => {
+    if (pair.primary.network.addresses.has('192.0.2.100')) pair.primary.accessLog.request(1);
+  };
+  const {result, progress} = await switchover(pair, pair.primary, {confirmTimeoutS: 2}, onlyPrimary);
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'confirm-traffic');
+  t.regex(result.reason ?? '', /^confirm-traffic failed on the backup: 0 of 3 requests arrived within 2 s/);
+  t.deepEqual(stepLines(progress).slice(-6), [
+    'apply confirm-traffic on backup failed',
+    'undo backup-net-up on backup ok',
+    'undo primary-net-down on primary ok',
+    'undo assign-ip on backup ok',
+    'undo backup-net-down on backup ok',
+    'check confirm-traffic on primary ok',
+  ]);
+  t.regex(result.rollbackCheck ?? '', /primary web-primary serves again: \d+ request\(s\)/);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+  await pair.clock.advance(500);
+  t.is(pair.primary.agent.state.name, 'active');
+  t.is(pair.backup.agent.state.name, 'standby');
+});
+
+test('a failing step rolls back only what was done, and names the step', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.network.failNext('addAddress');
+  const {result, progress} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'backup-net-up');
+  t.regex(result.reason ?? '', /backup-net-up failed on the backup: .*addAddress failed \(injected\)/);
+  t.deepEqual(stepLines(progress).filter((l) => l.startsWith('undo')), [
+    'undo backup-net-up on backup ok',
+    'undo primary-net-down on primary ok',
+    'undo assign-ip on backup ok',
+    'undo backup-net-down on backup ok',
+  ]);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  await pair.clock.advance(500);
+  t.is(pair.primary.agent.state.name, 'active');
+  t.is(pair.backup.agent.state.name, 'standby');
+});
+
+test('the journal is written before each step with the step pending, and cleared at the end', async (t) => {
+  const pair = await settledPair(t);
+  await switchover(pair, pair.primary);
+  const pending = pair.backup.journal.history.flatMap((j) => (j.pending === undefined ? [] : [j.pending]));
+  t.deepEqual(pending, ['backup-net-down', 'assign-ip', 'backup-net-up']);
+  t.deepEqual(pair.primary.journal.history.flatMap((j) => (j.pending === undefined ? [] : [j.pending])), ['primary-net-down']);
+  t.true(pair.primary.journal.history.every((j) => j.coordinator));
+});
+
+test('--dry-run prints each host\'s commands and changes nothing', async (t) => {
+  const pair = await settledPair(t);
+  const before = [pair.primary.network.actions().length, pair.backup.network.actions().length];
+  const {result} = await switchover(pair, pair.primary, {dryRun: true});
+  t.is(result.outcome, 'dry-run');
+  t.deepEqual(result.plan?.map((s) => `${s.step} on ${s.host.role}: ${s.commands.join('; ')}`), [
+    'backup-net-down on backup: removeAddress 192.0.2.100/24',
+    'assign-ip on backup: ',
+    'primary-net-down on primary: removeAddress 192.0.2.100/24',
+    'backup-net-up on backup: addAddress 192.0.2.100/24; announce 192.0.2.100/24',
+    'confirm-traffic on backup: ',
+  ]);
+  t.deepEqual([pair.primary.network.actions().length, pair.backup.network.actions().length], before);
+  t.is(pair.primary.agent.state.name, 'active');
+});
+
+test('refuses when the peer is not alive, naming it', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.transport.connected = false;
+  await pair.clock.advance(1500);
+  const error = await t.throwsAsync(pair.primary.agent.switchover(OPTIONS, () => undefined));
+  t.true(isBatonError(error, 'PEER_UNREACHABLE'));
+  t.regex(error?.message ?? '', /the peer backup at 192\.0\.2\.12:7411 is not alive/);
+});
+
+test('refuses when the standby is in fault', async (t) => {
+  const pair = createFakePair(t);
+  pair.backup.network.failNext('isAddressInUse');
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  t.is(pair.backup.agent.state.name, 'standby', 'a failed probe at start is not a fault for a backup');
+  // A standby in fault: the primary vanished from the network, and the backup's takeover failed on its interface.
+  pair.backup.network.failNext('addAddress');
+  pair.primary.transport.connected = false;
+  pair.primary.network.linkUp = false;
+  await pair.clock.advance(2500);
+  pair.primary.transport.connected = true;
+  pair.primary.network.linkUp = true;
+  await pair.clock.advance(500);
+  if (pair.backup.agent.state.name !== 'fault') return t.fail(`expected the backup in fault, it is ${pair.backup.agent.state.name}`);
+  const error = await t.throwsAsync(drive(pair.clock, pair.primary.agent.switchover(OPTIONS, () => undefined)));
+  t.regex(error?.message ?? '', /the backup is in fault/);
+});
+
+test('refuses a second switchover while one runs', async (t) => {
+  const pair = await settledPair(t);
+  const first = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'assign-ip', seconds: 2}}, () => undefined);
+  await pair.clock.advance(200);
+  const error = await t.throwsAsync(pair.primary.agent.switchover(OPTIONS, () => undefined));
+  t.true(isBatonError(error, 'SWITCH_IN_PROGRESS'));
+  await drive(pair.clock, first, clients(pair));
+});
+
+test('--strict refuses when the software bases differ, before changing anything', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.hostInfo.info = {...pair.backup.hostInfo.info, versions: {nginx: '1.22.1', openssl: '3.0.15', mysql: '8.0.32'}};
+  pair.primary.hostInfo.info = {...pair.primary.hostInfo.info, versions: {nginx: '1.22.1', openssl: '3.0.15', mysql: '8.0.36'}};
+  const progress: SwitchProgress[] = [];
+  const error = await t.throwsAsync(drive(pair.clock, pair.primary.agent.switchover({...OPTIONS, strict: true}, (p) => progress.push(p))));
+  t.true(isBatonError(error, 'PREFLIGHT_REFUSED'));
+  t.regex(error?.message ?? '', /mysql/);
+  t.true(progress.some((p) => p.kind === 'preflight' && p.text.includes('mysql')));
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.deepEqual(pair.backup.network.actions().filter((a) => a !== 'isAddressInUse 192.0.2.100/24'), []);
+});
+
+test('an unreadable access log on the backup is refused before the switch starts', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.accessLog.readable = false;
+  const error = await t.throwsAsync(drive(pair.clock, pair.primary.agent.switchover(OPTIONS, () => undefined)));
+  t.true(isBatonError(error, 'ACCESS_LOG_UNREADABLE'));
+  t.regex(error?.message ?? '', /access\.log/);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+});
+
+test('resume turns a released host into a standby, and a released host never takes the IP back by itself', async (t) => {
+  const pair = await settledPair(t);
+  await switchover(pair, pair.primary);
+  await pair.clock.advance(500);
+  t.is(pair.primary.agent.state.name, 'released');
+  pair.backup.transport.connected = false;
+  await pair.clock.advance(5000);
+  t.is(pair.primary.agent.state.name, 'released', 'the peer is silent, but released means hands off');
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  pair.backup.transport.connected = true;
+  await pair.clock.advance(500);
+  const resumed = await pair.primary.agent.resume();
+  t.is(resumed.state, 'standby');
+  await t.throwsAsync(pair.primary.agent.resume(), {message: /not released/});
+});
+
+test('the backup killed after primary-net-down: the primary takes the IP back, and the restarted backup undoes its part', async (t) => {
+  const pair = await settledPair(t);
+  const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 3}}, () => undefined);
+  await pair.clock.advance(300);
+  t.false(pair.primary.network.addresses.has('192.0.2.100'), 'paused after primary-net-down');
+  t.deepEqual(pair.backup.journal.journal?.applied, ['backup-net-down', 'assign-ip']);
+  // SIGKILL: the backup's agent vanishes without a word; its interface and journal stay.
+  await pair.backup.kill();
+  const result = await drive(pair.clock, run, clients(pair));
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'backup-net-up');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'), 'the primary serves again');
+
+  const restarted = pair.backup.restart();
+  await restarted.start();
+  await pair.clock.advance(2000);
+  t.is(restarted.state.name, 'standby');
+  t.is(pair.backup.journal.journal, undefined);
+  const status = await restarted.status();
+  t.is(status.lastSwitch?.outcome, 'interrupted');
+  t.regex(status.lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(taker, after assign-ip\)/);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+});
+
+test('the primary (coordinating) killed after primary-net-down: the backup abandons the switch and takes the free IP over', async (t) => {
+  const pair = await settledPair(t);
+  void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 30}}, () => undefined).catch(() => undefined);
+  await pair.clock.advance(300);
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  await pair.primary.kill();
+  await pair.clock.advance(4000);
+  t.true(pair.backup.network.addresses.has('192.0.2.100'), 'nobody served: the backup took over');
+  t.is(pair.backup.agent.state.name, 'active');
+  t.regex((await pair.backup.agent.status()).lastSwitch?.reason ?? '', /interrupted: the peer went silent/);
+
+  // The primary comes back (restart after SIGKILL): its journal says it had released the IP; the backup holds it.
+  const restarted = pair.primary.restart();
+  await restarted.start();
+  await pair.clock.advance(2000);
+  t.is(restarted.state.name, 'standby');
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  t.regex((await restarted.status()).lastSwitch?.reason ?? '', /the peer active holds the service IP/);
+});

@@ -1,0 +1,96 @@
+// Unit tests of the prober's pure report helpers: parsing probe logs and summarising a window of probes.
+
+import test from 'ava';
+import {BatonError} from '../../agent/errors.js';
+import {parseProbeLog, type ProbeRecord, type ProbeSummary, summarizeProbes} from '../../cli/lab/probe-report.js';
+
+/** A successful probe sent at `sentAt` whose response ended `rttMs` later. */
+function ok(seq: number, sentAt: number, rttMs: number, host: string | null = 'primary'): ProbeRecord {
+  return {seq, sentAt, rttMs, ok: true, host, error: null};
+}
+
+function failed(seq: number, sentAt: number, rttMs = 200, error = 'timeout after 200 ms'): ProbeRecord {
+  return {seq, sentAt, rttMs, ok: false, host: null, error};
+}
+
+const summarizes = test.macro({
+  exec(t, records: readonly ProbeRecord[], window: [number?, number?], expected: ProbeSummary) {
+    t.deepEqual(summarizeProbes(records, ...window), expected);
+  },
+  title: (note = '') => `summarizeProbes: ${note}`,
+});
+
+test('no probes and no window: nothing observed', summarizes, [], [], {probes: 0, failed: 0, longestGapMs: 0, hosts: {}});
+test('no probes in a given window: the whole window is a gap', summarizes, [ok(0, 5000, 1)], [1000, 1500],
+  {probes: 0, failed: 0, longestGapMs: 500, hosts: {}});
+test('all successes every 50 ms: the gap is the interval (first edge: the first rtt)', summarizes,
+  [ok(0, 1000, 2), ok(1, 1050, 2), ok(2, 1100, 2)], [],
+  {probes: 3, failed: 0, longestGapMs: 50, hosts: {primary: 3}});
+test('no success at all: the gap is from the first send to the last settle', summarizes,
+  [failed(0, 1000), failed(1, 1050), failed(2, 1100, 150, 'ECONNREFUSED')], [],
+  {probes: 3, failed: 3, longestGapMs: 250, hosts: {}});
+test('no success in a given window: the gap is the window', summarizes,
+  [failed(0, 1000), failed(1, 1050)], [900, 1400],
+  {probes: 2, failed: 2, longestGapMs: 500, hosts: {}});
+test('failures in the middle: gap between the successes around them', summarizes,
+  [ok(0, 1000, 1), failed(1, 1050), failed(2, 1100), ok(3, 1150, 1), ok(4, 1200, 1)], [],
+  {probes: 5, failed: 2, longestGapMs: 150, hosts: {primary: 3}});
+test('records out of order (completion order) are ordered by response time', summarizes,
+  [ok(1, 1050, 1), ok(0, 1000, 120), ok(2, 1100, 1)], [],
+  // responses at 1051, 1101, 1120: edge 1000→1051 is the longest
+  {probes: 3, failed: 0, longestGapMs: 51, hosts: {primary: 3}});
+test('a gap at the start of the window counts from the window start', summarizes,
+  [ok(0, 1000, 1), ok(1, 1300, 1), ok(2, 1350, 1)], [900, 1400],
+  // window start 900 → 1001 is 101; 1001 → 1301 is 300
+  {probes: 3, failed: 0, longestGapMs: 300, hosts: {primary: 3}});
+test('an outage at the end of the window counts up to the window end', summarizes,
+  [ok(0, 1000, 1), ok(1, 1050, 1), failed(2, 1100), failed(3, 1150)], [1000, 2000],
+  {probes: 4, failed: 2, longestGapMs: 949, hosts: {primary: 2}});
+test('probes sent outside the window are left out', summarizes,
+  [failed(0, 500), ok(1, 1000, 1), ok(2, 1050, 1), failed(3, 2500)], [1000, 1100],
+  {probes: 2, failed: 0, longestGapMs: 50, hosts: {primary: 2}});
+test('a response after the window end counts as arriving at the end', summarizes,
+  [ok(0, 1000, 1), ok(1, 1090, 50)], [1000, 1100],
+  {probes: 2, failed: 0, longestGapMs: 99, hosts: {primary: 2}});
+test('a host change is counted per host, the switch gap between them', summarizes,
+  [ok(0, 1000, 1), ok(1, 1050, 1), failed(2, 1100), ok(3, 1150, 3, 'backup'), ok(4, 1200, 1, 'backup')], [],
+  {probes: 5, failed: 1, longestGapMs: 102, hosts: {primary: 2, backup: 2}});
+test('a page that names no host is counted under "-"', summarizes,
+  [ok(0, 1000, 1, null), ok(1, 1050, 1)], [],
+  {probes: 2, failed: 0, longestGapMs: 50, hosts: {'-': 1, primary: 1}});
+test('a single success: only the edges', summarizes, [ok(0, 1000, 7)], [],
+  {probes: 1, failed: 0, longestGapMs: 7, hosts: {primary: 1}});
+
+const line = (record: ProbeRecord): string => JSON.stringify(record);
+
+const parses = test.macro({
+  exec(t, text: string, expected: readonly ProbeRecord[]) {
+    t.deepEqual(parseProbeLog(text), expected);
+  },
+  title: (note = '') => `parseProbeLog: ${note}`,
+});
+
+test('an empty file', parses, '', []);
+test('records in file order, blank lines skipped', parses,
+  `${line(ok(1, 1050, 1))}\n\n${line(failed(0, 1000, 200, 'EHOSTUNREACH'))}\n`,
+  [ok(1, 1050, 1), failed(0, 1000, 200, 'EHOSTUNREACH')]);
+test('a last line still being written is skipped', parses,
+  `${line(ok(0, 1000, 1))}\n{"seq":1,"sentAt":10`, [ok(0, 1000, 1)]);
+test('a complete last line without its newline is kept', parses,
+  `${line(ok(0, 1000, 1))}\n${line(ok(1, 1050, 1, 'backup'))}`, [ok(0, 1000, 1), ok(1, 1050, 1, 'backup')]);
+
+const rejects = test.macro({
+  exec(t, text: string, message: RegExp) {
+    const error = t.throws(() => parseProbeLog(text), {instanceOf: BatonError});
+    t.is(error?.code, 'LAB_FAILED');
+    t.regex(error?.message ?? '', message);
+  },
+  title: (note = '') => `parseProbeLog rejects ${note}`,
+});
+
+test('a line that is not JSON, naming its number', rejects, `${line(ok(0, 1000, 1))}\nhello\n${line(ok(1, 1050, 1))}\n`,
+  /^probe log line 2 is not a probe record: "hello"; /);
+test('a record with a missing field', rejects, '{"seq":0,"sentAt":1000,"rttMs":1,"ok":true,"host":"primary"}\n', /line 1/);
+test('a record with a wrongly typed field', rejects, '{"seq":0,"sentAt":1000,"rttMs":1,"ok":"yes","host":null,"error":null}\n', /line 1/);
+test('a record with a negative rtt', rejects, '{"seq":0,"sentAt":1000,"rttMs":-1,"ok":true,"host":null,"error":null}\n', /line 1/);
+test('a JSON value that is not an object', rejects, '[1,2]\n', /line 1/);

@@ -1,0 +1,101 @@
+// A primary and a backup Agent wired to fakes: one fake wire, one fake Ethernet segment, one fake clock.
+
+import {Agent} from '../../agent/agent.js';
+import type {Config} from '../../agent/config.js';
+import {createLogger} from '../../agent/log.js';
+import type {NetworkDriver, Role} from '../../agent/ports.js';
+import {FakeAccessLog} from './fake-access-log.js';
+import {FakeClock} from './fake-clock.js';
+import {FakeHostInfo} from './fake-host-info.js';
+import {FakeNetworkDriver, FakeSegment} from './fake-network-driver.js';
+import {FakeTransport} from './fake-transport.js';
+import {MemoryJournalStore} from './memory-journal-store.js';
+import {MemoryStateStore} from './memory-state-store.js';
+import {BACKUP_ADDRESS, PRIMARY_ADDRESS, testConfig} from './test-config.js';
+
+export interface FakeHost {
+  agent: Agent;
+  readonly role: Role;
+  readonly network: FakeNetworkDriver;
+  readonly transport: FakeTransport;
+  readonly store: MemoryStateStore;
+  readonly journal: MemoryJournalStore;
+  readonly accessLog: FakeAccessLog;
+  readonly hostInfo: FakeHostInfo;
+  readonly logs: string[];
+  config: Config;
+  /** Stops the agent dead, the way SIGKILL does: no clean-up touches the interface or the journal. */
+  kill(): Promise<void>;
+  /** A new Agent on the same fakes (same disk, interface and wire): what a restart after SIGKILL finds. */
+  restart(): Agent;
+}
+
+export interface FakeHostOptions {
+  readonly config?: Partial<Config>;
+  readonly epoch?: number;
+  readonly hostname?: string;
+  readonly pid?: number;
+}
+
+export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegment, transport: FakeTransport, options: FakeHostOptions = {}): FakeHost {
+  const config = testConfig(role, {confirm: {accessLog: '/var/log/nginx/access.log', minRequests: 3, timeoutS: 30}, ...options.config});
+  const network = new FakeNetworkDriver(role, segment);
+  const store = new MemoryStateStore(options.epoch === undefined ? undefined : {epoch: options.epoch});
+  const journal = new MemoryJournalStore();
+  const accessLog = new FakeAccessLog();
+  const hostInfo = new FakeHostInfo(options.hostname ?? `web-${role}`);
+  const logs: string[] = [];
+  let boots = 0;
+  const make = (): Agent => {
+    boots += 1;
+    let ids = 0;
+    return new Agent({
+      config: host.config, clock, transport, network, store, journal, accessLog, hostInfo,
+      recordingNetwork: () => {
+        const recorded: string[] = [];
+        const recorder: NetworkDriver = new Proxy(network, {
+          get: (target, name) => async (...args: unknown[]) => {
+            recorded.push(`${String(name)} ${args.map((a) => (typeof a === 'object' && a !== null && 'cidr' in a ? String(a.cidr) : String(a))).join(' ')}`);
+            return Reflect.get(target, name) === undefined ? undefined : false;
+          },
+        });
+        return {network: recorder, commands: () => [...recorded]};
+      },
+      log: createLogger({journald: true, debug: false, write: (line) => logs.push(line), wallNow: () => clock.wallNow()}),
+      newId: () => `${role}${boots}id${++ids}`,
+      hostname: options.hostname ?? `web-${role}`,
+      pid: options.pid ?? 1000,
+    });
+  };
+  const host: FakeHost = {
+    agent: undefined as unknown as Agent, role, network, transport, store, journal, accessLog, hostInfo, logs, config,
+    kill: () => host.agent.stop(),
+    restart: () => {
+      transport.reopen();
+      host.agent = make();
+      return host.agent;
+    },
+  };
+  host.agent = make();
+  return host;
+}
+
+export interface FakePair {
+  readonly clock: FakeClock;
+  readonly segment: FakeSegment;
+  readonly primary: FakeHost;
+  readonly backup: FakeHost;
+}
+
+export function createFakePair(t: {teardown(fn: () => Promise<void>): void}, options: {primary?: FakeHostOptions; backup?: FakeHostOptions} = {}): FakePair {
+  const clock = new FakeClock();
+  const segment = new FakeSegment();
+  const [p, b] = FakeTransport.pair(PRIMARY_ADDRESS, BACKUP_ADDRESS);
+  const primary = createFakeHost('primary', clock, segment, p, options.primary);
+  const backup = createFakeHost('backup', clock, segment, b, options.backup);
+  t.teardown(async () => {
+    await primary.agent.stop();
+    await backup.agent.stop();
+  });
+  return {clock, segment, primary, backup};
+}
