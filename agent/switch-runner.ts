@@ -19,6 +19,9 @@ import {applyStep, isServing, TrafficCounter, undoStep, verifyStep} from './swit
 export const STEP_DEADLINE_MS = 10_000;
 // Remote steps get the step deadline plus two seconds of retries for lost datagrams.
 const REMOTE_SLACK_MS = 2000;
+// While waiting on the peer, its liveness is checked this often: a peer that died is noticed after dead_after_ms,
+// not after the request's own deadline.
+const PEER_WATCH_MS = 100;
 // After a rollback the old host must show it serves again; one request is proof enough, and waiting the full
 // confirmation time only when there is no traffic at all.
 const ROLLBACK_CHECK_REQUESTS = 1;
@@ -70,7 +73,9 @@ export class SwitchParticipant {
     if (this.#current?.id === id) return;
     if (this.#current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${this.#current.id} is already running on ${this.#deps.self.host}`);
     const state = this.#deps.machine();
-    const serving = await isServing(this.#deps);
+    // A taker whose interface cannot even be looked at is not refused here: its first step fails and says why,
+    // and the switch rolls back naming that step.
+    const serving = side === 'taker' ? await isServing(this.#deps).catch(() => false) : await isServing(this.#deps);
     if (side === 'giver' && !serving) throw new BatonError('STEP_FAILED', `${this.#deps.self.role} ${this.#deps.self.host} does not hold the service IP, so it cannot hand it over`);
     if (side === 'taker') {
       if (serving) throw new BatonError('STEP_FAILED', `${this.#deps.self.role} ${this.#deps.self.host} already holds the service IP`);
@@ -292,8 +297,27 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   const labels: Record<SwitchSide, HostLabel> = selfSide === 'giver' ? {giver: deps.self, taker: peer.label} : {giver: peer.label, taker: deps.self};
   const needed = options.minRequests ?? config.confirm.minRequests;
   const confirmTimeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;
-  const remote = (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS) =>
-    requester.request(op, switchId, params, {deadlineMs});
+  // Once the peer is found silent, the rest of the switch does not wait on it again: each request would only
+  // run into its own deadline. Its part is undone by its journal when it comes back.
+  let peerGone: string | undefined;
+  const remote = async (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
+    if (peerGone !== undefined) throw new BatonError('PEER_UNREACHABLE', peerGone);
+    const silent = new AbortController();
+    const watch = async (): Promise<never> => {
+      for (;;) {
+        await clock.sleep(PEER_WATCH_MS, silent.signal);
+        if (c.peer().view?.alive !== true) {
+          peerGone = `the ${peer.label.role} went silent (no beacon for ${config.heartbeat.deadAfterMs} ms)`;
+          throw new BatonError('PEER_UNREACHABLE', peerGone);
+        }
+      }
+    };
+    try {
+      return await Promise.race([requester.request(op, switchId, params, {deadlineMs, signal: silent.signal}), watch()]);
+    } finally {
+      silent.abort();
+    }
+  };
 
   // Preflight: both hosts' software base, the target's load, and both access logs, before anything changes.
   const selfInfo = await deps.hostInfo.collect();
@@ -362,7 +386,7 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   }
 
   if (failure === undefined) {
-    const reason = `switch ${switchId}: ${labels.taker.role} ${labels.taker.host} serves, ${confirmed} request(s) confirmed; ${labels.giver.role} ${labels.giver.host} is free to upgrade`;
+    const reason = `switch ${switchId}: ${hostText(labels.taker)} serves, ${confirmed} request(s) confirmed; ${hostText(labels.giver)} is free to upgrade`;
     await finishBoth('done', reason);
     return {switchId, outcome: 'done', giver: labels.giver, taker: labels.taker, reason: undefined, failedStep: undefined,
       totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck: undefined, plan: undefined};
@@ -388,14 +412,14 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
     const checkStarted = clock.now();
     try {
       const count = await confirmOn('giver', ROLLBACK_CHECK_REQUESTS, confirmTimeoutMs, labels.giver);
-      rollbackCheck = `${labels.giver.role} ${labels.giver.host} serves again: ${count} request(s) in its access log`;
+      rollbackCheck = `${hostText(labels.giver)} serves again: ${count} request(s) in its access log`;
       emit({kind: 'step', step: 'confirm-traffic', host: labels.giver, action: 'check', status: 'ok', elapsedMs: Math.round(clock.now() - checkStarted), detail: rollbackCheck});
     } catch (error) {
-      rollbackCheck = `${labels.giver.role} ${labels.giver.host} holds the service IP again, but its access log shows no request yet: ${describeError(error)}`;
+      rollbackCheck = `${hostText(labels.giver)} holds the service IP again, but its access log shows no request yet: ${describeError(error)}`;
       emit({kind: 'step', step: 'confirm-traffic', host: labels.giver, action: 'check', status: 'failed', elapsedMs: Math.round(clock.now() - checkStarted), detail: rollbackCheck});
     }
   } else {
-    rollbackCheck = `${labels.giver.role} ${labels.giver.host} never stopped serving`;
+    rollbackCheck = `${hostText(labels.giver)} never stopped serving`;
   }
   await finishBoth('rolled-back', `switch ${switchId} rolled back: ${reason}`);
   return {switchId, outcome: 'rolled-back', giver: labels.giver, taker: labels.taker, reason, failedStep: failure.step,
@@ -422,6 +446,10 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
     }
     await participant.finish(switchId, outcome, why);
   }
+}
+
+function hostText(host: HostLabel): string {
+  return `${host.role} (${host.host})`;
 }
 
 function sideOfStep(step: SwitchStepName): SwitchSide {

@@ -2,6 +2,8 @@
 
 import {parseArgs} from 'node:util';
 import {DEFAULT_CONFIG_FILE} from '../agent/config.js';
+import type {SwitchoverOptions} from '../agent/control-protocol.js';
+import {SWITCH_STEP_NAMES} from '../agent/switch-plan.js';
 
 export const USAGE = `Usage: baton <command> [options]
 
@@ -11,6 +13,19 @@ you watch and rehearse it. Talks to the local baton-agent on its control socket.
 Commands:
   status [--json]            both hosts: state, who holds the service IP (as
                              observed), beacon RTT and loss, rejected datagrams
+  switchover [--dry-run] [--strict] [--min-requests N] [--confirm-timeout S]
+                             move the service IP to the other host: preflight,
+                             backup-net-down, assign-ip, primary-net-down,
+                             backup-net-up, then wait for N real requests in the
+                             new host's access log; anything wrong rolls back.
+                             Run it again to switch back. Exit 0 done, 2 rolled
+                             back, 1 refused or error
+      --dry-run              print each host's exact commands, change nothing
+      --strict               refuse when the two hosts' software differs
+      --pause-after STEP[:S] hold S seconds (default 10) after STEP: a rehearsal
+                             aid to look at the pair mid-switch
+  resume                     a released host (after a switchover) becomes
+                             standby again, ready to take over
   check-config [FILE]        validate a configuration file and its secret file;
                              prints every problem at once; exit 0 valid, 1 invalid
   lab up|status|down|run     a two-host pair plus a client in network namespaces
@@ -35,12 +50,15 @@ export type Command =
   | {readonly name: 'help'}
   | {readonly name: 'version'}
   | {readonly name: 'status'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
+  | {readonly name: 'switchover'; readonly config: string; readonly socket: string | undefined; readonly json: boolean; readonly options: SwitchoverOptions}
+  | {readonly name: 'resume'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
   | {readonly name: 'check-config'; readonly file: string}
   | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean};
 
 export type LabAction = 'up' | 'status' | 'down' | 'run';
 const LAB_ACTIONS: readonly LabAction[] = ['up', 'status', 'down', 'run'];
-export const COMMAND_NAMES = ['status', 'check-config', 'lab'] as const;
+export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'check-config', 'lab'] as const;
+const DEFAULT_PAUSE_S = 10;
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -56,6 +74,11 @@ export function parseCommandLine(argv: readonly string[]): Command {
         config: {type: 'string'},
         socket: {type: 'string'},
         json: {type: 'boolean', default: false},
+        'dry-run': {type: 'boolean', default: false},
+        strict: {type: 'boolean', default: false},
+        'min-requests': {type: 'string'},
+        'confirm-timeout': {type: 'string'},
+        'pause-after': {type: 'string'},
         help: {type: 'boolean', short: 'h', default: false},
         version: {type: 'boolean', default: false},
       },
@@ -76,6 +99,21 @@ export function parseCommandLine(argv: readonly string[]): Command {
     case 'status':
       noMore(name, rest);
       return {name, config, socket: values.socket, json: values.json};
+    case 'switchover':
+      noMore(name, rest);
+      return {
+        name, config, socket: values.socket, json: values.json,
+        options: {
+          dryRun: values['dry-run'],
+          strict: values.strict,
+          minRequests: optionalInt('--min-requests', values['min-requests'], 1, 1_000_000),
+          confirmTimeoutS: optionalInt('--confirm-timeout', values['confirm-timeout'], 1, 3600),
+          pauseAfter: parsePause(values['pause-after']),
+        },
+      };
+    case 'resume':
+      noMore(name, rest);
+      return {name, config, socket: values.socket, json: values.json};
     case 'check-config': {
       if (rest.length > 1) throw new UsageError(`check-config takes at most one file, got ${rest.length}`);
       return {name, file: rest[0] ?? config};
@@ -90,6 +128,23 @@ export function parseCommandLine(argv: readonly string[]): Command {
     default:
       throw new UsageError(`unknown command '${name}'${suggest(name)}`);
   }
+}
+
+function optionalInt(flag: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${flag}: expected a whole number from ${min} to ${max}, got '${value}'`);
+  }
+  return Number(value);
+}
+
+function parsePause(value: string | undefined): SwitchoverOptions['pauseAfter'] {
+  if (value === undefined) return undefined;
+  const [step = '', seconds] = value.split(':');
+  if (!(SWITCH_STEP_NAMES as readonly string[]).includes(step)) {
+    throw new UsageError(`--pause-after: expected one of ${SWITCH_STEP_NAMES.join(', ')} (optionally :SECONDS), got '${value}'`);
+  }
+  return {step, seconds: optionalInt('--pause-after seconds', seconds, 1, 3600) ?? DEFAULT_PAUSE_S};
 }
 
 function noMore(command: string, rest: readonly string[]): void {

@@ -1,6 +1,6 @@
 // Renders status reports (and later progress and drill reports) as text for people, or JSON for machines.
 
-import type {StatusReport} from '../agent/control-protocol.js';
+import type {HostLabel, StatusReport, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
 
 export function formatStatus(status: StatusReport): string {
   const {self, peer, service, beacons, timers} = status;
@@ -21,9 +21,60 @@ export function formatStatus(status: StatusReport): string {
   lines.push(`beacons       sent ${beacons.sent}, accepted ${beacons.accepted}, rejected ${rejected.length === 0 ? 'none' : rejected.map(([reason, count]) => `${reason} ${count}`).join(', ')}`);
   lines.push(`timers        interval ${timers.intervalMs} ms, dead after ${timers.deadAfterMs} ms; event loop late by p99 ${formatMs(timers.loopLagMs.p99)}, max ${formatMs(timers.loopLagMs.max)}` +
     (timers.lateBeyondInterval > 0 ? `, ${timers.lateBeyondInterval} tick(s) late by more than an interval` : ''));
+  if (status.switching !== undefined) lines.push(`switch        ${status.switching.id} running, this host is the ${status.switching.side}`);
+  if (status.lastSwitch !== undefined) {
+    lines.push(`last switch   ${status.lastSwitch.id} ${status.lastSwitch.outcome} ${formatDuration(status.lastSwitch.endedMsAgo)} ago: ${status.lastSwitch.reason}`);
+  }
   const warning = holderWarning(status);
   if (warning !== undefined) lines.push(`WARNING       ${warning}`);
   return `${lines.join('\n')}\n`;
+}
+
+const STEP_WIDTH = 17;
+
+function hostText(host: HostLabel): string {
+  return `${host.role} (${host.host})`;
+}
+
+/** One line per progress event of a switch. */
+export function formatProgress(progress: SwitchProgress): string {
+  switch (progress.kind) {
+    case 'start':
+      return `switchover ${progress.switchId}: ${hostText(progress.giver)} -> ${hostText(progress.taker)}, ${progress.mode} mode\n`;
+    case 'preflight':
+      return `${progress.text.split('\n').filter((l) => l.length > 0).map((l) => `  ${l}`).join('\n')}\n`;
+    case 'step': {
+      const name = progress.action === 'apply' ? progress.step : `${progress.action} ${progress.step}`;
+      const status = progress.status === 'ok' ? 'ok    ' : 'FAILED';
+      const detail = progress.detail === undefined ? '' : `  ${progress.detail}`;
+      return `  ${name.padEnd(STEP_WIDTH + 5)} on ${progress.host.role.padEnd(7)} ${status} ${String(progress.elapsedMs).padStart(6)} ms${detail}\n`;
+    }
+    case 'waiting': {
+      const seen = progress.count < 0 ? 'waiting for the peer to count' : `${progress.count} of ${progress.needed} requests`;
+      return `  ${progress.step.padEnd(STEP_WIDTH + 5)} on ${progress.host.role.padEnd(7)} ...    ${formatDuration(progress.elapsedMs).padStart(9)}  ${seen}\n`;
+    }
+    case 'note':
+      return `  ${progress.text}\n`;
+  }
+}
+
+/** The end of a switch; the last line is the verdict the runbook asks for. */
+export function formatSwitchResult(result: SwitchResult): string {
+  switch (result.outcome) {
+    case 'dry-run': {
+      const lines = [`dry run: ${hostText(result.giver)} -> ${hostText(result.taker)}; nothing was changed. Each host would run:`];
+      for (const step of result.plan ?? []) {
+        lines.push(`  ${step.step.padEnd(STEP_WIDTH)} on ${step.host.role}: ${step.does}`);
+        for (const command of step.commands) lines.push(`      ${command}`);
+      }
+      return `${lines.join('\n')}\n`;
+    }
+    case 'done':
+      return `switch ${result.switchId} done in ${formatDuration(result.totalMs)}: ${hostText(result.taker)} serves, ${result.confirmedRequests ?? 0} request(s) confirmed in its access log\n` +
+        `${hostText(result.giver)} is free to upgrade\n`;
+    case 'rolled-back':
+      return `${result.rollbackCheck ?? ''}\nrolled back: ${result.reason ?? 'unknown reason'}\n`;
+  }
 }
 
 function heldText(holdsIp: boolean | undefined, error: string | undefined): string {

@@ -5,7 +5,9 @@ import {describeError, isBatonError, type ErrorCode} from '../agent/errors.js';
 import {parseCommandLine, USAGE, UsageError, type Command} from './args.js';
 import * as checkConfig from './commands/check-config.js';
 import * as lab from './commands/lab.js';
+import * as resume from './commands/resume.js';
 import * as status from './commands/status.js';
+import * as switchover from './commands/switchover.js';
 import {processOutput, type Output} from './output.js';
 
 const VERSION = '0.1.0';
@@ -29,6 +31,10 @@ async function dispatch(command: Command, out: Output): Promise<number> {
       return EXIT_OK;
     case 'status':
       return status.run(out, command);
+    case 'switchover':
+      return switchover.run(out, command);
+    case 'resume':
+      return resume.run(out, command);
     case 'check-config':
       return checkConfig.run(out, command);
     case 'lab':

@@ -8,12 +8,14 @@ import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError} from '../../agent/errors.js';
+import type {ServiceMode} from '../../agent/config.js';
 import type {CommandRunner, Role} from '../../agent/ports.js';
 import {callAgent} from '../control-client.js';
 import {
-  createNamespacedRunner, createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, newLabPrefix,
-  spawnInNamespace, SERVICE_LAN,
+  createNamespacedRunner, createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, LINK_MODE_LAB_TOPOLOGY,
+  newLabPrefix, spawnInNamespace, SERVICE_LAN,
 } from './namespaces.js';
+import {startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
 
 export const LAB_SERVICE_IP = `${SERVICE_LAN.serviceAddress}/${SERVICE_LAN.prefixLength}`;
 export const LAB_BASE_DIR = join(tmpdir(), 'baton-lab');
@@ -21,17 +23,21 @@ export const LAB_BASE_DIR = join(tmpdir(), 'baton-lab');
 export interface LabHost {
   readonly role: Role;
   readonly namespace: string;
+  /** The beacon address (service LAN in address mode, management LAN in link mode). */
   readonly address: string;
   readonly dir: string;
   readonly configFile: string;
   readonly socket: string;
   readonly logFile: string;
-  readonly pid: number;
+  /** The agent's PID; changes when the agent is restarted. */
+  pid: number;
+  readonly web: {readonly kind: WebServerKind; readonly pid: number; readonly accessLog: string} | undefined;
 }
 
 export interface Lab {
   readonly prefix: string;
   readonly dir: string;
+  readonly mode: ServiceMode;
   readonly serviceIp: string;
   readonly hosts: {readonly primary: LabHost; readonly backup: LabHost};
   readonly client: {readonly namespace: string; readonly address: string};
@@ -44,6 +50,12 @@ export interface LabOptions {
   readonly baseDir?: string;
   /** Extra YAML appended to both agents' configs (e.g. heartbeat timers). */
   readonly extraConfig?: string;
+  /** address (default) or link: in link mode the service interface is eth0 and beacons use eth1 on its own LAN. */
+  readonly mode?: ServiceMode;
+  /** A web server on each host writing a combined-format access log; none when omitted. */
+  readonly web?: WebServerKind;
+  /** Per-host service interface, e.g. a wrong one to make a step fail. */
+  readonly serviceInterface?: Partial<Record<Role, string>>;
   readonly progress?: (line: string) => void;
 }
 
@@ -59,7 +71,9 @@ export async function labUp(options: LabOptions): Promise<Lab> {
   try {
     say(`lab ${prefix}: building namespaces ${prefix}-primary, ${prefix}-backup, ${prefix}-client and the switch ${prefix}-sw`);
     await mkdir(dir, {recursive: true, mode: 0o700});
-    const topology = await createTopology(options.runner, {...DEFAULT_LAB_TOPOLOGY, prefix});
+    const mode = options.mode ?? 'address';
+    const topology = await createTopology(options.runner, {...(mode === 'link' ? LINK_MODE_LAB_TOPOLOGY : DEFAULT_LAB_TOPOLOGY), prefix});
+    const beaconLan = mode === 'link' ? 'mgmt' : 'svc';
     const secretFile = join(dir, 'secret');
     await writeFile(secretFile, randomBytes(32).toString('base64'), {mode: 0o600});
     const hosts = {} as Record<Role, LabHost>;
@@ -69,17 +83,28 @@ export async function labUp(options: LabOptions): Promise<Lab> {
       await mkdir(hostDir, {recursive: true, mode: 0o700});
       const configFile = join(hostDir, 'baton.yaml');
       const socket = join(hostDir, 'control.sock');
+      let web: LabHost['web'];
+      if (options.web !== undefined) {
+        const webOptions = {namespace: topology.namespace(role), dir: join(hostDir, 'web'), hostName: role};
+        const server = options.web === 'nginx' ? await startNginx(webOptions) : await startBuiltinWeb(webOptions);
+        web = {kind: options.web, pid: server.pid, accessLog: server.accessLog};
+        say(`lab ${prefix}: ${options.web} serves on the ${role} (pid ${server.pid}), access log ${server.accessLog}`);
+      }
       await writeFile(configFile, labConfig({
-        role, address: topology.address(role, 'svc'), peer: topology.address(peerRole, 'svc'), secretFile,
-        stateDir: join(hostDir, 'state'), socket, extra: options.extraConfig ?? '',
+        role, address: topology.address(role, beaconLan), peer: topology.address(peerRole, beaconLan), secretFile,
+        stateDir: join(hostDir, 'state'), socket, extra: options.extraConfig ?? '', mode,
+        serviceInterface: options.serviceInterface?.[role] ?? topology.interfaceName(role, 'svc'), accessLog: web?.accessLog,
       }), {mode: 0o600});
-      const logFile = join(hostDir, 'agent.log');
-      const pid = await spawnInNamespace(topology.namespace(role), process.execPath, [AGENT_SCRIPT, '--config', configFile], logFile);
-      say(`lab ${prefix}: started baton-agent for the ${role} in ${topology.namespace(role)} (pid ${pid}), log ${logFile}`);
-      hosts[role] = {role, namespace: topology.namespace(role), address: topology.address(role, 'svc'), dir: hostDir, configFile, socket, logFile, pid};
+      const host: LabHost = {
+        role, namespace: topology.namespace(role), address: topology.address(role, beaconLan), dir: hostDir, configFile, socket,
+        logFile: join(hostDir, 'agent.log'), pid: 0, web,
+      };
+      await startAgent(host);
+      say(`lab ${prefix}: started baton-agent for the ${role} in ${host.namespace} (pid ${host.pid}), log ${host.logFile}`);
+      hosts[role] = host;
     }
     const lab: Lab = {
-      prefix, dir, serviceIp: LAB_SERVICE_IP, hosts,
+      prefix, dir, mode, serviceIp: LAB_SERVICE_IP, hosts,
       client: {namespace: topology.namespace('client'), address: topology.address('client', 'svc')},
     };
     await writeFile(join(dir, LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
@@ -95,7 +120,10 @@ export async function labDown(runner: CommandRunner, prefix: string, baseDir = L
   const dir = join(baseDir, prefix);
   const lab = await readLab(dir).catch(() => undefined);
   if (lab !== undefined) {
-    for (const host of Object.values(lab.hosts)) await stopProcess(host.pid);
+    for (const host of Object.values(lab.hosts)) {
+      await stopProcessByPid(host.pid);
+      if (host.web !== undefined) await stopProcessByPid(host.web.pid);
+    }
   }
   await destroyTopology(runner, prefix);
   await rm(dir, {recursive: true, force: true});
@@ -142,12 +170,31 @@ export async function waitForSettledPair(lab: Lab, timeoutMs: number): Promise<{
   }
 }
 
+/** Starts (or restarts) a host's baton-agent and records its PID in the lab file. */
+export async function startAgent(host: LabHost, lab?: Lab): Promise<void> {
+  host.pid = await spawnInNamespace(host.namespace, process.execPath, [AGENT_SCRIPT, '--config', host.configFile], host.logFile);
+  if (lab !== undefined) await writeFile(join(lab.dir, LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
+}
+
+/** Sends a signal to a host's agent and waits until it is gone (SIGKILL: at once; SIGTERM: after its clean stop). */
+export async function signalAgent(host: LabHost, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  process.kill(host.pid, signal);
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (isRunning(host.pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  if (isRunning(host.pid)) throw new BatonError('LAB_FAILED', `the ${host.role}'s agent (pid ${host.pid}) did not end after ${signal}`);
+}
+
 /** Runs a command in the lab's client namespace; resolves with its stdout. */
 export function inClient(runner: CommandRunner, lab: Lab, file: string, args: readonly string[]): Promise<string> {
   return createNamespacedRunner(runner, lab.client.namespace).run(file, args);
 }
 
-function labConfig(host: {role: Role; address: string; peer: string; secretFile: string; stateDir: string; socket: string; extra: string}): string {
+interface LabConfigInput {
+  role: Role; address: string; peer: string; secretFile: string; stateDir: string; socket: string; extra: string;
+  mode: ServiceMode; serviceInterface: string; accessLog: string | undefined;
+}
+
+function labConfig(host: LabConfigInput): string {
   return [
     '# Generated by `baton lab`: a throw-away pair in network namespaces.',
     'pair: lab',
@@ -157,8 +204,9 @@ function labConfig(host: {role: Role; address: string; peer: string; secretFile:
     `secret_file: ${host.secretFile}`,
     'service:',
     `  address: ${LAB_SERVICE_IP}`,
-    '  interface: eth0',
-    '  mode: address',
+    `  interface: ${host.serviceInterface}`,
+    `  mode: ${host.mode}`,
+    ...(host.accessLog === undefined ? [] : ['confirm:', `  access_log: ${host.accessLog}`, '  min_requests: 3', '  timeout_s: 10']),
     `state_dir: ${host.stateDir}`,
     `control_socket: ${host.socket}`,
     host.extra,
@@ -168,14 +216,6 @@ function labConfig(host: {role: Role; address: string; peer: string; secretFile:
 
 // A stopping agent gets this long to leave cleanly before SIGKILL.
 const STOP_GRACE_MS = 3000;
-
-async function stopProcess(pid: number): Promise<void> {
-  if (!isRunning(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + STOP_GRACE_MS;
-  while (isRunning(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  if (isRunning(pid)) process.kill(pid, 'SIGKILL');
-}
 
 function isRunning(pid: number): boolean {
   try {

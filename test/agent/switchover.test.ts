@@ -119,7 +119,7 @@ test('no traffic on the backup: confirmation times out, the pair rolls back and 
     'undo backup-net-down on backup ok',
     'check confirm-traffic on primary ok',
   ]);
-  t.regex(result.rollbackCheck ?? '', /primary web-primary serves again: \d+ request\(s\)/);
+  t.regex(result.rollbackCheck ?? '', /primary \(web-primary\) serves again: \d+ request\(s\)/);
   t.true(pair.primary.network.addresses.has('192.0.2.100'));
   t.false(pair.backup.network.addresses.has('192.0.2.100'));
   await pair.clock.advance(500);

@@ -1,6 +1,7 @@
 // The lab's web servers (real nginx and the built-in one) and the client prober, in real network namespaces without
 // agents: the prober sees the host that holds the service IP, the access logs show exactly its requests in nginx's
-// combined format, and when the IP is moved by hand (del, add, gratuitous ARP) later probes are answered by the backup.
+// combined format, and when the IP is moved by hand (del, add, gratuitous ARP) later probes are answered by the backup;
+// a server that cannot listen fails with its log; the prober keeps its fixed schedule and stops cleanly on SIGTERM.
 
 import {existsSync} from 'node:fs';
 import {mkdtemp, readFile, rm} from 'node:fs/promises';

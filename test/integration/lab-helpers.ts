@@ -1,0 +1,60 @@
+// What the switch and failover integration tests do to a lab: run the real CLI, ask the client who serves,
+// see where the address is, and wait for the pair to settle.
+
+import {fileURLToPath} from 'node:url';
+import {execa, type ResultPromise} from 'execa';
+import type {StatusReport} from '../../agent/control-protocol.js';
+import type {Lab, LabHost} from '../../cli/lab/lab.js';
+
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+/** `baton ARGS --socket HOST` for real; resolves with exit code and output, never throws on a non-zero exit. */
+export function baton(host: LabHost, ...args: string[]): ResultPromise<{reject: false; timeout: number}> {
+  return execa(process.execPath, [CLI, ...args, '--socket', host.socket], {reject: false, timeout: 120_000});
+}
+
+export async function statusOf(host: LabHost): Promise<StatusReport> {
+  const result = await baton(host, 'status', '--json');
+  if (result.exitCode !== 0) throw new Error(`baton status on the ${host.role} failed: ${String(result.stderr)}`);
+  return JSON.parse(String(result.stdout)) as StatusReport;
+}
+
+/** Whether the kernel shows the service address on the host's service interface, and the link is up. */
+export async function servesAddress(host: LabHost, iface = 'eth0'): Promise<boolean> {
+  const {stdout} = await execa('ip', ['-n', host.namespace, '-j', '-4', 'addr', 'show', 'dev', iface]);
+  const links = JSON.parse(stdout) as Array<{flags: string[]; addr_info: Array<{local: string}>}>;
+  return links.some((link) => link.flags.includes('UP') && link.addr_info.some((a) => a.local === '192.0.2.100'));
+}
+
+/** Who answers an HTTP request to the service IP from the client: "primary", "backup", or undefined. */
+export async function whoServes(lab: Lab): Promise<string | undefined> {
+  const script = "fetch('http://192.0.2.100/',{signal:AbortSignal.timeout(1000)}).then(r=>r.text()).then(t=>process.stdout.write(t),()=>process.stdout.write(''))";
+  const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script], {timeout: 10_000});
+  return /served by (\w+)/.exec(stdout)?.[1];
+}
+
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError === undefined ? '' : ` (${String(lastError)})`}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Both agents alive, neither starting or switching, exactly one holding the IP: returns both statuses. */
+export function settled(lab: Lab, timeoutMs = 15_000): Promise<{primary: StatusReport; backup: StatusReport}> {
+  return until('the pair settles', timeoutMs, async () => {
+    const primary = await statusOf(lab.hosts.primary);
+    const backup = await statusOf(lab.hosts.backup);
+    const busy = (s: StatusReport): boolean => s.self.state === 'starting' || s.self.state === 'switching' || !s.peer.alive;
+    const holders = [primary, backup].filter((s) => s.self.holdsIp === true).length;
+    return busy(primary) || busy(backup) || holders !== 1 ? undefined : {primary, backup};
+  });
+}

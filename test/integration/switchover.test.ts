@@ -1,0 +1,158 @@
+// Planned switchover between two real agents with real nginx in network namespaces, a client probing the
+// service IP throughout: address mode, switchback, rollback on missing traffic and on a failing step, and
+// the backup agent killed mid-switch.
+
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import test from 'ava';
+import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {labDown, labUp, signalAgent, startAgent, type Lab} from '../../cli/lab/lab.js';
+import {startProber, type Prober} from '../../cli/lab/probe-control.js';
+import {summarizeProbes} from '../../cli/lab/probe-report.js';
+import {startNginx, stopProcessByPid} from '../../cli/lab/web.js';
+import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
+import {baton, servesAddress, settled, statusOf, until, whoServes} from './lab-helpers.js';
+
+const runner = createExecaRunner();
+let lab: Lab | undefined;
+let baseDir = '';
+let prober: Prober | undefined;
+
+test.before(async (t) => {
+  if (!(await skipUnlessIntegration(t))) return;
+  baseDir = await mkdtemp(join(tmpdir(), 'baton-sw-'));
+  lab = await labUp({runner, prefix: integrationPrefix(), baseDir, web: 'nginx'});
+  await settled(lab);
+  // One client probing every 20 ms for the whole file, bounded in time and count.
+  prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 20, timeoutMs: 200,
+    durationS: 240, maxProbes: 12_000, out: join(baseDir, 'probes.jsonl')});
+});
+
+test.after.always(async () => {
+  await prober?.stop().catch(() => undefined);
+  if (lab !== undefined) await labDown(runner, lab.prefix, baseDir);
+  if (baseDir !== '') await rm(baseDir, {recursive: true, force: true});
+});
+
+function requireLab(): Lab {
+  if (lab === undefined) throw new Error('the lab was not built');
+  return lab;
+}
+
+async function probesDuring<T>(work: () => Promise<T>): Promise<{result: T; gapMs: number; failed: number; hosts: Record<string, number>}> {
+  const from = Date.now();
+  const result = await work();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const records = await prober?.read() ?? [];
+  const summary = summarizeProbes(records, from, Date.now());
+  return {result, gapMs: summary.longestGapMs, failed: summary.failed, hosts: summary.hosts};
+}
+
+test.serial('switchover in address mode: the backup serves, traffic is confirmed, the primary is released', async (t) => {
+  const l = requireLab();
+  t.is(await whoServes(l), 'primary');
+  const {result, gapMs, failed} = await probesDuring(() => baton(l.hosts.primary, 'switchover'));
+  t.log(String(result.stdout));
+  t.log(`client: longest gap ${Math.round(gapMs)} ms, ${failed} failed probes`);
+  t.is(result.exitCode, 0, String(result.stderr));
+  const out = String(result.stdout);
+  for (const step of ['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up', 'confirm-traffic']) {
+    t.regex(out, new RegExp(`\\n  ${step} +on (backup|primary) +ok`), step);
+  }
+  t.regex(out, /request\(s\) in the access log/);
+  t.regex(out, /\nprimary \([^)]+\) is free to upgrade$/);
+  t.true(await servesAddress(l.hosts.backup));
+  t.false(await servesAddress(l.hosts.primary));
+  t.is(await whoServes(l), 'backup');
+  const {primary, backup} = await settled(l);
+  t.is(primary.self.state, 'released');
+  t.is(backup.self.state, 'active');
+});
+
+test.serial('switchback with the same command restores the primary; resume makes the backup a standby', async (t) => {
+  const l = requireLab();
+  const {result} = await probesDuring(() => baton(l.hosts.primary, 'switchover'));
+  t.is(result.exitCode, 0, `${String(result.stdout)}\n${String(result.stderr)}`);
+  t.regex(String(result.stdout), /\nbackup \([^)]+\) is free to upgrade$/);
+  t.true(await servesAddress(l.hosts.primary));
+  t.false(await servesAddress(l.hosts.backup));
+  t.is(await whoServes(l), 'primary');
+  const {backup} = await settled(l);
+  t.is(backup.self.state, 'released');
+  const resumed = await baton(l.hosts.backup, 'resume');
+  t.is(resumed.exitCode, 0, String(resumed.stderr));
+  t.is((await statusOf(l.hosts.backup)).self.state, 'standby');
+});
+
+test.serial('nginx stopped on the backup: confirmation times out, the pair rolls back, exit 2, the primary serves', async (t) => {
+  const l = requireLab();
+  const web = l.hosts.backup.web;
+  if (web === undefined) return t.fail('no web server in the lab');
+  await stopProcessByPid(web.pid);
+  try {
+    const {result} = await probesDuring(() => baton(l.hosts.primary, 'switchover', '--confirm-timeout', '3'));
+    t.log(String(result.stdout));
+    t.is(result.exitCode, 2);
+    const out = String(result.stdout);
+    t.regex(out, /confirm-traffic +on backup +FAILED/);
+    t.regex(out, /undo primary-net-down +on primary +ok/);
+    t.regex(out, /primary \([^)]+\) serves again: \d+ request\(s\) in its access log/);
+    t.regex(out, /\nrolled back: confirm-traffic failed on the backup: 0 of 3 requests arrived within 3 s[^\n]*$/);
+    t.true(await servesAddress(l.hosts.primary));
+    t.false(await servesAddress(l.hosts.backup));
+    t.is(await whoServes(l), 'primary');
+    const {primary, backup} = await settled(l);
+    t.is(primary.self.state, 'active');
+    t.is(backup.self.state, 'standby');
+  } finally {
+    await startNginx({namespace: l.hosts.backup.namespace, dir: join(l.hosts.backup.dir, 'web'), hostName: 'backup'});
+  }
+});
+
+test.serial('a step that fails (the backup\'s interface name made wrong) rolls back and names the step', async (t) => {
+  const l = requireLab();
+  const backup = l.hosts.backup;
+  const original = await readFile(backup.configFile, 'utf8');
+  await signalAgent(backup, 'SIGTERM');
+  await writeFile(backup.configFile, original.replace('interface: eth0', 'interface: eth7'));
+  await startAgent(backup, l);
+  try {
+    await settled(l);
+    const result = await baton(l.hosts.primary, 'switchover');
+    t.log(String(result.stdout));
+    t.is(result.exitCode, 2);
+    t.regex(String(result.stdout), /backup-net-down +on backup +FAILED/);
+    t.regex(String(result.stdout), /\nrolled back: backup-net-down failed on the backup: [^\n]*eth7/);
+    t.true(await servesAddress(l.hosts.primary));
+    t.is(await whoServes(l), 'primary');
+  } finally {
+    await signalAgent(backup, 'SIGTERM');
+    await writeFile(backup.configFile, original);
+    await startAgent(backup, l);
+    await settled(l);
+  }
+});
+
+test.serial('the backup agent killed between primary-net-down and backup-net-up, then restarted: one holder, the client is served', async (t) => {
+  const l = requireLab();
+  const cli = baton(l.hosts.primary, 'switchover', '--pause-after', 'primary-net-down:3');
+  await until('the switch pauses after primary-net-down', 20_000, async () => (String((await statusOf(l.hosts.primary)).switching?.id ?? '') !== '' &&
+    !(await servesAddress(l.hosts.primary)) ? true : undefined));
+  t.false(await servesAddress(l.hosts.backup), 'nobody holds the IP inside the window');
+  await signalAgent(l.hosts.backup, 'SIGKILL');
+  const result = await cli;
+  t.log(String(result.stdout));
+  t.is(result.exitCode, 2);
+  t.regex(String(result.stdout), /backup-net-up +on backup +FAILED/);
+  t.true(await servesAddress(l.hosts.primary), 'the primary took the IP back');
+
+  await startAgent(l.hosts.backup, l);
+  const {primary, backup} = await settled(l);
+  t.true(primary.self.holdsIp);
+  t.false(backup.self.holdsIp);
+  t.is(backup.self.state, 'standby');
+  t.is(backup.lastSwitch?.outcome, 'interrupted');
+  t.regex(backup.lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(taker, after assign-ip\)/);
+  t.is(await whoServes(l), 'primary');
+});
