@@ -12,7 +12,7 @@ import type {
 } from './ports.js';
 import {ADDRESS_STILL_ANSWERS, initialState, step, type AgentEvent, type Effect, type MachineState, type PlanName, type StepName} from './state-machine.js';
 import {planRollback, type SwitchStepName} from './switch-plan.js';
-import {runSwitchover, SwitchParticipant} from './switch-runner.js';
+import {runSwitchover, SwitchParticipant, type SwitchDeps} from './switch-runner.js';
 import {isServing, undoStep} from './switch-steps.js';
 import {LatenessTracker} from './timers.js';
 
@@ -70,6 +70,7 @@ export class Agent {
   readonly #requester: PeerRequester;
   readonly #responder: PeerResponder;
   readonly #participant: SwitchParticipant;
+  readonly #switchDeps: SwitchDeps;
   #lastSwitch: {id: string; outcome: string; reason: string; endedAt: number} | undefined;
   #coordinating = false;
 
@@ -93,7 +94,7 @@ export class Agent {
       (request) => this.#participant.handle(request, this.#monitor.newest()?.boot ?? ''),
       (reply) => this.#sendReply(reply),
     );
-    this.#participant = new SwitchParticipant({
+    this.#switchDeps = {
       config: deps.config, clock: deps.clock, network: deps.network, journal: deps.journal, accessLog: deps.accessLog,
       hostInfo: deps.hostInfo, log: deps.log,
       dispatch: (event) => this.dispatch(event),
@@ -101,8 +102,14 @@ export class Agent {
       saveEpoch: (epoch) => deps.store.save({epoch}),
       recordingNetwork: deps.recordingNetwork,
       announced: () => void this.#repeatAnnounce(),
+      observed: () => this.#refreshObserved(),
       self: this.#selfLabel(),
-    });
+    };
+    this.#participant = new SwitchParticipant(this.#switchDeps);
+  }
+
+  async #refreshObserved(): Promise<void> {
+    this.#observedHoldsIp = await this.#observeHoldsIp();
   }
 
   get bootId(): string {
@@ -379,13 +386,7 @@ export class Agent {
     try {
       const last = this.#monitor.stats(this.#deps.clock.now()).lastBeacon;
       return await runSwitchover({
-        deps: {
-          config: this.#deps.config, clock: this.#deps.clock, network: this.#deps.network, journal: this.#deps.journal,
-          accessLog: this.#deps.accessLog, hostInfo: this.#deps.hostInfo, log: this.#deps.log,
-          dispatch: (event) => this.dispatch(event), machine: () => this.#machine,
-          saveEpoch: (epoch) => this.#deps.store.save({epoch}), recordingNetwork: this.#deps.recordingNetwork,
-          announced: () => void this.#repeatAnnounce(), self: this.#selfLabel(),
-        },
+        deps: this.#switchDeps,
         participant: this.#participant,
         requester: this.#requester,
         peer: () => ({

@@ -41,6 +41,8 @@ export interface SwitchDeps {
   readonly recordingNetwork: () => {readonly network: NetworkDriver; commands(): string[]};
   /** Called after this host announced the IP, to schedule the repeat. */
   readonly announced: () => void;
+  /** Called after each step here changed the interface, so beacons report the new truth at once. */
+  readonly observed: () => Promise<void>;
   readonly self: HostLabel;
 }
 
@@ -104,6 +106,7 @@ export class SwitchParticipant {
     await verifyStep(step, this.#deps);
     current.applied.push(step);
     await this.#writeJournal(undefined);
+    await this.#deps.observed();
     if (step === 'backup-net-up') this.#deps.announced();
   }
 
@@ -121,6 +124,7 @@ export class SwitchParticipant {
     await undoStep(step, this.#deps);
     current.applied = current.applied.filter((s) => s !== step);
     await this.#writeJournal(undefined);
+    await this.#deps.observed();
     if (step === 'primary-net-down') this.#deps.announced();
   }
 
@@ -145,6 +149,7 @@ export class SwitchParticipant {
       await network.removeAddress(config.service.ip).catch((error: unknown) => log.error(`(switch ${id}) removing ${config.service.ip.cidr} from the downed ${config.service.interface} failed: ${describeError(error)}`));
     }
     const serving = await isServing(this.#deps).catch(() => false);
+    await this.#deps.observed();
     this.#current = undefined;
     await this.#deps.journal.clear();
     await this.#deps.dispatch({type: 'switch-ended', switchId: id, outcome, holdsIp: serving, epoch: serving && current.side === 'taker' ? current.epoch : 0, reason});
