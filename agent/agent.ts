@@ -342,7 +342,7 @@ export class Agent {
     const recorded = await journal.load();
     if (recorded === undefined) return;
     const applied = recorded.applied.filter((name): name is SwitchStepName => (['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up'] as string[]).includes(name));
-    const stepNote = recorded.pending === undefined ? `after ${applied.at(-1) ?? 'no step'}` : `during ${recorded.pending}`;
+    const stepNote = `after ${applied.at(-1) ?? 'no step'}${recorded.pending === undefined ? '' : `, before or during ${recorded.pending}`}`;
     log.warning(`(switch ${recorded.switchId}) found unfinished from before this start: ${recorded.side}, ${stepNote}; recovering`);
     let outcome: string;
     if (await isServing(this.#deps)) {

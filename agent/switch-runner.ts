@@ -56,6 +56,8 @@ interface CurrentSwitch {
   applied: SwitchStepName[];
   phase: 'forward' | 'rollback';
   counter: TrafficCounter | undefined;
+  /** backup-net-up is journalled and its epoch saved ahead (see apply). */
+  prepared: boolean;
 }
 
 export class SwitchParticipant {
@@ -85,7 +87,7 @@ export class SwitchParticipant {
         throw new BatonError('STEP_FAILED', `${this.#deps.self.role} ${this.#deps.self.host} is ${state.name} (${state.reason}), not ready to take the service IP`);
       }
     }
-    this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined};
+    this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined, prepared: false};
     await this.#writeJournal(undefined);
     await this.#deps.dispatch({type: 'switch-begun', switchId: id, side});
     this.#deps.log.notice(`(switch ${id}) joined as ${side}${coordinator ? ', coordinating' : ''}`);
@@ -95,18 +97,26 @@ export class SwitchParticipant {
   async apply(id: string, step: SwitchStepName): Promise<void> {
     const current = this.#require(id);
     if (current.applied.includes(step)) return;
-    await this.#writeJournal(step);
+    // Between primary-net-down and backup-net-up nobody serves: that window is the service gap. So the taker
+    // does the slow, durable work for backup-net-up (journal and epoch fsyncs) at the end of assign-ip, and the
+    // giver answers as soon as its address is verified gone.
+    if (!(step === 'backup-net-up' && current.prepared)) await this.#writeJournal(step);
     if (step === 'backup-net-up') {
-      // The epoch is saved before the IP is live, so no restart can bring it up under an older one.
-      await this.#deps.saveEpoch(current.epoch);
       current.counter?.stop();
       current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock);
     }
     await applyStep(step, this.#deps);
     await verifyStep(step, this.#deps);
     current.applied.push(step);
-    await this.#writeJournal(undefined);
-    await this.#deps.observed();
+    if (step === 'assign-ip') {
+      // The epoch is saved before the IP can be live, so no restart can bring it up under an older one.
+      await this.#deps.saveEpoch(current.epoch);
+      await this.#writeJournal('backup-net-up');
+      current.prepared = true;
+    } else {
+      await this.#writeJournal(undefined);
+    }
+    void this.#deps.observed();
     if (step === 'backup-net-up') this.#deps.announced();
   }
 

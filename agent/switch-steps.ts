@@ -28,11 +28,14 @@ export async function applyStep(step: SwitchStepName, host: StepHost): Promise<v
       if (mode === 'link') await network.setLink(iface, false);
       else await network.removeAddress(ip);
       return;
-    case 'backup-net-up':
+    case 'backup-net-up': {
       if (mode === 'link') await network.setLink(iface, true);
       else await network.addAddress(ip);
+      // Announced at once, checked after: the first gratuitous ARP is what moves the clients, and every
+      // millisecond before it is service gap. verifyStep still decides whether the step is done.
       await network.announce(ip);
       return;
+    }
     case 'confirm-traffic':
       return;
   }
