@@ -5,9 +5,9 @@
 //     │ starting │                                                         │ active │
 //     └──────────┘ ──probed: IP held here (peer not holding it)──────────► └────────┘
 //        │    │                                                               ▲
-//        │    └──acquire plan failed──► ┌───────┐                             │ (issue 4: takeover
-//        │                              │ fault │                             │  after peer-lost)
-//        │                              └───────┘                             │
+//        │    └──acquire plan failed──► ┌───────┐                             │ takeover
+//        │                              │ fault │ ◄── takeover failed ──┐     │ succeeded
+//        │                              └───────┘                       │     │
 //        └──probed: role backup, or the IP answers ARP, or the peer holds it──► ┌─────────┐
 //                                                                               │ standby │
 //                                                                               └─────────┘

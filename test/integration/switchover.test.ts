@@ -49,6 +49,21 @@ async function probesDuring<T>(work: () => Promise<T>): Promise<{result: T; gapM
   return {result, gapMs: summary.longestGapMs, failed: summary.failed, hosts: summary.hosts};
 }
 
+test.serial('--dry-run prints the exact commands each host would run and changes nothing', async (t) => {
+  const l = requireLab();
+  const result = await baton(l.hosts.backup, 'switchover', '--dry-run');
+  t.log(String(result.stdout));
+  t.is(result.exitCode, 0, String(result.stderr));
+  const out = String(result.stdout);
+  t.regex(out, /primary-net-down +on primary: remove the service IP\n +ip addr del 192\.0\.2\.100\/25 dev eth0/);
+  t.regex(out, /backup-net-up +on backup: add the service IP and announce it[^\n]*\n +ip addr add 192\.0\.2\.100\/25 dev eth0\n +arping -U -c 1 [^\n]*-I eth0 192\.0\.2\.100\n +arping -A -c 1/);
+  t.true(await servesAddress(l.hosts.primary));
+  t.false(await servesAddress(l.hosts.backup));
+  const {primary, backup} = await settled(l);
+  t.is(primary.self.state, 'active');
+  t.is(backup.self.state, 'standby');
+});
+
 test.serial('switchover in address mode: the backup serves, traffic is confirmed, the primary is released', async (t) => {
   const l = requireLab();
   t.is(await whoServes(l), 'primary');
