@@ -1,9 +1,9 @@
 // The agent's event loop: beacons out and in, timers, control requests → step() → effects run here.
 
 import {encodeMessage, type Beacon, type Envelope, type Message, type RejectReason} from './beacon-codec.js';
-import type {Config} from './config.js';
+import type {Config, OnStop} from './config.js';
 import type {HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
-import {BatonError, describeError} from './errors.js';
+import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
 import {PeerMonitor} from './peer-monitor.js';
 import {PeerRequester, PeerResponder, type OutgoingReply, type OutgoingRequest} from './peer-requests.js';
@@ -46,6 +46,8 @@ const STARTUP_LISTEN_INTERVALS = 2;
 // this delay for neighbours and switch ports that missed the first. Neighbours ignore an update within their
 // locktime (Linux default 1 s) of the previous one, so the repeat comes just after it.
 export const ANNOUNCE_REPEAT_MS = 1100;
+const STOPPING_REPEATS = 2;
+const STOPPING_REPEAT_MS = 20;
 // Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
 const REQUEST_RETRY_MS = 100;
 
@@ -73,6 +75,7 @@ export class Agent {
   readonly #switchDeps: SwitchDeps;
   #lastSwitch: {id: string; outcome: string; reason: string; endedAt: number} | undefined;
   #coordinating = false;
+  readonly #hooks: {notify(change: {oldState: string; newState: string; reason: string}): void} | undefined = undefined;
 
   constructor(deps: AgentDeps) {
     this.#deps = deps;
@@ -131,6 +134,32 @@ export class Agent {
     log.notice(`(agent) ${config.node} of pair ${config.pair} starting, boot ${this.#bootId}, epoch ${this.#machine.epoch}, ` +
       `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observedHoldsIp ? 'held here' : 'not held here'})`);
     this.#loops.push(this.#receiveLoop(), this.#beaconLoop(), this.#observeLoop(), this.#startup());
+  }
+
+  /**
+   * A clean stop (SIGTERM) per on_stop: `keep` leaves the IP where it is and says "stopping" to the peer, which
+   * then does not take over while the IP still answers ARP; `release` removes the IP first and says so, and a
+   * healthy standby takes over at once instead of waiting for the dead timer. Throws when the release fails.
+   */
+  async shutdown(onStop: OnStop): Promise<void> {
+    const {network, config, log} = this.#deps;
+    await this.#queue;
+    let released = false;
+    if (onStop === 'release' && await isServing(this.#deps).catch(() => false)) {
+      await network.removeAddress(config.service.ip);
+      if (await network.hasAddress(config.service.ip)) throw new BatonError('STEP_FAILED', `${config.service.ip.cidr} is still on ${config.service.interface} after removing it`);
+      released = true;
+      log.notice(`(agent) released ${config.service.ip.cidr} (on_stop: release)`);
+    }
+    await this.#refreshObserved();
+    await this.dispatch({type: 'stop-requested', released});
+    // The "stopping" beacon is the last word: sent twice more, a few ms apart, so one lost datagram does not
+    // leave the peer waiting for its dead timer.
+    for (let i = 0; i < STOPPING_REPEATS; i += 1) {
+      await this.#deps.clock.sleep(STOPPING_REPEAT_MS);
+      await this.#sendBeacon();
+    }
+    await this.stop();
   }
 
   async stop(): Promise<void> {
@@ -219,6 +248,9 @@ export class Agent {
       this.#stateSince = this.#deps.clock.now();
       this.#deps.log.notice(`(state) ${before.name} -> ${state.name}: ${state.reason}`);
       this.#loggedRejects.clear();
+      this.#hooks?.notify({oldState: before.name, newState: state.name, reason: state.reason});
+    } else if (state.reason !== before.reason) {
+      this.#deps.log.info(`(state) ${state.name}: ${state.reason}`);
     }
     await this.#runEffects(effects);
   }
@@ -246,6 +278,10 @@ export class Agent {
         case 'send-beacon':
           await this.#sendBeacon();
           break;
+        case 'announce':
+          await this.#deps.network.announce(this.#deps.config.service.ip).catch((error: unknown) =>
+            this.#deps.log.warning(`(network) announcing ${this.#deps.config.service.ip.cidr} failed: ${describeError(error)}`));
+          break;
         default: {
           const unknown: never = effect;
           throw new Error(`unknown effect ${JSON.stringify(unknown)}`);
@@ -263,9 +299,12 @@ export class Agent {
         await this.#runStep(name);
         log.info(`(plan ${planId} ${plan}) ${name} ok ${Math.round(clock.now() - stepStarted)}ms`);
       } catch (error) {
-        log.error(`(plan ${planId} ${plan}) ${name} failed after ${Math.round(clock.now() - stepStarted)}ms: ${describeError(error)}`);
+        const addressInUse = isBatonError(error, 'ADDRESS_IN_USE');
+        // An IP that keeps answering is probed every second: that is logged once, by the state change, not here.
+        if (addressInUse) log.debug(`(plan ${planId} ${plan}) ${name}: ${describeError(error)}`);
+        else log.error(`(plan ${planId} ${plan}) ${name} failed after ${Math.round(clock.now() - stepStarted)}ms: ${describeError(error)}`);
         this.#observedHoldsIp = await this.#observeHoldsIp();
-        await this.dispatch({type: 'plan-finished', planId, ok: false, error: `${name}: ${describeError(error)}`});
+        await this.dispatch({type: 'plan-finished', planId, ok: false, error: `${name}: ${describeError(error)}`, addressInUse});
         return;
       }
     }
@@ -279,7 +318,7 @@ export class Agent {
     const ip = config.service.ip;
     switch (name) {
       case 'probe-address':
-        if (await network.isAddressInUse(ip)) throw new BatonError('STEP_FAILED', `${ADDRESS_STILL_ANSWERS}: ${ip.address} answered an ARP probe`);
+        if (await network.isAddressInUse(ip)) throw new BatonError('ADDRESS_IN_USE', `${ADDRESS_STILL_ANSWERS}: ${ip.address} answered an ARP probe`);
         return;
       case 'assign-ip':
         await network.addAddress(ip);
@@ -509,6 +548,7 @@ export class Agent {
         return;
       }
       this.#observedHoldsIp = await this.#observeHoldsIp();
+      if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp: this.#observedHoldsIp});
       const now = this.#deps.clock.now();
       // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
       if (!this.#monitor.isAlive(now) && now - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {

@@ -35,8 +35,8 @@ export type MessageKind = 'beacon' | 'request' | 'reply';
 const KIND_CODE: Record<MessageKind, number> = {beacon: 1, request: 2, reply: 3};
 const KIND_BY_CODE: ReadonlyMap<number, MessageKind> = new Map(Object.entries(KIND_CODE).map(([kind, code]) => [code, kind as MessageKind]));
 
-export type AgentStateName = 'starting' | 'active' | 'standby' | 'released' | 'fault' | 'switching';
-export const AGENT_STATE_NAMES: readonly AgentStateName[] = ['starting', 'active', 'standby', 'released', 'fault', 'switching'];
+export type AgentStateName = 'starting' | 'active' | 'standby' | 'released' | 'fault' | 'switching' | 'stopping';
+export const AGENT_STATE_NAMES: readonly AgentStateName[] = ['starting', 'active', 'standby', 'released', 'fault', 'switching', 'stopping'];
 
 export type Health = 'ok' | 'failing';
 

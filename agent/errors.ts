@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'BAD_REQUEST'
   | 'LAB_FAILED'
   | 'ACCESS_LOG_UNREADABLE'
-  | 'PREFLIGHT_REFUSED';
+  | 'PREFLIGHT_REFUSED'
+  | 'ADDRESS_IN_USE';
 
 /** What a failed external command left behind, so callers can branch on it without parsing the message. */
 export interface CommandFailureDetails {

@@ -158,18 +158,14 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
   const signal = await stopped;
   log.notice(`(agent) ${signal}: stopping, on_stop ${config.onStop}`);
   await control.close();
-  await agent.stop();
-  if (config.onStop === 'release') {
-    try {
-      await network.removeAddress(config.service.ip);
-      log.notice(`(agent) released ${config.service.ip.cidr} (on_stop: release)`);
-    } catch (error) {
-      log.error(`(agent) could not release ${config.service.ip.cidr}: ${describeError(error)}`);
-      return 1;
-    }
-  } else {
-    log.notice(`(agent) leaving ${config.service.ip.cidr} as it is (on_stop: keep)`);
+  try {
+    await agent.shutdown(config.onStop);
+  } catch (error) {
+    log.error(`(agent) could not release ${config.service.ip.cidr}: ${describeError(error)}`);
+    await agent.stop();
+    return 1;
   }
+  if (config.onStop === 'keep') log.notice(`(agent) left ${config.service.ip.cidr} as it is (on_stop: keep)`);
   return 0;
 }
 

@@ -51,24 +51,34 @@ export interface MachineState {
   readonly plansStarted: number;
   /** The planned switch this host takes part in, while `switching`. */
   readonly switch: {readonly id: string; readonly side: 'giver' | 'taker'} | undefined;
+  /** Set while this host, active, sees the peer also holding the IP and waits for it to release. */
+  readonly splitBrain: boolean;
 }
 
 export type AgentEvent =
   | {readonly type: 'probed'; readonly holdsIp: boolean; readonly addressInUse: boolean}
   | {readonly type: 'peer-seen'; readonly beacon: Beacon}
   | {readonly type: 'peer-lost'}
-  | {readonly type: 'plan-finished'; readonly planId: string; readonly ok: boolean; readonly error?: string}
+  | {readonly type: 'plan-finished'; readonly planId: string; readonly ok: boolean; readonly error?: string;
+      /** The plan stopped because the service IP answered an ARP probe. */
+      readonly addressInUse?: boolean}
   | {readonly type: 'switch-begun'; readonly switchId: string; readonly side: 'giver' | 'taker'}
   | {readonly type: 'switch-ended'; readonly switchId: string; readonly outcome: SwitchOutcome; readonly holdsIp: boolean;
       readonly epoch: number; readonly reason: string}
   | {readonly type: 'resume-requested'}
   /** Periodic while the peer is silent (or was never heard): a standby probes again and takes a free IP. */
-  | {readonly type: 'peer-still-silent'};
+  | {readonly type: 'peer-still-silent'}
+  /** What the periodic look at the interface showed (level-triggered reconciliation). */
+  | {readonly type: 'observed'; readonly holdsIp: boolean}
+  /** The agent is stopping (SIGTERM); `released` says whether it removed the IP (on_stop: release). */
+  | {readonly type: 'stop-requested'; readonly released: boolean};
 
 export type Effect =
   | {readonly type: 'save-epoch'; readonly epoch: number}
   | {readonly type: 'run-plan'; readonly planId: string; readonly plan: PlanName; readonly steps: readonly StepName[]}
-  | {readonly type: 'send-beacon'};
+  | {readonly type: 'send-beacon'}
+  /** Gratuitous ARP again, e.g. after winning a conflict, so clients that followed the loser come back. */
+  | {readonly type: 'announce'};
 
 export interface Transition {
   readonly state: MachineState;
@@ -87,7 +97,7 @@ export const PLAN_STEPS: Readonly<Record<PlanName, readonly StepName[]>> = {
 export const ADDRESS_STILL_ANSWERS = 'peer silent but service IP alive';
 
 export function initialState(role: Role, epoch: number): MachineState {
-  return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0, switch: undefined};
+  return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0, switch: undefined, splitBrain: false};
 }
 
 export function step(state: MachineState, event: AgentEvent): Transition {
@@ -95,11 +105,17 @@ export function step(state: MachineState, event: AgentEvent): Transition {
     case 'probed':
       return onProbed(state, event.holdsIp, event.addressInUse);
     case 'peer-seen':
-      return stay({...state, peer: viewOf(event.beacon)});
+      return onPeerSeen({...state, peer: viewOf(event.beacon)});
+    case 'observed':
+      return onObserved(state, event.holdsIp);
+    case 'stop-requested':
+      return transition({...state, name: 'stopping', plan: undefined,
+        reason: event.released ? 'agent stopping: released the service IP (on_stop: release)' : 'agent stopping: leaving the service IP as it is (on_stop: keep)'},
+      [{type: 'send-beacon'}]);
     case 'peer-lost':
       return onPeerLost({...state, peer: state.peer === undefined ? undefined : {...state.peer, alive: false}});
     case 'plan-finished':
-      return onPlanFinished(state, event.planId, event.ok, event.error);
+      return onPlanFinished(state, event.planId, event.ok, event.error, event.addressInUse === true);
     case 'switch-begun':
       return transition({...state, name: 'switching', switch: {id: event.switchId, side: event.side},
         reason: `planned switch ${event.switchId}: this host ${event.side === 'giver' ? 'hands the service IP over' : 'takes the service IP over'}`}, [{type: 'send-beacon'}]);
@@ -139,6 +155,57 @@ function onProbed(state: MachineState, holdsIp: boolean, addressInUse: boolean):
   return startPlan({...state, epoch}, 'acquire', 'primary at start and no one answers for the service IP', [{type: 'save-epoch', epoch}]);
 }
 
+/** States in which a live peer that does not hold the IP will not take it either: someone else must. */
+const PEER_WONT_SERVE: ReadonlySet<AgentStateName> = new Set(['released', 'fault', 'stopping']);
+
+/**
+ * Level-triggered checks on each beacon. Both hosts hold the IP (a healed partition): the lower epoch releases,
+ * the winner announces again once the loser let go. Nobody holds it while the peer is alive: a standby takes it
+ * when the peer will not (released, fault, stopping), or, both being standby, the primary does.
+ */
+function onPeerSeen(state: MachineState): Transition {
+  const peer = state.peer;
+  if (peer === undefined || state.plan !== undefined) return stay(state);
+  if (state.name === 'active') {
+    if (peer.holdsIp && peer.state === 'active') {
+      if (winsConflict(state, peer)) {
+        if (state.splitBrain) return stay(state);
+        return transition({...state, splitBrain: true, reason: `split brain: the peer also held the service IP (epoch ${peer.epoch}, ours ${state.epoch}); it releases it`}, [{type: 'send-beacon'}]);
+      }
+      return startPlan({...state, splitBrain: false}, 'release', `split brain healed: the peer holds the service IP with epoch ${peer.epoch} (ours ${state.epoch}); releasing it`);
+    }
+    if (state.splitBrain && !peer.holdsIp) {
+      return transition({...state, splitBrain: false, reason: 'split brain over: the peer released the service IP; announced it again'}, [{type: 'announce'}, {type: 'send-beacon'}]);
+    }
+    return stay(state);
+  }
+  if (state.name === 'standby' && !peer.holdsIp && (PEER_WONT_SERVE.has(peer.state) || (peer.state === 'standby' && state.role === 'primary'))) {
+    return startTakeover(state, `nobody holds the service IP and the peer is ${peer.state}: taking it`);
+  }
+  return stay(state);
+}
+
+/**
+ * Desired against observed. An active host that lost the IP (removed by hand, interface reset) takes it back
+ * unless the peer holds it. A standby or released host that finds the IP on its interface (added by hand, a
+ * healed partition) holds it: it becomes active, and the epoch rule above settles who keeps it.
+ */
+function onObserved(state: MachineState, holdsIp: boolean): Transition {
+  if (state.plan !== undefined) return stay(state);
+  const peerHolds = state.peer?.alive === true && state.peer.holdsIp;
+  if (state.name === 'active' && !holdsIp) {
+    if (peerHolds) return transition({...state, name: 'standby', reason: 'the service IP left this host and the peer holds it'}, [{type: 'send-beacon'}]);
+    return startTakeover(state, 'the service IP vanished from this host: taking it back');
+  }
+  if ((state.name === 'standby' || state.name === 'released') && holdsIp) {
+    return transition({...state, name: 'active', reason: `found the service IP on this host while ${state.name}`}, [{type: 'send-beacon'}]);
+  }
+  if (state.name === 'fault' && holdsIp) {
+    return startPlan(state, 'release', 'found the service IP on this host while in fault: releasing it');
+  }
+  return stay(state);
+}
+
 /** A standby whose peer went silent takes over, after checking that the IP does not answer any more. */
 function onPeerLost(state: MachineState): Transition {
   if (state.name !== 'standby' || state.plan !== undefined) return stay(state);
@@ -147,10 +214,13 @@ function onPeerLost(state: MachineState): Transition {
 
 function retryTakeover(state: MachineState): Transition {
   if (state.name !== 'standby' || state.plan !== undefined || state.peer?.alive === true) return stay(state);
-  return startTakeover(state, 'the peer is still silent: probing the service IP again');
+  // The reason stays as it was ("peer silent but service IP alive…"): a probe a second is not news.
+  return startTakeover(state, state.reason);
 }
 
 function startTakeover(state: MachineState, reason: string): Transition {
+  // An active host taking its own address back keeps its epoch: nothing changed hands.
+  if (state.name === 'active') return startPlan(state, 'takeover', reason);
   const epoch = Math.max(state.epoch, state.peer?.epoch ?? 0) + 1;
   return startPlan({...state, epoch}, 'takeover', reason, [{type: 'save-epoch', epoch}]);
 }
@@ -164,7 +234,7 @@ function onSwitchEnded(state: MachineState, event: Extract<AgentEvent, {type: 's
   return transition({...base, name: 'standby', reason: event.reason}, [{type: 'send-beacon'}]);
 }
 
-function onPlanFinished(state: MachineState, planId: string, ok: boolean, error: string | undefined): Transition {
+function onPlanFinished(state: MachineState, planId: string, ok: boolean, error: string | undefined, addressInUse: boolean): Transition {
   if (state.plan?.id !== planId) return stay(state);
   const done = {...state, plan: undefined};
   switch (state.plan.name) {
@@ -173,9 +243,9 @@ function onPlanFinished(state: MachineState, planId: string, ok: boolean, error:
         ? transition({...done, name: 'active', reason: 'took the service IP'}, [{type: 'send-beacon'}])
         : transition({...done, name: 'fault', reason: `could not take the service IP: ${error ?? 'unknown error'}`}, [{type: 'send-beacon'}]);
     case 'takeover':
-      if (ok) return transition({...done, name: 'active', reason: 'took the service IP over from a silent peer'}, [{type: 'send-beacon'}]);
+      if (ok) return transition({...done, name: 'active', reason: `holds the service IP (${state.reason})`}, [{type: 'send-beacon'}]);
       // An IP that still answers is the split-brain guard at work: stay ready. Anything else is this host failing.
-      return error?.includes(ADDRESS_STILL_ANSWERS) === true
+      return addressInUse
         ? transition({...done, name: 'standby', reason: `${ADDRESS_STILL_ANSWERS}: not taking it`}, [{type: 'send-beacon'}])
         : transition({...done, name: 'fault', reason: `could not take the service IP over: ${error ?? 'unknown error'}`}, [{type: 'send-beacon'}]);
     case 'release':

@@ -135,3 +135,50 @@ test('a failing assign-ip leaves the primary in fault and says which step failed
   t.is(primary.agent.state.name, 'fault');
   t.regex(primary.agent.state.reason, /assign-ip: addAddress failed/);
 });
+
+test('on_stop release: the primary removes the IP and says so, and the standby takes over well before the dead timer', async (t) => {
+  const {clock, primary, backup} = pair(t);
+  await primary.agent.start();
+  await backup.agent.start();
+  await clock.advance(1500);
+  const stopped = primary.agent.shutdown('release');
+  await clock.advance(100);
+  await stopped;
+  t.false(primary.network.addresses.has('192.0.2.100'));
+  await clock.advance(500);
+  t.is(backup.agent.state.name, 'active', 'took over within 600 ms; the dead timer is 1000 ms');
+  t.true(backup.network.addresses.has('192.0.2.100'));
+});
+
+test('on_stop keep: the IP stays, and the standby does not take it while it answers, then does once it is gone', async (t) => {
+  const {clock, primary, backup} = pair(t);
+  await primary.agent.start();
+  await backup.agent.start();
+  await clock.advance(1500);
+  const stopped = primary.agent.shutdown('keep');
+  await clock.advance(100);
+  await stopped;
+  t.true(primary.network.addresses.has('192.0.2.100'));
+  await clock.advance(5000);
+  t.is(backup.agent.state.name, 'standby');
+  t.regex(backup.agent.state.reason, /peer silent but service IP alive/);
+  t.false(backup.network.addresses.has('192.0.2.100'));
+  t.is(backup.logs.filter((l) => l.includes('peer silent but service IP alive')).length, 1, 'said once, not every probe');
+  // The primary's host goes down for real: its address stops answering.
+  primary.network.linkUp = false;
+  await clock.advance(1500);
+  t.is(backup.agent.state.name, 'active');
+  t.true(backup.network.addresses.has('192.0.2.100'));
+});
+
+test('an address removed by hand from the active host is put back', async (t) => {
+  const {clock, primary, backup} = pair(t);
+  await primary.agent.start();
+  await backup.agent.start();
+  await clock.advance(1500);
+  primary.network.addresses.delete('192.0.2.100');
+  await clock.advance(1500);
+  t.true(primary.network.addresses.has('192.0.2.100'));
+  t.is(primary.agent.state.name, 'active');
+  t.false(backup.network.addresses.has('192.0.2.100'));
+});

@@ -122,3 +122,82 @@ test('peer beacons update the peer view without changing the state', (t) => {
   t.deepEqual(state.peer, {alive: true, state: 'active', holdsIp: true, epoch: 9});
   t.false(run(state, {type: 'peer-lost'}).state.peer?.alive);
 });
+
+function settledAs(role: 'primary' | 'backup', name: 'active' | 'standby', epoch: number): MachineState {
+  return {...initialState(role, epoch), name};
+}
+
+test('a standby whose peer goes silent runs the takeover plan, probing first, under a higher epoch', (t) => {
+  const start = run(settledAs('backup', 'standby', 0), {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'active', holdsIp: true, epoch: 3})});
+  const {state, effects} = run(start.state, {type: 'peer-lost'});
+  t.deepEqual(effects, ['save-epoch 4', 'run-plan takeover probe-address,assign-ip,announce']);
+  t.is(state.epoch, 4);
+  t.is(run(state, {type: 'plan-finished', planId: state.plan?.id ?? '', ok: true}).state.name, 'active');
+});
+
+test('a takeover stopped by an IP that still answers leaves the standby ready and probing, not in fault', (t) => {
+  const lost = run(settledAs('backup', 'standby', 0), {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'active', holdsIp: true})}, {type: 'peer-lost'});
+  const blocked = run(lost.state, {type: 'plan-finished', planId: lost.state.plan?.id ?? '', ok: false, error: 'probe-address: x', addressInUse: true});
+  t.is(blocked.state.name, 'standby');
+  t.regex(blocked.state.reason, /peer silent but service IP alive/);
+  const again = run(blocked.state, {type: 'peer-still-silent'});
+  t.deepEqual(again.effects.at(-1), 'run-plan takeover probe-address,assign-ip,announce');
+  t.is(again.state.reason, blocked.state.reason, 'probing again is not news');
+  const broken = run(lost.state, {type: 'plan-finished', planId: lost.state.plan?.id ?? '', ok: false, error: 'assign-ip: permission denied'});
+  t.is(broken.state.name, 'fault');
+});
+
+test('released and fault hosts never take the IP when the peer goes silent', (t) => {
+  for (const name of ['released', 'fault'] as const) {
+    const state = {...initialState('backup', 0), name};
+    const {effects} = run(state, {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'active', holdsIp: true})}, {type: 'peer-lost'}, {type: 'peer-still-silent'});
+    t.deepEqual(effects, [], name);
+  }
+});
+
+test('a standby takes a free IP at once when the live peer says it stopped and released it', (t) => {
+  const {effects} = run(settledAs('backup', 'standby', 1), {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'stopping', holdsIp: false, epoch: 1})});
+  t.deepEqual(effects, ['save-epoch 2', 'run-plan takeover probe-address,assign-ip,announce']);
+});
+
+test('a standby leaves the IP alone when the stopping peer keeps it (on_stop: keep)', (t) => {
+  const {effects} = run(settledAs('backup', 'standby', 1), {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'stopping', holdsIp: true, epoch: 1})});
+  t.deepEqual(effects, []);
+});
+
+test('when both are standby and nobody holds the IP, only the primary takes it', (t) => {
+  const beacon = peerBeacon({state: 'standby', holdsIp: false});
+  t.deepEqual(run(settledAs('primary', 'standby', 1), {type: 'peer-seen', beacon}).effects.at(-1), 'run-plan takeover probe-address,assign-ip,announce');
+  t.deepEqual(run(settledAs('backup', 'standby', 1), {type: 'peer-seen', beacon: {...beacon, node: 'primary'}}).effects, []);
+});
+
+test('split brain: the lower epoch releases, the higher one waits, then announces again when the peer let go', (t) => {
+  const both = peerBeacon({state: 'active', holdsIp: true, epoch: 5});
+  const loser = run(settledAs('primary', 'active', 4), {type: 'peer-seen', beacon: both});
+  t.deepEqual(loser.effects, ['run-plan release release-ip']);
+  t.regex(loser.state.reason, /split brain healed/);
+
+  const winner = run(settledAs('backup', 'active', 5), {type: 'peer-seen', beacon: {...both, node: 'primary', epoch: 4}});
+  t.deepEqual(winner.effects, ['send-beacon']);
+  t.true(winner.state.splitBrain);
+  t.deepEqual(run(winner.state, {type: 'peer-seen', beacon: {...both, node: 'primary', epoch: 4}}).effects, [], 'said once');
+  const over = run(winner.state, {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'standby', holdsIp: false, epoch: 4})});
+  t.deepEqual(over.effects, ['announce', 'send-beacon']);
+  t.false(over.state.splitBrain);
+});
+
+test('observed drift is repaired: a lost address is taken back, a found one is held', (t) => {
+  const lost = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false});
+  t.deepEqual(lost.effects, ['run-plan takeover probe-address,assign-ip,announce']);
+  t.is(lost.state.epoch, 3, 'taking back its own address keeps the epoch');
+  const peerHas = run(settledAs('primary', 'active', 3), {type: 'peer-seen', beacon: peerBeacon({state: 'active', holdsIp: true, epoch: 9})});
+  t.is(peerHas.state.plan?.name, 'release');
+  const found = run(settledAs('backup', 'standby', 0), {type: 'observed', holdsIp: true});
+  t.is(found.state.name, 'active');
+  t.deepEqual(run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: true}).effects, []);
+});
+
+test('stopping says whether the IP was released', (t) => {
+  t.regex(run(settledAs('primary', 'active', 1), {type: 'stop-requested', released: true}).state.reason, /released the service IP/);
+  t.is(run(settledAs('primary', 'active', 1), {type: 'stop-requested', released: false}).state.name, 'stopping');
+});
