@@ -1,0 +1,180 @@
+// Unplanned failover between two real agents with real nginx in namespaces: link cut, a killed agent whose IP
+// still answers (no split brain), the old primary's return, clean restarts with on_stop keep and release,
+// a healed split brain, and SIGHUP with a broken config.
+
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import test from 'ava';
+import {execa} from 'execa';
+import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {labDown, labUp, signalAgent, startAgent, type Lab, type LabHost} from '../../cli/lab/lab.js';
+import {startProber, type Prober} from '../../cli/lab/probe-control.js';
+import {summarizeProbes} from '../../cli/lab/probe-report.js';
+import {isProcessAlive} from '../../cli/lab/web.js';
+import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
+import {baton, servesAddress, settled, statusOf, until, whoServes} from './lab-helpers.js';
+
+const runner = createExecaRunner();
+let lab: Lab | undefined;
+let baseDir = '';
+let prober: Prober | undefined;
+// A dead timer of 2 s makes "well before the dead timer" unambiguous for the on_stop: release test.
+const DEAD_AFTER_MS = 2000;
+
+test.before(async (t) => {
+  if (!(await skipUnlessIntegration(t))) return;
+  baseDir = await mkdtemp(join(tmpdir(), 'baton-fo-'));
+  lab = await labUp({runner, prefix: integrationPrefix(), baseDir, web: 'nginx',
+    extraConfig: `heartbeat: { interval_ms: 200, dead_after_ms: ${DEAD_AFTER_MS} }`});
+  await settled(lab);
+  prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 20, timeoutMs: 200,
+    durationS: 300, maxProbes: 15_000, out: join(baseDir, 'probes.jsonl')});
+});
+
+test.after.always(async () => {
+  await prober?.stop().catch(() => undefined);
+  if (lab !== undefined) await labDown(runner, lab.prefix, baseDir);
+  if (baseDir !== '') await rm(baseDir, {recursive: true, force: true});
+});
+
+function requireLab(): Lab {
+  if (lab === undefined) throw new Error('the lab was not built');
+  return lab;
+}
+
+function setLink(host: LabHost, up: boolean): Promise<unknown> {
+  return execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', 'eth0', up ? 'up' : 'down']);
+}
+
+/** Ends with the primary active and the backup standby, whatever the test before left. */
+async function primaryServes(l: Lab): Promise<void> {
+  let {primary, backup} = await settled(l);
+  if (backup.self.holdsIp === true) {
+    const result = await baton(l.hosts.primary, 'switchover');
+    if (result.exitCode !== 0) throw new Error(`switching back to the primary failed: ${String(result.stdout)}`);
+    ({primary, backup} = await settled(l));
+  }
+  if (backup.self.state === 'released') await baton(l.hosts.backup, 'resume');
+  if (primary.self.state !== 'active') throw new Error(`the primary is ${primary.self.state}`);
+}
+
+test.serial('the primary\'s service link cut: the backup takes over and serves; back up, the old primary stays standby', async (t) => {
+  const l = requireLab();
+  await primaryServes(l);
+  const cutAt = Date.now();
+  await setLink(l.hosts.primary, false);
+  await until('the backup serves the client', 15_000, async () => ((await whoServes(l)) === 'backup' ? true : undefined));
+  t.log(`client served by the backup ${Date.now() - cutAt} ms after the cut (dead timer ${DEAD_AFTER_MS} ms)`);
+  const backup = await statusOf(l.hosts.backup);
+  t.is(backup.self.state, 'active');
+  t.true(backup.self.holdsIp);
+
+  await setLink(l.hosts.primary, true);
+  const after = await settled(l);
+  t.is(after.primary.self.state, 'standby', 'no preemption: the returning primary does not take the IP back');
+  t.false(after.primary.self.holdsIp);
+  t.true(after.backup.self.holdsIp);
+  t.is(await whoServes(l), 'backup');
+});
+
+test.serial('the primary\'s agent killed while its IP stays up: no takeover; then its link cut too: the backup takes over', async (t) => {
+  const l = requireLab();
+  await primaryServes(l);
+  await signalAgent(l.hosts.primary, 'SIGKILL');
+  await new Promise((resolve) => setTimeout(resolve, DEAD_AFTER_MS + 2000));
+  const backup = await statusOf(l.hosts.backup);
+  t.false(backup.peer.alive);
+  t.is(backup.self.state, 'standby');
+  t.regex(backup.self.reason, /peer silent but service IP alive/);
+  t.false(await servesAddress(l.hosts.backup));
+  t.is(await whoServes(l), 'primary', 'the primary host still serves without its agent');
+
+  await setLink(l.hosts.primary, false);
+  await until('the backup takes over', 10_000, async () => ((await whoServes(l)) === 'backup' ? true : undefined));
+  t.is((await statusOf(l.hosts.backup)).self.state, 'active');
+
+  // The old primary comes back: agent and link. It finds its address, sees the backup's higher epoch, lets go.
+  await setLink(l.hosts.primary, true);
+  await startAgent(l.hosts.primary, l);
+  const after = await settled(l);
+  t.is(after.primary.self.state, 'standby');
+  t.false(await servesAddress(l.hosts.primary));
+  t.is(await whoServes(l), 'backup');
+});
+
+test.serial('IP forced onto both hosts (a healed split brain): one holder within seconds, the one with the higher epoch', async (t) => {
+  const l = requireLab();
+  await primaryServes(l);
+  const before = await settled(l);
+  await execa('ip', ['-n', l.hosts.backup.namespace, 'addr', 'add', '192.0.2.100/25', 'dev', 'eth0']);
+  const after = await settled(l, 10_000);
+  const holder = after.primary.self.holdsIp === true ? after.primary : after.backup;
+  const other = holder === after.primary ? after.backup : after.primary;
+  t.is(holder.self.role, 'primary', `the primary had epoch ${before.primary.self.epoch}, the backup ${before.backup.self.epoch}`);
+  t.true(holder.self.epoch >= other.self.epoch);
+  t.is(other.self.state, 'standby');
+  t.is(await whoServes(l), 'primary');
+});
+
+test.serial('restarting the active agent with on_stop: keep: no failed request, the IP does not move', async (t) => {
+  const l = requireLab();
+  await primaryServes(l);
+  const from = Date.now();
+  await signalAgent(l.hosts.primary, 'SIGTERM');
+  await startAgent(l.hosts.primary, l);
+  const {primary, backup} = await settled(l);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const summary = summarizeProbes(await prober?.read() ?? [], from, Date.now());
+  t.log(`${summary.probes} probes during the restart, ${summary.failed} failed, longest gap ${Math.round(summary.longestGapMs)} ms`);
+  t.is(summary.failed, 0);
+  t.true(summary.probes > 10);
+  t.deepEqual(Object.keys(summary.hosts), ['primary']);
+  t.is(primary.self.state, 'active');
+  t.is(backup.self.state, 'standby');
+});
+
+test.serial('stopping the active agent with on_stop: release: the standby takes over well before the dead timer', async (t) => {
+  const l = requireLab();
+  await primaryServes(l);
+  const config = l.hosts.primary.configFile;
+  const original = await readFile(config, 'utf8');
+  await signalAgent(l.hosts.primary, 'SIGTERM');
+  await writeFile(config, `${original}on_stop: release\n`);
+  await startAgent(l.hosts.primary, l);
+  await settled(l);
+  try {
+    const stoppedAt = Date.now();
+    await signalAgent(l.hosts.primary, 'SIGTERM');
+    await until('the backup holds the IP', 10_000, async () => (await servesAddress(l.hosts.backup) ? true : undefined));
+    const tookMs = Date.now() - stoppedAt;
+    t.log(`the backup held the IP ${tookMs} ms after SIGTERM (dead timer ${DEAD_AFTER_MS} ms)`);
+    t.true(tookMs < DEAD_AFTER_MS, `took ${tookMs} ms`);
+    t.false(await servesAddress(l.hosts.primary));
+    t.is(await whoServes(l), 'backup');
+  } finally {
+    await writeFile(config, original);
+    await startAgent(l.hosts.primary, l);
+  }
+});
+
+test.serial('SIGHUP with a broken config keeps the agent running on the old one, and says so', async (t) => {
+  const l = requireLab();
+  await settled(l);
+  const host = l.hosts.primary;
+  const original = await readFile(host.configFile, 'utf8');
+  await writeFile(host.configFile, `${original}on_stop: sometimes\n`);
+  try {
+    process.kill(host.pid, 'SIGHUP');
+    await until('the agent logs that it keeps its config', 5000, async () =>
+      ((await readFile(host.logFile, 'utf8')).includes('keeping the running config') ? true : undefined));
+    t.true(isProcessAlive(host.pid));
+    const log = await readFile(host.logFile, 'utf8');
+    t.regex(log, /SIGHUP: keeping the running config, the new file is invalid: .*on_stop: expected 'keep' or 'release', got 'sometimes'/);
+    const status = await statusOf(host);
+    t.true(status.peer.alive);
+    t.is(status.timers.intervalMs, 200);
+  } finally {
+    await writeFile(host.configFile, original);
+  }
+});
