@@ -46,6 +46,14 @@ const STARTUP_LISTEN_INTERVALS = 2;
 // this delay for neighbours and switch ports that missed the first. Neighbours ignore an update within their
 // locktime (Linux default 1 s) of the previous one, so the repeat comes just after it.
 export const ANNOUNCE_REPEAT_MS = 1100;
+// The liveness loop sleeps until the dead timer (or the pre-probe) is due; never less than this, so a clock
+// quirk cannot make it spin.
+const LIVENESS_MIN_SLEEP_MS = 5;
+// The duplicate-address probe of a takeover (~200 ms, see main.ts) is started this long before the dead timer
+// runs out, so that it overlaps the wait instead of adding to the outage. A result older than PROBE_FRESH_MS at
+// takeover time is not used: the probe is run again.
+const PREPROBE_LEAD_MS = 300;
+const PROBE_FRESH_MS = 250;
 const STOPPING_REPEATS = 2;
 const STOPPING_REPEAT_MS = 20;
 // Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
@@ -75,6 +83,7 @@ export class Agent {
   readonly #switchDeps: SwitchDeps;
   #lastSwitch: {id: string; outcome: string; reason: string; endedAt: number} | undefined;
   #coordinating = false;
+  #preprobe: {startedAt: number; endedAt: number | undefined; result: Promise<boolean>} | undefined;
   readonly #hooks: {notify(change: {oldState: string; newState: string; reason: string}): void} | undefined = undefined;
 
   constructor(deps: AgentDeps) {
@@ -133,7 +142,7 @@ export class Agent {
     this.#observedHoldsIp = await this.#observeHoldsIp();
     log.notice(`(agent) ${config.node} of pair ${config.pair} starting, boot ${this.#bootId}, epoch ${this.#machine.epoch}, ` +
       `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observedHoldsIp ? 'held here' : 'not held here'})`);
-    this.#loops.push(this.#receiveLoop(), this.#beaconLoop(), this.#observeLoop(), this.#startup());
+    this.#loops.push(this.#receiveLoop(), this.#beaconLoop(), this.#livenessLoop(), this.#observeLoop(), this.#startup());
   }
 
   /**
@@ -318,7 +327,7 @@ export class Agent {
     const ip = config.service.ip;
     switch (name) {
       case 'probe-address':
-        if (await network.isAddressInUse(ip)) throw new BatonError('ADDRESS_IN_USE', `${ADDRESS_STILL_ANSWERS}: ${ip.address} answered an ARP probe`);
+        if (await (this.#freshPreprobe() ?? network.isAddressInUse(ip))) throw new BatonError('ADDRESS_IN_USE', `${ADDRESS_STILL_ANSWERS}: ${ip.address} answered an ARP probe`);
         return;
       case 'assign-ip':
         await network.addAddress(ip);
@@ -518,7 +527,6 @@ export class Agent {
         log.warning(`(timers) beacon tick ran ${Math.round(lateness)} ms late, more than the ${interval} ms interval: the peer may see us as dead (CPU starved, swapping, or a stopped process?)`);
       }
       await this.#sendBeacon();
-      this.#checkPeerLiveness();
       due += interval;
       // After a long stall, do not send a burst of catch-up beacons: resume the rhythm from now.
       const now = clock.now();
@@ -529,6 +537,56 @@ export class Agent {
         return;
       }
     }
+  }
+
+  async #livenessLoop(): Promise<void> {
+    const {clock, config} = this.#deps;
+    while (!this.#abort.signal.aborted) {
+      this.#checkPeerLiveness();
+      this.#maybePreprobe();
+      // Wake at the next moment that matters (the pre-probe, the dead timer), else once an interval.
+      const deadline = this.#monitor.deadline();
+      const now = clock.now();
+      const next = deadline === undefined || !this.#peerWasAlive ? config.heartbeat.intervalMs
+        : [deadline - this.#preprobeLeadMs(), deadline].map((at) => at - now).filter((ms) => ms > 0).sort((a, b) => a - b)[0] ?? config.heartbeat.intervalMs;
+      try {
+        await clock.sleep(Math.max(LIVENESS_MIN_SLEEP_MS, Math.min(next, config.heartbeat.intervalMs)), this.#abort.signal);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  /** The pre-probe starts this long before the dead timer, but never before two beacons were missed. */
+  #preprobeLeadMs(): number {
+    const {intervalMs, deadAfterMs} = this.#deps.config.heartbeat;
+    return Math.min(PREPROBE_LEAD_MS, deadAfterMs - 2 * intervalMs);
+  }
+
+  /** A standby whose peer has been silent for nearly dead_after_ms probes the IP ahead of the takeover. */
+  #maybePreprobe(): void {
+    const {clock, network, config} = this.#deps;
+    const deadline = this.#monitor.deadline();
+    const now = clock.now();
+    if (!this.#peerWasAlive || deadline === undefined || this.#machine.name !== 'standby' || this.#machine.plan !== undefined) return;
+    const lead = this.#preprobeLeadMs();
+    if (deadline - now > lead || now >= deadline) return;
+    if (this.#preprobe !== undefined && this.#preprobe.startedAt >= deadline - lead) return;
+    const result = network.isAddressInUse(config.service.ip);
+    const probe: {startedAt: number; endedAt: number | undefined; result: Promise<boolean>} = {startedAt: now, endedAt: undefined, result};
+    this.#preprobe = probe;
+    result.then(() => {
+      probe.endedAt = clock.now();
+    }, () => undefined);
+  }
+
+  /** The early probe's answer (awaited if still running), when it started after the peer's last beacon and is fresh. */
+  #freshPreprobe(): Promise<boolean> | undefined {
+    const probe = this.#preprobe;
+    const lastSeen = this.#monitor.stats(this.#deps.clock.now()).lastSeenAt ?? Infinity;
+    if (probe === undefined || probe.startedAt < lastSeen) return undefined;
+    if (probe.endedAt !== undefined && this.#deps.clock.now() - probe.endedAt > PROBE_FRESH_MS) return undefined;
+    return probe.result;
   }
 
   #checkPeerLiveness(): void {
@@ -559,7 +617,7 @@ export class Agent {
 
   async #observeHoldsIp(): Promise<boolean> {
     try {
-      return await isServing(this.#deps);
+      return await this.#deps.network.isServing(this.#deps.config.service.ip);
     } catch (error) {
       this.#deps.log.error(`(network) cannot observe the service IP: ${describeError(error)}`);
       return false;

@@ -1,7 +1,7 @@
 // YAML file → validated, frozen Config (snake_case keys → camelCase fields). All defaults live here.
 
 import {createHash} from 'node:crypto';
-import {closeSync, constants, fstatSync, openSync, readFileSync} from 'node:fs';
+import {closeSync, constants, fstatSync, openSync, readFileSync, statSync} from 'node:fs';
 import {readFile} from 'node:fs/promises';
 import {isIP} from 'node:net';
 import {isAbsolute} from 'node:path/posix';
@@ -9,7 +9,7 @@ import {
   type Alias, type Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Scalar,
   type YAMLMap, type YAMLSeq,
 } from 'yaml';
-import {BatonError} from './errors.js';
+import {assertNever, BatonError} from './errors.js';
 import type {Role, ServiceIp} from './ports.js';
 
 export type ServiceMode = 'address' | 'link';
@@ -63,7 +63,28 @@ export interface Config {
   readonly onStop: OnStop;
   readonly stateDir: string;
   readonly controlSocket: string;
+  /** No checks (the default): the host is always healthy. */
+  readonly health: {
+    readonly intervalMs: number;
+    readonly fall: number;
+    readonly rise: number;
+    readonly checks: readonly HealthCheckSpec[];
+  };
+  readonly hooks: {
+    /** Absolute path of the program run as `path oldState newState reason` on each state change. */
+    readonly onStateChange: string | undefined;
+    readonly timeoutMs: number;
+  };
 }
+
+/** One health check, as the `health.checks` list of the config file gives it. */
+export type HealthCheckSpec =
+  /** The link is up and has carrier. */
+  | {readonly kind: 'interface'; readonly interface: string}
+  /** A GET of `url` answers `expectStatus` within `timeoutMs` (redirects are not followed). */
+  | {readonly kind: 'http'; readonly url: string; readonly expectStatus: number; readonly timeoutMs: number}
+  /** The program exits 0 within `timeoutMs`; run with an argument array, never a shell. */
+  | {readonly kind: 'command'; readonly path: string; readonly args: readonly string[]; readonly timeoutMs: number};
 
 export const DEFAULT_CONFIG_FILE = '/etc/baton/baton.yaml';
 
@@ -76,6 +97,15 @@ export interface SecretFileInfo {
 
 /** Reads a secret file; returns the Error that prevented it instead of throwing. */
 export type SecretReader = (path: string) => SecretFileInfo | Error;
+
+/** What parseConfig needs to know about a program it will run (hooks, command checks). */
+export interface ProgramFileInfo {
+  /** st_mode of the file (symbolic links followed); only the execute bits are looked at. */
+  readonly mode: number;
+}
+
+/** Looks at a program file; returns the Error that prevented it (missing, not a regular file) instead of throwing. */
+export type ProgramInspector = (path: string) => ProgramFileInfo | Error;
 
 const DEFAULT_PORT = 7411;
 const DEFAULT_SECRET_FILE = '/etc/baton/secret';
@@ -98,15 +128,40 @@ const MIN_SECRET_BYTES = 32;
 const MAX_SOCKET_PATH_BYTES = 107;
 // IFNAMSIZ is 16 bytes, one of them the terminating NUL.
 const MAX_INTERFACE_NAME_BYTES = 15;
+// Health checks: one round a second finds a dead service within fall × interval = 3 s, close to the 1 s failover
+// target for a dead host, while costing one HTTP request or process a second per check.
+const DEFAULT_HEALTH_INTERVAL_MS = 1_000;
+const MIN_HEALTH_INTERVAL_MS = 100;
+const MAX_HEALTH_INTERVAL_MS = 60_000;
+// fall 3: one lost or slow answer (a GC pause, a busy backend) must not fail the host; three in a row do.
+const DEFAULT_FALL = 3;
+// rise 2: one lucky answer from a flapping service must not declare it well again.
+const DEFAULT_RISE = 2;
+const MAX_FALL_RISE = 100;
+// A local health endpoint answers in milliseconds; 1 s allows a busy one, and equals the default interval so the
+// round ends by the time the next one is due.
+const DEFAULT_CHECK_TIMEOUT_MS = 1_000;
+const MIN_CHECK_TIMEOUT_MS = 10;
+const MAX_CHECK_TIMEOUT_MS = 60_000;
+const DEFAULT_EXPECT_STATUS = 200;
+// A notify script sends a mail or a chat message: 5 s covers a slow SMTP or HTTP round trip.
+const DEFAULT_HOOK_TIMEOUT_MS = 5_000;
+const MIN_HOOK_TIMEOUT_MS = 100;
+const MAX_HOOK_TIMEOUT_MS = 600_000;
 
 const TOP_KEYS = [
   'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
-  'on_stop', 'state_dir', 'control_socket',
+  'on_stop', 'state_dir', 'control_socket', 'health', 'hooks',
 ] as const;
 const ENDPOINT_KEYS = ['address', 'port'] as const;
 const SERVICE_KEYS = ['address', 'interface', 'mode'] as const;
 const HEARTBEAT_KEYS = ['interval_ms', 'dead_after_ms', 'max_clock_skew_ms'] as const;
 const CONFIRM_KEYS = ['access_log', 'min_requests', 'timeout_s'] as const;
+const HEALTH_KEYS = ['interval_ms', 'fall', 'rise', 'checks'] as const;
+const CHECK_KINDS = ['interface', 'http', 'command'] as const;
+const HTTP_CHECK_KEYS = ['url', 'expect_status', 'timeout_ms'] as const;
+const COMMAND_CHECK_KEYS = ['path', 'args', 'timeout_ms'] as const;
+const HOOKS_KEYS = ['on_state_change', 'timeout_ms'] as const;
 
 /**
  * Reads, validates and freezes the config file. Throws BatonError CONFIG_INVALID, listing every problem at once
@@ -123,14 +178,16 @@ export async function loadConfig(file: string): Promise<Config> {
       cause: error,
     });
   }
-  return parseConfig(text, file, readSecretFile);
+  return parseConfig(text, file, readSecretFile, inspectProgramFile);
 }
 
 /**
  * The pure core of loadConfig: YAML text → frozen Config. `file` only names the source in messages and in
- * Config.file; secret files are read through `readSecret`. Throws BatonError CONFIG_INVALID listing every problem.
+ * Config.file; secret files are read through `readSecret`, and the programs it names (hooks, command checks) are
+ * looked at through `inspectProgram`. Throws BatonError CONFIG_INVALID listing every problem.
  */
-export function parseConfig(text: string, file: string, readSecret: SecretReader): Config {
+export function parseConfig(text: string, file: string, readSecret: SecretReader,
+  inspectProgram: ProgramInspector): Config {
   const lineCounter = new LineCounter();
   // Duplicate keys are found below, where the message can name the key path and the first occurrence.
   const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: false});
@@ -143,10 +200,10 @@ export function parseConfig(text: string, file: string, readSecret: SecretReader
     }
     throw reader.failure(file);
   }
-  const config = readConfig(reader, file, readSecret);
+  const config = readConfig(reader, file, readSecret, inspectProgram);
   if (reader.problems.length > 0) throw reader.failure(file);
-  // Every read that yields undefined has recorded a problem (except the optional access_log), so with no
-  // problems the draft is complete.
+  // Every read that yields undefined has recorded a problem (except the optional access_log and on_state_change),
+  // so with no problems the draft is complete.
   return deepFreeze(config as Config);
 }
 
@@ -155,7 +212,7 @@ export function keyIdOf(secret: Uint8Array): string {
   return createHash('sha256').update(secret).digest().subarray(0, 4).toString('hex');
 }
 
-function readConfig(reader: Reader, file: string, readSecret: SecretReader) {
+function readConfig(reader: Reader, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector) {
   const top = reader.root(TOP_KEYS);
   // Absent keys are all reported at their mapping's line; reading pair and node first lists them first there.
   const pair = reader.required(top.field('pair'), PAIR_ID);
@@ -246,7 +303,106 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader) {
     onStop: reader.optional(top.field('on_stop'), oneOf(['keep', 'release'] as const), 'keep'),
     stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
     controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),
+    health: readHealth(reader, top.field('health'), inspectProgram),
+    hooks: readHooks(reader, top.field('hooks'), inspectProgram),
   };
+}
+
+function readHealth(reader: Reader, field: Field, inspectProgram: ProgramInspector) {
+  const health = reader.section(field, HEALTH_KEYS, 'a mapping like {interval_ms: 1000, checks: [...]}', false);
+  const intervalMs = reader.optional(health.field('interval_ms'),
+    integer(MIN_HEALTH_INTERVAL_MS, MAX_HEALTH_INTERVAL_MS), DEFAULT_HEALTH_INTERVAL_MS);
+  const fall = reader.optional(health.field('fall'), integer(1, MAX_FALL_RISE), DEFAULT_FALL);
+  const rise = reader.optional(health.field('rise'), integer(1, MAX_FALL_RISE), DEFAULT_RISE);
+  const items = reader.items(health.field('checks'), 'a list of checks, each like `- interface: eth0`');
+  const checks = items?.map((item) => readCheck(reader, item, intervalMs, inspectProgram));
+  return {intervalMs, fall, rise, checks};
+}
+
+/** One item of health.checks: a mapping with exactly one of interface, http or command. */
+function readCheck(reader: Reader, item: Field, intervalMs: number | undefined,
+  inspectProgram: ProgramInspector): HealthCheckSpec | undefined {
+  const check = reader.section(item, CHECK_KINDS, 'a mapping with one of interface, http or command, like ' +
+    '`- interface: eth0`');
+  const fields = CHECK_KINDS.map((kind) => ({kind, field: check.field(kind)}));
+  if (fields.some(({field}) => field.unusable)) return undefined;
+  const present = fields.filter(({field}) => field.value !== undefined);
+  if (present.length !== 1) {
+    // A mapping of unknown keys only has had them reported already, each with a suggestion.
+    if (present.length === 0 && isMap(item.value) && item.value.items.length > 0) return undefined;
+    const found = present.length === 0 ? 'none' : present.map(({kind}) => kind).join(' and ');
+    reader.problem(item.line, `${item.path}: expected exactly one of interface, http or command, got ${found}`);
+    return undefined;
+  }
+  const [{kind, field}] = present as [(typeof present)[number]];
+  switch (kind) {
+    case 'interface': {
+      const name = reader.required(field, INTERFACE_NAME);
+      return name === undefined ? undefined : {kind, interface: name};
+    }
+    case 'http': {
+      const http = reader.section(field, HTTP_CHECK_KEYS, 'a mapping like {url: http://127.0.0.1/health}');
+      const url = reader.required(http.field('url'), HTTP_URL);
+      const expectStatus = reader.optional(http.field('expect_status'), integer(100, 599), DEFAULT_EXPECT_STATUS);
+      const timeoutMs = readCheckTimeout(reader, http.field('timeout_ms'), intervalMs);
+      if (url === undefined || expectStatus === undefined || timeoutMs === undefined) return undefined;
+      return {kind, url, expectStatus, timeoutMs};
+    }
+    case 'command': {
+      const command = reader.section(field, COMMAND_CHECK_KEYS, 'a mapping like {path: /usr/local/bin/check-db}');
+      const pathField = command.field('path');
+      const path = reader.required(pathField, ABSOLUTE_PATH);
+      if (path !== undefined) checkProgram(reader, pathField, path, inspectProgram);
+      const args = reader.list(command.field('args'), TEXT, 'a list of arguments, like [--quick]');
+      const timeoutMs = readCheckTimeout(reader, command.field('timeout_ms'), intervalMs);
+      if (path === undefined || args === undefined || timeoutMs === undefined) return undefined;
+      return {kind, path, args: args.map(({value}) => value as string), timeoutMs};
+    }
+    default:
+      return assertNever(kind);
+  }
+}
+
+// timeout_ms <= interval_ms: every check of a round has answered or timed out by the time the next round is due,
+// so rounds never overlap and a hung check costs one round, not a pile of them. (Not <: the defaults are equal.)
+function readCheckTimeout(reader: Reader, field: Field, intervalMs: number | undefined): number | undefined {
+  const timeoutMs = reader.optional(field, integer(MIN_CHECK_TIMEOUT_MS, MAX_CHECK_TIMEOUT_MS),
+    DEFAULT_CHECK_TIMEOUT_MS);
+  if (timeoutMs === undefined || intervalMs === undefined || timeoutMs <= intervalMs) return timeoutMs;
+  // Unset here means the default exceeds a short interval: name the key as it would have to be written.
+  reader.expected(field, `an integer <= ${intervalMs}`, `health.interval_ms ${intervalMs}: a check must end ` +
+    'before the next round is due' + (field.value === undefined ? `; the default is ${DEFAULT_CHECK_TIMEOUT_MS}` : ''));
+  return undefined;
+}
+
+function readHooks(reader: Reader, field: Field, inspectProgram: ProgramInspector) {
+  const hooks = reader.section(field, HOOKS_KEYS, 'a mapping like {on_state_change: /usr/local/bin/baton-notify}',
+    false);
+  const pathField = hooks.field('on_state_change');
+  // Any absolute path, spaces and quotes included: it becomes one argv element, never a shell word.
+  const onStateChange = reader.optional(pathField, ABSOLUTE_PATH, undefined);
+  if (onStateChange !== undefined) checkProgram(reader, pathField, onStateChange, inspectProgram);
+  return {
+    onStateChange,
+    timeoutMs: reader.optional(hooks.field('timeout_ms'), integer(MIN_HOOK_TIMEOUT_MS, MAX_HOOK_TIMEOUT_MS),
+      DEFAULT_HOOK_TIMEOUT_MS),
+  };
+}
+
+// Checked at load, like the secret files: a missing or non-executable program would otherwise show up only at the
+// first state change or health round, when nobody is watching the config.
+function checkProgram(reader: Reader, field: Field, path: string, inspectProgram: ProgramInspector): void {
+  const info = inspectProgram(path);
+  if (info instanceof Error) {
+    reader.problem(field.line, `${field.path}: expected an executable file, got ${quote(path)}: ` +
+      `${describeFsError(info)}; install it there or correct the path`);
+    return;
+  }
+  if ((info.mode & 0o111) === 0) {
+    const mode = (info.mode & 0o777).toString(8).padStart(4, '0');
+    reader.problem(field.line, `${field.path}: expected an executable file, got mode ${mode} on ${quote(path)}; ` +
+      `run \`chmod +x ${shellQuote(path)}\``);
+  }
 }
 
 // The secret is the file's bytes exactly as they are, a trailing newline included and counted in the length: both
@@ -274,6 +430,15 @@ function readKey(reader: Reader, field: Field, file: string, readSecret: SecretR
   }
   // A private copy: a Uint8Array cannot be frozen, so nobody else may hold a reference to it.
   return ok ? {id: keyIdOf(info.content), secret: new Uint8Array(info.content), file} : undefined;
+}
+
+function inspectProgramFile(path: string): ProgramFileInfo | Error {
+  try {
+    const stat = statSync(path);
+    return stat.isFile() ? {mode: stat.mode} : new Error('not a regular file');
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
 }
 
 function readSecretFile(path: string): SecretFileInfo | Error {
@@ -344,6 +509,17 @@ function oneOf<T extends string>(values: readonly T[]): Spec<T> {
 }
 
 const PORT = integer(1, 65_535);
+
+const TEXT = textSpec('text', (value) => value);
+
+const HTTP_URL = textSpec('an absolute http:// or https:// URL', (value) => {
+  const url = URL.parse(value);
+  if (url === null) return new Rejection('not a URL');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return new Rejection(`the scheme ${quote(url.protocol.slice(0, -1))} is neither http nor https`);
+  }
+  return url.href;
+});
 // The lower bound is the least dead_after_ms that any interval_ms allows; the real bound depends on interval_ms.
 const DEAD_AFTER_MS = integer(MIN_DEAD_AFTER_INTERVALS * MIN_INTERVAL_MS, MAX_DEAD_AFTER_MS);
 
@@ -554,6 +730,11 @@ class Reader {
 
   /** A list, empty when absent; each item with its own field for messages (value undefined: reported). */
   list<T>(field: Field, spec: Spec<T>, what: string): {field: Field; value: T | undefined}[] | undefined {
+    return this.items(field, what)?.map((item) => ({field: item, value: this.required(item, spec)}));
+  }
+
+  /** The items of a list, each as a field for messages (path `key[i]`, its own line); empty when absent. */
+  items(field: Field, what: string): Field[] | undefined {
     if (field.unusable) return undefined;
     const list = field.value;
     if (list === undefined || list === null) return [];
@@ -561,11 +742,8 @@ class Reader {
       this.expected(field, what);
       return undefined;
     }
-    return list.items.map((node, index) => {
-      const item: Field = {path: `${field.path}[${index}]`, line: this.#lineOf(node, field.line),
-        value: this.#resolve(node)};
-      return {field: item, value: this.required(item, spec)};
-    });
+    return list.items.map((node, index) => ({path: `${field.path}[${index}]`, line: this.#lineOf(node, field.line),
+      value: this.#resolve(node)}));
   }
 
   #parse<T>(field: Field, spec: Spec<T>): T | undefined {

@@ -55,6 +55,12 @@ export interface NetworkDriver {
   announce(ip: ServiceIp): Promise<void>;
   /** Duplicate address detection: does another host answer ARP for the address? Throws COMMAND_FAILED. */
   isAddressInUse(ip: ServiceIp): Promise<boolean>;
+  /**
+   * Cheap, for the once-a-second observation: whether the address is on the service interface and that
+   * interface is up and running (so it answers for it), without spawning a process. Never throws: an
+   * interface that is missing is simply not serving.
+   */
+  isServing(ip: ServiceIp): Promise<boolean>;
 }
 
 export interface CommandOptions {

@@ -2,7 +2,6 @@
 // read through systeminformation and node:os.
 
 import {availableParallelism, hostname as osHostname, loadavg} from 'node:os';
-import {mem, osInfo, versions} from 'systeminformation';
 import {BatonError} from '../errors.js';
 import type {HostInfo, HostInfoSource} from '../ports.js';
 
@@ -37,7 +36,10 @@ export function createSystemHostInfo(options?: {hostname?: string}): HostInfoSou
   return {
     collect: async () => {
       const [os, found, memory] = await withDeadline(
-        Promise.all([osInfo(), versions(VERSION_PROGRAMS.join(',')), mem()]), COLLECT_TIMEOUT_MS);
+        // systeminformation is loaded on first use, not at start: preflight runs once per switch, and the agent
+        // at rest should not carry the module's memory (DESIGN: RSS <= 64 MB).
+        import('systeminformation').then(({mem, osInfo, versions}) => Promise.all([osInfo(), versions(VERSION_PROGRAMS.join(',')), mem()])),
+        COLLECT_TIMEOUT_MS);
       const reported: Record<string, string | undefined> = {...found, openssl: found.systemOpenssl};
       const installed: Record<string, string> = {};
       for (const program of VERSION_PROGRAMS) {

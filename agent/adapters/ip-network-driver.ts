@@ -15,6 +15,7 @@
 //   0 in -U/-A mode), so we interrupt it (CommandOptions.interruptAfterMs) to listen less than a second and to skip
 //   the idle interval. A run interrupted before its first packet says "Sent 0 probes": that is a failure, never "free".
 
+import {networkInterfaces} from 'node:os';
 import {BatonError, isBatonError} from '../errors.js';
 import type {CommandOptions, CommandRunner, NetworkDriver, ServiceIp} from '../ports.js';
 
@@ -158,6 +159,14 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
       const results = await Promise.allSettled([burst('-U'), burst('-A')]);
       const failed = results.find((result) => result.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
+    },
+
+    async isServing(serviceIp) {
+      // libuv's interface list (getifaddrs) holds only interfaces that are up and running, with every address
+      // on them, secondaries included: exactly "answers for the address", at the cost of one netlink dump.
+      const wanted = canonicalAddress(serviceIp);
+      return (networkInterfaces()[iface] ?? []).some((entry) =>
+        canonicalAddress({...serviceIp, address: entry.address}) === wanted && entry.cidr === `${entry.address}/${serviceIp.prefixLength}`);
     },
 
     async isAddressInUse(serviceIp) {

@@ -63,6 +63,10 @@ export class FakeNetworkDriver implements NetworkDriver {
     this.#enter('announce', ip.cidr);
   }
 
+  async isServing(ip: ServiceIp): Promise<boolean> {
+    return this.linkUp && this.addresses.has(ip.address);
+  }
+
   async isAddressInUse(ip: ServiceIp): Promise<boolean> {
     this.#enter('isAddressInUse', ip.cidr);
     return this.#segment.holders(ip.address).some((d) => d !== this);

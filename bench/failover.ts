@@ -1,0 +1,59 @@
+// Unplanned failover: the active host's service link is cut while a client probes every 10 ms; the longest gap
+// between successful responses is the outage a client saw. Each run cuts whichever host is active, then brings
+// its link back (it returns as standby), so runs alternate direction without a planned switch in between.
+
+import {join} from 'node:path';
+import {execa} from 'execa';
+import type {Lab, LabHost} from '../cli/lab/lab.js';
+import {labStatus, waitForSettledPair} from '../cli/lab/lab.js';
+import {startProber} from '../cli/lab/probe-control.js';
+import {summarizeProbes} from '../cli/lab/probe-report.js';
+
+export interface FailoverSample {
+  readonly label: string;
+  readonly gapMs: number;
+  readonly failed: number;
+}
+
+const PROBE_INTERVAL_MS = 10;
+const PROBE_TIMEOUT_MS = 50;
+const MARGIN_MS = 300;
+
+function setLink(host: LabHost, up: boolean): Promise<unknown> {
+  return execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', 'eth0', up ? 'up' : 'down']);
+}
+
+export async function measureFailovers(lab: Lab, runs: number, dir: string, tag: string): Promise<FailoverSample[]> {
+  const samples: FailoverSample[] = [];
+  for (let i = 1; i <= runs; i += 1) {
+    await waitForSettledPair(lab, 20_000);
+    const status = await labStatus(lab);
+    const active = status.primary.self.holdsIp === true ? lab.hosts.primary : lab.hosts.backup;
+    const other = active === lab.hosts.primary ? lab.hosts.backup : lab.hosts.primary;
+    const prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: PROBE_INTERVAL_MS,
+      timeoutMs: PROBE_TIMEOUT_MS, durationS: 20, maxProbes: 2000, out: join(dir, `${tag}-${i}.jsonl`)});
+    try {
+      await sleep(MARGIN_MS);
+      const cutAt = Date.now();
+      await setLink(active, false);
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        const records = await prober.read();
+        if (records.some((r) => r.ok && r.host === other.role && r.sentAt > cutAt)) break;
+        await sleep(50);
+      }
+      await sleep(MARGIN_MS);
+      const summary = summarizeProbes(await prober.stop(), cutAt - MARGIN_MS, Date.now());
+      samples.push({label: `${tag} ${active.role} cut`, gapMs: summary.longestGapMs, failed: summary.failed});
+    } finally {
+      await prober.stop();
+      await setLink(active, true);
+    }
+  }
+  await waitForSettledPair(lab, 20_000);
+  return samples;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
