@@ -176,11 +176,11 @@ export class HealthMonitor {
     const {intervalMs} = this.#settings;
     let due = this.#clock.now();
     while (!signal.aborted) {
+      // Rounds keep to a grid of intervals; a round that started late (a stalled process) moves the grid, so the
+      // next one comes an interval after it, never in a burst of catch-up rounds.
+      due = Math.max(due, this.#clock.now()) + intervalMs;
       await this.#round(signal);
       if (signal.aborted) return;
-      // Rounds keep to a fixed grid; a round that started late (a stalled process) is followed by the next one at
-      // once, never by a burst of catch-up rounds.
-      due = Math.max(due + intervalMs, this.#clock.now());
       try {
         await this.#clock.sleep(due - this.#clock.now(), signal);
       } catch {

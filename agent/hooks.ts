@@ -34,7 +34,10 @@ export interface HookRunnerOptions {
   readonly giveUpAfterTimeoutMs?: number;
 }
 
-type Outcome = {readonly kind: 'ok'} | {readonly kind: 'failed'; readonly error: unknown} | {readonly kind: 'abandoned'};
+type Outcome =
+  | {readonly kind: 'ok'}
+  | {readonly kind: 'failed'; readonly error: unknown}
+  | {readonly kind: 'abandoned'};
 
 export class HookRunner {
   readonly #options: HookRunnerOptions;

@@ -72,7 +72,8 @@ async function checkInterface(name: string, runner: CommandRunner, sysClassNet: 
   }
   if ((flags & IFF_UP) === 0) return fail(`${name} is administratively down`);
   // carrier reads EINVAL while the link is down; it was up a moment ago, so that is a race with `ip link set down`.
-  const carrier = await read('carrier').catch((error: unknown) => errorCode(error) === 'EINVAL' ? '0' : Promise.reject(error));
+  const carrier = await read('carrier')
+    .catch((error: unknown) => errorCode(error) === 'EINVAL' ? '0' : Promise.reject(error));
   if (carrier !== '1') return fail(`${name} has no carrier`);
   const operstate = await read('operstate');
   if (!WORKING_OPERSTATES.has(operstate)) return fail(`${name} is ${operstate}`);

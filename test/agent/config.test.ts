@@ -5,7 +5,7 @@ import {chmod, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {
-  type Config, keyIdOf, loadConfig, parseConfig, type SecretFileInfo, type SecretReader,
+  type Config, keyIdOf, loadConfig, parseConfig, type ProgramInspector, type SecretFileInfo, type SecretReader,
 } from '../../agent/config.js';
 import {BatonError} from '../../agent/errors.js';
 
@@ -49,6 +49,21 @@ function secrets(files: Readonly<Record<string, SecretFileInfo>>): SecretReader 
 
 const DEFAULT_SECRET = secrets({'/etc/baton/secret': {mode: 0o100600, content: SECRET}});
 
+/** A ProgramInspector over in-memory files (path → st_mode); any other path does not exist. */
+function programs(modes: Readonly<Record<string, number>>): ProgramInspector {
+  return (path) => {
+    const mode = modes[path];
+    return mode === undefined ? enoent(path) : {mode};
+  };
+}
+
+const PROGRAMS = programs({
+  '/usr/local/bin/baton-notify': 0o100755,
+  '/usr/local/bin/check-db': 0o100750,
+  '/usr/local/bin/not-executable': 0o100644,
+  '/opt/my hooks/it\'s "notify"': 0o100700,
+});
+
 /** `text` with `from` replaced by `to`; `from` must occur exactly once, so a stale edit cannot pass silently. */
 function edit(text: string, ...replacements: Array<[from: string, to: string]>): string {
   return replacements.reduce((result, [from, to]) => {
@@ -76,7 +91,7 @@ async function configErrorAsync(t: ExecutionContext, run: () => Promise<unknown>
 
 /** Parses `yaml` as baton.yaml and expects exactly these problem lines ("<line> <key>: …"), in this order. */
 const rejects = test.macro((t, yaml: string, expected: readonly string[]) => {
-  const error = configError(t, () => parseConfig(yaml, 'baton.yaml', DEFAULT_SECRET));
+  const error = configError(t, () => parseConfig(yaml, 'baton.yaml', DEFAULT_SECRET, PROGRAMS));
   t.is(error.message, problems('baton.yaml', expected));
 });
 
@@ -122,11 +137,13 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
     onStop: 'keep',
     stateDir: '/var/lib/baton',
     controlSocket: '/run/baton/control.sock',
+    health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
+    hooks: {onStateChange: undefined, timeoutMs: 5000},
   } satisfies Config);
 });
 
 test('a minimal config gets every default', (t) => {
-  const config = parseConfig(MINIMAL, 'baton.yaml', DEFAULT_SECRET);
+  const config = parseConfig(MINIMAL, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
 
   t.is(config.listen.port, 7411);
   t.is(config.peer.port, 7411);
@@ -140,17 +157,19 @@ test('a minimal config gets every default', (t) => {
   t.is(config.onStop, 'keep');
   t.is(config.stateDir, '/var/lib/baton');
   t.is(config.controlSocket, '/run/baton/control.sock');
+  t.deepEqual(config.health, {intervalMs: 1000, fall: 3, rise: 2, checks: []});
+  t.deepEqual(config.hooks, {onStateChange: undefined, timeoutMs: 5000});
 });
 
 test('dead_after_ms defaults to 5 × interval_ms', (t) => {
-  const config = parseConfig(`${MINIMAL}heartbeat: {interval_ms: 50}\n`, 'baton.yaml', DEFAULT_SECRET);
+  const config = parseConfig(`${MINIMAL}heartbeat: {interval_ms: 50}\n`, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
 
   t.is(config.heartbeat.deadAfterMs, 250);
 });
 
 test('empty sections and empty optional values mean their defaults', (t) => {
   const config = parseConfig(`${MINIMAL}heartbeat:\nconfirm: {access_log: ~}\non_stop:\n`, 'baton.yaml',
-    DEFAULT_SECRET);
+    DEFAULT_SECRET, PROGRAMS);
 
   t.is(config.heartbeat.intervalMs, 200);
   t.is(config.confirm.accessLog, undefined);
@@ -161,7 +180,7 @@ test('IPv6 addresses are stored in canonical form', (t) => {
   const config = parseConfig(edit(MINIMAL,
     ['192.0.2.12}', '2001:DB8:0:0::12}'],
     ['192.0.2.11}', '2001:db8::11, port: 7412}'],
-    ['192.0.2.100/24', '"2001:DB8::100/64"']), 'baton.yaml', DEFAULT_SECRET);
+    ['192.0.2.100/24', '"2001:DB8::100/64"']), 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
 
   t.deepEqual(config.listen, {address: '2001:db8::12', port: 7411});
   t.deepEqual(config.peer, {address: '2001:db8::11', port: 7412});
@@ -169,7 +188,7 @@ test('IPv6 addresses are stored in canonical form', (t) => {
 });
 
 test('the returned config is frozen all the way down', (t) => {
-  const config = parseConfig(MINIMAL, 'baton.yaml', DEFAULT_SECRET);
+  const config = parseConfig(MINIMAL, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
 
   for (const object of [config, config.listen, config.service, config.service.ip, config.heartbeat, config.confirm,
     config.keyring, config.keyring.accepted, config.keyring.signing, config.acceptSecretFiles]) {
@@ -212,13 +231,13 @@ test('an unreadable config file is named with the reason', async (t) => {
 test('a YAML syntax error gives file, line, column and the parser\'s reason', (t) => {
   const error = configError(t, () =>
     parseConfig(edit(DESIGN_EXAMPLE, ['dead_after_ms: 1000 }', 'dead_after_ms: 1000']), 'baton.yaml',
-      DEFAULT_SECRET));
+      DEFAULT_SECRET, PROGRAMS));
 
   t.regex(error.message, /^baton\.yaml: 1 problem\n {2}- baton\.yaml:11:1 YAML syntax error: Flow map .*\}$/);
 });
 
 test('a YAML syntax error in a quoted string gives its position', (t) => {
-  const error = configError(t, () => parseConfig('pair: "web\nnode: primary\n', 'baton.yaml', DEFAULT_SECRET));
+  const error = configError(t, () => parseConfig('pair: "web\nnode: primary\n', 'baton.yaml', DEFAULT_SECRET, PROGRAMS));
 
   t.regex(error.message, /^baton\.yaml: 1 problem\n {2}- baton\.yaml:\d+:\d+ YAML syntax error: .*quote/);
 });
@@ -240,7 +259,7 @@ test('an unknown key in a flow mapping suggests the nearest valid key despite a 
 test('an unknown key far from every valid key lists the valid keys', rejects,
   `${DESIGN_EXAMPLE}colour: blue\n`,
   ['18 colour: unknown key \'colour\'; expected one of pair, node, listen, peer, secret_file, accept_secret_files, ' +
-    'service, heartbeat, confirm, on_stop, state_dir, control_socket']);
+    'service, heartbeat, confirm, on_stop, state_dir, control_socket, health, hooks']);
 
 test('a duplicate key names the line of its first occurrence', rejects,
   `${DESIGN_EXAMPLE}pair: other\n`,
@@ -487,7 +506,7 @@ test('several problems in one file are all reported together, in line order', re
 // ---- secret files ----
 
 test('a missing default secret file says it is the default and how to create one', (t) => {
-  const error = configError(t, () => parseConfig(MINIMAL, 'baton.yaml', secrets({})));
+  const error = configError(t, () => parseConfig(MINIMAL, 'baton.yaml', secrets({}), PROGRAMS));
 
   t.is(error.message, problems('baton.yaml', [
     '1 secret_file: expected a readable secret file, got \'/etc/baton/secret\' (the default): no such file, ENOENT; ' +
@@ -624,5 +643,284 @@ test('secret file problems are reported together with the other problems', async
     '7 service.address: expected an address with its prefix length, like 192.0.2.100/24, got \'192.0.2.100/40\' ' +
       '(the prefix length of an IPv4 address is 1..32)',
     '10 heartbeet: unknown key \'heartbeet\', did you mean \'heartbeat\'?',
+  ]));
+});
+
+// ---- health checks ----
+
+// Appended to DESIGN's example, so its first line is line 18.
+const HEALTH = `health:
+  interval_ms: 1000
+  fall: 3
+  rise: 2
+  checks:
+    - interface: eth0
+    - http: { url: http://127.0.0.1/health, expect_status: 200, timeout_ms: 1000 }
+    - command: { path: /usr/local/bin/check-db, args: [--quick], timeout_ms: 900 }
+`;
+
+const WITH_HEALTH = `${DESIGN_EXAMPLE}${HEALTH}`;
+
+test('health checks load with every value as written', (t) => {
+  const config = parseConfig(WITH_HEALTH, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  t.deepEqual(config.health, {
+    intervalMs: 1000,
+    fall: 3,
+    rise: 2,
+    checks: [
+      {kind: 'interface', interface: 'eth0'},
+      {kind: 'http', url: 'http://127.0.0.1/health', expectStatus: 200, timeoutMs: 1000},
+      {kind: 'command', path: '/usr/local/bin/check-db', args: ['--quick'], timeoutMs: 900},
+    ],
+  } satisfies Config['health']);
+});
+
+test('a health check gets the defaults of its kind', (t) => {
+  const config = parseConfig(`${MINIMAL}health:\n  checks:\n    - http: {url: "HTTPS://Example.COM:443/health"}\n` +
+    '    - command: {path: /usr/local/bin/check-db}\n', 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  t.deepEqual(config.health, {
+    intervalMs: 1000,
+    fall: 3,
+    rise: 2,
+    checks: [
+      {kind: 'http', url: 'https://example.com/health', expectStatus: 200, timeoutMs: 1000},
+      {kind: 'command', path: '/usr/local/bin/check-db', args: [], timeoutMs: 1000},
+    ],
+  });
+});
+
+test('a check timeout equal to interval_ms is accepted', (t) => {
+  const config = parseConfig(edit(WITH_HEALTH, ['interval_ms: 1000', 'interval_ms: 900'],
+    ['expect_status: 200, timeout_ms: 1000', 'expect_status: 200, timeout_ms: 900']), 'baton.yaml',
+  DEFAULT_SECRET, PROGRAMS);
+
+  t.deepEqual(config.health.checks.map((check) => check.kind === 'interface' ? undefined : check.timeoutMs),
+    [undefined, 900, 900]);
+});
+
+test('the health checks are frozen', (t) => {
+  const config = parseConfig(WITH_HEALTH, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  for (const object of [config.health, config.health.checks, ...config.health.checks, config.hooks]) {
+    t.true(Object.isFrozen(object));
+  }
+});
+
+test('an unknown key in health suggests the nearest valid key', rejects,
+  edit(WITH_HEALTH, ['interval_ms: 1000', 'intervall_ms: 1000']),
+  ['19 health.intervall_ms: unknown key \'intervall_ms\', did you mean \'interval_ms\'?']);
+
+test('an unknown check kind suggests the nearest kind and says nothing more', rejects,
+  edit(WITH_HEALTH, ['- interface: eth0', '- interfce: eth0']),
+  ['23 health.checks[0].interfce: unknown key \'interfce\', did you mean \'interface\'?']);
+
+test('an unknown key in an http check suggests the nearest valid key', rejects,
+  edit(WITH_HEALTH, ['expect_status: 200', 'expect_satus: 200']),
+  ['24 health.checks[1].http.expect_satus: unknown key \'expect_satus\', did you mean \'expect_status\'?']);
+
+test('a health interval below 100 ms is rejected', rejects,
+  edit(WITH_HEALTH, ['interval_ms: 1000', 'interval_ms: 99']),
+  ['19 health.interval_ms: expected an integer 100..60000, got 99']);
+
+test('fall 0 is rejected', rejects,
+  edit(WITH_HEALTH, ['fall: 3', 'fall: 0']),
+  ['20 health.fall: expected an integer 1..100, got 0']);
+
+test('rise above 100 is rejected', rejects,
+  edit(WITH_HEALTH, ['rise: 2', 'rise: 101']),
+  ['21 health.rise: expected an integer 1..100, got 101']);
+
+test('health that is not a mapping is rejected', rejects,
+  `${DESIGN_EXAMPLE}health: eth0\n`,
+  ['18 health: expected a mapping like {interval_ms: 1000, checks: [...]}, got \'eth0\'']);
+
+test('checks that is not a list is rejected', rejects,
+  `${DESIGN_EXAMPLE}health:\n  checks: eth0\n`,
+  ['19 health.checks: expected a list of checks, each like `- interface: eth0`, got \'eth0\'']);
+
+test('a check that is not a mapping is rejected at its line', rejects,
+  `${DESIGN_EXAMPLE}health:\n  checks:\n    - eth0\n`,
+  ['20 health.checks[0]: expected a mapping with one of interface, http or command, like `- interface: eth0`, ' +
+    'got \'eth0\'']);
+
+test('a check with two kinds is rejected', rejects,
+  `${DESIGN_EXAMPLE}health:\n  checks:\n    - {interface: eth0, command: {path: /usr/local/bin/check-db}}\n`,
+  ['20 health.checks[0]: expected exactly one of interface, http or command, got interface and command']);
+
+test('a check with no kind is rejected', rejects,
+  `${DESIGN_EXAMPLE}health:\n  checks:\n    - {}\n`,
+  ['20 health.checks[0]: expected exactly one of interface, http or command, got none']);
+
+test('an interface check with an invalid name is rejected like service.interface', rejects,
+  edit(WITH_HEALTH, ['- interface: eth0', '- interface: eth0;reboot']),
+  ['23 health.checks[0].interface: expected a Linux interface name (1..15 bytes, no \'/\', \':\', whitespace, ' +
+    'control or shell characters), got \'eth0;reboot\' (\';\' is not allowed)']);
+
+test('an interface check without a name is rejected', rejects,
+  edit(WITH_HEALTH, ['- interface: eth0', '- interface:']),
+  ['23 health.checks[0].interface: expected a Linux interface name (1..15 bytes, no \'/\', \':\', whitespace, ' +
+    'control or shell characters), got nothing (empty value)']);
+
+test('an http check that is not a mapping is rejected', rejects,
+  `${DESIGN_EXAMPLE}health:\n  checks:\n    - http: http://127.0.0.1/health\n`,
+  ['20 health.checks[0].http: expected a mapping like {url: http://127.0.0.1/health}, ' +
+    'got \'http://127.0.0.1/health\'']);
+
+test('an http check without a url is rejected', rejects,
+  edit(WITH_HEALTH, ['url: http://127.0.0.1/health, ', '']),
+  ['24 health.checks[1].http.url: expected an absolute http:// or https:// URL, got nothing (key missing)']);
+
+test('a relative url is rejected', rejects,
+  edit(WITH_HEALTH, ['url: http://127.0.0.1/health', 'url: /health']),
+  ['24 health.checks[1].http.url: expected an absolute http:// or https:// URL, got \'/health\' (not a URL)']);
+
+test('a url of another scheme is rejected', rejects,
+  edit(WITH_HEALTH, ['url: http://127.0.0.1/health', 'url: "ftp://127.0.0.1/health"']),
+  ['24 health.checks[1].http.url: expected an absolute http:// or https:// URL, got \'ftp://127.0.0.1/health\' ' +
+    '(the scheme \'ftp\' is neither http nor https)']);
+
+test('an expected status outside 100..599 is rejected', rejects,
+  edit(WITH_HEALTH, ['expect_status: 200', 'expect_status: 600']),
+  ['24 health.checks[1].http.expect_status: expected an integer 100..599, got 600']);
+
+test('a check timeout below 10 ms is rejected', rejects,
+  edit(WITH_HEALTH, ['expect_status: 200, timeout_ms: 1000', 'expect_status: 200, timeout_ms: 9']),
+  ['24 health.checks[1].http.timeout_ms: expected an integer 10..60000, got 9']);
+
+test('a check timeout above interval_ms is rejected', rejects,
+  edit(WITH_HEALTH, ['args: [--quick], timeout_ms: 900', 'args: [--quick], timeout_ms: 2000']),
+  ['25 health.checks[2].command.timeout_ms: expected an integer <= 1000, got 2000 ' +
+    '(health.interval_ms 1000: a check must end before the next round is due)']);
+
+test('a default check timeout above a short interval_ms is rejected with the default named', rejects,
+  `${DESIGN_EXAMPLE}health:\n  interval_ms: 500\n  checks:\n    - http: {url: http://127.0.0.1/}\n`,
+  ['21 health.checks[0].http.timeout_ms: expected an integer <= 500, got nothing (key missing) ' +
+    '(health.interval_ms 500: a check must end before the next round is due; the default is 1000)']);
+
+test('a command check with a relative path is rejected', rejects,
+  edit(WITH_HEALTH, ['path: /usr/local/bin/check-db', 'path: check-db']),
+  ['25 health.checks[2].command.path: expected an absolute path, got \'check-db\'']);
+
+test('a command check whose program is missing is rejected with the fix', rejects,
+  edit(WITH_HEALTH, ['path: /usr/local/bin/check-db', 'path: /usr/local/bin/check-dbb']),
+  ['25 health.checks[2].command.path: expected an executable file, got \'/usr/local/bin/check-dbb\': no such file, ' +
+    'ENOENT; install it there or correct the path']);
+
+test('a command check whose program is not executable is rejected with the chmod to run', rejects,
+  edit(WITH_HEALTH, ['path: /usr/local/bin/check-db', 'path: /usr/local/bin/not-executable']),
+  ['25 health.checks[2].command.path: expected an executable file, got mode 0644 on ' +
+    '\'/usr/local/bin/not-executable\'; run `chmod +x /usr/local/bin/not-executable`']);
+
+test('command args that are not a list are rejected', rejects,
+  edit(WITH_HEALTH, ['args: [--quick]', 'args: --quick']),
+  ['25 health.checks[2].command.args: expected a list of arguments, like [--quick], got \'--quick\'']);
+
+test('a number among command args is rejected with the fix', rejects,
+  edit(WITH_HEALTH, ['args: [--quick]', 'args: [--retries, 3]']),
+  ['25 health.checks[2].command.args[1]: expected text, got 3 (not text; put it in quotes if you mean text)']);
+
+test('every bad check is reported, each at its own line', rejects,
+  edit(WITH_HEALTH,
+    ['- interface: eth0', '- interface: eth0:1'],
+    ['expect_status: 200', 'expect_status: 99'],
+    ['path: /usr/local/bin/check-db', 'path: bin/check-db']),
+  [
+    '23 health.checks[0].interface: expected a Linux interface name (1..15 bytes, no \'/\', \':\', whitespace, ' +
+      'control or shell characters), got \'eth0:1\' (\':\' is not allowed)',
+    '24 health.checks[1].http.expect_status: expected an integer 100..599, got 99',
+    '25 health.checks[2].command.path: expected an absolute path, got \'bin/check-db\'',
+  ]);
+
+// ---- hooks ----
+
+test('a state-change hook loads with its timeout', (t) => {
+  const config = parseConfig(`${MINIMAL}hooks: { on_state_change: /usr/local/bin/baton-notify, timeout_ms: 100 }\n`,
+    'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  t.deepEqual(config.hooks, {onStateChange: '/usr/local/bin/baton-notify', timeoutMs: 100});
+});
+
+test('a hook path with spaces and quotes is taken as written', (t) => {
+  const config = parseConfig(`${MINIMAL}hooks:\n  on_state_change: /opt/my hooks/it's "notify"\n`, 'baton.yaml',
+    DEFAULT_SECRET, PROGRAMS);
+
+  t.deepEqual(config.hooks, {onStateChange: '/opt/my hooks/it\'s "notify"', timeoutMs: 5000});
+});
+
+test('an unknown key in hooks suggests the nearest valid key', rejects,
+  `${DESIGN_EXAMPLE}hooks: {on_state_changed: /usr/local/bin/baton-notify}\n`,
+  ['18 hooks.on_state_changed: unknown key \'on_state_changed\', did you mean \'on_state_change\'?']);
+
+test('a relative hook path is rejected', rejects,
+  `${DESIGN_EXAMPLE}hooks: {on_state_change: baton-notify}\n`,
+  ['18 hooks.on_state_change: expected an absolute path, got \'baton-notify\'']);
+
+test('a hook timeout below 100 ms is rejected', rejects,
+  `${DESIGN_EXAMPLE}hooks: {on_state_change: /usr/local/bin/baton-notify, timeout_ms: 99}\n`,
+  ['18 hooks.timeout_ms: expected an integer 100..600000, got 99']);
+
+test('a hook timeout above 600000 ms is rejected', rejects,
+  `${DESIGN_EXAMPLE}hooks:\n  timeout_ms: 600001\n`,
+  ['19 hooks.timeout_ms: expected an integer 100..600000, got 600001']);
+
+test('a missing hook program is rejected with the fix', rejects,
+  `${DESIGN_EXAMPLE}hooks:\n  on_state_change: /usr/local/bin/baton-notiffy\n`,
+  ['19 hooks.on_state_change: expected an executable file, got \'/usr/local/bin/baton-notiffy\': no such file, ' +
+    'ENOENT; install it there or correct the path']);
+
+test('a hook program that is not executable is rejected with the chmod to run, quoted for the shell', rejects,
+  `${DESIGN_EXAMPLE}hooks:\n  on_state_change: /usr/local/bin/not-executable\n`,
+  ['19 hooks.on_state_change: expected an executable file, got mode 0644 on \'/usr/local/bin/not-executable\'; ' +
+    'run `chmod +x /usr/local/bin/not-executable`']);
+
+/** Writes DESIGN's example plus `hooks.on_state_change: hook` into a temp dir, with a valid secret. */
+async function configWithHook(t: ExecutionContext, hook: string) {
+  const {file} = await configWithSecret(t, SECRET, 0o600, `hooks:\n  on_state_change: ${JSON.stringify(hook)}\n`);
+  return file;
+}
+
+test('loadConfig accepts an executable hook in a directory with a space in its name', async (t) => {
+  const dir = join(await tempDir(t), 'my hooks');
+  await mkdir(dir);
+  const hook = await writeFileWithMode(join(dir, 'notify it'), '#!/bin/sh\n', 0o700);
+
+  const config = await loadConfig(await configWithHook(t, hook));
+
+  t.is(config.hooks.onStateChange, hook);
+});
+
+test('loadConfig rejects a hook that is not executable, quoting the chmod for the shell', async (t) => {
+  const dir = join(await tempDir(t), 'my hooks');
+  await mkdir(dir);
+  const hook = await writeFileWithMode(join(dir, 'notify'), '#!/bin/sh\n', 0o644);
+  const file = await configWithHook(t, hook);
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, problems(file, [
+    `19 hooks.on_state_change: expected an executable file, got mode 0644 on '${hook}'; run \`chmod +x '${hook}'\``,
+  ]));
+});
+
+test('loadConfig rejects a hook that does not exist or is a directory', async (t) => {
+  const dir = await tempDir(t);
+  const missing = join(dir, 'missing');
+  const file = await configWithHook(t, missing);
+  const directory = join(dir, 'directory');
+  await mkdir(directory);
+  const secondFile = await configWithHook(t, directory);
+
+  const missingError = await configErrorAsync(t, () => loadConfig(file));
+  const directoryError = await configErrorAsync(t, () => loadConfig(secondFile));
+
+  t.is(missingError.message, problems(file, [
+    `19 hooks.on_state_change: expected an executable file, got '${missing}': no such file, ENOENT; install it ` +
+      'there or correct the path',
+  ]));
+  t.is(directoryError.message, problems(secondFile, [
+    `19 hooks.on_state_change: expected an executable file, got '${directory}': not a regular file; install it ` +
+      'there or correct the path',
   ]));
 });

@@ -34,6 +34,8 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     onStop: 'keep',
     stateDir: `/var/lib/baton-${node}`,
     controlSocket: `/run/baton-${node}/control.sock`,
+    health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
+    hooks: {onStateChange: undefined, timeoutMs: 5000},
     ...overrides,
   };
 }
