@@ -14,6 +14,8 @@ import {ADDRESS_STILL_ANSWERS, initialState, step, type AgentEvent, type Effect,
 import {planRollback, type SwitchStepName} from './switch-plan.js';
 import {runSwitchover, SwitchParticipant, type SwitchDeps} from './switch-runner.js';
 import {isServing, undoStep} from './switch-steps.js';
+import {HealthMonitor, type HealthProbe} from './health.js';
+import type {HookRunner} from './hooks.js';
 import {LatenessTracker} from './timers.js';
 
 export interface AgentDeps {
@@ -28,6 +30,10 @@ export interface AgentDeps {
   readonly hostInfo: HostInfoSource;
   /** A driver that records instead of running, for switchover --dry-run. */
   readonly recordingNetwork: () => {readonly network: NetworkDriver; commands(): string[]};
+  /** Runs the health checks of config.health. */
+  readonly healthProbe: HealthProbe;
+  /** Runs hooks.on_state_change, when configured. */
+  readonly hooks: HookRunner | undefined;
   readonly log: Logger;
   readonly newId: () => string;
   readonly hostname: string;
@@ -54,6 +60,9 @@ const LIVENESS_MIN_SLEEP_MS = 5;
 // takeover time is not used: the probe is run again.
 const PREPROBE_LEAD_MS = 300;
 const PROBE_FRESH_MS = 250;
+// A failed health handover is tried again this long after: long enough not to flap, short against an outage
+// of a sick host's service.
+const HANDOVER_RETRY_MS = 30_000;
 const STOPPING_REPEATS = 2;
 const STOPPING_REPEAT_MS = 20;
 // Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
@@ -84,7 +93,8 @@ export class Agent {
   #lastSwitch: {id: string; outcome: string; reason: string; endedAt: number} | undefined;
   #coordinating = false;
   #preprobe: {startedAt: number; endedAt: number | undefined; result: Promise<boolean>} | undefined;
-  readonly #hooks: {notify(change: {oldState: string; newState: string; reason: string}): void} | undefined = undefined;
+  readonly #health: HealthMonitor;
+  #handingOver = false;
 
   constructor(deps: AgentDeps) {
     this.#deps = deps;
@@ -118,6 +128,13 @@ export class Agent {
       self: this.#selfLabel(),
     };
     this.#participant = new SwitchParticipant(this.#switchDeps);
+    this.#health = new HealthMonitor({
+      probe: deps.healthProbe, settings: deps.config.health, clock: deps.clock,
+      onChange: (health, reason) => {
+        deps.log[health === 'ok' ? 'notice' : 'warning'](`(health) ${health}: ${reason}`);
+        void this.dispatch({type: 'health-changed', health, reason});
+      },
+    });
   }
 
   async #refreshObserved(): Promise<void> {
@@ -143,6 +160,7 @@ export class Agent {
     log.notice(`(agent) ${config.node} of pair ${config.pair} starting, boot ${this.#bootId}, epoch ${this.#machine.epoch}, ` +
       `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observedHoldsIp ? 'held here' : 'not held here'})`);
     this.#loops.push(this.#receiveLoop(), this.#beaconLoop(), this.#livenessLoop(), this.#observeLoop(), this.#startup());
+    this.#health.start();
   }
 
   /**
@@ -172,6 +190,7 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    this.#health.stop();
     this.#abort.abort();
     await this.#deps.transport.close();
     await Promise.allSettled(this.#loops);
@@ -213,7 +232,8 @@ export class Agent {
         epoch: this.#machine.epoch,
         holdsIp,
         holdsIpError,
-        health: 'ok',
+        health: this.#machine.health,
+        healthChecks: this.#health.snapshot().checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
         uptimeMs: Math.round(now - this.#startedAt),
         listen: `${config.listen.address}:${config.listen.port}`,
       },
@@ -228,6 +248,7 @@ export class Agent {
         state: last?.state,
         holdsIp: last?.holdsIp,
         epoch: last?.epoch,
+        health: last?.health,
         rttMs: peer.rttMs === undefined ? undefined : {last: round2(peer.rttMs.last), average: round2(peer.rttMs.average)},
         loss: peer.loss,
       },
@@ -257,7 +278,7 @@ export class Agent {
       this.#stateSince = this.#deps.clock.now();
       this.#deps.log.notice(`(state) ${before.name} -> ${state.name}: ${state.reason}`);
       this.#loggedRejects.clear();
-      this.#hooks?.notify({oldState: before.name, newState: state.name, reason: state.reason});
+      this.#deps.hooks?.notify({oldState: before.name, newState: state.name, reason: state.reason});
     } else if (state.reason !== before.reason) {
       this.#deps.log.info(`(state) ${state.name}: ${state.reason}`);
     }
@@ -286,6 +307,9 @@ export class Agent {
           break;
         case 'send-beacon':
           await this.#sendBeacon();
+          break;
+        case 'hand-over':
+          void this.#handOver(effect.reason);
           break;
         case 'announce':
           await this.#deps.network.announce(this.#deps.config.service.ip).catch((error: unknown) =>
@@ -440,6 +464,7 @@ export class Agent {
         peer: () => ({
           view: this.#machine.peer === undefined ? undefined : {...this.#machine.peer, alive: this.#monitor.isAlive(this.#deps.clock.now())},
           label: {role: this.#peerRole, host: last?.host ?? this.#deps.config.peer.address},
+          health: last?.health,
           boot: this.#monitor.newest()?.boot,
           switchId: last?.switchId ?? '',
         }),
@@ -448,6 +473,40 @@ export class Agent {
     } finally {
       this.#coordinating = false;
     }
+  }
+
+  /**
+   * The active host's checks fail: move the IP to the standby with the planned switchover (confirmed), if the
+   * standby is alive, healthy and ready. Retried while the checks keep failing.
+   */
+  async #handOver(reason: string): Promise<void> {
+    const {log, clock} = this.#deps;
+    if (this.#handingOver) return;
+    this.#handingOver = true;
+    try {
+      while (this.#machine.health === 'failing' && this.#machine.name === 'active' && !this.#abort.signal.aborted) {
+        const peer = this.#machine.peer;
+        if (peer?.alive === true && peer.state === 'standby' && this.#peerHealth() === 'ok') {
+          log.warning(`(health) handing the service IP over to the ${this.#peerRole}: ${reason}`);
+          try {
+            const result = await this.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined}, () => undefined);
+            log.notice(`(health) handover ${result.switchId}: ${result.outcome}${result.reason === undefined ? '' : `: ${result.reason}`}`);
+            if (result.outcome === 'done') return;
+          } catch (error) {
+            log.error(`(health) handover refused: ${describeError(error)}`);
+          }
+        } else {
+          log.warning(`(health) checks fail but the ${this.#peerRole} cannot take over (${peer?.alive === true ? `${peer.state}, health ${this.#peerHealth()}` : 'not alive'}): keeping the service IP`);
+        }
+        await clock.sleep(HANDOVER_RETRY_MS, this.#abort.signal).catch(() => undefined);
+      }
+    } finally {
+      this.#handingOver = false;
+    }
+  }
+
+  #peerHealth(): string {
+    return this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.health ?? 'unknown';
   }
 
   /** `baton resume`: a released host becomes standby again. */
@@ -653,7 +712,7 @@ export class Agent {
       state: this.#machine.name,
       epoch: this.#machine.epoch,
       holdsIp: this.#observedHoldsIp,
-      health: 'ok',
+      health: this.#machine.health,
       switchId: this.#participant.current?.id ?? '',
       ack: newest === undefined ? undefined : {boot: newest.boot, seq: newest.seq, heldMs: Math.round(now - newest.at)},
     };

@@ -90,6 +90,7 @@ export interface StatusReport {
     /** Why holdsIp could not be observed, if it could not. */
     readonly holdsIpError: string | undefined;
     readonly health: Health;
+    readonly healthChecks: readonly {readonly name: string; readonly ok: boolean; readonly detail: string}[];
     readonly uptimeMs: number;
     readonly listen: string;
   };
@@ -106,6 +107,7 @@ export interface StatusReport {
     /** As the peer observed it on its own interface and reported it in its last beacon. */
     readonly holdsIp: boolean | undefined;
     readonly epoch: number | undefined;
+    readonly health: Health | undefined;
     readonly rttMs: {readonly last: number; readonly average: number} | undefined;
     /** 0..1 over the last 100 beacons */
     readonly loss: number | undefined;

@@ -7,6 +7,8 @@ import {nanoid} from 'nanoid';
 import {createAccessLogTail} from './adapters/access-log-tail.js';
 import {createExecaRunner} from './adapters/execa-runner.js';
 import {createSystemHostInfo} from './adapters/host-info.js';
+import {createSystemHealthProbe} from './adapters/system-health-probe.js';
+import {HookRunner} from './hooks.js';
 import {createRecordingRunner} from './adapters/recording-runner.js';
 import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
 import {createIpNetworkDriver} from './adapters/ip-network-driver.js';
@@ -118,6 +120,9 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
     accessLog: config.confirm.accessLog === undefined ? undefined
       : createAccessLogTail({file: config.confirm.accessLog, excludeClients: [config.listen.address, config.peer.address]}),
     hostInfo: createSystemHostInfo(),
+    healthProbe: createSystemHealthProbe(runner),
+    hooks: config.hooks.onStateChange === undefined ? undefined
+      : new HookRunner({runner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
     recordingNetwork: () => {
       const recorder = createRecordingRunner();
       return {network: createIpNetworkDriver(recorder, driverOptions), commands: () => recorder.commands()};

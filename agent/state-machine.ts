@@ -20,7 +20,7 @@
 // Decisions are made on observations only: `probed` carries what the interface and an ARP probe showed,
 // `peer-seen` what the peer's authenticated beacon reported about itself.
 
-import type {AgentStateName, Beacon} from './beacon-codec.js';
+import type {AgentStateName, Beacon, Health} from './beacon-codec.js';
 import {assertNever} from './errors.js';
 import type {Role} from './ports.js';
 
@@ -53,6 +53,8 @@ export interface MachineState {
   readonly switch: {readonly id: string; readonly side: 'giver' | 'taker'} | undefined;
   /** Set while this host, active, sees the peer also holding the IP and waits for it to release. */
   readonly splitBrain: boolean;
+  /** This host's health checks, as the last flip left them. */
+  readonly health: Health;
 }
 
 export type AgentEvent =
@@ -68,6 +70,8 @@ export type AgentEvent =
   | {readonly type: 'resume-requested'}
   /** Periodic while the peer is silent (or was never heard): a standby probes again and takes a free IP. */
   | {readonly type: 'peer-still-silent'}
+  /** This host's health checks flipped. */
+  | {readonly type: 'health-changed'; readonly health: Health; readonly reason: string}
   /** What the periodic look at the interface showed (level-triggered reconciliation). */
   | {readonly type: 'observed'; readonly holdsIp: boolean}
   /** The agent is stopping (SIGTERM); `released` says whether it removed the IP (on_stop: release). */
@@ -78,7 +82,9 @@ export type Effect =
   | {readonly type: 'run-plan'; readonly planId: string; readonly plan: PlanName; readonly steps: readonly StepName[]}
   | {readonly type: 'send-beacon'}
   /** Gratuitous ARP again, e.g. after winning a conflict, so clients that followed the loser come back. */
-  | {readonly type: 'announce'};
+  | {readonly type: 'announce'}
+  /** The active host's checks fail: hand the IP to the standby through the planned switchover, confirmed. */
+  | {readonly type: 'hand-over'; readonly reason: string};
 
 export interface Transition {
   readonly state: MachineState;
@@ -97,7 +103,7 @@ export const PLAN_STEPS: Readonly<Record<PlanName, readonly StepName[]>> = {
 export const ADDRESS_STILL_ANSWERS = 'peer silent but service IP alive';
 
 export function initialState(role: Role, epoch: number): MachineState {
-  return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0, switch: undefined, splitBrain: false};
+  return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0, switch: undefined, splitBrain: false, health: 'ok'};
 }
 
 export function step(state: MachineState, event: AgentEvent): Transition {
@@ -108,6 +114,8 @@ export function step(state: MachineState, event: AgentEvent): Transition {
       return onPeerSeen({...state, peer: viewOf(event.beacon)});
     case 'observed':
       return onObserved(state, event.holdsIp);
+    case 'health-changed':
+      return onHealthChanged({...state, health: event.health}, event.reason);
     case 'stop-requested':
       return transition({...state, name: 'stopping', plan: undefined,
         reason: event.released ? 'agent stopping: released the service IP (on_stop: release)' : 'agent stopping: leaving the service IP as it is (on_stop: keep)'},
@@ -225,11 +233,33 @@ function startTakeover(state: MachineState, reason: string): Transition {
   return startPlan({...state, epoch}, 'takeover', reason, [{type: 'save-epoch', epoch}]);
 }
 
+/**
+ * A failing standby goes to fault and never takes the IP; it comes back to standby when its checks pass again.
+ * A failing active host hands the IP over through the planned switchover (with confirmation); it keeps serving
+ * when the switch cannot happen, because a host with a failing check still serves better than none.
+ */
+function onHealthChanged(state: MachineState, reason: string): Transition {
+  if (state.health === 'failing') {
+    if (state.name === 'standby' || state.name === 'released') {
+      return transition({...state, name: 'fault', reason: `health checks fail: ${reason}`}, [{type: 'send-beacon'}]);
+    }
+    if (state.name === 'active') return transition({...state, reason: `health checks fail: ${reason}; handing over`}, [{type: 'send-beacon'}, {type: 'hand-over', reason}]);
+    return transition(state, [{type: 'send-beacon'}]);
+  }
+  if (state.name === 'fault' && state.plan === undefined) {
+    return transition({...state, name: 'standby', reason: `health checks pass again: ${reason}`}, [{type: 'send-beacon'}]);
+  }
+  return transition(state, [{type: 'send-beacon'}]);
+}
+
 function onSwitchEnded(state: MachineState, event: Extract<AgentEvent, {type: 'switch-ended'}>): Transition {
   if (state.switch?.id !== event.switchId) return stay(state);
   const side = state.switch.side;
   const base = {...state, switch: undefined, epoch: Math.max(state.epoch, event.epoch)};
   if (event.holdsIp) return transition({...base, name: 'active', reason: event.reason}, [{type: 'send-beacon'}]);
+  if (side === 'giver' && event.outcome === 'done' && state.health === 'failing') {
+    return transition({...base, name: 'fault', reason: `handed the service IP over because health checks fail (${event.reason})`}, [{type: 'send-beacon'}]);
+  }
   if (side === 'giver' && event.outcome === 'done') return transition({...base, name: 'released', reason: event.reason}, [{type: 'send-beacon'}]);
   return transition({...base, name: 'standby', reason: event.reason}, [{type: 'send-beacon'}]);
 }

@@ -272,6 +272,7 @@ function stepParam(params: JsonObject): SwitchStepName {
 
 export interface PeerSnapshot {
   readonly view: PeerView | undefined;
+  readonly health: string | undefined;
   readonly label: HostLabel;
   readonly boot: string | undefined;
   readonly switchId: string;
@@ -309,6 +310,8 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
     throw new BatonError('STEP_FAILED', `the ${selfSide === 'taker' ? deps.self.role : peer.label.role} is in fault${why}; it cannot take the service IP`);
   }
   if (takerState !== 'standby' && takerState !== 'released') throw new BatonError('STEP_FAILED', `the host to take over is ${takerState}, not standby`);
+  const takerHealth = selfSide === 'taker' ? deps.machine().health : peer.health;
+  if (takerHealth === 'failing') throw new BatonError('STEP_FAILED', `the ${selfSide === 'taker' ? deps.self.role : peer.label.role}'s health checks fail: it cannot take the service IP`);
   const labels: Record<SwitchSide, HostLabel> = selfSide === 'giver' ? {giver: deps.self, taker: peer.label} : {giver: peer.label, taker: deps.self};
   const needed = options.minRequests ?? config.confirm.minRequests;
   const confirmTimeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;

@@ -8,13 +8,16 @@ export function formatStatus(status: StatusReport): string {
   lines.push(`pair ${status.pair}: this host is the ${self.role} (${self.host}, pid ${self.pid})`);
   lines.push(`  state       ${self.state} for ${formatDuration(self.stateForMs)}: ${self.reason}`);
   lines.push(`  service IP  ${service.address} on ${service.interface} (${service.mode} mode): ${heldText(self.holdsIp, self.holdsIpError)}`);
+  if (self.healthChecks.length > 0) {
+    lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok ? 'ok' : `FAILING (${c.detail})`}`).join('; ')}`);
+  }
   lines.push(`  epoch       ${self.epoch}, up ${formatDuration(self.uptimeMs)}, boot ${self.bootId}, beacons on ${self.listen}`);
   lines.push(`peer ${peer.role} at ${peer.address}${peer.host === undefined ? '' : ` (${peer.host})`}`);
   if (peer.lastSeenMsAgo === undefined) {
     lines.push('  alive       no: no valid beacon received yet');
   } else {
     lines.push(`  alive       ${peer.alive ? 'yes' : 'NO'}: last valid beacon ${formatDuration(peer.lastSeenMsAgo)} ago`);
-    lines.push(`  state       ${peer.state ?? '?'}, epoch ${peer.epoch ?? '?'}, service IP ${peer.holdsIp === true ? 'held there' : 'not held there'} (as it reports)`);
+    lines.push(`  state       ${peer.state ?? '?'}, health ${peer.health ?? '?'}, epoch ${peer.epoch ?? '?'}, service IP ${peer.holdsIp === true ? 'held there' : 'not held there'} (as it reports)`);
     lines.push(`  link        rtt ${peer.rttMs === undefined ? 'not measured yet' : `${formatMs(peer.rttMs.last)} (avg ${formatMs(peer.rttMs.average)})`}, loss ${peer.loss === undefined ? 'not measured yet' : `${(peer.loss * 100).toFixed(1)} %`}`);
   }
   const rejected = Object.entries(beacons.rejected).filter(([, count]) => count > 0);

@@ -6,6 +6,7 @@ import {createLogger} from '../../agent/log.js';
 import type {NetworkDriver, Role} from '../../agent/ports.js';
 import {FakeAccessLog} from './fake-access-log.js';
 import {FakeClock} from './fake-clock.js';
+import {FakeHealthProbe} from './fake-health-probe.js';
 import {FakeHostInfo} from './fake-host-info.js';
 import {FakeNetworkDriver, FakeSegment} from './fake-network-driver.js';
 import {FakeTransport} from './fake-transport.js';
@@ -22,6 +23,7 @@ export interface FakeHost {
   readonly journal: MemoryJournalStore;
   readonly accessLog: FakeAccessLog;
   readonly hostInfo: FakeHostInfo;
+  readonly healthProbe: FakeHealthProbe;
   readonly logs: string[];
   config: Config;
   /** Stops the agent dead, the way SIGKILL does: no clean-up touches the interface or the journal. */
@@ -44,13 +46,14 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
   const journal = new MemoryJournalStore();
   const accessLog = new FakeAccessLog();
   const hostInfo = new FakeHostInfo(options.hostname ?? `web-${role}`);
+  const healthProbe = new FakeHealthProbe();
   const logs: string[] = [];
   let boots = 0;
   const make = (): Agent => {
     boots += 1;
     let ids = 0;
     return new Agent({
-      config: host.config, clock, transport, network, store, journal, accessLog, hostInfo,
+      config: host.config, clock, transport, network, store, journal, accessLog, hostInfo, healthProbe, hooks: undefined,
       recordingNetwork: () => {
         const recorded: string[] = [];
         const recorder: NetworkDriver = new Proxy(network, {
@@ -68,7 +71,7 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
     });
   };
   const host: FakeHost = {
-    agent: undefined as unknown as Agent, role, network, transport, store, journal, accessLog, hostInfo, logs, config,
+    agent: undefined as unknown as Agent, role, network, transport, store, journal, accessLog, hostInfo, healthProbe, logs, config,
     kill: () => host.agent.stop(),
     restart: () => {
       transport.reopen();
