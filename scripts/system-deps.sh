@@ -8,7 +8,7 @@ missing=""
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"
 command -v ping >/dev/null 2>&1 || missing="$missing iputils-ping"
-command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+[ -x /usr/sbin/nft ] || missing="$missing nftables"  # by path: ava brings a JS tool called nft onto npm's PATH
 command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || missing="$missing tcpdump"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 if [ -z "$missing" ]; then

@@ -50,6 +50,8 @@ export interface LabOptions {
   readonly baseDir?: string;
   /** Extra YAML appended to both agents' configs (e.g. heartbeat timers). */
   readonly extraConfig?: string;
+  /** Extra YAML appended to one host's config (e.g. its health checks). */
+  readonly hostConfig?: Partial<Record<Role, string>>;
   /** address (default) or link: in link mode the service interface is eth0 and beacons use eth1 on its own LAN. */
   readonly mode?: ServiceMode;
   /** A web server on each host writing a combined-format access log; none when omitted. */
@@ -92,7 +94,7 @@ export async function labUp(options: LabOptions): Promise<Lab> {
       }
       await writeFile(configFile, labConfig({
         role, address: topology.address(role, beaconLan), peer: topology.address(peerRole, beaconLan), secretFile,
-        stateDir: join(hostDir, 'state'), socket, extra: options.extraConfig ?? '', mode,
+        stateDir: join(hostDir, 'state'), socket, extra: `${options.extraConfig ?? ''}\n${options.hostConfig?.[role] ?? ''}`, mode,
         serviceInterface: options.serviceInterface?.[role] ?? topology.interfaceName(role, 'svc'), accessLog: web?.accessLog,
       }), {mode: 0o600});
       const host: LabHost = {
