@@ -158,6 +158,18 @@ test.serial('stopping the active agent with on_stop: release: the standby takes 
   }
 });
 
+test.serial('SIGUSR1 writes a full status dump to the log', async (t) => {
+  const l = requireLab();
+  const host = l.hosts.backup;
+  process.kill(host.pid, 'SIGUSR1');
+  const line = await until('the dump is logged', 5000, async () =>
+    (await readFile(host.logFile, 'utf8')).split('\n').findLast((entry) => entry.includes('(status) {')));
+  const dump = JSON.parse(line.slice(line.indexOf('{'))) as {self: {role: string}; peer: {alive: boolean}; beacons: {sent: number}};
+  t.is(dump.self.role, 'backup');
+  t.true(dump.peer.alive);
+  t.true(dump.beacons.sent > 0);
+});
+
 test.serial('SIGHUP with a broken config keeps the agent running on the old one, and says so', async (t) => {
   const l = requireLab();
   await settled(l);
