@@ -2,46 +2,19 @@
 // still answers (no split brain), the old primary's return, clean restarts with on_stop keep and release,
 // a healed split brain, and SIGHUP with a broken config.
 
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
-import {join} from 'node:path';
+import {readFile, writeFile} from 'node:fs/promises';
 import test from 'ava';
 import {execa} from 'execa';
-import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
-import {labDown, labUp, signalAgent, startAgent, type Lab, type LabHost} from '../../cli/lab/lab.js';
-import {startProber, type Prober} from '../../cli/lab/probe-control.js';
+import {signalAgent, startAgent, type Lab, type LabHost} from '../../cli/lab/lab.js';
 import {summarizeProbes} from '../../cli/lab/probe-report.js';
 import {isProcessAlive} from '../../cli/lab/web.js';
-import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
-import {baton, servesAddress, settled, statusOf, until, whoServes} from './lab-helpers.js';
+import {baton, servesAddress, settled, statusOf, until, useLab, whoServes} from './lab-helpers.js';
 
-const runner = createExecaRunner();
-let lab: Lab | undefined;
-let baseDir = '';
-let prober: Prober | undefined;
 // A dead timer of 2 s makes "well before the dead timer" unambiguous for the on_stop: release test.
 const DEAD_AFTER_MS = 2000;
 
-test.before(async (t) => {
-  if (!(await skipUnlessIntegration(t))) return;
-  baseDir = await mkdtemp(join(tmpdir(), 'baton-fo-'));
-  lab = await labUp({runner, prefix: integrationPrefix(), baseDir, web: 'nginx',
-    extraConfig: `heartbeat: { interval_ms: 200, dead_after_ms: ${DEAD_AFTER_MS} }`});
-  await settled(lab);
-  prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 20, timeoutMs: 200,
-    durationS: 300, maxProbes: 15_000, out: join(baseDir, 'probes.jsonl')});
-});
-
-test.after.always(async () => {
-  await prober?.stop().catch(() => undefined);
-  if (lab !== undefined) await labDown(runner, lab.prefix, baseDir);
-  if (baseDir !== '') await rm(baseDir, {recursive: true, force: true});
-});
-
-function requireLab(): Lab {
-  if (lab === undefined) throw new Error('the lab was not built');
-  return lab;
-}
+const fixture = useLab({web: 'nginx', extraConfig: `heartbeat: { interval_ms: 200, dead_after_ms: ${DEAD_AFTER_MS} }`}, {probe: true});
+const requireLab = fixture.lab;
 
 function setLink(host: LabHost, up: boolean): Promise<unknown> {
   return execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', 'eth0', up ? 'up' : 'down']);
@@ -125,7 +98,7 @@ test.serial('restarting the active agent with on_stop: keep: no failed request, 
   await startAgent(l.hosts.primary, l);
   const {primary, backup} = await settled(l);
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const summary = summarizeProbes(await prober?.read() ?? [], from, Date.now());
+  const summary = summarizeProbes(await fixture.prober()?.read() ?? [], from, Date.now());
   t.log(`${summary.probes} probes during the restart, ${summary.failed} failed, longest gap ${Math.round(summary.longestGapMs)} ms`);
   t.is(summary.failed, 0);
   t.true(summary.probes > 10);

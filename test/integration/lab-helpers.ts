@@ -1,10 +1,64 @@
 // What the switch and failover integration tests do to a lab: run the real CLI, ask the client who serves,
 // see where the address is, and wait for the pair to settle.
 
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
+import test from 'ava';
 import {execa, type ResultPromise} from 'execa';
+import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import type {StatusReport} from '../../agent/control-protocol.js';
-import type {Lab, LabHost} from '../../cli/lab/lab.js';
+import {labDown, labUp, type Lab, type LabHost, type LabOptions} from '../../cli/lab/lab.js';
+import {startProber, type Prober} from '../../cli/lab/probe-control.js';
+import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
+
+export const runner = createExecaRunner();
+
+export interface LabFixture {
+  /** The lab; throws when it could not be built (the before hook failed or the tests are skipped). */
+  lab(): Lab;
+  prober(): Prober | undefined;
+  baseDir(): string;
+  /** Date.now() when the agents had been started. */
+  upAt(): number;
+}
+
+/**
+ * One lab for the test file: built in test.before (settled, and with a client probing the service IP every
+ * 20 ms when `probe` is set, bounded in time and count), removed in test.after.always even when tests fail.
+ */
+export function useLab(options: Omit<LabOptions, 'runner' | 'prefix' | 'baseDir'>, fixture: {probe?: boolean; settle?: boolean} = {}): LabFixture {
+  let lab: Lab | undefined;
+  let prober: Prober | undefined;
+  let baseDir = '';
+  let upAt = 0;
+  test.before(async (t) => {
+    if (!(await skipUnlessIntegration(t))) return;
+    baseDir = await mkdtemp(join(tmpdir(), 'baton-it-'));
+    lab = await labUp({runner, prefix: integrationPrefix(), baseDir, ...options});
+    upAt = Date.now();
+    if (fixture.settle !== false) await settled(lab);
+    if (fixture.probe === true) {
+      prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 20, timeoutMs: 200,
+        durationS: 300, maxProbes: 15_000, out: join(baseDir, 'probes.jsonl')});
+    }
+  });
+  test.after.always(async () => {
+    await prober?.stop().catch(() => undefined);
+    if (lab !== undefined) await labDown(runner, lab.prefix, baseDir);
+    if (baseDir !== '') await rm(baseDir, {recursive: true, force: true});
+  });
+  return {
+    lab: () => {
+      if (lab === undefined) throw new Error('the lab was not built');
+      return lab;
+    },
+    prober: () => prober,
+    baseDir: () => baseDir,
+    upAt: () => upAt,
+  };
+}
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 

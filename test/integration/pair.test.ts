@@ -1,62 +1,16 @@
 // Two real baton-agents in network namespaces: they find each other, the primary takes the service IP,
 // the client reaches it, and forged or replayed datagrams are rejected and counted without any effect.
 
-import {mkdtemp, rm} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
-import {join} from 'node:path';
-import {fileURLToPath} from 'node:url';
 import test from 'ava';
 import {execa} from 'execa';
 import {encodeMessage, type Beacon} from '../../agent/beacon-codec.js';
 import {keyIdOf, loadConfig} from '../../agent/config.js';
-import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
-import type {StatusReport} from '../../agent/control-protocol.js';
-import {labDown, labUp, type Lab, type LabHost} from '../../cli/lab/lab.js';
-import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
+import type {Lab, LabHost} from '../../cli/lab/lab.js';
+import {statusOf, until, useLab} from './lab-helpers.js';
 
-const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
-const runner = createExecaRunner();
-let lab: Lab | undefined;
-let baseDir = '';
-let labUpAt = 0;
-
-test.before(async (t) => {
-  if (!(await skipUnlessIntegration(t))) return;
-  baseDir = await mkdtemp(join(tmpdir(), 'baton-it-'));
-  lab = await labUp({runner, prefix: integrationPrefix(), baseDir});
-  labUpAt = Date.now();
-});
-
-test.after.always(async () => {
-  if (lab !== undefined) await labDown(runner, lab.prefix, baseDir);
-  if (baseDir !== '') await rm(baseDir, {recursive: true, force: true});
-});
-
-function requireLab(): Lab {
-  if (lab === undefined) throw new Error('the lab was not built');
-  return lab;
-}
-
-/** `baton status --json` run for real against one host's control socket. */
-async function cliStatus(host: LabHost): Promise<StatusReport> {
-  const result = await execa(process.execPath, [CLI, 'status', '--json', '--socket', host.socket], {timeout: 10_000});
-  return JSON.parse(result.stdout) as StatusReport;
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError === undefined ? '' : ` (${String(lastError)})`}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const fixture = useLab({}, {settle: false});
+const requireLab = fixture.lab;
+const cliStatus = statusOf;
 
 function inNamespace(namespace: string, file: string, args: readonly string[]) {
   return execa('ip', ['netns', 'exec', namespace, file, ...args], {timeout: 10_000});
@@ -92,7 +46,7 @@ test.serial('both agents see each other alive within 2 s, the primary holds the 
     const both = [await cliStatus(l.hosts.primary), await cliStatus(l.hosts.backup)] as const;
     return both[0].peer.alive && both[1].peer.alive && both[0].self.state === 'active' && both[1].self.state === 'standby' ? both : undefined;
   });
-  const settledMs = Date.now() - labUpAt;
+  const settledMs = Date.now() - fixture.upAt();
   t.log(`settled ${settledMs} ms after the agents were started`);
   t.true(settledMs < 2000 + 1000, `peers alive and roles decided ${settledMs} ms after start (2 s target, 1 s for node to start)`);
 

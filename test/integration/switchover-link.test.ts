@@ -1,37 +1,14 @@
 // Planned switchover in link mode, the runbook's literal procedure: each host has a dedicated service interface
 // (eth0) that goes down and up, while beacons travel on a separate management LAN (eth1).
 
-import {mkdtemp, rm} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
-import {join} from 'node:path';
 import test from 'ava';
 import {execa} from 'execa';
-import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
-import {labDown, labUp, type Lab, type LabHost} from '../../cli/lab/lab.js';
-import {startProber, type Prober} from '../../cli/lab/probe-control.js';
-import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
-import {baton, servesAddress, settled, whoServes} from './lab-helpers.js';
+import type {LabHost} from '../../cli/lab/lab.js';
+import {baton, servesAddress, settled, useLab, whoServes} from './lab-helpers.js';
 
-const runner = createExecaRunner();
-let lab: Lab | undefined;
-let baseDir = '';
-let prober: Prober | undefined;
+// Confirmation needs real requests: the fixture's client probes every 20 ms throughout.
+const fixture = useLab({web: 'nginx', mode: 'link'}, {probe: true});
 
-test.before(async (t) => {
-  if (!(await skipUnlessIntegration(t))) return;
-  baseDir = await mkdtemp(join(tmpdir(), 'baton-link-'));
-  lab = await labUp({runner, prefix: integrationPrefix(), baseDir, web: 'nginx', mode: 'link'});
-  await settled(lab);
-  // Confirmation needs real requests: a client probes every 20 ms, bounded in time and count.
-  prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 20, timeoutMs: 200,
-    durationS: 120, maxProbes: 6000, out: join(baseDir, 'probes.jsonl')});
-});
-
-test.after.always(async () => {
-  await prober?.stop().catch(() => undefined);
-  if (lab !== undefined) await labDown(runner, lab.prefix, baseDir);
-  if (baseDir !== '') await rm(baseDir, {recursive: true, force: true});
-});
 
 async function linkUp(host: LabHost, iface: string): Promise<boolean> {
   const {stdout} = await execa('ip', ['-n', host.namespace, '-j', 'link', 'show', 'dev', iface]);
@@ -39,7 +16,7 @@ async function linkUp(host: LabHost, iface: string): Promise<boolean> {
 }
 
 test.serial('link mode: beacons use the management LAN, and the primary holds the IP on its service interface', async (t) => {
-  if (lab === undefined) return t.fail('the lab was not built');
+  const lab = fixture.lab();
   const {primary, backup} = await settled(lab);
   t.regex(primary.self.listen, /^192\.0\.2\.141:/);
   t.is(primary.service.mode, 'link');
@@ -49,7 +26,7 @@ test.serial('link mode: beacons use the management LAN, and the primary holds th
 });
 
 test.serial('link mode: switchover brings the primary\'s service interface down and the backup\'s up, confirmed', async (t) => {
-  if (lab === undefined) return t.fail('the lab was not built');
+  const lab = fixture.lab();
   const result = await baton(lab.hosts.backup, 'switchover');
   t.log(String(result.stdout));
   t.is(result.exitCode, 0, String(result.stderr));
@@ -65,7 +42,7 @@ test.serial('link mode: switchover brings the primary\'s service interface down 
 });
 
 test.serial('link mode: switchback restores the primary', async (t) => {
-  if (lab === undefined) return t.fail('the lab was not built');
+  const lab = fixture.lab();
   const result = await baton(lab.hosts.primary, 'switchover');
   t.log(String(result.stdout));
   t.is(result.exitCode, 0, String(result.stderr));

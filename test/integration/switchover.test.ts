@@ -2,49 +2,23 @@
 // service IP throughout: address mode, switchback, rollback on missing traffic and on a failing step, and
 // the backup agent killed mid-switch.
 
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
+import {readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import test from 'ava';
-import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
-import {labDown, labUp, signalAgent, startAgent, type Lab} from '../../cli/lab/lab.js';
-import {startProber, type Prober} from '../../cli/lab/probe-control.js';
+import {signalAgent, startAgent} from '../../cli/lab/lab.js';
 import {summarizeProbes} from '../../cli/lab/probe-report.js';
 import {startNginx, stopProcessByPid} from '../../cli/lab/web.js';
-import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
-import {baton, servesAddress, settled, statusOf, until, whoServes} from './lab-helpers.js';
+import {baton, servesAddress, settled, statusOf, until, useLab, whoServes} from './lab-helpers.js';
 
-const runner = createExecaRunner();
-let lab: Lab | undefined;
-let baseDir = '';
-let prober: Prober | undefined;
+const fixture = useLab({web: 'nginx'}, {probe: true});
+const requireLab = fixture.lab;
 
-test.before(async (t) => {
-  if (!(await skipUnlessIntegration(t))) return;
-  baseDir = await mkdtemp(join(tmpdir(), 'baton-sw-'));
-  lab = await labUp({runner, prefix: integrationPrefix(), baseDir, web: 'nginx'});
-  await settled(lab);
-  // One client probing every 20 ms for the whole file, bounded in time and count.
-  prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 20, timeoutMs: 200,
-    durationS: 240, maxProbes: 12_000, out: join(baseDir, 'probes.jsonl')});
-});
-
-test.after.always(async () => {
-  await prober?.stop().catch(() => undefined);
-  if (lab !== undefined) await labDown(runner, lab.prefix, baseDir);
-  if (baseDir !== '') await rm(baseDir, {recursive: true, force: true});
-});
-
-function requireLab(): Lab {
-  if (lab === undefined) throw new Error('the lab was not built');
-  return lab;
-}
 
 async function probesDuring<T>(work: () => Promise<T>): Promise<{result: T; gapMs: number; failed: number; hosts: Record<string, number>}> {
   const from = Date.now();
   const result = await work();
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const records = await prober?.read() ?? [];
+  const records = await fixture.prober()?.read() ?? [];
   const summary = summarizeProbes(records, from, Date.now());
   return {result, gapMs: summary.longestGapMs, failed: summary.failed, hosts: summary.hosts};
 }
