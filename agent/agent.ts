@@ -1,8 +1,8 @@
 // The agent's event loop: beacons out and in, timers, control requests → step() → effects run here.
 
-import {encodeMessage, type Beacon, type Envelope, type Message, type RejectReason} from './beacon-codec.js';
+import {encodeMessage, type Beacon, type Envelope, type JsonObject, type Message, type PeerRequest, type RejectReason} from './beacon-codec.js';
 import type {Config, OnStop} from './config.js';
-import type {HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
+import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
 import {PeerMonitor} from './peer-monitor.js';
@@ -63,6 +63,10 @@ const PROBE_FRESH_MS = 250;
 // A failed health handover is tried again this long after: long enough not to flap, short against an outage
 // of a sick host's service.
 const HANDOVER_RETRY_MS = 30_000;
+// A rehearsal's link drop lasts at most this long; the host brings its link back by itself after it.
+const MAX_DROP_S = 300;
+// Rehearsal requests to the peer: a few retries on a healthy link.
+const REQUEST_DEADLINE_MS = 5000;
 const STOPPING_REPEATS = 2;
 const STOPPING_REPEAT_MS = 20;
 // Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
@@ -113,7 +117,7 @@ export class Agent {
     this.#requester = new PeerRequester((request) => this.#sendRequest(request), deps.clock, deps.newId,
       Math.min(REQUEST_RETRY_MS, deps.config.heartbeat.intervalMs));
     this.#responder = new PeerResponder(
-      (request) => this.#participant.handle(request, this.#monitor.newest()?.boot ?? ''),
+      (request) => this.#answer(request),
       (reply) => this.#sendReply(reply),
     );
     this.#switchDeps = {
@@ -509,8 +513,59 @@ export class Agent {
     return this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.health ?? 'unknown';
   }
 
-  /** `baton resume`: a released host becomes standby again. */
-  async resume(): Promise<ResumeResult> {
+  /** The peer's requests: its part of a switch, and the two rehearsal helpers. */
+  async #answer(request: PeerRequest): Promise<JsonObject> {
+    switch (request.op) {
+      case 'resume':
+        return {...await this.#resumeHere()};
+      case 'drop-link': {
+        const seconds = request.params['seconds'];
+        if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > MAX_DROP_S) {
+          throw new BatonError('BAD_REQUEST', `drop-link: seconds must be an integer 1..${MAX_DROP_S}`);
+        }
+        await this.#dropLink(seconds);
+        return {};
+      }
+      default:
+        return this.#participant.handle(request, this.#monitor.newest()?.boot ?? '');
+    }
+  }
+
+  /**
+   * Rehearsal (`baton rehearse --with-failure`): the host holding the IP brings its service link down for
+   * `seconds`, as a dying host would, and up again by itself (its peer may not reach it meanwhile).
+   */
+  async failActive(seconds: number): Promise<FailResult> {
+    if (await isServing(this.#deps)) {
+      await this.#dropLink(seconds);
+      return {host: this.#selfLabel(), seconds};
+    }
+    if (this.#machine.peer?.alive === true && this.#machine.peer.holdsIp) {
+      await this.#requester.request('drop-link', '', {seconds}, {deadlineMs: REQUEST_DEADLINE_MS});
+      return {host: {role: this.#peerRole, host: this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.host ?? this.#deps.config.peer.address}, seconds};
+    }
+    throw new BatonError('STEP_FAILED', 'neither host holds the service IP: there is no active host to fail');
+  }
+
+  async #dropLink(seconds: number): Promise<void> {
+    const {network, config, log, clock} = this.#deps;
+    const iface = config.service.interface;
+    await network.setLink(iface, false);
+    log.warning(`(rehearsal) ${iface} down for ${seconds} s: this host plays a dying active host`);
+    void clock.sleep(seconds * 1000, this.#abort.signal).then(async () => {
+      await network.setLink(iface, true);
+      log.notice(`(rehearsal) ${iface} up again`);
+    }, () => undefined);
+  }
+
+  /** `baton resume`: a released host becomes standby again; with `peer`, the other host. */
+  async resume(peer = false): Promise<ResumeResult> {
+    if (!peer) return this.#resumeHere();
+    const result = await this.#requester.request('resume', '', {}, {deadlineMs: REQUEST_DEADLINE_MS});
+    return {state: String(result['state']), reason: String(result['reason'])};
+  }
+
+  async #resumeHere(): Promise<ResumeResult> {
     const {config, network} = this.#deps;
     if (this.#machine.name !== 'released') {
       throw new BatonError('STEP_FAILED', `this host is ${this.#machine.name}, not released: there is nothing to resume`);

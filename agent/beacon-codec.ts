@@ -79,8 +79,8 @@ export type JsonObject = {readonly [key: string]: JsonValue};
 export type JsonValue = string | number | boolean | null | JsonObject | readonly JsonValue[];
 
 /** Operations one agent asks of the other during a planned switch (see peer-requests.ts, switch-runner.ts). */
-export type RequestOp = 'host-info' | 'check-log' | 'plan' | 'begin' | 'apply' | 'undo' | 'confirm' | 'finish';
-export const REQUEST_OPS: readonly RequestOp[] = ['host-info', 'check-log', 'plan', 'begin', 'apply', 'undo', 'confirm', 'finish'];
+export type RequestOp = 'host-info' | 'check-log' | 'plan' | 'begin' | 'apply' | 'undo' | 'confirm' | 'finish' | 'resume' | 'drop-link';
+export const REQUEST_OPS: readonly RequestOp[] = ['host-info', 'check-log', 'plan', 'begin', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link'];
 
 export interface PeerRequest extends Envelope {
   /** nanoid; retries of one request carry the same id, so the receiver does the work once. */

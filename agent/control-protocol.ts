@@ -23,7 +23,9 @@ export interface SwitchoverOptions {
 export type ControlRequest =
   | {readonly id: string; readonly type: 'status'}
   | {readonly id: string; readonly type: 'switchover'; readonly options: SwitchoverOptions}
-  | {readonly id: string; readonly type: 'resume'};
+  | {readonly id: string; readonly type: 'resume'; readonly peer: boolean}
+  /** Rehearsal: the host holding the IP drops its service link for `seconds`, as a dying host would. */
+  | {readonly id: string; readonly type: 'fail-active'; readonly seconds: number};
 
 export interface HostLabel {
   readonly role: Role;
@@ -66,7 +68,13 @@ export interface ResumeResult {
   readonly reason: string;
 }
 
-export type ControlResult = StatusReport | SwitchResult | ResumeResult;
+export interface FailResult {
+  /** The host whose link went down. */
+  readonly host: HostLabel;
+  readonly seconds: number;
+}
+
+export type ControlResult = StatusReport | SwitchResult | ResumeResult | FailResult;
 
 export type ControlReply =
   | {readonly id: string; readonly type: 'progress'; readonly progress: SwitchProgress}
@@ -144,18 +152,23 @@ export function decodeRequest(line: string): ControlRequest | string {
     return 'request is not JSON';
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'request is not a JSON object';
-  const {id, type, options} = value as Record<string, unknown>;
+  const {id, type, options, peer, seconds} = value as Record<string, unknown>;
   if (typeof id !== 'string' || id.length === 0 || id.length > 64) return 'request id: expected a string of 1..64 characters';
   switch (type) {
     case 'status':
-    case 'resume':
       return {id, type};
+    case 'resume':
+      if (peer !== undefined && typeof peer !== 'boolean') return 'resume: peer must be a boolean';
+      return {id, type, peer: peer === true};
+    case 'fail-active':
+      if (!isIntIn(seconds, 1, 300)) return 'fail-active: seconds must be an integer 1..300';
+      return {id, type, seconds: seconds as number};
     case 'switchover': {
       const parsed = parseSwitchoverOptions(options);
       return typeof parsed === 'string' ? parsed : {id, type, options: parsed};
     }
     default:
-      return `request type: expected status, switchover or resume, got ${JSON.stringify(type)?.slice(0, 40)}`;
+      return `request type: expected status, switchover, resume or fail-active, got ${JSON.stringify(type)?.slice(0, 40)}`;
   }
 }
 

@@ -6,7 +6,7 @@ import {createConnection, createServer, type Server, type Socket} from 'node:net
 import {dirname} from 'node:path';
 import {
   decodeRequest, encodeLine, MAX_REQUEST_BYTES, type ControlReply, type ControlRequest, type ResumeResult, type StatusReport,
-  type SwitchoverOptions, type SwitchProgress, type SwitchResult,
+  type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult,
 } from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
@@ -14,7 +14,8 @@ import type {Logger} from './log.js';
 export interface ControlHandler {
   status(): Promise<StatusReport>;
   switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult>;
-  resume(): Promise<ResumeResult>;
+  resume(peer: boolean): Promise<ResumeResult>;
+  failActive(seconds: number): Promise<FailResult>;
 }
 
 // A client that opens the socket and says nothing is dropped after this long, so it cannot pin resources.
@@ -86,7 +87,9 @@ async function handle(request: ControlRequest, handler: ControlHandler, emit: (p
     case 'switchover':
       return {id: request.id, type: 'result', ok: true, result: await handler.switchover(request.options, emit)};
     case 'resume':
-      return {id: request.id, type: 'result', ok: true, result: await handler.resume()};
+      return {id: request.id, type: 'result', ok: true, result: await handler.resume(request.peer)};
+    case 'fail-active':
+      return {id: request.id, type: 'result', ok: true, result: await handler.failActive(request.seconds)};
   }
 }
 

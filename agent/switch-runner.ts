@@ -233,6 +233,9 @@ export class SwitchParticipant {
         if (typeof needed !== 'number' || typeof timeoutMs !== 'number') throw new BatonError('BAD_REQUEST', 'confirm: needed and timeoutMs are numbers');
         return {count: await this.confirm(request.switchId, needed, timeoutMs)};
       }
+      case 'resume':
+      case 'drop-link':
+        throw new BatonError('BAD_REQUEST', `${request.op} is answered by the agent, not by a switch`);
       case 'finish': {
         const outcome = p['outcome'];
         const reason = p['reason'];

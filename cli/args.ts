@@ -30,11 +30,17 @@ Commands:
                              prints every problem at once; exit 0 valid, 1 invalid
   lab up|status|down|run     a two-host pair plus a client in network namespaces
                              on this machine (needs root, iproute2, arping):
-                               up      build it and start both agents
+                               up      build it: namespaces, a web server and a
+                                       baton-agent on each host
                                status  print baton status from both hosts
                                down    remove every lab namespace, process and
                                        temp file, also those of a crashed run
-                               run     up, show status from both, down
+                               run     up, the drill (preflight, switchover,
+                                       switchback, link cut and takeover, the
+                                       old primary's return), the report, down
+      --web builtin|nginx    the lab's web servers (default builtin)
+      --report FILE          where lab run writes its HTML timeline (default
+                             ./baton-drill-report.html; the JSON goes beside it)
 
 Options:
   --config FILE    configuration file (default ${DEFAULT_CONFIG_FILE}); the
@@ -53,7 +59,7 @@ export type Command =
   | {readonly name: 'switchover'; readonly config: string; readonly socket: string | undefined; readonly json: boolean; readonly options: SwitchoverOptions}
   | {readonly name: 'resume'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
   | {readonly name: 'check-config'; readonly file: string}
-  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean};
+  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string};
 
 export type LabAction = 'up' | 'status' | 'down' | 'run';
 const LAB_ACTIONS: readonly LabAction[] = ['up', 'status', 'down', 'run'];
@@ -79,6 +85,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
         'min-requests': {type: 'string'},
         'confirm-timeout': {type: 'string'},
         'pause-after': {type: 'string'},
+        web: {type: 'string'},
+        report: {type: 'string'},
         help: {type: 'boolean', short: 'h', default: false},
         version: {type: 'boolean', default: false},
       },
@@ -123,7 +131,9 @@ export function parseCommandLine(argv: readonly string[]): Command {
       if (action === undefined) throw new UsageError(`lab needs an action: ${LAB_ACTIONS.join(', ')}`);
       if (!(LAB_ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown lab action '${action}': expected ${LAB_ACTIONS.join(', ')}`);
       noMore(`lab ${action}`, extra);
-      return {name, action: action as LabAction, json: values.json};
+      const web = values.web ?? 'builtin';
+      if (web !== 'builtin' && web !== 'nginx') throw new UsageError(`--web: expected builtin or nginx, got '${web}'`);
+      return {name, action: action as LabAction, json: values.json, web, report: values.report ?? 'baton-drill-report.html'};
     }
     default:
       throw new UsageError(`unknown command '${name}'${suggest(name)}`);

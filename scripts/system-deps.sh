@@ -2,9 +2,13 @@
 # Installs the Debian packages baton's lab and tests need, only when something is missing:
 # iproute2 (ip, namespaces), iputils-arping (gratuitous ARP, duplicate address detection),
 # iputils-ping (lab reachability checks), nftables (loss injection in tests), nginx-light (real web server),
-# tcpdump (tests capture a real beacon to replay it).
+# tcpdump (tests capture a real beacon to replay it). With --test also chromium: a test opens the drill's
+# HTML report in headless Chromium.
 set -eu
 missing=""
+if [ "${1:-}" = "--test" ]; then
+  [ -x /usr/bin/chromium ] || missing="$missing chromium"
+fi
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"
 command -v ping >/dev/null 2>&1 || missing="$missing iputils-ping"

@@ -2,17 +2,30 @@
 
 import {join} from 'node:path';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
-import {BatonError, describeError} from '../../agent/errors.js';
+import {BatonError} from '../../agent/errors.js';
 import type {CommandRunner} from '../../agent/ports.js';
 import type {LabAction} from '../args.js';
 import {formatStatus} from '../format.js';
-import {inClient, LAB_BASE_DIR, labDown, labStatus, labUp, listLabs, readLab, waitForSettledPair, type Lab} from '../lab/lab.js';
+import {runDrill} from '../drill/drill.js';
+import {createLabTarget} from '../drill/lab-target.js';
+import {formatDrillReport} from '../drill/report.js';
+import {writeDrillReport} from '../drill/report-html.js';
+import {LAB_BASE_DIR, labDown, labStatus, labUp, listLabs, readLab, waitForSettledPair, type Lab} from '../lab/lab.js';
+import {isNginxInstalled, NGINX_PROGRAM} from '../lab/web.js';
 import type {Output} from '../output.js';
 
 export interface LabOptions {
   readonly action: LabAction;
   readonly json: boolean;
+  readonly web: 'builtin' | 'nginx';
+  readonly report: string;
 }
+
+// The lab's default timers, for the failure phase's target.
+const LAB_DEAD_AFTER_MS = 1000;
+// The drill's client probes this often: fine enough to see a 50 ms gap, light enough for a 2-core machine.
+const DRILL_PROBE_INTERVAL_MS = 20;
+const EXIT_INTERRUPTED = 130;
 
 // Agents decide within two heartbeat intervals plus an ARP probe; 15 s is generous even on a loaded CI host.
 const SETTLE_TIMEOUT_MS = 15_000;
@@ -25,7 +38,7 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       if (existing.length > 0) {
         throw new BatonError('LAB_FAILED', `a lab already exists (${existing.join(', ')}); use it with \`baton lab status\`, or remove it with \`baton lab down\``);
       }
-      const lab = await labUp({runner, progress: (line) => out.stderr(`${line}\n`)});
+      const lab = await labUp({runner, web: await webKind(options.web), progress: (line) => out.stderr(`${line}\n`)});
       await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
       out.stdout(`lab ${lab.prefix} is up: primary ${lab.hosts.primary.address}, backup ${lab.hosts.backup.address}, client ${lab.client.address}, service IP ${lab.serviceIp}\n` +
         `  status:  baton lab status\n  one host: baton status --config ${lab.hosts.primary.configFile}\n  remove:  baton lab down\n`);
@@ -47,39 +60,54 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       return 0;
     }
     case 'run':
-      return runDrill(out, options, runner);
+      return runDrillInLab(out, options, runner);
   }
 }
 
-/** For now the drill is: build, settle, check the client reaches the service IP, show both statuses, remove. */
-async function runDrill(out: Output, options: LabOptions, runner: CommandRunner): Promise<number> {
-  const lab = await labUp({runner, progress: (line) => out.stderr(`${line}\n`)});
+/**
+ * Builds a lab, runs the drill in it with a client probing, writes the report (text, HTML, JSON), removes the lab.
+ * Ctrl-C stops the drill, waits until exactly one host serves, and leaves the lab up for a look.
+ */
+async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRunner): Promise<number> {
+  const say = (line: string): void => out.stderr(`${line}\n`);
+  const abort = new AbortController();
+  const onInterrupt = (): void => {
+    if (!abort.signal.aborted) say('\nCtrl-C: stopping the drill after the current step; the pair is left with exactly one host serving');
+    abort.abort();
+  };
+  process.on('SIGINT', onInterrupt);
+  const lab = await labUp({runner, web: await webKind(options.web), progress: say});
+  let keepLab = false;
   try {
-    const status = await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
-    out.stderr(`lab ${lab.prefix}: agents settled; the client pings the service IP ${lab.serviceIp}\n`);
-    const reached = await clientReaches(runner, lab, out);
-    if (options.json) {
-      out.stdout(`${JSON.stringify({lab: lab.prefix, clientReachesServiceIp: reached, ...status}, null, 2)}\n`);
-    } else {
-      out.stdout(`== baton status on the primary (${lab.hosts.primary.namespace})\n${formatStatus(status.primary)}\n`);
-      out.stdout(`== baton status on the backup (${lab.hosts.backup.namespace})\n${formatStatus(status.backup)}\n`);
-      out.stdout(reached ? `client ${lab.client.address} reaches the service IP ${lab.serviceIp}\n` : `client ${lab.client.address} does NOT reach the service IP ${lab.serviceIp}\n`);
+    await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
+    const report = await runDrill(createLabTarget(lab, LAB_DEAD_AFTER_MS), {
+      title: `baton lab drill (${options.web} web servers)`, withFailure: true, probeIntervalMs: DRILL_PROBE_INTERVAL_MS, say, signal: abort.signal,
+    });
+    const jsonPath = options.report.replace(/\.html?$/, '') + '.json';
+    await writeDrillReport(report, options.report, jsonPath);
+    out.stdout(options.json ? `${JSON.stringify(report, null, 2)}\n` : `\n${formatDrillReport(report)}\nreport: ${options.report} (timeline), ${jsonPath}\n`);
+    if (report.interrupted !== undefined) {
+      keepLab = true;
+      const settled = await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
+      const holder = settled.primary.self.holdsIp === true ? 'primary' : 'backup';
+      say(`interrupted: lab ${lab.prefix} left up, exactly one host serves (the ${holder}); look with \`baton lab status\`, remove it with \`baton lab down\``);
+      return EXIT_INTERRUPTED;
     }
-    return reached ? 0 : 1;
+    return report.ok ? 0 : 1;
   } finally {
-    await labDown(runner, lab.prefix);
-    out.stderr(`lab ${lab.prefix}: removed\n`);
+    process.off('SIGINT', onInterrupt);
+    if (!keepLab) {
+      await labDown(runner, lab.prefix);
+      say(`lab ${lab.prefix}: removed`);
+    }
   }
 }
 
-async function clientReaches(runner: CommandRunner, lab: Lab, out: Output): Promise<boolean> {
-  try {
-    await inClient(runner, lab, 'ping', ['-c', '1', '-W', '1', lab.serviceIp.split('/')[0] ?? '']);
-    return true;
-  } catch (error) {
-    out.stderr(`lab ${lab.prefix}: ping from the client failed: ${describeError(error)}\n`);
-    return false;
+async function webKind(wanted: 'builtin' | 'nginx'): Promise<'builtin' | 'nginx'> {
+  if (wanted === 'nginx' && !(await isNginxInstalled())) {
+    throw new BatonError('LAB_FAILED', `--web nginx: nginx is not installed (${NGINX_PROGRAM}); install it with \`apt-get install nginx-light\`, or use the built-in server`);
   }
+  return wanted;
 }
 
 async function currentLab(runner: CommandRunner): Promise<Lab> {

@@ -7,7 +7,7 @@ import {resolveSocket} from './status.js';
 
 export async function run(out: Output, command: {readonly config: string; readonly socket: string | undefined; readonly json: boolean}): Promise<number> {
   const socket = await resolveSocket(command.config, command.socket);
-  const result = await callAgent(socket, {id: 'resume', type: 'resume'}) as ResumeResult;
+  const result = await callAgent(socket, {id: 'resume', type: 'resume', peer: false}) as ResumeResult;
   out.stdout(command.json ? `${JSON.stringify(result, null, 2)}\n` : `${result.state}: ${result.reason}\n`);
   return 0;
 }

@@ -12,7 +12,7 @@ import type {ServiceMode} from '../../agent/config.js';
 import type {CommandRunner, Role} from '../../agent/ports.js';
 import {callAgent} from '../control-client.js';
 import {
-  createNamespacedRunner, createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, LINK_MODE_LAB_TOPOLOGY,
+  createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, LINK_MODE_LAB_TOPOLOGY,
   newLabPrefix, spawnInNamespace, SERVICE_LAN,
 } from './namespaces.js';
 import {startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
@@ -190,11 +190,6 @@ export async function signalAgent(host: LabHost, signal: 'SIGKILL' | 'SIGTERM'):
   const deadline = Date.now() + STOP_GRACE_MS;
   while (isRunning(host.pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   if (isRunning(host.pid)) throw new BatonError('LAB_FAILED', `the ${host.role}'s agent (pid ${host.pid}) did not end after ${signal}`);
-}
-
-/** Runs a command in the lab's client namespace; resolves with its stdout. */
-export function inClient(runner: CommandRunner, lab: Lab, file: string, args: readonly string[]): Promise<string> {
-  return createNamespacedRunner(runner, lab.client.namespace).run(file, args);
 }
 
 interface LabConfigInput {

@@ -15,6 +15,9 @@ const handler: ControlHandler = {
     throw new Error('not in these tests');
   },
   resume: async () => ({state: 'standby', reason: 'resumed'}),
+  failActive: async () => {
+    throw new Error('not in these tests');
+  },
 };
 
 async function socketDir(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {

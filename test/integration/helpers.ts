@@ -65,7 +65,10 @@ export async function skipUnlessIntegration(t: ExecutionContext): Promise<boolea
   return false;
 }
 
-/** A fresh lab prefix for one test file's namespaces. */
+/**
+ * A fresh prefix for one test file's namespaces: "bt" rather than the CLI's "bl", so that `baton lab down`
+ * (which removes every "bl" lab, crashed ones included) never touches a test running beside it.
+ */
 export function integrationPrefix(): string {
-  return newLabPrefix();
+  return `bt${newLabPrefix().slice(2)}`;
 }

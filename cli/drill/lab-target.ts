@@ -1,0 +1,51 @@
+// The drill's view of the namespace lab: both agents through their control sockets, the client namespace for
+// traffic, and a real link cut for the failure phase.
+
+import {execa} from 'execa';
+import type {StatusReport, SwitchResult} from '../../agent/control-protocol.js';
+import {BatonError} from '../../agent/errors.js';
+import type {Role} from '../../agent/ports.js';
+import {callAgent} from '../control-client.js';
+import type {Lab} from '../lab/lab.js';
+import {startProber} from '../lab/probe-control.js';
+import {join} from 'node:path';
+import {viewOf, type DrillTarget} from './drill.js';
+
+// A switch reports progress at least every second; silence this long means the agent is gone.
+const SWITCH_IDLE_TIMEOUT_MS = 60_000;
+// The drill's traffic is bounded: at most this long and this many probes, whatever happens to the drill.
+const TRAFFIC_MAX_S = 600;
+
+export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
+  return {
+    pair: {primary: `${lab.hosts.primary.namespace} (${lab.hosts.primary.address})`, backup: `${lab.hosts.backup.namespace} (${lab.hosts.backup.address})`,
+      serviceIp: lab.serviceIp, mode: lab.mode},
+    deadAfterMs,
+    async view() {
+      const ask = async (role: Role) => viewOf(await callAgent(lab.hosts[role].socket, {id: 'drill', type: 'status'}) as StatusReport);
+      return {primary: await ask('primary'), backup: await ask('backup')};
+    },
+    async switchover(from, options, onProgress) {
+      return await callAgent(lab.hosts[from].socket, {id: 'drill', type: 'switchover', options}, SWITCH_IDLE_TIMEOUT_MS, onProgress) as SwitchResult;
+    },
+    async resume(role) {
+      await callAgent(lab.hosts[role].socket, {id: 'drill', type: 'resume', peer: false});
+    },
+    async fail(role) {
+      const host = lab.hosts[role];
+      const iface = 'eth0';
+      await execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', iface, 'down']);
+      return async () => {
+        await execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', iface, 'up']);
+      };
+    },
+    async startTraffic(intervalMs) {
+      if (intervalMs < 5 || intervalMs > 1000) throw new BatonError('LAB_FAILED', `probe interval ${intervalMs} ms: expected 5..1000`);
+      const prober = await startProber({
+        namespace: lab.client.namespace, url: `http://${lab.serviceIp.split('/')[0] ?? ''}/`, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
+        durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs), out: join(lab.dir, 'drill-probes.jsonl'),
+      });
+      return {read: () => prober.read(), stop: () => prober.stop()};
+    },
+  };
+}

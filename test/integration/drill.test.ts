@@ -1,0 +1,115 @@
+// `baton lab run`, the project's main job, end to end: the drill passes with the built-in web server and with
+// nginx, leaves nothing behind, reports a failed confirmation as a failed phase while the pair keeps serving,
+// and Ctrl-C mid-switch leaves exactly one host serving for `baton lab down` to clean.
+
+import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import test from 'ava';
+import {execa} from 'execa';
+import {runDrill} from '../../cli/drill/drill.js';
+import {createLabTarget} from '../../cli/drill/lab-target.js';
+import type {DrillReport} from '../../cli/drill/report.js';
+import {labDown, labUp, labStatus, LAB_BASE_DIR, waitForSettledPair} from '../../cli/lab/lab.js';
+import {stopProcessByPid} from '../../cli/lab/web.js';
+import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
+import {runner, servesAddress} from './lab-helpers.js';
+
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+let dir = '';
+let available = false;
+
+test.before(async (t) => {
+  available = await skipUnlessIntegration(t);
+  dir = await mkdtemp(join(tmpdir(), 'baton-drill-'));
+});
+
+test.after.always(async () => {
+  if (dir !== '') await rm(dir, {recursive: true, force: true});
+});
+
+/** Namespaces and processes of a CLI lab (prefix "bl…"), read from the report's host names. */
+async function leftovers(prefix: string): Promise<string[]> {
+  const {stdout} = await execa('ip', ['netns', 'list']);
+  const namespaces = stdout.split('\n').filter((line) => line.startsWith(`${prefix}-`));
+  const {stdout: ps} = await execa('ps', ['-eo', 'args']);
+  const processes = ps.split('\n').filter((line) => line.includes(join(LAB_BASE_DIR, prefix)));
+  return [...namespaces, ...processes];
+}
+
+function prefixOf(report: DrillReport): string {
+  return /^(bl[0-9a-z]{6})-/.exec(report.pair.primary)?.[1] ?? 'unknown';
+}
+
+const labRun = test.macro(async (t, web: 'builtin' | 'nginx') => {
+  if (!available) return t.pass();
+  const html = join(dir, `${web}.html`);
+  const result = await execa(process.execPath, [CLI, 'lab', 'run', '--web', web, '--report', html], {reject: false, timeout: 240_000});
+  t.log(String(result.stdout));
+  t.is(result.exitCode, 0, String(result.stderr).slice(-3000));
+  const report = JSON.parse(await readFile(join(dir, `${web}.json`), 'utf8')) as DrillReport;
+  t.true(report.ok);
+  t.deepEqual(report.phases.map((p) => `${p.name} ${p.ok ? 'ok' : 'failed'}`),
+    ['preflight ok', 'status ok', 'switchover ok', 'switchback ok', 'failure ok', 'return ok']);
+  for (const phase of report.phases.filter((p) => ['switchover', 'switchback', 'failure'].includes(p.name))) {
+    t.is(typeof phase.longestGapMs, 'number', phase.name);
+    t.true(phase.probes > 0, phase.name);
+    t.is(typeof phase.failedProbes, 'number');
+  }
+  t.true((await readFile(html, 'utf8')).includes('<svg'));
+  t.regex(String(result.stdout), /PASSED/);
+  t.deepEqual(await leftovers(prefixOf(report)), [], 'no namespace, bridge, veth or process of the lab remains');
+});
+
+test.serial('baton lab run with the built-in web server: every phase passes, the report has the figures, nothing remains', labRun, 'builtin');
+test.serial('baton lab run --web nginx: the same with real nginx', labRun, 'nginx');
+
+test.serial('a drill whose confirmation must fail reports the rollback as a failed phase and leaves the pair serving', async (t) => {
+  if (!available) return t.pass();
+  const lab = await labUp({runner, prefix: integrationPrefix(), baseDir: dir, web: 'builtin'});
+  t.teardown(() => labDown(runner, lab.prefix, dir));
+  await waitForSettledPair(lab, 15_000);
+  const web = lab.hosts.backup.web;
+  if (web === undefined) return t.fail('no web server');
+  await stopProcessByPid(web.pid);
+  const lines: string[] = [];
+  const report = await runDrill(createLabTarget(lab, 1000), {
+    title: 'drill with the backup\'s web server stopped', withFailure: true, probeIntervalMs: 20, say: (l) => lines.push(l), signal: new AbortController().signal,
+  });
+  t.false(report.ok);
+  const over = report.phases.find((p) => p.name === 'switchover');
+  t.false(over?.ok);
+  t.regex(over?.problem ?? '', /rolled back: confirm-traffic failed on the backup/);
+  t.regex(over?.fix ?? '', /web server/);
+  t.false(report.phases.some((p) => p.name === 'switchback'), 'the drill stops at the failed phase');
+  const status = await labStatus(lab);
+  t.true(status.primary.self.holdsIp);
+  t.false(status.backup.self.holdsIp);
+  t.true(await servesAddress(lab.hosts.primary));
+});
+
+test.serial('Ctrl-C during a switch leaves exactly one host serving, and baton lab down cleans everything', async (t) => {
+  if (!available) return t.pass();
+  const child = execa(process.execPath, [CLI, 'lab', 'run', '--report', join(dir, 'interrupted.html')], {reject: false, timeout: 240_000});
+  let stderr = '';
+  let interrupted = false;
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (stderr.includes('backup-net-down') && !interrupted) {
+      interrupted = true;
+      child.kill('SIGINT');
+    }
+  });
+  const result = await child;
+  t.log(stderr.slice(-2000));
+  t.is(result.exitCode, 130);
+  t.regex(stderr, /interrupted: lab (bl[0-9a-z]{6}) left up, exactly one host serves/);
+  const prefix = /interrupted: lab (bl[0-9a-z]{6})/.exec(stderr)?.[1] ?? '';
+  const status = await execa(process.execPath, [CLI, 'lab', 'status', '--json']);
+  const both = JSON.parse(status.stdout) as {primary: {self: {holdsIp: boolean}}; backup: {self: {holdsIp: boolean}}};
+  t.is([both.primary.self.holdsIp, both.backup.self.holdsIp].filter(Boolean).length, 1);
+  const down = await execa(process.execPath, [CLI, 'lab', 'down']);
+  t.regex(down.stdout, new RegExp(`lab ${prefix} removed`));
+  t.deepEqual(await leftovers(prefix), []);
+});
