@@ -67,7 +67,7 @@ test('malformed and unknown requests get a BAD_REQUEST reply and the server keep
   t.is(notJson.error.code, 'BAD_REQUEST');
   t.is(notJson.error.message, 'request is not JSON');
   const unknown = JSON.parse(await rawExchange(path, '{"id":"x","type":"reboot"}\n')) as {error: {message: string}};
-  t.regex(unknown.error.message, /expected status, switchover or resume, got "reboot"/);
+  t.regex(unknown.error.message, /expected status, switchover, resume or fail-active, got "reboot"/);
   t.true((await sendRequest(path, {id: 'r2', type: 'status'})).ok);
 });
 
