@@ -26,6 +26,13 @@ Commands:
                              aid to look at the pair mid-switch
   resume                     a released host (after a switchover) becomes
                              standby again, ready to take over
+  rehearse [--with-failure] [--report FILE] [--url URL] [--interval-ms N] [--json]
+                             the drill on the configured pair (spare machines):
+                             preflight, status, switchover, switchback, resume;
+                             with --with-failure the active host drops its
+                             service link for a while and the other takes over.
+                             This machine probes the service IP throughout (run
+                             it on the standby, or on a client with the socket)
   check-config [FILE]        validate a configuration file and its secret file;
                              prints every problem at once; exit 0 valid, 1 invalid
   lab up|status|down|run     a two-host pair plus a client in network namespaces
@@ -58,13 +65,17 @@ export type Command =
   | {readonly name: 'status'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
   | {readonly name: 'switchover'; readonly config: string; readonly socket: string | undefined; readonly json: boolean; readonly options: SwitchoverOptions}
   | {readonly name: 'resume'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
+  | {readonly name: 'rehearse'; readonly config: string; readonly socket: string | undefined; readonly json: boolean;
+      readonly withFailure: boolean; readonly report: string; readonly url: string | undefined; readonly intervalMs: number}
   | {readonly name: 'check-config'; readonly file: string}
   | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string};
 
 export type LabAction = 'up' | 'status' | 'down' | 'run';
 const LAB_ACTIONS: readonly LabAction[] = ['up', 'status', 'down', 'run'];
-export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'check-config', 'lab'] as const;
+export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'rehearse', 'check-config', 'lab'] as const;
 const DEFAULT_PAUSE_S = 10;
+// On real hosts the client probes every 50 ms: the interval the DESIGN targets are stated for.
+const DEFAULT_REHEARSE_INTERVAL_MS = 50;
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -87,6 +98,9 @@ export function parseCommandLine(argv: readonly string[]): Command {
         'pause-after': {type: 'string'},
         web: {type: 'string'},
         report: {type: 'string'},
+        'with-failure': {type: 'boolean', default: false},
+        url: {type: 'string'},
+        'interval-ms': {type: 'string'},
         help: {type: 'boolean', short: 'h', default: false},
         version: {type: 'boolean', default: false},
       },
@@ -122,6 +136,15 @@ export function parseCommandLine(argv: readonly string[]): Command {
     case 'resume':
       noMore(name, rest);
       return {name, config, socket: values.socket, json: values.json};
+    case 'rehearse': {
+      noMore(name, rest);
+      if (values.url !== undefined && !/^https?:\/\/\S+$/.test(values.url)) throw new UsageError(`--url: expected an http:// or https:// URL, got '${values.url}'`);
+      return {
+        name, config, socket: values.socket, json: values.json, withFailure: values['with-failure'], url: values.url,
+        report: values.report ?? 'baton-rehearsal-report.html',
+        intervalMs: optionalInt('--interval-ms', values['interval-ms'], 5, 1000) ?? DEFAULT_REHEARSE_INTERVAL_MS,
+      };
+    }
     case 'check-config': {
       if (rest.length > 1) throw new UsageError(`check-config takes at most one file, got ${rest.length}`);
       return {name, file: rest[0] ?? config};

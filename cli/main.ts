@@ -5,6 +5,7 @@ import {describeError, isBatonError, type ErrorCode} from '../agent/errors.js';
 import {parseCommandLine, USAGE, UsageError, type Command} from './args.js';
 import * as checkConfig from './commands/check-config.js';
 import * as lab from './commands/lab.js';
+import * as rehearse from './commands/rehearse.js';
 import * as resume from './commands/resume.js';
 import * as status from './commands/status.js';
 import * as switchover from './commands/switchover.js';
@@ -35,6 +36,8 @@ async function dispatch(command: Command, out: Output): Promise<number> {
       return switchover.run(out, command);
     case 'resume':
       return resume.run(out, command);
+    case 'rehearse':
+      return rehearse.run(out, command);
     case 'check-config':
       return checkConfig.run(out, command);
     case 'lab':

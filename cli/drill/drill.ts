@@ -152,7 +152,7 @@ export async function runDrill(target: DrillTarget, options: DrillOptions): Prom
             const cutAt = Date.now();
             undo = await target.fail('primary');
             steps.push({name: 'cut the primary\'s service link', host: 'lab', status: 'ok', atWallMs: Date.now(), elapsedMs: Date.now() - cutAt, detail: undefined});
-            const served = await waitForTraffic(traffic, 'backup', cutAt, options.signal);
+            const served = await waitForTakeover(target, traffic, cutAt, options.signal);
             steps.push({name: 'backup takes over', host: 'backup', status: served === undefined ? 'failed' : 'ok', atWallMs: Date.now(),
               elapsedMs: (served ?? Date.now()) - cutAt, detail: served === undefined ? 'no response from the backup' : 'the client is served by the backup'});
             if (served === undefined) return {ok: false, problem: 'the backup did not take over', fix: 'check that the backup is standby and healthy, and that arping works there'};
@@ -221,12 +221,25 @@ async function waitFor(target: DrillTarget, ok: (view: {primary: HostView; backu
   return undefined;
 }
 
-/** Wall time of the first successful probe answered by `host` that was sent after `after`. */
-async function waitForTraffic(traffic: Traffic | undefined, host: string, after: number, signal: AbortSignal): Promise<number | undefined> {
+/**
+ * Wall time of the first successful response from the backup after `after`: a probe the page says the backup
+ * answered (the lab's pages do), or, for pages that do not say, the first success once the backup holds the IP.
+ */
+async function waitForTakeover(target: DrillTarget, traffic: Traffic | undefined, after: number, signal: AbortSignal): Promise<number | undefined> {
   const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+  let heldSince: number | undefined;
   while (traffic !== undefined && Date.now() < deadline && !signal.aborted) {
-    const hit = (await traffic.read()).find((r) => r.ok && r.host === host && r.sentAt > after);
-    if (hit !== undefined) return hit.sentAt + hit.rttMs;
+    const records = await traffic.read();
+    const named = records.find((r) => r.ok && r.host === 'backup' && r.sentAt > after);
+    if (named !== undefined) return named.sentAt + named.rttMs;
+    if (heldSince === undefined) {
+      const view = await target.view().catch(() => undefined);
+      if (view?.backup.holdsIp === true) heldSince = Date.now();
+    } else {
+      const since = heldSince;
+      const anyOk = records.find((r) => r.ok && r.host === null && r.sentAt >= since);
+      if (anyOk !== undefined) return anyOk.sentAt + anyOk.rttMs;
+    }
     await sleep(50);
   }
   return undefined;

@@ -63,7 +63,8 @@ const LANE_SPACING_PX = 10;
 // Step dots closer than this share one label: at 11 px a number ("12") plus its dot needs about 20 px.
 const STEP_CLUSTER_PX = 10;
 // More probes than PLOT_WIDTH / 2 would put marks closer than 2 px apart: they merge, so draw buckets instead.
-// 3 px buckets keep about 350 columns per timeline, each at most 5 elements: a bounded DOM for any probe count.
+// 3 px buckets keep about 350 columns per timeline, each at most 6 elements (group, tooltip, one rect per kind):
+// a bounded DOM whatever the number of probes.
 const MAX_SINGLE_PROBES = Math.floor(PLOT_WIDTH / 2);
 const BUCKET_PX = 3;
 // The client probes every interval, so the longest gap of a healthy phase is about one to two intervals.
@@ -75,6 +76,12 @@ const RTT_MIN_CEILING_MS = 100;
 const TARGET_TICKS = 12;
 const NICE_TICK_STEPS_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
 
+/**
+ * The report as a complete HTML5 document. Pure; never throws on odd data (no probes, no phases, non-finite times).
+ * Stable DOM for tests: `svg#timeline`, `g.phase[data-phase]`, `rect.probe.ok-primary|ok-backup|ok-other|failed`
+ * (one per probe) or `g.bucket[data-probes][data-primary][data-backup][data-other][data-failed]` (aggregated),
+ * `g.gap[data-phase][data-gap-ms]`, `g.step[data-step][data-phase]`, `tr[data-phase]`, `section#phase-<name>`.
+ */
 export function renderDrillHtml(report: DrillReport): string {
   const probes = report.probes.filter((p) => Number.isFinite(p.sentAt)).toSorted((a, b) => a.sentAt - b.sentAt);
   const steps = numberSteps(report.phases);
@@ -94,7 +101,7 @@ export function renderDrillHtml(report: DrillReport): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>${escapeHtml(`${report.title}: ${verdict}`)}</title>
 <style>${STYLESHEET}</style>
 </head>
@@ -118,7 +125,7 @@ Hover a mark, a gap or a step for its details.</figcaption>
 <h2>Phases</h2>
 ${report.phases.map((phase) => renderPhaseDetail(report, phase, probes, steps, gaps)).join('\n')}
 </section>
-<footer>baton drill report · ${report.probes.length} probes · generated ${escapeHtml(formatWallTime(report.endedAtWallMs))}</footer>
+<footer>baton drill report · ${report.probes.length} probes · drill ended ${escapeHtml(formatWallTime(report.endedAtWallMs))}</footer>
 </main>
 </body>
 </html>
@@ -173,8 +180,8 @@ function renderSummaryTable(report: DrillReport): string {
       `<td class="result"><span class="badge ${phase.ok ? 'ok' : 'failed'}">${phase.ok ? 'ok' : 'FAILED'}</span></td>` +
       `<td class="num duration">${formatNumber((phase.endedAtWallMs - phase.startedAtWallMs) / 1000, 1)} s</td>` +
       `<td class="num gap">${phase.longestGapMs === undefined ? '–' : `${formatNumber(phase.longestGapMs, 0)} ms`}</td>` +
-      `<td class="num probes">${phase.probes}</td>` +
-      `<td class="num failed-probes${phase.failedProbes > 0 ? ' nonzero' : ''}">${phase.failedProbes}</td>` +
+      `<td class="num probes">${formatCount(phase.probes)}</td>` +
+      `<td class="num failed-probes${phase.failedProbes > 0 ? ' nonzero' : ''}">${formatCount(phase.failedProbes)}</td>` +
       `<td class="target">${target}</td></tr>`;
   });
   return `<table class="summary">
@@ -233,11 +240,16 @@ ${stepsTable}
 function renderTimeline(spec: TimelineSpec): string {
   const spanMs = Math.max(spec.toMs - spec.fromMs, 1);
   const x = (ms: number): number => PLOT_LEFT + clamp((ms - spec.fromMs) / spanMs, 0, 1) * PLOT_WIDTH;
-  const probeTop = 6 + PHASE_LABEL_ROWS * PHASE_ROW_PX + 4;
+  // Labels are laid out first: the lanes take only the label rows they need (a zoom has one phase, few steps).
+  const phaseLabels = layoutPhaseLabels(spec, x);
+  const stepClusters = layoutSteps(spec, x);
+  const phaseRows = Math.max(1, ...[...phaseLabels.values()].map((row) => row + 1));
+  const stepRows = Math.max(2, ...stepClusters.map((c) => c.row + 1));
+  const probeTop = 6 + phaseRows * PHASE_ROW_PX + 4;
   const gapTop = probeTop + PROBE_LANE_PX + LANE_SPACING_PX / 2;
   const rttTop = gapTop + GAP_LANE_PX + LANE_SPACING_PX;
   const stepTop = rttTop + RTT_LANE_PX + LANE_SPACING_PX;
-  const plotBottom = stepTop + STEP_ROWS * STEP_ROW_PX + 4;
+  const plotBottom = stepTop + stepRows * STEP_ROW_PX + 4;
   const legendTop = plotBottom + 34;
   const height = spec.withLegend ? legendTop + 26 : plotBottom + 30;
 
@@ -245,7 +257,7 @@ function renderTimeline(spec: TimelineSpec): string {
   parts.push(`<svg id="${escapeHtml(spec.id)}" class="${spec.className}" viewBox="0 0 ${VIEW_WIDTH} ${height}" ` +
     `width="100%" role="img" aria-label="${escapeHtml(spec.ariaLabel)}" font-size="${FONT_PX}">`);
   parts.push(`<rect class="plot-bg" x="${PLOT_LEFT}" y="${probeTop}" width="${PLOT_WIDTH}" height="${plotBottom - probeTop}"/>`);
-  parts.push(renderPhaseBands(spec, x, plotBottom));
+  parts.push(renderPhaseBands(spec, x, phaseLabels, plotBottom));
   parts.push(renderAxis(spec, x, probeTop, plotBottom));
   // Lane names, vertically centred on their lanes.
   const laneName = (y: number, text: string): string => `<text class="lane-name" x="${PLOT_LEFT - 10}" y="${fmt(y)}" text-anchor="end" dominant-baseline="middle">${text}</text>`;
@@ -253,37 +265,48 @@ function renderTimeline(spec: TimelineSpec): string {
   parts.push(`<text class="lane-note" x="${PLOT_LEFT - 10}" y="${fmt(probeTop + PROBE_LANE_PX / 2 + 7)}" text-anchor="end" dominant-baseline="middle">each probe</text>`);
   parts.push(laneName(gapTop + GAP_LANE_PX / 2, 'longest gap'));
   parts.push(laneName(rttTop + RTT_LANE_PX / 2, 'response time'));
-  parts.push(laneName(stepTop + (STEP_ROWS * STEP_ROW_PX) / 2, 'steps'));
+  parts.push(laneName(stepTop + (stepRows * STEP_ROW_PX) / 2, 'steps'));
   parts.push(renderStepLines(spec, x, probeTop, stepTop));
-  parts.push(spec.probes.length <= MAX_SINGLE_PROBES
-    ? renderSingleProbes(spec, x, probeTop)
-    : renderProbeBuckets(spec, probeTop));
-  parts.push(renderRtt(spec, x, rttTop));
+  const buckets = spec.probes.length > MAX_SINGLE_PROBES ? bucketize(spec) : undefined;
+  parts.push(buckets === undefined ? renderSingleProbes(spec, x, probeTop) : renderProbeBuckets(spec, buckets, probeTop));
+  parts.push(renderRtt(spec, buckets, x, rttTop));
   parts.push(renderGaps(spec, x, probeTop, gapTop));
-  parts.push(renderStepMarkers(spec, x, stepTop));
+  parts.push(renderStepMarkers(spec, stepClusters, stepTop));
   if (spec.withLegend) parts.push(renderLegend(legendTop));
   parts.push('</svg>');
   return parts.join('\n');
 }
 
-function renderPhaseBands(spec: TimelineSpec, x: (ms: number) => number, bottom: number): string {
+/** The label row of each phase drawn in the timeline; a phase without an entry is drawn without a label. */
+function layoutPhaseLabels(spec: TimelineSpec, x: (ms: number) => number): Map<PhaseReport, number> {
   const rows: number[] = Array.from({length: PHASE_LABEL_ROWS}, () => -Infinity);
+  const placed = new Map<PhaseReport, number>();
+  for (const phase of spec.phases) {
+    if (phase.endedAtWallMs < spec.fromMs || phase.startedAtWallMs > spec.toMs) continue;
+    const left = x(phase.startedAtWallMs) + 3;
+    const width = phaseLabel(phase).length * CHAR_PX;
+    // A neighbour phase cut by a zoomed timeline's edge keeps its band but not a label that would spill out.
+    const cut = phase.startedAtWallMs < spec.fromMs || phase.endedAtWallMs > spec.toMs;
+    if (cut && x(phase.endedAtWallMs) - left < width + 3) continue;
+    placed.set(phase, packRow(rows, left, left + width + 8));
+  }
+  return placed;
+}
+
+function phaseLabel(phase: PhaseReport): string {
+  return `${phase.ok ? '' : '✗ '}${phase.name}`;
+}
+
+function renderPhaseBands(spec: TimelineSpec, x: (ms: number) => number, labels: ReadonlyMap<PhaseReport, number>, bottom: number): string {
   const out: string[] = [];
   spec.phases.forEach((phase, index) => {
     if (phase.endedAtWallMs < spec.fromMs || phase.startedAtWallMs > spec.toMs) return;
     const left = x(phase.startedAtWallMs);
     const width = Math.max(x(phase.endedAtWallMs) - left, 1);
-    const name = escapeHtml(phase.name);
-    const label = `${phase.ok ? '' : '✗ '}${phase.name}`;
-    const labelX = left + 3;
-    const labelWidth = label.length * CHAR_PX;
-    // A neighbour phase cut by a zoomed timeline's edge keeps its band but not a label that would spill out.
-    const cut = phase.startedAtWallMs < spec.fromMs || phase.endedAtWallMs > spec.toMs;
-    const text = cut && width < labelWidth + 6 ? '' : (() => {
-      const row = packRow(rows, labelX, labelX + labelWidth + 8);
-      return `<text class="phase-label" x="${fmt(labelX)}" y="${6 + row * PHASE_ROW_PX + 11}">${escapeHtml(label)}</text>`;
-    })();
-    out.push(`<g class="phase ${phase.ok ? 'ok' : 'failed'} ${index % 2 === 0 ? 'even' : 'odd'}" data-phase="${name}">` +
+    const row = labels.get(phase);
+    const text = row === undefined ? ''
+      : `<text class="phase-label" x="${fmt(left + 3)}" y="${6 + row * PHASE_ROW_PX + 11}">${escapeHtml(phaseLabel(phase))}</text>`;
+    out.push(`<g class="phase ${phase.ok ? 'ok' : 'failed'} ${index % 2 === 0 ? 'even' : 'odd'}" data-phase="${escapeHtml(phase.name)}">` +
       `<title>${escapeHtml(`${phase.name}: ${phase.title} (${phase.ok ? 'ok' : 'FAILED'}), ` +
         `${formatRelativeS(phase.startedAtWallMs - spec.originMs)} → ${formatRelativeS(phase.endedAtWallMs - spec.originMs)}`)}</title>` +
       `<rect class="band" x="${fmt(left)}" y="6" width="${fmt(width)}" height="${fmt(bottom - 6)}"/>` +
@@ -299,7 +322,8 @@ function renderAxis(spec: TimelineSpec, x: (ms: number) => number, top: number, 
   const firstS = Math.ceil((spec.fromMs - spec.originMs) / 1000 / stepS) * stepS;
   const out: string[] = [`<g class="axis">`];
   out.push(`<line class="axis-line" x1="${PLOT_LEFT}" x2="${PLOT_RIGHT}" y1="${fmt(bottom)}" y2="${fmt(bottom)}"/>`);
-  for (let i = 0; ; i += 1) {
+  // Bounded: non-finite times in a damaged report must not loop forever (NaN > x is false).
+  for (let i = 0; Number.isFinite(firstS) && i <= TARGET_TICKS + 1; i += 1) {
     const s = firstS + i * stepS;
     const ms = spec.originMs + s * 1000;
     if (ms > spec.toMs + 1e-6) break;
@@ -323,7 +347,7 @@ function renderSingleProbes(spec: TimelineSpec, x: (ms: number) => number, top: 
     const kind = probeKind(probe, spec.pair);
     const title = `#${probe.seq} at ${formatRelativeS(probe.sentAt - spec.originMs)}: ` +
       (probe.ok ? `${probe.host ?? 'unnamed host'} answered in ${formatNumber(probe.rttMs, 1)} ms` : `failed after ${formatNumber(probe.rttMs, 0)} ms: ${probe.error ?? 'no reason given'}`);
-    out.push(`<rect class="probe ${kind}" data-seq="${probe.seq}" x="${fmt(x(probe.sentAt) - width / 2)}" y="${top}" width="${fmt(width)}" ` +
+    out.push(`<rect class="probe ${kind}" data-seq="${formatCount(probe.seq)}" x="${fmt(x(probe.sentAt) - width / 2)}" y="${top}" width="${fmt(width)}" ` +
       `height="${PROBE_LANE_PX}"><title>${escapeHtml(title)}</title></rect>`);
   }
   out.push('</g>');
@@ -360,9 +384,9 @@ function bucketize(spec: TimelineSpec): Bucket[] {
 // Stacking order, bottom to top: failures sit on top, where the eye meets them first.
 const STACK_ORDER: readonly ProbeKind[] = ['ok-primary', 'ok-backup', 'ok-other', 'failed'];
 
-function renderProbeBuckets(spec: TimelineSpec, top: number): string {
+function renderProbeBuckets(spec: TimelineSpec, buckets: readonly Bucket[], top: number): string {
   const out: string[] = ['<g class="probes buckets">'];
-  bucketize(spec).forEach((bucket, index) => {
+  buckets.forEach((bucket, index) => {
     const total = STACK_ORDER.reduce((sum, kind) => sum + bucket.counts[kind], 0);
     if (total === 0) return; // no probe sent: the blank column says so
     const left = PLOT_LEFT + index * BUCKET_PX;
@@ -387,7 +411,8 @@ function renderProbeBuckets(spec: TimelineSpec, top: number): string {
   return out.join('\n');
 }
 
-function renderRtt(spec: TimelineSpec, x: (ms: number) => number, top: number): string {
+/** Response times, one bar per probe, or per column (its slowest probe) when `buckets` aggregate them. */
+function renderRtt(spec: TimelineSpec, buckets: readonly Bucket[] | undefined, x: (ms: number) => number, top: number): string {
   const maxRttMs = spec.probes.reduce((max, p) => Math.max(max, Number.isFinite(p.rttMs) ? p.rttMs : 0), 0);
   const ceilingMs = Math.max(RTT_MIN_CEILING_MS, 10 ** Math.ceil(Math.log10(Math.max(maxRttMs, 1))));
   const decades = Math.log10(ceilingMs / RTT_FLOOR_MS);
@@ -402,12 +427,13 @@ function renderRtt(spec: TimelineSpec, x: (ms: number) => number, top: number): 
   const okBars: string[] = [];
   const failedBars: string[] = [];
   const base = top + RTT_LANE_PX;
-  if (spec.probes.length <= MAX_SINGLE_PROBES) {
+  if (buckets === undefined) {
     for (const probe of spec.probes) {
+      if (!Number.isFinite(probe.rttMs)) continue;
       (probe.ok ? okBars : failedBars).push(`M${fmt(x(probe.sentAt))} ${fmt(base)}V${fmt(y(probe.rttMs))}`);
     }
   } else {
-    bucketize(spec).forEach((bucket, index) => {
+    buckets.forEach((bucket, index) => {
       if (bucket.maxRttMs < 0) return;
       const cx = PLOT_LEFT + index * BUCKET_PX + BUCKET_PX / 2;
       (bucket.maxRttFailed ? failedBars : okBars).push(`M${fmt(cx)} ${fmt(base)}V${fmt(y(bucket.maxRttMs))}`);
@@ -459,28 +485,40 @@ interface PlacedStep extends NumberedStep {
   readonly start: number;
 }
 
-function renderStepMarkers(spec: TimelineSpec, x: (ms: number) => number, top: number): string {
+interface StepCluster {
+  /** One step, or several whose dots fall within STEP_CLUSTER_PX: they share a row and one label. */
+  readonly members: readonly PlacedStep[];
+  readonly row: number;
+  readonly label: string;
+  /** The label is left of the dot (near the right edge) rather than right of it. */
+  readonly labelLeft: boolean;
+  /** x of the dot the label belongs to (the cluster's last). */
+  readonly anchor: number;
+}
+
+function layoutSteps(spec: TimelineSpec, x: (ms: number) => number): StepCluster[] {
   const visible: PlacedStep[] = spec.steps.filter(({step}) => inRange(step.atWallMs, spec)).map((numbered) => {
     const end = x(numbered.step.atWallMs);
     return {...numbered, end, start: Math.min(end, x(numbered.step.atWallMs - Math.max(numbered.step.elapsedMs, 0)))};
   }).sort((a, b) => a.end - b.end);
   // Steps whose dots fall within a few pixels (a switchover's steps are ms apart) share one row and one label,
   // "3–7": separate numbers would pile up on each other.
-  const clusters: PlacedStep[][] = [];
+  const groups: PlacedStep[][] = [];
   for (const placed of visible) {
-    const cluster = clusters.at(-1);
-    const first = cluster?.[0];
-    if (cluster !== undefined && first !== undefined && placed.end - first.end < STEP_CLUSTER_PX) cluster.push(placed);
-    else clusters.push([placed]);
+    const group = groups.at(-1);
+    const first = group?.[0];
+    if (group !== undefined && first !== undefined && placed.end - first.end < STEP_CLUSTER_PX) group.push(placed);
+    else groups.push([placed]);
   }
+  const startOf = (members: readonly PlacedStep[]): number => members.reduce((min, m) => Math.min(min, m.start), Infinity);
   // Greedy interval packing, left to right: each cluster takes the first row free at its start.
   const rows: number[] = Array.from({length: STEP_ROWS}, () => -Infinity);
-  const out: string[] = ['<g class="steps">'];
-  clusters.forEach((members, index) => {
+  const clusters: StepCluster[] = [];
+  groups.forEach((members, index) => {
     const first = members[0];
     const last = members.at(-1);
     if (first === undefined || last === undefined) return;
-    const start = Math.min(...members.map((m) => m.start));
+    const start = startOf(members);
     const anchor = last.end;
     const numbers = members.map((m) => m.number).sort((a, b) => a - b);
     const short = numbers.length === 1 ? String(numbers[0]) : `${numbers[0]}–${numbers.at(-1)}`;
@@ -494,24 +532,31 @@ function renderStepMarkers(spec: TimelineSpec, x: (ms: number) => number, top: n
     };
     const named = place(`${short} ${first.step.name}`);
     const freeRows = rows.filter((rowEnd) => rowEnd <= named.from).length;
-    const underIt = clusters.slice(index + 1).filter((other) => Math.min(...other.map((m) => m.start)) < named.to).length;
+    const underIt = groups.slice(index + 1).filter((other) => startOf(other) < named.to).length;
     const label = members.length === 1 && underIt < freeRows ? named : place(short);
-    const leftLabel = label.left;
     const row = freeRow(rows, label.from) ?? leastBusyRow(rows);
     rows[row] = label.to;
+    clusters.push({members, row, label: label.text, labelLeft: label.left, anchor});
+  });
+  return clusters;
+}
+
+function renderStepMarkers(spec: TimelineSpec, clusters: readonly StepCluster[], top: number): string {
+  const out: string[] = ['<g class="steps">'];
+  for (const {members, row, label, labelLeft, anchor} of clusters) {
     const cy = top + row * STEP_ROW_PX + STEP_ROW_PX / 2;
     for (const member of members) {
-      const {number, phase, step, start: spanStart, end} = member;
+      const {number, phase, step, start, end} = member;
       const state = step.status === 'ok' ? 'ok' : 'failed';
       const title = `${number}. ${step.name} on ${step.host}: ${step.status === 'ok' ? 'ok' : 'FAILED'}, took ${formatNumber(step.elapsedMs, 0)} ms, ` +
         `finished at ${formatRelativeS(step.atWallMs - spec.originMs)}${step.detail === undefined ? '' : ` — ${step.detail}`}`;
-      const text = member === last ? `<text class="step-label" x="${fmt(leftLabel ? anchor - 7 : anchor + 7)}" y="${fmt(cy)}" ` +
-        `dominant-baseline="middle"${leftLabel ? ' text-anchor="end"' : ''}>${escapeHtml(label.text)}</text>` : '';
+      const text = member === members.at(-1) ? `<text class="step-label" x="${fmt(labelLeft ? anchor - 7 : anchor + 7)}" y="${fmt(cy)}" ` +
+        `dominant-baseline="middle"${labelLeft ? ' text-anchor="end"' : ''}>${escapeHtml(label)}</text>` : '';
       out.push(`<g class="step ${state}" data-step="${number}" data-phase="${escapeHtml(phase.name)}"><title>${escapeHtml(title)}</title>` +
-        (end - spanStart >= 1 ? `<rect class="step-span" x="${fmt(spanStart)}" y="${fmt(cy - 2)}" width="${fmt(end - spanStart)}" height="4" rx="2"/>` : '') +
+        (end - start >= 1 ? `<rect class="step-span" x="${fmt(start)}" y="${fmt(cy - 2)}" width="${fmt(end - start)}" height="4" rx="2"/>` : '') +
         `<circle class="step-dot" cx="${fmt(end)}" cy="${fmt(cy)}" r="4"/>${text}</g>`);
     }
-  });
+  }
   out.push('</g>');
   return out.join('\n');
 }
@@ -616,7 +661,7 @@ function medianInterval(sorted: readonly ProbeRecord[]): number {
   const intervals: number[] = [];
   for (let i = 1; i < sorted.length; i += 1) intervals.push((sorted[i]?.sentAt ?? 0) - (sorted[i - 1]?.sentAt ?? 0));
   intervals.sort((a, b) => a - b);
-  return intervals[Math.floor(intervals.length / 2)] ?? 10;
+  return intervals[Math.floor(intervals.length / 2)] ?? Infinity; // a lone probe: as wide a mark as allowed
 }
 
 function inRange(ms: number, spec: TimelineSpec): boolean {
@@ -656,18 +701,27 @@ function formatNumber(value: number, decimals: number): string {
   return Number.isFinite(value) ? value.toFixed(decimals) : '?';
 }
 
+/** A count from the report, which a report read back from JSON could have turned into anything. */
+function formatCount(value: number): string {
+  return Number.isFinite(value) ? String(value) : '?';
+}
+
 function formatRelativeS(ms: number): string {
   return `${formatNumber(ms / 1000, 3)} s`;
 }
 
 function formatWallTime(ms: number): string {
-  if (!Number.isFinite(ms)) return 'unknown time';
+  // Date's range is ±8.64e15 ms; beyond it toISOString throws.
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return 'unknown time';
   return `${new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '')} UTC`;
 }
 
-/** Everything from the report came from hosts or their config: escape it for text and for quoted attributes. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
+/**
+ * Everything from the report came from hosts or their config: escape it for text and for quoted attributes.
+ * String(): a report read back from JSON is not type-checked, and a number where a name belongs must not throw.
+ */
+function escapeHtml(text: string): string {
+  return String(text).replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
 }
 
 const ESCAPES: Record<string, string> = {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', '\'': '&#39;'};
@@ -763,7 +817,7 @@ svg.phase-timeline { margin: 6px 0; }
 .step.failed .step-dot, .legend-swatch.step-dot-failed { fill: var(--failed); stroke: var(--bad-ink); stroke-width: 1.6; }
 .step-span { fill: #b9c2cf; }
 .step.failed .step-span { fill: #f2a5af; }
-.step-label { fill: #2b3442; }
+.step-label { fill: #2b3442; paint-order: stroke; stroke: #fbfcfd; stroke-width: 3px; stroke-linejoin: round; }
 .step.failed .step-label { fill: var(--bad-ink); font-weight: 700; }
 .legend-label { fill: var(--ink); }
 @media print { body { background: #fff; } header, section { border: none; } }

@@ -262,13 +262,15 @@ export async function isReachable(runner: CommandRunner, namespace: string, addr
  * else does.
  */
 export async function spawnInNamespace(
-  namespace: string, file: string, args: readonly string[], logFile: string,
+  namespace: string | undefined, file: string, args: readonly string[], logFile: string,
   options: {env?: NodeJS.ProcessEnv; cwd?: string} = {},
 ): Promise<number> {
   const log = await open(logFile, 'a', 0o600);
   try {
     // `ip netns exec` execs the program in place, so the PID is the program's own.
-    const child = spawn('ip', ['netns', 'exec', namespace, file, ...args], {
+    // No namespace: right here, in this process's own (baton rehearse on a real host).
+    const [command, argv] = namespace === undefined ? [file, [...args]] : ['ip', ['netns', 'exec', namespace, file, ...args]];
+    const child = spawn(command, argv, {
       detached: true,
       stdio: ['ignore', log.fd, log.fd],
       env: options.env ?? process.env,
@@ -279,11 +281,11 @@ export async function spawnInNamespace(
       child.once('error', reject);
     });
     child.unref();
-    if (child.pid === undefined) throw new BatonError('LAB_FAILED', `\`${file}\` in ${namespace} started without a PID`);
+    if (child.pid === undefined) throw new BatonError('LAB_FAILED', `\`${file}\` in ${namespace ?? 'this namespace'} started without a PID`);
     return child.pid;
   } catch (error) {
     if (isBatonError(error)) throw error;
-    throw new BatonError('LAB_FAILED', `cannot start \`${file}\` in ${namespace}: ${describeError(error)}`, {cause: error});
+    throw new BatonError('LAB_FAILED', `cannot start \`${file}\` in ${namespace ?? 'this namespace'}: ${describeError(error)}`, {cause: error});
   } finally {
     await log.close();
   }

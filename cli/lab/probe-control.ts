@@ -10,7 +10,8 @@ import {parseProbeLog, type ProbeRecord} from './probe-report.js';
 import {isProcessAlive, stopProcessByPid} from './web.js';
 
 export interface ProberOptions {
-  readonly namespace: string;
+  /** Where the client runs; undefined: right here (baton rehearse on a real host). */
+  readonly namespace: string | undefined;
   /** http:// URL, e.g. http://192.0.2.100/. */
   readonly url: string;
   readonly intervalMs: number;
@@ -52,11 +53,12 @@ export async function startProber(options: ProberOptions): Promise<Prober> {
     throw new BatonError('LAB_FAILED', `probe output ${options.out} already holds records: give each run a fresh file`);
   }
   const logFile = `${options.out}.log`;
-  const pid = await spawnInNamespace(options.namespace, process.execPath, [
+  const args = [
     PROBE_SCRIPT, '--url', options.url, '--out', options.out,
     '--interval-ms', String(options.intervalMs), '--timeout-ms', String(options.timeoutMs),
     '--duration-s', String(options.durationS), '--max-probes', String(options.maxProbes),
-  ], logFile);
+  ];
+  const pid = await spawnInNamespace(options.namespace, process.execPath, args, logFile);
   const read = async (): Promise<ProbeRecord[]> => parseProbeLog(await readFile(options.out, 'utf8').catch(() => ''));
   const lifetimeMs = options.durationS * 1000 + options.timeoutMs + EXIT_SLACK_MS;
   const stop = async (): Promise<ProbeRecord[]> => {
@@ -72,7 +74,7 @@ export async function startProber(options: ProberOptions): Promise<Prober> {
       await stopProcessByPid(pid);
       const output = (await readFile(logFile, 'utf8').catch((error: unknown) => `(unreadable: ${describeError(error)})`)).trim();
       throw new BatonError('LAB_FAILED',
-        `the prober in ${options.namespace} (pid ${pid}) ${alive ? 'recorded nothing in time' : 'exited without a record'}; ` +
+        `the prober in ${options.namespace ?? 'this host'} (pid ${pid}) ${alive ? 'recorded nothing in time' : 'exited without a record'}; ` +
         `its output: ${output === '' ? '(none)' : output}. Is dist/ built (npm run build) and the namespace there?`);
     }
     await sleep(POLL_MS);
@@ -93,3 +95,4 @@ export async function startProber(options: ProberOptions): Promise<Prober> {
     },
   };
 }
+

@@ -265,6 +265,19 @@ test('an empty report (stopped before the first phase) still renders', (t) => {
   t.false(html.includes('NaN'));
 });
 
+test('a damaged report (non-finite times, a non-string host) renders without throwing or hanging', (t) => {
+  const report = buildReport();
+  const damaged = {
+    ...report,
+    startedAtWallMs: Number.NaN,
+    phases: report.phases.map((p, i) => (i === 0 ? {...p, startedAtWallMs: Number.NaN, endedAtWallMs: Number.POSITIVE_INFINITY} : p)),
+    probes: [...report.probes, {seq: 9999, sentAt: Number.NaN, rttMs: Number.NaN, ok: true, host: 42 as unknown as string, error: null}],
+  };
+  const html = renderDrillHtml(damaged);
+  t.regex(html, /<svg id="timeline"/);
+  t.regex(html, /<\/html>\n$/);
+});
+
 test('writeDrillReport writes the page and the JSON, creating their directories', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'baton-report-'));
   t.teardown(() => rm(dir, {recursive: true, force: true}));

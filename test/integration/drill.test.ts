@@ -113,3 +113,22 @@ test.serial('Ctrl-C during a switch leaves exactly one host serving, and baton l
   t.regex(down.stdout, new RegExp(`lab ${prefix} removed`));
   t.deepEqual(await leftovers(prefix), []);
 });
+
+test.serial('baton rehearse on a configured pair, run from a client machine, with failure: every phase passes', async (t) => {
+  if (!available) return t.pass();
+  const lab = await labUp({runner, prefix: integrationPrefix(), baseDir: dir, web: 'builtin'});
+  t.teardown(() => labDown(runner, lab.prefix, dir));
+  await waitForSettledPair(lab, 15_000);
+  const html = join(dir, 'rehearsal.html');
+  // The client namespace plays a client machine that can reach the primary's control socket (a unix socket
+  // is a file: it crosses network namespaces).
+  const result = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, CLI, 'rehearse',
+    '--socket', lab.hosts.primary.socket, '--with-failure', '--report', html], {reject: false, timeout: 180_000});
+  t.log(String(result.stdout));
+  t.is(result.exitCode, 0, String(result.stderr).slice(-3000));
+  const report = JSON.parse(await readFile(join(dir, 'rehearsal.json'), 'utf8')) as DrillReport;
+  t.deepEqual(report.phases.map((p) => `${p.name} ${p.ok ? 'ok' : 'failed'}`),
+    ['preflight ok', 'status ok', 'switchover ok', 'switchback ok', 'failure ok', 'return ok']);
+  const status = await labStatus(lab);
+  t.is([status.primary.self.holdsIp, status.backup.self.holdsIp].filter(Boolean).length, 1);
+});

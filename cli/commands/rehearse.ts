@@ -1,0 +1,44 @@
+// `baton rehearse`: the drill on the pair configured on these hosts, with this machine as the client.
+
+import {runDrill} from '../drill/drill.js';
+import {createAgentTarget} from '../drill/agent-target.js';
+import {formatDrillReport} from '../drill/report.js';
+import {writeDrillReport} from '../drill/report-html.js';
+import type {Output} from '../output.js';
+import {resolveSocket} from './status.js';
+
+export interface RehearseCommand {
+  readonly config: string;
+  readonly socket: string | undefined;
+  readonly json: boolean;
+  readonly withFailure: boolean;
+  readonly report: string;
+  readonly url: string | undefined;
+  readonly intervalMs: number;
+}
+
+const EXIT_INTERRUPTED = 130;
+
+export async function run(out: Output, command: RehearseCommand): Promise<number> {
+  const socket = await resolveSocket(command.config, command.socket);
+  const say = (line: string): void => out.stderr(`${line}\n`);
+  const abort = new AbortController();
+  const onInterrupt = (): void => {
+    if (!abort.signal.aborted) say('\nCtrl-C: stopping the rehearsal after the current step');
+    abort.abort();
+  };
+  process.on('SIGINT', onInterrupt);
+  try {
+    const target = await createAgentTarget(socket, command.url);
+    const report = await runDrill(target, {
+      title: 'baton rehearsal', withFailure: command.withFailure, probeIntervalMs: command.intervalMs, say, signal: abort.signal,
+    });
+    const jsonPath = `${command.report.replace(/\.html?$/, '')}.json`;
+    await writeDrillReport(report, command.report, jsonPath);
+    out.stdout(command.json ? `${JSON.stringify(report, null, 2)}\n` : `\n${formatDrillReport(report)}\nreport: ${command.report} (timeline), ${jsonPath}\n`);
+    if (report.interrupted !== undefined) return EXIT_INTERRUPTED;
+    return report.ok ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+}

@@ -1,0 +1,67 @@
+// The drill's view of a configured pair (baton rehearse on spare machines): everything through the local
+// agent's control socket, which reaches the other host over the authenticated peer channel; the client is
+// this machine, probing the service IP.
+
+import {mkdtemp} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import type {FailResult, StatusReport, SwitchResult} from '../../agent/control-protocol.js';
+import {BatonError} from '../../agent/errors.js';
+import type {Role} from '../../agent/ports.js';
+import {callAgent} from '../control-client.js';
+import {startProber} from '../lab/probe-control.js';
+import type {DrillTarget, HostView} from './drill.js';
+
+// A switch reports progress at least every second; silence this long means the agent is gone.
+const SWITCH_IDLE_TIMEOUT_MS = 60_000;
+// The drill's traffic is bounded: at most this long, whatever happens to the drill.
+const TRAFFIC_MAX_S = 600;
+// The failure phase: the active host drops its service link this long (it restores it by itself): the dead
+// timer, the takeover and a margin to watch the clients follow.
+const FAIL_EXTRA_S = 8;
+
+export async function createAgentTarget(socket: string, url: string | undefined): Promise<DrillTarget> {
+  const status = async (): Promise<StatusReport> => await callAgent(socket, {id: 'rehearse', type: 'status'}) as StatusReport;
+  const first = await status();
+  const selfRole = first.self.role;
+  const serviceUrl = url ?? `http://${first.service.address.split('/')[0] ?? ''}/`;
+  const names: Record<Role, string> = selfRole === 'primary'
+    ? {primary: first.self.host, backup: first.peer.host ?? first.peer.address}
+    : {primary: first.peer.host ?? first.peer.address, backup: first.self.host};
+  return {
+    pair: {primary: names.primary, backup: names.backup, serviceIp: first.service.address, mode: first.service.mode},
+    deadAfterMs: first.timers.deadAfterMs,
+    async view() {
+      const s = await status();
+      const self: HostView = {role: s.self.role, host: s.self.host, state: s.self.state, holdsIp: s.self.holdsIp, peerAlive: s.peer.alive};
+      // The peer as this agent sees it: its own report of state and holding, and alive as far as we can tell.
+      const peer: HostView = {role: s.peer.role, host: s.peer.host ?? s.peer.address, state: s.peer.alive ? s.peer.state ?? 'unknown' : 'unreachable',
+        holdsIp: s.peer.alive ? s.peer.holdsIp : undefined, peerAlive: s.peer.alive};
+      return selfRole === 'primary' ? {primary: self, backup: peer} : {primary: peer, backup: self};
+    },
+    // Any switch can be run from either host: the local agent coordinates it.
+    async switchover(_from, options, onProgress) {
+      return await callAgent(socket, {id: 'rehearse', type: 'switchover', options}, SWITCH_IDLE_TIMEOUT_MS, onProgress) as SwitchResult;
+    },
+    async resume(role) {
+      await callAgent(socket, {id: 'rehearse', type: 'resume', peer: role !== selfRole});
+    },
+    async fail(role) {
+      const seconds = Math.ceil(first.timers.deadAfterMs / 1000) + FAIL_EXTRA_S;
+      const failed = await callAgent(socket, {id: 'rehearse', type: 'fail-active', seconds}, 10_000) as FailResult;
+      if (failed.host.role !== role) throw new BatonError('STEP_FAILED', `expected the ${role} to be active, but the ${failed.host.role} was`);
+      const backAt = Date.now() + seconds * 1000;
+      // The host brings its link back by itself; the undo waits for that moment.
+      return async () => {
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, backAt - Date.now())));
+      };
+    },
+    async startTraffic(intervalMs) {
+      if (intervalMs < 5 || intervalMs > 1000) throw new BatonError('BAD_REQUEST', `probe interval ${intervalMs} ms: expected 5..1000`);
+      const dir = await mkdtemp(join(tmpdir(), 'baton-rehearse-'));
+      const prober = await startProber({namespace: undefined, url: serviceUrl, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
+        durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs), out: join(dir, 'probes.jsonl')});
+      return {read: () => prober.read(), stop: () => prober.stop()};
+    },
+  };
+}
