@@ -94,7 +94,7 @@ function buildReport(script: DrillScript = DRILL): DrillReport {
   ];
   return {
     title: 'baton lab drill', ok: phases.every((p) => p.ok), startedAtWallMs: T0, endedAtWallMs: at(script.endS),
-    pair: {primary: script.primary ?? 'web-a', backup: 'web-b', serviceIp: '10.77.0.100/24', mode: 'address'},
+    pair: {primary: script.primary ?? 'web-a', backup: 'web-b', serviceIp: '192.0.2.100/24', mode: 'address'},
     probeIntervalMs: script.intervalMs, phases, probes, interrupted: undefined,
   };
 }
@@ -219,7 +219,7 @@ test('the header gives the verdict, the pair and when it ran; each phase lists i
   t.false(report.ok);
   t.regex(html, /<span id="verdict" class="verdict failed">FAILED<\/span>/);
   t.regex(html, /1 of 6 phases failed: <a href="#phase-switchback">switchback<\/a>/);
-  for (const value of ['web-a', 'web-b', '10.77.0.100/24', 'address', '2025-03-14 09:30:00 UTC', 'a probe every 40 ms']) t.true(html.includes(value), value);
+  for (const value of ['web-a', 'web-b', '192.0.2.100/24', 'address', '2025-03-14 09:30:00 UTC', 'a probe every 40 ms']) t.true(html.includes(value), value);
   const detail = html.match(/<section class="phase-detail failed" id="phase-switchback"[\s\S]*?<\/section>/)?.[0] ?? '';
   t.is(count(detail, /<tr class="step-row /), 5);
   t.regex(detail, /<tr class="step-row failed" data-step="12"><td class="num">12<\/td><td class="step-name">confirm-traffic<\/td><td>primary<\/td>[\s\S]*>690 ms<[\s\S]*>6\.900 s<[\s\S]*no request in the access log/);
