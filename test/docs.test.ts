@@ -16,3 +16,29 @@ test('the state diagram in docs/states.md is the one in agent/state-machine.ts',
   t.true(diagram.length > 200, 'found the diagram in the source');
   t.is(block, diagram);
 });
+
+/** Splits a shell line into words the simple way docs use: spaces, single and double quotes, no expansions. */
+function words(line: string): string[] {
+  return [...line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
+}
+
+test('every baton command in a sh block of README.md and docs/ parses: no stale flags or commands', async (t) => {
+  const {readdir} = await import('node:fs/promises');
+  const {parseCommandLine} = await import('../cli/args.js');
+  const docs = (await readdir(new URL('docs/', root))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+  let checked = 0;
+  for (const file of ['README.md', ...docs]) {
+    const text = await readFile(new URL(file, root), 'utf8');
+    for (const block of text.matchAll(/```sh\n([\s\S]*?)```/g)) {
+      for (const raw of (block[1] ?? '').split('\n')) {
+        const line = raw.replace(/\s+#.*$/, '').trim();
+        const command = /^(?:sudo\s+)?(?:baton|node dist\/cli\/main\.js)\s+(.*)$/.exec(line);
+        if (command === null) continue;
+        checked += 1;
+        t.notThrows(() => parseCommandLine(words(command[1] ?? '')), `${file}: ${line}`);
+      }
+    }
+  }
+  t.log(`${checked} commands checked`);
+  t.true(checked >= 10);
+});
