@@ -7,6 +7,9 @@ import type {CommandRunner} from '../ports.js';
 
 // `ip` and `arping` answer in well under a second; 10 s only catches a wedged kernel call or a hung program.
 const DEFAULT_TIMEOUT_MS = 10_000;
+// After SIGTERM on a timeout, the group gets this long to exit before SIGKILL: a shell script's trap has time
+// to clean up, a hung one does not hold the agent.
+const KILL_GRACE_MS = 1000;
 
 // Where the programs baton runs come from, for the "not installed" message (Debian 12 package names).
 const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
@@ -28,21 +31,30 @@ export function createExecaRunner(options: ExecaRunnerOptions = {}): CommandRunn
     async run(file, args, runOptions) {
       const timeoutMs = runOptions?.timeoutMs ?? defaultTimeoutMs;
       const subprocess = execa(file, args, {
-        timeout: timeoutMs,
         stdin: 'ignore',
         // Messages we branch on ("File exists", "Address not found") are the untranslated ones.
         env: {LC_ALL: 'C'},
+        // Its own process group: on a timeout the whole group is stopped, so a hook script's children (a `sleep`
+        // holding its stdout open) die with it instead of outliving it and keeping this call waiting.
+        detached: true,
       });
       // Killing through the subprocess (not execa's cancelSignal) keeps a normal exit after SIGINT a normal result.
       const interruptAfterMs = runOptions?.interruptAfterMs;
       const interrupt = interruptAfterMs === undefined ? undefined : setTimeout(() => subprocess.kill('SIGINT'), interruptAfterMs);
+      let timedOut = false;
+      const deadline = setTimeout(() => {
+        timedOut = true;
+        signalGroup(subprocess.pid, 'SIGTERM');
+        setTimeout(() => signalGroup(subprocess.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+      }, timeoutMs);
       try {
         const result = await subprocess;
         return result.stdout;
       } catch (error) {
-        throw toBatonError(error, file, args, timeoutMs);
+        throw toBatonError(error, file, args, timeoutMs, timedOut);
       } finally {
         clearTimeout(interrupt);
+        clearTimeout(deadline);
       }
     },
   };
@@ -83,7 +95,17 @@ export function createCommandFailedError(
   return new BatonError('COMMAND_FAILED', message, {cause, details});
 }
 
-function toBatonError(error: unknown, file: string, args: readonly string[], timeoutMs: number): BatonError {
+/** Signals a whole process group; one that has already exited (ESRCH) is what we wanted. */
+function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+function toBatonError(error: unknown, file: string, args: readonly string[], timeoutMs: number, timedOut: boolean): BatonError {
   const failure = error as Partial<{
     timedOut: boolean; code: string; exitCode: number; signal: string; originalMessage: string; stdout: unknown; stderr: unknown;
   }>;
@@ -93,7 +115,7 @@ function toBatonError(error: unknown, file: string, args: readonly string[], tim
     stderr: typeof failure.stderr === 'string' ? failure.stderr : '',
   };
   const line = formatCommandLine(file, args);
-  if (failure.timedOut === true) {
+  if (timedOut) {
     return new BatonError('COMMAND_TIMEOUT', `\`${line}\` did not finish within ${timeoutMs} ms and was stopped`,
       {cause: error, details});
   }
