@@ -99,6 +99,8 @@ export class Agent {
   #preprobe: {startedAt: number; endedAt: number | undefined; result: Promise<boolean>} | undefined;
   readonly #health: HealthMonitor;
   #handingOver = false;
+  // Settled the first time the machine leaves `starting`; never rejected (a stop while starting leaves it too).
+  readonly #decided = Promise.withResolvers<void>();
 
   constructor(deps: AgentDeps) {
     this.#deps = deps;
@@ -125,7 +127,7 @@ export class Agent {
       hostInfo: deps.hostInfo, log: deps.log,
       dispatch: (event) => this.dispatch(event),
       machine: () => this.#machine,
-      saveEpoch: (epoch) => deps.store.save({epoch}),
+      saveEpoch: (epoch) => deps.store.save({epoch, released: false}),
       recordingNetwork: deps.recordingNetwork,
       announced: () => void this.#repeatAnnounce(),
       observed: () => this.#refreshObserved(),
@@ -153,11 +155,19 @@ export class Agent {
     return this.#machine;
   }
 
+  /**
+   * Resolves when the state machine first leaves `starting`: the agent has decided what it is (active, standby,
+   * fault…, or stopping when stopped before deciding). What systemd's READY=1 waits for.
+   */
+  ready(): Promise<void> {
+    return this.#decided.promise;
+  }
+
   /** Loads persisted state and starts the loops; resolves once the agent is running (not once it has decided). */
   async start(): Promise<void> {
     const {clock, store, log, config} = this.#deps;
     const saved = await store.load();
-    this.#machine = initialState(config.node, saved?.epoch ?? 0);
+    this.#machine = initialState(config.node, saved?.epoch ?? 0, saved?.released === true);
     this.#startedAt = clock.now();
     this.#stateSince = this.#startedAt;
     this.#observedHoldsIp = await this.#observeHoldsIp();
@@ -275,8 +285,14 @@ export class Agent {
     const before = this.#machine;
     const {state, effects} = step(before, event);
     this.#machine = state;
+    if (state.name !== 'starting') this.#decided.resolve();
     if (event.type === 'switch-ended') {
       this.#lastSwitch = {id: event.switchId, outcome: event.outcome, reason: event.reason, endedAt: this.#deps.clock.now()};
+    }
+    if ((state.name === 'released') !== (before.name === 'released')) {
+      // Released survives a restart: a host freed for maintenance must not become a standby by rebooting.
+      await this.#deps.store.save({epoch: state.epoch, released: state.name === 'released'}).catch((error: unknown) =>
+        this.#deps.log.error(`(state) could not save that this host is ${state.name}: ${describeError(error)}`));
     }
     if (state.name !== before.name) {
       this.#stateSince = this.#deps.clock.now();
@@ -295,7 +311,7 @@ export class Agent {
       switch (effect.type) {
         case 'save-epoch':
           try {
-            await this.#deps.store.save({epoch: effect.epoch});
+            await this.#deps.store.save({epoch: effect.epoch, released: false});
           } catch (error) {
             // Taking the IP under an epoch that a restart could forget would break conflict resolution.
             failure = `could not save epoch ${effect.epoch}: ${describeError(error)}`;

@@ -8,6 +8,7 @@ import {createAccessLogTail} from './adapters/access-log-tail.js';
 import {createExecaRunner} from './adapters/execa-runner.js';
 import {createSystemHostInfo} from './adapters/host-info.js';
 import {createSystemHealthProbe} from './adapters/system-health-probe.js';
+import {createSystemdNotifier, runWatchdog, watchdogPingIntervalMs, type WatchdogEnvironment} from './adapters/systemd-notify.js';
 import {HookRunner} from './hooks.js';
 import {createRecordingRunner} from './adapters/recording-runner.js';
 import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
@@ -16,9 +17,11 @@ import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
 import {Agent} from './agent.js';
 import {DEFAULT_CONFIG_FILE, loadConfig, type Config} from './config.js';
+import type {StatusReport} from './control-protocol.js';
 import {startControlServer} from './control-server.js';
 import {describeError} from './errors.js';
 import {createLogger, type Logger} from './log.js';
+import type {CommandRunner, ServiceManager} from './ports.js';
 
 const USAGE = `Usage: baton-agent [--config FILE] [--check-config] [--debug]
 
@@ -39,6 +42,15 @@ Signals: SIGTERM/SIGINT stop (the service IP is kept or released per on_stop),
 SIGHUP re-reads and checks the configuration, SIGUSR1 logs a full status dump.`;
 
 const VERSION = '0.1.0';
+
+// systemctl status shows the agent's STATUS= line: it is re-checked as often as the agent observes its own
+// address (agent.ts OBSERVE_EVERY_MS), and sent only when it changed, so it is never staler than that.
+const STATUS_REFRESH_MS = 1000;
+
+/** What systemd told us in the environment (systemd.exec(5)), read once here like every other variable. */
+interface SystemdEnvironment extends Omit<WatchdogEnvironment, 'pid'> {
+  readonly notifySocket: string | undefined;
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   let values;
@@ -88,6 +100,15 @@ async function main(argv: readonly string[]): Promise<number> {
     wallNow: clock.wallNow,
   });
 
+  const systemd: SystemdEnvironment = {
+    notifySocket: process.env['NOTIFY_SOCKET'],
+    watchdogUsec: process.env['WATCHDOG_USEC'],
+    watchdogPid: process.env['WATCHDOG_PID'],
+  };
+  // sd_notify(3)'s unset_environment: the children (ip, arping, hooks) must not inherit them. NotifyAccess=all
+  // would accept a hook's READY=1 or WATCHDOG=1 as ours; without the variables a hook does not even try.
+  for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete process.env[name];
+
   let config: Config;
   try {
     config = await loadConfig(values.config);
@@ -95,11 +116,45 @@ async function main(argv: readonly string[]): Promise<number> {
     log.error(`(config) ${describeError(error)}`);
     return 1;
   }
-  return run(config, log, clock);
+  return run(config, log, clock, systemd);
 }
 
-async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>): Promise<number> {
+async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, systemd: SystemdEnvironment): Promise<number> {
   const runner = createExecaRunner();
+  const service = createSystemdNotifier({runner, notifySocket: systemd.notifySocket});
+  let watchdogMs;
+  try {
+    watchdogMs = watchdogPingIntervalMs({...systemd, pid: process.pid});
+  } catch (error) {
+    log.error(`(systemd) ${describeError(error)}`);
+    return 1;
+  }
+  // Ends the watchdog and status loops on the way out, whichever way that is.
+  const serviceLoops = new AbortController();
+  if (watchdogMs !== undefined) {
+    log.info(`(systemd) watchdog on: pinging every ${watchdogMs} ms`);
+    let failing = false;
+    void runWatchdog({
+      manager: service, everyMs: watchdogMs, clock, signal: serviceLoops.signal,
+      onPing: (error) => {
+        // Logged once per failing spell: a ping every few seconds would otherwise flood the journal.
+        if (error !== undefined && !failing) log.warning(`(systemd) watchdog ping failed, systemd may restart the agent: ${describeError(error)}`);
+        if (error === undefined && failing) log.notice('(systemd) watchdog pings get through again');
+        failing = error !== undefined;
+      },
+    });
+  }
+  try {
+    return await runAgent(config, log, clock, runner, systemd.notifySocket === undefined ? undefined : service, serviceLoops.signal);
+  } finally {
+    serviceLoops.abort();
+  }
+}
+
+async function runAgent(
+  config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
+  service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal,
+): Promise<number> {
   // One packet of each form per announcement: the agent repeats it once after ANNOUNCE_REPEAT_MS.
   // The duplicate-address probe listens 150 ms: replies from a live holder came within 12-40 ms in the lab
   // (3.75x margin); the agent starts it before the dead timer runs out, so it does not lengthen a takeover.
@@ -162,8 +217,20 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
     void agent.status().then((status) => log.notice(`(status) ${JSON.stringify(status)}`));
   });
 
+  // READY=1 only once the agent knows what it is: sockets bound (beacons, control), config read, state decided.
+  // A stop before that never sends it (systemd then sees a start that ended, not a ready service).
+  const decided = await Promise.race([agent.ready().then(() => true), stopped.then(() => false)]);
+  if (decided && service !== undefined) {
+    const shown = describeService(await agent.status());
+    await service.ready(shown).then(
+      () => log.info(`(systemd) ready: ${shown}`),
+      (error: unknown) => log.error(`(systemd) could not report ready, systemd will time the start out: ${describeError(error)}`));
+    void keepStatusCurrent(agent, service, shown, {clock, log, signal: serviceLoopsSignal});
+  }
+
   const signal = await stopped;
   log.notice(`(agent) ${signal}: stopping, on_stop ${config.onStop}`);
+  await service?.stopping().catch((error: unknown) => log.warning(`(systemd) STOPPING=1 not sent: ${describeError(error)}`));
   await control.close();
   try {
     await agent.shutdown(config.onStop);
@@ -174,6 +241,33 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
   }
   if (config.onStop === 'keep') log.notice(`(agent) left ${config.service.ip.cidr} as it is (on_stop: keep)`);
   return 0;
+}
+
+/** Re-sends STATUS= whenever the observed state changes (a takeover, a switch), until `signal` aborts. */
+async function keepStatusCurrent(
+  agent: Agent, service: ServiceManager, shown: string,
+  {clock, log, signal}: {clock: ReturnType<typeof createSystemClock>; log: Logger; signal: AbortSignal},
+): Promise<void> {
+  let last = shown;
+  while (!signal.aborted) {
+    try {
+      await clock.sleep(STATUS_REFRESH_MS, signal);
+      const now = describeService(await agent.status());
+      if (now === last) continue;
+      last = now;
+      await service.status(now);
+    } catch (error) {
+      if (!signal.aborted) log.warning(`(systemd) status not sent: ${describeError(error)}`);
+    }
+  }
+}
+
+/** The STATUS= line: "primary active, holds 192.0.2.100/24", as observed, not as intended. */
+function describeService(status: StatusReport): string {
+  const {self, service} = status;
+  const holds = self.holdsIp === undefined ? `cannot tell whether it holds ${service.address}`
+    : self.holdsIp ? `holds ${service.address}` : `does not hold ${service.address}`;
+  return `${self.role} ${self.state}, ${holds}`;
 }
 
 process.exitCode = await main(process.argv.slice(2));

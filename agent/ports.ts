@@ -77,9 +77,12 @@ export interface CommandRunner {
   run(file: string, args: readonly string[], options?: CommandOptions): Promise<string>;
 }
 
-/** What survives a restart: the epoch of the last IP acquisition (and, with switchover, the switch journal). */
+/** What survives a restart (the switch journal is kept apart, in JournalStore). */
 export interface PersistentState {
+  /** The epoch of the last IP acquisition. */
   readonly epoch: number;
+  /** Released by a planned switch: stays hands-off after a restart too, until `baton resume`. */
+  readonly released?: boolean;
 }
 
 export interface StateStore {
@@ -144,4 +147,20 @@ export interface JournalStore {
   save(journal: SwitchJournal): Promise<void>;
   /** Removes the journal; succeeds when there is none. */
   clear(): Promise<void>;
+}
+
+/**
+ * The service manager that started the agent (systemd with Type=notify), told what the agent does. Not a
+ * transport to trust: every method is fire-and-report; a manager that is absent makes each one do nothing.
+ */
+export interface ServiceManager {
+  /** Start-up is done: sockets bound, config read, state decided (READY=1), with a one-line status.
+   *  Throws COMMAND_FAILED / COMMAND_TIMEOUT when the message could not be delivered. */
+  ready(status: string): Promise<void>;
+  /** The agent's event loop is alive (WATCHDOG=1). Throws like ready(). */
+  watchdog(): Promise<void>;
+  /** A new one-line status for `systemctl status` (STATUS=). Throws like ready(). */
+  status(text: string): Promise<void>;
+  /** A clean stop has begun (STOPPING=1). Throws like ready(). */
+  stopping(): Promise<void>;
 }

@@ -55,6 +55,8 @@ export interface MachineState {
   readonly splitBrain: boolean;
   /** This host's health checks, as the last flip left them. */
   readonly health: Health;
+  /** It was released when the agent last stopped: after the start it stays released, not standby. */
+  readonly releasedAtStart: boolean;
 }
 
 export type AgentEvent =
@@ -102,8 +104,9 @@ export const PLAN_STEPS: Readonly<Record<PlanName, readonly StepName[]>> = {
 /** The error text of a takeover that found the IP still answering (the plan's probe-address step). */
 export const ADDRESS_STILL_ANSWERS = 'peer silent but service IP alive';
 
-export function initialState(role: Role, epoch: number): MachineState {
-  return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0, switch: undefined, splitBrain: false, health: 'ok'};
+export function initialState(role: Role, epoch: number, released = false): MachineState {
+  return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0, switch: undefined,
+    splitBrain: false, health: 'ok', releasedAtStart: released};
 }
 
 export function step(state: MachineState, event: AgentEvent): Transition {
@@ -150,6 +153,9 @@ function onProbed(state: MachineState, holdsIp: boolean, addressInUse: boolean):
     // Found the IP on our interface (e.g. the agent restarted with on_stop: keep): keep serving, announce again.
     return transition({...state, name: 'active', reason: 'service IP already on this host at start'}, [{type: 'send-beacon'}]);
   }
+  if (state.releasedAtStart) {
+    return transition({...state, name: 'released', reason: 'released by a planned switch before this start: hands off until `baton resume`'}, [{type: 'send-beacon'}]);
+  }
   if (peer !== undefined && (peer.holdsIp || peer.state === 'active')) {
     return transition({...state, name: 'standby', reason: `the peer is ${peer.state} and holds the service IP`}, [{type: 'send-beacon'}]);
   }
@@ -159,8 +165,8 @@ function onProbed(state: MachineState, holdsIp: boolean, addressInUse: boolean):
   if (state.role === 'backup') {
     return transition({...state, name: 'standby', reason: 'backup at start, ready to take over'}, [{type: 'send-beacon'}]);
   }
-  const epoch = Math.max(state.epoch, state.peer?.epoch ?? 0) + 1;
-  return startPlan({...state, epoch}, 'acquire', 'primary at start and no one answers for the service IP', [{type: 'save-epoch', epoch}]);
+  const epoch = nextEpoch(state);
+  return startPlan({...state, epoch}, 'acquire', 'primary at start and no one answers for the service IP', epoch === state.epoch ? [] : [{type: 'save-epoch', epoch}]);
 }
 
 /** States in which a live peer that does not hold the IP will not take it either: someone else must. */
@@ -229,8 +235,8 @@ function retryTakeover(state: MachineState): Transition {
 function startTakeover(state: MachineState, reason: string): Transition {
   // An active host taking its own address back keeps its epoch: nothing changed hands.
   if (state.name === 'active') return startPlan(state, 'takeover', reason);
-  const epoch = Math.max(state.epoch, state.peer?.epoch ?? 0) + 1;
-  return startPlan({...state, epoch}, 'takeover', reason, [{type: 'save-epoch', epoch}]);
+  const epoch = nextEpoch(state);
+  return startPlan({...state, epoch}, 'takeover', reason, epoch === state.epoch ? [] : [{type: 'save-epoch', epoch}]);
 }
 
 /**
@@ -240,7 +246,8 @@ function startTakeover(state: MachineState, reason: string): Transition {
  */
 function onHealthChanged(state: MachineState, reason: string): Transition {
   if (state.health === 'failing') {
-    if (state.name === 'standby' || state.name === 'released') {
+    // A released host is hands-off anyway; it stays released (its checks show in status).
+    if (state.name === 'standby') {
       return transition({...state, name: 'fault', reason: `health checks fail: ${reason}`}, [{type: 'send-beacon'}]);
     }
     if (state.name === 'active') return transition({...state, reason: `health checks fail: ${reason}; handing over`}, [{type: 'send-beacon'}, {type: 'hand-over', reason}]);
@@ -285,6 +292,14 @@ function onPlanFinished(state: MachineState, planId: string, ok: boolean, error:
     default:
       return assertNever(state.plan.name);
   }
+}
+
+/**
+ * The epoch to take the IP under: above the peer's, so this newest holder wins any conflict. A host already
+ * above it keeps its own, so a standby probing every second while the peer's IP still answers does not count up.
+ */
+function nextEpoch(state: MachineState): number {
+  return Math.max(state.epoch, (state.peer?.epoch ?? 0) + 1, 1);
 }
 
 /** Higher epoch wins; on a tie the primary wins, so both sides reach the same verdict. */

@@ -1,9 +1,13 @@
 // Command-line parsing for `baton` (node:util parseArgs) and the usage text.
 
+import {isIP} from 'node:net';
+import {isAbsolute} from 'node:path';
 import {parseArgs} from 'node:util';
 import {DEFAULT_CONFIG_FILE} from '../agent/config.js';
 import type {SwitchoverOptions} from '../agent/control-protocol.js';
 import {SWITCH_STEP_NAMES} from '../agent/switch-plan.js';
+import type {InstallOptions} from './commands/install.js';
+import type {UninstallOptions} from './commands/uninstall.js';
 
 export const USAGE = `Usage: baton <command> [options]
 
@@ -48,6 +52,35 @@ Commands:
       --web builtin|nginx    the lab's web servers (default builtin)
       --report FILE          where lab run writes its HTML timeline (default
                              ./baton-drill-report.html; the JSON goes beside it)
+  install --role primary|backup --listen ADDR --peer ADDR --service-ip CIDR
+          --interface IF [--pair NAME] [--access-log PATH] [--secret-from FILE]
+          [--root DIR] [--force | --keep-config]
+                             run baton on this host under systemd: the program
+                             and its own Node 24 in /opt/baton, the config
+                             /etc/baton/baton.yaml written from the options and
+                             validated, the shared secret /etc/baton/secret,
+                             baton-agent.service and /usr/local/bin/baton; then
+                             systemctl enable --now (as root, under systemd;
+                             else it prints the commands)
+      --listen ADDR          this host's beacon address; --peer ADDR the other's
+      --service-ip CIDR      the address that moves, e.g. 192.0.2.100/24, on
+                             --interface IF; --pair NAME the pair id (default
+                             web); --access-log PATH the web server's log that
+                             confirms a switchover
+      --secret-from FILE     install this copy of the other host's secret
+                             instead of generating one; a secret already
+                             installed is always kept
+      --force                write the config anew (the old one is kept as
+                             baton.yaml.bak); without it an existing config
+                             makes install refuse and change nothing
+      --keep-config          upgrade: replace the program, the unit and the
+                             command, keep the installed config (no --role)
+      --root DIR             install into DIR (an image, a chroot) instead of
+                             /; systemctl is then only printed
+  uninstall [--root DIR] [--purge]
+                             stop and disable baton-agent, remove its unit,
+                             /usr/local/bin/baton and /opt/baton; keeps
+                             /etc/baton and /var/lib/baton unless --purge
 
 Options:
   --config FILE    configuration file (default ${DEFAULT_CONFIG_FILE}); the
@@ -68,11 +101,23 @@ export type Command =
   | {readonly name: 'rehearse'; readonly config: string; readonly socket: string | undefined; readonly json: boolean;
       readonly withFailure: boolean; readonly report: string; readonly url: string | undefined; readonly intervalMs: number}
   | {readonly name: 'check-config'; readonly file: string}
-  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string};
+  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string}
+  | ({readonly name: 'install'} & InstallOptions)
+  | ({readonly name: 'uninstall'} & UninstallOptions);
 
 export type LabAction = 'up' | 'status' | 'down' | 'run';
 const LAB_ACTIONS: readonly LabAction[] = ['up', 'status', 'down', 'run'];
-export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'rehearse', 'check-config', 'lab'] as const;
+export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'rehearse', 'check-config', 'lab', 'install', 'uninstall'] as const;
+// Both hosts of a pair get the same id when nobody names one.
+const DEFAULT_PAIR = 'web';
+/** The options of install and uninstall, refused elsewhere: `baton status --purge` is a mistake worth naming. */
+const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
+  'role': ['install'], 'listen': ['install'], 'peer': ['install'], 'service-ip': ['install'], 'interface': ['install'],
+  'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install'],
+  'keep-config': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
+};
+/** The options that answer the config's questions: --keep-config keeps the installed answers instead. */
+const ANSWER_OPTIONS = ['role', 'listen', 'peer', 'service-ip', 'interface', 'pair', 'access-log'] as const;
 const DEFAULT_PAUSE_S = 10;
 // On real hosts the client probes every 50 ms: the interval the DESIGN targets are stated for.
 const DEFAULT_REHEARSE_INTERVAL_MS = 50;
@@ -101,6 +146,18 @@ export function parseCommandLine(argv: readonly string[]): Command {
         'with-failure': {type: 'boolean', default: false},
         url: {type: 'string'},
         'interval-ms': {type: 'string'},
+        role: {type: 'string'},
+        root: {type: 'string'},
+        listen: {type: 'string'},
+        peer: {type: 'string'},
+        'service-ip': {type: 'string'},
+        interface: {type: 'string'},
+        pair: {type: 'string'},
+        'access-log': {type: 'string'},
+        'secret-from': {type: 'string'},
+        force: {type: 'boolean', default: false},
+        'keep-config': {type: 'boolean', default: false},
+        purge: {type: 'boolean', default: false},
         help: {type: 'boolean', short: 'h', default: false},
         version: {type: 'boolean', default: false},
       },
@@ -115,6 +172,12 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (values.version) return {name: 'version'};
   const [name, ...rest] = positionals;
   const config = values.config ?? DEFAULT_CONFIG_FILE;
+  for (const [option, commands] of Object.entries(OPTIONS_OF)) {
+    const value = (values as Record<string, unknown>)[option];
+    if (value !== undefined && value !== false && !commands.includes(name ?? '')) {
+      throw new UsageError(`--${option} is an option of ${commands.join(' and ')}, not of ${name ?? 'baton alone'}`);
+    }
+  }
   switch (name) {
     case undefined:
       throw new UsageError('no command given');
@@ -158,6 +221,46 @@ export function parseCommandLine(argv: readonly string[]): Command {
       if (web !== 'builtin' && web !== 'nginx') throw new UsageError(`--web: expected builtin or nginx, got '${web}'`);
       return {name, action: action as LabAction, json: values.json, web, report: values.report ?? 'baton-drill-report.html'};
     }
+    case 'install': {
+      noMore(name, rest);
+      const root = parseRoot(values.root);
+      const secretFrom = values['secret-from'];
+      if (secretFrom === '') throw new UsageError('--secret-from: expected the path of a copy of the other host\'s secret file, got \'\'');
+      if (values['keep-config']) {
+        const given = ANSWER_OPTIONS.filter((option) => values[option] !== undefined);
+        if (values.force) throw new UsageError('--force writes the config anew and --keep-config keeps it: give one of them');
+        if (given.length > 0) {
+          throw new UsageError(`--keep-config keeps the installed config, so ${listOptions(given)} would be ignored: ` +
+            'leave them out, or use --force instead of --keep-config to write the config from them');
+        }
+        return {name, root, answers: undefined, secretFrom, force: false};
+      }
+      const missing = (['role', 'listen', 'peer', 'service-ip', 'interface'] as const).filter((option) => values[option] === undefined);
+      if (missing.length > 0) {
+        throw new UsageError(`install needs ${listOptions(missing)} to write the config ` +
+          '(or --keep-config to keep an installed one)');
+      }
+      const role = values.role;
+      if (role !== 'primary' && role !== 'backup') throw new UsageError(`--role: expected primary or backup, got '${role}'`);
+      const accessLog = values['access-log'];
+      if (accessLog !== undefined && !isAbsolute(accessLog)) {
+        throw new UsageError(`--access-log: expected an absolute path like /var/log/nginx/access.log, got '${accessLog}'`);
+      }
+      const serviceIp = values['service-ip'] ?? '';
+      if (!/^[^/]+\/\d+$/.test(serviceIp) || isIP(serviceIp.split('/')[0] ?? '') === 0) {
+        throw new UsageError(`--service-ip: expected an address with its prefix length like 192.0.2.100/24, got '${serviceIp}'`);
+      }
+      return {
+        name, root, secretFrom, force: values.force,
+        answers: {
+          node: role, pair: values.pair ?? DEFAULT_PAIR, listen: ipAddress('--listen', values.listen),
+          peer: ipAddress('--peer', values.peer), serviceIp, interface: values.interface ?? '', accessLog,
+        },
+      };
+    }
+    case 'uninstall':
+      noMore(name, rest);
+      return {name, root: parseRoot(values.root), purge: values.purge};
     default:
       throw new UsageError(`unknown command '${name}'${suggest(name)}`);
   }
@@ -169,6 +272,26 @@ function optionalInt(flag: string, value: string | undefined, min: number, max: 
     throw new UsageError(`${flag}: expected a whole number from ${min} to ${max}, got '${value}'`);
   }
   return Number(value);
+}
+
+function parseRoot(value: string | undefined): string {
+  if (value === undefined) return '/';
+  if (!isAbsolute(value)) throw new UsageError(`--root: expected an absolute directory like /mnt/target, got '${value}'`);
+  // One spelling per directory: /mnt/target/ and /mnt/target are the same root, / is this system.
+  return value.replace(/\/+$/, '') || '/';
+}
+
+/** `--a, --b and --c`. */
+function listOptions(names: readonly string[]): string {
+  const options = names.map((name) => `--${name}`);
+  return options.length < 2 ? options.join('') : `${options.slice(0, -1).join(', ')} and ${options.at(-1)}`;
+}
+
+function ipAddress(flag: string, value: string | undefined): string {
+  if (value === undefined || isIP(value) === 0) {
+    throw new UsageError(`${flag}: expected an IPv4 or IPv6 address like 192.0.2.11, got '${value ?? ''}'`);
+  }
+  return value;
 }
 
 function parsePause(value: string | undefined): SwitchoverOptions['pauseAfter'] {

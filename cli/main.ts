@@ -4,11 +4,13 @@
 import {describeError, isBatonError, type ErrorCode} from '../agent/errors.js';
 import {parseCommandLine, USAGE, UsageError, type Command} from './args.js';
 import * as checkConfig from './commands/check-config.js';
+import * as install from './commands/install.js';
 import * as lab from './commands/lab.js';
 import * as rehearse from './commands/rehearse.js';
 import * as resume from './commands/resume.js';
 import * as status from './commands/status.js';
 import * as switchover from './commands/switchover.js';
+import * as uninstall from './commands/uninstall.js';
 import {processOutput, type Output} from './output.js';
 
 const VERSION = '0.1.0';
@@ -42,6 +44,10 @@ async function dispatch(command: Command, out: Output): Promise<number> {
       return checkConfig.run(out, command);
     case 'lab':
       return lab.run(out, command);
+    case 'install':
+      return install.run(out, command);
+    case 'uninstall':
+      return uninstall.run(out, command);
   }
 }
 

@@ -3,11 +3,16 @@
 # iproute2 (ip, namespaces), iputils-arping (gratuitous ARP, duplicate address detection),
 # iputils-ping (lab reachability checks), nftables (loss injection in tests), nginx-light (real web server),
 # tcpdump (tests capture a real beacon to replay it). With --test also chromium: a test opens the drill's
-# HTML report in headless Chromium.
+# HTML report in headless Chromium; and python3: the systemd notify test's stand-in for PID 1's notify socket (an
+# AF_UNIX datagram socket Node cannot bind; socat would keep systemd-notify's barrier pipe open and stall it);
+# and systemd, for systemd-analyze (the unit's tests) and systemd-notify (the agent's READY/WATCHDOG sender) in
+# containers that lack it.
 set -eu
 missing=""
 if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
+  command -v python3 >/dev/null 2>&1 || missing="$missing python3"
+  command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 fi
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"

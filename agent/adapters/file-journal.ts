@@ -13,9 +13,10 @@ export function createFileStateStore(stateDir: string): StateStore {
     async load() {
       const value = await readJson(file);
       if (value === undefined) return undefined;
-      const epoch = (value as {epoch?: unknown} | null)?.epoch;
+      const {epoch, released} = (value ?? {}) as {epoch?: unknown; released?: unknown};
       if (!isCount(epoch)) throw new BatonError('STATE_INVALID', `${file}: epoch: expected a non-negative integer, got ${JSON.stringify(epoch)}; move the file aside to start afresh`);
-      return {epoch};
+      if (released !== undefined && typeof released !== 'boolean') throw new BatonError('STATE_INVALID', `${file}: released: expected true or false, got ${JSON.stringify(released)}`);
+      return {epoch, released: released === true};
     },
     save: (state: PersistentState) => writeJsonAtomic(file, state),
   };

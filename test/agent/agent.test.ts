@@ -17,7 +17,7 @@ test('a fresh pair ends with the primary active holding the IP and the backup st
   t.is(backup.agent.state.name, 'standby');
   t.deepEqual(primary.network.actions(), ['isAddressInUse 192.0.2.100/24', 'addAddress 192.0.2.100/24', 'announce 192.0.2.100/24']);
   t.deepEqual(backup.network.actions(), ['isAddressInUse 192.0.2.100/24'], 'the backup never touched the address');
-  t.deepEqual(primary.store.saves, [{epoch: 1}]);
+  t.deepEqual(primary.store.saves, [{epoch: 1, released: false}]);
 
   const p = await primary.agent.status();
   const b = await backup.agent.status();

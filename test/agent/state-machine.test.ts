@@ -20,11 +20,16 @@ function run(state: MachineState, ...events: AgentEvent[]): {state: MachineState
   return {state: current, effects};
 }
 
-test('a primary at start with the IP free saves a new epoch, then runs the acquire plan', (t) => {
-  const {state, effects} = run(initialState('primary', 4), {type: 'probed', holdsIp: false, addressInUse: false});
+test('a primary at start with the IP free saves an epoch above the peer\'s, then runs the acquire plan', (t) => {
+  const {state, effects} = run(initialState('primary', 4),
+    {type: 'peer-seen', beacon: peerBeacon({epoch: 6})}, {type: 'peer-lost'},
+    {type: 'probed', holdsIp: false, addressInUse: false});
   t.is(state.name, 'starting');
-  t.is(state.epoch, 5);
-  t.deepEqual(effects, ['save-epoch 5', 'run-plan acquire assign-ip,announce']);
+  t.is(state.epoch, 7);
+  t.deepEqual(effects, ['save-epoch 7', 'run-plan acquire assign-ip,announce']);
+  const alone = run(initialState('primary', 4), {type: 'probed', holdsIp: false, addressInUse: false});
+  t.is(alone.state.epoch, 4, 'already above every epoch it knows: kept, nothing to save');
+  t.deepEqual(alone.effects, ['run-plan acquire assign-ip,announce']);
   t.deepEqual(PLAN_STEPS.acquire, ['assign-ip', 'announce']);
 });
 
@@ -195,6 +200,21 @@ test('observed drift is repaired: a lost address is taken back, a found one is h
   const found = run(settledAs('backup', 'standby', 0), {type: 'observed', holdsIp: true});
   t.is(found.state.name, 'active');
   t.deepEqual(run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: true}).effects, []);
+});
+
+test('a host released before a restart stays released after it, not standby', (t) => {
+  const {state} = run(initialState('primary', 3, true), {type: 'probed', holdsIp: false, addressInUse: false});
+  t.is(state.name, 'released');
+  t.regex(state.reason, /baton resume/);
+});
+
+test('a standby probing again and again while the IP answers does not count its epoch up', (t) => {
+  const lost = run(settledAs('backup', 'standby', 0), {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'active', holdsIp: true, epoch: 3})}, {type: 'peer-lost'});
+  const blocked = run(lost.state, {type: 'plan-finished', planId: lost.state.plan?.id ?? '', ok: false, error: 'x', addressInUse: true});
+  const again = run(blocked.state, {type: 'peer-still-silent'});
+  t.is(lost.state.epoch, 4);
+  t.is(again.state.epoch, 4);
+  t.false(again.effects.some((e) => e.startsWith('save-epoch')));
 });
 
 test('stopping says whether the IP was released', (t) => {

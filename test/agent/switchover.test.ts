@@ -65,7 +65,8 @@ test('a switchover run on the primary moves the IP to the backup in the runbook 
   t.is(pair.primary.agent.state.name, 'released');
   t.is(pair.backup.agent.state.name, 'active');
   t.is(pair.backup.agent.state.epoch, 2, 'the taker holds the IP under a new, higher epoch');
-  t.deepEqual(pair.backup.store.state, {epoch: 2});
+  t.deepEqual(pair.backup.store.state, {epoch: 2, released: false});
+  t.deepEqual(pair.primary.store.state, {epoch: 1, released: true}, 'released survives a restart');
   t.is(pair.primary.journal.journal, undefined, 'journals are cleared at the end');
   t.is(pair.backup.journal.journal, undefined);
 });
@@ -350,4 +351,18 @@ test('rehearsal helpers: resume the peer from here, and make the active host dro
   await pair.clock.advance(3100);
   t.true(pair.backup.network.linkUp, 'the link came back by itself');
   await t.throwsAsync(pair.backup.agent.resume(false), {message: /not released/});
+});
+
+test('a released host that restarts (reboot, agent upgrade) is still released, until resume', async (t) => {
+  const pair = await settledPair(t);
+  await switchover(pair, pair.primary);
+  await pair.clock.advance(500);
+  await pair.primary.kill();
+  const restarted = pair.primary.restart();
+  await restarted.start();
+  await pair.clock.advance(2000);
+  t.is(restarted.state.name, 'released');
+  await drive(pair.clock, restarted.resume());
+  t.is(restarted.state.name, 'standby');
+  t.deepEqual(pair.primary.store.state?.released, false);
 });

@@ -1,0 +1,303 @@
+// `baton install`: the program with its own Node, the validated config, the shared secret, the unit and the `baton`
+// command, on this host (then enabled under systemd) or into a tree for another system (--root).
+
+import {readFile, realpath, stat} from 'node:fs/promises';
+import {join, resolve} from 'node:path';
+import {loadConfig, parseConfig, type Config} from '../../agent/config.js';
+import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
+import {formatCommandLine} from '../../agent/adapters/execa-runner.js';
+import {ensureDirectory, formatBytes, inspect, treeBytes, writeFileAtomic} from '../install/files.js';
+import {
+  BUNDLED_NODE, CLI_ENTRY, CONFIG_DIR, CONFIG_DIR_MODE, CONFIG_FILE, CONFIG_FILE_MODE, formatMode, INSTALL_DIR,
+  SECRET_FILE, SECRET_FILE_MODE, UNIT_FILE, UNIT_FILE_MODE, UNIT_NAME, UNIT_TEMPLATE, underRoot, WRAPPER_FILE,
+  WRAPPER_MODE,
+} from '../install/layout.js';
+import {
+  checkProgram, checkSource, isBatonProgram, removeLeftovers, stageDirFor, stageProgram, swapProgram,
+  type ProgramCheck,
+} from '../install/program-files.js';
+import {
+  installedSecretReader, planSecret, readSecretAt, targetProgramInspector, targetSecretReader, type SecretPlan,
+} from '../install/secret.js';
+import {
+  createSystemDeps, DAEMON_RELOAD, ENABLE_NOW, IS_ACTIVE, requireRootUser, runSystemctl, systemctlLine, whyNotLive,
+  type InstallDeps,
+} from '../install/system.js';
+import {explainProblems, renderConfig, renderUnit, renderWrapper, type ConfigAnswers} from '../install/texts.js';
+import type {Output} from '../output.js';
+
+export interface InstallOptions {
+  /** Absolute; `/` is this system. */
+  readonly root: string;
+  /** What the config is written from; undefined with --keep-config (the installed config stays as it is). */
+  readonly answers: ConfigAnswers | undefined;
+  /** The other host's secret file, to install the same key here. */
+  readonly secretFrom: string | undefined;
+  /** Rewrite an existing config from the answers (the old one kept as baton.yaml.bak). */
+  readonly force: boolean;
+}
+
+/** Where each part goes, as seen from here (under --root). */
+interface Paths {
+  readonly installDir: string;
+  readonly configDir: string;
+  readonly configFile: string;
+  readonly configBackup: string;
+  readonly secretFile: string;
+  readonly unitFile: string;
+  readonly wrapper: string;
+}
+
+/** Everything decided and checked before the first change: a refusal leaves the target exactly as it was. */
+interface InstallPlan {
+  readonly root: string;
+  readonly paths: Paths;
+  readonly live: boolean;
+  readonly sourceDir: string;
+  /** The CLI runs from the install dir itself (`baton install` of the installed copy): the program is left as is. */
+  readonly programInPlace: boolean;
+  readonly programExisted: boolean;
+  readonly version: string;
+  readonly config: {readonly action: 'write' | 'rewrite' | 'keep'; readonly text: string; readonly parsed: Config};
+  readonly secret: SecretPlan;
+  readonly unitText: string;
+  readonly wrapperText: string;
+}
+
+export async function run(out: Output, options: InstallOptions, deps: InstallDeps = createSystemDeps()): Promise<number> {
+  const plan = await planInstall(options, deps);
+  const done = await applyInstall(plan, deps);
+  out.stdout(await formatReport(plan, done, options));
+  return 0;
+}
+
+async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<InstallPlan> {
+  const {root} = options;
+  requireRootUser(root, deps.uid, 'install');
+  if ((await inspect(root)).kind !== 'directory') {
+    throw new BatonError('BAD_REQUEST', `--root ${root}: not a directory; create it (mkdir -p ${root}) or correct ` +
+      'the path');
+  }
+  const paths: Paths = {
+    installDir: underRoot(root, INSTALL_DIR),
+    configDir: underRoot(root, CONFIG_DIR),
+    configFile: underRoot(root, CONFIG_FILE),
+    configBackup: underRoot(root, `${CONFIG_FILE}.bak`),
+    secretFile: underRoot(root, SECRET_FILE),
+    unitFile: underRoot(root, UNIT_FILE),
+    wrapper: underRoot(root, WRAPPER_FILE),
+  };
+  const sourceDir = deps.sourceDir;
+  await checkSource(sourceDir);
+  const installed = await inspect(paths.installDir);
+  if (installed.kind !== 'missing' && !(installed.kind === 'directory' && await isBatonProgram(paths.installDir))) {
+    throw new BatonError('BAD_REQUEST', `${paths.installDir} exists and is not a baton install (no package.json ` +
+      'named baton in it); nothing was changed. Move it away and install again');
+  }
+  const programInPlace = installed.kind === 'directory' &&
+    await realpath(sourceDir) === await realpath(paths.installDir);
+
+  const secret = planSecret(readSecretAt(paths.secretFile), paths.secretFile,
+    options.secretFrom === undefined ? undefined : resolve(options.secretFrom), deps.randomBytes);
+  const config = await planConfig(options, paths, secret);
+  const template = await readFile(join(sourceDir, UNIT_TEMPLATE), 'utf8');
+  const manifest = JSON.parse(await readFile(join(sourceDir, 'package.json'), 'utf8')) as {version?: unknown};
+  return {
+    root, paths, live: deps.isLiveSystem(root), sourceDir, programInPlace, programExisted: installed.kind !== 'missing',
+    version: typeof manifest.version === 'string' ? manifest.version : 'unknown',
+    config, secret,
+    // The unit and the wrapper name the install dir as the target system sees it: /opt/baton, also under --root.
+    unitText: renderUnit(template, INSTALL_DIR),
+    wrapperText: renderWrapper(INSTALL_DIR),
+  };
+}
+
+async function planConfig(options: InstallOptions, paths: Paths, secret: SecretPlan): Promise<InstallPlan['config']> {
+  const existing = await inspect(paths.configFile);
+  const validate = (text: string) => parseConfig(text, paths.configFile, targetSecretReader(options.root, secret),
+    targetProgramInspector(options.root));
+  if (options.answers === undefined) {
+    if (existing.kind === 'missing') {
+      throw new BatonError('CONFIG_INVALID', `--keep-config: there is no ${paths.configFile} to keep; install with ` +
+        '--role, --listen, --peer, --service-ip and --interface to write one');
+    }
+    const text = await readFile(paths.configFile, 'utf8');
+    try {
+      return {action: 'keep', text, parsed: validate(text)};
+    } catch (error) {
+      if (!isBatonError(error, 'CONFIG_INVALID')) throw error;
+      throw new BatonError('CONFIG_INVALID', `--keep-config: the installed config is not valid, so nothing was ` +
+        `installed; fix it, or write it anew with --force and the options:\n${error.message}`, {cause: error});
+    }
+  }
+  if (existing.kind !== 'missing' && !options.force) {
+    throw new BatonError('BAD_REQUEST', `${paths.configFile} exists; nothing was changed. To upgrade the program and ` +
+      'keep this config: `baton install --keep-config`. To write the config anew from these options (the old one is ' +
+      `kept as ${paths.configBackup}): add --force`);
+  }
+  const text = renderConfig(options.answers);
+  try {
+    return {action: existing.kind === 'missing' ? 'write' : 'rewrite', text, parsed: validate(text)};
+  } catch (error) {
+    if (!isBatonError(error, 'CONFIG_INVALID')) throw error;
+    throw new BatonError('CONFIG_INVALID', 'the options do not make a valid configuration, so nothing was installed; ' +
+      `fix the option named on each line:\n${explainProblems(error.message)}`, {cause: error});
+  }
+}
+
+/** What applying the plan observed. */
+interface Applied {
+  readonly leftovers: readonly string[];
+  readonly program: {readonly packages: number; readonly skippedOptional: readonly string[]} | undefined;
+  readonly check: ProgramCheck;
+  readonly bytes: number;
+  readonly validatedAs: Config;
+  readonly systemctl: readonly string[];
+}
+
+async function applyInstall(plan: InstallPlan, deps: InstallDeps): Promise<Applied> {
+  const {paths} = plan;
+  let program: Applied['program'];
+  let check: ProgramCheck;
+  let leftovers: string[] = [];
+  if (plan.programInPlace) {
+    check = await checkProgram(paths.installDir, deps.runner);
+  } else {
+    leftovers = await removeLeftovers(paths.installDir);
+    const stage = stageDirFor(paths.installDir);
+    try {
+      const staged = await stageProgram(plan.sourceDir, stage);
+      // The copy must run on its own before it replaces anything: a broken copy never takes a working one's place.
+      check = await checkProgram(stage, deps.runner);
+      await swapProgram(stage, paths.installDir);
+      program = {packages: staged.packages, skippedOptional: staged.skippedOptional};
+    } finally {
+      await removeLeftovers(paths.installDir);
+    }
+  }
+  const bytes = await treeBytes(paths.installDir);
+
+  await ensureDirectory(paths.configDir, CONFIG_DIR_MODE);
+  if (plan.secret.action !== 'keep') await writeFileAtomic(paths.secretFile, plan.secret.content, SECRET_FILE_MODE);
+  if (plan.config.action === 'rewrite') {
+    await writeFileAtomic(paths.configBackup, await readFile(paths.configFile), CONFIG_FILE_MODE);
+  }
+  if (plan.config.action !== 'keep') await writeFileAtomic(paths.configFile, plan.config.text, CONFIG_FILE_MODE);
+  // Observed, not commanded: the files now on disk are what the agent will read. On this system that is exactly
+  // loadConfig; under --root, secret_file (/etc/baton/secret) and the programs it names are looked up in the root.
+  const validatedAs = plan.root === '/'
+    ? await loadConfig(paths.configFile)
+    : parseConfig(await readFile(paths.configFile, 'utf8'), paths.configFile, installedSecretReader(plan.root),
+      targetProgramInspector(plan.root));
+
+  await writeFileAtomic(paths.unitFile, plan.unitText, UNIT_FILE_MODE);
+  await writeFileAtomic(paths.wrapper, plan.wrapperText, WRAPPER_MODE);
+
+  const systemctl: string[] = [];
+  if (plan.live) {
+    await runSystemctl(deps.runner, DAEMON_RELOAD);
+    systemctl.push(`${systemctlLine(DAEMON_RELOAD)}: done`);
+    await runSystemctl(deps.runner, ENABLE_NOW);
+    systemctl.push(`${systemctlLine(ENABLE_NOW)}: done`);
+    let state: string;
+    try {
+      state = (await runSystemctl(deps.runner, IS_ACTIVE)).trim();
+    } catch (error) {
+      throw new BatonError('COMMAND_FAILED', `${UNIT_NAME} was enabled but is not running: ${describeError(error)}; ` +
+        `see why with \`journalctl -u ${UNIT_NAME}\`, fix it, then \`systemctl restart ${UNIT_NAME}\``, {cause: error});
+    }
+    systemctl.push(`${systemctlLine(IS_ACTIVE)}: ${state}`);
+  }
+  return {leftovers, program, check, bytes, validatedAs, systemctl};
+}
+
+async function formatReport(plan: InstallPlan, done: Applied, options: InstallOptions): Promise<string> {
+  const {paths} = plan;
+  const config = done.validatedAs;
+  const target = plan.root === '/' ? 'this system' : `${plan.root} (a tree for another system: inside it the paths ` +
+    `are ${INSTALL_DIR}, ${CONFIG_DIR}, …)`;
+  const rows: [string, string][] = [];
+  const programWhat = done.program === undefined
+    ? `program: already in place (this command runs from it), kept; ${formatBytes(done.bytes)}`
+    : `program from ${plan.sourceDir}: dist/ (without tests), docs/, systemd/, package.json, package-lock.json, ` +
+      `node_modules/ with its ${done.program.packages} production packages; ${formatBytes(done.bytes)}` +
+      (plan.programExisted ? '; the previous program replaced' : '');
+  rows.push([paths.installDir, programWhat]);
+  rows.push([join(paths.installDir, BUNDLED_NODE), `Node ${done.check.nodeVersion}, the agent's own runtime; ` +
+    `${done.check.agentVersion} runs on it from the copy alone`]);
+  rows.push([paths.configDir, 'directory of the config and the secret']);
+  const configWhat = {
+    write: 'written',
+    rewrite: `written anew (--force); the previous one kept as ${paths.configBackup}`,
+    keep: 'kept as it was (--keep-config)',
+  }[plan.config.action];
+  rows.push([paths.configFile, `${configWhat}: ${config.node} of pair ${config.pair}, beacons ` +
+    `${config.listen.address} -> ${config.peer.address}, service IP ${config.service.ip.cidr} on ` +
+    `${config.service.interface}; valid`]);
+  if (plan.config.action === 'rewrite') rows.push([paths.configBackup, 'the previous config']);
+  const secretWhat = {
+    keep: 'kept: the one already installed',
+    copy: `copied from ${plan.secret.action === 'copy' ? plan.secret.from : ''}`,
+    generate: 'generated: 32 random bytes as 64 hex characters',
+  }[plan.secret.action];
+  rows.push([paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`]);
+  rows.push([paths.unitFile, `the unit: runs ${INSTALL_DIR}/${BUNDLED_NODE} … ${INSTALL_DIR}/dist/agent/main.js`]);
+  rows.push([paths.wrapper, `the \`baton\` command: runs ${INSTALL_DIR}/${CLI_ENTRY} on the bundled Node`]);
+  // Modes as observed now; of a link's target (.bin/node is npm's link to node/bin/node), which is what runs.
+  const modes = await Promise.all(rows.map(async ([path]) => formatMode((await stat(path)).mode)));
+  const width = Math.max(...rows.map(([path]) => path.length));
+  const lines = [`baton ${plan.version} installed into ${target}:`];
+  rows.forEach(([path, what], index) => lines.push(`  ${modes[index]}  ${path.padEnd(width)}  ${what}`));
+  for (const leftover of done.leftovers) lines.push(`  removed ${leftover}, left by an interrupted install`);
+  for (const skipped of done.program?.skippedOptional ?? []) lines.push(`  (optional ${skipped} not installed by npm: not copied)`);
+
+  lines.push('');
+  if (plan.live) {
+    lines.push('systemd:', ...done.systemctl.map((line) => `  ${line}`));
+  } else {
+    lines.push(`systemd: not touched, ${whyNotLive(plan.root)}. On the target system, run:`,
+      `  ${systemctlLine(DAEMON_RELOAD)}`, `  ${systemctlLine(ENABLE_NOW)}`);
+  }
+  if (config.confirm.accessLog === undefined) {
+    lines.push('', `Note: confirm.access_log is not set: \`baton switchover\` refuses until it names this host's ` +
+      `web-server access log in ${CONFIG_FILE} (or install again with --force and --access-log PATH).`);
+  }
+  if (plan.programExisted && !plan.programInPlace) {
+    lines.push('', `A baton-agent already running keeps the previous program until \`systemctl restart ${UNIT_NAME}\`` +
+      (config.onStop === 'keep'
+        ? ' (on_stop: keep: the service IP stays where it is during the restart); then `baton status`.'
+        : '. Careful: on_stop is release here, so a restart of the active host hands the service IP to the peer.'));
+  }
+  lines.push('', ...nextSteps(plan, config, options), '');
+  return lines.join('\n');
+}
+
+function nextSteps(plan: InstallPlan, config: Config, options: InstallOptions): string[] {
+  const other = config.node === 'primary' ? 'backup' : 'primary';
+  const keyId = plan.secret.keyId;
+  const status = 'Once both agents run, `baton status` on either host shows the peer alive, one host active and the ' +
+    'other standby.';
+  if (plan.secret.action !== 'generate' || options.answers === undefined) {
+    return [`Next: ${status}`, `The secret's key id (${keyId}) must be the same on both hosts (\`baton check-config\` ` +
+      `prints it); if it differs, copy ${SECRET_FILE} from one host to the other and restart both agents.`];
+  }
+  const answers = options.answers;
+  const peer = config.peer.address;
+  const scpHost = peer.includes(':') ? `[${peer}]` : peer;
+  const install = formatCommandLine('node_modules/.bin/node', [CLI_ENTRY, 'install', '--role', other,
+    '--pair', config.pair, '--listen', peer, '--peer', config.listen.address, '--service-ip', config.service.ip.cidr,
+    '--interface', config.service.interface,
+    ...(answers.accessLog === undefined ? [] : ['--access-log', answers.accessLog]),
+    '--secret-from', '/root/baton-secret']);
+  return [
+    `Next, on the other host (the ${other}, ${peer}):`,
+    '  1. Copy the secret there, byte for byte (it signs every beacon; with another key the hosts ignore each other):',
+    `       scp ${SECRET_FILE} root@${scpHost}:/root/baton-secret`,
+    '  2. There, in a build of the same baton (npm ci && npm run build), install with the addresses swapped',
+    `     (--interface: the interface's name on that host), then delete the copy:`,
+    `       ${install}`,
+    '       rm /root/baton-secret',
+    `     It must report key id ${keyId} for the secret, as here.`,
+    `  3. ${status}`,
+  ];
+}

@@ -1,0 +1,118 @@
+// `baton uninstall`: stops and disables the agent, removes the unit, the `baton` command and the program; the config,
+// the secret and the state stay unless --purge.
+
+import {readdir, readFile, readlink, rm} from 'node:fs/promises';
+import {dirname, join} from 'node:path';
+import {BatonError} from '../../agent/errors.js';
+import {formatBytes, inspect, treeBytes} from '../install/files.js';
+import {CONFIG_DIR, INSTALL_DIR, STATE_DIR, UNIT_FILE, underRoot, WRAPPER_FILE} from '../install/layout.js';
+import {isBatonProgram, removeLeftovers} from '../install/program-files.js';
+import {
+  createSystemDeps, DAEMON_RELOAD, DISABLE_NOW, requireRootUser, STOP, runSystemctl, systemctlLine, whyNotLive,
+  type SystemDeps,
+} from '../install/system.js';
+import {WRAPPER_MARKER} from '../install/texts.js';
+import type {Output} from '../output.js';
+
+export interface UninstallOptions {
+  /** Absolute; `/` is this system. */
+  readonly root: string;
+  /** Also remove /etc/baton (config and secret) and /var/lib/baton (state). */
+  readonly purge: boolean;
+}
+
+export async function run(out: Output, options: UninstallOptions, deps: SystemDeps = createSystemDeps()): Promise<number> {
+  const {root} = options;
+  requireRootUser(root, deps.uid, 'uninstall');
+  if ((await inspect(root)).kind !== 'directory') {
+    throw new BatonError('BAD_REQUEST', `--root ${root}: not a directory; correct the path`);
+  }
+  const installDir = underRoot(root, INSTALL_DIR);
+  const unitFile = underRoot(root, UNIT_FILE);
+  const wrapper = underRoot(root, WRAPPER_FILE);
+  const configDir = underRoot(root, CONFIG_DIR);
+  const stateDir = underRoot(root, STATE_DIR);
+
+  // Checked before any change: only what install put there is removed.
+  const program = await inspect(installDir);
+  if (program.kind !== 'missing' && !(program.kind === 'directory' && await isBatonProgram(installDir))) {
+    throw new BatonError('BAD_REQUEST', `${installDir} is not a baton install (no package.json named baton in it); ` +
+      'nothing was changed. Remove it yourself if it is to go');
+  }
+  const wrapperEntry = await inspect(wrapper);
+  if (wrapperEntry.kind !== 'missing' &&
+    !(wrapperEntry.kind === 'file' && (await readFile(wrapper, 'utf8')).includes(WRAPPER_MARKER))) {
+    throw new BatonError('BAD_REQUEST', `${wrapper} was not written by \`baton install\`; nothing was changed. ` +
+      'Remove or move it yourself, then uninstall again');
+  }
+  const unitPresent = (await inspect(unitFile)).kind !== 'missing';
+  const live = deps.isLiveSystem(root);
+
+  const lines: string[] = [];
+  if (live && unitPresent) {
+    await runSystemctl(deps.runner, DISABLE_NOW);
+    lines.push(`${systemctlLine(DISABLE_NOW)}: done, the agent is stopped and disabled`);
+  }
+  // What `systemctl disable` removes, for a system that is not running: no enable link may point at a missing unit.
+  for (const link of await enableLinks(unitFile)) {
+    await rm(link, {force: true});
+    lines.push(`removed ${link}`);
+  }
+  lines.push(unitPresent ? `removed ${unitFile}` : `${unitFile}: not there`);
+  if (unitPresent) await rm(unitFile, {force: true});
+  lines.push(wrapperEntry.kind === 'missing' ? `${wrapper}: not there` : `removed ${wrapper}`);
+  await rm(wrapper, {force: true});
+  if (program.kind === 'missing') {
+    lines.push(`${installDir}: not there`);
+  } else {
+    const bytes = await treeBytes(installDir);
+    await rm(installDir, {recursive: true, force: true});
+    lines.push(`removed ${installDir} (${formatBytes(bytes)})`);
+  }
+  for (const leftover of await removeLeftovers(installDir)) lines.push(`removed ${leftover}, left by an interrupted install`);
+  if (live && unitPresent) {
+    await runSystemctl(deps.runner, DAEMON_RELOAD);
+    lines.push(`${systemctlLine(DAEMON_RELOAD)}: done`);
+  }
+  for (const [dir, what] of [[configDir, 'config and secret: a later install reuses them with --keep-config'],
+    [stateDir, 'the agent\'s epoch and switch journal']] as const) {
+    const present = (await inspect(dir)).kind !== 'missing';
+    if (options.purge) {
+      await rm(dir, {recursive: true, force: true});
+      lines.push(present ? `removed ${dir} (--purge)` : `${dir}: not there`);
+    } else if (present) {
+      lines.push(`kept ${dir} (${what}); to remove it: rm -r ${dir}`);
+    }
+  }
+  const text = [`baton uninstalled from ${root === '/' ? 'this system' : root}:`, ...lines.map((line) => `  ${line}`)];
+  if (!live) {
+    // The enable links went with the unit (what `disable` does); what is left is for a manager that still runs it.
+    text.push('', `systemd: not touched, ${whyNotLive(root)}. Where baton-agent still runs, stop it and let systemd ` +
+      'forget the unit:', `  ${systemctlLine(STOP)}`, `  ${systemctlLine(DAEMON_RELOAD)}`);
+  }
+  out.stdout(`${text.join('\n')}\n`);
+  return 0;
+}
+
+/** Links in the *.wants/ and *.requires/ directories beside the unit that point at it (what `enable` made). */
+async function enableLinks(unitFile: string): Promise<string[]> {
+  const unitDir = dirname(unitFile);
+  const name = unitFile.split('/').at(-1) ?? '';
+  let dirs: string[];
+  try {
+    dirs = (await readdir(unitDir)).filter((dir) => dir.endsWith('.wants') || dir.endsWith('.requires'));
+  } catch {
+    return [];
+  }
+  const links: string[] = [];
+  for (const dir of dirs) {
+    const link = join(unitDir, dir, name);
+    try {
+      await readlink(link);
+      links.push(link);
+    } catch {
+      // Not there, or not a link: nothing of ours.
+    }
+  }
+  return links;
+}

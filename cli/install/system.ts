@@ -1,0 +1,69 @@
+// What install and uninstall need from the machine they run on (commands, uid, systemd, randomness, their own
+// files), as one injectable set, and the systemctl command lines they run or print.
+
+import {randomBytes} from 'node:crypto';
+import {existsSync} from 'node:fs';
+import {fileURLToPath} from 'node:url';
+import {createExecaRunner, formatCommandLine} from '../../agent/adapters/execa-runner.js';
+import {BatonError} from '../../agent/errors.js';
+import type {CommandRunner} from '../../agent/ports.js';
+import {SYSTEMD_RUNNING_MARKER, UNIT_NAME} from './layout.js';
+
+export interface SystemDeps {
+  /** Runs systemctl and the installed Node (argument arrays, no shell). */
+  readonly runner: CommandRunner;
+  /** Effective uid; undefined where the platform has none. */
+  readonly uid: number | undefined;
+  /** Whether `root` is the running system under systemd: then systemctl is run, else its commands are printed. */
+  readonly isLiveSystem: (root: string) => boolean;
+}
+
+export interface InstallDeps extends SystemDeps {
+  /** The built baton to install: the checkout (or install) this CLI runs from. */
+  readonly sourceDir: string;
+  readonly randomBytes: (size: number) => Uint8Array;
+}
+
+// systemd's own DefaultTimeoutStartSec is 90 s: `enable --now` of a unit that is slow to start waits that long.
+const SYSTEMCTL_TIMEOUT_MS = 100_000;
+
+export function createSystemDeps(): InstallDeps {
+  return {
+    runner: createExecaRunner(),
+    uid: process.getuid?.(),
+    isLiveSystem: (root) => root === '/' && existsSync(SYSTEMD_RUNNING_MARKER),
+    // This file is dist/cli/install/system.js: three levels below the package root.
+    sourceDir: fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, ''),
+    randomBytes: (size) => randomBytes(size),
+  };
+}
+
+/** The systemctl calls, as argument arrays. */
+export const DAEMON_RELOAD = ['daemon-reload'] as const;
+export const ENABLE_NOW = ['enable', '--now', UNIT_NAME] as const;
+export const IS_ACTIVE = ['is-active', UNIT_NAME] as const;
+export const DISABLE_NOW = ['disable', '--now', UNIT_NAME] as const;
+export const STOP = ['stop', UNIT_NAME] as const;
+
+export function systemctlLine(args: readonly string[]): string {
+  return formatCommandLine('systemctl', args);
+}
+
+export async function runSystemctl(runner: CommandRunner, args: readonly string[]): Promise<string> {
+  return runner.run('systemctl', args, {timeoutMs: SYSTEMCTL_TIMEOUT_MS});
+}
+
+/** Writing into the running system's / takes root; a tree elsewhere (--root) may be prepared by anyone. */
+export function requireRootUser(root: string, uid: number | undefined, command: 'install' | 'uninstall'): void {
+  if (root !== '/' || uid === 0) return;
+  throw new BatonError('BAD_REQUEST', `baton ${command} changes /opt, /etc and /usr/local/bin of this system and ` +
+    `needs root, but runs as uid ${uid ?? 'unknown'}: run it with sudo` +
+    (command === 'install' ? ', or pass --root DIR to prepare a tree for another system' : ''));
+}
+
+/** Why systemctl is not run, for the line that prints the commands instead. */
+export function whyNotLive(root: string): string {
+  return root === '/'
+    ? `systemd is not running here (${SYSTEMD_RUNNING_MARKER} is missing)`
+    : `${root} is not the running system`;
+}

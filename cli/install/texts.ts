@@ -1,0 +1,137 @@
+// Pure text of what `baton install` writes: the commented config, the unit for an install dir, the `baton` wrapper.
+
+import {stringify} from 'yaml';
+import type {Role} from '../../agent/ports.js';
+import {BUNDLED_NODE, CLI_ENTRY, CONFIG_FILE, CONTROL_SOCKET, INSTALL_DIR, SECRET_FILE, STATE_DIR} from './layout.js';
+
+/** The operator's answers, as given on the command line; checked by validating the text they produce. */
+export interface ConfigAnswers {
+  readonly pair: string;
+  readonly node: Role;
+  readonly listen: string;
+  readonly peer: string;
+  readonly serviceIp: string;
+  readonly interface: string;
+  readonly accessLog: string | undefined;
+}
+
+/** Which command-line option gave each config key: problems found in the generated text name the option to fix. */
+const OPTION_OF_KEY: Readonly<Record<string, string>> = {
+  'pair': '--pair',
+  'node': '--role',
+  'listen.address': '--listen',
+  'peer.address': '--peer',
+  'service.address': '--service-ip',
+  'service.interface': '--interface',
+  'confirm.access_log': '--access-log',
+  'secret_file': '--secret-from',
+};
+
+/**
+ * The config file for these answers, every key with a comment that says what it is for. Keys whose default is
+ * right for an install (ports, heartbeat timers, confirm counts) are left out, so that defaults stay in config.ts and
+ * a later version's better default applies; the comments show them for tuning.
+ */
+export function renderConfig(answers: ConfigAnswers): string {
+  const other = answers.node === 'primary' ? 'backup' : 'primary';
+  const accessLog = answers.accessLog === undefined
+    ? [
+      '  # Not set at install: `baton switchover` refuses until it is. Name the web server\'s access log, e.g.',
+      '  # access_log: /var/log/nginx/access.log',
+    ]
+    : [`  access_log: ${scalar(answers.accessLog)}`];
+  return [
+    `# ${CONFIG_FILE}: baton-agent's configuration on this host, written by \`baton install\`.`,
+    `# Every key is explained in ${INSTALL_DIR}/docs/configuration.md. After an edit: \`baton check-config\`, then`,
+    '# `systemctl reload baton-agent` (the agent re-reads it and keeps the old one if the new one is invalid).',
+    '',
+    '# The pair id: the same on both hosts. Beacons of another pair are rejected.',
+    `pair: ${scalar(answers.pair)}`,
+    `# This host's role; the other host is the ${other}. The primary takes the service IP when both start.`,
+    `node: ${answers.node}`,
+    '',
+    '# Beacons (authenticated UDP datagrams) leave from this address of this host. Not the service IP: that one',
+    '# moves, this one stays. The port is 7411 unless set here with `port:`.',
+    'listen:',
+    `  address: ${scalar(answers.listen)}`,
+    `# The ${other}'s beacon address (its listen.address); datagrams from any other address are rejected.`,
+    'peer:',
+    `  address: ${scalar(answers.peer)}`,
+    '',
+    '# The shared key that signs every beacon (HMAC-SHA256): byte for byte the same file on both hosts, mode 0600.',
+    `secret_file: ${SECRET_FILE}`,
+    '',
+    '# The address that moves between the hosts, with its prefix length, and the interface that carries it here.',
+    '# mode: address adds and removes it as a secondary address; link brings a dedicated interface down and up.',
+    'service:',
+    `  address: ${scalar(answers.serviceIp)}`,
+    `  interface: ${scalar(answers.interface)}`,
+    '  mode: address',
+    '',
+    '# Timers, left at their defaults: a beacon every 200 ms, the peer dead after 1000 ms without one (4 lost',
+    '# beacons tolerated). Faster failover, e.g. for a takeover within 300 ms:',
+    '# heartbeat:',
+    '#   interval_ms: 50',
+    '#   dead_after_ms: 250',
+    '',
+    '# A planned switchover is done only when real requests reach the new host: min_requests (default 3) in this',
+    '# host\'s web-server access log within timeout_s (default 30), or it rolls back.',
+    'confirm:',
+    ...accessLog,
+    '',
+    '# What stopping the agent does to the service IP. keep: leaves it where it is, so restarting or upgrading',
+    '# baton never moves it (a host that really goes down is still taken over). release: hands it to the peer.',
+    'on_stop: keep',
+    '',
+    '# The epoch and the switch journal (systemd creates the directory: StateDirectory=baton).',
+    `state_dir: ${STATE_DIR}`,
+    '# The unix socket `baton` talks to, root only (systemd creates /run/baton: RuntimeDirectory=baton).',
+    `control_socket: ${CONTROL_SOCKET}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * The problems of a generated config, each line naming the option that gave the key (`service.address
+ * (--service-ip): …`), so the operator fixes the command line rather than a file that was never written.
+ */
+export function explainProblems(message: string): string {
+  return message.replace(/^(\s+- \S+ )([\w.]+):/gm, (line, head: string, key: string) => {
+    const option = OPTION_OF_KEY[key];
+    return option === undefined ? line : `${head}${key} (${option}):`;
+  });
+}
+
+/** The unit for a program installed in `installDir`: the template names /opt/baton, rewritten only if that differs. */
+export function renderUnit(template: string, installDir: string): string {
+  return installDir === INSTALL_DIR ? template : template.replaceAll(INSTALL_DIR, installDir);
+}
+
+/** Marks the wrapper as ours: uninstall removes a /usr/local/bin/baton only if it carries this. */
+export const WRAPPER_MARKER = 'written by `baton install`';
+
+/**
+ * /usr/local/bin/baton: a shell script, not a symbolic link to dist/cli/main.js, because that file's
+ * `#!/usr/bin/env node` would pick the system's Node, and Debian 12 and Ubuntu 24.04 ship Node 18 (baton needs 22+).
+ */
+export function renderWrapper(installDir: string): string {
+  return [
+    '#!/bin/sh',
+    `# baton: the operator's command, ${WRAPPER_MARKER}. It runs the CLI with the Node 24 bundled in ${installDir},`,
+    '# never the system\'s node (it may be too old). `baton uninstall` removes this file.',
+    `exec ${shellWord(`${installDir}/${BUNDLED_NODE}`)} ${shellWord(`${installDir}/${CLI_ENTRY}`)} "$@"`,
+    '',
+  ].join('\n');
+}
+
+/** A value as one YAML scalar on one line: plain when YAML reads it back as the same string, else double-quoted. */
+function scalar(value: string): string {
+  // JSON strings are valid YAML double-quoted scalars and never span lines.
+  if (/\p{Cc}/u.test(value)) return JSON.stringify(value);
+  const text = stringify(value).trimEnd();
+  return text.includes('\n') ? JSON.stringify(value) : text;
+}
+
+function shellWord(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll('\'', '\'\\\'\'')}'`;
+}

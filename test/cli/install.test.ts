@@ -1,0 +1,481 @@
+// `baton install` and `baton uninstall`: the real CLI into temporary roots (files, modes, the installed copy running
+// on its own Node, refusals that change nothing), systemctl through a recording runner, systemd-analyze verify.
+
+import {createHash} from 'node:crypto';
+import {existsSync} from 'node:fs';
+import {
+  cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rename, rm, stat, symlink, writeFile,
+} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {delimiter, dirname, join, relative} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import test, {type ExecutionContext, type Implementation} from 'ava';
+import {execa} from 'execa';
+import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {keyIdOf, parseConfig} from '../../agent/config.js';
+import {isBatonError} from '../../agent/errors.js';
+import type {CommandOptions, CommandRunner} from '../../agent/ports.js';
+import {parseCommandLine, UsageError} from '../../cli/args.js';
+import * as install from '../../cli/commands/install.js';
+import * as uninstall from '../../cli/commands/uninstall.js';
+import {selectProductionPackages} from '../../cli/install/program-files.js';
+import {createSystemDeps} from '../../cli/install/system.js';
+import {renderConfig, renderUnit, renderWrapper, type ConfigAnswers} from '../../cli/install/texts.js';
+import type {Output} from '../../cli/output.js';
+
+const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+// Copying the 130 MB program takes about a second; a minute means a hung copy or a wedged child.
+const CLI_TIMEOUT_MS = 60_000;
+
+const PRIMARY = ['--role', 'primary', '--listen', '192.0.2.11', '--peer', '192.0.2.12', '--service-ip',
+  '192.0.2.100/24', '--interface', 'eth0', '--access-log', '/var/log/nginx/access.log'];
+const BACKUP = ['--role', 'backup', '--listen', '192.0.2.12', '--peer', '192.0.2.11', '--service-ip',
+  '192.0.2.100/24', '--interface', 'eth0', '--access-log', '/var/log/nginx/access.log'];
+const ANSWERS: ConfigAnswers = {
+  node: 'primary', pair: 'web', listen: '192.0.2.11', peer: '192.0.2.12', serviceIp: '192.0.2.100/24',
+  interface: 'eth0', accessLog: undefined,
+};
+
+function baton(...args: string[]) {
+  return execa(process.execPath, [CLI, ...args], {reject: false, timeout: CLI_TIMEOUT_MS});
+}
+
+async function tempRoot(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-install-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  return dir;
+}
+
+async function installInto(t: ExecutionContext, root: string, ...args: string[]) {
+  const result = await baton('install', '--root', root, ...args);
+  t.is(result.exitCode, 0, result.stderr);
+  return result;
+}
+
+// One primary install shared by the tests that only look at it: each install copies the whole program.
+let sharedRoot: Promise<string> | undefined;
+let sharedOutput = '';
+function installedPrimary(t: ExecutionContext): Promise<string> {
+  sharedRoot ??= (async () => {
+    const root = await mkdtemp(join(tmpdir(), 'baton-install-shared-'));
+    const result = await baton('install', '--root', root, ...PRIMARY);
+    if (result.exitCode !== 0) throw new Error(`install failed: ${result.stderr}`);
+    sharedOutput = result.stdout;
+    return root;
+  })();
+  t.log('shared primary install');
+  return sharedRoot;
+}
+test.after.always(async () => {
+  if (sharedRoot !== undefined) await rm(await sharedRoot, {recursive: true, force: true});
+});
+
+async function modeOf(path: string): Promise<string> {
+  return ((await stat(path)).mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/** Every entry under `root` (and root itself): type, mode, size, mtime, content hash or link target. */
+async function snapshotTree(root: string): Promise<Record<string, string>> {
+  const snapshot: Record<string, string> = {};
+  async function visit(path: string): Promise<void> {
+    const info = await lstat(path);
+    let what = `${info.mode.toString(8)} ${info.size} ${info.mtimeMs}`;
+    if (info.isSymbolicLink()) {
+      what += ` -> ${await readlink(path)}`;
+    } else if (info.isFile()) {
+      what += ` sha256 ${createHash('sha256').update(await readFile(path)).digest('hex')}`;
+    } else if (info.isDirectory()) {
+      for (const name of await readdir(path)) await visit(join(path, name));
+    }
+    snapshot[relative(root, path) || '.'] = what;
+  }
+  await visit(root);
+  return snapshot;
+}
+
+function captureOutput(): {out: Output; text: () => string} {
+  let text = '';
+  return {out: {stdout: (chunk) => { text += chunk; }, stderr: (chunk) => { text += chunk; }}, text: () => text};
+}
+
+/** Records systemctl and answers like a running systemd; runs everything else (the installed Node) for real. */
+class SystemctlRecorder implements CommandRunner {
+  readonly systemctl: string[] = [];
+  readonly #real = createExecaRunner();
+
+  async run(file: string, args: readonly string[], options?: CommandOptions): Promise<string> {
+    if (file !== 'systemctl') return this.#real.run(file, args, options);
+    this.systemctl.push(args.join(' '));
+    return args[0] === 'is-active' ? 'active\n' : '';
+  }
+}
+
+// ---- the installed tree ----
+
+test('install --root puts the program, config, secret, unit and wrapper in place with their modes', async (t) => {
+  const root = await installedPrimary(t);
+  t.is(await modeOf(join(root, 'opt/baton')), '0755');
+  t.is(await modeOf(join(root, 'etc/baton')), '0700');
+  t.is(await modeOf(join(root, 'etc/baton/baton.yaml')), '0600');
+  t.is(await modeOf(join(root, 'etc/baton/secret')), '0600');
+  t.is(await modeOf(join(root, 'etc/systemd/system/baton-agent.service')), '0644');
+  t.is(await modeOf(join(root, 'usr/local/bin/baton')), '0755');
+  const secret = await readFile(join(root, 'etc/baton/secret'));
+  t.regex(secret.toString('latin1'), /^[0-9a-f]{64}$/, '32 random bytes as 64 hex characters, no newline');
+  for (const path of ['dist/agent/main.js', 'dist/cli/main.js', 'package.json', 'package-lock.json',
+    'systemd/baton-agent.service', 'docs/configuration.md', 'node_modules/yaml/package.json',
+    'node_modules/execa/package.json', 'node_modules/node/bin/node']) {
+    t.true(existsSync(join(root, 'opt/baton', path)), path);
+  }
+  for (const path of ['dist/test', 'node_modules/ava', 'node_modules/typescript', 'node_modules/@types/node',
+    'node_modules/.bin/tsc', 'node_modules/.bin/ava']) {
+    t.false(existsSync(join(root, 'opt/baton', path)), `${path} is dev-only`);
+  }
+  // Each file with its observed mode, and the key id to compare with the other host.
+  t.regex(sharedOutput, new RegExp(`0600  ${root}/etc/baton/secret +generated: .*key id ${keyIdOf(secret)}`));
+  t.regex(sharedOutput, new RegExp(`0700  ${root}/etc/baton +directory`));
+  t.regex(sharedOutput, /systemd: not touched, .* is not the running system\. On the target system, run:\n {2}systemctl daemon-reload\n {2}systemctl enable --now baton-agent\n/);
+  t.regex(sharedOutput, /scp \/etc\/baton\/secret root@192\.0\.2\.12:\/root\/baton-secret/);
+  t.regex(sharedOutput, /install --role backup --pair web --listen 192\.0\.2\.12 --peer 192\.0\.2\.11 .*--secret-from \/root\/baton-secret/);
+});
+
+test('the installed copy runs on its own Node 24, without the system\'s node or this checkout', async (t) => {
+  const root = await installedPrimary(t);
+  const node = join(root, 'opt/baton/node_modules/.bin/node');
+  t.true((await realpath(node)).startsWith(await realpath(root)), '.bin/node points inside the copy');
+  // No PATH (no system node to fall back on), started from / (no checkout's node_modules above it).
+  const env = {PATH: '/nonexistent'};
+  const version = await execa(node, ['--version'], {cwd: '/', env, extendEnv: false, reject: false});
+  t.regex(version.stdout, /^v24\./);
+  const help = await execa(node, [join(root, 'opt/baton/dist/agent/main.js'), '--help'],
+    {cwd: '/', env, extendEnv: false, reject: false});
+  t.is(help.exitCode, 0, help.stderr);
+  t.regex(help.stdout, /Usage: baton-agent/);
+});
+
+test('the baton wrapper execs the CLI with the bundled Node', async (t) => {
+  const root = await installedPrimary(t);
+  const wrapper = await readFile(join(root, 'usr/local/bin/baton'), 'utf8');
+  t.is(wrapper, renderWrapper('/opt/baton'));
+  t.regex(wrapper, /^#!\/bin\/sh\n/);
+  t.true(wrapper.includes('\nexec /opt/baton/node_modules/.bin/node /opt/baton/dist/cli/main.js "$@"\n'));
+  // The wrapper names /opt/baton of the target system; run the same script with that one path moved into the root.
+  const relocated = join(root, 'baton-relocated');
+  await writeFile(relocated, wrapper.replaceAll('/opt/baton', join(root, 'opt/baton')), {mode: 0o755});
+  t.teardown(() => rm(relocated, {force: true}));
+  const result = await execa('/bin/sh', [relocated, '--version'], {cwd: '/', env: {PATH: '/nonexistent'},
+    extendEnv: false, reject: false});
+  t.is(result.exitCode, 0, result.stderr);
+  t.is(result.stdout, 'baton 0.1.0');
+});
+
+test('the installed config is valid: check-config passes once its secret_file points into the root', async (t) => {
+  const root = await installedPrimary(t);
+  const config = await readFile(join(root, 'etc/baton/baton.yaml'), 'utf8');
+  for (const line of ['pair: web', 'node: primary', 'listen:\n  address: 192.0.2.11', 'peer:\n  address: 192.0.2.12',
+    'secret_file: /etc/baton/secret', 'service:\n  address: 192.0.2.100/24\n  interface: eth0',
+    'confirm:\n  access_log: /var/log/nginx/access.log', 'on_stop: keep', 'state_dir: /var/lib/baton',
+    'control_socket: /run/baton/control.sock']) {
+    t.true(config.includes(`\n${line}\n`), line);
+  }
+  t.regex(config, /^# The pair id: the same on both hosts/m, 'keys are explained by comments');
+  // The file says /etc/baton/secret, as the target system will have it; here that file is under the root.
+  const copy = join(await tempRoot(t), 'baton.yaml');
+  await writeFile(copy, config.replace('secret_file: /etc/baton/secret', `secret_file: ${root}/etc/baton/secret`));
+  const keyId = keyIdOf(await readFile(join(root, 'etc/baton/secret')));
+  // This checkout's CLI, and the installed one on its own Node.
+  for (const [node, cli] of [[process.execPath, CLI],
+    [join(root, 'opt/baton/node_modules/.bin/node'), join(root, 'opt/baton/dist/cli/main.js')]] as const) {
+    const result = await execa(node, [cli, 'check-config', copy], {reject: false});
+    t.is(result.exitCode, 0, result.stderr);
+    t.regex(result.stdout, /valid\n {2}primary of pair web; beacons 192\.0\.2\.11:7411 -> 192\.0\.2\.12:7411/);
+    t.true(result.stdout.includes(`key id ${keyId}`));
+  }
+});
+
+// ---- refusals, --force, --keep-config, the second host ----
+
+test('a second install without --force refuses and changes nothing', async (t) => {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  const before = await snapshotTree(root);
+  const result = await baton('install', '--root', root, ...PRIMARY);
+  t.is(result.exitCode, 1);
+  t.is(result.stderr, `baton: ${root}/etc/baton/baton.yaml exists; nothing was changed. To upgrade the program and ` +
+    'keep this config: `baton install --keep-config`. To write the config anew from these options (the old one is ' +
+    `kept as ${root}/etc/baton/baton.yaml.bak): add --force`);
+  t.deepEqual(await snapshotTree(root), before);
+});
+
+test('--force rewrites the config, keeps the old one as .bak, and keeps the secret', async (t) => {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  const secret = await readFile(join(root, 'etc/baton/secret'));
+  const edited = `${await readFile(join(root, 'etc/baton/baton.yaml'), 'utf8')}# hand edit\n`;
+  await writeFile(join(root, 'etc/baton/baton.yaml'), edited);
+  const result = await installInto(t, root, ...PRIMARY, '--pair', 'shop', '--force');
+  t.regex(await readFile(join(root, 'etc/baton/baton.yaml'), 'utf8'), /\npair: shop\n/);
+  t.is(await readFile(join(root, 'etc/baton/baton.yaml.bak'), 'utf8'), edited);
+  t.is(await modeOf(join(root, 'etc/baton/baton.yaml.bak')), '0600');
+  t.deepEqual(await readFile(join(root, 'etc/baton/secret')), secret);
+  t.regex(result.stdout, /secret +kept: the one already installed; key id/);
+  t.regex(result.stdout, /baton\.yaml +written anew \(--force\)/);
+});
+
+test('--keep-config replaces the program and keeps the config and the secret byte for byte', async (t) => {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  await writeFile(join(root, 'etc/baton/baton.yaml'), `${await readFile(join(root, 'etc/baton/baton.yaml'), 'utf8')}# hand edit\n`);
+  const config = await readFile(join(root, 'etc/baton/baton.yaml'));
+  const secret = await readFile(join(root, 'etc/baton/secret'));
+  await writeFile(join(root, 'opt/baton/stale-file'), 'from the old version');
+  const result = await installInto(t, root, '--keep-config');
+  t.false(existsSync(join(root, 'opt/baton/stale-file')), 'the program directory is the new copy');
+  t.deepEqual(await readFile(join(root, 'etc/baton/baton.yaml')), config);
+  t.deepEqual(await readFile(join(root, 'etc/baton/secret')), secret);
+  t.regex(result.stdout, /kept as it was \(--keep-config\)/);
+  t.regex(result.stdout, /keeps the previous program until `systemctl restart baton-agent` \(on_stop: keep/);
+  t.deepEqual((await readdir(join(root, 'opt'))).sort(), ['baton'], 'no staged or old copy left behind');
+});
+
+test('the backup installs with a copy of the primary\'s secret', async (t) => {
+  const primary = await tempRoot(t);
+  const backup = await tempRoot(t);
+  await installInto(t, primary, ...PRIMARY);
+  const secret = await readFile(join(primary, 'etc/baton/secret'));
+  // As after `scp`: a copy with whatever mode the transfer gave it.
+  const copy = join(backup, 'baton-secret');
+  await writeFile(copy, secret, {mode: 0o644});
+  const result = await installInto(t, backup, ...BACKUP, '--secret-from', copy);
+  t.deepEqual(await readFile(join(backup, 'etc/baton/secret')), secret);
+  t.is(await modeOf(join(backup, 'etc/baton/secret')), '0600');
+  t.regex(result.stdout, new RegExp(`secret +copied from ${copy}; key id ${keyIdOf(secret)}`));
+  const config = await readFile(join(backup, 'etc/baton/baton.yaml'), 'utf8');
+  t.true(config.includes('\nnode: backup\n'));
+  t.true(config.includes('\nlisten:\n  address: 192.0.2.12\n'));
+  t.true(config.includes('\npeer:\n  address: 192.0.2.11\n'));
+  t.regex(result.stdout, /Next: Once both agents run, `baton status`/);
+});
+
+test('--secret-from a short file refuses and installs nothing', async (t) => {
+  const root = await tempRoot(t);
+  const short = join(await tempRoot(t), 'short');
+  await writeFile(short, 'too short');
+  const before = await snapshotTree(root);
+  const result = await baton('install', '--root', root, ...BACKUP, '--secret-from', short);
+  t.is(result.exitCode, 1);
+  t.is(result.stderr, `baton: --secret-from ${short}: expected a secret of at least 32 bytes, got 9; pass a copy of ` +
+    'the other host\'s /etc/baton/secret, or leave --secret-from out to generate one here');
+  t.deepEqual(await snapshotTree(root), before);
+});
+
+test('--secret-from that differs from the installed secret refuses: a secret is never replaced', async (t) => {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  const other = join(await tempRoot(t), 'other');
+  await writeFile(other, 'x'.repeat(40));
+  const before = await snapshotTree(root);
+  const result = await baton('install', '--root', root, ...PRIMARY, '--force', '--secret-from', other);
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /secret already holds a secret \(key id [0-9a-f]{8}\) that differs from --secret-from .* an install never replaces a secret/);
+  t.deepEqual(await snapshotTree(root), before);
+});
+
+test('options that make an invalid config install nothing and name the option to fix', async (t) => {
+  const root = await tempRoot(t);
+  const result = await baton('install', '--root', root, '--role', 'primary', '--listen', '192.0.2.11', '--peer',
+    '192.0.2.12', '--service-ip', '192.0.2.0/24', '--interface', 'eth0;reboot');
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /^baton: the options do not make a valid configuration, so nothing was installed/);
+  t.regex(result.stderr, /service\.address \(--service-ip\): expected .* got '192\.0\.2\.0\/24' \(192\.0\.2\.0 is the network address/);
+  t.regex(result.stderr, /service\.interface \(--interface\): expected a Linux interface name/);
+  t.deepEqual(await readdir(root), []);
+});
+
+// ---- uninstall ----
+
+test('uninstall removes the unit, the wrapper and the program, and keeps config and state', async (t) => {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  // What the agent and `systemctl enable` would have left on the target.
+  await mkdir(join(root, 'var/lib/baton'), {recursive: true});
+  await writeFile(join(root, 'var/lib/baton/state.json'), '{"epoch":3}');
+  await mkdir(join(root, 'etc/systemd/system/multi-user.target.wants'));
+  await symlink('/etc/systemd/system/baton-agent.service',
+    join(root, 'etc/systemd/system/multi-user.target.wants/baton-agent.service'));
+  const config = await readFile(join(root, 'etc/baton/baton.yaml'));
+  const secret = await readFile(join(root, 'etc/baton/secret'));
+
+  // `baton uninstall` as the wrapper runs it: the installed copy removes itself.
+  const result = await execa(join(root, 'opt/baton/node_modules/.bin/node'),
+    [join(root, 'opt/baton/dist/cli/main.js'), 'uninstall', '--root', root], {reject: false, timeout: CLI_TIMEOUT_MS});
+  t.is(result.exitCode, 0, result.stderr);
+  for (const path of ['opt/baton', 'usr/local/bin/baton', 'etc/systemd/system/baton-agent.service',
+    'etc/systemd/system/multi-user.target.wants/baton-agent.service']) {
+    t.false(existsSync(join(root, path)), path);
+  }
+  t.deepEqual(await readFile(join(root, 'etc/baton/baton.yaml')), config);
+  t.deepEqual(await readFile(join(root, 'etc/baton/secret')), secret);
+  t.is(await readFile(join(root, 'var/lib/baton/state.json'), 'utf8'), '{"epoch":3}');
+  t.regex(result.stdout, /removed .*\/opt\/baton \(\d+\.\d MB\)/);
+  t.regex(result.stdout, /kept .*\/etc\/baton \(config and secret/);
+  t.regex(result.stdout, /systemd: not touched, .*\n {2}systemctl stop baton-agent\n {2}systemctl daemon-reload$/);
+
+  const purge = await baton('uninstall', '--root', root, '--purge');
+  t.is(purge.exitCode, 0, purge.stderr);
+  t.false(existsSync(join(root, 'etc/baton')));
+  t.false(existsSync(join(root, 'var/lib/baton')));
+  t.regex(purge.stdout, /removed .*\/etc\/baton \(--purge\)/);
+});
+
+test('uninstall refuses to remove an /opt/baton that is not baton, and changes nothing', async (t) => {
+  const root = await tempRoot(t);
+  await mkdir(join(root, 'opt/baton'), {recursive: true});
+  await writeFile(join(root, 'opt/baton/package.json'), '{"name":"something-else"}');
+  const before = await snapshotTree(root);
+  const result = await baton('uninstall', '--root', root);
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /opt\/baton is not a baton install .*nothing was changed/);
+  t.deepEqual(await snapshotTree(root), before);
+});
+
+// ---- the running system: systemctl through the runner, root required ----
+
+test('on a running system install enables the unit and uninstall disables it, through the runner', async (t) => {
+  const root = await tempRoot(t);
+  const runner = new SystemctlRecorder();
+  const deps = {...createSystemDeps(), runner, isLiveSystem: () => true};
+  const installed = captureOutput();
+  await install.run(installed.out, {root, answers: ANSWERS, secretFrom: undefined, force: false}, deps);
+  t.deepEqual(runner.systemctl, ['daemon-reload', 'enable --now baton-agent', 'is-active baton-agent']);
+  t.regex(installed.text(), /systemd:\n {2}systemctl daemon-reload: done\n {2}systemctl enable --now baton-agent: done\n {2}systemctl is-active baton-agent: active\n/);
+  t.regex(installed.text(), /confirm\.access_log is not set: `baton switchover` refuses/);
+
+  runner.systemctl.length = 0;
+  const removed = captureOutput();
+  await uninstall.run(removed.out, {root, purge: false}, deps);
+  t.deepEqual(runner.systemctl, ['disable --now baton-agent', 'daemon-reload']);
+  t.regex(removed.text(), /systemctl disable --now baton-agent: done/);
+});
+
+test('install and uninstall into / refuse without root, before touching anything', async (t) => {
+  const deps = {...createSystemDeps(), uid: 1000, runner: new SystemctlRecorder(), isLiveSystem: () => true};
+  const {out, text} = captureOutput();
+  const refused = await t.throwsAsync(install.run(out, {root: '/', answers: ANSWERS, secretFrom: undefined, force: false}, deps));
+  t.true(isBatonError(refused));
+  t.is(refused?.message, 'baton install changes /opt, /etc and /usr/local/bin of this system and needs root, but ' +
+    'runs as uid 1000: run it with sudo, or pass --root DIR to prepare a tree for another system');
+  await t.throwsAsync(uninstall.run(out, {root: '/', purge: true}, deps), {message: /needs root, but runs as uid 1000: run it with sudo$/});
+  t.is(text(), '');
+});
+
+// ---- systemd-analyze verify ----
+
+const SYSTEMD_ANALYZE = process.env['PATH']?.split(delimiter).map((dir) => join(dir, 'systemd-analyze'))
+  .find((path) => existsSync(path));
+
+/** Needs systemd-analyze: skipped with the reason where it is missing, except under CI=true, where that fails. */
+function systemdTest(title: string, implementation: Implementation<[]>): void {
+  if (SYSTEMD_ANALYZE !== undefined) {
+    test(title, implementation);
+  } else if (process.env['CI'] === 'true') {
+    test(title, (t) => {
+      t.fail('CI=true but systemd-analyze is not on PATH: apt-get install -y systemd');
+    });
+  } else {
+    test.skip(`${title} (skipped: systemd-analyze is not on PATH; apt-get install -y systemd)`, implementation);
+  }
+}
+
+systemdTest('systemd-analyze verify --root accepts the installed unit, and fails without the bundled Node', async (t) => {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  const unit = await readFile(join(root, 'etc/systemd/system/baton-agent.service'), 'utf8');
+  t.true(unit.includes('/opt/baton/node_modules/.bin/node'), 'the unit names the target\'s path, not the root\'s');
+  t.false(unit.includes(root));
+  // verify --root resolves every path inside the root, as on the target system: the units the agent's unit pulls
+  // in (sysinit.target, network-online.target, …) and the other programs it names (/bin/kill) are the host's.
+  const hostUnits = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((dir) => existsSync(dir));
+  if (hostUnits === undefined) throw new Error('no /usr/lib/systemd/system on this host');
+  await cp(hostUnits, join(root, 'usr/lib/systemd/system'), {recursive: true, verbatimSymlinks: true});
+  for (const line of unit.split('\n')) {
+    const program = /^Exec\w*=[-@:+!]*(\/\S+)/.exec(line)?.[1];
+    if (program === undefined || program.startsWith('/opt/baton/')) continue;
+    await mkdir(join(root, dirname(program)), {recursive: true});
+    await cp(await realpath(program), join(root, program));
+  }
+  const verify = (): Promise<{exitCode?: number; stderr: string}> => execa(SYSTEMD_ANALYZE!,
+    ['verify', `--root=${root}`, '/etc/systemd/system/baton-agent.service'], {reject: false, timeout: CLI_TIMEOUT_MS});
+  const ok = await verify();
+  t.is(ok.exitCode, 0, ok.stderr);
+  t.is(ok.stderr, '');
+  // Not vacuous: without the bundled runtime in the root, the same check fails on ExecStart.
+  const node = join(root, 'opt/baton/node_modules/node/bin/node');
+  await rename(node, `${node}.away`);
+  const missing = await verify();
+  await rename(`${node}.away`, node);
+  t.not(missing.exitCode, 0);
+  t.regex(missing.stderr, /\/opt\/baton\/node_modules\/\.bin\/node is not executable/);
+});
+
+// ---- pure parts ----
+
+test('the config text reads back as the answers, whatever YAML would make of them unquoted', (t) => {
+  const secret = (): {mode: number; content: Uint8Array} => ({mode: 0o100600, content: new Uint8Array(32)});
+  const none = (): Error => new Error('no programs');
+  const text = renderConfig({node: 'backup', pair: '1e3', listen: '2001:db8::12', peer: '2001:db8::11',
+    serviceIp: '2001:db8::100/64', interface: 'eth0.100', accessLog: '/var/log/my site/access.log'});
+  const config = parseConfig(text, 'baton.yaml', secret, none);
+  t.is(config.pair, '1e3');
+  t.is(config.node, 'backup');
+  t.is(config.listen.address, '2001:db8::12');
+  t.is(config.peer.address, '2001:db8::11');
+  t.is(config.service.ip.cidr, '2001:db8::100/64');
+  t.is(config.service.interface, 'eth0.100');
+  t.is(config.confirm.accessLog, '/var/log/my site/access.log');
+  t.is(config.onStop, 'keep');
+  t.is(config.stateDir, '/var/lib/baton');
+  t.is(config.controlSocket, '/run/baton/control.sock');
+  t.is(parseConfig(renderConfig(ANSWERS), 'baton.yaml', secret, none).confirm.accessLog, undefined);
+  // Every key line but the list above is a comment: the generated file explains itself.
+  const keyLines = text.split('\n').filter((line) => /^\s*[a-z_]+:/.test(line));
+  const commentLines = text.split('\n').filter((line) => line.startsWith('#'));
+  t.true(commentLines.length >= keyLines.length, `${commentLines.length} comment lines for ${keyLines.length} keys`);
+});
+
+test('the unit names /opt/baton, rewritten only for another install directory', (t) => {
+  const template = 'ExecStart=/opt/baton/node_modules/.bin/node /opt/baton/dist/agent/main.js\n';
+  t.is(renderUnit(template, '/opt/baton'), template);
+  t.is(renderUnit(template, '/srv/baton'), 'ExecStart=/srv/baton/node_modules/.bin/node /srv/baton/dist/agent/main.js\n');
+});
+
+test('the production packages are the lockfile\'s non-dev entries, Node itself included', async (t) => {
+  const lock = JSON.parse(await readFile(join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')) as unknown;
+  const {required} = selectProductionPackages(lock, 'package-lock.json');
+  for (const name of ['node', 'yaml', 'execa', 'nanoid', 'systeminformation', 'dgram-as-promised']) {
+    t.true(required.includes(`node_modules/${name}`), name);
+  }
+  for (const name of ['ava', 'typescript', '@types/node']) t.false(required.includes(`node_modules/${name}`), name);
+  t.throws(() => selectProductionPackages({lockfileVersion: 1, dependencies: {}}, 'old.json'), {message: /lockfileVersion 2 or 3/});
+});
+
+test('install and uninstall options are checked with messages that say what to give', (t) => {
+  const usage = (argv: string[]) => t.throws(() => parseCommandLine(argv), {instanceOf: UsageError})?.message;
+  t.is(usage(['install', '--role', 'primary']), 'install needs --listen, --peer, --service-ip and --interface to ' +
+    'write the config (or --keep-config to keep an installed one)');
+  t.is(usage([...['install', ...PRIMARY.slice(2)], '--role', 'main']), '--role: expected primary or backup, got \'main\'');
+  t.is(usage(['install', ...PRIMARY, '--root', 'target']), '--root: expected an absolute directory like /mnt/target, got \'target\'');
+  t.is(usage(['install', '--keep-config', '--force']), '--force writes the config anew and --keep-config keeps it: give one of them');
+  t.regex(usage(['install', '--keep-config', '--role', 'primary']) ?? '', /^--keep-config keeps the installed config, so --role would be ignored/);
+  t.is(usage(['install', ...PRIMARY.slice(0, 2), '--listen', 'host-a', ...PRIMARY.slice(4)]),
+    '--listen: expected an IPv4 or IPv6 address like 192.0.2.11, got \'host-a\'');
+  t.is(usage(['install', ...PRIMARY.slice(0, 6), '--service-ip', '192.0.2.100', ...PRIMARY.slice(8)]),
+    '--service-ip: expected an address with its prefix length like 192.0.2.100/24, got \'192.0.2.100\'');
+  t.is(usage(['status', '--purge']), '--purge is an option of uninstall, not of status');
+  t.deepEqual(parseCommandLine(['uninstall', '--root', '/mnt/target/', '--purge']), {name: 'uninstall', root: '/mnt/target', purge: true});
+  t.deepEqual(parseCommandLine(['install', '--keep-config']), {name: 'install', root: '/', answers: undefined, secretFrom: undefined, force: false});
+  const parsed = parseCommandLine(['install', ...PRIMARY, '--root', '/mnt/t']);
+  t.like(parsed, {name: 'install', root: '/mnt/t', force: false, answers: {node: 'primary', pair: 'web', listen: '192.0.2.11',
+    peer: '192.0.2.12', serviceIp: '192.0.2.100/24', interface: 'eth0', accessLog: '/var/log/nginx/access.log'}});
+});
