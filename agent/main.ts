@@ -122,7 +122,7 @@ async function main(argv: readonly string[]): Promise<number> {
 async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, systemd: SystemdEnvironment): Promise<number> {
   const runner = createExecaRunner();
   const service = createSystemdNotifier({runner, notifySocket: systemd.notifySocket});
-  let watchdogMs;
+  let watchdogMs: number | undefined;
   try {
     watchdogMs = watchdogPingIntervalMs({...systemd, pid: process.pid});
   } catch (error) {
@@ -145,6 +145,7 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
     });
   }
   try {
+    // Outside systemd there is nobody to tell READY or STATUS to: no status loop either.
     return await runAgent(config, log, clock, runner, systemd.notifySocket === undefined ? undefined : service, serviceLoops.signal);
   } finally {
     serviceLoops.abort();

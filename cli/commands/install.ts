@@ -66,7 +66,15 @@ interface InstallPlan {
 
 export async function run(out: Output, options: InstallOptions, deps: InstallDeps = createSystemDeps()): Promise<number> {
   const plan = await planInstall(options, deps);
-  const done = await applyInstall(plan, deps);
+  let done: Applied;
+  try {
+    done = await applyInstall(plan, deps);
+  } catch (error) {
+    if (isBatonError(error)) throw error;
+    // A file operation failed halfway (disk full, read-only mount): say so, and how to finish.
+    throw new BatonError('COMMAND_FAILED', `install into ${plan.root} stopped: ${describeError(error)}; fix that and ` +
+      'run the same command again (add --keep-config if it then finds the config already written)', {cause: error});
+  }
   out.stdout(await formatReport(plan, done, options));
   return 0;
 }

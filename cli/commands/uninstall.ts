@@ -3,7 +3,7 @@
 
 import {readdir, readFile, readlink, rm} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
-import {BatonError} from '../../agent/errors.js';
+import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatBytes, inspect, treeBytes} from '../install/files.js';
 import {CONFIG_DIR, INSTALL_DIR, STATE_DIR, UNIT_FILE, underRoot, WRAPPER_FILE} from '../install/layout.js';
 import {isBatonProgram, removeLeftovers} from '../install/program-files.js';
@@ -22,6 +22,17 @@ export interface UninstallOptions {
 }
 
 export async function run(out: Output, options: UninstallOptions, deps: SystemDeps = createSystemDeps()): Promise<number> {
+  try {
+    return await uninstall(out, options, deps);
+  } catch (error) {
+    if (isBatonError(error)) throw error;
+    // A file operation failed halfway: what is left is what a second run removes.
+    throw new BatonError('COMMAND_FAILED', `uninstall from ${options.root} stopped: ${describeError(error)}; fix ` +
+      'that and run the same command again', {cause: error});
+  }
+}
+
+async function uninstall(out: Output, options: UninstallOptions, deps: SystemDeps): Promise<number> {
   const {root} = options;
   requireRootUser(root, deps.uid, 'uninstall');
   if ((await inspect(root)).kind !== 'directory') {

@@ -43,7 +43,7 @@ export function renderConfig(answers: ConfigAnswers): string {
   return [
     `# ${CONFIG_FILE}: baton-agent's configuration on this host, written by \`baton install\`.`,
     `# Every key is explained in ${INSTALL_DIR}/docs/configuration.md. After an edit: \`baton check-config\`, then`,
-    '# `systemctl reload baton-agent` (the agent re-reads it and keeps the old one if the new one is invalid).',
+    '# `systemctl restart baton-agent` (with on_stop: keep the service IP stays where it is meanwhile).',
     '',
     '# The pair id: the same on both hosts. Beacons of another pair are rejected.',
     `pair: ${scalar(answers.pair)}`,

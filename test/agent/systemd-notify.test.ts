@@ -1,10 +1,12 @@
 // The systemd notify adapter: the exact systemd-notify argv, nothing at all outside systemd, the watchdog rate
-// from WATCHDOG_USEC/WATCHDOG_PID, and a ping loop that keeps its rate through slow and failed pings.
+// from WATCHDOG_USEC/WATCHDOG_PID, a ping loop that keeps its rate through slow and failed pings; and what READY=1
+// waits for, agent.ready(): the state machine has left `starting`.
 
 import test from 'ava';
 import {createSystemdNotifier, runWatchdog, watchdogPingIntervalMs} from '../../agent/adapters/systemd-notify.js';
 import {BatonError, isBatonError} from '../../agent/errors.js';
 import {FakeClock} from '../fakes/fake-clock.js';
+import {createFakePair} from '../fakes/fake-pair.js';
 import {FakeServiceManager} from '../fakes/fake-service-manager.js';
 import {RecordingRunner} from '../fakes/recording-runner.js';
 
@@ -84,13 +86,12 @@ test('a ping that hangs past its slot delays the next to the following slot, wit
   const clock = new FakeClock();
   const stalls = [0, 1200, 0, 0];
   const pingedAt: number[] = [];
-  const manager = {
-    ...new FakeServiceManager(clock),
-    watchdog: async () => {
+  const manager = new class extends FakeServiceManager {
+    override async watchdog(): Promise<void> {
       pingedAt.push(clock.now());
       await clock.sleep(stalls[pingedAt.length - 1] ?? 0);
-    },
-  };
+    }
+  }(clock);
   const abort = new AbortController();
   const loop = runWatchdog({manager, everyMs: 500, clock, signal: abort.signal, onPing: () => undefined});
   await clock.advance(2600);
@@ -98,4 +99,21 @@ test('a ping that hangs past its slot delays the next to the following slot, wit
   await loop;
   // 0, then the ping at 500 hangs until 1700: the slots at 1000 and 1500 are skipped, the next is at 2000.
   t.deepEqual(pingedAt, [0, 500, 2000, 2500]);
+});
+
+test('agent.ready() resolves only once the agent has decided, not while it listens or takes the IP', async (t) => {
+  const {clock, primary} = createFakePair(t);
+  let ready = false;
+  void primary.agent.ready().then(() => {
+    ready = true;
+  });
+  await primary.agent.start();
+  // The start-up listening (2 intervals), then the acquire plan: `starting` throughout.
+  // 5 s of fake time is far beyond the 400 ms of listening plus a plan of fakes.
+  for (let ms = 0; primary.agent.state.name === 'starting' && ms <= 5000; ms += 10) {
+    t.false(ready, `ready while starting, at ${ms} ms`);
+    await clock.advance(10);
+  }
+  t.is(primary.agent.state.name, 'active');
+  t.true(ready);
 });

@@ -55,20 +55,21 @@ async function installInto(t: ExecutionContext, root: string, ...args: string[])
 
 // One primary install shared by the tests that only look at it: each install copies the whole program.
 let sharedRoot: Promise<string> | undefined;
+let sharedDir: string | undefined;
 let sharedOutput = '';
 function installedPrimary(t: ExecutionContext): Promise<string> {
   sharedRoot ??= (async () => {
     const root = await mkdtemp(join(tmpdir(), 'baton-install-shared-'));
+    sharedDir = root;
     const result = await baton('install', '--root', root, ...PRIMARY);
     if (result.exitCode !== 0) throw new Error(`install failed: ${result.stderr}`);
     sharedOutput = result.stdout;
     return root;
   })();
-  t.log('shared primary install');
   return sharedRoot;
 }
 test.after.always(async () => {
-  if (sharedRoot !== undefined) await rm(await sharedRoot, {recursive: true, force: true});
+  if (sharedDir !== undefined) await rm(sharedDir, {recursive: true, force: true});
 });
 
 async function modeOf(path: string): Promise<string> {
