@@ -4,11 +4,12 @@
 // Why a child process: the notify socket is an AF_UNIX SOCK_DGRAM socket, and Node can neither create nor
 // write one (node:dgram is UDP only, node:net stream only), and native addons are out. So each message runs
 // `systemd-notify`, which ships with systemd itself. Its sender is then that child, not the main PID, and systemd
-// accepts a child's message only with NotifyAccess=all (NotifyAccess=main/exec would drop it silently).
+// accepts a child's message only with NotifyAccess=all (with main or exec, PID 1 drops it: "Got notification
+// message from PID …, but reception only permitted for main PID").
 // `systemd-notify --pid=` cannot help: it can only claim our PID in SCM_CREDENTIALS with CAP_SYS_ADMIN, which the
 // unit does not grant (it then falls back to its own PID). See systemd/baton-agent.service for the trade-off.
 //
-// Delivery is synchronous: systemd-notify (systemd >= 246) follows each message with BARRIER=1 carrying a pipe
+// Delivery is synchronous: systemd-notify (systemd 246 and later; seen with 252) follows each message with BARRIER=1 carrying a pipe
 // and waits until PID 1 has read it and closed the pipe. Without that (--no-block) the child may exit before
 // PID 1 looks up its cgroup, and PID 1 then drops the message as coming from an unknown process.
 
