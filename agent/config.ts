@@ -441,7 +441,8 @@ function inspectProgramFile(path: string): ProgramFileInfo | Error {
   }
 }
 
-function readSecretFile(path: string): SecretFileInfo | Error {
+/** Reads a secret file without ever hanging; the Error (with its `code`) when it cannot. Shared with `baton install`. */
+export function readSecretFile(path: string): SecretFileInfo | Error {
   let fd: number | undefined;
   try {
     // O_NONBLOCK: a FIFO planted at the path must not hang the agent; fstat then refuses it.

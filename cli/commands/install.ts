@@ -3,7 +3,7 @@
 
 import {readFile, realpath, stat} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
-import {loadConfig, parseConfig, type Config} from '../../agent/config.js';
+import {loadConfig, parseConfig, readSecretFile, type Config} from '../../agent/config.js';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatCommandLine} from '../../agent/adapters/execa-runner.js';
 import {ensureDirectory, formatBytes, inspect, treeBytes, writeFileAtomic} from '../install/files.js';
@@ -17,7 +17,7 @@ import {
   type ProgramCheck,
 } from '../install/program-files.js';
 import {
-  installedSecretReader, planSecret, readSecretAt, targetProgramInspector, targetSecretReader, type SecretPlan,
+  installedSecretReader, planSecret, targetProgramInspector, targetSecretReader, type SecretPlan,
 } from '../install/secret.js';
 import {
   createSystemDeps, DAEMON_RELOAD, ENABLE_NOW, IS_ACTIVE, requireRootUser, runSystemctl, systemctlLine, whyNotLive,
@@ -105,7 +105,7 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
   const programInPlace = installed.kind === 'directory' &&
     await realpath(sourceDir) === await realpath(paths.installDir);
 
-  const secret = planSecret(readSecretAt(paths.secretFile), paths.secretFile,
+  const secret = planSecret(readSecretFile(paths.secretFile), paths.secretFile,
     options.secretFrom === undefined ? undefined : resolve(options.secretFrom), deps.randomBytes);
   const config = await planConfig(options, paths, secret);
   const template = await readFile(join(sourceDir, UNIT_TEMPLATE), 'utf8');

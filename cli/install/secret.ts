@@ -1,10 +1,10 @@
 // The pair's shared secret at install: kept when there is one, copied with --secret-from, else generated; and the
 // readers that let the config be validated against the secret about to be installed, under --root.
 
-import {closeSync, constants, fstatSync, openSync, readFileSync, statSync} from 'node:fs';
+import {statSync} from 'node:fs';
 import {BatonError} from '../../agent/errors.js';
 import type {ProgramInspector, SecretFileInfo, SecretReader} from '../../agent/config.js';
-import {keyIdOf} from '../../agent/config.js';
+import {keyIdOf, readSecretFile} from '../../agent/config.js';
 import {SECRET_FILE, SECRET_FILE_MODE, underRoot} from './layout.js';
 
 // HMAC-SHA256 wants a key of at least its output size, 32 bytes (RFC 2104 §3); config.ts refuses shorter ones.
@@ -18,7 +18,7 @@ export type SecretPlan =
   | {readonly action: 'generate'; readonly content: Uint8Array; readonly keyId: string};
 
 /**
- * Decides the secret: `existing` is the target's secret file (read through readSecretAt), `secretFrom` the file of
+ * Decides the secret: `existing` is the target's secret file (read through readSecretFile), `secretFrom` the file of
  * --secret-from. Throws CONFIG_INVALID when --secret-from is unusable or differs from a secret already installed.
  */
 export function planSecret(existing: SecretFileInfo | Error, existingPath: string, secretFrom: string | undefined,
@@ -46,7 +46,7 @@ export function planSecret(existing: SecretFileInfo | Error, existingPath: strin
 }
 
 function readSecretFrom(path: string): Uint8Array {
-  const info = readSecretAt(path);
+  const info = readSecretFile(path);
   if (info instanceof Error) {
     throw new BatonError('CONFIG_INVALID', `--secret-from ${path}: cannot read it: ${info.message}; copy the other ` +
       `host's ${SECRET_FILE} here first (scp), then pass its path`, {cause: info});
@@ -59,21 +59,6 @@ function readSecretFrom(path: string): Uint8Array {
   return info.content;
 }
 
-/** Reads a secret file like the agent does; the Error (with its `code`) when it cannot. */
-export function readSecretAt(path: string): SecretFileInfo | Error {
-  let fd: number | undefined;
-  try {
-    // O_NONBLOCK: a FIFO at the path must not hang the install; fstat then refuses it.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) return new Error('not a regular file');
-    return {mode: stat.mode, content: readFileSync(fd)};
-  } catch (error) {
-    return error instanceof Error ? error : new Error(String(error));
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 /**
  * Secret files as the target system will see them: the installed secret is the one planned (not yet written when
@@ -82,12 +67,12 @@ export function readSecretAt(path: string): SecretFileInfo | Error {
 export function targetSecretReader(root: string, planned: SecretPlan): SecretReader {
   return (path) => path === SECRET_FILE
     ? {mode: planned.action === 'keep' ? planned.mode : SECRET_FILE_MODE, content: planned.content}
-    : readSecretAt(underRoot(root, path));
+    : readSecretFile(underRoot(root, path));
 }
 
 /** Secret files as installed under `root`, read from disk: for checking the config once everything is written. */
 export function installedSecretReader(root: string): SecretReader {
-  return (path) => readSecretAt(underRoot(root, path));
+  return (path) => readSecretFile(underRoot(root, path));
 }
 
 /** Programs named by the config (hooks, command checks), looked at under `root`. */
