@@ -247,8 +247,9 @@ test('a real hook whose child holds its output open is stopped with its child, a
   const path = await writeScript(join(dir, 'notify'),
     `echo "$3" >> '${out}'\nif [ "$3" = hang ]; then sleep 30 & echo $! > '${pidFile}'; wait; fi`);
   t.teardown(async () => {
+    // Only if the runner failed to stop it: normally the sleep is already gone (ESRCH).
     const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
-    if (pid > 0) process.kill(pid);
+    if (pid > 0 && isProcessAlive(pid)) process.kill(pid);
   });
   const {hooks, lines} = realHooks(path, 200, 300);
 
