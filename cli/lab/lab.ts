@@ -178,9 +178,12 @@ export async function waitForSettledPair(lab: Lab, timeoutMs: number): Promise<{
   }
 }
 
-/** Starts (or restarts) a host's baton-agent and records its PID in the lab file. */
-export async function startAgent(host: LabHost, lab?: Lab): Promise<void> {
-  host.pid = await spawnInNamespace(host.namespace, process.execPath, [...AGENT_NODE_FLAGS, AGENT_SCRIPT, '--config', host.configFile], host.logFile);
+/**
+ * Starts (or restarts) a host's baton-agent and records its PID in the lab file. `program` runs another copy of
+ * baton (e.g. one put in place by `baton install`), as an upgrade does.
+ */
+export async function startAgent(host: LabHost, lab?: Lab, program: {node: string; script: string} = {node: process.execPath, script: AGENT_SCRIPT}): Promise<void> {
+  host.pid = await spawnInNamespace(host.namespace, program.node, [...AGENT_NODE_FLAGS, program.script, '--config', host.configFile], host.logFile);
   if (lab !== undefined) await writeFile(join(lab.dir, LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
 }
 

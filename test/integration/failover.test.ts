@@ -2,7 +2,10 @@
 // still answers (no split brain), the old primary's return, clean restarts with on_stop keep and release,
 // a healed split brain, and SIGHUP with a broken config.
 
-import {readFile, writeFile} from 'node:fs/promises';
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
 import test from 'ava';
 import {execa} from 'execa';
 import {signalAgent, startAgent, type Lab, type LabHost} from '../../cli/lab/lab.js';
@@ -13,6 +16,7 @@ import {baton, servesAddress, settled, statusOf, until, useLab, whoServes} from 
 // A dead timer of 2 s makes "well before the dead timer" unambiguous for the on_stop: release test.
 const DEAD_AFTER_MS = 2000;
 
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const fixture = useLab({web: 'nginx', extraConfig: `heartbeat: { interval_ms: 200, dead_after_ms: ${DEAD_AFTER_MS} }`}, {probe: true});
 const requireLab = fixture.lab;
 
@@ -162,4 +166,31 @@ test.serial('SIGHUP with a broken config keeps the agent running on the old one,
   } finally {
     await writeFile(host.configFile, original);
   }
+});
+
+test.serial('upgrading baton on a running pair (installed copy, standby first, then the active host): the IP never moves, no failed request', async (t) => {
+  const l = requireLab();
+  await primaryServes(l);
+  // The "new version": baton install puts a complete copy, with its own Node, under ROOT/opt/baton.
+  const root = await mkdtemp(join(tmpdir(), 'baton-upgrade-'));
+  t.teardown(() => rm(root, {recursive: true, force: true}));
+  const install = await execa(process.execPath, [CLI, 'install', '--root', root, '--role', 'primary', '--listen', '192.0.2.11',
+    '--peer', '192.0.2.12', '--service-ip', '192.0.2.100/25', '--interface', 'eth0'], {reject: false, timeout: 120_000});
+  t.is(install.exitCode, 0, String(install.stderr));
+  const program = {node: join(root, 'opt/baton/node_modules/.bin/node'), script: join(root, 'opt/baton/dist/agent/main.js')};
+  const from = Date.now();
+  for (const host of [l.hosts.backup, l.hosts.primary]) {
+    await signalAgent(host, 'SIGTERM');
+    await startAgent(host, l, program);
+    await settled(l);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const summary = summarizeProbes(await fixture.prober()?.read() ?? [], from, Date.now());
+  t.log(`${summary.probes} probes during the upgrade, ${summary.failed} failed, longest gap ${Math.round(summary.longestGapMs)} ms`);
+  t.is(summary.failed, 0);
+  t.deepEqual(Object.keys(summary.hosts), ['primary'], 'the IP never moved');
+  const {primary, backup} = await settled(l);
+  t.is(primary.self.state, 'active');
+  t.is(backup.self.state, 'standby');
+  t.regex((await readFile(`/proc/${l.hosts.primary.pid}/cmdline`, 'utf8')), new RegExp(root), 'the primary runs the installed copy');
 });
