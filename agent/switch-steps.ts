@@ -111,11 +111,12 @@ export async function undoStep(step: SwitchStepName, host: StepHost): Promise<vo
   }
 }
 
-/** Whether this host serves the IP as clients see it: the address is on the interface and (link mode) the link is up. */
-export async function isServing(host: StepHost): Promise<boolean> {
-  const {network, config} = host;
-  if (!(await network.hasAddress(config.service.ip))) return false;
-  return config.service.mode === 'address' || network.isLinkUp(config.service.interface);
+/**
+ * Whether this host serves the IP as clients see it: the address is on the service interface and the interface
+ * is up and running. Read from the kernel each time (the driver's in-process interface list), never remembered.
+ */
+export function isServing(host: StepHost): Promise<boolean> {
+  return host.network.isServing(host.config.service.ip);
 }
 
 /**
