@@ -223,13 +223,7 @@ export class Agent {
   async status(): Promise<StatusReport> {
     const {config, clock} = this.#deps;
     const now = clock.now();
-    let holdsIp: boolean | undefined;
-    let holdsIpError: string | undefined;
-    try {
-      holdsIp = await isServing(this.#deps);
-    } catch (error) {
-      holdsIpError = describeError(error);
-    }
+    const holdsIp = await isServing(this.#deps);
     const peer = this.#monitor.stats(now);
     const last = peer.lastBeacon;
     const lateness = this.#lateness.snapshot();
@@ -245,7 +239,6 @@ export class Agent {
         stateForMs: Math.round(now - this.#stateSince),
         epoch: this.#machine.epoch,
         holdsIp,
-        holdsIpError,
         health: this.#machine.health,
         healthChecks: this.#health.snapshot().checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
         uptimeMs: Math.round(now - this.#startedAt),

@@ -95,8 +95,6 @@ export interface StatusReport {
     readonly epoch: number;
     /** Observed on the interface while answering this request, not believed. */
     readonly holdsIp: boolean | undefined;
-    /** Why holdsIp could not be observed, if it could not. */
-    readonly holdsIpError: string | undefined;
     readonly health: Health;
     readonly healthChecks: readonly {readonly name: string; readonly ok: boolean; readonly detail: string}[];
     readonly uptimeMs: number;

@@ -7,7 +7,7 @@ export function formatStatus(status: StatusReport): string {
   const lines: string[] = [];
   lines.push(`pair ${status.pair}: this host is the ${self.role} (${self.host}, pid ${self.pid})`);
   lines.push(`  state       ${self.state} for ${formatDuration(self.stateForMs)}: ${self.reason}`);
-  lines.push(`  service IP  ${service.address} on ${service.interface} (${service.mode} mode): ${heldText(self.holdsIp, self.holdsIpError)}`);
+  lines.push(`  service IP  ${service.address} on ${service.interface} (${service.mode} mode): ${heldText(self.holdsIp)}`);
   if (self.healthChecks.length > 0) {
     lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok ? 'ok' : `FAILING (${c.detail})`}`).join('; ')}`);
   }
@@ -80,8 +80,8 @@ export function formatSwitchResult(result: SwitchResult): string {
   }
 }
 
-function heldText(holdsIp: boolean | undefined, error: string | undefined): string {
-  if (holdsIp === undefined) return `unknown (${error ?? 'not observed'})`;
+function heldText(holdsIp: boolean | undefined): string {
+  if (holdsIp === undefined) return 'unknown (not observed)';
   return holdsIp ? 'held here (observed on the interface)' : 'not held here (observed on the interface)';
 }
 
