@@ -30,13 +30,15 @@ Commands:
                              aid to look at the pair mid-switch
   resume                     a released host (after a switchover) becomes
                              standby again, ready to take over
-  rehearse [--with-failure] [--report FILE] [--url URL] [--interval-ms N] [--json]
+  rehearse [--with-failure] [--client HOST] [--report FILE] [--url URL] [--interval-ms N] [--json]
                              the drill on the configured pair (spare machines):
                              preflight, status, switchover, switchback, resume;
                              with --with-failure the active host drops its
                              service link for a while and the other takes over.
                              This machine probes the service IP throughout (run
-                             it on the standby, or on a client with the socket)
+                             it on the standby), or HOST with --client: over ssh
+                             (key, no password; --ssh-config FILE), with baton
+                             installed there (--client-baton DIR, /opt/baton)
   check-config [FILE]        validate a configuration file and its secret file;
                              prints every problem at once; exit 0 valid, 1 invalid
   lab up|status|down|run     a two-host pair plus a client in network namespaces
@@ -99,7 +101,8 @@ export type Command =
   | {readonly name: 'switchover'; readonly config: string; readonly socket: string | undefined; readonly json: boolean; readonly options: SwitchoverOptions}
   | {readonly name: 'resume'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
   | {readonly name: 'rehearse'; readonly config: string; readonly socket: string | undefined; readonly json: boolean;
-      readonly withFailure: boolean; readonly report: string; readonly url: string | undefined; readonly intervalMs: number}
+      readonly withFailure: boolean; readonly report: string; readonly url: string | undefined; readonly intervalMs: number;
+      readonly client: string | undefined; readonly sshConfig: string | undefined; readonly clientBaton: string}
   | {readonly name: 'check-config'; readonly file: string}
   | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string}
   | ({readonly name: 'install'} & InstallOptions)
@@ -115,6 +118,9 @@ const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
   'role': ['install'], 'listen': ['install'], 'peer': ['install'], 'service-ip': ['install'], 'interface': ['install'],
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install'],
   'keep-config': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
+  'dry-run': ['switchover'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
+  'pause-after': ['switchover'], 'web': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
+  'interval-ms': ['rehearse'], 'client': ['rehearse'], 'ssh-config': ['rehearse'], 'client-baton': ['rehearse'],
 };
 /** The options that answer the config's questions: --keep-config keeps the installed answers instead. */
 const ANSWER_OPTIONS = ['role', 'listen', 'peer', 'service-ip', 'interface', 'pair', 'access-log'] as const;
@@ -146,6 +152,9 @@ export function parseCommandLine(argv: readonly string[]): Command {
         'with-failure': {type: 'boolean', default: false},
         url: {type: 'string'},
         'interval-ms': {type: 'string'},
+        client: {type: 'string'},
+        'ssh-config': {type: 'string'},
+        'client-baton': {type: 'string'},
         role: {type: 'string'},
         root: {type: 'string'},
         listen: {type: 'string'},
@@ -206,6 +215,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
         name, config, socket: values.socket, json: values.json, withFailure: values['with-failure'], url: values.url,
         report: values.report ?? 'baton-rehearsal-report.html',
         intervalMs: optionalInt('--interval-ms', values['interval-ms'], 5, 1000) ?? DEFAULT_REHEARSE_INTERVAL_MS,
+        client: sshHost(values.client), sshConfig: values['ssh-config'], clientBaton: values['client-baton'] ?? '/opt/baton',
       };
     }
     case 'check-config': {
@@ -301,6 +311,15 @@ function parsePause(value: string | undefined): SwitchoverOptions['pauseAfter'] 
     throw new UsageError(`--pause-after: expected one of ${SWITCH_STEP_NAMES.join(', ')} (optionally :SECONDS), got '${value}'`);
   }
   return {step, seconds: optionalInt('--pause-after seconds', seconds, 1, 3600) ?? DEFAULT_PAUSE_S};
+}
+
+/** [USER@]HOST for ssh: no spaces or option-looking values, so it can never turn into an ssh option. */
+function sshHost(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$/.test(value) || value.startsWith('-')) {
+    throw new UsageError(`--client: expected [USER@]HOST, got '${value}'`);
+  }
+  return value;
 }
 
 function noMore(command: string, rest: readonly string[]): void {

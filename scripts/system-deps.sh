@@ -13,6 +13,9 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
   command -v python3 >/dev/null 2>&1 || missing="$missing python3"
   command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+  # ssh and sshd: baton rehearse --client probes from another host over ssh; a test runs sshd in a namespace.
+  command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
+  [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
 fi
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"

@@ -15,6 +15,9 @@ export interface RehearseCommand {
   readonly report: string;
   readonly url: string | undefined;
   readonly intervalMs: number;
+  readonly client: string | undefined;
+  readonly sshConfig: string | undefined;
+  readonly clientBaton: string;
 }
 
 const EXIT_INTERRUPTED = 130;
@@ -29,7 +32,8 @@ export async function run(out: Output, command: RehearseCommand): Promise<number
   };
   process.on('SIGINT', onInterrupt);
   try {
-    const target = await createAgentTarget(socket, command.url);
+    const target = await createAgentTarget(socket, command.url, command.client === undefined ? {kind: 'here'}
+      : {kind: 'ssh', client: command.client, sshConfig: command.sshConfig, batonDir: command.clientBaton});
     const report = await runDrill(target, {
       title: 'baton rehearsal', withFailure: command.withFailure, probeIntervalMs: command.intervalMs, say, signal: abort.signal,
     });

@@ -11,6 +11,7 @@ import type {Role} from '../../agent/ports.js';
 import {callAgent} from '../control-client.js';
 import {startProber} from '../lab/probe-control.js';
 import type {DrillTarget, HostView} from './drill.js';
+import {startRemoteTraffic, type RemoteTrafficOptions} from './remote-traffic.js';
 
 // A switch reports progress at least every second; silence this long means the agent is gone.
 const SWITCH_IDLE_TIMEOUT_MS = 60_000;
@@ -20,7 +21,10 @@ const TRAFFIC_MAX_S = 600;
 // timer, the takeover and a margin to watch the clients follow.
 const FAIL_EXTRA_S = 8;
 
-export async function createAgentTarget(socket: string, url: string | undefined): Promise<DrillTarget> {
+/** Where the probes come from: this machine, or another one over ssh. */
+export type ClientSpec = {readonly kind: 'here'} | ({readonly kind: 'ssh'} & Pick<RemoteTrafficOptions, 'client' | 'sshConfig' | 'batonDir'>);
+
+export async function createAgentTarget(socket: string, url: string | undefined, client: ClientSpec = {kind: 'here'}): Promise<DrillTarget> {
   const status = async (): Promise<StatusReport> => await callAgent(socket, {id: 'rehearse', type: 'status'}) as StatusReport;
   const first = await status();
   const selfRole = first.self.role;
@@ -58,9 +62,10 @@ export async function createAgentTarget(socket: string, url: string | undefined)
     },
     async startTraffic(intervalMs) {
       if (intervalMs < 5 || intervalMs > 1000) throw new BatonError('BAD_REQUEST', `probe interval ${intervalMs} ms: expected 5..1000`);
+      const bounds = {url: serviceUrl, intervalMs, timeoutMs: Math.min(200, intervalMs * 10), durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs)};
+      if (client.kind === 'ssh') return startRemoteTraffic({...client, ...bounds});
       const dir = await mkdtemp(join(tmpdir(), 'baton-rehearse-'));
-      const prober = await startProber({namespace: undefined, url: serviceUrl, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
-        durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs), out: join(dir, 'probes.jsonl')});
+      const prober = await startProber({namespace: undefined, ...bounds, out: join(dir, 'probes.jsonl')});
       return {read: () => prober.read(), stop: () => prober.stop()};
     },
   };

@@ -2,7 +2,7 @@
 // nginx, leaves nothing behind, reports a failed confirmation as a failed phase while the pair keeps serving,
 // and Ctrl-C mid-switch leaves exactly one host serving for `baton lab down` to clean.
 
-import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -12,6 +12,7 @@ import {runDrill} from '../../cli/drill/drill.js';
 import {createLabTarget} from '../../cli/drill/lab-target.js';
 import type {DrillReport} from '../../cli/drill/report.js';
 import {labDown, labUp, labStatus, LAB_BASE_DIR, waitForSettledPair} from '../../cli/lab/lab.js';
+import {spawnInNamespace} from '../../cli/lab/namespaces.js';
 import {stopProcessByPid} from '../../cli/lab/web.js';
 import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
 import {runner, servesAddress} from './lab-helpers.js';
@@ -131,4 +132,42 @@ test.serial('baton rehearse on a configured pair, run from a client machine, wit
     ['preflight ok', 'status ok', 'switchover ok', 'switchback ok', 'failure ok', 'return ok']);
   const status = await labStatus(lab);
   t.is([status.primary.self.holdsIp, status.backup.self.holdsIp].filter(Boolean).length, 1);
+});
+
+test.serial('baton rehearse --client HOST: the probes come from a third machine over ssh', async (t) => {
+  if (!available) return t.pass();
+  const lab = await labUp({runner, prefix: integrationPrefix(), baseDir: dir, web: 'builtin'});
+  t.teardown(() => labDown(runner, lab.prefix, dir));
+  await waitForSettledPair(lab, 15_000);
+  // The client namespace plays the third machine: sshd there, with keys made for this test only.
+  const ssh = join(dir, `${lab.prefix}-ssh`);
+  await mkdir(ssh, {mode: 0o700});
+  for (const key of ['host_key', 'client_key']) await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(ssh, key)]);
+  await writeFile(join(ssh, 'authorized_keys'), await readFile(join(ssh, 'client_key.pub')), {mode: 0o600});
+  await writeFile(join(ssh, 'sshd_config'), [
+    'ListenAddress 192.0.2.20', `HostKey ${join(ssh, 'host_key')}`, `PidFile ${join(ssh, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${join(ssh, 'authorized_keys')}`, 'StrictModes no', 'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'LogLevel ERROR', '',
+  ].join('\n'));
+  await writeFile(join(ssh, 'ssh_config'), [
+    'Host client', '  HostName 192.0.2.20', '  User root', `  IdentityFile ${join(ssh, 'client_key')}`,
+    '  StrictHostKeyChecking no', '  UserKnownHostsFile /dev/null', '  LogLevel ERROR', '',
+  ].join('\n'));
+  // sshd wants its privilege-separation directory, as Debian's own service creates it.
+  await mkdir('/run/sshd', {recursive: true, mode: 0o755});
+  const sshd = await spawnInNamespace(lab.client.namespace, '/usr/sbin/sshd', ['-D', '-e', '-f', join(ssh, 'sshd_config')], join(ssh, 'sshd.log'));
+  t.teardown(() => stopProcessByPid(sshd));
+
+  const repo = fileURLToPath(new URL('../../../', import.meta.url));
+  const result = await execa('ip', ['netns', 'exec', lab.hosts.backup.namespace, process.execPath, CLI, 'rehearse',
+    '--socket', lab.hosts.backup.socket, '--client', 'client', '--ssh-config', join(ssh, 'ssh_config'), '--client-baton', repo,
+    '--report', join(dir, 'ssh-rehearsal.html')], {reject: false, timeout: 180_000});
+  t.log(String(result.stdout));
+  t.is(result.exitCode, 0, String(result.stderr).slice(-3000));
+  const report = JSON.parse(await readFile(join(dir, 'ssh-rehearsal.json'), 'utf8')) as DrillReport;
+  t.true(report.ok);
+  t.true(report.probes.length > 20);
+  // The backup's web server saw the client machine's address: the probes really came from there.
+  const log = await readFile(lab.hosts.backup.web?.accessLog ?? '', 'utf8');
+  t.regex(log, /^192\.0\.2\.20 - - \[/m);
 });
