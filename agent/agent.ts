@@ -11,9 +11,9 @@ import type {
   AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, Role, StateStore,
 } from './ports.js';
 import {ADDRESS_STILL_ANSWERS, initialState, step, type AgentEvent, type Effect, type MachineState, type PlanName, type StepName} from './state-machine.js';
-import {planRollback, type SwitchStepName} from './switch-plan.js';
 import {runSwitchover, SwitchParticipant, type SwitchDeps} from './switch-runner.js';
-import {isServing, undoStep} from './switch-steps.js';
+import {isServing} from './switch-steps.js';
+import {recoverInterruptedSwitch} from './recovery.js';
 import {HealthMonitor, type HealthProbe} from './health.js';
 import type {HookRunner} from './hooks.js';
 import {LatenessTracker} from './timers.js';
@@ -417,50 +417,10 @@ export class Agent {
     }
   }
 
-  /**
-   * A journal left by a switch this agent did not finish (it was killed or the host rebooted): bring this host to a
-   * state where exactly one host holds the IP. A host that serves keeps serving. A giver that had released the IP
-   * takes it back unless the peer holds it or it answers ARP. A taker undoes its preparations.
-   */
   async #recoverInterruptedSwitch(): Promise<void> {
-    const {journal, log, network, config, clock} = this.#deps;
-    const recorded = await journal.load();
-    if (recorded === undefined) return;
-    const applied = recorded.applied.filter((name): name is SwitchStepName => (['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up'] as string[]).includes(name));
-    const stepNote = `after ${applied.at(-1) ?? 'no step'}${recorded.pending === undefined ? '' : `, before or during ${recorded.pending}`}`;
-    log.warning(`(switch ${recorded.switchId}) found unfinished from before this start: ${recorded.side}, ${stepNote}; recovering`);
-    let outcome: string;
-    if (await isServing(this.#deps)) {
-      outcome = 'this host serves and keeps the service IP';
-    } else {
-      const peer = this.#machine.peer;
-      const peerHolds = peer?.alive === true && peer.holdsIp;
-      const mayTakeBack = recorded.side === 'giver' && (applied.includes('primary-net-down') || recorded.pending === 'primary-net-down');
-      // The taker's preparations (link down, address on a downed link) are undone; the giver's release is undone
-      // only when nobody else serves.
-      for (const undo of planRollback(applied)) {
-        if (undo.name === 'primary-net-down') continue;
-        await this.#undoForRecovery(recorded.switchId, undo.name);
-      }
-      if (mayTakeBack && !peerHolds && !(await network.isAddressInUse(config.service.ip))) {
-        await this.#undoForRecovery(recorded.switchId, 'primary-net-down');
-        outcome = 'this host had released the service IP and took it back: nobody else held it';
-      } else {
-        outcome = peerHolds ? `the peer ${peer.state} holds the service IP` : 'this host does not hold the service IP';
-      }
-    }
-    await journal.clear();
-    const reason = `switch ${recorded.switchId} was interrupted by a restart of this agent (${recorded.side}, ${stepNote}); ${outcome}`;
-    this.#lastSwitch = {id: recorded.switchId, outcome: 'interrupted', reason, endedAt: clock.now()};
-    log.notice(`(switch ${recorded.switchId}) recovered: ${outcome}`);
-  }
-
-  async #undoForRecovery(switchId: string, name: SwitchStepName): Promise<void> {
-    try {
-      await undoStep(name, this.#deps);
-      if (name === 'primary-net-down') void this.#repeatAnnounce();
-    } catch (error) {
-      this.#deps.log.error(`(switch ${switchId}) recovery: undo ${name} failed: ${describeError(error)}`);
+    const recovered = await recoverInterruptedSwitch({...this.#deps, announced: () => void this.#repeatAnnounce()}, this.#machine.peer);
+    if (recovered !== undefined) {
+      this.#lastSwitch = {id: recovered.switchId, outcome: 'interrupted', reason: recovered.reason, endedAt: this.#deps.clock.now()};
     }
   }
 

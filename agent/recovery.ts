@@ -1,0 +1,64 @@
+// After a restart: a switch journal left by a run of this agent that did not finish (killed, host rebooted).
+// Brings this host to a state where exactly one host holds the IP, and says what happened.
+
+import {describeError} from './errors.js';
+import type {Logger} from './log.js';
+import type {JournalStore, NetworkDriver} from './ports.js';
+import type {PeerView} from './state-machine.js';
+import {planRollback, SWITCH_STEP_NAMES, type SwitchStepName} from './switch-plan.js';
+import {isServing, undoStep, type StepHost} from './switch-steps.js';
+
+export interface RecoveryDeps extends StepHost {
+  readonly journal: JournalStore;
+  readonly log: Logger;
+  readonly network: NetworkDriver;
+  /** Called after the IP was taken back here, to schedule the repeated announcement. */
+  readonly announced: () => void;
+}
+
+export interface Recovered {
+  readonly switchId: string;
+  readonly reason: string;
+}
+
+/**
+ * A host that serves keeps serving. A giver that had released the IP takes it back unless the peer holds it or
+ * it answers ARP. A taker undoes its preparations. Returns what happened, or undefined when there was no journal.
+ */
+export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerView | undefined): Promise<Recovered | undefined> {
+  const {journal, log, network, config} = deps;
+  const recorded = await journal.load();
+  if (recorded === undefined) return undefined;
+  const applied = recorded.applied.filter((name): name is SwitchStepName => (SWITCH_STEP_NAMES as readonly string[]).includes(name));
+  const stepNote = `after ${applied.at(-1) ?? 'no step'}${recorded.pending === undefined ? '' : `, before or during ${recorded.pending}`}`;
+  log.warning(`(switch ${recorded.switchId}) found unfinished from before this start: ${recorded.side}, ${stepNote}; recovering`);
+  const undo = async (name: SwitchStepName): Promise<void> => {
+    try {
+      await undoStep(name, deps);
+      if (name === 'primary-net-down') deps.announced();
+    } catch (error) {
+      log.error(`(switch ${recorded.switchId}) recovery: undo ${name} failed: ${describeError(error)}`);
+    }
+  };
+  let outcome: string;
+  if (await isServing(deps)) {
+    outcome = 'this host serves and keeps the service IP';
+  } else {
+    const peerHolds = peer?.alive === true && peer.holdsIp;
+    const mayTakeBack = recorded.side === 'giver' && (applied.includes('primary-net-down') || recorded.pending === 'primary-net-down');
+    // The taker's preparations (link down, address on a downed link) are undone; the giver's release is undone
+    // only when nobody else serves.
+    for (const step of planRollback(applied)) {
+      if (step.name !== 'primary-net-down') await undo(step.name);
+    }
+    if (mayTakeBack && !peerHolds && !(await network.isAddressInUse(config.service.ip))) {
+      await undo('primary-net-down');
+      outcome = 'this host had released the service IP and took it back: nobody else held it';
+    } else {
+      outcome = peerHolds ? `the peer ${peer.state} holds the service IP` : 'this host does not hold the service IP';
+    }
+  }
+  await journal.clear();
+  log.notice(`(switch ${recorded.switchId}) recovered: ${outcome}`);
+  return {switchId: recorded.switchId, reason: `switch ${recorded.switchId} was interrupted by a restart of this agent (${recorded.side}, ${stepNote}); ${outcome}`};
+}
