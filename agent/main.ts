@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// baton-agent's composition root: argv, config, adapters, signals (SIGTERM/SIGINT stop, SIGHUP re-check, SIGUSR1 dump).
+// baton-agent's composition root: argv, config, adapters, signals (SIGTERM/SIGINT stop, SIGHUP reload, SIGUSR1 dump).
 
 import {hostname} from 'node:os';
 import {parseArgs} from 'node:util';
@@ -39,7 +39,9 @@ Options:
   --version         print the version
 
 Signals: SIGTERM/SIGINT stop (the service IP is kept or released per on_stop),
-SIGHUP re-reads and checks the configuration, SIGUSR1 logs a full status dump.`;
+SIGHUP re-reads the configuration: an invalid one is refused and the agent
+keeps running on the old; a valid one is applied by restarting in place (same
+PID, the service IP untouched). SIGUSR1 logs a full status dump.`;
 
 const VERSION = '0.1.0';
 
@@ -146,7 +148,7 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
   }
   try {
     // Outside systemd there is nobody to tell READY or STATUS to: no status loop either.
-    return await runAgent(config, log, clock, runner, systemd.notifySocket === undefined ? undefined : service, serviceLoops.signal);
+    return await runAgent(config, log, clock, runner, systemd.notifySocket === undefined ? undefined : service, serviceLoops.signal, systemd);
   } finally {
     serviceLoops.abort();
   }
@@ -154,7 +156,7 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
 
 async function runAgent(
   config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
-  service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal,
+  service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal, systemd: SystemdEnvironment,
 ): Promise<number> {
   // One packet of each form per announcement: the agent repeats it once after ANNOUNCE_REPEAT_MS.
   // The duplicate-address probe listens 150 ms: replies from a live holder came within 12-40 ms in the lab
@@ -210,7 +212,7 @@ async function runAgent(
   });
   process.on('SIGHUP', () => {
     void loadConfig(config.file).then(
-      () => log.notice(`(config) SIGHUP: ${config.file} is valid; applying changes needs a restart in this version, the running config is unchanged`),
+      () => reloadInPlace(agent, control, config, log, systemd),
       (error: unknown) => log.error(`(config) SIGHUP: keeping the running config, the new file is invalid: ${describeError(error)}`),
     );
   });
@@ -242,6 +244,32 @@ async function runAgent(
   }
   if (config.onStop === 'keep') log.notice(`(agent) left ${config.service.ip.cidr} as it is (on_stop: keep)`);
   return 0;
+}
+
+/**
+ * SIGHUP with a valid new config: the agent stops as with on_stop: keep (the IP and the service stay as they
+ * are) and execs itself with the same arguments, so the new config is read by a fresh start under the same PID
+ * (systemd keeps its MainPID, and gets READY=1 again). Refused while a switch runs: a switch is never cut short.
+ */
+async function reloadInPlace(agent: Agent, control: {close(): Promise<void>}, config: Config, log: Logger, systemd: SystemdEnvironment): Promise<void> {
+  if (agent.state.name === 'switching') {
+    log.warning(`(config) SIGHUP: ${config.file} is valid, but a switch is running; send SIGHUP again once it has ended`);
+    return;
+  }
+  const execve = process.execve?.bind(process);
+  if (execve === undefined) {
+    log.warning(`(config) SIGHUP: ${config.file} is valid, but this Node cannot restart in place: restart the agent to apply it`);
+    return;
+  }
+  log.notice(`(config) SIGHUP: ${config.file} is valid; restarting in place (same PID) to apply it, the service IP stays as it is`);
+  await control.close();
+  await agent.shutdown('keep');
+  // The systemd variables were taken out of our environment for the children's sake; the new image needs them.
+  const env: NodeJS.ProcessEnv = {...process.env};
+  if (systemd.notifySocket !== undefined) env['NOTIFY_SOCKET'] = systemd.notifySocket;
+  if (systemd.watchdogUsec !== undefined) env['WATCHDOG_USEC'] = systemd.watchdogUsec;
+  if (systemd.watchdogPid !== undefined) env['WATCHDOG_PID'] = systemd.watchdogPid;
+  execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
 }
 
 /** Re-sends STATUS= whenever the observed state changes (a takeover, a switch), until `signal` aborts. */

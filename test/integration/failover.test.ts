@@ -147,6 +147,40 @@ test.serial('SIGUSR1 writes a full status dump to the log', async (t) => {
   t.true(dump.beacons.sent > 0);
 });
 
+test.serial('SIGHUP with a valid config applies it in place: same PID, new timers, the IP does not move, no failed request', async (t) => {
+  const l = requireLab();
+  await primaryServes(l);
+  const host = l.hosts.primary;
+  const original = await readFile(host.configFile, 'utf8');
+  const pid = host.pid;
+  const from = Date.now();
+  await writeFile(host.configFile, original.replace(`interval_ms: 200, dead_after_ms: ${DEAD_AFTER_MS}`, `interval_ms: 100, dead_after_ms: ${DEAD_AFTER_MS}`));
+  try {
+    process.kill(pid, 'SIGHUP');
+    const status = await until('the new interval is in force and the agent decided', 10_000, async () => {
+      const s = await statusOf(host);
+      return s.timers.intervalMs === 100 && s.self.state !== 'starting' ? s : undefined;
+    });
+    t.is(status.self.pid, pid, 'restarted in place: systemd keeps its main PID');
+    t.is(status.self.state, 'active');
+    t.true(status.self.holdsIp);
+    await settled(l);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const summary = summarizeProbes(await fixture.prober()?.read() ?? [], from, Date.now());
+    t.log(`${summary.probes} probes during the reload, ${summary.failed} failed`);
+    t.is(summary.failed, 0);
+    t.deepEqual(Object.keys(summary.hosts), ['primary']);
+    t.regex(await readFile(host.logFile, 'utf8'), /SIGHUP: .* is valid; restarting in place \(same PID\)/);
+  } finally {
+    await writeFile(host.configFile, original);
+    process.kill(host.pid, 'SIGHUP');
+    await until('the old interval is back', 10_000, async () => {
+      const s = await statusOf(host);
+      return s.timers.intervalMs === 200 && s.self.state !== 'starting' ? true : undefined;
+    });
+  }
+});
+
 test.serial('SIGHUP with a broken config keeps the agent running on the old one, and says so', async (t) => {
   const l = requireLab();
   await settled(l);
