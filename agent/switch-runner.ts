@@ -63,6 +63,7 @@ interface CurrentSwitch {
 export class SwitchParticipant {
   readonly #deps: SwitchDeps;
   #current: CurrentSwitch | undefined;
+  #journalWrites: Promise<void> = Promise.resolve();
 
   constructor(deps: SwitchDeps) {
     this.#deps = deps;
@@ -113,6 +114,10 @@ export class SwitchParticipant {
       await this.#deps.saveEpoch(current.epoch);
       await this.#writeJournal('backup-net-up');
       current.prepared = true;
+    } else if (step === 'primary-net-down') {
+      // Not waited for: the journal already says primary-net-down is pending, which recovery treats as maybe
+      // done; the giver's answer must not wait for an fsync while nobody serves.
+      this.#writeJournal(undefined).catch((error: unknown) => this.#deps.log.error(`(switch ${id}) journal: ${describeError(error)}`));
     } else {
       await this.#writeJournal(undefined);
     }
@@ -161,7 +166,7 @@ export class SwitchParticipant {
     const serving = await isServing(this.#deps).catch(() => false);
     await this.#deps.observed();
     this.#current = undefined;
-    await this.#deps.journal.clear();
+    await this.#clearJournal();
     await this.#deps.dispatch({type: 'switch-ended', switchId: id, outcome, holdsIp: serving, epoch: serving && current.side === 'taker' ? current.epoch : 0, reason});
     log.notice(`(switch ${id}) ${outcome}: ${reason}`);
   }
@@ -254,14 +259,25 @@ export class SwitchParticipant {
     return this.#current;
   }
 
-  async #writeJournal(pending: SwitchStepName | undefined): Promise<void> {
+  /** Writes the journal as it is now; writes (and the final clear) happen one after another, in order. */
+  #writeJournal(pending: SwitchStepName | undefined): Promise<void> {
     const c = this.#current;
-    if (c === undefined) return;
+    if (c === undefined) return Promise.resolve();
     const journal: SwitchJournal = {
       switchId: c.id, side: c.side, coordinator: c.coordinator, peerBoot: c.peerBoot, epoch: c.epoch,
       applied: [...c.applied], pending, phase: c.phase, startedAtWall: c.startedAtWall,
     };
-    await this.#deps.journal.save(journal);
+    return this.#inOrder(() => this.#deps.journal.save(journal));
+  }
+
+  #clearJournal(): Promise<void> {
+    return this.#inOrder(() => this.#deps.journal.clear());
+  }
+
+  #inOrder(write: () => Promise<void>): Promise<void> {
+    const done = this.#journalWrites.then(write);
+    this.#journalWrites = done.catch(() => undefined);
+    return done;
   }
 }
 
