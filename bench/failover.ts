@@ -2,6 +2,7 @@
 // between successful responses is the outage a client saw. Each run cuts whichever host is active, then brings
 // its link back (it returns as standby), so runs alternate direction without a planned switch in between.
 
+import {setTimeout as sleep} from 'node:timers/promises';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import type {Lab, LabHost} from '../cli/lab/lab.js';
@@ -52,8 +53,4 @@ export async function measureFailovers(lab: Lab, runs: number, dir: string, tag:
   }
   await waitForSettledPair(lab, 20_000);
   return samples;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -3,6 +3,7 @@
 // responses and the failed probes, then min/median/max. Figures, not pass/fail: the targets (DESIGN) are printed
 // beside them for the reader.
 
+import {setTimeout as sleep} from 'node:timers/promises';
 import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -67,9 +68,6 @@ function fmt(n: number): string {
   return n.toFixed(0).padStart(5);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the bench builds network namespaces: run it as root');

@@ -2,6 +2,7 @@
 // active host and its return, on a pair the target gives access to, while a client probes the service IP.
 // Every step is reported as it happens; the result is a DrillReport.
 
+import {setTimeout as sleep} from 'node:timers/promises';
 import type {StatusReport, SwitchProgress, SwitchResult, SwitchoverOptions} from '../../agent/control-protocol.js';
 import {describeError} from '../../agent/errors.js';
 import type {Role} from '../../agent/ports.js';
@@ -245,9 +246,6 @@ async function waitForTakeover(target: DrillTarget, traffic: Traffic | undefined
   return undefined;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 export function viewOf(status: StatusReport): HostView {
   return {role: status.self.role, host: status.self.host, state: status.self.state, holdsIp: status.self.holdsIp, peerAlive: status.peer.alive};

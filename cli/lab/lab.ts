@@ -15,7 +15,7 @@ import {
   createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, LINK_MODE_LAB_TOPOLOGY,
   newLabPrefix, spawnInNamespace, SERVICE_LAN,
 } from './namespaces.js';
-import {startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
+import {isProcessAlive, startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
 
 export const LAB_SERVICE_IP = `${SERVICE_LAN.serviceAddress}/${SERVICE_LAN.prefixLength}`;
 export const LAB_BASE_DIR = join(tmpdir(), 'baton-lab');
@@ -191,8 +191,8 @@ export async function startAgent(host: LabHost, lab?: Lab, program: {node: strin
 export async function signalAgent(host: LabHost, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
   process.kill(host.pid, signal);
   const deadline = Date.now() + STOP_GRACE_MS;
-  while (isRunning(host.pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-  if (isRunning(host.pid)) throw new BatonError('LAB_FAILED', `the ${host.role}'s agent (pid ${host.pid}) did not end after ${signal}`);
+  while (isProcessAlive(host.pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  if (isProcessAlive(host.pid)) throw new BatonError('LAB_FAILED', `the ${host.role}'s agent (pid ${host.pid}) did not end after ${signal}`);
 }
 
 interface LabConfigInput {
@@ -220,14 +220,6 @@ function labConfig(host: LabConfigInput): string {
   ].join('\n');
 }
 
-// A stopping agent gets this long to leave cleanly before SIGKILL.
+// A stopping agent gets this long to leave cleanly.
 const STOP_GRACE_MS = 3000;
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
