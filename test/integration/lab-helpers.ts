@@ -82,7 +82,9 @@ export async function servesAddress(host: LabHost, iface = 'eth0'): Promise<bool
 
 /** Who answers an HTTP request to the service IP from the client: "primary", "backup", or undefined. */
 export async function whoServes(lab: Lab): Promise<string | undefined> {
-  const script = "fetch('http://192.0.2.100/',{signal:AbortSignal.timeout(1000)}).then(r=>r.text()).then(t=>process.stdout.write(t),()=>process.stdout.write(''))";
+  // Exits as soon as it has an answer or gave up: an aborted fetch may leave a connecting socket that would keep
+  // Node alive (SYN retries to an address nobody answers) until execa's timeout.
+  const script = "fetch('http://192.0.2.100/',{signal:AbortSignal.timeout(1000)}).then(r=>r.text()).then(t=>process.stdout.write(t),()=>{}).finally(()=>process.exit(0))";
   const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script], {timeout: 10_000});
   return /served by (\w+)/.exec(stdout)?.[1];
 }
