@@ -10,7 +10,10 @@ import {execa, type ResultPromise} from 'execa';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {labDown, labUp, type Lab, type LabHost, type LabOptions} from '../../cli/lab/lab.js';
+import {until} from '../../cli/lab/observe.js';
 import {startProber, type Prober} from '../../cli/lab/probe-control.js';
+
+export {servesAddress, until, whoServes} from '../../cli/lab/observe.js';
 import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
 
 export const runner = createExecaRunner();
@@ -71,37 +74,6 @@ export async function statusOf(host: LabHost): Promise<StatusReport> {
   const result = await baton(host, 'status', '--json');
   if (result.exitCode !== 0) throw new Error(`baton status on the ${host.role} failed: ${String(result.stderr)}`);
   return JSON.parse(String(result.stdout)) as StatusReport;
-}
-
-/** Whether the kernel shows the service address on the host's service interface, and the link is up. */
-export async function servesAddress(host: LabHost, iface = 'eth0'): Promise<boolean> {
-  const {stdout} = await execa('ip', ['-n', host.namespace, '-j', '-4', 'addr', 'show', 'dev', iface]);
-  const links = JSON.parse(stdout) as Array<{flags: string[]; addr_info: Array<{local: string}>}>;
-  return links.some((link) => link.flags.includes('UP') && link.addr_info.some((a) => a.local === '192.0.2.100'));
-}
-
-/** Who answers an HTTP request to the service IP from the client: "primary", "backup", or undefined. */
-export async function whoServes(lab: Lab): Promise<string | undefined> {
-  // Exits as soon as it has an answer or gave up: an aborted fetch may leave a connecting socket that would keep
-  // Node alive (SYN retries to an address nobody answers) until execa's timeout.
-  const script = "fetch('http://192.0.2.100/',{signal:AbortSignal.timeout(1000)}).then(r=>r.text()).then(t=>process.stdout.write(t),()=>{}).finally(()=>process.exit(0))";
-  const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script], {timeout: 10_000});
-  return /served by (\w+)/.exec(stdout)?.[1];
-}
-
-export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError === undefined ? '' : ` (${String(lastError)})`}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** Both agents alive, neither starting or switching, exactly one holding the IP: returns both statuses. */

@@ -1,0 +1,74 @@
+// `npm run campaign`: the hostile-input and fault campaign. Attacks and breaks a namespace lab on purpose and
+// prints one table row per case with what was measured. Exit status 1 when any case failed.
+//
+//   npm run campaign                    every part, full size (several minutes)
+//   npm run campaign -- --fast          the subset CI runs
+//   npm run campaign -- --only flood,crash
+
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {parseArgs} from 'node:util';
+import {createExecaRunner} from '../agent/adapters/execa-runner.js';
+import {describeError} from '../agent/errors.js';
+import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
+import {PARTS} from './parts.js';
+
+const {values} = parseArgs({options: {
+  fast: {type: 'boolean', default: false},
+  only: {type: 'string'},
+}});
+
+function selectParts(only: string | undefined): CampaignPart[] {
+  if (only === undefined) return [...PARTS];
+  const names = only.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const unknown = names.filter((n) => !PARTS.some((p) => p.name === n));
+  if (unknown.length > 0) {
+    throw new Error(`--only: unknown part ${unknown.join(', ')}; the parts are ${PARTS.map((p) => p.name).join(', ')}`);
+  }
+  return PARTS.filter((p) => names.includes(p.name));
+}
+
+function printTable(rows: readonly CaseResult[]): void {
+  const width = {group: 7, name: Math.min(56, Math.max(4, ...rows.map((r) => r.name.length)))};
+  console.log(`\n${'part'.padEnd(width.group)}  ${'case'.padEnd(width.name)}  result  figures`);
+  for (const row of rows) {
+    console.log(`${row.group.padEnd(width.group)}  ${row.name.padEnd(width.name)}  ${(row.ok ? 'pass' : 'FAIL').padEnd(6)}  ${row.figures}`);
+  }
+  const failed = rows.filter((r) => !r.ok);
+  for (const row of failed) console.log(`\nFAIL ${row.group} / ${row.name}: ${row.detail ?? row.figures}`);
+  console.log(`\n${rows.length} cases, ${rows.length - failed.length} passed, ${failed.length} failed`);
+}
+
+async function main(): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error('the campaign builds network namespaces: run it as root');
+  const parts = selectParts(values.only);
+  const dir = await mkdtemp(join(tmpdir(), 'baton-campaign-'));
+  const started = Date.now();
+  const context: CampaignContext = {
+    fast: values.fast, runner: createExecaRunner(), dir,
+    say: (line) => console.log(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`),
+  };
+  const rows: CaseResult[] = [];
+  console.log(`baton campaign${values.fast ? ' (fast subset)' : ''}: ${parts.map((p) => p.name).join(', ')}`);
+  try {
+    for (const part of parts) {
+      console.log(`\n== ${part.name}: ${part.about}`);
+      try {
+        const results = await part.run(context);
+        for (const r of results) context.say(`${r.ok ? 'pass' : 'FAIL'}  ${r.name}: ${r.figures}`);
+        rows.push(...results);
+      } catch (error) {
+        rows.push({group: part.name, name: 'could not run', ok: false, figures: '-', detail: describeError(error)});
+        context.say(`FAIL  ${part.name} could not run: ${describeError(error)}`);
+      }
+    }
+  } finally {
+    await rm(dir, {recursive: true, force: true});
+  }
+  printTable(rows);
+  console.log(`campaign took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return rows.every((r) => r.ok) ? 0 : 1;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,8 @@
+// The campaign's parts, in the order they run.
+
+import type {CampaignPart} from './case.js';
+import {fuzzPart} from './fuzz.js';
+
+export const PARTS: readonly CampaignPart[] = [
+  fuzzPart,
+];

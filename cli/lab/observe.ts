@@ -1,0 +1,47 @@
+// Looking at a lab from outside its agents: which host's kernel has the service address, who answers the client,
+// and waiting for a condition. Used by the integration tests and the campaign, which must not take an agent's
+// word for where the IP is.
+
+import {execa} from 'execa';
+import type {Lab, LabHost} from './lab.js';
+
+/** Whether the kernel shows the service address on the host's service interface, and the link is up. */
+export async function servesAddress(host: LabHost, iface = 'eth0'): Promise<boolean> {
+  const {stdout} = await execa('ip', ['-n', host.namespace, '-j', '-4', 'addr', 'show', 'dev', iface], {timeout: 10_000});
+  const links = JSON.parse(stdout) as Array<{flags: string[]; addr_info: Array<{local: string}>}>;
+  return links.some((link) => link.flags.includes('UP') && link.addr_info.some((a) => a.local === '192.0.2.100'));
+}
+
+/** The hosts whose kernel has the service address up right now: exactly one is the only healthy answer. */
+export async function holdersOf(lab: Lab): Promise<string[]> {
+  const holders: string[] = [];
+  for (const host of [lab.hosts.primary, lab.hosts.backup]) {
+    if (await servesAddress(host).catch(() => false)) holders.push(host.role);
+  }
+  return holders;
+}
+
+/** Who answers an HTTP request to the service IP from the client: "primary", "backup", or undefined. */
+export async function whoServes(lab: Lab): Promise<string | undefined> {
+  // Exits as soon as it has an answer or gave up: an aborted fetch may leave a connecting socket that would keep
+  // Node alive (SYN retries to an address nobody answers) until execa's timeout.
+  const script = "fetch('http://192.0.2.100/',{signal:AbortSignal.timeout(1000)}).then(r=>r.text()).then(t=>process.stdout.write(t),()=>{}).finally(()=>process.exit(0))";
+  const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script], {timeout: 10_000});
+  return /served by (\w+)/.exec(stdout)?.[1];
+}
+
+/** Polls `probe` every 50 ms until it returns a value; throws naming `what` (and the last error) after `timeoutMs`. */
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${lastError === undefined ? '' : ` (${String(lastError)})`}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
