@@ -264,7 +264,7 @@ export class Agent {
         endedMsAgo: Math.round(now - this.#lastSwitch.endedAt),
       },
       switching: this.#participant.current === undefined ? undefined : {id: this.#participant.current.id, side: this.#participant.current.side},
-      beacons: {sent: this.#sent, accepted: peer.accepted, rejected: peer.rejected},
+      beacons: {sent: this.#sent, accepted: peer.accepted, rejected: peer.rejected, droppedUnread: this.#deps.transport.dropped},
       timers: {
         loopLagMs: {p99: lateness.p99, max: lateness.max},
         lateBeyondInterval: lateness.beyondInterval,

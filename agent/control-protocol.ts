@@ -126,6 +126,8 @@ export interface StatusReport {
     readonly sent: number;
     readonly accepted: number;
     readonly rejected: Readonly<Record<RejectReason, number>>;
+    /** Datagrams dropped before they were judged because the agent fell behind (a flood); counted, not logged. */
+    readonly droppedUnread: number;
   };
   readonly timers: {
     /** Event-loop lateness: how late the agent ran compared with when it should have. */

@@ -36,6 +36,8 @@ export interface BeaconTransport {
   receive(): AsyncIterable<ReceivedDatagram>;
   /** Idempotent. */
   close(): Promise<void>;
+  /** Datagrams dropped unread because the agent fell behind (its receive queue was full), e.g. under a flood. */
+  readonly dropped: number;
 }
 
 /** Every method is idempotent: adding a present address or downing a down link succeeds. */

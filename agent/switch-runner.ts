@@ -357,12 +357,33 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   };
 
   // Preflight: both hosts' software base, the target's load, and both access logs, before anything changes.
-  const selfInfo = await deps.hostInfo.collect();
-  const peerInfo = parseHostInfo(await remote('host-info', '', {}));
-  if (typeof peerInfo === 'string') throw new BatonError('STEP_FAILED', `the peer's host information is unusable: ${peerInfo}`);
-  const report = comparePreflight(selfInfo, peerInfo, selfSide === 'taker' ? 'self' : 'peer');
-  emit({kind: 'preflight', text: formatPreflight(report, `${deps.self.role}`, `${peer.label.role}`)});
-  assertPreflight(report, options.strict);
+  // Both hosts collect their information at once. When one cannot (a version probe hung on a loaded host), the
+  // comparison is incomplete: a warning, or a refusal under --strict. The switch itself does not depend on it,
+  // and a switchover refused because a host is busy is the wrong answer to a busy host. A silent peer still fails.
+  const [selfInfo, peerInfo] = await Promise.all([
+    deps.hostInfo.collect().catch((error: unknown) => `the ${deps.self.role}: ${describeError(error)}`),
+    remote('host-info', '', {}).then(
+      (value) => {
+        const parsed = parseHostInfo(value);
+        return typeof parsed === 'string' ? `the ${peer.label.role}'s host information is unusable: ${parsed}` : parsed;
+      },
+      (error: unknown) => {
+        if (isBatonError(error, 'PEER_UNREACHABLE')) throw error;
+        return `the ${peer.label.role}: ${describeError(error)}`;
+      }),
+  ]);
+  if (typeof selfInfo === 'string' || typeof peerInfo === 'string') {
+    const missing = [selfInfo, peerInfo].filter((info) => typeof info === 'string').join('; ');
+    if (options.strict) {
+      throw new BatonError('PREFLIGHT_REFUSED', `preflight incomplete, the software bases could not be compared: ${missing}. ` +
+        'Retry, or switch without --strict to go ahead with a warning.');
+    }
+    emit({kind: 'preflight', text: `preflight: incomplete, software base not compared\n  warning: ${missing}`});
+  } else {
+    const report = comparePreflight(selfInfo, peerInfo, selfSide === 'taker' ? 'self' : 'peer');
+    emit({kind: 'preflight', text: formatPreflight(report, `${deps.self.role}`, `${peer.label.role}`)});
+    assertPreflight(report, options.strict);
+  }
   const checkLog = (side: SwitchSide): Promise<unknown> => (side === selfSide ? participant.checkLog() : remote('check-log', '', {}));
   await checkLog('taker');
   const giverLog = await checkLog('giver').then(() => undefined, (error: unknown) => describeError(error));

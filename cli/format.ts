@@ -21,7 +21,8 @@ export function formatStatus(status: StatusReport): string {
     lines.push(`  link        rtt ${peer.rttMs === undefined ? 'not measured yet' : `${formatMs(peer.rttMs.last)} (avg ${formatMs(peer.rttMs.average)})`}, loss ${peer.loss === undefined ? 'not measured yet' : `${(peer.loss * 100).toFixed(1)} %`}`);
   }
   const rejected = Object.entries(beacons.rejected).filter(([, count]) => count > 0);
-  lines.push(`beacons       sent ${beacons.sent}, accepted ${beacons.accepted}, rejected ${rejected.length === 0 ? 'none' : rejected.map(([reason, count]) => `${reason} ${count}`).join(', ')}`);
+  lines.push(`beacons       sent ${beacons.sent}, accepted ${beacons.accepted}, rejected ${rejected.length === 0 ? 'none' : rejected.map(([reason, count]) => `${reason} ${count}`).join(', ')}` +
+    (beacons.droppedUnread > 0 ? `, dropped unread ${beacons.droppedUnread} (the agent fell behind)` : ''));
   lines.push(`timers        interval ${timers.intervalMs} ms, dead after ${timers.deadAfterMs} ms; event loop late by p99 ${formatMs(timers.loopLagMs.p99)}, max ${formatMs(timers.loopLagMs.max)}` +
     (timers.lateBeyondInterval > 0 ? `, ${timers.lateBeyondInterval} tick(s) late by more than an interval` : ''));
   if (status.switching !== undefined) lines.push(`switch        ${status.switching.id} running, this host is the ${status.switching.side}`);

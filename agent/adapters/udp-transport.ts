@@ -14,6 +14,10 @@ export interface UdpTransportOptions {
 
 // 4096 datagrams of at most 1.1 KB: under 5 MB even when full.
 const DEFAULT_MAX_QUEUED = 4096;
+// The socket's kernel receive buffer: datagrams that arrive while the agent is busy (a switch step's process
+// spawn, a fsync) wait there. The kernel caps the request at net.core.rmem_max and doubles it; Debian's default
+// cap (208 KB) holds about 300 small datagrams, a few tens of ms of a 10,000/s flood. Raising rmem_max buys headroom.
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export interface UdpTransport extends BeaconTransport {
   /** Datagrams dropped because the agent fell behind. */
@@ -31,7 +35,7 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
   // Messages are taken from the 'message' event rather than recv(): recv() listens only while a call is
   // pending, and datagrams that arrive together in one loop turn would be lost between two calls.
   const socket: SocketAsPromised = DgramAsPromised.createSocket(
-    {type: isIPv6(options.listen.address) ? 'udp6' : 'udp4'},
+    {type: isIPv6(options.listen.address) ? 'udp6' : 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES},
     (msg, rinfo) => {
       if (queue.length >= maxQueued) {
         dropped += 1;

@@ -3,7 +3,7 @@
 
 import test from 'ava';
 import type {SwitchProgress, SwitchResult, SwitchoverOptions} from '../../agent/control-protocol.js';
-import {isBatonError} from '../../agent/errors.js';
+import {BatonError, isBatonError} from '../../agent/errors.js';
 import type {FakeClock} from '../fakes/fake-clock.js';
 import {createFakePair, type FakeHost, type FakePair} from '../fakes/fake-pair.js';
 
@@ -221,6 +221,19 @@ test('--strict refuses when the software bases differ, before changing anything'
   t.true(progress.some((p) => p.kind === 'preflight' && p.text.includes('mysql')));
   t.true(pair.primary.network.addresses.has('192.0.2.100'));
   t.deepEqual(pair.backup.network.actions().filter((a) => a !== 'isAddressInUse 192.0.2.100/24'), []);
+});
+
+test('host information that cannot be collected makes the preflight a warning, or a refusal under --strict', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.hostInfo.failure = new BatonError('COMMAND_TIMEOUT', 'collecting host info took more than 1500 ms: one of the version probes hangs');
+  const strict = await t.throwsAsync(drive(pair.clock, pair.primary.agent.switchover({...OPTIONS, strict: true}, () => undefined)));
+  t.true(isBatonError(strict, 'PREFLIGHT_REFUSED'));
+  t.regex(strict?.message ?? '', /could not be compared: the backup: collecting host info took more than 1500 ms/);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+
+  const {result, progress} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done');
+  t.true(progress.some((p) => p.kind === 'preflight' && /incomplete[\s\S]*warning: the backup: collecting host info/.test(p.text)));
 });
 
 test('an unreadable access log on the backup is refused before the switch starts', async (t) => {

@@ -1,9 +1,11 @@
-// A HostInfoSource with a fixed answer, editable to make the two hosts drift.
+// A HostInfoSource with a fixed answer, editable to make the two hosts drift, or made to fail as a hung probe does.
 
 import type {HostInfo, HostInfoSource} from '../../agent/ports.js';
 
 export class FakeHostInfo implements HostInfoSource {
   info: HostInfo;
+  /** When set, collect() throws it. */
+  failure: Error | undefined;
 
   constructor(hostname: string, versions: Record<string, string> = {nginx: '1.22.1', openssl: '3.0.15'}) {
     this.info = {
@@ -16,6 +18,7 @@ export class FakeHostInfo implements HostInfoSource {
   }
 
   async collect(): Promise<HostInfo> {
+    if (this.failure !== undefined) throw this.failure;
     return this.info;
   }
 }

@@ -9,6 +9,8 @@ export class FakeTransport implements BeaconTransport {
   peer: FakeTransport | undefined;
   /** When false, datagrams sent from here are lost. */
   connected = true;
+  /** The fake never falls behind. */
+  readonly dropped = 0;
   #queue: ReceivedDatagram[] = [];
   #wake: (() => void) | undefined;
   #closed = false;
