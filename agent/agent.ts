@@ -110,6 +110,7 @@ export class Agent {
       pair: deps.config.pair,
       peerRole: this.#peerRole,
       peerAddress: deps.config.peer.address,
+      selfBoot: this.#bootId,
       keyring: deps.config.keyring,
       deadAfterMs: deps.config.heartbeat.deadAfterMs,
       maxClockSkewMs: deps.config.heartbeat.maxClockSkewMs,
@@ -714,7 +715,7 @@ export class Agent {
   }
 
   async #sendRequest(request: OutgoingRequest): Promise<void> {
-    await this.#transmit({kind: 'request', request: {...this.#envelope(), ...request}});
+    await this.#transmit({kind: 'request', request: {...this.#envelope(), to: this.#monitor.newest()?.boot ?? '', ...request}});
   }
 
   async #sendReply(reply: OutgoingReply): Promise<void> {

@@ -83,6 +83,12 @@ export type RequestOp = 'host-info' | 'check-log' | 'plan' | 'begin' | 'apply' |
 export const REQUEST_OPS: readonly RequestOp[] = ['host-info', 'check-log', 'plan', 'begin', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link'];
 
 export interface PeerRequest extends Envelope {
+  /**
+   * Boot id of the agent the request is for. Sequence numbers stop a replay to the agent that saw the original,
+   * but an agent that restarted has forgotten them: a request recorded before it restarted names its old boot
+   * and is void, whatever the clock skew window allows.
+   */
+  readonly to: string;
   /** nanoid; retries of one request carry the same id, so the receiver does the work once. */
   readonly id: string;
   readonly op: RequestOp;
@@ -202,7 +208,7 @@ function reject(reason: RejectReason, detail: string): Decoded {
 function bodyOf(message: Message): Record<string, unknown> {
   if (message.kind === 'request') {
     const r = message.request;
-    return {...envelopeBody(r), id: r.id, op: r.op, switchId: r.switchId, params: r.params};
+    return {...envelopeBody(r), to: r.to, id: r.id, op: r.op, switchId: r.switchId, params: r.params};
   }
   if (message.kind === 'reply') {
     const r = message.reply;
@@ -226,7 +232,7 @@ const HOST_PATTERN = /^[A-Za-z0-9._-]{0,253}$/;
 const ENVELOPE_KEYS = ['pair', 'node', 'boot', 'seq', 'sentAt'];
 const BODY_KEYS: Record<MessageKind, ReadonlySet<string>> = {
   beacon: new Set([...ENVELOPE_KEYS, 'host', 'state', 'epoch', 'holdsIp', 'health', 'switchId', 'ack']),
-  request: new Set([...ENVELOPE_KEYS, 'id', 'op', 'switchId', 'params']),
+  request: new Set([...ENVELOPE_KEYS, 'to', 'id', 'op', 'switchId', 'params']),
   reply: new Set([...ENVELOPE_KEYS, 'id', 'ok', 'error', 'result']),
 };
 // Requests and replies nest a little (a step name inside params, a version table inside a result); anything
@@ -267,12 +273,14 @@ function parseEnvelope(body: Record<string, unknown>): Envelope | string {
 }
 
 function parseRequestFields(body: Record<string, unknown>, envelope: Envelope): PeerRequest | string {
-  const {id, op, switchId, params} = body;
+  const {to, id, op, switchId, params} = body;
+  // Empty when the sender has not heard from the receiver yet; such a request is refused by the receiver.
+  if (typeof to !== 'string' || (to !== '' && !ID_PATTERN.test(to))) return 'field to: expected a boot id or empty';
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) return 'field id: expected a request id';
   if (typeof op !== 'string' || !(REQUEST_OPS as readonly string[]).includes(op)) return 'field op: expected a request operation';
   if (typeof switchId !== 'string' || (switchId !== '' && !ID_PATTERN.test(switchId))) return 'field switchId: expected a switch id or empty';
   if (!isJsonObject(params, 1)) return `field params: expected a JSON object nested at most ${MAX_JSON_DEPTH} deep`;
-  return {...envelope, id, op: op as RequestOp, switchId, params};
+  return {...envelope, to, id, op: op as RequestOp, switchId, params};
 }
 
 function parseReplyFields(body: Record<string, unknown>, envelope: Envelope): PeerReply | string {

@@ -11,6 +11,8 @@ export interface PeerMonitorOptions {
   /** The role the peer must announce (the other one than ours). */
   readonly peerRole: Role;
   readonly peerAddress: string;
+  /** This agent's own boot id: a peer request must name it. */
+  readonly selfBoot: string;
   readonly keyring: Keyring;
   readonly deadAfterMs: number;
   readonly maxClockSkewMs: number;
@@ -48,6 +50,8 @@ export class PeerMonitor {
   #retiredBoots: string[] = [];
   #lastBeacon: Beacon | undefined;
   #lastSeenAt: number | undefined;
+  /** Newest sentAt of the current boot: a boot that sent earlier than that is not a restart but the past. */
+  #bootSentAt = 0;
   #rtt: {last: number; average: number} | undefined;
   #accepted = 0;
   readonly #rejected: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
@@ -62,7 +66,7 @@ export class PeerMonitor {
    * @param now monotonic ms; @param wallNow wall-clock ms (for the skew window only)
    */
   observe(datagram: Uint8Array, from: string, now: number, wallNow: number): Observation {
-    const result = this.#judge(datagram, from, wallNow);
+    const result = this.#judge(datagram, from, now, wallNow);
     if (!result.ok) {
       this.#rejected[result.reason] += 1;
       return result;
@@ -77,7 +81,9 @@ export class PeerMonitor {
       this.#received = [];
       this.#firstSeq = envelope.seq;
       this.#lastBeacon = undefined;
+      this.#bootSentAt = 0;
     }
+    this.#bootSentAt = Math.max(this.#bootSentAt, envelope.sentAt);
     const newest = envelope.seq > this.#highestSeq;
     this.#recordSeq(envelope.seq);
     this.#accepted += 1;
@@ -121,7 +127,7 @@ export class PeerMonitor {
     };
   }
 
-  #judge(datagram: Uint8Array, from: string, wallNow: number): {ok: true; message: Message} | Extract<Decoded, {ok: false}> {
+  #judge(datagram: Uint8Array, from: string, now: number, wallNow: number): {ok: true; message: Message} | Extract<Decoded, {ok: false}> {
     const options = this.#options;
     // Source first: costs nothing and keeps a flood from a third address away from the HMAC.
     if (from !== options.peerAddress) return {ok: false, reason: 'wrong-source', detail: `from ${from}, peer is ${options.peerAddress}`};
@@ -136,6 +142,15 @@ export class PeerMonitor {
     if (skew < -options.maxClockSkewMs) return {ok: false, reason: 'stale', detail: `sent ${-skew} ms ago, window is ${options.maxClockSkewMs} ms (replay, or clocks apart)`};
     if (skew > options.maxClockSkewMs) return {ok: false, reason: 'future', detail: `sent ${skew} ms in the future, window is ${options.maxClockSkewMs} ms (clocks apart?)`};
     if (this.#retiredBoots.includes(envelope.boot)) return {ok: false, reason: 'replay', detail: `boot ${envelope.boot} has ended`};
+    // Another boot while the current one is alive is a restart only if it speaks later. An agent that restarted
+    // does not know the peer's earlier boots; without this, datagrams of one replayed inside the skew window would
+    // replace the live boot and retire it, and every real beacon after that would be refused as a replay.
+    if (this.#boot !== undefined && envelope.boot !== this.#boot && envelope.sentAt <= this.#bootSentAt && this.isAlive(now)) {
+      return {ok: false, reason: 'replay', detail: `boot ${envelope.boot} sent at ${envelope.sentAt}, before the live boot ${this.#boot} (${this.#bootSentAt}): not a restart`};
+    }
+    if (message.kind === 'request' && message.request.to !== options.selfBoot) {
+      return {ok: false, reason: 'replay', detail: `${message.request.op} request for boot ${message.request.to || '(none)'}, this agent is boot ${options.selfBoot} (sent before it restarted?)`};
+    }
     // A request changes things, so it must be newer than everything seen: no reordering allowance. A request
     // that lost a race with a later beacon is simply retried by its sender with a fresh sequence number.
     const lateAllowed = message.kind !== 'request' && this.#isLateButNew(envelope.seq);

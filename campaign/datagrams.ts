@@ -18,7 +18,7 @@ export function templates(pair: string, sentAt: number): DatagramTemplates {
   const envelope = {pair, node: 'backup' as const, boot: 'bootA', sentAt};
   return {
     beacon: {...envelope, seq: 7, host: 'web-b', state: 'standby', epoch: 1, holdsIp: false, health: 'ok', switchId: '', ack: undefined},
-    request: {...envelope, seq: 8, id: 'req1', op: 'apply', switchId: 'sw1', params: {step: 'primary-net-down'}},
+    request: {...envelope, seq: 8, to: 'bootP', id: 'req1', op: 'apply', switchId: 'sw1', params: {step: 'primary-net-down'}},
     reply: {...envelope, seq: 9, id: 'req0', ok: true, error: undefined, result: {applied: true}},
   };
 }

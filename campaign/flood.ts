@@ -3,46 +3,36 @@
 // primary's address forged as their source, so they get past the cheap source check and cost the agent a
 // header parse and an HMAC each. The agent must keep up, switch, never fail over falsely, and count every one.
 
-import {readFile, writeFile} from 'node:fs/promises';
+import {randomBytes} from 'node:crypto';
+import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
-import {fileURLToPath} from 'node:url';
-import {randomBytes} from 'node:crypto';
 import fc from 'fast-check';
-import type {StatusReport} from '../agent/control-protocol.js';
 import {keyIdOf, type Key} from '../agent/config.js';
 import {callAgent} from '../cli/control-client.js';
 import type {Lab} from '../cli/lab/lab.js';
-import {runInNamespace, spawnInNamespace} from '../cli/lab/namespaces.js';
 import {holdersOf} from '../cli/lab/observe.js';
 import {startProber} from '../cli/lab/probe-control.js';
-import {isProcessAlive} from '../cli/lab/web.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {hostileDatagrams, templates} from './datagrams.js';
+import {forgeSource, kernelUdpDrops, rejectedSince, startSender, statusOf, writePool} from './forge.js';
 import {describeSwitch, pairStatus, requestSwitch, settle, withCampaignLab} from './lab.js';
 
-const SENDER = fileURLToPath(new URL('./flood-sender.js', import.meta.url));
 const RATE = 10_000;
 const POOL_SIZE = 5000;
 // Bounds the agent must stay within under the flood; at rest it takes 61 MB and under 1 % of a core.
 const RSS_LIMIT_MB = 100;
+// The forging sender's UDP port: its datagrams leave with the primary's address (forgeSource).
+const FORGED_PORT = 40411;
 
-/** Writes `count` hostile datagrams signed with `key`, length-prefixed, for the sender to cycle through. */
-async function writePool(file: string, key: Key, count: number): Promise<void> {
-  const datagrams = fc.sample(hostileDatagrams(key, templates('lab', Date.now())), {numRuns: count, seed: 7411});
-  const parts: Buffer[] = [];
-  for (const datagram of datagrams) {
-    const length = Buffer.alloc(2);
-    length.writeUInt16BE(Math.min(datagram.length, 0xffff));
-    parts.push(length, Buffer.from(datagram.subarray(0, 0xffff)));
-  }
-  await writeFile(file, Buffer.concat(parts));
+/** `count` hostile datagrams signed with `key`. */
+function hostilePool(key: Key, count: number): Uint8Array[] {
+  return fc.sample(hostileDatagrams(key, templates('lab', Date.now())), {numRuns: count, seed: 7411});
 }
 
 interface ProcessSample {
   readonly cpuTicks: number;
   readonly rssKb: number;
-  readonly peakRssKb: number;
 }
 
 async function sampleProcess(pid: number): Promise<ProcessSample> {
@@ -51,69 +41,7 @@ async function sampleProcess(pid: number): Promise<ProcessSample> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const cpuTicks = Number(fields[11]) + Number(fields[12]);
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
-  return {cpuTicks, rssKb: kb('VmRSS'), peakRssKb: kb('VmHWM')};
-}
-
-/** UDP datagrams the namespace's kernel dropped before the agent could read them (socket buffer full, bad checksum). */
-async function kernelUdpDrops(context: CampaignContext, namespace: string): Promise<number> {
-  const snmp = await runInNamespace(context.runner, namespace, 'cat', ['/proc/net/snmp']);
-  const lines = snmp.split('\n').filter((l) => l.startsWith('Udp:'));
-  const names = (lines[0] ?? '').split(/\s+/);
-  const counts = (lines[1] ?? '').split(/\s+/);
-  const value = (name: string): number => Number(counts[names.indexOf(name)] ?? 0);
-  // InErrors counts RcvbufErrors too.
-  return value('InErrors');
-}
-
-function rejectedTotal(status: StatusReport): number {
-  return Object.values(status.beacons.rejected).reduce((a, b) => a + b, 0);
-}
-
-// The forging sender sends from this port; nftables in the client's namespace rewrites its source address to the
-// primary's, as an attacker on the LAN would forge it (the kernel will not send from an address it does not have).
-const FORGED_PORT = 40411;
-
-async function forgeSource(context: CampaignContext, lab: Lab): Promise<void> {
-  const rules = [
-    'table ip baton_flood {',
-    '  chain post {',
-    '    type nat hook postrouting priority srcnat;',
-    `    ip daddr ${lab.hosts.backup.address} udp sport ${FORGED_PORT} snat to ${lab.hosts.primary.address}`,
-    '  }',
-    '}',
-  ].join('\n');
-  const file = join(context.dir, 'flood.nft');
-  await writeFile(file, `${rules}\n`);
-  await runInNamespace(context.runner, lab.client.namespace, '/usr/sbin/nft', ['-f', file]);
-}
-
-interface SenderResult {
-  readonly sent: number;
-  readonly errors: number;
-  readonly lastError: string;
-  readonly elapsedS: number;
-}
-
-async function startSender(lab: Lab, dir: string, name: string, pool: string, rate: number, seconds: number, port = 0): Promise<{pid: number; out: string}> {
-  const out = join(dir, `${name}.json`);
-  const args = [SENDER, '--target', `${lab.hosts.backup.address}:7411`, '--pool', pool, '--rate', String(rate),
-    '--seconds', String(seconds), '--out', out, '--port', String(port)];
-  const pid = await spawnInNamespace(lab.client.namespace, process.execPath, args, `${out}.log`);
-  return {pid, out};
-}
-
-async function waitSender(sender: {pid: number; out: string}, timeoutMs: number): Promise<SenderResult> {
-  const deadline = Date.now() + timeoutMs;
-  while (isProcessAlive(sender.pid) && Date.now() < deadline) await sleep(100);
-  if (isProcessAlive(sender.pid)) {
-    process.kill(sender.pid, 'SIGKILL');
-    throw new Error(`the flood sender (pid ${sender.pid}) did not finish in time`);
-  }
-  const text = await readFile(sender.out, 'utf8').catch(async () => {
-    throw new Error(`the flood sender wrote no result: ${await readFile(`${sender.out}.log`, 'utf8').catch(() => '')}`);
-  });
-  return JSON.parse(text) as SenderResult;
+  return {cpuTicks, rssKb: Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0)};
 }
 
 async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: number): Promise<CaseResult> {
@@ -122,19 +50,19 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
   // wrong secret (bad MAC after a full HMAC), the other a key nobody has (unknown key).
   const guessed = join(context.dir, 'pool-guessed.bin');
   const unknown = join(context.dir, 'pool-unknown.bin');
-  await writePool(guessed, {id: keyIdOf(secret), secret: randomBytes(32), file: '-'}, POOL_SIZE);
+  await writePool(guessed, hostilePool({id: keyIdOf(secret), secret: randomBytes(32), file: '-'}, POOL_SIZE));
   const stranger = randomBytes(32);
-  await writePool(unknown, {id: keyIdOf(stranger), secret: stranger, file: '-'}, POOL_SIZE);
-  await forgeSource(context, lab);
+  await writePool(unknown, hostilePool({id: keyIdOf(stranger), secret: stranger, file: '-'}, POOL_SIZE));
+  await forgeSource(context, lab, lab.hosts.backup, lab.hosts.primary, FORGED_PORT);
 
   const backup = lab.hosts.backup;
-  const before = await callAgent(backup.socket, {id: 'flood', type: 'status'}) as StatusReport;
+  const before = await statusOf(backup);
   const dropsBefore = await kernelUdpDrops(context, backup.namespace);
   const procBefore = await sampleProcess(backup.pid);
   const startedAt = Date.now();
   const senders = [
-    await startSender(lab, context.dir, 'spoofed', guessed, RATE / 2, seconds, FORGED_PORT),
-    await startSender(lab, context.dir, 'third', unknown, RATE / 2, seconds),
+    await startSender(lab, context.dir, {name: 'forged', target: backup, pool: guessed, rate: RATE / 2, seconds, port: FORGED_PORT}),
+    await startSender(lab, context.dir, {name: 'third', target: backup, pool: unknown, rate: RATE / 2, seconds}),
   ];
   // A client requesting the service IP, as the switch's confirmation needs real requests.
   const prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 50, timeoutMs: 200,
@@ -171,19 +99,16 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
   }
   await watching;
   await prober.stop();
-  const sent = await Promise.all(senders.map((s) => waitSender(s, (seconds + 30) * 1000)));
+  const sent = await Promise.all(senders.map((s) => s.wait((seconds + 30) * 1000)));
   await sleep(500);
-  const after = await callAgent(backup.socket, {id: 'flood', type: 'status'}) as StatusReport;
+  const after = await statusOf(backup);
   const procAfter = await sampleProcess(backup.pid);
   const drops = (await kernelUdpDrops(context, backup.namespace)) - dropsBefore;
   const elapsedS = (Date.now() - startedAt) / 1000;
 
   const totalSent = sent.reduce((a, s) => a + s.sent, 0);
-  const rejected = rejectedTotal(after) - rejectedTotal(before);
+  const {total: rejected, byReason} = rejectedSince(before, after);
   const unread = after.beacons.droppedUnread - before.beacons.droppedUnread;
-  const byReason = Object.entries(after.beacons.rejected)
-    .map(([reason, n]) => [reason, n - (before.beacons.rejected[reason as keyof typeof before.beacons.rejected] ?? 0)] as const)
-    .filter(([, n]) => n > 0).map(([reason, n]) => `${reason} ${n}`).join(', ');
   const cpuPercent = ((procAfter.cpuTicks - procBefore.cpuTicks) / 100 / elapsedS) * 100;
   peakRssKb = Math.max(peakRssKb, procAfter.rssKb);
   const problems: string[] = [];

@@ -43,7 +43,7 @@ export function fuzzMonitor(runs: number, seed?: number): {datagrams: number; fa
   const valid = validDatagrams(key, from);
   let datagrams = 0;
   const outcome = fc.check(fc.property(fc.array(hostileDatagrams(key, from), {maxLength: 20}), (inputs) => {
-    const monitor = new PeerMonitor({pair: 'web', peerRole: 'backup', peerAddress: PEER, keyring, deadAfterMs: 1000, maxClockSkewMs: 5000});
+    const monitor = new PeerMonitor({pair: 'web', peerRole: 'backup', peerAddress: PEER, selfBoot: 'bootP', keyring, deadAfterMs: 1000, maxClockSkewMs: 5000});
     for (const input of inputs) {
       datagrams += 1;
       const intact = valid.some((v) => v.length === input.length && v.every((byte, i) => byte === input[i]));

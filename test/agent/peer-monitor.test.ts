@@ -16,7 +16,7 @@ function beacon(overrides: Partial<Beacon> = {}): Beacon {
 const datagram = (overrides: Partial<Beacon> = {}): Uint8Array => encodeMessage({kind: 'beacon', beacon: beacon(overrides)}, key);
 
 function monitor(): PeerMonitor {
-  return new PeerMonitor({pair: 'web', peerRole: 'backup', peerAddress: BACKUP_ADDRESS, keyring: testKeyring(key), deadAfterMs: 1000, maxClockSkewMs: 5000});
+  return new PeerMonitor({pair: 'web', peerRole: 'backup', peerAddress: BACKUP_ADDRESS, selfBoot: 'bootP', keyring: testKeyring(key), deadAfterMs: 1000, maxClockSkewMs: 5000});
 }
 
 test('a valid beacon is accepted and makes the peer alive until dead_after_ms passes without another', (t) => {
@@ -51,9 +51,10 @@ test('an older sequence inside the loss window that never arrived is accepted on
 test('a beacon from an ended boot is a replay, even with a higher sequence', (t) => {
   const m = monitor();
   t.true(m.observe(datagram({boot: 'bootA', seq: 3}), BACKUP_ADDRESS, 0, WALL).ok);
-  const restarted = m.observe(datagram({boot: 'bootB', seq: 1}), BACKUP_ADDRESS, 10, WALL);
+  // A restart: the new boot speaks later than the old one did.
+  const restarted = m.observe(datagram({boot: 'bootB', seq: 1, sentAt: WALL + 500}), BACKUP_ADDRESS, 500, WALL + 500);
   t.true(restarted.ok && restarted.newBoot);
-  const old = m.observe(datagram({boot: 'bootA', seq: 4}), BACKUP_ADDRESS, 20, WALL);
+  const old = m.observe(datagram({boot: 'bootA', seq: 4, sentAt: WALL + 600}), BACKUP_ADDRESS, 600, WALL + 600);
   t.is(old.ok ? undefined : old.reason, 'replay');
 });
 
@@ -107,4 +108,38 @@ test('round-trip time comes from acknowledged beacons, minus the time the peer h
   m.recordAck(200, 0, 218);
   t.is(m.stats(218).rttMs?.last, 18);
   t.is(m.stats(218).rttMs?.average, 11);
+});
+
+test('a peer request names the boot it is for: one recorded before this agent restarted is a replay, whatever its age', (t) => {
+  const request = (to: string, seq: number): Uint8Array => encodeMessage({kind: 'request', request: {
+    pair: 'web', node: 'backup', boot: 'bootA', seq, sentAt: WALL, to, id: `r${seq}`, op: 'apply', switchId: 'sw1', params: {step: 'primary-net-down'},
+  }}, key);
+  const m = monitor();
+  t.true(m.observe(request('bootP', 1), BACKUP_ADDRESS, 0, WALL).ok);
+  // The same peer boot and a fresh sequence number, but meant for an earlier run of this agent.
+  const old = m.observe(request('bootOld', 2), BACKUP_ADDRESS, 10, WALL);
+  t.false(old.ok);
+  if (!old.ok) {
+    t.is(old.reason, 'replay');
+    t.regex(old.detail, /apply request for boot bootOld, this agent is boot bootP/);
+  }
+  t.is(m.stats(10).rejected.replay, 1);
+});
+
+test('datagrams of an earlier boot replayed while the live boot speaks do not replace it; a real restart does', (t) => {
+  const m = monitor();
+  t.true(m.observe(datagram({boot: 'bootA', seq: 50, sentAt: WALL}), BACKUP_ADDRESS, 0, WALL).ok);
+  // Captured from an earlier run of the peer, replayed to this (restarted) agent inside the skew window.
+  const replayed = m.observe(datagram({boot: 'bootOld', seq: 900, sentAt: WALL - 2000}), BACKUP_ADDRESS, 100, WALL);
+  t.false(replayed.ok);
+  if (!replayed.ok) t.regex(replayed.detail, /before the live boot bootA/);
+  // The live boot is not retired: its next beacon is accepted.
+  t.true(m.observe(datagram({boot: 'bootA', seq: 51, sentAt: WALL + 200}), BACKUP_ADDRESS, 200, WALL + 200).ok);
+  // The peer restarts: its new boot speaks later and takes over at once.
+  const restarted = m.observe(datagram({boot: 'bootB', seq: 1, sentAt: WALL + 700}), BACKUP_ADDRESS, 700, WALL + 700);
+  t.true(restarted.ok && restarted.newBoot);
+  // A restart with its clock stepped back is accepted once the old boot has gone silent (dead_after_ms).
+  const stepped = datagram({boot: 'bootC', seq: 1, sentAt: WALL - 60_000});
+  t.false(m.observe(stepped, BACKUP_ADDRESS, 800, WALL + 800).ok);
+  t.true(m.observe(datagram({boot: 'bootC', seq: 2, sentAt: WALL - 59_000}), BACKUP_ADDRESS, 1800, WALL - 59_000 + 500).ok);
 });
