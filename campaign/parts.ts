@@ -4,9 +4,11 @@ import type {CampaignPart} from './case.js';
 import {floodPart} from './flood.js';
 import {forgedPart} from './forged.js';
 import {fuzzPart} from './fuzz.js';
+import {inputPart} from './input.js';
 
 export const PARTS: readonly CampaignPart[] = [
   fuzzPart,
   floodPart,
   forgedPart,
+  inputPart,
 ];

@@ -1,0 +1,205 @@
+// Part "input": bad input everywhere an operator or a local user can reach. Config values that try shell
+// injection, a hook whose path has spaces, quotes and a $(…), a control-socket client that is not root,
+// oversized and malformed control requests (and many at once), and CLI flags out of range. Each must be a clear,
+// specific error that changes nothing: the agent keeps running, the IP stays where it was.
+
+import {chmod, mkdir, readFile, stat, writeFile} from 'node:fs/promises';
+import {createConnection} from 'node:net';
+import {join} from 'node:path';
+import {setTimeout as sleep} from 'node:timers/promises';
+import {fileURLToPath} from 'node:url';
+import {execa} from 'execa';
+import type {Lab} from '../cli/lab/lab.js';
+import {holdersOf} from '../cli/lab/observe.js';
+import {isProcessAlive} from '../cli/lab/web.js';
+import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
+import {statusOf} from './forge.js';
+import {withCampaignLab} from './lab.js';
+
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const AGENT = fileURLToPath(new URL('../agent/main.js', import.meta.url));
+
+interface Run {
+  readonly exitCode: number | undefined;
+  readonly output: string;
+}
+
+async function run(file: string, args: readonly string[], options: {uid?: number} = {}): Promise<Run> {
+  const [command, argv] = options.uid === undefined ? [file, args]
+    : ['setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', file, ...args]];
+  const result = await execa(command, argv, {reject: false, timeout: 30_000, all: true});
+  return {exitCode: result.exitCode, output: String(result.all ?? '')};
+}
+
+/** The first line of what a command printed, for the table. */
+function firstLine(text: string): string {
+  const line = text.split('\n').find((l) => l.trim() !== '') ?? '';
+  return line.length > 150 ? `${line.slice(0, 147)}...` : line;
+}
+
+/** Sends raw bytes to the control socket and returns what came back before it closed (or `timeoutMs` passed). */
+async function rawControl(socket: string, payload: Buffer | string, timeoutMs = 5000): Promise<string> {
+  return await new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const connection = createConnection(socket);
+    const done = (): void => {
+      clearTimeout(timer);
+      connection.destroy();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const timer = setTimeout(done, timeoutMs);
+    connection.on('data', (chunk) => chunks.push(chunk));
+    connection.on('close', done);
+    connection.on('error', done);
+    connection.on('connect', () => connection.write(payload));
+  });
+}
+
+/** The lab's primary config with one line replaced: a bad value where an operator might type it. */
+async function badConfig(lab: Lab, dir: string, name: string, replace: RegExp, by: string): Promise<string> {
+  const text = await readFile(lab.hosts.primary.configFile, 'utf8');
+  if (!replace.test(text)) throw new Error(`the lab config has no line matching ${replace}`);
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, text.replace(replace, by), {mode: 0o600});
+  return file;
+}
+
+async function configCases(context: CampaignContext, lab: Lab): Promise<CaseResult[]> {
+  const dir = join(context.dir, 'bad-configs');
+  await mkdir(dir, {recursive: true});
+  const marker = join(dir, 'pwned');
+  const cases: Array<{name: string; replace: RegExp; by: string; expect: RegExp}> = [
+    {name: 'interface eth0;reboot', replace: /^ {2}interface: .*$/m, by: '  interface: "eth0;reboot"', expect: /service\.interface/},
+    {name: 'interface $(touch pwned)', replace: /^ {2}interface: .*$/m, by: `  interface: "$(touch ${marker})"`, expect: /service\.interface/},
+    {name: 'listen address with a command after it', replace: /^listen: .*$/m, by: `listen: { address: "192.0.2.11; touch ${marker}", port: 7411 }`, expect: /listen\.address/},
+    {name: 'pair name with backticks', replace: /^pair: .*$/m, by: `pair: "\`touch ${marker}\`"`, expect: /:\d+ pair: /},
+    {name: 'service address with a newline and a command', replace: /^ {2}address: .*$/m, by: `  address: "192.0.2.100/25\\ntouch ${marker}"`, expect: /service\.address/},
+    {name: 'port out of range', replace: /^listen: .*$/m, by: 'listen: { address: 192.0.2.11, port: 70000 }', expect: /listen\.port/},
+  ];
+  const rows: CaseResult[] = [];
+  for (const c of cases) {
+    const file = await badConfig(lab, dir, c.name.replace(/[^a-z0-9]+/gi, '-'), c.replace, c.by);
+    const check = await run(process.execPath, [CLI, 'check-config', file]);
+    // The agent itself must refuse to start on it, before it runs anything.
+    const agent = await run(process.execPath, [AGENT, '--config', file]);
+    const touched = await stat(marker).then(() => true, () => false);
+    const ok = check.exitCode === 1 && c.expect.test(check.output) && agent.exitCode !== 0 && c.expect.test(agent.output) && !touched;
+    rows.push({group: 'input', name: `config: ${c.name}`, ok,
+      figures: `check-config exit ${check.exitCode}, agent exit ${agent.exitCode}: ${firstLine(check.output.split('\n').find((l) => c.expect.test(l))?.replace(`${dir}/`, '').replace(/^\s*- /, '') ?? check.output)}`,
+      ...(ok ? {} : {detail: `check-config: ${check.output}\nagent: ${agent.output}${touched ? '\nthe injected command ran' : ''}`})});
+  }
+  return rows;
+}
+
+/** The backup's hook has a path with spaces, quotes and a $(…): it must run as it is, as one program. */
+async function hookCase(lab: Lab, hook: {path: string; record: string; marker: string}): Promise<CaseResult> {
+  const deadline = Date.now() + 10_000;
+  let recorded = '';
+  while (Date.now() < deadline && recorded === '') {
+    recorded = await readFile(hook.record, 'utf8').catch(() => '');
+    if (recorded === '') await sleep(100);
+  }
+  const touched = await stat(hook.marker).then(() => true, () => false);
+  const ok = /^starting standby /m.test(recorded) && !touched;
+  return {group: 'input', name: 'hook path with spaces, quotes and $(...)', ok,
+    figures: `ran as one program: ${JSON.stringify(firstLine(recorded))}; the $(...) in its path ran nothing`,
+    ...(ok ? {} : {detail: `hook record: ${JSON.stringify(recorded)}; marker ${touched ? 'created' : 'absent'}; hook ${hook.path}`})};
+}
+
+async function socketCases(lab: Lab): Promise<CaseResult[]> {
+  const primary = lab.hosts.primary;
+  const pid = primary.pid;
+  const rows: CaseResult[] = [];
+  const stillFine = async (): Promise<string | undefined> => {
+    if (!isProcessAlive(pid)) return 'the agent died';
+    const status = await statusOf(primary).catch((error: unknown) => error);
+    if (status instanceof Error) return `status no longer answers: ${status.message}`;
+    if ((status as {self: {pid: number}}).self.pid !== pid) return 'the agent restarted';
+    const holders = await holdersOf(lab);
+    return holders.length === 1 && holders[0] === 'primary' ? undefined : `the IP is on ${holders.join('+') || 'nobody'}`;
+  };
+
+  const nobody = await run(process.execPath, [CLI, 'status', '--socket', primary.socket], {uid: 65534});
+  let problem = await stillFine();
+  let ok = nobody.exitCode === 1 && /permission denied|EACCES/i.test(nobody.output) && problem === undefined;
+  rows.push({group: 'input', name: 'control socket: a client that is not root', ok, figures: `exit ${nobody.exitCode}: ${firstLine(nobody.output)}`,
+    ...(ok ? {} : {detail: `${nobody.output} ${problem ?? ''}`})});
+
+  const requests: Array<{name: string; payload: Buffer | string; expect: RegExp}> = [
+    {name: '1 MB without a newline', payload: Buffer.alloc(1024 * 1024, 0x41), expect: /larger than 65536 bytes/},
+    {name: 'not JSON', payload: 'switchover now please\n', expect: /not JSON/},
+    {name: 'a JSON array', payload: '[1,2,3]\n', expect: /not a JSON object/},
+    {name: 'an unknown request type', payload: '{"id":"x","type":"reboot"}\n', expect: /request type: expected/},
+    {name: 'switchover options of the wrong types', payload: '{"id":"x","type":"switchover","options":{"dryRun":"no","strict":0}}\n', expect: /must be booleans/},
+    {name: 'a pause of 10 hours', payload: '{"id":"x","type":"switchover","options":{"dryRun":false,"strict":false,"pauseAfter":{"step":"assign-ip","seconds":36000}}}\n', expect: /pause after/},
+    {name: 'an id of 10,000 characters', payload: `{"id":"${'x'.repeat(10_000)}","type":"status"}\n`, expect: /request id/},
+    {name: 'binary garbage', payload: Buffer.from([0, 255, 1, 254, 10]), expect: /not JSON/},
+  ];
+  for (const r of requests) {
+    const reply = await rawControl(primary.socket, r.payload);
+    problem = await stillFine();
+    ok = r.expect.test(reply) && /"ok":false/.test(reply) && problem === undefined;
+    const message = /"message":"([^"]*)"/.exec(reply)?.[1] ?? reply.slice(0, 100);
+    rows.push({group: 'input', name: `control request: ${r.name}`, ok, figures: `refused: ${message.slice(0, 110)}`,
+      ...(ok ? {} : {detail: `reply ${JSON.stringify(reply.slice(0, 300))}; ${problem ?? ''}`})});
+  }
+
+  // Many clients at once, each half a request and then silence: every one is closed, none holds the agent up.
+  const before = Date.now();
+  const replies = await Promise.all(Array.from({length: 200}, () => rawControl(primary.socket, '{"id":"x","ty', 20_000)));
+  const waitedS = (Date.now() - before) / 1000;
+  problem = await stillFine();
+  const rss = Number(/^VmRSS:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''))?.[1] ?? 0) / 1024;
+  ok = problem === undefined && waitedS < 20;
+  rows.push({group: 'input', name: 'control socket: 200 clients send half a request and go silent', ok,
+    figures: `all closed by the agent within ${waitedS.toFixed(1)} s (${replies.filter((r) => r === '').length} without a reply), agent RSS ${rss.toFixed(0)} MB, status still answers`,
+    ...(ok ? {} : {detail: problem ?? `took ${waitedS} s`})});
+  return rows;
+}
+
+async function flagCases(lab: Lab): Promise<CaseResult[]> {
+  const socket = lab.hosts.primary.socket;
+  const cases: Array<{args: string[]; expect: RegExp}> = [
+    {args: ['switchover', '--min-requests', '0'], expect: /--min-requests: expected a whole number from 1 to 1000000/},
+    {args: ['switchover', '--min-requests', '1e9'], expect: /--min-requests/},
+    {args: ['switchover', '--min-requests=-1'], expect: /--min-requests/},
+    {args: ['switchover', '--confirm-timeout', '100000'], expect: /--confirm-timeout: expected a whole number from 1 to 3600/},
+    {args: ['switchover', '--pause-after', 'nosuch-step'], expect: /--pause-after/},
+    {args: ['switchover', '--pause-after', 'assign-ip:0'], expect: /--pause-after/},
+    {args: ['switchover', '--pause-after', 'assign-ip:1;reboot'], expect: /--pause-after/},
+    {args: ['rehearse', '--interval-ms', '0'], expect: /--interval-ms/},
+    {args: ['lab', 'run', '--web', 'apache'], expect: /--web: expected builtin or nginx/},
+    {args: ['status', '--min-requests', '3'], expect: /--min-requests/},
+  ];
+  const rows: CaseResult[] = [];
+  for (const c of cases) {
+    const result = await run(process.execPath, [CLI, ...c.args, '--socket', socket]);
+    const holders = await holdersOf(lab);
+    const ok = result.exitCode === 1 && c.expect.test(firstLine(result.output)) && holders.length === 1 && holders[0] === 'primary';
+    rows.push({group: 'input', name: `cli: baton ${c.args.join(' ')}`, ok, figures: `exit ${result.exitCode}: ${firstLine(result.output)}`,
+      ...(ok ? {} : {detail: `${result.output.slice(0, 400)}; IP on ${holders.join('+') || 'nobody'}`})});
+  }
+  return rows;
+}
+
+export const inputPart: CampaignPart = {
+  name: 'input',
+  about: 'shell injection in config values, hook paths with quotes, non-root and malformed control clients, CLI flags out of range',
+  async run(context) {
+    // The hook lives where a careless path could hurt most: spaces, both quotes and a command substitution.
+    const hookDir = join(context.dir, "hooks dir with 'quotes'");
+    await mkdir(hookDir, {recursive: true});
+    // A shell would create the marker in the agent's working directory, this process's.
+    const hook = {path: join(hookDir, 'on "state" $(touch baton-hook-pwned).sh'), record: join(context.dir, 'hook-record'),
+      marker: join(process.cwd(), 'baton-hook-pwned')};
+    await writeFile(hook.path, `#!/bin/sh\necho "$1 $2 $3" >> '${hook.record}'\n`);
+    await chmod(hook.path, 0o755);
+    const hookConfig = `hooks:\n  on_state_change: ${JSON.stringify(hook.path)}\n`;
+    return await withCampaignLab(context, {hostConfig: {backup: hookConfig}}, async (lab) => [
+      await hookCase(lab, hook),
+      ...await configCases(context, lab),
+      ...await socketCases(lab),
+      ...await flagCases(lab),
+    ]);
+  },
+};
