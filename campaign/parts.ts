@@ -5,10 +5,12 @@ import {floodPart} from './flood.js';
 import {forgedPart} from './forged.js';
 import {fuzzPart} from './fuzz.js';
 import {inputPart} from './input.js';
+import {loadPart} from './load.js';
 
 export const PARTS: readonly CampaignPart[] = [
   fuzzPart,
   floodPart,
   forgedPart,
   inputPart,
+  loadPart,
 ];

@@ -1,0 +1,92 @@
+// Part "load": switchover and switchback back to back, hundreds of times, while a client requests the service IP
+// every 20 ms. After every switch: exactly one kernel holds the IP, neither journal is left behind, and the epoch
+// has risen. Prints the cycles, the failures and the distribution of the longest gap the client saw per switch.
+
+import {join} from 'node:path';
+import type {Lab} from '../cli/lab/lab.js';
+import {holdersOf} from '../cli/lab/observe.js';
+import {startProber} from '../cli/lab/probe-control.js';
+import {summarizeProbes} from '../cli/lab/probe-report.js';
+import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
+import {checkJournals, describeSwitch, requestSwitch, settle, withCampaignLab} from './lab.js';
+
+const PROBE_INTERVAL_MS = 20;
+// Bounds the whole part whatever happens: 500 cycles took about 6 minutes here.
+const TIME_LIMIT_MS = 30 * 60 * 1000;
+
+interface SwitchRecord {
+  readonly from: number;
+  readonly to: number;
+  readonly problem: string | undefined;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+async function cycles(context: CampaignContext, lab: Lab, count: number): Promise<CaseResult> {
+  const switchesWanted = count * 2;
+  const expectedS = Math.ceil(switchesWanted * 1.5) + 60;
+  const prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: PROBE_INTERVAL_MS, timeoutMs: 200,
+    durationS: Math.min(TIME_LIMIT_MS / 1000, expectedS), maxProbes: Math.ceil((expectedS * 1000) / PROBE_INTERVAL_MS), out: join(context.dir, 'load-probes.jsonl')});
+  const records: SwitchRecord[] = [];
+  const started = Date.now();
+  let lastEpoch = 0;
+  try {
+    for (let i = 0; i < switchesWanted && Date.now() - started < TIME_LIMIT_MS; i += 1) {
+      const from = Date.now();
+      // Asked of the primary every time: the first of a pair moves the IP to the backup, the second back.
+      const result = await requestSwitch(lab.hosts.primary);
+      const to = Date.now();
+      const problems: string[] = [];
+      if ('error' in result || result.outcome !== 'done') problems.push(describeSwitch(result));
+      const unsettled = await settle(lab, 15_000);
+      if (unsettled !== undefined) problems.push(unsettled);
+      const holders = await holdersOf(lab);
+      const expected = i % 2 === 0 ? 'backup' : 'primary';
+      if (holders.length !== 1 || holders[0] !== expected) problems.push(`the IP is on ${holders.join('+') || 'nobody'}, expected the ${expected}`);
+      const journals = await checkJournals(lab);
+      problems.push(...journals.problems);
+      const epoch = Math.max(...Object.values(journals.epochs).map((e) => e ?? 0));
+      if (epoch <= lastEpoch) problems.push(`epoch ${epoch} after the switch, ${lastEpoch} before it`);
+      lastEpoch = epoch;
+      records.push({from, to, problem: problems.length === 0 ? undefined : problems.join('; ')});
+      if (problems.length > 0) context.say(`switch ${i + 1}: ${problems.join('; ')}`);
+      if ((i + 1) % 100 === 0) context.say(`${i + 1} of ${switchesWanted} switches, ${records.filter((r) => r.problem !== undefined).length} failed`);
+    }
+  } finally {
+    await prober.stop();
+  }
+  const probes = await prober.read();
+  // Each switch's window runs from the request to 300 ms after its answer: the client's first requests to the
+  // new host may still be in flight when the agent reports the switch done.
+  const gaps = records.map((r) => Math.round(summarizeProbes(probes, r.from, r.to + 300).longestGapMs)).sort((a, b) => a - b);
+  const failed = probes.filter((p) => !p.ok).length;
+  const failures = records.filter((r) => r.problem !== undefined);
+  const buckets = [50, 100, 200, 500, 1000];
+  const histogram = buckets.map((limit, index) => {
+    const low = index === 0 ? 0 : buckets[index - 1] ?? 0;
+    return `${low}-${limit} ms: ${gaps.filter((g) => g >= low && g < limit).length}`;
+  }).join(', ') + `, >= 1000 ms: ${gaps.filter((g) => g >= 1000).length}`;
+  const seconds = (Date.now() - started) / 1000;
+  const done = records.length / 2;
+  const ok = failures.length === 0 && records.length === switchesWanted;
+  return {
+    group: 'load',
+    name: `${count} switchover/switchback cycles back to back`,
+    ok,
+    figures: `${Math.floor(done)} cycles (${records.length} switches) in ${seconds.toFixed(0)} s, ${failures.length} failed; ` +
+      `longest client gap per switch p50 ${percentile(gaps, 50)} ms, p90 ${percentile(gaps, 90)} ms, p99 ${percentile(gaps, 99)} ms, max ${gaps.at(-1) ?? 0} ms ` +
+      `(${histogram}); ${failed} of ${probes.length} client requests failed`,
+    ...(ok ? {} : {detail: (records.length < switchesWanted ? `stopped at the ${TIME_LIMIT_MS / 60_000}-minute limit after ${records.length} switches; ` : '') +
+      failures.slice(0, 5).map((f) => f.problem).join(' | ')}),
+  };
+}
+
+export const loadPart: CampaignPart = {
+  name: 'load',
+  about: 'switchover and switchback back to back, one holder and clean journals after each',
+  async run(context) {
+    return [await withCampaignLab(context, {}, (lab) => cycles(context, lab, context.fast ? 10 : 500))];
+  },
+};
