@@ -5,12 +5,14 @@
 //   npm run campaign -- --fast          the subset CI runs
 //   npm run campaign -- --only flood,crash
 
-import {mkdtemp, rm} from 'node:fs/promises';
+import {mkdtemp, readdir, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {parseArgs} from 'node:util';
 import {createExecaRunner} from '../agent/adapters/execa-runner.js';
 import {describeError} from '../agent/errors.js';
+import {labDown} from '../cli/lab/lab.js';
+import {LAB_PREFIX_PATTERN} from '../cli/lab/namespaces.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {PARTS} from './parts.js';
 
@@ -49,6 +51,19 @@ async function main(): Promise<number> {
     fast: values.fast, runner: createExecaRunner(), dir,
     say: (line) => console.log(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`),
   };
+  // Interrupted (Ctrl-C, a CI timeout): remove this run's labs, and only this run's, before leaving.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.log(`\n${signal}: removing this run's labs`);
+      void (async () => {
+        for (const name of await readdir(dir).catch(() => [] as string[])) {
+          if (LAB_PREFIX_PATTERN.test(name)) await labDown(context.runner, name, dir).catch(() => undefined);
+        }
+        await rm(dir, {recursive: true, force: true});
+        process.exit(130);
+      })();
+    });
+  }
   const rows: CaseResult[] = [];
   console.log(`baton campaign${values.fast ? ' (fast subset)' : ''}: ${parts.map((p) => p.name).join(', ')}`);
   try {
