@@ -156,6 +156,43 @@ test('the journal is written before each step with the step pending, and cleared
   t.true(pair.primary.journal.history.every((j) => j.coordinator));
 });
 
+test('a taker whose journal is read-only refuses to begin, says why, and is not left in the switch', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.journal.readOnly = true;
+  const error = await t.throwsAsync(drive(pair.clock, pair.primary.agent.switchover(OPTIONS, () => undefined), clients(pair)));
+  t.true(isBatonError(error, 'STATE_UNWRITABLE'), error?.message);
+  t.regex(error?.message ?? '', /^the backup \S+ cannot write its switch journal in state_dir \S+: EROFS: read-only file system.*a switch needs a writable state_dir/);
+  await pair.clock.advance(500);
+  t.is((await pair.backup.agent.status()).switching, undefined, 'the refused switch is not left running on the taker');
+  t.is(pair.backup.agent.state.name, 'standby');
+  t.is(pair.primary.agent.state.name, 'active');
+  pair.backup.journal.readOnly = false;
+  const {result} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done', 'once writable again, the next switch works');
+});
+
+test('the taker\'s journal turning read-only once its IP is up: rolled back, the IP on the primary only, nothing left switching', async (t) => {
+  const pair = await settledPair(t);
+  // backup-net-up is journalled ahead, at the end of assign-ip; the next write, after the IP is up, fails.
+  pair.backup.journal.readOnlyAfter = (journal) => journal.pending === 'backup-net-up';
+  let both = 0;
+  const {result, progress} = await switchover(pair, pair.primary, {}, () => {
+    if (pair.primary.network.addresses.has('192.0.2.100') && pair.backup.network.addresses.has('192.0.2.100')) both += 1;
+    clients(pair)();
+  });
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'backup-net-up');
+  t.regex(result.reason ?? '', /backup-net-up failed on the backup: the backup \S+ cannot write its switch journal/);
+  t.true(stepLines(progress).includes('undo backup-net-up on backup ok'), 'the undo goes ahead without its journal entry');
+  t.is(both, 0, 'never on both hosts');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+  await pair.clock.advance(500);
+  t.is(pair.backup.agent.state.name, 'standby', 'the journal that cannot be cleared does not keep the taker switching');
+  t.is(pair.primary.agent.state.name, 'active');
+  t.is((await pair.backup.agent.status()).switching, undefined);
+});
+
 test('--dry-run prints each host\'s commands and changes nothing', async (t) => {
   const pair = await settledPair(t);
   const before = [pair.primary.network.actions().length, pair.backup.network.actions().length];
