@@ -318,6 +318,8 @@ export interface PeerSnapshot {
   readonly label: HostLabel;
   readonly boot: string | undefined;
   readonly switchId: string;
+  /** When the peer's datagrams arrive but are rejected (clocks apart, wrong key…): why, in words. */
+  readonly rejecting: string | undefined;
 }
 
 export interface CoordinatorDeps {
@@ -339,7 +341,8 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   const peer = c.peer();
   if (participant.current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${participant.current.id} is already running`);
   if (peer.view?.alive !== true || peer.boot === undefined) {
-    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${config.peer.address}:${config.peer.port} is not alive: a planned switch needs both agents (see baton status)`);
+    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${config.peer.address}:${config.peer.port} is not alive` +
+      `${peer.rejecting === undefined ? '' : ` (${peer.rejecting})`}: a planned switch needs both agents (see baton status)`);
   }
   if (peer.switchId !== '' || peer.view.state === 'switching') throw new BatonError('SWITCH_IN_PROGRESS', `the peer is already running switch ${peer.switchId}`);
   const selfServing = await isServing(deps);
@@ -360,16 +363,22 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   // Once the peer is found silent, the rest of the switch does not wait on it again: each request would only
   // run into its own deadline. Its part is undone by its journal when it comes back.
   let peerGone: string | undefined;
+  const peerLost = (): string | undefined => {
+    const now = c.peer();
+    if (now.view?.alive !== true) {
+      return `the ${peer.label.role} went silent (no valid beacon for ${config.heartbeat.deadAfterMs} ms${now.rejecting === undefined ? '' : `; ${now.rejecting}`})`;
+    }
+    return undefined;
+  };
   const remote = async (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
+    peerGone ??= peerLost();
     if (peerGone !== undefined) throw new BatonError('PEER_UNREACHABLE', peerGone);
     const silent = new AbortController();
     const watch = async (): Promise<never> => {
       for (;;) {
         await clock.sleep(PEER_WATCH_MS, silent.signal);
-        if (c.peer().view?.alive !== true) {
-          peerGone = `the ${peer.label.role} went silent (no beacon for ${config.heartbeat.deadAfterMs} ms)`;
-          throw new BatonError('PEER_UNREACHABLE', peerGone);
-        }
+        peerGone ??= peerLost();
+        if (peerGone !== undefined) throw new BatonError('PEER_UNREACHABLE', peerGone);
       }
     };
     try {

@@ -193,6 +193,27 @@ test('the taker\'s journal turning read-only once its IP is up: rolled back, the
   t.is((await pair.backup.agent.status()).switching, undefined);
 });
 
+test('the backup\'s wall clock an hour ahead: each side rejects the other, nobody takes the IP, a switchover is refused naming the clocks', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.wallSkewMs = 3_600_000;
+  await pair.clock.advance(3000);
+  const primary = await pair.primary.agent.status();
+  const backup = await pair.backup.agent.status();
+  t.false(primary.peer.alive);
+  t.false(backup.peer.alive);
+  t.true(primary.beacons.rejected.future > 0);
+  t.true(backup.beacons.rejected.stale > 0);
+  t.is(primary.peer.rejectedSinceValid?.reason, 'future');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'), 'the standby probed the IP, found it alive, and took nothing');
+  const error = await t.throwsAsync(pair.primary.agent.switchover(OPTIONS, () => undefined));
+  t.true(isBatonError(error, 'PEER_UNREACHABLE'));
+  t.regex(error?.message ?? '', /^the peer backup at \S+ is not alive \(\d+ datagram\(s\) from its address rejected since the last valid one, the latest future: sent \d+ ms in the future, window is 5000 ms \(clocks apart\?\); check both hosts' clocks/);
+  pair.backup.wallSkewMs = 0;
+  await pair.clock.advance(1000);
+  t.true((await pair.primary.agent.status()).peer.alive, 'clocks together again, the pair is whole');
+});
+
 test('--dry-run prints each host\'s commands and changes nothing', async (t) => {
   const pair = await settledPair(t);
   const before = [pair.primary.network.actions().length, pair.backup.network.actions().length];
