@@ -360,13 +360,17 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   const labels: Record<SwitchSide, HostLabel> = selfSide === 'giver' ? {giver: deps.self, taker: peer.label} : {giver: peer.label, taker: deps.self};
   const needed = options.minRequests ?? config.confirm.minRequests;
   const confirmTimeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;
-  // Once the peer is found silent, the rest of the switch does not wait on it again: each request would only
-  // run into its own deadline. Its part is undone by its journal when it comes back.
+  // Once the peer is found silent or restarted, the rest of the switch does not wait on it again: each request
+  // would only run into its own deadline, or reach an agent that knows nothing of this switch. Its part is undone
+  // by its journal when it (re)starts.
   let peerGone: string | undefined;
   const peerLost = (): string | undefined => {
     const now = c.peer();
     if (now.view?.alive !== true) {
       return `the ${peer.label.role} went silent (no valid beacon for ${config.heartbeat.deadAfterMs} ms${now.rejecting === undefined ? '' : `; ${now.rejecting}`})`;
+    }
+    if (now.boot !== peer.boot) {
+      return `the ${peer.label.role}'s agent restarted during the switch (boot ${peer.boot ?? '?'}, now ${now.boot ?? '?'}); it undoes its own part from its journal as it starts`;
     }
     return undefined;
   };

@@ -214,6 +214,26 @@ test('the backup\'s wall clock an hour ahead: each side rejects the other, nobod
   t.true((await pair.primary.agent.status()).peer.alive, 'clocks together again, the pair is whole');
 });
 
+test('the peer agent restarted while a switch waits: the coordinator notices the new boot and rolls back saying so', async (t) => {
+  const pair = await settledPair(t);
+  const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'backup-net-down', seconds: 3}}, () => undefined);
+  await pair.clock.advance(300);
+  t.deepEqual(pair.backup.journal.journal?.applied, ['backup-net-down']);
+  // Killed and started again within the dead timer: the peer never looks dead, only its boot id changes.
+  await pair.backup.kill();
+  await pair.backup.restart().start();
+  const result = await drive(pair.clock, run, clients(pair));
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'assign-ip');
+  t.regex(result.reason ?? '', /^assign-ip failed on the backup: the backup's agent restarted during the switch \(boot backup1id1, now backup2id1\)/);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+  await pair.clock.advance(1000);
+  t.is(pair.primary.agent.state.name, 'active');
+  t.is(pair.backup.agent.state.name, 'standby');
+  t.is(pair.backup.journal.journal, undefined, 'the restarted backup recovered and cleared its journal');
+});
+
 test('--dry-run prints each host\'s commands and changes nothing', async (t) => {
   const pair = await settledPair(t);
   const before = [pair.primary.network.actions().length, pair.backup.network.actions().length];
