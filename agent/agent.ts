@@ -5,7 +5,7 @@ import type {Config, OnStop} from './config.js';
 import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
-import {PeerMonitor} from './peer-monitor.js';
+import {describeRejectedSinceValid, PeerMonitor} from './peer-monitor.js';
 import {PeerRequester, PeerResponder, type OutgoingReply, type OutgoingRequest} from './peer-requests.js';
 import type {
   AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, Role, StateStore,
@@ -259,6 +259,7 @@ export class Agent {
         health: last?.health,
         rttMs: peer.rttMs === undefined ? undefined : {last: round2(peer.rttMs.last), average: round2(peer.rttMs.average)},
         loss: peer.loss,
+        rejectedSinceValid: peer.rejectedSinceValid,
       },
       lastSwitch: this.#lastSwitch === undefined ? undefined : {
         id: this.#lastSwitch.id, outcome: this.#lastSwitch.outcome, reason: this.#lastSwitch.reason,
@@ -441,6 +442,7 @@ export class Agent {
           health: last?.health,
           boot: this.#monitor.newest()?.boot,
           switchId: last?.switchId ?? '',
+          rejecting: this.#rejecting(),
         }),
         newSwitchId: () => this.#deps.newId().replaceAll(/[^A-Za-z0-9]/g, '').slice(0, 10) || 'switch',
       }, options, emit);
@@ -477,6 +479,12 @@ export class Agent {
     } finally {
       this.#handingOver = false;
     }
+  }
+
+  /** Why the peer's datagrams are being rejected, when they are (since its last valid one). */
+  #rejecting(): string | undefined {
+    const rejected = this.#monitor.stats(this.#deps.clock.now()).rejectedSinceValid;
+    return rejected === undefined ? undefined : describeRejectedSinceValid(rejected);
   }
 
   #peerHealth(): string {

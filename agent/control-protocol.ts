@@ -117,6 +117,8 @@ export interface StatusReport {
     readonly rttMs: {readonly last: number; readonly average: number} | undefined;
     /** 0..1 over the last 100 beacons */
     readonly loss: number | undefined;
+    /** Datagrams from the peer's address rejected since its last valid one (e.g. clocks apart): the latest's reason. */
+    readonly rejectedSinceValid: {readonly count: number; readonly reason: RejectReason; readonly detail: string} | undefined;
   };
   /** The last planned switch this host took part in, or recovered from after a restart. */
   readonly lastSwitch: {readonly id: string; readonly outcome: string; readonly reason: string; readonly endedMsAgo: number} | undefined;

@@ -3,6 +3,7 @@
 export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'STATE_INVALID'
+  | 'STATE_UNWRITABLE'
   | 'COMMAND_FAILED'
   | 'COMMAND_TIMEOUT'
   | 'INTERFACE_MISSING'

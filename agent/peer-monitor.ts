@@ -22,6 +22,14 @@ export type Observation =
   | {readonly ok: true; readonly message: Message; readonly newBoot: boolean}
   | {readonly ok: false; readonly reason: RejectReason; readonly detail: string};
 
+/** Datagrams from the peer's address rejected since the last one accepted: why a peer that sends looks dead. */
+export interface RejectedSinceValid {
+  readonly count: number;
+  /** The latest one's reason and detail. */
+  readonly reason: RejectReason;
+  readonly detail: string;
+}
+
 export interface PeerStats {
   readonly alive: boolean;
   readonly lastBeacon: Beacon | undefined;
@@ -32,6 +40,7 @@ export interface PeerStats {
   readonly loss: number | undefined;
   readonly accepted: number;
   readonly rejected: Readonly<Record<RejectReason, number>>;
+  readonly rejectedSinceValid: RejectedSinceValid | undefined;
 }
 
 // Loss over the last LOSS_WINDOW sequence numbers: at the default 200 ms interval, the last 20 s.
@@ -55,6 +64,7 @@ export class PeerMonitor {
   #rtt: {last: number; average: number} | undefined;
   #accepted = 0;
   readonly #rejected: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
+  #rejectedSinceValid: RejectedSinceValid | undefined;
 
   constructor(options: PeerMonitorOptions) {
     this.#options = options;
@@ -69,8 +79,13 @@ export class PeerMonitor {
     const result = this.#judge(datagram, from, now, wallNow);
     if (!result.ok) {
       this.#rejected[result.reason] += 1;
+      // Only what came from the peer's address says anything about the peer; a third host's flood does not.
+      if (result.reason !== 'wrong-source') {
+        this.#rejectedSinceValid = {count: (this.#rejectedSinceValid?.count ?? 0) + 1, reason: result.reason, detail: result.detail};
+      }
       return result;
     }
+    this.#rejectedSinceValid = undefined;
     const message = result.message;
     const envelope = envelopeOf(message);
     const newBoot = envelope.boot !== this.#boot;
@@ -124,6 +139,7 @@ export class PeerMonitor {
       loss: this.#loss(),
       accepted: this.#accepted,
       rejected: {...this.#rejected},
+      rejectedSinceValid: this.#rejectedSinceValid,
     };
   }
 
@@ -186,4 +202,13 @@ export class PeerMonitor {
     this.#retiredBoots.push(boot);
     if (this.#retiredBoots.length > RETIRED_BOOTS_KEPT) this.#retiredBoots.shift();
   }
+}
+
+/**
+ * Why a peer whose datagrams arrive looks dead, for refusals and status: how many were rejected since the last
+ * valid one and the latest reason. Clock skew (stale, future) names the fix, since it is the usual cause.
+ */
+export function describeRejectedSinceValid(rejected: RejectedSinceValid): string {
+  const clocks = rejected.reason === 'stale' || rejected.reason === 'future' ? '; check both hosts\' clocks (timedatectl, NTP)' : '';
+  return `${rejected.count} datagram(s) from its address rejected since the last valid one, the latest ${rejected.reason}: ${rejected.detail}${clocks}`;
 }

@@ -89,7 +89,14 @@ export class SwitchParticipant {
       }
     }
     this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined, prepared: false};
-    await this.#writeJournal(undefined);
+    try {
+      await this.#writeJournal(undefined);
+    } catch (error) {
+      // Nothing has changed yet, so there is nothing to undo; but a host left "in" a switch it never joined would
+      // refuse every later one and beacon its id forever.
+      this.#current = undefined;
+      throw error;
+    }
     await this.#deps.dispatch({type: 'switch-begun', switchId: id, side});
     this.#deps.log.notice(`(switch ${id}) joined as ${side}${coordinator ? ', coordinating' : ''}`);
   }
@@ -130,7 +137,10 @@ export class SwitchParticipant {
     const current = this.#require(id);
     current.phase = 'rollback';
     if (!current.applied.includes(step)) return;
-    await this.#writeJournal(step);
+    // An undo runs even when its journal entry cannot be written: it moves this host back to the known-good state
+    // (a taker gives the IP up, a giver takes it back), and skipping it would leave the IP on both hosts or on
+    // neither. The unwritten journal is reported; the switch is already failing for a reason of its own.
+    await this.#writeJournal(step).catch((error: unknown) => this.#deps.log.error(`(switch ${id}) undo ${step} goes ahead without its journal entry: ${describeError(error)}`));
     if (step === 'primary-net-down') {
       current.counter?.stop();
       current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock);
@@ -138,7 +148,7 @@ export class SwitchParticipant {
     if (step === 'backup-net-up') current.counter?.stop();
     await undoStep(step, this.#deps);
     current.applied = current.applied.filter((s) => s !== step);
-    await this.#writeJournal(undefined);
+    await this.#writeJournal(undefined).catch((error: unknown) => this.#deps.log.error(`(switch ${id}) undo ${step} done, but not journalled: ${describeError(error)}`));
     await this.#deps.observed();
     if (step === 'primary-net-down') this.#deps.announced();
   }
@@ -166,7 +176,9 @@ export class SwitchParticipant {
     const serving = await isServing(this.#deps).catch(() => false);
     await this.#deps.observed();
     this.#current = undefined;
-    await this.#clearJournal();
+    // The switch ends even when its journal cannot be removed: staying `switching` would refuse every later switch.
+    // A journal left behind is treated at the next start like a crash's, and recovery keeps whoever serves.
+    await this.#clearJournal().catch((error: unknown) => log.error(`(switch ${id}) the journal could not be cleared; the next start will treat the switch as interrupted: ${describeError(error)}`));
     await this.#deps.dispatch({type: 'switch-ended', switchId: id, outcome, holdsIp: serving, epoch: serving && current.side === 'taker' ? current.epoch : 0, reason});
     log.notice(`(switch ${id}) ${outcome}: ${reason}`);
   }
@@ -267,11 +279,22 @@ export class SwitchParticipant {
       switchId: c.id, side: c.side, coordinator: c.coordinator, peerBoot: c.peerBoot, epoch: c.epoch,
       applied: [...c.applied], pending, phase: c.phase, startedAtWall: c.startedAtWall,
     };
-    return this.#inOrder(() => this.#deps.journal.save(journal));
+    return this.#inOrder(() => this.#deps.journal.save(journal).catch((error: unknown) => {
+      throw this.#unwritable('write', error);
+    }));
   }
 
   #clearJournal(): Promise<void> {
-    return this.#inOrder(() => this.#deps.journal.clear());
+    return this.#inOrder(() => this.#deps.journal.clear().catch((error: unknown) => {
+      throw this.#unwritable('clear', error);
+    }));
+  }
+
+  /** A journal failure in words an operator can act on: which host, which directory, what to check. */
+  #unwritable(action: 'write' | 'clear', error: unknown): BatonError {
+    const {config, self} = this.#deps;
+    return new BatonError('STATE_UNWRITABLE', `the ${self.role} ${self.host} cannot ${action} its switch journal in state_dir ${config.stateDir}: ` +
+      `${describeError(error)}; a switch needs a writable state_dir (is its filesystem read-only or full?)`, {cause: error});
   }
 
   #inOrder(write: () => Promise<void>): Promise<void> {
@@ -295,6 +318,8 @@ export interface PeerSnapshot {
   readonly label: HostLabel;
   readonly boot: string | undefined;
   readonly switchId: string;
+  /** When the peer's datagrams arrive but are rejected (clocks apart, wrong key…): why, in words. */
+  readonly rejecting: string | undefined;
 }
 
 export interface CoordinatorDeps {
@@ -316,7 +341,8 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   const peer = c.peer();
   if (participant.current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${participant.current.id} is already running`);
   if (peer.view?.alive !== true || peer.boot === undefined) {
-    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${config.peer.address}:${config.peer.port} is not alive: a planned switch needs both agents (see baton status)`);
+    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${config.peer.address}:${config.peer.port} is not alive` +
+      `${peer.rejecting === undefined ? '' : ` (${peer.rejecting})`}: a planned switch needs both agents (see baton status)`);
   }
   if (peer.switchId !== '' || peer.view.state === 'switching') throw new BatonError('SWITCH_IN_PROGRESS', `the peer is already running switch ${peer.switchId}`);
   const selfServing = await isServing(deps);
@@ -334,19 +360,29 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   const labels: Record<SwitchSide, HostLabel> = selfSide === 'giver' ? {giver: deps.self, taker: peer.label} : {giver: peer.label, taker: deps.self};
   const needed = options.minRequests ?? config.confirm.minRequests;
   const confirmTimeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;
-  // Once the peer is found silent, the rest of the switch does not wait on it again: each request would only
-  // run into its own deadline. Its part is undone by its journal when it comes back.
+  // Once the peer is found silent or restarted, the rest of the switch does not wait on it again: each request
+  // would only run into its own deadline, or reach an agent that knows nothing of this switch. Its part is undone
+  // by its journal when it (re)starts.
   let peerGone: string | undefined;
+  const peerLost = (): string | undefined => {
+    const now = c.peer();
+    if (now.view?.alive !== true) {
+      return `the ${peer.label.role} went silent (no valid beacon for ${config.heartbeat.deadAfterMs} ms${now.rejecting === undefined ? '' : `; ${now.rejecting}`})`;
+    }
+    if (now.boot !== peer.boot) {
+      return `the ${peer.label.role}'s agent restarted during the switch (boot ${peer.boot ?? '?'}, now ${now.boot ?? '?'}); it undoes its own part from its journal as it starts`;
+    }
+    return undefined;
+  };
   const remote = async (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
+    peerGone ??= peerLost();
     if (peerGone !== undefined) throw new BatonError('PEER_UNREACHABLE', peerGone);
     const silent = new AbortController();
     const watch = async (): Promise<never> => {
       for (;;) {
         await clock.sleep(PEER_WATCH_MS, silent.signal);
-        if (c.peer().view?.alive !== true) {
-          peerGone = `the ${peer.label.role} went silent (no beacon for ${config.heartbeat.deadAfterMs} ms)`;
-          throw new BatonError('PEER_UNREACHABLE', peerGone);
-        }
+        peerGone ??= peerLost();
+        if (peerGone !== undefined) throw new BatonError('PEER_UNREACHABLE', peerGone);
       }
     };
     try {

@@ -1,6 +1,7 @@
-// The campaign's parts, in the order they run.
+// The campaign's parts, in the order they run: the quick ones first.
 
 import type {CampaignPart} from './case.js';
+import {faultsPart} from './faults.js';
 import {floodPart} from './flood.js';
 import {forgedPart} from './forged.js';
 import {fuzzPart} from './fuzz.js';
@@ -9,8 +10,9 @@ import {loadPart} from './load.js';
 
 export const PARTS: readonly CampaignPart[] = [
   fuzzPart,
-  floodPart,
-  forgedPart,
   inputPart,
+  forgedPart,
+  floodPart,
+  faultsPart,
   loadPart,
 ];

@@ -20,6 +20,11 @@ export function formatStatus(status: StatusReport): string {
     lines.push(`  state       ${peer.state ?? '?'}, health ${peer.health ?? '?'}, epoch ${peer.epoch ?? '?'}, service IP ${peer.holdsIp === true ? 'held there' : 'not held there'} (as it reports)`);
     lines.push(`  link        rtt ${peer.rttMs === undefined ? 'not measured yet' : `${formatMs(peer.rttMs.last)} (avg ${formatMs(peer.rttMs.average)})`}, loss ${peer.loss === undefined ? 'not measured yet' : `${(peer.loss * 100).toFixed(1)} %`}`);
   }
+  if (!peer.alive && peer.rejectedSinceValid !== undefined) {
+    // A peer that sends but is not believed: say why, or the operator hunts a network fault that is not there.
+    const {count, reason, detail} = peer.rejectedSinceValid;
+    lines.push(`  rejected    ${count} datagram(s) from it since its last valid one, the latest ${reason}: ${detail}`);
+  }
   const rejected = Object.entries(beacons.rejected).filter(([, count]) => count > 0);
   lines.push(`beacons       sent ${beacons.sent}, accepted ${beacons.accepted}, rejected ${rejected.length === 0 ? 'none' : rejected.map(([reason, count]) => `${reason} ${count}`).join(', ')}` +
     (beacons.droppedUnread > 0 ? `, dropped unread ${beacons.droppedUnread} (the agent fell behind)` : ''));

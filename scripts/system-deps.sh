@@ -6,7 +6,7 @@
 # HTML report in headless Chromium; and python3: the systemd notify test's stand-in for PID 1's notify socket (an
 # AF_UNIX datagram socket Node cannot bind; socat would keep systemd-notify's barrier pipe open and stall it);
 # and systemd, for systemd-analyze (the unit's tests) and systemd-notify (the agent's READY/WATCHDOG sender) in
-# containers that lack it.
+# containers that lack it; and faketime (libfaketime), with which the campaign steps one agent's wall clock.
 set -eu
 missing=""
 if [ "${1:-}" = "--test" ]; then
@@ -16,6 +16,8 @@ if [ "${1:-}" = "--test" ]; then
   # ssh and sshd: baton rehearse --client probes from another host over ssh; a test runs sshd in a namespace.
   command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
   [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+  # faketime brings libfaketime: the campaign's faults part steps one agent's wall clock (LD_PRELOAD), not the machine's.
+  command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 fi
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"

@@ -23,10 +23,12 @@ import type {HostInfo, HostInfoSource} from '../ports.js';
 export const VERSION_PROGRAMS = ['nginx', 'apache', 'mysql', 'postgresql', 'redis', 'php', 'perl', 'python3', 'node', 'openssl'] as const;
 
 // Measured here: about 100 ms in all, the slowest probes (postgres -V, a pyenv python3 shim) about 60 ms each,
-// in parallel. A preflight asks the peer for its HostInfo during an operator's switchover and must answer within
-// 2 s; past 1.5 s a probe hangs rather than runs slowly. systeminformation gives its children no timeout, so a
-// hung one is left behind and this call fails instead of hanging the switchover.
-export const COLLECT_TIMEOUT_MS = 1500;
+// in parallel; about 330 ms for the agent's first collection (--jitless, systeminformation loaded on first use),
+// and over 1.5 s on a 2-core host at load 8, where the faults campaign saw switchovers refused as "a probe hangs".
+// A host is often switched away from because it is overloaded, so 5 s: 15× the idle cost, and well inside the
+// peer request's deadline (switch-runner: step deadline 10 s + 2 s of retries). systeminformation gives its
+// children no timeout, so a hung one is left behind and this call fails instead of hanging the switchover.
+export const COLLECT_TIMEOUT_MS = 5000;
 
 // What systeminformation runs for VERSION_PROGRAMS (lib/osinfo.js), for the operator hunting a hung one.
 const PROBE_COMMANDS = 'nginx -v, apachectl -v, mysql -V, postgres -V, redis-server --version, php -v, perl -v, '
@@ -62,12 +64,13 @@ export function createSystemHostInfo(options?: {hostname?: string}): HostInfoSou
   };
 }
 
-async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+/** `work`, or COMMAND_TIMEOUT after `ms` naming the probes to run by hand and the host's load. */
+export async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new BatonError('COMMAND_TIMEOUT',
-      `collecting host info took more than ${ms} ms: one of the version probes hangs `
-      + `(${PROBE_COMMANDS}). Run them by hand to find it.`)), ms);
+      `collecting host info took more than ${ms} ms (load average ${(loadavg()[0] ?? 0).toFixed(1)} on ${availableParallelism()} cores): `
+      + `one of the version probes hangs, or the host is badly overloaded (${PROBE_COMMANDS}). Run them by hand to find it.`)), ms);
   });
   try {
     return await Promise.race([work, deadline]);

@@ -180,10 +180,15 @@ export async function waitForSettledPair(lab: Lab, timeoutMs: number): Promise<{
 
 /**
  * Starts (or restarts) a host's baton-agent and records its PID in the lab file. `program` runs another copy of
- * baton (e.g. one put in place by `baton install`), as an upgrade does.
+ * baton (e.g. one put in place by `baton install`), as an upgrade does. `env` replaces the agent's environment
+ * (e.g. this process's plus libfaketime's LD_PRELOAD, to step one agent's wall clock).
  */
-export async function startAgent(host: LabHost, lab?: Lab, program: {node: string; script: string} = {node: process.execPath, script: AGENT_SCRIPT}): Promise<void> {
-  host.pid = await spawnInNamespace(host.namespace, program.node, [...AGENT_NODE_FLAGS, program.script, '--config', host.configFile], host.logFile);
+export async function startAgent(
+  host: LabHost, lab?: Lab, program: {node: string; script: string} = {node: process.execPath, script: AGENT_SCRIPT},
+  options: {env?: NodeJS.ProcessEnv} = {},
+): Promise<void> {
+  host.pid = await spawnInNamespace(host.namespace, program.node, [...AGENT_NODE_FLAGS, program.script, '--config', host.configFile], host.logFile,
+    options.env === undefined ? {} : {env: options.env});
   if (lab !== undefined) await writeFile(join(lab.dir, LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
 }
 

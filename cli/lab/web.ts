@@ -135,6 +135,10 @@ function nginxConfig(c: {
 }): string {
   return `# Written by baton's lab (cli/lab/web.ts) for one lab host; nginx runs with -p <this directory> -c this file.
 daemon off;
+# Workers run as root like the master: the lab's directories are private to root (0700), and a worker running as
+# nobody could not reach its log directory to reopen the log on USR1 (logrotate's postrotate), so after a rotation
+# it would go on writing to the renamed file.
+user root;
 worker_processes 1;
 pid ${c.pid};
 error_log ${c.errorLog} notice;

@@ -3,7 +3,7 @@
 import test from 'ava';
 import {execFileSync} from 'node:child_process';
 import {existsSync} from 'node:fs';
-import {createSystemHostInfo, VERSION_PROGRAMS} from '../../agent/adapters/host-info.js';
+import {COLLECT_TIMEOUT_MS, createSystemHostInfo, VERSION_PROGRAMS, withDeadline} from '../../agent/adapters/host-info.js';
 import {parseHostInfo} from '../../agent/preflight.js';
 import type {HostInfo} from '../../agent/ports.js';
 
@@ -67,4 +67,15 @@ test('the collected HostInfo passes the peer\'s validation after a JSON round tr
 test('the hostname option replaces the system host name', async (t) => {
   const info = await createSystemHostInfo({hostname: 'web-a'}).collect();
   t.is(info.hostname, 'web-a');
+});
+
+test('a collection past its deadline fails naming the probes and the host\'s load, not only a hang', async (t) => {
+  const error = await t.throwsAsync(withDeadline(new Promise<never>(() => undefined), 20));
+  t.regex(error?.message ?? '', /^collecting host info took more than 20 ms \(load average \d+\.\d on \d+ cores\): one of the version probes hangs, or the host is badly overloaded \(nginx -v/);
+});
+
+test('the collection deadline leaves a loaded host room and stays inside the peer request\'s 12 s', (t) => {
+  // 1.5 s refused switchovers on a 2-core host at load 8 (the faults campaign); the requester waits 10 s + 2 s.
+  t.true(COLLECT_TIMEOUT_MS >= 5000);
+  t.true(COLLECT_TIMEOUT_MS < 12_000);
 });

@@ -82,6 +82,23 @@ test('a beacon that claims our own role is rejected as wrong-node with a hint at
   t.regex(r.ok ? '' : r.detail, /both hosts configured with node: primary/);
 });
 
+test('datagrams from the peer rejected since its last valid one are counted with the latest reason; a valid one clears them', (t) => {
+  const m = monitor();
+  t.true(m.observe(datagram({seq: 1}), BACKUP_ADDRESS, 0, WALL).ok);
+  t.is(m.stats(0).rejectedSinceValid, undefined);
+  // The peer's clock jumped an hour ahead: everything it sends now looks sent in the future.
+  m.observe(datagram({seq: 2, sentAt: WALL + 3_600_000}), BACKUP_ADDRESS, 200, WALL + 200);
+  m.observe(datagram({seq: 3, sentAt: WALL + 3_600_200}), BACKUP_ADDRESS, 400, WALL + 400);
+  // A third host's datagrams say nothing about the peer and are not counted here.
+  m.observe(datagram({seq: 4}), '192.0.2.99', 500, WALL + 500);
+  const rejected = m.stats(600).rejectedSinceValid;
+  t.is(rejected?.count, 2);
+  t.is(rejected?.reason, 'future');
+  t.regex(rejected?.detail ?? '', /^sent 3599800 ms in the future, window is 5000 ms/);
+  t.true(m.observe(datagram({seq: 5, sentAt: WALL + 800}), BACKUP_ADDRESS, 800, WALL + 800).ok);
+  t.is(m.stats(800).rejectedSinceValid, undefined, 'a valid datagram clears them');
+});
+
 test('every rejection is counted by reason', (t) => {
   const m = monitor();
   m.observe(new Uint8Array(3), BACKUP_ADDRESS, 0, WALL);

@@ -156,6 +156,84 @@ test('the journal is written before each step with the step pending, and cleared
   t.true(pair.primary.journal.history.every((j) => j.coordinator));
 });
 
+test('a taker whose journal is read-only refuses to begin, says why, and is not left in the switch', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.journal.readOnly = true;
+  const error = await t.throwsAsync(drive(pair.clock, pair.primary.agent.switchover(OPTIONS, () => undefined), clients(pair)));
+  t.true(isBatonError(error, 'STATE_UNWRITABLE'), error?.message);
+  t.regex(error?.message ?? '', /^the backup \S+ cannot write its switch journal in state_dir \S+: EROFS: read-only file system.*a switch needs a writable state_dir/);
+  await pair.clock.advance(500);
+  t.is((await pair.backup.agent.status()).switching, undefined, 'the refused switch is not left running on the taker');
+  t.is(pair.backup.agent.state.name, 'standby');
+  t.is(pair.primary.agent.state.name, 'active');
+  pair.backup.journal.readOnly = false;
+  const {result} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done', 'once writable again, the next switch works');
+});
+
+test('the taker\'s journal turning read-only once its IP is up: rolled back, the IP on the primary only, nothing left switching', async (t) => {
+  const pair = await settledPair(t);
+  // backup-net-up is journalled ahead, at the end of assign-ip; the next write, after the IP is up, fails.
+  pair.backup.journal.readOnlyAfter = (journal) => journal.pending === 'backup-net-up';
+  let both = 0;
+  const {result, progress} = await switchover(pair, pair.primary, {}, () => {
+    if (pair.primary.network.addresses.has('192.0.2.100') && pair.backup.network.addresses.has('192.0.2.100')) both += 1;
+    clients(pair)();
+  });
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'backup-net-up');
+  t.regex(result.reason ?? '', /backup-net-up failed on the backup: the backup \S+ cannot write its switch journal/);
+  t.true(stepLines(progress).includes('undo backup-net-up on backup ok'), 'the undo goes ahead without its journal entry');
+  t.is(both, 0, 'never on both hosts');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+  await pair.clock.advance(500);
+  t.is(pair.backup.agent.state.name, 'standby', 'the journal that cannot be cleared does not keep the taker switching');
+  t.is(pair.primary.agent.state.name, 'active');
+  t.is((await pair.backup.agent.status()).switching, undefined);
+});
+
+test('the backup\'s wall clock an hour ahead: each side rejects the other, nobody takes the IP, a switchover is refused naming the clocks', async (t) => {
+  const pair = await settledPair(t);
+  pair.backup.wallSkewMs = 3_600_000;
+  await pair.clock.advance(3000);
+  const primary = await pair.primary.agent.status();
+  const backup = await pair.backup.agent.status();
+  t.false(primary.peer.alive);
+  t.false(backup.peer.alive);
+  t.true(primary.beacons.rejected.future > 0);
+  t.true(backup.beacons.rejected.stale > 0);
+  t.is(primary.peer.rejectedSinceValid?.reason, 'future');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'), 'the standby probed the IP, found it alive, and took nothing');
+  const error = await t.throwsAsync(pair.primary.agent.switchover(OPTIONS, () => undefined));
+  t.true(isBatonError(error, 'PEER_UNREACHABLE'));
+  t.regex(error?.message ?? '', /^the peer backup at \S+ is not alive \(\d+ datagram\(s\) from its address rejected since the last valid one, the latest future: sent \d+ ms in the future, window is 5000 ms \(clocks apart\?\); check both hosts' clocks/);
+  pair.backup.wallSkewMs = 0;
+  await pair.clock.advance(1000);
+  t.true((await pair.primary.agent.status()).peer.alive, 'clocks together again, the pair is whole');
+});
+
+test('the peer agent restarted while a switch waits: the coordinator notices the new boot and rolls back saying so', async (t) => {
+  const pair = await settledPair(t);
+  const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'backup-net-down', seconds: 3}}, () => undefined);
+  await pair.clock.advance(300);
+  t.deepEqual(pair.backup.journal.journal?.applied, ['backup-net-down']);
+  // Killed and started again within the dead timer: the peer never looks dead, only its boot id changes.
+  await pair.backup.kill();
+  await pair.backup.restart().start();
+  const result = await drive(pair.clock, run, clients(pair));
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'assign-ip');
+  t.regex(result.reason ?? '', /^assign-ip failed on the backup: the backup's agent restarted during the switch \(boot backup1id1, now backup2id1\)/);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+  await pair.clock.advance(1000);
+  t.is(pair.primary.agent.state.name, 'active');
+  t.is(pair.backup.agent.state.name, 'standby');
+  t.is(pair.backup.journal.journal, undefined, 'the restarted backup recovered and cleared its journal');
+});
+
 test('--dry-run prints each host\'s commands and changes nothing', async (t) => {
   const pair = await settledPair(t);
   const before = [pair.primary.network.actions().length, pair.backup.network.actions().length];

@@ -26,6 +26,8 @@ export interface FakeHost {
   readonly healthProbe: FakeHealthProbe;
   readonly logs: string[];
   config: Config;
+  /** This host's wall clock minus the shared one: step it to play one host's clock jumping (NTP, an operator). */
+  wallSkewMs: number;
   /** Stops the agent dead, the way SIGKILL does: no clean-up touches the interface or the journal. */
   kill(): Promise<void>;
   /** A new Agent on the same fakes (same disk, interface and wire): what a restart after SIGKILL finds. */
@@ -48,12 +50,14 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
   const hostInfo = new FakeHostInfo(options.hostname ?? `web-${role}`);
   const healthProbe = new FakeHealthProbe();
   const logs: string[] = [];
+  // Monotonic time and sleeps are shared; only the wall clock can be skewed per host.
+  const hostClock = {now: () => clock.now(), wallNow: () => clock.wallNow() + host.wallSkewMs, sleep: (ms: number, signal?: AbortSignal) => clock.sleep(ms, signal)};
   let boots = 0;
   const make = (): Agent => {
     boots += 1;
     let ids = 0;
     return new Agent({
-      config: host.config, clock, transport, network, store, journal, accessLog, hostInfo, healthProbe, hooks: undefined,
+      config: host.config, clock: hostClock, transport, network, store, journal, accessLog, hostInfo, healthProbe, hooks: undefined,
       recordingNetwork: () => {
         const recorded: string[] = [];
         const recorder: NetworkDriver = new Proxy(network, {
@@ -64,14 +68,14 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
         });
         return {network: recorder, commands: () => [...recorded]};
       },
-      log: createLogger({journald: true, debug: false, write: (line) => logs.push(line), wallNow: () => clock.wallNow()}),
+      log: createLogger({journald: true, debug: false, write: (line) => logs.push(line), wallNow: () => hostClock.wallNow()}),
       newId: () => `${role}${boots}id${++ids}`,
       hostname: options.hostname ?? `web-${role}`,
       pid: options.pid ?? 1000,
     });
   };
   const host: FakeHost = {
-    agent: undefined as unknown as Agent, role, network, transport, store, journal, accessLog, hostInfo, healthProbe, logs, config,
+    agent: undefined as unknown as Agent, role, network, transport, store, journal, accessLog, hostInfo, healthProbe, logs, config, wallSkewMs: 0,
     kill: () => host.agent.stop(),
     restart: () => {
       transport.reopen();
