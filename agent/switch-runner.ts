@@ -132,11 +132,20 @@ export class SwitchParticipant {
     if (step === 'backup-net-up') this.#deps.announced();
   }
 
-  /** Undoes one of this host's applied steps, and verifies it; a step never applied here is left alone. */
-  async undo(id: string, step: SwitchStepName): Promise<void> {
+  /**
+   * Undoes one of this host's applied steps, and verifies it; a step never applied here is left alone. With
+   * `probeFirst`, a giver takes the IP back only if nobody answers for it: the taker's own undo failed, so the
+   * IP may still be live there, and two holders are worse than none.
+   */
+  async undo(id: string, step: SwitchStepName, probeFirst = false): Promise<void> {
     const current = this.#require(id);
     current.phase = 'rollback';
     if (!current.applied.includes(step)) return;
+    if (step === 'primary-net-down' && probeFirst && await this.#deps.network.isAddressInUse(this.#deps.config.service.ip)) {
+      throw new BatonError('ADDRESS_IN_USE', `undo primary-net-down: ${this.#deps.config.service.ip.address} still answers ARP from another host ` +
+        '(the taker could not take it down), so this host does not take it back: it would be live on both. ' +
+        'Bring the taker\'s service network down by hand, then run `baton resume` here.');
+    }
     // An undo runs even when its journal entry cannot be written: it moves this host back to the known-good state
     // (a taker gives the IP up, a giver takes it back), and skipping it would leave the IP on both hosts or on
     // neither. The unwritten journal is reported; the switch is already failing for a reason of its own.
@@ -242,7 +251,7 @@ export class SwitchParticipant {
         await this.apply(request.switchId, stepParam(p));
         return {};
       case 'undo':
-        await this.undo(request.switchId, stepParam(p));
+        await this.undo(request.switchId, stepParam(p), p['probeFirst'] === true);
         return {};
       case 'confirm': {
         const needed = p['needed'];
@@ -489,20 +498,28 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   // Rollback: undo only what was applied, newest first, until the giver serves again; then check its log.
   const reason = `${failure.step} failed on the ${labels[sideOfStep(failure.step)].role}: ${describeError(failure.error)}`;
   emit({kind: 'note', text: `rolling back: ${reason}`});
+  // Whether the IP may still be up on the taker: its backup-net-up was applied and not verifiably undone.
+  let takerMayServe = false;
+  let giverNotBack: string | undefined;
   for (const undo of planRollback(applied)) {
     const host = labels[undo.on];
     const undoStarted = clock.now();
     try {
-      if (undo.on === selfSide) await withDeadline(participant.undo(switchId, undo.name), STEP_DEADLINE_MS, `undo ${undo.name}`, clock);
-      else await remote('undo', switchId, {step: undo.name});
+      const probeFirst = undo.name === 'primary-net-down' && takerMayServe;
+      if (undo.on === selfSide) await withDeadline(participant.undo(switchId, undo.name, probeFirst), STEP_DEADLINE_MS, `undo ${undo.name}`, clock);
+      else await remote('undo', switchId, {step: undo.name, probeFirst});
       emit({kind: 'step', step: undo.name, host, action: 'undo', status: 'ok', elapsedMs: Math.round(clock.now() - undoStarted), detail: undefined});
     } catch (error) {
+      if (undo.name === 'backup-net-up') takerMayServe = true;
+      if (undo.name === 'primary-net-down') giverNotBack = describeError(error);
       emit({kind: 'step', step: undo.name, host, action: 'undo', status: 'failed', elapsedMs: Math.round(clock.now() - undoStarted), detail: describeError(error)});
       log.error(`(switch ${switchId}) undo ${undo.name} on ${host.role} failed: ${describeError(error)}`);
     }
   }
   let rollbackCheck: string;
-  if (applied.includes('primary-net-down')) {
+  if (giverNotBack !== undefined) {
+    rollbackCheck = `${hostText(labels.giver)} did not take the service IP back: ${giverNotBack}`;
+  } else if (applied.includes('primary-net-down')) {
     const checkStarted = clock.now();
     try {
       const count = await confirmOn('giver', ROLLBACK_CHECK_REQUESTS, confirmTimeoutMs, labels.giver);

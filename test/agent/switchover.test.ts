@@ -457,3 +457,29 @@ test('a released host that restarts (reboot, agent upgrade) is still released, u
   t.is(restarted.state.name, 'standby');
   t.deepEqual(pair.primary.store.state?.released, false);
 });
+
+test('when the backup cannot take the IP down in a rollback, the primary does not take it back while it still answers', async (t) => {
+  const pair = await settledPair(t);
+  // Confirmation fails (nothing logged on the backup), and once the IP is up there its `ip addr del` fails too.
+  let armed = false;
+  const onlyPrimary = (): void => {
+    if (pair.primary.network.addresses.has('192.0.2.100')) pair.primary.accessLog.request(1);
+    if (!armed && pair.backup.network.addresses.has('192.0.2.100')) {
+      armed = true;
+      pair.backup.network.failNext('removeAddress');
+    }
+  };
+  const {result, progress} = await switchover(pair, pair.primary, {confirmTimeoutS: 2}, onlyPrimary);
+  t.is(result.outcome, 'rolled-back');
+  t.deepEqual(stepLines(progress).filter((l) => l.startsWith('undo')).slice(0, 2), [
+    'undo backup-net-up on backup failed',
+    'undo primary-net-down on primary failed',
+  ]);
+  t.regex(result.rollbackCheck ?? '', /did not take the service IP back: undo primary-net-down: 192\.0\.2\.100 still answers ARP from another host/);
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  t.true(pair.backup.network.addresses.has('192.0.2.100'));
+  // The pair settles on the one host that serves; the primary never adds the IP back beside it.
+  await pair.clock.advance(3000);
+  t.deepEqual([pair.primary.network.addresses.has('192.0.2.100'), pair.backup.network.addresses.has('192.0.2.100')], [false, true]);
+  t.deepEqual([pair.primary.agent.state.name, pair.backup.agent.state.name], ['standby', 'active']);
+});
