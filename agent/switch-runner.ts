@@ -334,19 +334,28 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   const labels: Record<SwitchSide, HostLabel> = selfSide === 'giver' ? {giver: deps.self, taker: peer.label} : {giver: peer.label, taker: deps.self};
   const needed = options.minRequests ?? config.confirm.minRequests;
   const confirmTimeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;
-  // Once the peer is found silent, the rest of the switch does not wait on it again: each request would only
-  // run into its own deadline. Its part is undone by its journal when it comes back.
+  // Once the peer is found silent or restarted, the rest of the switch does not wait on it again: each request
+  // would only run into its own deadline, and a restarted agent knows nothing of this switch. Its part is undone
+  // by its journal when it comes back.
   let peerGone: string | undefined;
+  const missingPeer = (): string | undefined => {
+    if (peerGone !== undefined) return peerGone;
+    const now = c.peer();
+    if (now.view?.alive !== true) peerGone = `the ${peer.label.role} went silent (no beacon for ${config.heartbeat.deadAfterMs} ms)`;
+    else if (now.boot !== peer.boot) peerGone = `the ${peer.label.role}'s agent restarted during the switch (boot ${now.boot ?? '?'}, was ${peer.boot})`;
+    return peerGone;
+  };
+  const checkPeer = (): void => {
+    const missing = missingPeer();
+    if (missing !== undefined) throw new BatonError('PEER_UNREACHABLE', missing);
+  };
   const remote = async (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
-    if (peerGone !== undefined) throw new BatonError('PEER_UNREACHABLE', peerGone);
+    checkPeer();
     const silent = new AbortController();
     const watch = async (): Promise<never> => {
       for (;;) {
         await clock.sleep(PEER_WATCH_MS, silent.signal);
-        if (c.peer().view?.alive !== true) {
-          peerGone = `the ${peer.label.role} went silent (no beacon for ${config.heartbeat.deadAfterMs} ms)`;
-          throw new BatonError('PEER_UNREACHABLE', peerGone);
-        }
+        checkPeer();
       }
     };
     try {
@@ -396,7 +405,13 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   for (const planned of SWITCHOVER_PLAN) {
     const host = labels[planned.on];
     const stepStarted = clock.now();
+    let started = false;
     try {
+      // No step that changes anything is taken without the peer that shares the switch: a giver must not release
+      // the IP to a taker that died, nor a taker prepare for a giver that did. Confirming the traffic on this
+      // host needs only the service, so it goes on when the giver is gone.
+      if (!(planned.name === 'confirm-traffic' && planned.on === selfSide)) checkPeer();
+      started = true;
       if (planned.name === 'confirm-traffic') {
         confirmed = await confirmOn(planned.on, needed, confirmTimeoutMs, host);
       } else if (planned.on === selfSide) {
@@ -410,11 +425,13 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
       log.info(`(switch ${switchId}) ${planned.name} on ${host.role} ok ${Math.round(clock.now() - stepStarted)}ms`);
       if (options.pauseAfter?.step === planned.name) {
         emit({kind: 'note', text: `pausing ${options.pauseAfter.seconds} s after ${planned.name} (--pause-after)`});
-        await clock.sleep(options.pauseAfter.seconds * 1000);
+        const missing = await pauseWatchingPeer(options.pauseAfter.seconds * 1000);
+        if (missing !== undefined) emit({kind: 'note', text: `pause ended early: ${missing}`});
       }
     } catch (error) {
-      // A step that was applied on the host but failed its check, or whose answer was lost, is undone too.
-      if (planned.name !== 'confirm-traffic') applied.push(planned.name);
+      // A step that was applied on the host but failed its check, or whose answer was lost, is undone too; one
+      // refused before it started is not.
+      if (started && planned.name !== 'confirm-traffic') applied.push(planned.name);
       failure = {step: planned.name, error};
       emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'failed', elapsedMs: Math.round(clock.now() - stepStarted), detail: describeError(error)});
       log.error(`(switch ${switchId}) ${planned.name} on ${host.role} failed: ${describeError(error)}`);
@@ -461,6 +478,17 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   await finishBoth('rolled-back', `switch ${switchId} rolled back: ${reason}`);
   return {switchId, outcome: 'rolled-back', giver: labels.giver, taker: labels.taker, reason, failedStep: failure.step,
     totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck, plan: undefined};
+
+  /** The operator's pause, cut short when the peer goes silent or restarts: the switch it shares is over. */
+  async function pauseWatchingPeer(ms: number): Promise<string | undefined> {
+    const until = clock.now() + ms;
+    for (let left = ms; left > 0; left = until - clock.now()) {
+      const missing = missingPeer();
+      if (missing !== undefined) return missing;
+      await clock.sleep(Math.min(PEER_WATCH_MS, left));
+    }
+    return undefined;
+  }
 
   async function confirmOn(side: SwitchSide, want: number, timeoutMs: number, host: HostLabel): Promise<number> {
     const progress = (count: number, elapsedMs: number): void => emit({kind: 'waiting', step: 'confirm-traffic', host, count, needed: want, elapsedMs: Math.round(elapsedMs)});

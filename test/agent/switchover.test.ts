@@ -293,6 +293,44 @@ test('the primary (coordinating) killed after primary-net-down: the backup aband
   t.regex((await restarted.status()).lastSwitch?.reason ?? '', /the peer active holds the service IP/);
 });
 
+test('the backup killed during a 30 s pause: the primary cuts the pause short, keeps the IP and rolls back', async (t) => {
+  const pair = await settledPair(t);
+  const progress: SwitchProgress[] = [];
+  const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'assign-ip', seconds: 30}}, (p) => progress.push(p));
+  await pair.clock.advance(300);
+  t.deepEqual(pair.backup.journal.journal?.applied, ['backup-net-down', 'assign-ip']);
+  await pair.backup.kill();
+  // dead_after_ms is 1 s: the switch is over within a few seconds, not after the 30 s pause.
+  const result = await drive(pair.clock, run, clients(pair), 5000);
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'primary-net-down');
+  t.regex(result.reason ?? '', /the backup went silent/);
+  t.true(progress.some((p) => p.kind === 'note' && /^pause ended early: the backup went silent/.test(p.text)));
+  t.false(stepLines(progress).includes('apply primary-net-down on primary ok'), 'the primary never released the IP');
+  t.false(stepLines(progress).some((line) => line.startsWith('undo primary-net-down')), 'a step never started is not undone');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.is(pair.primary.agent.state.name, 'active');
+});
+
+test('the backup restarted (a new boot) during the pause: the primary notices before the dead timer and rolls back', async (t) => {
+  const pair = await settledPair(t);
+  const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'backup-net-down', seconds: 30}}, () => undefined);
+  await pair.clock.advance(300);
+  await pair.backup.kill();
+  const restarted = pair.backup.restart();
+  await restarted.start();
+  const result = await drive(pair.clock, run, clients(pair), 5000);
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'assign-ip');
+  t.regex(result.reason ?? '', /the backup's agent restarted during the switch/);
+  await pair.clock.advance(2000);
+  t.is(pair.primary.agent.state.name, 'active');
+  t.is(restarted.state.name, 'standby');
+  t.is((await restarted.status()).lastSwitch?.outcome, 'interrupted');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+});
+
 const CHECK = {kind: 'command', path: '/usr/local/bin/check-app', args: [], timeoutMs: 500} as const;
 const HEALTH = {intervalMs: 1000, fall: 2, rise: 2, checks: [CHECK]};
 
