@@ -6,7 +6,7 @@ import type {Logger} from './log.js';
 import type {JournalStore, NetworkDriver} from './ports.js';
 import type {PeerView} from './state-machine.js';
 import {planRollback, SWITCH_STEP_NAMES, type SwitchStepName} from './switch-plan.js';
-import {isServing, undoStep, type StepHost} from './switch-steps.js';
+import {isFreeToTakeBack, isServing, undoStep, type StepHost} from './switch-steps.js';
 
 export interface RecoveryDeps extends StepHost {
   readonly journal: JournalStore;
@@ -26,7 +26,7 @@ export interface Recovered {
  * it answers ARP. A taker undoes its preparations. Returns what happened, or undefined when there was no journal.
  */
 export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerView | undefined): Promise<Recovered | undefined> {
-  const {journal, log, network, config} = deps;
+  const {journal, log} = deps;
   const recorded = await journal.load();
   if (recorded === undefined) return undefined;
   const applied = recorded.applied.filter((name): name is SwitchStepName => (SWITCH_STEP_NAMES as readonly string[]).includes(name));
@@ -51,11 +51,12 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
     for (const step of planRollback(applied)) {
       if (step.name !== 'primary-net-down') await undo(step.name);
     }
-    if (mayTakeBack && !peerHolds && !(await network.isAddressInUse(config.service.ip))) {
+    if (mayTakeBack && await isFreeToTakeBack(deps, peer)) {
       await undo('primary-net-down');
       outcome = 'this host had released the service IP and took it back: nobody else held it';
     } else {
-      outcome = peerHolds ? `the peer ${peer.state} holds the service IP` : 'this host does not hold the service IP';
+      outcome = peerHolds ? `the peer ${peer.state} holds the service IP`
+        : mayTakeBack ? 'the service IP answers from another host, so this host did not take it back' : 'this host does not hold the service IP';
     }
   }
   await journal.clear();

@@ -13,7 +13,7 @@ import {assertPreflight, comparePreflight, encodeHostInfo, formatPreflight, pars
 import type {AccessLogWatcher, Clock, HostInfoSource, JournalStore, NetworkDriver, SwitchJournal} from './ports.js';
 import type {AgentEvent, MachineState, SwitchOutcome} from './state-machine.js';
 import {describeStep, planRollback, SWITCH_STEP_NAMES, SWITCHOVER_PLAN, type SwitchSide, type SwitchStepName} from './switch-plan.js';
-import {applyStep, isServing, TrafficCounter, undoStep, verifyStep} from './switch-steps.js';
+import {applyStep, isFreeToTakeBack, isServing, TrafficCounter, undoStep, verifyStep} from './switch-steps.js';
 
 // A network step is a few `ip` runs and at most one ARP burst: 10 s means something is stuck, not slow.
 export const STEP_DEADLINE_MS = 10_000;
@@ -125,11 +125,19 @@ export class SwitchParticipant {
     if (step === 'backup-net-up') this.#deps.announced();
   }
 
-  /** Undoes one of this host's applied steps, and verifies it; a step never applied here is left alone. */
-  async undo(id: string, step: SwitchStepName): Promise<void> {
+  /**
+   * Undoes one of this host's applied steps, and verifies it; a step never applied here is left alone. With
+   * `unlessHeld` (the taker may still hold the IP: it never undid backup-net-up), primary-net-down is undone only
+   * when the IP is free (isFreeToTakeBack); otherwise it throws STEP_FAILED saying so and changes nothing.
+   */
+  async undo(id: string, step: SwitchStepName, unlessHeld = false): Promise<void> {
     const current = this.#require(id);
     current.phase = 'rollback';
     if (!current.applied.includes(step)) return;
+    if (step === 'primary-net-down' && unlessHeld && !(await isFreeToTakeBack(this.#deps, this.#deps.machine().peer))) {
+      throw new BatonError('STEP_FAILED', `undo primary-net-down: ${this.#deps.config.service.ip.address} is held elsewhere (the peer reports it or it ` +
+        'answers ARP): the taker kept it when its agent stopped, so this host does not take it back');
+    }
     await this.#writeJournal(step);
     if (step === 'primary-net-down') {
       current.counter?.stop();
@@ -180,15 +188,19 @@ export class SwitchParticipant {
     const current = this.#current;
     if (current === undefined || current.coordinator) return;
     this.#deps.log.warning(`(switch ${current.id}) abandoned: ${reason}`);
+    let keptOff = '';
     try {
       if (!(await isServing(this.#deps))) {
-        for (const step of planRollback(current.applied)) await this.undo(current.id, step.name);
+        // A giver's release is undone only if the taker does not hold the IP: its agent may be gone while its
+        // kernel still serves.
+        for (const step of planRollback(current.applied)) await this.undo(current.id, step.name, true);
       }
     } catch (error) {
+      keptOff = `: ${describeError(error)}`;
       this.#deps.log.error(`(switch ${current.id}) undo after abandoning failed: ${describeError(error)}`);
     }
     const serving = await isServing(this.#deps).catch(() => false);
-    await this.finish(current.id, 'interrupted', `switch ${current.id} interrupted: ${reason}; ${serving ? 'this host serves' : 'this host does not serve'}`);
+    await this.finish(current.id, 'interrupted', `switch ${current.id} interrupted: ${reason}; ${serving ? 'this host serves' : `this host does not serve${keptOff}`}`);
   }
 
   /** This host's commands for one step, recorded rather than run. */
@@ -230,7 +242,7 @@ export class SwitchParticipant {
         await this.apply(request.switchId, stepParam(p));
         return {};
       case 'undo':
-        await this.undo(request.switchId, stepParam(p));
+        await this.undo(request.switchId, stepParam(p), p['unlessHeld'] === true);
         return {};
       case 'confirm': {
         const needed = p['needed'];
@@ -449,20 +461,29 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   // Rollback: undo only what was applied, newest first, until the giver serves again; then check its log.
   const reason = `${failure.step} failed on the ${labels[sideOfStep(failure.step)].role}: ${describeError(failure.error)}`;
   emit({kind: 'note', text: `rolling back: ${reason}`});
+  // A taker that did not undo backup-net-up (its agent died or restarted after it) may still serve from its
+  // kernel: then the giver takes the IP back only if it is free.
+  let takerMayHold = false;
+  let notTakenBack: string | undefined;
   for (const undo of planRollback(applied)) {
     const host = labels[undo.on];
     const undoStarted = clock.now();
+    const unlessHeld = undo.name === 'primary-net-down' && takerMayHold;
     try {
-      if (undo.on === selfSide) await withDeadline(participant.undo(switchId, undo.name), STEP_DEADLINE_MS, `undo ${undo.name}`, clock);
-      else await remote('undo', switchId, {step: undo.name});
+      if (undo.on === selfSide) await withDeadline(participant.undo(switchId, undo.name, unlessHeld), STEP_DEADLINE_MS, `undo ${undo.name}`, clock);
+      else await remote('undo', switchId, {step: undo.name, unlessHeld});
       emit({kind: 'step', step: undo.name, host, action: 'undo', status: 'ok', elapsedMs: Math.round(clock.now() - undoStarted), detail: undefined});
     } catch (error) {
+      if (undo.name === 'backup-net-up') takerMayHold = true;
+      if (undo.name === 'primary-net-down') notTakenBack = describeError(error);
       emit({kind: 'step', step: undo.name, host, action: 'undo', status: 'failed', elapsedMs: Math.round(clock.now() - undoStarted), detail: describeError(error)});
       log.error(`(switch ${switchId}) undo ${undo.name} on ${host.role} failed: ${describeError(error)}`);
     }
   }
   let rollbackCheck: string;
-  if (applied.includes('primary-net-down')) {
+  if (notTakenBack !== undefined) {
+    rollbackCheck = `${hostText(labels.giver)} did not take the service IP back: ${notTakenBack}`;
+  } else if (applied.includes('primary-net-down')) {
     const checkStarted = clock.now();
     try {
       const count = await confirmOn('giver', ROLLBACK_CHECK_REQUESTS, confirmTimeoutMs, labels.giver);

@@ -4,6 +4,7 @@
 import type {Config} from './config.js';
 import {BatonError, describeError} from './errors.js';
 import type {AccessLogWatcher, Clock, NetworkDriver} from './ports.js';
+import type {PeerView} from './state-machine.js';
 import type {SwitchStepName} from './switch-plan.js';
 
 export interface StepHost {
@@ -110,6 +111,16 @@ export async function undoStep(step: SwitchStepName, host: StepHost): Promise<vo
     case 'confirm-traffic':
       return;
   }
+}
+
+/**
+ * Whether a giver whose switch broke off may take the service IP back: only when the peer does not report holding
+ * it and nothing answers an ARP probe for it. A taker whose agent died after backup-net-up keeps the address in
+ * its kernel and still serves; taking it back then would put it on two hosts. Throws when the probe fails.
+ */
+export async function isFreeToTakeBack(host: StepHost, peer: PeerView | undefined): Promise<boolean> {
+  if (peer?.alive === true && peer.holdsIp) return false;
+  return !(await host.network.isAddressInUse(host.config.service.ip));
 }
 
 /**

@@ -331,6 +331,61 @@ test('the backup restarted (a new boot) during the pause: the primary notices be
   t.false(pair.backup.network.addresses.has('192.0.2.100'));
 });
 
+/** Runs the clock in 10 ms steps for `ms`, with clients, and returns the most hosts that held the IP at once. */
+async function mostHolders(pair: FakePair, ms: number): Promise<number> {
+  let most = 0;
+  for (let elapsed = 0; elapsed < ms; elapsed += 10) {
+    await pair.clock.advance(10);
+    clients(pair)();
+    most = Math.max(most, pair.segment.holders('192.0.2.100').length);
+  }
+  return most;
+}
+
+test('the backup killed after backup-net-up: the primary does not take back the IP that the backup\'s kernel still holds', async (t) => {
+  const pair = await settledPair(t);
+  const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'backup-net-up', seconds: 30}}, () => undefined);
+  await pair.clock.advance(300);
+  t.true(pair.backup.network.addresses.has('192.0.2.100'));
+  await pair.backup.kill();
+  let most = 0;
+  const result = await drive(pair.clock, run, () => {
+    clients(pair)();
+    most = Math.max(most, pair.segment.holders('192.0.2.100').length);
+  }, 5000);
+  t.is(result.outcome, 'rolled-back');
+  t.regex(result.rollbackCheck ?? '', /^primary \(web-primary\) did not take the service IP back: undo primary-net-down: 192\.0\.2\.100 is held elsewhere/);
+  t.is(most, 1, 'never on both hosts');
+  t.true(pair.backup.network.addresses.has('192.0.2.100'), 'the backup\'s kernel serves on');
+  t.is(await mostHolders(pair, 3000), 1, 'the primary, standby, does not take over an IP that answers');
+  t.is(pair.primary.agent.state.name, 'standby');
+
+  const restarted = pair.backup.restart();
+  await restarted.start();
+  t.is(await mostHolders(pair, 2000), 1);
+  t.is(restarted.state.name, 'active');
+  t.is(pair.primary.agent.state.name, 'standby');
+});
+
+test('the backup coordinating a switch killed after backup-net-up: the primary abandons it without taking the IP back', async (t) => {
+  const pair = await settledPair(t);
+  void pair.backup.agent.switchover({...OPTIONS, pauseAfter: {step: 'backup-net-up', seconds: 30}}, () => undefined).catch(() => undefined);
+  await pair.clock.advance(300);
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  await pair.backup.kill();
+  t.is(await mostHolders(pair, 4000), 1, 'never on both hosts');
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  t.is(pair.primary.agent.state.name, 'standby');
+  const last = (await pair.primary.agent.status()).lastSwitch;
+  t.is(last?.outcome, 'interrupted');
+  t.regex(last?.reason ?? '', /interrupted: the peer went silent; this host does not serve: undo primary-net-down: 192\.0\.2\.100 is held elsewhere/);
+
+  const restarted = pair.backup.restart();
+  await restarted.start();
+  t.is(await mostHolders(pair, 2000), 1);
+  t.is(restarted.state.name, 'active');
+});
+
 const CHECK = {kind: 'command', path: '/usr/local/bin/check-app', args: [], timeoutMs: 500} as const;
 const HEALTH = {intervalMs: 1000, fall: 2, rise: 2, checks: [CHECK]};
 
