@@ -6,7 +6,7 @@ import type {Logger} from './log.js';
 import type {JournalStore, NetworkDriver} from './ports.js';
 import type {PeerView} from './state-machine.js';
 import {planRollback, SWITCH_STEP_NAMES, type SwitchStepName} from './switch-plan.js';
-import {isFreeToTakeBack, isServing, undoStep, type StepHost} from './switch-steps.js';
+import {isServing, takeBackIfFree, undoStep, type StepHost} from './switch-steps.js';
 
 export interface RecoveryDeps extends StepHost {
   readonly journal: JournalStore;
@@ -51,13 +51,16 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
     for (const step of planRollback(applied)) {
       if (step.name !== 'primary-net-down') await undo(step.name);
     }
-    if (mayTakeBack && await isFreeToTakeBack(deps, peer)) {
-      await undo('primary-net-down');
-      outcome = 'this host had released the service IP and took it back: nobody else held it';
-    } else {
-      outcome = peerHolds ? `the peer ${peer.state} holds the service IP`
-        : mayTakeBack ? 'the service IP answers from another host, so this host did not take it back' : 'this host does not hold the service IP';
+    let tookBack: boolean | string = false;
+    if (mayTakeBack) {
+      // A failed probe leaves the IP where it is and says so; the pair's own rules settle who serves from here.
+      tookBack = await takeBackIfFree(deps, peer).catch((error: unknown) => describeError(error));
+      if (tookBack === true) deps.announced();
     }
+    if (tookBack === true) outcome = 'this host had released the service IP and took it back: nobody else held it';
+    else if (typeof tookBack === 'string') outcome = `this host could not tell whether the service IP is free, so it did not take it back: ${tookBack}`;
+    else if (peerHolds) outcome = `the peer ${peer.state} holds the service IP`;
+    else outcome = mayTakeBack ? 'the service IP answers from another host, so this host did not take it back' : 'this host does not hold the service IP';
   }
   await journal.clear();
   log.notice(`(switch ${recorded.switchId}) recovered: ${outcome}`);

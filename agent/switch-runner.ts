@@ -13,7 +13,7 @@ import {assertPreflight, comparePreflight, encodeHostInfo, formatPreflight, pars
 import type {AccessLogWatcher, Clock, HostInfoSource, JournalStore, NetworkDriver, SwitchJournal} from './ports.js';
 import type {AgentEvent, MachineState, SwitchOutcome} from './state-machine.js';
 import {describeStep, planRollback, SWITCH_STEP_NAMES, SWITCHOVER_PLAN, type SwitchSide, type SwitchStepName} from './switch-plan.js';
-import {applyStep, isFreeToTakeBack, isServing, TrafficCounter, undoStep, verifyStep} from './switch-steps.js';
+import {applyStep, isServing, takeBackIfFree, TrafficCounter, undoStep, verifyStep} from './switch-steps.js';
 
 // A network step is a few `ip` runs and at most one ARP burst: 10 s means something is stuck, not slow.
 export const STEP_DEADLINE_MS = 10_000;
@@ -128,23 +128,26 @@ export class SwitchParticipant {
   /**
    * Undoes one of this host's applied steps, and verifies it; a step never applied here is left alone. With
    * `unlessHeld` (the taker may still hold the IP: it never undid backup-net-up), primary-net-down is undone only
-   * when the IP is free (isFreeToTakeBack); otherwise it throws STEP_FAILED saying so and changes nothing.
+   * when the IP is free (takeBackIfFree); otherwise it throws STEP_FAILED saying so, and the IP stays off this host.
    */
   async undo(id: string, step: SwitchStepName, unlessHeld = false): Promise<void> {
     const current = this.#require(id);
     current.phase = 'rollback';
     if (!current.applied.includes(step)) return;
-    if (step === 'primary-net-down' && unlessHeld && !(await isFreeToTakeBack(this.#deps, this.#deps.machine().peer))) {
-      throw new BatonError('STEP_FAILED', `undo primary-net-down: ${this.#deps.config.service.ip.address} is held elsewhere (the peer reports it or it ` +
-        'answers ARP): the taker kept it when its agent stopped, so this host does not take it back');
-    }
     await this.#writeJournal(step);
     if (step === 'primary-net-down') {
       current.counter?.stop();
       current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock);
     }
     if (step === 'backup-net-up') current.counter?.stop();
-    await undoStep(step, this.#deps);
+    if (step === 'primary-net-down' && unlessHeld) {
+      if (!(await takeBackIfFree(this.#deps, this.#deps.machine().peer))) {
+        throw new BatonError('STEP_FAILED', `undo primary-net-down: ${this.#deps.config.service.ip.address} is held elsewhere (the peer reports it or it ` +
+          'answers ARP): the taker kept it when its agent stopped, so this host does not take it back');
+      }
+    } else {
+      await undoStep(step, this.#deps);
+    }
     current.applied = current.applied.filter((s) => s !== step);
     await this.#writeJournal(undefined);
     await this.#deps.observed();

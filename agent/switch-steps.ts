@@ -114,13 +114,28 @@ export async function undoStep(step: SwitchStepName, host: StepHost): Promise<vo
 }
 
 /**
- * Whether a giver whose switch broke off may take the service IP back: only when the peer does not report holding
- * it and nothing answers an ARP probe for it. A taker whose agent died after backup-net-up keeps the address in
- * its kernel and still serves; taking it back then would put it on two hosts. Throws when the probe fails.
+ * Undoes primary-net-down on a giver whose switch broke off, but only when the IP is free: the peer does not
+ * report holding it and nothing answers an ARP probe for it. A taker whose agent died after backup-net-up keeps the
+ * address in its kernel and still serves; taking it back then would put it on two hosts. Returns whether it took
+ * the IP back; throws when it cannot tell (the probe failed) or the undo failed.
+ *
+ * Link mode: the giver's address sits on its downed link, and arping cannot probe through a downed link. The link
+ * may only come up without the address (with it, this host would answer before knowing it may), so the address
+ * comes off, the link comes up, and the address goes back on only if free. Not taken back, the link stays up
+ * without it, as a standby's is.
  */
-export async function isFreeToTakeBack(host: StepHost, peer: PeerView | undefined): Promise<boolean> {
+export async function takeBackIfFree(host: StepHost, peer: PeerView | undefined): Promise<boolean> {
+  const {network, config} = host;
+  const {ip, interface: iface, mode} = config.service;
+  if (mode === 'link' && !(await network.isLinkUp(iface))) {
+    await network.removeAddress(ip);
+    await network.setLink(iface, true);
+  }
   if (peer?.alive === true && peer.holdsIp) return false;
-  return !(await host.network.isAddressInUse(host.config.service.ip));
+  if (await network.isAddressInUse(ip)) return false;
+  if (mode === 'link') await network.addAddress(ip);
+  await undoStep('primary-net-down', host);
+  return true;
 }
 
 /**

@@ -6,6 +6,7 @@ import type {SwitchProgress, SwitchResult, SwitchoverOptions} from '../../agent/
 import {isBatonError} from '../../agent/errors.js';
 import type {FakeClock} from '../fakes/fake-clock.js';
 import {createFakePair, type FakeHost, type FakePair} from '../fakes/fake-pair.js';
+import {SERVICE_IP} from '../fakes/test-config.js';
 
 const OPTIONS: SwitchoverOptions = {dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined};
 
@@ -384,6 +385,64 @@ test('the backup coordinating a switch killed after backup-net-up: the primary a
   await restarted.start();
   t.is(await mostHolders(pair, 2000), 1);
   t.is(restarted.state.name, 'active');
+});
+
+const LINK_MODE = {config: {service: {ip: SERVICE_IP, interface: 'eth0', mode: 'link' as const}}};
+
+test('link mode: the giver restarted after primary-net-down probes with its link up and the address off, and takes the free IP back', async (t) => {
+  const pair = createFakePair(t, {primary: LINK_MODE, backup: LINK_MODE});
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 30}}, () => undefined).catch(() => undefined);
+  await pair.clock.advance(300);
+  t.false(pair.primary.network.linkUp, 'the giver\'s link is down, the address still on it');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  // Killed and restarted at once: the backup abandons on the new boot and undoes its part; nobody serves.
+  await pair.primary.kill();
+  const restarted = pair.primary.restart();
+  await restarted.start();
+  t.is(await mostHolders(pair, 3000), 1);
+  t.true(pair.primary.network.linkUp);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.is(pair.primary.journal.journal, undefined);
+  t.is(restarted.state.name, 'active');
+  t.regex((await restarted.status()).lastSwitch?.reason ?? '', /\(giver, after primary-net-down\); this host had released the service IP and took it back/);
+  t.is(pair.backup.agent.state.name, 'standby');
+});
+
+test('link mode: the giver restarted after the taker took the IP over brings its link up without the address, ready as a standby', async (t) => {
+  const pair = createFakePair(t, {primary: LINK_MODE, backup: LINK_MODE});
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 30}}, () => undefined).catch(() => undefined);
+  await pair.clock.advance(300);
+  await pair.primary.kill();
+  t.is(await mostHolders(pair, 4000), 1);
+  t.is(pair.backup.agent.state.name, 'active', 'nobody served: the backup took the IP over');
+
+  const restarted = pair.primary.restart();
+  await restarted.start();
+  t.is(await mostHolders(pair, 2000), 1);
+  t.is(restarted.state.name, 'standby');
+  t.is(pair.primary.journal.journal, undefined);
+  t.true(pair.primary.network.linkUp);
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  t.regex((await restarted.status()).lastSwitch?.reason ?? '', /the peer active holds the service IP/);
+});
+
+test('a restarted giver that cannot probe the IP leaves it alone, clears its journal and says why', async (t) => {
+  const pair = await settledPair(t);
+  void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 30}}, () => undefined).catch(() => undefined);
+  await pair.clock.advance(300);
+  await pair.primary.kill();
+  pair.primary.network.failNext('isAddressInUse');
+  const restarted = pair.primary.restart();
+  await restarted.start();
+  t.is(await mostHolders(pair, 3000), 1, 'the pair\'s own rules then give the IP to one host');
+  t.is(pair.primary.journal.journal, undefined);
+  t.regex((await restarted.status()).lastSwitch?.reason ?? '', /could not tell whether the service IP is free, so it did not take it back: isAddressInUse failed \(injected\)/);
 });
 
 const CHECK = {kind: 'command', path: '/usr/local/bin/check-app', args: [], timeoutMs: 500} as const;
