@@ -36,6 +36,8 @@ export interface SwitchDeps {
   readonly log: Logger;
   readonly dispatch: (event: AgentEvent) => Promise<void>;
   readonly machine: () => MachineState;
+  /** The peer as its last beacon showed it, alive as of now (the machine's view learns of a death later). */
+  readonly peer: () => PeerView | undefined;
   readonly saveEpoch: (epoch: number) => Promise<void>;
   /** A driver that records the commands it would run, for --dry-run. */
   readonly recordingNetwork: () => {readonly network: NetworkDriver; commands(): string[]};
@@ -141,10 +143,8 @@ export class SwitchParticipant {
     }
     if (step === 'backup-net-up') current.counter?.stop();
     if (step === 'primary-net-down' && unlessHeld) {
-      if (!(await takeBackIfFree(this.#deps, this.#deps.machine().peer))) {
-        throw new BatonError('STEP_FAILED', `undo primary-net-down: ${this.#deps.config.service.ip.address} is held elsewhere (the peer reports it or it ` +
-          'answers ARP): the taker kept it when its agent stopped, so this host does not take it back');
-      }
+      const result = await takeBackIfFree(this.#deps, this.#deps.peer());
+      if (!result.tookBack) throw new BatonError('STEP_FAILED', `undo primary-net-down: not taken back: ${result.why}`);
     } else {
       await undoStep(step, this.#deps);
     }
@@ -465,13 +465,14 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   const reason = `${failure.step} failed on the ${labels[sideOfStep(failure.step)].role}: ${describeError(failure.error)}`;
   emit({kind: 'note', text: `rolling back: ${reason}`});
   // A taker that did not undo backup-net-up (its agent died or restarted after it) may still serve from its
-  // kernel: then the giver takes the IP back only if it is free.
+  // kernel, and a peer that is gone or restarted may decide on the IP by itself: then the giver takes it back only
+  // when takeBackIfFree says so.
   let takerMayHold = false;
   let notTakenBack: string | undefined;
   for (const undo of planRollback(applied)) {
     const host = labels[undo.on];
     const undoStarted = clock.now();
-    const unlessHeld = undo.name === 'primary-net-down' && takerMayHold;
+    const unlessHeld = undo.name === 'primary-net-down' && (takerMayHold || peerGone !== undefined);
     try {
       if (undo.on === selfSide) await withDeadline(participant.undo(switchId, undo.name, unlessHeld), STEP_DEADLINE_MS, `undo ${undo.name}`, clock);
       else await remote('undo', switchId, {step: undo.name, unlessHeld});

@@ -355,7 +355,7 @@ test('the backup killed after backup-net-up: the primary does not take back the 
     most = Math.max(most, pair.segment.holders('192.0.2.100').length);
   }, 5000);
   t.is(result.outcome, 'rolled-back');
-  t.regex(result.rollbackCheck ?? '', /^primary \(web-primary\) did not take the service IP back: undo primary-net-down: 192\.0\.2\.100 is held elsewhere/);
+  t.regex(result.rollbackCheck ?? '', /^primary \(web-primary\) did not take the service IP back: undo primary-net-down: not taken back: 192\.0\.2\.100 answers ARP from another host$/);
   t.is(most, 1, 'never on both hosts');
   t.true(pair.backup.network.addresses.has('192.0.2.100'), 'the backup\'s kernel serves on');
   t.is(await mostHolders(pair, 3000), 1, 'the primary, standby, does not take over an IP that answers');
@@ -379,7 +379,7 @@ test('the backup coordinating a switch killed after backup-net-up: the primary a
   t.is(pair.primary.agent.state.name, 'standby');
   const last = (await pair.primary.agent.status()).lastSwitch;
   t.is(last?.outcome, 'interrupted');
-  t.regex(last?.reason ?? '', /interrupted: the peer went silent; this host does not serve: undo primary-net-down: 192\.0\.2\.100 is held elsewhere/);
+  t.regex(last?.reason ?? '', /interrupted: the peer went silent; this host does not serve: undo primary-net-down: not taken back: 192\.0\.2\.100 answers ARP from another host$/);
 
   const restarted = pair.backup.restart();
   await restarted.start();
@@ -442,7 +442,28 @@ test('a restarted giver that cannot probe the IP leaves it alone, clears its jou
   await restarted.start();
   t.is(await mostHolders(pair, 3000), 1, 'the pair\'s own rules then give the IP to one host');
   t.is(pair.primary.journal.journal, undefined);
-  t.regex((await restarted.status()).lastSwitch?.reason ?? '', /could not tell whether the service IP is free, so it did not take it back: isAddressInUse failed \(injected\)/);
+  t.regex((await restarted.status()).lastSwitch?.reason ?? '', /had released the service IP and leaves it: it could not tell whether the IP is free: isAddressInUse failed \(injected\)$/);
+});
+
+test('both agents killed after primary-net-down of a switchback and restarted together: only the primary takes the IP', async (t) => {
+  const pair = await settledPair(t);
+  t.is((await switchover(pair, pair.primary)).result.outcome, 'done');
+  await pair.primary.agent.resume();
+  // The switchback: the backup gives, the primary (coordinating) takes.
+  void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 30}}, () => undefined).catch(() => undefined);
+  await pair.clock.advance(300);
+  t.deepEqual(pair.segment.holders('192.0.2.100'), [], 'nobody holds the IP in the pause');
+  await pair.primary.kill();
+  await pair.backup.kill();
+  // Started together, each hears the other before deciding; the backup's recovery comes first.
+  const backup = pair.backup.restart();
+  const primary = pair.primary.restart();
+  await backup.start();
+  await primary.start();
+  t.is(await mostHolders(pair, 3000), 1, 'the backup, which had released the IP, leaves it to the live primary');
+  t.is(primary.state.name, 'active');
+  t.is(backup.state.name, 'standby');
+  t.regex((await backup.status()).lastSwitch?.reason ?? '', /\(giver, after primary-net-down\); this host had released the service IP and leaves it: the primary is alive \(starting\) and takes the service IP itself$/);
 });
 
 const CHECK = {kind: 'command', path: '/usr/local/bin/check-app', args: [], timeoutMs: 500} as const;
