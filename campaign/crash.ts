@@ -4,11 +4,13 @@
 // and `baton status` must say what happened to the switch on each killed host.
 //
 // The switch is always asked of the primary's agent, so the coordinator is the giver in the switchover and the
-// taker in the switchback: between them the matrix kills a coordinator and a participant on each side.
+// taker in the switchback: between them the matrix kills a coordinator and a participant on each side. The full
+// run repeats the matrix in link mode, where the steps bring interfaces down and up instead of moving the address.
 
 import {mkdir, readFile, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
+import type {ServiceMode} from '../agent/config.js';
 import type {ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
 import {describeError} from '../agent/errors.js';
 import type {Role} from '../agent/ports.js';
@@ -25,23 +27,30 @@ type CrashPoint = 'backup-net-down' | 'assign-ip' | 'primary-net-down' | 'backup
 type Victim = Role | 'both';
 
 interface CrashCase {
+  readonly mode: ServiceMode;
   readonly direction: Direction;
   readonly point: CrashPoint;
   readonly victim: Victim;
 }
 
+const MODES: readonly ServiceMode[] = ['address', 'link'];
 const DIRECTIONS: readonly Direction[] = ['switchover', 'switchback'];
 const POINTS: readonly CrashPoint[] = ['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up', 'confirm-traffic'];
 const VICTIMS: readonly Victim[] = ['backup', 'primary', 'both'];
 
-/** The fast subset: each victim, both directions, both coordinator roles, the gap and the confirmation. */
+/**
+ * The fast subset: each victim, both directions, both coordinator roles, the gap and the confirmation; in link
+ * mode the two cases where a giver restarts with its link down.
+ */
 const FAST_CASES: readonly CrashCase[] = [
-  {direction: 'switchover', point: 'assign-ip', victim: 'backup'},
-  {direction: 'switchover', point: 'primary-net-down', victim: 'primary'},
-  {direction: 'switchover', point: 'confirm-traffic', victim: 'both'},
-  {direction: 'switchback', point: 'backup-net-down', victim: 'both'},
-  {direction: 'switchback', point: 'primary-net-down', victim: 'backup'},
-  {direction: 'switchback', point: 'backup-net-up', victim: 'primary'},
+  {mode: 'address', direction: 'switchover', point: 'assign-ip', victim: 'backup'},
+  {mode: 'address', direction: 'switchover', point: 'primary-net-down', victim: 'primary'},
+  {mode: 'address', direction: 'switchover', point: 'confirm-traffic', victim: 'both'},
+  {mode: 'address', direction: 'switchback', point: 'backup-net-down', victim: 'both'},
+  {mode: 'address', direction: 'switchback', point: 'primary-net-down', victim: 'backup'},
+  {mode: 'address', direction: 'switchback', point: 'backup-net-up', victim: 'primary'},
+  {mode: 'link', direction: 'switchover', point: 'primary-net-down', victim: 'primary'},
+  {mode: 'link', direction: 'switchback', point: 'primary-net-down', victim: 'both'},
 ];
 
 // The pause the kill lands in. Far longer than any settling: a coordinator that sleeps through its peer's death
@@ -58,8 +67,6 @@ const CONFIRM_TIMEOUT_S = 10;
 const SETTLE_TIMEOUT_MS = 25_000;
 // From the request to the kill point: preflight and up to four steps, each well under a second in the lab.
 const REACH_TIMEOUT_MS = 20_000;
-// A switch that is not interrupted (putting the lab back): preflight, steps, 3 requests confirmed.
-const CLEAN_SWITCH_TIMEOUT_MS = 40_000;
 // Long enough for any run of the full matrix, bounded so a forgotten prober cannot run on for hours.
 const PROBER_DURATION_S = 1800;
 const POLL_MS = 200;
@@ -68,12 +75,13 @@ const HOLDERS_EVERY_MS = 30;
 
 export function caseName(c: CrashCase): string {
   const at = c.point === 'confirm-traffic' ? 'during confirm-traffic' : `after ${c.point}`;
-  return `${c.direction}, ${at}, kill ${c.victim}`;
+  return `${c.mode === 'link' ? 'link: ' : ''}${c.direction}, ${at}, kill ${c.victim}`;
 }
 
+/** The cases in running order: all of one mode, then the other, so that each mode needs one lab. */
 export function crashMatrix(fast: boolean): CrashCase[] {
   if (fast) return [...FAST_CASES];
-  return DIRECTIONS.flatMap((direction) => POINTS.flatMap((point) => VICTIMS.map((victim) => ({direction, point, victim}))));
+  return MODES.flatMap((mode) => DIRECTIONS.flatMap((direction) => POINTS.flatMap((point) => VICTIMS.map((victim) => ({mode, direction, point, victim})))));
 }
 
 /** A lab that a case left in a state the part cannot bring back from: rebuilt, and the case reported failed. */
@@ -83,7 +91,7 @@ class LabBroken extends Error {
 
 export const crashPart: CampaignPart = {
   name: 'crash',
-  about: `SIGKILL the backup, the primary or both at each point of a switchover and a switchback, restart at once: one holder, clean journals, status says what happened`,
+  about: 'SIGKILL the backup, the primary or both at each point of a switchover and a switchback, restart at once: one holder, clean journals, status says what happened',
   async run(context) {
     const cases = crashMatrix(context.fast);
     const rows: CaseResult[] = [];
@@ -91,16 +99,25 @@ export const crashPart: CampaignPart = {
     // Outside the run's scratch directory, which is removed at the end: a failed case's logs are its evidence.
     const keptLogs = join(tmpdir(), `baton-campaign-crash-${new Date(started).toISOString().replaceAll(/[:.]/g, '-')}`);
     let labs = 0;
+    let broken = 0;
     while (rows.length < cases.length) {
       labs += 1;
-      await withCampaignLab(context, {progress: (line) => context.say(line)}, async (lab) => {
+      const mode = (cases[rows.length] as CrashCase).mode;
+      await withCampaignLab(context, {mode, progress: (line) => context.say(line)}, async (lab) => {
         const prober = await startProber({
           namespace: lab.client.namespace, url: `http://${lab.serviceIp.split('/')[0]}/`, intervalMs: PROBE_INTERVAL_MS, timeoutMs: 200,
           durationS: PROBER_DURATION_S, maxProbes: Math.ceil(PROBER_DURATION_S * 1000 / PROBE_INTERVAL_MS), out: join(context.dir, `crash-probes-${labs}.jsonl`),
         });
         try {
-          await restoreBaseline(lab);
-          while (rows.length < cases.length) {
+          // A fresh lab that does not come to rest costs the case it was built for, so rebuilding always ends.
+          const fresh = await restoreBaseline(lab).then(() => undefined, (error: unknown) => describeError(error));
+          if (fresh !== undefined) {
+            const c = cases[rows.length] as CrashCase;
+            rows.push({group: 'crash', name: caseName(c), ok: false, figures: 'lab broken', detail: `a fresh lab did not come to rest: ${fresh}`});
+            broken += 1;
+            return;
+          }
+          while (rows.length < cases.length && (cases[rows.length] as CrashCase).mode === mode) {
             const c = cases[rows.length] as CrashCase;
             const caseStarted = Date.now();
             context.say(`crash: ${caseName(c)}`);
@@ -111,6 +128,7 @@ export const crashPart: CampaignPart = {
             if (restored !== undefined) {
               context.say(`crash: the lab could not be brought back after "${caseName(c)}" (${restored}): rebuilding it`);
               if (row.ok) rows[rows.length - 1] = {...row, ok: false, detail: `the lab could not be brought back afterwards: ${restored}`};
+              broken += 1;
               return;
             }
           }
@@ -119,7 +137,7 @@ export const crashPart: CampaignPart = {
         }
       });
     }
-    context.say(`crash: ${rows.length} cases in ${((Date.now() - started) / 1000).toFixed(0)} s, ${labs} lab(s) built`);
+    context.say(`crash: ${rows.length} cases in ${((Date.now() - started) / 1000).toFixed(0)} s, ${labs} lab(s) built, ${broken} of them left broken by a case`);
     return rows;
   },
 };
@@ -305,7 +323,7 @@ async function resume(host: LabHost): Promise<void> {
 async function moveToBackup(lab: Lab): Promise<void> {
   await cleanSwitch(lab, 'moving the IP to the backup before the switchback');
   await resume(lab.hosts.primary);
-  const at = await waitQuiet(lab, CLEAN_SWITCH_TIMEOUT_MS);
+  const at = await waitQuiet(lab, SETTLE_TIMEOUT_MS);
   if ('problem' in at) throw new LabBroken(`after moving the IP to the backup: ${at.problem}`);
   if (at.check.holders[0] !== 'backup' || at.status.primary.self.state !== 'standby') {
     throw new LabBroken(`after moving the IP to the backup: the ${at.check.holders[0] ?? 'nobody'} holds it, the primary is ${at.status.primary.self.state}`);
