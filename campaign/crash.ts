@@ -3,9 +3,10 @@
 // one host's kernel may hold the IP and the client must be answered by it, neither journal may be left behind,
 // and `baton status` must say what happened to the switch on each killed host.
 //
-// The switch is always asked of the primary's agent, so the coordinator is the giver in the switchover and the
-// taker in the switchback: between them the matrix kills a coordinator and a participant on each side. The full
-// run repeats the matrix in link mode, where the steps bring interfaces down and up instead of moving the address.
+// The switch is asked of the primary's agent, so the coordinator is the giver in the switchover and the taker in
+// the switchback, and then of the backup's, which swaps them: the matrix kills coordinators and participants on
+// either side of either role. The whole matrix runs in address mode and again in link mode, where the steps bring
+// interfaces down and up instead of moving the address.
 
 import {mkdir, readFile, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
@@ -28,29 +29,35 @@ type Victim = Role | 'both';
 
 interface CrashCase {
   readonly mode: ServiceMode;
+  /** The agent the switch is asked of, which coordinates it. */
+  readonly askedOf: Role;
   readonly direction: Direction;
   readonly point: CrashPoint;
   readonly victim: Victim;
 }
 
 const MODES: readonly ServiceMode[] = ['address', 'link'];
+const ASKED_OF: readonly Role[] = ['primary', 'backup'];
 const DIRECTIONS: readonly Direction[] = ['switchover', 'switchback'];
 const POINTS: readonly CrashPoint[] = ['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up', 'confirm-traffic'];
 const VICTIMS: readonly Victim[] = ['backup', 'primary', 'both'];
 
 /**
- * The fast subset: each victim, both directions, both coordinator roles, the gap and the confirmation; in link
- * mode the two cases where a giver restarts with its link down.
+ * The fast subset: each victim, both directions, coordinator and participant on each side, the gap and the
+ * confirmation; the two cases where a backup coordinates and its peer restarts or its kernel keeps the IP; in link
+ * mode the two where a giver restarts with its link down.
  */
 const FAST_CASES: readonly CrashCase[] = [
-  {mode: 'address', direction: 'switchover', point: 'assign-ip', victim: 'backup'},
-  {mode: 'address', direction: 'switchover', point: 'primary-net-down', victim: 'primary'},
-  {mode: 'address', direction: 'switchover', point: 'confirm-traffic', victim: 'both'},
-  {mode: 'address', direction: 'switchback', point: 'backup-net-down', victim: 'both'},
-  {mode: 'address', direction: 'switchback', point: 'primary-net-down', victim: 'backup'},
-  {mode: 'address', direction: 'switchback', point: 'backup-net-up', victim: 'primary'},
-  {mode: 'link', direction: 'switchover', point: 'primary-net-down', victim: 'primary'},
-  {mode: 'link', direction: 'switchback', point: 'primary-net-down', victim: 'both'},
+  {mode: 'address', askedOf: 'primary', direction: 'switchover', point: 'assign-ip', victim: 'backup'},
+  {mode: 'address', askedOf: 'primary', direction: 'switchover', point: 'primary-net-down', victim: 'primary'},
+  {mode: 'address', askedOf: 'primary', direction: 'switchover', point: 'confirm-traffic', victim: 'both'},
+  {mode: 'address', askedOf: 'primary', direction: 'switchback', point: 'backup-net-down', victim: 'both'},
+  {mode: 'address', askedOf: 'primary', direction: 'switchback', point: 'primary-net-down', victim: 'backup'},
+  {mode: 'address', askedOf: 'primary', direction: 'switchback', point: 'backup-net-up', victim: 'primary'},
+  {mode: 'address', askedOf: 'backup', direction: 'switchover', point: 'backup-net-up', victim: 'backup'},
+  {mode: 'address', askedOf: 'backup', direction: 'switchback', point: 'primary-net-down', victim: 'primary'},
+  {mode: 'link', askedOf: 'primary', direction: 'switchover', point: 'primary-net-down', victim: 'primary'},
+  {mode: 'link', askedOf: 'primary', direction: 'switchback', point: 'primary-net-down', victim: 'both'},
 ];
 
 // The pause the kill lands in. Far longer than any settling: a coordinator that sleeps through its peer's death
@@ -75,13 +82,14 @@ const HOLDERS_EVERY_MS = 30;
 
 export function caseName(c: CrashCase): string {
   const at = c.point === 'confirm-traffic' ? 'during confirm-traffic' : `after ${c.point}`;
-  return `${c.mode === 'link' ? 'link: ' : ''}${c.direction}, ${at}, kill ${c.victim}`;
+  return `${c.mode === 'link' ? 'link, ' : ''}${c.direction}${c.askedOf === 'backup' ? ' by backup' : ''}, ${at}, kill ${c.victim}`;
 }
 
 /** The cases in running order: all of one mode, then the other, so that each mode needs one lab. */
 export function crashMatrix(fast: boolean): CrashCase[] {
   if (fast) return [...FAST_CASES];
-  return MODES.flatMap((mode) => DIRECTIONS.flatMap((direction) => POINTS.flatMap((point) => VICTIMS.map((victim) => ({mode, direction, point, victim})))));
+  return MODES.flatMap((mode) => ASKED_OF.flatMap((askedOf) => DIRECTIONS.flatMap((direction) =>
+    POINTS.flatMap((point) => VICTIMS.map((victim) => ({mode, askedOf, direction, point, victim}))))));
 }
 
 /** A lab that a case left in a state the part cannot bring back from: rebuilt, and the case reported failed. */
@@ -162,7 +170,7 @@ async function runCase(lab: Lab, c: CrashCase, keptLogs: string): Promise<CaseRe
 
 async function crashOnce(lab: Lab, c: CrashCase): Promise<CaseResult> {
   if (c.direction === 'switchback') await moveToBackup(lab);
-  const coordinator = lab.hosts.primary;
+  const coordinator = lab.hosts[c.askedOf];
   const options: Partial<SwitchoverOptions> = c.point === 'confirm-traffic'
     ? {minRequests: CONFIRM_REQUESTS, confirmTimeoutS: CONFIRM_TIMEOUT_S}
     : {pauseAfter: {step: c.point, seconds: PAUSE_S}, confirmTimeoutS: CONFIRM_TIMEOUT_S};
