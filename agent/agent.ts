@@ -128,6 +128,7 @@ export class Agent {
       hostInfo: deps.hostInfo, log: deps.log,
       dispatch: (event) => this.dispatch(event),
       machine: () => this.#machine,
+      peer: () => this.#machine.peer === undefined ? undefined : {...this.#machine.peer, alive: this.#monitor.isAlive(this.#deps.clock.now())},
       saveEpoch: (epoch) => deps.store.save({epoch, released: false}),
       recordingNetwork: deps.recordingNetwork,
       announced: () => void this.#repeatAnnounce(),

@@ -6,7 +6,7 @@ import type {Logger} from './log.js';
 import type {JournalStore, NetworkDriver} from './ports.js';
 import type {PeerView} from './state-machine.js';
 import {planRollback, SWITCH_STEP_NAMES, type SwitchStepName} from './switch-plan.js';
-import {isServing, undoStep, type StepHost} from './switch-steps.js';
+import {isServing, takeBackIfFree, undoStep, type StepHost, type TakeBack} from './switch-steps.js';
 
 export interface RecoveryDeps extends StepHost {
   readonly journal: JournalStore;
@@ -22,11 +22,11 @@ export interface Recovered {
 }
 
 /**
- * A host that serves keeps serving. A giver that had released the IP takes it back unless the peer holds it or
- * it answers ARP. A taker undoes its preparations. Returns what happened, or undefined when there was no journal.
+ * A host that serves keeps serving. A giver that had released the IP takes it back when takeBackIfFree finds it
+ * free and this host the one to decide. A taker undoes its preparations. Returns what happened, or undefined when there was no journal.
  */
 export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerView | undefined): Promise<Recovered | undefined> {
-  const {journal, log, network, config} = deps;
+  const {journal, log} = deps;
   const recorded = await journal.load();
   if (recorded === undefined) return undefined;
   const applied = recorded.applied.filter((name): name is SwitchStepName => (SWITCH_STEP_NAMES as readonly string[]).includes(name));
@@ -44,18 +44,20 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
   if (await isServing(deps)) {
     outcome = 'this host serves and keeps the service IP';
   } else {
-    const peerHolds = peer?.alive === true && peer.holdsIp;
     const mayTakeBack = recorded.side === 'giver' && (applied.includes('primary-net-down') || recorded.pending === 'primary-net-down');
     // The taker's preparations (link down, address on a downed link) are undone; the giver's release is undone
-    // only when nobody else serves.
+    // only when this host is the one to decide and nobody else serves.
     for (const step of planRollback(applied)) {
       if (step.name !== 'primary-net-down') await undo(step.name);
     }
-    if (mayTakeBack && !peerHolds && !(await network.isAddressInUse(config.service.ip))) {
-      await undo('primary-net-down');
-      outcome = 'this host had released the service IP and took it back: nobody else held it';
+    if (!mayTakeBack) {
+      outcome = peer?.alive === true && peer.holdsIp ? `the peer ${peer.state} holds the service IP` : 'this host does not hold the service IP';
     } else {
-      outcome = peerHolds ? `the peer ${peer.state} holds the service IP` : 'this host does not hold the service IP';
+      // A failed probe leaves the IP where it is and says so; the pair's own rules settle who serves from here.
+      const result = await takeBackIfFree(deps, peer).catch((error: unknown): TakeBack => ({tookBack: false, why: `it could not tell whether the IP is free: ${describeError(error)}`}));
+      if (result.tookBack) deps.announced();
+      outcome = result.tookBack ? 'this host had released the service IP and took it back: nobody else held it'
+        : `this host had released the service IP and leaves it: ${result.why}`;
     }
   }
   await journal.clear();

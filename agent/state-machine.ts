@@ -147,8 +147,14 @@ function onProbed(state: MachineState, holdsIp: boolean, addressInUse: boolean):
   if (state.name !== 'starting' || state.plan !== undefined) return stay(state);
   const peer = state.peer?.alive === true ? state.peer : undefined;
   if (holdsIp) {
-    if (peer?.holdsIp === true && !winsConflict(state, peer)) {
-      return startPlan(state, 'release', `the peer also holds the service IP with epoch ${peer.epoch} (ours ${state.epoch}): releasing it`);
+    if (peer?.holdsIp === true) {
+      if (!winsConflict(state, peer)) {
+        return startPlan(state, 'release', `the peer also holds the service IP with epoch ${peer.epoch} (ours ${state.epoch}): releasing it`);
+      }
+      // Won at once: the peer may let go before a beacon of it shows it active, so the announcement that brings
+      // back the clients that followed it is due from here, as for a split brain seen while active.
+      return transition({...state, name: 'active', splitBrain: true,
+        reason: `split brain at start: the peer also holds the service IP (epoch ${peer.epoch}, ours ${state.epoch}); it releases it`}, [{type: 'send-beacon'}]);
     }
     // Found the IP on our interface (e.g. the agent restarted with on_stop: keep): keep serving, announce again.
     return transition({...state, name: 'active', reason: 'service IP already on this host at start'}, [{type: 'send-beacon'}]);

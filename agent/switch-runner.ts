@@ -13,7 +13,7 @@ import {assertPreflight, comparePreflight, encodeHostInfo, formatPreflight, pars
 import type {AccessLogWatcher, Clock, HostInfoSource, JournalStore, NetworkDriver, SwitchJournal} from './ports.js';
 import type {AgentEvent, MachineState, SwitchOutcome} from './state-machine.js';
 import {describeStep, planRollback, SWITCH_STEP_NAMES, SWITCHOVER_PLAN, type SwitchSide, type SwitchStepName} from './switch-plan.js';
-import {applyStep, isServing, TrafficCounter, undoStep, verifyStep} from './switch-steps.js';
+import {applyStep, isServing, takeBackIfFree, TrafficCounter, undoStep, verifyStep} from './switch-steps.js';
 
 // A network step is a few `ip` runs and at most one ARP burst: 10 s means something is stuck, not slow.
 export const STEP_DEADLINE_MS = 10_000;
@@ -36,6 +36,8 @@ export interface SwitchDeps {
   readonly log: Logger;
   readonly dispatch: (event: AgentEvent) => Promise<void>;
   readonly machine: () => MachineState;
+  /** The peer as its last beacon showed it, alive as of now (the machine's view learns of a death later). */
+  readonly peer: () => PeerView | undefined;
   readonly saveEpoch: (epoch: number) => Promise<void>;
   /** A driver that records the commands it would run, for --dry-run. */
   readonly recordingNetwork: () => {readonly network: NetworkDriver; commands(): string[]};
@@ -134,18 +136,13 @@ export class SwitchParticipant {
 
   /**
    * Undoes one of this host's applied steps, and verifies it; a step never applied here is left alone. With
-   * `probeFirst`, a giver takes the IP back only if nobody answers for it: the taker's own undo failed, so the
-   * IP may still be live there, and two holders are worse than none.
+   * `unlessHeld` (the taker may still hold the IP: it never undid backup-net-up), primary-net-down is undone only
+   * when the IP is free (takeBackIfFree); otherwise it throws STEP_FAILED saying so, and the IP stays off this host.
    */
-  async undo(id: string, step: SwitchStepName, probeFirst = false): Promise<void> {
+  async undo(id: string, step: SwitchStepName, unlessHeld = false): Promise<void> {
     const current = this.#require(id);
     current.phase = 'rollback';
     if (!current.applied.includes(step)) return;
-    if (step === 'primary-net-down' && probeFirst && await this.#deps.network.isAddressInUse(this.#deps.config.service.ip)) {
-      throw new BatonError('ADDRESS_IN_USE', `undo primary-net-down: ${this.#deps.config.service.ip.address} still answers ARP from another host ` +
-        '(the taker could not take it down), so this host does not take it back: it would be live on both. ' +
-        'Bring the taker\'s service network down by hand, then run `baton resume` here.');
-    }
     // An undo runs even when its journal entry cannot be written: it moves this host back to the known-good state
     // (a taker gives the IP up, a giver takes it back), and skipping it would leave the IP on both hosts or on
     // neither. The unwritten journal is reported; the switch is already failing for a reason of its own.
@@ -155,7 +152,12 @@ export class SwitchParticipant {
       current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock);
     }
     if (step === 'backup-net-up') current.counter?.stop();
-    await undoStep(step, this.#deps);
+    if (step === 'primary-net-down' && unlessHeld) {
+      const result = await takeBackIfFree(this.#deps, this.#deps.peer());
+      if (!result.tookBack) throw new BatonError('STEP_FAILED', `undo primary-net-down: not taken back: ${result.why}`);
+    } else {
+      await undoStep(step, this.#deps);
+    }
     current.applied = current.applied.filter((s) => s !== step);
     await this.#writeJournal(undefined).catch((error: unknown) => this.#deps.log.error(`(switch ${id}) undo ${step} done, but not journalled: ${describeError(error)}`));
     await this.#deps.observed();
@@ -201,15 +203,19 @@ export class SwitchParticipant {
     const current = this.#current;
     if (current === undefined || current.coordinator) return;
     this.#deps.log.warning(`(switch ${current.id}) abandoned: ${reason}`);
+    let keptOff = '';
     try {
       if (!(await isServing(this.#deps))) {
-        for (const step of planRollback(current.applied)) await this.undo(current.id, step.name);
+        // A giver's release is undone only if the taker does not hold the IP: its agent may be gone while its
+        // kernel still serves.
+        for (const step of planRollback(current.applied)) await this.undo(current.id, step.name, true);
       }
     } catch (error) {
+      keptOff = `: ${describeError(error)}`;
       this.#deps.log.error(`(switch ${current.id}) undo after abandoning failed: ${describeError(error)}`);
     }
     const serving = await isServing(this.#deps).catch(() => false);
-    await this.finish(current.id, 'interrupted', `switch ${current.id} interrupted: ${reason}; ${serving ? 'this host serves' : 'this host does not serve'}`);
+    await this.finish(current.id, 'interrupted', `switch ${current.id} interrupted: ${reason}; ${serving ? 'this host serves' : `this host does not serve${keptOff}`}`);
   }
 
   /** This host's commands for one step, recorded rather than run. */
@@ -251,7 +257,7 @@ export class SwitchParticipant {
         await this.apply(request.switchId, stepParam(p));
         return {};
       case 'undo':
-        await this.undo(request.switchId, stepParam(p), p['probeFirst'] === true);
+        await this.undo(request.switchId, stepParam(p), p['unlessHeld'] === true);
         return {};
       case 'confirm': {
         const needed = p['needed'];
@@ -370,28 +376,27 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   const needed = options.minRequests ?? config.confirm.minRequests;
   const confirmTimeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;
   // Once the peer is found silent or restarted, the rest of the switch does not wait on it again: each request
-  // would only run into its own deadline, or reach an agent that knows nothing of this switch. Its part is undone
-  // by its journal when it (re)starts.
+  // would only run into its own deadline, and a restarted agent knows nothing of this switch. Its part is undone
+  // by its journal when it comes back.
   let peerGone: string | undefined;
-  const peerLost = (): string | undefined => {
+  const missingPeer = (): string | undefined => {
+    if (peerGone !== undefined) return peerGone;
     const now = c.peer();
-    if (now.view?.alive !== true) {
-      return `the ${peer.label.role} went silent (no valid beacon for ${config.heartbeat.deadAfterMs} ms${now.rejecting === undefined ? '' : `; ${now.rejecting}`})`;
-    }
-    if (now.boot !== peer.boot) {
-      return `the ${peer.label.role}'s agent restarted during the switch (boot ${peer.boot ?? '?'}, now ${now.boot ?? '?'}); it undoes its own part from its journal as it starts`;
-    }
-    return undefined;
+    if (now.view?.alive !== true) peerGone = `the ${peer.label.role} went silent (no valid beacon for ${config.heartbeat.deadAfterMs} ms${now.rejecting === undefined ? '' : `; ${now.rejecting}`})`;
+    else if (now.boot !== peer.boot) peerGone = `the ${peer.label.role}'s agent restarted during the switch (boot ${peer.boot ?? '?'}, now ${now.boot ?? '?'}); it undoes its own part from its journal as it starts`;
+    return peerGone;
+  };
+  const checkPeer = (): void => {
+    const missing = missingPeer();
+    if (missing !== undefined) throw new BatonError('PEER_UNREACHABLE', missing);
   };
   const remote = async (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
-    peerGone ??= peerLost();
-    if (peerGone !== undefined) throw new BatonError('PEER_UNREACHABLE', peerGone);
+    checkPeer();
     const silent = new AbortController();
     const watch = async (): Promise<never> => {
       for (;;) {
         await clock.sleep(PEER_WATCH_MS, silent.signal);
-        peerGone ??= peerLost();
-        if (peerGone !== undefined) throw new BatonError('PEER_UNREACHABLE', peerGone);
+        checkPeer();
       }
     };
     try {
@@ -462,7 +467,13 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   for (const planned of SWITCHOVER_PLAN) {
     const host = labels[planned.on];
     const stepStarted = clock.now();
+    let started = false;
     try {
+      // No step that changes anything is taken without the peer that shares the switch: a giver must not release
+      // the IP to a taker that died, nor a taker prepare for a giver that did. Confirming the traffic on this
+      // host needs only the service, so it goes on when the giver is gone.
+      if (!(planned.name === 'confirm-traffic' && planned.on === selfSide)) checkPeer();
+      started = true;
       if (planned.name === 'confirm-traffic') {
         confirmed = await confirmOn(planned.on, needed, confirmTimeoutMs, host);
       } else if (planned.on === selfSide) {
@@ -476,11 +487,13 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
       log.info(`(switch ${switchId}) ${planned.name} on ${host.role} ok ${Math.round(clock.now() - stepStarted)}ms`);
       if (options.pauseAfter?.step === planned.name) {
         emit({kind: 'note', text: `pausing ${options.pauseAfter.seconds} s after ${planned.name} (--pause-after)`});
-        await clock.sleep(options.pauseAfter.seconds * 1000);
+        const missing = await pauseWatchingPeer(options.pauseAfter.seconds * 1000);
+        if (missing !== undefined) emit({kind: 'note', text: `pause ended early: ${missing}`});
       }
     } catch (error) {
-      // A step that was applied on the host but failed its check, or whose answer was lost, is undone too.
-      if (planned.name !== 'confirm-traffic') applied.push(planned.name);
+      // A step that was applied on the host but failed its check, or whose answer was lost, is undone too; one
+      // refused before it started is not.
+      if (started && planned.name !== 'confirm-traffic') applied.push(planned.name);
       failure = {step: planned.name, error};
       emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'failed', elapsedMs: Math.round(clock.now() - stepStarted), detail: describeError(error)});
       log.error(`(switch ${switchId}) ${planned.name} on ${host.role} failed: ${describeError(error)}`);
@@ -498,27 +511,29 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   // Rollback: undo only what was applied, newest first, until the giver serves again; then check its log.
   const reason = `${failure.step} failed on the ${labels[sideOfStep(failure.step)].role}: ${describeError(failure.error)}`;
   emit({kind: 'note', text: `rolling back: ${reason}`});
-  // Whether the IP may still be up on the taker: its backup-net-up was applied and not verifiably undone.
-  let takerMayServe = false;
-  let giverNotBack: string | undefined;
+  // A taker that did not undo backup-net-up (its agent died or restarted after it) may still serve from its
+  // kernel, and a peer that is gone or restarted may decide on the IP by itself: then the giver takes it back only
+  // when takeBackIfFree says so.
+  let takerMayHold = false;
+  let notTakenBack: string | undefined;
   for (const undo of planRollback(applied)) {
     const host = labels[undo.on];
     const undoStarted = clock.now();
+    const unlessHeld = undo.name === 'primary-net-down' && (takerMayHold || peerGone !== undefined);
     try {
-      const probeFirst = undo.name === 'primary-net-down' && takerMayServe;
-      if (undo.on === selfSide) await withDeadline(participant.undo(switchId, undo.name, probeFirst), STEP_DEADLINE_MS, `undo ${undo.name}`, clock);
-      else await remote('undo', switchId, {step: undo.name, probeFirst});
+      if (undo.on === selfSide) await withDeadline(participant.undo(switchId, undo.name, unlessHeld), STEP_DEADLINE_MS, `undo ${undo.name}`, clock);
+      else await remote('undo', switchId, {step: undo.name, unlessHeld});
       emit({kind: 'step', step: undo.name, host, action: 'undo', status: 'ok', elapsedMs: Math.round(clock.now() - undoStarted), detail: undefined});
     } catch (error) {
-      if (undo.name === 'backup-net-up') takerMayServe = true;
-      if (undo.name === 'primary-net-down') giverNotBack = describeError(error);
+      if (undo.name === 'backup-net-up') takerMayHold = true;
+      if (undo.name === 'primary-net-down') notTakenBack = describeError(error);
       emit({kind: 'step', step: undo.name, host, action: 'undo', status: 'failed', elapsedMs: Math.round(clock.now() - undoStarted), detail: describeError(error)});
       log.error(`(switch ${switchId}) undo ${undo.name} on ${host.role} failed: ${describeError(error)}`);
     }
   }
   let rollbackCheck: string;
-  if (giverNotBack !== undefined) {
-    rollbackCheck = `${hostText(labels.giver)} did not take the service IP back: ${giverNotBack}`;
+  if (notTakenBack !== undefined) {
+    rollbackCheck = `${hostText(labels.giver)} did not take the service IP back: ${notTakenBack}`;
   } else if (applied.includes('primary-net-down')) {
     const checkStarted = clock.now();
     try {
@@ -535,6 +550,17 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
   await finishBoth('rolled-back', `switch ${switchId} rolled back: ${reason}`);
   return {switchId, outcome: 'rolled-back', giver: labels.giver, taker: labels.taker, reason, failedStep: failure.step,
     totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck, plan: undefined};
+
+  /** The operator's pause, cut short when the peer goes silent or restarts: the switch it shares is over. */
+  async function pauseWatchingPeer(ms: number): Promise<string | undefined> {
+    const until = clock.now() + ms;
+    for (let left = ms; left > 0; left = until - clock.now()) {
+      const missing = missingPeer();
+      if (missing !== undefined) return missing;
+      await clock.sleep(Math.min(PEER_WATCH_MS, left));
+    }
+    return undefined;
+  }
 
   async function confirmOn(side: SwitchSide, want: number, timeoutMs: number, host: HostLabel): Promise<number> {
     const progress = (count: number, elapsedMs: number): void => emit({kind: 'waiting', step: 'confirm-traffic', host, count, needed: want, elapsedMs: Math.round(elapsedMs)});

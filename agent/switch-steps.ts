@@ -4,6 +4,7 @@
 import type {Config} from './config.js';
 import {BatonError, describeError} from './errors.js';
 import type {AccessLogWatcher, Clock, NetworkDriver} from './ports.js';
+import type {PeerView} from './state-machine.js';
 import type {SwitchStepName} from './switch-plan.js';
 
 export interface StepHost {
@@ -110,6 +111,37 @@ export async function undoStep(step: SwitchStepName, host: StepHost): Promise<vo
     case 'confirm-traffic':
       return;
   }
+}
+
+/** What a giver whose switch broke off did about the IP; `why` says why it did not take it back. */
+export type TakeBack = {readonly tookBack: true} | {readonly tookBack: false; readonly why: string};
+
+/**
+ * Undoes primary-net-down on a giver whose switch broke off, but only when this host is the one to decide and the
+ * IP is free. A live peer that holds the IP keeps it. A live primary decides itself (it takes a free IP at its
+ * start, or as a standby beside a standby, see state-machine.ts), so a backup leaves it to it: two hosts that
+ * restart together would otherwise both find the IP free and both take it. Otherwise the IP is taken back when
+ * nothing answers an ARP probe for it: a taker whose agent died after backup-net-up keeps the address in its
+ * kernel and still serves. Throws when it cannot tell (the probe failed) or the undo failed.
+ *
+ * Link mode: the giver's address sits on its downed link, and arping cannot probe through a downed link. The link
+ * may only come up without the address (with it, this host would answer before knowing it may), so the address
+ * comes off, the link comes up, and the address goes back on only if taken back. Otherwise the link stays up
+ * without it, as a standby's is.
+ */
+export async function takeBackIfFree(host: StepHost, peer: PeerView | undefined): Promise<TakeBack> {
+  const {network, config} = host;
+  const {ip, interface: iface, mode} = config.service;
+  if (mode === 'link' && !(await network.isLinkUp(iface))) {
+    await network.removeAddress(ip);
+    await network.setLink(iface, true);
+  }
+  if (peer?.alive === true && peer.holdsIp) return {tookBack: false, why: `the peer ${peer.state} holds the service IP`};
+  if (peer?.alive === true && config.node === 'backup') return {tookBack: false, why: `the primary is alive (${peer.state}) and takes the service IP itself`};
+  if (await network.isAddressInUse(ip)) return {tookBack: false, why: `${ip.address} answers ARP from another host`};
+  if (mode === 'link') await network.addAddress(ip);
+  await undoStep('primary-net-down', host);
+  return {tookBack: true};
 }
 
 /**

@@ -32,7 +32,8 @@ function selectParts(only: string | undefined): CampaignPart[] {
 }
 
 function printTable(rows: readonly CaseResult[]): void {
-  const width = {group: 7, name: Math.min(56, Math.max(4, ...rows.map((r) => r.name.length)))};
+  // The longest name in use (64): the crash part's "link, switchback by backup, after primary-net-down, kill primary".
+  const width = {group: 7, name: Math.min(64, Math.max(4, ...rows.map((r) => r.name.length)))};
   console.log(`\n${'part'.padEnd(width.group)}  ${'case'.padEnd(width.name)}  result  figures`);
   for (const row of rows) {
     console.log(`${row.group.padEnd(width.group)}  ${row.name.padEnd(width.name)}  ${(row.ok ? 'pass' : 'FAIL').padEnd(6)}  ${row.figures}`);

@@ -1,6 +1,7 @@
 // The campaign's parts, in the order they run: the quick ones first.
 
 import type {CampaignPart} from './case.js';
+import {crashPart} from './crash.js';
 import {faultsPart} from './faults.js';
 import {floodPart} from './flood.js';
 import {forgedPart} from './forged.js';
@@ -14,5 +15,6 @@ export const PARTS: readonly CampaignPart[] = [
   forgedPart,
   floodPart,
   faultsPart,
+  crashPart,
   loadPart,
 ];

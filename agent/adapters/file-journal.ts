@@ -1,9 +1,10 @@
 // Durable JSON files under state_dir: the epoch (state.json) and the switch journal (switch.json). Each write
 // goes to a temp file, is fsynced, renamed over the old one, and the directory fsynced, so a crash at any
-// moment leaves either the old or the new content, never half of one.
+// moment leaves either the old or the new content, never half of one. The temp file such a crash leaves behind
+// is removed by the next agent's first load.
 
-import {mkdir, open, readFile, rename, unlink} from 'node:fs/promises';
-import {dirname, join} from 'node:path';
+import {mkdir, open, readdir, readFile, rename, unlink} from 'node:fs/promises';
+import {basename, dirname, join} from 'node:path';
 import {BatonError, describeError} from '../errors.js';
 import type {JournalStore, PersistentState, StateStore, SwitchJournal} from '../ports.js';
 
@@ -11,6 +12,7 @@ export function createFileStateStore(stateDir: string): StateStore {
   const file = join(stateDir, 'state.json');
   return {
     async load() {
+      await removeStaleTemps(file);
       const value = await readJson(file);
       if (value === undefined) return undefined;
       const {epoch, released} = (value ?? {}) as {epoch?: unknown; released?: unknown};
@@ -26,6 +28,7 @@ export function createFileJournalStore(stateDir: string): JournalStore {
   const file = join(stateDir, 'switch.json');
   return {
     async load() {
+      await removeStaleTemps(file);
       const value = await readJson(file);
       if (value === undefined) return undefined;
       const journal = parseJournal(value);
@@ -39,6 +42,31 @@ export function createFileJournalStore(stateDir: string): JournalStore {
       });
     },
   };
+}
+
+// writeJsonAtomic's temp name: the target's name, the writer's PID, `.tmp`.
+const TEMP_NAME = /^(.+)\.(\d+)\.tmp$/;
+
+/**
+ * Removes the temp files of `file` that a writer killed between open and rename left behind; their content never
+ * counted. Only one agent writes a state directory, so a temp of any other PID is a dead writer's.
+ */
+async function removeStaleTemps(file: string): Promise<void> {
+  const dir = dirname(file);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new BatonError('STATE_INVALID', `cannot list ${dir}: ${describeError(error)}`, {cause: error});
+  }
+  for (const name of names) {
+    const match = TEMP_NAME.exec(name);
+    if (match?.[1] !== basename(file) || Number(match[2]) === process.pid) continue;
+    await unlink(join(dir, name)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw new BatonError('STATE_INVALID', `cannot remove the stale temp file ${join(dir, name)}: ${error.message}`, {cause: error});
+    });
+  }
 }
 
 async function readJson(file: string): Promise<unknown> {

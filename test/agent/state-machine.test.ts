@@ -104,6 +104,20 @@ test('at start, holding the IP while the live peer also holds it with a higher e
   t.is(done.state.name, 'standby');
 });
 
+test('at start, winning against a live peer that also holds the IP: active, and an announcement once the peer let go', (t) => {
+  // The loser may release before this host ever sees it as active: the split brain must be known from the start.
+  const {state, effects} = run(initialState('primary', 3),
+    {type: 'peer-seen', beacon: peerBeacon({state: 'switching', holdsIp: true, epoch: 2})},
+    {type: 'probed', holdsIp: true, addressInUse: false});
+  t.is(state.name, 'active');
+  t.true(state.splitBrain);
+  t.regex(state.reason, /split brain at start: the peer also holds the service IP \(epoch 2, ours 3\)/);
+  t.deepEqual(effects, ['send-beacon']);
+  const over = run(state, {type: 'peer-seen', beacon: peerBeacon({state: 'standby', holdsIp: false, epoch: 2})});
+  t.deepEqual(over.effects, ['announce', 'send-beacon']);
+  t.false(over.state.splitBrain);
+});
+
 test('conflicts are won by the higher epoch, and a tie by the primary, so both sides agree', (t) => {
   const peer = {alive: true, state: 'active' as const, holdsIp: true, epoch: 5};
   t.true(winsConflict({...initialState('backup', 6)}, peer));

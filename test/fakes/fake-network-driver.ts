@@ -69,6 +69,8 @@ export class FakeNetworkDriver implements NetworkDriver {
 
   async isAddressInUse(ip: ServiceIp): Promise<boolean> {
     this.#enter('isAddressInUse', ip.cidr);
+    // arping cannot probe through a downed interface: it exits 2, which the ip driver throws.
+    if (!this.linkUp) throw new BatonError('COMMAND_FAILED', `\`arping -D -I eth0 ${ip.address}\` exited 2: Interface "eth0" is down`);
     return this.#segment.holders(ip.address).some((d) => d !== this);
   }
 

@@ -53,11 +53,25 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
   // Monotonic time and sleeps are shared; only the wall clock can be skewed per host.
   const hostClock = {now: () => clock.now(), wallNow: () => clock.wallNow() + host.wallSkewMs, sleep: (ms: number, signal?: AbortSignal) => clock.sleep(ms, signal)};
   let boots = 0;
+  let cutOffCurrent = (): void => undefined;
   const make = (): Agent => {
     boots += 1;
     let ids = 0;
+    let dead = false;
+    cutOffCurrent = () => {
+      dead = true;
+    };
+    const isDead = (): boolean => dead;
     return new Agent({
-      config: host.config, clock: hostClock, transport, network, store, journal, accessLog, hostInfo, healthProbe, hooks: undefined,
+      config: host.config,
+      clock: cutOffOnKill(hostClock, isDead, ['sleep']),
+      transport: cutOffOnKill(transport, isDead, ['send']),
+      network: cutOffOnKill(network, isDead),
+      store: cutOffOnKill(store, isDead),
+      journal: cutOffOnKill(journal, isDead),
+      accessLog: cutOffOnKill(accessLog, isDead),
+      hostInfo: cutOffOnKill(hostInfo, isDead),
+      healthProbe, hooks: undefined,
       recordingNetwork: () => {
         const recorded: string[] = [];
         const recorder: NetworkDriver = new Proxy(network, {
@@ -76,7 +90,10 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
   };
   const host: FakeHost = {
     agent: undefined as unknown as Agent, role, network, transport, store, journal, accessLog, hostInfo, healthProbe, logs, config, wallSkewMs: 0,
-    kill: () => host.agent.stop(),
+    kill: async () => {
+      await host.agent.stop();
+      cutOffCurrent();
+    },
     restart: () => {
       transport.reopen();
       host.agent = make();
@@ -85,6 +102,24 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
   };
   host.agent = make();
   return host;
+}
+
+/**
+ * One process's hold on a port, cut when it is killed: after the kill each call of `methods` (all, by default)
+ * returns a promise that never settles, as a SIGKILLed process never runs another line. Without it the killed
+ * Agent's coroutines (a coordinator in its pause, an abandon) would go on acting on the interface, journal and
+ * wire that the restarted agent shares.
+ */
+function cutOffOnKill<T extends object>(target: T, isDead: () => boolean, methods?: readonly string[]): T {
+  return new Proxy(target, {
+    get(object, name) {
+      const value: unknown = Reflect.get(object, name, object);
+      if (typeof value !== 'function' || (methods !== undefined && !methods.includes(String(name)))) {
+        return typeof value === 'function' ? value.bind(object) : value;
+      }
+      return (...args: unknown[]) => (isDead() ? new Promise(() => undefined) : Reflect.apply(value, object, args));
+    },
+  });
 }
 
 export interface FakePair {
