@@ -1,7 +1,8 @@
 // The real HostInfoSource: this host's OS, the versions of the programs a web service runs on, load and memory,
 // read through systeminformation and node:os.
 
-import {availableParallelism, hostname as osHostname, loadavg} from 'node:os';
+import {readdir, readFile} from 'node:fs/promises';
+import {arch, availableParallelism, hostname as osHostname, loadavg, release as kernelRelease} from 'node:os';
 import {BatonError} from '../errors.js';
 import type {HostInfo, HostInfoSource} from '../ports.js';
 
@@ -40,7 +41,10 @@ export function createSystemHostInfo(options?: {hostname?: string}): HostInfoSou
       const [os, found, memory] = await withDeadline(
         // systeminformation is loaded on first use, not at start: preflight runs once per switch, and the agent
         // at rest should not carry the module's memory (DESIGN: RSS <= 64 MB).
-        import('systeminformation').then(({mem, osInfo, versions}) => Promise.all([osInfo(), versions(VERSION_PROGRAMS.join(',')), mem()])),
+        // Not si.osInfo(): it runs `hostname -f` with execSync, which blocks the event loop, beacons included,
+        // for as long as the resolver takes: 1-2 s measured with an unreachable name server, up to 10 s with
+        // Debian's default resolver options, so a preflight on a host with broken DNS made the peer see it dead.
+        import('systeminformation').then(({mem, versions}) => Promise.all([readOsInfo(), versions(VERSION_PROGRAMS.join(',')), mem()])),
         COLLECT_TIMEOUT_MS);
       const reported: Record<string, string | undefined> = {...found, openssl: found.systemOpenssl};
       const installed: Record<string, string> = {};
@@ -62,6 +66,36 @@ export function createSystemHostInfo(options?: {hostname?: string}): HostInfoSou
       return info;
     },
   };
+}
+
+/**
+ * The distribution and its release as systeminformation's osInfo() names them (so that a pair where one host
+ * runs an older baton compares alike), read without a child process: the keys of /etc/*-release, then
+ * /usr/lib/os-release, later ones winning; the name is DISTRIB_ID or NAME, the release PRETTY_NAME less the
+ * name and the codename, else VERSION, DISTRIB_RELEASE or VERSION_ID.
+ */
+export async function readOsInfo(): Promise<HostInfo['os']> {
+  const etc = (await readdir('/etc').catch(() => [] as string[])).filter((name) => name.endsWith('-release')).sort();
+  const texts = await Promise.all([...etc.map((name) => `/etc/${name}`), '/usr/lib/os-release']
+    .map((file) => readFile(file, 'utf8').catch(() => '')));
+  return {...parseOsRelease(texts.join('\n')), kernel: kernelRelease(), arch: arch()};
+}
+
+/** parseOsRelease's half of readOsInfo: the text of the release files, concatenated in order. */
+export function parseOsRelease(text: string): {distro: string; release: string} {
+  const keys = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const equals = line.indexOf('=');
+    if (equals === -1) continue;
+    // Up to a second '=', as systeminformation reads it.
+    keys.set(line.slice(0, equals).trim().toUpperCase(), (line.slice(equals + 1).split('=')[0] ?? '').trim().replaceAll('"', ''));
+  }
+  const distro = keys.get('DISTRIB_ID') || keys.get('NAME') || 'unknown';
+  let release = keys.get('VERSION') ?? '';
+  const pretty = keys.get('PRETTY_NAME') ?? '';
+  if (pretty.startsWith(`${distro} `)) release = pretty.slice(distro.length + 1).trim();
+  if (release.includes('(')) release = (release.split('(')[0] ?? '').trim();
+  return {distro, release: release || keys.get('DISTRIB_RELEASE') || keys.get('VERSION_ID') || 'unknown'};
 }
 
 /** `work`, or COMMAND_TIMEOUT after `ms` naming the probes to run by hand and the host's load. */

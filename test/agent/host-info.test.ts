@@ -3,7 +3,7 @@
 import test from 'ava';
 import {execFileSync} from 'node:child_process';
 import {existsSync} from 'node:fs';
-import {COLLECT_TIMEOUT_MS, createSystemHostInfo, VERSION_PROGRAMS, withDeadline} from '../../agent/adapters/host-info.js';
+import {COLLECT_TIMEOUT_MS, createSystemHostInfo, parseOsRelease, readOsInfo, VERSION_PROGRAMS, withDeadline} from '../../agent/adapters/host-info.js';
 import {parseHostInfo} from '../../agent/preflight.js';
 import type {HostInfo} from '../../agent/ports.js';
 
@@ -78,4 +78,21 @@ test('the collection deadline leaves a loaded host room and stays inside the pee
   // 1.5 s refused switchovers on a 2-core host at load 8 (the faults campaign); the requester waits 10 s + 2 s.
   t.true(COLLECT_TIMEOUT_MS >= 5000);
   t.true(COLLECT_TIMEOUT_MS < 12_000);
+});
+
+test('the OS is named as systeminformation\'s osInfo() names it, so that a pair on old and new baton compares alike', async (t) => {
+  const {osInfo} = await import('systeminformation');
+  const theirs = await osInfo();
+  t.deepEqual(await readOsInfo(), {distro: theirs.distro, release: theirs.release, kernel: theirs.kernel, arch: theirs.arch});
+});
+
+test('os-release text: the release is PRETTY_NAME less the name and codename, else VERSION or VERSION_ID', (t) => {
+  const debian = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nVERSION="12 (bookworm)"\nID=debian\n';
+  t.deepEqual(parseOsRelease(debian), {distro: 'Debian GNU/Linux', release: '12'});
+  // Ubuntu has /etc/lsb-release too: its DISTRIB_ID names the distribution, and PRETTY_NAME no longer starts with it.
+  const ubuntu = 'DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=22.04\nDISTRIB_CODENAME=jammy\nDISTRIB_DESCRIPTION="Ubuntu 22.04.3 LTS"\n' +
+    'PRETTY_NAME="Ubuntu 22.04.3 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\nVERSION="22.04.3 LTS (Jammy Jellyfish)"\n';
+  t.deepEqual(parseOsRelease(ubuntu), {distro: 'Ubuntu', release: '22.04.3 LTS'});
+  t.deepEqual(parseOsRelease('NAME=Alpine Linux\nVERSION_ID=3.20.1\n'), {distro: 'Alpine Linux', release: '3.20.1'});
+  t.deepEqual(parseOsRelease(''), {distro: 'unknown', release: 'unknown'});
 });
