@@ -1,7 +1,7 @@
 // The planned switchover on fakes: order of steps across both hosts, confirmation, rollback, refusals, dry run,
 // switchback, resume, the journal, and recovery after an agent is killed mid-switch.
 
-import test from 'ava';
+import test, {type ExecutionContext} from 'ava';
 import type {SwitchProgress, SwitchResult, SwitchoverOptions} from '../../agent/control-protocol.js';
 import {BatonError, isBatonError} from '../../agent/errors.js';
 import type {FakeClock} from '../fakes/fake-clock.js';
@@ -480,13 +480,19 @@ test('the backup coordinating a switch killed after backup-net-up: the primary a
 
 const LINK_MODE = {config: {service: {ip: SERVICE_IP, interface: 'eth0', mode: 'link' as const}}};
 
-test('link mode: the giver restarted after primary-net-down probes with its link up and the address off, and takes the free IP back', async (t) => {
+/** A link-mode pair in a switchover the primary asked for, held 30 s after primary-net-down. */
+async function linkPairPausedAfterPrimaryNetDown(t: ExecutionContext): Promise<FakePair> {
   const pair = createFakePair(t, {primary: LINK_MODE, backup: LINK_MODE});
   await pair.primary.agent.start();
   await pair.backup.agent.start();
   await pair.clock.advance(1500);
   void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 30}}, () => undefined).catch(() => undefined);
   await pair.clock.advance(300);
+  return pair;
+}
+
+test('link mode: the giver restarted after primary-net-down probes with its link up and the address off, and takes the free IP back', async (t) => {
+  const pair = await linkPairPausedAfterPrimaryNetDown(t);
   t.false(pair.primary.network.linkUp, 'the giver\'s link is down, the address still on it');
   t.true(pair.primary.network.addresses.has('192.0.2.100'));
   // Killed and restarted at once: the backup abandons on the new boot and undoes its part; nobody serves.
@@ -503,12 +509,7 @@ test('link mode: the giver restarted after primary-net-down probes with its link
 });
 
 test('link mode: the giver restarted after the taker took the IP over brings its link up without the address, ready as a standby', async (t) => {
-  const pair = createFakePair(t, {primary: LINK_MODE, backup: LINK_MODE});
-  await pair.primary.agent.start();
-  await pair.backup.agent.start();
-  await pair.clock.advance(1500);
-  void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 30}}, () => undefined).catch(() => undefined);
-  await pair.clock.advance(300);
+  const pair = await linkPairPausedAfterPrimaryNetDown(t);
   await pair.primary.kill();
   t.is(await mostHolders(pair, 4000), 1);
   t.is(pair.backup.agent.state.name, 'active', 'nobody served: the backup took the IP over');
