@@ -20,6 +20,8 @@ export interface CampaignContext {
   readonly runner: CommandRunner;
   /** A scratch directory for this run's labs and files; removed at the end. */
   readonly dir: string;
+  /** Where the agents' logs of failed cases are kept after the run (made only when a case fails). */
+  readonly keptLogs: string;
   /** Progress for the operator watching the run. */
   say(line: string): void;
 }

@@ -9,7 +9,6 @@
 // interfaces down and up instead of moving the address.
 
 import {mkdir, readFile, stat, writeFile} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import type {ServiceMode} from '../agent/config.js';
 import type {ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
@@ -106,7 +105,7 @@ export const crashPart: CampaignPart = {
     const rows: CaseResult[] = [];
     const started = Date.now();
     // Outside the run's scratch directory, which is removed at the end: a failed case's logs are its evidence.
-    const keptLogs = join(tmpdir(), `baton-campaign-crash-${new Date(started).toISOString().replaceAll(/[:.]/g, '-')}`);
+    const keptLogs = join(context.keptLogs, 'crash');
     let labs = 0;
     let broken = 0;
     while (rows.length < cases.length) {

@@ -2,7 +2,7 @@
 // `baton switchover` does, and the checks every case ends with: exactly one host's kernel holds the IP, the
 // client is served by that host, and neither journal is left half-written.
 
-import {readdir, readFile} from 'node:fs/promises';
+import {copyFile, mkdir, readdir, readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import type {StatusReport, SwitchoverOptions, SwitchResult} from '../agent/control-protocol.js';
 import {describeError} from '../agent/errors.js';
@@ -10,9 +10,13 @@ import {callAgent} from '../cli/control-client.js';
 import {labDown, labStatus, labUp, waitForSettledPair, type Lab, type LabHost, type LabOptions} from '../cli/lab/lab.js';
 import {holdersOf, whoServes} from '../cli/lab/observe.js';
 import {isNginxInstalled} from '../cli/lab/web.js';
-import type {CampaignContext} from './case.js';
+import type {CampaignContext, CaseResult} from './case.js';
 
-/** Builds a lab (nginx when installed, else the built-in server), waits for it to settle, runs `work`, removes it. */
+/**
+ * Builds a lab (nginx when installed, else the built-in server), waits for it to settle, runs `work`, removes it.
+ * When `work` returns a failed case or throws, both agents' logs are kept first (CampaignContext.keptLogs) and
+ * named in the failed rows, since the lab and its logs go with it.
+ */
 export async function withCampaignLab<T>(
   context: CampaignContext, options: Omit<LabOptions, 'runner' | 'baseDir'>, work: (lab: Lab) => Promise<T>,
 ): Promise<T> {
@@ -20,10 +24,33 @@ export async function withCampaignLab<T>(
   const lab = await labUp({runner: context.runner, baseDir: context.dir, ...options, web});
   try {
     await waitForSettledPair(lab, 20_000);
-    return await work(lab);
+    const result = await work(lab);
+    const rows = (Array.isArray(result) ? result : [result]) as unknown[];
+    if (!rows.some((row) => isFailedRow(row))) return result;
+    const kept = await keepLogs(context, lab);
+    const named = rows.map((row) => (isFailedRow(row) ? {...row, detail: `${row.detail ?? row.figures} (agent logs: ${kept})`} : row));
+    return (Array.isArray(result) ? named : named[0]) as T;
+  } catch (error) {
+    context.say(`agent logs of lab ${lab.prefix} kept in ${await keepLogs(context, lab)}`);
+    throw error;
   } finally {
     await labDown(context.runner, lab.prefix, context.dir);
   }
+}
+
+function isFailedRow(value: unknown): value is CaseResult {
+  return typeof value === 'object' && value !== null && (value as Partial<CaseResult>).ok === false &&
+    typeof (value as Partial<CaseResult>).group === 'string';
+}
+
+/** Copies both agents' logs of `lab` to keptLogs/PREFIX and returns that directory. */
+async function keepLogs(context: CampaignContext, lab: Lab): Promise<string> {
+  const dir = join(context.keptLogs, lab.prefix);
+  await mkdir(dir, {recursive: true});
+  for (const host of [lab.hosts.primary, lab.hosts.backup]) {
+    await copyFile(host.logFile, join(dir, `${host.role}.log`)).catch(() => undefined);
+  }
+  return dir;
 }
 
 export const SWITCH_DEFAULTS: SwitchoverOptions = {dryRun: false, strict: false, minRequests: 3, confirmTimeoutS: 10, pauseAfter: undefined};

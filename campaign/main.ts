@@ -5,7 +5,7 @@
 //   npm run campaign -- --fast          the subset CI runs
 //   npm run campaign -- --only flood,crash
 
-import {mkdtemp, readdir, rm} from 'node:fs/promises';
+import {mkdtemp, readdir, rm, stat} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {parseArgs} from 'node:util';
@@ -50,6 +50,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const context: CampaignContext = {
     fast: values.fast, runner: createExecaRunner(), dir,
+    keptLogs: join(tmpdir(), `baton-campaign-logs-${new Date(started).toISOString().replaceAll(/[:.]/g, '-')}`),
     say: (line) => console.log(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`),
   };
   // Interrupted (Ctrl-C, a CI timeout): remove this run's labs, and only this run's, before leaving.
@@ -83,6 +84,7 @@ async function main(): Promise<number> {
     await rm(dir, {recursive: true, force: true});
   }
   printTable(rows);
+  if (await stat(context.keptLogs).then(() => true, () => false)) console.log(`agent logs of the failed cases: ${context.keptLogs}`);
   console.log(`campaign took ${((Date.now() - started) / 1000).toFixed(0)} s`);
   return rows.every((r) => r.ok) ? 0 : 1;
 }
