@@ -130,6 +130,14 @@ const DEFAULT_REHEARSE_INTERVAL_MS = 50;
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+  /** Whether the whole usage helps: no command or an unknown one. A bad option gets its error and a pointer only,
+   *  so the one line that says what is wrong is not scrolled away by sixty lines of help. */
+  readonly showUsage: boolean;
+
+  constructor(message: string, options: {showUsage?: boolean} = {}) {
+    super(message);
+    this.showUsage = options.showUsage ?? false;
+  }
 }
 
 /** Parses argv (without node and script). Throws UsageError with a message that says what is wrong. */
@@ -189,7 +197,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   }
   switch (name) {
     case undefined:
-      throw new UsageError('no command given');
+      throw new UsageError('no command given', {showUsage: true});
     case 'status':
       noMore(name, rest);
       return {name, config, socket: values.socket, json: values.json};
@@ -272,7 +280,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       noMore(name, rest);
       return {name, root: parseRoot(values.root), purge: values.purge};
     default:
-      throw new UsageError(`unknown command '${name}'${suggest(name)}`);
+      throw new UsageError(`unknown command '${name}'${suggest(name)}`, {showUsage: true});
   }
 }
 

@@ -57,7 +57,7 @@ async function main(argv: readonly string[], out: Output): Promise<number> {
     command = parseCommandLine(argv);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    out.stderr(`baton: ${error.message}\n\n${USAGE}\n`);
+    out.stderr(error.showUsage ? `baton: ${error.message}\n\n${USAGE}\n` : `baton: ${error.message}\nRun \`baton --help\` for every command and its options.\n`);
     return EXIT_ERROR;
   }
   try {

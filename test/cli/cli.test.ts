@@ -60,6 +60,18 @@ test('an unknown option is an error naming it, exit 1', async (t) => {
   t.regex(result.stderr, /Unknown option '--jsn'/);
 });
 
+test('a bad option value is its error and a pointer to --help, not the whole usage', async (t) => {
+  const result = await baton('switchover', '--min-requests', '0');
+  t.is(result.exitCode, 1);
+  t.is(result.stderr, 'baton: --min-requests: expected a whole number from 1 to 1000000, got \'0\'\nRun `baton --help` for every command and its options.');
+});
+
+test('no command at all prints the usage, exit 1', async (t) => {
+  const result = await baton();
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /^baton: no command given\n\nUsage: baton/);
+});
+
 test('baton status prints both hosts as the agent sees them', async (t) => {
   const socket = await servedPair(t);
   const result = await baton('status', '--socket', socket);
