@@ -2,7 +2,7 @@
 // agent's control socket, which reaches the other host over the authenticated peer channel; the client is
 // this machine, probing the service IP.
 
-import {mkdtemp} from 'node:fs/promises';
+import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import type {FailResult, StatusReport, SwitchResult} from '../../agent/control-protocol.js';
@@ -66,7 +66,17 @@ export async function createAgentTarget(socket: string, url: string | undefined,
       if (client.kind === 'ssh') return startRemoteTraffic({...client, ...bounds});
       const dir = await mkdtemp(join(tmpdir(), 'baton-rehearse-'));
       const prober = await startProber({namespace: undefined, ...bounds, out: join(dir, 'probes.jsonl')});
-      return {read: () => prober.read(), stop: () => prober.stop()};
+      return {
+        read: () => prober.read(),
+        // The probe records come back from stop(); their file and the prober's log are not wanted after it.
+        stop: async () => {
+          try {
+            return await prober.stop();
+          } finally {
+            await rm(dir, {recursive: true, force: true});
+          }
+        },
+      };
     },
   };
 }

@@ -2,7 +2,7 @@
 // nginx, leaves nothing behind, reports a failed confirmation as a failed phase while the pair keeps serving,
 // and Ctrl-C mid-switch leaves exactly one host serving for `baton lab down` to clean.
 
-import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -123,13 +123,17 @@ test.serial('baton rehearse on a configured pair, run from a client machine, wit
   const html = join(dir, 'rehearsal.html');
   // The client namespace plays a client machine that can reach the primary's control socket (a unix socket
   // is a file: it crosses network namespaces).
+  // A temp directory of its own, to see that the rehearsal leaves nothing in it.
+  const temp = join(dir, 'rehearse-tmp');
+  await mkdir(temp);
   const result = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, CLI, 'rehearse',
-    '--socket', lab.hosts.primary.socket, '--with-failure', '--report', html], {reject: false, timeout: 180_000});
+    '--socket', lab.hosts.primary.socket, '--with-failure', '--report', html], {reject: false, timeout: 180_000, env: {TMPDIR: temp}});
   t.log(String(result.stdout));
   t.is(result.exitCode, 0, String(result.stderr).slice(-3000));
   const report = JSON.parse(await readFile(join(dir, 'rehearsal.json'), 'utf8')) as DrillReport;
   t.deepEqual(report.phases.map((p) => `${p.name} ${p.ok ? 'ok' : 'failed'}`),
     ['preflight ok', 'status ok', 'switchover ok', 'switchback ok', 'failure ok', 'return ok']);
+  t.deepEqual(await readdir(temp), [], 'the rehearsal left files in TMPDIR');
   const status = await labStatus(lab);
   t.is([status.primary.self.holdsIp, status.backup.self.holdsIp].filter(Boolean).length, 1);
 });
