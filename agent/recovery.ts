@@ -30,7 +30,9 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
   const recorded = await journal.load();
   if (recorded === undefined) return undefined;
   const applied = recorded.applied.filter((name): name is SwitchStepName => (SWITCH_STEP_NAMES as readonly string[]).includes(name));
-  const stepNote = `after ${applied.at(-1) ?? 'no step'}${recorded.pending === undefined ? '' : `, before or during ${recorded.pending}`}`;
+  const last = applied.at(-1);
+  const pending = recorded.pending === undefined ? '' : `${last === undefined ? '' : ', '}before or during ${recorded.pending}`;
+  const stepNote = last === undefined && pending === '' ? 'before any of its steps' : `${last === undefined ? '' : `after ${last}`}${pending}`;
   log.warning(`(switch ${recorded.switchId}) found unfinished from before this start: ${recorded.side}, ${stepNote}; recovering`);
   const undo = async (name: SwitchStepName): Promise<void> => {
     try {

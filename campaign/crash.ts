@@ -217,7 +217,8 @@ async function crashOnce(lab: Lab, c: CrashCase): Promise<CaseResult> {
 }
 
 // recovery.ts's account of where this host's part was: its side, its last step done, the one it was at.
-const RESTARTED_REASON = new RegExp(`\\((giver|taker), after (no step|${POINTS.join('|')})(, before or during (${POINTS.join('|')}))?\\)`);
+const STEP = `(${POINTS.join('|')})`;
+const RESTARTED_REASON = new RegExp(`\\((giver|taker), (before any of its steps|before or during ${STEP}|after ${STEP}(, before or during ${STEP})?)\\)`);
 
 /**
  * What `baton status` must tell after the crash: each killed host reports the switch as interrupted with the

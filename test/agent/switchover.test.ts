@@ -478,6 +478,23 @@ test('the backup coordinating a switch killed after backup-net-up: the primary a
   t.is(restarted.state.name, 'active');
 });
 
+test('a giver killed before any of its steps says so when it restarts, and keeps serving', async (t) => {
+  const pair = createFakePair(t);
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'assign-ip', seconds: 30}}, () => undefined).catch(() => undefined);
+  await pair.clock.advance(300);
+  t.deepEqual(pair.primary.journal.journal?.applied, [], 'the giver has joined and applied nothing');
+  await pair.primary.kill();
+  const restarted = pair.primary.restart();
+  await restarted.start();
+  t.is(await mostHolders(pair, 3000), 1);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
+  t.is(pair.primary.journal.journal, undefined);
+  t.regex((await restarted.status()).lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(giver, before any of its steps\); this host serves and keeps the service IP$/);
+});
+
 const LINK_MODE = {config: {service: {ip: SERVICE_IP, interface: 'eth0', mode: 'link' as const}}};
 
 /** A link-mode pair in a switchover the primary asked for, held 30 s after primary-net-down. */
