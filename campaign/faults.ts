@@ -4,7 +4,7 @@
 // peer agent restarted mid-switch. Whatever baton does, each case ends with exactly one kernel holding the IP and
 // the client served by it, and the row says what baton did.
 
-import {access, copyFile, mkdir, mkdtemp, readdir, readFile, rename, truncate, unlink, writeFile} from 'node:fs/promises';
+import {access, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, unlink, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import type {StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
@@ -58,10 +58,16 @@ const HOUR_S = 3600;
 const DEFAULT_DEAD_AFTER_MS = 1000;
 // The boot-id case restarts an agent (Node starts in ~0.5 s here, more on a loaded machine) within the dead timer.
 const RESTART_DEAD_AFTER_MS = 4000;
+// Where `ip netns exec NS` finds files to mount over /etc for that namespace's processes.
+const NETNS_ETC = '/etc/netns';
+// On the lab's network (TEST-NET-1) and held by no host.
+const UNANSWERED_NAME_SERVER = '192.0.2.53';
+// Switchover and switchback, twice: each runs the preflight on both hosts.
+const DNS_SWITCHES = 4;
 
 export const faultsPart: CampaignPart = {
   name: 'faults',
-  about: 'host faults under a running pair: interface renamed, access log deleted/rotated, journal read-only, clock stepped, peer restarted',
+  about: 'host faults under a running pair: interface renamed, access log deleted/rotated, journal read-only, clock stepped, peer restarted, DNS unreachable',
   async run(context) {
     const rows: CaseResult[] = [];
     // The fast subset is every case: the whole part takes about a minute (one small lab per case, seconds each).
@@ -93,6 +99,7 @@ const FAULTS: readonly FaultCase[] = [
   {name: 'journal filesystem read-only: before and mid-switch', run: journalReadOnly},
   {name: 'one agent\'s wall clock stepped by ±1 h', run: clockStepped},
   {name: 'peer agent restarted mid-switch (new boot id)', run: peerRestarted},
+  {name: 'name server unreachable on the backup during switches', run: dnsUnreachable},
 ];
 
 /**
@@ -377,6 +384,69 @@ async function peerRestarted(context: CampaignContext): Promise<Verdict> {
     problems.push(...await notSwitching(lab, 'after the restart'));
     return verdict(problems, `backup back in ${restartMs} ms with a new boot id; ${said(result, 70)}; ${isDone(result) ? 'backup' : 'primary'} serves`,
       [describeSwitch(result)]);
+  });
+}
+
+/**
+ * The backup's resolver points at a name server nobody answers for, and its hosts file lacks the host's own name,
+ * so any name lookup (`hostname -f`, as systeminformation's osInfo() ran it synchronously) waits for the resolver
+ * to give up. The agent is restarted to see them (`ip netns exec` mounts /etc/netns/NS/ over /etc). Its preflight
+ * runs at every switch: switches there and back must be done, with the peer alive in every sample and the agent's
+ * timers never late by anything near the dead timer.
+ */
+async function dnsUnreachable(context: CampaignContext): Promise<Verdict> {
+  return withFaultLab(context, {}, async (lab) => {
+    const backup = lab.hosts.backup;
+    const problems: string[] = [];
+    const etc = join(NETNS_ETC, backup.namespace);
+    await mkdir(etc, {recursive: true});
+    try {
+      // 192.0.2.53 is on the lab's network and nobody has it: the query waits for ARP, then for the resolver.
+      await writeFile(join(etc, 'resolv.conf'), `nameserver ${UNANSWERED_NAME_SERVER}\noptions timeout:2 attempts:2\n`);
+      await writeFile(join(etc, 'hosts'), '127.0.0.1 localhost\n');
+      await signalAgent(backup, 'SIGTERM');
+      await startAgent(backup, lab);
+      const fresh = await settle(lab);
+      if (fresh !== undefined) throw new Error(`the backup restarted with the broken resolver did not settle: ${fresh}`);
+      // The fault is real only if a name lookup there now hangs: time the one osInfo() used to make.
+      const lookupStarted = Date.now();
+      await context.runner.run('ip', ['netns', 'exec', backup.namespace, 'hostname', '-f'], {timeoutMs: 30_000}).catch(() => undefined);
+      const lookupMs = Date.now() - lookupStarted;
+      if (lookupMs < DEFAULT_DEAD_AFTER_MS) problems.push(`the fault did not take: \`hostname -f\` in the backup's namespace answered in ${lookupMs} ms`);
+
+      let samples = 0;
+      let peerLost = 0;
+      let watching = true;
+      const watcher = (async () => {
+        while (watching) {
+          const status = await pairStatus(lab);
+          samples += 1;
+          if ('error' in status || !status.primary.peer.alive || !status.backup.peer.alive) peerLost += 1;
+          await sleep(100);
+        }
+      })();
+      const results: string[] = [];
+      try {
+        for (let i = 0; i < DNS_SWITCHES; i += 1) {
+          const result = await switchWith(lab.hosts.primary, {});
+          results.push(describeSwitch(result));
+          if (!isDone(result)) problems.push(`switch ${i + 1} was not done: ${outcomeText(result)}`);
+          problems.push(...await settledOr(lab, `after switch ${i + 1}`));
+          await callAgent(backup.socket, {id: 'campaign-faults', type: 'resume', peer: false}).catch(() => undefined);
+        }
+      } finally {
+        watching = false;
+        await watcher;
+      }
+      const lag = (await statusOrThrow(lab)).backup.timers;
+      if (peerLost > 0) problems.push(`in ${peerLost} of ${samples} samples an agent did not see its peer alive`);
+      if (lag.loopLagMs.max >= DEFAULT_DEAD_AFTER_MS / 2) problems.push(`the backup's timers ran ${lag.loopLagMs.max} ms late`);
+      problems.push(...await notSwitching(lab, 'after the switches'));
+      return verdict(problems, `\`hostname -f\` there hangs ${(lookupMs / 1000).toFixed(1)} s; ${results.filter((r) => r.startsWith('done')).length}/${DNS_SWITCHES} switches done; ` +
+        `peer alive in ${samples - peerLost}/${samples} samples; backup timers at most ${lag.loopLagMs.max} ms late`, results);
+    } finally {
+      await rm(etc, {recursive: true, force: true});
+    }
   });
 }
 

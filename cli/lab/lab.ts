@@ -70,6 +70,7 @@ const AGENT_SCRIPT = fileURLToPath(new URL('../../agent/main.js', import.meta.ur
  */
 export const AGENT_NODE_FLAGS = ['--jitless', '--max-semi-space-size=1'] as const;
 const LAB_FILE = 'lab.json';
+const NETNS_ETC = '/etc/netns';
 
 /** Builds the namespaces, writes configs and secret, starts both agents. On failure removes what it made. */
 export async function labUp(options: LabOptions): Promise<Lab> {
@@ -134,6 +135,11 @@ export async function labDown(runner: CommandRunner, prefix: string, baseDir = L
     }
   }
   await destroyTopology(runner, prefix);
+  // Files a rehearsal or the campaign put under /etc/netns/ for the lab's namespaces (`ip netns exec` mounts them
+  // over /etc): they would outlive the namespaces.
+  for (const name of await readdir(NETNS_ETC).catch(() => [] as string[])) {
+    if (name.startsWith(`${prefix}-`)) await rm(join(NETNS_ETC, name), {recursive: true, force: true});
+  }
   await rm(dir, {recursive: true, force: true});
 }
 

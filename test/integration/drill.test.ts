@@ -36,7 +36,8 @@ async function leftovers(prefix: string): Promise<string[]> {
   const namespaces = stdout.split('\n').filter((line) => line.startsWith(`${prefix}-`));
   const {stdout: ps} = await execa('ps', ['-eo', 'args']);
   const processes = ps.split('\n').filter((line) => line.includes(join(LAB_BASE_DIR, prefix)));
-  return [...namespaces, ...processes];
+  const netnsEtc = (await readdir('/etc/netns').catch(() => [] as string[])).filter((name) => name.startsWith(`${prefix}-`));
+  return [...namespaces, ...processes, ...netnsEtc.map((name) => `/etc/netns/${name}`)];
 }
 
 function prefixOf(report: DrillReport): string {
@@ -110,6 +111,9 @@ test.serial('Ctrl-C during a switch leaves exactly one host serving, and baton l
   const status = await execa(process.execPath, [CLI, 'lab', 'status', '--json']);
   const both = JSON.parse(status.stdout) as {primary: {self: {holdsIp: boolean}}; backup: {self: {holdsIp: boolean}}};
   t.is([both.primary.self.holdsIp, both.backup.self.holdsIp].filter(Boolean).length, 1);
+  // What the campaign's DNS fault leaves for a namespace, had it been interrupted too: lab down removes it.
+  await mkdir(`/etc/netns/${prefix}-backup`, {recursive: true});
+  await writeFile(`/etc/netns/${prefix}-backup/resolv.conf`, 'nameserver 192.0.2.53\n');
   const down = await execa(process.execPath, [CLI, 'lab', 'down']);
   t.regex(down.stdout, new RegExp(`lab ${prefix} removed`));
   t.deepEqual(await leftovers(prefix), []);
