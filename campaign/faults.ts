@@ -4,7 +4,7 @@
 // peer agent restarted mid-switch. Whatever baton does, each case ends with exactly one kernel holding the IP and
 // the client served by it, and the row says what baton did.
 
-import {access, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, unlink, writeFile} from 'node:fs/promises';
+import {access, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, truncate, unlink, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import type {StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
@@ -399,6 +399,7 @@ async function dnsUnreachable(context: CampaignContext): Promise<Verdict> {
     const backup = lab.hosts.backup;
     const problems: string[] = [];
     const etc = join(NETNS_ETC, backup.namespace);
+    const hadNetnsEtc = await access(NETNS_ETC).then(() => true, () => false);
     await mkdir(etc, {recursive: true});
     try {
       // 192.0.2.53 is on the lab's network and nobody has it: the query waits for ARP, then for the resolver.
@@ -446,6 +447,8 @@ async function dnsUnreachable(context: CampaignContext): Promise<Verdict> {
         `peer alive in ${samples - peerLost}/${samples} samples; backup timers at most ${lag.loopLagMs.max} ms late`, results);
     } finally {
       await rm(etc, {recursive: true, force: true});
+      // /etc/netns itself only if this case made it (rmdir leaves it when something else has since put files there).
+      if (!hadNetnsEtc) await rmdir(NETNS_ETC).catch(() => undefined);
     }
   });
 }

@@ -2,7 +2,7 @@
 // nginx, leaves nothing behind, reports a failed confirmation as a failed phase while the pair keeps serving,
 // and Ctrl-C mid-switch leaves exactly one host serving for `baton lab down` to clean.
 
-import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -112,6 +112,10 @@ test.serial('Ctrl-C during a switch leaves exactly one host serving, and baton l
   const both = JSON.parse(status.stdout) as {primary: {self: {holdsIp: boolean}}; backup: {self: {holdsIp: boolean}}};
   t.is([both.primary.self.holdsIp, both.backup.self.holdsIp].filter(Boolean).length, 1);
   // What the campaign's DNS fault leaves for a namespace, had it been interrupted too: lab down removes it.
+  const hadNetnsEtc = await readdir('/etc/netns').then(() => true, () => false);
+  t.teardown(async () => {
+    if (!hadNetnsEtc) await rmdir('/etc/netns').catch(() => undefined);
+  });
   await mkdir(`/etc/netns/${prefix}-backup`, {recursive: true});
   await writeFile(`/etc/netns/${prefix}-backup/resolv.conf`, 'nameserver 192.0.2.53\n');
   const down = await execa(process.execPath, [CLI, 'lab', 'down']);
