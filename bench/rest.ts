@@ -10,16 +10,18 @@ export interface RestSample {
 }
 
 // Linux reports utime/stime in clock ticks; USER_HZ is 100 on every mainstream architecture.
-const TICKS_PER_S = 100;
+export const TICKS_PER_S = 100;
 
-async function cpuTicks(pid: number): Promise<number> {
+/** CPU time (user + system) a process has used, in clock ticks. */
+export async function cpuTicks(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces) start after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);
 }
 
-async function rssMb(pid: number): Promise<number> {
+/** A process's resident memory. */
+export async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
   return kb / 1024;

@@ -9,6 +9,7 @@ import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import fc from 'fast-check';
 import {keyIdOf, type Key} from '../agent/config.js';
+import {cpuTicks, rssMb, TICKS_PER_S} from '../bench/rest.js';
 import {callAgent} from '../cli/control-client.js';
 import type {Lab} from '../cli/lab/lab.js';
 import {holdersOf} from '../cli/lab/observe.js';
@@ -32,16 +33,11 @@ function hostilePool(key: Key, count: number): Uint8Array[] {
 
 interface ProcessSample {
   readonly cpuTicks: number;
-  readonly rssKb: number;
+  readonly rssMb: number;
 }
 
 async function sampleProcess(pid: number): Promise<ProcessSample> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start after the last ')'; utime and stime are 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return {cpuTicks, rssKb: Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0)};
+  return {cpuTicks: await cpuTicks(pid), rssMb: await rssMb(pid)};
 }
 
 async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: number): Promise<CaseResult> {
@@ -73,7 +69,7 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
   let falseAlarms = 0;
   let doubleHolders = 0;
   let samples = 0;
-  let peakRssKb = procBefore.rssKb;
+  let peakRssMb = procBefore.rssMb;
   const deadline = startedAt + seconds * 1000;
   // Watches the pair every 250 ms while the flood lasts: each agent must keep seeing the other alive, and the
   // kernels must never both hold the IP.
@@ -81,7 +77,7 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
     while (Date.now() < deadline) {
       const [status, holders, proc] = await Promise.all([pairStatus(lab), holdersOf(lab), sampleProcess(backup.pid)]);
       samples += 1;
-      peakRssKb = Math.max(peakRssKb, proc.rssKb);
+      peakRssMb = Math.max(peakRssMb, proc.rssMb);
       if (holders.length > 1) doubleHolders += 1;
       if ('error' in status || !status.primary.peer.alive || !status.backup.peer.alive) falseAlarms += 1;
       await sleep(250);
@@ -112,8 +108,8 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
   const totalSent = sent.reduce((a, s) => a + s.sent, 0);
   const {total: rejected, byReason} = rejectedSince(before, after);
   const unread = after.beacons.droppedUnread - before.beacons.droppedUnread;
-  const cpuPercent = ((procAfter.cpuTicks - procBefore.cpuTicks) / 100 / elapsedS) * 100;
-  peakRssKb = Math.max(peakRssKb, procAfter.rssKb);
+  const cpuPercent = ((procAfter.cpuTicks - procBefore.cpuTicks) / TICKS_PER_S / elapsedS) * 100;
+  peakRssMb = Math.max(peakRssMb, procAfter.rssMb);
   const problems: string[] = [];
   if (switchFailures > 0) problems.push(`${switchFailures} of ${switches.length} switches failed: ${switches.filter((s) => !s.startsWith('done')).join('; ')}`);
   if (falseAlarms > 0) problems.push(`in ${falseAlarms} of ${samples} samples an agent did not see its peer alive`);
@@ -129,7 +125,7 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
     problems.push(`sent ${totalSent} but rejected ${rejected} + dropped unread ${unread} + kernel drops ${drops}, ` +
       `while the primary sent ${realSent} and the backup accepted ${realAccepted}`);
   }
-  if (peakRssKb / 1024 > RSS_LIMIT_MB) problems.push(`RSS reached ${(peakRssKb / 1024).toFixed(0)} MB (limit ${RSS_LIMIT_MB})`);
+  if (peakRssMb > RSS_LIMIT_MB) problems.push(`RSS reached ${peakRssMb.toFixed(0)} MB (limit ${RSS_LIMIT_MB})`);
   if (sent.some((s) => s.errors > 0)) problems.push(`send errors: ${sent.map((s) => s.lastError).join('; ')}`);
   const rate = Math.round(totalSent / Math.max(...sent.map((s) => s.elapsedS)));
   return {
@@ -139,7 +135,7 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
     figures: `sent ${totalSent} (${rate}/s), rejected ${rejected} (${byReason}), dropped unread ${unread}, kernel drops ${drops}` +
       `${drops === 0 ? '' : ` (${forgedLost} forged, ${realLost} of the primary's ${realSent})`}; ` +
       `${switches.length - switchFailures}/${switches.length} switches done; peer seen alive in ${samples - falseAlarms}/${samples} samples; ` +
-      `backup agent CPU ${cpuPercent.toFixed(0)} % of a core, loop lag p99 ${after.timers.loopLagMs.p99} ms max ${after.timers.loopLagMs.max} ms, RSS ${(procAfter.rssKb / 1024).toFixed(0)} MB (peak ${(peakRssKb / 1024).toFixed(0)} MB)`,
+      `backup agent CPU ${cpuPercent.toFixed(0)} % of a core, loop lag p99 ${after.timers.loopLagMs.p99} ms max ${after.timers.loopLagMs.max} ms, RSS ${procAfter.rssMb.toFixed(0)} MB (peak ${peakRssMb.toFixed(0)} MB)`,
     ...(problems.length === 0 ? {} : {detail: problems.join('; ')}),
   };
 }
