@@ -484,7 +484,7 @@ export class Agent {
 
   /** Why the peer's datagrams are being rejected, when they are (since its last valid one). */
   #rejecting(): string | undefined {
-    const rejected = this.#monitor.stats(this.#deps.clock.now()).rejectedSinceValid;
+    const rejected = this.#monitor.rejectedSinceValid;
     return rejected === undefined ? undefined : describeRejectedSinceValid(rejected);
   }
 

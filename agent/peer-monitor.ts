@@ -130,6 +130,11 @@ export class PeerMonitor {
     return {boot: this.#boot, seq: this.#highestSeq, at: this.#lastSeenAt};
   }
 
+  /** Datagrams from the peer's address rejected since its last valid one, or undefined when none were. */
+  get rejectedSinceValid(): RejectedSinceValid | undefined {
+    return this.#rejectedSinceValid;
+  }
+
   stats(now: number): PeerStats {
     return {
       alive: this.isAlive(now),
