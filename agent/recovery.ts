@@ -31,8 +31,8 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
   if (recorded === undefined) return undefined;
   const applied = recorded.applied.filter((name): name is SwitchStepName => (SWITCH_STEP_NAMES as readonly string[]).includes(name));
   const last = applied.at(-1);
-  const pending = recorded.pending === undefined ? '' : `${last === undefined ? '' : ', '}before or during ${recorded.pending}`;
-  const stepNote = last === undefined && pending === '' ? 'before any of its steps' : `${last === undefined ? '' : `after ${last}`}${pending}`;
+  const where = [last === undefined ? '' : `after ${last}`, recorded.pending === undefined ? '' : `before or during ${recorded.pending}`].filter((s) => s !== '');
+  const stepNote = where.length === 0 ? 'before any of its steps' : where.join(', ');
   log.warning(`(switch ${recorded.switchId}) found unfinished from before this start: ${recorded.side}, ${stepNote}; recovering`);
   const undo = async (name: SwitchStepName): Promise<void> => {
     try {
