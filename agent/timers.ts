@@ -29,9 +29,13 @@ export class LatenessTracker {
 
   snapshot(): {p99: number; max: number; beyondInterval: number} {
     const sorted = [...this.#samples].sort((a, b) => a - b);
-    const p99 = sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0;
-    return {p99: round1(p99), max: round1(this.#max), beyondInterval: this.#beyondInterval};
+    return {p99: round1(percentile(sorted, 99)), max: round1(this.#max), beyondInterval: this.#beyondInterval};
   }
+}
+
+/** The nearest-rank `p`th percentile of ascending `sorted`; 0 when it is empty. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
 function round1(value: number): number {

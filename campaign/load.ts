@@ -3,6 +3,7 @@
 // has risen. Prints the cycles, the failures and the distribution of the longest gap the client saw per switch.
 
 import {join} from 'node:path';
+import {percentile} from '../agent/timers.js';
 import type {Lab} from '../cli/lab/lab.js';
 import {holdersOf} from '../cli/lab/observe.js';
 import {startProber} from '../cli/lab/probe-control.js';
@@ -18,10 +19,6 @@ interface SwitchRecord {
   readonly from: number;
   readonly to: number;
   readonly problem: string | undefined;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
 async function cycles(context: CampaignContext, lab: Lab, count: number): Promise<CaseResult> {
