@@ -1,21 +1,29 @@
-// The agent's event loop: beacons out and in, timers, control requests → step() → effects run here.
+// The agent's event loop and its wiring: beacons out and in, timers, peer and control requests → step() →
+// effects. What each effect does lives elsewhere: plans run through plans/executor.ts, switches through
+// plans/participant.ts and plans/coordinator.ts, status is assembled in status-report.ts.
 
-import {encodeMessage, type Beacon, type Envelope, type JsonObject, type Message, type PeerRequest, type RejectReason} from './beacon-codec.js';
+import type {Beacon, JsonObject, Message, PeerRequest, RejectReason} from './beacon-codec.js';
 import type {Config, OnStop} from './config.js';
 import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
-import type {Logger} from './log.js';
-import {describeRejectedSinceValid, PeerMonitor} from './peer-monitor.js';
-import {PeerRequester, PeerResponder, type OutgoingReply, type OutgoingRequest} from './peer-requests.js';
-import type {
-  AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, Role, StateStore,
-} from './ports.js';
-import {ADDRESS_STILL_ANSWERS, initialState, step, type AgentEvent, type Effect, type MachineState, type PlanName, type StepName} from './state-machine.js';
-import {runSwitchover, SwitchParticipant, type SwitchDeps} from './switch-runner.js';
-import {isServing} from './switch-steps.js';
-import {recoverInterruptedSwitch} from './recovery.js';
 import {HealthMonitor, type HealthProbe} from './health.js';
+import {runHealthHandover} from './health-handover.js';
 import type {HookRunner} from './hooks.js';
+import type {Logger} from './log.js';
+import {Outbox} from './peer/outbox.js';
+import {describeRejectedSinceValid, PeerMonitor} from './peer-monitor.js';
+import {PeerRequester, PeerResponder} from './peer-requests.js';
+import {createAnnouncer} from './plans/announcer.js';
+import {runSwitchover} from './plans/coordinator.js';
+import {executeStep, runPlan, type StepRun} from './plans/executor.js';
+import {SwitchParticipant} from './plans/participant.js';
+import type {LocalPlanName, LocalStepName} from './plans/plans.js';
+import {recoverInterruptedSwitch} from './plans/recovery.js';
+import type {AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, Role, StateStore} from './ports.js';
+import {PreProbe} from './preprobe.js';
+import {dropLink} from './rehearsal.js';
+import {initialState, step, type AgentEvent, type Effect, type MachineState, type PeerView} from './state-machine.js';
+import {assembleStatus} from './status-report.js';
 import {LatenessTracker} from './timers.js';
 
 export interface AgentDeps {
@@ -40,31 +48,14 @@ export interface AgentDeps {
   readonly pid: number;
 }
 
-// Our sent-at times are kept for the last SENT_KEPT beacons to turn the peer's acks into RTT samples;
-// at 200 ms that is 13 s, far beyond any RTT worth measuring.
-const SENT_KEPT = 64;
 // The address is observed on the interface once a second for beacons and repairs: one `ip` run per second
 // keeps the agent well under 1 % CPU, and a second is the resolution of what the peer learns from us.
 const OBSERVE_EVERY_MS = 1000;
 // At start we listen for two intervals before deciding, so a live peer that holds the IP is heard first.
 const STARTUP_LISTEN_INTERVALS = 2;
-// The announce step sends one gratuitous ARP of each form so traffic moves at once; a second burst follows after
-// this delay for neighbours and switch ports that missed the first. Neighbours ignore an update within their
-// locktime (Linux default 1 s) of the previous one, so the repeat comes just after it.
-export const ANNOUNCE_REPEAT_MS = 1100;
 // The liveness loop sleeps until the dead timer (or the pre-probe) is due; never less than this, so a clock
 // quirk cannot make it spin.
 const LIVENESS_MIN_SLEEP_MS = 5;
-// The duplicate-address probe of a takeover (~200 ms, see main.ts) is started this long before the dead timer
-// runs out, so that it overlaps the wait instead of adding to the outage. A result older than PROBE_FRESH_MS at
-// takeover time is not used: the probe is run again.
-const PREPROBE_LEAD_MS = 300;
-const PROBE_FRESH_MS = 250;
-// A failed health handover is tried again this long after: long enough not to flap, short against an outage
-// of a sick host's service.
-const HANDOVER_RETRY_MS = 30_000;
-// A rehearsal's link drop lasts at most this long; the host brings its link back by itself after it.
-const MAX_DROP_S = 300;
 // Rehearsal requests to the peer: a few retries on a healthy link.
 const REQUEST_DEADLINE_MS = 5000;
 const STOPPING_REPEATS = 2;
@@ -79,74 +70,76 @@ export class Agent {
   readonly #abort = new AbortController();
   readonly #bootId: string;
   readonly #peerRole: Role;
+  readonly #outbox: Outbox;
+  readonly #steps: StepRun;
+  readonly #preprobe: PreProbe;
   #machine: MachineState;
   #stateSince = 0;
   #startedAt = 0;
-  #seq = 0;
-  readonly #sentAt = new Map<number, number>();
   #observedHoldsIp = false;
   #peerWasAlive = false;
   #queue: Promise<void> = Promise.resolve();
   readonly #loops: Promise<void>[] = [];
   readonly #loggedRejects = new Set<RejectReason>();
-  #sent = 0;
   readonly #requester: PeerRequester;
   readonly #responder: PeerResponder;
   readonly #participant: SwitchParticipant;
-  readonly #switchDeps: SwitchDeps;
   #lastSwitch: {id: string; outcome: string; reason: string; endedAt: number} | undefined;
   #coordinating = false;
-  #preprobe: {startedAt: number; endedAt: number | undefined; result: Promise<boolean>} | undefined;
   readonly #health: HealthMonitor;
   #handingOver = false;
   // Settled the first time the machine leaves `starting`; never rejected (a stop while starting leaves it too).
   readonly #decided = Promise.withResolvers<void>();
 
   constructor(deps: AgentDeps) {
+    const {config, clock, network, log} = deps;
     this.#deps = deps;
     this.#bootId = deps.newId();
-    this.#peerRole = deps.config.node === 'primary' ? 'backup' : 'primary';
+    this.#peerRole = config.node === 'primary' ? 'backup' : 'primary';
     this.#monitor = new PeerMonitor({
-      pair: deps.config.pair,
+      pair: config.pair,
       peerRole: this.#peerRole,
-      peerAddress: deps.config.peer.address,
+      peerAddress: config.peer.address,
       selfBoot: this.#bootId,
-      keyring: deps.config.keyring,
-      deadAfterMs: deps.config.heartbeat.deadAfterMs,
-      maxClockSkewMs: deps.config.heartbeat.maxClockSkewMs,
+      keyring: config.keyring,
+      deadAfterMs: config.heartbeat.deadAfterMs,
+      maxClockSkewMs: config.heartbeat.maxClockSkewMs,
     });
-    this.#lateness = new LatenessTracker(deps.config.heartbeat.intervalMs);
-    this.#machine = initialState(deps.config.node, 0);
-    this.#requester = new PeerRequester((request) => this.#sendRequest(request), deps.clock, deps.newId,
-      Math.min(REQUEST_RETRY_MS, deps.config.heartbeat.intervalMs));
-    this.#responder = new PeerResponder(
-      (request) => this.#answer(request),
-      (reply) => this.#sendReply(reply),
-    );
-    this.#switchDeps = {
-      config: deps.config, clock: deps.clock, network: deps.network, journal: deps.journal, accessLog: deps.accessLog,
-      hostInfo: deps.hostInfo, log: deps.log,
-      dispatch: (event) => this.dispatch(event),
-      machine: () => this.#machine,
-      peer: () => this.#machine.peer === undefined ? undefined : {...this.#machine.peer, alive: this.#monitor.isAlive(this.#deps.clock.now())},
-      saveEpoch: (epoch) => deps.store.save({epoch, released: false}),
-      recordingNetwork: deps.recordingNetwork,
-      announced: () => void this.#repeatAnnounce(),
-      observed: () => this.#refreshObserved(),
-      self: this.#selfLabel(),
+    this.#lateness = new LatenessTracker(config.heartbeat.intervalMs);
+    this.#machine = initialState(config.node, 0);
+    this.#outbox = new Outbox(config, clock, deps.transport, this.#bootId);
+    this.#preprobe = new PreProbe(clock, network, config.service.ip, config.heartbeat);
+    const announcer = createAnnouncer({network, ip: config.service.ip, clock, log, signal: this.#abort.signal});
+    this.#steps = {
+      mode: config.service.mode,
+      clock,
+      ctx: {
+        service: config.service,
+        network,
+        announce: () => announcer.announce(),
+        probe: () => this.#preprobe.fresh(this.#monitor.stats(clock.now()).lastSeenAt) ?? network.isAddressInUse(config.service.ip),
+      },
     };
-    this.#participant = new SwitchParticipant(this.#switchDeps);
+    this.#requester = new PeerRequester((request) => this.#outbox.request(request, this.#monitor.newest()?.boot ?? ''), clock, deps.newId,
+      Math.min(REQUEST_RETRY_MS, config.heartbeat.intervalMs));
+    this.#responder = new PeerResponder((request) => this.#answer(request), (reply) => this.#outbox.reply(reply));
+    this.#participant = new SwitchParticipant({
+      config, clock, journal: deps.journal, store: deps.store, accessLog: deps.accessLog, hostInfo: deps.hostInfo, log,
+      self: this.#selfLabel(), steps: this.#steps, recordingNetwork: deps.recordingNetwork,
+      host: {
+        machine: () => this.#machine,
+        peer: () => this.#peerNow(),
+        dispatch: (event) => this.dispatch(event),
+        observed: () => this.#refreshObserved(),
+      },
+    });
     this.#health = new HealthMonitor({
-      probe: deps.healthProbe, settings: deps.config.health, clock: deps.clock,
+      probe: deps.healthProbe, settings: config.health, clock,
       onChange: (health, reason) => {
-        deps.log[health === 'ok' ? 'notice' : 'warning'](`(health) ${health}: ${reason}`);
+        log[health === 'ok' ? 'notice' : 'warning'](`(health) ${health}: ${reason}`);
         void this.dispatch({type: 'health-changed', health, reason});
       },
     });
-  }
-
-  async #refreshObserved(): Promise<void> {
-    this.#observedHoldsIp = await this.#observeHoldsIp();
   }
 
   get bootId(): string {
@@ -188,9 +181,8 @@ export class Agent {
     const {network, config, log} = this.#deps;
     await this.#queue;
     let released = false;
-    if (onStop === 'release' && await isServing(this.#deps).catch(() => false)) {
-      await network.removeAddress(config.service.ip);
-      if (await network.hasAddress(config.service.ip)) throw new BatonError('STEP_FAILED', `${config.service.ip.cidr} is still on ${config.service.interface} after removing it`);
+    if (onStop === 'release' && await network.isServing(config.service.ip).catch(() => false)) {
+      await executeStep('release-ip', this.#steps);
       released = true;
       log.notice(`(agent) released ${config.service.ip.cidr} (on_stop: release)`);
     }
@@ -223,58 +215,16 @@ export class Agent {
   }
 
   async status(): Promise<StatusReport> {
-    const {config, clock} = this.#deps;
-    const now = clock.now();
-    const holdsIp = await isServing(this.#deps);
-    const peer = this.#monitor.stats(now);
-    const last = peer.lastBeacon;
-    const lateness = this.#lateness.snapshot();
-    return {
-      pair: config.pair,
-      self: {
-        role: config.node,
-        host: this.#deps.hostname,
-        pid: this.#deps.pid,
-        bootId: this.#bootId,
-        state: this.#machine.name,
-        reason: this.#machine.reason,
-        stateForMs: Math.round(now - this.#stateSince),
-        epoch: this.#machine.epoch,
-        holdsIp,
-        health: this.#machine.health,
-        healthChecks: this.#health.snapshot().checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
-        uptimeMs: Math.round(now - this.#startedAt),
-        listen: `${config.listen.address}:${config.listen.port}`,
-      },
-      service: {address: config.service.ip.cidr, interface: config.service.interface, mode: config.service.mode},
-      peer: {
-        role: this.#peerRole,
-        address: `${config.peer.address}:${config.peer.port}`,
-        alive: peer.alive,
-        lastSeenMsAgo: peer.lastSeenAt === undefined ? undefined : Math.round(now - peer.lastSeenAt),
-        host: last?.host,
-        bootId: last?.boot,
-        state: last?.state,
-        holdsIp: last?.holdsIp,
-        epoch: last?.epoch,
-        health: last?.health,
-        rttMs: peer.rttMs === undefined ? undefined : {last: round2(peer.rttMs.last), average: round2(peer.rttMs.average)},
-        loss: peer.loss,
-        rejectedSinceValid: peer.rejectedSinceValid,
-      },
-      lastSwitch: this.#lastSwitch === undefined ? undefined : {
-        id: this.#lastSwitch.id, outcome: this.#lastSwitch.outcome, reason: this.#lastSwitch.reason,
-        endedMsAgo: Math.round(now - this.#lastSwitch.endedAt),
-      },
-      switching: this.#participant.current === undefined ? undefined : {id: this.#participant.current.id, side: this.#participant.current.side},
-      beacons: {sent: this.#sent, accepted: peer.accepted, rejected: peer.rejected, droppedUnread: this.#deps.transport.dropped},
-      timers: {
-        loopLagMs: {p99: lateness.p99, max: lateness.max},
-        lateBeyondInterval: lateness.beyondInterval,
-        intervalMs: config.heartbeat.intervalMs,
-        deadAfterMs: config.heartbeat.deadAfterMs,
-      },
-    };
+    const {config, clock, network, transport, hostname, pid} = this.#deps;
+    const holdsIp = await network.isServing(config.service.ip);
+    const current = this.#participant.current;
+    return assembleStatus({
+      config, now: clock.now(), startedAt: this.#startedAt, stateSince: this.#stateSince, machine: this.#machine,
+      self: {host: hostname, pid, bootId: this.#bootId}, holdsIp, health: this.#health.snapshot(),
+      peer: this.#monitor.stats(clock.now()), lastSwitch: this.#lastSwitch,
+      switching: current === undefined ? undefined : {id: current.id, side: current.side},
+      beacons: {sent: this.#outbox.sent, droppedUnread: transport.dropped}, lateness: this.#lateness.snapshot(),
+    });
   }
 
   async #handle(event: AgentEvent): Promise<void> {
@@ -302,12 +252,13 @@ export class Agent {
   }
 
   async #runEffects(effects: readonly Effect[]): Promise<void> {
+    const {store, network, config, log} = this.#deps;
     let failure: string | undefined;
     for (const effect of effects) {
       switch (effect.type) {
         case 'save-epoch':
           try {
-            await this.#deps.store.save({epoch: effect.epoch, released: false});
+            await store.save({epoch: effect.epoch, released: false});
           } catch (error) {
             // Taking the IP under an epoch that a restart could forget would break conflict resolution.
             failure = `could not save epoch ${effect.epoch}: ${describeError(error)}`;
@@ -327,9 +278,9 @@ export class Agent {
         case 'hand-over':
           void this.#handOver(effect.reason);
           break;
-        case 'announce':
-          await this.#deps.network.announce(this.#deps.config.service.ip).catch((error: unknown) =>
-            this.#deps.log.warning(`(network) announcing ${this.#deps.config.service.ip.cidr} failed: ${describeError(error)}`));
+        case 'announce-again':
+          await network.announce(config.service.ip).catch((error: unknown) =>
+            log.warning(`(network) announcing ${config.service.ip.cidr} failed: ${describeError(error)}`));
           break;
         default: {
           const unknown: never = effect;
@@ -339,75 +290,36 @@ export class Agent {
     }
   }
 
-  async #runPlan(planId: string, plan: PlanName, steps: readonly StepName[]): Promise<void> {
-    const {clock, log} = this.#deps;
-    const started = clock.now();
-    for (const name of steps) {
-      const stepStarted = clock.now();
-      try {
-        await this.#runStep(name);
-        log.info(`(plan ${planId} ${plan}) ${name} ok ${Math.round(clock.now() - stepStarted)}ms`);
-      } catch (error) {
-        const addressInUse = isBatonError(error, 'ADDRESS_IN_USE');
-        // An IP that keeps answering is probed every second: that is logged once, by the state change, not here.
-        if (addressInUse) log.debug(`(plan ${planId} ${plan}) ${name}: ${describeError(error)}`);
-        else log.error(`(plan ${planId} ${plan}) ${name} failed after ${Math.round(clock.now() - stepStarted)}ms: ${describeError(error)}`);
-        this.#observedHoldsIp = await this.#observeHoldsIp();
-        await this.dispatch({type: 'plan-finished', planId, ok: false, error: `${name}: ${describeError(error)}`, addressInUse});
-        return;
-      }
+  /** Runs a plan of this host's own through the executor, and feeds its outcome back to the state machine. */
+  async #runPlan(planId: string, plan: LocalPlanName, steps: readonly LocalStepName[]): Promise<void> {
+    const {log} = this.#deps;
+    const outcome = await runPlan(steps, this.#steps);
+    // Beacons report what the plan left on the interface at once, not a second later.
+    this.#observedHoldsIp = await this.#observeHoldsIp();
+    const label = `(plan ${planId} ${plan})`;
+    for (const done of outcome.steps) log.info(`${label} ${done.step} ok ${done.ms}ms`);
+    if (outcome.ok) {
+      log.info(`${label} done in ${outcome.ms}ms`);
+      await this.dispatch({type: 'plan-finished', planId, ok: true});
+      return;
     }
-    log.info(`(plan ${planId} ${plan}) done in ${Math.round(clock.now() - started)}ms`);
-    await this.dispatch({type: 'plan-finished', planId, ok: true});
-  }
-
-  /** Apply, then verify: only an observed effect counts as done. */
-  async #runStep(name: StepName): Promise<void> {
-    const {network, config} = this.#deps;
-    const ip = config.service.ip;
-    switch (name) {
-      case 'probe-address':
-        if (await (this.#freshPreprobe() ?? network.isAddressInUse(ip))) throw new BatonError('ADDRESS_IN_USE', `${ADDRESS_STILL_ANSWERS}: ${ip.address} answered an ARP probe`);
-        return;
-      case 'assign-ip':
-        await network.addAddress(ip);
-        if (config.service.mode === 'link') await network.setLink(config.service.interface, true);
-        this.#observedHoldsIp = await isServing(this.#deps);
-        if (!this.#observedHoldsIp) throw new Error(`${ip.cidr} is not up on ${config.service.interface} after adding it`);
-        return;
-      case 'announce':
-        await network.announce(ip);
-        void this.#repeatAnnounce();
-        return;
-      case 'release-ip':
-        await network.removeAddress(ip);
-        this.#observedHoldsIp = await network.hasAddress(ip);
-        if (this.#observedHoldsIp) throw new Error(`${ip.cidr} is still on ${config.service.interface} after removing it`);
-        return;
-      default: {
-        const unknown: never = name;
-        throw new Error(`unknown step ${String(unknown)}`);
-      }
-    }
-  }
-
-  async #repeatAnnounce(): Promise<void> {
-    const {clock, config, network, log} = this.#deps;
-    try {
-      await clock.sleep(ANNOUNCE_REPEAT_MS, this.#abort.signal);
-      if (!(await network.hasAddress(config.service.ip))) return;
-      await network.announce(config.service.ip);
-      log.debug(`(network) announced ${config.service.ip.cidr} again`);
-    } catch (error) {
-      if (!this.#abort.signal.aborted) log.warning(`(network) repeated announcement of ${config.service.ip.cidr} failed: ${describeError(error)}`);
-    }
+    const addressInUse = isBatonError(outcome.error, 'ADDRESS_IN_USE');
+    // An IP that keeps answering is probed every second: that is logged once, by the state change, not here.
+    if (addressInUse) log.debug(`${label} ${outcome.message}`);
+    else log.error(`${label} ${outcome.failed} failed after ${outcome.ms}ms: ${describeError(outcome.error)}`);
+    for (const undone of outcome.undone) log.notice(`${label} undid ${undone}`);
+    for (const undoFailure of outcome.undoFailures) log.error(`${label} ${undoFailure}`);
+    await this.dispatch({type: 'plan-finished', planId, ok: false, error: outcome.message, addressInUse});
   }
 
   async #startup(): Promise<void> {
-    const {clock, config, network, log} = this.#deps;
+    const {clock, config, network, log, journal} = this.#deps;
     try {
       await clock.sleep(config.heartbeat.intervalMs * STARTUP_LISTEN_INTERVALS, this.#abort.signal);
-      await this.#recoverInterruptedSwitch();
+      const recovered = await recoverInterruptedSwitch({node: config.node, journal, log, steps: this.#steps}, this.#machine.peer);
+      if (recovered !== undefined) {
+        this.#lastSwitch = {id: recovered.switchId, outcome: 'interrupted', reason: recovered.reason, endedAt: clock.now()};
+      }
       const holdsIp = await this.#observeHoldsIp();
       this.#observedHoldsIp = holdsIp;
       // Probing our own address would find ourselves: only probe when it is not on our interface.
@@ -420,31 +332,28 @@ export class Agent {
     }
   }
 
-  async #recoverInterruptedSwitch(): Promise<void> {
-    const recovered = await recoverInterruptedSwitch({...this.#deps, announced: () => void this.#repeatAnnounce()}, this.#machine.peer);
-    if (recovered !== undefined) {
-      this.#lastSwitch = {id: recovered.switchId, outcome: 'interrupted', reason: recovered.reason, endedAt: this.#deps.clock.now()};
-    }
-  }
-
   /** The operator's switchover, run from this host. One at a time. */
   async switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
     if (this.#coordinating) throw new BatonError('SWITCH_IN_PROGRESS', 'a switchover started from this host is already running');
     this.#coordinating = true;
+    const {config, clock, log, hostInfo, network} = this.#deps;
     try {
-      const last = this.#monitor.stats(this.#deps.clock.now()).lastBeacon;
       return await runSwitchover({
-        deps: this.#switchDeps,
+        config, clock, log, hostInfo, network, self: this.#selfLabel(),
+        machine: () => this.#machine,
         participant: this.#participant,
         requester: this.#requester,
-        peer: () => ({
-          view: this.#machine.peer === undefined ? undefined : {...this.#machine.peer, alive: this.#monitor.isAlive(this.#deps.clock.now())},
-          label: {role: this.#peerRole, host: last?.host ?? this.#deps.config.peer.address},
-          health: last?.health,
-          boot: this.#monitor.newest()?.boot,
-          switchId: last?.switchId ?? '',
-          rejecting: this.#rejecting(),
-        }),
+        peer: () => {
+          const last = this.#monitor.stats(clock.now()).lastBeacon;
+          return {
+            view: this.#peerNow(),
+            label: this.#peerLabel(),
+            health: last?.health,
+            boot: this.#monitor.newest()?.boot,
+            switchId: last?.switchId ?? '',
+            rejecting: this.#rejecting(),
+          };
+        },
         newSwitchId: () => this.#deps.newId().replaceAll(/[^A-Za-z0-9]/g, '').slice(0, 10) || 'switch',
       }, options, emit);
     } finally {
@@ -452,44 +361,31 @@ export class Agent {
     }
   }
 
-  /**
-   * The active host's checks fail: move the IP to the standby with the planned switchover (confirmed), if the
-   * standby is alive, healthy and ready. Retried while the checks keep failing.
-   */
   async #handOver(reason: string): Promise<void> {
-    const {log, clock} = this.#deps;
     if (this.#handingOver) return;
     this.#handingOver = true;
     try {
-      while (this.#machine.health === 'failing' && this.#machine.name === 'active' && !this.#abort.signal.aborted) {
-        const peer = this.#machine.peer;
-        if (peer?.alive === true && peer.state === 'standby' && this.#peerHealth() === 'ok') {
-          log.warning(`(health) handing the service IP over to the ${this.#peerRole}: ${reason}`);
-          try {
-            const result = await this.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined}, () => undefined);
-            log.notice(`(health) handover ${result.switchId}: ${result.outcome}${result.reason === undefined ? '' : `: ${result.reason}`}`);
-            if (result.outcome === 'done') return;
-          } catch (error) {
-            log.error(`(health) handover refused: ${describeError(error)}`);
-          }
-        } else {
-          log.warning(`(health) checks fail but the ${this.#peerRole} cannot take over (${peer?.alive === true ? `${peer.state}, health ${this.#peerHealth()}` : 'not alive'}): keeping the service IP`);
-        }
-        await clock.sleep(HANDOVER_RETRY_MS, this.#abort.signal).catch(() => undefined);
-      }
+      await runHealthHandover({
+        clock: this.#deps.clock, log: this.#deps.log, peerRole: this.#peerRole, signal: this.#abort.signal,
+        machine: () => this.#machine,
+        peerHealth: () => this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.health ?? 'unknown',
+        switchover: () => this.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined}, () => undefined),
+      }, reason);
     } finally {
       this.#handingOver = false;
     }
+  }
+
+  /** The peer as its last beacon showed it, alive as of now (the machine's view learns of a death later). */
+  #peerNow(): PeerView | undefined {
+    const peer = this.#machine.peer;
+    return peer === undefined ? undefined : {...peer, alive: this.#monitor.isAlive(this.#deps.clock.now())};
   }
 
   /** Why the peer's datagrams are being rejected, when they are (since its last valid one). */
   #rejecting(): string | undefined {
     const rejected = this.#monitor.rejectedSinceValid;
     return rejected === undefined ? undefined : describeRejectedSinceValid(rejected);
-  }
-
-  #peerHealth(): string {
-    return this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.health ?? 'unknown';
   }
 
   /** The peer's requests: its part of a switch, and the two rehearsal helpers. */
@@ -499,10 +395,7 @@ export class Agent {
         return {...await this.#resumeHere()};
       case 'drop-link': {
         const seconds = request.params['seconds'];
-        if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > MAX_DROP_S) {
-          throw new BatonError('BAD_REQUEST', `drop-link: seconds must be an integer 1..${MAX_DROP_S}`);
-        }
-        await this.#dropLink(seconds);
+        await this.#dropLink(typeof seconds === 'number' ? seconds : Number.NaN);
         return {};
       }
       default:
@@ -515,26 +408,20 @@ export class Agent {
    * `seconds`, as a dying host would, and up again by itself (its peer may not reach it meanwhile).
    */
   async failActive(seconds: number): Promise<FailResult> {
-    if (await isServing(this.#deps)) {
+    if (await this.#deps.network.isServing(this.#deps.config.service.ip)) {
       await this.#dropLink(seconds);
       return {host: this.#selfLabel(), seconds};
     }
     if (this.#machine.peer?.alive === true && this.#machine.peer.holdsIp) {
       await this.#requester.request('drop-link', '', {seconds}, {deadlineMs: REQUEST_DEADLINE_MS});
-      return {host: {role: this.#peerRole, host: this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.host ?? this.#deps.config.peer.address}, seconds};
+      return {host: this.#peerLabel(), seconds};
     }
     throw new BatonError('STEP_FAILED', 'neither host holds the service IP: there is no active host to fail');
   }
 
-  async #dropLink(seconds: number): Promise<void> {
-    const {network, config, log, clock} = this.#deps;
-    const iface = config.service.interface;
-    await network.setLink(iface, false);
-    log.warning(`(rehearsal) ${iface} down for ${seconds} s: this host plays a dying active host`);
-    void clock.sleep(seconds * 1000, this.#abort.signal).then(async () => {
-      await network.setLink(iface, true);
-      log.notice(`(rehearsal) ${iface} up again`);
-    }, () => undefined);
+  #dropLink(seconds: number): Promise<void> {
+    const {network, config, clock, log} = this.#deps;
+    return dropLink({network, iface: config.service.interface, clock, log, signal: this.#abort.signal}, seconds);
   }
 
   /** `baton resume`: a released host becomes standby again; with `peer`, the other host. */
@@ -559,6 +446,10 @@ export class Agent {
     return {role: this.#deps.config.node, host: this.#deps.hostname};
   }
 
+  #peerLabel(): HostLabel {
+    return {role: this.#peerRole, host: this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.host ?? this.#deps.config.peer.address};
+  }
+
   async #receiveLoop(): Promise<void> {
     const {clock, log} = this.#deps;
     for await (const {datagram, from} of this.#deps.transport.receive()) {
@@ -572,7 +463,6 @@ export class Agent {
         }
         continue;
       }
-      const message = observation.message;
       if (observation.newBoot && this.#peerWasAlive) {
         // The peer restarted: whatever it asked of us before is void.
         this.#requester.abandonAll('the peer restarted');
@@ -580,7 +470,7 @@ export class Agent {
       }
       if (!this.#peerWasAlive && !observation.newBoot) log.notice(`(peer) ${this.#peerRole} alive again`);
       this.#peerWasAlive = true;
-      this.#handleMessage(message, observation.newBoot, now);
+      this.#handleMessage(observation.message, observation.newBoot, now);
     }
   }
 
@@ -606,7 +496,7 @@ export class Agent {
 
   #recordAck(beacon: Beacon, now: number): void {
     if (beacon.ack === undefined || beacon.ack.boot !== this.#bootId) return;
-    const sentAt = this.#sentAt.get(beacon.ack.seq);
+    const sentAt = this.#outbox.sentAt(beacon.ack.seq);
     if (sentAt !== undefined) this.#monitor.recordAck(sentAt, beacon.ack.heldMs, now);
   }
 
@@ -636,50 +526,21 @@ export class Agent {
     const {clock, config} = this.#deps;
     while (!this.#abort.signal.aborted) {
       this.#checkPeerLiveness();
-      this.#maybePreprobe();
-      // Wake at the next moment that matters (the pre-probe, the dead timer), else once an interval.
       const deadline = this.#monitor.deadline();
+      // A standby whose peer has been silent for nearly dead_after_ms probes the IP ahead of the takeover.
+      if (this.#peerWasAlive && deadline !== undefined && this.#machine.name === 'standby' && this.#machine.plan === undefined) {
+        this.#preprobe.maybeStart(deadline);
+      }
+      // Wake at the next moment that matters (the pre-probe, the dead timer), else once an interval.
       const now = clock.now();
       const next = deadline === undefined || !this.#peerWasAlive ? config.heartbeat.intervalMs
-        : [deadline - this.#preprobeLeadMs(), deadline].map((at) => at - now).filter((ms) => ms > 0).sort((a, b) => a - b)[0] ?? config.heartbeat.intervalMs;
+        : [deadline - this.#preprobe.leadMs, deadline].map((at) => at - now).filter((ms) => ms > 0).sort((a, b) => a - b)[0] ?? config.heartbeat.intervalMs;
       try {
         await clock.sleep(Math.max(LIVENESS_MIN_SLEEP_MS, Math.min(next, config.heartbeat.intervalMs)), this.#abort.signal);
       } catch {
         return;
       }
     }
-  }
-
-  /** The pre-probe starts this long before the dead timer, but never before two beacons were missed. */
-  #preprobeLeadMs(): number {
-    const {intervalMs, deadAfterMs} = this.#deps.config.heartbeat;
-    return Math.min(PREPROBE_LEAD_MS, deadAfterMs - 2 * intervalMs);
-  }
-
-  /** A standby whose peer has been silent for nearly dead_after_ms probes the IP ahead of the takeover. */
-  #maybePreprobe(): void {
-    const {clock, network, config} = this.#deps;
-    const deadline = this.#monitor.deadline();
-    const now = clock.now();
-    if (!this.#peerWasAlive || deadline === undefined || this.#machine.name !== 'standby' || this.#machine.plan !== undefined) return;
-    const lead = this.#preprobeLeadMs();
-    if (deadline - now > lead || now >= deadline) return;
-    if (this.#preprobe !== undefined && this.#preprobe.startedAt >= deadline - lead) return;
-    const result = network.isAddressInUse(config.service.ip);
-    const probe: {startedAt: number; endedAt: number | undefined; result: Promise<boolean>} = {startedAt: now, endedAt: undefined, result};
-    this.#preprobe = probe;
-    result.then(() => {
-      probe.endedAt = clock.now();
-    }, () => undefined);
-  }
-
-  /** The early probe's answer (awaited if still running), when it started after the peer's last beacon and is fresh. */
-  #freshPreprobe(): Promise<boolean> | undefined {
-    const probe = this.#preprobe;
-    const lastSeen = this.#monitor.stats(this.#deps.clock.now()).lastSeenAt ?? Infinity;
-    if (probe === undefined || probe.startedAt < lastSeen) return undefined;
-    if (probe.endedAt !== undefined && this.#deps.clock.now() - probe.endedAt > PROBE_FRESH_MS) return undefined;
-    return probe.result;
   }
 
   #checkPeerLiveness(): void {
@@ -708,6 +569,10 @@ export class Agent {
     }
   }
 
+  async #refreshObserved(): Promise<void> {
+    this.#observedHoldsIp = await this.#observeHoldsIp();
+  }
+
   async #observeHoldsIp(): Promise<boolean> {
     try {
       return await this.#deps.network.isServing(this.#deps.config.service.ip);
@@ -717,49 +582,20 @@ export class Agent {
     }
   }
 
-  #envelope(): Envelope {
-    const {clock, config} = this.#deps;
-    this.#seq += 1;
-    return {pair: config.pair, node: config.node, boot: this.#bootId, seq: this.#seq, sentAt: Math.round(clock.wallNow())};
-  }
-
-  async #sendRequest(request: OutgoingRequest): Promise<void> {
-    await this.#transmit({kind: 'request', request: {...this.#envelope(), to: this.#monitor.newest()?.boot ?? '', ...request}});
-  }
-
-  async #sendReply(reply: OutgoingReply): Promise<void> {
-    await this.#transmit({kind: 'reply', reply: {...this.#envelope(), ...reply}});
-  }
-
-  async #transmit(message: Message): Promise<void> {
-    await this.#deps.transport.send(encodeMessage(message, this.#deps.config.keyring.signing));
-    this.#sent += 1;
-  }
-
   async #sendBeacon(): Promise<void> {
-    const {clock, log, hostname} = this.#deps;
-    const now = clock.now();
     const newest = this.#monitor.newest();
-    const beacon: Beacon = {
-      ...this.#envelope(),
-      host: hostname,
-      state: this.#machine.name,
-      epoch: this.#machine.epoch,
-      holdsIp: this.#observedHoldsIp,
-      health: this.#machine.health,
-      switchId: this.#participant.current?.id ?? '',
-      ack: newest === undefined ? undefined : {boot: newest.boot, seq: newest.seq, heldMs: Math.round(now - newest.at)},
-    };
-    this.#sentAt.set(beacon.seq, now);
-    this.#sentAt.delete(beacon.seq - SENT_KEPT);
     try {
-      await this.#transmit({kind: 'beacon', beacon});
+      await this.#outbox.beacon({
+        host: this.#deps.hostname,
+        state: this.#machine.name,
+        epoch: this.#machine.epoch,
+        holdsIp: this.#observedHoldsIp,
+        health: this.#machine.health,
+        switchId: this.#participant.current?.id ?? '',
+        ack: newest === undefined ? undefined : {boot: newest.boot, seq: newest.seq, heldMs: Math.round(this.#deps.clock.now() - newest.at)},
+      });
     } catch (error) {
-      log.debug(`(beacon) send failed: ${describeError(error)}`);
+      this.#deps.log.debug(`(beacon) send failed: ${describeError(error)}`);
     }
   }
-}
-
-function round2(value: number): number {
-  return Math.round(value * 100) / 100;
 }

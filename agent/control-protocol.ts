@@ -32,6 +32,11 @@ export interface HostLabel {
   readonly host: string;
 }
 
+/** A host in words: "backup (web-2)". */
+export function hostText(host: HostLabel): string {
+  return `${host.role} (${host.host})`;
+}
+
 /** Streamed to the CLI while a switch runs, one line each. */
 export type SwitchProgress =
   | {readonly kind: 'start'; readonly switchId: string; readonly giver: HostLabel; readonly taker: HostLabel; readonly mode: string}

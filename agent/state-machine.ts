@@ -22,11 +22,9 @@
 
 import type {AgentStateName, Beacon, Health} from './beacon-codec.js';
 import {assertNever} from './errors.js';
+import {LOCAL_PLANS, type LocalPlanName, type LocalStepName} from './plans/plans.js';
 import type {Role} from './ports.js';
 
-/** Stable kebab-case step ids, the same in plans, journal, logs, CLI and docs. */
-export type StepName = 'probe-address' | 'assign-ip' | 'announce' | 'release-ip';
-export type PlanName = 'acquire' | 'takeover' | 'release';
 export type SwitchOutcome = 'done' | 'rolled-back' | 'interrupted';
 
 export interface PeerView {
@@ -46,7 +44,7 @@ export interface MachineState {
   /** undefined until the first valid beacon. */
   readonly peer: PeerView | undefined;
   /** The plan being run, if any. */
-  readonly plan: {readonly id: string; readonly name: PlanName} | undefined;
+  readonly plan: {readonly id: string; readonly name: LocalPlanName} | undefined;
   /** Counter behind plan ids, so ids stay deterministic. */
   readonly plansStarted: number;
   /** The planned switch this host takes part in, while `switching`. */
@@ -81,10 +79,10 @@ export type AgentEvent =
 
 export type Effect =
   | {readonly type: 'save-epoch'; readonly epoch: number}
-  | {readonly type: 'run-plan'; readonly planId: string; readonly plan: PlanName; readonly steps: readonly StepName[]}
+  | {readonly type: 'run-plan'; readonly planId: string; readonly plan: LocalPlanName; readonly steps: readonly LocalStepName[]}
   | {readonly type: 'send-beacon'}
   /** Gratuitous ARP again, e.g. after winning a conflict, so clients that followed the loser come back. */
-  | {readonly type: 'announce'}
+  | {readonly type: 'announce-again'}
   /** The active host's checks fail: hand the IP to the standby through the planned switchover, confirmed. */
   | {readonly type: 'hand-over'; readonly reason: string};
 
@@ -92,14 +90,6 @@ export interface Transition {
   readonly state: MachineState;
   readonly effects: readonly Effect[];
 }
-
-export const PLAN_STEPS: Readonly<Record<PlanName, readonly StepName[]>> = {
-  // Announce after the address is in place: clients and switches must learn the new MAC at once.
-  acquire: ['assign-ip', 'announce'],
-  // The peer is silent, but a peer whose agent died may still serve: probe first, never two holders.
-  takeover: ['probe-address', 'assign-ip', 'announce'],
-  release: ['release-ip'],
-};
 
 /** The error text of a takeover that found the IP still answering (the plan's probe-address step). */
 export const ADDRESS_STILL_ANSWERS = 'peer silent but service IP alive';
@@ -195,7 +185,7 @@ function onPeerSeen(state: MachineState): Transition {
       return startPlan({...state, splitBrain: false}, 'release', `split brain healed: the peer holds the service IP with epoch ${peer.epoch} (ours ${state.epoch}); releasing it`);
     }
     if (state.splitBrain && !peer.holdsIp) {
-      return transition({...state, splitBrain: false, reason: 'split brain over: the peer released the service IP; announced it again'}, [{type: 'announce'}, {type: 'send-beacon'}]);
+      return transition({...state, splitBrain: false, reason: 'split brain over: the peer released the service IP; announced it again'}, [{type: 'announce-again'}, {type: 'send-beacon'}]);
     }
     return stay(state);
   }
@@ -314,11 +304,11 @@ export function winsConflict(state: MachineState, peer: PeerView): boolean {
   return state.role === 'primary';
 }
 
-function startPlan(state: MachineState, plan: PlanName, reason: string, before: readonly Effect[] = []): Transition {
+function startPlan(state: MachineState, plan: LocalPlanName, reason: string, before: readonly Effect[] = []): Transition {
   const id = `p${state.plansStarted + 1}`;
   return transition(
     {...state, reason, plan: {id, name: plan}, plansStarted: state.plansStarted + 1},
-    [...before, {type: 'run-plan', planId: id, plan, steps: PLAN_STEPS[plan]}],
+    [...before, {type: 'run-plan', planId: id, plan, steps: LOCAL_PLANS[plan]}],
   );
 }
 

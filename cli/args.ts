@@ -5,7 +5,7 @@ import {isAbsolute} from 'node:path';
 import {parseArgs} from 'node:util';
 import {DEFAULT_CONFIG_FILE} from '../agent/config.js';
 import type {SwitchoverOptions} from '../agent/control-protocol.js';
-import {SWITCH_STEP_NAMES} from '../agent/switch-plan.js';
+import {SWITCH_STEP_NAMES} from '../agent/plans/plans.js';
 import type {InstallOptions} from './commands/install.js';
 import type {UninstallOptions} from './commands/uninstall.js';
 

@@ -1,6 +1,6 @@
 // Renders status reports (and later progress and drill reports) as text for people, or JSON for machines.
 
-import type {HostLabel, StatusReport, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
+import {hostText, type StatusReport, type SwitchProgress, type SwitchResult} from '../agent/control-protocol.js';
 
 export function formatStatus(status: StatusReport): string {
   const {self, peer, service, beacons, timers} = status;
@@ -40,10 +40,6 @@ export function formatStatus(status: StatusReport): string {
 }
 
 const STEP_WIDTH = 17;
-
-function hostText(host: HostLabel): string {
-  return `${host.role} (${host.host})`;
-}
 
 /** One line per progress event of a switch. */
 export function formatProgress(progress: SwitchProgress): string {

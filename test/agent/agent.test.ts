@@ -1,6 +1,6 @@
 import test from 'ava';
 import {encodeMessage} from '../../agent/beacon-codec.js';
-import {ANNOUNCE_REPEAT_MS} from '../../agent/agent.js';
+import {ANNOUNCE_REPEAT_MS} from '../../agent/plans/announcer.js';
 import {FakeNetworkDriver} from '../fakes/fake-network-driver.js';
 import {createFakePair} from '../fakes/fake-pair.js';
 import {BACKUP_ADDRESS, testKey} from '../fakes/test-config.js';
@@ -127,13 +127,13 @@ test('a primary that cannot save its new epoch does not take the IP and reports 
   t.false(primary.network.addresses.has('192.0.2.100'));
 });
 
-test('a failing assign-ip leaves the primary in fault and says which step failed', async (t) => {
+test('a failing take-ip leaves the primary in fault and says which step failed', async (t) => {
   const {clock, primary} = pair(t);
   primary.network.failNext('addAddress');
   await primary.agent.start();
   await clock.advance(1000);
   t.is(primary.agent.state.name, 'fault');
-  t.regex(primary.agent.state.reason, /assign-ip: addAddress failed/);
+  t.regex(primary.agent.state.reason, /take-ip: addAddress failed/);
 });
 
 test('on_stop release: the primary removes the IP and says so, and the standby takes over well before the dead timer', async (t) => {

@@ -1,6 +1,7 @@
 import test from 'ava';
 import type {Beacon} from '../../agent/beacon-codec.js';
-import {initialState, PLAN_STEPS, step, winsConflict, type AgentEvent, type MachineState} from '../../agent/state-machine.js';
+import {LOCAL_PLANS} from '../../agent/plans/plans.js';
+import {initialState, step, winsConflict, type AgentEvent, type MachineState} from '../../agent/state-machine.js';
 
 function peerBeacon(overrides: Partial<Beacon> = {}): Beacon {
   return {
@@ -26,11 +27,11 @@ test('a primary at start with the IP free saves an epoch above the peer\'s, then
     {type: 'probed', holdsIp: false, addressInUse: false});
   t.is(state.name, 'starting');
   t.is(state.epoch, 7);
-  t.deepEqual(effects, ['save-epoch 7', 'run-plan acquire assign-ip,announce']);
+  t.deepEqual(effects, ['save-epoch 7', 'run-plan acquire take-ip,announce']);
   const alone = run(initialState('primary', 4), {type: 'probed', holdsIp: false, addressInUse: false});
   t.is(alone.state.epoch, 4, 'already above every epoch it knows: kept, nothing to save');
-  t.deepEqual(alone.effects, ['run-plan acquire assign-ip,announce']);
-  t.deepEqual(PLAN_STEPS.acquire, ['assign-ip', 'announce']);
+  t.deepEqual(alone.effects, ['run-plan acquire take-ip,announce']);
+  t.deepEqual(LOCAL_PLANS.acquire, ['take-ip', 'announce']);
 });
 
 test('the acquire plan succeeding makes the primary active and sends a beacon at once', (t) => {
@@ -44,7 +45,7 @@ test('the acquire plan succeeding makes the primary active and sends a beacon at
 
 test('the acquire plan failing puts the primary in fault with the step error as reason', (t) => {
   const probed = run(initialState('primary', 0), {type: 'probed', holdsIp: false, addressInUse: false});
-  const {state} = run(probed.state, {type: 'plan-finished', planId: probed.state.plan?.id ?? '', ok: false, error: 'assign-ip: Operation not permitted'});
+  const {state} = run(probed.state, {type: 'plan-finished', planId: probed.state.plan?.id ?? '', ok: false, error: 'take-ip: Operation not permitted'});
   t.is(state.name, 'fault');
   t.regex(state.reason, /Operation not permitted/);
 });
@@ -114,7 +115,7 @@ test('at start, winning against a live peer that also holds the IP: active, and 
   t.regex(state.reason, /split brain at start: the peer also holds the service IP \(epoch 2, ours 3\)/);
   t.deepEqual(effects, ['send-beacon']);
   const over = run(state, {type: 'peer-seen', beacon: peerBeacon({state: 'standby', holdsIp: false, epoch: 2})});
-  t.deepEqual(over.effects, ['announce', 'send-beacon']);
+  t.deepEqual(over.effects, ['announce-again', 'send-beacon']);
   t.false(over.state.splitBrain);
 });
 
@@ -149,7 +150,7 @@ function settledAs(role: 'primary' | 'backup', name: 'active' | 'standby', epoch
 test('a standby whose peer goes silent runs the takeover plan, probing first, under a higher epoch', (t) => {
   const start = run(settledAs('backup', 'standby', 0), {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'active', holdsIp: true, epoch: 3})});
   const {state, effects} = run(start.state, {type: 'peer-lost'});
-  t.deepEqual(effects, ['save-epoch 4', 'run-plan takeover probe-address,assign-ip,announce']);
+  t.deepEqual(effects, ['save-epoch 4', 'run-plan takeover probe-address,take-ip,announce']);
   t.is(state.epoch, 4);
   t.is(run(state, {type: 'plan-finished', planId: state.plan?.id ?? '', ok: true}).state.name, 'active');
 });
@@ -160,9 +161,9 @@ test('a takeover stopped by an IP that still answers leaves the standby ready an
   t.is(blocked.state.name, 'standby');
   t.regex(blocked.state.reason, /peer silent but service IP alive/);
   const again = run(blocked.state, {type: 'peer-still-silent'});
-  t.deepEqual(again.effects.at(-1), 'run-plan takeover probe-address,assign-ip,announce');
+  t.deepEqual(again.effects.at(-1), 'run-plan takeover probe-address,take-ip,announce');
   t.is(again.state.reason, blocked.state.reason, 'probing again is not news');
-  const broken = run(lost.state, {type: 'plan-finished', planId: lost.state.plan?.id ?? '', ok: false, error: 'assign-ip: permission denied'});
+  const broken = run(lost.state, {type: 'plan-finished', planId: lost.state.plan?.id ?? '', ok: false, error: 'take-ip: permission denied'});
   t.is(broken.state.name, 'fault');
 });
 
@@ -176,7 +177,7 @@ test('released and fault hosts never take the IP when the peer goes silent', (t)
 
 test('a standby takes a free IP at once when the live peer says it stopped and released it', (t) => {
   const {effects} = run(settledAs('backup', 'standby', 1), {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'stopping', holdsIp: false, epoch: 1})});
-  t.deepEqual(effects, ['save-epoch 2', 'run-plan takeover probe-address,assign-ip,announce']);
+  t.deepEqual(effects, ['save-epoch 2', 'run-plan takeover probe-address,take-ip,announce']);
 });
 
 test('a standby leaves the IP alone when the stopping peer keeps it (on_stop: keep)', (t) => {
@@ -186,7 +187,7 @@ test('a standby leaves the IP alone when the stopping peer keeps it (on_stop: ke
 
 test('when both are standby and nobody holds the IP, only the primary takes it', (t) => {
   const beacon = peerBeacon({state: 'standby', holdsIp: false});
-  t.deepEqual(run(settledAs('primary', 'standby', 1), {type: 'peer-seen', beacon}).effects.at(-1), 'run-plan takeover probe-address,assign-ip,announce');
+  t.deepEqual(run(settledAs('primary', 'standby', 1), {type: 'peer-seen', beacon}).effects.at(-1), 'run-plan takeover probe-address,take-ip,announce');
   t.deepEqual(run(settledAs('backup', 'standby', 1), {type: 'peer-seen', beacon: {...beacon, node: 'primary'}}).effects, []);
 });
 
@@ -201,13 +202,13 @@ test('split brain: the lower epoch releases, the higher one waits, then announce
   t.true(winner.state.splitBrain);
   t.deepEqual(run(winner.state, {type: 'peer-seen', beacon: {...both, node: 'primary', epoch: 4}}).effects, [], 'said once');
   const over = run(winner.state, {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'standby', holdsIp: false, epoch: 4})});
-  t.deepEqual(over.effects, ['announce', 'send-beacon']);
+  t.deepEqual(over.effects, ['announce-again', 'send-beacon']);
   t.false(over.state.splitBrain);
 });
 
 test('observed drift is repaired: a lost address is taken back, a found one is held', (t) => {
   const lost = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false});
-  t.deepEqual(lost.effects, ['run-plan takeover probe-address,assign-ip,announce']);
+  t.deepEqual(lost.effects, ['run-plan takeover probe-address,take-ip,announce']);
   t.is(lost.state.epoch, 3, 'taking back its own address keeps the epoch');
   const peerHas = run(settledAs('primary', 'active', 3), {type: 'peer-seen', beacon: peerBeacon({state: 'active', holdsIp: true, epoch: 9})});
   t.is(peerHas.state.plan?.name, 'release');

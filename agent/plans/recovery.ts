@@ -1,19 +1,21 @@
 // After a restart: a switch journal left by a run of this agent that did not finish (killed, host rebooted).
 // Brings this host to a state where exactly one host holds the IP, and says what happened.
 
-import {describeError} from './errors.js';
-import type {Logger} from './log.js';
-import type {JournalStore, NetworkDriver} from './ports.js';
-import type {PeerView} from './state-machine.js';
-import {planRollback, SWITCH_STEP_NAMES, type SwitchStepName} from './switch-plan.js';
-import {isServing, takeBackIfFree, undoStep, type StepHost, type TakeBack} from './switch-steps.js';
+import type {Config} from '../config.js';
+import {describeError} from '../errors.js';
+import type {Logger} from '../log.js';
+import type {JournalStore} from '../ports.js';
+import type {PeerView} from '../state-machine.js';
+import {executeUndo, type StepRun} from './executor.js';
+import {isSwitchStepName, planRollback} from './plans.js';
+import {takeBackIfFree, type TakeBack} from './take-back.js';
 
-export interface RecoveryDeps extends StepHost {
+export interface RecoveryDeps {
+  readonly node: Config['node'];
   readonly journal: JournalStore;
   readonly log: Logger;
-  readonly network: NetworkDriver;
-  /** Called after the IP was taken back here, to schedule the repeated announcement. */
-  readonly announced: () => void;
+  /** This host's steps, run through the executor. */
+  readonly steps: StepRun;
 }
 
 export interface Recovered {
@@ -29,21 +31,20 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
   const {journal, log} = deps;
   const recorded = await journal.load();
   if (recorded === undefined) return undefined;
-  const applied = recorded.applied.filter((name): name is SwitchStepName => (SWITCH_STEP_NAMES as readonly string[]).includes(name));
+  const applied = recorded.applied.filter(isSwitchStepName);
   const last = applied.at(-1);
   const where = [last === undefined ? '' : `after ${last}`, recorded.pending === undefined ? '' : `before or during ${recorded.pending}`].filter((s) => s !== '');
   const stepNote = where.length === 0 ? 'before any of its steps' : where.join(', ');
   log.warning(`(switch ${recorded.switchId}) found unfinished from before this start: ${recorded.side}, ${stepNote}; recovering`);
-  const undo = async (name: SwitchStepName): Promise<void> => {
+  const undo = async (name: (typeof applied)[number]): Promise<void> => {
     try {
-      await undoStep(name, deps);
-      if (name === 'primary-net-down') deps.announced();
+      await executeUndo(name, deps.steps);
     } catch (error) {
       log.error(`(switch ${recorded.switchId}) recovery: undo ${name} failed: ${describeError(error)}`);
     }
   };
   let outcome: string;
-  if (await isServing(deps)) {
+  if (await deps.steps.ctx.network.isServing(deps.steps.ctx.service.ip)) {
     outcome = 'this host serves and keeps the service IP';
   } else {
     const mayTakeBack = recorded.side === 'giver' && (applied.includes('primary-net-down') || recorded.pending === 'primary-net-down');
@@ -56,8 +57,7 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
       outcome = peer?.alive === true && peer.holdsIp ? `the peer ${peer.state} holds the service IP` : 'this host does not hold the service IP';
     } else {
       // A failed probe leaves the IP where it is and says so; the pair's own rules settle who serves from here.
-      const result = await takeBackIfFree(deps, peer).catch((error: unknown): TakeBack => ({tookBack: false, why: `it could not tell whether the IP is free: ${describeError(error)}`}));
-      if (result.tookBack) deps.announced();
+      const result = await takeBackIfFree(deps.steps, deps.node, peer).catch((error: unknown): TakeBack => ({tookBack: false, why: `it could not tell whether the IP is free: ${describeError(error)}`}));
       outcome = result.tookBack ? 'this host had released the service IP and took it back: nobody else held it'
         : `this host had released the service IP and leaves it: ${result.why}`;
     }

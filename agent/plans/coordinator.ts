@@ -1,0 +1,290 @@
+// The host that runs a planned switch end to end, from the one the operator asked: preflight, each step on the
+// host that plays its side (here through the participant, there through peer requests), the confirmation, and
+// the rollback of whatever was applied when anything fails. Streams progress; returns the outcome.
+
+import type {JsonObject, PeerRequest} from '../beacon-codec.js';
+import type {Config} from '../config.js';
+import {hostText, type DryRunStep, type HostLabel, type SwitchProgress, type SwitchResult, type SwitchoverOptions} from '../control-protocol.js';
+import {BatonError, describeError, isBatonError} from '../errors.js';
+import type {Logger} from '../log.js';
+import type {PeerRequester} from '../peer-requests.js';
+import type {Clock, HostInfoSource, NetworkDriver} from '../ports.js';
+import {assertPreflight, comparePreflight, formatPreflight, parseHostInfo} from '../preflight.js';
+import type {MachineState, PeerView} from '../state-machine.js';
+import {STEP_DEADLINE_MS, withDeadline} from './executor.js';
+import type {SwitchParticipant} from './participant.js';
+import {planRollback, sideOf, SWITCHOVER_PLAN, type SwitchSide, type SwitchStepName} from './plans.js';
+
+// Remote steps get the step deadline plus two seconds of retries for lost datagrams.
+const REMOTE_SLACK_MS = 2000;
+// While waiting on the peer, its liveness is checked this often: a peer that died is noticed after dead_after_ms,
+// not after the request's own deadline.
+const PEER_WATCH_MS = 100;
+// After a rollback the old host must show it serves again; one request is proof enough, and waiting the full
+// confirmation time only when there is no traffic at all.
+const ROLLBACK_CHECK_REQUESTS = 1;
+
+export interface PeerSnapshot {
+  readonly view: PeerView | undefined;
+  readonly health: string | undefined;
+  readonly label: HostLabel;
+  readonly boot: string | undefined;
+  readonly switchId: string;
+  /** When the peer's datagrams arrive but are rejected (clocks apart, wrong key…): why, in words. */
+  readonly rejecting: string | undefined;
+}
+
+export interface CoordinatorDeps {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly hostInfo: HostInfoSource;
+  readonly network: NetworkDriver;
+  readonly self: HostLabel;
+  /** The state machine as it is now. */
+  readonly machine: () => MachineState;
+  readonly participant: SwitchParticipant;
+  readonly requester: PeerRequester;
+  readonly peer: () => PeerSnapshot;
+  readonly newSwitchId: () => string;
+}
+
+/**
+ * Runs a planned switchover from this host. Resolves with the outcome (done, rolled back, or the dry-run plan);
+ * throws BatonError when it refuses to start (peer not alive, switch running, fault, preflight --strict).
+ */
+export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+  const {participant, requester, config, clock, log} = c;
+  const started = clock.now();
+  const peer = c.peer();
+  if (participant.current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${participant.current.id} is already running`);
+  if (peer.view?.alive !== true || peer.boot === undefined) {
+    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${config.peer.address}:${config.peer.port} is not alive` +
+      `${peer.rejecting === undefined ? '' : ` (${peer.rejecting})`}: a planned switch needs both agents (see baton status)`);
+  }
+  if (peer.switchId !== '' || peer.view.state === 'switching') throw new BatonError('SWITCH_IN_PROGRESS', `the peer is already running switch ${peer.switchId}`);
+  const selfServing = await c.network.isServing(config.service.ip);
+  if (selfServing && peer.view.holdsIp) throw new BatonError('STEP_FAILED', 'both hosts hold the service IP: resolve that first (see baton status)');
+  if (!selfServing && !peer.view.holdsIp) throw new BatonError('STEP_FAILED', 'neither host holds the service IP: there is nothing to switch over');
+  const selfSide: SwitchSide = selfServing ? 'giver' : 'taker';
+  const takerState = selfSide === 'taker' ? c.machine().name : peer.view.state;
+  if (takerState === 'fault') {
+    const why = selfSide === 'taker' ? `: ${c.machine().reason}` : '';
+    throw new BatonError('STEP_FAILED', `the ${selfSide === 'taker' ? c.self.role : peer.label.role} is in fault${why}; it cannot take the service IP`);
+  }
+  if (takerState !== 'standby' && takerState !== 'released') throw new BatonError('STEP_FAILED', `the host to take over is ${takerState}, not standby`);
+  const takerHealth = selfSide === 'taker' ? c.machine().health : peer.health;
+  if (takerHealth === 'failing') throw new BatonError('STEP_FAILED', `the ${selfSide === 'taker' ? c.self.role : peer.label.role}'s health checks fail: it cannot take the service IP`);
+  const labels: Record<SwitchSide, HostLabel> = selfSide === 'giver' ? {giver: c.self, taker: peer.label} : {giver: peer.label, taker: c.self};
+  const needed = options.minRequests ?? config.confirm.minRequests;
+  const confirmTimeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;
+  // Once the peer is found silent or restarted, the rest of the switch does not wait on it again: each request
+  // would only run into its own deadline, and a restarted agent knows nothing of this switch. Its part is undone
+  // by its journal when it comes back.
+  let peerGone: string | undefined;
+  const missingPeer = (): string | undefined => {
+    if (peerGone !== undefined) return peerGone;
+    const now = c.peer();
+    if (now.view?.alive !== true) peerGone = `the ${peer.label.role} went silent (no valid beacon for ${config.heartbeat.deadAfterMs} ms${now.rejecting === undefined ? '' : `; ${now.rejecting}`})`;
+    else if (now.boot !== peer.boot) peerGone = `the ${peer.label.role}'s agent restarted during the switch (boot ${peer.boot ?? '?'}, now ${now.boot ?? '?'}); it undoes its own part from its journal as it starts`;
+    return peerGone;
+  };
+  const checkPeer = (): void => {
+    const missing = missingPeer();
+    if (missing !== undefined) throw new BatonError('PEER_UNREACHABLE', missing);
+  };
+  const remote = async (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
+    checkPeer();
+    const silent = new AbortController();
+    const watch = async (): Promise<never> => {
+      for (;;) {
+        await clock.sleep(PEER_WATCH_MS, silent.signal);
+        checkPeer();
+      }
+    };
+    try {
+      return await Promise.race([requester.request(op, switchId, params, {deadlineMs, signal: silent.signal}), watch()]);
+    } finally {
+      silent.abort();
+    }
+  };
+
+  // Preflight: both hosts' software base, the target's load, and both access logs, before anything changes.
+  // Both hosts collect their information at once. When one cannot (a version probe hung on a loaded host), the
+  // comparison is incomplete: a warning, or a refusal under --strict. The switch itself does not depend on it,
+  // and a switchover refused because a host is busy is the wrong answer to a busy host. A silent peer still fails.
+  const [selfInfo, peerInfo] = await Promise.all([
+    c.hostInfo.collect().catch((error: unknown) => `the ${c.self.role}: ${describeError(error)}`),
+    remote('host-info', '', {}).then(
+      (value) => {
+        const parsed = parseHostInfo(value);
+        return typeof parsed === 'string' ? `the ${peer.label.role}'s host information is unusable: ${parsed}` : parsed;
+      },
+      (error: unknown) => {
+        if (isBatonError(error, 'PEER_UNREACHABLE')) throw error;
+        return `the ${peer.label.role}: ${describeError(error)}`;
+      }),
+  ]);
+  if (typeof selfInfo === 'string' || typeof peerInfo === 'string') {
+    const missing = [selfInfo, peerInfo].filter((info) => typeof info === 'string').join('; ');
+    if (options.strict) {
+      throw new BatonError('PREFLIGHT_REFUSED', `preflight incomplete, the software bases could not be compared: ${missing}. ` +
+        'Retry, or switch without --strict to go ahead with a warning.');
+    }
+    emit({kind: 'preflight', text: `preflight: incomplete, software base not compared\n  warning: ${missing}`});
+  } else {
+    const report = comparePreflight(selfInfo, peerInfo, selfSide === 'taker' ? 'self' : 'peer');
+    emit({kind: 'preflight', text: formatPreflight(report, `${c.self.role}`, `${peer.label.role}`)});
+    assertPreflight(report, options.strict);
+  }
+  const checkLog = (side: SwitchSide): Promise<unknown> => (side === selfSide ? participant.checkLog() : remote('check-log', '', {}));
+  await checkLog('taker');
+  const giverLog = await checkLog('giver').then(() => undefined, (error: unknown) => describeError(error));
+  if (giverLog !== undefined) emit({kind: 'note', text: `warning: a rollback could not confirm traffic on the ${labels.giver.role}: ${giverLog}`});
+
+  const switchId = c.newSwitchId();
+  if (options.dryRun) {
+    const plan: DryRunStep[] = [];
+    for (const step of SWITCHOVER_PLAN) {
+      plan.push(step.on === selfSide ? await participant.describe(step.name) : await remote('plan', '', {step: step.name}) as unknown as DryRunStep);
+    }
+    return {switchId, outcome: 'dry-run', giver: labels.giver, taker: labels.taker, reason: undefined, failedStep: undefined,
+      totalMs: Math.round(clock.now() - started), confirmedRequests: undefined, rollbackCheck: undefined, plan};
+  }
+
+  const epoch = Math.max(c.machine().epoch, peer.view.epoch) + 1;
+  emit({kind: 'start', switchId, giver: labels.giver, taker: labels.taker, mode: config.service.mode});
+  log.notice(`(switch ${switchId}) ${labels.giver.role} ${labels.giver.host} -> ${labels.taker.role} ${labels.taker.host}, ${config.service.mode} mode, epoch ${epoch}`);
+  await participant.begin(switchId, selfSide, true, peer.boot, epoch);
+  const otherSide: SwitchSide = selfSide === 'giver' ? 'taker' : 'giver';
+  try {
+    await remote('begin', switchId, {side: otherSide, epoch});
+  } catch (error) {
+    await participant.finish(switchId, 'rolled-back', `the peer refused to begin: ${describeError(error)}`);
+    throw error;
+  }
+
+  const applied: SwitchStepName[] = [];
+  let confirmed: number | undefined;
+  let failure: {step: SwitchStepName; error: unknown} | undefined;
+  for (const planned of SWITCHOVER_PLAN) {
+    const host = labels[planned.on];
+    const stepStarted = clock.now();
+    let started = false;
+    try {
+      // No step that changes anything is taken without the peer that shares the switch: a giver must not release
+      // the IP to a taker that died, nor a taker prepare for a giver that did. Confirming the traffic on this
+      // host needs only the service, so it goes on when the giver is gone.
+      if (!(planned.name === 'confirm-traffic' && planned.on === selfSide)) checkPeer();
+      started = true;
+      if (planned.name === 'confirm-traffic') {
+        confirmed = await confirmOn(planned.on, needed, confirmTimeoutMs, host);
+      } else if (planned.on === selfSide) {
+        await withDeadline(participant.apply(switchId, planned.name), STEP_DEADLINE_MS, planned.name, clock);
+      } else {
+        await remote('apply', switchId, {step: planned.name});
+      }
+      applied.push(planned.name);
+      emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'ok', elapsedMs: Math.round(clock.now() - stepStarted),
+        detail: planned.name === 'confirm-traffic' ? `${confirmed} request(s) in the access log` : undefined});
+      log.info(`(switch ${switchId}) ${planned.name} on ${host.role} ok ${Math.round(clock.now() - stepStarted)}ms`);
+      if (options.pauseAfter?.step === planned.name) {
+        emit({kind: 'note', text: `pausing ${options.pauseAfter.seconds} s after ${planned.name} (--pause-after)`});
+        const missing = await pauseWatchingPeer(options.pauseAfter.seconds * 1000);
+        if (missing !== undefined) emit({kind: 'note', text: `pause ended early: ${missing}`});
+      }
+    } catch (error) {
+      // A step that was applied on the host but failed its check, or whose answer was lost, is undone too; one
+      // refused before it started is not.
+      if (started && planned.name !== 'confirm-traffic') applied.push(planned.name);
+      failure = {step: planned.name, error};
+      emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'failed', elapsedMs: Math.round(clock.now() - stepStarted), detail: describeError(error)});
+      log.error(`(switch ${switchId}) ${planned.name} on ${host.role} failed: ${describeError(error)}`);
+      break;
+    }
+  }
+
+  if (failure === undefined) {
+    const reason = `switch ${switchId}: ${hostText(labels.taker)} serves, ${confirmed} request(s) confirmed; ${hostText(labels.giver)} is free to upgrade`;
+    await finishBoth('done', reason);
+    return {switchId, outcome: 'done', giver: labels.giver, taker: labels.taker, reason: undefined, failedStep: undefined,
+      totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck: undefined, plan: undefined};
+  }
+
+  // Rollback: undo only what was applied, newest first, until the giver serves again; then check its log.
+  const reason = `${failure.step} failed on the ${labels[sideOf(failure.step)].role}: ${describeError(failure.error)}`;
+  emit({kind: 'note', text: `rolling back: ${reason}`});
+  // A taker that did not undo backup-net-up (its agent died or restarted after it) may still serve from its
+  // kernel, and a peer that is gone or restarted may decide on the IP by itself: then the giver takes it back only
+  // when takeBackIfFree says so.
+  let takerMayHold = false;
+  let notTakenBack: string | undefined;
+  for (const undo of planRollback(applied)) {
+    const host = labels[undo.on];
+    const undoStarted = clock.now();
+    const unlessHeld = undo.name === 'primary-net-down' && (takerMayHold || peerGone !== undefined);
+    try {
+      if (undo.on === selfSide) await withDeadline(participant.undo(switchId, undo.name, unlessHeld), STEP_DEADLINE_MS, `undo ${undo.name}`, clock);
+      else await remote('undo', switchId, {step: undo.name, unlessHeld});
+      emit({kind: 'step', step: undo.name, host, action: 'undo', status: 'ok', elapsedMs: Math.round(clock.now() - undoStarted), detail: undefined});
+    } catch (error) {
+      if (undo.name === 'backup-net-up') takerMayHold = true;
+      if (undo.name === 'primary-net-down') notTakenBack = describeError(error);
+      emit({kind: 'step', step: undo.name, host, action: 'undo', status: 'failed', elapsedMs: Math.round(clock.now() - undoStarted), detail: describeError(error)});
+      log.error(`(switch ${switchId}) undo ${undo.name} on ${host.role} failed: ${describeError(error)}`);
+    }
+  }
+  let rollbackCheck: string;
+  if (notTakenBack !== undefined) {
+    rollbackCheck = `${hostText(labels.giver)} did not take the service IP back: ${notTakenBack}`;
+  } else if (applied.includes('primary-net-down')) {
+    const checkStarted = clock.now();
+    try {
+      const count = await confirmOn('giver', ROLLBACK_CHECK_REQUESTS, confirmTimeoutMs, labels.giver);
+      rollbackCheck = `${hostText(labels.giver)} serves again: ${count} request(s) in its access log`;
+      emit({kind: 'step', step: 'confirm-traffic', host: labels.giver, action: 'check', status: 'ok', elapsedMs: Math.round(clock.now() - checkStarted), detail: rollbackCheck});
+    } catch (error) {
+      rollbackCheck = `${hostText(labels.giver)} holds the service IP again, but its access log shows no request yet: ${describeError(error)}`;
+      emit({kind: 'step', step: 'confirm-traffic', host: labels.giver, action: 'check', status: 'failed', elapsedMs: Math.round(clock.now() - checkStarted), detail: rollbackCheck});
+    }
+  } else {
+    rollbackCheck = `${hostText(labels.giver)} never stopped serving`;
+  }
+  await finishBoth('rolled-back', `switch ${switchId} rolled back: ${reason}`);
+  return {switchId, outcome: 'rolled-back', giver: labels.giver, taker: labels.taker, reason, failedStep: failure.step,
+    totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck, plan: undefined};
+
+  /** The operator's pause, cut short when the peer goes silent or restarts: the switch it shares is over. */
+  async function pauseWatchingPeer(ms: number): Promise<string | undefined> {
+    const until = clock.now() + ms;
+    for (let left = ms; left > 0; left = until - clock.now()) {
+      const missing = missingPeer();
+      if (missing !== undefined) return missing;
+      await clock.sleep(Math.min(PEER_WATCH_MS, left));
+    }
+    return undefined;
+  }
+
+  async function confirmOn(side: SwitchSide, want: number, timeoutMs: number, host: HostLabel): Promise<number> {
+    const progress = (count: number, elapsedMs: number): void => emit({kind: 'waiting', step: 'confirm-traffic', host, count, needed: want, elapsedMs: Math.round(elapsedMs)});
+    if (side === selfSide) return participant.confirm(switchId, want, timeoutMs, progress);
+    const waitStarted = clock.now();
+    const ticker = setInterval(() => progress(-1, clock.now() - waitStarted), 1000);
+    try {
+      const result = await remote('confirm', switchId, {needed: want, timeoutMs}, timeoutMs + REMOTE_SLACK_MS + STEP_DEADLINE_MS);
+      return typeof result['count'] === 'number' ? result['count'] : want;
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  async function finishBoth(outcome: 'done' | 'rolled-back', why: string): Promise<void> {
+    try {
+      await remote('finish', switchId, {outcome, reason: why});
+    } catch (error) {
+      emit({kind: 'note', text: `the peer did not confirm the end of the switch: ${describeError(error)}`});
+    }
+    await participant.finish(switchId, outcome, why);
+  }
+}
+

@@ -1,0 +1,228 @@
+// THE catalogue of steps that move the service IP: for each step and each service mode (address, link), what
+// it does (apply), how its effect is checked (verify: only an observed effect counts as done) and how it is
+// taken back (undo, itself verified). Every plan (plans.ts) and every executor run (executor.ts) uses these.
+
+import type {Config, ServiceMode} from '../config.js';
+import {BatonError} from '../errors.js';
+import type {NetworkDriver} from '../ports.js';
+import {ADDRESS_STILL_ANSWERS} from '../state-machine.js';
+import type {StepName} from './plans.js';
+
+/** What a step needs of its host. */
+export interface StepContext {
+  readonly service: Config['service'];
+  readonly network: NetworkDriver;
+  /** Gratuitous ARP for the service IP now; the agent's announcer repeats it once more a little later. */
+  announce(): Promise<void>;
+  /** Duplicate address detection: whether another host answers for the service IP (a fresh early probe may answer). */
+  probe(): Promise<boolean>;
+}
+
+export interface StepActions {
+  /** Changes the host; what --dry-run records. */
+  apply(ctx: StepContext): Promise<void>;
+  /** Throws STEP_FAILED (or ADDRESS_IN_USE) saying what was found instead of the step's effect. */
+  verify(ctx: StepContext): Promise<void>;
+  /** Takes the step back and verifies that; idempotent. */
+  undo(ctx: StepContext): Promise<void>;
+}
+
+export interface StepDefinition extends Record<ServiceMode, StepActions> {
+  /** What the step does, in words, per mode: for --dry-run and the docs. */
+  readonly does: Readonly<Record<ServiceMode, string>>;
+}
+
+const nothing = async (): Promise<void> => undefined;
+
+function expect(ok: boolean, what: string): void {
+  if (!ok) throw new BatonError('STEP_FAILED', what);
+}
+
+async function expectAddress(ctx: StepContext, present: boolean): Promise<void> {
+  const {ip, interface: iface} = ctx.service;
+  expect(await ctx.network.hasAddress(ip) === present, present ? `${ip.cidr} is not on ${iface}` : `${ip.cidr} is still on ${iface}`);
+}
+
+async function expectLink(ctx: StepContext, up: boolean): Promise<void> {
+  const iface = ctx.service.interface;
+  expect(await ctx.network.isLinkUp(iface) === up, up ? `${iface} is not up` : `${iface} is still up`);
+}
+
+/** Removes the service IP and checks it is gone: a release, and the undo of every step that added it. */
+async function removeAddress(ctx: StepContext): Promise<void> {
+  await ctx.network.removeAddress(ctx.service.ip);
+  await expectAddress(ctx, false);
+}
+
+async function setLink(ctx: StepContext, up: boolean): Promise<void> {
+  await ctx.network.setLink(ctx.service.interface, up);
+  await expectLink(ctx, up);
+}
+
+/** The giver serves again: its address back (or its link up), checked, and announced. */
+async function restoreService(ctx: StepContext, mode: ServiceMode): Promise<void> {
+  if (mode === 'link') await ctx.network.setLink(ctx.service.interface, true);
+  else await ctx.network.addAddress(ctx.service.ip);
+  await expectAddress(ctx, true);
+  if (mode === 'link') await expectLink(ctx, true);
+  await ctx.announce();
+}
+
+/** Whether the host answers for the IP as clients see it: read from the kernel without spawning a process. */
+async function expectServing(ctx: StepContext, serving: boolean, what: string): Promise<void> {
+  expect(await ctx.network.isServing(ctx.service.ip) === serving, what);
+}
+
+const takeIp: StepActions = {
+  async apply(ctx) {
+    await ctx.network.addAddress(ctx.service.ip);
+  },
+  verify: (ctx) => expectServing(ctx, true, `${ctx.service.ip.cidr} is not up on ${ctx.service.interface} after adding it`),
+  undo: removeAddress,
+};
+
+const releaseIp: StepActions = {
+  async apply(ctx) {
+    await ctx.network.removeAddress(ctx.service.ip);
+  },
+  verify: (ctx) => expectAddress(ctx, false),
+  async undo(ctx) {
+    await ctx.network.addAddress(ctx.service.ip);
+    await expectAddress(ctx, true);
+  },
+};
+
+const probeAddress: StepActions = {
+  async apply(ctx) {
+    if (await ctx.probe()) throw new BatonError('ADDRESS_IN_USE', `${ADDRESS_STILL_ANSWERS}: ${ctx.service.ip.address} answered an ARP probe`);
+  },
+  verify: nothing,
+  undo: nothing,
+};
+
+const announce: StepActions = {apply: (ctx) => ctx.announce(), verify: nothing, undo: nothing};
+
+export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
+  'probe-address': {
+    does: {address: 'check that nothing answers ARP for the service IP', link: 'check that nothing answers ARP for the service IP'},
+    address: probeAddress,
+    link: probeAddress,
+  },
+  'take-ip': {
+    does: {address: 'add the service IP', link: 'add the service IP and bring the service interface up'},
+    address: takeIp,
+    link: {
+      async apply(ctx) {
+        await ctx.network.addAddress(ctx.service.ip);
+        await ctx.network.setLink(ctx.service.interface, true);
+      },
+      verify: takeIp.verify,
+      undo: removeAddress,
+    },
+  },
+  'announce': {
+    does: {address: 'announce the service IP (gratuitous ARP)', link: 'announce the service IP (gratuitous ARP)'},
+    address: announce,
+    link: announce,
+  },
+  'release-ip': {
+    does: {address: 'remove the service IP', link: 'remove the service IP'},
+    address: releaseIp,
+    link: releaseIp,
+  },
+  'backup-net-down': {
+    does: {address: 'make sure the service IP is not on the interface', link: 'bring the service interface down'},
+    address: {
+      async apply(ctx) {
+        await ctx.network.removeAddress(ctx.service.ip);
+      },
+      verify: (ctx) => expectAddress(ctx, false),
+      // Nothing was there to take back: the address was only made sure to be absent.
+      undo: nothing,
+    },
+    link: {
+      async apply(ctx) {
+        await ctx.network.setLink(ctx.service.interface, false);
+      },
+      verify: (ctx) => expectLink(ctx, false),
+      undo: (ctx) => setLink(ctx, true),
+    },
+  },
+  'assign-ip': {
+    does: {
+      address: 'check the service interface is present and up (the IP is added at backup-net-up)',
+      link: 'add the service IP to the downed service interface',
+    },
+    address: {
+      // An added address answers ARP at once: in address mode it must wait for backup-net-up.
+      apply: nothing,
+      async verify(ctx) {
+        expect(await ctx.network.isLinkUp(ctx.service.interface), `${ctx.service.interface} is down: the service IP could not be brought up on it`);
+      },
+      undo: nothing,
+    },
+    link: {
+      async apply(ctx) {
+        await ctx.network.addAddress(ctx.service.ip);
+      },
+      async verify(ctx) {
+        expect(await ctx.network.hasAddress(ctx.service.ip), `${ctx.service.ip.cidr} is not on ${ctx.service.interface} after adding it`);
+      },
+      undo: removeAddress,
+    },
+  },
+  'primary-net-down': {
+    does: {address: 'remove the service IP', link: 'bring the service interface down'},
+    address: {
+      async apply(ctx) {
+        await ctx.network.removeAddress(ctx.service.ip);
+      },
+      // What matters is that this host no longer answers for the IP; the in-process interface list tells it
+      // without spawning `ip`, a few milliseconds off the service gap.
+      verify: (ctx) => expectServing(ctx, false, `${ctx.service.ip.cidr} is still on ${ctx.service.interface}`),
+      undo: (ctx) => restoreService(ctx, 'address'),
+    },
+    link: {
+      async apply(ctx) {
+        await ctx.network.setLink(ctx.service.interface, false);
+      },
+      verify: (ctx) => expectServing(ctx, false, `${ctx.service.interface} still serves ${ctx.service.ip.cidr}`),
+      undo: (ctx) => restoreService(ctx, 'link'),
+    },
+  },
+  'backup-net-up': {
+    does: {address: 'add the service IP and announce it (gratuitous ARP)', link: 'bring the service interface up and announce the IP (gratuitous ARP)'},
+    address: {
+      // Announced at once, checked after: the first gratuitous ARP is what moves the clients, and every
+      // millisecond before it is service gap. verify still decides whether the step is done.
+      async apply(ctx) {
+        await ctx.network.addAddress(ctx.service.ip);
+        await ctx.announce();
+      },
+      verify: (ctx) => expectAddress(ctx, true),
+      undo: removeAddress,
+    },
+    link: {
+      async apply(ctx) {
+        await ctx.network.setLink(ctx.service.interface, true);
+        await ctx.announce();
+      },
+      async verify(ctx) {
+        await expectAddress(ctx, true);
+        await expectLink(ctx, true);
+      },
+      undo: (ctx) => setLink(ctx, false),
+    },
+  },
+  'confirm-traffic': {
+    // Counted by the participant's traffic counter (traffic.ts), which the executor does not run.
+    does: {address: 'wait for real requests in the access log', link: 'wait for real requests in the access log'},
+    address: {apply: nothing, verify: nothing, undo: nothing},
+    link: {apply: nothing, verify: nothing, undo: nothing},
+  },
+};
+
+/** What the step does on its host, in words. */
+export function describeStep(step: StepName, mode: ServiceMode): string {
+  return STEPS[step].does[mode];
+}
