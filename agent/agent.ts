@@ -2,29 +2,27 @@
 // effects. What each effect does lives elsewhere: plans run through plans/executor.ts, switches through
 // plans/participant.ts and plans/coordinator.ts, status is assembled in status-report.ts.
 
-import type {Beacon, JsonObject, Message, PeerRequest, RejectReason} from './beacon-codec.js';
+import type {JsonObject, PeerRequest} from './beacon-codec.js';
 import type {Config, OnStop} from './config.js';
 import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import {HealthMonitor, type HealthProbe} from './health.js';
-import {runHealthHandover} from './health-handover.js';
+import {HealthHandover} from './health-handover.js';
 import type {HookRunner} from './hooks.js';
 import type {Logger} from './log.js';
-import {Outbox} from './peer/outbox.js';
-import {describeRejectedSinceValid, PeerMonitor} from './peer-monitor.js';
-import {PeerRequester, PeerResponder} from './peer-requests.js';
+import {PeerLink} from './peer/peer-link.js';
 import {createAnnouncer} from './plans/announcer.js';
 import {runSwitchover} from './plans/coordinator.js';
-import {executeStep, runPlan, type StepRun} from './plans/executor.js';
+import {executeStep, logPlanOutcome, runPlan, type StepRun} from './plans/executor.js';
 import {SwitchParticipant} from './plans/participant.js';
 import type {LocalPlanName, LocalStepName} from './plans/plans.js';
 import {recoverInterruptedSwitch} from './plans/recovery.js';
-import type {AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, Role, StateStore} from './ports.js';
+import type {AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, StateStore} from './ports.js';
 import {PreProbe} from './preprobe.js';
-import {dropLink} from './rehearsal.js';
+import {dropLink, failActive, type LinkDrop} from './rehearsal.js';
 import {initialState, step, type AgentEvent, type Effect, type MachineState, type PeerView} from './state-machine.js';
 import {assembleStatus} from './status-report.js';
-import {LatenessTracker} from './timers.js';
+import {LatenessTracker, runTicks} from './timers.js';
 
 export interface AgentDeps {
   readonly config: Config;
@@ -60,34 +58,26 @@ const LIVENESS_MIN_SLEEP_MS = 5;
 const REQUEST_DEADLINE_MS = 5000;
 const STOPPING_REPEATS = 2;
 const STOPPING_REPEAT_MS = 20;
-// Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
-const REQUEST_RETRY_MS = 100;
 
 export class Agent {
   readonly #deps: AgentDeps;
-  readonly #monitor: PeerMonitor;
+  readonly #peer: PeerLink;
   readonly #lateness: LatenessTracker;
   readonly #abort = new AbortController();
   readonly #bootId: string;
-  readonly #peerRole: Role;
-  readonly #outbox: Outbox;
   readonly #steps: StepRun;
   readonly #preprobe: PreProbe;
   #machine: MachineState;
   #stateSince = 0;
   #startedAt = 0;
   #observedHoldsIp = false;
-  #peerWasAlive = false;
   #queue: Promise<void> = Promise.resolve();
   readonly #loops: Promise<void>[] = [];
-  readonly #loggedRejects = new Set<RejectReason>();
-  readonly #requester: PeerRequester;
-  readonly #responder: PeerResponder;
   readonly #participant: SwitchParticipant;
   #lastSwitch: {id: string; outcome: string; reason: string; endedAt: number} | undefined;
   #coordinating = false;
   readonly #health: HealthMonitor;
-  #handingOver = false;
+  readonly #handover: HealthHandover;
   // Settled the first time the machine leaves `starting`; never rejected (a stop while starting leaves it too).
   readonly #decided = Promise.withResolvers<void>();
 
@@ -95,19 +85,14 @@ export class Agent {
     const {config, clock, network, log} = deps;
     this.#deps = deps;
     this.#bootId = deps.newId();
-    this.#peerRole = config.node === 'primary' ? 'backup' : 'primary';
-    this.#monitor = new PeerMonitor({
-      pair: config.pair,
-      peerRole: this.#peerRole,
-      peerAddress: config.peer.address,
-      selfBoot: this.#bootId,
-      keyring: config.keyring,
-      deadAfterMs: config.heartbeat.deadAfterMs,
-      maxClockSkewMs: config.heartbeat.maxClockSkewMs,
+    this.#peer = new PeerLink({
+      config, clock, transport: deps.transport, log, newId: deps.newId, bootId: this.#bootId,
+      answer: (request) => this.#answer(request),
+      onBeacon: (beacon) => void this.dispatch({type: 'peer-seen', beacon}),
+      onPeerRestarted: () => void this.#participant.abandon('the peer restarted'),
     });
     this.#lateness = new LatenessTracker(config.heartbeat.intervalMs);
     this.#machine = initialState(config.node, 0);
-    this.#outbox = new Outbox(config, clock, deps.transport, this.#bootId);
     this.#preprobe = new PreProbe(clock, network, config.service.ip, config.heartbeat);
     const announcer = createAnnouncer({network, ip: config.service.ip, clock, log, signal: this.#abort.signal});
     this.#steps = {
@@ -117,12 +102,9 @@ export class Agent {
         service: config.service,
         network,
         announce: () => announcer.announce(),
-        probe: () => this.#preprobe.fresh(this.#monitor.stats(clock.now()).lastSeenAt) ?? network.isAddressInUse(config.service.ip),
+        probe: () => this.#preprobe.fresh(this.#peer.stats().lastSeenAt) ?? network.isAddressInUse(config.service.ip),
       },
     };
-    this.#requester = new PeerRequester((request) => this.#outbox.request(request, this.#monitor.newest()?.boot ?? ''), clock, deps.newId,
-      Math.min(REQUEST_RETRY_MS, config.heartbeat.intervalMs));
-    this.#responder = new PeerResponder((request) => this.#answer(request), (reply) => this.#outbox.reply(reply));
     this.#participant = new SwitchParticipant({
       config, clock, journal: deps.journal, store: deps.store, accessLog: deps.accessLog, hostInfo: deps.hostInfo, log,
       self: this.#selfLabel(), steps: this.#steps, recordingNetwork: deps.recordingNetwork,
@@ -132,6 +114,12 @@ export class Agent {
         dispatch: (event) => this.dispatch(event),
         observed: () => this.#refreshObserved(),
       },
+    });
+    this.#handover = new HealthHandover({
+      clock, log, peerRole: this.#peer.peerRole, signal: this.#abort.signal,
+      machine: () => this.#machine,
+      peerHealth: () => this.#peer.stats().lastBeacon?.health ?? 'unknown',
+      switchover: () => this.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined}, () => undefined),
     });
     this.#health = new HealthMonitor({
       probe: deps.healthProbe, settings: config.health, clock,
@@ -168,7 +156,7 @@ export class Agent {
     this.#observedHoldsIp = await this.#observeHoldsIp();
     log.notice(`(agent) ${config.node} of pair ${config.pair} starting, boot ${this.#bootId}, epoch ${this.#machine.epoch}, ` +
       `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observedHoldsIp ? 'held here' : 'not held here'})`);
-    this.#loops.push(this.#receiveLoop(), this.#beaconLoop(), this.#livenessLoop(), this.#observeLoop(), this.#startup());
+    this.#loops.push(this.#peer.receive(), runTicks(clock, this.#lateness, log, this.#abort.signal, () => this.#sendBeacon()), this.#livenessLoop(), this.#observeLoop(), this.#startup());
     this.#health.start();
   }
 
@@ -221,9 +209,9 @@ export class Agent {
     return assembleStatus({
       config, now: clock.now(), startedAt: this.#startedAt, stateSince: this.#stateSince, machine: this.#machine,
       self: {host: hostname, pid, bootId: this.#bootId}, holdsIp, health: this.#health.snapshot(),
-      peer: this.#monitor.stats(clock.now()), lastSwitch: this.#lastSwitch,
+      peer: this.#peer.stats(), lastSwitch: this.#lastSwitch,
       switching: current === undefined ? undefined : {id: current.id, side: current.side},
-      beacons: {sent: this.#outbox.sent, droppedUnread: transport.dropped}, lateness: this.#lateness.snapshot(),
+      beacons: {sent: this.#peer.sent, droppedUnread: transport.dropped}, lateness: this.#lateness.snapshot(),
     });
   }
 
@@ -243,7 +231,7 @@ export class Agent {
     if (state.name !== before.name) {
       this.#stateSince = this.#deps.clock.now();
       this.#deps.log.notice(`(state) ${before.name} -> ${state.name}: ${state.reason}`);
-      this.#loggedRejects.clear();
+      this.#peer.stateChanged();
       this.#deps.hooks?.notify({oldState: before.name, newState: state.name, reason: state.reason});
     } else if (state.reason !== before.reason) {
       this.#deps.log.info(`(state) ${state.name}: ${state.reason}`);
@@ -276,7 +264,7 @@ export class Agent {
           await this.#sendBeacon();
           break;
         case 'hand-over':
-          void this.#handOver(effect.reason);
+          this.#handover.start(effect.reason);
           break;
         case 'announce-again':
           await network.announce(config.service.ip).catch((error: unknown) =>
@@ -292,24 +280,12 @@ export class Agent {
 
   /** Runs a plan of this host's own through the executor, and feeds its outcome back to the state machine. */
   async #runPlan(planId: string, plan: LocalPlanName, steps: readonly LocalStepName[]): Promise<void> {
-    const {log} = this.#deps;
     const outcome = await runPlan(steps, this.#steps);
+    logPlanOutcome(this.#deps.log, `(plan ${planId} ${plan})`, outcome);
     // Beacons report what the plan left on the interface at once, not a second later.
     this.#observedHoldsIp = await this.#observeHoldsIp();
-    const label = `(plan ${planId} ${plan})`;
-    for (const done of outcome.steps) log.info(`${label} ${done.step} ok ${done.ms}ms`);
-    if (outcome.ok) {
-      log.info(`${label} done in ${outcome.ms}ms`);
-      await this.dispatch({type: 'plan-finished', planId, ok: true});
-      return;
-    }
-    const addressInUse = isBatonError(outcome.error, 'ADDRESS_IN_USE');
-    // An IP that keeps answering is probed every second: that is logged once, by the state change, not here.
-    if (addressInUse) log.debug(`${label} ${outcome.message}`);
-    else log.error(`${label} ${outcome.failed} failed after ${outcome.ms}ms: ${describeError(outcome.error)}`);
-    for (const undone of outcome.undone) log.notice(`${label} undid ${undone}`);
-    for (const undoFailure of outcome.undoFailures) log.error(`${label} ${undoFailure}`);
-    await this.dispatch({type: 'plan-finished', planId, ok: false, error: outcome.message, addressInUse});
+    await this.dispatch(outcome.ok ? {type: 'plan-finished', planId, ok: true}
+      : {type: 'plan-finished', planId, ok: false, error: outcome.message, addressInUse: isBatonError(outcome.error, 'ADDRESS_IN_USE')});
   }
 
   async #startup(): Promise<void> {
@@ -342,17 +318,10 @@ export class Agent {
         config, clock, log, hostInfo, network, self: this.#selfLabel(),
         machine: () => this.#machine,
         participant: this.#participant,
-        requester: this.#requester,
+        requester: this.#peer.requester,
         peer: () => {
-          const last = this.#monitor.stats(clock.now()).lastBeacon;
-          return {
-            view: this.#peerNow(),
-            label: this.#peerLabel(),
-            health: last?.health,
-            boot: this.#monitor.newest()?.boot,
-            switchId: last?.switchId ?? '',
-            rejecting: this.#rejecting(),
-          };
+          const last = this.#peer.stats().lastBeacon;
+          return {view: this.#peerNow(), label: this.#peer.label(), health: last?.health, boot: this.#peer.peerBoot, switchId: last?.switchId ?? '', rejecting: this.#peer.rejecting()};
         },
         newSwitchId: () => this.#deps.newId().replaceAll(/[^A-Za-z0-9]/g, '').slice(0, 10) || 'switch',
       }, options, emit);
@@ -361,31 +330,10 @@ export class Agent {
     }
   }
 
-  async #handOver(reason: string): Promise<void> {
-    if (this.#handingOver) return;
-    this.#handingOver = true;
-    try {
-      await runHealthHandover({
-        clock: this.#deps.clock, log: this.#deps.log, peerRole: this.#peerRole, signal: this.#abort.signal,
-        machine: () => this.#machine,
-        peerHealth: () => this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.health ?? 'unknown',
-        switchover: () => this.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined}, () => undefined),
-      }, reason);
-    } finally {
-      this.#handingOver = false;
-    }
-  }
-
   /** The peer as its last beacon showed it, alive as of now (the machine's view learns of a death later). */
   #peerNow(): PeerView | undefined {
     const peer = this.#machine.peer;
-    return peer === undefined ? undefined : {...peer, alive: this.#monitor.isAlive(this.#deps.clock.now())};
-  }
-
-  /** Why the peer's datagrams are being rejected, when they are (since its last valid one). */
-  #rejecting(): string | undefined {
-    const rejected = this.#monitor.rejectedSinceValid;
-    return rejected === undefined ? undefined : describeRejectedSinceValid(rejected);
+    return peer === undefined ? undefined : {...peer, alive: this.#peer.isAlive()};
   }
 
   /** The peer's requests: its part of a switch, and the two rehearsal helpers. */
@@ -395,39 +343,32 @@ export class Agent {
         return {...await this.#resumeHere()};
       case 'drop-link': {
         const seconds = request.params['seconds'];
-        await this.#dropLink(typeof seconds === 'number' ? seconds : Number.NaN);
+        await dropLink(this.#linkDrop(), typeof seconds === 'number' ? seconds : Number.NaN);
         return {};
       }
       default:
-        return this.#participant.handle(request, this.#monitor.newest()?.boot ?? '');
+        return this.#participant.handle(request, this.#peer.peerBoot ?? '');
     }
   }
 
-  /**
-   * Rehearsal (`baton rehearse --with-failure`): the host holding the IP brings its service link down for
-   * `seconds`, as a dying host would, and up again by itself (its peer may not reach it meanwhile).
-   */
-  async failActive(seconds: number): Promise<FailResult> {
-    if (await this.#deps.network.isServing(this.#deps.config.service.ip)) {
-      await this.#dropLink(seconds);
-      return {host: this.#selfLabel(), seconds};
-    }
-    if (this.#machine.peer?.alive === true && this.#machine.peer.holdsIp) {
-      await this.#requester.request('drop-link', '', {seconds}, {deadlineMs: REQUEST_DEADLINE_MS});
-      return {host: this.#peerLabel(), seconds};
-    }
-    throw new BatonError('STEP_FAILED', 'neither host holds the service IP: there is no active host to fail');
+  /** Rehearsal (`baton rehearse --with-failure`): the host holding the IP plays a dying active host. */
+  failActive(seconds: number): Promise<FailResult> {
+    const {network, config} = this.#deps;
+    return failActive({
+      drop: this.#linkDrop(), serving: () => network.isServing(config.service.ip), self: this.#selfLabel(), peer: this.#machine.peer,
+      peerLabel: this.#peer.label(), askPeer: (s) => this.#peer.requester.request('drop-link', '', {seconds: s}, {deadlineMs: REQUEST_DEADLINE_MS}),
+    }, seconds);
   }
 
-  #dropLink(seconds: number): Promise<void> {
+  #linkDrop(): LinkDrop {
     const {network, config, clock, log} = this.#deps;
-    return dropLink({network, iface: config.service.interface, clock, log, signal: this.#abort.signal}, seconds);
+    return {network, iface: config.service.interface, clock, log, signal: this.#abort.signal};
   }
 
   /** `baton resume`: a released host becomes standby again; with `peer`, the other host. */
   async resume(peer = false): Promise<ResumeResult> {
     if (!peer) return this.#resumeHere();
-    const result = await this.#requester.request('resume', '', {}, {deadlineMs: REQUEST_DEADLINE_MS});
+    const result = await this.#peer.requester.request('resume', '', {}, {deadlineMs: REQUEST_DEADLINE_MS});
     return {state: String(result['state']), reason: String(result['reason'])};
   }
 
@@ -446,109 +387,23 @@ export class Agent {
     return {role: this.#deps.config.node, host: this.#deps.hostname};
   }
 
-  #peerLabel(): HostLabel {
-    return {role: this.#peerRole, host: this.#monitor.stats(this.#deps.clock.now()).lastBeacon?.host ?? this.#deps.config.peer.address};
-  }
-
-  async #receiveLoop(): Promise<void> {
-    const {clock, log} = this.#deps;
-    for await (const {datagram, from} of this.#deps.transport.receive()) {
-      const now = clock.now();
-      const observation = this.#monitor.observe(datagram, from, now, clock.wallNow());
-      if (!observation.ok) {
-        if (!this.#loggedRejects.has(observation.reason)) {
-          // Each kind is logged once per state change: a flood must not flood the journal too.
-          this.#loggedRejects.add(observation.reason);
-          log.warning(`(beacon) rejected from ${from}: ${observation.reason}: ${observation.detail} (further ${observation.reason} rejections are counted in status, not logged)`);
-        }
-        continue;
-      }
-      if (observation.newBoot && this.#peerWasAlive) {
-        // The peer restarted: whatever it asked of us before is void.
-        this.#requester.abandonAll('the peer restarted');
-        void this.#participant.abandon('the peer restarted');
-      }
-      if (!this.#peerWasAlive && !observation.newBoot) log.notice(`(peer) ${this.#peerRole} alive again`);
-      this.#peerWasAlive = true;
-      this.#handleMessage(observation.message, observation.newBoot, now);
-    }
-  }
-
-  #handleMessage(message: Message, newBoot: boolean, now: number): void {
-    switch (message.kind) {
-      case 'beacon': {
-        const beacon = message.beacon;
-        if (newBoot) {
-          this.#deps.log.notice(`(peer) ${beacon.node} ${beacon.host} seen: boot ${beacon.boot}, state ${beacon.state}, ${beacon.holdsIp ? 'holds' : 'does not hold'} the service IP, epoch ${beacon.epoch}`);
-        }
-        this.#recordAck(beacon, now);
-        void this.dispatch({type: 'peer-seen', beacon});
-        return;
-      }
-      case 'request':
-        this.#responder.onRequest(message.request);
-        return;
-      case 'reply':
-        this.#requester.onReply(message.reply);
-        return;
-    }
-  }
-
-  #recordAck(beacon: Beacon, now: number): void {
-    if (beacon.ack === undefined || beacon.ack.boot !== this.#bootId) return;
-    const sentAt = this.#outbox.sentAt(beacon.ack.seq);
-    if (sentAt !== undefined) this.#monitor.recordAck(sentAt, beacon.ack.heldMs, now);
-  }
-
-  async #beaconLoop(): Promise<void> {
-    const {clock, config, log} = this.#deps;
-    const interval = config.heartbeat.intervalMs;
-    let due = clock.now();
-    while (!this.#abort.signal.aborted) {
-      const lateness = clock.now() - due;
-      if (this.#lateness.record(lateness)) {
-        log.warning(`(timers) beacon tick ran ${Math.round(lateness)} ms late, more than the ${interval} ms interval: the peer may see us as dead (CPU starved, swapping, or a stopped process?)`);
-      }
-      await this.#sendBeacon();
-      due += interval;
-      // After a long stall, do not send a burst of catch-up beacons: resume the rhythm from now.
-      const now = clock.now();
-      if (due < now) due = now;
-      try {
-        await clock.sleep(due - now, this.#abort.signal);
-      } catch {
-        return;
-      }
-    }
-  }
-
   async #livenessLoop(): Promise<void> {
     const {clock, config} = this.#deps;
     while (!this.#abort.signal.aborted) {
-      this.#checkPeerLiveness();
-      const deadline = this.#monitor.deadline();
+      if (this.#peer.checkLiveness()) {
+        void this.#participant.abandon('the peer went silent').then(() => this.dispatch({type: 'peer-lost'}));
+      }
+      const deadline = this.#peer.deadline();
       // A standby whose peer has been silent for nearly dead_after_ms probes the IP ahead of the takeover.
-      if (this.#peerWasAlive && deadline !== undefined && this.#machine.name === 'standby' && this.#machine.plan === undefined) {
+      if (this.#peer.wasAlive && deadline !== undefined && this.#machine.name === 'standby' && this.#machine.plan === undefined) {
         this.#preprobe.maybeStart(deadline);
       }
-      // Wake at the next moment that matters (the pre-probe, the dead timer), else once an interval.
-      const now = clock.now();
-      const next = deadline === undefined || !this.#peerWasAlive ? config.heartbeat.intervalMs
-        : [deadline - this.#preprobe.leadMs, deadline].map((at) => at - now).filter((ms) => ms > 0).sort((a, b) => a - b)[0] ?? config.heartbeat.intervalMs;
+      const next = deadline === undefined || !this.#peer.wasAlive ? undefined : this.#preprobe.dueInMs(deadline);
       try {
-        await clock.sleep(Math.max(LIVENESS_MIN_SLEEP_MS, Math.min(next, config.heartbeat.intervalMs)), this.#abort.signal);
+        await clock.sleep(Math.max(LIVENESS_MIN_SLEEP_MS, Math.min(next ?? Infinity, config.heartbeat.intervalMs)), this.#abort.signal);
       } catch {
         return;
       }
-    }
-  }
-
-  #checkPeerLiveness(): void {
-    const now = this.#deps.clock.now();
-    if (this.#peerWasAlive && !this.#monitor.isAlive(now)) {
-      this.#peerWasAlive = false;
-      this.#deps.log.warning(`(peer) lost: no valid beacon for ${this.#deps.config.heartbeat.deadAfterMs} ms`);
-      void this.#participant.abandon('the peer went silent').then(() => this.dispatch({type: 'peer-lost'}));
     }
   }
 
@@ -563,7 +418,7 @@ export class Agent {
       if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp: this.#observedHoldsIp});
       const now = this.#deps.clock.now();
       // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
-      if (!this.#monitor.isAlive(now) && now - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {
+      if (!this.#peer.isAlive() && now - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {
         void this.dispatch({type: 'peer-still-silent'});
       }
     }
@@ -582,20 +437,14 @@ export class Agent {
     }
   }
 
-  async #sendBeacon(): Promise<void> {
-    const newest = this.#monitor.newest();
-    try {
-      await this.#outbox.beacon({
-        host: this.#deps.hostname,
-        state: this.#machine.name,
-        epoch: this.#machine.epoch,
-        holdsIp: this.#observedHoldsIp,
-        health: this.#machine.health,
-        switchId: this.#participant.current?.id ?? '',
-        ack: newest === undefined ? undefined : {boot: newest.boot, seq: newest.seq, heldMs: Math.round(this.#deps.clock.now() - newest.at)},
-      });
-    } catch (error) {
-      this.#deps.log.debug(`(beacon) send failed: ${describeError(error)}`);
-    }
+  #sendBeacon(): Promise<void> {
+    return this.#peer.sendBeacon({
+      host: this.#deps.hostname,
+      state: this.#machine.name,
+      epoch: this.#machine.epoch,
+      holdsIp: this.#observedHoldsIp,
+      health: this.#machine.health,
+      switchId: this.#participant.current?.id ?? '',
+    });
   }
 }

@@ -23,7 +23,25 @@ export interface HandoverDeps {
   readonly switchover: () => Promise<SwitchResult>;
 }
 
-export async function runHealthHandover(deps: HandoverDeps, reason: string): Promise<void> {
+/** Runs one handover loop at a time: a second failing flip while one runs adds nothing. */
+export class HealthHandover {
+  readonly #deps: HandoverDeps;
+  #running = false;
+
+  constructor(deps: HandoverDeps) {
+    this.#deps = deps;
+  }
+
+  start(reason: string): void {
+    if (this.#running) return;
+    this.#running = true;
+    void runHealthHandover(this.#deps, reason).finally(() => {
+      this.#running = false;
+    });
+  }
+}
+
+async function runHealthHandover(deps: HandoverDeps, reason: string): Promise<void> {
   const {clock, log, peerRole, signal} = deps;
   while (deps.machine().health === 'failing' && deps.machine().name === 'active' && !signal.aborted) {
     const peer = deps.machine().peer;

@@ -34,6 +34,12 @@ export class PreProbe {
     return this.#leadMs;
   }
 
+  /** How long until the next moment that matters (the probe's start, the dead timer), if one is ahead. */
+  dueInMs(deadline: number): number | undefined {
+    const now = this.#clock.now();
+    return [deadline - this.#leadMs, deadline].map((at) => at - now).filter((ms) => ms > 0).sort((a, b) => a - b)[0];
+  }
+
   /** Starts the probe when the dead timer (`deadline`) is within the lead, once per silence. */
   maybeStart(deadline: number): void {
     const now = this.#clock.now();

@@ -1,9 +1,11 @@
 // Rehearsal aids (`baton rehearse --with-failure`): the host holding the IP plays a dying active host by
 // bringing its service link down for a while, and up again by itself (its peer may not reach it meanwhile).
 
+import type {FailResult, HostLabel} from './control-protocol.js';
 import {BatonError} from './errors.js';
 import type {Logger} from './log.js';
 import type {Clock, NetworkDriver} from './ports.js';
+import type {PeerView} from './state-machine.js';
 
 // A rehearsal's link drop lasts at most this long; the host brings its link back by itself after it.
 export const MAX_DROP_S = 300;
@@ -29,4 +31,28 @@ export async function dropLink(drop: LinkDrop, seconds: number): Promise<void> {
     await network.setLink(iface, true);
     log.notice(`(rehearsal) ${iface} up again`);
   }, () => undefined);
+}
+
+export interface FailActiveDeps {
+  readonly drop: LinkDrop;
+  /** Whether this host serves the IP now. */
+  readonly serving: () => Promise<boolean>;
+  readonly self: HostLabel;
+  readonly peer: PeerView | undefined;
+  readonly peerLabel: HostLabel;
+  /** Asks the peer to drop its own link (the drop-link peer request). */
+  readonly askPeer: (seconds: number) => Promise<unknown>;
+}
+
+/** The host holding the IP, this one or the peer, drops its service link for `seconds`. */
+export async function failActive(deps: FailActiveDeps, seconds: number): Promise<FailResult> {
+  if (await deps.serving()) {
+    await dropLink(deps.drop, seconds);
+    return {host: deps.self, seconds};
+  }
+  if (deps.peer?.alive === true && deps.peer.holdsIp) {
+    await deps.askPeer(seconds);
+    return {host: deps.peerLabel, seconds};
+  }
+  throw new BatonError('STEP_FAILED', 'neither host holds the service IP: there is no active host to fail');
 }

@@ -1,6 +1,9 @@
 // Lateness of the agent's own timers: how much later than planned a periodic tick ran. A tick late by more
 // than a heartbeat interval means beacons went out late, the most common cause of false failovers.
 
+import type {Logger} from './log.js';
+import type {Clock} from './ports.js';
+
 // p99 over the last LATENESS_WINDOW ticks: at 200 ms intervals, the last 200 s.
 const LATENESS_WINDOW = 1000;
 
@@ -12,6 +15,10 @@ export class LatenessTracker {
 
   constructor(intervalMs: number) {
     this.#intervalMs = intervalMs;
+  }
+
+  get intervalMs(): number {
+    return this.#intervalMs;
   }
 
   /** Records one tick's lateness; returns true when it was late by more than an interval (worth a warning). */
@@ -40,4 +47,29 @@ export function percentile(sorted: readonly number[], p: number): number {
 
 function round1(value: number): number {
   return Math.round(value * 10) / 10;
+}
+
+/**
+ * Calls `tick` every `intervalMs` until `signal` aborts, recording how late each tick ran and warning when it was
+ * later than an interval. After a long stall it does not send a burst of catch-up ticks: the rhythm resumes from
+ * now.
+ */
+export async function runTicks(clock: Clock, lateness: LatenessTracker, log: Logger, signal: AbortSignal, tick: () => Promise<void>): Promise<void> {
+  const interval = lateness.intervalMs;
+  let due = clock.now();
+  while (!signal.aborted) {
+    const late = clock.now() - due;
+    if (lateness.record(late)) {
+      log.warning(`(timers) beacon tick ran ${Math.round(late)} ms late, more than the ${interval} ms interval: the peer may see us as dead (CPU starved, swapping, or a stopped process?)`);
+    }
+    await tick();
+    due += interval;
+    const now = clock.now();
+    if (due < now) due = now;
+    try {
+      await clock.sleep(due - now, signal);
+    } catch {
+      return;
+    }
+  }
 }

@@ -3,6 +3,7 @@
 // what that means for the host's state.
 
 import {BatonError, describeError, isBatonError} from '../errors.js';
+import type {Logger} from '../log.js';
 import type {Clock} from '../ports.js';
 import type {ServiceMode} from '../config.js';
 import type {StepName} from './plans.js';
@@ -97,6 +98,20 @@ export async function runPlan(steps: readonly StepName[], run: StepRun, journal?
     }
   }
   return {ok: true, steps: done, ms: Math.round(clock.now() - started)};
+}
+
+/** The outcome in the log: each step done, the failure, and what was undone. */
+export function logPlanOutcome(log: Logger, label: string, outcome: PlanOutcome): void {
+  for (const done of outcome.steps) log.info(`${label} ${done.step} ok ${done.ms}ms`);
+  if (outcome.ok) {
+    log.info(`${label} done in ${outcome.ms}ms`);
+    return;
+  }
+  // An IP that keeps answering is probed every second: that is logged once, by the state change, not here.
+  if (isBatonError(outcome.error, 'ADDRESS_IN_USE')) log.debug(`${label} ${outcome.message}`);
+  else log.error(`${label} ${outcome.failed} failed after ${outcome.ms}ms: ${describeError(outcome.error)}`);
+  for (const undone of outcome.undone) log.notice(`${label} undid ${undone}`);
+  for (const undoFailure of outcome.undoFailures) log.error(`${label} ${undoFailure}`);
 }
 
 /** The error with the step's name in front, its code and cause kept. */

@@ -1,0 +1,172 @@
+// The channel to the peer: what arrives (judged by the monitor, then beacons, requests and replies routed), what
+// leaves (beacons, requests, replies through the outbox), and what this host knows of the peer from it.
+
+import type {Beacon, JsonObject, Message, PeerRequest, RejectReason} from '../beacon-codec.js';
+import type {Config} from '../config.js';
+import type {HostLabel} from '../control-protocol.js';
+import {describeError} from '../errors.js';
+import type {Logger} from '../log.js';
+import {describeRejectedSinceValid, PeerMonitor, type PeerStats} from '../peer-monitor.js';
+import {PeerRequester, PeerResponder} from '../peer-requests.js';
+import type {BeaconTransport, Clock, Role} from '../ports.js';
+import {Outbox} from './outbox.js';
+
+// Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
+const REQUEST_RETRY_MS = 100;
+
+export interface PeerLinkDeps {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly transport: BeaconTransport;
+  readonly log: Logger;
+  readonly newId: () => string;
+  readonly bootId: string;
+  /** Answers one of the peer's requests (its reply carries the result or the error). */
+  readonly answer: (request: PeerRequest) => Promise<JsonObject>;
+  /** A valid beacon arrived; `newBoot` when it is the first of a new peer agent. */
+  readonly onBeacon: (beacon: Beacon, newBoot: boolean) => void;
+  /** The peer's agent restarted: whatever it asked of us before is void. */
+  readonly onPeerRestarted: () => void;
+}
+
+export class PeerLink {
+  readonly requester: PeerRequester;
+  readonly peerRole: Role;
+  readonly #deps: PeerLinkDeps;
+  readonly #monitor: PeerMonitor;
+  readonly #outbox: Outbox;
+  readonly #responder: PeerResponder;
+  readonly #loggedRejects = new Set<RejectReason>();
+  #wasAlive = false;
+
+  constructor(deps: PeerLinkDeps) {
+    const {config, clock} = deps;
+    this.#deps = deps;
+    this.peerRole = config.node === 'primary' ? 'backup' : 'primary';
+    this.#monitor = new PeerMonitor({
+      pair: config.pair,
+      peerRole: this.peerRole,
+      peerAddress: config.peer.address,
+      selfBoot: deps.bootId,
+      keyring: config.keyring,
+      deadAfterMs: config.heartbeat.deadAfterMs,
+      maxClockSkewMs: config.heartbeat.maxClockSkewMs,
+    });
+    this.#outbox = new Outbox(config, clock, deps.transport, deps.bootId);
+    this.requester = new PeerRequester((request) => this.#outbox.request(request, this.peerBoot ?? ''), clock, deps.newId,
+      Math.min(REQUEST_RETRY_MS, config.heartbeat.intervalMs));
+    this.#responder = new PeerResponder(deps.answer, (reply) => this.#outbox.reply(reply));
+  }
+
+  /** Datagrams sent since start. */
+  get sent(): number {
+    return this.#outbox.sent;
+  }
+
+  /** The boot id of the newest peer agent heard, if any. */
+  get peerBoot(): string | undefined {
+    return this.#monitor.newest()?.boot;
+  }
+
+  /** Whether the peer was alive when last looked at (by a beacon, or by checkLiveness). */
+  get wasAlive(): boolean {
+    return this.#wasAlive;
+  }
+
+  stats(): PeerStats {
+    return this.#monitor.stats(this.#deps.clock.now());
+  }
+
+  isAlive(): boolean {
+    return this.#monitor.isAlive(this.#deps.clock.now());
+  }
+
+  /** When the peer is dead unless a valid beacon arrives first. */
+  deadline(): number | undefined {
+    return this.#monitor.deadline();
+  }
+
+  /** The peer as its last beacon named it. */
+  label(): HostLabel {
+    return {role: this.peerRole, host: this.stats().lastBeacon?.host ?? this.#deps.config.peer.address};
+  }
+
+  /** Why the peer's datagrams are being rejected, when they are (since its last valid one). */
+  rejecting(): string | undefined {
+    const rejected = this.#monitor.rejectedSinceValid;
+    return rejected === undefined ? undefined : describeRejectedSinceValid(rejected);
+  }
+
+  /** A new state: each kind of rejection is logged once more. */
+  stateChanged(): void {
+    this.#loggedRejects.clear();
+  }
+
+  /** True once, when the peer that was alive has gone silent for dead_after_ms. */
+  checkLiveness(): boolean {
+    if (!this.#wasAlive || this.isAlive()) return false;
+    this.#wasAlive = false;
+    this.#deps.log.warning(`(peer) lost: no valid beacon for ${this.#deps.config.heartbeat.deadAfterMs} ms`);
+    return true;
+  }
+
+  /** Sends a beacon with an ack of the peer's newest datagram; a failed send is logged, not thrown. */
+  async sendBeacon(body: Omit<Beacon, 'pair' | 'node' | 'boot' | 'seq' | 'sentAt' | 'ack'>): Promise<void> {
+    const newest = this.#monitor.newest();
+    try {
+      await this.#outbox.beacon({
+        ...body,
+        ack: newest === undefined ? undefined : {boot: newest.boot, seq: newest.seq, heldMs: Math.round(this.#deps.clock.now() - newest.at)},
+      });
+    } catch (error) {
+      this.#deps.log.debug(`(beacon) send failed: ${describeError(error)}`);
+    }
+  }
+
+  /** Reads datagrams until the transport closes. */
+  async receive(): Promise<void> {
+    const {clock, log, transport} = this.#deps;
+    for await (const {datagram, from} of transport.receive()) {
+      const now = clock.now();
+      const observation = this.#monitor.observe(datagram, from, now, clock.wallNow());
+      if (!observation.ok) {
+        if (!this.#loggedRejects.has(observation.reason)) {
+          // Each kind is logged once per state change: a flood must not flood the journal too.
+          this.#loggedRejects.add(observation.reason);
+          log.warning(`(beacon) rejected from ${from}: ${observation.reason}: ${observation.detail} (further ${observation.reason} rejections are counted in status, not logged)`);
+        }
+        continue;
+      }
+      if (observation.newBoot && this.#wasAlive) {
+        this.requester.abandonAll('the peer restarted');
+        this.#deps.onPeerRestarted();
+      }
+      if (!this.#wasAlive && !observation.newBoot) log.notice(`(peer) ${this.peerRole} alive again`);
+      this.#wasAlive = true;
+      this.#route(observation.message, observation.newBoot, now);
+    }
+  }
+
+  #route(message: Message, newBoot: boolean, now: number): void {
+    switch (message.kind) {
+      case 'beacon': {
+        const beacon = message.beacon;
+        if (newBoot) {
+          this.#deps.log.notice(`(peer) ${beacon.node} ${beacon.host} seen: boot ${beacon.boot}, state ${beacon.state}, ${beacon.holdsIp ? 'holds' : 'does not hold'} the service IP, epoch ${beacon.epoch}`);
+        }
+        if (beacon.ack !== undefined && beacon.ack.boot === this.#deps.bootId) {
+          const sentAt = this.#outbox.sentAt(beacon.ack.seq);
+          if (sentAt !== undefined) this.#monitor.recordAck(sentAt, beacon.ack.heldMs, now);
+        }
+        this.#deps.onBeacon(beacon, newBoot);
+        return;
+      }
+      case 'request':
+        this.#responder.onRequest(message.request);
+        return;
+      case 'reply':
+        this.requester.onReply(message.reply);
+        return;
+    }
+  }
+}
