@@ -1,12 +1,12 @@
 // The agent's event loop: beacons out and in, timers, control requests → step() → effects run here.
 
-import {encodeMessage, type Beacon, type Envelope, type JsonObject, type Message, type PeerRequest, type RejectReason} from './beacon-codec.js';
+import {encodeMessage, type Beacon, type Envelope, type JsonObject, type Message, type PeerRequest, type RejectReason} from './peer/beacon-codec.js';
 import type {Config, OnStop} from './config.js';
 import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
-import {describeRejectedSinceValid, PeerMonitor} from './peer-monitor.js';
-import {PeerRequester, PeerResponder, type OutgoingReply, type OutgoingRequest} from './peer-requests.js';
+import {describeRejectedSinceValid, PeerMonitor} from './peer/peer-monitor.js';
+import {PeerRequester, PeerResponder, type OutgoingReply, type OutgoingRequest} from './peer/peer-requests.js';
 import type {
   AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, Role, StateStore,
 } from './ports.js';

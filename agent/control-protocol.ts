@@ -2,7 +2,7 @@
 // The only agent/ file that cli/ imports. One request per connection; the agent answers with one line
 // (later: progress lines first), then closes.
 
-import type {AgentStateName, Health, RejectReason} from './beacon-codec.js';
+import type {AgentStateName, Health, RejectReason} from './peer/beacon-codec.js';
 import type {ErrorCode} from './errors.js';
 import type {Role} from './ports.js';
 

@@ -20,7 +20,7 @@
 // Decisions are made on observations only: `probed` carries what the interface and an ARP probe showed,
 // `peer-seen` what the peer's authenticated beacon reported about itself.
 
-import type {AgentStateName, Beacon, Health} from './beacon-codec.js';
+import type {AgentStateName, Beacon, Health} from './peer/beacon-codec.js';
 import {assertNever} from './errors.js';
 import type {Role} from './ports.js';
 

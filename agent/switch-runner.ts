@@ -2,12 +2,12 @@
 // local coordinator and for the peer's requests alike, writing the journal before each step; runSwitchover
 // coordinates both hosts from the one the operator asked, streams progress, and rolls back on any failure.
 
-import type {JsonObject, PeerRequest} from './beacon-codec.js';
+import type {JsonObject, PeerRequest} from './peer/beacon-codec.js';
 import type {Config} from './config.js';
 import type {DryRunStep, HostLabel, SwitchProgress, SwitchResult, SwitchoverOptions} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
-import type {PeerRequester} from './peer-requests.js';
+import type {PeerRequester} from './peer/peer-requests.js';
 import type {PeerView} from './state-machine.js';
 import {assertPreflight, comparePreflight, encodeHostInfo, formatPreflight, parseHostInfo} from './preflight.js';
 import type {AccessLogWatcher, Clock, HostInfoSource, JournalStore, NetworkDriver, SwitchJournal} from './ports.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import type {Beacon} from '../../agent/beacon-codec.js';
+import type {Beacon} from '../../agent/peer/beacon-codec.js';
 import {initialState, PLAN_STEPS, step, winsConflict, type AgentEvent, type MachineState} from '../../agent/state-machine.js';
 
 function peerBeacon(overrides: Partial<Beacon> = {}): Beacon {

@@ -2,8 +2,8 @@
 // the responder does each request id once and answers every retry with the same reply.
 
 import type {JsonObject, PeerReply, PeerRequest, RequestOp} from './beacon-codec.js';
-import {BatonError, type ErrorCode} from './errors.js';
-import type {Clock} from './ports.js';
+import {BatonError, type ErrorCode} from '../errors.js';
+import type {Clock} from '../ports.js';
 
 /** A request as the requester builds it; the agent adds the envelope (pair, node, boot, seq, sentAt). */
 export interface OutgoingRequest {
