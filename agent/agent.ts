@@ -8,9 +8,9 @@ import type {Logger} from './log.js';
 import {describeRejectedSinceValid, PeerMonitor} from './peer/peer-monitor.js';
 import {PeerRequester, PeerResponder, type OutgoingReply, type OutgoingRequest} from './peer/peer-requests.js';
 import type {
-  AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, Role, StateStore,
+  AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, StateStore,
 } from './ports.js';
-import {ADDRESS_STILL_ANSWERS, initialState, step, type AgentEvent, type Effect, type MachineState, type PlanName, type StepName} from './state-machine.js';
+import {ADDRESS_STILL_ANSWERS, initialState, step, type AgentEvent, type Effect, type MachineState, type PlanName, type Role, type StepName} from './state-machine.js';
 import {runSwitchover, SwitchParticipant, type SwitchDeps} from './switch-runner.js';
 import {isServing} from './switch-steps.js';
 import {recoverInterruptedSwitch} from './recovery.js';

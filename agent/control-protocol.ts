@@ -2,9 +2,9 @@
 // The only agent/ file that cli/ imports. One request per connection; the agent answers with one line
 // (later: progress lines first), then closes.
 
-import type {AgentStateName, Health, RejectReason} from './peer/beacon-codec.js';
+import type {RejectReason} from './peer/beacon-codec.js';
 import type {ErrorCode} from './errors.js';
-import type {Role} from './ports.js';
+import type {AgentStateName, Health, Role} from './state-machine.js';
 
 // A request is a few hundred bytes; anything far larger is a client bug or an attack and is refused.
 export const MAX_REQUEST_BYTES = 64 * 1024;

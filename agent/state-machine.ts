@@ -20,9 +20,16 @@
 // Decisions are made on observations only: `probed` carries what the interface and an ARP probe showed,
 // `peer-seen` what the peer's authenticated beacon reported about itself.
 
-import type {AgentStateName, Beacon, Health} from './peer/beacon-codec.js';
 import {assertNever} from './errors.js';
-import type {Role} from './ports.js';
+import type {Beacon} from './peer/beacon-codec.js';
+
+/** What a host is configured to be (config `node:`); never to be confused with its state. */
+export type Role = 'primary' | 'backup';
+/** The states of the diagram above; beacons carry them, so they are wire values too. */
+export type AgentStateName = 'starting' | 'active' | 'standby' | 'released' | 'fault' | 'switching' | 'stopping';
+export const AGENT_STATE_NAMES: readonly AgentStateName[] = ['starting', 'active', 'standby', 'released', 'fault', 'switching', 'stopping'];
+/** This host's health checks, as the last flip left them (see health.ts). */
+export type Health = 'ok' | 'failing';
 
 /** Stable kebab-case step ids, the same in plans, journal, logs, CLI and docs. */
 export type StepName = 'probe-address' | 'assign-ip' | 'announce' | 'release-ip';

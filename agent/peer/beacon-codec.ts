@@ -19,7 +19,7 @@
 
 import {createHmac, timingSafeEqual} from 'node:crypto';
 import type {Key, Keyring} from '../config.js';
-import type {Role} from '../ports.js';
+import {AGENT_STATE_NAMES, type AgentStateName, type Health, type Role} from '../state-machine.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAGIC_0 = 0x42;
@@ -34,11 +34,6 @@ export const MAX_BODY_BYTES = MAX_DATAGRAM_BYTES - HEADER_BYTES - MAC_BYTES;
 export type MessageKind = 'beacon' | 'request' | 'reply';
 const KIND_CODE: Record<MessageKind, number> = {beacon: 1, request: 2, reply: 3};
 const KIND_BY_CODE: ReadonlyMap<number, MessageKind> = new Map(Object.entries(KIND_CODE).map(([kind, code]) => [code, kind as MessageKind]));
-
-export type AgentStateName = 'starting' | 'active' | 'standby' | 'released' | 'fault' | 'switching' | 'stopping';
-export const AGENT_STATE_NAMES: readonly AgentStateName[] = ['starting', 'active', 'standby', 'released', 'fault', 'switching', 'stopping'];
-
-export type Health = 'ok' | 'failing';
 
 /** Acknowledges the newest beacon received from the other side, so the sender can measure round-trip time. */
 export interface BeaconAck {

@@ -4,7 +4,7 @@
 
 import {decodeDatagram, envelopeOf, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
 import type {Keyring} from '../config.js';
-import type {Role} from '../ports.js';
+import type {Role} from '../state-machine.js';
 
 export interface PeerMonitorOptions {
   readonly pair: string;
