@@ -6,6 +6,7 @@ import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOption
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
 import {describeRejectedSinceValid, PeerMonitor} from './peer/peer-monitor.js';
+import {decodePeerParams} from './peer/peer-protocol.js';
 import {PeerRequester, PeerResponder, type OutgoingReply, type OutgoingRequest} from './peer/peer-requests.js';
 import type {
   AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, StateStore,
@@ -63,8 +64,6 @@ const PROBE_FRESH_MS = 250;
 // A failed health handover is tried again this long after: long enough not to flap, short against an outage
 // of a sick host's service.
 const HANDOVER_RETRY_MS = 30_000;
-// A rehearsal's link drop lasts at most this long; the host brings its link back by itself after it.
-const MAX_DROP_S = 300;
 // Rehearsal requests to the peer: a few retries on a healthy link.
 const REQUEST_DEADLINE_MS = 5000;
 const STOPPING_REPEATS = 2;
@@ -498,10 +497,7 @@ export class Agent {
       case 'resume':
         return {...await this.#resumeHere()};
       case 'drop-link': {
-        const seconds = request.params['seconds'];
-        if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > MAX_DROP_S) {
-          throw new BatonError('BAD_REQUEST', `drop-link: seconds must be an integer 1..${MAX_DROP_S}`);
-        }
+        const {seconds} = decodePeerParams('drop-link', request.params);
         await this.#dropLink(seconds);
         return {};
       }

@@ -7,12 +7,13 @@ import type {Config} from './config.js';
 import type {DryRunStep, HostLabel, SwitchProgress, SwitchResult, SwitchoverOptions} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
+import {decodePeerParams, type PeerOp, type PeerParams} from './peer/peer-protocol.js';
 import type {PeerRequester} from './peer/peer-requests.js';
 import type {PeerView} from './state-machine.js';
 import {assertPreflight, comparePreflight, encodeHostInfo, formatPreflight, parseHostInfo} from './preflight.js';
 import type {AccessLogWatcher, Clock, HostInfoSource, JournalStore, NetworkDriver, SwitchJournal} from './ports.js';
 import type {AgentEvent, MachineState, SwitchOutcome} from './state-machine.js';
-import {describeStep, planRollback, SWITCH_STEP_NAMES, SWITCHOVER_PLAN, type SwitchSide, type SwitchStepName} from './switch-plan.js';
+import {describeStep, planRollback, SWITCHOVER_PLAN, type SwitchSide, type SwitchStepName} from './switch-plan.js';
 import {applyStep, isServing, takeBackIfFree, TrafficCounter, undoStep, verifyStep} from './switch-steps.js';
 
 // A network step is a few `ip` runs and at most one ARP burst: 10 s means something is stuck, not slow.
@@ -236,7 +237,6 @@ export class SwitchParticipant {
 
   /** Answers the coordinating peer's requests. */
   async handle(request: PeerRequest, peerBoot: string): Promise<JsonObject> {
-    const p = request.params;
     switch (request.op) {
       case 'host-info':
         return encodeHostInfo(await this.#deps.hostInfo.collect()) as unknown as JsonObject;
@@ -244,34 +244,29 @@ export class SwitchParticipant {
         await this.checkLog();
         return {};
       case 'plan':
-        return await this.describe(stepParam(p)) as unknown as JsonObject;
+        return await this.describe(decodePeerParams('plan', request.params).step) as unknown as JsonObject;
       case 'begin': {
-        const side = p['side'];
-        const epoch = p['epoch'];
-        if (side !== 'giver' && side !== 'taker') throw new BatonError('BAD_REQUEST', 'begin: side must be giver or taker');
-        if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new BatonError('BAD_REQUEST', 'begin: bad epoch');
+        const {side, epoch} = decodePeerParams('begin', request.params);
         await this.begin(request.switchId, side, false, peerBoot, epoch);
         return {};
       }
       case 'apply':
-        await this.apply(request.switchId, stepParam(p));
+        await this.apply(request.switchId, decodePeerParams('apply', request.params).step);
         return {};
-      case 'undo':
-        await this.undo(request.switchId, stepParam(p), p['unlessHeld'] === true);
+      case 'undo': {
+        const {step, unlessHeld} = decodePeerParams('undo', request.params);
+        await this.undo(request.switchId, step, unlessHeld);
         return {};
+      }
       case 'confirm': {
-        const needed = p['needed'];
-        const timeoutMs = p['timeoutMs'];
-        if (typeof needed !== 'number' || typeof timeoutMs !== 'number') throw new BatonError('BAD_REQUEST', 'confirm: needed and timeoutMs are numbers');
+        const {needed, timeoutMs} = decodePeerParams('confirm', request.params);
         return {count: await this.confirm(request.switchId, needed, timeoutMs)};
       }
       case 'resume':
       case 'drop-link':
         throw new BatonError('BAD_REQUEST', `${request.op} is answered by the agent, not by a switch`);
       case 'finish': {
-        const outcome = p['outcome'];
-        const reason = p['reason'];
-        if ((outcome !== 'done' && outcome !== 'rolled-back') || typeof reason !== 'string') throw new BatonError('BAD_REQUEST', 'finish: outcome and reason');
+        const {outcome, reason} = decodePeerParams('finish', request.params);
         if (this.#current?.id !== request.switchId) return {};
         await this.finish(request.switchId, outcome, reason);
         return {};
@@ -317,14 +312,6 @@ export class SwitchParticipant {
     this.#journalWrites = done.catch(() => undefined);
     return done;
   }
-}
-
-function stepParam(params: JsonObject): SwitchStepName {
-  const step = params['step'];
-  if (typeof step !== 'string' || !(SWITCH_STEP_NAMES as readonly string[]).includes(step)) {
-    throw new BatonError('BAD_REQUEST', `unknown step ${JSON.stringify(step)}`);
-  }
-  return step as SwitchStepName;
 }
 
 export interface PeerSnapshot {
@@ -390,7 +377,7 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
     const missing = missingPeer();
     if (missing !== undefined) throw new BatonError('PEER_UNREACHABLE', missing);
   };
-  const remote = async (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
+  const remote = async <Op extends PeerOp>(op: Op, switchId: string, params: PeerParams<Op>, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
     checkPeer();
     const silent = new AbortController();
     const watch = async (): Promise<never> => {
