@@ -2,7 +2,7 @@
 // effects. What each effect does lives elsewhere: plans run through plans/executor.ts, switches through
 // plans/participant.ts and plans/coordinator.ts, status is assembled in status-report.ts.
 
-import type {JsonObject, PeerRequest} from './beacon-codec.js';
+import type {JsonObject, PeerRequest} from './peer/beacon-codec.js';
 import type {Config, OnStop} from './config.js';
 import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
@@ -11,6 +11,7 @@ import {HealthHandover} from './health-handover.js';
 import type {HookRunner} from './hooks.js';
 import type {Logger} from './log.js';
 import {PeerLink} from './peer/peer-link.js';
+import {decodePeerParams} from './peer/peer-protocol.js';
 import {createAnnouncer} from './plans/announcer.js';
 import {runSwitchover} from './plans/coordinator.js';
 import {executeStep, logPlanOutcome, runPlan, type StepRun} from './plans/executor.js';
@@ -342,8 +343,8 @@ export class Agent {
       case 'resume':
         return {...await this.#resumeHere()};
       case 'drop-link': {
-        const seconds = request.params['seconds'];
-        await dropLink(this.#linkDrop(), typeof seconds === 'number' ? seconds : Number.NaN);
+        const {seconds} = decodePeerParams('drop-link', request.params);
+        await dropLink(this.#linkDrop(), seconds);
         return {};
       }
       default:

@@ -10,7 +10,8 @@ import {
   type YAMLMap, type YAMLSeq,
 } from 'yaml';
 import {assertNever, BatonError} from './errors.js';
-import type {Role, ServiceIp} from './ports.js';
+import type {ServiceIp} from './ports.js';
+import type {Role} from './state-machine.js';
 
 export type ServiceMode = 'address' | 'link';
 export type OnStop = 'keep' | 'release';

@@ -2,9 +2,10 @@
 // The only agent/ file that cli/ imports. One request per connection; the agent answers with one line
 // (later: progress lines first), then closes.
 
-import type {AgentStateName, Health, RejectReason} from './beacon-codec.js';
+import type {RejectReason} from './peer/beacon-codec.js';
 import type {ErrorCode} from './errors.js';
-import type {Role} from './ports.js';
+import {MAX_DROP_S} from './rehearsal.js';
+import type {AgentStateName, Health, Role} from './state-machine.js';
 
 // A request is a few hundred bytes; anything far larger is a client bug or an attack and is refused.
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -168,7 +169,7 @@ export function decodeRequest(line: string): ControlRequest | string {
       if (peer !== undefined && typeof peer !== 'boolean') return 'resume: peer must be a boolean';
       return {id, type, peer: peer === true};
     case 'fail-active':
-      if (!isIntIn(seconds, 1, 300)) return 'fail-active: seconds must be an integer 1..300';
+      if (!isIntIn(seconds, 1, MAX_DROP_S)) return `fail-active: seconds must be an integer 1..${MAX_DROP_S}`;
       return {id, type, seconds: seconds as number};
     case 'switchover': {
       const parsed = parseSwitchoverOptions(options);

@@ -4,8 +4,7 @@
 import type {Config, HealthCheckSpec} from './config.js';
 import {assertNever, describeError} from './errors.js';
 import type {Clock} from './ports.js';
-
-export type Health = 'ok' | 'failing';
+import type {Health} from './state-machine.js';
 
 /** One run of one check. */
 export interface HealthResult {

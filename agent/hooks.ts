@@ -1,10 +1,10 @@
 // State-change hooks: runs the configured program as `path oldState newState reason`, one call at a time and in
 // the order the changes happened, each under a timeout, without ever blocking or failing the agent.
 
-import type {AgentStateName} from './beacon-codec.js';
 import {describeError} from './errors.js';
 import type {Logger} from './log.js';
 import type {Clock, CommandRunner} from './ports.js';
+import type {AgentStateName} from './state-machine.js';
 
 export interface StateChange {
   readonly oldState: AgentStateName;

@@ -1,8 +1,6 @@
 // Boundary interfaces between baton's pure core and the outside world, and the value types they speak.
 // No execa, dgram or systeminformation type crosses these; fakes in test/fakes implement them.
 
-export type Role = 'primary' | 'backup';
-
 /** The service address with its prefix, e.g. 192.0.2.100/24. */
 export interface ServiceIp {
   readonly address: string;

@@ -19,11 +19,11 @@ export interface LinkDrop {
   readonly signal: AbortSignal;
 }
 
-/** Brings the link down now and schedules it up again after `seconds` (1..MAX_DROP_S, else BAD_REQUEST). */
+/**
+ * Brings the link down now and schedules it up again after `seconds`, which the control and peer protocols have
+ * checked to be 1..MAX_DROP_S.
+ */
 export async function dropLink(drop: LinkDrop, seconds: number): Promise<void> {
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_DROP_S) {
-    throw new BatonError('BAD_REQUEST', `drop-link: seconds must be an integer 1..${MAX_DROP_S}`);
-  }
   const {network, iface, clock, log, signal} = drop;
   await network.setLink(iface, false);
   log.warning(`(rehearsal) ${iface} down for ${seconds} s: this host plays a dying active host`);

@@ -20,10 +20,17 @@
 // Decisions are made on observations only: `probed` carries what the interface and an ARP probe showed,
 // `peer-seen` what the peer's authenticated beacon reported about itself.
 
-import type {AgentStateName, Beacon, Health} from './beacon-codec.js';
 import {assertNever} from './errors.js';
+import type {Beacon} from './peer/beacon-codec.js';
 import {LOCAL_PLANS, type LocalPlanName, type LocalStepName} from './plans/plans.js';
-import type {Role} from './ports.js';
+
+/** What a host is configured to be (config `node:`); never to be confused with its state. */
+export type Role = 'primary' | 'backup';
+/** The states of the diagram above; beacons carry them, so they are wire values too. */
+export type AgentStateName = 'starting' | 'active' | 'standby' | 'released' | 'fault' | 'switching' | 'stopping';
+export const AGENT_STATE_NAMES: readonly AgentStateName[] = ['starting', 'active', 'standby', 'released', 'fault', 'switching', 'stopping'];
+/** This host's health checks, as the last flip left them (see health.ts). */
+export type Health = 'ok' | 'failing';
 
 export type SwitchOutcome = 'done' | 'rolled-back' | 'interrupted';
 

@@ -3,7 +3,7 @@
 import type {Config} from './config.js';
 import type {StatusReport} from './control-protocol.js';
 import type {HealthSnapshot} from './health.js';
-import type {PeerStats} from './peer-monitor.js';
+import type {PeerStats} from './peer/peer-monitor.js';
 import type {MachineState} from './state-machine.js';
 
 export interface StatusParts {

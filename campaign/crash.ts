@@ -13,7 +13,7 @@ import {join} from 'node:path';
 import type {ServiceMode} from '../agent/config.js';
 import type {ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
 import {describeError} from '../agent/errors.js';
-import type {Role} from '../agent/ports.js';
+import type {Role} from '../agent/state-machine.js';
 import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab, type LabHost} from '../cli/lab/lab.js';
 import {holdersOf} from '../cli/lab/observe.js';

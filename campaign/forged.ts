@@ -9,7 +9,7 @@ import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {nanoid} from 'nanoid';
-import {encodeMessage, type PeerRequest} from '../agent/beacon-codec.js';
+import {encodeMessage, type PeerRequest} from '../agent/peer/beacon-codec.js';
 import {keyIdOf, type Key} from '../agent/config.js';
 import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab} from '../cli/lab/lab.js';

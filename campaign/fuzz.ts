@@ -3,9 +3,9 @@
 // changes what the monitor believes about the peer.
 
 import fc from 'fast-check';
-import {decodeDatagram, REJECT_REASONS} from '../agent/beacon-codec.js';
+import {decodeDatagram, REJECT_REASONS} from '../agent/peer/beacon-codec.js';
 import {keyIdOf, type Key} from '../agent/config.js';
-import {PeerMonitor} from '../agent/peer-monitor.js';
+import {PeerMonitor} from '../agent/peer/peer-monitor.js';
 import type {CampaignPart, CaseResult} from './case.js';
 import {hostileDatagrams, templates, validDatagrams} from './datagrams.js';
 

@@ -1,10 +1,10 @@
 // What this agent sends its peer: the envelope every datagram carries (sequence, boot, sent-at), signed and
 // counted, and the sent-at times of recent beacons, which turn the peer's acks into RTT samples.
 
-import {encodeMessage, type Beacon, type Envelope, type Message} from '../beacon-codec.js';
+import {encodeMessage, type Beacon, type Envelope, type Message} from './beacon-codec.js';
 import type {Config} from '../config.js';
 import type {BeaconTransport, Clock} from '../ports.js';
-import type {OutgoingReply, OutgoingRequest} from '../peer-requests.js';
+import type {OutgoingReply, OutgoingRequest} from './peer-requests.js';
 
 // Our sent-at times are kept for the last SENT_KEPT beacons to turn the peer's acks into RTT samples;
 // at 200 ms that is 13 s, far beyond any RTT worth measuring.

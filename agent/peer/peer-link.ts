@@ -1,14 +1,15 @@
 // The channel to the peer: what arrives (judged by the monitor, then beacons, requests and replies routed), what
 // leaves (beacons, requests, replies through the outbox), and what this host knows of the peer from it.
 
-import type {Beacon, JsonObject, Message, PeerRequest, RejectReason} from '../beacon-codec.js';
+import type {Beacon, JsonObject, Message, PeerRequest, RejectReason} from './beacon-codec.js';
 import type {Config} from '../config.js';
 import type {HostLabel} from '../control-protocol.js';
 import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';
-import {describeRejectedSinceValid, PeerMonitor, type PeerStats} from '../peer-monitor.js';
-import {PeerRequester, PeerResponder} from '../peer-requests.js';
-import type {BeaconTransport, Clock, Role} from '../ports.js';
+import {describeRejectedSinceValid, PeerMonitor, type PeerStats} from './peer-monitor.js';
+import {PeerRequester, PeerResponder} from './peer-requests.js';
+import type {BeaconTransport, Clock} from '../ports.js';
+import type {Role} from '../state-machine.js';
 import {Outbox} from './outbox.js';
 
 // Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.

@@ -2,12 +2,13 @@
 // host that plays its side (here through the participant, there through peer requests), the confirmation, and
 // the rollback of whatever was applied when anything fails. Streams progress; returns the outcome.
 
-import type {JsonObject, PeerRequest} from '../beacon-codec.js';
+import type {JsonObject} from '../peer/beacon-codec.js';
+import type {PeerOp, PeerParams} from '../peer/peer-protocol.js';
 import type {Config} from '../config.js';
 import {hostText, type DryRunStep, type HostLabel, type SwitchProgress, type SwitchResult, type SwitchoverOptions} from '../control-protocol.js';
 import {BatonError, describeError, isBatonError} from '../errors.js';
 import type {Logger} from '../log.js';
-import type {PeerRequester} from '../peer-requests.js';
+import type {PeerRequester} from '../peer/peer-requests.js';
 import type {Clock, HostInfoSource, NetworkDriver} from '../ports.js';
 import {assertPreflight, comparePreflight, formatPreflight, parseHostInfo} from '../preflight.js';
 import type {MachineState, PeerView} from '../state-machine.js';
@@ -93,7 +94,7 @@ export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptio
     const missing = missingPeer();
     if (missing !== undefined) throw new BatonError('PEER_UNREACHABLE', missing);
   };
-  const remote = async (op: PeerRequest['op'], switchId: string, params: JsonObject, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
+  const remote = async <Op extends PeerOp>(op: Op, switchId: string, params: PeerParams<Op>, deadlineMs = STEP_DEADLINE_MS + REMOTE_SLACK_MS): Promise<JsonObject> => {
     checkPeer();
     const silent = new AbortController();
     const watch = async (): Promise<never> => {

@@ -2,7 +2,8 @@
 // the peer's requests alike. Each step goes through the one executor; the journal is written before each step so
 // that a restart knows what this host had done.
 
-import type {JsonObject, PeerRequest} from '../beacon-codec.js';
+import type {JsonObject, PeerRequest} from '../peer/beacon-codec.js';
+import {decodePeerParams} from '../peer/peer-protocol.js';
 import type {Config} from '../config.js';
 import type {DryRunStep, HostLabel} from '../control-protocol.js';
 import {BatonError, describeError} from '../errors.js';
@@ -11,7 +12,7 @@ import type {AccessLogWatcher, Clock, HostInfoSource, JournalStore, NetworkDrive
 import {encodeHostInfo} from '../preflight.js';
 import type {AgentEvent, MachineState, PeerView, SwitchOutcome} from '../state-machine.js';
 import {executeStep, executeUndo, type StepRun} from './executor.js';
-import {isSwitchStepName, planRollback, type SwitchSide, type SwitchStepName} from './plans.js';
+import {planRollback, type SwitchSide, type SwitchStepName} from './plans.js';
 import {describeStep, STEPS} from './steps.js';
 import {takeBackIfFree} from './take-back.js';
 import {TrafficCounter} from './traffic.js';
@@ -237,7 +238,6 @@ export class SwitchParticipant {
 
   /** Answers the coordinating peer's requests. */
   async handle(request: PeerRequest, peerBoot: string): Promise<JsonObject> {
-    const p = request.params;
     switch (request.op) {
       case 'host-info':
         return encodeHostInfo(await this.#deps.hostInfo.collect()) as unknown as JsonObject;
@@ -245,34 +245,29 @@ export class SwitchParticipant {
         await this.checkLog();
         return {};
       case 'plan':
-        return await this.describe(stepParam(p)) as unknown as JsonObject;
+        return await this.describe(decodePeerParams('plan', request.params).step) as unknown as JsonObject;
       case 'begin': {
-        const side = p['side'];
-        const epoch = p['epoch'];
-        if (side !== 'giver' && side !== 'taker') throw new BatonError('BAD_REQUEST', 'begin: side must be giver or taker');
-        if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new BatonError('BAD_REQUEST', 'begin: bad epoch');
+        const {side, epoch} = decodePeerParams('begin', request.params);
         await this.begin(request.switchId, side, false, peerBoot, epoch);
         return {};
       }
       case 'apply':
-        await this.apply(request.switchId, stepParam(p));
+        await this.apply(request.switchId, decodePeerParams('apply', request.params).step);
         return {};
-      case 'undo':
-        await this.undo(request.switchId, stepParam(p), p['unlessHeld'] === true);
+      case 'undo': {
+        const {step, unlessHeld} = decodePeerParams('undo', request.params);
+        await this.undo(request.switchId, step, unlessHeld);
         return {};
+      }
       case 'confirm': {
-        const needed = p['needed'];
-        const timeoutMs = p['timeoutMs'];
-        if (typeof needed !== 'number' || typeof timeoutMs !== 'number') throw new BatonError('BAD_REQUEST', 'confirm: needed and timeoutMs are numbers');
+        const {needed, timeoutMs} = decodePeerParams('confirm', request.params);
         return {count: await this.confirm(request.switchId, needed, timeoutMs)};
       }
       case 'resume':
       case 'drop-link':
         throw new BatonError('BAD_REQUEST', `${request.op} is answered by the agent, not by a switch`);
       case 'finish': {
-        const outcome = p['outcome'];
-        const reason = p['reason'];
-        if ((outcome !== 'done' && outcome !== 'rolled-back') || typeof reason !== 'string') throw new BatonError('BAD_REQUEST', 'finish: outcome and reason');
+        const {outcome, reason} = decodePeerParams('finish', request.params);
         if (this.#current?.id !== request.switchId) return {};
         await this.finish(request.switchId, outcome, reason);
         return {};
@@ -324,10 +319,3 @@ export class SwitchParticipant {
     return done;
   }
 }
-
-function stepParam(params: JsonObject): SwitchStepName {
-  const step = params['step'];
-  if (!isSwitchStepName(step)) throw new BatonError('BAD_REQUEST', `unknown step ${JSON.stringify(step)}`);
-  return step;
-}
-

@@ -7,7 +7,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import type {FailResult, StatusReport, SwitchResult} from '../../agent/control-protocol.js';
 import {BatonError} from '../../agent/errors.js';
-import type {Role} from '../../agent/ports.js';
+import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
 import {startProber} from '../lab/probe-control.js';
 import type {DrillTarget, HostView} from './drill.js';

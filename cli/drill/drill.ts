@@ -5,7 +5,7 @@
 import {setTimeout as sleep} from 'node:timers/promises';
 import type {StatusReport, SwitchProgress, SwitchResult, SwitchoverOptions} from '../../agent/control-protocol.js';
 import {describeError} from '../../agent/errors.js';
-import type {Role} from '../../agent/ports.js';
+import type {Role} from '../../agent/state-machine.js';
 import {formatProgress} from '../format.js';
 import {summarizeProbes, type ProbeRecord} from '../lab/probe-report.js';
 import type {DrillReport, PhaseName, PhaseReport, PhaseStep} from './report.js';

@@ -4,7 +4,7 @@
 import {execa} from 'execa';
 import type {StatusReport, SwitchResult} from '../../agent/control-protocol.js';
 import {BatonError} from '../../agent/errors.js';
-import type {Role} from '../../agent/ports.js';
+import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
 import type {Lab} from '../lab/lab.js';
 import {startProber} from '../lab/probe-control.js';

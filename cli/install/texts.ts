@@ -1,7 +1,7 @@
 // Pure text of what `baton install` writes: the commented config, the unit for an install dir, the `baton` wrapper.
 
 import {stringify} from 'yaml';
-import type {Role} from '../../agent/ports.js';
+import type {Role} from '../../agent/state-machine.js';
 import {BUNDLED_NODE, CLI_ENTRY, CONFIG_FILE, CONTROL_SOCKET, INSTALL_DIR, SECRET_FILE, STATE_DIR} from './layout.js';
 
 /** The operator's answers, as given on the command line; checked by validating the text they produce. */

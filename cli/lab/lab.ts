@@ -9,7 +9,8 @@ import {fileURLToPath} from 'node:url';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError} from '../../agent/errors.js';
 import type {ServiceMode} from '../../agent/config.js';
-import type {CommandRunner, Role} from '../../agent/ports.js';
+import type {CommandRunner} from '../../agent/ports.js';
+import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
 import {
   createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, LINK_MODE_LAB_TOPOLOGY,

@@ -1,5 +1,5 @@
 import test from 'ava';
-import {encodeMessage} from '../../agent/beacon-codec.js';
+import {encodeMessage} from '../../agent/peer/beacon-codec.js';
 import {ANNOUNCE_REPEAT_MS} from '../../agent/plans/announcer.js';
 import {FakeNetworkDriver} from '../fakes/fake-network-driver.js';
 import {createFakePair} from '../fakes/fake-pair.js';

@@ -12,8 +12,9 @@ import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {createSystemHealthProbe} from '../../agent/adapters/system-health-probe.js';
 import type {HealthCheckSpec} from '../../agent/config.js';
 import {
-  type Health, HealthMonitor, type HealthResult, type HealthSettings, HealthTracker, healthCheckName,
+  HealthMonitor, type HealthResult, type HealthSettings, HealthTracker, healthCheckName,
 } from '../../agent/health.js';
+import type {Health} from '../../agent/state-machine.js';
 import {FakeClock} from '../fakes/fake-clock.js';
 import {FakeHealthProbe} from '../fakes/fake-health-probe.js';
 import {commandFailure, RecordingRunner} from '../fakes/recording-runner.js';

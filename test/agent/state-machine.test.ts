@@ -1,5 +1,5 @@
 import test from 'ava';
-import type {Beacon} from '../../agent/beacon-codec.js';
+import type {Beacon} from '../../agent/peer/beacon-codec.js';
 import {LOCAL_PLANS} from '../../agent/plans/plans.js';
 import {initialState, step, winsConflict, type AgentEvent, type MachineState} from '../../agent/state-machine.js';
 

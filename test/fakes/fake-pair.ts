@@ -3,7 +3,8 @@
 import {Agent} from '../../agent/agent.js';
 import type {Config} from '../../agent/config.js';
 import {createLogger} from '../../agent/log.js';
-import type {NetworkDriver, Role} from '../../agent/ports.js';
+import type {NetworkDriver} from '../../agent/ports.js';
+import type {Role} from '../../agent/state-machine.js';
 import {FakeAccessLog} from './fake-access-log.js';
 import {FakeClock} from './fake-clock.js';
 import {FakeHealthProbe} from './fake-health-probe.js';

@@ -1,7 +1,7 @@
 // Configs for unit tests, built directly (no file): a primary and a backup that point at each other.
 
 import {keyIdOf, type Config, type Key, type Keyring} from '../../agent/config.js';
-import type {Role} from '../../agent/ports.js';
+import type {Role} from '../../agent/state-machine.js';
 
 export const PRIMARY_ADDRESS = '192.0.2.11';
 export const BACKUP_ADDRESS = '192.0.2.12';

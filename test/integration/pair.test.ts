@@ -3,7 +3,7 @@
 
 import test from 'ava';
 import {execa} from 'execa';
-import {encodeMessage, type Beacon} from '../../agent/beacon-codec.js';
+import {encodeMessage, type Beacon} from '../../agent/peer/beacon-codec.js';
 import {keyIdOf, loadConfig} from '../../agent/config.js';
 import type {Lab, LabHost} from '../../cli/lab/lab.js';
 import {statusOf, until, useLab} from './lab-helpers.js';

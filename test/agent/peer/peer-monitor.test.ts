@@ -1,7 +1,7 @@
 import test from 'ava';
-import {encodeMessage, type Beacon} from '../../agent/beacon-codec.js';
-import {PeerMonitor} from '../../agent/peer-monitor.js';
-import {BACKUP_ADDRESS, testKey, testKeyring} from '../fakes/test-config.js';
+import {encodeMessage, type Beacon} from '../../../agent/peer/beacon-codec.js';
+import {PeerMonitor} from '../../../agent/peer/peer-monitor.js';
+import {BACKUP_ADDRESS, testKey, testKeyring} from '../../fakes/test-config.js';
 
 const WALL = Date.UTC(2026, 10, 21, 12, 0, 0);
 const key = testKey();

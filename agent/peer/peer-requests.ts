@@ -1,14 +1,15 @@
 // Request/ack between the two agents over the beacon channel: the requester retries until a reply or a deadline;
 // the responder does each request id once and answers every retry with the same reply.
 
-import type {JsonObject, PeerReply, PeerRequest, RequestOp} from './beacon-codec.js';
-import {BatonError, type ErrorCode} from './errors.js';
-import type {Clock} from './ports.js';
+import {BatonError, type ErrorCode} from '../errors.js';
+import type {Clock} from '../ports.js';
+import type {JsonObject, PeerReply, PeerRequest} from './beacon-codec.js';
+import type {PeerOp, PeerParams} from './peer-protocol.js';
 
 /** A request as the requester builds it; the agent adds the envelope (pair, node, boot, seq, sentAt). */
 export interface OutgoingRequest {
   readonly id: string;
-  readonly op: RequestOp;
+  readonly op: PeerOp;
   readonly switchId: string;
   readonly params: JsonObject;
 }
@@ -28,7 +29,7 @@ export interface RequestOptions {
 }
 
 interface Pending {
-  readonly op: RequestOp;
+  readonly op: PeerOp;
   readonly resolve: (result: JsonObject) => void;
   readonly reject: (error: BatonError) => void;
 }
@@ -56,10 +57,10 @@ export class PeerRequester {
 
   /**
    * Sends the request and resends it every retryMs until the peer replies or the deadline passes.
-   * Resolves with the reply's result; throws the peer's error as a BatonError (its code kept), or
-   * PEER_UNREACHABLE when no reply came in time.
+   * Resolves with the reply's result, the peer's word for the caller to check (see PeerOps); throws the peer's
+   * error as a BatonError (its code kept), or PEER_UNREACHABLE when no reply came in time.
    */
-  async request(op: RequestOp, switchId: string, params: JsonObject, options: RequestOptions): Promise<JsonObject> {
+  async request<Op extends PeerOp>(op: Op, switchId: string, params: PeerParams<Op>, options: RequestOptions): Promise<JsonObject> {
     const id = this.#newId();
     const outgoing: OutgoingRequest = {id, op, switchId, params};
     const stop = new AbortController();

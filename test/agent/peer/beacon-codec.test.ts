@@ -1,15 +1,15 @@
 import {createHmac} from 'node:crypto';
 import {readFileSync} from 'node:fs';
 import test from 'ava';
-import {decodeDatagram, encodeMessage, HEADER_BYTES, MAC_BYTES, MAX_DATAGRAM_BYTES, type Beacon, type RejectReason} from '../../agent/beacon-codec.js';
-import {testKey, testKeyring} from '../fakes/test-config.js';
+import {decodeDatagram, encodeMessage, HEADER_BYTES, MAC_BYTES, MAX_DATAGRAM_BYTES, type Beacon, type RejectReason} from '../../../agent/peer/beacon-codec.js';
+import {testKey, testKeyring} from '../../fakes/test-config.js';
 
 interface Vectors {
   beacon: Beacon;
   valid: Array<{name: string; hex: string}>;
   rejected: Array<{name: string; reason: RejectReason; hex: string}>;
 }
-const vectors = JSON.parse(readFileSync(new URL('../../../test/fixtures/beacon-vectors.json', import.meta.url), 'utf8')) as Vectors;
+const vectors = JSON.parse(readFileSync(new URL('../../../../test/fixtures/beacon-vectors.json', import.meta.url), 'utf8')) as Vectors;
 const key = testKey();
 const keyring = testKeyring(key);
 const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'));

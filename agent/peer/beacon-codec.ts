@@ -18,8 +18,9 @@
 // answers "is this a well-formed message signed with a key we accept".
 
 import {createHmac, timingSafeEqual} from 'node:crypto';
-import type {Key, Keyring} from './config.js';
-import type {Role} from './ports.js';
+import type {Key, Keyring} from '../config.js';
+import {AGENT_STATE_NAMES, type AgentStateName, type Health, type Role} from '../state-machine.js';
+import {PEER_OPS, type PeerOp} from './peer-protocol.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAGIC_0 = 0x42;
@@ -34,11 +35,6 @@ export const MAX_BODY_BYTES = MAX_DATAGRAM_BYTES - HEADER_BYTES - MAC_BYTES;
 export type MessageKind = 'beacon' | 'request' | 'reply';
 const KIND_CODE: Record<MessageKind, number> = {beacon: 1, request: 2, reply: 3};
 const KIND_BY_CODE: ReadonlyMap<number, MessageKind> = new Map(Object.entries(KIND_CODE).map(([kind, code]) => [code, kind as MessageKind]));
-
-export type AgentStateName = 'starting' | 'active' | 'standby' | 'released' | 'fault' | 'switching' | 'stopping';
-export const AGENT_STATE_NAMES: readonly AgentStateName[] = ['starting', 'active', 'standby', 'released', 'fault', 'switching', 'stopping'];
-
-export type Health = 'ok' | 'failing';
 
 /** Acknowledges the newest beacon received from the other side, so the sender can measure round-trip time. */
 export interface BeaconAck {
@@ -78,10 +74,6 @@ export interface Beacon extends Envelope {
 export type JsonObject = {readonly [key: string]: JsonValue};
 export type JsonValue = string | number | boolean | null | JsonObject | readonly JsonValue[];
 
-/** Operations one agent asks of the other during a planned switch (see peer-requests.ts, switch-runner.ts). */
-export type RequestOp = 'host-info' | 'check-log' | 'plan' | 'begin' | 'apply' | 'undo' | 'confirm' | 'finish' | 'resume' | 'drop-link';
-export const REQUEST_OPS: readonly RequestOp[] = ['host-info', 'check-log', 'plan', 'begin', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link'];
-
 export interface PeerRequest extends Envelope {
   /**
    * Boot id of the agent the request is for. Sequence numbers stop a replay to the agent that saw the original,
@@ -91,7 +83,8 @@ export interface PeerRequest extends Envelope {
   readonly to: string;
   /** nanoid; retries of one request carry the same id, so the receiver does the work once. */
   readonly id: string;
-  readonly op: RequestOp;
+  /** One of peer-protocol.ts's operations; its params are checked there, by the side that answers. */
+  readonly op: PeerOp;
   /** The switch the request belongs to, '' for none. */
   readonly switchId: string;
   readonly params: JsonObject;
@@ -277,10 +270,10 @@ function parseRequestFields(body: Record<string, unknown>, envelope: Envelope): 
   // Empty when the sender has not heard from the receiver yet; such a request is refused by the receiver.
   if (typeof to !== 'string' || (to !== '' && !ID_PATTERN.test(to))) return 'field to: expected a boot id or empty';
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) return 'field id: expected a request id';
-  if (typeof op !== 'string' || !(REQUEST_OPS as readonly string[]).includes(op)) return 'field op: expected a request operation';
+  if (typeof op !== 'string' || !(PEER_OPS as readonly string[]).includes(op)) return 'field op: expected a request operation';
   if (typeof switchId !== 'string' || (switchId !== '' && !ID_PATTERN.test(switchId))) return 'field switchId: expected a switch id or empty';
   if (!isJsonObject(params, 1)) return `field params: expected a JSON object nested at most ${MAX_JSON_DEPTH} deep`;
-  return {...envelope, to, id, op: op as RequestOp, switchId, params};
+  return {...envelope, to, id, op: op as PeerOp, switchId, params};
 }
 
 function parseReplyFields(body: Record<string, unknown>, envelope: Envelope): PeerReply | string {

@@ -3,7 +3,7 @@
 // nothing that is not an intact signed datagram changes the peer view.
 
 import test from 'ava';
-import {fuzzDecoder, fuzzMonitor} from '../../campaign/fuzz.js';
+import {fuzzDecoder, fuzzMonitor} from '../../../campaign/fuzz.js';
 
 // Enough runs to cover the generator's shapes many times over, few enough to keep the unit suite fast.
 const RUNS = 20_000;

@@ -1,0 +1,109 @@
+// The operations one agent asks of the other: for each, its parameters and its result, and the one decoder that
+// turns a request's JSON params into typed ones or refuses them with BAD_REQUEST.
+//
+// The beacon codec has already checked the MAC, the envelope and that params is a small JSON object; what each
+// field means, and which values are acceptable, is decided here. The requester (peer-requests.ts) sends typed
+// params; the answering side (switch-runner.ts, agent.ts) reads them only through decodePeerParams.
+
+import {BatonError} from '../errors.js';
+import type {AgentStateName} from '../state-machine.js';
+import {SWITCH_STEP_NAMES, type SwitchSide, type SwitchStepName} from '../plans/plans.js';
+import type {JsonObject} from './beacon-codec.js';
+import {MAX_DROP_S} from '../rehearsal.js';
+
+
+/** No fields: whatever a request of this op carries is ignored. */
+export type NoFields = {readonly [key: string]: never};
+
+// Type aliases, not interfaces: an object type alias is assignable to JsonObject, so params go on the wire as is.
+export type StepParams = {readonly step: SwitchStepName};
+export type BeginParams = {readonly side: SwitchSide; readonly epoch: number};
+/** unlessHeld: the giver takes the IP back only when it is free (see SwitchParticipant.undo). */
+export type UndoParams = {readonly step: SwitchStepName; readonly unlessHeld: boolean};
+export type ConfirmParams = {readonly needed: number; readonly timeoutMs: number};
+/** 'interrupted' is never asked of the peer: each host decides that alone. */
+export type FinishParams = {readonly outcome: 'done' | 'rolled-back'; readonly reason: string};
+export type DropLinkParams = {readonly seconds: number};
+
+/**
+ * Each operation, what it is sent with and what its answer carries. A result is the peer's word: the requester
+ * gets it as a JsonObject and checks what it reads (parseHostInfo, confirm's count).
+ */
+export interface PeerOps {
+  /** The host's software base and load, for preflight. Result: encodeHostInfo's object. */
+  readonly 'host-info': {readonly params: NoFields; readonly result: JsonObject};
+  /** Whether confirm-traffic can work on that host. */
+  readonly 'check-log': {readonly params: NoFields; readonly result: NoFields};
+  /** The host's commands for one step, recorded, for --dry-run. Result: a DryRunStep. */
+  readonly 'plan': {readonly params: StepParams; readonly result: JsonObject};
+  readonly 'begin': {readonly params: BeginParams; readonly result: NoFields};
+  readonly 'apply': {readonly params: StepParams; readonly result: NoFields};
+  readonly 'undo': {readonly params: UndoParams; readonly result: NoFields};
+  /** Result: the requests counted in the access log. */
+  readonly 'confirm': {readonly params: ConfirmParams; readonly result: {readonly count: number}};
+  readonly 'finish': {readonly params: FinishParams; readonly result: NoFields};
+  /** `baton resume --peer`. Result: the state the host is in now. */
+  readonly 'resume': {readonly params: NoFields; readonly result: {readonly state: AgentStateName; readonly reason: string}};
+  /** Rehearsal: the host holding the IP downs its service link for `seconds`. */
+  readonly 'drop-link': {readonly params: DropLinkParams; readonly result: NoFields};
+}
+
+export type PeerOp = keyof PeerOps;
+export type PeerParams<Op extends PeerOp> = PeerOps[Op]['params'];
+export type PeerResult<Op extends PeerOp> = PeerOps[Op]['result'];
+
+// One decoder per op, typed by op so that a new op without a decoder does not compile. The messages are the
+// ones the peer's error reply carries back to the coordinator (and the campaign's malformed-request cases).
+const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>} = {
+  'host-info': noFields,
+  'check-log': noFields,
+  'plan': (params) => ({step: decodeStep(params)}),
+  'begin': (params) => {
+    const {side, epoch} = params;
+    if (side !== 'giver' && side !== 'taker') throw new BatonError('BAD_REQUEST', 'begin: side must be giver or taker');
+    if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new BatonError('BAD_REQUEST', 'begin: bad epoch');
+    return {side, epoch};
+  },
+  'apply': (params) => ({step: decodeStep(params)}),
+  // Anything but true is false, as it always was: an older coordinator that never sends it gets a plain undo.
+  'undo': (params) => ({step: decodeStep(params), unlessHeld: params['unlessHeld'] === true}),
+  'confirm': (params) => {
+    const {needed, timeoutMs} = params;
+    if (typeof needed !== 'number' || typeof timeoutMs !== 'number') throw new BatonError('BAD_REQUEST', 'confirm: needed and timeoutMs are numbers');
+    return {needed, timeoutMs};
+  },
+  'finish': (params) => {
+    const {outcome, reason} = params;
+    if ((outcome !== 'done' && outcome !== 'rolled-back') || typeof reason !== 'string') throw new BatonError('BAD_REQUEST', 'finish: outcome and reason');
+    return {outcome, reason};
+  },
+  'resume': noFields,
+  'drop-link': (params) => {
+    const {seconds} = params;
+    if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > MAX_DROP_S) {
+      throw new BatonError('BAD_REQUEST', `drop-link: seconds must be an integer 1..${MAX_DROP_S}`);
+    }
+    return {seconds};
+  },
+};
+
+/** Every operation, in the order of PeerOps; the codec refuses a request whose op is not one of them. */
+export const PEER_OPS: readonly PeerOp[] = Object.keys(DECODERS) as PeerOp[];
+
+/** The params of a request of `op`, typed; throws BatonError BAD_REQUEST saying which field is wrong. */
+export function decodePeerParams<Op extends PeerOp>(op: Op, params: JsonObject): PeerParams<Op> {
+  const decode: (params: JsonObject) => PeerParams<Op> = DECODERS[op];
+  return decode(params);
+}
+
+function noFields(): NoFields {
+  return {};
+}
+
+function decodeStep(params: JsonObject): SwitchStepName {
+  const step = params['step'];
+  if (typeof step !== 'string' || !(SWITCH_STEP_NAMES as readonly string[]).includes(step)) {
+    throw new BatonError('BAD_REQUEST', `unknown step ${JSON.stringify(step)}`);
+  }
+  return step as SwitchStepName;
+}
