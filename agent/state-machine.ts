@@ -11,11 +11,37 @@
 //        └──probed: role backup, or the IP answers ARP, or the peer holds it──► ┌─────────┐
 //                                                                               │ standby │
 //                                                                               └─────────┘
-//   standby ──peer-lost──► (takeover plan: probe-address, assign-ip, announce) ──ok──► active
-//                               └──the IP still answers ARP──► standby ("peer silent but service IP alive")
+//   starting ──probed: released when the agent last stopped──► released
+//   starting ──probed: IP held here and by the peer, with a higher epoch there──► (release plan)
+//   starting ──probed: IP held here and by the peer, with a lower epoch there──► active (split brain: the peer releases)
+//
+//   standby ──peer-lost, then peer-still-silent each second──► (takeover plan: probe-address, take-ip, announce)
+//   standby ──peer-seen: nobody holds the IP, the peer is released, fault or stopping──► (takeover plan)
+//   standby ──peer-seen: nobody holds the IP, both standby, this host the primary──► (takeover plan)
+//       (takeover plan) ──ok──► active
+//                       └──the IP still answers ARP──► standby ("peer silent but service IP alive")
+//                       └──any other failure──► fault
+//
+//   active ──peer-seen: the peer, active, holds the IP too with a higher epoch──► (release plan)
+//   active ──peer-seen: the peer, active, holds the IP too with a lower epoch──► active (split brain: the peer releases)
+//   active (split brain) ──peer-seen: the peer let the IP go──► active, announces the IP again
+//       (release plan) ──ok──► standby
+//                      └──failed──► fault
+//
+//   active ──observed: the IP left this host, the peer holds it──► standby
+//   active ──observed: the IP left this host, nobody holds it──► (takeover plan: take it back, same epoch)
+//   standby/released ──observed: the IP is on this host──► active
+//   fault ──observed: the IP is on this host──► (release plan)
+//
+//   standby ──health-changed: failing──► fault ──health-changed: ok──► standby
+//   active ──health-changed: failing──► active, hands over (a planned switchover to a healthy standby)
+//
 //   active/standby/released ──switch-begun──► switching ──switch-ended──► active (holds the IP) |
-//                                                                         released (gave it in a done switch) | standby
+//                                                                         released (gave it in a done switch) |
+//                                                                         fault (gave it because its checks fail) |
+//                                                                         standby
 //   released ──resume-requested──► standby
+//   any state ──stop-requested──► stopping
 //
 // Decisions are made on observations only: `probed` carries what the interface and an ARP probe showed,
 // `peer-seen` what the peer's authenticated beacon reported about itself.

@@ -2,6 +2,8 @@
 
 import {readFile} from 'node:fs/promises';
 import test from 'ava';
+import {LOCAL_PLANS} from '../agent/plans/plans.js';
+import {AGENT_STATE_NAMES, type AgentEvent} from '../agent/state-machine.js';
 
 const root = new URL('../../', import.meta.url);
 
@@ -10,11 +12,29 @@ test('the state diagram in docs/states.md is the one in agent/state-machine.ts',
   const doc = await readFile(new URL('docs/states.md', root), 'utf8');
   const fromSource = source.split('\n').filter((line) => line.startsWith('//')).map((line) => line.replace(/^\/\/ ?/, ''));
   const start = fromSource.findIndex((line) => line.includes('probed: IP free, role primary'));
-  const end = fromSource.findIndex((line, i) => i > start && line.trim() === '');
-  const diagram = fromSource.slice(start, end).join('\n');
+  const end = fromSource.findIndex((line, i) => i > start && line.startsWith('Decisions are made on observations'));
+  const diagram = fromSource.slice(start, end).join('\n').trimEnd();
   const block = /```\n([\s\S]*?)\n```/.exec(doc.slice(doc.indexOf('## Transitions')))?.[1];
   t.true(diagram.length > 200, 'found the diagram in the source');
   t.is(block, diagram);
+});
+
+// Every event step() handles, as a record the compiler checks against the AgentEvent union: an event added to the
+// machine without a place in the diagram fails here. plan-finished shows as the plans' "ok" and "failed" arrows.
+const EVENTS_IN_DIAGRAM = {
+  'probed': 'probed:', 'peer-seen': 'peer-seen:', 'peer-lost': 'peer-lost', 'plan-finished': 'plan) ──ok──►',
+  'switch-begun': 'switch-begun', 'switch-ended': 'switch-ended', 'resume-requested': 'resume-requested',
+  'peer-still-silent': 'peer-still-silent', 'health-changed': 'health-changed: failing', 'observed': 'observed:',
+  'stop-requested': 'stop-requested',
+} as const satisfies Record<AgentEvent['type'], string>;
+
+test('the state diagram names every state and every event the state machine handles', async (t) => {
+  const source = await readFile(new URL('agent/state-machine.ts', root), 'utf8');
+  const diagram = source.split('\n').filter((line) => line.startsWith('//')).join('\n');
+  for (const state of AGENT_STATE_NAMES) t.true(diagram.includes(state), `state ${state} is in the diagram`);
+  for (const [event, shown] of Object.entries(EVENTS_IN_DIAGRAM)) t.true(diagram.includes(shown), `event ${event} is in the diagram as '${shown}'`);
+  for (const plan of Object.keys(LOCAL_PLANS)) t.true(diagram.includes(`(${plan} plan`), `the ${plan} plan is in the diagram`);
+  t.true(diagram.includes(`takeover plan: ${LOCAL_PLANS.takeover.join(', ')}`), 'the takeover plan shows its steps as plans.ts lists them');
 });
 
 /** Splits a shell line into words the simple way docs use: spaces, single and double quotes, no expansions. */
