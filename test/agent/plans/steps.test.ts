@@ -1,0 +1,122 @@
+// The step catalogue: each step's exact effect on the interface per mode, what verify refuses, and that undo
+// takes the step back.
+
+import test from 'ava';
+import type {ServiceMode} from '../../../agent/config.js';
+import {executeStep, executeUndo, type StepRun} from '../../../agent/plans/executor.js';
+import {LOCAL_STEP_NAMES, SWITCH_STEP_NAMES, type StepName} from '../../../agent/plans/plans.js';
+import {describeStep, STEPS} from '../../../agent/plans/steps.js';
+import {isBatonError} from '../../../agent/errors.js';
+import {FakeClock} from '../../fakes/fake-clock.js';
+import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
+import {SERVICE_IP} from '../../fakes/test-config.js';
+
+interface Host {
+  readonly network: FakeNetworkDriver;
+  readonly other: FakeNetworkDriver;
+  readonly run: StepRun;
+}
+
+function host(mode: ServiceMode, state: {holds: boolean; linkUp: boolean}): Host {
+  const segment = new FakeSegment();
+  const network = new FakeNetworkDriver('self', segment);
+  const other = new FakeNetworkDriver('other', segment);
+  if (state.holds) network.addresses.add(SERVICE_IP.address);
+  network.linkUp = state.linkUp;
+  const clock = new FakeClock();
+  return {
+    network, other,
+    run: {mode, clock, ctx: {
+      service: {ip: SERVICE_IP, interface: 'eth0', mode},
+      network,
+      announce: () => network.announce(SERVICE_IP),
+      probe: () => network.isAddressInUse(SERVICE_IP),
+    }},
+  };
+}
+
+const ip = SERVICE_IP.cidr;
+
+// Each step from the state a host is in when it runs it: what it does to the interface, and what undo does.
+// `after` is the state undo leaves when it is not the one the step started from.
+const cases: {step: StepName; mode: ServiceMode; from: {holds: boolean; linkUp: boolean}; apply: string[]; undo: string[]; after?: {holds: boolean; linkUp: boolean}}[] = [
+  {step: 'take-ip', mode: 'address', from: {holds: false, linkUp: true}, apply: [`addAddress ${ip}`], undo: [`removeAddress ${ip}`]},
+  // The link stays up without the address, as a standby's is.
+  {step: 'take-ip', mode: 'link', from: {holds: false, linkUp: false}, apply: [`addAddress ${ip}`, 'setLink eth0 up'], undo: [`removeAddress ${ip}`], after: {holds: false, linkUp: true}},
+  {step: 'release-ip', mode: 'address', from: {holds: true, linkUp: true}, apply: [`removeAddress ${ip}`], undo: [`addAddress ${ip}`]},
+  {step: 'announce', mode: 'address', from: {holds: true, linkUp: true}, apply: [`announce ${ip}`], undo: []},
+  {step: 'probe-address', mode: 'address', from: {holds: false, linkUp: true}, apply: [`isAddressInUse ${ip}`], undo: []},
+  {step: 'backup-net-down', mode: 'address', from: {holds: false, linkUp: true}, apply: [`removeAddress ${ip}`], undo: []},
+  {step: 'backup-net-down', mode: 'link', from: {holds: false, linkUp: true}, apply: ['setLink eth0 down'], undo: ['setLink eth0 up']},
+  {step: 'assign-ip', mode: 'address', from: {holds: false, linkUp: true}, apply: [], undo: []},
+  {step: 'assign-ip', mode: 'link', from: {holds: false, linkUp: false}, apply: [`addAddress ${ip}`], undo: [`removeAddress ${ip}`]},
+  {step: 'primary-net-down', mode: 'address', from: {holds: true, linkUp: true}, apply: [`removeAddress ${ip}`], undo: [`addAddress ${ip}`, `announce ${ip}`]},
+  {step: 'primary-net-down', mode: 'link', from: {holds: true, linkUp: true}, apply: ['setLink eth0 down'], undo: ['setLink eth0 up', `announce ${ip}`]},
+  {step: 'backup-net-up', mode: 'address', from: {holds: false, linkUp: true}, apply: [`addAddress ${ip}`, `announce ${ip}`], undo: [`removeAddress ${ip}`]},
+  {step: 'backup-net-up', mode: 'link', from: {holds: true, linkUp: false}, apply: ['setLink eth0 up', `announce ${ip}`], undo: ['setLink eth0 down']},
+  {step: 'confirm-traffic', mode: 'address', from: {holds: true, linkUp: true}, apply: [], undo: []},
+];
+
+for (const c of cases) {
+  test(`${c.step} in ${c.mode} mode: ${c.apply.join(', ') || 'changes nothing'}; undo: ${c.undo.join(', ') || 'nothing'}`, async (t) => {
+    const h = host(c.mode, c.from);
+    const before = {holds: h.network.addresses.has(SERVICE_IP.address), linkUp: h.network.linkUp};
+    await executeStep(c.step, h.run);
+    t.deepEqual(h.network.actions(), c.apply);
+    h.network.journal.length = 0;
+    await executeUndo(c.step, h.run);
+    t.deepEqual(h.network.actions(), c.undo);
+    if (c.undo.length > 0) t.deepEqual({holds: h.network.addresses.has(SERVICE_IP.address), linkUp: h.network.linkUp}, c.after ?? before, 'undo puts the interface back');
+  });
+}
+
+test('every step of every plan has an entry for both modes and words for --dry-run', (t) => {
+  for (const step of [...LOCAL_STEP_NAMES, ...SWITCH_STEP_NAMES]) {
+    for (const mode of ['address', 'link'] as const) {
+      t.truthy(STEPS[step][mode], `${step} ${mode}`);
+      t.true(describeStep(step, mode).length > 10, `${step} ${mode} is described`);
+    }
+  }
+  t.deepEqual(Object.keys(STEPS).sort(), [...LOCAL_STEP_NAMES, ...SWITCH_STEP_NAMES].sort(), 'the catalogue holds exactly the plans\' steps');
+});
+
+test('verify refuses what it does not observe, naming the step and what it found', async (t) => {
+  const h = host('address', {holds: true, linkUp: true});
+  // The address comes back at once (another process re-adds it): primary-net-down must not pass.
+  const removeAddress = h.network.removeAddress.bind(h.network);
+  h.network.removeAddress = async (address) => {
+    await removeAddress(address);
+    h.network.addresses.add(SERVICE_IP.address);
+  };
+  const error = await t.throwsAsync(executeStep('primary-net-down', h.run));
+  t.true(isBatonError(error, 'STEP_FAILED'));
+  t.is(error?.message, `primary-net-down: ${ip} is still on eth0`);
+});
+
+test('take-ip on a downed interface fails its verify: the address is there but nobody is served', async (t) => {
+  const h = host('address', {holds: false, linkUp: false});
+  const error = await t.throwsAsync(executeStep('take-ip', h.run));
+  t.is(error?.message, `take-ip: ${ip} is not up on eth0 after adding it`);
+});
+
+test('probe-address refuses with ADDRESS_IN_USE when another host answers for the IP', async (t) => {
+  const h = host('address', {holds: false, linkUp: true});
+  h.other.addresses.add(SERVICE_IP.address);
+  const error = await t.throwsAsync(executeStep('probe-address', h.run));
+  t.true(isBatonError(error, 'ADDRESS_IN_USE'));
+  t.regex(error?.message ?? '', /peer silent but service IP alive: 192\.0\.2\.100 answered an ARP probe/);
+});
+
+test('assign-ip in address mode refuses a downed service interface', async (t) => {
+  const h = host('address', {holds: false, linkUp: false});
+  const error = await t.throwsAsync(executeStep('assign-ip', h.run));
+  t.is(error?.message, 'assign-ip: eth0 is down: the service IP could not be brought up on it');
+});
+
+test('an undo that cannot be verified says "undo <step>"', async (t) => {
+  const h = host('link', {holds: false, linkUp: true});
+  await executeStep('backup-net-down', h.run);
+  h.network.setLink = async () => undefined; // the link refuses to come up
+  const error = await t.throwsAsync(executeUndo('backup-net-down', h.run));
+  t.is(error?.message, 'undo backup-net-down: eth0 is not up');
+});
