@@ -18,12 +18,13 @@ import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab, type LabHost} from '../cli/lab/lab.js';
 import {holdersOf} from '../cli/lab/observe.js';
 import {startProber} from '../cli/lab/probe-control.js';
+import {SWITCH_STEP_NAMES, type SwitchStepName} from '../agent/plans/plans.js';
 import type {CampaignPart, CaseResult} from './case.js';
 import {checkJournals, checkOneHolder, describeSwitch, pairStatus, SWITCH_DEFAULTS, withCampaignLab} from './lab.js';
 
 type Direction = 'switchover' | 'switchback';
 /** Where the kill lands: in the pause after one of the four steps, or while the taker counts requests. */
-type CrashPoint = 'backup-net-down' | 'assign-ip' | 'primary-net-down' | 'backup-net-up' | 'confirm-traffic';
+type CrashPoint = SwitchStepName;
 type Victim = Role | 'both';
 
 interface CrashCase {
@@ -38,7 +39,7 @@ interface CrashCase {
 const MODES: readonly ServiceMode[] = ['address', 'link'];
 const ASKED_OF: readonly Role[] = ['primary', 'backup'];
 const DIRECTIONS: readonly Direction[] = ['switchover', 'switchback'];
-const POINTS: readonly CrashPoint[] = ['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up', 'confirm-traffic'];
+const POINTS: readonly CrashPoint[] = SWITCH_STEP_NAMES;
 const VICTIMS: readonly Victim[] = ['backup', 'primary', 'both'];
 
 /**
