@@ -1,7 +1,7 @@
 // The agent's event loop: beacons out and in, timers, control requests → step() → effects run here.
 
 import {encodeMessage, type Beacon, type Envelope, type JsonObject, type Message, type PeerRequest, type RejectReason} from './beacon-codec.js';
-import type {Config, OnStop} from './config.js';
+import type {Config, OnStop} from './config/schema.js';
 import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';

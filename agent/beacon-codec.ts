@@ -18,7 +18,7 @@
 // answers "is this a well-formed message signed with a key we accept".
 
 import {createHmac, timingSafeEqual} from 'node:crypto';
-import type {Key, Keyring} from './config.js';
+import type {Key, Keyring} from './config/secret-files.js';
 import type {Role} from './ports.js';
 
 export const PROTOCOL_VERSION = 1;

@@ -11,7 +11,7 @@
 // "giver" is the host that holds the IP (it plays "primary" in the step names), "taker" the one that will
 // (it plays "backup"). A switchback is the same plan with the hosts in the other sides.
 
-import type {ServiceMode} from './config.js';
+import type {ServiceMode} from './config/schema.js';
 
 export type SwitchStepName = 'backup-net-down' | 'assign-ip' | 'primary-net-down' | 'backup-net-up' | 'confirm-traffic';
 export const SWITCH_STEP_NAMES: readonly SwitchStepName[] = ['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up', 'confirm-traffic'];

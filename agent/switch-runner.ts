@@ -3,7 +3,7 @@
 // coordinates both hosts from the one the operator asked, streams progress, and rolls back on any failure.
 
 import type {JsonObject, PeerRequest} from './beacon-codec.js';
-import type {Config} from './config.js';
+import type {Config} from './config/schema.js';
 import type {DryRunStep, HostLabel, SwitchProgress, SwitchResult, SwitchoverOptions} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';

@@ -1,7 +1,7 @@
 // What each switch step does on the host that runs it, in both service modes: apply, then verify (only an
 // observed effect counts as done), and undo. Also the traffic counter that confirm-traffic waits on.
 
-import type {Config} from './config.js';
+import type {Config} from './config/schema.js';
 import {BatonError, describeError} from './errors.js';
 import type {AccessLogWatcher, Clock, NetworkDriver} from './ports.js';
 import type {PeerView} from './state-machine.js';

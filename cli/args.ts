@@ -3,7 +3,7 @@
 import {isIP} from 'node:net';
 import {isAbsolute} from 'node:path';
 import {parseArgs} from 'node:util';
-import {DEFAULT_CONFIG_FILE} from '../agent/config.js';
+import {DEFAULT_CONFIG_FILE} from '../agent/config/schema.js';
 import type {SwitchoverOptions} from '../agent/control-protocol.js';
 import {SWITCH_STEP_NAMES} from '../agent/switch-plan.js';
 import type {InstallOptions} from './commands/install.js';

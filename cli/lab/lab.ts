@@ -8,7 +8,7 @@ import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError} from '../../agent/errors.js';
-import type {ServiceMode} from '../../agent/config.js';
+import type {ServiceMode} from '../../agent/config/schema.js';
 import type {CommandRunner, Role} from '../../agent/ports.js';
 import {callAgent} from '../control-client.js';
 import {
