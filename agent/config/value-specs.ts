@@ -1,7 +1,10 @@
 // What a config key may hold (Spec): integers in a range, one of some words, text, paths, names, addresses.
 
-import {isIP} from 'node:net';
 import {isAbsolute} from 'node:path/posix';
+import {assertNever} from '../errors.js';
+import {
+  addressBitsOf, type HostCidrProblem, type IpAddress, parseHostCidr, parseIpAddress,
+} from '../net/ip-address.js';
 import type {ServiceIp} from '../ports.js';
 import {describeChar, quote} from './messages.js';
 
@@ -103,73 +106,37 @@ export const INTERFACE_NAME = textSpec(`a Linux interface name (1..${MAX_INTERFA
   return forbidden === undefined ? value : new Rejection(`${describeChar(forbidden)} is not allowed`);
 });
 
-export interface IpAddress {
-  readonly address: string;
-  readonly family: 4 | 6;
-}
-
 export const IP_ADDRESS: Spec<IpAddress> = {
   what: 'an IPv4 or IPv6 address',
   parse: (value) => {
     const string = text(value);
-    return string instanceof Rejection ? string : parseIp(string) ?? new Rejection();
+    return string instanceof Rejection ? string : parseIpAddress(string) ?? new Rejection();
   },
 };
 
 export const SERVICE_CIDR: Spec<ServiceIp> = {
   what: 'an address with its prefix length, like 192.0.2.100/24',
-  parse: parseServiceIp,
+  parse: (value) => {
+    const string = text(value);
+    if (string instanceof Rejection) return string;
+    const parsed = parseHostCidr(string);
+    return 'problem' in parsed ? new Rejection(describeCidrProblem(parsed)) : parsed;
+  },
 };
 
-function parseServiceIp(value: unknown): ServiceIp | Rejection {
-  const string = text(value);
-  if (string instanceof Rejection) return string;
-  const slash = string.lastIndexOf('/');
-  if (slash === -1) return new Rejection('no prefix length');
-  const ip = parseIp(string.slice(0, slash));
-  if (ip === undefined || ip.address.includes('%')) {
-    return new Rejection(`${quote(string.slice(0, slash))} is not an IP address`);
+function describeCidrProblem(parsed: HostCidrProblem): string {
+  switch (parsed.problem) {
+    case 'no-prefix-length':
+      return 'no prefix length';
+    case 'not-an-address':
+      return `${quote(parsed.addressText)} is not an IP address`;
+    case 'prefix-length-out-of-range':
+      return `the prefix length of an IPv${parsed.family} address is 1..${addressBitsOf(parsed.family)}`;
+    case 'network-address':
+      return `${parsed.address} is the network address of its /${parsed.prefixLength}; use a host address`;
+    case 'broadcast-address':
+      return `${parsed.address} is the broadcast address of its /${parsed.prefixLength}; use a host address`;
+    default:
+      return assertNever(parsed);
   }
-  const bits = ip.family === 4 ? 32 : 128;
-  const prefixText = string.slice(slash + 1);
-  const prefixLength = /^[1-9]\d{0,2}$/.test(prefixText) ? Number(prefixText) : 0;
-  if (prefixLength < 1 || prefixLength > bits) {
-    return new Rejection(`the prefix length of an IPv${ip.family} address is 1..${bits}`);
-  }
-  // With 2 or more host bits, host part all zeros is the network address (in IPv6 the subnet-router anycast
-  // address) and all ones the IPv4 broadcast; /31 and /32 (/127 and /128) have neither (RFC 3021, RFC 6164).
-  const hostBits = BigInt(bits - prefixLength);
-  const hostMask = (1n << hostBits) - 1n;
-  const host = addressBits(ip) & hostMask;
-  if (hostBits >= 2n && host === 0n) {
-    return new Rejection(`${ip.address} is the network address of its /${prefixLength}; use a host address`);
-  }
-  if (ip.family === 4 && hostBits >= 2n && host === hostMask) {
-    return new Rejection(`${ip.address} is the broadcast address of its /${prefixLength}; use a host address`);
-  }
-  return {address: ip.address, prefixLength, family: ip.family, cidr: `${ip.address}/${prefixLength}`};
-}
-
-function parseIp(value: string): IpAddress | undefined {
-  const family = isIP(value);
-  if (family === 4) return {address: value, family};
-  if (family !== 6) return undefined;
-  // Canonical form (lowercase, longest zero run compressed), so that one address written two ways compares equal
-  // and matches the sender addresses the kernel reports. A zone (fe80::1%eth0) is kept as written.
-  const zoneAt = value.indexOf('%');
-  const bare = zoneAt === -1 ? value : value.slice(0, zoneAt);
-  const zone = zoneAt === -1 ? '' : value.slice(zoneAt);
-  return {address: new URL(`http://[${bare}]/`).hostname.slice(1, -1) + zone, family};
-}
-
-/** The address as an integer; IPv6 in the canonical form of parseIp, which has no dotted IPv4 tail. */
-function addressBits(ip: IpAddress): bigint {
-  if (ip.family === 4) return ip.address.split('.').reduce((bits, octet) => (bits << 8n) | BigInt(octet), 0n);
-  const [head = '', tail] = ip.address.split('::');
-  const headGroups = head === '' ? [] : head.split(':');
-  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined
-    ? headGroups
-    : [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
-  return groups.reduce((bits, group) => (bits << 16n) | BigInt(`0x${group}`), 0n);
 }
