@@ -11,10 +11,8 @@ import {BatonError, describeError} from '../../agent/errors.js';
 import type {ServiceMode} from '../../agent/config/schema.js';
 import type {CommandRunner, Role} from '../../agent/ports.js';
 import {callAgent} from '../control-client.js';
-import {
-  createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, LINK_MODE_LAB_TOPOLOGY,
-  newLabPrefix, spawnInNamespace, SERVICE_LAN,
-} from './namespaces.js';
+import {createTopology, destroyTopology, findLeftovers, spawnInNamespace} from './namespaces.js';
+import {DEFAULT_LAB_TOPOLOGY, LINK_MODE_LAB_TOPOLOGY, newLabPrefix, SERVICE_LAN} from './topology-plan.js';
 import {isProcessAlive, startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
 
 export const LAB_SERVICE_IP = `${SERVICE_LAN.serviceAddress}/${SERVICE_LAN.prefixLength}`;
