@@ -17,6 +17,7 @@
 
 import {networkInterfaces} from 'node:os';
 import {BatonError, isBatonError} from '../errors.js';
+import {canonicalIpText} from '../net/ip-address.js';
 import type {CommandOptions, CommandRunner, NetworkDriver, ServiceIp} from '../ports.js';
 
 export interface IpNetworkDriverOptions {
@@ -241,12 +242,7 @@ function familyFlag(serviceIp: ServiceIp): '-4' | '-6' {
 
 /** `ip` prints IPv6 compressed and lowercase; the configured spelling may differ (2001:DB8:0::100). */
 function canonicalAddress(serviceIp: ServiceIp): string {
-  if (serviceIp.family === 4) return serviceIp.address;
-  try {
-    return new URL(`http://[${serviceIp.address}]/`).hostname.slice(1, -1);
-  } catch {
-    return serviceIp.address.toLowerCase();
-  }
+  return canonicalIpText(serviceIp.address);
 }
 
 function parseIpJson<T>(stdout: string, what: string): T[] {

@@ -66,6 +66,21 @@ function withHexTail(text: string): string | undefined {
   return `${text.slice(0, colon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
 }
 
+/** The canonical text of `text` when it is an IP address (see IpAddress.address), else `text` in lower case. */
+export function canonicalIpText(text: string): string {
+  return parseIpAddress(text)?.address ?? text.toLowerCase();
+}
+
+/**
+ * The IPv4 address an IPv4-mapped IPv6 address stands for (a dual-stack socket shows IPv4 clients as
+ * ::ffff:192.0.2.7); any other address as it is.
+ */
+export function unmapIpv4(ip: IpAddress): IpAddress {
+  if (ip.family === 4) return ip;
+  const v6 = ipaddr.IPv6.parse(ip.address.split('%')[0] ?? '');
+  return v6.isIPv4MappedAddress() ? {address: v6.toIPv4Address().toString(), family: 4} : ip;
+}
+
 /** Bits in an address of the family: the largest prefix length. */
 export function addressBitsOf(family: IpFamily): 32 | 128 {
   return family === 4 ? 32 : 128;

@@ -2,8 +2,8 @@
 
 import test from 'ava';
 import {
-  addressRoleOf, type IpAddress, isHostOf, isInSubnet, isSubnetOf, parseHostCidr, parseIpAddress, parseSubnet,
-  type Subnet,
+  addressRoleOf, canonicalIpText, type IpAddress, isHostOf, isInSubnet, isSubnetOf, parseHostCidr, parseIpAddress,
+  parseSubnet, type Subnet, unmapIpv4,
 } from '../../../agent/net/ip-address.js';
 
 function ip(text: string): IpAddress {
@@ -169,4 +169,19 @@ test('a subnet lies in another when its prefix is no shorter and its first addre
   t.false(isSubnetOf(subnet('192.0.0.0', 16), testNet1));
   t.false(isSubnetOf(subnet('198.51.100.0', 24), testNet1));
   t.false(isSubnetOf(subnet('2001:db8::', 32), testNet1));
+});
+
+test('canonicalIpText writes an address canonically and anything else in lower case', (t) => {
+  t.is(canonicalIpText('2001:DB8:0::100'), '2001:db8::100');
+  t.is(canonicalIpText('192.0.2.7'), '192.0.2.7');
+  t.is(canonicalIpText('FE80::1%Eth0'), 'fe80::1%Eth0');
+  t.is(canonicalIpText('Host.Example.COM'), 'host.example.com');
+});
+
+test('unmapIpv4 turns an IPv4-mapped IPv6 address into its IPv4 address and leaves others alone', (t) => {
+  t.deepEqual(unmapIpv4(ip('::ffff:192.0.2.7')), {address: '192.0.2.7', family: 4});
+  t.deepEqual(unmapIpv4(ip('::FFFF:c000:207')), {address: '192.0.2.7', family: 4});
+  t.deepEqual(unmapIpv4(ip('::c000:207')), {address: '::c000:207', family: 6});
+  t.deepEqual(unmapIpv4(ip('64:ff9b::c000:207')), {address: '64:ff9b::c000:207', family: 6});
+  t.deepEqual(unmapIpv4(ip('192.0.2.7')), {address: '192.0.2.7', family: 4});
 });
