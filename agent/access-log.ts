@@ -1,7 +1,7 @@
 // Pure parsing of web-server access-log lines (Common and Combined Log Format, as nginx and Apache write them by
 // default) and the address canonicalisation used to recognise the pair's own hosts in them.
 
-import {isIPv6} from 'node:net';
+import {parseIpAddress, unmapIpv4} from './net/ip-address.js';
 
 /** One request as the web server logged it. */
 export interface AccessLogEntry {
@@ -95,17 +95,10 @@ function parseLogTime(text: string): number | undefined {
 
 /** The canonical text of an address, so `2001:DB8:0::5` and `::ffff:127.0.0.1` match `2001:db8::5` and `127.0.0.1`. */
 export function canonicalAddress(address: string): string {
-  const lower = address.toLowerCase();
-  if (!isIPv6(lower)) return lower;
-  // The WHATWG URL serialiser writes IPv6 in RFC 5952 form (lower case, longest zero run compressed), as nginx and
-  // Apache (inet_ntop) do.
-  const canonical = new URL(`http://[${lower}]/`).hostname.slice(1, -1);
+  // RFC 5952 form (lower case, longest zero run compressed), as nginx and Apache (inet_ntop) write IPv6.
+  const ip = parseIpAddress(address);
   // A dual-stack socket reports IPv4 clients as IPv4-mapped addresses; they are the same host as the IPv4 one.
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (mapped === null) return canonical;
-  const high = Number.parseInt(mapped[1] ?? '0', 16);
-  const low = Number.parseInt(mapped[2] ?? '0', 16);
-  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+  return ip === undefined ? address.toLowerCase() : unmapIpv4(ip).address;
 }
 
 function stripLineEnding(line: string): string {

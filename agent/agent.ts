@@ -3,7 +3,7 @@
 // plans/participant.ts and plans/coordinator.ts, status is assembled in status-report.ts.
 
 import type {JsonObject, PeerRequest} from './peer/beacon-codec.js';
-import type {Config, OnStop} from './config.js';
+import type {Config, OnStop} from './config/schema.js';
 import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import {HealthMonitor, type HealthProbe} from './health.js';

@@ -1,7 +1,8 @@
 // This host's health: the HealthProbe port that runs one check, the pure fall/rise counter (HealthTracker) and the
 // loop that runs every check each interval and reports flips (HealthMonitor).
 
-import type {Config, HealthCheckSpec} from './config.js';
+import type {HealthCheckSpec} from './config/health-checks.js';
+import type {Config} from './config/schema.js';
 import {assertNever, describeError} from './errors.js';
 import type {Clock} from './ports.js';
 import type {Health} from './state-machine.js';

@@ -16,7 +16,7 @@ import {createIpNetworkDriver} from './adapters/ip-network-driver.js';
 import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
 import {Agent} from './agent.js';
-import {DEFAULT_CONFIG_FILE, loadConfig, type Config} from './config.js';
+import {DEFAULT_CONFIG_FILE, loadConfig, type Config} from './config/schema.js';
 import type {StatusReport} from './control-protocol.js';
 import {startControlServer} from './control-server.js';
 import {describeError} from './errors.js';

@@ -1,14 +1,7 @@
 // Boundary interfaces between baton's pure core and the outside world, and the value types they speak.
 // No execa, dgram or systeminformation type crosses these; fakes in test/fakes implement them.
 
-/** The service address with its prefix, e.g. 192.0.2.100/24. */
-export interface ServiceIp {
-  readonly address: string;
-  readonly prefixLength: number;
-  readonly family: 4 | 6;
-  /** address/prefixLength, as `ip` takes it. */
-  readonly cidr: string;
-}
+import type {ServiceIp} from './state-machine.js';
 
 /** Monotonic milliseconds, never Date.now(): a wall-clock step must not fake a dead peer. */
 export interface Clock {

@@ -1,7 +1,8 @@
 // The takeover's duplicate-address probe, started before the dead timer runs out so that it overlaps the wait
 // instead of adding to the outage.
 
-import type {Clock, NetworkDriver, ServiceIp} from './ports.js';
+import type {Clock, NetworkDriver} from './ports.js';
+import type {ServiceIp} from './state-machine.js';
 
 // The probe (~200 ms, see main.ts) is started this long before the dead timer runs out. A result older than
 // PROBE_FRESH_MS at takeover time is not used: the probe is run again.

@@ -57,6 +57,14 @@ export type AgentStateName = 'starting' | 'active' | 'standby' | 'released' | 'f
 export const AGENT_STATE_NAMES: readonly AgentStateName[] = ['starting', 'active', 'standby', 'released', 'fault', 'switching', 'stopping'];
 /** This host's health checks, as the last flip left them (see health.ts). */
 export type Health = 'ok' | 'failing';
+/** The service address with its prefix, e.g. 192.0.2.100/24. */
+export interface ServiceIp {
+  readonly address: string;
+  readonly prefixLength: number;
+  readonly family: 4 | 6;
+  /** address/prefixLength, as `ip` takes it. */
+  readonly cidr: string;
+}
 
 export type SwitchOutcome = 'done' | 'rolled-back' | 'interrupted';
 

@@ -1,6 +1,6 @@
 // What `baton status` shows, assembled from the agent's parts as they are at one moment. Pure.
 
-import type {Config} from './config.js';
+import type {Config} from './config/schema.js';
 import type {StatusReport} from './control-protocol.js';
 import type {HealthSnapshot} from './health.js';
 import type {PeerStats} from './peer/peer-monitor.js';

@@ -10,7 +10,7 @@
 
 import {mkdir, readFile, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import type {ServiceMode} from '../agent/config.js';
+import type {ServiceMode} from '../agent/config/schema.js';
 import type {ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
 import {describeError} from '../agent/errors.js';
 import type {Role} from '../agent/state-machine.js';

@@ -5,7 +5,7 @@
 import {createHmac} from 'node:crypto';
 import fc from 'fast-check';
 import {encodeMessage, HEADER_BYTES, MAX_DATAGRAM_BYTES, type Beacon, type PeerReply, type PeerRequest} from '../agent/peer/beacon-codec.js';
-import type {Key} from '../agent/config.js';
+import type {Key} from '../agent/config/secret-files.js';
 
 export interface DatagramTemplates {
   readonly beacon: Beacon;

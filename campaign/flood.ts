@@ -8,7 +8,7 @@ import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import fc from 'fast-check';
-import {keyIdOf, type Key} from '../agent/config.js';
+import {keyIdOf, type Key} from '../agent/config/secret-files.js';
 import {cpuTicks, rssMb, TICKS_PER_S} from '../bench/rest.js';
 import {callAgent} from '../cli/control-client.js';
 import type {Lab} from '../cli/lab/lab.js';

@@ -10,7 +10,7 @@ import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {nanoid} from 'nanoid';
 import {encodeMessage, type PeerRequest} from '../agent/peer/beacon-codec.js';
-import {keyIdOf, type Key} from '../agent/config.js';
+import {keyIdOf, type Key} from '../agent/config/secret-files.js';
 import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab} from '../cli/lab/lab.js';
 import {spawnInNamespace} from '../cli/lab/namespaces.js';

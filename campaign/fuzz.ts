@@ -4,7 +4,7 @@
 
 import fc from 'fast-check';
 import {decodeDatagram, REJECT_REASONS} from '../agent/peer/beacon-codec.js';
-import {keyIdOf, type Key} from '../agent/config.js';
+import {keyIdOf, type Key} from '../agent/config/secret-files.js';
 import {PeerMonitor} from '../agent/peer/peer-monitor.js';
 import type {CampaignPart, CaseResult} from './case.js';
 import {hostileDatagrams, templates, validDatagrams} from './datagrams.js';

@@ -12,7 +12,7 @@ import {parseArgs} from 'node:util';
 import {createExecaRunner} from '../agent/adapters/execa-runner.js';
 import {describeError} from '../agent/errors.js';
 import {labDown} from '../cli/lab/lab.js';
-import {LAB_PREFIX_PATTERN} from '../cli/lab/namespaces.js';
+import {LAB_PREFIX_PATTERN} from '../cli/lab/topology-plan.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {PARTS} from './parts.js';
 

@@ -1,10 +1,10 @@
 // Command-line parsing for `baton` (node:util parseArgs) and the usage text.
 
-import {isIP} from 'node:net';
 import {isAbsolute} from 'node:path';
 import {parseArgs} from 'node:util';
-import {DEFAULT_CONFIG_FILE} from '../agent/config.js';
+import {DEFAULT_CONFIG_FILE} from '../agent/config/schema.js';
 import type {SwitchoverOptions} from '../agent/control-protocol.js';
+import {parseHostCidr, parseIpAddress} from '../agent/net/ip-address.js';
 import {SWITCH_STEP_NAMES} from '../agent/plans/plans.js';
 import type {InstallOptions} from './commands/install.js';
 import type {UninstallOptions} from './commands/uninstall.js';
@@ -265,7 +265,10 @@ export function parseCommandLine(argv: readonly string[]): Command {
         throw new UsageError(`--access-log: expected an absolute path like /var/log/nginx/access.log, got '${accessLog}'`);
       }
       const serviceIp = values['service-ip'] ?? '';
-      if (!/^[^/]+\/\d+$/.test(serviceIp) || isIP(serviceIp.split('/')[0] ?? '') === 0) {
+      // Only the form is checked here; a network or broadcast address is left to the config check, which names the
+      // config key and the reason.
+      const cidr = parseHostCidr(serviceIp);
+      if ('problem' in cidr && cidr.problem !== 'network-address' && cidr.problem !== 'broadcast-address') {
         throw new UsageError(`--service-ip: expected an address with its prefix length like 192.0.2.100/24, got '${serviceIp}'`);
       }
       return {
@@ -306,7 +309,7 @@ function listOptions(names: readonly string[]): string {
 }
 
 function ipAddress(flag: string, value: string | undefined): string {
-  if (value === undefined || isIP(value) === 0) {
+  if (value === undefined || parseIpAddress(value) === undefined) {
     throw new UsageError(`${flag}: expected an IPv4 or IPv6 address like 192.0.2.11, got '${value ?? ''}'`);
   }
   return value;

@@ -17,7 +17,9 @@
 
 import {networkInterfaces} from 'node:os';
 import {BatonError, isBatonError} from '../errors.js';
-import type {CommandOptions, CommandRunner, NetworkDriver, ServiceIp} from '../ports.js';
+import {canonicalIpText} from '../net/ip-address.js';
+import type {CommandOptions, CommandRunner, NetworkDriver} from '../ports.js';
+import type {ServiceIp} from '../state-machine.js';
 
 export interface IpNetworkDriverOptions {
   /** The service interface, e.g. eth0. */
@@ -241,12 +243,7 @@ function familyFlag(serviceIp: ServiceIp): '-4' | '-6' {
 
 /** `ip` prints IPv6 compressed and lowercase; the configured spelling may differ (2001:DB8:0::100). */
 function canonicalAddress(serviceIp: ServiceIp): string {
-  if (serviceIp.family === 4) return serviceIp.address;
-  try {
-    return new URL(`http://[${serviceIp.address}]/`).hostname.slice(1, -1);
-  } catch {
-    return serviceIp.address.toLowerCase();
-  }
+  return canonicalIpText(serviceIp.address);
 }
 
 function parseIpJson<T>(stdout: string, what: string): T[] {

@@ -3,7 +3,7 @@
 
 import {readdir, readFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import type {HealthCheckSpec} from '../config.js';
+import type {HealthCheckSpec} from '../config/health-checks.js';
 import {assertNever, describeError, isBatonError} from '../errors.js';
 import type {HealthProbe, HealthResult} from '../health.js';
 import type {CommandRunner} from '../ports.js';

@@ -18,7 +18,7 @@
 // answers "is this a well-formed message signed with a key we accept".
 
 import {createHmac, timingSafeEqual} from 'node:crypto';
-import type {Key, Keyring} from '../config.js';
+import type {Key, Keyring} from '../config/secret-files.js';
 import {AGENT_STATE_NAMES, type AgentStateName, type Health, type Role} from '../state-machine.js';
 import {PEER_OPS, type PeerOp} from './peer-protocol.js';
 

@@ -2,7 +2,7 @@
 // counted, and the sent-at times of recent beacons, which turn the peer's acks into RTT samples.
 
 import {encodeMessage, type Beacon, type Envelope, type Message} from './beacon-codec.js';
-import type {Config} from '../config.js';
+import type {Config} from '../config/schema.js';
 import type {BeaconTransport, Clock} from '../ports.js';
 import type {OutgoingReply, OutgoingRequest} from './peer-requests.js';
 

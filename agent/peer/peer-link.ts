@@ -2,7 +2,7 @@
 // leaves (beacons, requests, replies through the outbox), and what this host knows of the peer from it.
 
 import type {Beacon, JsonObject, Message, PeerRequest, RejectReason} from './beacon-codec.js';
-import type {Config} from '../config.js';
+import type {Config} from '../config/schema.js';
 import type {HostLabel} from '../control-protocol.js';
 import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';

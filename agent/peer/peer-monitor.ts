@@ -3,7 +3,7 @@
 // replies share one sequence counter per boot, so one replay check covers them all.
 
 import {decodeDatagram, envelopeOf, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
-import type {Keyring} from '../config.js';
+import type {Keyring} from '../config/secret-files.js';
 import type {Role} from '../state-machine.js';
 
 export interface PeerMonitorOptions {

@@ -2,7 +2,8 @@
 
 import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';
-import type {Clock, NetworkDriver, ServiceIp} from '../ports.js';
+import type {Clock, NetworkDriver} from '../ports.js';
+import type {ServiceIp} from '../state-machine.js';
 
 // The first announcement moves traffic at once; a second follows after this delay for neighbours and switch
 // ports that missed the first. Neighbours ignore an update within their locktime (Linux default 1 s) of the

@@ -4,7 +4,7 @@
 
 import type {JsonObject} from '../peer/beacon-codec.js';
 import type {PeerOp, PeerParams} from '../peer/peer-protocol.js';
-import type {Config} from '../config.js';
+import type {Config} from '../config/schema.js';
 import {hostText, type DryRunStep, type HostLabel, type SwitchProgress, type SwitchResult, type SwitchoverOptions} from '../control-protocol.js';
 import {BatonError, describeError, isBatonError} from '../errors.js';
 import type {Logger} from '../log.js';

@@ -5,7 +5,7 @@
 import {BatonError, describeError, isBatonError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {Clock} from '../ports.js';
-import type {ServiceMode} from '../config.js';
+import type {ServiceMode} from '../config/schema.js';
 import type {StepName} from './plans.js';
 import {STEPS, type StepContext} from './steps.js';
 

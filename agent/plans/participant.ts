@@ -4,7 +4,7 @@
 
 import type {JsonObject, PeerRequest} from '../peer/beacon-codec.js';
 import {decodePeerParams} from '../peer/peer-protocol.js';
-import type {Config} from '../config.js';
+import type {Config} from '../config/schema.js';
 import type {DryRunStep, HostLabel} from '../control-protocol.js';
 import {BatonError, describeError} from '../errors.js';
 import type {Logger} from '../log.js';

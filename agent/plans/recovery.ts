@@ -1,7 +1,7 @@
 // After a restart: a switch journal left by a run of this agent that did not finish (killed, host rebooted).
 // Brings this host to a state where exactly one host holds the IP, and says what happened.
 
-import type {Config} from '../config.js';
+import type {Config} from '../config/schema.js';
 import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {JournalStore} from '../ports.js';

@@ -2,7 +2,7 @@
 // it does (apply), how its effect is checked (verify: only an observed effect counts as done) and how it is
 // taken back (undo, itself verified). Every plan (plans.ts) and every executor run (executor.ts) uses these.
 
-import type {Config, ServiceMode} from '../config.js';
+import type {Config, ServiceMode} from '../config/schema.js';
 import {BatonError} from '../errors.js';
 import type {NetworkDriver} from '../ports.js';
 import {ADDRESS_STILL_ANSWERS} from '../state-machine.js';

@@ -1,6 +1,6 @@
 // The one decision of a giver whose switch broke off: take the service IP back, or leave it to the peer.
 
-import type {Config} from '../config.js';
+import type {Config} from '../config/schema.js';
 import type {PeerView} from '../state-machine.js';
 import {executeUndo, type StepRun} from './executor.js';
 

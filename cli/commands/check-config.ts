@@ -1,6 +1,6 @@
 // `baton check-config [FILE]`: validates a configuration and its secret file without starting anything.
 
-import {loadConfig} from '../../agent/config.js';
+import {loadConfig} from '../../agent/config/schema.js';
 import type {Output} from '../output.js';
 
 export async function run(out: Output, options: {readonly file: string}): Promise<number> {

@@ -3,7 +3,8 @@
 
 import {readFile, realpath, stat} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
-import {loadConfig, parseConfig, readSecretFile, type Config} from '../../agent/config.js';
+import {loadConfig, parseConfig, type Config} from '../../agent/config/schema.js';
+import {readSecretFile} from '../../agent/config/secret-files.js';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatCommandLine} from '../../agent/adapters/execa-runner.js';
 import {ensureDirectory, formatBytes, inspect, treeBytes, writeFileAtomic} from '../install/files.js';

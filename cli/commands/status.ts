@@ -1,6 +1,6 @@
 // `baton status [--json]`: asks the local agent and prints both hosts as it sees them.
 
-import {loadConfig} from '../../agent/config.js';
+import {loadConfig} from '../../agent/config/schema.js';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError} from '../../agent/errors.js';
 import {callAgent} from '../control-client.js';

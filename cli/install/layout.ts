@@ -1,7 +1,7 @@
 // Where `baton install` puts things on the target system, and how a target path maps under --root.
 
 import {join} from 'node:path';
-import {DEFAULT_CONFIG_FILE} from '../../agent/config.js';
+import {DEFAULT_CONFIG_FILE} from '../../agent/config/schema.js';
 
 /** The program: dist/, its production node_modules/ (with Node 24) and the unit template. */
 export const INSTALL_DIR = '/opt/baton';

@@ -3,8 +3,9 @@
 
 import {statSync} from 'node:fs';
 import {BatonError} from '../../agent/errors.js';
-import type {ProgramInspector, SecretFileInfo, SecretReader} from '../../agent/config.js';
-import {keyIdOf, readSecretFile} from '../../agent/config.js';
+import type {ProgramInspector} from '../../agent/config/program-files.js';
+import type {SecretFileInfo, SecretReader} from '../../agent/config/secret-files.js';
+import {keyIdOf, readSecretFile} from '../../agent/config/secret-files.js';
 import {SECRET_FILE, SECRET_FILE_MODE, underRoot} from './layout.js';
 
 // HMAC-SHA256 wants a key of at least its output size, 32 bytes (RFC 2104 §3); config.ts refuses shorter ones.

@@ -8,14 +8,12 @@ import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError} from '../../agent/errors.js';
-import type {ServiceMode} from '../../agent/config.js';
+import type {ServiceMode} from '../../agent/config/schema.js';
 import type {CommandRunner} from '../../agent/ports.js';
 import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
-import {
-  createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, LINK_MODE_LAB_TOPOLOGY,
-  newLabPrefix, spawnInNamespace, SERVICE_LAN,
-} from './namespaces.js';
+import {createTopology, destroyTopology, findLeftovers, spawnInNamespace} from './namespaces.js';
+import {DEFAULT_LAB_TOPOLOGY, LINK_MODE_LAB_TOPOLOGY, newLabPrefix, SERVICE_LAN} from './topology-plan.js';
 import {isProcessAlive, startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
 
 export const LAB_SERVICE_IP = `${SERVICE_LAN.serviceAddress}/${SERVICE_LAN.prefixLength}`;

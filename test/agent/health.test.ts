@@ -10,7 +10,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {createSystemHealthProbe} from '../../agent/adapters/system-health-probe.js';
-import type {HealthCheckSpec} from '../../agent/config.js';
+import type {HealthCheckSpec} from '../../agent/config/health-checks.js';
 import {
   HealthMonitor, type HealthResult, type HealthSettings, HealthTracker, healthCheckName,
 } from '../../agent/health.js';

@@ -4,7 +4,7 @@
 import test, {type ExecutionContext} from 'ava';
 import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
 import {BatonError} from '../../agent/errors.js';
-import type {ServiceIp} from '../../agent/ports.js';
+import type {ServiceIp} from '../../agent/state-machine.js';
 import {commandFailure, RecordingRunner} from '../fakes/recording-runner.js';
 
 const V4: ServiceIp = {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'};

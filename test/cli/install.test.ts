@@ -12,7 +12,8 @@ import {fileURLToPath} from 'node:url';
 import test, {type ExecutionContext, type Implementation} from 'ava';
 import {execa} from 'execa';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
-import {keyIdOf, parseConfig} from '../../agent/config.js';
+import {parseConfig} from '../../agent/config/schema.js';
+import {keyIdOf} from '../../agent/config/secret-files.js';
 import {isBatonError} from '../../agent/errors.js';
 import type {CommandOptions, CommandRunner} from '../../agent/ports.js';
 import {parseCommandLine, UsageError} from '../../cli/args.js';
@@ -479,4 +480,18 @@ test('install and uninstall options are checked with messages that say what to g
   const parsed = parseCommandLine(['install', ...PRIMARY, '--root', '/mnt/t']);
   t.like(parsed, {name: 'install', root: '/mnt/t', force: false, answers: {node: 'primary', pair: 'web', listen: '192.0.2.11',
     peer: '192.0.2.12', serviceIp: '192.0.2.100/24', interface: 'eth0', accessLog: '/var/log/nginx/access.log'}});
+});
+
+test('install checks the form of the addresses it is given and leaves host rules to the config check', (t) => {
+  const usage = (argv: string[]) => t.throws(() => parseCommandLine(argv), {instanceOf: UsageError})?.message;
+  const withServiceIp = (cidr: string) => ['install', ...PRIMARY.slice(0, 6), '--service-ip', cidr, ...PRIMARY.slice(8)];
+  t.is(usage(withServiceIp('192.0.2.100/33')),
+    '--service-ip: expected an address with its prefix length like 192.0.2.100/24, got \'192.0.2.100/33\'');
+  t.is(usage(withServiceIp('192.0.2/24')),
+    '--service-ip: expected an address with its prefix length like 192.0.2.100/24, got \'192.0.2/24\'');
+  t.is(usage(['install', ...PRIMARY.slice(0, 4), '--peer', '127.1', ...PRIMARY.slice(6)]),
+    '--peer: expected an IPv4 or IPv6 address like 192.0.2.11, got \'127.1\'');
+  // The network address is a well-formed CIDR: the config check says why it cannot be the service address.
+  t.like(parseCommandLine(withServiceIp('192.0.2.0/24')), {answers: {serviceIp: '192.0.2.0/24'}});
+  t.like(parseCommandLine(withServiceIp('2001:db8::100/64')), {answers: {serviceIp: '2001:db8::100/64'}});
 });

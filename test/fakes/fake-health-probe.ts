@@ -1,6 +1,6 @@
 // A HealthProbe that answers from a script per check and records every run in order; it never sleeps.
 
-import type {HealthCheckSpec} from '../../agent/config.js';
+import type {HealthCheckSpec} from '../../agent/config/health-checks.js';
 import {healthCheckName, type HealthProbe, type HealthResult} from '../../agent/health.js';
 
 /** A result, or 'hang': no answer until the caller aborts (then the answer is ignored anyway). */

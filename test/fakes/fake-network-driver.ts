@@ -2,7 +2,8 @@
 // so isAddressInUse answers like an ARP probe would. Keeps an ordered journal and injects failures.
 
 import {BatonError} from '../../agent/errors.js';
-import type {NetworkDriver, ServiceIp} from '../../agent/ports.js';
+import type {NetworkDriver} from '../../agent/ports.js';
+import type {ServiceIp} from '../../agent/state-machine.js';
 
 export type DriverCall = 'hasAddress' | 'addAddress' | 'removeAddress' | 'setLink' | 'isLinkUp' | 'announce' | 'isAddressInUse';
 

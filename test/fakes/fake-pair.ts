@@ -1,7 +1,7 @@
 // A primary and a backup Agent wired to fakes: one fake wire, one fake Ethernet segment, one fake clock.
 
 import {Agent} from '../../agent/agent.js';
-import type {Config} from '../../agent/config.js';
+import type {Config} from '../../agent/config/schema.js';
 import {createLogger} from '../../agent/log.js';
 import type {NetworkDriver} from '../../agent/ports.js';
 import type {Role} from '../../agent/state-machine.js';

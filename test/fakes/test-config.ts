@@ -1,6 +1,7 @@
 // Configs for unit tests, built directly (no file): a primary and a backup that point at each other.
 
-import {keyIdOf, type Config, type Key, type Keyring} from '../../agent/config.js';
+import {type Config} from '../../agent/config/schema.js';
+import {keyIdOf, type Key, type Keyring} from '../../agent/config/secret-files.js';
 import type {Role} from '../../agent/state-machine.js';
 
 export const PRIMARY_ADDRESS = '192.0.2.11';

@@ -3,7 +3,7 @@
 
 import {spawnSync} from 'node:child_process';
 import test, {type ExecutionContext, type Implementation} from 'ava';
-import {newLabPrefix} from '../../cli/lab/namespaces.js';
+import {newLabPrefix} from '../../cli/lab/topology-plan.js';
 
 // Programs the lab and the real network driver run; each missing one is named in the reason.
 const REQUIRED_PROGRAMS: ReadonlyArray<{file: string; args: string[]; pkg: string}> = [

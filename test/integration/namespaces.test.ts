@@ -11,12 +11,15 @@ import type {ExecutionContext} from 'ava';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
 import {BatonError} from '../../agent/errors.js';
-import type {ServiceIp} from '../../agent/ports.js';
+import type {ServiceIp} from '../../agent/state-machine.js';
 import {
-  createNamespacedRunner, createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, findLeftovers, isReachable,
-  LAB_ADDRESSES, LINK_MODE_LAB_TOPOLOGY, listNamespaces, newLabPrefix, runInNamespace, SERVICE_LAN, spawnInNamespace,
-  type Topology, type TopologySpec,
+  createNamespacedRunner, createTopology, destroyTopology, findLeftovers, isReachable, listNamespaces,
+  runInNamespace, spawnInNamespace,
 } from '../../cli/lab/namespaces.js';
+import {
+  DEFAULT_LAB_TOPOLOGY, LAB_ADDRESSES, LINK_MODE_LAB_TOPOLOGY, newLabPrefix, SERVICE_LAN, type Topology,
+  type TopologySpec,
+} from '../../cli/lab/topology-plan.js';
 import {integrationTest} from './helpers.js';
 
 const runner = createExecaRunner();

@@ -4,7 +4,8 @@
 import test from 'ava';
 import {execa} from 'execa';
 import {encodeMessage, type Beacon} from '../../agent/peer/beacon-codec.js';
-import {keyIdOf, loadConfig} from '../../agent/config.js';
+import {loadConfig} from '../../agent/config/schema.js';
+import {keyIdOf} from '../../agent/config/secret-files.js';
 import type {Lab, LabHost} from '../../cli/lab/lab.js';
 import {statusOf, until, useLab} from './lab-helpers.js';
 

@@ -12,10 +12,8 @@ import test, {type ExecutionContext, type Implementation} from 'ava';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {BatonError} from '../../agent/errors.js';
 import {parseAccessLogLine} from '../../agent/access-log.js';
-import {
-  createTopology, DEFAULT_LAB_TOPOLOGY, destroyTopology, LAB_ADDRESSES, listNamespaces, runInNamespace, SERVICE_LAN,
-  type Topology,
-} from '../../cli/lab/namespaces.js';
+import {createTopology, destroyTopology, listNamespaces, runInNamespace} from '../../cli/lab/namespaces.js';
+import {DEFAULT_LAB_TOPOLOGY, LAB_ADDRESSES, SERVICE_LAN, type Topology} from '../../cli/lab/topology-plan.js';
 import {startProber} from '../../cli/lab/probe-control.js';
 import {type ProbeRecord, summarizeProbes} from '../../cli/lab/probe-report.js';
 import {isProcessAlive, NGINX_PROGRAM, startBuiltinWeb, startNginx, type WebServer, type WebServerOptions} from '../../cli/lab/web.js';

@@ -2,7 +2,7 @@
 // takes the step back.
 
 import test from 'ava';
-import type {ServiceMode} from '../../../agent/config.js';
+import type {ServiceMode} from '../../../agent/config/schema.js';
 import {executeStep, executeUndo, type StepRun} from '../../../agent/plans/executor.js';
 import {LOCAL_STEP_NAMES, SWITCH_STEP_NAMES, type StepName} from '../../../agent/plans/plans.js';
 import {describeStep, STEPS} from '../../../agent/plans/steps.js';

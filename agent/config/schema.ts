@@ -1,0 +1,251 @@
+// YAML file → validated, frozen Config (snake_case keys → camelCase fields). All defaults live here.
+
+import {readFile} from 'node:fs/promises';
+import {BatonError} from '../errors.js';
+import type {Role, ServiceIp} from '../state-machine.js';
+import {readHealth, type HealthCheckSpec} from './health-checks.js';
+import {describeFsError, errorCode} from './messages.js';
+import {checkProgram, inspectProgramFile, type ProgramInspector} from './program-files.js';
+import {readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
+import {
+  ABSOLUTE_PATH, integer, INTERFACE_NAME, IP_ADDRESS, oneOf, PAIR_ID, PORT, SERVICE_CIDR, SOCKET_PATH,
+} from './value-specs.js';
+import {type Field, type Reader, readYaml} from './yaml-reader.js';
+
+export type ServiceMode = 'address' | 'link';
+export type OnStop = 'keep' | 'release';
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface Config {
+  /** The file this came from, for messages. */
+  readonly file: string;
+  readonly pair: string;
+  readonly node: Role;
+  readonly listen: Endpoint;
+  readonly peer: Endpoint;
+  readonly secretFile: string;
+  readonly acceptSecretFiles: readonly string[];
+  readonly keyring: Keyring;
+  readonly service: {
+    readonly ip: ServiceIp;
+    readonly interface: string;
+    readonly mode: ServiceMode;
+  };
+  readonly heartbeat: {
+    readonly intervalMs: number;
+    readonly deadAfterMs: number;
+    /** Beacons whose sent-at differs from our wall clock by more are rejected as stale or future. */
+    readonly maxClockSkewMs: number;
+  };
+  readonly confirm: {
+    readonly accessLog: string | undefined;
+    readonly minRequests: number;
+    readonly timeoutS: number;
+  };
+  readonly onStop: OnStop;
+  readonly stateDir: string;
+  readonly controlSocket: string;
+  /** No checks (the default): the host is always healthy. */
+  readonly health: {
+    readonly intervalMs: number;
+    readonly fall: number;
+    readonly rise: number;
+    readonly checks: readonly HealthCheckSpec[];
+  };
+  readonly hooks: {
+    /** Absolute path of the program run as `path oldState newState reason` on each state change. */
+    readonly onStateChange: string | undefined;
+    readonly timeoutMs: number;
+  };
+}
+
+
+export const DEFAULT_CONFIG_FILE = '/etc/baton/baton.yaml';
+
+const DEFAULT_PORT = 7411;
+const DEFAULT_SECRET_FILE = '/etc/baton/secret';
+const MIN_INTERVAL_MS = 10;
+const MAX_INTERVAL_MS = 10_000;
+const DEFAULT_INTERVAL_MS = 200;
+// dead_after_ms default = 5 × interval_ms: 4 lost beacons tolerated, the 5th declares the peer dead.
+const DEFAULT_DEAD_AFTER_INTERVALS = 5;
+// dead_after_ms >= 2 × interval_ms: one lost or late beacon alone must never declare the peer dead.
+const MIN_DEAD_AFTER_INTERVALS = 2;
+const MAX_DEAD_AFTER_MS = 600_000;
+const DEFAULT_MAX_CLOCK_SKEW_MS = 5_000;
+const DEFAULT_MIN_REQUESTS = 3;
+const DEFAULT_CONFIRM_TIMEOUT_S = 30;
+const DEFAULT_STATE_DIR = '/var/lib/baton';
+const DEFAULT_CONTROL_SOCKET = '/run/baton/control.sock';
+// A notify script sends a mail or a chat message: 5 s covers a slow SMTP or HTTP round trip.
+const DEFAULT_HOOK_TIMEOUT_MS = 5_000;
+const MIN_HOOK_TIMEOUT_MS = 100;
+const MAX_HOOK_TIMEOUT_MS = 600_000;
+
+const TOP_KEYS = [
+  'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
+  'on_stop', 'state_dir', 'control_socket', 'health', 'hooks',
+] as const;
+const ENDPOINT_KEYS = ['address', 'port'] as const;
+const SERVICE_KEYS = ['address', 'interface', 'mode'] as const;
+const HEARTBEAT_KEYS = ['interval_ms', 'dead_after_ms', 'max_clock_skew_ms'] as const;
+const CONFIRM_KEYS = ['access_log', 'min_requests', 'timeout_s'] as const;
+const HOOKS_KEYS = ['on_state_change', 'timeout_ms'] as const;
+
+/**
+ * Reads, validates and freezes the config file. Throws BatonError CONFIG_INVALID, listing every problem at once
+ * (file, line, key, the value found and what is expected), when the file or a secret file is missing, unreadable
+ * or wrong.
+ */
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const hint = errorCode(error) === 'ENOENT' ? '; create it (`baton install` writes one) or pass --config FILE' : '';
+    throw new BatonError('CONFIG_INVALID', `${file}: cannot read the config file: ${describeFsError(error)}${hint}`, {
+      cause: error,
+    });
+  }
+  return parseConfig(text, file, readSecretFile, inspectProgramFile);
+}
+
+/**
+ * The pure core of loadConfig: YAML text → frozen Config. `file` only names the source in messages and in
+ * Config.file; secret files are read through `readSecret`, and the programs it names (hooks, command checks) are
+ * looked at through `inspectProgram`. Throws BatonError CONFIG_INVALID listing every problem.
+ */
+export function parseConfig(text: string, file: string, readSecret: SecretReader,
+  inspectProgram: ProgramInspector): Config {
+  const reader = readYaml(text);
+  if (reader.problems.length > 0) throw reader.failure(file);
+  const config = readConfig(reader, file, readSecret, inspectProgram);
+  if (reader.problems.length > 0) throw reader.failure(file);
+  // Every read that yields undefined has recorded a problem (except the optional access_log and on_state_change),
+  // so with no problems the draft is complete.
+  return deepFreeze(config as Config);
+}
+
+function readConfig(reader: Reader, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector) {
+  const top = reader.root(TOP_KEYS);
+  // Absent keys are all reported at their mapping's line; reading pair and node first lists them first there.
+  const pair = reader.required(top.field('pair'), PAIR_ID);
+  const node = reader.required(top.field('node'), oneOf(['primary', 'backup'] as const));
+
+  const listen = reader.section(top.field('listen'), ENDPOINT_KEYS, 'a mapping like {address: 192.0.2.11, port: 7411}');
+  const listenAddressField = listen.field('address');
+  const listenAddress = reader.required(listenAddressField, IP_ADDRESS);
+  const peer = reader.section(top.field('peer'), ENDPOINT_KEYS, 'a mapping like {address: 192.0.2.12, port: 7411}');
+  const peerAddressField = peer.field('address');
+  const peerAddress = reader.required(peerAddressField, IP_ADDRESS);
+  if (listenAddress !== undefined && peerAddress !== undefined) {
+    if (listenAddress.address === peerAddress.address) {
+      reader.expected(peerAddressField, 'an address other than listen.address', 'a host cannot be its own peer');
+    } else if (listenAddress.family !== peerAddress.family) {
+      reader.expected(peerAddressField, `an IPv${listenAddress.family} address like listen.address`,
+        'heartbeats go from listen.address to peer.address');
+    }
+  }
+
+  const service = reader.section(top.field('service'), SERVICE_KEYS,
+    'a mapping like {address: 192.0.2.100/24, interface: eth0}');
+  const serviceAddressField = service.field('address');
+  const serviceIp = reader.required(serviceAddressField, SERVICE_CIDR);
+  if (serviceIp !== undefined) {
+    for (const [key, other] of [['listen.address', listenAddress], ['peer.address', peerAddress]] as const) {
+      if (other?.address === serviceIp.address) {
+        reader.expected(serviceAddressField, `an address other than ${key}`,
+          'the service address moves between the hosts, their own addresses stay');
+      }
+    }
+  }
+
+  const heartbeat = reader.section(top.field('heartbeat'), HEARTBEAT_KEYS, 'a mapping like {interval_ms: 200}',
+    false);
+  const intervalMs = reader.optional(heartbeat.field('interval_ms'), integer(MIN_INTERVAL_MS, MAX_INTERVAL_MS),
+    DEFAULT_INTERVAL_MS);
+  const deadAfterField = heartbeat.field('dead_after_ms');
+  const deadAfterMs = reader.optional(deadAfterField, DEAD_AFTER_MS,
+    intervalMs === undefined ? undefined : DEFAULT_DEAD_AFTER_INTERVALS * intervalMs);
+  if (intervalMs !== undefined && deadAfterMs !== undefined && deadAfterMs < MIN_DEAD_AFTER_INTERVALS * intervalMs) {
+    reader.expected(deadAfterField, `an integer >= ${MIN_DEAD_AFTER_INTERVALS * intervalMs}`,
+      `${MIN_DEAD_AFTER_INTERVALS} × heartbeat.interval_ms ${intervalMs}: ` +
+      'one lost beacon must not declare the peer dead');
+  }
+
+  const confirm = reader.section(top.field('confirm'), CONFIRM_KEYS, 'a mapping like {min_requests: 3, timeout_s: 30}',
+    false);
+
+  const secretFileField = top.field('secret_file');
+  const secretFile = reader.optional(secretFileField, ABSOLUTE_PATH, DEFAULT_SECRET_FILE);
+  const acceptSecretFiles = reader.list(top.field('accept_secret_files'), ABSOLUTE_PATH, 'a list of absolute paths');
+  const signing = secretFile === undefined ? undefined : readKey(reader, secretFileField, secretFile, readSecret);
+  const accepted = (acceptSecretFiles ?? []).map(({field, value}, index, all) => {
+    if (value === undefined) return undefined;
+    if (value === secretFile || all.slice(0, index).some((earlier) => earlier.value === value)) {
+      reader.expected(field, 'a file not already listed in secret_file or accept_secret_files');
+      return undefined;
+    }
+    return readKey(reader, field, value, readSecret);
+  });
+
+  return {
+    file,
+    pair,
+    node,
+    listen: {address: listenAddress?.address, port: reader.optional(listen.field('port'), PORT, DEFAULT_PORT)},
+    peer: {address: peerAddress?.address, port: reader.optional(peer.field('port'), PORT, DEFAULT_PORT)},
+    secretFile,
+    acceptSecretFiles: acceptSecretFiles?.map(({value}) => value),
+    keyring: {signing, accepted: [signing, ...accepted]},
+    service: {
+      ip: serviceIp,
+      interface: reader.required(service.field('interface'), INTERFACE_NAME),
+      mode: reader.optional(service.field('mode'), oneOf(['address', 'link'] as const), 'address'),
+    },
+    heartbeat: {
+      intervalMs,
+      deadAfterMs,
+      maxClockSkewMs: reader.optional(heartbeat.field('max_clock_skew_ms'), integer(100, 3_600_000),
+        DEFAULT_MAX_CLOCK_SKEW_MS),
+    },
+    confirm: {
+      accessLog: reader.optional(confirm.field('access_log'), ABSOLUTE_PATH, undefined),
+      minRequests: reader.optional(confirm.field('min_requests'), integer(1, 1_000_000), DEFAULT_MIN_REQUESTS),
+      timeoutS: reader.optional(confirm.field('timeout_s'), integer(1, 3600), DEFAULT_CONFIRM_TIMEOUT_S),
+    },
+    onStop: reader.optional(top.field('on_stop'), oneOf(['keep', 'release'] as const), 'keep'),
+    stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
+    controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),
+    health: readHealth(reader, top.field('health'), inspectProgram),
+    hooks: readHooks(reader, top.field('hooks'), inspectProgram),
+  };
+}
+function readHooks(reader: Reader, field: Field, inspectProgram: ProgramInspector) {
+  const hooks = reader.section(field, HOOKS_KEYS, 'a mapping like {on_state_change: /usr/local/bin/baton-notify}',
+    false);
+  const pathField = hooks.field('on_state_change');
+  // Any absolute path, spaces and quotes included: it becomes one argv element, never a shell word.
+  const onStateChange = reader.optional(pathField, ABSOLUTE_PATH, undefined);
+  if (onStateChange !== undefined) checkProgram(reader, pathField, onStateChange, inspectProgram);
+  return {
+    onStateChange,
+    timeoutMs: reader.optional(hooks.field('timeout_ms'), integer(MIN_HOOK_TIMEOUT_MS, MAX_HOOK_TIMEOUT_MS),
+      DEFAULT_HOOK_TIMEOUT_MS),
+  };
+}
+// The lower bound is the least dead_after_ms that any interval_ms allows; the real bound depends on interval_ms.
+const DEAD_AFTER_MS = integer(MIN_DEAD_AFTER_INTERVALS * MIN_INTERVAL_MS, MAX_DEAD_AFTER_MS);
+
+/** Object.freeze all the way down; typed arrays (the secrets) cannot be frozen and are left as they are. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,142 @@
+// What a config key may hold (Spec): integers in a range, one of some words, text, paths, names, addresses.
+
+import {isAbsolute} from 'node:path/posix';
+import {assertNever} from '../errors.js';
+import {
+  addressBitsOf, type HostCidrProblem, type IpAddress, parseHostCidr, parseIpAddress,
+} from '../net/ip-address.js';
+import type {ServiceIp} from '../state-machine.js';
+import {describeChar, quote} from './messages.js';
+
+// sockaddr_un.sun_path is 108 bytes on Linux, one of them the terminating NUL.
+const MAX_SOCKET_PATH_BYTES = 107;
+// IFNAMSIZ is 16 bytes, one of them the terminating NUL.
+const MAX_INTERFACE_NAME_BYTES = 15;
+
+/** Why a value was refused, beyond "expected …, got …". */
+export class Rejection {
+  readonly note: string | undefined;
+
+  constructor(note?: string) {
+    this.note = note;
+  }
+}
+
+/** What a key holds: `what` completes "expected …"; `parse` gets a scalar's value, or the node of anything else. */
+export interface Spec<T> {
+  readonly what: string;
+  parse(value: unknown): T | Rejection;
+}
+
+function text(value: unknown): string | Rejection {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') {
+    return new Rejection('not text; put it in quotes if you mean text');
+  }
+  return new Rejection();
+}
+
+export function textSpec(what: string, check: (value: string) => string | Rejection): Spec<string> {
+  return {what, parse: (value) => {
+    const string = text(value);
+    return string instanceof Rejection ? string : check(string);
+  }};
+}
+
+export function integer(min: number, max: number): Spec<number> {
+  return {what: `an integer ${min}..${max}`, parse: (value) => {
+    if (typeof value === 'number' && Number.isInteger(value)) {
+      return value >= min && value <= max ? value : new Rejection();
+    }
+    if (typeof value === 'string' && /^\s*[-+]?\d+\s*$/.test(value)) {
+      return new Rejection('text; write the number without quotes');
+    }
+    return new Rejection();
+  }};
+}
+
+export function oneOf<T extends string>(values: readonly T[]): Spec<T> {
+  const quoted = values.map((value) => `'${value}'`);
+  return {
+    what: `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`,
+    parse: (value) => values.find((allowed) => allowed === value) ?? new Rejection(),
+  };
+}
+
+export const PORT = integer(1, 65_535);
+
+export const TEXT = textSpec('text', (value) => value);
+
+export const HTTP_URL = textSpec('an absolute http:// or https:// URL', (value) => {
+  const url = URL.parse(value);
+  if (url === null) return new Rejection('not a URL');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return new Rejection(`the scheme ${quote(url.protocol.slice(0, -1))} is neither http nor https`);
+  }
+  return url.href;
+});
+
+export const PAIR_ID = textSpec('a pair id of 1..32 characters from A-Z a-z 0-9 . _ -',
+  (value) => /^[A-Za-z0-9._-]{1,32}$/.test(value) ? value : new Rejection());
+
+export const ABSOLUTE_PATH = textSpec('an absolute path', (value) => {
+  if (value.includes('\0')) return new Rejection('it contains a NUL character');
+  return isAbsolute(value) ? value : new Rejection();
+});
+
+export const SOCKET_PATH = textSpec(
+  `an absolute path of at most ${MAX_SOCKET_PATH_BYTES} bytes (a unix socket address)`,
+  (value) => {
+    const path = ABSOLUTE_PATH.parse(value);
+    if (path instanceof Rejection) return path;
+    const bytes = Buffer.byteLength(path);
+    return bytes <= MAX_SOCKET_PATH_BYTES ? path : new Rejection(`${bytes} bytes`);
+  });
+
+// The kernel refuses '/', ':', whitespace and NUL; baton also refuses the rest of the control characters and the
+// shell's metacharacters: such a name is far likelier an injection attempt or a typo than a real interface.
+const FORBIDDEN_IN_INTERFACE = /[/:\s\p{Cc};&|$`'"\\<>(){}[\]*?!#~]/u;
+
+export const INTERFACE_NAME = textSpec(`a Linux interface name (1..${MAX_INTERFACE_NAME_BYTES} bytes, ` +
+  'no \'/\', \':\', whitespace, control or shell characters)', (value) => {
+  const bytes = Buffer.byteLength(value);
+  if (bytes === 0 || bytes > MAX_INTERFACE_NAME_BYTES) return new Rejection(`${bytes} bytes`);
+  if (value === '.' || value === '..') return new Rejection(`'${value}' is reserved`);
+  const forbidden = FORBIDDEN_IN_INTERFACE.exec(value)?.[0];
+  return forbidden === undefined ? value : new Rejection(`${describeChar(forbidden)} is not allowed`);
+});
+
+export const IP_ADDRESS: Spec<IpAddress> = {
+  what: 'an IPv4 or IPv6 address',
+  parse: (value) => {
+    const string = text(value);
+    return string instanceof Rejection ? string : parseIpAddress(string) ?? new Rejection();
+  },
+};
+
+export const SERVICE_CIDR: Spec<ServiceIp> = {
+  what: 'an address with its prefix length, like 192.0.2.100/24',
+  parse: (value) => {
+    const string = text(value);
+    if (string instanceof Rejection) return string;
+    const parsed = parseHostCidr(string);
+    return 'problem' in parsed ? new Rejection(describeCidrProblem(parsed)) : parsed;
+  },
+};
+
+function describeCidrProblem(parsed: HostCidrProblem): string {
+  switch (parsed.problem) {
+    case 'no-prefix-length':
+      return 'no prefix length';
+    case 'not-an-address':
+      return `${quote(parsed.addressText)} is not an IP address`;
+    case 'prefix-length-out-of-range':
+      return `the prefix length of an IPv${parsed.family} address is 1..${addressBitsOf(parsed.family)}`;
+    case 'network-address':
+      return `${parsed.address} is the network address of its /${parsed.prefixLength}; use a host address`;
+    case 'broadcast-address':
+      return `${parsed.address} is the broadcast address of its /${parsed.prefixLength}; use a host address`;
+    default:
+      return assertNever(parsed);
+  }
+}

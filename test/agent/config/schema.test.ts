@@ -1,0 +1,203 @@
+// Config loading as a whole: every value read and defaulted, the rules across keys, the config file itself.
+
+import test from 'ava';
+import {mkdir} from 'node:fs/promises';
+import {join} from 'node:path';
+import {type Config, loadConfig, parseConfig} from '../../../agent/config/schema.js';
+import {keyIdOf} from '../../../agent/config/secret-files.js';
+import {
+  DESIGN_EXAMPLE, MINIMAL, SECRET, DEFAULT_SECRET, PROGRAMS, edit, configErrorAsync, rejects, tempDir,
+  writeFileWithMode, BAD_INTERFACE,
+} from '../../fakes/config-fixtures.js';
+
+// ---- valid files ----
+
+test('DESIGN\'s example loads with every value as written', async (t) => {
+  const dir = await tempDir(t);
+  const secretFile = await writeFileWithMode(join(dir, 'secret'), SECRET, 0o600);
+  const file = await writeFileWithMode(join(dir, 'baton.yaml'),
+    edit(DESIGN_EXAMPLE, ['/etc/baton/secret', secretFile]), 0o644);
+
+  const config = await loadConfig(file);
+
+  const signing = {id: keyIdOf(SECRET), secret: SECRET, file: secretFile};
+  t.deepEqual(config, {
+    file,
+    pair: 'web',
+    node: 'primary',
+    listen: {address: '192.0.2.11', port: 7411},
+    peer: {address: '192.0.2.12', port: 7411},
+    secretFile,
+    acceptSecretFiles: [],
+    keyring: {signing, accepted: [signing]},
+    service: {
+      ip: {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'},
+      interface: 'eth0',
+      mode: 'address',
+    },
+    heartbeat: {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000},
+    confirm: {accessLog: '/var/log/nginx/access.log', minRequests: 3, timeoutS: 30},
+    onStop: 'keep',
+    stateDir: '/var/lib/baton',
+    controlSocket: '/run/baton/control.sock',
+    health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
+    hooks: {onStateChange: undefined, timeoutMs: 5000},
+  } satisfies Config);
+});
+
+test('a minimal config gets every default', (t) => {
+  const config = parseConfig(MINIMAL, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  t.is(config.listen.port, 7411);
+  t.is(config.peer.port, 7411);
+  t.is(config.secretFile, '/etc/baton/secret');
+  t.deepEqual(config.acceptSecretFiles, []);
+  t.deepEqual(config.keyring.accepted, [config.keyring.signing]);
+  t.is(config.keyring.signing.file, '/etc/baton/secret');
+  t.is(config.service.mode, 'address');
+  t.deepEqual(config.heartbeat, {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000});
+  t.deepEqual(config.confirm, {accessLog: undefined, minRequests: 3, timeoutS: 30});
+  t.is(config.onStop, 'keep');
+  t.is(config.stateDir, '/var/lib/baton');
+  t.is(config.controlSocket, '/run/baton/control.sock');
+  t.deepEqual(config.health, {intervalMs: 1000, fall: 3, rise: 2, checks: []});
+  t.deepEqual(config.hooks, {onStateChange: undefined, timeoutMs: 5000});
+});
+
+test('dead_after_ms defaults to 5 × interval_ms', (t) => {
+  const config = parseConfig(`${MINIMAL}heartbeat: {interval_ms: 50}\n`, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  t.is(config.heartbeat.deadAfterMs, 250);
+});
+
+test('empty sections and empty optional values mean their defaults', (t) => {
+  const config = parseConfig(`${MINIMAL}heartbeat:\nconfirm: {access_log: ~}\non_stop:\n`, 'baton.yaml',
+    DEFAULT_SECRET, PROGRAMS);
+
+  t.is(config.heartbeat.intervalMs, 200);
+  t.is(config.confirm.accessLog, undefined);
+  t.is(config.onStop, 'keep');
+});
+
+test('IPv6 addresses are stored in canonical form', (t) => {
+  const config = parseConfig(edit(MINIMAL,
+    ['192.0.2.12}', '2001:DB8:0:0::12}'],
+    ['192.0.2.11}', '2001:db8::11, port: 7412}'],
+    ['192.0.2.100/24', '"2001:DB8::100/64"']), 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  t.deepEqual(config.listen, {address: '2001:db8::12', port: 7411});
+  t.deepEqual(config.peer, {address: '2001:db8::11', port: 7412});
+  t.deepEqual(config.service.ip, {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'});
+});
+
+test('the returned config is frozen all the way down', (t) => {
+  const config = parseConfig(MINIMAL, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  for (const object of [config, config.listen, config.service, config.service.ip, config.heartbeat, config.confirm,
+    config.keyring, config.keyring.accepted, config.keyring.signing, config.acceptSecretFiles]) {
+    t.true(Object.isFrozen(object));
+  }
+  t.throws(() => {
+    (config.heartbeat as {intervalMs: number}).intervalMs = 1;
+  }, {instanceOf: TypeError});
+});
+
+// ---- the config file itself ----
+
+test('a missing config file is named with the fix', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'baton.yaml');
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, `${file}: cannot read the config file: no such file, ENOENT; ` +
+    'create it (`baton install` writes one) or pass --config FILE');
+  t.is((error.cause as {code?: string}).code, 'ENOENT');
+});
+
+test('an unreadable config file is named with the reason', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'baton.yaml');
+  await mkdir(file); // unreadable as a file even for root, unlike chmod 000
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, `${file}: cannot read the config file: a directory, not a file, EISDIR`);
+});
+
+test('a listen address equal to the peer address is rejected', rejects,
+  edit(DESIGN_EXAMPLE, ['192.0.2.12,', '192.0.2.11,']),
+  ['4 peer.address: expected an address other than listen.address, got \'192.0.2.11\' ' +
+    '(a host cannot be its own peer)']);
+
+test('one IPv6 address spelled two ways is still the same address', rejects,
+  edit(DESIGN_EXAMPLE, ['192.0.2.11,', '"2001:db8::11",'], ['192.0.2.12,', '"2001:DB8:0::11",']),
+  ['4 peer.address: expected an address other than listen.address, got \'2001:DB8:0::11\' ' +
+    '(a host cannot be its own peer)']);
+
+test('listen and peer addresses of different families are rejected', rejects,
+  edit(DESIGN_EXAMPLE, ['192.0.2.12,', '"2001:db8::12",']),
+  ['4 peer.address: expected an IPv4 address like listen.address, got \'2001:db8::12\' ' +
+    '(heartbeats go from listen.address to peer.address)']);
+
+test('a service address equal to the listen address is rejected', rejects,
+  edit(DESIGN_EXAMPLE, ['192.0.2.100/24', '192.0.2.11/24']),
+  ['7 service.address: expected an address other than listen.address, got \'192.0.2.11/24\' ' +
+    '(the service address moves between the hosts, their own addresses stay)']);
+
+test('dead_after_ms below 2 × interval_ms is rejected', rejects,
+  edit(DESIGN_EXAMPLE, ['dead_after_ms: 1000', 'dead_after_ms: 300']),
+  ['10 heartbeat.dead_after_ms: expected an integer >= 400, got 300 ' +
+    '(2 × heartbeat.interval_ms 200: one lost beacon must not declare the peer dead)']);
+
+test('dead_after_ms is checked against the default interval_ms too', rejects,
+  edit(DESIGN_EXAMPLE, ['{ interval_ms: 200, dead_after_ms: 1000 }', '{ dead_after_ms: 399 }']),
+  ['10 heartbeat.dead_after_ms: expected an integer >= 400, got 399 ' +
+    '(2 × heartbeat.interval_ms 200: one lost beacon must not declare the peer dead)']);
+
+test('several problems in one file are all reported together, in line order', rejects,
+  edit(DESIGN_EXAMPLE,
+    ['node: primary', 'node: master '],
+    ['192.0.2.12, port: 7411', '192.0.2.12, port: 99999'],
+    ['interface: eth0', 'interface: eth0;reboot'],
+    ['interval_ms: 200', 'interval_ms: fast'],
+    ['on_stop: keep', 'on_stap: keep']),
+  [
+    '2 node: expected \'primary\' or \'backup\', got \'master\'',
+    '4 peer.port: expected an integer 1..65535, got 99999',
+    `${BAD_INTERFACE} 'eth0;reboot' (';' is not allowed)`,
+    '10 heartbeat.interval_ms: expected an integer 10..10000, got \'fast\'',
+    '15 on_stap: unknown key \'on_stap\', did you mean \'on_stop\'?',
+  ]);
+
+// ---- hooks ----
+
+test('a state-change hook loads with its timeout', (t) => {
+  const config = parseConfig(`${MINIMAL}hooks: { on_state_change: /usr/local/bin/baton-notify, timeout_ms: 100 }\n`,
+    'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  t.deepEqual(config.hooks, {onStateChange: '/usr/local/bin/baton-notify', timeoutMs: 100});
+});
+
+test('a hook path with spaces and quotes is taken as written', (t) => {
+  const config = parseConfig(`${MINIMAL}hooks:\n  on_state_change: /opt/my hooks/it's "notify"\n`, 'baton.yaml',
+    DEFAULT_SECRET, PROGRAMS);
+
+  t.deepEqual(config.hooks, {onStateChange: '/opt/my hooks/it\'s "notify"', timeoutMs: 5000});
+});
+
+test('an unknown key in hooks suggests the nearest valid key', rejects,
+  `${DESIGN_EXAMPLE}hooks: {on_state_changed: /usr/local/bin/baton-notify}\n`,
+  ['18 hooks.on_state_changed: unknown key \'on_state_changed\', did you mean \'on_state_change\'?']);
+
+test('a relative hook path is rejected', rejects,
+  `${DESIGN_EXAMPLE}hooks: {on_state_change: baton-notify}\n`,
+  ['18 hooks.on_state_change: expected an absolute path, got \'baton-notify\'']);
+
+test('a hook timeout below 100 ms is rejected', rejects,
+  `${DESIGN_EXAMPLE}hooks: {on_state_change: /usr/local/bin/baton-notify, timeout_ms: 99}\n`,
+  ['18 hooks.timeout_ms: expected an integer 100..600000, got 99']);
+
+test('a hook timeout above 600000 ms is rejected', rejects,
+  `${DESIGN_EXAMPLE}hooks:\n  timeout_ms: 600001\n`,
+  ['19 hooks.timeout_ms: expected an integer 100..600000, got 600001']);
