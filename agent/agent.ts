@@ -12,13 +12,13 @@ import type {HookRunner} from './hooks.js';
 import type {Logger} from './log.js';
 import {PeerLink} from './peer/peer-link.js';
 import {decodePeerParams} from './peer/peer-protocol.js';
-import {createAnnouncer} from './plans/announcer.js';
-import {runSwitchover} from './plans/coordinator.js';
-import {executeStep, logPlanOutcome, runPlan, type StepRun} from './plans/executor.js';
+import {Coordinator} from './plans/coordinator.js';
+import {createStepRun, executeStep, logPlanOutcome, runPlan, type StepRun} from './plans/executor.js';
 import {SwitchParticipant} from './plans/participant.js';
 import type {LocalPlanName, LocalStepName} from './plans/plans.js';
 import {recoverInterruptedSwitch} from './plans/recovery.js';
 import type {AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, StateStore} from './ports.js';
+import {Observer} from './observer.js';
 import {PreProbe} from './preprobe.js';
 import {dropLink, failActive, type LinkDrop} from './rehearsal.js';
 import {initialState, step, type AgentEvent, type Effect, type MachineState, type PeerView} from './state-machine.js';
@@ -47,9 +47,6 @@ export interface AgentDeps {
   readonly pid: number;
 }
 
-// The address is observed on the interface once a second for beacons and repairs: one `ip` run per second
-// keeps the agent well under 1 % CPU, and a second is the resolution of what the peer learns from us.
-const OBSERVE_EVERY_MS = 1000;
 // At start we listen for two intervals before deciding, so a live peer that holds the IP is heard first.
 const STARTUP_LISTEN_INTERVALS = 2;
 // The liveness loop sleeps until the dead timer (or the pre-probe) is due; never less than this, so a clock
@@ -71,12 +68,12 @@ export class Agent {
   #machine: MachineState;
   #stateSince = 0;
   #startedAt = 0;
-  #observedHoldsIp = false;
+  readonly #observer: Observer;
   #queue: Promise<void> = Promise.resolve();
   readonly #loops: Promise<void>[] = [];
   readonly #participant: SwitchParticipant;
   #lastSwitch: {id: string; outcome: string; reason: string; endedAt: number} | undefined;
-  #coordinating = false;
+  readonly #coordinator: Coordinator;
   readonly #health: HealthMonitor;
   readonly #handover: HealthHandover;
   // Settled the first time the machine leaves `starting`; never rejected (a stop while starting leaves it too).
@@ -94,18 +91,12 @@ export class Agent {
     });
     this.#lateness = new LatenessTracker(config.heartbeat.intervalMs);
     this.#machine = initialState(config.node, 0);
+    this.#observer = new Observer(network, config.service.ip, log);
     this.#preprobe = new PreProbe(clock, network, config.service.ip, config.heartbeat);
-    const announcer = createAnnouncer({network, ip: config.service.ip, clock, log, signal: this.#abort.signal});
-    this.#steps = {
-      mode: config.service.mode,
-      clock,
-      ctx: {
-        service: config.service,
-        network,
-        announce: () => announcer.announce(),
-        probe: () => this.#preprobe.fresh(this.#peer.stats().lastSeenAt) ?? network.isAddressInUse(config.service.ip),
-      },
-    };
+    this.#steps = createStepRun({
+      service: config.service, network, clock, log, signal: this.#abort.signal,
+      probe: () => this.#preprobe.fresh(this.#peer.stats().lastSeenAt) ?? network.isAddressInUse(config.service.ip),
+    });
     this.#participant = new SwitchParticipant({
       config, clock, journal: deps.journal, store: deps.store, accessLog: deps.accessLog, hostInfo: deps.hostInfo, log,
       self: this.#selfLabel(), steps: this.#steps, recordingNetwork: deps.recordingNetwork,
@@ -113,8 +104,16 @@ export class Agent {
         machine: () => this.#machine,
         peer: () => this.#peerNow(),
         dispatch: (event) => this.dispatch(event),
-        observed: () => this.#refreshObserved(),
+        observed: async () => void await this.#observer.refresh(),
       },
+    });
+    this.#coordinator = new Coordinator({
+      config, clock, log, hostInfo: deps.hostInfo, network, self: this.#selfLabel(),
+      machine: () => this.#machine,
+      participant: this.#participant,
+      requester: this.#peer.requester,
+      peer: () => this.#peer.snapshot(this.#peerNow()),
+      newSwitchId: () => deps.newId().replaceAll(/[^A-Za-z0-9]/g, '').slice(0, 10) || 'switch',
     });
     this.#handover = new HealthHandover({
       clock, log, peerRole: this.#peer.peerRole, signal: this.#abort.signal,
@@ -154,10 +153,10 @@ export class Agent {
     this.#machine = initialState(config.node, saved?.epoch ?? 0, saved?.released === true);
     this.#startedAt = clock.now();
     this.#stateSince = this.#startedAt;
-    this.#observedHoldsIp = await this.#observeHoldsIp();
+    await this.#observer.refresh();
     log.notice(`(agent) ${config.node} of pair ${config.pair} starting, boot ${this.#bootId}, epoch ${this.#machine.epoch}, ` +
-      `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observedHoldsIp ? 'held here' : 'not held here'})`);
-    this.#loops.push(this.#peer.receive(), runTicks(clock, this.#lateness, log, this.#abort.signal, () => this.#sendBeacon()), this.#livenessLoop(), this.#observeLoop(), this.#startup());
+      `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observer.holdsIp ? 'held here' : 'not held here'})`);
+    this.#loops.push(this.#peer.receive(), runTicks(clock, this.#lateness, log, this.#abort.signal, () => this.#sendBeacon()), this.#livenessLoop(), this.#observer.watch(clock, this.#abort.signal, (holdsIp) => this.#observed(holdsIp)), this.#startup());
     this.#health.start();
   }
 
@@ -175,7 +174,7 @@ export class Agent {
       released = true;
       log.notice(`(agent) released ${config.service.ip.cidr} (on_stop: release)`);
     }
-    await this.#refreshObserved();
+    await this.#observer.refresh();
     await this.dispatch({type: 'stop-requested', released});
     // The "stopping" beacon is the last word: sent twice more, a few ms apart, so one lost datagram does not
     // leave the peer waiting for its dead timer.
@@ -284,7 +283,7 @@ export class Agent {
     const outcome = await runPlan(steps, this.#steps);
     logPlanOutcome(this.#deps.log, `(plan ${planId} ${plan})`, outcome);
     // Beacons report what the plan left on the interface at once, not a second later.
-    this.#observedHoldsIp = await this.#observeHoldsIp();
+    await this.#observer.refresh();
     await this.dispatch(outcome.ok ? {type: 'plan-finished', planId, ok: true}
       : {type: 'plan-finished', planId, ok: false, error: outcome.message, addressInUse: isBatonError(outcome.error, 'ADDRESS_IN_USE')});
   }
@@ -297,8 +296,7 @@ export class Agent {
       if (recovered !== undefined) {
         this.#lastSwitch = {id: recovered.switchId, outcome: 'interrupted', reason: recovered.reason, endedAt: clock.now()};
       }
-      const holdsIp = await this.#observeHoldsIp();
-      this.#observedHoldsIp = holdsIp;
+      const holdsIp = await this.#observer.refresh();
       // Probing our own address would find ourselves: only probe when it is not on our interface.
       const addressInUse = holdsIp ? false : await network.isAddressInUse(config.service.ip);
       await this.dispatch({type: 'probed', holdsIp, addressInUse});
@@ -310,25 +308,8 @@ export class Agent {
   }
 
   /** The operator's switchover, run from this host. One at a time. */
-  async switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
-    if (this.#coordinating) throw new BatonError('SWITCH_IN_PROGRESS', 'a switchover started from this host is already running');
-    this.#coordinating = true;
-    const {config, clock, log, hostInfo, network} = this.#deps;
-    try {
-      return await runSwitchover({
-        config, clock, log, hostInfo, network, self: this.#selfLabel(),
-        machine: () => this.#machine,
-        participant: this.#participant,
-        requester: this.#peer.requester,
-        peer: () => {
-          const last = this.#peer.stats().lastBeacon;
-          return {view: this.#peerNow(), label: this.#peer.label(), health: last?.health, boot: this.#peer.peerBoot, switchId: last?.switchId ?? '', rejecting: this.#peer.rejecting()};
-        },
-        newSwitchId: () => this.#deps.newId().replaceAll(/[^A-Za-z0-9]/g, '').slice(0, 10) || 'switch',
-      }, options, emit);
-    } finally {
-      this.#coordinating = false;
-    }
+  switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+    return this.#coordinator.run(options, emit);
   }
 
   /** The peer as its last beacon showed it, alive as of now (the machine's view learns of a death later). */
@@ -408,33 +389,12 @@ export class Agent {
     }
   }
 
-  async #observeLoop(): Promise<void> {
-    while (!this.#abort.signal.aborted) {
-      try {
-        await this.#deps.clock.sleep(OBSERVE_EVERY_MS, this.#abort.signal);
-      } catch {
-        return;
-      }
-      this.#observedHoldsIp = await this.#observeHoldsIp();
-      if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp: this.#observedHoldsIp});
-      const now = this.#deps.clock.now();
-      // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
-      if (!this.#peer.isAlive() && now - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {
-        void this.dispatch({type: 'peer-still-silent'});
-      }
-    }
-  }
-
-  async #refreshObserved(): Promise<void> {
-    this.#observedHoldsIp = await this.#observeHoldsIp();
-  }
-
-  async #observeHoldsIp(): Promise<boolean> {
-    try {
-      return await this.#deps.network.isServing(this.#deps.config.service.ip);
-    } catch (error) {
-      this.#deps.log.error(`(network) cannot observe the service IP: ${describeError(error)}`);
-      return false;
+  /** Each second's look at the interface: repairs when it differs from the state, and takeover retries. */
+  #observed(holdsIp: boolean): void {
+    if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp});
+    // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
+    if (!this.#peer.isAlive() && this.#deps.clock.now() - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {
+      void this.dispatch({type: 'peer-still-silent'});
     }
   }
 
@@ -443,7 +403,7 @@ export class Agent {
       host: this.#deps.hostname,
       state: this.#machine.name,
       epoch: this.#machine.epoch,
-      holdsIp: this.#observedHoldsIp,
+      holdsIp: this.#observer.holdsIp,
       health: this.#machine.health,
       switchId: this.#participant.current?.id ?? '',
     });

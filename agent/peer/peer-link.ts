@@ -9,7 +9,8 @@ import type {Logger} from '../log.js';
 import {describeRejectedSinceValid, PeerMonitor, type PeerStats} from './peer-monitor.js';
 import {PeerRequester, PeerResponder} from './peer-requests.js';
 import type {BeaconTransport, Clock} from '../ports.js';
-import type {Role} from '../state-machine.js';
+import type {PeerSnapshot} from '../plans/coordinator.js';
+import type {PeerView, Role} from '../state-machine.js';
 import {Outbox} from './outbox.js';
 
 // Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
@@ -96,6 +97,12 @@ export class PeerLink {
   rejecting(): string | undefined {
     const rejected = this.#monitor.rejectedSinceValid;
     return rejected === undefined ? undefined : describeRejectedSinceValid(rejected);
+  }
+
+  /** The peer as a switch needs it: `view` is the state machine's, alive as of now. */
+  snapshot(view: PeerView | undefined): PeerSnapshot {
+    const last = this.stats().lastBeacon;
+    return {view, label: this.label(), health: last?.health, boot: this.peerBoot, switchId: last?.switchId ?? '', rejecting: this.rejecting()};
   }
 
   /** A new state: each kind of rejection is logged once more. */

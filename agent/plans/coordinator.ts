@@ -50,11 +50,31 @@ export interface CoordinatorDeps {
   readonly newSwitchId: () => string;
 }
 
+/** Runs the operator's switchovers from this host, one at a time. */
+export class Coordinator {
+  readonly #deps: CoordinatorDeps;
+  #running = false;
+
+  constructor(deps: CoordinatorDeps) {
+    this.#deps = deps;
+  }
+
+  async run(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+    if (this.#running) throw new BatonError('SWITCH_IN_PROGRESS', 'a switchover started from this host is already running');
+    this.#running = true;
+    try {
+      return await runSwitchover(this.#deps, options, emit);
+    } finally {
+      this.#running = false;
+    }
+  }
+}
+
 /**
  * Runs a planned switchover from this host. Resolves with the outcome (done, rolled back, or the dry-run plan);
  * throws BatonError when it refuses to start (peer not alive, switch running, fault, preflight --strict).
  */
-export async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
   const {participant, requester, config, clock, log} = c;
   const started = clock.now();
   const peer = c.peer();

@@ -4,14 +4,33 @@
 
 import {BatonError, describeError, isBatonError} from '../errors.js';
 import type {Logger} from '../log.js';
-import type {Clock} from '../ports.js';
-import type {ServiceMode} from '../config/schema.js';
+import type {Clock, NetworkDriver} from '../ports.js';
+import {createAnnouncer} from './announcer.js';
+import type {Config, ServiceMode} from '../config/schema.js';
 import type {StepName} from './plans.js';
 import {STEPS, type StepContext} from './steps.js';
 
 // A network step is a few `ip` runs and at most one ARP burst (a duplicate-address probe listens ~200 ms): 10 s
 // means something is stuck, not slow.
 export const STEP_DEADLINE_MS = 10_000;
+
+export interface StepRunDeps {
+  readonly service: Config['service'];
+  readonly network: NetworkDriver;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Aborted when the agent stops: a pending repeated announcement is dropped. */
+  readonly signal: AbortSignal;
+  /** The duplicate-address probe (an early probe's fresh answer, or a new one). */
+  readonly probe: () => Promise<boolean>;
+}
+
+/** How this host runs its steps: its service, its interface, and announcements that repeat. */
+export function createStepRun(deps: StepRunDeps): StepRun {
+  const {service, network, clock, log, signal} = deps;
+  const announcer = createAnnouncer({network, ip: service.ip, clock, log, signal});
+  return {mode: service.mode, clock, ctx: {service, network, announce: () => announcer.announce(), probe: deps.probe}};
+}
 
 export interface StepRun {
   readonly ctx: StepContext;

@@ -1,0 +1,53 @@
+// What this host's interface shows about the service IP, read from the kernel once a second and after every
+// change the agent makes: level-triggered, so a repair is driven by what is there, not by what was done. The last
+// reading is what beacons report.
+
+import {describeError} from './errors.js';
+import type {Logger} from './log.js';
+import type {Clock, NetworkDriver} from './ports.js';
+import type {ServiceIp} from './state-machine.js';
+
+// One look a second keeps the agent well under 1 % CPU (the read spawns no process), and a second is the
+// resolution of what the peer learns from us.
+const OBSERVE_EVERY_MS = 1000;
+
+export class Observer {
+  readonly #network: NetworkDriver;
+  readonly #ip: ServiceIp;
+  readonly #log: Logger;
+  #holdsIp = false;
+
+  constructor(network: NetworkDriver, ip: ServiceIp, log: Logger) {
+    this.#network = network;
+    this.#ip = ip;
+    this.#log = log;
+  }
+
+  /** Whether this host served the IP at the last reading. */
+  get holdsIp(): boolean {
+    return this.#holdsIp;
+  }
+
+  /** Reads the interface now; a failed read counts as not serving, and is logged. */
+  async refresh(): Promise<boolean> {
+    try {
+      this.#holdsIp = await this.#network.isServing(this.#ip);
+    } catch (error) {
+      this.#log.error(`(network) cannot observe the service IP: ${describeError(error)}`);
+      this.#holdsIp = false;
+    }
+    return this.#holdsIp;
+  }
+
+  /** Reads the interface every second until `signal` aborts, and hands each reading to `seen`. */
+  async watch(clock: Clock, signal: AbortSignal, seen: (holdsIp: boolean) => void): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await clock.sleep(OBSERVE_EVERY_MS, signal);
+      } catch {
+        return;
+      }
+      seen(await this.refresh());
+    }
+  }
+}
