@@ -62,3 +62,12 @@ test('every baton command in a sh block of README.md and docs/ parses: no stale 
   t.log(`${checked} commands checked`);
   t.true(checked >= 10);
 });
+
+test('every file the layout table of README.md names exists', async (t) => {
+  const {access} = await import('node:fs/promises');
+  const readme = await readFile(new URL('README.md', root), 'utf8');
+  const table = readme.slice(readme.indexOf('## Layout'));
+  const paths = [...table.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1] ?? '');
+  t.true(paths.length >= 10, 'found the table');
+  for (const path of paths) await t.notThrowsAsync(access(new URL(path, root)), path);
+});
