@@ -12,8 +12,7 @@ import * as status from './commands/status.js';
 import * as switchover from './commands/switchover.js';
 import * as uninstall from './commands/uninstall.js';
 import {processOutput, type Output} from './output.js';
-
-const VERSION = '0.1.0';
+import {VERSION} from './version.js';
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;
