@@ -138,7 +138,7 @@ test.serial('the backup agent killed between primary-net-down and backup-net-up,
       printed += chunk.toString();
       if (/(^|\n) {2}primary-net-down +on primary +ok/.test(printed)) resolve();
     });
-    cli.then(() => reject(new Error(`the switch ended before primary-net-down was done:\n${printed}`)), reject);
+    cli.then((ended) => reject(new Error(`the switch ended (exit ${String(ended.exitCode)}) before primary-net-down was done:\n${printed}${String(ended.stderr)}`)), reject);
   });
   await signalAgent(l.hosts.backup, 'SIGKILL');
   const result = await cli;
