@@ -72,12 +72,19 @@ function assertDrillOutcome(t: ExecutionContext, report: DrillReport, result: {e
   t.is(result.exitCode, report.ok ? 0 : 1, String(result.stderr).slice(-3000));
 }
 
+/** The report the command wrote; without one, the command's exit and stderr say why (and the test fails). */
+async function readReport(path: string, result: {exitCode?: number; stderr: unknown}): Promise<DrillReport> {
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) throw new Error(`no report at ${path}: exit ${String(result.exitCode)}, stderr:\n${String(result.stderr).slice(-3000)}`);
+  return JSON.parse(text) as DrillReport;
+}
+
 const labRun = test.macro(async (t, web: 'builtin' | 'nginx') => {
   if (!available) return t.pass();
   const html = join(dir, `${web}.html`);
   const result = await execa(process.execPath, [CLI, 'lab', 'run', '--web', web, '--report', html], {reject: false, timeout: 240_000});
   t.log(String(result.stdout));
-  const report = JSON.parse(await readFile(join(dir, `${web}.json`), 'utf8')) as DrillReport;
+  const report = await readReport(join(dir, `${web}.json`), result);
   assertDrillOutcome(t, report, result, PHASES);
   t.true((await readFile(html, 'utf8')).includes('<svg'));
   t.deepEqual(await leftovers(prefixOf(report)), [], 'no namespace, bridge, veth or process of the lab remains');
@@ -156,7 +163,7 @@ test.serial('baton rehearse on a configured pair, run from a client machine, wit
   const result = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, CLI, 'rehearse',
     '--socket', lab.hosts.primary.socket, '--with-failure', '--report', html], {reject: false, timeout: 180_000, env: {TMPDIR: temp}});
   t.log(String(result.stdout));
-  const report = JSON.parse(await readFile(join(dir, 'rehearsal.json'), 'utf8')) as DrillReport;
+  const report = await readReport(join(dir, 'rehearsal.json'), result);
   assertDrillOutcome(t, report, result, PHASES);
   t.deepEqual(await readdir(temp), [], 'the rehearsal left files in TMPDIR');
   const status = await labStatus(lab);
@@ -193,7 +200,7 @@ test.serial('baton rehearse --client HOST: the probes come from a third machine 
     '--socket', lab.hosts.backup.socket, '--client', 'client', '--ssh-config', join(ssh, 'ssh_config'), '--client-baton', repo,
     '--report', join(dir, 'ssh-rehearsal.html')], {reject: false, timeout: 180_000});
   t.log(String(result.stdout));
-  const report = JSON.parse(await readFile(join(dir, 'ssh-rehearsal.json'), 'utf8')) as DrillReport;
+  const report = await readReport(join(dir, 'ssh-rehearsal.json'), result);
   assertDrillOutcome(t, report, result, ['preflight', 'status', 'switchover', 'switchback']);
   t.true(report.probes.length > 20);
   t.is(await whoServes(lab), 'primary', 'after the switchback, the primary serves');
