@@ -15,7 +15,7 @@ import {labDown, labUp, labStatus, LAB_BASE_DIR, waitForSettledPair} from '../..
 import {spawnInNamespace} from '../../cli/lab/namespaces.js';
 import {stopProcessByPid} from '../../cli/lab/web.js';
 import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
-import {runner, servesAddress, whoServes} from './lab-helpers.js';
+import {runner, servesAddress, until, whoServes} from './lab-helpers.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 let dir = '';
@@ -194,6 +194,13 @@ test.serial('baton rehearse --client HOST: the probes come from a third machine 
   await mkdir('/run/sshd', {recursive: true, mode: 0o755});
   const sshd = await spawnInNamespace(lab.client.namespace, '/usr/sbin/sshd', ['-D', '-e', '-f', join(ssh, 'sshd_config')], join(ssh, 'sshd.log'));
   t.teardown(() => stopProcessByPid(sshd));
+  // Spawned is not listening: the rehearsal's first ssh raced sshd's start-up ("Connection refused").
+  await until('sshd listens on the client', 20_000, async () => {
+    const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, 'ss', '-Hltn', 'sport = :22']);
+    return stdout.trim() === '' ? undefined : true;
+  }).catch(async (error: unknown) => {
+    throw new Error(`${String(error)}; sshd's log: ${await readFile(join(ssh, 'sshd.log'), 'utf8').catch(() => 'none')}`);
+  });
 
   const repo = fileURLToPath(new URL('../../../', import.meta.url));
   const result = await execa('ip', ['netns', 'exec', lab.hosts.backup.namespace, process.execPath, CLI, 'rehearse',
