@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `baton`: thin entry. Parse, dispatch, print; exit status from one table: 0 done, 1 error, 2 rolled back.
+// `baton`: thin entry. Parse, dispatch, print; exit status from one table (exit-codes.ts): 0 done, 1 error, 2 rolled back.
 
 import {describeError, isBatonError, type ErrorCode} from '../agent/errors.js';
 import {parseCommandLine, USAGE, UsageError, type Command} from './args.js';
@@ -11,13 +11,9 @@ import * as resume from './commands/resume.js';
 import * as status from './commands/status.js';
 import * as switchover from './commands/switchover.js';
 import * as uninstall from './commands/uninstall.js';
+import {EXIT_ERROR, EXIT_OK, EXIT_ROLLED_BACK} from './exit-codes.js';
 import {processOutput, type Output} from './output.js';
-
-const VERSION = '0.1.0';
-
-const EXIT_OK = 0;
-const EXIT_ERROR = 1;
-const EXIT_ROLLED_BACK = 2;
+import {VERSION} from './version.js';
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   ROLLED_BACK: EXIT_ROLLED_BACK,

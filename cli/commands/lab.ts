@@ -10,6 +10,7 @@ import {runDrill} from '../drill/drill.js';
 import {createLabTarget} from '../drill/lab-target.js';
 import {formatDrillReport} from '../drill/report.js';
 import {writeDrillReport} from '../drill/report-html.js';
+import {EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK} from '../exit-codes.js';
 import {LAB_BASE_DIR, labDown, labStatus, labUp, listLabs, readLab, waitForSettledPair, type Lab} from '../lab/lab.js';
 import {isNginxInstalled, NGINX_PROGRAM} from '../lab/web.js';
 import type {Output} from '../output.js';
@@ -25,7 +26,6 @@ export interface LabOptions {
 const LAB_DEAD_AFTER_MS = 1000;
 // The drill's client probes this often: fine enough to see a 50 ms gap, light enough for a 2-core machine.
 const DRILL_PROBE_INTERVAL_MS = 20;
-const EXIT_INTERRUPTED = 130;
 
 // Agents decide within two heartbeat intervals plus an ARP probe; 15 s is generous even on a loaded CI host.
 const SETTLE_TIMEOUT_MS = 15_000;
@@ -93,7 +93,7 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
       say(`interrupted: lab ${lab.prefix} left up, exactly one host serves (the ${holder}); look with \`baton lab status\`, remove it with \`baton lab down\``);
       return EXIT_INTERRUPTED;
     }
-    return report.ok ? 0 : 1;
+    return report.ok ? EXIT_OK : EXIT_ERROR;
   } finally {
     process.off('SIGINT', onInterrupt);
     if (!keepLab) {

@@ -4,6 +4,7 @@ import {runDrill} from '../drill/drill.js';
 import {createAgentTarget} from '../drill/agent-target.js';
 import {formatDrillReport} from '../drill/report.js';
 import {writeDrillReport} from '../drill/report-html.js';
+import {EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK} from '../exit-codes.js';
 import type {Output} from '../output.js';
 import {resolveSocket} from './status.js';
 
@@ -20,7 +21,6 @@ export interface RehearseCommand {
   readonly clientBaton: string;
 }
 
-const EXIT_INTERRUPTED = 130;
 
 export async function run(out: Output, command: RehearseCommand): Promise<number> {
   const socket = await resolveSocket(command.config, command.socket);
@@ -41,7 +41,7 @@ export async function run(out: Output, command: RehearseCommand): Promise<number
     await writeDrillReport(report, command.report, jsonPath);
     out.stdout(command.json ? `${JSON.stringify(report, null, 2)}\n` : `\n${formatDrillReport(report)}\nreport: ${command.report} (timeline), ${jsonPath}\n`);
     if (report.interrupted !== undefined) return EXIT_INTERRUPTED;
-    return report.ok ? 0 : 1;
+    return report.ok ? EXIT_OK : EXIT_ERROR;
   } finally {
     process.off('SIGINT', onInterrupt);
   }

@@ -2,6 +2,7 @@
 
 import type {SwitchoverOptions, SwitchProgress, SwitchResult} from '../../agent/control-protocol.js';
 import {callAgent} from '../control-client.js';
+import {EXIT_OK, EXIT_ROLLED_BACK} from '../exit-codes.js';
 import {formatProgress, formatSwitchResult} from '../format.js';
 import type {Output} from '../output.js';
 import {resolveSocket} from './status.js';
@@ -12,9 +13,6 @@ export interface SwitchoverCommand {
   readonly json: boolean;
   readonly options: SwitchoverOptions;
 }
-
-/** Exit status of a switch that was rolled back (the pair is safe, but nothing moved). */
-const EXIT_ROLLED_BACK = 2;
 
 // The agent reports progress at least every second during the long waits (preflight, confirmation); silence
 // for this long means it is stuck or gone.
@@ -30,7 +28,7 @@ export async function run(out: Output, command: SwitchoverCommand): Promise<numb
       if (line !== undefined) out.stdout(line);
     }) as SwitchResult;
   out.stdout(command.json ? `${JSON.stringify(result, null, 2)}\n` : formatSwitchResult(result));
-  return result.outcome === 'rolled-back' ? EXIT_ROLLED_BACK : 0;
+  return result.outcome === 'rolled-back' ? EXIT_ROLLED_BACK : EXIT_OK;
 }
 
 // While confirmation waits, a line is printed when the count changes, and otherwise every few seconds, so the

@@ -26,8 +26,9 @@ import type {Output} from '../../cli/output.js';
 
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
-// Copying the 130 MB program takes about a second; a minute means a hung copy or a wedged child.
-const CLI_TIMEOUT_MS = 60_000;
+// Copying the 130 MB program takes about a second on a quiet machine; two minutes means a hung copy or a wedged
+// child, not a busy machine (the suite's install tests timed out at one minute at load 25 on 2 cores).
+const CLI_TIMEOUT_MS = 120_000;
 
 const PRIMARY = ['--role', 'primary', '--listen', '192.0.2.11', '--peer', '192.0.2.12', '--service-ip',
   '192.0.2.100/24', '--interface', 'eth0', '--access-log', '/var/log/nginx/access.log'];

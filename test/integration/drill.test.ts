@@ -6,7 +6,7 @@ import {mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile} from 'node:fs/p
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
-import test from 'ava';
+import test, {type ExecutionContext} from 'ava';
 import {execa} from 'execa';
 import {runDrill} from '../../cli/drill/drill.js';
 import {createLabTarget} from '../../cli/drill/lab-target.js';
@@ -15,7 +15,7 @@ import {labDown, labUp, labStatus, LAB_BASE_DIR, waitForSettledPair} from '../..
 import {spawnInNamespace} from '../../cli/lab/namespaces.js';
 import {stopProcessByPid} from '../../cli/lab/web.js';
 import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
-import {runner, servesAddress} from './lab-helpers.js';
+import {runner, servesAddress, until, whoServes} from './lab-helpers.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 let dir = '';
@@ -44,27 +44,53 @@ function prefixOf(report: DrillReport): string {
   return /^(bl[0-9a-z]{6})-/.exec(report.pair.primary)?.[1] ?? 'unknown';
 }
 
+const PHASES = ['preflight', 'status', 'switchover', 'switchback', 'failure', 'return'];
+
+/**
+ * The drill's outcome, whatever the figures: every phase did its work (the switches were done, the takeover and the
+ * return happened), the phases with a target state it and whether it was met, and the verdict (report.ok, the
+ * PASSED/FAILED line, the exit status) follows from the phases. A missed gap target on a busy machine makes the
+ * drill say FAILED, as it should, but is a figure for the drill's report and `npm run bench`, not a failed test.
+ */
+function assertDrillOutcome(t: ExecutionContext, report: DrillReport, result: {exitCode?: number; stdout: unknown; stderr: unknown},
+  phases: readonly string[]): void {
+  t.deepEqual(report.phases.map((p) => p.name), [...phases], 'the report names every phase, in order');
+  for (const phase of report.phases) {
+    const missedOnlyItsTarget = !phase.ok && phase.target?.met === false;
+    t.true(phase.ok || missedOnlyItsTarget, `${phase.name}: ${phase.problem ?? ''}`);
+    if (['switchover', 'switchback', 'failure'].includes(phase.name)) {
+      t.regex(phase.target?.text ?? '', /^longest gap <= \d+ ms/, `${phase.name} states its target`);
+      t.is(typeof phase.target?.met, 'boolean', `${phase.name} says whether it was met`);
+      t.is(typeof phase.longestGapMs, 'number', phase.name);
+      t.true(phase.probes > 0, phase.name);
+      t.is(typeof phase.failedProbes, 'number');
+    }
+    if (phase.target !== undefined) t.log(`${phase.name}: longest gap ${Math.round(phase.longestGapMs ?? NaN)} ms, target ${phase.target.met ? 'met' : 'MISSED'} (${phase.target.text})`);
+  }
+  t.is(report.ok, report.phases.every((p) => p.ok));
+  t.regex(String(result.stdout), report.ok ? /: PASSED/ : /: FAILED/);
+  t.is(result.exitCode, report.ok ? 0 : 1, String(result.stderr).slice(-3000));
+}
+
+/** The report the command wrote; without one, the command's exit and stderr say why (and the test fails). */
+async function readReport(path: string, result: {exitCode?: number; stderr: unknown}): Promise<DrillReport> {
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) throw new Error(`no report at ${path}: exit ${String(result.exitCode)}, stderr:\n${String(result.stderr).slice(-3000)}`);
+  return JSON.parse(text) as DrillReport;
+}
+
 const labRun = test.macro(async (t, web: 'builtin' | 'nginx') => {
   if (!available) return t.pass();
   const html = join(dir, `${web}.html`);
   const result = await execa(process.execPath, [CLI, 'lab', 'run', '--web', web, '--report', html], {reject: false, timeout: 240_000});
   t.log(String(result.stdout));
-  t.is(result.exitCode, 0, String(result.stderr).slice(-3000));
-  const report = JSON.parse(await readFile(join(dir, `${web}.json`), 'utf8')) as DrillReport;
-  t.true(report.ok);
-  t.deepEqual(report.phases.map((p) => `${p.name} ${p.ok ? 'ok' : 'failed'}`),
-    ['preflight ok', 'status ok', 'switchover ok', 'switchback ok', 'failure ok', 'return ok']);
-  for (const phase of report.phases.filter((p) => ['switchover', 'switchback', 'failure'].includes(p.name))) {
-    t.is(typeof phase.longestGapMs, 'number', phase.name);
-    t.true(phase.probes > 0, phase.name);
-    t.is(typeof phase.failedProbes, 'number');
-  }
+  const report = await readReport(join(dir, `${web}.json`), result);
+  assertDrillOutcome(t, report, result, PHASES);
   t.true((await readFile(html, 'utf8')).includes('<svg'));
-  t.regex(String(result.stdout), /PASSED/);
   t.deepEqual(await leftovers(prefixOf(report)), [], 'no namespace, bridge, veth or process of the lab remains');
 });
 
-test.serial('baton lab run with the built-in web server: every phase passes, the report has the figures, nothing remains', labRun, 'builtin');
+test.serial('baton lab run with the built-in web server: every phase does its work, the report has the figures, nothing remains', labRun, 'builtin');
 test.serial('baton lab run --web nginx: the same with real nginx', labRun, 'nginx');
 
 test.serial('a drill whose confirmation must fail reports the rollback as a failed phase and leaves the pair serving', async (t) => {
@@ -123,7 +149,7 @@ test.serial('Ctrl-C during a switch leaves exactly one host serving, and baton l
   t.deepEqual(await leftovers(prefix), []);
 });
 
-test.serial('baton rehearse on a configured pair, run from a client machine, with failure: every phase passes', async (t) => {
+test.serial('baton rehearse on a configured pair, run from a client machine, with failure: every phase does its work', async (t) => {
   if (!available) return t.pass();
   const lab = await labUp({runner, prefix: integrationPrefix(), baseDir: dir, web: 'builtin'});
   t.teardown(() => labDown(runner, lab.prefix, dir));
@@ -137,13 +163,12 @@ test.serial('baton rehearse on a configured pair, run from a client machine, wit
   const result = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, CLI, 'rehearse',
     '--socket', lab.hosts.primary.socket, '--with-failure', '--report', html], {reject: false, timeout: 180_000, env: {TMPDIR: temp}});
   t.log(String(result.stdout));
-  t.is(result.exitCode, 0, String(result.stderr).slice(-3000));
-  const report = JSON.parse(await readFile(join(dir, 'rehearsal.json'), 'utf8')) as DrillReport;
-  t.deepEqual(report.phases.map((p) => `${p.name} ${p.ok ? 'ok' : 'failed'}`),
-    ['preflight ok', 'status ok', 'switchover ok', 'switchback ok', 'failure ok', 'return ok']);
+  const report = await readReport(join(dir, 'rehearsal.json'), result);
+  assertDrillOutcome(t, report, result, PHASES);
   t.deepEqual(await readdir(temp), [], 'the rehearsal left files in TMPDIR');
   const status = await labStatus(lab);
   t.is([status.primary.self.holdsIp, status.backup.self.holdsIp].filter(Boolean).length, 1);
+  t.is(await whoServes(lab), 'backup', 'after the failure and the old primary\'s return, the backup serves');
 });
 
 test.serial('baton rehearse --client HOST: the probes come from a third machine over ssh', async (t) => {
@@ -169,16 +194,23 @@ test.serial('baton rehearse --client HOST: the probes come from a third machine 
   await mkdir('/run/sshd', {recursive: true, mode: 0o755});
   const sshd = await spawnInNamespace(lab.client.namespace, '/usr/sbin/sshd', ['-D', '-e', '-f', join(ssh, 'sshd_config')], join(ssh, 'sshd.log'));
   t.teardown(() => stopProcessByPid(sshd));
+  // Spawned is not listening: the rehearsal's first ssh raced sshd's start-up ("Connection refused").
+  await until('sshd listens on the client', 20_000, async () => {
+    const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, 'ss', '-Hltn', 'sport = :22']);
+    return stdout.trim() === '' ? undefined : true;
+  }).catch(async (error: unknown) => {
+    throw new Error(`${String(error)}; sshd's log: ${await readFile(join(ssh, 'sshd.log'), 'utf8').catch(() => 'none')}`);
+  });
 
   const repo = fileURLToPath(new URL('../../../', import.meta.url));
   const result = await execa('ip', ['netns', 'exec', lab.hosts.backup.namespace, process.execPath, CLI, 'rehearse',
     '--socket', lab.hosts.backup.socket, '--client', 'client', '--ssh-config', join(ssh, 'ssh_config'), '--client-baton', repo,
     '--report', join(dir, 'ssh-rehearsal.html')], {reject: false, timeout: 180_000});
   t.log(String(result.stdout));
-  t.is(result.exitCode, 0, String(result.stderr).slice(-3000));
-  const report = JSON.parse(await readFile(join(dir, 'ssh-rehearsal.json'), 'utf8')) as DrillReport;
-  t.true(report.ok);
+  const report = await readReport(join(dir, 'ssh-rehearsal.json'), result);
+  assertDrillOutcome(t, report, result, ['preflight', 'status', 'switchover', 'switchback']);
   t.true(report.probes.length > 20);
+  t.is(await whoServes(lab), 'primary', 'after the switchback, the primary serves');
   // The backup's web server saw the client machine's address: the probes really came from there.
   const log = await readFile(lab.hosts.backup.web?.accessLog ?? '', 'utf8');
   t.regex(log, /^192\.0\.2\.20 - - \[/m);

@@ -1,0 +1,182 @@
+// Where the service address was, over time, as each host's kernel announced it: `ip -ts monitor address link` in
+// every host namespace, read as timestamped events. "Never two holders" is judged from these, not from polling
+// the hosts one after the other: a poll of one host and then the other misses an overlap shorter than the poll,
+// and sees one that never was when the first host changes between the two reads.
+
+import {execa, type ResultPromise} from 'execa';
+import type {Lab} from './lab.js';
+import {SERVICE_LAN} from './namespaces.js';
+
+export type AddressChange = 'address-added' | 'address-removed' | 'link-up' | 'link-down';
+
+export interface AddressEvent {
+  /** Wall-clock ms (with µs fraction) at which `ip monitor` received the kernel's message. */
+  readonly atMs: number;
+  readonly host: string;
+  readonly change: AddressChange;
+}
+
+export interface HostAddressState {
+  readonly address: boolean;
+  readonly linkUp: boolean;
+}
+
+export interface AddressHistory {
+  /** Each host's state once the watch was listening, and every change after it, in time order. */
+  readonly initial: Readonly<Record<string, HostAddressState>>;
+  readonly events: readonly AddressEvent[];
+}
+
+export interface AddressWatch {
+  /** Waits until every monitor has read all the kernel said up to now, stops them, and returns what they saw. Once. */
+  stop(): Promise<AddressHistory>;
+}
+
+/** The hosts that held the address at the end, and every interval in which more than one held it. */
+export interface HolderJudgement {
+  readonly final: readonly string[];
+  readonly overlaps: ReadonlyArray<{readonly fromMs: number; readonly toMs: number | undefined; readonly hosts: readonly string[]}>;
+}
+
+// A marker address on lo, added and removed in each namespace: seeing it in a monitor's output proves the monitor
+// is subscribed (at start) and has read everything the kernel sent before it (at stop). 127/8 is lo's already.
+const MARKER_NETWORK = '127.77.0';
+// How long a monitor may take to show its marker: generous, since a busy machine delays only this wait.
+const MARKER_TIMEOUT_MS = 20_000;
+
+/** One line of `ip -ts monitor address link` as a change to `iface`/`address`; undefined for anything else. */
+export function parseMonitorLine(line: string, iface: string, address: string): {atMs: number; change: AddressChange} | undefined {
+  const stamped = /^\[(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{6})\] (Deleted )?(.*)$/.exec(line);
+  if (stamped === null) return undefined;
+  const [, y, mo, d, h, mi, s, us, deleted, rest = ''] = stamped;
+  // `ip -ts` prints local time without a zone, as `new Date(y, m, …)` reads it.
+  const atMs = new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)).getTime() + Number(us) / 1000;
+  const addressLine = /^\d+: (\S+)\s+inet (\d+\.\d+\.\d+\.\d+)\//.exec(rest);
+  if (addressLine !== null) {
+    if (addressLine[1] !== iface || addressLine[2] !== address) return undefined;
+    return {atMs, change: deleted === undefined ? 'address-added' : 'address-removed'};
+  }
+  const linkLine = /^\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>/.exec(rest);
+  if (linkLine !== null && linkLine[1] === iface && deleted === undefined) {
+    return {atMs, change: (linkLine[2] ?? '').split(',').includes('UP') ? 'link-up' : 'link-down'};
+  }
+  return undefined;
+}
+
+/** Replays the history: who held the address (present and link up) at the end, and when more than one did. */
+export function judgeHolders(history: AddressHistory): HolderJudgement {
+  const state = new Map(Object.entries(history.initial).map(([host, s]) => [host, {...s}]));
+  const holders = (): string[] => [...state].filter(([, s]) => s.address && s.linkUp).map(([host]) => host).sort();
+  const overlaps: Array<{fromMs: number; toMs: number | undefined; hosts: string[]}> = [];
+  let open: {fromMs: number; toMs: number | undefined; hosts: string[]} | undefined;
+  if (holders().length > 1) overlaps.push(open = {fromMs: history.events[0]?.atMs ?? 0, toMs: undefined, hosts: holders()});
+  for (const event of history.events) {
+    const host = state.get(event.host) ?? {address: false, linkUp: false};
+    if (event.change === 'address-added' || event.change === 'address-removed') host.address = event.change === 'address-added';
+    else host.linkUp = event.change === 'link-up';
+    state.set(event.host, host);
+    const now = holders();
+    if (now.length > 1 && open === undefined) overlaps.push(open = {fromMs: event.atMs, toMs: undefined, hosts: now});
+    else if (now.length <= 1 && open !== undefined) {
+      open.toMs = event.atMs;
+      open = undefined;
+    }
+  }
+  return {final: holders(), overlaps};
+}
+
+interface Monitor {
+  readonly host: string;
+  readonly namespace: string;
+  readonly process: ResultPromise<{buffer: false; reject: false}>;
+  readonly events: AddressEvent[];
+  readonly lines: string[];
+  readonly waiters: Array<() => void>;
+  exited: string | undefined;
+}
+
+/**
+ * Starts a monitor in each host namespace of the lab, and returns once all are listening. Start it on a pair at
+ * rest: a change in the moment between a monitor subscribing and the first read of the state may be counted twice.
+ */
+export async function watchServiceAddress(lab: Lab, options: {iface?: string; address?: string} = {}): Promise<AddressWatch> {
+  const iface = options.iface ?? 'eth0';
+  const address = options.address ?? SERVICE_LAN.serviceAddress;
+  const monitors = [lab.hosts.primary, lab.hosts.backup].map((host): Monitor => {
+    const monitor: Monitor = {
+      host: host.role, namespace: host.namespace, events: [], lines: [], waiters: [], exited: undefined,
+      process: execa('ip', ['-n', host.namespace, '-ts', 'monitor', 'address', 'link'], {buffer: false, reject: false}),
+    };
+    void monitor.process.then((result) => {
+      monitor.exited = `exited ${String(result.exitCode ?? result.signal)}: ${String(result.stderr)}`;
+    });
+    let pending = '';
+    monitor.process.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        monitor.lines.push(line);
+        const parsed = parseMonitorLine(line, iface, address);
+        if (parsed !== undefined) monitor.events.push({...parsed, host: monitor.host});
+      }
+      for (const wake of monitor.waiters.splice(0)) wake();
+    });
+    return monitor;
+  });
+  const stopAll = (): void => {
+    for (const monitor of monitors) monitor.process.kill();
+  };
+  try {
+    await syncAll(monitors, 1);
+    const initial: Record<string, HostAddressState> = {};
+    for (const monitor of monitors) initial[monitor.host] = await readState(monitor.namespace, iface, address);
+    let stopped: Promise<AddressHistory> | undefined;
+    const stop = async (): Promise<AddressHistory> => {
+      try {
+        await syncAll(monitors, 2);
+      } finally {
+        stopAll();
+        await Promise.all(monitors.map((m) => m.process));
+      }
+      return {initial, events: monitors.flatMap((m) => m.events).sort((a, b) => a.atMs - b.atMs)};
+    };
+    return {stop: () => (stopped ??= stop())};
+  } catch (error) {
+    stopAll();
+    throw error;
+  }
+}
+
+/** Adds marker `n` in every namespace, waits until each monitor printed it, removes it again. */
+async function syncAll(monitors: readonly Monitor[], n: number): Promise<void> {
+  const marker = `${MARKER_NETWORK}.${n}`;
+  await Promise.all(monitors.map(async (monitor) => {
+    await execa('ip', ['-n', monitor.namespace, 'addr', 'add', `${marker}/32`, 'dev', 'lo']);
+    try {
+      const seen = (): boolean => monitor.lines.some((line) => !line.includes('Deleted') && line.includes(` inet ${marker}/32 `));
+      const deadline = Date.now() + MARKER_TIMEOUT_MS;
+      while (!seen()) {
+        if (Date.now() > deadline) throw new Error(`ip monitor in ${monitor.namespace} did not show marker ${marker} within ${MARKER_TIMEOUT_MS} ms`);
+        if (monitor.exited !== undefined) throw new Error(`ip monitor in ${monitor.namespace} ${monitor.exited}`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 100);
+          monitor.waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    } finally {
+      await execa('ip', ['-n', monitor.namespace, 'addr', 'del', `${marker}/32`, 'dev', 'lo'], {reject: false});
+    }
+  }));
+}
+
+async function readState(namespace: string, iface: string, address: string): Promise<HostAddressState> {
+  const {stdout} = await execa('ip', ['-n', namespace, '-j', '-4', 'addr', 'show', 'dev', iface], {timeout: 10_000});
+  const links = JSON.parse(stdout) as Array<{flags: string[]; addr_info: Array<{local: string}>}>;
+  return {
+    address: links.some((link) => link.addr_info.some((a) => a.local === address)),
+    linkUp: links.some((link) => link.flags.includes('UP')),
+  };
+}

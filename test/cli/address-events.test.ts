@@ -1,0 +1,54 @@
+// Reading `ip -ts monitor address link` output (lines as iproute2 6.1 prints them) and judging holders from it.
+
+import test from 'ava';
+import {judgeHolders, parseMonitorLine, type AddressEvent} from '../../cli/lab/address-events.js';
+
+const at = (hms: string): number => new Date(`2026-12-05T${hms}`).getTime();
+
+test('an added and a deleted service address on the interface, timed to the microsecond', (t) => {
+  t.deepEqual(parseMonitorLine('[2026-12-05T19:38:00.774409] 3: eth0    inet 192.0.2.100/25 scope global eth0', 'eth0', '192.0.2.100'),
+    {atMs: at('19:38:00.774') + 0.409, change: 'address-added'});
+  t.deepEqual(parseMonitorLine('[2026-12-05T19:38:00.798924] Deleted 3: eth0    inet 192.0.2.100/25 scope global eth0', 'eth0', '192.0.2.100'),
+    {atMs: at('19:38:00.798') + 0.924, change: 'address-removed'});
+});
+
+test('the link going down and up, with or without a peer name after @', (t) => {
+  t.is(parseMonitorLine('[2026-12-05T19:38:00.781384] 3: eth0@if12: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue state DOWN group default ', 'eth0', '192.0.2.100')?.change,
+    'link-down');
+  t.is(parseMonitorLine('[2026-12-05T19:38:00.791914] 3: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP', 'eth0', '192.0.2.100')?.change,
+    'link-up');
+});
+
+const ignored = test.macro((t, line: string) => {
+  t.is(parseMonitorLine(line, 'eth0', '192.0.2.100'), undefined);
+});
+test('another address on the interface is ignored', ignored, '[2026-12-05T19:38:00.100000] 3: eth0    inet 192.0.2.11/25 scope global eth0');
+test('an IPv6 address is ignored', ignored, '[2026-12-05T19:38:00.781581] Deleted 3: eth0    inet6 fe80::7057:8bff:fe03:944/64 scope link');
+test('another interface is ignored', ignored, '[2026-12-05T19:38:00.791924] 2: eth1@eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500');
+test('a continuation line is ignored', ignored, '       valid_lft forever preferred_lft forever');
+
+function event(host: string, ms: number, change: AddressEvent['change']): AddressEvent {
+  return {host, atMs: ms, change};
+}
+
+test('a hand-off in order (removed, then added elsewhere) has no overlap', (t) => {
+  t.deepEqual(judgeHolders({
+    initial: {primary: {address: true, linkUp: true}, backup: {address: false, linkUp: true}},
+    events: [event('primary', 10, 'address-removed'), event('backup', 11, 'address-added')],
+  }), {final: ['backup'], overlaps: []});
+});
+
+test('an address forced onto the second host and released again is one closed overlap', (t) => {
+  t.deepEqual(judgeHolders({
+    initial: {primary: {address: true, linkUp: true}, backup: {address: false, linkUp: true}},
+    events: [event('backup', 10, 'address-added'), event('backup', 250, 'address-removed')],
+  }), {final: ['primary'], overlaps: [{fromMs: 10, toMs: 250, hosts: ['backup', 'primary']}]});
+});
+
+test('an address behind a down link does not hold (link mode), and an overlap still open at the end has no end', (t) => {
+  const judged = judgeHolders({
+    initial: {primary: {address: true, linkUp: true}, backup: {address: true, linkUp: false}},
+    events: [event('primary', 5, 'link-down'), event('backup', 6, 'link-up'), event('primary', 9, 'link-up')],
+  });
+  t.deepEqual(judged, {final: ['backup', 'primary'], overlaps: [{fromMs: 9, toMs: undefined, hosts: ['backup', 'primary']}]});
+});
