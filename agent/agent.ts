@@ -69,6 +69,7 @@ export class Agent {
   #stateSince = 0;
   #startedAt = 0;
   readonly #observer: Observer;
+  #stopping = false;
   #queue: Promise<void> = Promise.resolve();
   readonly #loops: Promise<void>[] = [];
   readonly #participant: SwitchParticipant;
@@ -167,6 +168,9 @@ export class Agent {
    */
   async shutdown(onStop: OnStop): Promise<void> {
     const {network, config, log} = this.#deps;
+    // From here the interface is this stop's to change: a look at it while the release runs would find the IP gone
+    // while the state is still active, and take it back (a repair racing the release).
+    this.#stopping = true;
     await this.#queue;
     let released = false;
     if (onStop === 'release' && await network.isServing(config.service.ip).catch(() => false)) {
@@ -391,6 +395,7 @@ export class Agent {
 
   /** Each second's look at the interface: repairs when it differs from the state, and takeover retries. */
   #observed(holdsIp: boolean): void {
+    if (this.#stopping) return;
     if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp});
     // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
     if (!this.#peer.isAlive() && this.#deps.clock.now() - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {

@@ -150,6 +150,27 @@ test('on_stop release: the primary removes the IP and says so, and the standby t
   t.true(backup.network.addresses.has('192.0.2.100'));
 });
 
+test('on_stop release: a look at the interface while the release runs does not take the IP back', async (t) => {
+  const {clock, primary} = pair(t);
+  await primary.agent.start();
+  await clock.advance(1500);
+  t.is(primary.agent.state.name, 'active');
+  // The release's check is slow (a busy host): the once-a-second look at the interface lands between the removal
+  // and the stop, and finds the IP gone while the state is still active.
+  const hasAddress = primary.network.hasAddress.bind(primary.network);
+  primary.network.hasAddress = async (ip) => {
+    await clock.sleep(1500);
+    return hasAddress(ip);
+  };
+  primary.network.journal.length = 0;
+  const stopped = primary.agent.shutdown('release');
+  await clock.advance(2000);
+  await stopped;
+  t.deepEqual(primary.network.actions(), ['removeAddress 192.0.2.100/24'], 'removed once, never added back');
+  t.false(primary.network.addresses.has('192.0.2.100'));
+  t.is(primary.agent.state.name, 'stopping');
+});
+
 test('on_stop keep: the IP stays, and the standby does not take it while it answers, then does once it is gone', async (t) => {
   const {clock, primary, backup} = pair(t);
   await primary.agent.start();
