@@ -22,6 +22,7 @@ import {startControlServer} from './control-server.js';
 import {describeError} from './errors.js';
 import {createLogger, type Logger} from './log.js';
 import type {CommandRunner, ServiceManager} from './ports.js';
+import {VERSION} from './version.js';
 
 const USAGE = `Usage: baton-agent [--config FILE] [--check-config] [--debug]
 
@@ -43,7 +44,6 @@ SIGHUP re-reads the configuration: an invalid one is refused and the agent
 keeps running on the old; a valid one is applied by restarting in place (same
 PID, the service IP untouched). SIGUSR1 logs a full status dump.`;
 
-const VERSION = '0.1.0';
 
 // systemctl status shows the agent's STATUS= line: it is re-checked as often as the agent observes its own
 // address (agent.ts OBSERVE_EVERY_MS), and sent only when it changed, so it is never staler than that.

@@ -13,7 +13,7 @@ import * as switchover from './commands/switchover.js';
 import * as uninstall from './commands/uninstall.js';
 import {EXIT_ERROR, EXIT_OK, EXIT_ROLLED_BACK} from './exit-codes.js';
 import {processOutput, type Output} from './output.js';
-import {VERSION} from './version.js';
+import {VERSION} from '../agent/version.js';
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   ROLLED_BACK: EXIT_ROLLED_BACK,

@@ -5,7 +5,7 @@
 
 import {execa, type ResultPromise} from 'execa';
 import type {Lab} from './lab.js';
-import {SERVICE_LAN} from './namespaces.js';
+import {SERVICE_LAN} from './topology-plan.js';
 
 export type AddressChange = 'address-added' | 'address-removed' | 'link-up' | 'link-down';
 
