@@ -102,12 +102,13 @@ const probeAddress: StepActions = {
 
 const announce: StepActions = {apply: (ctx) => ctx.announce(), verify: nothing, undo: nothing};
 
+/** A step that does the same in both modes. */
+function inEitherMode(does: string, actions: StepActions): StepDefinition {
+  return {does: {address: does, link: does}, address: actions, link: actions};
+}
+
 export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
-  'probe-address': {
-    does: {address: 'check that nothing answers ARP for the service IP', link: 'check that nothing answers ARP for the service IP'},
-    address: probeAddress,
-    link: probeAddress,
-  },
+  'probe-address': inEitherMode('check that nothing answers ARP for the service IP', probeAddress),
   'take-ip': {
     does: {address: 'add the service IP', link: 'add the service IP and bring the service interface up'},
     address: takeIp,
@@ -120,16 +121,8 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
       undo: removeAddress,
     },
   },
-  'announce': {
-    does: {address: 'announce the service IP (gratuitous ARP)', link: 'announce the service IP (gratuitous ARP)'},
-    address: announce,
-    link: announce,
-  },
-  'release-ip': {
-    does: {address: 'remove the service IP', link: 'remove the service IP'},
-    address: releaseIp,
-    link: releaseIp,
-  },
+  'announce': inEitherMode('announce the service IP (gratuitous ARP)', announce),
+  'release-ip': inEitherMode('remove the service IP', releaseIp),
   'backup-net-down': {
     does: {address: 'make sure the service IP is not on the interface', link: 'bring the service interface down'},
     address: {
@@ -214,12 +207,8 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
       undo: (ctx) => setLink(ctx, false),
     },
   },
-  'confirm-traffic': {
-    // Counted by the participant's traffic counter (traffic.ts), which the executor does not run.
-    does: {address: 'wait for real requests in the access log', link: 'wait for real requests in the access log'},
-    address: {apply: nothing, verify: nothing, undo: nothing},
-    link: {apply: nothing, verify: nothing, undo: nothing},
-  },
+  // Counted by the participant's traffic counter (traffic.ts), which the executor does not run.
+  'confirm-traffic': inEitherMode('wait for real requests in the access log', {apply: nothing, verify: nothing, undo: nothing}),
 };
 
 /** What the step does on its host, in words. */
