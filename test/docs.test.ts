@@ -2,6 +2,8 @@
 
 import {readFile} from 'node:fs/promises';
 import test from 'ava';
+import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
+import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {LOCAL_PLANS} from '../agent/plans/plans.js';
 import {AGENT_STATE_NAMES, type AgentEvent} from '../agent/state-machine.js';
 
@@ -35,6 +37,17 @@ test('the state diagram names every state and every event the state machine hand
   for (const [event, shown] of Object.entries(EVENTS_IN_DIAGRAM)) t.true(diagram.includes(shown), `event ${event} is in the diagram as '${shown}'`);
   for (const plan of Object.keys(LOCAL_PLANS)) t.true(diagram.includes(`(${plan} plan`), `the ${plan} plan is in the diagram`);
   t.true(diagram.includes(`takeover plan: ${LOCAL_PLANS.takeover.join(', ')}`), 'the takeover plan shows its steps as plans.ts lists them');
+});
+
+test('docs/states.md describes every state, and its plan table lists the plans as plans.ts does', async (t) => {
+  const doc = await readFile(new URL('docs/states.md', root), 'utf8');
+  const states = [...doc.slice(0, doc.indexOf('## Transitions')).matchAll(/^\| `([a-z]+)` \|/gm)].map((m) => m[1]);
+  t.deepEqual(states, [...AGENT_STATE_NAMES]);
+  const plans = Object.fromEntries([...doc.matchAll(/^\| (acquire|takeover|release) \| ([^|]+) \|/gm)]
+    .map((m) => [m[1], [...(m[2] ?? '').matchAll(/`([a-z-]+)`/g)].map((step) => step[1])]));
+  t.deepEqual(plans, LOCAL_PLANS);
+  t.true(doc.includes(`within ${STEP_DEADLINE_MS / 1000} seconds fails`), 'the step deadline is the executor\'s');
+  t.true(doc.includes(`again ${ANNOUNCE_REPEAT_MS / 1000} s later`), 'the repeat of the announcement is the announcer\'s');
 });
 
 /** Splits a shell line into words the simple way docs use: spaces, single and double quotes, no expansions. */
