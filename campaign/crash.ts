@@ -16,7 +16,7 @@ import {describeError} from '../agent/errors.js';
 import type {Role} from '../agent/state-machine.js';
 import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab, type LabHost} from '../cli/lab/lab.js';
-import {holdersOf} from '../cli/lab/observe.js';
+import {judgeHolders, watchServiceAddress, type AddressWatch} from '../cli/lab/address-events.js';
 import {startProber} from '../cli/lab/probe-control.js';
 import {SWITCH_STEP_NAMES, type SwitchStepName} from '../agent/plans/plans.js';
 import type {CampaignPart, CaseResult} from './case.js';
@@ -77,8 +77,6 @@ const REACH_TIMEOUT_MS = 20_000;
 // Long enough for any run of the full matrix, bounded so a forgotten prober cannot run on for hours.
 const PROBER_DURATION_S = 1800;
 const POLL_MS = 200;
-// Two `ip addr` runs take ~20 ms; sampled this often, a split brain that heals in a few hundred ms is still seen.
-const HOLDERS_EVERY_MS = 30;
 
 export function caseName(c: CrashCase): string {
   const at = c.point === 'confirm-traffic' ? 'during confirm-traffic' : `after ${c.point}`;
@@ -181,22 +179,27 @@ async function crashOnce(lab: Lab, c: CrashCase): Promise<CaseResult> {
     if (p.kind === 'start') switchId = p.switchId;
     if (c.point === 'confirm-traffic' ? p.kind === 'waiting' && p.step === 'confirm-traffic' : p.kind === 'note' && p.text.startsWith('pausing')) reached.resolve();
   };
+  // Watched from the pair at rest, before the switch: the kernels' own events show any moment both held the IP.
+  const addresses = await watchServiceAddress(lab);
   const running = switchWithProgress(coordinator, options, onProgress);
   const ended = running.then((result) => {
     throw new Error(`the switch ended before the kill point (${c.point}): ${describeSwitch(result)}`);
   });
   ended.catch(() => undefined);
-  await Promise.race([reached.promise, ended, timeout(REACH_TIMEOUT_MS, `the switch did not reach the kill point (${c.point})`)]);
+  await Promise.race([reached.promise, ended, timeout(REACH_TIMEOUT_MS, `the switch did not reach the kill point (${c.point})`)])
+    .catch(async (error: unknown) => {
+      await addresses.stop().catch(() => undefined);
+      throw error;
+    });
 
   const victims = c.victim === 'both' ? [lab.hosts.primary, lab.hosts.backup] : [lab.hosts[c.victim]];
   const killedAt = Date.now();
-  const watch = watchHolders(lab);
   await Promise.all(victims.map((host) => signalAgent(host, 'SIGKILL')));
   for (const host of victims) await startAgent(host, lab);
 
   const quiet = await waitQuiet(lab, SETTLE_TIMEOUT_MS);
   const settledS = ((Date.now() - killedAt) / 1000).toFixed(1);
-  const both = await watch.stop();
+  const both = await bothHeld(addresses, killedAt);
   // The coordinator, when it survived, has answered by now: it ended its switch before the pair could settle.
   const answer = await Promise.race([running, timeout(1000, 'no answer')]).then(describeSwitch, describeError);
   if ('problem' in quiet) {
@@ -289,27 +292,13 @@ async function waitQuiet(lab: Lab, timeoutMs: number): Promise<Quiet | {problem:
 }
 
 /**
- * Samples the kernels every HOLDERS_EVERY_MS from the kill until `stop`, which says when both held the IP at once
- * (undefined when never seen): the end state alone would hide a split brain that the pair healed by itself.
+ * When both kernels held the IP at once, from their own timestamped events (undefined when never): the end state
+ * alone would hide a split brain that the pair healed by itself.
  */
-function watchHolders(lab: Lab): {stop(): Promise<string | undefined>} {
-  const started = Date.now();
-  let running = true;
-  let both: string | undefined;
-  const loop = (async () => {
-    while (running) {
-      const holders = await holdersOf(lab);
-      if (holders.length > 1 && both === undefined) both = `${((Date.now() - started) / 1000).toFixed(2)} s after the kill`;
-      await sleep(HOLDERS_EVERY_MS);
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return both;
-    },
-  };
+async function bothHeld(addresses: AddressWatch, killedAt: number): Promise<string | undefined> {
+  const {overlaps} = judgeHolders(await addresses.stop());
+  return overlaps.length === 0 ? undefined : overlaps.map((o) =>
+    `${((o.fromMs - killedAt) / 1000).toFixed(2)} s after the kill for ${o.toMs === undefined ? 'good' : `${Math.round(o.toMs - o.fromMs)} ms`}`).join(', ');
 }
 
 /** A switch asked of `host`, its progress passed to `onProgress`; the result, or the error that came instead. */

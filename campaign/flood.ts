@@ -12,7 +12,7 @@ import {keyIdOf, type Key} from '../agent/config/secret-files.js';
 import {cpuTicks, rssMb, TICKS_PER_S} from '../bench/rest.js';
 import {callAgent} from '../cli/control-client.js';
 import type {Lab} from '../cli/lab/lab.js';
-import {holdersOf} from '../cli/lab/observe.js';
+import {judgeHolders, watchServiceAddress} from '../cli/lab/address-events.js';
 import {startProber} from '../cli/lab/probe-control.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {hostileDatagrams, templates} from './datagrams.js';
@@ -52,6 +52,10 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
   await forgeSource(context, lab, lab.hosts.backup, lab.hosts.primary, FORGED_PORT);
 
   const backup = lab.hosts.backup;
+  // "Never two holders" is judged from each kernel's own timestamped address events: polling one host and then the
+  // other during a switch sees a dual holder that never was (the giver read before its release, the taker after
+  // its take) and misses a short one. Started on the pair at rest, before the flood and the switches.
+  const addresses = await watchServiceAddress(lab);
   const before = await statusOf(backup);
   const primaryBefore = await statusOf(lab.hosts.primary);
   const dropsBefore = await kernelUdpDrops(context, backup.namespace);
@@ -67,18 +71,15 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
   const switches: string[] = [];
   let switchFailures = 0;
   let falseAlarms = 0;
-  let doubleHolders = 0;
   let samples = 0;
   let peakRssMb = procBefore.rssMb;
   const deadline = startedAt + seconds * 1000;
-  // Watches the pair every 250 ms while the flood lasts: each agent must keep seeing the other alive, and the
-  // kernels must never both hold the IP.
+  // Asks each agent every 250 ms while the flood lasts whether it sees its peer alive: each must keep seeing the other.
   const watching = (async () => {
     while (Date.now() < deadline) {
-      const [status, holders, proc] = await Promise.all([pairStatus(lab), holdersOf(lab), sampleProcess(backup.pid)]);
+      const [status, proc] = await Promise.all([pairStatus(lab), sampleProcess(backup.pid)]);
       samples += 1;
       peakRssMb = Math.max(peakRssMb, proc.rssMb);
-      if (holders.length > 1) doubleHolders += 1;
       if ('error' in status || !status.primary.peer.alive || !status.backup.peer.alive) falseAlarms += 1;
       await sleep(250);
     }
@@ -95,6 +96,7 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
     await callAgent(backup.socket, {id: 'flood', type: 'resume', peer: false}).catch(() => undefined);
   }
   await watching;
+  const {overlaps} = judgeHolders(await addresses.stop());
   await prober.stop();
   const sent = await Promise.all(senders.map((s) => s.wait((seconds + 30) * 1000)));
   await sleep(500);
@@ -112,8 +114,15 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
   peakRssMb = Math.max(peakRssMb, procAfter.rssMb);
   const problems: string[] = [];
   if (switchFailures > 0) problems.push(`${switchFailures} of ${switches.length} switches failed: ${switches.filter((s) => !s.startsWith('done')).join('; ')}`);
-  if (falseAlarms > 0) problems.push(`in ${falseAlarms} of ${samples} samples an agent did not see its peer alive`);
-  if (doubleHolders > 0) problems.push(`in ${doubleHolders} samples both hosts held the IP`);
+  // Whether each agent kept seeing its peer is a race between the dead timer (1 s) and how long the whole machine
+  // stalls, which the fast subset (part of `npm test`, on machines doing other work) cannot bound: there it is a
+  // figure, and what fails is a state change (a failed switch, two holders, a miscount). The full campaign, run on
+  // a quiet machine, fails on it.
+  if (falseAlarms > 0 && !context.fast) problems.push(`in ${falseAlarms} of ${samples} samples an agent did not see its peer alive`);
+  if (overlaps.length > 0) {
+    problems.push(`the kernels show both hosts holding the IP ${overlaps.length} time(s): ` +
+      overlaps.map((o) => `${o.hosts.join(' and ')} for ${o.toMs === undefined ? 'ever' : `${Math.round(o.toMs - o.fromMs)} ms`}`).join(', '));
+  }
   // The kernel's drop counter is the namespace's, so it counts the primary's real datagrams the buffer had no room
   // for as well: each forged datagram is rejected, dropped unread, or dropped by the kernel, and what the kernel
   // dropped beyond that is at most what the primary sent and the backup never accepted.
@@ -134,7 +143,7 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
     ok: problems.length === 0,
     figures: `sent ${totalSent} (${rate}/s), rejected ${rejected} (${byReason}), dropped unread ${unread}, kernel drops ${drops}` +
       `${drops === 0 ? '' : ` (${forgedLost} forged, ${realLost} of the primary's ${realSent})`}; ` +
-      `${switches.length - switchFailures}/${switches.length} switches done; peer seen alive in ${samples - falseAlarms}/${samples} samples; ` +
+      `${switches.length - switchFailures}/${switches.length} switches done, ${overlaps.length === 0 ? 'never' : `${overlaps.length} times`} two holders in the kernels' events; peer seen alive in ${samples - falseAlarms}/${samples} samples; ` +
       `backup agent CPU ${cpuPercent.toFixed(0)} % of a core, loop lag p99 ${after.timers.loopLagMs.p99} ms max ${after.timers.loopLagMs.max} ms, RSS ${procAfter.rssMb.toFixed(0)} MB (peak ${peakRssMb.toFixed(0)} MB)`,
     ...(problems.length === 0 ? {} : {detail: problems.join('; ')}),
   };

@@ -14,7 +14,7 @@ import {keyIdOf, type Key} from '../agent/config/secret-files.js';
 import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab} from '../cli/lab/lab.js';
 import {spawnInNamespace} from '../cli/lab/namespaces.js';
-import {holdersOf} from '../cli/lab/observe.js';
+import {judgeHolders, watchServiceAddress} from '../cli/lab/address-events.js';
 import {startProber} from '../cli/lab/probe-control.js';
 import {stopProcessByPid} from '../cli/lab/web.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
@@ -47,23 +47,21 @@ async function attack(context: CampaignContext, lab: Lab, name: string, datagram
   const primary = lab.hosts.primary;
   const pool = join(context.dir, `forged-${nanoid(6)}.bin`);
   await writePool(pool, datagrams);
+  // Each kernel's own address events, from before the first datagram to the end of the watch: the IP must not move.
+  const addresses = await watchServiceAddress(lab);
   const before = await statusOf(primary);
   const sender = await startSender(lab, context.dir, {name: `forged-${nanoid(6)}`, target: primary, pool, rate: datagrams.length, seconds: 1,
     ...(forged ? {port: AS_BACKUP_PORT} : {})});
-  const watchUntil = Date.now() + 1000 + WATCH_MS;
-  const wrongHolders = new Set<string>();
-  let samples = 0;
-  while (Date.now() < watchUntil) {
-    const holders = await holdersOf(lab);
-    samples += 1;
-    if (holders.length !== 1 || holders[0] !== 'primary') wrongHolders.add(holders.join('+') || 'nobody');
-    await sleep(100);
-  }
+  await sleep(1000 + WATCH_MS);
   const sent = await sender.wait(10_000);
+  const history = await addresses.stop();
+  const {final, overlaps} = judgeHolders(history);
   const after = await statusOf(primary);
   const rejected = rejectedSince(before, after);
   const problems: string[] = [];
-  if (wrongHolders.size > 0) problems.push(`the IP was held by ${[...wrongHolders].join(', ')} in some of ${samples} samples`);
+  if (history.events.length > 0 || final.join() !== 'primary' || overlaps.length > 0) {
+    problems.push(`the IP moved: ${history.events.map((e) => `${e.host} ${e.change}`).join(', ') || 'no event'}, held at the end by ${final.join('+') || 'nobody'}`);
+  }
   if (after.self.state !== 'active' || after.self.epoch !== before.self.epoch) problems.push(`the primary is ${after.self.state} at epoch ${after.self.epoch} (was active at ${before.self.epoch})`);
   if (sent.sent !== datagrams.length) problems.push(`only ${sent.sent} of ${datagrams.length} sent: ${sent.lastError}`);
   if (rejected.total !== sent.sent) problems.push(`${sent.sent} sent, ${rejected.total} rejected (${rejected.byReason})`);
@@ -71,7 +69,7 @@ async function attack(context: CampaignContext, lab: Lab, name: string, datagram
   return {
     group: 'forged', name, ok: problems.length === 0,
     figures: `${sent.sent} sent ${forged ? 'as the backup' : 'from 192.0.2.20'}, rejected ${rejected.total} (${rejected.byReason}); ` +
-      `IP on the primary in ${samples - (wrongHolders.size > 0 ? 1 : 0)}/${samples} samples, epoch ${after.self.epoch}`,
+      `IP on the primary throughout (${history.events.length} address events in the kernels), epoch ${after.self.epoch}`,
     ...(problems.length === 0 ? {} : {detail: problems.join('; ')}),
   };
 }
