@@ -12,7 +12,7 @@ import {judgeHolders, watchServiceAddress, type AddressHistory} from '../../cli/
 import {signalAgent, startAgent, type Lab, type LabHost} from '../../cli/lab/lab.js';
 import {summarizeProbes} from '../../cli/lab/probe-report.js';
 import {isProcessAlive} from '../../cli/lab/web.js';
-import {baton, servesAddress, settled, statusOf, until, useLab, whoServes} from './lab-helpers.js';
+import {baton, servesAddress, settled, statusOf, servedBy, until, useLab, whoServes} from './lab-helpers.js';
 
 // A dead timer of 2 s keeps the on_stop: release test's takeover (on the stopping beacon) apart from the dead timer's.
 const DEAD_AFTER_MS = 2000;
@@ -57,7 +57,7 @@ test.serial('the primary\'s service link cut: the backup takes over and serves; 
   t.is(after.primary.self.state, 'standby', 'no preemption: the returning primary does not take the IP back');
   t.false(after.primary.self.holdsIp);
   t.true(after.backup.self.holdsIp);
-  t.is(await whoServes(l), 'backup');
+  t.is(await servedBy(l, 'backup'), 'backup');
 });
 
 test.serial('the primary\'s agent killed while its IP stays up: no takeover; then its link cut too: the backup takes over', async (t) => {
@@ -70,7 +70,7 @@ test.serial('the primary\'s agent killed while its IP stays up: no takeover; the
   t.is(backup.self.state, 'standby');
   t.regex(backup.self.reason, /peer silent but service IP alive/);
   t.false(await servesAddress(l.hosts.backup));
-  t.is(await whoServes(l), 'primary', 'the primary host still serves without its agent');
+  t.is(await servedBy(l, 'primary'), 'primary', 'the primary host still serves without its agent');
 
   await setLink(l.hosts.primary, false);
   await until('the backup takes over', 10_000, async () => ((await whoServes(l)) === 'backup' ? true : undefined));
@@ -82,7 +82,7 @@ test.serial('the primary\'s agent killed while its IP stays up: no takeover; the
   const after = await settled(l);
   t.is(after.primary.self.state, 'standby');
   t.false(await servesAddress(l.hosts.primary));
-  t.is(await whoServes(l), 'backup');
+  t.is(await servedBy(l, 'backup'), 'backup');
 });
 
 test.serial('IP forced onto both hosts (a healed split brain): one holder again, the one with the higher epoch', async (t) => {
@@ -119,7 +119,7 @@ test.serial('IP forced onto both hosts (a healed split brain): one holder again,
   t.false(after.backup.self.holdsIp);
   t.true(after.primary.self.epoch >= after.backup.self.epoch,
     `the primary had epoch ${before.primary.self.epoch}, the backup ${before.backup.self.epoch}`);
-  t.is(await whoServes(l), 'primary');
+  t.is(await servedBy(l, 'primary'), 'primary');
 });
 
 test.serial('restarting the active agent with on_stop: keep: no failed request, the IP does not move', async (t) => {
@@ -168,7 +168,7 @@ test.serial('stopping the active agent with on_stop: release: the standby takes 
     t.regex(await readFile(l.hosts.primary.logFile, 'utf8'), /released 192\.0\.2\.100\/25 \(on_stop: release\)/);
     t.true(await servesAddress(l.hosts.backup));
     t.false(await servesAddress(l.hosts.primary));
-    t.is(await whoServes(l), 'backup');
+    t.is(await servedBy(l, 'backup'), 'backup');
   } finally {
     // Also when the wait above gave up: the kernels' account is what explains it.
     const history = await watch.stop().catch((error: unknown) => String(error));

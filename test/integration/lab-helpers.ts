@@ -10,9 +10,8 @@ import {execa, type ResultPromise} from 'execa';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {labDown, labUp, type Lab, type LabHost, type LabOptions} from '../../cli/lab/lab.js';
-import {until} from '../../cli/lab/observe.js';
+import {until, whoServes} from '../../cli/lab/observe.js';
 import {startProber, type Prober} from '../../cli/lab/probe-control.js';
-
 export {servesAddress, until, whoServes} from '../../cli/lab/observe.js';
 import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
 
@@ -85,4 +84,21 @@ export function settled(lab: Lab, timeoutMs = 15_000): Promise<{primary: StatusR
     const holders = [primary, backup].filter((s) => s.self.holdsIp === true).length;
     return busy(primary) || busy(backup) || holders !== 1 ? undefined : {primary, backup};
   });
+}
+
+// A client's ARP cache follows a move within about a second of the announcement, and on a loaded machine one
+// fetch (a Node start and a 1 s timeout) can miss: 15 s bounds a wait for an outcome, it is not a target.
+const SERVED_BY_TIMEOUT_MS = 15_000;
+
+/**
+ * Who serves the client, once it is `expected` or the bound ran out: the last answer seen (undefined when the
+ * client got none), for `t.is(await servedBy(lab, 'backup'), 'backup')`.
+ */
+export async function servedBy(lab: Lab, expected: string): Promise<string | undefined> {
+  let last: string | undefined;
+  await until(`the client is served by the ${expected}`, SERVED_BY_TIMEOUT_MS, async () => {
+    last = await whoServes(lab);
+    return last === expected ? true : undefined;
+  }).catch(() => undefined);
+  return last;
 }

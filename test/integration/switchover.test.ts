@@ -9,7 +9,7 @@ import {judgeHolders, watchServiceAddress} from '../../cli/lab/address-events.js
 import {signalAgent, startAgent} from '../../cli/lab/lab.js';
 import {summarizeProbes} from '../../cli/lab/probe-report.js';
 import {startNginx, stopProcessByPid} from '../../cli/lab/web.js';
-import {baton, servesAddress, settled, statusOf, useLab, whoServes} from './lab-helpers.js';
+import {baton, servesAddress, settled, servedBy, statusOf, useLab} from './lab-helpers.js';
 
 const fixture = useLab({web: 'nginx'}, {probe: true});
 const requireLab = fixture.lab;
@@ -41,7 +41,7 @@ test.serial('--dry-run prints the exact commands each host would run and changes
 
 test.serial('switchover in address mode: the backup serves, traffic is confirmed, the primary is released', async (t) => {
   const l = requireLab();
-  t.is(await whoServes(l), 'primary');
+  t.is(await servedBy(l, 'primary'), 'primary');
   const {result, gapMs, failed} = await probesDuring(() => baton(l.hosts.primary, 'switchover'));
   t.log(String(result.stdout));
   t.log(`client: longest gap ${Math.round(gapMs)} ms, ${failed} failed probes`);
@@ -54,7 +54,7 @@ test.serial('switchover in address mode: the backup serves, traffic is confirmed
   t.regex(out, /\nprimary \([^)]+\) is free to upgrade$/);
   t.true(await servesAddress(l.hosts.backup));
   t.false(await servesAddress(l.hosts.primary));
-  t.is(await whoServes(l), 'backup');
+  t.is(await servedBy(l, 'backup'), 'backup');
   const {primary, backup} = await settled(l);
   t.is(primary.self.state, 'released');
   t.is(backup.self.state, 'active');
@@ -67,7 +67,7 @@ test.serial('switchback with the same command restores the primary; resume makes
   t.regex(String(result.stdout), /\nbackup \([^)]+\) is free to upgrade$/);
   t.true(await servesAddress(l.hosts.primary));
   t.false(await servesAddress(l.hosts.backup));
-  t.is(await whoServes(l), 'primary');
+  t.is(await servedBy(l, 'primary'), 'primary');
   const {backup} = await settled(l);
   t.is(backup.self.state, 'released');
   const resumed = await baton(l.hosts.backup, 'resume');
@@ -91,7 +91,7 @@ test.serial('nginx stopped on the backup: confirmation times out, the pair rolls
     t.regex(out, /\nrolled back: confirm-traffic failed on the backup: 0 of 3 requests arrived within 3 s[^\n]*$/);
     t.true(await servesAddress(l.hosts.primary));
     t.false(await servesAddress(l.hosts.backup));
-    t.is(await whoServes(l), 'primary');
+    t.is(await servedBy(l, 'primary'), 'primary');
     const {primary, backup} = await settled(l);
     t.is(primary.self.state, 'active');
     t.is(backup.self.state, 'standby');
@@ -115,7 +115,7 @@ test.serial('a step that fails (the backup\'s interface name made wrong) rolls b
     t.regex(String(result.stdout), /backup-net-down +on backup +FAILED/);
     t.regex(String(result.stdout), /\nrolled back: backup-net-down failed on the backup: [^\n]*eth7/);
     t.true(await servesAddress(l.hosts.primary));
-    t.is(await whoServes(l), 'primary');
+    t.is(await servedBy(l, 'primary'), 'primary');
   } finally {
     await signalAgent(backup, 'SIGTERM');
     await writeFile(backup.configFile, original);
@@ -160,5 +160,5 @@ test.serial('the backup agent killed between primary-net-down and backup-net-up,
   t.is(backup.self.state, 'standby');
   t.is(backup.lastSwitch?.outcome, 'interrupted');
   t.regex(backup.lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(taker, after assign-ip, before or during backup-net-up\)/);
-  t.is(await whoServes(l), 'primary');
+  t.is(await servedBy(l, 'primary'), 'primary');
 });
