@@ -1,7 +1,7 @@
 // The channel to the peer: what arrives (judged by the monitor, then beacons, requests and replies routed), what
 // leaves (beacons, requests, replies through the outbox), and what this host knows of the peer from it.
 
-import type {Beacon, JsonObject, Message, PeerRequest, RejectReason} from './beacon-codec.js';
+import type {Beacon, Envelope, JsonObject, Message, PeerRequest, RejectReason} from './beacon-codec.js';
 import type {Config} from '../config/schema.js';
 import type {HostLabel} from '../control-protocol.js';
 import {describeError} from '../errors.js';
@@ -119,7 +119,7 @@ export class PeerLink {
   }
 
   /** Sends a beacon with an ack of the peer's newest datagram; a failed send is logged, not thrown. */
-  async sendBeacon(body: Omit<Beacon, 'pair' | 'node' | 'boot' | 'seq' | 'sentAt' | 'ack'>): Promise<void> {
+  async sendBeacon(body: Omit<Beacon, keyof Envelope | 'ack'>): Promise<void> {
     const newest = this.#monitor.newest();
     try {
       await this.#outbox.beacon({

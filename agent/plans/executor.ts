@@ -91,14 +91,14 @@ export type PlanOutcome =
  * Runs a plan of this host's steps in order. On a failure, the steps already verified are undone, newest first,
  * and the outcome says which step failed and why. Never throws for a step's failure.
  */
-export async function runPlan(steps: readonly StepName[], run: StepRun, journal?: StepJournal): Promise<PlanOutcome> {
+export async function runPlan(steps: readonly StepName[], run: StepRun): Promise<PlanOutcome> {
   const {clock} = run;
   const started = clock.now();
   const done: StepTiming[] = [];
   for (const step of steps) {
     const stepStarted = clock.now();
     try {
-      await executeStep(step, run, journal);
+      await executeStep(step, run);
       done.push({step, ms: Math.round(clock.now() - stepStarted)});
     } catch (error) {
       const undone: StepName[] = [];
