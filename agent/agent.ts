@@ -17,7 +17,7 @@ import {createStepRun, executeStep, logPlanOutcome, runPlan, type StepRun} from 
 import {SwitchParticipant} from './plans/participant.js';
 import type {LocalPlanName, LocalStepName} from './plans/plans.js';
 import {recoverInterruptedSwitch} from './plans/recovery.js';
-import type {AccessLogWatcher, BeaconTransport, Clock, HostInfoSource, JournalStore, NetworkDriver, StateStore} from './ports.js';
+import type {AccessLogWatcher, BeaconTransport, Clock, CommandRunner, DrainDriver, HostInfoSource, JournalStore, NetworkDriver, RecordingDrivers, StateStore} from './ports.js';
 import {Observer} from './observer.js';
 import {PreProbe} from './preprobe.js';
 import {dropLink, failActive, type LinkDrop} from './rehearsal.js';
@@ -35,8 +35,12 @@ export interface AgentDeps {
   /** This host's access log, when confirm.access_log is set. */
   readonly accessLog: AccessLogWatcher | undefined;
   readonly hostInfo: HostInfoSource;
-  /** A driver that records instead of running, for switchover --dry-run. */
-  readonly recordingNetwork: () => {readonly network: NetworkDriver; commands(): string[]};
+  /** The kernel's side of a switch's drain. */
+  readonly drain: DrainDriver;
+  /** Runs drain.graceful_command. */
+  readonly runner: CommandRunner;
+  /** Drivers that record instead of running, for switchover --dry-run. */
+  readonly recordingDrivers: () => RecordingDrivers;
   /** Runs the health checks of config.health. */
   readonly healthProbe: HealthProbe;
   /** Runs hooks.on_state_change, when configured. */
@@ -97,10 +101,11 @@ export class Agent {
     this.#steps = createStepRun({
       service: config.service, network, clock, log, signal: this.#abort.signal,
       probe: () => this.#preprobe.fresh(this.#peer.stats().lastSeenAt) ?? network.isAddressInUse(config.service.ip),
+      drain: deps.drain, giverAddress: () => this.#participant.giverAddress,
     });
     this.#participant = new SwitchParticipant({
       config, clock, journal: deps.journal, store: deps.store, accessLog: deps.accessLog, hostInfo: deps.hostInfo, log,
-      self: this.#selfLabel(), steps: this.#steps, recordingNetwork: deps.recordingNetwork,
+      self: this.#selfLabel(), steps: this.#steps, recordingDrivers: deps.recordingDrivers, runner: deps.runner,
       host: {
         machine: () => this.#machine,
         peer: () => this.#peerNow(),
@@ -300,6 +305,11 @@ export class Agent {
       if (recovered !== undefined) {
         this.#lastSwitch = {id: recovered.switchId, outcome: 'interrupted', reason: recovered.reason, endedAt: clock.now()};
       }
+      // No switch runs while the agent starts: whatever a drain left (this agent was killed during one, or its
+      // tidying failed) is taken back before the host decides anything.
+      const leftovers = await this.#deps.drain.removeLeftovers(config.service.ip)
+        .catch((error: unknown) => [`nothing: looking failed: ${describeError(error)}`]);
+      if (leftovers.length > 0) log.warning(`(agent) removed what an interrupted drain left: ${leftovers.join(', ')}`);
       const holdsIp = await this.#observer.refresh();
       // Probing our own address would find ourselves: only probe when it is not on our interface.
       const addressInUse = holdsIp ? false : await network.isAddressInUse(config.service.ip);

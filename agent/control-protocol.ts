@@ -67,6 +67,20 @@ export interface SwitchResult {
   /** After a rollback: requests seen on the old host once it served again, or why that could not be checked. */
   readonly rollbackCheck: string | undefined;
   readonly plan: readonly DryRunStep[] | undefined;
+  /** The drain on the giver, when the switch had one and got that far. */
+  readonly drain?: DrainSummary | undefined;
+}
+
+/** How the giver's connections ended after a switch. */
+export interface DrainSummary {
+  /** Connections still open on the giver when the drain ended: 0, or the ones cut at the drain timeout;
+   *  undefined when they could not be counted (the giver went silent). */
+  readonly left: number | undefined;
+  readonly ms: number;
+  /** The graceful command's fate: undefined when none is configured. */
+  readonly graceful: string | undefined;
+  /** What went wrong after the taker was confirmed (the switch stands; the host may need a look). */
+  readonly problems: readonly string[];
 }
 
 export interface ResumeResult {

@@ -13,6 +13,7 @@ import {HookRunner} from './hooks.js';
 import {createRecordingRunner} from './adapters/recording-runner.js';
 import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
 import {createIpNetworkDriver} from './adapters/ip-network-driver.js';
+import {createNftDrainDriver} from './adapters/nft-drain-driver.js';
 import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
 import {Agent} from './agent.js';
@@ -181,9 +182,12 @@ async function runAgent(
     healthProbe: createSystemHealthProbe(runner),
     hooks: config.hooks.onStateChange === undefined ? undefined
       : new HookRunner({runner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
-    recordingNetwork: () => {
+    drain: createNftDrainDriver(runner, {interface: config.service.interface}),
+    runner,
+    recordingDrivers: () => {
       const recorder = createRecordingRunner();
-      return {network: createIpNetworkDriver(recorder, driverOptions), commands: () => recorder.commands()};
+      return {network: createIpNetworkDriver(recorder, driverOptions), drain: createNftDrainDriver(recorder, {interface: config.service.interface}),
+        commands: () => recorder.commands()};
     },
     newId: () => nanoid(),
     hostname: hostname(),

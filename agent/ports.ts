@@ -56,6 +56,44 @@ export interface NetworkDriver {
   isServing(ip: ServiceIp): Promise<boolean>;
 }
 
+/**
+ * What the drain of a planned switch needs of a host's kernel, so that connections open when the service IP moves
+ * finish on the host that owns them (DESIGN: "A switch that no user notices"). Every method is idempotent, and every
+ * change it makes is one that removeLeftovers() finds and takes back, so a crash leaves nothing that a restart
+ * cannot clear.
+ */
+export interface DrainDriver {
+  /** Why this host cannot drain (a missing program, a kernel without the needed nftables parts), or undefined. */
+  unavailable(): Promise<string | undefined>;
+  /** This host's own address on the service interface (not the service IP): where the taker sends the strays. */
+  ownAddress(ip: ServiceIp): Promise<string | undefined>;
+  /** The giver: keep accepting packets for the service IP (the address on `lo`) without answering ARP for it, and
+   *  without sending ARP that names it as the sender. `own` is the address to name instead. Throws COMMAND_FAILED. */
+  hold(ip: ServiceIp, own: string): Promise<void>;
+  /** Whether hold() is in force (both its parts). */
+  isHolding(ip: ServiceIp): Promise<boolean>;
+  /** Takes hold() back; succeeds when nothing is held. */
+  unhold(ip: ServiceIp): Promise<void>;
+  /** The taker: TCP packets to the service IP that open no connection (not SYN) and find no socket of their own
+   *  here (only a listener) are sent on to `giver`, which owns their connection. Throws COMMAND_FAILED. */
+  forward(ip: ServiceIp, giver: string): Promise<void>;
+  isForwarding(): Promise<boolean>;
+  /** Takes forward() back; succeeds when nothing forwards. */
+  unforward(): Promise<void>;
+  /** TCP connections whose local address is the service IP and that still carry data here (established, or
+   *  closing with data unacknowledged), read from the kernel without spawning a process. */
+  openConnections(ip: ServiceIp): Promise<number>;
+  /** Takes back whatever a drain left on this host (after a crash): returns what it removed, in words. */
+  removeLeftovers(ip: ServiceIp): Promise<string[]>;
+}
+
+/** Drivers that record the commands they would run instead of running them, for --dry-run. */
+export interface RecordingDrivers {
+  readonly network: NetworkDriver;
+  readonly drain: DrainDriver;
+  commands(): string[];
+}
+
 export interface CommandOptions {
   /** Stop the program (SIGTERM, then SIGKILL) and throw COMMAND_TIMEOUT after this long. */
   readonly timeoutMs?: number;

@@ -1,5 +1,6 @@
 // Renders status reports (and later progress and drill reports) as text for people, or JSON for machines.
 
+import {drainText} from '../agent/plans/coordinator.js';
 import {hostText, type StatusReport, type SwitchProgress, type SwitchResult} from '../agent/control-protocol.js';
 
 export function formatStatus(status: StatusReport): string {
@@ -55,7 +56,8 @@ export function formatProgress(progress: SwitchProgress): string {
       return `  ${name.padEnd(STEP_WIDTH + 5)} on ${progress.host.role.padEnd(7)} ${status} ${String(progress.elapsedMs).padStart(6)} ms${detail}\n`;
     }
     case 'waiting': {
-      const seen = progress.count < 0 ? 'waiting for the peer to count' : `${progress.count} of ${progress.needed} requests`;
+      const seen = progress.count < 0 ? 'waiting for the peer to count'
+        : progress.step === 'drain-connections' ? `${progress.count} connection(s) left` : `${progress.count} of ${progress.needed} requests`;
       return `  ${progress.step.padEnd(STEP_WIDTH + 5)} on ${progress.host.role.padEnd(7)} ...    ${formatDuration(progress.elapsedMs).padStart(9)}  ${seen}\n`;
     }
     case 'note':
@@ -76,7 +78,7 @@ export function formatSwitchResult(result: SwitchResult): string {
     }
     case 'done':
       return `switch ${result.switchId} done in ${formatDuration(result.totalMs)}: ${hostText(result.taker)} serves, ${result.confirmedRequests ?? 0} request(s) confirmed in its access log\n` +
-        `${hostText(result.giver)} is free to upgrade\n`;
+        `${hostText(result.giver)} is free to upgrade${result.drain === undefined ? '' : `: ${drainText(result.drain)}`}\n`;
     case 'rolled-back':
       return `${result.rollbackCheck ?? ''}\nrolled back: ${result.reason ?? 'unknown reason'}\n`;
   }

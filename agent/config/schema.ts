@@ -8,7 +8,7 @@ import {describeFsError, errorCode} from './messages.js';
 import {checkProgram, inspectProgramFile, type ProgramInspector} from './program-files.js';
 import {readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
 import {
-  ABSOLUTE_PATH, integer, INTERFACE_NAME, IP_ADDRESS, oneOf, PAIR_ID, PORT, SERVICE_CIDR, SOCKET_PATH,
+  ABSOLUTE_PATH, BOOLEAN, integer, INTERFACE_NAME, IP_ADDRESS, oneOf, PAIR_ID, PORT, SERVICE_CIDR, SOCKET_PATH, TEXT,
 } from './value-specs.js';
 import {type Field, type Reader, readYaml} from './yaml-reader.js';
 
@@ -56,6 +56,14 @@ export interface Config {
     readonly rise: number;
     readonly checks: readonly HealthCheckSpec[];
   };
+  /** The drain of a planned switch (address mode): connections open at the move finish on the giver. */
+  readonly drain: {
+    readonly enabled: boolean;
+    /** Run on the giver once the taker's traffic is confirmed: tells its web server to finish gracefully. */
+    readonly graceful: {readonly path: string; readonly args: readonly string[]} | undefined;
+    /** How long the giver's connections may take to finish before the rest are cut (and counted). */
+    readonly timeoutS: number;
+  };
   readonly hooks: {
     /** Absolute path of the program run as `path oldState newState reason` on each state change. */
     readonly onStateChange: string | undefined;
@@ -86,10 +94,16 @@ const DEFAULT_HOOK_TIMEOUT_MS = 5_000;
 const MIN_HOOK_TIMEOUT_MS = 100;
 const MAX_HOOK_TIMEOUT_MS = 600_000;
 
+// A download of a few MB over a slow mobile link takes tens of seconds; a minute lets most finish, and the
+// operator waits for "free to upgrade" no longer than that.
+export const DEFAULT_DRAIN_TIMEOUT_S = 60;
+
 const TOP_KEYS = [
   'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
-  'on_stop', 'state_dir', 'control_socket', 'health', 'hooks',
+  'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks',
 ] as const;
+const DRAIN_KEYS = ['enabled', 'graceful_command', 'timeout_s'] as const;
+const GRACEFUL_KEYS = ['path', 'args'] as const;
 const ENDPOINT_KEYS = ['address', 'port'] as const;
 const SERVICE_KEYS = ['address', 'interface', 'mode'] as const;
 const HEARTBEAT_KEYS = ['interval_ms', 'dead_after_ms', 'max_clock_skew_ms'] as const;
@@ -218,6 +232,7 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
       minRequests: reader.optional(confirm.field('min_requests'), integer(1, 1_000_000), DEFAULT_MIN_REQUESTS),
       timeoutS: reader.optional(confirm.field('timeout_s'), integer(1, 3600), DEFAULT_CONFIRM_TIMEOUT_S),
     },
+    drain: readDrain(reader, top.field('drain'), inspectProgram),
     onStop: reader.optional(top.field('on_stop'), oneOf(['keep', 'release'] as const), 'keep'),
     stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
     controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),
@@ -225,6 +240,25 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     hooks: readHooks(reader, top.field('hooks'), inspectProgram),
   };
 }
+function readDrain(reader: Reader, field: Field, inspectProgram: ProgramInspector) {
+  const drain = reader.section(field, DRAIN_KEYS, 'a mapping like {enabled: true, timeout_s: 60}', false);
+  const gracefulField = drain.field('graceful_command');
+  let graceful: {path: string; args: string[]} | undefined;
+  if (gracefulField.value !== undefined && gracefulField.value !== null) {
+    const command = reader.section(gracefulField, GRACEFUL_KEYS, 'a mapping like {path: /usr/sbin/nginx, args: [-s, reload]}');
+    const pathField = command.field('path');
+    const path = reader.required(pathField, ABSOLUTE_PATH);
+    if (path !== undefined) checkProgram(reader, pathField, path, inspectProgram);
+    const args = reader.list(command.field('args'), TEXT, 'a list of arguments, like [-s, reload]');
+    if (path !== undefined && args !== undefined) graceful = {path, args: args.map(({value}) => value as string)};
+  }
+  return {
+    enabled: reader.optional(drain.field('enabled'), BOOLEAN, true),
+    graceful,
+    timeoutS: reader.optional(drain.field('timeout_s'), integer(1, 3600), DEFAULT_DRAIN_TIMEOUT_S),
+  };
+}
+
 function readHooks(reader: Reader, field: Field, inspectProgram: ProgramInspector) {
   const hooks = reader.section(field, HOOKS_KEYS, 'a mapping like {on_state_change: /usr/local/bin/baton-notify}',
     false);

@@ -63,6 +63,12 @@ export function oneOf<T extends string>(values: readonly T[]): Spec<T> {
   };
 }
 
+export const BOOLEAN: Spec<boolean> = {what: 'true or false', parse: (value) => {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string' && /^(yes|no|on|off|true|false)$/i.test(value)) return new Rejection('write true or false, without quotes');
+  return new Rejection();
+}};
+
 export const PORT = integer(1, 65_535);
 
 export const TEXT = textSpec('text', (value) => value);

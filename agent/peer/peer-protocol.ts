@@ -10,6 +10,7 @@ import type {AgentStateName} from '../state-machine.js';
 import {SWITCH_STEP_NAMES, type SwitchSide, type SwitchStepName} from '../plans/plans.js';
 import type {JsonObject} from './beacon-codec.js';
 import {MAX_DROP_S} from '../rehearsal.js';
+import {parseIpAddress} from '../net/ip-address.js';
 
 
 /** No fields: whatever a request of this op carries is ignored. */
@@ -17,7 +18,11 @@ export type NoFields = {readonly [key: string]: never};
 
 // Type aliases, not interfaces: an object type alias is assignable to JsonObject, so params go on the wire as is.
 export type StepParams = {readonly step: SwitchStepName};
-export type BeginParams = {readonly side: SwitchSide; readonly epoch: number};
+/** giverAddress: the address forward-strays would send to, for a taker's dry run. */
+export type PlanParams = {readonly step: SwitchStepName; readonly giverAddress?: string};
+/** giverAddress: given to a taker whose switch drains (forward-strays sends there what is not its own). */
+export type BeginParams = {readonly side: SwitchSide; readonly epoch: number; readonly giverAddress?: string};
+export type DrainParams = {readonly timeoutMs: number};
 /** unlessHeld: the giver takes the IP back only when it is free (see SwitchParticipant.undo). */
 export type UndoParams = {readonly step: SwitchStepName; readonly unlessHeld: boolean};
 export type ConfirmParams = {readonly needed: number; readonly timeoutMs: number};
@@ -35,8 +40,12 @@ export interface PeerOps {
   /** Whether confirm-traffic can work on that host. */
   readonly 'check-log': {readonly params: NoFields; readonly result: NoFields};
   /** The host's commands for one step, recorded, for --dry-run. Result: a DryRunStep. */
-  readonly 'plan': {readonly params: StepParams; readonly result: JsonObject};
+  readonly 'plan': {readonly params: PlanParams; readonly result: JsonObject};
   readonly 'begin': {readonly params: BeginParams; readonly result: NoFields};
+  /** Whether the host can drain, and its own address on the service LAN. Result: DrainReadiness. */
+  readonly 'can-drain': {readonly params: NoFields; readonly result: JsonObject};
+  /** The giver's drain: graceful command, then wait for its connections. Result: DrainEnd. */
+  readonly 'drain': {readonly params: DrainParams; readonly result: JsonObject};
   readonly 'apply': {readonly params: StepParams; readonly result: NoFields};
   readonly 'undo': {readonly params: UndoParams; readonly result: NoFields};
   /** Result: the requests counted in the access log. */
@@ -57,12 +66,28 @@ export type PeerResult<Op extends PeerOp> = PeerOps[Op]['result'];
 const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>} = {
   'host-info': noFields,
   'check-log': noFields,
-  'plan': (params) => ({step: decodeStep(params)}),
+  'plan': (params) => {
+    const giverAddress = params['giverAddress'];
+    if (giverAddress === undefined) return {step: decodeStep(params)};
+    if (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress)) throw new BatonError('BAD_REQUEST', 'plan: giverAddress must be an IPv4 address');
+    return {step: decodeStep(params), giverAddress};
+  },
   'begin': (params) => {
     const {side, epoch} = params;
     if (side !== 'giver' && side !== 'taker') throw new BatonError('BAD_REQUEST', 'begin: side must be giver or taker');
     if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new BatonError('BAD_REQUEST', 'begin: bad epoch');
-    return {side, epoch};
+    const giverAddress = params['giverAddress'];
+    if (giverAddress === undefined) return {side, epoch};
+    if (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress)) throw new BatonError('BAD_REQUEST', 'begin: giverAddress must be an IPv4 address');
+    return {side, epoch, giverAddress};
+  },
+  'can-drain': noFields,
+  'drain': (params) => {
+    const {timeoutMs} = params;
+    if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_DRAIN_MS) {
+      throw new BatonError('BAD_REQUEST', `drain: timeoutMs must be an integer 0..${MAX_DRAIN_MS}`);
+    }
+    return {timeoutMs};
   },
   'apply': (params) => ({step: decodeStep(params)}),
   // Anything but true is false, as it always was: an older coordinator that never sends it gets a plain undo.
@@ -94,6 +119,14 @@ export const PEER_OPS: readonly PeerOp[] = Object.keys(DECODERS) as PeerOp[];
 export function decodePeerParams<Op extends PeerOp>(op: Op, params: JsonObject): PeerParams<Op> {
   const decode: (params: JsonObject) => PeerParams<Op> = DECODERS[op];
   return decode(params);
+}
+
+// drain.timeout_s is at most an hour.
+const MAX_DRAIN_MS = 3_600_000;
+
+function isIpv4Text(text: string): boolean {
+  const address = parseIpAddress(text);
+  return address !== undefined && address.family === 4;
 }
 
 function noFields(): NoFields {

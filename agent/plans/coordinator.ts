@@ -5,7 +5,7 @@
 import type {JsonObject} from '../peer/beacon-codec.js';
 import type {PeerOp, PeerParams} from '../peer/peer-protocol.js';
 import type {Config} from '../config/schema.js';
-import {hostText, type DryRunStep, type HostLabel, type SwitchProgress, type SwitchResult, type SwitchoverOptions} from '../control-protocol.js';
+import {hostText, type DrainSummary, type DryRunStep, type HostLabel, type SwitchProgress, type SwitchResult, type SwitchoverOptions} from '../control-protocol.js';
 import {BatonError, describeError, isBatonError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {PeerRequester} from '../peer/peer-requests.js';
@@ -13,8 +13,9 @@ import type {Clock, HostInfoSource, NetworkDriver} from '../ports.js';
 import {assertPreflight, comparePreflight, formatPreflight, parseHostInfo} from '../preflight.js';
 import type {MachineState, PeerView} from '../state-machine.js';
 import {STEP_DEADLINE_MS, withDeadline} from './executor.js';
-import type {SwitchParticipant} from './participant.js';
-import {planRollback, sideOf, SWITCHOVER_PLAN, type SwitchSide, type SwitchStepName} from './plans.js';
+import type {DrainEnd, DrainReadiness, SwitchParticipant} from './participant.js';
+import {AFTER_CONFIRM_STEP_NAMES, planRollback, sideOf, switchoverPlan, type PlannedStep, type SwitchSide, type SwitchStepName} from './plans.js';
+import {parseIpAddress} from '../net/ip-address.js';
 
 // Remote steps get the step deadline plus two seconds of retries for lost datagrams.
 const REMOTE_SLACK_MS = 2000;
@@ -163,11 +164,19 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   const giverLog = await checkLog('giver').then(() => undefined, (error: unknown) => describeError(error));
   if (giverLog !== undefined) emit({kind: 'note', text: `warning: a rollback could not confirm traffic on the ${labels.giver.role}: ${giverLog}`});
 
+  // The drain needs both hosts: the giver to hold its connections, the taker to hand their packets on. Without it
+  // the switch is the runbook's five steps, and connections open at the move are cut, as they always were.
+  const drainPlan = await decideDrain();
+  if (drainPlan.off !== undefined && config.drain.enabled) emit({kind: 'note', text: `no drain: ${drainPlan.off}; connections open on the ${labels.giver.role} at the move will be cut`});
+  const giverAddress = drainPlan.giverAddress;
+  const steps = switchoverPlan(giverAddress !== undefined);
+
   const switchId = c.newSwitchId();
   if (options.dryRun) {
     const plan: DryRunStep[] = [];
-    for (const step of SWITCHOVER_PLAN) {
-      plan.push(step.on === selfSide ? await participant.describe(step.name) : await remote('plan', '', {step: step.name}) as unknown as DryRunStep);
+    for (const step of steps) {
+      plan.push(step.on === selfSide ? await participant.describe(step.name, giverAddress)
+        : await remote('plan', '', giverAddress === undefined ? {step: step.name} : {step: step.name, giverAddress}) as unknown as DryRunStep);
     }
     return {switchId, outcome: 'dry-run', giver: labels.giver, taker: labels.taker, reason: undefined, failedStep: undefined,
       totalMs: Math.round(clock.now() - started), confirmedRequests: undefined, rollbackCheck: undefined, plan};
@@ -176,10 +185,10 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   const epoch = Math.max(c.machine().epoch, peer.view.epoch) + 1;
   emit({kind: 'start', switchId, giver: labels.giver, taker: labels.taker, mode: config.service.mode});
   log.notice(`(switch ${switchId}) ${labels.giver.role} ${labels.giver.host} -> ${labels.taker.role} ${labels.taker.host}, ${config.service.mode} mode, epoch ${epoch}`);
-  await participant.begin(switchId, selfSide, true, peer.boot, epoch);
+  await participant.begin(switchId, selfSide, true, peer.boot, epoch, selfSide === 'taker' ? giverAddress : undefined);
   const otherSide: SwitchSide = selfSide === 'giver' ? 'taker' : 'giver';
   try {
-    await remote('begin', switchId, {side: otherSide, epoch});
+    await remote('begin', switchId, otherSide === 'taker' && giverAddress !== undefined ? {side: otherSide, epoch, giverAddress} : {side: otherSide, epoch});
   } catch (error) {
     await participant.finish(switchId, 'rolled-back', `the peer refused to begin: ${describeError(error)}`);
     throw error;
@@ -188,7 +197,7 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   const applied: SwitchStepName[] = [];
   let confirmed: number | undefined;
   let failure: {step: SwitchStepName; error: unknown} | undefined;
-  for (const planned of SWITCHOVER_PLAN) {
+  for (const planned of steps.filter((step) => !AFTER_CONFIRM_STEP_NAMES.includes(step.name))) {
     const host = labels[planned.on];
     const stepStarted = clock.now();
     let started = false;
@@ -209,11 +218,7 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
       emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'ok', elapsedMs: Math.round(clock.now() - stepStarted),
         detail: planned.name === 'confirm-traffic' ? `${confirmed} request(s) in the access log` : undefined});
       log.info(`(switch ${switchId}) ${planned.name} on ${host.role} ok ${Math.round(clock.now() - stepStarted)}ms`);
-      if (options.pauseAfter?.step === planned.name) {
-        emit({kind: 'note', text: `pausing ${options.pauseAfter.seconds} s after ${planned.name} (--pause-after)`});
-        const missing = await pauseWatchingPeer(options.pauseAfter.seconds * 1000);
-        if (missing !== undefined) emit({kind: 'note', text: `pause ended early: ${missing}`});
-      }
+      await pauseIfAsked(planned.name);
     } catch (error) {
       // A step that was applied on the host but failed its check, or whose answer was lost, is undone too; one
       // refused before it started is not.
@@ -226,10 +231,12 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   }
 
   if (failure === undefined) {
-    const reason = `switch ${switchId}: ${hostText(labels.taker)} serves, ${confirmed} request(s) confirmed; ${hostText(labels.giver)} is free to upgrade`;
+    const drain = giverAddress === undefined ? undefined : await drainAndTidy(steps.filter((step) => AFTER_CONFIRM_STEP_NAMES.includes(step.name)));
+    const reason = `switch ${switchId}: ${hostText(labels.taker)} serves, ${confirmed} request(s) confirmed; ${hostText(labels.giver)} is free to upgrade` +
+      (drain === undefined ? '' : `; ${drainText(drain)}`);
     await finishBoth('done', reason);
     return {switchId, outcome: 'done', giver: labels.giver, taker: labels.taker, reason: undefined, failedStep: undefined,
-      totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck: undefined, plan: undefined};
+      totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck: undefined, plan: undefined, drain};
   }
 
   // Rollback: undo only what was applied, newest first, until the giver serves again; then check its log.
@@ -275,6 +282,74 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   return {switchId, outcome: 'rolled-back', giver: labels.giver, taker: labels.taker, reason, failedStep: failure.step,
     totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck, plan: undefined};
 
+  async function pauseIfAsked(step: SwitchStepName): Promise<void> {
+    if (options.pauseAfter?.step !== step) return;
+    emit({kind: 'note', text: `pausing ${options.pauseAfter.seconds} s after ${step} (--pause-after)`});
+    const missing = await pauseWatchingPeer(options.pauseAfter.seconds * 1000);
+    if (missing !== undefined) emit({kind: 'note', text: `pause ended early: ${missing}`});
+  }
+
+  /** Both hosts' readiness to drain; the giver's address when both can, or why not. */
+  async function decideDrain(): Promise<{readonly giverAddress: string; readonly off?: undefined} | {readonly giverAddress?: undefined; readonly off: string}> {
+    const [mine, theirs] = await Promise.all([
+      participant.drainReadiness(),
+      remote('can-drain', '', {}).then(readReadiness, (error: unknown): DrainReadiness => {
+        if (isBatonError(error, 'PEER_UNREACHABLE')) throw error;
+        // An agent from before the drain refuses the op as unknown: the pair switches the old way until both are new.
+        return {unavailable: `its agent cannot drain (${describeError(error)})`};
+      }),
+    ]);
+    const bySide: Record<SwitchSide, DrainReadiness> = selfSide === 'giver' ? {giver: mine, taker: theirs} : {giver: theirs, taker: mine};
+    for (const side of ['giver', 'taker'] as const) {
+      const why = bySide[side].unavailable;
+      if (why !== undefined) return {off: `the ${labels[side].role} cannot drain: ${why}`};
+    }
+    const address = bySide.giver.address;
+    return address === undefined ? {off: `the ${labels.giver.role} did not say its address`} : {giverAddress: address};
+  }
+
+  /** After the taker is confirmed: the giver drains, then both take their preparations back. Never throws. */
+  async function drainAndTidy(after: readonly PlannedStep[]): Promise<DrainSummary> {
+    const problems: string[] = [];
+    let end: DrainEnd | undefined;
+    for (const planned of after) {
+      const host = labels[planned.on];
+      const stepStarted = clock.now();
+      try {
+        let detail: string | undefined;
+        if (planned.name === 'drain-connections') {
+          end = await drainOn(planned.on, host);
+          detail = end.left === 0 ? 'no connection left' : `${end.left} connection(s) left at the drain timeout, cut`;
+        } else if (planned.on === selfSide) {
+          await withDeadline(participant.apply(switchId, planned.name), STEP_DEADLINE_MS, planned.name, clock);
+        } else {
+          await remote('apply', switchId, {step: planned.name});
+        }
+        emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'ok', elapsedMs: Math.round(clock.now() - stepStarted), detail});
+        log.info(`(switch ${switchId}) ${planned.name} on ${host.role} ok ${Math.round(clock.now() - stepStarted)}ms`);
+        await pauseIfAsked(planned.name);
+      } catch (error) {
+        problems.push(`${planned.name} on the ${host.role}: ${describeError(error)}`);
+        emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'failed', elapsedMs: Math.round(clock.now() - stepStarted), detail: describeError(error)});
+        log.error(`(switch ${switchId}) ${planned.name} on ${host.role} failed (the switch stands): ${describeError(error)}`);
+      }
+    }
+    return {left: end?.left, ms: end?.ms ?? 0, graceful: end?.graceful, problems};
+  }
+
+  async function drainOn(side: SwitchSide, host: HostLabel): Promise<DrainEnd> {
+    const timeoutMs = config.drain.timeoutS * 1000;
+    const progress = (left: number, elapsedMs: number): void => emit({kind: 'waiting', step: 'drain-connections', host, count: left, needed: 0, elapsedMs: Math.round(elapsedMs)});
+    if (side === selfSide) return participant.drainConnections(switchId, timeoutMs, progress);
+    const waitStarted = clock.now();
+    const ticker = setInterval(() => progress(-1, clock.now() - waitStarted), 1000);
+    try {
+      return readDrainEnd(await remote('drain', switchId, {timeoutMs}, timeoutMs + 2 * STEP_DEADLINE_MS + REMOTE_SLACK_MS));
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
   /** The operator's pause, cut short when the peer goes silent or restarts: the switch it shares is over. */
   async function pauseWatchingPeer(ms: number): Promise<string | undefined> {
     const until = clock.now() + ms;
@@ -309,3 +384,25 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   }
 }
 
+
+/** The drain in the words of the final line. */
+export function drainText(drain: DrainSummary): string {
+  const left = drain.left === undefined ? 'its connections were not counted'
+    : drain.left === 0 ? `its connections finished in ${(drain.ms / 1000).toFixed(1)} s`
+      : `${drain.left} connection(s) were still open after the ${(drain.ms / 1000).toFixed(0)} s drain timeout and are cut`;
+  return drain.problems.length === 0 ? left : `${left}; after the switch: ${drain.problems.join('; ')}`;
+}
+
+/** The peer's can-drain answer, checked: it is the peer's word. */
+function readReadiness(value: JsonObject): DrainReadiness {
+  const {address, unavailable} = value;
+  if (typeof unavailable === 'string') return {unavailable};
+  if (typeof address === 'string' && parseIpAddress(address)?.family === 4) return {address};
+  return {unavailable: 'its answer names no IPv4 address'};
+}
+
+function readDrainEnd(value: JsonObject): DrainEnd {
+  const {left, ms, graceful} = value;
+  if (typeof left !== 'number' || typeof ms !== 'number') throw new BatonError('STEP_FAILED', 'the giver\'s drain answer has no connection count');
+  return {left, ms, graceful: typeof graceful === 'string' ? graceful : undefined};
+}

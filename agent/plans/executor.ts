@@ -4,7 +4,7 @@
 
 import {BatonError, describeError, isBatonError} from '../errors.js';
 import type {Logger} from '../log.js';
-import type {Clock, NetworkDriver} from '../ports.js';
+import type {Clock, DrainDriver, NetworkDriver} from '../ports.js';
 import {createAnnouncer} from './announcer.js';
 import type {Config, ServiceMode} from '../config/schema.js';
 import type {StepName} from './plans.js';
@@ -23,13 +23,16 @@ export interface StepRunDeps {
   readonly signal: AbortSignal;
   /** The duplicate-address probe (an early probe's fresh answer, or a new one). */
   readonly probe: () => Promise<boolean>;
+  readonly drain: DrainDriver;
+  /** The giver's address while a switch with a drain runs here (StepContext.giverAddress). */
+  readonly giverAddress: () => string | undefined;
 }
 
 /** How this host runs its steps: its service, its interface, and announcements that repeat. */
 export function createStepRun(deps: StepRunDeps): StepRun {
   const {service, network, clock, log, signal} = deps;
   const announcer = createAnnouncer({network, ip: service.ip, clock, log, signal});
-  return {mode: service.mode, clock, ctx: {service, network, announce: () => announcer.announce(), probe: deps.probe}};
+  return {mode: service.mode, clock, ctx: {service, network, announce: () => announcer.announce(), probe: deps.probe, drain: deps.drain, giverAddress: deps.giverAddress}};
 }
 
 export interface StepRun {

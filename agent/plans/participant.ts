@@ -8,10 +8,10 @@ import type {Config} from '../config/schema.js';
 import type {DryRunStep, HostLabel} from '../control-protocol.js';
 import {BatonError, describeError} from '../errors.js';
 import type {Logger} from '../log.js';
-import type {AccessLogWatcher, Clock, HostInfoSource, JournalStore, NetworkDriver, StateStore, SwitchJournal} from '../ports.js';
+import type {AccessLogWatcher, Clock, CommandRunner, HostInfoSource, JournalStore, RecordingDrivers, StateStore, SwitchJournal} from '../ports.js';
 import {encodeHostInfo} from '../preflight.js';
 import type {AgentEvent, MachineState, PeerView, SwitchOutcome} from '../state-machine.js';
-import {executeStep, executeUndo, type StepRun} from './executor.js';
+import {executeStep, executeUndo, STEP_DEADLINE_MS, type StepRun} from './executor.js';
 import {planRollback, type SwitchSide, type SwitchStepName} from './plans.js';
 import {describeStep, STEPS} from './steps.js';
 import {takeBackIfFree} from './take-back.js';
@@ -40,10 +40,25 @@ export interface ParticipantDeps {
   readonly self: HostLabel;
   /** This host's steps, run through the executor. */
   readonly steps: StepRun;
-  /** A driver that records the commands it would run, for --dry-run. */
-  readonly recordingNetwork: () => {readonly network: NetworkDriver; commands(): string[]};
+  /** Drivers that record the commands they would run, for --dry-run. */
+  readonly recordingDrivers: () => RecordingDrivers;
+  /** Runs drain.graceful_command. */
+  readonly runner: CommandRunner;
   readonly host: SwitchHost;
 }
+
+/** Whether this host can drain, and the address the taker sends strays to when it is the giver. */
+export type DrainReadiness = {readonly address: string; readonly unavailable?: undefined} | {readonly address?: undefined; readonly unavailable: string};
+
+/** How the drain ended on this (giving) host. */
+export interface DrainEnd {
+  readonly left: number;
+  readonly ms: number;
+  readonly graceful: string | undefined;
+}
+
+// The connections left on the giver are counted this often while the drain waits: a read of /proc, no process.
+const DRAIN_POLL_MS = 100;
 
 interface CurrentSwitch {
   readonly id: string;
@@ -57,6 +72,8 @@ interface CurrentSwitch {
   counter: TrafficCounter | undefined;
   /** backup-net-up is journalled and its epoch saved ahead (see apply). */
   prepared: boolean;
+  /** Where forward-strays sends what is not the taker's: set on a taker whose switch drains. */
+  readonly giverAddress: string | undefined;
 }
 
 export class SwitchParticipant {
@@ -72,8 +89,28 @@ export class SwitchParticipant {
     return this.#current;
   }
 
-  /** Joins a switch on this host: checks this host can play `side`, journals, enters `switching`. Idempotent per id. */
-  async begin(id: string, side: SwitchSide, coordinator: boolean, peerBoot: string, epoch: number): Promise<void> {
+  /** The giver's address while this host takes over in a switch that drains (StepContext.giverAddress). */
+  get giverAddress(): string | undefined {
+    return this.#current?.giverAddress;
+  }
+
+  /** Whether a switch can drain on this host; as a giver, where the taker sends what is not its own. */
+  async drainReadiness(): Promise<DrainReadiness> {
+    const {config} = this.#deps;
+    const {drain} = this.#deps.steps.ctx;
+    if (!config.drain.enabled) return {unavailable: `drain.enabled is false in ${config.file}`};
+    if (config.service.mode !== 'address') return {unavailable: 'link mode downs the giver\'s interface, so nothing can reach its connections'};
+    if (config.service.ip.family !== 4) return {unavailable: 'the drain handles IPv4 service addresses only'};
+    const unavailable = await drain.unavailable();
+    if (unavailable !== undefined) return {unavailable};
+    const address = await drain.ownAddress(config.service.ip);
+    if (address === undefined) return {unavailable: `${config.service.interface} has no IPv4 address of its own besides the service IP`};
+    return {address};
+  }
+
+  /** Joins a switch on this host: checks this host can play `side`, journals, enters `switching`. Idempotent per id.
+   *  A taker given `giverAddress` drains: its forward-strays sends there what is not its own. */
+  async begin(id: string, side: SwitchSide, coordinator: boolean, peerBoot: string, epoch: number, giverAddress?: string): Promise<void> {
     if (this.#current?.id === id) return;
     if (this.#current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${this.#current.id} is already running on ${this.#deps.self.host}`);
     const state = this.#deps.host.machine();
@@ -87,7 +124,8 @@ export class SwitchParticipant {
         throw new BatonError('STEP_FAILED', `${this.#deps.self.role} ${this.#deps.self.host} is ${state.name} (${state.reason}), not ready to take the service IP`);
       }
     }
-    this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined, prepared: false};
+    this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined, prepared: false,
+      giverAddress: side === 'taker' ? giverAddress : undefined};
     try {
       await this.#writeJournal(undefined);
     } catch (error) {
@@ -117,9 +155,10 @@ export class SwitchParticipant {
       },
       after: async () => {
         current.applied.push(step);
-        if (step === 'assign-ip') {
-          // The epoch is saved before the IP can be live, so no restart can bring it up under an older one.
-          await this.#deps.store.save({epoch: current.epoch, released: false});
+        // The epoch is saved before the IP can be live, so no restart can bring it up under an older one.
+        if (step === 'assign-ip') await this.#deps.store.save({epoch: current.epoch, released: false});
+        if (step === (current.giverAddress === undefined ? 'assign-ip' : 'forward-strays')) {
+          // The taker's last step before backup-net-up (forward-strays when the switch drains) leaves it pending.
           await this.#writeJournal('backup-net-up');
           current.prepared = true;
         } else if (step === 'primary-net-down') {
@@ -173,12 +212,55 @@ export class SwitchParticipant {
     return current.counter.waitFor(needed, timeoutMs, onProgress);
   }
 
+  /**
+   * The giver's drain, once the taker is confirmed: runs drain.graceful_command (the web server finishes its requests
+   * and closes its keep-alive connections after them), then waits until no connection on the service IP is left, or
+   * `timeoutMs`. Never throws for connections left: it says how many.
+   */
+  async drainConnections(id: string, timeoutMs: number, onProgress?: (left: number, elapsedMs: number) => void): Promise<DrainEnd> {
+    const current = this.#require(id);
+    const {config, clock, log, runner} = this.#deps;
+    const {drain} = this.#deps.steps.ctx;
+    if (current.side !== 'giver') throw new BatonError('STEP_FAILED', 'drain-connections runs on the giver');
+    await this.#writeJournal('drain-connections');
+    const started = clock.now();
+    let graceful: string | undefined;
+    if (config.drain.graceful !== undefined) {
+      const {path, args} = config.drain.graceful;
+      try {
+        await runner.run(path, args, {timeoutMs: STEP_DEADLINE_MS});
+        graceful = `${[path, ...args].join(' ')} ran`;
+      } catch (error) {
+        graceful = `${[path, ...args].join(' ')} failed: ${describeError(error)}`;
+        log.warning(`(switch ${id}) drain: ${graceful}`);
+      }
+    }
+    let left = await drain.openConnections(config.service.ip);
+    while (left > 0 && clock.now() - started < timeoutMs) {
+      onProgress?.(left, clock.now() - started);
+      await clock.sleep(Math.min(DRAIN_POLL_MS, Math.max(1, timeoutMs - (clock.now() - started))));
+      left = await drain.openConnections(config.service.ip);
+    }
+    current.applied.push('drain-connections');
+    await this.#writeJournal(undefined);
+    const ms = Math.round(clock.now() - started);
+    log.notice(`(switch ${id}) drain: ${left === 0 ? `no connection left after ${ms} ms` : `${left} connection(s) still open after the ${timeoutMs} ms drain timeout`}`);
+    return {left, ms, graceful};
+  }
+
   /** Ends the switch here: tidies up, clears the journal, and leaves `switching` for the state the outcome gives. */
   async finish(id: string, outcome: SwitchOutcome, reason: string): Promise<void> {
     const current = this.#require(id);
     const {config, log} = this.#deps;
     const {network} = this.#deps.steps.ctx;
     current.counter?.stop();
+    // A drain's preparations that are still in place (the switch ended before end-forwarding / end-hold, or they
+    // failed) are taken back: they must not outlive the switch.
+    for (const [prepared, ended] of [['forward-strays', 'end-forwarding'], ['hold-connections', 'end-hold']] as const) {
+      if (current.applied.includes(prepared) && !current.applied.includes(ended)) {
+        await executeUndo(prepared, this.#deps.steps).catch((error: unknown) => log.error(`(switch ${id}) taking back ${prepared} failed; the next start removes it: ${describeError(error)}`));
+      }
+    }
     // Link mode: the giver's address stays on its downed interface until here; removed now so that bringing the
     // link up again (resume, maintenance) can never make it answer for the IP.
     if (current.side === 'giver' && outcome === 'done' && config.service.mode === 'link') {
@@ -219,10 +301,11 @@ export class SwitchParticipant {
   }
 
   /** This host's commands for one step, recorded rather than run. */
-  async describe(step: SwitchStepName): Promise<DryRunStep> {
-    const recording = this.#deps.recordingNetwork();
+  async describe(step: SwitchStepName, giverAddress?: string): Promise<DryRunStep> {
+    const recording = this.#deps.recordingDrivers();
     const {service} = this.#deps.config;
-    const ctx = {service, network: recording.network, announce: () => recording.network.announce(service.ip), probe: () => recording.network.isAddressInUse(service.ip)};
+    const ctx = {service, network: recording.network, announce: () => recording.network.announce(service.ip), probe: () => recording.network.isAddressInUse(service.ip),
+      drain: recording.drain, giverAddress: () => giverAddress};
     await STEPS[step][service.mode].apply(ctx);
     return {step, host: this.#deps.self, does: describeStep(step, service.mode), commands: recording.commands()};
   }
@@ -244,12 +327,23 @@ export class SwitchParticipant {
       case 'check-log':
         await this.checkLog();
         return {};
-      case 'plan':
-        return await this.describe(decodePeerParams('plan', request.params).step) as unknown as JsonObject;
+      case 'plan': {
+        const {step, giverAddress} = decodePeerParams('plan', request.params);
+        return await this.describe(step, giverAddress) as unknown as JsonObject;
+      }
       case 'begin': {
-        const {side, epoch} = decodePeerParams('begin', request.params);
-        await this.begin(request.switchId, side, false, peerBoot, epoch);
+        const {side, epoch, giverAddress} = decodePeerParams('begin', request.params);
+        await this.begin(request.switchId, side, false, peerBoot, epoch, giverAddress);
         return {};
+      }
+      case 'can-drain': {
+        const readiness = await this.drainReadiness();
+        return readiness.unavailable === undefined ? {address: readiness.address} : {unavailable: readiness.unavailable};
+      }
+      case 'drain': {
+        const {timeoutMs} = decodePeerParams('drain', request.params);
+        const end = await this.drainConnections(request.switchId, timeoutMs);
+        return end.graceful === undefined ? {left: end.left, ms: end.ms} : {left: end.left, ms: end.ms, graceful: end.graceful};
       }
       case 'apply':
         await this.apply(request.switchId, decodePeerParams('apply', request.params).step);

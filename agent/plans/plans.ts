@@ -17,13 +17,27 @@
 //   taker  backup-net-up      the taker brings the IP up and announces it (gratuitous ARP)
 //   taker  confirm-traffic    the taker's access log shows real requests arriving after backup-net-up
 //
+// With the drain (address mode, on by default), connections open at the move finish on the giver:
+//
+//   taker  forward-strays     before the move: TCP that is not the taker's (no SYN, no socket) goes on to the giver
+//   giver  hold-connections   before the move: the giver keeps accepting the IP's packets (on lo), answers no ARP
+//   ...    primary-net-down, backup-net-up, confirm-traffic as above
+//   giver  drain-connections  the giver's web server finishes gracefully; wait until no connection is left
+//   taker  end-forwarding     the two preparations are taken back
+//   giver  end-hold
+//
+// The last three come after the taker is confirmed: a failure there is reported and never rolls the switch back.
+//
 // "giver" is the host that holds the IP (it plays "primary" in the step names), "taker" the one that will
 // (it plays "backup"). A switchback is the same plan with the hosts in the other sides.
 
 /** The steps a host runs alone, in the acquire, takeover and release plans. */
 export const LOCAL_STEP_NAMES = ['probe-address', 'take-ip', 'announce', 'release-ip'] as const;
 /** The steps of a planned switch, in the runbook's order. */
-export const SWITCH_STEP_NAMES = ['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up', 'confirm-traffic'] as const;
+export const SWITCH_STEP_NAMES = [
+  'backup-net-down', 'assign-ip', 'forward-strays', 'hold-connections', 'primary-net-down', 'backup-net-up', 'confirm-traffic',
+  'drain-connections', 'end-forwarding', 'end-hold',
+] as const;
 
 export type LocalStepName = (typeof LOCAL_STEP_NAMES)[number];
 export type SwitchStepName = (typeof SWITCH_STEP_NAMES)[number];
@@ -47,13 +61,29 @@ export interface PlannedStep {
   readonly on: SwitchSide;
 }
 
+/** The switch with its drain, every step in order. */
 export const SWITCHOVER_PLAN: readonly PlannedStep[] = [
   {name: 'backup-net-down', on: 'taker'},
   {name: 'assign-ip', on: 'taker'},
+  {name: 'forward-strays', on: 'taker'},
+  {name: 'hold-connections', on: 'giver'},
   {name: 'primary-net-down', on: 'giver'},
   {name: 'backup-net-up', on: 'taker'},
   {name: 'confirm-traffic', on: 'taker'},
+  {name: 'drain-connections', on: 'giver'},
+  {name: 'end-forwarding', on: 'taker'},
+  {name: 'end-hold', on: 'giver'},
 ];
+
+/** The steps that exist only when the switch drains. */
+export const DRAIN_STEP_NAMES: readonly SwitchStepName[] = ['forward-strays', 'hold-connections', 'drain-connections', 'end-forwarding', 'end-hold'];
+/** After the taker is confirmed: failures are reported, the switch is not rolled back. */
+export const AFTER_CONFIRM_STEP_NAMES: readonly SwitchStepName[] = ['drain-connections', 'end-forwarding', 'end-hold'];
+
+/** The plan of one switch: with its drain, or the five steps of the runbook alone. */
+export function switchoverPlan(drain: boolean): readonly PlannedStep[] {
+  return drain ? SWITCHOVER_PLAN : SWITCHOVER_PLAN.filter((step) => !DRAIN_STEP_NAMES.includes(step.name));
+}
 
 export function isSwitchStepName(value: unknown): value is SwitchStepName {
   return typeof value === 'string' && (SWITCH_STEP_NAMES as readonly string[]).includes(value);
@@ -64,9 +94,9 @@ export function sideOf(step: SwitchStepName): SwitchSide {
   return SWITCHOVER_PLAN.find((s) => s.name === step)?.on ?? 'taker';
 }
 
-/** confirm-traffic only observes: there is nothing to undo. */
+/** confirm-traffic only observes, and what comes after it is never rolled back: there is nothing to undo. */
 export function hasUndo(step: SwitchStepName): boolean {
-  return step !== 'confirm-traffic';
+  return step !== 'confirm-traffic' && !AFTER_CONFIRM_STEP_NAMES.includes(step);
 }
 
 /** The undo of the applied steps, newest first: only what was done is undone (keepalived's ip_addr->set). */

@@ -4,7 +4,7 @@
 
 import type {Config, ServiceMode} from '../config/schema.js';
 import {BatonError} from '../errors.js';
-import type {NetworkDriver} from '../ports.js';
+import type {DrainDriver, NetworkDriver} from '../ports.js';
 import {ADDRESS_STILL_ANSWERS} from '../state-machine.js';
 import type {StepName} from './plans.js';
 
@@ -16,6 +16,10 @@ export interface StepContext {
   announce(): Promise<void>;
   /** Duplicate address detection: whether another host answers for the service IP (a fresh early probe may answer). */
   probe(): Promise<boolean>;
+  readonly drain: DrainDriver;
+  /** The giver's own address on the service LAN, where forward-strays sends what is not the taker's; known once a
+   *  switch with a drain has begun. */
+  giverAddress(): string | undefined;
 }
 
 export interface StepActions {
@@ -101,6 +105,41 @@ const probeAddress: StepActions = {
 };
 
 const announce: StepActions = {apply: (ctx) => ctx.announce(), verify: nothing, undo: nothing};
+
+async function expectHolding(ctx: StepContext, holding: boolean): Promise<void> {
+  const ip = ctx.service.ip;
+  expect(await ctx.drain.isHolding(ip) === holding, holding ? `${ip.address} is not held on lo for the drain` : `${ip.address} is still held on lo`);
+}
+
+async function expectForwarding(ctx: StepContext, forwarding: boolean): Promise<void> {
+  expect(await ctx.drain.isForwarding() === forwarding, forwarding ? 'the rule that hands strays to the giver is not in place' : 'the rule that hands strays to the giver is still in place');
+}
+
+const holdConnections: StepActions = {
+  async apply(ctx) {
+    const own = await ctx.drain.ownAddress(ctx.service.ip);
+    if (own === undefined) throw new BatonError('STEP_FAILED', `${ctx.service.interface} has no IPv4 address of its own to name in ARP instead of ${ctx.service.ip.address}`);
+    await ctx.drain.hold(ctx.service.ip, own);
+  },
+  verify: (ctx) => expectHolding(ctx, true),
+  async undo(ctx) {
+    await ctx.drain.unhold(ctx.service.ip);
+    await expectHolding(ctx, false);
+  },
+};
+
+const forwardStrays: StepActions = {
+  async apply(ctx) {
+    const giver = ctx.giverAddress();
+    if (giver === undefined) throw new BatonError('STEP_FAILED', 'the giver\'s address is not known: this switch has no drain');
+    await ctx.drain.forward(ctx.service.ip, giver);
+  },
+  verify: (ctx) => expectForwarding(ctx, true),
+  async undo(ctx) {
+    await ctx.drain.unforward();
+    await expectForwarding(ctx, false);
+  },
+};
 
 /** A step that does the same in both modes. */
 function inEitherMode(does: string, actions: StepActions): StepDefinition {
@@ -209,6 +248,14 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
   },
   // Counted by the participant's traffic counter (traffic.ts), which the executor does not run.
   'confirm-traffic': inEitherMode('wait for real requests in the access log', {apply: nothing, verify: nothing, undo: nothing}),
+  // The drain (address mode only; the plan leaves these out when it is off). Preparations come before
+  // primary-net-down, so nothing of it runs while nobody answers for the IP.
+  'forward-strays': inEitherMode('hand TCP packets of connections that are not its own (no SYN, no socket here) on to the giver', forwardStrays),
+  'hold-connections': inEitherMode('keep accepting packets for the service IP (a /32 on lo) without answering ARP for it', holdConnections),
+  // Waited for by the participant (graceful command, then the connections counted), which the executor does not run.
+  'drain-connections': inEitherMode('run the graceful command, then wait until no connection on the service IP is left', {apply: nothing, verify: nothing, undo: nothing}),
+  'end-forwarding': inEitherMode('remove the rule that hands strays to the giver', {apply: forwardStrays.undo, verify: nothing, undo: nothing}),
+  'end-hold': inEitherMode('remove the service IP from lo and the ARP rules', {apply: holdConnections.undo, verify: nothing, undo: nothing}),
 };
 
 /** What the step does on its host, in words. */

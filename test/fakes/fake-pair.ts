@@ -3,7 +3,9 @@
 import {Agent} from '../../agent/agent.js';
 import type {Config} from '../../agent/config/schema.js';
 import {createLogger} from '../../agent/log.js';
-import type {NetworkDriver} from '../../agent/ports.js';
+import type {DrainDriver, NetworkDriver} from '../../agent/ports.js';
+import {FakeDrainDriver} from './fake-drain-driver.js';
+import {RecordingRunner} from './recording-runner.js';
 import type {Role} from '../../agent/state-machine.js';
 import {FakeAccessLog} from './fake-access-log.js';
 import {FakeClock} from './fake-clock.js';
@@ -19,6 +21,9 @@ export interface FakeHost {
   agent: Agent;
   readonly role: Role;
   readonly network: FakeNetworkDriver;
+  readonly drain: FakeDrainDriver;
+  /** Runs the graceful command (recorded, not run). */
+  readonly runner: RecordingRunner;
   readonly transport: FakeTransport;
   readonly store: MemoryStateStore;
   readonly journal: MemoryJournalStore;
@@ -45,6 +50,8 @@ export interface FakeHostOptions {
 export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegment, transport: FakeTransport, options: FakeHostOptions = {}): FakeHost {
   const config = testConfig(role, {confirm: {accessLog: '/var/log/nginx/access.log', minRequests: 3, timeoutS: 30}, ...options.config});
   const network = new FakeNetworkDriver(role, segment);
+  const drain = new FakeDrainDriver(role === 'primary' ? PRIMARY_ADDRESS : BACKUP_ADDRESS);
+  const runner = new RecordingRunner();
   const store = new MemoryStateStore(options.epoch === undefined ? undefined : {epoch: options.epoch});
   const journal = new MemoryJournalStore();
   const accessLog = new FakeAccessLog();
@@ -73,15 +80,17 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
       accessLog: cutOffOnKill(accessLog, isDead),
       hostInfo: cutOffOnKill(hostInfo, isDead),
       healthProbe, hooks: undefined,
-      recordingNetwork: () => {
+      drain: cutOffOnKill(drain, isDead),
+      runner,
+      recordingDrivers: () => {
         const recorded: string[] = [];
-        const recorder: NetworkDriver = new Proxy(network, {
-          get: (target, name) => async (...args: unknown[]) => {
-            recorded.push(`${String(name)} ${args.map((a) => (typeof a === 'object' && a !== null && 'cidr' in a ? String(a.cidr) : String(a))).join(' ')}`);
-            return Reflect.get(target, name) === undefined ? undefined : false;
+        const recording = <T extends object>(target: T): T => new Proxy(target, {
+          get: (real, name) => async (...args: unknown[]) => {
+            recorded.push(`${String(name)} ${args.map((a) => (typeof a === 'object' && a !== null && 'cidr' in a ? String(a.cidr) : String(a))).join(' ')}`.trim());
+            return Reflect.get(real, name) === undefined ? undefined : false;
           },
         });
-        return {network: recorder, commands: () => [...recorded]};
+        return {network: recording<NetworkDriver>(network), drain: recording<DrainDriver>(drain), commands: () => [...recorded]};
       },
       log: createLogger({journald: true, debug: false, write: (line) => logs.push(line), wallNow: () => hostClock.wallNow()}),
       newId: () => `${role}${boots}id${++ids}`,
@@ -90,7 +99,7 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
     });
   };
   const host: FakeHost = {
-    agent: undefined as unknown as Agent, role, network, transport, store, journal, accessLog, hostInfo, healthProbe, logs, config, wallSkewMs: 0,
+    agent: undefined as unknown as Agent, role, network, drain, runner, transport, store, journal, accessLog, hostInfo, healthProbe, logs, config, wallSkewMs: 0,
     kill: async () => {
       await host.agent.stop();
       cutOffCurrent();

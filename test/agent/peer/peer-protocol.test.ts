@@ -20,8 +20,18 @@ const refuses = test.macro({
   title: (given, op: PeerOp, params: JsonObject) => given ?? `${op} refuses ${JSON.stringify(params)} with BAD_REQUEST`,
 });
 
-test('the operations on the wire are these ten, in this order', (t) => {
-  t.deepEqual(PEER_OPS, ['host-info', 'check-log', 'plan', 'begin', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link']);
+test('the operations on the wire are these twelve, in this order', (t) => {
+  t.deepEqual(PEER_OPS, ['host-info', 'check-log', 'plan', 'begin', 'can-drain', 'drain', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link']);
+});
+
+test('a taker is told where to send strays only as an IPv4 address; the drain\'s timeout is bounded', (t) => {
+  t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress: '192.0.2.11'}), {side: 'taker', epoch: 4, giverAddress: '192.0.2.11'});
+  t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4}), {side: 'taker', epoch: 4}, 'no address: no drain');
+  for (const giverAddress of ['2001:db8::1', 'example.org', 7, '192.0.2.300']) {
+    t.throws(() => decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress}), {message: 'begin: giverAddress must be an IPv4 address'});
+  }
+  t.deepEqual(decodePeerParams('drain', {timeoutMs: 60_000}), {timeoutMs: 60_000});
+  for (const timeoutMs of [-1, 1.5, 3_600_001, '60000']) t.throws(() => decodePeerParams('drain', {timeoutMs}), {message: /^drain: timeoutMs must be an integer/});
 });
 
 test('decoded params carry their types: a step name, a side, numbers, an outcome', (t) => {

@@ -14,11 +14,19 @@ test('a switchover run on the primary moves the IP to the backup in the runbook 
   t.deepEqual(stepLines(progress), [
     'apply backup-net-down on backup ok',
     'apply assign-ip on backup ok',
+    'apply forward-strays on backup ok',
+    'apply hold-connections on primary ok',
     'apply primary-net-down on primary ok',
     'apply backup-net-up on backup ok',
     'apply confirm-traffic on backup ok',
+    'apply drain-connections on primary ok',
+    'apply end-forwarding on backup ok',
+    'apply end-hold on primary ok',
   ]);
   t.true((result.confirmedRequests ?? 0) >= 3);
+  t.deepEqual(result.drain, {left: 0, ms: 0, graceful: undefined, problems: []});
+  t.deepEqual(pair.backup.drain.journal, ['forward 192.0.2.100 to 192.0.2.11', 'unforward'], 'the taker sent strays to the giver\'s own address');
+  t.deepEqual(pair.primary.drain.journal, ['hold 192.0.2.100 as 192.0.2.11', 'unhold 192.0.2.100']);
   t.false(pair.primary.network.addresses.has('192.0.2.100'));
   t.true(pair.backup.network.addresses.has('192.0.2.100'));
   await pair.clock.advance(500);
@@ -72,14 +80,17 @@ test('no traffic on the backup: confirmation times out, the pair rolls back and 
   t.is(result.outcome, 'rolled-back');
   t.is(result.failedStep, 'confirm-traffic');
   t.regex(result.reason ?? '', /^confirm-traffic failed on the backup: 0 of 3 requests arrived within 2 s/);
-  t.deepEqual(stepLines(progress).slice(-6), [
+  t.deepEqual(stepLines(progress).slice(-8), [
     'apply confirm-traffic on backup failed',
     'undo backup-net-up on backup ok',
     'undo primary-net-down on primary ok',
+    'undo hold-connections on primary ok',
+    'undo forward-strays on backup ok',
     'undo assign-ip on backup ok',
     'undo backup-net-down on backup ok',
     'check confirm-traffic on primary ok',
   ]);
+  t.deepEqual([pair.primary.drain.held, pair.backup.drain.forwardingTo], [undefined, undefined], 'the drain\'s preparations are taken back');
   t.regex(result.rollbackCheck ?? '', /primary \(web-primary\) serves again: \d+ request\(s\)/);
   t.true(pair.primary.network.addresses.has('192.0.2.100'));
   t.false(pair.backup.network.addresses.has('192.0.2.100'));
@@ -98,6 +109,8 @@ test('a failing step rolls back only what was done, and names the step', async (
   t.deepEqual(stepLines(progress).filter((l) => l.startsWith('undo')), [
     'undo backup-net-up on backup ok',
     'undo primary-net-down on primary ok',
+    'undo hold-connections on primary ok',
+    'undo forward-strays on backup ok',
     'undo assign-ip on backup ok',
     'undo backup-net-down on backup ok',
   ]);
@@ -111,8 +124,8 @@ test('the journal is written before each step with the step pending, and cleared
   const pair = await settledPair(t);
   await switchover(pair, pair.primary);
   const pending = pair.backup.journal.history.flatMap((j) => (j.pending === undefined ? [] : [j.pending]));
-  t.deepEqual(pending, ['backup-net-down', 'assign-ip', 'backup-net-up']);
-  t.deepEqual(pair.primary.journal.history.flatMap((j) => (j.pending === undefined ? [] : [j.pending])), ['primary-net-down']);
+  t.deepEqual(pending, ['backup-net-down', 'assign-ip', 'forward-strays', 'backup-net-up', 'end-forwarding']);
+  t.deepEqual(pair.primary.journal.history.flatMap((j) => (j.pending === undefined ? [] : [j.pending])), ['hold-connections', 'primary-net-down', 'drain-connections', 'end-hold']);
   t.true(pair.primary.journal.history.every((j) => j.coordinator));
 });
 
@@ -202,9 +215,14 @@ test('--dry-run prints each host\'s commands and changes nothing', async (t) => 
   t.deepEqual(result.plan?.map((s) => `${s.step} on ${s.host.role}: ${s.commands.join('; ')}`), [
     'backup-net-down on backup: removeAddress 192.0.2.100/24',
     'assign-ip on backup: ',
+    'forward-strays on backup: forward 192.0.2.100/24 192.0.2.11',
+    'hold-connections on primary: ownAddress 192.0.2.100/24; hold 192.0.2.100/24 false',
     'primary-net-down on primary: removeAddress 192.0.2.100/24',
     'backup-net-up on backup: addAddress 192.0.2.100/24; announce 192.0.2.100/24',
     'confirm-traffic on backup: ',
+    'drain-connections on primary: ',
+    'end-forwarding on backup: unforward; isForwarding',
+    'end-hold on primary: unhold 192.0.2.100/24; isHolding 192.0.2.100/24',
   ]);
   t.deepEqual([pair.primary.network.actions().length, pair.backup.network.actions().length], before);
   t.is(pair.primary.agent.state.name, 'active');

@@ -6,6 +6,7 @@ import {BatonError} from '../../../agent/errors.js';
 import {executeStep, runPlan, STEP_DEADLINE_MS, type StepRun} from '../../../agent/plans/executor.js';
 import {LOCAL_PLANS} from '../../../agent/plans/plans.js';
 import {FakeClock} from '../../fakes/fake-clock.js';
+import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
 import {SERVICE_IP} from '../../fakes/test-config.js';
 
@@ -17,6 +18,7 @@ function host(): {network: FakeNetworkDriver; other: FakeNetworkDriver; clock: F
   const service = {ip: SERVICE_IP, interface: 'eth0', mode: 'address'} as const;
   return {network, other, clock, run: {mode: 'address', clock, ctx: {
     service, network, announce: () => network.announce(SERVICE_IP), probe: () => network.isAddressInUse(SERVICE_IP),
+    drain: new FakeDrainDriver(), giverAddress: () => undefined,
   }}};
 }
 

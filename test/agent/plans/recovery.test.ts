@@ -12,7 +12,8 @@ test('the backup killed after primary-net-down: the primary takes the IP back, a
   const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'primary-net-down', seconds: 3}}, () => undefined);
   await pair.clock.advance(300);
   t.false(pair.primary.network.addresses.has('192.0.2.100'), 'paused after primary-net-down');
-  t.deepEqual(pair.backup.journal.journal?.applied, ['backup-net-down', 'assign-ip']);
+  t.deepEqual(pair.backup.journal.journal?.applied, ['backup-net-down', 'assign-ip', 'forward-strays']);
+  t.is(pair.primary.drain.held, '192.0.2.100', 'the primary holds its connections for the drain');
   // SIGKILL: the backup's agent vanishes without a word; its interface and journal stay.
   await pair.backup.kill();
   const result = await drive(pair.clock, run, clients(pair));
@@ -27,9 +28,10 @@ test('the backup killed after primary-net-down: the primary takes the IP back, a
   t.is(pair.backup.journal.journal, undefined);
   const status = await restarted.status();
   t.is(status.lastSwitch?.outcome, 'interrupted');
-  t.regex(status.lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(taker, after assign-ip, before or during backup-net-up\)/);
+  t.regex(status.lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(taker, after forward-strays, before or during backup-net-up\)/);
   t.true(pair.primary.network.addresses.has('192.0.2.100'));
   t.false(pair.backup.network.addresses.has('192.0.2.100'));
+  t.deepEqual([pair.primary.drain.held, pair.backup.drain.forwardingTo], [undefined, undefined], 'neither host keeps a drain\'s preparation');
 });
 
 test('the primary (coordinating) killed after primary-net-down: the backup abandons the switch and takes the free IP over', async (t) => {
@@ -62,7 +64,7 @@ test('the backup killed during a 30 s pause: the primary cuts the pause short, k
   // dead_after_ms is 1 s: the switch is over within a few seconds, not after the 30 s pause.
   const result = await drive(pair.clock, run, clients(pair), 5000);
   t.is(result.outcome, 'rolled-back');
-  t.is(result.failedStep, 'primary-net-down');
+  t.is(result.failedStep, 'forward-strays', 'the next step, the taker\'s, is refused');
   t.regex(result.reason ?? '', /the backup went silent/);
   t.true(progress.some((p) => p.kind === 'note' && /^pause ended early: the backup went silent/.test(p.text)));
   t.false(stepLines(progress).includes('apply primary-net-down on primary ok'), 'the primary never released the IP');

@@ -8,11 +8,13 @@ import {LOCAL_STEP_NAMES, SWITCH_STEP_NAMES, type StepName} from '../../../agent
 import {describeStep, STEPS} from '../../../agent/plans/steps.js';
 import {isBatonError} from '../../../agent/errors.js';
 import {FakeClock} from '../../fakes/fake-clock.js';
+import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
 import {SERVICE_IP} from '../../fakes/test-config.js';
 
 interface Host {
   readonly network: FakeNetworkDriver;
+  readonly drain: FakeDrainDriver;
   readonly other: FakeNetworkDriver;
   readonly run: StepRun;
 }
@@ -24,13 +26,16 @@ function host(mode: ServiceMode, state: {holds: boolean; linkUp: boolean}): Host
   if (state.holds) network.addresses.add(SERVICE_IP.address);
   network.linkUp = state.linkUp;
   const clock = new FakeClock();
+  const drain = new FakeDrainDriver('192.0.2.11');
   return {
-    network, other,
+    network, other, drain,
     run: {mode, clock, ctx: {
       service: {ip: SERVICE_IP, interface: 'eth0', mode},
       network,
       announce: () => network.announce(SERVICE_IP),
       probe: () => network.isAddressInUse(SERVICE_IP),
+      drain,
+      giverAddress: () => '192.0.2.11',
     }},
   };
 }
@@ -78,6 +83,58 @@ test('every step of every plan has an entry for both modes and words for --dry-r
     }
   }
   t.deepEqual(Object.keys(STEPS).sort(), [...LOCAL_STEP_NAMES, ...SWITCH_STEP_NAMES].sort(), 'the catalogue holds exactly the plans\' steps');
+});
+
+// The drain's steps touch only the drain driver, never the service interface.
+const drainCases: {step: StepName; apply: string[]; undo: string[]; holding: boolean; forwarding: boolean}[] = [
+  {step: 'forward-strays', apply: ['forward 192.0.2.100 to 192.0.2.11'], undo: ['unforward'], holding: false, forwarding: true},
+  {step: 'hold-connections', apply: ['hold 192.0.2.100 as 192.0.2.11'], undo: ['unhold 192.0.2.100'], holding: true, forwarding: false},
+  {step: 'drain-connections', apply: [], undo: [], holding: false, forwarding: false},
+];
+
+for (const c of drainCases) {
+  test(`${c.step}: ${c.apply.join(', ') || 'changes nothing'}; undo: ${c.undo.join(', ') || 'nothing'}`, async (t) => {
+    const h = host('address', {holds: true, linkUp: true});
+    await executeStep(c.step, h.run);
+    t.deepEqual(h.drain.journal, c.apply);
+    t.deepEqual([h.drain.held !== undefined, h.drain.forwardingTo !== undefined], [c.holding, c.forwarding]);
+    h.drain.journal.length = 0;
+    await executeUndo(c.step, h.run);
+    t.deepEqual(h.drain.journal, c.undo);
+    t.deepEqual([h.drain.held, h.drain.forwardingTo], [undefined, undefined], 'undo leaves nothing held or forwarded');
+    t.deepEqual(h.network.actions(), [], 'the service interface is not touched');
+  });
+}
+
+test('end-forwarding and end-hold take the preparations back and have no undo of their own', async (t) => {
+  const h = host('address', {holds: false, linkUp: true});
+  await executeStep('forward-strays', h.run);
+  await executeStep('hold-connections', h.run);
+  await executeStep('end-forwarding', h.run);
+  await executeStep('end-hold', h.run);
+  t.deepEqual([h.drain.held, h.drain.forwardingTo], [undefined, undefined]);
+  h.drain.journal.length = 0;
+  await executeUndo('end-forwarding', h.run);
+  await executeUndo('end-hold', h.run);
+  t.deepEqual(h.drain.journal, []);
+});
+
+test('forward-strays verifies the rule is in place, and refuses without a giver to send to', async (t) => {
+  const h = host('address', {holds: false, linkUp: true});
+  h.drain.forward = async () => undefined; // nft said yes, but nothing is there
+  const error = await t.throwsAsync(executeStep('forward-strays', h.run));
+  t.is(error?.message, 'forward-strays: the rule that hands strays to the giver is not in place');
+  const none = host('address', {holds: false, linkUp: true});
+  const unknown = await t.throwsAsync(executeStep('forward-strays', {...none.run, ctx: {...none.run.ctx, giverAddress: () => undefined}}));
+  t.regex(unknown?.message ?? '', /giver's address is not known/);
+});
+
+test('hold-connections refuses a service interface with no address of its own to name in ARP', async (t) => {
+  const h = host('address', {holds: true, linkUp: true});
+  h.drain.ownAddress = async () => undefined;
+  const error = await t.throwsAsync(executeStep('hold-connections', h.run));
+  t.regex(error?.message ?? '', /eth0 has no IPv4 address of its own/);
+  t.is(h.drain.held, undefined);
 });
 
 test('verify refuses what it does not observe, naming the step and what it found', async (t) => {

@@ -1,0 +1,115 @@
+// The nft drain driver on a recording runner and a fake /proc/net: the rules it hands to nft, how it reads the
+// kernel's TCP table, and what it finds and removes after a crash. The rules themselves are exercised against a
+// real kernel by the namespace integration tests.
+
+import {mkdtemp, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import test from 'ava';
+import {createNftDrainDriver, DRAIN_TABLES} from '../../agent/adapters/nft-drain-driver.js';
+import {BatonError} from '../../agent/errors.js';
+import {commandFailure, RecordingRunner} from '../fakes/recording-runner.js';
+import {SERVICE_IP} from '../fakes/test-config.js';
+
+const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+// 192.0.2.100 is c0.00.02.64: printed as the little-endian word 640200C0. Port 80 is 0050.
+const line = (local: string, state: string): string => `   0: ${local} 140200C0:C350 ${state} 00000000:00000000 00:00000000 00000000     0        0 1 1\n`;
+
+async function procNet(tcp: string, tcp6?: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-procnet-'));
+  await writeFile(join(dir, 'tcp'), HEADER + tcp);
+  if (tcp6 !== undefined) await writeFile(join(dir, 'tcp6'), HEADER + tcp6);
+  return dir;
+}
+
+const missingTable = (table: string): BatonError => commandFailure(`nft list table ${table}`, 1, 'Error: No such file or directory\nlist table ...');
+
+test('openConnections counts only the service IP\'s connections that may still carry data, IPv4-mapped ones too', async (t) => {
+  const dir = await procNet(
+    line('640200C0:0050', '01') + // established on 192.0.2.100:80
+    line('640200C0:0050', '04') + // FIN_WAIT1: our data not yet acknowledged
+    line('640200C0:0050', '06') + // TIME_WAIT: done
+    line('640200C0:0050', '05') + // FIN_WAIT2: everything delivered
+    line('640200C0:0050', '0A') + // LISTEN
+    line('0B0200C0:0050', '01'), // established on the host's own 192.0.2.11
+    // ::ffff:192.0.2.100 as nginx listening on [::] sees an IPv4 client; then 2001:db8::1
+    '   0: 0000000000000000FFFF0000640200C0:0050 0000000000000000FFFF0000140200C0:C350 08 0:0 0:0 0 0 0 1 1\n' +
+    '   1: B80D0120000000000000000001000000:0050 B80D0120000000000000000002000000:C350 01 0:0 0:0 0 0 0 1 1\n');
+  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: dir});
+  t.is(await driver.openConnections(SERVICE_IP), 3, 'established, FIN_WAIT1 and the mapped CLOSE_WAIT');
+});
+
+test('a kernel without IPv6 has no tcp6: only tcp is read', async (t) => {
+  const dir = await procNet(line('640200C0:0050', '01'));
+  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: dir});
+  t.is(await driver.openConnections(SERVICE_IP), 1);
+});
+
+test('an unreadable TCP table is an error naming the file, never "no connections left"', async (t) => {
+  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: '/nonexistent/proc/net'});
+  const error = await t.throwsAsync(driver.openConnections(SERVICE_IP));
+  t.regex(error?.message ?? '', /cannot read \/nonexistent\/proc\/net\/tcp to count the connections left/);
+});
+
+test('forward hands nft one idempotent transaction: only non-SYN TCP that finds just the listener goes to the giver', async (t) => {
+  const runner = new RecordingRunner();
+  const driver = createNftDrainDriver(runner, {interface: 'eth0'});
+  await driver.forward(SERVICE_IP, '192.0.2.11');
+  const [call] = runner.calls;
+  t.is(call?.file, 'nft');
+  t.is(call?.args.length, 1, 'one script, one transaction');
+  const script = call?.args[0] ?? '';
+  t.true(script.startsWith(`table ${DRAIN_TABLES.forward} {}\ndelete table ${DRAIN_TABLES.forward}\n`), 'declared and deleted first: works whether or not it existed');
+  t.regex(script, /type filter hook prerouting priority mangle;/);
+  t.regex(script, /ip daddr 192\.0\.2\.100 tcp flags & syn == 0 socket wildcard 1 dup to 192\.0\.2\.11 device "eth0" drop/);
+  await driver.unforward();
+  t.is(runner.calls[1]?.args[0], `table ${DRAIN_TABLES.forward} {}\ndelete table ${DRAIN_TABLES.forward}`);
+});
+
+test('hold drops ARP requests for the IP, renames its own ARP sender but leaves gratuitous ARP, and puts a /32 on lo', async (t) => {
+  const runner = new RecordingRunner();
+  const driver = createNftDrainDriver(runner, {interface: 'eth0'});
+  await driver.hold(SERVICE_IP, '192.0.2.11');
+  const script = runner.calls[0]?.args[0] ?? '';
+  t.regex(script, /arp operation request arp daddr ip 192\.0\.2\.100 drop/);
+  t.regex(script, /arp saddr ip 192\.0\.2\.100 arp daddr ip != 192\.0\.2\.100 arp saddr ip set 192\.0\.2\.11/);
+  t.deepEqual(runner.commandLines().slice(1), ['ip addr add 192.0.2.100/32 dev lo']);
+});
+
+test('hold and unhold are idempotent: an address already on lo, or already gone, is what was wanted', async (t) => {
+  const runner = new RecordingRunner()
+    .on('ip addr add 192.0.2.100/32 dev lo', commandFailure('ip addr add 192.0.2.100/32 dev lo', 2, 'Error: ipv4: Address already assigned.'))
+    .on('ip addr del 192.0.2.100/32 dev lo', commandFailure('ip addr del 192.0.2.100/32 dev lo', 2, 'Error: ipv4: Address not found.'));
+  const driver = createNftDrainDriver(runner, {interface: 'eth0'});
+  await t.notThrowsAsync(driver.hold(SERVICE_IP, '192.0.2.11'));
+  await t.notThrowsAsync(driver.unhold(SERVICE_IP));
+});
+
+test('isHolding needs both the ARP table and the /32 on lo', async (t) => {
+  const lo = JSON.stringify([{ifname: 'lo', addr_info: [{local: '127.0.0.1', prefixlen: 8}, {local: '192.0.2.100', prefixlen: 32}]}]);
+  const both = new RecordingRunner().on('ip -j -4 addr show dev lo', lo);
+  t.true(await createNftDrainDriver(both, {interface: 'eth0'}).isHolding(SERVICE_IP));
+  const noTable = new RecordingRunner().on(`nft list table ${DRAIN_TABLES.hold}`, missingTable(DRAIN_TABLES.hold)).on('ip -j -4 addr show dev lo', lo);
+  t.false(await createNftDrainDriver(noTable, {interface: 'eth0'}).isHolding(SERVICE_IP));
+  const noAddress = new RecordingRunner().on('ip -j -4 addr show dev lo', JSON.stringify([{ifname: 'lo', addr_info: [{local: '127.0.0.1', prefixlen: 8}]}]));
+  t.false(await createNftDrainDriver(noAddress, {interface: 'eth0'}).isHolding(SERVICE_IP));
+});
+
+test('removeLeftovers removes what it finds and says what; on a host without nft it finds nothing to remove', async (t) => {
+  const lo = JSON.stringify([{ifname: 'lo', addr_info: [{local: '192.0.2.100', prefixlen: 32}]}]);
+  const runner = new RecordingRunner().on(`nft list table ${DRAIN_TABLES.hold}`, missingTable(DRAIN_TABLES.hold)).on('ip -j -4 addr show dev lo', lo);
+  const removed = await createNftDrainDriver(runner, {interface: 'eth0'}).removeLeftovers(SERVICE_IP);
+  t.deepEqual(removed, [`nftables table ${DRAIN_TABLES.forward}`, '192.0.2.100/32 on lo']);
+  t.true(runner.commandLines().includes('ip addr del 192.0.2.100/32 dev lo'));
+
+  const noNft = new BatonError('COMMAND_FAILED', 'cannot run `nft list table ip baton_drain`: nft is not installed', {details: {exitCode: undefined, stdout: '', stderr: ''}});
+  const bare = new RecordingRunner().on(/^nft /, noNft).on('ip -j -4 addr show dev lo', '[]');
+  t.deepEqual(await createNftDrainDriver(bare, {interface: 'eth0'}).removeLeftovers(SERVICE_IP), []);
+});
+
+test('unavailable says why nft refuses the rules, checked without committing them', async (t) => {
+  const runner = new RecordingRunner().on(/^nft -c /, commandFailure('nft -c x', 1, 'Error: Could not process rule: No such file or directory'));
+  const why = await createNftDrainDriver(runner, {interface: 'eth0'}).unavailable();
+  t.regex(why ?? '', /^nftables cannot take the drain's rules here: .*No such file or directory/);
+  t.is(await createNftDrainDriver(new RecordingRunner(), {interface: 'eth0'}).unavailable(), undefined);
+});

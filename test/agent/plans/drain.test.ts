@@ -1,0 +1,123 @@
+// The drain of a planned switch on fakes: when a pair drains and when it does not, the graceful command on the
+// giver, waiting for its connections and the timeout that cuts them, and failures after the confirmation that
+// never roll the switch back.
+
+import test from 'ava';
+import {BatonError} from '../../../agent/errors.js';
+import {createFakePair, type FakePair} from '../../fakes/fake-pair.js';
+import {stepLines, switchover} from '../../fakes/switch-driver.js';
+import {testConfig} from '../../fakes/test-config.js';
+
+async function pairWith(t: Parameters<typeof createFakePair>[0], drain: Partial<FakePair['primary']['config']['drain']> = {}): Promise<FakePair> {
+  const pair = createFakePair(t);
+  for (const host of [pair.primary, pair.backup]) {
+    host.config = {...host.config, drain: {...testConfig(host.role).drain, ...drain}};
+    host.restart();
+  }
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  return pair;
+}
+
+test('the giver runs the graceful command once the taker is confirmed, and the switch waits until its connections are gone', async (t) => {
+  const pair = await pairWith(t, {graceful: {path: '/usr/sbin/nginx', args: ['-s', 'reload']}, timeoutS: 60});
+  pair.primary.drain.connections = 5;
+  let closeAt: number | undefined;
+  const {result, progress} = await switchover(pair, pair.primary, {}, () => {
+    for (const host of [pair.primary, pair.backup]) if (host.network.addresses.has('192.0.2.100')) host.accessLog.request(1);
+    // The web server closes its connections 2 s after it was told to finish gracefully.
+    if (closeAt === undefined && pair.primary.runner.calls.length > 0) closeAt = pair.clock.now() + 2000;
+    if (closeAt !== undefined && pair.clock.now() >= closeAt) pair.primary.drain.connections = 0;
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.deepEqual(pair.primary.runner.commandLines(), ['/usr/sbin/nginx -s reload'], 'on the giver only, once');
+  t.deepEqual(pair.backup.runner.commandLines(), []);
+  t.is(result.drain?.left, 0);
+  t.true((result.drain?.ms ?? 0) >= 1900 && (result.drain?.ms ?? 0) <= 2200, `drained in ${result.drain?.ms} ms`);
+  t.is(result.drain?.graceful, '/usr/sbin/nginx -s reload ran');
+  t.true(progress.some((p) => p.kind === 'waiting' && p.step === 'drain-connections' && p.count === 5), 'the operator sees what is left');
+  const drainStep = stepLines(progress).indexOf('apply drain-connections on primary ok');
+  t.true(drainStep > stepLines(progress).indexOf('apply confirm-traffic on backup ok'), 'the drain comes after the confirmation');
+  t.deepEqual([pair.primary.drain.held, pair.backup.drain.forwardingTo], [undefined, undefined], 'both tidied after the drain');
+});
+
+test('connections that outlast the drain timeout are counted and cut; the switch stands', async (t) => {
+  const pair = await pairWith(t, {timeoutS: 3});
+  pair.primary.drain.connections = 2;
+  const {result} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done', result.reason);
+  t.is(result.drain?.left, 2);
+  t.true((result.drain?.ms ?? 0) >= 3000);
+  t.is(result.drain?.graceful, undefined, 'no graceful command configured');
+  t.true(pair.backup.network.addresses.has('192.0.2.100'));
+  t.is(pair.primary.drain.held, undefined, 'the giver stops accepting the IP\'s packets: its last connections are cut');
+});
+
+test('a graceful command that fails is reported and the drain goes on', async (t) => {
+  const pair = await pairWith(t, {graceful: {path: '/usr/sbin/nginx', args: ['-s', 'reload']}});
+  pair.primary.runner.on('/usr/sbin/nginx -s reload', new BatonError('COMMAND_FAILED', '`/usr/sbin/nginx -s reload` exited 1: nginx: [error] invalid PID number'));
+  const {result} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done');
+  t.regex(result.drain?.graceful ?? '', /^\/usr\/sbin\/nginx -s reload failed: .*invalid PID number/);
+  t.is(result.drain?.left, 0);
+});
+
+test('a host that cannot drain: the switch is the runbook\'s five steps, and the operator is told why', async (t) => {
+  const pair = await pairWith(t);
+  pair.backup.drain.cannot = 'nftables cannot take the drain\'s rules here: nft: not found';
+  const {result, progress} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done', result.reason);
+  t.deepEqual(stepLines(progress), [
+    'apply backup-net-down on backup ok', 'apply assign-ip on backup ok', 'apply primary-net-down on primary ok',
+    'apply backup-net-up on backup ok', 'apply confirm-traffic on backup ok',
+  ]);
+  t.true(progress.some((p) => p.kind === 'note' && p.text === 'no drain: the backup cannot drain: nftables cannot take the drain\'s rules here: nft: not found; ' +
+    'connections open on the primary at the move will be cut'));
+  t.is(result.drain, undefined);
+  t.deepEqual([pair.primary.drain.journal, pair.backup.drain.journal], [[], []]);
+});
+
+test('drain.enabled false on the coordinator: the old switch, without a word about a drain', async (t) => {
+  const pair = await pairWith(t, {enabled: false});
+  const {result, progress} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done');
+  t.false(stepLines(progress).some((line) => line.includes('drain') || line.includes('strays')));
+  t.false(progress.some((p) => p.kind === 'note' && p.text.startsWith('no drain')));
+});
+
+test('a failure after the confirmation is reported, never rolled back, and what it left is taken back at the end', async (t) => {
+  const pair = await pairWith(t);
+  pair.primary.drain.failNext('unhold');
+  const {result, progress} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done', 'the taker serves and was confirmed: the switch stands');
+  t.true(stepLines(progress).includes('apply end-hold on primary failed'));
+  t.false(stepLines(progress).some((line) => line.startsWith('undo')), 'nothing is rolled back');
+  t.deepEqual(result.drain?.problems, ['end-hold on the primary: unhold failed (injected)']);
+  t.is(pair.primary.drain.held, undefined, 'the end of the switch takes the hold back after all');
+  t.true(pair.backup.network.addresses.has('192.0.2.100'));
+});
+
+test('a switchback drains the other way: the backup holds, the primary forwards to the backup\'s address', async (t) => {
+  const pair = await pairWith(t);
+  await switchover(pair, pair.primary);
+  await pair.clock.advance(500);
+  pair.primary.drain.journal.length = 0;
+  pair.backup.drain.journal.length = 0;
+  const {result} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done', result.reason);
+  t.deepEqual(pair.primary.drain.journal, ['forward 192.0.2.100 to 192.0.2.12', 'unforward']);
+  t.deepEqual(pair.backup.drain.journal, ['hold 192.0.2.100 as 192.0.2.12', 'unhold 192.0.2.100']);
+});
+
+test('a restarted agent removes whatever a drain left behind before it decides anything', async (t) => {
+  const pair = await pairWith(t);
+  pair.backup.drain.forwardingTo = '192.0.2.11';
+  pair.backup.drain.held = '192.0.2.100';
+  await pair.backup.kill();
+  const restarted = pair.backup.restart();
+  await restarted.start();
+  await pair.clock.advance(2000);
+  t.deepEqual([pair.backup.drain.forwardingTo, pair.backup.drain.held], [undefined, undefined]);
+  t.true(pair.backup.logs.some((line) => line.includes('removed what an interrupted drain left: forward, hold')));
+});
