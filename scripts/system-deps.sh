@@ -2,7 +2,7 @@
 # Installs the Debian packages baton's lab and tests need, only when something is missing:
 # iproute2 (ip, namespaces), iputils-arping (gratuitous ARP, duplicate address detection),
 # iputils-ping (lab reachability checks), nftables (loss injection in tests), nginx-light (real web server),
-# tcpdump (tests capture a real beacon to replay it). With --test also chromium: a test opens the drill's
+# tcpdump (tests capture a real beacon to replay it). With --test also apache2 (the drain's test), chromium: a test opens the drill's
 # HTML report in headless Chromium; and python3: the systemd notify test's stand-in for PID 1's notify socket (an
 # AF_UNIX datagram socket Node cannot bind; socat would keep systemd-notify's barrier pipe open and stall it);
 # and systemd, for systemd-analyze (the unit's tests) and systemd-notify (the agent's READY/WATCHDOG sender) in
@@ -18,6 +18,8 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
   # faketime brings libfaketime: the campaign's faults part steps one agent's wall clock (LD_PRELOAD), not the machine's.
   command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+  # apache2: the drain's integration test moves the IP between two real Apache servers as well as two nginx.
+  [ -x /usr/sbin/apache2 ] || missing="$missing apache2"
 fi
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"

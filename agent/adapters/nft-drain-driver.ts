@@ -15,6 +15,7 @@
 //   ICMP redirect. Only TCP that is not a SYN and whose socket lookup finds the wildcard listener, not a socket of
 //   its own (`socket wildcard 1`), is handed on: the taker's own connections and every new one stay here.
 
+import {existsSync} from 'node:fs';
 import {readFile} from 'node:fs/promises';
 import {endianness, networkInterfaces} from 'node:os';
 import {BatonError, describeError, isBatonError} from '../errors.js';
@@ -35,18 +36,29 @@ export interface NftDrainDriverOptions {
   readonly interface: string;
   /** Where the kernel's TCP tables are; tests point this elsewhere. */
   readonly procNet?: string;
+  /** The nft program; default the system's (/usr/sbin/nft), found by path. */
+  readonly nft?: string;
+}
+
+// By path, not through PATH: npm puts node_modules/.bin first, and a JavaScript tool of the same name (ava brings
+// @vercel/nft) would run instead, slowly and doing nothing, when an agent is started from an npm script.
+const NFT_PATHS = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'];
+
+function systemNft(): string {
+  return NFT_PATHS.find((path) => existsSync(path)) ?? 'nft';
 }
 
 export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDriverOptions): DrainDriver {
   const iface = options.interface;
   const procNet = options.procNet ?? '/proc/net';
+  const nftProgram = options.nft ?? systemNft();
 
-  const nft = (script: string): Promise<string> => runner.run('nft', [script]).catch((error: unknown) => {
+  const nft = (script: string): Promise<string> => runner.run(nftProgram, [script]).catch((error: unknown) => {
     throw explain(error, 'nft');
   });
   const tableExists = async (table: string): Promise<boolean> => {
     try {
-      await runner.run('nft', ['list', 'table', ...table.split(' ')]);
+      await runner.run(nftProgram, ['list', 'table', ...table.split(' ')]);
       return true;
     } catch (error) {
       if (stderrOf(error).includes('No such file or directory')) return false;
@@ -105,8 +117,8 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
       // kernel without the socket, dup or arp parts all say so here, before a switch depends on them.
       const probe: ServiceIp = {address: '192.0.2.1', prefixLength: 32, family: 4, cidr: '192.0.2.1/32'};
       try {
-        await runner.run('nft', ['-c', forwardRules(probe, '192.0.2.2')]);
-        await runner.run('nft', ['-c', holdRules(probe, '192.0.2.2')]);
+        await runner.run(nftProgram, ['-c', forwardRules(probe, '192.0.2.2')]);
+        await runner.run(nftProgram, ['-c', holdRules(probe, '192.0.2.2')]);
         return undefined;
       } catch (error) {
         return `nftables cannot take the drain's rules here: ${describeError(explain(error, 'nft'))}`;

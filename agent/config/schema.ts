@@ -59,8 +59,11 @@ export interface Config {
   /** The drain of a planned switch (address mode): connections open at the move finish on the giver. */
   readonly drain: {
     readonly enabled: boolean;
-    /** Run on the giver once the taker's traffic is confirmed: tells its web server to finish gracefully. */
+    /** Run on the giver when connections are still open graceful_after_s into the drain: tells its web server to
+     *  finish gracefully. */
     readonly graceful: {readonly path: string; readonly args: readonly string[]} | undefined;
+    /** How long the giver's connections get to end by themselves before the graceful command runs. */
+    readonly gracefulAfterS: number;
     /** How long the giver's connections may take to finish before the rest are cut (and counted). */
     readonly timeoutS: number;
   };
@@ -97,12 +100,16 @@ const MAX_HOOK_TIMEOUT_MS = 600_000;
 // A download of a few MB over a slow mobile link takes tens of seconds; a minute lets most finish, and the
 // operator waits for "free to upgrade" no longer than that.
 export const DEFAULT_DRAIN_TIMEOUT_S = 60;
+// A web server closing an idle keep-alive connection races with the client's next request on it (a reset); one that
+// ends a connection by answering "Connection: close" does not. Apache's defaults end busy connections within 100
+// requests and idle ones within 5 s, so most connections are gone by themselves before the graceful command runs.
+export const DEFAULT_GRACEFUL_AFTER_S = 5;
 
 const TOP_KEYS = [
   'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
   'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks',
 ] as const;
-const DRAIN_KEYS = ['enabled', 'graceful_command', 'timeout_s'] as const;
+const DRAIN_KEYS = ['enabled', 'graceful_command', 'graceful_after_s', 'timeout_s'] as const;
 const GRACEFUL_KEYS = ['path', 'args'] as const;
 const ENDPOINT_KEYS = ['address', 'port'] as const;
 const SERVICE_KEYS = ['address', 'interface', 'mode'] as const;
@@ -252,11 +259,13 @@ function readDrain(reader: Reader, field: Field, inspectProgram: ProgramInspecto
     const args = reader.list(command.field('args'), TEXT, 'a list of arguments, like [-s, reload]');
     if (path !== undefined && args !== undefined) graceful = {path, args: args.map(({value}) => value as string)};
   }
-  return {
-    enabled: reader.optional(drain.field('enabled'), BOOLEAN, true),
-    graceful,
-    timeoutS: reader.optional(drain.field('timeout_s'), integer(1, 3600), DEFAULT_DRAIN_TIMEOUT_S),
-  };
+  const timeoutS = reader.optional(drain.field('timeout_s'), integer(1, 3600), DEFAULT_DRAIN_TIMEOUT_S);
+  const gracefulAfterField = drain.field('graceful_after_s');
+  const gracefulAfterS = reader.optional(gracefulAfterField, integer(0, 3600), DEFAULT_GRACEFUL_AFTER_S);
+  if (timeoutS !== undefined && gracefulAfterS !== undefined && gracefulAfterField.value !== undefined && gracefulAfterS > timeoutS) {
+    reader.expected(gracefulAfterField, `an integer 0..${timeoutS}`, `drain.timeout_s is ${timeoutS}: the graceful command would never run`);
+  }
+  return {enabled: reader.optional(drain.field('enabled'), BOOLEAN, true), graceful, gracefulAfterS, timeoutS};
 }
 
 function readHooks(reader: Reader, field: Field, inspectProgram: ProgramInspector) {

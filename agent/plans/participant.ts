@@ -213,9 +213,10 @@ export class SwitchParticipant {
   }
 
   /**
-   * The giver's drain, once the taker is confirmed: runs drain.graceful_command (the web server finishes its requests
-   * and closes its keep-alive connections after them), then waits until no connection on the service IP is left, or
-   * `timeoutMs`. Never throws for connections left: it says how many.
+   * The giver's drain, once the taker is confirmed: waits drain.graceful_after_s for its connections to end by
+   * themselves, then runs drain.graceful_command for those left (the web server finishes its requests and closes its
+   * keep-alive connections), then waits until no connection on the service IP is left, or `timeoutMs`. Never throws
+   * for connections left: it says how many.
    */
   async drainConnections(id: string, timeoutMs: number, onProgress?: (left: number, elapsedMs: number) => void): Promise<DrainEnd> {
     const current = this.#require(id);
@@ -224,22 +225,37 @@ export class SwitchParticipant {
     if (current.side !== 'giver') throw new BatonError('STEP_FAILED', 'drain-connections runs on the giver');
     await this.#writeJournal('drain-connections');
     const started = clock.now();
+    const elapsed = (): number => clock.now() - started;
+    // Connections first get graceful_after_s to end by themselves: a server that ends a keep-alive connection by
+    // answering "Connection: close" does it without a race, one told to close its idle connections does not.
+    const waitUntil = async (untilMs: number): Promise<number> => {
+      let left = await drain.openConnections(config.service.ip);
+      while (left > 0 && elapsed() < untilMs) {
+        onProgress?.(left, elapsed());
+        await clock.sleep(Math.min(DRAIN_POLL_MS, Math.max(1, untilMs - elapsed())));
+        left = await drain.openConnections(config.service.ip);
+      }
+      return left;
+    };
+    let left = await waitUntil(Math.min(config.drain.gracefulAfterS * 1000, timeoutMs));
     let graceful: string | undefined;
     if (config.drain.graceful !== undefined) {
       const {path, args} = config.drain.graceful;
-      try {
-        await runner.run(path, args, {timeoutMs: STEP_DEADLINE_MS});
-        graceful = `${[path, ...args].join(' ')} ran`;
-      } catch (error) {
-        graceful = `${[path, ...args].join(' ')} failed: ${describeError(error)}`;
-        log.warning(`(switch ${id}) drain: ${graceful}`);
+      const line = [path, ...args].join(' ');
+      if (left === 0) {
+        graceful = `${line} not needed: no connection was left after ${Math.round(elapsed())} ms`;
+      } else {
+        try {
+          await runner.run(path, args, {timeoutMs: STEP_DEADLINE_MS});
+          graceful = `${line} ran with ${left} connection(s) open`;
+        } catch (error) {
+          graceful = `${line} failed: ${describeError(error)}`;
+          log.warning(`(switch ${id}) drain: ${graceful}`);
+        }
+        left = await waitUntil(timeoutMs);
       }
-    }
-    let left = await drain.openConnections(config.service.ip);
-    while (left > 0 && clock.now() - started < timeoutMs) {
-      onProgress?.(left, clock.now() - started);
-      await clock.sleep(Math.min(DRAIN_POLL_MS, Math.max(1, timeoutMs - (clock.now() - started))));
-      left = await drain.openConnections(config.service.ip);
+    } else {
+      left = await waitUntil(timeoutMs);
     }
     current.applied.push('drain-connections');
     await this.#writeJournal(undefined);

@@ -254,8 +254,16 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
   'hold-connections': inEitherMode('keep accepting packets for the service IP (a /32 on lo) without answering ARP for it', holdConnections),
   // Waited for by the participant (graceful command, then the connections counted), which the executor does not run.
   'drain-connections': inEitherMode('run the graceful command, then wait until no connection on the service IP is left', {apply: nothing, verify: nothing, undo: nothing}),
-  'end-forwarding': inEitherMode('remove the rule that hands strays to the giver', {apply: forwardStrays.undo, verify: nothing, undo: nothing}),
-  'end-hold': inEitherMode('remove the service IP from lo and the ARP rules', {apply: holdConnections.undo, verify: nothing, undo: nothing}),
+  'end-forwarding': inEitherMode('remove the rule that hands strays to the giver', {
+    apply: (ctx) => ctx.drain.unforward(),
+    verify: (ctx) => expectForwarding(ctx, false),
+    undo: nothing,
+  }),
+  'end-hold': inEitherMode('remove the service IP from lo and the ARP rules', {
+    apply: (ctx) => ctx.drain.unhold(ctx.service.ip),
+    verify: (ctx) => expectHolding(ctx, false),
+    undo: nothing,
+  }),
 };
 
 /** What the step does on its host, in words. */

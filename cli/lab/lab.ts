@@ -2,7 +2,7 @@
 // real baton-agent in each host namespace. Used by `baton lab` and by the integration tests.
 
 import {randomBytes} from 'node:crypto';
-import {mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {chmod, mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -14,7 +14,7 @@ import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
 import {createTopology, destroyTopology, findLeftovers, spawnInNamespace} from './namespaces.js';
 import {DEFAULT_LAB_TOPOLOGY, LINK_MODE_LAB_TOPOLOGY, newLabPrefix, SERVICE_LAN} from './topology-plan.js';
-import {isProcessAlive, startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
+import {isProcessAlive, startApache, startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
 
 export const LAB_SERVICE_IP = `${SERVICE_LAN.serviceAddress}/${SERVICE_LAN.prefixLength}`;
 export const LAB_BASE_DIR = join(tmpdir(), 'baton-lab');
@@ -30,7 +30,10 @@ export interface LabHost {
   readonly logFile: string;
   /** The agent's PID; changes when the agent is restarted. */
   pid: number;
-  readonly web: {readonly kind: WebServerKind; readonly pid: number; readonly accessLog: string} | undefined;
+  readonly web: {
+    readonly kind: WebServerKind; readonly pid: number; readonly accessLog: string;
+    readonly graceful: {readonly path: string; readonly args: readonly string[]};
+  } | undefined;
 }
 
 export interface Lab {
@@ -94,14 +97,20 @@ export async function labUp(options: LabOptions): Promise<Lab> {
       let web: LabHost['web'];
       if (options.web !== undefined) {
         const webOptions = {namespace: topology.namespace(role), dir: join(hostDir, 'web'), hostName: role};
-        const server = options.web === 'nginx' ? await startNginx(webOptions) : await startBuiltinWeb(webOptions);
-        web = {kind: options.web, pid: server.pid, accessLog: server.accessLog};
+        if (options.web === 'apache') {
+          // Apache's workers run as www-data: they may pass through (not list) the lab's directories to their files.
+          for (const path of [options.baseDir ?? LAB_BASE_DIR, dir, hostDir]) await chmod(path, 0o711);
+        }
+        const start = {nginx: startNginx, apache: startApache, builtin: startBuiltinWeb}[options.web];
+        const server = await start(webOptions);
+        web = {kind: options.web, pid: server.pid, accessLog: server.accessLog, graceful: server.graceful};
         say(`lab ${prefix}: ${options.web} serves on the ${role} (pid ${server.pid}), access log ${server.accessLog}`);
       }
       await writeFile(configFile, labConfig({
         role, address: topology.address(role, beaconLan), peer: topology.address(peerRole, beaconLan), secretFile,
         stateDir: join(hostDir, 'state'), socket, extra: `${options.extraConfig ?? ''}\n${options.hostConfig?.[role] ?? ''}`, mode,
         serviceInterface: options.serviceInterface?.[role] ?? topology.interfaceName(role, 'svc'), accessLog: web?.accessLog,
+        graceful: web?.graceful,
       }), {mode: 0o600});
       const host: LabHost = {
         role, namespace: topology.namespace(role), address: topology.address(role, beaconLan), dir: hostDir, configFile, socket,
@@ -208,6 +217,7 @@ export async function signalAgent(host: LabHost, signal: 'SIGKILL' | 'SIGTERM'):
 interface LabConfigInput {
   role: Role; address: string; peer: string; secretFile: string; stateDir: string; socket: string; extra: string;
   mode: ServiceMode; serviceInterface: string; accessLog: string | undefined;
+  graceful: {readonly path: string; readonly args: readonly string[]} | undefined;
 }
 
 function labConfig(host: LabConfigInput): string {
@@ -223,6 +233,9 @@ function labConfig(host: LabConfigInput): string {
     `  interface: ${host.serviceInterface}`,
     `  mode: ${host.mode}`,
     ...(host.accessLog === undefined ? [] : ['confirm:', `  access_log: ${host.accessLog}`, '  min_requests: 3', '  timeout_s: 10']),
+    // The lab's web server finishes gracefully when its host gives the IP away; a lab download lasts 4 s.
+    ...(host.graceful === undefined ? [] : ['drain:', '  graceful_command:', `    path: ${host.graceful.path}`,
+      `    args: ${JSON.stringify(host.graceful.args)}`, '  timeout_s: 20']),
     `state_dir: ${host.stateDir}`,
     `control_socket: ${host.socket}`,
     host.extra,

@@ -1,19 +1,29 @@
 // The lab's built-in web server, a standalone script for hosts without nginx: answers every request with
-// "served by <host>\n" on a fresh connection each time and appends one line per request to the access log in nginx's
-// default `combined` format, byte for byte, so the access-log watcher reads it exactly as it reads nginx's.
+// "served by <host>\n", GET /download with 1 MiB at 256 KiB/s (as the lab's nginx does), keeps connections alive as
+// nginx does, and appends one line per request to the access log in nginx's default `combined` format, byte for
+// byte, so the access-log watcher reads it exactly as it reads nginx's.
 //
 //   ip netns exec NS node dist/cli/lab/tiny-web.js --host primary --access-log FILE [--listen 0.0.0.0:80]
 //
-// SIGTERM/SIGINT: stop listening, drop open connections, close the log, exit 0. Node built-ins only.
+// SIGHUP: finish gracefully, like nginx's reload: idle keep-alive connections are closed, requests in progress
+// (downloads) finish and their connection closes after them. SIGTERM/SIGINT: stop listening, drop open connections,
+// close the log, exit 0. Node built-ins only.
 
 import {closeSync, openSync, writeSync} from 'node:fs';
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http';
+import type {Socket} from 'node:net';
 import {parseArgs} from 'node:util';
 
 const USAGE = 'usage: tiny-web.js --host NAME --access-log FILE [--listen ADDRESS:PORT]';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 // nginx writes 499 for a request whose client went away before the response was sent.
 const CLIENT_CLOSED_REQUEST = 499;
+// nginx's keepalive_timeout default.
+const KEEP_ALIVE_MS = 75_000;
+// GET /download: the same bytes and pace as the lab's nginx (web.ts), in chunks small enough to keep the pace even.
+const DOWNLOAD_BYTES = 1024 * 1024;
+const DOWNLOAD_CHUNK_BYTES = 16 * 1024;
+const DOWNLOAD_CHUNK_MS = 62.5;
 
 interface Options {
   readonly host: string;
@@ -98,21 +108,56 @@ function serve(options: Options): void {
   const log = openSync(options.accessLog, 'a', 0o644);
   let logOpen = true;
   const page = Buffer.from(`served by ${options.host}\n`);
+  // Connections open at SIGHUP finish gracefully; those opened later are served as usual, as by nginx's new workers.
+  const open = new Set<Socket>();
+  const closing = new WeakSet<Socket>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const download = req.url === '/download' && req.method !== 'HEAD';
     const body = req.method === 'HEAD' ? Buffer.alloc(0) : page;
+    const bytes = download ? DOWNLOAD_BYTES : body.length;
     // Logged when the response is complete, as nginx does; one write(2) per line, so a follower sees it at once.
     let logged = false;
-    const writeLine = (status: number, bytes: number): void => {
+    const writeLine = (status: number, sent: number): void => {
       if (logged || !logOpen) return;
       logged = true;
-      writeSync(log, formatCombined(req, status, bytes, new Date()));
+      writeSync(log, formatCombined(req, status, sent, new Date()));
     };
-    res.on('finish', () => writeLine(200, body.length));
+    res.on('finish', () => writeLine(200, bytes));
     res.on('close', () => writeLine(CLIENT_CLOSED_REQUEST, 0));
-    // Connection: close, like nginx with keepalive_timeout 0: every request is a new TCP connection, so a client
-    // follows the service IP when it moves instead of riding an old connection.
-    res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': page.length, Connection: 'close'});
-    res.end(body);
+    // After SIGHUP every response says Connection: close: the client opens its next connection elsewhere.
+    const connection = closing.has(req.socket) ? {Connection: 'close'} : {};
+    if (!download) {
+      res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': page.length, ...connection});
+      res.end(body);
+      return;
+    }
+    res.writeHead(200, {'Content-Type': 'application/octet-stream', 'Content-Length': DOWNLOAD_BYTES, 'X-Served-By': options.host, ...connection});
+    let sent = 0;
+    const chunk = Buffer.alloc(DOWNLOAD_CHUNK_BYTES, 0x62);
+    const timer = setInterval(() => {
+      if (res.destroyed) {
+        clearInterval(timer);
+        return;
+      }
+      const size = Math.min(DOWNLOAD_CHUNK_BYTES, DOWNLOAD_BYTES - sent);
+      sent += size;
+      if (sent >= DOWNLOAD_BYTES) {
+        clearInterval(timer);
+        res.end(chunk.subarray(0, size));
+      } else {
+        res.write(chunk.subarray(0, size));
+      }
+    }, DOWNLOAD_CHUNK_MS);
+    res.on('close', () => clearInterval(timer));
+  });
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+  process.on('SIGHUP', () => {
+    for (const socket of open) closing.add(socket);
+    server.closeIdleConnections();
   });
   server.on('error', (error) => {
     process.stderr.write(`tiny-web: cannot listen on ${options.address}:${options.port}: ${error.message}\n`);

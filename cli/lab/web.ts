@@ -3,7 +3,7 @@
 // and writing nginx's default `combined` access log; plus stopping processes by PID, which the prober shares.
 
 import {constants, readdirSync, readFileSync} from 'node:fs';
-import {access, mkdir, open, readdir, readFile, readlink, writeFile} from 'node:fs/promises';
+import {access, chmod, mkdir, open, readdir, readFile, readlink, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
@@ -14,6 +14,8 @@ export interface WebServer {
   readonly pid: number;
   /** Where it appends one `combined` line per request. */
   readonly accessLog: string;
+  /** The command that tells it to finish its requests and close its connections gracefully (drain.graceful_command). */
+  readonly graceful: {readonly path: string; readonly args: readonly string[]};
   /** SIGTERM by PID, then SIGKILL after a grace. Idempotent. */
   stop(): Promise<void>;
 }
@@ -30,10 +32,16 @@ export interface WebServerOptions {
   readonly startTimeoutMs?: number;
 }
 
-export type WebServerKind = 'nginx' | 'builtin';
+export type WebServerKind = 'nginx' | 'apache' | 'builtin';
 
 /** Debian's nginx (package nginx-light / nginx). */
 export const NGINX_PROGRAM = '/usr/sbin/nginx';
+/** Debian's Apache httpd (package apache2), run with its own config file and no envvars. */
+export const APACHE_PROGRAM = '/usr/sbin/apache2';
+const APACHE_MODULES = '/usr/lib/apache2/modules';
+// Apache's workers drop root for this user (Apache refuses to serve as root): the files they read must be theirs to
+// read, so the Apache host's directory is traversable (0711) and its document root readable.
+const APACHE_USER = 'www-data';
 const DEFAULT_LISTEN = '0.0.0.0:80';
 // nginx listens ~20 ms after exec and Node ~100 ms in the lab; 5 s is slack for a loaded CI machine, not a target.
 const DEFAULT_START_TIMEOUT_MS = 5000;
@@ -43,6 +51,11 @@ const START_POLL_MS = 10;
 const STOP_GRACE_MS = 3000;
 const STOP_POLL_MS = 20;
 // What a start-up failure quotes from the logs: enough for nginx's "[emerg] bind() … failed" and its context.
+/** GET /download: this many bytes, sent at DOWNLOAD_RATE: a download that is still in flight when the IP moves. */
+export const DOWNLOAD_BYTES = 1024 * 1024;
+/** 256 KiB/s: a 1 MiB download lasts 4 s, a slow client's pace. */
+export const DOWNLOAD_RATE_BYTES_PER_S = 256 * 1024;
+const KILL_PROGRAM = '/usr/bin/kill';
 const LOG_TAIL_LINES = 10;
 const TINY_WEB_SCRIPT = fileURLToPath(new URL('./tiny-web.js', import.meta.url));
 
@@ -74,15 +87,90 @@ export async function startNginx(options: WebServerOptions): Promise<WebServer> 
     accessLog: join(dir, 'access.log'),
     output: join(dir, 'nginx.out'),
   };
-  await writeFile(files.config, nginxConfig({...files, tempDir, listen: formatListen(host, port), hostName: options.hostName}));
-  const pid = await spawnInNamespace(options.namespace, NGINX_PROGRAM,
-    ['-p', `${dir}/`, '-c', files.config, '-e', files.errorLog], files.output);
+  const download = join(dir, 'download.bin');
+  await writeFile(download, Buffer.alloc(DOWNLOAD_BYTES, 0x62));
+  await writeFile(files.config, nginxConfig({...files, tempDir, download, listen: formatListen(host, port), hostName: options.hostName}));
+  const nginxArgs = ['-p', `${dir}/`, '-c', files.config, '-e', files.errorLog];
+  const pid = await spawnInNamespace(options.namespace, NGINX_PROGRAM, nginxArgs, files.output);
   await waitUntilListening({
     pid, port, what: `nginx for ${options.hostName} in ${options.namespace}`,
     timeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
     logs: [files.errorLog, files.output],
   });
-  return webServer(pid, files.accessLog);
+  // nginx -s reload: the master starts new workers; the old ones finish their requests, close their keep-alive
+  // connections after the one in progress, and exit when their last connection is done.
+  return webServer(pid, files.accessLog, {path: NGINX_PROGRAM, args: [...nginxArgs, '-s', 'reload']});
+}
+
+/**
+ * Runs real Apache httpd (event MPM, Debian's modules) in the namespace, in the foreground so the PID is the parent's,
+ * with `-f dir/apache.conf` and nothing read from /etc/apache2. Keep-alive as Apache ships it (5 s, 100 requests per
+ * connection), the same page, a rate-limited /download (mod_ratelimit) and a `combined` access log. Graceful:
+ * `apache2 -f … -k graceful` (SIGUSR1), children finish their requests and close their connections after them.
+ */
+export async function startApache(options: WebServerOptions): Promise<WebServer> {
+  const {host, port} = checkOptions(options);
+  const dir = options.dir;
+  const www = join(dir, 'www');
+  await mkdir(www, {recursive: true, mode: 0o755});
+  await chmod(dir, 0o711);
+  const files = {
+    config: join(dir, 'apache.conf'),
+    pid: join(dir, 'apache.pid'),
+    errorLog: join(dir, 'error.log'),
+    accessLog: join(dir, 'access.log'),
+    output: join(dir, 'apache.out'),
+  };
+  await writeFile(join(www, 'page.txt'), `served by ${options.hostName}\n`, {mode: 0o644});
+  await writeFile(join(www, 'download.bin'), Buffer.alloc(DOWNLOAD_BYTES, 0x62), {mode: 0o644});
+  await writeFile(files.config, apacheConfig({...files, dir, www, listen: formatListen(host, port), hostName: options.hostName}));
+  const pid = await spawnInNamespace(options.namespace, APACHE_PROGRAM, ['-f', files.config, '-DFOREGROUND'], files.output);
+  await waitUntilListening({
+    pid, port, what: `Apache for ${options.hostName} in ${options.namespace}`,
+    timeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+    logs: [files.errorLog, files.output],
+  });
+  return webServer(pid, files.accessLog, {path: APACHE_PROGRAM, args: ['-f', files.config, '-k', 'graceful']});
+}
+
+function apacheConfig(c: {
+  dir: string; www: string; pid: string; errorLog: string; accessLog: string; listen: string; hostName: string;
+}): string {
+  const module = (name: string, file: string): string => `LoadModule ${name} ${APACHE_MODULES}/${file}`;
+  return `# Written by baton's lab (cli/lab/web.ts) for one lab host; Apache runs with -f this file.
+ServerRoot "${c.dir}"
+ServerName ${c.hostName}
+DefaultRuntimeDir "${c.dir}"
+PidFile "${c.pid}"
+ErrorLog "${c.errorLog}"
+LogLevel notice
+${module('mpm_event_module', 'mod_mpm_event.so')}
+${module('authz_core_module', 'mod_authz_core.so')}
+${module('alias_module', 'mod_alias.so')}
+${module('headers_module', 'mod_headers.so')}
+${module('env_module', 'mod_env.so')}
+${module('ratelimit_module', 'mod_ratelimit.so')}
+User ${APACHE_USER}
+Group ${APACHE_USER}
+Listen ${c.listen}
+# Apache's own defaults, as real sites run them.
+KeepAlive On
+KeepAliveTimeout 5
+MaxKeepAliveRequests 100
+LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined
+CustomLog "${c.accessLog}" combined
+Header always set X-Served-By ${c.hostName}
+<Directory "${c.www}">
+    Require all granted
+</Directory>
+# A download that lasts: ${DOWNLOAD_BYTES} bytes at ${DOWNLOAD_RATE_BYTES_PER_S / 1024} KiB/s.
+Alias "/download" "${c.www}/download.bin"
+<Location "/download">
+    SetOutputFilter RATE_LIMIT
+    SetEnv rate-limit ${DOWNLOAD_RATE_BYTES_PER_S / 1024}
+</Location>
+AliasMatch "^/(?!download)" "${c.www}/page.txt"
+`;
 }
 
 /**
@@ -101,11 +189,12 @@ export async function startBuiltinWeb(options: WebServerOptions): Promise<WebSer
     timeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
     logs: [output],
   });
-  return webServer(pid, accessLog);
+  // SIGHUP: tiny-web closes its idle keep-alive connections and answers the rest with Connection: close.
+  return webServer(pid, accessLog, {path: KILL_PROGRAM, args: ['-HUP', String(pid)]});
 }
 
-function webServer(pid: number, accessLog: string): WebServer {
-  return {pid, accessLog, stop: () => stopProcessByPid(pid)};
+function webServer(pid: number, accessLog: string, graceful: WebServer['graceful']): WebServer {
+  return {pid, accessLog, graceful, stop: () => stopProcessByPid(pid)};
 }
 
 function checkOptions(options: WebServerOptions): {host: string; port: number} {
@@ -131,7 +220,7 @@ function formatListen(host: string, port: number): string {
 }
 
 function nginxConfig(c: {
-  pid: string; errorLog: string; accessLog: string; tempDir: string; listen: string; hostName: string;
+  pid: string; errorLog: string; accessLog: string; tempDir: string; download: string; listen: string; hostName: string;
 }): string {
   return `# Written by baton's lab (cli/lab/web.ts) for one lab host; nginx runs with -p <this directory> -c this file.
 daemon off;
@@ -151,9 +240,12 @@ http {
     # nginx's own default format, no log_format of ours: the access-log watcher must read what nginx writes
     # out of the box. No buffer= parameter, so each line is written when its request ends.
     access_log ${c.accessLog} combined;
-    # Every request on a new TCP connection: a client must follow the service IP when it moves, not keep talking
-    # to the old host over an open connection.
-    keepalive_timeout 0;
+    # Keep-alive on, as real sites run it: a planned switch drains these connections on the old host instead of
+    # cutting them. 100 requests per connection (nginx ships 1000, Apache 100): nginx then ends a busy connection by
+    # answering "Connection: close", which no client request can race, within the drain's first seconds; what its
+    # graceful reload closes instead is an idle connection, and a request sent at that instant is reset.
+    keepalive_timeout 75s;
+    keepalive_requests 100;
     # Debian's compiled-in temp paths are under /var/lib/nginx; keep everything in the lab's directory.
     client_body_temp_path ${c.tempDir}/client_body;
     proxy_temp_path ${c.tempDir}/proxy;
@@ -166,6 +258,13 @@ http {
         location / {
             default_type text/plain;
             return 200 "served by ${c.hostName}\\n";
+        }
+        # A download that lasts: ${DOWNLOAD_BYTES} bytes at ${DOWNLOAD_RATE_BYTES_PER_S / 1024} KiB/s; X-Served-By names the host.
+        location = /download {
+            default_type application/octet-stream;
+            alias ${c.download};
+            limit_rate ${DOWNLOAD_RATE_BYTES_PER_S / 1024}k;
+            add_header X-Served-By ${c.hostName};
         }
     }
 }

@@ -35,25 +35,25 @@ test('openConnections counts only the service IP\'s connections that may still c
     // ::ffff:192.0.2.100 as nginx listening on [::] sees an IPv4 client; then 2001:db8::1
     '   0: 0000000000000000FFFF0000640200C0:0050 0000000000000000FFFF0000140200C0:C350 08 0:0 0:0 0 0 0 1 1\n' +
     '   1: B80D0120000000000000000001000000:0050 B80D0120000000000000000002000000:C350 01 0:0 0:0 0 0 0 1 1\n');
-  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: dir});
+  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: dir, nft: 'nft'});
   t.is(await driver.openConnections(SERVICE_IP), 3, 'established, FIN_WAIT1 and the mapped CLOSE_WAIT');
 });
 
 test('a kernel without IPv6 has no tcp6: only tcp is read', async (t) => {
   const dir = await procNet(line('640200C0:0050', '01'));
-  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: dir});
+  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: dir, nft: 'nft'});
   t.is(await driver.openConnections(SERVICE_IP), 1);
 });
 
 test('an unreadable TCP table is an error naming the file, never "no connections left"', async (t) => {
-  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: '/nonexistent/proc/net'});
+  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: '/nonexistent/proc/net', nft: 'nft'});
   const error = await t.throwsAsync(driver.openConnections(SERVICE_IP));
   t.regex(error?.message ?? '', /cannot read \/nonexistent\/proc\/net\/tcp to count the connections left/);
 });
 
 test('forward hands nft one idempotent transaction: only non-SYN TCP that finds just the listener goes to the giver', async (t) => {
   const runner = new RecordingRunner();
-  const driver = createNftDrainDriver(runner, {interface: 'eth0'});
+  const driver = createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'});
   await driver.forward(SERVICE_IP, '192.0.2.11');
   const [call] = runner.calls;
   t.is(call?.file, 'nft');
@@ -68,7 +68,7 @@ test('forward hands nft one idempotent transaction: only non-SYN TCP that finds 
 
 test('hold drops ARP requests for the IP, renames its own ARP sender but leaves gratuitous ARP, and puts a /32 on lo', async (t) => {
   const runner = new RecordingRunner();
-  const driver = createNftDrainDriver(runner, {interface: 'eth0'});
+  const driver = createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'});
   await driver.hold(SERVICE_IP, '192.0.2.11');
   const script = runner.calls[0]?.args[0] ?? '';
   t.regex(script, /arp operation request arp daddr ip 192\.0\.2\.100 drop/);
@@ -80,7 +80,7 @@ test('hold and unhold are idempotent: an address already on lo, or already gone,
   const runner = new RecordingRunner()
     .on('ip addr add 192.0.2.100/32 dev lo', commandFailure('ip addr add 192.0.2.100/32 dev lo', 2, 'Error: ipv4: Address already assigned.'))
     .on('ip addr del 192.0.2.100/32 dev lo', commandFailure('ip addr del 192.0.2.100/32 dev lo', 2, 'Error: ipv4: Address not found.'));
-  const driver = createNftDrainDriver(runner, {interface: 'eth0'});
+  const driver = createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'});
   await t.notThrowsAsync(driver.hold(SERVICE_IP, '192.0.2.11'));
   await t.notThrowsAsync(driver.unhold(SERVICE_IP));
 });
@@ -88,28 +88,28 @@ test('hold and unhold are idempotent: an address already on lo, or already gone,
 test('isHolding needs both the ARP table and the /32 on lo', async (t) => {
   const lo = JSON.stringify([{ifname: 'lo', addr_info: [{local: '127.0.0.1', prefixlen: 8}, {local: '192.0.2.100', prefixlen: 32}]}]);
   const both = new RecordingRunner().on('ip -j -4 addr show dev lo', lo);
-  t.true(await createNftDrainDriver(both, {interface: 'eth0'}).isHolding(SERVICE_IP));
+  t.true(await createNftDrainDriver(both, {interface: 'eth0', nft: 'nft'}).isHolding(SERVICE_IP));
   const noTable = new RecordingRunner().on(`nft list table ${DRAIN_TABLES.hold}`, missingTable(DRAIN_TABLES.hold)).on('ip -j -4 addr show dev lo', lo);
-  t.false(await createNftDrainDriver(noTable, {interface: 'eth0'}).isHolding(SERVICE_IP));
+  t.false(await createNftDrainDriver(noTable, {interface: 'eth0', nft: 'nft'}).isHolding(SERVICE_IP));
   const noAddress = new RecordingRunner().on('ip -j -4 addr show dev lo', JSON.stringify([{ifname: 'lo', addr_info: [{local: '127.0.0.1', prefixlen: 8}]}]));
-  t.false(await createNftDrainDriver(noAddress, {interface: 'eth0'}).isHolding(SERVICE_IP));
+  t.false(await createNftDrainDriver(noAddress, {interface: 'eth0', nft: 'nft'}).isHolding(SERVICE_IP));
 });
 
 test('removeLeftovers removes what it finds and says what; on a host without nft it finds nothing to remove', async (t) => {
   const lo = JSON.stringify([{ifname: 'lo', addr_info: [{local: '192.0.2.100', prefixlen: 32}]}]);
   const runner = new RecordingRunner().on(`nft list table ${DRAIN_TABLES.hold}`, missingTable(DRAIN_TABLES.hold)).on('ip -j -4 addr show dev lo', lo);
-  const removed = await createNftDrainDriver(runner, {interface: 'eth0'}).removeLeftovers(SERVICE_IP);
+  const removed = await createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'}).removeLeftovers(SERVICE_IP);
   t.deepEqual(removed, [`nftables table ${DRAIN_TABLES.forward}`, '192.0.2.100/32 on lo']);
   t.true(runner.commandLines().includes('ip addr del 192.0.2.100/32 dev lo'));
 
   const noNft = new BatonError('COMMAND_FAILED', 'cannot run `nft list table ip baton_drain`: nft is not installed', {details: {exitCode: undefined, stdout: '', stderr: ''}});
   const bare = new RecordingRunner().on(/^nft /, noNft).on('ip -j -4 addr show dev lo', '[]');
-  t.deepEqual(await createNftDrainDriver(bare, {interface: 'eth0'}).removeLeftovers(SERVICE_IP), []);
+  t.deepEqual(await createNftDrainDriver(bare, {interface: 'eth0', nft: 'nft'}).removeLeftovers(SERVICE_IP), []);
 });
 
 test('unavailable says why nft refuses the rules, checked without committing them', async (t) => {
   const runner = new RecordingRunner().on(/^nft -c /, commandFailure('nft -c x', 1, 'Error: Could not process rule: No such file or directory'));
-  const why = await createNftDrainDriver(runner, {interface: 'eth0'}).unavailable();
+  const why = await createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'}).unavailable();
   t.regex(why ?? '', /^nftables cannot take the drain's rules here: .*No such file or directory/);
-  t.is(await createNftDrainDriver(new RecordingRunner(), {interface: 'eth0'}).unavailable(), undefined);
+  t.is(await createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', nft: 'nft'}).unavailable(), undefined);
 });

@@ -5,6 +5,7 @@
 import {readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import test from 'ava';
+import {SWITCH_STEP_NAMES} from '../../agent/plans/plans.js';
 import {judgeHolders, watchServiceAddress} from '../../cli/lab/address-events.js';
 import {signalAgent, startAgent} from '../../cli/lab/lab.js';
 import {summarizeProbes} from '../../cli/lab/probe-report.js';
@@ -47,11 +48,9 @@ test.serial('switchover in address mode: the backup serves, traffic is confirmed
   t.log(`client: longest gap ${Math.round(gapMs)} ms, ${failed} failed probes`);
   t.is(result.exitCode, 0, String(result.stderr));
   const out = String(result.stdout);
-  for (const step of ['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up', 'confirm-traffic']) {
-    t.regex(out, new RegExp(`\\n  ${step} +on (backup|primary) +ok`), step);
-  }
+  for (const step of SWITCH_STEP_NAMES) t.regex(out, new RegExp(`\\n  ${step} +on (backup|primary) +ok`), step);
   t.regex(out, /request\(s\) in the access log/);
-  t.regex(out, /\nprimary \([^)]+\) is free to upgrade$/);
+  t.regex(out, /\nprimary \([^)]+\) is free to upgrade: its connections finished in \d+\.\d s$/);
   t.true(await servesAddress(l.hosts.backup));
   t.false(await servesAddress(l.hosts.primary));
   t.is(await servedBy(l, 'backup'), 'backup');
@@ -64,7 +63,7 @@ test.serial('switchback with the same command restores the primary; resume makes
   const l = requireLab();
   const {result} = await probesDuring(() => baton(l.hosts.primary, 'switchover'));
   t.is(result.exitCode, 0, `${String(result.stdout)}\n${String(result.stderr)}`);
-  t.regex(String(result.stdout), /\nbackup \([^)]+\) is free to upgrade$/);
+  t.regex(String(result.stdout), /\nbackup \([^)]+\) is free to upgrade: its connections finished in \d+\.\d s$/);
   t.true(await servesAddress(l.hosts.primary));
   t.false(await servesAddress(l.hosts.backup));
   t.is(await servedBy(l, 'primary'), 'primary');
@@ -159,6 +158,6 @@ test.serial('the backup agent killed between primary-net-down and backup-net-up,
   t.false(backup.self.holdsIp);
   t.is(backup.self.state, 'standby');
   t.is(backup.lastSwitch?.outcome, 'interrupted');
-  t.regex(backup.lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(taker, after assign-ip, before or during backup-net-up\)/);
+  t.regex(backup.lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(taker, after forward-strays, before or during backup-net-up\)/);
   t.is(await servedBy(l, 'primary'), 'primary');
 });

@@ -37,7 +37,7 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
     },
     heartbeat: {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000},
     confirm: {accessLog: '/var/log/nginx/access.log', minRequests: 3, timeoutS: 30},
-    drain: {enabled: true, graceful: undefined, timeoutS: 60},
+    drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60},
     onStop: 'keep',
     stateDir: '/var/lib/baton',
     controlSocket: '/run/baton/control.sock',
@@ -58,7 +58,7 @@ test('a minimal config gets every default', (t) => {
   t.is(config.service.mode, 'address');
   t.deepEqual(config.heartbeat, {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000});
   t.deepEqual(config.confirm, {accessLog: undefined, minRequests: 3, timeoutS: 30});
-  t.deepEqual(config.drain, {enabled: true, graceful: undefined, timeoutS: 60});
+  t.deepEqual(config.drain, {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60});
   t.is(config.onStop, 'keep');
   t.is(config.stateDir, '/var/lib/baton');
   t.is(config.controlSocket, '/run/baton/control.sock');

@@ -221,8 +221,8 @@ test('--dry-run prints each host\'s commands and changes nothing', async (t) => 
     'backup-net-up on backup: addAddress 192.0.2.100/24; announce 192.0.2.100/24',
     'confirm-traffic on backup: ',
     'drain-connections on primary: ',
-    'end-forwarding on backup: unforward; isForwarding',
-    'end-hold on primary: unhold 192.0.2.100/24; isHolding 192.0.2.100/24',
+    'end-forwarding on backup: unforward',
+    'end-hold on primary: unhold 192.0.2.100/24',
   ]);
   t.deepEqual([pair.primary.network.actions().length, pair.backup.network.actions().length], before);
   t.is(pair.primary.agent.state.name, 'active');

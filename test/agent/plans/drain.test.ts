@@ -20,7 +20,7 @@ async function pairWith(t: Parameters<typeof createFakePair>[0], drain: Partial<
   return pair;
 }
 
-test('the giver runs the graceful command once the taker is confirmed, and the switch waits until its connections are gone', async (t) => {
+test('connections get graceful_after_s to end by themselves; the graceful command then runs on the giver for those left, and the switch waits until they are gone', async (t) => {
   const pair = await pairWith(t, {graceful: {path: '/usr/sbin/nginx', args: ['-s', 'reload']}, timeoutS: 60});
   pair.primary.drain.connections = 5;
   let closeAt: number | undefined;
@@ -34,8 +34,8 @@ test('the giver runs the graceful command once the taker is confirmed, and the s
   t.deepEqual(pair.primary.runner.commandLines(), ['/usr/sbin/nginx -s reload'], 'on the giver only, once');
   t.deepEqual(pair.backup.runner.commandLines(), []);
   t.is(result.drain?.left, 0);
-  t.true((result.drain?.ms ?? 0) >= 1900 && (result.drain?.ms ?? 0) <= 2200, `drained in ${result.drain?.ms} ms`);
-  t.is(result.drain?.graceful, '/usr/sbin/nginx -s reload ran');
+  t.true((result.drain?.ms ?? 0) >= 6900 && (result.drain?.ms ?? 0) <= 7200, `drained in ${result.drain?.ms} ms: 5 s of patience, then 2 s`);
+  t.is(result.drain?.graceful, '/usr/sbin/nginx -s reload ran with 5 connection(s) open');
   t.true(progress.some((p) => p.kind === 'waiting' && p.step === 'drain-connections' && p.count === 5), 'the operator sees what is left');
   const drainStep = stepLines(progress).indexOf('apply drain-connections on primary ok');
   t.true(drainStep > stepLines(progress).indexOf('apply confirm-traffic on backup ok'), 'the drain comes after the confirmation');
@@ -54,13 +54,29 @@ test('connections that outlast the drain timeout are counted and cut; the switch
   t.is(pair.primary.drain.held, undefined, 'the giver stops accepting the IP\'s packets: its last connections are cut');
 });
 
-test('a graceful command that fails is reported and the drain goes on', async (t) => {
-  const pair = await pairWith(t, {graceful: {path: '/usr/sbin/nginx', args: ['-s', 'reload']}});
+test('a graceful command that fails is reported and the drain goes on to its timeout', async (t) => {
+  const pair = await pairWith(t, {graceful: {path: '/usr/sbin/nginx', args: ['-s', 'reload']}, timeoutS: 20});
+  pair.primary.drain.connections = 1;
   pair.primary.runner.on('/usr/sbin/nginx -s reload', new BatonError('COMMAND_FAILED', '`/usr/sbin/nginx -s reload` exited 1: nginx: [error] invalid PID number'));
   const {result} = await switchover(pair, pair.primary);
   t.is(result.outcome, 'done');
   t.regex(result.drain?.graceful ?? '', /^\/usr\/sbin\/nginx -s reload failed: .*invalid PID number/);
-  t.is(result.drain?.left, 0);
+  t.is(result.drain?.left, 1);
+  t.true((result.drain?.ms ?? 0) >= 20_000);
+});
+
+test('connections that end by themselves within graceful_after_s: the graceful command is not run', async (t) => {
+  const pair = await pairWith(t, {graceful: {path: '/usr/sbin/nginx', args: ['-s', 'reload']}});
+  pair.primary.drain.connections = 3;
+  let closeAt: number | undefined;
+  const {result} = await switchover(pair, pair.primary, {}, () => {
+    for (const host of [pair.primary, pair.backup]) if (host.network.addresses.has('192.0.2.100')) host.accessLog.request(1);
+    if (closeAt === undefined && pair.backup.network.addresses.has('192.0.2.100')) closeAt = pair.clock.now() + 1500;
+    if (closeAt !== undefined && pair.clock.now() >= closeAt) pair.primary.drain.connections = 0;
+  });
+  t.is(result.outcome, 'done');
+  t.deepEqual(pair.primary.runner.commandLines(), []);
+  t.regex(result.drain?.graceful ?? '', /^\/usr\/sbin\/nginx -s reload not needed: no connection was left after \d+ ms$/);
 });
 
 test('a host that cannot drain: the switch is the runbook\'s five steps, and the operator is told why', async (t) => {
