@@ -22,8 +22,10 @@ Commands:
                              backup-net-down, assign-ip, primary-net-down,
                              backup-net-up, then wait for N real requests in the
                              new host's access log; anything wrong rolls back.
-                             Run it again to switch back. Exit 0 done, 2 rolled
-                             back, 1 refused or error
+                             In address mode the old host's open connections
+                             finish there first (the drain). Run it again to
+                             switch back. Exit 0 done, 2 rolled back, 1 refused
+                             or error
       --dry-run              print each host's exact commands, change nothing
       --strict               refuse when the two hosts' software differs
       --pause-after STEP[:S] hold S seconds (default 10) after STEP: a rehearsal

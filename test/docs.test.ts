@@ -4,7 +4,9 @@ import {readFile} from 'node:fs/promises';
 import test from 'ava';
 import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
-import {LOCAL_PLANS} from '../agent/plans/plans.js';
+import {DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S} from '../agent/config/schema.js';
+import {LOCAL_PLANS, SWITCHOVER_PLAN} from '../agent/plans/plans.js';
+import {describeStep} from '../agent/plans/steps.js';
 import {AGENT_STATE_NAMES, type AgentEvent} from '../agent/state-machine.js';
 
 const root = new URL('../../', import.meta.url);
@@ -83,4 +85,22 @@ test('every file the layout table of README.md names exists', async (t) => {
   const paths = [...table.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1] ?? '');
   t.true(paths.length >= 10, 'found the table');
   for (const path of paths) await t.notThrowsAsync(access(new URL(path, root)), path);
+});
+
+test('the switch step table in docs/operator-guide.md is SWITCHOVER_PLAN: its steps, in order, on their hosts, in the catalogue\'s words', async (t) => {
+  const doc = await readFile(new URL('docs/operator-guide.md', root), 'utf8');
+  const table = doc.split('<!-- switch-steps')[1]?.split('\n\n')[0] ?? '';
+  const rows = [...table.matchAll(/^\| `([a-z-]+)` \| (primary|backup) \| (.+) \|$/gm)].map((m) => [m[1], m[2], m[3]]);
+  t.deepEqual(rows, SWITCHOVER_PLAN.map((step) => [step.name, step.on === 'giver' ? 'primary' : 'backup', describeStep(step.name, 'address')]));
+});
+
+test('docs/configuration.md gives the drain\'s keys with the defaults the schema uses', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const defaults = Object.fromEntries([...doc.matchAll(/^\| `(drain\.[a-z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2]?.trim()]));
+  t.deepEqual(defaults, {
+    'drain.enabled': '`true`',
+    'drain.graceful_command': 'none',
+    'drain.graceful_after_s': `\`${DEFAULT_GRACEFUL_AFTER_S}\``,
+    'drain.timeout_s': `\`${DEFAULT_DRAIN_TIMEOUT_S}\``,
+  });
 });
