@@ -18,7 +18,7 @@ import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab, type LabHost} from '../cli/lab/lab.js';
 import {judgeHolders, watchServiceAddress, type AddressWatch} from '../cli/lab/address-events.js';
 import {startProber} from '../cli/lab/probe-control.js';
-import {SWITCH_STEP_NAMES, type SwitchStepName} from '../agent/plans/plans.js';
+import {DRAIN_STEP_NAMES, SWITCH_STEP_NAMES, type SwitchStepName} from '../agent/plans/plans.js';
 import type {CampaignPart, CaseResult} from './case.js';
 import {checkJournals, checkOneHolder, describeSwitch, pairStatus, SWITCH_DEFAULTS, withCampaignLab} from './lab.js';
 
@@ -39,7 +39,11 @@ interface CrashCase {
 const MODES: readonly ServiceMode[] = ['address', 'link'];
 const ASKED_OF: readonly Role[] = ['primary', 'backup'];
 const DIRECTIONS: readonly Direction[] = ['switchover', 'switchback'];
-const POINTS: readonly CrashPoint[] = SWITCH_STEP_NAMES;
+/** Every step of the switch in address mode, the drain's included; link mode has no drain. */
+const POINTS: Readonly<Record<ServiceMode, readonly CrashPoint[]>> = {
+  address: SWITCH_STEP_NAMES,
+  link: SWITCH_STEP_NAMES.filter((step) => !DRAIN_STEP_NAMES.includes(step)),
+};
 const VICTIMS: readonly Victim[] = ['backup', 'primary', 'both'];
 
 /**
@@ -56,6 +60,11 @@ const FAST_CASES: readonly CrashCase[] = [
   {mode: 'address', askedOf: 'primary', direction: 'switchback', point: 'backup-net-up', victim: 'primary'},
   {mode: 'address', askedOf: 'backup', direction: 'switchover', point: 'backup-net-up', victim: 'backup'},
   {mode: 'address', askedOf: 'backup', direction: 'switchback', point: 'primary-net-down', victim: 'primary'},
+  // The drain: a giver killed while it holds its connections, a taker killed while it hands strays on, and both
+  // killed while the giver drains: a restarted agent removes what the drain left.
+  {mode: 'address', askedOf: 'primary', direction: 'switchover', point: 'hold-connections', victim: 'primary'},
+  {mode: 'address', askedOf: 'backup', direction: 'switchback', point: 'forward-strays', victim: 'primary'},
+  {mode: 'address', askedOf: 'primary', direction: 'switchover', point: 'drain-connections', victim: 'both'},
   {mode: 'link', askedOf: 'primary', direction: 'switchover', point: 'primary-net-down', victim: 'primary'},
   {mode: 'link', askedOf: 'primary', direction: 'switchback', point: 'primary-net-down', victim: 'both'},
 ];
@@ -87,7 +96,7 @@ export function caseName(c: CrashCase): string {
 export function crashMatrix(fast: boolean): CrashCase[] {
   if (fast) return [...FAST_CASES];
   return MODES.flatMap((mode) => ASKED_OF.flatMap((askedOf) => DIRECTIONS.flatMap((direction) =>
-    POINTS.flatMap((point) => VICTIMS.map((victim) => ({mode, askedOf, direction, point, victim}))))));
+    POINTS[mode].flatMap((point) => VICTIMS.map((victim) => ({mode, askedOf, direction, point, victim}))))));
 }
 
 /** A lab that a case left in a state the part cannot bring back from: rebuilt, and the case reported failed. */
@@ -221,7 +230,7 @@ async function crashOnce(lab: Lab, c: CrashCase): Promise<CaseResult> {
 }
 
 // recovery.ts's account of where this host's part was: its side, its last step done, the one it was at.
-const STEP = `(${POINTS.join('|')})`;
+const STEP = `(${SWITCH_STEP_NAMES.join('|')})`;
 const RESTARTED_REASON = new RegExp(`\\((giver|taker), (before any of its steps|before or during ${STEP}|after ${STEP}(, before or during ${STEP})?)\\)`);
 
 /**

@@ -4,6 +4,7 @@
 
 import {copyFile, mkdir, readdir, readFile} from 'node:fs/promises';
 import {join} from 'node:path';
+import {execa} from 'execa';
 import type {StatusReport, SwitchoverOptions, SwitchResult} from '../agent/control-protocol.js';
 import {describeError} from '../agent/errors.js';
 import {callAgent} from '../cli/control-client.js';
@@ -100,6 +101,11 @@ export async function checkJournals(lab: Lab): Promise<{problems: string[]; epoc
     if (files.includes('switch.json')) problems.push(`${host.role}: switch.json left after the switch ended`);
     const temps = files.filter((f) => f.endsWith('.tmp'));
     if (temps.length > 0) problems.push(`${host.role}: temp files ${temps.join(', ')}`);
+    // Nothing of a drain may outlive its switch: its nftables tables, or the service IP on lo.
+    const tables = await execa('ip', ['netns', 'exec', host.namespace, '/usr/sbin/nft', 'list', 'tables'], {reject: false});
+    if (/baton_drain/.test(String(tables.stdout))) problems.push(`${host.role}: drain tables left: ${String(tables.stdout).trim().replaceAll('\n', ', ')}`);
+    const lo = await execa('ip', ['-n', host.namespace, '-4', '-o', 'addr', 'show', 'dev', 'lo'], {reject: false});
+    if (/ 192\.0\.2\.100\/32 /.test(String(lo.stdout))) problems.push(`${host.role}: the service IP is left on lo`);
     if (files.includes('state.json')) {
       try {
         const state = JSON.parse(await readFile(join(stateDir, 'state.json'), 'utf8')) as {epoch?: unknown};
