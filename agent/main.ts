@@ -12,6 +12,7 @@ import {createSystemdNotifier, runWatchdog, watchdogPingIntervalMs, type Watchdo
 import {HookRunner} from './hooks.js';
 import {createRecordingRunner} from './adapters/recording-runner.js';
 import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
+import {IpBatch} from './adapters/ip-batch.js';
 import {createIpNetworkDriver} from './adapters/ip-network-driver.js';
 import {createNftDrainDriver} from './adapters/nft-drain-driver.js';
 import {createSystemClock} from './adapters/system-clock.js';
@@ -163,7 +164,11 @@ async function runAgent(
   // The duplicate-address probe listens 150 ms: replies from a live holder came within 12-40 ms in the lab
   // (3.75x margin); the agent starts it before the dead timer runs out, so it does not lengthen a takeover.
   const driverOptions = {interface: config.service.interface, announce: {count: 1, intervalMs: 1000}, probe: {timeoutMs: 150}};
-  const network = createIpNetworkDriver(runner, driverOptions);
+  // The address and link changes go through one long-lived `ip -batch`, started now: no process start between
+  // primary-net-down and backup-net-up, nor in a takeover.
+  const batch = new IpBatch();
+  batch.warm();
+  const network = createIpNetworkDriver(runner, {...driverOptions, batch});
   let transport;
   try {
     transport = await createUdpTransport({listen: config.listen, peer: config.peer});
@@ -216,7 +221,7 @@ async function runAgent(
   });
   process.on('SIGHUP', () => {
     void loadConfig(config.file).then(
-      () => reloadInPlace(agent, control, config, log, systemd),
+      () => reloadInPlace(agent, control, config, log, systemd, () => batch.close()),
       (error: unknown) => log.error(`(config) SIGHUP: keeping the running config, the new file is invalid: ${describeError(error)}`),
     );
   });
@@ -247,6 +252,7 @@ async function runAgent(
     return 1;
   }
   if (config.onStop === 'keep') log.notice(`(agent) left ${config.service.ip.cidr} as it is (on_stop: keep)`);
+  await batch.close();
   return 0;
 }
 
@@ -255,7 +261,8 @@ async function runAgent(
  * are) and execs itself with the same arguments, so the new config is read by a fresh start under the same PID
  * (systemd keeps its MainPID, and gets READY=1 again). Refused while a switch runs: a switch is never cut short.
  */
-async function reloadInPlace(agent: Agent, control: {close(): Promise<void>}, config: Config, log: Logger, systemd: SystemdEnvironment): Promise<void> {
+async function reloadInPlace(agent: Agent, control: {close(): Promise<void>}, config: Config, log: Logger, systemd: SystemdEnvironment,
+  beforeExec: () => Promise<void>): Promise<void> {
   if (agent.state.name === 'switching') {
     log.warning(`(config) SIGHUP: ${config.file} is valid, but a switch is running; send SIGHUP again once it has ended`);
     return;
@@ -273,6 +280,8 @@ async function reloadInPlace(agent: Agent, control: {close(): Promise<void>}, co
   if (systemd.notifySocket !== undefined) env['NOTIFY_SOCKET'] = systemd.notifySocket;
   if (systemd.watchdogUsec !== undefined) env['WATCHDOG_USEC'] = systemd.watchdogUsec;
   if (systemd.watchdogPid !== undefined) env['WATCHDOG_PID'] = systemd.watchdogPid;
+  // The ip helper ends with its pipe, now rather than as a child the new image never reaps.
+  await beforeExec();
   execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
 }
 

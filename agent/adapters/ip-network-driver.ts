@@ -17,6 +17,7 @@
 
 import {networkInterfaces} from 'node:os';
 import {BatonError, isBatonError} from '../errors.js';
+import type {IpBatch} from './ip-batch.js';
 import {canonicalIpText} from '../net/ip-address.js';
 import type {CommandOptions, CommandRunner, NetworkDriver} from '../ports.js';
 import type {ServiceIp} from '../state-machine.js';
@@ -29,6 +30,9 @@ export interface IpNetworkDriverOptions {
   readonly announce?: {readonly count: number; readonly intervalMs: number};
   /** How long the duplicate address probe listens for an answer (≥ 100 ms); a free address costs this long. */
   readonly probe?: {readonly timeoutMs: number};
+  /** A long-lived `ip -batch` for the changes (address add/del, link up/down): no process start on the critical
+   *  path. Without it each change spawns `ip`. */
+  readonly batch?: IpBatch;
 }
 
 // 2 packets 1 s apart per form: the first one moves the traffic, the second covers a switch port or a neighbour
@@ -76,6 +80,18 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
       throw await explainFailure(runner, error, linkName);
     }
   };
+  // The changes go through the batch when there is one; what they print is never needed.
+  const change = async (args: readonly string[], linkName: string = iface): Promise<void> => {
+    if (options.batch === undefined) {
+      await ip(args, linkName);
+      return;
+    }
+    try {
+      await options.batch.run(args);
+    } catch (error) {
+      throw await explainFailure(runner, error, linkName);
+    }
+  };
   const arping = async (args: readonly string[], options: CommandOptions): Promise<string> => {
     try {
       return await runner.run('arping', args, options);
@@ -101,7 +117,7 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
         ? ['addr', 'add', serviceIp.cidr, 'dev', iface, 'nodad']
         : ['addr', 'add', serviceIp.cidr, 'dev', iface];
       try {
-        await ip(args);
+        await change(args);
       } catch (error) {
         // The one swallowed error: the address is already there, which is what we wanted (keepalived ignores
         // EEXIST the same way). iproute2 6.x says "Address already assigned", older ones "File exists".
@@ -112,7 +128,7 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
 
     async removeAddress(serviceIp) {
       try {
-        await ip(['addr', 'del', serviceIp.cidr, 'dev', iface]);
+        await change(['addr', 'del', serviceIp.cidr, 'dev', iface]);
       } catch (error) {
         // The one swallowed error: the address is already gone. iproute2 6.x says "Address not found",
         // older ones "Cannot assign requested address" (EADDRNOTAVAIL).
@@ -122,7 +138,7 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
     },
 
     async setLink(linkName, up) {
-      await ip(['link', 'set', 'dev', linkName, up ? 'up' : 'down'], linkName);
+      await change(['link', 'set', 'dev', linkName, up ? 'up' : 'down'], linkName);
     },
 
     async isLinkUp(linkName) {

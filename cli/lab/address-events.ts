@@ -2,6 +2,12 @@
 // every host namespace, read as timestamped events. "Never two holders" is judged from these, not from polling
 // the hosts one after the other: a poll of one host and then the other misses an overlap shorter than the poll,
 // and sees one that never was when the first host changes between the two reads.
+//
+// `ip -ts` stamps an event when it reads it, not when the kernel made it, so a monitor that waits for a core stamps
+// late: with two hosts' monitors, a removal read 10 ms late beside an addition read at once looks like two holders
+// for a moment that never was (seen once on a busy machine, with the switch's unowned window down to ~6 ms). So the
+// monitors run under SCHED_FIFO (`chrt -f`): woken by the kernel's message, they run at once and stamp it within
+// microseconds, whatever else the machine is doing.
 
 import {execa, type ResultPromise} from 'execa';
 import type {Lab} from './lab.js';
@@ -41,6 +47,8 @@ export interface HolderJudgement {
 // A marker address on lo, added and removed in each namespace: seeing it in a monitor's output proves the monitor
 // is subscribed (at start) and has read everything the kernel sent before it (at stop). 127/8 is lo's already.
 const MARKER_NETWORK = '127.77.0';
+// Real-time, above every normal task; below the kernel's own threads (threaded IRQs run at 50).
+const MONITOR_PRIORITY = 40;
 // How long a monitor may take to show its marker: generous, since a busy machine delays only this wait.
 const MARKER_TIMEOUT_MS = 20_000;
 
@@ -105,7 +113,7 @@ export async function watchServiceAddress(lab: Lab, options: {iface?: string; ad
   const monitors = [lab.hosts.primary, lab.hosts.backup].map((host): Monitor => {
     const monitor: Monitor = {
       host: host.role, namespace: host.namespace, events: [], lines: [], waiters: [], exited: undefined,
-      process: execa('ip', ['-n', host.namespace, '-ts', 'monitor', 'address', 'link'], {buffer: false, reject: false}),
+      process: execa('chrt', ['-f', String(MONITOR_PRIORITY), 'ip', '-n', host.namespace, '-ts', 'monitor', 'address', 'link'], {buffer: false, reject: false}),
     };
     void monitor.process.then((result) => {
       monitor.exited = `exited ${String(result.exitCode ?? result.signal)}: ${String(result.stderr)}`;

@@ -69,6 +69,13 @@ async function switchBothWays(t: ExecutionContext, web: WebServerKind): Promise<
     // New connections: a figure, not a verdict, on a machine that may be busy (the bench measures it).
     t.log(`new connections: ${fresh.failed} failed of ${fresh.attempts}, longest gap ${fresh.longestGapMs} ms`);
     t.deepEqual(judgeHolders(history).overlaps, [], 'never two holders, from the kernels\' own events');
+    // The unowned window of each move, from the kernels' events: the giver's address gone to the taker's there.
+    const windows = history.events.flatMap((event, i) => {
+      if (event.change !== 'address-added') return [];
+      const removed = history.events.slice(0, i).findLast((e) => e.change === 'address-removed' && e.host !== event.host);
+      return removed === undefined ? [] : [Math.round((event.atMs - removed.atMs) * 10) / 10];
+    });
+    t.log(`unowned windows (ms, kernel events): ${windows.join(', ')}`);
     t.deepEqual(judgeHolders(history).final, ['primary']);
     for (const host of [lab.hosts.primary, lab.hosts.backup]) t.deepEqual(await drainLeftovers(host), [], `nothing of the drain left on the ${host.role}`);
   } finally {
