@@ -7,6 +7,7 @@ import {BatonError} from '../../agent/errors.js';
 import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
 import type {Lab} from '../lab/lab.js';
+import {startClients} from '../lab/clients-control.js';
 import {startProber} from '../lab/probe-control.js';
 import {join} from 'node:path';
 import {viewOf, type DrillTarget} from './drill.js';
@@ -15,8 +16,13 @@ import {viewOf, type DrillTarget} from './drill.js';
 const SWITCH_IDLE_TIMEOUT_MS = 60_000;
 // The drill's traffic is bounded: at most this long and this many probes, whatever happens to the drill.
 const TRAFFIC_MAX_S = 600;
+// One switch's keep-alive clients and downloads: stopped when the switch ends, bounded if nothing stops them.
+const CLIENTS_MAX_S = 120;
+// The probes already open a new connection for each request; these are the other two classes real sites have.
+const CLIENT_ARGS = ['--fresh-interval-ms', '0', '--keep-alive', '4', '--keep-alive-interval-ms', '50', '--download-every-ms', '500'];
 
 export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
+  let clientRuns = 0;
   return {
     pair: {primary: `${lab.hosts.primary.namespace} (${lab.hosts.primary.address})`, backup: `${lab.hosts.backup.namespace} (${lab.hosts.backup.address})`,
       serviceIp: lab.serviceIp, mode: lab.mode},
@@ -46,6 +52,11 @@ export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
         durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs), out: join(lab.dir, 'drill-probes.jsonl'),
       });
       return {read: () => prober.read(), stop: () => prober.stop()};
+    },
+    async startClients() {
+      clientRuns += 1;
+      return startClients({namespace: lab.client.namespace, url: `http://${lab.serviceIp.split('/')[0] ?? ''}/`, durationS: CLIENTS_MAX_S,
+        out: join(lab.dir, `drill-clients-${clientRuns}.json`), args: CLIENT_ARGS});
     },
   };
 }

@@ -91,4 +91,8 @@ svg.phase-timeline { margin: 6px 0; }
 .step.failed .step-label { fill: var(--bad-ink); font-weight: 700; }
 .legend-label { fill: var(--ink); }
 @media print { body { background: #fff; } header, section { border: none; } }
+table.clients { margin-top: 0.8em; }
+p.drain { margin: 0.6em 0 0.2em; }
+svg.drain-chart { display: block; max-width: 100%; height: auto; }
+rect.drain-bar { fill: #b36b00; }
 `;

@@ -5,7 +5,7 @@
 import {mkdir, writeFile} from 'node:fs/promises';
 import {dirname} from 'node:path';
 import type {ProbeRecord} from '../lab/probe-report.js';
-import type {DrillReport, PhaseReport} from './report.js';
+import {drainLine, type DrillReport, type PhaseDrain, type PhaseReport} from './report.js';
 import {STYLESHEET} from './report-html-css.js';
 import {escapeHtml, formatCount, formatNumber, formatRelativeS, formatWallTime, withCode} from './report-html-text.js';
 import {countKinds, drillExtent, type GapSpan, locateLongestGap, type NumberedStep, numberSteps, sliceByTime} from './report-probes.js';
@@ -164,5 +164,48 @@ ${phase.fix === undefined ? '' : `<p class="fix"><strong>Fix:</strong> ${withCod
 ${problem}
 ${zoom}
 ${stepsTable}
+${renderClients(phase)}
 </section>`;
+}
+
+/** Keep-alive requests and downloads during a switch, and the giver's connections while it drained. */
+function renderClients(phase: PhaseReport): string {
+  const parts: string[] = [];
+  if (phase.clients !== undefined) {
+    const rows = ([['keepAlive', 'keep-alive requests (4 connections)'], ['downloads', 'downloads (1 MiB at 256 KiB/s)']] as const).map(([key, label]) => {
+      const c = phase.clients?.[key];
+      if (c === undefined) return '';
+      const served = Object.entries(c.servedBy).map(([host, n]) => `${escapeHtml(host)} ${formatCount(n)}`).join(', ');
+      return `<tr data-class="${key}" class="${c.failed > 0 ? 'failed' : 'ok'}"><th scope="row">${label}</th><td class="num">${formatCount(c.attempts)}</td>` +
+        `<td class="num${c.failed > 0 ? ' nonzero' : ''}">${formatCount(c.failed)}</td><td>${served}</td></tr>`;
+    });
+    parts.push(`<table class="clients"><thead><tr><th scope="col">client</th><th scope="col" class="num">requests</th>` +
+      `<th scope="col" class="num">failed</th><th scope="col">served by</th></tr></thead><tbody>\n${rows.join('\n')}\n</tbody></table>`);
+  }
+  if (phase.drain !== undefined) parts.push(renderDrain(phase.drain));
+  return parts.join('\n');
+}
+
+// The drain chart: one bar per sample, at most this many (later samples are skipped evenly).
+const MAX_DRAIN_BARS = 60;
+const DRAIN_CHART = {width: 600, height: 80, pad: 4};
+
+function renderDrain(drain: PhaseDrain): string {
+  const line = `<p class="drain">${escapeHtml(drainLine(drain))}</p>`;
+  const samples = drain.samples.filter((s) => Number.isFinite(s.atWallMs) && Number.isFinite(s.left));
+  if (samples.length === 0) return line;
+  const step = Math.max(1, Math.ceil(samples.length / MAX_DRAIN_BARS));
+  const shown = samples.filter((_, i) => i % step === 0 || i === samples.length - 1);
+  const most = Math.max(1, ...shown.map((s) => s.left));
+  const from = shown[0]?.atWallMs ?? 0;
+  const {width, height, pad} = DRAIN_CHART;
+  const barWidth = Math.max(2, (width - 2 * pad) / shown.length - 1);
+  const bars = shown.map((s, i) => {
+    const h = Math.max(1, ((height - 2 * pad) * s.left) / most);
+    const x = pad + i * (barWidth + 1);
+    return `<rect class="drain-bar" x="${formatNumber(x, 1)}" y="${formatNumber(height - pad - h, 1)}" width="${formatNumber(barWidth, 1)}" height="${formatNumber(h, 1)}">` +
+      `<title>${escapeHtml(`+${formatNumber((s.atWallMs - from) / 1000, 1)} s: ${s.left} connection(s) on the giver`)}</title></rect>`;
+  });
+  return `${line}\n<svg class="drain-chart" role="img" aria-label="connections on the giver while it drained" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">` +
+    `${bars.join('')}</svg>`;
 }

@@ -1,6 +1,7 @@
 // The drill's report: what each phase did, what the client saw, and whether the targets were met. Pure data and
 // its text form; the HTML timeline is in report-html.ts.
 
+import type {ClassSummary, ClientClass} from '../lab/clients.js';
 import type {ProbeRecord} from '../lab/probe-report.js';
 
 export type PhaseName = 'preflight' | 'status' | 'switchover' | 'switchback' | 'failure' | 'return';
@@ -32,6 +33,18 @@ export interface PhaseReport {
   /** Why it failed, and what to do about it. */
   readonly problem: string | undefined;
   readonly fix: string | undefined;
+  /** A planned switch: what keep-alive clients and downloads in flight saw (besides the probes). */
+  readonly clients?: Readonly<Record<ClientClass, ClassSummary>> | undefined;
+  /** A planned switch: the giver's connections over time while it drained, as the switch reported them. */
+  readonly drain?: PhaseDrain | undefined;
+}
+
+export interface PhaseDrain {
+  /** Connections still open on the giver, as counted while the drain waited (empty when the peer counted). */
+  readonly samples: ReadonlyArray<{readonly atWallMs: number; readonly left: number}>;
+  /** Left at the end (0: all finished), undefined when not counted; how long the drain took. */
+  readonly left: number | undefined;
+  readonly ms: number;
 }
 
 export interface DrillReport {
@@ -66,10 +79,27 @@ export function formatDrillReport(report: DrillReport): string {
     for (const step of phase.steps) {
       lines.push(`    ${step.name.padEnd(24)} on ${step.host.padEnd(8)} ${step.status === 'ok' ? 'ok    ' : 'FAILED'} ${String(Math.round(step.elapsedMs)).padStart(6)} ms${step.detail === undefined ? '' : `  ${step.detail}`}`);
     }
+    if (phase.drain !== undefined) lines.push(`    ${drainLine(phase.drain)}`);
+    if (phase.clients !== undefined) lines.push(`    ${clientsLine(phase.clients)}`);
     if (phase.problem !== undefined) lines.push(`    problem: ${phase.problem}`);
     if (phase.fix !== undefined) lines.push(`    fix: ${phase.fix}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The drain in one line: how many connections the giver had, and when the last one finished. */
+export function drainLine(drain: PhaseDrain): string {
+  // Counted by the giver while it waited; a giver that was the coordinator's peer reports only the end.
+  const most = Math.max(0, ...drain.samples.map((s) => s.left));
+  const start = drain.samples.length === 0 ? '' : `up to ${most} connection(s) on the giver, `;
+  const end = drain.left === undefined ? 'not counted' : drain.left === 0 ? `all finished in ${formatSeconds(drain.ms)}` : `${drain.left} cut after ${formatSeconds(drain.ms)}`;
+  return `drain: ${start}${end}`;
+}
+
+/** The keep-alive clients and the downloads in one line. */
+export function clientsLine(clients: Readonly<Record<ClientClass, ClassSummary>>): string {
+  const one = (name: string, c: ClassSummary): string => `${name} ${c.ok}/${c.attempts} ok${c.failed > 0 ? `, ${c.failed} FAILED` : ''}`;
+  return `clients: ${one('keep-alive requests', clients.keepAlive)}; ${one('downloads', clients.downloads)}`;
 }
 
 function formatSeconds(ms: number): string {

@@ -20,6 +20,9 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 const CLIENT_CLOSED_REQUEST = 499;
 // nginx's keepalive_timeout default.
 const KEEP_ALIVE_MS = 75_000;
+// As the lab's nginx and Apache's default: the 100th request on a connection is answered with Connection: close,
+// so busy connections end without a reset race, and a drain finishes without closing idle ones.
+const REQUESTS_PER_CONNECTION = 100;
 // GET /download: the same bytes and pace as the lab's nginx (web.ts), in chunks small enough to keep the pace even.
 const DOWNLOAD_BYTES = 1024 * 1024;
 const DOWNLOAD_CHUNK_BYTES = 16 * 1024;
@@ -111,6 +114,7 @@ function serve(options: Options): void {
   // Connections open at SIGHUP finish gracefully; those opened later are served as usual, as by nginx's new workers.
   const open = new Set<Socket>();
   const closing = new WeakSet<Socket>();
+  const requests = new WeakMap<Socket, number>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const download = req.url === '/download' && req.method !== 'HEAD';
     const body = req.method === 'HEAD' ? Buffer.alloc(0) : page;
@@ -125,7 +129,9 @@ function serve(options: Options): void {
     res.on('finish', () => writeLine(200, bytes));
     res.on('close', () => writeLine(CLIENT_CLOSED_REQUEST, 0));
     // After SIGHUP every response says Connection: close: the client opens its next connection elsewhere.
-    const connection = closing.has(req.socket) ? {Connection: 'close'} : {};
+    const served = (requests.get(req.socket) ?? 0) + 1;
+    requests.set(req.socket, served);
+    const connection = closing.has(req.socket) || served >= REQUESTS_PER_CONNECTION ? {Connection: 'close'} : {};
     if (!download) {
       res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': page.length, ...connection});
       res.end(body);

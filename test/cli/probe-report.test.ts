@@ -1,6 +1,7 @@
 // Unit tests of the prober's pure report helpers: parsing probe logs and summarising a window of probes.
 
 import test from 'ava';
+import {clientsLine, drainLine} from '../../cli/drill/report.js';
 import {BatonError} from '../../agent/errors.js';
 import {parseProbeLog, type ProbeRecord, type ProbeSummary, summarizeProbes} from '../../cli/lab/probe-report.js';
 
@@ -94,3 +95,11 @@ test('a record with a missing field', rejects, '{"seq":0,"sentAt":1000,"rttMs":1
 test('a record with a wrongly typed field', rejects, '{"seq":0,"sentAt":1000,"rttMs":1,"ok":"yes","host":null,"error":null}\n', /line 1/);
 test('a record with a negative rtt', rejects, '{"seq":0,"sentAt":1000,"rttMs":-1,"ok":true,"host":null,"error":null}\n', /line 1/);
 test('a JSON value that is not an object', rejects, '[1,2]\n', /line 1/);
+
+test('the drill\'s text report gives a switch\'s drain and clients in one line each', (t) => {
+  t.is(drainLine({samples: [{atWallMs: 0, left: 7}, {atWallMs: 100, left: 3}], left: 0, ms: 3500}), 'drain: up to 7 connection(s) on the giver, all finished in 3.5 s');
+  t.is(drainLine({samples: [], left: 2, ms: 60_000}), 'drain: 2 cut after 60.0 s', 'counted by the peer: the end only');
+  t.is(drainLine({samples: [], left: undefined, ms: 0}), 'drain: not counted');
+  const c = (attempts: number, failed: number) => ({attempts, ok: attempts - failed, failed, failures: [], servedBy: {}, longestGapMs: 0});
+  t.is(clientsLine({fresh: c(0, 0), keepAlive: c(500, 0), downloads: c(14, 2)}), 'clients: keep-alive requests 500/500 ok; downloads 12/14 ok, 2 FAILED');
+});
