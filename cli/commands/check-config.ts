@@ -1,13 +1,36 @@
-// `baton check-config [FILE]`: validates a configuration and its secret file without starting anything.
+// `baton check-config [FILE]`: validates a configuration and its secret file without starting anything, and says
+// whether this host can drain a planned switch.
 
-import {loadConfig} from '../../agent/config/schema.js';
+import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {createNftDrainDriver} from '../../agent/adapters/nft-drain-driver.js';
+import {type Config, loadConfig} from '../../agent/config/schema.js';
+import {describeError} from '../../agent/errors.js';
+import type {DrainDriver} from '../../agent/ports.js';
 import type {Output} from '../output.js';
 
 export async function run(out: Output, options: {readonly file: string}): Promise<number> {
   const config = await loadConfig(options.file);
+  const drain = await describeDrain(config, createNftDrainDriver(createExecaRunner(), {interface: config.service.interface}));
   out.stdout(`${config.file}: valid\n` +
     `  ${config.node} of pair ${config.pair}; beacons ${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}\n` +
     `  service IP ${config.service.ip.cidr} on ${config.service.interface} (${config.service.mode} mode)\n` +
-    `  heartbeat every ${config.heartbeat.intervalMs} ms, peer dead after ${config.heartbeat.deadAfterMs} ms; key id ${config.keyring.signing.id}\n`);
+    `  heartbeat every ${config.heartbeat.intervalMs} ms, peer dead after ${config.heartbeat.deadAfterMs} ms; key id ${config.keyring.signing.id}\n` +
+    `  ${drain}\n`);
   return 0;
+}
+
+/**
+ * Whether a planned switch drains on this host, and why not when it cannot: the same checks as the agent makes
+ * before a switch (participant.drainReadiness), run against this host's nftables. A host that cannot drain still
+ * switches, cutting the connections open at the move; so this is a warning, not a reason to refuse the file.
+ */
+export async function describeDrain(config: Config, drain: DrainDriver): Promise<string> {
+  if (!config.drain.enabled) return 'drain: off (drain.enabled: false): a planned switch cuts the connections open at the move';
+  if (config.service.mode !== 'address') return 'drain: none in link mode (the giver\'s interface goes down): a planned switch cuts the connections open at the move';
+  if (config.service.ip.family !== 4) return 'drain: none for an IPv6 service address yet: a planned switch cuts the connections open at the move';
+  const why = await drain.unavailable().catch((error: unknown) => describeError(error));
+  if (why !== undefined) return `WARNING drain: this host cannot drain: ${why}; a planned switch will cut the connections open at the move`;
+  const graceful = config.drain.graceful === undefined ? 'no graceful command (connections must end by themselves)'
+    : `then ${[config.drain.graceful.path, ...config.drain.graceful.args].join(' ')}`;
+  return `drain: on; connections get ${config.drain.gracefulAfterS} s to end, ${graceful}, ${config.drain.timeoutS} s in all`;
 }
