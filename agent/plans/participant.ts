@@ -147,7 +147,11 @@ export class SwitchParticipant {
     // giver answers as soon as its address is verified gone.
     if (step === 'backup-net-up') {
       current.counter?.stop();
-      current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock);
+      current.counter = undefined;
+      // The counter starts once the address change is handed to the kernel (the step runs on to that point in the
+      // microtasks before this), not before it: starting it took 3-17 ms in the lab, all of it unowned time.
+      // Requests can only arrive after the address is there, so none is missed.
+      setImmediate(() => this.#startCounter(current));
     }
     await executeStep(step, this.#deps.steps, {
       before: async () => {
@@ -208,6 +212,7 @@ export class SwitchParticipant {
     if (this.#deps.config.confirm.accessLog === undefined) {
       throw new BatonError('ACCESS_LOG_UNREADABLE', `confirm.access_log is not set in ${this.#deps.config.file} on ${this.#deps.self.host}`);
     }
+    if (current.counter === undefined && current.applied.includes('backup-net-up')) this.#startCounter(current);
     if (current.counter === undefined) throw new BatonError('STEP_FAILED', 'confirm-traffic: the service IP was not brought up on this host in this switch');
     return current.counter.waitFor(needed, timeoutMs, onProgress);
   }
@@ -383,6 +388,12 @@ export class SwitchParticipant {
         return {};
       }
     }
+  }
+
+  /** Starts counting this switch's requests, once. */
+  #startCounter(current: CurrentSwitch): void {
+    if (this.#current !== current || current.counter !== undefined || this.#deps.accessLog === undefined) return;
+    current.counter = new TrafficCounter(this.#deps.accessLog, this.#deps.clock);
   }
 
   /** Whether this host answers for the IP as clients see it, read from the kernel each time. */
