@@ -14,6 +14,7 @@ import {mkdir} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
+import {describeError} from '../agent/errors.js';
 import type {DrainSummary, SwitchResult} from '../agent/control-protocol.js';
 import type {CommandRunner} from '../agent/ports.js';
 import type {Role} from '../agent/state-machine.js';
@@ -64,6 +65,8 @@ interface Run {
   readonly condition: Condition;
   readonly mover: Mover;
   readonly moves: readonly Move[];
+  /** Switch requests the agents answered with an error (nothing moved); each was asked again. */
+  readonly refusals: readonly string[];
   readonly records: readonly ClientRecord[];
   readonly summaries: readonly ClientsSummary[];
   readonly history: AddressHistory;
@@ -88,6 +91,9 @@ const WARMUP_MS = 4500;
 // before every move, whoever moves the IP) and this long after it ended.
 const MIN_SPACING_MS = 4500;
 const SETTLE_MS = 400;
+// A refused switch is asked again after the pair settled and this pause, at most this many times per move.
+const REFUSED_RETRY_MS = 1000;
+const MAX_SWITCH_ATTEMPTS = 5;
 // The window a move's longest gaps are measured in: from a little before it starts to a while after it ends.
 const GAP_BEFORE_MS = 400;
 const GAP_AFTER_MS = 1000;
@@ -152,6 +158,7 @@ async function measureRun(options: ClientsBenchOptions, condition: Condition, mo
     };
     clients = await startSegment();
     const moves: Move[] = [];
+    const refusals: string[] = [];
     let holder: Role = 'primary';
     for (let i = 0; i < options.roundTrips * 2; i += 1) {
       if (options.interrupted()) throw new Error('interrupted');
@@ -167,7 +174,23 @@ async function measureRun(options: ClientsBenchOptions, condition: Condition, mo
         if (wait > 0) await sleep(wait);
       }
       const taker: Role = holder === 'primary' ? 'backup' : 'primary';
-      const move = mover === 'baton' ? await batonMove(lab, holder, taker) : await handMove(lab, holder, taker);
+      let move: Move | undefined;
+      for (let attempt = 1; move === undefined; attempt += 1) {
+        if (mover === 'hand') {
+          move = await handMove(lab, holder, taker);
+          break;
+        }
+        try {
+          move = await batonMove(lab, holder, taker);
+        } catch (error) {
+          // A switch the agents refuse (e.g. a peer whose beacons came late on a busy machine) changed nothing: it is
+          // counted, and asked again once the pair has settled.
+          refusals.push(`move ${i + 1} (${holder} -> ${taker}), attempt ${attempt}: ${describeError(error)}`);
+          if (attempt >= MAX_SWITCH_ATTEMPTS) throw error;
+          await waitForSettledPair(lab, 20_000);
+          await sleep(REFUSED_RETRY_MS);
+        }
+      }
       moves.push(move);
       if (mover === 'baton') {
         const status = await waitForSettledPair(lab, 20_000);
@@ -184,7 +207,7 @@ async function measureRun(options: ClientsBenchOptions, condition: Condition, mo
     const history = await watch.stop();
     watch = undefined;
     const hogHeld = hog === undefined ? undefined : hog.allAlive();
-    return {condition, mover, moves, records, summaries, history, hogHeld, wallMs: Date.now() - started};
+    return {condition, mover, moves, refusals, records, summaries, history, hogHeld, wallMs: Date.now() - started};
   } finally {
     await clients?.stop().catch(() => undefined);
     await watch?.stop().catch(() => undefined);
@@ -289,13 +312,13 @@ function figures(run: Run): Figures {
     if (removed === undefined || added === undefined) missing += 1;
     else unowned.push(added.atMs - removed.atMs);
   }
-  const notes = run.moves.flatMap((m, i) => {
+  const notes = [...run.refusals.map((r) => `switch refused, asked again: ${r}`), ...run.moves.flatMap((m, i) => {
     const drain = m.drain === undefined ? [] : [
       ...((m.drain.left ?? 1) > 0 ? [`the drain ended after ${m.drain.ms} ms with ${String(m.drain.left)} connection(s) left`] : []),
       ...m.drain.problems.map((problem) => `drain problem: ${problem}`),
     ];
     return [...m.notes, ...drain].map((n) => `move ${i + 1} (${m.giver} -> ${m.taker}): ${n}`);
-  });
+  })];
   const counted = run.summaries.reduce((n, s) => n + CLASSES.reduce((k, c) => k + s.classes[c].attempts, 0), 0);
   if (counted !== run.records.length) notes.push(`the clients counted ${counted} requests but recorded ${run.records.length}`);
   if (run.hogHeld === false) notes.push('a busy loop of the CPU hog ended before the run did: part of this run was not loaded');
@@ -379,6 +402,7 @@ function printCondition(condition: Condition, baton: Run, hand: Run): void {
     `${ms(quantile(h.totalMs, 0.5))} / ${ms(Math.max(...h.totalMs))}`, '']);
   rows.push(['requests ok / sent', CLASSES.map((k) => `${b.requests[k].ok}/${b.requests[k].attempts}`).join('  '),
     CLASSES.map((k) => `${h.requests[k].ok}/${h.requests[k].attempts}`).join('  '), '']);
+  rows.push(['switch requests refused (asked again)', String(baton.refusals.length), '-', '']);
   rows.push(['two holders at once (kernel events)', String(b.overlaps), String(h.overlaps), '0']);
   rows.push(['run wall time, s', (baton.wallMs / 1000).toFixed(0), (hand.wallMs / 1000).toFixed(0), '']);
 
