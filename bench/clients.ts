@@ -162,13 +162,16 @@ async function measureRun(options: ClientsBenchOptions, condition: Condition, mo
     let holder: Role = 'primary';
     for (let i = 0; i < options.roundTrips * 2; i += 1) {
       if (options.interrupted()) throw new Error('interrupted');
+      const previous = moves.at(-1);
       if (Date.now() - segmentStarted > ROTATE_AFTER_MS) {
+        // The previous move's gap window must close before its clients stop, or the pause between the two clients
+        // processes would count as its longest gap.
+        if (previous !== undefined) await sleep(Math.max(0, previous.endAt + GAP_AFTER_MS + SETTLE_MS - Date.now()));
         const old = clients;
         clients = undefined;
         await endSegment(old);
         clients = await startSegment();
       }
-      const previous = moves.at(-1);
       if (previous !== undefined) {
         const wait = Math.max(previous.startAt + MIN_SPACING_MS, previous.endAt + SETTLE_MS) - Date.now();
         if (wait > 0) await sleep(wait);
@@ -398,6 +401,9 @@ function printCondition(condition: Condition, baton: Run, hand: Run): void {
   rows.push(['  step primary-net-down, ms: median / max', stepCell('primary-net-down'), '-', '']);
   rows.push(['  step backup-net-up, ms: median / max', stepCell('backup-net-up'), '-', '']);
   rows.push(['drain, ms: median / max', `${ms(quantile(b.drainMs, 0.5))} / ${ms(b.drainMs.length === 0 ? undefined : Math.max(...b.drainMs))}`, '-', '']);
+  const cut = baton.moves.filter((m) => m.drain !== undefined && (m.drain.left ?? 1) > 0);
+  rows.push(['  drains that ended with connections left (cut)', `${cut.length} of ${baton.moves.length}, ` +
+    `${cut.reduce((n, m) => n + (m.drain?.left ?? 0), 0)} connections`, '-', '']);
   rows.push(['switch total, ms: median / max', `${ms(quantile(b.totalMs, 0.5))} / ${ms(Math.max(...b.totalMs))}`,
     `${ms(quantile(h.totalMs, 0.5))} / ${ms(Math.max(...h.totalMs))}`, '']);
   rows.push(['requests ok / sent', CLASSES.map((k) => `${b.requests[k].ok}/${b.requests[k].attempts}`).join('  '),
