@@ -334,6 +334,22 @@ function figures(run: Run): Figures {
   };
 }
 
+/** Where the longest new-connection gap of a move ended (wall-clock ms). */
+function longestGapAt(run: Run, index: number): number {
+  const move = run.moves[index];
+  if (move === undefined) return 0;
+  const completions = run.records.filter((r) => r.class === 'fresh' && r.ok).map((r) => r.sentAt + r.rttMs).sort((x, y) => x - y);
+  const from = move.startAt - GAP_BEFORE_MS;
+  const to = move.endAt + GAP_AFTER_MS;
+  let best = {gap: -1, at: from};
+  let previous = from;
+  for (const at of [...completions.filter((c) => c >= from && c <= to), to]) {
+    if (at - previous > best.gap) best = {gap: at - previous, at};
+    previous = at;
+  }
+  return best.at;
+}
+
 /**
  * The longest time in [fromMs, toMs] without a successful completion, as clients.js measures its longestGapMs (by
  * completion, not by sending: a download completes 4 s after it was sent), with the window's edges counting as
@@ -419,7 +435,13 @@ function printCondition(condition: Condition, baton: Run, hand: Run): void {
   for (const row of rows) console.log(`  ${line(row)}`);
   console.log(`  (by hand: switch total is ip addr del, ip addr add, then arping -U and -A at once until interrupted after ${ARPING_INTERRUPT_MS} ms; ` +
     'unowned window: the giver\'s address-removed to the taker\'s address-added on eth0, as `ip -ts monitor` in each host namespace saw them)');
-  for (const [name, f] of [['baton', b], ['by hand', h]] as const) {
+  for (const [name, f, run] of [['baton', b, baton], ['by hand', h, hand]] as const) {
+    const worst = f.gaps.fresh.indexOf(Math.max(...f.gaps.fresh));
+    const move = run.moves[worst];
+    if (move !== undefined) {
+      console.log(`  ${name}, longest new-connection gap: move ${worst + 1} (${move.giver} -> ${move.taker}), ${ms(f.gaps.fresh[worst])} ms` +
+        `, at ${ms(longestGapAt(run, worst) - move.startAt)} ms after the move started`);
+    }
     for (const kind of CLASSES) {
       if (f.errors[kind].size === 0) continue;
       const reasons = [...f.errors[kind]].sort((x, y) => y[1] - x[1]).slice(0, 4).map(([reason, n]) => `${n}x ${reason}`).join(', ');
