@@ -1,7 +1,13 @@
 // `npm run bench`: planned switchovers and switchbacks, unplanned failovers, and the agents at rest, in the
 // namespace lab while a client probes the service IP. Prints per run the longest gap between successful
 // responses and the failed probes, then min/median/max. Figures, not pass/fail: the targets (DESIGN) are printed
-// beside them for the reader.
+// beside them for the reader. Then planned switches with three client classes at once, idle and loaded, against
+// the same moves made by hand (bench/clients.ts).
+//
+//   npm run bench -- [--only switchover,failover,rest,clients] [--runs 5] [--intervals 50,10] [--rest-s 60]
+//     [--round-trips 20] [--conditions idle,loaded] [--prefix bl]
+//
+// --prefix: how every lab's name starts (bl, then up to 6 of a-z0-9); the rest is random.
 
 import {setTimeout as sleep} from 'node:timers/promises';
 import {mkdtemp, rm} from 'node:fs/promises';
@@ -15,6 +21,8 @@ import {labDown, labUp, waitForSettledPair, type Lab, type LabHost} from '../cli
 import {startProber} from '../cli/lab/probe-control.js';
 import {summarizeProbes} from '../cli/lab/probe-report.js';
 import {isNginxInstalled} from '../cli/lab/web.js';
+import {customAlphabet} from 'nanoid';
+import {benchClients, type Condition} from './clients.js';
 import {measureFailovers} from './failover.js';
 import {measureRest} from './rest.js';
 
@@ -29,9 +37,23 @@ const {values} = parseArgs({options: {
   runs: {type: 'string', default: '5'},
   intervals: {type: 'string', default: '50,10'},
   'rest-s': {type: 'string', default: '60'},
-  only: {type: 'string', default: 'switchover,failover,rest'},
+  only: {type: 'string', default: 'switchover,failover,rest,clients'},
+  'round-trips': {type: 'string', default: '20'},
+  conditions: {type: 'string', default: 'idle,loaded'},
+  prefix: {type: 'string', default: 'bl'},
 }});
 const parts = new Set(values.only.split(','));
+const KNOWN_PARTS = ['switchover', 'failover', 'rest', 'clients'];
+const unknownParts = [...parts].filter((part) => !KNOWN_PARTS.includes(part));
+if (unknownParts.length > 0) throw new Error(`--only: unknown part(s) ${unknownParts.join(', ')}; expected some of ${KNOWN_PARTS.join(',')}`);
+const roundTrips = Number(values['round-trips']);
+if (!Number.isInteger(roundTrips) || roundTrips < 1 || roundTrips > 100) throw new Error(`--round-trips: expected an integer 1..100, got ${values['round-trips']}`);
+const conditions = values.conditions.split(',') as Condition[];
+if (conditions.some((c) => c !== 'idle' && c !== 'loaded')) throw new Error(`--conditions: expected idle, loaded or both, got ${values.conditions}`);
+if (!/^bl[0-9a-z]{0,6}$/.test(values.prefix)) throw new Error(`--prefix: expected bl and up to 6 of a-z0-9, got ${values.prefix}`);
+const labId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 8 - values.prefix.length);
+/** A fresh lab prefix: --prefix, then random characters up to the 8 the lab's names take. */
+const newPrefix = (): string => values.prefix + (values.prefix.length < 8 ? labId() : '');
 const restS = Math.min(600, Math.max(5, Number(values['rest-s'])));
 const runs = Math.min(50, Math.max(1, Number(values.runs)));
 const intervals = values.intervals.split(',').map(Number).filter((n) => n >= 5 && n <= 1000);
@@ -96,13 +118,40 @@ async function main(): Promise<void> {
         console.log('targets (DESIGN): RSS <= 64 MB, CPU <= 1 %; keepalived 2.2.7: 13 MB, 0.014 %');
       });
     }
+    if (parts.has('clients')) {
+      if (web !== 'nginx') throw new Error('the clients part runs the lab with real nginx: apt-get install nginx-light');
+      await withInterruptFlag((interrupted) => benchClients({
+        runner, dir, roundTrips, conditions, newPrefix, interrupted, say: (line) => process.stderr.write(`${line}\n`),
+      }));
+    }
   } finally {
     await rm(dir, {recursive: true, force: true});
   }
 }
 
+/**
+ * While `work` runs, SIGINT and SIGTERM only set a flag it checks before each move, so that it ends and removes its
+ * lab (and its CPU hog) itself; a second signal exits at once.
+ */
+async function withInterruptFlag(work: (interrupted: () => boolean) => Promise<void>): Promise<void> {
+  let signalled = false;
+  const onSignal = (): void => {
+    if (signalled) process.exit(130);
+    signalled = true;
+    process.stderr.write('baton bench: stopping after the current move (again to exit at once, leaving the lab)\n');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await work(() => signalled);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 async function withLab(runner: ReturnType<typeof createExecaRunner>, dir: string, web: 'nginx' | 'builtin', extraConfig: string, work: (lab: Lab) => Promise<void>): Promise<void> {
-  const lab = await labUp({runner, baseDir: dir, web, extraConfig});
+  const lab = await labUp({runner, prefix: newPrefix(), baseDir: dir, web, extraConfig});
   try {
     await waitForSettledPair(lab, 15_000);
     await work(lab);

@@ -5,7 +5,7 @@ import {readFile} from 'node:fs/promises';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import {BatonError, describeError} from '../../agent/errors.js';
-import type {ClientsSummary} from './clients.js';
+import type {ClientRecord, ClientsSummary} from './clients.js';
 import {spawnInNamespace} from './namespaces.js';
 import {isProcessAlive, stopProcessByPid} from './web.js';
 
@@ -18,6 +18,8 @@ export interface ClientsOptions {
   readonly out: string;
   /** Extra options for clients.js, e.g. ['--keep-alive', '4']. */
   readonly args?: readonly string[];
+  /** Where every request goes, one JSON line each (clients.js --records), for readClientRecords. */
+  readonly records?: string;
 }
 
 export interface RunningClients {
@@ -36,7 +38,8 @@ const POLL_MS = 50;
 export async function startClients(options: ClientsOptions): Promise<RunningClients> {
   const logFile = `${options.out}.log`;
   const pid = await spawnInNamespace(options.namespace, process.execPath,
-    [CLIENTS_SCRIPT, '--url', options.url, '--out', options.out, '--duration-s', String(options.durationS), ...(options.args ?? [])], logFile);
+    [CLIENTS_SCRIPT, '--url', options.url, '--out', options.out, '--duration-s', String(options.durationS),
+      ...(options.records === undefined ? [] : ['--records', options.records]), ...(options.args ?? [])], logFile);
   const summary = async (): Promise<ClientsSummary> => {
     try {
       return JSON.parse(await readFile(options.out, 'utf8')) as ClientsSummary;
@@ -59,4 +62,16 @@ export async function startClients(options: ClientsOptions): Promise<RunningClie
       return summary();
     },
   };
+}
+
+/** The requests clients.js wrote with --records (complete once their summary is there), in completion order. */
+export async function readClientRecords(file: string): Promise<ClientRecord[]> {
+  const text = await readFile(file, 'utf8');
+  return text.split('\n').filter((line) => line !== '').map((line, index) => {
+    try {
+      return JSON.parse(line) as ClientRecord;
+    } catch (error) {
+      throw new BatonError('LAB_FAILED', `${file} line ${index + 1} is not a client record: ${JSON.stringify(line.slice(0, 200))}`, {cause: error});
+    }
+  });
 }

@@ -3,7 +3,7 @@
 //
 //   ip netns exec NS node dist/cli/lab/clients.js --url http://192.0.2.100/ --out FILE [--duration-s 10]
 //     [--fresh-interval-ms 20] [--fresh-timeout-ms 200] [--keep-alive 4] [--keep-alive-interval-ms 20]
-//     [--download-every-ms 500] [--max-downloads 40]
+//     [--download-every-ms 500] [--max-downloads 40] [--records FILE]
 //
 // - fresh: a GET on a new TCP connection every interval, each with its own timeout (what probe.ts does).
 // - keep-alive: N connections, each kept open and sending a GET every interval, as a browser or an API client does.
@@ -15,6 +15,9 @@
 // Each response names its host ("served by X" in the page, X-Served-By on downloads), so the summary says who served
 // each class. Ends at --duration-s or on SIGTERM/SIGINT: nothing new starts, what is in flight settles (downloads
 // within their timeout), the summary is written, exit 0. Node built-ins only.
+//
+// --records FILE also writes every request, one JSON line each (ClientRecord), before the summary: the summary's one
+// longest gap cannot say which of many moves in a run a gap or a failure belongs to; the records can.
 
 import {writeFileSync} from 'node:fs';
 import {Agent, get, type IncomingMessage} from 'node:http';
@@ -35,13 +38,29 @@ export interface ClassSummary {
   readonly longestGapMs: number;
 }
 
+/** One request, as --records writes it: the probe record's fields (probe-report.ts) plus its class. */
+export interface ClientRecord {
+  readonly class: ClientClass;
+  /** 0, 1, 2, … in sending order, per class. */
+  readonly seq: number;
+  /** Wall-clock ms (with a µs fraction) when the request was sent. */
+  readonly sentAt: number;
+  /** Ms from sending to the end of the body, or to the failure. */
+  readonly rttMs: number;
+  readonly ok: boolean;
+  /** Who answered; null when it failed. */
+  readonly host: string | null;
+  /** Why it failed; null when ok. */
+  readonly error: string | null;
+}
+
 export interface ClientsSummary {
   readonly durationMs: number;
   readonly classes: Readonly<Record<ClientClass, ClassSummary>>;
 }
 
 const USAGE = 'usage: clients.js --url http://HOST/ --out FILE [--duration-s 10] [--fresh-interval-ms 20] [--fresh-timeout-ms 200] ' +
-  '[--keep-alive 4] [--keep-alive-interval-ms 20] [--download-every-ms 500] [--max-downloads 40]';
+  '[--keep-alive 4] [--keep-alive-interval-ms 20] [--download-every-ms 500] [--max-downloads 40] [--records FILE]';
 const MAX_DURATION_S = 600;
 // A keep-alive request slower than this is a failure a user would notice; a download gets its 4 s plus slack.
 const KEEP_ALIVE_TIMEOUT_MS = 2000;
@@ -53,6 +72,7 @@ const HOST_IN_PAGE = /served by (\S+)/;
 interface Options {
   readonly url: URL;
   readonly out: string;
+  readonly records: string | undefined;
   readonly durationMs: number;
   readonly freshIntervalMs: number;
   readonly freshTimeoutMs: number;
@@ -66,7 +86,7 @@ function readOptions(argv: readonly string[]): Options {
   const {values} = parseArgs({
     args: [...argv],
     options: {
-      'url': {type: 'string'}, 'out': {type: 'string'}, 'duration-s': {type: 'string', default: '10'},
+      'url': {type: 'string'}, 'out': {type: 'string'}, 'records': {type: 'string'}, 'duration-s': {type: 'string', default: '10'},
       'fresh-interval-ms': {type: 'string', default: '20'}, 'fresh-timeout-ms': {type: 'string', default: '200'},
       'keep-alive': {type: 'string', default: '4'}, 'keep-alive-interval-ms': {type: 'string', default: '20'},
       'download-every-ms': {type: 'string', default: '500'}, 'max-downloads': {type: 'string', default: '40'},
@@ -94,7 +114,7 @@ function readOptions(argv: readonly string[]): Options {
     downloadEveryMs: number('download-every-ms', 0, 60_000), maxDownloads: number('max-downloads', 0, 1000),
   };
   if (problems.length > 0 || url === undefined || values.out === undefined) throw new Error(`${problems.join('; ')}\n${USAGE}`);
-  return {url, out: values.out, ...options};
+  return {url, out: values.out, records: values.records, ...options};
 }
 
 class Tally {
@@ -191,19 +211,31 @@ async function run(options: Options): Promise<ClientsSummary> {
       act();
     }
   };
-  const attempt = (tally: Tally, work: () => Promise<{host: string; bytes: number}>, check: (bytes: number) => string | undefined): void => {
+  // Every request, when --records asks for them; written once at the end (a long run holds ~250 a second).
+  const records: ClientRecord[] | undefined = options.records === undefined ? undefined : [];
+  const record = (kind: ClientClass, seq: number, sentAt: number, host: string | null, error: string | null): void => {
+    records?.push({class: kind, seq, sentAt: performance.timeOrigin + sentAt, rttMs: now() - sentAt, ok: error === null, host, error});
+  };
+  const attempt = (kind: ClientClass, work: () => Promise<{host: string; bytes: number}>, check: (bytes: number) => string | undefined): void => {
+    const tally = tallies[kind];
+    const seq = tally.attempts;
     tally.attempts += 1;
-    const sentAt = since();
+    const sentAt = now();
+    const failed = (error: string): void => {
+      tally.fail(sentAt - started, error);
+      record(kind, seq, sentAt, null, error);
+    };
     track(work().then(({host, bytes}) => {
       const wrong = check(bytes);
-      if (wrong === undefined) tally.succeed(host, now());
-      else tally.fail(sentAt, wrong);
-    }, (error: unknown) => tally.fail(sentAt, error instanceof Error ? error.message : String(error))));
+      if (wrong !== undefined) return failed(wrong);
+      tally.succeed(host, now());
+      record(kind, seq, sentAt, host, null);
+    }, (error: unknown) => failed(error instanceof Error ? error.message : String(error))));
   };
   const anyBytes = (): undefined => undefined;
 
   const loops: Promise<void>[] = [];
-  loops.push(every(options.freshIntervalMs, 0, () => attempt(tallies.fresh, () => fetchOnce(pageUrl, false, options.freshTimeoutMs), anyBytes)));
+  loops.push(every(options.freshIntervalMs, 0, () => attempt('fresh', () => fetchOnce(pageUrl, false, options.freshTimeoutMs), anyBytes)));
   // Each keep-alive client has its own connection (an agent of one socket) and waits for its answer before the
   // next request, as a client on one connection must.
   for (let i = 0; i < options.keepAlive; i += 1) {
@@ -212,7 +244,7 @@ async function run(options: Options): Promise<ClientsSummary> {
     loops.push(every(options.keepAliveIntervalMs, (i * options.keepAliveIntervalMs) / Math.max(1, options.keepAlive), () => {
       if (busy) return;
       busy = true;
-      attempt(tallies.keepAlive, () => fetchOnce(pageUrl, agent, KEEP_ALIVE_TIMEOUT_MS).finally(() => {
+      attempt('keepAlive', () => fetchOnce(pageUrl, agent, KEEP_ALIVE_TIMEOUT_MS).finally(() => {
         busy = false;
       }), anyBytes);
     }).finally(() => agent.destroy()));
@@ -221,13 +253,16 @@ async function run(options: Options): Promise<ClientsSummary> {
   loops.push(every(options.downloadEveryMs, 0, () => {
     if (downloads >= options.maxDownloads) return;
     downloads += 1;
-    attempt(tallies.downloads, () => fetchOnce(downloadUrl, false, DOWNLOAD_TIMEOUT_MS),
+    attempt('downloads', () => fetchOnce(downloadUrl, false, DOWNLOAD_TIMEOUT_MS),
       (bytes) => (bytes === DOWNLOAD_BYTES ? undefined : `${bytes} of ${DOWNLOAD_BYTES} bytes`));
   }));
   await new Promise<void>((resolve) => (stop.signal.aborted ? resolve() : stop.signal.addEventListener('abort', () => resolve(), {once: true})));
   clearTimeout(end);
   await Promise.all(loops);
   while (inFlight.size > 0) await Promise.all([...inFlight]);
+  if (options.records !== undefined && records !== undefined) {
+    writeFileSync(options.records, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  }
   return {
     durationMs: Math.round(since()),
     classes: {fresh: tallies.fresh.summary(), keepAlive: tallies.keepAlive.summary(), downloads: tallies.downloads.summary()},
