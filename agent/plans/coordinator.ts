@@ -19,6 +19,8 @@ import {parseIpAddress} from '../net/ip-address.js';
 
 // Remote steps get the step deadline plus two seconds of retries for lost datagrams.
 const REMOTE_SLACK_MS = 2000;
+// A live peer answers can-drain in milliseconds; one that says nothing for this long does not know the op.
+const CAN_DRAIN_DEADLINE_MS = 2000;
 // While waiting on the peer, its liveness is checked this often: a peer that died is noticed after dead_after_ms,
 // not after the request's own deadline.
 const PEER_WATCH_MS = 100;
@@ -293,10 +295,11 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   async function decideDrain(): Promise<{readonly giverAddress: string; readonly off?: undefined} | {readonly giverAddress?: undefined; readonly off: string}> {
     const [mine, theirs] = await Promise.all([
       participant.drainReadiness(),
-      remote('can-drain', '', {}).then(readReadiness, (error: unknown): DrainReadiness => {
-        if (isBatonError(error, 'PEER_UNREACHABLE')) throw error;
-        // An agent from before the drain refuses the op as unknown: the pair switches the old way until both are new.
-        return {unavailable: `its agent cannot drain (${describeError(error)})`};
+      remote('can-drain', '', {}, CAN_DRAIN_DEADLINE_MS).then(readReadiness, (error: unknown): DrainReadiness => {
+        // A silent peer ends the switch here; a live one that does not answer runs a baton from before the drain
+        // (its codec drops an op it does not know): the pair switches the old way until both are new.
+        if (missingPeer() !== undefined) throw error;
+        return {unavailable: `its agent did not answer whether it can drain (a baton older than the drain?): ${describeError(error)}`};
       }),
     ]);
     const bySide: Record<SwitchSide, DrainReadiness> = selfSide === 'giver' ? {giver: mine, taker: theirs} : {giver: theirs, taker: mine};

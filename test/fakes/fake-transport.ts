@@ -9,6 +9,8 @@ export class FakeTransport implements BeaconTransport {
   peer: FakeTransport | undefined;
   /** When false, datagrams sent from here are lost. */
   connected = true;
+  /** Datagrams sent from here for which this says true are lost (e.g. the ones an older agent would drop). */
+  lose: ((datagram: Uint8Array) => boolean) | undefined;
   /** The fake never falls behind. */
   readonly dropped = 0;
   #queue: ReceivedDatagram[] = [];
@@ -29,7 +31,7 @@ export class FakeTransport implements BeaconTransport {
 
   async send(datagram: Uint8Array): Promise<void> {
     this.sent.push(datagram);
-    if (this.connected && this.peer !== undefined) this.peer.inject(datagram, this.address);
+    if (this.connected && this.peer !== undefined && this.lose?.(datagram) !== true) this.peer.inject(datagram, this.address);
   }
 
   inject(datagram: Uint8Array, from: string): void {

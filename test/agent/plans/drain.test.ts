@@ -137,3 +137,14 @@ test('a restarted agent removes whatever a drain left behind before it decides a
   t.deepEqual([pair.backup.drain.forwardingTo, pair.backup.drain.held], [undefined, undefined]);
   t.true(pair.backup.logs.some((line) => line.includes('removed what an interrupted drain left: forward, hold')));
 });
+
+test('a peer agent from before the drain (it drops can-drain unanswered) gets the old switch, after a short wait, not a refusal', async (t) => {
+  const pair = await pairWith(t);
+  pair.primary.transport.lose = (datagram) => Buffer.from(datagram).includes('"can-drain"');
+  const started = pair.clock.now();
+  const {result, progress} = await switchover(pair, pair.primary);
+  t.is(result.outcome, 'done', result.reason);
+  t.false(stepLines(progress).some((line) => line.includes('strays') || line.includes('hold')));
+  t.true(progress.some((p) => p.kind === 'note' && /^no drain: the backup cannot drain: its agent did not answer whether it can drain/.test(p.text)));
+  t.true(pair.clock.now() - started < 10_000, 'the wait for an answer is short');
+});
