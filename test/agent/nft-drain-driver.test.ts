@@ -55,7 +55,9 @@ test('forward hands nft one idempotent transaction: only non-SYN TCP that finds 
   const runner = new RecordingRunner();
   const driver = createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'});
   await driver.forward(SERVICE_IP, '192.0.2.11');
-  const [call] = runner.calls;
+  const [kill, call] = runner.calls;
+  t.is(runner.commandLines()[0], 'ss -K -H state time-wait src 192.0.2.100', 'TIME-WAIT leftovers on the service IP go first');
+  t.is(kill?.file, 'ss');
   t.is(call?.file, 'nft');
   t.is(call?.args.length, 1, 'one script, one transaction');
   const script = call?.args[0] ?? '';
@@ -63,7 +65,7 @@ test('forward hands nft one idempotent transaction: only non-SYN TCP that finds 
   t.regex(script, /type filter hook prerouting priority mangle;/);
   t.regex(script, /ip daddr 192\.0\.2\.100 tcp flags & syn == 0 socket wildcard 1 dup to 192\.0\.2\.11 device "eth0" drop/);
   await driver.unforward();
-  t.is(runner.calls[1]?.args[0], `table ${DRAIN_TABLES.forward} {}\ndelete table ${DRAIN_TABLES.forward}`);
+  t.is(runner.calls[2]?.args[0], `table ${DRAIN_TABLES.forward} {}\ndelete table ${DRAIN_TABLES.forward}`);
 });
 
 test('hold drops ARP requests for the IP, renames its own ARP sender but leaves gratuitous ARP, and puts a /32 on lo', async (t) => {
@@ -112,4 +114,10 @@ test('unavailable says why nft refuses the rules, checked without committing the
   const why = await createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'}).unavailable();
   t.regex(why ?? '', /^nftables cannot take the drain's rules here: .*No such file or directory/);
   t.is(await createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', nft: 'nft'}).unavailable(), undefined);
+});
+
+test('forward goes on when the kernel refuses to destroy sockets: the rule matters more than the leftovers', async (t) => {
+  const runner = new RecordingRunner().on(/^ss -K /, commandFailure('ss -K -H state time-wait src 192.0.2.100', 1, 'SOCK_DESTROY answers: Operation not supported'));
+  await t.notThrowsAsync(createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'}).forward(SERVICE_IP, '192.0.2.11'));
+  t.is(runner.calls.at(-1)?.file, 'nft');
 });
