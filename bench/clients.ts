@@ -67,6 +67,8 @@ interface Run {
   readonly moves: readonly Move[];
   /** Switch requests the agents answered with an error (nothing moved); each was asked again. */
   readonly refusals: readonly string[];
+  /** Why the run stopped before its last move, when it did. */
+  readonly endedEarly: string | undefined;
   readonly records: readonly ClientRecord[];
   readonly summaries: readonly ClientsSummary[];
   readonly history: AddressHistory;
@@ -92,8 +94,8 @@ const WARMUP_MS = 4500;
 const MIN_SPACING_MS = 4500;
 const SETTLE_MS = 400;
 // A refused switch is asked again after the pair settled and this pause, at most this many times per move.
-const REFUSED_RETRY_MS = 1000;
-const MAX_SWITCH_ATTEMPTS = 5;
+const REFUSED_RETRY_MS = 2000;
+const MAX_SWITCH_ATTEMPTS = 10;
 // The window a move's longest gaps are measured in: from a little before it starts to a while after it ends.
 const GAP_BEFORE_MS = 400;
 const GAP_AFTER_MS = 1000;
@@ -159,6 +161,7 @@ async function measureRun(options: ClientsBenchOptions, condition: Condition, mo
     clients = await startSegment();
     const moves: Move[] = [];
     const refusals: string[] = [];
+    let endedEarly: string | undefined;
     let holder: Role = 'primary';
     for (let i = 0; i < options.roundTrips * 2; i += 1) {
       if (options.interrupted()) throw new Error('interrupted');
@@ -189,10 +192,16 @@ async function measureRun(options: ClientsBenchOptions, condition: Condition, mo
           // A switch the agents refuse (e.g. a peer whose beacons came late on a busy machine) changed nothing: it is
           // counted, and asked again once the pair has settled.
           refusals.push(`move ${i + 1} (${holder} -> ${taker}), attempt ${attempt}: ${describeError(error)}`);
-          if (attempt >= MAX_SWITCH_ATTEMPTS) throw error;
+          if (attempt >= MAX_SWITCH_ATTEMPTS) break;
           await waitForSettledPair(lab, 20_000);
           await sleep(REFUSED_RETRY_MS);
         }
+      }
+      if (move === undefined) {
+        // The figures of the moves made so far are still worth printing; the table says the run was cut short.
+        endedEarly = `move ${i + 1} was refused ${MAX_SWITCH_ATTEMPTS} times in a row; the run ended after ${moves.length} moves`;
+        options.say(`  ${label}: ${endedEarly}`);
+        break;
       }
       moves.push(move);
       if (mover === 'baton') {
@@ -210,7 +219,7 @@ async function measureRun(options: ClientsBenchOptions, condition: Condition, mo
     const history = await watch.stop();
     watch = undefined;
     const hogHeld = hog === undefined ? undefined : hog.allAlive();
-    return {condition, mover, moves, refusals, records, summaries, history, hogHeld, wallMs: Date.now() - started};
+    return {condition, mover, moves, refusals, endedEarly, records, summaries, history, hogHeld, wallMs: Date.now() - started};
   } finally {
     await clients?.stop().catch(() => undefined);
     await watch?.stop().catch(() => undefined);
@@ -315,7 +324,7 @@ function figures(run: Run): Figures {
     if (removed === undefined || added === undefined) missing += 1;
     else unowned.push(added.atMs - removed.atMs);
   }
-  const notes = [...run.refusals.map((r) => `switch refused, asked again: ${r}`), ...run.moves.flatMap((m, i) => {
+  const notes = [...(run.endedEarly === undefined ? [] : [`RUN CUT SHORT: ${run.endedEarly}`]), ...run.refusals.map((r) => `switch refused, asked again: ${r}`), ...run.moves.flatMap((m, i) => {
     const drain = m.drain === undefined ? [] : [
       ...((m.drain.left ?? 1) > 0 ? [`the drain ended after ${m.drain.ms} ms with ${String(m.drain.left)} connection(s) left`] : []),
       ...m.drain.problems.map((problem) => `drain problem: ${problem}`),
