@@ -23,6 +23,7 @@ import {writeFileSync} from 'node:fs';
 import {Agent, get, type IncomingMessage} from 'node:http';
 import {performance} from 'node:perf_hooks';
 import {parseArgs} from 'node:util';
+import type {ProbeRecord} from './probe-report.js';
 
 export type ClientClass = 'fresh' | 'keepAlive' | 'downloads';
 
@@ -38,20 +39,9 @@ export interface ClassSummary {
   readonly longestGapMs: number;
 }
 
-/** One request, as --records writes it: the probe record's fields (probe-report.ts) plus its class. */
-export interface ClientRecord {
+/** One request, as --records writes it: a probe record (probe-report.ts; here `seq` counts per class) and its class. */
+export interface ClientRecord extends ProbeRecord {
   readonly class: ClientClass;
-  /** 0, 1, 2, … in sending order, per class. */
-  readonly seq: number;
-  /** Wall-clock ms (with a µs fraction) when the request was sent. */
-  readonly sentAt: number;
-  /** Ms from sending to the end of the body, or to the failure. */
-  readonly rttMs: number;
-  readonly ok: boolean;
-  /** Who answered; null when it failed. */
-  readonly host: string | null;
-  /** Why it failed; null when ok. */
-  readonly error: string | null;
 }
 
 export interface ClientsSummary {
