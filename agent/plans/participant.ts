@@ -257,11 +257,9 @@ export class SwitchParticipant {
           graceful = `${line} failed: ${describeError(error)}`;
           log.warning(`(switch ${id}) drain: ${graceful}`);
         }
-        left = await waitUntil(timeoutMs);
       }
-    } else {
-      left = await waitUntil(timeoutMs);
     }
+    left = await waitUntil(timeoutMs);
     current.applied.push('drain-connections');
     await this.#writeJournal(undefined);
     const ms = Math.round(clock.now() - started);
