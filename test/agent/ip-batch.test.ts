@@ -2,7 +2,7 @@
 // command's success or failure, ip's own message, order under concurrency, and a helper that is missing, dies or
 // hangs.
 
-import {chmod, mkdtemp, writeFile} from 'node:fs/promises';
+import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test from 'ava';
@@ -49,6 +49,7 @@ test('a missing program, and a helper that hangs, are errors that say so; a hung
   t.regex(error?.message ?? '', /cannot run `\/nonexistent\/ip -batch`|exited/);
 
   const dir = await mkdtemp(join(tmpdir(), 'baton-batch-'));
+  t.teardown(async () => rm(dir, {recursive: true, force: true}));
   const hang = join(dir, 'hang');
   await writeFile(hang, '#!/bin/sh\nexec sleep 30\n');
   await chmod(hang, 0o755);

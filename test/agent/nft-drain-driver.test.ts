@@ -2,10 +2,10 @@
 // kernel's TCP table, and what it finds and removes after a crash. The rules themselves are exercised against a
 // real kernel by the namespace integration tests.
 
-import {mkdtemp, writeFile} from 'node:fs/promises';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import test from 'ava';
+import test, {type ExecutionContext} from 'ava';
 import {createNftDrainDriver, DRAIN_TABLES} from '../../agent/adapters/nft-drain-driver.js';
 import {BatonError} from '../../agent/errors.js';
 import {commandFailure, RecordingRunner} from '../fakes/recording-runner.js';
@@ -15,8 +15,9 @@ const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->wh
 // 192.0.2.100 is c0.00.02.64: printed as the little-endian word 640200C0. Port 80 is 0050.
 const line = (local: string, state: string): string => `   0: ${local} 140200C0:C350 ${state} 00000000:00000000 00:00000000 00000000     0        0 1 1\n`;
 
-async function procNet(tcp: string, tcp6?: string): Promise<string> {
+async function procNet(t: ExecutionContext, tcp: string, tcp6?: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'baton-procnet-'));
+  t.teardown(async () => rm(dir, {recursive: true, force: true}));
   await writeFile(join(dir, 'tcp'), HEADER + tcp);
   if (tcp6 !== undefined) await writeFile(join(dir, 'tcp6'), HEADER + tcp6);
   return dir;
@@ -25,7 +26,7 @@ async function procNet(tcp: string, tcp6?: string): Promise<string> {
 const missingTable = (table: string): BatonError => commandFailure(`nft list table ${table}`, 1, 'Error: No such file or directory\nlist table ...');
 
 test('openConnections counts only the service IP\'s connections that may still carry data, IPv4-mapped ones too', async (t) => {
-  const dir = await procNet(
+  const dir = await procNet(t,
     line('640200C0:0050', '01') + // established on 192.0.2.100:80
     line('640200C0:0050', '04') + // FIN_WAIT1: our data not yet acknowledged
     line('640200C0:0050', '06') + // TIME_WAIT: done
@@ -40,7 +41,7 @@ test('openConnections counts only the service IP\'s connections that may still c
 });
 
 test('a kernel without IPv6 has no tcp6: only tcp is read', async (t) => {
-  const dir = await procNet(line('640200C0:0050', '01'));
+  const dir = await procNet(t, line('640200C0:0050', '01'));
   const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: dir, nft: 'nft'});
   t.is(await driver.openConnections(SERVICE_IP), 1);
 });
