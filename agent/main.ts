@@ -12,6 +12,7 @@ import {createSystemdNotifier, runWatchdog, watchdogPingIntervalMs, type Watchdo
 import {HookRunner} from './hooks.js';
 import {createRecordingRunner} from './adapters/recording-runner.js';
 import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
+import {GarpSender} from './adapters/garp-sender.js';
 import {IpBatch} from './adapters/ip-batch.js';
 import {createIpNetworkDriver} from './adapters/ip-network-driver.js';
 import {createNftDrainDriver} from './adapters/nft-drain-driver.js';
@@ -168,7 +169,13 @@ async function runAgent(
   // primary-net-down and backup-net-up, nor in a takeover.
   const batch = new IpBatch();
   batch.warm();
-  const network = createIpNetworkDriver(runner, {...driverOptions, batch});
+  // The same for the announcement after the address is added: a long-lived sender instead of an arping per packet.
+  const garp = new GarpSender();
+  garp.warm();
+  const closeHelpers = async (): Promise<void> => {
+    await Promise.all([batch.close(), garp.close()]);
+  };
+  const network = createIpNetworkDriver(runner, {...driverOptions, batch, garp});
   let transport;
   try {
     transport = await createUdpTransport({listen: config.listen, peer: config.peer});
@@ -221,7 +228,7 @@ async function runAgent(
   });
   process.on('SIGHUP', () => {
     void loadConfig(config.file).then(
-      () => reloadInPlace(agent, control, config, log, systemd, () => batch.close()),
+      () => reloadInPlace(agent, control, config, log, systemd, closeHelpers),
       (error: unknown) => log.error(`(config) SIGHUP: keeping the running config, the new file is invalid: ${describeError(error)}`),
     );
   });
@@ -252,7 +259,7 @@ async function runAgent(
     return 1;
   }
   if (config.onStop === 'keep') log.notice(`(agent) left ${config.service.ip.cidr} as it is (on_stop: keep)`);
-  await batch.close();
+  await closeHelpers();
   return 0;
 }
 

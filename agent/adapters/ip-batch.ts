@@ -8,8 +8,9 @@
 // and whether it failed, each command is followed by a sentinel that always fails (`link show dev` of a name no
 // interface has): once the sentinel's `Command failed -:N+1` is read, everything command N printed is in.
 
-import {spawn, type ChildProcessWithoutNullStreams} from 'node:child_process';
+import type {ChildProcessWithoutNullStreams} from 'node:child_process';
 import {BatonError} from '../errors.js';
+import {endHelper, spawnHelper} from './helper-process.js';
 
 // Interface names may not hold '/', ':' or whitespace; '!' is allowed but no one names an interface this way.
 const SENTINEL = 'link show dev baton!sync';
@@ -93,30 +94,17 @@ export class IpBatch {
   async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
     const child = this.#child;
     this.#child = undefined;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.stdin.end();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, waitMs);
-    })]);
-    clearTimeout(timer);
+    await endHelper(child, waitMs);
   }
 
   #ensure(): ChildProcessWithoutNullStreams {
     if (this.#child !== undefined) return this.#child;
-    const child = spawn(this.#program, ['-force', '-batch', '-'], {stdio: ['pipe', 'pipe', 'pipe']});
+    const child: ChildProcessWithoutNullStreams = spawnHelper([this.#program, '-force', '-batch', '-'], `${this.#program} -batch`, (why) => this.#gone(child, why));
     this.#child = child;
     this.#lines = 0;
     this.#stderr = '';
     child.stdout.resume();
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.#read(chunk));
-    child.on('error', (error) => this.#gone(child, `cannot run \`${this.#program} -batch\`: ${error.message}`));
-    child.on('exit', (code, signal) => this.#gone(child, `\`${this.#program} -batch\` exited (${signal ?? code})`));
-    child.stdin.on('error', () => undefined); // a dead helper's EPIPE: reported by its exit
-    // The helper must never keep the agent's process alive, nor its pipes the event loop.
-    child.unref();
-    for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as {unref?: () => void}).unref?.();
     return child;
   }
 

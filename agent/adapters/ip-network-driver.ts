@@ -16,7 +16,9 @@
 //   the idle interval. A run interrupted before its first packet says "Sent 0 probes": that is a failure, never "free".
 
 import {networkInterfaces} from 'node:os';
+import {setTimeout as sleep} from 'node:timers/promises';
 import {BatonError, isBatonError} from '../errors.js';
+import type {GarpSender} from './garp-sender.js';
 import type {IpBatch} from './ip-batch.js';
 import {canonicalIpText} from '../net/ip-address.js';
 import type {CommandOptions, CommandRunner, NetworkDriver} from '../ports.js';
@@ -26,13 +28,16 @@ export interface IpNetworkDriverOptions {
   /** The service interface, e.g. eth0. */
   readonly interface: string;
   /** Gratuitous ARP burst: `count` packets of each form, `intervalMs` apart (whole seconds: iputils' -i).
-   *  announce() resolves ~100 ms after the last packet: (count - 1) × intervalMs + 100 ms. */
+   *  announce() resolves once the last packet has left: (count - 1) × intervalMs, + 100 ms through arping. */
   readonly announce?: {readonly count: number; readonly intervalMs: number};
   /** How long the duplicate address probe listens for an answer (≥ 100 ms); a free address costs this long. */
   readonly probe?: {readonly timeoutMs: number};
   /** A long-lived `ip -batch` for the changes (address add/del, link up/down): no process start on the critical
    *  path. Without it each change spawns `ip`. */
   readonly batch?: IpBatch;
+  /** A long-lived gratuitous ARP sender: the announcement leaves without a process start. Without it, or where it
+   *  cannot run (no perl), each announcement spawns arping. */
+  readonly garp?: GarpSender;
 }
 
 // 2 packets 1 s apart per form: the first one moves the traffic, the second covers a switch port or a neighbour
@@ -153,6 +158,19 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
         await runner.run('ndsend', [serviceIp.address, iface]);
         return;
       }
+      const garp = options.garp;
+      if (garp !== undefined && garp.unusable === undefined) {
+        try {
+          for (let packet = 1; packet <= announceCount; packet++) {
+            if (packet > 1) await sleep(announceIntervalMs);
+            await garp.send(iface, serviceIp.address);
+          }
+          return;
+        } catch (error) {
+          // The helper cannot run on this host: arping below. Any other failure is the interface's or the kernel's.
+          if (garp.unusable === undefined) throw await explainFailure(runner, error, iface);
+        }
+      }
       const args = (form: '-U' | '-A'): string[] =>
         [form, '-c', String(announceCount), '-i', String(announceIntervalS), '-I', iface, serviceIp.address];
       const burst = async (form: '-U' | '-A'): Promise<void> => {
@@ -227,8 +245,8 @@ interface IpLinkEntry {
 /** INTERFACE_MISSING naming what exists instead; a permission hint on EPERM; anything else unchanged. */
 async function explainFailure(runner: CommandRunner, error: unknown, linkName: string): Promise<unknown> {
   // iproute2: `Device "eth9" does not exist.` (show), `Cannot find device "eth9"` (set, addr add/del);
-  // arping: `arping: Device eth9 not available.`
-  if (!stderrMatches(error, /Device "[^"]*" does not exist|Cannot find device|Device \S+ not available/)) {
+  // arping: `arping: Device eth9 not available.`; the gratuitous ARP helper: the kernel's `No such device`.
+  if (!stderrMatches(error, /Device "[^"]*" does not exist|Cannot find device|Device \S+ not available|: No such device$/m)) {
     return withPermissionHint(error);
   }
   let known = '';

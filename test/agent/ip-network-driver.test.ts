@@ -1,7 +1,11 @@
 // The ip/arping NetworkDriver: exact argv of every method, the tolerated "already there / already gone" answers,
 // INTERFACE_MISSING, and arping exit codes mapped without ever calling a failed probe "free".
 
+import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 import test, {type ExecutionContext} from 'ava';
+import {GarpSender} from '../../agent/adapters/garp-sender.js';
 import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
 import {BatonError} from '../../agent/errors.js';
 import type {ServiceIp} from '../../agent/state-machine.js';
@@ -293,3 +297,43 @@ test('isAddressInUse for IPv6 refuses instead of guessing', async (t) => {
   await assertCode(t, driver.isAddressInUse(V6), 'COMMAND_FAILED');
   t.deepEqual(runner.calls, []);
 });
+
+// A stand-in for perl that answers every request as the real helper does; the arguments it gets (-e SCRIPT) are ignored.
+const ANSWERING_HELPER = ['sh', '-c', 'while read -r line; do echo "$line" >> "$0"; echo "sent 2 02:00:00:00:00:01"; done'] as const;
+
+test('with the long-lived sender, announce writes one request per packet and starts no arping', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-garp-'));
+  t.teardown(async () => rm(dir, {recursive: true, force: true}));
+  const requests = join(dir, 'requests');
+  const garp = new GarpSender({command: [...ANSWERING_HELPER, requests]});
+  t.teardown(() => garp.close());
+  const runner = new RecordingRunner();
+  const driver = createIpNetworkDriver(runner, {interface: 'eth0', announce: {count: 2, intervalMs: 1000}, garp});
+  const started = Date.now();
+  await driver.announce(V4);
+  t.true(Date.now() - started >= 1000, 'the second packet waits the interval');
+  t.deepEqual((await readFile(requests, 'utf8')).trim().split('\n'), ['garp eth0 192.0.2.100', 'garp eth0 192.0.2.100']);
+  t.deepEqual(runner.commandLines(), []);
+});
+
+test('where the sender cannot run, announce falls back to arping; a missing interface is INTERFACE_MISSING', async (t) => {
+  const garp = new GarpSender({command: ['/nonexistent/perl']});
+  const {runner, driver} = setupWith({garp});
+  runner.on(/^arping /, ARPING_UNSOLICITED);
+  await driver.announce(V4);
+  t.deepEqual(runner.commandLines(), ['arping -U -c 1 -i 1 -I eth0 192.0.2.100', 'arping -A -c 1 -i 1 -I eth0 192.0.2.100']);
+
+  const real = new GarpSender();
+  t.teardown(() => real.close());
+  const missing = setupWith({garp: real, interface: 'nosuch9'});
+  missing.runner.on('ip -j link show', LINKS_JSON);
+  const error = await assertCode(t, missing.driver.announce(V4), 'INTERFACE_MISSING');
+  t.is(error.message, 'interface nosuch9 does not exist: `ip link` lists lo, eth0');
+  t.deepEqual(missing.runner.commandLines(), ['ip -j link show'], 'no arping after the kernel said the interface is missing');
+});
+
+function setupWith(options: {garp: GarpSender; interface?: string}) {
+  const runner = new RecordingRunner();
+  const driver = createIpNetworkDriver(runner, {interface: options.interface ?? 'eth0', announce: {count: 1, intervalMs: 1000}, garp: options.garp});
+  return {runner, driver};
+}

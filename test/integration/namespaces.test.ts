@@ -9,6 +9,7 @@ import {performance} from 'node:perf_hooks';
 import {setTimeout as sleep} from 'node:timers/promises';
 import type {ExecutionContext} from 'ava';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {GarpSender} from '../../agent/adapters/garp-sender.js';
 import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
 import {BatonError} from '../../agent/errors.js';
 import type {ServiceIp} from '../../agent/state-machine.js';
@@ -89,6 +90,36 @@ integrationTest('the client reaches the primary, and the real ip driver adds, an
 
   await destroyTopology(runner, lab.prefix);
   await assertGone(t, lab.prefix);
+});
+
+integrationTest('the long-lived gratuitous ARP sender moves the client to the new holder, with no arping started', async (t) => {
+  const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
+  const drivers = ['primary', 'backup'].map((host) => {
+    const garp = new GarpSender({command: ['ip', 'netns', 'exec', lab.namespace(host), 'perl']});
+    t.teardown(() => garp.close());
+    garp.warm();
+    const recorder = createNamespacedRunner(runner, lab.namespace(host));
+    const started: string[] = [];
+    const counting = {run: async (file: string, args: readonly string[], options?: Parameters<typeof recorder.run>[2]) => {
+      started.push(file);
+      return recorder.run(file, args, options);
+    }};
+    return {driver: createIpNetworkDriver(counting, {interface: 'eth0', announce: {count: 1, intervalMs: 1000}, garp}), started};
+  });
+  const [primary, backup] = drivers as [typeof drivers[0], typeof drivers[0]];
+  await primary.driver.addAddress(SERVICE_IP);
+  await primary.driver.announce(SERVICE_IP);
+  t.true(await isReachable(runner, lab.namespace('client'), SERVICE_IP.address));
+  t.is(await neighbourMac(lab.namespace('client'), SERVICE_IP.address), await interfaceMac(lab.namespace('primary')));
+
+  // The kernel ignores a non-gratuitous update within its locktime (1 s) of the last one; these must not wait for it.
+  await primary.driver.removeAddress(SERVICE_IP);
+  await backup.driver.addAddress(SERVICE_IP);
+  const announced = await timed(() => backup.driver.announce(SERVICE_IP));
+  t.is(await neighbourMac(lab.namespace('client'), SERVICE_IP.address), await interfaceMac(lab.namespace('backup')));
+  t.true(await isReachable(runner, lab.namespace('client'), SERVICE_IP.address));
+  t.deepEqual([...primary.started, ...backup.started].filter((file) => file === 'arping'), [], 'no arping: the sender sent them');
+  t.log(`announce through the long-lived sender: ${announced.ms} ms`);
 });
 
 integrationTest('the real ip driver reports a missing interface as INTERFACE_MISSING, naming the ones that exist', async (t) => {

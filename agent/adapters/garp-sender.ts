@@ -1,0 +1,167 @@
+// Gratuitous ARP from one long-lived helper, so that announcing the service IP after it is added costs a write to a
+// pipe, not a process start: arping is a new process per announcement (5-15 ms at idle, far more on a busy host,
+// when every millisecond before the announcement is a millisecond clients send to the host that gave the IP up).
+//
+// Node has no raw sockets, so the helper is a small Perl program: perl-base is Essential in Debian (every Debian
+// host has it) and its Socket module opens an AF_PACKET socket, the same one arping uses. For each request it
+// looks up the interface's index and MAC (SIOCGIFINDEX, SIOCGIFHWADDR: always this network namespace's, unlike a
+// sysfs read) and sends the two forms arping -U and arping -A send, to the Ethernet broadcast address:
+//   request: sender = target = the IP, target MAC ff:ff:ff:ff:ff:ff
+//   reply:   sender = target = the IP, target MAC = the sender MAC
+// Linux takes both as gratuitous (arp_is_garp) and updates an entry it has even within its locktime; measured in
+// the lab, each form alone moves a client's neighbour entry. Where perl cannot be started, the driver uses arping.
+//
+// Protocol, one line each way: `garp IFACE A.B.C.D` → `sent 2 MAC` or `error WHY`.
+
+import {isIPv4} from 'node:net';
+import type {ChildProcessWithoutNullStreams} from 'node:child_process';
+import {BatonError} from '../errors.js';
+import {endHelper, spawnHelper} from './helper-process.js';
+
+// 17 = AF_PACKET, 0x8933 = SIOCGIFINDEX, 0x8927 = SIOCGIFHWADDR (the same numbers on every Linux architecture).
+// struct ifreq is 40 bytes: the name in 16, then the index (int) or a sockaddr (family, then the MAC).
+// struct sockaddr_ll: family, protocol (network order), ifindex, hatype, pkttype, halen, address[8].
+const SCRIPT = String.raw`
+use strict; use warnings; use Socket;
+$| = 1;
+socket(my $s, 17, SOCK_RAW, 0) or die "cannot open a packet socket: $!\n";
+while (my $line = <STDIN>) {
+  chomp $line;
+  my ($verb, $if, $ip) = split / /, $line;
+  if (!defined $ip || $verb ne 'garp' || $ip !~ /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/) { print "error not a command: $line\n"; next }
+  my $spa = pack('C4', $1, $2, $3, $4);
+  my $ifr = pack('a16 x24', $if);
+  if (!ioctl($s, 0x8933, $ifr)) { print "error $if: $!\n"; next }
+  my $index = unpack('x16 i', $ifr);
+  $ifr = pack('a16 x24', $if);
+  if (!ioctl($s, 0x8927, $ifr)) { print "error $if: $!\n"; next }
+  my $mac = unpack('x18 a6', $ifr);
+  my $all = "\xff" x 6;
+  my $to = pack('S n i S C C a8', 17, 0x0806, $index, 1, 0, 6, $all);
+  my $head = $all . $mac . pack('n n n C C', 0x0806, 1, 0x0800, 6, 4);
+  my $sent = 0;
+  for my $frame ($head . pack('n', 1) . $mac . $spa . $all . $spa, $head . pack('n', 2) . $mac . $spa . $mac . $spa) {
+    if (!send($s, $frame, 0, $to)) { print "error send on $if: $!\n"; last }
+    $sent++;
+  }
+  print "sent $sent ", join(':', map { sprintf '%02x', $_ } unpack('C6', $mac)), "\n" if $sent == 2;
+}
+`;
+
+// A send is one system call; this long means the helper is stuck, and it is replaced.
+const DEFAULT_TIMEOUT_MS = 2000;
+const CLOSE_WAIT_MS = 500;
+// IFNAMSIZ is 16 with the terminating NUL; a name has no '/', ':' or whitespace.
+const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
+const SENT_LINE = /^sent 2 ([0-9a-f:]{17})$/;
+
+interface Pending {
+  readonly text: string;
+  readonly done: (error: BatonError | undefined, mac?: string) => void;
+}
+
+export interface GarpSenderOptions {
+  /** How to start perl, e.g. ['ip', 'netns', 'exec', 'ns1', 'perl'] in tests; default ['perl']. */
+  readonly command?: readonly [string, ...string[]];
+  readonly timeoutMs?: number;
+}
+
+export class GarpSender {
+  readonly #command: readonly [string, ...string[]];
+  readonly #timeoutMs: number;
+  #child: ChildProcessWithoutNullStreams | undefined;
+  #stdout = '';
+  readonly #pending: Pending[] = [];
+  #unusable: string | undefined;
+
+  constructor(options: GarpSenderOptions = {}) {
+    this.#command = options.command ?? ['perl'];
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** Why the helper cannot run on this host (its program is missing or not executable), once that is known. */
+  get unusable(): string | undefined {
+    return this.#unusable;
+  }
+
+  /** Starts the helper now, so the first announcement does not pay for it. Never throws (send() reports). */
+  warm(): void {
+    if (this.#unusable === undefined) this.#ensure();
+  }
+
+  /**
+   * Sends a gratuitous ARP request and reply for `address` on `iface`. Resolves with the MAC they carried once both
+   * have left; throws BatonError COMMAND_FAILED (details.stderr: the kernel's words, e.g. "No such device").
+   */
+  send(iface: string, address: string): Promise<string> {
+    if (!INTERFACE_NAME.test(iface) || !isIPv4(address)) {
+      return Promise.reject(new BatonError('COMMAND_FAILED', `not a gratuitous ARP to send: interface ${JSON.stringify(iface)}, address ${JSON.stringify(address)}`));
+    }
+    if (this.#unusable !== undefined) return Promise.reject(new BatonError('COMMAND_FAILED', this.#unusable));
+    const child = this.#ensure();
+    const text = `garp ${iface} ${address}`;
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#fail(new BatonError('COMMAND_TIMEOUT', `gratuitous ARP for ${address} on ${iface} was not sent within ${this.#timeoutMs} ms; the helper is restarted`));
+      }, this.#timeoutMs);
+      this.#pending.push({
+        text,
+        done: (error, mac) => {
+          clearTimeout(timer);
+          if (error === undefined) resolve(mac ?? '');
+          else reject(error);
+        },
+      });
+      child.stdin.write(`${text}\n`);
+    });
+  }
+
+  /** Ends the helper and waits, at most `waitMs`, for it to be gone; the next send() starts a new one. */
+  async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    await endHelper(child, waitMs);
+  }
+
+  #ensure(): ChildProcessWithoutNullStreams {
+    if (this.#child !== undefined) return this.#child;
+    let stderr = '';
+    const child: ChildProcessWithoutNullStreams = spawnHelper([...this.#command, '-e', SCRIPT], 'the gratuitous ARP helper (perl)', (why) => {
+      if (this.#child !== child) return;
+      // No program to run: every later send() would fail the same way; the driver falls back to arping.
+      if (child.pid === undefined) this.#unusable = why;
+      this.#fail(new BatonError('COMMAND_FAILED', stderr.trim() === '' ? why : `${why}: ${stderr.trim()}`));
+    });
+    this.#child = child;
+    this.#stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.#read(chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    return child;
+  }
+
+  #read(chunk: string): void {
+    this.#stdout += chunk;
+    const lines = this.#stdout.split('\n');
+    this.#stdout = lines.pop() ?? '';
+    for (const line of lines) {
+      const head = this.#pending.shift();
+      if (head === undefined) continue;
+      const sent = SENT_LINE.exec(line);
+      if (sent !== null) {
+        head.done(undefined, sent[1]);
+        continue;
+      }
+      const why = line.replace(/^error /, '');
+      head.done(new BatonError('COMMAND_FAILED', `gratuitous ARP (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
+    }
+  }
+
+  #fail(error: BatonError): void {
+    const child = this.#child;
+    this.#child = undefined;
+    child?.kill('SIGKILL');
+    for (const pending of this.#pending.splice(0)) pending.done(error);
+  }
+}
