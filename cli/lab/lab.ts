@@ -71,6 +71,12 @@ const AGENT_SCRIPT = fileURLToPath(new URL('../../agent/main.js', import.meta.ur
  * small datagrams a second, and a switch's time goes to ip, arping and fsync, not to JavaScript.
  */
 export const AGENT_NODE_FLAGS = ['--jitless', '--max-semi-space-size=1'] as const;
+/**
+ * The agent runs with what its systemd unit grants (CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW,
+ * NoNewPrivileges=yes): ip, arping, the ARP sender, nft, ss and the drain's graceful command are exercised in the
+ * lab with the privileges they have in production. setpriv (util-linux) execs the agent in place: same PID.
+ */
+export const UNIT_PRIVILEGES = ['--bounding-set=-all,+net_admin,+net_raw', '--no-new-privs'] as const;
 const LAB_FILE = 'lab.json';
 const NETNS_ETC = '/etc/netns';
 
@@ -201,7 +207,8 @@ export async function startAgent(
   host: LabHost, lab?: Lab, program: {node: string; script: string} = {node: process.execPath, script: AGENT_SCRIPT},
   options: {env?: NodeJS.ProcessEnv} = {},
 ): Promise<void> {
-  host.pid = await spawnInNamespace(host.namespace, program.node, [...AGENT_NODE_FLAGS, program.script, '--config', host.configFile], host.logFile,
+  host.pid = await spawnInNamespace(host.namespace, 'setpriv',
+    [...UNIT_PRIVILEGES, program.node, ...AGENT_NODE_FLAGS, program.script, '--config', host.configFile], host.logFile,
     options.env === undefined ? {} : {env: options.env});
   if (lab !== undefined) await writeFile(join(lab.dir, LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
 }
