@@ -16,7 +16,7 @@
 import {isIPv4} from 'node:net';
 import type {ChildProcessWithoutNullStreams} from 'node:child_process';
 import {BatonError} from '../errors.js';
-import {endHelper, spawnHelper} from './helper-process.js';
+import {HelperChild, spawnHelper} from './helper-process.js';
 
 // 17 = AF_PACKET, 0x8933 = SIOCGIFINDEX, 0x8927 = SIOCGIFHWADDR (the same numbers on every Linux architecture).
 // struct ifreq is 40 bytes: the name in 16, then the index (int) or a sockaddr (family, then the MAC).
@@ -57,7 +57,7 @@ const SENT_LINE = /^sent 2 ([0-9a-f:]{17})$/;
 
 interface Pending {
   readonly text: string;
-  readonly done: (error: BatonError | undefined, mac?: string) => void;
+  readonly settle: (error: BatonError | undefined, mac?: string) => void;
 }
 
 export interface GarpSenderOptions {
@@ -68,15 +68,13 @@ export interface GarpSenderOptions {
 
 export class GarpSender {
   readonly #command: readonly [string, ...string[]];
-  readonly #timeoutMs: number;
-  #child: ChildProcessWithoutNullStreams | undefined;
+  readonly #helper: HelperChild<string, Pending>;
   #stdout = '';
-  readonly #pending: Pending[] = [];
   #unusable: string | undefined;
 
   constructor(options: GarpSenderOptions = {}) {
     this.#command = options.command ?? ['perl'];
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#helper = new HelperChild(() => this.#start(), options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
   /** Why the helper cannot run on this host (its program is missing or not executable), once that is known. */
@@ -86,7 +84,7 @@ export class GarpSender {
 
   /** Starts the helper now, so the first announcement does not pay for it. Never throws (send() reports). */
   warm(): void {
-    if (this.#unusable === undefined) this.#ensure();
+    if (this.#unusable === undefined) this.#helper.ensure();
   }
 
   /**
@@ -98,41 +96,24 @@ export class GarpSender {
       return Promise.reject(new BatonError('COMMAND_FAILED', `not a gratuitous ARP to send: interface ${JSON.stringify(iface)}, address ${JSON.stringify(address)}`));
     }
     if (this.#unusable !== undefined) return Promise.reject(new BatonError('COMMAND_FAILED', this.#unusable));
-    const child = this.#ensure();
     const text = `garp ${iface} ${address}`;
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#fail(new BatonError('COMMAND_TIMEOUT', `gratuitous ARP for ${address} on ${iface} was not sent within ${this.#timeoutMs} ms; the helper is restarted`));
-      }, this.#timeoutMs);
-      this.#pending.push({
-        text,
-        done: (error, mac) => {
-          clearTimeout(timer);
-          if (error === undefined) resolve(mac ?? '');
-          else reject(error);
-        },
-      });
-      child.stdin.write(`${text}\n`);
-    });
+    return this.#helper.request({text}, `${text}\n`, () => new BatonError('COMMAND_TIMEOUT',
+      `gratuitous ARP for ${address} on ${iface} was not sent within ${this.#helper.timeoutMs} ms; the helper is restarted`));
   }
 
   /** Ends the helper and waits, at most `waitMs`, for it to be gone; the next send() starts a new one. */
   async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
-    const child = this.#child;
-    this.#child = undefined;
-    await endHelper(child, waitMs);
+    await this.#helper.close(waitMs);
   }
 
-  #ensure(): ChildProcessWithoutNullStreams {
-    if (this.#child !== undefined) return this.#child;
+  #start(): ChildProcessWithoutNullStreams {
     let stderr = '';
     const child: ChildProcessWithoutNullStreams = spawnHelper([...this.#command, '-e', SCRIPT], 'the gratuitous ARP helper (perl)', (why) => {
-      if (this.#child !== child) return;
+      if (!this.#helper.isCurrent(child)) return;
       // No program to run: every later send() would fail the same way; the driver falls back to arping.
       if (child.pid === undefined) this.#unusable = why;
-      this.#fail(new BatonError('COMMAND_FAILED', stderr.trim() === '' ? why : `${why}: ${stderr.trim()}`));
+      this.#helper.fail(new BatonError('COMMAND_FAILED', stderr.trim() === '' ? why : `${why}: ${stderr.trim()}`));
     });
-    this.#child = child;
     this.#stdout = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.#read(chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
@@ -146,22 +127,15 @@ export class GarpSender {
     const lines = this.#stdout.split('\n');
     this.#stdout = lines.pop() ?? '';
     for (const line of lines) {
-      const head = this.#pending.shift();
+      const head = this.#helper.pending.shift();
       if (head === undefined) continue;
       const sent = SENT_LINE.exec(line);
       if (sent !== null) {
-        head.done(undefined, sent[1]);
+        head.settle(undefined, sent[1]);
         continue;
       }
       const why = line.replace(/^error /, '');
-      head.done(new BatonError('COMMAND_FAILED', `gratuitous ARP (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
+      head.settle(new BatonError('COMMAND_FAILED', `gratuitous ARP (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
     }
-  }
-
-  #fail(error: BatonError): void {
-    const child = this.#child;
-    this.#child = undefined;
-    child?.kill('SIGKILL');
-    for (const pending of this.#pending.splice(0)) pending.done(error);
   }
 }

@@ -2,6 +2,7 @@
 // must never keep the agent alive, and that is ended by closing its stdin.
 
 import {spawn, type ChildProcessWithoutNullStreams} from 'node:child_process';
+import type {BatonError} from '../errors.js';
 
 /**
  * Starts `command` with three pipes. `gone` is called once with why, when the program cannot be started or exits;
@@ -35,4 +36,74 @@ export async function endHelper(child: ChildProcessWithoutNullStreams | undefine
     timer = setTimeout(resolve, waitMs);
   })]);
   clearTimeout(timer);
+}
+
+/** A request waiting for the helper's answer. */
+export interface Waiting<R> {
+  readonly settle: (error: BatonError | undefined, result?: R) => void;
+}
+
+/**
+ * One helper child and the requests waiting for it, answered in order. `start` spawns it (with spawnHelper) and
+ * wires its output to the protocol, which takes answered requests from `pending`. A request not answered within
+ * `timeoutMs` fails, with every other waiting one, and the helper is killed; the next request starts a new one.
+ */
+export class HelperChild<R, P extends Waiting<R>> {
+  readonly pending: P[] = [];
+  readonly timeoutMs: number;
+  readonly #start: () => ChildProcessWithoutNullStreams;
+  #child: ChildProcessWithoutNullStreams | undefined;
+
+  constructor(start: () => ChildProcessWithoutNullStreams, timeoutMs: number) {
+    this.#start = start;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** The running child, started if there is none; throws what spawn throws. */
+  ensure(): ChildProcessWithoutNullStreams {
+    this.#child ??= this.#start();
+    return this.#child;
+  }
+
+  /** True while `child` is the helper in use (not one already replaced or closed). */
+  isCurrent(child: ChildProcessWithoutNullStreams): boolean {
+    return this.#child === child;
+  }
+
+  /** Writes `text` and waits for the protocol to settle `entry`; `timedOut` is the error when it does not. */
+  request(entry: Omit<P, 'settle'>, text: string, timedOut: () => BatonError): Promise<R> {
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = this.ensure();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(timedOut()), this.timeoutMs);
+      this.pending.push({
+        ...entry,
+        settle: (error: BatonError | undefined, result?: R) => {
+          clearTimeout(timer);
+          if (error === undefined) resolve(result as R);
+          else reject(error);
+        },
+      } as unknown as P);
+      child.stdin.write(text);
+    });
+  }
+
+  /** Kills the helper and fails every waiting request with `error`. */
+  fail(error: BatonError): void {
+    const child = this.#child;
+    this.#child = undefined;
+    child?.kill('SIGKILL');
+    for (const waiting of this.pending.splice(0)) waiting.settle(error);
+  }
+
+  /** Ends the helper (its stdin closes, it exits) and waits, at most `waitMs`, for it to be gone. */
+  async close(waitMs: number): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    await endHelper(child, waitMs);
+  }
 }

@@ -3,6 +3,7 @@
 
 import {readdir, readFile} from 'node:fs/promises';
 import {arch, availableParallelism, hostname as osHostname, loadavg, release as kernelRelease} from 'node:os';
+import {Worker} from 'node:worker_threads';
 import {BatonError} from '../errors.js';
 import type {HostInfo, HostInfoSource} from '../ports.js';
 
@@ -38,14 +39,10 @@ const PROBE_COMMANDS = 'nginx -v, apachectl -v, mysql -V, postgres -V, redis-ser
 export function createSystemHostInfo(options?: {hostname?: string}): HostInfoSource {
   return {
     collect: async () => {
-      const [os, found, memory] = await withDeadline(
-        // systeminformation is loaded on first use, not at start: preflight runs once per switch, and the agent
-        // at rest should not carry the module's memory (DESIGN: RSS <= 64 MB).
-        // Not si.osInfo(): it runs `hostname -f` with execSync, which blocks the event loop, beacons included,
-        // for as long as the resolver takes: 1-2 s measured with an unreachable name server, up to 10 s with
-        // Debian's default resolver options, so a preflight on a host with broken DNS made the peer see it dead.
-        import('systeminformation').then(({mem, versions}) => Promise.all([readOsInfo(), versions(VERSION_PROGRAMS.join(',')), mem()])),
-        COLLECT_TIMEOUT_MS);
+      // Not si.osInfo(): it runs `hostname -f` with execSync, which blocks the event loop, beacons included, for as
+      // long as the resolver takes: 1-2 s measured with an unreachable name server, up to 10 s with Debian's
+      // default resolver options, so a preflight on a host with broken DNS made the peer see it dead.
+      const [os, {found, memory}] = await Promise.all([readOsInfo(), probeInWorker(COLLECT_TIMEOUT_MS)]);
       const reported: Record<string, string | undefined> = {...found, openssl: found.systemOpenssl};
       const installed: Record<string, string> = {};
       for (const program of VERSION_PROGRAMS) {
@@ -96,6 +93,29 @@ export function parseOsRelease(text: string): {distro: string; release: string} 
   if (pretty.startsWith(`${distro} `)) release = pretty.slice(distro.length + 1).trim();
   if (release.includes('(')) release = (release.split('(')[0] ?? '').trim();
   return {distro, release: release || keys.get('DISTRIB_RELEASE') || keys.get('VERSION_ID') || 'unknown'};
+}
+
+interface WorkerAnswer {
+  readonly found: Record<string, string | undefined> & {readonly systemOpenssl?: string};
+  readonly memory: {readonly total: number; readonly available: number};
+}
+
+/**
+ * The version probes and the memory figures, from a worker thread (host-info-worker.ts) that loads
+ * systeminformation and ends: the agent at rest carries neither the module nor its memory (DESIGN: RSS <= 64 MB),
+ * and its event loop never waits for a probe's process start. A worker still running at the deadline is ended.
+ */
+async function probeInWorker(ms: number): Promise<WorkerAnswer> {
+  const worker = new Worker(new URL('./host-info-worker.js', import.meta.url), {workerData: {programs: VERSION_PROGRAMS.join(',')}});
+  try {
+    return await withDeadline(new Promise<WorkerAnswer>((resolve, reject) => {
+      worker.once('message', (answer: WorkerAnswer) => resolve(answer));
+      worker.once('error', (error) => reject(new BatonError('COMMAND_FAILED', `collecting host info failed: ${error.message}`, {cause: error})));
+      worker.once('exit', (code) => reject(new BatonError('COMMAND_FAILED', `collecting host info failed: its worker exited (${code}) without an answer`)));
+    }), ms);
+  } finally {
+    void worker.terminate();
+  }
 }
 
 /** `work`, or COMMAND_TIMEOUT after `ms` naming the probes to run by hand and the host's load. */

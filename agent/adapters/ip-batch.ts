@@ -10,7 +10,7 @@
 
 import type {ChildProcessWithoutNullStreams} from 'node:child_process';
 import {BatonError} from '../errors.js';
-import {endHelper, spawnHelper} from './helper-process.js';
+import {HelperChild, spawnHelper} from './helper-process.js';
 
 // Interface names may not hold '/', ':' or whitespace; '!' is allowed but no one names an interface this way.
 const SENTINEL = 'link show dev baton!sync';
@@ -25,7 +25,7 @@ interface Pending {
   readonly sentinel: number;
   readonly text: string;
   readonly errors: string[];
-  readonly done: (error: BatonError | undefined) => void;
+  readonly settle: (error: BatonError | undefined) => void;
 }
 
 export interface IpBatchOptions {
@@ -36,21 +36,19 @@ export interface IpBatchOptions {
 
 export class IpBatch {
   readonly #program: string;
-  readonly #timeoutMs: number;
-  #child: ChildProcessWithoutNullStreams | undefined;
+  readonly #helper: HelperChild<void, Pending>;
   #lines = 0;
   #stderr = '';
-  readonly #pending: Pending[] = [];
 
   constructor(options: IpBatchOptions = {}) {
     this.#program = options.program ?? 'ip';
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#helper = new HelperChild(() => this.#start(), options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
   /** Starts the helper now, so the first switch does not pay for it. Idempotent; never throws (run() reports). */
   warm(): void {
     try {
-      this.#ensure();
+      this.#helper.ensure();
     } catch {
       // run() starts it again and reports why it cannot.
     }
@@ -64,43 +62,28 @@ export class IpBatch {
     if (words.some((word) => word === '' || /[\s"'\\#]/.test(word))) {
       return Promise.reject(new BatonError('COMMAND_FAILED', `not a batch command: ${JSON.stringify(words)}`));
     }
-    let child: ChildProcessWithoutNullStreams;
+    const text = words.join(' ');
     try {
-      child = this.#ensure();
+      this.#helper.ensure();
     } catch (error) {
       return Promise.reject(error);
     }
-    const text = words.join(' ');
     const line = ++this.#lines;
     const sentinel = ++this.#lines;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#fail(new BatonError('COMMAND_TIMEOUT', `\`ip ${text}\` (batch) did not finish within ${this.#timeoutMs} ms; the helper is restarted`));
-      }, this.#timeoutMs);
-      this.#pending.push({
-        line, sentinel, text, errors: [],
-        done: (error) => {
-          clearTimeout(timer);
-          if (error === undefined) resolve();
-          else reject(error);
-        },
-      });
-      child.stdin.write(`${text}\n${SENTINEL}\n`);
-    });
+    return this.#helper.request({line, sentinel, text, errors: []}, `${text}\n${SENTINEL}\n`,
+      () => new BatonError('COMMAND_TIMEOUT', `\`ip ${text}\` (batch) did not finish within ${this.#helper.timeoutMs} ms; the helper is restarted`));
   }
 
   /** Ends the helper (its stdin closes, it exits) and waits, at most `waitMs`, for it to be gone; the next run()
    *  starts a new one. */
   async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
-    const child = this.#child;
-    this.#child = undefined;
-    await endHelper(child, waitMs);
+    await this.#helper.close(waitMs);
   }
 
-  #ensure(): ChildProcessWithoutNullStreams {
-    if (this.#child !== undefined) return this.#child;
-    const child: ChildProcessWithoutNullStreams = spawnHelper([this.#program, '-force', '-batch', '-'], `${this.#program} -batch`, (why) => this.#gone(child, why));
-    this.#child = child;
+  #start(): ChildProcessWithoutNullStreams {
+    const child: ChildProcessWithoutNullStreams = spawnHelper([this.#program, '-force', '-batch', '-'], `${this.#program} -batch`, (why) => {
+      if (this.#helper.isCurrent(child)) this.#helper.fail(new BatonError('COMMAND_FAILED', why));
+    });
     this.#lines = 0;
     this.#stderr = '';
     child.stdout.resume();
@@ -114,7 +97,7 @@ export class IpBatch {
     this.#stderr = lines.pop() ?? '';
     for (const text of lines) {
       const failed = FAILED_LINE.exec(text.trim());
-      const head = this.#pending[0];
+      const head = this.#helper.pending[0];
       if (head === undefined) continue;
       if (failed === null) {
         head.errors.push(text.trim());
@@ -125,29 +108,16 @@ export class IpBatch {
         // The command's own error lines came first; the sentinel's follow, then its Command failed.
         head.errors.push(`(failed)`);
       } else if (number === head.sentinel) {
-        this.#pending.shift();
+        this.#helper.pending.shift();
         const failedAt = head.errors.indexOf('(failed)');
         if (failedAt === -1) {
-          head.done(undefined);
+          head.settle(undefined);
         } else {
           const stderr = head.errors.slice(0, failedAt).join('\n');
-          head.done(new BatonError('COMMAND_FAILED', `\`ip ${head.text}\` failed: ${stderr || 'no message'}`,
+          head.settle(new BatonError('COMMAND_FAILED', `\`ip ${head.text}\` failed: ${stderr || 'no message'}`,
             {details: {exitCode: 1, stdout: '', stderr}}));
         }
       }
     }
-  }
-
-  #gone(child: ChildProcessWithoutNullStreams, why: string): void {
-    // A helper already replaced (after a timeout) took its commands with it.
-    if (this.#child !== child) return;
-    this.#fail(new BatonError('COMMAND_FAILED', why));
-  }
-
-  #fail(error: BatonError): void {
-    const child = this.#child;
-    this.#child = undefined;
-    child?.kill('SIGKILL');
-    for (const pending of this.#pending.splice(0)) pending.done(error);
   }
 }
