@@ -1,5 +1,5 @@
-// Planned switches as real clients see them: the three client classes of cli/lab/clients.ts at once (a new
-// connection per request, keep-alive connections, downloads in flight) while the service IP moves back and forth,
+// Planned switches as real clients see them: the client classes of cli/lab/clients.ts at once (a new connection
+// per request, keep-alive connections, downloads and uploads in flight) while the service IP moves back and forth,
 // with the lab's real nginx; once at idle and once with both cores busy. Each condition is measured twice: moved by
 // the agents (the switch with its drain) and moved by hand without agents (the runbook: ip addr del on the giver,
 // ip addr add and arping -U / -A on the taker, back to back from this process), which is the reference.
@@ -20,7 +20,7 @@ import type {CommandRunner} from '../agent/ports.js';
 import type {Role} from '../agent/state-machine.js';
 import {callAgent} from '../cli/control-client.js';
 import {judgeHolders, watchServiceAddress, type AddressHistory} from '../cli/lab/address-events.js';
-import type {ClientClass, ClientRecord, ClientsSummary} from '../cli/lab/clients.js';
+import {CLIENT_CLASSES, type ClientClass, type ClientRecord, type ClientsSummary} from '../cli/lab/clients.js';
 import {readClientRecords, startClients, type RunningClients} from '../cli/lab/clients-control.js';
 import {labDown, labUp, signalAgent, waitForSettledPair, LAB_SERVICE_IP, type Lab} from '../cli/lab/lab.js';
 import {servesAddress} from '../cli/lab/observe.js';
@@ -78,18 +78,19 @@ interface Run {
 }
 
 // The issue's clients: a new connection per request every 20 ms (200 ms timeout); 4 keep-alive connections, a
-// request every 20 ms each; a 1 MiB download (256 KiB/s, so 4 s) started every 500 ms, overlapping.
+// request every 20 ms each; a 1 MiB download and a 1 MiB upload (256 KiB/s, so 4 s) each started every 500 ms,
+// overlapping.
 const CLIENT_ARGS = ['--fresh-interval-ms', '20', '--fresh-timeout-ms', '200', '--keep-alive', '4', '--keep-alive-interval-ms', '20',
-  '--download-every-ms', '500'];
+  '--download-every-ms', '500', '--upload-every-ms', '500'];
 export const CLIENTS_TEXT = 'a new connection per request every 20 ms (timeout 200 ms); 4 keep-alive connections, a request every 20 ms each; ' +
-  'a 1 MiB download at 256 KiB/s started every 500 ms';
-// clients.js runs at most 600 s and starts at most 1000 downloads (500 s of them): a run longer than a segment gets
-// a new clients process between two moves once the current one is this old.
+  'a 1 MiB download and a 1 MiB upload at 256 KiB/s each started every 500 ms';
+// clients.js runs at most 600 s and starts at most 1000 downloads and 1000 uploads (500 s of each): a run longer
+// than a segment gets a new clients process between two moves once the current one is this old.
 const SEGMENT_S = 480;
 const ROTATE_AFTER_MS = 360_000;
-// A download lasts 4 s: after this long ~8 are in flight, as at every later move.
+// A transfer lasts 4 s: after this long ~8 downloads and ~8 uploads are in flight, as at every later move.
 const WARMUP_MS = 4500;
-// Each move starts at least this long after the previous one started (the same steady state of downloads in flight
+// Each move starts at least this long after the previous one started (the same steady state of transfers in flight
 // before every move, whoever moves the IP) and this long after it ended.
 const MIN_SPACING_MS = 4500;
 const SETTLE_MS = 400;
@@ -105,16 +106,17 @@ const EVENTS_AFTER_MS = 1000;
 const ARPING_INTERRUPT_MS = 200;
 // The busy loops outlive any run by far, and end by themselves if this process is killed.
 const HOG_BOUND_S = 1800;
-// A download takes 4 s at the lab's rate; one that took this long stalled on the way.
-const STALLED_DOWNLOAD_MS = 6000;
+// A transfer takes 4 s at the lab's rate; one that took this long stalled on the way.
+const STALLED_TRANSFER_MS = 6000;
 const MAX_NOTES = 12;
-const CLASSES: readonly ClientClass[] = ['fresh', 'keepAlive', 'downloads'];
-const CLASS_TEXT: Readonly<Record<ClientClass, string>> = {fresh: 'new connection', keepAlive: 'keep-alive', downloads: 'download'};
+const CLASSES = CLIENT_CLASSES;
+const TRANSFERS: readonly ClientClass[] = ['downloads', 'uploads'];
+const CLASS_TEXT: Readonly<Record<ClientClass, string>> = {fresh: 'new connection', keepAlive: 'keep-alive', downloads: 'download', uploads: 'upload'};
 
 /** Runs every condition with the agents and by hand, printing a table per condition. */
 export async function benchClients(options: ClientsBenchOptions): Promise<void> {
   const moves = options.roundTrips * 2;
-  console.log(`\nplanned switches with three client classes at once (nginx, keep-alive on): ${options.roundTrips} round trips ` +
+  console.log(`\nplanned switches with ${CLASSES.length} client classes at once (nginx, keep-alive on): ${options.roundTrips} round trips ` +
     `(${moves} moves) per run; clients: ${CLIENTS_TEXT}`);
   for (const condition of options.conditions) {
     const runs: Run[] = [];
@@ -148,7 +150,7 @@ async function measureRun(options: ClientsBenchOptions, condition: Condition, mo
       const running = await startClients({
         namespace: lab.client.namespace, url: `http://${SERVICE_LAN.serviceAddress}/`, durationS: SEGMENT_S,
         out: join(filesDir, `summary-${segment}.json`), records: join(filesDir, `records-${segment}.jsonl`),
-        args: [...CLIENT_ARGS, '--max-downloads', String(Math.ceil(SEGMENT_S * 2) + 1)],
+        args: [...CLIENT_ARGS, ...['--max-downloads', '--max-uploads'].flatMap((option) => [option, String(Math.ceil(SEGMENT_S * 2) + 1)])],
       });
       segmentStarted = Date.now();
       await sleep(WARMUP_MS);
@@ -273,9 +275,9 @@ async function handMove(lab: Lab, giver: Role, taker: Role): Promise<Move> {
 interface Figures {
   /** Per class: failures in total, and per move. */
   readonly failed: Readonly<Record<ClientClass, {total: number; perMove: number[]; between: number}>>;
-  /** Downloads that completed, but far slower than their 4 s: stalled at a move and resumed (e.g. when the IP came
-   *  back to their host by hand a move later). */
-  readonly stalled: number;
+  /** Per transfer class, those that completed, but far slower than their 4 s: stalled at a move and resumed (e.g.
+   *  when the IP came back to their host by hand a move later). */
+  readonly stalled: Readonly<Partial<Record<ClientClass, number>>>;
   readonly requests: Readonly<Record<ClientClass, {attempts: number; ok: number}>>;
   /** Per class, the longest gap in each move's window. */
   readonly gaps: Readonly<Record<ClientClass, number[]>>;
@@ -289,7 +291,7 @@ interface Figures {
 }
 
 function figures(run: Run): Figures {
-  let stalled = 0;
+  const stalled: Partial<Record<ClientClass, number>> = {};
   const failed = {} as Record<ClientClass, {total: number; perMove: number[]; between: number}>;
   const requests = {} as Record<ClientClass, {attempts: number; ok: number}>;
   const gaps = {} as Record<ClientClass, number[]>;
@@ -309,7 +311,7 @@ function figures(run: Run): Figures {
       reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
     }
     failed[kind] = {total: mine.filter((r) => !r.ok).length, perMove, between};
-    if (kind === 'downloads') stalled = mine.filter((r) => r.ok && r.rttMs > STALLED_DOWNLOAD_MS).length;
+    if (TRANSFERS.includes(kind)) stalled[kind] = mine.filter((r) => r.ok && r.rttMs > STALLED_TRANSFER_MS).length;
     requests[kind] = {attempts: mine.length, ok: mine.filter((r) => r.ok).length};
     errors[kind] = reasons;
     const completions = mine.filter((r) => r.ok).map((r) => r.sentAt + r.rttMs).sort((x, y) => x - y);
@@ -404,10 +406,12 @@ function printCondition(condition: Condition, baton: Run, hand: Run): void {
   const meets = (ok: boolean): string => (ok ? 'met' : 'NOT met');
   rows.push(['failed requests: total (per move: median / max)', '', '', '']);
   for (const kind of CLASSES) {
-    const target = kind === 'downloads' && loaded ? 'none under load' : `0  ${meets(b.failed[kind].total === 0)}`;
+    const target = TRANSFERS.includes(kind) && loaded ? 'none under load' : `0  ${meets(b.failed[kind].total === 0)}`;
     rows.push([`  ${CLASS_TEXT[kind]}`, failedCell(b, kind), failedCell(h, kind), target]);
   }
-  rows.push([`  downloads slower than ${STALLED_DOWNLOAD_MS / 1000} s (stalled, not failed)`, String(b.stalled), String(h.stalled), '']);
+  for (const kind of TRANSFERS) {
+    rows.push([`  ${kind} slower than ${STALLED_TRANSFER_MS / 1000} s (stalled, not failed)`, String(b.stalled[kind] ?? 0), String(h.stalled[kind] ?? 0), '']);
+  }
   rows.push(['longest gap per move, ms: median / max', '', '', '']);
   const handMedian = quantile(h.gaps.fresh, 0.5) ?? 0;
   for (const kind of CLASSES) {

@@ -34,7 +34,7 @@ export interface DrillTarget {
   /** Makes the host fail as a dying host would (its service link goes down); resolves to the undo. */
   fail(role: Role): Promise<() => Promise<void>>;
   startTraffic(intervalMs: number): Promise<Traffic>;
-  /** Keep-alive clients and downloads for the length of one switch, where the target can run them (the lab). */
+  /** Keep-alive clients, downloads and uploads for the length of one switch, where the target can run them (the lab). */
   startClients?(): Promise<{stop(): Promise<ClientsSummary>}>;
 }
 
@@ -55,7 +55,7 @@ const FAILOVER_SLACK_MS = 1000;
 const SETTLE_TIMEOUT_MS = 20_000;
 // Probes on either side of a phase are part of its window, so a gap at its edge is seen.
 const WINDOW_MARGIN_MS = 300;
-// Keep-alive connections and downloads are open on the giver before the switch starts.
+// Keep-alive connections, downloads and uploads are open on the giver before the switch starts.
 const CLIENTS_LEAD_MS = 1500;
 
 const BASE_OPTIONS: SwitchoverOptions = {dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined};
@@ -102,10 +102,10 @@ export async function runDrill(target: DrillTarget, options: DrillOptions): Prom
   };
 
   const switchPhase = async (name: PhaseName, title: string, from: Role): Promise<PhaseReport> => {
-    // Keep-alive clients and downloads already in flight when the IP moves: what the drain is for. Started before
+    // Keep-alive clients, downloads and uploads already in flight when the IP moves: what the drain is for. Started before
     // the phase's window, so their start-up is not part of what the probes measure.
     const clients = await target.startClients?.().catch((error: unknown) => {
-      say(`   (no keep-alive clients or downloads this time: ${describeError(error)})`);
+      say(`   (no keep-alive clients, downloads or uploads this time: ${describeError(error)})`);
       return undefined;
     });
     if (clients !== undefined) await sleep(CLIENTS_LEAD_MS);
@@ -135,10 +135,10 @@ export async function runDrill(target: DrillTarget, options: DrillOptions): Prom
         fix: fixFor(result.failedStep)};
     }
     say(`   ${result.giver.role} (${result.giver.host}) is free to upgrade`);
-    const cut = summary === undefined ? 0 : summary.classes.keepAlive.failed + summary.classes.downloads.failed;
+    const cut = summary === undefined ? 0 : summary.classes.keepAlive.failed + summary.classes.downloads.failed + summary.classes.uploads.failed;
     const goal = {text: `longest gap <= ${PLANNED_GAP_MS + 2 * options.probeIntervalMs} ms (60 ms plus two probe intervals)`, met: true};
     if (cut > 0) {
-      return {...seen, ok: false, target: goal, problem: `${cut} keep-alive request(s) or download(s) failed during the switch`,
+      return {...seen, ok: false, target: goal, problem: `${cut} keep-alive request(s), download(s) or upload(s) failed during the switch`,
         fix: 'see the drain in the switch\'s output: connections cut at the drain timeout, or a web server that closes idle keep-alive connections (configuration.md, "The drain")'};
     }
     return {...seen, target: goal};

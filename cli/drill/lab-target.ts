@@ -16,10 +16,11 @@ import {viewOf, type DrillTarget} from './drill.js';
 const SWITCH_IDLE_TIMEOUT_MS = 60_000;
 // The drill's traffic is bounded: at most this long and this many probes, whatever happens to the drill.
 const TRAFFIC_MAX_S = 600;
-// One switch's keep-alive clients and downloads: stopped when the switch ends, bounded if nothing stops them.
+// One switch's keep-alive clients, downloads and uploads: stopped when the switch ends, bounded if nothing stops them.
 const CLIENTS_MAX_S = 120;
-// The probes already open a new connection for each request; these are the other two classes real sites have.
-const CLIENT_ARGS = ['--fresh-interval-ms', '0', '--keep-alive', '4', '--keep-alive-interval-ms', '50', '--download-every-ms', '500'];
+// The probes already open a new connection for each request; these are the other classes real sites have.
+const CLIENT_ARGS = ['--fresh-interval-ms', '0', '--keep-alive', '4', '--keep-alive-interval-ms', '50', '--download-every-ms', '500',
+  '--upload-every-ms', '500'];
 
 export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
   let clientRuns = 0;

@@ -168,11 +168,12 @@ ${renderClients(phase)}
 </section>`;
 }
 
-/** Keep-alive requests and downloads during a switch, and the giver's connections while it drained. */
+/** Keep-alive requests, downloads and uploads during a switch, and the giver's connections while it drained. */
 function renderClients(phase: PhaseReport): string {
   const parts: string[] = [];
   if (phase.clients !== undefined) {
-    const rows = ([['keepAlive', 'keep-alive requests (4 connections)'], ['downloads', 'downloads (1 MiB at 256 KiB/s)']] as const).map(([key, label]) => {
+    const rows = ([['keepAlive', 'keep-alive requests (4 connections)'], ['downloads', 'downloads (1 MiB at 256 KiB/s)'],
+      ['uploads', 'uploads (1 MiB at 256 KiB/s)']] as const).map(([key, label]) => {
       const c = phase.clients?.[key];
       if (c === undefined) return '';
       const served = Object.entries(c.servedBy).map(([host, n]) => `${escapeHtml(host)} ${formatCount(n)}`).join(', ');

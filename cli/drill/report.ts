@@ -33,7 +33,7 @@ export interface PhaseReport {
   /** Why it failed, and what to do about it. */
   readonly problem: string | undefined;
   readonly fix: string | undefined;
-  /** A planned switch: what keep-alive clients and downloads in flight saw (besides the probes). */
+  /** A planned switch: what keep-alive clients, downloads and uploads in flight saw (besides the probes). */
   readonly clients?: Readonly<Record<ClientClass, ClassSummary>> | undefined;
   /** A planned switch: the giver's connections over time while it drained, as the switch reported them. */
   readonly drain?: PhaseDrain | undefined;
@@ -96,10 +96,10 @@ export function drainLine(drain: PhaseDrain): string {
   return `drain: ${start}${end}`;
 }
 
-/** The keep-alive clients and the downloads in one line. */
+/** The keep-alive clients, the downloads and the uploads in one line. */
 export function clientsLine(clients: Readonly<Record<ClientClass, ClassSummary>>): string {
   const one = (name: string, c: ClassSummary): string => `${name} ${c.ok}/${c.attempts} ok${c.failed > 0 ? `, ${c.failed} FAILED` : ''}`;
-  return `clients: ${one('keep-alive requests', clients.keepAlive)}; ${one('downloads', clients.downloads)}`;
+  return `clients: ${one('keep-alive requests', clients.keepAlive)}; ${one('downloads', clients.downloads)}; ${one('uploads', clients.uploads)}`;
 }
 
 function formatSeconds(ms: number): string {

@@ -1,5 +1,6 @@
-// Running the lab's three client classes (dist/cli/lab/clients.js) inside a namespace, for the tests and the
-// benchmark: start them, then wait for their summary or stop them early, by PID.
+// Running the lab's client classes (dist/cli/lab/clients.js: new connections, keep-alive, downloads, uploads)
+// inside a namespace, for the tests and the benchmark: start them, then wait for their summary or stop them early,
+// by PID.
 
 import {readFile} from 'node:fs/promises';
 import {setTimeout as sleep} from 'node:timers/promises';
@@ -31,7 +32,7 @@ export interface RunningClients {
 }
 
 const CLIENTS_SCRIPT = fileURLToPath(new URL('./clients.js', import.meta.url));
-// What is in flight settles before the summary is written: a download within its 15 s timeout.
+// What is in flight settles before the summary is written: a download or an upload within its 15 s timeout.
 const SETTLE_MS = 20_000;
 const POLL_MS = 50;
 

@@ -1,9 +1,9 @@
-// The lab's clients as real sites have them, a standalone script run inside the client namespace: three classes at
+// The lab's clients as real sites have them, a standalone script run inside the client namespace: four classes at
 // once against the service IP, each result counted, the summary written to --out as JSON when it ends.
 //
 //   ip netns exec NS node dist/cli/lab/clients.js --url http://192.0.2.100/ --out FILE [--duration-s 10]
 //     [--fresh-interval-ms 20] [--fresh-timeout-ms 200] [--keep-alive 4] [--keep-alive-interval-ms 20]
-//     [--download-every-ms 500] [--max-downloads 40] [--records FILE]
+//     [--download-every-ms 500] [--max-downloads 40] [--upload-every-ms 500] [--max-uploads 40] [--records FILE]
 //
 // - fresh: a GET on a new TCP connection every interval, each with its own timeout (what probe.ts does).
 // - keep-alive: N connections, each kept open and sending a GET every interval, as a browser or an API client does.
@@ -11,21 +11,28 @@
 //   retried.
 // - downloads: GET /download (1 MiB that the lab's servers send at 256 KiB/s, so each lasts ~4 s) started every
 //   interval, overlapping; one counts as done only when every byte arrived.
+// - uploads: PUT /upload/NAME with a 1 MiB body sent at 256 KiB/s (~4 s each) on a new connection, started every
+//   interval, overlapping; one counts as done only when the server answers 2xx after the last byte was sent and its
+//   X-Received-Bytes says it received all of them (transfers.ts): an early answer, e.g. a page served before the
+//   body was read, is a failure.
 //
-// Each response names its host ("served by X" in the page, X-Served-By on downloads), so the summary says who served
-// each class. Ends at --duration-s or on SIGTERM/SIGINT: nothing new starts, what is in flight settles (downloads
-// within their timeout), the summary is written, exit 0. Node built-ins only.
+// Each response names its host ("served by X" in the page, X-Served-By on transfers), so the summary says who served
+// each class. Ends at --duration-s or on SIGTERM/SIGINT: nothing new starts, what is in flight settles (transfers
+// within their timeout), the summary is written, exit 0. Node built-ins and transfers.ts only.
 //
 // --records FILE also writes every request, one JSON line each (ClientRecord), before the summary: the summary's one
 // longest gap cannot say which of many moves in a run a gap or a failure belongs to; the records can.
 
+import {randomBytes} from 'node:crypto';
 import {writeFileSync} from 'node:fs';
-import {Agent, get, type IncomingMessage} from 'node:http';
+import {Agent, request, type IncomingMessage} from 'node:http';
 import {performance} from 'node:perf_hooks';
 import {parseArgs} from 'node:util';
 import type {ProbeRecord} from './probe-report.js';
+import {DOWNLOAD_PATH, RECEIVED_BYTES_HEADER, sendPacedBody, TRANSFER_BYTES, UPLOAD_PREFIX} from './transfers.js';
 
-export type ClientClass = 'fresh' | 'keepAlive' | 'downloads';
+export type ClientClass = 'fresh' | 'keepAlive' | 'downloads' | 'uploads';
+export const CLIENT_CLASSES: readonly ClientClass[] = ['fresh', 'keepAlive', 'downloads', 'uploads'];
 
 export interface ClassSummary {
   readonly attempts: number;
@@ -50,12 +57,14 @@ export interface ClientsSummary {
 }
 
 const USAGE = 'usage: clients.js --url http://HOST/ --out FILE [--duration-s 10] [--fresh-interval-ms 20] [--fresh-timeout-ms 200] ' +
-  '[--keep-alive 4] [--keep-alive-interval-ms 20] [--download-every-ms 500] [--max-downloads 40] [--records FILE]';
+  '[--keep-alive 4] [--keep-alive-interval-ms 20] [--download-every-ms 500] [--max-downloads 40] [--upload-every-ms 500] [--max-uploads 40] ' +
+  '[--records FILE]';
 const MAX_DURATION_S = 600;
-// A keep-alive request slower than this is a failure a user would notice; a download gets its 4 s plus slack.
+// A keep-alive request slower than this is a failure a user would notice; a transfer gets its 4 s plus slack.
 const KEEP_ALIVE_TIMEOUT_MS = 2000;
-const DOWNLOAD_TIMEOUT_MS = 15_000;
-const DOWNLOAD_BYTES = 1024 * 1024;
+const TRANSFER_TIMEOUT_MS = 15_000;
+// Upload bodies are this byte ('u'), downloads 'b': a stored file shows which way it went.
+const UPLOAD_FILL = 0x75;
 const FAILURES_KEPT = 50;
 const HOST_IN_PAGE = /served by (\S+)/;
 
@@ -70,6 +79,8 @@ interface Options {
   readonly keepAliveIntervalMs: number;
   readonly downloadEveryMs: number;
   readonly maxDownloads: number;
+  readonly uploadEveryMs: number;
+  readonly maxUploads: number;
 }
 
 function readOptions(argv: readonly string[]): Options {
@@ -80,6 +91,7 @@ function readOptions(argv: readonly string[]): Options {
       'fresh-interval-ms': {type: 'string', default: '20'}, 'fresh-timeout-ms': {type: 'string', default: '200'},
       'keep-alive': {type: 'string', default: '4'}, 'keep-alive-interval-ms': {type: 'string', default: '20'},
       'download-every-ms': {type: 'string', default: '500'}, 'max-downloads': {type: 'string', default: '40'},
+      'upload-every-ms': {type: 'string', default: '500'}, 'max-uploads': {type: 'string', default: '40'},
     },
     strict: true, allowPositionals: false,
   });
@@ -102,6 +114,7 @@ function readOptions(argv: readonly string[]): Options {
     freshIntervalMs: number('fresh-interval-ms', 0, 60_000), freshTimeoutMs: number('fresh-timeout-ms', 10, 60_000),
     keepAlive: number('keep-alive', 0, 64), keepAliveIntervalMs: number('keep-alive-interval-ms', 5, 60_000),
     downloadEveryMs: number('download-every-ms', 0, 60_000), maxDownloads: number('max-downloads', 0, 1000),
+    uploadEveryMs: number('upload-every-ms', 0, 60_000), maxUploads: number('max-uploads', 0, 1000),
   };
   if (problems.length > 0 || url === undefined || values.out === undefined) throw new Error(`${problems.join('; ')}\n${USAGE}`);
   return {url, out: values.out, records: values.records, ...options};
@@ -137,18 +150,60 @@ class Tally {
   }
 }
 
-/** One GET; resolves with the host that answered and the bytes of the body, or rejects with a short reason. */
-function fetchOnce(url: URL, agent: Agent | false, timeoutMs: number): Promise<{host: string; bytes: number}> {
+/** What came back for one request, before it is judged (judgeAnswer). */
+export interface Answer {
+  readonly status: number;
+  /** X-Served-By, else the host named in the page, else 'unknown'. */
+  readonly host: string;
+  /** Bytes of the response body. */
+  readonly bytes: number;
+  /** The answer's X-Received-Bytes, when it has one. */
+  readonly receivedBytes: string | undefined;
+  /** Whether the request body (if any) had been sent in full when the answer began. */
+  readonly answeredAfterBody: boolean;
+}
+
+/** Pure: why this answer is a failure for its class, or undefined when it counts as a success. */
+export function judgeAnswer(kind: ClientClass, answer: Answer): string | undefined {
+  if (kind !== 'uploads') {
+    if (answer.status !== 200) return `HTTP ${answer.status}`;
+    return kind === 'downloads' && answer.bytes !== TRANSFER_BYTES ? `${answer.bytes} of ${TRANSFER_BYTES} bytes` : undefined;
+  }
+  if (answer.status < 200 || answer.status > 299) return `HTTP ${answer.status}`;
+  if (!answer.answeredAfterBody) return `HTTP ${answer.status} before the body was sent`;
+  if (answer.receivedBytes === undefined) return `HTTP ${answer.status} without ${RECEIVED_BYTES_HEADER}`;
+  return answer.receivedBytes === String(TRANSFER_BYTES) ? undefined : `received ${answer.receivedBytes} of ${TRANSFER_BYTES} bytes`;
+}
+
+/**
+ * Pure: where upload number `seq` of the run `runId` goes. Names are reused after a bound, so the servers that store
+ * uploads hold a bounded number of files; a name comes back only once the upload that used it has ended (its
+ * timeout passed: the uploads start `everyMs` apart, never in a burst), so no two in flight share one.
+ */
+export function uploadPath(runId: string, seq: number, everyMs: number): string {
+  const names = Math.ceil(TRANSFER_TIMEOUT_MS / Math.max(1, everyMs)) + 2;
+  return `${UPLOAD_PREFIX}${runId}-${seq % names}`;
+}
+
+/**
+ * One request: a GET, or with `upload` a PUT whose 1 MiB body is sent at the lab's pace. Resolves with the answer,
+ * whatever its status, or rejects with a short reason when there is none (reset, refused, timeout, cut mid-body).
+ */
+function exchange(url: URL, agent: Agent | false, timeoutMs: number, upload = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const finish = (error: string | undefined, value?: {host: string; bytes: number}): void => {
+    let stopBody = (): void => undefined;
+    const finish = (error: string | undefined, value?: Answer): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      stopBody();
       if (error === undefined && value !== undefined) resolve(value);
       else reject(new Error(error ?? 'unknown'));
     };
-    const request = get(url, {agent}, (response: IncomingMessage) => {
+    const headers = upload ? {'Content-Type': 'application/octet-stream', 'Content-Length': TRANSFER_BYTES} : {};
+    const exchanged = request(url, {agent, method: upload ? 'PUT' : 'GET', headers}, (response: IncomingMessage) => {
+      const answeredAfterBody = exchanged.writableFinished;
       let bytes = 0;
       let head = '';
       response.on('data', (chunk: Buffer) => {
@@ -156,19 +211,25 @@ function fetchOnce(url: URL, agent: Agent | false, timeoutMs: number): Promise<{
         if (head.length < 256) head += chunk.subarray(0, 256).toString('latin1');
       });
       response.on('end', () => {
-        const header = response.headers['x-served-by'];
-        const host = typeof header === 'string' ? header : HOST_IN_PAGE.exec(head)?.[1] ?? 'unknown';
-        if (response.statusCode !== 200) finish(`HTTP ${response.statusCode}`);
-        else finish(undefined, {host, bytes});
+        const served = response.headers['x-served-by'];
+        const received = response.headers[RECEIVED_BYTES_HEADER.toLowerCase()];
+        finish(undefined, {
+          status: response.statusCode ?? 0, host: typeof served === 'string' ? served : HOST_IN_PAGE.exec(head)?.[1] ?? 'unknown', bytes,
+          receivedBytes: typeof received === 'string' ? received : undefined, answeredAfterBody,
+        });
+        // An answer before the whole body went out leaves the upload unfinished: nothing more is sent on it.
+        if (!exchanged.writableFinished) exchanged.destroy();
       });
       response.on('error', (error: NodeJS.ErrnoException) => finish(error.code ?? error.message));
       response.on('aborted', () => finish('aborted mid-body'));
     });
     const timer = setTimeout(() => {
       finish(`no answer within ${timeoutMs} ms`);
-      request.destroy();
+      exchanged.destroy();
     }, timeoutMs);
-    request.on('error', (error: NodeJS.ErrnoException) => finish(error.code ?? error.message));
+    exchanged.on('error', (error: NodeJS.ErrnoException) => finish(error.code ?? error.message));
+    if (upload) stopBody = sendPacedBody(exchanged, UPLOAD_FILL);
+    else exchanged.end();
   });
 }
 
@@ -181,14 +242,16 @@ async function run(options: Options): Promise<ClientsSummary> {
   process.once('SIGINT', onSignal);
   const now = (): number => performance.now();
   const since = (): number => now() - started;
-  const tallies = {fresh: new Tally(started), keepAlive: new Tally(started), downloads: new Tally(started)};
+  const tallies = Object.fromEntries(CLIENT_CLASSES.map((kind) => [kind, new Tally(started)])) as Record<ClientClass, Tally>;
   const inFlight = new Set<Promise<void>>();
   const track = (work: Promise<void>): void => {
     inFlight.add(work);
     void work.finally(() => inFlight.delete(work));
   };
   const pageUrl = options.url;
-  const downloadUrl = new URL('/download', options.url);
+  const downloadUrl = new URL(DOWNLOAD_PATH, options.url);
+  // Upload names are this run's own: two clients runs against one lab never write the same file.
+  const runId = randomBytes(4).toString('hex');
 
   // Fixed schedules (start + k × interval): a stalled request must not delay the next one.
   const every = async (intervalMs: number, offsetMs: number, act: () => void): Promise<void> => {
@@ -206,7 +269,7 @@ async function run(options: Options): Promise<ClientsSummary> {
   const record = (kind: ClientClass, seq: number, sentAt: number, host: string | null, error: string | null): void => {
     records?.push({class: kind, seq, sentAt: performance.timeOrigin + sentAt, rttMs: now() - sentAt, ok: error === null, host, error});
   };
-  const attempt = (kind: ClientClass, work: () => Promise<{host: string; bytes: number}>, check: (bytes: number) => string | undefined): void => {
+  const attempt = (kind: ClientClass, work: () => Promise<Answer>): void => {
     const tally = tallies[kind];
     const seq = tally.attempts;
     tally.attempts += 1;
@@ -215,17 +278,16 @@ async function run(options: Options): Promise<ClientsSummary> {
       tally.fail(sentAt - started, error);
       record(kind, seq, sentAt, null, error);
     };
-    track(work().then(({host, bytes}) => {
-      const wrong = check(bytes);
+    track(work().then((answer) => {
+      const wrong = judgeAnswer(kind, answer);
       if (wrong !== undefined) return failed(wrong);
-      tally.succeed(host, now());
-      record(kind, seq, sentAt, host, null);
+      tally.succeed(answer.host, now());
+      record(kind, seq, sentAt, answer.host, null);
     }, (error: unknown) => failed(error instanceof Error ? error.message : String(error))));
   };
-  const anyBytes = (): undefined => undefined;
 
   const loops: Promise<void>[] = [];
-  loops.push(every(options.freshIntervalMs, 0, () => attempt('fresh', () => fetchOnce(pageUrl, false, options.freshTimeoutMs), anyBytes)));
+  loops.push(every(options.freshIntervalMs, 0, () => attempt('fresh', () => exchange(pageUrl, false, options.freshTimeoutMs))));
   // Each keep-alive client has its own connection (an agent of one socket) and waits for its answer before the
   // next request, as a client on one connection must.
   for (let i = 0; i < options.keepAlive; i += 1) {
@@ -234,18 +296,22 @@ async function run(options: Options): Promise<ClientsSummary> {
     loops.push(every(options.keepAliveIntervalMs, (i * options.keepAliveIntervalMs) / Math.max(1, options.keepAlive), () => {
       if (busy) return;
       busy = true;
-      attempt('keepAlive', () => fetchOnce(pageUrl, agent, KEEP_ALIVE_TIMEOUT_MS).finally(() => {
+      attempt('keepAlive', () => exchange(pageUrl, agent, KEEP_ALIVE_TIMEOUT_MS).finally(() => {
         busy = false;
-      }), anyBytes);
+      }));
     }).finally(() => agent.destroy()));
   }
-  let downloads = 0;
-  loops.push(every(options.downloadEveryMs, 0, () => {
-    if (downloads >= options.maxDownloads) return;
-    downloads += 1;
-    attempt('downloads', () => fetchOnce(downloadUrl, false, DOWNLOAD_TIMEOUT_MS),
-      (bytes) => (bytes === DOWNLOAD_BYTES ? undefined : `${bytes} of ${DOWNLOAD_BYTES} bytes`));
-  }));
+  // Transfers in flight: one started every interval on its own connection, whatever the others are doing, up to a
+  // count; downloads and uploads alike.
+  const transfers = (kind: 'downloads' | 'uploads', everyMs: number, max: number, url: (seq: number) => URL, upload: boolean): Promise<void> =>
+    every(everyMs, 0, () => {
+      const seq = tallies[kind].attempts;
+      if (seq >= max) return;
+      attempt(kind, () => exchange(url(seq), false, TRANSFER_TIMEOUT_MS, upload));
+    });
+  loops.push(transfers('downloads', options.downloadEveryMs, options.maxDownloads, () => downloadUrl, false));
+  loops.push(transfers('uploads', options.uploadEveryMs, options.maxUploads,
+    (seq) => new URL(uploadPath(runId, seq, options.uploadEveryMs), options.url), true));
   await new Promise<void>((resolve) => (stop.signal.aborted ? resolve() : stop.signal.addEventListener('abort', () => resolve(), {once: true})));
   clearTimeout(end);
   await Promise.all(loops);
@@ -255,7 +321,7 @@ async function run(options: Options): Promise<ClientsSummary> {
   }
   return {
     durationMs: Math.round(since()),
-    classes: {fresh: tallies.fresh.summary(), keepAlive: tallies.keepAlive.summary(), downloads: tallies.downloads.summary()},
+    classes: Object.fromEntries(CLIENT_CLASSES.map((kind) => [kind, tallies[kind].summary()])) as Record<ClientClass, ClassSummary>,
   };
 }
 

@@ -1,18 +1,20 @@
 // The lab's built-in web server, a standalone script for hosts without nginx: answers every request with
-// "served by <host>\n", GET /download with 1 MiB at 256 KiB/s (as the lab's nginx does), keeps connections alive as
-// nginx does, and appends one line per request to the access log in nginx's default `combined` format, byte for
+// "served by <host>\n", GET /download with 1 MiB at 256 KiB/s (as the lab's nginx does), PUT /upload/NAME once it
+// has read the whole body (counted in X-Received-Bytes, then discarded: nothing is stored), keeps connections alive
+// as nginx does, and appends one line per request to the access log in nginx's default `combined` format, byte for
 // byte, so the access-log watcher reads it exactly as it reads nginx's.
 //
 //   ip netns exec NS node dist/cli/lab/tiny-web.js --host primary --access-log FILE [--listen 0.0.0.0:80]
 //
 // SIGHUP: finish gracefully, like nginx's reload: idle keep-alive connections are closed, requests in progress
-// (downloads) finish and their connection closes after them. SIGTERM/SIGINT: stop listening, drop open connections,
+// (downloads, uploads) finish and their connection closes after them. SIGTERM/SIGINT: stop listening, drop open connections,
 // close the log, exit 0. Node built-ins only.
 
 import {closeSync, openSync, writeSync} from 'node:fs';
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http';
 import type {Socket} from 'node:net';
 import {parseArgs} from 'node:util';
+import {DOWNLOAD_PATH, RECEIVED_BYTES_HEADER, sendPacedBody, TRANSFER_BYTES, UPLOAD_MAX_BODY_BYTES, UPLOAD_PREFIX} from './transfers.js';
 
 const USAGE = 'usage: tiny-web.js --host NAME --access-log FILE [--listen ADDRESS:PORT]';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -23,10 +25,8 @@ const KEEP_ALIVE_MS = 75_000;
 // As the lab's nginx and Apache's default: the 100th request on a connection is answered with Connection: close,
 // so busy connections end without a reset race, and a drain finishes without closing idle ones.
 const REQUESTS_PER_CONNECTION = 100;
-// GET /download: the same bytes and pace as the lab's nginx (web.ts), in chunks small enough to keep the pace even.
-const DOWNLOAD_BYTES = 1024 * 1024;
-const DOWNLOAD_CHUNK_BYTES = 16 * 1024;
-const DOWNLOAD_CHUNK_MS = 62.5;
+const CREATED = 201;
+const PAYLOAD_TOO_LARGE = 413;
 
 interface Options {
   readonly host: string;
@@ -116,45 +116,51 @@ function serve(options: Options): void {
   const closing = new WeakSet<Socket>();
   const requests = new WeakMap<Socket, number>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const download = req.url === '/download' && req.method !== 'HEAD';
-    const body = req.method === 'HEAD' ? Buffer.alloc(0) : page;
-    const bytes = download ? DOWNLOAD_BYTES : body.length;
+    const download = req.url === DOWNLOAD_PATH && req.method !== 'HEAD';
+    const upload = req.method === 'PUT' && req.url?.startsWith(UPLOAD_PREFIX) === true;
     // Logged when the response is complete, as nginx does; one write(2) per line, so a follower sees it at once.
+    let status = 200;
+    let bytes = download ? TRANSFER_BYTES : req.method === 'HEAD' ? 0 : page.length;
     let logged = false;
-    const writeLine = (status: number, sent: number): void => {
+    const writeLine = (loggedStatus: number, sent: number): void => {
       if (logged || !logOpen) return;
       logged = true;
-      writeSync(log, formatCombined(req, status, sent, new Date()));
+      writeSync(log, formatCombined(req, loggedStatus, sent, new Date()));
     };
-    res.on('finish', () => writeLine(200, bytes));
+    res.on('finish', () => writeLine(status, bytes));
     res.on('close', () => writeLine(CLIENT_CLOSED_REQUEST, 0));
     // After SIGHUP every response says Connection: close: the client opens its next connection elsewhere.
     const served = (requests.get(req.socket) ?? 0) + 1;
     requests.set(req.socket, served);
     const connection = closing.has(req.socket) || served >= REQUESTS_PER_CONNECTION ? {Connection: 'close'} : {};
-    if (!download) {
-      res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': page.length, ...connection});
-      res.end(body);
+    if (upload) {
+      // Answered only once the whole body is in, as nginx's and Apache's WebDAV PUT; counted, never stored.
+      let received = 0;
+      req.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received <= UPLOAD_MAX_BODY_BYTES || res.headersSent) return;
+        status = PAYLOAD_TOO_LARGE;
+        bytes = 0;
+        res.writeHead(status, {'Content-Length': 0, Connection: 'close'}).end();
+      });
+      req.on('end', () => {
+        if (res.headersSent) return;
+        const answer = Buffer.from(`received ${received} bytes\n`);
+        status = CREATED;
+        bytes = answer.length;
+        res.writeHead(status, {'Content-Type': 'text/plain', 'Content-Length': answer.length, 'X-Served-By': options.host,
+          [RECEIVED_BYTES_HEADER]: String(received), ...connection});
+        res.end(answer);
+      });
       return;
     }
-    res.writeHead(200, {'Content-Type': 'application/octet-stream', 'Content-Length': DOWNLOAD_BYTES, 'X-Served-By': options.host, ...connection});
-    let sent = 0;
-    const chunk = Buffer.alloc(DOWNLOAD_CHUNK_BYTES, 0x62);
-    const timer = setInterval(() => {
-      if (res.destroyed) {
-        clearInterval(timer);
-        return;
-      }
-      const size = Math.min(DOWNLOAD_CHUNK_BYTES, DOWNLOAD_BYTES - sent);
-      sent += size;
-      if (sent >= DOWNLOAD_BYTES) {
-        clearInterval(timer);
-        res.end(chunk.subarray(0, size));
-      } else {
-        res.write(chunk.subarray(0, size));
-      }
-    }, DOWNLOAD_CHUNK_MS);
-    res.on('close', () => clearInterval(timer));
+    if (!download) {
+      res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': page.length, ...connection});
+      res.end(req.method === 'HEAD' ? undefined : page);
+      return;
+    }
+    res.writeHead(200, {'Content-Type': 'application/octet-stream', 'Content-Length': TRANSFER_BYTES, 'X-Served-By': options.host, ...connection});
+    res.on('close', sendPacedBody(res, 0x62));
   });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.on('connection', (socket: Socket) => {

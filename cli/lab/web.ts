@@ -1,14 +1,16 @@
 // The lab's web servers: real nginx, or the built-in Node server (tiny-web.ts) where nginx is not installed, each
-// started inside a host namespace with its config and logs under its own directory, answering "served by <host>"
-// and writing nginx's default `combined` access log; plus stopping processes by PID, which the prober shares.
+// started inside a host namespace with its config and logs under its own directory, answering "served by <host>",
+// serving downloads and taking uploads (transfers.ts) and writing nginx's default `combined` access log; plus
+// stopping processes by PID, which the prober shares.
 
 import {constants, readdirSync, readFileSync} from 'node:fs';
-import {access, chmod, mkdir, open, readdir, readFile, readlink, writeFile} from 'node:fs/promises';
+import {access, chmod, chown, mkdir, open, readdir, readFile, readlink, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import {BatonError, describeError} from '../../agent/errors.js';
 import {spawnInNamespace} from './namespaces.js';
+import {DOWNLOAD_PATH, RECEIVED_BYTES_HEADER, TRANSFER_BYTES, TRANSFER_RATE_BYTES_PER_S, UPLOAD_MAX_BODY_BYTES, UPLOAD_PREFIX} from './transfers.js';
 
 export interface WebServer {
   readonly pid: number;
@@ -50,13 +52,12 @@ const START_POLL_MS = 10;
 // nginx's fast shutdown (SIGTERM) and Node's server.close finish in milliseconds; after this they are hung.
 const STOP_GRACE_MS = 3000;
 const STOP_POLL_MS = 20;
-// What a start-up failure quotes from the logs: enough for nginx's "[emerg] bind() … failed" and its context.
-/** GET /download: this many bytes, sent at DOWNLOAD_RATE: a download that is still in flight when the IP moves. */
-export const DOWNLOAD_BYTES = 1024 * 1024;
-/** 256 KiB/s: a 1 MiB download lasts 4 s, a slow client's pace. */
-export const DOWNLOAD_RATE_BYTES_PER_S = 256 * 1024;
 const KILL_PROGRAM = '/usr/bin/kill';
+// What a start-up failure quotes from the logs: enough for nginx's "[emerg] bind() … failed" and its context.
 const LOG_TAIL_LINES = 10;
+// Where nginx and Apache store uploads (PUT /upload/NAME), under the host's web directory: the lab's teardown
+// removes it, and the clients reuse a bounded set of names, so it holds a few dozen MiB at most.
+export const UPLOADS_DIR = 'uploads';
 const TINY_WEB_SCRIPT = fileURLToPath(new URL('./tiny-web.js', import.meta.url));
 
 /** Whether Debian's nginx is installed here, so the lab can prefer it to the built-in server. */
@@ -88,8 +89,10 @@ export async function startNginx(options: WebServerOptions): Promise<WebServer> 
     output: join(dir, 'nginx.out'),
   };
   const download = join(dir, 'download.bin');
-  await writeFile(download, Buffer.alloc(DOWNLOAD_BYTES, 0x62));
-  await writeFile(files.config, nginxConfig({...files, tempDir, download, listen: formatListen(host, port), hostName: options.hostName}));
+  await writeFile(download, Buffer.alloc(TRANSFER_BYTES, 0x62));
+  const uploads = join(dir, UPLOADS_DIR);
+  await mkdir(uploads, {recursive: true, mode: 0o755});
+  await writeFile(files.config, nginxConfig({...files, tempDir, download, uploads, listen: formatListen(host, port), hostName: options.hostName}));
   const nginxArgs = ['-p', `${dir}/`, '-c', files.config, '-e', files.errorLog];
   const pid = await spawnInNamespace(options.namespace, NGINX_PROGRAM, nginxArgs, files.output);
   await waitUntilListening({
@@ -105,7 +108,8 @@ export async function startNginx(options: WebServerOptions): Promise<WebServer> 
 /**
  * Runs real Apache httpd (event MPM, Debian's modules) in the namespace, in the foreground so the PID is the parent's,
  * with `-f dir/apache.conf` and nothing read from /etc/apache2. Keep-alive as Apache ships it (5 s, 100 requests per
- * connection), the same page, a rate-limited /download (mod_ratelimit) and a `combined` access log. Graceful:
+ * connection), the same page, a rate-limited /download (mod_ratelimit), uploads by WebDAV PUT (mod_dav_fs) and a
+ * `combined` access log. Graceful:
  * `apache2 -f … -k graceful` (SIGUSR1), children finish their requests and close their connections after them.
  */
 export async function startApache(options: WebServerOptions): Promise<WebServer> {
@@ -122,8 +126,16 @@ export async function startApache(options: WebServerOptions): Promise<WebServer>
     output: join(dir, 'apache.out'),
   };
   await writeFile(join(www, 'page.txt'), `served by ${options.hostName}\n`, {mode: 0o644});
-  await writeFile(join(www, 'download.bin'), Buffer.alloc(DOWNLOAD_BYTES, 0x62), {mode: 0o644});
-  await writeFile(files.config, apacheConfig({...files, dir, www, listen: formatListen(host, port), hostName: options.hostName}));
+  await writeFile(join(www, 'download.bin'), Buffer.alloc(TRANSFER_BYTES, 0x62), {mode: 0o644});
+  // The workers write the uploads and mod_dav_fs's lock database: both directories are theirs.
+  const uploads = join(dir, UPLOADS_DIR);
+  const davLockDir = join(dir, 'dav-lock');
+  const worker = await systemUserIds(APACHE_USER);
+  for (const path of [uploads, davLockDir]) {
+    await mkdir(path, {recursive: true, mode: 0o755});
+    await chown(path, worker.uid, worker.gid);
+  }
+  await writeFile(files.config, apacheConfig({...files, dir, www, uploads, davLockDir, listen: formatListen(host, port), hostName: options.hostName}));
   const pid = await spawnInNamespace(options.namespace, APACHE_PROGRAM, ['-f', files.config, '-DFOREGROUND'], files.output);
   await waitUntilListening({
     pid, port, what: `Apache for ${options.hostName} in ${options.namespace}`,
@@ -134,7 +146,7 @@ export async function startApache(options: WebServerOptions): Promise<WebServer>
 }
 
 function apacheConfig(c: {
-  dir: string; www: string; pid: string; errorLog: string; accessLog: string; listen: string; hostName: string;
+  dir: string; www: string; uploads: string; davLockDir: string; pid: string; errorLog: string; accessLog: string; listen: string; hostName: string;
 }): string {
   const module = (name: string, file: string): string => `LoadModule ${name} ${APACHE_MODULES}/${file}`;
   return `# Written by baton's lab (cli/lab/web.ts) for one lab host; Apache runs with -f this file.
@@ -150,6 +162,8 @@ ${module('alias_module', 'mod_alias.so')}
 ${module('headers_module', 'mod_headers.so')}
 ${module('env_module', 'mod_env.so')}
 ${module('ratelimit_module', 'mod_ratelimit.so')}
+${module('dav_module', 'mod_dav.so')}
+${module('dav_fs_module', 'mod_dav_fs.so')}
 User ${APACHE_USER}
 Group ${APACHE_USER}
 Listen ${c.listen}
@@ -163,13 +177,24 @@ Header always set X-Served-By ${c.hostName}
 <Directory "${c.www}">
     Require all granted
 </Directory>
-# A download that lasts: ${DOWNLOAD_BYTES} bytes at ${DOWNLOAD_RATE_BYTES_PER_S / 1024} KiB/s.
-Alias "/download" "${c.www}/download.bin"
-<Location "/download">
+# A download that lasts: ${TRANSFER_BYTES} bytes at ${TRANSFER_RATE_BYTES_PER_S / 1024} KiB/s.
+Alias "${DOWNLOAD_PATH}" "${c.www}/download.bin"
+<Location "${DOWNLOAD_PATH}">
     SetOutputFilter RATE_LIMIT
-    SetEnv rate-limit ${DOWNLOAD_RATE_BYTES_PER_S / 1024}
+    SetEnv rate-limit ${TRANSFER_RATE_BYTES_PER_S / 1024}
 </Location>
-AliasMatch "^/(?!download)" "${c.www}/page.txt"
+# Uploads: mod_dav_fs answers a PUT (201, or 204 over an older file) only once the whole body is in the file, and a
+# body shorter than its Content-Length is an error, so on success the declared length is what it received. "always"
+# with a status condition: mod_dav sends its 204 the way Apache sends errors, which drops the plain "set" headers.
+DavLockDB "${c.davLockDir}/lock"
+Alias "${UPLOAD_PREFIX}" "${c.uploads}/"
+<Directory "${c.uploads}">
+    Dav On
+    Require all granted
+    LimitRequestBody ${UPLOAD_MAX_BODY_BYTES}
+    Header always set ${RECEIVED_BYTES_HEADER} "expr=%{req:Content-Length}" "expr=%{REQUEST_STATUS} -in {'201', '204'}"
+</Directory>
+AliasMatch "^/(?!${DOWNLOAD_PATH.slice(1)}|${UPLOAD_PREFIX.slice(1)})" "${c.www}/page.txt"
 `;
 }
 
@@ -220,7 +245,7 @@ function formatListen(host: string, port: number): string {
 }
 
 function nginxConfig(c: {
-  pid: string; errorLog: string; accessLog: string; tempDir: string; download: string; listen: string; hostName: string;
+  pid: string; errorLog: string; accessLog: string; tempDir: string; download: string; uploads: string; listen: string; hostName: string;
 }): string {
   return `# Written by baton's lab (cli/lab/web.ts) for one lab host; nginx runs with -p <this directory> -c this file.
 daemon off;
@@ -259,12 +284,22 @@ http {
             default_type text/plain;
             return 200 "served by ${c.hostName}\\n";
         }
-        # A download that lasts: ${DOWNLOAD_BYTES} bytes at ${DOWNLOAD_RATE_BYTES_PER_S / 1024} KiB/s; X-Served-By names the host.
-        location = /download {
+        # A download that lasts: ${TRANSFER_BYTES} bytes at ${TRANSFER_RATE_BYTES_PER_S / 1024} KiB/s; X-Served-By names the host.
+        location = ${DOWNLOAD_PATH} {
             default_type application/octet-stream;
             alias ${c.download};
-            limit_rate ${DOWNLOAD_RATE_BYTES_PER_S / 1024}k;
+            limit_rate ${TRANSFER_RATE_BYTES_PER_S / 1024}k;
             add_header X-Served-By ${c.hostName};
+        }
+        # Uploads: WebDAV PUT answers (201, or 204 over an older file) only once it has read the whole body into
+        # the file, and a body shorter than its Content-Length is an error, so on success the declared length is
+        # what it received. add_header applies to 2xx answers only.
+        location ${UPLOAD_PREFIX} {
+            dav_methods PUT;
+            alias ${c.uploads}/;
+            client_max_body_size ${UPLOAD_MAX_BODY_BYTES};
+            add_header X-Served-By ${c.hostName};
+            add_header ${RECEIVED_BYTES_HEADER} $content_length;
         }
     }
 }
@@ -341,6 +376,18 @@ async function readTail(file: string): Promise<string> {
   } catch {
     return '';
   }
+}
+
+/** A system user's numeric ids from /etc/passwd (Node has no getpwnam); throws LAB_FAILED when it is missing. */
+async function systemUserIds(name: string): Promise<{uid: number; gid: number}> {
+  const passwd = await readFile('/etc/passwd', 'utf8');
+  const fields = passwd.split('\n').map((line) => line.split(':')).find((f) => f[0] === name);
+  const uid = Number(fields?.[2]);
+  const gid = Number(fields?.[3]);
+  if (fields === undefined || !Number.isInteger(uid) || !Number.isInteger(gid)) {
+    throw new BatonError('LAB_FAILED', `no user ${name} in /etc/passwd: Apache's workers run as ${name}; install apache2, which creates it`);
+  }
+  return {uid, gid};
 }
 
 /**

@@ -101,5 +101,6 @@ test('the drill\'s text report gives a switch\'s drain and clients in one line e
   t.is(drainLine({samples: [], left: 2, ms: 60_000}), 'drain: 2 cut after 60.0 s', 'counted by the peer: the end only');
   t.is(drainLine({samples: [], left: undefined, ms: 0}), 'drain: not counted');
   const c = (attempts: number, failed: number) => ({attempts, ok: attempts - failed, failed, failures: [], servedBy: {}, longestGapMs: 0});
-  t.is(clientsLine({fresh: c(0, 0), keepAlive: c(500, 0), downloads: c(14, 2)}), 'clients: keep-alive requests 500/500 ok; downloads 12/14 ok, 2 FAILED');
+  t.is(clientsLine({fresh: c(0, 0), keepAlive: c(500, 0), downloads: c(14, 2), uploads: c(14, 1)}),
+    'clients: keep-alive requests 500/500 ok; downloads 12/14 ok, 2 FAILED; uploads 13/14 ok, 1 FAILED');
 });

@@ -291,20 +291,22 @@ test('writeDrillReport writes the page and the JSON, creating their directories'
   t.true((await readFile(join(dir, 'only.html'), 'utf8')).startsWith('<!DOCTYPE html>'));
 });
 
-test('a switch phase shows its keep-alive clients and downloads, and the giver\'s connections over time while it drained', (t) => {
+test('a switch phase shows its keep-alive clients, downloads and uploads, and the giver\'s connections over time while it drained', (t) => {
   const base = buildReport();
   const classSummary = (attempts: number, failed: number, servedBy: Record<string, number>) =>
     ({attempts, ok: attempts - failed, failed, failures: [], servedBy, longestGapMs: 20});
   const samples = Array.from({length: 150}, (_, i) => ({atWallMs: at(3.5 + i * 0.02), left: Math.max(0, 12 - Math.floor(i / 12))}));
   const phases = base.phases.map((p) => (p.name !== 'switchover' ? p : {
     ...p,
-    clients: {fresh: classSummary(0, 0, {}), keepAlive: classSummary(600, 0, {primary: 300, backup: 300}), downloads: classSummary(16, 1, {primary: 9, backup: 6})},
+    clients: {fresh: classSummary(0, 0, {}), keepAlive: classSummary(600, 0, {primary: 300, backup: 300}), downloads: classSummary(16, 1, {primary: 9, backup: 6}),
+      uploads: classSummary(15, 0, {primary: 8, backup: 7})},
     drain: {samples, left: 0, ms: 3100},
   }));
   const html = renderDrillHtml({...base, phases});
   const section = html.split('id="phase-switchover"')[1]?.split('</section>')[0] ?? '';
   t.regex(section, /<tr data-class="keepAlive" class="ok"><th scope="row">keep-alive requests \(4 connections\)<\/th><td class="num">600<\/td><td class="num">0<\/td><td>primary 300, backup 300<\/td><\/tr>/);
   t.regex(section, /<tr data-class="downloads" class="failed">.*<td class="num nonzero">1<\/td>/);
+  t.regex(section, /<tr data-class="uploads" class="ok"><th scope="row">uploads \(1 MiB at 256 KiB\/s\)<\/th><td class="num">15<\/td><td class="num">0<\/td><td>primary 8, backup 7<\/td><\/tr>/);
   t.regex(section, /<p class="drain">drain: up to 12 connection\(s\) on the giver, all finished in 3\.1 s<\/p>/);
   const bars = count(section, /<rect class="drain-bar"/g);
   t.true(bars > 1 && bars <= 61, `${bars} bars for 150 samples: at most 60 and the last`);
