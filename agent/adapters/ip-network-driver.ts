@@ -37,7 +37,21 @@ export interface IpNetworkDriverOptions {
   readonly batch?: IpBatch;
   /** A long-lived gratuitous ARP sender: the announcement leaves without a process start. Without it, or where it
    *  cannot run (no perl), each announcement spawns arping. */
-  readonly garp?: GarpSender;
+  readonly garp?: GarpPort;
+}
+
+/** What the driver needs of the gratuitous ARP sender (GarpSender; a recording one for --dry-run). */
+export type GarpPort = Pick<GarpSender, 'unusable' | 'send'>;
+
+/** A sender that sends nothing and records the request, for --dry-run. */
+export function recordingGarp(recorder: {note(text: string): void}): GarpPort {
+  return {
+    unusable: undefined,
+    send: async (iface, address) => {
+      recorder.note(`gratuitous ARP request and reply for ${address} on ${iface} (the agent's long-lived sender)`);
+      return '00:00:00:00:00:00';
+    },
+  };
 }
 
 // 2 packets 1 s apart per form: the first one moves the traffic, the second covers a switch port or a neighbour

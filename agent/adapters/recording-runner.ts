@@ -7,6 +7,8 @@ import {formatCommandLine} from './execa-runner.js';
 
 export interface RecordingCommandRunner extends CommandRunner {
   commands(): string[];
+  /** Records what a long-lived helper would be asked to do, in the place a command would have. */
+  note(text: string): void;
 }
 
 export function createRecordingRunner(): RecordingCommandRunner {
@@ -19,5 +21,8 @@ export function createRecordingRunner(): RecordingCommandRunner {
       return args.includes('-j') ? '[]' : '';
     },
     commands: () => [...lines],
+    note: (text) => {
+      lines.push(text);
+    },
   };
 }
