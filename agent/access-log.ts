@@ -14,29 +14,53 @@ export interface AccessLogEntry {
   /** The request target with the log's escapes undone; undefined exactly when method is. */
   readonly path: string | undefined;
   readonly status: number;
-  /** Body bytes sent; undefined for Apache's `-` (%b writes `-` for zero). */
+  /** Body bytes sent; undefined for Apache's `-` (%b writes `-` for zero), and where the format has no such field. */
   readonly bytes: number | undefined;
+  /** The User-Agent, unescaped; undefined in the common format (or `-` as the server wrote it). */
+  readonly userAgent: string | undefined;
+  /** The address the request was sent to (nginx $server_addr, Apache %A), where the format shows it. */
+  readonly local: string | undefined;
 }
+
+/**
+ * How the web server writes its access log (confirm.log_format):
+ *   combined        nginx's and Apache's default (`combined`), and `common` (the same without referer and agent)
+ *   vhost_combined  Apache's `%v:%p` in front of combined (Debian's other_vhosts_access.log)
+ *   pattern         a regular expression with named groups: client, time and status required; request, agent and
+ *                   local (the address the request was sent to) read when present. time is a CLF date
+ *                   (21/Nov/2026:13:45:02 +0100) or ISO 8601 with an offset (nginx $time_iso8601).
+ */
+export type LogFormat =
+  | {readonly kind: 'combined'}
+  | {readonly kind: 'vhost_combined'}
+  | {readonly kind: 'pattern'; readonly pattern: RegExp};
+
+export const COMBINED: LogFormat = {kind: 'combined'};
+/** The named groups a pattern must have, and those it may have. */
+export const PATTERN_GROUPS = {required: ['client', 'time', 'status'], optional: ['request', 'agent', 'local', 'bytes']} as const;
 
 // A quoted field: nginx escapes `"` and `\` as \x22 and \x5C, Apache as \" and \\, so an unescaped `"` always
 // ends the field and a backslash always starts a two-character (or \xHH) escape.
 const QUOTED_TEXT = String.raw`(?:[^"\\]|\\.)*`;
-// Each of the first three fields is one token, so Apache's vhost_combined (`%v:%p` in front) is rejected rather
-// than misread with the virtual host as the client. Fields after the user agent are tolerated: the stock nginx.org
+// Each of the first three fields is one token, so Apache's vhost_combined (`%v:%p` in front) is rejected by the
+// combined format rather than misread with the virtual host as the client (its own format reads it). Fields after the user agent are tolerated: the stock nginx.org
 // package logs `main` (combined + "$http_x_forwarded_for") and Apache has combinedio (+ %I %O); what we read is
 // all in the combined prefix.
-const LINE = new RegExp(
-  [
-    String.raw`^(?<client>[^\s"]+)`, // Apache %h, nginx $remote_addr
-    String.raw` \S+`, // %l: identd, never asked; nginx writes a literal -
-    String.raw` (?<user>\S+)`, // %u, $remote_user
-    String.raw` \[(?<time>[^\]]*)\]`, // %t, $time_local
-    String.raw` "(?<request>${QUOTED_TEXT})"`, // %r, $request
-    String.raw` (?<status>\d{3})`, // %>s, $status
-    String.raw` (?<bytes>\d+|-)`, // %b (- for 0), $body_bytes_sent
-    String.raw`(?: "${QUOTED_TEXT}" "${QUOTED_TEXT}"(?: .*)?)?$`, // combined: referer and user agent
-  ].join(''),
-);
+const FIELDS = [
+  String.raw`(?<client>[^\s"]+)`, // Apache %h, nginx $remote_addr
+  String.raw` \S+`, // %l: identd, never asked; nginx writes a literal -
+  String.raw` (?<user>\S+)`, // %u, $remote_user
+  String.raw` \[(?<time>[^\]]*)\]`, // %t, $time_local
+  String.raw` "(?<request>${QUOTED_TEXT})"`, // %r, $request
+  String.raw` (?<status>\d{3})`, // %>s, $status
+  String.raw` (?<bytes>\d+|-)`, // %b (- for 0), $body_bytes_sent
+  String.raw`(?: "${QUOTED_TEXT}" "(?<agent>${QUOTED_TEXT})"(?: .*)?)?$`, // combined: referer and user agent
+].join('');
+const LINE = new RegExp(`^${FIELDS}`);
+// vhost_combined: `%v:%p` (the virtual host and port: a name, not the address the request was sent to) first.
+const VHOST_LINE = new RegExp(String.raw`^[^\s"]+ ${FIELDS}`);
+// ISO 8601 as nginx's $time_iso8601 writes it: 2026-11-21T13:45:02+01:00.
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
 const TIME = /^(\d{2})\/([A-Z][a-z]{2})\/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$/;
 // HTTP/0.9 requests have no version ("GET /"); HTTP/2 and 3 are logged as "HTTP/2.0", "HTTP/3.0".
 const REQUEST = /^(?<method>[A-Z][A-Z0-9_-]*) (?<path>\S+)(?: HTTP\/\d(?:\.\d)?)?$/;
@@ -58,21 +82,44 @@ const utf8Decoder = new TextDecoder();
  * reach this host, and that is what confirm-traffic must establish. Its status must still be valid like any
  * other line's; the pair's own probes are excluded by address, not by shape.
  */
-export function parseAccessLogLine(line: string): AccessLogEntry | undefined {
-  const match = LINE.exec(stripLineEnding(line));
-  const fields = match?.groups;
+export function parseAccessLogLine(line: string, format: LogFormat = COMBINED): AccessLogEntry | undefined {
+  const regex = format.kind === 'pattern' ? format.pattern : format.kind === 'vhost_combined' ? VHOST_LINE : LINE;
+  const fields = regex.exec(stripLineEnding(line))?.groups;
   if (fields === undefined) return undefined;
-  const {client, time, request, status: statusText, bytes: bytesText} = fields;
-  if (client === undefined || time === undefined || request === undefined || statusText === undefined || bytesText === undefined) {
-    return undefined;
-  }
-  const timeMs = parseLogTime(time);
+  const {client, time, request, status: statusText, bytes: bytesText, agent, local} = fields;
+  if (client === undefined || time === undefined || statusText === undefined || !/^\d{3}$/.test(statusText)) return undefined;
+  // ISO 8601 only where a declared pattern says what its time field is; the combined formats write CLF dates.
+  const timeMs = parseLogTime(time) ?? (format.kind === 'pattern' ? parseIsoTime(time) : undefined);
   const status = Number(statusText);
   if (timeMs === undefined || status < 100 || status > 599) return undefined;
-  const bytes = bytesText === '-' ? undefined : Number(bytesText);
+  const bytes = bytesText === undefined || bytesText === '-' ? undefined : Number(bytesText);
   if (bytes !== undefined && !Number.isSafeInteger(bytes)) return undefined;
-  const requestLine = REQUEST.exec(unescapeLogText(request))?.groups;
-  return {client, timeMs, method: requestLine?.method, path: requestLine?.path, status, bytes};
+  const requestLine = request === undefined ? undefined : REQUEST.exec(unescapeLogText(request))?.groups;
+  const userAgent = agent === undefined || agent === '-' ? undefined : unescapeLogText(agent);
+  return {client, timeMs, method: requestLine?.method, path: requestLine?.path, status, bytes, userAgent, local: local === undefined || local === '' ? undefined : local};
+}
+
+function parseIsoTime(text: string): number | undefined {
+  if (!ISO_TIME.test(text)) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** confirm.log_format as the config writes it, for messages. */
+export function describeLogFormat(format: LogFormat): string {
+  return format.kind === 'pattern' ? `the pattern ${format.pattern.source}` : format.kind;
+}
+
+/**
+ * What format the lines are in, as an operator would name it, for a message that says why they cannot be read:
+ * 'combined or common', 'vhost_combined', 'JSON', or 'not one baton knows'.
+ */
+export function guessLogFormat(lines: readonly string[]): string {
+  const most = (format: LogFormat): number => lines.filter((line) => parseAccessLogLine(line, format) !== undefined).length;
+  const json = lines.filter((line) => line.trimStart().startsWith('{')).length;
+  const candidates: Array<[string, number]> = [['combined or common', most(COMBINED)], ['vhost_combined', most({kind: 'vhost_combined'})], ['JSON', json]];
+  const [name, count] = candidates.reduce((best, next) => next[1] > best[1] ? next : best);
+  return count === 0 ? 'not one baton knows' : name;
 }
 
 /** `21/Nov/2026:13:45:02 +0100` → epoch ms; undefined for an impossible date, time or offset. */

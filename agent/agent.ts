@@ -17,7 +17,10 @@ import {createStepRun, executeStep, logPlanOutcome, runPlan, type StepRun} from 
 import {SwitchParticipant} from './plans/participant.js';
 import type {LocalPlanName, LocalStepName} from './plans/plans.js';
 import {recoverInterruptedSwitch} from './plans/recovery.js';
-import type {AccessLogWatcher, BeaconTransport, Clock, CommandRunner, DrainDriver, HostInfoSource, JournalStore, NetworkDriver, RecordingDrivers, StateStore} from './ports.js';
+import type {
+  AccessLogWatcher, ArrivalCounter, BeaconTransport, Clock, CommandRunner, DrainDriver, HostInfoSource, JournalStore, NetworkDriver, RecordingDrivers,
+  StateStore,
+} from './ports.js';
 import {Observer} from './observer.js';
 import {PreProbe} from './preprobe.js';
 import {dropLink, failActive, type LinkDrop} from './rehearsal.js';
@@ -37,6 +40,8 @@ export interface AgentDeps {
   readonly hostInfo: HostInfoSource;
   /** The kernel's side of a switch's drain. */
   readonly drain: DrainDriver;
+  /** The kernel's count of clients' new connections to the service IP, for confirm-traffic (none: the log only). */
+  readonly arrivals?: ArrivalCounter;
   /** Runs drain.graceful_command. */
   readonly runner: CommandRunner;
   /** Drivers that record instead of running, for switchover --dry-run. */
@@ -104,7 +109,7 @@ export class Agent {
       drain: deps.drain, giverAddress: () => this.#participant.giverAddress,
     });
     this.#participant = new SwitchParticipant({
-      config, clock, journal: deps.journal, store: deps.store, accessLog: deps.accessLog, hostInfo: deps.hostInfo, log,
+      config, clock, journal: deps.journal, store: deps.store, accessLog: deps.accessLog, arrivals: deps.arrivals, hostInfo: deps.hostInfo, log,
       self: this.#selfLabel(), steps: this.#steps, recordingDrivers: deps.recordingDrivers, runner: deps.runner,
       host: {
         machine: () => this.#machine,
@@ -310,6 +315,10 @@ export class Agent {
       const leftovers = await this.#deps.drain.removeLeftovers(config.service.ip)
         .catch((error: unknown) => [`nothing: looking failed: ${describeError(error)}`]);
       if (leftovers.length > 0) log.warning(`(agent) removed what an interrupted drain left: ${leftovers.join(', ')}`);
+      if (await this.#deps.arrivals?.removeLeftovers().catch((error: unknown) => {
+        log.warning(`(agent) could not look for an arrival counter an interrupted switch left: ${describeError(error)}`);
+        return false;
+      })) log.warning('(agent) removed the arrival counter an interrupted switch left');
       const holdsIp = await this.#observer.refresh();
       // Probing our own address would find ourselves: only probe when it is not on our interface.
       const addressInUse = holdsIp ? false : await network.isAddressInUse(config.service.ip);

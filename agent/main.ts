@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // baton-agent's composition root: argv, config, adapters, signals (SIGTERM/SIGINT stop, SIGHUP reload, SIGUSR1 dump).
 
-import {hostname} from 'node:os';
+import {hostname, networkInterfaces} from 'node:os';
 import {parseArgs} from 'node:util';
 import {nanoid} from 'nanoid';
 import {createAccessLogTail} from './adapters/access-log-tail.js';
@@ -14,7 +14,8 @@ import {createRecordingRunner} from './adapters/recording-runner.js';
 import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
 import {GarpSender} from './adapters/garp-sender.js';
 import {IpBatch} from './adapters/ip-batch.js';
-import {createIpNetworkDriver} from './adapters/ip-network-driver.js';
+import {createIpNetworkDriver, recordingGarp} from './adapters/ip-network-driver.js';
+import {createNftArrivalCounter} from './adapters/nft-arrivals.js';
 import {createNftDrainDriver} from './adapters/nft-drain-driver.js';
 import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
@@ -187,18 +188,27 @@ async function runAgent(
     config, clock, transport, network, log,
     store: createFileStateStore(config.stateDir),
     journal: createFileJournalStore(config.stateDir),
-    // Requests from the two hosts themselves (health checks, probes) must not count as traffic.
-    accessLog: config.confirm.accessLog === undefined ? undefined
-      : createAccessLogTail({file: config.confirm.accessLog, excludeClients: [config.listen.address, config.peer.address]}),
+    // Requests from the two hosts themselves (health checks, probes) must not count as traffic: both beacon
+    // addresses, and every address this host has when a confirmation starts.
+    accessLog: config.confirm.accessLog === undefined ? undefined : createAccessLogTail({
+      file: config.confirm.accessLog,
+      format: config.confirm.logFormat,
+      rules: () => ({
+        ownAddresses: [config.listen.address, config.peer.address, ...Object.values(networkInterfaces()).flat().map((entry) => entry?.address ?? '')],
+        serviceAddress: config.service.ip.address,
+        statuses: config.confirm.statuses,
+      }),
+    }),
     hostInfo: createSystemHostInfo(),
     healthProbe: createSystemHealthProbe(runner),
     hooks: config.hooks.onStateChange === undefined ? undefined
       : new HookRunner({runner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
     drain: createNftDrainDriver(runner, {interface: config.service.interface}),
+    arrivals: createNftArrivalCounter(runner, {interface: config.service.interface}),
     runner,
     recordingDrivers: () => {
       const recorder = createRecordingRunner();
-      return {network: createIpNetworkDriver(recorder, driverOptions), drain: createNftDrainDriver(recorder, {interface: config.service.interface}),
+      return {network: createIpNetworkDriver(recorder, {...driverOptions, garp: recordingGarp(recorder)}), drain: createNftDrainDriver(recorder, {interface: config.service.interface}),
         commands: () => recorder.commands()};
     },
     newId: () => nanoid(),

@@ -1,6 +1,7 @@
 // Boundary interfaces between baton's pure core and the outside world, and the value types they speak.
 // No execa, dgram or systeminformation type crosses these; fakes in test/fakes implement them.
 
+import type {RequestTally} from './request-evidence.js';
 import type {ServiceIp} from './state-machine.js';
 
 /** Monotonic milliseconds, never Date.now(): a wall-clock step must not fake a dead peer. */
@@ -124,17 +125,46 @@ export interface StateStore {
 }
 
 /** Follows a web server's access log (Common or Combined Log Format, as nginx and Apache write by default). */
+/**
+ * New TCP connections to the service IP from another host, on the service interface, counted by the kernel: the
+ * proof, beside the access log's requests, that clients reach the service IP on this host (the common and combined
+ * log formats do not show the address a request was sent to). Whatever start() adds, stop() and removeLeftovers()
+ * take back.
+ */
+export interface ArrivalCounter {
+  /** Starts counting from zero; `excluded` are hosts whose connections are not clients' (the peer). */
+  start(ip: ServiceIp, excluded: readonly string[]): Promise<void>;
+  /** Connections counted since start(). */
+  count(): Promise<number>;
+  stop(): Promise<void>;
+  /** At agent start: removes a counter an interrupted switch left; true when there was one. */
+  removeLeftovers(): Promise<boolean>;
+}
+
+/** What preflight learnt from the access log's last lines. */
+export interface AccessLogCheck {
+  /** Recent lines read (0: the log is empty). */
+  readonly sampled: number;
+  /** Of those, the lines in the configured format. */
+  readonly parsed: number;
+  /** Whether the lines show the address each request was sent to (else a request to another address counts too). */
+  readonly showsLocalAddress: boolean;
+}
+
 export interface AccessLogWatcher {
-  /** Whether the log can be read now; for preflight. Throws BatonError ACCESS_LOG_UNREADABLE naming the file and the fix. */
-  check(): Promise<void>;
   /**
-   * Counts requests appended to the log from the moment of the call on, whose timestamp is at or after
-   * `afterWallMs` (wall-clock ms; the log has second resolution) and whose client is not one of the excluded
-   * addresses (the pair's own hosts). Yields the running count each time it grows; ends when `signal` aborts.
+   * Whether confirm-traffic can work: the log can be read now and its recent lines are in the configured format.
+   * For preflight. Throws BatonError ACCESS_LOG_UNREADABLE naming the file, what is wrong and the fix.
+   */
+  check(): Promise<AccessLogCheck>;
+  /**
+   * Judges requests appended to the log from the moment of the call on, whose timestamp is at or after
+   * `afterWallMs` (wall-clock ms; the log has second resolution): evidence of a client, or excluded with a reason
+   * (request-evidence.ts). Yields the running tally each time it changes; ends when `signal` aborts.
    * Survives rotation (rename + new file) and truncation. Throws ACCESS_LOG_UNREADABLE when the log vanishes
    * for longer than a rotation takes, or cannot be read.
    */
-  countRequests(afterWallMs: number, signal: AbortSignal): AsyncIterable<number>;
+  countRequests(afterWallMs: number, signal: AbortSignal): AsyncIterable<RequestTally>;
 }
 
 /** What preflight compares between the two hosts. */

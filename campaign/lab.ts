@@ -101,9 +101,9 @@ export async function checkJournals(lab: Lab): Promise<{problems: string[]; epoc
     if (files.includes('switch.json')) problems.push(`${host.role}: switch.json left after the switch ended`);
     const temps = files.filter((f) => f.endsWith('.tmp'));
     if (temps.length > 0) problems.push(`${host.role}: temp files ${temps.join(', ')}`);
-    // Nothing of a drain may outlive its switch: its nftables tables, or the service IP on lo.
+    // Nothing of a switch may outlive it: the drain's nftables tables, the confirmation's counter, the service IP on lo.
     const tables = await execa('ip', ['netns', 'exec', host.namespace, '/usr/sbin/nft', 'list', 'tables'], {reject: false});
-    if (/baton_drain/.test(String(tables.stdout))) problems.push(`${host.role}: drain tables left: ${String(tables.stdout).trim().replaceAll('\n', ', ')}`);
+    if (/baton_(drain|confirm)/.test(String(tables.stdout))) problems.push(`${host.role}: switch tables left: ${String(tables.stdout).trim().replaceAll('\n', ', ')}`);
     const lo = await execa('ip', ['-n', host.namespace, '-4', '-o', 'addr', 'show', 'dev', 'lo'], {reject: false});
     if (/ 192\.0\.2\.100\/32 /.test(String(lo.stdout))) problems.push(`${host.role}: the service IP is left on lo`);
     if (files.includes('state.json')) {

@@ -4,7 +4,12 @@ import {readFile} from 'node:fs/promises';
 import test from 'ava';
 import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
-import {DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S} from '../agent/config/schema.js';
+import {
+  DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_MIN_REQUESTS,
+} from '../agent/config/schema.js';
+import {DEFAULT_STATUSES, describeStatuses, EXCLUSIONS, HEALTH_CHECK_USER_AGENT} from '../agent/request-evidence.js';
+import {parseAccessLogLine} from '../agent/access-log.js';
+import {parse as parseYaml} from 'yaml';
 import {LOCAL_PLANS, SWITCHOVER_PLAN} from '../agent/plans/plans.js';
 import {describeStep} from '../agent/plans/steps.js';
 import {AGENT_STATE_NAMES, type AgentEvent} from '../agent/state-machine.js';
@@ -103,4 +108,37 @@ test('docs/configuration.md gives the drain\'s keys with the defaults the schema
     'drain.graceful_after_s': `\`${DEFAULT_GRACEFUL_AFTER_S}\``,
     'drain.timeout_s': `\`${DEFAULT_DRAIN_TIMEOUT_S}\``,
   });
+});
+
+test('docs/configuration.md gives the confirm keys with the defaults the schema uses, and every reason a line does not count', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const defaults = Object.fromEntries([...doc.matchAll(/^\| `(confirm\.[a-z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2]?.trim()]));
+  t.deepEqual(defaults, {
+    'confirm.access_log': 'none',
+    'confirm.min_requests': `\`${DEFAULT_MIN_REQUESTS}\``,
+    'confirm.timeout_s': `\`${DEFAULT_CONFIRM_TIMEOUT_S}\``,
+    'confirm.statuses': `\`[${describeStatuses(DEFAULT_STATUSES)}]\``,
+    'confirm.log_format': '`combined`',
+    'confirm.log_pattern': 'none',
+  });
+  const section = doc.slice(doc.indexOf('## The access log'), doc.indexOf('## Health checks'));
+  t.true(section.includes(`\`${HEALTH_CHECK_USER_AGENT}\``));
+  // One bullet or sentence per reason: loopback, own addresses, the service IP, health checks, statuses, elsewhere.
+  t.is(EXCLUSIONS.length, 6, 'a new reason needs its line in "The access log"');
+  for (const words of ['loopback', 'an address of either host', 'the service IP itself', 'health checks', 'confirm.statuses', 'a `local` group']) {
+    t.true(section.includes(words), words);
+  }
+});
+
+test('the log_pattern example in docs/configuration.md reads a line of the nginx log_format beside it', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const yamlBlock = [...doc.matchAll(/```yaml\n([^`]*?log_pattern[^`]*?)```/g)][0]?.[1] ?? '';
+  const pattern = (parseYaml(yamlBlock) as {confirm?: {log_pattern?: string}}).confirm?.log_pattern ?? '';
+  // What `log_format baton '$server_addr $remote_addr [$time_local] "$request" $status "$http_user_agent"'` writes.
+  const line = '192.0.2.100 192.0.2.20 [21/Nov/2026:13:45:02 +0000] "GET /a HTTP/1.1" 200 "curl/8.1"';
+  const entry = parseAccessLogLine(line, {kind: 'pattern', pattern: new RegExp(pattern)});
+  t.is(entry?.local, '192.0.2.100');
+  t.is(entry?.client, '192.0.2.20');
+  t.is(entry?.userAgent, 'curl/8.1');
+  t.true(doc.includes(`log_format baton '$server_addr $remote_addr [$time_local] "$request" $status "$http_user_agent"';`));
 });

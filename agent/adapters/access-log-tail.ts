@@ -1,19 +1,23 @@
 // AccessLogWatcher on the web server's log file: follows appends by polling, survives rename and copytruncate
-// rotation, and counts the new lines parseAccessLogLine accepts that are recent enough and not from the pair.
+// rotation, and judges each new line that parses and is recent enough: evidence of a client, or excluded with a
+// reason (request-evidence.ts). At preflight it reads the log's last lines to check that they are in its format.
 
 import {statSync, type BigIntStats} from 'node:fs';
 import {constants, open, stat, type FileHandle} from 'node:fs/promises';
 import {performance} from 'node:perf_hooks';
 import {setTimeout as delay} from 'node:timers/promises';
-import {canonicalAddress, parseAccessLogLine} from '../access-log.js';
+import {COMBINED, describeLogFormat, guessLogFormat, type LogFormat, parseAccessLogLine} from '../access-log.js';
 import {BatonError, describeError} from '../errors.js';
-import type {AccessLogWatcher} from '../ports.js';
+import type {AccessLogCheck, AccessLogWatcher} from '../ports.js';
+import {addToTally, createJudge, emptyTally, type EvidenceRules, type RequestTally} from '../request-evidence.js';
 
 export interface AccessLogTailOptions {
   /** confirm.access_log */
   readonly file: string;
-  /** The pair's own addresses: their health checks and probes must not confirm client traffic. */
-  readonly excludeClients: readonly string[];
+  /** confirm.log_format; combined (which reads common too) by default. */
+  readonly format?: LogFormat;
+  /** What counts as evidence, read at each countRequests (this host's addresses may have changed). */
+  readonly rules: () => EvidenceRules;
   readonly pollMs?: number;
   /** How long the log may be missing (between rename and re-creation) before countRequests throws. */
   readonly rotationGraceMs?: number;
@@ -32,6 +36,9 @@ const READ_CHUNK_BYTES = 64 * 1024;
 // real combined line stays far below this; longer "lines" are dropped instead of growing the buffer forever.
 const MAX_LINE_BYTES = 256 * 1024;
 const NEWLINE = 0x0a;
+// Preflight reads this much of the log's end, and judges its format by the last lines in it.
+const SAMPLE_BYTES = 64 * 1024;
+const SAMPLE_LINES = 20;
 const EMPTY = Buffer.alloc(0);
 
 const FIX_PATH =
@@ -57,23 +64,27 @@ export function createAccessLogTail(options: AccessLogTailOptions): AccessLogWat
   const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
   const rotationGraceMs = options.rotationGraceMs ?? DEFAULT_ROTATION_GRACE_MS;
   const wallNow = options.wallNow ?? Date.now;
-  const excluded = new Set(options.excludeClients.map(canonicalAddress));
+  const format = options.format ?? COMBINED;
 
-  async function* follow(mark: EndMark, afterWallMs: number, signal: AbortSignal): AsyncGenerator<number> {
+  async function* follow(mark: EndMark, afterWallMs: number, signal: AbortSignal): AsyncGenerator<RequestTally> {
     // The log has second resolution: a request at 13:45:02.900, after an `afterWallMs` of 13:45:02.300, is
     // logged as 13:45:02, so only rounding down keeps it. Lines of that second written before the call are
     // still left out, by position.
     const afterMs = Math.floor(afterWallMs / 1000) * 1000;
     const chunk = Buffer.alloc(READ_CHUNK_BYTES);
-    let count = 0;
+    const judge = createJudge(options.rules());
+    let tally = emptyTally();
+    let judged = 0;
     let yielded = 0;
     let current: LogReader | undefined;
     let draining: LogReader | undefined;
     let missingSince: {monotonicMs: number; wallMs: number} | undefined;
 
     const countLine = (line: string): void => {
-      const entry = parseAccessLogLine(line);
-      if (entry !== undefined && entry.timeMs >= afterMs && !excluded.has(canonicalAddress(entry.client))) count += 1;
+      const entry = parseAccessLogLine(line, format);
+      if (entry === undefined || entry.timeMs < afterMs) return;
+      tally = addToTally(tally, judge(entry));
+      judged += 1;
     };
 
     /** Reads what was appended since the last call; true when the file grew. */
@@ -153,9 +164,9 @@ export function createAccessLogTail(options: AccessLogTailOptions): AccessLogWat
       while (!signal.aborted) {
         await poll();
         if (signal.aborted) return;
-        if (count > yielded) {
-          yielded = count;
-          yield count;
+        if (judged > yielded) {
+          yielded = judged;
+          yield tally;
         }
         try {
           await delay(pollMs, undefined, {signal});
@@ -174,18 +185,51 @@ export function createAccessLogTail(options: AccessLogTailOptions): AccessLogWat
     async check() {
       const reader = await openLog(file);
       if (reader === undefined) throw unreadable(file, 'is missing', FIX_PATH);
+      let lines: string[];
       try {
-        await reader.handle.read(Buffer.alloc(0), 0, 0, 0);
+        lines = await lastLines(reader.handle);
       } catch (error) {
         throw describeOpenFailure(file, error);
       } finally {
         await reader.handle.close();
       }
+      return judgeSample(file, format, lines);
     },
     countRequests(afterWallMs, signal) {
       return follow(markEnd(file), afterWallMs, signal);
     },
   };
+}
+
+/** The last SAMPLE_LINES complete, non-empty lines in the last SAMPLE_BYTES of the log. */
+async function lastLines(handle: FileHandle): Promise<string[]> {
+  const {size} = await handle.stat();
+  const start = Math.max(0, size - SAMPLE_BYTES);
+  const buffer = Buffer.alloc(size - start);
+  const {bytesRead} = await handle.read(buffer, 0, buffer.length, start);
+  const lines = buffer.toString('utf8', 0, bytesRead).split('\n');
+  // The first piece may be the end of a line cut by the window; the last is a line not finished yet (or '').
+  if (start > 0) lines.shift();
+  lines.pop();
+  return lines.filter((line) => line.trim() !== '').slice(-SAMPLE_LINES);
+}
+
+/**
+ * Whether recent lines are in the configured format. None of them: the switch would pay the service gap and
+ * then roll back on a log it cannot read, so this refuses it, naming the format the lines look like. An empty log
+ * proves nothing either way and is allowed (a new server may not have logged yet).
+ */
+export function judgeSample(file: string, format: LogFormat, lines: readonly string[]): AccessLogCheck {
+  const entries = lines.map((line) => parseAccessLogLine(line, format));
+  const parsed = entries.filter((entry) => entry !== undefined);
+  if (lines.length > 0 && parsed.length === 0) {
+    const sample = (lines.at(-1) ?? '').slice(0, 160);
+    throw new BatonError('ACCESS_LOG_UNREADABLE',
+      `access log ${file}: none of its last ${lines.length} line(s) is in the format confirm.log_format says ` +
+      `(${describeLogFormat(format)}); they look like ${guessLogFormat(lines)}, e.g. ${JSON.stringify(sample)}. ` +
+      'Set confirm.log_format to the format the server writes (docs/configuration.md, "The access log")');
+  }
+  return {sampled: lines.length, parsed: parsed.length, showsLocalAddress: parsed.some((entry) => entry.local !== undefined)};
 }
 
 type EndMark =

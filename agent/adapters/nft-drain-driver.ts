@@ -16,13 +16,13 @@
 //   its own (`socket wildcard 1`), is handed on: the taker's own connections and every new one stay here. A
 //   TIME-WAIT socket of the taker's would be found instead of the listener, so forward() destroys those first.
 
-import {existsSync} from 'node:fs';
 import {readFile} from 'node:fs/promises';
 import {endianness, networkInterfaces} from 'node:os';
 import {BatonError, describeError, isBatonError} from '../errors.js';
 import {canonicalIpText} from '../net/ip-address.js';
 import type {CommandRunner, DrainDriver} from '../ports.js';
 import type {ServiceIp} from '../state-machine.js';
+import {dropTable, stderrOf, systemNft} from './nft.js';
 
 /** The tables a drain adds; removing them takes every rule back. The names say whose they are. */
 export const DRAIN_TABLES = {forward: 'ip baton_drain', hold: 'arp baton_drain'} as const;
@@ -39,14 +39,6 @@ export interface NftDrainDriverOptions {
   readonly procNet?: string;
   /** The nft program; default the system's (/usr/sbin/nft), found by path. */
   readonly nft?: string;
-}
-
-// By path, not through PATH: npm puts node_modules/.bin first, and a JavaScript tool of the same name (ava brings
-// @vercel/nft) would run instead, slowly and doing nothing, when an agent is started from an npm script.
-const NFT_PATHS = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'];
-
-function systemNft(): string {
-  return NFT_PATHS.find((path) => existsSync(path)) ?? 'nft';
 }
 
 export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDriverOptions): DrainDriver {
@@ -66,8 +58,6 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
       throw explain(error, 'nft');
     }
   };
-  // Declaring a table and then deleting it succeeds whether or not it existed: one transaction, idempotent.
-  const dropTable = (table: string): string => `table ${table} {}\ndelete table ${table}`;
   const forwardRules = (ip: ServiceIp, giver: string): string => [
     dropTable(DRAIN_TABLES.forward),
     `table ${DRAIN_TABLES.forward} {`,
@@ -233,10 +223,6 @@ function decodeV6(hex: string): string | undefined {
   const bytes = [0, 8, 16, 24].flatMap((i) => wordBytes(hex.slice(i, i + 8)));
   const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
   return mapped ? bytes.slice(12).join('.') : undefined;
-}
-
-function stderrOf(error: unknown): string {
-  return error instanceof BatonError && error.details !== undefined ? error.details.stderr : '';
 }
 
 function explain(error: unknown, program: 'nft' | 'ip'): unknown {

@@ -1,14 +1,17 @@
 // YAML file → validated, frozen Config (snake_case keys → camelCase fields). All defaults live here.
 
 import {readFile} from 'node:fs/promises';
+import {COMBINED, type LogFormat} from '../access-log.js';
 import {BatonError} from '../errors.js';
+import {DEFAULT_STATUSES, type StatusRange} from '../request-evidence.js';
 import type {Role, ServiceIp} from '../state-machine.js';
 import {readHealth, type HealthCheckSpec} from './health-checks.js';
 import {describeFsError, errorCode} from './messages.js';
 import {checkProgram, inspectProgramFile, type ProgramInspector} from './program-files.js';
 import {readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
 import {
-  ABSOLUTE_PATH, BOOLEAN, integer, INTERFACE_NAME, IP_ADDRESS, oneOf, PAIR_ID, PORT, SERVICE_CIDR, SOCKET_PATH, TEXT,
+  ABSOLUTE_PATH, BOOLEAN, integer, INTERFACE_NAME, IP_ADDRESS, LOG_PATTERN, oneOf, PAIR_ID, PORT, SERVICE_CIDR, SOCKET_PATH,
+  STATUS_RANGE, TEXT,
 } from './value-specs.js';
 import {type Field, type Reader, readYaml} from './yaml-reader.js';
 
@@ -45,6 +48,9 @@ export interface Config {
     readonly accessLog: string | undefined;
     readonly minRequests: number;
     readonly timeoutS: number;
+    /** The statuses a request must have to count (default 2xx and 3xx). */
+    readonly statuses: readonly StatusRange[];
+    readonly logFormat: LogFormat;
   };
   readonly onStop: OnStop;
   readonly stateDir: string;
@@ -88,8 +94,8 @@ const DEFAULT_DEAD_AFTER_INTERVALS = 5;
 const MIN_DEAD_AFTER_INTERVALS = 2;
 const MAX_DEAD_AFTER_MS = 600_000;
 const DEFAULT_MAX_CLOCK_SKEW_MS = 5_000;
-const DEFAULT_MIN_REQUESTS = 3;
-const DEFAULT_CONFIRM_TIMEOUT_S = 30;
+export const DEFAULT_MIN_REQUESTS = 3;
+export const DEFAULT_CONFIRM_TIMEOUT_S = 30;
 const DEFAULT_STATE_DIR = '/var/lib/baton';
 const DEFAULT_CONTROL_SOCKET = '/run/baton/control.sock';
 // A notify script sends a mail or a chat message: 5 s covers a slow SMTP or HTTP round trip.
@@ -114,7 +120,7 @@ const GRACEFUL_KEYS = ['path', 'args'] as const;
 const ENDPOINT_KEYS = ['address', 'port'] as const;
 const SERVICE_KEYS = ['address', 'interface', 'mode'] as const;
 const HEARTBEAT_KEYS = ['interval_ms', 'dead_after_ms', 'max_clock_skew_ms'] as const;
-const CONFIRM_KEYS = ['access_log', 'min_requests', 'timeout_s'] as const;
+const CONFIRM_KEYS = ['access_log', 'min_requests', 'timeout_s', 'statuses', 'log_format', 'log_pattern'] as const;
 const HOOKS_KEYS = ['on_state_change', 'timeout_ms'] as const;
 
 /**
@@ -238,6 +244,8 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
       accessLog: reader.optional(confirm.field('access_log'), ABSOLUTE_PATH, undefined),
       minRequests: reader.optional(confirm.field('min_requests'), integer(1, 1_000_000), DEFAULT_MIN_REQUESTS),
       timeoutS: reader.optional(confirm.field('timeout_s'), integer(1, 3600), DEFAULT_CONFIRM_TIMEOUT_S),
+      statuses: readStatuses(reader, confirm.field('statuses')),
+      logFormat: readLogFormat(reader, confirm.field('log_format'), confirm.field('log_pattern')),
     },
     drain: readDrain(reader, top.field('drain'), inspectProgram),
     onStop: reader.optional(top.field('on_stop'), oneOf(['keep', 'release'] as const), 'keep'),
@@ -247,6 +255,26 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     hooks: readHooks(reader, top.field('hooks'), inspectProgram),
   };
 }
+function readStatuses(reader: Reader, field: Field): readonly StatusRange[] {
+  if (field.value === undefined || field.value === null) return DEFAULT_STATUSES;
+  const items = reader.list(field, STATUS_RANGE, 'a list like [2xx, 3xx]') ?? [];
+  if (items.length === 0 && !field.unusable) reader.expected(field, 'at least one status, like [2xx, 3xx]');
+  return items.flatMap(({value}) => value === undefined ? [] : [value]);
+}
+
+function readLogFormat(reader: Reader, formatField: Field, patternField: Field): LogFormat {
+  const kind = reader.optional(formatField, oneOf(['combined', 'vhost_combined', 'pattern'] as const), 'combined');
+  const pattern = reader.optional(patternField, LOG_PATTERN, undefined);
+  if (kind === 'pattern') {
+    if (pattern === undefined && (patternField.value === undefined || patternField.value === null)) {
+      reader.expected(patternField, LOG_PATTERN.what, 'confirm.log_format is pattern');
+    }
+    return pattern === undefined ? COMBINED : {kind: 'pattern', pattern};
+  }
+  if (pattern !== undefined) reader.expected(patternField, 'nothing', 'it is read only with log_format: pattern');
+  return kind === 'vhost_combined' ? {kind: 'vhost_combined'} : COMBINED;
+}
+
 function readDrain(reader: Reader, field: Field, inspectProgram: ProgramInspector) {
   const drain = reader.section(field, DRAIN_KEYS, 'a mapping like {enabled: true, timeout_s: 60}', false);
   const gracefulField = drain.field('graceful_command');

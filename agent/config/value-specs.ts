@@ -5,6 +5,8 @@ import {assertNever} from '../errors.js';
 import {
   addressBitsOf, type HostCidrProblem, type IpAddress, parseHostCidr, parseIpAddress,
 } from '../net/ip-address.js';
+import {PATTERN_GROUPS} from '../access-log.js';
+import type {StatusRange} from '../request-evidence.js';
 import type {ServiceIp} from '../state-machine.js';
 import {describeChar, quote} from './messages.js';
 
@@ -146,3 +148,43 @@ function describeCidrProblem(parsed: HostCidrProblem): string {
       return assertNever(parsed);
   }
 }
+
+/** An HTTP status class (`2xx`), a range (`200-299`) or one status (`204`), 100..599. */
+export const STATUS_RANGE: Spec<StatusRange> = {
+  what: 'an HTTP status (204), a class (2xx) or a range (200-299), within 100..599',
+  parse: (value) => {
+    if (typeof value === 'number') return Number.isInteger(value) && value >= 100 && value <= 599 ? {from: value, to: value} : new Rejection();
+    if (typeof value !== 'string') return new Rejection();
+    const klass = /^([1-5])xx$/i.exec(value.trim());
+    if (klass !== null) return {from: Number(klass[1]) * 100, to: Number(klass[1]) * 100 + 99};
+    const range = /^(\d{3})\s*-\s*(\d{3})$/.exec(value.trim());
+    if (range === null) return new Rejection();
+    const [from, to] = [Number(range[1]), Number(range[2])];
+    if (from < 100 || to > 599) return new Rejection();
+    return from <= to ? {from, to} : new Rejection(`${from} is above ${to}`);
+  },
+};
+
+/**
+ * confirm.log_pattern: a regular expression whose named groups say where the fields are (access-log.ts,
+ * PATTERN_GROUPS); compiled here so that a typo is a config error, not a failed switch.
+ */
+export const LOG_PATTERN: Spec<RegExp> = {
+  what: 'a regular expression with the named groups client, time and status',
+  parse: (value) => {
+    if (typeof value !== 'string') return new Rejection();
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(value);
+    } catch (error) {
+      return new Rejection(`not a regular expression: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const groups = new Set([...value.matchAll(/\(\?<([A-Za-z_][A-Za-z0-9_]*)>/g)].map((match) => match[1]));
+    const missing = PATTERN_GROUPS.required.filter((name) => !groups.has(name));
+    if (missing.length > 0) return new Rejection(`no group named ${missing.join(', ')}, e.g. (?<client>\\S+)`);
+    const known = new Set<string>([...PATTERN_GROUPS.required, ...PATTERN_GROUPS.optional]);
+    const unknown = [...groups].filter((name) => name !== undefined && !known.has(name));
+    if (unknown.length > 0) return new Rejection(`unknown group ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
+    return pattern;
+  },
+};

@@ -8,7 +8,9 @@ import type {Config} from '../config/schema.js';
 import type {DryRunStep, HostLabel} from '../control-protocol.js';
 import {BatonError, describeError} from '../errors.js';
 import type {Logger} from '../log.js';
-import type {AccessLogWatcher, Clock, CommandRunner, HostInfoSource, JournalStore, RecordingDrivers, StateStore, SwitchJournal} from '../ports.js';
+import type {
+  AccessLogWatcher, ArrivalCounter, Clock, CommandRunner, HostInfoSource, JournalStore, RecordingDrivers, StateStore, SwitchJournal,
+} from '../ports.js';
 import {encodeHostInfo} from '../preflight.js';
 import type {AgentEvent, MachineState, PeerView, SwitchOutcome} from '../state-machine.js';
 import {executeStep, executeUndo, STEP_DEADLINE_MS, type StepRun} from './executor.js';
@@ -35,6 +37,8 @@ export interface ParticipantDeps {
   /** Where the epoch is saved before the IP can be live here. */
   readonly store: StateStore;
   readonly accessLog: AccessLogWatcher | undefined;
+  /** The kernel's count of clients' new connections to the service IP; none: confirm-traffic reads the log only. */
+  readonly arrivals?: ArrivalCounter;
   readonly hostInfo: HostInfoSource;
   readonly log: Logger;
   readonly self: HostLabel;
@@ -70,6 +74,8 @@ interface CurrentSwitch {
   applied: SwitchStepName[];
   phase: 'forward' | 'rollback';
   counter: TrafficCounter | undefined;
+  /** The arrival counter, once backup-net-up has added and announced the IP here (undefined: not started, or none). */
+  arrivals: Promise<boolean> | undefined;
   /** backup-net-up is journalled and its epoch saved ahead (see apply). */
   prepared: boolean;
   /** Where forward-strays sends what is not the taker's: set on a taker whose switch drains. */
@@ -124,7 +130,7 @@ export class SwitchParticipant {
         throw new BatonError('STEP_FAILED', `${this.#deps.self.role} ${this.#deps.self.host} is ${state.name} (${state.reason}), not ready to take the service IP`);
       }
     }
-    this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined, prepared: false,
+    this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined, arrivals: undefined, prepared: false,
       giverAddress: side === 'taker' ? giverAddress : undefined};
     try {
       await this.#writeJournal(undefined);
@@ -159,6 +165,9 @@ export class SwitchParticipant {
       },
       after: async () => {
         current.applied.push(step);
+        // The address is up and announced: the kernel counts clients' connections from now on. Not waited for, and
+        // not before: starting it spawns nft, which must not delay the announcement.
+        if (step === 'backup-net-up') current.arrivals = this.#startArrivals(id);
         // The epoch is saved before the IP can be live, so no restart can bring it up under an older one.
         if (step === 'assign-ip') await this.#deps.store.save({epoch: current.epoch, released: false});
         if (step === (current.giverAddress === undefined ? 'assign-ip' : 'forward-strays')) {
@@ -174,7 +183,9 @@ export class SwitchParticipant {
         }
       },
     });
-    void this.#deps.host.observed();
+    // After the answer has left: reading the interfaces is synchronous, and after primary-net-down the answer is
+    // what the taker waits for while nobody serves.
+    setImmediate(() => void this.#deps.host.observed());
   }
 
   /**
@@ -192,7 +203,7 @@ export class SwitchParticipant {
     await this.#writeJournal(step).catch((error: unknown) => this.#deps.log.error(`(switch ${id}) undo ${step} goes ahead without its journal entry: ${describeError(error)}`));
     if (step === 'primary-net-down') {
       current.counter?.stop();
-      current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock);
+      current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock, this.#deps.config.confirm.statuses);
     }
     if (step === 'backup-net-up') current.counter?.stop();
     if (step === 'primary-net-down' && unlessHeld) {
@@ -214,7 +225,12 @@ export class SwitchParticipant {
     }
     if (current.counter === undefined && current.applied.includes('backup-net-up')) this.#startCounter(current);
     if (current.counter === undefined) throw new BatonError('STEP_FAILED', 'confirm-traffic: the service IP was not brought up on this host in this switch');
-    return current.counter.waitFor(needed, timeoutMs, onProgress);
+    // After a rollback the giver checks that it serves again: the log alone says so. Forward, the kernel's count of
+    // new connections to the service IP shows the log's requests came through it.
+    const arrivals = current.phase === 'forward' && await current.arrivals === true ? this.#deps.arrivals : undefined;
+    const {ip, interface: iface} = this.#deps.config.service;
+    return current.counter.waitFor(needed, timeoutMs, onProgress,
+      arrivals === undefined ? undefined : {count: () => arrivals.count(), where: `${ip.address} on ${iface}`});
   }
 
   /**
@@ -273,6 +289,9 @@ export class SwitchParticipant {
     const {config, log} = this.#deps;
     const {network} = this.#deps.steps.ctx;
     current.counter?.stop();
+    if (await current.arrivals === true) {
+      await this.#deps.arrivals?.stop().catch((error: unknown) => log.error(`(switch ${id}) removing the arrival counter failed; the next start removes it: ${describeError(error)}`));
+    }
     // A drain's preparations that are still in place (the switch ended before end-forwarding / end-hold, or they
     // failed) are taken back: they must not outlive the switch.
     for (const [prepared, ended] of [['forward-strays', 'end-forwarding'], ['hold-connections', 'end-hold']] as const) {
@@ -388,10 +407,23 @@ export class SwitchParticipant {
     }
   }
 
+  /** Starts the kernel's arrival counter; false (logged) when there is none or it cannot start: the log alone confirms. */
+  async #startArrivals(id: string): Promise<boolean> {
+    const {arrivals, config, log} = this.#deps;
+    if (arrivals === undefined) return false;
+    try {
+      await arrivals.start(config.service.ip, [config.peer.address, config.listen.address]);
+      return true;
+    } catch (error) {
+      log.warning(`(switch ${id}) the kernel cannot count connections to ${config.service.ip.address} here, so the access log alone confirms: ${describeError(error)}`);
+      return false;
+    }
+  }
+
   /** Starts counting this switch's requests, once. */
   #startCounter(current: CurrentSwitch): void {
     if (this.#current !== current || current.counter !== undefined || this.#deps.accessLog === undefined) return;
-    current.counter = new TrafficCounter(this.#deps.accessLog, this.#deps.clock);
+    current.counter = new TrafficCounter(this.#deps.accessLog, this.#deps.clock, this.#deps.config.confirm.statuses);
   }
 
   /** Whether this host answers for the IP as clients see it, read from the kernel each time. */

@@ -5,6 +5,10 @@
 // byte, so the access-log watcher reads it exactly as it reads nginx's.
 //
 //   ip netns exec NS node dist/cli/lab/tiny-web.js --host primary --access-log FILE [--listen 0.0.0.0:80]
+//     [--page-status 200]
+//
+// --page-status answers every page (not downloads or uploads) with that status, e.g. 500: a host that is up but
+// failing, which a confirmation must not take for a serving one.
 //
 // SIGHUP: finish gracefully, like nginx's reload: idle keep-alive connections are closed, requests in progress
 // (downloads, uploads) finish and their connection closes after them. SIGTERM/SIGINT: stop listening, drop open connections,
@@ -16,7 +20,7 @@ import type {Socket} from 'node:net';
 import {parseArgs} from 'node:util';
 import {DOWNLOAD_PATH, RECEIVED_BYTES_HEADER, sendPacedBody, TRANSFER_BYTES, UPLOAD_MAX_BODY_BYTES, UPLOAD_PREFIX} from './transfers.js';
 
-const USAGE = 'usage: tiny-web.js --host NAME --access-log FILE [--listen ADDRESS:PORT]';
+const USAGE = 'usage: tiny-web.js --host NAME --access-log FILE [--listen ADDRESS:PORT] [--page-status 200]';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 // nginx writes 499 for a request whose client went away before the response was sent.
 const CLIENT_CLOSED_REQUEST = 499;
@@ -33,6 +37,7 @@ interface Options {
   readonly accessLog: string;
   readonly address: string;
   readonly port: number;
+  readonly pageStatus: number;
 }
 
 function readOptions(argv: readonly string[]): Options {
@@ -42,6 +47,7 @@ function readOptions(argv: readonly string[]): Options {
       host: {type: 'string'},
       'access-log': {type: 'string'},
       listen: {type: 'string', default: '0.0.0.0:80'},
+      'page-status': {type: 'string', default: '200'},
     },
     strict: true,
     allowPositionals: false,
@@ -56,10 +62,14 @@ function readOptions(argv: readonly string[]): Options {
   if (listen === undefined || !(port >= 1 && port <= 65_535)) {
     problems.push(`--listen: expected ADDRESS:PORT like 0.0.0.0:80 or [::]:80, got ${JSON.stringify(values.listen)}`);
   }
+  const pageStatus = Number(values['page-status']);
+  if (!Number.isInteger(pageStatus) || pageStatus < 100 || pageStatus > 599) {
+    problems.push(`--page-status: expected an HTTP status 100..599, got ${JSON.stringify(values['page-status'])}`);
+  }
   if (problems.length > 0 || values.host === undefined || values['access-log'] === undefined || listen === undefined) {
     throw new Error(`${problems.join('; ')}\n${USAGE}`);
   }
-  return {host: values.host, accessLog: values['access-log'], address: listen['v6'] ?? listen['v4'] ?? '0.0.0.0', port};
+  return {host: values.host, accessLog: values['access-log'], address: listen['v6'] ?? listen['v4'] ?? '0.0.0.0', port, pageStatus};
 }
 
 /** nginx's $time_local: `21/Nov/2026:13:45:02 +0000`, local time with its offset. */
@@ -155,7 +165,8 @@ function serve(options: Options): void {
       return;
     }
     if (!download) {
-      res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': page.length, ...connection});
+      status = options.pageStatus;
+      res.writeHead(status, {'Content-Type': 'text/plain', 'Content-Length': page.length, ...connection});
       res.end(req.method === 'HEAD' ? undefined : page);
       return;
     }

@@ -32,6 +32,8 @@ export interface WebServerOptions {
   readonly listen?: string;
   /** How long it may take to listen; default 5000. */
   readonly startTimeoutMs?: number;
+  /** The built-in server only: the status of every page (e.g. 500, a failing host); default 200. */
+  readonly pageStatus?: number;
 }
 
 export type WebServerKind = 'nginx' | 'apache' | 'builtin';
@@ -208,7 +210,8 @@ export async function startBuiltinWeb(options: WebServerOptions): Promise<WebSer
   const accessLog = join(options.dir, 'access.log');
   const output = join(options.dir, 'tiny-web.out');
   const pid = await spawnInNamespace(options.namespace, process.execPath,
-    [TINY_WEB_SCRIPT, '--host', options.hostName, '--listen', formatListen(host, port), '--access-log', accessLog], output);
+    [TINY_WEB_SCRIPT, '--host', options.hostName, '--listen', formatListen(host, port), '--access-log', accessLog,
+      '--page-status', String(options.pageStatus ?? 200)], output);
   await waitUntilListening({
     pid, port, what: `the built-in web server for ${options.hostName} in ${options.namespace}`,
     timeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,

@@ -11,6 +11,12 @@ import {setTimeout as delay} from 'node:timers/promises';
 import test from 'ava';
 import {createAccessLogTail} from '../../agent/adapters/access-log-tail.js';
 import type {AccessLogWatcher} from '../../agent/ports.js';
+import {DEFAULT_STATUSES, type EvidenceRules, type RequestTally} from '../../agent/request-evidence.js';
+
+/** Rules where `addresses` are the hosts' own (the service IP, 192.0.2.100, appears in no test line). */
+function ownAddresses(addresses: readonly string[]): () => EvidenceRules {
+  return () => ({ownAddresses: addresses, serviceAddress: '192.0.2.100', statuses: DEFAULT_STATUSES});
+}
 
 interface Teardown {
   teardown(fn: () => Promise<void> | void): void;
@@ -50,8 +56,11 @@ async function waitUntil(condition: () => boolean, what: string): Promise<void> 
 }
 
 interface Following {
-  /** Every value the iteration yielded, in order. */
+  /** Every count of evidence the iteration yielded, in order, each once (a tally that changed only in its
+   *  exclusions repeats the count and is not pushed again). */
   readonly counts: number[];
+  /** The last tally yielded. */
+  tally(): RequestTally | undefined;
   /** Settles when the iteration ends. */
   readonly ended: Promise<void>;
   latest(): number;
@@ -62,8 +71,12 @@ interface Following {
 function follow(t: Teardown, watcher: AccessLogWatcher, after = AFTER): Following {
   const controller = new AbortController();
   const counts: number[] = [];
+  let last: RequestTally | undefined;
   const ended = (async () => {
-    for await (const count of watcher.countRequests(after, controller.signal)) counts.push(count);
+    for await (const tally of watcher.countRequests(after, controller.signal)) {
+      last = tally;
+      if (tally.counted !== (counts.at(-1) ?? 0)) counts.push(tally.counted);
+    }
   })();
   // Tests that expect a failure await `ended` themselves; this only keeps an early rejection from being "unhandled".
   ended.catch(() => undefined);
@@ -76,13 +89,13 @@ function follow(t: Teardown, watcher: AccessLogWatcher, after = AFTER): Followin
     await ended.catch(() => undefined);
   });
   const latest = (): number => counts.at(-1) ?? 0;
-  return {counts, ended, latest, stop, until: (count) => waitUntil(() => latest() >= count, `a count of ${count} (at ${latest()})`)};
+  return {counts, ended, latest, stop, tally: () => last, until: (count) => waitUntil(() => latest() >= count, `a count of ${count} (at ${latest()})`)};
 }
 
 test('counts lines appended after the call and never the ones already in the log', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, line('203.0.113.1') + line('203.0.113.2') + line('203.0.113.3'));
-  const following = follow(t, createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS}));
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS}));
   await appendFile(file, line('198.51.100.1') + line('198.51.100.2'));
   await following.until(2);
   await appendFile(file, line('198.51.100.3'));
@@ -94,7 +107,7 @@ test('counts lines appended after the call and never the ones already in the log
 test('ignores the excluded clients, however their addresses are written', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, '');
-  const following = follow(t, createAccessLogTail({file, excludeClients: ['192.0.2.11', '2001:db8::12'], pollMs: POLL_MS}));
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses(['192.0.2.11', '2001:db8::12']), pollMs: POLL_MS}));
   await appendFile(file, line('192.0.2.11') + line('::ffff:192.0.2.11') + line('2001:DB8:0::12') + line('2001:db8::12'));
   await appendFile(file, line('203.0.113.9'));
   await following.until(1);
@@ -105,7 +118,7 @@ test('ignores the excluded clients, however their addresses are written', async 
 test('ignores lines timestamped before `after`, rounded down to its second', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, '');
-  const following = follow(t, createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS}));
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS}));
   await appendFile(
     file,
     line('203.0.113.1', '21/Nov/2026:13:45:01 +0000') + // before
@@ -122,7 +135,7 @@ test('ignores lines timestamped before `after`, rounded down to its second', asy
 test('survives rotation by rename: the rest of the old file counts, then the new file from its start', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, line('203.0.113.1', '21/Nov/2026:13:44:00 +0000'));
-  const following = follow(t, createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS}));
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS}));
   await appendFile(file, line('198.51.100.1'));
   await following.until(1);
   await rename(file, `${file}.1`);
@@ -140,7 +153,7 @@ test('survives rotation by rename: the rest of the old file counts, then the new
 test('survives copytruncate: after the truncation the file is read again from its start', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, line('203.0.113.1', '21/Nov/2026:13:44:00 +0000'));
-  const following = follow(t, createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS}));
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS}));
   await appendFile(file, line('198.51.100.1') + line('198.51.100.2'));
   await following.until(2);
   await copyFile(file, `${file}.1`);
@@ -154,7 +167,7 @@ test('survives copytruncate: after the truncation the file is read again from it
 test('a line written in two parts counts once, when its newline arrives', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, '');
-  const following = follow(t, createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS}));
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS}));
   const whole = line('198.51.100.1');
   // The first part is itself a valid common-format line, so counting it early would show.
   const cut = whole.indexOf(' "-"');
@@ -169,7 +182,7 @@ test('a line written in two parts counts once, when its newline arrives', async 
 
 test('a log missing at the call counts from its start once it appears within the grace period', async (t) => {
   const {file} = await tempLog(t);
-  const following = follow(t, createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS, rotationGraceMs: 1000}));
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS, rotationGraceMs: 1000}));
   await delay(3 * POLL_MS);
   await writeFile(file, line('198.51.100.1') + line('198.51.100.2'));
   await following.until(2);
@@ -181,7 +194,7 @@ test('a log deleted and not re-created fails with ACCESS_LOG_UNREADABLE after th
   const {file} = await tempLog(t);
   await writeFile(file, '');
   const vanishedAt = Date.UTC(2026, 10, 21, 13, 45, 5);
-  const watcher = createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS, rotationGraceMs: 100, wallNow: () => vanishedAt});
+  const watcher = createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS, rotationGraceMs: 100, wallNow: () => vanishedAt});
   const following = follow(t, watcher);
   await delay(2 * POLL_MS);
   const removedAt = Date.now();
@@ -196,7 +209,7 @@ test('a log deleted and not re-created fails with ACCESS_LOG_UNREADABLE after th
 test('aborting ends the iteration cleanly', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, '');
-  const following = follow(t, createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS}));
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS}));
   await appendFile(file, line('198.51.100.1'));
   await following.until(1);
   await following.stop();
@@ -209,7 +222,7 @@ test('an already aborted signal yields nothing', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, line('198.51.100.1'));
   const counts: number[] = [];
-  for await (const count of createAccessLogTail({file, excludeClients: []}).countRequests(AFTER, AbortSignal.abort())) counts.push(count);
+  for await (const tally of createAccessLogTail({file, rules: ownAddresses([])}).countRequests(AFTER, AbortSignal.abort())) counts.push(tally.counted);
   t.deepEqual(counts, []);
 });
 
@@ -219,7 +232,7 @@ test.serial('closes every descriptor it opened: check, and the old and new file 
   await writeFile(file, '');
   const openDescriptors = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
   const before = await openDescriptors();
-  const watcher = createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS});
+  const watcher = createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS});
   await watcher.check();
   const following = follow(t, watcher);
   await appendFile(file, line('198.51.100.1'));
@@ -235,14 +248,14 @@ test.serial('closes every descriptor it opened: check, and the old and new file 
 test('check() accepts a readable regular file', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, line('198.51.100.1'));
-  await t.notThrowsAsync(createAccessLogTail({file, excludeClients: []}).check());
+  await t.notThrowsAsync(createAccessLogTail({file, rules: ownAddresses([])}).check());
 });
 
 const checkFails = test.macro({
   async exec(t, prepare: (dir: string, file: string) => Promise<void>, problem: string) {
     const {dir, file} = await tempLog(t);
     await prepare(dir, file);
-    const error = await t.throwsAsync(createAccessLogTail({file, excludeClients: []}).check(), {code: 'ACCESS_LOG_UNREADABLE'});
+    const error = await t.throwsAsync(createAccessLogTail({file, rules: ownAddresses([])}).check(), {code: 'ACCESS_LOG_UNREADABLE'});
     t.is(
       error?.message,
       `access log ${file} ${problem}; set confirm.access_log to the log your web server writes ` +
@@ -260,7 +273,7 @@ test('is a FIFO', checkFails, async (_dir, file) => void execFileSync('mkfifo', 
 (process.getuid?.() === 0 ? test.skip : test)('check() reports permission denied with its fix (not as root)', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, '', {mode: 0o000});
-  const error = await t.throwsAsync(createAccessLogTail({file, excludeClients: []}).check(), {code: 'ACCESS_LOG_UNREADABLE'});
+  const error = await t.throwsAsync(createAccessLogTail({file, rules: ownAddresses([])}).check(), {code: 'ACCESS_LOG_UNREADABLE'});
   t.regex(error?.message ?? '', /is not readable \(permission denied\); let the user baton-agent runs as read it/);
 });
 
@@ -316,16 +329,36 @@ http {
   }
 
   const after = Date.now();
-  const everyone = follow(t, createAccessLogTail({file, excludeClients: [], pollMs: POLL_MS}), after);
-  const outsiders = follow(t, createAccessLogTail({file, excludeClients: ['127.0.0.1'], pollMs: POLL_MS}), after);
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses([]), pollMs: POLL_MS}), after);
   for (const path of ['/one', '/two', '/three']) t.is(await get(path), 200);
-  await everyone.until(3);
-  // A line from elsewhere, appended as nginx appends (O_APPEND): once the excluding tail counts it, it has read
-  // past the three loopback requests, so its count shows they counted for nothing.
+  await waitUntil(() => following.tally()?.excluded.loopback === 3, 'the three loopback requests, judged');
+  // A line from elsewhere, appended as nginx appends (O_APPEND): the real lines before it counted for nothing.
   await appendFile(file, line('198.51.100.1', logTime(Date.now())));
-  await outsiders.until(1);
-  await everyone.until(4);
-  await Promise.all([everyone.stop(), outsiders.stop()]);
-  t.is(everyone.latest(), 4);
-  t.deepEqual(outsiders.counts, [1]);
+  await following.until(1);
+  await following.stop();
+  t.deepEqual(following.counts, [1]);
+  t.is(following.tally()?.excluded.loopback, 3, 'nginx\'s own lines from 127.0.0.1 are loopback, not clients');
+});
+
+test('check() reads the last lines: in the configured format they pass, and say whether they show the local address', async (t) => {
+  const {file} = await tempLog(t);
+  await writeFile(file, line('198.51.100.1') + line('198.51.100.2'));
+  t.deepEqual(await createAccessLogTail({file, rules: ownAddresses([])}).check(), {sampled: 2, parsed: 2, showsLocalAddress: false});
+  await writeFile(file, '');
+  t.deepEqual(await createAccessLogTail({file, rules: ownAddresses([])}).check(), {sampled: 0, parsed: 0, showsLocalAddress: false},
+    'an empty log proves nothing either way and is allowed');
+});
+
+test('check() refuses a log whose recent lines are in another format, naming the one they look like', async (t) => {
+  const {file} = await tempLog(t);
+  const vhost = 'www.example.com:80 198.51.100.1 - - [21/Nov/2026:13:45:03 +0000] "GET / HTTP/1.1" 200 612 "-" "Mozilla/5.0"\n';
+  // A long old history in combined, then the server switched to vhost_combined: only the recent lines matter.
+  await writeFile(file, line('198.51.100.1').repeat(2000) + vhost.repeat(25));
+  const error = await t.throwsAsync(createAccessLogTail({file, rules: ownAddresses([])}).check(), {code: 'ACCESS_LOG_UNREADABLE'});
+  t.regex(error?.message ?? '', /none of its last 20 line\(s\) is in the format confirm\.log_format says \(combined\); they look like vhost_combined, e\.g\. "www\.example\.com:80 /);
+  t.deepEqual(await createAccessLogTail({file, rules: ownAddresses([]), format: {kind: 'vhost_combined'}}).check(),
+    {sampled: 20, parsed: 20, showsLocalAddress: false});
+  await writeFile(file, '{"status":200,"remote_addr":"198.51.100.1"}\n');
+  const json = await t.throwsAsync(createAccessLogTail({file, rules: ownAddresses([])}).check());
+  t.regex(json?.message ?? '', /they look like JSON/);
 });

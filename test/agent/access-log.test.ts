@@ -1,13 +1,17 @@
 // Tests for the access-log line parser, on lines as nginx 1.22 and Apache 2.4 write them with their default formats.
 
 import test from 'ava';
-import {canonicalAddress, parseAccessLogLine, type AccessLogEntry} from '../../agent/access-log.js';
+import {canonicalAddress, guessLogFormat, parseAccessLogLine, type AccessLogEntry, type LogFormat} from '../../agent/access-log.js';
 
 const at = (iso: string): number => Date.parse(iso);
 
+// The user agent and the local address have tests of their own below.
 const parses = test.macro({
-  exec(t, line: string, expected: AccessLogEntry) {
-    t.deepEqual(parseAccessLogLine(line), expected);
+  exec(t, line: string, expected: Omit<AccessLogEntry, 'userAgent' | 'local'>) {
+    const parsed = parseAccessLogLine(line);
+    t.not(parsed, undefined);
+    const {userAgent: _agent, local: _local, ...rest} = parsed ?? {userAgent: undefined, local: undefined};
+    t.deepEqual(rest, expected);
   },
   title: (note = '') => `parses ${note}`,
 });
@@ -156,3 +160,38 @@ test(canonical, '::ffff:192.0.2.7', '192.0.2.7');
 test(canonical, '::FFFF:c000:207', '192.0.2.7');
 test(canonical, '::1', '::1');
 test(canonical, 'Host.Example.COM', 'host.example.com');
+
+test('the user agent of a combined line, unescaped; none in a common line or for "-"', (t) => {
+  t.is(parseAccessLogLine('192.0.2.20 - - [21/Nov/2026:13:47:17 +0000] "GET / HTTP/1.1" 200 3 "-" "curl/7.88.1"')?.userAgent, 'curl/7.88.1');
+  t.is(parseAccessLogLine(String.raw`192.0.2.20 - - [21/Nov/2026:13:47:17 +0000] "GET / HTTP/1.1" 200 3 "-" "a \x22b\x22"`)?.userAgent, 'a "b"');
+  t.is(parseAccessLogLine('192.0.2.20 - - [21/Nov/2026:13:47:17 +0000] "GET / HTTP/1.1" 200 3 "-" "-"')?.userAgent, undefined);
+  t.is(parseAccessLogLine('192.0.2.20 - - [21/Nov/2026:13:47:17 +0000] "GET / HTTP/1.1" 200 3')?.userAgent, undefined);
+});
+
+// Apache 2.4 on Debian: LogFormat "%v:%p %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" \"%{User-Agent}i\"" vhost_combined
+const VHOST = 'www.example.com:80 192.0.2.20 - - [21/Nov/2026:13:47:17 +0000] "GET /a HTTP/1.1" 200 512 "-" "curl/7.88.1"';
+
+test('vhost_combined is refused by the combined format and read by its own', (t) => {
+  t.is(parseAccessLogLine(VHOST), undefined);
+  const parsed = parseAccessLogLine(VHOST, {kind: 'vhost_combined'});
+  t.is(parsed?.client, '192.0.2.20');
+  t.is(parsed?.status, 200);
+  t.is(parsed?.userAgent, 'curl/7.88.1');
+});
+
+test('a declared pattern reads its named groups, the local address and an ISO 8601 time included', (t) => {
+  // nginx: log_format local '$server_addr $remote_addr [$time_iso8601] "$request" $status "$http_user_agent"';
+  const format: LogFormat = {kind: 'pattern', pattern: /^(?<local>\S+) (?<client>\S+) \[(?<time>[^\]]+)\] "(?<request>[^"]*)" (?<status>\d{3}) "(?<agent>[^"]*)"$/};
+  const parsed = parseAccessLogLine('192.0.2.100 192.0.2.20 [2026-11-21T14:47:17+01:00] "GET /x HTTP/1.1" 204 "curl/8"', format);
+  t.deepEqual(parsed, {client: '192.0.2.20', timeMs: Date.parse('2026-11-21T13:47:17Z'), method: 'GET', path: '/x', status: 204,
+    bytes: undefined, userAgent: 'curl/8', local: '192.0.2.100'});
+  t.is(parseAccessLogLine('192.0.2.100 192.0.2.20 [yesterday] "GET /x HTTP/1.1" 204 "curl/8"', format), undefined, 'a time it cannot read');
+  t.is(parseAccessLogLine('192.0.2.100 192.0.2.20 [2026-11-21T14:47:17+01:00] "GET /x HTTP/1.1" 999 "curl/8"', format), undefined);
+});
+
+test('guessLogFormat names what lines look like, for the message that refuses them', (t) => {
+  t.is(guessLogFormat([VHOST, VHOST]), 'vhost_combined');
+  t.is(guessLogFormat(['{"time":"2026-11-21T13:47:17+00:00","remote_addr":"192.0.2.20","status":200}']), 'JSON');
+  t.is(guessLogFormat(['192.0.2.20 - - [21/Nov/2026:13:47:17 +0000] "GET / HTTP/1.1" 200 3']), 'combined or common');
+  t.is(guessLogFormat(['hello world']), 'not one baton knows');
+});

@@ -1,26 +1,36 @@
-// An AccessLogWatcher whose requests a test adds by hand: request(n) makes n requests arrive now.
+// An AccessLogWatcher whose requests a test adds by hand: request(n) makes n client requests arrive now,
+// excluded(reason, n) n lines that are not evidence (the agent's health checks, a status 500…).
 
 import {BatonError} from '../../agent/errors.js';
-import type {AccessLogWatcher} from '../../agent/ports.js';
+import type {AccessLogCheck, AccessLogWatcher} from '../../agent/ports.js';
+import {addToTally, emptyTally, type Exclusion, type RequestTally} from '../../agent/request-evidence.js';
 
 export class FakeAccessLog implements AccessLogWatcher {
   readable = true;
   /** Whether requests are arriving at all (e.g. the web server is up). */
-  #listeners = new Set<(n: number) => void>();
+  #listeners = new Set<(n: number, reason: Exclusion | undefined) => void>();
 
-  async check(): Promise<void> {
+  async check(): Promise<AccessLogCheck> {
     if (!this.readable) throw new BatonError('ACCESS_LOG_UNREADABLE', '/var/log/nginx/access.log: missing (injected)');
+    return {sampled: 20, parsed: 20, showsLocalAddress: false};
   }
 
-  /** n requests arrive now, seen by every watcher counting at this moment. */
+  /** n client requests arrive now, seen by every watcher counting at this moment. */
   request(n = 1): void {
-    for (const listener of this.#listeners) listener(n);
+    for (const listener of this.#listeners) listener(n, undefined);
   }
 
-  async *countRequests(_afterWallMs: number, signal: AbortSignal): AsyncIterable<number> {
+  /** n lines arrive now that are not evidence, for `reason`. */
+  excluded(reason: Exclusion, n = 1): void {
+    for (const listener of this.#listeners) listener(n, reason);
+  }
+
+  async *countRequests(_afterWallMs: number, signal: AbortSignal): AsyncIterable<RequestTally> {
+    let tally = emptyTally();
     let count = 0;
     let wake: (() => void) | undefined;
-    const listener = (n: number): void => {
+    const listener = (n: number, reason: Exclusion | undefined): void => {
+      for (let i = 0; i < n; i++) tally = addToTally(tally, reason);
       count += n;
       wake?.();
     };
@@ -31,7 +41,7 @@ export class FakeAccessLog implements AccessLogWatcher {
       while (!signal.aborted) {
         if (count > reported) {
           reported = count;
-          yield count;
+          yield tally;
           continue;
         }
         await Promise.race([aborted, new Promise<void>((resolve) => {

@@ -12,6 +12,7 @@ import {FakeClock} from './fake-clock.js';
 import {FakeHealthProbe} from './fake-health-probe.js';
 import {FakeHostInfo} from './fake-host-info.js';
 import {FakeNetworkDriver, FakeSegment} from './fake-network-driver.js';
+import {FakeArrivalCounter} from './fake-arrival-counter.js';
 import {FakeTransport} from './fake-transport.js';
 import {MemoryJournalStore} from './memory-journal-store.js';
 import {MemoryStateStore} from './memory-state-store.js';
@@ -28,6 +29,7 @@ export interface FakeHost {
   readonly store: MemoryStateStore;
   readonly journal: MemoryJournalStore;
   readonly accessLog: FakeAccessLog;
+  readonly arrivals: FakeArrivalCounter;
   readonly hostInfo: FakeHostInfo;
   readonly healthProbe: FakeHealthProbe;
   readonly logs: string[];
@@ -48,13 +50,14 @@ export interface FakeHostOptions {
 }
 
 export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegment, transport: FakeTransport, options: FakeHostOptions = {}): FakeHost {
-  const config = testConfig(role, {confirm: {accessLog: '/var/log/nginx/access.log', minRequests: 3, timeoutS: 30}, ...options.config});
+  const config = testConfig(role, {confirm: {...testConfig(role).confirm, accessLog: '/var/log/nginx/access.log'}, ...options.config});
   const network = new FakeNetworkDriver(role, segment);
   const drain = new FakeDrainDriver(role === 'primary' ? PRIMARY_ADDRESS : BACKUP_ADDRESS);
   const runner = new RecordingRunner();
   const store = new MemoryStateStore(options.epoch === undefined ? undefined : {epoch: options.epoch});
   const journal = new MemoryJournalStore();
   const accessLog = new FakeAccessLog();
+  const arrivals = new FakeArrivalCounter();
   const hostInfo = new FakeHostInfo(options.hostname ?? `web-${role}`);
   const healthProbe = new FakeHealthProbe();
   const logs: string[] = [];
@@ -78,6 +81,7 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
       store: cutOffOnKill(store, isDead),
       journal: cutOffOnKill(journal, isDead),
       accessLog: cutOffOnKill(accessLog, isDead),
+      arrivals: cutOffOnKill(arrivals, isDead),
       hostInfo: cutOffOnKill(hostInfo, isDead),
       healthProbe, hooks: undefined,
       drain: cutOffOnKill(drain, isDead),
@@ -99,7 +103,7 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
     });
   };
   const host: FakeHost = {
-    agent: undefined as unknown as Agent, role, network, drain, runner, transport, store, journal, accessLog, hostInfo, healthProbe, logs, config, wallSkewMs: 0,
+    agent: undefined as unknown as Agent, role, network, drain, runner, transport, store, journal, accessLog, arrivals, hostInfo, healthProbe, logs, config, wallSkewMs: 0,
     kill: async () => {
       await host.agent.stop();
       cutOffCurrent();

@@ -32,7 +32,11 @@ export async function drive<T>(clock: FakeClock, work: Promise<T>, each: () => v
 /** Clients that send a request every step to whichever host serves, like the real world would. */
 export function clients(pair: FakePair): () => void {
   return () => {
-    for (const host of [pair.primary, pair.backup]) if (host.network.addresses.has('192.0.2.100')) host.accessLog.request(1);
+    for (const host of [pair.primary, pair.backup]) {
+      if (!host.network.addresses.has('192.0.2.100')) continue;
+      host.accessLog.request(1);
+      host.arrivals.arrive(1);
+    }
   };
 }
 

@@ -1,6 +1,8 @@
 // Configs for unit tests, built directly (no file): a primary and a backup that point at each other.
 
+import {COMBINED} from '../../agent/access-log.js';
 import {type Config} from '../../agent/config/schema.js';
+import {DEFAULT_STATUSES} from '../../agent/request-evidence.js';
 import {keyIdOf, type Key, type Keyring} from '../../agent/config/secret-files.js';
 import type {Role} from '../../agent/state-machine.js';
 
@@ -31,7 +33,7 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     keyring: testKeyring(),
     service: {ip: SERVICE_IP, interface: 'eth0', mode: 'address'},
     heartbeat: {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000},
-    confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30},
+    confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: DEFAULT_STATUSES, logFormat: COMBINED},
     drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60},
     onStop: 'keep',
     stateDir: `/var/lib/baton-${node}`,

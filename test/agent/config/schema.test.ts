@@ -36,7 +36,7 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
       mode: 'address',
     },
     heartbeat: {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000},
-    confirm: {accessLog: '/var/log/nginx/access.log', minRequests: 3, timeoutS: 30},
+    confirm: {accessLog: '/var/log/nginx/access.log', minRequests: 3, timeoutS: 30, statuses: [{from: 200, to: 299}, {from: 300, to: 399}], logFormat: {kind: 'combined'}},
     drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60},
     onStop: 'keep',
     stateDir: '/var/lib/baton',
@@ -57,7 +57,7 @@ test('a minimal config gets every default', (t) => {
   t.is(config.keyring.signing.file, '/etc/baton/secret');
   t.is(config.service.mode, 'address');
   t.deepEqual(config.heartbeat, {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000});
-  t.deepEqual(config.confirm, {accessLog: undefined, minRequests: 3, timeoutS: 30});
+  t.deepEqual(config.confirm, {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: [{from: 200, to: 299}, {from: 300, to: 399}], logFormat: {kind: 'combined'}});
   t.deepEqual(config.drain, {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60});
   t.is(config.onStop, 'keep');
   t.is(config.stateDir, '/var/lib/baton');
@@ -203,3 +203,36 @@ test('a hook timeout below 100 ms is rejected', rejects,
 test('a hook timeout above 600000 ms is rejected', rejects,
   `${DESIGN_EXAMPLE}hooks:\n  timeout_ms: 600001\n`,
   ['19 hooks.timeout_ms: expected an integer 100..600000, got 600001']);
+
+// ---- confirm: statuses and the access log's format ----
+
+// A function as the replacement: a pattern's `$'` must stay text.
+const withConfirm = (lines: string): string => DESIGN_EXAMPLE.replace('  timeout_s: 30\n', () => `  timeout_s: 30\n${lines}`);
+
+test('confirm.statuses takes classes, ranges and single statuses', (t) => {
+  const config = parseConfig(withConfirm('  statuses: [2xx, 301-302, 404]\n'), 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.deepEqual(config.confirm.statuses, [{from: 200, to: 299}, {from: 301, to: 302}, {from: 404, to: 404}]);
+  t.deepEqual(parseConfig(DESIGN_EXAMPLE, 'baton.yaml', DEFAULT_SECRET, PROGRAMS).confirm.statuses, [{from: 200, to: 299}, {from: 300, to: 399}]);
+});
+
+test('confirm.statuses refuses what is not a status, and an empty list', rejects,
+  withConfirm('  statuses: [6xx, 299-200, ok]\n'),
+  ['15 confirm.statuses[0]: expected an HTTP status (204), a class (2xx) or a range (200-299), within 100..599, got \'6xx\'',
+    '15 confirm.statuses[1]: expected an HTTP status (204), a class (2xx) or a range (200-299), within 100..599, got \'299-200\' (299 is above 200)',
+    '15 confirm.statuses[2]: expected an HTTP status (204), a class (2xx) or a range (200-299), within 100..599, got \'ok\'']);
+
+test('confirm.log_format: vhost_combined, and a pattern with its groups', (t) => {
+  t.deepEqual(parseConfig(withConfirm('  log_format: vhost_combined\n'), 'baton.yaml', DEFAULT_SECRET, PROGRAMS).confirm.logFormat, {kind: 'vhost_combined'});
+  const config = parseConfig(withConfirm('  log_format: pattern\n  log_pattern: \'^(?<client>\\S+) \\[(?<time>[^\\]]+)\\] (?<status>\\d{3})$\'\n'),
+    'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.is(config.confirm.logFormat.kind, 'pattern');
+  t.is(config.confirm.logFormat.kind === 'pattern' ? config.confirm.logFormat.pattern.source : '', '^(?<client>\\S+) \\[(?<time>[^\\]]+)\\] (?<status>\\d{3})$');
+});
+
+test('a log_pattern that is not a regular expression, lacks a group or names an unknown one is refused', rejects,
+  withConfirm('  log_format: pattern\n  log_pattern: \'(?<client>\\S+) (?<time>\\S+) (?<stat>\\d+)\'\n'),
+  ['16 confirm.log_pattern: expected a regular expression with the named groups client, time and status, got \'(?<client>\\\\S+) (?<time>\\\\S+) (?<stat>\\\\d+)\' (no group named status, e.g. (?<client>\\S+))']);
+
+test('log_format: pattern needs log_pattern, and log_pattern needs log_format: pattern', rejects,
+  withConfirm('  log_format: pattern\n'),
+  ['11 confirm.log_pattern: expected a regular expression with the named groups client, time and status, got nothing (key missing) (confirm.log_format is pattern)']);

@@ -79,7 +79,7 @@ test('no traffic on the backup: confirmation times out, the pair rolls back and 
   const {result, progress} = await switchover(pair, pair.primary, {confirmTimeoutS: 2}, onlyPrimary);
   t.is(result.outcome, 'rolled-back');
   t.is(result.failedStep, 'confirm-traffic');
-  t.regex(result.reason ?? '', /^confirm-traffic failed on the backup: 0 of 3 requests arrived within 2 s/);
+  t.regex(result.reason ?? '', /^confirm-traffic failed on the backup: 0 of 3 client requests arrived within 2 s/);
   t.deepEqual(stepLines(progress).slice(-8), [
     'apply confirm-traffic on backup failed',
     'undo backup-net-up on backup ok',

@@ -25,7 +25,11 @@ test('connections get graceful_after_s to end by themselves; the graceful comman
   pair.primary.drain.connections = 5;
   let closeAt: number | undefined;
   const {result, progress} = await switchover(pair, pair.primary, {}, () => {
-    for (const host of [pair.primary, pair.backup]) if (host.network.addresses.has('192.0.2.100')) host.accessLog.request(1);
+    for (const host of [pair.primary, pair.backup]) {
+      if (!host.network.addresses.has('192.0.2.100')) continue;
+      host.accessLog.request(1);
+      host.arrivals.arrive(1);
+    }
     // The web server closes its connections 2 s after it was told to finish gracefully.
     if (closeAt === undefined && pair.primary.runner.calls.length > 0) closeAt = pair.clock.now() + 2000;
     if (closeAt !== undefined && pair.clock.now() >= closeAt) pair.primary.drain.connections = 0;
@@ -70,7 +74,11 @@ test('connections that end by themselves within graceful_after_s: the graceful c
   pair.primary.drain.connections = 3;
   let closeAt: number | undefined;
   const {result} = await switchover(pair, pair.primary, {}, () => {
-    for (const host of [pair.primary, pair.backup]) if (host.network.addresses.has('192.0.2.100')) host.accessLog.request(1);
+    for (const host of [pair.primary, pair.backup]) {
+      if (!host.network.addresses.has('192.0.2.100')) continue;
+      host.accessLog.request(1);
+      host.arrivals.arrive(1);
+    }
     if (closeAt === undefined && pair.backup.network.addresses.has('192.0.2.100')) closeAt = pair.clock.now() + 1500;
     if (closeAt !== undefined && pair.clock.now() >= closeAt) pair.primary.drain.connections = 0;
   });

@@ -1,0 +1,64 @@
+// Which access-log lines are evidence of a client on the service IP, and the message that says what was left out.
+
+import test from 'ava';
+import type {AccessLogEntry} from '../../agent/access-log.js';
+import {
+  addToTally, createJudge, DEFAULT_STATUSES, describeExclusions, describeStatuses, emptyTally, HEALTH_CHECK_USER_AGENT,
+} from '../../agent/request-evidence.js';
+
+const entry = (client: string, status = 200, userAgent: string | undefined = 'Mozilla/5.0'): AccessLogEntry =>
+  ({client, timeMs: 0, method: 'GET', path: '/', status, bytes: 3, userAgent, local: undefined});
+
+const judge = createJudge({
+  ownAddresses: ['192.0.2.11', '192.0.2.12', '2001:DB8::11', '192.0.2.100'],
+  serviceAddress: '192.0.2.100',
+  statuses: DEFAULT_STATUSES,
+});
+
+test('a client elsewhere with a 2xx or 3xx is evidence, whatever the spelling of its address', (t) => {
+  for (const client of ['192.0.2.20', '2001:db8::20', '::ffff:192.0.2.20']) {
+    for (const status of [200, 204, 301, 304, 399]) t.is(judge(entry(client, status)), undefined, `${client} ${status}`);
+  }
+});
+
+test('loopback, the hosts\' own addresses and the service IP itself are not evidence', (t) => {
+  t.is(judge(entry('127.0.0.1')), 'loopback');
+  t.is(judge(entry('127.8.9.10')), 'loopback');
+  t.is(judge(entry('::1')), 'loopback');
+  t.is(judge(entry('::ffff:127.0.0.1')), 'loopback');
+  t.is(judge(entry('192.0.2.11')), 'own-address');
+  t.is(judge(entry('192.0.2.12')), 'own-address');
+  t.is(judge(entry('2001:db8:0::11')), 'own-address', 'compared canonically');
+  t.is(judge(entry('192.0.2.100')), 'service-ip', 'the service IP is its own reason, even when listed as an own address');
+});
+
+test('the agent\'s own health checks are not evidence, from wherever they come', (t) => {
+  t.is(judge(entry('192.0.2.20', 200, HEALTH_CHECK_USER_AGENT)), 'health-check');
+  t.is(judge(entry('127.0.0.1', 200, HEALTH_CHECK_USER_AGENT)), 'health-check');
+  t.is(judge(entry('192.0.2.20', 200, undefined)), undefined, 'a common-format line has no user agent: judged by address');
+});
+
+test('a status outside confirm.statuses is not evidence: a host answering 500 is not serving', (t) => {
+  for (const status of [100, 400, 404, 408, 500, 502, 503]) t.is(judge(entry('192.0.2.20', status)), 'status', String(status));
+  const only204 = createJudge({ownAddresses: [], serviceAddress: '192.0.2.100', statuses: [{from: 204, to: 204}]});
+  t.is(only204(entry('192.0.2.20', 204)), undefined);
+  t.is(only204(entry('192.0.2.20', 200)), 'status');
+});
+
+test('the tally counts evidence and each reason apart, and the message names what was left out', (t) => {
+  let tally = emptyTally();
+  t.is(describeExclusions(tally, DEFAULT_STATUSES), '');
+  for (const reason of ['health-check', 'health-check', 'status', undefined, 'loopback'] as const) tally = addToTally(tally, reason);
+  t.is(tally.counted, 1);
+  t.deepEqual(tally.excluded, {'loopback': 1, 'own-address': 0, 'service-ip': 0, 'health-check': 2, 'elsewhere': 0, 'status': 1});
+  t.is(describeExclusions(tally, DEFAULT_STATUSES),
+    'not counted: 2 health checks of this agent, 1 from loopback (this host itself), 1 with a status outside 2xx, 3xx');
+  t.is(describeStatuses([{from: 200, to: 299}, {from: 304, to: 304}, {from: 300, to: 302}]), '2xx, 304, 300-302');
+});
+
+test('where the log shows the address a request was sent to, only requests to the service IP count', (t) => {
+  const to = (local: string): AccessLogEntry => ({...entry('192.0.2.20'), local});
+  t.is(judge(to('192.0.2.100')), undefined);
+  t.is(judge(to('::ffff:192.0.2.100')), undefined, 'a dual-stack socket\'s spelling');
+  t.is(judge(to('192.0.2.12')), 'elsewhere');
+});
