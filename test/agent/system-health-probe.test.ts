@@ -1,7 +1,11 @@
 // The real health probe against lo, sysfs, a local HTTP server and real programs.
 
 import test, {type ExecutionContext} from 'ava';
+import {execFile} from 'node:child_process';
+import {promisify} from 'node:util';
+import {AGENT_NODE_FLAGS} from '../../cli/lab/lab.js';
 import {isProcessAlive} from '../../cli/lab/web.js';
+import {HEALTH_CHECK_USER_AGENT} from '../../agent/request-evidence.js';
 import {chmod, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {createServer, type Server} from 'node:http';
 import type {AddressInfo} from 'node:net';
@@ -115,6 +119,8 @@ test('ip link: a link without UP is administratively down', ipCase,
   {ok: false, detail: 'eth0 is administratively down'});
 test('ip link: a missing device is named', ipCase, new Error('Device "eth0" does not exist.'),
   {ok: false, detail: 'eth0 does not exist in this network namespace'});
+
+const execFileAsync = promisify(execFile);
 
 // ---- http ----
 
@@ -254,4 +260,23 @@ test('a command that cannot run is a failure naming the reason', async (t) => {
 
   t.false(result.ok);
   t.regex(result.detail, /^cannot run `.*not-executable`: .*EACCES/);
+});
+
+test('an http check works in the agent\'s own V8 (--jitless, no WebAssembly), and says who it is', async (t) => {
+  let userAgent: string | undefined;
+  const server: Server = createServer((request, response) => {
+    userAgent = request.headers['user-agent'];
+    response.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  // The probe module as the agent loads it, in a V8 started with the agent's flags (AGENT_NODE_FLAGS).
+  const module = new URL('../../agent/adapters/system-health-probe.js', import.meta.url).href;
+  const script = `const {createSystemHealthProbe} = await import(${JSON.stringify(module)});
+    const result = await createSystemHealthProbe({run: async () => ''}).run({kind: 'http', url: ${JSON.stringify(url)}, expectStatus: 200, timeoutMs: 2000}, new AbortController().signal);
+    process.stdout.write(JSON.stringify(result));`;
+  const {stdout} = await execFileAsync(process.execPath, [...AGENT_NODE_FLAGS, '--input-type=module', '-e', script]);
+  t.deepEqual(JSON.parse(stdout), {ok: true, detail: `${url} answered 200`});
+  t.is(userAgent, HEALTH_CHECK_USER_AGENT, 'its lines in the access log are known as the agent\'s own');
 });
