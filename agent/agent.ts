@@ -23,7 +23,7 @@ import type {
 } from './ports.js';
 import {Observer} from './observer.js';
 import {PreProbe} from './preprobe.js';
-import {dropLink, failActive, type LinkDrop} from './rehearsal.js';
+import {dropLink, failActive, requireRehearsal, type LinkDrop} from './rehearsal.js';
 import {initialState, step, type AgentEvent, type Effect, type MachineState, type PeerView} from './state-machine.js';
 import {assembleStatus} from './status-report.js';
 import {LatenessTracker, runTicks} from './timers.js';
@@ -331,7 +331,8 @@ export class Agent {
   }
 
   /** The operator's switchover, run from this host. One at a time. */
-  switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+  async switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+    if (options.pauseAfter !== undefined) requireRehearsal(this.#deps.config, 'switchover --pause-after');
     return this.#coordinator.run(options, emit);
   }
 
@@ -347,6 +348,8 @@ export class Agent {
       case 'resume':
         return {...await this.#resumeHere()};
       case 'drop-link': {
+        // This host's own configuration decides, whatever the asking host allows.
+        requireRehearsal(this.#deps.config, `the peer's drop-link (baton rehearse --with-failure)`);
         const {seconds} = decodePeerParams('drop-link', request.params);
         await dropLink(this.#linkDrop(), seconds);
         return {};
@@ -357,8 +360,9 @@ export class Agent {
   }
 
   /** Rehearsal (`baton rehearse --with-failure`): the host holding the IP plays a dying active host. */
-  failActive(seconds: number): Promise<FailResult> {
+  async failActive(seconds: number): Promise<FailResult> {
     const {network, config} = this.#deps;
+    requireRehearsal(config, 'fail-active (baton rehearse --with-failure)');
     return failActive({
       drop: this.#linkDrop(), serving: () => network.isServing(config.service.ip), self: this.#selfLabel(), peer: this.#machine.peer,
       peerLabel: this.#peer.label(), askPeer: (s) => this.#peer.requester.request('drop-link', '', {seconds: s}, {deadlineMs: REQUEST_DEADLINE_MS}),

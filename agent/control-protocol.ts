@@ -1,6 +1,7 @@
 // Control socket protocol between `baton` and the local agent: request/reply types and the JSON-lines codec.
 // The only agent/ file that cli/ imports. One request per connection; the agent answers with one line
-// (later: progress lines first), then closes.
+// (progress lines first, for a switch), then closes. A second request on the same connection is not served: it is
+// answered at once with a BAD_REQUEST error carrying its id, and the first is answered as usual.
 
 import type {RejectReason} from './peer/beacon-codec.js';
 import type {ErrorCode} from './errors.js';

@@ -1,4 +1,5 @@
-// Unix-socket control server: decodes one request per connection, hands it to the agent, writes the reply.
+// Unix-socket control server: decodes one request per connection, hands it to the agent, writes the reply; bounds
+// what a client can hold (a deadline from accept for its request, a cap on connections open at once).
 // The socket is mode 0600 in a 0700 directory: only root (the agent's user) may ask the agent anything.
 
 import {chmod, mkdir, unlink} from 'node:fs/promises';
@@ -18,18 +19,65 @@ export interface ControlHandler {
   failActive(seconds: number): Promise<FailResult>;
 }
 
-// A client that opens the socket and says nothing is dropped after this long, so it cannot pin resources.
-const REQUEST_TIMEOUT_MS = 5000;
+export interface ControlLimits {
+  /** From accept, not from the last byte: a client must have sent its whole request line by then. */
+  readonly requestDeadlineMs: number;
+  /** Connections served at once; a further one is answered with an error and closed. */
+  readonly maxConnections: number;
+}
+
+// A request is one line the CLI writes at once: 5 s from accept covers a host swapping hard, and a client that
+// dribbles a byte now and then is dropped at the same moment as one that says nothing.
+// 16 at once: an operator's status and switchover, the drill's status polls and a monitoring probe use a few;
+// beyond that a client is looping or attacking, and each connection costs a socket and a buffer of up to 64 KiB.
+export const DEFAULT_CONTROL_LIMITS: ControlLimits = {requestDeadlineMs: 5000, maxConnections: 16};
+
+/** Connections turned away or cut short since start, by reason. */
+export interface ControlStats {
+  /** Refused at accept: maxConnections were already open. */
+  readonly refusedBusy: number;
+  /** No complete request within requestDeadlineMs of accept. */
+  readonly timedOut: number;
+  /** A second request on a connection that already had one (refused with an error reply). */
+  readonly extraRequests: number;
+}
+
+type Counters = {-readonly [K in keyof ControlStats]: ControlStats[K]};
 
 export interface ControlServer {
   close(): Promise<void>;
+  stats(): ControlStats;
 }
 
 /** Throws BatonError AGENT_UNREACHABLE when the socket cannot be created or another agent owns it. */
-export async function startControlServer(path: string, handler: ControlHandler, log: Logger): Promise<ControlServer> {
+export async function startControlServer(path: string, handler: ControlHandler, log: Logger,
+  limits: ControlLimits = DEFAULT_CONTROL_LIMITS): Promise<ControlServer> {
   await mkdir(dirname(path), {recursive: true, mode: 0o700});
   await removeStaleSocket(path);
-  const server = createServer((socket) => serve(socket, handler, log));
+  const open = new Set<Socket>();
+  const stats: Counters = {refusedBusy: 0, timedOut: 0, extraRequests: 0};
+  // A burst of refusals is logged once: the first after the server was last below its cap.
+  let busyLogged = false;
+  const server = createServer((socket) => {
+    if (open.size >= limits.maxConnections) {
+      stats.refusedBusy += 1;
+      if (!busyLogged) {
+        busyLogged = true;
+        log.warning(`(control) ${open.size} connections open, the limit: refusing more until some end (refusals are counted, not logged)`);
+      }
+      socket.on('error', () => socket.destroy());
+      socket.resume(); // what it sends is discarded, and its end seen
+      reply(socket, failure('?', new BatonError('AGENT_UNREACHABLE', `the agent is already serving ${limits.maxConnections} ` +
+        'control connections, its limit; try again when they have finished')), limits.requestDeadlineMs);
+      return;
+    }
+    open.add(socket);
+    socket.on('close', () => {
+      open.delete(socket);
+      if (open.size < limits.maxConnections) busyLogged = false;
+    });
+    serve(socket, handler, log, limits, stats);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(new BatonError('AGENT_UNREACHABLE', `cannot listen on control socket ${path}: ${describeError(error)}`, {cause: error})));
     // Created 0600 from the start: umask for the bind, chmod for certainty.
@@ -42,42 +90,78 @@ export async function startControlServer(path: string, handler: ControlHandler, 
   await chmod(path, 0o600);
   return {
     close: () => closeServer(server, path),
+    stats: () => ({...stats}),
   };
 }
 
-function serve(socket: Socket, handler: ControlHandler, log: Logger): void {
+function serve(socket: Socket, handler: ControlHandler, log: Logger, limits: ControlLimits,
+  stats: Counters): void {
   let buffered = '';
-  let answered = false;
+  let request: ControlRequest | undefined;
+  let ignoreRest = false;
+  const answer = (message: ControlReply): void => reply(socket, message, limits.requestDeadlineMs);
   socket.setEncoding('utf8');
-  socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+  // Absolute, unlike socket.setTimeout, which every byte would reset.
+  const deadline = setTimeout(() => {
+    stats.timedOut += 1;
+    answer(failure('?', new BatonError('BAD_REQUEST', `no complete request line within ${limits.requestDeadlineMs} ms of connecting`)));
+  }, limits.requestDeadlineMs);
+  socket.on('close', () => clearTimeout(deadline));
   socket.on('error', () => socket.destroy());
   socket.on('data', (chunk: string) => {
-    if (answered) return;
+    if (ignoreRest) return;
     buffered += chunk;
+    if (request !== undefined) {
+      refuseExtra();
+      return;
+    }
     const newline = buffered.indexOf('\n');
     if (newline < 0) {
       if (buffered.length > MAX_REQUEST_BYTES) {
-        answered = true;
-        reply(socket, failure('?', new BatonError('BAD_REQUEST', `request larger than ${MAX_REQUEST_BYTES} bytes`)));
+        clearTimeout(deadline);
+        ignoreRest = true;
+        answer(failure('?', new BatonError('BAD_REQUEST', `request larger than ${MAX_REQUEST_BYTES} bytes`)));
       }
       return;
     }
-    answered = true;
-    const request = decodeRequest(buffered.slice(0, newline));
-    if (typeof request === 'string') {
-      reply(socket, failure('?', new BatonError('BAD_REQUEST', request)));
+    clearTimeout(deadline);
+    const decoded = decodeRequest(buffered.slice(0, newline));
+    buffered = buffered.slice(newline + 1);
+    if (typeof decoded === 'string') {
+      ignoreRest = true;
+      answer(failure('?', new BatonError('BAD_REQUEST', decoded)));
       return;
     }
-    // A switch runs for seconds: the idle timeout is for clients that never send their request, not for this.
-    socket.setTimeout(0);
+    request = decoded;
+    const served = decoded;
     const emit = (progress: SwitchProgress): void => {
-      if (!socket.destroyed) socket.write(encodeLine({id: request.id, type: 'progress', progress}));
+      if (!socket.destroyed && !socket.writableEnded) socket.write(encodeLine({id: served.id, type: 'progress', progress}));
     };
-    void handle(request, handler, emit).then((answer) => reply(socket, answer), (error: unknown) => {
-      log.error(`(control) ${request.type} failed: ${describeError(error)}`);
-      reply(socket, failure(request.id, error));
+    void handle(served, handler, emit).then(answer, (error: unknown) => {
+      log.error(`(control) ${served.type} failed: ${describeError(error)}`);
+      answer(failure(served.id, error));
     });
+    refuseExtra();
   });
+
+  // One request per connection (control-protocol.ts): a second one, pipelined behind the first, is answered with an
+  // error at once, and the first is still served. Whitespace after the first line is no request.
+  function refuseExtra(): void {
+    if (request === undefined) return;
+    if (buffered.trim() === '') {
+      buffered = ''; // nothing to keep: a client sending blank lines during a switch must not grow the buffer
+      return;
+    }
+    ignoreRest = true;
+    stats.extraRequests += 1;
+    const newline = buffered.indexOf('\n');
+    const second = newline < 0 ? undefined : decodeRequest(buffered.slice(0, newline));
+    const id = second === undefined || typeof second === 'string' ? '?' : second.id;
+    buffered = '';
+    if (socket.destroyed || socket.writableEnded) return;
+    socket.write(encodeLine(failure(id, new BatonError('BAD_REQUEST', `one request per connection: request ${request.id} is ` +
+      `being served, so this second one is refused; send it on a new connection`))));
+  }
 }
 
 async function handle(request: ControlRequest, handler: ControlHandler, emit: (progress: SwitchProgress) => void): Promise<ControlReply> {
@@ -98,9 +182,16 @@ function failure(id: string, error: unknown): ControlReply {
   return {id, type: 'result', ok: false, error: {code, message: describeError(error)}};
 }
 
-function reply(socket: Socket, answer: ControlReply): void {
-  if (socket.destroyed) return;
+/**
+ * Writes the answer and half-closes. What the client still sends is read and ignored until it closes its end (a
+ * client stopped mid-write gets its answer, not a reset); one that never closes is cut `lingerMs` later, so it
+ * cannot keep the connection and its slot under maxConnections.
+ */
+function reply(socket: Socket, answer: ControlReply, lingerMs: number): void {
+  if (socket.destroyed || socket.writableEnded) return;
   socket.end(encodeLine(answer));
+  const linger = setTimeout(() => socket.destroy(), lingerMs);
+  socket.once('close', () => clearTimeout(linger));
 }
 
 /** A socket file left by a dead agent is removed; one that answers belongs to a running agent. */

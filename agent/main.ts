@@ -243,7 +243,7 @@ async function runAgent(
     );
   });
   process.on('SIGUSR1', () => {
-    void agent.status().then((status) => log.notice(`(status) ${JSON.stringify(status)}`));
+    void agent.status().then((status) => log.notice(`(status) ${JSON.stringify({...status, control: control.stats()})}`));
   });
 
   // READY=1 only once the agent knows what it is: sockets bound (beacons, control), config read, state decided.

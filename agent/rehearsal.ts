@@ -1,6 +1,8 @@
 // Rehearsal aids (`baton rehearse --with-failure`): the host holding the IP plays a dying active host by
 // bringing its service link down for a while, and up again by itself (its peer may not reach it meanwhile).
+// Every aid (this, the peer's drop-link, switchover --pause-after) works only where rehearsal.enabled is true.
 
+import type {Config} from './config/schema.js';
 import type {FailResult, HostLabel} from './control-protocol.js';
 import {BatonError} from './errors.js';
 import type {Logger} from './log.js';
@@ -9,6 +11,16 @@ import type {PeerView} from './state-machine.js';
 
 // A rehearsal's link drop lasts at most this long; the host brings its link back by itself after it.
 export const MAX_DROP_S = 300;
+
+/**
+ * Throws BatonError BAD_REQUEST, naming the key, when this agent's configuration does not enable the rehearsal aids.
+ * @param aid what was asked, in the words the operator used
+ */
+export function requireRehearsal(config: Pick<Config, 'file' | 'rehearsal'>, aid: string): void {
+  if (config.rehearsal.enabled) return;
+  throw new BatonError('BAD_REQUEST', `${aid} is a rehearsal aid, and ${config.file} does not enable it: set ` +
+    '`rehearsal: {enabled: true}` there (on a pair kept for rehearsals, not in production) and restart the agent');
+}
 
 export interface LinkDrop {
   readonly network: NetworkDriver;

@@ -29,7 +29,8 @@ Commands:
       --dry-run              print each host's exact commands, change nothing
       --strict               refuse when the two hosts' software differs
       --pause-after STEP[:S] hold S seconds (default 10) after STEP: a rehearsal
-                             aid to look at the pair mid-switch
+                             aid to look at the pair mid-switch (needs
+                             rehearsal.enabled in the agent's config)
   resume                     a released host (after a switchover) becomes
                              standby again, ready to take over
   rehearse [--with-failure] [--client HOST] [--report FILE] [--url URL] [--interval-ms N] [--json]

@@ -5,7 +5,7 @@ import test from 'ava';
 import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {
-  DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_MIN_REQUESTS,
+  DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_MIN_REQUESTS, DEFAULT_REHEARSAL_ENABLED,
 } from '../agent/config/schema.js';
 import {DEFAULT_STATUSES, describeStatuses, EXCLUSIONS, HEALTH_CHECK_USER_AGENT} from '../agent/request-evidence.js';
 import {parseAccessLogLine} from '../agent/access-log.js';
@@ -128,6 +128,12 @@ test('docs/configuration.md gives the confirm keys with the defaults the schema 
   for (const words of ['loopback', 'an address of either host', 'the service IP itself', 'health checks', 'confirm.statuses', 'a `local` group']) {
     t.true(section.includes(words), words);
   }
+});
+
+test('docs/configuration.md gives rehearsal.enabled with the default the schema uses', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const defaults = Object.fromEntries([...doc.matchAll(/^\| `(rehearsal\.[a-z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2]?.trim()]));
+  t.deepEqual(defaults, {'rehearsal.enabled': `\`${String(DEFAULT_REHEARSAL_ENABLED)}\``});
 });
 
 test('the log_pattern example in docs/configuration.md reads a line of the nginx log_format beside it', async (t) => {

@@ -73,6 +73,10 @@ export interface Config {
     /** How long the giver's connections may take to finish before the rest are cut (and counted). */
     readonly timeoutS: number;
   };
+  /** The rehearsal aids (fail-active, drop-link, switchover --pause-after): off unless this pair is for rehearsing. */
+  readonly rehearsal: {
+    readonly enabled: boolean;
+  };
   readonly hooks: {
     /** Absolute path of the program run as `path oldState newState reason` on each state change. */
     readonly onStateChange: string | undefined;
@@ -110,10 +114,13 @@ export const DEFAULT_DRAIN_TIMEOUT_S = 60;
 // ends a connection by answering "Connection: close" does not. Apache's defaults end busy connections within 100
 // requests and idle ones within 5 s, so most connections are gone by themselves before the graceful command runs.
 export const DEFAULT_GRACEFUL_AFTER_S = 5;
+// Off by default: on a production pair, whoever reaches the control socket (or holds the key) must not be able to
+// cut the service link or hold a switch half-way; a pair set up for rehearsing says so.
+export const DEFAULT_REHEARSAL_ENABLED = false;
 
 const TOP_KEYS = [
   'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
-  'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks',
+  'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks', 'rehearsal',
 ] as const;
 const DRAIN_KEYS = ['enabled', 'graceful_command', 'graceful_after_s', 'timeout_s'] as const;
 const GRACEFUL_KEYS = ['path', 'args'] as const;
@@ -122,6 +129,7 @@ const SERVICE_KEYS = ['address', 'interface', 'mode'] as const;
 const HEARTBEAT_KEYS = ['interval_ms', 'dead_after_ms', 'max_clock_skew_ms'] as const;
 const CONFIRM_KEYS = ['access_log', 'min_requests', 'timeout_s', 'statuses', 'log_format', 'log_pattern'] as const;
 const HOOKS_KEYS = ['on_state_change', 'timeout_ms'] as const;
+const REHEARSAL_KEYS = ['enabled'] as const;
 
 /**
  * Reads, validates and freezes the config file. Throws BatonError CONFIG_INVALID, listing every problem at once
@@ -253,7 +261,13 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),
     health: readHealth(reader, top.field('health'), inspectProgram),
     hooks: readHooks(reader, top.field('hooks'), inspectProgram),
+    rehearsal: readRehearsal(reader, top.field('rehearsal')),
   };
+}
+
+function readRehearsal(reader: Reader, field: Field) {
+  const rehearsal = reader.section(field, REHEARSAL_KEYS, 'a mapping like {enabled: true}', false);
+  return {enabled: reader.optional(rehearsal.field('enabled'), BOOLEAN, DEFAULT_REHEARSAL_ENABLED)};
 }
 function readStatuses(reader: Reader, field: Field): readonly StatusRange[] {
   if (field.value === undefined || field.value === null) return DEFAULT_STATUSES;

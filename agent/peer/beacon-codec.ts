@@ -21,6 +21,7 @@ import {createHmac, timingSafeEqual} from 'node:crypto';
 import type {Key, Keyring} from '../config/secret-files.js';
 import {AGENT_STATE_NAMES, type AgentStateName, type Health, type Role} from '../state-machine.js';
 import {PEER_OPS, type PeerOp} from './peer-protocol.js';
+import {sanitizePeerText} from './peer-text.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAGIC_0 = 0x42;
@@ -236,7 +237,8 @@ const MAX_ERROR_MESSAGE = 600;
 /** A Message, or what is wrong with the body. Strict: unknown fields, wrong types and absurd numbers are refused. */
 function parseBody(kind: MessageKind, body: unknown): Message | string {
   if (!isRecord(body)) return 'body is not a JSON object';
-  for (const key of Object.keys(body)) if (!BODY_KEYS[kind].has(key)) return `unknown field '${key.slice(0, 32)}'`;
+  // The key is the sender's text and goes to the log and status: escaped like any peer text.
+  for (const key of Object.keys(body)) if (!BODY_KEYS[kind].has(key)) return `unknown field '${sanitizePeerText(key, 32)}'`;
   const envelope = parseEnvelope(body);
   if (typeof envelope === 'string') return envelope;
   switch (kind) {

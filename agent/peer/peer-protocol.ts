@@ -11,6 +11,7 @@ import {SWITCH_STEP_NAMES, type SwitchSide, type SwitchStepName} from '../plans/
 import type {JsonObject} from './beacon-codec.js';
 import {MAX_DROP_S} from '../rehearsal.js';
 import {parseIpAddress} from '../net/ip-address.js';
+import {sanitizePeerText} from './peer-text.js';
 
 
 /** No fields: whatever a request of this op carries is ignored. */
@@ -100,7 +101,8 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
   'finish': (params) => {
     const {outcome, reason} = params;
     if ((outcome !== 'done' && outcome !== 'rolled-back') || typeof reason !== 'string') throw new BatonError('BAD_REQUEST', 'finish: outcome and reason');
-    return {outcome, reason};
+    // The reason becomes this host's state reason: logged, passed to the hook, shown in status.
+    return {outcome, reason: sanitizePeerText(reason)};
   },
   'resume': noFields,
   'drop-link': (params) => {

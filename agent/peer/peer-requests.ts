@@ -5,6 +5,7 @@ import {BatonError, type ErrorCode} from '../errors.js';
 import type {Clock} from '../ports.js';
 import type {JsonObject, PeerReply, PeerRequest} from './beacon-codec.js';
 import type {PeerOp, PeerParams} from './peer-protocol.js';
+import {sanitizePeerJson, sanitizePeerText} from './peer-text.js';
 
 /** A request as the requester builds it; the agent adds the envelope (pair, node, boot, seq, sentAt). */
 export interface OutgoingRequest {
@@ -92,13 +93,17 @@ export class PeerRequester {
     }
   }
 
-  /** Feeds a reply from the peer; replies to unknown or already answered ids are ignored (late retries). */
+  /**
+   * Feeds a reply from the peer; replies to unknown or already answered ids are ignored (late retries). The peer's
+   * text (its error message, the strings of its result) is sanitised here, where it enters: whoever logs it, passes
+   * it to a hook or shows it in the CLI gets no control character from it.
+   */
   onReply(reply: PeerReply): void {
     if (reply.ok) {
-      this.#settle(reply.id, reply.result ?? {}, undefined);
+      this.#settle(reply.id, sanitizePeerJson(reply.result ?? {}), undefined);
     } else {
       const code = reply.error !== undefined && KNOWN_CODES.has(reply.error.code) ? reply.error.code as ErrorCode : 'STEP_FAILED';
-      this.#settle(reply.id, undefined, new BatonError(code, reply.error?.message ?? 'the peer failed without a reason'));
+      this.#settle(reply.id, undefined, new BatonError(code, sanitizePeerText(reply.error?.message ?? 'the peer failed without a reason')));
     }
   }
 

@@ -243,6 +243,8 @@ function labConfig(host: LabConfigInput): string {
     // The lab's web server finishes gracefully when its host gives the IP away; a lab download lasts 4 s.
     ...(host.graceful === undefined ? [] : ['drain:', '  graceful_command:', `    path: ${host.graceful.path}`,
       `    args: ${JSON.stringify(host.graceful.args)}`, '  timeout_s: 20']),
+    // The drill cuts the active host's link (fail-active) and the lab is for holding switches half-way.
+    'rehearsal: { enabled: true }',
     `state_dir: ${host.stateDir}`,
     `control_socket: ${host.socket}`,
     host.extra,

@@ -117,3 +117,90 @@ test('the client gives up on an agent that never answers, within its timeout', a
   });
   await t.throwsAsync(sendRequest(path, {id: 'r', type: 'status'}, 200), {message: /did not answer within 200 ms/});
 });
+
+interface RawReply {
+  id: string;
+  ok: boolean;
+  error?: {code: string; message: string};
+}
+
+function lines(answer: string): RawReply[] {
+  return answer.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as RawReply);
+}
+
+/** Opens a connection and waits until it is accepted. */
+function connect(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+test('a client sending one byte at a time is cut off at a deadline counted from accept, not from its last byte', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log, {requestDeadlineMs: 300, maxConnections: 16});
+  t.teardown(() => server.close());
+  const socket = await connect(path);
+  const started = Date.now();
+  let answer = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    answer += chunk;
+  });
+  socket.on('error', () => undefined);
+  // Every 100 ms a byte: an idle timeout of 300 ms would never fire.
+  const dribble = setInterval(() => {
+    if (!socket.destroyed) socket.write(' ');
+  }, 100);
+  const ended = await Promise.race([
+    new Promise<'closed'>((resolve) => socket.on('close', () => resolve('closed'))),
+    new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 2000)),
+  ]);
+  clearInterval(dribble);
+  socket.destroy();
+  t.is(ended, 'closed', 'the connection was still open after 2 s');
+  t.true(Date.now() - started < 1500);
+  const [reply] = lines(answer);
+  t.is(reply?.error?.code, 'BAD_REQUEST');
+  t.regex(reply?.error?.message ?? '', /no complete request line within 300 ms of connecting/);
+  t.is(server.stats().timedOut, 1);
+  t.true((await sendRequest(path, {id: 'r', type: 'status'})).ok);
+});
+
+test('connections beyond the cap are answered with an error naming the limit, counted, and closed', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log, {requestDeadlineMs: 5000, maxConnections: 2});
+  t.teardown(() => server.close());
+  const held = [await connect(path), await connect(path)];
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+  });
+  const [refused] = lines(await rawExchange(path, ''));
+  t.false(refused?.ok);
+  t.is(refused?.error?.code, 'AGENT_UNREACHABLE');
+  t.regex(refused?.error?.message ?? '', /already serving 2 control connections, its limit/);
+  t.is(server.stats().refusedBusy, 1);
+  // Once the held connections end, the server serves again.
+  await Promise.all(held.map((socket) => new Promise<void>((resolve) => {
+    socket.once('close', () => resolve());
+    socket.destroy();
+  })));
+  // The server sees each end a moment after the client does.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.true((await sendRequest(path, {id: 'r', type: 'status'})).ok);
+});
+
+test('a second request pipelined on the same connection gets an explicit error, and the first is still answered', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log);
+  t.teardown(() => server.close());
+  const replies = lines(await rawExchange(path, '{"id":"first","type":"status"}\n{"id":"second","type":"status"}\n'));
+  t.is(replies.length, 2);
+  const second = replies.find((reply) => reply.id === 'second');
+  t.false(second?.ok);
+  t.is(second?.error?.code, 'BAD_REQUEST');
+  t.regex(second?.error?.message ?? '', /one request per connection: request first is being served/);
+  t.true(replies.find((reply) => reply.id === 'first')?.ok);
+  t.is(server.stats().extraRequests, 1);
+});

@@ -1,7 +1,8 @@
 // The rehearsal aids on fakes: resume the peer from here, and make the active host drop its link for a while.
 
 import test from 'ava';
-import {drive, settledPair, switchover} from '../fakes/switch-driver.js';
+import {createFakePair} from '../fakes/fake-pair.js';
+import {drive, OPTIONS, settledPair, switchover} from '../fakes/switch-driver.js';
 
 test('rehearsal helpers: resume the peer from here, and make the active host drop its link for a while', async (t) => {
   const pair = await settledPair(t);
@@ -18,4 +19,40 @@ test('rehearsal helpers: resume the peer from here, and make the active host dro
   await pair.clock.advance(3100);
   t.true(pair.backup.network.linkUp, 'the link came back by itself');
   await t.throwsAsync(pair.backup.agent.resume(false), {message: /not released/});
+});
+
+async function pairWithRehearsal(t: Parameters<typeof createFakePair>[0], enabled: {primary: boolean; backup: boolean}) {
+  const pair = createFakePair(t, {primary: {config: {rehearsal: {enabled: enabled.primary}}}, backup: {config: {rehearsal: {enabled: enabled.backup}}}});
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  return pair;
+}
+
+test('fail-active on an agent whose configuration does not enable rehearsals is refused, naming the key', async (t) => {
+  const pair = await pairWithRehearsal(t, {primary: false, backup: true});
+  const error = await t.throwsAsync(pair.primary.agent.failActive(3));
+  t.is((error as {code?: string}).code, 'BAD_REQUEST');
+  t.is(error?.message, 'fail-active (baton rehearse --with-failure) is a rehearsal aid, and /etc/baton/primary.yaml does not ' +
+    'enable it: set `rehearsal: {enabled: true}` there (on a pair kept for rehearsals, not in production) and restart the agent');
+  t.true(pair.primary.network.linkUp);
+});
+
+test('a peer that does not enable rehearsals refuses drop-link, whatever the asking host allows', async (t) => {
+  const pair = await pairWithRehearsal(t, {primary: true, backup: false});
+  await switchover(pair, pair.primary);
+  await pair.clock.advance(500);
+  // The backup holds the IP now: the primary's fail-active asks it to drop its link.
+  const error = await t.throwsAsync(drive(pair.clock, pair.primary.agent.failActive(3)));
+  t.is((error as {code?: string}).code, 'BAD_REQUEST');
+  t.regex(error?.message ?? '', /the peer's drop-link .* is a rehearsal aid, and \/etc\/baton\/backup\.yaml does not enable it: set `rehearsal: \{enabled: true\}`/);
+  t.true(pair.backup.network.linkUp);
+});
+
+test('switchover --pause-after is refused where rehearsals are not enabled, before any step', async (t) => {
+  const pair = await pairWithRehearsal(t, {primary: false, backup: false});
+  const error = await t.throwsAsync(pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'assign-ip', seconds: 5}}, () => undefined));
+  t.regex(error?.message ?? '', /^switchover --pause-after is a rehearsal aid, and \/etc\/baton\/primary\.yaml does not enable it/);
+  t.is(pair.primary.agent.state.name, 'active');
+  t.true(pair.primary.network.addresses.has('192.0.2.100'));
 });

@@ -1,6 +1,7 @@
 // A primary and a backup Agent wired to fakes: one fake wire, one fake Ethernet segment, one fake clock.
 
 import {Agent} from '../../agent/agent.js';
+import {HookRunner} from '../../agent/hooks.js';
 import type {Config} from '../../agent/config/schema.js';
 import {createLogger} from '../../agent/log.js';
 import type {DrainDriver, NetworkDriver} from '../../agent/ports.js';
@@ -47,6 +48,8 @@ export interface FakeHostOptions {
   readonly epoch?: number;
   readonly hostname?: string;
   readonly pid?: number;
+  /** hooks.on_state_change: a HookRunner on the host's RecordingRunner, so each call is in `runner.calls`. */
+  readonly hookPath?: string;
 }
 
 export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegment, transport: FakeTransport, options: FakeHostOptions = {}): FakeHost {
@@ -73,6 +76,8 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
       dead = true;
     };
     const isDead = (): boolean => dead;
+    const log = createLogger({journald: true, debug: false, write: (line) => logs.push(line), wallNow: () => hostClock.wallNow()});
+    const hooks = options.hookPath === undefined ? undefined : new HookRunner({runner, path: options.hookPath, timeoutMs: 1000, log, clock: hostClock});
     return new Agent({
       config: host.config,
       clock: cutOffOnKill(hostClock, isDead, ['sleep']),
@@ -83,7 +88,7 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
       accessLog: cutOffOnKill(accessLog, isDead),
       arrivals: cutOffOnKill(arrivals, isDead),
       hostInfo: cutOffOnKill(hostInfo, isDead),
-      healthProbe, hooks: undefined,
+      healthProbe, hooks,
       drain: cutOffOnKill(drain, isDead),
       runner,
       recordingDrivers: () => {
@@ -96,7 +101,7 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
         });
         return {network: recording<NetworkDriver>(network), drain: recording<DrainDriver>(drain), commands: () => [...recorded]};
       },
-      log: createLogger({journald: true, debug: false, write: (line) => logs.push(line), wallNow: () => hostClock.wallNow()}),
+      log,
       newId: () => `${role}${boots}id${++ids}`,
       hostname: options.hostname ?? `web-${role}`,
       pid: options.pid ?? 1000,

@@ -40,6 +40,8 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     controlSocket: `/run/baton-${node}/control.sock`,
     health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
     hooks: {onStateChange: undefined, timeoutMs: 5000},
+    // Enabled, unlike the schema's default: many tests hold a switch half-way with --pause-after, as a lab does.
+    rehearsal: {enabled: true},
     ...overrides,
   };
 }

@@ -43,6 +43,7 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
     controlSocket: '/run/baton/control.sock',
     health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
     hooks: {onStateChange: undefined, timeoutMs: 5000},
+    rehearsal: {enabled: false},
   } satisfies Config);
 });
 
@@ -64,7 +65,16 @@ test('a minimal config gets every default', (t) => {
   t.is(config.controlSocket, '/run/baton/control.sock');
   t.deepEqual(config.health, {intervalMs: 1000, fall: 3, rise: 2, checks: []});
   t.deepEqual(config.hooks, {onStateChange: undefined, timeoutMs: 5000});
+  t.deepEqual(config.rehearsal, {enabled: false}, 'the rehearsal aids are off unless the file enables them');
 });
+
+test('rehearsal.enabled: true turns the rehearsal aids on', (t) => {
+  t.true(parseConfig(`${MINIMAL}rehearsal: {enabled: true}\n`, 'baton.yaml', DEFAULT_SECRET, PROGRAMS).rehearsal.enabled);
+});
+
+test('a rehearsal.enabled that is not a boolean is rejected', rejects,
+  `${DESIGN_EXAMPLE}rehearsal: {enabled: yes please}\n`,
+  ['18 rehearsal.enabled: expected true or false, got \'yes please\'']);
 
 test('dead_after_ms defaults to 5 × interval_ms', (t) => {
   const config = parseConfig(`${MINIMAL}heartbeat: {interval_ms: 50}\n`, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);

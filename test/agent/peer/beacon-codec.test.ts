@@ -84,6 +84,8 @@ test('a signed body that is not JSON as malformed', rejects, () => signedRaw('{n
 test('a signed body that is a JSON array as malformed', rejects, () => signedRaw('[1,2,3]'), 'malformed', 'not a JSON object');
 test('a signed body with an unknown field as malformed', rejects,
   () => signedRaw(JSON.stringify({...vectors.beacon, extra: 1})), 'malformed', "unknown field 'extra'");
+test('an unknown field named with a terminal escape is reported escaped', rejects,
+  () => signedRaw(JSON.stringify({...vectors.beacon, '\u001b[2J\n': 1})), 'malformed', "unknown field '\\x1b[2J\\n'");
 test('a signed body with a negative sequence as malformed', rejects,
   () => signedRaw(JSON.stringify({...vectors.beacon, seq: -5})), 'malformed', 'seq');
 test('a signed body with a huge sequence as malformed', rejects,
