@@ -19,6 +19,7 @@
 
 import {createHmac, timingSafeEqual} from 'node:crypto';
 import type {Key, Keyring} from '../config/secret-files.js';
+import {EPOCH_EXPECTED, isEpoch} from '../epoch.js';
 import {AGENT_STATE_NAMES, type AgentStateName, type Health, type Role} from '../state-machine.js';
 import {PEER_OPS, type PeerOp} from './peer-protocol.js';
 
@@ -297,7 +298,7 @@ function parseBeaconFields(body: Record<string, unknown>, envelope: Envelope): B
   const {host, state, epoch, holdsIp, health, switchId, ack} = body;
   if (typeof host !== 'string' || !HOST_PATTERN.test(host)) return 'field host: expected a host name';
   if (typeof state !== 'string' || !(AGENT_STATE_NAMES as readonly string[]).includes(state)) return 'field state: expected an agent state';
-  if (!isCount(epoch)) return 'field epoch: expected a non-negative integer';
+  if (!isEpoch(epoch)) return `field epoch: expected ${EPOCH_EXPECTED}`;
   if (typeof holdsIp !== 'boolean') return 'field holdsIp: expected a boolean';
   if (health !== 'ok' && health !== 'failing') return 'field health: expected ok or failing';
   if (typeof switchId !== 'string' || (switchId !== '' && !ID_PATTERN.test(switchId))) return 'field switchId: expected a switch id or empty';

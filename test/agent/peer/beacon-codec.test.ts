@@ -88,6 +88,8 @@ test('a signed body with a negative sequence as malformed', rejects,
   () => signedRaw(JSON.stringify({...vectors.beacon, seq: -5})), 'malformed', 'seq');
 test('a signed body with a huge sequence as malformed', rejects,
   () => signedRaw(JSON.stringify({...vectors.beacon, seq: 2 ** 60})), 'malformed', 'seq');
+test('a signed body with an epoch above 2^31 − 1 as malformed', rejects,
+  () => signedRaw(JSON.stringify({...vectors.beacon, epoch: 2 ** 53 - 1})), 'malformed', 'field epoch: expected an integer 0..2147483647');
 test('a signed body with an unknown state as malformed', rejects,
   () => signedRaw(JSON.stringify({...vectors.beacon, state: 'master'})), 'malformed', 'state');
 test('a datagram longer than its header says as malformed', rejects,
