@@ -121,6 +121,7 @@ export type RejectReason =
   | 'malformed'
   | 'bad-version'
   | 'unknown-key'
+  | 'expired-key'
   | 'bad-mac'
   | 'wrong-pair'
   | 'wrong-node'
@@ -130,7 +131,7 @@ export type RejectReason =
   | 'future';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
-  'oversized', 'truncated', 'malformed', 'bad-version', 'unknown-key', 'bad-mac',
+  'oversized', 'truncated', 'malformed', 'bad-version', 'unknown-key', 'expired-key', 'bad-mac',
   'wrong-pair', 'wrong-node', 'wrong-source', 'replay', 'stale', 'future',
 ];
 
@@ -156,8 +157,11 @@ export function encodeMessage(message: Message, key: Key): Uint8Array {
   return new Uint8Array(datagram.buffer, datagram.byteOffset, datagram.length);
 }
 
-/** Never throws: every input is either a message or a reject reason with a detail for the log. */
-export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string): Decoded {
+/**
+ * Never throws: every input is either a message or a reject reason with a detail for the log.
+ * @param wallNow wall-clock ms, only to refuse keys past their `until` (accept_secret_files)
+ */
+export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string, wallNow: number): Decoded {
   if (input.length > MAX_DATAGRAM_BYTES) return reject('oversized', `${input.length} bytes, at most ${MAX_DATAGRAM_BYTES}`);
   if (input.length < HEADER_BYTES + MAC_BYTES) return reject('truncated', `${input.length} bytes, at least ${HEADER_BYTES + MAC_BYTES}`);
   const datagram = Buffer.from(input.buffer, input.byteOffset, input.length);
@@ -176,6 +180,10 @@ export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string
   const signed = datagram.subarray(0, HEADER_BYTES + bodyLength);
   const received = datagram.subarray(HEADER_BYTES + bodyLength);
   if (!timingSafeEqual(mac(key.secret, signed), received)) return reject('bad-mac', `MAC does not match key ${keyId}`);
+  // After the MAC, so the count is of datagrams really signed with the retired key (a peer not yet switched over).
+  if (key.until !== undefined && wallNow >= key.until) {
+    return reject('expired-key', `signed with key ${keyId} (${key.file}), accepted until ${new Date(key.until).toISOString()}; sign with the new secret_file on the peer`);
+  }
 
   let body: unknown;
   try {

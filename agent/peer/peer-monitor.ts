@@ -164,7 +164,7 @@ export class PeerMonitor {
     const options = this.#options;
     // Source first: costs nothing and keeps a flood from a third address away from the HMAC.
     if (from !== options.peerAddress) return {ok: false, reason: 'wrong-source', detail: `from ${from}, peer is ${options.peerAddress}`};
-    const decoded = decodeDatagram(datagram, options.keyring, options.pair);
+    const decoded = decodeDatagram(datagram, options.keyring, options.pair, wallNow);
     if (!decoded.ok) return decoded;
     const message = decoded.message;
     const envelope = envelopeOf(message);
