@@ -122,6 +122,7 @@ export type RejectReason =
   | 'bad-version'
   | 'unknown-key'
   | 'expired-key'
+  | 'rate-limited'
   | 'bad-mac'
   | 'wrong-pair'
   | 'wrong-node'
@@ -131,7 +132,7 @@ export type RejectReason =
   | 'future';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
-  'oversized', 'truncated', 'malformed', 'bad-version', 'unknown-key', 'expired-key', 'bad-mac',
+  'oversized', 'truncated', 'malformed', 'bad-version', 'unknown-key', 'expired-key', 'rate-limited', 'bad-mac',
   'wrong-pair', 'wrong-node', 'wrong-source', 'replay', 'stale', 'future',
 ];
 
@@ -162,6 +163,20 @@ export function encodeMessage(message: Message, key: Key): Uint8Array {
  * @param wallNow wall-clock ms, only to refuse keys past their `until` (accept_secret_files)
  */
 export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string, wallNow: number): Decoded {
+  const framed = readFrame(input, keyring);
+  return framed.ok ? openFrame(framed.frame, pair, wallNow) : framed;
+}
+
+/** A datagram whose framing is right and whose key id is one of ours: what is left to do costs (MAC, JSON). */
+export interface Frame {
+  readonly datagram: Buffer;
+  readonly kind: MessageKind;
+  readonly key: Key;
+  readonly bodyLength: number;
+}
+
+/** The free checks (sizes, magic, version, kind, key id): no crypto, no parsing. Never throws. */
+export function readFrame(input: Uint8Array, keyring: Keyring): {readonly ok: true; readonly frame: Frame} | Extract<Decoded, {ok: false}> {
   if (input.length > MAX_DATAGRAM_BYTES) return reject('oversized', `${input.length} bytes, at most ${MAX_DATAGRAM_BYTES}`);
   if (input.length < HEADER_BYTES + MAC_BYTES) return reject('truncated', `${input.length} bytes, at least ${HEADER_BYTES + MAC_BYTES}`);
   const datagram = Buffer.from(input.buffer, input.byteOffset, input.length);
@@ -177,6 +192,13 @@ export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string
   const keyId = datagram.subarray(4, 8).toString('hex');
   const key = keyring.accepted.find((candidate) => candidate.id === keyId);
   if (key === undefined) return reject('unknown-key', `key id ${keyId} is not one of ours (${keyring.accepted.map((k) => k.id).join(', ')})`);
+  return {ok: true, frame: {datagram, kind, key, bodyLength}};
+}
+
+/** The costly part: MAC, key expiry, JSON, fields. Never throws. */
+export function openFrame(frame: Frame, pair: string, wallNow: number): Decoded {
+  const {datagram, kind, key, bodyLength} = frame;
+  const keyId = key.id;
   const signed = datagram.subarray(0, HEADER_BYTES + bodyLength);
   const received = datagram.subarray(HEADER_BYTES + bodyLength);
   if (!timingSafeEqual(mac(key.secret, signed), received)) return reject('bad-mac', `MAC does not match key ${keyId}`);
@@ -202,7 +224,7 @@ function mac(secret: Uint8Array, data: Uint8Array): Buffer {
   return createHmac('sha256', secret).update(data).digest();
 }
 
-function reject(reason: RejectReason, detail: string): Decoded {
+function reject(reason: RejectReason, detail: string): Extract<Decoded, {ok: false}> {
   return {ok: false, reason, detail};
 }
 

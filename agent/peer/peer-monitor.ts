@@ -2,9 +2,10 @@
 // source), tracks liveness, round-trip time and loss. No I/O: times are passed in. Beacons, peer requests and
 // replies share one sequence counter per boot, so one replay check covers them all.
 
-import {decodeDatagram, envelopeOf, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
+import {envelopeOf, openFrame, readFrame, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
 import type {Keyring} from '../config/secret-files.js';
 import type {Role} from '../state-machine.js';
+import {TokenBucket} from './token-bucket.js';
 
 export interface PeerMonitorOptions {
   readonly pair: string;
@@ -16,6 +17,8 @@ export interface PeerMonitorOptions {
   readonly keyring: Keyring;
   readonly deadAfterMs: number;
   readonly maxClockSkewMs: number;
+  /** Datagrams from the peer's address whose MAC is checked per second at most (see MAX_VERIFIED_PER_S). */
+  readonly maxVerifiedPerS?: number;
 }
 
 export type Observation =
@@ -52,6 +55,13 @@ const LOSS_WINDOW = 100;
 // Earlier peer runs are remembered (boot id and highest sequence number) so their recorded datagrams cannot be
 // replayed as a "new boot".
 const RETIRED_BOOTS_KEPT = 16;
+// The peer's address can be spoofed by anyone on the LAN, and a datagram with our key id costs an HMAC and a JSON
+// parse before it can be told from a forgery: at most this many a second (a burst of as many at once) get that far,
+// the rest are dropped as `rate-limited`, so a flood cannot take the CPU that sends our own beacons. The peer itself
+// sends one beacon per interval (100/s at the 10 ms minimum) plus requests and replies resent every 100 ms: far
+// below. The work it bounds cost 25–45 µs a forged datagram on a loaded 2-core machine (docs/security.md, "Floods"),
+// so 2000/s is at most about a tenth of a core.
+export const MAX_VERIFIED_PER_S = 2000;
 // RTT average is exponential: each new sample weighs 1/8, as TCP's SRTT (RFC 6298).
 const RTT_GAIN = 1 / 8;
 
@@ -72,9 +82,12 @@ export class PeerMonitor {
   #accepted = 0;
   readonly #rejected: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   #rejectedSinceValid: RejectedSinceValid | undefined;
+  readonly #verifyBudget: TokenBucket;
 
   constructor(options: PeerMonitorOptions) {
     this.#options = options;
+    const perS = options.maxVerifiedPerS ?? MAX_VERIFIED_PER_S;
+    this.#verifyBudget = new TokenBucket(perS, perS);
   }
 
   /**
@@ -164,7 +177,13 @@ export class PeerMonitor {
     const options = this.#options;
     // Source first: costs nothing and keeps a flood from a third address away from the HMAC.
     if (from !== options.peerAddress) return {ok: false, reason: 'wrong-source', detail: `from ${from}, peer is ${options.peerAddress}`};
-    const decoded = decodeDatagram(datagram, options.keyring, options.pair, wallNow);
+    // Then the checks that cost nothing (framing, key id), and only then, within the budget, the MAC and the JSON.
+    const framed = readFrame(datagram, options.keyring);
+    if (!framed.ok) return framed;
+    if (!this.#verifyBudget.take(now)) {
+      return {ok: false, reason: 'rate-limited', detail: `more than ${options.maxVerifiedPerS ?? MAX_VERIFIED_PER_S} datagrams a second from the peer's address (a flood, its source spoofed?); dropped before the MAC`};
+    }
+    const decoded = openFrame(framed.frame, options.pair, wallNow);
     if (!decoded.ok) return decoded;
     const message = decoded.message;
     const envelope = envelopeOf(message);

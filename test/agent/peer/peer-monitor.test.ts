@@ -209,3 +209,25 @@ test('a withheld beacon replayed after the peer went silent is late: it neither 
   t.is(m.stats(2000).lastBeacon?.seq, 12);
   t.is(m.deadline(), 1400);
 });
+
+test('beyond the budget of datagrams a second whose MAC is checked, the peer address\'s datagrams are dropped before the MAC and counted', (t) => {
+  const m = new PeerMonitor({pair: 'web', peerRole: 'backup', peerAddress: BACKUP_ADDRESS, selfBoot: 'bootP', keyring: testKeyring(key),
+    deadAfterMs: 1000, maxClockSkewMs: 5000, maxVerifiedPerS: 10});
+  const forged = datagram();
+  forged[forged.length - 1] = (forged.at(-1) ?? 0) ^ 1;
+  const reasons = Array.from({length: 15}, () => {
+    const r = m.observe(forged, BACKUP_ADDRESS, 0, WALL);
+    return r.ok ? 'ok' : r.reason;
+  });
+  t.deepEqual(reasons, [...Array<string>(10).fill('bad-mac'), ...Array<string>(5).fill('rate-limited')]);
+  // The free checks still run and still name what is wrong; they take nothing from the budget.
+  const short = m.observe(new Uint8Array(3), BACKUP_ADDRESS, 0, WALL);
+  t.is(short.ok ? undefined : short.reason, 'truncated');
+  const r = m.observe(datagram({seq: 1}), BACKUP_ADDRESS, 50, WALL);
+  t.is(r.ok ? undefined : r.reason, 'rate-limited');
+  t.regex(r.ok ? '' : r.detail, /more than 10 datagrams a second from the peer's address/);
+  // 100 ms later one token has come back: the peer's beacon gets through.
+  t.true(m.observe(datagram({seq: 2}), BACKUP_ADDRESS, 150, WALL).ok);
+  t.is(m.stats(150).rejected['rate-limited'], 6);
+  t.is(m.stats(150).rejected['bad-mac'], 10);
+});
