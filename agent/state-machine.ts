@@ -47,6 +47,7 @@
 // `peer-seen` what the peer's authenticated beacon reported about itself.
 
 import {assertNever} from './errors.js';
+import {epochAbove} from './epoch.js';
 import type {Beacon} from './peer/beacon-codec.js';
 import {LOCAL_PLANS, type LocalPlanName, type LocalStepName} from './plans/plans.js';
 
@@ -336,7 +337,7 @@ function onPlanFinished(state: MachineState, planId: string, ok: boolean, error:
  * above it keeps its own, so a standby probing every second while the peer's IP still answers does not count up.
  */
 function nextEpoch(state: MachineState): number {
-  return Math.max(state.epoch, (state.peer?.epoch ?? 0) + 1, 1);
+  return Math.max(state.epoch, epochAbove(state.peer?.epoch ?? 0));
 }
 
 /** Higher epoch wins; on a tie the primary wins, so both sides reach the same verdict. */

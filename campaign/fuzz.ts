@@ -24,7 +24,7 @@ export function fuzzDecoder(runs: number, seed?: number): {accepted: number; rea
   let accepted = 0;
   const reasons = new Map<string, number>();
   const outcome = fc.check(fc.property(hostileDatagrams(key, templates('web', WALL)), (input) => {
-    const decoded = decodeDatagram(input, keyring, 'web');
+    const decoded = decodeDatagram(input, keyring, 'web', WALL);
     if (decoded.ok) {
       accepted += 1;
       return;

@@ -5,6 +5,7 @@
 
 import {mkdir, open, readdir, readFile, rename, unlink} from 'node:fs/promises';
 import {basename, dirname, join} from 'node:path';
+import {EPOCH_EXPECTED, isEpoch} from '../epoch.js';
 import {BatonError, describeError} from '../errors.js';
 import type {JournalStore, PersistentState, StateStore, SwitchJournal} from '../ports.js';
 
@@ -16,7 +17,7 @@ export function createFileStateStore(stateDir: string): StateStore {
       const value = await readJson(file);
       if (value === undefined) return undefined;
       const {epoch, released} = (value ?? {}) as {epoch?: unknown; released?: unknown};
-      if (!isCount(epoch)) throw new BatonError('STATE_INVALID', `${file}: epoch: expected a non-negative integer, got ${JSON.stringify(epoch)}; move the file aside to start afresh`);
+      if (!isEpoch(epoch)) throw new BatonError('STATE_INVALID', `${file}: epoch: expected ${EPOCH_EXPECTED}, got ${JSON.stringify(epoch)}; move the file aside to start afresh`);
       if (released !== undefined && typeof released !== 'boolean') throw new BatonError('STATE_INVALID', `${file}: released: expected true or false, got ${JSON.stringify(released)}`);
       return {epoch, released: released === true};
     },
@@ -110,7 +111,7 @@ function parseJournal(value: unknown): SwitchJournal | string {
   if (v['side'] !== 'giver' && v['side'] !== 'taker') return 'side: expected giver or taker';
   if (typeof v['coordinator'] !== 'boolean') return 'coordinator: expected a boolean';
   if (typeof v['peerBoot'] !== 'string') return 'peerBoot: expected a string';
-  if (!isCount(v['epoch'])) return 'epoch: expected a non-negative integer';
+  if (!isEpoch(v['epoch'])) return `epoch: expected ${EPOCH_EXPECTED}, got ${JSON.stringify(v['epoch'])}`;
   if (!Array.isArray(v['applied']) || !v['applied'].every((s) => typeof s === 'string')) return 'applied: expected a list of step names';
   if (v['pending'] !== undefined && typeof v['pending'] !== 'string') return 'pending: expected a step name';
   if (v['phase'] !== 'forward' && v['phase'] !== 'rollback') return 'phase: expected forward or rollback';

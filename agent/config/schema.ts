@@ -8,7 +8,7 @@ import type {Role, ServiceIp} from '../state-machine.js';
 import {readHealth, type HealthCheckSpec} from './health-checks.js';
 import {describeFsError, errorCode} from './messages.js';
 import {checkProgram, inspectProgramFile, type ProgramInspector} from './program-files.js';
-import {readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
+import {readAcceptedKeys, readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
 import {
   ABSOLUTE_PATH, BOOLEAN, integer, INTERFACE_NAME, IP_ADDRESS, LOG_PATTERN, oneOf, PAIR_ID, PORT, SERVICE_CIDR, SOCKET_PATH,
   STATUS_RANGE, TEXT,
@@ -217,16 +217,8 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
 
   const secretFileField = top.field('secret_file');
   const secretFile = reader.optional(secretFileField, ABSOLUTE_PATH, DEFAULT_SECRET_FILE);
-  const acceptSecretFiles = reader.list(top.field('accept_secret_files'), ABSOLUTE_PATH, 'a list of absolute paths');
   const signing = secretFile === undefined ? undefined : readKey(reader, secretFileField, secretFile, readSecret);
-  const accepted = (acceptSecretFiles ?? []).map(({field, value}, index, all) => {
-    if (value === undefined) return undefined;
-    if (value === secretFile || all.slice(0, index).some((earlier) => earlier.value === value)) {
-      reader.expected(field, 'a file not already listed in secret_file or accept_secret_files');
-      return undefined;
-    }
-    return readKey(reader, field, value, readSecret);
-  });
+  const accepted = readAcceptedKeys(reader, top.field('accept_secret_files'), secretFile, readSecret);
 
   return {
     file,
@@ -235,8 +227,8 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     listen: {address: listenAddress?.address, port: reader.optional(listen.field('port'), PORT, DEFAULT_PORT)},
     peer: {address: peerAddress?.address, port: reader.optional(peer.field('port'), PORT, DEFAULT_PORT)},
     secretFile,
-    acceptSecretFiles: acceptSecretFiles?.map(({value}) => value),
-    keyring: {signing, accepted: [signing, ...accepted]},
+    acceptSecretFiles: accepted.files,
+    keyring: {signing, accepted: [signing, ...accepted.keys]},
     service: {
       ip: serviceIp,
       interface: reader.required(service.field('interface'), INTERFACE_NAME),

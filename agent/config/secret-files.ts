@@ -1,8 +1,10 @@
 // The shared secrets: reading a secret file safely, checking its size and mode, the keyring and key ids.
 
 import {createHash} from 'node:crypto';
+import {isMap} from 'yaml';
 import {closeSync, constants, fstatSync, openSync, readFileSync} from 'node:fs';
 import {describeFsError, quote, shellQuote} from './messages.js';
+import {ABSOLUTE_PATH, UTC_DATE} from './value-specs.js';
 import type {Field, Reader} from './yaml-reader.js';
 
 /** A shared secret and its key id (first 4 bytes of SHA-256 over the secret, as 8 hex digits). */
@@ -10,6 +12,8 @@ export interface Key {
   readonly id: string;
   readonly secret: Uint8Array;
   readonly file: string;
+  /** Wall-clock ms from which datagrams signed with it are refused (`expired-key`); undefined: no end. */
+  readonly until?: number;
 }
 
 export interface Keyring {
@@ -62,6 +66,40 @@ export function readKey(reader: Reader, field: Field, file: string, readSecret: 
   }
   // A private copy: a Uint8Array cannot be frozen, so nobody else may hold a reference to it.
   return ok ? {id: keyIdOf(info.content), secret: new Uint8Array(info.content), file} : undefined;
+}
+
+const ACCEPT_KEYS = ['path', 'until'] as const;
+
+/**
+ * accept_secret_files: each item a path, or `{path, until}` where `until` ends the key's acceptance (key rotation
+ * with an end: once the peer signs with the new key, the old one should stop opening the door). An entry already
+ * past its `until` is no error: a restart after the end must not fail, the key is simply refused.
+ */
+export function readAcceptedKeys(reader: Reader, field: Field, secretFile: string | undefined, readSecret: SecretReader): {
+  readonly files: readonly string[] | undefined; readonly keys: readonly (Key | undefined)[];
+} {
+  const items = reader.items(field, 'a list of absolute paths, or of {path, until}');
+  if (items === undefined) return {files: undefined, keys: []};
+  const files: (string | undefined)[] = [];
+  const keys = items.map((item) => {
+    const entry = isMap(item.value)
+      ? reader.section(item, ACCEPT_KEYS, 'a mapping like {path: /etc/baton/secret.old, until: 2027-01-31}')
+      : undefined;
+    const pathField = entry?.field('path') ?? item;
+    const until = entry === undefined ? undefined : reader.required(entry.field('until'), UTC_DATE);
+    const path = reader.required(pathField, ABSOLUTE_PATH);
+    files.push(path);
+    if (path === undefined) return undefined;
+    if (path === secretFile || files.slice(0, -1).includes(path)) {
+      reader.expected(pathField, 'a file not already listed in secret_file or accept_secret_files');
+      return undefined;
+    }
+    const key = readKey(reader, pathField, path, readSecret);
+    // An entry with a broken `until` has been reported; it yields no key rather than one that never ends.
+    if (entry === undefined || key === undefined) return key;
+    return until === undefined ? undefined : {...key, until};
+  });
+  return {files: files.some((f) => f === undefined) ? undefined : files as string[], keys};
 }
 
 /** Reads a secret file without ever hanging; the Error (with its `code`) when it cannot. Shared with `baton install`. */

@@ -92,6 +92,26 @@ export const ABSOLUTE_PATH = textSpec('an absolute path', (value) => {
   return isAbsolute(value) ? value : new Rejection();
 });
 
+// A moment as the config gives it: a UTC date (that day's 00:00 UTC) or a UTC timestamp. Only UTC, so both hosts
+// read the same moment whatever their time zones.
+const UTC_MOMENT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?Z)?$/;
+
+/** A moment, as ms since the epoch: `2027-01-31` (00:00 UTC that day) or `2027-01-31T12:00:00Z`. */
+export const UTC_DATE: Spec<number> = {what: 'a UTC date like 2027-01-31 or 2027-01-31T12:00:00Z', parse: (value) => {
+  const string = text(value);
+  if (string instanceof Rejection) return string;
+  const match = UTC_MOMENT.exec(string);
+  if (match === null) return new Rejection();
+  const [year, month, day, hour, minute, second] = match.slice(1).map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  const back = new Date(ms);
+  // Date.UTC rolls 2027-02-30 over into March: a date that does not come back the same does not exist.
+  if (back.getUTCMonth() !== month - 1 || back.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) {
+    return new Rejection('no such date or time');
+  }
+  return ms;
+}};
+
 export const SOCKET_PATH = textSpec(
   `an absolute path of at most ${MAX_SOCKET_PATH_BYTES} bytes (a unix socket address)`,
   (value) => {

@@ -19,6 +19,7 @@
 
 import {createHmac, timingSafeEqual} from 'node:crypto';
 import type {Key, Keyring} from '../config/secret-files.js';
+import {EPOCH_EXPECTED, isEpoch} from '../epoch.js';
 import {AGENT_STATE_NAMES, type AgentStateName, type Health, type Role} from '../state-machine.js';
 import {PEER_OPS, type PeerOp} from './peer-protocol.js';
 import {sanitizePeerText} from './peer-text.js';
@@ -121,6 +122,8 @@ export type RejectReason =
   | 'malformed'
   | 'bad-version'
   | 'unknown-key'
+  | 'expired-key'
+  | 'rate-limited'
   | 'bad-mac'
   | 'wrong-pair'
   | 'wrong-node'
@@ -130,7 +133,7 @@ export type RejectReason =
   | 'future';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
-  'oversized', 'truncated', 'malformed', 'bad-version', 'unknown-key', 'bad-mac',
+  'oversized', 'truncated', 'malformed', 'bad-version', 'unknown-key', 'expired-key', 'rate-limited', 'bad-mac',
   'wrong-pair', 'wrong-node', 'wrong-source', 'replay', 'stale', 'future',
 ];
 
@@ -156,8 +159,25 @@ export function encodeMessage(message: Message, key: Key): Uint8Array {
   return new Uint8Array(datagram.buffer, datagram.byteOffset, datagram.length);
 }
 
-/** Never throws: every input is either a message or a reject reason with a detail for the log. */
-export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string): Decoded {
+/**
+ * Never throws: every input is either a message or a reject reason with a detail for the log.
+ * @param wallNow wall-clock ms, only to refuse keys past their `until` (accept_secret_files)
+ */
+export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string, wallNow: number): Decoded {
+  const framed = readFrame(input, keyring);
+  return framed.ok ? openFrame(framed.frame, pair, wallNow) : framed;
+}
+
+/** A datagram whose framing is right and whose key id is one of ours: what is left to do costs (MAC, JSON). */
+export interface Frame {
+  readonly datagram: Buffer;
+  readonly kind: MessageKind;
+  readonly key: Key;
+  readonly bodyLength: number;
+}
+
+/** The free checks (sizes, magic, version, kind, key id): no crypto, no parsing. Never throws. */
+export function readFrame(input: Uint8Array, keyring: Keyring): {readonly ok: true; readonly frame: Frame} | Extract<Decoded, {ok: false}> {
   if (input.length > MAX_DATAGRAM_BYTES) return reject('oversized', `${input.length} bytes, at most ${MAX_DATAGRAM_BYTES}`);
   if (input.length < HEADER_BYTES + MAC_BYTES) return reject('truncated', `${input.length} bytes, at least ${HEADER_BYTES + MAC_BYTES}`);
   const datagram = Buffer.from(input.buffer, input.byteOffset, input.length);
@@ -173,9 +193,20 @@ export function decodeDatagram(input: Uint8Array, keyring: Keyring, pair: string
   const keyId = datagram.subarray(4, 8).toString('hex');
   const key = keyring.accepted.find((candidate) => candidate.id === keyId);
   if (key === undefined) return reject('unknown-key', `key id ${keyId} is not one of ours (${keyring.accepted.map((k) => k.id).join(', ')})`);
+  return {ok: true, frame: {datagram, kind, key, bodyLength}};
+}
+
+/** The costly part: MAC, key expiry, JSON, fields. Never throws. */
+export function openFrame(frame: Frame, pair: string, wallNow: number): Decoded {
+  const {datagram, kind, key, bodyLength} = frame;
+  const keyId = key.id;
   const signed = datagram.subarray(0, HEADER_BYTES + bodyLength);
   const received = datagram.subarray(HEADER_BYTES + bodyLength);
   if (!timingSafeEqual(mac(key.secret, signed), received)) return reject('bad-mac', `MAC does not match key ${keyId}`);
+  // After the MAC, so the count is of datagrams really signed with the retired key (a peer not yet switched over).
+  if (key.until !== undefined && wallNow >= key.until) {
+    return reject('expired-key', `signed with key ${keyId} (${key.file}), accepted until ${new Date(key.until).toISOString()}; sign with the new secret_file on the peer`);
+  }
 
   let body: unknown;
   try {
@@ -194,7 +225,7 @@ function mac(secret: Uint8Array, data: Uint8Array): Buffer {
   return createHmac('sha256', secret).update(data).digest();
 }
 
-function reject(reason: RejectReason, detail: string): Decoded {
+function reject(reason: RejectReason, detail: string): Extract<Decoded, {ok: false}> {
   return {ok: false, reason, detail};
 }
 
@@ -299,7 +330,7 @@ function parseBeaconFields(body: Record<string, unknown>, envelope: Envelope): B
   const {host, state, epoch, holdsIp, health, switchId, ack} = body;
   if (typeof host !== 'string' || !HOST_PATTERN.test(host)) return 'field host: expected a host name';
   if (typeof state !== 'string' || !(AGENT_STATE_NAMES as readonly string[]).includes(state)) return 'field state: expected an agent state';
-  if (!isCount(epoch)) return 'field epoch: expected a non-negative integer';
+  if (!isEpoch(epoch)) return `field epoch: expected ${EPOCH_EXPECTED}`;
   if (typeof holdsIp !== 'boolean') return 'field holdsIp: expected a boolean';
   if (health !== 'ok' && health !== 'failing') return 'field health: expected ok or failing';
   if (typeof switchId !== 'string' || (switchId !== '' && !ID_PATTERN.test(switchId))) return 'field switchId: expected a switch id or empty';

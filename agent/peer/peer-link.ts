@@ -145,6 +145,12 @@ export class PeerLink {
         }
         continue;
       }
+      if (observation.late) {
+        // Reordered, or withheld and replayed: older than what the peer has already said. A late reply still
+        // answers its request (a request id is used once); a late beacon would show the peer as it was, not is.
+        if (observation.message.kind === 'reply') this.requester.onReply(observation.message.reply);
+        continue;
+      }
       if (observation.newBoot && this.#wasAlive) {
         this.requester.abandonAll('the peer restarted');
         this.#deps.onPeerRestarted();

@@ -2,9 +2,10 @@
 // source), tracks liveness, round-trip time and loss. No I/O: times are passed in. Beacons, peer requests and
 // replies share one sequence counter per boot, so one replay check covers them all.
 
-import {decodeDatagram, envelopeOf, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
+import {envelopeOf, openFrame, readFrame, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
 import type {Keyring} from '../config/secret-files.js';
 import type {Role} from '../state-machine.js';
+import {TokenBucket} from './token-bucket.js';
 
 export interface PeerMonitorOptions {
   readonly pair: string;
@@ -16,10 +17,16 @@ export interface PeerMonitorOptions {
   readonly keyring: Keyring;
   readonly deadAfterMs: number;
   readonly maxClockSkewMs: number;
+  /** Datagrams from the peer's address whose MAC is checked per second at most (see MAX_VERIFIED_PER_S). */
+  readonly maxVerifiedPerS?: number;
 }
 
 export type Observation =
-  | {readonly ok: true; readonly message: Message; readonly newBoot: boolean}
+  /**
+   * `late`: a datagram that UDP reordered (a sequence number below the newest, never received before). It is
+   * genuine and counted, but says nothing about now: it neither keeps the peer alive nor changes its view.
+   */
+  | {readonly ok: true; readonly message: Message; readonly newBoot: boolean; readonly late: boolean}
   | {readonly ok: false; readonly reason: RejectReason; readonly detail: string};
 
 /** Datagrams from the peer's address rejected since the last one accepted: why a peer that sends looks dead. */
@@ -45,8 +52,16 @@ export interface PeerStats {
 
 // Loss over the last LOSS_WINDOW sequence numbers: at the default 200 ms interval, the last 20 s.
 const LOSS_WINDOW = 100;
-// Boot ids of earlier peer runs are remembered so their beacons cannot be replayed as a "new boot".
+// Earlier peer runs are remembered (boot id and highest sequence number) so their recorded datagrams cannot be
+// replayed as a "new boot".
 const RETIRED_BOOTS_KEPT = 16;
+// The peer's address can be spoofed by anyone on the LAN, and a datagram with our key id costs an HMAC and a JSON
+// parse before it can be told from a forgery: at most this many a second (a burst of as many at once) get that far,
+// the rest are dropped as `rate-limited`, so a flood cannot take the CPU that sends our own beacons. The peer itself
+// sends one beacon per interval (100/s at the 10 ms minimum) plus requests and replies resent every 100 ms: far
+// below. The work it bounds cost 25–45 µs a forged datagram on a loaded 2-core machine (docs/security.md, "Floods"),
+// so 2000/s is at most about a tenth of a core.
+export const MAX_VERIFIED_PER_S = 2000;
 // RTT average is exponential: each new sample weighs 1/8, as TCP's SRTT (RFC 6298).
 const RTT_GAIN = 1 / 8;
 
@@ -56,23 +71,28 @@ export class PeerMonitor {
   #highestSeq = 0;
   #received: number[] = [];
   #firstSeq = 0;
-  #retiredBoots: string[] = [];
+  /** Sequence numbers at or below this are replays even inside the loss window: a resumed boot's used ones. */
+  #seqFloor = 0;
+  #retiredBoots: {readonly boot: string; readonly highestSeq: number}[] = [];
   #lastBeacon: Beacon | undefined;
   #lastSeenAt: number | undefined;
-  /** Newest sentAt of the current boot: a boot that sent earlier than that is not a restart but the past. */
+  /** Newest sentAt of the current boot: another boot that sent no later than that is not a restart but the past. */
   #bootSentAt = 0;
   #rtt: {last: number; average: number} | undefined;
   #accepted = 0;
   readonly #rejected: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   #rejectedSinceValid: RejectedSinceValid | undefined;
+  readonly #verifyBudget: TokenBucket;
 
   constructor(options: PeerMonitorOptions) {
     this.#options = options;
+    const perS = options.maxVerifiedPerS ?? MAX_VERIFIED_PER_S;
+    this.#verifyBudget = new TokenBucket(perS, perS);
   }
 
   /**
-   * Judges one datagram. Any accepted message proves the peer alive; beacons also update the peer view.
-   * Rejected datagrams only bump their counter.
+   * Judges one datagram. An accepted message that is not late proves the peer alive; such a beacon also updates
+   * the peer view. Rejected datagrams only bump their counter.
    * @param now monotonic ms; @param wallNow wall-clock ms (for the skew window only)
    */
   observe(datagram: Uint8Array, from: string, now: number, wallNow: number): Observation {
@@ -85,26 +105,31 @@ export class PeerMonitor {
       }
       return result;
     }
-    this.#rejectedSinceValid = undefined;
     const message = result.message;
     const envelope = envelopeOf(message);
     const newBoot = envelope.boot !== this.#boot;
     if (newBoot) {
-      if (this.#boot !== undefined) this.#retire(this.#boot);
+      // A boot that ended and speaks again (see #judge: only later than everything since) resumes above the
+      // sequence numbers it had used, so its own recorded datagrams stay replays.
+      const resumed = this.#unretire(envelope.boot);
+      if (this.#boot !== undefined) this.#retire(this.#boot, this.#highestSeq);
       this.#boot = envelope.boot;
-      this.#highestSeq = 0;
+      this.#highestSeq = resumed?.highestSeq ?? 0;
+      this.#seqFloor = this.#highestSeq;
       this.#received = [];
       this.#firstSeq = envelope.seq;
       this.#lastBeacon = undefined;
       this.#bootSentAt = 0;
     }
-    this.#bootSentAt = Math.max(this.#bootSentAt, envelope.sentAt);
-    const newest = envelope.seq > this.#highestSeq;
+    const late = envelope.seq < this.#highestSeq;
     this.#recordSeq(envelope.seq);
     this.#accepted += 1;
-    if (newest && message.kind === 'beacon') this.#lastBeacon = message.beacon;
+    if (late) return {ok: true, message, newBoot, late};
+    this.#rejectedSinceValid = undefined;
+    this.#bootSentAt = Math.max(this.#bootSentAt, envelope.sentAt);
+    if (message.kind === 'beacon') this.#lastBeacon = message.beacon;
     this.#lastSeenAt = now;
-    return {ok: true, message, newBoot};
+    return {ok: true, message, newBoot, late};
   }
 
   /** Round trip from one of our beacons that the peer acknowledged; `sentAt` is when we sent it (monotonic). */
@@ -152,7 +177,13 @@ export class PeerMonitor {
     const options = this.#options;
     // Source first: costs nothing and keeps a flood from a third address away from the HMAC.
     if (from !== options.peerAddress) return {ok: false, reason: 'wrong-source', detail: `from ${from}, peer is ${options.peerAddress}`};
-    const decoded = decodeDatagram(datagram, options.keyring, options.pair);
+    // Then the checks that cost nothing (framing, key id), and only then, within the budget, the MAC and the JSON.
+    const framed = readFrame(datagram, options.keyring);
+    if (!framed.ok) return framed;
+    if (!this.#verifyBudget.take(now)) {
+      return {ok: false, reason: 'rate-limited', detail: `more than ${options.maxVerifiedPerS ?? MAX_VERIFIED_PER_S} datagrams a second from the peer's address (a flood, its source spoofed?); dropped before the MAC`};
+    }
+    const decoded = openFrame(framed.frame, options.pair, wallNow);
     if (!decoded.ok) return decoded;
     const message = decoded.message;
     const envelope = envelopeOf(message);
@@ -162,12 +193,21 @@ export class PeerMonitor {
     const skew = envelope.sentAt - wallNow;
     if (skew < -options.maxClockSkewMs) return {ok: false, reason: 'stale', detail: `sent ${-skew} ms ago, window is ${options.maxClockSkewMs} ms (replay, or clocks apart)`};
     if (skew > options.maxClockSkewMs) return {ok: false, reason: 'future', detail: `sent ${skew} ms in the future, window is ${options.maxClockSkewMs} ms (clocks apart?)`};
-    if (this.#retiredBoots.includes(envelope.boot)) return {ok: false, reason: 'replay', detail: `boot ${envelope.boot} has ended`};
-    // Another boot while the current one is alive is a restart only if it speaks later. An agent that restarted
-    // does not know the peer's earlier boots; without this, datagrams of one replayed inside the skew window would
-    // replace the live boot and retire it, and every real beacon after that would be refused as a replay.
-    if (this.#boot !== undefined && envelope.boot !== this.#boot && envelope.sentAt <= this.#bootSentAt && this.isAlive(now)) {
-      return {ok: false, reason: 'replay', detail: `boot ${envelope.boot} sent at ${envelope.sentAt}, before the live boot ${this.#boot} (${this.#bootSentAt}): not a restart`};
+    // Another boot is a restart only if it speaks strictly later than everything the current boot sent, whether the
+    // current one is alive or silent: the peer runs one agent at a time, so any datagram of an earlier run was sent
+    // before the current run's first. Silence proves nothing (a partition, or an attacker withholding beacons), and
+    // an agent that restarted does not know the peer's earlier boots: without this rule, one datagram of such a boot
+    // replayed inside the skew window would replace the live boot and retire it, and every real beacon after that
+    // would be refused. The cost: a peer that restarts with its clock stepped back is heard once its clock passes
+    // the old run's last sent-at, at most 2 × max_clock_skew_ms later (both sent-ats were inside the window).
+    if (this.#boot !== undefined && envelope.boot !== this.#boot && envelope.sentAt <= this.#bootSentAt) {
+      return {ok: false, reason: 'replay', detail: `boot ${envelope.boot} sent at ${envelope.sentAt}, not after the current boot ${this.#boot} (${this.#bootSentAt}): not a restart`};
+    }
+    // An ended boot speaking later than the current one is the live one winning back (the current one was a run
+    // whose clock was ahead); its datagrams already seen, or older, stay replays.
+    const retired = this.#retiredBoots.find((r) => r.boot === envelope.boot);
+    if (retired !== undefined && envelope.seq <= retired.highestSeq) {
+      return {ok: false, reason: 'replay', detail: `boot ${envelope.boot} has ended (sequence ${envelope.seq}, it had reached ${retired.highestSeq})`};
     }
     if (message.kind === 'request' && message.request.to !== options.selfBoot) {
       return {ok: false, reason: 'replay', detail: `${message.request.op} request for boot ${message.request.to || '(none)'}, this agent is boot ${options.selfBoot} (sent before it restarted?)`};
@@ -184,7 +224,7 @@ export class PeerMonitor {
   // UDP may reorder: a sequence number below the newest is still fresh if it was never received and is
   // inside the loss window. It is counted for loss but never replaces the newest beacon's view.
   #isLateButNew(seq: number): boolean {
-    return seq > this.#highestSeq - LOSS_WINDOW && !this.#received.includes(seq);
+    return seq > Math.max(this.#seqFloor, this.#highestSeq - LOSS_WINDOW) && !this.#received.includes(seq);
   }
 
   #recordSeq(seq: number): void {
@@ -203,9 +243,14 @@ export class PeerMonitor {
     return Math.max(0, (expected - got) / expected);
   }
 
-  #retire(boot: string): void {
-    this.#retiredBoots.push(boot);
+  #retire(boot: string, highestSeq: number): void {
+    this.#retiredBoots.push({boot, highestSeq});
     if (this.#retiredBoots.length > RETIRED_BOOTS_KEPT) this.#retiredBoots.shift();
+  }
+
+  #unretire(boot: string): {readonly highestSeq: number} | undefined {
+    const index = this.#retiredBoots.findIndex((r) => r.boot === boot);
+    return index < 0 ? undefined : this.#retiredBoots.splice(index, 1)[0];
   }
 }
 

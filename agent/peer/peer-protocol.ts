@@ -6,6 +6,7 @@
 // params; the answering side (switch-runner.ts, agent.ts) reads them only through decodePeerParams.
 
 import {BatonError} from '../errors.js';
+import {EPOCH_EXPECTED, isEpoch} from '../epoch.js';
 import type {AgentStateName} from '../state-machine.js';
 import {SWITCH_STEP_NAMES, type SwitchSide, type SwitchStepName} from '../plans/plans.js';
 import type {JsonObject} from './beacon-codec.js';
@@ -76,7 +77,7 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
   'begin': (params) => {
     const {side, epoch} = params;
     if (side !== 'giver' && side !== 'taker') throw new BatonError('BAD_REQUEST', 'begin: side must be giver or taker');
-    if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new BatonError('BAD_REQUEST', 'begin: bad epoch');
+    if (!isEpoch(epoch)) throw new BatonError('BAD_REQUEST', `begin: epoch must be ${EPOCH_EXPECTED}`);
     const giverAddress = params['giverAddress'];
     if (giverAddress === undefined) return {side, epoch};
     if (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress)) throw new BatonError('BAD_REQUEST', 'begin: giverAddress must be an IPv4 address');

@@ -7,6 +7,7 @@ import type {PeerOp, PeerParams} from '../peer/peer-protocol.js';
 import type {Config} from '../config/schema.js';
 import {hostText, type DrainSummary, type DryRunStep, type HostLabel, type SwitchProgress, type SwitchResult, type SwitchoverOptions} from '../control-protocol.js';
 import {BatonError, describeError, isBatonError} from '../errors.js';
+import {epochAbove} from '../epoch.js';
 import type {Logger} from '../log.js';
 import type {PeerRequester} from '../peer/peer-requests.js';
 import type {Clock, HostInfoSource, NetworkDriver} from '../ports.js';
@@ -184,7 +185,7 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
       totalMs: Math.round(clock.now() - started), confirmedRequests: undefined, rollbackCheck: undefined, plan};
   }
 
-  const epoch = Math.max(c.machine().epoch, peer.view.epoch) + 1;
+  const epoch = epochAbove(c.machine().epoch, peer.view.epoch);
   emit({kind: 'start', switchId, giver: labels.giver, taker: labels.taker, mode: config.service.mode});
   log.notice(`(switch ${switchId}) ${labels.giver.role} ${labels.giver.host} -> ${labels.taker.role} ${labels.taker.host}, ${config.service.mode} mode, epoch ${epoch}`);
   await participant.begin(switchId, selfSide, true, peer.boot, epoch, selfSide === 'taker' ? giverAddress : undefined);

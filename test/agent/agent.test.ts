@@ -104,6 +104,30 @@ test('the peer is declared lost after dead_after_ms without a valid beacon, and 
   t.true(backup.logs.some((l) => l.includes('alive again')));
 });
 
+test('a beacon withheld and replayed after the peer was lost brings back neither the peer nor its old state', async (t) => {
+  const {clock, primary, backup} = pair(t);
+  await primary.agent.start();
+  await backup.agent.start();
+  await clock.advance(1000);
+  const withheld: Uint8Array[] = [];
+  backup.transport.lose = (datagram) => {
+    if (withheld.length > 0) return false;
+    withheld.push(datagram);
+    return true;
+  };
+  await clock.advance(400);
+  backup.transport.connected = false;
+  await clock.advance(1200);
+  t.false((await primary.agent.status()).peer.alive);
+  const lost = primary.logs.length;
+  const replayed = withheld[0];
+  if (replayed === undefined) return t.fail('nothing was withheld');
+  primary.transport.inject(replayed, BACKUP_ADDRESS);
+  await clock.advance(50);
+  t.false((await primary.agent.status()).peer.alive);
+  t.false(primary.logs.slice(lost).some((l) => l.includes('alive again')));
+});
+
 test('a beacon tick late by more than an interval is counted and warned about', async (t) => {
   const {clock, primary} = pair(t);
   await primary.agent.start();

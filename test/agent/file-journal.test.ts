@@ -45,3 +45,15 @@ test('a state directory that does not exist yet loads as empty', async (t) => {
   t.is(await createFileJournalStore(dir).load(), undefined);
   t.is(await createFileStateStore(dir).load(), undefined);
 });
+
+test('an epoch above 2^31 − 1 in the state file or the journal is refused with the file, the value and the fix', async (t) => {
+  const dir = await stateDir(t);
+  await writeFile(join(dir, 'state.json'), `{"epoch":${2 ** 53 - 1}}`);
+  await t.throwsAsync(createFileStateStore(dir).load(), {code: 'STATE_INVALID',
+    message: `${join(dir, 'state.json')}: epoch: expected an integer 0..2147483647, got 9007199254740991; move the file aside to start afresh`});
+  await writeFile(join(dir, 'switch.json'), JSON.stringify({...JOURNAL, epoch: 2 ** 31}));
+  await t.throwsAsync(createFileJournalStore(dir).load(), {code: 'STATE_INVALID',
+    message: `${join(dir, 'switch.json')}: epoch: expected an integer 0..2147483647, got 2147483648; move the file aside to start afresh`});
+  await writeFile(join(dir, 'state.json'), `{"epoch":${2 ** 31 - 1}}`);
+  t.deepEqual(await createFileStateStore(dir).load(), {epoch: 2 ** 31 - 1, released: false});
+});

@@ -1,5 +1,6 @@
 import test from 'ava';
 import type {Beacon} from '../../agent/peer/beacon-codec.js';
+import {epochAbove, MAX_EPOCH} from '../../agent/epoch.js';
 import {LOCAL_PLANS} from '../../agent/plans/plans.js';
 import {initialState, step, winsConflict, type AgentEvent, type MachineState} from '../../agent/state-machine.js';
 
@@ -32,6 +33,18 @@ test('a primary at start with the IP free saves an epoch above the peer\'s, then
   t.is(alone.state.epoch, 4, 'already above every epoch it knows: kept, nothing to save');
   t.deepEqual(alone.effects, ['run-plan acquire take-ip,announce']);
   t.deepEqual(LOCAL_PLANS.acquire, ['take-ip', 'announce']);
+});
+
+test('a takeover under a peer at the largest epoch stays at the largest epoch, and the tie goes to the primary', (t) => {
+  const {state, effects} = run(initialState('primary', 3),
+    {type: 'peer-seen', beacon: peerBeacon({epoch: MAX_EPOCH})}, {type: 'peer-lost'},
+    {type: 'probed', holdsIp: false, addressInUse: false});
+  t.is(state.epoch, MAX_EPOCH);
+  t.deepEqual(effects, [`save-epoch ${MAX_EPOCH}`, 'run-plan acquire take-ip,announce']);
+  t.true(winsConflict(state, {alive: true, state: 'active', holdsIp: true, epoch: MAX_EPOCH}));
+  t.false(winsConflict({...state, role: 'backup'}, {alive: true, state: 'active', holdsIp: true, epoch: MAX_EPOCH}));
+  t.is(epochAbove(MAX_EPOCH - 1, 7), MAX_EPOCH);
+  t.is(epochAbove(MAX_EPOCH, MAX_EPOCH), MAX_EPOCH);
 });
 
 test('the acquire plan succeeding makes the primary active and sends a beacon at once', (t) => {

@@ -18,7 +18,7 @@ test('keyIdOf is the first 4 bytes of SHA-256 as lowercase hex', (t) => {
 
 test('accept_secret_files that is not a list is rejected', rejects,
   `${DESIGN_EXAMPLE}accept_secret_files: /etc/baton/old-secret\n`,
-  ['18 accept_secret_files: expected a list of absolute paths, got \'/etc/baton/old-secret\'']);
+  ['18 accept_secret_files: expected a list of absolute paths, or of {path, until}, got \'/etc/baton/old-secret\'']);
 
 test('a relative path in accept_secret_files is rejected at its own line', rejects,
   `${DESIGN_EXAMPLE}accept_secret_files:\n  - old-secret\n`,
@@ -125,6 +125,41 @@ test('accepted secret files follow the signing key in the keyring, in order', as
     [older, keyIdOf(new Uint8Array(40).fill(2))],
   ]);
   t.is(config.keyring.accepted[0], config.keyring.signing);
+});
+
+test('an accepted secret file may carry an end (a UTC date or timestamp) beside plain paths', async (t) => {
+  const dir = await tempDir(t);
+  const old = await writeFileWithMode(join(dir, 'old'), new Uint8Array(32).fill(1), 0o600);
+  const older = await writeFileWithMode(join(dir, 'older'), new Uint8Array(40).fill(2), 0o600);
+  const oldest = await writeFileWithMode(join(dir, 'oldest'), new Uint8Array(40).fill(3), 0o600);
+  const {file, secretFile} = await configWithSecret(t, SECRET, 0o600,
+    `accept_secret_files:\n  - {path: ${old}, until: 2027-01-31}\n  - ${older}\n  - path: ${oldest}\n    until: 2020-02-29T12:30:00Z\n`);
+
+  const config = await loadConfig(file);
+
+  t.deepEqual(config.acceptSecretFiles, [old, older, oldest]);
+  t.deepEqual(config.keyring.accepted.map((key) => [key.file, key.until]), [
+    [secretFile, undefined],
+    [old, Date.UTC(2027, 0, 31)],
+    [older, undefined],
+    [oldest, Date.UTC(2020, 1, 29, 12, 30)],
+  ], 'an end already past is no error: the key is simply refused');
+});
+
+test('an accepted secret file\'s end must be a real UTC date, and the path is still required', async (t) => {
+  const dir = await tempDir(t);
+  const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((name, i) => writeFileWithMode(join(dir, name), new Uint8Array(32).fill(i), 0o600)));
+  const {file} = await configWithSecret(t, SECRET, 0o600,
+    `accept_secret_files:\n  - {path: ${a}, until: 31/01/2027}\n  - {path: ${b}, until: 2027-02-30}\n  - {until: 2027-01-31}\n  - {path: ${c}, until: 2027-01-31, after: 1}\n`);
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, problems(file, [
+    "19 accept_secret_files[0].until: expected a UTC date like 2027-01-31 or 2027-01-31T12:00:00Z, got '31/01/2027'",
+    "20 accept_secret_files[1].until: expected a UTC date like 2027-01-31 or 2027-01-31T12:00:00Z, got '2027-02-30' (no such date or time)",
+    '21 accept_secret_files[2].path: expected an absolute path, got nothing (key missing)',
+    "22 accept_secret_files[3].after: unknown key 'after'; expected one of path, until",
+  ]));
 });
 
 test('accepted secret files get the same checks as the signing secret', async (t) => {

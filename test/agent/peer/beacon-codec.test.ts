@@ -12,6 +12,8 @@ interface Vectors {
 const vectors = JSON.parse(readFileSync(new URL('../../../../test/fixtures/beacon-vectors.json', import.meta.url), 'utf8')) as Vectors;
 const key = testKey();
 const keyring = testKeyring(key);
+// Any moment: only keys with an `until` look at it.
+const NOW = Date.UTC(2026, 10, 21, 12, 0, 0);
 const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'));
 
 /** A datagram with any body, correctly framed and signed: what a peer with our key but a bug could send. */
@@ -29,10 +31,10 @@ test('the golden beacon encodes to the same bytes as recorded', (t) => {
 
 test('every golden valid datagram decodes, and the first one to the golden beacon', (t) => {
   for (const vector of vectors.valid) {
-    const decoded = decodeDatagram(fromHex(vector.hex), keyring, 'web');
+    const decoded = decodeDatagram(fromHex(vector.hex), keyring, 'web', NOW);
     t.true(decoded.ok, vector.name);
   }
-  const first = decodeDatagram(fromHex(vectors.valid[0]?.hex ?? ''), keyring, 'web');
+  const first = decodeDatagram(fromHex(vectors.valid[0]?.hex ?? ''), keyring, 'web', NOW);
   t.deepEqual(first.ok && first.message.kind === 'beacon' ? first.message.beacon : undefined, vectors.beacon);
 });
 
@@ -49,7 +51,7 @@ test('the header carries magic, version, kind, key id and body length, and the M
 test('a round trip keeps every field, with and without an ack', (t) => {
   const beacon: Beacon = {...vectors.beacon, state: 'active', holdsIp: true, switchId: 'k3F9aBcD', ack: undefined};
   for (const candidate of [beacon, vectors.beacon]) {
-    const decoded = decodeDatagram(encodeMessage({kind: 'beacon', beacon: candidate}, key), keyring, 'web');
+    const decoded = decodeDatagram(encodeMessage({kind: 'beacon', beacon: candidate}, key), keyring, 'web', NOW);
     t.deepEqual(decoded.ok && decoded.message.kind === 'beacon' ? decoded.message.beacon : decoded, candidate);
   }
 });
@@ -58,7 +60,7 @@ const rejectedGolden = test.macro({
   exec(t, name: string) {
     const vector = vectors.rejected.find((v) => v.name === name);
     if (vector === undefined) return t.fail(`no vector named ${name}`);
-    const decoded = decodeDatagram(fromHex(vector.hex), keyring, 'web');
+    const decoded = decodeDatagram(fromHex(vector.hex), keyring, 'web', NOW);
     t.false(decoded.ok);
     t.is(decoded.ok ? undefined : decoded.reason, vector.reason);
   },
@@ -68,7 +70,7 @@ for (const vector of vectors.rejected) test(rejectedGolden, vector.name);
 
 const rejects = test.macro({
   exec(t, input: () => Uint8Array, reason: RejectReason, detailPart: string) {
-    const decoded = decodeDatagram(input(), keyring, 'web');
+    const decoded = decodeDatagram(input(), keyring, 'web', NOW);
     t.false(decoded.ok);
     if (decoded.ok) return;
     t.is(decoded.reason, reason);
@@ -90,6 +92,8 @@ test('a signed body with a negative sequence as malformed', rejects,
   () => signedRaw(JSON.stringify({...vectors.beacon, seq: -5})), 'malformed', 'seq');
 test('a signed body with a huge sequence as malformed', rejects,
   () => signedRaw(JSON.stringify({...vectors.beacon, seq: 2 ** 60})), 'malformed', 'seq');
+test('a signed body with an epoch above 2^31 − 1 as malformed', rejects,
+  () => signedRaw(JSON.stringify({...vectors.beacon, epoch: 2 ** 53 - 1})), 'malformed', 'field epoch: expected an integer 0..2147483647');
 test('a signed body with an unknown state as malformed', rejects,
   () => signedRaw(JSON.stringify({...vectors.beacon, state: 'master'})), 'malformed', 'state');
 test('a datagram longer than its header says as malformed', rejects,
@@ -98,10 +102,24 @@ test('a datagram longer than its header says as malformed', rejects,
 test('a beacon signed with a key kept for rotation is accepted and names that key', (t) => {
   const old = testKey('the-old-secret-still-accepted-for-a-while');
   const datagram = encodeMessage({kind: 'beacon', beacon: vectors.beacon}, old);
-  t.is(decodeDatagram(datagram, testKeyring(key), 'web').ok, false);
-  const decoded = decodeDatagram(datagram, testKeyring(key, old), 'web');
+  t.is(decodeDatagram(datagram, testKeyring(key), 'web', NOW).ok, false);
+  const decoded = decodeDatagram(datagram, testKeyring(key, old), 'web', NOW);
   t.true(decoded.ok);
   t.is(decoded.ok ? decoded.keyId : '', old.id);
+});
+
+test('a beacon signed with a rotated-out key is accepted until its end, then refused as expired-key', (t) => {
+  const until = Date.UTC(2027, 0, 31);
+  const old = {...testKey('the-old-secret-still-accepted-for-a-while'), until};
+  const datagram = encodeMessage({kind: 'beacon', beacon: vectors.beacon}, old);
+  t.true(decodeDatagram(datagram, testKeyring(key, old), 'web', until - 1).ok);
+  const after = decodeDatagram(datagram, testKeyring(key, old), 'web', until);
+  t.is(after.ok ? undefined : after.reason, 'expired-key');
+  t.regex(after.ok ? '' : after.detail, /accepted until 2027-01-31T00:00:00.000Z; sign with the new secret_file on the peer/);
+  const forged = new Uint8Array(datagram);
+  forged[forged.length - 1] = (forged.at(-1) ?? 0) ^ 1;
+  const bad = decodeDatagram(forged, testKeyring(key, old), 'web', until);
+  t.is(bad.ok ? undefined : bad.reason, 'bad-mac', 'only datagrams really signed with the old key count as expired-key');
 });
 
 test('encoding refuses a body too large for one datagram', (t) => {
