@@ -7,6 +7,7 @@ import {nanoid} from 'nanoid';
 import {createAccessLogTail} from './adapters/access-log-tail.js';
 import {createExecaRunner} from './adapters/execa-runner.js';
 import {createSystemHostInfo} from './adapters/host-info.js';
+import {createScriptRunner} from './adapters/script-runner.js';
 import {createSystemHealthProbe} from './adapters/system-health-probe.js';
 import {createSystemdNotifier, runWatchdog, watchdogPingIntervalMs, type WatchdogEnvironment} from './adapters/systemd-notify.js';
 import {HookRunner} from './hooks.js';
@@ -162,6 +163,11 @@ async function runAgent(
   config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
   service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal, systemd: SystemdEnvironment,
 ): Promise<number> {
+  // The hook and command checks: as script_user when the agent is root (only root can change user), never with
+  // the agent's capabilities or environment; see agent/adapters/script-runner.ts.
+  const scriptRunner = createScriptRunner({
+    runner, user: process.geteuid?.() === 0 ? config.scriptUser : undefined, lang: process.env['LANG'],
+  });
   // One packet of each form per announcement: the agent repeats it once after ANNOUNCE_REPEAT_MS.
   // The duplicate-address probe listens 150 ms: replies from a live holder came within 12-40 ms in the lab
   // (3.75x margin); the agent starts it before the dead timer runs out, so it does not lengthen a takeover.
@@ -200,9 +206,9 @@ async function runAgent(
       }),
     }),
     hostInfo: createSystemHostInfo(),
-    healthProbe: createSystemHealthProbe(runner),
+    healthProbe: createSystemHealthProbe(runner, {commandRunner: scriptRunner}),
     hooks: config.hooks.onStateChange === undefined ? undefined
-      : new HookRunner({runner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
+      : new HookRunner({runner: scriptRunner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
     drain: createNftDrainDriver(runner, {interface: config.service.interface}),
     arrivals: createNftArrivalCounter(runner, {interface: config.service.interface}),
     runner,

@@ -40,6 +40,7 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     controlSocket: `/run/baton-${node}/control.sock`,
     health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
     hooks: {onStateChange: undefined, timeoutMs: 5000},
+    scriptUser: undefined,
     ...overrides,
   };
 }

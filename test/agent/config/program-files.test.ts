@@ -149,6 +149,7 @@ rootTest('loadConfig accepts root\'s program in a root-owned sticky world-writab
   const config = await loadConfig(await configWithHook(t, hook));
 
   t.is(config.hooks.onStateChange, hook);
+  t.deepEqual(config.scriptUser, {name: 'nobody', uid: 65534, gid: 65534});
 });
 
 test('a command health check in a world-writable directory is refused like a hook', async (t) => {
