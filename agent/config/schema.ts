@@ -86,7 +86,8 @@ export interface Config {
 
 export const DEFAULT_CONFIG_FILE = '/etc/baton/baton.yaml';
 
-const DEFAULT_PORT = 7411;
+// The beacon port; systemd/baton-agent.service allows binding this one only (SocketBindAllow=).
+export const DEFAULT_PORT = 7411;
 const DEFAULT_SECRET_FILE = '/etc/baton/secret';
 const MIN_INTERVAL_MS = 10;
 const MAX_INTERVAL_MS = 10_000;
