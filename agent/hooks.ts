@@ -1,6 +1,7 @@
 // State-change hooks: runs the configured program as `path oldState newState reason`, one call at a time and in
 // the order the changes happened, each under a timeout, without ever blocking or failing the agent.
 
+import {KILL_GRACE_MS} from './adapters/execa-runner.js';
 import {describeError} from './errors.js';
 import type {Logger} from './log.js';
 import type {Clock, CommandRunner} from './ports.js';
@@ -15,10 +16,11 @@ export interface StateChange {
 // A state changes a few times per switch; 100 waiting calls means the hook is far slower than the agent, and
 // the newest changes are the ones an operator needs to hear about.
 const DEFAULT_MAX_PENDING = 100;
-// The runner stops a program at the timeout with SIGTERM and, execa's default, SIGKILL 5 s later; +1 s to reap it.
-// Beyond that only a child the hook left running holds its output open (`sleep 60 &` in a script), and the
-// queue must not wait for it.
-const DEFAULT_GIVE_UP_AFTER_TIMEOUT_MS = 6_000;
+// The runner stops a program and everything it started at the timeout with SIGTERM, then SIGKILL KILL_GRACE_MS
+// later; 2 s more to reap them and close the output. Beyond that the runner itself is stuck (a process that
+// SIGKILL cannot end, in uninterruptible sleep), and the queue must not wait for it.
+const REAP_MS = 2_000;
+const DEFAULT_GIVE_UP_AFTER_TIMEOUT_MS = KILL_GRACE_MS + REAP_MS;
 
 export interface HookRunnerOptions {
   readonly runner: CommandRunner;
@@ -86,7 +88,9 @@ export class HookRunner {
     const {runner, path, timeoutMs, log, clock} = this.#options;
     const stopWaiting = new AbortController();
     const outcome = await new Promise<Outcome>((resolve) => {
-      runner.run(path, [change.oldState, change.newState, change.reason], {timeoutMs})
+      runner.run(path, [change.oldState, change.newState, change.reason], {timeoutMs, env: {
+        BATON_OLD_STATE: change.oldState, BATON_NEW_STATE: change.newState, BATON_REASON: change.reason,
+      }})
         .then(() => resolve({kind: 'ok'}), (error: unknown) => resolve({kind: 'failed', error}));
       clock.sleep(this.#giveUpAfterMs, stopWaiting.signal).then(() => resolve({kind: 'abandoned'}), () => undefined);
     });
@@ -101,8 +105,8 @@ export class HookRunner {
         log.warning(`${subject} ${describeError(outcome.error)}`);
         return;
       case 'abandoned':
-        log.warning(`${subject} ${path} was stopped after ${timeoutMs} ms, but a program it started still holds ` +
-          `its output open after ${this.#giveUpAfterMs} ms; running the next hook without it`);
+        log.warning(`${subject} ${path} did not end within ${this.#giveUpAfterMs} ms of being started, though ` +
+          `stopped after ${timeoutMs} ms; running the next hook without waiting for it`);
         return;
     }
   }

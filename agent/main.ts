@@ -7,8 +7,11 @@ import {nanoid} from 'nanoid';
 import {createAccessLogTail} from './adapters/access-log-tail.js';
 import {createExecaRunner} from './adapters/execa-runner.js';
 import {createSystemHostInfo} from './adapters/host-info.js';
+import {createScriptRunner} from './adapters/script-runner.js';
 import {createSystemHealthProbe} from './adapters/system-health-probe.js';
-import {createSystemdNotifier, runWatchdog, watchdogPingIntervalMs, type WatchdogEnvironment} from './adapters/systemd-notify.js';
+import {
+  createSystemdNotifier, LAUNCHER, parseNotifyFd, runWatchdog, watchdogPingIntervalMs, type WatchdogEnvironment,
+} from './adapters/systemd-notify.js';
 import {HookRunner} from './hooks.js';
 import {createRecordingRunner} from './adapters/recording-runner.js';
 import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
@@ -56,7 +59,12 @@ const STATUS_REFRESH_MS = 1000;
 /** What systemd told us in the environment (systemd.exec(5)), read once here like every other variable. */
 interface SystemdEnvironment extends Omit<WatchdogEnvironment, 'pid'> {
   readonly notifySocket: string | undefined;
+  /** BATON_NOTIFY_FD as the launcher set it (agent/adapters/systemd-notify.ts). */
+  readonly notifyFd: string | undefined;
 }
+
+// perl-base is Essential in Debian; an absolute path, as PATH is whatever the service manager gave.
+const PERL = '/usr/bin/perl';
 
 async function main(argv: readonly string[]): Promise<number> {
   let values;
@@ -106,14 +114,32 @@ async function main(argv: readonly string[]): Promise<number> {
     wallNow: clock.wallNow,
   });
 
+  // Under Type=notify, start again once through the launcher, in this same process, so that the agent itself holds
+  // a socket connected to PID 1's and the unit can say NotifyAccess=main (agent/adapters/systemd-notify.ts).
+  const execve = process.execve?.bind(process);
+  if ((process.env['NOTIFY_SOCKET'] ?? '') !== '' && process.env['BATON_NOTIFY_FD'] === undefined && execve !== undefined) {
+    try {
+      execve(PERL, [PERL, '-e', LAUNCHER, '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env);
+    } catch (error) {
+      log.warning(`(systemd) cannot start through ${PERL} to hold the notify socket, notifying through ` +
+        `systemd-notify (needs NotifyAccess=all): ${describeError(error)}`);
+    }
+  }
   const systemd: SystemdEnvironment = {
     notifySocket: process.env['NOTIFY_SOCKET'],
+    notifyFd: process.env['BATON_NOTIFY_FD'],
     watchdogUsec: process.env['WATCHDOG_USEC'],
     watchdogPid: process.env['WATCHDOG_PID'],
   };
-  // sd_notify(3)'s unset_environment: the children (ip, arping, hooks) must not inherit them. NotifyAccess=all
-  // would accept a hook's READY=1 or WATCHDOG=1 as ours; without the variables a hook does not even try.
-  for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete process.env[name];
+  const notifyFd = parseNotifyFd(systemd.notifyFd);
+  if (notifyFd !== undefined && typeof notifyFd !== 'number') {
+    log.warning(`(systemd) no notify socket of our own (${notifyFd.why}); notifying through systemd-notify, which ` +
+      'needs NotifyAccess=all');
+  }
+  // sd_notify(3)'s unset_environment: the children (ip, arping, hooks) must not inherit them. Without the
+  // variables a hook does not even try to notify; if it writes to the descriptor it inherited, PID 1 refuses a
+  // message that is not from the main PID (NotifyAccess=main).
+  for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'BATON_NOTIFY_FD']) delete process.env[name];
 
   let config: Config;
   try {
@@ -127,7 +153,10 @@ async function main(argv: readonly string[]): Promise<number> {
 
 async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, systemd: SystemdEnvironment): Promise<number> {
   const runner = createExecaRunner();
-  const service = createSystemdNotifier({runner, notifySocket: systemd.notifySocket});
+  const notifyFd = parseNotifyFd(systemd.notifyFd);
+  const service = createSystemdNotifier({
+    runner, notifySocket: systemd.notifySocket, notifyFd: typeof notifyFd === 'number' ? notifyFd : undefined,
+  });
   let watchdogMs: number | undefined;
   try {
     watchdogMs = watchdogPingIntervalMs({...systemd, pid: process.pid});
@@ -162,6 +191,11 @@ async function runAgent(
   config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
   service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal, systemd: SystemdEnvironment,
 ): Promise<number> {
+  // The hook and command checks: as script_user when the agent is root (only root can change user), never with
+  // the agent's capabilities or environment; see agent/adapters/script-runner.ts.
+  const scriptRunner = createScriptRunner({
+    runner, user: process.geteuid?.() === 0 ? config.scriptUser : undefined, lang: process.env['LANG'],
+  });
   // One packet of each form per announcement: the agent repeats it once after ANNOUNCE_REPEAT_MS.
   // The duplicate-address probe listens 150 ms: replies from a live holder came within 12-40 ms in the lab
   // (3.75x margin); the agent starts it before the dead timer runs out, so it does not lengthen a takeover.
@@ -200,9 +234,9 @@ async function runAgent(
       }),
     }),
     hostInfo: createSystemHostInfo(),
-    healthProbe: createSystemHealthProbe(runner),
+    healthProbe: createSystemHealthProbe(runner, {commandRunner: scriptRunner}),
     hooks: config.hooks.onStateChange === undefined ? undefined
-      : new HookRunner({runner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
+      : new HookRunner({runner: scriptRunner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
     drain: createNftDrainDriver(runner, {interface: config.service.interface}),
     arrivals: createNftArrivalCounter(runner, {interface: config.service.interface}),
     runner,
@@ -297,6 +331,8 @@ async function reloadInPlace(agent: Agent, control: {close(): Promise<void>}, co
   if (systemd.notifySocket !== undefined) env['NOTIFY_SOCKET'] = systemd.notifySocket;
   if (systemd.watchdogUsec !== undefined) env['WATCHDOG_USEC'] = systemd.watchdogUsec;
   if (systemd.watchdogPid !== undefined) env['WATCHDOG_PID'] = systemd.watchdogPid;
+  // The launcher's descriptor stays open across exec (not close-on-exec): the new image uses it without a relaunch.
+  if (systemd.notifyFd !== undefined) env['BATON_NOTIFY_FD'] = systemd.notifyFd;
   // The ip helper ends with its pipe, now rather than as a child the new image never reaps.
   await beforeExec();
   execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);

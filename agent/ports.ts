@@ -101,6 +101,8 @@ export interface CommandOptions {
   /** Send SIGINT after this long and judge the exit as usual: for programs that finish and report on an
    *  interrupt, like arping (its probe can otherwise not listen less than 1 s). Dying of the signal is COMMAND_FAILED. */
   readonly interruptAfterMs?: number;
+  /** The program's whole environment, nothing inherited from the agent. Absent: the agent's own, with LC_ALL=C. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface CommandRunner {

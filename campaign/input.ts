@@ -189,8 +189,14 @@ export const inputPart: CampaignPart = {
     // The hook lives where a careless path could hurt most: spaces, both quotes and a command substitution.
     const hookDir = join(context.dir, "hooks dir with 'quotes'");
     await mkdir(hookDir, {recursive: true});
+    // The hook runs as script_user (nobody): it must reach its program, and write its record somewhere of its own.
+    await chmod(context.dir, 0o755);
+    await chmod(hookDir, 0o755);
+    const recordDir = join(context.dir, 'hook-out');
+    await mkdir(recordDir, {recursive: true});
+    await chmod(recordDir, 0o777);
     // A shell would create the marker in the agent's working directory, this process's.
-    const hook = {path: join(hookDir, 'on "state" $(touch baton-hook-pwned).sh'), record: join(context.dir, 'hook-record'),
+    const hook = {path: join(hookDir, 'on "state" $(touch baton-hook-pwned).sh'), record: join(recordDir, 'hook-record'),
       marker: join(process.cwd(), 'baton-hook-pwned')};
     await writeFile(hook.path, `#!/bin/sh\necho "$1 $2 $3" >> '${hook.record}'\n`);
     await chmod(hook.path, 0o755);

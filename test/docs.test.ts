@@ -5,8 +5,11 @@ import test from 'ava';
 import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {
-  DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_MIN_REQUESTS, DEFAULT_REHEARSAL_ENABLED,
+  DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_MIN_REQUESTS,
+  DEFAULT_REHEARSAL_ENABLED,
 } from '../agent/config/schema.js';
+import {DEFAULT_SCRIPT_USER} from '../agent/config/script-user.js';
+import {KILL_GRACE_MS} from '../agent/adapters/execa-runner.js';
 import {DEFAULT_STATUSES, describeStatuses, EXCLUSIONS, HEALTH_CHECK_USER_AGENT} from '../agent/request-evidence.js';
 import {parseAccessLogLine} from '../agent/access-log.js';
 import {parse as parseYaml} from 'yaml';
@@ -147,4 +150,23 @@ test('the log_pattern example in docs/configuration.md reads a line of the nginx
   t.is(entry?.client, '192.0.2.20');
   t.is(entry?.userAgent, 'curl/8.1');
   t.true(doc.includes(`log_format baton '$server_addr $remote_addr [$time_local] "$request" $status "$http_user_agent"';`));
+});
+
+test('docs/configuration.md gives the hook keys and script_user with the defaults the schema uses', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const defaults = Object.fromEntries([...doc.matchAll(/^\| `(hooks\.[a-z_]+|script_user)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2]?.trim()]));
+  t.deepEqual(defaults, {
+    'hooks.on_state_change': 'none',
+    'hooks.timeout_ms': `\`${DEFAULT_HOOK_TIMEOUT_MS}\``,
+    'script_user': `\`${DEFAULT_SCRIPT_USER}\``,
+  });
+});
+
+test('the docs give the SIGKILL grace after a hook\'s or check\'s timeout that the runners use', async (t) => {
+  const said = `SIGTERM, then SIGKILL ${KILL_GRACE_MS / 1000} s later`;
+  for (const file of ['docs/configuration.md', 'docs/security.md']) {
+    const doc = await readFile(new URL(file, root), 'utf8');
+    t.true(doc.includes(said), `${file} says "${said}"`);
+    t.false(/SIGKILL \d+(\.\d+)? s later/.test(doc.replaceAll(said, '')), `${file} gives no other grace`);
+  }
 });

@@ -8,8 +8,9 @@ import type {CommandRunner} from '../ports.js';
 // `ip` and `arping` answer in well under a second; 10 s only catches a wedged kernel call or a hung program.
 const DEFAULT_TIMEOUT_MS = 10_000;
 // After SIGTERM on a timeout, the group gets this long to exit before SIGKILL: a shell script's trap has time
-// to clean up, a hung one does not hold the agent.
-const KILL_GRACE_MS = 1000;
+// to clean up, a hung one does not hold the agent. The script runner's supervisor uses the same grace, and
+// docs/security.md and docs/configuration.md state it (test/docs.test.ts keeps them equal).
+export const KILL_GRACE_MS = 1000;
 
 // Where the programs baton runs come from, for the "not installed" message (Debian 12 package names).
 const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
@@ -33,7 +34,7 @@ export function createExecaRunner(options: ExecaRunnerOptions = {}): CommandRunn
       const subprocess = execa(file, args, {
         stdin: 'ignore',
         // Messages we branch on ("File exists", "Address not found") are the untranslated ones.
-        env: {LC_ALL: 'C'},
+        ...(runOptions?.env === undefined ? {env: {LC_ALL: 'C'}} : {env: {...runOptions.env}, extendEnv: false}),
         // Its own process group: on a timeout the whole group is stopped, so a hook script's children (a `sleep`
         // holding its stdout open) die with it instead of outliving it and keeping this call waiting.
         detached: true,
@@ -95,13 +96,18 @@ export function createCommandFailedError(
   return new BatonError('COMMAND_FAILED', message, {cause, details});
 }
 
-/** Signals a whole process group; one that has already exited (ESRCH) is what we wanted. */
+/**
+ * Signals a whole process group; one that has already exited (ESRCH) is what we wanted. EPERM: the group runs as
+ * another user (the script runner's programs), which the agent, without CAP_KILL, may not signal; their
+ * supervisor ends them itself at its own deadline, before this one. Thrown from a timer, either would end the agent.
+ */
 function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
     process.kill(-pid, signal);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ESRCH' && code !== 'EPERM') throw error;
   }
 }
 

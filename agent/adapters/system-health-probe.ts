@@ -1,5 +1,5 @@
 // The real HealthProbe: link state from sysfs (or from `ip -j link` when sysfs shows another network namespace),
-// HTTP checks with fetch, command checks through the CommandRunner (argument array, never a shell).
+// HTTP checks with node:http, command checks through the script runner (argument array, never a shell).
 
 import {readdir, readFile} from 'node:fs/promises';
 import {request as httpRequest} from 'node:http';
@@ -25,11 +25,14 @@ export interface SystemHealthProbeOptions {
   readonly sysClassNet?: string;
   /** The calling process's own view of its network namespace's links (always right, unlike a stale /sys). */
   readonly procNetDev?: string;
+  /** Runs the `command:` checks (the script runner: as script_user, tree ended at the timeout); default `runner`. */
+  readonly commandRunner?: CommandRunner;
 }
 
 export function createSystemHealthProbe(runner: CommandRunner, options: SystemHealthProbeOptions = {}): HealthProbe {
   const sysClassNet = options.sysClassNet ?? '/sys/class/net';
   const procNetDev = options.procNetDev ?? '/proc/self/net/dev';
+  const commandRunner = options.commandRunner ?? runner;
   return {
     async run(check, signal) {
       try {
@@ -39,7 +42,7 @@ export function createSystemHealthProbe(runner: CommandRunner, options: SystemHe
           case 'http':
             return await checkHttp(check, signal);
           case 'command':
-            return await checkCommand(check, runner, signal);
+            return await checkCommand(check, commandRunner, signal);
           default:
             return assertNever(check);
         }

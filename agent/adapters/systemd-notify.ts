@@ -1,18 +1,21 @@
-// The real ServiceManager: systemd's notify protocol (sd_notify(3)) spoken through `systemd-notify`, and the
+// The real ServiceManager: systemd's notify protocol (sd_notify(3)) sent by the agent's own process, and the
 // watchdog's ping rate derived from WATCHDOG_USEC/WATCHDOG_PID.
 //
-// Why a child process: the notify socket is an AF_UNIX SOCK_DGRAM socket, and Node can neither create nor
-// write one (node:dgram is UDP only, node:net stream only), and native addons are out. So each message runs
-// `systemd-notify`, which ships with systemd itself. Its sender is then that child, not the main PID, and systemd
-// accepts a child's message only with NotifyAccess=all (with main or exec, PID 1 drops it: "Got notification
-// message from PID …, but reception only permitted for main PID").
-// `systemd-notify --pid=` cannot help: it can only claim our PID in SCM_CREDENTIALS with CAP_SYS_ADMIN, which the
-// unit does not grant (it then falls back to its own PID). See systemd/baton-agent.service for the trade-off.
+// The notify socket is an AF_UNIX SOCK_DGRAM socket, and Node can neither create nor connect one (node:dgram is UDP
+// only, node:net stream only), and native addons are out. But Node can write(2) to a file descriptor it inherits,
+// and a write on a connected datagram socket sends one datagram, which the kernel stamps (SCM_CREDENTIALS, which PID
+// 1 asks for) with the writer's PID: ours. So the agent starts through a launcher (LAUNCHER below, Perl: perl-base
+// is Essential) that connects a socket to $NOTIFY_SOCKET, keeps it open across exec and execs Node again in the
+// same process, naming the descriptor in BATON_NOTIFY_FD. Every message then comes from the main PID, and the unit
+// can say NotifyAccess=main: a child (a hook, `ip`) that writes to the descriptor it inherited is refused by PID 1.
 //
-// Delivery is synchronous: systemd-notify (systemd 246 and later; seen with 252) follows each message with BARRIER=1 carrying a pipe
-// and waits until PID 1 has read it and closed the pipe. Without that (--no-block) the child may exit before
-// PID 1 looks up its cgroup, and PID 1 then drops the message as coming from an unknown process.
+// Where the launcher could not connect (no perl), the messages go through `systemd-notify` children, as before:
+// PID 1 takes those only with NotifyAccess=all ("Got notification message from PID …, but reception only
+// permitted for main PID"); `systemd-notify --pid=` can only claim our PID with CAP_SYS_ADMIN, which the unit does
+// not grant. systemd-notify (systemd 246 and later; seen with 252) follows each message with BARRIER=1 carrying a
+// pipe and waits until PID 1 has read it, so the child cannot exit before PID 1 looks up its cgroup.
 
+import {writeSync} from 'node:fs';
 import {BatonError} from '../errors.js';
 import type {Clock, CommandRunner, ServiceManager} from '../ports.js';
 
@@ -23,16 +26,54 @@ const USEC_PER_MS = 1000;
 // sd_watchdog_enabled(3): ping at half the timeout, so one late or lost ping never costs a restart.
 const PINGS_PER_TIMEOUT = 2;
 
+/**
+ * Run as `perl -e LAUNCHER -- NODE ARGS…` by the agent itself, in its own process (execve): connects to
+ * $NOTIFY_SOCKET ('@' = abstract), clears close-on-exec, and execs NODE ARGS… with BATON_NOTIFY_FD set to the
+ * descriptor, or to `none: why` when it could not connect (so the agent knows, and does not launch itself again).
+ */
+export const LAUNCHER = String.raw`
+use strict; use warnings; use Socket; use Fcntl;
+my $path = $ENV{NOTIFY_SOCKET} // '';
+my $socket;
+$ENV{BATON_NOTIFY_FD} = 'none: NOTIFY_SOCKET is not set';
+if ($path ne '') {
+  $path =~ s/^@/\0/;
+  if (!socket($socket, AF_UNIX, SOCK_DGRAM, 0)) { $ENV{BATON_NOTIFY_FD} = "none: socket: $!" }
+  elsif (!connect($socket, pack_sockaddr_un($path))) { $ENV{BATON_NOTIFY_FD} = "none: connect to $ENV{NOTIFY_SOCKET}: $!" }
+  else {
+    fcntl($socket, F_SETFD, fcntl($socket, F_GETFD, 0) & ~FD_CLOEXEC) or die "fcntl: $!
+";
+    $ENV{BATON_NOTIFY_FD} = fileno($socket);
+  }
+}
+exec { $ARGV[0] } @ARGV or die "cannot start $ARGV[0]: $!
+";
+`;
+
+/** What BATON_NOTIFY_FD says: the descriptor, or why there is none. */
+export function parseNotifyFd(value: string | undefined): number | {readonly why: string} | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (/^\d+$/.test(value)) return Number(value);
+  return {why: value.replace(/^none: /, '')};
+}
+
 export interface SystemdNotifierOptions {
   readonly runner: CommandRunner;
+  /** The launcher's descriptor connected to the notify socket: messages are written to it by this process. */
+  readonly notifyFd?: number | undefined;
   /** $NOTIFY_SOCKET as systemd set it; undefined when not started by systemd as Type=notify: then every method
    *  does nothing. Passed to the child explicitly, so main can unset it and hooks do not inherit it. */
   readonly notifySocket: string | undefined;
 }
 
 export function createSystemdNotifier(options: SystemdNotifierOptions): ServiceManager {
-  const {runner, notifySocket} = options;
+  const {runner, notifySocket, notifyFd} = options;
   const send = async (assignments: readonly string[]): Promise<void> => {
+    if (notifyFd !== undefined) {
+      // One write, one datagram; a failure (PID 1 gone: ECONNREFUSED) is thrown like systemd-notify's exit.
+      writeSync(notifyFd, assignments.join('\n'));
+      return;
+    }
     if (notifySocket === undefined || notifySocket === '') return;
     // `env` puts the socket into the child's environment only; systemd-notify reads nothing else.
     await runner.run('env', [`NOTIFY_SOCKET=${notifySocket}`, 'systemd-notify', ...assignments], {timeoutMs: NOTIFY_TIMEOUT_MS});

@@ -8,6 +8,7 @@ import type {Role, ServiceIp} from '../state-machine.js';
 import {readHealth, type HealthCheckSpec} from './health-checks.js';
 import {describeFsError, errorCode} from './messages.js';
 import {checkProgram, inspectProgramFile, type ProgramInspector} from './program-files.js';
+import {readScriptUser, lookupLocalUser, type ScriptUser, type UserLookup} from './script-user.js';
 import {readAcceptedKeys, readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
 import {
   ABSOLUTE_PATH, BOOLEAN, integer, INTERFACE_NAME, IP_ADDRESS, LOG_PATTERN, oneOf, PAIR_ID, PORT, SERVICE_CIDR, SOCKET_PATH,
@@ -77,6 +78,8 @@ export interface Config {
   readonly rehearsal: {
     readonly enabled: boolean;
   };
+  /** Who the hook and command checks run as; undefined when the config names no such program. */
+  readonly scriptUser: ScriptUser | undefined;
   readonly hooks: {
     /** Absolute path of the program run as `path oldState newState reason` on each state change. */
     readonly onStateChange: string | undefined;
@@ -87,7 +90,8 @@ export interface Config {
 
 export const DEFAULT_CONFIG_FILE = '/etc/baton/baton.yaml';
 
-const DEFAULT_PORT = 7411;
+// The beacon port; systemd/baton-agent.service allows binding this one only (SocketBindAllow=).
+export const DEFAULT_PORT = 7411;
 const DEFAULT_SECRET_FILE = '/etc/baton/secret';
 const MIN_INTERVAL_MS = 10;
 const MAX_INTERVAL_MS = 10_000;
@@ -103,7 +107,7 @@ export const DEFAULT_CONFIRM_TIMEOUT_S = 30;
 const DEFAULT_STATE_DIR = '/var/lib/baton';
 const DEFAULT_CONTROL_SOCKET = '/run/baton/control.sock';
 // A notify script sends a mail or a chat message: 5 s covers a slow SMTP or HTTP round trip.
-const DEFAULT_HOOK_TIMEOUT_MS = 5_000;
+export const DEFAULT_HOOK_TIMEOUT_MS = 5_000;
 const MIN_HOOK_TIMEOUT_MS = 100;
 const MAX_HOOK_TIMEOUT_MS = 600_000;
 
@@ -120,7 +124,7 @@ export const DEFAULT_REHEARSAL_ENABLED = false;
 
 const TOP_KEYS = [
   'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
-  'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks', 'rehearsal',
+  'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks', 'rehearsal', 'script_user',
 ] as const;
 const DRAIN_KEYS = ['enabled', 'graceful_command', 'graceful_after_s', 'timeout_s'] as const;
 const GRACEFUL_KEYS = ['path', 'args'] as const;
@@ -152,20 +156,21 @@ export async function loadConfig(file: string): Promise<Config> {
 /**
  * The pure core of loadConfig: YAML text → frozen Config. `file` only names the source in messages and in
  * Config.file; secret files are read through `readSecret`, and the programs it names (hooks, command checks) are
- * looked at through `inspectProgram`. Throws BatonError CONFIG_INVALID listing every problem.
+ * looked at through `inspectProgram`, and script_user through `lookupUser` (default: /etc/passwd). Throws BatonError CONFIG_INVALID listing every problem.
  */
 export function parseConfig(text: string, file: string, readSecret: SecretReader,
-  inspectProgram: ProgramInspector): Config {
+  inspectProgram: ProgramInspector, lookupUser: UserLookup = lookupLocalUser): Config {
   const reader = readYaml(text);
   if (reader.problems.length > 0) throw reader.failure(file);
-  const config = readConfig(reader, file, readSecret, inspectProgram);
+  const config = readConfig(reader, file, readSecret, inspectProgram, lookupUser);
   if (reader.problems.length > 0) throw reader.failure(file);
   // Every read that yields undefined has recorded a problem (except the optional access_log and on_state_change),
   // so with no problems the draft is complete.
   return deepFreeze(config as Config);
 }
 
-function readConfig(reader: Reader, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector) {
+function readConfig(reader: Reader, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector,
+  lookupUser: UserLookup) {
   const top = reader.root(TOP_KEYS);
   // Absent keys are all reported at their mapping's line; reading pair and node first lists them first there.
   const pair = reader.required(top.field('pair'), PAIR_ID);
@@ -220,6 +225,10 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
   const signing = secretFile === undefined ? undefined : readKey(reader, secretFileField, secretFile, readSecret);
   const accepted = readAcceptedKeys(reader, top.field('accept_secret_files'), secretFile, readSecret);
 
+  const health = readHealth(reader, top.field('health'), inspectProgram);
+  const hooks = readHooks(reader, top.field('hooks'), inspectProgram);
+  const runsPrograms = hooks.onStateChange !== undefined || (health.checks ?? []).some((c) => c?.kind === 'command');
+
   return {
     file,
     pair,
@@ -251,9 +260,10 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     onStop: reader.optional(top.field('on_stop'), oneOf(['keep', 'release'] as const), 'keep'),
     stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
     controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),
-    health: readHealth(reader, top.field('health'), inspectProgram),
-    hooks: readHooks(reader, top.field('hooks'), inspectProgram),
+    health,
+    hooks,
     rehearsal: readRehearsal(reader, top.field('rehearsal')),
+    scriptUser: readScriptUser(reader, top.field('script_user'), runsPrograms, lookupUser),
   };
 }
 

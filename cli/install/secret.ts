@@ -1,9 +1,8 @@
 // The pair's shared secret at install: kept when there is one, copied with --secret-from, else generated; and the
 // readers that let the config be validated against the secret about to be installed, under --root.
 
-import {statSync} from 'node:fs';
 import {BatonError} from '../../agent/errors.js';
-import type {ProgramInspector} from '../../agent/config/program-files.js';
+import {inspectProgramFile, type ProgramInspector} from '../../agent/config/program-files.js';
 import type {SecretFileInfo, SecretReader} from '../../agent/config/secret-files.js';
 import {keyIdOf, readSecretFile} from '../../agent/config/secret-files.js';
 import {SECRET_FILE, SECRET_FILE_MODE, underRoot} from './layout.js';
@@ -78,12 +77,5 @@ export function installedSecretReader(root: string): SecretReader {
 
 /** Programs named by the config (hooks, command checks), looked at under `root`. */
 export function targetProgramInspector(root: string): ProgramInspector {
-  return (path) => {
-    try {
-      const stat = statSync(underRoot(root, path));
-      return stat.isFile() ? {mode: stat.mode} : new Error('not a regular file');
-    } catch (error) {
-      return error instanceof Error ? error : new Error(String(error));
-    }
-  };
+  return (path) => inspectProgramFile(path, root);
 }

@@ -72,11 +72,11 @@ const AGENT_SCRIPT = fileURLToPath(new URL('../../agent/main.js', import.meta.ur
  */
 export const AGENT_NODE_FLAGS = ['--jitless', '--max-semi-space-size=1'] as const;
 /**
- * The agent runs with what its systemd unit grants (CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW,
- * NoNewPrivileges=yes): ip, arping, the ARP sender, nft, ss and the drain's graceful command are exercised in the
+ * The agent runs with what its systemd unit grants (CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID
+ * CAP_SETGID, NoNewPrivileges=yes): ip, arping, the ARP sender, nft, ss and the drain's graceful command are exercised in the
  * lab with the privileges they have in production. setpriv (util-linux) execs the agent in place: same PID.
  */
-export const UNIT_PRIVILEGES = ['--bounding-set=-all,+net_admin,+net_raw', '--no-new-privs'] as const;
+export const UNIT_PRIVILEGES = ['--bounding-set=-all,+net_admin,+net_raw,+setuid,+setgid', '--no-new-privs'] as const;
 const LAB_FILE = 'lab.json';
 const NETNS_ETC = '/etc/netns';
 

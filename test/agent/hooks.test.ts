@@ -7,6 +7,7 @@ import {chmod, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {createScriptRunner} from '../../agent/adapters/script-runner.js';
 import {createSystemClock} from '../../agent/adapters/system-clock.js';
 import {HookRunner, type HookRunnerOptions, type StateChange} from '../../agent/hooks.js';
 import type {Logger} from '../../agent/log.js';
@@ -63,9 +64,11 @@ test('each change runs the hook with old state, new state and reason as three ar
   await hooks.drain();
 
   t.deepEqual(runner.calls, [
-    {file: HOOK, args: ['starting', 'standby', 'peer is active'], timeoutMs: 5000, interruptAfterMs: undefined},
+    {file: HOOK, args: ['starting', 'standby', 'peer is active'], timeoutMs: 5000, interruptAfterMs: undefined,
+      env: {BATON_OLD_STATE: 'starting', BATON_NEW_STATE: 'standby', BATON_REASON: 'peer is active'}},
     {file: HOOK, args: ['standby', 'active', 'peer lost; it\'s "gone" $(reboot)'], timeoutMs: 5000,
-      interruptAfterMs: undefined},
+      interruptAfterMs: undefined,
+      env: {BATON_OLD_STATE: 'standby', BATON_NEW_STATE: 'active', BATON_REASON: 'peer lost; it\'s "gone" $(reboot)'}},
   ]);
   t.deepEqual(lines, [`info (hook) starting -> standby: ${HOOK} ok`, `info (hook) standby -> active: ${HOOK} ok`]);
 });
@@ -116,8 +119,8 @@ test('a hook whose runner never returns is given up after timeout plus grace, an
   await clock.advance(1);
 
   t.is(runner.started.length, 2);
-  t.deepEqual(lines, [`warning (hook) standby -> active: ${HOOK} was stopped after 1000 ms, but a program it ` +
-    'started still holds its output open after 1500 ms; running the next hook without it']);
+  t.deepEqual(lines, [`warning (hook) standby -> active: ${HOOK} did not end within 1500 ms of being started, ` +
+    'though stopped after 1000 ms; running the next hook without waiting for it']);
   runner.finish(); // the abandoned call settling late changes nothing
   runner.finish();
   await hooks.drain();
@@ -181,10 +184,12 @@ async function writeScript(path: string, body: string): Promise<string> {
   return path;
 }
 
-/** A real HookRunner: the execa runner and the system clock. */
+/** A real HookRunner: the script runner (as the agent's own user: test/agent/script-runner.test.ts changes it) and
+ *  the system clock. */
 function realHooks(path: string, timeoutMs = 5000, giveUpAfterTimeoutMs?: number) {
   const {log, lines} = recordingLog();
-  const hooks = new HookRunner({runner: createExecaRunner(), clock: createSystemClock(), path, timeoutMs, log,
+  const runner = createScriptRunner({runner: createExecaRunner(), user: undefined});
+  const hooks = new HookRunner({runner, clock: createSystemClock(), path, timeoutMs, log,
     giveUpAfterTimeoutMs});
   return {hooks, lines};
 }
@@ -234,7 +239,7 @@ test('a real hook that hangs is stopped at its timeout and the next one runs', a
 
   t.is(await readFile(out, 'utf8'), 'hang\nnext\n');
   t.deepEqual(lines, [
-    `warning (hook) active -> fault: \`${path} active fault hang\` did not finish within 200 ms and was stopped`,
+    `warning (hook) active -> fault: \`${path} active fault hang\` did not finish within 200 ms and was stopped with everything it started`,
     `info (hook) fault -> standby: ${path} ok`,
   ]);
 });
@@ -251,16 +256,16 @@ test('a real hook whose child holds its output open is stopped with its child, a
     const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
     if (pid > 0 && isProcessAlive(pid)) process.kill(pid);
   });
-  const {hooks, lines} = realHooks(path, 200, 300);
+  const {hooks, lines} = realHooks(path, 200);
 
   hooks.notify({oldState: 'active', newState: 'fault', reason: 'hang'});
   hooks.notify({oldState: 'fault', newState: 'standby', reason: 'next'});
   await hooks.drain();
 
   t.is(await readFile(out, 'utf8'), 'hang\nnext\n');
-  t.is(lines[0], `warning (hook) active -> fault: \`${path} active fault hang\` did not finish within 200 ms and was stopped`);
+  t.is(lines[0], `warning (hook) active -> fault: \`${path} active fault hang\` did not finish within 200 ms and was stopped with everything it started`);
   t.is(lines[1], `info (hook) fault -> standby: ${path} ok`);
-  // The runner stops the hook's whole process group: the backgrounded sleep did not outlive it.
+  // The runner stops the hook's whole process tree: the backgrounded sleep did not outlive it.
   const sleepPid = Number(await readFile(pidFile, 'utf8'));
   await new Promise((resolve) => setTimeout(resolve, 1200));
   t.false(isProcessAlive(sleepPid), 'gone, or a zombie waiting for init to reap it');

@@ -3,7 +3,11 @@
 // waits for, agent.ready(): the state machine has left `starting`.
 
 import test from 'ava';
-import {createSystemdNotifier, runWatchdog, watchdogPingIntervalMs} from '../../agent/adapters/systemd-notify.js';
+import {closeSync, openSync} from 'node:fs';
+import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {createSystemdNotifier, parseNotifyFd, runWatchdog, watchdogPingIntervalMs} from '../../agent/adapters/systemd-notify.js';
 import {BatonError, isBatonError} from '../../agent/errors.js';
 import {FakeClock} from '../fakes/fake-clock.js';
 import {createFakePair} from '../fakes/fake-pair.js';
@@ -28,6 +32,29 @@ test('each notification runs systemd-notify once, with the socket passed to it a
   ]);
   // Longer than systemd-notify's own 5 s barrier wait, so it reports a stuck PID 1 itself.
   t.true(runner.calls.every((c) => c.timeoutMs !== undefined && c.timeoutMs > 5000));
+});
+
+test('with the launcher\'s descriptor, each notification is one write by this process and nothing runs', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-notify-fd-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  // A file stands in for the connected datagram socket: the same write(2), each call's bytes in order.
+  const fd = openSync(join(dir, 'datagrams'), 'w');
+  t.teardown(() => closeSync(fd));
+  const runner = new RecordingRunner();
+  const notifier = createSystemdNotifier({runner, notifySocket: SOCKET, notifyFd: fd});
+
+  await notifier.ready('primary active');
+  await notifier.watchdog();
+
+  t.is(await readFile(join(dir, 'datagrams'), 'utf8'), 'READY=1\nSTATUS=primary activeWATCHDOG=1');
+  t.deepEqual(runner.calls, []);
+});
+
+test('BATON_NOTIFY_FD is a descriptor, or the launcher\'s reason for having none', (t) => {
+  t.is(parseNotifyFd('3'), 3);
+  t.deepEqual(parseNotifyFd('none: connect to /run/systemd/notify: Permission denied'),
+    {why: 'connect to /run/systemd/notify: Permission denied'});
+  t.is(parseNotifyFd(undefined), undefined);
 });
 
 test('without NOTIFY_SOCKET nothing runs', async (t) => {

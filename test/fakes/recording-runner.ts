@@ -9,6 +9,8 @@ export interface RecordedCommand {
   readonly args: readonly string[];
   readonly timeoutMs: number | undefined;
   readonly interruptAfterMs: number | undefined;
+  /** Recorded only when the caller gave one. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** What a scripted command does: print stdout, or throw (a BatonError as the real runner would). */
@@ -41,7 +43,8 @@ export class RecordingRunner implements CommandRunner {
   }
 
   async run(file: string, args: readonly string[], options?: CommandOptions): Promise<string> {
-    const command: RecordedCommand = {file, args: [...args], timeoutMs: options?.timeoutMs, interruptAfterMs: options?.interruptAfterMs};
+    const command: RecordedCommand = {file, args: [...args], timeoutMs: options?.timeoutMs, interruptAfterMs: options?.interruptAfterMs,
+      ...(options?.env === undefined ? {} : {env: options.env})};
     this.calls.push(command);
     const line = formatCommandLine(file, args);
     const script = this.#scripts.find((s) => s.remaining !== 0 && s.matches(line));

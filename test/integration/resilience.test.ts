@@ -21,6 +21,8 @@ let baseDir = '';
 test.before(async (t) => {
   if (!(await skipUnlessIntegration(t))) return;
   baseDir = await mkdtemp(join(tmpdir(), 'baton-res-'));
+  // The command check runs as script_user (nobody): it must be able to reach its script and the flag files.
+  await chmod(baseDir, 0o755);
 });
 
 test.after.always(async () => {

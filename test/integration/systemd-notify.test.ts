@@ -19,7 +19,7 @@ import test, {type ExecutionContext} from 'ava';
 import {execa} from 'execa';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {callAgent} from '../../cli/control-client.js';
-import {AGENT_NODE_FLAGS} from '../../cli/lab/lab.js';
+import {AGENT_NODE_FLAGS, UNIT_PRIVILEGES} from '../../cli/lab/lab.js';
 import {integrationPrefix, integrationUnavailableReason} from './helpers.js';
 
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
@@ -99,9 +99,11 @@ async function run(t: ExecutionContext): Promise<void> {
   const notifications = await startReceiver(t, notifySocket);
   const config = await writeConfig(dir);
 
-  // WATCHDOG_PID is the agent's own PID: `sh` passes its $$ on through `exec`, and `ip netns exec` execs too.
+  // WATCHDOG_PID is the agent's own PID: `sh` passes its $$ on through `exec`, and `ip netns exec` and setpriv
+  // exec too. setpriv gives the agent the unit's capabilities: without CAP_SYS_ADMIN, a systemd-notify child could
+  // not claim the agent's PID, so only a message the agent's own process sends carries it.
   const agent = spawn('sh', ['-c', 'WATCHDOG_PID=$$ exec "$@"', 'sh', 'ip', 'netns', 'exec', namespace,
-    process.execPath, ...AGENT_NODE_FLAGS, AGENT, '--config', config.file], {
+    'setpriv', ...UNIT_PRIVILEGES, process.execPath, ...AGENT_NODE_FLAGS, AGENT, '--config', config.file], {
     env: {...process.env, NOTIFY_SOCKET: notifySocket, WATCHDOG_USEC: String(WATCHDOG_USEC)},
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -142,8 +144,6 @@ async function run(t: ExecutionContext): Promise<void> {
   const early = answers.filter((a) => a.sentAt > readyAt.at && a.state === 'starting');
   t.deepEqual(early, [], 'READY=1 arrived while the agent still said it was starting');
   t.is(readyAt.fields.get('STATUS'), 'primary active, holds 192.0.2.100/24');
-  // Under the unit (no CAP_SYS_ADMIN) this is systemd-notify's own PID, hence NotifyAccess=all; as root here it
-  // may pass the agent's PID instead.
   t.log(`READY=1 from pid ${readyAt.pid ?? '?'} (agent ${agent.pid ?? '?'})`);
   t.is(notifications.filter((n) => n.fields.has('READY')).length, 1, 'READY=1 is sent once');
 
@@ -163,6 +163,9 @@ async function run(t: ExecutionContext): Promise<void> {
   t.is(code, 0, `the agent's exit after SIGTERM; its log:\n${agentLog}`);
   t.true(notifications.some((n) => n.fields.get('STOPPING') === '1'), 'STOPPING=1 on SIGTERM');
   t.false(/\(systemd\).*(failed|not sent|could not)/.test(agentLog), `the agent reported a failed notification:\n${agentLog}`);
+  // NotifyAccess=main: PID 1 takes a message only when SCM_CREDENTIALS names the main PID.
+  const senders = [...new Set(notifications.map((n) => n.pid))];
+  t.deepEqual(senders, [agent.pid], 'every notification comes from the agent\'s own process (the main PID)');
 }
 
 /** A namespace with lo and a veth pair: svc0 carries the beacon address and will carry the service IP. */

@@ -1,7 +1,7 @@
 // Programs the config names (the state-change hook): present, a regular file, executable, at load.
 
 import test, {type ExecutionContext} from 'ava';
-import {mkdir} from 'node:fs/promises';
+import {chmod, chown, mkdir, symlink} from 'node:fs/promises';
 import {join} from 'node:path';
 import {loadConfig} from '../../../agent/config/schema.js';
 import {
@@ -66,4 +66,102 @@ test('loadConfig rejects a hook that does not exist or is a directory', async (t
     `19 hooks.on_state_change: expected an executable file, got '${directory}': not a regular file; install it ` +
       'there or correct the path',
   ]));
+});
+
+// ---- who can change the program (keepalived's enable_script_security) ----
+
+const isRoot = process.geteuid?.() === 0;
+// chown to another user needs root; as another user every file the test makes is that user's own.
+const rootTest = isRoot ? test : test.skip;
+
+const unsafe = (hook: string, at: string, why: string, fix: string) => `19 hooks.on_state_change: expected a ` +
+  `program only root can change, got '${at}'${at === hook ? '' : ` on the way to '${hook}'`}, which ${why}: ` +
+  `someone other than root could make the agent run their code; run \`${fix}\``;
+
+test('loadConfig rejects a world-writable hook, naming the fix', async (t) => {
+  const hook = await writeFileWithMode(join(await tempDir(t), 'notify'), '#!/bin/sh\n', 0o777);
+  const file = await configWithHook(t, hook);
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, problems(file, [unsafe(hook, hook, 'is a world-writable file (mode 0777)', `chmod go-w ${hook}`)]));
+});
+
+test('loadConfig rejects a hook in a group-writable directory, naming the directory', async (t) => {
+  const dir = join(await tempDir(t), 'hooks');
+  await mkdir(dir);
+  await chmod(dir, 0o775);
+  const hook = await writeFileWithMode(join(dir, 'notify'), '#!/bin/sh\n', 0o755);
+  const file = await configWithHook(t, hook);
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, problems(file, [unsafe(hook, dir, 'is a group-writable directory (mode 0775)', `chmod go-w ${dir}`)]));
+});
+
+rootTest('loadConfig rejects a hook owned by another user', async (t) => {
+  const hook = await writeFileWithMode(join(await tempDir(t), 'notify'), '#!/bin/sh\n', 0o755);
+  await chown(hook, 65534, 0);
+  const file = await configWithHook(t, hook);
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, problems(file, [unsafe(hook, hook, 'is owned by uid 65534, not root', `chown root ${hook}`)]));
+});
+
+test('loadConfig judges a symbolic link where it stands: a safe target behind a link in a world-writable directory is refused', async (t) => {
+  const dir = await tempDir(t);
+  const target = await writeFileWithMode(join(dir, 'real-notify'), '#!/bin/sh\n', 0o755);
+  const open = join(dir, 'open');
+  await mkdir(open);
+  await chmod(open, 0o777);
+  const hook = join(open, 'notify');
+  await symlink(target, hook);
+  const file = await configWithHook(t, hook);
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, problems(file, [unsafe(hook, open, 'is a world-writable directory (mode 0777)', `chmod go-w ${open}`)]));
+});
+
+test('loadConfig judges what a symbolic link leads to: a link in a safe directory to a program in an unsafe one is refused', async (t) => {
+  const dir = await tempDir(t);
+  const open = join(dir, 'open');
+  await mkdir(open);
+  await chmod(open, 0o757);
+  const target = await writeFileWithMode(join(open, 'real-notify'), '#!/bin/sh\n', 0o755);
+  const hook = join(dir, 'notify');
+  await symlink('open/real-notify', hook);
+  const file = await configWithHook(t, hook);
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.not(target, hook);
+  t.is(error.message, problems(file, [unsafe(hook, open, 'is a world-writable directory (mode 0757)', `chmod go-w ${open}`)]));
+});
+
+rootTest('loadConfig accepts root\'s program in a root-owned sticky world-writable directory, as /tmp is', async (t) => {
+  const sticky = join(await tempDir(t), 'tmp');
+  await mkdir(sticky);
+  await chmod(sticky, 0o1777);
+  const hook = await writeFileWithMode(join(sticky, 'notify'), '#!/bin/sh\n', 0o755);
+
+  const config = await loadConfig(await configWithHook(t, hook));
+
+  t.is(config.hooks.onStateChange, hook);
+  t.deepEqual(config.scriptUser, {name: 'nobody', uid: 65534, gid: 65534});
+});
+
+test('a command health check in a world-writable directory is refused like a hook', async (t) => {
+  const open = join(await tempDir(t), 'open');
+  await mkdir(open);
+  await chmod(open, 0o777);
+  const check = await writeFileWithMode(join(open, 'check-db'), '#!/bin/sh\n', 0o755);
+  const {file} = await configWithSecret(t, SECRET, 0o600, `health:\n  checks:\n    - command: {path: ${check}}\n`);
+
+  const error = await configErrorAsync(t, () => loadConfig(file));
+
+  t.is(error.message, problems(file, [`20 health.checks[0].command.path: expected a program only root can change, ` +
+    `got '${open}' on the way to '${check}', which is a world-writable directory (mode 0777): someone other than ` +
+    `root could make the agent run their code; run \`chmod go-w ${open}\``]));
 });

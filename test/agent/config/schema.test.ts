@@ -44,6 +44,7 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
     health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
     hooks: {onStateChange: undefined, timeoutMs: 5000},
     rehearsal: {enabled: false},
+    scriptUser: undefined,
   } satisfies Config);
 });
 
@@ -196,6 +197,41 @@ test('a hook path with spaces and quotes is taken as written', (t) => {
     DEFAULT_SECRET, PROGRAMS);
 
   t.deepEqual(config.hooks, {onStateChange: '/opt/my hooks/it\'s "notify"', timeoutMs: 5000});
+});
+
+// ---- script_user ----
+
+const USERS = (name: string) => ({nobody: {uid: 65534, gid: 65534}, 'baton-script': {uid: 998, gid: 997},
+  root: {uid: 0, gid: 0}} as Record<string, {uid: number; gid: number}>)[name];
+const HOOK_LINE = 'hooks: {on_state_change: /usr/local/bin/baton-notify}\n';
+
+test('the hook and command checks run as nobody by default, as the configured user otherwise', (t) => {
+  const byDefault = parseConfig(`${MINIMAL}${HOOK_LINE}`, 'baton.yaml', DEFAULT_SECRET, PROGRAMS, USERS);
+  const configured = parseConfig(`${MINIMAL}${HOOK_LINE}script_user: baton-script\n`, 'baton.yaml', DEFAULT_SECRET,
+    PROGRAMS, USERS);
+
+  t.deepEqual(byDefault.scriptUser, {name: 'nobody', uid: 65534, gid: 65534});
+  t.deepEqual(configured.scriptUser, {name: 'baton-script', uid: 998, gid: 997});
+});
+
+test('with no hook and no command check, script_user is not looked up', (t) => {
+  const config = parseConfig(MINIMAL, 'baton.yaml', DEFAULT_SECRET, PROGRAMS, () => new Error('must not be called'));
+
+  t.is(config.scriptUser, undefined);
+});
+
+test('script_user root is refused: a hook must not keep the agent\'s power', (t) => {
+  const error = t.throws(() => parseConfig(`${MINIMAL}${HOOK_LINE}script_user: root\n`, 'baton.yaml', DEFAULT_SECRET,
+    PROGRAMS, USERS));
+
+  t.regex(error?.message ?? '', /script_user: expected an unprivileged user, got 'root' \(uid 0\)/);
+});
+
+test('a script_user that does not exist is refused with the useradd that makes it', (t) => {
+  const error = t.throws(() => parseConfig(`${MINIMAL}${HOOK_LINE}script_user: baton-hooks\n`, 'baton.yaml',
+    DEFAULT_SECRET, PROGRAMS, USERS));
+
+  t.regex(error?.message ?? '', /script_user: expected a user in \/etc\/passwd, got 'baton-hooks'; create it with `useradd --system --no-create-home --shell \/usr\/sbin\/nologin baton-hooks` or name another/);
 });
 
 test('an unknown key in hooks suggests the nearest valid key', rejects,

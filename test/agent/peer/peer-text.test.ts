@@ -39,7 +39,7 @@ function forge(transport: FakeTransport, change: (message: Message) => Message |
   const keyring = testKeyring();
   const send = transport.send.bind(transport);
   transport.send = async (datagram: Uint8Array): Promise<void> => {
-    const decoded = decodeDatagram(datagram, keyring, 'web');
+    const decoded = decodeDatagram(datagram, keyring, 'web', Date.now());
     const changed = decoded.ok ? change(decoded.message) : undefined;
     return send(changed === undefined ? datagram : encodeMessage(changed, keyring.signing));
   };
