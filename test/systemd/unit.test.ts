@@ -7,7 +7,6 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import test, {type Implementation} from 'ava';
-import {DEFAULT_PORT} from '../../agent/config/schema.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const UNIT = join(REPO, 'systemd', 'baton-agent.service');
@@ -17,7 +16,7 @@ const PREFIX = '/opt/baton';
 // The overall exposure systemd 252 gives the unit now. Raise it only with a reason in the unit's header.
 // 2.5 before NotifyAccess=main, the address allow-list and no AmbientCapabilities=; CAP_SETUID CAP_SETGID (for
 // script_user) cost 0.3 of it back.
-const MAX_EXPOSURE = 2.4;
+const MAX_EXPOSURE = 2.5;
 // The checks the unit fails on purpose, each explained in its header. A new one fails this test until it is
 // explained there and listed here; one that starts to pass may simply be removed.
 const ACCEPTED_EXPOSURES: ReadonlySet<string> = new Set([
@@ -133,25 +132,20 @@ analyzeTest('only the main process may notify: NotifyAccess=main', async (t) => 
   t.deepEqual(values(text, 'NotifyAccess'), ['main']);
 });
 
-analyzeTest('password hashes, SSH keys and the system\'s logs are out of reach; the web servers\' logs are readable', async (t) => {
+analyzeTest('password hashes, SSH keys and TLS private keys are out of reach; the secret and the logs are not', async (t) => {
   const text = await readFile(UNIT, 'utf8');
   const hidden = values(text, 'InaccessiblePaths').map((path) => path.replace(/^-/, ''));
   for (const path of ['/etc/shadow', '/etc/gshadow', '/etc/ssh', '/etc/ssl/private', '/etc/sudoers']) {
     t.true(hidden.includes(path), `${path} is inaccessible`);
   }
-  t.deepEqual(values(text, 'TemporaryFileSystem'), ['/var/log:ro']);
-  t.deepEqual(values(text, 'BindReadOnlyPaths'), ['-/var/log/nginx', '-/var/log/apache2']);
-  // The secret stays readable: /etc/baton is neither hidden nor under a temporary file system.
-  t.false(hidden.some((path) => '/etc/baton/secret'.startsWith(path)));
+  for (const needed of ['/etc/baton/secret', '/var/log/nginx/access.log', '/var/log/apache2/access.log']) {
+    t.false(hidden.some((path) => needed.startsWith(path)), `${needed} stays readable`);
+  }
 });
 
-analyzeTest('IP traffic is allowed with this host and private networks only, and only the beacon port can be bound', async (t) => {
+analyzeTest('no guessed IP or port allow-list: one that guesses would cut the beacons of a pair it did not guess', async (t) => {
   const text = await readFile(UNIT, 'utf8');
-  t.deepEqual(values(text, 'IPAddressDeny'), ['any']);
-  t.deepEqual(values(text, 'IPAddressAllow'),
-    ['localhost', 'link-local', 'multicast', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']);
-  t.deepEqual(values(text, 'SocketBindDeny'), ['any']);
-  t.deepEqual(values(text, 'SocketBindAllow'), [`udp:${DEFAULT_PORT}`]);
+  for (const key of ['IPAddressDeny', 'IPAddressAllow', 'SocketBindDeny', 'SocketBindAllow', 'TemporaryFileSystem']) t.deepEqual(values(text, key), [], key);
 });
 
 analyzeTest('setpriv\'s system calls are allowed back from @privileged, and nothing else is', async (t) => {
