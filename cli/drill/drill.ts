@@ -95,7 +95,8 @@ export async function runDrill(target: DrillTarget, options: DrillOptions): Prom
     const targetMissed = report.target !== undefined && !report.target.met;
     const final: PhaseReport = targetMissed && report.ok ? {...report, ok: false, problem: `target missed: ${report.target?.text}`,
       fix: report.fix ?? 'look at the timeline for where the gap is; a busy host or a slow ARP cache on the client lengthens it'} : report;
-    say(`   ${final.ok ? 'ok' : 'FAILED'}${summary === undefined ? '' : `: longest gap ${Math.round(summary.longestGapMs)} ms, ${summary.failed} of ${summary.probes} probes failed`}` +
+    const stall = summary !== undefined && summary.proberStallMs > 0 ? ` (the prober itself stalled up to ${Math.round(summary.proberStallMs)} ms, not counted)` : '';
+    say(`   ${final.ok ? 'ok' : 'FAILED'}${summary === undefined ? '' : `: longest gap ${Math.round(summary.longestGapMs)} ms${stall}, ${summary.failed} of ${summary.probes} probes failed`}` +
       `${final.problem === undefined ? '' : `; ${final.problem}`}`);
     phases.push(final);
     return final;

@@ -28,8 +28,12 @@ export interface ProbeSummary {
    * = sentAt + rttMs), and also from the window's start to the first one and from the last one to the window's end,
    * so an outage at either edge is not hidden. The window's start defaults to the first probe's sentAt, its end to
    * the last probe's settle time (sentAt + rttMs). Without any success the gap is the whole window.
+   * Time in which the prober itself sent nothing (its own process stalled: no probe left for longer than one and a
+   * half of its usual interval) is not counted: nothing asked the service then, so it says nothing about it.
    */
   readonly longestGapMs: number;
+  /** The longest stretch in which the prober sent nothing beyond its usual interval (its own stall), ms. */
+  readonly proberStallMs: number;
   /** Successful probes by the host that answered; "-" when the page did not name one. */
   readonly hosts: Record<string, number>;
 }
@@ -98,17 +102,38 @@ export function summarizeProbes(records: readonly ProbeRecord[], fromWallMs?: nu
   }
   if (inWindow.length === 0) {
     const longestGapMs = fromWallMs !== undefined && toWallMs !== undefined ? Math.max(0, toWallMs - fromWallMs) : 0;
-    return {probes: 0, failed: 0, longestGapMs, hosts};
+    return {probes: 0, failed: 0, longestGapMs, hosts, proberStallMs: 0};
   }
   // reduce, not Math.min(...spread): a long run's records would exceed the argument limit.
   const start = fromWallMs ?? inWindow.reduce((min, r) => Math.min(min, r.sentAt), Infinity);
   const end = toWallMs ?? inWindow.reduce((max, r) => Math.max(max, r.sentAt + r.rttMs), -Infinity);
   const answers = inWindow.filter((r) => r.ok).map((r) => Math.min(r.sentAt + r.rttMs, end)).sort((a, b) => a - b);
+  const stalls = proberStalls(inWindow.map((r) => r.sentAt).sort((a, b) => a - b));
   let longestGapMs = 0;
   let previous = start;
   for (const at of [...answers, end]) {
-    longestGapMs = Math.max(longestGapMs, at - previous);
+    const unasked = stalls.reduce((sum, [from, to]) => sum + Math.max(0, Math.min(to, at) - Math.max(from, previous)), 0);
+    longestGapMs = Math.max(longestGapMs, at - previous - unasked);
     previous = at;
   }
-  return {probes: inWindow.length, failed, longestGapMs, hosts};
+  const proberStallMs = stalls.reduce((most, [from, to]) => Math.max(most, to - from), 0);
+  return {probes: inWindow.length, failed, longestGapMs, hosts, proberStallMs};
+}
+
+/**
+ * Where the prober sent nothing for longer than it should have: between two consecutive sends further apart than
+ * 1.5 × the usual (median) spacing, the time after one usual interval. Probes go out on a fixed schedule, so such a
+ * hole is the prober's own process not running (a busy host, a preflight's process starts), not the service.
+ */
+function proberStalls(sends: readonly number[]): Array<[number, number]> {
+  if (sends.length < 3) return [];
+  const spacings = sends.slice(1).map((at, i) => at - (sends[i] ?? at)).sort((a, b) => a - b);
+  const usual = spacings[Math.floor(spacings.length / 2)] ?? 0;
+  if (usual <= 0) return [];
+  const stalls: Array<[number, number]> = [];
+  for (let i = 1; i < sends.length; i++) {
+    const [before, after] = [sends[i - 1] ?? 0, sends[i] ?? 0];
+    if (after - before > 1.5 * usual) stalls.push([before + usual, after]);
+  }
+  return stalls;
 }

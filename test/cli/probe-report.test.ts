@@ -14,9 +14,11 @@ function failed(seq: number, sentAt: number, rttMs = 200, error = 'timeout after
   return {seq, sentAt, rttMs, ok: false, host: null, error};
 }
 
+// The prober's own stalls have tests of their own below.
 const summarizes = test.macro({
-  exec(t, records: readonly ProbeRecord[], window: [number?, number?], expected: ProbeSummary) {
-    t.deepEqual(summarizeProbes(records, ...window), expected);
+  exec(t, records: readonly ProbeRecord[], window: [number?, number?], expected: Omit<ProbeSummary, 'proberStallMs'>) {
+    const {proberStallMs: _stall, ...summary} = summarizeProbes(records, ...window);
+    t.deepEqual(summary, expected);
   },
   title: (note = '') => `summarizeProbes: ${note}`,
 });
@@ -103,4 +105,35 @@ test('the drill\'s text report gives a switch\'s drain and clients in one line e
   const c = (attempts: number, failed: number) => ({attempts, ok: attempts - failed, failed, failures: [], servedBy: {}, longestGapMs: 0});
   t.is(clientsLine({fresh: c(0, 0), keepAlive: c(500, 0), downloads: c(14, 2), uploads: c(14, 1)}),
     'clients: keep-alive requests 500/500 ok; downloads 12/14 ok, 2 FAILED; uploads 13/14 ok, 1 FAILED');
+});
+
+/** Successful probes every `every` ms from `from` to `to` (exclusive), each answered after `rtt`. */
+function steady(from: number, to: number, every: number, rtt = 2, firstSeq = 0): ProbeRecord[] {
+  const records: ProbeRecord[] = [];
+  for (let at = from, seq = firstSeq; at < to; at += every, seq++) records.push(ok(seq, at, rtt));
+  return records;
+}
+
+test('summarizeProbes: a stretch in which the prober itself sent nothing is not a gap of the service', (t) => {
+  // Every 20 ms, but nothing sent from 1260 to 1372: the prober's process did not run (a busy host).
+  const records = [...steady(1000, 1261, 20), ...steady(1372, 1600, 20, 2, 100)];
+  const summary = summarizeProbes(records);
+  t.is(summary.proberStallMs, 1372 - 1280, 'from one usual interval after the last send to the next send');
+  t.true(summary.longestGapMs <= 25, `gap ${summary.longestGapMs} ms: the service answered every probe that was sent`);
+});
+
+test('summarizeProbes: an outage while the prober keeps sending is still the whole gap', (t) => {
+  const records = [...steady(1000, 1200, 20), ...[1200, 1220, 1240, 1260, 1280].map((at, i) => failed(50 + i, at)),
+    ...steady(1300, 1500, 20, 2, 100)];
+  const summary = summarizeProbes(records);
+  t.is(summary.proberStallMs, 0);
+  t.is(summary.longestGapMs, 1302 - 1182);
+});
+
+test('summarizeProbes: a stall inside an outage leaves the part that was observed', (t) => {
+  // Failing from 1200, nothing sent from 1240 to 1400, answered again from 1400: observed outage 1182→1240+20, then 1400→1402.
+  const records = [...steady(1000, 1200, 20), failed(50, 1200), failed(51, 1220), failed(52, 1240), ...steady(1400, 1500, 20, 2, 100)];
+  const summary = summarizeProbes(records);
+  t.is(summary.proberStallMs, 1400 - 1260);
+  t.is(summary.longestGapMs, 1402 - 1182 - (1400 - 1260));
 });
