@@ -72,10 +72,15 @@ export async function startControlServer(path: string, handler: ControlHandler, 
       return;
     }
     open.add(socket);
-    socket.on('close', () => {
+    // The slot is free once the agent has sent its last byte ('finish', after its end()), not only once the client
+    // has closed too: a client that reads the answer and then asks again at once must not find its own old
+    // connection still counted.
+    const release = (): void => {
       open.delete(socket);
       if (open.size < limits.maxConnections) busyLogged = false;
-    });
+    };
+    socket.once('finish', release);
+    socket.once('close', release);
     serve(socket, handler, log, limits, stats);
   });
   await new Promise<void>((resolve, reject) => {
