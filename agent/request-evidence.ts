@@ -43,7 +43,7 @@ export interface RequestTally {
 }
 
 export function emptyTally(): RequestTally {
-  return {counted: 0, excluded: {'loopback': 0, 'own-address': 0, 'service-ip': 0, 'health-check': 0, 'elsewhere': 0, 'status': 0}};
+  return {counted: 0, excluded: Object.fromEntries(EXCLUSIONS.map((why) => [why, 0])) as Record<Exclusion, number>};
 }
 
 /** A judge for one set of rules (addresses canonicalised once): why `entry` is not evidence, or undefined if it is. */

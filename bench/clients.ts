@@ -22,6 +22,7 @@ import {callAgent} from '../cli/control-client.js';
 import {judgeHolders, watchServiceAddress, type AddressHistory} from '../cli/lab/address-events.js';
 import {CLIENT_CLASSES, type ClientClass, type ClientRecord, type ClientsSummary} from '../cli/lab/clients.js';
 import {readClientRecords, startClients, type RunningClients} from '../cli/lab/clients-control.js';
+import {longestUnanswered, proberStalls} from '../cli/lab/probe-report.js';
 import {labDown, labUp, signalAgent, waitForSettledPair, LAB_SERVICE_IP, type Lab} from '../cli/lab/lab.js';
 import {servesAddress} from '../cli/lab/observe.js';
 import {SERVICE_LAN} from '../cli/lab/topology-plan.js';
@@ -296,6 +297,11 @@ function figures(run: Run): Figures {
   const requests = {} as Record<ClientClass, {attempts: number; ok: number}>;
   const gaps = {} as Record<ClientClass, number[]>;
   const errors = {} as Record<ClientClass, Map<string, number>>;
+  // New connections go out on a fixed schedule, so a hole in their sends is the clients' process not running (a
+  // busy host), not the service: it is left out of every class's gap, as the drill's probe report does.
+  const windows = run.moves.map((m) => ({from: m.startAt - GAP_BEFORE_MS, to: m.endAt + GAP_AFTER_MS}));
+  const freshSends = run.records.filter((r) => r.class === 'fresh').map((r) => r.sentAt).sort((x, y) => x - y);
+  const stalls = windows.map(({from, to}) => proberStalls(freshSends.filter((at) => at >= from && at <= to)));
   for (const kind of CLASSES) {
     const mine = run.records.filter((r) => r.class === kind);
     const perMove = run.moves.map(() => 0);
@@ -315,7 +321,7 @@ function figures(run: Run): Figures {
     requests[kind] = {attempts: mine.length, ok: mine.filter((r) => r.ok).length};
     errors[kind] = reasons;
     const completions = mine.filter((r) => r.ok).map((r) => r.sentAt + r.rttMs).sort((x, y) => x - y);
-    gaps[kind] = run.moves.map((m) => longestGap(completions, m.startAt - GAP_BEFORE_MS, m.endAt + GAP_AFTER_MS));
+    gaps[kind] = windows.map(({from, to}, i) => longestUnanswered(completions, from, to, stalls[i]));
   }
   const unowned: number[] = [];
   let missing = 0;
@@ -335,6 +341,8 @@ function figures(run: Run): Figures {
   })];
   const counted = run.summaries.reduce((n, s) => n + CLASSES.reduce((k, c) => k + s.classes[c].attempts, 0), 0);
   if (counted !== run.records.length) notes.push(`the clients counted ${counted} requests but recorded ${run.records.length}`);
+  const longestStall = Math.max(0, ...stalls.flat().map(([from, to]) => to - from));
+  if (longestStall > 0) notes.push(`the clients' process stalled for up to ${Math.round(longestStall)} ms around a move (left out of the gaps)`);
   if (run.hogHeld === false) notes.push('a busy loop of the CPU hog ended before the run did: part of this run was not loaded');
   return {
     failed, stalled, requests, gaps, errors, unowned: {values: unowned, missing},
@@ -359,23 +367,6 @@ function longestGapAt(run: Run, index: number): number {
     previous = at;
   }
   return best.at;
-}
-
-/**
- * The longest time in [fromMs, toMs] without a successful completion, as clients.js measures its longestGapMs (by
- * completion, not by sending: a download completes 4 s after it was sent), with the window's edges counting as
- * completions so that an outage at either edge is not hidden. `completions` is sorted.
- */
-export function longestGap(completions: readonly number[], fromMs: number, toMs: number): number {
-  let longest = 0;
-  let previous = fromMs;
-  for (const at of completions) {
-    if (at < fromMs) continue;
-    if (at > toMs) break;
-    longest = Math.max(longest, at - previous);
-    previous = at;
-  }
-  return Math.max(longest, toMs - previous);
 }
 
 function quantile(values: readonly number[], q: number): number | undefined {

@@ -14,7 +14,7 @@ import {BatonError, isBatonError} from '../errors.js';
 import {canonicalIpText, parseIpAddress} from '../net/ip-address.js';
 import type {ArrivalCounter, CommandRunner} from '../ports.js';
 import type {ServiceIp} from '../state-machine.js';
-import {dropTable, stderrOf, systemNft} from './nft.js';
+import {dropTable, listTable, systemNft} from './nft.js';
 
 /** The table the counter adds; removing it takes the counter back. */
 export const ARRIVALS_TABLE = 'inet baton_confirm';
@@ -49,15 +49,8 @@ export function createNftArrivalCounter(runner: CommandRunner, options: NftArriv
     },
 
     async count() {
-      let stdout: string;
-      try {
-        stdout = await runner.run(nftProgram, ['-j', 'list', 'table', ...ARRIVALS_TABLE.split(' ')]);
-      } catch (error) {
-        if (stderrOf(error).includes('No such file or directory')) {
-          throw new BatonError('COMMAND_FAILED', `the arrival counter (nftables table ${ARRIVALS_TABLE}) is gone`, {cause: error});
-        }
-        throw error;
-      }
+      const stdout = await listTable(runner, nftProgram, ARRIVALS_TABLE, true);
+      if (stdout === undefined) throw new BatonError('COMMAND_FAILED', `the arrival counter (nftables table ${ARRIVALS_TABLE}) is gone`);
       return readCounter(stdout);
     },
 
@@ -66,14 +59,12 @@ export function createNftArrivalCounter(runner: CommandRunner, options: NftArriv
     },
 
     async removeLeftovers() {
-      try {
-        await runner.run(nftProgram, ['list', 'table', ...ARRIVALS_TABLE.split(' ')]);
-      } catch (error) {
-        // No such table, or no nft on the host (then no counter can have been left): nothing to remove.
-        if (stderrOf(error).includes('No such file or directory')) return false;
-        if (isBatonError(error, 'COMMAND_FAILED') && error.details?.exitCode === undefined) return false;
+      // No such table, or no nft on the host (then no counter can have been left): nothing to remove.
+      const listing = await listTable(runner, nftProgram, ARRIVALS_TABLE).catch((error: unknown) => {
+        if (isBatonError(error, 'COMMAND_FAILED') && error.details?.exitCode === undefined) return undefined;
         throw error;
-      }
+      });
+      if (listing === undefined) return false;
       await runner.run(nftProgram, [dropTable(ARRIVALS_TABLE)]);
       return true;
     },

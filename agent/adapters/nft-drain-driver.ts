@@ -22,7 +22,7 @@ import {BatonError, describeError, isBatonError} from '../errors.js';
 import {canonicalIpText} from '../net/ip-address.js';
 import type {CommandRunner, DrainDriver} from '../ports.js';
 import type {ServiceIp} from '../state-machine.js';
-import {dropTable, stderrOf, systemNft} from './nft.js';
+import {dropTable, listTable, stderrOf, systemNft} from './nft.js';
 
 /** The tables a drain adds; removing them takes every rule back. The names say whose they are. */
 export const DRAIN_TABLES = {forward: 'ip baton_drain', hold: 'arp baton_drain'} as const;
@@ -49,15 +49,9 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
   const nft = (script: string): Promise<string> => runner.run(nftProgram, [script]).catch((error: unknown) => {
     throw explain(error, 'nft');
   });
-  const tableExists = async (table: string): Promise<boolean> => {
-    try {
-      await runner.run(nftProgram, ['list', 'table', ...table.split(' ')]);
-      return true;
-    } catch (error) {
-      if (stderrOf(error).includes('No such file or directory')) return false;
-      throw explain(error, 'nft');
-    }
-  };
+  const tableExists = async (table: string): Promise<boolean> => await listTable(runner, nftProgram, table).catch((error: unknown) => {
+    throw explain(error, 'nft');
+  }) !== undefined;
   const forwardRules = (ip: ServiceIp, giver: string): string => [
     dropTable(DRAIN_TABLES.forward),
     `table ${DRAIN_TABLES.forward} {`,

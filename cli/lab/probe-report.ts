@@ -109,13 +109,7 @@ export function summarizeProbes(records: readonly ProbeRecord[], fromWallMs?: nu
   const end = toWallMs ?? inWindow.reduce((max, r) => Math.max(max, r.sentAt + r.rttMs), -Infinity);
   const answers = inWindow.filter((r) => r.ok).map((r) => Math.min(r.sentAt + r.rttMs, end)).sort((a, b) => a - b);
   const stalls = proberStalls(inWindow.map((r) => r.sentAt).sort((a, b) => a - b));
-  let longestGapMs = 0;
-  let previous = start;
-  for (const at of [...answers, end]) {
-    const unasked = stalls.reduce((sum, [from, to]) => sum + Math.max(0, Math.min(to, at) - Math.max(from, previous)), 0);
-    longestGapMs = Math.max(longestGapMs, at - previous - unasked);
-    previous = at;
-  }
+  const longestGapMs = longestUnanswered(answers, start, end, stalls);
   const proberStallMs = stalls.reduce((most, [from, to]) => Math.max(most, to - from), 0);
   return {probes: inWindow.length, failed, longestGapMs, hosts, proberStallMs};
 }
@@ -125,7 +119,7 @@ export function summarizeProbes(records: readonly ProbeRecord[], fromWallMs?: nu
  * 1.5 × the usual (median) spacing, the time after one usual interval. Probes go out on a fixed schedule, so such a
  * hole is the prober's own process not running (a busy host, a preflight's process starts), not the service.
  */
-function proberStalls(sends: readonly number[]): Array<[number, number]> {
+export function proberStalls(sends: readonly number[]): Array<[number, number]> {
   if (sends.length < 3) return [];
   const spacings = sends.slice(1).map((at, i) => at - (sends[i] ?? at)).sort((a, b) => a - b);
   const usual = spacings[Math.floor(spacings.length / 2)] ?? 0;
@@ -136,4 +130,20 @@ function proberStalls(sends: readonly number[]): Array<[number, number]> {
     if (after - before > 1.5 * usual) stalls.push([before + usual, after]);
   }
   return stalls;
+}
+
+/**
+ * The longest time in [fromMs, toMs] without an answer, less the parts of it the sender spent stalled (see
+ * proberStalls). The window's edges count as answers, so that an outage at either edge is not hidden; answers
+ * outside the window are ignored. `answers` is sorted.
+ */
+export function longestUnanswered(answers: readonly number[], fromMs: number, toMs: number, stalls: ReadonlyArray<readonly [number, number]> = []): number {
+  let longest = 0;
+  let previous = fromMs;
+  for (const at of [...answers.filter((a) => a >= fromMs && a <= toMs), toMs]) {
+    const unasked = stalls.reduce((sum, [from, to]) => sum + Math.max(0, Math.min(to, at) - Math.max(from, previous)), 0);
+    longest = Math.max(longest, at - previous - unasked);
+    previous = at;
+  }
+  return longest;
 }

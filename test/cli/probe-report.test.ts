@@ -3,7 +3,7 @@
 import test from 'ava';
 import {clientsLine, drainLine} from '../../cli/drill/report.js';
 import {BatonError} from '../../agent/errors.js';
-import {parseProbeLog, type ProbeRecord, type ProbeSummary, summarizeProbes} from '../../cli/lab/probe-report.js';
+import {longestUnanswered, parseProbeLog, type ProbeRecord, type ProbeSummary, summarizeProbes} from '../../cli/lab/probe-report.js';
 
 /** A successful probe sent at `sentAt` whose response ended `rttMs` later. */
 function ok(seq: number, sentAt: number, rttMs: number, host: string | null = 'primary'): ProbeRecord {
@@ -136,4 +136,15 @@ test('summarizeProbes: a stall inside an outage leaves the part that was observe
   const summary = summarizeProbes(records);
   t.is(summary.proberStallMs, 1400 - 1260);
   t.is(summary.longestGapMs, 1402 - 1182 - (1400 - 1260));
+});
+
+test('longestUnanswered: the window\'s edges count as answers, answers outside it do not', (t) => {
+  t.is(longestUnanswered([50, 1100], 100, 1000), 900, 'no answer inside: the whole window');
+  t.is(longestUnanswered([100, 200, 900], 100, 1000), 700);
+  t.is(longestUnanswered([300, 400], 100, 1000), 600, 'an outage at the end is not hidden');
+});
+
+test('longestUnanswered: the sender\'s stalls are left out, only where they overlap the gap', (t) => {
+  t.is(longestUnanswered([100, 200, 900], 100, 1000, [[300, 500]]), 500);
+  t.is(longestUnanswered([100, 200, 900], 100, 1000, [[850, 950]]), 650, 'a stall across an answer splits between two gaps');
 });
