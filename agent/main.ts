@@ -17,6 +17,7 @@ import {createRecordingRunner} from './adapters/recording-runner.js';
 import {createFileJournalStore, createFileStateStore} from './adapters/file-journal.js';
 import {GarpSender} from './adapters/garp-sender.js';
 import {IpBatch} from './adapters/ip-batch.js';
+import {NetlinkAddresses} from './adapters/netlink-address.js';
 import {createIpNetworkDriver, recordingGarp} from './adapters/ip-network-driver.js';
 import {createNftArrivalCounter} from './adapters/nft-arrivals.js';
 import {createNftDrainDriver} from './adapters/nft-drain-driver.js';
@@ -207,10 +208,14 @@ async function runAgent(
   // The same for the announcement after the address is added: a long-lived sender instead of an arping per packet.
   const garp = new GarpSender();
   garp.warm();
+  // And the IPv4 address itself: a netlink round trip from a long-lived helper, without ip's parsing and lookups,
+  // on the two steps that open and close the unowned window.
+  const netlink = new NetlinkAddresses();
+  netlink.warm();
   const closeHelpers = async (): Promise<void> => {
-    await Promise.all([batch.close(), garp.close()]);
+    await Promise.all([batch.close(), garp.close(), netlink.close()]);
   };
-  const network = createIpNetworkDriver(runner, {...driverOptions, batch, garp});
+  const network = createIpNetworkDriver(runner, {...driverOptions, batch, garp, netlink});
   let transport;
   try {
     transport = await createUdpTransport({listen: config.listen, peer: config.peer});

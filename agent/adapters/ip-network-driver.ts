@@ -20,6 +20,7 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import {BatonError, isBatonError} from '../errors.js';
 import type {GarpSender} from './garp-sender.js';
 import type {IpBatch} from './ip-batch.js';
+import type {NetlinkAddresses} from './netlink-address.js';
 import {canonicalIpText} from '../net/ip-address.js';
 import type {CommandOptions, CommandRunner, NetworkDriver} from '../ports.js';
 import type {ServiceIp} from '../state-machine.js';
@@ -38,7 +39,13 @@ export interface IpNetworkDriverOptions {
   /** A long-lived gratuitous ARP sender: the announcement leaves without a process start. Without it, or where it
    *  cannot run (no perl), each announcement spawns arping. */
   readonly garp?: GarpPort;
+  /** A long-lived netlink helper for adding and removing an IPv4 service address: one netlink round trip after a
+   *  write to a pipe. Without it, or where it cannot run (no perl), the changes go through the batch (or `ip`). */
+  readonly netlink?: NetlinkPort;
 }
+
+/** What the driver needs of the netlink address helper (NetlinkAddresses). */
+export type NetlinkPort = Pick<NetlinkAddresses, 'unusable' | 'change'>;
 
 /** What the driver needs of the gratuitous ARP sender (GarpSender; a recording one for --dry-run). */
 export type GarpPort = Pick<GarpSender, 'unusable' | 'send'>;
@@ -111,6 +118,20 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
       throw await explainFailure(runner, error, linkName);
     }
   };
+  // An IPv4 address through the netlink helper when it can run; otherwise, and for IPv6, `ip address ARGS`.
+  const changeAddress = async (verb: 'add' | 'del', serviceIp: ServiceIp, args: readonly string[]): Promise<void> => {
+    const netlink = options.netlink;
+    if (serviceIp.family === 4 && netlink !== undefined && netlink.unusable === undefined) {
+      try {
+        await netlink.change(verb, iface, serviceIp.address, serviceIp.prefixLength);
+        return;
+      } catch (error) {
+        // The helper cannot run on this host: ip below. Any other failure is the interface's or the kernel's.
+        if (netlink.unusable === undefined) throw await explainFailure(runner, error, iface);
+      }
+    }
+    await change(args);
+  };
   const arping = async (args: readonly string[], options: CommandOptions): Promise<string> => {
     try {
       return await runner.run('arping', args, options);
@@ -136,7 +157,7 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
         ? ['addr', 'add', serviceIp.cidr, 'dev', iface, 'nodad']
         : ['addr', 'add', serviceIp.cidr, 'dev', iface];
       try {
-        await change(args);
+        await changeAddress('add', serviceIp, args);
       } catch (error) {
         // The one swallowed error: the address is already there, which is what we wanted (keepalived ignores
         // EEXIST the same way). iproute2 6.x says "Address already assigned", older ones "File exists".
@@ -147,10 +168,10 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
 
     async removeAddress(serviceIp) {
       try {
-        await change(['addr', 'del', serviceIp.cidr, 'dev', iface]);
+        await changeAddress('del', serviceIp, ['addr', 'del', serviceIp.cidr, 'dev', iface]);
       } catch (error) {
         // The one swallowed error: the address is already gone. iproute2 6.x says "Address not found",
-        // older ones "Cannot assign requested address" (EADDRNOTAVAIL).
+        // older ones and the kernel itself (through the netlink helper) "Cannot assign requested address" (EADDRNOTAVAIL).
         if (stderrMatches(error, /Cannot assign requested address|address not found/i)) return;
         throw error;
       }

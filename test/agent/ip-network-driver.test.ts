@@ -6,7 +6,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test, {type ExecutionContext} from 'ava';
 import {GarpSender} from '../../agent/adapters/garp-sender.js';
-import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
+import {createIpNetworkDriver, type NetlinkPort} from '../../agent/adapters/ip-network-driver.js';
 import {BatonError} from '../../agent/errors.js';
 import type {ServiceIp} from '../../agent/state-machine.js';
 import {commandFailure, RecordingRunner} from '../fakes/recording-runner.js';
@@ -337,3 +337,50 @@ function setupWith(options: {garp: GarpSender; interface?: string}) {
   const driver = createIpNetworkDriver(runner, {interface: options.interface ?? 'eth0', announce: {count: 1, intervalMs: 1000}, garp: options.garp});
   return {runner, driver};
 }
+
+/** A netlink helper that records what it is asked and answers with `answer` (undefined: ok, else the kernel's words). */
+function recordingNetlink(answer?: string, unusable?: string): NetlinkPort & {readonly asked: string[]} {
+  const asked: string[] = [];
+  return {
+    asked, unusable,
+    change: async (verb, iface, address, prefixLength) => {
+      asked.push(`${verb} ${iface} ${address} ${prefixLength}`);
+      if (answer !== undefined) throw new BatonError('COMMAND_FAILED', `address change failed: ${answer}`, {details: {exitCode: 1, stdout: '', stderr: answer}});
+    },
+  };
+}
+
+test('with the netlink helper, an IPv4 address is added and removed through it and no ip starts', async (t) => {
+  const netlink = recordingNetlink();
+  const runner = new RecordingRunner();
+  const driver = createIpNetworkDriver(runner, {interface: 'eth0', netlink});
+  await driver.addAddress(V4);
+  await driver.removeAddress(V4);
+  t.deepEqual(netlink.asked, ['add eth0 192.0.2.100 24', 'del eth0 192.0.2.100 24']);
+  t.deepEqual(runner.commandLines(), []);
+});
+
+test('through the netlink helper, "already there" and "already gone" are what was wanted; other failures are passed on', async (t) => {
+  const runner = new RecordingRunner();
+  await createIpNetworkDriver(runner, {interface: 'eth0', netlink: recordingNetlink('File exists')}).addAddress(V4);
+  await createIpNetworkDriver(runner, {interface: 'eth0', netlink: recordingNetlink('Cannot assign requested address')}).removeAddress(V4);
+  const denied = createIpNetworkDriver(runner, {interface: 'eth0', netlink: recordingNetlink('Operation not permitted')});
+  const error = await assertCode(t, denied.addAddress(V4), 'COMMAND_FAILED');
+  t.regex(error.message, /needs CAP_NET_ADMIN/);
+  runner.on('ip -j link show', LINKS_JSON);
+  const missing = createIpNetworkDriver(runner, {interface: 'eth9', netlink: recordingNetlink('eth9: No such device')});
+  t.is((await assertCode(t, missing.addAddress(V4), 'INTERFACE_MISSING')).message, 'interface eth9 does not exist: `ip link` lists lo, eth0');
+  t.deepEqual(runner.commandLines(), ['ip -j link show'], 'no ip addr after the helper answered');
+});
+
+test('where the netlink helper cannot run, and for IPv6, the address goes through ip', async (t) => {
+  const netlink = recordingNetlink(undefined, 'cannot run `the netlink address helper (perl)`: spawn perl ENOENT');
+  const {runner} = setup();
+  const driver = createIpNetworkDriver(runner, {interface: 'eth0', netlink});
+  await driver.addAddress(V4);
+  const v6 = recordingNetlink();
+  await createIpNetworkDriver(runner, {interface: 'eth0', netlink: v6}).addAddress(V6);
+  t.deepEqual(netlink.asked, []);
+  t.deepEqual(v6.asked, []);
+  t.deepEqual(runner.commandLines(), ['ip addr add 192.0.2.100/24 dev eth0', 'ip addr add 2001:DB8:0::100/64 dev eth0 nodad']);
+});
