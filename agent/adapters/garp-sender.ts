@@ -14,9 +14,8 @@
 // Protocol, one line each way: `garp IFACE A.B.C.D` → `sent 2 MAC` or `error WHY`.
 
 import {isIPv4} from 'node:net';
-import type {ChildProcessWithoutNullStreams} from 'node:child_process';
 import {BatonError} from '../errors.js';
-import {HelperChild, spawnHelper} from './helper-process.js';
+import {PerlLineHelper} from './helper-process.js';
 
 // 17 = AF_PACKET, 0x8933 = SIOCGIFINDEX, 0x8927 = SIOCGIFHWADDR (the same numbers on every Linux architecture).
 // struct ifreq is 40 bytes: the name in 16, then the index (int) or a sockaddr (family, then the MAC).
@@ -67,24 +66,32 @@ export interface GarpSenderOptions {
 }
 
 export class GarpSender {
-  readonly #command: readonly [string, ...string[]];
-  readonly #helper: HelperChild<string, Pending>;
-  #stdout = '';
-  #unusable: string | undefined;
+  readonly #helper: PerlLineHelper<string, Pending>;
 
   constructor(options: GarpSenderOptions = {}) {
-    this.#command = options.command ?? ['perl'];
-    this.#helper = new HelperChild(() => this.#start(), options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    this.#helper = new PerlLineHelper<string, Pending>({
+      command: options.command ?? ['perl'], script: SCRIPT, name: 'the gratuitous ARP helper (perl)',
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      answer: (head, line) => {
+        const sent = SENT_LINE.exec(line);
+        if (sent !== null) {
+          head.settle(undefined, sent[1]);
+          return;
+        }
+        const why = line.replace(/^error /, '');
+        head.settle(new BatonError('COMMAND_FAILED', `gratuitous ARP (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
+      },
+    });
   }
 
   /** Why the helper cannot run on this host (its program is missing or not executable), once that is known. */
   get unusable(): string | undefined {
-    return this.#unusable;
+    return this.#helper.unusable;
   }
 
   /** Starts the helper now, so the first announcement does not pay for it. Never throws (send() reports). */
   warm(): void {
-    if (this.#unusable === undefined) this.#helper.ensure();
+    this.#helper.warm();
   }
 
   /**
@@ -95,7 +102,6 @@ export class GarpSender {
     if (!INTERFACE_NAME.test(iface) || !isIPv4(address)) {
       return Promise.reject(new BatonError('COMMAND_FAILED', `not a gratuitous ARP to send: interface ${JSON.stringify(iface)}, address ${JSON.stringify(address)}`));
     }
-    if (this.#unusable !== undefined) return Promise.reject(new BatonError('COMMAND_FAILED', this.#unusable));
     const text = `garp ${iface} ${address}`;
     return this.#helper.request({text}, `${text}\n`, () => new BatonError('COMMAND_TIMEOUT',
       `gratuitous ARP for ${address} on ${iface} was not sent within ${this.#helper.timeoutMs} ms; the helper is restarted`));
@@ -104,38 +110,5 @@ export class GarpSender {
   /** Ends the helper and waits, at most `waitMs`, for it to be gone; the next send() starts a new one. */
   async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
     await this.#helper.close(waitMs);
-  }
-
-  #start(): ChildProcessWithoutNullStreams {
-    let stderr = '';
-    const child: ChildProcessWithoutNullStreams = spawnHelper([...this.#command, '-e', SCRIPT], 'the gratuitous ARP helper (perl)', (why) => {
-      if (!this.#helper.isCurrent(child)) return;
-      // No program to run: every later send() would fail the same way; the driver falls back to arping.
-      if (child.pid === undefined) this.#unusable = why;
-      this.#helper.fail(new BatonError('COMMAND_FAILED', stderr.trim() === '' ? why : `${why}: ${stderr.trim()}`));
-    });
-    this.#stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.#read(chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    return child;
-  }
-
-  #read(chunk: string): void {
-    this.#stdout += chunk;
-    const lines = this.#stdout.split('\n');
-    this.#stdout = lines.pop() ?? '';
-    for (const line of lines) {
-      const head = this.#helper.pending.shift();
-      if (head === undefined) continue;
-      const sent = SENT_LINE.exec(line);
-      if (sent !== null) {
-        head.settle(undefined, sent[1]);
-        continue;
-      }
-      const why = line.replace(/^error /, '');
-      head.settle(new BatonError('COMMAND_FAILED', `gratuitous ARP (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
-    }
   }
 }

@@ -1,8 +1,8 @@
-// What the long-lived helpers (`ip -batch`, the gratuitous ARP sender) share: a child started once and kept, that
-// must never keep the agent alive, and that is ended by closing its stdin.
+// What the long-lived helpers (`ip -batch`, the gratuitous ARP sender, the netlink address helper) share: a child
+// started once and kept, that must never keep the agent alive, and that is ended by closing its stdin.
 
 import {spawn, type ChildProcessWithoutNullStreams} from 'node:child_process';
-import type {BatonError} from '../errors.js';
+import {BatonError} from '../errors.js';
 
 /**
  * Starts `command` with three pipes. `gone` is called once with why, when the program cannot be started or exits;
@@ -105,5 +105,79 @@ export class HelperChild<R, P extends Waiting<R>> {
     const child = this.#child;
     this.#child = undefined;
     await endHelper(child, waitMs);
+  }
+}
+
+/**
+ * A long-lived Perl program of the agent's own (`perl -e SCRIPT`) that answers each request with one line on stdout,
+ * in order: the gratuitous ARP sender and the netlink address helper. `answer` settles the oldest waiting request
+ * with its line. Where perl cannot be started at all, `unusable` says why, and callers fall back to a program of
+ * their own (arping, ip); a helper that exits or hangs is replaced at the next request.
+ */
+export class PerlLineHelper<R, P extends Waiting<R>> {
+  readonly #helper: HelperChild<R, P>;
+  readonly #command: readonly [string, ...string[]];
+  readonly #script: string;
+  readonly #name: string;
+  readonly #answer: (head: P, line: string) => void;
+  #stdout = '';
+  #unusable: string | undefined;
+
+  /** @param command how to start perl, e.g. ['ip', 'netns', 'exec', 'ns1', 'perl'] in tests */
+  constructor(options: {command: readonly [string, ...string[]]; script: string; name: string; timeoutMs: number; answer: (head: P, line: string) => void}) {
+    this.#command = options.command;
+    this.#script = options.script;
+    this.#name = options.name;
+    this.#answer = options.answer;
+    this.#helper = new HelperChild(() => this.#start(), options.timeoutMs);
+  }
+
+  /** Why the helper cannot run on this host (perl is missing or not executable), once that is known. */
+  get unusable(): string | undefined {
+    return this.#unusable;
+  }
+
+  get timeoutMs(): number {
+    return this.#helper.timeoutMs;
+  }
+
+  /** Starts the helper now, so the first request does not pay for it. Never throws (request() reports). */
+  warm(): void {
+    if (this.#unusable === undefined) this.#helper.ensure();
+  }
+
+  /** Writes `text` (one line) and waits for its answer; fails at once when perl cannot run here. */
+  request(entry: Omit<P, 'settle'>, text: string, timedOut: () => BatonError): Promise<R> {
+    if (this.#unusable !== undefined) return Promise.reject(new BatonError('COMMAND_FAILED', this.#unusable));
+    return this.#helper.request(entry, text, timedOut);
+  }
+
+  /** Ends the helper and waits, at most `waitMs`, for it to be gone; the next request starts a new one. */
+  async close(waitMs: number): Promise<void> {
+    await this.#helper.close(waitMs);
+  }
+
+  #start(): ChildProcessWithoutNullStreams {
+    let stderr = '';
+    const child: ChildProcessWithoutNullStreams = spawnHelper([...this.#command, '-e', this.#script], this.#name, (why) => {
+      if (!this.#helper.isCurrent(child)) return;
+      // No program to run: every later request would fail the same way; the caller falls back.
+      if (child.pid === undefined) this.#unusable = why;
+      this.#helper.fail(new BatonError('COMMAND_FAILED', stderr.trim() === '' ? why : `${why}: ${stderr.trim()}`));
+    });
+    this.#stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      this.#stdout += chunk;
+      const lines = this.#stdout.split('\n');
+      this.#stdout = lines.pop() ?? '';
+      for (const line of lines) {
+        const head = this.#helper.pending.shift();
+        if (head !== undefined) this.#answer(head, line);
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    return child;
   }
 }

@@ -14,9 +14,8 @@
 // e.g. "File exists", "Cannot assign requested address", "No such device"), which the driver reads as it reads ip's.
 
 import {isIPv4} from 'node:net';
-import type {ChildProcessWithoutNullStreams} from 'node:child_process';
 import {BatonError} from '../errors.js';
-import {HelperChild, spawnHelper} from './helper-process.js';
+import {PerlLineHelper} from './helper-process.js';
 
 // 16 = AF_NETLINK (protocol 0: NETLINK_ROUTE), 0x8933 = SIOCGIFINDEX; 20/21 = RTM_NEWADDR/RTM_DELADDR, 2 = NLMSG_ERROR.
 // Flags: 1 REQUEST, 4 ACK, 0x200 EXCL, 0x400 CREATE. struct ifaddrmsg: family, prefixlen, flags, scope, index (u32).
@@ -74,24 +73,31 @@ export interface NetlinkAddressesOptions {
 }
 
 export class NetlinkAddresses {
-  readonly #command: readonly [string, ...string[]];
-  readonly #helper: HelperChild<void, Pending>;
-  #stdout = '';
-  #unusable: string | undefined;
+  readonly #helper: PerlLineHelper<void, Pending>;
 
   constructor(options: NetlinkAddressesOptions = {}) {
-    this.#command = options.command ?? ['perl'];
-    this.#helper = new HelperChild(() => this.#start(), options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    this.#helper = new PerlLineHelper<void, Pending>({
+      command: options.command ?? ['perl'], script: SCRIPT, name: 'the netlink address helper (perl)',
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      answer: (head, line) => {
+        if (line === 'ok') {
+          head.settle(undefined);
+          return;
+        }
+        const why = line.replace(/^error /, '');
+        head.settle(new BatonError('COMMAND_FAILED', `address change (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
+      },
+    });
   }
 
   /** Why the helper cannot run on this host (perl is missing or not executable), once that is known. */
   get unusable(): string | undefined {
-    return this.#unusable;
+    return this.#helper.unusable;
   }
 
   /** Starts the helper now, so the first switch does not pay for it. Never throws (change() reports). */
   warm(): void {
-    if (this.#unusable === undefined) this.#helper.ensure();
+    this.#helper.warm();
   }
 
   /**
@@ -102,7 +108,6 @@ export class NetlinkAddresses {
     if (!INTERFACE_NAME.test(iface) || !isIPv4(address) || !Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > 32) {
       return Promise.reject(new BatonError('COMMAND_FAILED', `not an address change: ${verb} ${JSON.stringify(address)}/${prefixLength} on ${JSON.stringify(iface)}`));
     }
-    if (this.#unusable !== undefined) return Promise.reject(new BatonError('COMMAND_FAILED', this.#unusable));
     const text = `${verb} ${iface} ${address} ${prefixLength}`;
     return this.#helper.request({text}, `${text}\n`, () => new BatonError('COMMAND_TIMEOUT',
       `address change (${text}) was not acknowledged within ${this.#helper.timeoutMs} ms; the helper is restarted`));
@@ -111,37 +116,5 @@ export class NetlinkAddresses {
   /** Ends the helper and waits, at most `waitMs`, for it to be gone; the next change() starts a new one. */
   async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
     await this.#helper.close(waitMs);
-  }
-
-  #start(): ChildProcessWithoutNullStreams {
-    let stderr = '';
-    const child: ChildProcessWithoutNullStreams = spawnHelper([...this.#command, '-e', SCRIPT], 'the netlink address helper (perl)', (why) => {
-      if (!this.#helper.isCurrent(child)) return;
-      // No program to run: every later change() would fail the same way; the driver falls back to ip.
-      if (child.pid === undefined) this.#unusable = why;
-      this.#helper.fail(new BatonError('COMMAND_FAILED', stderr.trim() === '' ? why : `${why}: ${stderr.trim()}`));
-    });
-    this.#stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.#read(chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    return child;
-  }
-
-  #read(chunk: string): void {
-    this.#stdout += chunk;
-    const lines = this.#stdout.split('\n');
-    this.#stdout = lines.pop() ?? '';
-    for (const line of lines) {
-      const head = this.#helper.pending.shift();
-      if (head === undefined) continue;
-      if (line === 'ok') {
-        head.settle(undefined);
-        continue;
-      }
-      const why = line.replace(/^error /, '');
-      head.settle(new BatonError('COMMAND_FAILED', `address change (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
-    }
   }
 }
