@@ -198,6 +198,8 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   }
 
   const applied: SwitchStepName[] = [];
+  // A step's report held back until the next step has started (deferReport), and given before anything else.
+  let pendingReport: (() => void) | undefined;
   let confirmed: number | undefined;
   let failure: {step: SwitchStepName; error: unknown} | undefined;
   for (const planned of steps.filter((step) => !AFTER_CONFIRM_STEP_NAMES.includes(step.name))) {
@@ -218,11 +220,20 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
         await remote('apply', switchId, {step: planned.name});
       }
       applied.push(planned.name);
-      emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'ok', elapsedMs: Math.round(clock.now() - stepStarted),
-        detail: planned.name === 'confirm-traffic' ? `${confirmed} request(s) in the access log` : undefined});
-      log.info(`(switch ${switchId}) ${planned.name} on ${host.role} ok ${Math.round(clock.now() - stepStarted)}ms`);
+      flushReport();
+      const elapsedMs = Math.round(clock.now() - stepStarted);
+      const report = (): void => {
+        emit({kind: 'step', step: planned.name, host, action: 'apply', status: 'ok', elapsedMs,
+          detail: planned.name === 'confirm-traffic' ? `${confirmed} request(s) in the access log` : undefined});
+        log.info(`(switch ${switchId}) ${planned.name} on ${host.role} ok ${elapsedMs}ms`);
+      };
+      // After primary-net-down nobody serves until backup-net-up: that step starts first, and this one is reported
+      // as soon as the loop is free, and in any case before anything about the next step.
+      if (planned.name === 'primary-net-down' && options.pauseAfter?.step !== planned.name) deferReport(report);
+      else report();
       await pauseIfAsked(planned.name);
     } catch (error) {
+      flushReport();
       // A step that was applied on the host but failed its check, or whose answer was lost, is undone too; one
       // refused before it started is not.
       if (started && planned.name !== 'confirm-traffic') applied.push(planned.name);
@@ -233,6 +244,7 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
     }
   }
 
+  flushReport();
   if (failure === undefined) {
     const drain = giverAddress === undefined ? undefined : await drainAndTidy(steps.filter((step) => AFTER_CONFIRM_STEP_NAMES.includes(step.name)));
     const reason = `switch ${switchId}: ${hostText(labels.taker)} serves, ${confirmed} request(s) confirmed; ${hostText(labels.giver)} is free to upgrade` +
@@ -284,6 +296,17 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   await finishBoth('rolled-back', `switch ${switchId} rolled back: ${reason}`);
   return {switchId, outcome: 'rolled-back', giver: labels.giver, taker: labels.taker, reason, failedStep: failure.step,
     totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck, plan: undefined};
+
+  function deferReport(report: () => void): void {
+    pendingReport = report;
+    setImmediate(flushReport);
+  }
+
+  function flushReport(): void {
+    const report = pendingReport;
+    pendingReport = undefined;
+    report?.();
+  }
 
   async function pauseIfAsked(step: SwitchStepName): Promise<void> {
     if (options.pauseAfter?.step !== step) return;
