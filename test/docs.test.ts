@@ -13,6 +13,7 @@ import {KILL_GRACE_MS} from '../agent/adapters/execa-runner.js';
 import {DEFAULT_STATUSES, describeStatuses, EXCLUSIONS, HEALTH_CHECK_USER_AGENT} from '../agent/request-evidence.js';
 import {parseAccessLogLine} from '../agent/access-log.js';
 import {parse as parseYaml} from 'yaml';
+import {SENT_KEPT} from '../agent/peer/outbox.js';
 import {LOCAL_PLANS, SWITCHOVER_PLAN} from '../agent/plans/plans.js';
 import {describeStep} from '../agent/plans/steps.js';
 import {AGENT_STATE_NAMES, type AgentEvent} from '../agent/state-machine.js';
@@ -169,4 +170,9 @@ test('the docs give the SIGKILL grace after a hook\'s or check\'s timeout that t
     t.true(doc.includes(said), `${file} says "${said}"`);
     t.false(/SIGKILL \d+(\.\d+)? s later/.test(doc.replaceAll(said, '')), `${file} gives no other grace`);
   }
+});
+
+test('docs/protocol.md gives the number of sent datagrams an ack can be timed against that the outbox keeps', async (t) => {
+  const doc = await readFile(new URL('docs/protocol.md', root), 'utf8');
+  t.true(doc.replaceAll('\n', ' ').includes(`the sender keeps when each of its last ${SENT_KEPT} datagrams left`));
 });

@@ -11,7 +11,7 @@ import {setTimeout as delay} from 'node:timers/promises';
 import test from 'ava';
 import {createAccessLogTail} from '../../agent/adapters/access-log-tail.js';
 import type {AccessLogWatcher} from '../../agent/ports.js';
-import {DEFAULT_STATUSES, type EvidenceRules, type RequestTally} from '../../agent/request-evidence.js';
+import {DEFAULT_STATUSES, HEALTH_CHECK_USER_AGENT, type EvidenceRules, type RequestTally} from '../../agent/request-evidence.js';
 
 /** Rules where `addresses` are the hosts' own (the service IP, 192.0.2.100, appears in no test line). */
 function ownAddresses(addresses: readonly string[]): () => EvidenceRules {
@@ -338,6 +338,32 @@ http {
   await following.stop();
   t.deepEqual(following.counts, [1]);
   t.is(following.tally()?.excluded.loopback, 3, 'nginx\'s own lines from 127.0.0.1 are loopback, not clients');
+});
+
+test('only a client of the service IP with a 2xx or 3xx counts: loopback, the service IP, the agent\'s health checks, a 400 and a 500 do not (issue 14)', async (t) => {
+  const {file} = await tempLog(t);
+  await writeFile(file, '');
+  const rules = (): EvidenceRules => ({ownAddresses: ['192.0.2.11', '192.0.2.12'], serviceAddress: '192.0.2.100', statuses: DEFAULT_STATUSES});
+  const following = follow(t, createAccessLogTail({file, rules, pollMs: POLL_MS}));
+  await appendFile(file, line('198.51.100.1'));
+  await following.until(1);
+  // What the issue found counted as clients, then one real client: the count moves to 2 only once that last line
+  // is read, so every line before it has been judged by then.
+  const at = '[21/Nov/2026:13:45:04 +0000]';
+  await appendFile(file, [
+    line('127.0.0.1'),
+    line('::1'),
+    line('192.0.2.100'),
+    line('192.0.2.11'),
+    `203.0.113.50 - - ${at} "GET /health HTTP/1.1" 200 2 "-" "${HEALTH_CHECK_USER_AGENT}"\n`,
+    `198.51.100.66 - - ${at} "-" 400 0 "-" "-"\n`,
+    `198.51.100.2 - - ${at} "GET / HTTP/1.1" 500 17 "-" "Mozilla/5.0"\n`,
+    line('198.51.100.3'),
+  ].join(''));
+  await following.until(2);
+  await following.stop();
+  t.deepEqual(following.counts, [1, 2]);
+  t.deepEqual(following.tally()?.excluded, {'loopback': 2, 'own-address': 1, 'service-ip': 1, 'health-check': 1, 'elsewhere': 0, 'status': 2});
 });
 
 test('check() reads the last lines: in the configured format they pass, and say whether they show the local address', async (t) => {

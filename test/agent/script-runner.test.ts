@@ -114,6 +114,21 @@ rootTest('at the timeout the whole tree ends, a child that called setsid after a
   t.false(isProcessAlive(escaped), `the setsid sleep ${escaped} outlived the timeout`);
 });
 
+rootTest('at the timeout a setsid child that let go of the program\'s output ends too, not only the program (issue 14)', async (t) => {
+  const {dir, out} = await scriptDir(t);
+  const pidFile = join(out, 'detached.pid');
+  killLeftover(t, pidFile);
+  // Its output on /dev/null, the child holds nothing of the program's open: only stopping the whole tree ends it.
+  const path = await writeScript(join(dir, 'detach'),
+    `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 60' < /dev/null > /dev/null 2>&1 &\nexec sleep 60`);
+
+  const error = await t.throwsAsync(scriptRunner().run(path, [], {timeoutMs: 500}));
+
+  const detached = await pidIn(pidFile);
+  t.false(isProcessAlive(detached), `the setsid sleep ${detached} outlived the timeout`);
+  t.true(isBatonError(error, 'COMMAND_TIMEOUT'), String(error));
+});
+
 rootTest('a program that exits leaving a setsid child running: the child ends with it', async (t) => {
   const {dir, out} = await scriptDir(t);
   const pidFile = join(out, 'left.pid');
