@@ -4,7 +4,7 @@
 
 import type {JsonObject, PeerRequest} from './peer/beacon-codec.js';
 import type {Config, OnStop} from './config/schema.js';
-import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
+import type {AgentStatus, FailResult, HostLabel, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import {HealthMonitor, type HealthProbe} from './health.js';
 import {HealthHandover} from './health-handover.js';
@@ -216,7 +216,7 @@ export class Agent {
     return this.#queue;
   }
 
-  async status(): Promise<StatusReport> {
+  async status(): Promise<AgentStatus> {
     const {config, clock, network, transport, hostname, pid} = this.#deps;
     const holdsIp = await network.isServing(config.service.ip);
     const current = this.#participant.current;

@@ -1,4 +1,5 @@
 import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {createConnection} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -96,6 +97,27 @@ test('baton status --json gives the same report for machines', async (t) => {
   t.true(status.self.holdsIp);
   t.true(status.peer.alive);
   t.is(status.peer.state, 'standby');
+});
+
+test('baton status shows the control socket\'s refusals, in text and in --json', async (t) => {
+  const socket = await servedPair(t);
+  // A client pipelines a second request behind its first: the agent refuses it and counts it.
+  const replies = await new Promise<string>((resolve, reject) => {
+    let answer = '';
+    const connection = createConnection(socket, () => connection.write('{"id":"a","type":"status"}\n{"id":"b","type":"status"}\n'));
+    connection.setEncoding('utf8');
+    connection.on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    connection.on('close', () => resolve(answer));
+    connection.on('error', reject);
+  });
+  t.regex(replies, /one request per connection/);
+  const text = await baton('status', '--socket', socket);
+  t.is(text.exitCode, 0, text.stderr);
+  t.regex(text.stdout, /^control {7}socket refused 1 pipelined second request\(s\)$/m);
+  const json = await baton('status', '--json', '--socket', socket);
+  t.deepEqual((JSON.parse(json.stdout) as {control: unknown}).control, {refusedBusy: 0, timedOut: 0, extraRequests: 1});
 });
 
 test('baton status without a running agent says so and how to start it, exit 1', async (t) => {
