@@ -120,6 +120,8 @@ export interface StatusReport {
     readonly healthChecks: readonly {readonly name: string; readonly ok: boolean; readonly detail: string}[];
     readonly uptimeMs: number;
     readonly listen: string;
+    /** rehearsal.enabled in this agent's configuration: whether it accepts the rehearsal aids. */
+    readonly rehearsal: boolean;
   };
   readonly service: {readonly address: string; readonly interface: string; readonly mode: string};
   readonly peer: {

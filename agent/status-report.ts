@@ -43,6 +43,7 @@ export function assembleStatus(parts: StatusParts): AgentStatus {
       healthChecks: parts.health.checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
       uptimeMs: Math.round(now - parts.startedAt),
       listen: `${config.listen.address}:${config.listen.port}`,
+      rehearsal: config.rehearsal.enabled,
     },
     service: {address: config.service.ip.cidr, interface: config.service.interface, mode: config.service.mode},
     peer: {

@@ -13,6 +13,7 @@ export function formatStatus(status: StatusReport): string {
     lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok ? 'ok' : `FAILING (${c.detail})`}`).join('; ')}`);
   }
   lines.push(`  epoch       ${self.epoch}, up ${formatDuration(self.uptimeMs)}, boot ${self.bootId}, beacons on ${self.listen}`);
+  if (self.rehearsal) lines.push('  rehearsal   aids enabled (rehearsal.enabled): fail-active, drop-link, --pause-after; not for production');
   lines.push(`peer ${peer.role} at ${peer.address}${peer.host === undefined ? '' : ` (${peer.host})`}`);
   if (peer.lastSeenMsAgo === undefined) {
     lines.push('  alive       no: no valid beacon received yet');
