@@ -348,8 +348,14 @@ export class Agent {
       case 'resume':
         return {...await this.#resumeHere()};
       case 'drop-link': {
-        // This host's own configuration decides, whatever the asking host allows.
-        requireRehearsal(this.#deps.config, `the peer's drop-link (baton rehearse --with-failure)`);
+        // This host's own configuration decides, whatever the asking host allows. A refusal is logged here too: the
+        // peer, or someone holding the key, asked to cut this host's service link, and its operator should know.
+        try {
+          requireRehearsal(this.#deps.config, `the peer's drop-link (baton rehearse --with-failure)`);
+        } catch (error) {
+          this.#deps.log.warning(`(rehearsal) refused the peer's drop-link: ${describeError(error)}`);
+          throw error;
+        }
         const {seconds} = decodePeerParams('drop-link', request.params);
         await dropLink(this.#linkDrop(), seconds);
         return {};
