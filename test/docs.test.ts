@@ -170,3 +170,12 @@ test('the docs give the SIGKILL grace after a hook\'s or check\'s timeout that t
     t.false(/SIGKILL \d+(\.\d+)? s later/.test(doc.replaceAll(said, '')), `${file} gives no other grace`);
   }
 });
+
+test('docs/campaign.md lists every part of the campaign, in the order it runs, in its table and its --only line', async (t) => {
+  const {PARTS} = await import('../campaign/parts.js');
+  const doc = await readFile(new URL('docs/campaign.md', root), 'utf8');
+  const table = doc.slice(doc.indexOf('## The parts'), doc.indexOf('## Latest figures'));
+  t.deepEqual([...table.matchAll(/^\| `([a-z]+)` \|/gm)].map((m) => m[1]), PARTS.map((part) => part.name));
+  const only = /--only flood,forged +# some parts: ([a-z, ]+)$/m.exec(doc)?.[1]?.split(', ');
+  t.deepEqual(only, PARTS.map((part) => part.name));
+});
