@@ -46,7 +46,7 @@ function selectParts(only: string | undefined): CampaignPart[] {
 
 function printTable(rows: readonly CaseResult[]): void {
   // The longest name in use (64): the crash part's "link, switchback by backup, after primary-net-down, kill primary".
-  const width = {group: 7, name: Math.min(64, Math.max(4, ...rows.map((r) => r.name.length)))};
+  const width = {group: Math.max(4, ...rows.map((r) => r.group.length)), name: Math.min(64, Math.max(4, ...rows.map((r) => r.name.length)))};
   console.log(`\n${'part'.padEnd(width.group)}  ${'case'.padEnd(width.name)}  result  figures`);
   for (const row of rows) {
     console.log(`${row.group.padEnd(width.group)}  ${row.name.padEnd(width.name)}  ${(row.ok ? 'pass' : 'FAIL').padEnd(6)}  ${row.figures}`);
