@@ -4,7 +4,7 @@
 
 import type {JsonObject, PeerRequest} from './peer/beacon-codec.js';
 import type {Config, OnStop} from './config/schema.js';
-import type {FailResult, HostLabel, ResumeResult, StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
+import type {AgentStatus, FailResult, HostLabel, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import {HealthMonitor, type HealthProbe} from './health.js';
 import {HealthHandover} from './health-handover.js';
@@ -216,7 +216,7 @@ export class Agent {
     return this.#queue;
   }
 
-  async status(): Promise<StatusReport> {
+  async status(): Promise<AgentStatus> {
     const {config, clock, network, transport, hostname, pid} = this.#deps;
     const holdsIp = await network.isServing(config.service.ip);
     const current = this.#participant.current;
@@ -348,8 +348,14 @@ export class Agent {
       case 'resume':
         return {...await this.#resumeHere()};
       case 'drop-link': {
-        // This host's own configuration decides, whatever the asking host allows.
-        requireRehearsal(this.#deps.config, `the peer's drop-link (baton rehearse --with-failure)`);
+        // This host's own configuration decides, whatever the asking host allows. A refusal is logged here too: the
+        // peer, or someone holding the key, asked to cut this host's service link, and its operator should know.
+        try {
+          requireRehearsal(this.#deps.config, `the peer's drop-link (baton rehearse --with-failure)`);
+        } catch (error) {
+          this.#deps.log.warning(`(rehearsal) refused the peer's drop-link: ${describeError(error)}`);
+          throw error;
+        }
         const {seconds} = decodePeerParams('drop-link', request.params);
         await dropLink(this.#linkDrop(), seconds);
         return {};

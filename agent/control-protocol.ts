@@ -120,6 +120,8 @@ export interface StatusReport {
     readonly healthChecks: readonly {readonly name: string; readonly ok: boolean; readonly detail: string}[];
     readonly uptimeMs: number;
     readonly listen: string;
+    /** rehearsal.enabled in this agent's configuration: whether it accepts the rehearsal aids. */
+    readonly rehearsal: boolean;
   };
   readonly service: {readonly address: string; readonly interface: string; readonly mode: string};
   readonly peer: {
@@ -159,6 +161,21 @@ export interface StatusReport {
     readonly intervalMs: number;
     readonly deadAfterMs: number;
   };
+  /** The control socket's refusals since the agent started; filled in by the control server, which counts them. */
+  readonly control: ControlStats;
+}
+
+/** What the agent itself reports; the control server adds its own counts (`control`) when it answers. */
+export type AgentStatus = Omit<StatusReport, 'control'>;
+
+/** Control connections turned away or cut short since start, by reason. */
+export interface ControlStats {
+  /** Refused at accept: the server's limit of connections at once was reached. */
+  readonly refusedBusy: number;
+  /** No complete request line within the deadline counted from accept. */
+  readonly timedOut: number;
+  /** A second request on a connection that already had one (refused with an error reply). */
+  readonly extraRequests: number;
 }
 
 export function encodeLine(message: ControlRequest | ControlReply): string {

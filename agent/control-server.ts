@@ -6,14 +6,15 @@ import {chmod, mkdir, unlink} from 'node:fs/promises';
 import {createConnection, createServer, type Server, type Socket} from 'node:net';
 import {dirname} from 'node:path';
 import {
-  decodeRequest, encodeLine, MAX_REQUEST_BYTES, type ControlReply, type ControlRequest, type ResumeResult, type StatusReport,
-  type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult,
+  decodeRequest, encodeLine, MAX_REQUEST_BYTES, type AgentStatus, type ControlReply, type ControlRequest, type ControlStats,
+  type ResumeResult, type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult,
 } from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
 
 export interface ControlHandler {
-  status(): Promise<StatusReport>;
+  /** The agent's status; the server adds its own refusal counts to the reply. */
+  status(): Promise<AgentStatus>;
   switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult>;
   resume(peer: boolean): Promise<ResumeResult>;
   failActive(seconds: number): Promise<FailResult>;
@@ -31,16 +32,6 @@ export interface ControlLimits {
 // 16 at once: an operator's status and switchover, the drill's status polls and a monitoring probe use a few;
 // beyond that a client is looping or attacking, and each connection costs a socket and a buffer of up to 64 KiB.
 export const DEFAULT_CONTROL_LIMITS: ControlLimits = {requestDeadlineMs: 5000, maxConnections: 16};
-
-/** Connections turned away or cut short since start, by reason. */
-export interface ControlStats {
-  /** Refused at accept: maxConnections were already open. */
-  readonly refusedBusy: number;
-  /** No complete request within requestDeadlineMs of accept. */
-  readonly timedOut: number;
-  /** A second request on a connection that already had one (refused with an error reply). */
-  readonly extraRequests: number;
-}
 
 type Counters = {-readonly [K in keyof ControlStats]: ControlStats[K]};
 
@@ -142,7 +133,7 @@ function serve(socket: Socket, handler: ControlHandler, log: Logger, limits: Con
     const emit = (progress: SwitchProgress): void => {
       if (!socket.destroyed && !socket.writableEnded) socket.write(encodeLine({id: served.id, type: 'progress', progress}));
     };
-    void handle(served, handler, emit).then(answer, (error: unknown) => {
+    void handle(served, handler, emit, stats).then(answer, (error: unknown) => {
       log.error(`(control) ${served.type} failed: ${describeError(error)}`);
       answer(failure(served.id, error));
     });
@@ -169,10 +160,11 @@ function serve(socket: Socket, handler: ControlHandler, log: Logger, limits: Con
   }
 }
 
-async function handle(request: ControlRequest, handler: ControlHandler, emit: (progress: SwitchProgress) => void): Promise<ControlReply> {
+async function handle(request: ControlRequest, handler: ControlHandler, emit: (progress: SwitchProgress) => void,
+  stats: ControlStats): Promise<ControlReply> {
   switch (request.type) {
     case 'status':
-      return {id: request.id, type: 'result', ok: true, result: await handler.status()};
+      return {id: request.id, type: 'result', ok: true, result: {...await handler.status(), control: {...stats}}};
     case 'switchover':
       return {id: request.id, type: 'result', ok: true, result: await handler.switchover(request.options, emit)};
     case 'resume':

@@ -25,7 +25,7 @@ import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
 import {Agent} from './agent.js';
 import {DEFAULT_CONFIG_FILE, loadConfig, type Config} from './config/schema.js';
-import type {StatusReport} from './control-protocol.js';
+import type {AgentStatus} from './control-protocol.js';
 import {startControlServer} from './control-server.js';
 import {describeError} from './errors.js';
 import {createLogger, type Logger} from './log.js';
@@ -363,7 +363,7 @@ async function keepStatusCurrent(
 }
 
 /** The STATUS= line: "primary active, holds 192.0.2.100/24", as observed, not as intended. */
-function describeService(status: StatusReport): string {
+function describeService(status: AgentStatus): string {
   const {self, service} = status;
   const holds = self.holdsIp === undefined ? `cannot tell whether it holds ${service.address}`
     : self.holdsIp ? `holds ${service.address}` : `does not hold ${service.address}`;

@@ -1,7 +1,7 @@
 // What `baton status` shows, assembled from the agent's parts as they are at one moment. Pure.
 
 import type {Config} from './config/schema.js';
-import type {StatusReport} from './control-protocol.js';
+import type {AgentStatus} from './control-protocol.js';
 import type {HealthSnapshot} from './health.js';
 import type {PeerStats} from './peer/peer-monitor.js';
 import type {MachineState} from './state-machine.js';
@@ -24,7 +24,7 @@ export interface StatusParts {
   readonly lateness: {readonly p99: number; readonly max: number; readonly beyondInterval: number};
 }
 
-export function assembleStatus(parts: StatusParts): StatusReport {
+export function assembleStatus(parts: StatusParts): AgentStatus {
   const {config, now, machine, peer} = parts;
   const last = peer.lastBeacon;
   return {
@@ -43,6 +43,7 @@ export function assembleStatus(parts: StatusParts): StatusReport {
       healthChecks: parts.health.checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
       uptimeMs: Math.round(now - parts.startedAt),
       listen: `${config.listen.address}:${config.listen.port}`,
+      rehearsal: config.rehearsal.enabled,
     },
     service: {address: config.service.ip.cidr, interface: config.service.interface, mode: config.service.mode},
     peer: {

@@ -22,6 +22,8 @@ export interface CampaignContext {
   readonly dir: string;
   /** Where the agents' logs of failed cases are kept after the run (made only when a case fails). */
   readonly keptLogs: string;
+  /** A fresh name for the next lab (LAB_PREFIX_PATTERN), starting with --prefix when one was given. */
+  newLabPrefix(): string;
   /** Progress for the operator watching the run. */
   say(line: string): void;
 }

@@ -4,6 +4,7 @@
 
 import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
+import {setTimeout as sleep} from 'node:timers/promises';
 import type {StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from '../agent/control-protocol.js';
 import {describeError} from '../agent/errors.js';
 import {callAgent} from '../cli/control-client.js';
@@ -113,6 +114,20 @@ export async function holderIs(lab: Lab, role: 'primary' | 'backup', when: strin
   if (!check.ok) return [`${when}: ${check.problem}`];
   if (check.holders[0] !== role) return [`${when}: the ${check.holders[0] ?? '?'} holds the IP, expected the ${role}`];
   return [];
+}
+
+// After a move, the client's ARP cache follows the announcement within about a second; on a loaded machine one look
+// can miss. 15 s bounds the wait for the outcome, it is not a target (test/integration/lab-helpers.ts servedBy).
+const SERVED_WITHIN_MS = 15_000;
+
+/** holderIs, once the client has had time to follow: problems unless it holds within SERVED_WITHIN_MS. */
+export async function holderIsSoon(lab: Lab, role: 'primary' | 'backup', when: string): Promise<string[]> {
+  const deadline = Date.now() + SERVED_WITHIN_MS;
+  for (;;) {
+    const problems = await holderIs(lab, role, when);
+    if (problems.length === 0 || Date.now() > deadline) return problems;
+    await sleep(250);
+  }
 }
 
 export async function settledOr(lab: Lab, when: string): Promise<string[]> {

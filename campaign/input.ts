@@ -4,27 +4,29 @@
 // specific error that changes nothing: the agent keeps running, the IP stays where it was.
 
 import {chmod, mkdir, readFile, stat, writeFile} from 'node:fs/promises';
-import {createConnection} from 'node:net';
+import {createConnection, type Socket} from 'node:net';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
-import type {Lab} from '../cli/lab/lab.js';
+import type {StatusReport} from '../agent/control-protocol.js';
+import {DEFAULT_CONTROL_LIMITS} from '../agent/control-server.js';
+import type {Lab, LabHost} from '../cli/lab/lab.js';
 import {holdersOf} from '../cli/lab/observe.js';
 import {isProcessAlive} from '../cli/lab/web.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {statusOf} from './forge.js';
 import {withCampaignLab} from './lab.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-const AGENT = fileURLToPath(new URL('../agent/main.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+export const AGENT = fileURLToPath(new URL('../agent/main.js', import.meta.url));
 
-interface Run {
+export interface Run {
   readonly exitCode: number | undefined;
   readonly output: string;
 }
 
-async function run(file: string, args: readonly string[], options: {uid?: number} = {}): Promise<Run> {
+export async function run(file: string, args: readonly string[], options: {uid?: number} = {}): Promise<Run> {
   const [command, argv] = options.uid === undefined ? [file, args]
     : ['setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', file, ...args]];
   const result = await execa(command, argv, {reject: false, timeout: 30_000, all: true});
@@ -32,7 +34,7 @@ async function run(file: string, args: readonly string[], options: {uid?: number
 }
 
 /** The first line of what a command printed, for the table. */
-function firstLine(text: string): string {
+export function firstLine(text: string): string {
   const line = text.split('\n').find((l) => l.trim() !== '') ?? '';
   return line.length > 150 ? `${line.slice(0, 147)}...` : line;
 }
@@ -56,7 +58,7 @@ async function rawControl(socket: string, payload: Buffer | string, timeoutMs = 
 }
 
 /** The lab's primary config with one line replaced: a bad value where an operator might type it. */
-async function badConfig(lab: Lab, dir: string, name: string, replace: RegExp, by: string): Promise<string> {
+export async function badConfig(lab: Lab, dir: string, name: string, replace: RegExp, by: string): Promise<string> {
   const text = await readFile(lab.hosts.primary.configFile, 'utf8');
   if (!replace.test(text)) throw new Error(`the lab config has no line matching ${replace}`);
   const file = join(dir, `${name}.yaml`);
@@ -154,7 +156,122 @@ async function socketCases(lab: Lab): Promise<CaseResult[]> {
   rows.push({group: 'input', name: 'control socket: 200 clients send half a request and go silent', ok,
     figures: `all closed by the agent within ${waitedS.toFixed(1)} s (${replies.filter((r) => r === '').length} without a reply), agent RSS ${rss.toFixed(0)} MB, status still answers`,
     ...(ok ? {} : {detail: problem ?? `took ${waitedS} s`})});
+  rows.push(await dribbleCase(primary, stillFine), await capCase(primary, stillFine), await pipelinedCase(primary, stillFine));
   return rows;
+}
+
+type ControlCounts = StatusReport['control'];
+
+async function controlCounts(host: LabHost): Promise<ControlCounts> {
+  return (await statusOf(host)).control;
+}
+
+/** "timedOut +1, refusedBusy +0": what the agent counted between two looks, as `baton status` shows it. */
+function countedSince(before: ControlCounts, after: ControlCounts): Record<keyof ControlCounts, number> {
+  return {refusedBusy: after.refusedBusy - before.refusedBusy, timedOut: after.timedOut - before.timedOut, extraRequests: after.extraRequests - before.extraRequests};
+}
+
+/** The agent's reply lines on a connection, parsed; a line that is not JSON is kept as its text. */
+function replyLines(text: string): Array<{id?: string; ok?: boolean; error?: {code?: string; message?: string}}> {
+  return text.split('\n').filter((line) => line !== '').map((line) => {
+    try {
+      return JSON.parse(line) as {id?: string; ok?: boolean; error?: {code?: string; message?: string}};
+    } catch {
+      return {error: {message: line}};
+    }
+  });
+}
+
+// The agent's control deadline, counted from accept (agent/control-server.ts DEFAULT_CONTROL_LIMITS), and how long a
+// case waits for it at most: a deadline that moved with every byte would never cut the dribbling client.
+const CONTROL_DEADLINE_MS = DEFAULT_CONTROL_LIMITS.requestDeadlineMs;
+const CUT_WAIT_MS = 3 * CONTROL_DEADLINE_MS;
+const DRIBBLE_EVERY_MS = 2000;
+
+/** A client that sends one byte of a request every 2 s: an idle timeout would keep it forever; the deadline cuts it. */
+async function dribbleCase(primary: LabHost, stillFine: () => Promise<string | undefined>): Promise<CaseResult> {
+  const before = await controlCounts(primary);
+  const request = '{"id":"dribble","type":"status"}\n';
+  const started = Date.now();
+  let sent = 0;
+  const {answer, closedAfterMs} = await new Promise<{answer: string; closedAfterMs: number | undefined}>((resolve) => {
+    const chunks: Buffer[] = [];
+    const connection = createConnection(primary.socket);
+    const dribble = setInterval(() => {
+      if (connection.destroyed || sent >= request.length) return;
+      connection.write(request[sent] ?? '');
+      sent += 1;
+    }, DRIBBLE_EVERY_MS);
+    const end = (closedAfterMs: number | undefined): void => {
+      clearInterval(dribble);
+      clearTimeout(giveUp);
+      connection.destroy();
+      resolve({answer: Buffer.concat(chunks).toString('utf8'), closedAfterMs});
+    };
+    const giveUp = setTimeout(() => end(undefined), CUT_WAIT_MS);
+    connection.on('data', (chunk) => chunks.push(chunk));
+    connection.on('close', () => end(Date.now() - started));
+    connection.on('error', () => undefined);
+  });
+  const counted = countedSince(before, await controlCounts(primary));
+  const problem = await stillFine();
+  const message = replyLines(answer)[0]?.error?.message ?? '';
+  const ok = closedAfterMs !== undefined && /no complete request line within \d+ ms of connecting/.test(message) && counted.timedOut === 1 && problem === undefined;
+  return {group: 'input', name: 'control socket: a client sends 1 byte every 2 s', ok,
+    figures: closedAfterMs === undefined ? `still open after ${CUT_WAIT_MS / 1000} s, ${sent} bytes in`
+      : `cut by the agent after ${(closedAfterMs / 1000).toFixed(1)} s and ${sent} bytes: "${message}"; counted timedOut +${counted.timedOut}`,
+    ...(ok ? {} : {detail: `answer ${JSON.stringify(answer.slice(0, 300))}; counted ${JSON.stringify(counted)}; ${problem ?? ''}`})};
+}
+
+/** More clients than the cap hold connections open: the next one is refused at once, and the agent frees itself. */
+async function capCase(primary: LabHost, stillFine: () => Promise<string | undefined>): Promise<CaseResult> {
+  const {maxConnections} = DEFAULT_CONTROL_LIMITS;
+  const before = await controlCounts(primary);
+  const held: Socket[] = [];
+  const closed: Array<Promise<number>> = [];
+  const started = Date.now();
+  try {
+    for (let i = 0; i < maxConnections; i += 1) {
+      const socket = await new Promise<Socket>((resolve, reject) => {
+        const connection = createConnection(primary.socket, () => resolve(connection));
+        connection.once('error', reject);
+      });
+      socket.on('error', () => undefined);
+      socket.resume();
+      closed.push(new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - started))));
+      held.push(socket);
+    }
+    const refused = replyLines(await rawControl(primary.socket, '{"id":"over","type":"status"}\n'))[0];
+    // The agent cuts the held ones at its deadline by itself; they never close their end.
+    const cutAfterMs = await Promise.race([Promise.all(closed).then((times) => Math.max(...times)), sleep(CUT_WAIT_MS).then(() => undefined)]);
+    const status = await statusOf(primary).then(() => 'answers', (error: unknown) => `fails: ${String(error)}`);
+    const counted = countedSince(before, await controlCounts(primary));
+    const problem = await stillFine();
+    const message = refused?.error?.message ?? '';
+    const ok = refused?.error?.code === 'AGENT_UNREACHABLE' && message.includes(`${maxConnections} control connections, its limit`) &&
+      cutAfterMs !== undefined && status === 'answers' && counted.refusedBusy >= 1 && counted.timedOut >= maxConnections && problem === undefined;
+    return {group: 'input', name: `control socket: ${maxConnections} silent clients, then one more`, ok,
+      figures: `the ${maxConnections + 1}th refused at once: "${message.slice(0, 90)}"; the ${maxConnections} cut by the agent after ` +
+        `${cutAfterMs === undefined ? '(never)' : `${(cutAfterMs / 1000).toFixed(1)} s`}; status then ${status}; counted refusedBusy +${counted.refusedBusy}, timedOut +${counted.timedOut}`,
+      ...(ok ? {} : {detail: `refused ${JSON.stringify(refused)}; counted ${JSON.stringify(counted)}; ${problem ?? ''}`})};
+  } finally {
+    for (const socket of held) socket.destroy();
+  }
+}
+
+/** Two requests on one connection: the first is served, the second refused with an error carrying its id. */
+async function pipelinedCase(primary: LabHost, stillFine: () => Promise<string | undefined>): Promise<CaseResult> {
+  const before = await controlCounts(primary);
+  const replies = replyLines(await rawControl(primary.socket, '{"id":"first","type":"status"}\n{"id":"second","type":"switchover","options":{"dryRun":false,"strict":false}}\n'));
+  const counted = countedSince(before, await controlCounts(primary));
+  const problem = await stillFine();
+  const first = replies.find((r) => r.id === 'first');
+  const second = replies.find((r) => r.id === 'second');
+  const ok = first?.ok === true && second?.ok === false && /one request per connection/.test(second.error?.message ?? '') &&
+    counted.extraRequests === 1 && problem === undefined;
+  return {group: 'input', name: 'control socket: a switchover pipelined behind a status', ok,
+    figures: `status answered; the switchover refused: "${(second?.error?.message ?? '').slice(0, 80)}"; counted extraRequests +${counted.extraRequests}; the IP stayed`,
+    ...(ok ? {} : {detail: `replies ${JSON.stringify(replies).slice(0, 400)}; counted ${JSON.stringify(counted)}; ${problem ?? ''}`})};
 }
 
 async function flagCases(lab: Lab): Promise<CaseResult[]> {

@@ -10,6 +10,7 @@ import {describeError} from '../agent/errors.js';
 import {callAgent} from '../cli/control-client.js';
 import {labDown, labStatus, labUp, waitForSettledPair, type Lab, type LabHost, type LabOptions} from '../cli/lab/lab.js';
 import {holdersOf, whoServes} from '../cli/lab/observe.js';
+import {startProber} from '../cli/lab/probe-control.js';
 import {isNginxInstalled} from '../cli/lab/web.js';
 import type {CampaignContext, CaseResult} from './case.js';
 
@@ -22,7 +23,7 @@ export async function withCampaignLab<T>(
   context: CampaignContext, options: Omit<LabOptions, 'runner' | 'baseDir'>, work: (lab: Lab) => Promise<T>,
 ): Promise<T> {
   const web = options.web ?? (await isNginxInstalled() ? 'nginx' : 'builtin');
-  const lab = await labUp({runner: context.runner, baseDir: context.dir, ...options, web});
+  const lab = await labUp({runner: context.runner, baseDir: context.dir, prefix: context.newLabPrefix(), ...options, web});
   try {
     await waitForSettledPair(lab, 20_000);
     const result = await work(lab);
@@ -135,5 +136,25 @@ export async function settle(lab: Lab, timeoutMs = 20_000): Promise<string | und
     return undefined;
   } catch (error) {
     return describeError(error);
+  }
+}
+
+// A client every 20 ms: ~200 requests in a 4 s confirmation, far more than min_requests (3). The prober outlives
+// any one switch (the steps, the confirmation, a rollback) and is stopped when `work` ends.
+const CLIENT_INTERVAL_MS = 20;
+const CLIENT_TIMEOUT_MS = 200;
+const CLIENT_DURATION_S = 120;
+
+/** Runs `work` while a prober in `namespace` (the lab's client when omitted) requests `url` every 20 ms. */
+export async function withClients<T>(lab: Lab, name: string, work: () => Promise<T>,
+  where: {namespace?: string; url?: string} = {}): Promise<T> {
+  const url = where.url ?? `http://${lab.serviceIp.split('/')[0] ?? ''}/`;
+  const prober = await startProber({namespace: where.namespace ?? lab.client.namespace, url, intervalMs: CLIENT_INTERVAL_MS,
+    timeoutMs: CLIENT_TIMEOUT_MS, durationS: CLIENT_DURATION_S, maxProbes: CLIENT_DURATION_S * (1000 / CLIENT_INTERVAL_MS),
+    out: join(lab.dir, `probes-${name}.jsonl`)});
+  try {
+    return await work();
+  } finally {
+    await prober.stop().catch(() => undefined);
   }
 }

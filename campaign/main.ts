@@ -4,22 +4,35 @@
 //   npm run campaign                    every part, full size (several minutes)
 //   npm run campaign -- --fast          the subset CI runs
 //   npm run campaign -- --only flood,crash
+//   npm run campaign -- --prefix blh3   every lab's name starts so (bl and up to 5 more), e.g. to tell runs apart
 
 import {mkdtemp, readdir, rm, stat} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {parseArgs} from 'node:util';
+import {customAlphabet} from 'nanoid';
 import {createExecaRunner} from '../agent/adapters/execa-runner.js';
 import {describeError} from '../agent/errors.js';
 import {labDown} from '../cli/lab/lab.js';
-import {LAB_PREFIX_PATTERN} from '../cli/lab/topology-plan.js';
+import {LAB_PREFIX_PATTERN, newLabPrefix} from '../cli/lab/topology-plan.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {PARTS} from './parts.js';
 
 const {values} = parseArgs({options: {
   fast: {type: 'boolean', default: false},
   only: {type: 'string'},
+  prefix: {type: 'string'},
 }});
+
+// A lab's name is "bl" and 6 more (LAB_PREFIX_PATTERN); --prefix fixes the first few, the rest are random.
+const PREFIX_STEM = /^bl[0-9a-z]{0,5}$/;
+const labIdChars = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 6);
+
+function labPrefixMaker(stem: string | undefined): () => string {
+  if (stem === undefined) return newLabPrefix;
+  if (!PREFIX_STEM.test(stem)) throw new Error(`--prefix: expected "bl" and at most 5 more lowercase letters or digits, got '${stem}'`);
+  return () => `${stem}${labIdChars().slice(0, 8 - stem.length)}`;
+}
 
 function selectParts(only: string | undefined): CampaignPart[] {
   if (only === undefined) return [...PARTS];
@@ -33,7 +46,7 @@ function selectParts(only: string | undefined): CampaignPart[] {
 
 function printTable(rows: readonly CaseResult[]): void {
   // The longest name in use (64): the crash part's "link, switchback by backup, after primary-net-down, kill primary".
-  const width = {group: 7, name: Math.min(64, Math.max(4, ...rows.map((r) => r.name.length)))};
+  const width = {group: Math.max(4, ...rows.map((r) => r.group.length)), name: Math.min(64, Math.max(4, ...rows.map((r) => r.name.length)))};
   console.log(`\n${'part'.padEnd(width.group)}  ${'case'.padEnd(width.name)}  result  figures`);
   for (const row of rows) {
     console.log(`${row.group.padEnd(width.group)}  ${row.name.padEnd(width.name)}  ${(row.ok ? 'pass' : 'FAIL').padEnd(6)}  ${row.figures}`);
@@ -46,10 +59,11 @@ function printTable(rows: readonly CaseResult[]): void {
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('the campaign builds network namespaces: run it as root');
   const parts = selectParts(values.only);
+  const newPrefix = labPrefixMaker(values.prefix);
   const dir = await mkdtemp(join(tmpdir(), 'baton-campaign-'));
   const started = Date.now();
   const context: CampaignContext = {
-    fast: values.fast, runner: createExecaRunner(), dir,
+    fast: values.fast, runner: createExecaRunner(), dir, newLabPrefix: newPrefix,
     keptLogs: join(tmpdir(), `baton-campaign-logs-${new Date(started).toISOString().replaceAll(/[:.]/g, '-')}`),
     say: (line) => console.log(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`),
   };

@@ -13,6 +13,7 @@ export function formatStatus(status: StatusReport): string {
     lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok ? 'ok' : `FAILING (${c.detail})`}`).join('; ')}`);
   }
   lines.push(`  epoch       ${self.epoch}, up ${formatDuration(self.uptimeMs)}, boot ${self.bootId}, beacons on ${self.listen}`);
+  if (self.rehearsal) lines.push('  rehearsal   aids enabled (rehearsal.enabled): fail-active, drop-link, --pause-after; not for production');
   lines.push(`peer ${peer.role} at ${peer.address}${peer.host === undefined ? '' : ` (${peer.host})`}`);
   if (peer.lastSeenMsAgo === undefined) {
     lines.push('  alive       no: no valid beacon received yet');
@@ -29,6 +30,7 @@ export function formatStatus(status: StatusReport): string {
   const rejected = Object.entries(beacons.rejected).filter(([, count]) => count > 0);
   lines.push(`beacons       sent ${beacons.sent}, accepted ${beacons.accepted}, rejected ${rejected.length === 0 ? 'none' : rejected.map(([reason, count]) => `${reason} ${count}`).join(', ')}` +
     (beacons.droppedUnread > 0 ? `, dropped unread ${beacons.droppedUnread} (the agent fell behind)` : ''));
+  lines.push(`control       ${controlText(status.control)}`);
   lines.push(`timers        interval ${timers.intervalMs} ms, dead after ${timers.deadAfterMs} ms; event loop late by p99 ${formatMs(timers.loopLagMs.p99)}, max ${formatMs(timers.loopLagMs.max)}` +
     (timers.lateBeyondInterval > 0 ? `, ${timers.lateBeyondInterval} tick(s) late by more than an interval` : ''));
   if (status.switching !== undefined) lines.push(`switch        ${status.switching.id} running, this host is the ${status.switching.side}`);
@@ -82,6 +84,17 @@ export function formatSwitchResult(result: SwitchResult): string {
     case 'rolled-back':
       return `${result.rollbackCheck ?? ''}\nrolled back: ${result.reason ?? 'unknown reason'}\n`;
   }
+}
+
+/** The control socket's refusals (agent/control-server.ts): "refused none", or each count with its cause. */
+function controlText(control: StatusReport['control']): string {
+  const counts = [
+    [control.refusedBusy, 'over the connection limit'],
+    [control.timedOut, 'past the request deadline'],
+    [control.extraRequests, 'pipelined second request(s)'],
+  ] as const;
+  const shown = counts.filter(([count]) => count > 0).map(([count, cause]) => `${count} ${cause}`);
+  return `socket refused ${shown.length === 0 ? 'none' : shown.join(', ')}`;
 }
 
 function heldText(holdsIp: boolean | undefined): string {

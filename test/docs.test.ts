@@ -176,3 +176,12 @@ test('docs/protocol.md gives the number of sent datagrams an ack can be timed ag
   const doc = await readFile(new URL('docs/protocol.md', root), 'utf8');
   t.true(doc.replaceAll('\n', ' ').includes(`the sender keeps when each of its last ${SENT_KEPT} datagrams left`));
 });
+
+test('docs/campaign.md lists every part of the campaign, in the order it runs, in its table and its --only line', async (t) => {
+  const {PARTS} = await import('../campaign/parts.js');
+  const doc = await readFile(new URL('docs/campaign.md', root), 'utf8');
+  const table = doc.slice(doc.indexOf('## The parts'), doc.indexOf('## Latest figures'));
+  t.deepEqual([...table.matchAll(/^\| `([a-z]+)` \|/gm)].map((m) => m[1]), PARTS.map((part) => part.name));
+  const only = /--only flood,forged +# some parts: ([a-z, ]+)$/m.exec(doc)?.[1]?.split(', ');
+  t.deepEqual(only, PARTS.map((part) => part.name));
+});

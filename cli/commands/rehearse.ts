@@ -1,7 +1,9 @@
 // `baton rehearse`: the drill on the pair configured on these hosts, with this machine as the client.
 
+import type {StatusReport} from '../../agent/control-protocol.js';
+import {callAgent} from '../control-client.js';
 import {runDrill} from '../drill/drill.js';
-import {createAgentTarget} from '../drill/agent-target.js';
+import {createAgentTarget, requireRehearsalAids} from '../drill/agent-target.js';
 import {formatDrillReport} from '../drill/report.js';
 import {writeDrillReport} from '../drill/report-html.js';
 import {EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK} from '../exit-codes.js';
@@ -21,9 +23,10 @@ export interface RehearseCommand {
   readonly clientBaton: string;
 }
 
-
 export async function run(out: Output, command: RehearseCommand): Promise<number> {
   const socket = await resolveSocket(command.config, command.socket);
+  // Refused before the first step rather than at the failure phase, after two switches.
+  if (command.withFailure) requireRehearsalAids(await callAgent(socket, {id: 'rehearse', type: 'status'}) as StatusReport);
   const say = (line: string): void => out.stderr(`${line}\n`);
   const abort = new AbortController();
   const onInterrupt = (): void => {

@@ -24,6 +24,19 @@ const FAIL_EXTRA_S = 8;
 /** Where the probes come from: this machine, or another one over ssh. */
 export type ClientSpec = {readonly kind: 'here'} | ({readonly kind: 'ssh'} & Pick<RemoteTrafficOptions, 'client' | 'sshConfig' | 'batonDir'>);
 
+/**
+ * `baton rehearse --with-failure`, before any step: the local agent must accept the rehearsal aids, since the failure
+ * phase asks it for fail-active whichever host is active. Throws BatonError BAD_REQUEST naming the host and the key.
+ * The peer's own setting, which decides its drop-link when it is the host to fail, is not visible from here (it
+ * would need a peer request of its own): its refusal comes at the failure phase, naming its file.
+ */
+export function requireRehearsalAids(status: StatusReport): void {
+  if (status.self.rehearsal) return;
+  throw new BatonError('BAD_REQUEST', `--with-failure needs the rehearsal aids, and the ${status.self.role} (${status.self.host}) ` +
+    'does not enable them: set `rehearsal: {enabled: true}` (rehearsal.enabled) in its configuration and restart its agent, ' +
+    'on a pair kept for rehearsals only; nothing was done');
+}
+
 export async function createAgentTarget(socket: string, url: string | undefined, client: ClientSpec = {kind: 'here'}): Promise<DrillTarget> {
   const status = async (): Promise<StatusReport> => await callAgent(socket, {id: 'rehearse', type: 'status'}) as StatusReport;
   const first = await status();

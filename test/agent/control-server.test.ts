@@ -3,14 +3,14 @@ import {createConnection, createServer, type Socket} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test from 'ava';
-import type {StatusReport} from '../../agent/control-protocol.js';
+import type {AgentStatus} from '../../agent/control-protocol.js';
 import {startControlServer, type ControlHandler} from '../../agent/control-server.js';
 import {createLogger} from '../../agent/log.js';
 import {sendRequest} from '../../cli/control-client.js';
 
 const log = createLogger({journald: true, debug: false, write: () => undefined, wallNow: Date.now});
 const handler: ControlHandler = {
-  status: async () => ({pair: 'web'}) as StatusReport,
+  status: async () => ({pair: 'web'}) as AgentStatus,
   switchover: async () => {
     throw new Error('not in these tests');
   },
@@ -55,7 +55,7 @@ test('a status request is answered with the handler result', async (t) => {
   const server = await startControlServer(path, handler, log);
   t.teardown(() => server.close());
   const reply = await sendRequest(path, {id: 'r1', type: 'status'});
-  t.deepEqual(reply, {id: 'r1', type: 'result', ok: true, result: {pair: 'web'}});
+  t.deepEqual(reply, {id: 'r1', type: 'result', ok: true, result: {pair: 'web', control: {refusedBusy: 0, timedOut: 0, extraRequests: 0}}});
 });
 
 test('malformed and unknown requests get a BAD_REQUEST reply and the server keeps serving', async (t) => {
@@ -203,4 +203,20 @@ test('a second request pipelined on the same connection gets an explicit error, 
   t.regex(second?.error?.message ?? '', /one request per connection: request first is being served/);
   t.true(replies.find((reply) => reply.id === 'first')?.ok);
   t.is(server.stats().extraRequests, 1);
+});
+
+test('a status reply carries the refusals the server counted: over the cap, past the deadline, pipelined', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log, {requestDeadlineMs: 300, maxConnections: 1});
+  t.teardown(() => server.close());
+  // One connection holds the only slot and says nothing: the next is refused, and it is cut at the deadline.
+  const held = await connect(path);
+  held.on('error', () => undefined);
+  held.resume();
+  t.false(lines(await rawExchange(path, ''))[0]?.ok);
+  await new Promise<void>((resolve) => held.once('close', () => resolve()));
+  t.true(lines(await rawExchange(path, '{"id":"a","type":"status"}\n{"id":"b","type":"status"}\n')).some((reply) => reply.id === 'b' && reply.ok === false));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const reply = await sendRequest(path, {id: 'r', type: 'status'});
+  t.deepEqual(reply.ok ? (reply.result as {control?: unknown}).control : reply, {refusedBusy: 1, timedOut: 1, extraRequests: 1});
 });

@@ -47,6 +47,8 @@ test('a peer that does not enable rehearsals refuses drop-link, whatever the ask
   t.is((error as {code?: string}).code, 'BAD_REQUEST');
   t.regex(error?.message ?? '', /the peer's drop-link .* is a rehearsal aid, and \/etc\/baton\/backup\.yaml does not enable it: set `rehearsal: \{enabled: true\}`/);
   t.true(pair.backup.network.linkUp);
+  // The host asked says so in its own log: someone asked to cut its link.
+  t.true(pair.backup.logs.some((line) => /\(rehearsal\) refused the peer's drop-link: the peer's drop-link .* is a rehearsal aid/.test(line)), pair.backup.logs.join('\n'));
 });
 
 test('switchover --pause-after is refused where rehearsals are not enabled, before any step', async (t) => {

@@ -49,3 +49,8 @@ test('a peer never heard has no age and no RTT; no switch is no switch', (t) => 
   t.is(report.peer.state, undefined);
   t.is(report.lastSwitch, undefined);
 });
+
+test('status says whether this agent accepts the rehearsal aids, as its configuration has it', (t) => {
+  t.true(assembleStatus(parts({config: testConfig('backup', {rehearsal: {enabled: true}})})).self.rehearsal);
+  t.false(assembleStatus(parts({config: testConfig('backup', {rehearsal: {enabled: false}})})).self.rehearsal);
+});

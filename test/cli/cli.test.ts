@@ -1,9 +1,11 @@
-import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {access, chmod, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {createConnection} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import test from 'ava';
 import {execa} from 'execa';
+import type {Config} from '../../agent/config/schema.js';
 import {startControlServer} from '../../agent/control-server.js';
 import {createLogger} from '../../agent/log.js';
 import {createFakePair} from '../fakes/fake-pair.js';
@@ -26,8 +28,8 @@ async function tempDir(t: {teardown(fn: () => Promise<void>): void}): Promise<st
 }
 
 /** A primary and a backup agent on fakes, settled into active/standby, the primary behind a real control socket. */
-async function servedPair(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {
-  const {clock, primary, backup} = createFakePair(t, {primary: {epoch: 2, pid: 4242}, backup: {epoch: 2, pid: 4242}});
+async function servedPair(t: {teardown(fn: () => Promise<void>): void}, primaryConfig: Partial<Config> = {}): Promise<string> {
+  const {clock, primary, backup} = createFakePair(t, {primary: {epoch: 2, pid: 4242, config: primaryConfig}, backup: {epoch: 2, pid: 4242}});
   await primary.agent.start();
   await backup.agent.start();
   await clock.advance(2000);
@@ -96,6 +98,41 @@ test('baton status --json gives the same report for machines', async (t) => {
   t.true(status.self.holdsIp);
   t.true(status.peer.alive);
   t.is(status.peer.state, 'standby');
+});
+
+test('baton status shows the control socket\'s refusals, in text and in --json', async (t) => {
+  const socket = await servedPair(t);
+  // A client pipelines a second request behind its first: the agent refuses it and counts it.
+  const replies = await new Promise<string>((resolve, reject) => {
+    let answer = '';
+    const connection = createConnection(socket, () => connection.write('{"id":"a","type":"status"}\n{"id":"b","type":"status"}\n'));
+    connection.setEncoding('utf8');
+    connection.on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    connection.on('close', () => resolve(answer));
+    connection.on('error', reject);
+  });
+  t.regex(replies, /one request per connection/);
+  const text = await baton('status', '--socket', socket);
+  t.is(text.exitCode, 0, text.stderr);
+  t.regex(text.stdout, /^control {7}socket refused 1 pipelined second request\(s\)$/m);
+  const json = await baton('status', '--json', '--socket', socket);
+  t.deepEqual((JSON.parse(json.stdout) as {control: unknown}).control, {refusedBusy: 0, timedOut: 0, extraRequests: 1});
+});
+
+test('baton rehearse --with-failure on an agent without the rehearsal aids refuses before any step, naming the host and the key', async (t) => {
+  const socket = await servedPair(t, {rehearsal: {enabled: false}});
+  const report = join(await tempDir(t), 'report.html');
+  const result = await baton('rehearse', '--with-failure', '--socket', socket, '--report', report);
+  t.is(result.exitCode, 1);
+  t.is(result.stderr.split('\n')[0], 'baton: --with-failure needs the rehearsal aids, and the primary (web-primary) does not enable them: ' +
+    'set `rehearsal: {enabled: true}` (rehearsal.enabled) in its configuration and restart its agent, on a pair kept for rehearsals only; nothing was done');
+  const status = JSON.parse((await baton('status', '--json', '--socket', socket)).stdout) as {self: {state: string; rehearsal: boolean}; lastSwitch?: unknown};
+  t.is(status.self.state, 'active', 'no switch was run');
+  t.is(status.lastSwitch, undefined);
+  t.false(status.self.rehearsal);
+  await t.throwsAsync(access(report), undefined, 'no report was written');
 });
 
 test('baton status without a running agent says so and how to start it, exit 1', async (t) => {
