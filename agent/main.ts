@@ -367,11 +367,23 @@ async function reloadInPlace(agent: Agent, control: {close(): Promise<void>}, co
   if (systemd.notifySocket !== undefined) env['NOTIFY_SOCKET'] = systemd.notifySocket;
   if (systemd.watchdogUsec !== undefined) env['WATCHDOG_USEC'] = systemd.watchdogUsec;
   if (systemd.watchdogPid !== undefined) env['WATCHDOG_PID'] = systemd.watchdogPid;
-  // The launcher's descriptor stays open across exec (not close-on-exec): the new image uses it without a relaunch.
-  if (systemd.notifyFd !== undefined) env['BATON_NOTIFY_FD'] = systemd.notifyFd;
   // The ip helper ends with its pipe, now rather than as a child the new image never reaps.
   await beforeExec();
-  execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
+  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  // Node has marked the launcher's descriptor close-on-exec: under systemd 252 the new image found that number
+  // reused (an epoll descriptor), READY=1 failed with EINVAL, and the watchdog killed the agent 10 s later. So the
+  // new image starts through the launcher again, which connects a new socket; only a reason for having none (the
+  // launcher could not connect at start) is passed on, so that the new image does not try again.
+  if (typeof parseNotifyFd(systemd.notifyFd) === 'number' && (systemd.notifySocket ?? '') !== '') {
+    try {
+      execve(PERL, [PERL, '-e', LAUNCHER, '--', ...argv], env);
+    } catch (error) {
+      log.warning(`(systemd) cannot restart through ${PERL}: ${describeError(error)}; restarting without it`);
+    }
+  } else if (systemd.notifyFd !== undefined) {
+    env['BATON_NOTIFY_FD'] = systemd.notifyFd;
+  }
+  execve(process.execPath, argv, env);
 }
 
 /** Re-sends STATUS= whenever the observed state changes (a takeover, a switch), until `signal` aborts. */
