@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // baton-agent's composition root: argv, config, adapters, signals (SIGTERM/SIGINT stop, SIGHUP reload, SIGUSR1 dump).
 
+import {readFile} from 'node:fs/promises';
 import {hostname, networkInterfaces} from 'node:os';
 import {parseArgs} from 'node:util';
 import {nanoid} from 'nanoid';
@@ -25,6 +26,10 @@ import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
 import {Agent} from './agent.js';
 import {DEFAULT_CONFIG_FILE, loadConfig, type Config} from './config/schema.js';
+import {
+  BIND_ALLOW_VARIABLE, boundingSetChangesUser, describeSandboxProblems, IP_ALLOW_VARIABLE, sandboxProblems,
+  type RunningSandbox,
+} from './config/unit-sandbox.js';
 import type {AgentStatus} from './control-protocol.js';
 import {startControlServer} from './control-server.js';
 import {describeError} from './errors.js';
@@ -50,7 +55,11 @@ Options:
 Signals: SIGTERM/SIGINT stop (the service IP is kept or released per on_stop),
 SIGHUP re-reads the configuration: an invalid one is refused and the agent
 keeps running on the old; a valid one is applied by restarting in place (same
-PID, the service IP untouched). SIGUSR1 logs a full status dump.`;
+PID, the service IP untouched). SIGUSR1 logs a full status dump.
+
+Under the unit, a config that needs an address or a port the unit's allow-lists
+do not have (the drop-in \`baton install\` writes from the config) is refused,
+at start and on SIGHUP: run \`baton install --keep-config\` after such a change.`;
 
 
 // systemctl status shows the agent's STATUS= line: it is re-checked as often as the agent observes its own
@@ -62,6 +71,9 @@ interface SystemdEnvironment extends Omit<WatchdogEnvironment, 'pid'> {
   readonly notifySocket: string | undefined;
   /** BATON_NOTIFY_FD as the launcher set it (agent/adapters/systemd-notify.ts). */
   readonly notifyFd: string | undefined;
+  /** The allow-lists of the unit's drop-in, as it passes them (agent/config/unit-sandbox.ts). */
+  readonly ipAllow: string | undefined;
+  readonly bindAllow: string | undefined;
 }
 
 // perl-base is Essential in Debian; an absolute path, as PATH is whatever the service manager gave.
@@ -131,6 +143,8 @@ async function main(argv: readonly string[]): Promise<number> {
     notifyFd: process.env['BATON_NOTIFY_FD'],
     watchdogUsec: process.env['WATCHDOG_USEC'],
     watchdogPid: process.env['WATCHDOG_PID'],
+    ipAllow: process.env[IP_ALLOW_VARIABLE],
+    bindAllow: process.env[BIND_ALLOW_VARIABLE],
   };
   const notifyFd = parseNotifyFd(systemd.notifyFd);
   if (notifyFd !== undefined && typeof notifyFd !== 'number') {
@@ -149,10 +163,25 @@ async function main(argv: readonly string[]): Promise<number> {
     log.error(`(config) ${describeError(error)}`);
     return 1;
   }
-  return run(config, log, clock, systemd);
+  const sandbox = await runningSandbox(systemd);
+  const problems = sandboxProblems(config, sandbox);
+  if (problems.length > 0) {
+    log.error(`(config) ${describeSandboxProblems(config.file, problems)}`);
+    return 1;
+  }
+  return run(config, log, clock, systemd, sandbox);
 }
 
-async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, systemd: SystemdEnvironment): Promise<number> {
+/** The sandbox this process runs in: the drop-in's lists, and whether the bounding set still lets setpriv work. */
+async function runningSandbox(systemd: SystemdEnvironment): Promise<RunningSandbox> {
+  // Only root changes user for the programs (script-runner.ts); for another user the question does not arise.
+  const canChangeUser = process.geteuid?.() !== 0 ? undefined
+    : await readFile('/proc/self/status', 'utf8').then(boundingSetChangesUser, () => undefined);
+  return {ipAllow: systemd.ipAllow, bindAllow: systemd.bindAllow, canChangeUser};
+}
+
+async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, systemd: SystemdEnvironment,
+  sandbox: RunningSandbox): Promise<number> {
   const runner = createExecaRunner();
   const notifyFd = parseNotifyFd(systemd.notifyFd);
   const service = createSystemdNotifier({
@@ -182,7 +211,8 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
   }
   try {
     // Outside systemd there is nobody to tell READY or STATUS to: no status loop either.
-    return await runAgent(config, log, clock, runner, systemd.notifySocket === undefined ? undefined : service, serviceLoops.signal, systemd);
+    return await runAgent(config, log, clock, runner, systemd.notifySocket === undefined ? undefined : service, serviceLoops.signal, systemd,
+      sandbox);
   } finally {
     serviceLoops.abort();
   }
@@ -190,7 +220,7 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
 
 async function runAgent(
   config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
-  service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal, systemd: SystemdEnvironment,
+  service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal, systemd: SystemdEnvironment, sandbox: RunningSandbox,
 ): Promise<number> {
   // The hook and command checks: as script_user when the agent is root (only root can change user), never with
   // the agent's capabilities or environment; see agent/adapters/script-runner.ts.
@@ -277,7 +307,13 @@ async function runAgent(
   });
   process.on('SIGHUP', () => {
     void loadConfig(config.file).then(
-      () => reloadInPlace(agent, control, config, log, systemd, closeHelpers),
+      (next) => {
+        // Checked before the restart in place: the new image would refuse it at start and leave no agent running.
+        const problems = sandboxProblems(next, sandbox);
+        if (problems.length === 0) return reloadInPlace(agent, control, config, log, systemd, closeHelpers);
+        log.error(`(config) SIGHUP: keeping the running config: ${describeSandboxProblems(config.file, problems)}`);
+        return undefined;
+      },
       (error: unknown) => log.error(`(config) SIGHUP: keeping the running config, the new file is invalid: ${describeError(error)}`),
     );
   });
@@ -336,11 +372,23 @@ async function reloadInPlace(agent: Agent, control: {close(): Promise<void>}, co
   if (systemd.notifySocket !== undefined) env['NOTIFY_SOCKET'] = systemd.notifySocket;
   if (systemd.watchdogUsec !== undefined) env['WATCHDOG_USEC'] = systemd.watchdogUsec;
   if (systemd.watchdogPid !== undefined) env['WATCHDOG_PID'] = systemd.watchdogPid;
-  // The launcher's descriptor stays open across exec (not close-on-exec): the new image uses it without a relaunch.
-  if (systemd.notifyFd !== undefined) env['BATON_NOTIFY_FD'] = systemd.notifyFd;
   // The ip helper ends with its pipe, now rather than as a child the new image never reaps.
   await beforeExec();
-  execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
+  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  // Node has marked the launcher's descriptor close-on-exec: under systemd 252 the new image found that number
+  // reused (an epoll descriptor), READY=1 failed with EINVAL, and the watchdog killed the agent 10 s later. So the
+  // new image starts through the launcher again, which connects a new socket; only a reason for having none (the
+  // launcher could not connect at start) is passed on, so that the new image does not try again.
+  if (typeof parseNotifyFd(systemd.notifyFd) === 'number' && (systemd.notifySocket ?? '') !== '') {
+    try {
+      execve(PERL, [PERL, '-e', LAUNCHER, '--', ...argv], env);
+    } catch (error) {
+      log.warning(`(systemd) cannot restart through ${PERL}: ${describeError(error)}; restarting without it`);
+    }
+  } else if (systemd.notifyFd !== undefined) {
+    env['BATON_NOTIFY_FD'] = systemd.notifyFd;
+  }
+  execve(process.execPath, argv, env);
 }
 
 /** Re-sends STATUS= whenever the observed state changes (a takeover, a switch), until `signal` aborts. */

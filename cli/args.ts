@@ -59,14 +59,16 @@ Commands:
                              ./baton-drill-report.html; the JSON goes beside it)
   install --role primary|backup --listen ADDR --peer ADDR --service-ip CIDR
           --interface IF [--pair NAME] [--access-log PATH] [--secret-from FILE]
-          [--root DIR] [--force | --keep-config]
+          [--root DIR] [--force | --keep-config] [--dry-run]
                              run baton on this host under systemd: the program
                              and its own Node 24 in /opt/baton, the config
                              /etc/baton/baton.yaml written from the options and
                              validated, the shared secret /etc/baton/secret,
-                             baton-agent.service and /usr/local/bin/baton; then
-                             systemctl enable --now (as root, under systemd;
-                             else it prints the commands)
+                             baton-agent.service with a drop-in of the address
+                             and port allow-lists for that config, and
+                             /usr/local/bin/baton; then systemctl enable --now
+                             (as root, under systemd; else it prints the
+                             commands)
       --listen ADDR          this host's beacon address; --peer ADDR the other's
       --service-ip CIDR      the address that moves, e.g. 192.0.2.100/24, on
                              --interface IF; --pair NAME the pair id (default
@@ -82,10 +84,13 @@ Commands:
                              command, keep the installed config (no --role)
       --root DIR             install into DIR (an image, a chroot) instead of
                              /; systemctl is then only printed
+      --dry-run              check the options, config and secret, and print
+                             what would be written, the allow-list drop-in in
+                             full; change nothing
   uninstall [--root DIR] [--purge]
-                             stop and disable baton-agent, remove its unit,
-                             /usr/local/bin/baton and /opt/baton; keeps
-                             /etc/baton and /var/lib/baton unless --purge
+                             stop and disable baton-agent, remove its unit and
+                             its drop-in, /usr/local/bin/baton and /opt/baton;
+                             keeps /etc/baton and /var/lib/baton unless --purge
 
 Options:
   --config FILE    configuration file (default ${DEFAULT_CONFIG_FILE}); the
@@ -121,7 +126,7 @@ const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
   'role': ['install'], 'listen': ['install'], 'peer': ['install'], 'service-ip': ['install'], 'interface': ['install'],
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install'],
   'keep-config': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
-  'dry-run': ['switchover'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
+  'dry-run': ['switchover', 'install'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
   'pause-after': ['switchover'], 'web': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
   'interval-ms': ['rehearse'], 'client': ['rehearse'], 'ssh-config': ['rehearse'], 'client-baton': ['rehearse'],
 };
@@ -254,7 +259,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
           throw new UsageError(`--keep-config keeps the installed config, so ${listOptions(given)} would be ignored: ` +
             'leave them out, or use --force instead of --keep-config to write the config from them');
         }
-        return {name, root, answers: undefined, secretFrom, force: false};
+        return {name, root, answers: undefined, secretFrom, force: false, dryRun: values['dry-run']};
       }
       const missing = (['role', 'listen', 'peer', 'service-ip', 'interface'] as const).filter((option) => values[option] === undefined);
       if (missing.length > 0) {
@@ -275,7 +280,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
         throw new UsageError(`--service-ip: expected an address with its prefix length like 192.0.2.100/24, got '${serviceIp}'`);
       }
       return {
-        name, root, secretFrom, force: values.force,
+        name, root, secretFrom, force: values.force, dryRun: values['dry-run'],
         answers: {
           node: role, pair: values.pair ?? DEFAULT_PAIR, listen: ipAddress('--listen', values.listen),
           peer: ipAddress('--peer', values.peer), serviceIp, interface: values.interface ?? '', accessLog,

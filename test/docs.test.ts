@@ -185,3 +185,15 @@ test('docs/campaign.md lists every part of the campaign, in the order it runs, i
   const only = /--only flood,forged +# some parts: ([a-z, ]+)$/m.exec(doc)?.[1]?.split(', ');
   t.deepEqual(only, PARTS.map((part) => part.name));
 });
+
+test('the allow-list drop-in in docs/security.md is the one install writes for the config of docs/install.md', async (t) => {
+  const {planUnitSandbox} = await import('../agent/config/unit-sandbox.js');
+  const {renderSandboxDropIn} = await import('../cli/install/texts.js');
+  const {testConfig} = await import('./fakes/test-config.js');
+  const doc = await readFile(new URL('docs/security.md', root), 'utf8');
+  const section = doc.slice(doc.indexOf('### Address and port allow-lists'));
+  const block = /```ini\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+  // install.md's first host: --listen 192.0.2.11 --peer 192.0.2.12, no hook, no check.
+  const written = renderSandboxDropIn(planUnitSandbox(testConfig('primary')));
+  t.deepEqual(block.trimEnd().split('\n'), written.split('\n').filter((line) => line !== '' && !line.startsWith('#')));
+});

@@ -8,6 +8,8 @@
 // is Essential) that connects a socket to $NOTIFY_SOCKET, keeps it open across exec and execs Node again in the
 // same process, naming the descriptor in BATON_NOTIFY_FD. Every message then comes from the main PID, and the unit
 // can say NotifyAccess=main: a child (a hook, `ip`) that writes to the descriptor it inherited is refused by PID 1.
+// Node marks the descriptor close-on-exec once it runs, so a restart in place (SIGHUP) goes through the launcher
+// again (agent/main.ts), which connects a new one.
 //
 // Where the launcher could not connect (no perl), the messages go through `systemd-notify` children, as before:
 // PID 1 takes those only with NotifyAccess=all ("Got notification message from PID …, but reception only

@@ -3,7 +3,10 @@
 
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {createNftDrainDriver} from '../../agent/adapters/nft-drain-driver.js';
-import {type Config, loadConfig} from '../../agent/config/schema.js';
+import {readFile} from 'node:fs/promises';
+import {resolve} from 'node:path';
+import {type Config, DEFAULT_CONFIG_FILE, loadConfig} from '../../agent/config/schema.js';
+import {parseSandboxDropIn, SANDBOX_DROP_IN, sandboxProblems} from '../../agent/config/unit-sandbox.js';
 import {describeError} from '../../agent/errors.js';
 import type {DrainDriver} from '../../agent/ports.js';
 import type {Output} from '../output.js';
@@ -15,8 +18,27 @@ export async function run(out: Output, options: {readonly file: string}): Promis
     `  ${config.node} of pair ${config.pair}; beacons ${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}\n` +
     `  service IP ${config.service.ip.cidr} on ${config.service.interface} (${config.service.mode} mode)\n` +
     `  heartbeat every ${config.heartbeat.intervalMs} ms, peer dead after ${config.heartbeat.deadAfterMs} ms; key id ${config.keyring.signing.id}\n` +
-    `  ${drain}\n`);
+    `  ${drain}\n` +
+    (resolve(options.file) === DEFAULT_CONFIG_FILE ? await describeSandbox(config, SANDBOX_DROP_IN) : ''));
   return 0;
+}
+
+/**
+ * For the config the unit runs: whether the allow-lists `baton install` wrote still allow it. The agent refuses a
+ * config that needs more (at start and on reload), so an edit is checked here before `systemctl reload`.
+ */
+export async function describeSandbox(config: Config, dropIn: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(dropIn, 'utf8');
+  } catch {
+    return ''; // Not installed by `baton install` (the lab, a test, a hand-made unit): nothing to compare with.
+  }
+  const problems = sandboxProblems(config, parseSandboxDropIn(text));
+  if (problems.length === 0) return `  sandbox: ${dropIn} allows what this config needs\n`;
+  return `  WARNING sandbox: the agent will refuse this config, because ${dropIn} does not allow:\n` +
+    problems.map((problem) => `    - ${problem}\n`).join('') +
+    '    run `baton install --keep-config` to write it for this config, then `systemctl restart baton-agent`\n';
 }
 
 /**

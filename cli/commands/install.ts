@@ -4,12 +4,14 @@
 import {readFile, realpath, stat} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
 import {loadConfig, parseConfig, type Config} from '../../agent/config/schema.js';
+import {planUnitSandbox, type UnitSandbox} from '../../agent/config/unit-sandbox.js';
 import {readSecretFile} from '../../agent/config/secret-files.js';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatCommandLine} from '../../agent/adapters/execa-runner.js';
 import {ensureDirectory, formatBytes, inspect, treeBytes, writeFileAtomic} from '../install/files.js';
 import {
-  BUNDLED_NODE, CLI_ENTRY, CONFIG_DIR, CONFIG_DIR_MODE, CONFIG_FILE, CONFIG_FILE_MODE, formatMode, INSTALL_DIR,
+  BUNDLED_NODE, CLI_ENTRY, CONFIG_DIR, CONFIG_DIR_MODE, CONFIG_FILE, CONFIG_FILE_MODE, DROP_IN_FILE, DROP_IN_FILE_MODE,
+  formatMode, INSTALL_DIR,
   SECRET_FILE, SECRET_FILE_MODE, UNIT_FILE, UNIT_FILE_MODE, UNIT_NAME, UNIT_TEMPLATE, underRoot, WRAPPER_FILE,
   WRAPPER_MODE,
 } from '../install/layout.js';
@@ -24,7 +26,9 @@ import {
   createSystemDeps, DAEMON_RELOAD, ENABLE_NOW, IS_ACTIVE, requireRootUser, runSystemctl, systemctlLine, whyNotLive,
   type InstallDeps,
 } from '../install/system.js';
-import {explainProblems, renderConfig, renderUnit, renderWrapper, type ConfigAnswers} from '../install/texts.js';
+import {
+  explainProblems, renderConfig, renderSandboxDropIn, renderUnit, renderWrapper, type ConfigAnswers,
+} from '../install/texts.js';
 import type {Output} from '../output.js';
 
 export interface InstallOptions {
@@ -36,6 +40,8 @@ export interface InstallOptions {
   readonly secretFrom: string | undefined;
   /** Rewrite an existing config from the answers (the old one kept as baton.yaml.bak). */
   readonly force: boolean;
+  /** Check everything and print what would be written (the sandbox drop-in in full), change nothing. */
+  readonly dryRun?: boolean;
 }
 
 /** Where each part goes, as seen from here (under --root). */
@@ -46,6 +52,7 @@ interface Paths {
   readonly configBackup: string;
   readonly secretFile: string;
   readonly unitFile: string;
+  readonly dropIn: string;
   readonly wrapper: string;
 }
 
@@ -62,11 +69,20 @@ interface InstallPlan {
   readonly config: {readonly action: 'write' | 'rewrite' | 'keep'; readonly text: string; readonly parsed: Config};
   readonly secret: SecretPlan;
   readonly unitText: string;
+  /** The sandbox the config needs, and the drop-in that gives it (written again on every install). */
+  readonly sandbox: UnitSandbox;
+  readonly dropInText: string;
+  /** The drop-in on disk differs from dropInText (or is missing): a running agent has the old one until a restart. */
+  readonly dropInChanges: boolean;
   readonly wrapperText: string;
 }
 
 export async function run(out: Output, options: InstallOptions, deps: InstallDeps = createSystemDeps()): Promise<number> {
   const plan = await planInstall(options, deps);
+  if (options.dryRun === true) {
+    out.stdout(formatDryRun(plan));
+    return 0;
+  }
   let done: Applied;
   try {
     done = await applyInstall(plan, deps);
@@ -94,6 +110,7 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
     configBackup: underRoot(root, `${CONFIG_FILE}.bak`),
     secretFile: underRoot(root, SECRET_FILE),
     unitFile: underRoot(root, UNIT_FILE),
+    dropIn: underRoot(root, DROP_IN_FILE),
     wrapper: underRoot(root, WRAPPER_FILE),
   };
   const sourceDir = deps.sourceDir;
@@ -111,12 +128,21 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
   const config = await planConfig(options, paths, secret);
   const template = await readFile(join(sourceDir, UNIT_TEMPLATE), 'utf8');
   const manifest = JSON.parse(await readFile(join(sourceDir, 'package.json'), 'utf8')) as {version?: unknown};
+  const sandbox = planUnitSandbox(config.parsed);
+  const dropInText = renderSandboxDropIn(sandbox);
+  const dropIn = await inspect(paths.dropIn);
+  if (dropIn.kind !== 'missing' && dropIn.kind !== 'file') {
+    throw new BatonError('BAD_REQUEST', `${paths.dropIn} is not a file (${dropIn.kind}); nothing was changed. Move it ` +
+      'away and install again');
+  }
+  const dropInChanges = dropIn.kind === 'missing' || await readFile(paths.dropIn, 'utf8') !== dropInText;
   return {
     root, paths, live: deps.isLiveSystem(root), sourceDir, programInPlace, programExisted: installed.kind !== 'missing',
     version: typeof manifest.version === 'string' ? manifest.version : 'unknown',
     config, secret,
     // The unit and the wrapper name the install dir as the target system sees it: /opt/baton, also under --root.
     unitText: renderUnit(template, INSTALL_DIR),
+    sandbox, dropInText, dropInChanges,
     wrapperText: renderWrapper(INSTALL_DIR),
   };
 }
@@ -200,6 +226,7 @@ async function applyInstall(plan: InstallPlan, deps: InstallDeps): Promise<Appli
       targetProgramInspector(plan.root));
 
   await writeFileAtomic(paths.unitFile, plan.unitText, UNIT_FILE_MODE);
+  await writeFileAtomic(paths.dropIn, plan.dropInText, DROP_IN_FILE_MODE);
   await writeFileAtomic(paths.wrapper, plan.wrapperText, WRAPPER_MODE);
 
   const systemctl: string[] = [];
@@ -251,6 +278,7 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
   }[plan.secret.action];
   rows.push([paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`]);
   rows.push([paths.unitFile, `the unit: runs ${INSTALL_DIR}/${BUNDLED_NODE} … ${INSTALL_DIR}/dist/agent/main.js`]);
+  rows.push([paths.dropIn, `its sandbox for this config: ${describeSandbox(plan.sandbox)}`]);
   rows.push([paths.wrapper, `the \`baton\` command: runs ${INSTALL_DIR}/${CLI_ENTRY} on the bundled Node`]);
   // Modes as observed now; of a link's target (.bin/node is npm's link to node/bin/node), which is what runs.
   const modes = await Promise.all(rows.map(async ([path]) => formatMode((await stat(path)).mode)));
@@ -271,6 +299,7 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
     lines.push('', `Note: confirm.access_log is not set: \`baton switchover\` refuses until it names this host's ` +
       `web-server access log in ${CONFIG_FILE} (or install again with --force and --access-log PATH).`);
   }
+  lines.push(...sandboxNotes(plan, config));
   if (plan.programExisted && !plan.programInPlace) {
     lines.push('', `A baton-agent already running keeps the previous program until \`systemctl restart ${UNIT_NAME}\`` +
       (config.onStop === 'keep'
@@ -278,6 +307,69 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
         : '. Careful: on_stop is release here, so a restart of the active host hands the service IP to the peer.'));
   }
   lines.push('', ...nextSteps(plan, config, options), '');
+  return lines.join('\n');
+}
+
+/** One line: what the drop-in allows. */
+function describeSandbox(sandbox: UnitSandbox): string {
+  const ip = sandbox.ipAllow === undefined
+    ? 'no IP allow-list (a health check names its host)'
+    : `IP only with ${sandbox.ipAllow.map(({address}) => address).join(' ')}`;
+  return `${ip}; binds ${sandbox.bindAllow.join(' ')} only` +
+    (sandbox.changesUser ? '' : '; no CAP_SETUID/CAP_SETGID (nothing runs as script_user)');
+}
+
+/** What the operator must know about the sandbox of this install. */
+function sandboxNotes(plan: InstallPlan, config: Config): string[] {
+  const notes: string[] = [];
+  for (const {key, host} of plan.sandbox.namedHosts) {
+    notes.push('', `Note: ${key} names its host (${host}), so the sandbox has no IP allow-list (its addresses can ` +
+      `change, and a name needs a name server): write the URL with an address to get one; see ${plan.paths.dropIn}.`);
+  }
+  if (plan.sandbox.ipAllow !== undefined && (config.hooks.onStateChange !== undefined ||
+    config.health.checks.some((check) => check.kind === 'command'))) {
+    notes.push('', 'Note: the hook and the command checks run inside the IP allow-list too; one that talks to ' +
+      'another host needs it added with `systemctl edit baton-agent` (IPAddressAllow=ADDRESS).');
+  }
+  if (plan.live && plan.dropInChanges && plan.programExisted) {
+    notes.push('', `The sandbox changed: a running baton-agent has the old one until \`systemctl restart ${UNIT_NAME}\`.`);
+  }
+  return notes;
+}
+
+/** --dry-run: every check passed, nothing written; what would be, with the drop-in in full. */
+function formatDryRun(plan: InstallPlan): string {
+  const {paths} = plan;
+  const config = plan.config.parsed;
+  const program = plan.programInPlace
+    ? 'keep the program (this command runs from it)'
+    : `${plan.programExisted ? 'replace' : 'write'} the program from ${plan.sourceDir}`;
+  const configWhat = {
+    write: 'write', rewrite: `write anew (the previous one kept as ${paths.configBackup})`, keep: 'keep',
+  }[plan.config.action];
+  const secretWhat = {
+    keep: 'keep the installed secret',
+    copy: `copy the secret from ${plan.secret.action === 'copy' ? plan.secret.from : ''}`,
+    generate: 'generate a secret',
+  }[plan.secret.action];
+  const rows: [string, string][] = [
+    [paths.installDir, program],
+    [paths.configFile, `${configWhat} the config: ${config.node} of pair ${config.pair}, beacons ` +
+      `${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}; valid`],
+    [paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`],
+    [paths.unitFile, 'write the unit'],
+    [paths.dropIn, `${plan.dropInChanges ? 'write' : 'write again, unchanged,'} the sandbox for this config: ` +
+      describeSandbox(plan.sandbox)],
+    [paths.wrapper, 'write the `baton` command'],
+  ];
+  const width = Math.max(...rows.map(([path]) => path.length));
+  const lines = [`baton install --dry-run: the options, the config and the secret are valid; nothing was changed. ` +
+    `It would, on ${plan.root === '/' ? 'this system' : plan.root}:`];
+  for (const [path, what] of rows) lines.push(`  ${path.padEnd(width)}  ${what}`);
+  lines.push('', plan.live
+    ? `and run: ${[DAEMON_RELOAD, ENABLE_NOW, IS_ACTIVE].map((args) => systemctlLine(args)).join('; ')}`
+    : `and print, not run (${whyNotLive(plan.root)}): ${systemctlLine(DAEMON_RELOAD)}; ${systemctlLine(ENABLE_NOW)}`);
+  lines.push('', `${paths.dropIn}:`, ...plan.dropInText.trimEnd().split('\n').map((line) => `  ${line}`), '');
   return lines.join('\n');
 }
 

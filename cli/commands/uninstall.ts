@@ -1,17 +1,17 @@
 // `baton uninstall`: stops and disables the agent, removes the unit, the `baton` command and the program; the config,
 // the secret and the state stay unless --purge.
 
-import {readdir, readFile, readlink, rm} from 'node:fs/promises';
+import {readdir, readFile, readlink, rm, rmdir} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatBytes, inspect, treeBytes} from '../install/files.js';
-import {CONFIG_DIR, INSTALL_DIR, STATE_DIR, UNIT_FILE, underRoot, WRAPPER_FILE} from '../install/layout.js';
+import {CONFIG_DIR, DROP_IN_FILE, INSTALL_DIR, STATE_DIR, UNIT_FILE, underRoot, WRAPPER_FILE} from '../install/layout.js';
 import {isBatonProgram, removeLeftovers} from '../install/program-files.js';
 import {
   createSystemDeps, DAEMON_RELOAD, DISABLE_NOW, requireRootUser, STOP, runSystemctl, systemctlLine, whyNotLive,
   type SystemDeps,
 } from '../install/system.js';
-import {WRAPPER_MARKER} from '../install/texts.js';
+import {DROP_IN_MARKER, WRAPPER_MARKER} from '../install/texts.js';
 import type {Output} from '../output.js';
 
 export interface UninstallOptions {
@@ -41,6 +41,7 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
   const installDir = underRoot(root, INSTALL_DIR);
   const unitFile = underRoot(root, UNIT_FILE);
   const wrapper = underRoot(root, WRAPPER_FILE);
+  const dropIn = underRoot(root, DROP_IN_FILE);
   const configDir = underRoot(root, CONFIG_DIR);
   const stateDir = underRoot(root, STATE_DIR);
 
@@ -54,6 +55,12 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
   if (wrapperEntry.kind !== 'missing' &&
     !(wrapperEntry.kind === 'file' && (await readFile(wrapper, 'utf8')).includes(WRAPPER_MARKER))) {
     throw new BatonError('BAD_REQUEST', `${wrapper} was not written by \`baton install\`; nothing was changed. ` +
+      'Remove or move it yourself, then uninstall again');
+  }
+  const dropInEntry = await inspect(dropIn);
+  if (dropInEntry.kind !== 'missing' &&
+    !(dropInEntry.kind === 'file' && (await readFile(dropIn, 'utf8')).includes(DROP_IN_MARKER))) {
+    throw new BatonError('BAD_REQUEST', `${dropIn} was not written by \`baton install\`; nothing was changed. ` +
       'Remove or move it yourself, then uninstall again');
   }
   const unitPresent = (await inspect(unitFile)).kind !== 'missing';
@@ -71,6 +78,11 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
   }
   lines.push(unitPresent ? `removed ${unitFile}` : `${unitFile}: not there`);
   if (unitPresent) await rm(unitFile, {force: true});
+  if (dropInEntry.kind !== 'missing') {
+    await rm(dropIn, {force: true});
+    lines.push(`removed ${dropIn}`);
+    lines.push(await removeIfEmpty(dirname(dropIn)));
+  }
   lines.push(wrapperEntry.kind === 'missing' ? `${wrapper}: not there` : `removed ${wrapper}`);
   await rm(wrapper, {force: true});
   if (program.kind === 'missing') {
@@ -103,6 +115,14 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
   }
   out.stdout(`${text.join('\n')}\n`);
   return 0;
+}
+
+/** The drop-in directory goes with the unit, unless the operator's own drop-ins (override.conf) are in it. */
+async function removeIfEmpty(dir: string): Promise<string> {
+  const left = await readdir(dir).catch(() => []);
+  if (left.length > 0) return `kept ${dir}: it holds ${left.join(', ')}, not written by \`baton install\``;
+  await rmdir(dir);
+  return `removed ${dir}`;
 }
 
 /** Links in the *.wants/ and *.requires/ directories beside the unit that point at it (what `enable` made). */

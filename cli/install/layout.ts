@@ -2,6 +2,7 @@
 
 import {join} from 'node:path';
 import {DEFAULT_CONFIG_FILE} from '../../agent/config/schema.js';
+import {SANDBOX_DROP_IN} from '../../agent/config/unit-sandbox.js';
 
 /** The program: dist/, its production node_modules/ (with Node 24) and the unit template. */
 export const INSTALL_DIR = '/opt/baton';
@@ -14,6 +15,8 @@ export const STATE_DIR = '/var/lib/baton';
 export const CONTROL_SOCKET = '/run/baton/control.sock';
 export const UNIT_NAME = 'baton-agent';
 export const UNIT_FILE = '/etc/systemd/system/baton-agent.service';
+/** The sandbox's allow-lists for the installed config (agent/config/unit-sandbox.ts). */
+export const DROP_IN_FILE = SANDBOX_DROP_IN;
 export const WRAPPER_FILE = '/usr/local/bin/baton';
 /** Inside INSTALL_DIR: the runtime npm's `node` package put there, and the two entry points. */
 export const BUNDLED_NODE = 'node_modules/.bin/node';
@@ -32,6 +35,8 @@ export const CONFIG_FILE_MODE = 0o600;
 export const SECRET_FILE_MODE = 0o600;
 /** systemd reads units as any user (`systemctl cat` without root). */
 export const UNIT_FILE_MODE = 0o644;
+/** Like the unit: `systemctl cat` shows it to any user. */
+export const DROP_IN_FILE_MODE = 0o644;
 export const WRAPPER_MODE = 0o755;
 /** Parents created on the way (/opt, /etc/systemd/system, /usr/local/bin): the usual system modes. */
 export const PARENT_DIR_MODE = 0o755;

@@ -2,6 +2,9 @@
 
 import {stringify} from 'yaml';
 import type {Role} from '../../agent/state-machine.js';
+import {
+  BIND_ALLOW_VARIABLE, bindAllowValue, IP_ALLOW_VARIABLE, ipAllowValue, SANDBOX_DROP_IN, type UnitSandbox,
+} from '../../agent/config/unit-sandbox.js';
 import {BUNDLED_NODE, CLI_ENTRY, CONFIG_FILE, CONTROL_SOCKET, INSTALL_DIR, SECRET_FILE, STATE_DIR} from './layout.js';
 
 /** The operator's answers, as given on the command line; checked by validating the text they produce. */
@@ -105,6 +108,61 @@ export function explainProblems(message: string): string {
 /** The unit for a program installed in `installDir`: the template names /opt/baton, rewritten only if that differs. */
 export function renderUnit(template: string, installDir: string): string {
   return installDir === INSTALL_DIR ? template : template.replaceAll(INSTALL_DIR, installDir);
+}
+
+/** Marks the sandbox drop-in as ours: uninstall removes it only if it carries this. */
+export const DROP_IN_MARKER = 'written by `baton install` from';
+
+/**
+ * The drop-in beside the unit with the sandbox this config needs: the IP and port allow-lists, and no change of user
+ * when nothing runs as script_user. Every line says which config key it comes from, so an operator reading
+ * `systemctl cat baton-agent` sees why an address is there.
+ */
+export function renderSandboxDropIn(sandbox: UnitSandbox): string {
+  const lines = [
+    `# ${SANDBOX_DROP_IN}: ${DROP_IN_MARKER} ${CONFIG_FILE}; each`,
+    '# `baton install` (also --keep-config) writes it again, `baton uninstall` removes it. Do not edit it: add your own',
+    '# settings with `systemctl edit baton-agent` (override.conf); IPAddressAllow= and SocketBindAllow= lines there add',
+    '# to the lists below. baton-agent refuses, at start and on SIGHUP, a config that needs more than this allows.',
+    '[Service]',
+  ];
+  if (sandbox.ipAllow === undefined) {
+    const named = sandbox.namedHosts.map(({key, host}) => `${key} (${host})`).join(', ');
+    lines.push(
+      `# No IP allow-list: ${named} names its host, whose addresses`,
+      '# can change under a fixed list and need a name server besides. Write the URL with an address to get one,',
+      '# or list the addresses yourself in override.conf: IPAddressDeny=any and IPAddressAllow=localhost, both beacon',
+      '# addresses, the host\'s addresses and your name servers.',
+    );
+  } else {
+    const width = Math.max(...sandbox.ipAllow.map(({address}) => address.length));
+    lines.push(
+      '# IP traffic of the agent and of everything it runs (hooks, command checks) only with these addresses:',
+      ...sandbox.ipAllow.map(({address, keys}) => `#   ${address.padEnd(width)}  ${keys.join(', ')}`),
+      '# ARP and neighbour advertisements (packet sockets), `ip` and `nft` (netlink) are not IP traffic. A hook or',
+      '# check that talks to another host needs that host in override.conf.',
+      'IPAddressDeny=any',
+      `IPAddressAllow=${sandbox.ipAllow.map(({address}) => address).join(' ')}`,
+    );
+  }
+  lines.push(
+    '# The only port it (or anything it runs) may bind: listen.port, the beacons\'. Enforced where systemd has its BPF',
+    '# framework (`systemd --version` shows +BPF_FRAMEWORK); Debian 12\'s systemd 252 has not, and ignores these two.',
+    'SocketBindDeny=any',
+    ...sandbox.bindAllow.map((entry) => `SocketBindAllow=${entry}`),
+  );
+  if (!sandbox.changesUser) {
+    lines.push(
+      '# No hook and no command check: nothing runs as script_user, so nothing needs to change user.',
+      'CapabilityBoundingSet=~CAP_SETUID CAP_SETGID',
+    );
+  }
+  lines.push(
+    '# What baton-agent compares its config with.',
+    `Environment=${IP_ALLOW_VARIABLE}=${ipAllowValue(sandbox)} ${BIND_ALLOW_VARIABLE}=${bindAllowValue(sandbox)}`,
+    '',
+  );
+  return lines.join('\n');
 }
 
 /** Marks the wrapper as ours: uninstall removes a /usr/local/bin/baton only if it carries this. */

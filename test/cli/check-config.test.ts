@@ -1,8 +1,13 @@
 // What check-config says about the drain on this host: on, off by the config, impossible in link mode, or a
-// warning naming why nftables refuses it.
+// warning naming why nftables refuses it; and whether the unit's installed allow-lists still allow the config.
 
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 import test from 'ava';
-import {describeDrain} from '../../cli/commands/check-config.js';
+import {planUnitSandbox} from '../../agent/config/unit-sandbox.js';
+import {describeDrain, describeSandbox} from '../../cli/commands/check-config.js';
+import {renderSandboxDropIn} from '../../cli/install/texts.js';
 import {FakeDrainDriver} from '../fakes/fake-drain-driver.js';
 import {testConfig} from '../fakes/test-config.js';
 
@@ -19,4 +24,21 @@ test('check-config says how the drain runs, or why it cannot run on this host', 
   drain.cannot = 'nftables cannot take the drain\'s rules here: Error: Could not process rule: No such file or directory';
   t.is(await describeDrain(config, drain), 'WARNING drain: this host cannot drain: nftables cannot take the drain\'s rules here: ' +
     'Error: Could not process rule: No such file or directory; a planned switch will cut the connections open at the move');
+});
+
+test('check-config says whether the installed drop-in allows the config, and what it lacks', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-check-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  const dropIn = join(dir, '50-baton-config.conf');
+  await writeFile(dropIn, renderSandboxDropIn(planUnitSandbox(testConfig('primary'))));
+  t.is(await describeSandbox(testConfig('primary'), dropIn), `  sandbox: ${dropIn} allows what this config needs\n`);
+  const edited = testConfig('primary', {listen: {address: '192.0.2.11', port: 7500},
+    scriptUser: {name: 'nobody', uid: 65534, gid: 65534}, hooks: {onStateChange: '/usr/local/bin/notify', timeoutMs: 5000}});
+  const said = await describeSandbox(edited, dropIn);
+  t.regex(said, /^ {2}WARNING sandbox: the agent will refuse this config, because .* does not allow:\n/);
+  t.regex(said, /\n {4}- listen\.port 7500: not in SocketBindAllow= \(udp:7411\)\n/);
+  t.regex(said, /\n {4}- hooks\.on_state_change or a command check runs as script_user/);
+  t.regex(said, /run `baton install --keep-config`/);
+  // No drop-in (not installed by `baton install`): nothing to say.
+  t.is(await describeSandbox(edited, join(dir, 'missing.conf')), '');
 });

@@ -8,6 +8,7 @@ import {execa} from 'execa';
 import type {Config} from '../../agent/config/schema.js';
 import {startControlServer} from '../../agent/control-server.js';
 import {createLogger} from '../../agent/log.js';
+import {configWithSecret} from '../fakes/config-fixtures.js';
 import {createFakePair} from '../fakes/fake-pair.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
@@ -51,6 +52,20 @@ test('baton-agent --help explains the agent and its signals', async (t) => {
   t.is(result.exitCode, 0);
   t.regex(result.stdout, /--check-config/);
   t.regex(result.stdout, /SIGHUP/);
+});
+
+test('baton-agent refuses to start on a config that needs an address its unit\'s drop-in does not allow', async (t) => {
+  const {file} = await configWithSecret(t, 'k'.repeat(32), 0o600);
+  // The drop-in of a config whose peer was 192.0.2.13; this one (DESIGN's example) has 192.0.2.12.
+  const result = await execa(process.execPath, [AGENT, '--config', file], {
+    reject: false, timeout: CLI_TIMEOUT_MS,
+    env: {BATON_IP_ALLOW: 'localhost,192.0.2.11,192.0.2.13', BATON_BIND_ALLOW: 'udp:7411', NOTIFY_SOCKET: ''},
+  });
+  t.is(result.exitCode, 1);
+  // The logger writes a multi-line message on one line, its lines joined by " | ".
+  t.true(result.stderr.includes(`${file} needs what this agent's systemd sandbox does not allow: |   - peer.address ` +
+    '192.0.2.12: not in IPAddressAllow= (localhost 192.0.2.11 192.0.2.13) | '), result.stderr);
+  t.regex(result.stderr, /run `baton install --keep-config` to write it for this config, then `systemctl restart baton-agent`/);
 });
 
 test('an unknown command is an error with the usage, exit 1', async (t) => {

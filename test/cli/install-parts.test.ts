@@ -71,7 +71,10 @@ test('install and uninstall options are checked with messages that say what to g
     '--service-ip: expected an address with its prefix length like 192.0.2.100/24, got \'192.0.2.100\'');
   t.is(usage(['status', '--purge']), '--purge is an option of uninstall, not of status');
   t.deepEqual(parseCommandLine(['uninstall', '--root', '/mnt/target/', '--purge']), {name: 'uninstall', root: '/mnt/target', purge: true});
-  t.deepEqual(parseCommandLine(['install', '--keep-config']), {name: 'install', root: '/', answers: undefined, secretFrom: undefined, force: false});
+  t.deepEqual(parseCommandLine(['install', '--keep-config']), {name: 'install', root: '/', answers: undefined, secretFrom: undefined, force: false,
+    dryRun: false});
+  t.like(parseCommandLine(['install', '--keep-config', '--dry-run']), {dryRun: true});
+  t.is(usage(['uninstall', '--dry-run']), '--dry-run is an option of switchover and install, not of uninstall');
   const parsed = parseCommandLine(['install', ...PRIMARY, '--root', '/mnt/t']);
   t.like(parsed, {name: 'install', root: '/mnt/t', force: false, answers: {node: 'primary', pair: 'web', listen: '192.0.2.11',
     peer: '192.0.2.12', serviceIp: '192.0.2.100/24', interface: 'eth0', accessLog: '/var/log/nginx/access.log'}});

@@ -139,6 +139,48 @@ test('install --root puts the program, config, secret, unit and wrapper in place
   t.regex(sharedOutput, /install --role backup --pair web --listen 192\.0\.2\.12 --peer 192\.0\.2\.11 .*--secret-from \/root\/baton-secret/);
 });
 
+const DROP_IN = 'etc/systemd/system/baton-agent.service.d/50-baton-config.conf';
+
+/** The drop-in's settings, without its comments. */
+async function dropInDirectives(root: string): Promise<string[]> {
+  return (await readFile(join(root, DROP_IN), 'utf8')).split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+test('install writes the unit\'s address and port allow-lists for the config into a drop-in', async (t) => {
+  const root = await installedPrimary(t);
+  t.is(await modeOf(join(root, DROP_IN)), '0644');
+  t.deepEqual(await dropInDirectives(root), [
+    '[Service]',
+    'IPAddressDeny=any',
+    'IPAddressAllow=localhost 192.0.2.11 192.0.2.12',
+    'SocketBindDeny=any',
+    'SocketBindAllow=udp:7411',
+    'CapabilityBoundingSet=~CAP_SETUID CAP_SETGID',
+    'Environment=BATON_IP_ALLOW=localhost,192.0.2.11,192.0.2.12 BATON_BIND_ALLOW=udp:7411',
+  ]);
+  t.regex(sharedOutput, new RegExp(`0644  ${root}/${DROP_IN} +its sandbox for this config: IP only with localhost ` +
+    '192\\.0\\.2\\.11 192\\.0\\.2\\.12; binds udp:7411 only; no CAP_SETUID/CAP_SETGID \\(nothing runs as script_user\\)'));
+});
+
+test('install --dry-run checks everything, prints the drop-in, and writes nothing', async (t) => {
+  const root = await tempRoot(t);
+  const result = await baton('install', '--root', root, ...PRIMARY, '--dry-run');
+  t.is(result.exitCode, 0, result.stderr);
+  t.deepEqual(await readdir(root), [], 'nothing written');
+  t.regex(result.stdout, /^baton install --dry-run: the options, the config and the secret are valid; nothing was changed\. It would, on /);
+  t.regex(result.stdout, new RegExp(`${root}/${DROP_IN} +write the sandbox for this config: IP only with localhost`));
+  t.true(result.stdout.includes(`\n${root}/${DROP_IN}:\n  # /etc/systemd/system/baton-agent.service.d/50-baton-config.conf: ` +
+    'written by `baton install` from /etc/baton/baton.yaml;'));
+  for (const line of ['IPAddressDeny=any', 'IPAddressAllow=localhost 192.0.2.11 192.0.2.12', 'SocketBindAllow=udp:7411']) {
+    t.true(result.stdout.includes(`\n  ${line}\n`), line);
+  }
+  // Bad input is refused as without --dry-run.
+  const refused = await baton('install', '--root', root, ...PRIMARY.map((arg) => arg === 'eth0' ? 'eth0;reboot' : arg), '--dry-run');
+  t.is(refused.exitCode, 1);
+  t.regex(refused.stderr, /service\.interface \(--interface\): expected a Linux interface name/);
+  t.deepEqual(await readdir(root), []);
+});
+
 test('the installed copy runs on its own Node 24, without the system\'s node or this checkout', async (t) => {
   const root = await installedPrimary(t);
   const node = join(root, 'opt/baton/node_modules/.bin/node');
@@ -225,7 +267,17 @@ test('--force rewrites the config, keeps the old one as .bak, and keeps the secr
 test('--keep-config replaces the program and keeps the config and the secret byte for byte', async (t) => {
   const root = await tempRoot(t);
   await installInto(t, root, ...PRIMARY);
-  await writeFile(join(root, 'etc/baton/baton.yaml'), `${await readFile(join(root, 'etc/baton/baton.yaml'), 'utf8')}# hand edit\n`);
+  // A hand edit that moves the peer and the beacon port: the allow-lists must follow the config kept.
+  const installed = await readFile(join(root, 'etc/baton/baton.yaml'), 'utf8');
+  const edited = installed.replace('listen:\n  address: 192.0.2.11\n', 'listen:\n  address: 192.0.2.11\n  port: 7500\n')
+    .replace('peer:\n  address: 192.0.2.12\n', 'peer:\n  address: 203.0.113.12\n');
+  t.not(edited, installed);
+  await writeFile(join(root, 'etc/baton/baton.yaml'), `${edited}# hand edit\n`);
+  const before = await snapshotTree(root);
+  const shown = await baton('install', '--root', root, '--keep-config', '--dry-run');
+  t.is(shown.exitCode, 0, shown.stderr);
+  t.true(shown.stdout.includes('\n  IPAddressAllow=localhost 192.0.2.11 203.0.113.12\n'), shown.stdout);
+  t.deepEqual(await snapshotTree(root), before, '--dry-run changed nothing');
   const config = await readFile(join(root, 'etc/baton/baton.yaml'));
   const secret = await readFile(join(root, 'etc/baton/secret'));
   await writeFile(join(root, 'opt/baton/stale-file'), 'from the old version');
@@ -235,6 +287,8 @@ test('--keep-config replaces the program and keeps the config and the secret byt
   t.deepEqual(await readFile(join(root, 'etc/baton/secret')), secret);
   t.regex(result.stdout, /kept as it was \(--keep-config\)/);
   t.regex(result.stdout, /keeps the previous program until `systemctl restart baton-agent` \(on_stop: keep/);
+  t.deepEqual((await dropInDirectives(root)).filter((line) => /^(IPAddressAllow|SocketBindAllow)=/.test(line)),
+    ['IPAddressAllow=localhost 192.0.2.11 203.0.113.12', 'SocketBindAllow=udp:7500']);
   t.deepEqual((await readdir(join(root, 'opt'))).sort(), ['baton'], 'no staged or old copy left behind');
 });
 
@@ -303,6 +357,8 @@ test('uninstall removes the unit, the wrapper and the program, and keeps config 
   await mkdir(join(root, 'etc/systemd/system/multi-user.target.wants'));
   await symlink('/etc/systemd/system/baton-agent.service',
     join(root, 'etc/systemd/system/multi-user.target.wants/baton-agent.service'));
+  // The operator's own drop-in (`systemctl edit`) stays, and with it the directory.
+  await writeFile(join(root, 'etc/systemd/system/baton-agent.service.d/override.conf'), '[Service]\nIPAddressAllow=192.0.2.25\n');
   const config = await readFile(join(root, 'etc/baton/baton.yaml'));
   const secret = await readFile(join(root, 'etc/baton/secret'));
 
@@ -311,9 +367,11 @@ test('uninstall removes the unit, the wrapper and the program, and keeps config 
     [join(root, 'opt/baton/dist/cli/main.js'), 'uninstall', '--root', root], {reject: false, timeout: CLI_TIMEOUT_MS});
   t.is(result.exitCode, 0, result.stderr);
   for (const path of ['opt/baton', 'usr/local/bin/baton', 'etc/systemd/system/baton-agent.service',
-    'etc/systemd/system/multi-user.target.wants/baton-agent.service']) {
+    'etc/systemd/system/multi-user.target.wants/baton-agent.service', DROP_IN]) {
     t.false(existsSync(join(root, path)), path);
   }
+  t.deepEqual(await readdir(join(root, 'etc/systemd/system/baton-agent.service.d')), ['override.conf']);
+  t.regex(result.stdout, /removed .*50-baton-config\.conf\n {2}kept .*baton-agent\.service\.d: it holds override\.conf, not written by `baton install`\n/);
   t.deepEqual(await readFile(join(root, 'etc/baton/baton.yaml')), config);
   t.deepEqual(await readFile(join(root, 'etc/baton/secret')), secret);
   t.is(await readFile(join(root, 'var/lib/baton/state.json'), 'utf8'), '{"epoch":3}');
@@ -326,6 +384,26 @@ test('uninstall removes the unit, the wrapper and the program, and keeps config 
   t.false(existsSync(join(root, 'etc/baton')));
   t.false(existsSync(join(root, 'var/lib/baton')));
   t.regex(purge.stdout, /removed .*\/etc\/baton \(--purge\)/);
+});
+
+test('uninstall removes the drop-in directory with the drop-in when nothing else is in it', async (t) => {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  const result = await baton('uninstall', '--root', root);
+  t.is(result.exitCode, 0, result.stderr);
+  t.false(existsSync(join(root, 'etc/systemd/system/baton-agent.service.d')));
+  t.regex(result.stdout, /removed .*50-baton-config\.conf\n {2}removed .*baton-agent\.service\.d\n/);
+});
+
+test('uninstall refuses to remove a drop-in that install did not write, and changes nothing', async (t) => {
+  const root = await tempRoot(t);
+  await mkdir(dirname(join(root, DROP_IN)), {recursive: true});
+  await writeFile(join(root, DROP_IN), '[Service]\nIPAddressAllow=192.0.2.25\n');
+  const before = await snapshotTree(root);
+  const result = await baton('uninstall', '--root', root);
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /50-baton-config\.conf was not written by `baton install`; nothing was changed/);
+  t.deepEqual(await snapshotTree(root), before);
 });
 
 test('uninstall refuses to remove an /opt/baton that is not baton, and changes nothing', async (t) => {

@@ -78,7 +78,7 @@ function notifyUnavailableReason(): string | undefined {
 }
 
 const reason = integrationUnavailableReason() ?? notifyUnavailableReason();
-const title = 'the agent sends READY=1 once decided, WATCHDOG=1 at half WATCHDOG_USEC, and STOPPING=1 on SIGTERM';
+const title = 'the agent sends READY=1 once decided, WATCHDOG=1 at half WATCHDOG_USEC, READY=1 again after SIGHUP, and STOPPING=1 on SIGTERM';
 if (reason === undefined) {
   test.serial(title, run);
 } else if (process.env['CI'] === 'true') {
@@ -155,6 +155,15 @@ async function run(t: ExecutionContext): Promise<void> {
   t.log(`${pings.length} WATCHDOG=1 in ${COUNT_WINDOW_MS} ms (every ${PING_EVERY_MS} ms expected), gaps ${gaps.join(' ')} ms`);
   t.true(pings.length >= MIN_PINGS && pings.length <= MAX_PINGS,
     `${pings.length} pings in ${COUNT_WINDOW_MS} ms, expected ${MIN_PINGS}..${MAX_PINGS} (one every ${PING_EVERY_MS} ms)`);
+
+  // SIGHUP with a valid config: a restart in place (same PID) that says READY=1 again. Node marks the launcher's
+  // descriptor close-on-exec, so a new image that reused its number wrote into an epoll descriptor (EINVAL) and
+  // never said READY again: under systemd the watchdog then killed it.
+  const readies = (): number => notifications.filter((n) => n.fields.get('READY') === '1').length;
+  agent.kill('SIGHUP');
+  const reloadDeadline = performance.now() + READY_TIMEOUT_MS;
+  while (readies() < 2 && agent.exitCode === null && performance.now() < reloadDeadline) await sleep(STATUS_POLL_MS);
+  t.is(readies(), 2, `READY=1 again after SIGHUP; the agent's log:\n${agentLog}`);
 
   // SIGTERM: STOPPING=1 before the agent exits cleanly.
   agent.kill('SIGTERM');
