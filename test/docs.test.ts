@@ -6,8 +6,9 @@ import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {
   DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_MIN_REQUESTS,
-  DEFAULT_REHEARSAL_ENABLED,
+  DEFAULT_REHEARSAL_ENABLED, DEFAULT_REPLAY_PROTECTION, REPLAY_PROTECTIONS,
 } from '../agent/config/schema.js';
+import {REJECT_REASONS} from '../agent/peer/beacon-codec.js';
 import {DEFAULT_SCRIPT_USER} from '../agent/config/script-user.js';
 import {KILL_GRACE_MS} from '../agent/adapters/execa-runner.js';
 import {DEFAULT_STATUSES, describeStatuses, EXCLUSIONS, HEALTH_CHECK_USER_AGENT} from '../agent/request-evidence.js';
@@ -169,4 +170,18 @@ test('the docs give the SIGKILL grace after a hook\'s or check\'s timeout that t
     t.true(doc.includes(said), `${file} says "${said}"`);
     t.false(/SIGKILL \d+(\.\d+)? s later/.test(doc.replaceAll(said, '')), `${file} gives no other grace`);
   }
+});
+
+test('docs/configuration.md gives heartbeat.replay_protection with the schema\'s default and every value it takes', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const row = /^\| `heartbeat\.replay_protection` \| ([^|]+) \| (.+) \|$/m.exec(doc);
+  t.is(row?.[1]?.trim(), `\`${DEFAULT_REPLAY_PROTECTION}\``);
+  for (const mode of REPLAY_PROTECTIONS) t.true(row?.[2]?.includes(`\`${mode}\``), `the row explains ${mode}`);
+});
+
+test('docs/protocol.md\'s table of rejections names every reason the agent counts, and no other', async (t) => {
+  const doc = await readFile(new URL('docs/protocol.md', root), 'utf8');
+  const table = doc.slice(doc.indexOf('## What is rejected'), doc.indexOf('Replay protection has two parts'));
+  const named = [...table.matchAll(/^\| ((?:`[a-z-]+`(?:, )?)+) \|/gm)].flatMap((m) => [...(m[1] ?? '').matchAll(/`([a-z-]+)`/g)].map((r) => r[1]));
+  t.deepEqual([...named].sort(), [...REJECT_REASONS].sort());
 });

@@ -1,26 +1,24 @@
 // What this agent sends its peer: the envelope every datagram carries (sequence, boot, sent-at), signed and
-// counted, and the sent-at times of recent beacons, which turn the peer's acks into RTT samples.
+// counted, and when each recent one left (sent-log.ts), which turns the peer's acks into RTT samples and proof.
 
 import {encodeMessage, type Beacon, type Envelope, type Message} from './beacon-codec.js';
 import type {Config} from '../config/schema.js';
 import type {BeaconTransport, Clock} from '../ports.js';
 import type {OutgoingReply, OutgoingRequest} from './peer-requests.js';
-
-// Our sent-at times are kept for the last SENT_KEPT beacons to turn the peer's acks into RTT samples;
-// at 200 ms that is 13 s, far beyond any RTT worth measuring.
-const SENT_KEPT = 64;
+import type {SentLog} from './sent-log.js';
 
 export class Outbox {
   readonly #config: Config;
   readonly #clock: Clock;
   readonly #transport: BeaconTransport;
   readonly #bootId: string;
-  readonly #sentAt = new Map<number, number>();
+  readonly #sentLog: SentLog;
   #seq = 0;
   #sent = 0;
 
-  constructor(config: Config, clock: Clock, transport: BeaconTransport, bootId: string) {
+  constructor(config: Config, clock: Clock, transport: BeaconTransport, bootId: string, sentLog: SentLog) {
     this.#config = config;
+    this.#sentLog = sentLog;
     this.#clock = clock;
     this.#transport = transport;
     this.#bootId = bootId;
@@ -31,17 +29,9 @@ export class Outbox {
     return this.#sent;
   }
 
-  /** The monotonic time our beacon `seq` left, while it is among the last SENT_KEPT. */
-  sentAt(seq: number): number | undefined {
-    return this.#sentAt.get(seq);
-  }
-
   /** Sends a beacon built from the envelope; throws when the transport refuses it. */
   async beacon(body: Omit<Beacon, keyof Envelope>): Promise<void> {
-    const envelope = this.#envelope();
-    this.#sentAt.set(envelope.seq, this.#clock.now());
-    this.#sentAt.delete(envelope.seq - SENT_KEPT);
-    await this.#transmit({kind: 'beacon', beacon: {...envelope, ...body}});
+    await this.#transmit({kind: 'beacon', beacon: {...this.#envelope(), ...body}});
   }
 
   async request(request: OutgoingRequest, peerBoot: string): Promise<void> {
@@ -54,6 +44,8 @@ export class Outbox {
 
   #envelope(): Envelope {
     this.#seq += 1;
+    // Every kind: the peer acknowledges the newest datagram it received, a request or a reply as well as a beacon.
+    this.#sentLog.record(this.#seq, this.#clock.now());
     return {pair: this.#config.pair, node: this.#config.node, boot: this.#bootId, seq: this.#seq, sentAt: Math.round(this.#clock.wallNow())};
   }
 

@@ -1,8 +1,8 @@
-// What check-config says about the drain on this host: on, off by the config, impossible in link mode, or a
-// warning naming why nftables refuses it.
+// What check-config says about the drain on this host (on, off by the config, impossible in link mode, or a
+// warning naming why nftables refuses it) and about the replay protection the file chose.
 
 import test from 'ava';
-import {describeDrain} from '../../cli/commands/check-config.js';
+import {describeDrain, describeReplayProtection} from '../../cli/commands/check-config.js';
 import {FakeDrainDriver} from '../fakes/fake-drain-driver.js';
 import {testConfig} from '../fakes/test-config.js';
 
@@ -19,4 +19,11 @@ test('check-config says how the drain runs, or why it cannot run on this host', 
   drain.cannot = 'nftables cannot take the drain\'s rules here: Error: Could not process rule: No such file or directory';
   t.is(await describeDrain(config, drain), 'WARNING drain: this host cannot drain: nftables cannot take the drain\'s rules here: ' +
     'Error: Could not process rule: No such file or directory; a planned switch will cut the connections open at the move');
+});
+
+test('check-config says which replay protection the file chose and what it asks of the hosts', (t) => {
+  const config = testConfig('primary');
+  t.is(describeReplayProtection(config), 'replay protection: clock (sent-at within 5000 ms of this host\'s clock: keep both hosts on NTP)');
+  t.is(describeReplayProtection({...config, heartbeat: {...config.heartbeat, replayProtection: 'acknowledged'}}),
+    'replay protection: acknowledged (the clocks are not compared; beacons must pass both ways, and the peer should say acknowledged too)');
 });
