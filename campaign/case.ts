@@ -24,6 +24,8 @@ export interface CampaignContext {
   readonly keptLogs: string;
   /** Progress for the operator watching the run. */
   say(line: string): void;
+  /** A fresh lab prefix: --prefix (default `bl`), then random characters up to the 8 a lab's names take. */
+  newPrefix(): string;
 }
 
 export interface CampaignPart {

@@ -22,7 +22,7 @@ export async function withCampaignLab<T>(
   context: CampaignContext, options: Omit<LabOptions, 'runner' | 'baseDir'>, work: (lab: Lab) => Promise<T>,
 ): Promise<T> {
   const web = options.web ?? (await isNginxInstalled() ? 'nginx' : 'builtin');
-  const lab = await labUp({runner: context.runner, baseDir: context.dir, ...options, web});
+  const lab = await labUp({runner: context.runner, baseDir: context.dir, prefix: context.newPrefix(), ...options, web});
   try {
     await waitForSettledPair(lab, 20_000);
     const result = await work(lab);

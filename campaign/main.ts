@@ -4,11 +4,13 @@
 //   npm run campaign                    every part, full size (several minutes)
 //   npm run campaign -- --fast          the subset CI runs
 //   npm run campaign -- --only flood,crash
+//   npm run campaign -- --prefix blh1       labs named blh1xxxx (bl and up to 6 of a-z0-9), to tell one run's apart
 
 import {mkdtemp, readdir, rm, stat} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {parseArgs} from 'node:util';
+import {customAlphabet} from 'nanoid';
 import {createExecaRunner} from '../agent/adapters/execa-runner.js';
 import {describeError} from '../agent/errors.js';
 import {labDown} from '../cli/lab/lab.js';
@@ -19,7 +21,10 @@ import {PARTS} from './parts.js';
 const {values} = parseArgs({options: {
   fast: {type: 'boolean', default: false},
   only: {type: 'string'},
+  prefix: {type: 'string', default: 'bl'},
 }});
+if (!/^bl[0-9a-z]{0,6}$/.test(values.prefix)) throw new Error(`--prefix: expected bl and up to 6 of a-z0-9, got ${values.prefix}`);
+const labId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 8 - values.prefix.length);
 
 function selectParts(only: string | undefined): CampaignPart[] {
   if (only === undefined) return [...PARTS];
@@ -52,6 +57,7 @@ async function main(): Promise<number> {
     fast: values.fast, runner: createExecaRunner(), dir,
     keptLogs: join(tmpdir(), `baton-campaign-logs-${new Date(started).toISOString().replaceAll(/[:.]/g, '-')}`),
     say: (line) => console.log(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`),
+    newPrefix: () => values.prefix + (values.prefix.length < 8 ? labId() : ''),
   };
   // Interrupted (Ctrl-C, a CI timeout): remove this run's labs, and only this run's, before leaving.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -8,11 +8,13 @@ import {forgedPart} from './forged.js';
 import {fuzzPart} from './fuzz.js';
 import {inputPart} from './input.js';
 import {loadPart} from './load.js';
+import {replayPart} from './replay.js';
 
 export const PARTS: readonly CampaignPart[] = [
   fuzzPart,
   inputPart,
   forgedPart,
+  replayPart,
   floodPart,
   faultsPart,
   crashPart,
