@@ -240,8 +240,8 @@ test('replay_protection acknowledged: a peer whose beacons acknowledge nothing c
   t.regex(error?.message ?? '', /latest unacknowledged: beacon \d+ acknowledges no datagram of ours: .*; check that beacons pass both ways between the hosts/);
 });
 
-test('the peer agent restarted while a switch waits: the coordinator notices the new boot and rolls back saying so', async (t) => {
-  const pair = await settledPair(t);
+const peerRestartedMidSwitch = test.macro(async (t, options?: Parameters<typeof settledPair>[1]) => {
+  const pair = await settledPair(t, options);
   const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'backup-net-down', seconds: 3}}, () => undefined);
   await pair.clock.advance(300);
   t.deepEqual(pair.backup.journal.journal?.applied, ['backup-net-down']);
@@ -259,6 +259,11 @@ test('the peer agent restarted while a switch waits: the coordinator notices the
   t.is(pair.backup.agent.state.name, 'standby');
   t.is(pair.backup.journal.journal, undefined, 'the restarted backup recovered and cleared its journal');
 });
+
+test('the peer agent restarted while a switch waits: the coordinator notices the new boot and rolls back saying so', peerRestartedMidSwitch);
+// The new run's first beacon proves nothing (it has not heard the primary yet): it is heard with its second.
+test('replay_protection acknowledged: the peer agent restarted while a switch waits is noticed the same, by its first acknowledging beacon',
+  peerRestartedMidSwitch, {primary: acknowledged('primary'), backup: acknowledged('backup')});
 
 test('--dry-run prints each host\'s commands and changes nothing', async (t) => {
   const pair = await settledPair(t);
