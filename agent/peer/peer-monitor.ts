@@ -4,8 +4,8 @@
 //
 // Two ways to tell the peer from a recording of it (heartbeat.replay_protection): by its wall clock (sent-at within
 // max_clock_skew_ms of ours), or by acknowledgement: a beacon shows the peer alive only when it acknowledges one of
-// our own datagrams sent within dead_after_ms, and only as of when we sent that one (plus one interval), since a
-// recording cannot acknowledge what we sent after it was made. The rules are in docs/protocol.md and
+// our own datagrams, and only as of when it says it answered that one (our send time plus the time it held it, plus
+// one interval), within dead_after_ms: a recording cannot acknowledge what we sent after it was made. The rules are in docs/protocol.md and
 // docs/security.md ("Replay protection"); the comments below say which part of them each check is.
 
 import {envelopeOf, openFrame, readFrame, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
@@ -57,7 +57,8 @@ export interface PeerStats {
   readonly lastBeacon: Beacon | undefined;
   /**
    * Monotonic ms the peer was last known alive: the arrival of its last accepted datagram (clock), or the
-   * departure of our datagram its last proving beacon acknowledged, plus one interval, at most its arrival
+   * departure of our datagram its last proving beacon acknowledged, plus the time the peer held it and one
+   * interval, at most its arrival
    * (acknowledged).
    */
   readonly lastSeenAt: number | undefined;
@@ -90,10 +91,10 @@ export interface WithoutAcks {
   readonly count: number;
 }
 
-/** What a beacon's ack proves (acknowledged mode): the peer was alive when we sent our datagram `ackSeq`. */
+/** What a beacon's ack proves (acknowledged mode): the peer was alive after it received our datagram `ackSeq`. */
 interface Proof {
   readonly ackSeq: number;
-  /** Monotonic ms the peer counts as alive from: min(arrival, departure of `ackSeq` + interval). */
+  /** Monotonic ms the peer counts as alive from: min(arrival, departure of `ackSeq` + heldMs + interval). */
   readonly at: number;
 }
 
@@ -168,8 +169,8 @@ export class PeerMonitor {
   }
 
   /**
-   * Acknowledged mode. A beacon proves the peer alive only with an ack of one of our datagrams of this boot sent
-   * within dead_after_ms; a beacon that proves nothing uses up its sequence number (our acks name it, so a peer
+   * Acknowledged mode. A beacon proves the peer alive only with an ack of one of our datagrams of this boot that it
+   * answered (by its heldMs) within dead_after_ms; a beacon that proves nothing uses up its sequence number (our acks name it, so a peer
    * that has not heard us yet can prove itself) but is rejected as `unacknowledged`: it neither keeps the peer
    * alive nor changes its view. Another run of the peer replaces the current one only by proving itself with an
    * ack newer than any the current one proved itself with. A request is taken only while the peer is alive (so it
@@ -226,10 +227,15 @@ export class PeerMonitor {
     const ack = beacon.ack;
     if (ack === undefined || ack.boot !== this.#options.selfBoot) return undefined;
     const sentAt = acknowledged.sentAt(ack.seq);
-    if (sentAt === undefined || now - sentAt >= this.#options.deadAfterMs) return undefined;
-    // The peer acknowledges the newest datagram it received; ours leave every interval, so an honest ack is at most
-    // an interval (and the path's delay) older than the beacon carrying it: the slack keeps detection as by arrival.
-    return {ackSeq: ack.seq, at: Math.min(now, sentAt + acknowledged.intervalMs)};
+    if (sentAt === undefined) return undefined;
+    // The peer sent this beacon heldMs after our datagram reached it, so no earlier than sentAt + heldMs by our
+    // clock: its own signed account, which a recording carries unchanged from when it was really sent. Without it a
+    // peer whose timers run late (a stall, a loaded host) would be credited only with our datagram's departure and
+    // declared dead early by its lateness.
+    const sentByPeer = sentAt + ack.heldMs;
+    if (now - sentByPeer >= this.#options.deadAfterMs) return undefined;
+    // One interval of slack covers the path's delay to the peer and the rounding of heldMs; never past the arrival.
+    return {ackSeq: ack.seq, at: Math.min(now, sentByPeer + acknowledged.intervalMs)};
   }
 
   #describeAck(ack: Beacon['ack'], now: number, acknowledged: AcknowledgedOptions): string {
@@ -237,7 +243,8 @@ export class PeerMonitor {
     if (ack.boot !== this.#options.selfBoot) return `datagram ${ack.seq} of boot ${ack.boot}, not this run of the agent (${this.#options.selfBoot})`;
     const sentAt = acknowledged.sentAt(ack.seq);
     if (sentAt === undefined) return `our datagram ${ack.seq}, not one sent in the last ${this.#options.deadAfterMs} ms`;
-    return `our datagram ${ack.seq}, sent ${Math.round(now - sentAt)} ms ago (dead_after_ms is ${this.#options.deadAfterMs})`;
+    const held = ack.heldMs > 0 ? `, held ${ack.heldMs} ms by the peer before this beacon` : '';
+    return `our datagram ${ack.seq}, sent ${Math.round(now - sentAt)} ms ago${held} (dead_after_ms is ${this.#options.deadAfterMs})`;
   }
 
   /** A run of the peer not seen before (or an ended one winning back) becomes the current one. */

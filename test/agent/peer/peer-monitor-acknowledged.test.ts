@@ -124,6 +124,27 @@ test('acknowledged mode: a loss of our datagram makes the proof at most one inte
   t.is(r.monitor.deadline(), 1000 + INTERVAL_MS + DEAD_AFTER_MS);
 });
 
+test('acknowledged mode: a peer whose timers ran late is alive as of when it answered, by the time it says it held our datagram', (t) => {
+  const r = receiver('acknowledged');
+  runHonestly(r, 1, 5);
+  // The backup stalled: its beacon 6 leaves 700 ms after our datagram 5 reached it (sent at 1000), and says so.
+  r.sent.record(6, 6 * INTERVAL_MS);
+  r.sent.record(7, 7 * INTERVAL_MS);
+  const late = encodeMessage({kind: 'beacon', beacon: {
+    pair: 'web', node: 'backup', host: 'web-b', boot: 'bootA', seq: 6, sentAt: WALL, state: 'standby', epoch: 1,
+    holdsIp: false, health: 'ok', switchId: '', ack: {boot: 'bootP', seq: 5, heldMs: 700},
+  }}, key);
+  t.true(r.monitor.observe(late, BACKUP_ADDRESS, 1702, WALL).ok);
+  // As of 1000 + 700 + one interval, capped at its arrival: dead timer from 1702, not from 1200.
+  t.is(r.monitor.deadline(), 1702 + DEAD_AFTER_MS);
+  // Recorded and shown again 2 s later, its own account dates it: it proves nothing.
+  const again = receiver('acknowledged');
+  runHonestly(again, 1, 5);
+  const replayed = again.monitor.observe(late, BACKUP_ADDRESS, 3702, WALL);
+  t.is(reasonOf(replayed), 'unacknowledged');
+  t.regex(replayed.ok ? '' : replayed.detail, /our datagram 5, sent 2702 ms ago, held 700 ms by the peer before this beacon/);
+});
+
 test('acknowledged mode: clocks an hour apart, either way, do not matter', (t) => {
   for (const skewMs of [HOUR_MS, -HOUR_MS, 24 * HOUR_MS]) {
     const byAck = receiver('acknowledged');
