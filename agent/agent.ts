@@ -166,7 +166,8 @@ export class Agent {
     this.#stateSince = this.#startedAt;
     await this.#observer.refresh();
     log.notice(`(agent) ${config.node} of pair ${config.pair} starting, boot ${this.#bootId}, epoch ${this.#machine.epoch}, ` +
-      `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observer.holdsIp ? 'held here' : 'not held here'})`);
+      `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observer.holdsIp ? 'held here' : 'not held here'}), ` +
+      `replay protection ${config.heartbeat.replayProtection}`);
     this.#loops.push(this.#peer.receive(), runTicks(clock, this.#lateness, log, this.#abort.signal, () => this.#sendBeacon()), this.#livenessLoop(), this.#observer.watch(clock, this.#abort.signal, (holdsIp) => this.#observed(holdsIp)), this.#startup());
     this.#health.start();
   }

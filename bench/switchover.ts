@@ -100,8 +100,12 @@ async function main(): Promise<void> {
     if (parts.has('switchover')) await withLab(runner, dir, web, '', (lab) => benchSwitchover(lab, dir, web));
     if (parts.has('failover')) {
       for (const [name, timers] of [['defaults (interval 200 ms, dead after 1000 ms)', ''],
+        // The same timers, liveness proven by acknowledgement instead of arrival: detection must not be slower.
+        ['acknowledged (defaults, replay_protection: acknowledged)', 'heartbeat: { replay_protection: acknowledged }'],
         ['keepalived-equal (interval 100 ms, dead after 350 ms)', 'heartbeat: { interval_ms: 100, dead_after_ms: 350 }'],
-        ['tuned (interval 50 ms, dead after 250 ms)', 'heartbeat: { interval_ms: 50, dead_after_ms: 250 }']] as const) {
+        ['tuned (interval 50 ms, dead after 250 ms)', 'heartbeat: { interval_ms: 50, dead_after_ms: 250 }'],
+        ['acknowledged-tuned (interval 50 ms, dead after 250 ms, replay_protection: acknowledged)',
+          'heartbeat: { interval_ms: 50, dead_after_ms: 250, replay_protection: acknowledged }']] as const) {
         await withLab(runner, dir, web, timers, async (lab) => {
           const samples = await measureFailovers(lab, runs, dir, name.split(' ')[0] ?? 'run');
           console.log(`\nunplanned failover, service link of the active host cut, probe every 10 ms (timeout 50 ms), timers ${name}:`);

@@ -117,17 +117,7 @@ export async function clockStepped(context: CampaignContext): Promise<Verdict> {
     const library = await findLibfaketime();
     await writeFile(clockFile, '+0\n');
     await signalAgent(skewed, 'SIGTERM');
-    await startAgent(skewed, lab, undefined, {env: {
-      ...process.env,
-      LD_PRELOAD: library,
-      FAKETIME_TIMESTAMP_FILE: clockFile,
-      // Re-read the file on every time call: the step takes effect at once, as a real clock step does.
-      FAKETIME_NO_CACHE: '1',
-      // performance.now() and libuv's timers stay true: only the wall clock steps, as with `date -s`.
-      FAKETIME_DONT_FAKE_MONOTONIC: '1',
-      // Only the agent: the `ip` and `arping` it runs keep the real time.
-      FAKETIME_ONLY_CMDS: 'node',
-    }});
+    await startAgent(skewed, lab, undefined, {env: libfaketimeEnv(library, clockFile)});
     const fresh = await settle(lab);
     if (fresh !== undefined) throw new Error(`the backup restarted under libfaketime did not settle: ${fresh}`);
     const stepClock = (offsetS: number): Promise<void> => writeFile(clockFile, `${offsetS >= 0 ? '+' : ''}${offsetS}\n`);
@@ -209,8 +199,23 @@ async function unmountAfterStop(context: CampaignContext, host: LabHost, dir: st
   });
 }
 
+/** The environment that runs an agent with its wall clock offset by what `clockFile` says ("+3600", "-3600", "+0"). */
+export function libfaketimeEnv(library: string, clockFile: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    LD_PRELOAD: library,
+    FAKETIME_TIMESTAMP_FILE: clockFile,
+    // Re-read the file on every time call: the step takes effect at once, as a real clock step does.
+    FAKETIME_NO_CACHE: '1',
+    // performance.now() and libuv's timers stay true: only the wall clock steps, as with `date -s`.
+    FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    // Only the agent: the `ip` and `arping` it runs keep the real time.
+    FAKETIME_ONLY_CMDS: 'node',
+  };
+}
+
 /** libfaketime's path on this machine; throws naming the package when it is not installed. */
-async function findLibfaketime(): Promise<string> {
+export async function findLibfaketime(): Promise<string> {
   const triplets = (await readdir('/usr/lib').catch(() => [] as string[])).filter((name) => name.endsWith('-linux-gnu'));
   for (const triplet of triplets) {
     const candidate = join('/usr/lib', triplet, LIBFAKETIME);

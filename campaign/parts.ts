@@ -10,6 +10,7 @@ import {fuzzPart} from './fuzz.js';
 import {inputPart} from './input.js';
 import {keyholderPart} from './keyholder.js';
 import {loadPart} from './load.js';
+import {replayPart} from './replay.js';
 import {scriptsPart} from './scripts.js';
 
 export const PARTS: readonly CampaignPart[] = [
@@ -19,6 +20,7 @@ export const PARTS: readonly CampaignPart[] = [
   confirmPart,
   keyholderPart,
   forgedPart,
+  replayPart,
   floodPart,
   faultsPart,
   crashPart,

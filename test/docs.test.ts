@@ -6,14 +6,14 @@ import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {
   DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_MIN_REQUESTS,
-  DEFAULT_REHEARSAL_ENABLED,
+  DEFAULT_REHEARSAL_ENABLED, DEFAULT_REPLAY_PROTECTION, REPLAY_PROTECTIONS,
 } from '../agent/config/schema.js';
+import {REJECT_REASONS} from '../agent/peer/beacon-codec.js';
 import {DEFAULT_SCRIPT_USER} from '../agent/config/script-user.js';
 import {KILL_GRACE_MS} from '../agent/adapters/execa-runner.js';
 import {DEFAULT_STATUSES, describeStatuses, EXCLUSIONS, HEALTH_CHECK_USER_AGENT} from '../agent/request-evidence.js';
 import {parseAccessLogLine} from '../agent/access-log.js';
 import {parse as parseYaml} from 'yaml';
-import {SENT_KEPT} from '../agent/peer/outbox.js';
 import {LOCAL_PLANS, SWITCHOVER_PLAN} from '../agent/plans/plans.js';
 import {describeStep} from '../agent/plans/steps.js';
 import {AGENT_STATE_NAMES, type AgentEvent} from '../agent/state-machine.js';
@@ -172,11 +172,6 @@ test('the docs give the SIGKILL grace after a hook\'s or check\'s timeout that t
   }
 });
 
-test('docs/protocol.md gives the number of sent datagrams an ack can be timed against that the outbox keeps', async (t) => {
-  const doc = await readFile(new URL('docs/protocol.md', root), 'utf8');
-  t.true(doc.replaceAll('\n', ' ').includes(`the sender keeps when each of its last ${SENT_KEPT} datagrams left`));
-});
-
 test('docs/campaign.md lists every part of the campaign, in the order it runs, in its table and its --only line', async (t) => {
   const {PARTS} = await import('../campaign/parts.js');
   const doc = await readFile(new URL('docs/campaign.md', root), 'utf8');
@@ -196,4 +191,18 @@ test('the allow-list drop-in in docs/security.md is the one install writes for t
   // install.md's first host: --listen 192.0.2.11 --peer 192.0.2.12, no hook, no check.
   const written = renderSandboxDropIn(planUnitSandbox(testConfig('primary')));
   t.deepEqual(block.trimEnd().split('\n'), written.split('\n').filter((line) => line !== '' && !line.startsWith('#')));
+});
+
+test('docs/configuration.md gives heartbeat.replay_protection with the schema\'s default and every value it takes', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const row = /^\| `heartbeat\.replay_protection` \| ([^|]+) \| (.+) \|$/m.exec(doc);
+  t.is(row?.[1]?.trim(), `\`${DEFAULT_REPLAY_PROTECTION}\``);
+  for (const mode of REPLAY_PROTECTIONS) t.true(row?.[2]?.includes(`\`${mode}\``), `the row explains ${mode}`);
+});
+
+test('docs/protocol.md\'s table of rejections names every reason the agent counts, and no other', async (t) => {
+  const doc = await readFile(new URL('docs/protocol.md', root), 'utf8');
+  const table = doc.slice(doc.indexOf('## What is rejected'), doc.indexOf('Replay protection has two parts'));
+  const named = [...table.matchAll(/^\| ((?:`[a-z-]+`(?:, )?)+) \|/gm)].flatMap((m) => [...(m[1] ?? '').matchAll(/`([a-z-]+)`/g)].map((r) => r[1]));
+  t.deepEqual([...named].sort(), [...REJECT_REASONS].sort());
 });

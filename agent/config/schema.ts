@@ -18,6 +18,13 @@ import {type Field, type Reader, readYaml} from './yaml-reader.js';
 
 export type ServiceMode = 'address' | 'link';
 export type OnStop = 'keep' | 'release';
+/**
+ * What tells a datagram of the peer from a recording of one (docs/security.md, "Replay protection"). `clock`: its
+ * sent-at is within max_clock_skew_ms of our wall clock. `acknowledged`: it acknowledges one of our own recent
+ * datagrams, by our monotonic clock; the two hosts' clocks do not matter.
+ */
+export type ReplayProtection = 'clock' | 'acknowledged';
+export const REPLAY_PROTECTIONS: readonly ReplayProtection[] = ['clock', 'acknowledged'];
 
 export interface Endpoint {
   readonly address: string;
@@ -42,7 +49,9 @@ export interface Config {
   readonly heartbeat: {
     readonly intervalMs: number;
     readonly deadAfterMs: number;
-    /** Beacons whose sent-at differs from our wall clock by more are rejected as stale or future. */
+    readonly replayProtection: ReplayProtection;
+    /** With replay_protection clock: datagrams whose sent-at differs from our wall clock by more are rejected as
+     *  stale or future. Not read with acknowledged. */
     readonly maxClockSkewMs: number;
   };
   readonly confirm: {
@@ -102,6 +111,10 @@ const DEFAULT_DEAD_AFTER_INTERVALS = 5;
 const MIN_DEAD_AFTER_INTERVALS = 2;
 const MAX_DEAD_AFTER_MS = 600_000;
 const DEFAULT_MAX_CLOCK_SKEW_MS = 5_000;
+// clock stays the default: an agent upgraded with its old file keeps the liveness rules it had (a one-way path or a
+// peer that acknowledges nothing still counts as alive by its clock). acknowledged is the choice to make once both
+// hosts run this version and their path carries beacons both ways (docs/security.md, "Replay protection").
+export const DEFAULT_REPLAY_PROTECTION: ReplayProtection = 'clock';
 export const DEFAULT_MIN_REQUESTS = 3;
 export const DEFAULT_CONFIRM_TIMEOUT_S = 30;
 const DEFAULT_STATE_DIR = '/var/lib/baton';
@@ -130,7 +143,7 @@ const DRAIN_KEYS = ['enabled', 'graceful_command', 'graceful_after_s', 'timeout_
 const GRACEFUL_KEYS = ['path', 'args'] as const;
 const ENDPOINT_KEYS = ['address', 'port'] as const;
 const SERVICE_KEYS = ['address', 'interface', 'mode'] as const;
-const HEARTBEAT_KEYS = ['interval_ms', 'dead_after_ms', 'max_clock_skew_ms'] as const;
+const HEARTBEAT_KEYS = ['interval_ms', 'dead_after_ms', 'replay_protection', 'max_clock_skew_ms'] as const;
 const CONFIRM_KEYS = ['access_log', 'min_requests', 'timeout_s', 'statuses', 'log_format', 'log_pattern'] as const;
 const HOOKS_KEYS = ['on_state_change', 'timeout_ms'] as const;
 const REHEARSAL_KEYS = ['enabled'] as const;
@@ -217,6 +230,15 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
       'one lost beacon must not declare the peer dead');
   }
 
+  const replayProtection = reader.optional(heartbeat.field('replay_protection'), oneOf(REPLAY_PROTECTIONS),
+    DEFAULT_REPLAY_PROTECTION);
+  const skewField = heartbeat.field('max_clock_skew_ms');
+  const maxClockSkewMs = reader.optional(skewField, integer(100, 3_600_000), DEFAULT_MAX_CLOCK_SKEW_MS);
+  if (replayProtection === 'acknowledged' && skewField.value !== undefined && skewField.value !== null) {
+    // Silently ignoring it would let an operator believe the window still applies.
+    reader.expected(skewField, 'nothing', 'the clocks are not compared with heartbeat.replay_protection: acknowledged; remove it');
+  }
+
   const confirm = reader.section(top.field('confirm'), CONFIRM_KEYS, 'a mapping like {min_requests: 3, timeout_s: 30}',
     false);
 
@@ -246,8 +268,8 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     heartbeat: {
       intervalMs,
       deadAfterMs,
-      maxClockSkewMs: reader.optional(heartbeat.field('max_clock_skew_ms'), integer(100, 3_600_000),
-        DEFAULT_MAX_CLOCK_SKEW_MS),
+      replayProtection,
+      maxClockSkewMs,
     },
     confirm: {
       accessLog: reader.optional(confirm.field('access_log'), ABSOLUTE_PATH, undefined),

@@ -38,7 +38,10 @@ export type MessageKind = 'beacon' | 'request' | 'reply';
 const KIND_CODE: Record<MessageKind, number> = {beacon: 1, request: 2, reply: 3};
 const KIND_BY_CODE: ReadonlyMap<number, MessageKind> = new Map(Object.entries(KIND_CODE).map(([kind, code]) => [code, kind as MessageKind]));
 
-/** Acknowledges the newest beacon received from the other side, so the sender can measure round-trip time. */
+/**
+ * Acknowledges the newest datagram received from the other side (any kind), so the sender can measure round-trip
+ * time and, with heartbeat.replay_protection acknowledged, know that this beacon was sent after its own datagram.
+ */
 export interface BeaconAck {
   /** Boot id of the host whose beacon is acknowledged. */
   readonly boot: string;
@@ -130,11 +133,12 @@ export type RejectReason =
   | 'wrong-source'
   | 'replay'
   | 'stale'
-  | 'future';
+  | 'future'
+  | 'unacknowledged';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'oversized', 'truncated', 'malformed', 'bad-version', 'unknown-key', 'expired-key', 'rate-limited', 'bad-mac',
-  'wrong-pair', 'wrong-node', 'wrong-source', 'replay', 'stale', 'future',
+  'wrong-pair', 'wrong-node', 'wrong-source', 'replay', 'stale', 'future', 'unacknowledged',
 ];
 
 export type Decoded =

@@ -1,29 +1,24 @@
 // What this agent sends its peer: the envelope every datagram carries (sequence, boot, sent-at), signed and
-// counted, and the sent-at times of recent datagrams, which turn the peer's acks into RTT samples.
+// counted, and when each recent one left (sent-log.ts), which turns the peer's acks into RTT samples and proof.
 
 import {encodeMessage, type Beacon, type Envelope, type Message} from './beacon-codec.js';
 import type {Config} from '../config/schema.js';
 import type {BeaconTransport, Clock} from '../ports.js';
 import type {OutgoingReply, OutgoingRequest} from './peer-requests.js';
-
-// Our sent-at times are kept for the last SENT_KEPT datagrams to turn the peer's acks into RTT samples; at a
-// beacon every 200 ms that is 13 s at most, far beyond any RTT worth measuring. Every datagram is recorded, not
-// only beacons: the peer acks the newest datagram of any kind it accepted (a request or reply during a switch),
-// and each sequence number drops the one SENT_KEPT before it, so the map holds SENT_KEPT at most (with beacons
-// only, a beacon SENT_KEPT before a request or reply was never dropped: the map grew with every switch).
-export const SENT_KEPT = 64;
+import type {SentLog} from './sent-log.js';
 
 export class Outbox {
   readonly #config: Config;
   readonly #clock: Clock;
   readonly #transport: BeaconTransport;
   readonly #bootId: string;
-  readonly #sentAt = new Map<number, number>();
+  readonly #sentLog: SentLog;
   #seq = 0;
   #sent = 0;
 
-  constructor(config: Config, clock: Clock, transport: BeaconTransport, bootId: string) {
+  constructor(config: Config, clock: Clock, transport: BeaconTransport, bootId: string, sentLog: SentLog) {
     this.#config = config;
+    this.#sentLog = sentLog;
     this.#clock = clock;
     this.#transport = transport;
     this.#bootId = bootId;
@@ -32,11 +27,6 @@ export class Outbox {
   /** Datagrams sent since start. */
   get sent(): number {
     return this.#sent;
-  }
-
-  /** The monotonic time our datagram `seq` left, while it is among the last SENT_KEPT. */
-  sentAt(seq: number): number | undefined {
-    return this.#sentAt.get(seq);
   }
 
   /** Sends a beacon built from the envelope; throws when the transport refuses it. */
@@ -54,8 +44,8 @@ export class Outbox {
 
   #envelope(): Envelope {
     this.#seq += 1;
-    this.#sentAt.set(this.#seq, this.#clock.now());
-    this.#sentAt.delete(this.#seq - SENT_KEPT);
+    // Every kind: the peer acknowledges the newest datagram it received, a request or a reply as well as a beacon.
+    this.#sentLog.record(this.#seq, this.#clock.now());
     return {pair: this.#config.pair, node: this.#config.node, boot: this.#bootId, seq: this.#seq, sentAt: Math.round(this.#clock.wallNow())};
   }
 

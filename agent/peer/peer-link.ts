@@ -12,6 +12,7 @@ import type {BeaconTransport, Clock} from '../ports.js';
 import type {PeerSnapshot} from '../plans/coordinator.js';
 import type {PeerView, Role} from '../state-machine.js';
 import {Outbox} from './outbox.js';
+import {SentLog} from './sent-log.js';
 
 // Peer requests are resent this often until answered: short, because a lost datagram in a switch is service time.
 const REQUEST_RETRY_MS = 100;
@@ -39,12 +40,17 @@ export class PeerLink {
   readonly #outbox: Outbox;
   readonly #responder: PeerResponder;
   readonly #loggedRejects = new Set<RejectReason>();
+  readonly #sentLog: SentLog;
+  /** The peer run whose missing acks were logged (once per run). */
+  #warnedWithoutAcks: string | undefined;
   #wasAlive = false;
 
   constructor(deps: PeerLinkDeps) {
     const {config, clock} = deps;
     this.#deps = deps;
     this.peerRole = config.node === 'primary' ? 'backup' : 'primary';
+    const sentLog = new SentLog(config.heartbeat.deadAfterMs, config.heartbeat.intervalMs);
+    this.#sentLog = sentLog;
     this.#monitor = new PeerMonitor({
       pair: config.pair,
       peerRole: this.peerRole,
@@ -53,8 +59,11 @@ export class PeerLink {
       keyring: config.keyring,
       deadAfterMs: config.heartbeat.deadAfterMs,
       maxClockSkewMs: config.heartbeat.maxClockSkewMs,
+      ...(config.heartbeat.replayProtection === 'acknowledged'
+        ? {acknowledged: {intervalMs: config.heartbeat.intervalMs, sentAt: (seq: number) => sentLog.sentAt(seq)}}
+        : {}),
     });
-    this.#outbox = new Outbox(config, clock, deps.transport, deps.bootId);
+    this.#outbox = new Outbox(config, clock, deps.transport, deps.bootId, sentLog);
     this.requester = new PeerRequester((request) => this.#outbox.request(request, this.peerBoot ?? ''), clock, deps.newId,
       Math.min(REQUEST_RETRY_MS, config.heartbeat.intervalMs));
     this.#responder = new PeerResponder(deps.answer, (reply) => this.#outbox.reply(reply));
@@ -120,7 +129,7 @@ export class PeerLink {
 
   /** Sends a beacon with an ack of the peer's newest datagram; a failed send is logged, not thrown. */
   async sendBeacon(body: Omit<Beacon, keyof Envelope | 'ack'>): Promise<void> {
-    const newest = this.#monitor.newest();
+    const newest = this.#monitor.ackTarget(this.#deps.clock.now());
     try {
       await this.#outbox.beacon({
         ...body,
@@ -143,6 +152,7 @@ export class PeerLink {
           this.#loggedRejects.add(observation.reason);
           log.warning(`(beacon) rejected from ${from}: ${observation.reason}: ${observation.detail} (further ${observation.reason} rejections are counted in status, not logged)`);
         }
+        if (observation.reason === 'unacknowledged') this.#warnWithoutAcks();
         continue;
       }
       if (observation.late) {
@@ -155,10 +165,28 @@ export class PeerLink {
         this.requester.abandonAll('the peer restarted');
         this.#deps.onPeerRestarted();
       }
-      if (!this.#wasAlive && !observation.newBoot) log.notice(`(peer) ${this.peerRole} alive again`);
-      this.#wasAlive = true;
+      // A reply, or in acknowledged mode a request, is taken without making the peer alive: only what does counts.
+      const alive = this.#monitor.isAlive(now);
+      if (alive && !this.#wasAlive && !observation.newBoot) log.notice(`(peer) ${this.peerRole} alive again`);
+      if (alive) this.#wasAlive = true;
       this.#route(observation.message, observation.newBoot, now);
     }
+  }
+
+  /**
+   * Acknowledged mode: a peer whose beacons carry no ack at all for dead_after_ms counts as dead; said once per
+   * run of the peer, with the two causes and the way out, so the operator is not left with "lost" alone.
+   */
+  #warnWithoutAcks(): void {
+    const {config, log} = this.#deps;
+    const without = this.#monitor.withoutAcks;
+    const enough = Math.ceil(config.heartbeat.deadAfterMs / config.heartbeat.intervalMs);
+    if (without === undefined || without.count < enough || this.#warnedWithoutAcks === without.boot) return;
+    this.#warnedWithoutAcks = without.boot;
+    log.warning(`(peer) ${this.peerRole} boot ${without.boot}: ${without.count} beacons in a row acknowledge no datagram of this agent: ` +
+      `it does not hear this host (UDP to ${config.peer.address} port ${config.peer.port} blocked or misrouted?), or its agent does not acknowledge. ` +
+      'With heartbeat.replay_protection: acknowledged a peer is alive only while its beacons acknowledge ours, so it counts as dead until they do ' +
+      '(replay_protection: clock would take them by their sent-at instead)');
   }
 
   #route(message: Message, newBoot: boolean, now: number): void {
@@ -169,7 +197,7 @@ export class PeerLink {
           this.#deps.log.notice(`(peer) ${beacon.node} ${beacon.host} seen: boot ${beacon.boot}, state ${beacon.state}, ${beacon.holdsIp ? 'holds' : 'does not hold'} the service IP, epoch ${beacon.epoch}`);
         }
         if (beacon.ack !== undefined && beacon.ack.boot === this.#deps.bootId) {
-          const sentAt = this.#outbox.sentAt(beacon.ack.seq);
+          const sentAt = this.#sentLog.sentAt(beacon.ack.seq);
           if (sentAt !== undefined) this.#monitor.recordAck(sentAt, beacon.ack.heldMs, now);
         }
         this.#deps.onBeacon(beacon, newBoot);

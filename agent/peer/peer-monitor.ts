@@ -1,6 +1,12 @@
 // The peer as seen through its datagrams: rejects and counts bad ones (version, pair, MAC, replay, skew, size,
 // source), tracks liveness, round-trip time and loss. No I/O: times are passed in. Beacons, peer requests and
 // replies share one sequence counter per boot, so one replay check covers them all.
+//
+// Two ways to tell the peer from a recording of it (heartbeat.replay_protection): by its wall clock (sent-at within
+// max_clock_skew_ms of ours), or by acknowledgement: a beacon shows the peer alive only when it acknowledges one of
+// our own datagrams, and only as of when it says it answered that one (our send time plus the time it held it, plus
+// one interval), within dead_after_ms: a recording cannot acknowledge what we sent after it was made. The rules are in docs/protocol.md and
+// docs/security.md ("Replay protection"); the comments below say which part of them each check is.
 
 import {envelopeOf, openFrame, readFrame, REJECT_REASONS, type Beacon, type Decoded, type Message, type RejectReason} from './beacon-codec.js';
 import type {Keyring} from '../config/secret-files.js';
@@ -19,6 +25,15 @@ export interface PeerMonitorOptions {
   readonly maxClockSkewMs: number;
   /** Datagrams from the peer's address whose MAC is checked per second at most (see MAX_VERIFIED_PER_S). */
   readonly maxVerifiedPerS?: number;
+  /** Set for heartbeat.replay_protection acknowledged (maxClockSkewMs is then not used); unset: by the clocks. */
+  readonly acknowledged?: AcknowledgedOptions;
+}
+
+export interface AcknowledgedOptions {
+  /** The beacon interval: a proof counts as of the acknowledged datagram's departure plus this much. */
+  readonly intervalMs: number;
+  /** When our own datagram `seq` of this boot left (monotonic ms), while we still know (sent-log.ts). */
+  readonly sentAt: (seq: number) => number | undefined;
 }
 
 export type Observation =
@@ -40,7 +55,12 @@ export interface RejectedSinceValid {
 export interface PeerStats {
   readonly alive: boolean;
   readonly lastBeacon: Beacon | undefined;
-  /** Monotonic ms of the last accepted beacon. */
+  /**
+   * Monotonic ms the peer was last known alive: the arrival of its last accepted datagram (clock), or the
+   * departure of our datagram its last proving beacon acknowledged, plus the time the peer held it and one
+   * interval, at most its arrival
+   * (acknowledged).
+   */
   readonly lastSeenAt: number | undefined;
   readonly rttMs: {readonly last: number; readonly average: number} | undefined;
   /** Fraction of the peer's recent beacons that never arrived, 0..1; undefined before there is a window. */
@@ -65,10 +85,30 @@ export const MAX_VERIFIED_PER_S = 2000;
 // RTT average is exponential: each new sample weighs 1/8, as TCP's SRTT (RFC 6298).
 const RTT_GAIN = 1 / 8;
 
+/** Acknowledged mode: a run of the peer whose beacons carry no ack at all, and how many in a row. */
+export interface WithoutAcks {
+  readonly boot: string;
+  readonly count: number;
+}
+
+/** What a beacon's ack proves (acknowledged mode): the peer was alive after it received our datagram `ackSeq`. */
+interface Proof {
+  readonly ackSeq: number;
+  /** Monotonic ms the peer counts as alive from: min(arrival, departure of `ackSeq` + heldMs + interval). */
+  readonly at: number;
+}
+
 export class PeerMonitor {
   readonly #options: PeerMonitorOptions;
   #boot: string | undefined;
   #highestSeq = 0;
+  /** Arrival of the current boot's newest datagram: what our next ack names (heldMs counts from it). */
+  #newestAt: number | undefined;
+  /** Acknowledged: the highest of our sequence numbers a beacon of the current boot proved itself with (0: none). */
+  #proofAck = 0;
+  /** Acknowledged: another boot's newest datagram, acknowledged instead while the current boot is not alive. */
+  #candidate: {readonly boot: string; readonly seq: number; readonly at: number} | undefined;
+  #withoutAcks = 0;
   #received: number[] = [];
   #firstSeq = 0;
   /** Sequence numbers at or below this are replays even inside the loss window: a resumed boot's used ones. */
@@ -91,36 +131,31 @@ export class PeerMonitor {
   }
 
   /**
-   * Judges one datagram. An accepted message that is not late proves the peer alive; such a beacon also updates
-   * the peer view. Rejected datagrams only bump their counter.
-   * @param now monotonic ms; @param wallNow wall-clock ms (for the skew window only)
+   * Judges one datagram. By the clock, an accepted message that is not late proves the peer alive; by
+   * acknowledgement, only a beacon that acknowledges one of our recent datagrams does. Such a beacon also updates
+   * the peer view. Rejected datagrams only bump their counter (an unacknowledged beacon also uses up its number).
+   * @param now monotonic ms; @param wallNow wall-clock ms (for the skew window and key expiry only)
    */
   observe(datagram: Uint8Array, from: string, now: number, wallNow: number): Observation {
     const result = this.#judge(datagram, from, now, wallNow);
-    if (!result.ok) {
-      this.#rejected[result.reason] += 1;
-      // Only what came from the peer's address says anything about the peer; a third host's flood does not.
-      if (result.reason !== 'wrong-source') {
-        this.#rejectedSinceValid = {count: (this.#rejectedSinceValid?.count ?? 0) + 1, reason: result.reason, detail: result.detail};
-      }
-      return result;
+    if (!result.ok) return this.#reject(result);
+    const acknowledged = this.#options.acknowledged;
+    return acknowledged === undefined ? this.#acceptByClock(result.message, now) : this.#acceptByAck(result.message, now, acknowledged);
+  }
+
+  #reject(result: Extract<Observation, {ok: false}>): Observation {
+    this.#rejected[result.reason] += 1;
+    // Only what came from the peer's address says anything about the peer; a third host's flood does not.
+    if (result.reason !== 'wrong-source') {
+      this.#rejectedSinceValid = {count: (this.#rejectedSinceValid?.count ?? 0) + 1, reason: result.reason, detail: result.detail};
     }
-    const message = result.message;
+    return result;
+  }
+
+  #acceptByClock(message: Message, now: number): Observation {
     const envelope = envelopeOf(message);
     const newBoot = envelope.boot !== this.#boot;
-    if (newBoot) {
-      // A boot that ended and speaks again (see #judge: only later than everything since) resumes above the
-      // sequence numbers it had used, so its own recorded datagrams stay replays.
-      const resumed = this.#unretire(envelope.boot);
-      if (this.#boot !== undefined) this.#retire(this.#boot, this.#highestSeq);
-      this.#boot = envelope.boot;
-      this.#highestSeq = resumed?.highestSeq ?? 0;
-      this.#seqFloor = this.#highestSeq;
-      this.#received = [];
-      this.#firstSeq = envelope.seq;
-      this.#lastBeacon = undefined;
-      this.#bootSentAt = 0;
-    }
+    if (newBoot) this.#adopt(envelope);
     const late = envelope.seq < this.#highestSeq;
     this.#recordSeq(envelope.seq);
     this.#accepted += 1;
@@ -129,7 +164,105 @@ export class PeerMonitor {
     this.#bootSentAt = Math.max(this.#bootSentAt, envelope.sentAt);
     if (message.kind === 'beacon') this.#lastBeacon = message.beacon;
     this.#lastSeenAt = now;
+    this.#newestAt = now;
     return {ok: true, message, newBoot, late};
+  }
+
+  /**
+   * Acknowledged mode. A beacon proves the peer alive only with an ack of one of our datagrams of this boot that it
+   * answered (by its heldMs) within dead_after_ms; a beacon that proves nothing uses up its sequence number (our acks name it, so a peer
+   * that has not heard us yet can prove itself) but is rejected as `unacknowledged`: it neither keeps the peer
+   * alive nor changes its view. Another run of the peer replaces the current one only by proving itself with an
+   * ack newer than any the current one proved itself with. A request is taken only while the peer is alive (so it
+   * is at most about dead_after_ms old); a reply answers a request of ours, which it cannot predate.
+   */
+  #acceptByAck(message: Message, now: number, acknowledged: AcknowledgedOptions): Observation {
+    const envelope = envelopeOf(message);
+    const ack = message.kind === 'beacon' ? message.beacon.ack : undefined;
+    const proof = message.kind === 'beacon' ? this.#proofOf(message.beacon, now, acknowledged) : undefined;
+    // Reported once per run, with its first proof: until then, as far as the agent is concerned, it has not spoken.
+    let newBoot = false;
+    if (envelope.boot !== this.#boot) {
+      // The first run heard is taken on trust for its sequence numbers only: it shows nothing until it proves itself.
+      if (this.#boot !== undefined && (proof === undefined || proof.ackSeq <= this.#proofAck)) {
+        // Acknowledged in our beacons only while the current run is not alive: a restart that has not heard us
+        // yet then learns our boot at once, and replayed recordings cannot take the acks from a live run.
+        if (!this.isAlive(now)) this.#candidate = {boot: envelope.boot, seq: envelope.seq, at: now};
+        return this.#reject({ok: false, reason: 'unacknowledged', detail: `${message.kind} of boot ${envelope.boot}, not the current ${this.#boot}: ` +
+          `${proof === undefined ? `it acknowledges ${this.#describeAck(ack, now, acknowledged)}` : `its ack of our datagram ${proof.ackSeq} is no newer than the current boot's ${this.#proofAck}`} ` +
+          '(a restart of the peer that has not heard this agent yet, or a recording)'});
+      }
+      this.#adopt(envelope);
+    }
+    if (message.kind === 'request' && !this.isAlive(now)) {
+      return this.#reject({ok: false, reason: 'unacknowledged', detail: `${message.request.op} request while the peer has not shown itself alive in the last ` +
+        `${this.#options.deadAfterMs} ms (a request counts only from a peer whose beacons acknowledge ours)`});
+    }
+    const late = envelope.seq < this.#highestSeq;
+    this.#recordSeq(envelope.seq);
+    if (late) {
+      this.#accepted += 1;
+      return {ok: true, message, newBoot: false, late};
+    }
+    this.#newestAt = now;
+    this.#candidate = undefined;
+    if (message.kind === 'beacon') {
+      if (proof === undefined) {
+        this.#withoutAcks = ack === undefined ? this.#withoutAcks + 1 : 0;
+        return this.#reject({ok: false, reason: 'unacknowledged', detail: `beacon ${envelope.seq} acknowledges ${this.#describeAck(ack, now, acknowledged)}: ` +
+          'it proves nothing about now (the peer does not hear this agent, or it is a recording)'});
+      }
+      this.#withoutAcks = 0;
+      newBoot = this.#proofAck === 0;
+      this.#proofAck = Math.max(this.#proofAck, proof.ackSeq);
+      this.#lastSeenAt = Math.max(this.#lastSeenAt ?? proof.at, proof.at);
+      this.#lastBeacon = message.beacon;
+      this.#rejectedSinceValid = undefined;
+    }
+    this.#accepted += 1;
+    return {ok: true, message, newBoot, late};
+  }
+
+  #proofOf(beacon: Beacon, now: number, acknowledged: AcknowledgedOptions): Proof | undefined {
+    const ack = beacon.ack;
+    if (ack === undefined || ack.boot !== this.#options.selfBoot) return undefined;
+    const sentAt = acknowledged.sentAt(ack.seq);
+    if (sentAt === undefined) return undefined;
+    // The peer sent this beacon heldMs after our datagram reached it, so no earlier than sentAt + heldMs by our
+    // clock: its own signed account, which a recording carries unchanged from when it was really sent. Without it a
+    // peer whose timers run late (a stall, a loaded host) would be credited only with our datagram's departure and
+    // declared dead early by its lateness.
+    const sentByPeer = sentAt + ack.heldMs;
+    if (now - sentByPeer >= this.#options.deadAfterMs) return undefined;
+    // One interval of slack covers the path's delay to the peer and the rounding of heldMs; never past the arrival.
+    return {ackSeq: ack.seq, at: Math.min(now, sentByPeer + acknowledged.intervalMs)};
+  }
+
+  #describeAck(ack: Beacon['ack'], now: number, acknowledged: AcknowledgedOptions): string {
+    if (ack === undefined) return 'no datagram of ours';
+    if (ack.boot !== this.#options.selfBoot) return `datagram ${ack.seq} of boot ${ack.boot}, not this run of the agent (${this.#options.selfBoot})`;
+    const sentAt = acknowledged.sentAt(ack.seq);
+    if (sentAt === undefined) return `our datagram ${ack.seq}, not one sent in the last ${this.#options.deadAfterMs} ms`;
+    const held = ack.heldMs > 0 ? `, held ${ack.heldMs} ms by the peer before this beacon` : '';
+    return `our datagram ${ack.seq}, sent ${Math.round(now - sentAt)} ms ago${held} (dead_after_ms is ${this.#options.deadAfterMs})`;
+  }
+
+  /** A run of the peer not seen before (or an ended one winning back) becomes the current one. */
+  #adopt(envelope: {readonly boot: string; readonly seq: number}): void {
+    // A boot that ended and speaks again (see #judge: only later than everything since) resumes above the
+    // sequence numbers it had used, so its own recorded datagrams stay replays.
+    const resumed = this.#unretire(envelope.boot);
+    if (this.#boot !== undefined) this.#retire(this.#boot, this.#highestSeq);
+    this.#boot = envelope.boot;
+    this.#highestSeq = resumed?.highestSeq ?? 0;
+    this.#seqFloor = this.#highestSeq;
+    this.#received = [];
+    this.#firstSeq = envelope.seq;
+    this.#lastBeacon = undefined;
+    this.#bootSentAt = 0;
+    this.#proofAck = 0;
+    this.#withoutAcks = 0;
+    this.#candidate = undefined;
   }
 
   /** Round trip from one of our beacons that the peer acknowledged; `sentAt` is when we sent it (monotonic). */
@@ -149,10 +282,24 @@ export class PeerMonitor {
     return this.#lastSeenAt === undefined ? undefined : this.#lastSeenAt + this.#options.deadAfterMs;
   }
 
-  /** Newest accepted beacon sequence number, and when it arrived; for our acknowledgements. */
+  /** The current run of the peer, its newest sequence number and when that arrived. */
   newest(): {boot: string; seq: number; at: number} | undefined {
-    if (this.#boot === undefined || this.#lastSeenAt === undefined) return undefined;
-    return {boot: this.#boot, seq: this.#highestSeq, at: this.#lastSeenAt};
+    if (this.#boot === undefined || this.#newestAt === undefined) return undefined;
+    return {boot: this.#boot, seq: this.#highestSeq, at: this.#newestAt};
+  }
+
+  /**
+   * What our next beacon acknowledges: the current run's newest datagram; in acknowledged mode, while that run
+   * is not alive, another run's newest instead (a restart that must hear our boot to prove itself).
+   */
+  ackTarget(now: number): {boot: string; seq: number; at: number} | undefined {
+    if (this.#candidate !== undefined && !this.isAlive(now)) return this.#candidate;
+    return this.newest();
+  }
+
+  /** Acknowledged mode: the current run's beacons in a row that carried no ack at all, if any did. */
+  get withoutAcks(): WithoutAcks | undefined {
+    return this.#boot === undefined || this.#withoutAcks === 0 ? undefined : {boot: this.#boot, count: this.#withoutAcks};
   }
 
   /** Datagrams from the peer's address rejected since its last valid one, or undefined when none were. */
@@ -190,6 +337,8 @@ export class PeerMonitor {
     if (envelope.node !== options.peerRole) {
       return {ok: false, reason: 'wrong-node', detail: `sender says it is the ${envelope.node}; the peer must be the ${options.peerRole} (are both hosts configured with node: ${envelope.node}?)`};
     }
+    // Acknowledged mode compares no clocks: freshness is proven by acks (#acceptByAck), not by sent-at.
+    if (options.acknowledged !== undefined) return this.#judgeSequence(message);
     const skew = envelope.sentAt - wallNow;
     if (skew < -options.maxClockSkewMs) return {ok: false, reason: 'stale', detail: `sent ${-skew} ms ago, window is ${options.maxClockSkewMs} ms (replay, or clocks apart)`};
     if (skew > options.maxClockSkewMs) return {ok: false, reason: 'future', detail: `sent ${skew} ms in the future, window is ${options.maxClockSkewMs} ms (clocks apart?)`};
@@ -203,6 +352,13 @@ export class PeerMonitor {
     if (this.#boot !== undefined && envelope.boot !== this.#boot && envelope.sentAt <= this.#bootSentAt) {
       return {ok: false, reason: 'replay', detail: `boot ${envelope.boot} sent at ${envelope.sentAt}, not after the current boot ${this.#boot} (${this.#bootSentAt}): not a restart`};
     }
+    return this.#judgeSequence(message);
+  }
+
+  /** The checks both modes share: ended runs, the request's addressee, sequence numbers. */
+  #judgeSequence(message: Message): {ok: true; message: Message} | Extract<Decoded, {ok: false}> {
+    const options = this.#options;
+    const envelope = envelopeOf(message);
     // An ended boot speaking later than the current one is the live one winning back (the current one was a run
     // whose clock was ahead); its datagrams already seen, or older, stay replays.
     const retired = this.#retiredBoots.find((r) => r.boot === envelope.boot);
@@ -259,6 +415,7 @@ export class PeerMonitor {
  * valid one and the latest reason. Clock skew (stale, future) names the fix, since it is the usual cause.
  */
 export function describeRejectedSinceValid(rejected: RejectedSinceValid): string {
-  const clocks = rejected.reason === 'stale' || rejected.reason === 'future' ? '; check both hosts\' clocks (timedatectl, NTP)' : '';
-  return `${rejected.count} datagram(s) from its address rejected since the last valid one, the latest ${rejected.reason}: ${rejected.detail}${clocks}`;
+  const hint = rejected.reason === 'stale' || rejected.reason === 'future' ? '; check both hosts\' clocks (timedatectl, NTP)'
+    : rejected.reason === 'unacknowledged' ? '; check that beacons pass both ways between the hosts (firewall, routes)' : '';
+  return `${rejected.count} datagram(s) from its address rejected since the last valid one, the latest ${rejected.reason}: ${rejected.detail}${hint}`;
 }

@@ -18,9 +18,17 @@ export async function run(out: Output, options: {readonly file: string}): Promis
     `  ${config.node} of pair ${config.pair}; beacons ${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}\n` +
     `  service IP ${config.service.ip.cidr} on ${config.service.interface} (${config.service.mode} mode)\n` +
     `  heartbeat every ${config.heartbeat.intervalMs} ms, peer dead after ${config.heartbeat.deadAfterMs} ms; key id ${config.keyring.signing.id}\n` +
+    `  ${describeReplayProtection(config)}\n` +
     `  ${drain}\n` +
     (resolve(options.file) === DEFAULT_CONFIG_FILE ? await describeSandbox(config, SANDBOX_DROP_IN) : ''));
   return 0;
+}
+
+/** How the peer's datagrams are told from recordings, and what that asks of the hosts. */
+export function describeReplayProtection(config: Config): string {
+  return config.heartbeat.replayProtection === 'clock'
+    ? `replay protection: clock (sent-at within ${config.heartbeat.maxClockSkewMs} ms of this host's clock: keep both hosts on NTP)`
+    : 'replay protection: acknowledged (the clocks are not compared; beacons must pass both ways, and the peer should say acknowledged too)';
 }
 
 /**

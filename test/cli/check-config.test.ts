@@ -1,12 +1,13 @@
-// What check-config says about the drain on this host: on, off by the config, impossible in link mode, or a
-// warning naming why nftables refuses it; and whether the unit's installed allow-lists still allow the config.
+// What check-config says about the drain on this host (on, off by the config, impossible in link mode, or a
+// warning naming why nftables refuses it), about the replay protection the file chose, and whether the unit's
+// installed allow-lists still allow the config.
 
 import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test from 'ava';
 import {planUnitSandbox} from '../../agent/config/unit-sandbox.js';
-import {describeDrain, describeSandbox} from '../../cli/commands/check-config.js';
+import {describeDrain, describeReplayProtection, describeSandbox} from '../../cli/commands/check-config.js';
 import {renderSandboxDropIn} from '../../cli/install/texts.js';
 import {FakeDrainDriver} from '../fakes/fake-drain-driver.js';
 import {testConfig} from '../fakes/test-config.js';
@@ -41,4 +42,11 @@ test('check-config says whether the installed drop-in allows the config, and wha
   t.regex(said, /run `baton install --keep-config`/);
   // No drop-in (not installed by `baton install`): nothing to say.
   t.is(await describeSandbox(edited, join(dir, 'missing.conf')), '');
+});
+
+test('check-config says which replay protection the file chose and what it asks of the hosts', (t) => {
+  const config = testConfig('primary');
+  t.is(describeReplayProtection(config), 'replay protection: clock (sent-at within 5000 ms of this host\'s clock: keep both hosts on NTP)');
+  t.is(describeReplayProtection({...config, heartbeat: {...config.heartbeat, replayProtection: 'acknowledged'}}),
+    'replay protection: acknowledged (the clocks are not compared; beacons must pass both ways, and the peer should say acknowledged too)');
 });

@@ -7,8 +7,8 @@ import {createFakePair, type FakeHost, type FakePair} from './fake-pair.js';
 
 export const OPTIONS: SwitchoverOptions = {dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined};
 
-export async function settledPair(t: Parameters<typeof createFakePair>[0]): Promise<FakePair> {
-  const pair = createFakePair(t);
+export async function settledPair(t: Parameters<typeof createFakePair>[0], options?: Parameters<typeof createFakePair>[1]): Promise<FakePair> {
+  const pair = createFakePair(t, options);
   await pair.primary.agent.start();
   await pair.backup.agent.start();
   await pair.clock.advance(1500);

@@ -32,7 +32,7 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     acceptSecretFiles: [],
     keyring: testKeyring(),
     service: {ip: SERVICE_IP, interface: 'eth0', mode: 'address'},
-    heartbeat: {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000},
+    heartbeat: {intervalMs: 200, deadAfterMs: 1000, replayProtection: 'clock', maxClockSkewMs: 5000},
     confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: DEFAULT_STATUSES, logFormat: COMBINED},
     drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60},
     onStop: 'keep',

@@ -35,7 +35,7 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
       interface: 'eth0',
       mode: 'address',
     },
-    heartbeat: {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000},
+    heartbeat: {intervalMs: 200, deadAfterMs: 1000, replayProtection: 'clock', maxClockSkewMs: 5000},
     confirm: {accessLog: '/var/log/nginx/access.log', minRequests: 3, timeoutS: 30, statuses: [{from: 200, to: 299}, {from: 300, to: 399}], logFormat: {kind: 'combined'}},
     drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60},
     onStop: 'keep',
@@ -58,7 +58,7 @@ test('a minimal config gets every default', (t) => {
   t.deepEqual(config.keyring.accepted, [config.keyring.signing]);
   t.is(config.keyring.signing.file, '/etc/baton/secret');
   t.is(config.service.mode, 'address');
-  t.deepEqual(config.heartbeat, {intervalMs: 200, deadAfterMs: 1000, maxClockSkewMs: 5000});
+  t.deepEqual(config.heartbeat, {intervalMs: 200, deadAfterMs: 1000, replayProtection: 'clock', maxClockSkewMs: 5000});
   t.deepEqual(config.confirm, {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: [{from: 200, to: 299}, {from: 300, to: 399}], logFormat: {kind: 'combined'}});
   t.deepEqual(config.drain, {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60});
   t.is(config.onStop, 'keep');
@@ -82,6 +82,20 @@ test('dead_after_ms defaults to 5 × interval_ms', (t) => {
 
   t.is(config.heartbeat.deadAfterMs, 250);
 });
+
+test('heartbeat.replay_protection: acknowledged is read, and the skew window is then not', (t) => {
+  const config = parseConfig(`${MINIMAL}heartbeat: {replay_protection: acknowledged}\n`, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+
+  t.is(config.heartbeat.replayProtection, 'acknowledged');
+});
+
+test('a replay_protection that is neither clock nor acknowledged is rejected', rejects,
+  edit(DESIGN_EXAMPLE, ['dead_after_ms: 1000', 'dead_after_ms: 1000, replay_protection: ntp']),
+  ['10 heartbeat.replay_protection: expected \'clock\' or \'acknowledged\', got \'ntp\'']);
+
+test('max_clock_skew_ms with replay_protection: acknowledged is rejected: no window applies, none may seem to', rejects,
+  edit(DESIGN_EXAMPLE, ['dead_after_ms: 1000', 'dead_after_ms: 1000, replay_protection: acknowledged, max_clock_skew_ms: 5000']),
+  ['10 heartbeat.max_clock_skew_ms: expected nothing, got 5000 (the clocks are not compared with heartbeat.replay_protection: acknowledged; remove it)']);
 
 test('empty sections and empty optional values mean their defaults', (t) => {
   const config = parseConfig(`${MINIMAL}heartbeat:\nconfirm: {access_log: ~}\non_stop:\n`, 'baton.yaml',

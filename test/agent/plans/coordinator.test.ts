@@ -4,7 +4,10 @@
 import test from 'ava';
 import type {SwitchProgress} from '../../../agent/control-protocol.js';
 import {BatonError, isBatonError} from '../../../agent/errors.js';
+import type {Config} from '../../../agent/config/schema.js';
+import {decodeDatagram, encodeMessage} from '../../../agent/peer/beacon-codec.js';
 import {createFakePair} from '../../fakes/fake-pair.js';
+import {BACKUP_ADDRESS, testConfig, testKey, testKeyring} from '../../fakes/test-config.js';
 import {clients, drive, OPTIONS, settledPair, stepLines, switchover} from '../../fakes/switch-driver.js';
 
 test('a switchover run on the primary moves the IP to the backup in the runbook order, confirms traffic, and releases the primary', async (t) => {
@@ -187,8 +190,58 @@ test('the backup\'s wall clock an hour ahead: each side rejects the other, nobod
   t.true((await pair.primary.agent.status()).peer.alive, 'clocks together again, the pair is whole');
 });
 
-test('the peer agent restarted while a switch waits: the coordinator notices the new boot and rolls back saying so', async (t) => {
-  const pair = await settledPair(t);
+/** Both hosts with heartbeat.replay_protection: acknowledged. */
+function acknowledged(role: 'primary' | 'backup'): {config: Partial<Config>} {
+  const config = testConfig(role);
+  return {config: {heartbeat: {...config.heartbeat, replayProtection: 'acknowledged'}}};
+}
+
+test('replay_protection acknowledged: the backup\'s wall clock an hour ahead, then a day behind, changes nothing: both stay alive and a switchover is done', async (t) => {
+  const pair = await settledPair(t, {primary: acknowledged('primary'), backup: acknowledged('backup')});
+  // Each side's first beacon acknowledged nothing yet: counted at start-up, and no more after.
+  const rejected = async (host: typeof pair.primary): Promise<number> => Object.values((await host.agent.status()).beacons.rejected).reduce((a, b) => a + b, 0);
+  const atStart = {primary: await rejected(pair.primary), backup: await rejected(pair.backup)};
+  pair.backup.wallSkewMs = 3_600_000;
+  await pair.clock.advance(3000);
+  t.true((await pair.primary.agent.status()).peer.alive);
+  t.true((await pair.backup.agent.status()).peer.alive);
+  t.is(await rejected(pair.primary), atStart.primary, 'the primary rejected nothing since');
+  t.is(await rejected(pair.backup), atStart.backup, 'the backup rejected nothing since');
+  pair.backup.wallSkewMs = -86_400_000;
+  const {result} = await switchover(pair, pair.primary, {}, clients(pair));
+  t.is(result.outcome, 'done', result.reason);
+  t.true(pair.backup.network.addresses.has('192.0.2.100'));
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+});
+
+test('replay_protection acknowledged: a peer whose beacons acknowledge nothing counts as dead, and the log says why and what to do', async (t) => {
+  const pair = createFakePair(t, {primary: acknowledged('primary'), backup: acknowledged('backup')});
+  // The backup's beacons reach the primary without their ack: an agent that does not acknowledge.
+  pair.backup.transport.lose = (datagram) => {
+    const decoded = decodeDatagram(datagram, testKeyring(), 'web', pair.clock.wallNow());
+    if (!decoded.ok || decoded.message.kind !== 'beacon') return false;
+    pair.primary.transport.inject(encodeMessage({kind: 'beacon', beacon: {...decoded.message.beacon, ack: undefined}}, testKey()), BACKUP_ADDRESS);
+    return true;
+  };
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(3000);
+  const primary = await pair.primary.agent.status();
+  t.false(primary.peer.alive);
+  t.true(primary.beacons.rejected.unacknowledged > 5);
+  t.true((await pair.backup.agent.status()).peer.alive, 'the backup hears acknowledgements from the primary');
+  const warnings = pair.primary.logs.filter((line) => line.includes('acknowledge no datagram of this agent'));
+  t.is(warnings.length, 1, 'said once for this run of the peer');
+  t.regex(warnings[0] ?? '', /\(peer\) backup boot \S+: 5 beacons in a row acknowledge no datagram of this agent: it does not hear this host \(UDP to 192\.0\.2\.12 port 7411 blocked or misrouted\?\), or its agent does not acknowledge\. With heartbeat\.replay_protection: acknowledged a peer is alive only while its beacons acknowledge ours, so it counts as dead until they do/);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'), 'the primary keeps serving');
+  t.false(pair.backup.network.addresses.has('192.0.2.100'));
+  const error = await t.throwsAsync(pair.primary.agent.switchover(OPTIONS, () => undefined));
+  t.true(isBatonError(error, 'PEER_UNREACHABLE'));
+  t.regex(error?.message ?? '', /latest unacknowledged: beacon \d+ acknowledges no datagram of ours: .*; check that beacons pass both ways between the hosts/);
+});
+
+const peerRestartedMidSwitch = test.macro(async (t, options?: Parameters<typeof settledPair>[1]) => {
+  const pair = await settledPair(t, options);
   const run = pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'backup-net-down', seconds: 3}}, () => undefined);
   await pair.clock.advance(300);
   t.deepEqual(pair.backup.journal.journal?.applied, ['backup-net-down']);
@@ -206,6 +259,11 @@ test('the peer agent restarted while a switch waits: the coordinator notices the
   t.is(pair.backup.agent.state.name, 'standby');
   t.is(pair.backup.journal.journal, undefined, 'the restarted backup recovered and cleared its journal');
 });
+
+test('the peer agent restarted while a switch waits: the coordinator notices the new boot and rolls back saying so', peerRestartedMidSwitch);
+// The new run's first beacon proves nothing (it has not heard the primary yet): it is heard with its second.
+test('replay_protection acknowledged: the peer agent restarted while a switch waits is noticed the same, by its first acknowledging beacon',
+  peerRestartedMidSwitch, {primary: acknowledged('primary'), backup: acknowledged('backup')});
 
 test('--dry-run prints each host\'s commands and changes nothing', async (t) => {
   const pair = await settledPair(t);
