@@ -18,6 +18,8 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
   # faketime brings libfaketime: the campaign's faults part steps one agent's wall clock (LD_PRELOAD), not the machine's.
   command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+  # curl: the client of the test that boots systemd as PID 1 with baton's unit in it.
+  command -v curl >/dev/null 2>&1 || missing="$missing curl"
   # apache2: the drain's integration test moves the IP between two real Apache servers as well as two nginx.
   [ -x /usr/sbin/apache2 ] || missing="$missing apache2"
 fi
