@@ -6,6 +6,7 @@ import {DEFAULT_CONFIG_FILE} from '../agent/config/schema.js';
 import type {SwitchoverOptions} from '../agent/control-protocol.js';
 import {parseHostCidr, parseIpAddress} from '../agent/net/ip-address.js';
 import {SWITCH_STEP_NAMES} from '../agent/plans/plans.js';
+import {LAB_PREFIX_PATTERN} from './lab/topology-plan.js';
 import type {InstallOptions} from './commands/install.js';
 import type {UninstallOptions} from './commands/uninstall.js';
 
@@ -49,8 +50,11 @@ Commands:
                                up      build it: namespaces, a web server and a
                                        baton-agent on each host
                                status  print baton status from both hosts
-                               down    remove every lab namespace, process and
-                                       temp file, also those of a crashed run
+                               down    remove every lab whose builder has
+                                       exited (lab up, an interrupted or a
+                                       crashed run); labs of runs still going
+                                       are named and left. down NAME: that
+                                       lab only
                                run     up, the drill (preflight, switchover,
                                        switchback, link cut and takeover, the
                                        old primary's return), the report, down
@@ -112,7 +116,7 @@ export type Command =
       readonly withFailure: boolean; readonly report: string; readonly url: string | undefined; readonly intervalMs: number;
       readonly client: string | undefined; readonly sshConfig: string | undefined; readonly clientBaton: string}
   | {readonly name: 'check-config'; readonly file: string}
-  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string}
+  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string; readonly lab?: string}
   | ({readonly name: 'install'} & InstallOptions)
   | ({readonly name: 'uninstall'} & UninstallOptions);
 
@@ -242,10 +246,14 @@ export function parseCommandLine(argv: readonly string[]): Command {
       const [action, ...extra] = rest;
       if (action === undefined) throw new UsageError(`lab needs an action: ${LAB_ACTIONS.join(', ')}`);
       if (!(LAB_ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown lab action '${action}': expected ${LAB_ACTIONS.join(', ')}`);
-      noMore(`lab ${action}`, extra);
+      const lab = action === 'down' ? extra[0] : undefined;
+      const more = action === 'down' ? extra.slice(1) : extra;
+      if (action === 'down' && more.length > 0) throw new UsageError(`lab down takes at most one lab name, got '${extra.join(' ')}'`);
+      noMore(`lab ${action}`, more);
+      if (lab !== undefined && !LAB_PREFIX_PATTERN.test(lab)) throw new UsageError(`lab down: expected a lab name such as bl3k9x0q, got '${lab}'`);
       const web = values.web ?? 'builtin';
       if (web !== 'builtin' && web !== 'nginx') throw new UsageError(`--web: expected builtin or nginx, got '${web}'`);
-      return {name, action: action as LabAction, json: values.json, web, report: values.report ?? 'baton-drill-report.html'};
+      return {name, action: action as LabAction, json: values.json, web, report: values.report ?? 'baton-drill-report.html', ...(lab === undefined ? {} : {lab})};
     }
     case 'install': {
       noMore(name, rest);

@@ -1,5 +1,6 @@
 // `baton lab up|status|down|run`: a two-host pair plus a client in network namespaces on this machine.
 
+import {readdir} from 'node:fs/promises';
 import {join} from 'node:path';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {BatonError} from '../../agent/errors.js';
@@ -11,7 +12,7 @@ import {createLabTarget} from '../drill/lab-target.js';
 import {formatDrillReport} from '../drill/report.js';
 import {writeDrillReport} from '../drill/report-html.js';
 import {EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK} from '../exit-codes.js';
-import {LAB_BASE_DIR, labDown, labStatus, labUp, listLabs, readLab, waitForSettledPair, type Lab} from '../lab/lab.js';
+import {LAB_BASE_DIR, labDown, labsByOwner, labStatus, labUp, readLab, waitForSettledPair, type Lab} from '../lab/lab.js';
 import {isNginxInstalled, NGINX_PROGRAM} from '../lab/web.js';
 import type {Output} from '../output.js';
 
@@ -20,6 +21,8 @@ export interface LabOptions {
   readonly json: boolean;
   readonly web: 'builtin' | 'nginx';
   readonly report: string;
+  /** lab down NAME: that lab only. */
+  readonly lab?: string;
 }
 
 // The lab's default timers, for the failure phase's target.
@@ -34,7 +37,9 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
   requireRoot();
   switch (options.action) {
     case 'up': {
-      const existing = await listLabs(runner);
+      // Labs of runs still going (a campaign, a drill, a test) may stand beside this one; a standing lab may not,
+      // as `lab status` and `lab down` would not know which one is meant.
+      const existing = (await labsByOwner(runner)).unowned;
       if (existing.length > 0) {
         throw new BatonError('LAB_FAILED', `a lab already exists (${existing.join(', ')}); use it with \`baton lab status\`, or remove it with \`baton lab down\``);
       }
@@ -45,18 +50,28 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       return 0;
     }
     case 'status': {
-      const lab = await currentLab(runner);
+      const lab = await currentLab();
       const status = await labStatus(lab);
       out.stdout(options.json ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status.primary)}\n${formatStatus(status.backup)}`);
       return 0;
     }
     case 'down': {
-      const labs = await listLabs(runner);
-      for (const prefix of labs) {
+      const {unowned, inUse} = await labsByOwner(runner);
+      if (options.lab !== undefined && ![...unowned, ...inUse.map((l) => l.prefix)].includes(options.lab)) {
+        throw new BatonError('LAB_FAILED', `no lab ${options.lab} on this machine${unowned.length + inUse.length === 0 ? '' : ` (there are: ${[...unowned, ...inUse.map((l) => l.prefix)].sort().join(', ')})`}`);
+      }
+      // Named: that lab, in use or not. Unnamed: every lab whose builder has gone (standing, interrupted, crashed).
+      const remove = options.lab === undefined ? unowned : [options.lab];
+      for (const prefix of remove) {
         await labDown(runner, prefix);
         out.stdout(`lab ${prefix} removed: agents stopped, namespaces and files deleted\n`);
       }
-      if (labs.length === 0) out.stdout('no lab to remove\n');
+      if (options.lab === undefined) {
+        for (const {prefix, owner} of inUse) {
+          out.stdout(`lab ${prefix} left up: in use by process ${owner.pid} (${owner.command}); \`baton lab down ${prefix}\` removes it anyway\n`);
+        }
+        if (unowned.length + inUse.length === 0) out.stdout('no lab to remove\n');
+      }
       return 0;
     }
     case 'run':
@@ -110,11 +125,16 @@ async function webKind(wanted: 'builtin' | 'nginx'): Promise<'builtin' | 'nginx'
   return wanted;
 }
 
-async function currentLab(runner: CommandRunner): Promise<Lab> {
-  const labs = await listLabs(runner);
-  const prefix = labs.at(-1);
-  if (prefix === undefined) throw new BatonError('LAB_FAILED', 'no lab is running; start one with `baton lab up`');
-  return readLab(join(LAB_BASE_DIR, prefix));
+/** The lab `baton lab up` or `lab run` built here (their records are in LAB_BASE_DIR; a campaign keeps its own). */
+async function currentLab(): Promise<Lab> {
+  const labs: Lab[] = [];
+  for (const name of (await readdir(LAB_BASE_DIR).catch(() => [] as string[])).sort()) {
+    const lab = await readLab(join(LAB_BASE_DIR, name)).catch(() => undefined);
+    if (lab !== undefined) labs.push(lab);
+  }
+  const lab = labs.at(-1);
+  if (lab === undefined) throw new BatonError('LAB_FAILED', 'no lab is running; start one with `baton lab up`');
+  return lab;
 }
 
 function requireRoot(): void {

@@ -12,6 +12,7 @@ import type {ServiceMode} from '../../agent/config/schema.js';
 import type {CommandRunner} from '../../agent/ports.js';
 import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
+import {claimLab, liveOwner, releaseLab, type LabOwner} from './lab-owner.js';
 import {createTopology, destroyTopology, findLeftovers, spawnInNamespace} from './namespaces.js';
 import {DEFAULT_LAB_TOPOLOGY, LINK_MODE_LAB_TOPOLOGY, newLabPrefix, SERVICE_LAN} from './topology-plan.js';
 import {isProcessAlive, startApache, startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
@@ -85,11 +86,16 @@ export async function labUp(options: LabOptions): Promise<Lab> {
   const prefix = options.prefix ?? newLabPrefix();
   const dir = join(options.baseDir ?? LAB_BASE_DIR, prefix);
   const say = options.progress ?? (() => undefined);
+  // Until the namespaces exist the prefix may be another lab's (createTopology refuses one in use and removes
+  // what it made itself): nothing of the other lab is touched on that failure.
+  let built = false;
   try {
     say(`lab ${prefix}: building namespaces ${prefix}-primary, ${prefix}-backup, ${prefix}-client and the switch ${prefix}-sw`);
-    await mkdir(dir, {recursive: true, mode: 0o700});
     const mode = options.mode ?? 'address';
     const topology = await createTopology(options.runner, {...(mode === 'link' ? LINK_MODE_LAB_TOPOLOGY : DEFAULT_LAB_TOPOLOGY), prefix});
+    built = true;
+    await claimLab(prefix);
+    await mkdir(dir, {recursive: true, mode: 0o700});
     const beaconLan = mode === 'link' ? 'mgmt' : 'svc';
     const secretFile = join(dir, 'secret');
     await writeFile(secretFile, randomBytes(32).toString('base64'), {mode: 0o600});
@@ -133,7 +139,7 @@ export async function labUp(options: LabOptions): Promise<Lab> {
     await writeFile(join(dir, LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
     return lab;
   } catch (error) {
-    await labDown(options.runner, prefix, options.baseDir).catch(() => undefined);
+    if (built) await labDown(options.runner, prefix, options.baseDir).catch(() => undefined);
     throw new BatonError('LAB_FAILED', `lab ${prefix} could not be built: ${describeError(error)}`, {cause: error});
   }
 }
@@ -155,6 +161,7 @@ export async function labDown(runner: CommandRunner, prefix: string, baseDir = L
     if (name.startsWith(`${prefix}-`)) await rm(join(NETNS_ETC, name), {recursive: true, force: true});
   }
   await rm(dir, {recursive: true, force: true});
+  await releaseLab(prefix);
 }
 
 /** Prefixes of labs that exist on this machine: namespaces, or directories left by a crashed run. */
@@ -162,6 +169,20 @@ export async function listLabs(runner: CommandRunner, baseDir = LAB_BASE_DIR): P
   const fromNamespaces = await findLeftovers(runner);
   const fromDirs = await readdir(baseDir).catch(() => [] as string[]);
   return [...new Set([...fromNamespaces, ...fromDirs])].sort();
+}
+
+/** Labs on this machine split by whether the process that built them still runs (then they are in use). */
+export async function labsByOwner(runner: CommandRunner, baseDir = LAB_BASE_DIR): Promise<{
+  readonly unowned: string[]; readonly inUse: {readonly prefix: string; readonly owner: LabOwner}[];
+}> {
+  const unowned: string[] = [];
+  const inUse: {prefix: string; owner: LabOwner}[] = [];
+  for (const prefix of await listLabs(runner, baseDir)) {
+    const owner = await liveOwner(prefix);
+    if (owner === undefined) unowned.push(prefix);
+    else inUse.push({prefix, owner});
+  }
+  return {unowned, inUse};
 }
 
 export async function readLab(dir: string): Promise<Lab> {

@@ -13,6 +13,7 @@ import {createLabTarget} from '../../cli/drill/lab-target.js';
 import type {DrillReport} from '../../cli/drill/report.js';
 import {labDown, labUp, labStatus, LAB_BASE_DIR, waitForSettledPair} from '../../cli/lab/lab.js';
 import {spawnInNamespace} from '../../cli/lab/namespaces.js';
+import {newLabPrefix} from '../../cli/lab/topology-plan.js';
 import {stopProcessByPid} from '../../cli/lab/web.js';
 import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
 import {runner, servesAddress, until, whoServes} from './lab-helpers.js';
@@ -144,9 +145,19 @@ test.serial('Ctrl-C during a switch leaves exactly one host serving, and baton l
   });
   await mkdir(`/etc/netns/${prefix}-backup`, {recursive: true});
   await writeFile(`/etc/netns/${prefix}-backup/resolv.conf`, 'nameserver 192.0.2.53\n');
+  // A lab of a run still going beside it (this test process builds it, as a campaign does): left alone, and named.
+  const busy = await labUp({runner, prefix: newLabPrefix(), baseDir: dir});
+  t.teardown(() => labDown(runner, busy.prefix, dir));
   const down = await execa(process.execPath, [CLI, 'lab', 'down']);
   t.regex(down.stdout, new RegExp(`lab ${prefix} removed`));
   t.deepEqual(await leftovers(prefix), []);
+  t.regex(down.stdout, new RegExp(`lab ${busy.prefix} left up: in use by process ${process.pid} `));
+  t.true((await execa('ip', ['netns', 'list'])).stdout.includes(`${busy.prefix}-primary`));
+  await waitForSettledPair(busy, 15_000);
+  // Named, it goes even so.
+  const named = await execa(process.execPath, [CLI, 'lab', 'down', busy.prefix]);
+  t.regex(named.stdout, new RegExp(`lab ${busy.prefix} removed`));
+  t.false((await execa('ip', ['netns', 'list'])).stdout.includes(`${busy.prefix}-`));
 });
 
 test.serial('baton rehearse on a configured pair, run from a client machine, with failure: every phase does its work', async (t) => {
