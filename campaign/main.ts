@@ -67,9 +67,14 @@ async function main(): Promise<number> {
     keptLogs: join(tmpdir(), `baton-campaign-logs-${new Date(started).toISOString().replaceAll(/[:.]/g, '-')}`),
     say: (line) => console.log(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`),
   };
-  // Interrupted (Ctrl-C, a CI timeout): remove this run's labs, and only this run's, before leaving.
+  // Interrupted (Ctrl-C, a CI timeout): remove this run's labs, and only this run's, before leaving. process.on, not
+  // once: execa's exit handler (signal-exit) re-raises the signal, killing us mid-cleanup, as soon as it sees no
+  // other listener for it, which a once-listener no longer is while it runs (measured: a Ctrl-C left a lab up).
+  let interrupted = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
       console.log(`\n${signal}: removing this run's labs`);
       void (async () => {
         for (const name of await readdir(dir).catch(() => [] as string[])) {
