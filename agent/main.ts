@@ -46,7 +46,8 @@ systemd (baton-agent.service).
 
 Options:
   --config FILE     configuration file (default ${DEFAULT_CONFIG_FILE})
-  --check-config    validate the configuration and the secret file, print every
+  --check-config    validate the configuration and the secret file as SIGHUP
+                    would (the unit's allow-lists included), print every
                     problem found, and exit: 0 valid, 1 invalid; starts nothing
   --debug           also log debug lines
   -h, --help        show this help
@@ -107,9 +108,16 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
 
+  // What SIGHUP would check, in this process's sandbox: the unit's ExecReload= runs it before it signals, so that
+  // `systemctl reload` fails on a file the running agent would refuse (systemd 252 has no Type=notify-reload).
   if (values['check-config']) {
     try {
       const config = await loadConfig(values.config);
+      const problems = sandboxProblems(config, await runningSandbox(systemdEnvironment()));
+      if (problems.length > 0) {
+        process.stderr.write(`baton-agent: ${describeSandboxProblems(config.file, problems)}\n`);
+        return 1;
+      }
       process.stdout.write(`${config.file}: valid (${config.node} of pair ${config.pair}, service IP ${config.service.ip.cidr} on ${config.service.interface})\n`);
       return 0;
     } catch (error) {
@@ -138,14 +146,7 @@ async function main(argv: readonly string[]): Promise<number> {
         `systemd-notify (needs NotifyAccess=all): ${describeError(error)}`);
     }
   }
-  const systemd: SystemdEnvironment = {
-    notifySocket: process.env['NOTIFY_SOCKET'],
-    notifyFd: process.env['BATON_NOTIFY_FD'],
-    watchdogUsec: process.env['WATCHDOG_USEC'],
-    watchdogPid: process.env['WATCHDOG_PID'],
-    ipAllow: process.env[IP_ALLOW_VARIABLE],
-    bindAllow: process.env[BIND_ALLOW_VARIABLE],
-  };
+  const systemd = systemdEnvironment();
   const notifyFd = parseNotifyFd(systemd.notifyFd);
   if (notifyFd !== undefined && typeof notifyFd !== 'number') {
     log.warning(`(systemd) no notify socket of our own (${notifyFd.why}); notifying through systemd-notify, which ` +
@@ -170,6 +171,17 @@ async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   return run(config, log, clock, systemd, sandbox);
+}
+
+function systemdEnvironment(): SystemdEnvironment {
+  return {
+    notifySocket: process.env['NOTIFY_SOCKET'],
+    notifyFd: process.env['BATON_NOTIFY_FD'],
+    watchdogUsec: process.env['WATCHDOG_USEC'],
+    watchdogPid: process.env['WATCHDOG_PID'],
+    ipAllow: process.env[IP_ALLOW_VARIABLE],
+    bindAllow: process.env[BIND_ALLOW_VARIABLE],
+  };
 }
 
 /** The sandbox this process runs in: the drop-in's lists, and whether the bounding set still lets setpriv work. */

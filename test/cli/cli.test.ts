@@ -68,6 +68,20 @@ test('baton-agent refuses to start on a config that needs an address its unit\'s
   t.regex(result.stderr, /run `baton install --keep-config` to write it for this config, then `systemctl restart baton-agent`/);
 });
 
+test('baton-agent --check-config (the unit\'s ExecReload= check) refuses what the drop-in does not allow, and passes the same file without it', async (t) => {
+  const {file} = await configWithSecret(t, 'k'.repeat(32), 0o600);
+  const check = async (env: Record<string, string>) => execa(process.execPath, [AGENT, '--config', file, '--check-config'], {
+    reject: false, timeout: CLI_TIMEOUT_MS, env: {...env, NOTIFY_SOCKET: ''}, extendEnv: false,
+  });
+  const refused = await check({BATON_IP_ALLOW: 'localhost,192.0.2.11,192.0.2.13', BATON_BIND_ALLOW: 'udp:7411'});
+  t.is(refused.exitCode, 1);
+  t.true(refused.stderr.includes(`${file} needs what this agent's systemd sandbox does not allow:\n  - peer.address 192.0.2.12: ` +
+    'not in IPAddressAllow= (localhost 192.0.2.11 192.0.2.13)'), refused.stderr);
+  const allowed = await check({BATON_IP_ALLOW: 'localhost,192.0.2.11,192.0.2.12', BATON_BIND_ALLOW: 'udp:7411'});
+  t.is(allowed.exitCode, 0, allowed.stderr);
+  t.regex(allowed.stdout, /: valid \(primary of pair/);
+});
+
 test('an unknown command is an error with the usage, exit 1', async (t) => {
   const result = await baton('stauts');
   t.is(result.exitCode, 1);

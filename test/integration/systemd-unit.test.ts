@@ -159,9 +159,14 @@ async function run(t: ExecutionContext): Promise<void> {
     `printf 'script_user: nobody\\nhooks:\\n  on_state_change: ${HOOK_PATH}\\n' >> /etc/baton/baton.yaml`]);
   const checked = await inside(['/usr/local/bin/baton', 'check-config']);
   t.regex(checked.stdout, /WARNING sandbox: the agent will refuse this config/);
-  await inside(['systemctl', 'reload', 'baton-agent']);
-  await until(async () => (await journal()).includes('SIGHUP: keeping the running config'), STEP_TIMEOUT_MS, 'the refused reload');
+  // systemctl reload fails (ExecReload= checks before it signals), the journal says why, the agent is untouched.
+  const refused = await inside(['systemctl', 'reload', 'baton-agent'], {reject: false});
+  t.not(refused.exitCode, 0, `systemctl reload of a config the agent refuses:\n${refused.stdout}${refused.stderr}`);
+  await until(async () => (await journal()).includes('needs what this agent\'s systemd sandbox does not allow'), STEP_TIMEOUT_MS,
+    'the reload check\'s reason in the journal');
+  t.false((await journal()).includes('SIGHUP'), 'the agent was not signalled');
   t.is(await show('MainPID'), mainPid);
+  t.is(await show('ActiveState'), 'active');
   const reinstalled = await inside(['/usr/local/bin/baton', 'install', '--keep-config']);
   t.regex(reinstalled.stdout, /The sandbox changed: a running baton-agent has the old one until `systemctl restart baton-agent`/);
   await inside(['systemctl', 'restart', 'baton-agent']);
@@ -176,6 +181,15 @@ async function run(t: ExecutionContext): Promise<void> {
   await until(async () => await readies() > readyCount, STEP_TIMEOUT_MS, 'READY=1 after the reload');
   t.is(await show('MainPID'), restartedPid);
   t.false((await journal()).includes('could not report ready'));
+
+  // A file that does not parse: the reload fails and names the line, the agent runs on.
+  const good = (await inside(['cat', '/etc/baton/baton.yaml'])).stdout;
+  await inside(['sh', '-c', 'printf "heartbeat: [unclosed\\n" >> /etc/baton/baton.yaml']);
+  const broken = await inside(['systemctl', 'reload', 'baton-agent'], {reject: false});
+  t.not(broken.exitCode, 0, 'systemctl reload of a file that does not parse');
+  await until(async () => /baton\.yaml:\d+:\d+ YAML syntax error/.test(await journal()), STEP_TIMEOUT_MS, 'the parse error in the journal');
+  t.is(await show('MainPID'), restartedPid);
+  await inside(['sh', '-c', `cat > /etc/baton/baton.yaml <<'EOF'\n${good}\nEOF`]);
 
   // Switchovers both ways while a client asks the service IP: the giver's and the taker's steps run in the unit.
   // Bounded in count (1200 requests) and time (120 s) whatever happens to the test; ended by its PID below.
