@@ -217,3 +217,12 @@ test('docs/protocol.md names every peer operation as peer-protocol.ts lists them
   const rehearsal = await readFile(new URL('docs/rehearsal.md', root), 'utf8');
   t.true(rehearsal.includes(`after ${REHEARSAL_ASK_DEADLINE_MS / 1000} s the`), 'rehearsal.md: the same deadline');
 });
+
+test('docs/rehearsal.md shows the refusal of rehearse --with-failure as the command words it', async (t) => {
+  const {requireRehearsalAids} = await import('../cli/drill/agent-target.js');
+  const doc = await readFile(new URL('docs/rehearsal.md', root), 'utf8');
+  const error = t.throws(() => requireRehearsalAids({
+    self: {host: {role: 'primary', host: 'web-1'}, enabled: true}, peer: {host: {role: 'backup', host: 'web-2'}, enabled: false},
+  }));
+  t.true(doc.includes(`\nbaton: ${error?.message ?? 'no refusal'}\n`));
+});
