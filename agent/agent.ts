@@ -4,7 +4,7 @@
 
 import type {JsonObject, PeerRequest} from './peer/beacon-codec.js';
 import type {Config, OnStop} from './config/schema.js';
-import type {AgentStatus, FailResult, HostLabel, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
+import type {AgentStatus, FailResult, HostLabel, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import {HealthMonitor, type HealthProbe} from './health.js';
 import {HealthHandover} from './health-handover.js';
@@ -23,7 +23,7 @@ import type {
 } from './ports.js';
 import {Observer} from './observer.js';
 import {PreProbe} from './preprobe.js';
-import {dropLink, failActive, requireRehearsal, type LinkDrop} from './rehearsal.js';
+import {askRehearsalAids, dropLink, failActive, REHEARSAL_ASK_DEADLINE_MS, requireRehearsal, type LinkDrop} from './rehearsal.js';
 import {initialState, step, type AgentEvent, type Effect, type MachineState, type PeerView} from './state-machine.js';
 import {assembleStatus} from './status-report.js';
 import {LatenessTracker, runTicks} from './timers.js';
@@ -343,7 +343,7 @@ export class Agent {
     return peer === undefined ? undefined : {...peer, alive: this.#peer.isAlive()};
   }
 
-  /** The peer's requests: its part of a switch, and the two rehearsal helpers. */
+  /** The peer's requests: its part of a switch, and the rehearsal helpers. */
   async #answer(request: PeerRequest): Promise<JsonObject> {
     switch (request.op) {
       case 'resume':
@@ -361,6 +361,9 @@ export class Agent {
         await dropLink(this.#linkDrop(), seconds);
         return {};
       }
+      case 'rehearsal':
+        // This one boolean and nothing else of the configuration: whoever holds the key learns no more.
+        return {enabled: this.#deps.config.rehearsal.enabled};
       default:
         return this.#participant.handle(request, this.#peer.peerBoot ?? '');
     }
@@ -374,6 +377,14 @@ export class Agent {
       drop: this.#linkDrop(), serving: () => network.isServing(config.service.ip), self: this.#selfLabel(), peer: this.#machine.peer,
       peerLabel: this.#peer.label(), askPeer: (s) => this.#peer.requester.request('drop-link', '', {seconds: s}, {deadlineMs: REQUEST_DEADLINE_MS}),
     }, seconds);
+  }
+
+  /** `baton rehearse --with-failure`, before any step: whether this host and the peer enable the rehearsal aids. */
+  async rehearsalAids(): Promise<RehearsalAids> {
+    return askRehearsalAids({
+      self: this.#selfLabel(), enabled: this.#deps.config.rehearsal.enabled, peerLabel: () => this.#peer.label(), peerAlive: () => this.#peer.isAlive(),
+      askPeer: () => this.#peer.requester.request('rehearsal', '', {}, {deadlineMs: REHEARSAL_ASK_DEADLINE_MS}),
+    });
   }
 
   #linkDrop(): LinkDrop {

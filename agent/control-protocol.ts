@@ -27,7 +27,9 @@ export type ControlRequest =
   | {readonly id: string; readonly type: 'switchover'; readonly options: SwitchoverOptions}
   | {readonly id: string; readonly type: 'resume'; readonly peer: boolean}
   /** Rehearsal: the host holding the IP drops its service link for `seconds`, as a dying host would. */
-  | {readonly id: string; readonly type: 'fail-active'; readonly seconds: number};
+  | {readonly id: string; readonly type: 'fail-active'; readonly seconds: number}
+  /** Rehearsal, before any step: whether this host and the peer enable the rehearsal aids (the peer is asked). */
+  | {readonly id: string; readonly type: 'rehearsal'};
 
 export interface HostLabel {
   readonly role: Role;
@@ -95,7 +97,13 @@ export interface FailResult {
   readonly seconds: number;
 }
 
-export type ControlResult = StatusReport | SwitchResult | ResumeResult | FailResult;
+/** Whether each host's configuration enables the rehearsal aids (rehearsal.enabled), each by its own word. */
+export interface RehearsalAids {
+  readonly self: {readonly host: HostLabel; readonly enabled: boolean};
+  readonly peer: {readonly host: HostLabel; readonly enabled: boolean};
+}
+
+export type ControlResult = StatusReport | SwitchResult | ResumeResult | FailResult | RehearsalAids;
 
 export type ControlReply =
   | {readonly id: string; readonly type: 'progress'; readonly progress: SwitchProgress}
@@ -203,12 +211,14 @@ export function decodeRequest(line: string): ControlRequest | string {
     case 'fail-active':
       if (!isIntIn(seconds, 1, MAX_DROP_S)) return `fail-active: seconds must be an integer 1..${MAX_DROP_S}`;
       return {id, type, seconds: seconds as number};
+    case 'rehearsal':
+      return {id, type};
     case 'switchover': {
       const parsed = parseSwitchoverOptions(options);
       return typeof parsed === 'string' ? parsed : {id, type, options: parsed};
     }
     default:
-      return `request type: expected status, switchover, resume or fail-active, got ${JSON.stringify(type)?.slice(0, 40)}`;
+      return `request type: expected status, switchover, resume, fail-active or rehearsal, got ${JSON.stringify(type)?.slice(0, 40)}`;
   }
 }
 

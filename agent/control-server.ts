@@ -7,7 +7,7 @@ import {createConnection, createServer, type Server, type Socket} from 'node:net
 import {dirname} from 'node:path';
 import {
   decodeRequest, encodeLine, MAX_REQUEST_BYTES, type AgentStatus, type ControlReply, type ControlRequest, type ControlStats,
-  type ResumeResult, type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult,
+  type ResumeResult, type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult, type RehearsalAids,
 } from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
@@ -18,6 +18,8 @@ export interface ControlHandler {
   switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult>;
   resume(peer: boolean): Promise<ResumeResult>;
   failActive(seconds: number): Promise<FailResult>;
+  /** Whether both hosts enable the rehearsal aids; asks the peer. */
+  rehearsalAids(): Promise<RehearsalAids>;
 }
 
 export interface ControlLimits {
@@ -171,6 +173,8 @@ async function handle(request: ControlRequest, handler: ControlHandler, emit: (p
       return {id: request.id, type: 'result', ok: true, result: await handler.resume(request.peer)};
     case 'fail-active':
       return {id: request.id, type: 'result', ok: true, result: await handler.failActive(request.seconds)};
+    case 'rehearsal':
+      return {id: request.id, type: 'result', ok: true, result: await handler.rehearsalAids()};
   }
 }
 

@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'ROLLED_BACK'
   | 'TRAFFIC_NOT_CONFIRMED'
   | 'PEER_UNREACHABLE'
+  /** The peer is alive but does not answer an operation: its agent is older than this one. */
+  | 'PEER_UNSUPPORTED'
   | 'AGENT_UNREACHABLE'
   | 'SWITCH_IN_PROGRESS'
   | 'BAD_REQUEST'

@@ -1,16 +1,21 @@
 // Rehearsal aids (`baton rehearse --with-failure`): the host holding the IP plays a dying active host by
 // bringing its service link down for a while, and up again by itself (its peer may not reach it meanwhile).
-// Every aid (this, the peer's drop-link, switchover --pause-after) works only where rehearsal.enabled is true.
+// Every aid (this, the peer's drop-link, switchover --pause-after) works only where rehearsal.enabled is true, and
+// `baton rehearse --with-failure` asks both hosts whether theirs does before its first step.
 
 import type {Config} from './config/schema.js';
-import type {FailResult, HostLabel} from './control-protocol.js';
-import {BatonError} from './errors.js';
+import {hostText, type FailResult, type HostLabel, type RehearsalAids} from './control-protocol.js';
+import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
+import type {JsonObject} from './peer/beacon-codec.js';
 import type {Clock, NetworkDriver} from './ports.js';
 import type {PeerView} from './state-machine.js';
 
 // A rehearsal's link drop lasts at most this long; the host brings its link back by itself after it.
 export const MAX_DROP_S = 300;
+// The peer's answer to `rehearsal`: the request is resent every 100 ms (peer-link.ts), so 3 s is 30 tries. A peer
+// whose beacons keep arriving all that time and which answers none of them does not know the op.
+export const REHEARSAL_ASK_DEADLINE_MS = 3000;
 
 /**
  * Throws BatonError BAD_REQUEST, naming the key, when this agent's configuration does not enable the rehearsal aids.
@@ -67,4 +72,47 @@ export async function failActive(deps: FailActiveDeps, seconds: number): Promise
     return {host: deps.peerLabel, seconds};
   }
   throw new BatonError('STEP_FAILED', 'neither host holds the service IP: there is no active host to fail');
+}
+
+export interface RehearsalAidsDeps {
+  readonly self: HostLabel;
+  /** This agent's rehearsal.enabled. */
+  readonly enabled: boolean;
+  readonly peerLabel: () => HostLabel;
+  /** Whether valid beacons from the peer arrive (dead_after_ms). */
+  readonly peerAlive: () => boolean;
+  /** The `rehearsal` peer request; throws PEER_UNREACHABLE when no answer came in REHEARSAL_ASK_DEADLINE_MS. */
+  readonly askPeer: () => Promise<JsonObject>;
+}
+
+/**
+ * Whether each host's configuration enables the rehearsal aids, each by its own word. Throws PEER_UNREACHABLE when
+ * the peer is not alive or goes silent, PEER_UNSUPPORTED when it is alive but does not answer (an agent older than
+ * the op), and STEP_FAILED when it answers with an error or without the boolean.
+ */
+export async function askRehearsalAids(deps: RehearsalAidsDeps): Promise<RehearsalAids> {
+  const self = {host: deps.self, enabled: deps.enabled};
+  if (!deps.peerAlive()) {
+    throw new BatonError('PEER_UNREACHABLE', `the ${hostText(deps.peerLabel())} is not alive (no valid beacon from it), so whether it ` +
+      'enables the rehearsal aids cannot be asked; a rehearsal needs both hosts: see `baton status`');
+  }
+  let answer: JsonObject;
+  try {
+    answer = await deps.askPeer();
+  } catch (error) {
+    // Its beacons arrived throughout and none of the retries was answered: its agent drops the request unread.
+    if (isBatonError(error, 'PEER_UNREACHABLE') && deps.peerAlive()) {
+      throw new BatonError('PEER_UNSUPPORTED', `the ${hostText(deps.peerLabel())} is alive but did not answer the rehearsal request ` +
+        `within ${REHEARSAL_ASK_DEADLINE_MS} ms: its baton-agent is older than this one and does not support it (it rejects it as ` +
+        'malformed, `field op: expected a request operation`, counted in its `baton status`); upgrade baton there', {cause: error});
+    }
+    if (isBatonError(error, 'PEER_UNREACHABLE')) throw error;
+    // Whatever else the peer answered is its own failure, not this agent's.
+    throw new BatonError('STEP_FAILED', `the ${hostText(deps.peerLabel())} failed the rehearsal request: ${describeError(error)}`, {cause: error});
+  }
+  const enabled = answer['enabled'];
+  if (typeof enabled !== 'boolean') {
+    throw new BatonError('STEP_FAILED', `the ${hostText(deps.peerLabel())} answered the rehearsal request without saying whether it enables the aids`);
+  }
+  return {self, peer: {host: deps.peerLabel(), enabled}};
 }

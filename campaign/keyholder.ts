@@ -255,6 +255,10 @@ async function rehearsalCases(attacker: Attacker): Promise<CaseResult[]> {
   const rehearse = await run(process.execPath, [CLI, 'rehearse', '--with-failure', '--socket', primary.socket, '--report', join(attacker.context.dir, 'rehearse.html')]);
   await row('rehearse --with-failure, refused before any step', rehearse.output,
     rehearse.exitCode === 1 && /the primary \(\S+\) does not enable them: .*\(rehearsal\.enabled\)/.test(rehearse.output));
+  // Run on the backup, which enables them: only the primary's answer to the rehearsal peer request can refuse it.
+  const fromPeer = await run(process.execPath, [CLI, 'rehearse', '--with-failure', '--socket', lab.hosts.backup.socket, '--report', join(attacker.context.dir, 'rehearse-backup.html')]);
+  await row('rehearse --with-failure on the backup, refused before any step for its peer', fromPeer.output,
+    fromPeer.exitCode === 1 && /the primary \(\S+\) does not enable them: .*\(rehearsal\.enabled\)/.test(fromPeer.output) && !/the backup \(/.test(fromPeer.output));
   // The key holder asks for the link drop itself. Its reply, an error, goes to the real backup; the primary logs the
   // refusal, and its link and the IP stay.
   const logFrom = await sizeOf(primary.logFile);

@@ -206,3 +206,23 @@ test('docs/protocol.md\'s table of rejections names every reason the agent count
   const named = [...table.matchAll(/^\| ((?:`[a-z-]+`(?:, )?)+) \|/gm)].flatMap((m) => [...(m[1] ?? '').matchAll(/`([a-z-]+)`/g)].map((r) => r[1]));
   t.deepEqual([...named].sort(), [...REJECT_REASONS].sort());
 });
+
+test('docs/protocol.md names every peer operation as peer-protocol.ts lists them, and the rehearsal request\'s deadline', async (t) => {
+  const {PEER_OPS} = await import('../agent/peer/peer-protocol.js');
+  const {REHEARSAL_ASK_DEADLINE_MS} = await import('../agent/rehearsal.js');
+  const doc = await readFile(new URL('docs/protocol.md', root), 'utf8');
+  const list = /^`op` \(([^)]*)\)/m.exec(doc)?.[1] ?? '';
+  t.deepEqual([...list.matchAll(/`([a-z-]+)`/g)].map((m) => m[1]), [...PEER_OPS]);
+  t.true(doc.includes(`gives up after ${REHEARSAL_ASK_DEADLINE_MS / 1000} s`), 'protocol.md: the asking agent\'s deadline');
+  const rehearsal = await readFile(new URL('docs/rehearsal.md', root), 'utf8');
+  t.true(rehearsal.includes(`after ${REHEARSAL_ASK_DEADLINE_MS / 1000} s the`), 'rehearsal.md: the same deadline');
+});
+
+test('docs/rehearsal.md shows the refusal of rehearse --with-failure as the command words it', async (t) => {
+  const {requireRehearsalAids} = await import('../cli/drill/agent-target.js');
+  const doc = await readFile(new URL('docs/rehearsal.md', root), 'utf8');
+  const error = t.throws(() => requireRehearsalAids({
+    self: {host: {role: 'primary', host: 'web-1'}, enabled: true}, peer: {host: {role: 'backup', host: 'web-2'}, enabled: false},
+  }));
+  t.true(doc.includes(`\nbaton: ${error?.message ?? 'no refusal'}\n`));
+});

@@ -57,6 +57,12 @@ export interface PeerOps {
   readonly 'resume': {readonly params: NoFields; readonly result: {readonly state: AgentStateName; readonly reason: string}};
   /** Rehearsal: the host holding the IP downs its service link for `seconds`. */
   readonly 'drop-link': {readonly params: DropLinkParams; readonly result: NoFields};
+  /**
+   * Rehearsal, before any step: whether the host's own configuration enables the rehearsal aids (rehearsal.enabled).
+   * Its answer is that one boolean and nothing else of its configuration. An agent older than this op drops the
+   * request unanswered (its codec refuses an op it does not know as malformed): see askRehearsalAids.
+   */
+  readonly 'rehearsal': {readonly params: NoFields; readonly result: {readonly enabled: boolean}};
 }
 
 export type PeerOp = keyof PeerOps;
@@ -113,6 +119,7 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
     }
     return {seconds};
   },
+  'rehearsal': noFields,
 };
 
 /** Every operation, in the order of PeerOps; the codec refuses a request whose op is not one of them. */

@@ -1,6 +1,8 @@
 // `baton rehearse`: the drill on the pair configured on these hosts, with this machine as the client.
 
-import type {StatusReport} from '../../agent/control-protocol.js';
+import type {RehearsalAids} from '../../agent/control-protocol.js';
+import {BatonError, isBatonError} from '../../agent/errors.js';
+import {REHEARSAL_ASK_DEADLINE_MS} from '../../agent/rehearsal.js';
 import {callAgent} from '../control-client.js';
 import {runDrill} from '../drill/drill.js';
 import {createAgentTarget, requireRehearsalAids} from '../drill/agent-target.js';
@@ -9,6 +11,9 @@ import {writeDrillReport} from '../drill/report-html.js';
 import {EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK} from '../exit-codes.js';
 import type {Output} from '../output.js';
 import {resolveSocket} from './status.js';
+
+// Beyond the agent's own wait for the peer's answer: the socket's round trip and an agent busy with beacons.
+const ANSWER_MARGIN_MS = 5000;
 
 export interface RehearseCommand {
   readonly config: string;
@@ -25,8 +30,20 @@ export interface RehearseCommand {
 
 export async function run(out: Output, command: RehearseCommand): Promise<number> {
   const socket = await resolveSocket(command.config, command.socket);
-  // Refused before the first step rather than at the failure phase, after two switches.
-  if (command.withFailure) requireRehearsalAids(await callAgent(socket, {id: 'rehearse', type: 'status'}) as StatusReport);
+  // Refused before the first step rather than at the failure phase, after two switches. The agent asks the peer,
+  // which may take REHEARSAL_ASK_DEADLINE_MS when it does not answer: the reply is awaited a little longer.
+  if (command.withFailure) {
+    const aids = await callAgent(socket, {id: 'rehearse', type: 'rehearsal'}, REHEARSAL_ASK_DEADLINE_MS + ANSWER_MARGIN_MS).catch((error: unknown) => {
+      if (!isBatonError(error) || error.code === 'AGENT_UNREACHABLE') throw error;
+      // The request has no parameters: refused as bad, it is a type the local agent does not know.
+      if (error.code === 'BAD_REQUEST') {
+        throw new BatonError('BAD_REQUEST', `the local baton-agent does not support the rehearsal request (${error.message}): it runs an older ` +
+          'baton than this command; restart it (`systemctl restart baton-agent`) so that it runs the installed one; nothing was done', {cause: error});
+      }
+      throw new BatonError(error.code, `--with-failure asks both hosts whether they enable the rehearsal aids: ${error.message}; nothing was done`, {cause: error});
+    });
+    requireRehearsalAids(aids as RehearsalAids);
+  }
   const say = (line: string): void => out.stderr(`${line}\n`);
   const abort = new AbortController();
   const onInterrupt = (): void => {

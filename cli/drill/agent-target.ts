@@ -5,7 +5,7 @@
 import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import type {FailResult, StatusReport, SwitchResult} from '../../agent/control-protocol.js';
+import {hostText, type FailResult, type RehearsalAids, type StatusReport, type SwitchResult} from '../../agent/control-protocol.js';
 import {BatonError} from '../../agent/errors.js';
 import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
@@ -25,16 +25,18 @@ const FAIL_EXTRA_S = 8;
 export type ClientSpec = {readonly kind: 'here'} | ({readonly kind: 'ssh'} & Pick<RemoteTrafficOptions, 'client' | 'sshConfig' | 'batonDir'>);
 
 /**
- * `baton rehearse --with-failure`, before any step: the local agent must accept the rehearsal aids, since the failure
- * phase asks it for fail-active whichever host is active. Throws BatonError BAD_REQUEST naming the host and the key.
- * The peer's own setting, which decides its drop-link when it is the host to fail, is not visible from here (it
- * would need a peer request of its own): its refusal comes at the failure phase, naming its file.
+ * `baton rehearse --with-failure`, before any step: both hosts must accept the rehearsal aids, since the failure phase
+ * asks the local agent for fail-active and, when the peer is the active host, the peer for its drop-link. Each host's
+ * answer is its own configuration's (the local agent asks the peer). Throws BatonError BAD_REQUEST naming each host
+ * that does not enable them and the key.
  */
-export function requireRehearsalAids(status: StatusReport): void {
-  if (status.self.rehearsal) return;
-  throw new BatonError('BAD_REQUEST', `--with-failure needs the rehearsal aids, and the ${status.self.role} (${status.self.host}) ` +
-    'does not enable them: set `rehearsal: {enabled: true}` (rehearsal.enabled) in its configuration and restart its agent, ' +
-    'on a pair kept for rehearsals only; nothing was done');
+export function requireRehearsalAids(aids: RehearsalAids): void {
+  const off = [aids.self, aids.peer].filter((host) => !host.enabled).map((host) => hostText(host.host));
+  if (off.length === 0) return;
+  const [its, agent] = off.length === 1 ? ['its', 'agent'] : ['their', 'agents'];
+  throw new BatonError('BAD_REQUEST', `--with-failure needs the rehearsal aids on both hosts, and the ${off.join(' and the ')} ` +
+    `${off.length === 1 ? 'does' : 'do'} not enable them: set \`rehearsal: {enabled: true}\` (rehearsal.enabled) in ${its} configuration ` +
+    `and restart ${its} ${agent}, on a pair kept for rehearsals only; nothing was done`);
 }
 
 export async function createAgentTarget(socket: string, url: string | undefined, client: ClientSpec = {kind: 'here'}): Promise<DrillTarget> {

@@ -18,6 +18,7 @@ const handler: ControlHandler = {
   failActive: async () => {
     throw new Error('not in these tests');
   },
+  rehearsalAids: async () => ({self: {host: {role: 'primary', host: 'web-1'}, enabled: true}, peer: {host: {role: 'backup', host: 'web-2'}, enabled: false}}),
 };
 
 async function socketDir(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {
@@ -67,8 +68,16 @@ test('malformed and unknown requests get a BAD_REQUEST reply and the server keep
   t.is(notJson.error.code, 'BAD_REQUEST');
   t.is(notJson.error.message, 'request is not JSON');
   const unknown = JSON.parse(await rawExchange(path, '{"id":"x","type":"reboot"}\n')) as {error: {message: string}};
-  t.regex(unknown.error.message, /expected status, switchover, resume or fail-active, got "reboot"/);
+  t.regex(unknown.error.message, /expected status, switchover, resume, fail-active or rehearsal, got "reboot"/);
   t.true((await sendRequest(path, {id: 'r2', type: 'status'})).ok);
+});
+
+test('a rehearsal request is answered with both hosts\' word on the rehearsal aids', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log);
+  t.teardown(() => server.close());
+  t.deepEqual(await sendRequest(path, {id: 'r3', type: 'rehearsal'}), {id: 'r3', type: 'result', ok: true,
+    result: {self: {host: {role: 'primary', host: 'web-1'}, enabled: true}, peer: {host: {role: 'backup', host: 'web-2'}, enabled: false}}});
 });
 
 test('an oversized request without a newline is refused instead of buffered forever', async (t) => {

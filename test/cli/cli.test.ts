@@ -1,5 +1,5 @@
 import {access, chmod, mkdtemp, rm, writeFile} from 'node:fs/promises';
-import {createConnection} from 'node:net';
+import {createConnection, createServer} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -29,8 +29,8 @@ async function tempDir(t: {teardown(fn: () => Promise<void>): void}): Promise<st
 }
 
 /** A primary and a backup agent on fakes, settled into active/standby, the primary behind a real control socket. */
-async function servedPair(t: {teardown(fn: () => Promise<void>): void}, primaryConfig: Partial<Config> = {}): Promise<string> {
-  const {clock, primary, backup} = createFakePair(t, {primary: {epoch: 2, pid: 4242, config: primaryConfig}, backup: {epoch: 2, pid: 4242}});
+async function servedPair(t: {teardown(fn: () => Promise<void>): void}, primaryConfig: Partial<Config> = {}, backupConfig: Partial<Config> = {}): Promise<string> {
+  const {clock, primary, backup} = createFakePair(t, {primary: {epoch: 2, pid: 4242, config: primaryConfig}, backup: {epoch: 2, pid: 4242, config: backupConfig}});
   await primary.agent.start();
   await backup.agent.start();
   await clock.advance(2000);
@@ -150,18 +150,49 @@ test('baton status shows the control socket\'s refusals, in text and in --json',
   t.deepEqual((JSON.parse(json.stdout) as {control: unknown}).control, {refusedBusy: 0, timedOut: 0, extraRequests: 1});
 });
 
-test('baton rehearse --with-failure on an agent without the rehearsal aids refuses before any step, naming the host and the key', async (t) => {
-  const socket = await servedPair(t, {rehearsal: {enabled: false}});
+const refusedBeforeAnyStep = test.macro(async (t, enabled: {primary: boolean; backup: boolean}, refusal: string) => {
+  const socket = await servedPair(t, {rehearsal: {enabled: enabled.primary}}, {rehearsal: {enabled: enabled.backup}});
   const report = join(await tempDir(t), 'report.html');
   const result = await baton('rehearse', '--with-failure', '--socket', socket, '--report', report);
   t.is(result.exitCode, 1);
-  t.is(result.stderr.split('\n')[0], 'baton: --with-failure needs the rehearsal aids, and the primary (web-primary) does not enable them: ' +
-    'set `rehearsal: {enabled: true}` (rehearsal.enabled) in its configuration and restart its agent, on a pair kept for rehearsals only; nothing was done');
+  t.is(result.stderr.split('\n')[0], `baton: --with-failure needs the rehearsal aids on both hosts, and the ${refusal}: ` +
+    'set `rehearsal: {enabled: true}` (rehearsal.enabled) in ' +
+    `${refusal.endsWith(' do not enable them') ? 'their configuration and restart their agents' : 'its configuration and restart its agent'}, ` +
+    'on a pair kept for rehearsals only; nothing was done');
   const status = JSON.parse((await baton('status', '--json', '--socket', socket)).stdout) as {self: {state: string; rehearsal: boolean}; lastSwitch?: unknown};
   t.is(status.self.state, 'active', 'no switch was run');
   t.is(status.lastSwitch, undefined);
-  t.false(status.self.rehearsal);
+  t.is(status.self.rehearsal, enabled.primary);
   await t.throwsAsync(access(report), undefined, 'no report was written');
+});
+
+test('baton rehearse --with-failure on an agent without the rehearsal aids refuses before any step, naming the host and the key',
+  refusedBeforeAnyStep, {primary: false, backup: true}, 'primary (web-primary) does not enable them');
+test('baton rehearse --with-failure whose peer does not enable the rehearsal aids refuses before any step, naming the peer',
+  refusedBeforeAnyStep, {primary: true, backup: false}, 'backup (web-backup) does not enable them');
+test('baton rehearse --with-failure with neither host enabling the rehearsal aids names both',
+  refusedBeforeAnyStep, {primary: false, backup: false}, 'primary (web-primary) and the backup (web-backup) do not enable them');
+
+test('baton rehearse --with-failure against an older local agent that does not know the request says so, and does nothing', async (t) => {
+  const socket = join(await tempDir(t), 'control.sock');
+  // What an agent from before the rehearsal request answers it: a BAD_REQUEST naming the types it knows.
+  const asked: string[] = [];
+  const old = createServer((connection) => {
+    connection.setEncoding('utf8');
+    connection.once('data', (line: string) => {
+      asked.push(line.trim());
+      connection.end(`${JSON.stringify({id: '?', type: 'result', ok: false,
+        error: {code: 'BAD_REQUEST', message: 'request type: expected status, switchover, resume or fail-active, got "rehearsal"'}})}\n`);
+    });
+  });
+  await new Promise<void>((resolve) => old.listen(socket, resolve));
+  t.teardown(() => new Promise<void>((resolve) => old.close(() => resolve())));
+  const result = await baton('rehearse', '--with-failure', '--socket', socket, '--report', join(await tempDir(t), 'report.html'));
+  t.is(result.exitCode, 1);
+  t.is(result.stderr.split('\n')[0], 'baton: the local baton-agent does not support the rehearsal request (request type: expected status, ' +
+    'switchover, resume or fail-active, got "rehearsal"): it runs an older baton than this command; restart it (`systemctl restart baton-agent`) ' +
+    'so that it runs the installed one; nothing was done');
+  t.deepEqual(asked.map((line) => (JSON.parse(line) as {type: string}).type), ['rehearsal'], 'nothing was asked after the refusal');
 });
 
 test('baton status without a running agent says so and how to start it, exit 1', async (t) => {

@@ -1,6 +1,7 @@
 // `baton lab run`, the project's main job, end to end: the drill passes with the built-in web server and with
 // nginx, leaves nothing behind, reports a failed confirmation as a failed phase while the pair keeps serving,
-// and Ctrl-C mid-switch leaves exactly one host serving for `baton lab down` to clean.
+// Ctrl-C mid-switch leaves exactly one host serving for `baton lab down` to clean, and `baton rehearse --with-failure`
+// runs on a pair whose hosts both enable the rehearsal aids and is refused before any step when one does not.
 
 import {mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
@@ -11,7 +12,7 @@ import {execa} from 'execa';
 import {runDrill} from '../../cli/drill/drill.js';
 import {createLabTarget} from '../../cli/drill/lab-target.js';
 import type {DrillReport} from '../../cli/drill/report.js';
-import {labDown, labUp, labStatus, LAB_BASE_DIR, waitForSettledPair} from '../../cli/lab/lab.js';
+import {labDown, labUp, labStatus, LAB_BASE_DIR, signalAgent, startAgent, waitForSettledPair} from '../../cli/lab/lab.js';
 import {spawnInNamespace} from '../../cli/lab/namespaces.js';
 import {newLabPrefix} from '../../cli/lab/topology-plan.js';
 import {stopProcessByPid} from '../../cli/lab/web.js';
@@ -162,6 +163,7 @@ test.serial('Ctrl-C during a switch leaves exactly one host serving, and baton l
 
 test.serial('baton rehearse on a configured pair, run from a client machine, with failure: every phase does its work', async (t) => {
   if (!available) return t.pass();
+  // Both hosts of a lab enable the rehearsal aids: the check before the first step asks the backup and lets it run.
   const lab = await labUp({runner, prefix: integrationPrefix(), baseDir: dir, web: 'builtin'});
   t.teardown(() => labDown(runner, lab.prefix, dir));
   await waitForSettledPair(lab, 15_000);
@@ -180,6 +182,35 @@ test.serial('baton rehearse on a configured pair, run from a client machine, wit
   const status = await labStatus(lab);
   t.is([status.primary.self.holdsIp, status.backup.self.holdsIp].filter(Boolean).length, 1);
   t.is(await whoServes(lab), 'backup', 'after the failure and the old primary\'s return, the backup serves');
+});
+
+test.serial('baton rehearse --with-failure whose other host does not enable the rehearsal aids is refused before any step, naming that host', async (t) => {
+  if (!available) return t.pass();
+  const lab = await labUp({runner, prefix: integrationPrefix(), baseDir: dir, web: 'builtin'});
+  t.teardown(() => labDown(runner, lab.prefix, dir));
+  const backup = lab.hosts.backup;
+  const config = await readFile(backup.configFile, 'utf8');
+  t.true(config.includes('rehearsal: { enabled: true }'), 'the lab enables the aids');
+  await writeFile(backup.configFile, config.replace('rehearsal: { enabled: true }', 'rehearsal: { enabled: false }'));
+  await signalAgent(backup, 'SIGTERM');
+  await startAgent(backup, lab);
+  await waitForSettledPair(lab, 15_000);
+  const html = join(dir, 'refused.html');
+  // Run on the primary, whose own configuration enables the aids: only the backup's answer can refuse it.
+  const result = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, CLI, 'rehearse',
+    '--socket', lab.hosts.primary.socket, '--with-failure', '--report', html], {reject: false, timeout: 60_000});
+  t.is(result.exitCode, 1, String(result.stderr));
+  t.log(result.stderr.split('\n')[0]);
+  t.regex(result.stderr.split('\n')[0] ?? '', /^baton: --with-failure needs the rehearsal aids on both hosts, and the backup \(\S+\) does not enable them: set `rehearsal: \{enabled: true\}` \(rehearsal\.enabled\) in its configuration .*; nothing was done$/);
+  t.notRegex(result.stderr, /primary \(/, 'the primary, which enables them, is not named');
+  await t.throwsAsync(readFile(join(dir, 'refused.json'), 'utf8'), undefined, 'no report: no phase ran');
+  const status = await labStatus(lab);
+  t.is(status.primary.lastSwitch, undefined, 'no switch was run');
+  t.is(status.backup.lastSwitch, undefined);
+  t.true(status.primary.self.holdsIp);
+  t.true(status.primary.self.rehearsal);
+  t.false(status.backup.self.rehearsal);
+  t.is(await whoServes(lab), 'primary');
 });
 
 test.serial('baton rehearse --client HOST: the probes come from a third machine over ssh', async (t) => {
