@@ -91,10 +91,12 @@ Commands:
       --dry-run              check the options, config and secret, and print
                              what would be written, the allow-list drop-in in
                              full; change nothing
-  uninstall [--root DIR] [--purge]
+  uninstall [--root DIR] [--purge] [--force]
                              stop and disable baton-agent, remove its unit and
                              its drop-in, /usr/local/bin/baton and /opt/baton;
-                             keeps /etc/baton and /var/lib/baton unless --purge
+                             keeps /etc/baton and /var/lib/baton unless --purge;
+                             refuses while this host holds the service IP
+                             unless --force (switch over first)
 
 Options:
   --config FILE    configuration file (default ${DEFAULT_CONFIG_FILE}); the
@@ -128,7 +130,7 @@ const DEFAULT_PAIR = 'web';
 /** The options of install and uninstall, refused elsewhere: `baton status --purge` is a mistake worth naming. */
 const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
   'role': ['install'], 'listen': ['install'], 'peer': ['install'], 'service-ip': ['install'], 'interface': ['install'],
-  'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install'],
+  'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install', 'uninstall'],
   'keep-config': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
   'dry-run': ['switchover', 'install'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
   'pause-after': ['switchover'], 'web': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
@@ -297,7 +299,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     }
     case 'uninstall':
       noMore(name, rest);
-      return {name, root: parseRoot(values.root), purge: values.purge};
+      return {name, root: parseRoot(values.root), purge: values.purge, force: values.force};
     default:
       throw new UsageError(`unknown command '${name}'${suggest(name)}`, {showUsage: true});
   }

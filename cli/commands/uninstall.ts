@@ -5,11 +5,11 @@ import {readdir, readFile, readlink, rm, rmdir} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatBytes, inspect, treeBytes} from '../install/files.js';
-import {CONFIG_DIR, DROP_IN_FILE, INSTALL_DIR, STATE_DIR, UNIT_FILE, underRoot, WRAPPER_FILE} from '../install/layout.js';
+import {CONFIG_DIR, CONFIG_FILE, DROP_IN_FILE, INSTALL_DIR, STATE_DIR, UNIT_FILE, underRoot, WRAPPER_FILE} from '../install/layout.js';
 import {isBatonProgram, removeLeftovers} from '../install/program-files.js';
 import {
   createSystemDeps, DAEMON_RELOAD, DISABLE_NOW, requireRootUser, STOP, runSystemctl, systemctlLine, whyNotLive,
-  type SystemDeps,
+  type ServiceIpHere, type SystemDeps,
 } from '../install/system.js';
 import {DROP_IN_MARKER, WRAPPER_MARKER} from '../install/texts.js';
 import type {Output} from '../output.js';
@@ -19,6 +19,8 @@ export interface UninstallOptions {
   readonly root: string;
   /** Also remove /etc/baton (config and secret) and /var/lib/baton (state). */
   readonly purge: boolean;
+  /** Uninstall even while this host holds the service IP (or when that cannot be told). */
+  readonly force?: boolean;
 }
 
 export async function run(out: Output, options: UninstallOptions, deps: SystemDeps = createSystemDeps()): Promise<number> {
@@ -65,6 +67,10 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
   }
   const unitPresent = (await inspect(unitFile)).kind !== 'missing';
   const live = deps.isLiveSystem(root);
+  if (live && unitPresent && options.force !== true) await refuseWhileServing(await deps.serviceIpHere(underRoot(root, CONFIG_FILE)));
+  if (program.kind === 'missing' && !unitPresent && wrapperEntry.kind === 'missing' && dropInEntry.kind === 'missing') {
+    return nothingInstalled(out, options, [configDir, stateDir]);
+  }
 
   const lines: string[] = [];
   if (live && unitPresent) {
@@ -114,6 +120,40 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
       'forget the unit:', `  ${systemctlLine(STOP)}`, `  ${systemctlLine(DAEMON_RELOAD)}`);
   }
   out.stdout(`${text.join('\n')}\n`);
+  return 0;
+}
+
+/**
+ * Stopping the agent of the host that serves ends the pair's failover (on_stop: keep) or moves the service unplanned
+ * (release): refused before any change, with the planned way out.
+ */
+async function refuseWhileServing(here: ServiceIpHere): Promise<void> {
+  if ('unknown' in here) {
+    throw new BatonError('BAD_REQUEST', `cannot tell whether this host holds the service IP: ${here.unknown}. Nothing was ` +
+      'changed; if the service IP is not here (`ip address show`), run `baton uninstall --force`');
+  }
+  if (!here.holds) return;
+  const after = here.onStop === 'keep'
+    ? 'which leaves the address here with no agent and no failover (on_stop: keep)'
+    : 'which releases the address, and the peer takes it over unplanned, with the service gap of a failover (on_stop: release)';
+  throw new BatonError('BAD_REQUEST', `this host holds the service IP ${here.cidr} on ${here.interface}: uninstall stops its ` +
+    `agent, ${after}. Nothing was changed. Move the service first (\`baton switchover\`), then uninstall; ` +
+    '`baton uninstall --force` uninstalls anyway');
+}
+
+/** Nothing of the program is here: say so rather than "uninstalled"; --purge still removes config and state. */
+async function nothingInstalled(out: Output, options: UninstallOptions, dirs: readonly string[]): Promise<number> {
+  const lines = [`baton is not installed on ${options.root === '/' ? 'this system' : options.root}: no unit, no program, no \`baton\` command.`];
+  for (const dir of dirs) {
+    if ((await inspect(dir)).kind === 'missing') continue;
+    if (options.purge) {
+      await rm(dir, {recursive: true, force: true});
+      lines.push(`  removed ${dir} (--purge)`);
+    } else {
+      lines.push(`  kept ${dir}; to remove it: rm -r ${dir} (or uninstall --purge)`);
+    }
+  }
+  out.stdout(`${lines.join('\n')}\n`);
   return 0;
 }
 

@@ -3,9 +3,11 @@
 
 import {randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
+import {networkInterfaces} from 'node:os';
 import {fileURLToPath} from 'node:url';
 import {createExecaRunner, formatCommandLine} from '../../agent/adapters/execa-runner.js';
-import {BatonError} from '../../agent/errors.js';
+import {type Config, loadConfig} from '../../agent/config/schema.js';
+import {BatonError, describeError} from '../../agent/errors.js';
 import type {CommandRunner} from '../../agent/ports.js';
 import {SYSTEMD_RUNNING_MARKER, UNIT_NAME} from './layout.js';
 
@@ -16,7 +18,14 @@ export interface SystemDeps {
   readonly uid: number | undefined;
   /** Whether `root` is the running system under systemd: then systemctl is run, else its commands are printed. */
   readonly isLiveSystem: (root: string) => boolean;
+  /** Reads the config file and looks for its service IP on its interface (uninstall asks before stopping the agent). */
+  readonly serviceIpHere: (configFile: string) => Promise<ServiceIpHere>;
 }
+
+/** Whether this host holds the service IP of the installed config, as far as the host can tell. */
+export type ServiceIpHere =
+  | {readonly holds: boolean; readonly cidr: string; readonly interface: string; readonly onStop: 'keep' | 'release'}
+  | {readonly unknown: string};
 
 export interface InstallDeps extends SystemDeps {
   /** The built baton to install: the checkout (or install) this CLI runs from. */
@@ -32,6 +41,7 @@ export function createSystemDeps(): InstallDeps {
     runner: createExecaRunner(),
     uid: process.getuid?.(),
     isLiveSystem: (root) => root === '/' && existsSync(SYSTEMD_RUNNING_MARKER),
+    serviceIpHere,
     // This file is dist/cli/install/system.js: three levels below the package root.
     sourceDir: fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, ''),
     randomBytes: (size) => randomBytes(size),
@@ -66,4 +76,16 @@ export function whyNotLive(root: string): string {
   return root === '/'
     ? `systemd is not running here (${SYSTEMD_RUNNING_MARKER} is missing)`
     : `${root} is not the running system`;
+}
+
+async function serviceIpHere(configFile: string): Promise<ServiceIpHere> {
+  let config: Config;
+  try {
+    config = await loadConfig(configFile);
+  } catch (error) {
+    return {unknown: `${configFile} cannot be read as a config (${describeError(error).split('\n')[0] ?? ''})`};
+  }
+  const {ip, interface: name} = config.service;
+  const held = networkInterfaces()[name]?.some((entry) => entry.address === ip.address) ?? false;
+  return {holds: held, cidr: ip.cidr, interface: name, onStop: config.onStop};
 }

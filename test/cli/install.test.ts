@@ -17,7 +17,7 @@ import {isBatonError} from '../../agent/errors.js';
 import type {CommandOptions, CommandRunner} from '../../agent/ports.js';
 import * as install from '../../cli/commands/install.js';
 import * as uninstall from '../../cli/commands/uninstall.js';
-import {createSystemDeps} from '../../cli/install/system.js';
+import {createSystemDeps, type ServiceIpHere} from '../../cli/install/system.js';
 import {renderWrapper, type ConfigAnswers} from '../../cli/install/texts.js';
 import type {Output} from '../../cli/output.js';
 
@@ -419,10 +419,16 @@ test('uninstall refuses to remove an /opt/baton that is not baton, and changes n
 
 // ---- the running system: systemctl through the runner, root required ----
 
+/** Where the service IP is, as uninstall's question about it is answered on a host. */
+function serviceIp(here: ServiceIpHere): () => Promise<ServiceIpHere> {
+  return async () => here;
+}
+const NOT_HERE: ServiceIpHere = {holds: false, cidr: '192.0.2.100/24', interface: 'eth0', onStop: 'keep'};
+
 test('on a running system install enables the unit and uninstall disables it, through the runner', async (t) => {
   const root = await tempRoot(t);
   const runner = new SystemctlRecorder();
-  const deps = {...createSystemDeps(), runner, isLiveSystem: () => true};
+  const deps = {...createSystemDeps(), runner, isLiveSystem: () => true, serviceIpHere: serviceIp(NOT_HERE)};
   const installed = captureOutput();
   await install.run(installed.out, {root, answers: ANSWERS, secretFrom: undefined, force: false}, deps);
   t.deepEqual(runner.systemctl, ['daemon-reload', 'enable --now baton-agent', 'is-active baton-agent']);
@@ -434,6 +440,46 @@ test('on a running system install enables the unit and uninstall disables it, th
   await uninstall.run(removed.out, {root, purge: false}, deps);
   t.deepEqual(runner.systemctl, ['disable --now baton-agent', 'daemon-reload']);
   t.regex(removed.text(), /systemctl disable --now baton-agent: done/);
+});
+
+test('uninstall refuses while this host holds the service IP, or cannot tell, and changes nothing; --force goes on', async (t) => {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  const before = await snapshotTree(root);
+  const runner = new SystemctlRecorder();
+  const live = {...createSystemDeps(), runner, isLiveSystem: () => true};
+  const held = {...live, serviceIpHere: serviceIp({...NOT_HERE, holds: true})};
+  await t.throwsAsync(uninstall.run(captureOutput().out, {root, purge: false}, held), {message:
+    'this host holds the service IP 192.0.2.100/24 on eth0: uninstall stops its agent, which leaves the address here with no ' +
+    'agent and no failover (on_stop: keep). Nothing was changed. Move the service first (`baton switchover`), then ' +
+    'uninstall; `baton uninstall --force` uninstalls anyway'});
+  const releasing = {...live, serviceIpHere: serviceIp({...NOT_HERE, holds: true, onStop: 'release'})};
+  await t.throwsAsync(uninstall.run(captureOutput().out, {root, purge: false}, releasing), {message: /the peer takes it over unplanned/});
+  const unknown = {...live, serviceIpHere: serviceIp({unknown: '/etc/baton/baton.yaml cannot be read as a config (gone)'})};
+  await t.throwsAsync(uninstall.run(captureOutput().out, {root, purge: false}, unknown), {message: /^cannot tell whether this host holds the service IP: .*run `baton uninstall --force`$/});
+  t.deepEqual(await snapshotTree(root), before);
+  t.deepEqual(runner.systemctl, []);
+
+  const forced = captureOutput();
+  await uninstall.run(forced.out, {root, purge: false, force: true}, held);
+  t.deepEqual(runner.systemctl, ['disable --now baton-agent', 'daemon-reload']);
+  t.regex(forced.text(), /^baton uninstalled from /);
+});
+
+test('uninstall where nothing is installed says so; --purge still removes config and state', async (t) => {
+  const root = await tempRoot(t);
+  const empty = captureOutput();
+  await uninstall.run(empty.out, {root, purge: false}, {...createSystemDeps(), isLiveSystem: () => false});
+  t.is(empty.text(), `baton is not installed on ${root}: no unit, no program, no \`baton\` command.\n`);
+  await mkdir(join(root, 'etc/baton'), {recursive: true});
+  await writeFile(join(root, 'etc/baton/baton.yaml'), 'pair: web\n');
+  const kept = captureOutput();
+  await uninstall.run(kept.out, {root, purge: false}, {...createSystemDeps(), isLiveSystem: () => false});
+  t.regex(kept.text(), new RegExp(`kept ${join(root, 'etc/baton')}; to remove it: rm -r `));
+  const purged = captureOutput();
+  await uninstall.run(purged.out, {root, purge: true}, {...createSystemDeps(), isLiveSystem: () => false});
+  t.regex(purged.text(), /removed .*etc\/baton \(--purge\)/);
+  t.false(existsSync(join(root, 'etc/baton')));
 });
 
 test('install and uninstall into / refuse without root, before touching anything', async (t) => {
