@@ -16,7 +16,8 @@ import {parseAccessLogLine} from '../agent/access-log.js';
 import {parse as parseYaml} from 'yaml';
 import {LOCAL_PLANS, SWITCHOVER_PLAN} from '../agent/plans/plans.js';
 import {describeStep} from '../agent/plans/steps.js';
-import {AGENT_STATE_NAMES, type AgentEvent} from '../agent/state-machine.js';
+import {AGENT_STATE_NAMES, initialState, step, type AgentEvent, type MachineState} from '../agent/state-machine.js';
+import type {Beacon} from '../agent/peer/beacon-codec.js';
 
 const root = new URL('../../', import.meta.url);
 
@@ -225,4 +226,35 @@ test('docs/rehearsal.md shows the refusal of rehearse --with-failure as the comm
     self: {host: {role: 'primary', host: 'web-1'}, enabled: true}, peer: {host: {role: 'backup', host: 'web-2'}, enabled: false},
   }));
   t.true(doc.includes(`\nbaton: ${error?.message ?? 'no refusal'}\n`));
+});
+
+// What each row of the runbook's "while you work" table does to the released host, as events of the state machine.
+// web-b, the peer, is active and holds the IP throughout.
+const ACTIVE_PEER: Beacon = {
+  pair: 'web', node: 'backup', host: 'web-b', boot: 'b1', seq: 1, sentAt: 0, state: 'active', epoch: 2,
+  holdsIp: true, health: 'ok', switchId: '', ack: undefined,
+};
+const RUNBOOK_ROWS: Record<string, {readonly from: 'released' | 'restart'; readonly events: readonly AgentEvent[]}> = {
+  'nothing special': {from: 'released', events: [{type: 'peer-seen', beacon: ACTIVE_PEER}, {type: 'observed', holdsIp: false}]},
+  'reboot, or restart `baton-agent`': {from: 'restart', events: [
+    {type: 'peer-seen', beacon: ACTIVE_PEER}, {type: 'probed', holdsIp: false, addressInUse: true}]},
+  'stop the web server while an `http:` health check is configured': {from: 'released', events: [
+    {type: 'health-changed', health: 'failing', reason: 'http check: connection refused'}, {type: 'peer-seen', beacon: ACTIVE_PEER}]},
+  '`baton resume` (step 8, once it is ready)': {from: 'released', events: [{type: 'resume-requested'}]},
+};
+
+test('the runbook\'s table of what happens to the released host is what the state machine does', async (t) => {
+  const doc = await readFile(new URL('docs/runbook-upgrade.md', root), 'utf8');
+  const table = doc.slice(doc.indexOf('| you do | the agent on web-a is then | why |'));
+  const rows = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| (.+?) \| `([a-z]+)` \| .+ \|$/gm)];
+  t.deepEqual(rows.map((r) => r[1]), Object.keys(RUNBOOK_ROWS));
+  const released = step(initialState('primary', 1, true), {type: 'probed', holdsIp: false, addressInUse: true}).state;
+  t.is(released.name, 'released');
+  for (const [, action, shown] of rows) {
+    const row = RUNBOOK_ROWS[action ?? ''];
+    if (row === undefined) continue;
+    let state: MachineState = row.from === 'released' ? released : initialState('primary', 1, true);
+    for (const event of row.events) state = step(state, event).state;
+    t.is(state.name as string | undefined, shown, action);
+  }
 });
