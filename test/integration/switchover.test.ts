@@ -161,3 +161,32 @@ test.serial('the backup agent killed between primary-net-down and backup-net-up,
   t.regex(backup.lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(taker, after forward-strays, before or during backup-net-up\)/);
   t.is(await servedBy(l, 'primary'), 'primary');
 });
+
+test.serial('Ctrl-C or a dropped SSH session during a switch ends only the command: the agents finish the switch', async (t) => {
+  const l = requireLab();
+  const watch = await watchServiceAddress(l);
+  t.teardown(() => watch.stop().then(() => undefined, () => undefined));
+  // Ctrl-C (SIGINT) on the way over, a hang-up (SIGHUP, what a dropped SSH session sends) on the way back.
+  for (const [from, to, signal] of [['primary', 'backup', 'SIGINT'], ['backup', 'primary', 'SIGHUP']] as const) {
+    const cli = baton(l.hosts[from], 'switchover');
+    let printed = '';
+    await new Promise<void>((resolve, reject) => {
+      cli.stdout.on('data', (chunk: Buffer) => {
+        printed += chunk.toString();
+        if (/(^|\n) {2}assign-ip +on /.test(printed)) resolve();
+      });
+      cli.then((ended) => reject(new Error(`the switch ended (exit ${String(ended.exitCode)}) before assign-ip:\n${printed}`)), reject);
+    });
+    cli.kill(signal);
+    const ended = await cli;
+    t.not(ended.exitCode, 0, `the command ended by ${signal}`);
+    t.false(printed.includes('free to upgrade'), 'it was killed before the verdict');
+    const pair = await settled(l);
+    t.true(pair[to].self.holdsIp, `the ${to} serves after ${signal}`);
+    t.is(pair[to].lastSwitch?.outcome, 'done', `the switch the command started finished (${signal})`);
+    t.is(pair[from].self.state, 'released');
+    t.is(await servedBy(l, to), to);
+  }
+  t.is((await baton(l.hosts.backup, 'resume')).exitCode, 0);
+  t.deepEqual(judgeHolders(await watch.stop()).overlaps, []);
+});
