@@ -70,7 +70,8 @@ test('install and uninstall options are checked with messages that say what to g
   t.is(usage(['install', ...PRIMARY.slice(0, 6), '--service-ip', '192.0.2.100', ...PRIMARY.slice(8)]),
     '--service-ip: expected an address with its prefix length like 192.0.2.100/24, got \'192.0.2.100\'');
   t.is(usage(['status', '--purge']), '--purge is an option of uninstall, not of status');
-  t.deepEqual(parseCommandLine(['uninstall', '--root', '/mnt/target/', '--purge']), {name: 'uninstall', root: '/mnt/target', purge: true});
+  t.deepEqual(parseCommandLine(['uninstall', '--root', '/mnt/target/', '--purge']), {name: 'uninstall', root: '/mnt/target', purge: true, force: false});
+  t.like(parseCommandLine(['uninstall', '--force']), {name: 'uninstall', force: true});
   t.deepEqual(parseCommandLine(['install', '--keep-config']), {name: 'install', root: '/', answers: undefined, secretFrom: undefined, force: false,
     dryRun: false});
   t.like(parseCommandLine(['install', '--keep-config', '--dry-run']), {dryRun: true});
