@@ -45,7 +45,10 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
   };
   let outcome: string;
   if (await deps.steps.ctx.network.isServing(deps.steps.ctx.service.ip)) {
-    outcome = 'this host serves and keeps the service IP';
+    outcome = recorded.side === 'giver' && applied.includes('hold-connections') && await yieldedWhileHolding(deps)
+      ? 'this host was handing the service IP over and another host answers for it now (the peer took it over while ' +
+        'this agent was down): this host let it go'
+      : 'this host serves and keeps the service IP';
   } else {
     const mayTakeBack = recorded.side === 'giver' && (applied.includes('primary-net-down') || recorded.pending === 'primary-net-down');
     // The taker's preparations (link down, address on a downed link) are undone; the giver's release is undone
@@ -65,4 +68,26 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
   await journal.clear();
   log.notice(`(switch ${recorded.switchId}) recovered: ${outcome}`);
   return {switchId: recorded.switchId, reason: `switch ${recorded.switchId} was interrupted by a restart of this agent (${recorded.side}, ${stepNote}); ${outcome}`};
+}
+
+/**
+ * A giver killed after hold-connections, before primary-net-down: the service IP is still on its interface, but it
+ * answered no ARP for it, so the taker, its switch abandoned and this host silent, may have probed, found the IP free
+ * and taken it. While this host's own answers are still held back, a reply to a probe can only come from another
+ * host: then that host serves, and this one removes its address instead of answering ARP for it again beside it.
+ * Without the hold in place, or when the probe cannot tell, the host keeps serving as before (the pair's epochs
+ * settle a conflict).
+ */
+async function yieldedWhileHolding(deps: RecoveryDeps): Promise<boolean> {
+  const {ctx} = deps.steps;
+  const ip = ctx.service.ip;
+  try {
+    if (!(await ctx.drain.isHolding(ip)) || !(await ctx.network.isAddressInUse(ip))) return false;
+    await ctx.network.removeAddress(ip);
+    return true;
+  } catch (error) {
+    deps.log.warning(`(recovery) could not tell whether another host took the service IP over while this one was handing it over: ` +
+      `${describeError(error)}; this host keeps it`);
+    return false;
+  }
 }

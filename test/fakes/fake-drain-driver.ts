@@ -18,8 +18,12 @@ export class FakeDrainDriver implements DrainDriver {
   readonly journal: string[] = [];
   readonly #failures = new Map<DrainCall, BatonError>();
 
-  constructor(own?: string) {
+  /** The host's addresses that hold() keeps from answering ARP, as the real hold's arp table does. */
+  readonly #silenced: Set<string> | undefined;
+
+  constructor(own?: string, silenced?: Set<string>) {
     if (own !== undefined) this.own = own;
+    this.#silenced = silenced;
   }
 
   failNext(method: DrainCall, error = new BatonError('COMMAND_FAILED', `${method} failed (injected)`)): void {
@@ -37,6 +41,7 @@ export class FakeDrainDriver implements DrainDriver {
   async hold(ip: ServiceIp, own: string): Promise<void> {
     this.#enter('hold', `${ip.address} as ${own}`);
     this.held = ip.address;
+    this.#silenced?.add(ip.address);
   }
 
   async isHolding(ip: ServiceIp): Promise<boolean> {
@@ -46,6 +51,7 @@ export class FakeDrainDriver implements DrainDriver {
   async unhold(ip: ServiceIp): Promise<void> {
     this.#enter('unhold', ip.address);
     this.held = undefined;
+    this.#silenced?.delete(ip.address);
   }
 
   async forward(ip: ServiceIp, giver: string): Promise<void> {
@@ -73,6 +79,7 @@ export class FakeDrainDriver implements DrainDriver {
     if (this.held === ip.address) removed.push('hold');
     this.forwardingTo = undefined;
     this.held = undefined;
+    this.#silenced?.delete(ip.address);
     return removed;
   }
 

@@ -10,15 +10,22 @@ export type DriverCall = 'hasAddress' | 'addAddress' | 'removeAddress' | 'setLin
 export class FakeSegment {
   readonly drivers: FakeNetworkDriver[] = [];
 
-  /** Addresses answered on the segment by hosts whose link is up. */
+  /** Hosts whose link is up with the address on it: the kernels' view of who holds it. */
   holders(address: string): FakeNetworkDriver[] {
     return this.drivers.filter((d) => d.linkUp && d.addresses.has(address));
+  }
+
+  /** Of those, the ones that answer ARP for it: a drain's hold keeps a giver silent (fake-drain-driver.ts). */
+  answering(address: string): FakeNetworkDriver[] {
+    return this.holders(address).filter((d) => !d.silenced.has(address));
   }
 }
 
 export class FakeNetworkDriver implements NetworkDriver {
   readonly name: string;
   readonly addresses = new Set<string>();
+  /** Addresses this host holds without answering ARP for them (a drain's hold). */
+  readonly silenced = new Set<string>();
   linkUp = true;
   readonly journal: string[] = [];
   readonly #segment: FakeSegment;
@@ -72,7 +79,7 @@ export class FakeNetworkDriver implements NetworkDriver {
     this.#enter('isAddressInUse', ip.cidr);
     // arping cannot probe through a downed interface: it exits 2, which the ip driver throws.
     if (!this.linkUp) throw new BatonError('COMMAND_FAILED', `\`arping -D -I eth0 ${ip.address}\` exited 2: Interface "eth0" is down`);
-    return this.#segment.holders(ip.address).some((d) => d !== this);
+    return this.#segment.answering(ip.address).some((d) => d !== this);
   }
 
   /** Calls other than the read-only observations, in order: what this host did to the network. */

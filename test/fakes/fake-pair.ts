@@ -55,7 +55,7 @@ export interface FakeHostOptions {
 export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegment, transport: FakeTransport, options: FakeHostOptions = {}): FakeHost {
   const config = testConfig(role, {confirm: {...testConfig(role).confirm, accessLog: '/var/log/nginx/access.log'}, ...options.config});
   const network = new FakeNetworkDriver(role, segment);
-  const drain = new FakeDrainDriver(role === 'primary' ? PRIMARY_ADDRESS : BACKUP_ADDRESS);
+  const drain = new FakeDrainDriver(role === 'primary' ? PRIMARY_ADDRESS : BACKUP_ADDRESS, network.silenced);
   const runner = new RecordingRunner();
   const store = new MemoryStateStore(options.epoch === undefined ? undefined : {epoch: options.epoch});
   const journal = new MemoryJournalStore();

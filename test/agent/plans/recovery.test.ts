@@ -232,3 +232,28 @@ test('both agents killed after primary-net-down of a switchback and restarted to
   t.is(backup.state.name, 'standby');
   t.regex((await backup.status()).lastSwitch?.reason ?? '', /\(giver, after primary-net-down\); this host had released the service IP and leaves it: the primary is alive \(starting\) and takes the service IP itself$/);
 });
+
+test('a giver killed after hold-connections, restarted after the taker took the IP over: it lets the IP go and never answers ARP beside it', async (t) => {
+  const pair = await settledPair(t);
+  void pair.primary.agent.switchover({...OPTIONS, pauseAfter: {step: 'hold-connections', seconds: 30}}, () => undefined).catch(() => undefined);
+  await pair.clock.advance(300);
+  t.true(pair.primary.network.addresses.has('192.0.2.100'), 'paused after hold-connections: the address is still on the giver');
+  t.deepEqual(pair.segment.answering('192.0.2.100'), [], 'but nobody answers ARP for it');
+  await pair.primary.kill();
+  await pair.clock.advance(4000);
+  t.is(pair.backup.agent.state.name, 'active', 'the backup found the IP silent and took it over');
+  t.deepEqual(pair.segment.answering('192.0.2.100').map((d) => d.name), ['backup']);
+
+  const restarted = pair.primary.restart();
+  await restarted.start();
+  let most = 0;
+  for (let ms = 0; ms < 3000; ms += 50) {
+    await pair.clock.advance(50);
+    most = Math.max(most, pair.segment.answering('192.0.2.100').length);
+  }
+  t.is(most, 1, 'never two hosts answering ARP for the IP');
+  t.is(restarted.state.name, 'standby');
+  t.false(pair.primary.network.addresses.has('192.0.2.100'));
+  t.is(pair.primary.drain.held, undefined, 'the hold is taken back');
+  t.regex((await restarted.status()).lastSwitch?.reason ?? '', /\(giver, after hold-connections.*\); this host was handing the service IP over and another host answers for it now/);
+});
