@@ -13,7 +13,12 @@ import {execa, type ResultPromise} from 'execa';
 import type {Lab} from './lab.js';
 import {SERVICE_LAN} from './topology-plan.js';
 
-export type AddressChange = 'address-added' | 'address-removed' | 'link-up' | 'link-down';
+/**
+ * hold-added/-removed: the service address as a /32 on lo, which a drain's giver has while it keeps accepting the
+ * address's packets without answering ARP for it (hold-connections .. end-hold): the agent adds it after the nftables
+ * rules that silence ARP and removes it before them, so while it is on lo the host does not claim the address.
+ */
+export type AddressChange = 'address-added' | 'address-removed' | 'link-up' | 'link-down' | 'hold-added' | 'hold-removed';
 
 export interface AddressEvent {
   /** Wall-clock ms (with µs fraction) at which `ip monitor` received the kernel's message. */
@@ -25,6 +30,8 @@ export interface AddressEvent {
 export interface HostAddressState {
   readonly address: boolean;
   readonly linkUp: boolean;
+  /** The address is also on lo: a drain's hold, in which the host answers no ARP for it. */
+  readonly held: boolean;
 }
 
 export interface AddressHistory {
@@ -59,9 +66,11 @@ export function parseMonitorLine(line: string, iface: string, address: string): 
   const [, y, mo, d, h, mi, s, us, deleted, rest = ''] = stamped;
   // `ip -ts` prints local time without a zone, as `new Date(y, m, …)` reads it.
   const atMs = new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)).getTime() + Number(us) / 1000;
-  const addressLine = /^\d+: (\S+)\s+inet (\d+\.\d+\.\d+\.\d+)\//.exec(rest);
+  const addressLine = /^\d+: (\S+)\s+inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(rest);
   if (addressLine !== null) {
-    if (addressLine[1] !== iface || addressLine[2] !== address) return undefined;
+    if (addressLine[2] !== address) return undefined;
+    if (addressLine[1] === 'lo' && addressLine[3] === '32') return {atMs, change: deleted === undefined ? 'hold-added' : 'hold-removed'};
+    if (addressLine[1] !== iface) return undefined;
     return {atMs, change: deleted === undefined ? 'address-added' : 'address-removed'};
   }
   const linkLine = /^\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>/.exec(rest);
@@ -71,16 +80,22 @@ export function parseMonitorLine(line: string, iface: string, address: string): 
   return undefined;
 }
 
-/** Replays the history: who held the address (present and link up) at the end, and when more than one did. */
+/**
+ * Replays the history: who held the address at the end, and when more than one did. A host holds it when the
+ * address is on its interface with the link up and it is not in a drain's hold: a host in hold answers no ARP for
+ * the address and sends none that names it, so clients cannot learn it as the address's owner (a giver killed
+ * between hold-connections and primary-net-down stays so until its agent restarts, while the taker may take over).
+ */
 export function judgeHolders(history: AddressHistory): HolderJudgement {
   const state = new Map(Object.entries(history.initial).map(([host, s]) => [host, {...s}]));
-  const holders = (): string[] => [...state].filter(([, s]) => s.address && s.linkUp).map(([host]) => host).sort();
+  const holders = (): string[] => [...state].filter(([, s]) => s.address && s.linkUp && !s.held).map(([host]) => host).sort();
   const overlaps: Array<{fromMs: number; toMs: number | undefined; hosts: string[]}> = [];
   let open: {fromMs: number; toMs: number | undefined; hosts: string[]} | undefined;
   if (holders().length > 1) overlaps.push(open = {fromMs: history.events[0]?.atMs ?? 0, toMs: undefined, hosts: holders()});
   for (const event of history.events) {
-    const host = state.get(event.host) ?? {address: false, linkUp: false};
+    const host = state.get(event.host) ?? {address: false, linkUp: false, held: false};
     if (event.change === 'address-added' || event.change === 'address-removed') host.address = event.change === 'address-added';
+    else if (event.change === 'hold-added' || event.change === 'hold-removed') host.held = event.change === 'hold-added';
     else host.linkUp = event.change === 'link-up';
     state.set(event.host, host);
     const now = holders();
@@ -181,10 +196,13 @@ async function syncAll(monitors: readonly Monitor[], n: number): Promise<void> {
 }
 
 async function readState(namespace: string, iface: string, address: string): Promise<HostAddressState> {
-  const {stdout} = await execa('ip', ['-n', namespace, '-j', '-4', 'addr', 'show', 'dev', iface], {timeout: 10_000});
-  const links = JSON.parse(stdout) as Array<{flags: string[]; addr_info: Array<{local: string}>}>;
+  const read = async (dev: string): Promise<Array<{flags: string[]; addr_info: Array<{local: string; prefixlen: number}>}>> =>
+    JSON.parse((await execa('ip', ['-n', namespace, '-j', '-4', 'addr', 'show', 'dev', dev], {timeout: 10_000})).stdout) as
+      Array<{flags: string[]; addr_info: Array<{local: string; prefixlen: number}>}>;
+  const links = await read(iface);
   return {
     address: links.some((link) => link.addr_info.some((a) => a.local === address)),
     linkUp: links.some((link) => link.flags.includes('UP')),
+    held: (await read('lo')).some((link) => link.addr_info.some((a) => a.local === address && a.prefixlen === 32)),
   };
 }

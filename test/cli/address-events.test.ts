@@ -12,6 +12,12 @@ test('an added and a deleted service address on the interface, timed to the micr
     {atMs: at('19:38:00.798') + 0.924, change: 'address-removed'});
 });
 
+test('the service address as a /32 on lo is a drain\'s hold; other addresses on lo are not', (t) => {
+  t.is(parseMonitorLine('[2026-12-05T19:38:00.700000] 1: lo    inet 192.0.2.100/32 scope global lo', 'eth0', '192.0.2.100')?.change, 'hold-added');
+  t.is(parseMonitorLine('[2026-12-05T19:38:00.900000] Deleted 1: lo    inet 192.0.2.100/32 scope global lo', 'eth0', '192.0.2.100')?.change, 'hold-removed');
+  t.is(parseMonitorLine('[2026-12-05T19:38:00.900000] 1: lo    inet 127.77.0.9/32 scope host lo', 'eth0', '192.0.2.100'), undefined);
+});
+
 test('the link going down and up, with or without a peer name after @', (t) => {
   t.is(parseMonitorLine('[2026-12-05T19:38:00.781384] 3: eth0@if12: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue state DOWN group default ', 'eth0', '192.0.2.100')?.change,
     'link-down');
@@ -33,22 +39,36 @@ function event(host: string, ms: number, change: AddressEvent['change']): Addres
 
 test('a hand-off in order (removed, then added elsewhere) has no overlap', (t) => {
   t.deepEqual(judgeHolders({
-    initial: {primary: {address: true, linkUp: true}, backup: {address: false, linkUp: true}},
+    initial: {primary: {address: true, linkUp: true, held: false}, backup: {address: false, linkUp: true, held: false}},
     events: [event('primary', 10, 'address-removed'), event('backup', 11, 'address-added')],
   }), {final: ['backup'], overlaps: []});
 });
 
 test('an address forced onto the second host and released again is one closed overlap', (t) => {
   t.deepEqual(judgeHolders({
-    initial: {primary: {address: true, linkUp: true}, backup: {address: false, linkUp: true}},
+    initial: {primary: {address: true, linkUp: true, held: false}, backup: {address: false, linkUp: true, held: false}},
     events: [event('backup', 10, 'address-added'), event('backup', 250, 'address-removed')],
   }), {final: ['primary'], overlaps: [{fromMs: 10, toMs: 250, hosts: ['backup', 'primary']}]});
 });
 
 test('an address behind a down link does not hold (link mode), and an overlap still open at the end has no end', (t) => {
   const judged = judgeHolders({
-    initial: {primary: {address: true, linkUp: true}, backup: {address: true, linkUp: false}},
+    initial: {primary: {address: true, linkUp: true, held: false}, backup: {address: true, linkUp: false, held: false}},
     events: [event('primary', 5, 'link-down'), event('backup', 6, 'link-up'), event('primary', 9, 'link-up')],
   });
   t.deepEqual(judged, {final: ['backup', 'primary'], overlaps: [{fromMs: 9, toMs: undefined, hosts: ['backup', 'primary']}]});
+});
+
+test('a giver in a drain\'s hold does not hold the address, so a taker that adds it then is no overlap; out of hold it is', (t) => {
+  // The giver killed between hold-connections and primary-net-down: the taker takes the silent address over; the
+  // giver, restarted, removes its own (no overlap). Had it left the hold first and kept the address, both would hold.
+  const initial = {primary: {address: true, linkUp: true, held: false}, backup: {address: false, linkUp: true, held: false}};
+  t.deepEqual(judgeHolders({initial, events: [
+    event('primary', 5, 'hold-added'), event('backup', 1000, 'address-added'), event('primary', 2000, 'address-removed'),
+    event('primary', 2001, 'hold-removed'),
+  ]}), {final: ['backup'], overlaps: []});
+  t.deepEqual(judgeHolders({initial, events: [
+    event('primary', 5, 'hold-added'), event('backup', 1000, 'address-added'), event('primary', 2000, 'hold-removed'),
+    event('primary', 2090, 'address-removed'),
+  ]}), {final: ['backup'], overlaps: [{fromMs: 2000, toMs: 2090, hosts: ['backup', 'primary']}]});
 });

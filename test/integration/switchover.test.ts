@@ -151,7 +151,8 @@ test.serial('the backup agent killed between primary-net-down and backup-net-up,
   const history = await watch.stop();
   t.log(`kernel events: ${JSON.stringify(history.events)}`);
   const changes = (host: string): string[] => history.events.filter((e) => e.host === host).map((e) => e.change);
-  t.deepEqual(changes('primary'), ['address-removed', 'address-added'], 'primary-net-down, then its undo');
+  t.deepEqual(changes('primary'), ['hold-added', 'address-removed', 'address-added', 'hold-removed'],
+    'hold-connections and primary-net-down, then their undo');
   t.deepEqual(changes('backup'), [], 'the backup never held the IP');
   t.deepEqual(judgeHolders(history), {final: ['primary'], overlaps: []});
   t.true(primary.self.holdsIp);
