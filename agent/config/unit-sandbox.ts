@@ -21,6 +21,13 @@ export const LOCALHOST = 'localhost';
 const ANY = 'any';
 // What systemd's `localhost` covers.
 const LOOPBACK = [parseSubnet('127.0.0.0', 8), parseSubnet('::1', 128)];
+/**
+ * The system calls systemd/baton-agent.service allows back from `~@privileged`: setpriv's (setgid, setresuid,
+ * setresgid, setgroups, and capset for --inh-caps) to run a hook or command check as script_user, and arping's
+ * (capset, setuid: it drops its privileges at start and exits if it cannot), the fallback of the agent's packet
+ * helpers where perl cannot run. The drop-in takes them out again when nothing runs as script_user.
+ */
+export const PRIVILEGED_EXCEPTIONS = ['capset', 'setuid', 'setgid', 'setresuid', 'setresgid', 'setgroups'] as const;
 // Linux capability numbers (linux/capability.h): what setpriv needs to run a program as script_user.
 const CAP_SETGID = 6n;
 const CAP_SETUID = 7n;
@@ -40,7 +47,8 @@ export interface UnitSandbox {
   readonly namedHosts: readonly {readonly key: string; readonly host: string}[];
   /** SocketBindAllow= with SocketBindDeny=any: the beacon port (listen.port). */
   readonly bindAllow: readonly string[];
-  /** Whether a program (hook, command check) runs as script_user, for which setpriv needs CAP_SETUID, CAP_SETGID. */
+  /** Whether a program (hook, command check) runs as script_user, for which setpriv needs CAP_SETUID, CAP_SETGID and
+   *  the PRIVILEGED_EXCEPTIONS system calls. */
   readonly changesUser: boolean;
 }
 
@@ -131,7 +139,8 @@ export function sandboxProblems(config: SandboxConfig, running: RunningSandbox):
   }
   if (needed.changesUser && running.canChangeUser === false) {
     problems.push('hooks.on_state_change or a command check runs as script_user, which needs CAP_SETUID and ' +
-      'CAP_SETGID; the drop-in took them out of the bounding set because the config had neither when it was written');
+      `CAP_SETGID and the system calls ${PRIVILEGED_EXCEPTIONS.join(' ')}; the drop-in took them out because the config ` +
+      'had neither when it was written');
   }
   return problems;
 }

@@ -316,7 +316,7 @@ function describeSandbox(sandbox: UnitSandbox): string {
     ? 'no IP allow-list (a health check names its host)'
     : `IP only with ${sandbox.ipAllow.map(({address}) => address).join(' ')}`;
   return `${ip}; binds ${sandbox.bindAllow.join(' ')} only` +
-    (sandbox.changesUser ? '' : '; no CAP_SETUID/CAP_SETGID (nothing runs as script_user)');
+    (sandbox.changesUser ? '' : '; no CAP_SETUID/CAP_SETGID and no privileged system call (nothing runs as script_user)');
 }
 
 /** What the operator must know about the sandbox of this install. */

@@ -3,7 +3,8 @@
 import {stringify} from 'yaml';
 import type {Role} from '../../agent/state-machine.js';
 import {
-  BIND_ALLOW_VARIABLE, bindAllowValue, IP_ALLOW_VARIABLE, ipAllowValue, SANDBOX_DROP_IN, type UnitSandbox,
+  BIND_ALLOW_VARIABLE, bindAllowValue, IP_ALLOW_VARIABLE, ipAllowValue, PRIVILEGED_EXCEPTIONS, SANDBOX_DROP_IN,
+  type UnitSandbox,
 } from '../../agent/config/unit-sandbox.js';
 import {BUNDLED_NODE, CLI_ENTRY, CONFIG_FILE, CONTROL_SOCKET, INSTALL_DIR, SECRET_FILE, STATE_DIR} from './layout.js';
 
@@ -153,8 +154,11 @@ export function renderSandboxDropIn(sandbox: UnitSandbox): string {
   );
   if (!sandbox.changesUser) {
     lines.push(
-      '# No hook and no command check: nothing runs as script_user, so nothing needs to change user.',
+      '# No hook and no command check: nothing runs as script_user, so nothing needs to change user, and the',
+      '# system calls the unit allows back for it and for arping go out again: the duplicate-address probe and the',
+      '# gratuitous ARP are the agent\'s own packet helpers (perl), which need none of them.',
       'CapabilityBoundingSet=~CAP_SETUID CAP_SETGID',
+      `SystemCallFilter=~${PRIVILEGED_EXCEPTIONS.join(' ')}`,
     );
   }
   lines.push(

@@ -156,10 +156,12 @@ test('install writes the unit\'s address and port allow-lists for the config int
     'SocketBindDeny=any',
     'SocketBindAllow=udp:7411',
     'CapabilityBoundingSet=~CAP_SETUID CAP_SETGID',
+    'SystemCallFilter=~capset setuid setgid setresuid setresgid setgroups',
     'Environment=BATON_IP_ALLOW=localhost,192.0.2.11,192.0.2.12 BATON_BIND_ALLOW=udp:7411',
   ]);
   t.regex(sharedOutput, new RegExp(`0644  ${root}/${DROP_IN} +its sandbox for this config: IP only with localhost ` +
-    '192\\.0\\.2\\.11 192\\.0\\.2\\.12; binds udp:7411 only; no CAP_SETUID/CAP_SETGID \\(nothing runs as script_user\\)'));
+    '192\\.0\\.2\\.11 192\\.0\\.2\\.12; binds udp:7411 only; no CAP_SETUID/CAP_SETGID and no privileged system call ' +
+    '\\(nothing runs as script_user\\)'));
 });
 
 test('install --dry-run checks everything, prints the drop-in, and writes nothing', async (t) => {

@@ -46,6 +46,7 @@ test('the drop-in denies all IP traffic but the listed addresses, and every bind
     'SocketBindDeny=any',
     'SocketBindAllow=udp:7500',
     'CapabilityBoundingSet=~CAP_SETUID CAP_SETGID',
+    'SystemCallFilter=~capset setuid setgid setresuid setresgid setgroups',
     'Environment=BATON_IP_ALLOW=localhost,192.0.2.11,192.0.2.12 BATON_BIND_ALLOW=udp:7500',
   ]);
   t.regex(text, /^# {3}192\.0\.2\.12 {2}peer\.address$/m, 'each address says which key needs it');
@@ -86,6 +87,7 @@ test('a hook or command check keeps CAP_SETUID and CAP_SETGID: setpriv needs the
   const sandbox = planUnitSandbox(config);
   t.true(sandbox.changesUser);
   t.false(renderSandboxDropIn(sandbox).includes('CapabilityBoundingSet'));
+  t.false(renderSandboxDropIn(sandbox).includes('SystemCallFilter'), 'setpriv keeps its system calls');
 });
 
 test('the config the drop-in was written for fits it', (t) => {
@@ -124,7 +126,7 @@ test('a first hook is refused where the bounding set has no CAP_SETUID', (t) => 
   const edited = testConfig('primary', {scriptUser: SCRIPT_USER, hooks: {onStateChange: '/usr/local/bin/notify', timeoutMs: 5000}});
   const problems = sandboxProblems(edited, installed);
   t.is(problems.length, 1);
-  t.regex(problems[0] ?? '', /^hooks\.on_state_change or a command check runs as script_user, which needs CAP_SETUID and CAP_SETGID/);
+  t.regex(problems[0] ?? '', /^hooks\.on_state_change or a command check runs as script_user, which needs CAP_SETUID and CAP_SETGID and the system calls capset setuid setgid setresuid setresgid setgroups;/);
   // Where the set still has them (an override gave them back), the hook can run.
   t.deepEqual(sandboxProblems(edited, {...installed, canChangeUser: true}), []);
 });
