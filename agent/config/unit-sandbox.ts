@@ -16,6 +16,28 @@ export const SANDBOX_DROP_IN = '/etc/systemd/system/baton-agent.service.d/50-bat
 export const IP_ALLOW_VARIABLE = 'BATON_IP_ALLOW';
 /** The drop-in's SocketBindAllow= entries (comma-separated). */
 export const BIND_ALLOW_VARIABLE = 'BATON_BIND_ALLOW';
+/**
+ * The first systemd with SocketBindAllow= (systemd.resource-control(5): "Added in version 249"). It enforces it only
+ * when built with its BPF framework (`systemctl --version`: +BPF_FRAMEWORK); Debian 12's 252 is not, and ignores it.
+ * baton then has no port allow-list, and writes no firewall rule instead (docs/security.md says why).
+ */
+export const SOCKET_BIND_MIN_SYSTEMD = 249;
+
+/**
+ * Why the systemd whose `systemctl --version` printed `text` does not enforce SocketBindAllow= (too old, or built
+ * without the BPF framework), or undefined when it does. Text it cannot read is said to be unreadable, never "fine".
+ */
+export function socketBindUnsupported(text: string): string | undefined {
+  const version = Number(/^systemd (\d+)\b/m.exec(text)?.[1] ?? Number.NaN);
+  const framework = /(^|\s)([+-])BPF_FRAMEWORK\b/.exec(text)?.[2];
+  if (Number.isNaN(version) || framework === undefined) {
+    return `\`systemctl --version\` did not say which systemd this is and whether it has its BPF framework: ` +
+      `${JSON.stringify(text.trim().split('\n')[0] ?? '')}`;
+  }
+  if (version < SOCKET_BIND_MIN_SYSTEMD) return `systemd ${version} predates SocketBindAllow= (${SOCKET_BIND_MIN_SYSTEMD})`;
+  if (framework === '-') return `systemd ${version} is built without its BPF framework (-BPF_FRAMEWORK)`;
+  return undefined;
+}
 // systemd's name for 127.0.0.0/8 and ::1 (systemd.resource-control(5)).
 export const LOCALHOST = 'localhost';
 const ANY = 'any';

@@ -5,6 +5,7 @@ import test from 'ava';
 import type {Config} from '../../../agent/config/schema.js';
 import {
   bindAllowValue, boundingSetChangesUser, describeSandboxProblems, ipAllowValue, parseSandboxDropIn, planUnitSandbox,
+  SOCKET_BIND_MIN_SYSTEMD, socketBindUnsupported,
   sandboxProblems, type RunningSandbox,
 } from '../../../agent/config/unit-sandbox.js';
 import {renderSandboxDropIn} from '../../../cli/install/texts.js';
@@ -155,4 +156,14 @@ test('a drop-in read back gives what it allows: the lists, and whether it took t
   const withHook = testConfig('primary', {scriptUser: SCRIPT_USER, hooks: {onStateChange: '/usr/local/bin/notify', timeoutMs: 5000}});
   t.deepEqual(parseSandboxDropIn(renderSandboxDropIn(planUnitSandbox(withHook))),
     {ipAllow: 'localhost,192.0.2.11,192.0.2.12', bindAllow: 'udp:7411', canChangeUser: undefined});
+});
+
+test('the port allow-list is unsupported where systemd is older than SocketBindAllow= or has no BPF framework, and unknown is not "supported"', (t) => {
+  const features = (framework: '+' | '-'): string => `+PAM +AUDIT +SECCOMP ${framework}BPF_FRAMEWORK -XKBCOMMON +UTMP default-hierarchy=unified`;
+  t.is(socketBindUnsupported(`systemd 252 (252.38-1~deb12u1)\n${features('-')}\n`), 'systemd 252 is built without its BPF framework (-BPF_FRAMEWORK)');
+  t.is(socketBindUnsupported(`systemd 257 (257.9-1~deb13u1)\n${features('+')}\n`), undefined);
+  t.is(socketBindUnsupported(`systemd ${SOCKET_BIND_MIN_SYSTEMD} (${SOCKET_BIND_MIN_SYSTEMD})\n${features('+')}\n`), undefined);
+  t.is(socketBindUnsupported(`systemd 247 (247.3-7+deb11u4)\n${features('+')}\n`), `systemd 247 predates SocketBindAllow= (${SOCKET_BIND_MIN_SYSTEMD})`);
+  t.regex(socketBindUnsupported('systemctl: command not found') ?? '', /^`systemctl --version` did not say which systemd this is/);
+  t.regex(socketBindUnsupported('systemd 256 (256)\n+PAM\n') ?? '', /did not say/, 'no word on the framework is not its presence');
 });
