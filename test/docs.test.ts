@@ -258,3 +258,20 @@ test('the runbook\'s table of what happens to the released host is what the stat
     t.is(state.name as string | undefined, shown, action);
   }
 });
+
+test('docs/security.md gives the port allow-list\'s first systemd, the peer\'s MAC budget and the filter\'s exceptions as the code has them', async (t) => {
+  const {PRIVILEGED_EXCEPTIONS, SOCKET_BIND_MIN_SYSTEMD, planUnitSandbox} = await import('../agent/config/unit-sandbox.js');
+  const {MAX_VERIFIED_PER_S} = await import('../agent/peer/peer-monitor.js');
+  const {renderSandboxDropIn} = await import('../cli/install/texts.js');
+  const {testConfig} = await import('./fakes/test-config.js');
+  const doc = await readFile(new URL('docs/security.md', root), 'utf8');
+  const section = doc.slice(doc.indexOf('#### The port allow-list needs'), doc.indexOf('The agent checks its config against the drop-in'));
+  t.true(section.includes(`exist since systemd ${SOCKET_BIND_MIN_SYSTEMD} `), 'the version SocketBindAllow= came with');
+  t.true(section.includes(`older than ${SOCKET_BIND_MIN_SYSTEMD},`));
+  t.true(section.includes(`at most ${MAX_VERIFIED_PER_S} datagrams a second`), 'the peer monitor\'s budget');
+  const written = renderSandboxDropIn(planUnitSandbox(testConfig('primary')));
+  t.true(written.includes(`systemd ${SOCKET_BIND_MIN_SYSTEMD} and later`), 'the drop-in\'s comment names the same version');
+  const exceptions = PRIVILEGED_EXCEPTIONS.join(' ');
+  t.true(doc.includes(`plus \`${exceptions}\``), 'the unit\'s exceptions, in the sandbox table');
+  t.true(doc.includes(`\`SystemCallFilter=~${exceptions}\``), 'the drop-in\'s removal of them');
+});

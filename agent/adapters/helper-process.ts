@@ -70,8 +70,9 @@ export class HelperChild<R, P extends Waiting<R>> {
     return this.#child === child;
   }
 
-  /** Writes `text` and waits for the protocol to settle `entry`; `timedOut` is the error when it does not. */
-  request(entry: Omit<P, 'settle'>, text: string, timedOut: () => BatonError): Promise<R> {
+  /** Writes `text` and waits, `timeoutMs` at most, for the protocol to settle `entry`; `timedOut` is the error when
+   *  it does not. */
+  request(entry: Omit<P, 'settle'>, text: string, timedOut: () => BatonError, timeoutMs = this.timeoutMs): Promise<R> {
     let child: ChildProcessWithoutNullStreams;
     try {
       child = this.ensure();
@@ -79,7 +80,7 @@ export class HelperChild<R, P extends Waiting<R>> {
       return Promise.reject(error);
     }
     return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(timedOut()), this.timeoutMs);
+      const timer = setTimeout(() => this.fail(timedOut()), timeoutMs);
       this.pending.push({
         ...entry,
         settle: (error: BatonError | undefined, result?: R) => {
@@ -146,10 +147,11 @@ export class PerlLineHelper<R, P extends Waiting<R>> {
     if (this.#unusable === undefined) this.#helper.ensure();
   }
 
-  /** Writes `text` (one line) and waits for its answer; fails at once when perl cannot run here. */
-  request(entry: Omit<P, 'settle'>, text: string, timedOut: () => BatonError): Promise<R> {
+  /** Writes `text` (one line) and waits, `timeoutMs` at most (default: the helper's), for its answer; fails at once
+   *  when perl cannot run here. */
+  request(entry: Omit<P, 'settle'>, text: string, timedOut: () => BatonError, timeoutMs?: number): Promise<R> {
     if (this.#unusable !== undefined) return Promise.reject(new BatonError('COMMAND_FAILED', this.#unusable));
-    return this.#helper.request(entry, text, timedOut);
+    return this.#helper.request(entry, text, timedOut, timeoutMs);
   }
 
   /** Ends the helper and waits, at most `waitMs`, for it to be gone; the next request starts a new one. */

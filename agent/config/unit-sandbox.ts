@@ -16,11 +16,40 @@ export const SANDBOX_DROP_IN = '/etc/systemd/system/baton-agent.service.d/50-bat
 export const IP_ALLOW_VARIABLE = 'BATON_IP_ALLOW';
 /** The drop-in's SocketBindAllow= entries (comma-separated). */
 export const BIND_ALLOW_VARIABLE = 'BATON_BIND_ALLOW';
+/**
+ * The first systemd with SocketBindAllow= (systemd.resource-control(5): "Added in version 249"). It enforces it only
+ * when built with its BPF framework (`systemctl --version`: +BPF_FRAMEWORK); Debian 12's 252 is not, and ignores it.
+ * baton then has no port allow-list, and writes no firewall rule instead (docs/security.md says why).
+ */
+export const SOCKET_BIND_MIN_SYSTEMD = 249;
+
+/**
+ * Why the systemd whose `systemctl --version` printed `text` does not enforce SocketBindAllow= (too old, or built
+ * without the BPF framework), or undefined when it does. Text it cannot read is said to be unreadable, never "fine".
+ */
+export function socketBindUnsupported(text: string): string | undefined {
+  const version = Number(/^systemd (\d+)\b/m.exec(text)?.[1] ?? Number.NaN);
+  const framework = /(^|\s)([+-])BPF_FRAMEWORK\b/.exec(text)?.[2];
+  if (Number.isNaN(version) || framework === undefined) {
+    return `\`systemctl --version\` did not say which systemd this is and whether it has its BPF framework: ` +
+      `${JSON.stringify(text.trim().split('\n')[0] ?? '')}`;
+  }
+  if (version < SOCKET_BIND_MIN_SYSTEMD) return `systemd ${version} predates SocketBindAllow= (${SOCKET_BIND_MIN_SYSTEMD})`;
+  if (framework === '-') return `systemd ${version} is built without its BPF framework (-BPF_FRAMEWORK)`;
+  return undefined;
+}
 // systemd's name for 127.0.0.0/8 and ::1 (systemd.resource-control(5)).
 export const LOCALHOST = 'localhost';
 const ANY = 'any';
 // What systemd's `localhost` covers.
 const LOOPBACK = [parseSubnet('127.0.0.0', 8), parseSubnet('::1', 128)];
+/**
+ * The system calls systemd/baton-agent.service allows back from `~@privileged`: setpriv's (setgid, setresuid,
+ * setresgid, setgroups, and capset for --inh-caps) to run a hook or command check as script_user, and arping's
+ * (capset, setuid: it drops its privileges at start and exits if it cannot), the fallback of the agent's packet
+ * helpers where perl cannot run. The drop-in takes them out again when nothing runs as script_user.
+ */
+export const PRIVILEGED_EXCEPTIONS = ['capset', 'setuid', 'setgid', 'setresuid', 'setresgid', 'setgroups'] as const;
 // Linux capability numbers (linux/capability.h): what setpriv needs to run a program as script_user.
 const CAP_SETGID = 6n;
 const CAP_SETUID = 7n;
@@ -40,7 +69,8 @@ export interface UnitSandbox {
   readonly namedHosts: readonly {readonly key: string; readonly host: string}[];
   /** SocketBindAllow= with SocketBindDeny=any: the beacon port (listen.port). */
   readonly bindAllow: readonly string[];
-  /** Whether a program (hook, command check) runs as script_user, for which setpriv needs CAP_SETUID, CAP_SETGID. */
+  /** Whether a program (hook, command check) runs as script_user, for which setpriv needs CAP_SETUID, CAP_SETGID and
+   *  the PRIVILEGED_EXCEPTIONS system calls. */
   readonly changesUser: boolean;
 }
 
@@ -131,7 +161,8 @@ export function sandboxProblems(config: SandboxConfig, running: RunningSandbox):
   }
   if (needed.changesUser && running.canChangeUser === false) {
     problems.push('hooks.on_state_change or a command check runs as script_user, which needs CAP_SETUID and ' +
-      'CAP_SETGID; the drop-in took them out of the bounding set because the config had neither when it was written');
+      `CAP_SETGID and the system calls ${PRIVILEGED_EXCEPTIONS.join(' ')}; the drop-in took them out because the config ` +
+      'had neither when it was written');
   }
   return problems;
 }

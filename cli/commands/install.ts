@@ -4,7 +4,7 @@
 import {readFile, realpath, stat} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
 import {loadConfig, parseConfig, type Config} from '../../agent/config/schema.js';
-import {planUnitSandbox, type UnitSandbox} from '../../agent/config/unit-sandbox.js';
+import {planUnitSandbox, socketBindUnsupported, type UnitSandbox} from '../../agent/config/unit-sandbox.js';
 import {readSecretFile} from '../../agent/config/secret-files.js';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatCommandLine} from '../../agent/adapters/execa-runner.js';
@@ -23,7 +23,7 @@ import {
   installedSecretReader, planSecret, targetProgramInspector, targetSecretReader, type SecretPlan,
 } from '../install/secret.js';
 import {
-  createSystemDeps, DAEMON_RELOAD, ENABLE_NOW, IS_ACTIVE, requireRootUser, runSystemctl, systemctlLine, whyNotLive,
+  createSystemDeps, DAEMON_RELOAD, ENABLE_NOW, IS_ACTIVE, requireRootUser, runSystemctl, systemctlLine, VERSION, whyNotLive,
   type InstallDeps,
 } from '../install/system.js';
 import {
@@ -188,6 +188,8 @@ interface Applied {
   readonly bytes: number;
   readonly validatedAs: Config;
   readonly systemctl: readonly string[];
+  /** On a running system, why its systemd does not enforce the drop-in's port allow-list; undefined when it does. */
+  readonly socketBindUnsupported: string | undefined;
 }
 
 async function applyInstall(plan: InstallPlan, deps: InstallDeps): Promise<Applied> {
@@ -243,8 +245,15 @@ async function applyInstall(plan: InstallPlan, deps: InstallDeps): Promise<Appli
         `see why with \`journalctl -u ${UNIT_NAME}\`, fix it, then \`systemctl restart ${UNIT_NAME}\``, {cause: error});
     }
     systemctl.push(`${systemctlLine(IS_ACTIVE)}: ${state}`);
+    let version: string;
+    try {
+      version = await runSystemctl(deps.runner, VERSION);
+    } catch (error) {
+      version = describeError(error);
+    }
+    return {leftovers, program, check, bytes, validatedAs, systemctl, socketBindUnsupported: socketBindUnsupported(version)};
   }
-  return {leftovers, program, check, bytes, validatedAs, systemctl};
+  return {leftovers, program, check, bytes, validatedAs, systemctl, socketBindUnsupported: undefined};
 }
 
 async function formatReport(plan: InstallPlan, done: Applied, options: InstallOptions): Promise<string> {
@@ -299,7 +308,7 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
     lines.push('', `Note: confirm.access_log is not set: \`baton switchover\` refuses until it names this host's ` +
       `web-server access log in ${CONFIG_FILE} (or install again with --force and --access-log PATH).`);
   }
-  lines.push(...sandboxNotes(plan, config));
+  lines.push(...sandboxNotes(plan, config, done));
   if (plan.programExisted && !plan.programInPlace) {
     lines.push('', `A baton-agent already running keeps the previous program until \`systemctl restart ${UNIT_NAME}\`` +
       (config.onStop === 'keep'
@@ -316,12 +325,17 @@ function describeSandbox(sandbox: UnitSandbox): string {
     ? 'no IP allow-list (a health check names its host)'
     : `IP only with ${sandbox.ipAllow.map(({address}) => address).join(' ')}`;
   return `${ip}; binds ${sandbox.bindAllow.join(' ')} only` +
-    (sandbox.changesUser ? '' : '; no CAP_SETUID/CAP_SETGID (nothing runs as script_user)');
+    (sandbox.changesUser ? '' : '; no CAP_SETUID/CAP_SETGID and no privileged system call (nothing runs as script_user)');
 }
 
 /** What the operator must know about the sandbox of this install. */
-function sandboxNotes(plan: InstallPlan, config: Config): string[] {
+function sandboxNotes(plan: InstallPlan, config: Config, done: Applied): string[] {
   const notes: string[] = [];
+  if (done.socketBindUnsupported !== undefined) {
+    notes.push('', `Note: no port allow-list on this host: ${done.socketBindUnsupported}, so the drop-in's ` +
+      'SocketBindAllow= is not enforced (the IP allow-list is). baton adds no firewall rule in its place; see ' +
+      '"The port allow-list needs systemd\'s BPF framework" in docs/security.md.');
+  }
   for (const {key, host} of plan.sandbox.namedHosts) {
     notes.push('', `Note: ${key} names its host (${host}), so the sandbox has no IP allow-list (its addresses can ` +
       `change, and a name needs a name server): write the URL with an address to get one; see ${plan.paths.dropIn}.`);

@@ -52,6 +52,8 @@ export function createSystemDeps(): InstallDeps {
 export const DAEMON_RELOAD = ['daemon-reload'] as const;
 export const ENABLE_NOW = ['enable', '--now', UNIT_NAME] as const;
 export const IS_ACTIVE = ['is-active', UNIT_NAME] as const;
+/** Which systemd runs the host and what it was built with: whether it enforces SocketBindAllow=. */
+export const VERSION = ['--version'] as const;
 export const DISABLE_NOW = ['disable', '--now', UNIT_NAME] as const;
 export const STOP = ['stop', UNIT_NAME] as const;
 

@@ -3,7 +3,8 @@
 import {stringify} from 'yaml';
 import type {Role} from '../../agent/state-machine.js';
 import {
-  BIND_ALLOW_VARIABLE, bindAllowValue, IP_ALLOW_VARIABLE, ipAllowValue, SANDBOX_DROP_IN, type UnitSandbox,
+  BIND_ALLOW_VARIABLE, bindAllowValue, IP_ALLOW_VARIABLE, ipAllowValue, PRIVILEGED_EXCEPTIONS, SANDBOX_DROP_IN,
+  SOCKET_BIND_MIN_SYSTEMD, type UnitSandbox,
 } from '../../agent/config/unit-sandbox.js';
 import {BUNDLED_NODE, CLI_ENTRY, CONFIG_FILE, CONTROL_SOCKET, INSTALL_DIR, SECRET_FILE, STATE_DIR} from './layout.js';
 
@@ -146,15 +147,20 @@ export function renderSandboxDropIn(sandbox: UnitSandbox): string {
     );
   }
   lines.push(
-    '# The only port it (or anything it runs) may bind: listen.port, the beacons\'. Enforced where systemd has its BPF',
-    '# framework (`systemd --version` shows +BPF_FRAMEWORK); Debian 12\'s systemd 252 has not, and ignores these two.',
+    '# The only port it (or anything it runs) may bind: listen.port, the beacons\'. Enforced by systemd ' +
+      `${SOCKET_BIND_MIN_SYSTEMD} and later`,
+    '# when built with its BPF framework (`systemctl --version` shows +BPF_FRAMEWORK); Debian 12\'s systemd 252 is',
+    '# not, and ignores these two: no port allow-list there (the IP allow-list above holds). docs/security.md.',
     'SocketBindDeny=any',
     ...sandbox.bindAllow.map((entry) => `SocketBindAllow=${entry}`),
   );
   if (!sandbox.changesUser) {
     lines.push(
-      '# No hook and no command check: nothing runs as script_user, so nothing needs to change user.',
+      '# No hook and no command check: nothing runs as script_user, so nothing needs to change user, and the',
+      '# system calls the unit allows back for it and for arping go out again: the duplicate-address probe and the',
+      '# gratuitous ARP are the agent\'s own packet helpers (perl), which need none of them.',
       'CapabilityBoundingSet=~CAP_SETUID CAP_SETGID',
+      `SystemCallFilter=~${PRIVILEGED_EXCEPTIONS.join(' ')}`,
     );
   }
   lines.push(

@@ -1,12 +1,14 @@
 // The ip/arping NetworkDriver: exact argv of every method, the tolerated "already there / already gone" answers,
-// INTERFACE_MISSING, and arping exit codes mapped without ever calling a failed probe "free".
+// INTERFACE_MISSING, and arping exit codes mapped without ever calling a failed probe "free"; the long-lived helpers
+// in arping's and ip's place, and the fallback to those where the helpers cannot run.
 
 import {mkdtemp, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test, {type ExecutionContext} from 'ava';
+import {ArpProber, type ArpProbeAnswer} from '../../agent/adapters/arp-probe.js';
 import {GarpSender} from '../../agent/adapters/garp-sender.js';
-import {createIpNetworkDriver, type NetlinkPort} from '../../agent/adapters/ip-network-driver.js';
+import {createIpNetworkDriver, type NetlinkPort, type ProberPort} from '../../agent/adapters/ip-network-driver.js';
 import {BatonError} from '../../agent/errors.js';
 import type {ServiceIp} from '../../agent/state-machine.js';
 import {commandFailure, RecordingRunner} from '../fakes/recording-runner.js';
@@ -383,4 +385,64 @@ test('where the netlink helper cannot run, and for IPv6, the address goes throug
   t.deepEqual(netlink.asked, []);
   t.deepEqual(v6.asked, []);
   t.deepEqual(runner.commandLines(), ['ip addr add 192.0.2.100/24 dev eth0', 'ip addr add 2001:DB8:0::100/64 dev eth0 nodad']);
+});
+
+/** A prober that records what it is asked and answers `answer`: a probe's answer, or the helper's words of a failure. */
+function recordingProber(answer: ArpProbeAnswer | string, unusable?: string): ProberPort & {readonly asked: string[]} {
+  const asked: string[] = [];
+  return {
+    asked, unusable,
+    probe: async (iface, address, listenMs) => {
+      asked.push(`${iface} ${address} ${listenMs}`);
+      if (typeof answer !== 'string') return answer;
+      throw new BatonError('COMMAND_FAILED', `duplicate-address probe failed: ${answer}`, {details: {exitCode: 2, stdout: '', stderr: answer}});
+    },
+  };
+}
+
+test('with the prober, isAddressInUse asks it for the probe\'s time, reads free and taken, and starts no arping', async (t) => {
+  const runner = new RecordingRunner();
+  const free = recordingProber({inUse: false});
+  t.false(await createIpNetworkDriver(runner, {interface: 'eth0', probe: {timeoutMs: 150}, prober: free}).isAddressInUse(V4));
+  const taken = recordingProber({inUse: true, mac: '46:c3:73:9a:84:03'});
+  t.true(await createIpNetworkDriver(runner, {interface: 'eth0', prober: taken}).isAddressInUse(V4));
+  t.deepEqual([...free.asked, ...taken.asked], ['eth0 192.0.2.100 150', 'eth0 192.0.2.100 300']);
+  t.deepEqual(runner.commandLines(), []);
+});
+
+test('through the prober, a missing interface is INTERFACE_MISSING and a down one COMMAND_FAILED, never "free", and no arping follows', async (t) => {
+  const runner = new RecordingRunner();
+  runner.on('ip -j link show', LINKS_JSON);
+  const missing = createIpNetworkDriver(runner, {interface: 'eth9', prober: recordingProber('eth9: No such device')});
+  t.is((await assertCode(t, missing.isAddressInUse(V4), 'INTERFACE_MISSING')).message, 'interface eth9 does not exist: `ip link` lists lo, eth0');
+  const down = createIpNetworkDriver(runner, {interface: 'eth0', prober: recordingProber('Interface "eth0" is down')});
+  t.regex((await assertCode(t, down.isAddressInUse(V4), 'COMMAND_FAILED')).message, /Interface "eth0" is down/);
+  t.deepEqual(runner.commandLines(), ['ip -j link show']);
+});
+
+test('where the prober cannot run, and for IPv6, isAddressInUse does what it did without one', async (t) => {
+  const prober = recordingProber({inUse: false}, 'cannot run `the duplicate-address probe helper (perl)`: spawn perl ENOENT');
+  const {runner} = setup();
+  runner.on(/^arping -D /, commandFailure('arping -D -c 1 -w 1 -I eth0 192.0.2.100', 1, '', ARPING_TAKEN));
+  const driver = createIpNetworkDriver(runner, {interface: 'eth0', prober});
+  t.true(await driver.isAddressInUse(V4));
+  await assertCode(t, createIpNetworkDriver(runner, {interface: 'eth0', prober: recordingProber({inUse: false})}).isAddressInUse(V6), 'COMMAND_FAILED');
+  t.deepEqual(prober.asked, []);
+  t.deepEqual(runner.commandLines(), ['arping -D -c 1 -w 1 -I eth0 192.0.2.100']);
+});
+
+test('a prober that turns out not to run on this host falls back to arping for that probe', async (t) => {
+  const prober = new ArpProber({command: ['/nonexistent/perl']});
+  const {runner} = setup();
+  runner.on(/^arping -D /, ARPING_FREE);
+  t.false(await createIpNetworkDriver(runner, {interface: 'eth0', prober}).isAddressInUse(V4));
+  t.deepEqual(runner.commandLines(), ['arping -D -c 1 -w 1 -I eth0 192.0.2.100']);
+});
+
+test('arping stopped by the narrowed system-call filter says why and what to do, not "needs CAP_NET_RAW"', async (t) => {
+  const prober = recordingProber({inUse: false}, 'cannot run `the duplicate-address probe helper (perl)`: spawn perl ENOENT');
+  const {runner} = setup();
+  runner.on(/^arping -D /, commandFailure('arping -D -c 1 -w 1 -I eth0 192.0.2.100', 255, 'arping: cap_set_proc: Operation not permitted\n'));
+  const error = await assertCode(t, createIpNetworkDriver(runner, {interface: 'eth0', prober}).isAddressInUse(V4), 'COMMAND_FAILED');
+  t.regex(error.message, /arping cannot drop its privileges under this system-call filter .* make perl runnable \(Debian package perl-base\)$/);
 });

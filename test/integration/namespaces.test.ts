@@ -1,27 +1,28 @@
 // The lab topology builder and the real ip/arping driver, in real network namespaces: the client reaches the
-// primary, the driver adds, announces, detects and removes the service IP, and every namespace goes away.
+// primary, the driver adds, announces, detects and removes the service IP, and every namespace goes away. The
+// agent's packet helpers beside arping: the same answers, the same frames on the wire.
 
 import {readFileSync} from 'node:fs';
-import {mkdtemp, rm} from 'node:fs/promises';
+import {mkdtemp, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {performance} from 'node:perf_hooks';
 import {setTimeout as sleep} from 'node:timers/promises';
 import type {ExecutionContext} from 'ava';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {ArpProber, type ArpProbeAnswer} from '../../agent/adapters/arp-probe.js';
 import {GarpSender} from '../../agent/adapters/garp-sender.js';
 import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
-import {BatonError} from '../../agent/errors.js';
+import {BatonError, isBatonError} from '../../agent/errors.js';
 import type {ServiceIp} from '../../agent/state-machine.js';
 import {
   createNamespacedRunner, createTopology, destroyTopology, findLeftovers, isReachable, listNamespaces,
   runInNamespace, spawnInNamespace,
 } from '../../cli/lab/namespaces.js';
 import {
-  DEFAULT_LAB_TOPOLOGY, LAB_ADDRESSES, LINK_MODE_LAB_TOPOLOGY, newLabPrefix, SERVICE_LAN, type Topology,
-  type TopologySpec,
+  DEFAULT_LAB_TOPOLOGY, LAB_ADDRESSES, LINK_MODE_LAB_TOPOLOGY, SERVICE_LAN, type Topology, type TopologySpec,
 } from '../../cli/lab/topology-plan.js';
-import {integrationTest} from './helpers.js';
+import {integrationPrefix, integrationTest} from './helpers.js';
 
 const runner = createExecaRunner();
 
@@ -34,7 +35,7 @@ const SERVICE_IP: ServiceIp = {
 
 /** Builds a topology with a fresh prefix and removes it when the test ends, passed or failed. */
 async function buildLab(t: ExecutionContext, spec: Omit<TopologySpec, 'prefix'>): Promise<Topology> {
-  const prefix = newLabPrefix();
+  const prefix = integrationPrefix();
   t.teardown(() => destroyTopology(runner, prefix));
   return createTopology(runner, {...spec, prefix});
 }
@@ -122,6 +123,84 @@ integrationTest('the long-lived gratuitous ARP sender moves the client to the ne
   t.log(`announce through the long-lived sender: ${announced.ms} ms`);
 });
 
+integrationTest('the duplicate-address prober answers as arping -D does (free; taken, with the holder\'s MAC; the same refusals) and sends arping\'s frame', async (t) => {
+  const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
+  const backupNs = lab.namespace('backup');
+  const dir = await mkdtemp(join(tmpdir(), 'baton-probe-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  const prober = new ArpProber({command: ['ip', 'netns', 'exec', backupNs, 'perl']});
+  t.teardown(() => prober.close());
+  const arping = async (iface: string): Promise<ArpProbeAnswer> => arpingDad(backupNs, iface, SERVICE_IP.address);
+
+  // Every duplicate-address probe on the LAN (ARP requests from 0.0.0.0), as the client's interface receives them.
+  const capture = join(dir, 'probes.pcap');
+  const tcpdump = await spawnInNamespace(lab.namespace('client'), 'tcpdump',
+    ['-i', 'eth0', '--immediate-mode', '-U', '-n', '-w', capture, 'arp and arp[6:2] = 1 and arp[14:4] = 0'], join(dir, 'tcpdump.log'));
+  t.teardown(() => stopProcess(tcpdump));
+  await waitForText(join(dir, 'tcpdump.log'), 'listening on');
+
+  // Nobody holds the address: both say free.
+  t.deepEqual(await prober.probe('eth0', SERVICE_IP.address, 300), {inUse: false});
+  t.deepEqual(await arping('eth0'), {inUse: false});
+  // The primary holds it: both name the primary's MAC.
+  await runInNamespace(runner, lab.namespace('primary'), 'ip', ['addr', 'add', SERVICE_IP.cidr, 'dev', 'eth0']);
+  const holder = await interfaceMac(lab.namespace('primary'));
+  t.deepEqual(await prober.probe('eth0', SERVICE_IP.address, 300), {inUse: true, mac: holder ?? 'the primary has a MAC'});
+  t.deepEqual(await arping('eth0'), {inUse: true, mac: holder ?? 'the primary has a MAC'});
+
+  // The frames: field for field what arping -D sent, free and taken alike.
+  await stopProcess(tcpdump, 'SIGINT');
+  const frames = readPcap(await readFile(capture));
+  t.is(frames.length, 4, 'one frame per probe: prober, arping, prober, arping');
+  const backupMac = await interfaceMac(backupNs) ?? '';
+  const [proberFree, arpingFree, proberTaken, arpingTaken] = frames.map(describeArpFrame);
+  t.deepEqual(proberFree, arpingFree);
+  t.deepEqual(proberTaken, arpingTaken);
+  t.deepEqual(proberFree, {
+    'eth.dst': 'ff:ff:ff:ff:ff:ff', 'eth.src': backupMac, 'eth.type': '0806', 'arp.hrd': 1, 'arp.pro': '0800', 'arp.hln': 6,
+    'arp.pln': 4, 'arp.op': 1, 'arp.sha': backupMac, 'arp.spa': '0.0.0.0', 'arp.tha': 'ff:ff:ff:ff:ff:ff', 'arp.tpa': SERVICE_IP.address,
+    length: 42,
+  });
+  t.deepEqual(frames[0], frames[1], 'byte for byte');
+
+  // What arping refuses, the prober refuses in the same words: a link that is down, one without ARP.
+  await runInNamespace(runner, backupNs, 'ip', ['link', 'add', 'probe0', 'type', 'veth', 'peer', 'name', 'probe1']);
+  await runInNamespace(runner, backupNs, 'ip', ['link', 'set', 'probe1', 'arp', 'off', 'up']);
+  for (const [iface, words] of [['probe0', 'Interface "probe0" is down'], ['probe1', 'Interface "probe1" is not ARPable']] as const) {
+    const byProber = await t.throwsAsync(prober.probe(iface, SERVICE_IP.address, 300));
+    t.is(isBatonError(byProber) ? byProber.details?.stderr : undefined, words);
+    const byArping = await arping(iface).then((answer) => `answered ${JSON.stringify(answer)}`, (error: unknown) => String(error));
+    t.true(byArping.includes(words), byArping);
+  }
+  // And a missing interface is INTERFACE_MISSING through the driver either way.
+  for (const withProber of [true, false]) {
+    const driver = createIpNetworkDriver(createNamespacedRunner(runner, backupNs), {interface: 'eth9', ...(withProber ? {prober} : {})});
+    const error = await t.throwsAsync(driver.isAddressInUse(SERVICE_IP), {instanceOf: BatonError});
+    t.is(error?.code, 'INTERFACE_MISSING');
+  }
+
+  // The time from start to answer, as the agent probes (150 ms), with the long-lived prober and with arping.
+  const figures: string[] = [];
+  const drivers = {
+    prober: createIpNetworkDriver(createNamespacedRunner(runner, backupNs), {interface: 'eth0', probe: {timeoutMs: 150}, prober}),
+    arping: createIpNetworkDriver(createNamespacedRunner(runner, backupNs), {interface: 'eth0', probe: {timeoutMs: 150}}),
+  };
+  for (const state of ['taken', 'free'] as const) {
+    if (state === 'free') await runInNamespace(runner, lab.namespace('primary'), 'ip', ['addr', 'del', SERVICE_IP.cidr, 'dev', 'eth0']);
+    for (const [name, driver] of Object.entries(drivers)) {
+      const times: number[] = [];
+      for (let run = 0; run < 10; run++) {
+        const start = performance.now();
+        t.is(await driver.isAddressInUse(SERVICE_IP), state === 'taken', `${name}, ${state}, run ${run + 1}`);
+        times.push(performance.now() - start);
+      }
+      times.sort((a, b) => a - b);
+      figures.push(`${name} ${state}: median ${times[4]?.toFixed(1)} ms, max ${times[9]?.toFixed(1)} ms`);
+    }
+  }
+  t.log(`probe from start to answer, 10 each (arping through \`ip netns exec\`): ${figures.join('; ')}`);
+});
+
 integrationTest('the real ip driver reports a missing interface as INTERFACE_MISSING, naming the ones that exist', async (t) => {
   const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
   const driver = createIpNetworkDriver(createNamespacedRunner(runner, lab.namespace('primary')), {interface: 'eth9'});
@@ -185,13 +264,75 @@ integrationTest('createTopology refuses a prefix that is in use and addresses ou
   t.is(reused?.code, 'LAB_FAILED');
   t.regex(reused?.message ?? '', /already exist/);
   const outside = await t.throwsAsync(createTopology(runner, {
-    prefix: newLabPrefix(),
+    prefix: integrationPrefix(),
     lans: [{name: 'svc', network: '10.0.0.0', prefixLength: 24}],
     hosts: [{name: 'a', interfaces: [{lan: 'svc', name: 'eth0', address: '10.0.0.1'}]}],
   }), {instanceOf: BatonError});
   t.is(outside?.code, 'LAB_FAILED');
   t.regex(outside?.message ?? '', /TEST-NET/);
 });
+
+/**
+ * `arping -D` as the driver runs it, read the way arping means it: exit 0 after a probe was sent is free (exit 0
+ * without one, as on an interface without ARP, is a refusal), exit 1 with a reply is taken.
+ */
+async function arpingDad(namespace: string, iface: string, address: string): Promise<ArpProbeAnswer> {
+  let stdout: string;
+  try {
+    stdout = await runInNamespace(runner, namespace, 'arping', ['-D', '-c', '1', '-w', '1', '-I', iface, address]);
+  } catch (error) {
+    const stdout = isBatonError(error) ? error.details?.stdout ?? '' : '';
+    const mac = /reply from \S+ \[([0-9A-Fa-f:]{17})\]/.exec(stdout)?.[1];
+    if (isBatonError(error) && error.details?.exitCode === 1 && mac !== undefined) return {inUse: true, mac: mac.toLowerCase()};
+    throw new Error(`arping -D -I ${iface} ${address} failed: ${isBatonError(error) ? `${error.message} ${stdout}` : String(error)}`);
+  }
+  if (!/Sent [1-9]\d* probe/.test(stdout)) throw new Error(`arping -D -I ${iface} ${address} exited 0 without a probe: ${stdout}`);
+  return {inUse: false};
+}
+
+/** The frames of a pcap file (tcpdump -w: the classic format, microsecond, host byte order). */
+function readPcap(file: Buffer): Buffer[] {
+  const littleEndian = file.readUInt32LE(0) === 0xa1b2c3d4;
+  const u32 = (at: number): number => (littleEndian ? file.readUInt32LE(at) : file.readUInt32BE(at));
+  const frames: Buffer[] = [];
+  for (let at = 24; at + 16 <= file.length;) {
+    const captured = u32(at + 8);
+    frames.push(file.subarray(at + 16, at + 16 + captured));
+    at += 16 + captured;
+  }
+  return frames;
+}
+
+/** An Ethernet ARP frame, field by field (RFC 826), for a comparison that names the field that differs. */
+function describeArpFrame(frame: Buffer): Record<string, string | number> {
+  const mac = (at: number): string => [...frame.subarray(at, at + 6)].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
+  const ip = (at: number): string => [...frame.subarray(at, at + 4)].join('.');
+  const hex = (at: number): string => frame.subarray(at, at + 2).toString('hex');
+  return {
+    'eth.dst': mac(0), 'eth.src': mac(6), 'eth.type': hex(12), 'arp.hrd': frame.readUInt16BE(14), 'arp.pro': hex(16),
+    'arp.hln': frame.readUInt8(18), 'arp.pln': frame.readUInt8(19), 'arp.op': frame.readUInt16BE(20), 'arp.sha': mac(22),
+    'arp.spa': ip(28), 'arp.tha': mac(32), 'arp.tpa': ip(38), length: frame.length,
+  };
+}
+
+/** Waits (5 s at most) until `file` contains `text`. */
+async function waitForText(file: string, text: string): Promise<void> {
+  for (let waited = 0; waited < 5000; waited += 50) {
+    if ((await readFile(file, 'utf8').catch(() => '')).includes(text)) return;
+    await sleep(50);
+  }
+  throw new Error(`${file} did not say "${text}" within 5 s`);
+}
+
+/** Sends `signal` to a process we started and waits (5 s at most) until it is gone; quiet if it already is. */
+async function stopProcess(pid: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  for (let waited = 0; waited < 5000 && isAlive(pid); waited += 50) await sleep(50);
+}
 
 async function interfaceMac(namespace: string): Promise<string | undefined> {
   const links = JSON.parse(await runner.run('ip', ['-n', namespace, '-j', 'link', 'show', 'dev', 'eth0'])) as Array<{address?: string}>;

@@ -1,7 +1,9 @@
 // baton-agent.service under a real systemd: systemd as PID 1 of its own PID, mount and cgroup namespaces inside the
 // lab primary's network namespace, `baton install` run in there as an operator runs it, then what the unit promises:
 // READY=1 and STATUS= through NotifyAccess=main, the watchdog fed, a reload in place, the IP allow-list, secrets out
-// of reach, a hook run as script_user through setpriv under the unit's system-call filter, switchovers both ways.
+// of reach, switchovers both ways under the drop-in's filter without a single privileged system call (the probe and
+// the announcements from the agent's packet helpers, no arping), then with a hook, which brings setpriv's calls back,
+// run as script_user through setpriv, and switchovers both ways again.
 //
 // Every write of that systemd lands in tmpfs: /etc, /opt, /var and /usr/local are overlays whose upper layers are
 // in a tmpfs of the namespace, /run and /tmp are its own, and the host's enabled units are masked away (whiteouts),
@@ -122,6 +124,23 @@ async function run(t: ExecutionContext): Promise<void> {
   const show = async (property: string): Promise<string> =>
     (await inside(['systemctl', 'show', '-p', property, '--value', 'baton-agent'])).stdout.trim();
   const journal = async (): Promise<string> => (await inside(['journalctl', '-u', 'baton-agent', '--no-pager', '-o', 'cat'])).stdout;
+  // Switchovers both ways while a client asks the service IP: the giver's and the taker's steps run in the unit.
+  // The client is bounded in count (1200 requests) and time (120 s) whatever happens to the test; ended by its PID.
+  const switchBothWays = async (when: string): Promise<void> => {
+    const client = spawn('ip', ['netns', 'exec', lab.client.namespace, 'timeout', '120', 'sh', '-c',
+      `i=0; while [ $i -lt 1200 ]; do curl -s -o /dev/null -m 1 http://${lab.serviceIp.split('/')[0] ?? ''}/; sleep 0.05; i=$((i+1)); done`], {stdio: 'ignore'});
+    t.teardown(() => {
+      client.kill('SIGKILL');
+    });
+    for (const to of ['backup', 'primary']) {
+      const switched = await inside(['/usr/local/bin/baton', 'switchover'], {reject: false});
+      t.is(switched.exitCode, 0, `${when}, switchover to the ${to}:\n${switched.stdout}${switched.stderr}`);
+    }
+    client.kill('SIGKILL');
+    // STATUS= follows the state within a second (agent/main.ts STATUS_REFRESH_MS).
+    await until(async () => await show('StatusText') === `primary active, holds ${lab.serviceIp}`, STEP_TIMEOUT_MS,
+      `${when}, STATUS= to say the primary is active again`);
+  };
 
   // Install as an operator would, from this checkout; systemd runs here, so install enables and starts the unit.
   const interfaceName = /\n {2}interface: (\S+)\n/.exec(await readFile(primary.configFile, 'utf8'))?.[1] ?? '';
@@ -154,6 +173,15 @@ async function run(t: ExecutionContext): Promise<void> {
     `ping -c1 -W1 ${backup.address} >/dev/null && echo peer-ok; ping -c1 -W1 ${lab.client.address} >/dev/null || echo client-blocked`]);
   t.is(pings.stdout.trim(), 'peer-ok\nclient-blocked');
 
+  // No hook, no command check: the drop-in takes the unit's exceptions to ~@privileged out again, and still the agent
+  // probed and took the IP at start, and switches both ways (its prober and sender are perl, not arping).
+  const filtered = (await show('SystemCallFilter')).split(' ');
+  t.false(filtered.includes('capset') || filtered.includes('setuid') || filtered.includes('setresuid'),
+    'no capset, setuid or setresuid without a hook');
+  t.true(filtered.includes('sendto') && filtered.includes('bind'), 'the filter is an allow-list systemd reads back');
+  await switchBothWays('without a hook, no privileged system call');
+  t.false((await journal()).includes('arping'), 'no arping was needed, nor failed');
+
   // A hook added by hand: the drop-in took CAP_SETUID away, so the reload is refused until install has run again.
   await inside(['sh', '-c', `printf '%s' '${HOOK}' > ${HOOK_PATH} && chmod 755 ${HOOK_PATH} && ` +
     `printf 'script_user: nobody\\nhooks:\\n  on_state_change: ${HOOK_PATH}\\n' >> /etc/baton/baton.yaml`]);
@@ -172,6 +200,7 @@ async function run(t: ExecutionContext): Promise<void> {
   await inside(['systemctl', 'restart', 'baton-agent']);
   t.is(await show('ActiveState'), 'active');
   t.is(await show('CapabilityBoundingSet'), 'cap_setgid cap_setuid cap_net_admin cap_net_raw');
+  t.true((await show('SystemCallFilter')).split(' ').includes('setresuid'), 'setpriv\'s calls are back');
 
   // A reload in place keeps the PID and says READY=1 again (the new image notifies through a socket of its own).
   const restartedPid = await show('MainPID');
@@ -191,21 +220,7 @@ async function run(t: ExecutionContext): Promise<void> {
   t.is(await show('MainPID'), restartedPid);
   await inside(['sh', '-c', `cat > /etc/baton/baton.yaml <<'EOF'\n${good}\nEOF`]);
 
-  // Switchovers both ways while a client asks the service IP: the giver's and the taker's steps run in the unit.
-  // Bounded in count (1200 requests) and time (120 s) whatever happens to the test; ended by its PID below.
-  const client = spawn('ip', ['netns', 'exec', lab.client.namespace, 'timeout', '120', 'sh', '-c',
-    `i=0; while [ $i -lt 1200 ]; do curl -s -o /dev/null -m 1 http://${lab.serviceIp.split('/')[0] ?? ''}/; sleep 0.05; i=$((i+1)); done`], {stdio: 'ignore'});
-  t.teardown(() => {
-    client.kill('SIGKILL');
-  });
-  for (const to of ['backup', 'primary']) {
-    const switched = await inside(['/usr/local/bin/baton', 'switchover'], {reject: false});
-    t.is(switched.exitCode, 0, `switchover to the ${to}:\n${switched.stdout}${switched.stderr}`);
-  }
-  client.kill('SIGKILL');
-  // STATUS= follows the state within a second (agent/main.ts STATUS_REFRESH_MS).
-  await until(async () => await show('StatusText') === `primary active, holds ${lab.serviceIp}`, STEP_TIMEOUT_MS,
-    'STATUS= to say the primary is active again');
+  await switchBothWays('with a hook');
 
   // The hook ran on each change, as nobody, without capabilities, under seccomp, and /etc/shadow was not readable.
   const hook = (await inside(['nsenter', '-t', await show('MainPID'), '-m', 'cat', '/tmp/hook.out'])).stdout;

@@ -5,6 +5,7 @@ import test from 'ava';
 import type {Config} from '../../../agent/config/schema.js';
 import {
   bindAllowValue, boundingSetChangesUser, describeSandboxProblems, ipAllowValue, parseSandboxDropIn, planUnitSandbox,
+  SOCKET_BIND_MIN_SYSTEMD, socketBindUnsupported,
   sandboxProblems, type RunningSandbox,
 } from '../../../agent/config/unit-sandbox.js';
 import {renderSandboxDropIn} from '../../../cli/install/texts.js';
@@ -46,6 +47,7 @@ test('the drop-in denies all IP traffic but the listed addresses, and every bind
     'SocketBindDeny=any',
     'SocketBindAllow=udp:7500',
     'CapabilityBoundingSet=~CAP_SETUID CAP_SETGID',
+    'SystemCallFilter=~capset setuid setgid setresuid setresgid setgroups',
     'Environment=BATON_IP_ALLOW=localhost,192.0.2.11,192.0.2.12 BATON_BIND_ALLOW=udp:7500',
   ]);
   t.regex(text, /^# {3}192\.0\.2\.12 {2}peer\.address$/m, 'each address says which key needs it');
@@ -86,6 +88,7 @@ test('a hook or command check keeps CAP_SETUID and CAP_SETGID: setpriv needs the
   const sandbox = planUnitSandbox(config);
   t.true(sandbox.changesUser);
   t.false(renderSandboxDropIn(sandbox).includes('CapabilityBoundingSet'));
+  t.false(renderSandboxDropIn(sandbox).includes('SystemCallFilter'), 'setpriv keeps its system calls');
 });
 
 test('the config the drop-in was written for fits it', (t) => {
@@ -124,7 +127,7 @@ test('a first hook is refused where the bounding set has no CAP_SETUID', (t) => 
   const edited = testConfig('primary', {scriptUser: SCRIPT_USER, hooks: {onStateChange: '/usr/local/bin/notify', timeoutMs: 5000}});
   const problems = sandboxProblems(edited, installed);
   t.is(problems.length, 1);
-  t.regex(problems[0] ?? '', /^hooks\.on_state_change or a command check runs as script_user, which needs CAP_SETUID and CAP_SETGID/);
+  t.regex(problems[0] ?? '', /^hooks\.on_state_change or a command check runs as script_user, which needs CAP_SETUID and CAP_SETGID and the system calls capset setuid setgid setresuid setresgid setgroups;/);
   // Where the set still has them (an override gave them back), the hook can run.
   t.deepEqual(sandboxProblems(edited, {...installed, canChangeUser: true}), []);
 });
@@ -153,4 +156,14 @@ test('a drop-in read back gives what it allows: the lists, and whether it took t
   const withHook = testConfig('primary', {scriptUser: SCRIPT_USER, hooks: {onStateChange: '/usr/local/bin/notify', timeoutMs: 5000}});
   t.deepEqual(parseSandboxDropIn(renderSandboxDropIn(planUnitSandbox(withHook))),
     {ipAllow: 'localhost,192.0.2.11,192.0.2.12', bindAllow: 'udp:7411', canChangeUser: undefined});
+});
+
+test('the port allow-list is unsupported where systemd is older than SocketBindAllow= or has no BPF framework, and unknown is not "supported"', (t) => {
+  const features = (framework: '+' | '-'): string => `+PAM +AUDIT +SECCOMP ${framework}BPF_FRAMEWORK -XKBCOMMON +UTMP default-hierarchy=unified`;
+  t.is(socketBindUnsupported(`systemd 252 (252.38-1~deb12u1)\n${features('-')}\n`), 'systemd 252 is built without its BPF framework (-BPF_FRAMEWORK)');
+  t.is(socketBindUnsupported(`systemd 257 (257.9-1~deb13u1)\n${features('+')}\n`), undefined);
+  t.is(socketBindUnsupported(`systemd ${SOCKET_BIND_MIN_SYSTEMD} (${SOCKET_BIND_MIN_SYSTEMD})\n${features('+')}\n`), undefined);
+  t.is(socketBindUnsupported(`systemd 247 (247.3-7+deb11u4)\n${features('+')}\n`), `systemd 247 predates SocketBindAllow= (${SOCKET_BIND_MIN_SYSTEMD})`);
+  t.regex(socketBindUnsupported('systemctl: command not found') ?? '', /^`systemctl --version` did not say which systemd this is/);
+  t.regex(socketBindUnsupported('systemd 256 (256)\n+PAM\n') ?? '', /did not say/, 'no word on the framework is not its presence');
 });

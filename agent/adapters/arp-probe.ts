@@ -1,0 +1,171 @@
+// The duplicate-address probe from one long-lived helper, as `arping -D` does it but without a process start and
+// without arping: arping drops its capabilities at start with capset and setuid, system calls the unit's filter
+// then has to allow (systemd/baton-agent.service). This helper needs neither, so a config without hooks and command
+// checks runs under `SystemCallFilter=~@privileged` with no exception (agent/config/unit-sandbox.ts).
+//
+// The helper is Perl for the reasons of garp-sender.ts (perl-base is Essential in Debian; Socket opens AF_PACKET).
+// For each request it opens a packet socket bound to ARP on the interface, so only frames that arrive after the
+// probe starts are read, and:
+// - refuses what arping -D refuses, in arping's words: a missing interface (the kernel's `No such device`), one that
+//   is down (`Interface "eth0" is down`), one without ARP (`Interface "lo" is not ARPable`: arping exits 0 there
+//   without sending, which the driver never takes for "free" either);
+// - sends the frame arping -D sends (iputils 20221126, compared field by field on the wire in
+//   test/integration/namespaces.test.ts): Ethernet to ff:ff:ff:ff:ff:ff from the interface's MAC, an ARP request
+//   with sender MAC = the interface's, sender IP 0.0.0.0, target MAC ff:ff:ff:ff:ff:ff, target IP = the address;
+//   one more each second while it listens, as arping -D -c N -w N does;
+// - counts what arping's recv_pack counts in DAD mode: an ARP request or reply for this host, for everyone
+//   (broadcast) or a multicast group, Ethernet/IPv4 with 6- and 4-byte addresses, whose sender IP is the address and
+//   whose sender MAC is not this interface's. The first one ends the probe (arping -D quits on the first reply too).
+// No Time::HiRes in perl-base: the time left comes from select(), whose remaining time Linux reports (0 when it
+// timed out, what was left when a frame arrived or a signal interrupted it).
+//
+// Protocol, one line each way: `probe IFACE A.B.C.D LISTEN_MS` → `free`, `taken MAC` or `error WHY`.
+
+import {isIPv4} from 'node:net';
+import {BatonError} from '../errors.js';
+import {PerlLineHelper} from './helper-process.js';
+
+// 17 = AF_PACKET, 0x0806 = ETH_P_ARP, 0x8933 = SIOCGIFINDEX, 0x8913 = SIOCGIFFLAGS, 0x8927 = SIOCGIFHWADDR (the same
+// numbers on every Linux architecture). IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_NOARP = 0x80. struct ifreq is 40 bytes:
+// the name in 16, then the index (int), the flags (short) or a sockaddr (family = hardware type, then the MAC).
+// struct sockaddr_ll: family, protocol (network order), ifindex, hatype, pkttype, halen, address[8]; pkttype 0..2 =
+// PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST (not PACKET_OTHERHOST, not PACKET_OUTGOING), arping's filter.
+const SCRIPT = String.raw`
+use strict; use warnings; use Socket;
+$| = 1;
+my $arp = unpack('S', pack('n', 0x0806));
+my $all = "\xff" x 6;
+sub probe {
+  my ($if, $tpa, $ms) = @_;
+  socket(my $s, 17, SOCK_RAW, 0) or return "error cannot open a packet socket: $!";
+  my $ifr = pack('a16 x24', $if);
+  ioctl($s, 0x8933, $ifr) or return "error $if: $!";
+  my $index = unpack('x16 i', $ifr);
+  $ifr = pack('a16 x24', $if);
+  ioctl($s, 0x8913, $ifr) or return "error $if: $!";
+  my $flags = unpack('x16 s', $ifr);
+  return "error Interface \"$if\" is down" unless $flags & 0x1;
+  return "error Interface \"$if\" is not ARPable" if $flags & 0x88;
+  $ifr = pack('a16 x24', $if);
+  ioctl($s, 0x8927, $ifr) or return "error $if: $!";
+  my ($hatype, $mac) = unpack('x16 S a6', $ifr);
+  return "error Interface \"$if\" is not Ethernet (hardware type $hatype)" unless $hatype == 1;
+  bind($s, pack('S n i S C C a8', 17, 0x0806, $index, 0, 0, 0, '')) or return "error bind on $if: $!";
+  my $to = pack('S n i S C C a8', 17, 0x0806, $index, 1, 0, 6, $all);
+  my $frame = $all . $mac . pack('n n n C C n', 0x0806, 1, 0x0800, 6, 4, 1) . $mac . "\0\0\0\0" . $all . $tpa;
+  my $left = $ms / 1000;
+  my $due = $left;
+  while ($left > 0) {
+    if ($due >= $left) {
+      send($s, $frame, 0, $to) or return "error send on $if: $!";
+      $due -= 1;
+    }
+    my $span = $due > 0 ? $left - $due : $left;
+    my $rin = ''; vec($rin, fileno($s), 1) = 1;
+    my ($found, $rest) = select(my $rout = $rin, undef, undef, $span);
+    $left -= $span - $rest;
+    next unless $found > 0;
+    my $from = recv($s, my $in, 1500, 0);
+    return "error receive on $if: $!" unless defined $from;
+    my (undef, undef, $at, undef, $kind) = unpack('S n i S C', $from);
+    next if $at != $index || $kind > 2 || length($in) < 42;
+    my ($hrd, $pro, $hln, $pln, $op, $sha, $spa) = unpack('x14 n n C C n a6 a4', $in);
+    next if $hrd != 1 || $pro != 0x0800 || $hln != 6 || $pln != 4 || ($op != 1 && $op != 2);
+    next if $spa ne $tpa || $sha eq $mac;
+    return 'taken ' . join(':', map { sprintf '%02x', $_ } unpack('C6', $sha));
+  }
+  return 'free';
+}
+while (my $line = <STDIN>) {
+  chomp $line;
+  my ($verb, $if, $ip, $ms) = split / /, $line;
+  my @octets = defined $ip ? $ip =~ /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/ : ();
+  if (!defined $ms || $verb ne 'probe' || @octets != 4 || $ms !~ /^\d+$/) { print "error not a command: $line\n"; next }
+  print probe($if, pack('C4', @octets), $ms), "\n";
+}
+`;
+
+/** The longest a probe may listen: arping -D with the driver's settings listens at most a few seconds too. */
+export const MAX_LISTEN_MS = 10_000;
+// A probe answers within its listening time; this much longer means the helper is stuck, and it is replaced.
+const STUCK_AFTER_MS = 2000;
+const CLOSE_WAIT_MS = 500;
+// IFNAMSIZ is 16 with the terminating NUL; a name has no '/', ':' or whitespace.
+const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
+const TAKEN_LINE = /^taken ([0-9a-f]{2}(?::[0-9a-f]{2}){5})$/;
+
+/** What a probe found: nobody answered for the address, or a host did, with this MAC. */
+export type ArpProbeAnswer = {readonly inUse: false} | {readonly inUse: true; readonly mac: string};
+
+interface Pending {
+  readonly text: string;
+  readonly settle: (error: BatonError | undefined, answer?: ArpProbeAnswer) => void;
+}
+
+export interface ArpProberOptions {
+  /** How to start perl, e.g. ['ip', 'netns', 'exec', 'ns1', 'perl'] in tests; default ['perl']. */
+  readonly command?: readonly [string, ...string[]];
+  /** Beyond a probe's listening time, how long until the helper counts as stuck (default 2000 ms: an answer is one
+   *  write after the listening time, so this much later the helper is stuck). */
+  readonly stuckAfterMs?: number;
+}
+
+export class ArpProber {
+  readonly #helper: PerlLineHelper<ArpProbeAnswer, Pending>;
+
+  constructor(options: ArpProberOptions = {}) {
+    this.#helper = new PerlLineHelper<ArpProbeAnswer, Pending>({
+      command: options.command ?? ['perl'], script: SCRIPT, name: 'the duplicate-address probe helper (perl)',
+      timeoutMs: options.stuckAfterMs ?? STUCK_AFTER_MS,
+      answer: (head, line) => {
+        if (line === 'free') {
+          head.settle(undefined, {inUse: false});
+          return;
+        }
+        const taken = TAKEN_LINE.exec(line);
+        if (taken?.[1] !== undefined) {
+          head.settle(undefined, {inUse: true, mac: taken[1]});
+          return;
+        }
+        const why = line.replace(/^error /, '');
+        head.settle(new BatonError('COMMAND_FAILED', `duplicate-address probe (${head.text}) failed: ${why}`,
+          {details: {exitCode: 2, stdout: '', stderr: why}}));
+      },
+    });
+  }
+
+  /** Why the helper cannot run on this host (its program is missing or not executable), once that is known. */
+  get unusable(): string | undefined {
+    return this.#helper.unusable;
+  }
+
+  /** Starts the helper now, so the first probe does not pay for it. Never throws (probe() reports). */
+  warm(): void {
+    this.#helper.warm();
+  }
+
+  /**
+   * Asks the LAN whether a host answers ARP for `address` on `iface`, listening `listenMs` (one probe, and one more
+   * per further second). Not idempotent in effect (a frame leaves each time) but harmless: a DAD probe changes no
+   * host's neighbour table. Throws BatonError COMMAND_FAILED when the probe could not be made (details.stderr: the
+   * kernel's or arping's words, e.g. "No such device", `Interface "eth0" is down`); never reports such a probe free.
+   */
+  probe(iface: string, address: string, listenMs: number): Promise<ArpProbeAnswer> {
+    if (!INTERFACE_NAME.test(iface) || !isIPv4(address) || !Number.isInteger(listenMs) || listenMs < 1 || listenMs > MAX_LISTEN_MS) {
+      return Promise.reject(new BatonError('COMMAND_FAILED', 'not a duplicate-address probe to make: interface ' +
+        `${JSON.stringify(iface)}, address ${JSON.stringify(address)}, listening ${listenMs} ms (expected 1..${MAX_LISTEN_MS})`));
+    }
+    const text = `probe ${iface} ${address} ${listenMs}`;
+    // The timer runs from the request: a probe waiting behind another one (the driver's are 150 ms) still ends
+    // well within its own listening time plus the margin.
+    const timeoutMs = listenMs + this.#helper.timeoutMs;
+    return this.#helper.request({text}, `${text}\n`, () => new BatonError('COMMAND_TIMEOUT',
+      `the duplicate-address probe for ${address} on ${iface} did not answer within ${timeoutMs} ms; ` +
+      'the helper is restarted'), timeoutMs);
+  }
+
+  /** Ends the helper and waits, at most `waitMs`, for it to be gone; the next probe starts a new one. */
+  async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
+    await this.#helper.close(waitMs);
+  }
+}
