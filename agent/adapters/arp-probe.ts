@@ -23,7 +23,7 @@
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
-import {PerlLineHelper} from './helper-process.js';
+import {helperLineError, PerlLineHelper} from './helper-process.js';
 
 // 17 = AF_PACKET, 0x0806 = ETH_P_ARP, 0x8933 = SIOCGIFINDEX, 0x8913 = SIOCGIFFLAGS, 0x8927 = SIOCGIFHWADDR (the same
 // numbers on every Linux architecture). IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_NOARP = 0x80. struct ifreq is 40 bytes:
@@ -127,9 +127,7 @@ export class ArpProber {
           head.settle(undefined, {inUse: true, mac: taken[1]});
           return;
         }
-        const why = line.replace(/^error /, '');
-        head.settle(new BatonError('COMMAND_FAILED', `duplicate-address probe (${head.text}) failed: ${why}`,
-          {details: {exitCode: 2, stdout: '', stderr: why}}));
+        head.settle(helperLineError('duplicate-address probe', head.text, line, 2));
       },
     });
   }

@@ -15,7 +15,7 @@
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
-import {PerlLineHelper} from './helper-process.js';
+import {helperLineError, PerlLineHelper} from './helper-process.js';
 
 // 17 = AF_PACKET, 0x8933 = SIOCGIFINDEX, 0x8927 = SIOCGIFHWADDR (the same numbers on every Linux architecture).
 // struct ifreq is 40 bytes: the name in 16, then the index (int) or a sockaddr (family, then the MAC).
@@ -78,8 +78,7 @@ export class GarpSender {
           head.settle(undefined, sent[1]);
           return;
         }
-        const why = line.replace(/^error /, '');
-        head.settle(new BatonError('COMMAND_FAILED', `gratuitous ARP (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
+        head.settle(helperLineError('gratuitous ARP', head.text, line));
       },
     });
   }

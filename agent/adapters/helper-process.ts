@@ -183,3 +183,9 @@ export class PerlLineHelper<R, P extends Waiting<R>> {
     return child;
   }
 }
+
+/** A helper's `error WHY` answer to `request` as the error a failed command gives: WHY is the kernel's own words. */
+export function helperLineError(what: string, request: string, line: string, exitCode = 1): BatonError {
+  const why = line.replace(/^error /, '');
+  return new BatonError('COMMAND_FAILED', `${what} (${request}) failed: ${why}`, {details: {exitCode, stdout: '', stderr: why}});
+}

@@ -15,7 +15,7 @@
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
-import {PerlLineHelper} from './helper-process.js';
+import {helperLineError, PerlLineHelper} from './helper-process.js';
 
 // 16 = AF_NETLINK (protocol 0: NETLINK_ROUTE), 0x8933 = SIOCGIFINDEX; 20/21 = RTM_NEWADDR/RTM_DELADDR, 2 = NLMSG_ERROR.
 // Flags: 1 REQUEST, 4 ACK, 0x200 EXCL, 0x400 CREATE. struct ifaddrmsg: family, prefixlen, flags, scope, index (u32).
@@ -84,8 +84,7 @@ export class NetlinkAddresses {
           head.settle(undefined);
           return;
         }
-        const why = line.replace(/^error /, '');
-        head.settle(new BatonError('COMMAND_FAILED', `address change (${head.text}) failed: ${why}`, {details: {exitCode: 1, stdout: '', stderr: why}}));
+        head.settle(helperLineError('address change', head.text, line));
       },
     });
   }
