@@ -417,7 +417,7 @@ export class Agent {
   async #livenessLoop(): Promise<void> {
     const {clock, config} = this.#deps;
     while (!this.#abort.signal.aborted) {
-      if (this.#peer.checkLiveness()) {
+      if (await this.#peer.checkLiveness(config.heartbeat.intervalMs, this.#abort.signal)) {
         void this.#participant.abandon('the peer went silent').then(() => this.dispatch({type: 'peer-lost'}));
       }
       const deadline = this.#peer.deadline();

@@ -26,6 +26,12 @@ export interface BeaconTransport {
   send(datagram: Uint8Array): Promise<void>;
   /** Datagrams as they arrive; ends when closed. */
   receive(): AsyncIterable<ReceivedDatagram>;
+  /**
+   * Resolves once every datagram that had reached this host's socket when called (read or still in the kernel's
+   * buffer) has been through receive()'s reader, or was dropped; at once when closed. So a judgement made after it
+   * ("the peer sent nothing for dead_after_ms") is made on everything that arrived, not on what a busy loop has read.
+   */
+  caughtUp(): Promise<void>;
   /** Idempotent. */
   close(): Promise<void>;
   /** Datagrams dropped unread because the agent fell behind (its receive queue was full), e.g. under a flood. */

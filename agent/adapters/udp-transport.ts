@@ -31,6 +31,16 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
   let wake: (() => void) | undefined;
   let closed = false;
   let dropped = 0;
+  // Datagrams queued, and handed to the reader and taken back (it asked for the next): what caughtUp() compares.
+  let queued = 0;
+  let consumed = 0;
+  let waiters: Array<{readonly upTo: number; readonly resolve: () => void}> = [];
+  const settleWaiters = (): void => {
+    if (waiters.length === 0) return;
+    const ready = waiters.filter((w) => closed || w.upTo <= consumed);
+    waiters = waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
+  };
 
   // Messages are taken from the 'message' event rather than recv(): recv() listens only while a call is
   // pending, and datagrams that arrive together in one loop turn would be lost between two calls.
@@ -42,6 +52,7 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
         return;
       }
       queue.push({datagram: new Uint8Array(msg.buffer, msg.byteOffset, msg.length), from: rinfo.address, fromPort: rinfo.port});
+      queued += 1;
       wake?.();
     },
   );
@@ -69,6 +80,8 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
         const next = queue.shift();
         if (next !== undefined) {
           yield next;
+          consumed += 1;
+          settleWaiters();
           continue;
         }
         await new Promise<void>((resolve) => {
@@ -77,9 +90,30 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
         wake = undefined;
       }
     },
+    async caughtUp() {
+      // Each turn of the event loop reads at most 32 datagrams from the kernel's buffer (libuv), so turns are taken
+      // until one reads nothing new and the reader has had everything. Under a flood that never happens: the caller
+      // bounds the wait. The first setImmediate reaches this turn's check phase; each one after it spans a whole
+      // turn, its poll phase included.
+      const turn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+      await turn();
+      while (!closed) {
+        const before = queued;
+        await turn();
+        const upTo = queued;
+        if (consumed < upTo) {
+          await new Promise<void>((resolve) => {
+            waiters.push({upTo, resolve});
+          });
+        } else if (upTo === before) {
+          return;
+        }
+      }
+    },
     async close() {
       if (closed) return;
       closed = true;
+      settleWaiters();
       wake?.();
       await socket.close();
     },

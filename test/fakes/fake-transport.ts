@@ -16,6 +16,9 @@ export class FakeTransport implements BeaconTransport {
   #queue: ReceivedDatagram[] = [];
   #wake: (() => void) | undefined;
   #closed = false;
+  #queued = 0;
+  #consumed = 0;
+  #waiters: Array<{readonly upTo: number; readonly resolve: () => void}> = [];
 
   constructor(address: string) {
     this.address = address;
@@ -37,6 +40,7 @@ export class FakeTransport implements BeaconTransport {
   inject(datagram: Uint8Array, from: string): void {
     if (this.#closed) return;
     this.#queue.push({datagram, from, fromPort: 7411});
+    this.#queued += 1;
     this.#wake?.();
   }
 
@@ -45,6 +49,8 @@ export class FakeTransport implements BeaconTransport {
       const next = this.#queue.shift();
       if (next !== undefined) {
         yield next;
+        this.#consumed += 1;
+        this.#settle();
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -54,8 +60,24 @@ export class FakeTransport implements BeaconTransport {
     }
   }
 
+  /** As the UDP transport's: resolves once what was injected so far has been read (no kernel buffer here). */
+  async caughtUp(): Promise<void> {
+    const upTo = this.#queued;
+    if (this.#closed || this.#consumed >= upTo) return;
+    await new Promise<void>((resolve) => {
+      this.#waiters.push({upTo, resolve});
+    });
+  }
+
+  #settle(): void {
+    const ready = this.#waiters.filter((w) => this.#closed || w.upTo <= this.#consumed);
+    this.#waiters = this.#waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
+    this.#settle();
     this.#wake?.();
   }
 
@@ -63,5 +85,7 @@ export class FakeTransport implements BeaconTransport {
   reopen(): void {
     this.#closed = false;
     this.#queue = [];
+    this.#queued = 0;
+    this.#consumed = 0;
   }
 }
