@@ -36,13 +36,15 @@ export const COLLECT_TIMEOUT_MS = 5000;
 const PROBE_COMMANDS = 'nginx -v, apachectl -v, mysql -V, postgres -V, redis-server --version, php -v, perl -v, '
   + 'python3 -V, node -v, openssl version';
 
-export function createSystemHostInfo(options?: {hostname?: string}): HostInfoSource {
+/** `timeoutMs`: the deadline of the version probes (default COLLECT_TIMEOUT_MS); the tests of what is collected
+ *  give a longer one, so that a machine busy with other work does not fail them. */
+export function createSystemHostInfo(options?: {hostname?: string; timeoutMs?: number}): HostInfoSource {
   return {
     collect: async () => {
       // Not si.osInfo(): it runs `hostname -f` with execSync, which blocks the event loop, beacons included, for as
       // long as the resolver takes: 1-2 s measured with an unreachable name server, up to 10 s with Debian's
       // default resolver options, so a preflight on a host with broken DNS made the peer see it dead.
-      const [os, {found, memory}] = await Promise.all([readOsInfo(), probeInWorker(COLLECT_TIMEOUT_MS)]);
+      const [os, {found, memory}] = await Promise.all([readOsInfo(), probeInWorker(options?.timeoutMs ?? COLLECT_TIMEOUT_MS)]);
       const reported: Record<string, string | undefined> = {...found, openssl: found.systemOpenssl};
       const installed: Record<string, string> = {};
       for (const program of VERSION_PROGRAMS) {
