@@ -23,9 +23,12 @@ export async function holdersOf(lab: Lab): Promise<string[]> {
 
 /** Who answers an HTTP request to the service IP from the client: "primary", "backup", or undefined. */
 export async function whoServes(lab: Lab): Promise<string | undefined> {
-  // Exits as soon as it has an answer or gave up: an aborted fetch may leave a connecting socket that would keep
-  // Node alive (SYN retries to an address nobody answers) until execa's timeout.
-  const script = "fetch('http://192.0.2.100/',{signal:AbortSignal.timeout(1000)}).then(r=>r.text()).then(t=>process.stdout.write(t),()=>{}).finally(()=>process.exit(0))";
+  // Exits as soon as it has an answer or gave up: a request that timed out may leave a connecting socket that would
+  // keep Node alive (SYN retries to an address nobody answers) until execa's timeout. node:http, not fetch: fetch
+  // loads undici on first use, inside its own timeout, and on a machine at load 20 that alone took the whole second
+  // (a campaign crash case saw "answered by nobody" for 25 s while the holder served).
+  const script = "const r=require('node:http').get('http://192.0.2.100/',{timeout:3000},(s)=>{let t='';s.on('data',(c)=>{t+=c});" +
+    "s.on('end',()=>{process.stdout.write(t);process.exit(0)})});r.on('timeout',()=>process.exit(0));r.on('error',()=>process.exit(0))";
   const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script], {timeout: 10_000});
   return /served by (\w+)/.exec(stdout)?.[1];
 }
