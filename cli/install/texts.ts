@@ -146,8 +146,9 @@ export function renderSandboxDropIn(sandbox: UnitSandbox): string {
     );
   }
   lines.push(
-    '# The only port it (or anything it runs) may bind: listen.port, the beacons\'. Enforced where systemd has its BPF',
-    '# framework (`systemd --version` shows +BPF_FRAMEWORK); Debian 12\'s systemd 252 has not, and ignores these two.',
+    '# The only ports it (or anything it runs) may bind: listen.port, the beacons\', and metrics.listen\'s when metrics',
+    '# are on. Enforced where systemd has its BPF framework (`systemd --version` shows +BPF_FRAMEWORK); Debian 12\'s',
+    '# systemd 252 has not, and ignores these two.',
     'SocketBindDeny=any',
     ...sandbox.bindAllow.map((entry) => `SocketBindAllow=${entry}`),
   );
