@@ -82,6 +82,21 @@ test('baton-agent --check-config (the unit\'s ExecReload= check) refuses what th
   t.regex(allowed.stdout, /: valid \(primary of pair/);
 });
 
+test('baton-agent --check-config refuses metrics whose scraper and port the drop-in does not allow, and passes them with them', async (t) => {
+  const {file} = await configWithSecret(t, 'k'.repeat(32), 0o600,
+    'metrics: {enabled: true, listen: 192.0.2.11:7412, allow_from: [192.0.2.50]}\n');
+  const check = async (env: Record<string, string>) => execa(process.execPath, [AGENT, '--config', file, '--check-config'], {
+    reject: false, timeout: CLI_TIMEOUT_MS, env: {...env, NOTIFY_SOCKET: ''}, extendEnv: false,
+  });
+  // The drop-in of the same config without metrics.
+  const refused = await check({BATON_IP_ALLOW: 'localhost,192.0.2.11,192.0.2.12', BATON_BIND_ALLOW: 'udp:7411'});
+  t.is(refused.exitCode, 1);
+  t.true(refused.stderr.includes('  - metrics.allow_from[0] 192.0.2.50: not in IPAddressAllow= (localhost 192.0.2.11 192.0.2.12)\n' +
+    '  - metrics.listen port 7412: not in SocketBindAllow= (udp:7411)\n'), refused.stderr);
+  const allowed = await check({BATON_IP_ALLOW: 'localhost,192.0.2.11,192.0.2.12,192.0.2.50', BATON_BIND_ALLOW: 'udp:7411,tcp:7412'});
+  t.is(allowed.exitCode, 0, allowed.stderr);
+});
+
 test('an unknown command is an error with the usage, exit 1', async (t) => {
   const result = await baton('stauts');
   t.is(result.exitCode, 1);
