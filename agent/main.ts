@@ -297,22 +297,7 @@ async function runAgent(
     hostname: hostname(),
     pid: process.pid,
   });
-  try {
-    await agent.start();
-  } catch (error) {
-    log.error(`(agent) cannot start: ${describeError(error)}`);
-    await transport.close();
-    return 1;
-  }
-  let control;
-  try {
-    control = await startControlServer(config.controlSocket, agent, log);
-  } catch (error) {
-    log.error(`(control) ${describeError(error)}`);
-    await agent.stop();
-    return 1;
-  }
-  log.notice(`(control) listening on ${config.controlSocket}`);
+  // Before the agent starts: a metrics.listen this host cannot listen on stops it before it has touched anything.
   let metrics: MetricsServer | undefined;
   if (config.metrics.enabled) {
     const {listen, allowFrom} = config.metrics;
@@ -328,13 +313,30 @@ async function runAgent(
       });
     } catch (error) {
       log.error(`(metrics) ${describeError(error)}`);
-      await control.close();
-      await agent.stop();
+      await transport.close();
       return 1;
     }
     const from = ['loopback', ...allowFrom.map((subnet) => `${subnet.network.address}/${subnet.prefixLength}`)].join(', ');
     log.notice(`(metrics) serving GET /metrics on ${listen.address.includes(':') ? `[${listen.address}]` : listen.address}:${listen.port} to ${from}`);
   }
+  try {
+    await agent.start();
+  } catch (error) {
+    log.error(`(agent) cannot start: ${describeError(error)}`);
+    await transport.close();
+    await metrics?.close();
+    return 1;
+  }
+  let control;
+  try {
+    control = await startControlServer(config.controlSocket, agent, log);
+  } catch (error) {
+    log.error(`(control) ${describeError(error)}`);
+    await agent.stop();
+    await metrics?.close();
+    return 1;
+  }
+  log.notice(`(control) listening on ${config.controlSocket}`);
   // What a stop or a restart in place closes before the agent stops: nothing is asked of it meanwhile.
   const closeServers = async (): Promise<void> => {
     await Promise.all([control.close(), metrics?.close()]);
