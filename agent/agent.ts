@@ -26,6 +26,8 @@ import {PreProbe} from './preprobe.js';
 import {askRehearsalAids, dropLink, failActive, REHEARSAL_ASK_DEADLINE_MS, requireRehearsal, type LinkDrop} from './rehearsal.js';
 import {initialState, step, type AgentEvent, type Effect, type MachineState, type PeerView} from './state-machine.js';
 import {assembleStatus} from './status-report.js';
+import type {MetricsSource} from './metrics.js';
+import {AgentTally, countingAnnouncements} from './tally.js';
 import {LatenessTracker, runTicks} from './timers.js';
 
 export interface AgentDeps {
@@ -86,10 +88,13 @@ export class Agent {
   readonly #coordinator: Coordinator;
   readonly #health: HealthMonitor;
   readonly #handover: HealthHandover;
+  readonly #tally = new AgentTally();
   // Settled the first time the machine leaves `starting`; never rejected (a stop while starting leaves it too).
   readonly #decided = Promise.withResolvers<void>();
 
-  constructor(deps: AgentDeps) {
+  constructor(agentDeps: AgentDeps) {
+    // One driver for every move and look of the agent's, its announcements counted.
+    const deps = {...agentDeps, network: countingAnnouncements(agentDeps.network, this.#tally)};
     const {config, clock, network, log} = deps;
     this.#deps = deps;
     this.#bootId = deps.newId();
@@ -230,13 +235,20 @@ export class Agent {
     });
   }
 
+  /** The status and the tally at one moment: what the metrics endpoint shows. */
+  async metrics(): Promise<MetricsSource> {
+    return {status: await this.status(), tally: this.#tally.snapshot()};
+  }
+
   async #handle(event: AgentEvent): Promise<void> {
     const before = this.#machine;
     const {state, effects} = step(before, event);
     this.#machine = state;
     if (state.name !== 'starting') this.#decided.resolve();
+    if (event.type === 'switch-begun') this.#tally.switchBegun(event.switchId, this.#deps.clock.now());
     if (event.type === 'switch-ended') {
       this.#lastSwitch = {id: event.switchId, outcome: event.outcome, reason: event.reason, endedAt: this.#deps.clock.now()};
+      this.#tally.switchEnded(event.switchId, event.outcome, this.#lastSwitch.endedAt);
     }
     if ((state.name === 'released') !== (before.name === 'released')) {
       // Released survives a restart: a host freed for maintenance must not become a standby by rebooting.
@@ -245,6 +257,7 @@ export class Agent {
     }
     if (state.name !== before.name) {
       this.#stateSince = this.#deps.clock.now();
+      this.#tally.transition(before.name, state.name);
       this.#deps.log.notice(`(state) ${before.name} -> ${state.name}: ${state.reason}`);
       this.#peer.stateChanged();
       this.#deps.hooks?.notify({oldState: before.name, newState: state.name, reason: state.reason});
@@ -310,6 +323,7 @@ export class Agent {
       const recovered = await recoverInterruptedSwitch({node: config.node, journal, log, steps: this.#steps}, this.#machine.peer);
       if (recovered !== undefined) {
         this.#lastSwitch = {id: recovered.switchId, outcome: 'interrupted', reason: recovered.reason, endedAt: clock.now()};
+        this.#tally.switchEnded(recovered.switchId, 'interrupted', clock.now());
       }
       // No switch runs while the agent starts: whatever a drain left (this agent was killed during one, or its
       // tidying failed) is taken back before the host decides anything.

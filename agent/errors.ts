@@ -19,7 +19,9 @@ export type ErrorCode =
   | 'LAB_FAILED'
   | 'ACCESS_LOG_UNREADABLE'
   | 'PREFLIGHT_REFUSED'
-  | 'ADDRESS_IN_USE';
+  | 'ADDRESS_IN_USE'
+  /** The metrics endpoint cannot listen on metrics.listen. */
+  | 'METRICS_UNAVAILABLE';
 
 /** What a failed external command left behind, so callers can branch on it without parsing the message. */
 export interface CommandFailureDetails {

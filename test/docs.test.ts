@@ -6,8 +6,9 @@ import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {
   DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_MIN_REQUESTS,
-  DEFAULT_REHEARSAL_ENABLED, DEFAULT_REPLAY_PROTECTION, REPLAY_PROTECTIONS,
+  DEFAULT_METRICS_ENABLED, DEFAULT_METRICS_LISTEN, DEFAULT_REHEARSAL_ENABLED, DEFAULT_REPLAY_PROTECTION, REPLAY_PROTECTIONS,
 } from '../agent/config/schema.js';
+import {METRICS} from '../agent/metrics.js';
 import {REJECT_REASONS} from '../agent/peer/beacon-codec.js';
 import {DEFAULT_SCRIPT_USER} from '../agent/config/script-user.js';
 import {KILL_GRACE_MS} from '../agent/adapters/execa-runner.js';
@@ -139,6 +140,23 @@ test('docs/configuration.md gives rehearsal.enabled with the default the schema 
   const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
   const defaults = Object.fromEntries([...doc.matchAll(/^\| `(rehearsal\.[a-z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2]?.trim()]));
   t.deepEqual(defaults, {'rehearsal.enabled': `\`${String(DEFAULT_REHEARSAL_ENABLED)}\``});
+});
+
+test('docs/configuration.md gives the metrics keys with the defaults the schema uses', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const defaults = Object.fromEntries([...doc.matchAll(/^\| `(metrics\.[a-z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2]?.trim()]));
+  t.deepEqual(defaults, {
+    'metrics.enabled': `\`${String(DEFAULT_METRICS_ENABLED)}\``,
+    'metrics.listen': `\`${DEFAULT_METRICS_LISTEN.address}:${DEFAULT_METRICS_LISTEN.port}\``,
+    'metrics.allow_from': '`[]`',
+  });
+});
+
+test('the metric list in docs/operator-guide.md is agent/metrics.ts\'s: every name, in order, with its type', async (t) => {
+  const doc = await readFile(new URL('docs/operator-guide.md', root), 'utf8');
+  const table = doc.split('<!-- metrics-list')[1]?.split('\n\n')[0] ?? '';
+  const rows = [...table.matchAll(/^\| `([a-z0-9_]+)(?:\{[a-z,]+\})?` \| ([a-z]+) \|/gm)].map((m) => [m[1], m[2]]);
+  t.deepEqual(rows, Object.entries(METRICS).map(([name, {type}]) => [name, type]));
 });
 
 test('the log_pattern example in docs/configuration.md reads a line of the nginx log_format beside it', async (t) => {

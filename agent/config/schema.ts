@@ -4,6 +4,7 @@ import {readFile} from 'node:fs/promises';
 import {COMBINED, type LogFormat} from '../access-log.js';
 import {BatonError} from '../errors.js';
 import {DEFAULT_STATUSES, type StatusRange} from '../request-evidence.js';
+import {isInSubnet, parseIpAddress, parseSubnet, type Subnet} from '../net/ip-address.js';
 import type {Role, ServiceIp} from '../state-machine.js';
 import {readHealth, type HealthCheckSpec} from './health-checks.js';
 import {describeFsError, errorCode} from './messages.js';
@@ -11,8 +12,8 @@ import {checkProgram, inspectProgramFile, type ProgramInspector} from './program
 import {readScriptUser, lookupLocalUser, type ScriptUser, type UserLookup} from './script-user.js';
 import {readAcceptedKeys, readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
 import {
-  ABSOLUTE_PATH, BOOLEAN, integer, INTERFACE_NAME, IP_ADDRESS, LOG_PATTERN, oneOf, PAIR_ID, PORT, SERVICE_CIDR, SOCKET_PATH,
-  STATUS_RANGE, TEXT,
+  ABSOLUTE_PATH, ADDRESS_OR_SUBNET, BOOLEAN, integer, INTERFACE_NAME, IP_ADDRESS, LISTEN_ENDPOINT, LOG_PATTERN, oneOf, PAIR_ID, PORT,
+  SERVICE_CIDR, SOCKET_PATH, STATUS_RANGE, TEXT,
 } from './value-specs.js';
 import {type Field, type Reader, readYaml} from './yaml-reader.js';
 
@@ -87,6 +88,13 @@ export interface Config {
   readonly rehearsal: {
     readonly enabled: boolean;
   };
+  /** The Prometheus endpoint (HTTP GET /metrics): off unless enabled. */
+  readonly metrics: {
+    readonly enabled: boolean;
+    readonly listen: Endpoint;
+    /** Who may scrape besides loopback; also what `baton install` adds to the unit's IPAddressAllow=. */
+    readonly allowFrom: readonly Subnet[];
+  };
   /** Who the hook and command checks run as; undefined when the config names no such program. */
   readonly scriptUser: ScriptUser | undefined;
   readonly hooks: {
@@ -135,9 +143,14 @@ export const DEFAULT_GRACEFUL_AFTER_S = 5;
 // cut the service link or hold a switch half-way; a pair set up for rehearsing says so.
 export const DEFAULT_REHEARSAL_ENABLED = false;
 
+// Off by default: an open port is the operator's choice. On, it listens on loopback (a Prometheus or an agent on the
+// host itself scrapes it), next to the beacon port: 7412 is TCP, the beacons' 7411 UDP.
+export const DEFAULT_METRICS_ENABLED = false;
+export const DEFAULT_METRICS_LISTEN: Endpoint = {address: '127.0.0.1', port: 7412};
+
 const TOP_KEYS = [
   'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
-  'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks', 'rehearsal', 'script_user',
+  'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks', 'rehearsal', 'metrics', 'script_user',
 ] as const;
 const DRAIN_KEYS = ['enabled', 'graceful_command', 'graceful_after_s', 'timeout_s'] as const;
 const GRACEFUL_KEYS = ['path', 'args'] as const;
@@ -147,6 +160,7 @@ const HEARTBEAT_KEYS = ['interval_ms', 'dead_after_ms', 'replay_protection', 'ma
 const CONFIRM_KEYS = ['access_log', 'min_requests', 'timeout_s', 'statuses', 'log_format', 'log_pattern'] as const;
 const HOOKS_KEYS = ['on_state_change', 'timeout_ms'] as const;
 const REHEARSAL_KEYS = ['enabled'] as const;
+const METRICS_KEYS = ['enabled', 'listen', 'allow_from'] as const;
 
 /**
  * Reads, validates and freezes the config file. Throws BatonError CONFIG_INVALID, listing every problem at once
@@ -285,6 +299,7 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     health,
     hooks,
     rehearsal: readRehearsal(reader, top.field('rehearsal')),
+    metrics: readMetrics(reader, top.field('metrics')),
     scriptUser: readScriptUser(reader, top.field('script_user'), runsPrograms, lookupUser),
   };
 }
@@ -293,6 +308,39 @@ function readRehearsal(reader: Reader, field: Field) {
   const rehearsal = reader.section(field, REHEARSAL_KEYS, 'a mapping like {enabled: true}', false);
   return {enabled: reader.optional(rehearsal.field('enabled'), BOOLEAN, DEFAULT_REHEARSAL_ENABLED)};
 }
+function readMetrics(reader: Reader, field: Field) {
+  const metrics = reader.section(field, METRICS_KEYS, 'a mapping like {enabled: true, listen: 127.0.0.1:7412}', false);
+  const enabled = reader.optional(metrics.field('enabled'), BOOLEAN, DEFAULT_METRICS_ENABLED);
+  const listenField = metrics.field('listen');
+  const listen = reader.optional(listenField, LISTEN_ENDPOINT, DEFAULT_METRICS_LISTEN);
+  const allowField = metrics.field('allow_from');
+  const allowFrom = (reader.list(allowField, ADDRESS_OR_SUBNET, 'a list like [192.0.2.50, 198.51.100.0/24]') ?? [])
+    .flatMap(({value}) => value === undefined ? [] : [value]);
+  const allowGiven = allowField.value !== undefined && allowField.value !== null;
+  if (enabled === false) {
+    // Silently ignoring them would let an operator believe the endpoint is up.
+    for (const given of [listenField, allowField]) {
+      if (given.value !== undefined && given.value !== null) reader.expected(given, 'nothing', 'read only with metrics.enabled: true');
+    }
+  } else if (enabled === true && listen !== undefined) {
+    const ip = parseIpAddress(listen.address);
+    const loopback = ip !== undefined && LOOPBACK.some((subnet) => isInSubnet(ip, subnet));
+    // 0.0.0.0 and :: listen on every address, loopback among them.
+    const everywhere = listen.address === '0.0.0.0' || listen.address === '::';
+    if (loopback && allowFrom.length > 0) {
+      reader.expected(allowField, 'nothing', `metrics.listen ${listen.address} is loopback, which no other host can reach; ` +
+        'listen on an address of this host to be scraped from elsewhere');
+    } else if (!loopback && !everywhere && !allowGiven) {
+      reader.expected(allowField, 'the addresses or subnets of the hosts that scrape', `metrics.listen ${listen.address} is not ` +
+        'loopback, and only loopback and metrics.allow_from may scrape: nobody could');
+    }
+  }
+  return {enabled, listen, allowFrom};
+}
+
+// What may always scrape: a Prometheus or an exporter on this host.
+const LOOPBACK = [parseSubnet('127.0.0.0', 8), parseSubnet('::1', 128)].filter((subnet) => subnet !== undefined);
+
 function readStatuses(reader: Reader, field: Field): readonly StatusRange[] {
   if (field.value === undefined || field.value === null) return DEFAULT_STATUSES;
   const items = reader.list(field, STATUS_RANGE, 'a list like [2xx, 3xx]') ?? [];

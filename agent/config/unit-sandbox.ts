@@ -7,7 +7,7 @@
 // agent compares a config with those variables (sandboxProblems): a config that needs more than the drop-in allows
 // is refused, with the command that rewrites the drop-in, instead of running with beacons that cannot get through.
 
-import {isInSubnet, parseIpAddress, parseSubnet, unmapIpv4} from '../net/ip-address.js';
+import {addressBitsOf, isInSubnet, parseIpAddress, parseSubnet, unmapIpv4, type Subnet} from '../net/ip-address.js';
 import type {Config} from './schema.js';
 
 /** The drop-in on the target system; rewritten by each `baton install`, removed by `baton uninstall`. */
@@ -67,7 +67,7 @@ export interface UnitSandbox {
   readonly ipAllow: readonly AllowedAddress[] | undefined;
   /** Health-check URLs that name their host: its addresses can change under a fixed list, and a name needs DNS. */
   readonly namedHosts: readonly {readonly key: string; readonly host: string}[];
-  /** SocketBindAllow= with SocketBindDeny=any: the beacon port (listen.port). */
+  /** SocketBindAllow= with SocketBindDeny=any: the beacon port (listen.port), and metrics.listen's when metrics are on. */
   readonly bindAllow: readonly string[];
   /** Whether a program (hook, command check) runs as script_user, for which setpriv needs CAP_SETUID, CAP_SETGID and
    *  the PRIVILEGED_EXCEPTIONS system calls. */
@@ -85,12 +85,13 @@ export interface RunningSandbox {
   readonly canChangeUser: boolean | undefined;
 }
 
-type SandboxConfig = Pick<Config, 'listen' | 'peer' | 'health' | 'scriptUser'>;
+type SandboxConfig = Pick<Config, 'listen' | 'peer' | 'health' | 'scriptUser' | 'metrics'>;
 
 /**
  * What the config needs from the sandbox. IP traffic: loopback (HTTP checks of this host, programs that ask its
  * services), this host's beacon address, the peer's, and the host of each HTTP check. Not the service IP: clients
- * talk to the web server, not to the agent, and the arrival counter of a switch is the kernel's (nft). ARP and
+ * talk to the web server, not to the agent, and the arrival counter of a switch is the kernel's (nft). With metrics on,
+ * the scrapers of metrics.allow_from: a scrape is ingress, which IPAddressDeny=any drops unless its source is allowed. ARP and
  * neighbour advertisements (packet sockets), `ip` and `nft` (netlink) are not IP traffic, so no list applies to them.
  */
 export function planUnitSandbox(config: SandboxConfig): UnitSandbox {
@@ -114,10 +115,13 @@ export function planUnitSandbox(config: SandboxConfig): UnitSandbox {
       need(allowEntry(host), key);
     }
   });
+  if (config.metrics.enabled) {
+    config.metrics.allowFrom.forEach((subnet, index) => need(subnetEntry(subnet), `metrics.allow_from[${index}]`));
+  }
   return {
     ipAllow: namedHosts.length > 0 ? undefined : [...byAddress].map(([address, keys]) => ({address, keys})),
     namedHosts,
-    bindAllow: [`udp:${config.listen.port}`],
+    bindAllow: [`udp:${config.listen.port}`, ...config.metrics.enabled ? [`tcp:${config.metrics.listen.port}`] : []],
     changesUser: config.scriptUser !== undefined,
   };
 }
@@ -155,7 +159,8 @@ export function sandboxProblems(config: SandboxConfig, running: RunningSandbox):
     const allowed = running.bindAllow.split(',').filter((entry) => entry !== '');
     for (const entry of needed.bindAllow) {
       if (!allowed.includes(entry)) {
-        problems.push(`listen.port ${config.listen.port}: not in SocketBindAllow= (${allowed.join(' ')})`);
+        const key = entry.startsWith('tcp:') ? `metrics.listen port ${config.metrics.listen.port}` : `listen.port ${config.listen.port}`;
+        problems.push(`${key}: not in SocketBindAllow= (${allowed.join(' ')})`);
       }
     }
   }
@@ -196,6 +201,12 @@ export function boundingSetChangesUser(procStatus: string): boolean | undefined 
   if (hex === undefined) return undefined;
   const set = BigInt(`0x${hex}`);
   return ((set >> CAP_SETUID) & 1n) === 1n && ((set >> CAP_SETGID) & 1n) === 1n;
+}
+
+/** A subnet as IPAddressAllow= takes it: one address as allowEntry writes it, a wider subnet as network/length. */
+function subnetEntry(subnet: Subnet): string {
+  return subnet.prefixLength === addressBitsOf(subnet.network.family) ? allowEntry(subnet.network.address)
+    : `${subnet.network.address}/${subnet.prefixLength}`;
 }
 
 /**

@@ -3,7 +3,7 @@
 import {isAbsolute} from 'node:path/posix';
 import {assertNever} from '../errors.js';
 import {
-  addressBitsOf, type HostCidrProblem, type IpAddress, parseHostCidr, parseIpAddress,
+  addressBitsOf, type HostCidrProblem, type IpAddress, parseHostCidr, parseIpAddress, parseSubnet, type Subnet,
 } from '../net/ip-address.js';
 import {PATTERN_GROUPS} from '../access-log.js';
 import type {StatusRange} from '../request-evidence.js';
@@ -206,5 +206,41 @@ export const LOG_PATTERN: Spec<RegExp> = {
     const unknown = [...groups].filter((name) => name !== undefined && !known.has(name));
     if (unknown.length > 0) return new Rejection(`unknown group ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
     return pattern;
+  },
+};
+
+/** An address and a port to listen on: `127.0.0.1:7412`, `[::1]:7412`. */
+export const LISTEN_ENDPOINT: Spec<{readonly address: string; readonly port: number}> = {
+  what: 'an address and a port like 127.0.0.1:7412 or [::1]:7412',
+  parse: (value) => {
+    const string = text(value);
+    if (string instanceof Rejection) return string;
+    const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(string);
+    if (match === null) return new Rejection();
+    const address = parseIpAddress(match[1] ?? match[2] ?? '');
+    if (address === undefined) return new Rejection(`${quote(match[1] ?? match[2] ?? '')} is not an IP address`);
+    if (match[2] !== undefined && address.family === 6) return new Rejection('write an IPv6 address in brackets');
+    const port = Number(match[3]);
+    if (port < 1 || port > 65_535 || /^0\d/.test(match[3] ?? '')) return new Rejection('the port is 1..65535');
+    return {address: address.address, port};
+  },
+};
+
+/** An address (a subnet of one) or a subnet given by its first address: `192.0.2.50`, `198.51.100.0/24`. */
+export const ADDRESS_OR_SUBNET: Spec<Subnet> = {
+  what: 'an IP address or a subnet like 198.51.100.0/24',
+  parse: (value) => {
+    const string = text(value);
+    if (string instanceof Rejection) return string;
+    const [addressText = '', prefixText, ...rest] = string.split('/');
+    const address = parseIpAddress(addressText);
+    if (address === undefined || address.address.includes('%') || rest.length > 0) return new Rejection();
+    if (prefixText === undefined) return {network: address, prefixLength: addressBitsOf(address.family)};
+    const prefixLength = /^(0|[1-9]\d{0,2})$/.test(prefixText) ? Number(prefixText) : Number.NaN;
+    if (!(prefixLength >= 0 && prefixLength <= addressBitsOf(address.family))) {
+      return new Rejection(`the prefix length of an IPv${address.family} subnet is 0..${addressBitsOf(address.family)}`);
+    }
+    return parseSubnet(address.address, prefixLength)
+      ?? new Rejection(`${address.address} is not the first address of its /${prefixLength}; write the subnet by its first address`);
   },
 };

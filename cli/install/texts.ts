@@ -87,6 +87,14 @@ export function renderConfig(answers: ConfigAnswers): string {
     '# baton never moves it (a host that really goes down is still taken over). release: hands it to the peer.',
     'on_stop: keep',
     '',
+    '# Prometheus metrics (HTTP GET /metrics), off unless enabled; on, on 127.0.0.1:7412 for this host only. To be',
+    '# scraped from a Prometheus elsewhere, listen on this host\'s address and allow the Prometheus, then run',
+    '# `baton install --keep-config` (the sandbox must let it in). Every metric: docs/operator-guide.md, Monitoring.',
+    '# metrics:',
+    '#   enabled: true',
+    `#   listen: ${answers.listen.includes(':') ? `'[${answers.listen}]:7412'` : `${answers.listen}:7412`}`,
+    '#   allow_from: [192.0.2.50]',
+    '',
     '# The epoch and the switch journal (systemd creates the directory: StateDirectory=baton).',
     `state_dir: ${STATE_DIR}`,
     '# The unix socket `baton` talks to, root only (systemd creates /run/baton: RuntimeDirectory=baton).',
@@ -147,8 +155,8 @@ export function renderSandboxDropIn(sandbox: UnitSandbox): string {
     );
   }
   lines.push(
-    '# The only port it (or anything it runs) may bind: listen.port, the beacons\'. Enforced by systemd ' +
-      `${SOCKET_BIND_MIN_SYSTEMD} and later`,
+    '# The only ports it (or anything it runs) may bind: listen.port, the beacons\', and metrics.listen\'s when metrics',
+    '# are on. Enforced by systemd ' + `${SOCKET_BIND_MIN_SYSTEMD} and later`,
     '# when built with its BPF framework (`systemctl --version` shows +BPF_FRAMEWORK); Debian 12\'s systemd 252 is',
     '# not, and ignores these two: no port allow-list there (the IP allow-list above holds). docs/security.md.',
     'SocketBindDeny=any',

@@ -1,4 +1,4 @@
-import {access, chmod, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {access, chmod, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {createConnection, createServer} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -80,6 +80,39 @@ test('baton-agent --check-config (the unit\'s ExecReload= check) refuses what th
   const allowed = await check({BATON_IP_ALLOW: 'localhost,192.0.2.11,192.0.2.12', BATON_BIND_ALLOW: 'udp:7411'});
   t.is(allowed.exitCode, 0, allowed.stderr);
   t.regex(allowed.stdout, /: valid \(primary of pair/);
+});
+
+test('baton-agent --check-config refuses metrics whose scraper and port the drop-in does not allow, and passes them with them', async (t) => {
+  const {file} = await configWithSecret(t, 'k'.repeat(32), 0o600,
+    'metrics: {enabled: true, listen: 192.0.2.11:7412, allow_from: [192.0.2.50]}\n');
+  const check = async (env: Record<string, string>) => execa(process.execPath, [AGENT, '--config', file, '--check-config'], {
+    reject: false, timeout: CLI_TIMEOUT_MS, env: {...env, NOTIFY_SOCKET: ''}, extendEnv: false,
+  });
+  // The drop-in of the same config without metrics.
+  const refused = await check({BATON_IP_ALLOW: 'localhost,192.0.2.11,192.0.2.12', BATON_BIND_ALLOW: 'udp:7411'});
+  t.is(refused.exitCode, 1);
+  t.true(refused.stderr.includes('  - metrics.allow_from[0] 192.0.2.50: not in IPAddressAllow= (localhost 192.0.2.11 192.0.2.12)\n' +
+    '  - metrics.listen port 7412: not in SocketBindAllow= (udp:7411)\n'), refused.stderr);
+  const allowed = await check({BATON_IP_ALLOW: 'localhost,192.0.2.11,192.0.2.12,192.0.2.50', BATON_BIND_ALLOW: 'udp:7411,tcp:7412'});
+  t.is(allowed.exitCode, 0, allowed.stderr);
+});
+
+test('baton-agent does not start when it cannot listen on metrics.listen, and says which key', async (t) => {
+  // A port taken by someone else; beacons on loopback (any free UDP port), so that only metrics can fail.
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen({host: '127.0.0.1', port: 0}, resolve));
+  t.teardown(() => taken.close());
+  const address = taken.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const {file, dir} = await configWithSecret(t, 'k'.repeat(32), 0o600, `metrics: {enabled: true, listen: 127.0.0.1:${port}}\n`);
+  await writeFile(file, (await readFile(file, 'utf8')).replace('listen: { address: 192.0.2.11, port: 7411 }', `listen: { address: 127.0.0.1, port: ${port} }`)
+    .replace('peer:   { address: 192.0.2.12, port: 7411 }', 'peer:   { address: 127.0.0.2, port: 7411 }')
+    .replace('state_dir: /var/lib/baton', `state_dir: ${dir}/state`).replace('control_socket: /run/baton/control.sock', `control_socket: ${dir}/control.sock`));
+  const result = await execa(process.execPath, [AGENT, '--config', file], {reject: false, timeout: CLI_TIMEOUT_MS, env: {NOTIFY_SOCKET: ''}});
+  t.is(result.exitCode, 1, result.stderr);
+  t.regex(result.stderr, new RegExp(`\\(metrics\\) cannot listen for metrics on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.*metrics\\.listen must be`));
+  t.false(result.stderr.includes('(control) listening'), 'it stopped before the control socket, and before the agent started');
+  t.false(result.stderr.includes('starting, boot'));
 });
 
 test('an unknown command is an error with the usage, exit 1', async (t) => {

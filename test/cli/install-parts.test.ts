@@ -41,6 +41,18 @@ test('the config text reads back as the answers, whatever YAML would make of the
   t.true(commentLines.length >= keyLines.length, `${commentLines.length} comment lines for ${keyLines.length} keys`);
 });
 
+test('the config\'s commented metrics section, uncommented, turns metrics on for this host\'s address, IPv4 or IPv6', (t) => {
+  const secret = (): {mode: number; content: Uint8Array} => ({mode: 0o100600, content: new Uint8Array(32)});
+  const none = (): Error => new Error('no programs');
+  const uncomment = (text: string): string => text.replace(/^# (metrics:|  enabled|  listen|  allow_from)/gm, '$1');
+  const v4 = parseConfig(uncomment(renderConfig(ANSWERS)), 'baton.yaml', secret, none).metrics;
+  t.deepEqual([v4.enabled, v4.listen, v4.allowFrom.length], [true, {address: '192.0.2.11', port: 7412}, 1]);
+  const v6 = parseConfig(uncomment(renderConfig({...ANSWERS, listen: '2001:db8::11', peer: '2001:db8::12', serviceIp: '2001:db8::100/64'})),
+    'baton.yaml', secret, none).metrics;
+  t.deepEqual(v6.listen, {address: '2001:db8::11', port: 7412});
+  t.false(parseConfig(renderConfig(ANSWERS), 'baton.yaml', secret, none).metrics.enabled, 'off as written');
+});
+
 test('the unit names /opt/baton, rewritten only for another install directory', (t) => {
   const template = 'ExecStart=/opt/baton/node_modules/.bin/node /opt/baton/dist/agent/main.js\n';
   t.is(renderUnit(template, '/opt/baton'), template);
@@ -50,7 +62,7 @@ test('the unit names /opt/baton, rewritten only for another install directory', 
 test('the production packages are the lockfile\'s non-dev entries, Node itself included', async (t) => {
   const lock = JSON.parse(await readFile(join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')) as unknown;
   const {required} = selectProductionPackages(lock, 'package-lock.json');
-  for (const name of ['node', 'yaml', 'execa', 'nanoid', 'systeminformation', 'dgram-as-promised']) {
+  for (const name of ['node', 'yaml', 'execa', 'nanoid', 'systeminformation', 'dgram-as-promised', 'prom-client']) {
     t.true(required.includes(`node_modules/${name}`), name);
   }
   for (const name of ['ava', 'typescript', '@types/node']) t.false(required.includes(`node_modules/${name}`), name);

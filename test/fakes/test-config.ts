@@ -42,6 +42,7 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     hooks: {onStateChange: undefined, timeoutMs: 5000},
     // Enabled, unlike the schema's default: many tests hold a switch half-way with --pause-after, as a lab does.
     rehearsal: {enabled: true},
+    metrics: {enabled: false, listen: {address: '127.0.0.1', port: 7412}, allowFrom: []},
     scriptUser: undefined,
     ...overrides,
   };

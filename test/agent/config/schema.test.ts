@@ -44,6 +44,7 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
     health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
     hooks: {onStateChange: undefined, timeoutMs: 5000},
     rehearsal: {enabled: false},
+    metrics: {enabled: false, listen: {address: '127.0.0.1', port: 7412}, allowFrom: []},
     scriptUser: undefined,
   } satisfies Config);
 });

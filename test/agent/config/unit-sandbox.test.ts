@@ -167,3 +167,37 @@ test('the port allow-list is unsupported where systemd is older than SocketBindA
   t.regex(socketBindUnsupported('systemctl: command not found') ?? '', /^`systemctl --version` did not say which systemd this is/);
   t.regex(socketBindUnsupported('systemd 256 (256)\n+PAM\n') ?? '', /did not say/, 'no word on the framework is not its presence');
 });
+
+const METRICS_ON = {
+  enabled: true, listen: {address: '192.0.2.11', port: 9100},
+  allowFrom: [{network: {address: '192.0.2.50', family: 4}, prefixLength: 32}, {network: {address: '198.51.100.0', family: 4}, prefixLength: 24}],
+} as const satisfies Config['metrics'];
+
+test('metrics on: the scrapers of allow_from are allowed in (a scrape is ingress), and the metrics port may be bound', (t) => {
+  const sandbox = planUnitSandbox(testConfig('primary', {metrics: METRICS_ON}));
+  t.deepEqual(sandbox.ipAllow?.slice(3), [
+    {address: '192.0.2.50', keys: ['metrics.allow_from[0]']},
+    {address: '198.51.100.0/24', keys: ['metrics.allow_from[1]']},
+  ]);
+  t.deepEqual(sandbox.bindAllow, ['udp:7411', 'tcp:9100']);
+  const directives = renderSandboxDropIn(sandbox).split('\n').filter((line) => /^(IPAddressAllow|SocketBindAllow)=/.test(line));
+  t.deepEqual(directives, ['IPAddressAllow=localhost 192.0.2.11 192.0.2.12 192.0.2.50 198.51.100.0/24', 'SocketBindAllow=udp:7411',
+    'SocketBindAllow=tcp:9100']);
+});
+
+test('metrics off: allow_from and the port are not in the sandbox, whatever the section says', (t) => {
+  const sandbox = planUnitSandbox(testConfig('primary', {metrics: {...METRICS_ON, enabled: false}}));
+  t.is(ipAllowValue(sandbox), 'localhost,192.0.2.11,192.0.2.12');
+  t.deepEqual(sandbox.bindAllow, ['udp:7411']);
+});
+
+test('metrics turned on under a drop-in written without them are refused: the scrapers and the port, by key', (t) => {
+  const installed = runningFor(testConfig('primary'));
+  t.deepEqual(sandboxProblems(testConfig('primary', {metrics: METRICS_ON}), installed), [
+    'metrics.allow_from[0] 192.0.2.50: not in IPAddressAllow= (localhost 192.0.2.11 192.0.2.12)',
+    'metrics.allow_from[1] 198.51.100.0/24: not in IPAddressAllow= (localhost 192.0.2.11 192.0.2.12)',
+    'metrics.listen port 9100: not in SocketBindAllow= (udp:7411)',
+  ]);
+  const withMetrics = testConfig('primary', {metrics: METRICS_ON});
+  t.deepEqual(sandboxProblems(withMetrics, runningFor(withMetrics)), [], 'the drop-in written for it fits');
+});
