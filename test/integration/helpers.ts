@@ -67,8 +67,16 @@ export async function skipUnlessIntegration(t: ExecutionContext): Promise<boolea
 
 /**
  * A fresh prefix for one test file's namespaces: "bt" rather than the CLI's "bl", so that `baton lab down`
- * (which removes every "bl" lab, crashed ones included) never touches a test running beside it.
+ * (which removes every "bl" lab, crashed ones included) never touches a test running beside it. Where several
+ * people run tests on one machine, BATON_TEST_PREFIX (e.g. blh5) gives the start of every prefix, so each can tell
+ * their namespaces apart; the rest stays random.
  */
 export function integrationPrefix(): string {
-  return `bt${newLabPrefix().slice(2)}`;
+  const random = newLabPrefix().slice(2);
+  const start = process.env['BATON_TEST_PREFIX'];
+  if (start === undefined || start === '') return `bt${random}`;
+  if (!/^[a-z][0-9a-z]{1,5}$/.test(start)) {
+    throw new Error(`BATON_TEST_PREFIX=${JSON.stringify(start)}: expected 2 to 6 of a-z0-9, starting with a letter (e.g. blh5)`);
+  }
+  return `${start}${random.slice(start.length - 2)}`;
 }
