@@ -6,8 +6,9 @@ import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test from 'ava';
+import {readFile} from 'node:fs/promises';
 import {
-  libraryDepends, renderControl, renderPostinst, renderPostrm, renderPrerm,
+  libraryDepends, renderControl, renderLintianOverrides, renderPostinst, renderPostrm, renderPrerm,
 } from '../../packaging/deb-texts.js';
 
 test('the maintainer scripts are valid sh', (t) => {
@@ -48,4 +49,15 @@ test('control names the agent\'s programs and the bundled Node\'s libraries as d
 test('the libc dependency is the newest GLIBC_ version the binary names', (t) => {
   const binary = new TextEncoder().encode('\0GLIBC_2.17\0GLIBC_2.28\0GLIBC_2.3\0libstdc++.so.6\0');
   t.deepEqual(libraryDepends(binary), ['libc6 (>= 2.28)', 'libstdc++6']);
+});
+
+test('docs/install.md explains exactly the lintian findings the package overrides', async (t) => {
+  const overridden = new Set(renderLintianOverrides().split('\n').filter((line) => line.startsWith('baton: '))
+    .map((line) => line.split(' ')[1]));
+  const doc = await readFile(new URL('../../../docs/install.md', import.meta.url), 'utf8');
+  const table = doc.slice(doc.indexOf('### lintian')).split('\n\n')[2] ?? '';
+  const explained = new Set([...table.matchAll(/^\| ([^|]+) \|/gm)].slice(1)
+    .flatMap((row) => [...(row[1] ?? '').matchAll(/`([a-z0-9-]+)[^`]*`/g)].map((tag) => tag[1])));
+  t.true(overridden.size >= 5, 'found the overrides');
+  t.deepEqual([...explained].sort(), [...overridden].sort());
 });
