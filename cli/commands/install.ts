@@ -425,12 +425,15 @@ function nextSteps(plan: InstallPlan, config: Config, options: InstallOptions): 
   const answers = options.answers;
   const peer = config.peer.address;
   const scpHost = peer.includes(':') ? `[${peer}]` : peer;
-  const [command, ...prefix] = plan.packaged ? ['baton'] : ['node_modules/.bin/node', CLI_ENTRY];
-  const install = formatCommandLine(command ?? 'baton', [...prefix, 'install', '--role', other,
+  const args = ['install', '--role', other,
     '--pair', config.pair, '--listen', peer, '--peer', config.listen.address, '--service-ip', config.service.ip.cidr,
     '--interface', config.service.interface,
     ...(answers.accessLog === undefined ? [] : ['--access-log', answers.accessLog]),
-    '--secret-from', '/root/baton-secret']);
+    '--secret-from', '/root/baton-secret'];
+  // The package's `baton` there; a checkout's own build otherwise.
+  const install = plan.packaged
+    ? formatCommandLine('baton', args)
+    : formatCommandLine('node_modules/.bin/node', [CLI_ENTRY, ...args]);
   return [
     `Next, on the other host (the ${other}, ${peer}):`,
     '  1. Copy the secret there, byte for byte (it signs every beacon; with another key the hosts ignore each other):',

@@ -435,13 +435,14 @@ async function packagedRoot(t: ExecutionContext): Promise<string> {
 test('on a packaged system install writes the config, the secret and the drop-in, and leaves the package\'s files', async (t) => {
   const root = await packagedRoot(t);
   await rm(join(root, DROP_IN));
+  await rm(join(root, 'etc/baton'), {recursive: true});
   const program = await snapshotTree(join(root, 'opt/baton'));
   const unit = await readFile(join(root, 'lib/systemd/system/baton-agent.service'), 'utf8');
   const runner = new SystemctlRecorder();
   const deps = {...createSystemDeps(), runner, isLiveSystem: () => true, sourceDir: join(root, 'opt/baton')};
   const output = captureOutput();
-  await install.run(output.out, {root, answers: undefined, secretFrom: undefined, force: false}, deps);
-  t.true(existsSync(join(root, DROP_IN)), 'the drop-in is written');
+  await install.run(output.out, {root, answers: ANSWERS, secretFrom: undefined, force: false}, deps);
+  for (const path of [DROP_IN, 'etc/baton/baton.yaml', 'etc/baton/secret']) t.true(existsSync(join(root, path)), `${path} is written`);
   t.false(existsSync(join(root, 'etc/systemd/system/baton-agent.service')), 'no unit in /etc to hide the package\'s');
   t.false(existsSync(join(root, 'usr/local/bin/baton')), 'no /usr/local/bin/baton to hide the package\'s');
   t.deepEqual(await snapshotTree(join(root, 'opt/baton')), program, 'the program is untouched');
@@ -449,6 +450,7 @@ test('on a packaged system install writes the config, the secret and the drop-in
   t.deepEqual(runner.systemctl, ['daemon-reload', 'enable --now baton-agent', 'is-active baton-agent']);
   t.regex(output.text(), /program: the Debian package's, kept/);
   t.regex(output.text(), /lib\/systemd\/system\/baton-agent\.service +the unit, the Debian package's: kept/);
+  t.regex(output.text(), /There, with the same Debian package installed \(dpkg -i\)[^\n]*\n.*\n {7}baton install --role backup --pair web --listen 192\.0\.2\.12 /);
 });
 
 test('on a packaged system an install from a checkout, or over files of an earlier one, refuses and changes nothing', async (t) => {
