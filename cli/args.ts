@@ -1,7 +1,7 @@
 // Command-line parsing for `baton` (node:util parseArgs) and the usage text.
 
 import {isAbsolute} from 'node:path';
-import {parseArgs} from 'node:util';
+import {parseArgs, type ParseArgsOptionsConfig} from 'node:util';
 import {DEFAULT_CONFIG_FILE} from '../agent/config/schema.js';
 import type {SwitchoverOptions} from '../agent/control-protocol.js';
 import {parseHostCidr, parseIpAddress} from '../agent/net/ip-address.js';
@@ -154,44 +154,46 @@ export class UsageError extends Error {
   }
 }
 
+const OPTIONS = {
+  config: {type: 'string'},
+  socket: {type: 'string'},
+  json: {type: 'boolean', default: false},
+  'dry-run': {type: 'boolean', default: false},
+  strict: {type: 'boolean', default: false},
+  'min-requests': {type: 'string'},
+  'confirm-timeout': {type: 'string'},
+  'pause-after': {type: 'string'},
+  web: {type: 'string'},
+  report: {type: 'string'},
+  'with-failure': {type: 'boolean', default: false},
+  url: {type: 'string'},
+  'interval-ms': {type: 'string'},
+  client: {type: 'string'},
+  'ssh-config': {type: 'string'},
+  'client-baton': {type: 'string'},
+  role: {type: 'string'},
+  root: {type: 'string'},
+  listen: {type: 'string'},
+  peer: {type: 'string'},
+  'service-ip': {type: 'string'},
+  interface: {type: 'string'},
+  pair: {type: 'string'},
+  'access-log': {type: 'string'},
+  'secret-from': {type: 'string'},
+  force: {type: 'boolean', default: false},
+  'keep-config': {type: 'boolean', default: false},
+  purge: {type: 'boolean', default: false},
+  help: {type: 'boolean', short: 'h', default: false},
+  version: {type: 'boolean', default: false},
+} as const satisfies ParseArgsOptionsConfig;
+
 /** Parses argv (without node and script). Throws UsageError with a message that says what is wrong. */
 export function parseCommandLine(argv: readonly string[]): Command {
   let parsed;
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: {
-        config: {type: 'string'},
-        socket: {type: 'string'},
-        json: {type: 'boolean', default: false},
-        'dry-run': {type: 'boolean', default: false},
-        strict: {type: 'boolean', default: false},
-        'min-requests': {type: 'string'},
-        'confirm-timeout': {type: 'string'},
-        'pause-after': {type: 'string'},
-        web: {type: 'string'},
-        report: {type: 'string'},
-        'with-failure': {type: 'boolean', default: false},
-        url: {type: 'string'},
-        'interval-ms': {type: 'string'},
-        client: {type: 'string'},
-        'ssh-config': {type: 'string'},
-        'client-baton': {type: 'string'},
-        role: {type: 'string'},
-        root: {type: 'string'},
-        listen: {type: 'string'},
-        peer: {type: 'string'},
-        'service-ip': {type: 'string'},
-        interface: {type: 'string'},
-        pair: {type: 'string'},
-        'access-log': {type: 'string'},
-        'secret-from': {type: 'string'},
-        force: {type: 'boolean', default: false},
-        'keep-config': {type: 'boolean', default: false},
-        purge: {type: 'boolean', default: false},
-        help: {type: 'boolean', short: 'h', default: false},
-        version: {type: 'boolean', default: false},
-      },
+      options: OPTIONS,
       strict: true,
       allowPositionals: true,
     });
@@ -359,3 +361,6 @@ function suggest(name: string): string {
   const near = COMMAND_NAMES.find((candidate) => candidate.startsWith(name.slice(0, 3)));
   return near === undefined ? '' : `; did you mean '${near}'?`;
 }
+
+// The tables the Debian package's bash completion is generated from (packaging/completion.ts).
+export {LAB_ACTIONS, OPTIONS, OPTIONS_OF};

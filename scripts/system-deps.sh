@@ -6,7 +6,8 @@
 # HTML report in headless Chromium; and python3: the systemd notify test's stand-in for PID 1's notify socket (an
 # AF_UNIX datagram socket Node cannot bind; socat would keep systemd-notify's barrier pipe open and stall it);
 # and systemd, for systemd-analyze (the unit's tests) and systemd-notify (the agent's READY/WATCHDOG sender) in
-# containers that lack it; and faketime (libfaketime), with which the campaign steps one agent's wall clock.
+# containers that lack it; faketime (libfaketime), with which the campaign steps one agent's wall clock; and
+# groff-base, with which the Debian package's test renders its man pages.
 set -eu
 missing=""
 if [ "${1:-}" = "--test" ]; then
@@ -22,6 +23,9 @@ if [ "${1:-}" = "--test" ]; then
   command -v curl >/dev/null 2>&1 || missing="$missing curl"
   # apache2: the drain's integration test moves the IP between two real Apache servers as well as two nginx.
   [ -x /usr/sbin/apache2 ] || missing="$missing apache2"
+  # groff-base: the Debian package's test renders its man pages (man-db, where present, uses it too). dpkg-deb, which
+  # builds the package, is in dpkg itself: neither fakeroot nor dpkg-dev is needed.
+  command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
 fi
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"

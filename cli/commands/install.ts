@@ -1,5 +1,6 @@
 // `baton install`: the program with its own Node, the validated config, the shared secret, the unit and the `baton`
-// command, on this host (then enabled under systemd) or into a tree for another system (--root).
+// command, on this host (then enabled under systemd) or into a tree for another system (--root). Where the Debian
+// package put the program, the unit and the command, only the config, the secret and the drop-in are written.
 
 import {readFile, realpath, stat} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
@@ -11,7 +12,7 @@ import {formatCommandLine} from '../../agent/adapters/execa-runner.js';
 import {ensureDirectory, formatBytes, inspect, treeBytes, writeFileAtomic} from '../install/files.js';
 import {
   BUNDLED_NODE, CLI_ENTRY, CONFIG_DIR, CONFIG_DIR_MODE, CONFIG_FILE, CONFIG_FILE_MODE, DROP_IN_FILE, DROP_IN_FILE_MODE,
-  formatMode, INSTALL_DIR,
+  formatMode, INSTALL_DIR, PACKAGE_FILE_LIST, PACKAGED_CLI, PACKAGED_UNIT,
   SECRET_FILE, SECRET_FILE_MODE, UNIT_FILE, UNIT_FILE_MODE, UNIT_NAME, UNIT_TEMPLATE, underRoot, WRAPPER_FILE,
   WRAPPER_MODE,
 } from '../install/layout.js';
@@ -64,6 +65,8 @@ interface InstallPlan {
   readonly sourceDir: string;
   /** The CLI runs from the install dir itself (`baton install` of the installed copy): the program is left as is. */
   readonly programInPlace: boolean;
+  /** The Debian package owns the program, the unit and the command: they are left as they are. */
+  readonly packaged: boolean;
   readonly programExisted: boolean;
   readonly version: string;
   readonly config: {readonly action: 'write' | 'rewrite' | 'keep'; readonly text: string; readonly parsed: Config};
@@ -122,6 +125,8 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
   }
   const programInPlace = installed.kind === 'directory' &&
     await realpath(sourceDir) === await realpath(paths.installDir);
+  const packaged = (await inspect(underRoot(root, PACKAGE_FILE_LIST))).kind === 'file';
+  if (packaged) await checkPackagedTarget(root, paths, sourceDir, programInPlace);
 
   const secret = planSecret(readSecretFile(paths.secretFile), paths.secretFile,
     options.secretFrom === undefined ? undefined : resolve(options.secretFrom), deps.randomBytes);
@@ -137,7 +142,8 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
   }
   const dropInChanges = dropIn.kind === 'missing' || await readFile(paths.dropIn, 'utf8') !== dropInText;
   return {
-    root, paths, live: deps.isLiveSystem(root), sourceDir, programInPlace, programExisted: installed.kind !== 'missing',
+    root, paths, live: deps.isLiveSystem(root), sourceDir, programInPlace, packaged,
+    programExisted: installed.kind !== 'missing',
     version: typeof manifest.version === 'string' ? manifest.version : 'unknown',
     config, secret,
     // The unit and the wrapper name the install dir as the target system sees it: /opt/baton, also under --root.
@@ -145,6 +151,27 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
     sandbox, dropInText, dropInChanges,
     wrapperText: renderWrapper(INSTALL_DIR),
   };
+}
+
+/**
+ * On a system with the Debian package, the package's files are dpkg's: only its own `baton` may configure it, and
+ * files of an earlier install from a checkout that would hide the package's unit or command must go first.
+ */
+async function checkPackagedTarget(root: string, paths: Paths, sourceDir: string, programInPlace: boolean): Promise<void> {
+  if (!programInPlace) {
+    throw new BatonError('BAD_REQUEST', `${paths.installDir} belongs to the Debian package baton ` +
+      `(${underRoot(root, PACKAGE_FILE_LIST)}); nothing was changed. Configure it with the package's own command ` +
+      `(${PACKAGED_CLI} install …), or remove the package (\`apt remove baton\`) to install from ${sourceDir}`);
+  }
+  const hiding = [];
+  for (const path of [paths.unitFile, paths.wrapper]) {
+    if ((await inspect(path)).kind !== 'missing') hiding.push(path);
+  }
+  if (hiding.length > 0) {
+    throw new BatonError('BAD_REQUEST', `${hiding.join(' and ')}, left by an install from a checkout, would take the ` +
+      `place of the Debian package's ${PACKAGED_UNIT} and ${PACKAGED_CLI}; nothing was changed. Remove ` +
+      `${hiding.length > 1 ? 'them' : 'it'} (rm ${hiding.join(' ')}), then install again`);
+  }
 }
 
 async function planConfig(options: InstallOptions, paths: Paths, secret: SecretPlan): Promise<InstallPlan['config']> {
@@ -227,9 +254,9 @@ async function applyInstall(plan: InstallPlan, deps: InstallDeps): Promise<Appli
     : parseConfig(await readFile(paths.configFile, 'utf8'), paths.configFile, installedSecretReader(plan.root),
       targetProgramInspector(plan.root));
 
-  await writeFileAtomic(paths.unitFile, plan.unitText, UNIT_FILE_MODE);
+  if (!plan.packaged) await writeFileAtomic(paths.unitFile, plan.unitText, UNIT_FILE_MODE);
   await writeFileAtomic(paths.dropIn, plan.dropInText, DROP_IN_FILE_MODE);
-  await writeFileAtomic(paths.wrapper, plan.wrapperText, WRAPPER_MODE);
+  if (!plan.packaged) await writeFileAtomic(paths.wrapper, plan.wrapperText, WRAPPER_MODE);
 
   const systemctl: string[] = [];
   if (plan.live) {
@@ -262,7 +289,9 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
   const target = plan.root === '/' ? 'this system' : `${plan.root} (a tree for another system: inside it the paths ` +
     `are ${INSTALL_DIR}, ${CONFIG_DIR}, …)`;
   const rows: [string, string][] = [];
-  const programWhat = done.program === undefined
+  const programWhat = plan.packaged
+    ? `program: the Debian package's, kept; ${formatBytes(done.bytes)}`
+    : done.program === undefined
     ? `program: already in place (this command runs from it), kept; ${formatBytes(done.bytes)}`
     : `program from ${plan.sourceDir}: dist/ (without tests), docs/, systemd/, package.json, package-lock.json, ` +
       `node_modules/ with its ${done.program.packages} production packages; ${formatBytes(done.bytes)}` +
@@ -286,9 +315,17 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
     generate: 'generated: 32 random bytes as 64 hex characters',
   }[plan.secret.action];
   rows.push([paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`]);
-  rows.push([paths.unitFile, `the unit: runs ${INSTALL_DIR}/${BUNDLED_NODE} … ${INSTALL_DIR}/dist/agent/main.js`]);
+  if (plan.packaged) {
+    rows.push([underRoot(plan.root, PACKAGED_UNIT), 'the unit, the Debian package\'s: kept']);
+  } else {
+    rows.push([paths.unitFile, `the unit: runs ${INSTALL_DIR}/${BUNDLED_NODE} … ${INSTALL_DIR}/dist/agent/main.js`]);
+  }
   rows.push([paths.dropIn, `its sandbox for this config: ${describeSandbox(plan.sandbox)}`]);
-  rows.push([paths.wrapper, `the \`baton\` command: runs ${INSTALL_DIR}/${CLI_ENTRY} on the bundled Node`]);
+  if (plan.packaged) {
+    rows.push([underRoot(plan.root, PACKAGED_CLI), 'the `baton` command, the Debian package\'s: kept']);
+  } else {
+    rows.push([paths.wrapper, `the \`baton\` command: runs ${INSTALL_DIR}/${CLI_ENTRY} on the bundled Node`]);
+  }
   // Modes as observed now; of a link's target (.bin/node is npm's link to node/bin/node), which is what runs.
   const modes = await Promise.all(rows.map(async ([path]) => formatMode((await stat(path)).mode)));
   const width = Math.max(...rows.map(([path]) => path.length));
@@ -355,7 +392,9 @@ function sandboxNotes(plan: InstallPlan, config: Config, done: Applied): string[
 function formatDryRun(plan: InstallPlan): string {
   const {paths} = plan;
   const config = plan.config.parsed;
-  const program = plan.programInPlace
+  const program = plan.packaged
+    ? 'keep the program (the Debian package\'s)'
+    : plan.programInPlace
     ? 'keep the program (this command runs from it)'
     : `${plan.programExisted ? 'replace' : 'write'} the program from ${plan.sourceDir}`;
   const configWhat = {
@@ -371,10 +410,11 @@ function formatDryRun(plan: InstallPlan): string {
     [paths.configFile, `${configWhat} the config: ${config.node} of pair ${config.pair}, beacons ` +
       `${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}; valid`],
     [paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`],
-    [paths.unitFile, 'write the unit'],
+    plan.packaged ? [underRoot(plan.root, PACKAGED_UNIT), 'keep the unit (the Debian package\'s)'] : [paths.unitFile, 'write the unit'],
     [paths.dropIn, `${plan.dropInChanges ? 'write' : 'write again, unchanged,'} the sandbox for this config: ` +
       describeSandbox(plan.sandbox)],
-    [paths.wrapper, 'write the `baton` command'],
+    plan.packaged ? [underRoot(plan.root, PACKAGED_CLI), 'keep the `baton` command (the Debian package\'s)']
+      : [paths.wrapper, 'write the `baton` command'],
   ];
   const width = Math.max(...rows.map(([path]) => path.length));
   const lines = [`baton install --dry-run: the options, the config and the secret are valid; nothing was changed. ` +
@@ -399,16 +439,22 @@ function nextSteps(plan: InstallPlan, config: Config, options: InstallOptions): 
   const answers = options.answers;
   const peer = config.peer.address;
   const scpHost = peer.includes(':') ? `[${peer}]` : peer;
-  const install = formatCommandLine('node_modules/.bin/node', [CLI_ENTRY, 'install', '--role', other,
+  const args = ['install', '--role', other,
     '--pair', config.pair, '--listen', peer, '--peer', config.listen.address, '--service-ip', config.service.ip.cidr,
     '--interface', config.service.interface,
     ...(answers.accessLog === undefined ? [] : ['--access-log', answers.accessLog]),
-    '--secret-from', '/root/baton-secret']);
+    '--secret-from', '/root/baton-secret'];
+  // The package's `baton` there; a checkout's own build otherwise.
+  const install = plan.packaged
+    ? formatCommandLine('baton', args)
+    : formatCommandLine('node_modules/.bin/node', [CLI_ENTRY, ...args]);
   return [
     `Next, on the other host (the ${other}, ${peer}):`,
     '  1. Copy the secret there, byte for byte (it signs every beacon; with another key the hosts ignore each other):',
     `       scp ${SECRET_FILE} root@${scpHost}:/root/baton-secret`,
-    '  2. There, in a build of the same baton (npm ci && npm run build), install with the addresses swapped',
+    plan.packaged
+      ? '  2. There, with the same Debian package installed (dpkg -i), install with the addresses swapped'
+      : '  2. There, in a build of the same baton (npm ci && npm run build), install with the addresses swapped',
     `     (--interface: the interface's name on that host), then delete the copy:`,
     `       ${install}`,
     '       rm /root/baton-secret',

@@ -5,7 +5,9 @@ import {readdir, readFile, readlink, rm, rmdir} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatBytes, inspect, treeBytes} from '../install/files.js';
-import {CONFIG_DIR, CONFIG_FILE, DROP_IN_FILE, INSTALL_DIR, STATE_DIR, UNIT_FILE, underRoot, WRAPPER_FILE} from '../install/layout.js';
+import {
+  CONFIG_DIR, CONFIG_FILE, DROP_IN_FILE, INSTALL_DIR, PACKAGE_FILE_LIST, STATE_DIR, UNIT_FILE, underRoot, WRAPPER_FILE,
+} from '../install/layout.js';
 import {isBatonProgram, removeLeftovers} from '../install/program-files.js';
 import {
   createSystemDeps, DAEMON_RELOAD, DISABLE_NOW, requireRootUser, STOP, runSystemctl, systemctlLine, whyNotLive,
@@ -47,6 +49,13 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
   const configDir = underRoot(root, CONFIG_DIR);
   const stateDir = underRoot(root, STATE_DIR);
 
+  // The Debian package's files are dpkg's to remove; its prerm and postrm do what uninstall would.
+  if ((await inspect(underRoot(root, PACKAGE_FILE_LIST))).kind === 'file') {
+    throw new BatonError('BAD_REQUEST', `baton is installed by the Debian package (${underRoot(root, PACKAGE_FILE_LIST)}); ` +
+      'nothing was changed. Move the service IP away first if this host holds it (`baton switchover`), then remove ' +
+      `the package: \`apt remove baton\` stops and disables baton-agent and keeps ${CONFIG_DIR} and ${STATE_DIR}; ` +
+      '`apt purge baton` removes them too');
+  }
   // Checked before any change: only what install put there is removed.
   const program = await inspect(installDir);
   if (program.kind !== 'missing' && !(program.kind === 'directory' && await isBatonProgram(installDir))) {

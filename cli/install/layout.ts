@@ -23,6 +23,14 @@ export const BUNDLED_NODE = 'node_modules/.bin/node';
 export const AGENT_ENTRY = 'dist/agent/main.js';
 export const CLI_ENTRY = 'dist/cli/main.js';
 export const UNIT_TEMPLATE = 'systemd/baton-agent.service';
+// The Debian package (npm run package, packaging/) puts the program in INSTALL_DIR too, and these beside it: dpkg owns
+// them, and `baton install` of a packaged system writes only the config, the secret and the drop-in.
+/** dpkg's list of the package's files: present exactly when the package is installed (or removed, not purged). */
+export const PACKAGE_FILE_LIST = '/var/lib/dpkg/info/baton.list';
+export const PACKAGED_CLI = '/usr/bin/baton';
+export const PACKAGED_AGENT = '/usr/sbin/baton-agent';
+/** Debian's place for a package's units (Debian 12: /lib; with merged /usr the same as /usr/lib). */
+export const PACKAGED_UNIT = `/lib/systemd/system/${UNIT_NAME}.service`;
 // sd_booted(3): systemd is the running init exactly when this directory exists.
 export const SYSTEMD_RUNNING_MARKER = '/run/systemd/system';
 

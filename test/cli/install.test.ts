@@ -425,6 +425,66 @@ test('uninstall refuses to remove an /opt/baton that is not baton, and changes n
   t.deepEqual(await snapshotTree(root), before);
 });
 
+// ---- a system where the Debian package put the program, the unit and the command ----
+
+/** A root as `dpkg -i baton_….deb` leaves it: the program in /opt/baton, the unit in /lib, /usr/bin/baton, dpkg's list. */
+async function packagedRoot(t: ExecutionContext): Promise<string> {
+  const root = await tempRoot(t);
+  await installInto(t, root, ...PRIMARY);
+  await mkdir(join(root, 'lib/systemd/system'), {recursive: true});
+  await rename(join(root, 'etc/systemd/system/baton-agent.service'), join(root, 'lib/systemd/system/baton-agent.service'));
+  await mkdir(join(root, 'usr/bin'), {recursive: true});
+  await rename(join(root, 'usr/local/bin/baton'), join(root, 'usr/bin/baton'));
+  await mkdir(join(root, 'var/lib/dpkg/info'), {recursive: true});
+  await writeFile(join(root, 'var/lib/dpkg/info/baton.list'), '/opt/baton\n/usr/bin/baton\n/lib/systemd/system/baton-agent.service\n');
+  return root;
+}
+
+test('on a packaged system install writes the config, the secret and the drop-in, and leaves the package\'s files', async (t) => {
+  const root = await packagedRoot(t);
+  await rm(join(root, DROP_IN));
+  await rm(join(root, 'etc/baton'), {recursive: true});
+  const program = await snapshotTree(join(root, 'opt/baton'));
+  const unit = await readFile(join(root, 'lib/systemd/system/baton-agent.service'), 'utf8');
+  const runner = new SystemctlRecorder();
+  const deps = {...createSystemDeps(), runner, isLiveSystem: () => true, sourceDir: join(root, 'opt/baton')};
+  const output = captureOutput();
+  await install.run(output.out, {root, answers: ANSWERS, secretFrom: undefined, force: false}, deps);
+  for (const path of [DROP_IN, 'etc/baton/baton.yaml', 'etc/baton/secret']) t.true(existsSync(join(root, path)), `${path} is written`);
+  t.false(existsSync(join(root, 'etc/systemd/system/baton-agent.service')), 'no unit in /etc to hide the package\'s');
+  t.false(existsSync(join(root, 'usr/local/bin/baton')), 'no /usr/local/bin/baton to hide the package\'s');
+  t.deepEqual(await snapshotTree(join(root, 'opt/baton')), program, 'the program is untouched');
+  t.is(await readFile(join(root, 'lib/systemd/system/baton-agent.service'), 'utf8'), unit);
+  t.deepEqual(runner.systemctl, ['daemon-reload', 'enable --now baton-agent', 'is-active baton-agent']);
+  t.regex(output.text(), /program: the Debian package's, kept/);
+  t.regex(output.text(), /lib\/systemd\/system\/baton-agent\.service +the unit, the Debian package's: kept/);
+  t.regex(output.text(), /There, with the same Debian package installed \(dpkg -i\)[^\n]*\n.*\n {7}baton install --role backup --pair web --listen 192\.0\.2\.12 /);
+});
+
+test('on a packaged system an install from a checkout, or over files of an earlier one, refuses and changes nothing', async (t) => {
+  const root = await packagedRoot(t);
+  const before = await snapshotTree(root);
+  const fromCheckout = await baton('install', '--root', root, '--keep-config');
+  t.is(fromCheckout.exitCode, 1);
+  t.regex(fromCheckout.stderr, /opt\/baton belongs to the Debian package baton .*nothing was changed. Configure it with the package's own command \(\/usr\/bin\/baton install …\), or remove the package/);
+  t.deepEqual(await snapshotTree(root), before);
+  await writeFile(join(root, 'usr/local/bin/baton'), renderWrapper('/opt/baton'));
+  const withLeftover = await snapshotTree(root);
+  const deps = {...createSystemDeps(), runner: new SystemctlRecorder(), isLiveSystem: () => false, sourceDir: join(root, 'opt/baton')};
+  await t.throwsAsync(install.run(captureOutput().out, {root, answers: undefined, secretFrom: undefined, force: false}, deps),
+    {message: /usr\/local\/bin\/baton, left by an install from a checkout, would take the place of the Debian package's .*nothing was changed/});
+  t.deepEqual(await snapshotTree(root), withLeftover);
+});
+
+test('on a packaged system uninstall refuses and names apt remove and apt purge', async (t) => {
+  const root = await packagedRoot(t);
+  const before = await snapshotTree(root);
+  const result = await baton('uninstall', '--root', root);
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /baton is installed by the Debian package .*nothing was changed.*`apt remove baton` stops and disables baton-agent/);
+  t.deepEqual(await snapshotTree(root), before);
+});
+
 // ---- the running system: systemctl through the runner, root required ----
 
 /** Where the service IP is, as uninstall's question about it is answered on a host. */
