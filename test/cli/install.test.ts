@@ -455,7 +455,8 @@ test('on a packaged system install writes the config, the secret and the drop-in
   t.false(existsSync(join(root, 'usr/local/bin/baton')), 'no /usr/local/bin/baton to hide the package\'s');
   t.deepEqual(await snapshotTree(join(root, 'opt/baton')), program, 'the program is untouched');
   t.is(await readFile(join(root, 'lib/systemd/system/baton-agent.service'), 'utf8'), unit);
-  t.deepEqual(runner.systemctl, ['daemon-reload', 'enable --now baton-agent', 'is-active baton-agent']);
+  // --version: whether this systemd enforces the port allow-list, said after the next steps.
+  t.deepEqual(runner.systemctl, ['daemon-reload', 'enable --now baton-agent', 'is-active baton-agent', '--version']);
   t.regex(output.text(), /program: the Debian package's, kept/);
   t.regex(output.text(), /lib\/systemd\/system\/baton-agent\.service +the unit, the Debian package's: kept/);
   t.regex(output.text(), /There, with the same Debian package installed \(dpkg -i\)[^\n]*\n.*\n {7}baton install --role backup --pair web --listen 192\.0\.2\.12 /);
