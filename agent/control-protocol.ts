@@ -109,6 +109,8 @@ export interface StatusReport {
     readonly host: string;
     readonly pid: number;
     readonly bootId: string;
+    /** The baton version this agent runs. */
+    readonly version: string;
     readonly state: AgentStateName;
     readonly reason: string;
     /** ms since the state was entered */
@@ -132,6 +134,9 @@ export interface StatusReport {
     readonly lastSeenMsAgo: number | undefined;
     readonly host: string | undefined;
     readonly bootId: string | undefined;
+    /** The baton version the peer's agent said it runs (the peer request `version`): undefined until it has
+     *  answered, and from an agent of baton 0.1.0, which does not know the question. */
+    readonly version: string | undefined;
     readonly state: AgentStateName | undefined;
     /** As the peer observed it on its own interface and reported it in its last beacon. */
     readonly holdsIp: boolean | undefined;

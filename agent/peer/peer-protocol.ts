@@ -57,6 +57,11 @@ export interface PeerOps {
   readonly 'resume': {readonly params: NoFields; readonly result: {readonly state: AgentStateName; readonly reason: string}};
   /** Rehearsal: the host holding the IP downs its service link for `seconds`. */
   readonly 'drop-link': {readonly params: DropLinkParams; readonly result: NoFields};
+  /**
+   * The baton version the agent runs, for status (peer-version.ts). An agent of baton 0.1.0 does not know this
+   * op: its codec refuses the request as malformed and counts it, and the asker gets no answer.
+   */
+  readonly 'version': {readonly params: NoFields; readonly result: {readonly version: string}};
 }
 
 export type PeerOp = keyof PeerOps;
@@ -113,6 +118,7 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
     }
     return {seconds};
   },
+  'version': noFields,
 };
 
 /** Every operation, in the order of PeerOps; the codec refuses a request whose op is not one of them. */

@@ -20,8 +20,8 @@ const refuses = test.macro({
   title: (given, op: PeerOp, params: JsonObject) => given ?? `${op} refuses ${JSON.stringify(params)} with BAD_REQUEST`,
 });
 
-test('the operations on the wire are these twelve, in this order', (t) => {
-  t.deepEqual(PEER_OPS, ['host-info', 'check-log', 'plan', 'begin', 'can-drain', 'drain', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link']);
+test('the operations on the wire are these thirteen, in this order', (t) => {
+  t.deepEqual(PEER_OPS, ['host-info', 'check-log', 'plan', 'begin', 'can-drain', 'drain', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link', 'version']);
 });
 
 test('a taker is told where to send strays only as an IPv4 address; the drain\'s timeout is bounded', (t) => {
