@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'LAB_FAILED'
   | 'ACCESS_LOG_UNREADABLE'
   | 'PREFLIGHT_REFUSED'
-  | 'ADDRESS_IN_USE';
+  | 'ADDRESS_IN_USE'
+  /** The CLI and the agent speak different control protocols (control-protocol.ts), or a reply has the wrong shape. */
+  | 'PROTOCOL_MISMATCH';
 
 /** What a failed external command left behind, so callers can branch on it without parsing the message. */
 export interface CommandFailureDetails {

@@ -9,7 +9,7 @@ import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
-import type {StatusReport} from '../agent/control-protocol.js';
+import {CONTROL_PROTOCOL, type StatusReport} from '../agent/control-protocol.js';
 import {DEFAULT_CONTROL_LIMITS} from '../agent/control-server.js';
 import type {Lab, LabHost} from '../cli/lab/lab.js';
 import {holdersOf} from '../cli/lab/observe.js';
@@ -136,6 +136,9 @@ async function socketCases(lab: Lab): Promise<CaseResult[]> {
     {name: 'a pause of 10 hours', payload: '{"id":"x","type":"switchover","options":{"dryRun":false,"strict":false,"pauseAfter":{"step":"assign-ip","seconds":36000}}}\n', expect: /pause after/},
     {name: 'an id of 10,000 characters', payload: `{"id":"${'x'.repeat(10_000)}","type":"status"}\n`, expect: /request id/},
     {name: 'binary garbage', payload: Buffer.from([0, 255, 1, 254, 10]), expect: /not JSON/},
+    // A newer CLI's switchover is refused before anything is done, not half understood.
+    {name: 'a switchover of a newer control protocol', payload: `{"id":"x","type":"switchover","protocol":${CONTROL_PROTOCOL + 1},` +
+      '"options":{"dryRun":false,"strict":false}}\n', expect: new RegExp(`"PROTOCOL_MISMATCH".*and the client ${CONTROL_PROTOCOL + 1}: .*nothing was done`)},
   ];
   for (const r of requests) {
     const reply = await rawControl(primary.socket, r.payload);
