@@ -68,7 +68,11 @@ export async function skipUnlessIntegration(t: ExecutionContext): Promise<boolea
 /**
  * A fresh prefix for one test file's namespaces: "bt" rather than the CLI's "bl", so that `baton lab down`
  * (which removes every "bl" lab, crashed ones included) never touches a test running beside it.
+ * BATON_TEST_LAB_PREFIX (2 to 7 of a-z0-9, a letter first) starts it instead, filled up to 8 characters: on a
+ * machine that several people test on, each one's namespaces are then told apart by name (`ip netns list`).
  */
 export function integrationPrefix(): string {
-  return `bt${newLabPrefix().slice(2)}`;
+  const start = process.env['BATON_TEST_LAB_PREFIX'] ?? 'bt';
+  if (!/^[a-z][a-z0-9]{1,6}$/.test(start)) throw new Error(`BATON_TEST_LAB_PREFIX: expected 2 to 7 of a-z0-9, a letter first, got '${start}'`);
+  return `${start}${newLabPrefix().slice(start.length)}`;
 }
