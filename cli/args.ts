@@ -1,7 +1,7 @@
 // Command-line parsing for `baton` (node:util parseArgs) and the usage text.
 
 import {isAbsolute} from 'node:path';
-import {parseArgs} from 'node:util';
+import {parseArgs, type ParseArgsOptionsConfig} from 'node:util';
 import {DEFAULT_CONFIG_FILE} from '../agent/config/schema.js';
 import type {SwitchoverOptions} from '../agent/control-protocol.js';
 import {parseHostCidr, parseIpAddress} from '../agent/net/ip-address.js';
@@ -17,7 +17,11 @@ you watch and rehearse it. Talks to the local baton-agent on its control socket.
 
 Commands:
   status [--json]            both hosts: state, who holds the service IP (as
-                             observed), beacon RTT and loss, rejected datagrams
+                             observed), beacon RTT and loss, rejected datagrams,
+                             both agents' versions. The first line and the exit
+                             status are a monitoring check: 0 OK, 1 WARNING (no
+                             failover ready), 2 CRITICAL (the IP on both hosts or
+                             neither, the agent not answering), 3 UNKNOWN
   switchover [--dry-run] [--strict] [--min-requests N] [--confirm-timeout S]
                              move the service IP to the other host: preflight,
                              backup-net-down, assign-ip, primary-net-down,
@@ -104,7 +108,8 @@ Options:
   -h, --help       show this help
   --version        print the version
 
-Exit status: 0 done, 1 error, 2 rolled back (switchover).`;
+Exit status: 0 done, 1 error, 2 rolled back (switchover); status: 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN.`;
 
 export type Command =
   | {readonly name: 'help'}
@@ -152,44 +157,46 @@ export class UsageError extends Error {
   }
 }
 
+const OPTIONS = {
+  config: {type: 'string'},
+  socket: {type: 'string'},
+  json: {type: 'boolean', default: false},
+  'dry-run': {type: 'boolean', default: false},
+  strict: {type: 'boolean', default: false},
+  'min-requests': {type: 'string'},
+  'confirm-timeout': {type: 'string'},
+  'pause-after': {type: 'string'},
+  web: {type: 'string'},
+  report: {type: 'string'},
+  'with-failure': {type: 'boolean', default: false},
+  url: {type: 'string'},
+  'interval-ms': {type: 'string'},
+  client: {type: 'string'},
+  'ssh-config': {type: 'string'},
+  'client-baton': {type: 'string'},
+  role: {type: 'string'},
+  root: {type: 'string'},
+  listen: {type: 'string'},
+  peer: {type: 'string'},
+  'service-ip': {type: 'string'},
+  interface: {type: 'string'},
+  pair: {type: 'string'},
+  'access-log': {type: 'string'},
+  'secret-from': {type: 'string'},
+  force: {type: 'boolean', default: false},
+  'keep-config': {type: 'boolean', default: false},
+  purge: {type: 'boolean', default: false},
+  help: {type: 'boolean', short: 'h', default: false},
+  version: {type: 'boolean', default: false},
+} as const satisfies ParseArgsOptionsConfig;
+
 /** Parses argv (without node and script). Throws UsageError with a message that says what is wrong. */
 export function parseCommandLine(argv: readonly string[]): Command {
   let parsed;
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: {
-        config: {type: 'string'},
-        socket: {type: 'string'},
-        json: {type: 'boolean', default: false},
-        'dry-run': {type: 'boolean', default: false},
-        strict: {type: 'boolean', default: false},
-        'min-requests': {type: 'string'},
-        'confirm-timeout': {type: 'string'},
-        'pause-after': {type: 'string'},
-        web: {type: 'string'},
-        report: {type: 'string'},
-        'with-failure': {type: 'boolean', default: false},
-        url: {type: 'string'},
-        'interval-ms': {type: 'string'},
-        client: {type: 'string'},
-        'ssh-config': {type: 'string'},
-        'client-baton': {type: 'string'},
-        role: {type: 'string'},
-        root: {type: 'string'},
-        listen: {type: 'string'},
-        peer: {type: 'string'},
-        'service-ip': {type: 'string'},
-        interface: {type: 'string'},
-        pair: {type: 'string'},
-        'access-log': {type: 'string'},
-        'secret-from': {type: 'string'},
-        force: {type: 'boolean', default: false},
-        'keep-config': {type: 'boolean', default: false},
-        purge: {type: 'boolean', default: false},
-        help: {type: 'boolean', short: 'h', default: false},
-        version: {type: 'boolean', default: false},
-      },
+      options: OPTIONS,
       strict: true,
       allowPositionals: true,
     });
@@ -301,6 +308,15 @@ export function parseCommandLine(argv: readonly string[]): Command {
     default:
       throw new UsageError(`unknown command '${name}'${suggest(name)}`, {showUsage: true});
   }
+}
+
+/**
+ * For a command line that parseCommandLine refused: whether it asked for `status`, and with --json. Status's usage
+ * errors are then UNKNOWN to a monitoring system (exit 3, not the 1 of WARNING), and JSON when JSON was asked for.
+ */
+export function statusAsked(argv: readonly string[]): {readonly json: boolean} | undefined {
+  const {values, positionals} = parseArgs({args: [...argv], options: OPTIONS, strict: false, allowPositionals: true});
+  return positionals[0] === 'status' ? {json: values.json === true} : undefined;
 }
 
 function optionalInt(flag: string, value: string | undefined, min: number, max: number): number | undefined {

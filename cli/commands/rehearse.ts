@@ -24,7 +24,7 @@ export interface RehearseCommand {
 }
 
 export async function run(out: Output, command: RehearseCommand): Promise<number> {
-  const socket = await resolveSocket(command.config, command.socket);
+  const socket = await resolveSocket(command.config, command.socket, (note) => out.stderr(`baton: ${note}\n`));
   // Refused before the first step rather than at the failure phase, after two switches.
   if (command.withFailure) requireRehearsalAids(await callAgent(socket, {id: 'rehearse', type: 'status'}) as StatusReport);
   const say = (line: string): void => out.stderr(`${line}\n`);
