@@ -12,6 +12,7 @@ import type {HookRunner} from './hooks.js';
 import type {Logger} from './log.js';
 import {PeerLink} from './peer/peer-link.js';
 import {decodePeerParams} from './peer/peer-protocol.js';
+import {PeerVersion, VERSION_ASK_DEADLINE_MS} from './peer/peer-version.js';
 import {Coordinator} from './plans/coordinator.js';
 import {createStepRun, executeStep, logPlanOutcome, runPlan, type StepRun} from './plans/executor.js';
 import {SwitchParticipant} from './plans/participant.js';
@@ -29,6 +30,7 @@ import {assembleStatus} from './status-report.js';
 import type {MetricsSource} from './metrics.js';
 import {AgentTally, countingAnnouncements} from './tally.js';
 import {LatenessTracker, runTicks} from './timers.js';
+import {VERSION} from './version.js';
 
 export interface AgentDeps {
   readonly config: Config;
@@ -71,6 +73,7 @@ const STOPPING_REPEAT_MS = 20;
 export class Agent {
   readonly #deps: AgentDeps;
   readonly #peer: PeerLink;
+  readonly #peerVersion: PeerVersion;
   readonly #lateness: LatenessTracker;
   readonly #abort = new AbortController();
   readonly #bootId: string;
@@ -101,8 +104,15 @@ export class Agent {
     this.#peer = new PeerLink({
       config, clock, transport: deps.transport, log, newId: deps.newId, bootId: this.#bootId,
       answer: (request) => this.#answer(request),
-      onBeacon: (beacon) => void this.dispatch({type: 'peer-seen', beacon}),
+      onBeacon: (beacon) => {
+        this.#peerVersion.seen(beacon);
+        void this.dispatch({type: 'peer-seen', beacon});
+      },
       onPeerRestarted: () => void this.#participant.abandon('the peer restarted'),
+    });
+    this.#peerVersion = new PeerVersion({
+      clock, log, selfBoot: this.#bootId, peerRole: this.#peer.peerRole, intervalMs: config.heartbeat.intervalMs,
+      ask: () => this.#peer.requester.request('version', '', {}, {deadlineMs: VERSION_ASK_DEADLINE_MS, signal: this.#abort.signal}),
     });
     this.#lateness = new LatenessTracker(config.heartbeat.intervalMs);
     this.#machine = initialState(config.node, 0);
@@ -226,10 +236,11 @@ export class Agent {
     const {config, clock, network, transport, hostname, pid} = this.#deps;
     const holdsIp = await network.isServing(config.service.ip);
     const current = this.#participant.current;
+    const peer = this.#peer.stats();
     return assembleStatus({
       config, now: clock.now(), startedAt: this.#startedAt, stateSince: this.#stateSince, machine: this.#machine,
-      self: {host: hostname, pid, bootId: this.#bootId}, holdsIp, health: this.#health.snapshot(),
-      peer: this.#peer.stats(), lastSwitch: this.#lastSwitch,
+      self: {host: hostname, pid, bootId: this.#bootId, version: VERSION}, holdsIp, health: this.#health.snapshot(),
+      peer, peerVersion: this.#peerVersion.of(peer.lastBeacon?.boot), lastSwitch: this.#lastSwitch,
       switching: current === undefined ? undefined : {id: current.id, side: current.side},
       beacons: {sent: this.#peer.sent, droppedUnread: transport.dropped}, lateness: this.#lateness.snapshot(),
     });
@@ -360,6 +371,8 @@ export class Agent {
   /** The peer's requests: its part of a switch, and the rehearsal helpers. */
   async #answer(request: PeerRequest): Promise<JsonObject> {
     switch (request.op) {
+      case 'version':
+        return {version: VERSION};
       case 'resume':
         return {...await this.#resumeHere()};
       case 'drop-link': {

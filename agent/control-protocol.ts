@@ -3,10 +3,23 @@
 // (progress lines first, for a switch), then closes. A second request on the same connection is not served: it is
 // answered at once with a BAD_REQUEST error carrying its id, and the first is answered as usual.
 
+import {BatonError, type ErrorCode} from './errors.js';
+import {count, flag, listOf, object, oneOf, optional, tableOf, text, type Check} from './json-shape.js';
 import type {RejectReason} from './peer/beacon-codec.js';
-import type {ErrorCode} from './errors.js';
 import {MAX_DROP_S} from './rehearsal.js';
-import type {AgentStateName, Health, Role} from './state-machine.js';
+import {AGENT_STATE_NAMES, type AgentStateName, type Health, type Role} from './state-machine.js';
+import {VERSION} from './version.js';
+
+/**
+ * The control protocol's version: every request of this baton and every reply of this agent carry it. Version 1
+ * is baton 0.1.0's, which carried none. Bumped whenever one side would misread the other's messages: a field
+ * removed, renamed or retyped, or a field added that the CLI needs (as 2 added the agents' versions to status).
+ * An agent serves a request that carries no version (baton 0.1.0's CLI) as before, and refuses one that names
+ * another version before doing anything; the CLI reads a reply only when it names this version.
+ */
+export const CONTROL_PROTOCOL = 2;
+/** What an agent that sends no version speaks. */
+export const UNVERSIONED_PROTOCOL = 1;
 
 // A request is a few hundred bytes; anything far larger is a client bug or an attack and is refused.
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -22,14 +35,18 @@ export interface SwitchoverOptions {
   readonly pauseAfter: {readonly step: string; readonly seconds: number} | undefined;
 }
 
-export type ControlRequest =
+export type ControlRequest = (
   | {readonly id: string; readonly type: 'status'}
   | {readonly id: string; readonly type: 'switchover'; readonly options: SwitchoverOptions}
   | {readonly id: string; readonly type: 'resume'; readonly peer: boolean}
   /** Rehearsal: the host holding the IP drops its service link for `seconds`, as a dying host would. */
   | {readonly id: string; readonly type: 'fail-active'; readonly seconds: number}
   /** Rehearsal, before any step: whether this host and the peer enable the rehearsal aids (the peer is asked). */
-  | {readonly id: string; readonly type: 'rehearsal'};
+  | {readonly id: string; readonly type: 'rehearsal'}
+) & {
+  /** The client's CONTROL_PROTOCOL (the CLI adds it when it sends); absent from baton 0.1.0's CLI. */
+  readonly protocol?: number;
+};
 
 export interface HostLabel {
   readonly role: Role;
@@ -105,10 +122,14 @@ export interface RehearsalAids {
 
 export type ControlResult = StatusReport | SwitchResult | ResumeResult | FailResult | RehearsalAids;
 
-export type ControlReply =
+export type ControlReply = (
   | {readonly id: string; readonly type: 'progress'; readonly progress: SwitchProgress}
   | {readonly id: string; readonly type: 'result'; readonly ok: true; readonly result: ControlResult}
-  | {readonly id: string; readonly type: 'result'; readonly ok: false; readonly error: {readonly code: ErrorCode; readonly message: string}};
+  | {readonly id: string; readonly type: 'result'; readonly ok: false; readonly error: {readonly code: ErrorCode; readonly message: string}}
+) & {
+  /** The agent's CONTROL_PROTOCOL. */
+  readonly protocol: number;
+};
 
 export interface StatusReport {
   readonly pair: string;
@@ -117,6 +138,8 @@ export interface StatusReport {
     readonly host: string;
     readonly pid: number;
     readonly bootId: string;
+    /** The baton version this agent runs. */
+    readonly version: string;
     readonly state: AgentStateName;
     readonly reason: string;
     /** ms since the state was entered */
@@ -140,6 +163,9 @@ export interface StatusReport {
     readonly lastSeenMsAgo: number | undefined;
     readonly host: string | undefined;
     readonly bootId: string | undefined;
+    /** The baton version the peer's agent said it runs (the peer request `version`): undefined until it has
+     *  answered, and from an agent of baton 0.1.0, which does not know the question. */
+    readonly version: string | undefined;
     readonly state: AgentStateName | undefined;
     /** As the peer observed it on its own interface and reported it in its last beacon. */
     readonly holdsIp: boolean | undefined;
@@ -200,8 +226,15 @@ export function decodeRequest(line: string): ControlRequest | string {
     return 'request is not JSON';
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'request is not a JSON object';
-  const {id, type, options, peer, seconds} = value as Record<string, unknown>;
+  const {id, type, options, peer, seconds, protocol} = value as Record<string, unknown>;
   if (typeof id !== 'string' || id.length === 0 || id.length > 64) return 'request id: expected a string of 1..64 characters';
+  if (protocol !== undefined && !isIntIn(protocol, 1, Number.MAX_SAFE_INTEGER)) return 'request protocol: expected a positive integer';
+  const body = decodeBody(id, type, options, peer, seconds);
+  if (typeof body === 'string' || protocol === undefined) return body;
+  return {...body, protocol: protocol as number};
+}
+
+function decodeBody(id: string, type: unknown, options: unknown, peer: unknown, seconds: unknown): ControlRequest | string {
   switch (type) {
     case 'status':
       return {id, type};
@@ -241,12 +274,117 @@ function isIntIn(value: unknown, min: number, max: number): boolean {
   return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
-/** Parses one reply line; throws a plain Error when it is not a reply (the CLI reports it as AGENT_UNREACHABLE). */
-export function decodeReply(line: string): ControlReply {
-  const value: unknown = JSON.parse(line);
-  const type = (value as {type?: unknown} | null)?.type;
-  if (typeof value !== 'object' || value === null || (type !== 'result' && type !== 'progress')) {
-    throw new Error('the agent sent something that is not a reply');
-  }
-  return value as ControlReply;
+/**
+ * The refusal of a request whose protocol is not this agent's, or undefined when the agent serves it (the same
+ * version, or none: baton 0.1.0's CLI, whose requests this agent still reads).
+ */
+export function protocolRefusal(request: ControlRequest): string | undefined {
+  const theirs = request.protocol;
+  if (theirs === undefined || theirs === CONTROL_PROTOCOL) return undefined;
+  const fix = theirs > CONTROL_PROTOCOL
+    ? 'if baton was just upgraded on this host, restart the agent (`systemctl restart baton-agent`) to finish the upgrade'
+    : 'use the baton installed with this agent';
+  return `this baton-agent (baton ${VERSION}) speaks control protocol ${CONTROL_PROTOCOL} and the client ${theirs}: ${fix}; nothing was done`;
 }
+
+/**
+ * Parses one reply line and checks that it is a reply of this protocol: its envelope, and a progress line's
+ * fields (a result's are checked by checkResult, which knows the request). Throws BatonError PROTOCOL_MISMATCH
+ * saying what does not match, in words that follow "the agent at SOCKET ".
+ */
+export function decodeReply(line: string): ControlReply {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new BatonError('PROTOCOL_MISMATCH', 'sent a reply that is not JSON: is it a baton-agent?');
+  }
+  const envelope = REPLY.envelope(value, '');
+  if (envelope !== undefined) throw new BatonError('PROTOCOL_MISMATCH', `sent something that is not a reply (${envelope}): is it a baton-agent?`);
+  const reply = value as ControlReply;
+  const mismatch = protocolMismatch((value as {protocol?: unknown}).protocol);
+  if (mismatch !== undefined) throw new BatonError('PROTOCOL_MISMATCH', mismatch);
+  const problem = reply.type === 'progress' ? REPLY.progress(reply.progress, 'progress')
+    : flag(reply.ok, 'ok') ?? (reply.ok ? undefined : REPLY.error(reply.error, 'error'));
+  if (problem !== undefined) throw new BatonError('PROTOCOL_MISMATCH', unreadable('reply', problem));
+  return reply;
+}
+
+/** Checks a successful result as the request it answers needs it; throws BatonError PROTOCOL_MISMATCH (see decodeReply). */
+export function checkResult(type: ControlRequest['type'], result: unknown): ControlResult {
+  const problem = RESULTS[type](result, '');
+  if (problem !== undefined) throw new BatonError('PROTOCOL_MISMATCH', unreadable(`${type} result`, problem));
+  return result as ControlResult;
+}
+
+function protocolMismatch(protocol: unknown): string | undefined {
+  if (protocol === CONTROL_PROTOCOL) return undefined;
+  const theirs = protocol === undefined ? UNVERSIONED_PROTOCOL : protocol;
+  if (typeof theirs !== 'number' || !Number.isInteger(theirs)) return unreadable('reply', `protocol: expected a whole number, got ${JSON.stringify(theirs)}`);
+  const ours = `this baton ${VERSION} speaks ${CONTROL_PROTOCOL}`;
+  if (theirs > CONTROL_PROTOCOL) {
+    return `speaks control protocol ${theirs}, newer than this baton's: ${ours}. Use the baton installed with the agent`;
+  }
+  return `speaks control protocol ${theirs}${protocol === undefined ? ' (baton 0.1.0)' : ''}, older than this baton's: ${ours}. ` +
+    'If baton was just upgraded on this host, restart the agent (`systemctl restart baton-agent`) to finish the upgrade; ' +
+    'else use the baton installed with the agent';
+}
+
+function unreadable(what: string, problem: string): string {
+  return `sent a ${what} this baton cannot read (${problem}), though both speak control protocol ${CONTROL_PROTOCOL}: ` +
+    'the agent and this baton are different builds; use the baton installed with the agent';
+}
+
+// What the CLI reads of each reply, so a reply of the wrong shape is named instead of crashing the formatter.
+const HOST_LABEL = object({role: oneOf(['primary', 'backup']), host: text});
+const STATUS_REPORT = object({
+  pair: text,
+  self: object({
+    role: oneOf(['primary', 'backup']), host: text, pid: count, bootId: text, version: text, state: oneOf(AGENT_STATE_NAMES),
+    reason: text, stateForMs: count, epoch: count, holdsIp: optional(flag), health: oneOf(['ok', 'failing']),
+    healthChecks: listOf(object({name: text, ok: flag, detail: text})), uptimeMs: count, listen: text, rehearsal: flag,
+  }),
+  service: object({address: text, interface: text, mode: text}),
+  peer: object({
+    role: oneOf(['primary', 'backup']), address: text, alive: flag, lastSeenMsAgo: optional(count), host: optional(text),
+    bootId: optional(text), version: optional(text), state: optional(oneOf(AGENT_STATE_NAMES)), holdsIp: optional(flag),
+    epoch: optional(count), health: optional(oneOf(['ok', 'failing'])), rttMs: optional(object({last: count, average: count})),
+    loss: optional(count), rejectedSinceValid: optional(object({count, reason: text, detail: text})),
+  }),
+  lastSwitch: optional(object({id: text, outcome: text, reason: text, endedMsAgo: count})),
+  switching: optional(object({id: text, side: text})),
+  beacons: object({sent: count, accepted: count, rejected: tableOf(count), droppedUnread: count}),
+  timers: object({loopLagMs: object({p99: count, max: count}), lateBeyondInterval: count, intervalMs: count, deadAfterMs: count}),
+  control: object({refusedBusy: count, timedOut: count, extraRequests: count}),
+});
+const SWITCH_RESULT = object({
+  switchId: text, outcome: oneOf(['done', 'rolled-back', 'dry-run']), giver: HOST_LABEL, taker: HOST_LABEL,
+  reason: optional(text), failedStep: optional(text), totalMs: count, confirmedRequests: optional(count),
+  rollbackCheck: optional(text),
+  plan: optional(listOf(object({step: text, host: HOST_LABEL, does: text, commands: listOf(text)}))),
+  drain: optional(object({left: optional(count), ms: count, graceful: optional(text), problems: listOf(text)})),
+});
+const PROGRESS: Readonly<Record<SwitchProgress['kind'], Check>> = {
+  start: object({switchId: text, giver: HOST_LABEL, taker: HOST_LABEL, mode: text}),
+  preflight: object({text}),
+  step: object({step: text, host: HOST_LABEL, action: oneOf(['apply', 'undo', 'check']), status: oneOf(['ok', 'failed']),
+    elapsedMs: count, detail: optional(text)}),
+  waiting: object({step: text, host: HOST_LABEL, count, needed: count, elapsedMs: count}),
+  note: object({text}),
+};
+const progressLine: Check = (value, path) => {
+  const kind = oneOf(Object.keys(PROGRESS))((value as {kind?: unknown} | null | undefined)?.kind, `${path}.kind`);
+  return kind ?? PROGRESS[(value as SwitchProgress).kind](value, path);
+};
+const REPLY = {
+  envelope: object({id: text, type: oneOf(['result', 'progress'])}),
+  progress: progressLine,
+  error: object({code: text, message: text}),
+};
+const RESULTS: Readonly<Record<ControlRequest['type'], Check>> = {
+  'status': STATUS_REPORT,
+  'switchover': SWITCH_RESULT,
+  'resume': object({state: text, reason: text}),
+  'fail-active': object({host: HOST_LABEL, seconds: count}),
+  'rehearsal': object({self: object({host: HOST_LABEL, enabled: flag}), peer: object({host: HOST_LABEL, enabled: flag})}),
+};

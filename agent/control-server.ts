@@ -6,8 +6,8 @@ import {chmod, mkdir, unlink} from 'node:fs/promises';
 import {createConnection, createServer, type Server, type Socket} from 'node:net';
 import {dirname} from 'node:path';
 import {
-  decodeRequest, encodeLine, MAX_REQUEST_BYTES, type AgentStatus, type ControlReply, type ControlRequest, type ControlStats,
-  type ResumeResult, type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult, type RehearsalAids,
+  CONTROL_PROTOCOL, decodeRequest, encodeLine, MAX_REQUEST_BYTES, protocolRefusal, type AgentStatus, type ControlReply,
+  type ControlRequest, type ControlResult, type ControlStats, type ResumeResult, type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult, type RehearsalAids,
 } from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
@@ -132,8 +132,14 @@ function serve(socket: Socket, handler: ControlHandler, log: Logger, limits: Con
     }
     request = decoded;
     const served = decoded;
+    const refusal = protocolRefusal(served);
+    if (refusal !== undefined) {
+      ignoreRest = true;
+      answer(failure(served.id, new BatonError('PROTOCOL_MISMATCH', refusal)));
+      return;
+    }
     const emit = (progress: SwitchProgress): void => {
-      if (!socket.destroyed && !socket.writableEnded) socket.write(encodeLine({id: served.id, type: 'progress', progress}));
+      if (!socket.destroyed && !socket.writableEnded) socket.write(encodeLine({id: served.id, type: 'progress', protocol: CONTROL_PROTOCOL, progress}));
     };
     void handle(served, handler, emit, stats).then(answer, (error: unknown) => {
       log.error(`(control) ${served.type} failed: ${describeError(error)}`);
@@ -164,23 +170,24 @@ function serve(socket: Socket, handler: ControlHandler, log: Logger, limits: Con
 
 async function handle(request: ControlRequest, handler: ControlHandler, emit: (progress: SwitchProgress) => void,
   stats: ControlStats): Promise<ControlReply> {
+  const done = (result: ControlResult): ControlReply => ({id: request.id, type: 'result', protocol: CONTROL_PROTOCOL, ok: true, result});
   switch (request.type) {
     case 'status':
-      return {id: request.id, type: 'result', ok: true, result: {...await handler.status(), control: {...stats}}};
+      return done({...await handler.status(), control: {...stats}});
     case 'switchover':
-      return {id: request.id, type: 'result', ok: true, result: await handler.switchover(request.options, emit)};
+      return done(await handler.switchover(request.options, emit));
     case 'resume':
-      return {id: request.id, type: 'result', ok: true, result: await handler.resume(request.peer)};
+      return done(await handler.resume(request.peer));
     case 'fail-active':
-      return {id: request.id, type: 'result', ok: true, result: await handler.failActive(request.seconds)};
+      return done(await handler.failActive(request.seconds));
     case 'rehearsal':
-      return {id: request.id, type: 'result', ok: true, result: await handler.rehearsalAids()};
+      return done(await handler.rehearsalAids());
   }
 }
 
 function failure(id: string, error: unknown): ControlReply {
   const code = isBatonError(error) ? error.code : 'BAD_REQUEST';
-  return {id, type: 'result', ok: false, error: {code, message: describeError(error)}};
+  return {id, type: 'result', protocol: CONTROL_PROTOCOL, ok: false, error: {code, message: describeError(error)}};
 }
 
 /**

@@ -21,7 +21,10 @@ export type ErrorCode =
   | 'PREFLIGHT_REFUSED'
   | 'ADDRESS_IN_USE'
   /** The metrics endpoint cannot listen on metrics.listen. */
-  | 'METRICS_UNAVAILABLE';
+  | 'METRICS_UNAVAILABLE'
+
+  /** The CLI and the agent speak different control protocols (control-protocol.ts), or a reply has the wrong shape. */
+  | 'PROTOCOL_MISMATCH';
 
 /** What a failed external command left behind, so callers can branch on it without parsing the message. */
 export interface CommandFailureDetails {

@@ -13,7 +13,9 @@ export interface StatusParts {
   readonly startedAt: number;
   readonly stateSince: number;
   readonly machine: MachineState;
-  readonly self: {readonly host: string; readonly pid: number; readonly bootId: string};
+  readonly self: {readonly host: string; readonly pid: number; readonly bootId: string; readonly version: string};
+  /** What the peer's current agent said it runs, if it has. */
+  readonly peerVersion: string | undefined;
   /** Observed on the interface while answering, not believed. */
   readonly holdsIp: boolean;
   readonly health: HealthSnapshot;
@@ -34,6 +36,7 @@ export function assembleStatus(parts: StatusParts): AgentStatus {
       host: parts.self.host,
       pid: parts.self.pid,
       bootId: parts.self.bootId,
+      version: parts.self.version,
       state: machine.name,
       reason: machine.reason,
       stateForMs: Math.round(now - parts.stateSince),
@@ -53,6 +56,7 @@ export function assembleStatus(parts: StatusParts): AgentStatus {
       lastSeenMsAgo: peer.lastSeenAt === undefined ? undefined : Math.round(now - peer.lastSeenAt),
       host: last?.host,
       bootId: last?.boot,
+      version: parts.peerVersion,
       state: last?.state,
       holdsIp: last?.holdsIp,
       epoch: last?.epoch,

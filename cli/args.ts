@@ -17,7 +17,11 @@ you watch and rehearse it. Talks to the local baton-agent on its control socket.
 
 Commands:
   status [--json]            both hosts: state, who holds the service IP (as
-                             observed), beacon RTT and loss, rejected datagrams
+                             observed), beacon RTT and loss, rejected datagrams,
+                             both agents' versions. The first line and the exit
+                             status are a monitoring check: 0 OK, 1 WARNING (no
+                             failover ready), 2 CRITICAL (the IP on both hosts or
+                             neither, the agent not answering), 3 UNKNOWN
   switchover [--dry-run] [--strict] [--min-requests N] [--confirm-timeout S]
                              move the service IP to the other host: preflight,
                              backup-net-down, assign-ip, primary-net-down,
@@ -106,7 +110,8 @@ Options:
   -h, --help       show this help
   --version        print the version
 
-Exit status: 0 done, 1 error, 2 rolled back (switchover).`;
+Exit status: 0 done, 1 error, 2 rolled back (switchover); status: 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN.`;
 
 export type Command =
   | {readonly name: 'help'}
@@ -305,6 +310,15 @@ export function parseCommandLine(argv: readonly string[]): Command {
     default:
       throw new UsageError(`unknown command '${name}'${suggest(name)}`, {showUsage: true});
   }
+}
+
+/**
+ * For a command line that parseCommandLine refused: whether it asked for `status`, and with --json. Status's usage
+ * errors are then UNKNOWN to a monitoring system (exit 3, not the 1 of WARNING), and JSON when JSON was asked for.
+ */
+export function statusAsked(argv: readonly string[]): {readonly json: boolean} | undefined {
+  const {values, positionals} = parseArgs({args: [...argv], options: OPTIONS, strict: false, allowPositionals: true});
+  return positionals[0] === 'status' ? {json: values.json === true} : undefined;
 }
 
 function optionalInt(flag: string, value: string | undefined, min: number, max: number): number | undefined {

@@ -1,8 +1,10 @@
 // Talks to the local agent: connect to the control socket, send one request, read the reply, with a timeout.
 
 import {createConnection} from 'node:net';
-import {decodeReply, encodeLine, type ControlReply, type ControlRequest, type ControlResult, type SwitchProgress} from '../agent/control-protocol.js';
-import {BatonError} from '../agent/errors.js';
+import {
+  checkResult, CONTROL_PROTOCOL, decodeReply, encodeLine, type ControlReply, type ControlRequest, type ControlResult, type SwitchProgress,
+} from '../agent/control-protocol.js';
+import {BatonError, isBatonError} from '../agent/errors.js';
 
 // Status is answered in milliseconds; 5 s covers a busy host without leaving an operator staring at nothing.
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
@@ -14,8 +16,9 @@ export interface CallOptions {
 }
 
 /**
- * Sends one request, passes progress lines on as they come, and resolves with the final reply.
- * Throws BatonError AGENT_UNREACHABLE with the fix in the message.
+ * Sends one request (with this baton's CONTROL_PROTOCOL), passes progress lines on as they come, and resolves with
+ * the final reply. Throws BatonError AGENT_UNREACHABLE with the fix in the message, or PROTOCOL_MISMATCH when the
+ * agent speaks another control protocol or sends a line that is not a reply (decodeReply).
  */
 export function sendRequest(socketPath: string, request: ControlRequest, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, onProgress?: (progress: SwitchProgress) => void): Promise<Extract<ControlReply, {type: 'result'}>> {
   return new Promise((resolve, reject) => {
@@ -37,7 +40,7 @@ export function sendRequest(socketPath: string, request: ControlRequest, timeout
     };
     arm();
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(encodeLine(request)));
+    socket.on('connect', () => socket.write(encodeLine({...request, protocol: CONTROL_PROTOCOL})));
     socket.on('error', (error: NodeJS.ErrnoException) => settle(() => reject(unreachable(socketPath, error))));
     socket.on('data', (chunk: string) => {
       buffered += chunk;
@@ -48,7 +51,7 @@ export function sendRequest(socketPath: string, request: ControlRequest, timeout
         try {
           reply = decodeReply(line);
         } catch (error) {
-          settle(() => reject(new BatonError('AGENT_UNREACHABLE', `the agent at ${socketPath} sent an unreadable reply`, {cause: error})));
+          settle(() => reject(fromAgent(socketPath, error)));
           return;
         }
         if (reply.type === 'progress') {
@@ -64,11 +67,27 @@ export function sendRequest(socketPath: string, request: ControlRequest, timeout
   });
 }
 
-/** sendRequest, with a failed reply turned into a BatonError carrying the agent's code. */
+/**
+ * sendRequest, with a failed reply turned into a BatonError carrying the agent's code, and a result checked as the
+ * request needs it (checkResult). A request that changes something is sent only to an agent that has first
+ * answered a status in this baton's protocol: an agent of baton 0.1.0 reads no protocol version, and would start
+ * a switch that this baton then could not follow.
+ */
 export async function callAgent(socketPath: string, request: ControlRequest, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, onProgress?: (progress: SwitchProgress) => void): Promise<ControlResult> {
+  if (request.type !== 'status') await callAgent(socketPath, {id: `${request.id.slice(0, 50)}-protocol`, type: 'status'}, timeoutMs);
   const reply = await sendRequest(socketPath, request, timeoutMs, onProgress);
   if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message);
-  return reply.result;
+  try {
+    return checkResult(request.type, reply.result);
+  } catch (error) {
+    throw fromAgent(socketPath, error);
+  }
+}
+
+/** decodeReply's and checkResult's complaints name the agent: "the agent at /run/baton/control.sock speaks …". */
+function fromAgent(socketPath: string, error: unknown): BatonError {
+  const code = isBatonError(error) ? error.code : 'PROTOCOL_MISMATCH';
+  return new BatonError(code, `the agent at ${socketPath} ${error instanceof Error ? error.message : String(error)}`, {cause: error});
 }
 
 function unreachable(socketPath: string, error: NodeJS.ErrnoException): BatonError {

@@ -2,11 +2,13 @@
 
 import {drainText} from '../agent/plans/coordinator.js';
 import {hostText, type StatusReport, type SwitchProgress, type SwitchResult} from '../agent/control-protocol.js';
+import {checkStatus, type StatusCheck} from './status-check.js';
 
-export function formatStatus(status: StatusReport): string {
+/** The report, after its verdict on the first line (what a monitoring system shows of a check's output). */
+export function formatStatus(status: StatusReport, check: StatusCheck = checkStatus(status)): string {
   const {self, peer, service, beacons, timers} = status;
-  const lines: string[] = [];
-  lines.push(`pair ${status.pair}: this host is the ${self.role} (${self.host}, pid ${self.pid})`);
+  const lines: string[] = [check.summary];
+  lines.push(`pair ${status.pair}: this host is the ${self.role} (${self.host}, pid ${self.pid}, baton ${self.version})`);
   lines.push(`  state       ${self.state} for ${formatDuration(self.stateForMs)}: ${self.reason}`);
   lines.push(`  service IP  ${service.address} on ${service.interface} (${service.mode} mode): ${heldText(self.holdsIp)}`);
   if (self.healthChecks.length > 0) {
@@ -14,13 +16,15 @@ export function formatStatus(status: StatusReport): string {
   }
   lines.push(`  epoch       ${self.epoch}, up ${formatDuration(self.uptimeMs)}, boot ${self.bootId}, beacons on ${self.listen}`);
   if (self.rehearsal) lines.push('  rehearsal   aids enabled (rehearsal.enabled): fail-active, drop-link, --pause-after; not for production');
-  lines.push(`peer ${peer.role} at ${peer.address}${peer.host === undefined ? '' : ` (${peer.host})`}`);
+  lines.push(`peer ${peer.role} at ${peer.address}${peer.host === undefined ? '' : ` (${peer.host}${peer.version === undefined ? '' : `, baton ${peer.version}`})`}`);
   if (peer.lastSeenMsAgo === undefined) {
     lines.push('  alive       no: no valid beacon received yet');
   } else {
     lines.push(`  alive       ${peer.alive ? 'yes' : 'NO'}: last valid beacon ${formatDuration(peer.lastSeenMsAgo)} ago`);
     lines.push(`  state       ${peer.state ?? '?'}, health ${peer.health ?? '?'}, epoch ${peer.epoch ?? '?'}, service IP ${peer.holdsIp === true ? 'held there' : 'not held there'} (as it reports)`);
     lines.push(`  link        rtt ${peer.rttMs === undefined ? 'not measured yet' : `${formatMs(peer.rttMs.last)} (avg ${formatMs(peer.rttMs.average)})`}, loss ${peer.loss === undefined ? 'not measured yet' : `${(peer.loss * 100).toFixed(1)} %`}`);
+    // Said only while it matters: an agent of baton 0.1.0 cannot tell, and one just heard has not been asked yet.
+    if (peer.version === undefined && peer.alive) lines.push('  version     not known yet: its agent has not said (one of baton 0.1.0 cannot)');
   }
   if (!peer.alive && peer.rejectedSinceValid !== undefined) {
     // A peer that sends but is not believed: say why, or the operator hunts a network fault that is not there.
@@ -37,8 +41,6 @@ export function formatStatus(status: StatusReport): string {
   if (status.lastSwitch !== undefined) {
     lines.push(`last switch   ${status.lastSwitch.id} ${status.lastSwitch.outcome} ${formatDuration(status.lastSwitch.endedMsAgo)} ago: ${status.lastSwitch.reason}`);
   }
-  const warning = holderWarning(status);
-  if (warning !== undefined) lines.push(`WARNING       ${warning}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -100,16 +102,6 @@ function controlText(control: StatusReport['control']): string {
 function heldText(holdsIp: boolean | undefined): string {
   if (holdsIp === undefined) return 'unknown (not observed)';
   return holdsIp ? 'held here (observed on the interface)' : 'not held here (observed on the interface)';
-}
-
-/** Both holding, or neither while the peer is alive and nobody is switching: worth shouting about. */
-function holderWarning(status: StatusReport): string | undefined {
-  const {self, peer} = status;
-  if (self.holdsIp === true && peer.alive && peer.holdsIp === true) return 'both hosts report holding the service IP';
-  if (self.holdsIp === false && peer.alive && peer.holdsIp === false && self.state !== 'starting' && peer.state !== 'starting') {
-    return 'neither host holds the service IP';
-  }
-  return undefined;
 }
 
 export function formatDuration(ms: number): string {

@@ -293,3 +293,25 @@ test('docs/security.md gives the port allow-list\'s first systemd, the peer\'s M
   t.true(doc.includes(`plus \`${exceptions}\``), 'the unit\'s exceptions, in the sandbox table');
   t.true(doc.includes(`\`SystemCallFilter=~${exceptions}\``), 'the drop-in\'s removal of them');
 });
+
+test('docs/states.md gives the exit of `baton status` for every state, as STATE_LEVEL has it, in the state machine\'s order', async (t) => {
+  const {STATE_LEVEL} = await import('../cli/status-check.js');
+  const {STATUS_EXIT} = await import('../cli/exit-codes.js');
+  const doc = await readFile(new URL('docs/states.md', root), 'utf8');
+  const table = doc.split('<!-- status-exit')[1]?.split('\n\n')[0] ?? '';
+  const rows = [...table.matchAll(/^\| `([a-z]+)` \| (\d) (ok|warning|critical|unknown) \|/gm)].map((m) => [m[1], Number(m[2]), m[3]]);
+  t.deepEqual(rows, AGENT_STATE_NAMES.map((state) => [state, STATUS_EXIT[STATE_LEVEL[state]], STATE_LEVEL[state]]));
+});
+
+test('docs/operator-guide.md gives every problem `baton status` judges with its level, and the JSON schema version', async (t) => {
+  const {PROBLEM_LEVEL} = await import('../cli/status-check.js');
+  const {STATUS_SCHEMA_VERSION} = await import('../cli/commands/status.js');
+  const {STATUS_EXIT} = await import('../cli/exit-codes.js');
+  const doc = await readFile(new URL('docs/operator-guide.md', root), 'utf8');
+  const table = doc.split('<!-- status-problems')[1]?.split('\n\n')[0] ?? '';
+  const rows = Object.fromEntries([...table.matchAll(/^\| `([a-z-]+)` \| (ok|warning|critical|unknown) \|/gm)].map((m) => [m[1], m[2]]));
+  t.deepEqual(rows, PROBLEM_LEVEL);
+  const exits = [...doc.matchAll(/^\| (\d) \| (OK|WARNING|CRITICAL|UNKNOWN) \|/gm)].map((m) => [m[2]?.toLowerCase(), Number(m[1])]);
+  t.deepEqual(Object.fromEntries(exits), STATUS_EXIT);
+  t.regex(doc, new RegExp(`^\\| \`schemaVersion\` \\| \`${STATUS_SCHEMA_VERSION}\`: `, 'm'));
+});

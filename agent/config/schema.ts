@@ -126,7 +126,7 @@ export const DEFAULT_REPLAY_PROTECTION: ReplayProtection = 'clock';
 export const DEFAULT_MIN_REQUESTS = 3;
 export const DEFAULT_CONFIRM_TIMEOUT_S = 30;
 const DEFAULT_STATE_DIR = '/var/lib/baton';
-const DEFAULT_CONTROL_SOCKET = '/run/baton/control.sock';
+export const DEFAULT_CONTROL_SOCKET = '/run/baton/control.sock';
 // A notify script sends a mail or a chat message: 5 s covers a slow SMTP or HTTP round trip.
 export const DEFAULT_HOOK_TIMEOUT_MS = 5_000;
 const MIN_HOOK_TIMEOUT_MS = 100;

@@ -63,6 +63,11 @@ export interface PeerOps {
    * request unanswered (its codec refuses an op it does not know as malformed): see askRehearsalAids.
    */
   readonly 'rehearsal': {readonly params: NoFields; readonly result: {readonly enabled: boolean}};
+  /**
+   * The baton version the agent runs, for status (peer-version.ts). An agent of baton 0.1.0 does not know this
+   * op: its codec refuses the request as malformed and counts it, and the asker gets no answer.
+   */
+  readonly 'version': {readonly params: NoFields; readonly result: {readonly version: string}};
 }
 
 export type PeerOp = keyof PeerOps;
@@ -120,6 +125,7 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
     return {seconds};
   },
   'rehearsal': noFields,
+  'version': noFields,
 };
 
 /** Every operation, in the order of PeerOps; the codec refuses a request whose op is not one of them. */

@@ -398,6 +398,7 @@ export class SwitchParticipant {
       case 'resume':
       case 'drop-link':
       case 'rehearsal':
+      case 'version':
         throw new BatonError('BAD_REQUEST', `${request.op} is answered by the agent, not by a switch`);
       case 'finish': {
         const {outcome, reason} = decodePeerParams('finish', request.params);

@@ -29,7 +29,7 @@ export interface RehearseCommand {
 }
 
 export async function run(out: Output, command: RehearseCommand): Promise<number> {
-  const socket = await resolveSocket(command.config, command.socket);
+  const socket = await resolveSocket(command.config, command.socket, (note) => out.stderr(`baton: ${note}\n`));
   // Refused before the first step rather than at the failure phase, after two switches. The agent asks the peer,
   // which may take REHEARSAL_ASK_DEADLINE_MS when it does not answer: the reply is awaited a little longer.
   if (command.withFailure) {

@@ -19,7 +19,7 @@ export interface SwitchoverCommand {
 const IDLE_TIMEOUT_MS = 60_000;
 
 export async function run(out: Output, command: SwitchoverCommand): Promise<number> {
-  const socket = await resolveSocket(command.config, command.socket);
+  const socket = await resolveSocket(command.config, command.socket, (note) => out.stderr(`baton: ${note}\n`));
   const printer = createProgressPrinter();
   const result = await callAgent(socket, {id: 'switchover', type: 'switchover', options: command.options}, IDLE_TIMEOUT_MS,
     (progress) => {

@@ -3,7 +3,8 @@ import {createConnection, createServer, type Socket} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test from 'ava';
-import type {AgentStatus} from '../../agent/control-protocol.js';
+import {CONTROL_PROTOCOL, type AgentStatus} from '../../agent/control-protocol.js';
+import {VERSION} from '../../agent/version.js';
 import {startControlServer, type ControlHandler} from '../../agent/control-server.js';
 import {createLogger} from '../../agent/log.js';
 import {sendRequest} from '../../cli/control-client.js';
@@ -56,7 +57,42 @@ test('a status request is answered with the handler result', async (t) => {
   const server = await startControlServer(path, handler, log);
   t.teardown(() => server.close());
   const reply = await sendRequest(path, {id: 'r1', type: 'status'});
-  t.deepEqual(reply, {id: 'r1', type: 'result', ok: true, result: {pair: 'web', control: {refusedBusy: 0, timedOut: 0, extraRequests: 0}}});
+  t.deepEqual(reply, {id: 'r1', type: 'result', protocol: CONTROL_PROTOCOL, ok: true, result: {pair: 'web', control: {refusedBusy: 0, timedOut: 0, extraRequests: 0}}});
+});
+
+test('a request naming another control protocol is refused, before the agent does anything, saying both versions', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  let resumed = 0;
+  const server = await startControlServer(path, {...handler, resume: async () => {
+    resumed += 1;
+    return {state: 'standby', reason: 'resumed'};
+  }}, log);
+  t.teardown(() => server.close());
+  const newer = JSON.parse(await rawExchange(path, `{"id":"n","type":"resume","protocol":${CONTROL_PROTOCOL + 1}}\n`)) as
+    {id: string; protocol: number; ok: boolean; error: {code: string; message: string}};
+  t.is(newer.id, 'n');
+  t.is(newer.protocol, CONTROL_PROTOCOL);
+  t.false(newer.ok);
+  t.is(newer.error.code, 'PROTOCOL_MISMATCH');
+  t.is(newer.error.message, `this baton-agent (baton ${VERSION}) speaks control protocol ${CONTROL_PROTOCOL} and the client ${CONTROL_PROTOCOL + 1}: ` +
+    'if baton was just upgraded on this host, restart the agent (`systemctl restart baton-agent`) to finish the upgrade; nothing was done');
+  const older = JSON.parse(await rawExchange(path, '{"id":"o","type":"resume","protocol":1}\n')) as {error: {code: string; message: string}};
+  t.is(older.error.code, 'PROTOCOL_MISMATCH');
+  t.regex(older.error.message, /and the client 1: use the baton installed with this agent; nothing was done$/);
+  const bad = JSON.parse(await rawExchange(path, '{"id":"b","type":"resume","protocol":"2"}\n')) as {error: {code: string; message: string}};
+  t.is(bad.error.code, 'BAD_REQUEST');
+  t.is(bad.error.message, 'request protocol: expected a positive integer');
+  t.is(resumed, 0, 'no request was handed to the agent');
+});
+
+test('a request without a protocol, as baton 0.1.0\'s CLI sends it, is served as before', async (t) => {
+  const path = join(await socketDir(t), 'control.sock');
+  const server = await startControlServer(path, handler, log);
+  t.teardown(() => server.close());
+  const reply = JSON.parse(await rawExchange(path, '{"id":"old","type":"resume"}\n')) as {ok: boolean; protocol: number; result: unknown};
+  t.true(reply.ok);
+  t.is(reply.protocol, CONTROL_PROTOCOL);
+  t.deepEqual(reply.result, {state: 'standby', reason: 'resumed'});
 });
 
 test('malformed and unknown requests get a BAD_REQUEST reply and the server keeps serving', async (t) => {
@@ -76,7 +112,7 @@ test('a rehearsal request is answered with both hosts\' word on the rehearsal ai
   const path = join(await socketDir(t), 'control.sock');
   const server = await startControlServer(path, handler, log);
   t.teardown(() => server.close());
-  t.deepEqual(await sendRequest(path, {id: 'r3', type: 'rehearsal'}), {id: 'r3', type: 'result', ok: true,
+  t.deepEqual(await sendRequest(path, {id: 'r3', type: 'rehearsal'}), {id: 'r3', type: 'result', ok: true, protocol: CONTROL_PROTOCOL,
     result: {self: {host: {role: 'primary', host: 'web-1'}, enabled: true}, peer: {host: {role: 'backup', host: 'web-2'}, enabled: false}}});
 });
 

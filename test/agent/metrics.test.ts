@@ -39,7 +39,7 @@ function source(over: Partial<StatusParts> = {}, tally = new AgentTally()): Metr
     config: testConfig('backup'),
     now: 10_000, startedAt: 1000, stateSince: 4000,
     machine: {...initialState('backup', 3), name: 'standby', reason: 'backup at start, ready to take over'},
-    self: {host: 'web-b', pid: 42, bootId: 'boot1'},
+    self: {host: 'web-b', pid: 42, bootId: 'boot1', version: '0.1.0'},
     holdsIp: false,
     health: {health: 'ok', checks: []},
     peer: {alive: true, lastBeacon: undefined, lastSeenAt: 9750, rttMs: {last: 0.5, average: 0.25}, loss: 0.02, accepted: 40,
@@ -49,6 +49,7 @@ function source(over: Partial<StatusParts> = {}, tally = new AgentTally()): Metr
     switching: undefined,
     beacons: {sent: 45, droppedUnread: 3},
     lateness: {p99: 1.5, max: 250, beyondInterval: 2},
+    peerVersion: undefined,
     ...over,
   });
   return {status, tally: tally.snapshot()};

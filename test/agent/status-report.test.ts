@@ -9,7 +9,8 @@ const parts = (over: Partial<StatusParts> = {}): StatusParts => ({
   config: testConfig('backup'),
   now: 10_000, startedAt: 1000, stateSince: 4000,
   machine: {...initialState('backup', 3), name: 'standby', reason: 'backup at start, ready to take over'},
-  self: {host: 'web-b', pid: 42, bootId: 'boot1'},
+  self: {host: 'web-b', pid: 42, bootId: 'boot1', version: '1.2.3'},
+  peerVersion: '1.2.2',
   holdsIp: false,
   health: {health: 'ok', checks: [{name: 'app', ok: true, detail: 'exit 0', consecutive: 3, health: 'ok'}]},
   peer: {alive: true, lastBeacon: undefined, lastSeenAt: 9800, rttMs: {last: 0.123_456, average: 0.2}, loss: 0, accepted: 40,
@@ -36,6 +37,8 @@ test('times are shown as ages from now, the peer as the other role, RTT to two d
   t.is(report.service.address, '192.0.2.100/24');
   t.is(report.beacons.sent, 45);
   t.is(report.timers.intervalMs, 200);
+  t.is(report.self.version, '1.2.3');
+  t.is(report.peer.version, '1.2.2');
 });
 
 test('a peer never heard has no age and no RTT; no switch is no switch', (t) => {

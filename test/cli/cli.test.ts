@@ -8,8 +8,12 @@ import {execa} from 'execa';
 import type {Config} from '../../agent/config/schema.js';
 import {startControlServer} from '../../agent/control-server.js';
 import {createLogger} from '../../agent/log.js';
+import {CONTROL_PROTOCOL} from '../../agent/control-protocol.js';
+import {VERSION} from '../../agent/version.js';
+import {STATUS_SCHEMA_VERSION, type StatusJson} from '../../cli/commands/status.js';
 import {configWithSecret} from '../fakes/config-fixtures.js';
 import {createFakePair} from '../fakes/fake-pair.js';
+import {statusReport} from '../fakes/status-fixture.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
@@ -122,10 +126,21 @@ test('an unknown command is an error with the usage, exit 1', async (t) => {
   t.regex(result.stderr, /Usage: baton/);
 });
 
-test('an unknown option is an error naming it, exit 1', async (t) => {
-  const result = await baton('status', '--jsn');
-  t.is(result.exitCode, 1);
-  t.regex(result.stderr, /Unknown option '--jsn'/);
+test('an unknown option is an error naming it, exit 1; for status 3, UNKNOWN to a monitoring system, and JSON under --json', async (t) => {
+  const resume = await baton('resume', '--jsn');
+  t.is(resume.exitCode, 1);
+  t.regex(resume.stderr, /Unknown option '--jsn'/);
+  const status = await baton('status', '--jsn');
+  t.is(status.exitCode, 3);
+  t.regex(status.stderr, /Unknown option '--jsn'/);
+  const json = await baton('--config', '/etc/baton/baton.yaml', 'status', '--json', '--jsn');
+  t.is(json.exitCode, 3);
+  t.is(json.stderr, '');
+  const parsed = JSON.parse(json.stdout) as StatusJson;
+  t.is(parsed.schemaVersion, STATUS_SCHEMA_VERSION);
+  t.is(parsed.check.level, 'unknown');
+  t.is(parsed.error?.code, 'USAGE');
+  t.regex(parsed.error?.message ?? '', /Unknown option '--jsn'/);
 });
 
 test('a bad option value is its error and a pointer to --help, not the whole usage', async (t) => {
@@ -140,26 +155,53 @@ test('no command at all prints the usage, exit 1', async (t) => {
   t.regex(result.stderr, /^baton: no command given\n\nUsage: baton/);
 });
 
-test('baton status prints both hosts as the agent sees them', async (t) => {
+test('baton status prints its verdict, then both hosts as the agent sees them', async (t) => {
   const socket = await servedPair(t);
   const result = await baton('status', '--socket', socket);
   t.is(result.exitCode, 0, result.stderr);
-  t.snapshot(result.stdout);
+  // The version is the release's, not this test's.
+  t.snapshot(result.stdout.replaceAll(VERSION, 'VERSION'));
+  t.regex(result.stdout, /^OK: the primary \(web-primary\) active, holds the service IP; the backup \(web-backup\) standby\n/);
+  t.regex(result.stdout, new RegExp(`this host is the primary \\(web-primary, pid 4242, baton ${VERSION.replaceAll('.', '\\.')}\\)`));
   t.regex(result.stdout, /state {7}active for/);
   t.regex(result.stdout, /service IP {2}192\.0\.2\.100\/24 on eth0 \(address mode\): held here \(observed on the interface\)/);
-  t.regex(result.stdout, /peer backup at 192\.0\.2\.12:7411 \(web-backup\)/);
+  t.regex(result.stdout, new RegExp(`peer backup at 192\\.0\\.2\\.12:7411 \\(web-backup, baton ${VERSION.replaceAll('.', '\\.')}\\)`));
   t.regex(result.stdout, /alive {7}yes/);
 });
 
-test('baton status --json gives the same report for machines', async (t) => {
+test('baton status --json gives the same report for machines, with its schema version, the check and both agents\' versions', async (t) => {
   const socket = await servedPair(t);
   const result = await baton('status', '--json', '--socket', socket);
   t.is(result.exitCode, 0, result.stderr);
-  const status = JSON.parse(result.stdout) as {self: {state: string; holdsIp: boolean}; peer: {alive: boolean; state: string}};
+  const status = JSON.parse(result.stdout) as Required<StatusJson>;
+  t.is(status.schemaVersion, STATUS_SCHEMA_VERSION);
+  t.deepEqual(status.check, {level: 'ok', exitCode: 0, problems: [],
+    summary: 'OK: the primary (web-primary) active, holds the service IP; the backup (web-backup) standby'});
+  t.deepEqual(status.cli, {version: VERSION, controlProtocol: CONTROL_PROTOCOL});
   t.is(status.self.state, 'active');
   t.true(status.self.holdsIp);
+  t.is(status.self.version, VERSION);
   t.true(status.peer.alive);
   t.is(status.peer.state, 'standby');
+  t.is(status.peer.version, VERSION);
+});
+
+test('baton status exits 1, WARNING, when the peer has gone silent, and says so on its first line', async (t) => {
+  const {clock, primary, backup} = createFakePair(t, {primary: {epoch: 2}, backup: {epoch: 2}});
+  await primary.agent.start();
+  await backup.agent.start();
+  await clock.advance(2000);
+  await backup.kill();
+  await clock.advance(3000);
+  const socket = join(await tempDir(t), 'control.sock');
+  const log = createLogger({journald: true, debug: false, write: () => undefined, wallNow: () => clock.wallNow()});
+  const server = await startControlServer(socket, primary.agent, log);
+  t.teardown(() => server.close());
+  const result = await baton('status', '--socket', socket);
+  t.is(result.exitCode, 1, result.stdout);
+  t.regex(result.stdout.split('\n')[0] ?? '', /^WARNING: no valid beacon from the backup \(web-backup\) for \d\.\d s: no failover$/);
+  const json = JSON.parse((await baton('status', '--json', '--socket', socket)).stdout) as StatusJson;
+  t.deepEqual(json.check.problems.map((p) => [p.code, p.level]), [['peer-silent', 'warning']]);
 });
 
 test('baton status shows the control socket\'s refusals, in text and in --json', async (t) => {
@@ -222,24 +264,79 @@ test('baton rehearse --with-failure against an older local agent that does not k
   t.teardown(() => new Promise<void>((resolve) => old.close(() => resolve())));
   const result = await baton('rehearse', '--with-failure', '--socket', socket, '--report', join(await tempDir(t), 'report.html'));
   t.is(result.exitCode, 1);
-  t.is(result.stderr.split('\n')[0], 'baton: the local baton-agent does not support the rehearsal request (request type: expected status, ' +
-    'switchover, resume or fail-active, got "rehearsal"): it runs an older baton than this command; restart it (`systemctl restart baton-agent`) ' +
-    'so that it runs the installed one; nothing was done');
-  t.deepEqual(asked.map((line) => (JSON.parse(line) as {type: string}).type), ['rehearsal'], 'nothing was asked after the refusal');
+  // Its replies carry no control protocol: the CLI's first question (a status, before any other request) finds it
+  // older, and the rehearsal request is never sent.
+  t.regex(result.stderr.split('\n')[0] ?? '', /^baton: --with-failure asks both hosts whether they enable the rehearsal aids: the agent at \S+ speaks control protocol 1 \(baton 0\.1\.0\), older than this baton's: .*restart the agent \(`systemctl restart baton-agent`\).*; nothing was done$/);
+  t.deepEqual(asked.map((line) => (JSON.parse(line) as {type: string}).type), ['status'], 'nothing was asked after the refusal');
 });
 
-test('baton status without a running agent says so and how to start it, exit 1', async (t) => {
+test('baton status without a running agent is CRITICAL, exit 2, and says how to start it; under --json as JSON only', async (t) => {
   const socket = join(await tempDir(t), 'none.sock');
   const result = await baton('status', '--socket', socket);
-  t.is(result.exitCode, 1);
-  t.is(result.stderr, `baton: baton-agent is not running: no control socket at ${socket}. Start it with \`systemctl start baton-agent\`, or pass --config/--socket for another agent`);
+  t.is(result.exitCode, 2);
+  t.is(result.stdout, `CRITICAL: baton-agent is not running: no control socket at ${socket}. Start it with \`systemctl start baton-agent\`, or pass --config/--socket for another agent`);
+  const json = await baton('status', '--json', '--socket', socket);
+  t.is(json.exitCode, 2);
+  t.is(json.stderr, '', 'nothing but the JSON object, for a collector that reads both streams');
+  const parsed = JSON.parse(json.stdout) as StatusJson;
+  t.is(parsed.schemaVersion, STATUS_SCHEMA_VERSION);
+  t.deepEqual(parsed.check.problems.map((p) => [p.code, p.level]), [['agent-unreachable', 'critical']]);
+  t.is(parsed.error?.code, 'AGENT_UNREACHABLE');
+  t.regex(parsed.error?.message ?? '', /no control socket at/);
+  t.is(parsed.self, undefined);
 });
 
-test('baton status with an unusable config explains it and suggests --socket', async (t) => {
+test('baton status with an unreadable config it was pointed at is UNKNOWN, exit 3, and suggests --socket', async (t) => {
   const result = await baton('status', '--config', '/nonexistent/baton.yaml');
-  t.is(result.exitCode, 1);
-  t.regex(result.stderr, /cannot find the control socket from \/nonexistent\/baton\.yaml/);
-  t.regex(result.stderr, /pass --socket PATH/);
+  t.is(result.exitCode, 3);
+  t.regex(result.stdout, /^UNKNOWN: cannot find the control socket from \/nonexistent\/baton\.yaml: cannot read it \(no such file, ENOENT\); pass --socket PATH/);
+});
+
+test('baton status reaches a healthy agent through a config whose other keys are wrong and whose secret it cannot read', async (t) => {
+  const socket = await servedPair(t);
+  const config = join(await tempDir(t), 'baton.yaml');
+  await writeFile(config, `pair: web\nnode: primery\nheartbeet: {}\nsecret_file: /nonexistent/secret\ncontrol_socket: ${socket}\n`);
+  const result = await baton('status', '--config', config);
+  t.is(result.exitCode, 0, `${result.stdout}${result.stderr}`);
+  t.is(result.stderr, '');
+  const broken = join(await tempDir(t), 'broken.yaml');
+  await writeFile(broken, `control_socket: ${socket}\nlisten: { address: 192.0.2.11\n`);
+  const json = await baton('status', '--json', '--config', broken);
+  t.is(json.exitCode, 0, json.stdout);
+  t.deepEqual((JSON.parse(json.stdout) as StatusJson).notes,
+    [`${broken} has YAML syntax errors (\`baton check-config\` lists them); its control_socket read alone: ${socket}`]);
+});
+
+/** A control socket answering as baton 0.1.0's agent did: no protocol, a status without versions. Records each request. */
+async function oldAgent(t: {teardown(fn: () => Promise<void>): void}): Promise<{socket: string; requests: string[]}> {
+  const socket = join(await tempDir(t), 'old.sock');
+  const requests: string[] = [];
+  const {version: _version, ...oldSelf} = statusReport().self;
+  const {version: _peerVersion, ...oldPeer} = statusReport().peer;
+  const server = createServer((connection) => {
+    connection.setEncoding('utf8');
+    connection.once('data', (line: string) => {
+      const request = JSON.parse(line) as {id: string; type: string};
+      requests.push(request.type);
+      connection.end(`${JSON.stringify({id: request.id, type: 'result', ok: true, result: {...statusReport(), self: oldSelf, peer: oldPeer}})}\n`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return {socket, requests};
+}
+
+test('a new baton facing an agent of baton 0.1.0 says so in one line, and starts no switch on it', async (t) => {
+  const old = await oldAgent(t);
+  const status = await baton('status', '--socket', old.socket);
+  t.is(status.exitCode, 3);
+  t.is(status.stdout, `UNKNOWN: the agent at ${old.socket} speaks control protocol 1 (baton 0.1.0), older than this baton's: ` +
+    `this baton ${VERSION} speaks ${CONTROL_PROTOCOL}. If baton was just upgraded on this host, restart the agent ` +
+    '(`systemctl restart baton-agent`) to finish the upgrade; else use the baton installed with the agent');
+  const switchover = await baton('switchover', '--socket', old.socket);
+  t.is(switchover.exitCode, 1);
+  t.regex(switchover.stderr, /^baton: the agent at .* speaks control protocol 1 \(baton 0\.1\.0\), older than this baton's/);
+  t.deepEqual(old.requests, ['status', 'status'], 'the switchover request was never sent');
 });
 
 test('baton check-config reports every problem with line numbers and exits 1; a valid file exits 0', async (t) => {

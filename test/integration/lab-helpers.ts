@@ -9,6 +9,7 @@ import test from 'ava';
 import {execa, type ResultPromise} from 'execa';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import type {StatusReport} from '../../agent/control-protocol.js';
+import type {StatusJson} from '../../cli/commands/status.js';
 import {labDown, labUp, type Lab, type LabHost, type LabOptions} from '../../cli/lab/lab.js';
 import {until, whoServes} from '../../cli/lab/observe.js';
 import {startProber, type Prober} from '../../cli/lab/probe-control.js';
@@ -69,10 +70,14 @@ export function baton(host: LabHost, ...args: string[]): ResultPromise<{reject: 
   return execa(process.execPath, [CLI, ...args, '--socket', host.socket], {reject: false, timeout: 120_000});
 }
 
+/** The agent's report through `baton status --json`, whatever its verdict; throws when the agent did not answer. */
 export async function statusOf(host: LabHost): Promise<StatusReport> {
   const result = await baton(host, 'status', '--json');
-  if (result.exitCode !== 0) throw new Error(`baton status on the ${host.role} failed: ${String(result.stderr)}`);
-  return JSON.parse(String(result.stdout)) as StatusReport;
+  const json = JSON.parse(String(result.stdout || '{}')) as Partial<StatusJson>;
+  if (json.error !== undefined || json.self === undefined) {
+    throw new Error(`baton status on the ${host.role} failed (exit ${result.exitCode}): ${json.error?.message ?? String(result.stderr)}`);
+  }
+  return json as StatusReport;
 }
 
 /** Both agents alive, neither starting or switching, exactly one holding the IP: returns both statuses. */

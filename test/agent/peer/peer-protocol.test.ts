@@ -21,7 +21,7 @@ const refuses = test.macro({
 });
 
 test('the operations on the wire are these thirteen, in this order', (t) => {
-  t.deepEqual(PEER_OPS, ['host-info', 'check-log', 'plan', 'begin', 'can-drain', 'drain', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link', 'rehearsal']);
+  t.deepEqual(PEER_OPS, ['host-info', 'check-log', 'plan', 'begin', 'can-drain', 'drain', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link', 'rehearsal', 'version']);
 });
 
 test('a taker is told where to send strays only as an IPv4 address; the drain\'s timeout is bounded', (t) => {

@@ -1,0 +1,152 @@
+// What `baton status` exits with: the pair as this agent sees it, judged in the four levels of monitoring plugins
+// (exit-codes.ts). Pure. docs/states.md gives STATE_LEVEL and docs/operator-guide.md PROBLEM_LEVEL;
+// test/docs.test.ts keeps both tables equal to these.
+//
+// What this agent knows of the service IP is its own interface, observed while it answers, and the peer's word in
+// its last valid beacon: at most a heartbeat interval old while the peer is alive, as old as its silence when not.
+// The holders are not judged while either host starts (nothing decided yet) or a planned switch runs (the IP is
+// on neither host for a few ms by design, and the peer's word can be an interval behind the move).
+
+import type {StatusReport} from '../agent/control-protocol.js';
+import {describeError, isBatonError} from '../agent/errors.js';
+import type {AgentStateName} from '../agent/state-machine.js';
+import {STATUS_EXIT, type CheckLevel} from './exit-codes.js';
+
+/** Each state, whichever host is in it (the peer's only while it is alive), the pair being fine otherwise. */
+export const STATE_LEVEL: Readonly<Record<AgentStateName, 'ok' | 'warning'>> = {
+  starting: 'warning',
+  active: 'ok',
+  standby: 'ok',
+  released: 'warning',
+  fault: 'warning',
+  switching: 'ok',
+  stopping: 'warning',
+};
+
+export type ProblemCode =
+  | 'state' | 'peer-state' | 'ip-on-both' | 'ip-on-neither' | 'peer-silent' | 'peer-rejected' | 'health' | 'peer-health'
+  | 'agent-unreachable' | 'protocol-mismatch' | 'cannot-check';
+
+/** The level of each problem; a state's is STATE_LEVEL's. */
+export const PROBLEM_LEVEL: Readonly<Record<Exclude<ProblemCode, 'state' | 'peer-state'>, CheckLevel>> = {
+  'ip-on-both': 'critical',
+  'ip-on-neither': 'critical',
+  'agent-unreachable': 'critical',
+  'peer-silent': 'warning',
+  'peer-rejected': 'warning',
+  'health': 'warning',
+  'peer-health': 'warning',
+  'protocol-mismatch': 'unknown',
+  'cannot-check': 'unknown',
+};
+
+export interface CheckProblem {
+  readonly level: CheckLevel;
+  readonly code: ProblemCode;
+  readonly text: string;
+}
+
+export interface StatusCheck {
+  readonly level: CheckLevel;
+  readonly exitCode: number;
+  /** One line, the level first: what a monitoring system shows ("WARNING: the backup (web-b) is in fault"). */
+  readonly summary: string;
+  /** Worst first. */
+  readonly problems: readonly CheckProblem[];
+}
+
+// Worse first; unknown (the check could not run) only ever comes alone.
+const SEVERITY: Readonly<Record<CheckLevel, number>> = {ok: 0, warning: 1, critical: 2, unknown: 3};
+
+export function checkStatus(status: StatusReport): StatusCheck {
+  const {self, peer, service} = status;
+  const problems: CheckProblem[] = [];
+  const add = (code: ProblemCode, text: string, level: CheckLevel): void => void problems.push({level, code, text});
+  const peerName = `the ${peer.role}${peer.host === undefined ? '' : ` (${peer.host})`}`;
+  const switching = status.switching !== undefined || self.state === 'switching' || (peer.alive && peer.state === 'switching');
+  const deciding = self.state === 'starting' || (peer.alive && peer.state === 'starting');
+
+  if (!switching && self.holdsIp === true && peer.alive && peer.holdsIp === true) {
+    add('ip-on-both', `the service IP ${service.address} is on both hosts: observed here, and ${peerName} reports holding it`,
+      PROBLEM_LEVEL['ip-on-both']);
+  } else if (!switching && !deciding && self.holdsIp === false && peer.holdsIp === false) {
+    add('ip-on-neither', `nobody holds the service IP ${service.address}: not observed here, and ${peerName} ` +
+      (peer.alive ? 'reports not holding it' : `did not hold it in its last beacon, ${age(peer.lastSeenMsAgo)} ago`), PROBLEM_LEVEL['ip-on-neither']);
+  }
+
+  if (!peer.alive) {
+    add('peer-silent', peer.lastSeenMsAgo === undefined
+      ? `no valid beacon from ${peerName} since this agent started ${age(self.uptimeMs)} ago: no failover`
+      : `no valid beacon from ${peerName} for ${age(peer.lastSeenMsAgo)}: no failover`, PROBLEM_LEVEL['peer-silent']);
+    const rejected = peer.rejectedSinceValid;
+    if (rejected !== undefined) {
+      add('peer-rejected', `${rejected.count} datagram(s) from it were rejected since, the latest ${rejected.reason}: ${rejected.detail}`,
+        PROBLEM_LEVEL['peer-rejected']);
+    }
+  } else if (peer.state !== undefined) {
+    if (STATE_LEVEL[peer.state] !== 'ok') add('peer-state', stateText(peerName, 'there', peer.state, undefined), STATE_LEVEL[peer.state]);
+    if (peer.health === 'failing' && peer.state !== 'fault') add('peer-health', `${peerName}'s health checks fail`, PROBLEM_LEVEL['peer-health']);
+  }
+
+  if (STATE_LEVEL[self.state] !== 'ok') add('state', stateText(`this host, the ${self.role} (${self.host}),`, 'here', self.state, self.reason), STATE_LEVEL[self.state]);
+  if (self.health === 'failing' && self.state !== 'fault') {
+    const failing = self.healthChecks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join(', ');
+    add('health', `this host's health checks fail: ${failing}`, PROBLEM_LEVEL.health);
+  }
+
+  if (problems.length === 0) {
+    const holds = (held: boolean | undefined): string => (held === true ? ', holds the service IP' : '');
+    return verdict('ok', [], `OK: the ${self.role} (${self.host}) ${self.state}${holds(self.holdsIp)}; ` +
+      `${peerName} ${peer.state ?? 'unknown'}${holds(peer.holdsIp)}`);
+  }
+  return verdict(worst(problems), problems);
+}
+
+/** When status could not be asked at all: the agent does not answer (critical), or the question failed (unknown). */
+export function checkFailure(error: unknown): StatusCheck {
+  const text = describeError(error);
+  if (isBatonError(error, 'AGENT_UNREACHABLE') && errnoOf(error.cause) !== 'EACCES') {
+    return verdict('critical', [{level: 'critical', code: 'agent-unreachable', text}]);
+  }
+  const code = isBatonError(error, 'PROTOCOL_MISMATCH') ? 'protocol-mismatch' : 'cannot-check';
+  return verdict('unknown', [{level: 'unknown', code, text}]);
+}
+
+function verdict(level: CheckLevel, problems: CheckProblem[], summary?: string): StatusCheck {
+  const sorted = problems.toSorted((a, b) => SEVERITY[b.level] - SEVERITY[a.level]);
+  return {level, exitCode: STATUS_EXIT[level], problems: sorted, summary: summary ?? `${level.toUpperCase()}: ${sorted.map((p) => p.text).join('; ')}`};
+}
+
+function worst(problems: readonly CheckProblem[]): CheckLevel {
+  return problems.reduce<CheckLevel>((level, p) => (SEVERITY[p.level] > SEVERITY[level] ? p.level : level), 'ok');
+}
+
+/** What a state means for the pair, said of the host in it. */
+function stateText(who: string, where: 'here' | 'there', state: AgentStateName, reason: string | undefined): string {
+  const why = reason === undefined ? '' : ` (${reason})`;
+  switch (state) {
+    case 'starting':
+      return `${who} is starting: its agent has not decided yet`;
+    case 'released':
+      return `${who} is released: free for maintenance, and nobody stands by until \`baton resume\` ${where}`;
+    case 'fault':
+      return `${who} is in fault${why}: it never takes the service IP, so nobody stands by`;
+    case 'stopping':
+      return `${who} is stopping: its agent is going away`;
+    case 'active':
+    case 'standby':
+    case 'switching':
+      return `${who} is ${state}`;
+  }
+}
+
+function age(ms: number | undefined): string {
+  if (ms === undefined) return 'an unknown time';
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 3_600_000)} h`;
+}
+
+function errnoOf(cause: unknown): string | undefined {
+  const code = (cause as {code?: unknown} | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
