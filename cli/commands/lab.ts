@@ -1,6 +1,6 @@
 // `baton lab up|status|down|run`: a two-host pair plus a client in network namespaces on this machine.
 
-import {readdir} from 'node:fs/promises';
+import {readdir, stat} from 'node:fs/promises';
 import {join} from 'node:path';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {BatonError} from '../../agent/errors.js';
@@ -13,6 +13,7 @@ import {formatDrillReport} from '../drill/report.js';
 import {writeDrillReport} from '../drill/report-html.js';
 import {EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK} from '../exit-codes.js';
 import {LAB_BASE_DIR, labDown, labsByOwner, labStatus, labUp, readLab, waitForSettledPair, type Lab} from '../lab/lab.js';
+import {liveOwner} from '../lab/lab-owner.js';
 import {isNginxInstalled, NGINX_PROGRAM} from '../lab/web.js';
 import type {Output} from '../output.js';
 
@@ -125,16 +126,24 @@ async function webKind(wanted: 'builtin' | 'nginx'): Promise<'builtin' | 'nginx'
   return wanted;
 }
 
-/** The lab `baton lab up` or `lab run` built here (their records are in LAB_BASE_DIR; a campaign keeps its own). */
+/**
+ * The lab `baton lab up` or `lab run` built here (their records are in LAB_BASE_DIR; a campaign keeps its own): the
+ * standing one (its builder has exited: `lab up`, an interrupted drill), else one a drill still runs in; the newest
+ * of them. Another user's drill running beside a standing lab is not the one meant.
+ */
 async function currentLab(): Promise<Lab> {
-  const labs: Lab[] = [];
-  for (const name of (await readdir(LAB_BASE_DIR).catch(() => [] as string[])).sort()) {
-    const lab = await readLab(join(LAB_BASE_DIR, name)).catch(() => undefined);
-    if (lab !== undefined) labs.push(lab);
+  const labs: Array<{lab: Lab; standing: boolean; madeMs: number}> = [];
+  for (const name of await readdir(LAB_BASE_DIR).catch(() => [] as string[])) {
+    const dir = join(LAB_BASE_DIR, name);
+    const lab = await readLab(dir).catch(() => undefined);
+    if (lab === undefined) continue;
+    const madeMs = (await stat(dir).catch(() => undefined))?.mtimeMs ?? 0;
+    labs.push({lab, standing: await liveOwner(lab.prefix) === undefined, madeMs});
   }
-  const lab = labs.at(-1);
-  if (lab === undefined) throw new BatonError('LAB_FAILED', 'no lab is running; start one with `baton lab up`');
-  return lab;
+  labs.sort((a, b) => Number(a.standing) - Number(b.standing) || a.madeMs - b.madeMs);
+  const chosen = labs.at(-1);
+  if (chosen === undefined) throw new BatonError('LAB_FAILED', 'no lab is running; start one with `baton lab up`');
+  return chosen.lab;
 }
 
 function requireRoot(): void {
