@@ -290,7 +290,8 @@ async function flagCases(lab: Lab): Promise<CaseResult[]> {
   ];
   const rows: CaseResult[] = [];
   for (const c of cases) {
-    const result = await run(process.execPath, [CLI, ...c.args, '--socket', socket]);
+    // lab takes no --socket (it is refused there, not ignored): the lab case gets none.
+    const result = await run(process.execPath, [CLI, ...c.args, ...(c.args[0] === 'lab' ? [] : ['--socket', socket])]);
     const holders = await holdersOf(lab);
     const ok = result.exitCode === 1 && c.expect.test(firstLine(result.output)) && holders.length === 1 && holders[0] === 'primary';
     rows.push({group: 'input', name: `cli: baton ${c.args.join(' ')}`, ok, figures: `exit ${result.exitCode}: ${firstLine(result.output)}`,

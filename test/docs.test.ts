@@ -206,3 +206,12 @@ test('docs/protocol.md\'s table of rejections names every reason the agent count
   const named = [...table.matchAll(/^\| ((?:`[a-z-]+`(?:, )?)+) \|/gm)].flatMap((m) => [...(m[1] ?? '').matchAll(/`([a-z-]+)`/g)].map((r) => r[1]));
   t.deepEqual([...named].sort(), [...REJECT_REASONS].sort());
 });
+
+test('docs/troubleshooting.md\'s table of host problems is HOST_PROBLEMS: every kind, its severity, and whether the agent starts', async (t) => {
+  const {HOST_PROBLEMS} = await import('../agent/host-check.js');
+  const doc = await readFile(new URL('docs/troubleshooting.md', root), 'utf8');
+  const table = doc.split('<!-- host-problems')[1]?.split('\n\n')[0] ?? '';
+  const rows = [...table.matchAll(/^\| `([a-z0-9-]+)` \| (error|warning) \| ([^|]+) \|/gm)]
+    .map((m) => [m[1], m[2], (m[3] ?? '').trim() === 'does not start']);
+  t.deepEqual(rows.toSorted(), Object.entries(HOST_PROBLEMS).map(([kind, about]) => [kind, about.severity, about.blocksStart]).toSorted());
+});
