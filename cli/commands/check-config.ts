@@ -106,9 +106,12 @@ export async function checkConfig(options: CheckConfigOptions, deps: CheckConfig
   const notes: string[] = [];
   if (config !== undefined) {
     notes.push(describeReplayProtection(config));
-    const drain = await describeDrain(config, deps.drain(config));
-    if (typeof drain === 'string') notes.push(drain);
-    else host.push(drain);
+    // Without its interface nftables refuses the drain's rules too: that would only say the same thing again.
+    if (!host.some((problem) => problem.kind === 'interface-missing')) {
+      const drain = await describeDrain(config, deps.drain(config));
+      if (typeof drain === 'string') notes.push(drain);
+      else host.push(drain);
+    }
     if (resolve(file) === DEFAULT_CONFIG_FILE) {
       const sandbox = await checkSandbox(config, deps.dropIn);
       if (typeof sandbox === 'string') notes.push(sandbox);

@@ -109,6 +109,15 @@ test('the file\'s problems and the host\'s are printed together, errors first, a
   t.is(lines.length, 4);
 });
 
+test('without its interface, the drain is not judged: nftables would refuse it for the same reason', async (t) => {
+  const {file, deps} = await fakeHost(t, '', [['interface: eth0', 'interface: eth9']]);
+  const drain = new FakeDrainDriver();
+  drain.cannot = 'nftables cannot take the drain\'s rules here: Error: Interface does not exist';
+  const result = await checkWith({...deps, drain: () => drain}, file, true);
+  const report = JSON.parse(result.stdout) as {problems: {kind?: string}[]};
+  t.deepEqual(report.problems.map((problem) => problem.kind), ['interface-missing']);
+});
+
 test('warnings alone leave the file valid (exit 0), each on a WARNING line', async (t) => {
   const {file, probe, deps} = await fakeHost(t);
   probe.programs.delete('perl');
