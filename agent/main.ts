@@ -8,6 +8,9 @@ import {nanoid} from 'nanoid';
 import {createAccessLogTail} from './adapters/access-log-tail.js';
 import {createExecaRunner} from './adapters/execa-runner.js';
 import {createSystemHostInfo} from './adapters/host-info.js';
+import {createSystemHostProbe, processFileAccess, unitFileAccess} from './adapters/host-probe.js';
+import type {FileAccess} from './config/unit-file-access.js';
+import {checkHost, gatherHostFacts, HOST_PROBLEMS, type HostProblem, subjectOfConfig} from './host-check.js';
 import {createScriptRunner} from './adapters/script-runner.js';
 import {createSystemHealthProbe} from './adapters/system-health-probe.js';
 import {
@@ -49,8 +52,10 @@ systemd (baton-agent.service).
 Options:
   --config FILE     configuration file (default ${DEFAULT_CONFIG_FILE})
   --check-config    validate the configuration and the secret file as SIGHUP
-                    would (the unit's allow-lists included), print every
-                    problem found, and exit: 0 valid, 1 invalid; starts nothing
+                    would (the unit's allow-lists included), and this host as
+                    the unit will run the agent (as \`baton check-config\` does),
+                    print every problem found, and exit: 0 valid, 1 on any
+                    error; starts nothing
   --debug           also log debug lines
   -h, --help        show this help
   --version         print the version
@@ -62,7 +67,11 @@ PID, the service IP untouched). SIGUSR1 logs a full status dump.
 
 Under the unit, a config that needs an address or a port the unit's allow-lists
 do not have (the drop-in \`baton install\` writes from the config) is refused,
-at start and on SIGHUP: run \`baton install --keep-config\` after such a change.`;
+at start and on SIGHUP: run \`baton install --keep-config\` after such a change.
+
+At start it checks this host as \`baton check-config\` does and logs each problem
+as a (host) line; it does not start without its service interface, \`ip\` or
+\`arping\`, or with an IPv6 service address (its first takeover would fail).`;
 
 
 // systemctl status shows the agent's STATUS= line: it is re-checked as often as the agent observes its own
@@ -113,19 +122,28 @@ async function main(argv: readonly string[]): Promise<number> {
   // What SIGHUP would check, in this process's sandbox: the unit's ExecReload= runs it before it signals, so that
   // `systemctl reload` fails on a file the running agent would refuse (systemd 252 has no Type=notify-reload).
   if (values['check-config']) {
+    let config: Config;
     try {
-      const config = await loadConfig(values.config);
-      const problems = sandboxProblems(config, await runningSandbox(systemdEnvironment()));
-      if (problems.length > 0) {
-        process.stderr.write(`baton-agent: ${describeSandboxProblems(config.file, problems)}\n`);
-        return 1;
-      }
-      process.stdout.write(`${config.file}: valid (${config.node} of pair ${config.pair}, service IP ${config.service.ip.cidr} on ${config.service.interface})\n`);
-      return 0;
+      config = await loadConfig(values.config);
     } catch (error) {
       process.stderr.write(`baton-agent: ${describeError(error)}\n`);
       return 1;
     }
+    const sandboxed = sandboxProblems(config, await runningSandbox(systemdEnvironment()));
+    if (sandboxed.length > 0) {
+      process.stderr.write(`baton-agent: ${describeSandboxProblems(config.file, sandboxed)}\n`);
+      return 1;
+    }
+    // The host as the unit will run the agent (`baton check-config` says more: the drain, the installed drop-in).
+    const problems = await runHostCheck(config, await unitFileAccess());
+    const errors = problems.filter((problem) => problem.severity === 'error');
+    const listed = problems.map((problem) => `  - ${problem.severity === 'warning' ? 'warning: ' : ''}${problem.message}\n`).join('');
+    if (errors.length > 0) {
+      process.stderr.write(`baton-agent: ${config.file}: this host cannot run it (${errors.length} error${errors.length === 1 ? '' : 's'}):\n${listed}`);
+      return 1;
+    }
+    process.stdout.write(`${config.file}: valid (${config.node} of pair ${config.pair}, service IP ${config.service.ip.cidr} on ${config.service.interface})\n${listed}`);
+    return 0;
   }
 
   const clock = createSystemClock();
@@ -172,6 +190,19 @@ async function main(argv: readonly string[]): Promise<number> {
     log.error(`(config) ${describeSandboxProblems(config.file, problems)}`);
     return 1;
   }
+  // This host as the agent sees it, in its own sandbox: each problem logged in check-config's words; those that
+  // would make the first takeover fail keep it from starting (a standby that cannot take the IP must not look ready).
+  const hostProblems = await runHostCheck(config, await processFileAccess());
+  for (const problem of hostProblems) {
+    if (problem.severity === 'error') log.error(`(host) ${problem.message}`);
+    else log.warning(`(host) ${problem.message}`);
+  }
+  const fatal = hostProblems.filter((problem) => HOST_PROBLEMS[problem.kind].blocksStart);
+  if (fatal.length > 0) {
+    log.error(`(host) not starting: ${fatal.map((problem) => problem.key ?? problem.kind).join(', ')} would make the first ` +
+      'takeover fail (see above); `baton check-config` lists every problem');
+    return 1;
+  }
   return run(config, log, clock, systemd, sandbox);
 }
 
@@ -184,6 +215,12 @@ function systemdEnvironment(): SystemdEnvironment {
     ipAllow: process.env[IP_ALLOW_VARIABLE],
     bindAllow: process.env[BIND_ALLOW_VARIABLE],
   };
+}
+
+/** The host check of the config on this host (host-check.ts), programs looked up in this process's PATH. */
+async function runHostCheck(config: Config, access: FileAccess): Promise<HostProblem[]> {
+  const subject = subjectOfConfig(config);
+  return checkHost(subject, await gatherHostFacts(subject, createSystemHostProbe({path: process.env['PATH'] ?? ''})), access);
 }
 
 /** The sandbox this process runs in: the drop-in's lists, and whether the bounding set still lets setpriv work. */

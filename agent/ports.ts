@@ -2,6 +2,7 @@
 // No execa, dgram or systeminformation type crosses these; fakes in test/fakes implement them.
 
 import type {RequestTally} from './request-evidence.js';
+import type {FileFacts} from './config/unit-file-access.js';
 import type {ServiceIp} from './state-machine.js';
 
 /** Monotonic milliseconds, never Date.now(): a wall-clock step must not fake a dead peer. */
@@ -232,4 +233,21 @@ export interface ServiceManager {
   status(text: string): Promise<void>;
   /** A clean stop has begun (STOPPING=1). Throws like ready(). */
   stopping(): Promise<void>;
+}
+
+/**
+ * What the host check (host-check.ts) reads of this host. Nothing here changes anything; each method answers for
+ * the moment it is called.
+ */
+export interface HostProbe {
+  /** Every network interface by name (down ones too), with the addresses on it. */
+  interfaces(): Promise<ReadonlyMap<string, readonly string[]>>;
+  /** stat(2) of a path, following links, with the owner's and group's names; the Error (with its `code`) else. */
+  stat(path: string): Promise<FileFacts | Error>;
+  /** The last lines of a log file as this process reads it (at most a few dozen); the Error (with its `code`) else. */
+  lastLines(path: string): Promise<readonly string[] | Error>;
+  /** Where a program is found on PATH (an executable regular file), undefined when it is not. */
+  findProgram(name: string): Promise<string | undefined>;
+  /** The PATH searched, for messages. */
+  readonly path: string;
 }

@@ -295,7 +295,8 @@ async function flagCases(lab: Lab): Promise<CaseResult[]> {
   ];
   const rows: CaseResult[] = [];
   for (const c of cases) {
-    const result = await run(process.execPath, [CLI, ...c.args, '--socket', socket]);
+    // lab takes no --socket (it is refused there, not ignored): the lab case gets none.
+    const result = await run(process.execPath, [CLI, ...c.args, ...(c.args[0] === 'lab' ? [] : ['--socket', socket])]);
     const holders = await holdersOf(lab);
     // status speaks the monitoring plugins' statuses: its usage error is UNKNOWN (3), the others' 1.
     const expectedExit = c.args[0] === 'status' ? STATUS_EXIT.unknown : 1;

@@ -7,6 +7,7 @@ import type {SwitchoverOptions} from '../agent/control-protocol.js';
 import {parseHostCidr, parseIpAddress} from '../agent/net/ip-address.js';
 import {SWITCH_STEP_NAMES} from '../agent/plans/plans.js';
 import {LAB_PREFIX_PATTERN} from './lab/topology-plan.js';
+import type {CheckConfigOptions} from './commands/check-config.js';
 import type {InstallOptions} from './commands/install.js';
 import type {UninstallOptions} from './commands/uninstall.js';
 
@@ -47,8 +48,20 @@ Commands:
                              it on the standby), or HOST with --client: over ssh
                              (key, no password; --ssh-config FILE), with baton
                              installed there (--client-baton DIR, /opt/baton)
-  check-config [FILE]        validate a configuration file and its secret file;
-                             prints every problem at once; exit 0 valid, 1 invalid
+  check-config [FILE] [--json] [--file-only]
+                             validate a configuration file and its secret files,
+                             and this host as the agent will see it: the
+                             service interface, listen.address, the access log
+                             (readable under the unit's sandbox, in its format),
+                             the secrets' owner, ip, arping and perl, no IPv6
+                             service address yet. Every problem at once, each an
+                             error or a warning; exit 0 valid (warnings
+                             allowed), 1 on any error. FILE is --config's
+      --json                 the result for machines: {file, valid, errors,
+                             warnings, problems: [{severity, check, kind, key,
+                             line, message}], config}
+      --file-only            the file and its secrets only: for a config
+                             written for another machine
   lab up|status|down|run     a two-host pair plus a client in network namespaces
                              on this machine (needs root, iproute2, arping):
                                up      build it: namespaces, a web server and a
@@ -67,7 +80,7 @@ Commands:
                              ./baton-drill-report.html; the JSON goes beside it)
   install --role primary|backup --listen ADDR --peer ADDR --service-ip CIDR
           --interface IF [--pair NAME] [--access-log PATH] [--secret-from FILE]
-          [--root DIR] [--force | --keep-config] [--dry-run]
+          [--root DIR] [--force | --keep-config] [--skip-host-check] [--dry-run]
                              run baton on this host under systemd: the program
                              and its own Node 24 in /opt/baton, the config
                              /etc/baton/baton.yaml written from the options and
@@ -90,6 +103,11 @@ Commands:
                              makes install refuse and change nothing
       --keep-config          upgrade: replace the program, the unit and the
                              command, keep the installed config (no --role)
+      --skip-host-check      install although the host check (see
+                             check-config) finds errors: an interface or an
+                             access log that comes later. Into / install
+                             refuses on them, before writing anything; with
+                             --root (not this host) it does not check
       --root DIR             install into DIR (an image, a chroot) instead of
                              /; systemctl is then only printed
       --dry-run              check the options, config and secret, and print
@@ -106,7 +124,8 @@ Options:
   --config FILE    configuration file (default ${DEFAULT_CONFIG_FILE}); the
                    control socket is found from it
   --socket PATH    control socket, overriding the one in the config
-  --json           machine-readable output (status, lab status)
+  --json           machine-readable output (status, switchover, resume,
+                   rehearse, check-config, lab status, lab run)
   -h, --help       show this help
   --version        print the version
 
@@ -122,7 +141,7 @@ export type Command =
   | {readonly name: 'rehearse'; readonly config: string; readonly socket: string | undefined; readonly json: boolean;
       readonly withFailure: boolean; readonly report: string; readonly url: string | undefined; readonly intervalMs: number;
       readonly client: string | undefined; readonly sshConfig: string | undefined; readonly clientBaton: string}
-  | {readonly name: 'check-config'; readonly file: string}
+  | ({readonly name: 'check-config'} & CheckConfigOptions)
   | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string; readonly lab?: string}
   | ({readonly name: 'install'} & InstallOptions)
   | ({readonly name: 'uninstall'} & UninstallOptions);
@@ -132,15 +151,31 @@ const LAB_ACTIONS: readonly LabAction[] = ['up', 'status', 'down', 'run'];
 export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'rehearse', 'check-config', 'lab', 'install', 'uninstall'] as const;
 // Both hosts of a pair get the same id when nobody names one.
 const DEFAULT_PAIR = 'web';
-/** The options of install and uninstall, refused elsewhere: `baton status --purge` is a mistake worth naming. */
+/**
+ * The commands that use each option; anywhere else it is refused, never ignored: `baton status --purge`,
+ * `baton install --config X` (which writes /etc/baton/baton.yaml all the same) are mistakes worth naming.
+ */
 const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
+  'config': ['status', 'switchover', 'resume', 'rehearse', 'check-config'],
+  'socket': ['status', 'switchover', 'resume', 'rehearse'],
+  'json': ['status', 'switchover', 'resume', 'rehearse', 'check-config', 'lab'], 'file-only': ['check-config'],
   'role': ['install'], 'listen': ['install'], 'peer': ['install'], 'service-ip': ['install'], 'interface': ['install'],
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install', 'uninstall'],
-  'keep-config': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
+  'keep-config': ['install'], 'skip-host-check': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
   'dry-run': ['switchover', 'install'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
   'pause-after': ['switchover'], 'web': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
   'interval-ms': ['rehearse'], 'client': ['rehearse'], 'ssh-config': ['rehearse'], 'client-baton': ['rehearse'],
 };
+/** What an option would have been taken to do where it is refused, when that is not plain. */
+const WHY_NOT: Readonly<Record<string, string>> = {
+  'config install': ': install always writes /etc/baton/baton.yaml (the unit runs that file); --root DIR installs into another tree',
+  'config uninstall': ': uninstall removes what install put in its fixed places',
+  'config lab': ': the lab writes a config for each of its hosts',
+};
+/** lab's options, by the actions that use them. */
+const LAB_OPTIONS: ReadonlyArray<[string, readonly LabAction[]]> = [
+  ['json', ['status', 'run']], ['web', ['up', 'run']], ['report', ['run']],
+];
 /** The options that answer the config's questions: --keep-config keeps the installed answers instead. */
 const ANSWER_OPTIONS = ['role', 'listen', 'peer', 'service-ip', 'interface', 'pair', 'access-log'] as const;
 const DEFAULT_PAUSE_S = 10;
@@ -187,6 +222,8 @@ const OPTIONS = {
   'secret-from': {type: 'string'},
   force: {type: 'boolean', default: false},
   'keep-config': {type: 'boolean', default: false},
+  'file-only': {type: 'boolean', default: false},
+  'skip-host-check': {type: 'boolean', default: false},
   purge: {type: 'boolean', default: false},
   help: {type: 'boolean', short: 'h', default: false},
   version: {type: 'boolean', default: false},
@@ -213,7 +250,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   for (const [option, commands] of Object.entries(OPTIONS_OF)) {
     const value = (values as Record<string, unknown>)[option];
     if (value !== undefined && value !== false && !commands.includes(name ?? '')) {
-      throw new UsageError(`--${option} is an option of ${commands.join(' and ')}, not of ${name ?? 'baton alone'}`);
+      throw new UsageError(`--${option} is an option of ${listWords(commands)}, not of ${name ?? 'baton alone'}` +
+        (WHY_NOT[`${option} ${name ?? ''}`] ?? ''));
     }
   }
   switch (name) {
@@ -222,8 +260,14 @@ export function parseCommandLine(argv: readonly string[]): Command {
     case 'status':
       noMore(name, rest);
       return {name, config, socket: values.socket, json: values.json};
-    case 'switchover':
+    case 'switchover': {
       noMore(name, rest);
+      // A dry run prints the plan after the preflight (so --strict applies) and moves nothing: nothing to confirm or hold.
+      const unused = (['min-requests', 'confirm-timeout', 'pause-after'] as const).filter((option) => values[option] !== undefined);
+      if (values['dry-run'] && unused.length > 0) {
+        throw new UsageError(`${listOptions(unused)} ${unused.length === 1 ? 'does' : 'do'} nothing with --dry-run, which moves ` +
+          'nothing: leave it out, or drop --dry-run');
+      }
       return {
         name, config, socket: values.socket, json: values.json,
         options: {
@@ -234,12 +278,17 @@ export function parseCommandLine(argv: readonly string[]): Command {
           pauseAfter: parsePause(values['pause-after']),
         },
       };
+    }
     case 'resume':
       noMore(name, rest);
       return {name, config, socket: values.socket, json: values.json};
     case 'rehearse': {
       noMore(name, rest);
       if (values.url !== undefined && !/^https?:\/\/\S+$/.test(values.url)) throw new UsageError(`--url: expected an http:// or https:// URL, got '${values.url}'`);
+      const clientOnly = (['ssh-config', 'client-baton'] as const).filter((option) => values[option] !== undefined);
+      if (values.client === undefined && clientOnly.length > 0) {
+        throw new UsageError(`${listOptions(clientOnly)} ${clientOnly.length === 1 ? 'is' : 'are'} for --client HOST: without it this machine probes, and no ssh runs`);
+      }
       return {
         name, config, socket: values.socket, json: values.json, withFailure: values['with-failure'], url: values.url,
         report: values.report ?? 'baton-rehearsal-report.html',
@@ -249,7 +298,10 @@ export function parseCommandLine(argv: readonly string[]): Command {
     }
     case 'check-config': {
       if (rest.length > 1) throw new UsageError(`check-config takes at most one file, got ${rest.length}`);
-      return {name, file: rest[0] ?? config};
+      if (rest[0] !== undefined && values.config !== undefined) {
+        throw new UsageError(`check-config: give the file once, as --config ${values.config} or as ${rest[0]}, not both`);
+      }
+      return {name, file: rest[0] ?? config, json: values.json, fileOnly: values['file-only']};
     }
     case 'lab': {
       const [action, ...extra] = rest;
@@ -259,6 +311,12 @@ export function parseCommandLine(argv: readonly string[]): Command {
       const more = action === 'down' ? extra.slice(1) : extra;
       if (action === 'down' && more.length > 0) throw new UsageError(`lab down takes at most one lab name, got '${extra.join(' ')}'`);
       noMore(`lab ${action}`, more);
+      for (const [option, actions] of LAB_OPTIONS) {
+        const value = (values as Record<string, unknown>)[option];
+        if (value !== undefined && value !== false && !actions.includes(action as LabAction)) {
+          throw new UsageError(`--${option} is an option of ${listWords(actions.map((used) => `lab ${used}`))}, not of lab ${action}`);
+        }
+      }
       if (lab !== undefined && !LAB_PREFIX_PATTERN.test(lab)) throw new UsageError(`lab down: expected a lab name such as bl3k9x0q, got '${lab}'`);
       const web = values.web ?? 'builtin';
       if (web !== 'builtin' && web !== 'nginx') throw new UsageError(`--web: expected builtin or nginx, got '${web}'`);
@@ -276,7 +334,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
           throw new UsageError(`--keep-config keeps the installed config, so ${listOptions(given)} would be ignored: ` +
             'leave them out, or use --force instead of --keep-config to write the config from them');
         }
-        return {name, root, answers: undefined, secretFrom, force: false, dryRun: values['dry-run']};
+        return {name, root, answers: undefined, secretFrom, force: false, dryRun: values['dry-run'], skipHostCheck: values['skip-host-check']};
       }
       const missing = (['role', 'listen', 'peer', 'service-ip', 'interface'] as const).filter((option) => values[option] === undefined);
       if (missing.length > 0) {
@@ -297,7 +355,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
         throw new UsageError(`--service-ip: expected an address with its prefix length like 192.0.2.100/24, got '${serviceIp}'`);
       }
       return {
-        name, root, secretFrom, force: values.force, dryRun: values['dry-run'],
+        name, root, secretFrom, force: values.force, dryRun: values['dry-run'], skipHostCheck: values['skip-host-check'],
         answers: {
           node: role, pair: values.pair ?? DEFAULT_PAIR, listen: ipAddress('--listen', values.listen),
           peer: ipAddress('--peer', values.peer), serviceIp, interface: values.interface ?? '', accessLog,
@@ -334,6 +392,11 @@ function parseRoot(value: string | undefined): string {
   if (!isAbsolute(value)) throw new UsageError(`--root: expected an absolute directory like /mnt/target, got '${value}'`);
   // One spelling per directory: /mnt/target/ and /mnt/target are the same root, / is this system.
   return value.replace(/\/+$/, '') || '/';
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function listWords(words: readonly string[]): string {
+  return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} and ${words.at(-1)}`;
 }
 
 /** `--a, --b and --c`. */

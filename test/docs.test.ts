@@ -315,3 +315,12 @@ test('docs/operator-guide.md gives every problem `baton status` judges with its 
   t.deepEqual(Object.fromEntries(exits), STATUS_EXIT);
   t.regex(doc, new RegExp(`^\\| \`schemaVersion\` \\| \`${STATUS_SCHEMA_VERSION}\`: `, 'm'));
 });
+
+test('docs/troubleshooting.md\'s table of host problems is HOST_PROBLEMS: every kind, its severity, and whether the agent starts', async (t) => {
+  const {HOST_PROBLEMS} = await import('../agent/host-check.js');
+  const doc = await readFile(new URL('docs/troubleshooting.md', root), 'utf8');
+  const table = doc.split('<!-- host-problems')[1]?.split('\n\n')[0] ?? '';
+  const rows = [...table.matchAll(/^\| `([a-z0-9-]+)` \| (error|warning) \| ([^|]+) \|/gm)]
+    .map((m) => [m[1], m[2], (m[3] ?? '').trim() === 'does not start']);
+  t.deepEqual(rows.toSorted(), Object.entries(HOST_PROBLEMS).map(([kind, about]) => [kind, about.severity, about.blocksStart]).toSorted());
+});

@@ -201,6 +201,18 @@ export function createAccessLogTail(options: AccessLogTailOptions): AccessLogWat
   };
 }
 
+/** The last complete, non-empty lines of a log, as preflight judges them (the host check reads the same). Throws
+ *  the file system's error. */
+export async function readLastLines(file: string): Promise<string[]> {
+  const reader = await openLog(file);
+  if (reader === undefined) throw Object.assign(new Error(`ENOENT: no such file, open '${file}'`), {code: 'ENOENT'});
+  try {
+    return await lastLines(reader.handle);
+  } finally {
+    await reader.handle.close();
+  }
+}
+
 /** The last SAMPLE_LINES complete, non-empty lines in the last SAMPLE_BYTES of the log. */
 async function lastLines(handle: FileHandle): Promise<string[]> {
   const {size} = await handle.stat();

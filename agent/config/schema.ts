@@ -168,16 +168,19 @@ const METRICS_KEYS = ['enabled', 'listen', 'allow_from'] as const;
  * or wrong.
  */
 export async function loadConfig(file: string): Promise<Config> {
-  let text: string;
+  return parseConfig(await readConfigText(file), file, readSecretFile, inspectProgramFile);
+}
+
+/** The text of a config file. Throws BatonError CONFIG_INVALID naming the file, why it cannot be read and the fix. */
+export async function readConfigText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (error) {
     const hint = errorCode(error) === 'ENOENT' ? '; create it (`baton install` writes one) or pass --config FILE' : '';
     throw new BatonError('CONFIG_INVALID', `${file}: cannot read the config file: ${describeFsError(error)}${hint}`, {
       cause: error,
     });
   }
-  return parseConfig(text, file, readSecretFile, inspectProgramFile);
 }
 
 /**
@@ -187,13 +190,43 @@ export async function loadConfig(file: string): Promise<Config> {
  */
 export function parseConfig(text: string, file: string, readSecret: SecretReader,
   inspectProgram: ProgramInspector, lookupUser: UserLookup = lookupLocalUser): Config {
+  const inspected = inspectConfig(text, file, readSecret, inspectProgram, lookupUser);
+  if (inspected.config === undefined) throw inspected.failure;
+  return inspected.config;
+}
+
+/** One problem of the file, for a machine: its line, the key it is about (when it names one), the whole message. */
+export interface FileProblem {
+  readonly line: number;
+  readonly key: string | undefined;
+  /** `key: expected …, got …` as in the CONFIG_INVALID message, without the file and line. */
+  readonly message: string;
+}
+
+/** What is known of a file with problems: every value that could be read (the rest undefined). */
+export type ConfigDraft = ReturnType<typeof readConfig>;
+
+/**
+ * parseConfig without the throw: the frozen Config when the file is valid, else its problems one by one, the
+ * CONFIG_INVALID error parseConfig would throw, and the draft of what could be read, so that checks of the host can
+ * still look at the keys that are right (`baton check-config` reports every problem at once).
+ */
+export function inspectConfig(text: string, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector,
+  lookupUser: UserLookup = lookupLocalUser): {
+  readonly config: Config | undefined; readonly draft: ConfigDraft | undefined; readonly problems: readonly FileProblem[];
+  readonly failure: BatonError | undefined;
+} {
   const reader = readYaml(text);
-  if (reader.problems.length > 0) throw reader.failure(file);
-  const config = readConfig(reader, file, readSecret, inspectProgram, lookupUser);
-  if (reader.problems.length > 0) throw reader.failure(file);
-  // Every read that yields undefined has recorded a problem (except the optional access_log and on_state_change),
-  // so with no problems the draft is complete.
-  return deepFreeze(config as Config);
+  // A syntax error leaves no tree worth reading.
+  const draft = reader.problems.length > 0 ? undefined : readConfig(reader, file, readSecret, inspectProgram, lookupUser);
+  if (reader.problems.length === 0) {
+    // Every read that yields undefined has recorded a problem (except the optional access_log and on_state_change),
+    // so with no problems the draft is complete.
+    return {config: deepFreeze(draft as Config), draft, problems: [], failure: undefined};
+  }
+  const problems = reader.problems.toSorted((a, b) => a.line - b.line || (a.col ?? 0) - (b.col ?? 0))
+    .map(({line, text: message}) => ({line, key: /^([A-Za-z_][\w.[\]]*): /.exec(message)?.[1], message}));
+  return {config: undefined, draft, problems, failure: reader.failure(file)};
 }
 
 function readConfig(reader: Reader, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector,

@@ -1,27 +1,191 @@
-// `baton check-config [FILE]`: validates a configuration and its secret file without starting anything, and says
-// whether this host can drain a planned switch.
+// `baton check-config [FILE] [--json] [--file-only]`: the file and its secret files, and this host as the agent will
+// see it (host-check.ts: interface, listen address, access log, secrets, programs), whether the unit's installed
+// allow-lists allow the config, and whether this host can drain a planned switch. Every problem at once; exit 1 on
+// any error, warnings alone exit 0.
 
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {createSystemHostProbe, unitFileAccess} from '../../agent/adapters/host-probe.js';
 import {createNftDrainDriver} from '../../agent/adapters/nft-drain-driver.js';
 import {readFile} from 'node:fs/promises';
 import {resolve} from 'node:path';
-import {type Config, DEFAULT_CONFIG_FILE, loadConfig} from '../../agent/config/schema.js';
+import {inspectProgramFile} from '../../agent/config/program-files.js';
+import {type Config, DEFAULT_CONFIG_FILE, type FileProblem, inspectConfig, readConfigText} from '../../agent/config/schema.js';
+import {readSecretFile} from '../../agent/config/secret-files.js';
+import type {FileAccess} from '../../agent/config/unit-file-access.js';
 import {parseSandboxDropIn, SANDBOX_DROP_IN, sandboxProblems} from '../../agent/config/unit-sandbox.js';
-import {describeError} from '../../agent/errors.js';
-import type {DrainDriver} from '../../agent/ports.js';
+import {describeError, isBatonError} from '../../agent/errors.js';
+import {
+  checkHost, gatherHostFacts, type HostCheckSubject, type HostProblem, hostProblem, type HostProblemKind, type Severity,
+  subjectOfConfig, subjectOfDraft,
+} from '../../agent/host-check.js';
+import type {DrainDriver, HostProbe} from '../../agent/ports.js';
+import {COMBINED} from '../../agent/access-log.js';
 import type {Output} from '../output.js';
 
-export async function run(out: Output, options: {readonly file: string}): Promise<number> {
-  const config = await loadConfig(options.file);
-  const drain = await describeDrain(config, createNftDrainDriver(createExecaRunner(), {interface: config.service.interface}));
-  out.stdout(`${config.file}: valid\n` +
-    `  ${config.node} of pair ${config.pair}; beacons ${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}\n` +
-    `  service IP ${config.service.ip.cidr} on ${config.service.interface} (${config.service.mode} mode)\n` +
-    `  heartbeat every ${config.heartbeat.intervalMs} ms, peer dead after ${config.heartbeat.deadAfterMs} ms; key id ${config.keyring.signing.id}\n` +
-    `  ${describeReplayProtection(config)}\n` +
-    `  ${drain}\n` +
-    (resolve(options.file) === DEFAULT_CONFIG_FILE ? await describeSandbox(config, SANDBOX_DROP_IN) : ''));
-  return 0;
+export interface CheckConfigOptions {
+  readonly file: string;
+  readonly json: boolean;
+  /** Only the file and its secrets: for a config written for another machine (an image made with install --root). */
+  readonly fileOnly: boolean;
+}
+
+/** What check-config reads of this host; injected so the command can run on fakes. */
+export interface CheckConfigDeps {
+  readonly probe: HostProbe;
+  /** Who the agent reads files as under its unit. */
+  readonly access: () => Promise<FileAccess>;
+  readonly drain: (config: Config) => DrainDriver;
+  /** The drop-in `baton install` wrote; compared with the config only for the config the unit runs. */
+  readonly dropIn: string;
+}
+
+export function createCheckConfigDeps(): CheckConfigDeps {
+  return {
+    probe: createSystemHostProbe({path: process.env['PATH'] ?? ''}),
+    access: () => unitFileAccess(),
+    drain: (config) => createNftDrainDriver(createExecaRunner(), {interface: config.service.interface}),
+    dropIn: SANDBOX_DROP_IN,
+  };
+}
+
+/** One problem as check-config reports it: of the file (with its line) or of the host (with its kind). */
+export interface ReportedProblem {
+  readonly severity: Severity;
+  readonly check: 'file' | 'host';
+  readonly kind?: HostProblemKind;
+  readonly key?: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+export interface ConfigReport {
+  readonly file: string;
+  /** No error (warnings allowed). */
+  readonly valid: boolean;
+  readonly problems: readonly ReportedProblem[];
+  readonly config: Config | undefined;
+  /** The lines that describe a valid config: replay protection, drain, sandbox. */
+  readonly notes: readonly string[];
+  /** Who the files were judged as; undefined with --file-only. */
+  readonly readsAs: string | undefined;
+}
+
+export async function run(out: Output, options: CheckConfigOptions, deps: CheckConfigDeps = createCheckConfigDeps()): Promise<number> {
+  const report = await checkConfig(options, deps);
+  if (options.json) {
+    out.stdout(`${JSON.stringify(reportJson(report), null, 2)}\n`);
+  } else if (report.valid) {
+    out.stdout(formatValid(report));
+  } else {
+    out.stderr(`baton: ${formatProblems(report)}\n`);
+  }
+  return report.valid ? 0 : 1;
+}
+
+export async function checkConfig(options: CheckConfigOptions, deps: CheckConfigDeps): Promise<ConfigReport> {
+  const {file} = options;
+  let text: string | undefined;
+  const problems: ReportedProblem[] = [];
+  try {
+    text = await readConfigText(file);
+  } catch (error) {
+    if (!isBatonError(error, 'CONFIG_INVALID')) throw error;
+    problems.push({severity: 'error', check: 'file', message: error.message});
+  }
+  const inspected = text === undefined ? undefined : inspectConfig(text, file, readSecretFile, inspectProgramFile);
+  const config = inspected?.config;
+  for (const problem of inspected?.problems ?? []) problems.push(fileProblem(file, problem));
+  if (options.fileOnly) return finish(file, problems, config, config === undefined ? [] : [describeReplayProtection(config)], undefined);
+
+  // Where the file has problems, the keys that could be read are still checked: every problem at once.
+  const subject: HostCheckSubject = config !== undefined ? subjectOfConfig(config)
+    : inspected?.draft !== undefined ? subjectOfDraft(inspected.draft, inspected.problems)
+      : {serviceInterface: undefined, serviceIp: undefined, listenAddress: undefined, accessLog: undefined, logFormat: COMBINED, secretFiles: []};
+  const access = await deps.access();
+  const host = checkHost(subject, await gatherHostFacts(subject, deps.probe), access);
+  const notes: string[] = [];
+  if (config !== undefined) {
+    notes.push(describeReplayProtection(config));
+    // Without its interface nftables refuses the drain's rules too: that would only say the same thing again.
+    if (!host.some((problem) => problem.kind === 'interface-missing')) {
+      const drain = await describeDrain(config, deps.drain(config));
+      if (typeof drain === 'string') notes.push(drain);
+      else host.push(drain);
+    }
+    if (resolve(file) === DEFAULT_CONFIG_FILE) {
+      const sandbox = await checkSandbox(config, deps.dropIn);
+      if (typeof sandbox === 'string') notes.push(sandbox);
+      else if (sandbox !== undefined) host.push(...sandbox);
+    }
+  }
+  for (const problem of host) {
+    problems.push({severity: problem.severity, check: 'host', kind: problem.kind, ...(problem.key === undefined ? {} : {key: problem.key}),
+      message: problem.message});
+  }
+  return finish(file, problems, config, notes, access.described);
+}
+
+function finish(file: string, problems: readonly ReportedProblem[], config: Config | undefined, notes: readonly string[],
+  readsAs: string | undefined): ConfigReport {
+  // Errors first (the file's, then the host's), warnings after.
+  const ordered = problems.toSorted((a, b) => a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1);
+  return {file, valid: config !== undefined && !ordered.some((problem) => problem.severity === 'error'), problems: ordered, config,
+    notes, readsAs};
+}
+
+function fileProblem(file: string, problem: FileProblem): ReportedProblem {
+  return {severity: 'error', check: 'file', ...(problem.key === undefined ? {} : {key: problem.key}), line: problem.line,
+    message: `${file}:${problem.line} ${problem.message}`};
+}
+
+/** The refusal: every problem, errors then warnings, under a heading that counts them. */
+export function formatProblems(report: ConfigReport): string {
+  const errors = report.problems.filter((problem) => problem.severity === 'error').length;
+  const warnings = report.problems.length - errors;
+  const count = report.problems.length;
+  const heading = `${report.file}: ${count} problem${count === 1 ? '' : 's'}` +
+    (warnings === 0 ? '' : `: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`);
+  return [heading, ...report.problems.map((problem) => `  - ${problem.severity === 'warning' ? 'warning: ' : ''}${problem.message}`)].join('\n');
+}
+
+/** What a valid config does, then its warnings. */
+function formatValid(report: ConfigReport): string {
+  const config = report.config;
+  if (config === undefined) return formatProblems(report);
+  const lines = [
+    `${config.file}: valid`,
+    `  ${config.node} of pair ${config.pair}; beacons ${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}`,
+    `  service IP ${config.service.ip.cidr} on ${config.service.interface} (${config.service.mode} mode)`,
+    `  heartbeat every ${config.heartbeat.intervalMs} ms, peer dead after ${config.heartbeat.deadAfterMs} ms; key id ${config.keyring.signing.id}`,
+    ...report.notes.map((note) => `  ${note}`),
+    report.readsAs === undefined ? '  host: not checked (--file-only)'
+      : `  host: ${config.service.interface} and ${config.listen.address} are this host's; ip, arping and perl, the access ` +
+        `log and the secret checked as the agent reads them (${report.readsAs})`,
+    ...report.problems.map((problem) => `  WARNING ${problem.message}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The machine-readable result: {file, valid, errors, warnings, problems: [{severity, check, kind?, key?, line?, message}], config}. */
+export function reportJson(report: ConfigReport): Record<string, unknown> {
+  const config = report.config;
+  return {
+    file: report.file,
+    valid: report.valid,
+    errors: report.problems.filter((problem) => problem.severity === 'error').length,
+    warnings: report.problems.filter((problem) => problem.severity === 'warning').length,
+    problems: report.problems,
+    hostChecked: report.readsAs !== undefined,
+    readsAs: report.readsAs ?? null,
+    config: config === undefined ? null : {
+      pair: config.pair, node: config.node, listen: config.listen, peer: config.peer,
+      service: {address: config.service.ip.cidr, interface: config.service.interface, mode: config.service.mode},
+      heartbeat: {intervalMs: config.heartbeat.intervalMs, deadAfterMs: config.heartbeat.deadAfterMs,
+        replayProtection: config.heartbeat.replayProtection},
+      keyId: config.keyring.signing.id,
+      accessLog: config.confirm.accessLog ?? null,
+    },
+  };
 }
 
 /** How the peer's datagrams are told from recordings, and what that asks of the hosts. */
@@ -32,21 +196,22 @@ export function describeReplayProtection(config: Config): string {
 }
 
 /**
- * For the config the unit runs: whether the allow-lists `baton install` wrote still allow it. The agent refuses a
- * config that needs more (at start and on reload), so an edit is checked here before `systemctl reload`.
+ * For the config the unit runs: whether the allow-lists `baton install` wrote still allow it, as a line; else one
+ * error per thing it lacks, since the agent refuses such a config (at start and on reload). Nothing when there is no
+ * drop-in (the lab, a test, a hand-made unit): nothing to compare with.
  */
-export async function describeSandbox(config: Config, dropIn: string): Promise<string> {
+export async function checkSandbox(config: Config, dropIn: string): Promise<string | HostProblem[] | undefined> {
   let text: string;
   try {
     text = await readFile(dropIn, 'utf8');
   } catch {
-    return ''; // Not installed by `baton install` (the lab, a test, a hand-made unit): nothing to compare with.
+    return undefined;
   }
   const problems = sandboxProblems(config, parseSandboxDropIn(text));
-  if (problems.length === 0) return `  sandbox: ${dropIn} allows what this config needs\n`;
-  return `  WARNING sandbox: the agent will refuse this config, because ${dropIn} does not allow:\n` +
-    problems.map((problem) => `    - ${problem}\n`).join('') +
-    '    run `baton install --keep-config` to write it for this config, then `systemctl restart baton-agent`\n';
+  if (problems.length === 0) return `sandbox: ${dropIn} allows what this config needs`;
+  return problems.map((problem) => hostProblem('sandbox-drop-in', undefined, `${problem}: the agent refuses this config ` +
+    `until ${dropIn} allows it; run \`baton install --keep-config\` to write it for this config, then ` +
+    '`systemctl restart baton-agent`'));
 }
 
 /**
@@ -54,12 +219,15 @@ export async function describeSandbox(config: Config, dropIn: string): Promise<s
  * before a switch (participant.drainReadiness), run against this host's nftables. A host that cannot drain still
  * switches, cutting the connections open at the move; so this is a warning, not a reason to refuse the file.
  */
-export async function describeDrain(config: Config, drain: DrainDriver): Promise<string> {
+export async function describeDrain(config: Config, drain: DrainDriver): Promise<string | HostProblem> {
   if (!config.drain.enabled) return 'drain: off (drain.enabled: false): a planned switch cuts the connections open at the move';
   if (config.service.mode !== 'address') return 'drain: none in link mode (the giver\'s interface goes down): a planned switch cuts the connections open at the move';
   if (config.service.ip.family !== 4) return 'drain: none for an IPv6 service address yet: a planned switch cuts the connections open at the move';
   const why = await drain.unavailable().catch((error: unknown) => describeError(error));
-  if (why !== undefined) return `WARNING drain: this host cannot drain: ${why}; a planned switch will cut the connections open at the move`;
+  if (why !== undefined) {
+    return hostProblem('drain-unavailable', undefined, `drain: this host cannot drain: ${why}; a planned switch will cut the ` +
+      'connections open at the move');
+  }
   const graceful = config.drain.graceful === undefined ? 'no graceful command (connections must end by themselves)'
     : `then ${[config.drain.graceful.path, ...config.drain.graceful.args].join(' ')}`;
   return `drain: on; connections get ${config.drain.gracefulAfterS} s to end, ${graceful}, ${config.drain.timeoutS} s in all`;

@@ -28,8 +28,9 @@ import {
   type InstallDeps,
 } from '../install/system.js';
 import {
-  explainProblems, renderConfig, renderSandboxDropIn, renderUnit, renderWrapper, type ConfigAnswers,
+  explainProblems, OPTION_OF_KEY, renderConfig, renderSandboxDropIn, renderUnit, renderWrapper, type ConfigAnswers,
 } from '../install/texts.js';
+import {checkHost, gatherHostFacts, type HostProblem, subjectOfConfig} from '../../agent/host-check.js';
 import type {Output} from '../output.js';
 
 export interface InstallOptions {
@@ -43,6 +44,8 @@ export interface InstallOptions {
   readonly force: boolean;
   /** Check everything and print what would be written (the sandbox drop-in in full), change nothing. */
   readonly dryRun?: boolean;
+  /** Install although the host check finds errors (an interface or a log that comes later). */
+  readonly skipHostCheck?: boolean;
 }
 
 /** Where each part goes, as seen from here (under --root). */
@@ -78,6 +81,9 @@ interface InstallPlan {
   /** The drop-in on disk differs from dropInText (or is missing): a running agent has the old one until a restart. */
   readonly dropInChanges: boolean;
   readonly wrapperText: string;
+  /** What the host check found and did not refuse: its warnings, and its errors under --skip-host-check. Undefined
+   *  when it did not run (--root: not this host). */
+  readonly host: readonly HostProblem[] | undefined;
 }
 
 export async function run(out: Output, options: InstallOptions, deps: InstallDeps = createSystemDeps()): Promise<number> {
@@ -141,15 +147,18 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
       'away and install again');
   }
   const dropInChanges = dropIn.kind === 'missing' || await readFile(paths.dropIn, 'utf8') !== dropInText;
+  const unitText = renderUnit(template, INSTALL_DIR);
+  const host = root === '/' ? await checkThisHost(config.parsed, options, deps, unitText, dropInText) : undefined;
   return {
     root, paths, live: deps.isLiveSystem(root), sourceDir, programInPlace, packaged,
     programExisted: installed.kind !== 'missing',
     version: typeof manifest.version === 'string' ? manifest.version : 'unknown',
     config, secret,
     // The unit and the wrapper name the install dir as the target system sees it: /opt/baton, also under --root.
-    unitText: renderUnit(template, INSTALL_DIR),
+    unitText,
     sandbox, dropInText, dropInChanges,
     wrapperText: renderWrapper(INSTALL_DIR),
+    host,
   };
 }
 
@@ -172,6 +181,38 @@ async function checkPackagedTarget(root: string, paths: Paths, sourceDir: string
       `place of the Debian package's ${PACKAGED_UNIT} and ${PACKAGED_CLI}; nothing was changed. Remove ` +
       `${hiding.length > 1 ? 'them' : 'it'} (rm ${hiding.join(' ')}), then install again`);
   }
+}
+
+/**
+ * The host check (host-check.ts) of the config on this host, as the unit about to be written will run the agent:
+ * refuses on an error unless --skip-host-check, before anything is written. Each problem names the option that gave
+ * its key, where one did.
+ */
+async function checkThisHost(config: Config, options: InstallOptions, deps: InstallDeps, unitText: string,
+  dropInText: string): Promise<HostProblem[]> {
+  const subject = subjectOfConfig(config);
+  const found = checkHost(subject, await gatherHostFacts(subject, deps.hostProbe), await deps.fileAccess(unitText, [dropInText]));
+  const problems = found.map((problem) => {
+    const option = options.answers === undefined || problem.key === undefined ? undefined : OPTION_OF_KEY[problem.key];
+    return option === undefined ? problem : {...problem, message: problem.message.replace(`${problem.key}:`, `${problem.key} (${option}):`)};
+  });
+  const errors = problems.filter((problem) => problem.severity === 'error');
+  if (errors.length > 0 && options.skipHostCheck !== true) {
+    throw new BatonError('CONFIG_INVALID', `this host cannot run the config as it is, so nothing was installed:\n` +
+      `${errors.map((problem) => `  - ${problem.message}`).join('\n')}\n` +
+      'Fix each, or install anyway with --skip-host-check (an interface or a log that comes later); ' +
+      '`baton check-config` checks the host again');
+  }
+  return problems;
+}
+
+/** The host check's findings that did not refuse the install, one line each. */
+function hostNotes(plan: InstallPlan): string[] {
+  // An access log not set has its own note, with what to do about it at install.
+  const found = (plan.host ?? []).filter((problem) => problem.kind !== 'access-log-unset');
+  if (found.length === 0) return [];
+  return ['', 'The host check found (`baton check-config` checks again):',
+    ...found.map((problem) => `  ${problem.severity === 'error' ? 'ERROR (--skip-host-check)' : 'WARNING'} ${problem.message}`)];
 }
 
 async function planConfig(options: InstallOptions, paths: Paths, secret: SecretPlan): Promise<InstallPlan['config']> {
@@ -346,6 +387,7 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
       `web-server access log in ${CONFIG_FILE} (or install again with --force and --access-log PATH).`);
   }
   lines.push(...sandboxNotes(plan, config, done));
+  lines.push(...hostNotes(plan));
   if (plan.programExisted && !plan.programInPlace) {
     lines.push('', `A baton-agent already running keeps the previous program until \`systemctl restart ${UNIT_NAME}\`` +
       (config.onStop === 'keep'
@@ -417,13 +459,15 @@ function formatDryRun(plan: InstallPlan): string {
       : [paths.wrapper, 'write the `baton` command'],
   ];
   const width = Math.max(...rows.map(([path]) => path.length));
-  const lines = [`baton install --dry-run: the options, the config and the secret are valid; nothing was changed. ` +
+  const lines = [`baton install --dry-run: the options, the config and the secret are valid` +
+    `${plan.host === undefined ? '' : ', and so is this host for it (the host check)'}; nothing was changed. ` +
     `It would, on ${plan.root === '/' ? 'this system' : plan.root}:`];
   for (const [path, what] of rows) lines.push(`  ${path.padEnd(width)}  ${what}`);
   lines.push('', plan.live
     ? `and run: ${[DAEMON_RELOAD, ENABLE_NOW, IS_ACTIVE].map((args) => systemctlLine(args)).join('; ')}`
     : `and print, not run (${whyNotLive(plan.root)}): ${systemctlLine(DAEMON_RELOAD)}; ${systemctlLine(ENABLE_NOW)}`);
-  lines.push('', `${paths.dropIn}:`, ...plan.dropInText.trimEnd().split('\n').map((line) => `  ${line}`), '');
+  lines.push('', `${paths.dropIn}:`, ...plan.dropInText.trimEnd().split('\n').map((line) => `  ${line}`));
+  lines.push(...hostNotes(plan), '');
   return lines.join('\n');
 }
 

@@ -6,9 +6,11 @@ import {existsSync} from 'node:fs';
 import {networkInterfaces} from 'node:os';
 import {fileURLToPath} from 'node:url';
 import {createExecaRunner, formatCommandLine} from '../../agent/adapters/execa-runner.js';
+import {createSystemHostProbe, unitFileAccess} from '../../agent/adapters/host-probe.js';
 import {type Config, loadConfig} from '../../agent/config/schema.js';
+import type {FileAccess} from '../../agent/config/unit-file-access.js';
 import {BatonError, describeError} from '../../agent/errors.js';
-import type {CommandRunner} from '../../agent/ports.js';
+import type {CommandRunner, HostProbe} from '../../agent/ports.js';
 import {SYSTEMD_RUNNING_MARKER, UNIT_NAME} from './layout.js';
 
 export interface SystemDeps {
@@ -31,6 +33,10 @@ export interface InstallDeps extends SystemDeps {
   /** The built baton to install: the checkout (or install) this CLI runs from. */
   readonly sourceDir: string;
   readonly randomBytes: (size: number) => Uint8Array;
+  /** This host, for the host check of an install into / (host-check.ts). */
+  readonly hostProbe: HostProbe;
+  /** Who the agent will read files as, under this unit text and these drop-ins (and the operator's own). */
+  readonly fileAccess: (unitText: string, dropIns: readonly string[]) => Promise<FileAccess>;
 }
 
 // systemd's own DefaultTimeoutStartSec is 90 s: `enable --now` of a unit that is slow to start waits that long.
@@ -45,6 +51,8 @@ export function createSystemDeps(): InstallDeps {
     // This file is dist/cli/install/system.js: three levels below the package root.
     sourceDir: fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, ''),
     randomBytes: (size) => randomBytes(size),
+    hostProbe: createSystemHostProbe({path: process.env['PATH'] ?? ''}),
+    fileAccess: (unitText, dropIns) => unitFileAccess({unitText, dropIns}),
   };
 }
 

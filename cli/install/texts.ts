@@ -20,7 +20,7 @@ export interface ConfigAnswers {
 }
 
 /** Which command-line option gave each config key: problems found in the generated text name the option to fix. */
-const OPTION_OF_KEY: Readonly<Record<string, string>> = {
+export const OPTION_OF_KEY: Readonly<Record<string, string>> = {
   'pair': '--pair',
   'node': '--role',
   'listen.address': '--listen',

@@ -119,6 +119,17 @@ test('baton-agent does not start when it cannot listen on metrics.listen, and sa
   t.false(result.stderr.includes('starting, boot'));
 });
 
+test('baton-agent logs the host check\'s problems at start and does not start without its service interface', async (t) => {
+  const {file} = await configWithSecret(t, 'k'.repeat(32), 0o600);
+  await writeFile(file, (await readFile(file, 'utf8')).replace('interface: eth0', 'interface: eth9'));
+  const result = await execa(process.execPath, [AGENT, '--config', file], {reject: false, timeout: CLI_TIMEOUT_MS, env: {NOTIFY_SOCKET: ''}});
+  t.is(result.exitCode, 1);
+  // The same words as check-config's.
+  t.regex(result.stderr, /\(host\) service\.interface: this host has no interface eth9 \(it has [^)]*\): every takeover would fail at its first step/);
+  t.regex(result.stderr, /\(host\) not starting: service\.interface would make the first takeover fail \(see above\); `baton check-config` lists every problem/);
+  t.false(result.stderr.includes('(control) listening'), 'it never got as far as its control socket');
+});
+
 test('an unknown command is an error with the usage, exit 1', async (t) => {
   const result = await baton('stauts');
   t.is(result.exitCode, 1);
@@ -355,9 +366,11 @@ test('baton check-config reports every problem with line numbers and exits 1; a 
 
   const good = join(dir, 'good.yaml');
   await writeFile(good, `pair: web\nnode: primary\nlisten: { address: 192.0.2.11 }\npeer: { address: 192.0.2.12 }\nsecret_file: ${secret}\nservice: { address: 192.0.2.100/24, interface: eth0 }\n`);
-  const passed = await baton('check-config', good);
+  // The file alone: this machine is not the host it describes (test/cli/check-config.test.ts checks one that is).
+  const passed = await baton('check-config', '--file-only', good);
   t.is(passed.exitCode, 0, passed.stderr);
   t.regex(passed.stdout, /valid/);
+  t.regex(passed.stdout, /\n {2}host: not checked \(--file-only\)$/);
   const agentCheck = await execa(process.execPath, [AGENT, '--check-config', '--config', bad], {reject: false});
   t.is(agentCheck.exitCode, 1);
   t.regex(agentCheck.stderr, /heartbeet/);

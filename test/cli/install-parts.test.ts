@@ -85,7 +85,8 @@ test('install and uninstall options are checked with messages that say what to g
   t.deepEqual(parseCommandLine(['uninstall', '--root', '/mnt/target/', '--purge']), {name: 'uninstall', root: '/mnt/target', purge: true, force: false});
   t.like(parseCommandLine(['uninstall', '--force']), {name: 'uninstall', force: true});
   t.deepEqual(parseCommandLine(['install', '--keep-config']), {name: 'install', root: '/', answers: undefined, secretFrom: undefined, force: false,
-    dryRun: false});
+    dryRun: false, skipHostCheck: false});
+  t.like(parseCommandLine(['install', ...PRIMARY, '--skip-host-check']), {skipHostCheck: true});
   t.like(parseCommandLine(['install', '--keep-config', '--dry-run']), {dryRun: true});
   t.is(usage(['uninstall', '--dry-run']), '--dry-run is an option of switchover and install, not of uninstall');
   const parsed = parseCommandLine(['install', ...PRIMARY, '--root', '/mnt/t']);

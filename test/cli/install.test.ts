@@ -20,6 +20,8 @@ import * as uninstall from '../../cli/commands/uninstall.js';
 import {createSystemDeps, type ServiceIpHere} from '../../cli/install/system.js';
 import {renderWrapper, type ConfigAnswers} from '../../cli/install/texts.js';
 import type {Output} from '../../cli/output.js';
+import type {FileAccess} from '../../agent/config/unit-file-access.js';
+import {FakeHostProbe} from '../fakes/fake-host-probe.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 // Copying the 130 MB program takes about a second on a quiet machine; two minutes means a hung copy or a wedged
@@ -236,7 +238,8 @@ test('the installed config is valid: check-config passes once its secret_file po
   // This checkout's CLI, and the installed one on its own Node.
   for (const [node, cli] of [[process.execPath, CLI],
     [join(root, 'opt/baton/node_modules/.bin/node'), join(root, 'opt/baton/dist/cli/main.js')]] as const) {
-    const result = await execa(node, [cli, 'check-config', copy], {reject: false});
+    // The file alone: the config is for another machine (this one has no 192.0.2.11).
+    const result = await execa(node, [cli, 'check-config', '--file-only', copy], {reject: false});
     t.is(result.exitCode, 0, result.stderr);
     t.regex(result.stdout, /valid\n {2}primary of pair web; beacons 192\.0\.2\.11:7411 -> 192\.0\.2\.12:7411/);
     t.true(result.stdout.includes(`key id ${keyId}`));
@@ -562,6 +565,42 @@ test('install and uninstall into / refuse without root, before touching anything
     'runs as uid 1000: run it with sudo, or pass --root DIR to prepare a tree for another system');
   await t.throwsAsync(uninstall.run(out, {root: '/', purge: true}, deps), {message: /needs root, but runs as uid 1000: run it with sudo$/});
   t.is(text(), '');
+});
+
+// ---- the host check: into / only, before anything is written ----
+
+/** Install into / as a dry run (it never writes, whatever the host check says) on a fake host without arping or eth0. */
+async function dryRunIntoThisSystem(skipHostCheck: boolean) {
+  const probe = new FakeHostProbe();
+  probe.programs.delete('arping');
+  probe.interfaceList.delete('eth0');
+  probe.interfaceList.set('ens18', ['192.0.2.11']);
+  const access: FileAccess = {uid: 0, gids: [0, 4], readsAnything: false, hidden: [], described: 'root without CAP_DAC_OVERRIDE'};
+  const deps = {...createSystemDeps(), uid: 0, runner: new SystemctlRecorder(), isLiveSystem: () => false,
+    hostProbe: probe, fileAccess: async () => access};
+  const {out, text} = captureOutput();
+  const answers = {...ANSWERS, accessLog: '/var/log/nginx/access.log'};
+  const done = install.run(out, {root: '/', answers, secretFrom: undefined, force: false, dryRun: true, skipHostCheck}, deps);
+  return {done, text};
+}
+
+test('install into this system refuses on the host check\'s errors, naming the option to fix, before anything', async (t) => {
+  const {done, text} = await dryRunIntoThisSystem(false);
+  const refused = await t.throwsAsync(done);
+  t.true(isBatonError(refused, 'CONFIG_INVALID'));
+  const lines = refused?.message.split('\n') ?? [];
+  t.is(lines[0], 'this host cannot run the config as it is, so nothing was installed:');
+  t.regex(lines[1] ?? '', /^ {2}- service\.interface \(--interface\): this host has no interface eth0 \(it has ens18, lo\)/);
+  t.regex(lines[2] ?? '', /^ {2}- arping \(iputils-arping\) is not on PATH .*; install it: `apt-get install iputils-arping`$/);
+  t.regex(lines[3] ?? '', /^ {2}- confirm\.access_log \(--access-log\): \/var\/log\/nginx\/access\.log does not exist/);
+  t.regex(lines.at(-1) ?? '', /^Fix each, or install anyway with --skip-host-check/);
+  t.is(text(), '');
+});
+
+test('install --skip-host-check goes on, and lists what the host check found', async (t) => {
+  const {done, text} = await dryRunIntoThisSystem(true);
+  t.is(await done, 0);
+  t.regex(text(), /\nThe host check found \(`baton check-config` checks again\):\n {2}ERROR \(--skip-host-check\) service\.interface \(--interface\): this host has no interface eth0/);
 });
 
 // ---- systemd-analyze verify ----

@@ -185,8 +185,9 @@ async function run(t: ExecutionContext): Promise<void> {
   // A hook added by hand: the drop-in took CAP_SETUID away, so the reload is refused until install has run again.
   await inside(['sh', '-c', `printf '%s' '${HOOK}' > ${HOOK_PATH} && chmod 755 ${HOOK_PATH} && ` +
     `printf 'script_user: nobody\\nhooks:\\n  on_state_change: ${HOOK_PATH}\\n' >> /etc/baton/baton.yaml`]);
-  const checked = await inside(['/usr/local/bin/baton', 'check-config']);
-  t.regex(checked.stdout, /WARNING sandbox: the agent will refuse this config/);
+  const checked = await inside(['/usr/local/bin/baton', 'check-config'], {reject: false});
+  t.is(checked.exitCode, 1, 'a config the agent would refuse is an error');
+  t.regex(checked.stderr, /\n {2}- hooks\.on_state_change or a command check runs as script_user, .*: the agent refuses this config until \S+50-baton-config\.conf allows it; run `baton install --keep-config`/);
   // systemctl reload fails (ExecReload= checks before it signals), the journal says why, the agent is untouched.
   const refused = await inside(['systemctl', 'reload', 'baton-agent'], {reject: false});
   t.not(refused.exitCode, 0, `systemctl reload of a config the agent refuses:\n${refused.stdout}${refused.stderr}`);
