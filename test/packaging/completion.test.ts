@@ -15,15 +15,18 @@ async function complete(script: string, words: readonly string[]): Promise<strin
   return execFileSync('bash', ['-c', shell, 'bash', script, ...words], {encoding: 'utf8'}).split('\n').filter((w) => w !== '');
 }
 
-/** Whether the parser takes `--option` for `command` (it may still want other options: only this refusal counts). */
+/** Whether the parser takes `--option` for `command`, for lab in any of its actions (it may still want other
+ *  options: only this refusal counts). The completion offers a command's options, not an action's. */
 function accepts(command: string, option: string): boolean {
   const value = OPTIONS[option as keyof typeof OPTIONS].type === 'string' ? ['x'] : [];
-  try {
-    parseCommandLine([command, ...(command === 'lab' ? ['up'] : []), `--${option}`, ...value]);
-    return true;
-  } catch (error) {
-    return !/is an option of/.test((error as Error).message);
-  }
+  return (command === 'lab' ? ['up', 'status', 'down', 'run'] : ['']).some((action) => {
+    try {
+      parseCommandLine([command, ...(action === '' ? [] : [action]), `--${option}`, ...value]);
+      return true;
+    } catch (error) {
+      return !/is an option of/.test((error as Error).message);
+    }
+  });
 }
 
 test('bash completes the commands, and for each command exactly the options the parser accepts for it', async (t) => {
