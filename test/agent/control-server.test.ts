@@ -4,6 +4,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test from 'ava';
 import {CONTROL_PROTOCOL, type AgentStatus} from '../../agent/control-protocol.js';
+import {rawExchange} from '../fakes/raw-exchange.js';
 import {VERSION} from '../../agent/version.js';
 import {startControlServer, type ControlHandler} from '../../agent/control-server.js';
 import {createLogger} from '../../agent/log.js';
@@ -26,21 +27,6 @@ async function socketDir(t: {teardown(fn: () => Promise<void>): void}): Promise<
   const dir = await mkdtemp(join(tmpdir(), 'baton-ctl-'));
   t.teardown(() => rm(dir, {recursive: true, force: true}));
   return dir;
-}
-
-/** Sends raw bytes and returns everything the server answers before closing. */
-function rawExchange(path: string, data: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(path);
-    let answer = '';
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(data));
-    socket.on('data', (chunk: string) => {
-      answer += chunk;
-    });
-    socket.on('close', () => resolve(answer));
-    socket.on('error', reject);
-  });
 }
 
 test('the control socket is created with mode 0600 in a directory made 0700', async (t) => {

@@ -6,6 +6,7 @@ import test from 'ava';
 import {createLogger} from '../../agent/log.js';
 import {isAllowedScraper, startMetricsServer, type MetricsLimits, type MetricsServer} from '../../agent/metrics-server.js';
 import {parseSubnet, type Subnet} from '../../agent/net/ip-address.js';
+import {rawExchange} from '../fakes/raw-exchange.js';
 
 const lines: string[] = [];
 const log = createLogger({journald: true, debug: false, write: (line) => lines.push(line), wallNow: Date.now});
@@ -20,17 +21,7 @@ async function server(t: {teardown(fn: () => Promise<void>): void}, limits?: Met
 
 /** Sends raw bytes; resolves with everything answered before the server closed the connection. */
 function exchange(port: number, data: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection({host: '127.0.0.1', port});
-    let answer = '';
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(data));
-    socket.on('data', (chunk: string) => {
-      answer += chunk;
-    });
-    socket.on('close', () => resolve(answer));
-    socket.on('error', reject);
-  });
+  return rawExchange({host: '127.0.0.1', port}, data);
 }
 
 const get = (path: string, method = 'GET'): string => `${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
