@@ -9,6 +9,7 @@ import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import {BatonError, describeError} from '../../agent/errors.js';
+import {processStartTicks} from './lab-owner.js';
 import {spawnInNamespace} from './namespaces.js';
 import {DOWNLOAD_PATH, RECEIVED_BYTES_HEADER, TRANSFER_BYTES, TRANSFER_RATE_BYTES_PER_S, UPLOAD_MAX_BODY_BYTES, UPLOAD_PREFIX} from './transfers.js';
 
@@ -398,10 +399,7 @@ async function systemUserIds(name: string): Promise<{uid: number; gid: number}> 
  * A PID that no longer exists is false.
  */
 export function isProcessAlive(pid: number): boolean {
-  const stat = readFileSyncSafe(`/proc/${pid}/stat`);
-  if (stat === undefined) return false;
-  // The state letter follows the command name, which is in parentheses and may itself contain ") ".
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  return processStartTicks(pid) !== undefined;
 }
 
 /**
