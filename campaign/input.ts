@@ -11,7 +11,7 @@ import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
 import {CONTROL_PROTOCOL, type StatusReport} from '../agent/control-protocol.js';
 import {DEFAULT_CONTROL_LIMITS} from '../agent/control-server.js';
-import {STATUS_EXIT} from '../cli/exit-codes.js';
+import {EXIT_USAGE, STATUS_EXIT} from '../cli/exit-codes.js';
 import type {Lab, LabHost} from '../cli/lab/lab.js';
 import {holdersOf} from '../cli/lab/observe.js';
 import {isProcessAlive} from '../cli/lab/web.js';
@@ -298,8 +298,8 @@ async function flagCases(lab: Lab): Promise<CaseResult[]> {
     // lab takes no --socket (it is refused there, not ignored): the lab case gets none.
     const result = await run(process.execPath, [CLI, ...c.args, ...(c.args[0] === 'lab' ? [] : ['--socket', socket])]);
     const holders = await holdersOf(lab);
-    // status speaks the monitoring plugins' statuses: its usage error is UNKNOWN (3), the others' 1.
-    const expectedExit = c.args[0] === 'status' ? STATUS_EXIT.unknown : 1;
+    // status speaks the monitoring plugins' statuses: its usage error is UNKNOWN (3), the others' EX_USAGE (64).
+    const expectedExit = c.args[0] === 'status' ? STATUS_EXIT.unknown : EXIT_USAGE;
     const ok = result.exitCode === expectedExit && c.expect.test(firstLine(result.output)) && holders.length === 1 && holders[0] === 'primary';
     rows.push({group: 'input', name: `cli: baton ${c.args.join(' ')}`, ok, figures: `exit ${result.exitCode}: ${firstLine(result.output)}`,
       ...(ok ? {} : {detail: `${result.output.slice(0, 400)}; IP on ${holders.join('+') || 'nobody'}`})});

@@ -1,4 +1,5 @@
-// Command-line parsing for `baton` (node:util parseArgs) and the usage text.
+// Command-line parsing for `baton` (node:util parseArgs): a Command, or a UsageError of one line that says what is
+// wrong and, for a misspelt command or option, what was meant. The help texts are in help.ts.
 
 import {isAbsolute} from 'node:path';
 import {parseArgs, type ParseArgsOptionsConfig} from 'node:util';
@@ -11,129 +12,9 @@ import type {CheckConfigOptions} from './commands/check-config.js';
 import type {InstallOptions} from './commands/install.js';
 import type {UninstallOptions} from './commands/uninstall.js';
 
-export const USAGE = `Usage: baton <command> [options]
-
-Moves a web service's IP address between a primary and a backup host, and lets
-you watch and rehearse it. Talks to the local baton-agent on its control socket.
-
-Commands:
-  status [--json]            both hosts: state, who holds the service IP (as
-                             observed), beacon RTT and loss, rejected datagrams,
-                             both agents' versions. The first line and the exit
-                             status are a monitoring check: 0 OK, 1 WARNING (no
-                             failover ready), 2 CRITICAL (the IP on both hosts or
-                             neither, the agent not answering), 3 UNKNOWN
-  switchover [--dry-run] [--strict] [--min-requests N] [--confirm-timeout S]
-                             move the service IP to the other host: preflight,
-                             backup-net-down, assign-ip, primary-net-down,
-                             backup-net-up, then wait for N real requests in the
-                             new host's access log; anything wrong rolls back.
-                             In address mode the old host's open connections
-                             finish there first (the drain). Run it again to
-                             switch back. Exit 0 done, 2 rolled back, 1 refused
-                             or error
-      --dry-run              print each host's exact commands, change nothing
-      --strict               refuse when the two hosts' software differs
-      --pause-after STEP[:S] hold S seconds (default 10) after STEP: a rehearsal
-                             aid to look at the pair mid-switch (needs
-                             rehearsal.enabled in the agent's config)
-  resume                     a released host (after a switchover) becomes
-                             standby again, ready to take over
-  rehearse [--with-failure] [--client HOST] [--report FILE] [--url URL] [--interval-ms N] [--json]
-                             the drill on the configured pair (spare machines):
-                             preflight, status, switchover, switchback, resume;
-                             with --with-failure the active host drops its
-                             service link for a while and the other takes over.
-                             This machine probes the service IP throughout (run
-                             it on the standby), or HOST with --client: over ssh
-                             (key, no password; --ssh-config FILE), with baton
-                             installed there (--client-baton DIR, /opt/baton)
-  check-config [FILE] [--json] [--file-only]
-                             validate a configuration file and its secret files,
-                             and this host as the agent will see it: the
-                             service interface, listen.address, the access log
-                             (readable under the unit's sandbox, in its format),
-                             the secrets' owner, ip, arping and perl, no IPv6
-                             service address yet. Every problem at once, each an
-                             error or a warning; exit 0 valid (warnings
-                             allowed), 1 on any error. FILE is --config's
-      --json                 the result for machines: {file, valid, errors,
-                             warnings, problems: [{severity, check, kind, key,
-                             line, message}], config}
-      --file-only            the file and its secrets only: for a config
-                             written for another machine
-  lab up|status|down|run     a two-host pair plus a client in network namespaces
-                             on this machine (needs root, iproute2, arping):
-                               up      build it: namespaces, a web server and a
-                                       baton-agent on each host
-                               status  print baton status from both hosts
-                               down    remove every lab whose builder has
-                                       exited (lab up, an interrupted or a
-                                       crashed run); labs of runs still going
-                                       are named and left. down NAME: that
-                                       lab only
-                               run     up, the drill (preflight, switchover,
-                                       switchback, link cut and takeover, the
-                                       old primary's return), the report, down
-      --web builtin|nginx    the lab's web servers (default builtin)
-      --report FILE          where lab run writes its HTML timeline (default
-                             ./baton-drill-report.html; the JSON goes beside it)
-  install --role primary|backup --listen ADDR --peer ADDR --service-ip CIDR
-          --interface IF [--pair NAME] [--access-log PATH] [--secret-from FILE]
-          [--root DIR] [--force | --keep-config] [--skip-host-check] [--dry-run]
-                             run baton on this host under systemd: the program
-                             and its own Node 24 in /opt/baton, the config
-                             /etc/baton/baton.yaml written from the options and
-                             validated, the shared secret /etc/baton/secret,
-                             baton-agent.service with a drop-in of the address
-                             and port allow-lists for that config, and
-                             /usr/local/bin/baton; then systemctl enable --now
-                             (as root, under systemd; else it prints the
-                             commands)
-      --listen ADDR          this host's beacon address; --peer ADDR the other's
-      --service-ip CIDR      the address that moves, e.g. 192.0.2.100/24, on
-                             --interface IF; --pair NAME the pair id (default
-                             web); --access-log PATH the web server's log that
-                             confirms a switchover
-      --secret-from FILE     install this copy of the other host's secret
-                             instead of generating one; a secret already
-                             installed is always kept
-      --force                write the config anew (the old one is kept as
-                             baton.yaml.bak); without it an existing config
-                             makes install refuse and change nothing
-      --keep-config          upgrade: replace the program, the unit and the
-                             command, keep the installed config (no --role)
-      --skip-host-check      install although the host check (see
-                             check-config) finds errors: an interface or an
-                             access log that comes later. Into / install
-                             refuses on them, before writing anything; with
-                             --root (not this host) it does not check
-      --root DIR             install into DIR (an image, a chroot) instead of
-                             /; systemctl is then only printed
-      --dry-run              check the options, config and secret, and print
-                             what would be written, the allow-list drop-in in
-                             full; change nothing
-  uninstall [--root DIR] [--purge] [--force]
-                             stop and disable baton-agent, remove its unit and
-                             its drop-in, /usr/local/bin/baton and /opt/baton;
-                             keeps /etc/baton and /var/lib/baton unless --purge;
-                             refuses while this host holds the service IP
-                             unless --force (switch over first)
-
-Options:
-  --config FILE    configuration file (default ${DEFAULT_CONFIG_FILE}); the
-                   control socket is found from it
-  --socket PATH    control socket, overriding the one in the config
-  --json           machine-readable output (status, switchover, resume,
-                   rehearse, check-config, lab status, lab run)
-  -h, --help       show this help
-  --version        print the version
-
-Exit status: 0 done, 1 error, 2 rolled back (switchover); status: 0 OK,
-1 WARNING, 2 CRITICAL, 3 UNKNOWN.`;
-
 export type Command =
-  | {readonly name: 'help'}
+  /** `baton --help`, `baton help`: every command; `baton help NAME`, `baton NAME --help`: that one alone. */
+  | {readonly name: 'help'; readonly command?: CommandName}
   | {readonly name: 'version'}
   | {readonly name: 'status'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
   | {readonly name: 'switchover'; readonly config: string; readonly socket: string | undefined; readonly json: boolean; readonly options: SwitchoverOptions}
@@ -149,6 +30,7 @@ export type Command =
 export type LabAction = 'up' | 'status' | 'down' | 'run';
 const LAB_ACTIONS: readonly LabAction[] = ['up', 'status', 'down', 'run'];
 export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'rehearse', 'check-config', 'lab', 'install', 'uninstall'] as const;
+export type CommandName = typeof COMMAND_NAMES[number];
 // Both hosts of a pair get the same id when nobody names one.
 const DEFAULT_PAIR = 'web';
 /**
@@ -192,6 +74,14 @@ export class UsageError extends Error {
     super(message);
     this.showUsage = options.showUsage ?? false;
   }
+}
+
+/** The options `command` accepts: those of no particular command (--help, --version) and its own. */
+export function optionsOf(command: string | undefined): string[] {
+  return Object.keys(OPTIONS).filter((option) => {
+    const owners = OPTIONS_OF[option];
+    return owners === undefined || (command !== undefined && owners.includes(command));
+  });
 }
 
 const OPTIONS = {
@@ -240,12 +130,13 @@ export function parseCommandLine(argv: readonly string[]): Command {
       allowPositionals: true,
     });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw parserError(error as Error & {code?: string}, commandAsked(argv).name);
   }
   const {values, positionals} = parsed;
-  if (values.help) return {name: 'help'};
-  if (values.version) return {name: 'version'};
   const [name, ...rest] = positionals;
+  if (name === 'help') return helpCommand(rest, values, true);
+  if (values.help) return helpCommand(positionals, values, false);
+  if (values.version) return {name: 'version'};
   const config = values.config ?? DEFAULT_CONFIG_FILE;
   for (const [option, commands] of Object.entries(OPTIONS_OF)) {
     const value = (values as Record<string, unknown>)[option];
@@ -366,17 +257,98 @@ export function parseCommandLine(argv: readonly string[]): Command {
       noMore(name, rest);
       return {name, root: parseRoot(values.root), purge: values.purge, force: values.force};
     default:
-      throw new UsageError(`unknown command '${name}'${suggest(name)}`, {showUsage: true});
+      throw unknownCommand(name);
   }
 }
 
 /**
- * For a command line that parseCommandLine refused: whether it asked for `status`, and with --json. Status's usage
- * errors are then UNKNOWN to a monitoring system (exit 3, not the 1 of WARNING), and JSON when JSON was asked for.
+ * `help [NAME]`: strict, as a command is. `[NAME …] --help`: NAME's help whatever follows it (`baton lab run --help`,
+ * `baton switchover --strict --help`), since nothing runs; an unknown NAME is still named.
  */
-export function statusAsked(argv: readonly string[]): {readonly json: boolean} | undefined {
+function helpCommand(words: readonly string[], values: Readonly<Record<string, unknown>>, asWord: boolean): Command {
+  const [topic, ...extra] = words;
+  if (asWord) {
+    const other = Object.keys(values).filter((option) => option !== 'help' && values[option] !== undefined && values[option] !== false);
+    if (other.length > 0) throw new UsageError(`help takes a command's name and no option, got ${listOptions(other)}`);
+    if (extra.length > 0) throw new UsageError(`help takes one command's name, got '${words.join(' ')}'`);
+  }
+  if (topic === undefined) return {name: 'help'};
+  if (!isCommandName(topic)) throw unknownCommand(topic);
+  return {name: 'help', command: topic};
+}
+
+export function isCommandName(name: string | undefined): name is CommandName {
+  return (COMMAND_NAMES as readonly (string | undefined)[]).includes(name);
+}
+
+function unknownCommand(name: string): UsageError {
+  const near = nearest(name, [...COMMAND_NAMES, 'help']);
+  return new UsageError(`unknown command '${name}'${near === undefined ? '' : `; did you mean '${near}'?`}`, {showUsage: true});
+}
+
+/**
+ * node:util's parse errors in baton's words: "unknown option --jsn for status; did you mean --json?" instead of
+ * its advice about positionals after '--' (with an unclosed quote), and which option lacks its value.
+ */
+function parserError(error: Error & {code?: string}, command: string | undefined): UsageError {
+  const quoted = /'(-[^' ]*)/.exec(error.message)?.[1];
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && quoted !== undefined) {
+    const typed = quoted.replace(/^-+/, '');
+    const known = isCommandName(command) ? command : undefined;
+    const own = nearest(typed, optionsOf(known));
+    const elsewhere = own === undefined ? nearest(typed, Object.keys(OPTIONS)) : undefined;
+    const where = known === undefined ? '' : ` for ${known}`;
+    const hint = own !== undefined ? `; did you mean --${own}?`
+      : elsewhere !== undefined ? `; did you mean --${elsewhere} (an option of ${listWords(OPTIONS_OF[elsewhere] ?? ['baton'])})?`
+        : known !== undefined ? `: \`baton help ${known}\` lists its options` : '';
+    return new UsageError(`unknown option ${quoted}${where}${hint}`);
+  }
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && quoted !== undefined) {
+    return new UsageError(/argument missing/.test(error.message) ? `${quoted} needs a value` : `${quoted} takes no value`);
+  }
+  return new UsageError(error.message);
+}
+
+/**
+ * The candidate `typed` most likely meant: one it begins (3 letters or more), else the nearest within two edits
+ * (a letter missing, extra, wrong, or two swapped), or undefined.
+ */
+export function nearest(typed: string, candidates: readonly string[]): string | undefined {
+  if (typed.length >= 3) {
+    const begun = candidates.find((candidate) => candidate.startsWith(typed));
+    if (begun !== undefined) return begun;
+  }
+  let best: {candidate: string; distance: number} | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(typed, candidate);
+    if (distance <= Math.min(2, Math.floor(candidate.length / 3)) && (best === undefined || distance < best.distance)) {
+      best = {candidate, distance};
+    }
+  }
+  return best?.candidate;
+}
+
+/** Damerau–Levenshtein distance, optimal string alignment: insertions, deletions, substitutions, adjacent swaps. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({length: a.length + 1}, (_, i) => Array.from({length: b.length + 1}, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i]!;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min(d[i - 1]![j]! + 1, row[j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * For a command line that parseCommandLine refused: the command it named, if any, and whether it asked for --json.
+ * Status's usage errors are UNKNOWN to a monitoring system (exit 3), and JSON when JSON was asked for.
+ */
+export function commandAsked(argv: readonly string[]): {readonly name: string | undefined; readonly json: boolean} {
   const {values, positionals} = parseArgs({args: [...argv], options: OPTIONS, strict: false, allowPositionals: true});
-  return positionals[0] === 'status' ? {json: values.json === true} : undefined;
+  return {name: positionals[0], json: values.json === true};
 }
 
 function optionalInt(flag: string, value: string | undefined, min: number, max: number): number | undefined {
@@ -434,10 +406,6 @@ function noMore(command: string, rest: readonly string[]): void {
   if (rest.length > 0) throw new UsageError(`${command} takes no argument, got '${rest.join(' ')}'`);
 }
 
-function suggest(name: string): string {
-  const near = COMMAND_NAMES.find((candidate) => candidate.startsWith(name.slice(0, 3)));
-  return near === undefined ? '' : `; did you mean '${near}'?`;
-}
 
 // The tables the Debian package's bash completion is generated from (packaging/completion.ts).
 export {LAB_ACTIONS, OPTIONS, OPTIONS_OF};

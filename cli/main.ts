@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// `baton`: thin entry. Parse, dispatch, print; exit status from one table (exit-codes.ts): 0 done, 1 error, 2 rolled back;
-// `baton status` the monitoring plugins' 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+// `baton`: thin entry. Parse, dispatch, print; exit status from one table (exit-codes.ts): 0 done, 1 error, 2 rolled back,
+// 64 usage error; `baton status` the monitoring plugins' 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
 import {describeError, isBatonError, type ErrorCode} from '../agent/errors.js';
-import {parseCommandLine, statusAsked, USAGE, UsageError, type Command} from './args.js';
+import {commandAsked, isCommandName, parseCommandLine, UsageError, type Command} from './args.js';
 import * as checkConfig from './commands/check-config.js';
 import * as install from './commands/install.js';
 import * as lab from './commands/lab.js';
@@ -12,7 +12,8 @@ import * as resume from './commands/resume.js';
 import * as status from './commands/status.js';
 import * as switchover from './commands/switchover.js';
 import * as uninstall from './commands/uninstall.js';
-import {EXIT_ERROR, EXIT_OK, EXIT_ROLLED_BACK, STATUS_EXIT} from './exit-codes.js';
+import {EXIT_ERROR, EXIT_OK, EXIT_ROLLED_BACK, EXIT_USAGE, STATUS_EXIT} from './exit-codes.js';
+import {commandHelp, USAGE} from './help.js';
 import {processOutput, type Output} from './output.js';
 import {VERSION} from '../agent/version.js';
 
@@ -24,7 +25,7 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
 async function dispatch(command: Command, out: Output): Promise<number> {
   switch (command.name) {
     case 'help':
-      out.stdout(`${USAGE}\n`);
+      out.stdout(`${command.command === undefined ? USAGE : commandHelp(command.command)}\n`);
       return EXIT_OK;
     case 'version':
       out.stdout(`baton ${VERSION}\n`);
@@ -55,13 +56,14 @@ async function main(argv: readonly string[], out: Output): Promise<number> {
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     // A monitoring system runs status: a mistake in its command line is UNKNOWN there, not the 1 of WARNING.
-    const asked = statusAsked(argv);
-    if (asked?.json === true) {
+    const asked = commandAsked(argv);
+    if (asked.name === 'status' && asked.json) {
       out.stdout(status.usageErrorJson(error.message));
       return STATUS_EXIT.unknown;
     }
-    out.stderr(error.showUsage ? `baton: ${error.message}\n\n${USAGE}\n` : `baton: ${error.message}\nRun \`baton --help\` for every command and its options.\n`);
-    return asked === undefined ? EXIT_ERROR : STATUS_EXIT.unknown;
+    const help = isCommandName(asked.name) ? `\`baton help ${asked.name}\` for its options` : '`baton --help` for every command and its options';
+    out.stderr(error.showUsage ? `baton: ${error.message}\n\n${USAGE}\n` : `baton: ${error.message}\nRun ${help}.\n`);
+    return asked.name === 'status' ? STATUS_EXIT.unknown : EXIT_USAGE;
   }
   try {
     return await dispatch(command, out);

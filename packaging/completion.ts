@@ -1,7 +1,7 @@
 // The Debian package's bash completion for `baton`, generated at package time from cli/args.ts's tables (the
 // commands, every option, which command each belongs to, the lab's actions), so it offers what the parser accepts.
 
-import {COMMAND_NAMES, LAB_ACTIONS, OPTIONS, OPTIONS_OF} from '../cli/args.js';
+import {COMMAND_NAMES, LAB_ACTIONS, OPTIONS, optionsOf} from '../cli/args.js';
 import {SWITCH_STEP_NAMES} from '../agent/plans/plans.js';
 
 /** What the word after an option that takes a value completes to; an option not named here completes nothing. */
@@ -10,14 +10,6 @@ const VALUE_COMPLETIONS: Readonly<Record<string, 'file' | 'directory' | 'interfa
   'access-log': 'file', 'root': 'directory', 'client-baton': 'directory', 'interface': 'interface',
   'role': ['primary', 'backup'], 'web': ['builtin', 'nginx'], 'pause-after': SWITCH_STEP_NAMES,
 };
-
-/** The options `command` accepts: those of no particular command (--config, --json…) and its own. */
-export function optionsOf(command: string | undefined): string[] {
-  return Object.keys(OPTIONS).filter((option) => {
-    const owners = OPTIONS_OF[option];
-    return owners === undefined || (command !== undefined && owners.includes(command));
-  });
-}
 
 /** Options that take a value (type string): the word after them is that value, not a command. */
 function valueOptions(): string[] {
@@ -65,8 +57,10 @@ export function renderBashCompletion(): string {
     ...valueCases,
     '  esac',
     '  case $command in',
-    `    "") COMPREPLY=($(compgen -W "${words(COMMAND_NAMES)} ${dashed(optionsOf(undefined))}" -- "$cur")) ;;`,
+    `    "") COMPREPLY=($(compgen -W "${words(COMMAND_NAMES)} help ${dashed(optionsOf(undefined))}" -- "$cur")) ;;`,
     ...commandCases,
+    // `baton help COMMAND`: one command's name, then nothing.
+    `    help) if [ -z "$action" ]; then COMPREPLY=($(compgen -W "${words(COMMAND_NAMES)}" -- "$cur")); else COMPREPLY=(); fi ;;`,
     '    *) COMPREPLY=() ;;',
     '  esac',
     '}',

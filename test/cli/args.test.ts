@@ -54,3 +54,49 @@ test('the options a command uses are still taken', (t) => {
   t.like(parseCommandLine(['lab', 'run', '--web', 'nginx', '--report', 'r.html', '--json']), {name: 'lab', action: 'run', web: 'nginx', report: 'r.html', json: true});
   t.like(parseCommandLine(['rehearse', '--client', 'web-c', '--ssh-config', 'c']), {client: 'web-c', sshConfig: 'c'});
 });
+
+const usage = (argv: readonly string[]) => {
+  try {
+    parseCommandLine(argv);
+  } catch (error) {
+    if (error instanceof UsageError) return error.message;
+    throw error;
+  }
+  throw new Error(`baton ${argv.join(' ')} was accepted`);
+};
+
+test('a misspelt option is named with the option of that command it most likely meant', (t) => {
+  t.is(usage(['switchover', '--dryrun']), 'unknown option --dryrun for switchover; did you mean --dry-run?');
+  t.is(usage(['switchover', '--min-request', '3']), 'unknown option --min-request for switchover; did you mean --min-requests?');
+  t.is(usage(['status', '--sokcet', '/run/x']), 'unknown option --sokcet for status; did you mean --socket?');
+  t.is(usage(['install', '--servce-ip', '192.0.2.1/24']), 'unknown option --servce-ip for install; did you mean --service-ip?');
+  // Nothing of switchover's is near: another command's option is, and it is said whose.
+  t.is(usage(['switchover', '--purg']), 'unknown option --purg for switchover; did you mean --purge (an option of uninstall)?');
+  t.is(usage(['switchover', '--frobnicate']), 'unknown option --frobnicate for switchover: `baton help switchover` lists its options');
+  t.is(usage(['-x']), 'unknown option -x');
+});
+
+test('an option without its value, or a flag given one, says which', (t) => {
+  t.is(usage(['status', '--socket']), '--socket needs a value');
+  t.is(usage(['status', '--json=yes']), '--json takes no value');
+});
+
+test('help: all of it, or one command\'s by `help NAME` or `NAME --help`; anything else is named', (t) => {
+  t.deepEqual(parseCommandLine(['--help']), {name: 'help'});
+  t.deepEqual(parseCommandLine(['help']), {name: 'help'});
+  t.deepEqual(parseCommandLine(['help', 'lab']), {name: 'help', command: 'lab'});
+  t.deepEqual(parseCommandLine(['lab', 'run', '--web', 'nginx', '-h']), {name: 'help', command: 'lab'});
+  t.deepEqual(parseCommandLine(['switchover', '--strict', '--help']), {name: 'help', command: 'switchover'});
+  t.is(usage(['help', 'swichover']), 'unknown command \'swichover\'; did you mean \'switchover\'?');
+  t.is(usage(['nosuch', '--help']), 'unknown command \'nosuch\'');
+  t.is(usage(['help', 'lab', 'run']), 'help takes one command\'s name, got \'lab run\'');
+  t.is(usage(['help', '--json']), 'help takes a command\'s name and no option, got --json');
+});
+
+test('a command is guessed from its beginning or a slip of two letters at most, never from nothing alike', (t) => {
+  t.is(usage(['stauts']), 'unknown command \'stauts\'; did you mean \'status\'?');
+  t.is(usage(['swi']), 'unknown command \'swi\'; did you mean \'switchover\'?');
+  t.is(usage(['chek-config']), 'unknown command \'chek-config\'; did you mean \'check-config\'?');
+  t.is(usage(['reboot']), 'unknown command \'reboot\'');
+  t.is(usage(['la']), 'unknown command \'la\'; did you mean \'lab\'?');
+});

@@ -11,6 +11,7 @@ import {createLogger} from '../../agent/log.js';
 import {CONTROL_PROTOCOL} from '../../agent/control-protocol.js';
 import {VERSION} from '../../agent/version.js';
 import {STATUS_SCHEMA_VERSION, type StatusJson} from '../../cli/commands/status.js';
+import {EXIT_USAGE} from '../../cli/exit-codes.js';
 import {configWithSecret} from '../fakes/config-fixtures.js';
 import {createFakePair} from '../fakes/fake-pair.js';
 import {statusReport} from '../fakes/status-fixture.js';
@@ -133,20 +134,20 @@ test('baton-agent logs the host check\'s problems at start and does not start wi
   t.false(result.stderr.includes('(control) listening'), 'it never got as far as its control socket');
 });
 
-test('an unknown command is an error with the usage, exit 1', async (t) => {
+test('an unknown command is a usage error with the usage and a guess, exit 64', async (t) => {
   const result = await baton('stauts');
-  t.is(result.exitCode, 1);
+  t.is(result.exitCode, EXIT_USAGE);
   t.regex(result.stderr, /^baton: unknown command 'stauts'; did you mean 'status'\?/);
   t.regex(result.stderr, /Usage: baton/);
 });
 
-test('an unknown option is an error naming it, exit 1; for status 3, UNKNOWN to a monitoring system, and JSON under --json', async (t) => {
+test('an unknown option is one line naming it with a guess, exit 64; for status 3, UNKNOWN to a monitoring system, and JSON under --json', async (t) => {
   const resume = await baton('resume', '--jsn');
-  t.is(resume.exitCode, 1);
-  t.regex(resume.stderr, /Unknown option '--jsn'/);
+  t.is(resume.exitCode, EXIT_USAGE);
+  t.is(resume.stderr, 'baton: unknown option --jsn for resume; did you mean --json?\nRun `baton help resume` for its options.');
   const status = await baton('status', '--jsn');
   t.is(status.exitCode, 3);
-  t.regex(status.stderr, /Unknown option '--jsn'/);
+  t.regex(status.stderr, /^baton: unknown option --jsn for status; did you mean --json\?/);
   const json = await baton('--config', '/etc/baton/baton.yaml', 'status', '--json', '--jsn');
   t.is(json.exitCode, 3);
   t.is(json.stderr, '');
@@ -154,19 +155,39 @@ test('an unknown option is an error naming it, exit 1; for status 3, UNKNOWN to 
   t.is(parsed.schemaVersion, STATUS_SCHEMA_VERSION);
   t.is(parsed.check.level, 'unknown');
   t.is(parsed.error?.code, 'USAGE');
-  t.regex(parsed.error?.message ?? '', /Unknown option '--jsn'/);
+  t.is(parsed.error?.message, 'unknown option --jsn for status; did you mean --json?');
 });
 
-test('a bad option value is its error and a pointer to --help, not the whole usage', async (t) => {
+test('a bad option value is its error and a pointer to the command\'s help, not the whole usage, exit 64', async (t) => {
   const result = await baton('switchover', '--min-requests', '0');
-  t.is(result.exitCode, 1);
-  t.is(result.stderr, 'baton: --min-requests: expected a whole number from 1 to 1000000, got \'0\'\nRun `baton --help` for every command and its options.');
+  t.is(result.exitCode, EXIT_USAGE);
+  t.is(result.stderr, 'baton: --min-requests: expected a whole number from 1 to 1000000, got \'0\'\nRun `baton help switchover` for its options.');
 });
 
-test('no command at all prints the usage, exit 1', async (t) => {
+test('no command at all prints the usage, exit 64', async (t) => {
   const result = await baton();
-  t.is(result.exitCode, 1);
+  t.is(result.exitCode, EXIT_USAGE);
   t.regex(result.stderr, /^baton: no command given\n\nUsage: baton/);
+});
+
+test('baton help switchover and baton switchover --help print switchover\'s help alone, exit 0', async (t) => {
+  const word = await baton('help', 'switchover');
+  const flag = await baton('switchover', '--help');
+  t.is(word.exitCode, 0);
+  t.is(flag.exitCode, 0);
+  t.is(word.stdout, flag.stdout);
+  t.regex(word.stdout, /^Usage: baton switchover \[options\]\n/);
+  t.regex(word.stdout, /--pause-after STEP/);
+  t.regex(word.stdout, /--socket PATH/, 'the shared options it takes');
+  t.regex(word.stdout, /Exit status: 0 done, 1 refused or error, 2 rolled back/);
+  t.false(/install --role|uninstall \[--root|--file-only/.test(word.stdout), 'no other command\'s text');
+  t.true(word.stdout.split('\n').length < 40, `${word.stdout.split('\n').length} lines`);
+  const lab = await baton('lab', 'run', '--help');
+  t.regex(lab.stdout, /^Usage: baton lab up\|status\|down\|run \[options\]/);
+  t.false(lab.stdout.includes('--socket'), 'lab takes no --socket');
+  const misspelt = await baton('help', 'swichover');
+  t.is(misspelt.exitCode, EXIT_USAGE);
+  t.regex(misspelt.stderr, /^baton: unknown command 'swichover'; did you mean 'switchover'\?/);
 });
 
 test('baton status prints its verdict, then both hosts as the agent sees them', async (t) => {

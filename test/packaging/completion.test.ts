@@ -35,7 +35,7 @@ test('bash completes the commands, and for each command exactly the options the 
   const script = join(dir, 'baton');
   await writeFile(script, renderBashCompletion());
   const first = await complete(script, ['baton', '']);
-  t.deepEqual(first.filter((word) => !word.startsWith('-')), [...COMMAND_NAMES]);
+  t.deepEqual(first.filter((word) => !word.startsWith('-')), [...COMMAND_NAMES, 'help']);
   for (const command of COMMAND_NAMES) {
     const offered = (await complete(script, ['baton', command, '--'])).sort();
     const expected = Object.keys(OPTIONS).filter((option) => accepts(command, option)).map((option) => `--${option}`).sort();
@@ -44,4 +44,6 @@ test('bash completes the commands, and for each command exactly the options the 
   t.deepEqual(await complete(script, ['baton', '--config', '/x', 'sw']), ['switchover'], 'an option\'s value is not the command');
   t.deepEqual(await complete(script, ['baton', 'install', '--role', '']), ['primary', 'backup']);
   t.deepEqual((await complete(script, ['baton', 'lab', ''])).filter((word) => !word.startsWith('-')), ['up', 'status', 'down', 'run']);
+  t.deepEqual(await complete(script, ['baton', 'help', 'sw']), ['switchover'], 'help completes a command\'s name');
+  t.deepEqual(await complete(script, ['baton', 'help', 'lab', '']), [], 'and nothing after it');
 });

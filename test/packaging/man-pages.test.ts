@@ -4,7 +4,8 @@
 import {readFile} from 'node:fs/promises';
 import {spawnSync} from 'node:child_process';
 import test from 'ava';
-import {COMMAND_NAMES, USAGE} from '../../cli/args.js';
+import {COMMAND_NAMES} from '../../cli/args.js';
+import {USAGE} from '../../cli/help.js';
 import {parseKeyTables, renderConfigPage, renderHelpPage, roffText, type ManPage} from '../../packaging/man-pages.js';
 
 const root = new URL('../../../', import.meta.url);
