@@ -61,9 +61,10 @@ Options:
   --version         print the version
 
 Signals: SIGTERM/SIGINT stop (the service IP is kept or released per on_stop),
-SIGHUP re-reads the configuration: an invalid one is refused and the agent
-keeps running on the old; a valid one is applied by restarting in place (same
-PID, the service IP untouched). SIGUSR1 logs a full status dump.
+SIGHUP re-reads the configuration: an invalid one, or one this host could not
+start with (see below), is refused and the agent keeps running on the old; a
+valid one is applied by restarting in place (same PID, the service IP
+untouched). SIGUSR1 logs a full status dump.
 
 Under the unit, a config that needs an address or a port the unit's allow-lists
 do not have (the drop-in \`baton install\` writes from the config) is refused,
@@ -390,16 +391,10 @@ async function runAgent(
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   process.on('SIGHUP', () => {
-    void loadConfig(config.file).then(
-      (next) => {
-        // Checked before the restart in place: the new image would refuse it at start and leave no agent running.
-        const problems = sandboxProblems(next, sandbox);
-        if (problems.length === 0) return reloadInPlace(agent, closeServers, config, log, systemd, closeHelpers);
-        log.error(`(config) SIGHUP: keeping the running config: ${describeSandboxProblems(config.file, problems)}`);
-        return undefined;
-      },
-      (error: unknown) => log.error(`(config) SIGHUP: keeping the running config, the new file is invalid: ${describeError(error)}`),
-    );
+    void reloadChecked(config, sandbox, log).then((next) => {
+      if (next !== undefined) return reloadInPlace(agent, closeServers, next, log, systemd, closeHelpers);
+      return undefined;
+    });
   });
   process.on('SIGUSR1', () => {
     void agent.status().then((status) => log.notice(`(status) ${JSON.stringify({...status, control: control.stats()})}`));
@@ -430,6 +425,43 @@ async function runAgent(
   if (config.onStop === 'keep') log.notice(`(agent) left ${config.service.ip.cidr} as it is (on_stop: keep)`);
   await closeHelpers();
   return 0;
+}
+
+/**
+ * SIGHUP: the file again, checked as the new image will check it at start (the file, the unit's allow-lists, the
+ * host), so that a file it would refuse keeps this agent running on the old one instead of leaving no agent. The new
+ * config when it may be applied; undefined, with the reason logged, when not. Never throws.
+ */
+async function reloadChecked(config: Config, sandbox: RunningSandbox, log: Logger): Promise<Config | undefined> {
+  let next: Config;
+  try {
+    next = await loadConfig(config.file);
+  } catch (error) {
+    log.error(`(config) SIGHUP: keeping the running config, the new file is invalid: ${describeError(error)}`);
+    return undefined;
+  }
+  const problems = sandboxProblems(next, sandbox);
+  if (problems.length > 0) {
+    log.error(`(config) SIGHUP: keeping the running config: ${describeSandboxProblems(config.file, problems)}`);
+    return undefined;
+  }
+  try {
+    const hostProblems = await runHostCheck(next, await processFileAccess());
+    const fatal = hostProblems.filter((problem) => HOST_PROBLEMS[problem.kind].blocksStart);
+    if (fatal.length > 0) {
+      log.error(`(config) SIGHUP: keeping the running config, this host cannot run the new one: ` +
+        `${fatal.map((problem) => problem.message).join('; ')}`);
+      return undefined;
+    }
+    for (const problem of hostProblems) {
+      if (problem.severity === 'error') log.error(`(host) SIGHUP: ${problem.message}`);
+      else log.warning(`(host) SIGHUP: ${problem.message}`);
+    }
+  } catch (error) {
+    log.error(`(config) SIGHUP: keeping the running config, the host check failed: ${describeError(error)}`);
+    return undefined;
+  }
+  return next;
 }
 
 /**

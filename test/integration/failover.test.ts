@@ -247,6 +247,29 @@ test.serial('SIGHUP with a broken config keeps the agent running on the old one,
   }
 });
 
+test.serial('SIGHUP with a config this host cannot start with (no such interface) keeps the agent running on the old one', async (t) => {
+  const l = requireLab();
+  await settled(l);
+  const host = l.hosts.primary;
+  const original = await readFile(host.configFile, 'utf8');
+  const from = (await readFile(host.logFile, 'utf8')).length;
+  t.regex(original, /\n {2}interface: \S+\n/);
+  await writeFile(host.configFile, original.replace(/\n {2}interface: \S+\n/, '\n  interface: eth9\n'));
+  try {
+    process.kill(host.pid, 'SIGHUP');
+    await until('the agent logs that it keeps its config', 10_000, async () =>
+      ((await readFile(host.logFile, 'utf8')).slice(from).includes('keeping the running config') ? true : undefined));
+    const log = (await readFile(host.logFile, 'utf8')).slice(from);
+    t.regex(log, /SIGHUP: keeping the running config, this host cannot run the new one: service\.interface: this host has no interface eth9/);
+    t.false(log.includes('restarting in place'), log);
+    t.true(isProcessAlive(host.pid));
+    const status = await statusOf(host);
+    t.true(status.peer.alive);
+  } finally {
+    await writeFile(host.configFile, original);
+  }
+});
+
 test.serial('upgrading baton on a running pair (installed copy, standby first, then the active host): the IP never moves, no failed request', async (t) => {
   const l = requireLab();
   await primaryServes(l);
