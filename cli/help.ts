@@ -4,6 +4,7 @@
 
 import {DEFAULT_CONFIG_FILE} from '../agent/config/schema.js';
 import {COMMAND_NAMES, OPTIONS_OF, type CommandName} from './args.js';
+import {wrapWords} from './format.js';
 
 /** Each command's entry in the help: its synopsis and what it does, then its own options. */
 const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
@@ -163,21 +164,6 @@ ${COMMAND_HELP[name]}
 Options:
 ${[...shared, '  -h, --help       show this help'].join('\n')}
 
-${wrap(`Exit status: ${EXIT_STATUS[name]}.`)}
+${wrapWords(`Exit status: ${EXIT_STATUS[name]}.`, 80).join('\n')}
 Every command: baton --help`;
-}
-
-/** Words filled into lines of at most `width` columns. */
-function wrap(text: string, width = 80): string {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line === '' ? word : `${line} ${word}`;
-    }
-  }
-  return [...lines, line].join('\n');
 }

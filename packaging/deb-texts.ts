@@ -4,6 +4,7 @@
 import {
   AGENT_ENTRY, BUNDLED_NODE, CLI_ENTRY, CONFIG_DIR, CONFIG_FILE, DROP_IN_FILE, INSTALL_DIR, STATE_DIR, UNIT_NAME,
 } from '../cli/install/layout.js';
+import {wrapWords} from '../cli/format.js';
 import {DROP_IN_MARKER} from '../cli/install/texts.js';
 
 export const PACKAGE_NAME = 'baton';
@@ -45,24 +46,9 @@ export function renderControl(fields: ControlFields): string {
     'Section: net',
     'Priority: optional',
     `Description: ${summary}`,
-    ...wrap(body, 79).map((line) => ` ${line}`),
+    ...wrapWords(body, 79).map((line) => ` ${line}`),
     '',
   ].join('\n');
-}
-
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line === '' ? word : `${line} ${word}`;
-    }
-  }
-  if (line !== '') lines.push(line);
-  return lines;
 }
 
 /** A command of the package: the program in INSTALL_DIR on its own Node (dist/*.js's `#!/usr/bin/env node` would
