@@ -11,6 +11,7 @@ import {delimiter, dirname, join, relative} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import test, {type ExecutionContext, type Implementation} from 'ava';
 import {execa} from 'execa';
+import {VERSION} from '../../agent/version.js';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {keyIdOf} from '../../agent/config/secret-files.js';
 import {isBatonError} from '../../agent/errors.js';
@@ -218,7 +219,7 @@ test('the baton wrapper execs the CLI with the bundled Node', async (t) => {
   const result = await execa('/bin/sh', [relocated, '--version'], {cwd: '/', env: {PATH: '/nonexistent'},
     extendEnv: false, reject: false});
   t.is(result.exitCode, 0, result.stderr);
-  t.is(result.stdout, 'baton 0.1.0');
+  t.is(result.stdout, `baton ${VERSION}`);
 });
 
 test('the installed config is valid: check-config passes once its secret_file points into the root', async (t) => {
@@ -549,7 +550,7 @@ test('uninstall where nothing is installed says so; --purge still removes config
   await writeFile(join(root, 'etc/baton/baton.yaml'), 'pair: web\n');
   const kept = captureOutput();
   await uninstall.run(kept.out, {root, purge: false}, {...createSystemDeps(), isLiveSystem: () => false});
-  t.regex(kept.text(), new RegExp(`kept ${join(root, 'etc/baton')}; to remove it: rm -r `));
+  t.regex(kept.text(), new RegExp(`kept ${join(root, 'etc/baton')} \\(config and secret: .*\\); to remove it: rm -r ${join(root, 'etc/baton')}, or uninstall --purge\n`));
   const purged = captureOutput();
   await uninstall.run(purged.out, {root, purge: true}, {...createSystemDeps(), isLiveSystem: () => false});
   t.regex(purged.text(), /removed .*etc\/baton \(--purge\)/);
