@@ -78,7 +78,7 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
   const live = deps.isLiveSystem(root);
   if (live && unitPresent && options.force !== true) await refuseWhileServing(await deps.serviceIpHere(underRoot(root, CONFIG_FILE)));
   if (program.kind === 'missing' && !unitPresent && wrapperEntry.kind === 'missing' && dropInEntry.kind === 'missing') {
-    return nothingInstalled(out, options, [configDir, stateDir]);
+    return nothingInstalled(out, options, keptDirs(configDir, stateDir));
   }
 
   const lines: string[] = [];
@@ -112,16 +112,7 @@ async function uninstall(out: Output, options: UninstallOptions, deps: SystemDep
     await runSystemctl(deps.runner, DAEMON_RELOAD);
     lines.push(`${systemctlLine(DAEMON_RELOAD)}: done`);
   }
-  for (const [dir, what] of [[configDir, 'config and secret: a later install reuses them with --keep-config'],
-    [stateDir, 'the agent\'s epoch and switch journal']] as const) {
-    const present = (await inspect(dir)).kind !== 'missing';
-    if (options.purge) {
-      await rm(dir, {recursive: true, force: true});
-      lines.push(present ? `removed ${dir} (--purge)` : `${dir}: not there`);
-    } else if (present) {
-      lines.push(`kept ${dir} (${what}); to remove it: rm -r ${dir}`);
-    }
-  }
+  lines.push(...await keepOrPurge(keptDirs(configDir, stateDir), options.purge, true));
   const text = [`baton uninstalled from ${root === '/' ? 'this system' : root}:`, ...lines.map((line) => `  ${line}`)];
   if (!live) {
     // The enable links went with the unit (what `disable` does); what is left is for a manager that still runs it.
@@ -151,19 +142,36 @@ async function refuseWhileServing(here: ServiceIpHere): Promise<void> {
 }
 
 /** Nothing of the program is here: say so rather than "uninstalled"; --purge still removes config and state. */
-async function nothingInstalled(out: Output, options: UninstallOptions, dirs: readonly string[]): Promise<number> {
+async function nothingInstalled(out: Output, options: UninstallOptions, dirs: readonly KeptDir[]): Promise<number> {
   const lines = [`baton is not installed on ${options.root === '/' ? 'this system' : options.root}: no unit, no program, no \`baton\` command.`];
-  for (const dir of dirs) {
-    if ((await inspect(dir)).kind === 'missing') continue;
-    if (options.purge) {
-      await rm(dir, {recursive: true, force: true});
-      lines.push(`  removed ${dir} (--purge)`);
-    } else {
-      lines.push(`  kept ${dir}; to remove it: rm -r ${dir} (or uninstall --purge)`);
-    }
-  }
+  lines.push(...(await keepOrPurge(dirs, options.purge, false)).map((line) => `  ${line}`));
   out.stdout(`${lines.join('\n')}\n`);
   return 0;
+}
+
+/** What uninstall keeps unless --purge, each with what it holds. */
+type KeptDir = readonly [dir: string, holds: string];
+
+function keptDirs(configDir: string, stateDir: string): KeptDir[] {
+  return [[configDir, 'config and secret: a later install reuses them with --keep-config'],
+    [stateDir, 'the agent\'s epoch and switch journal']];
+}
+
+/** Removes the kept directories under --purge, else keeps them; a line for each (and for a missing one, if asked). */
+async function keepOrPurge(dirs: readonly KeptDir[], purge: boolean, sayMissing: boolean): Promise<string[]> {
+  const lines: string[] = [];
+  for (const [dir, holds] of dirs) {
+    const present = (await inspect(dir)).kind !== 'missing';
+    if (!present) {
+      if (sayMissing && purge) lines.push(`${dir}: not there`);
+    } else if (purge) {
+      await rm(dir, {recursive: true, force: true});
+      lines.push(`removed ${dir} (--purge)`);
+    } else {
+      lines.push(`kept ${dir} (${holds}); to remove it: rm -r ${dir}, or uninstall --purge`);
+    }
+  }
+  return lines;
 }
 
 /** The drop-in directory goes with the unit, unless the operator's own drop-ins (override.conf) are in it. */
