@@ -43,6 +43,8 @@ export interface ClientsBenchOptions {
   /** Set when the bench is asked to stop: the run ends before its next move, and its lab is removed. */
   readonly interrupted: () => boolean;
   readonly say: (line: string) => void;
+  /** Each condition's figures once its two runs are done, by id (bench/record.ts): clients.CONDITION.MOVER.…. */
+  readonly onFigures?: (condition: Condition, figures: Readonly<Record<string, number>>) => Promise<void>;
 }
 
 interface Move {
@@ -123,7 +125,30 @@ export async function benchClients(options: ClientsBenchOptions): Promise<void> 
     const runs: Run[] = [];
     for (const mover of ['baton', 'hand'] as const) runs.push(await measureRun(options, condition, mover));
     printCondition(condition, runs[0] as Run, runs[1] as Run);
+    await options.onFigures?.(condition, {
+      ...recordedFigures(`clients.${condition}.baton`, runs[0] as Run),
+      ...recordedFigures(`clients.${condition}.hand`, runs[1] as Run),
+    });
   }
+}
+
+/** A run's figures as the record keeps them (bench/record.ts): what the docs quote, under `prefix`. */
+function recordedFigures(prefix: string, run: Run): Record<string, number> {
+  const f = figures(run);
+  const max = (values: readonly number[]): number => (values.length === 0 ? Number.NaN : Math.max(...values));
+  const out: Record<string, number> = {[`${prefix}.moves`]: run.moves.length};
+  for (const kind of CLASSES) {
+    out[`${prefix}.failed.${kind}`] = f.failed[kind].total;
+    out[`${prefix}.gap.${kind}.median`] = quantile(f.gaps[kind], 0.5) ?? Number.NaN;
+    out[`${prefix}.gap.${kind}.max`] = max(f.gaps[kind]);
+  }
+  out[`${prefix}.unowned.median`] = quantile(f.unowned.values, 0.5) ?? Number.NaN;
+  out[`${prefix}.unowned.p99`] = quantile(f.unowned.values, 0.99) ?? Number.NaN;
+  out[`${prefix}.unowned.max`] = max(f.unowned.values);
+  out[`${prefix}.drain.median`] = quantile(f.drainMs, 0.5) ?? Number.NaN;
+  out[`${prefix}.drain.max`] = max(f.drainMs);
+  out[`${prefix}.total.median`] = quantile(f.totalMs, 0.5) ?? Number.NaN;
+  return out;
 }
 
 async function measureRun(options: ClientsBenchOptions, condition: Condition, mover: Mover): Promise<Run> {

@@ -5,9 +5,11 @@
 // the same moves made by hand (bench/clients.ts).
 //
 //   npm run bench -- [--only switchover,failover,rest,clients] [--runs 5] [--intervals 50,10] [--rest-s 60]
-//     [--round-trips 20] [--conditions idle,loaded] [--prefix bl]
+//     [--round-trips 20] [--conditions idle,loaded] [--prefix bl] [--record FILE [--machine TEXT]]
 //
 // --prefix: how every lab's name starts (bl, then up to 6 of a-z0-9); the rest is random.
+// --record: write each part's figures into FILE (bench/record.ts); docs/bench-figures.json is the one the docs
+// quote. --machine says what else the machine was doing, for the record.
 
 import {setTimeout as sleep} from 'node:timers/promises';
 import {mkdtemp, rm} from 'node:fs/promises';
@@ -21,9 +23,11 @@ import {labDown, labUp, waitForSettledPair, type Lab, type LabHost} from '../cli
 import {startProber} from '../cli/lab/probe-control.js';
 import {summarizeProbes} from '../cli/lab/probe-report.js';
 import {isNginxInstalled} from '../cli/lab/web.js';
+import {execa} from 'execa';
 import {customAlphabet} from 'nanoid';
 import {benchClients, type Condition} from './clients.js';
 import {measureFailovers} from './failover.js';
+import {median, recordFigures} from './record.js';
 import {measureRest} from './rest.js';
 
 interface Sample {
@@ -41,6 +45,8 @@ const {values} = parseArgs({options: {
   'round-trips': {type: 'string', default: '20'},
   conditions: {type: 'string', default: 'idle,loaded'},
   prefix: {type: 'string', default: 'bl'},
+  record: {type: 'string'},
+  machine: {type: 'string', default: 'not said'},
 }});
 const parts = new Set(values.only.split(','));
 const KNOWN_PARTS = ['switchover', 'failover', 'rest', 'clients'];
@@ -91,6 +97,28 @@ function fmt(n: number): string {
 }
 
 
+/** Writes a part's figures under --record (none without it), replacing that part's earlier ones (`replaces`). */
+async function record(part: string, replaces: string, measured: Readonly<Record<string, number>>): Promise<void> {
+  if (values.record === undefined) return;
+  const now = new Date();
+  const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+  await recordFigures(values.record, [replaces], `${part}-${now.toISOString().slice(0, 16)}`,
+    {date: now.toISOString().slice(0, 10), commit: await startCommit, command, machine: values.machine}, measured);
+  console.log(`(${part}: figures recorded in ${values.record})`);
+}
+
+/** The checkout's short commit, "+changes" when its tree differs from it; "unknown" outside git. Read at start,
+ *  before the record itself changes the tree. */
+async function checkoutCommit(): Promise<string> {
+  const git = (args: string[]) => execa('git', args, {reject: false, cwd: new URL('../..', import.meta.url)});
+  const head = await git(['rev-parse', '--short', 'HEAD']);
+  if (head.exitCode !== 0) return 'unknown';
+  const changed = await git(['status', '--porcelain', '--untracked-files=no']);
+  return `${head.stdout.trim()}${changed.stdout.trim() === '' ? '' : '+changes'}`;
+}
+
+const startCommit = checkoutCommit();
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the bench builds network namespaces: run it as root');
   const runner = createExecaRunner();
@@ -107,10 +135,14 @@ async function main(): Promise<void> {
         ['acknowledged-tuned (interval 50 ms, dead after 250 ms, replay_protection: acknowledged)',
           'heartbeat: { interval_ms: 50, dead_after_ms: 250, replay_protection: acknowledged }']] as const) {
         await withLab(runner, dir, web, timers, async (lab) => {
-          const samples = await measureFailovers(lab, runs, dir, name.split(' ')[0] ?? 'run');
+          const tag = name.split(' ')[0] ?? 'run';
+          const samples = await measureFailovers(lab, runs, dir, tag);
           console.log(`\nunplanned failover, service link of the active host cut, probe every 10 ms (timeout 50 ms), timers ${name}:`);
           for (const s of samples) console.log(`  ${s.label.padEnd(22)} longest gap ${fmt(s.gapMs)} ms   failed probes ${String(s.failed).padStart(4)}`);
           console.log(`  longest gap (ms):  ${stats(samples.map((s) => s.gapMs))}`);
+          const gaps = samples.map((s) => s.gapMs);
+          await record('failover', `failover.${tag}.`, {[`failover.${tag}.runs`]: samples.length,
+            [`failover.${tag}.gap.median`]: median(gaps), [`failover.${tag}.gap.min`]: Math.min(...gaps), [`failover.${tag}.gap.max`]: Math.max(...gaps)});
         });
       }
       console.log('targets (DESIGN): <= 1000 ms with defaults, <= 300 ms tuned; at keepalived-equal timers no slower than keepalived 2.2.7 at');
@@ -121,6 +153,7 @@ async function main(): Promise<void> {
         const samples = await measureRest(lab, restS);
         console.log(`\nagents at rest for ${restS} s:`);
         for (const s of samples) console.log(`  ${s.role.padEnd(8)} RSS ${s.rssMb.toFixed(1)} MB   CPU ${s.cpuPercent.toFixed(2)} % of a core`);
+        await record('rest', 'rest.', Object.fromEntries(samples.flatMap((s) => [[`rest.${s.role}.rss-mb`, s.rssMb], [`rest.${s.role}.cpu-percent`, s.cpuPercent]])));
         console.log('targets (DESIGN): RSS <= 64 MB, CPU <= 1 %; keepalived 2.2.7: 13 MB, 0.014 %');
       });
     }
@@ -128,6 +161,7 @@ async function main(): Promise<void> {
       if (web !== 'nginx') throw new Error('the clients part runs the lab with real nginx: apt-get install nginx-light');
       await withInterruptFlag((interrupted) => benchClients({
         runner, dir, roundTrips, conditions, newPrefix, interrupted, say: (line) => process.stderr.write(`${line}\n`),
+        onFigures: (condition, figures) => record('clients', `clients.${condition}.`, figures),
       }));
     }
   } finally {
@@ -183,6 +217,10 @@ async function benchSwitchover(lab: Lab, dir: string, web: string): Promise<void
       console.log(`  longest gap (ms):  ${stats(samples.map((s) => s.gapMs))}`);
       console.log(`  failed probes:     ${stats(samples.map((s) => s.failed))}`);
       console.log(`  switch total (ms): ${stats(samples.map((s) => s.switchMs))}`);
+      const id = `switchover.probe-${intervalMs}ms`;
+      await record('switchover', `${id}.`, {[`${id}.switches`]: samples.length, [`${id}.gap.median`]: median(samples.map((s) => s.gapMs)),
+        [`${id}.gap.max`]: Math.max(...samples.map((s) => s.gapMs)), [`${id}.failed.total`]: samples.reduce((n, s) => n + s.failed, 0),
+        [`${id}.total.median`]: median(samples.map((s) => s.switchMs))});
     }
     console.log('\ntargets (DESIGN): median longest gap <= 60 ms with a probe every 50 ms, at most 1 failed probe per run;');
     console.log('measured by hand-run procedure: 54 ms, 0 failed; keepalived 2.2.7 default: 653 ms, 12 failed');
