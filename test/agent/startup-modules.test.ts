@@ -1,0 +1,24 @@
+// What the agent loads at start: every module it imports statically stays resident for its whole life (the unit
+// runs it --jitless, so each one's source and bytecode count against DESIGN's 64 MB at rest).
+
+import {execFile} from 'node:child_process';
+import {promisify} from 'node:util';
+import test from 'ava';
+import {AGENT_NODE_FLAGS} from '../../cli/lab/lab.js';
+
+const AGENT = new URL('../../agent/main.js', import.meta.url).pathname;
+// Prints the built-ins loaded once `--version` has been reached, i.e. after every static import was evaluated.
+const RECORD = `data:text/javascript,process.on('exit', () => process.stderr.write(JSON.stringify(process.moduleLoadList)))`;
+
+async function builtinsAtStart(): Promise<string[]> {
+  const {stderr} = await promisify(execFile)(process.execPath, [...AGENT_NODE_FLAGS, '--import', RECORD, AGENT, '--version']);
+  return JSON.parse(stderr) as string[];
+}
+
+test('the agent does not load node:http, nor undici with it, until an HTTP check or the metrics server needs it', async (t) => {
+  const loaded = await builtinsAtStart();
+  t.true(loaded.includes('NativeModule dgram'), 'the recording sees the agent\'s own imports');
+  for (const heavy of ['NativeModule http', 'NativeModule https', 'NativeModule internal/deps/undici/undici', 'NativeModule http2', 'NativeModule zlib']) {
+    t.false(loaded.includes(heavy), `${heavy} is loaded at start`);
+  }
+});
