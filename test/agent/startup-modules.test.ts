@@ -22,3 +22,10 @@ test('the agent does not load node:http, nor undici with it, until an HTTP check
     t.false(loaded.includes(heavy), `${heavy} is loaded at start`);
   }
 });
+
+test('the metrics server, once loaded, does not bring undici with node:http', async (t) => {
+  const server = new URL('../../agent/metrics-server.js', import.meta.url).href;
+  const {stdout} = await promisify(execFile)(process.execPath, [...AGENT_NODE_FLAGS, '--input-type=module', '-e',
+    `await import(${JSON.stringify(server)}); console.log(JSON.stringify(process.moduleLoadList))`]);
+  t.false((JSON.parse(stdout) as string[]).includes('NativeModule internal/deps/undici/undici'));
+});
