@@ -29,3 +29,13 @@ test('the metrics server, once loaded, does not bring undici with node:http', as
     `await import(${JSON.stringify(server)}); console.log(JSON.stringify(process.moduleLoadList))`]);
   t.false((JSON.parse(stdout) as string[]).includes('NativeModule internal/deps/undici/undici'));
 });
+
+test('the host check at start sorts interface names without ICU collation (3 MB of RSS)', async (t) => {
+  const probe = new URL('../../agent/adapters/host-probe.js', import.meta.url).href;
+  const stdout = JSON.stringify([{ifname: 'lo'}, {ifname: 'eth1'}, {ifname: 'eth0'}]);
+  const script = `const {parseIpAddressJson} = await import(${JSON.stringify(probe)});
+    const before = process.memoryUsage().rss; parseIpAddressJson(${JSON.stringify(stdout)});
+    console.log(process.memoryUsage().rss - before)`;
+  const {stdout: grown} = await promisify(execFile)(process.execPath, [...AGENT_NODE_FLAGS, '--input-type=module', '-e', script]);
+  t.true(Number(grown) < 1024 * 1024, `RSS grew ${grown} bytes`);
+});
