@@ -2,7 +2,7 @@
 // Bounds what a client can hold, as the control socket does: a cap on connections open at once, an absolute
 // deadline from accept, a cap on the request's size. Off unless metrics.enabled.
 
-import {createServer as createHttpServer, type IncomingMessage, type ServerResponse} from 'node:http';
+import type {IncomingMessage, ServerResponse} from 'node:http';
 import {createServer, type Server, type Socket} from 'node:net';
 import {BatonError, describeError} from './errors.js';
 import type {Logger} from './log.js';
@@ -70,6 +70,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const open = new Set<Socket>();
   // Each kind of refusal is logged once per spell, not once per connection: a scanner must not flood the journal.
   const logged = {notAllowed: false, busy: false};
+  // process.getBuiltinModule, not an import: an ESM import of node:http reads its WebSocket, CloseEvent and
+  // MessageEvent getters, which load undici with http2 and zlib (3.4 MB of RSS on top of prom-client, measured
+  // --jitless; see system-health-probe.ts).
+  const {createServer: createHttpServer} = process.getBuiltinModule('node:http');
   const http = createHttpServer({maxHeaderSize: limits.maxHeaderBytes, requestTimeout: limits.connectionDeadlineMs,
     headersTimeout: limits.connectionDeadlineMs}, (request, response) => void serve(request, response, options));
   const server: Server = createServer((socket) => {
