@@ -347,9 +347,9 @@ async function runAgent(
     const {listen, allowFrom} = config.metrics;
     const build = {version: VERSION, node: process.version};
     try {
-      // Loaded only when on: prom-client and its dependencies add about 7.5 MB to the agent's RSS (measured with the
-      // unit's --jitless --max-semi-space-size=1: 9.4 MB for the import against 1.8 MB for a module of our own), and
-      // the agent at rest is held to 64 MB (DESIGN's targets).
+      // Loaded only when on: prom-client and its dependencies add megabytes to the agent's RSS (7.5 MB measured with
+      // the unit's --jitless --max-semi-space-size=1, part of it undici, which node:http's ESM import then loaded),
+      // and the agent at rest is held to 64 MB (DESIGN's targets).
       const [{METRICS_CONTENT_TYPE, renderMetrics}, {startMetricsServer}] = await Promise.all([import('./metrics.js'), import('./metrics-server.js')]);
       metrics = await startMetricsServer({
         address: listen.address, port: listen.port, allowFrom, log,
