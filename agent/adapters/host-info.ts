@@ -1,9 +1,9 @@
 // The real HostInfoSource: this host's OS, the versions of the programs a web service runs on, load and memory,
 // read through systeminformation and node:os.
 
+import {fork} from 'node:child_process';
 import {readdir, readFile} from 'node:fs/promises';
 import {arch, availableParallelism, hostname as osHostname, loadavg, release as kernelRelease} from 'node:os';
-import {fork} from 'node:child_process';
 import {fileURLToPath} from 'node:url';
 import {BatonError} from '../errors.js';
 import type {HostInfo, HostInfoSource} from '../ports.js';
@@ -145,10 +145,15 @@ export async function probeInChild(ms: number, options?: {script?: string; spawn
   }
 }
 
-/** ": <the error's line>" from a dead Node's stderr (its stack trace's `Error: …` line, else its last line), or ''. */
+/**
+ * ": <why>" from a dead Node's stderr, or '': an uncaught exception's `Error: …` line, else V8's fatal error
+ * (its `# Fatal error …` and `# Check failed: …` lines, e.g. a Node without --jitless under MemoryDenyWriteExecute=),
+ * else the last line.
+ */
 function lastError(stderr: string): string {
   const lines = stderr.split('\n').map((line) => line.trim()).filter((line) => line !== '');
-  const line = lines.find((candidate) => /^[A-Za-z]*Error\b/.test(candidate)) ?? lines.at(-1);
+  const v8Fatal = lines.filter((line) => /^# \S/.test(line)).map((line) => line.slice(2)).join(' ');
+  const line = lines.find((candidate) => /^[A-Za-z]*Error\b/.test(candidate)) ?? (v8Fatal || lines.at(-1));
   return line === undefined ? '' : `: ${line}`;
 }
 

@@ -62,10 +62,14 @@ test('a child that crashes is an error naming its exit code and its error', asyn
   t.regex(error?.message ?? '', /^collecting host info failed: its child process \(.+child\.mjs\) exited with code 1 without an answer: Error: systeminformation exploded$/);
 });
 
-test('a child killed by a signal is an error naming the signal', async (t) => {
-  const script = await childScript(t, 'process.kill(process.pid, \'SIGKILL\');\n');
+test('a child killed by a signal is an error naming the signal and V8\'s fatal error', async (t) => {
+  // What Node prints when V8 cannot map its code, as without --jitless under MemoryDenyWriteExecute= (it then dies
+  // on SIGTRAP; SIGKILL here, which leaves no core file). Writes to a pipe are synchronous on Linux.
+  const script = await childScript(t, 'process.stderr.write(\'\\n#\\n# Fatal error in , line 0\\n# Check failed: 12 == (*__errno_location ()).\\n#\\n'
+    + '#FailureMessage Object: 0x7ffdfd6fc3a0\\n----- Native stack trace -----\\n\\n 1: 0x9dde61  [node]\\n\');\n'
+    + 'process.kill(process.pid, \'SIGKILL\');\n');
   const error = await t.throwsAsync(probeInChild(TEST_COLLECT_TIMEOUT_MS, {script}));
-  t.regex(error?.message ?? '', /exited on SIGKILL without an answer$/);
+  t.regex(error?.message ?? '', / exited on SIGKILL without an answer: Fatal error in , line 0 Check failed: 12 == \(\*__errno_location \(\)\)\.$/);
 });
 
 test('the child runs with the agent\'s Node flags (--jitless) and its PATH', async (t) => {
