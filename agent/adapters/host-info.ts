@@ -1,9 +1,10 @@
 // The real HostInfoSource: this host's OS, the versions of the programs a web service runs on, load and memory,
 // read through systeminformation and node:os.
 
+import {fork} from 'node:child_process';
 import {readdir, readFile} from 'node:fs/promises';
 import {arch, availableParallelism, hostname as osHostname, loadavg, release as kernelRelease} from 'node:os';
-import {Worker} from 'node:worker_threads';
+import {fileURLToPath} from 'node:url';
 import {BatonError} from '../errors.js';
 import type {HostInfo, HostInfoSource} from '../ports.js';
 
@@ -44,7 +45,7 @@ export function createSystemHostInfo(options?: {hostname?: string; timeoutMs?: n
       // Not si.osInfo(): it runs `hostname -f` with execSync, which blocks the event loop, beacons included, for as
       // long as the resolver takes: 1-2 s measured with an unreachable name server, up to 10 s with Debian's
       // default resolver options, so a preflight on a host with broken DNS made the peer see it dead.
-      const [os, {found, memory}] = await Promise.all([readOsInfo(), probeInWorker(options?.timeoutMs ?? COLLECT_TIMEOUT_MS)]);
+      const [os, {found, memory}] = await Promise.all([readOsInfo(), probeInChild(options?.timeoutMs ?? COLLECT_TIMEOUT_MS)]);
       const reported: Record<string, string | undefined> = {...found, openssl: found.systemOpenssl};
       const installed: Record<string, string> = {};
       for (const program of VERSION_PROGRAMS) {
@@ -97,27 +98,63 @@ export function parseOsRelease(text: string): {distro: string; release: string} 
   return {distro, release: release || keys.get('DISTRIB_RELEASE') || keys.get('VERSION_ID') || 'unknown'};
 }
 
-interface WorkerAnswer {
+export interface ProbeAnswer {
   readonly found: Record<string, string | undefined> & {readonly systemOpenssl?: string};
   readonly memory: {readonly total: number; readonly available: number};
 }
 
+// SIGKILL ends a process in milliseconds; one still there after this is stuck in the kernel (an uninterruptible
+// read), and waiting longer for it would turn the collection's deadline into a hang.
+const REAP_WAIT_MS = 1000;
+
 /**
- * The version probes and the memory figures, from a worker thread (host-info-worker.ts) that loads
- * systeminformation and ends: the agent at rest carries neither the module nor its memory (DESIGN: RSS <= 64 MB),
- * and its event loop never waits for a probe's process start. A worker still running at the deadline is ended.
+ * The version probes and the memory figures, from a child process (host-info-child.ts) that loads systeminformation
+ * and ends: the agent at rest carries neither the module nor the memory its probes used (DESIGN: RSS <= 64 MB), and
+ * its event loop waits for one process start, not ten. The child runs this process's Node with its flags
+ * (process.execArgv: --jitless, which MemoryDenyWriteExecute= needs) and its environment (PATH: `node -v` above).
+ * When this settles, with an answer, past the deadline or on an error, the child has been killed and reaped; a
+ * version probe it had started and that hangs is left behind, as systeminformation gives them no timeout.
+ * `script` and `spawned` (told the child's PID) are for the tests.
  */
-async function probeInWorker(ms: number): Promise<WorkerAnswer> {
-  const worker = new Worker(new URL('./host-info-worker.js', import.meta.url), {workerData: {programs: VERSION_PROGRAMS.join(',')}});
+export async function probeInChild(ms: number, options?: {script?: string; spawned?: (pid: number) => void}): Promise<ProbeAnswer> {
+  const script = options?.script ?? fileURLToPath(new URL('./host-info-child.js', import.meta.url));
+  const child = fork(script, [VERSION_PROGRAMS.join(',')], {stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json'});
+  // Its last words, for the error when it dies without an answer (an uncaught exception's text is on stderr).
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    stderr = (stderr + text).slice(-4096);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  if (child.pid !== undefined) options?.spawned?.(child.pid);
   try {
-    return await withDeadline(new Promise<WorkerAnswer>((resolve, reject) => {
-      worker.once('message', (answer: WorkerAnswer) => resolve(answer));
-      worker.once('error', (error) => reject(new BatonError('COMMAND_FAILED', `collecting host info failed: ${error.message}`, {cause: error})));
-      worker.once('exit', (code) => reject(new BatonError('COMMAND_FAILED', `collecting host info failed: its worker exited (${code}) without an answer`)));
+    return await withDeadline(new Promise<ProbeAnswer>((resolve, reject) => {
+      child.once('message', (answer: ProbeAnswer) => resolve(answer));
+      child.on('error', (error) => reject(new BatonError('COMMAND_FAILED', `collecting host info failed: its child process: ${error.message}`, {cause: error})));
+      // 'close', not 'exit': it comes after the IPC channel is drained, so an answer sent just before the exit counts.
+      child.once('close', (code, signal) => reject(new BatonError('COMMAND_FAILED',
+        `collecting host info failed: its child process (${process.execPath} ${script}) exited `
+        + `${signal === null ? `with code ${code}` : `on ${signal}`} without an answer${lastError(stderr)}`)));
     }), ms);
   } finally {
-    void worker.terminate();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((resolve) => {
+      timer = setTimeout(resolve, REAP_WAIT_MS);
+    })]);
+    clearTimeout(timer);
   }
+}
+
+/**
+ * ": <why>" from a dead Node's stderr, or '': an uncaught exception's `Error: …` line, else V8's fatal error
+ * (its `# Fatal error …` and `# Check failed: …` lines, e.g. a Node without --jitless under MemoryDenyWriteExecute=),
+ * else the last line.
+ */
+function lastError(stderr: string): string {
+  const lines = stderr.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  const v8Fatal = lines.filter((line) => /^# \S/.test(line)).map((line) => line.slice(2)).join(' ');
+  const line = lines.find((candidate) => /^[A-Za-z]*Error\b/.test(candidate)) ?? (v8Fatal || lines.at(-1));
+  return line === undefined ? '' : `: ${line}`;
 }
 
 /** `work`, or COMMAND_TIMEOUT after `ms` naming the probes to run by hand and the host's load. */
