@@ -100,10 +100,10 @@ function fmt(n: number): string {
 /** Writes a part's figures under --record (none without it), replacing that part's earlier ones (`replaces`). */
 async function record(part: string, replaces: string, measured: Readonly<Record<string, number>>): Promise<void> {
   if (values.record === undefined) return;
-  const now = new Date();
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
-  await recordFigures(values.record, [replaces], `${part}-${now.toISOString().slice(0, 16)}`,
-    {date: now.toISOString().slice(0, 10), commit: await startCommit, command, machine: values.machine}, measured);
+  // One run per invocation: its parts' figures all name it.
+  await recordFigures(values.record, [replaces], `bench-${STARTED_AT.toISOString().slice(0, 16)}`,
+    {date: STARTED_AT.toISOString().slice(0, 10), commit: await startCommit, command, machine: values.machine}, measured);
   console.log(`(${part}: figures recorded in ${values.record})`);
 }
 
@@ -117,6 +117,7 @@ async function checkoutCommit(): Promise<string> {
   return `${head.stdout.trim()}${changed.stdout.trim() === '' ? '' : '+changes'}`;
 }
 
+const STARTED_AT = new Date();
 const startCommit = checkoutCommit();
 
 async function main(): Promise<void> {

@@ -1,7 +1,7 @@
 // The docs stay true to the code: the state diagram in docs/states.md is the one in agent/state-machine.ts.
 
 import {readFile} from 'node:fs/promises';
-import test from 'ava';
+import test, {type ExecutionContext} from 'ava';
 import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {
@@ -15,6 +15,7 @@ import {KILL_GRACE_MS} from '../agent/adapters/execa-runner.js';
 import {DEFAULT_STATUSES, describeStatuses, EXCLUSIONS, HEALTH_CHECK_USER_AGENT} from '../agent/request-evidence.js';
 import {parseAccessLogLine} from '../agent/access-log.js';
 import {parse as parseYaml} from 'yaml';
+import type {FigureRecord} from '../bench/record.js';
 import {LOCAL_PLANS, SWITCHOVER_PLAN} from '../agent/plans/plans.js';
 import {describeStep} from '../agent/plans/steps.js';
 import {AGENT_STATE_NAMES, initialState, step, type AgentEvent, type MachineState} from '../agent/state-machine.js';
@@ -323,4 +324,86 @@ test('docs/troubleshooting.md\'s table of host problems is HOST_PROBLEMS: every 
   const rows = [...table.matchAll(/^\| `([a-z0-9-]+)` \| (error|warning) \| ([^|]+) \|/gm)]
     .map((m) => [m[1], m[2], (m[3] ?? '').trim() === 'does not start']);
   t.deepEqual(rows.toSorted(), Object.entries(HOST_PROBLEMS).map(([kind, about]) => [kind, about.severity, about.blocksStart]).toSorted());
+});
+
+// One figure per fact: where the docs quote a bench figure, it is the one docs/bench-figures.json records (written
+// by `npm run bench -- --record docs/bench-figures.json`, bench/record.ts), shown to the digits the doc gives.
+const loadRecord = async (): Promise<FigureRecord> => JSON.parse(await readFile(new URL('docs/bench-figures.json', root), 'utf8')) as FigureRecord;
+
+/** The recorded value of `id` (ID/s: a time in ms shown in seconds), rounded as `shown` is, next to what the doc shows. */
+function sameFigure(t: ExecutionContext, record: FigureRecord, id: string, shown: string, where: string): void {
+  const [key = '', unit] = id.split('/');
+  const figure = record.figures[key];
+  if (figure === undefined) {
+    t.fail(`${where}: ${key} is not in docs/bench-figures.json`);
+    return;
+  }
+  const decimals = shown.split('.')[1]?.length ?? 0;
+  const value = unit === 's' ? figure.value / 1000 : figure.value;
+  t.is(Number(shown.replace(/,/g, '')).toFixed(decimals), value.toFixed(decimals), `${where}: ${id}`);
+}
+
+/** Each capture of `pattern` in `file` against the ids in order; the pattern must match exactly once. */
+async function quotes(t: ExecutionContext, file: string, pattern: RegExp, ids: readonly string[]): Promise<void> {
+  const record = await loadRecord();
+  const text = (await readFile(new URL(file, root), 'utf8')).replace(/\s*\n\s*/g, ' ');
+  const found = [...text.matchAll(new RegExp(pattern.source, 'g'))];
+  t.is(found.length, 1, `${file}: ${pattern.source} found ${found.length} times`);
+  const captured = found[0]?.slice(1) ?? [];
+  t.is(captured.length, ids.length, `${file}: ${pattern.source} captures one figure per id`);
+  ids.forEach((id, i) => sameFigure(t, record, id, captured[i] ?? 'NaN', file));
+}
+
+const CLIENT_CLASSES_SHOWN = ['fresh', 'keepAlive', 'downloads', 'uploads'] as const;
+const README_COLUMNS = [['idle', 'baton'], ['idle', 'hand'], ['loaded', 'baton'], ['loaded', 'hand']] as const;
+/** The README's bench table: each row's figures, per column, as record ids. */
+const README_ROWS: Readonly<Record<string, (prefix: string) => string[]>> = {
+  'moves': (p) => [`${p}.moves`],
+  'failed: new connections / keep-alive / downloads / uploads': (p) => CLIENT_CLASSES_SHOWN.map((c) => `${p}.failed.${c}`),
+  'longest new-connection gap, median / max': (p) => [`${p}.gap.fresh.median`, `${p}.gap.fresh.max`],
+  'nobody holds the IP (kernel events), median / max': (p) => [`${p}.unowned.median`, `${p}.unowned.max`],
+};
+
+test('the README\'s bench table gives the recorded figures, every row and column', async (t) => {
+  const readme = await readFile(new URL('README.md', root), 'utf8');
+  const record = await loadRecord();
+  const rows = readme.split('\n').filter((line) => line.startsWith('| ') && Object.keys(README_ROWS).some((label) => line.startsWith(`| ${label} |`)));
+  t.is(rows.length, Object.keys(README_ROWS).length, 'every row is there');
+  for (const row of rows) {
+    const [label = '', ...cells] = row.split('|').slice(1, -1).map((cell) => cell.trim());
+    README_COLUMNS.forEach(([condition, mover], column) => {
+      const ids = README_ROWS[label]?.(`clients.${condition}.${mover}`) ?? [];
+      const shown = (cells[column] ?? '').match(/\d[\d,]*(?:\.\d+)?/g) ?? [];
+      t.is(shown.length, ids.length, `${label}, ${condition} ${mover}: ${cells[column]}`);
+      ids.forEach((id, i) => sameFigure(t, record, id, shown[i] ?? 'NaN', `README ${label}`));
+    });
+  }
+});
+
+test('the failover and planned-gap figures in the README, comparison.md and protocol.md are the recorded ones', async (t) => {
+  const failover = ['failover.defaults.gap.median', 'failover.keepalived-equal.gap.median', 'failover.tuned.gap.median'];
+  await quotes(t, 'README.md', /Unplanned failover \(link cut, \d+ each\): (\d+) ms median with the default timers, (\d+) ms with beacons every 100 ms and dead after 350 ms \(keepalived at 0\.1 s adverts: \d+ ms\), (\d+) ms at 50 \/ 250 ms/, failover);
+  await quotes(t, 'docs/comparison.md', /\*\*(\d+) ms\*\* median with the defaults \(beacon 200 ms, dead after 1000 ms\); \*\*(\d+) ms\*\* at keepalived's detection \(100 \/ 350 ms\); \*\*(\d+) ms\*\* with 50 \/ 250 ms/, failover);
+  await quotes(t, 'docs/protocol.md', /`clock` (\d+) ms median \((\d+)–(\d+)\), `acknowledged` (\d+) ms median \((\d+)–(\d+)\); with beacons every 50 ms and dead after 250 ms, `clock` (\d+) ms \((\d+)–(\d+)\), `acknowledged` (\d+) ms \((\d+)–(\d+)\)/,
+    ['defaults', 'acknowledged', 'tuned', 'acknowledged-tuned'].flatMap((tag) => ['median', 'min', 'max'].map((q) => `failover.${tag}.gap.${q}`)));
+  await quotes(t, 'docs/comparison.md', /median longest gap \*\*(\d+) ms\*\* with a probe every 50 ms, \*\*(\d+) ms\*\* with one every 10 ms, (\d+) failed probes in (\d+) switches each/,
+    ['switchover.probe-50ms.gap.median', 'switchover.probe-10ms.gap.median', 'switchover.probe-50ms.failed.total', 'switchover.probe-50ms.switches']);
+  await quotes(t, 'docs/comparison.md', /uploads; (\d+) moves\): (\d+) failed requests, (\d+) ms median gap, nobody holds the IP for ([\d.]+) ms median \(([\d.]+) ms max\); the whole switch with its drain ([\d.]+) s median/,
+    ['clients.idle.baton.moves', 'clients.idle.baton.failed.fresh', 'clients.idle.baton.gap.fresh.median', 'clients.idle.baton.unowned.median',
+      'clients.idle.baton.unowned.max', 'clients.idle.baton.total.median/s']);
+  await quotes(t, 'docs/comparison.md', /\| memory and CPU at rest, \*measured\* \| (\d+) MB RSS, ([\d.]+) % of a core \|/,
+    ['rest.primary.rss-mb', 'rest.primary.cpu-percent']);
+  await quotes(t, 'docs/comparison.md', /\(13 MB against baton's (\d+) MB\)/, ['rest.primary.rss-mb']);
+  await quotes(t, 'README.md', /A whole switch with its drain takes ([\d.]+) s median at idle \(the drain ([\d.]+) s of it\)/,
+    ['clients.idle.baton.total.median/s', 'clients.idle.baton.drain.median/s']);
+});
+
+test('every run of docs/bench-figures.json says how it was made, and every figure names one of them', async (t) => {
+  const record = await loadRecord();
+  for (const [id, run] of Object.entries(record.runs)) {
+    t.regex(run.date, /^\d{4}-\d{2}-\d{2}$/, id);
+    t.regex(run.command, /^npm run bench -- /, id);
+    t.true(run.commit !== '' && run.machine !== '', id);
+  }
+  for (const [id, figure] of Object.entries(record.figures)) t.true(figure.run in record.runs, `${id} names run ${figure.run}`);
 });
