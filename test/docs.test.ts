@@ -15,6 +15,7 @@ import {KILL_GRACE_MS} from '../agent/adapters/execa-runner.js';
 import {DEFAULT_STATUSES, describeStatuses, EXCLUSIONS, HEALTH_CHECK_USER_AGENT} from '../agent/request-evidence.js';
 import {parseAccessLogLine} from '../agent/access-log.js';
 import {parse as parseYaml} from 'yaml';
+import {VERSION} from '../agent/version.js';
 import type {FigureRecord} from '../bench/record.js';
 import {LOCAL_PLANS, SWITCHOVER_PLAN} from '../agent/plans/plans.js';
 import {describeStep} from '../agent/plans/steps.js';
@@ -406,4 +407,9 @@ test('every run of docs/bench-figures.json says how it was made, and every figur
     t.true(run.commit !== '' && run.machine !== '', id);
   }
   for (const [id, figure] of Object.entries(record.figures)) t.true(figure.run in record.runs, `${id} names run ${figure.run}`);
+});
+
+test('docs/comparison.md gives baton\'s version as agent/version.ts has it', async (t) => {
+  const comparison = await readFile(new URL('docs/comparison.md', root), 'utf8');
+  t.true(comparison.includes(`| maturity | new (${VERSION}) |`), 'the maturity row names this version');
 });
