@@ -27,6 +27,7 @@ import {labDown, labUp, signalAgent, waitForSettledPair, LAB_SERVICE_IP, type La
 import {servesAddress} from '../cli/lab/observe.js';
 import {SERVICE_LAN} from '../cli/lab/topology-plan.js';
 import {startCpuHog, type CpuHog} from './cpu-hog.js';
+import {median} from './record.js';
 
 export type Condition = 'idle' | 'loaded';
 export type Mover = 'baton' | 'hand';
@@ -396,11 +397,8 @@ function longestGapAt(run: Run, index: number): number {
 
 function quantile(values: readonly number[], q: number): number | undefined {
   if (values.length === 0) return undefined;
+  if (q === 0.5) return median(values);
   const sorted = [...values].sort((a, b) => a - b);
-  if (q === 0.5) {
-    const mid = sorted.length / 2;
-    return sorted.length % 2 === 1 ? sorted[Math.floor(mid)] : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-  }
   // Nearest rank: with 40 moves the p99 is the largest value.
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 }

@@ -87,9 +87,7 @@ async function measuredSwitch(lab: Lab, from: LabHost, intervalMs: number, dir: 
 }
 
 function stats(values: readonly number[]): string {
-  const sorted = [...values].sort((a, b) => a - b);
-  const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2] ?? 0 : ((sorted[sorted.length / 2 - 1] ?? 0) + (sorted[sorted.length / 2] ?? 0)) / 2;
-  return `min ${fmt(sorted[0] ?? 0)}  median ${fmt(median)}  max ${fmt(sorted.at(-1) ?? 0)}`;
+  return `min ${fmt(Math.min(...values))}  median ${fmt(median(values))}  max ${fmt(Math.max(...values))}`;
 }
 
 function fmt(n: number): string {
