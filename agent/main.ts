@@ -194,11 +194,8 @@ async function main(argv: readonly string[]): Promise<number> {
   // This host as the agent sees it, in its own sandbox: each problem logged in check-config's words; those that
   // would make the first takeover fail keep it from starting (a standby that cannot take the IP must not look ready).
   const hostProblems = await runHostCheck(config, await processFileAccess());
-  for (const problem of hostProblems) {
-    if (problem.severity === 'error') log.error(`(host) ${problem.message}`);
-    else log.warning(`(host) ${problem.message}`);
-  }
-  const fatal = hostProblems.filter((problem) => HOST_PROBLEMS[problem.kind].blocksStart);
+  logHostProblems(log, hostProblems, '(host)');
+  const fatal = blockingStart(hostProblems);
   if (fatal.length > 0) {
     log.error(`(host) not starting: ${fatal.map((problem) => problem.key ?? problem.kind).join(', ')} would make the first ` +
       'takeover fail (see above); `baton check-config` lists every problem');
@@ -216,6 +213,19 @@ function systemdEnvironment(): SystemdEnvironment {
     ipAllow: process.env[IP_ALLOW_VARIABLE],
     bindAllow: process.env[BIND_ALLOW_VARIABLE],
   };
+}
+
+/** Each problem of the host check in check-config's words, as an error or a warning. */
+function logHostProblems(log: Logger, problems: readonly HostProblem[], prefix: string): void {
+  for (const problem of problems) {
+    if (problem.severity === 'error') log.error(`${prefix} ${problem.message}`);
+    else log.warning(`${prefix} ${problem.message}`);
+  }
+}
+
+/** The problems that would make the first takeover fail: the agent does not start (or reload) with them. */
+function blockingStart(problems: readonly HostProblem[]): HostProblem[] {
+  return problems.filter((problem) => HOST_PROBLEMS[problem.kind].blocksStart);
 }
 
 /** The host check of the config on this host (host-check.ts), programs looked up in this process's PATH. */
@@ -447,16 +457,13 @@ async function reloadChecked(config: Config, sandbox: RunningSandbox, log: Logge
   }
   try {
     const hostProblems = await runHostCheck(next, await processFileAccess());
-    const fatal = hostProblems.filter((problem) => HOST_PROBLEMS[problem.kind].blocksStart);
+    const fatal = blockingStart(hostProblems);
     if (fatal.length > 0) {
       log.error(`(config) SIGHUP: keeping the running config, this host cannot run the new one: ` +
         `${fatal.map((problem) => problem.message).join('; ')}`);
       return undefined;
     }
-    for (const problem of hostProblems) {
-      if (problem.severity === 'error') log.error(`(host) SIGHUP: ${problem.message}`);
-      else log.warning(`(host) SIGHUP: ${problem.message}`);
-    }
+    logHostProblems(log, hostProblems, '(host) SIGHUP:');
   } catch (error) {
     log.error(`(config) SIGHUP: keeping the running config, the host check failed: ${describeError(error)}`);
     return undefined;
