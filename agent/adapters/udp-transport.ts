@@ -4,6 +4,7 @@ import {DgramAsPromised, type SocketAsPromised} from 'dgram-as-promised';
 import {isIPv6} from 'node:net';
 import {BatonError, describeError} from '../errors.js';
 import type {BeaconTransport, ReceivedDatagram} from '../ports.js';
+import {endpointText} from '../net/ip-address.js';
 
 export interface UdpTransportOptions {
   readonly listen: {readonly address: string; readonly port: number};
@@ -60,7 +61,7 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
     await socket.bind(options.listen.port, options.listen.address);
   } catch (error) {
     throw new BatonError('PEER_UNREACHABLE',
-      `cannot listen on ${options.listen.address}:${options.listen.port}: ${describeError(error)}. ` +
+      `cannot listen on ${endpointText(options.listen.address, options.listen.port)}: ${describeError(error)}. ` +
       'Is listen.address configured on this host, and is no other baton-agent using the port?', {cause: error});
   }
 
@@ -72,7 +73,7 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
       try {
         await socket.send(datagram, options.peer.port, options.peer.address);
       } catch (error) {
-        throw new BatonError('PEER_UNREACHABLE', `cannot send to ${options.peer.address}:${options.peer.port}: ${describeError(error)}`, {cause: error});
+        throw new BatonError('PEER_UNREACHABLE', `cannot send to ${endpointText(options.peer.address, options.peer.port)}: ${describeError(error)}`, {cause: error});
       }
     },
     async *receive() {

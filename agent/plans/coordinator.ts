@@ -16,7 +16,7 @@ import type {MachineState, PeerView} from '../state-machine.js';
 import {STEP_DEADLINE_MS, withDeadline} from './executor.js';
 import type {DrainEnd, DrainReadiness, SwitchParticipant} from './participant.js';
 import {AFTER_CONFIRM_STEP_NAMES, planRollback, sideOf, switchoverPlan, type PlannedStep, type SwitchSide, type SwitchStepName} from './plans.js';
-import {parseIpAddress} from '../net/ip-address.js';
+import {endpointText, parseIpAddress} from '../net/ip-address.js';
 
 // Remote steps get the step deadline plus two seconds of retries for lost datagrams.
 const REMOTE_SLACK_MS = 2000;
@@ -84,7 +84,7 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   const peer = c.peer();
   if (participant.current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${participant.current.id} is already running`);
   if (peer.view?.alive !== true || peer.boot === undefined) {
-    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${config.peer.address}:${config.peer.port} is not alive` +
+    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${endpointText(config.peer.address, config.peer.port)} is not alive` +
       `${peer.rejecting === undefined ? '' : ` (${peer.rejecting})`}: a planned switch needs both agents (see baton status)`);
   }
   if (peer.switchId !== '' || peer.view.state === 'switching') throw new BatonError('SWITCH_IN_PROGRESS', `the peer is already running switch ${peer.switchId}`);

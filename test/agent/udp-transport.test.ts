@@ -55,3 +55,24 @@ test('caughtUp() resolves at once when nothing waits, and when the transport is 
   await t.notThrowsAsync(transport.caughtUp());
   await reader;
 });
+
+test('beacons travel over IPv6: the socket is udp6 and the sender is reported in the form the config writes', async (t) => {
+  const port = nextPort++;
+  const a = await createUdpTransport({listen: {address: '::1', port}, peer: {address: '::1', port: port + 1}});
+  const b = await createUdpTransport({listen: {address: '::1', port: port + 1}, peer: {address: '::1', port}});
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await a.send(Buffer.from('hello'));
+  for await (const received of b.receive()) {
+    t.deepEqual({text: Buffer.from(received.datagram).toString(), from: received.from, fromPort: received.fromPort},
+      {text: 'hello', from: '::1', fromPort: port});
+    break;
+  }
+});
+
+test('a listen address the host does not have is refused with its endpoint written as IPv6 takes it', async (t) => {
+  const error = await t.throwsAsync(createUdpTransport({listen: {address: '2001:db8::dead', port: nextPort++}, peer: {address: '2001:db8::12', port: 7411}}));
+  t.regex(error?.message ?? '', /^cannot listen on \[2001:db8::dead\]:\d+: /);
+});
