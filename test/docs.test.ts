@@ -239,6 +239,15 @@ test('docs/protocol.md names every peer operation as peer-protocol.ts lists them
   t.true(rehearsal.includes(`after ${REHEARSAL_ASK_DEADLINE_MS / 1000} s the`), 'rehearsal.md: the same deadline');
 });
 
+test('docs/protocol.md and docs/configuration.md give the number of addresses a host tells its peer as host-addresses.ts has it', async (t) => {
+  const {MAX_HOST_ADDRESSES} = await import('../agent/peer/host-addresses.js');
+  const protocol = await readFile(new URL('docs/protocol.md', root), 'utf8');
+  t.true(protocol.includes(`canonical, at most ${MAX_HOST_ADDRESSES}, without`), 'protocol.md: begin\'s addresses');
+  t.true(protocol.includes(`is not at most ${MAX_HOST_ADDRESSES} IP addresses`), 'protocol.md: the refusal');
+  const configuration = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  t.true(configuration.includes(`(up to ${MAX_HOST_ADDRESSES}, without`), 'configuration.md: the access log\'s exclusions');
+});
+
 test('docs/rehearsal.md shows the refusal of rehearse --with-failure as the command words it', async (t) => {
   const {requireRehearsalAids} = await import('../cli/drill/agent-target.js');
   const doc = await readFile(new URL('docs/rehearsal.md', root), 'utf8');
