@@ -248,6 +248,12 @@ test('docs/protocol.md and docs/configuration.md give the number of addresses a 
   t.true(configuration.includes(`(up to ${MAX_HOST_ADDRESSES}, without`), 'configuration.md: the access log\'s exclusions');
 });
 
+test('docs/troubleshooting.md gives the wait for a tentative IPv6 listen address as the transport has it', async (t) => {
+  const {TENTATIVE_WAIT_MS} = await import('../agent/adapters/udp-transport.js');
+  const doc = await readFile(new URL('docs/troubleshooting.md', root), 'utf8');
+  t.true(doc.includes(`still not usable after ${TENTATIVE_WAIT_MS} ms\``));
+});
+
 test('docs/rehearsal.md shows the refusal of rehearse --with-failure as the command words it', async (t) => {
   const {requireRehearsalAids} = await import('../cli/drill/agent-target.js');
   const doc = await readFile(new URL('docs/rehearsal.md', root), 'utf8');
