@@ -19,7 +19,7 @@ export type Severity = 'error' | 'warning';
 
 /** What a problem is, for machines and for the table of messages in docs/troubleshooting.md. */
 export type HostProblemKind =
-  | 'interface-missing' | 'listen-address-missing' | 'ipv6-service-address' | 'program-missing' | 'perl-missing'
+  | 'interface-missing' | 'listen-address-missing' | 'ipv6-disabled' | 'ipv6-needs-perl' | 'program-missing' | 'perl-missing'
   | 'access-log-unset' | 'access-log-hidden' | 'access-log-missing' | 'access-log-unreadable' | 'access-log-format'
   | 'access-log-empty' | 'secret-owner' | 'secret-hidden' | 'secret-unreadable' | 'sandbox-drop-in' | 'drain-unavailable';
 
@@ -31,7 +31,8 @@ export type HostProblemKind =
  */
 export const HOST_PROBLEMS: Readonly<Record<HostProblemKind, {readonly severity: Severity; readonly blocksStart: boolean}>> = {
   'interface-missing': {severity: 'error', blocksStart: true},
-  'ipv6-service-address': {severity: 'error', blocksStart: true},
+  'ipv6-disabled': {severity: 'error', blocksStart: true},
+  'ipv6-needs-perl': {severity: 'error', blocksStart: true},
   'program-missing': {severity: 'error', blocksStart: true},
   // The bind of the beacon socket fails at start anyway, with its own message.
   'listen-address-missing': {severity: 'error', blocksStart: false},
@@ -136,6 +137,8 @@ export interface HostFacts {
   readonly files: ReadonlyMap<string, FileFacts | Error>;
   /** The access log's last lines, read by this process; undefined when not read (not set, or not a file). */
   readonly accessLogLines: readonly string[] | Error | undefined;
+  /** Whether IPv6 is off on the service interface; undefined when not asked (an IPv4 service address). */
+  readonly ipv6Disabled: boolean | undefined;
 }
 
 /** Reads what checkHost needs, through the probe. Never throws for what it finds: a failure is a fact too. */
@@ -153,17 +156,20 @@ export async function gatherHostFacts(subject: HostCheckSubject, probe: HostProb
   const log = typeof subject.accessLog === 'string' ? files.get(posix.normalize(subject.accessLog)) : undefined;
   const accessLogLines = typeof subject.accessLog === 'string' && log !== undefined && !(log instanceof Error) && log.kind === 'file'
     ? await probe.lastLines(subject.accessLog) : undefined;
+  const ipv6Disabled = subject.serviceIp?.family === 6 && subject.serviceInterface !== undefined &&
+    interfaces.has(subject.serviceInterface) ? await probe.ipv6Disabled(subject.serviceInterface) : undefined;
   return {interfaces, programs: Object.fromEntries(found) as Record<ProgramName, string | undefined>, path: probe.path,
-    files, accessLogLines};
+    files, accessLogLines, ipv6Disabled};
 }
 
 /** Every problem of the host for the subject, errors first. Pure. */
 export function checkHost(subject: HostCheckSubject, facts: HostFacts, access: FileAccess): HostProblem[] {
   const problems: HostProblem[] = [];
-  if (subject.serviceIp?.family === 6) {
-    problems.push(hostProblem('ipv6-service-address', 'service.address', `${subject.serviceIp.cidr} is an IPv6 address, ` +
-      'which this version of baton cannot take over: it has no IPv6 duplicate-address probe and sends no neighbour ' +
-      'advertisement, so the first takeover would fail; use an IPv4 service address'));
+  if (subject.serviceIp?.family === 6 && subject.serviceInterface !== undefined && facts.ipv6Disabled === true) {
+    problems.push(hostProblem('ipv6-disabled', 'service.address', `${subject.serviceIp.cidr} is an IPv6 address, and ` +
+      `IPv6 is disabled on ${subject.serviceInterface} (net.ipv6.conf.${subject.serviceInterface}.disable_ipv6 = 1, or ` +
+      'no IPv6 in the kernel): every takeover would fail at adding it; enable it (`sysctl -w ' +
+      `net.ipv6.conf.${subject.serviceInterface}.disable_ipv6=0\`, and in /etc/sysctl.d) or use an IPv4 service address`));
   }
   const names = [...facts.interfaces.keys()].toSorted();
   if (subject.serviceInterface !== undefined && !facts.interfaces.has(subject.serviceInterface)) {
@@ -182,6 +188,13 @@ export function checkHost(subject: HostCheckSubject, facts: HostFacts, access: F
   }
   for (const program of PROGRAMS) {
     if (facts.programs[program.name] !== undefined) continue;
+    if (program.name === 'perl' && subject.serviceIp?.family === 6) {
+      problems.push(hostProblem('ipv6-needs-perl', undefined, `perl (perl-base) is not on PATH (${facts.path}): ` +
+        `for the IPv6 service address ${subject.serviceIp.cidr} only the agent's packet helper, a perl program, sends ` +
+        'the duplicate-address probe and the neighbour advertisements (arping is IPv4 only), so every takeover would ' +
+        'fail; install it: `apt-get install perl-base`'));
+      continue;
+    }
     problems.push(hostProblem(program.kind, undefined, `${program.name} (${program.package}) is not on PATH ` +
       `(${facts.path}): ${program.why}; install it: \`apt-get install ${program.package}\``));
   }

@@ -249,6 +249,8 @@ export interface HostProbe {
   lastLines(path: string): Promise<readonly string[] | Error>;
   /** Where a program is found on PATH (an executable regular file), undefined when it is not. */
   findProgram(name: string): Promise<string | undefined>;
+  /** Whether IPv6 is off on the interface (its disable_ipv6 is 1, or the kernel has no IPv6 at all). */
+  ipv6Disabled(iface: string): Promise<boolean>;
   /** The PATH searched, for messages. */
   readonly path: string;
 }

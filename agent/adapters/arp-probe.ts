@@ -19,11 +19,18 @@
 // No Time::HiRes in perl-base: the time left comes from select(), whose remaining time Linux reports (0 when it
 // timed out, what was left when a frame arrived or a signal interrupted it).
 //
-// Protocol, one line each way: `probe IFACE A.B.C.D LISTEN_MS` → `free`, `taken MAC` or `error WHY`.
+// For an IPv6 address, the same with neighbour discovery (RFC 4861, 4862): a neighbour solicitation from :: to the
+// address's solicited-node group (ff02::1:ffXX:XXXX, Ethernet 33:33:ff:XX:XX:XX), hop limit 255, no options, as
+// the kernel's own duplicate-address detection sends it; counted is a neighbour advertisement for the address, hop
+// limit 255, from another MAC, whose holder is its target link-layer option (else the Ethernet source).
+//
+// Protocol, one line each way: `probe IFACE A.B.C.D LISTEN_MS` or `probe6 IFACE HEX32 LISTEN_MS` (the IPv6 address
+// as 32 hex digits) → `free`, `taken MAC` or `error WHY`.
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
 import {helperLineError, PerlLineHelper} from './helper-process.js';
+import {ipv6Hex} from '../net/ip-address.js';
 
 // 17 = AF_PACKET, 0x0806 = ETH_P_ARP, 0x8933 = SIOCGIFINDEX, 0x8913 = SIOCGIFFLAGS, 0x8927 = SIOCGIFHWADDR (the same
 // numbers on every Linux architecture). IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_NOARP = 0x80. struct ifreq is 40 bytes:
@@ -33,11 +40,10 @@ import {helperLineError, PerlLineHelper} from './helper-process.js';
 const SCRIPT = String.raw`
 use strict; use warnings; use Socket;
 $| = 1;
-my $arp = unpack('S', pack('n', 0x0806));
 my $all = "\xff" x 6;
-sub probe {
-  my ($if, $tpa, $ms) = @_;
-  socket(my $s, 17, SOCK_RAW, 0) or return "error cannot open a packet socket: $!";
+# The interface's index and MAC, or an error line: what both probes refuse, in arping's words.
+sub link_of {
+  my ($s, $if, $kind) = @_;
   my $ifr = pack('a16 x24', $if);
   ioctl($s, 0x8933, $ifr) or return "error $if: $!";
   my $index = unpack('x16 i', $ifr);
@@ -45,14 +51,17 @@ sub probe {
   ioctl($s, 0x8913, $ifr) or return "error $if: $!";
   my $flags = unpack('x16 s', $ifr);
   return "error Interface \"$if\" is down" unless $flags & 0x1;
-  return "error Interface \"$if\" is not ARPable" if $flags & 0x88;
+  return "error Interface \"$if\" is not $kind" if $flags & 0x88;
   $ifr = pack('a16 x24', $if);
   ioctl($s, 0x8927, $ifr) or return "error $if: $!";
   my ($hatype, $mac) = unpack('x16 S a6', $ifr);
   return "error Interface \"$if\" is not Ethernet (hardware type $hatype)" unless $hatype == 1;
-  bind($s, pack('S n i S C C a8', 17, 0x0806, $index, 0, 0, 0, '')) or return "error bind on $if: $!";
-  my $to = pack('S n i S C C a8', 17, 0x0806, $index, 1, 0, 6, $all);
-  my $frame = $all . $mac . pack('n n n C C n', 0x0806, 1, 0x0800, 6, 4, 1) . $mac . "\0\0\0\0" . $all . $tpa;
+  return ($index, $mac);
+}
+# Sends $frame now and once more each second while it listens $ms; returns the first frame for which $taken gives
+# a MAC, as 'taken MAC', or 'free'.
+sub listen_for {
+  my ($s, $if, $index, $frame, $to, $ms, $taken) = @_;
   my $left = $ms / 1000;
   my $due = $left;
   while ($left > 0) {
@@ -68,17 +77,69 @@ sub probe {
     my $from = recv($s, my $in, 1500, 0);
     return "error receive on $if: $!" unless defined $from;
     my (undef, undef, $at, undef, $kind) = unpack('S n i S C', $from);
-    next if $at != $index || $kind > 2 || length($in) < 42;
-    my ($hrd, $pro, $hln, $pln, $op, $sha, $spa) = unpack('x14 n n C C n a6 a4', $in);
-    next if $hrd != 1 || $pro != 0x0800 || $hln != 6 || $pln != 4 || ($op != 1 && $op != 2);
-    next if $spa ne $tpa || $sha eq $mac;
-    return 'taken ' . join(':', map { sprintf '%02x', $_ } unpack('C6', $sha));
+    next if $at != $index || $kind > 2;
+    my $mac = $taken->($in);
+    return 'taken ' . join(':', map { sprintf '%02x', $_ } unpack('C6', $mac)) if defined $mac;
   }
   return 'free';
+}
+sub probe {
+  my ($if, $tpa, $ms) = @_;
+  socket(my $s, 17, SOCK_RAW, 0) or return "error cannot open a packet socket: $!";
+  my ($index, $mac) = link_of($s, $if, 'ARPable');
+  return $index unless defined $mac;
+  bind($s, pack('S n i S C C a8', 17, 0x0806, $index, 0, 0, 0, '')) or return "error bind on $if: $!";
+  my $to = pack('S n i S C C a8', 17, 0x0806, $index, 1, 0, 6, $all);
+  my $frame = $all . $mac . pack('n n n C C n', 0x0806, 1, 0x0800, 6, 4, 1) . $mac . "\0\0\0\0" . $all . $tpa;
+  return listen_for($s, $if, $index, $frame, $to, $ms, sub {
+    my ($in) = @_;
+    return undef if length($in) < 42;
+    my ($hrd, $pro, $hln, $pln, $op, $sha, $spa) = unpack('x14 n n C C n a6 a4', $in);
+    return undef if $hrd != 1 || $pro != 0x0800 || $hln != 6 || $pln != 4 || ($op != 1 && $op != 2);
+    return undef if $spa ne $tpa || $sha eq $mac;
+    return $sha;
+  });
+}
+sub icmp6_checksum {
+  my ($src, $dst, $message) = @_;
+  my $sum = 0;
+  $sum += $_ for unpack('n*', $src . $dst . pack('N x3 C', length($message), 58) . $message);
+  $sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
+  return ~$sum & 0xffff;
+}
+sub probe6 {
+  my ($if, $target, $ms) = @_;
+  socket(my $s, 17, SOCK_RAW, 0) or return "error cannot open a packet socket: $!";
+  my ($index, $mac) = link_of($s, $if, 'capable of neighbour discovery');
+  return $index unless defined $mac;
+  bind($s, pack('S n i S C C a8', 17, 0x86dd, $index, 0, 0, 0, '')) or return "error bind on $if: $!";
+  my $group = pack('H26', 'ff0200000000000000000001ff') . substr($target, 13, 3);
+  my $group_mac = "\x33\x33" . substr($group, 12, 4);
+  my $to = pack('S n i S C C a8', 17, 0x86dd, $index, 1, 0, 6, $group_mac);
+  my $unspecified = "\0" x 16;
+  my $message = pack('C C n N', 135, 0, 0, 0) . $target;
+  substr($message, 2, 2) = pack('n', icmp6_checksum($unspecified, $group, $message));
+  my $frame = $group_mac . $mac . pack('n N n C C', 0x86dd, 0x60000000, length($message), 58, 255) . $unspecified . $group . $message;
+  return listen_for($s, $if, $index, $frame, $to, $ms, sub {
+    my ($in) = @_;
+    return undef if length($in) < 78 || substr($in, 6, 6) eq $mac;
+    my ($next, $hops) = unpack('x20 C C', $in);
+    my ($type, $code, $tgt) = unpack('x54 C C x6 a16', $in);
+    return undef if $next != 58 || $hops != 255 || $type != 136 || $code != 0 || $tgt ne $target;
+    my $options = substr($in, 78);
+    while (length($options) >= 8) {
+      my ($kind, $units) = unpack('C C', $options);
+      last if $units == 0;
+      return substr($options, 2, 6) if $kind == 2;
+      $options = substr($options, $units * 8);
+    }
+    return substr($in, 6, 6);
+  });
 }
 while (my $line = <STDIN>) {
   chomp $line;
   my ($verb, $if, $ip, $ms) = split / /, $line;
+  if (defined $ms && $verb eq 'probe6' && $ip =~ /^[0-9a-f]{32}$/ && $ms =~ /^\d+$/) { print probe6($if, pack('H32', $ip), $ms), "\n"; next }
   my @octets = defined $ip ? $ip =~ /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/ : ();
   if (!defined $ms || $verb ne 'probe' || @octets != 4 || $ms !~ /^\d+$/) { print "error not a command: $line\n"; next }
   print probe($if, pack('C4', @octets), $ms), "\n";
@@ -149,15 +210,18 @@ export class ArpProber {
    * kernel's or arping's words, e.g. "No such device", `Interface "eth0" is down`); never reports such a probe free.
    */
   probe(iface: string, address: string, listenMs: number): Promise<ArpProbeAnswer> {
-    if (!INTERFACE_NAME.test(iface) || !isIPv4(address) || !Number.isInteger(listenMs) || listenMs < 1 || listenMs > MAX_LISTEN_MS) {
+    const hex = isIPv4(address) ? undefined : ipv6Hex(address);
+    if (!INTERFACE_NAME.test(iface) || (!isIPv4(address) && hex === undefined) || !Number.isInteger(listenMs) || listenMs < 1 ||
+      listenMs > MAX_LISTEN_MS) {
       return Promise.reject(new BatonError('COMMAND_FAILED', 'not a duplicate-address probe to make: interface ' +
         `${JSON.stringify(iface)}, address ${JSON.stringify(address)}, listening ${listenMs} ms (expected 1..${MAX_LISTEN_MS})`));
     }
     const text = `probe ${iface} ${address} ${listenMs}`;
+    const line = hex === undefined ? text : `probe6 ${iface} ${hex} ${listenMs}`;
     // The timer runs from the request: a probe waiting behind another one (the driver's are 150 ms) still ends
     // well within its own listening time plus the margin.
     const timeoutMs = listenMs + this.#helper.timeoutMs;
-    return this.#helper.request({text}, `${text}\n`, () => new BatonError('COMMAND_TIMEOUT',
+    return this.#helper.request({text}, `${line}\n`, () => new BatonError('COMMAND_TIMEOUT',
       `the duplicate-address probe for ${address} on ${iface} did not answer within ${timeoutMs} ms; ` +
       'the helper is restarted'), timeoutMs);
   }

@@ -68,10 +68,6 @@ export function formatCommandLine(file: string, args: readonly string[]): string
 
 /** "`arping` is not installed: install the Debian package iputils-arping (apt-get install iputils-arping)". */
 export function describeMissingProgram(file: string): string {
-  if (file === 'ndsend') {
-    return '`ndsend` is not installed; no Debian 12 package provides it (it came with OpenVZ vzctl), so IPv6 ' +
-      'unsolicited neighbour advertisements are unavailable: install ndsend from source or use an IPv4 service address';
-  }
   const name = file.split('/').at(-1) ?? file;
   const pkg = DEBIAN_PACKAGES[name];
   return pkg === undefined

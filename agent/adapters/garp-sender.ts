@@ -11,11 +11,18 @@
 // Linux takes both as gratuitous (arp_is_garp) and updates an entry it has even within its locktime; measured in
 // the lab, each form alone moves a client's neighbour entry. Where perl cannot be started, the driver uses arping.
 //
-// Protocol, one line each way: `garp IFACE A.B.C.D` → `sent 2 MAC` or `error WHY`.
+// For an IPv6 address it sends what the kernel sends when it defends an address (compared field for field in
+// test/integration/namespaces.test.ts): an unsolicited neighbour advertisement from the address to all nodes
+// (ff02::1, Ethernet 33:33:00:00:00:01), hop limit 255, Override flag, the address as target and the MAC as target
+// link-layer option. A client's entry takes the new MAC (state STALE).
+//
+// Protocol, one line each way: `garp IFACE A.B.C.D` → `sent 2 MAC`, `na IFACE HEX32` (the IPv6 address as 32 hex
+// digits) → `sent 1 MAC`, or `error WHY`.
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
 import {helperLineError, PerlLineHelper} from './helper-process.js';
+import {ipv6Hex} from '../net/ip-address.js';
 
 // 17 = AF_PACKET, 0x8933 = SIOCGIFINDEX, 0x8927 = SIOCGIFHWADDR (the same numbers on every Linux architecture).
 // struct ifreq is 40 bytes: the name in 16, then the index (int) or a sockaddr (family, then the MAC).
@@ -24,26 +31,47 @@ const SCRIPT = String.raw`
 use strict; use warnings; use Socket;
 $| = 1;
 socket(my $s, 17, SOCK_RAW, 0) or die "cannot open a packet socket: $!\n";
+sub icmp6_checksum {
+  my ($src, $dst, $message) = @_;
+  my $sum = 0;
+  $sum += $_ for unpack('n*', $src . $dst . pack('N x3 C', length($message), 58) . $message);
+  $sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
+  return ~$sum & 0xffff;
+}
 while (my $line = <STDIN>) {
   chomp $line;
   my ($verb, $if, $ip) = split / /, $line;
-  if (!defined $ip || $verb ne 'garp' || $ip !~ /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/) { print "error not a command: $line\n"; next }
-  my $spa = pack('C4', $1, $2, $3, $4);
+  my $v6 = defined $ip && $verb eq 'na' && $ip =~ /^[0-9a-f]{32}$/;
+  if (!$v6 && (!defined $ip || $verb ne 'garp' || $ip !~ /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/)) { print "error not a command: $line\n"; next }
   my $ifr = pack('a16 x24', $if);
   if (!ioctl($s, 0x8933, $ifr)) { print "error $if: $!\n"; next }
   my $index = unpack('x16 i', $ifr);
   $ifr = pack('a16 x24', $if);
   if (!ioctl($s, 0x8927, $ifr)) { print "error $if: $!\n"; next }
   my $mac = unpack('x18 a6', $ifr);
-  my $all = "\xff" x 6;
-  my $to = pack('S n i S C C a8', 17, 0x0806, $index, 1, 0, 6, $all);
-  my $head = $all . $mac . pack('n n n C C', 0x0806, 1, 0x0800, 6, 4);
+  my @frames;
+  my $to;
+  if ($v6) {
+    my $target = pack('H32', $ip);
+    my $nodes = pack('H32', 'ff020000000000000000000000000001');
+    my $message = pack('C C n N', 136, 0, 0, 0x20000000) . $target . pack('C C', 2, 1) . $mac;
+    substr($message, 2, 2) = pack('n', icmp6_checksum($target, $nodes, $message));
+    my $nodes_mac = pack('H12', '333300000001');
+    $to = pack('S n i S C C a8', 17, 0x86dd, $index, 1, 0, 6, $nodes_mac);
+    @frames = ($nodes_mac . $mac . pack('n N n C C', 0x86dd, 0x60000000, length($message), 58, 255) . $target . $nodes . $message);
+  } else {
+    my $spa = pack('C4', $1, $2, $3, $4);
+    my $all = "\xff" x 6;
+    $to = pack('S n i S C C a8', 17, 0x0806, $index, 1, 0, 6, $all);
+    my $head = $all . $mac . pack('n n n C C', 0x0806, 1, 0x0800, 6, 4);
+    @frames = ($head . pack('n', 1) . $mac . $spa . $all . $spa, $head . pack('n', 2) . $mac . $spa . $mac . $spa);
+  }
   my $sent = 0;
-  for my $frame ($head . pack('n', 1) . $mac . $spa . $all . $spa, $head . pack('n', 2) . $mac . $spa . $mac . $spa) {
+  for my $frame (@frames) {
     if (!send($s, $frame, 0, $to)) { print "error send on $if: $!\n"; last }
     $sent++;
   }
-  print "sent $sent ", join(':', map { sprintf '%02x', $_ } unpack('C6', $mac)), "\n" if $sent == 2;
+  print "sent $sent ", join(':', map { sprintf '%02x', $_ } unpack('C6', $mac)), "\n" if $sent == @frames;
 }
 `;
 
@@ -52,10 +80,14 @@ const DEFAULT_TIMEOUT_MS = 2000;
 const CLOSE_WAIT_MS = 500;
 // IFNAMSIZ is 16 with the terminating NUL; a name has no '/', ':' or whitespace.
 const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
-const SENT_LINE = /^sent 2 ([0-9a-f:]{17})$/;
+const SENT_LINE = /^sent ([12]) ([0-9a-f:]{17})$/;
 
 interface Pending {
   readonly text: string;
+  /** Frames the request sends: 2 gratuitous ARP (request and reply), 1 neighbour advertisement. */
+  readonly frames: number;
+  /** What is sent, in words for an error message. */
+  readonly what: string;
   readonly settle: (error: BatonError | undefined, mac?: string) => void;
 }
 
@@ -74,11 +106,11 @@ export class GarpSender {
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       answer: (head, line) => {
         const sent = SENT_LINE.exec(line);
-        if (sent !== null) {
-          head.settle(undefined, sent[1]);
+        if (sent !== null && Number(sent[1]) === head.frames) {
+          head.settle(undefined, sent[2]);
           return;
         }
-        head.settle(helperLineError('gratuitous ARP', head.text, line));
+        head.settle(helperLineError(head.what, head.text, line));
       },
     });
   }
@@ -94,16 +126,20 @@ export class GarpSender {
   }
 
   /**
-   * Sends a gratuitous ARP request and reply for `address` on `iface`. Resolves with the MAC they carried once both
-   * have left; throws BatonError COMMAND_FAILED (details.stderr: the kernel's words, e.g. "No such device").
+   * Announces `address` on `iface`: for IPv4 a gratuitous ARP request and reply, for IPv6 one unsolicited neighbour
+   * advertisement. Resolves with the MAC they carried once all have left; throws BatonError COMMAND_FAILED
+   * (details.stderr: the kernel's words, e.g. "No such device").
    */
   send(iface: string, address: string): Promise<string> {
-    if (!INTERFACE_NAME.test(iface) || !isIPv4(address)) {
-      return Promise.reject(new BatonError('COMMAND_FAILED', `not a gratuitous ARP to send: interface ${JSON.stringify(iface)}, address ${JSON.stringify(address)}`));
+    const hex = isIPv4(address) ? undefined : ipv6Hex(address);
+    if (!INTERFACE_NAME.test(iface) || (!isIPv4(address) && hex === undefined)) {
+      return Promise.reject(new BatonError('COMMAND_FAILED', `not an announcement to send: interface ${JSON.stringify(iface)}, address ${JSON.stringify(address)}`));
     }
-    const text = `garp ${iface} ${address}`;
-    return this.#helper.request({text}, `${text}\n`, () => new BatonError('COMMAND_TIMEOUT',
-      `gratuitous ARP for ${address} on ${iface} was not sent within ${this.#helper.timeoutMs} ms; the helper is restarted`));
+    const what = hex === undefined ? 'gratuitous ARP' : 'unsolicited neighbour advertisement';
+    const text = hex === undefined ? `garp ${iface} ${address}` : `na ${iface} ${address}`;
+    const line = hex === undefined ? text : `na ${iface} ${hex}`;
+    return this.#helper.request({text, what, frames: hex === undefined ? 2 : 1}, `${line}\n`, () => new BatonError('COMMAND_TIMEOUT',
+      `${what} for ${address} on ${iface} was not sent within ${this.#helper.timeoutMs} ms; the helper is restarted`));
   }
 
   /** Ends the helper and waits, at most `waitMs`, for it to be gone; the next send() starts a new one. */

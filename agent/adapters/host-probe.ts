@@ -64,6 +64,11 @@ export function createSystemHostProbe(options: {readonly path: string; readonly 
         return asError(cause instanceof Error ? cause : error);
       }
     },
+    async ipv6Disabled(iface) {
+      // This network namespace's view, like the interfaces above. No IPv6 in the kernel: no net/ipv6 at all.
+      const text = await readFile(`/proc/sys/net/ipv6/conf/${iface}/disable_ipv6`, 'utf8').catch(() => undefined);
+      return text?.trim() !== '0';
+    },
     async findProgram(name) {
       for (const dir of options.path.split(':').filter((entry) => entry.startsWith('/'))) {
         const candidate = join(dir, name);

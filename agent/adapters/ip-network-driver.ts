@@ -2,6 +2,10 @@
 // address probes through `arping` (iputils), all as argument arrays through a CommandRunner. Where the agent's
 // long-lived Perl helpers run (they do on every Debian host), the IPv4 address changes, the announcements and the
 // probes go through them instead (netlink-address.ts, garp-sender.ts, arp-probe.ts), and arping is the fallback.
+// An IPv6 service address is added with `nodad` (usable at once: the prober has already asked the LAN), probed with
+// a neighbour solicitation from :: and announced with unsolicited neighbour advertisements, Override flag set. Only
+// the helpers do that: arping is IPv4 only, Debian has no ndsend, and the kernel announces nothing for a nodad
+// address even with ndisc_notify=1 (test/integration/namespaces.test.ts captures it); without perl, IPv6 fails.
 //
 // iputils-arping 20221126, measured in network namespaces on a bridge (test/integration/namespaces.test.ts logs them):
 // - `-U`/`-A` (gratuitous request/reply) exit 0 after sending, although nobody answers them. Older iputils exited 1
@@ -211,13 +215,10 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
     },
 
     async announce(serviceIp) {
-      if (serviceIp.family === 6) {
-        // Unsolicited neighbour advertisement. ndsend is not packaged in Debian 12: if it is missing the runner
-        // says so (COMMAND_FAILED), and the caller reports it: an IPv6 takeover without NA is not silently "done".
-        await runner.run('ndsend', [serviceIp.address, iface]);
-        return;
-      }
       const garp = options.garp;
+      // IPv6: unsolicited neighbour advertisements from the helper, which nothing else here can send (arping is
+      // IPv4 only, Debian ships no ndsend, and the kernel sends none for a nodad address: see its options above).
+      if (serviceIp.family === 6 && (garp === undefined || garp.unusable !== undefined)) throw withoutPacketHelper('announce', serviceIp, garp);
       if (garp !== undefined && garp.unusable === undefined) {
         try {
           for (let packet = 1; packet <= announceCount; packet++) {
@@ -228,6 +229,7 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
         } catch (error) {
           // The helper cannot run on this host: arping below. Any other failure is the interface's or the kernel's.
           if (garp.unusable === undefined) throw await explainFailure(runner, error, iface);
+          if (serviceIp.family === 6) throw withoutPacketHelper('announce', serviceIp, garp);
         }
       }
       const args = (form: '-U' | '-A'): string[] =>
@@ -265,12 +267,8 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
     },
 
     async isAddressInUse(serviceIp) {
-      if (serviceIp.family === 6) {
-        throw new BatonError('COMMAND_FAILED',
-          `cannot probe ${serviceIp.address}: duplicate address detection for IPv6 is not implemented by the ip driver; ` +
-          'use an IPv4 service address');
-      }
       const prober = options.prober;
+      if (serviceIp.family === 6 && (prober === undefined || prober.unusable !== undefined)) throw withoutPacketHelper('probe', serviceIp, prober);
       if (prober !== undefined && prober.unusable === undefined) {
         try {
           return (await prober.probe(iface, serviceIp.address, probeTimeoutMs)).inUse;
@@ -278,6 +276,7 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
           // The helper cannot run on this host: arping below. Any other failure is the interface's or the kernel's,
           // and a failed probe is never "free".
           if (prober.unusable === undefined) throw await explainFailure(runner, error, iface);
+          if (serviceIp.family === 6) throw withoutPacketHelper('probe', serviceIp, prober);
         }
       }
       const args = ['-D', '-c', String(probeS), '-w', String(probeS), '-I', iface, serviceIp.address];
@@ -327,6 +326,13 @@ async function explainFailure(runner: CommandRunner, error: unknown, linkName: s
     // The listing only decorates the message; the missing interface is the error to report.
   }
   return new BatonError('INTERFACE_MISSING', `interface ${linkName} does not exist${known}`, {cause: error});
+}
+
+/** Why an IPv6 address cannot be announced or probed: only the agent's packet helpers (perl) do that here. */
+function withoutPacketHelper(what: 'announce' | 'probe', serviceIp: ServiceIp, helper: {readonly unusable: string | undefined} | undefined): BatonError {
+  const why = helper?.unusable ?? 'the driver was made without one';
+  return new BatonError('COMMAND_FAILED', `cannot ${what} ${serviceIp.address}: for IPv6 only the agent's packet helper ` +
+    `(perl) sends neighbour discovery, and it cannot run here (${why}); arping is IPv4 only. Make perl runnable (Debian package perl-base)`);
 }
 
 function withPermissionHint(error: unknown): unknown {

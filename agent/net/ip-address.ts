@@ -53,6 +53,14 @@ export function parseIpAddress(text: string): IpAddress | undefined {
   return {address: ipaddr.IPv6.parse(hex).toRFC5952String() + zone, family: 6};
 }
 
+/** The 16 bytes of an IPv6 address without a zone, as 32 lowercase hex digits (for a packet helper's request);
+ *  undefined for anything else. */
+export function ipv6Hex(text: string): string | undefined {
+  const ip = parseIpAddress(text);
+  if (ip?.family !== 6 || ip.address.includes('%')) return undefined;
+  return Buffer.from(ipaddr.IPv6.parse(ip.address).toByteArray()).toString('hex');
+}
+
 /**
  * An IPv6 text whose dotted IPv4 tail (::ffff:192.0.2.1) is rewritten as two hex groups; undefined when that tail
  * is not four-part decimal. ipaddr.js would take 0x7f.0.0.1 there too, and reads ::192.0.2.1 as ::ffff:192.0.2.1.

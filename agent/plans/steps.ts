@@ -63,10 +63,12 @@ async function setLink(ctx: StepContext, up: boolean): Promise<void> {
   await expectLink(ctx, up);
 }
 
-/** The giver serves again: its address back (or its link up), checked, and announced. */
+/** The giver serves again: its address back (and its link up), checked, and announced. */
 async function restoreService(ctx: StepContext, mode: ServiceMode): Promise<void> {
+  // Link mode too: an IPv4 address stays on a downed interface, but the kernel drops an IPv6 one with the link
+  // (unless keep_addr_on_down). Added back while the link is still down, it is there when the link comes up.
+  await ctx.network.addAddress(ctx.service.ip);
   if (mode === 'link') await ctx.network.setLink(ctx.service.interface, true);
-  else await ctx.network.addAddress(ctx.service.ip);
   await expectAddress(ctx, true);
   if (mode === 'link') await expectLink(ctx, true);
   await ctx.announce();

@@ -19,11 +19,11 @@ async function script(t: ExecutionContext, body: string): Promise<string> {
   return file;
 }
 
-test('requests that would change the command line, addresses that are not IPv4 and odd listening times are refused before anything is sent', async (t) => {
+test('requests that would change the command line, addresses that are neither IPv4 nor IPv6 without a zone, and odd listening times are refused before anything is sent', async (t) => {
   const prober = new ArpProber();
   try {
     for (const [iface, address, listenMs] of [['eth0 x', '192.0.2.100', 150], ['eth0\nprobe lo 192.0.2.1 1', '192.0.2.100', 150],
-      ['', '192.0.2.100', 150], ['a/b', '192.0.2.100', 150], ['abcdefghijklmnop', '192.0.2.100', 150], ['eth0', '2001:db8::1', 150],
+      ['', '192.0.2.100', 150], ['a/b', '192.0.2.100', 150], ['abcdefghijklmnop', '192.0.2.100', 150], ['eth0', '2001:db8::1%eth0', 150], ['eth0', 'fe80::1 x', 150],
       ['eth0', '192.0.2.100 x', 150], ['eth0', '', 150], ['eth0', '192.0.2.100', 0], ['eth0', '192.0.2.100', 1.5],
       ['eth0', '192.0.2.100', MAX_LISTEN_MS + 1]] as const) {
       const error = await t.throwsAsync(prober.probe(iface, address, listenMs));

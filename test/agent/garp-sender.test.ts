@@ -19,13 +19,13 @@ async function script(t: ExecutionContext, body: string): Promise<string> {
   return file;
 }
 
-test('requests that would change the command line, and addresses that are not IPv4, are refused before anything is sent', async (t) => {
+test('requests that would change the command line, and addresses that are neither IPv4 nor IPv6 without a zone, are refused before anything is sent', async (t) => {
   const sender = new GarpSender();
   try {
     for (const [iface, address] of [['eth0 x', '192.0.2.100'], ['eth0\ngarp lo 192.0.2.1', '192.0.2.100'], ['', '192.0.2.100'],
-      ['a/b', '192.0.2.100'], ['abcdefghijklmnop', '192.0.2.100'], ['eth0', '2001:db8::1'], ['eth0', '192.0.2.100 x'], ['eth0', '']] as const) {
+      ['a/b', '192.0.2.100'], ['abcdefghijklmnop', '192.0.2.100'], ['eth0', '2001:db8::1%eth0'], ['eth0', '2001:db8::g'], ['eth0', '192.0.2.100 x'], ['eth0', '']] as const) {
       const error = await t.throwsAsync(sender.send(iface, address));
-      t.regex(error?.message ?? '', /^not a gratuitous ARP to send/, `${JSON.stringify(iface)} ${JSON.stringify(address)}`);
+      t.regex(error?.message ?? '', /^not an announcement to send/, `${JSON.stringify(iface)} ${JSON.stringify(address)}`);
     }
   } finally {
     await sender.close();

@@ -70,26 +70,23 @@ test('every problem of the host is reported at once, errors first, each with its
   probe.addFile('/tmp/old-secret', facts('file', ROOT, ROOT, 0o600));
   const problems = await check(broken, probe);
   t.deepEqual(problems.map((problem) => [problem.severity, problem.kind, problem.key]), [
-    ['error', 'ipv6-service-address', 'service.address'],
     ['error', 'interface-missing', 'service.interface'],
     ['error', 'listen-address-missing', 'listen.address'],
     ['error', 'program-missing', undefined],
     ['error', 'program-missing', undefined],
+    ['error', 'ipv6-needs-perl', undefined],
     ['error', 'access-log-unreadable', 'confirm.access_log'],
     ['error', 'secret-owner', 'secret_file'],
     ['error', 'secret-hidden', 'accept_secret_files[0]'],
-    ['warning', 'perl-missing', undefined],
   ]);
   const messages = problems.map((problem) => problem.message);
-  t.is(messages[0], 'service.address: 2001:db8::100/64 is an IPv6 address, which this version of baton cannot take over: it has no ' +
-    'IPv6 duplicate-address probe and sends no neighbour advertisement, so the first takeover would fail; use an IPv4 service address');
-  t.is(messages[1], 'service.interface: this host has no interface eth9 (it has eth0, lo): every takeover would fail at its first ' +
+  t.is(messages[0], 'service.interface: this host has no interface eth9 (it has eth0, lo): every takeover would fail at its first ' +
     'step; name this host\'s own interface (`ip -br link`; the names often differ between the two hosts)');
-  t.is(messages[2], 'listen.address: 192.0.2.21 is not an address of this host (it has 192.0.2.11, 127.0.0.1, ::1): the agent ' +
+  t.is(messages[1], 'listen.address: 192.0.2.21 is not an address of this host (it has 192.0.2.11, 127.0.0.1, ::1): the agent ' +
     'cannot send or receive beacons on it; set this host\'s own beacon address, or add it to an interface ' +
     '(`ip address add 192.0.2.21/24 dev eth0`)');
-  t.regex(messages[3] ?? '', /^ip \(iproute2\) is not on PATH \(\/usr\/local\/sbin:.*\): the agent adds and removes the service address .*; install it: `apt-get install iproute2`$/);
-  t.regex(messages[4] ?? '', /^arping \(iputils-arping\) is not on PATH .*every takeover would fail; install it: `apt-get install iputils-arping`$/);
+  t.regex(messages[2] ?? '', /^ip \(iproute2\) is not on PATH \(\/usr\/local\/sbin:.*\): the agent adds and removes the service address .*; install it: `apt-get install iproute2`$/);
+  t.regex(messages[3] ?? '', /^arping \(iputils-arping\) is not on PATH .*every takeover would fail; install it: `apt-get install iputils-arping`$/);
   t.is(messages[5], 'confirm.access_log: the agent (root without CAP_DAC_OVERRIDE, in groups root and adm, under baton-agent.service) ' +
     'cannot read /var/log/app/access.log: /var/log/app/access.log is www-data:www-data 0640, which does not let it read it; a switchover ' +
     'would be refused before its first step. Let group adm read it (Debian\'s nginx and Apache logs are www-data:adm 0640: ' +
@@ -100,7 +97,7 @@ test('every problem of the host is reported at once, errors first, each with its
     'replace the key; run `chown root:root /etc/baton/secret`');
   t.is(messages[7], 'accept_secret_files[0]: /tmp/old-secret is hidden from the agent by PrivateTmp=yes (root without ' +
     'CAP_DAC_OVERRIDE, in groups root and adm, under baton-agent.service): it would not start; keep the secret in /etc/baton');
-  t.regex(messages[8] ?? '', /^perl \(perl-base\) is not on PATH .*: the gratuitous ARP sender and the netlink address helper cannot run, so the agent falls back to arping and ip: .*; install it: `apt-get install perl-base`$/);
+  t.regex(messages[4] ?? '', /^perl \(perl-base\) is not on PATH .*: for the IPv6 service address 2001:db8::100\/64 only the agent's packet helper, a perl program, sends .*every takeover would fail; install it: `apt-get install perl-base`$/);
   for (const problem of problems) t.is(problem.severity, HOST_PROBLEMS[problem.kind].severity);
 });
 
@@ -214,7 +211,23 @@ test('only errors keep the agent from starting, and only those that fail the fir
     if (blocksStart) t.is(severity, 'error', kind);
   }
   t.deepEqual(Object.entries(HOST_PROBLEMS).filter(([, about]) => about.blocksStart).map(([kind]) => kind),
-    ['interface-missing', 'ipv6-service-address', 'program-missing']);
+    ['interface-missing', 'ipv6-disabled', 'ipv6-needs-perl', 'program-missing']);
+});
+
+test('an IPv6 service address needs IPv6 on the service interface and perl, whose absence is then an error, not a warning', async (t) => {
+  const ipv6 = {ip: {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'}, interface: 'eth0', mode: 'address'} as const;
+  const {config, probe} = healthy();
+  const v6 = testConfig('primary', {...config, service: ipv6});
+  t.deepEqual(await check(v6, probe), [], 'IPv6 on, perl there: nothing to say');
+  probe.ipv6Off.add('eth0');
+  probe.programs.delete('perl');
+  const problems = await check(v6, probe);
+  t.deepEqual(problems.map((problem) => [problem.severity, problem.kind, problem.key]),
+    [['error', 'ipv6-disabled', 'service.address'], ['error', 'ipv6-needs-perl', undefined]]);
+  t.regex(problems[0]?.message ?? '', /^service\.address: 2001:db8::100\/64 is an IPv6 address, and IPv6 is disabled on eth0 \(net\.ipv6\.conf\.eth0\.disable_ipv6 = 1/);
+  t.regex(problems[1]?.message ?? '', /only the agent's packet helper, a perl program, sends the duplicate-address probe and the neighbour advertisements/);
+  // The same host with an IPv4 service: IPv6 off is not its business, and perl missing only a warning.
+  t.deepEqual((await check(config, probe)).map((problem) => [problem.severity, problem.kind]), [['warning', 'perl-missing']]);
 });
 
 test('a missing file reads as missing, not as unreadable', async (t) => {

@@ -235,11 +235,21 @@ test('announce fails when arping exits 2 (interface down)', async (t) => {
   await assertCode(t, driver.announce(V4), 'COMMAND_FAILED');
 });
 
-test('announce for IPv6 runs ndsend and reports when it is missing', async (t) => {
-  const {runner, driver} = setup();
-  runner.on(/^ndsend /, new BatonError('COMMAND_FAILED', 'cannot run `ndsend …`: `ndsend` is not installed'));
-  await assertCode(t, driver.announce(V6), 'COMMAND_FAILED');
-  t.deepEqual(runner.commandLines(), ['ndsend 2001:DB8:0::100 eth0']);
+test('announce for IPv6 sends a neighbour advertisement per packet through the helper; without a helper that runs it fails naming perl, and spawns nothing', async (t) => {
+  const sent: string[] = [];
+  const garp = {unusable: undefined, send: async (iface: string, address: string) => {
+    sent.push(`${iface} ${address}`);
+    return '02:00:00:00:00:01';
+  }};
+  const {runner} = setup();
+  await createIpNetworkDriver(runner, {interface: 'eth0', announce: {count: 2, intervalMs: 1000}, garp}).announce(V6);
+  t.deepEqual(sent, ['eth0 2001:DB8:0::100', 'eth0 2001:DB8:0::100']);
+  for (const without of [undefined, {unusable: 'cannot run `the gratuitous ARP helper (perl)`: spawn perl ENOENT', send: garp.send}]) {
+    const error = await assertCode(t, createIpNetworkDriver(runner, {interface: 'eth0', ...(without === undefined ? {} : {garp: without})}).announce(V6), 'COMMAND_FAILED');
+    t.regex(error.message, /^cannot announce 2001:DB8:0::100: for IPv6 only the agent's packet helper \(perl\) sends neighbour discovery, and it cannot run here \(.+\); arping is IPv4 only/);
+  }
+  t.is(sent.length, 2);
+  t.deepEqual(runner.commandLines(), []);
 });
 
 test('isAddressInUse probes with `arping -D -c 1 -w 1`, interrupted after 300 ms, and reads exit 0 as free', async (t) => {
@@ -420,15 +430,19 @@ test('through the prober, a missing interface is INTERFACE_MISSING and a down on
   t.deepEqual(runner.commandLines(), ['ip -j link show']);
 });
 
-test('where the prober cannot run, and for IPv6, isAddressInUse does what it did without one', async (t) => {
+test('where the prober cannot run, isAddressInUse falls back to arping for IPv4 and fails for IPv6, which only the prober can probe', async (t) => {
   const prober = recordingProber({inUse: false}, 'cannot run `the duplicate-address probe helper (perl)`: spawn perl ENOENT');
   const {runner} = setup();
   runner.on(/^arping -D /, commandFailure('arping -D -c 1 -w 1 -I eth0 192.0.2.100', 1, '', ARPING_TAKEN));
   const driver = createIpNetworkDriver(runner, {interface: 'eth0', prober});
   t.true(await driver.isAddressInUse(V4));
-  await assertCode(t, createIpNetworkDriver(runner, {interface: 'eth0', prober: recordingProber({inUse: false})}).isAddressInUse(V6), 'COMMAND_FAILED');
+  const error = await assertCode(t, driver.isAddressInUse(V6), 'COMMAND_FAILED');
+  t.regex(error.message, /^cannot probe 2001:DB8:0::100: for IPv6 only the agent's packet helper \(perl\) sends neighbour discovery, and it cannot run here \(cannot run .*ENOENT\)/);
   t.deepEqual(prober.asked, []);
   t.deepEqual(runner.commandLines(), ['arping -D -c 1 -w 1 -I eth0 192.0.2.100']);
+  const v6 = recordingProber({inUse: true, mac: '46:c3:73:9a:84:03'});
+  t.true(await createIpNetworkDriver(runner, {interface: 'eth0', probe: {timeoutMs: 150}, prober: v6}).isAddressInUse(V6));
+  t.deepEqual(v6.asked, ['eth0 2001:DB8:0::100 150']);
 });
 
 test('a prober that turns out not to run on this host falls back to arping for that probe', async (t) => {

@@ -50,6 +50,13 @@ export class FakeHostProbe implements HostProbe {
     return this.logs.get(path) ?? enoent(path);
   }
 
+  /** Interfaces whose IPv6 is off. */
+  readonly ipv6Off = new Set<string>();
+
+  async ipv6Disabled(iface: string): Promise<boolean> {
+    return this.ipv6Off.has(iface);
+  }
+
   async findProgram(name: string): Promise<string | undefined> {
     return this.programs.get(name);
   }

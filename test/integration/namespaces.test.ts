@@ -14,6 +14,7 @@ import {ArpProber, type ArpProbeAnswer} from '../../agent/adapters/arp-probe.js'
 import {GarpSender} from '../../agent/adapters/garp-sender.js';
 import {createIpNetworkDriver} from '../../agent/adapters/ip-network-driver.js';
 import {BatonError, isBatonError} from '../../agent/errors.js';
+import {parseIpAddress} from '../../agent/net/ip-address.js';
 import type {ServiceIp} from '../../agent/state-machine.js';
 import {
   createNamespacedRunner, createTopology, destroyTopology, findLeftovers, isReachable, listNamespaces,
@@ -277,6 +278,103 @@ integrationTest('createTopology refuses a prefix that is in use and addresses ou
  * `arping -D` as the driver runs it, read the way arping means it: exit 0 after a probe was sent is free (exit 0
  * without one, as on an interface without ARP, is a refusal), exit 1 with a reply is taken.
  */
+// An IPv6 service address on the lab's service LAN, and the client's own address there: both from 2001:db8::/32.
+const SERVICE_IP6: ServiceIp = {address: '2001:db8:0:1::100', prefixLength: 64, family: 6, cidr: '2001:db8:0:1::100/64'};
+const CLIENT_IP6 = '2001:db8:0:1::20/64';
+
+integrationTest('IPv6: the driver probes (free; taken, with the holder\'s MAC), adds the address usable at once, and its neighbour advertisement moves the client; the kernel sends none for a nodad address', async (t) => {
+  const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
+  // `replace`: the client's IPv6 address may be the topology's own already.
+  await runInNamespace(runner, lab.namespace('client'), 'ip', ['-6', 'address', 'replace', CLIENT_IP6, 'dev', 'eth0', 'nodad']);
+  const drivers = ['primary', 'backup'].map((host) => {
+    const command = ['ip', 'netns', 'exec', lab.namespace(host), 'perl'] as const;
+    const garp = new GarpSender({command: [...command]});
+    const prober = new ArpProber({command: [...command]});
+    t.teardown(async () => {
+      await garp.close();
+      await prober.close();
+    });
+    const namespaced = createNamespacedRunner(runner, lab.namespace(host));
+    const started: string[] = [];
+    const counting = {run: async (file: string, args: readonly string[], options?: Parameters<typeof namespaced.run>[2]) => {
+      started.push(file);
+      return namespaced.run(file, args, options);
+    }};
+    return {driver: createIpNetworkDriver(counting, {interface: 'eth0', announce: {count: 1, intervalMs: 1000}, probe: {timeoutMs: 150}, garp, prober}), started};
+  });
+  const [primary, backup] = drivers as [typeof drivers[0], typeof drivers[0]];
+
+  t.false(await backup.driver.isAddressInUse(SERVICE_IP6), 'nobody holds it yet');
+  // What the kernel announces by itself, with its own notification on (ndisc_notify): captured on the client.
+  await runInNamespace(runner, lab.namespace('primary'), 'sysctl', ['-qw', 'net.ipv6.conf.eth0.ndisc_notify=1']);
+  const dir = await mkdtemp(join(tmpdir(), 'baton-nd-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  const capture = join(dir, 'nd.pcap');
+  // Unsolicited neighbour advertisements only: ICMPv6 type 136 right after the fixed IPv6 header, to all nodes.
+  const tcpdump = await spawnInNamespace(lab.namespace('client'), 'tcpdump',
+    ['-i', 'eth0', '--immediate-mode', '-U', '-n', '-w', capture, 'icmp6 and ip6[40] == 136 and ip6 dst ff02::1'], join(dir, 'tcpdump.log'));
+  t.teardown(() => stopProcess(tcpdump));
+  await waitForText(join(dir, 'tcpdump.log'), 'listening on');
+
+  await primary.driver.addAddress(SERVICE_IP6);
+  t.true(await primary.driver.hasAddress(SERVICE_IP6));
+  const [entry] = JSON.parse(await runInNamespace(runner, lab.namespace('primary'), 'ip', ['-j', '-6', 'address', 'show', 'to', SERVICE_IP6.address])) as Array<{addr_info: Array<Record<string, unknown>>}>;
+  t.like(entry?.addr_info[0], {local: SERVICE_IP6.address, nodad: true}, 'added with nodad');
+  t.is(entry?.addr_info[0]?.['tentative'], undefined, 'usable at once: no second of "tentative"');
+  await sleep(300);
+  const byKernel = readPcap(await readFile(capture)).map(describeAdvertisement).filter((na) => na['icmp6.target'] === SERVICE_IP6.address).length;
+  await primary.driver.announce(SERVICE_IP6);
+  t.true(await isReachable(runner, lab.namespace('client'), SERVICE_IP6.address));
+  t.is(await neighbourMac(lab.namespace('client'), SERVICE_IP6.address), await interfaceMac(lab.namespace('primary')));
+
+  const taken = await timed(() => backup.driver.isAddressInUse(SERVICE_IP6));
+  t.true(taken.value, 'the backup sees the primary answer its duplicate-address probe');
+  // The address moves: the client still has the primary's MAC, and only the advertisement can change it.
+  await primary.driver.removeAddress(SERVICE_IP6);
+  t.false(await primary.driver.hasAddress(SERVICE_IP6));
+  const free = await timed(() => backup.driver.isAddressInUse(SERVICE_IP6));
+  t.false(free.value);
+  await backup.driver.addAddress(SERVICE_IP6);
+  const announced = await timed(() => backup.driver.announce(SERVICE_IP6));
+  t.is(await neighbourMac(lab.namespace('client'), SERVICE_IP6.address), await interfaceMac(lab.namespace('backup')),
+    'the unsolicited advertisement with the Override flag replaced the client\'s entry');
+  t.true(await isReachable(runner, lab.namespace('client'), SERVICE_IP6.address));
+  await stopProcess(tcpdump, 'SIGINT');
+
+  // For the service address the client saw, in order: the primary's advertisement (the helper's), the primary's
+  // kernel defending the address against the backup's probe, the backup's advertisement (the helper's).
+  const [primaryMac, backupMac] = [await interfaceMac(lab.namespace('primary')) ?? '', await interfaceMac(lab.namespace('backup')) ?? ''];
+  const seen = readPcap(await readFile(capture)).map(describeAdvertisement).filter((na) => na['icmp6.target'] === SERVICE_IP6.address);
+  t.deepEqual(seen.map((na) => na['eth.src']), [primaryMac, primaryMac, backupMac]);
+  const [byHelper, defendedByKernel, byBackup] = seen;
+  t.deepEqual(byBackup, {
+    'eth.dst': '33:33:00:00:00:01', 'eth.src': backupMac, 'ip6.hlim': 255, 'ip6.src': SERVICE_IP6.address, 'ip6.dst': 'ff02::1',
+    'icmp6.type': 136, 'icmp6.flags': 'override', 'icmp6.target': SERVICE_IP6.address, 'icmp6.tlla': backupMac, 'icmp6.checksum': 'valid',
+  });
+  t.deepEqual(byHelper, defendedByKernel, 'the helper sends what the kernel itself sends for the address, field for field');
+  t.deepEqual([...primary.started, ...backup.started].filter((file) => file !== 'ip'), [], 'nothing but ip: the helpers sent and probed');
+  t.log(`advertisements from the kernel (ndisc_notify=1) on adding a nodad address: ${byKernel}; probe taken ${taken.ms} ms, ` +
+    `free ${free.ms} ms (listening 150 ms); advertisement ${announced.ms} ms`);
+  t.is(byKernel, 0, 'the kernel announced nothing: the helper\'s advertisement is the only one');
+});
+
+/** The fields of an unsolicited neighbour advertisement as captured, and whether its ICMPv6 checksum holds. */
+function describeAdvertisement(frame: Buffer): Record<string, string | number> {
+  const mac = (at: number): string => [...frame.subarray(at, at + 6)].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
+  const ip6 = (at: number): string => parseIpAddress([...Array(8).keys()].map((i) => frame.readUInt16BE(at + 2 * i).toString(16)).join(':'))?.address ?? '?';
+  const icmp = frame.subarray(54, 14 + 40 + frame.readUInt16BE(18));
+  let sum = 0;
+  const pseudo = Buffer.concat([frame.subarray(22, 54), Buffer.from([0, 0, icmp.length >> 8, icmp.length & 0xff, 0, 0, 0, 58]), icmp]);
+  for (let at = 0; at + 1 < pseudo.length; at += 2) sum += pseudo.readUInt16BE(at);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+  const flags = icmp.readUInt32BE(4) >>> 29;
+  return {
+    'eth.dst': mac(0), 'eth.src': mac(6), 'ip6.hlim': frame.readUInt8(21), 'ip6.src': ip6(22), 'ip6.dst': ip6(38),
+    'icmp6.type': icmp.readUInt8(0), 'icmp6.flags': flags === 1 ? 'override' : `router ${flags >> 2}, solicited ${(flags >> 1) & 1}, override ${flags & 1}`,
+    'icmp6.target': ip6(62), 'icmp6.tlla': icmp.readUInt8(24) === 2 ? mac(54 + 26) : 'none', 'icmp6.checksum': sum === 0xffff ? 'valid' : 'invalid',
+  };
+}
+
 async function arpingDad(namespace: string, iface: string, address: string): Promise<ArpProbeAnswer> {
   let stdout: string;
   try {

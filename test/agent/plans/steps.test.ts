@@ -56,7 +56,7 @@ const cases: {step: StepName; mode: ServiceMode; from: {holds: boolean; linkUp: 
   {step: 'assign-ip', mode: 'address', from: {holds: false, linkUp: true}, apply: [], undo: []},
   {step: 'assign-ip', mode: 'link', from: {holds: false, linkUp: false}, apply: [`addAddress ${ip}`], undo: [`removeAddress ${ip}`]},
   {step: 'primary-net-down', mode: 'address', from: {holds: true, linkUp: true}, apply: [`removeAddress ${ip}`], undo: [`addAddress ${ip}`, `announce ${ip}`]},
-  {step: 'primary-net-down', mode: 'link', from: {holds: true, linkUp: true}, apply: ['setLink eth0 down'], undo: ['setLink eth0 up', `announce ${ip}`]},
+  {step: 'primary-net-down', mode: 'link', from: {holds: true, linkUp: true}, apply: ['setLink eth0 down'], undo: [`addAddress ${ip}`, 'setLink eth0 up', `announce ${ip}`]},
   {step: 'backup-net-up', mode: 'address', from: {holds: false, linkUp: true}, apply: [`addAddress ${ip}`, `announce ${ip}`], undo: [`removeAddress ${ip}`]},
   {step: 'backup-net-up', mode: 'link', from: {holds: true, linkUp: false}, apply: ['setLink eth0 up', `announce ${ip}`], undo: ['setLink eth0 down']},
   {step: 'confirm-traffic', mode: 'address', from: {holds: true, linkUp: true}, apply: [], undo: []},
