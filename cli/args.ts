@@ -23,7 +23,9 @@ export type Command =
       readonly withFailure: boolean; readonly report: string; readonly url: string | undefined; readonly intervalMs: number;
       readonly client: string | undefined; readonly sshConfig: string | undefined; readonly clientBaton: string}
   | ({readonly name: 'check-config'} & CheckConfigOptions)
-  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string; readonly lab?: string}
+  | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string;
+      /** lab up, lab run: an IPv6 service address, beacons and client instead of IPv4 ones. */
+      readonly ipv6: boolean; readonly lab?: string}
   | ({readonly name: 'install'} & InstallOptions)
   | ({readonly name: 'uninstall'} & UninstallOptions);
 
@@ -45,7 +47,7 @@ const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install', 'uninstall'],
   'keep-config': ['install'], 'skip-host-check': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
   'dry-run': ['switchover', 'install'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
-  'pause-after': ['switchover'], 'web': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
+  'pause-after': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
   'interval-ms': ['rehearse'], 'client': ['rehearse'], 'ssh-config': ['rehearse'], 'client-baton': ['rehearse'],
 };
 /** What an option would have been taken to do where it is refused, when that is not plain. */
@@ -56,7 +58,7 @@ const WHY_NOT: Readonly<Record<string, string>> = {
 };
 /** lab's options, by the actions that use them. */
 const LAB_OPTIONS: ReadonlyArray<[string, readonly LabAction[]]> = [
-  ['json', ['status', 'run']], ['web', ['up', 'run']], ['report', ['run']],
+  ['json', ['status', 'run']], ['web', ['up', 'run']], ['ipv6', ['up', 'run']], ['report', ['run']],
 ];
 /** The options that answer the config's questions: --keep-config keeps the installed answers instead. */
 const ANSWER_OPTIONS = ['role', 'listen', 'peer', 'service-ip', 'interface', 'pair', 'access-log'] as const;
@@ -94,6 +96,7 @@ const OPTIONS = {
   'confirm-timeout': {type: 'string'},
   'pause-after': {type: 'string'},
   web: {type: 'string'},
+  ipv6: {type: 'boolean', default: false},
   report: {type: 'string'},
   'with-failure': {type: 'boolean', default: false},
   url: {type: 'string'},
@@ -211,7 +214,10 @@ export function parseCommandLine(argv: readonly string[]): Command {
       if (lab !== undefined && !LAB_PREFIX_PATTERN.test(lab)) throw new UsageError(`lab down: expected a lab name such as bl3k9x0q, got '${lab}'`);
       const web = values.web ?? 'builtin';
       if (web !== 'builtin' && web !== 'nginx') throw new UsageError(`--web: expected builtin or nginx, got '${web}'`);
-      return {name, action: action as LabAction, json: values.json, web, report: values.report ?? 'baton-drill-report.html', ...(lab === undefined ? {} : {lab})};
+      return {
+        name, action: action as LabAction, json: values.json, web, report: values.report ?? 'baton-drill-report.html', ipv6: values.ipv6,
+        ...(lab === undefined ? {} : {lab}),
+      };
     }
     case 'install': {
       noMore(name, rest);

@@ -66,6 +66,10 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                                        switchback, link cut and takeover, the
                                        old primary's return), the report, down
       --web builtin|nginx    the lab's web servers (default builtin)
+      --ipv6                 lab up, lab run: the service address, the beacons
+                             and the client in IPv6 (2001:db8:0:1::100/64)
+                             instead of IPv4 (192.0.2.100/25); every lab LAN
+                             has both
       --report FILE          where lab run writes its HTML timeline (default
                              ./baton-drill-report.html; the JSON goes beside it)`,
   'install': `  install --role primary|backup --listen ADDR --peer ADDR --service-ip CIDR

@@ -275,6 +275,22 @@ test('docs/rehearsal.md shows the refusal of rehearse --with-failure as the comm
   t.true(doc.includes(`\nbaton: ${error?.message ?? 'no refusal'}\n`));
 });
 
+test('docs/rehearsal.md\'s table of the lab\'s addresses is the topology plan\'s, in both families', async (t) => {
+  const {LAB_ADDRESSES, LAB_ADDRESSES6, labServiceCidr, MANAGEMENT_LAN, SERVICE_LAN} = await import('../cli/lab/topology-plan.js');
+  const doc = await readFile(new URL('docs/rehearsal.md', root), 'utf8');
+  const row = (label: string): string[] => {
+    const line = doc.split('\n').find((l) => l.startsWith(`| ${label} |`));
+    return (line ?? '').split('|').slice(2, -1).map((cell) => cell.trim());
+  };
+  const net = (lan: {network: string; prefixLength: number}): string => `${lan.network}/${lan.prefixLength}`;
+  t.deepEqual(row('networks'), [`${net(SERVICE_LAN)}, ${net(SERVICE_LAN.ipv6)}`, `${net(MANAGEMENT_LAN)}, ${net(MANAGEMENT_LAN.ipv6)}`]);
+  for (const host of ['primary', 'backup'] as const) {
+    t.deepEqual(row(host), [`${LAB_ADDRESSES[host].svc}, ${LAB_ADDRESSES6[host].svc}`, `${LAB_ADDRESSES[host].mgmt}, ${LAB_ADDRESSES6[host].mgmt}`], host);
+  }
+  t.deepEqual(row('client'), [`${LAB_ADDRESSES.client.svc}, ${LAB_ADDRESSES6.client.svc}`, '']);
+  t.deepEqual(row('service address'), [`${labServiceCidr(4)}, or with \`--ipv6\` ${labServiceCidr(6)}`, '']);
+});
+
 // What each row of the runbook's "while you work" table does to the released host, as events of the state machine.
 // web-b, the peer, is active and holds the IP throughout.
 const ACTIVE_PEER: Beacon = {

@@ -22,6 +22,8 @@ export interface LabOptions {
   readonly json: boolean;
   readonly web: 'builtin' | 'nginx';
   readonly report: string;
+  /** lab up, lab run: the service address, the beacons and the client in IPv6. */
+  readonly ipv6: boolean;
   /** lab down NAME: that lab only. */
   readonly lab?: string;
 }
@@ -44,7 +46,7 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       if (existing.length > 0) {
         throw new BatonError('LAB_FAILED', `a lab already exists (${existing.join(', ')}); use it with \`baton lab status\`, or remove it with \`baton lab down\``);
       }
-      const lab = await labUp({runner, web: await webKind(options.web), progress: (line) => out.stderr(`${line}\n`)});
+      const lab = await labUp({runner, web: await webKind(options.web), ...families(options), progress: (line) => out.stderr(`${line}\n`)});
       await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
       out.stdout(`lab ${lab.prefix} is up: primary ${lab.hosts.primary.address}, backup ${lab.hosts.backup.address}, client ${lab.client.address}, service IP ${lab.serviceIp}\n` +
         `  status:  baton lab status\n  one host: baton status --config ${lab.hosts.primary.configFile}\n  remove:  baton lab down\n`);
@@ -92,12 +94,12 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
     abort.abort();
   };
   process.on('SIGINT', onInterrupt);
-  const lab = await labUp({runner, web: await webKind(options.web), progress: say});
+  const lab = await labUp({runner, web: await webKind(options.web), ...families(options), progress: say});
   let keepLab = false;
   try {
     await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
     const report = await runDrill(createLabTarget(lab, LAB_DEAD_AFTER_MS), {
-      title: `baton lab drill (${options.web} web servers)`, withFailure: true, probeIntervalMs: DRILL_PROBE_INTERVAL_MS, say, signal: abort.signal,
+      title: `baton lab drill (${options.web} web servers${options.ipv6 ? ', IPv6' : ''})`, withFailure: true, probeIntervalMs: DRILL_PROBE_INTERVAL_MS, say, signal: abort.signal,
     });
     const jsonPath = options.report.replace(/\.html?$/, '') + '.json';
     await writeDrillReport(report, options.report, jsonPath);
@@ -117,6 +119,11 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
       say(`lab ${lab.prefix}: removed`);
     }
   }
+}
+
+/** --ipv6: the service, the beacons and (following the service) the client in IPv6; IPv4 otherwise. */
+function families(options: LabOptions): {serviceFamily: 4 | 6; heartbeatFamily: 4 | 6} {
+  return options.ipv6 ? {serviceFamily: 6, heartbeatFamily: 6} : {serviceFamily: 4, heartbeatFamily: 4};
 }
 
 async function webKind(wanted: 'builtin' | 'nginx'): Promise<'builtin' | 'nginx'> {

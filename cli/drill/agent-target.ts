@@ -10,6 +10,7 @@ import {BatonError} from '../../agent/errors.js';
 import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
 import {startProber} from '../lab/probe-control.js';
+import {httpUrl} from '../lab/topology-plan.js';
 import type {DrillTarget, HostView} from './drill.js';
 import {startRemoteTraffic, type RemoteTrafficOptions} from './remote-traffic.js';
 
@@ -43,7 +44,8 @@ export async function createAgentTarget(socket: string, url: string | undefined,
   const status = async (): Promise<StatusReport> => await callAgent(socket, {id: 'rehearse', type: 'status'}) as StatusReport;
   const first = await status();
   const selfRole = first.self.role;
-  const serviceUrl = url ?? `http://${first.service.address.split('/')[0] ?? ''}/`;
+  // An IPv6 service address goes in brackets: http://[2001:db8::100]/.
+  const serviceUrl = url ?? httpUrl(first.service.address.split('/')[0] ?? '');
   const names: Record<Role, string> = selfRole === 'primary'
     ? {primary: first.self.host, backup: first.peer.host ?? first.peer.address}
     : {primary: first.peer.host ?? first.peer.address, backup: first.self.host};

@@ -9,6 +9,7 @@ import type {Role} from '../../agent/state-machine.js';
 import {formatProgress} from '../format.js';
 import {summarizeProbes, type ProbeRecord} from '../lab/probe-report.js';
 import type {ClientsSummary} from '../lab/clients.js';
+import {httpUrl} from '../lab/topology-plan.js';
 import type {DrillReport, PhaseDrain, PhaseName, PhaseReport, PhaseStep} from './report.js';
 
 export interface HostView {
@@ -147,7 +148,7 @@ export async function runDrill(target: DrillTarget, options: DrillOptions): Prom
 
   try {
     traffic = await target.startTraffic(options.probeIntervalMs);
-    say(`client probing http://${target.pair.serviceIp.split('/')[0] ?? ''}/ every ${options.probeIntervalMs} ms`);
+    say(`client probing ${httpUrl(target.pair.serviceIp.split('/')[0] ?? '')} every ${options.probeIntervalMs} ms`);
     // Some steady traffic before the first phase, so its window does not begin before the first probe.
     await sleep(2 * WINDOW_MARGIN_MS);
 

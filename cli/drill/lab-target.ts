@@ -1,12 +1,11 @@
 // The drill's view of the namespace lab: both agents through their control sockets, the client namespace for
 // traffic, and a real link cut for the failure phase.
 
-import {execa} from 'execa';
 import type {StatusReport, SwitchResult} from '../../agent/control-protocol.js';
 import {BatonError} from '../../agent/errors.js';
 import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
-import type {Lab} from '../lab/lab.js';
+import {setHostLink, type Lab} from '../lab/lab.js';
 import {startClients} from '../lab/clients-control.js';
 import {startProber} from '../lab/probe-control.js';
 import {join} from 'node:path';
@@ -41,22 +40,22 @@ export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
     async fail(role) {
       const host = lab.hosts[role];
       const iface = 'eth0';
-      await execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', iface, 'down']);
+      await setHostLink(host, iface, false);
       return async () => {
-        await execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', iface, 'up']);
+        await setHostLink(host, iface, true);
       };
     },
     async startTraffic(intervalMs) {
       if (intervalMs < 5 || intervalMs > 1000) throw new BatonError('LAB_FAILED', `probe interval ${intervalMs} ms: expected 5..1000`);
       const prober = await startProber({
-        namespace: lab.client.namespace, url: `http://${lab.serviceIp.split('/')[0] ?? ''}/`, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
+        namespace: lab.client.namespace, url: lab.serviceUrl, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
         durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs), out: join(lab.dir, 'drill-probes.jsonl'),
       });
       return {read: () => prober.read(), stop: () => prober.stop()};
     },
     async startClients() {
       clientRuns += 1;
-      return startClients({namespace: lab.client.namespace, url: `http://${lab.serviceIp.split('/')[0] ?? ''}/`, durationS: CLIENTS_MAX_S,
+      return startClients({namespace: lab.client.namespace, url: lab.serviceUrl, durationS: CLIENTS_MAX_S,
         out: join(lab.dir, `drill-clients-${clientRuns}.json`), args: CLIENT_ARGS});
     },
   };

@@ -9,12 +9,17 @@
 // monitors run under SCHED_FIFO (`chrt -f`): woken by the kernel's message, they run at once and stamp it within
 // microseconds, whatever else the machine is doing.
 
+//
+// An IPv6 address added without `nodad` shows twice: first "tentative" (duplicate address detection running; the
+// host answers no neighbour solicitation for it yet), then again without the flag once DAD is done, or with
+// "dadfailed". Only the usable one makes a holder. One added with `nodad` shows once, flagged "nodad" (iproute2 6.1).
+
 import {execa, type ResultPromise} from 'execa';
+import {addressBitsOf, canonicalIpText, parseIpAddress} from '../../agent/net/ip-address.js';
 import type {Lab} from './lab.js';
-import {SERVICE_LAN} from './topology-plan.js';
 
 /**
- * hold-added/-removed: the service address as a /32 on lo, which a drain's giver has while it keeps accepting the
+ * hold-added/-removed: the service address as a /32 (IPv6: /128) on lo, which a drain's giver has while it keeps accepting the
  * address's packets without answering ARP for it (hold-connections .. end-hold): the agent adds it after the nftables
  * rules that silence ARP and removes it before them, so while it is on lo the host does not claim the address.
  */
@@ -66,11 +71,17 @@ export function parseMonitorLine(line: string, iface: string, address: string): 
   const [, y, mo, d, h, mi, s, us, deleted, rest = ''] = stamped;
   // `ip -ts` prints local time without a zone, as `new Date(y, m, …)` reads it.
   const atMs = new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)).getTime() + Number(us) / 1000;
-  const addressLine = /^\d+: (\S+)\s+inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(rest);
+  const addressLine = /^\d+: (\S+)\s+inet6? ([0-9A-Fa-f.:]+)\/(\d+)(.*)$/.exec(rest);
   if (addressLine !== null) {
-    if (addressLine[2] !== address) return undefined;
-    if (addressLine[1] === 'lo' && addressLine[3] === '32') return {atMs, change: deleted === undefined ? 'hold-added' : 'hold-removed'};
-    if (addressLine[1] !== iface) return undefined;
+    const [, dev, local = '', prefixLength, flags = ''] = addressLine;
+    const wanted = parseIpAddress(address);
+    if (wanted === undefined || canonicalIpText(local) !== wanted.address) return undefined;
+    // Not usable yet (or never): no change to who holds it. Its removal is still one (of nothing held).
+    if (deleted === undefined && /\b(?:tentative|dadfailed)\b/.test(flags)) return undefined;
+    if (dev === 'lo' && prefixLength === String(addressBitsOf(wanted.family))) {
+      return {atMs, change: deleted === undefined ? 'hold-added' : 'hold-removed'};
+    }
+    if (dev !== iface) return undefined;
     return {atMs, change: deleted === undefined ? 'address-added' : 'address-removed'};
   }
   const linkLine = /^\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>/.exec(rest);
@@ -124,7 +135,7 @@ interface Monitor {
  */
 export async function watchServiceAddress(lab: Lab, options: {iface?: string; address?: string} = {}): Promise<AddressWatch> {
   const iface = options.iface ?? 'eth0';
-  const address = options.address ?? SERVICE_LAN.serviceAddress;
+  const address = options.address ?? lab.serviceAddress;
   const monitors = [lab.hosts.primary, lab.hosts.backup].map((host): Monitor => {
     const monitor: Monitor = {
       host: host.role, namespace: host.namespace, events: [], lines: [], waiters: [], exited: undefined,
@@ -195,14 +206,20 @@ async function syncAll(monitors: readonly Monitor[], n: number): Promise<void> {
   }));
 }
 
+interface AddressInfo {local: string; prefixlen: number; tentative?: boolean; dadfailed?: boolean}
+
 async function readState(namespace: string, iface: string, address: string): Promise<HostAddressState> {
-  const read = async (dev: string): Promise<Array<{flags: string[]; addr_info: Array<{local: string; prefixlen: number}>}>> =>
-    JSON.parse((await execa('ip', ['-n', namespace, '-j', '-4', 'addr', 'show', 'dev', dev], {timeout: 10_000})).stdout) as
-      Array<{flags: string[]; addr_info: Array<{local: string; prefixlen: number}>}>;
+  const read = async (dev: string): Promise<Array<{flags: string[]; addr_info: AddressInfo[]}>> =>
+    JSON.parse((await execa('ip', ['-n', namespace, '-j', 'addr', 'show', 'dev', dev], {timeout: 10_000})).stdout) as
+      Array<{flags: string[]; addr_info: AddressInfo[]}>;
+  const wanted = parseIpAddress(address);
+  // Usable only, as parseMonitorLine counts them: a tentative or dadfailed IPv6 address is no holder's.
+  const isService = (a: AddressInfo): boolean => wanted !== undefined && canonicalIpText(a.local) === wanted.address &&
+    a.tentative !== true && a.dadfailed !== true;
   const links = await read(iface);
   return {
-    address: links.some((link) => link.addr_info.some((a) => a.local === address)),
+    address: links.some((link) => link.addr_info.some(isService)),
     linkUp: links.some((link) => link.flags.includes('UP')),
-    held: (await read('lo')).some((link) => link.addr_info.some((a) => a.local === address && a.prefixlen === 32)),
+    held: (await read('lo')).some((link) => link.addr_info.some((a) => isService(a) && wanted !== undefined && a.prefixlen === addressBitsOf(wanted.family))),
   };
 }

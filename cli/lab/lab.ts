@@ -6,25 +6,30 @@ import {chmod, mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
+import {execa} from 'execa';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError} from '../../agent/errors.js';
 import type {ServiceMode} from '../../agent/config/schema.js';
+import type {IpFamily} from '../../agent/net/ip-address.js';
 import type {CommandRunner} from '../../agent/ports.js';
 import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
 import {claimLab, liveOwner, releaseLab, type LabOwner} from './lab-owner.js';
 import {createTopology, destroyTopology, findLeftovers, spawnInNamespace} from './namespaces.js';
-import {DEFAULT_LAB_TOPOLOGY, LINK_MODE_LAB_TOPOLOGY, newLabPrefix, SERVICE_LAN} from './topology-plan.js';
+import {DEFAULT_LAB_TOPOLOGY, httpUrl, labServiceAddress, labServiceCidr, LINK_MODE_LAB_TOPOLOGY, newLabPrefix} from './topology-plan.js';
 import {isProcessAlive, startApache, startBuiltinWeb, startNginx, stopProcessByPid, type WebServerKind} from './web.js';
 
-export const LAB_SERVICE_IP = `${SERVICE_LAN.serviceAddress}/${SERVICE_LAN.prefixLength}`;
+/** The IPv4 lab's service address, as its configs give it. */
+export const LAB_SERVICE_IP = labServiceCidr(4);
 export const LAB_BASE_DIR = join(tmpdir(), 'baton-lab');
 
 export interface LabHost {
   readonly role: Role;
   readonly namespace: string;
-  /** The beacon address (service LAN in address mode, management LAN in link mode). */
+  /** The beacon address (service LAN in address mode, management LAN in link mode), of the lab's heartbeat family. */
   readonly address: string;
+  /** The host's own addresses as the lab set them, per interface: what its network configuration restores (setHostLink). */
+  readonly interfaces: ReadonlyArray<{readonly name: string; readonly cidr: string; readonly cidr6: string}>;
   readonly dir: string;
   readonly configFile: string;
   readonly socket: string;
@@ -41,8 +46,16 @@ export interface Lab {
   readonly prefix: string;
   readonly dir: string;
   readonly mode: ServiceMode;
+  /** The service address with its prefix length, as the configs give it: 192.0.2.100/25 or 2001:db8:0:1::100/64. */
   readonly serviceIp: string;
+  readonly serviceFamily: IpFamily;
+  /** The service address alone, and the URL the client requests it by (an IPv6 address in brackets). */
+  readonly serviceAddress: string;
+  readonly serviceUrl: string;
+  /** The family of the beacons' listen and peer addresses. */
+  readonly heartbeatFamily: IpFamily;
   readonly hosts: {readonly primary: LabHost; readonly backup: LabHost};
+  /** The client's address of the service's family: the one the web servers' access logs show. */
   readonly client: {readonly namespace: string; readonly address: string};
 }
 
@@ -57,6 +70,10 @@ export interface LabOptions {
   readonly hostConfig?: Partial<Record<Role, string>>;
   /** address (default) or link: in link mode the service interface is eth0 and beacons use eth1 on its own LAN. */
   readonly mode?: ServiceMode;
+  /** The service address's family: 4 (default) 192.0.2.100/25, or 6 2001:db8:0:1::100/64. Every LAN is dual-stack. */
+  readonly serviceFamily?: IpFamily;
+  /** The beacons' family (listen and peer addresses): 4 (default) or 6. */
+  readonly heartbeatFamily?: IpFamily;
   /** A web server on each host writing a combined-format access log; none when omitted. */
   readonly web?: WebServerKind;
   /** Per-host service interface, e.g. a wrong one to make a step fail. */
@@ -97,6 +114,8 @@ export async function labUp(options: LabOptions): Promise<Lab> {
     await claimLab(prefix);
     await mkdir(dir, {recursive: true, mode: 0o700});
     const beaconLan = mode === 'link' ? 'mgmt' : 'svc';
+    const serviceFamily = options.serviceFamily ?? 4;
+    const heartbeatFamily = options.heartbeatFamily ?? 4;
     const secretFile = join(dir, 'secret');
     await writeFile(secretFile, randomBytes(32).toString('base64'), {mode: 0o600});
     const hosts = {} as Record<Role, LabHost>;
@@ -119,22 +138,25 @@ export async function labUp(options: LabOptions): Promise<Lab> {
         say(`lab ${prefix}: ${options.web} serves on the ${role} (pid ${server.pid}), access log ${server.accessLog}`);
       }
       await writeFile(configFile, labConfig({
-        role, address: topology.address(role, beaconLan), peer: topology.address(peerRole, beaconLan), secretFile,
+        role, address: topology.address(role, beaconLan, heartbeatFamily), peer: topology.address(peerRole, beaconLan, heartbeatFamily),
+        serviceIp: labServiceCidr(serviceFamily), secretFile,
         stateDir: join(hostDir, 'state'), socket, extra: `${options.extraConfig ?? ''}\n${options.hostConfig?.[role] ?? ''}`, mode,
         serviceInterface: options.serviceInterface?.[role] ?? topology.interfaceName(role, 'svc'), accessLog: web?.accessLog,
         graceful: web?.graceful,
       }), {mode: 0o600});
       const host: LabHost = {
-        role, namespace: topology.namespace(role), address: topology.address(role, beaconLan), dir: hostDir, configFile, socket,
-        logFile: join(hostDir, 'agent.log'), pid: 0, web,
+        role, namespace: topology.namespace(role), address: topology.address(role, beaconLan, heartbeatFamily),
+        interfaces: topology.hosts.find((h) => h.name === role)?.interfaces.map(({name, cidr, cidr6}) => ({name, cidr, cidr6})) ?? [],
+        dir: hostDir, configFile, socket, logFile: join(hostDir, 'agent.log'), pid: 0, web,
       };
       await startAgent(host);
       say(`lab ${prefix}: started baton-agent for the ${role} in ${host.namespace} (pid ${host.pid}), log ${host.logFile}`);
       hosts[role] = host;
     }
     const lab: Lab = {
-      prefix, dir, mode, serviceIp: LAB_SERVICE_IP, hosts,
-      client: {namespace: topology.namespace('client'), address: topology.address('client', 'svc')},
+      prefix, dir, mode, serviceIp: labServiceCidr(serviceFamily), serviceFamily, serviceAddress: labServiceAddress(serviceFamily),
+      serviceUrl: httpUrl(labServiceAddress(serviceFamily)), heartbeatFamily, hosts,
+      client: {namespace: topology.namespace('client'), address: topology.address('client', 'svc', serviceFamily)},
     };
     await writeFile(join(dir, LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
     return lab;
@@ -242,8 +264,22 @@ export async function signalAgent(host: LabHost, signal: 'SIGKILL' | 'SIGTERM'):
   if (isProcessAlive(host.pid)) throw new BatonError('LAB_FAILED', `the ${host.role}'s agent (pid ${host.pid}) did not end after ${signal}`);
 }
 
+/**
+ * Takes a host's interface down, or up again as a cut cable's return looks to the host: with its own addresses, as
+ * its network configuration sets them. A link down flushes the interface's IPv6 addresses
+ * (net.ipv6.conf.*.keep_addr_on_down is 0 by default; IPv4 addresses stay), so on the way up they are put back
+ * (`replace`: idempotent; nodad as the lab set them). The service address is the agent's: never restored here.
+ */
+export async function setHostLink(host: LabHost, iface: string, up: boolean): Promise<void> {
+  await execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', iface, up ? 'up' : 'down']);
+  if (!up) return;
+  for (const own of host.interfaces.filter((i) => i.name === iface)) {
+    await execa('ip', ['-n', host.namespace, 'addr', 'replace', own.cidr6, 'dev', iface, 'nodad']);
+  }
+}
+
 interface LabConfigInput {
-  role: Role; address: string; peer: string; secretFile: string; stateDir: string; socket: string; extra: string;
+  role: Role; address: string; peer: string; serviceIp: string; secretFile: string; stateDir: string; socket: string; extra: string;
   mode: ServiceMode; serviceInterface: string; accessLog: string | undefined;
   graceful: {readonly path: string; readonly args: readonly string[]} | undefined;
 }
@@ -253,11 +289,11 @@ function labConfig(host: LabConfigInput): string {
     '# Generated by `baton lab`: a throw-away pair in network namespaces.',
     'pair: lab',
     `node: ${host.role}`,
-    `listen: { address: ${host.address}, port: 7411 }`,
-    `peer: { address: ${host.peer}, port: 7411 }`,
+    `listen: { address: ${yamlAddress(host.address)}, port: 7411 }`,
+    `peer: { address: ${yamlAddress(host.peer)}, port: 7411 }`,
     `secret_file: ${host.secretFile}`,
     'service:',
-    `  address: ${LAB_SERVICE_IP}`,
+    `  address: ${yamlAddress(host.serviceIp)}`,
     `  interface: ${host.serviceInterface}`,
     `  mode: ${host.mode}`,
     ...(host.accessLog === undefined ? [] : ['confirm:', `  access_log: ${host.accessLog}`, '  min_requests: 3', '  timeout_s: 10']),
@@ -271,6 +307,11 @@ function labConfig(host: LabConfigInput): string {
     host.extra,
     '',
   ].join('\n');
+}
+
+/** An address as a YAML value: an IPv6 one quoted, so its colons can never be read as YAML's. */
+function yamlAddress(address: string): string {
+  return address.includes(':') ? `'${address}'` : address;
 }
 
 // A stopping agent gets this long to leave cleanly.

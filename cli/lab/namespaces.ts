@@ -15,8 +15,8 @@ const STOP_GRACE_MS = 2000;
 const STOP_POLL_MS = 50;
 
 /**
- * Builds the namespaces, the switch with one bridge per LAN, and a veth per host interface, with addresses set and
- * every link (and lo) up. Refuses a prefix that is already in use. On failure removes everything it made and throws
+ * Builds the namespaces, the switch with one bridge per LAN, and a veth per host interface, with its IPv4 and IPv6
+ * addresses set and every link (and lo) up. Refuses a prefix that is already in use. On failure removes everything it made and throws
  * LAB_FAILED with the failed command as cause.
  */
 export async function createTopology(runner: CommandRunner, spec: TopologySpec): Promise<Topology> {
@@ -44,6 +44,9 @@ export async function createTopology(runner: CommandRunner, spec: TopologySpec):
         await runner.run('ip', ['-n', sw, 'link', 'set', iface.switchPort, 'master', iface.bridge]);
         await runner.run('ip', ['-n', sw, 'link', 'set', iface.switchPort, 'up']);
         await runner.run('ip', ['-n', host.namespace, 'addr', 'add', iface.cidr, 'dev', iface.name]);
+        // nodad: usable at once, not "tentative" for the second of duplicate address detection (no one else is on
+        // the LAN); and the lab is up as soon as it is built, in either family.
+        await runner.run('ip', ['-n', host.namespace, 'addr', 'add', iface.cidr6, 'dev', iface.name, 'nodad']);
         await runner.run('ip', ['-n', host.namespace, 'link', 'set', iface.name, 'up']);
       }
     }

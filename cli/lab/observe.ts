@@ -3,20 +3,28 @@
 // word for where the IP is.
 
 import {execa} from 'execa';
+import {canonicalIpText} from '../../agent/net/ip-address.js';
 import type {Lab, LabHost} from './lab.js';
+import {labServiceAddress} from './topology-plan.js';
 
-/** Whether the kernel shows the service address on the host's service interface, and the link is up. */
-export async function servesAddress(host: LabHost, iface = 'eth0'): Promise<boolean> {
-  const {stdout} = await execa('ip', ['-n', host.namespace, '-j', '-4', 'addr', 'show', 'dev', iface], {timeout: 10_000});
-  const links = JSON.parse(stdout) as Array<{flags: string[]; addr_info: Array<{local: string}>}>;
-  return links.some((link) => link.flags.includes('UP') && link.addr_info.some((a) => a.local === '192.0.2.100'));
+/**
+ * Whether the kernel shows the service address (default the IPv4 lab's; `lab.serviceAddress` for either family) on
+ * the host's service interface, usable, and the link is up. An IPv6 address still "tentative" (duplicate address
+ * detection running) or "dadfailed" answers no neighbour solicitation: the host does not serve it.
+ */
+export async function servesAddress(host: LabHost, iface = 'eth0', address = labServiceAddress(4)): Promise<boolean> {
+  const {stdout} = await execa('ip', ['-n', host.namespace, '-j', 'addr', 'show', 'dev', iface], {timeout: 10_000});
+  const links = JSON.parse(stdout) as Array<{flags: string[]; addr_info: Array<{local: string; tentative?: boolean; dadfailed?: boolean}>}>;
+  const wanted = canonicalIpText(address);
+  return links.some((link) => link.flags.includes('UP') &&
+    link.addr_info.some((a) => canonicalIpText(a.local) === wanted && a.tentative !== true && a.dadfailed !== true));
 }
 
 /** The hosts whose kernel has the service address up right now: exactly one is the only healthy answer. */
 export async function holdersOf(lab: Lab): Promise<string[]> {
   const holders: string[] = [];
   for (const host of [lab.hosts.primary, lab.hosts.backup]) {
-    if (await servesAddress(host).catch(() => false)) holders.push(host.role);
+    if (await servesAddress(host, 'eth0', lab.serviceAddress).catch(() => false)) holders.push(host.role);
   }
   return holders;
 }
@@ -27,9 +35,9 @@ export async function whoServes(lab: Lab): Promise<string | undefined> {
   // keep Node alive (SYN retries to an address nobody answers) until execa's timeout. node:http, not fetch: fetch
   // loads undici on first use, inside its own timeout, and on a machine at load 20 that alone took the whole second
   // (a campaign crash case saw "answered by nobody" for 25 s while the holder served).
-  const script = "const r=require('node:http').get('http://192.0.2.100/',{timeout:3000},(s)=>{let t='';s.on('data',(c)=>{t+=c});" +
+  const script = "const r=require('node:http').get(process.argv[1],{timeout:3000},(s)=>{let t='';s.on('data',(c)=>{t+=c});" +
     "s.on('end',()=>{process.stdout.write(t);process.exit(0)})});r.on('timeout',()=>process.exit(0));r.on('error',()=>process.exit(0))";
-  const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script], {timeout: 10_000});
+  const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script, lab.serviceUrl], {timeout: 10_000});
   return /served by (\w+)/.exec(stdout)?.[1];
 }
 

@@ -4,8 +4,11 @@
 // as nginx does, and appends one line per request to the access log in nginx's default `combined` format, byte for
 // byte, so the access-log watcher reads it exactly as it reads nginx's.
 //
-//   ip netns exec NS node dist/cli/lab/tiny-web.js --host primary --access-log FILE [--listen 0.0.0.0:80]
+//   ip netns exec NS node dist/cli/lab/tiny-web.js --host primary --access-log FILE [--listen 0.0.0.0:80 …]
 //     [--page-status 200]
+//
+// --listen may be given more than once (web.ts gives 0.0.0.0:80 and [::]:80): one socket each, an IPv6 one IPv6-only,
+// as nginx's, so every client shows in the log as the address it used.
 //
 // --page-status answers every page (not downloads or uploads) with that status, e.g. 500: a host that is up but
 // failing, which a confirmation must not take for a serving one.
@@ -20,7 +23,7 @@ import type {Socket} from 'node:net';
 import {parseArgs} from 'node:util';
 import {DOWNLOAD_PATH, RECEIVED_BYTES_HEADER, sendPacedBody, TRANSFER_BYTES, UPLOAD_MAX_BODY_BYTES, UPLOAD_PREFIX} from './transfers.js';
 
-const USAGE = 'usage: tiny-web.js --host NAME --access-log FILE [--listen ADDRESS:PORT] [--page-status 200]';
+const USAGE = 'usage: tiny-web.js --host NAME --access-log FILE [--listen ADDRESS:PORT …] [--page-status 200]';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 // nginx writes 499 for a request whose client went away before the response was sent.
 const CLIENT_CLOSED_REQUEST = 499;
@@ -35,8 +38,7 @@ const PAYLOAD_TOO_LARGE = 413;
 interface Options {
   readonly host: string;
   readonly accessLog: string;
-  readonly address: string;
-  readonly port: number;
+  readonly listen: ReadonlyArray<{readonly address: string; readonly port: number}>;
   readonly pageStatus: number;
 }
 
@@ -46,7 +48,7 @@ function readOptions(argv: readonly string[]): Options {
     options: {
       host: {type: 'string'},
       'access-log': {type: 'string'},
-      listen: {type: 'string', default: '0.0.0.0:80'},
+      listen: {type: 'string', multiple: true, default: ['0.0.0.0:80']},
       'page-status': {type: 'string', default: '200'},
     },
     strict: true,
@@ -57,19 +59,24 @@ function readOptions(argv: readonly string[]): Options {
     problems.push(`--host: expected 1–32 of A-Za-z0-9-, got ${JSON.stringify(values.host)}`);
   }
   if (values['access-log'] === undefined) problems.push('--access-log FILE is required');
-  const listen = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<v4>\d{1,3}(?:\.\d{1,3}){3})):(?<port>\d{1,5})$/.exec(values.listen)?.groups;
-  const port = Number(listen?.['port']);
-  if (listen === undefined || !(port >= 1 && port <= 65_535)) {
-    problems.push(`--listen: expected ADDRESS:PORT like 0.0.0.0:80 or [::]:80, got ${JSON.stringify(values.listen)}`);
+  const listen: Array<{address: string; port: number}> = [];
+  for (const text of values.listen) {
+    const parts = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<v4>\d{1,3}(?:\.\d{1,3}){3})):(?<port>\d{1,5})$/.exec(text)?.groups;
+    const port = Number(parts?.['port']);
+    if (parts === undefined || !(port >= 1 && port <= 65_535)) {
+      problems.push(`--listen: expected ADDRESS:PORT like 0.0.0.0:80 or [::]:80, got ${JSON.stringify(text)}`);
+    } else {
+      listen.push({address: parts['v6'] ?? parts['v4'] ?? '0.0.0.0', port});
+    }
   }
   const pageStatus = Number(values['page-status']);
   if (!Number.isInteger(pageStatus) || pageStatus < 100 || pageStatus > 599) {
     problems.push(`--page-status: expected an HTTP status 100..599, got ${JSON.stringify(values['page-status'])}`);
   }
-  if (problems.length > 0 || values.host === undefined || values['access-log'] === undefined || listen === undefined) {
+  if (problems.length > 0 || values.host === undefined || values['access-log'] === undefined) {
     throw new Error(`${problems.join('; ')}\n${USAGE}`);
   }
-  return {host: values.host, accessLog: values['access-log'], address: listen['v6'] ?? listen['v4'] ?? '0.0.0.0', port, pageStatus};
+  return {host: values.host, accessLog: values['access-log'], listen, pageStatus};
 }
 
 /** nginx's $time_local: `21/Nov/2026:13:45:02 +0000`, local time with its offset. */
@@ -125,7 +132,7 @@ function serve(options: Options): void {
   const open = new Set<Socket>();
   const closing = new WeakSet<Socket>();
   const requests = new WeakMap<Socket, number>();
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const download = req.url === DOWNLOAD_PATH && req.method !== 'HEAD';
     const upload = req.method === 'PUT' && req.url?.startsWith(UPLOAD_PREFIX) === true;
     // Logged when the response is complete, as nginx does; one write(2) per line, so a follower sees it at once.
@@ -172,39 +179,45 @@ function serve(options: Options): void {
     }
     res.writeHead(200, {'Content-Type': 'application/octet-stream', 'Content-Length': TRANSFER_BYTES, 'X-Served-By': options.host, ...connection});
     res.on('close', sendPacedBody(res, 0x62));
-  });
-  server.keepAliveTimeout = KEEP_ALIVE_MS;
-  server.on('connection', (socket: Socket) => {
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
+  };
+  const servers = options.listen.map(() => createServer(handle));
+  let listening = servers.length;
+  const closeLog = (): void => {
+    // The log is closed once every server has closed: a request still finishing on one of them writes its line.
+    listening -= 1;
+    if (listening > 0 || !logOpen) return;
+    logOpen = false;
+    closeSync(log);
+  };
+  const stop = (): void => {
+    for (const server of servers) {
+      server.close(closeLog);
+      server.closeAllConnections();
+    }
+  };
+  servers.forEach((server, index) => {
+    const {address, port} = options.listen[index] ?? {address: '0.0.0.0', port: 80};
+    server.keepAliveTimeout = KEEP_ALIVE_MS;
+    server.on('connection', (socket: Socket) => {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+    });
+    server.on('error', (error) => {
+      process.stderr.write(`tiny-web: cannot listen on ${address}:${port}: ${error.message}\n`);
+      process.exitCode = 1;
+      stop();
+    });
+    // ipv6Only: [::] takes IPv6 clients only, beside 0.0.0.0's IPv4 ones, as nginx's sockets do.
+    server.listen({port, host: address, ipv6Only: address.includes(':')}, () => {
+      process.stdout.write(`tiny-web: ${options.host} listening on ${address.includes(':') ? `[${address}]` : address}:${port}, log ${options.accessLog}\n`);
+    });
   });
   process.on('SIGHUP', () => {
     for (const socket of open) closing.add(socket);
-    server.closeIdleConnections();
+    for (const server of servers) server.closeIdleConnections();
   });
-  server.on('error', (error) => {
-    process.stderr.write(`tiny-web: cannot listen on ${options.address}:${options.port}: ${error.message}\n`);
-    process.exitCode = 1;
-    server.close();
-    if (logOpen) {
-      logOpen = false;
-      closeSync(log);
-    }
-  });
-  const stop = (): void => {
-    server.close(() => {
-      if (logOpen) {
-        logOpen = false;
-        closeSync(log);
-      }
-    });
-    server.closeAllConnections();
-  };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-  server.listen(options.port, options.address, () => {
-    process.stdout.write(`tiny-web: ${options.host} listening on ${options.address}:${options.port}, log ${options.accessLog}\n`);
-  });
 }
 
 try {

@@ -1,6 +1,7 @@
 // The lab's web servers: real nginx, or the built-in Node server (tiny-web.ts) where nginx is not installed, each
-// started inside a host namespace with its config and logs under its own directory, answering "served by <host>",
-// serving downloads and taking uploads (transfers.ts) and writing nginx's default `combined` access log; plus
+// started inside a host namespace with its config and logs under its own directory, listening on IPv4 and IPv6,
+// answering "served by <host>", serving downloads and taking uploads (transfers.ts) and writing nginx's default
+// `combined` access log (an IPv6 client as its address, e.g. 2001:db8:0:1::20); plus
 // stopping processes by PID, which the prober shares.
 
 import {constants, readdirSync, readFileSync} from 'node:fs';
@@ -29,8 +30,8 @@ export interface WebServerOptions {
   readonly dir: string;
   /** Named by the page, "served by <hostName>", so a client can tell who answered. 1–32 of A-Za-z0-9-. */
   readonly hostName: string;
-  /** ADDRESS:PORT, e.g. 0.0.0.0:80 (the default) or [::]:8080. */
-  readonly listen?: string;
+  /** ADDRESS:PORTs, all on one port, e.g. [192.0.2.11:80]; default 0.0.0.0:80 and [::]:80, both families. */
+  readonly listen?: readonly string[];
   /** How long it may take to listen; default 5000. */
   readonly startTimeoutMs?: number;
   /** The built-in server only: the status of every page (e.g. 500, a failing host); default 200. */
@@ -47,7 +48,9 @@ const APACHE_MODULES = '/usr/lib/apache2/modules';
 // Apache's workers drop root for this user (Apache refuses to serve as root): the files they read must be theirs to
 // read, so the Apache host's directory is traversable (0711) and its document root readable.
 const APACHE_USER = 'www-data';
-const DEFAULT_LISTEN = '0.0.0.0:80';
+// One socket per family (nginx's [::] listens IPv6-only by default; Apache and the built-in server follow suit), so
+// an IPv4 client shows in the log as 192.0.2.20, never as ::ffff:192.0.2.20.
+const DEFAULT_LISTEN = ['0.0.0.0:80', '[::]:80'] as const;
 // nginx listens ~20 ms after exec and Node ~100 ms in the lab; 5 s is slack for a loaded CI machine, not a target.
 const DEFAULT_START_TIMEOUT_MS = 5000;
 // How often the start-up wait looks at /proc: cheap (a few small reads), short against the start-up time.
@@ -80,7 +83,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
  * Resolves once it listens; throws LAB_FAILED with the tail of its error log when it exits or does not listen.
  */
 export async function startNginx(options: WebServerOptions): Promise<WebServer> {
-  const {host, port} = checkOptions(options);
+  const {listen, port} = checkOptions(options);
   const dir = options.dir;
   const tempDir = join(dir, 'tmp');
   await mkdir(tempDir, {recursive: true, mode: 0o755});
@@ -95,7 +98,7 @@ export async function startNginx(options: WebServerOptions): Promise<WebServer> 
   await writeFile(download, Buffer.alloc(TRANSFER_BYTES, 0x62));
   const uploads = join(dir, UPLOADS_DIR);
   await mkdir(uploads, {recursive: true, mode: 0o755});
-  await writeFile(files.config, nginxConfig({...files, tempDir, download, uploads, listen: formatListen(host, port), hostName: options.hostName}));
+  await writeFile(files.config, nginxConfig({...files, tempDir, download, uploads, listen, hostName: options.hostName}));
   const nginxArgs = ['-p', `${dir}/`, '-c', files.config, '-e', files.errorLog];
   const pid = await spawnInNamespace(options.namespace, NGINX_PROGRAM, nginxArgs, files.output);
   await waitUntilListening({
@@ -116,7 +119,7 @@ export async function startNginx(options: WebServerOptions): Promise<WebServer> 
  * `apache2 -f … -k graceful` (SIGUSR1), children finish their requests and close their connections after them.
  */
 export async function startApache(options: WebServerOptions): Promise<WebServer> {
-  const {host, port} = checkOptions(options);
+  const {listen, port} = checkOptions(options);
   const dir = options.dir;
   const www = join(dir, 'www');
   await mkdir(www, {recursive: true, mode: 0o755});
@@ -138,7 +141,7 @@ export async function startApache(options: WebServerOptions): Promise<WebServer>
     await mkdir(path, {recursive: true, mode: 0o755});
     await chown(path, worker.uid, worker.gid);
   }
-  await writeFile(files.config, apacheConfig({...files, dir, www, uploads, davLockDir, listen: formatListen(host, port), hostName: options.hostName}));
+  await writeFile(files.config, apacheConfig({...files, dir, www, uploads, davLockDir, listen, hostName: options.hostName}));
   const pid = await spawnInNamespace(options.namespace, APACHE_PROGRAM, ['-f', files.config, '-DFOREGROUND'], files.output);
   await waitUntilListening({
     pid, port, what: `Apache for ${options.hostName} in ${options.namespace}`,
@@ -149,7 +152,7 @@ export async function startApache(options: WebServerOptions): Promise<WebServer>
 }
 
 function apacheConfig(c: {
-  dir: string; www: string; uploads: string; davLockDir: string; pid: string; errorLog: string; accessLog: string; listen: string; hostName: string;
+  dir: string; www: string; uploads: string; davLockDir: string; pid: string; errorLog: string; accessLog: string; listen: readonly string[]; hostName: string;
 }): string {
   const module = (name: string, file: string): string => `LoadModule ${name} ${APACHE_MODULES}/${file}`;
   return `# Written by baton's lab (cli/lab/web.ts) for one lab host; Apache runs with -f this file.
@@ -169,7 +172,8 @@ ${module('dav_module', 'mod_dav.so')}
 ${module('dav_fs_module', 'mod_dav_fs.so')}
 User ${APACHE_USER}
 Group ${APACHE_USER}
-Listen ${c.listen}
+# With both 0.0.0.0 and [::] on one port Apache makes the [::] socket IPv6-only.
+${c.listen.map((address) => `Listen ${address}`).join('\n')}
 # Apache's own defaults, as real sites run them.
 KeepAlive On
 KeepAliveTimeout 5
@@ -206,12 +210,12 @@ AliasMatch "^/(?!${DOWNLOAD_PATH.slice(1)}|${UPLOAD_PREFIX.slice(1)})" "${c.www}
  * same `combined` log lines as nginx. Resolves once it listens; throws LAB_FAILED with its output otherwise.
  */
 export async function startBuiltinWeb(options: WebServerOptions): Promise<WebServer> {
-  const {host, port} = checkOptions(options);
+  const {listen, port} = checkOptions(options);
   await mkdir(options.dir, {recursive: true, mode: 0o755});
   const accessLog = join(options.dir, 'access.log');
   const output = join(options.dir, 'tiny-web.out');
   const pid = await spawnInNamespace(options.namespace, process.execPath,
-    [TINY_WEB_SCRIPT, '--host', options.hostName, '--listen', formatListen(host, port), '--access-log', accessLog,
+    [TINY_WEB_SCRIPT, '--host', options.hostName, ...listen.flatMap((address) => ['--listen', address]), '--access-log', accessLog,
       '--page-status', String(options.pageStatus ?? 200)], output);
   await waitUntilListening({
     pid, port, what: `the built-in web server for ${options.hostName} in ${options.namespace}`,
@@ -226,30 +230,36 @@ function webServer(pid: number, accessLog: string, graceful: WebServer['graceful
   return {pid, accessLog, graceful, stop: () => stopProcessByPid(pid)};
 }
 
-function checkOptions(options: WebServerOptions): {host: string; port: number} {
+function checkOptions(options: WebServerOptions): {listen: readonly string[]; port: number} {
   const problems: string[] = [];
   // The name is written into nginx.conf: only characters that cannot end the quoted string or the directive.
   if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/.test(options.hostName)) {
     problems.push(`hostName ${JSON.stringify(options.hostName)}: expected 1–32 of A-Za-z0-9- (e.g. primary)`);
   }
   const listen = options.listen ?? DEFAULT_LISTEN;
-  const parts = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<v4>\d{1,3}(?:\.\d{1,3}){3})):(?<port>\d{1,5})$/.exec(listen)?.groups;
-  const port = Number(parts?.['port']);
-  if (parts === undefined || !(port >= 1 && port <= 65_535)) {
-    problems.push(`listen ${JSON.stringify(listen)}: expected ADDRESS:PORT, e.g. 0.0.0.0:80 or [::]:8080`);
+  const ports = new Set<number>();
+  for (const address of listen) {
+    const parts = /^(?:\[(?<v6>[0-9A-Fa-f:.]+)\]|(?<v4>\d{1,3}(?:\.\d{1,3}){3})):(?<port>\d{1,5})$/.exec(address)?.groups;
+    const port = Number(parts?.['port']);
+    if (parts === undefined || !(port >= 1 && port <= 65_535)) {
+      problems.push(`listen ${JSON.stringify(address)}: expected ADDRESS:PORT, e.g. 0.0.0.0:80 or [::]:8080`);
+    } else {
+      ports.add(port);
+    }
   }
-  if (problems.length > 0 || parts === undefined) {
+  // One port: the start-up wait looks for a listening socket on it.
+  if (listen.length === 0 || ports.size > 1) {
+    problems.push(`listen ${JSON.stringify(listen)}: expected one or more ADDRESS:PORT on one port, e.g. ["0.0.0.0:80", "[::]:80"]`);
+  }
+  const [port] = ports;
+  if (problems.length > 0 || port === undefined) {
     throw new BatonError('LAB_FAILED', `cannot start a lab web server: ${problems.join('; ')}`);
   }
-  return {host: parts['v6'] === undefined ? (parts['v4'] ?? '0.0.0.0') : `[${parts['v6']}]`, port};
-}
-
-function formatListen(host: string, port: number): string {
-  return `${host}:${port}`;
+  return {listen, port};
 }
 
 function nginxConfig(c: {
-  pid: string; errorLog: string; accessLog: string; tempDir: string; download: string; uploads: string; listen: string; hostName: string;
+  pid: string; errorLog: string; accessLog: string; tempDir: string; download: string; uploads: string; listen: readonly string[]; hostName: string;
 }): string {
   return `# Written by baton's lab (cli/lab/web.ts) for one lab host; nginx runs with -p <this directory> -c this file.
 daemon off;
@@ -283,7 +293,8 @@ http {
     scgi_temp_path ${c.tempDir}/scgi;
 
     server {
-        listen ${c.listen};
+        # [::] is IPv6-only in nginx (ipv6only=on by default): one socket per family.
+${c.listen.map((address) => `        listen ${address};`).join('\n')}
         location / {
             default_type text/plain;
             return 200 "served by ${c.hostName}\\n";

@@ -25,6 +25,34 @@ test('the link going down and up, with or without a peer name after @', (t) => {
     'link-up');
 });
 
+// As iproute2 6.1 printed them for `ip addr add … nodad`, an add without it, and `ip addr del` (13:40 UTC, 2026-12-06).
+const V6 = '2001:db8:0:1::100';
+
+test('an IPv6 service address added with nodad and deleted: one event each', (t) => {
+  t.deepEqual(parseMonitorLine('[2026-12-06T13:40:59.244925] 3: eth0    inet6 2001:db8:0:1::100/64 scope global nodad ', 'eth0', V6),
+    {atMs: new Date('2026-12-06T13:40:59.244').getTime() + 0.925, change: 'address-added'});
+  t.is(parseMonitorLine('[2026-12-06T13:41:02.078009] Deleted 3: eth0    inet6 2001:db8:0:1::100/64 scope global nodad ', 'eth0', V6)?.change,
+    'address-removed');
+  t.is(parseMonitorLine('[2026-12-06T13:40:59.244925] 3: eth0    inet6 2001:db8:0:1::100/64 scope global nodad ', 'eth0', '2001:DB8:0:1:0:0:0:100')?.change,
+    'address-added', 'the address compares as an address, however it is written');
+});
+
+test('an IPv6 address added with duplicate address detection holds only once it is no longer tentative', (t) => {
+  t.is(parseMonitorLine('[2026-12-06T13:40:59.561194] 3: eth0    inet6 2001:db8:0:1::100/64 scope global tentative ', 'eth0', V6), undefined);
+  t.is(parseMonitorLine('[2026-12-06T13:41:01.131121] 3: eth0    inet6 2001:db8:0:1::100/64 scope global ', 'eth0', V6)?.change, 'address-added');
+  t.is(parseMonitorLine('[2026-12-06T13:41:01.131121] 3: eth0    inet6 2001:db8:0:1::100/64 scope global dadfailed tentative ', 'eth0', V6), undefined);
+  t.is(parseMonitorLine('[2026-12-06T13:41:02.131121] Deleted 3: eth0    inet6 2001:db8:0:1::100/64 scope global tentative ', 'eth0', V6)?.change,
+    'address-removed');
+});
+
+test('the IPv6 service address as a /128 on lo is a drain\'s hold; as a /64 on lo, or the IPv4 one, is not ours', (t) => {
+  t.is(parseMonitorLine('[2026-12-06T13:40:50.135575] 1: lo    inet6 2001:db8:0:1::100/128 scope global ', 'eth0', V6)?.change, 'hold-added');
+  t.is(parseMonitorLine('[2026-12-06T13:40:50.449659] Deleted 1: lo    inet6 2001:db8:0:1::100/128 scope global ', 'eth0', V6)?.change, 'hold-removed');
+  t.is(parseMonitorLine('[2026-12-06T13:40:50.135575] 1: lo    inet6 2001:db8:0:1::100/64 scope global ', 'eth0', V6), undefined);
+  t.is(parseMonitorLine('[2026-12-05T19:38:00.774409] 3: eth0    inet 192.0.2.100/25 scope global eth0', 'eth0', V6), undefined);
+  t.is(parseMonitorLine('[2026-12-06T13:40:59.244925] 3: eth0    inet6 2001:db8:0:1::11/64 scope global nodad ', 'eth0', V6), undefined);
+});
+
 const ignored = test.macro((t, line: string) => {
   t.is(parseMonitorLine(line, 'eth0', '192.0.2.100'), undefined);
 });

@@ -31,6 +31,8 @@ test(refused, ['lab', 'up', '--json'], '--json is an option of lab status and la
 test(refused, ['lab', 'down', '--json'], '--json is an option of lab status and lab run, not of lab down');
 test(refused, ['lab', 'status', '--web', 'nginx'], '--web is an option of lab up and lab run, not of lab status');
 test(refused, ['lab', 'down', '--web', 'nginx'], '--web is an option of lab up and lab run, not of lab down');
+test(refused, ['lab', 'status', '--ipv6'], '--ipv6 is an option of lab up and lab run, not of lab status');
+test(refused, ['switchover', '--ipv6'], '--ipv6 is an option of lab, not of switchover');
 test(refused, ['lab', 'up', '--report', 'r.html'], '--report is an option of lab run, not of lab up');
 test(refused, ['rehearse', '--ssh-config', '/root/.ssh/config'], '--ssh-config is for --client HOST: without it this machine probes, and no ssh runs');
 test(refused, ['rehearse', '--ssh-config', 'c', '--client-baton', '/opt/b'], '--ssh-config and --client-baton are for --client HOST: without it this machine probes, and no ssh runs');
@@ -52,6 +54,9 @@ test('the options a command uses are still taken', (t) => {
   t.like(parseCommandLine(['status', '--config', 'a.yaml', '--socket', '/run/a.sock', '--json']), {name: 'status', config: 'a.yaml', socket: '/run/a.sock', json: true});
   t.like(parseCommandLine(['lab', 'status', '--json']), {name: 'lab', action: 'status', json: true});
   t.like(parseCommandLine(['lab', 'run', '--web', 'nginx', '--report', 'r.html', '--json']), {name: 'lab', action: 'run', web: 'nginx', report: 'r.html', json: true});
+  t.like(parseCommandLine(['lab', 'run', '--ipv6']), {name: 'lab', action: 'run', ipv6: true});
+  t.like(parseCommandLine(['lab', 'up', '--ipv6']), {name: 'lab', action: 'up', ipv6: true});
+  t.like(parseCommandLine(['lab', 'run']), {name: 'lab', action: 'run', ipv6: false});
   t.like(parseCommandLine(['rehearse', '--client', 'web-c', '--ssh-config', 'c']), {client: 'web-c', sshConfig: 'c'});
 });
 

@@ -1,5 +1,6 @@
 // `baton lab run`, the project's main job, end to end: the drill passes with the built-in web server and with
-// nginx, leaves nothing behind, reports a failed confirmation as a failed phase while the pair keeps serving,
+// nginx, runs on an IPv6 pair with an IPv6 client (lab run --ipv6), leaves nothing behind, reports a failed
+// confirmation as a failed phase while the pair keeps serving,
 // Ctrl-C mid-switch leaves exactly one host serving for `baton lab down` to clean, and `baton rehearse --with-failure`
 // runs on a pair whose hosts both enable the rehearsal aids and is refused before any step when one does not.
 
@@ -11,7 +12,8 @@ import test, {type ExecutionContext} from 'ava';
 import {execa} from 'execa';
 import {runDrill} from '../../cli/drill/drill.js';
 import {createLabTarget} from '../../cli/drill/lab-target.js';
-import type {DrillReport} from '../../cli/drill/report.js';
+import {formatDrillReport, type DrillReport} from '../../cli/drill/report.js';
+import {judgeHolders, watchServiceAddress, type AddressHistory} from '../../cli/lab/address-events.js';
 import {labDown, labUp, labStatus, LAB_BASE_DIR, signalAgent, startAgent, waitForSettledPair} from '../../cli/lab/lab.js';
 import {spawnInNamespace} from '../../cli/lab/namespaces.js';
 import {newLabPrefix} from '../../cli/lab/topology-plan.js';
@@ -94,6 +96,44 @@ const labRun = test.macro(async (t, web: 'builtin' | 'nginx') => {
 
 test.serial('baton lab run with the built-in web server: every phase does its work, the report has the figures, nothing remains', labRun, 'builtin');
 test.serial('baton lab run --web nginx: the same with real nginx', labRun, 'nginx');
+
+test.serial('the drill on an IPv6 pair (lab run --ipv6): takeover, switchover and switchback with an IPv6 client, never two holders', async (t) => {
+  if (!available) return t.pass();
+  // What `baton lab run --ipv6` builds (cli/commands/lab.ts), under this test's prefix.
+  const lab = await labUp({runner, prefix: integrationPrefix(), baseDir: dir, web: 'builtin', serviceFamily: 6, heartbeatFamily: 6});
+  t.teardown(() => labDown(runner, lab.prefix, dir));
+  await waitForSettledPair(lab, 15_000);
+  const watch = await watchServiceAddress(lab);
+  let report: DrillReport;
+  let history: AddressHistory;
+  const lines: string[] = [];
+  try {
+    report = await runDrill(createLabTarget(lab, 1000), {
+      title: 'baton lab drill (builtin web servers, IPv6)', withFailure: true, probeIntervalMs: 20, say: (l) => lines.push(l),
+      signal: new AbortController().signal,
+    });
+  } finally {
+    history = await watch.stop();
+  }
+  t.log(formatDrillReport(report));
+  t.is(report.pair.serviceIp, '2001:db8:0:1::100/64');
+  t.true(lines.includes('client probing http://[2001:db8:0:1::100]/ every 20 ms'));
+  t.deepEqual(report.phases.map((p) => p.name), PHASES, 'every phase ran');
+  for (const phase of report.phases) {
+    // Without a drain for IPv6 yet (the switch says "no drain"), keep-alive requests and transfers open at a move may be
+    // cut: the phase says so and fails, as it should. Everything else must have done its work.
+    const cutOnly = /keep-alive request\(s\), download\(s\) or upload\(s\) failed during the switch/.test(phase.problem ?? '');
+    t.true(phase.ok || phase.target?.met === false || cutOnly, `${phase.name}: ${phase.problem ?? ''}`);
+  }
+  const over = report.phases.find((p) => p.name === 'switchover');
+  t.true(over?.steps.some((s) => s.name === 'confirm-traffic' && s.status === 'ok'), 'the IPv6 client\'s requests confirmed the switch');
+  t.true(report.probes.some((p) => p.ok && p.host === 'backup') && report.probes.some((p) => p.ok && p.host === 'primary'),
+    'the IPv6 client was served by both hosts');
+  const judged = judgeHolders(history);
+  t.deepEqual(judged.overlaps, [], 'never two holders, by the kernels\' address events');
+  t.deepEqual(judged.final, ['backup'], 'after the failure and the return, the backup holds the address');
+  t.is(await whoServes(lab), 'backup');
+});
 
 test.serial('a drill whose confirmation must fail reports the rollback as a failed phase and leaves the pair serving', async (t) => {
   if (!available) return t.pass();

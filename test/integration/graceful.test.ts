@@ -26,7 +26,7 @@ async function gracefulUnderUnitPrivileges(t: ExecutionContext, start: (options:
   t.teardown(() => destroyTopology(runner, prefix));
   const lab = await createTopology(runner, {...DEFAULT_LAB_TOPOLOGY, prefix});
   const namespace = lab.namespace('primary');
-  const server = await start({namespace, dir, hostName: 'primary', listen: `${LAB_ADDRESSES.primary.svc}:80`});
+  const server = await start({namespace, dir, hostName: 'primary', listen: [`${LAB_ADDRESSES.primary.svc}:80`]});
   t.teardown(() => server.stop());
 
   // The same bounding set and no-new-privs as the unit; setpriv execs the command in place.

@@ -43,7 +43,7 @@ export function useLab(options: Omit<LabOptions, 'runner' | 'prefix' | 'baseDir'
     upAt = Date.now();
     if (fixture.settle !== false) await settled(lab);
     if (fixture.probe === true) {
-      prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 20, timeoutMs: 200,
+      prober = await startProber({namespace: lab.client.namespace, url: lab.serviceUrl, intervalMs: 20, timeoutMs: 200,
         durationS: 300, maxProbes: 15_000, out: join(baseDir, 'probes.jsonl')});
     }
   });

@@ -21,7 +21,7 @@ import {
   runInNamespace, spawnInNamespace,
 } from '../../cli/lab/namespaces.js';
 import {
-  DEFAULT_LAB_TOPOLOGY, LAB_ADDRESSES, LINK_MODE_LAB_TOPOLOGY, SERVICE_LAN, type Topology, type TopologySpec,
+  DEFAULT_LAB_TOPOLOGY, LAB_ADDRESSES, LAB_ADDRESSES6, LINK_MODE_LAB_TOPOLOGY, SERVICE_LAN, type Topology, type TopologySpec,
 } from '../../cli/lab/topology-plan.js';
 import {integrationPrefix, integrationTest} from './helpers.js';
 
@@ -57,6 +57,7 @@ integrationTest('the client reaches the primary, and the real ip driver adds, an
   t.deepEqual((await listNamespaces(runner)).filter((ns) => ns.startsWith(`${lab.prefix}-`)).sort(),
     ['backup', 'client', 'primary', 'sw'].map((h) => `${lab.prefix}-${h}`));
   t.true(await isReachable(runner, lab.namespace('client'), LAB_ADDRESSES.primary.svc));
+  t.true(await isReachable(runner, lab.namespace('client'), LAB_ADDRESSES6.primary.svc), 'and over IPv6: every LAN is dual-stack');
 
   const primary = createIpNetworkDriver(createNamespacedRunner(runner, lab.namespace('primary')), {interface: 'eth0'});
   const backup = createIpNetworkDriver(createNamespacedRunner(runner, lab.namespace('backup')), {interface: 'eth0'});
@@ -260,18 +261,21 @@ integrationTest('destroyTopology ends processes left in the namespaces, is idemp
   await assertGone(t, lab.prefix);
 });
 
-integrationTest('createTopology refuses a prefix that is in use and addresses outside TEST-NET', async (t) => {
+integrationTest('createTopology refuses a prefix that is in use and addresses outside TEST-NET and 2001:db8::/32', async (t) => {
   const lab = await buildLab(t, DEFAULT_LAB_TOPOLOGY);
   const reused = await t.throwsAsync(createTopology(runner, {...DEFAULT_LAB_TOPOLOGY, prefix: lab.prefix}), {instanceOf: BatonError});
   t.is(reused?.code, 'LAB_FAILED');
   t.regex(reused?.message ?? '', /already exist/);
+  const outsidePrefix = integrationPrefix();
   const outside = await t.throwsAsync(createTopology(runner, {
-    prefix: integrationPrefix(),
-    lans: [{name: 'svc', network: '10.0.0.0', prefixLength: 24}],
-    hosts: [{name: 'a', interfaces: [{lan: 'svc', name: 'eth0', address: '10.0.0.1'}]}],
+    prefix: outsidePrefix,
+    lans: [{name: 'svc', network: '10.0.0.0', prefixLength: 24, ipv6: {network: 'fd00::', prefixLength: 64}}],
+    hosts: [{name: 'a', interfaces: [{lan: 'svc', name: 'eth0', address: '10.0.0.1', address6: 'fd00::1'}]}],
   }), {instanceOf: BatonError});
   t.is(outside?.code, 'LAB_FAILED');
   t.regex(outside?.message ?? '', /TEST-NET/);
+  t.regex(outside?.message ?? '', /fd00::\/64: expected a subnet of the IPv6 documentation prefix 2001:db8::\/32/);
+  t.deepEqual((await listNamespaces(runner)).filter((ns) => ns.startsWith(`${outsidePrefix}-`)), [], 'nothing was built');
 });
 
 /**

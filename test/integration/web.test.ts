@@ -180,11 +180,11 @@ integrationTest('a web server that cannot listen fails with LAB_FAILED quoting i
   t.teardown(() => rm(dir, {recursive: true, force: true}));
   t.teardown(() => destroyTopology(runner, prefix));
   const lab = await createTopology(runner, {...DEFAULT_LAB_TOPOLOGY, prefix});
-  const first = await startBuiltinWeb({namespace: lab.namespace('primary'), dir: join(dir, 'first'), hostName: 'primary', listen: '0.0.0.0:8080'});
+  const first = await startBuiltinWeb({namespace: lab.namespace('primary'), dir: join(dir, 'first'), hostName: 'primary', listen: ['0.0.0.0:8080']});
   t.teardown(() => first.stop());
   // The port is taken: the second server (nginx where installed) must fail and say why.
   const second = existsSync(NGINX_PROGRAM) ? startNginx : startBuiltinWeb;
-  const error = await t.throwsAsync(second({namespace: lab.namespace('primary'), dir: join(dir, 'second'), hostName: 'primary', listen: '0.0.0.0:8080'}),
+  const error = await t.throwsAsync(second({namespace: lab.namespace('primary'), dir: join(dir, 'second'), hostName: 'primary', listen: ['0.0.0.0:8080']}),
     {instanceOf: BatonError});
   t.is(error?.code, 'LAB_FAILED');
   t.regex(error?.message ?? '', /failed: it exited at start-up/);
