@@ -140,12 +140,18 @@ function parseLogTime(text: string): number | undefined {
   return date.getTime() - offsetMs;
 }
 
-/** The canonical text of an address, so `2001:DB8:0::5` and `::ffff:127.0.0.1` match `2001:db8::5` and `127.0.0.1`. */
+/**
+ * The canonical text of an address, so `2001:DB8:0::5`, `::ffff:127.0.0.1` and `fe80::1%eth0` match `2001:db8::5`,
+ * `127.0.0.1` and `fe80::1`.
+ */
 export function canonicalAddress(address: string): string {
   // RFC 5952 form (lower case, longest zero run compressed), as nginx and Apache (inet_ntop) write IPv6.
   const ip = parseIpAddress(address);
+  if (ip === undefined) return address.toLowerCase();
   // A dual-stack socket reports IPv4 clients as IPv4-mapped addresses; they are the same host as the IPv4 one.
-  return ip === undefined ? address.toLowerCase() : unmapIpv4(ip).address;
+  // A zone names the interface the request came in on (Apache writes it for a link-local client, nginx does not,
+  // Node's interface list neither): the host is the address without it.
+  return unmapIpv4(ip).address.split('%')[0] ?? ip.address;
 }
 
 function stripLineEnding(line: string): string {

@@ -56,6 +56,8 @@ export interface AgentDeps {
   readonly hooks: HookRunner | undefined;
   readonly log: Logger;
   readonly newId: () => string;
+  /** This host's addresses as its interfaces have them now, told to the peer when a switch begins; none when absent. */
+  readonly hostAddresses?: () => readonly string[];
   readonly hostname: string;
   readonly pid: number;
 }
@@ -125,7 +127,7 @@ export class Agent {
     });
     this.#participant = new SwitchParticipant({
       config, clock, journal: deps.journal, store: deps.store, accessLog: deps.accessLog, arrivals: deps.arrivals, hostInfo: deps.hostInfo, log,
-      self: this.#selfLabel(), steps: this.#steps, recordingDrivers: deps.recordingDrivers, runner: deps.runner,
+      self: this.#selfLabel(), steps: this.#steps, recordingDrivers: deps.recordingDrivers, runner: deps.runner, hostAddresses: deps.hostAddresses,
       host: {
         machine: () => this.#machine,
         peer: () => this.#peerNow(),

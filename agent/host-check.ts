@@ -179,9 +179,12 @@ export function checkHost(subject: HostCheckSubject, facts: HostFacts, access: F
   }
   if (subject.listenAddress !== undefined && !isHostAddress(subject.listenAddress, facts.interfaces)) {
     const own = [...facts.interfaces.values()].flat().filter((address) => !address.startsWith('fe80:'));
+    const zone = subject.listenAddress.split('%')[1];
+    const where = zone === undefined ? `this host (it has ${own.join(', ') || 'none'})`
+      : `${zone} (it has ${(facts.interfaces.get(zone) ?? []).join(', ') || 'none'}${facts.interfaces.has(zone) ? '' : ': no such interface'})`;
     problems.push(hostProblem('listen-address-missing', 'listen.address', `${subject.listenAddress} is not an ` +
-      `address of this host (it has ${own.join(', ') || 'none'}): the agent cannot send or receive beacons on it; ` +
-      `set this host's own beacon address, or add it to an interface (\`ip address add ${subject.listenAddress}/24 dev eth0\`)`));
+      `address of ${where}: the agent cannot send or receive beacons on it; ` +
+      `set this host's own beacon address, or add it to an interface (\`${addCommandFor(subject.listenAddress)}\`)`));
   }
   for (const program of PROGRAMS) {
     if (facts.programs[program.name] !== undefined) continue;
@@ -301,11 +304,19 @@ function chainOf(file: string): string[] {
 // 127.0.0.2 and 127.0.0.3 although only 127.0.0.1 is listed.
 const LOOPBACK = [parseSubnet('127.0.0.0', 8), parseSubnet('::1', 128)];
 
+/** Whether the host has `address`; one with a zone (fe80::11%eth1) on the interface the zone names. */
 function isHostAddress(address: string, interfaces: ReadonlyMap<string, readonly string[]>): boolean {
-  const bare = address.split('%')[0] ?? address;
+  const [bare = address, zone] = address.split('%');
   const parsed = parseIpAddress(bare);
   if (parsed === undefined) return false;
   if (LOOPBACK.some((subnet) => subnet !== undefined && isInSubnet(parsed, subnet))) return true;
   const wanted = canonicalIpText(bare);
-  return [...interfaces.values()].flat().some((own) => canonicalIpText(own.split('%')[0] ?? own) === wanted);
+  const candidates = zone === undefined ? [...interfaces.values()].flat() : interfaces.get(zone) ?? [];
+  return candidates.some((own) => canonicalIpText(own.split('%')[0] ?? own) === wanted);
+}
+
+/** The `ip address add` that would give this host `address`, for the message that says it lacks it. */
+function addCommandFor(address: string): string {
+  const [bare = address, zone] = address.split('%');
+  return `ip address add ${bare}/${bare.includes(':') ? 64 : 24} dev ${zone ?? 'eth0'}`;
 }

@@ -280,6 +280,11 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
   }
 }
 
+/** Every address of this host's interfaces that are up, both families (Node's list, without zones). */
+function interfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flat().map((entry) => entry?.address ?? '').filter((address) => address !== '');
+}
+
 async function runAgent(
   config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
   service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal, systemd: SystemdEnvironment, sandbox: RunningSandbox,
@@ -325,16 +330,18 @@ async function runAgent(
     store: createFileStateStore(config.stateDir),
     journal: createFileJournalStore(config.stateDir),
     // Requests from the two hosts themselves (health checks, probes) must not count as traffic: both beacon
-    // addresses, and every address this host has when a confirmation starts.
+    // addresses, every address this host has when a confirmation starts, and those the peer told at its start
+    // (hostAddresses, both families).
     accessLog: config.confirm.accessLog === undefined ? undefined : createAccessLogTail({
       file: config.confirm.accessLog,
       format: config.confirm.logFormat,
       rules: () => ({
-        ownAddresses: [config.listen.address, config.peer.address, ...Object.values(networkInterfaces()).flat().map((entry) => entry?.address ?? '')],
+        ownAddresses: [config.listen.address, config.peer.address, ...interfaceAddresses()],
         serviceAddress: config.service.ip.address,
         statuses: config.confirm.statuses,
       }),
     }),
+    hostAddresses: interfaceAddresses,
     hostInfo: createSystemHostInfo(),
     healthProbe: createSystemHealthProbe(runner, {commandRunner: scriptRunner}),
     hooks: config.hooks.onStateChange === undefined ? undefined

@@ -169,11 +169,12 @@ export interface AccessLogWatcher {
   /**
    * Judges requests appended to the log from the moment of the call on, whose timestamp is at or after
    * `afterWallMs` (wall-clock ms; the log has second resolution): evidence of a client, or excluded with a reason
-   * (request-evidence.ts). Yields the running tally each time it changes; ends when `signal` aborts.
+   * (request-evidence.ts); `peerAddresses`, the other host's own addresses as it told them, are excluded like this
+   * host's. Yields the running tally each time it changes; ends when `signal` aborts.
    * Survives rotation (rename + new file) and truncation. Throws ACCESS_LOG_UNREADABLE when the log vanishes
    * for longer than a rotation takes, or cannot be read.
    */
-  countRequests(afterWallMs: number, signal: AbortSignal): AsyncIterable<RequestTally>;
+  countRequests(afterWallMs: number, signal: AbortSignal, peerAddresses?: readonly string[]): AsyncIterable<RequestTally>;
 }
 
 /** What preflight compares between the two hosts. */

@@ -5,6 +5,7 @@ import type {AgentStatus} from './control-protocol.js';
 import type {HealthSnapshot} from './health.js';
 import type {PeerStats} from './peer/peer-monitor.js';
 import type {MachineState} from './state-machine.js';
+import {endpointText} from './net/ip-address.js';
 
 export interface StatusParts {
   readonly config: Config;
@@ -45,13 +46,13 @@ export function assembleStatus(parts: StatusParts): AgentStatus {
       health: machine.health,
       healthChecks: parts.health.checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
       uptimeMs: Math.round(now - parts.startedAt),
-      listen: `${config.listen.address}:${config.listen.port}`,
+      listen: endpointText(config.listen.address, config.listen.port),
       rehearsal: config.rehearsal.enabled,
     },
     service: {address: config.service.ip.cidr, interface: config.service.interface, mode: config.service.mode},
     peer: {
       role: config.node === 'primary' ? 'backup' : 'primary',
-      address: `${config.peer.address}:${config.peer.port}`,
+      address: endpointText(config.peer.address, config.peer.port),
       alive: peer.alive,
       lastSeenMsAgo: peer.lastSeenAt === undefined ? undefined : Math.round(now - peer.lastSeenAt),
       host: last?.host,

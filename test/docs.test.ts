@@ -239,6 +239,33 @@ test('docs/protocol.md names every peer operation as peer-protocol.ts lists them
   t.true(rehearsal.includes(`after ${REHEARSAL_ASK_DEADLINE_MS / 1000} s the`), 'rehearsal.md: the same deadline');
 });
 
+test('docs/protocol.md and docs/configuration.md give the number of addresses a host tells its peer as host-addresses.ts has it', async (t) => {
+  const {MAX_HOST_ADDRESSES} = await import('../agent/peer/host-addresses.js');
+  const protocol = await readFile(new URL('docs/protocol.md', root), 'utf8');
+  t.true(protocol.includes(`canonical, at most ${MAX_HOST_ADDRESSES}, without`), 'protocol.md: begin\'s addresses');
+  t.true(protocol.includes(`is not at most ${MAX_HOST_ADDRESSES} IP addresses`), 'protocol.md: the refusal');
+  const configuration = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  t.true(configuration.includes(`(up to ${MAX_HOST_ADDRESSES}, without`), 'configuration.md: the access log\'s exclusions');
+});
+
+test('docs/troubleshooting.md gives the wait for a tentative IPv6 listen address as the transport has it', async (t) => {
+  const {TENTATIVE_WAIT_MS} = await import('../agent/adapters/udp-transport.js');
+  const doc = await readFile(new URL('docs/troubleshooting.md', root), 'utf8');
+  t.true(doc.includes(`still not usable after ${TENTATIVE_WAIT_MS} ms\``));
+});
+
+test('docs/configuration.md quotes check-config\'s line for an IPv6 service address\'s drain as the command words it', async (t) => {
+  const {describeDrain} = await import('../cli/commands/check-config.js');
+  const {testConfig} = await import('./fakes/test-config.js');
+  const base = testConfig('primary');
+  const config = {...base, service: {...base.service, ip: {address: '2001:db8::100', prefixLength: 64, family: 6 as const, cidr: '2001:db8::100/64'}}};
+  const line = await describeDrain(config, {unavailable: async () => undefined} as never);
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  // The line up to its last colon, what follows being the consequence the doc says in its own words.
+  const text = typeof line === 'string' ? line : line.message;
+  t.true(doc.includes(`\`${text.slice(0, text.lastIndexOf(':'))}\``), text);
+});
+
 test('docs/rehearsal.md shows the refusal of rehearse --with-failure as the command words it', async (t) => {
   const {requireRehearsalAids} = await import('../cli/drill/agent-target.js');
   const doc = await readFile(new URL('docs/rehearsal.md', root), 'utf8');

@@ -66,13 +66,14 @@ export function createAccessLogTail(options: AccessLogTailOptions): AccessLogWat
   const wallNow = options.wallNow ?? Date.now;
   const format = options.format ?? COMBINED;
 
-  async function* follow(mark: EndMark, afterWallMs: number, signal: AbortSignal): AsyncGenerator<RequestTally> {
+  async function* follow(mark: EndMark, afterWallMs: number, signal: AbortSignal, peerAddresses: readonly string[]): AsyncGenerator<RequestTally> {
     // The log has second resolution: a request at 13:45:02.900, after an `afterWallMs` of 13:45:02.300, is
     // logged as 13:45:02, so only rounding down keeps it. Lines of that second written before the call are
     // still left out, by position.
     const afterMs = Math.floor(afterWallMs / 1000) * 1000;
     const chunk = Buffer.alloc(READ_CHUNK_BYTES);
-    const judge = createJudge(options.rules());
+    const rules = options.rules();
+    const judge = createJudge({...rules, ownAddresses: [...rules.ownAddresses, ...peerAddresses]});
     let tally = emptyTally();
     let judged = 0;
     let yielded = 0;
@@ -195,8 +196,8 @@ export function createAccessLogTail(options: AccessLogTailOptions): AccessLogWat
       }
       return judgeSample(file, format, lines);
     },
-    countRequests(afterWallMs, signal) {
-      return follow(markEnd(file), afterWallMs, signal);
+    countRequests(afterWallMs, signal, peerAddresses = []) {
+      return follow(markEnd(file), afterWallMs, signal, peerAddresses);
     },
   };
 }

@@ -3,13 +3,17 @@
 import {DgramAsPromised, type SocketAsPromised} from 'dgram-as-promised';
 import {isIPv6} from 'node:net';
 import {BatonError, describeError} from '../errors.js';
+import {errorCode} from '../config/messages.js';
 import type {BeaconTransport, ReceivedDatagram} from '../ports.js';
+import {endpointText} from '../net/ip-address.js';
 
 export interface UdpTransportOptions {
   readonly listen: {readonly address: string; readonly port: number};
   readonly peer: {readonly address: string; readonly port: number};
   /** Datagrams waiting for the agent beyond this are dropped (counted), so a flood cannot grow memory. */
   readonly maxQueued?: number;
+  /** How long an IPv6 listen address that cannot be bound yet is waited for (default TENTATIVE_WAIT_MS). */
+  readonly tentativeWaitMs?: number;
 }
 
 // 4096 datagrams of at most 1.1 KB: under 5 MB even when full.
@@ -18,6 +22,11 @@ const DEFAULT_MAX_QUEUED = 4096;
 // spawn, a fsync) wait there. The kernel caps the request at net.core.rmem_max and doubles it; Debian's default
 // cap (208 KB) holds about 300 small datagrams, a few tens of ms of a 10,000/s flood. Raising rmem_max buys headroom.
 const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
+// Duplicate address detection holds a new IPv6 address tentative for up to 1 s of random delay plus
+// dad_transmits (1) × RetransTimer (1 s): about 2 s. 5 s covers it with margin and a second transmission.
+export const TENTATIVE_WAIT_MS = 5_000;
+const BIND_RETRY_MS = 100;
 
 export interface UdpTransport extends BeaconTransport {
   /** Datagrams dropped because the agent fell behind. */
@@ -44,8 +53,9 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
 
   // Messages are taken from the 'message' event rather than recv(): recv() listens only while a call is
   // pending, and datagrams that arrive together in one loop turn would be lost between two calls.
-  const socket: SocketAsPromised = DgramAsPromised.createSocket(
-    {type: isIPv6(options.listen.address) ? 'udp6' : 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES},
+  const ipv6 = isIPv6(options.listen.address);
+  const open = (): SocketAsPromised => DgramAsPromised.createSocket(
+    {type: ipv6 ? 'udp6' : 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES},
     (msg, rinfo) => {
       if (queue.length >= maxQueued) {
         dropped += 1;
@@ -56,12 +66,29 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
       wake?.();
     },
   );
-  try {
-    await socket.bind(options.listen.port, options.listen.address);
-  } catch (error) {
-    throw new BatonError('PEER_UNREACHABLE',
-      `cannot listen on ${options.listen.address}:${options.listen.port}: ${describeError(error)}. ` +
-      'Is listen.address configured on this host, and is no other baton-agent using the port?', {cause: error});
+  const bindWaitMs = ipv6 ? options.tentativeWaitMs ?? TENTATIVE_WAIT_MS : 0;
+  const started = performance.now();
+  let socket = open();
+  for (;;) {
+    try {
+      await socket.bind(options.listen.port, options.listen.address);
+      break;
+    } catch (error) {
+      await socket.close().catch(() => undefined);
+      // An IPv6 address is tentative until duplicate address detection has passed, and cannot be bound meanwhile
+      // (EADDRNOTAVAIL), e.g. at boot or just after `ip address add`: worth waiting for.
+      const tentative = ipv6 && errorCode(error) === 'EADDRNOTAVAIL';
+      if (tentative && performance.now() - started < bindWaitMs) {
+        await new Promise((resolve) => setTimeout(resolve, BIND_RETRY_MS));
+        socket = open();
+        continue;
+      }
+      throw new BatonError('PEER_UNREACHABLE',
+        `cannot listen on ${endpointText(options.listen.address, options.listen.port)}: ${describeError(error)}. ` +
+        (tentative ? `Is listen.address configured on this host? If it is, it was still not usable after ${bindWaitMs} ms: ` +
+          '`ip -6 address show` says tentative (duplicate address detection still running) or dadfailed (another host has it)'
+          : 'Is listen.address configured on this host, and is no other baton-agent using the port?'), {cause: error});
+    }
   }
 
   return {
@@ -72,7 +99,7 @@ export async function createUdpTransport(options: UdpTransportOptions): Promise<
       try {
         await socket.send(datagram, options.peer.port, options.peer.address);
       } catch (error) {
-        throw new BatonError('PEER_UNREACHABLE', `cannot send to ${options.peer.address}:${options.peer.port}: ${describeError(error)}`, {cause: error});
+        throw new BatonError('PEER_UNREACHABLE', `cannot send to ${endpointText(options.peer.address, options.peer.port)}: ${describeError(error)}`, {cause: error});
       }
     },
     async *receive() {

@@ -4,7 +4,7 @@ import {readFile} from 'node:fs/promises';
 import {COMBINED, type LogFormat} from '../access-log.js';
 import {BatonError} from '../errors.js';
 import {DEFAULT_STATUSES, type StatusRange} from '../request-evidence.js';
-import {isInSubnet, parseIpAddress, parseSubnet, type Subnet} from '../net/ip-address.js';
+import {isInSubnet, parseIpAddress, parseSubnet, type Subnet, zoneOf} from '../net/ip-address.js';
 import type {Role, ServiceIp} from '../state-machine.js';
 import {readHealth, type HealthCheckSpec} from './health-checks.js';
 import {describeFsError, errorCode} from './messages.js';
@@ -12,7 +12,7 @@ import {checkProgram, inspectProgramFile, type ProgramInspector} from './program
 import {readScriptUser, lookupLocalUser, type ScriptUser, type UserLookup} from './script-user.js';
 import {readAcceptedKeys, readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
 import {
-  ABSOLUTE_PATH, ADDRESS_OR_SUBNET, BOOLEAN, integer, INTERFACE_NAME, IP_ADDRESS, LISTEN_ENDPOINT, LOG_PATTERN, oneOf, PAIR_ID, PORT,
+  ABSOLUTE_PATH, ADDRESS_OR_SUBNET, BEACON_ADDRESS, BOOLEAN, integer, INTERFACE_NAME, LISTEN_ENDPOINT, LOG_PATTERN, oneOf, PAIR_ID, PORT,
   SERVICE_CIDR, SOCKET_PATH, STATUS_RANGE, TEXT,
 } from './value-specs.js';
 import {type Field, type Reader, readYaml} from './yaml-reader.js';
@@ -238,16 +238,22 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
 
   const listen = reader.section(top.field('listen'), ENDPOINT_KEYS, 'a mapping like {address: 192.0.2.11, port: 7411}');
   const listenAddressField = listen.field('address');
-  const listenAddress = reader.required(listenAddressField, IP_ADDRESS);
+  const listenAddress = reader.required(listenAddressField, BEACON_ADDRESS);
   const peer = reader.section(top.field('peer'), ENDPOINT_KEYS, 'a mapping like {address: 192.0.2.12, port: 7411}');
   const peerAddressField = peer.field('address');
-  const peerAddress = reader.required(peerAddressField, IP_ADDRESS);
+  const peerAddress = reader.required(peerAddressField, BEACON_ADDRESS);
   if (listenAddress !== undefined && peerAddress !== undefined) {
     if (listenAddress.address === peerAddress.address) {
       reader.expected(peerAddressField, 'an address other than listen.address', 'a host cannot be its own peer');
     } else if (listenAddress.family !== peerAddress.family) {
       reader.expected(peerAddressField, `an IPv${listenAddress.family} address like listen.address`,
         'heartbeats go from listen.address to peer.address');
+    } else if (zoneOf(listenAddress) !== zoneOf(peerAddress)) {
+      // The kernel sends from a link-local address only on its own link, and to one only on the link its zone names.
+      const zone = zoneOf(listenAddress);
+      reader.expected(peerAddressField, zone === undefined ? 'a global address like listen.address'
+        : `a link-local address on listen.address's link, like fe80::12%${zone}`,
+      'heartbeats go from listen.address to peer.address over one link');
     }
   }
 

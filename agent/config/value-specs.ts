@@ -3,7 +3,8 @@
 import {isAbsolute} from 'node:path/posix';
 import {assertNever} from '../errors.js';
 import {
-  addressBitsOf, type HostCidrProblem, type IpAddress, parseHostCidr, parseIpAddress, parseSubnet, type Subnet,
+  addressBitsOf, type HostCidrProblem, type IpAddress, isLinkLocal, parseHostCidr, parseIpAddress, parseSubnet, type Subnet,
+  unmapIpv4, zoneOf,
 } from '../net/ip-address.js';
 import {PATTERN_GROUPS} from '../access-log.js';
 import type {StatusRange} from '../request-evidence.js';
@@ -139,6 +140,42 @@ export const IP_ADDRESS: Spec<IpAddress> = {
   parse: (value) => {
     const string = text(value);
     return string instanceof Rejection ? string : parseIpAddress(string) ?? new Rejection();
+  },
+};
+
+/**
+ * listen.address and peer.address: one unicast address of a host, as the kernel reports the sender of a datagram, so
+ * that the peer's beacons are recognised by their source. Not the unspecified address (it is no host's), not a
+ * multicast one, not an IPv4-mapped one (the datagrams then travel as IPv4, and say so in their source); a link-local
+ * address (fe80::/10) with the name of its interface as the zone (fe80::12%eth0), which the socket needs to know the
+ * link and Node takes only as a name.
+ */
+export const BEACON_ADDRESS: Spec<IpAddress> = {
+  what: 'an IPv4 or IPv6 address',
+  parse: (value) => {
+    const parsed = IP_ADDRESS.parse(value);
+    if (parsed instanceof Rejection) return parsed;
+    const zone = zoneOf(parsed);
+    const bare = parseIpAddress(parsed.address.split('%')[0] ?? '') ?? parsed;
+    if (bare.address === '0.0.0.0' || bare.address === '::') {
+      return new Rejection('the unspecified address, no host\'s; name the one address beacons leave from and go to');
+    }
+    if (/^(22[4-9]|23\d)\./.test(bare.address) || bare.address.startsWith('ff')) {
+      return new Rejection('a multicast address; beacons go to one host');
+    }
+    const unmapped = unmapIpv4(bare);
+    if (unmapped.family !== bare.family) {
+      return new Rejection(`an IPv4-mapped address, which carries IPv4 beacons; write the IPv4 address ${unmapped.address}`);
+    }
+    if (!isLinkLocal(bare)) {
+      return zone === undefined ? parsed : new Rejection(`a zone (%${zone}) belongs only to a link-local address (fe80::/10); write ${bare.address}`);
+    }
+    if (zone === undefined) {
+      return new Rejection(`a link-local address names a host only on one link; add its interface, like ${bare.address}%eth0`);
+    }
+    if (/^\d+$/.test(zone)) return new Rejection(`the zone %${zone} is an interface index; write the interface's name, like %eth0`);
+    const name = INTERFACE_NAME.parse(zone);
+    return name instanceof Rejection ? new Rejection(`the zone %${zone} is not an interface name`) : parsed;
   },
 };
 

@@ -89,6 +89,25 @@ export function unmapIpv4(ip: IpAddress): IpAddress {
   return v6.isIPv4MappedAddress() ? {address: v6.toIPv4Address().toString(), family: 4} : ip;
 }
 
+/** Whether `ip` is an IPv6 link-local address (fe80::/10), which names a host only together with its link (a zone). */
+export function isLinkLocal(ip: IpAddress): boolean {
+  return ip.family === 6 && parse(ip).range() === 'linkLocal';
+}
+
+/** The zone of `ip` without its `%` (eth0 of fe80::1%eth0); undefined when it has none. */
+export function zoneOf(ip: IpAddress): string | undefined {
+  const at = ip.address.indexOf('%');
+  return at === -1 ? undefined : ip.address.slice(at + 1);
+}
+
+/**
+ * `address:port` as a URL or a log reader expects it: an IPv6 address in brackets ([2001:db8::11]:7411), so the
+ * port cannot be read as a last group.
+ */
+export function endpointText(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 /** Bits in an address of the family: the largest prefix length. */
 export function addressBitsOf(family: IpFamily): 32 | 128 {
   return family === 4 ? 32 : 128;

@@ -29,8 +29,8 @@ export const MAGIC_0 = 0x42;
 export const MAGIC_1 = 0x54;
 export const HEADER_BYTES = 12;
 export const MAC_BYTES = 32;
-// 1400 bytes fit one Ethernet frame (1500 − 20 IPv4 − 8 UDP = 1472) with room to spare, so no datagram is ever
-// fragmented. A beacon body is about 300 bytes; the largest request reply (host info for preflight) about 400.
+// 1400 bytes fit one Ethernet frame (1500 − 20 IPv4 − 8 UDP = 1472; over IPv6 1500 − 40 − 8 = 1452) with room to
+// spare, so no datagram is ever fragmented on the LAN the pair shares. A beacon body is about 300 bytes; the largest request reply (host info for preflight) about 400.
 export const MAX_DATAGRAM_BYTES = 1400;
 export const MAX_BODY_BYTES = MAX_DATAGRAM_BYTES - HEADER_BYTES - MAC_BYTES;
 

@@ -12,6 +12,7 @@ import {envelopeOf, openFrame, readFrame, REJECT_REASONS, type Beacon, type Deco
 import type {Keyring} from '../config/secret-files.js';
 import type {Role} from '../state-machine.js';
 import {TokenBucket} from './token-bucket.js';
+import {parseIpAddress, unmapIpv4} from '../net/ip-address.js';
 
 export interface PeerMonitorOptions {
   readonly pair: string;
@@ -120,6 +121,8 @@ export class PeerMonitor {
   #bootSentAt = 0;
   #rtt: {last: number; average: number} | undefined;
   #accepted = 0;
+  #peerCanonical: string | undefined;
+  #otherSource: {readonly text: string; readonly isPeer: boolean} | undefined;
   readonly #rejected: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   #rejectedSinceValid: RejectedSinceValid | undefined;
   readonly #verifyBudget: TokenBucket;
@@ -320,10 +323,25 @@ export class PeerMonitor {
     };
   }
 
+  /**
+   * Whether `from`, the sender as the socket reports it, is the peer's address. The kernel writes IPv6 in RFC 5952
+   * form like the config's, so the text usually matches at once; otherwise it is compared canonically (an IPv4 peer
+   * seen through a dual-stack socket as ::ffff:192.0.2.12, a peer ::c000:20c that inet_ntop writes ::192.0.2.12),
+   * the last such text remembered so that a flood from one third address is not parsed again and again.
+   */
+  #isPeerAddress(from: string): boolean {
+    if (from === this.#options.peerAddress) return true;
+    if (this.#otherSource?.text !== from) {
+      this.#peerCanonical ??= canonicalSource(this.#options.peerAddress);
+      this.#otherSource = {text: from, isPeer: canonicalSource(from) === this.#peerCanonical};
+    }
+    return this.#otherSource.isPeer;
+  }
+
   #judge(datagram: Uint8Array, from: string, now: number, wallNow: number): {ok: true; message: Message} | Extract<Decoded, {ok: false}> {
     const options = this.#options;
     // Source first: costs nothing and keeps a flood from a third address away from the HMAC.
-    if (from !== options.peerAddress) return {ok: false, reason: 'wrong-source', detail: `from ${from}, peer is ${options.peerAddress}`};
+    if (!this.#isPeerAddress(from)) return {ok: false, reason: 'wrong-source', detail: `from ${from}, peer is ${options.peerAddress}`};
     // Then the checks that cost nothing (framing, key id), and only then, within the budget, the MAC and the JSON.
     const framed = readFrame(datagram, options.keyring);
     if (!framed.ok) return framed;
@@ -418,4 +436,10 @@ export function describeRejectedSinceValid(rejected: RejectedSinceValid): string
   const hint = rejected.reason === 'stale' || rejected.reason === 'future' ? '; check both hosts\' clocks (timedatectl, NTP)'
     : rejected.reason === 'unacknowledged' ? '; check that beacons pass both ways between the hosts (firewall, routes)' : '';
   return `${rejected.count} datagram(s) from its address rejected since the last valid one, the latest ${rejected.reason}: ${rejected.detail}${hint}`;
+}
+
+/** An address's canonical text, an IPv4-mapped one as its IPv4 address; text that is no address as it is. */
+function canonicalSource(text: string): string {
+  const ip = parseIpAddress(text);
+  return ip === undefined ? text : unmapIpv4(ip).address;
 }

@@ -13,6 +13,7 @@ import type {JsonObject} from './beacon-codec.js';
 import {MAX_DROP_S} from '../rehearsal.js';
 import {parseIpAddress} from '../net/ip-address.js';
 import {sanitizePeerText} from './peer-text.js';
+import {decodeHostAddresses} from './host-addresses.js';
 
 
 /** No fields: whatever a request of this op carries is ignored. */
@@ -22,8 +23,13 @@ export type NoFields = {readonly [key: string]: never};
 export type StepParams = {readonly step: SwitchStepName};
 /** giverAddress: the address forward-strays would send to, for a taker's dry run. */
 export type PlanParams = {readonly step: SwitchStepName; readonly giverAddress?: string};
-/** giverAddress: given to a taker whose switch drains (forward-strays sends there what is not its own). */
-export type BeginParams = {readonly side: SwitchSide; readonly epoch: number; readonly giverAddress?: string};
+/**
+ * giverAddress: given to a taker whose switch drains (forward-strays sends there what is not its own). addresses: the
+ * coordinator's own addresses (host-addresses.ts), which the confirmation there does not count as clients.
+ */
+export type BeginParams = {readonly side: SwitchSide; readonly epoch: number; readonly giverAddress?: string; readonly addresses?: readonly string[]};
+/** addresses: the answering host's own addresses, for the coordinator's confirmation; absent from an older agent. */
+export type BeginResult = {readonly addresses?: readonly string[]};
 export type DrainParams = {readonly timeoutMs: number};
 /** unlessHeld: the giver takes the IP back only when it is free (see SwitchParticipant.undo). */
 export type UndoParams = {readonly step: SwitchStepName; readonly unlessHeld: boolean};
@@ -43,7 +49,7 @@ export interface PeerOps {
   readonly 'check-log': {readonly params: NoFields; readonly result: NoFields};
   /** The host's commands for one step, recorded, for --dry-run. Result: a DryRunStep. */
   readonly 'plan': {readonly params: PlanParams; readonly result: JsonObject};
-  readonly 'begin': {readonly params: BeginParams; readonly result: NoFields};
+  readonly 'begin': {readonly params: BeginParams; readonly result: BeginResult};
   /** Whether the host can drain, and its own address on the service LAN. Result: DrainReadiness. */
   readonly 'can-drain': {readonly params: NoFields; readonly result: JsonObject};
   /** The giver's drain: graceful command, then wait for its connections. Result: DrainEnd. */
@@ -82,7 +88,7 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
   'plan': (params) => {
     const giverAddress = params['giverAddress'];
     if (giverAddress === undefined) return {step: decodeStep(params)};
-    if (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress)) throw new BatonError('BAD_REQUEST', 'plan: giverAddress must be an IPv4 address');
+    if (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress)) throw new BatonError('BAD_REQUEST', 'plan: giverAddress must be an IPv4 address (the drain handles IPv4 service addresses only)');
     return {step: decodeStep(params), giverAddress};
   },
   'begin': (params) => {
@@ -90,9 +96,11 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
     if (side !== 'giver' && side !== 'taker') throw new BatonError('BAD_REQUEST', 'begin: side must be giver or taker');
     if (!isEpoch(epoch)) throw new BatonError('BAD_REQUEST', `begin: epoch must be ${EPOCH_EXPECTED}`);
     const giverAddress = params['giverAddress'];
-    if (giverAddress === undefined) return {side, epoch};
-    if (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress)) throw new BatonError('BAD_REQUEST', 'begin: giverAddress must be an IPv4 address');
-    return {side, epoch, giverAddress};
+    const addresses = decodeHostAddresses(params['addresses'], 'begin');
+    if (giverAddress !== undefined && (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress))) {
+      throw new BatonError('BAD_REQUEST', 'begin: giverAddress must be an IPv4 address (the drain handles IPv4 service addresses only)');
+    }
+    return {side, epoch, ...giverAddress === undefined ? {} : {giverAddress}, ...addresses === undefined ? {} : {addresses}};
   },
   'can-drain': noFields,
   'drain': (params) => {

@@ -16,7 +16,8 @@ import type {MachineState, PeerView} from '../state-machine.js';
 import {STEP_DEADLINE_MS, withDeadline} from './executor.js';
 import type {DrainEnd, DrainReadiness, SwitchParticipant} from './participant.js';
 import {AFTER_CONFIRM_STEP_NAMES, planRollback, sideOf, switchoverPlan, type PlannedStep, type SwitchSide, type SwitchStepName} from './plans.js';
-import {parseIpAddress} from '../net/ip-address.js';
+import {endpointText, parseIpAddress} from '../net/ip-address.js';
+import {decodeHostAddresses} from '../peer/host-addresses.js';
 
 // Remote steps get the step deadline plus two seconds of retries for lost datagrams.
 const REMOTE_SLACK_MS = 2000;
@@ -84,7 +85,7 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   const peer = c.peer();
   if (participant.current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${participant.current.id} is already running`);
   if (peer.view?.alive !== true || peer.boot === undefined) {
-    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${config.peer.address}:${config.peer.port} is not alive` +
+    throw new BatonError('PEER_UNREACHABLE', `the peer ${peer.label.role} at ${endpointText(config.peer.address, config.peer.port)} is not alive` +
       `${peer.rejecting === undefined ? '' : ` (${peer.rejecting})`}: a planned switch needs both agents (see baton status)`);
   }
   if (peer.switchId !== '' || peer.view.state === 'switching') throw new BatonError('SWITCH_IN_PROGRESS', `the peer is already running switch ${peer.switchId}`);
@@ -191,7 +192,10 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   await participant.begin(switchId, selfSide, true, peer.boot, epoch, selfSide === 'taker' ? giverAddress : undefined);
   const otherSide: SwitchSide = selfSide === 'giver' ? 'taker' : 'giver';
   try {
-    await remote('begin', switchId, otherSide === 'taker' && giverAddress !== undefined ? {side: otherSide, epoch, giverAddress} : {side: otherSide, epoch});
+    const addresses = participant.sharedAddresses(switchId);
+    const began = await remote('begin', switchId,
+      otherSide === 'taker' && giverAddress !== undefined ? {side: otherSide, epoch, giverAddress, addresses} : {side: otherSide, epoch, addresses});
+    participant.learnPeerAddresses(switchId, readPeerAddresses(began, log, switchId));
   } catch (error) {
     await participant.finish(switchId, 'rolled-back', `the peer refused to begin: ${describeError(error)}`);
     throw error;
@@ -418,6 +422,19 @@ export function drainText(drain: DrainSummary): string {
     : drain.left === 0 ? `its connections finished in ${(drain.ms / 1000).toFixed(1)} s`
       : `${drain.left} connection(s) were still open after the ${(drain.ms / 1000).toFixed(0)} s drain timeout and are cut`;
   return drain.problems.length === 0 ? left : `${left}; after the switch: ${drain.problems.join('; ')}`;
+}
+
+/**
+ * The peer's own addresses from its answer to begin, checked: it is the peer's word. None from an older agent, or
+ * from one whose list is wrong (logged): the confirmation then knows only its beacon address.
+ */
+function readPeerAddresses(answer: JsonObject, log: Logger, switchId: string): readonly string[] {
+  try {
+    return decodeHostAddresses(answer['addresses'], 'begin') ?? [];
+  } catch (error) {
+    log.warning(`(switch ${switchId}) the peer's answer to begin: ${describeError(error)}; only its beacon address is known as its own`);
+    return [];
+  }
 }
 
 /** The peer's can-drain answer, checked: it is the peer's word. */

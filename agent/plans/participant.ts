@@ -18,6 +18,8 @@ import {planRollback, type SwitchSide, type SwitchStepName} from './plans.js';
 import {describeStep, STEPS} from './steps.js';
 import {takeBackIfFree} from './take-back.js';
 import {TrafficCounter} from './traffic.js';
+import {shareableAddresses} from '../peer/host-addresses.js';
+import {canonicalAddress} from '../access-log.js';
 
 /** What the participant needs of the agent that owns it. */
 export interface SwitchHost {
@@ -49,6 +51,9 @@ export interface ParticipantDeps {
   /** Runs drain.graceful_command. */
   readonly runner: CommandRunner;
   readonly host: SwitchHost;
+  /** This host's addresses as its interfaces have them now, told to the peer at the start of a switch (none: told
+   *  nothing; the peer then knows only its beacon address). */
+  readonly hostAddresses?: () => readonly string[];
 }
 
 /** Whether this host can drain, and the address the taker sends strays to when it is the giver. */
@@ -80,6 +85,8 @@ interface CurrentSwitch {
   prepared: boolean;
   /** Where forward-strays sends what is not the taker's: set on a taker whose switch drains. */
   readonly giverAddress: string | undefined;
+  /** The peer's own addresses as it told them (host-addresses.ts): not clients, for the confirmation here. */
+  peerAddresses: readonly string[];
 }
 
 export class SwitchParticipant {
@@ -106,7 +113,7 @@ export class SwitchParticipant {
     const {drain} = this.#deps.steps.ctx;
     if (!config.drain.enabled) return {unavailable: `drain.enabled is false in ${config.file}`};
     if (config.service.mode !== 'address') return {unavailable: 'link mode downs the giver\'s interface, so nothing can reach its connections'};
-    if (config.service.ip.family !== 4) return {unavailable: 'the drain handles IPv4 service addresses only'};
+    if (config.service.ip.family !== 4) return {unavailable: `the drain handles IPv4 service addresses only, not ${config.service.ip.address}`};
     const unavailable = await drain.unavailable();
     if (unavailable !== undefined) return {unavailable};
     const address = await drain.ownAddress(config.service.ip);
@@ -116,7 +123,8 @@ export class SwitchParticipant {
 
   /** Joins a switch on this host: checks this host can play `side`, journals, enters `switching`. Idempotent per id.
    *  A taker given `giverAddress` drains: its forward-strays sends there what is not its own. */
-  async begin(id: string, side: SwitchSide, coordinator: boolean, peerBoot: string, epoch: number, giverAddress?: string): Promise<void> {
+  async begin(id: string, side: SwitchSide, coordinator: boolean, peerBoot: string, epoch: number, giverAddress?: string,
+    peerAddresses: readonly string[] = []): Promise<void> {
     if (this.#current?.id === id) return;
     if (this.#current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${this.#current.id} is already running on ${this.#deps.self.host}`);
     const state = this.#deps.host.machine();
@@ -131,7 +139,7 @@ export class SwitchParticipant {
       }
     }
     this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined, arrivals: undefined, prepared: false,
-      giverAddress: side === 'taker' ? giverAddress : undefined};
+      giverAddress: side === 'taker' ? giverAddress : undefined, peerAddresses};
     try {
       await this.#writeJournal(undefined);
     } catch (error) {
@@ -142,6 +150,26 @@ export class SwitchParticipant {
     }
     await this.#deps.host.dispatch({type: 'switch-begun', switchId: id, side});
     this.#deps.log.notice(`(switch ${id}) joined as ${side}${coordinator ? ', coordinating' : ''}`);
+  }
+
+  /**
+   * This host's own addresses for the peer of switch `id` (host-addresses.ts), read now; a log line names those
+   * that did not fit.
+   */
+  sharedAddresses(id: string): readonly string[] {
+    // Not the service IP: the giver holds it now, and it moves.
+    const service = this.#deps.config.service.ip.address;
+    const {shared, left} = shareableAddresses((this.#deps.hostAddresses?.() ?? []).filter((address) => canonicalAddress(address) !== service));
+    if (left.length > 0) {
+      this.#deps.log.notice(`(switch ${id}) the peer is told ${shared.length} of this host's addresses; requests from ` +
+        `${left.join(', ')} would count as clients there`);
+    }
+    return shared;
+  }
+
+  /** The peer's own addresses, as its answer to begin told them: not clients, for the confirmation here. */
+  learnPeerAddresses(id: string, addresses: readonly string[]): void {
+    if (this.#current?.id === id) this.#current.peerAddresses = addresses;
   }
 
   /** Applies and verifies one of this host's steps. Idempotent: a step already applied is not done twice. */
@@ -203,7 +231,7 @@ export class SwitchParticipant {
     await this.#writeJournal(step).catch((error: unknown) => this.#deps.log.error(`(switch ${id}) undo ${step} goes ahead without its journal entry: ${describeError(error)}`));
     if (step === 'primary-net-down') {
       current.counter?.stop();
-      current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock, this.#deps.config.confirm.statuses);
+      current.counter = this.#deps.accessLog === undefined ? undefined : new TrafficCounter(this.#deps.accessLog, this.#deps.clock, this.#deps.config.confirm.statuses, current.peerAddresses);
     }
     if (step === 'backup-net-up') current.counter?.stop();
     if (step === 'primary-net-down' && unlessHeld) {
@@ -370,9 +398,9 @@ export class SwitchParticipant {
         return await this.describe(step, giverAddress) as unknown as JsonObject;
       }
       case 'begin': {
-        const {side, epoch, giverAddress} = decodePeerParams('begin', request.params);
-        await this.begin(request.switchId, side, false, peerBoot, epoch, giverAddress);
-        return {};
+        const {side, epoch, giverAddress, addresses} = decodePeerParams('begin', request.params);
+        await this.begin(request.switchId, side, false, peerBoot, epoch, giverAddress, addresses);
+        return {addresses: this.sharedAddresses(request.switchId)};
       }
       case 'can-drain': {
         const readiness = await this.drainReadiness();
@@ -414,7 +442,7 @@ export class SwitchParticipant {
     const {arrivals, config, log} = this.#deps;
     if (arrivals === undefined) return false;
     try {
-      await arrivals.start(config.service.ip, [config.peer.address, config.listen.address]);
+      await arrivals.start(config.service.ip, [...new Set([config.peer.address, config.listen.address, ...this.#current?.peerAddresses ?? []])]);
       return true;
     } catch (error) {
       log.warning(`(switch ${id}) the kernel cannot count connections to ${config.service.ip.address} here, so the access log alone confirms: ${describeError(error)}`);
@@ -425,7 +453,7 @@ export class SwitchParticipant {
   /** Starts counting this switch's requests, once. */
   #startCounter(current: CurrentSwitch): void {
     if (this.#current !== current || current.counter !== undefined || this.#deps.accessLog === undefined) return;
-    current.counter = new TrafficCounter(this.#deps.accessLog, this.#deps.clock, this.#deps.config.confirm.statuses);
+    current.counter = new TrafficCounter(this.#deps.accessLog, this.#deps.clock, this.#deps.config.confirm.statuses, current.peerAddresses);
   }
 
   /** Whether this host answers for the IP as clients see it, read from the kernel each time. */

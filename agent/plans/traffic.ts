@@ -20,12 +20,15 @@ export class TrafficCounter {
   #failure: unknown;
   #wake: (() => void) | undefined;
 
-  /** `statuses`: confirm.statuses, only to say what was not counted. */
-  constructor(watcher: AccessLogWatcher, clock: Clock, statuses: readonly StatusRange[]) {
+  /**
+   * `statuses`: confirm.statuses, only to say what was not counted. `peerAddresses`: the other host's own addresses,
+   * not counted as clients.
+   */
+  constructor(watcher: AccessLogWatcher, clock: Clock, statuses: readonly StatusRange[], peerAddresses: readonly string[] = []) {
     this.#clock = clock;
     this.#statuses = statuses;
     this.#startedAt = clock.now();
-    void this.#run(watcher, clock.wallNow());
+    void this.#run(watcher, clock.wallNow(), peerAddresses);
   }
 
   get count(): number {
@@ -76,9 +79,9 @@ export class TrafficCounter {
     this.#abort.abort();
   }
 
-  async #run(watcher: AccessLogWatcher, afterWallMs: number): Promise<void> {
+  async #run(watcher: AccessLogWatcher, afterWallMs: number, peerAddresses: readonly string[]): Promise<void> {
     try {
-      for await (const tally of watcher.countRequests(afterWallMs, this.#abort.signal)) {
+      for await (const tally of watcher.countRequests(afterWallMs, this.#abort.signal, peerAddresses)) {
         this.#tally = tally;
         this.#wake?.();
       }

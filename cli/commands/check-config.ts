@@ -21,6 +21,7 @@ import {
 import type {DrainDriver, HostProbe} from '../../agent/ports.js';
 import {COMBINED} from '../../agent/access-log.js';
 import type {Output} from '../output.js';
+import {endpointText} from '../../agent/net/ip-address.js';
 
 export interface CheckConfigOptions {
   readonly file: string;
@@ -154,7 +155,7 @@ function formatValid(report: ConfigReport): string {
   if (config === undefined) return formatProblems(report);
   const lines = [
     `${config.file}: valid`,
-    `  ${config.node} of pair ${config.pair}; beacons ${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}`,
+    `  ${config.node} of pair ${config.pair}; beacons ${endpointText(config.listen.address, config.listen.port)} -> ${endpointText(config.peer.address, config.peer.port)}`,
     `  service IP ${config.service.ip.cidr} on ${config.service.interface} (${config.service.mode} mode)`,
     `  heartbeat every ${config.heartbeat.intervalMs} ms, peer dead after ${config.heartbeat.deadAfterMs} ms; key id ${config.keyring.signing.id}`,
     ...report.notes.map((note) => `  ${note}`),

@@ -68,12 +68,12 @@ interface Following {
   stop(): Promise<void>;
 }
 
-function follow(t: Teardown, watcher: AccessLogWatcher, after = AFTER): Following {
+function follow(t: Teardown, watcher: AccessLogWatcher, after = AFTER, peerAddresses?: readonly string[]): Following {
   const controller = new AbortController();
   const counts: number[] = [];
   let last: RequestTally | undefined;
   const ended = (async () => {
-    for await (const tally of watcher.countRequests(after, controller.signal)) {
+    for await (const tally of watcher.countRequests(after, controller.signal, peerAddresses)) {
       last = tally;
       if (tally.counted !== (counts.at(-1) ?? 0)) counts.push(tally.counted);
     }
@@ -113,6 +113,18 @@ test('ignores the excluded clients, however their addresses are written', async 
   await following.until(1);
   await following.stop();
   t.deepEqual(following.counts, [1]);
+});
+
+test('ignores the addresses the peer told, of either family, beside this host\'s own', async (t) => {
+  const {file} = await tempLog(t);
+  await writeFile(file, '');
+  const following = follow(t, createAccessLogTail({file, rules: ownAddresses(['192.0.2.12']), pollMs: POLL_MS}), AFTER,
+    ['192.0.2.11', '2001:db8::11']);
+  await appendFile(file, line('2001:db8::11') + line('::ffff:192.0.2.11') + line('192.0.2.12') + line('2001:db8::20'));
+  await following.until(1);
+  await following.stop();
+  t.deepEqual(following.counts, [1]);
+  t.is(following.tally()?.excluded['own-address'], 3);
 });
 
 test('ignores lines timestamped before `after`, rounded down to its second', async (t) => {

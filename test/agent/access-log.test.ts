@@ -2,6 +2,7 @@
 
 import test from 'ava';
 import {canonicalAddress, guessLogFormat, parseAccessLogLine, type AccessLogEntry, type LogFormat} from '../../agent/access-log.js';
+import {CAPTURED_V6} from '../fixtures/access-lines-v6.js';
 
 const at = (iso: string): number => Date.parse(iso);
 
@@ -116,6 +117,25 @@ test('Apache Debian combined (%O)', parses,
   '::1 - - [21/Nov/2026:13:45:02 +0000] "OPTIONS * HTTP/1.0" 200 126 "-" "Apache/2.4.62 (Debian) (internal dummy connection)"',
   {client: '::1', timeMs: at('2026-11-21T13:45:02Z'), method: 'OPTIONS', path: '*', status: 200, bytes: 126});
 
+const CAPTURED_AT = at('2026-12-06T13:44:26Z');
+
+test('nginx, IPv6 client', parses, CAPTURED_V6.nginx,
+  {client: '2001:db8:14::1', timeMs: CAPTURED_AT, method: 'GET', path: '/', status: 200, bytes: 3});
+test('nginx, IPv6 client whose address has two zero runs', parses, CAPTURED_V6.nginxZeros,
+  {client: '2001:db8::1:0:0:20', timeMs: CAPTURED_AT, method: 'GET', path: '/?from=zeros', status: 200, bytes: 3});
+test('nginx, link-local client', parses, CAPTURED_V6.nginxLinkLocal,
+  {client: 'fe80::d41e:2aff:fe0b:7b11', timeMs: CAPTURED_AT, method: 'GET', path: '/?from=linklocal', status: 200, bytes: 3});
+test('nginx dual-stack, IPv4 client', parses, CAPTURED_V6.nginxMapped,
+  {client: '::ffff:192.0.2.141', timeMs: CAPTURED_AT, method: 'GET', path: '/?from=v4', status: 200, bytes: 3});
+test('Apache, IPv6 client', parses, CAPTURED_V6.apache,
+  {client: '2001:db8:14::1', timeMs: CAPTURED_AT, method: 'GET', path: '/', status: 200, bytes: 203});
+test('Apache, IPv6 client whose address has two zero runs', parses, CAPTURED_V6.apacheZeros,
+  {client: '2001:db8::1:0:0:20', timeMs: CAPTURED_AT, method: 'GET', path: '/?from=zeros', status: 200, bytes: 203});
+test('Apache, link-local client with its zone', parses, CAPTURED_V6.apacheLinkLocal,
+  {client: 'fe80::d41e:2aff:fe0b:7b11%blh14y', timeMs: CAPTURED_AT, method: 'GET', path: '/?from=linklocal', status: 200, bytes: 203});
+test('Apache dual-stack, IPv4 client', parses, CAPTURED_V6.apacheDualStackV4,
+  {client: '192.0.2.141', timeMs: CAPTURED_AT, method: 'GET', path: '/?from=v4', status: 200, bytes: 203});
+
 test('an empty line', rejects, '');
 test('a line of text', rejects, 'hello world');
 test('a line cut in the middle of the request', rejects, '127.0.0.1 - - [21/Nov/2026:13:47:17 +0000] "GET /index.html HTT');
@@ -160,6 +180,8 @@ test(canonical, '::ffff:192.0.2.7', '192.0.2.7');
 test(canonical, '::FFFF:c000:207', '192.0.2.7');
 test(canonical, '::1', '::1');
 test(canonical, 'Host.Example.COM', 'host.example.com');
+test(canonical, '2001:db8:0:0:1::20', '2001:db8::1:0:0:20');
+test(canonical, 'fe80::d41e:2aff:fe0b:7b11%blh14y', 'fe80::d41e:2aff:fe0b:7b11');
 
 test('the user agent of a combined line, unescaped; none in a common line or for "-"', (t) => {
   t.is(parseAccessLogLine('192.0.2.20 - - [21/Nov/2026:13:47:17 +0000] "GET / HTTP/1.1" 200 3 "-" "curl/7.88.1"')?.userAgent, 'curl/7.88.1');

@@ -174,6 +174,20 @@ test('listen.address: anywhere in 127.0.0.0/8, and an IPv6 address however it is
   t.deepEqual(await check({...config, listen: {address: '2001:DB8:0::11', port: 7411}}, probe), []);
 });
 
+test('listen.address with a zone is this host\'s only on the interface the zone names; the fix names it and the IPv6 prefix', async (t) => {
+  const {config, probe} = healthy();
+  probe.interfaceList.set('eth1', ['fe80::11', '2001:db8::11']);
+  probe.interfaceList.set('eth2', ['fe80::22']);
+  t.deepEqual(await check({...config, listen: {address: 'fe80::11%eth1', port: 7411}}, probe), []);
+  const [other] = await check({...config, listen: {address: 'fe80::11%eth2', port: 7411}}, probe);
+  t.is(other?.message, 'listen.address: fe80::11%eth2 is not an address of eth2 (it has fe80::22): the agent cannot send or ' +
+    'receive beacons on it; set this host\'s own beacon address, or add it to an interface (`ip address add fe80::11/64 dev eth2`)');
+  const [missing] = await check({...config, listen: {address: 'fe80::11%eth9', port: 7411}}, probe);
+  t.regex(missing?.message ?? '', /is not an address of eth9 \(it has none: no such interface\)/);
+  const [global] = await check({...config, listen: {address: '2001:db8::99', port: 7411}}, probe);
+  t.regex(global?.message ?? '', /\(`ip address add 2001:db8::99\/64 dev eth0`\)$/);
+});
+
 test('a down interface still counts: link mode\'s backup keeps its service interface down', async (t) => {
   const {config, probe} = healthy();
   probe.interfaceList.set('svc0', []);

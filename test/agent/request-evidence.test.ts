@@ -1,7 +1,8 @@
 // Which access-log lines are evidence of a client on the service IP, and the message that says what was left out.
 
 import test from 'ava';
-import type {AccessLogEntry} from '../../agent/access-log.js';
+import {parseAccessLogLine, type AccessLogEntry, type LogFormat} from '../../agent/access-log.js';
+import {CAPTURED_V6} from '../fixtures/access-lines-v6.js';
 import {
   addToTally, createJudge, DEFAULT_STATUSES, describeExclusions, describeStatuses, emptyTally, HEALTH_CHECK_USER_AGENT,
 } from '../../agent/request-evidence.js';
@@ -61,4 +62,35 @@ test('where the log shows the address a request was sent to, only requests to th
   t.is(judge(to('192.0.2.100')), undefined);
   t.is(judge(to('::ffff:192.0.2.100')), undefined, 'a dual-stack socket\'s spelling');
   t.is(judge(to('192.0.2.12')), 'elsewhere');
+});
+
+test('IPv6 clients as nginx and Apache write them: evidence from a client, not from either host\'s addresses of either family', (t) => {
+  const line = (text: string, format?: LogFormat): AccessLogEntry => {
+    const parsed = parseAccessLogLine(text, format);
+    if (parsed === undefined) throw new Error(`not parsed: ${text}`);
+    return parsed;
+  };
+  const lines = Object.entries(CAPTURED_V6).filter(([name]) => !name.startsWith('nginxLocal'));
+  // The service IP on the server of the capture; the client of the capture is a third host.
+  const serviceOnly = createJudge({ownAddresses: ['2001:db8:14::2', '192.0.2.142'], serviceAddress: '2001:db8:14::99', statuses: DEFAULT_STATUSES});
+  for (const [name, text] of lines) t.is(serviceOnly(line(text)), undefined, name);
+  // The client of the capture as the peer: each of its addresses, written as its interface list writes them.
+  const peer = createJudge({
+    ownAddresses: ['2001:db8:14::2', '192.0.2.142', '2001:db8:14::1', '192.0.2.141', 'fe80::d41e:2aff:fe0b:7b11', '2001:db8:0:0:1::20'],
+    serviceAddress: '2001:db8:14::99', statuses: DEFAULT_STATUSES,
+  });
+  for (const [name, text] of lines) t.is(peer(line(text)), 'own-address', name);
+});
+
+test('IPv6 and IPv4-mapped local addresses as nginx writes $server_addr: only requests to the service IP count', (t) => {
+  const format: LogFormat = {kind: 'pattern', pattern: /^(?<local>\S+) (?<client>\S+) \[(?<time>[^\]]+)\] "(?<request>[^"]*)" (?<status>\d{3}) "(?<agent>[^"]*)"$/};
+  const v6 = parseAccessLogLine(CAPTURED_V6.nginxLocalV6, format);
+  const mapped = parseAccessLogLine(CAPTURED_V6.nginxLocalMapped, format);
+  if (v6 === undefined || mapped === undefined) throw new Error('the captured lines do not parse');
+  const onV6 = createJudge({ownAddresses: [], serviceAddress: '2001:DB8:14:0::2', statuses: DEFAULT_STATUSES});
+  t.is(onV6(v6), undefined);
+  t.is(onV6(mapped), 'elsewhere');
+  const onV4 = createJudge({ownAddresses: [], serviceAddress: '192.0.2.142', statuses: DEFAULT_STATUSES});
+  t.is(onV4(mapped), undefined, 'a dual-stack socket\'s ::ffff:192.0.2.142 is the IPv4 service IP');
+  t.is(onV4(v6), 'elsewhere');
 });

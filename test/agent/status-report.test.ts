@@ -41,6 +41,16 @@ test('times are shown as ages from now, the peer as the other role, RTT to two d
   t.is(report.peer.version, '1.2.2');
 });
 
+test('beacon endpoints read as addresses with their ports: an IPv6 address in brackets, an IPv4 one as it is', (t) => {
+  const v4 = assembleStatus(parts());
+  t.is(v4.self.listen, '192.0.2.12:7411');
+  t.is(v4.peer.address, '192.0.2.11:7411');
+  const base = testConfig('backup');
+  const v6 = assembleStatus(parts({config: {...base, listen: {address: '2001:db8::12', port: 7411}, peer: {address: 'fe80::11%eth1', port: 7412}}}));
+  t.is(v6.self.listen, '[2001:db8::12]:7411');
+  t.is(v6.peer.address, '[fe80::11%eth1]:7412');
+});
+
 test('a peer never heard has no age and no RTT; no switch is no switch', (t) => {
   const report = assembleStatus(parts({
     peer: {alive: false, lastBeacon: undefined, lastSeenAt: undefined, rttMs: undefined, loss: undefined, accepted: 0,

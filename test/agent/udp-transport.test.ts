@@ -55,3 +55,27 @@ test('caughtUp() resolves at once when nothing waits, and when the transport is 
   await t.notThrowsAsync(transport.caughtUp());
   await reader;
 });
+
+test('beacons travel over IPv6: the socket is udp6 and the sender is reported in the form the config writes', async (t) => {
+  const port = nextPort++;
+  const a = await createUdpTransport({listen: {address: '::1', port}, peer: {address: '::1', port: port + 1}});
+  const b = await createUdpTransport({listen: {address: '::1', port: port + 1}, peer: {address: '::1', port}});
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await a.send(Buffer.from('hello'));
+  for await (const received of b.receive()) {
+    t.deepEqual({text: Buffer.from(received.datagram).toString(), from: received.from, fromPort: received.fromPort},
+      {text: 'hello', from: '::1', fromPort: port});
+    break;
+  }
+});
+
+test('an IPv6 listen address the host does not have is waited for (it may be tentative), then refused saying how to tell', async (t) => {
+  const started = performance.now();
+  const error = await t.throwsAsync(createUdpTransport({listen: {address: '2001:db8::dead', port: nextPort++},
+    peer: {address: '2001:db8::12', port: 7411}, tentativeWaitMs: 300}));
+  t.true(performance.now() - started >= 300, 'it was retried for the wait given');
+  t.regex(error?.message ?? '', /^cannot listen on \[2001:db8::dead\]:\d+: .*EADDRNOTAVAIL.*\. Is listen\.address configured on this host\? If it is, it was still not usable after 300 ms: `ip -6 address show` says tentative \(duplicate address detection still running\) or dadfailed \(another host has it\)$/);
+});

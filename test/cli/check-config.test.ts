@@ -95,6 +95,19 @@ test('a right file on a right host is valid, and says as whom the files were jud
   t.false(result.stdout.includes('WARNING'));
 });
 
+test('IPv6 beacons on a link-local address: valid on a host with that address on that interface, endpoints in brackets', async (t) => {
+  const {file, deps, probe} = await fakeHost(t, '', [['192.0.2.11,', 'fe80::11%eth1,'], ['192.0.2.12,', 'fe80::12%eth1,']]);
+  probe.interfaceList.set('eth1', ['fe80::11']);
+  const result = await checkWith(deps, file);
+  t.is(result.code, 0, result.stderr);
+  t.regex(result.stdout, /: valid\n {2}primary of pair web; beacons \[fe80::11%eth1\]:7411 -> \[fe80::12%eth1\]:7411\n/);
+  probe.interfaceList.set('eth1', []);
+  probe.interfaceList.set('eth2', ['fe80::11']);
+  const elsewhere = await checkWith(deps, file);
+  t.is(elsewhere.code, 1);
+  t.regex(elsewhere.stdout + elsewhere.stderr, /listen\.address: fe80::11%eth1 is not an address of eth1 \(it has none\)/);
+});
+
 test('the file\'s problems and the host\'s are printed together, errors first, and exit 1', async (t) => {
   const {file, probe, deps} = await fakeHost(t, 'heartbeet: {}\n', [['interface: eth0', 'interface: eth9']]);
   probe.programs.delete('perl');

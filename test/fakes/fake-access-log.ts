@@ -7,6 +7,8 @@ import {addToTally, emptyTally, type Exclusion, type RequestTally} from '../../a
 
 export class FakeAccessLog implements AccessLogWatcher {
   readable = true;
+  /** The peer's addresses each countRequests was given, in order. */
+  readonly peerAddresses: Array<readonly string[]> = [];
   /** Whether requests are arriving at all (e.g. the web server is up). */
   #listeners = new Set<(n: number, reason: Exclusion | undefined) => void>();
 
@@ -25,7 +27,8 @@ export class FakeAccessLog implements AccessLogWatcher {
     for (const listener of this.#listeners) listener(n, reason);
   }
 
-  async *countRequests(_afterWallMs: number, signal: AbortSignal): AsyncIterable<RequestTally> {
+  async *countRequests(_afterWallMs: number, signal: AbortSignal, peerAddresses: readonly string[] = []): AsyncIterable<RequestTally> {
+    this.peerAddresses.push(peerAddresses);
     let tally = emptyTally();
     let count = 0;
     let wake: (() => void) | undefined;

@@ -48,6 +48,8 @@ export interface FakeHostOptions {
   readonly epoch?: number;
   readonly hostname?: string;
   readonly pid?: number;
+  /** The host's own addresses besides the service IP it holds (none: the agent is given no list). */
+  readonly hostAddresses?: readonly string[];
   /** hooks.on_state_change: a HookRunner on the host's RecordingRunner, so each call is in `runner.calls`. */
   readonly hookPath?: string;
 }
@@ -104,6 +106,7 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
       log,
       newId: () => `${role}${boots}id${++ids}`,
       hostname: options.hostname ?? `web-${role}`,
+      hostAddresses: options.hostAddresses === undefined ? undefined : () => [...options.hostAddresses ?? [], ...network.addresses],
       pid: options.pid ?? 1000,
     });
   };

@@ -168,6 +168,33 @@ test('listen and peer addresses of different families are rejected', rejects,
   ['4 peer.address: expected an IPv4 address like listen.address, got \'2001:db8::12\' ' +
     '(heartbeats go from listen.address to peer.address)']);
 
+test('heartbeats over IPv6 with an IPv4 service, and over IPv4 with an IPv6 service: the families are independent', (t) => {
+  const v6Beacons = parseConfig(edit(MINIMAL, ['192.0.2.12}', '2001:db8::12}'], ['192.0.2.11}', '2001:db8::11}']),
+    'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.is(v6Beacons.listen.address, '2001:db8::12');
+  t.is(v6Beacons.service.ip.family, 4);
+  const v6Service = parseConfig(edit(MINIMAL, ['192.0.2.100/24', '"2001:db8::100/64"']), 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.is(v6Service.listen.address, '192.0.2.12');
+  t.is(v6Service.service.ip.family, 6);
+});
+
+test('link-local beacon addresses on one link load with their zone', (t) => {
+  const config = parseConfig(edit(MINIMAL, ['192.0.2.12}', 'fe80::12%eth1}'], ['192.0.2.11}', 'FE80::0:11%eth1}']),
+    'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.is(config.listen.address, 'fe80::12%eth1');
+  t.is(config.peer.address, 'fe80::11%eth1');
+});
+
+test('link-local listen and peer addresses on two links are rejected', rejects,
+  edit(DESIGN_EXAMPLE, ['192.0.2.11,', 'fe80::11%eth1,'], ['192.0.2.12,', 'fe80::12%eth2,']),
+  ['4 peer.address: expected a link-local address on listen.address\'s link, like fe80::12%eth1, got \'fe80::12%eth2\' ' +
+    '(heartbeats go from listen.address to peer.address over one link)']);
+
+test('a link-local peer of a global listen address is rejected', rejects,
+  edit(DESIGN_EXAMPLE, ['192.0.2.11,', '"2001:db8::11",'], ['192.0.2.12,', 'fe80::12%eth1,']),
+  ['4 peer.address: expected a global address like listen.address, got \'fe80::12%eth1\' ' +
+    '(heartbeats go from listen.address to peer.address over one link)']);
+
 test('a service address equal to the listen address is rejected', rejects,
   edit(DESIGN_EXAMPLE, ['192.0.2.100/24', '192.0.2.11/24']),
   ['7 service.address: expected an address other than listen.address, got \'192.0.2.11/24\' ' +

@@ -34,6 +34,22 @@ test('a node other than primary or backup is rejected', rejects,
   edit(DESIGN_EXAMPLE, ['node: primary', 'node: master ']),
   ['2 node: expected \'primary\' or \'backup\', got \'master\'']);
 
+const beaconAddress = test.macro({
+  exec: (t, written: string, note: string) => {
+    rejects.exec(t, edit(DESIGN_EXAMPLE, ['192.0.2.12,', `${written},`]),
+      [`4 peer.address: expected an IPv4 or IPv6 address, got '${written.replaceAll('"', '')}' (${note})`]);
+  },
+  title: (_, written: string) => `the beacon address ${written} is rejected with the reason`,
+});
+test(beaconAddress, '0.0.0.0', 'the unspecified address, no host\'s; name the one address beacons leave from and go to');
+test(beaconAddress, '"::"', 'the unspecified address, no host\'s; name the one address beacons leave from and go to');
+test(beaconAddress, '224.0.0.18', 'a multicast address; beacons go to one host');
+test(beaconAddress, '"ff02::12"', 'a multicast address; beacons go to one host');
+test(beaconAddress, '"::ffff:192.0.2.12"', 'an IPv4-mapped address, which carries IPv4 beacons; write the IPv4 address 192.0.2.12');
+test(beaconAddress, '"fe80::12"', 'a link-local address names a host only on one link; add its interface, like fe80::12%eth0');
+test(beaconAddress, '"fe80::12%2"', 'the zone %2 is an interface index; write the interface\'s name, like %eth0');
+test(beaconAddress, '"2001:db8::12%eth0"', 'a zone (%eth0) belongs only to a link-local address (fe80::/10); write 2001:db8::12');
+
 test('an invalid IP address is rejected', rejects,
   edit(DESIGN_EXAMPLE, ['192.0.2.11,', '192.0.2.256,']),
   ['3 listen.address: expected an IPv4 or IPv6 address, got \'192.0.2.256\'']);

@@ -77,6 +77,28 @@ test('a valid beacon from a third address is rejected as wrong-source', (t) => {
   t.false(m.isAlive(0));
 });
 
+test('the peer\'s address is recognised however the socket spells it, and a third address never', (t) => {
+  const at = (peerAddress: string): PeerMonitor => new PeerMonitor({pair: 'web', peerRole: 'backup', peerAddress, selfBoot: 'bootP',
+    keyring: testKeyring(key), deadAfterMs: 1000, maxClockSkewMs: 5000});
+  const accepted = (m: PeerMonitor, from: string, seq: number): string => {
+    const r = m.observe(datagram({seq}), from, seq, WALL);
+    return r.ok ? 'ok' : r.reason;
+  };
+  const v4 = at(BACKUP_ADDRESS);
+  t.is(accepted(v4, `::ffff:${BACKUP_ADDRESS}`, 1), 'ok', 'an IPv4 peer through a dual-stack socket');
+  t.is(accepted(v4, '::ffff:192.0.2.66', 2), 'wrong-source');
+  t.is(accepted(v4, `::ffff:${BACKUP_ADDRESS}`, 3), 'ok', 'after a third address, the peer\'s spelling is judged again');
+  const v6 = at('2001:db8::12');
+  t.is(accepted(v6, '2001:db8::12', 1), 'ok');
+  t.is(accepted(v6, '2001:db8:0:0::12', 2), 'ok', 'a non-canonical spelling of the same address');
+  t.is(accepted(v6, '2001:db8::13', 3), 'wrong-source');
+  t.is(accepted(v6, '2001:db8::12%eth1', 4), 'wrong-source', 'a zone makes another address');
+  const linkLocal = at('fe80::12%eth1');
+  t.is(accepted(linkLocal, 'fe80::12%eth1', 1), 'ok', 'as Node reports a link-local sender: with the receiving interface');
+  t.is(accepted(linkLocal, 'fe80::12%eth2', 2), 'wrong-source', 'the same address on another link');
+  t.is(accepted(linkLocal, 'fe80::12', 3), 'wrong-source');
+});
+
 test('a beacon that claims our own role is rejected as wrong-node with a hint at the config', (t) => {
   const m = monitor();
   const r = m.observe(datagram({node: 'primary'}), BACKUP_ADDRESS, 0, WALL);

@@ -28,7 +28,7 @@ test('a taker is told where to send strays only as an IPv4 address; the drain\'s
   t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress: '192.0.2.11'}), {side: 'taker', epoch: 4, giverAddress: '192.0.2.11'});
   t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4}), {side: 'taker', epoch: 4}, 'no address: no drain');
   for (const giverAddress of ['2001:db8::1', 'example.org', 7, '192.0.2.300']) {
-    t.throws(() => decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress}), {message: 'begin: giverAddress must be an IPv4 address'});
+    t.throws(() => decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress}), {message: 'begin: giverAddress must be an IPv4 address (the drain handles IPv4 service addresses only)'});
   }
   t.deepEqual(decodePeerParams('drain', {timeoutMs: 60_000}), {timeoutMs: 60_000});
   for (const timeoutMs of [-1, 1.5, 3_600_001, '60000']) t.throws(() => decodePeerParams('drain', {timeoutMs}), {message: /^drain: timeoutMs must be an integer/});

@@ -66,3 +66,24 @@ test('an arrival counter an interrupted switch left is removed at start', async 
   t.false(pair.backup.arrivals.leftover);
   t.true(pair.backup.logs.some((line) => line.includes('removed the arrival counter an interrupted switch left')));
 });
+
+test('each host tells the other its addresses of both families at begin, and neither counts the other\'s as clients', async (t) => {
+  const primaryAddresses = ['127.0.0.1', '192.0.2.11', '2001:db8::11', 'fe80::11'];
+  const backupAddresses = ['127.0.0.1', '192.0.2.12', '2001:db8::12', 'fe80::12'];
+  for (const from of ['primary', 'backup'] as const) {
+    const pair = await settledPair(t, {primary: {hostAddresses: primaryAddresses}, backup: {hostAddresses: backupAddresses}});
+    let excluded: unknown;
+    const {result} = await switchover(pair, pair[from], {}, () => {
+      excluded ??= pair.backup.arrivals.running;
+      for (const host of [pair.primary, pair.backup]) {
+        if (!host.network.addresses.has('192.0.2.100')) continue;
+        host.accessLog.request(1);
+        host.arrivals.arrive(1);
+      }
+    });
+    t.is(result.outcome, 'done', result.reason);
+    // The giver held the service IP when it told its addresses: not among them, it moves.
+    t.deepEqual(pair.backup.accessLog.peerAddresses, [['192.0.2.11', '2001:db8::11']], `switchover from the ${from}`);
+    t.deepEqual((excluded as {excluded: string[]} | undefined)?.excluded, ['192.0.2.11', '192.0.2.12', '2001:db8::11'], `switchover from the ${from}`);
+  }
+});

@@ -102,6 +102,30 @@ test('a host that cannot drain: the switch is the runbook\'s five steps, and the
   t.deepEqual([pair.primary.drain.journal, pair.backup.drain.journal], [[], []]);
 });
 
+test('an IPv6 service address: the switch moves it without a drain, and the operator is told why', async (t) => {
+  const pair = createFakePair(t);
+  const ip = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
+  for (const host of [pair.primary, pair.backup]) {
+    host.config = {...host.config, service: {...host.config.service, ip}};
+    host.restart();
+  }
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  const {result, progress} = await switchover(pair, pair.primary, {}, () => {
+    for (const host of [pair.primary, pair.backup]) {
+      if (!host.network.addresses.has(ip.address)) continue;
+      host.accessLog.request(1);
+      host.arrivals.arrive(1);
+    }
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.true(progress.some((p) => p.kind === 'note' && p.text === 'no drain: the primary cannot drain: the drain handles IPv4 service ' +
+    'addresses only, not 2001:db8::100; connections open on the primary at the move will be cut'));
+  t.deepEqual([pair.primary.drain.journal, pair.backup.drain.journal], [[], []]);
+  t.true(pair.backup.network.addresses.has(ip.address));
+});
+
 test('drain.enabled false on the coordinator: the old switch, without a word about a drain', async (t) => {
   const pair = await pairWith(t, {enabled: false});
   const {result, progress} = await switchover(pair, pair.primary);
