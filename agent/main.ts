@@ -72,7 +72,8 @@ at start and on SIGHUP: run \`baton install --keep-config\` after such a change.
 
 At start it checks this host as \`baton check-config\` does and logs each problem
 as a (host) line; it does not start without its service interface, \`ip\` or
-\`arping\`, or with an IPv6 service address (its first takeover would fail).`;
+\`arping\`, nor for an IPv6 service address without IPv6 on its interface or without
+\`perl\` (its first takeover would fail).`;
 
 
 // systemctl status shows the agent's STATUS= line: it is re-checked as often as the agent observes its own

@@ -254,18 +254,6 @@ test('docs/troubleshooting.md gives the wait for a tentative IPv6 listen address
   t.true(doc.includes(`still not usable after ${TENTATIVE_WAIT_MS} ms\``));
 });
 
-test('docs/configuration.md quotes check-config\'s line for an IPv6 service address\'s drain as the command words it', async (t) => {
-  const {describeDrain} = await import('../cli/commands/check-config.js');
-  const {testConfig} = await import('./fakes/test-config.js');
-  const base = testConfig('primary');
-  const config = {...base, service: {...base.service, ip: {address: '2001:db8::100', prefixLength: 64, family: 6 as const, cidr: '2001:db8::100/64'}}};
-  const line = await describeDrain(config, {unavailable: async () => undefined} as never);
-  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
-  // The line up to its last colon, what follows being the consequence the doc says in its own words.
-  const text = typeof line === 'string' ? line : line.message;
-  t.true(doc.includes(`\`${text.slice(0, text.lastIndexOf(':'))}\``), text);
-});
-
 test('docs/rehearsal.md shows the refusal of rehearse --with-failure as the command words it', async (t) => {
   const {requireRehearsalAids} = await import('../cli/drill/agent-target.js');
   const doc = await readFile(new URL('docs/rehearsal.md', root), 'utf8');

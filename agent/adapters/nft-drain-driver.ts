@@ -15,17 +15,22 @@
 //   ICMP redirect. Only TCP that is not a SYN and whose socket lookup finds the wildcard listener, not a socket of
 //   its own (`socket wildcard 1`), is handed on: the taker's own connections and every new one stay here. A
 //   TIME-WAIT socket of the taker's would be found instead of the listener, so forward() destroys those first.
+// An IPv6 service address drains the same way, with an `ip6` table on the taker and the giver's own IPv6 address as
+// the `dup` target. The giver's hold needs no rule at all: the kernel answers a neighbour solicitation only for an
+// address on the interface it arrived on (ipv6_get_ifaddr, strict), so the address as a /128 on lo is accepted and
+// never advertised on eth0, and a solicitation the giver sends names a source of eth0's own. Measured in the lab: a
+// client resolving the address with the giver holding it on lo and the taker on eth0 learnt only the taker's MAC.
 
 import {readFile} from 'node:fs/promises';
 import {endianness, networkInterfaces} from 'node:os';
 import {BatonError, describeError, isBatonError} from '../errors.js';
-import {canonicalIpText} from '../net/ip-address.js';
+import {addressBitsOf, canonicalIpText, parseIpAddress} from '../net/ip-address.js';
 import type {CommandRunner, DrainDriver} from '../ports.js';
 import type {ServiceIp} from '../state-machine.js';
 import {dropTable, listTable, stderrOf, systemNft} from './nft.js';
 
 /** The tables a drain adds; removing them takes every rule back. The names say whose they are. */
-export const DRAIN_TABLES = {forward: 'ip baton_drain', hold: 'arp baton_drain'} as const;
+export const DRAIN_TABLES = {forward: 'ip baton_drain', forward6: 'ip6 baton_drain', hold: 'arp baton_drain'} as const;
 
 // /proc/net/tcp states (include/net/tcp_states.h) in which a connection may still carry data the client waits for:
 // ESTABLISHED, SYN_RECV, FIN_WAIT1 (our FIN or data not yet acknowledged), CLOSE_WAIT, LAST_ACK, CLOSING. FIN_WAIT2
@@ -52,12 +57,13 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
   const tableExists = async (table: string): Promise<boolean> => await listTable(runner, nftProgram, table).catch((error: unknown) => {
     throw explain(error, 'nft');
   }) !== undefined;
+  const forwardTable = (ip: ServiceIp): string => (ip.family === 6 ? DRAIN_TABLES.forward6 : DRAIN_TABLES.forward);
   const forwardRules = (ip: ServiceIp, giver: string): string => [
-    dropTable(DRAIN_TABLES.forward),
-    `table ${DRAIN_TABLES.forward} {`,
+    dropTable(forwardTable(ip)),
+    `table ${forwardTable(ip)} {`,
     '  chain strays {',
     '    type filter hook prerouting priority mangle; policy accept;',
-    `    ip daddr ${ip.address} tcp flags & syn == 0 socket wildcard 1 dup to ${giver} device "${iface}" drop`,
+    `    ${ip.family === 6 ? 'ip6' : 'ip'} daddr ${ip.address} tcp flags & syn == 0 socket wildcard 1 dup to ${giver} device "${iface}" drop`,
     '  }',
     '}',
   ].join('\n');
@@ -75,14 +81,15 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
     '  }',
     '}',
   ].join('\n');
-  const loCidr = (ip: ServiceIp): string => `${ip.address}/32`;
+  const hostBits = (ip: ServiceIp): number => addressBitsOf(ip.family);
+  const loCidr = (ip: ServiceIp): string => `${ip.address}/${hostBits(ip)}`;
   const onLo = async (ip: ServiceIp): Promise<boolean> => {
-    const stdout = await runner.run('ip', ['-j', '-4', 'addr', 'show', 'dev', 'lo']).catch((error: unknown) => {
+    const stdout = await runner.run('ip', ['-j', ip.family === 6 ? '-6' : '-4', 'addr', 'show', 'dev', 'lo']).catch((error: unknown) => {
       throw explain(error, 'ip');
     });
     const wanted = canonicalIpText(ip.address);
     return parseJsonList<{addr_info?: Array<{local?: string; prefixlen?: number}>}>(stdout)
-      .some((link) => (link.addr_info ?? []).some((info) => info.local !== undefined && canonicalIpText(info.local) === wanted && info.prefixlen === 32));
+      .some((link) => (link.addr_info ?? []).some((info) => info.local !== undefined && canonicalIpText(info.local) === wanted && info.prefixlen === hostBits(ip)));
   };
   const removeFromLo = async (ip: ServiceIp): Promise<void> => {
     try {
@@ -92,18 +99,17 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
       throw explain(error, 'ip');
     }
   };
-  const requireIpv4 = (ip: ServiceIp): void => {
-    if (ip.family === 6) throw new BatonError('COMMAND_FAILED', `the drain handles IPv4 service addresses only, not ${ip.address}`);
-  };
 
   return {
     async unavailable() {
       // `nft -c` hands the rules to the kernel without committing them: a missing nft, missing privileges or a
       // kernel without the socket, dup or arp parts all say so here, before a switch depends on them.
       const probe: ServiceIp = {address: '192.0.2.1', prefixLength: 32, family: 4, cidr: '192.0.2.1/32'};
+      const probe6: ServiceIp = {address: '2001:db8::1', prefixLength: 128, family: 6, cidr: '2001:db8::1/128'};
       try {
         await runner.run(nftProgram, ['-c', forwardRules(probe, '192.0.2.2')]);
         await runner.run(nftProgram, ['-c', holdRules(probe, '192.0.2.2')]);
+        await runner.run(nftProgram, ['-c', forwardRules(probe6, '2001:db8::2')]);
         return undefined;
       } catch (error) {
         return `nftables cannot take the drain's rules here: ${describeError(explain(error, 'nft'))}`;
@@ -111,17 +117,21 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
     },
 
     async ownAddress(ip) {
-      const entries = (networkInterfaces()[iface] ?? []).filter((entry) => entry.family === 'IPv4' && !entry.internal);
+      const family = ip.family === 6 ? 'IPv6' : 'IPv4';
+      const entries = (networkInterfaces()[iface] ?? []).filter((entry) => entry.family === family && !entry.internal);
       const wanted = canonicalIpText(ip.address);
-      const own = entries.filter((entry) => canonicalIpText(entry.address) !== wanted);
+      // Not a link-local one: a peer could reach it only through its own interface's name, which it does not know.
+      const own = entries.filter((entry) => canonicalIpText(entry.address) !== wanted && parseIpAddress(entry.address) !== undefined &&
+        !isLinkLocal(entry.address));
       // The address in the service IP's own subnet first: that is the one the taker reaches on-link.
       const sameSubnet = own.find((entry) => entry.cidr !== null && entry.cidr.endsWith(`/${ip.prefixLength}`));
-      return (sameSubnet ?? own[0])?.address;
+      const chosen = (sameSubnet ?? own[0])?.address;
+      return chosen === undefined ? undefined : canonicalIpText(chosen);
     },
 
     async hold(ip, own) {
-      requireIpv4(ip);
-      await nft(holdRules(ip, own));
+      // IPv6 needs no rule: the address on lo is never advertised on eth0 (see the top of this file).
+      if (ip.family === 4) await nft(holdRules(ip, own));
       try {
         await runner.run('ip', ['addr', 'add', loCidr(ip), 'dev', 'lo']);
       } catch (error) {
@@ -130,30 +140,32 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
     },
 
     async isHolding(ip) {
-      return await tableExists(DRAIN_TABLES.hold) && await onLo(ip);
+      return (ip.family === 6 || await tableExists(DRAIN_TABLES.hold)) && await onLo(ip);
     },
 
     async unhold(ip) {
       // The address first: once it is gone nothing here accepts the service IP's packets, so no ARP can name it.
       await removeFromLo(ip);
-      await nft(dropTable(DRAIN_TABLES.hold));
+      if (ip.family === 4) await nft(dropTable(DRAIN_TABLES.hold));
     },
 
     async forward(ip, giver) {
-      requireIpv4(ip);
       // TIME-WAIT sockets left on this host from its last turn as holder would take the packets of a giver's
       // connection that reuses their 4-tuple (the rule's socket lookup finds them, not the listener), answer them
       // itself, and stall that connection until the drain cuts it: measured in 16 of 40 moves before this. This
       // host holds no connection on the service IP now, so they are only leftovers: destroyed (sock_diag), best
       // effort, as a kernel without CONFIG_INET_DIAG_DESTROY refuses it.
-      await runner.run('ss', ['-K', '-H', 'state', 'time-wait', 'src', ip.address]).catch(() => '');
+      // ss reads ADDRESS[:PORT], so an IPv6 address goes in brackets ("2001:db8::100" is refused as a prefix).
+      await runner.run('ss', ['-K', '-H', 'state', 'time-wait', 'src', ip.family === 6 ? `[${ip.address}]` : ip.address]).catch(() => '');
       await nft(forwardRules(ip, giver));
     },
 
-    isForwarding: () => tableExists(DRAIN_TABLES.forward),
+    async isForwarding() {
+      return await tableExists(DRAIN_TABLES.forward) || await tableExists(DRAIN_TABLES.forward6);
+    },
 
     async unforward() {
-      await nft(dropTable(DRAIN_TABLES.forward));
+      await nft(`${dropTable(DRAIN_TABLES.forward)}\n${dropTable(DRAIN_TABLES.forward6)}`);
     },
 
     async openConnections(ip) {
@@ -181,7 +193,7 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
 
     async removeLeftovers(ip) {
       const removed: string[] = [];
-      for (const table of [DRAIN_TABLES.forward, DRAIN_TABLES.hold]) {
+      for (const table of [DRAIN_TABLES.forward, DRAIN_TABLES.forward6, DRAIN_TABLES.hold]) {
         // Without nft on the host no drain can have run: nothing of its tables to look for.
         const exists = await tableExists(table).catch((error: unknown) => {
           if (isBatonError(error, 'COMMAND_FAILED') && error.details?.exitCode === undefined) return false;
@@ -191,7 +203,7 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
         await nft(dropTable(table));
         removed.push(`nftables table ${table}`);
       }
-      if (ip.family === 4 && await onLo(ip)) {
+      if (await onLo(ip)) {
         await removeFromLo(ip);
         removed.push(`${loCidr(ip)} on lo`);
       }
@@ -211,12 +223,19 @@ function decodeV4(hex: string): string | undefined {
   return wordBytes(hex).join('.');
 }
 
-/** Only IPv4-mapped addresses (::ffff:a.b.c.d), as a socket listening on [::] sees IPv4 clients. */
+/** An IPv6 address in canonical text; an IPv4-mapped one (::ffff:a.b.c.d, as a socket listening on [::] sees IPv4
+ *  clients) as the IPv4 address. */
 function decodeV6(hex: string): string | undefined {
   if (!/^[0-9A-Fa-f]{32}$/.test(hex)) return undefined;
   const bytes = [0, 8, 16, 24].flatMap((i) => wordBytes(hex.slice(i, i + 8)));
   const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-  return mapped ? bytes.slice(12).join('.') : undefined;
+  if (mapped) return bytes.slice(12).join('.');
+  const groups = [0, 2, 4, 6, 8, 10, 12, 14].map((i) => (((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+  return canonicalIpText(groups.join(':'));
+}
+
+function isLinkLocal(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
 }
 
 function explain(error: unknown, program: 'nft' | 'ip'): unknown {

@@ -88,7 +88,7 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
   'plan': (params) => {
     const giverAddress = params['giverAddress'];
     if (giverAddress === undefined) return {step: decodeStep(params)};
-    if (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress)) throw new BatonError('BAD_REQUEST', 'plan: giverAddress must be an IPv4 address (the drain handles IPv4 service addresses only)');
+    if (typeof giverAddress !== 'string' || !isUnzonedIpText(giverAddress)) throw new BatonError('BAD_REQUEST', 'plan: giverAddress must be an IPv4 or IPv6 address without a zone');
     return {step: decodeStep(params), giverAddress};
   },
   'begin': (params) => {
@@ -97,8 +97,8 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
     if (!isEpoch(epoch)) throw new BatonError('BAD_REQUEST', `begin: epoch must be ${EPOCH_EXPECTED}`);
     const giverAddress = params['giverAddress'];
     const addresses = decodeHostAddresses(params['addresses'], 'begin');
-    if (giverAddress !== undefined && (typeof giverAddress !== 'string' || !isIpv4Text(giverAddress))) {
-      throw new BatonError('BAD_REQUEST', 'begin: giverAddress must be an IPv4 address (the drain handles IPv4 service addresses only)');
+    if (giverAddress !== undefined && (typeof giverAddress !== 'string' || !isUnzonedIpText(giverAddress))) {
+      throw new BatonError('BAD_REQUEST', 'begin: giverAddress must be an IPv4 or IPv6 address without a zone');
     }
     return {side, epoch, ...giverAddress === undefined ? {} : {giverAddress}, ...addresses === undefined ? {} : {addresses}};
   },
@@ -148,9 +148,10 @@ export function decodePeerParams<Op extends PeerOp>(op: Op, params: JsonObject):
 // drain.timeout_s is at most an hour.
 const MAX_DRAIN_MS = 3_600_000;
 
-function isIpv4Text(text: string): boolean {
+/** An address the taker can send to without knowing the giver's interface names: no zone (fe80::1%eth0). */
+function isUnzonedIpText(text: string): boolean {
   const address = parseIpAddress(text);
-  return address !== undefined && address.family === 4;
+  return address !== undefined && !address.address.includes('%');
 }
 
 function noFields(): NoFields {

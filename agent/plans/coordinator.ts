@@ -441,8 +441,9 @@ function readPeerAddresses(answer: JsonObject, log: Logger, switchId: string): r
 function readReadiness(value: JsonObject): DrainReadiness {
   const {address, unavailable} = value;
   if (typeof unavailable === 'string') return {unavailable};
-  if (typeof address === 'string' && parseIpAddress(address)?.family === 4) return {address};
-  return {unavailable: 'its answer names no IPv4 address'};
+  const parsed = typeof address === 'string' ? parseIpAddress(address) : undefined;
+  if (parsed !== undefined && !parsed.address.includes('%')) return {address: parsed.address};
+  return {unavailable: 'its answer names no address'};
 }
 
 function readDrainEnd(value: JsonObject): DrainEnd {

@@ -113,11 +113,10 @@ export class SwitchParticipant {
     const {drain} = this.#deps.steps.ctx;
     if (!config.drain.enabled) return {unavailable: `drain.enabled is false in ${config.file}`};
     if (config.service.mode !== 'address') return {unavailable: 'link mode downs the giver\'s interface, so nothing can reach its connections'};
-    if (config.service.ip.family !== 4) return {unavailable: `the drain handles IPv4 service addresses only, not ${config.service.ip.address}`};
     const unavailable = await drain.unavailable();
     if (unavailable !== undefined) return {unavailable};
     const address = await drain.ownAddress(config.service.ip);
-    if (address === undefined) return {unavailable: `${config.service.interface} has no IPv4 address of its own besides the service IP`};
+    if (address === undefined) return {unavailable: `${config.service.interface} has no IPv${config.service.ip.family} address of its own besides the service IP (link-local ones do not count)`};
     return {address};
   }
 

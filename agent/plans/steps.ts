@@ -120,7 +120,7 @@ async function expectForwarding(ctx: StepContext, forwarding: boolean): Promise<
 const holdConnections: StepActions = {
   async apply(ctx) {
     const own = await ctx.drain.ownAddress(ctx.service.ip);
-    if (own === undefined) throw new BatonError('STEP_FAILED', `${ctx.service.interface} has no IPv4 address of its own to name in ARP instead of ${ctx.service.ip.address}`);
+    if (own === undefined) throw new BatonError('STEP_FAILED', `${ctx.service.interface} has no IPv${ctx.service.ip.family} address of its own besides ${ctx.service.ip.address} for the taker to hand strays to`);
     await ctx.drain.hold(ctx.service.ip, own);
   },
   verify: (ctx) => expectHolding(ctx, true),

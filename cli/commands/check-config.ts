@@ -223,7 +223,6 @@ export async function checkSandbox(config: Config, dropIn: string): Promise<stri
 export async function describeDrain(config: Config, drain: DrainDriver): Promise<string | HostProblem> {
   if (!config.drain.enabled) return 'drain: off (drain.enabled: false): a planned switch cuts the connections open at the move';
   if (config.service.mode !== 'address') return 'drain: none in link mode (the giver\'s interface goes down): a planned switch cuts the connections open at the move';
-  if (config.service.ip.family !== 4) return 'drain: none for an IPv6 service address yet: a planned switch cuts the connections open at the move';
   const why = await drain.unavailable().catch((error: unknown) => describeError(error));
   if (why !== undefined) {
     return hostProblem('drain-unavailable', undefined, `drain: this host cannot drain: ${why}; a planned switch will cut the ` +

@@ -66,7 +66,39 @@ test('forward hands nft one idempotent transaction: only non-SYN TCP that finds 
   t.regex(script, /type filter hook prerouting priority mangle;/);
   t.regex(script, /ip daddr 192\.0\.2\.100 tcp flags & syn == 0 socket wildcard 1 dup to 192\.0\.2\.11 device "eth0" drop/);
   await driver.unforward();
-  t.is(runner.calls[2]?.args[0], `table ${DRAIN_TABLES.forward} {}\ndelete table ${DRAIN_TABLES.forward}`);
+  t.is(runner.calls[2]?.args[0], `table ${DRAIN_TABLES.forward} {}\ndelete table ${DRAIN_TABLES.forward}\n` +
+    `table ${DRAIN_TABLES.forward6} {}\ndelete table ${DRAIN_TABLES.forward6}`, 'either family\'s table: unforward needs no address');
+});
+
+const SERVICE_IP6 = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
+
+test('IPv6: forward writes the ip6 table with the giver\'s IPv6 address; hold is the /128 on lo alone, with no rule', async (t) => {
+  const runner = new RecordingRunner();
+  const driver = createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'});
+  await driver.forward(SERVICE_IP6, '2001:db8::11');
+  const script = runner.calls[1]?.args[0] ?? '';
+  t.true(script.startsWith(`table ${DRAIN_TABLES.forward6} {}\ndelete table ${DRAIN_TABLES.forward6}\n`));
+  t.regex(script, /ip6 daddr 2001:db8::100 tcp flags & syn == 0 socket wildcard 1 dup to 2001:db8::11 device "eth0" drop/);
+  t.is(runner.commandLines()[0], "ss -K -H state time-wait src '[2001:db8::100]'", 'in brackets: ss reads ADDRESS[:PORT]');
+  const holding = new RecordingRunner();
+  const holder = createNftDrainDriver(holding, {interface: 'eth0', nft: 'nft'});
+  await holder.hold(SERVICE_IP6, '2001:db8::11');
+  await holder.unhold(SERVICE_IP6);
+  t.deepEqual(holding.commandLines(), ['ip addr add 2001:db8::100/128 dev lo', 'ip addr del 2001:db8::100/128 dev lo'],
+    'no nft: the kernel never advertises an address on lo through eth0');
+  const lo = JSON.stringify([{ifname: 'lo', addr_info: [{local: '::1', prefixlen: 128}, {local: '2001:db8::100', prefixlen: 128}]}]);
+  t.true(await createNftDrainDriver(new RecordingRunner().on('ip -j -6 addr show dev lo', lo), {interface: 'eth0', nft: 'nft'}).isHolding(SERVICE_IP6));
+  t.false(await createNftDrainDriver(new RecordingRunner().on('ip -j -6 addr show dev lo', '[]'), {interface: 'eth0', nft: 'nft'}).isHolding(SERVICE_IP6));
+});
+
+test('IPv6: openConnections counts the service address\'s connections in tcp6, however the kernel prints its words', async (t) => {
+  // 2001:db8::100 as four host-order (little-endian) words, then 2001:db8::1, the host's own.
+  const dir = await procNet(t, line('640200C0:0050', '01'),
+    '   0: B80D0120000000000000000000010000:0050 B80D0120000000000000000002000000:C350 01 0:0 0:0 0 0 0 1 1\n' +
+    '   1: B80D0120000000000000000000010000:0050 B80D0120000000000000000003000000:C351 06 0:0 0:0 0 0 0 1 1\n' +
+    '   2: B80D0120000000000000000001000000:0050 B80D0120000000000000000002000000:C352 01 0:0 0:0 0 0 0 1 1\n');
+  const driver = createNftDrainDriver(new RecordingRunner(), {interface: 'eth0', procNet: dir, nft: 'nft'});
+  t.is(await driver.openConnections(SERVICE_IP6), 1, 'the established one on 2001:db8::100; not its TIME_WAIT, not 2001:db8::1');
 });
 
 test('hold drops ARP requests for the IP, renames its own ARP sender but leaves gratuitous ARP, and puts a /32 on lo', async (t) => {
@@ -102,7 +134,7 @@ test('removeLeftovers removes what it finds and says what; on a host without nft
   const lo = JSON.stringify([{ifname: 'lo', addr_info: [{local: '192.0.2.100', prefixlen: 32}]}]);
   const runner = new RecordingRunner().on(`nft list table ${DRAIN_TABLES.hold}`, missingTable(DRAIN_TABLES.hold)).on('ip -j -4 addr show dev lo', lo);
   const removed = await createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'}).removeLeftovers(SERVICE_IP);
-  t.deepEqual(removed, [`nftables table ${DRAIN_TABLES.forward}`, '192.0.2.100/32 on lo']);
+  t.deepEqual(removed, [`nftables table ${DRAIN_TABLES.forward}`, `nftables table ${DRAIN_TABLES.forward6}`, '192.0.2.100/32 on lo']);
   t.true(runner.commandLines().includes('ip addr del 192.0.2.100/32 dev lo'));
 
   const noNft = new BatonError('COMMAND_FAILED', 'cannot run `nft list table ip baton_drain`: nft is not installed', {details: {exitCode: undefined, stdout: '', stderr: ''}});

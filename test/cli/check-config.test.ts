@@ -32,7 +32,7 @@ test('check-config says how the drain runs, or why it cannot run on this host', 
   t.regex(await describeDrain({...config, drain: {...config.drain, enabled: false}}, drain) as string, /^drain: off \(drain\.enabled: false\)/);
   t.regex(await describeDrain({...config, service: {...config.service, mode: 'link'}}, drain) as string, /^drain: none in link mode/);
   const v6 = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
-  t.regex(await describeDrain({...config, service: {...config.service, ip: v6}}, drain) as string, /^drain: none for an IPv6 service address/);
+  t.regex(await describeDrain({...config, service: {...config.service, ip: v6}}, drain) as string, /^drain: on; /, 'an IPv6 service address drains too');
   drain.cannot = 'nftables cannot take the drain\'s rules here: Error: Could not process rule: No such file or directory';
   t.deepEqual(await describeDrain(config, drain), {kind: 'drain-unavailable', severity: 'warning', key: undefined,
     message: 'drain: this host cannot drain: nftables cannot take the drain\'s rules here: ' +

@@ -24,11 +24,12 @@ test('the operations on the wire are these thirteen, in this order', (t) => {
   t.deepEqual(PEER_OPS, ['host-info', 'check-log', 'plan', 'begin', 'can-drain', 'drain', 'apply', 'undo', 'confirm', 'finish', 'resume', 'drop-link', 'rehearsal', 'version']);
 });
 
-test('a taker is told where to send strays only as an IPv4 address; the drain\'s timeout is bounded', (t) => {
+test('a taker is told where to send strays as an IPv4 or IPv6 address without a zone; the drain\'s timeout is bounded', (t) => {
   t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress: '192.0.2.11'}), {side: 'taker', epoch: 4, giverAddress: '192.0.2.11'});
+  t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress: '2001:db8:0:1::11'}), {side: 'taker', epoch: 4, giverAddress: '2001:db8:0:1::11'});
   t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4}), {side: 'taker', epoch: 4}, 'no address: no drain');
-  for (const giverAddress of ['2001:db8::1', 'example.org', 7, '192.0.2.300']) {
-    t.throws(() => decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress}), {message: 'begin: giverAddress must be an IPv4 address (the drain handles IPv4 service addresses only)'});
+  for (const giverAddress of ['fe80::1%eth0', 'example.org', 7, '192.0.2.300', '2001:db8::g']) {
+    t.throws(() => decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress}), {message: 'begin: giverAddress must be an IPv4 or IPv6 address without a zone'});
   }
   t.deepEqual(decodePeerParams('drain', {timeoutMs: 60_000}), {timeoutMs: 60_000});
   for (const timeoutMs of [-1, 1.5, 3_600_001, '60000']) t.throws(() => decodePeerParams('drain', {timeoutMs}), {message: /^drain: timeoutMs must be an integer/});

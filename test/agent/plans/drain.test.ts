@@ -102,11 +102,12 @@ test('a host that cannot drain: the switch is the runbook\'s five steps, and the
   t.deepEqual([pair.primary.drain.journal, pair.backup.drain.journal], [[], []]);
 });
 
-test('an IPv6 service address: the switch moves it without a drain, and the operator is told why', async (t) => {
+test('an IPv6 service address drains too: the taker forwards to the giver\'s own IPv6 address, the giver holds the address', async (t) => {
   const pair = createFakePair(t);
   const ip = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
-  for (const host of [pair.primary, pair.backup]) {
+  for (const [host, own] of [[pair.primary, '2001:db8::11'], [pair.backup, '2001:db8::12']] as const) {
     host.config = {...host.config, service: {...host.config.service, ip}};
+    host.drain.own = own;
     host.restart();
   }
   await pair.primary.agent.start();
@@ -120,9 +121,10 @@ test('an IPv6 service address: the switch moves it without a drain, and the oper
     }
   });
   t.is(result.outcome, 'done', result.reason);
-  t.true(progress.some((p) => p.kind === 'note' && p.text === 'no drain: the primary cannot drain: the drain handles IPv4 service ' +
-    'addresses only, not 2001:db8::100; connections open on the primary at the move will be cut'));
-  t.deepEqual([pair.primary.drain.journal, pair.backup.drain.journal], [[], []]);
+  t.false(progress.some((p) => p.kind === 'note' && p.text.startsWith('no drain')), 'no note of a missing drain');
+  t.deepEqual(pair.backup.drain.journal, ['forward 2001:db8::100 to 2001:db8::11', 'unforward']);
+  t.deepEqual(pair.primary.drain.journal, ['hold 2001:db8::100 as 2001:db8::11', 'unhold 2001:db8::100']);
+  t.is(result.drain?.left, 0);
   t.true(pair.backup.network.addresses.has(ip.address));
 });
 
