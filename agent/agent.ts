@@ -185,7 +185,7 @@ export class Agent {
     log.notice(`(agent) ${config.node} of pair ${config.pair} starting, boot ${this.#bootId}, epoch ${this.#machine.epoch}, ` +
       `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observer.holdsIp ? 'held here' : 'not held here'}), ` +
       `replay protection ${config.heartbeat.replayProtection}`);
-    this.#loops.push(this.#peer.receive(), runTicks(clock, this.#lateness, log, this.#abort.signal, () => this.#sendBeacon()), this.#livenessLoop(), this.#observer.watch(clock, this.#abort.signal, (holdsIp) => this.#observed(holdsIp)), this.#startup());
+    this.#loops.push(this.#peer.receive(), runTicks(clock, this.#lateness, log, this.#abort.signal, () => this.#sendBeacon()), this.#livenessLoop(), this.#observer.watch(clock, this.#abort.signal, this.#deps.config.service.interface, (holdsIp, interfaceRunning) => this.#observed(holdsIp, interfaceRunning)), this.#startup());
     this.#health.start();
   }
 
@@ -464,9 +464,9 @@ export class Agent {
   }
 
   /** Each second's look at the interface: repairs when it differs from the state, and takeover retries. */
-  #observed(holdsIp: boolean): void {
+  #observed(holdsIp: boolean, interfaceRunning: boolean): void {
     if (this.#stopping) return;
-    if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp});
+    if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp, interfaceRunning});
     // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
     if (!this.#peer.isAlive() && this.#deps.clock.now() - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {
       void this.dispatch({type: 'peer-still-silent'});

@@ -39,15 +39,19 @@ export class Observer {
     return this.#holdsIp;
   }
 
-  /** Reads the interface every second until `signal` aborts, and hands each reading to `seen`. */
-  async watch(clock: Clock, signal: AbortSignal, seen: (holdsIp: boolean) => void): Promise<void> {
+  /**
+   * Reads the interface every second until `signal` aborts, and hands each reading to `seen`, with whether the
+   * service interface runs (a failed read counts as running: only a reading says it does not).
+   */
+  async watch(clock: Clock, signal: AbortSignal, iface: string, seen: (holdsIp: boolean, interfaceRunning: boolean) => void): Promise<void> {
     while (!signal.aborted) {
       try {
         await clock.sleep(OBSERVE_EVERY_MS, signal);
       } catch {
         return;
       }
-      seen(await this.refresh());
+      const holdsIp = await this.refresh();
+      seen(holdsIp, holdsIp || await this.#network.isRunning(iface).catch(() => true));
     }
   }
 }

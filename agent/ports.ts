@@ -62,6 +62,11 @@ export interface NetworkDriver {
    * interface that is missing is simply not serving.
    */
   isServing(ip: ServiceIp): Promise<boolean>;
+  /**
+   * Cheap, as isServing: whether the interface is up and running (it has a carrier), without spawning a process.
+   * Never throws: a missing interface is not running.
+   */
+  isRunning(iface: string): Promise<boolean>;
 }
 
 /**

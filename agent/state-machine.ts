@@ -30,8 +30,10 @@
 //
 //   active ──observed: the IP left this host, the peer holds it──► standby
 //   active ──observed: the IP left this host, nobody holds it──► (takeover plan: take it back, same epoch)
+//   active ──observed: the IP left this host, its service interface does not run──► fault
 //   standby/released ──observed: the IP is on this host──► active
 //   fault ──observed: the IP is on this host──► (release plan)
+//   fault ──observed: the service interface runs again after it did not, checks pass──► standby
 //
 //   standby ──health-changed: failing──► fault ──health-changed: ok──► standby
 //   active ──health-changed: failing──► active, hands over (a planned switchover to a healthy standby)
@@ -97,6 +99,8 @@ export interface MachineState {
   readonly health: Health;
   /** It was released when the agent last stopped: after the start it stays released, not standby. */
   readonly releasedAtStart: boolean;
+  /** In fault, the service interface was seen not running: when it runs again, the fault is over. */
+  readonly interfaceDown: boolean;
 }
 
 export type AgentEvent =
@@ -114,8 +118,9 @@ export type AgentEvent =
   | {readonly type: 'peer-still-silent'}
   /** This host's health checks flipped. */
   | {readonly type: 'health-changed'; readonly health: Health; readonly reason: string}
-  /** What the periodic look at the interface showed (level-triggered reconciliation). */
-  | {readonly type: 'observed'; readonly holdsIp: boolean}
+  /** What the periodic look at the interface showed (level-triggered reconciliation), and whether the service
+   *  interface runs (up, with a carrier). */
+  | {readonly type: 'observed'; readonly holdsIp: boolean; readonly interfaceRunning: boolean}
   /** The agent is stopping (SIGTERM); `released` says whether it removed the IP (on_stop: release). */
   | {readonly type: 'stop-requested'; readonly released: boolean};
 
@@ -138,17 +143,23 @@ export const ADDRESS_STILL_ANSWERS = 'peer silent but service IP alive';
 
 export function initialState(role: Role, epoch: number, released = false): MachineState {
   return {name: 'starting', role, epoch, reason: 'agent started', peer: undefined, plan: undefined, plansStarted: 0, switch: undefined,
-    splitBrain: false, health: 'ok', releasedAtStart: released};
+    splitBrain: false, health: 'ok', releasedAtStart: released, interfaceDown: false};
 }
 
 export function step(state: MachineState, event: AgentEvent): Transition {
+  const next = stepOf(state, event);
+  // What interfaceDown remembers is about a fault: leaving fault forgets it.
+  return next.state.name === 'fault' || !next.state.interfaceDown ? next : {...next, state: {...next.state, interfaceDown: false}};
+}
+
+function stepOf(state: MachineState, event: AgentEvent): Transition {
   switch (event.type) {
     case 'probed':
       return onProbed(state, event.holdsIp, event.addressInUse);
     case 'peer-seen':
       return onPeerSeen({...state, peer: viewOf(event.beacon)});
     case 'observed':
-      return onObserved(state, event.holdsIp);
+      return onObserved(state, event.holdsIp, event.interfaceRunning);
     case 'health-changed':
       return onHealthChanged({...state, health: event.health}, event.reason);
     case 'stop-requested':
@@ -239,15 +250,28 @@ function onPeerSeen(state: MachineState): Transition {
 
 /**
  * Desired against observed. An active host that lost the IP (removed by hand, interface reset) takes it back
- * unless the peer holds it. A standby or released host that finds the IP on its interface (added by hand, a
- * healed partition) holds it: it becomes active, and the epoch rule above settles who keeps it.
+ * unless the peer holds it, or its service interface does not run: then it cannot serve, and is in fault until the
+ * interface runs again (a cable pulled, a link set down; IPv6 addresses go with the link). A standby or released
+ * host that finds the IP on its interface (added by hand, a healed partition) holds it: it becomes active, and the
+ * epoch rule above settles who keeps it.
  */
-function onObserved(state: MachineState, holdsIp: boolean): Transition {
+function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boolean): Transition {
   if (state.plan !== undefined) return stay(state);
   const peerHolds = state.peer?.alive === true && state.peer.holdsIp;
   if (state.name === 'active' && !holdsIp) {
     if (peerHolds) return transition({...state, name: 'standby', reason: 'the service IP left this host and the peer holds it'}, [{type: 'send-beacon'}]);
+    if (!interfaceRunning) {
+      return transition({...state, name: 'fault', interfaceDown: true,
+        reason: 'the service interface does not run (down, or no carrier): this host cannot serve the service IP'}, [{type: 'send-beacon'}]);
+    }
     return startTakeover(state, 'the service IP vanished from this host: taking it back');
+  }
+  if (state.name === 'fault' && !holdsIp) {
+    if (!interfaceRunning && !state.interfaceDown) return transition({...state, interfaceDown: true}, []);
+    // Its own checks decide a fault they caused; one that came with the interface ends with it.
+    if (interfaceRunning && state.interfaceDown && state.health === 'ok') {
+      return transition({...state, name: 'standby', reason: 'the service interface runs again'}, [{type: 'send-beacon'}]);
+    }
   }
   if ((state.name === 'standby' || state.name === 'released') && holdsIp) {
     return transition({...state, name: 'active', reason: `found the service IP on this host while ${state.name}`}, [{type: 'send-beacon'}]);

@@ -85,5 +85,6 @@ export function countingAnnouncements(network: NetworkDriver, tally: AgentTally)
     },
     isAddressInUse: (ip) => network.isAddressInUse(ip),
     isServing: (ip) => network.isServing(ip),
+    isRunning: (iface) => network.isRunning(iface),
   };
 }

@@ -286,7 +286,7 @@ const ACTIVE_PEER: Beacon = {
   holdsIp: true, health: 'ok', switchId: '', ack: undefined,
 };
 const RUNBOOK_ROWS: Record<string, {readonly from: 'released' | 'restart'; readonly events: readonly AgentEvent[]}> = {
-  'nothing special': {from: 'released', events: [{type: 'peer-seen', beacon: ACTIVE_PEER}, {type: 'observed', holdsIp: false}]},
+  'nothing special': {from: 'released', events: [{type: 'peer-seen', beacon: ACTIVE_PEER}, {type: 'observed', holdsIp: false, interfaceRunning: true}]},
   'reboot, or restart `baton-agent`': {from: 'restart', events: [
     {type: 'peer-seen', beacon: ACTIVE_PEER}, {type: 'probed', holdsIp: false, addressInUse: true}]},
   'stop the web server while an `http:` health check is configured': {from: 'released', events: [

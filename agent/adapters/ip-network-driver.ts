@@ -25,6 +25,7 @@
 //   against arping's 36.4 (86.1), free 157.6 (162.7) against 186.5 (196.3): no process start, and no wait for
 //   arping to act on SIGINT.
 
+import {readFile} from 'node:fs/promises';
 import {networkInterfaces} from 'node:os';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {BatonError, isBatonError} from '../errors.js';
@@ -264,6 +265,15 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
       const wanted = canonicalAddress(serviceIp);
       return (networkInterfaces()[iface] ?? []).some((entry) =>
         canonicalAddress({...serviceIp, address: entry.address}) === wanted && entry.cidr === `${entry.address}/${serviceIp.prefixLength}`);
+    },
+
+    async isRunning(linkName) {
+      // libuv's list has only interfaces that are up and running, with an address of either family. One that runs
+      // with no address at all (no IPv4, IPv6 off) is found by the kernel's operational state instead.
+      if (networkInterfaces()[linkName] !== undefined) return true;
+      if (!/^[^\s/:]{1,15}$/.test(linkName) || linkName === '.' || linkName === '..') return false;
+      const state = await readFile(`/sys/class/net/${linkName}/operstate`, 'utf8').catch(() => '');
+      return state.trim() === 'up';
     },
 
     async isAddressInUse(serviceIp) {

@@ -220,14 +220,38 @@ test('split brain: the lower epoch releases, the higher one waits, then announce
 });
 
 test('observed drift is repaired: a lost address is taken back, a found one is held', (t) => {
-  const lost = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false});
+  const lost = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false, interfaceRunning: true});
   t.deepEqual(lost.effects, ['run-plan takeover probe-address,take-ip,announce']);
   t.is(lost.state.epoch, 3, 'taking back its own address keeps the epoch');
   const peerHas = run(settledAs('primary', 'active', 3), {type: 'peer-seen', beacon: peerBeacon({state: 'active', holdsIp: true, epoch: 9})});
   t.is(peerHas.state.plan?.name, 'release');
-  const found = run(settledAs('backup', 'standby', 0), {type: 'observed', holdsIp: true});
+  const found = run(settledAs('backup', 'standby', 0), {type: 'observed', holdsIp: true, interfaceRunning: true});
   t.is(found.state.name, 'active');
-  t.deepEqual(run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: true}).effects, []);
+  t.deepEqual(run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: true, interfaceRunning: true}).effects, []);
+});
+
+test('an active host whose service interface stops running is in fault, not taking its address back, and stands by when it runs again', (t) => {
+  // An IPv6 address goes with the link: the host no longer holds it, and a takeover through a down link would fail.
+  const down = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false, interfaceRunning: false});
+  t.is(down.state.name, 'fault');
+  t.deepEqual(down.effects, ['send-beacon'], 'no takeover plan');
+  t.regex(down.state.reason, /the service interface does not run/);
+  t.is(run(down.state, {type: 'observed', holdsIp: false, interfaceRunning: false}).state.name, 'fault', 'still down: still fault');
+  const back = run(down.state, {type: 'observed', holdsIp: false, interfaceRunning: true});
+  t.is(back.state.name, 'standby');
+  t.is(back.state.reason, 'the service interface runs again');
+  t.false(back.state.interfaceDown, 'forgotten once out of fault');
+  // A fault of its health checks is theirs to end, even when the interface went down and came back meanwhile.
+  const failing = {...down.state, health: 'failing' as const};
+  t.is(run(failing, {type: 'observed', holdsIp: false, interfaceRunning: true}).state.name, 'fault');
+  // A fault that did not come with the interface (a failed takeover on a running one) does not end by it running.
+  const failed = {...settledAs('backup', 'standby', 0), name: 'fault' as const};
+  t.is(run(failed, {type: 'observed', holdsIp: false, interfaceRunning: true}).state.name, 'fault');
+  const seenDown = run(failed, {type: 'observed', holdsIp: false, interfaceRunning: false});
+  t.true(seenDown.state.interfaceDown);
+  t.deepEqual(seenDown.effects, []);
+  t.is(run(seenDown.state, {type: 'observed', holdsIp: false, interfaceRunning: true}).state.name, 'standby',
+    'a takeover that failed with the link down ends when the link is back');
 });
 
 test('a host released before a restart stays released after it, not standby', (t) => {

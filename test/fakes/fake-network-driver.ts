@@ -75,6 +75,10 @@ export class FakeNetworkDriver implements NetworkDriver {
     return this.linkUp && this.addresses.has(ip.address);
   }
 
+  async isRunning(): Promise<boolean> {
+    return this.linkUp;
+  }
+
   async isAddressInUse(ip: ServiceIp): Promise<boolean> {
     this.#enter('isAddressInUse', ip.cidr);
     // arping cannot probe through a downed interface: it exits 2, which the ip driver throws.
