@@ -31,10 +31,9 @@ test.serial('the agents listen on and beacon to their IPv6 addresses, and see ea
   t.is(l.heartbeatFamily, 6);
   t.is(l.serviceIp, '192.0.2.100/25');
   const {primary, backup} = await settled(l);
-  // (status writes ADDRESS:PORT without brackets for now; what matters is which address.)
-  t.true(primary.self.listen.includes(LAB_ADDRESSES6.primary.svc), primary.self.listen);
-  t.true(primary.peer.address.includes(LAB_ADDRESSES6.backup.svc), primary.peer.address);
-  t.true(backup.peer.address.includes(LAB_ADDRESSES6.primary.svc), backup.peer.address);
+  t.is(primary.self.listen, `[${LAB_ADDRESSES6.primary.svc}]:7411`);
+  t.is(primary.peer.address, `[${LAB_ADDRESSES6.backup.svc}]:7411`);
+  t.is(backup.peer.address, `[${LAB_ADDRESSES6.primary.svc}]:7411`);
   t.true(primary.peer.alive);
   t.true(backup.peer.alive);
   t.true(primary.beacons.accepted > 0 && backup.beacons.accepted > 0);
