@@ -306,7 +306,7 @@ async function runAgent(
   // The same for the announcement after the address is added: a long-lived sender instead of an arping per packet.
   const garp = new GarpSender();
   garp.warm();
-  // And the IPv4 address itself: a netlink round trip from a long-lived helper, without ip's parsing and lookups,
+  // And the address itself (IPv6 with nodad): a netlink round trip from a long-lived helper, without ip's parsing and lookups,
   // on the two steps that open and close the unowned window.
   const netlink = new NetlinkAddresses();
   netlink.warm();

@@ -146,10 +146,10 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
       throw await explainFailure(runner, error, linkName);
     }
   };
-  // An IPv4 address through the netlink helper when it can run; otherwise, and for IPv6, `ip address ARGS`.
+  // The address through the netlink helper when it can run (an IPv6 one with nodad); otherwise `ip address ARGS`.
   const changeAddress = async (verb: 'add' | 'del', serviceIp: ServiceIp, args: readonly string[]): Promise<void> => {
     const netlink = options.netlink;
-    if (serviceIp.family === 4 && netlink !== undefined && netlink.unusable === undefined) {
+    if (netlink !== undefined && netlink.unusable === undefined) {
       try {
         await netlink.change(verb, iface, serviceIp.address, serviceIp.prefixLength);
         return;

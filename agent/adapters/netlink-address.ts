@@ -8,17 +8,21 @@
 // Essential in Debian. It sends RTM_NEWADDR (create, exclusive) or RTM_DELADDR with the address as IFA_LOCAL and
 // IFA_ADDRESS, which is what `ip address add|del A.B.C.D/N dev IFACE` sends, and waits for the kernel's
 // acknowledgement. The interface's index is looked up for every change (SIOCGIFINDEX: this network namespace's),
-// so a renamed or re-created interface is found again. IPv4 only; IPv6 changes stay with `ip` (nodad).
+// so a renamed or re-created interface is found again. An IPv6 address (AF_INET6) is added with IFA_F_NODAD, as
+// `ip address add … nodad` adds it: usable at once, the agent has probed the LAN before.
 //
-// Protocol, one line each way: `add|del IFACE A.B.C.D PREFIXLEN` → `ok` or `error TEXT` (TEXT: the kernel's words,
+// Protocol, one line each way: `add|del IFACE ADDRESS PREFIXLEN` (ADDRESS: A.B.C.D, or an IPv6 address as 32 hex
+// digits) → `ok` or `error TEXT` (TEXT: the kernel's words,
 // e.g. "File exists", "Cannot assign requested address", "No such device"), which the driver reads as it reads ip's.
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
 import {helperLineError, PerlLineHelper} from './helper-process.js';
+import {ipv6Hex} from '../net/ip-address.js';
 
 // 16 = AF_NETLINK (protocol 0: NETLINK_ROUTE), 0x8933 = SIOCGIFINDEX; 20/21 = RTM_NEWADDR/RTM_DELADDR, 2 = NLMSG_ERROR.
-// Flags: 1 REQUEST, 4 ACK, 0x200 EXCL, 0x400 CREATE. struct ifaddrmsg: family, prefixlen, flags, scope, index (u32).
+// Flags: 1 REQUEST, 4 ACK, 0x200 EXCL, 0x400 CREATE. struct ifaddrmsg: family (2 AF_INET, 10 AF_INET6), prefixlen,
+// flags (0x02 IFA_F_NODAD), scope, index (u32).
 // rtattr: length (u16), type (u16): 1 = IFA_ADDRESS, 2 = IFA_LOCAL. The acknowledgement's error (negative errno)
 // follows its 16-byte header.
 const SCRIPT = String.raw`
@@ -31,12 +35,14 @@ my $seq = 0;
 while (my $line = <STDIN>) {
   chomp $line;
   my ($verb, $if, $ip, $plen) = split / /, $line;
-  if (!defined $plen || $verb !~ /^(add|del)$/ || $ip !~ /^\d+\.\d+\.\d+\.\d+$/ || $plen !~ /^\d+$/ || $plen > 32) { print "error not a command: $line\n"; next }
+  my $v6 = defined $ip && $ip =~ /^[0-9a-f]{32}$/;
+  if (!defined $plen || $verb !~ /^(add|del)$/ || (!$v6 && $ip !~ /^\d+\.\d+\.\d+\.\d+$/) || $plen !~ /^\d+$/ || $plen > ($v6 ? 128 : 32)) { print "error not a command: $line\n"; next }
   my $ifr = pack('a16 x24', $if);
   if (!ioctl($io, 0x8933, $ifr)) { print "error $if: $!\n"; next }
   my $index = unpack('x16 i', $ifr);
-  my $addr = inet_aton($ip);
-  my $body = pack('C C C C L', AF_INET, $plen, 0, 0, $index) . pack('S S', 8, 2) . $addr . pack('S S', 8, 1) . $addr;
+  my $addr = $v6 ? pack('H32', $ip) : inet_aton($ip);
+  my $at = pack('S S', 4 + length($addr), 2) . $addr . pack('S S', 4 + length($addr), 1) . $addr;
+  my $body = pack('C C C C L', $v6 ? 10 : AF_INET, $plen, $v6 ? 0x02 : 0, 0, $index) . $at;
   my ($type, $flags) = $verb eq 'add' ? (20, 1 | 4 | 0x200 | 0x400) : (21, 1 | 4);
   $seq++;
   if (!send($nl, pack('L S S L L', 16 + length($body), $type, $flags, $seq, 0) . $body, 0, $kernel)) { print "error send: $!\n"; next }
@@ -104,11 +110,14 @@ export class NetlinkAddresses {
    * BatonError COMMAND_FAILED with the kernel's words in details.stderr (e.g. "File exists" when it is already there).
    */
   change(verb: 'add' | 'del', iface: string, address: string, prefixLength: number): Promise<void> {
-    if (!INTERFACE_NAME.test(iface) || !isIPv4(address) || !Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > 32) {
+    const hex = isIPv4(address) ? undefined : ipv6Hex(address);
+    if (!INTERFACE_NAME.test(iface) || (!isIPv4(address) && hex === undefined) || !Number.isInteger(prefixLength) || prefixLength < 0 ||
+      prefixLength > (hex === undefined ? 32 : 128)) {
       return Promise.reject(new BatonError('COMMAND_FAILED', `not an address change: ${verb} ${JSON.stringify(address)}/${prefixLength} on ${JSON.stringify(iface)}`));
     }
     const text = `${verb} ${iface} ${address} ${prefixLength}`;
-    return this.#helper.request({text}, `${text}\n`, () => new BatonError('COMMAND_TIMEOUT',
+    const line = hex === undefined ? text : `${verb} ${iface} ${hex} ${prefixLength}`;
+    return this.#helper.request({text}, `${line}\n`, () => new BatonError('COMMAND_TIMEOUT',
       `address change (${text}) was not acknowledged within ${this.#helper.timeoutMs} ms; the helper is restarted`));
   }
 

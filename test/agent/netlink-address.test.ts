@@ -17,8 +17,8 @@ interface AddrInfo {
   readonly [key: string]: unknown;
 }
 
-async function addresses(dev: string): Promise<AddrInfo[]> {
-  const {stdout} = await execa('ip', ['-n', NS, '-j', '-4', 'addr', 'show', 'dev', dev]);
+async function addresses(dev: string, family: '-4' | '-6' = '-4'): Promise<AddrInfo[]> {
+  const {stdout} = await execa('ip', ['-n', NS, '-j', family, 'addr', 'show', 'dev', dev, 'scope', 'global']);
   return (JSON.parse(stdout) as Array<{addr_info?: AddrInfo[]}>).flatMap((link) => link.addr_info ?? []);
 }
 
@@ -60,6 +60,24 @@ test.serial('the address it adds is the one `ip address add` makes; adding it tw
   t.is(error?.message, 'address change (add v0 192.0.2.100 25) failed: File exists');
 });
 
+test.serial('an IPv6 address is the one `ip address add … nodad` makes: usable at once, never tentative; its removal and the kernel\'s refusals as for IPv4', async (t) => {
+  const netlink = helper(t);
+  await netlink.change('add', 'v0', '2001:DB8:0:1::100', 64);
+  await execa('ip', ['-n', NS, '-6', 'addr', 'add', '2001:db8:0:1::100/64', 'dev', 'v1', 'nodad']);
+  const [mine] = await addresses('v0', '-6');
+  const [ips] = await addresses('v1', '-6');
+  t.like(mine, {family: 'inet6', local: '2001:db8:0:1::100', prefixlen: 64, nodad: true});
+  t.is(mine?.['tentative'], undefined);
+  t.deepEqual(mine, ips, 'same address, prefix, scope, flags and lifetimes as ip makes');
+  const exists = await t.throwsAsync(netlink.change('add', 'v0', '2001:db8:0:1::100', 64));
+  t.is(isBatonError(exists) ? exists.details?.stderr : undefined, 'File exists');
+  t.is(exists?.message, 'address change (add v0 2001:db8:0:1::100 64) failed: File exists');
+  await netlink.change('del', 'v0', '2001:db8:0:1::100', 64);
+  t.deepEqual(await addresses('v0', '-6'), []);
+  const gone = await t.throwsAsync(netlink.change('del', 'v0', '2001:db8:0:1::100', 64));
+  t.is(isBatonError(gone) ? gone.details?.stderr : undefined, 'Cannot assign requested address');
+});
+
 test.serial('removing takes exactly that address and prefix; removing it again is "Cannot assign requested address"', async (t) => {
   const netlink = helper(t);
   await netlink.change('add', 'v0', '192.0.2.100', 25);
@@ -81,10 +99,11 @@ test.serial('a missing interface is "NAME: No such device", and the helper goes 
   t.is(netlink.unusable, undefined);
 });
 
-test('requests that would change the command line, IPv6 and impossible prefixes are refused before anything is sent', async (t) => {
+test('requests that would change the command line, addresses with a zone and impossible prefixes are refused before anything is sent', async (t) => {
   const netlink = new NetlinkAddresses({command: ['/nonexistent/perl']});
   for (const [iface, address, prefix] of [['v0 x', '192.0.2.100', 25], ['v0\nadd v0 192.0.2.1 24', '192.0.2.100', 25], ['', '192.0.2.100', 25],
-    ['abcdefghijklmnop', '192.0.2.100', 25], ['v0', '2001:db8::1', 64], ['v0', '192.0.2.100 x', 25], ['v0', '192.0.2.100', 33], ['v0', '192.0.2.100', 2.5]] as const) {
+    ['abcdefghijklmnop', '192.0.2.100', 25], ['v0', '2001:db8::1%v0', 64], ['v0', '2001:db8::1', 129], ['v0', '192.0.2.100 x', 25],
+    ['v0', '192.0.2.100', 33], ['v0', '192.0.2.100', 2.5]] as const) {
     const error = await t.throwsAsync(netlink.change('add', iface, address, prefix));
     t.regex(error?.message ?? '', /^not an address change/, `${JSON.stringify(iface)} ${address}/${prefix}`);
   }
