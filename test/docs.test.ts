@@ -239,13 +239,15 @@ test('docs/protocol.md names every peer operation as peer-protocol.ts lists them
   t.true(rehearsal.includes(`after ${REHEARSAL_ASK_DEADLINE_MS / 1000} s the`), 'rehearsal.md: the same deadline');
 });
 
-test('docs/protocol.md and docs/configuration.md give the number of addresses a host tells its peer as host-addresses.ts has it', async (t) => {
+test('protocol.md, configuration.md and troubleshooting.md give the number of addresses a host tells its peer as host-addresses.ts has it', async (t) => {
   const {MAX_HOST_ADDRESSES} = await import('../agent/peer/host-addresses.js');
   const protocol = await readFile(new URL('docs/protocol.md', root), 'utf8');
   t.true(protocol.includes(`canonical, at most ${MAX_HOST_ADDRESSES}, without`), 'protocol.md: begin\'s addresses');
   t.true(protocol.includes(`is not at most ${MAX_HOST_ADDRESSES} IP addresses`), 'protocol.md: the refusal');
   const configuration = await readFile(new URL('docs/configuration.md', root), 'utf8');
   t.true(configuration.includes(`(up to ${MAX_HOST_ADDRESSES}, without`), 'configuration.md: the access log\'s exclusions');
+  const troubleshooting = await readFile(new URL('docs/troubleshooting.md', root), 'utf8');
+  t.true(troubleshooting.includes(`more than ${MAX_HOST_ADDRESSES} addresses tells the first ${MAX_HOST_ADDRESSES}`), 'troubleshooting.md');
 });
 
 test('docs/troubleshooting.md gives the wait for a tentative IPv6 listen address as the transport has it', async (t) => {

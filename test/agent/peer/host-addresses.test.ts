@@ -3,6 +3,8 @@
 import test from 'ava';
 import {decodeHostAddresses, MAX_HOST_ADDRESSES, shareableAddresses} from '../../../agent/peer/host-addresses.js';
 import {decodePeerParams} from '../../../agent/peer/peer-protocol.js';
+import {encodeMessage, MAX_DATAGRAM_BYTES, openFrame, readFrame} from '../../../agent/peer/beacon-codec.js';
+import {testKey, testKeyring} from '../../fakes/test-config.js';
 
 test('a host tells its addresses of both families, canonical and once each, without loopback and link-local ones', (t) => {
   const {shared, left} = shareableAddresses(['127.0.0.1', '192.0.2.11', '::1', '2001:DB8:0::11', 'fe80::11', '2001:db8::11',
@@ -32,4 +34,20 @@ test('begin carries the coordinator\'s addresses beside the drain\'s giver addre
   t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress: '192.0.2.11', addresses: []}),
     {side: 'taker', epoch: 4, giverAddress: '192.0.2.11', addresses: []});
   t.throws(() => decodePeerParams('begin', {side: 'taker', epoch: 4, addresses: ['nope']}), {message: 'begin: addresses: "nope" is not an IP address'});
+});
+
+test('a begin with the most and longest addresses, and the reply with as many, each fit one datagram and decode', (t) => {
+  // The longest an address's canonical text gets: eight groups of four digits, or an IPv4-mapped tail unmapped.
+  const longest = Array.from({length: MAX_HOST_ADDRESSES}, (_, i) => `2001:db8:ffff:ffff:ffff:ffff:ffff:${(0xff00 + i).toString(16)}`);
+  const envelope = {pair: 'abcdefghijklmnopqrstuvwxyz012345', node: 'primary' as const, boot: 'x'.repeat(21), seq: Number.MAX_SAFE_INTEGER,
+    sentAt: Date.UTC(2026, 11, 6)};
+  const request = encodeMessage({kind: 'request', request: {...envelope, to: 'y'.repeat(21), id: 'z'.repeat(21), op: 'begin',
+    switchId: 's'.repeat(21), params: {side: 'taker', epoch: Number.MAX_SAFE_INTEGER, giverAddress: '255.255.255.254', addresses: longest}}}, testKey());
+  const reply = encodeMessage({kind: 'reply', reply: {...envelope, id: 'z'.repeat(21), ok: true, error: undefined, result: {addresses: longest}}}, testKey());
+  for (const datagram of [request, reply]) {
+    t.log(`${datagram.length} of ${MAX_DATAGRAM_BYTES} bytes`);
+    t.true(datagram.length <= MAX_DATAGRAM_BYTES, `${datagram.length} bytes`);
+    const framed = readFrame(datagram, testKeyring());
+    t.true(framed.ok && openFrame(framed.frame, envelope.pair, envelope.sentAt).ok);
+  }
 });
