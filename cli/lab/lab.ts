@@ -76,6 +76,8 @@ export interface LabOptions {
   readonly heartbeatFamily?: IpFamily;
   /** A web server on each host writing a combined-format access log; none when omitted. */
   readonly web?: WebServerKind;
+  /** false: drain.enabled false in both configs (a switch as the runbook has it); default on. */
+  readonly drain?: boolean;
   /** Per-host service interface, e.g. a wrong one to make a step fail. */
   readonly serviceInterface?: Partial<Record<Role, string>>;
   readonly progress?: (line: string) => void;
@@ -142,7 +144,7 @@ export async function labUp(options: LabOptions): Promise<Lab> {
         serviceIp: labServiceCidr(serviceFamily), secretFile,
         stateDir: join(hostDir, 'state'), socket, extra: `${options.extraConfig ?? ''}\n${options.hostConfig?.[role] ?? ''}`, mode,
         serviceInterface: options.serviceInterface?.[role] ?? topology.interfaceName(role, 'svc'), accessLog: web?.accessLog,
-        graceful: web?.graceful,
+        graceful: web?.graceful, drain: options.drain ?? true,
       }), {mode: 0o600});
       const host: LabHost = {
         role, namespace: topology.namespace(role), address: topology.address(role, beaconLan, heartbeatFamily),
@@ -282,6 +284,8 @@ export interface LabConfigInput {
   role: Role; address: string; peer: string; serviceIp: string; secretFile: string; stateDir: string; socket: string; extra: string;
   mode: ServiceMode; serviceInterface: string; accessLog: string | undefined;
   graceful: {readonly path: string; readonly args: readonly string[]} | undefined;
+  /** Whether the drain is on (the default); off writes drain.enabled false and no graceful command. */
+  drain?: boolean;
 }
 
 /** A host's baton.yaml as labUp writes it. Pure. */
@@ -299,8 +303,8 @@ export function labConfig(host: LabConfigInput): string {
     `  mode: ${host.mode}`,
     ...(host.accessLog === undefined ? [] : ['confirm:', `  access_log: ${host.accessLog}`, '  min_requests: 3', '  timeout_s: 10']),
     // The lab's web server finishes gracefully when its host gives the IP away; a lab download lasts 4 s.
-    ...(host.graceful === undefined ? [] : ['drain:', '  graceful_command:', `    path: ${host.graceful.path}`,
-      `    args: ${JSON.stringify(host.graceful.args)}`, '  timeout_s: 20']),
+    ...(host.drain === false ? ['drain: { enabled: false }'] : host.graceful === undefined ? [] : ['drain:', '  graceful_command:',
+      `    path: ${host.graceful.path}`, `    args: ${JSON.stringify(host.graceful.args)}`, '  timeout_s: 20']),
     // The drill cuts the active host's link (fail-active) and the lab is for holding switches half-way.
     'rehearsal: { enabled: true }',
     `state_dir: ${host.stateDir}`,

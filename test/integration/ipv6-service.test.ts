@@ -113,12 +113,9 @@ test.serial('the primary\'s link cut: the backup takes the IPv6 address over and
   t.false(await serves(l, 'primary'), 'the link down flushed the primary\'s IPv6 addresses, the service address with them');
 });
 
-// Fails today, and .failing says so: the link down flushed the primary's IPv6 addresses (keep_addr_on_down=0); its
-// agent, active, saw the service address vanish and tried to take it back; the duplicate-address probe failed on the
-// down interface ("Interface eth0 is down"), and the agent went to fault ("could not take the service IP over"), which
-// only a health check passing again ends, and the lab has none. An IPv4 address stays on a down link, so IPv4 never
-// gets there. Remove .failing once the agent comes back from it.
-test.serial.failing('back up, the old primary hears the backup and stands by (no preemption)', async (t) => {
+// The link down flushed the primary's IPv6 addresses (keep_addr_on_down=0), the service address with them: its agent
+// saw its interface stop running and went to fault without a doomed takeover; when the link runs again it stands by.
+test.serial('back up, the old primary hears the backup and stands by (no preemption)', async (t) => {
   const l = requireLab();
   await setHostLink(l.hosts.primary, 'eth0', true);
   const after = await until('the returning primary stands by', 20_000, async () => {

@@ -42,3 +42,12 @@ test('IPv6 addresses are quoted in the lab\'s YAML, IPv4 ones written as they al
   t.true(text.includes("  address: '2001:db8:0:1::100/64'"));
   t.true(labConfig(input(4, 4)).includes('listen: { address: 192.0.2.11, port: 7411 }\npeer: { address: 192.0.2.12, port: 7411 }'));
 });
+
+test('the drain is on with the web server\'s graceful command, or off as drain: false asks, and the agent reads both', (t) => {
+  const on = parseConfig(labConfig(input(6, 4)), 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.true(on.drain.enabled);
+  t.deepEqual(on.drain.graceful, {path: '/usr/bin/kill', args: ['-HUP', '42']});
+  const off = parseConfig(labConfig({...input(6, 4), drain: false}), 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.false(off.drain.enabled);
+  t.is(off.drain.graceful, undefined);
+});
