@@ -4,9 +4,8 @@
 
 import {setTimeout as sleep} from 'node:timers/promises';
 import {join} from 'node:path';
-import {execa} from 'execa';
-import type {Lab, LabHost} from '../cli/lab/lab.js';
-import {labStatus, waitForSettledPair} from '../cli/lab/lab.js';
+import type {Lab} from '../cli/lab/lab.js';
+import {labStatus, setHostLink, waitForSettledPair} from '../cli/lab/lab.js';
 import {startProber} from '../cli/lab/probe-control.js';
 import {summarizeProbes} from '../cli/lab/probe-report.js';
 
@@ -20,9 +19,6 @@ const PROBE_INTERVAL_MS = 10;
 const PROBE_TIMEOUT_MS = 50;
 const MARGIN_MS = 300;
 
-function setLink(host: LabHost, up: boolean): Promise<unknown> {
-  return execa('ip', ['-n', host.namespace, 'link', 'set', 'dev', 'eth0', up ? 'up' : 'down']);
-}
 
 export async function measureFailovers(lab: Lab, runs: number, dir: string, tag: string): Promise<FailoverSample[]> {
   const samples: FailoverSample[] = [];
@@ -31,12 +27,12 @@ export async function measureFailovers(lab: Lab, runs: number, dir: string, tag:
     const status = await labStatus(lab);
     const active = status.primary.self.holdsIp === true ? lab.hosts.primary : lab.hosts.backup;
     const other = active === lab.hosts.primary ? lab.hosts.backup : lab.hosts.primary;
-    const prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: PROBE_INTERVAL_MS,
+    const prober = await startProber({namespace: lab.client.namespace, url: lab.serviceUrl, intervalMs: PROBE_INTERVAL_MS,
       timeoutMs: PROBE_TIMEOUT_MS, durationS: 20, maxProbes: 2000, out: join(dir, `${tag}-${i}.jsonl`)});
     try {
       await sleep(MARGIN_MS);
       const cutAt = Date.now();
-      await setLink(active, false);
+      await setHostLink(active, 'eth0', false);
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
         const records = await prober.read();
@@ -48,7 +44,8 @@ export async function measureFailovers(lab: Lab, runs: number, dir: string, tag:
       samples.push({label: `${tag} ${active.role} cut`, gapMs: summary.longestGapMs, failed: summary.failed});
     } finally {
       await prober.stop();
-      await setLink(active, true);
+      // Back up with the host's own addresses, which a link down takes in IPv6, as its network configuration would.
+      await setHostLink(active, 'eth0', true);
     }
   }
   await waitForSettledPair(lab, 20_000);

@@ -5,8 +5,10 @@
 // the same moves made by hand (bench/clients.ts).
 //
 //   npm run bench -- [--only switchover,failover,rest,clients] [--runs 5] [--intervals 50,10] [--rest-s 60]
-//     [--round-trips 20] [--conditions idle,loaded] [--prefix bl] [--record FILE [--machine TEXT]]
+//     [--round-trips 20] [--conditions idle,loaded] [--prefix bl] [--family 4|6] [--record FILE [--machine TEXT]]
 //
+// --family 6: the switchover and failover parts on an all-IPv6 pair (service address, beacons and client), their
+// figures recorded under ipv6.*, beside the IPv4 ones, for the comparison issue 16 asks for.
 // --prefix: how every lab's name starts (bl, then up to 6 of a-z0-9); the rest is random.
 // --record: write each part's figures into FILE (bench/record.ts); docs/bench-figures.json is the one the docs
 // quote. --machine says what else the machine was doing, for the record.
@@ -47,11 +49,19 @@ const {values} = parseArgs({options: {
   prefix: {type: 'string', default: 'bl'},
   record: {type: 'string'},
   machine: {type: 'string', default: 'not said'},
+  family: {type: 'string', default: '4'},
 }});
+if (values.family !== '4' && values.family !== '6') throw new Error(`--family: expected 4 or 6, got ${values.family}`);
+const family = values.family === '6' ? 6 : 4;
+/** Where a part's figures go in the record: IPv6 ones under ipv6.*, beside the IPv4 ones. */
+const figureId = (id: string): string => (family === 6 ? `ipv6.${id}` : id);
 const parts = new Set(values.only.split(','));
 const KNOWN_PARTS = ['switchover', 'failover', 'rest', 'clients'];
 const unknownParts = [...parts].filter((part) => !KNOWN_PARTS.includes(part));
 if (unknownParts.length > 0) throw new Error(`--only: unknown part(s) ${unknownParts.join(', ')}; expected some of ${KNOWN_PARTS.join(',')}`);
+if (family === 6 && (parts.has('rest') || parts.has('clients'))) {
+  throw new Error('--family 6 measures the switchover and failover parts: add --only switchover,failover');
+}
 const roundTrips = Number(values['round-trips']);
 if (!Number.isInteger(roundTrips) || roundTrips < 1 || roundTrips > 100) throw new Error(`--round-trips: expected an integer 1..100, got ${values['round-trips']}`);
 const conditions = values.conditions.split(',') as Condition[];
@@ -69,7 +79,7 @@ const MARGIN_MS = 400;
 async function measuredSwitch(lab: Lab, from: LabHost, intervalMs: number, dir: string, label: string): Promise<Sample> {
   // The probe timeout is short (4 intervals, at most 200 ms), as a client that retries fast would use.
   const timeoutMs = Math.min(200, intervalMs * 4);
-  const prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs, timeoutMs,
+  const prober = await startProber({namespace: lab.client.namespace, url: lab.serviceUrl, intervalMs, timeoutMs,
     durationS: 20, maxProbes: Math.ceil(20_000 / intervalMs), out: join(dir, `${label}.jsonl`)});
   try {
     await sleep(MARGIN_MS);
@@ -140,8 +150,9 @@ async function main(): Promise<void> {
           for (const s of samples) console.log(`  ${s.label.padEnd(22)} longest gap ${fmt(s.gapMs)} ms   failed probes ${String(s.failed).padStart(4)}`);
           console.log(`  longest gap (ms):  ${stats(samples.map((s) => s.gapMs))}`);
           const gaps = samples.map((s) => s.gapMs);
-          await record('failover', `failover.${tag}.`, {[`failover.${tag}.runs`]: samples.length,
-            [`failover.${tag}.gap.median`]: median(gaps), [`failover.${tag}.gap.min`]: Math.min(...gaps), [`failover.${tag}.gap.max`]: Math.max(...gaps)});
+          const id = figureId(`failover.${tag}`);
+          await record('failover', `${id}.`, {[`${id}.runs`]: samples.length,
+            [`${id}.gap.median`]: median(gaps), [`${id}.gap.min`]: Math.min(...gaps), [`${id}.gap.max`]: Math.max(...gaps)});
         });
       }
       console.log('targets (DESIGN): <= 1000 ms with defaults, <= 300 ms tuned; at keepalived-equal timers no slower than keepalived 2.2.7 at');
@@ -190,7 +201,7 @@ async function withInterruptFlag(work: (interrupted: () => boolean) => Promise<v
 }
 
 async function withLab(runner: ReturnType<typeof createExecaRunner>, dir: string, web: 'nginx' | 'builtin', extraConfig: string, work: (lab: Lab) => Promise<void>): Promise<void> {
-  const lab = await labUp({runner, prefix: newPrefix(), baseDir: dir, web, extraConfig});
+  const lab = await labUp({runner, prefix: newPrefix(), baseDir: dir, web, extraConfig, serviceFamily: family, heartbeatFamily: family});
   try {
     await waitForSettledPair(lab, 15_000);
     await work(lab);
@@ -201,7 +212,7 @@ async function withLab(runner: ReturnType<typeof createExecaRunner>, dir: string
 
 async function benchSwitchover(lab: Lab, dir: string, web: string): Promise<void> {
   {
-    console.log(`baton bench: planned switchover in the namespace lab (${web}), ${runs} switchovers and ${runs} switchbacks per probe interval`);
+    console.log(`baton bench: planned switchover in the namespace lab (${web}, IPv${family}), ${runs} switchovers and ${runs} switchbacks per probe interval`);
     for (const intervalMs of intervals) {
       const samples: Sample[] = [];
       for (let i = 1; i <= runs; i += 1) {
@@ -216,7 +227,7 @@ async function benchSwitchover(lab: Lab, dir: string, web: string): Promise<void
       console.log(`  longest gap (ms):  ${stats(samples.map((s) => s.gapMs))}`);
       console.log(`  failed probes:     ${stats(samples.map((s) => s.failed))}`);
       console.log(`  switch total (ms): ${stats(samples.map((s) => s.switchMs))}`);
-      const id = `switchover.probe-${intervalMs}ms`;
+      const id = figureId(`switchover.probe-${intervalMs}ms`);
       await record('switchover', `${id}.`, {[`${id}.switches`]: samples.length, [`${id}.gap.median`]: median(samples.map((s) => s.gapMs)),
         [`${id}.gap.max`]: Math.max(...samples.map((s) => s.gapMs)), [`${id}.failed.total`]: samples.reduce((n, s) => n + s.failed, 0),
         [`${id}.total.median`]: median(samples.map((s) => s.switchMs))});
