@@ -414,7 +414,7 @@ test('the README\'s bench table gives the recorded figures, every row and column
   }
 });
 
-test('the failover and planned-gap figures in the README, comparison.md and protocol.md are the recorded ones', async (t) => {
+test('the failover and planned-gap figures in the README, comparison.md and protocol.md are the recorded ones, IPv6\'s too', async (t) => {
   const failover = ['failover.defaults.gap.median', 'failover.keepalived-equal.gap.median', 'failover.tuned.gap.median'];
   await quotes(t, 'README.md', /Unplanned failover \(link cut, \d+ each\): (\d+) ms median with the default timers, (\d+) ms with beacons every 100 ms and dead after 350 ms \(keepalived at 0\.1 s adverts: \d+ ms\), (\d+) ms at 50 \/ 250 ms/, failover);
   await quotes(t, 'docs/comparison.md', /\*\*(\d+) ms\*\* median with the defaults \(beacon 200 ms, dead after 1000 ms\); \*\*(\d+) ms\*\* at keepalived's detection \(100 \/ 350 ms\); \*\*(\d+) ms\*\* with 50 \/ 250 ms/, failover);
@@ -430,6 +430,9 @@ test('the failover and planned-gap figures in the README, comparison.md and prot
   await quotes(t, 'docs/comparison.md', /\(13 MB against baton's (\d+) MB\)/, ['rest.primary.rss-mb']);
   await quotes(t, 'README.md', /A whole switch with its drain takes ([\d.]+) s median at idle \(the drain ([\d.]+) s of it\)/,
     ['clients.idle.baton.total.median/s', 'clients.idle.baton.drain.median/s']);
+  await quotes(t, 'docs/comparison.md', /planned gap \*\*(\d+) ms\*\* median with a probe every 50 ms, \*\*(\d+) ms\*\* with one every 10 ms; link cut \*\*(\d+) ms\*\* with the defaults, \*\*(\d+) ms\*\* at 100 \/ 350 ms, \*\*(\d+) ms\*\* at 50 \/ 250 ms/,
+    ['ipv6.switchover.probe-50ms.gap.median', 'ipv6.switchover.probe-10ms.gap.median', 'ipv6.failover.defaults.gap.median',
+      'ipv6.failover.keepalived-equal.gap.median', 'ipv6.failover.tuned.gap.median']);
 });
 
 test('every run of docs/bench-figures.json says how it was made, and every figure names one of them', async (t) => {
