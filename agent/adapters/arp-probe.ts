@@ -29,7 +29,7 @@
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
-import {helperLineError, PerlLineHelper} from './helper-process.js';
+import {helperLineError, ICMP6_CHECKSUM, PerlLineHelper} from './helper-process.js';
 import {ipv6Hex} from '../net/ip-address.js';
 
 // 17 = AF_PACKET, 0x0806 = ETH_P_ARP, 0x8933 = SIOCGIFINDEX, 0x8913 = SIOCGIFFLAGS, 0x8927 = SIOCGIFHWADDR (the same
@@ -100,13 +100,7 @@ sub probe {
     return $sha;
   });
 }
-sub icmp6_checksum {
-  my ($src, $dst, $message) = @_;
-  my $sum = 0;
-  $sum += $_ for unpack('n*', $src . $dst . pack('N x3 C', length($message), 58) . $message);
-  $sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
-  return ~$sum & 0xffff;
-}
+${ICMP6_CHECKSUM}
 sub probe6 {
   my ($if, $target, $ms) = @_;
   socket(my $s, 17, SOCK_RAW, 0) or return "error cannot open a packet socket: $!";

@@ -21,7 +21,7 @@
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
-import {helperLineError, PerlLineHelper} from './helper-process.js';
+import {helperLineError, ICMP6_CHECKSUM, PerlLineHelper} from './helper-process.js';
 import {ipv6Hex} from '../net/ip-address.js';
 
 // 17 = AF_PACKET, 0x8933 = SIOCGIFINDEX, 0x8927 = SIOCGIFHWADDR (the same numbers on every Linux architecture).
@@ -31,13 +31,7 @@ const SCRIPT = String.raw`
 use strict; use warnings; use Socket;
 $| = 1;
 socket(my $s, 17, SOCK_RAW, 0) or die "cannot open a packet socket: $!\n";
-sub icmp6_checksum {
-  my ($src, $dst, $message) = @_;
-  my $sum = 0;
-  $sum += $_ for unpack('n*', $src . $dst . pack('N x3 C', length($message), 58) . $message);
-  $sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
-  return ~$sum & 0xffff;
-}
+${ICMP6_CHECKSUM}
 while (my $line = <STDIN>) {
   chomp $line;
   my ($verb, $if, $ip) = split / /, $line;

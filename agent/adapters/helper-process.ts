@@ -189,3 +189,16 @@ export function helperLineError(what: string, request: string, line: string, exi
   const why = line.replace(/^error /, '');
   return new BatonError('COMMAND_FAILED', `${what} (${request}) failed: ${why}`, {details: {exitCode, stdout: '', stderr: why}});
 }
+
+/**
+ * A Perl sub for the helpers that build ICMPv6 by hand (the duplicate-address probe, the neighbour advertisement):
+ * `icmp6_checksum(SRC, DST, MESSAGE)`, the RFC 4443 checksum over the IPv6 pseudo-header (addresses, length, next
+ * header 58) and MESSAGE with its checksum field zero.
+ */
+export const ICMP6_CHECKSUM = String.raw`sub icmp6_checksum {
+  my ($src, $dst, $message) = @_;
+  my $sum = 0;
+  $sum += $_ for unpack('n*', $src . $dst . pack('N x3 C', length($message), 58) . $message);
+  $sum = ($sum & 0xffff) + ($sum >> 16) while $sum >> 16;
+  return ~$sum & 0xffff;
+}`;

@@ -6,11 +6,11 @@
 
 import {readFile} from 'node:fs/promises';
 import test from 'ava';
-import {judgeHolders, watchServiceAddress, type AddressHistory} from '../../cli/lab/address-events.js';
+import {judgeHolders} from '../../cli/lab/address-events.js';
 import {setHostLink, signalAgent, startAgent, type Lab} from '../../cli/lab/lab.js';
 import {summarizeProbes} from '../../cli/lab/probe-report.js';
 import {LAB_ADDRESSES6} from '../../cli/lab/topology-plan.js';
-import {baton, servesAddress, servedBy, settled, statusOf, until, useLab} from './lab-helpers.js';
+import {baton, servesAddress, servedBy, settled, statusOf, until, useLab, watched} from './lab-helpers.js';
 
 // As failover.test.ts: a dead timer of 2 s.
 const DEAD_AFTER_MS = 2000;
@@ -18,17 +18,6 @@ const DEAD_AFTER_MS = 2000;
 const fixture = useLab({web: 'nginx', serviceFamily: 6, extraConfig: `heartbeat: { interval_ms: 200, dead_after_ms: ${DEAD_AFTER_MS} }`},
   {probe: true});
 const requireLab = fixture.lab;
-
-/** Runs `work` with the kernels' address events recorded; returns its result and the history. */
-async function watched<T>(l: Lab, work: () => Promise<T>): Promise<{result: T; history: AddressHistory}> {
-  const watch = await watchServiceAddress(l);
-  try {
-    const result = await work();
-    return {result, history: await watch.stop()};
-  } finally {
-    await watch.stop(); // once: stops the monitors when `work` threw
-  }
-}
 
 const serves = (l: Lab, role: 'primary' | 'backup'): Promise<boolean> => servesAddress(l.hosts[role], 'eth0', l.serviceAddress);
 

@@ -11,6 +11,7 @@ import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import type {StatusReport} from '../../agent/control-protocol.js';
 import type {StatusJson} from '../../cli/commands/status.js';
 import {labDown, labUp, type Lab, type LabHost, type LabOptions} from '../../cli/lab/lab.js';
+import {watchServiceAddress, type AddressHistory} from '../../cli/lab/address-events.js';
 import {until, whoServes} from '../../cli/lab/observe.js';
 import {startProber, type Prober} from '../../cli/lab/probe-control.js';
 export {servesAddress, until, whoServes} from '../../cli/lab/observe.js';
@@ -106,4 +107,15 @@ export async function servedBy(lab: Lab, expected: string): Promise<string | und
     return last === expected ? true : undefined;
   }).catch(() => undefined);
   return last;
+}
+
+/** Runs `work` with the kernels' address events recorded; returns its result and the history. */
+export async function watched<T>(l: Lab, work: () => Promise<T>): Promise<{result: T; history: AddressHistory}> {
+  const watch = await watchServiceAddress(l);
+  try {
+    const result = await work();
+    return {result, history: await watch.stop()};
+  } finally {
+    await watch.stop(); // once: stops the monitors when `work` threw
+  }
 }
