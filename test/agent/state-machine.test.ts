@@ -231,11 +231,16 @@ test('observed drift is repaired: a lost address is taken back, a found one is h
 });
 
 test('an active host whose service interface stops running is in fault, not taking its address back, and stands by when it runs again', (t) => {
-  // An IPv6 address goes with the link: the host no longer holds it, and a takeover through a down link would fail.
-  const down = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false, interfaceRunning: false});
+  // The host no longer serves (an IPv6 address goes with the link), and a takeover through a down link would fail:
+  // it releases the address instead, so that an IPv4 one, which stays on a downed link, cannot answer when it returns.
+  const releasing = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false, interfaceRunning: false});
+  t.deepEqual(releasing.effects, ['run-plan release release-ip'], 'no takeover plan');
+  t.true(releasing.state.interfaceDown, 'remembered through the release');
+  const planId = releasing.state.plan?.id ?? 'no plan';
+  const down = run(releasing.state, {type: 'plan-finished', planId, ok: true});
   t.is(down.state.name, 'fault');
-  t.deepEqual(down.effects, ['send-beacon'], 'no takeover plan');
-  t.regex(down.state.reason, /the service interface does not run/);
+  t.deepEqual(down.effects, ['send-beacon']);
+  t.regex(down.state.reason, /the service interface does not run .*released the service IP/);
   t.is(run(down.state, {type: 'observed', holdsIp: false, interfaceRunning: false}).state.name, 'fault', 'still down: still fault');
   const back = run(down.state, {type: 'observed', holdsIp: false, interfaceRunning: true});
   t.is(back.state.name, 'standby');

@@ -83,4 +83,10 @@ test.serial('the primary\'s link cut: the backup takes over; back up, the old pr
   const judged = judgeHolders(history);
   t.deepEqual(judged.final, ['backup']);
   t.log(`kernel events: ${JSON.stringify(history.events)}; overlaps: ${JSON.stringify(judged.overlaps)}`);
+  // The IPv4 address stays on a downed link; the primary's agent takes it off before the link returns, or both
+  // hosts would answer for it until the primary heard the backup (~230 ms, seen before it did).
+  t.deepEqual(judged.overlaps, [], 'never two holders, the return included');
+  const primaryChanges = history.events.filter((e) => e.host === 'primary').map((e) => e.change);
+  t.true(primaryChanges.indexOf('address-removed') > primaryChanges.indexOf('link-down') &&
+    primaryChanges.indexOf('address-removed') < primaryChanges.lastIndexOf('link-up'), `released while the link was down: ${primaryChanges.join(', ')}`);
 });
