@@ -7,7 +7,7 @@ import {BatonError, isBatonError} from '../../../agent/errors.js';
 import type {Config} from '../../../agent/config/schema.js';
 import {decodeDatagram, encodeMessage} from '../../../agent/peer/beacon-codec.js';
 import {createFakePair} from '../../fakes/fake-pair.js';
-import {BACKUP_ADDRESS, testConfig, testKey, testKeyring} from '../../fakes/test-config.js';
+import {BACKUP_ADDRESS, SERVICE_IP, testConfig, testKey, testKeyring} from '../../fakes/test-config.js';
 import {clients, drive, OPTIONS, settledPair, stepLines, switchover} from '../../fakes/switch-driver.js';
 
 test('a switchover run on the primary moves the IP to the backup in the runbook order, confirms traffic, and releases the primary', async (t) => {
@@ -302,13 +302,14 @@ test('refuses when the standby is in fault', async (t) => {
   await pair.backup.agent.start();
   await pair.clock.advance(1500);
   t.is(pair.backup.agent.state.name, 'standby', 'a failed probe at start is not a fault for a backup');
-  // A standby in fault: the primary vanished from the network, and the backup's takeover failed on its interface.
+  // A standby in fault: the primary went silent and did not answer the probe (its link stays up: a primary whose
+  // link stops running releases the IP), and the backup's takeover failed on its interface.
   pair.backup.network.failNext('addAddress');
   pair.primary.transport.connected = false;
-  pair.primary.network.linkUp = false;
+  pair.primary.network.silenced.add(SERVICE_IP.address);
   await pair.clock.advance(2500);
   pair.primary.transport.connected = true;
-  pair.primary.network.linkUp = true;
+  pair.primary.network.silenced.delete(SERVICE_IP.address);
   await pair.clock.advance(500);
   if (pair.backup.agent.state.name !== 'fault') return t.fail(`expected the backup in fault, it is ${pair.backup.agent.state.name}`);
   const error = await t.throwsAsync(drive(pair.clock, pair.primary.agent.switchover(OPTIONS, () => undefined)));
