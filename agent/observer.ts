@@ -5,6 +5,7 @@
 import {describeError} from './errors.js';
 import type {Logger} from './log.js';
 import type {Clock, NetworkDriver} from './ports.js';
+import {isServingAll} from './net/service-addresses.js';
 import type {ServiceIp} from './state-machine.js';
 
 // One look a second keeps the agent well under 1 % CPU (the read spawns no process), and a second is the
@@ -13,17 +14,17 @@ const OBSERVE_EVERY_MS = 1000;
 
 export class Observer {
   readonly #network: NetworkDriver;
-  readonly #ip: ServiceIp;
+  readonly #ips: readonly ServiceIp[];
   readonly #log: Logger;
   #holdsIp = false;
 
-  constructor(network: NetworkDriver, ip: ServiceIp, log: Logger) {
+  constructor(network: NetworkDriver, ips: readonly ServiceIp[], log: Logger) {
     this.#network = network;
-    this.#ip = ip;
+    this.#ips = ips;
     this.#log = log;
   }
 
-  /** Whether this host served the IP at the last reading. */
+  /** Whether this host served the IP at the last reading: every service address (dual stack: both). */
   get holdsIp(): boolean {
     return this.#holdsIp;
   }
@@ -31,7 +32,7 @@ export class Observer {
   /** Reads the interface now; a failed read counts as not serving, and is logged. */
   async refresh(): Promise<boolean> {
     try {
-      this.#holdsIp = await this.#network.isServing(this.#ip);
+      this.#holdsIp = await isServingAll(this.#network, this.#ips);
     } catch (error) {
       this.#log.error(`(network) cannot observe the service IP: ${describeError(error)}`);
       this.#holdsIp = false;
