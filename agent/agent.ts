@@ -467,7 +467,9 @@ export class Agent {
   /** Each second's look at the interface: repairs when it differs from the state, and takeover retries. */
   #observed(holdsIp: boolean, interfaceRunning: boolean): void {
     if (this.#stopping) return;
-    if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp, interfaceRunning});
+    if (this.#participant.current === undefined) {
+      void this.dispatch({type: 'observed', holdsIp, interfaceRunning, ...(this.#observer.partlyHeld ? {partlyHeld: true} : {})});
+    }
     // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
     if (!this.#peer.isAlive() && this.#deps.clock.now() - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {
       void this.dispatch({type: 'peer-still-silent'});

@@ -5,7 +5,7 @@
 import {describeError} from './errors.js';
 import type {Logger} from './log.js';
 import type {Clock, NetworkDriver} from './ports.js';
-import {isServingAll} from './net/service-addresses.js';
+import {findServing, presenceOf} from './net/service-addresses.js';
 import type {ServiceIp} from './state-machine.js';
 
 // One look a second keeps the agent well under 1 % CPU (the read spawns no process), and a second is the
@@ -17,6 +17,7 @@ export class Observer {
   readonly #ips: readonly ServiceIp[];
   readonly #log: Logger;
   #holdsIp = false;
+  #partlyHeld = false;
 
   constructor(network: NetworkDriver, ips: readonly ServiceIp[], log: Logger) {
     this.#network = network;
@@ -29,13 +30,21 @@ export class Observer {
     return this.#holdsIp;
   }
 
+  /** Whether this host served some of a dual-stack service's addresses at the last reading, but not all. */
+  get partlyHeld(): boolean {
+    return this.#partlyHeld;
+  }
+
   /** Reads the interface now; a failed read counts as not serving, and is logged. */
   async refresh(): Promise<boolean> {
     try {
-      this.#holdsIp = await isServingAll(this.#network, this.#ips);
+      const presence = presenceOf(await findServing(this.#network, this.#ips));
+      this.#holdsIp = presence === 'all';
+      this.#partlyHeld = presence === 'some';
     } catch (error) {
       this.#log.error(`(network) cannot observe the service IP: ${describeError(error)}`);
       this.#holdsIp = false;
+      this.#partlyHeld = false;
     }
     return this.#holdsIp;
   }

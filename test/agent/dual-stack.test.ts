@@ -94,3 +94,15 @@ test('when the active host dies, the standby takes both addresses; not while eit
   t.is(pair.backup.agent.state.name, 'active');
   t.deepEqual(held(pair.backup), ADDRESSES);
 });
+
+test('one address on its own is repaired: the active host takes the missing one back, a standby lets a stray one go', async (t) => {
+  const pair = await dualPair(t);
+  pair.primary.network.addresses.delete(SERVICE_IP6.address);
+  pair.backup.network.addresses.add(SERVICE_IP.address); // a stray IPv4 address on the standby, beside the holder's
+  await pair.clock.advance(3000);
+  t.deepEqual(held(pair.primary), ADDRESSES, 'the primary took its IPv6 address back');
+  t.is(pair.primary.agent.state.name, 'active');
+  t.deepEqual(held(pair.backup), [], 'the standby released the stray address');
+  t.is(pair.backup.agent.state.name, 'standby');
+  t.true(pair.backup.logs.some((l) => l.includes('found part of the service IP on this host while standby: releasing it')));
+});
