@@ -85,19 +85,22 @@ async function restoreService(ctx: StepContext, mode: ServiceMode): Promise<void
   await ctx.announce();
 }
 
-/** Whether the host answers for the IP as clients see it: read from the kernel without spawning a process. */
-/** Serving: for all the service's addresses; not serving: for none. `what` is told the addresses that are not so. */
-async function expectServing(ctx: StepContext, serving: boolean, what: (wrong: string) => string): Promise<void> {
+/**
+ * Whether the host answers for the IP as clients see it, read from the kernel without spawning a process. Serving:
+ * for all the service's addresses; not serving: for none. `what` is told the addresses that are not so, and "is"
+ * or "are" to go with them.
+ */
+async function expectServing(ctx: StepContext, serving: boolean, what: (wrong: string, isOrAre: string) => string): Promise<void> {
   const found = await findServing(ctx.network, ctx.service.ips);
   const wrong = serving ? found.absent : found.present;
-  expect(wrong.length === 0, what(describeAddresses(wrong)));
+  expect(wrong.length === 0, what(describeAddresses(wrong), isAre(wrong)));
 }
 
 const takeIp: StepActions = {
   async apply(ctx) {
     await addAll(ctx.network, ctx.service.ips);
   },
-  verify: (ctx) => expectServing(ctx, true, (wrong) => `${wrong} is not up on ${ctx.service.interface} after adding it`),
+  verify: (ctx) => expectServing(ctx, true, (wrong, isOrAre) => `${wrong} ${isOrAre} not up on ${ctx.service.interface} after adding it`),
   undo: removeAddress,
 };
 
@@ -218,7 +221,7 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
       },
       async verify(ctx) {
         const {absent} = await findAddresses(ctx.network, ctx.service.ips);
-        expect(absent.length === 0, `${describeAddresses(absent)} is not on ${ctx.service.interface} after adding it`);
+        expect(absent.length === 0, `${describeAddresses(absent)} ${isAre(absent)} not on ${ctx.service.interface} after adding it`);
       },
       undo: removeAddress,
     },
@@ -231,7 +234,7 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
       },
       // What matters is that this host no longer answers for the IP; the in-process interface list tells it
       // without spawning `ip`, a few milliseconds off the service gap.
-      verify: (ctx) => expectServing(ctx, false, (wrong) => `${wrong} is still on ${ctx.service.interface}`),
+      verify: (ctx) => expectServing(ctx, false, (wrong, isOrAre) => `${wrong} ${isOrAre} still on ${ctx.service.interface}`),
       undo: (ctx) => restoreService(ctx, 'address'),
     },
     link: {
