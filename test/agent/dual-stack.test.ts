@@ -106,3 +106,18 @@ test('one address on its own is repaired: the active host takes the missing one 
   t.is(pair.backup.agent.state.name, 'standby');
   t.true(pair.backup.logs.some((l) => l.includes('found part of the service IP on this host while standby: releasing it')));
 });
+
+test('--dry-run shows each step\'s commands for both addresses, and no drain', async (t) => {
+  const pair = await dualPair(t);
+  const result = await drive(pair.clock, pair.primary.agent.switchover({...OPTIONS, dryRun: true}, () => undefined));
+  t.is(result.outcome, 'dry-run');
+  const [v4, v6] = [SERVICE_IP.cidr, SERVICE_IP6.cidr];
+  t.deepEqual(result.plan?.map((s) => `${s.step} on ${s.host.role}: ${s.commands.join('; ')}`), [
+    `backup-net-down on backup: removeAddress ${v4}; removeAddress ${v6}`,
+    'assign-ip on backup: ',
+    `primary-net-down on primary: removeAddress ${v4}; removeAddress ${v6}`,
+    `backup-net-up on backup: addAddress ${v4}; addAddress ${v6}; announce ${v4}; announce ${v6}`,
+    'confirm-traffic on backup: ',
+  ]);
+  t.deepEqual(held(pair.primary), ADDRESSES, 'nothing changed');
+});
