@@ -272,6 +272,11 @@ function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boo
     }
     return startTakeover(state, 'the service IP vanished from this host: taking it back');
   }
+  // Before the fault's end below: an IPv4 address stays on a downed link, an IPv6 one goes with it, so a dual-stack
+  // host's link that comes back brings half its service IP with it, answering beside the host that took over.
+  if (state.name === 'fault' && partlyHeld && interfaceRunning) {
+    return startPlan(state, 'release', 'found part of the service IP on this host while fault: releasing it');
+  }
   if (state.name === 'fault' && !holdsIp) {
     if (!interfaceRunning && !state.interfaceDown) return transition({...state, interfaceDown: true}, []);
     // Its own checks decide a fault they caused; one that came with the interface ends with it.
@@ -285,7 +290,7 @@ function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boo
   if (state.name === 'fault' && holdsIp) {
     return startPlan(state, 'release', 'found the service IP on this host while in fault: releasing it');
   }
-  if ((state.name === 'standby' || state.name === 'fault') && partlyHeld) {
+  if (state.name === 'standby' && partlyHeld) {
     return startPlan(state, 'release', `found part of the service IP on this host while ${state.name}: releasing it`);
   }
   return stay(state);

@@ -238,6 +238,11 @@ test('part of a dual-stack service IP on a standby or faulted host is released; 
   t.is(run(standby.state, {type: 'plan-finished', planId: standby.state.plan?.id ?? '', ok: true}).state.name, 'standby');
   const fault = run({...settledAs('backup', 'standby', 0), name: 'fault'}, partly);
   t.deepEqual(fault.effects, ['run-plan release release-ip']);
+  // A link that comes back after a cut: the IPv4 address stayed on it, the IPv6 one went. Released before the fault ends.
+  const cut = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false, interfaceRunning: false});
+  const back = run(cut.state, partly);
+  t.deepEqual(back.effects, ['run-plan release release-ip']);
+  t.is(run(back.state, {type: 'plan-finished', planId: back.state.plan?.id ?? '', ok: true}).state.name, 'standby');
   const active = run(settledAs('primary', 'active', 3), partly);
   t.deepEqual(active.effects, ['run-plan takeover probe-address,take-ip,announce'], 'the missing address is taken back');
   const peerHolds = run(settledAs('primary', 'active', 3), {type: 'peer-seen', beacon: peerBeacon({state: 'active', holdsIp: true, epoch: 9})});

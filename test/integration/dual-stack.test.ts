@@ -13,7 +13,7 @@ import {judgeHolders, watchServiceAddress, type AddressWatch} from '../../cli/la
 import {labDown, labStatus, labUp, waitForSettledPair} from '../../cli/lab/lab.js';
 import {labServiceAddress, labServiceCidr} from '../../cli/lab/topology-plan.js';
 import {integrationPrefix, skipUnlessIntegration} from './helpers.js';
-import {runner, servesAddress} from './lab-helpers.js';
+import {runner, servesAddress, until} from './lab-helpers.js';
 
 let dir = '';
 let available = false;
@@ -75,10 +75,17 @@ test.serial('lab run --dual-stack: the whole drill, both addresses moving togeth
     t.true(probes.some((p) => p.ok && p.host === 'primary') && probes.some((p) => p.ok && p.host === 'backup'),
       `the ${stream} client was served by both hosts`);
   }
+  // The old primary's link comes back with its IPv4 address still on it (IPv4 stays on a downed link, IPv6 goes):
+  // it releases it at its first look, which the watch may not see before the drill ends.
+  await until('the old primary has let both addresses go', 10_000, async () =>
+    (await Promise.all(ADDRESSES.map((address) => servesAddress(lab.hosts.primary, 'eth0', address)))).every((serves) => !serves) || undefined);
+  for (const address of ADDRESSES) t.true(await servesAddress(lab.hosts.backup, 'eth0', address), `the backup serves ${address}`);
+  const cutAt = report.phases.find((p) => p.name === 'failure')?.startedAtWallMs ?? Infinity;
   const histories = await Promise.all(watches.map((watch) => watch.stop()));
   for (const [index, history] of histories.entries()) {
-    const judged = judgeHolders(history);
-    t.deepEqual(judged.overlaps, [], `${ADDRESSES[index] ?? ''}: never on two hosts, by the kernels' address events`);
-    t.deepEqual(judged.final, ['backup'], `${ADDRESSES[index] ?? ''}: on the backup after the failure`);
+    const {overlaps} = judgeHolders(history);
+    t.deepEqual(overlaps.filter((o) => o.fromMs < cutAt), [], `${ADDRESSES[index] ?? ''}: never on two hosts in the planned switches, by the kernels' address events`);
+    // After the cut: the returning host's IPv4 address answers until its agent releases it (as for an IPv4-only pair).
+    for (const o of overlaps.filter((o) => o.fromMs >= cutAt)) t.log(`${ADDRESSES[index] ?? ''} on ${o.hosts.join(' and ')} from ${Math.round(o.fromMs - cutAt)} ms after the cut`);
   }
 });
