@@ -31,6 +31,7 @@ import type {MetricsSource} from './metrics.js';
 import {AgentTally, countingAnnouncements} from './tally.js';
 import {LatenessTracker, runTicks} from './timers.js';
 import {VERSION} from './version.js';
+import {announceAll, describeAddresses, isAnyInUse, isServingAll, isServingAny} from './net/service-addresses.js';
 
 export interface AgentDeps {
   readonly config: Config;
@@ -118,11 +119,11 @@ export class Agent {
     });
     this.#lateness = new LatenessTracker(config.heartbeat.intervalMs);
     this.#machine = initialState(config.node, 0);
-    this.#observer = new Observer(network, config.service.ip, log);
-    this.#preprobe = new PreProbe(clock, network, config.service.ip, config.heartbeat);
+    this.#observer = new Observer(network, config.service.ips, log);
+    this.#preprobe = new PreProbe(clock, network, config.service.ips, config.heartbeat);
     this.#steps = createStepRun({
       service: config.service, network, clock, log, signal: this.#abort.signal,
-      probe: () => this.#preprobe.fresh(this.#peer.stats().lastSeenAt) ?? network.isAddressInUse(config.service.ip),
+      probe: () => this.#preprobe.fresh(this.#peer.stats().lastSeenAt) ?? isAnyInUse(network, config.service.ips),
       drain: deps.drain, giverAddress: () => this.#participant.giverAddress,
     });
     this.#participant = new SwitchParticipant({
@@ -183,7 +184,7 @@ export class Agent {
     this.#stateSince = this.#startedAt;
     await this.#observer.refresh();
     log.notice(`(agent) ${config.node} of pair ${config.pair} starting, boot ${this.#bootId}, epoch ${this.#machine.epoch}, ` +
-      `service IP ${config.service.ip.cidr} on ${config.service.interface} (${this.#observer.holdsIp ? 'held here' : 'not held here'}), ` +
+      `service IP ${describeAddresses(config.service.ips)} on ${config.service.interface} (${this.#observer.holdsIp ? 'held here' : 'not held here'}), ` +
       `replay protection ${config.heartbeat.replayProtection}`);
     this.#loops.push(this.#peer.receive(), runTicks(clock, this.#lateness, log, this.#abort.signal, () => this.#sendBeacon()), this.#livenessLoop(), this.#observer.watch(clock, this.#abort.signal, this.#deps.config.service.interface, (holdsIp, interfaceRunning) => this.#observed(holdsIp, interfaceRunning)), this.#startup());
     this.#health.start();
@@ -201,10 +202,10 @@ export class Agent {
     this.#stopping = true;
     await this.#queue;
     let released = false;
-    if (onStop === 'release' && await network.isServing(config.service.ip).catch(() => false)) {
+    if (onStop === 'release' && await isServingAny(network, config.service.ips)) {
       await executeStep('release-ip', this.#steps);
       released = true;
-      log.notice(`(agent) released ${config.service.ip.cidr} (on_stop: release)`);
+      log.notice(`(agent) released ${describeAddresses(config.service.ips)} (on_stop: release)`);
     }
     await this.#observer.refresh();
     await this.dispatch({type: 'stop-requested', released});
@@ -236,7 +237,7 @@ export class Agent {
 
   async status(): Promise<AgentStatus> {
     const {config, clock, network, transport, hostname, pid} = this.#deps;
-    const holdsIp = await network.isServing(config.service.ip);
+    const holdsIp = await isServingAll(network, config.service.ips);
     const current = this.#participant.current;
     const peer = this.#peer.stats();
     return assembleStatus({
@@ -308,8 +309,8 @@ export class Agent {
           this.#handover.start(effect.reason);
           break;
         case 'announce-again':
-          await network.announce(config.service.ip).catch((error: unknown) =>
-            log.warning(`(network) announcing ${config.service.ip.cidr} failed: ${describeError(error)}`));
+          await announceAll(network, config.service.ips).catch((error: unknown) =>
+            log.warning(`(network) announcing ${describeAddresses(config.service.ips)} failed: ${describeError(error)}`));
           break;
         default: {
           const unknown: never = effect;
@@ -349,7 +350,7 @@ export class Agent {
       })) log.warning('(agent) removed the arrival counter an interrupted switch left');
       const holdsIp = await this.#observer.refresh();
       // Probing our own address would find ourselves: only probe when it is not on our interface.
-      const addressInUse = holdsIp ? false : await network.isAddressInUse(config.service.ip);
+      const addressInUse = holdsIp ? false : await isAnyInUse(network, config.service.ips);
       await this.dispatch({type: 'probed', holdsIp, addressInUse});
     } catch (error) {
       if (this.#abort.signal.aborted) return;
@@ -403,7 +404,7 @@ export class Agent {
     const {network, config} = this.#deps;
     requireRehearsal(config, 'fail-active (baton rehearse --with-failure)');
     return failActive({
-      drop: this.#linkDrop(), serving: () => network.isServing(config.service.ip), self: this.#selfLabel(), peer: this.#machine.peer,
+      drop: this.#linkDrop(), serving: () => isServingAll(network, config.service.ips), self: this.#selfLabel(), peer: this.#machine.peer,
       peerLabel: this.#peer.label(), askPeer: (s) => this.#peer.requester.request('drop-link', '', {seconds: s}, {deadlineMs: REQUEST_DEADLINE_MS}),
     }, seconds);
   }
@@ -466,7 +467,9 @@ export class Agent {
   /** Each second's look at the interface: repairs when it differs from the state, and takeover retries. */
   #observed(holdsIp: boolean, interfaceRunning: boolean): void {
     if (this.#stopping) return;
-    if (this.#participant.current === undefined) void this.dispatch({type: 'observed', holdsIp, interfaceRunning});
+    if (this.#participant.current === undefined) {
+      void this.dispatch({type: 'observed', holdsIp, interfaceRunning, ...(this.#observer.partlyHeld ? {partlyHeld: true} : {})});
+    }
     // Keep probing while the peer is silent (or was never heard since start) and the IP is not ours.
     if (!this.#peer.isAlive() && this.#deps.clock.now() - this.#startedAt > this.#deps.config.heartbeat.deadAfterMs) {
       void this.dispatch({type: 'peer-still-silent'});

@@ -154,7 +154,8 @@ export interface StatusReport {
     /** rehearsal.enabled in this agent's configuration: whether it accepts the rehearsal aids. */
     readonly rehearsal: boolean;
   };
-  readonly service: {readonly address: string; readonly interface: string; readonly mode: string};
+  /** address: the first of addresses, kept for scripts that read it; addresses: every one (dual stack: both). */
+  readonly service: {readonly address: string; readonly addresses: readonly string[]; readonly interface: string; readonly mode: string};
   readonly peer: {
     readonly role: Role;
     readonly address: string;
@@ -344,7 +345,7 @@ const STATUS_REPORT = object({
     reason: text, stateForMs: count, epoch: count, holdsIp: optional(flag), health: oneOf(['ok', 'failing']),
     healthChecks: listOf(object({name: text, ok: flag, detail: text})), uptimeMs: count, listen: text, rehearsal: flag,
   }),
-  service: object({address: text, interface: text, mode: text}),
+  service: object({address: text, addresses: listOf(text), interface: text, mode: text}),
   peer: object({
     role: oneOf(['primary', 'backup']), address: text, alive: flag, lastSeenMsAgo: optional(count), host: optional(text),
     bootId: optional(text), version: optional(text), state: optional(oneOf(AGENT_STATE_NAMES)), holdsIp: optional(flag),

@@ -69,6 +69,8 @@ export function hostProblem(kind: HostProblemKind, key: string | undefined, mess
 /** What the host check needs of a config; undefined where the file has a problem there (nothing to check). */
 export interface HostCheckSubject {
   readonly serviceInterface: string | undefined;
+  /** The service address the checks are about: of a dual-stack service the IPv6 one, since every check on it is
+   *  about IPv6 (the IPv4 one needs nothing beyond what any service address needs). */
   readonly serviceIp: ServiceIp | undefined;
   readonly listenAddress: string | undefined;
   /** null: confirm.access_log is not set. */
@@ -79,16 +81,20 @@ export interface HostCheckSubject {
 
 export function subjectOfConfig(config: Config): HostCheckSubject {
   return {
-    serviceInterface: config.service.interface, serviceIp: config.service.ip, listenAddress: config.listen.address,
+    serviceInterface: config.service.interface, serviceIp: checkedAddress(config.service.ips), listenAddress: config.listen.address,
     accessLog: config.confirm.accessLog ?? null, logFormat: config.confirm.logFormat,
     secretFiles: [{key: 'secret_file', path: config.secretFile},
       ...config.acceptSecretFiles.map((path, index) => ({key: `accept_secret_files[${index}]`, path}))],
   };
 }
 
+function checkedAddress(ips: readonly ServiceIp[]): ServiceIp | undefined {
+  return ips.find((ip) => ip.family === 6) ?? ips[0];
+}
+
 /** What subjectOfDraft reads of a draft (ConfigDraft, where a key with a problem is undefined; a Config fits too). */
 export interface DraftView {
-  readonly service: {readonly interface?: string | undefined; readonly ip?: ServiceIp | undefined};
+  readonly service: {readonly interface?: string | undefined; readonly ips?: readonly ServiceIp[] | undefined};
   readonly listen: {readonly address?: string | undefined};
   readonly confirm: {readonly accessLog?: string | undefined; readonly logFormat?: LogFormat | undefined};
   readonly secretFile?: string | undefined;
@@ -102,7 +108,7 @@ export function subjectOfDraft(draft: DraftView, problems: readonly FileProblem[
   const accessLog = draft.confirm.accessLog;
   return {
     serviceInterface: draft.service.interface,
-    serviceIp: draft.service.ip,
+    serviceIp: checkedAddress(draft.service.ips ?? []),
     listenAddress: draft.listen.address,
     accessLog: troubled('confirm.access_log') ? undefined : accessLog ?? null,
     logFormat: troubled('confirm.log_format') || troubled('confirm.log_pattern') ? COMBINED : draft.confirm.logFormat ?? COMBINED,

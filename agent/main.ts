@@ -41,6 +41,7 @@ import {createLogger, type Logger} from './log.js';
 import type {MetricsServer} from './metrics-server.js';
 import type {CommandRunner, ServiceManager} from './ports.js';
 import {VERSION} from './version.js';
+import {describeAddresses} from './net/service-addresses.js';
 
 const USAGE = `Usage: baton-agent [--config FILE] [--check-config] [--debug]
 
@@ -144,7 +145,7 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`baton-agent: ${config.file}: this host cannot run it (${errors.length} error${errors.length === 1 ? '' : 's'}):\n${listed}`);
       return 1;
     }
-    process.stdout.write(`${config.file}: valid (${config.node} of pair ${config.pair}, service IP ${config.service.ip.cidr} on ${config.service.interface})\n${listed}`);
+    process.stdout.write(`${config.file}: valid (${config.node} of pair ${config.pair}, service IP ${describeAddresses(config.service.ips)} on ${config.service.interface})\n${listed}`);
     return 0;
   }
 
@@ -338,7 +339,7 @@ async function runAgent(
       format: config.confirm.logFormat,
       rules: () => ({
         ownAddresses: [config.listen.address, config.peer.address, ...interfaceAddresses()],
-        serviceAddress: config.service.ip.address,
+        serviceAddresses: config.service.ips.map((ip) => ip.address),
         statuses: config.confirm.statuses,
       }),
     }),
@@ -436,11 +437,11 @@ async function runAgent(
   try {
     await agent.shutdown(config.onStop);
   } catch (error) {
-    log.error(`(agent) could not release ${config.service.ip.cidr}: ${describeError(error)}`);
+    log.error(`(agent) could not release ${describeAddresses(config.service.ips)}: ${describeError(error)}`);
     await agent.stop();
     return 1;
   }
-  if (config.onStop === 'keep') log.notice(`(agent) left ${config.service.ip.cidr} as it is (on_stop: keep)`);
+  if (config.onStop === 'keep') log.notice(`(agent) left ${describeAddresses(config.service.ips)} as it is (on_stop: keep)`);
   await closeHelpers();
   return 0;
 }

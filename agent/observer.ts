@@ -5,6 +5,7 @@
 import {describeError} from './errors.js';
 import type {Logger} from './log.js';
 import type {Clock, NetworkDriver} from './ports.js';
+import {findServing, presenceOf} from './net/service-addresses.js';
 import type {ServiceIp} from './state-machine.js';
 
 // One look a second keeps the agent well under 1 % CPU (the read spawns no process), and a second is the
@@ -13,28 +14,37 @@ const OBSERVE_EVERY_MS = 1000;
 
 export class Observer {
   readonly #network: NetworkDriver;
-  readonly #ip: ServiceIp;
+  readonly #ips: readonly ServiceIp[];
   readonly #log: Logger;
   #holdsIp = false;
+  #partlyHeld = false;
 
-  constructor(network: NetworkDriver, ip: ServiceIp, log: Logger) {
+  constructor(network: NetworkDriver, ips: readonly ServiceIp[], log: Logger) {
     this.#network = network;
-    this.#ip = ip;
+    this.#ips = ips;
     this.#log = log;
   }
 
-  /** Whether this host served the IP at the last reading. */
+  /** Whether this host served the IP at the last reading: every service address (dual stack: both). */
   get holdsIp(): boolean {
     return this.#holdsIp;
+  }
+
+  /** Whether this host served some of a dual-stack service's addresses at the last reading, but not all. */
+  get partlyHeld(): boolean {
+    return this.#partlyHeld;
   }
 
   /** Reads the interface now; a failed read counts as not serving, and is logged. */
   async refresh(): Promise<boolean> {
     try {
-      this.#holdsIp = await this.#network.isServing(this.#ip);
+      const presence = presenceOf(await findServing(this.#network, this.#ips));
+      this.#holdsIp = presence === 'all';
+      this.#partlyHeld = presence === 'some';
     } catch (error) {
       this.#log.error(`(network) cannot observe the service IP: ${describeError(error)}`);
       this.#holdsIp = false;
+      this.#partlyHeld = false;
     }
     return this.#holdsIp;
   }

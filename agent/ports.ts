@@ -146,9 +146,10 @@ export interface StateStore {
  * take back.
  */
 export interface ArrivalCounter {
-  /** Starts counting from zero; `excluded` are hosts whose connections are not clients' (the peer). */
-  start(ip: ServiceIp, excluded: readonly string[]): Promise<void>;
-  /** Connections counted since start(). */
+  /** Starts counting from zero, connections to any of `ips` (the service's addresses); `excluded` are hosts whose
+   *  connections are not clients' (the peer). */
+  start(ips: readonly ServiceIp[], excluded: readonly string[]): Promise<void>;
+  /** Connections counted since start(), to all the addresses together. */
   count(): Promise<number>;
   stop(): Promise<void>;
   /** At agent start: removes a counter an interrupted switch left; true when there was one. */

@@ -2,6 +2,7 @@
 // instead of adding to the outage.
 
 import type {Clock, NetworkDriver} from './ports.js';
+import {isAnyInUse} from './net/service-addresses.js';
 import type {ServiceIp} from './state-machine.js';
 
 // The probe (~200 ms, see main.ts) is started this long before the dead timer runs out. A result older than
@@ -18,14 +19,14 @@ interface Probe {
 export class PreProbe {
   readonly #clock: Clock;
   readonly #network: NetworkDriver;
-  readonly #ip: ServiceIp;
+  readonly #ips: readonly ServiceIp[];
   readonly #leadMs: number;
   #probe: Probe | undefined;
 
-  constructor(clock: Clock, network: NetworkDriver, ip: ServiceIp, heartbeat: {readonly intervalMs: number; readonly deadAfterMs: number}) {
+  constructor(clock: Clock, network: NetworkDriver, ips: readonly ServiceIp[], heartbeat: {readonly intervalMs: number; readonly deadAfterMs: number}) {
     this.#clock = clock;
     this.#network = network;
-    this.#ip = ip;
+    this.#ips = ips;
     // Never before two beacons were missed.
     this.#leadMs = Math.min(PREPROBE_LEAD_MS, heartbeat.deadAfterMs - 2 * heartbeat.intervalMs);
   }
@@ -46,7 +47,7 @@ export class PreProbe {
     const now = this.#clock.now();
     if (deadline - now > this.#leadMs || now >= deadline) return;
     if (this.#probe !== undefined && this.#probe.startedAt >= deadline - this.#leadMs) return;
-    const probe: Probe = {startedAt: now, endedAt: undefined, result: this.#network.isAddressInUse(this.#ip)};
+    const probe: Probe = {startedAt: now, endedAt: undefined, result: isAnyInUse(this.#network, this.#ips)};
     this.#probe = probe;
     probe.result.then(() => {
       probe.endedAt = this.#clock.now();

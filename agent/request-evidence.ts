@@ -32,7 +32,8 @@ export const DEFAULT_STATUSES: readonly StatusRange[] = [{from: 200, to: 299}, {
 export interface EvidenceRules {
   /** This host's and its peer's addresses (any spelling; compared canonically). */
   readonly ownAddresses: readonly string[];
-  readonly serviceAddress: string;
+  /** The service's addresses (dual stack: both): a request to either is one to the service. */
+  readonly serviceAddresses: readonly string[];
   readonly statuses: readonly StatusRange[];
 }
 
@@ -48,18 +49,17 @@ export function emptyTally(): RequestTally {
 
 /** A judge for one set of rules (addresses canonicalised once): why `entry` is not evidence, or undefined if it is. */
 export function createJudge(rules: EvidenceRules): (entry: AccessLogEntry) => Exclusion | undefined {
-  const service = canonicalAddress(rules.serviceAddress);
-  const own = new Set(rules.ownAddresses.map(canonicalAddress));
-  own.delete(service);
+  const service = new Set(rules.serviceAddresses.map(canonicalAddress));
+  const own = new Set(rules.ownAddresses.map(canonicalAddress).filter((address) => !service.has(address)));
   return (entry) => {
     // The health check's own lines first: it may run through the service IP or a host address, and its reason is
     // the one the operator needs to hear ("your only traffic was the agent's own checks").
     if (entry.userAgent === HEALTH_CHECK_USER_AGENT) return 'health-check';
     const client = canonicalAddress(entry.client);
     if (isLoopback(client)) return 'loopback';
-    if (client === service) return 'service-ip';
+    if (service.has(client)) return 'service-ip';
     if (own.has(client)) return 'own-address';
-    if (entry.local !== undefined && canonicalAddress(entry.local) !== service) return 'elsewhere';
+    if (entry.local !== undefined && !service.has(canonicalAddress(entry.local))) return 'elsewhere';
     if (!rules.statuses.some((range) => entry.status >= range.from && entry.status <= range.to)) return 'status';
     return undefined;
   };

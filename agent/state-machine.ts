@@ -33,6 +33,7 @@
 //   active ──observed: the IP left this host, its service interface does not run──► (release plan) ──ok──► fault
 //   standby/released ──observed: the IP is on this host──► active
 //   fault ──observed: the IP is on this host──► (release plan)
+//   standby/fault ──observed: part of a dual-stack service IP is on this host──► (release plan)
 //   fault ──observed: the service interface runs again after it did not, checks pass──► standby
 //
 //   standby ──health-changed: failing──► fault ──health-changed: ok──► standby
@@ -120,7 +121,10 @@ export type AgentEvent =
   | {readonly type: 'health-changed'; readonly health: Health; readonly reason: string}
   /** What the periodic look at the interface showed (level-triggered reconciliation), and whether the service
    *  interface runs (up, with a carrier). */
-  | {readonly type: 'observed'; readonly holdsIp: boolean; readonly interfaceRunning: boolean}
+  | {readonly type: 'observed'; readonly holdsIp: boolean; readonly interfaceRunning: boolean;
+    /** Some of a dual-stack service's addresses are on this host, not all: it does not hold the service IP
+     *  (holdsIp false), and is not free of it either. */
+    readonly partlyHeld?: boolean}
   /** The agent is stopping (SIGTERM); `released` says whether it removed the IP (on_stop: release). */
   | {readonly type: 'stop-requested'; readonly released: boolean};
 
@@ -160,7 +164,7 @@ function stepOf(state: MachineState, event: AgentEvent): Transition {
     case 'peer-seen':
       return onPeerSeen({...state, peer: viewOf(event.beacon)});
     case 'observed':
-      return onObserved(state, event.holdsIp, event.interfaceRunning);
+      return onObserved(state, event.holdsIp, event.interfaceRunning, event.partlyHeld === true);
     case 'health-changed':
       return onHealthChanged({...state, health: event.health}, event.reason);
     case 'stop-requested':
@@ -254,9 +258,11 @@ function onPeerSeen(state: MachineState): Transition {
  * unless the peer holds it, or its service interface does not run: then it cannot serve, and is in fault until the
  * interface runs again (a cable pulled, a link set down; IPv6 addresses go with the link). A standby or released
  * host that finds the IP on its interface (added by hand, a healed partition) holds it: it becomes active, and the
- * epoch rule above settles who keeps it.
+ * epoch rule above settles who keeps it. Part of a dual-stack service IP (one of its two addresses) on a standby or
+ * faulted host cannot be served and would answer beside the host that serves: it is released. (An active host with
+ * part of it takes the rest back, or stands by when the peer holds it, and then releases what is left.)
  */
-function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boolean): Transition {
+function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boolean, partlyHeld = false): Transition {
   if (state.plan !== undefined) return stay(state);
   const peerHolds = state.peer?.alive === true && state.peer.holdsIp;
   if (state.name === 'active' && !holdsIp) {
@@ -270,6 +276,11 @@ function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boo
     }
     return startTakeover(state, 'the service IP vanished from this host: taking it back');
   }
+  // Before the fault's end below: an IPv4 address stays on a downed link, an IPv6 one goes with it, so a dual-stack
+  // host's link that comes back brings half its service IP with it, answering beside the host that took over.
+  if (state.name === 'fault' && partlyHeld && interfaceRunning) {
+    return startPlan(state, 'release', 'found part of the service IP on this host while fault: releasing it');
+  }
   if (state.name === 'fault' && !holdsIp) {
     if (!interfaceRunning && !state.interfaceDown) return transition({...state, interfaceDown: true}, []);
     // Its own checks decide a fault they caused; one that came with the interface ends with it.
@@ -282,6 +293,9 @@ function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boo
   }
   if (state.name === 'fault' && holdsIp) {
     return startPlan(state, 'release', 'found the service IP on this host while in fault: releasing it');
+  }
+  if (state.name === 'standby' && partlyHeld) {
+    return startPlan(state, 'release', `found part of the service IP on this host while ${state.name}: releasing it`);
   }
   return stay(state);
 }

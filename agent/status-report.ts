@@ -49,7 +49,7 @@ export function assembleStatus(parts: StatusParts): AgentStatus {
       listen: endpointText(config.listen.address, config.listen.port),
       rehearsal: config.rehearsal.enabled,
     },
-    service: {address: config.service.ip.cidr, interface: config.service.interface, mode: config.service.mode},
+    service: {address: config.service.ip.cidr, addresses: config.service.ips.map((ip) => ip.cidr), interface: config.service.interface, mode: config.service.mode},
     peer: {
       role: config.node === 'primary' ? 'backup' : 'primary',
       address: endpointText(config.peer.address, config.peer.port),

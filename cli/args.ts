@@ -25,7 +25,9 @@ export type Command =
   | ({readonly name: 'check-config'} & CheckConfigOptions)
   | {readonly name: 'lab'; readonly action: LabAction; readonly json: boolean; readonly web: 'builtin' | 'nginx'; readonly report: string;
       /** lab up, lab run: an IPv6 service address, beacons and client instead of IPv4 ones. */
-      readonly ipv6: boolean; readonly lab?: string}
+      readonly ipv6: boolean;
+      /** lab up, lab run: a dual-stack service (an IPv4 and an IPv6 address moving together), beacons in IPv4. */
+      readonly dualStack: boolean; readonly lab?: string}
   | ({readonly name: 'install'} & InstallOptions)
   | ({readonly name: 'uninstall'} & UninstallOptions);
 
@@ -47,7 +49,7 @@ const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install', 'uninstall'],
   'keep-config': ['install'], 'skip-host-check': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
   'dry-run': ['switchover', 'install'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
-  'pause-after': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
+  'pause-after': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'dual-stack': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
   'interval-ms': ['rehearse'], 'client': ['rehearse'], 'ssh-config': ['rehearse'], 'client-baton': ['rehearse'],
 };
 /** What an option would have been taken to do where it is refused, when that is not plain. */
@@ -58,7 +60,7 @@ const WHY_NOT: Readonly<Record<string, string>> = {
 };
 /** lab's options, by the actions that use them. */
 const LAB_OPTIONS: ReadonlyArray<[string, readonly LabAction[]]> = [
-  ['json', ['status', 'run']], ['web', ['up', 'run']], ['ipv6', ['up', 'run']], ['report', ['run']],
+  ['json', ['status', 'run']], ['web', ['up', 'run']], ['ipv6', ['up', 'run']], ['dual-stack', ['up', 'run']], ['report', ['run']],
 ];
 /** The options that answer the config's questions: --keep-config keeps the installed answers instead. */
 const ANSWER_OPTIONS = ['role', 'listen', 'peer', 'service-ip', 'interface', 'pair', 'access-log'] as const;
@@ -97,6 +99,7 @@ const OPTIONS = {
   'pause-after': {type: 'string'},
   web: {type: 'string'},
   ipv6: {type: 'boolean', default: false},
+  'dual-stack': {type: 'boolean', default: false},
   report: {type: 'string'},
   'with-failure': {type: 'boolean', default: false},
   url: {type: 'string'},
@@ -212,10 +215,14 @@ export function parseCommandLine(argv: readonly string[]): Command {
         }
       }
       if (lab !== undefined && !LAB_PREFIX_PATTERN.test(lab)) throw new UsageError(`lab down: expected a lab name such as bl3k9x0q, got '${lab}'`);
+      if (values.ipv6 && values['dual-stack']) {
+        throw new UsageError('--ipv6 and --dual-stack: expected one of them (--dual-stack moves an IPv4 and an IPv6 service address, with IPv4 beacons)');
+      }
       const web = values.web ?? 'builtin';
       if (web !== 'builtin' && web !== 'nginx') throw new UsageError(`--web: expected builtin or nginx, got '${web}'`);
       return {
         name, action: action as LabAction, json: values.json, web, report: values.report ?? 'baton-drill-report.html', ipv6: values.ipv6,
+        dualStack: values['dual-stack'],
         ...(lab === undefined ? {} : {lab}),
       };
     }

@@ -10,7 +10,7 @@ export function formatStatus(status: StatusReport, check: StatusCheck = checkSta
   const lines: string[] = [check.summary];
   lines.push(`pair ${status.pair}: this host is the ${self.role} (${self.host}, pid ${self.pid}, baton ${self.version})`);
   lines.push(`  state       ${self.state} for ${formatDuration(self.stateForMs)}: ${self.reason}`);
-  lines.push(`  service IP  ${service.address} on ${service.interface} (${service.mode} mode): ${heldText(self.holdsIp)}`);
+  lines.push(`  service IP  ${service.addresses.join(' and ')} on ${service.interface} (${service.mode} mode): ${heldText(self.holdsIp)}`);
   if (self.healthChecks.length > 0) {
     lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok ? 'ok' : `FAILING (${c.detail})`}`).join('; ')}`);
   }

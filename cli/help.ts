@@ -70,6 +70,9 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              and the client in IPv6 (2001:db8:0:1::100/64)
                              instead of IPv4 (192.0.2.100/25); every lab LAN
                              has both
+      --dual-stack           lab up, lab run: a dual-stack service, both
+                             192.0.2.100/25 and 2001:db8:0:1::100/64 moving
+                             together; the client probes both; beacons IPv4
       --report FILE          where lab run writes its HTML timeline (default
                              ./baton-drill-report.html; the JSON goes beside it)`,
   'install': `  install --role primary|backup --listen ADDR --peer ADDR --service-ip CIDR

@@ -278,7 +278,7 @@ test('docs/rehearsal.md\'s table of the lab\'s addresses is the topology plan\'s
     t.deepEqual(row(host), [`${LAB_ADDRESSES[host].svc}, ${LAB_ADDRESSES6[host].svc}`, `${LAB_ADDRESSES[host].mgmt}, ${LAB_ADDRESSES6[host].mgmt}`], host);
   }
   t.deepEqual(row('client'), [`${LAB_ADDRESSES.client.svc}, ${LAB_ADDRESSES6.client.svc}`, '']);
-  t.deepEqual(row('service address'), [`${labServiceCidr(4)}, or with \`--ipv6\` ${labServiceCidr(6)}`, '']);
+  t.deepEqual(row('service address'), [`${labServiceCidr(4)}, or with \`--ipv6\` ${labServiceCidr(6)}, or with \`--dual-stack\` both`, '']);
 });
 
 // What each row of the runbook's "while you work" table does to the released host, as events of the state machine.

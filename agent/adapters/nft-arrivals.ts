@@ -28,24 +28,27 @@ export interface NftArrivalCounterOptions {
 
 export function createNftArrivalCounter(runner: CommandRunner, options: NftArrivalCounterOptions): ArrivalCounter {
   const nftProgram = options.nft ?? systemNft();
-  const rules = (ip: ServiceIp, excluded: readonly string[]): string => {
+  // One rule per service address (a dual-stack service has two, one per family), each with its own counter;
+  // count() adds them up: the confirmation is one count over either address's clients.
+  const rule = (ip: ServiceIp, excluded: readonly string[]): string => {
     const family = ip.family === 6 ? 'ip6' : 'ip';
     const others = [...new Set(excluded.filter((address) => parseIpAddress(address)?.family === ip.family).map(canonicalIpText))]
       .filter((address) => address !== canonicalIpText(ip.address));
     const notFrom = others.length === 0 ? '' : ` ${family} saddr != { ${others.join(', ')} }`;
-    return [
-      dropTable(ARRIVALS_TABLE),
-      `table ${ARRIVALS_TABLE} {`,
-      '  chain arrivals {',
-      '    type filter hook input priority filter; policy accept;',
-      `    iifname "${options.interface}" ${family} daddr ${ip.address}${notFrom} tcp flags & (syn | ack) == syn counter`,
-      '  }',
-      '}',
-    ].join('\n');
+    return `    iifname "${options.interface}" ${family} daddr ${ip.address}${notFrom} tcp flags & (syn | ack) == syn counter`;
   };
+  const rules = (ips: readonly ServiceIp[], excluded: readonly string[]): string => [
+    dropTable(ARRIVALS_TABLE),
+    `table ${ARRIVALS_TABLE} {`,
+    '  chain arrivals {',
+    '    type filter hook input priority filter; policy accept;',
+    ...ips.map((ip) => rule(ip, excluded)),
+    '  }',
+    '}',
+  ].join('\n');
   return {
-    async start(ip, excluded) {
-      await runner.run(nftProgram, [rules(ip, excluded)]);
+    async start(ips, excluded) {
+      await runner.run(nftProgram, [rules(ips, excluded)]);
     },
 
     async count() {
@@ -71,7 +74,7 @@ export function createNftArrivalCounter(runner: CommandRunner, options: NftArriv
   };
 }
 
-/** The packets of the one counter in `nft -j list table` output. */
+/** The packets of the table's counters, added up, in `nft -j list table` output. */
 export function readCounter(stdout: string): number {
   let parsed: unknown;
   try {
@@ -80,12 +83,14 @@ export function readCounter(stdout: string): number {
     throw new BatonError('COMMAND_FAILED', `\`nft -j list table ${ARRIVALS_TABLE}\` printed something that is not JSON: ${stdout.slice(0, 120)}`, {cause: error});
   }
   const items = (parsed as {nftables?: unknown[]}).nftables ?? [];
+  let total: number | undefined;
   for (const item of items) {
     const expressions = (item as {rule?: {expr?: unknown[]}}).rule?.expr ?? [];
     for (const expression of expressions) {
       const packets = (expression as {counter?: {packets?: unknown}}).counter?.packets;
-      if (typeof packets === 'number' && Number.isSafeInteger(packets) && packets >= 0) return packets;
+      if (typeof packets === 'number' && Number.isSafeInteger(packets) && packets >= 0) total = (total ?? 0) + packets;
     }
   }
+  if (total !== undefined) return total;
   throw new BatonError('COMMAND_FAILED', `\`nft -j list table ${ARRIVALS_TABLE}\` shows no counter: ${stdout.slice(0, 160)}`);
 }

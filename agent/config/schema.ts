@@ -1,6 +1,7 @@
 // YAML file → validated, frozen Config (snake_case keys → camelCase fields). All defaults live here.
 
 import {readFile} from 'node:fs/promises';
+import {isSeq} from 'yaml';
 import {COMBINED, type LogFormat} from '../access-log.js';
 import {BatonError} from '../errors.js';
 import {DEFAULT_STATUSES, type StatusRange} from '../request-evidence.js';
@@ -43,7 +44,11 @@ export interface Config {
   readonly acceptSecretFiles: readonly string[];
   readonly keyring: Keyring;
   readonly service: {
+    /** The first of `ips`: the address messages name first, and the only one of a single-stack service. */
     readonly ip: ServiceIp;
+    /** Every address of the service, in the config's order: one, or an IPv4 and an IPv6 address (dual stack) that
+     *  move together, in the same steps. */
+    readonly ips: readonly ServiceIp[];
     readonly interface: string;
     readonly mode: ServiceMode;
   };
@@ -229,6 +234,33 @@ export function inspectConfig(text: string, file: string, readSecret: SecretRead
   return {config: undefined, draft, problems, failure: reader.failure(file)};
 }
 
+/**
+ * service.address: one CIDR, or a list of two, an IPv4 and an IPv6 one (a dual-stack service). Each is checked as
+ * one alone would be. Empty when the value as a whole has a problem; with a bad item, the good ones.
+ */
+function readServiceAddresses(reader: Reader, field: Field): {ip: ServiceIp; field: Field}[] {
+  if (field.unusable || !isSeq(field.value)) {
+    const ip = reader.required(field, SERVICE_CIDR);
+    return ip === undefined ? [] : [{ip, field}];
+  }
+  const items = reader.list(field, SERVICE_CIDR, DUAL_STACK_WHAT) ?? [];
+  if (items.length !== 2) {
+    reader.expected(field, DUAL_STACK_WHAT, `${items.length} address${items.length === 1 ? '' : 'es'}: a single one is written without the list`);
+    return [];
+  }
+  const read = items.flatMap((item) => item.value === undefined ? [] : [{ip: item.value, field: item.field}]);
+  // The good ones still get the checks across keys, so that every problem is reported at once.
+  if (read.length !== items.length) return read;
+  const [first, second] = read as [{ip: ServiceIp; field: Field}, {ip: ServiceIp; field: Field}];
+  if (first.ip.family === second.ip.family) {
+    reader.expected(field, DUAL_STACK_WHAT, `both are IPv${first.ip.family} addresses; a service moves one address of each family`);
+    return [];
+  }
+  return read;
+}
+
+const DUAL_STACK_WHAT = 'one address like 192.0.2.100/24, or a list of two, one IPv4 and one IPv6, like [192.0.2.100/24, 2001:db8::100/64]';
+
 function readConfig(reader: Reader, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector,
   lookupUser: UserLookup) {
   const top = reader.root(TOP_KEYS);
@@ -260,11 +292,12 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
   const service = reader.section(top.field('service'), SERVICE_KEYS,
     'a mapping like {address: 192.0.2.100/24, interface: eth0}');
   const serviceAddressField = service.field('address');
-  const serviceIp = reader.required(serviceAddressField, SERVICE_CIDR);
-  if (serviceIp !== undefined) {
+  const serviceAddresses = readServiceAddresses(reader, serviceAddressField);
+  const serviceIps = serviceAddresses.map((a) => a.ip);
+  for (const {ip: serviceIp, field} of serviceAddresses) {
     for (const [key, other] of [['listen.address', listenAddress], ['peer.address', peerAddress]] as const) {
       if (other?.address === serviceIp.address) {
-        reader.expected(serviceAddressField, `an address other than ${key}`,
+        reader.expected(field, `an address other than ${key}`,
           'the service address moves between the hosts, their own addresses stay');
       }
     }
@@ -314,7 +347,8 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     acceptSecretFiles: accepted.files,
     keyring: {signing, accepted: [signing, ...accepted.keys]},
     service: {
-      ip: serviceIp,
+      ip: serviceIps[0],
+      ips: serviceIps,
       interface: reader.required(service.field('interface'), INTERFACE_NAME),
       mode: reader.optional(service.field('mode'), oneOf(['address', 'link'] as const), 'address'),
     },

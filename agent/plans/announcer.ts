@@ -1,8 +1,9 @@
-// Gratuitous ARP (unsolicited NA for IPv6) for the service IP: once at once, once more a little later.
+// Gratuitous ARP (unsolicited NA for IPv6) for every service address: once at once, once more a little later.
 
 import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {Clock, NetworkDriver} from '../ports.js';
+import {announceAll, describeAddresses, findAddresses} from '../net/service-addresses.js';
 import type {ServiceIp} from '../state-machine.js';
 
 // The first announcement moves traffic at once; a second follows after this delay for neighbours and switch
@@ -17,7 +18,7 @@ export interface Announcer {
 
 export interface AnnouncerDeps {
   readonly network: NetworkDriver;
-  readonly ip: ServiceIp;
+  readonly ips: readonly ServiceIp[];
   readonly clock: Clock;
   readonly log: Logger;
   /** Aborted when the agent stops: a pending repeat is dropped. */
@@ -25,22 +26,23 @@ export interface AnnouncerDeps {
 }
 
 export function createAnnouncer(deps: AnnouncerDeps): Announcer {
-  const {network, ip, clock, log, signal} = deps;
+  const {network, ips, clock, log, signal} = deps;
   const repeat = async (): Promise<void> => {
     try {
       await clock.sleep(ANNOUNCE_REPEAT_MS, signal);
-      // The IP left in the meantime (a rollback, a release): announcing it now would pull clients to a host
-      // that no longer answers.
-      if (!(await network.hasAddress(ip))) return;
-      await network.announce(ip);
-      log.debug(`(network) announced ${ip.cidr} again`);
+      // An address that left in the meantime (a rollback, a release) is not announced: that would pull clients to
+      // a host that no longer answers for it.
+      const {present} = await findAddresses(network, ips);
+      if (present.length === 0) return;
+      await announceAll(network, present);
+      log.debug(`(network) announced ${describeAddresses(present)} again`);
     } catch (error) {
-      if (!signal.aborted) log.warning(`(network) repeated announcement of ${ip.cidr} failed: ${describeError(error)}`);
+      if (!signal.aborted) log.warning(`(network) repeated announcement of ${describeAddresses(ips)} failed: ${describeError(error)}`);
     }
   };
   return {
     async announce() {
-      await network.announce(ip);
+      await announceAll(network, ips);
       void repeat();
     },
   };

@@ -18,6 +18,7 @@ import type {DrainEnd, DrainReadiness, SwitchParticipant} from './participant.js
 import {AFTER_CONFIRM_STEP_NAMES, planRollback, sideOf, switchoverPlan, type PlannedStep, type SwitchSide, type SwitchStepName} from './plans.js';
 import {endpointText, parseIpAddress} from '../net/ip-address.js';
 import {decodeHostAddresses} from '../peer/host-addresses.js';
+import {isServingAll} from '../net/service-addresses.js';
 
 // Remote steps get the step deadline plus two seconds of retries for lost datagrams.
 const REMOTE_SLACK_MS = 2000;
@@ -89,7 +90,7 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
       `${peer.rejecting === undefined ? '' : ` (${peer.rejecting})`}: a planned switch needs both agents (see baton status)`);
   }
   if (peer.switchId !== '' || peer.view.state === 'switching') throw new BatonError('SWITCH_IN_PROGRESS', `the peer is already running switch ${peer.switchId}`);
-  const selfServing = await c.network.isServing(config.service.ip);
+  const selfServing = await isServingAll(c.network, config.service.ips);
   if (selfServing && peer.view.holdsIp) throw new BatonError('STEP_FAILED', 'both hosts hold the service IP: resolve that first (see baton status)');
   if (!selfServing && !peer.view.holdsIp) throw new BatonError('STEP_FAILED', 'neither host holds the service IP: there is nothing to switch over');
   const selfSide: SwitchSide = selfServing ? 'giver' : 'taker';

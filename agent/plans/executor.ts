@@ -31,7 +31,7 @@ export interface StepRunDeps {
 /** How this host runs its steps: its service, its interface, and announcements that repeat. */
 export function createStepRun(deps: StepRunDeps): StepRun {
   const {service, network, clock, log, signal} = deps;
-  const announcer = createAnnouncer({network, ip: service.ip, clock, log, signal});
+  const announcer = createAnnouncer({network, ips: service.ips, clock, log, signal});
   return {mode: service.mode, clock, ctx: {service, network, announce: () => announcer.announce(), probe: deps.probe, drain: deps.drain, giverAddress: deps.giverAddress}};
 }
 

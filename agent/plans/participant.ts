@@ -20,6 +20,7 @@ import {takeBackIfFree} from './take-back.js';
 import {TrafficCounter} from './traffic.js';
 import {shareableAddresses} from '../peer/host-addresses.js';
 import {canonicalAddress} from '../access-log.js';
+import {announceAll, describeAddresses, isAnyInUse, isServingAll, removeAll} from '../net/service-addresses.js';
 
 /** What the participant needs of the agent that owns it. */
 export interface SwitchHost {
@@ -113,6 +114,9 @@ export class SwitchParticipant {
     const {drain} = this.#deps.steps.ctx;
     if (!config.drain.enabled) return {unavailable: `drain.enabled is false in ${config.file}`};
     if (config.service.mode !== 'address') return {unavailable: 'link mode downs the giver\'s interface, so nothing can reach its connections'};
+    // The drain's steps hold and forward one address; a dual-stack service switches without it until they take
+    // both (issue 16).
+    if (config.service.ips.length > 1) return {unavailable: 'the drain holds and forwards one service address, and this service has two (dual stack)'};
     const unavailable = await drain.unavailable();
     if (unavailable !== undefined) return {unavailable};
     const address = await drain.ownAddress(config.service.ip);
@@ -329,7 +333,7 @@ export class SwitchParticipant {
     // Link mode: the giver's address stays on its downed interface until here; removed now so that bringing the
     // link up again (resume, maintenance) can never make it answer for the IP.
     if (current.side === 'giver' && outcome === 'done' && config.service.mode === 'link') {
-      await network.removeAddress(config.service.ip).catch((error: unknown) => log.error(`(switch ${id}) removing ${config.service.ip.cidr} from the downed ${config.service.interface} failed: ${describeError(error)}`));
+      await removeAll(network, config.service.ips).catch((error: unknown) => log.error(`(switch ${id}) removing ${describeAddresses(config.service.ips)} from the downed ${config.service.interface} failed: ${describeError(error)}`));
     }
     const serving = await this.#serving().catch(() => false);
     await this.#deps.host.observed();
@@ -369,7 +373,7 @@ export class SwitchParticipant {
   async describe(step: SwitchStepName, giverAddress?: string): Promise<DryRunStep> {
     const recording = this.#deps.recordingDrivers();
     const {service} = this.#deps.config;
-    const ctx = {service, network: recording.network, announce: () => recording.network.announce(service.ip), probe: () => recording.network.isAddressInUse(service.ip),
+    const ctx = {service, network: recording.network, announce: () => announceAll(recording.network, service.ips), probe: () => isAnyInUse(recording.network, service.ips),
       drain: recording.drain, giverAddress: () => giverAddress};
     await STEPS[step][service.mode].apply(ctx);
     return {step, host: this.#deps.self, does: describeStep(step, service.mode), commands: recording.commands()};
@@ -441,10 +445,10 @@ export class SwitchParticipant {
     const {arrivals, config, log} = this.#deps;
     if (arrivals === undefined) return false;
     try {
-      await arrivals.start(config.service.ip, [...new Set([config.peer.address, config.listen.address, ...this.#current?.peerAddresses ?? []])]);
+      await arrivals.start(config.service.ips, [...new Set([config.peer.address, config.listen.address, ...this.#current?.peerAddresses ?? []])]);
       return true;
     } catch (error) {
-      log.warning(`(switch ${id}) the kernel cannot count connections to ${config.service.ip.address} here, so the access log alone confirms: ${describeError(error)}`);
+      log.warning(`(switch ${id}) the kernel cannot count connections to ${config.service.ips.map((ip) => ip.address).join(' and ')} here, so the access log alone confirms: ${describeError(error)}`);
       return false;
     }
   }
@@ -455,9 +459,9 @@ export class SwitchParticipant {
     current.counter = new TrafficCounter(this.#deps.accessLog, this.#deps.clock, this.#deps.config.confirm.statuses, current.peerAddresses);
   }
 
-  /** Whether this host answers for the IP as clients see it, read from the kernel each time. */
+  /** Whether this host answers for the IP as clients see it (every service address), read from the kernel each time. */
   #serving(): Promise<boolean> {
-    return this.#deps.steps.ctx.network.isServing(this.#deps.config.service.ip);
+    return isServingAll(this.#deps.steps.ctx.network, this.#deps.config.service.ips);
   }
 
   #require(id: string): CurrentSwitch {

@@ -6,6 +6,7 @@ import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {JournalStore} from '../ports.js';
 import type {PeerView} from '../state-machine.js';
+import {isServingAll} from '../net/service-addresses.js';
 import {executeUndo, type StepRun} from './executor.js';
 import {isSwitchStepName, planRollback} from './plans.js';
 import {takeBackIfFree, type TakeBack} from './take-back.js';
@@ -44,7 +45,7 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
     }
   };
   let outcome: string;
-  if (await deps.steps.ctx.network.isServing(deps.steps.ctx.service.ip)) {
+  if (await isServingAll(deps.steps.ctx.network, deps.steps.ctx.service.ips)) {
     outcome = recorded.side === 'giver' && applied.includes('hold-connections') && await yieldedWhileHolding(deps)
       ? 'this host was handing the service IP over and another host answers for it now (the peer took it over while ' +
         'this agent was down): this host let it go'

@@ -4,17 +4,20 @@
 
 import type {Config, ServiceMode} from '../config/schema.js';
 import {BatonError} from '../errors.js';
+import {addAll, describeAddresses, findAddresses, findServing, removeAll} from '../net/service-addresses.js';
 import type {DrainDriver, NetworkDriver} from '../ports.js';
 import {ADDRESS_STILL_ANSWERS} from '../state-machine.js';
 import type {StepName} from './plans.js';
 
 /** What a step needs of its host. */
 export interface StepContext {
+  /** Every step acts on all of service.ips (one address, or an IPv4 and an IPv6 one that move together). */
   readonly service: Config['service'];
   readonly network: NetworkDriver;
-  /** Gratuitous ARP for the service IP now; the agent's announcer repeats it once more a little later. */
+  /** Gratuitous ARP (unsolicited NA) for every service address now; the agent's announcer repeats it a little later. */
   announce(): Promise<void>;
-  /** Duplicate address detection: whether another host answers for the service IP (a fresh early probe may answer). */
+  /** Duplicate address detection: whether another host answers for any service address (a fresh early probe may
+   *  answer). */
   probe(): Promise<boolean>;
   readonly drain: DrainDriver;
   /** The giver's own address on the service LAN, where forward-strays sends what is not the taker's; known once a
@@ -42,9 +45,17 @@ function expect(ok: boolean, what: string): void {
   if (!ok) throw new BatonError('STEP_FAILED', what);
 }
 
+/** Present: all the service's addresses are on the interface; absent: none is. A mixed state is neither, and the
+ *  message names the addresses that are not as they should be. */
 async function expectAddress(ctx: StepContext, present: boolean): Promise<void> {
-  const {ip, interface: iface} = ctx.service;
-  expect(await ctx.network.hasAddress(ip) === present, present ? `${ip.cidr} is not on ${iface}` : `${ip.cidr} is still on ${iface}`);
+  const {ips, interface: iface} = ctx.service;
+  const found = await findAddresses(ctx.network, ips);
+  if (present) expect(found.absent.length === 0, `${describeAddresses(found.absent)} ${isAre(found.absent)} not on ${iface}`);
+  else expect(found.present.length === 0, `${describeAddresses(found.present)} ${isAre(found.present)} still on ${iface}`);
+}
+
+function isAre(ips: readonly unknown[]): string {
+  return ips.length === 1 ? 'is' : 'are';
 }
 
 async function expectLink(ctx: StepContext, up: boolean): Promise<void> {
@@ -54,7 +65,7 @@ async function expectLink(ctx: StepContext, up: boolean): Promise<void> {
 
 /** Removes the service IP and checks it is gone: a release, and the undo of every step that added it. */
 async function removeAddress(ctx: StepContext): Promise<void> {
-  await ctx.network.removeAddress(ctx.service.ip);
+  await removeAll(ctx.network, ctx.service.ips);
   await expectAddress(ctx, false);
 }
 
@@ -67,40 +78,49 @@ async function setLink(ctx: StepContext, up: boolean): Promise<void> {
 async function restoreService(ctx: StepContext, mode: ServiceMode): Promise<void> {
   // Link mode too: an IPv4 address stays on a downed interface, but the kernel drops an IPv6 one with the link
   // (unless keep_addr_on_down). Added back while the link is still down, it is there when the link comes up.
-  await ctx.network.addAddress(ctx.service.ip);
+  await addAll(ctx.network, ctx.service.ips);
   if (mode === 'link') await ctx.network.setLink(ctx.service.interface, true);
   await expectAddress(ctx, true);
   if (mode === 'link') await expectLink(ctx, true);
   await ctx.announce();
 }
 
-/** Whether the host answers for the IP as clients see it: read from the kernel without spawning a process. */
-async function expectServing(ctx: StepContext, serving: boolean, what: string): Promise<void> {
-  expect(await ctx.network.isServing(ctx.service.ip) === serving, what);
+/**
+ * Whether the host answers for the IP as clients see it, read from the kernel without spawning a process. Serving:
+ * for all the service's addresses; not serving: for none. `what` is told the addresses that are not so, and "is"
+ * or "are" to go with them.
+ */
+async function expectServing(ctx: StepContext, serving: boolean, what: (wrong: string, isOrAre: string) => string): Promise<void> {
+  const found = await findServing(ctx.network, ctx.service.ips);
+  const wrong = serving ? found.absent : found.present;
+  expect(wrong.length === 0, what(describeAddresses(wrong), isAre(wrong)));
 }
 
 const takeIp: StepActions = {
   async apply(ctx) {
-    await ctx.network.addAddress(ctx.service.ip);
+    await addAll(ctx.network, ctx.service.ips);
   },
-  verify: (ctx) => expectServing(ctx, true, `${ctx.service.ip.cidr} is not up on ${ctx.service.interface} after adding it`),
+  verify: (ctx) => expectServing(ctx, true, (wrong, isOrAre) => `${wrong} ${isOrAre} not up on ${ctx.service.interface} after adding it`),
   undo: removeAddress,
 };
 
 const releaseIp: StepActions = {
   async apply(ctx) {
-    await ctx.network.removeAddress(ctx.service.ip);
+    await removeAll(ctx.network, ctx.service.ips);
   },
   verify: (ctx) => expectAddress(ctx, false),
   async undo(ctx) {
-    await ctx.network.addAddress(ctx.service.ip);
+    await addAll(ctx.network, ctx.service.ips);
     await expectAddress(ctx, true);
   },
 };
 
 const probeAddress: StepActions = {
   async apply(ctx) {
-    if (await ctx.probe()) throw new BatonError('ADDRESS_IN_USE', `${ADDRESS_STILL_ANSWERS}: ${ctx.service.ip.address} answered an ARP probe`);
+    if (await ctx.probe()) {
+      const addresses = ctx.service.ips.map((ip) => ip.address).join(' or ');
+      throw new BatonError('ADDRESS_IN_USE', `${ADDRESS_STILL_ANSWERS}: ${addresses} answered ${ctx.service.ips.length === 1 ? 'an ARP probe' : 'a duplicate-address probe'}`);
+    }
   },
   verify: nothing,
   undo: nothing,
@@ -155,7 +175,7 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
     address: takeIp,
     link: {
       async apply(ctx) {
-        await ctx.network.addAddress(ctx.service.ip);
+        await addAll(ctx.network, ctx.service.ips);
         await ctx.network.setLink(ctx.service.interface, true);
       },
       verify: takeIp.verify,
@@ -168,7 +188,7 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
     does: {address: 'make sure the service IP is not on the interface', link: 'bring the service interface down'},
     address: {
       async apply(ctx) {
-        await ctx.network.removeAddress(ctx.service.ip);
+        await removeAll(ctx.network, ctx.service.ips);
       },
       verify: (ctx) => expectAddress(ctx, false),
       // Nothing was there to take back: the address was only made sure to be absent.
@@ -197,10 +217,11 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
     },
     link: {
       async apply(ctx) {
-        await ctx.network.addAddress(ctx.service.ip);
+        await addAll(ctx.network, ctx.service.ips);
       },
       async verify(ctx) {
-        expect(await ctx.network.hasAddress(ctx.service.ip), `${ctx.service.ip.cidr} is not on ${ctx.service.interface} after adding it`);
+        const {absent} = await findAddresses(ctx.network, ctx.service.ips);
+        expect(absent.length === 0, `${describeAddresses(absent)} ${isAre(absent)} not on ${ctx.service.interface} after adding it`);
       },
       undo: removeAddress,
     },
@@ -209,18 +230,18 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
     does: {address: 'remove the service IP', link: 'bring the service interface down'},
     address: {
       async apply(ctx) {
-        await ctx.network.removeAddress(ctx.service.ip);
+        await removeAll(ctx.network, ctx.service.ips);
       },
       // What matters is that this host no longer answers for the IP; the in-process interface list tells it
       // without spawning `ip`, a few milliseconds off the service gap.
-      verify: (ctx) => expectServing(ctx, false, `${ctx.service.ip.cidr} is still on ${ctx.service.interface}`),
+      verify: (ctx) => expectServing(ctx, false, (wrong, isOrAre) => `${wrong} ${isOrAre} still on ${ctx.service.interface}`),
       undo: (ctx) => restoreService(ctx, 'address'),
     },
     link: {
       async apply(ctx) {
         await ctx.network.setLink(ctx.service.interface, false);
       },
-      verify: (ctx) => expectServing(ctx, false, `${ctx.service.interface} still serves ${ctx.service.ip.cidr}`),
+      verify: (ctx) => expectServing(ctx, false, (wrong) => `${ctx.service.interface} still serves ${wrong}`),
       undo: (ctx) => restoreService(ctx, 'link'),
     },
   },
@@ -230,7 +251,7 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
       // Announced at once, checked after: the first gratuitous ARP is what moves the clients, and every
       // millisecond before it is service gap. verify still decides whether the step is done.
       async apply(ctx) {
-        await ctx.network.addAddress(ctx.service.ip);
+        await addAll(ctx.network, ctx.service.ips);
         await ctx.announce();
       },
       verify: (ctx) => expectAddress(ctx, true),

@@ -1,6 +1,7 @@
 // The one decision of a giver whose switch broke off: take the service IP back, or leave it to the peer.
 
 import type {Config} from '../config/schema.js';
+import {addAll, isAnyInUse, removeAll} from '../net/service-addresses.js';
 import type {PeerView} from '../state-machine.js';
 import {executeUndo, type StepRun} from './executor.js';
 
@@ -22,15 +23,17 @@ export type TakeBack = {readonly tookBack: true} | {readonly tookBack: false; re
  */
 export async function takeBackIfFree(run: StepRun, node: Config['node'], peer: PeerView | undefined): Promise<TakeBack> {
   const {network, service} = run.ctx;
-  const {ip, interface: iface, mode} = service;
+  const {ips, interface: iface, mode} = service;
   if (mode === 'link' && !(await network.isLinkUp(iface))) {
-    await network.removeAddress(ip);
+    await removeAll(network, ips);
     await network.setLink(iface, true);
   }
   if (peer?.alive === true && peer.holdsIp) return {tookBack: false, why: `the peer ${peer.state} holds the service IP`};
   if (peer?.alive === true && node === 'backup') return {tookBack: false, why: `the primary is alive (${peer.state}) and takes the service IP itself`};
-  if (await network.isAddressInUse(ip)) return {tookBack: false, why: `${ip.address} answers ARP from another host`};
-  if (mode === 'link') await network.addAddress(ip);
+  if (await isAnyInUse(network, ips)) {
+    return {tookBack: false, why: `${ips.map((ip) => ip.address).join(' or ')} answers ${ips.length === 1 ? 'ARP' : 'a duplicate-address probe'} from another host`};
+  }
+  if (mode === 'link') await addAll(network, ips);
   await executeUndo('primary-net-down', run);
   return {tookBack: true};
 }

@@ -156,7 +156,7 @@ function formatValid(report: ConfigReport): string {
   const lines = [
     `${config.file}: valid`,
     `  ${config.node} of pair ${config.pair}; beacons ${endpointText(config.listen.address, config.listen.port)} -> ${endpointText(config.peer.address, config.peer.port)}`,
-    `  service IP ${config.service.ip.cidr} on ${config.service.interface} (${config.service.mode} mode)`,
+    `  service IP ${config.service.ips.map((ip) => ip.cidr).join(' and ')} on ${config.service.interface} (${config.service.mode} mode)`,
     `  heartbeat every ${config.heartbeat.intervalMs} ms, peer dead after ${config.heartbeat.deadAfterMs} ms; key id ${config.keyring.signing.id}`,
     ...report.notes.map((note) => `  ${note}`),
     report.readsAs === undefined ? '  host: not checked (--file-only)'
@@ -180,7 +180,7 @@ export function reportJson(report: ConfigReport): Record<string, unknown> {
     readsAs: report.readsAs ?? null,
     config: config === undefined ? null : {
       pair: config.pair, node: config.node, listen: config.listen, peer: config.peer,
-      service: {address: config.service.ip.cidr, interface: config.service.interface, mode: config.service.mode},
+      service: {address: config.service.ip.cidr, addresses: config.service.ips.map((ip) => ip.cidr), interface: config.service.interface, mode: config.service.mode},
       heartbeat: {intervalMs: config.heartbeat.intervalMs, deadAfterMs: config.heartbeat.deadAfterMs,
         replayProtection: config.heartbeat.replayProtection},
       keyId: config.keyring.signing.id,
@@ -223,6 +223,7 @@ export async function checkSandbox(config: Config, dropIn: string): Promise<stri
 export async function describeDrain(config: Config, drain: DrainDriver): Promise<string | HostProblem> {
   if (!config.drain.enabled) return 'drain: off (drain.enabled: false): a planned switch cuts the connections open at the move';
   if (config.service.mode !== 'address') return 'drain: none in link mode (the giver\'s interface goes down): a planned switch cuts the connections open at the move';
+  if (config.service.ips.length > 1) return 'drain: none for a dual-stack service yet (it holds and forwards one address): a planned switch cuts the connections open at the move';
   const why = await drain.unavailable().catch((error: unknown) => describeError(error));
   if (why !== undefined) {
     return hostProblem('drain-unavailable', undefined, `drain: this host cannot drain: ${why}; a planned switch will cut the ` +

@@ -24,6 +24,8 @@ export interface LabOptions {
   readonly report: string;
   /** lab up, lab run: the service address, the beacons and the client in IPv6. */
   readonly ipv6: boolean;
+  /** lab up, lab run: both service addresses as one dual-stack service; beacons IPv4. */
+  readonly dualStack?: boolean;
   /** lab down NAME: that lab only. */
   readonly lab?: string;
 }
@@ -48,7 +50,7 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       }
       const lab = await labUp({runner, web: await webKind(options.web), ...families(options), progress: (line) => out.stderr(`${line}\n`)});
       await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
-      out.stdout(`lab ${lab.prefix} is up: primary ${lab.hosts.primary.address}, backup ${lab.hosts.backup.address}, client ${lab.client.address}, service IP ${lab.serviceIp}\n` +
+      out.stdout(`lab ${lab.prefix} is up: primary ${lab.hosts.primary.address}, backup ${lab.hosts.backup.address}, client ${lab.client.address}, service IP ${lab.serviceIps.join(' and ')}\n` +
         `  status:  baton lab status\n  one host: baton status --config ${lab.hosts.primary.configFile}\n  remove:  baton lab down\n`);
       return 0;
     }
@@ -99,7 +101,7 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
   try {
     await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
     const report = await runDrill(createLabTarget(lab, LAB_DEAD_AFTER_MS), {
-      title: `baton lab drill (${options.web} web servers${options.ipv6 ? ', IPv6' : ''})`, withFailure: true, probeIntervalMs: DRILL_PROBE_INTERVAL_MS, say, signal: abort.signal,
+      title: `baton lab drill (${options.web} web servers${options.ipv6 ? ', IPv6' : ''}${options.dualStack === true ? ', dual stack' : ''})`, withFailure: true, probeIntervalMs: DRILL_PROBE_INTERVAL_MS, say, signal: abort.signal,
     });
     const jsonPath = options.report.replace(/\.html?$/, '') + '.json';
     await writeDrillReport(report, options.report, jsonPath);
@@ -121,8 +123,10 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
   }
 }
 
-/** --ipv6: the service, the beacons and (following the service) the client in IPv6; IPv4 otherwise. */
-function families(options: LabOptions): {serviceFamily: 4 | 6; heartbeatFamily: 4 | 6} {
+/** --ipv6: the service, the beacons and (following the service) the client in IPv6; --dual-stack: the service in
+ *  both (the client probes both), beacons IPv4; IPv4 otherwise. */
+function families(options: LabOptions): {serviceFamily: 4 | 6 | 'dual'; heartbeatFamily: 4 | 6} {
+  if (options.dualStack === true) return {serviceFamily: 'dual', heartbeatFamily: 4};
   return options.ipv6 ? {serviceFamily: 6, heartbeatFamily: 6} : {serviceFamily: 4, heartbeatFamily: 4};
 }
 

@@ -7,7 +7,7 @@ import type {StatusReport, SwitchProgress, SwitchResult, SwitchoverOptions} from
 import {describeError} from '../../agent/errors.js';
 import type {Role} from '../../agent/state-machine.js';
 import {formatProgress} from '../format.js';
-import {summarizeProbes, type ProbeRecord} from '../lab/probe-report.js';
+import {summarizeStreams, type ProbeRecord} from '../lab/probe-report.js';
 import type {ClientsSummary} from '../lab/clients.js';
 import {httpUrl} from '../lab/topology-plan.js';
 import type {DrillReport, PhaseDrain, PhaseName, PhaseReport, PhaseStep} from './report.js';
@@ -87,7 +87,7 @@ export async function runDrill(target: DrillTarget, options: DrillOptions): Prom
     await sleep(WINDOW_MARGIN_MS);
     const records = traffic === undefined ? [] : await traffic.read();
     const inWindow = records.filter((r) => r.sentAt >= started - WINDOW_MARGIN_MS && r.sentAt <= ended + WINDOW_MARGIN_MS);
-    const summary = inWindow.length === 0 ? undefined : summarizeProbes(records, started - WINDOW_MARGIN_MS, ended + WINDOW_MARGIN_MS);
+    const summary = inWindow.length === 0 ? undefined : summarizeStreams(records, started - WINDOW_MARGIN_MS, ended + WINDOW_MARGIN_MS);
     const report: PhaseReport = {
       name, title, ok: result.ok ?? true, startedAtWallMs: started, endedAtWallMs: ended, steps,
       longestGapMs: summary?.longestGapMs, probes: summary?.probes ?? 0, failedProbes: summary?.failed ?? 0,
@@ -148,7 +148,7 @@ export async function runDrill(target: DrillTarget, options: DrillOptions): Prom
 
   try {
     traffic = await target.startTraffic(options.probeIntervalMs);
-    say(`client probing ${httpUrl(target.pair.serviceIp.split('/')[0] ?? '')} every ${options.probeIntervalMs} ms`);
+    say(`client probing ${target.pair.serviceIp.split(' and ').map((ip) => httpUrl(ip.split('/')[0] ?? '')).join(' and ')} every ${options.probeIntervalMs} ms`);
     // Some steady traffic before the first phase, so its window does not begin before the first probe.
     await sleep(2 * WINDOW_MARGIN_MS);
 
@@ -259,21 +259,20 @@ async function waitFor(target: DrillTarget, ok: (view: {primary: HostView; backu
 /**
  * Wall time of the first successful response from the backup after `after`: a probe the page says the backup
  * answered (the lab's pages do), or, for pages that do not say, the first success once the backup holds the IP.
+ * With several probers (a dual-stack service), when every one of them has had its first such response.
  */
 async function waitForTakeover(target: DrillTarget, traffic: Traffic | undefined, after: number, signal: AbortSignal): Promise<number | undefined> {
   const deadline = Date.now() + SETTLE_TIMEOUT_MS;
   let heldSince: number | undefined;
   while (traffic !== undefined && Date.now() < deadline && !signal.aborted) {
-    const records = await traffic.read();
-    const named = records.find((r) => r.ok && r.host === 'backup' && r.sentAt > after);
-    if (named !== undefined) return named.sentAt + named.rttMs;
+    const streams = [...Map.groupBy(await traffic.read(), (r) => r.stream).values()];
+    const since = heldSince;
+    const served = streams.map((records) => records.find((r) => r.ok && r.host === 'backup' && r.sentAt > after) ??
+      (since === undefined ? undefined : records.find((r) => r.ok && r.host === null && r.sentAt >= since)));
+    if (streams.length > 0 && served.every((r) => r !== undefined)) return Math.max(...served.map((r) => (r?.sentAt ?? 0) + (r?.rttMs ?? 0)));
     if (heldSince === undefined) {
       const view = await target.view().catch(() => undefined);
       if (view?.backup.holdsIp === true) heldSince = Date.now();
-    } else {
-      const since = heldSince;
-      const anyOk = records.find((r) => r.ok && r.host === null && r.sentAt >= since);
-      if (anyOk !== undefined) return anyOk.sentAt + anyOk.rttMs;
     }
     await sleep(50);
   }

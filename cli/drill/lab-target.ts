@@ -8,6 +8,7 @@ import {callAgent} from '../control-client.js';
 import {setHostLink, type Lab} from '../lab/lab.js';
 import {startClients} from '../lab/clients-control.js';
 import {startProber} from '../lab/probe-control.js';
+import type {ProbeRecord} from '../lab/probe-report.js';
 import {join} from 'node:path';
 import {viewOf, type DrillTarget} from './drill.js';
 
@@ -23,9 +24,9 @@ const CLIENT_ARGS = ['--fresh-interval-ms', '0', '--keep-alive', '4', '--keep-al
 
 export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
   let clientRuns = 0;
-  return {
+  const target: DrillTarget = {
     pair: {primary: `${lab.hosts.primary.namespace} (${lab.hosts.primary.address})`, backup: `${lab.hosts.backup.namespace} (${lab.hosts.backup.address})`,
-      serviceIp: lab.serviceIp, mode: lab.mode},
+      serviceIp: lab.serviceIps.join(' and '), mode: lab.mode},
     deadAfterMs,
     async view() {
       const ask = async (role: Role) => viewOf(await callAgent(lab.hosts[role].socket, {id: 'drill', type: 'status'}) as StatusReport);
@@ -47,11 +48,22 @@ export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
     },
     async startTraffic(intervalMs) {
       if (intervalMs < 5 || intervalMs > 1000) throw new BatonError('LAB_FAILED', `probe interval ${intervalMs} ms: expected 5..1000`);
-      const prober = await startProber({
-        namespace: lab.client.namespace, url: lab.serviceUrl, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
-        durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs), out: join(lab.dir, 'drill-probes.jsonl'),
-      });
-      return {read: () => prober.read(), stop: () => prober.stop()};
+      // A dual-stack service: one prober per address, each its own stream, so one family's outage shows.
+      const dual = lab.serviceUrls.length > 1;
+      const probers = await Promise.all(lab.serviceUrls.map(async (url, index) => {
+        const family = `IPv${lab.serviceFamilies[index] ?? 4}`;
+        const prober = await startProber({
+          namespace: lab.client.namespace, url, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
+          durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs),
+          out: join(lab.dir, dual ? `drill-probes-${family.toLowerCase()}.jsonl` : 'drill-probes.jsonl'),
+        });
+        const label = (records: ProbeRecord[]): ProbeRecord[] => dual ? records.map((r) => ({...r, stream: family})) : records;
+        return {read: async () => label(await prober.read()), stop: async () => label(await prober.stop())};
+      }));
+      return {
+        read: async () => (await Promise.all(probers.map((p) => p.read()))).flat(),
+        stop: async () => (await Promise.all(probers.map((p) => p.stop()))).flat(),
+      };
     },
     async startClients() {
       clientRuns += 1;
@@ -59,4 +71,8 @@ export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
         out: join(lab.dir, `drill-clients-${clientRuns}.json`), args: CLIENT_ARGS});
     },
   };
+  // The keep-alive clients, downloads and uploads are what the drain keeps whole; a dual-stack service switches
+  // without a drain for now (its steps hold one address), so they would only show the cut it makes.
+  if (lab.serviceUrls.length > 1) return {...target, startClients: undefined};
+  return target;
 }

@@ -95,7 +95,8 @@ async function serviceIpHere(configFile: string): Promise<ServiceIpHere> {
   } catch (error) {
     return {unknown: `${configFile} cannot be read as a config (${describeError(error).split('\n')[0] ?? ''})`};
   }
-  const {ip, interface: name} = config.service;
-  const held = networkInterfaces()[name]?.some((entry) => entry.address === ip.address) ?? false;
-  return {holds: held, cidr: ip.cidr, interface: name, onStop: config.onStop};
+  // Any of a dual-stack service's addresses: one left behind still answers for the service.
+  const {ips, interface: name} = config.service;
+  const here = ips.filter((ip) => networkInterfaces()[name]?.some((entry) => entry.address === ip.address) ?? false);
+  return {holds: here.length > 0, cidr: (here.length > 0 ? here : ips).map((ip) => ip.cidr).join(' and '), interface: name, onStop: config.onStop};
 }

@@ -46,12 +46,20 @@ export interface Lab {
   readonly prefix: string;
   readonly dir: string;
   readonly mode: ServiceMode;
-  /** The service address with its prefix length, as the configs give it: 192.0.2.100/25 or 2001:db8:0:1::100/64. */
+  /** The service address with its prefix length, as the configs give it: 192.0.2.100/25 or 2001:db8:0:1::100/64.
+   *  A dual-stack lab's first (IPv4) address. */
   readonly serviceIp: string;
+  /** The service's family; of a dual-stack lab 4, its first address's (serviceFamilies has both). */
   readonly serviceFamily: IpFamily;
   /** The service address alone, and the URL the client requests it by (an IPv6 address in brackets). */
   readonly serviceAddress: string;
   readonly serviceUrl: string;
+  /** Every service address's family, in the configs' order: [4], [6], or [4, 6] for a dual-stack service. */
+  readonly serviceFamilies: readonly IpFamily[];
+  /** Every service address with its prefix length, alone, and its URL, in the same order. */
+  readonly serviceIps: readonly string[];
+  readonly serviceAddresses: readonly string[];
+  readonly serviceUrls: readonly string[];
   /** The family of the beacons' listen and peer addresses. */
   readonly heartbeatFamily: IpFamily;
   readonly hosts: {readonly primary: LabHost; readonly backup: LabHost};
@@ -70,8 +78,9 @@ export interface LabOptions {
   readonly hostConfig?: Partial<Record<Role, string>>;
   /** address (default) or link: in link mode the service interface is eth0 and beacons use eth1 on its own LAN. */
   readonly mode?: ServiceMode;
-  /** The service address's family: 4 (default) 192.0.2.100/25, or 6 2001:db8:0:1::100/64. Every LAN is dual-stack. */
-  readonly serviceFamily?: IpFamily;
+  /** The service address's family: 4 (default) 192.0.2.100/25, or 6 2001:db8:0:1::100/64; or 'dual', both as one
+   *  dual-stack service. Every LAN is dual-stack. */
+  readonly serviceFamily?: IpFamily | 'dual';
   /** The beacons' family (listen and peer addresses): 4 (default) or 6. */
   readonly heartbeatFamily?: IpFamily;
   /** A web server on each host writing a combined-format access log; none when omitted. */
@@ -116,7 +125,8 @@ export async function labUp(options: LabOptions): Promise<Lab> {
     await claimLab(prefix);
     await mkdir(dir, {recursive: true, mode: 0o700});
     const beaconLan = mode === 'link' ? 'mgmt' : 'svc';
-    const serviceFamily = options.serviceFamily ?? 4;
+    const serviceFamilies: IpFamily[] = options.serviceFamily === 'dual' ? [4, 6] : [options.serviceFamily ?? 4];
+    const serviceFamily = serviceFamilies[0] ?? 4;
     const heartbeatFamily = options.heartbeatFamily ?? 4;
     const secretFile = join(dir, 'secret');
     await writeFile(secretFile, randomBytes(32).toString('base64'), {mode: 0o600});
@@ -141,7 +151,7 @@ export async function labUp(options: LabOptions): Promise<Lab> {
       }
       await writeFile(configFile, labConfig({
         role, address: topology.address(role, beaconLan, heartbeatFamily), peer: topology.address(peerRole, beaconLan, heartbeatFamily),
-        serviceIp: labServiceCidr(serviceFamily), secretFile,
+        serviceIps: serviceFamilies.map(labServiceCidr), secretFile,
         stateDir: join(hostDir, 'state'), socket, extra: `${options.extraConfig ?? ''}\n${options.hostConfig?.[role] ?? ''}`, mode,
         serviceInterface: options.serviceInterface?.[role] ?? topology.interfaceName(role, 'svc'), accessLog: web?.accessLog,
         graceful: web?.graceful, drain: options.drain ?? true,
@@ -157,7 +167,9 @@ export async function labUp(options: LabOptions): Promise<Lab> {
     }
     const lab: Lab = {
       prefix, dir, mode, serviceIp: labServiceCidr(serviceFamily), serviceFamily, serviceAddress: labServiceAddress(serviceFamily),
-      serviceUrl: httpUrl(labServiceAddress(serviceFamily)), heartbeatFamily, hosts,
+      serviceUrl: httpUrl(labServiceAddress(serviceFamily)), serviceFamilies, serviceIps: serviceFamilies.map(labServiceCidr),
+      serviceAddresses: serviceFamilies.map(labServiceAddress), serviceUrls: serviceFamilies.map((f) => httpUrl(labServiceAddress(f))),
+      heartbeatFamily, hosts,
       client: {namespace: topology.namespace('client'), address: topology.address('client', 'svc', serviceFamily)},
     };
     await writeFile(join(dir, LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
@@ -281,7 +293,8 @@ export async function setHostLink(host: LabHost, iface: string, up: boolean): Pr
 }
 
 export interface LabConfigInput {
-  role: Role; address: string; peer: string; serviceIp: string; secretFile: string; stateDir: string; socket: string; extra: string;
+  /** One service address (CIDR), or two (a dual-stack service: written as a list). */
+  role: Role; address: string; peer: string; serviceIps: readonly string[]; secretFile: string; stateDir: string; socket: string; extra: string;
   mode: ServiceMode; serviceInterface: string; accessLog: string | undefined;
   graceful: {readonly path: string; readonly args: readonly string[]} | undefined;
   /** Whether the drain is on (the default); off writes drain.enabled false and no graceful command. */
@@ -298,7 +311,7 @@ export function labConfig(host: LabConfigInput): string {
     `peer: { address: ${yamlAddress(host.peer)}, port: 7411 }`,
     `secret_file: ${host.secretFile}`,
     'service:',
-    `  address: ${yamlAddress(host.serviceIp)}`,
+    `  address: ${host.serviceIps.length === 1 ? yamlAddress(host.serviceIps[0] ?? '') : `[${host.serviceIps.map(yamlAddress).join(', ')}]`}`,
     `  interface: ${host.serviceInterface}`,
     `  mode: ${host.mode}`,
     ...(host.accessLog === undefined ? [] : ['confirm:', `  access_log: ${host.accessLog}`, '  min_requests: 3', '  timeout_s: 10']),

@@ -17,6 +17,9 @@ export interface ProbeRecord {
   readonly host: string | null;
   /** Why the probe failed (e.g. "timeout after 200 ms", "ECONNREFUSED", "HTTP 503"); null when ok. */
   readonly error: string | null;
+  /** Which of several probers sent it (a dual-stack drill probes each service address: "IPv4", "IPv6"); set by the
+   *  reader, not in the log. Absent: the only prober. */
+  readonly stream?: string;
 }
 
 export interface ProbeSummary {
@@ -112,6 +115,23 @@ export function summarizeProbes(records: readonly ProbeRecord[], fromWallMs?: nu
   const longestGapMs = longestUnanswered(answers, start, end, stalls);
   const proberStallMs = stalls.reduce((most, [from, to]) => Math.max(most, to - from), 0);
   return {probes: inWindow.length, failed, longestGapMs, hosts, proberStallMs};
+}
+
+/**
+ * Probes of several probers at once (a dual-stack drill probes each service address): each stream is summarised on
+ * its own, since one family's outage must not hide behind the other's answers; the result has the longest gap and
+ * stall of any stream and the probes, failures and hosts of all. One stream: summarizeProbes.
+ */
+export function summarizeStreams(records: readonly ProbeRecord[], fromWallMs?: number, toWallMs?: number): ProbeSummary {
+  const streams = Map.groupBy(records, (r) => r.stream);
+  if (streams.size <= 1) return summarizeProbes(records, fromWallMs, toWallMs);
+  const parts = [...streams.values()].map((stream) => summarizeProbes(stream, fromWallMs, toWallMs));
+  const hosts: Record<string, number> = {};
+  for (const part of parts) for (const [host, count] of Object.entries(part.hosts)) hosts[host] = (hosts[host] ?? 0) + count;
+  return {
+    probes: parts.reduce((sum, p) => sum + p.probes, 0), failed: parts.reduce((sum, p) => sum + p.failed, 0),
+    longestGapMs: Math.max(...parts.map((p) => p.longestGapMs)), proberStallMs: Math.max(...parts.map((p) => p.proberStallMs)), hosts,
+  };
 }
 
 /**

@@ -15,7 +15,7 @@ import {DEFAULT_STATUSES, HEALTH_CHECK_USER_AGENT, type EvidenceRules, type Requ
 
 /** Rules where `addresses` are the hosts' own (the service IP, 192.0.2.100, appears in no test line). */
 function ownAddresses(addresses: readonly string[]): () => EvidenceRules {
-  return () => ({ownAddresses: addresses, serviceAddress: '192.0.2.100', statuses: DEFAULT_STATUSES});
+  return () => ({ownAddresses: addresses, serviceAddresses: ['192.0.2.100'], statuses: DEFAULT_STATUSES});
 }
 
 interface Teardown {
@@ -355,7 +355,7 @@ http {
 test('only a client of the service IP with a 2xx or 3xx counts: loopback, the service IP, the agent\'s health checks, a 400 and a 500 do not (issue 14)', async (t) => {
   const {file} = await tempLog(t);
   await writeFile(file, '');
-  const rules = (): EvidenceRules => ({ownAddresses: ['192.0.2.11', '192.0.2.12'], serviceAddress: '192.0.2.100', statuses: DEFAULT_STATUSES});
+  const rules = (): EvidenceRules => ({ownAddresses: ['192.0.2.11', '192.0.2.12'], serviceAddresses: ['192.0.2.100'], statuses: DEFAULT_STATUSES});
   const following = follow(t, createAccessLogTail({file, rules, pollMs: POLL_MS}));
   await appendFile(file, line('198.51.100.1'));
   await following.until(1);

@@ -19,6 +19,8 @@ const COMBINED_LINE = '192.0.2.20 - - [21/Nov/2026:13:45:02 +0000] "GET / HTTP/1
 const VHOST_LINE = `www.example.com:80 ${COMBINED_LINE}`;
 
 /** The primary of test-config with its access log, on a host where everything is right. */
+const V6_SERVICE_IP = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
+
 function healthy(): {config: Config; probe: FakeHostProbe} {
   const config = testConfig('primary', {confirm: {...testConfig('primary').confirm, accessLog: LOG}});
   const probe = new FakeHostProbe()
@@ -60,7 +62,7 @@ test('every problem of the host is reported at once, errors first, each with its
   const {config, probe} = healthy();
   const broken = testConfig('primary', {
     listen: {address: '192.0.2.21', port: 7411},
-    service: {ip: {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'}, interface: 'eth9', mode: 'address'},
+    service: {ip: V6_SERVICE_IP, ips: [V6_SERVICE_IP], interface: 'eth9', mode: 'address'},
     confirm: {...config.confirm, accessLog: '/var/log/app/access.log'},
     acceptSecretFiles: ['/tmp/old-secret'],
   });
@@ -215,7 +217,7 @@ test('only errors keep the agent from starting, and only those that fail the fir
 });
 
 test('an IPv6 service address needs IPv6 on the service interface and perl, whose absence is then an error, not a warning', async (t) => {
-  const ipv6 = {ip: {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'}, interface: 'eth0', mode: 'address'} as const;
+  const ipv6 = {ip: V6_SERVICE_IP, ips: [V6_SERVICE_IP], interface: 'eth0', mode: 'address'} as const;
   const {config, probe} = healthy();
   const v6 = testConfig('primary', {...config, service: ipv6});
   t.deepEqual(await check(v6, probe), [], 'IPv6 on, perl there: nothing to say');

@@ -5,7 +5,7 @@
 import test from 'ava';
 import {ARRIVALS_TABLE, createNftArrivalCounter, readCounter} from '../../agent/adapters/nft-arrivals.js';
 import {commandFailure, RecordingRunner} from '../fakes/recording-runner.js';
-import {SERVICE_IP} from '../fakes/test-config.js';
+import {SERVICE_IP, SERVICE_IP6} from '../fakes/test-config.js';
 
 // `nft -j list table inet baton_confirm` after three SYNs, as nftables 1.0.6 prints it (trimmed of metainfo).
 const LISTED = JSON.stringify({nftables: [
@@ -20,7 +20,7 @@ const LISTED = JSON.stringify({nftables: [
 
 test('start replaces any old counter with one rule: SYNs to the service IP on the interface, not from the listed hosts', async (t) => {
   const runner = new RecordingRunner();
-  await createNftArrivalCounter(runner, {interface: 'eth0', nft: 'nft'}).start(SERVICE_IP, ['192.0.2.12', '192.0.2.11', '2001:db8::12', SERVICE_IP.address]);
+  await createNftArrivalCounter(runner, {interface: 'eth0', nft: 'nft'}).start([SERVICE_IP], ['192.0.2.12', '192.0.2.11', '2001:db8::12', SERVICE_IP.address]);
   t.is(runner.calls.length, 1);
   t.is(runner.calls[0]?.args[0], [
     `table ${ARRIVALS_TABLE} {}`,
@@ -32,6 +32,18 @@ test('start replaces any old counter with one rule: SYNs to the service IP on th
     '  }',
     '}',
   ].join('\n'), 'IPv6 peers and the service IP itself are left out of an IPv4 rule');
+});
+
+test('a dual-stack service: one rule per address, each with the peers of its family left out', async (t) => {
+  const runner = new RecordingRunner();
+  await createNftArrivalCounter(runner, {interface: 'eth0', nft: 'nft'}).start([SERVICE_IP, SERVICE_IP6], ['192.0.2.12', '2001:DB8::12']);
+  t.deepEqual(runner.calls[0]?.args[0]?.split('\n').filter((line) => line.includes('daddr')), [
+    `    iifname "eth0" ip daddr ${SERVICE_IP.address} ip saddr != { 192.0.2.12 } tcp flags & (syn | ack) == syn counter`,
+    `    iifname "eth0" ip6 daddr ${SERVICE_IP6.address} ip6 saddr != { 2001:db8::12 } tcp flags & (syn | ack) == syn counter`,
+  ]);
+  const two = JSON.parse(LISTED) as {nftables: unknown[]};
+  two.nftables.push({rule: {family: 'inet', table: 'baton_confirm', chain: 'arrivals', handle: 3, expr: [{counter: {packets: 4, bytes: 320}}]}});
+  t.is(readCounter(JSON.stringify(two)), 7, 'the counters of both rules added up: one confirmation over either address');
 });
 
 test('count reads the packets of the rule\'s counter; a missing table or output without a counter is an error', async (t) => {

@@ -10,7 +10,7 @@ import {SERVICE_IP} from '../fakes/test-config.js';
 function setup(): {clock: FakeClock; network: FakeNetworkDriver; probe: PreProbe} {
   const clock = new FakeClock();
   const network = new FakeNetworkDriver('backup', new FakeSegment());
-  return {clock, network, probe: new PreProbe(clock, network, SERVICE_IP, {intervalMs: 200, deadAfterMs: 1000})};
+  return {clock, network, probe: new PreProbe(clock, network, [SERVICE_IP], {intervalMs: 200, deadAfterMs: 1000})};
 }
 
 const probes = (network: FakeNetworkDriver): number => network.journal.filter((line) => line.startsWith('isAddressInUse')).length;
@@ -30,7 +30,7 @@ test('the probe starts within 300 ms of the dead timer, not before, and once per
 
 test('the lead never reaches back before two beacons were missed', (t) => {
   const clock = new FakeClock();
-  const probe = new PreProbe(clock, new FakeNetworkDriver('b', new FakeSegment()), SERVICE_IP, {intervalMs: 50, deadAfterMs: 250});
+  const probe = new PreProbe(clock, new FakeNetworkDriver('b', new FakeSegment()), [SERVICE_IP], {intervalMs: 50, deadAfterMs: 250});
   t.is(probe.leadMs, 150);
 });
 

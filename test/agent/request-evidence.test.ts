@@ -12,7 +12,7 @@ const entry = (client: string, status = 200, userAgent: string | undefined = 'Mo
 
 const judge = createJudge({
   ownAddresses: ['192.0.2.11', '192.0.2.12', '2001:DB8::11', '192.0.2.100'],
-  serviceAddress: '192.0.2.100',
+  serviceAddresses: ['192.0.2.100'],
   statuses: DEFAULT_STATUSES,
 });
 
@@ -41,7 +41,7 @@ test('the agent\'s own health checks are not evidence, from wherever they come',
 
 test('a status outside confirm.statuses is not evidence: a host answering 500 is not serving', (t) => {
   for (const status of [100, 400, 404, 408, 500, 502, 503]) t.is(judge(entry('192.0.2.20', status)), 'status', String(status));
-  const only204 = createJudge({ownAddresses: [], serviceAddress: '192.0.2.100', statuses: [{from: 204, to: 204}]});
+  const only204 = createJudge({ownAddresses: [], serviceAddresses: ['192.0.2.100'], statuses: [{from: 204, to: 204}]});
   t.is(only204(entry('192.0.2.20', 204)), undefined);
   t.is(only204(entry('192.0.2.20', 200)), 'status');
 });
@@ -72,12 +72,12 @@ test('IPv6 clients as nginx and Apache write them: evidence from a client, not f
   };
   const lines = Object.entries(CAPTURED_V6).filter(([name]) => !name.startsWith('nginxLocal'));
   // The service IP on the server of the capture; the client of the capture is a third host.
-  const serviceOnly = createJudge({ownAddresses: ['2001:db8:14::2', '192.0.2.142'], serviceAddress: '2001:db8:14::99', statuses: DEFAULT_STATUSES});
+  const serviceOnly = createJudge({ownAddresses: ['2001:db8:14::2', '192.0.2.142'], serviceAddresses: ['2001:db8:14::99'], statuses: DEFAULT_STATUSES});
   for (const [name, text] of lines) t.is(serviceOnly(line(text)), undefined, name);
   // The client of the capture as the peer: each of its addresses, written as its interface list writes them.
   const peer = createJudge({
     ownAddresses: ['2001:db8:14::2', '192.0.2.142', '2001:db8:14::1', '192.0.2.141', 'fe80::d41e:2aff:fe0b:7b11', '2001:db8:0:0:1::20'],
-    serviceAddress: '2001:db8:14::99', statuses: DEFAULT_STATUSES,
+    serviceAddresses: ['2001:db8:14::99'], statuses: DEFAULT_STATUSES,
   });
   for (const [name, text] of lines) t.is(peer(line(text)), 'own-address', name);
 });
@@ -87,10 +87,23 @@ test('IPv6 and IPv4-mapped local addresses as nginx writes $server_addr: only re
   const v6 = parseAccessLogLine(CAPTURED_V6.nginxLocalV6, format);
   const mapped = parseAccessLogLine(CAPTURED_V6.nginxLocalMapped, format);
   if (v6 === undefined || mapped === undefined) throw new Error('the captured lines do not parse');
-  const onV6 = createJudge({ownAddresses: [], serviceAddress: '2001:DB8:14:0::2', statuses: DEFAULT_STATUSES});
+  const onV6 = createJudge({ownAddresses: [], serviceAddresses: ['2001:DB8:14:0::2'], statuses: DEFAULT_STATUSES});
   t.is(onV6(v6), undefined);
   t.is(onV6(mapped), 'elsewhere');
-  const onV4 = createJudge({ownAddresses: [], serviceAddress: '192.0.2.142', statuses: DEFAULT_STATUSES});
+  const onV4 = createJudge({ownAddresses: [], serviceAddresses: ['192.0.2.142'], statuses: DEFAULT_STATUSES});
   t.is(onV4(mapped), undefined, 'a dual-stack socket\'s ::ffff:192.0.2.142 is the IPv4 service IP');
   t.is(onV4(v6), 'elsewhere');
+});
+
+test('a dual-stack service is confirmed once: requests to either of its addresses count, and neither address is a client', (t) => {
+  const format: LogFormat = {kind: 'pattern', pattern: /^(?<local>\S+) (?<client>\S+) \[(?<time>[^\]]+)\] "(?<request>[^"]*)" (?<status>\d{3}) "(?<agent>[^"]*)"$/};
+  const v6 = parseAccessLogLine(CAPTURED_V6.nginxLocalV6, format);
+  const mapped = parseAccessLogLine(CAPTURED_V6.nginxLocalMapped, format);
+  if (v6 === undefined || mapped === undefined) throw new Error('the captured lines do not parse');
+  const both = createJudge({ownAddresses: ['192.0.2.142'], serviceAddresses: ['192.0.2.142', '2001:DB8:14:0::2'], statuses: DEFAULT_STATUSES});
+  t.is(both(v6), undefined, 'to the IPv6 address');
+  t.is(both(mapped), undefined, 'to the IPv4 address, as a dual-stack socket writes it');
+  t.is(both({...v6, client: '2001:db8:14::2'}), 'service-ip', 'the IPv6 service address as a client is the host itself');
+  t.is(both({...v6, client: '192.0.2.142'}), 'service-ip', 'listed as an own address too, a service address stays a service address');
+  t.is(both({...v6, local: '2001:db8:14::7'}), 'elsewhere');
 });

@@ -230,6 +230,26 @@ test('observed drift is repaired: a lost address is taken back, a found one is h
   t.deepEqual(run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: true, interfaceRunning: true}).effects, []);
 });
 
+test('part of a dual-stack service IP on a standby or faulted host is released; an active host takes the rest back', (t) => {
+  const partly = {type: 'observed', holdsIp: false, interfaceRunning: true, partlyHeld: true} as const;
+  const standby = run(settledAs('backup', 'standby', 0), partly);
+  t.deepEqual(standby.effects, ['run-plan release release-ip']);
+  t.is(standby.state.reason, 'found part of the service IP on this host while standby: releasing it');
+  t.is(run(standby.state, {type: 'plan-finished', planId: standby.state.plan?.id ?? '', ok: true}).state.name, 'standby');
+  const fault = run({...settledAs('backup', 'standby', 0), name: 'fault'}, partly);
+  t.deepEqual(fault.effects, ['run-plan release release-ip']);
+  // A link that comes back after a cut: the IPv4 address stayed on it, the IPv6 one went. Released before the fault ends.
+  const cut = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false, interfaceRunning: false});
+  const back = run(cut.state, partly);
+  t.deepEqual(back.effects, ['run-plan release release-ip']);
+  t.is(run(back.state, {type: 'plan-finished', planId: back.state.plan?.id ?? '', ok: true}).state.name, 'standby');
+  const active = run(settledAs('primary', 'active', 3), partly);
+  t.deepEqual(active.effects, ['run-plan takeover probe-address,take-ip,announce'], 'the missing address is taken back');
+  const peerHolds = run(settledAs('primary', 'active', 3), {type: 'peer-seen', beacon: peerBeacon({state: 'active', holdsIp: true, epoch: 9})});
+  t.is(run({...peerHolds.state, plan: undefined}, partly).state.name, 'standby', 'the peer holds it all: stand by, then release the rest');
+  t.deepEqual(run(settledAs('backup', 'standby', 0), {type: 'observed', holdsIp: false, interfaceRunning: true}).effects, [], 'nothing there: nothing to do');
+});
+
 test('an active host whose service interface stops running is in fault, not taking its address back, and stands by when it runs again', (t) => {
   // The host no longer serves (an IPv6 address goes with the link), and a takeover through a down link would fail:
   // it releases the address instead, so that an IPv4 one, which stays on a downed link, cannot answer when it returns.

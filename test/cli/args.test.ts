@@ -33,6 +33,8 @@ test(refused, ['lab', 'status', '--web', 'nginx'], '--web is an option of lab up
 test(refused, ['lab', 'down', '--web', 'nginx'], '--web is an option of lab up and lab run, not of lab down');
 test(refused, ['lab', 'status', '--ipv6'], '--ipv6 is an option of lab up and lab run, not of lab status');
 test(refused, ['switchover', '--ipv6'], '--ipv6 is an option of lab, not of switchover');
+test(refused, ['lab', 'down', '--dual-stack'], '--dual-stack is an option of lab up and lab run, not of lab down');
+test(refused, ['lab', 'run', '--ipv6', '--dual-stack'], '--ipv6 and --dual-stack: expected one of them (--dual-stack moves an IPv4 and an IPv6 service address, with IPv4 beacons)');
 test(refused, ['lab', 'up', '--report', 'r.html'], '--report is an option of lab run, not of lab up');
 test(refused, ['rehearse', '--ssh-config', '/root/.ssh/config'], '--ssh-config is for --client HOST: without it this machine probes, and no ssh runs');
 test(refused, ['rehearse', '--ssh-config', 'c', '--client-baton', '/opt/b'], '--ssh-config and --client-baton are for --client HOST: without it this machine probes, and no ssh runs');
@@ -56,7 +58,9 @@ test('the options a command uses are still taken', (t) => {
   t.like(parseCommandLine(['lab', 'run', '--web', 'nginx', '--report', 'r.html', '--json']), {name: 'lab', action: 'run', web: 'nginx', report: 'r.html', json: true});
   t.like(parseCommandLine(['lab', 'run', '--ipv6']), {name: 'lab', action: 'run', ipv6: true});
   t.like(parseCommandLine(['lab', 'up', '--ipv6']), {name: 'lab', action: 'up', ipv6: true});
-  t.like(parseCommandLine(['lab', 'run']), {name: 'lab', action: 'run', ipv6: false});
+  t.like(parseCommandLine(['lab', 'run']), {name: 'lab', action: 'run', ipv6: false, dualStack: false});
+  t.like(parseCommandLine(['lab', 'run', '--dual-stack']), {name: 'lab', action: 'run', ipv6: false, dualStack: true});
+  t.like(parseCommandLine(['lab', 'up', '--dual-stack']), {name: 'lab', action: 'up', dualStack: true});
   t.like(parseCommandLine(['rehearse', '--client', 'web-c', '--ssh-config', 'c']), {client: 'web-c', sshConfig: 'c'});
 });
 

@@ -32,7 +32,9 @@ test('check-config says how the drain runs, or why it cannot run on this host', 
   t.regex(await describeDrain({...config, drain: {...config.drain, enabled: false}}, drain) as string, /^drain: off \(drain\.enabled: false\)/);
   t.regex(await describeDrain({...config, service: {...config.service, mode: 'link'}}, drain) as string, /^drain: none in link mode/);
   const v6 = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
-  t.regex(await describeDrain({...config, service: {...config.service, ip: v6}}, drain) as string, /^drain: on; /, 'an IPv6 service address drains too');
+  t.regex(await describeDrain({...config, service: {...config.service, ip: v6, ips: [v6]}}, drain) as string, /^drain: on; /, 'an IPv6 service address drains too');
+  const dual = {...config, service: {...config.service, ips: [config.service.ip, v6]}};
+  t.regex(await describeDrain(dual, drain) as string, /^drain: none for a dual-stack service yet/, 'as the agent, which switches a dual-stack service without it');
   drain.cannot = 'nftables cannot take the drain\'s rules here: Error: Could not process rule: No such file or directory';
   t.deepEqual(await describeDrain(config, drain), {kind: 'drain-unavailable', severity: 'warning', key: undefined,
     message: 'drain: this host cannot drain: nftables cannot take the drain\'s rules here: ' +
@@ -156,7 +158,7 @@ test('--json: {file, valid, errors, warnings, problems: [{severity, check, kind?
   const {file: good, deps: goodDeps} = await fakeHost(t);
   const valid = JSON.parse((await checkWith(goodDeps, good, true)).stdout) as Record<string, unknown>;
   t.like(valid, {valid: true, errors: 0, warnings: 0, problems: [],
-    config: {pair: 'web', node: 'primary', service: {address: '192.0.2.100/24', interface: 'eth0', mode: 'address'}, accessLog: '/var/log/nginx/access.log'}});
+    config: {pair: 'web', node: 'primary', service: {address: '192.0.2.100/24', addresses: ['192.0.2.100/24'], interface: 'eth0', mode: 'address'}, accessLog: '/var/log/nginx/access.log'}});
 });
 
 test('a file that cannot be read is one problem, in --json too', async (t) => {

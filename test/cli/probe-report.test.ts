@@ -3,7 +3,7 @@
 import test from 'ava';
 import {clientsLine, drainLine} from '../../cli/drill/report.js';
 import {BatonError} from '../../agent/errors.js';
-import {longestUnanswered, parseProbeLog, type ProbeRecord, type ProbeSummary, summarizeProbes} from '../../cli/lab/probe-report.js';
+import {longestUnanswered, parseProbeLog, type ProbeRecord, type ProbeSummary, summarizeProbes, summarizeStreams} from '../../cli/lab/probe-report.js';
 
 /** A successful probe sent at `sentAt` whose response ended `rttMs` later. */
 function ok(seq: number, sentAt: number, rttMs: number, host: string | null = 'primary'): ProbeRecord {
@@ -147,4 +147,21 @@ test('longestUnanswered: the window\'s edges count as answers, answers outside i
 test('longestUnanswered: the sender\'s stalls are left out, only where they overlap the gap', (t) => {
   t.is(longestUnanswered([100, 200, 900], 100, 1000, [[300, 500]]), 500);
   t.is(longestUnanswered([100, 200, 900], 100, 1000, [[850, 950]]), 650, 'a stall across an answer splits between two gaps');
+});
+
+test('summarizeStreams: a dual-stack drill\'s IPv6 outage is not hidden by its IPv4 answers', (t) => {
+  const every50 = (from: number, to: number, stream: string, make = ok): ProbeRecord[] =>
+    Array.from({length: (to - from) / 50}, (_, i) => ({...make(i, from + i * 50, 2), stream}));
+  const v4 = every50(1000, 3000, 'IPv4');
+  // IPv6 answers until 1500, fails until 2500, answers again.
+  const v6 = [...every50(1000, 1500, 'IPv6'), ...every50(1500, 2500, 'IPv6', (seq, sentAt) => failed(seq, sentAt)), ...every50(2500, 3000, 'IPv6')];
+  const both = summarizeStreams([...v4, ...v6], 1000, 3000);
+  t.is(both.longestGapMs, summarizeProbes(v6, 1000, 3000).longestGapMs, 'the IPv6 stream\'s gap');
+  t.true(both.longestGapMs >= 1000);
+  t.true(summarizeProbes([...v4, ...v6], 1000, 3000).longestGapMs <= 52, 'merged as one stream, the outage would not show');
+  t.is(both.probes, v4.length + v6.length);
+  t.is(both.failed, 20);
+  t.deepEqual(both, {...both, hosts: {primary: v4.length + v6.length - 20}});
+  const {stream: _unused, ...plain} = v4[0] ?? ok(0, 0, 0);
+  t.deepEqual(summarizeStreams([plain]), summarizeProbes([plain]), 'one stream: as summarizeProbes');
 });

@@ -6,6 +6,7 @@ import type {StatusReport} from '../../agent/control-protocol.js';
 import {BatonError} from '../../agent/errors.js';
 import {AGENT_STATE_NAMES, type AgentStateName} from '../../agent/state-machine.js';
 import {checkFailure, checkStatus, type ProblemCode} from '../../cli/status-check.js';
+import {formatStatus} from '../../cli/format.js';
 import {statusReport} from '../fakes/status-fixture.js';
 
 // Written out here rather than read from STATE_LEVEL, so that a change to the table is a change to this test too:
@@ -129,4 +130,9 @@ test('an agent that does not answer is critical; a check that cannot ask is unkn
   t.deepEqual(checkFailure(new BatonError('PROTOCOL_MISMATCH', 'speaks control protocol 1')).problems.map((p) => [p.code, p.level]),
     [['protocol-mismatch', 'unknown']]);
   t.is(checkFailure(new BatonError('CONFIG_INVALID', '/etc/baton/baton.yaml:3 control_socket: expected …')).exitCode, 3);
+});
+
+test('baton status shows every address of a dual-stack service on its service line', (t) => {
+  const dual = statusReport({service: {address: '192.0.2.100/24', addresses: ['192.0.2.100/24', '2001:db8::100/64'], interface: 'eth0', mode: 'address'}});
+  t.regex(formatStatus(dual), /^ {2}service IP {2}192\.0\.2\.100\/24 and 2001:db8::100\/64 on eth0 \(address mode\): held here/m);
 });

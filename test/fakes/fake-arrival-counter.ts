@@ -7,16 +7,16 @@ import type {ServiceIp} from '../../agent/state-machine.js';
 
 export class FakeArrivalCounter implements ArrivalCounter {
   /** What start() was given, while the counter runs. */
-  running: {readonly ip: ServiceIp; readonly excluded: readonly string[]} | undefined;
+  running: {readonly ips: readonly ServiceIp[]; readonly excluded: readonly string[]} | undefined;
   /** Makes start() fail, as on a host without nftables. */
   failStart: string | undefined;
   /** A counter left by a crash, for removeLeftovers. */
   leftover = false;
   #count = 0;
 
-  async start(ip: ServiceIp, excluded: readonly string[]): Promise<void> {
+  async start(ips: readonly ServiceIp[], excluded: readonly string[]): Promise<void> {
     if (this.failStart !== undefined) throw new BatonError('COMMAND_FAILED', this.failStart);
-    this.running = {ip, excluded};
+    this.running = {ips, excluded};
     this.#count = 0;
   }
 

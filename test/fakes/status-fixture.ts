@@ -18,7 +18,7 @@ export function statusReport(over: {self?: Partial<Self>; peer?: Partial<Peer>} 
       uptimeMs: 61_000, listen: '192.0.2.11:7411', rehearsal: false,
       ...self,
     },
-    service: {address: '192.0.2.100/24', interface: 'eth0', mode: 'address'},
+    service: {address: '192.0.2.100/24', addresses: ['192.0.2.100/24'], interface: 'eth0', mode: 'address'},
     peer: {
       role: 'backup', address: '192.0.2.12:7411', alive: true, lastSeenMsAgo: 90, host: 'web-b', bootId: 'backupboot1',
       version: VERSION, state: 'standby', holdsIp: false, epoch: 0, health: 'ok', rttMs: {last: 0.5, average: 0.6}, loss: 0,

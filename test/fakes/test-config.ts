@@ -9,6 +9,8 @@ import type {Role} from '../../agent/state-machine.js';
 export const PRIMARY_ADDRESS = '192.0.2.11';
 export const BACKUP_ADDRESS = '192.0.2.12';
 export const SERVICE_IP = {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'} as const;
+/** The IPv6 address of a dual-stack service, beside SERVICE_IP. */
+export const SERVICE_IP6 = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
 
 export function testKey(text = 'test-secret-0123456789abcdef-0123456789'): Key {
   const secret = new TextEncoder().encode(text);
@@ -31,7 +33,7 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     secretFile: '/etc/baton/secret',
     acceptSecretFiles: [],
     keyring: testKeyring(),
-    service: {ip: SERVICE_IP, interface: 'eth0', mode: 'address'},
+    service: {ip: SERVICE_IP, ips: [SERVICE_IP], interface: 'eth0', mode: 'address'},
     heartbeat: {intervalMs: 200, deadAfterMs: 1000, replayProtection: 'clock', maxClockSkewMs: 5000},
     confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: DEFAULT_STATUSES, logFormat: COMBINED},
     drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60},

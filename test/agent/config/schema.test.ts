@@ -32,6 +32,7 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
     keyring: {signing, accepted: [signing]},
     service: {
       ip: {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'},
+      ips: [{address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'}],
       interface: 'eth0',
       mode: 'address',
     },
@@ -324,3 +325,45 @@ test('a log_pattern that is not a regular expression, lacks a group or names an 
 test('log_format: pattern needs log_pattern, and log_pattern needs log_format: pattern', rejects,
   withConfirm('  log_format: pattern\n'),
   ['11 confirm.log_pattern: expected a regular expression with the named groups client, time and status, got nothing (key missing) (confirm.log_format is pattern)']);
+
+// ---- a dual-stack service: service.address as a list of an IPv4 and an IPv6 address ----
+
+const DUAL_STACK_WHAT = 'one address like 192.0.2.100/24, or a list of two, one IPv4 and one IPv6, like [192.0.2.100/24, 2001:db8::100/64]';
+
+test('a dual-stack service address list loads both addresses in its order; ip is the first', (t) => {
+  const v4First = parseConfig(edit(DESIGN_EXAMPLE, ['192.0.2.100/24', '[192.0.2.100/24, 2001:DB8::100/64]']), 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.deepEqual(v4First.service.ips, [
+    {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'},
+    {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'},
+  ]);
+  t.true(v4First.service.ip === v4First.service.ips[0], 'ip is the first of ips');
+  const v6First = parseConfig(edit(DESIGN_EXAMPLE, ['192.0.2.100/24', '[\'2001:db8::100/64\', 192.0.2.100/24]']), 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.deepEqual(v6First.service.ips.map((ip) => ip.family), [6, 4]);
+  t.is(v6First.service.ip.family, 6);
+});
+
+test('a single service address is a list of one in ips', (t) => {
+  const config = parseConfig(DESIGN_EXAMPLE, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.deepEqual(config.service.ips, [config.service.ip]);
+});
+
+test('two service addresses of one family are rejected', rejects,
+  edit(DESIGN_EXAMPLE, ['192.0.2.100/24', '[192.0.2.100/24, 192.0.2.101/24]']),
+  [`7 service.address: expected ${DUAL_STACK_WHAT}, got a list (both are IPv4 addresses; a service moves one address of each family)`]);
+
+test('three service addresses, and a list of one, are rejected', (t) => {
+  for (const [list, note] of [
+    ['[192.0.2.100/24, \'2001:db8::100/64\', 192.0.2.101/24]', '3 addresses: a single one is written without the list'],
+    ['[192.0.2.100/24]', '1 address: a single one is written without the list'],
+    ['[]', '0 addresses: a single one is written without the list'],
+  ] as const) {
+    const error = t.throws(() => parseConfig(edit(DESIGN_EXAMPLE, ['192.0.2.100/24', list]), 'baton.yaml', DEFAULT_SECRET, PROGRAMS));
+    t.is(error?.message, `baton.yaml: 1 problem\n  - baton.yaml:7 service.address: expected ${DUAL_STACK_WHAT}, got a list (${note})`, list);
+  }
+});
+
+test('each address of the list is checked as a single one is, and named by its place', rejects,
+  edit(DESIGN_EXAMPLE, ['192.0.2.100/24', '[192.0.2.11/24, \'2001:db8::100\']']),
+  ['7 service.address[1]: expected an address with its prefix length, like 192.0.2.100/24, got \'2001:db8::100\' (no prefix length)',
+    '7 service.address[0]: expected an address other than listen.address, got \'192.0.2.11/24\' ' +
+    '(the service address moves between the hosts, their own addresses stay)']);

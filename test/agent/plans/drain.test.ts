@@ -106,7 +106,7 @@ test('an IPv6 service address drains too: the taker forwards to the giver\'s own
   const pair = createFakePair(t);
   const ip = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
   for (const [host, own] of [[pair.primary, '2001:db8::11'], [pair.backup, '2001:db8::12']] as const) {
-    host.config = {...host.config, service: {...host.config.service, ip}};
+    host.config = {...host.config, service: {...host.config.service, ip, ips: [ip]}};
     host.drain.own = own;
     host.restart();
   }

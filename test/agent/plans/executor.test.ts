@@ -15,7 +15,7 @@ function host(): {network: FakeNetworkDriver; other: FakeNetworkDriver; clock: F
   const network = new FakeNetworkDriver('self', segment);
   const other = new FakeNetworkDriver('other', segment);
   const clock = new FakeClock();
-  const service = {ip: SERVICE_IP, interface: 'eth0', mode: 'address'} as const;
+  const service = {ip: SERVICE_IP, ips: [SERVICE_IP], interface: 'eth0', mode: 'address'} as const;
   return {network, other, clock, run: {mode: 'address', clock, ctx: {
     service, network, announce: () => network.announce(SERVICE_IP), probe: () => network.isAddressInUse(SERVICE_IP),
     drain: new FakeDrainDriver(), giverAddress: () => undefined,

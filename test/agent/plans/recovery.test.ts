@@ -153,7 +153,7 @@ test('a giver killed before any of its steps says so when it restarts, and keeps
   t.regex((await restarted.status()).lastSwitch?.reason ?? '', /interrupted by a restart of this agent \(giver, before any of its steps\); this host serves and keeps the service IP$/);
 });
 
-const LINK_MODE = {config: {service: {ip: SERVICE_IP, interface: 'eth0', mode: 'link' as const}}};
+const LINK_MODE = {config: {service: {ip: SERVICE_IP, ips: [SERVICE_IP], interface: 'eth0', mode: 'link' as const}}};
 
 /** A link-mode pair in a switchover the primary asked for, held 30 s after primary-net-down. */
 async function linkPairPausedAfterPrimaryNetDown(t: ExecutionContext): Promise<FakePair> {

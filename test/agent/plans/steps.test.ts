@@ -6,11 +6,13 @@ import type {ServiceMode} from '../../../agent/config/schema.js';
 import {executeStep, executeUndo, type StepRun} from '../../../agent/plans/executor.js';
 import {LOCAL_STEP_NAMES, SWITCH_STEP_NAMES, type StepName} from '../../../agent/plans/plans.js';
 import {describeStep, STEPS} from '../../../agent/plans/steps.js';
+import {announceAll, isAnyInUse} from '../../../agent/net/service-addresses.js';
 import {isBatonError} from '../../../agent/errors.js';
 import {FakeClock} from '../../fakes/fake-clock.js';
 import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
-import {SERVICE_IP} from '../../fakes/test-config.js';
+import type {ServiceIp} from '../../../agent/state-machine.js';
+import {SERVICE_IP, SERVICE_IP6} from '../../fakes/test-config.js';
 
 interface Host {
   readonly network: FakeNetworkDriver;
@@ -19,21 +21,22 @@ interface Host {
   readonly run: StepRun;
 }
 
-function host(mode: ServiceMode, state: {holds: boolean; linkUp: boolean}): Host {
+/** A host of a service with `ips` (default: single-stack IPv4); `holds`: all of them are on its interface. */
+function host(mode: ServiceMode, state: {holds: boolean; linkUp: boolean}, ips: readonly ServiceIp[] = [SERVICE_IP]): Host {
   const segment = new FakeSegment();
   const network = new FakeNetworkDriver('self', segment);
   const other = new FakeNetworkDriver('other', segment);
-  if (state.holds) network.addresses.add(SERVICE_IP.address);
+  if (state.holds) for (const address of ips) network.addresses.add(address.address);
   network.linkUp = state.linkUp;
   const clock = new FakeClock();
   const drain = new FakeDrainDriver('192.0.2.11');
   return {
     network, other, drain,
     run: {mode, clock, ctx: {
-      service: {ip: SERVICE_IP, interface: 'eth0', mode},
+      service: {ip: ips[0] ?? SERVICE_IP, ips, interface: 'eth0', mode},
       network,
-      announce: () => network.announce(SERVICE_IP),
-      probe: () => network.isAddressInUse(SERVICE_IP),
+      announce: () => announceAll(network, ips),
+      probe: () => isAnyInUse(network, ips),
       drain,
       giverAddress: () => '192.0.2.11',
     }},
@@ -74,6 +77,79 @@ for (const c of cases) {
     if (c.undo.length > 0) t.deepEqual({holds: h.network.addresses.has(SERVICE_IP.address), linkUp: h.network.linkUp}, c.after ?? before, 'undo puts the interface back');
   });
 }
+
+// A dual-stack service: every step does to both addresses, in the config's order, what it does to the one address
+// of a single-stack service, in the same place among its other actions; undo takes both back.
+const ip6 = SERVICE_IP6.cidr;
+const bothAddresses = (actions: readonly string[]): string[] =>
+  actions.flatMap((action) => action.endsWith(` ${ip}`) ? [action, action.replace(` ${ip}`, ` ${ip6}`)] : [action]);
+const dual = [SERVICE_IP, SERVICE_IP6];
+const holdsAll = (h: Host): boolean => dual.every((address) => h.network.addresses.has(address.address));
+const holdsNone = (h: Host): boolean => dual.every((address) => !h.network.addresses.has(address.address));
+
+for (const c of cases) {
+  const apply = bothAddresses(c.apply);
+  const undo = bothAddresses(c.undo);
+  test(`dual stack: ${c.step} in ${c.mode} mode: ${apply.join(', ') || 'changes nothing'}; undo: ${undo.join(', ') || 'nothing'}`, async (t) => {
+    const h = host(c.mode, c.from, dual);
+    const before = {holds: holdsAll(h), linkUp: h.network.linkUp};
+    await executeStep(c.step, h.run);
+    t.deepEqual(h.network.actions(), apply);
+    t.true(holdsAll(h) || holdsNone(h), 'never one address without the other');
+    h.network.journal.length = 0;
+    await executeUndo(c.step, h.run);
+    t.deepEqual(h.network.actions(), undo);
+    t.true(holdsAll(h) || holdsNone(h), 'never one address without the other after undo');
+    if (c.undo.length > 0) t.deepEqual({holds: holdsAll(h), linkUp: h.network.linkUp}, c.after ?? before, 'undo puts the interface back');
+  });
+}
+
+test('dual stack: one address still there is not "released", and one missing is not "taken"', async (t) => {
+  const giver = host('address', {holds: true, linkUp: true}, dual);
+  const removeAddress = giver.network.removeAddress.bind(giver.network);
+  giver.network.removeAddress = async (address) => {
+    if (address.family === 4) await removeAddress(address); // the IPv6 address stays
+  };
+  const released = await t.throwsAsync(executeStep('primary-net-down', giver.run));
+  t.true(isBatonError(released, 'STEP_FAILED'));
+  t.is(released?.message, `primary-net-down: ${ip6} is still on eth0`);
+  const notReleased = await t.throwsAsync(executeStep('release-ip', giver.run));
+  t.is(notReleased?.message, `release-ip: ${ip6} is still on eth0`);
+  const notDown = await t.throwsAsync(executeStep('backup-net-down', giver.run));
+  t.is(notDown?.message, `backup-net-down: ${ip6} is still on eth0`);
+
+  const taker = host('address', {holds: false, linkUp: true}, dual);
+  const addAddress = taker.network.addAddress.bind(taker.network);
+  taker.network.addAddress = async (address) => {
+    if (address.family === 6) await addAddress(address); // the IPv4 address never comes
+  };
+  const up = await t.throwsAsync(executeStep('backup-net-up', taker.run));
+  t.is(up?.message, `backup-net-up: ${ip} is not on eth0`);
+  const taken = await t.throwsAsync(executeStep('take-ip', taker.run));
+  t.is(taken?.message, `take-ip: ${ip} is not up on eth0 after adding it`);
+  await executeUndo('take-ip', taker.run);
+  t.true(holdsNone(taker), 'undo removes the address that did come');
+});
+
+test('dual stack: neither address missing reads as both missing, on a mixed interface before the step', async (t) => {
+  // A host left with only the IPv6 address (a crash part-way): backup-net-down removes it, and take-ip adds the other.
+  const h = host('address', {holds: false, linkUp: true}, dual);
+  h.network.addresses.add(SERVICE_IP6.address);
+  await executeStep('backup-net-down', h.run);
+  t.true(holdsNone(h));
+  h.network.addresses.add(SERVICE_IP6.address);
+  await executeStep('take-ip', h.run);
+  t.true(holdsAll(h));
+});
+
+test('dual stack: probe-address refuses when another host answers for either address, and probes both', async (t) => {
+  const h = host('address', {holds: false, linkUp: true}, dual);
+  h.other.addresses.add(SERVICE_IP6.address);
+  const error = await t.throwsAsync(executeStep('probe-address', h.run));
+  t.true(isBatonError(error, 'ADDRESS_IN_USE'));
+  t.is(error?.message, 'peer silent but service IP alive: 192.0.2.100 or 2001:db8::100 answered a duplicate-address probe');
+  t.deepEqual(h.network.actions(), [`isAddressInUse ${ip}`, `isAddressInUse ${ip6}`]);
+});
 
 test('every step of every plan has an entry for both modes and words for --dry-run', (t) => {
   for (const step of [...LOCAL_STEP_NAMES, ...SWITCH_STEP_NAMES]) {

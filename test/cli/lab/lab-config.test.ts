@@ -12,7 +12,7 @@ const PROGRAMS = programs({'/usr/bin/kill': 0o100755});
 function input(serviceFamily: 4 | 6, heartbeatFamily: 4 | 6): LabConfigInput {
   const hosts = heartbeatFamily === 4 ? LAB_ADDRESSES : LAB_ADDRESSES6;
   return {
-    role: 'primary', address: hosts.primary.svc, peer: hosts.backup.svc, serviceIp: labServiceCidr(serviceFamily),
+    role: 'primary', address: hosts.primary.svc, peer: hosts.backup.svc, serviceIps: [labServiceCidr(serviceFamily)],
     secretFile: '/etc/baton/secret', stateDir: '/tmp/lab/primary/state', socket: '/tmp/lab/primary/control.sock', extra: '',
     mode: 'address', serviceInterface: 'eth0', accessLog: '/tmp/lab/primary/web/access.log',
     graceful: {path: '/usr/bin/kill', args: ['-HUP', '42']},
@@ -35,6 +35,13 @@ test(families, 4, 4);
 test(families, 4, 6);
 test(families, 6, 4);
 test(families, 6, 6);
+
+test('a dual-stack lab writes both service addresses as a list, and the agent reads both', (t) => {
+  const text = labConfig({...input(4, 4), serviceIps: [labServiceCidr(4), labServiceCidr(6)]});
+  t.true(text.includes("  address: [192.0.2.100/25, '2001:db8:0:1::100/64']"));
+  const config = parseConfig(text, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+  t.deepEqual(config.service.ips.map((ip) => ip.cidr), [labServiceCidr(4), labServiceCidr(6)]);
+});
 
 test('IPv6 addresses are quoted in the lab\'s YAML, IPv4 ones written as they always were', (t) => {
   const text = labConfig(input(6, 6));
