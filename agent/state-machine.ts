@@ -23,7 +23,7 @@
 //                       └──any other failure──► fault
 //
 //   active ──peer-seen: the peer, active, holds the IP too with a higher epoch──► (release plan)
-//   active ──peer-seen: the peer, active, holds the IP too with a lower epoch──► active (split brain: the peer releases)
+//   active ──peer-seen: the peer holds the IP too, active with a lower epoch or not active──► active (split brain: the peer releases)
 //   active (split brain) ──peer-seen: the peer let the IP go──► active, announces the IP again
 //       (release plan) ──ok──► standby
 //                      └──failed──► fault
@@ -235,10 +235,12 @@ function onPeerSeen(state: MachineState): Transition {
   const peer = state.peer;
   if (peer === undefined || state.plan !== undefined) return stay(state);
   if (state.name === 'active') {
-    if (peer.holdsIp && peer.state === 'active') {
-      if (winsConflict(state, peer)) {
+    // A peer that holds the IP without serving it (starting with it still on its interface, after its agent died)
+    // answers ARP beside this host until it lets go: remembered as a split brain, so the IP is announced again then.
+    if (peer.holdsIp) {
+      if (winsConflict(state, peer) || peer.state !== 'active') {
         if (state.splitBrain) return stay(state);
-        return transition({...state, splitBrain: true, reason: `split brain: the peer also held the service IP (epoch ${peer.epoch}, ours ${state.epoch}); it releases it`}, [{type: 'send-beacon'}]);
+        return transition({...state, splitBrain: true, reason: `split brain: the peer (${peer.state}) also held the service IP (epoch ${peer.epoch}, ours ${state.epoch}); it releases it`}, [{type: 'send-beacon'}]);
       }
       return startPlan({...state, splitBrain: false}, 'release', `split brain healed: the peer holds the service IP with epoch ${peer.epoch} (ours ${state.epoch}); releasing it`);
     }

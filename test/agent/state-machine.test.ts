@@ -238,11 +238,16 @@ test('part of a dual-stack service IP on a standby or faulted host is released; 
   t.is(run(standby.state, {type: 'plan-finished', planId: standby.state.plan?.id ?? '', ok: true}).state.name, 'standby');
   const fault = run({...settledAs('backup', 'standby', 0), name: 'fault'}, partly);
   t.deepEqual(fault.effects, ['run-plan release release-ip']);
-  // A link that comes back after a cut: the IPv4 address stayed on it, the IPv6 one went. Released before the fault ends.
+  // A link cut: the addresses come off while the link is down (an IPv4 one would stay on it), then fault until it runs.
   const cut = run(settledAs('primary', 'active', 3), {type: 'observed', holdsIp: false, interfaceRunning: false});
-  const back = run(cut.state, partly);
+  t.deepEqual(cut.effects, ['run-plan release release-ip']);
+  const down = run(cut.state, {type: 'plan-finished', planId: cut.state.plan?.id ?? '', ok: true});
+  t.is(down.state.name, 'fault');
+  // Part of it still there when the link returns (added by hand meanwhile): released before the fault ends.
+  const back = run(down.state, partly);
   t.deepEqual(back.effects, ['run-plan release release-ip']);
-  t.is(run(back.state, {type: 'plan-finished', planId: back.state.plan?.id ?? '', ok: true}).state.name, 'standby');
+  const released = run(back.state, {type: 'plan-finished', planId: back.state.plan?.id ?? '', ok: true});
+  t.is(run(released.state, {type: 'observed', holdsIp: false, interfaceRunning: true}).state.name, 'standby');
   const active = run(settledAs('primary', 'active', 3), partly);
   t.deepEqual(active.effects, ['run-plan takeover probe-address,take-ip,announce'], 'the missing address is taken back');
   const peerHolds = run(settledAs('primary', 'active', 3), {type: 'peer-seen', beacon: peerBeacon({state: 'active', holdsIp: true, epoch: 9})});
@@ -277,6 +282,15 @@ test('an active host whose service interface stops running is in fault, not taki
   t.deepEqual(seenDown.effects, []);
   t.is(run(seenDown.state, {type: 'observed', holdsIp: false, interfaceRunning: true}).state.name, 'standby',
     'a takeover that failed with the link down ends when the link is back');
+});
+
+test('a peer that holds the IP without serving it (starting with it on its interface) is a split brain: the IP is announced again when it lets go', (t) => {
+  const active = settledAs('backup', 'active', 5);
+  const seen = run(active, {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'starting', holdsIp: true, epoch: 9})});
+  t.true(seen.state.splitBrain, 'even with a higher epoch: a starting peer does not serve, this host keeps the IP');
+  t.is(seen.state.plan, undefined, 'no release');
+  const over = run(seen.state, {type: 'peer-seen', beacon: peerBeacon({node: 'primary', state: 'standby', holdsIp: false, epoch: 9})});
+  t.deepEqual(over.effects, ['announce-again', 'send-beacon'], 'clients that followed the peer\'s ARP answers come back');
 });
 
 test('a host released before a restart stays released after it, not standby', (t) => {
