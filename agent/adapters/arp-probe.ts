@@ -29,7 +29,7 @@
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
-import {helperLineError, ICMP6_CHECKSUM, PerlLineHelper} from './helper-process.js';
+import {helperLineError, ICMP6_CHECKSUM, INTERFACE_NAME, PerlLineHelper} from './helper-process.js';
 import {ipv6Hex} from '../net/ip-address.js';
 
 // 17 = AF_PACKET, 0x0806 = ETH_P_ARP, 0x8933 = SIOCGIFINDEX, 0x8913 = SIOCGIFFLAGS, 0x8927 = SIOCGIFHWADDR (the same
@@ -145,8 +145,6 @@ export const MAX_LISTEN_MS = 10_000;
 // A probe answers within its listening time; this much longer means the helper is stuck, and it is replaced.
 const STUCK_AFTER_MS = 2000;
 const CLOSE_WAIT_MS = 500;
-// IFNAMSIZ is 16 with the terminating NUL; a name has no '/', ':' or whitespace.
-const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
 const TAKEN_LINE = /^taken ([0-9a-f]{2}(?::[0-9a-f]{2}){5})$/;
 
 /** What a probe found: nobody answered for the address, or a host did, with this MAC. */

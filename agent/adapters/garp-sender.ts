@@ -21,7 +21,7 @@
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
-import {helperLineError, ICMP6_CHECKSUM, PerlLineHelper} from './helper-process.js';
+import {helperLineError, ICMP6_CHECKSUM, INTERFACE_NAME, PerlLineHelper} from './helper-process.js';
 import {ipv6Hex} from '../net/ip-address.js';
 
 // 17 = AF_PACKET, 0x8933 = SIOCGIFINDEX, 0x8927 = SIOCGIFHWADDR (the same numbers on every Linux architecture).
@@ -72,8 +72,6 @@ while (my $line = <STDIN>) {
 // A send is one system call; this long means the helper is stuck, and it is replaced.
 const DEFAULT_TIMEOUT_MS = 2000;
 const CLOSE_WAIT_MS = 500;
-// IFNAMSIZ is 16 with the terminating NUL; a name has no '/', ':' or whitespace.
-const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
 const SENT_LINE = /^sent ([12]) ([0-9a-f:]{17})$/;
 
 interface Pending {

@@ -190,6 +190,10 @@ export function helperLineError(what: string, request: string, line: string, exi
   return new BatonError('COMMAND_FAILED', `${what} (${request}) failed: ${why}`, {details: {exitCode, stdout: '', stderr: why}});
 }
 
+/** An interface name a helper or /sys can be asked about: IFNAMSIZ is 16 with the terminating NUL, and a name has
+ *  no '/', ':' or whitespace. */
+export const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
+
 /**
  * A Perl sub for the helpers that build ICMPv6 by hand (the duplicate-address probe, the neighbour advertisement):
  * `icmp6_checksum(SRC, DST, MESSAGE)`, the RFC 4443 checksum over the IPv6 pseudo-header (addresses, length, next

@@ -31,6 +31,7 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import {BatonError, isBatonError} from '../errors.js';
 import type {ArpProber} from './arp-probe.js';
 import type {GarpSender} from './garp-sender.js';
+import {INTERFACE_NAME} from './helper-process.js';
 import type {IpBatch} from './ip-batch.js';
 import type {NetlinkAddresses} from './netlink-address.js';
 import {canonicalIpText} from '../net/ip-address.js';
@@ -271,7 +272,7 @@ export function createIpNetworkDriver(runner: CommandRunner, options: IpNetworkD
       // libuv's list has only interfaces that are up and running, with an address of either family. One that runs
       // with no address at all (no IPv4, IPv6 off) is found by the kernel's operational state instead.
       if (networkInterfaces()[linkName] !== undefined) return true;
-      if (!/^[^\s/:]{1,15}$/.test(linkName) || linkName === '.' || linkName === '..') return false;
+      if (!INTERFACE_NAME.test(linkName) || linkName === '.' || linkName === '..') return false;
       const state = await readFile(`/sys/class/net/${linkName}/operstate`, 'utf8').catch(() => '');
       return state.trim() === 'up';
     },

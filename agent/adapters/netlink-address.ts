@@ -17,7 +17,7 @@
 
 import {isIPv4} from 'node:net';
 import {BatonError} from '../errors.js';
-import {helperLineError, PerlLineHelper} from './helper-process.js';
+import {helperLineError, INTERFACE_NAME, PerlLineHelper} from './helper-process.js';
 import {ipv6Hex} from '../net/ip-address.js';
 
 // 16 = AF_NETLINK (protocol 0: NETLINK_ROUTE), 0x8933 = SIOCGIFINDEX; 20/21 = RTM_NEWADDR/RTM_DELADDR, 2 = NLMSG_ERROR.
@@ -64,8 +64,6 @@ while (my $line = <STDIN>) {
 // One netlink round trip; this long means the helper is stuck, and it is replaced.
 const DEFAULT_TIMEOUT_MS = 2000;
 const CLOSE_WAIT_MS = 500;
-// IFNAMSIZ is 16 with the terminating NUL; a name has no '/', ':' or whitespace.
-const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
 
 interface Pending {
   readonly text: string;

@@ -24,7 +24,7 @@
 import {readFile} from 'node:fs/promises';
 import {endianness, networkInterfaces} from 'node:os';
 import {BatonError, describeError, isBatonError} from '../errors.js';
-import {addressBitsOf, canonicalIpText, parseIpAddress} from '../net/ip-address.js';
+import {addressBitsOf, canonicalIpText, isLinkLocal, parseIpAddress} from '../net/ip-address.js';
 import type {CommandRunner, DrainDriver} from '../ports.js';
 import type {ServiceIp} from '../state-machine.js';
 import {dropTable, listTable, stderrOf, systemNft} from './nft.js';
@@ -121,8 +121,10 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
       const entries = (networkInterfaces()[iface] ?? []).filter((entry) => entry.family === family && !entry.internal);
       const wanted = canonicalIpText(ip.address);
       // Not a link-local one: a peer could reach it only through its own interface's name, which it does not know.
-      const own = entries.filter((entry) => canonicalIpText(entry.address) !== wanted && parseIpAddress(entry.address) !== undefined &&
-        !isLinkLocal(entry.address));
+      const own = entries.filter((entry) => {
+        const address = parseIpAddress(entry.address);
+        return address !== undefined && address.address !== wanted && !isLinkLocal(address);
+      });
       // The address in the service IP's own subnet first: that is the one the taker reaches on-link.
       const sameSubnet = own.find((entry) => entry.cidr !== null && entry.cidr.endsWith(`/${ip.prefixLength}`));
       const chosen = (sameSubnet ?? own[0])?.address;
@@ -234,9 +236,6 @@ function decodeV6(hex: string): string | undefined {
   return canonicalIpText(groups.join(':'));
 }
 
-function isLinkLocal(address: string): boolean {
-  return /^fe[89ab][0-9a-f]:/i.test(address);
-}
 
 function explain(error: unknown, program: 'nft' | 'ip'): unknown {
   if (!isBatonError(error, 'COMMAND_FAILED')) return error;
