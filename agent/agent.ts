@@ -124,7 +124,7 @@ export class Agent {
     this.#steps = createStepRun({
       service: config.service, network, clock, log, signal: this.#abort.signal,
       probe: () => this.#preprobe.fresh(this.#peer.stats().lastSeenAt) ?? isAnyInUse(network, config.service.ips),
-      drain: deps.drain, giverAddress: () => this.#participant.giverAddress,
+      drain: deps.drain, giverAddresses: () => this.#participant.giverAddresses,
     });
     this.#participant = new SwitchParticipant({
       config, clock, journal: deps.journal, store: deps.store, accessLog: deps.accessLog, arrivals: deps.arrivals, hostInfo: deps.hostInfo, log,
@@ -341,8 +341,10 @@ export class Agent {
       }
       // No switch runs while the agent starts: whatever a drain left (this agent was killed during one, or its
       // tidying failed) is taken back before the host decides anything.
-      const leftovers = await this.#deps.drain.removeLeftovers(config.service.ip)
-        .catch((error: unknown) => [`nothing: looking failed: ${describeError(error)}`]);
+      const leftovers: string[] = [];
+      for (const ip of config.service.ips) {
+        leftovers.push(...await this.#deps.drain.removeLeftovers(ip).catch((error: unknown) => [`nothing: looking failed: ${describeError(error)}`]));
+      }
       if (leftovers.length > 0) log.warning(`(agent) removed what an interrupted drain left: ${leftovers.join(', ')}`);
       if (await this.#deps.arrivals?.removeLeftovers().catch((error: unknown) => {
         log.warning(`(agent) could not look for an arrival counter an interrupted switch left: ${describeError(error)}`);

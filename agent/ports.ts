@@ -88,10 +88,12 @@ export interface DrainDriver {
   /** Takes hold() back; succeeds when nothing is held. */
   unhold(ip: ServiceIp): Promise<void>;
   /** The taker: TCP packets to the service IP that open no connection (not SYN) and find no socket of their own
-   *  here (only a listener) are sent on to `giver`, which owns their connection. Throws COMMAND_FAILED. */
+   *  here (only a listener) are sent on to `giver`, which owns their connection. `giver` is of ip's family; a
+   *  dual-stack service calls it once per address. Throws COMMAND_FAILED. */
   forward(ip: ServiceIp, giver: string): Promise<void>;
-  isForwarding(): Promise<boolean>;
-  /** Takes forward() back; succeeds when nothing forwards. */
+  /** Whether forward() is in force for ip's family. */
+  isForwarding(ip: ServiceIp): Promise<boolean>;
+  /** Takes every forward() back; succeeds when nothing forwards. */
   unforward(): Promise<void>;
   /** TCP connections whose local address is the service IP and that still carry data here (established, or
    *  closing with data unacknowledged), read from the kernel without spawning a process. */

@@ -162,8 +162,8 @@ export function createNftDrainDriver(runner: CommandRunner, options: NftDrainDri
       await nft(forwardRules(ip, giver));
     },
 
-    async isForwarding() {
-      return await tableExists(DRAIN_TABLES.forward) || await tableExists(DRAIN_TABLES.forward6);
+    async isForwarding(ip) {
+      return await tableExists(forwardTable(ip));
     },
 
     async unforward() {

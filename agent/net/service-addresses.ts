@@ -6,7 +6,8 @@
 // verifies presence asks for all, one that verifies absence asks for none (presenceOf() tells the three apart).
 
 import {BatonError, describeError} from '../errors.js';
-import type {NetworkDriver} from '../ports.js';
+import type {Config} from '../config/schema.js';
+import type {DrainDriver, NetworkDriver} from '../ports.js';
 import type {ServiceIp} from '../state-machine.js';
 
 /** How many of the service's addresses a host has: all, none, or some (a mixed state, never "done" either way). */
@@ -102,4 +103,19 @@ async function settleAll<T>(promises: readonly Promise<T>[]): Promise<T[]> {
   const failed = results.find((r) => r.status === 'rejected');
   if (failed !== undefined) throw failed.reason;
   return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+export type OwnDrainAddresses = {readonly addresses: readonly string[]; readonly unavailable?: undefined}
+  | {readonly addresses?: undefined; readonly unavailable: string};
+
+/** The host's own addresses that the taker would send strays to, one per service address and of its family (a
+ *  dual-stack service drains both addresses, or neither), or why there is none. */
+export async function ownDrainAddresses(service: Config['service'], drain: DrainDriver): Promise<OwnDrainAddresses> {
+  const addresses: string[] = [];
+  for (const ip of service.ips) {
+    const address = await drain.ownAddress(ip);
+    if (address === undefined) return {unavailable: `${service.interface} has no IPv${ip.family} address of its own besides the service IP (link-local ones do not count)`};
+    addresses.push(address);
+  }
+  return {addresses};
 }

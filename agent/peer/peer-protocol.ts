@@ -21,13 +21,19 @@ export type NoFields = {readonly [key: string]: never};
 
 // Type aliases, not interfaces: an object type alias is assignable to JsonObject, so params go on the wire as is.
 export type StepParams = {readonly step: SwitchStepName};
-/** giverAddress: the address forward-strays would send to, for a taker's dry run. */
-export type PlanParams = {readonly step: SwitchStepName; readonly giverAddress?: string};
+/**
+ * The giver's own address(es) that forward-strays sends to: one address, as baton has always sent it, or, for a
+ * dual-stack service, a list of one IPv4 and one IPv6 address (an agent older than dual stack never gets a list:
+ * it has no dual-stack service to switch).
+ */
+export type GiverAddress = string | readonly string[];
+/** giverAddress: the address(es) forward-strays would send to, for a taker's dry run. */
+export type PlanParams = {readonly step: SwitchStepName; readonly giverAddress?: GiverAddress};
 /**
  * giverAddress: given to a taker whose switch drains (forward-strays sends there what is not its own). addresses: the
  * coordinator's own addresses (host-addresses.ts), which the confirmation there does not count as clients.
  */
-export type BeginParams = {readonly side: SwitchSide; readonly epoch: number; readonly giverAddress?: string; readonly addresses?: readonly string[]};
+export type BeginParams = {readonly side: SwitchSide; readonly epoch: number; readonly giverAddress?: GiverAddress; readonly addresses?: readonly string[]};
 /** addresses: the answering host's own addresses, for the coordinator's confirmation; absent from an older agent. */
 export type BeginResult = {readonly addresses?: readonly string[]};
 export type DrainParams = {readonly timeoutMs: number};
@@ -86,20 +92,15 @@ const DECODERS: {readonly [Op in PeerOp]: (params: JsonObject) => PeerParams<Op>
   'host-info': noFields,
   'check-log': noFields,
   'plan': (params) => {
-    const giverAddress = params['giverAddress'];
-    if (giverAddress === undefined) return {step: decodeStep(params)};
-    if (typeof giverAddress !== 'string' || !isUnzonedIpText(giverAddress)) throw new BatonError('BAD_REQUEST', 'plan: giverAddress must be an IPv4 or IPv6 address without a zone');
-    return {step: decodeStep(params), giverAddress};
+    const giverAddress = decodeGiverAddress(params['giverAddress'], 'plan');
+    return giverAddress === undefined ? {step: decodeStep(params)} : {step: decodeStep(params), giverAddress};
   },
   'begin': (params) => {
     const {side, epoch} = params;
     if (side !== 'giver' && side !== 'taker') throw new BatonError('BAD_REQUEST', 'begin: side must be giver or taker');
     if (!isEpoch(epoch)) throw new BatonError('BAD_REQUEST', `begin: epoch must be ${EPOCH_EXPECTED}`);
-    const giverAddress = params['giverAddress'];
+    const giverAddress = decodeGiverAddress(params['giverAddress'], 'begin');
     const addresses = decodeHostAddresses(params['addresses'], 'begin');
-    if (giverAddress !== undefined && (typeof giverAddress !== 'string' || !isUnzonedIpText(giverAddress))) {
-      throw new BatonError('BAD_REQUEST', 'begin: giverAddress must be an IPv4 or IPv6 address without a zone');
-    }
     return {side, epoch, ...giverAddress === undefined ? {} : {giverAddress}, ...addresses === undefined ? {} : {addresses}};
   },
   'can-drain': noFields,
@@ -152,6 +153,29 @@ const MAX_DRAIN_MS = 3_600_000;
 function isUnzonedIpText(text: string): boolean {
   const address = parseIpAddress(text);
   return address !== undefined && !address.address.includes('%');
+}
+
+/** A GiverAddress as the peer sent it: one unzoned address, or a list of one per family (at most one IPv4, one IPv6). */
+export function decodeGiverAddress(value: unknown, op: string): GiverAddress | undefined {
+  if (value === undefined) return undefined;
+  const refuse = (): never => {
+    throw new BatonError('BAD_REQUEST', `${op}: giverAddress must be an IPv4 or IPv6 address without a zone, or a list of one of each`);
+  };
+  if (typeof value === 'string') return isUnzonedIpText(value) ? value : refuse();
+  if (!Array.isArray(value) || value.length < 1 || value.length > 2) return refuse();
+  const families = value.map((item: unknown) => (typeof item === 'string' && isUnzonedIpText(item) ? parseIpAddress(item)?.family : undefined));
+  if (families.includes(undefined) || new Set(families).size !== families.length) return refuse();
+  return value as string[];
+}
+
+/** A GiverAddress as a list. */
+export function giverAddressList(value: GiverAddress | undefined): readonly string[] {
+  return value === undefined ? [] : typeof value === 'string' ? [value] : value;
+}
+
+/** The list as it goes on the wire: a single address as a string, as agents before dual stack expect. */
+export function giverAddressParam(addresses: readonly string[]): GiverAddress {
+  return addresses.length === 1 ? addresses[0] as string : addresses;
 }
 
 function noFields(): NoFields {

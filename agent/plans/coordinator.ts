@@ -3,7 +3,7 @@
 // the rollback of whatever was applied when anything fails. Streams progress; returns the outcome.
 
 import type {JsonObject} from '../peer/beacon-codec.js';
-import type {PeerOp, PeerParams} from '../peer/peer-protocol.js';
+import {decodeGiverAddress, giverAddressList, giverAddressParam, type PeerOp, type PeerParams} from '../peer/peer-protocol.js';
 import type {Config} from '../config/schema.js';
 import {hostText, type DrainSummary, type DryRunStep, type HostLabel, type SwitchProgress, type SwitchResult, type SwitchoverOptions} from '../control-protocol.js';
 import {BatonError, describeError, isBatonError} from '../errors.js';
@@ -173,15 +173,17 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   // the switch is the runbook's five steps, and connections open at the move are cut, as they always were.
   const drainPlan = await decideDrain();
   if (drainPlan.off !== undefined && config.drain.enabled) emit({kind: 'note', text: `no drain: ${drainPlan.off}; connections open on the ${labels.giver.role} at the move will be cut`});
-  const giverAddress = drainPlan.giverAddress;
-  const steps = switchoverPlan(giverAddress !== undefined);
+  const giverAddresses = drainPlan.giverAddresses ?? [];
+  const drains = giverAddresses.length > 0;
+  const giverParam = drains ? {giverAddress: giverAddressParam(giverAddresses)} : {};
+  const steps = switchoverPlan(drains);
 
   const switchId = c.newSwitchId();
   if (options.dryRun) {
     const plan: DryRunStep[] = [];
     for (const step of steps) {
-      plan.push(step.on === selfSide ? await participant.describe(step.name, giverAddress)
-        : await remote('plan', '', giverAddress === undefined ? {step: step.name} : {step: step.name, giverAddress}) as unknown as DryRunStep);
+      plan.push(step.on === selfSide ? await participant.describe(step.name, giverAddresses)
+        : await remote('plan', '', {step: step.name, ...giverParam}) as unknown as DryRunStep);
     }
     return {switchId, outcome: 'dry-run', giver: labels.giver, taker: labels.taker, reason: undefined, failedStep: undefined,
       totalMs: Math.round(clock.now() - started), confirmedRequests: undefined, rollbackCheck: undefined, plan};
@@ -190,12 +192,12 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
   const epoch = epochAbove(c.machine().epoch, peer.view.epoch);
   emit({kind: 'start', switchId, giver: labels.giver, taker: labels.taker, mode: config.service.mode});
   log.notice(`(switch ${switchId}) ${labels.giver.role} ${labels.giver.host} -> ${labels.taker.role} ${labels.taker.host}, ${config.service.mode} mode, epoch ${epoch}`);
-  await participant.begin(switchId, selfSide, true, peer.boot, epoch, selfSide === 'taker' ? giverAddress : undefined);
+  await participant.begin(switchId, selfSide, true, peer.boot, epoch, selfSide === 'taker' ? giverAddresses : []);
   const otherSide: SwitchSide = selfSide === 'giver' ? 'taker' : 'giver';
   try {
     const addresses = participant.sharedAddresses(switchId);
     const began = await remote('begin', switchId,
-      otherSide === 'taker' && giverAddress !== undefined ? {side: otherSide, epoch, giverAddress, addresses} : {side: otherSide, epoch, addresses});
+      otherSide === 'taker' ? {side: otherSide, epoch, ...giverParam, addresses} : {side: otherSide, epoch, addresses});
     participant.learnPeerAddresses(switchId, readPeerAddresses(began, log, switchId));
   } catch (error) {
     await participant.finish(switchId, 'rolled-back', `the peer refused to begin: ${describeError(error)}`);
@@ -251,7 +253,7 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
 
   flushReport();
   if (failure === undefined) {
-    const drain = giverAddress === undefined ? undefined : await drainAndTidy(steps.filter((step) => AFTER_CONFIRM_STEP_NAMES.includes(step.name)));
+    const drain = !drains ? undefined : await drainAndTidy(steps.filter((step) => AFTER_CONFIRM_STEP_NAMES.includes(step.name)));
     const reason = `switch ${switchId}: ${hostText(labels.taker)} serves, ${confirmed} request(s) confirmed; ${hostText(labels.giver)} is free to upgrade` +
       (drain === undefined ? '' : `; ${drainText(drain)}`);
     await finishBoth('done', reason);
@@ -320,8 +322,8 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
     if (missing !== undefined) emit({kind: 'note', text: `pause ended early: ${missing}`});
   }
 
-  /** Both hosts' readiness to drain; the giver's address when both can, or why not. */
-  async function decideDrain(): Promise<{readonly giverAddress: string; readonly off?: undefined} | {readonly giverAddress?: undefined; readonly off: string}> {
+  /** Both hosts' readiness to drain; the giver's addresses (one per service address) when both can, or why not. */
+  async function decideDrain(): Promise<{readonly giverAddresses: readonly string[]; readonly off?: undefined} | {readonly giverAddresses?: undefined; readonly off: string}> {
     const [mine, theirs] = await Promise.all([
       participant.drainReadiness(),
       remote('can-drain', '', {}, CAN_DRAIN_DEADLINE_MS).then(readReadiness, (error: unknown): DrainReadiness => {
@@ -336,8 +338,11 @@ async function runSwitchover(c: CoordinatorDeps, options: SwitchoverOptions, emi
       const why = bySide[side].unavailable;
       if (why !== undefined) return {off: `the ${labels[side].role} cannot drain: ${why}`};
     }
-    const address = bySide.giver.address;
-    return address === undefined ? {off: `the ${labels.giver.role} did not say its address`} : {giverAddress: address};
+    const addresses = bySide.giver.addresses ?? [];
+    const families = config.service.ips.map((ip) => ip.family);
+    const matching = families.every((family, i) => parseIpAddress(addresses[i] ?? '')?.family === family) && addresses.length === families.length;
+    return matching ? {giverAddresses: addresses}
+      : {off: `the ${labels.giver.role} did not say an address of its own for each service address (${families.map((f) => `IPv${f}`).join(' and ')}): it said ${addresses.join(', ') || 'none'}`};
   }
 
   /** After the taker is confirmed: the giver drains, then both take their preparations back. Never throws. */
@@ -442,9 +447,13 @@ function readPeerAddresses(answer: JsonObject, log: Logger, switchId: string): r
 function readReadiness(value: JsonObject): DrainReadiness {
   const {address, unavailable} = value;
   if (typeof unavailable === 'string') return {unavailable};
-  const parsed = typeof address === 'string' ? parseIpAddress(address) : undefined;
-  if (parsed !== undefined && !parsed.address.includes('%')) return {address: parsed.address};
-  return {unavailable: 'its answer names no address'};
+  try {
+    const addresses = giverAddressList(decodeGiverAddress(address, 'can-drain'));
+    if (addresses.length > 0) return {addresses: addresses.map((text) => parseIpAddress(text)?.address ?? text)};
+  } catch {
+    // Refused below, with the rest of what is not an answer.
+  }
+  return {unavailable: 'its answer names no address of its own'};
 }
 
 function readDrainEnd(value: JsonObject): DrainEnd {

@@ -24,15 +24,15 @@ export interface StepRunDeps {
   /** The duplicate-address probe (an early probe's fresh answer, or a new one). */
   readonly probe: () => Promise<boolean>;
   readonly drain: DrainDriver;
-  /** The giver's address while a switch with a drain runs here (StepContext.giverAddress). */
-  readonly giverAddress: () => string | undefined;
+  /** The giver's addresses while a switch with a drain runs here (StepContext.giverAddresses). */
+  readonly giverAddresses: () => readonly string[];
 }
 
 /** How this host runs its steps: its service, its interface, and announcements that repeat. */
 export function createStepRun(deps: StepRunDeps): StepRun {
   const {service, network, clock, log, signal} = deps;
   const announcer = createAnnouncer({network, ips: service.ips, clock, log, signal});
-  return {mode: service.mode, clock, ctx: {service, network, announce: () => announcer.announce(), probe: deps.probe, drain: deps.drain, giverAddress: deps.giverAddress}};
+  return {mode: service.mode, clock, ctx: {service, network, announce: () => announcer.announce(), probe: deps.probe, drain: deps.drain, giverAddresses: deps.giverAddresses}};
 }
 
 export interface StepRun {

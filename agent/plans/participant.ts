@@ -3,7 +3,7 @@
 // that a restart knows what this host had done.
 
 import type {JsonObject, PeerRequest} from '../peer/beacon-codec.js';
-import {decodePeerParams} from '../peer/peer-protocol.js';
+import {decodePeerParams, giverAddressList, giverAddressParam} from '../peer/peer-protocol.js';
 import type {Config} from '../config/schema.js';
 import type {DryRunStep, HostLabel} from '../control-protocol.js';
 import {BatonError, describeError} from '../errors.js';
@@ -20,7 +20,7 @@ import {takeBackIfFree} from './take-back.js';
 import {TrafficCounter} from './traffic.js';
 import {shareableAddresses} from '../peer/host-addresses.js';
 import {canonicalAddress} from '../access-log.js';
-import {announceAll, describeAddresses, isAnyInUse, isServingAll, removeAll} from '../net/service-addresses.js';
+import {announceAll, describeAddresses, isAnyInUse, isServingAll, ownDrainAddresses, removeAll, type OwnDrainAddresses} from '../net/service-addresses.js';
 
 /** What the participant needs of the agent that owns it. */
 export interface SwitchHost {
@@ -57,8 +57,9 @@ export interface ParticipantDeps {
   readonly hostAddresses?: () => readonly string[];
 }
 
-/** Whether this host can drain, and the address the taker sends strays to when it is the giver. */
-export type DrainReadiness = {readonly address: string; readonly unavailable?: undefined} | {readonly address?: undefined; readonly unavailable: string};
+/** Whether this host can drain, and the addresses the taker sends strays to when it is the giver: one of its own per
+ *  service address, of that address's family, in the order of service.ips. */
+export type DrainReadiness = OwnDrainAddresses;
 
 /** How the drain ended on this (giving) host. */
 export interface DrainEnd {
@@ -84,8 +85,9 @@ interface CurrentSwitch {
   arrivals: Promise<boolean> | undefined;
   /** backup-net-up is journalled and its epoch saved ahead (see apply). */
   prepared: boolean;
-  /** Where forward-strays sends what is not the taker's: set on a taker whose switch drains. */
-  readonly giverAddress: string | undefined;
+  /** Where forward-strays sends what is not the taker's, one per service address family: set on a taker whose
+   *  switch drains, empty otherwise. */
+  readonly giverAddresses: readonly string[];
   /** The peer's own addresses as it told them (host-addresses.ts): not clients, for the confirmation here. */
   peerAddresses: readonly string[];
 }
@@ -103,9 +105,9 @@ export class SwitchParticipant {
     return this.#current;
   }
 
-  /** The giver's address while this host takes over in a switch that drains (StepContext.giverAddress). */
-  get giverAddress(): string | undefined {
-    return this.#current?.giverAddress;
+  /** The giver's addresses while this host takes over in a switch that drains (StepContext.giverAddresses). */
+  get giverAddresses(): readonly string[] {
+    return this.#current?.giverAddresses ?? [];
   }
 
   /** Whether a switch can drain on this host; as a giver, where the taker sends what is not its own. */
@@ -114,19 +116,14 @@ export class SwitchParticipant {
     const {drain} = this.#deps.steps.ctx;
     if (!config.drain.enabled) return {unavailable: `drain.enabled is false in ${config.file}`};
     if (config.service.mode !== 'address') return {unavailable: 'link mode downs the giver\'s interface, so nothing can reach its connections'};
-    // The drain's steps hold and forward one address; a dual-stack service switches without it until they take
-    // both (issue 16).
-    if (config.service.ips.length > 1) return {unavailable: 'the drain holds and forwards one service address, and this service has two (dual stack)'};
     const unavailable = await drain.unavailable();
     if (unavailable !== undefined) return {unavailable};
-    const address = await drain.ownAddress(config.service.ip);
-    if (address === undefined) return {unavailable: `${config.service.interface} has no IPv${config.service.ip.family} address of its own besides the service IP (link-local ones do not count)`};
-    return {address};
+    return await ownDrainAddresses(config.service, drain);
   }
 
   /** Joins a switch on this host: checks this host can play `side`, journals, enters `switching`. Idempotent per id.
-   *  A taker given `giverAddress` drains: its forward-strays sends there what is not its own. */
-  async begin(id: string, side: SwitchSide, coordinator: boolean, peerBoot: string, epoch: number, giverAddress?: string,
+   *  A taker given `giverAddresses` drains: its forward-strays sends there what is not its own. */
+  async begin(id: string, side: SwitchSide, coordinator: boolean, peerBoot: string, epoch: number, giverAddresses: readonly string[] = [],
     peerAddresses: readonly string[] = []): Promise<void> {
     if (this.#current?.id === id) return;
     if (this.#current !== undefined) throw new BatonError('SWITCH_IN_PROGRESS', `switch ${this.#current.id} is already running on ${this.#deps.self.host}`);
@@ -142,7 +139,7 @@ export class SwitchParticipant {
       }
     }
     this.#current = {id, side, coordinator, peerBoot, epoch, startedAtWall: Math.round(this.#deps.clock.wallNow()), applied: [], phase: 'forward', counter: undefined, arrivals: undefined, prepared: false,
-      giverAddress: side === 'taker' ? giverAddress : undefined, peerAddresses};
+      giverAddresses: side === 'taker' ? giverAddresses : [], peerAddresses};
     try {
       await this.#writeJournal(undefined);
     } catch (error) {
@@ -201,7 +198,7 @@ export class SwitchParticipant {
         if (step === 'backup-net-up') current.arrivals = this.#startArrivals(id);
         // The epoch is saved before the IP can be live, so no restart can bring it up under an older one.
         if (step === 'assign-ip') await this.#deps.store.save({epoch: current.epoch, released: false});
-        if (step === (current.giverAddress === undefined ? 'assign-ip' : 'forward-strays')) {
+        if (step === (current.giverAddresses.length === 0 ? 'assign-ip' : 'forward-strays')) {
           // The taker's last step before backup-net-up (forward-strays when the switch drains) leaves it pending.
           await this.#writeJournal('backup-net-up');
           current.prepared = true;
@@ -278,14 +275,20 @@ export class SwitchParticipant {
     await this.#writeJournal('drain-connections');
     const started = clock.now();
     const elapsed = (): number => clock.now() - started;
+    // Every service address's connections: a dual-stack service's clients come over both.
+    const openConnections = async (): Promise<number> => {
+      let count = 0;
+      for (const ip of config.service.ips) count += await drain.openConnections(ip);
+      return count;
+    };
     // Connections first get graceful_after_s to end by themselves: a server that ends a keep-alive connection by
     // answering "Connection: close" does it without a race, one told to close its idle connections does not.
     const waitUntil = async (untilMs: number): Promise<number> => {
-      let left = await drain.openConnections(config.service.ip);
+      let left = await openConnections();
       while (left > 0 && elapsed() < untilMs) {
         onProgress?.(left, elapsed());
         await clock.sleep(Math.min(DRAIN_POLL_MS, Math.max(1, untilMs - elapsed())));
-        left = await drain.openConnections(config.service.ip);
+        left = await openConnections();
       }
       return left;
     };
@@ -370,11 +373,11 @@ export class SwitchParticipant {
   }
 
   /** This host's commands for one step, recorded rather than run. */
-  async describe(step: SwitchStepName, giverAddress?: string): Promise<DryRunStep> {
+  async describe(step: SwitchStepName, giverAddresses: readonly string[] = []): Promise<DryRunStep> {
     const recording = this.#deps.recordingDrivers();
     const {service} = this.#deps.config;
     const ctx = {service, network: recording.network, announce: () => announceAll(recording.network, service.ips), probe: () => isAnyInUse(recording.network, service.ips),
-      drain: recording.drain, giverAddress: () => giverAddress};
+      drain: recording.drain, giverAddresses: () => giverAddresses};
     await STEPS[step][service.mode].apply(ctx);
     return {step, host: this.#deps.self, does: describeStep(step, service.mode), commands: recording.commands()};
   }
@@ -398,16 +401,16 @@ export class SwitchParticipant {
         return {};
       case 'plan': {
         const {step, giverAddress} = decodePeerParams('plan', request.params);
-        return await this.describe(step, giverAddress) as unknown as JsonObject;
+        return await this.describe(step, giverAddressList(giverAddress)) as unknown as JsonObject;
       }
       case 'begin': {
         const {side, epoch, giverAddress, addresses} = decodePeerParams('begin', request.params);
-        await this.begin(request.switchId, side, false, peerBoot, epoch, giverAddress, addresses);
+        await this.begin(request.switchId, side, false, peerBoot, epoch, giverAddressList(giverAddress), addresses);
         return {addresses: this.sharedAddresses(request.switchId)};
       }
       case 'can-drain': {
         const readiness = await this.drainReadiness();
-        return readiness.unavailable === undefined ? {address: readiness.address} : {unavailable: readiness.unavailable};
+        return readiness.unavailable === undefined ? {address: giverAddressParam(readiness.addresses)} : {unavailable: readiness.unavailable};
       }
       case 'drain': {
         const {timeoutMs} = decodePeerParams('drain', request.params);

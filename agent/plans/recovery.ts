@@ -6,7 +6,7 @@ import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {JournalStore} from '../ports.js';
 import type {PeerView} from '../state-machine.js';
-import {isServingAll} from '../net/service-addresses.js';
+import {isAnyInUse, isServingAll, removeAll} from '../net/service-addresses.js';
 import {executeUndo, type StepRun} from './executor.js';
 import {isSwitchStepName, planRollback} from './plans.js';
 import {takeBackIfFree, type TakeBack} from './take-back.js';
@@ -81,10 +81,11 @@ export async function recoverInterruptedSwitch(deps: RecoveryDeps, peer: PeerVie
  */
 async function yieldedWhileHolding(deps: RecoveryDeps): Promise<boolean> {
   const {ctx} = deps.steps;
-  const ip = ctx.service.ip;
+  const {ips} = ctx.service;
   try {
-    if (!(await ctx.drain.isHolding(ip)) || !(await ctx.network.isAddressInUse(ip))) return false;
-    await ctx.network.removeAddress(ip);
+    for (const ip of ips) if (!(await ctx.drain.isHolding(ip))) return false;
+    if (!(await isAnyInUse(ctx.network, ips))) return false;
+    await removeAll(ctx.network, ips);
     return true;
   } catch (error) {
     deps.log.warning(`(recovery) could not tell whether another host took the service IP over while this one was handing it over: ` +

@@ -6,6 +6,7 @@ import type {Config, ServiceMode} from '../config/schema.js';
 import {BatonError} from '../errors.js';
 import {addAll, describeAddresses, findAddresses, findServing, removeAll} from '../net/service-addresses.js';
 import type {DrainDriver, NetworkDriver} from '../ports.js';
+import {parseIpAddress} from '../net/ip-address.js';
 import {ADDRESS_STILL_ANSWERS} from '../state-machine.js';
 import type {StepName} from './plans.js';
 
@@ -20,9 +21,9 @@ export interface StepContext {
    *  answer). */
   probe(): Promise<boolean>;
   readonly drain: DrainDriver;
-  /** The giver's own address on the service LAN, where forward-strays sends what is not the taker's; known once a
-   *  switch with a drain has begun. */
-  giverAddress(): string | undefined;
+  /** The giver's own addresses on the service LAN, one per service address family, where forward-strays sends what
+   *  is not the taker's; known once a switch with a drain has begun (empty before, and without a drain). */
+  giverAddresses(): readonly string[];
 }
 
 export interface StepActions {
@@ -129,32 +130,47 @@ const probeAddress: StepActions = {
 const announce: StepActions = {apply: (ctx) => ctx.announce(), verify: nothing, undo: nothing};
 
 async function expectHolding(ctx: StepContext, holding: boolean): Promise<void> {
-  const ip = ctx.service.ip;
-  expect(await ctx.drain.isHolding(ip) === holding, holding ? `${ip.address} is not held on lo for the drain` : `${ip.address} is still held on lo`);
+  for (const ip of ctx.service.ips) {
+    expect(await ctx.drain.isHolding(ip) === holding, holding ? `${ip.address} is not held on lo for the drain` : `${ip.address} is still held on lo`);
+  }
 }
 
 async function expectForwarding(ctx: StepContext, forwarding: boolean): Promise<void> {
-  expect(await ctx.drain.isForwarding() === forwarding, forwarding ? 'the rule that hands strays to the giver is not in place' : 'the rule that hands strays to the giver is still in place');
+  for (const ip of ctx.service.ips) {
+    expect(await ctx.drain.isForwarding(ip) === forwarding, `the rule that hands strays for ${ip.address} to the giver is ${forwarding ? 'not' : 'still'} in place`);
+  }
+}
+
+/** Takes the hold back on every service address, then checks. */
+async function unholdAll(ctx: StepContext): Promise<void> {
+  for (const ip of ctx.service.ips) await ctx.drain.unhold(ip);
 }
 
 const holdConnections: StepActions = {
   async apply(ctx) {
-    const own = await ctx.drain.ownAddress(ctx.service.ip);
-    if (own === undefined) throw new BatonError('STEP_FAILED', `${ctx.service.interface} has no IPv${ctx.service.ip.family} address of its own besides ${ctx.service.ip.address} for the taker to hand strays to`);
-    await ctx.drain.hold(ctx.service.ip, own);
+    for (const ip of ctx.service.ips) {
+      const own = await ctx.drain.ownAddress(ip);
+      if (own === undefined) throw new BatonError('STEP_FAILED', `${ctx.service.interface} has no IPv${ip.family} address of its own besides ${ip.address} for the taker to hand strays to`);
+      await ctx.drain.hold(ip, own);
+    }
   },
   verify: (ctx) => expectHolding(ctx, true),
   async undo(ctx) {
-    await ctx.drain.unhold(ctx.service.ip);
+    await unholdAll(ctx);
     await expectHolding(ctx, false);
   },
 };
 
 const forwardStrays: StepActions = {
   async apply(ctx) {
-    const giver = ctx.giverAddress();
-    if (giver === undefined) throw new BatonError('STEP_FAILED', 'the giver\'s address is not known: this switch has no drain');
-    await ctx.drain.forward(ctx.service.ip, giver);
+    const givers = ctx.giverAddresses();
+    if (givers.length === 0) throw new BatonError('STEP_FAILED', 'the giver\'s address is not known: this switch has no drain');
+    for (const ip of ctx.service.ips) {
+      // Each service address's strays go to the giver's own address of the same family.
+      const giver = givers.find((address) => parseIpAddress(address)?.family === ip.family);
+      if (giver === undefined) throw new BatonError('STEP_FAILED', `the giver said no IPv${ip.family} address of its own (${givers.join(', ')}) to hand ${ip.address}'s strays to`);
+      await ctx.drain.forward(ip, giver);
+    }
   },
   verify: (ctx) => expectForwarding(ctx, true),
   async undo(ctx) {
@@ -283,7 +299,7 @@ export const STEPS: Readonly<Record<StepName, StepDefinition>> = {
     undo: nothing,
   }),
   'end-hold': inEitherMode('remove the service IP from lo and the ARP rules', {
-    apply: (ctx) => ctx.drain.unhold(ctx.service.ip),
+    apply: unholdAll,
     verify: (ctx) => expectHolding(ctx, false),
     undo: nothing,
   }),

@@ -22,6 +22,7 @@ import type {DrainDriver, HostProbe} from '../../agent/ports.js';
 import {COMBINED} from '../../agent/access-log.js';
 import type {Output} from '../output.js';
 import {endpointText} from '../../agent/net/ip-address.js';
+import {ownDrainAddresses} from '../../agent/net/service-addresses.js';
 
 export interface CheckConfigOptions {
   readonly file: string;
@@ -223,8 +224,8 @@ export async function checkSandbox(config: Config, dropIn: string): Promise<stri
 export async function describeDrain(config: Config, drain: DrainDriver): Promise<string | HostProblem> {
   if (!config.drain.enabled) return 'drain: off (drain.enabled: false): a planned switch cuts the connections open at the move';
   if (config.service.mode !== 'address') return 'drain: none in link mode (the giver\'s interface goes down): a planned switch cuts the connections open at the move';
-  if (config.service.ips.length > 1) return 'drain: none for a dual-stack service yet (it holds and forwards one address): a planned switch cuts the connections open at the move';
-  const why = await drain.unavailable().catch((error: unknown) => describeError(error));
+  const why = await drain.unavailable().catch((error: unknown) => describeError(error))
+    ?? (await ownDrainAddresses(config.service, drain)).unavailable;
   if (why !== undefined) {
     return hostProblem('drain-unavailable', undefined, `drain: this host cannot drain: ${why}; a planned switch will cut the ` +
       'connections open at the move');

@@ -7,6 +7,7 @@ import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
 import {setHostLink, type Lab} from '../lab/lab.js';
 import {startClients} from '../lab/clients-control.js';
+import {mergeClientsSummaries} from '../lab/clients.js';
 import {startProber} from '../lab/probe-control.js';
 import type {ProbeRecord} from '../lab/probe-report.js';
 import {join} from 'node:path';
@@ -21,6 +22,9 @@ const CLIENTS_MAX_S = 120;
 // The probes already open a new connection for each request; these are the other classes real sites have.
 const CLIENT_ARGS = ['--fresh-interval-ms', '0', '--keep-alive', '4', '--keep-alive-interval-ms', '50', '--download-every-ms', '500',
   '--upload-every-ms', '500'];
+// Per address of a dual-stack service: half of CLIENT_ARGS' connections and transfers each.
+const DUAL_STACK_CLIENT_ARGS = ['--fresh-interval-ms', '0', '--keep-alive', '2', '--keep-alive-interval-ms', '50', '--download-every-ms', '1000',
+  '--upload-every-ms', '1000'];
 
 export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
   let clientRuns = 0;
@@ -67,12 +71,19 @@ export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
     },
     async startClients() {
       clientRuns += 1;
-      return startClients({namespace: lab.client.namespace, url: lab.serviceUrl, durationS: CLIENTS_MAX_S,
-        out: join(lab.dir, `drill-clients-${clientRuns}.json`), args: CLIENT_ARGS});
+      const run = clientRuns;
+      if (lab.serviceUrls.length === 1) {
+        return startClients({namespace: lab.client.namespace, url: lab.serviceUrl, durationS: CLIENTS_MAX_S,
+          out: join(lab.dir, `drill-clients-${run}.json`), args: CLIENT_ARGS});
+      }
+      // A dual-stack service: the same clients, half of them over each address, so that the drain of both is seen
+      // and the load is what a single-stack drill puts on the hosts.
+      const started = await Promise.all(lab.serviceUrls.map((url, index) => startClients({
+        namespace: lab.client.namespace, url, durationS: CLIENTS_MAX_S, args: DUAL_STACK_CLIENT_ARGS,
+        out: join(lab.dir, `drill-clients-${run}-ipv${lab.serviceFamilies[index] ?? 4}.json`),
+      })));
+      return {stop: async () => mergeClientsSummaries(await Promise.all(started.map((clients) => clients.stop())))};
     },
   };
-  // The keep-alive clients, downloads and uploads are what the drain keeps whole; a dual-stack service switches
-  // without a drain for now (its steps hold one address), so they would only show the cut it makes.
-  if (lab.serviceUrls.length > 1) return {...target, startClients: undefined};
   return target;
 }

@@ -56,6 +56,28 @@ export interface ClientsSummary {
   readonly classes: Readonly<Record<ClientClass, ClassSummary>>;
 }
 
+/** Several clients.js runs as one (a dual-stack drill runs one per service address): counts added, failures kept
+ *  in order up to the same limit, the longest gap the longest of any run. */
+export function mergeClientsSummaries(summaries: readonly ClientsSummary[]): ClientsSummary {
+  const merged = (clientClass: ClientClass): ClassSummary => {
+    const parts = summaries.map((summary) => summary.classes[clientClass]);
+    const servedBy: Record<string, number> = {};
+    for (const part of parts) for (const [host, count] of Object.entries(part.servedBy)) servedBy[host] = (servedBy[host] ?? 0) + count;
+    return {
+      attempts: parts.reduce((sum, part) => sum + part.attempts, 0),
+      ok: parts.reduce((sum, part) => sum + part.ok, 0),
+      failed: parts.reduce((sum, part) => sum + part.failed, 0),
+      failures: parts.flatMap((part) => part.failures).sort((a, b) => a.atMs - b.atMs).slice(0, FAILURES_KEPT),
+      servedBy,
+      longestGapMs: Math.max(0, ...parts.map((part) => part.longestGapMs)),
+    };
+  };
+  return {
+    durationMs: Math.max(0, ...summaries.map((summary) => summary.durationMs)),
+    classes: {fresh: merged('fresh'), keepAlive: merged('keepAlive'), downloads: merged('downloads'), uploads: merged('uploads')},
+  };
+}
+
 const USAGE = 'usage: clients.js --url http://HOST/ --out FILE [--duration-s 10] [--fresh-interval-ms 20] [--fresh-timeout-ms 200] ' +
   '[--keep-alive 4] [--keep-alive-interval-ms 20] [--download-every-ms 500] [--max-downloads 40] [--upload-every-ms 500] [--max-uploads 40] ' +
   '[--records FILE]';

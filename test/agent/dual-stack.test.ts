@@ -6,7 +6,7 @@ import type {Config} from '../../agent/config/schema.js';
 import {createFakePair, type FakeHost, type FakePair} from '../fakes/fake-pair.js';
 import {drive, OPTIONS, stepLines} from '../fakes/switch-driver.js';
 import type {SwitchProgress} from '../../agent/control-protocol.js';
-import {SERVICE_IP, SERVICE_IP6} from '../fakes/test-config.js';
+import {PRIMARY_ADDRESS, PRIMARY_ADDRESS6, SERVICE_IP, SERVICE_IP6} from '../fakes/test-config.js';
 
 const DUAL: Partial<Config> = {service: {ip: SERVICE_IP, ips: [SERVICE_IP, SERVICE_IP6], interface: 'eth0', mode: 'address'}};
 const ADDRESSES = [SERVICE_IP.address, SERVICE_IP6.address];
@@ -50,11 +50,20 @@ test('a switchover moves both addresses in the runbook\'s steps, never on two ho
   t.is(result.outcome, 'done', result.reason);
   await pair.clock.advance(1500); // the repeated announcement
   t.deepEqual(stepLines(progress), [
-    'apply backup-net-down on backup ok', 'apply assign-ip on backup ok', 'apply primary-net-down on primary ok',
+    'apply backup-net-down on backup ok', 'apply assign-ip on backup ok', 'apply forward-strays on backup ok',
+    'apply hold-connections on primary ok', 'apply primary-net-down on primary ok',
     'apply backup-net-up on backup ok', 'apply confirm-traffic on backup ok',
+    'apply drain-connections on primary ok', 'apply end-forwarding on backup ok', 'apply end-hold on primary ok',
   ]);
-  t.true(progress.some((p) => p.kind === 'note' && p.text.startsWith('no drain:') && p.text.includes('dual stack')),
-    'the operator is told why there is no drain');
+  t.false(progress.some((p) => p.kind === 'note' && p.text.startsWith('no drain:')), 'the switch drains');
+  // Each address's strays go to the giver's own address of its family; the giver holds both.
+  t.deepEqual(pair.backup.drain.journal, [
+    `forward ${SERVICE_IP.address} to ${PRIMARY_ADDRESS}`, `forward ${SERVICE_IP6.address} to ${PRIMARY_ADDRESS6}`, 'unforward',
+  ]);
+  t.deepEqual(pair.primary.drain.journal, [
+    `hold ${SERVICE_IP.address} as ${PRIMARY_ADDRESS}`, `hold ${SERVICE_IP6.address} as ${PRIMARY_ADDRESS6}`,
+    `unhold ${SERVICE_IP.address}`, `unhold ${SERVICE_IP6.address}`,
+  ]);
   t.true(requests > 0);
   t.is(mostHolders, 1, 'neither address was ever on both hosts');
   t.deepEqual(held(pair.backup), ADDRESSES);
@@ -107,7 +116,7 @@ test('one address on its own is repaired: the active host takes the missing one 
   t.true(pair.backup.logs.some((l) => l.includes('found part of the service IP on this host while standby: releasing it')));
 });
 
-test('--dry-run shows each step\'s commands for both addresses, and no drain', async (t) => {
+test('--dry-run shows each step\'s commands for both addresses, the drain\'s included', async (t) => {
   const pair = await dualPair(t);
   const result = await drive(pair.clock, pair.primary.agent.switchover({...OPTIONS, dryRun: true}, () => undefined));
   t.is(result.outcome, 'dry-run');
@@ -115,9 +124,31 @@ test('--dry-run shows each step\'s commands for both addresses, and no drain', a
   t.deepEqual(result.plan?.map((s) => `${s.step} on ${s.host.role}: ${s.commands.join('; ')}`), [
     `backup-net-down on backup: removeAddress ${v4}; removeAddress ${v6}`,
     'assign-ip on backup: ',
+    `forward-strays on backup: forward ${v4} ${PRIMARY_ADDRESS}; forward ${v6} ${PRIMARY_ADDRESS6}`,
+    // The fake's recording drain answers ownAddress with false.
+    `hold-connections on primary: ownAddress ${v4}; hold ${v4} false; ownAddress ${v6}; hold ${v6} false`,
     `primary-net-down on primary: removeAddress ${v4}; removeAddress ${v6}`,
     `backup-net-up on backup: addAddress ${v4}; addAddress ${v6}; announce ${v4}; announce ${v6}`,
     'confirm-traffic on backup: ',
+    'drain-connections on primary: ',
+    'end-forwarding on backup: unforward',
+    `end-hold on primary: unhold ${v4}; unhold ${v6}`,
   ]);
   t.deepEqual(held(pair.primary), ADDRESSES, 'nothing changed');
+});
+
+test('a giver with no IPv6 address of its own switches without the drain, and the operator is told why', async (t) => {
+  const pair = await dualPair(t);
+  pair.primary.drain.ownAddress = async (ip) => (ip.family === 4 ? PRIMARY_ADDRESS : undefined);
+  const progress: SwitchProgress[] = [];
+  const result = await drive(pair.clock, pair.primary.agent.switchover(OPTIONS, (p) => progress.push(p)), () => {
+    if (!pair.backup.network.addresses.has(SERVICE_IP.address)) return;
+    pair.backup.accessLog.request(1);
+    pair.backup.arrivals.arrive(1);
+  });
+  t.is(result.outcome, 'done', result.reason);
+  const note = progress.find((p) => p.kind === 'note' && p.text.startsWith('no drain:'));
+  t.regex(note?.kind === 'note' ? note.text : '', /the primary cannot drain: eth0 has no IPv6 address of its own besides the service IP/);
+  t.false(stepLines(progress).some((line) => line.includes('forward-strays') || line.includes('hold-connections')));
+  t.deepEqual([pair.primary.drain.journal, pair.backup.drain.journal], [[], []]);
 });

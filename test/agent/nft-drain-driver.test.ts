@@ -154,3 +154,12 @@ test('forward goes on when the kernel refuses to destroy sockets: the rule matte
   await t.notThrowsAsync(createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'}).forward(SERVICE_IP, '192.0.2.11'));
   t.is(runner.calls.at(-1)?.file, 'nft');
 });
+
+test('isForwarding looks at the table of the address\'s own family: a dual-stack taker checks each', async (t) => {
+  // Only the IPv4 table is there (unscripted commands succeed: `nft list table` finds it).
+  const runner = new RecordingRunner().on(`nft list table ${DRAIN_TABLES.forward6}`, missingTable(DRAIN_TABLES.forward6));
+  const driver = createNftDrainDriver(runner, {interface: 'eth0', nft: 'nft'});
+  t.true(await driver.isForwarding(SERVICE_IP));
+  t.false(await driver.isForwarding(SERVICE_IP6));
+  t.deepEqual(runner.commandLines(), [`nft list table ${DRAIN_TABLES.forward}`, `nft list table ${DRAIN_TABLES.forward6}`]);
+});

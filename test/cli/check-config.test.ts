@@ -34,7 +34,13 @@ test('check-config says how the drain runs, or why it cannot run on this host', 
   const v6 = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;
   t.regex(await describeDrain({...config, service: {...config.service, ip: v6, ips: [v6]}}, drain) as string, /^drain: on; /, 'an IPv6 service address drains too');
   const dual = {...config, service: {...config.service, ips: [config.service.ip, v6]}};
-  t.regex(await describeDrain(dual, drain) as string, /^drain: none for a dual-stack service yet/, 'as the agent, which switches a dual-stack service without it');
+  t.regex(await describeDrain(dual, drain) as string, /^drain: on; /, 'a dual-stack service drains both addresses');
+  // Without an IPv6 address of its own the taker has nowhere to send the IPv6 address's strays: no drain, as the agent.
+  const noOwn6 = new FakeDrainDriver();
+  noOwn6.ownAddress = async (ip) => (ip.family === 4 ? '192.0.2.1' : undefined);
+  t.deepEqual(await describeDrain(dual, noOwn6), {kind: 'drain-unavailable', severity: 'warning', key: undefined,
+    message: 'drain: this host cannot drain: eth0 has no IPv6 address of its own besides the service IP (link-local ones do not count); ' +
+    'a planned switch will cut the connections open at the move'});
   drain.cannot = 'nftables cannot take the drain\'s rules here: Error: Could not process rule: No such file or directory';
   t.deepEqual(await describeDrain(config, drain), {kind: 'drain-unavailable', severity: 'warning', key: undefined,
     message: 'drain: this host cannot drain: nftables cannot take the drain\'s rules here: ' +

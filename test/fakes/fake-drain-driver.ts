@@ -8,22 +8,48 @@ import type {ServiceIp} from '../../agent/state-machine.js';
 export type DrainCall = 'hold' | 'unhold' | 'forward' | 'unforward' | 'openConnections';
 
 export class FakeDrainDriver implements DrainDriver {
-  held: string | undefined;
-  forwardingTo: string | undefined;
+  /** The service addresses held, and where each forwarded one is sent (a dual-stack service has two of each). */
+  readonly heldAddresses = new Set<string>();
+  readonly forwards = new Map<string, string>();
   /** Connections on the service IP here; the test sets it, and may close them over time. */
   connections = 0;
   /** Why this host cannot drain, or undefined. */
   cannot: string | undefined;
+  /** This host's own address; a dual-stack host's IPv6 one is `own6`. */
   own = '192.0.2.1';
+  own6 = '2001:db8::1';
   readonly journal: string[] = [];
   readonly #failures = new Map<DrainCall, BatonError>();
 
   /** The host's addresses that hold() keeps from answering ARP, as the real hold's arp table does. */
   readonly #silenced: Set<string> | undefined;
 
-  constructor(own?: string, silenced?: Set<string>) {
+  constructor(own?: string, silenced?: Set<string>, own6?: string) {
     if (own !== undefined) this.own = own;
+    if (own6 !== undefined) this.own6 = own6;
     this.#silenced = silenced;
+  }
+
+  /** The one held address (the held ones, space-separated, for a dual-stack service), or undefined. */
+  get held(): string | undefined {
+    return this.heldAddresses.size === 0 ? undefined : [...this.heldAddresses].join(' ');
+  }
+
+  /** A hold left by a crash, for the tests of removeLeftovers. */
+  set held(address: string | undefined) {
+    this.heldAddresses.clear();
+    if (address !== undefined) this.heldAddresses.add(address);
+  }
+
+  /** Where the one forwarded address is sent (the givers, space-separated, for a dual-stack service), or undefined. */
+  get forwardingTo(): string | undefined {
+    return this.forwards.size === 0 ? undefined : [...this.forwards.values()].join(' ');
+  }
+
+  /** A forward left by a crash, for the tests of removeLeftovers. */
+  set forwardingTo(giver: string | undefined) {
+    this.forwards.clear();
+    if (giver !== undefined) this.forwards.set('leftover', giver);
   }
 
   failNext(method: DrainCall, error = new BatonError('COMMAND_FAILED', `${method} failed (injected)`)): void {
@@ -34,38 +60,39 @@ export class FakeDrainDriver implements DrainDriver {
     return this.cannot;
   }
 
-  async ownAddress(): Promise<string | undefined> {
-    return this.own;
+  async ownAddress(ip: ServiceIp): Promise<string | undefined> {
+    // A single-family fake answers with `own` whatever it is; a dual-stack one needs own6 for its IPv6 address.
+    return ip.family === 6 && !this.own.includes(':') ? this.own6 : this.own;
   }
 
   async hold(ip: ServiceIp, own: string): Promise<void> {
     this.#enter('hold', `${ip.address} as ${own}`);
-    this.held = ip.address;
+    this.heldAddresses.add(ip.address);
     this.#silenced?.add(ip.address);
   }
 
   async isHolding(ip: ServiceIp): Promise<boolean> {
-    return this.held === ip.address;
+    return this.heldAddresses.has(ip.address);
   }
 
   async unhold(ip: ServiceIp): Promise<void> {
     this.#enter('unhold', ip.address);
-    this.held = undefined;
+    this.heldAddresses.delete(ip.address);
     this.#silenced?.delete(ip.address);
   }
 
   async forward(ip: ServiceIp, giver: string): Promise<void> {
     this.#enter('forward', `${ip.address} to ${giver}`);
-    this.forwardingTo = giver;
+    this.forwards.set(ip.address, giver);
   }
 
-  async isForwarding(): Promise<boolean> {
-    return this.forwardingTo !== undefined;
+  async isForwarding(ip: ServiceIp): Promise<boolean> {
+    return this.forwards.has(ip.address) || this.forwards.has('leftover');
   }
 
   async unforward(): Promise<void> {
     this.#enter('unforward', '');
-    this.forwardingTo = undefined;
+    this.forwards.clear();
   }
 
   async openConnections(): Promise<number> {
@@ -75,10 +102,10 @@ export class FakeDrainDriver implements DrainDriver {
 
   async removeLeftovers(ip: ServiceIp): Promise<string[]> {
     const removed: string[] = [];
-    if (this.forwardingTo !== undefined) removed.push('forward');
-    if (this.held === ip.address) removed.push('hold');
-    this.forwardingTo = undefined;
-    this.held = undefined;
+    if (this.forwards.size > 0) removed.push('forward');
+    if (this.heldAddresses.has(ip.address)) removed.push('hold');
+    this.forwards.clear();
+    this.heldAddresses.delete(ip.address);
     this.#silenced?.delete(ip.address);
     return removed;
   }

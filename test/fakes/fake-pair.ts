@@ -17,7 +17,7 @@ import {FakeArrivalCounter} from './fake-arrival-counter.js';
 import {FakeTransport} from './fake-transport.js';
 import {MemoryJournalStore} from './memory-journal-store.js';
 import {MemoryStateStore} from './memory-state-store.js';
-import {BACKUP_ADDRESS, PRIMARY_ADDRESS, testConfig} from './test-config.js';
+import {BACKUP_ADDRESS, BACKUP_ADDRESS6, PRIMARY_ADDRESS, PRIMARY_ADDRESS6, testConfig} from './test-config.js';
 
 export interface FakeHost {
   agent: Agent;
@@ -57,7 +57,7 @@ export interface FakeHostOptions {
 export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegment, transport: FakeTransport, options: FakeHostOptions = {}): FakeHost {
   const config = testConfig(role, {confirm: {...testConfig(role).confirm, accessLog: '/var/log/nginx/access.log'}, ...options.config});
   const network = new FakeNetworkDriver(role, segment);
-  const drain = new FakeDrainDriver(role === 'primary' ? PRIMARY_ADDRESS : BACKUP_ADDRESS, network.silenced);
+  const drain = new FakeDrainDriver(role === 'primary' ? PRIMARY_ADDRESS : BACKUP_ADDRESS, network.silenced, role === 'primary' ? PRIMARY_ADDRESS6 : BACKUP_ADDRESS6);
   const runner = new RecordingRunner();
   const store = new MemoryStateStore(options.epoch === undefined ? undefined : {epoch: options.epoch});
   const journal = new MemoryJournalStore();

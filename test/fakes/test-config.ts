@@ -8,6 +8,9 @@ import type {Role} from '../../agent/state-machine.js';
 
 export const PRIMARY_ADDRESS = '192.0.2.11';
 export const BACKUP_ADDRESS = '192.0.2.12';
+/** The hosts' own IPv6 addresses on the service LAN, for a dual-stack service's drain. */
+export const PRIMARY_ADDRESS6 = '2001:db8::11';
+export const BACKUP_ADDRESS6 = '2001:db8::12';
 export const SERVICE_IP = {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'} as const;
 /** The IPv6 address of a dual-stack service, beside SERVICE_IP. */
 export const SERVICE_IP6 = {address: '2001:db8::100', prefixLength: 64, family: 6, cidr: '2001:db8::100/64'} as const;

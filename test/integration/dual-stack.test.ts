@@ -1,6 +1,7 @@
 // A dual-stack service in namespaces (issue 16): 192.0.2.100/25 and 2001:db8:0:1::100/64 move together as one
-// service. `baton lab run --dual-stack`'s drill passes whole with a client probing both addresses, each address is
-// never on two hosts (by the kernels' address events), and both end on the same host.
+// service. `baton lab run --dual-stack`'s drill passes whole with a client probing both addresses and keep-alive
+// clients and transfers over each, both switches drain both addresses, each address is never on two hosts (by the
+// kernels' address events), and both end on the same host.
 
 import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
@@ -68,7 +69,17 @@ test.serial('lab run --dual-stack: the whole drill, both addresses moving togeth
   for (const name of ['switchover', 'switchback']) {
     const phase = report.phases.find((p) => p.name === name);
     t.true(phase?.steps.some((s) => s.name === 'confirm-traffic' && s.status === 'ok'), `${name}: confirmed once`);
-    t.false(phase?.steps.some((s) => s.name === 'drain-connections'), `${name}: no drain for two addresses yet`);
+    // Both addresses drained: the giver held each on lo, the taker handed each one's strays on.
+    for (const step of ['forward-strays', 'hold-connections', 'drain-connections', 'end-forwarding', 'end-hold']) {
+      t.true(phase?.steps.some((s) => s.name === step && s.status === 'ok'), `${name}: ${step} ran`);
+    }
+    // Keep-alive clients, downloads and uploads over each address (half over each): none of them is cut.
+    const clients = phase?.clients;
+    t.truthy(clients, `${name}: the clients ran`);
+    if (clients === undefined) continue;
+    t.true(clients.keepAlive.ok > 50 && clients.downloads.ok > 2 && clients.uploads.ok > 2, `${name}: the clients really ran`);
+    t.deepEqual([clients.keepAlive.failed, clients.downloads.failed, clients.uploads.failed], [0, 0, 0],
+      `${name}: nothing cut: ${JSON.stringify([clients.keepAlive.failures, clients.downloads.failures, clients.uploads.failures])}`);
   }
   for (const stream of ['IPv4', 'IPv6']) {
     const probes = report.probes.filter((p) => p.stream === stream);

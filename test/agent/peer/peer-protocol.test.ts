@@ -28,8 +28,15 @@ test('a taker is told where to send strays as an IPv4 or IPv6 address without a 
   t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress: '192.0.2.11'}), {side: 'taker', epoch: 4, giverAddress: '192.0.2.11'});
   t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress: '2001:db8:0:1::11'}), {side: 'taker', epoch: 4, giverAddress: '2001:db8:0:1::11'});
   t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4}), {side: 'taker', epoch: 4}, 'no address: no drain');
-  for (const giverAddress of ['fe80::1%eth0', 'example.org', 7, '192.0.2.300', '2001:db8::g']) {
-    t.throws(() => decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress}), {message: 'begin: giverAddress must be an IPv4 or IPv6 address without a zone'});
+  // A dual-stack service's giver names one address of each family.
+  t.deepEqual(decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress: ['192.0.2.11', '2001:db8:0:1::11']}),
+    {side: 'taker', epoch: 4, giverAddress: ['192.0.2.11', '2001:db8:0:1::11']});
+  t.deepEqual(decodePeerParams('plan', {step: 'forward-strays', giverAddress: ['2001:db8:0:1::11', '192.0.2.11']}),
+    {step: 'forward-strays', giverAddress: ['2001:db8:0:1::11', '192.0.2.11']});
+  for (const giverAddress of ['fe80::1%eth0', 'example.org', 7, '192.0.2.300', '2001:db8::g', [], ['192.0.2.11', '192.0.2.12'],
+    ['192.0.2.11', '2001:db8::11', '2001:db8::12'], ['192.0.2.11', 'fe80::1%eth0'], ['192.0.2.11', 7], {address: '192.0.2.11'}]) {
+    t.throws(() => decodePeerParams('begin', {side: 'taker', epoch: 4, giverAddress}),
+      {message: 'begin: giverAddress must be an IPv4 or IPv6 address without a zone, or a list of one of each'}, JSON.stringify(giverAddress));
   }
   t.deepEqual(decodePeerParams('drain', {timeoutMs: 60_000}), {timeoutMs: 60_000});
   for (const timeoutMs of [-1, 1.5, 3_600_001, '60000']) t.throws(() => decodePeerParams('drain', {timeoutMs}), {message: /^drain: timeoutMs must be an integer/});

@@ -18,7 +18,7 @@ function host(): {network: FakeNetworkDriver; other: FakeNetworkDriver; clock: F
   const service = {ip: SERVICE_IP, ips: [SERVICE_IP], interface: 'eth0', mode: 'address'} as const;
   return {network, other, clock, run: {mode: 'address', clock, ctx: {
     service, network, announce: () => network.announce(SERVICE_IP), probe: () => network.isAddressInUse(SERVICE_IP),
-    drain: new FakeDrainDriver(), giverAddress: () => undefined,
+    drain: new FakeDrainDriver(), giverAddresses: () => [],
   }}};
 }
 

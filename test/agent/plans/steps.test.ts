@@ -38,7 +38,7 @@ function host(mode: ServiceMode, state: {holds: boolean; linkUp: boolean}, ips: 
       announce: () => announceAll(network, ips),
       probe: () => isAnyInUse(network, ips),
       drain,
-      giverAddress: () => '192.0.2.11',
+      giverAddresses: () => ['192.0.2.11'],
     }},
   };
 }
@@ -199,9 +199,9 @@ test('forward-strays verifies the rule is in place, and refuses without a giver 
   const h = host('address', {holds: false, linkUp: true});
   h.drain.forward = async () => undefined; // nft said yes, but nothing is there
   const error = await t.throwsAsync(executeStep('forward-strays', h.run));
-  t.is(error?.message, 'forward-strays: the rule that hands strays to the giver is not in place');
+  t.is(error?.message, 'forward-strays: the rule that hands strays for 192.0.2.100 to the giver is not in place');
   const none = host('address', {holds: false, linkUp: true});
-  const unknown = await t.throwsAsync(executeStep('forward-strays', {...none.run, ctx: {...none.run.ctx, giverAddress: () => undefined}}));
+  const unknown = await t.throwsAsync(executeStep('forward-strays', {...none.run, ctx: {...none.run.ctx, giverAddresses: () => []}}));
   t.regex(unknown?.message ?? '', /giver's address is not known/);
 });
 
@@ -252,4 +252,39 @@ test('an undo that cannot be verified says "undo <step>"', async (t) => {
   h.network.setLink = async () => undefined; // the link refuses to come up
   const error = await t.throwsAsync(executeUndo('backup-net-down', h.run));
   t.is(error?.message, 'undo backup-net-down: eth0 is not up');
+});
+
+test('a dual-stack service drains both addresses: each held with an own address of its family, each forwarded to the giver\'s of its family', async (t) => {
+  const dual = [SERVICE_IP, SERVICE_IP6];
+  const giver = host('address', {holds: true, linkUp: true}, dual);
+  giver.drain.own6 = '2001:db8:0:1::11';
+  await executeStep('hold-connections', giver.run);
+  t.deepEqual(giver.drain.journal, [`hold ${SERVICE_IP.address} as 192.0.2.11`, `hold ${SERVICE_IP6.address} as 2001:db8:0:1::11`]);
+  await executeStep('end-hold', giver.run);
+  t.deepEqual([...giver.drain.heldAddresses], [], 'end-hold takes both back');
+
+  const taker = host('address', {holds: false, linkUp: true}, dual);
+  const givers = ['2001:db8:0:1::11', '192.0.2.11'];
+  const run = {...taker.run, ctx: {...taker.run.ctx, giverAddresses: () => givers}};
+  await executeStep('forward-strays', run);
+  t.deepEqual([...taker.drain.forwards], [[SERVICE_IP.address, '192.0.2.11'], [SERVICE_IP6.address, '2001:db8:0:1::11']]);
+  await executeUndo('forward-strays', run);
+  t.deepEqual([...taker.drain.forwards], []);
+
+  // A giver that named an IPv4 address only: the IPv6 address's strays have nowhere to go, and the step says so.
+  const half = host('address', {holds: false, linkUp: true}, dual);
+  const error = await t.throwsAsync(executeStep('forward-strays', {...half.run, ctx: {...half.run.ctx, giverAddresses: () => ['192.0.2.11']}}));
+  t.regex(error?.message ?? '', /the giver said no IPv6 address of its own \(192\.0\.2\.11\) to hand 2001:db8::100's strays to/);
+  // As with any failed step, the caller undoes it too: that takes back the IPv4 forward it made first.
+  await executeUndo('forward-strays', {...half.run, ctx: {...half.run.ctx, giverAddresses: () => ['192.0.2.11']}});
+  t.deepEqual([...half.drain.forwards], []);
+});
+
+test('hold-connections on a dual-stack service refuses a host with no IPv6 address of its own, and holds nothing', async (t) => {
+  const h = host('address', {holds: true, linkUp: true}, [SERVICE_IP, SERVICE_IP6]);
+  h.drain.ownAddress = async (ip) => (ip.family === 4 ? '192.0.2.11' : undefined);
+  const error = await t.throwsAsync(executeStep('hold-connections', h.run));
+  t.regex(error?.message ?? '', /eth0 has no IPv6 address of its own besides 2001:db8::100/);
+  await executeUndo('hold-connections', h.run);
+  t.deepEqual([...h.drain.heldAddresses], [], 'the undo of the failed step takes back the IPv4 hold it made first');
 });
