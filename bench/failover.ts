@@ -6,8 +6,8 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import {join} from 'node:path';
 import type {Lab} from '../cli/lab/lab.js';
 import {labStatus, setHostLink, waitForSettledPair} from '../cli/lab/lab.js';
-import {startProber} from '../cli/lab/probe-control.js';
-import {summarizeProbes} from '../cli/lab/probe-report.js';
+import {startServiceProbers} from '../cli/lab/probe-control.js';
+import {summarizeStreams} from '../cli/lab/probe-report.js';
 
 export interface FailoverSample {
   readonly label: string;
@@ -27,8 +27,11 @@ export async function measureFailovers(lab: Lab, runs: number, dir: string, tag:
     const status = await labStatus(lab);
     const active = status.primary.self.holdsIp === true ? lab.hosts.primary : lab.hosts.backup;
     const other = active === lab.hosts.primary ? lab.hosts.backup : lab.hosts.primary;
-    const prober = await startProber({namespace: lab.client.namespace, url: lab.serviceUrl, intervalMs: PROBE_INTERVAL_MS,
-      timeoutMs: PROBE_TIMEOUT_MS, durationS: 20, maxProbes: 2000, out: join(dir, `${tag}-${i}.jsonl`)});
+    const prober = await startServiceProbers({urls: lab.serviceUrls, families: lab.serviceFamilies}, {namespace: lab.client.namespace,
+      intervalMs: PROBE_INTERVAL_MS, timeoutMs: PROBE_TIMEOUT_MS, durationS: 20, maxProbes: 2000,
+      out: (stream) => join(dir, `${tag}-${i}${stream === undefined ? '' : `-${stream}`}.jsonl`)});
+    // Done when the other host has answered each service address (both of a dual-stack service).
+    const streams = lab.serviceUrls.length;
     try {
       await sleep(MARGIN_MS);
       const cutAt = Date.now();
@@ -36,11 +39,11 @@ export async function measureFailovers(lab: Lab, runs: number, dir: string, tag:
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
         const records = await prober.read();
-        if (records.some((r) => r.ok && r.host === other.role && r.sentAt > cutAt)) break;
+        if (new Set(records.filter((r) => r.ok && r.host === other.role && r.sentAt > cutAt).map((r) => r.stream)).size === streams) break;
         await sleep(50);
       }
       await sleep(MARGIN_MS);
-      const summary = summarizeProbes(await prober.stop(), cutAt - MARGIN_MS, Date.now());
+      const summary = summarizeStreams(await prober.stop(), cutAt - MARGIN_MS, Date.now());
       samples.push({label: `${tag} ${active.role} cut`, gapMs: summary.longestGapMs, failed: summary.failed});
     } finally {
       await prober.stop();

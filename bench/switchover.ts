@@ -5,10 +5,12 @@
 // the same moves made by hand (bench/clients.ts).
 //
 //   npm run bench -- [--only switchover,failover,rest,clients] [--runs 5] [--intervals 50,10] [--rest-s 60]
-//     [--round-trips 20] [--conditions idle,loaded] [--prefix bl] [--family 4|6] [--record FILE [--machine TEXT]]
+//     [--round-trips 20] [--conditions idle,loaded] [--prefix bl] [--family 4|6|dual] [--record FILE [--machine TEXT]]
 //
 // --family 6: the switchover and failover parts on an all-IPv6 pair (service address, beacons and client), their
-// figures recorded under ipv6.*, beside the IPv4 ones, for the comparison issue 16 asks for.
+// figures recorded under ipv6.*, beside the IPv4 ones, for the comparison issue 16 asks for. --family dual: the same
+// parts on a dual-stack service (IPv4 beacons), a client probing each address; a run's gap is the longer of the two,
+// its failed probes those of both; recorded under dual.*.
 // --prefix: how every lab's name starts (bl, then up to 6 of a-z0-9); the rest is random.
 // --record: write each part's figures into FILE (bench/record.ts); docs/bench-figures.json is the one the docs
 // quote. --machine says what else the machine was doing, for the record.
@@ -22,8 +24,8 @@ import {createExecaRunner} from '../agent/adapters/execa-runner.js';
 import type {SwitchResult} from '../agent/control-protocol.js';
 import {callAgent} from '../cli/control-client.js';
 import {labDown, labUp, waitForSettledPair, type Lab, type LabHost} from '../cli/lab/lab.js';
-import {startProber} from '../cli/lab/probe-control.js';
-import {summarizeProbes} from '../cli/lab/probe-report.js';
+import {startServiceProbers} from '../cli/lab/probe-control.js';
+import {summarizeStreams} from '../cli/lab/probe-report.js';
 import {isNginxInstalled} from '../cli/lab/web.js';
 import {execa} from 'execa';
 import {customAlphabet} from 'nanoid';
@@ -51,16 +53,17 @@ const {values} = parseArgs({options: {
   machine: {type: 'string', default: 'not said'},
   family: {type: 'string', default: '4'},
 }});
-if (values.family !== '4' && values.family !== '6') throw new Error(`--family: expected 4 or 6, got ${values.family}`);
-const family = values.family === '6' ? 6 : 4;
-/** Where a part's figures go in the record: IPv6 ones under ipv6.*, beside the IPv4 ones. */
-const figureId = (id: string): string => (family === 6 ? `ipv6.${id}` : id);
+if (values.family !== '4' && values.family !== '6' && values.family !== 'dual') throw new Error(`--family: expected 4, 6 or dual, got ${values.family}`);
+const family = values.family === '6' ? 6 : values.family === 'dual' ? 'dual' : 4;
+/** Where a part's figures go in the record: IPv6 ones under ipv6.*, dual-stack ones under dual.*, beside the IPv4 ones. */
+const figureId = (id: string): string => (family === 4 ? id : family === 6 ? `ipv6.${id}` : `dual.${id}`);
+const familyText = family === 'dual' ? 'dual stack' : `IPv${family}`;
 const parts = new Set(values.only.split(','));
 const KNOWN_PARTS = ['switchover', 'failover', 'rest', 'clients'];
 const unknownParts = [...parts].filter((part) => !KNOWN_PARTS.includes(part));
 if (unknownParts.length > 0) throw new Error(`--only: unknown part(s) ${unknownParts.join(', ')}; expected some of ${KNOWN_PARTS.join(',')}`);
-if (family === 6 && (parts.has('rest') || parts.has('clients'))) {
-  throw new Error('--family 6 measures the switchover and failover parts: add --only switchover,failover');
+if (family !== 4 && (parts.has('rest') || parts.has('clients'))) {
+  throw new Error(`--family ${values.family} measures the switchover and failover parts: add --only switchover,failover`);
 }
 const roundTrips = Number(values['round-trips']);
 if (!Number.isInteger(roundTrips) || roundTrips < 1 || roundTrips > 100) throw new Error(`--round-trips: expected an integer 1..100, got ${values['round-trips']}`);
@@ -79,8 +82,8 @@ const MARGIN_MS = 400;
 async function measuredSwitch(lab: Lab, from: LabHost, intervalMs: number, dir: string, label: string): Promise<Sample> {
   // The probe timeout is short (4 intervals, at most 200 ms), as a client that retries fast would use.
   const timeoutMs = Math.min(200, intervalMs * 4);
-  const prober = await startProber({namespace: lab.client.namespace, url: lab.serviceUrl, intervalMs, timeoutMs,
-    durationS: 20, maxProbes: Math.ceil(20_000 / intervalMs), out: join(dir, `${label}.jsonl`)});
+  const prober = await startServiceProbers({urls: lab.serviceUrls, families: lab.serviceFamilies}, {namespace: lab.client.namespace,
+    intervalMs, timeoutMs, durationS: 20, maxProbes: Math.ceil(20_000 / intervalMs), out: (stream) => join(dir, `${label}${stream === undefined ? '' : `-${stream}`}.jsonl`)});
   try {
     await sleep(MARGIN_MS);
     const from0 = Date.now();
@@ -89,7 +92,7 @@ async function measuredSwitch(lab: Lab, from: LabHost, intervalMs: number, dir: 
     if (result.outcome !== 'done') throw new Error(`${label}: ${result.outcome}: ${result.reason ?? ''}`);
     await sleep(MARGIN_MS);
     const records = await prober.stop();
-    const summary = summarizeProbes(records, from0 - MARGIN_MS, Date.now());
+    const summary = summarizeStreams(records, from0 - MARGIN_MS, Date.now());
     return {label, gapMs: summary.longestGapMs, failed: summary.failed, switchMs: result.totalMs};
   } finally {
     await prober.stop();
@@ -201,7 +204,7 @@ async function withInterruptFlag(work: (interrupted: () => boolean) => Promise<v
 }
 
 async function withLab(runner: ReturnType<typeof createExecaRunner>, dir: string, web: 'nginx' | 'builtin', extraConfig: string, work: (lab: Lab) => Promise<void>): Promise<void> {
-  const lab = await labUp({runner, prefix: newPrefix(), baseDir: dir, web, extraConfig, serviceFamily: family, heartbeatFamily: family});
+  const lab = await labUp({runner, prefix: newPrefix(), baseDir: dir, web, extraConfig, serviceFamily: family, heartbeatFamily: family === 'dual' ? 4 : family});
   try {
     await waitForSettledPair(lab, 15_000);
     await work(lab);
@@ -212,7 +215,7 @@ async function withLab(runner: ReturnType<typeof createExecaRunner>, dir: string
 
 async function benchSwitchover(lab: Lab, dir: string, web: string): Promise<void> {
   {
-    console.log(`baton bench: planned switchover in the namespace lab (${web}, IPv${family}), ${runs} switchovers and ${runs} switchbacks per probe interval`);
+    console.log(`baton bench: planned switchover in the namespace lab (${web}, ${familyText}), ${runs} switchovers and ${runs} switchbacks per probe interval`);
     for (const intervalMs of intervals) {
       const samples: Sample[] = [];
       for (let i = 1; i <= runs; i += 1) {

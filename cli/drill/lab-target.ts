@@ -8,8 +8,7 @@ import {callAgent} from '../control-client.js';
 import {setHostLink, type Lab} from '../lab/lab.js';
 import {startClients} from '../lab/clients-control.js';
 import {mergeClientsSummaries} from '../lab/clients.js';
-import {startProber} from '../lab/probe-control.js';
-import type {ProbeRecord} from '../lab/probe-report.js';
+import {startServiceProbers} from '../lab/probe-control.js';
 import {join} from 'node:path';
 import {viewOf, type DrillTarget} from './drill.js';
 
@@ -53,21 +52,11 @@ export function createLabTarget(lab: Lab, deadAfterMs: number): DrillTarget {
     async startTraffic(intervalMs) {
       if (intervalMs < 5 || intervalMs > 1000) throw new BatonError('LAB_FAILED', `probe interval ${intervalMs} ms: expected 5..1000`);
       // A dual-stack service: one prober per address, each its own stream, so one family's outage shows.
-      const dual = lab.serviceUrls.length > 1;
-      const probers = await Promise.all(lab.serviceUrls.map(async (url, index) => {
-        const family = `IPv${lab.serviceFamilies[index] ?? 4}`;
-        const prober = await startProber({
-          namespace: lab.client.namespace, url, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
-          durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs),
-          out: join(lab.dir, dual ? `drill-probes-${family.toLowerCase()}.jsonl` : 'drill-probes.jsonl'),
-        });
-        const label = (records: ProbeRecord[]): ProbeRecord[] => dual ? records.map((r) => ({...r, stream: family})) : records;
-        return {read: async () => label(await prober.read()), stop: async () => label(await prober.stop())};
-      }));
-      return {
-        read: async () => (await Promise.all(probers.map((p) => p.read()))).flat(),
-        stop: async () => (await Promise.all(probers.map((p) => p.stop()))).flat(),
-      };
+      return await startServiceProbers({urls: lab.serviceUrls, families: lab.serviceFamilies}, {
+        namespace: lab.client.namespace, intervalMs, timeoutMs: Math.min(200, intervalMs * 10),
+        durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs),
+        out: (stream) => join(lab.dir, stream === undefined ? 'drill-probes.jsonl' : `drill-probes-${stream.toLowerCase()}.jsonl`),
+      });
     },
     async startClients() {
       clientRuns += 1;

@@ -96,3 +96,29 @@ export async function startProber(options: ProberOptions): Promise<Prober> {
   };
 }
 
+/** Probers of every service address at once, as one: the records of all, each labelled with its stream when there
+ *  are several (summarizeStreams then judges each on its own). */
+export interface ServiceProbers {
+  read(): Promise<ProbeRecord[]>;
+  stop(): Promise<ProbeRecord[]>;
+}
+
+/**
+ * One prober per service URL (a dual-stack service has two: `urls` and `families` in the same order), each its own
+ * stream named by its family ("IPv4", "IPv6"), so that one family's outage shows. `out(stream)` names each prober's
+ * record file (stream undefined: the only one).
+ */
+export async function startServiceProbers(service: {readonly urls: readonly string[]; readonly families: readonly number[]},
+  options: Omit<ProberOptions, 'url' | 'out'> & {readonly out: (stream: string | undefined) => string}): Promise<ServiceProbers> {
+  const several = service.urls.length > 1;
+  const probers = await Promise.all(service.urls.map(async (url, index) => {
+    const stream = several ? `IPv${service.families[index] ?? 4}` : undefined;
+    const prober = await startProber({...options, url, out: options.out(stream)});
+    const label = (records: ProbeRecord[]): ProbeRecord[] => (stream === undefined ? records : records.map((r) => ({...r, stream})));
+    return {read: async () => label(await prober.read()), stop: async () => label(await prober.stop())};
+  }));
+  return {
+    read: async () => (await Promise.all(probers.map((p) => p.read()))).flat(),
+    stop: async () => (await Promise.all(probers.map((p) => p.stop()))).flat(),
+  };
+}
