@@ -40,7 +40,7 @@ function source(over: Partial<StatusParts> = {}, tally = new AgentTally()): Metr
     now: 10_000, startedAt: 1000, stateSince: 4000,
     machine: {...initialState('backup', 3), name: 'standby', reason: 'backup at start, ready to take over'},
     self: {host: 'web-b', pid: 42, bootId: 'boot1', version: '0.1.0'},
-    holdsIp: false,
+    served: {present: [], absent: testConfig('backup').service.ips},
     health: {health: 'ok', checks: []},
     peer: {alive: true, lastBeacon: undefined, lastSeenAt: 9750, rttMs: {last: 0.5, average: 0.25}, loss: 0.02, accepted: 40,
       rejected: {...Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])), 'bad-mac': 7} as StatusParts['peer']['rejected'],
