@@ -31,7 +31,7 @@ import type {MetricsSource} from './metrics.js';
 import {AgentTally, countingAnnouncements} from './tally.js';
 import {LatenessTracker, runTicks} from './timers.js';
 import {VERSION} from './version.js';
-import {announceAll, describeAddresses, isAnyInUse, isServingAll, isServingAny} from './net/service-addresses.js';
+import {announceAll, describeAddresses, findServing, isAnyInUse, isServingAll, isServingAny} from './net/service-addresses.js';
 
 export interface AgentDeps {
   readonly config: Config;
@@ -237,12 +237,12 @@ export class Agent {
 
   async status(): Promise<AgentStatus> {
     const {config, clock, network, transport, hostname, pid} = this.#deps;
-    const holdsIp = await isServingAll(network, config.service.ips);
+    const served = await findServing(network, config.service.ips);
     const current = this.#participant.current;
     const peer = this.#peer.stats();
     return assembleStatus({
       config, now: clock.now(), startedAt: this.#startedAt, stateSince: this.#stateSince, machine: this.#machine,
-      self: {host: hostname, pid, bootId: this.#bootId, version: VERSION}, holdsIp, health: this.#health.snapshot(),
+      self: {host: hostname, pid, bootId: this.#bootId, version: VERSION}, served, health: this.#health.snapshot(),
       peer, peerVersion: this.#peerVersion.of(peer.lastBeacon?.boot), lastSwitch: this.#lastSwitch,
       switching: current === undefined ? undefined : {id: current.id, side: current.side},
       beacons: {sent: this.#peer.sent, droppedUnread: transport.dropped}, lateness: this.#lateness.snapshot(),

@@ -145,8 +145,11 @@ export interface StatusReport {
     /** ms since the state was entered */
     readonly stateForMs: number;
     readonly epoch: number;
-    /** Observed on the interface while answering this request, not believed. */
+    /** Observed on the interface while answering this request, not believed: every service address (dual stack: both). */
     readonly holdsIp: boolean | undefined;
+    /** The service addresses (as in service.addresses) observed on the interface then: fewer than all is a host that
+     *  holds part of the service. Undefined from an agent built before this field. */
+    readonly held: readonly string[] | undefined;
     readonly health: Health;
     readonly healthChecks: readonly {readonly name: string; readonly ok: boolean; readonly detail: string}[];
     readonly uptimeMs: number;
@@ -342,7 +345,7 @@ const STATUS_REPORT = object({
   pair: text,
   self: object({
     role: oneOf(['primary', 'backup']), host: text, pid: count, bootId: text, version: text, state: oneOf(AGENT_STATE_NAMES),
-    reason: text, stateForMs: count, epoch: count, holdsIp: optional(flag), health: oneOf(['ok', 'failing']),
+    reason: text, stateForMs: count, epoch: count, holdsIp: optional(flag), held: optional(listOf(text)), health: oneOf(['ok', 'failing']),
     healthChecks: listOf(object({name: text, ok: flag, detail: text})), uptimeMs: count, listen: text, rehearsal: flag,
   }),
   service: object({address: text, addresses: listOf(text), interface: text, mode: text}),

@@ -41,7 +41,7 @@ import {createLogger, type Logger} from './log.js';
 import type {MetricsServer} from './metrics-server.js';
 import type {CommandRunner, ServiceManager} from './ports.js';
 import {VERSION} from './version.js';
-import {describeAddresses} from './net/service-addresses.js';
+import {describeAddresses, describePartlyHeld} from './net/service-addresses.js';
 
 const USAGE = `Usage: baton-agent [--config FILE] [--check-config] [--debug]
 
@@ -542,11 +542,15 @@ async function keepStatusCurrent(
   }
 }
 
-/** The STATUS= line: "primary active, holds 192.0.2.100/24", as observed, not as intended. */
+/** The STATUS= line: "primary active, holds 192.0.2.100/24" (a dual-stack service: both, or which part), as observed, not as intended. */
 function describeService(status: AgentStatus): string {
   const {self, service} = status;
-  const holds = self.holdsIp === undefined ? `cannot tell whether it holds ${service.address}`
-    : self.holdsIp ? `holds ${service.address}` : `does not hold ${service.address}`;
+  const all = service.addresses.join(' and ');
+  const held = self.held ?? [];
+  const holds = self.holdsIp === undefined ? `cannot tell whether it holds ${all}`
+    : self.holdsIp ? `holds ${all}`
+      : held.length > 0 ? `service IP ${describePartlyHeld(held, service.addresses.filter((a) => !held.includes(a)))}`
+        : `does not hold ${all}`;
   return `${self.role} ${self.state}, ${holds}`;
 }
 

@@ -29,7 +29,8 @@ export const SWITCH_DURATION_BUCKETS_S = [1, 2, 5, 10, 20, 30, 60, 90, 120, 300]
 export const METRICS = {
   baton_build_info: {type: 'gauge', help: 'Always 1: the labels say which baton and which Node.js this agent runs.'},
   baton_state: {type: 'gauge', help: '1 for the state this host is in, 0 for the others; role is this host\'s node: setting.'},
-  baton_holds_service_ip: {type: 'gauge', help: '1 when the service IP is on this host\'s interface, as observed at the scrape.'},
+  baton_holds_service_ip: {type: 'gauge', help: '1 when the service IP is on this host\'s interface, as observed at the scrape (a dual-stack one: both addresses).'},
+  baton_service_address_held: {type: 'gauge', help: '1 for each service address on this host\'s interface, 0 for one that is not, as observed at the scrape.'},
   baton_transitions_total: {type: 'counter', help: 'State changes of this host since the agent started.'},
   baton_beacons_sent_total: {type: 'counter', help: 'Beacons sent to the peer.'},
   baton_beacons_accepted_total: {type: 'counter', help: 'Datagrams from the peer accepted (authentic, fresh, of this pair).'},
@@ -69,6 +70,13 @@ export async function renderMetrics(source: MetricsSource, build: BuildInfo, ref
   const state = gauge('baton_state', ['state', 'role']);
   for (const name of AGENT_STATE_NAMES) state.set({state: name, role: status.self.role}, name === status.self.state ? 1 : 0);
   if (status.self.holdsIp !== undefined) gauge('baton_holds_service_ip').set(status.self.holdsIp ? 1 : 0);
+  const held = status.self.held;
+  if (held !== undefined) {
+    // One series per address, so that a sum by address across the pair finds an address on two hosts or on none,
+    // which a host holding one address of a dual-stack service makes (baton_holds_service_ip is 0 there).
+    const address = gauge('baton_service_address_held', ['address']);
+    for (const cidr of status.service.addresses) address.set({address: cidr}, held.includes(cidr) ? 1 : 0);
+  }
 
   const transitions = counter('baton_transitions_total', ['from', 'to']);
   for (const {from, to, count} of tally.transitions) transitions.inc({from, to}, count);

@@ -6,6 +6,7 @@ import type {HealthSnapshot} from './health.js';
 import type {PeerStats} from './peer/peer-monitor.js';
 import type {MachineState} from './state-machine.js';
 import {endpointText} from './net/ip-address.js';
+import type {Found} from './net/service-addresses.js';
 
 export interface StatusParts {
   readonly config: Config;
@@ -17,8 +18,8 @@ export interface StatusParts {
   readonly self: {readonly host: string; readonly pid: number; readonly bootId: string; readonly version: string};
   /** What the peer's current agent said it runs, if it has. */
   readonly peerVersion: string | undefined;
-  /** Observed on the interface while answering, not believed. */
-  readonly holdsIp: boolean;
+  /** Which service addresses this host answers for, observed on the interface while answering, not believed. */
+  readonly served: Found;
   readonly health: HealthSnapshot;
   readonly peer: PeerStats;
   readonly lastSwitch: {readonly id: string; readonly outcome: string; readonly reason: string; readonly endedAt: number} | undefined;
@@ -42,7 +43,8 @@ export function assembleStatus(parts: StatusParts): AgentStatus {
       reason: machine.reason,
       stateForMs: Math.round(now - parts.stateSince),
       epoch: machine.epoch,
-      holdsIp: parts.holdsIp,
+      holdsIp: parts.served.absent.length === 0,
+      held: parts.served.present.map((ip) => ip.cidr),
       health: machine.health,
       healthChecks: parts.health.checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
       uptimeMs: Math.round(now - parts.startedAt),

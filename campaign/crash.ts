@@ -215,7 +215,7 @@ async function crashOnce(lab: Lab, c: CrashCase): Promise<CaseResult> {
     return {group: 'crash', name: caseName(c), ok: false, figures: `not settled after ${settledS} s`,
       detail: `${both === undefined ? '' : `both kernels held the IP ${both}; `}${quiet.problem}; the coordinator answered: ${answer}`};
   }
-  const holder = quiet.check.holders[0] ?? 'nobody';
+  const holder = quiet.check.holder ?? 'nobody';
   const problems = [...statusProblems(quiet.status, victims.map((v) => v.role), switchId)];
   if (both !== undefined) problems.unshift(`both kernels held the IP ${both}`);
   const said = (['primary', 'backup'] as const).map((role) => {
@@ -336,8 +336,8 @@ async function moveToBackup(lab: Lab): Promise<void> {
   await resume(lab.hosts.primary);
   const at = await waitQuiet(lab, SETTLE_TIMEOUT_MS);
   if ('problem' in at) throw new LabBroken(`after moving the IP to the backup: ${at.problem}`);
-  if (at.check.holders[0] !== 'backup' || at.status.primary.self.state !== 'standby') {
-    throw new LabBroken(`after moving the IP to the backup: the ${at.check.holders[0] ?? 'nobody'} holds it, the primary is ${at.status.primary.self.state}`);
+  if (at.check.holder !== 'backup' || at.status.primary.self.state !== 'standby') {
+    throw new LabBroken(`after moving the IP to the backup: the ${at.check.holder ?? 'nobody'} holds it, the primary is ${at.status.primary.self.state}`);
   }
 }
 
@@ -348,7 +348,7 @@ async function moveToBackup(lab: Lab): Promise<void> {
 async function restoreBaseline(lab: Lab): Promise<void> {
   let at = await waitQuiet(lab, SETTLE_TIMEOUT_MS);
   if ('problem' in at) throw new LabBroken(at.problem);
-  if (at.check.holders[0] === 'backup') {
+  if (at.check.holder === 'backup') {
     await cleanSwitch(lab, 'moving the IP back to the primary');
     at = await waitQuiet(lab, SETTLE_TIMEOUT_MS);
     if ('problem' in at) throw new LabBroken(at.problem);
@@ -359,8 +359,8 @@ async function restoreBaseline(lab: Lab): Promise<void> {
   at = await waitQuiet(lab, SETTLE_TIMEOUT_MS);
   if ('problem' in at) throw new LabBroken(at.problem);
   const {primary, backup} = at.status;
-  if (at.check.holders[0] !== 'primary' || primary.self.state !== 'active' || backup.self.state !== 'standby') {
-    throw new LabBroken(`the ${at.check.holders[0] ?? 'nobody'} holds the IP, the primary is ${primary.self.state}, the backup ${backup.self.state}`);
+  if (at.check.holder !== 'primary' || primary.self.state !== 'active' || backup.self.state !== 'standby') {
+    throw new LabBroken(`the ${at.check.holder ?? 'nobody'} holds the IP, the primary is ${primary.self.state}, the backup ${backup.self.state}`);
   }
 }
 

@@ -112,7 +112,7 @@ export function outcomeText(result: SwitchResult | {error: string}): string {
 export async function holderIs(lab: Lab, role: 'primary' | 'backup', when: string): Promise<string[]> {
   const check = await checkOneHolder(lab);
   if (!check.ok) return [`${when}: ${check.problem}`];
-  if (check.holders[0] !== role) return [`${when}: the ${check.holders[0] ?? '?'} holds the IP, expected the ${role}`];
+  if (check.holder !== role) return [`${when}: the ${check.holder ?? '?'} holds the IP, expected the ${role}`];
   return [];
 }
 

@@ -7,6 +7,7 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import {describeError} from '../agent/errors.js';
 import {signalAgent, startAgent, type LabHost} from '../cli/lab/lab.js';
 import type {CampaignContext} from './case.js';
+import {describeHoldings} from '../cli/lab/observe.js';
 import {checkOneHolder, describeSwitch, pairStatus, settle} from './lab.js';
 import {DEFAULT_DEAD_AFTER_MS, holderIs, isDone, isPause, lastLogLine, notSwitching, outcomeText, PAUSE_S, said, settledOr, switchWith, Trigger, type Verdict, verdict, withFaultLab} from './fault-kit.js';
 
@@ -85,13 +86,13 @@ export async function journalReadOnly(context: CampaignContext): Promise<Verdict
       // 4. Writable again: the pair is not left stuck, a switch works.
       await setReadOnly(context, stateDir, false);
       problems.push(...await settledOr(lab, 'writable again'));
-      const after = await switchWith(holder.holders[0] === 'backup' ? lab.hosts.backup : lab.hosts.primary, {});
+      const after = await switchWith(holder.holder === 'backup' ? lab.hosts.backup : lab.hosts.primary, {});
       figures.push(`rw again: ${said(after, 30)}`);
       story.push(describeSwitch(after));
       if (!isDone(after)) problems.push(`the switch once writable again: ${describeSwitch(after)}`);
       const final = await checkOneHolder(lab);
       if (!final.ok) problems.push(`at the end: ${final.problem}`);
-      figures.push(`${final.holders.join(', ')} serves`);
+      figures.push(`${describeHoldings(final.holdings)} serves`);
       return verdict(problems, figures.join('; '), story);
     } finally {
       if (mounted) await unmountAfterStop(context, taker, stateDir);

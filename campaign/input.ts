@@ -13,7 +13,7 @@ import {CONTROL_PROTOCOL, type StatusReport} from '../agent/control-protocol.js'
 import {DEFAULT_CONTROL_LIMITS} from '../agent/control-server.js';
 import {EXIT_USAGE, STATUS_EXIT} from '../cli/exit-codes.js';
 import type {Lab, LabHost} from '../cli/lab/lab.js';
-import {holdersOf} from '../cli/lab/observe.js';
+import {describeHoldings, holdingsOf, soleHolder} from '../cli/lab/observe.js';
 import {isProcessAlive} from '../cli/lab/web.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {statusOf} from './forge.js';
@@ -118,8 +118,8 @@ async function socketCases(lab: Lab): Promise<CaseResult[]> {
     const status = await statusOf(primary).catch((error: unknown) => error);
     if (status instanceof Error) return `status no longer answers: ${status.message}`;
     if ((status as {self: {pid: number}}).self.pid !== pid) return 'the agent restarted';
-    const holders = await holdersOf(lab);
-    return holders.length === 1 && holders[0] === 'primary' ? undefined : `the IP is on ${holders.join('+') || 'nobody'}`;
+    const holdings = await holdingsOf(lab);
+    return soleHolder(holdings) === 'primary' ? undefined : `the IP is on ${describeHoldings(holdings)}`;
   };
 
   const nobody = await run(process.execPath, [CLI, 'status', '--socket', primary.socket], {uid: 65534});
@@ -297,12 +297,12 @@ async function flagCases(lab: Lab): Promise<CaseResult[]> {
   for (const c of cases) {
     // lab takes no --socket (it is refused there, not ignored): the lab case gets none.
     const result = await run(process.execPath, [CLI, ...c.args, ...(c.args[0] === 'lab' ? [] : ['--socket', socket])]);
-    const holders = await holdersOf(lab);
+    const holdings = await holdingsOf(lab);
     // status speaks the monitoring plugins' statuses: its usage error is UNKNOWN (3), the others' EX_USAGE (64).
     const expectedExit = c.args[0] === 'status' ? STATUS_EXIT.unknown : EXIT_USAGE;
-    const ok = result.exitCode === expectedExit && c.expect.test(firstLine(result.output)) && holders.length === 1 && holders[0] === 'primary';
+    const ok = result.exitCode === expectedExit && c.expect.test(firstLine(result.output)) && soleHolder(holdings) === 'primary';
     rows.push({group: 'input', name: `cli: baton ${c.args.join(' ')}`, ok, figures: `exit ${result.exitCode}: ${firstLine(result.output)}`,
-      ...(ok ? {} : {detail: `${result.output.slice(0, 400)}; IP on ${holders.join('+') || 'nobody'}`})});
+      ...(ok ? {} : {detail: `${result.output.slice(0, 400)}; IP on ${describeHoldings(holdings)}`})});
   }
   return rows;
 }

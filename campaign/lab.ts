@@ -7,10 +7,11 @@ import {join} from 'node:path';
 import {execa} from 'execa';
 import type {StatusReport, SwitchoverOptions, SwitchResult} from '../agent/control-protocol.js';
 import {describeError} from '../agent/errors.js';
+import {addressBitsOf, canonicalIpText, parseIpAddress} from '../agent/net/ip-address.js';
 import {callAgent} from '../cli/control-client.js';
 import {labDown, labStatus, labUp, waitForSettledPair, type Lab, type LabHost, type LabOptions} from '../cli/lab/lab.js';
-import {holdersOf, whoServes} from '../cli/lab/observe.js';
-import {startProber} from '../cli/lab/probe-control.js';
+import {describeHoldings, holdingsOf, soleHolder, whoServes, type Holding} from '../cli/lab/observe.js';
+import {startProber, startServiceProbers} from '../cli/lab/probe-control.js';
 import {isNginxInstalled} from '../cli/lab/web.js';
 import type {CampaignContext, CaseResult} from './case.js';
 
@@ -73,20 +74,27 @@ export function describeSwitch(result: SwitchResult | {error: string}): string {
 
 export interface PairCheck {
   readonly ok: boolean;
-  readonly holders: readonly string[];
+  /** Each host with any service address up, and which (a dual-stack service: both, or a part). */
+  readonly holdings: readonly Holding[];
+  /** The host holding every service address while the other holds none (soleHolder), else undefined. */
+  readonly holder: string | undefined;
   readonly servedBy: string | undefined;
   /** Why not ok, in words. */
   readonly problem: string;
 }
 
-/** Exactly one kernel holds the IP and the client is answered by that host. Reads the kernel, not the agents. */
+/**
+ * Exactly one kernel holds the IP (every service address, and the other host none of them) and the client is
+ * answered by that host at each. Reads the kernel, not the agents.
+ */
 export async function checkOneHolder(lab: Lab): Promise<PairCheck> {
-  const holders = await holdersOf(lab);
+  const holdings = await holdingsOf(lab);
   const servedBy = await whoServes(lab).catch(() => undefined);
+  const holder = soleHolder(holdings);
   const problems: string[] = [];
-  if (holders.length !== 1) problems.push(`${holders.length} hosts hold the IP (${holders.join(', ') || 'none'})`);
-  if (holders.length === 1 && servedBy !== holders[0]) problems.push(`the client was answered by ${servedBy ?? 'nobody'}, the IP is on the ${holders[0]}`);
-  return {ok: problems.length === 0, holders, servedBy, problem: problems.join('; ')};
+  if (holder === undefined) problems.push(`${holdings.length} hosts hold the IP (${describeHoldings(holdings)})`);
+  if (holder !== undefined && servedBy !== holder) problems.push(`the client was answered by ${servedBy ?? 'nobody'}, the IP is on the ${holder}`);
+  return {ok: problems.length === 0, holdings, holder, servedBy, problem: problems.join('; ')};
 }
 
 /**
@@ -105,8 +113,9 @@ export async function checkJournals(lab: Lab): Promise<{problems: string[]; epoc
     // Nothing of a switch may outlive it: the drain's nftables tables, the confirmation's counter, the service IP on lo.
     const tables = await execa('ip', ['netns', 'exec', host.namespace, '/usr/sbin/nft', 'list', 'tables'], {reject: false});
     if (/baton_(drain|confirm)/.test(String(tables.stdout))) problems.push(`${host.role}: switch tables left: ${String(tables.stdout).trim().replaceAll('\n', ', ')}`);
-    const lo = await execa('ip', ['-n', host.namespace, '-4', '-o', 'addr', 'show', 'dev', 'lo'], {reject: false});
-    if (/ 192\.0\.2\.100\/32 /.test(String(lo.stdout))) problems.push(`${host.role}: the service IP is left on lo`);
+    const lo = await execa('ip', ['-n', host.namespace, '-j', 'addr', 'show', 'dev', 'lo'], {reject: false});
+    const onLo = lab.serviceAddresses.filter((address) => isOnLo(String(lo.stdout), address));
+    if (onLo.length > 0) problems.push(`${host.role}: the service IP is left on lo (${onLo.join(', ')})`);
     if (files.includes('state.json')) {
       try {
         const state = JSON.parse(await readFile(join(stateDir, 'state.json'), 'utf8')) as {epoch?: unknown};
@@ -118,6 +127,14 @@ export async function checkJournals(lab: Lab): Promise<{problems: string[]; epoc
     }
   }
   return {problems, epochs};
+}
+
+/** Whether `ip -j addr show dev lo` lists `address` as a drain's hold leaves it: a /32 (IPv6: a /128). */
+function isOnLo(json: string, address: string): boolean {
+  const wanted = parseIpAddress(address);
+  if (wanted === undefined) return false;
+  const links = JSON.parse(json || '[]') as Array<{addr_info?: Array<{local: string; prefixlen: number}>}>;
+  return links.some((link) => (link.addr_info ?? []).some((a) => canonicalIpText(a.local) === wanted.address && a.prefixlen === addressBitsOf(wanted.family)));
 }
 
 /** Both agents' status, or the error that came instead. */
@@ -145,16 +162,21 @@ const CLIENT_INTERVAL_MS = 20;
 const CLIENT_TIMEOUT_MS = 200;
 const CLIENT_DURATION_S = 120;
 
-/** Runs `work` while a prober in `namespace` (the lab's client when omitted) requests `url` every 20 ms. */
+/**
+ * Runs `work` while a prober in `namespace` (the lab's client when omitted) requests `url` every 20 ms; without a
+ * `url`, one prober per service address (a dual-stack service has clients of both families).
+ */
 export async function withClients<T>(lab: Lab, name: string, work: () => Promise<T>,
   where: {namespace?: string; url?: string} = {}): Promise<T> {
-  const url = where.url ?? `http://${lab.serviceIp.split('/')[0] ?? ''}/`;
-  const prober = await startProber({namespace: where.namespace ?? lab.client.namespace, url, intervalMs: CLIENT_INTERVAL_MS,
-    timeoutMs: CLIENT_TIMEOUT_MS, durationS: CLIENT_DURATION_S, maxProbes: CLIENT_DURATION_S * (1000 / CLIENT_INTERVAL_MS),
-    out: join(lab.dir, `probes-${name}.jsonl`)});
+  const bounds = {namespace: where.namespace ?? lab.client.namespace, intervalMs: CLIENT_INTERVAL_MS, timeoutMs: CLIENT_TIMEOUT_MS,
+    durationS: CLIENT_DURATION_S, maxProbes: CLIENT_DURATION_S * (1000 / CLIENT_INTERVAL_MS)};
+  const out = (stream: string | undefined): string => join(lab.dir, `probes-${name}${stream === undefined ? '' : `-${stream}`}.jsonl`);
+  const probers = where.url === undefined
+    ? await startServiceProbers({urls: lab.serviceUrls, families: lab.serviceFamilies}, {...bounds, out})
+    : await startProber({...bounds, url: where.url, out: out(undefined)});
   try {
     return await work();
   } finally {
-    await prober.stop().catch(() => undefined);
+    await probers.stop().catch(() => undefined);
   }
 }

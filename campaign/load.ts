@@ -5,7 +5,7 @@
 import {join} from 'node:path';
 import {percentile} from '../agent/timers.js';
 import type {Lab} from '../cli/lab/lab.js';
-import {holdersOf} from '../cli/lab/observe.js';
+import {describeHoldings, holdingsOf, soleHolder} from '../cli/lab/observe.js';
 import {startProber} from '../cli/lab/probe-control.js';
 import {summarizeProbes} from '../cli/lab/probe-report.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
@@ -44,11 +44,11 @@ async function cycles(context: CampaignContext, lab: Lab, count: number): Promis
       if ('error' in result || result.outcome !== 'done') problems.push(describeSwitch(result));
       const unsettled = await settle(lab, 15_000);
       if (unsettled !== undefined) problems.push(unsettled);
-      const holders = await holdersOf(lab);
+      const holdings = await holdingsOf(lab);
       const expected = holder === 'primary' ? 'backup' : 'primary';
-      if (holders.length !== 1 || holders[0] !== expected) problems.push(`the IP is on ${holders.join('+') || 'nobody'}, expected the ${expected}`);
+      if (soleHolder(holdings) !== expected) problems.push(`the IP is on ${describeHoldings(holdings)}, expected the ${expected}`);
       // The next switch starts from wherever the IP is now, so one failure is counted once.
-      holder = holders.length === 1 ? holders[0] ?? holder : holder;
+      holder = soleHolder(holdings) ?? holder;
       const journals = await checkJournals(lab);
       problems.push(...journals.problems);
       const epoch = Math.max(...Object.values(journals.epochs).map((e) => e ?? 0));

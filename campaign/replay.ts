@@ -12,7 +12,7 @@ import type {StatusReport} from '../agent/control-protocol.js';
 import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab, type LabHost} from '../cli/lab/lab.js';
 import {runInNamespace, spawnInNamespace} from '../cli/lab/namespaces.js';
-import {holdersOf} from '../cli/lab/observe.js';
+import {holdingsOf, soleHolder} from '../cli/lab/observe.js';
 import {stopProcessByPid} from '../cli/lab/web.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {BEACON_PORT, forgeSource} from './forge.js';
@@ -106,7 +106,7 @@ async function killBehindTheLine(context: CampaignContext, lab: Lab, mode: 'cloc
 
   const primary = lab.hosts.primary;
   await signalAgent(primary, 'SIGKILL');
-  await runInNamespace(context.runner, primary.namespace, 'ip', ['addr', 'del', lab.serviceIp, 'dev', 'eth0']);
+  for (const cidr of lab.serviceIps) await runInNamespace(context.runner, primary.namespace, 'ip', ['addr', 'del', cidr, 'dev', 'eth0']);
   const diedAt = Date.now();
   let lastAliveMs: number | undefined;
   let takeoverMs: number | undefined;
@@ -114,7 +114,8 @@ async function killBehindTheLine(context: CampaignContext, lab: Lab, mode: 'cloc
     const status = await backupStatus(lab);
     const at = Date.now() - diedAt;
     if (status?.peer.alive === true) lastAliveMs = at;
-    if (takeoverMs === undefined && (await holdersOf(lab)).includes('backup')) takeoverMs = at;
+    // Taken when the backup holds the whole service; the killed primary's address is gone by hand, so no other does.
+    if (takeoverMs === undefined && soleHolder(await holdingsOf(lab)) === 'backup') takeoverMs = at;
     // Watched until the line has delivered the whole tail, and the backup has taken over.
     if (takeoverMs !== undefined && at > DELAY_MS + DEAD_AFTER_MS + SAMPLE_SLACK_MS) break;
     await sleep(SAMPLE_MS);
@@ -128,7 +129,7 @@ async function killBehindTheLine(context: CampaignContext, lab: Lab, mode: 'cloc
   if (takeoverMs === undefined) problems.push(`the backup did not take the address within ${TAKEOVER_LIMIT_MS} ms`);
   const holder = await checkOneHolder(lab);
   if (!holder.ok) problems.push(holder.problem);
-  else if (holder.holders[0] !== 'backup') problems.push(`the ${holder.holders[0] ?? '?'} holds the address, expected the backup`);
+  else if (holder.holder !== 'backup') problems.push(`the ${holder.holder ?? '?'} holds the address, expected the backup`);
   const figures = `before the death the backup saw the primary ${seenBefore ? 'alive' : 'dead'}; after it: alive until ` +
     `${lastAliveMs === undefined ? 'never' : `+${lastAliveMs} ms`}, address taken at ${takeoverMs === undefined ? 'never' : `+${takeoverMs} ms`}` +
     `${mode === 'acknowledged' ? `, ${unacknowledged} datagrams refused as unacknowledged after the death` : ''}`;

@@ -2,7 +2,8 @@
 
 import {drainText} from '../agent/plans/coordinator.js';
 import {hostText, type StatusReport, type SwitchProgress, type SwitchResult} from '../agent/control-protocol.js';
-import {checkStatus, type StatusCheck} from './status-check.js';
+import {describePartlyHeld} from '../agent/net/service-addresses.js';
+import {checkStatus, partOfService, type StatusCheck} from './status-check.js';
 
 /** The report, after its verdict on the first line (what a monitoring system shows of a check's output). */
 export function formatStatus(status: StatusReport, check: StatusCheck = checkStatus(status)): string {
@@ -10,7 +11,7 @@ export function formatStatus(status: StatusReport, check: StatusCheck = checkSta
   const lines: string[] = [check.summary];
   lines.push(`pair ${status.pair}: this host is the ${self.role} (${self.host}, pid ${self.pid}, baton ${self.version})`);
   lines.push(`  state       ${self.state} for ${formatDuration(self.stateForMs)}: ${self.reason}`);
-  lines.push(`  service IP  ${service.addresses.join(' and ')} on ${service.interface} (${service.mode} mode): ${heldText(self.holdsIp)}`);
+  lines.push(`  service IP  ${service.addresses.join(' and ')} on ${service.interface} (${service.mode} mode): ${heldText(status)}`);
   if (self.healthChecks.length > 0) {
     lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok ? 'ok' : `FAILING (${c.detail})`}`).join('; ')}`);
   }
@@ -99,7 +100,10 @@ function controlText(control: StatusReport['control']): string {
   return `socket refused ${shown.length === 0 ? 'none' : shown.join(', ')}`;
 }
 
-function heldText(holdsIp: boolean | undefined): string {
+function heldText(status: StatusReport): string {
+  const holdsIp = status.self.holdsIp;
+  const part = partOfService(status);
+  if (part !== undefined) return `${describePartlyHeld(part.held, part.missing)} here (observed on the interface)`;
   if (holdsIp === undefined) return 'unknown (not observed)';
   return holdsIp ? 'held here (observed on the interface)' : 'not held here (observed on the interface)';
 }

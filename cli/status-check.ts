@@ -4,11 +4,14 @@
 //
 // What this agent knows of the service IP is its own interface, observed while it answers, and the peer's word in
 // its last valid beacon: at most a heartbeat interval old while the peer is alive, as old as its silence when not.
+// For a dual-stack service (an IPv4 and an IPv6 address that move together) this host sees each address, and so
+// whether it holds part of the service; the peer's beacon says only whether it holds all of it.
 // The holders are not judged while either host starts (nothing decided yet) or a planned switch runs (the IP is
 // on neither host for a few ms by design, and the peer's word can be an interval behind the move).
 
 import type {StatusReport} from '../agent/control-protocol.js';
 import {describeError, isBatonError} from '../agent/errors.js';
+import {describePartlyHeld} from '../agent/net/service-addresses.js';
 import type {AgentStateName} from '../agent/state-machine.js';
 import {STATUS_EXIT, type CheckLevel} from './exit-codes.js';
 
@@ -24,13 +27,15 @@ export const STATE_LEVEL: Readonly<Record<AgentStateName, 'ok' | 'warning'>> = {
 };
 
 export type ProblemCode =
-  | 'state' | 'peer-state' | 'ip-on-both' | 'ip-on-neither' | 'peer-silent' | 'peer-rejected' | 'health' | 'peer-health'
+  | 'state' | 'peer-state' | 'ip-on-both' | 'ip-on-neither' | 'ip-partly-held' | 'peer-silent' | 'peer-rejected' | 'health' | 'peer-health'
   | 'agent-unreachable' | 'protocol-mismatch' | 'cannot-check';
 
 /** The level of each problem; a state's is STATE_LEVEL's. */
 export const PROBLEM_LEVEL: Readonly<Record<Exclude<ProblemCode, 'state' | 'peer-state'>, CheckLevel>> = {
   'ip-on-both': 'critical',
   'ip-on-neither': 'critical',
+  // One address held and the other not: clients of one family are not served, or the held one answers beside the peer.
+  'ip-partly-held': 'critical',
   'agent-unreachable': 'critical',
   'peer-silent': 'warning',
   'peer-rejected': 'warning',
@@ -65,12 +70,22 @@ export function checkStatus(status: StatusReport): StatusCheck {
   const peerName = `the ${peer.role}${peer.host === undefined ? '' : ` (${peer.host})`}`;
   const switching = status.switching !== undefined || self.state === 'switching' || (peer.alive && peer.state === 'switching');
   const deciding = self.state === 'starting' || (peer.alive && peer.state === 'starting');
+  const addresses = service.addresses.join(' and ');
+  const part = partOfService(status);
 
-  if (!switching && self.holdsIp === true && peer.alive && peer.holdsIp === true) {
-    add('ip-on-both', `the service IP ${service.address} is on both hosts: observed here, and ${peerName} reports holding it`,
+  if (!switching && part !== undefined) {
+    // Judged like "both": while a host starts too, since a part found then is there, whatever the agent decides.
+    add('ip-partly-held', `this host, the ${self.role} (${self.host}), has the service IP ${describePartlyHeld(part.held, part.missing)}`,
+      PROBLEM_LEVEL['ip-partly-held']);
+    if (peer.alive && peer.holdsIp === true) {
+      add('ip-on-both', `${part.held.join(' and ')} is on both hosts: observed here, and ${peerName} reports holding the whole service IP`,
+        PROBLEM_LEVEL['ip-on-both']);
+    }
+  } else if (!switching && self.holdsIp === true && peer.alive && peer.holdsIp === true) {
+    add('ip-on-both', `the service IP ${addresses} is on both hosts: observed here, and ${peerName} reports holding it`,
       PROBLEM_LEVEL['ip-on-both']);
   } else if (!switching && !deciding && self.holdsIp === false && peer.holdsIp === false) {
-    add('ip-on-neither', `nobody holds the service IP ${service.address}: not observed here, and ${peerName} ` +
+    add('ip-on-neither', `nobody holds the service IP ${addresses}: not observed here, and ${peerName} ` +
       (peer.alive ? 'reports not holding it' : `did not hold it in its last beacon, ${age(peer.lastSeenMsAgo)} ago`), PROBLEM_LEVEL['ip-on-neither']);
   }
 
@@ -100,6 +115,17 @@ export function checkStatus(status: StatusReport): StatusCheck {
       `${peerName} ${peer.state ?? 'unknown'}${holds(peer.holdsIp)}`);
   }
   return verdict(worst(problems), problems);
+}
+
+/**
+ * The addresses this host holds and misses when it holds some of the service's but not all (dual stack); undefined
+ * when it holds all or none, or its agent does not say which (`self.held` absent).
+ */
+export function partOfService(status: StatusReport): {held: readonly string[]; missing: readonly string[]} | undefined {
+  const held = status.self.held;
+  if (held === undefined || held.length === 0) return undefined;
+  const missing = status.service.addresses.filter((address) => !held.includes(address));
+  return missing.length === 0 ? undefined : {held, missing};
 }
 
 /** When status could not be asked at all: the agent does not answer (critical), or the question failed (unknown). */

@@ -93,6 +93,16 @@ export function describeAddresses(ips: readonly ServiceIp[]): string {
   return ips.map((ip) => ip.cidr).join(' and ');
 }
 
+/**
+ * A service held in part, for people: `partly held: 192.0.2.100 held, 2001:db8:0:1::100 missing`. Takes the
+ * addresses as text, with or without their prefix length (status reports and the lab name them as CIDRs), and shows
+ * them without it: a prefix length says nothing of where an address is.
+ */
+export function describePartlyHeld(held: readonly string[], missing: readonly string[]): string {
+  const bare = (cidr: string): string => cidr.split('/')[0] ?? cidr;
+  return `partly held: ${[...held.map((a) => `${bare(a)} held`), ...missing.map((a) => `${bare(a)} missing`)].join(', ')}`;
+}
+
 function split(ips: readonly ServiceIp[], flags: readonly boolean[]): Found {
   return {present: ips.filter((_, i) => flags[i]), absent: ips.filter((_, i) => !flags[i])};
 }

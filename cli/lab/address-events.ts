@@ -1,7 +1,9 @@
 // Where the service address was, over time, as each host's kernel announced it: `ip -ts monitor address link` in
 // every host namespace, read as timestamped events. "Never two holders" is judged from these, not from polling
 // the hosts one after the other: a poll of one host and then the other misses an overlap shorter than the poll,
-// and sees one that never was when the first host changes between the two reads.
+// and sees one that never was when the first host changes between the two reads. A dual-stack service's two
+// addresses are watched together: a host holds the service when it has both, and counts as a holder for "never two
+// holders" when it has either.
 //
 // `ip -ts` stamps an event when it reads it, not when the kernel made it, so a monitor that waits for a core stamps
 // late: with two hosts' monitors, a removal read 10 ms late beside an addition read at once looks like two holders
@@ -30,16 +32,21 @@ export interface AddressEvent {
   readonly atMs: number;
   readonly host: string;
   readonly change: AddressChange;
+  /** Which watched address (canonical text) an address-* or hold-* change is about; absent for a link's. */
+  readonly address?: string;
 }
 
 export interface HostAddressState {
-  readonly address: boolean;
+  /** The watched addresses (canonical text) usable on the service interface. */
+  readonly addresses: readonly string[];
   readonly linkUp: boolean;
-  /** The address is also on lo: a drain's hold, in which the host answers no ARP for it. */
-  readonly held: boolean;
+  /** The watched addresses also on lo: a drain's hold, in which the host answers no ARP for them. */
+  readonly held: readonly string[];
 }
 
 export interface AddressHistory {
+  /** The addresses watched (canonical text): the service's, both of a dual-stack one. */
+  readonly addresses: readonly string[];
   /** Each host's state once the watch was listening, and every change after it, in time order. */
   readonly initial: Readonly<Record<string, HostAddressState>>;
   readonly events: readonly AddressEvent[];
@@ -50,9 +57,13 @@ export interface AddressWatch {
   stop(): Promise<AddressHistory>;
 }
 
-/** The hosts that held the address at the end, and every interval in which more than one held it. */
+/**
+ * The hosts that held the whole service at the end, those that held only part of it then, and every interval in
+ * which more than one host held any of it (an address on two hosts, or the two addresses on two hosts).
+ */
 export interface HolderJudgement {
   readonly final: readonly string[];
+  readonly partly: ReadonlyArray<{readonly host: string; readonly held: readonly string[]; readonly missing: readonly string[]}>;
   readonly overlaps: ReadonlyArray<{readonly fromMs: number; readonly toMs: number | undefined; readonly hosts: readonly string[]}>;
 }
 
@@ -64,8 +75,8 @@ const MONITOR_PRIORITY = 40;
 // How long a monitor may take to show its marker: generous, since a busy machine delays only this wait.
 const MARKER_TIMEOUT_MS = 20_000;
 
-/** One line of `ip -ts monitor address link` as a change to `iface`/`address`; undefined for anything else. */
-export function parseMonitorLine(line: string, iface: string, address: string): {atMs: number; change: AddressChange} | undefined {
+/** One line of `ip -ts monitor address link` as a change to `iface` or one of `addresses`; undefined for anything else. */
+export function parseMonitorLine(line: string, iface: string, addresses: readonly string[]): {atMs: number; change: AddressChange; address?: string} | undefined {
   const stamped = /^\[(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{6})\] (Deleted )?(.*)$/.exec(line);
   if (stamped === null) return undefined;
   const [, y, mo, d, h, mi, s, us, deleted, rest = ''] = stamped;
@@ -74,15 +85,15 @@ export function parseMonitorLine(line: string, iface: string, address: string): 
   const addressLine = /^\d+: (\S+)\s+inet6? ([0-9A-Fa-f.:]+)\/(\d+)(.*)$/.exec(rest);
   if (addressLine !== null) {
     const [, dev, local = '', prefixLength, flags = ''] = addressLine;
-    const wanted = parseIpAddress(address);
-    if (wanted === undefined || canonicalIpText(local) !== wanted.address) return undefined;
+    const wanted = addresses.map(parseIpAddress).find((ip) => ip !== undefined && canonicalIpText(local) === ip.address);
+    if (wanted === undefined) return undefined;
     // Not usable yet (or never): no change to who holds it. Its removal is still one (of nothing held).
     if (deleted === undefined && /\b(?:tentative|dadfailed)\b/.test(flags)) return undefined;
     if (dev === 'lo' && prefixLength === String(addressBitsOf(wanted.family))) {
-      return {atMs, change: deleted === undefined ? 'hold-added' : 'hold-removed'};
+      return {atMs, change: deleted === undefined ? 'hold-added' : 'hold-removed', address: wanted.address};
     }
     if (dev !== iface) return undefined;
-    return {atMs, change: deleted === undefined ? 'address-added' : 'address-removed'};
+    return {atMs, change: deleted === undefined ? 'address-added' : 'address-removed', address: wanted.address};
   }
   const linkLine = /^\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>/.exec(rest);
   if (linkLine !== null && linkLine[1] === iface && deleted === undefined) {
@@ -92,21 +103,29 @@ export function parseMonitorLine(line: string, iface: string, address: string): 
 }
 
 /**
- * Replays the history: who held the address at the end, and when more than one did. A host holds it when the
- * address is on its interface with the link up and it is not in a drain's hold: a host in hold answers no ARP for
- * the address and sends none that names it, so clients cannot learn it as the address's owner (a giver killed
- * between hold-connections and primary-net-down stays so until its agent restarts, while the taker may take over).
+ * Replays the history: who held the service at the end, who held part of it, and when more than one host held any
+ * of it. A host holds an address when it is on its interface with the link up and not in a drain's hold: a host in
+ * hold answers no ARP for the address and sends none that names it, so clients cannot learn it as the address's
+ * owner (a giver killed between hold-connections and primary-net-down stays so until its agent restarts, while the
+ * taker may take over). With two addresses, a host with one of them is a holder too for the overlaps: its clients
+ * of that family reach it while the other host serves the rest.
  */
 export function judgeHolders(history: AddressHistory): HolderJudgement {
-  const state = new Map(Object.entries(history.initial).map(([host, s]) => [host, {...s}]));
-  const holders = (): string[] => [...state].filter(([, s]) => s.address && s.linkUp && !s.held).map(([host]) => host).sort();
+  const state = new Map(Object.entries(history.initial).map(([host, s]) =>
+    [host, {linkUp: s.linkUp, addresses: new Set(s.addresses), held: new Set(s.held)}]));
+  const heldBy = (host: {linkUp: boolean; addresses: Set<string>; held: Set<string>}): string[] =>
+    host.linkUp ? history.addresses.filter((a) => host.addresses.has(a) && !host.held.has(a)) : [];
+  const holders = (): string[] => [...state].filter(([, s]) => heldBy(s).length > 0).map(([host]) => host).sort();
   const overlaps: Array<{fromMs: number; toMs: number | undefined; hosts: string[]}> = [];
   let open: {fromMs: number; toMs: number | undefined; hosts: string[]} | undefined;
   if (holders().length > 1) overlaps.push(open = {fromMs: history.events[0]?.atMs ?? 0, toMs: undefined, hosts: holders()});
   for (const event of history.events) {
-    const host = state.get(event.host) ?? {address: false, linkUp: false, held: false};
-    if (event.change === 'address-added' || event.change === 'address-removed') host.address = event.change === 'address-added';
-    else if (event.change === 'hold-added' || event.change === 'hold-removed') host.held = event.change === 'hold-added';
+    const host = state.get(event.host) ?? {linkUp: false, addresses: new Set<string>(), held: new Set<string>()};
+    const address = event.address ?? '';
+    if (event.change === 'address-added') host.addresses.add(address);
+    else if (event.change === 'address-removed') host.addresses.delete(address);
+    else if (event.change === 'hold-added') host.held.add(address);
+    else if (event.change === 'hold-removed') host.held.delete(address);
     else host.linkUp = event.change === 'link-up';
     state.set(event.host, host);
     const now = holders();
@@ -116,7 +135,13 @@ export function judgeHolders(history: AddressHistory): HolderJudgement {
       open = undefined;
     }
   }
-  return {final: holders(), overlaps};
+  const ends = [...state].map(([host, s]) => ({host, held: heldBy(s), missing: history.addresses.filter((a) => !heldBy(s).includes(a))}))
+    .filter((e) => e.held.length > 0).sort((a, b) => a.host.localeCompare(b.host));
+  return {
+    final: ends.filter((e) => e.missing.length === 0).map((e) => e.host),
+    partly: ends.filter((e) => e.missing.length > 0),
+    overlaps,
+  };
 }
 
 interface Monitor {
@@ -130,12 +155,13 @@ interface Monitor {
 }
 
 /**
- * Starts a monitor in each host namespace of the lab, and returns once all are listening. Start it on a pair at
- * rest: a change in the moment between a monitor subscribing and the first read of the state may be counted twice.
+ * Starts a monitor in each host namespace of the lab, and returns once all are listening. It watches every service
+ * address of the lab (both of a dual-stack one), or `address` alone. Start it on a pair at rest: a change in the
+ * moment between a monitor subscribing and the first read of the state may be counted twice.
  */
 export async function watchServiceAddress(lab: Lab, options: {iface?: string; address?: string} = {}): Promise<AddressWatch> {
   const iface = options.iface ?? 'eth0';
-  const address = options.address ?? lab.serviceAddress;
+  const addresses = (options.address === undefined ? lab.serviceAddresses : [options.address]).map(canonicalIpText);
   const monitors = [lab.hosts.primary, lab.hosts.backup].map((host): Monitor => {
     const monitor: Monitor = {
       host: host.role, namespace: host.namespace, events: [], lines: [], waiters: [], exited: undefined,
@@ -150,7 +176,7 @@ export async function watchServiceAddress(lab: Lab, options: {iface?: string; ad
       pending = lines.pop() ?? '';
       for (const line of lines) {
         monitor.lines.push(line);
-        const parsed = parseMonitorLine(line, iface, address);
+        const parsed = parseMonitorLine(line, iface, addresses);
         if (parsed !== undefined) monitor.events.push({...parsed, host: monitor.host});
       }
       for (const wake of monitor.waiters.splice(0)) wake();
@@ -163,7 +189,7 @@ export async function watchServiceAddress(lab: Lab, options: {iface?: string; ad
   try {
     await syncAll(monitors, 1);
     const initial: Record<string, HostAddressState> = {};
-    for (const monitor of monitors) initial[monitor.host] = await readState(monitor.namespace, iface, address);
+    for (const monitor of monitors) initial[monitor.host] = await readState(monitor.namespace, iface, addresses);
     let stopped: Promise<AddressHistory> | undefined;
     const stop = async (): Promise<AddressHistory> => {
       try {
@@ -172,7 +198,7 @@ export async function watchServiceAddress(lab: Lab, options: {iface?: string; ad
         stopAll();
         await Promise.all(monitors.map((m) => m.process));
       }
-      return {initial, events: monitors.flatMap((m) => m.events).sort((a, b) => a.atMs - b.atMs)};
+      return {addresses, initial, events: monitors.flatMap((m) => m.events).sort((a, b) => a.atMs - b.atMs)};
     };
     return {stop: () => (stopped ??= stop())};
   } catch (error) {
@@ -208,18 +234,15 @@ async function syncAll(monitors: readonly Monitor[], n: number): Promise<void> {
 
 interface AddressInfo {local: string; prefixlen: number; tentative?: boolean; dadfailed?: boolean}
 
-async function readState(namespace: string, iface: string, address: string): Promise<HostAddressState> {
+async function readState(namespace: string, iface: string, addresses: readonly string[]): Promise<HostAddressState> {
   const read = async (dev: string): Promise<Array<{flags: string[]; addr_info: AddressInfo[]}>> =>
     JSON.parse((await execa('ip', ['-n', namespace, '-j', 'addr', 'show', 'dev', dev], {timeout: 10_000})).stdout) as
       Array<{flags: string[]; addr_info: AddressInfo[]}>;
-  const wanted = parseIpAddress(address);
+  const wanted = addresses.map(parseIpAddress).filter((ip) => ip !== undefined);
   // Usable only, as parseMonitorLine counts them: a tentative or dadfailed IPv6 address is no holder's.
-  const isService = (a: AddressInfo): boolean => wanted !== undefined && canonicalIpText(a.local) === wanted.address &&
-    a.tentative !== true && a.dadfailed !== true;
+  const found = (links: Array<{addr_info: AddressInfo[]}>, onLo: boolean): string[] => wanted.filter((ip) => links.some((link) =>
+    link.addr_info.some((a) => canonicalIpText(a.local) === ip.address && a.tentative !== true && a.dadfailed !== true &&
+      (!onLo || a.prefixlen === addressBitsOf(ip.family))))).map((ip) => ip.address);
   const links = await read(iface);
-  return {
-    address: links.some((link) => link.addr_info.some(isService)),
-    linkUp: links.some((link) => link.flags.includes('UP')),
-    held: (await read('lo')).some((link) => link.addr_info.some((a) => isService(a) && wanted !== undefined && a.prefixlen === addressBitsOf(wanted.family))),
-  };
+  return {addresses: found(links, false), linkUp: links.some((link) => link.flags.includes('UP')), held: found(await read('lo'), true)};
 }

@@ -233,7 +233,8 @@ export async function labStatus(lab: Lab): Promise<{primary: StatusReport; backu
 }
 
 /**
- * Polls both agents until the pair has settled: both see each other alive, exactly one holds the IP.
+ * Polls both agents until the pair has settled: both see each other alive, exactly one holds the IP (and the other
+ * none of it).
  * Throws LAB_FAILED with the last observation when it does not happen within `timeoutMs`.
  */
 export async function waitForSettledPair(lab: Lab, timeoutMs: number): Promise<{primary: StatusReport; backup: StatusReport}> {
@@ -243,10 +244,13 @@ export async function waitForSettledPair(lab: Lab, timeoutMs: number): Promise<{
     try {
       const status = await labStatus(lab);
       const holders = [status.primary, status.backup].filter((s) => s.self.holdsIp === true).length;
-      if (status.primary.peer.alive && status.backup.peer.alive && holders === 1 &&
+      // A host with part of a dual-stack service IP (one address of two) is not settled, whoever holds the rest.
+      const partly = [status.primary, status.backup].filter((s) => s.self.holdsIp !== true && (s.self.held?.length ?? 0) > 0).length;
+      if (status.primary.peer.alive && status.backup.peer.alive && holders === 1 && partly === 0 &&
         status.primary.self.state !== 'starting' && status.backup.self.state !== 'starting') return status;
       last = `primary ${status.primary.self.state} (peer ${status.primary.peer.alive ? 'alive' : 'not seen'}), ` +
-        `backup ${status.backup.self.state} (peer ${status.backup.peer.alive ? 'alive' : 'not seen'}), ${holders} holder(s) of the IP`;
+        `backup ${status.backup.self.state} (peer ${status.backup.peer.alive ? 'alive' : 'not seen'}), ${holders} holder(s) of the IP` +
+        (partly === 0 ? '' : `, ${partly} holding part of it`);
     } catch (error) {
       last = describeError(error);
     }

@@ -4,6 +4,7 @@
 
 import {execa} from 'execa';
 import {canonicalIpText} from '../../agent/net/ip-address.js';
+import {describePartlyHeld} from '../../agent/net/service-addresses.js';
 import type {Lab, LabHost} from './lab.js';
 import {labServiceAddress} from './topology-plan.js';
 
@@ -20,24 +21,61 @@ export async function servesAddress(host: LabHost, iface = 'eth0', address = lab
     link.addr_info.some((a) => canonicalIpText(a.local) === wanted && a.tentative !== true && a.dadfailed !== true));
 }
 
-/** The hosts whose kernel has the service address up right now: exactly one is the only healthy answer. */
-export async function holdersOf(lab: Lab): Promise<string[]> {
-  const holders: string[] = [];
-  for (const host of [lab.hosts.primary, lab.hosts.backup]) {
-    if (await servesAddress(host, 'eth0', lab.serviceAddress).catch(() => false)) holders.push(host.role);
-  }
-  return holders;
+/** A host whose kernel has some of the service's addresses up: `missing` empty is the service held, else a part. */
+export interface Holding {
+  readonly host: string;
+  readonly held: readonly string[];
+  readonly missing: readonly string[];
 }
 
-/** Who answers an HTTP request to the service IP from the client: "primary", "backup", or undefined. */
+/**
+ * Each host whose kernel has any of the lab's service addresses up right now (both of a dual-stack service
+ * looked at), with which: exactly one host, holding all of them, is the only healthy answer (soleHolder).
+ */
+export async function holdingsOf(lab: Lab): Promise<Holding[]> {
+  const holdings: Holding[] = [];
+  for (const host of [lab.hosts.primary, lab.hosts.backup]) {
+    const up = await Promise.all(lab.serviceAddresses.map((address) => servesAddress(host, 'eth0', address).catch(() => false)));
+    const held = lab.serviceAddresses.filter((_, i) => up[i]);
+    if (held.length > 0) holdings.push({host: host.role, held, missing: lab.serviceAddresses.filter((_, i) => !up[i])});
+  }
+  return holdings;
+}
+
+/** The one host that holds the whole service when no other holds any of it; undefined otherwise. */
+export function soleHolder(holdings: readonly Holding[]): string | undefined {
+  const [only] = holdings;
+  return holdings.length === 1 && only !== undefined && only.missing.length === 0 ? only.host : undefined;
+}
+
+/** "primary", "primary+backup", "nobody", or a part: "backup (partly held: 192.0.2.100 held, 2001:db8:0:1::100 missing)". */
+export function describeHoldings(holdings: readonly Holding[]): string {
+  if (holdings.length === 0) return 'nobody';
+  return holdings.map((h) => (h.missing.length === 0 ? h.host : `${h.host} (${describePartlyHeld(h.held, h.missing)})`)).join('+');
+}
+
+/**
+ * Who answers an HTTP request from the client at every service address (both of a dual-stack service, asked at
+ * once): "primary" or "backup" when the same host answers at each; undefined when nobody answers at any; else what
+ * each answered, e.g. "partly: primary at http://192.0.2.100/, nobody at http://[2001:db8:0:1::100]/", which is no
+ * host's name, so a test expecting one host fails and shows it.
+ */
 export async function whoServes(lab: Lab): Promise<string | undefined> {
+  const answers = await Promise.all(lab.serviceUrls.map((url) => servedAt(lab, url)));
+  const [first] = answers;
+  if (answers.every((answer) => answer === first)) return first;
+  return `partly: ${answers.map((answer, i) => `${answer ?? 'nobody'} at ${lab.serviceUrls[i] ?? ''}`).join(', ')}`;
+}
+
+/** Who answers an HTTP request to `url` from the client: "primary", "backup", or undefined. */
+async function servedAt(lab: Lab, url: string): Promise<string | undefined> {
   // Exits as soon as it has an answer or gave up: a request that timed out may leave a connecting socket that would
   // keep Node alive (SYN retries to an address nobody answers) until execa's timeout. node:http, not fetch: fetch
   // loads undici on first use, inside its own timeout, and on a machine at load 20 that alone took the whole second
   // (a campaign crash case saw "answered by nobody" for 25 s while the holder served).
   const script = "const r=require('node:http').get(process.argv[1],{timeout:3000},(s)=>{let t='';s.on('data',(c)=>{t+=c});" +
     "s.on('end',()=>{process.stdout.write(t);process.exit(0)})});r.on('timeout',()=>process.exit(0));r.on('error',()=>process.exit(0))";
-  const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script, lab.serviceUrl], {timeout: 10_000});
+  const {stdout} = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, '-e', script, url], {timeout: 10_000});
   return /served by (\w+)/.exec(stdout)?.[1];
 }
 

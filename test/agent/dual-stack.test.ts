@@ -31,7 +31,13 @@ test('the primary takes both addresses at start; status shows both, and holds-IP
   t.true(status.self.holdsIp);
   // One address gone (an operator, another program): this host no longer holds the service, and says so.
   pair.primary.network.addresses.delete(SERVICE_IP6.address);
-  t.false((await pair.primary.agent.status()).self.holdsIp);
+  const partly = await pair.primary.agent.status();
+  t.false(partly.self.holdsIp);
+  t.deepEqual(partly.self.held, [SERVICE_IP.cidr], 'status names the address still held');
+  // The agent's next look (once a second) takes the missing one back.
+  await pair.clock.advance(1500);
+  t.deepEqual(held(pair.primary), ADDRESSES);
+  t.deepEqual((await pair.primary.agent.status()).self.held, [SERVICE_IP.cidr, SERVICE_IP6.cidr]);
 });
 
 test('a switchover moves both addresses in the runbook\'s steps, never on two hosts, confirmed once by requests to either', async (t) => {

@@ -7,7 +7,7 @@ import {AGENT_STATE_NAMES, initialState} from '../../agent/state-machine.js';
 import {assembleStatus, type StatusParts} from '../../agent/status-report.js';
 import {AgentTally} from '../../agent/tally.js';
 import {createFakePair} from '../fakes/fake-pair.js';
-import {BACKUP_ADDRESS} from '../fakes/test-config.js';
+import {BACKUP_ADDRESS, SERVICE_IP, SERVICE_IP6} from '../fakes/test-config.js';
 import {settledPair, switchover} from '../fakes/switch-driver.js';
 import {testConfig} from '../fakes/test-config.js';
 
@@ -40,7 +40,7 @@ function source(over: Partial<StatusParts> = {}, tally = new AgentTally()): Metr
     now: 10_000, startedAt: 1000, stateSince: 4000,
     machine: {...initialState('backup', 3), name: 'standby', reason: 'backup at start, ready to take over'},
     self: {host: 'web-b', pid: 42, bootId: 'boot1', version: '0.1.0'},
-    holdsIp: false,
+    served: {present: [], absent: testConfig('backup').service.ips},
     health: {health: 'ok', checks: []},
     peer: {alive: true, lastBeacon: undefined, lastSeenAt: 9750, rttMs: {last: 0.5, average: 0.25}, loss: 0.02, accepted: 40,
       rejected: {...Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])), 'bad-mac': 7} as StatusParts['peer']['rejected'],
@@ -67,6 +67,7 @@ test('the values are the status\'s, in seconds where status says ms', async (t) 
   const all = samples(await renderMetrics(source(), BUILD));
   t.is(value(all, 'baton_build_info', {version: '0.1.0', node: 'v24.21.0'}), 1);
   t.is(value(all, 'baton_holds_service_ip'), 0);
+  t.is(value(all, 'baton_service_address_held', {address: '192.0.2.100/24'}), 0);
   t.is(value(all, 'baton_beacons_sent_total'), 45);
   t.is(value(all, 'baton_beacons_accepted_total'), 40);
   t.is(value(all, 'baton_beacons_rejected_total', {reason: 'bad-mac'}), 7);
@@ -199,4 +200,12 @@ test('a switchover shows on both hosts: transitions, a done switch with its dura
   t.is(value(taker, 'baton_holds_service_ip'), 1);
   t.is(value(taker, 'baton_announcements_sent_total'), pair.backup.network.actions().filter((a) => a.startsWith('announce')).length);
   t.true((value(taker, 'baton_announcements_sent_total') ?? 0) >= 1);
+});
+
+test('each service address has its series: a host with one of a dual-stack service\'s two shows 1 and 0, and does not hold the IP', async (t) => {
+  const config = testConfig('backup', {service: {ip: SERVICE_IP, ips: [SERVICE_IP, SERVICE_IP6], interface: 'eth0', mode: 'address'}});
+  const all = samples(await renderMetrics(source({config, served: {present: [SERVICE_IP], absent: [SERVICE_IP6]}}), BUILD));
+  t.is(value(all, 'baton_holds_service_ip'), 0);
+  t.is(value(all, 'baton_service_address_held', {address: SERVICE_IP.cidr}), 1);
+  t.is(value(all, 'baton_service_address_held', {address: SERVICE_IP6.cidr}), 0);
 });

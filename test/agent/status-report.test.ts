@@ -11,7 +11,7 @@ const parts = (over: Partial<StatusParts> = {}): StatusParts => ({
   machine: {...initialState('backup', 3), name: 'standby', reason: 'backup at start, ready to take over'},
   self: {host: 'web-b', pid: 42, bootId: 'boot1', version: '1.2.3'},
   peerVersion: '1.2.2',
-  holdsIp: false,
+  served: {present: [], absent: testConfig('backup').service.ips},
   health: {health: 'ok', checks: [{name: 'app', ok: true, detail: 'exit 0', consecutive: 3, health: 'ok'}]},
   peer: {alive: true, lastBeacon: undefined, lastSeenAt: 9800, rttMs: {last: 0.123_456, average: 0.2}, loss: 0, accepted: 40,
     rejected: {} as StatusParts['peer']['rejected'], rejectedSinceValid: undefined},

@@ -15,6 +15,7 @@ import {EXIT_USAGE} from '../../cli/exit-codes.js';
 import {configWithSecret} from '../fakes/config-fixtures.js';
 import {createFakePair} from '../fakes/fake-pair.js';
 import {statusReport} from '../fakes/status-fixture.js';
+import {SERVICE_IP, SERVICE_IP6} from '../fakes/test-config.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const AGENT = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
@@ -219,6 +220,30 @@ test('baton status --json gives the same report for machines, with its schema ve
   t.true(status.peer.alive);
   t.is(status.peer.state, 'standby');
   t.is(status.peer.version, VERSION);
+});
+
+test('baton status on a host holding part of a dual-stack service: exit 2, CRITICAL, which address is held and which missing, in text and --json', async (t) => {
+  const dual: Partial<Config> = {service: {ip: SERVICE_IP, ips: [SERVICE_IP, SERVICE_IP6], interface: 'eth0', mode: 'address'}};
+  const {clock, primary, backup} = createFakePair(t, {primary: {epoch: 2, config: dual}, backup: {epoch: 2, config: dual}});
+  await primary.agent.start();
+  await backup.agent.start();
+  await clock.advance(2000);
+  // The IPv6 address gone from the active host (an operator, another program), before the agent's next look repairs it.
+  primary.network.addresses.delete(SERVICE_IP6.address);
+  const socket = join(await tempDir(t), 'control.sock');
+  const log = createLogger({journald: true, debug: false, write: () => undefined, wallNow: () => clock.wallNow()});
+  const server = await startControlServer(socket, primary.agent, log);
+  t.teardown(() => server.close());
+  const text = await baton('status', '--socket', socket);
+  t.is(text.exitCode, 2, text.stdout);
+  t.is(text.stdout.split('\n')[0], 'CRITICAL: this host, the primary (web-primary), has the service IP partly held: 192.0.2.100 held, 2001:db8::100 missing');
+  t.regex(text.stdout, /^ {2}service IP {2}192\.0\.2\.100\/24 and 2001:db8::100\/64 on eth0 \(address mode\): partly held: 192\.0\.2\.100 held, 2001:db8::100 missing here \(observed on the interface\)$/m);
+  const json = JSON.parse((await baton('status', '--json', '--socket', socket)).stdout) as Required<StatusJson>;
+  t.is(json.check.exitCode, 2);
+  t.deepEqual(json.check.problems.map((p) => [p.code, p.level]), [['ip-partly-held', 'critical']]);
+  t.false(json.self.holdsIp);
+  t.deepEqual(json.self.held, [SERVICE_IP.cidr]);
+  t.deepEqual(json.service.addresses, [SERVICE_IP.cidr, SERVICE_IP6.cidr]);
 });
 
 test('baton status exits 1, WARNING, when the peer has gone silent, and says so on its first line', async (t) => {

@@ -136,3 +136,41 @@ test('baton status shows every address of a dual-stack service on its service li
   const dual = statusReport({service: {address: '192.0.2.100/24', addresses: ['192.0.2.100/24', '2001:db8::100/64'], interface: 'eth0', mode: 'address'}});
   t.regex(formatStatus(dual), /^ {2}service IP {2}192\.0\.2\.100\/24 and 2001:db8::100\/64 on eth0 \(address mode\): held here/m);
 });
+
+const DUAL = {address: '192.0.2.100/24', addresses: ['192.0.2.100/24', '2001:db8::100/64'], interface: 'eth0', mode: 'address'};
+
+test('part of a dual-stack service on this host is critical, naming the address held and the one missing', (t) => {
+  for (const state of ['active', 'standby', 'fault'] as const) {
+    const check = checkStatus(statusReport({service: DUAL, self: {state, holdsIp: false, held: ['2001:db8::100/64']},
+      peer: {state: state === 'active' ? 'standby' : 'active', holdsIp: false}}));
+    t.is(check.exitCode, 2, check.summary);
+    t.is(check.problems[0]?.code, 'ip-partly-held');
+    t.regex(check.summary, /^CRITICAL: this host, the primary \(web-a\), has the service IP partly held: 2001:db8::100 held, 192\.0\.2\.100 missing/);
+    t.false(check.problems.some((p) => p.code === 'ip-on-neither'), 'not "nobody": one address is here');
+  }
+});
+
+test('part of a dual-stack service here while the peer reports holding all of it: that address is on both hosts', (t) => {
+  const check = checkStatus(statusReport({service: DUAL, self: {state: 'standby', holdsIp: false, held: ['192.0.2.100/24']},
+    peer: {state: 'active', holdsIp: true}}));
+  t.is(check.exitCode, 2);
+  t.deepEqual(check.problems.map((p) => p.code).toSorted(), ['ip-on-both', 'ip-partly-held']);
+  t.true(check.summary.includes('192.0.2.100/24 is on both hosts: observed here, and the backup (web-b) reports holding the whole service IP'), check.summary);
+});
+
+test('a dual-stack service held whole, or not at all, is judged as one address is; part of it is not judged mid-switch', (t) => {
+  const whole = checkStatus(statusReport({service: DUAL}));
+  t.is(whole.exitCode, 0, whole.summary);
+  t.is(formatStatus(statusReport({service: DUAL})).split('\n')[3], '  service IP  192.0.2.100/24 and 2001:db8::100/64 on eth0 (address mode): held here (observed on the interface)');
+  const neither = checkStatus(statusReport({service: DUAL, self: {state: 'standby', holdsIp: false}, peer: {state: 'active', holdsIp: false}}));
+  t.is(neither.summary, 'CRITICAL: nobody holds the service IP 192.0.2.100/24 and 2001:db8::100/64: not observed here, and the backup (web-b) reports not holding it');
+  // Between a switch's two adds (or removes) one address is on and the other not, by design.
+  const switching = checkStatus(statusReport({service: DUAL, self: {state: 'switching', holdsIp: false, held: ['192.0.2.100/24']},
+    peer: {state: 'switching', holdsIp: false}, switching: {id: 'sw1', side: 'taker'}}));
+  t.is(switching.exitCode, 0, switching.summary);
+});
+
+test('an agent that does not report which addresses it holds is judged on holdsIp alone', (t) => {
+  const older = checkStatus(statusReport({service: DUAL, self: {holdsIp: false, held: undefined, state: 'standby'}, peer: {state: 'active', holdsIp: true}}));
+  t.is(older.exitCode, 0, older.summary);
+});

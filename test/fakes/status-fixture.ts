@@ -10,15 +10,18 @@ type Peer = StatusReport['peer'];
 
 export function statusReport(over: {self?: Partial<Self>; peer?: Partial<Peer>} & Partial<Omit<StatusReport, 'self' | 'peer'>> = {}): StatusReport {
   const {self, peer, ...rest} = over;
+  const service = rest.service ?? {address: '192.0.2.100/24', addresses: ['192.0.2.100/24'], interface: 'eth0', mode: 'address'};
   return {
     pair: 'web',
     self: {
       role: 'primary', host: 'web-a', pid: 9884, bootId: 'primaryboot1', version: VERSION, state: 'active',
       reason: 'took the service IP', stateForMs: 60_000, epoch: 1, holdsIp: true, health: 'ok', healthChecks: [],
       uptimeMs: 61_000, listen: '192.0.2.11:7411', rehearsal: false,
+      // As an agent observes them: every address when it holds the IP, none when not, unless a test says which.
+      held: self?.holdsIp === false ? [] : service.addresses,
       ...self,
     },
-    service: {address: '192.0.2.100/24', addresses: ['192.0.2.100/24'], interface: 'eth0', mode: 'address'},
+    service,
     peer: {
       role: 'backup', address: '192.0.2.12:7411', alive: true, lastSeenMsAgo: 90, host: 'web-b', bootId: 'backupboot1',
       version: VERSION, state: 'standby', holdsIp: false, epoch: 0, health: 'ok', rttMs: {last: 0.5, average: 0.6}, loss: 0,

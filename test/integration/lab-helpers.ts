@@ -81,14 +81,15 @@ export async function statusOf(host: LabHost): Promise<StatusReport> {
   return json as StatusReport;
 }
 
-/** Both agents alive, neither starting or switching, exactly one holding the IP: returns both statuses. */
+/** Both agents alive, neither starting or switching, exactly one holding the IP, and no part of it on the other: returns both statuses. */
 export function settled(lab: Lab, timeoutMs = 15_000): Promise<{primary: StatusReport; backup: StatusReport}> {
   return until('the pair settles', timeoutMs, async () => {
     const primary = await statusOf(lab.hosts.primary);
     const backup = await statusOf(lab.hosts.backup);
     const busy = (s: StatusReport): boolean => s.self.state === 'starting' || s.self.state === 'switching' || !s.peer.alive;
     const holders = [primary, backup].filter((s) => s.self.holdsIp === true).length;
-    return busy(primary) || busy(backup) || holders !== 1 ? undefined : {primary, backup};
+    const partly = [primary, backup].some((s) => s.self.holdsIp !== true && (s.self.held?.length ?? 0) > 0);
+    return busy(primary) || busy(backup) || holders !== 1 || partly ? undefined : {primary, backup};
   });
 }
 

@@ -5,7 +5,7 @@ import {execa} from 'execa';
 import test from 'ava';
 import type {StatusJson} from '../../cli/commands/status.js';
 import {signalAgent, type LabHost} from '../../cli/lab/lab.js';
-import {holdersOf} from '../../cli/lab/observe.js';
+import {holdingsOf} from '../../cli/lab/observe.js';
 import {baton, settled, statusOf, until, useLab} from './lab-helpers.js';
 
 const fixture = useLab({});
@@ -52,7 +52,7 @@ test.serial('the service IP on both hosts: baton status exits 2, CRITICAL, and s
     // The backup wins the conflict it sees and keeps the address; the primary, hearing nothing of it, keeps it too.
     const text = await statusExiting(backup, 2);
     t.regex(text.split('\n')[0] ?? '', /^CRITICAL: the service IP 192\.0\.2\.100\/\d+ is on both hosts: observed here, and the primary \(\S+\) reports holding it$/);
-    t.deepEqual(await holdersOf(lab), ['primary', 'backup'], 'the kernels agree: both hold it');
+    t.deepEqual((await holdingsOf(lab)).map((h) => h.host), ['primary', 'backup'], 'the kernels agree: both hold it');
     const json = JSON.parse(await statusExiting(backup, 2, '--json')) as StatusJson;
     t.is(json.check.level, 'critical');
     t.true(json.check.problems.some((p) => p.code === 'ip-on-both'));
@@ -62,7 +62,7 @@ test.serial('the service IP on both hosts: baton status exits 2, CRITICAL, and s
   }
   // Hearing each other again, the lower epoch releases: one holder, and status OK on both hosts.
   await settled(lab, REACH_MS);
-  t.is((await holdersOf(lab)).length, 1);
+  t.is((await holdingsOf(lab)).length, 1);
   for (const host of [primary, backup]) t.regex((await statusExiting(host, 0)).split('\n')[0] ?? '', /^OK: /);
 });
 
@@ -74,7 +74,7 @@ test.serial('the standby\'s agent killed: baton status on the active host exits 
   await signalAgent(standby, 'SIGKILL');
   const text = await statusExiting(active, 1);
   t.regex(text.split('\n')[0] ?? '', new RegExp(`^WARNING: no valid beacon from the ${standby.role} \\(\\S+\\) for [\\d.]+ (s|min): no failover$`));
-  t.deepEqual(await holdersOf(lab), [active.role], 'the active host still serves');
+  t.deepEqual((await holdingsOf(lab)).map((h) => h.host), [active.role], 'the active host still serves');
   // And on the host whose agent is gone: CRITICAL, the agent does not answer.
   const gone = await baton(standby, 'status');
   t.is(gone.exitCode, 2);
