@@ -4,6 +4,7 @@
 // service address on its interface while it holds, so "never two holders" is judged from the kernels' address
 // events, and each writes timestamped lines that the test puts in order. Durations are logged, never asserted.
 
+import {spawnSync} from 'node:child_process';
 import {mkdtemp, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -30,6 +31,13 @@ let baseDir = '';
 
 test.before(async (t) => {
   if (!(await skipUnlessIntegration(t))) return;
+  const missing = ['etcd', 'etcdctl'].filter((program) => spawnSync(program, ['--version'], {stdio: 'ignore'}).error !== undefined);
+  if (missing.length > 0) {
+    const reason = `missing ${missing.join(' and ')} (Debian packages etcd-server, etcd-client): run \`npm run system-deps -- --test\``;
+    if (process.env['CI'] === 'true') throw new Error(`CI=true but the etcd tests cannot run: ${reason}`);
+    t.log(`etcd tests skipped: ${reason}`);
+    return;
+  }
   baseDir = await mkdtemp(join(tmpdir(), 'baton-etcd-'));
   cluster = await startEtcdCluster(integrationPrefix(), baseDir);
 });
