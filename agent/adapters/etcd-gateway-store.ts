@@ -61,7 +61,10 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
       const index = (preferred + attempt) % count;
       const endpoint = options.endpoints[index] as string;
       try {
-        const reply = await post(endpoint, path, body, Math.max(1, Math.ceil(left / (count - attempt))));
+        // The member tried first (the one that answered last) gets half of what is left, the others share the rest:
+        // a member that is down fails at once (refused, unreachable), only a silent one uses up its share.
+        const share = attempt === count - 1 ? left : attempt === 0 ? left / 2 : left / (count - attempt);
+        const reply = await post(endpoint, path, body, Math.max(1, Math.ceil(share)));
         preferred = index;
         return reply;
       } catch (error) {
