@@ -321,7 +321,9 @@ export interface CoordinationStore {
   /**
    * Every change under `prefix` after `afterRevision` (default: from now on), in order, until `signal` aborts (then
    * it ends). Throws COORDINATION_UNAVAILABLE when the stream cannot be opened or breaks: the caller reads the keys
-   * again and watches from where it was.
+   * again and watches from where it was. A watch through a member that is cut off from this host goes silent rather
+   * than break (nothing reaches us to say so): a watch is for learning changes early, never for safety, and its
+   * user reads the keys again now and then.
    */
   watch(prefix: string, signal: AbortSignal, afterRevision?: number): AsyncIterable<CoordinationEvent>;
 }

@@ -23,6 +23,11 @@ export interface EtcdGatewayOptions {
   readonly timeoutMs: number;
 }
 
+// etcd's "require leader" metadata (clientv3.WithRequireLeader), which the gateway passes on from this header: a member
+// cut off from its leader then refuses a call at once (UNAVAILABLE, "no leader") instead of letting it wait for its
+// deadline, and cancels a watch instead of leaving it silent, so the call goes to a member that has one.
+const REQUIRE_LEADER = {'grpc-metadata-hasleader': 'true'};
+
 // gRPC status codes etcd answers with when another member may do better: the one asked has no leader or lost it
 // (UNAVAILABLE 14), or ran out of time waiting for the cluster (DEADLINE_EXCEEDED 4).
 const TRY_ANOTHER_MEMBER = new Set([4, 14]);
@@ -107,7 +112,7 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, {
         method: 'POST', agent: secure ? agents.https : agents.http, signal,
-        headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(payload)},
+        headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...REQUIRE_LEADER},
       }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -179,18 +184,24 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
   };
 
   async function* watchPrefix(prefix: string, signal: AbortSignal, afterRevision?: number): AsyncGenerator<CoordinationEvent> {
-    const endpoint = options.endpoints[preferred] as string;
+    const index = preferred;
+    const endpoint = options.endpoints[index] as string;
+    // Whatever breaks this watch, the next call (or watch) starts at the next member.
+    const passOver = (): void => {
+      if (preferred === index) preferred = (index + 1) % options.endpoints.length;
+    };
     const url = new URL('/v3/watch', endpoint);
     const secure = url.protocol === 'https:';
     const payload = JSON.stringify({create_request: {key: b64(prefix), range_end: b64(prefixEnd(prefix)),
       ...afterRevision === undefined ? {} : {start_revision: String(afterRevision + 1)}}});
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = (secure ? https : http).request(url, {method: 'POST', agent: false, signal,
-        headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(payload)}}, resolve);
+        headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...REQUIRE_LEADER}}, resolve);
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)), options.timeoutMs);
       req.on('response', () => clearTimeout(timer));
       req.on('error', (error) => {
         clearTimeout(timer);
+        passOver();
         reject(new BatonError('COORDINATION_UNAVAILABLE', `etcd ${endpoint}/v3/watch: ${describeError(error)}`, {cause: error}));
       });
       req.end(payload);
@@ -206,7 +217,8 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
           if (line === '') continue;
           const message = asRecord(JSON.parse(line) as unknown);
           if (message['error'] !== undefined) {
-            throw new BatonError('COORDINATION_FAILED', `etcd ${endpoint}/v3/watch: ${JSON.stringify(message['error'])}`);
+            // Most often "no leader" (the member lost its leader): watching again through another member is the cure.
+            throw new BatonError('COORDINATION_UNAVAILABLE', `etcd ${endpoint}/v3/watch: ${String(asRecord(message['error'])['message'] ?? JSON.stringify(message['error']))}`);
           }
           const result = asRecord(message['result']);
           if (result['canceled'] === true) {
@@ -222,10 +234,14 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
       }
     } catch (error) {
       if (signal.aborted) return;
+      passOver();
       if (error instanceof BatonError) throw error;
       throw new BatonError('COORDINATION_UNAVAILABLE', `etcd ${endpoint}/v3/watch broke: ${describeError(error)}`, {cause: error});
     }
-    if (!signal.aborted) throw new BatonError('COORDINATION_UNAVAILABLE', `etcd ${endpoint}/v3/watch ended`);
+    if (!signal.aborted) {
+      passOver();
+      throw new BatonError('COORDINATION_UNAVAILABLE', `etcd ${endpoint}/v3/watch ended`);
+    }
   }
 }
 

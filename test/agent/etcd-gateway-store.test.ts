@@ -12,8 +12,9 @@ type Handler = (path: string, body: Record<string, unknown>, res: ServerResponse
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
 /** A stand-in member; every request it gets is recorded. Closed in teardown. */
-async function member(t: ExecutionContext, handler: Handler): Promise<{url: string; requests: {path: string; body: Record<string, unknown>}[]}> {
+async function member(t: ExecutionContext, handler: Handler): Promise<{url: string; requests: {path: string; body: Record<string, unknown>}[]; leaderRequired: boolean[]}> {
   const requests: {path: string; body: Record<string, unknown>}[] = [];
+  const leaderRequired: boolean[] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
     let text = '';
     req.on('data', (chunk: Buffer) => {
@@ -22,6 +23,7 @@ async function member(t: ExecutionContext, handler: Handler): Promise<{url: stri
     req.on('end', () => {
       const body = JSON.parse(text || '{}') as Record<string, unknown>;
       requests.push({path: req.url ?? '', body});
+      leaderRequired.push(req.headers['grpc-metadata-hasleader'] === 'true');
       handler(req.url ?? '', body, res);
     });
   });
@@ -30,7 +32,7 @@ async function member(t: ExecutionContext, handler: Handler): Promise<{url: stri
     server.closeAllConnections();
     server.close();
   });
-  return {url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests};
+  return {url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, leaderRequired};
 }
 
 function json(res: ServerResponse, status: number, value: unknown): void {
@@ -104,6 +106,7 @@ test('a member without a leader is passed over for the next, which is then asked
   t.is(await store.read('/baton/web'), undefined);
   t.is(await store.read('/baton/web'), undefined);
   t.is(leaderless.requests.length, 1, 'asked once, then the member that answered is asked first');
+  t.deepEqual([...leaderless.leaderRequired, ...healthy.leaderRequired], [true, true, true], 'every call requires a leader');
   t.is(healthy.requests.length, 2);
 });
 
@@ -137,6 +140,21 @@ test('watch yields puts and deletes in order from the stream, from the revision 
   ]);
   t.is(error?.code, 'COORDINATION_UNAVAILABLE', 'a stream that ends is a broken watch');
   t.deepEqual(m.requests[0], {path: '/v3/watch', body: {create_request: {key: b64('/baton/'), range_end: b64('/baton0'), start_revision: '43'}}});
+  t.deepEqual(m.leaderRequired, [true], 'a member without a leader cancels the watch rather than leave it silent');
+});
+
+test('a watch that etcd ends with an error (no leader) is COORDINATION_UNAVAILABLE, to be watched again elsewhere', async (t) => {
+  const m = await member(t, (_path, _body, res) => {
+    res.writeHead(200, {'content-type': 'application/json'});
+    res.end(`${JSON.stringify({error: {grpc_code: 14, http_code: 503, message: 'etcdserver: no leader', http_status: 'Service Unavailable'}})}\n`);
+  });
+  const store = createEtcdGatewayStore({endpoints: [m.url], timeoutMs: 2000});
+  t.teardown(() => store.close());
+  const error = await t.throwsAsync(async () => {
+    for await (const event of store.watch('/baton/', new AbortController().signal)) t.fail(JSON.stringify(event));
+  }, {instanceOf: BatonError});
+  t.is(error?.code, 'COORDINATION_UNAVAILABLE');
+  t.is(error?.message, `etcd ${m.url}/v3/watch: etcdserver: no leader`);
 });
 
 test('the range end of a prefix is its last byte plus one', (t) => {

@@ -59,6 +59,8 @@ export interface EtcdCluster {
   kill(member: EtcdMember): void;
   /** The member the others follow, as the members say (`etcdctl endpoint status`). */
   leader(): Promise<EtcdMember>;
+  /** Makes `member` the leader (`etcdctl move-leader`, sent to the current leader); resolves once it is. */
+  moveLeader(member: EtcdMember): Promise<void>;
   /** Freezes (SIGSTOP) or thaws (SIGCONT) a process this cluster started. */
   freeze(pid: number): void;
   thaw(pid: number): void;
@@ -122,6 +124,22 @@ export async function startEtcdCluster(prefix: string, baseDir: string): Promise
         if (status.Status.leader === status.Status.header.member_id) return member;
       }
       throw new Error('no member says it is the leader');
+    },
+    async moveLeader(member) {
+      const current = await cluster.leader();
+      if (current === member) return;
+      const etcdctl = async (...args: string[]): Promise<string> => (await execa('ip', ['netns', 'exec', cluster.namespace('w'), 'etcdctl',
+        `--endpoints=${current.clientUrl}`, '--command-timeout=5s', ...args], {env: {ETCDCTL_API: '3'}})).stdout;
+      // The table gives the ids in hex, as move-leader takes them (JSON would give 64-bit ids as rounded numbers).
+      const id = (await etcdctl('member', 'list')).split('\n').map((line) => line.split(', '))
+        .find((fields) => fields[2] === member.name)?.[0];
+      if (id === undefined) throw new Error(`etcdctl member list does not list ${member.name}`);
+      await etcdctl('move-leader', id);
+      const deadline = Date.now() + HEALTHY_WITHIN_MS;
+      while ((await cluster.leader()) !== member) {
+        if (Date.now() > deadline) throw new Error(`${member.name} did not become the leader within ${HEALTHY_WITHIN_MS} ms`);
+        await sleep(100);
+      }
     },
     freeze: (pid) => signal(pid, 'SIGSTOP'),
     thaw: (pid) => signal(pid, 'SIGCONT'),

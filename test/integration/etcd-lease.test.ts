@@ -158,7 +158,9 @@ integrationTest('a holder frozen past its lease drops on waking before it acts o
 
 integrationTest('with etcd\'s leader partitioned the holder keeps the key or drops it safely: never two holders', async (t) => {
   const {c, a, b, observer, watch} = await scenario(t, 'leader');
-  const leader = await c.leader();
+  // The first endpoint leads: the member every contender and the observer ask first is the one cut off.
+  const leader = c.members[0] as EtcdCluster['members'][number];
+  await c.moveLeader(leader);
   const cutAt = Date.now();
   await c.isolate(leader);
   t.teardown(() => c.heal(leader.name));
@@ -182,6 +184,8 @@ integrationTest('with etcd\'s leader partitioned the holder keeps the key or dro
   }
   const aDropped = aLines.find((line) => line.event === 'dropped');
   const watchLines = (await linesOf(observer)).filter((line) => line.event.startsWith('watch-'));
+  const broke = (await linesOf(observer)).filter((line) => line.event === 'watch-broke' && line.wallMs > cutAt)[0];
+  t.log(`the observer's watch through ${leader.name} ${broke === undefined ? 'never broke' : `broke ${broke.wallMs - cutAt} ms after the cut: ${String(broke['error'])}`}`);
   t.log(`leader ${leader.name} partitioned for ${10 * TTL_S * 1000 / 3} ms: a ${aDropped === undefined ? 'kept the key' : `dropped ${aDropped.wallMs - cutAt} ms after the cut (${String(aDropped['reason'])})`}; ` +
     `renewal failures ${aLines.filter((line) => line.event === 'holder' && String(line['line']).includes('failed')).length}; ` +
     `key changes ${watchLines.map((line) => `${line.event}@${line.wallMs - cutAt}ms`).join(', ') || 'none'}`);
