@@ -48,7 +48,7 @@ export interface EtcdCluster {
   /** Namespace of a non-member host: a, b or w. */
   namespace(host: 'a' | 'b' | 'w'): string;
   /** Starts a long-running program in a host's namespace with its output in `logFile`; killed by PID in teardown. */
-  spawn(host: string, file: string, args: readonly string[], logFile: string): Promise<number>;
+  spawn(host: string, file: string, args: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<number>;
   /** Drops every packet between a host and the members, both ways (nftables in the host's namespace). */
   cut(host: string, from?: readonly EtcdMember[]): Promise<void>;
   /** Drops every packet between a member and every other host (members and clients): a partitioned member. */
@@ -85,8 +85,8 @@ export async function startEtcdCluster(prefix: string, baseDir: string): Promise
   const cluster: EtcdCluster = {
     prefix, topology, members, endpoints,
     namespace: (host) => topology.namespace(host),
-    async spawn(host, file, args, logFile) {
-      const pid = await spawnInNamespace(topology.namespace(host), file, args, logFile);
+    async spawn(host, file, args, logFile, env) {
+      const pid = await spawnInNamespace(topology.namespace(host), file, args, logFile, {env});
       pids.add(pid);
       return pid;
     },

@@ -1,17 +1,18 @@
 // A holder of a service key under an etcd lease, against a real three-member cluster in namespaces, through the
 // faults of issue 17: the holder cut from etcd, a member killed, the leader partitioned, the holder frozen past its
-// lease. Contenders are the real adapter and LeaseHolder (etcd-contender.ts), not yet the whole agent; each puts the
+// lease, its wall clock stepped. Contenders are the real adapter and LeaseHolder (etcd-contender.ts), not yet the whole agent; each puts the
 // service address on its interface while it holds, so "never two holders" is judged from the kernels' address
 // events, and each writes timestamped lines that the test puts in order. Durations are logged, never asserted.
 
 import {spawnSync} from 'node:child_process';
-import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import test, {type ExecutionContext} from 'ava';
 import {execa} from 'execa';
+import {findLibfaketime, libfaketimeEnv} from '../../campaign/faults-host.js';
 import {judgeHolders, watchAddress, type AddressWatch} from '../../cli/lab/address-events.js';
 import {type EtcdCluster, SERVICE_ADDRESS, SERVICE_CIDR, startEtcdCluster} from './etcd-cluster.js';
 import type {ContenderLine, ContenderOptions} from './etcd-contender.js';
@@ -53,10 +54,10 @@ interface Contender {
   readonly logFile: string;
 }
 
-async function startContender(c: EtcdCluster, host: 'a' | 'b' | 'w', key: string, watch?: string): Promise<Contender> {
+async function startContender(c: EtcdCluster, host: 'a' | 'b' | 'w', key: string, watch?: string, env?: NodeJS.ProcessEnv): Promise<Contender> {
   const options: ContenderOptions = {name: host, endpoints: c.endpoints, key, ttlS: TTL_S, marginMs: MARGIN_MS, iface: 'eth0', cidr: SERVICE_CIDR, watch};
   const logFile = join(baseDir, `${key.replaceAll('/', '_')}-${host}.jsonl`);
-  const pid = await c.spawn(host, process.execPath, [CONTENDER, JSON.stringify(options)], logFile);
+  const pid = await c.spawn(host, process.execPath, [CONTENDER, JSON.stringify(options)], logFile, env);
   return {host: host as 'a' | 'b', pid, logFile};
 }
 
@@ -76,7 +77,7 @@ async function waitForLine(contender: Contender, what: string, match: (line: Con
 }
 
 /** The two contenders and the observer on a fresh key, with the address watch on a and b; a holds when it returns. */
-async function scenario(t: ExecutionContext, name: string) {
+async function scenario(t: ExecutionContext, name: string, holderEnv?: NodeJS.ProcessEnv) {
   const c = cluster;
   if (c === undefined) throw new Error('no etcd cluster: the before hook failed or the tests are skipped');
   const key = `${KEY_PREFIX}${name}`;
@@ -101,7 +102,7 @@ async function scenario(t: ExecutionContext, name: string) {
   const observer = await startContender(c, 'w', key, key);
   started.push(observer);
   await waitForLine(observer, 'watching', (line) => line.event === 'watching');
-  const a = await startContender(c, 'a', key);
+  const a = await startContender(c, 'a', key, undefined, holderEnv);
   started.push(a);
   const acquired = await waitForLine(a, 'acquired', (line) => line.event === 'acquired');
   const b = await startContender(c, 'b', key);
@@ -189,6 +190,27 @@ integrationTest('with etcd\'s leader partitioned the holder keeps the key or dro
   t.log(`leader ${leader.name} partitioned for ${10 * TTL_S * 1000 / 3} ms: a ${aDropped === undefined ? 'kept the key' : `dropped ${aDropped.wallMs - cutAt} ms after the cut (${String(aDropped['reason'])})`}; ` +
     `renewal failures ${aLines.filter((line) => line.event === 'holder' && String(line['line']).includes('failed')).length}; ` +
     `key changes ${watchLines.map((line) => `${line.event}@${line.wallMs - cutAt}ms`).join(', ') || 'none'}`);
+});
+
+integrationTest('a holder whose wall clock steps an hour forward and back keeps the key: its deadline is on the monotonic clock', async (t) => {
+  const clockFile = join(baseDir, 'a-clock-offset');
+  await writeFile(clockFile, '+0\n');
+  const {a, b, watch} = await scenario(t, 'clock', libfaketimeEnv(await findLibfaketime(), clockFile));
+  const actsBefore = (await linesOf(a)).filter((line) => line.event === 'act').length;
+  for (const offset of ['+3600', '-3600']) {
+    await writeFile(clockFile, `${offset}\n`);
+    await sleep(2 * TTL_S * 1000);
+  }
+  await writeFile(clockFile, '+0\n');
+  const history = await watch.stop();
+  noTwoHolders(t, history);
+  const aLines = await linesOf(a);
+  t.deepEqual(aLines.filter((line) => line.event === 'dropped'), [], 'a never dropped');
+  t.true(aLines.filter((line) => line.event === 'act').length > actsBefore + 10, 'a kept acting through both steps');
+  t.false((await linesOf(b)).some((line) => line.event === 'acquired'), 'b never acquired');
+  t.deepEqual(judgeHolders(history).final, ['a']);
+  const stamps = aLines.map((line) => line.wallMs);
+  t.true(stamps.some((stamp, i) => i > 0 && Math.abs(stamp - (stamps[i - 1] ?? stamp)) > 3_000_000), 'a\'s wall clock did step (its log shows it)');
 });
 
 integrationTest('with one etcd member killed the holder keeps the key', async (t) => {
