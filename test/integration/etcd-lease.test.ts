@@ -1,8 +1,9 @@
 // A holder of a service key under an etcd lease, against a real three-member cluster in namespaces, through the
 // faults of issue 17: the holder cut from etcd, a member killed, the leader partitioned, the holder frozen past its
-// lease, its wall clock stepped. Contenders are the real adapter and LeaseHolder (etcd-contender.ts), not yet the whole agent; each puts the
-// service address on its interface while it holds, so "never two holders" is judged from the kernels' address
-// events, and each writes timestamped lines that the test puts in order. Durations are logged, never asserted.
+// lease, its wall clock stepped. Contenders are the real adapter and LeaseHolder (etcd-contender.ts), not yet the
+// whole agent; each puts the service address on its interface while it holds, so "never two holders" is judged from
+// the kernels' address events, and each writes timestamped lines that the test puts in order. Durations are logged,
+// never asserted.
 
 import {spawnSync} from 'node:child_process';
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
