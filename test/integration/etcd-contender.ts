@@ -1,6 +1,6 @@
 // A contender for one service key, run in a namespace by etcd-lease.test.ts: the real etcd adapter and LeaseHolder,
-// without the rest of the agent. It waits until the key is free, acquires it under a lease, puts the service address
-// on its interface while it holds, "acts" (a line every 200 ms, each after holds()) and takes the address off when
+// without the rest of the agent. It waits until the key is free, acquires it under a lease, probes that no other
+// host answers for the service address (arping -D), puts the address on its interface while it holds, "acts" (a line every 200 ms, each after holds()) and takes the address off when
 // the holder drops; then contends again. With `watch` it only logs every change under a prefix. Every line it
 // writes is JSON with the wall-clock ms (the processes share the machine's clock) for the test to put in order.
 
@@ -110,9 +110,23 @@ async function contend(): Promise<void> {
   }
 }
 
+/** Whether another host answers ARP for the service address: the agent's duplicate-address probe, as `arping -D`. */
+async function addressInUse(): Promise<boolean> {
+  const address = options.cidr.split('/')[0] ?? '';
+  const result = await execa('arping', ['-D', '-q', '-I', options.iface, '-c', '1', '-w', '1', address], {reject: false});
+  return result.exitCode === 1;
+}
+
 async function hold(holder: LeaseHolder, revision: number): Promise<void> {
   current = holder;
   const ended = holder.run();
+  log('key-acquired', {revision});
+  // The key is ours, but a holder frozen or cut off may still have the address in its kernel: take it only once
+  // nobody answers for it, as the agent's takeover does.
+  while (holder.holds() && await addressInUse()) {
+    log('address-in-use', {revision});
+    await sleep(POLL_MS);
+  }
   if (holder.holds()) {
     // replace: succeeds when the address is there already (a contender killed by the previous test left it).
     await execa('ip', ['addr', 'replace', options.cidr, 'dev', options.iface]).catch(async (error: unknown) => {
