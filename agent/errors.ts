@@ -22,6 +22,10 @@ export type ErrorCode =
   | 'ADDRESS_IN_USE'
   /** The metrics endpoint cannot listen on metrics.listen. */
   | 'METRICS_UNAVAILABLE'
+  /** No etcd member answered a coordination request within its deadline (unreachable, partitioned, no quorum). */
+  | 'COORDINATION_UNAVAILABLE'
+  /** An etcd member answered, with an error or an answer baton cannot read. */
+  | 'COORDINATION_FAILED'
 
   /** The CLI and the agent speak different control protocols (control-protocol.ts), or a reply has the wrong shape. */
   | 'PROTOCOL_MISMATCH';

@@ -8,6 +8,7 @@ import {dirname, posix} from 'node:path';
 import {judgeSample} from './adapters/access-log-tail.js';
 import {COMBINED, type LogFormat} from './access-log.js';
 import {describeFsError, errorCode, shellQuote} from './config/messages.js';
+import type {CoordinationMode} from './config/coordination.js';
 import type {Config, FileProblem} from './config/schema.js';
 import {describeOwnership, type FileAccess, type FileFacts, hiddenBy, whyUnreadable} from './config/unit-file-access.js';
 import {describeError} from './errors.js';
@@ -21,7 +22,8 @@ export type Severity = 'error' | 'warning';
 export type HostProblemKind =
   | 'interface-missing' | 'listen-address-missing' | 'ipv6-disabled' | 'ipv6-needs-perl' | 'program-missing' | 'perl-missing'
   | 'access-log-unset' | 'access-log-hidden' | 'access-log-missing' | 'access-log-unreadable' | 'access-log-format'
-  | 'access-log-empty' | 'secret-owner' | 'secret-hidden' | 'secret-unreadable' | 'sandbox-drop-in' | 'drain-unavailable';
+  | 'access-log-empty' | 'secret-owner' | 'secret-hidden' | 'secret-unreadable' | 'sandbox-drop-in' | 'drain-unavailable'
+  | 'coordination-unsupported';
 
 /**
  * Each kind's severity, and whether baton-agent refuses to start on it. An error is what makes a takeover or a
@@ -34,6 +36,9 @@ export const HOST_PROBLEMS: Readonly<Record<HostProblemKind, {readonly severity:
   'ipv6-disabled': {severity: 'error', blocksStart: true},
   'ipv6-needs-perl': {severity: 'error', blocksStart: true},
   'program-missing': {severity: 'error', blocksStart: true},
+  // Started on an etcd config, the agent would run as one of a pair: hosts the operator meant to be decided by
+  // etcd would each decide alone (issue 17 wires etcd mode into the agent).
+  'coordination-unsupported': {severity: 'error', blocksStart: true},
   // The bind of the beacon socket fails at start anyway, with its own message.
   'listen-address-missing': {severity: 'error', blocksStart: false},
   // A switchover is refused before its first step; failover does not read the log.
@@ -77,6 +82,7 @@ export interface HostCheckSubject {
   readonly accessLog: string | null | undefined;
   readonly logFormat: LogFormat;
   readonly secretFiles: readonly {readonly key: string; readonly path: string}[];
+  readonly coordinationMode: CoordinationMode | undefined;
 }
 
 export function subjectOfConfig(config: Config): HostCheckSubject {
@@ -85,6 +91,7 @@ export function subjectOfConfig(config: Config): HostCheckSubject {
     accessLog: config.confirm.accessLog ?? null, logFormat: config.confirm.logFormat,
     secretFiles: [{key: 'secret_file', path: config.secretFile},
       ...config.acceptSecretFiles.map((path, index) => ({key: `accept_secret_files[${index}]`, path}))],
+    coordinationMode: config.coordination.mode,
   };
 }
 
@@ -99,6 +106,7 @@ export interface DraftView {
   readonly confirm: {readonly accessLog?: string | undefined; readonly logFormat?: LogFormat | undefined};
   readonly secretFile?: string | undefined;
   readonly acceptSecretFiles?: readonly string[] | undefined;
+  readonly coordination?: {readonly mode?: CoordinationMode | undefined} | undefined;
 }
 
 /** The subject of a file with problems: the keys that could be read; those with a problem are left out. */
@@ -116,6 +124,7 @@ export function subjectOfDraft(draft: DraftView, problems: readonly FileProblem[
       ...(draft.secretFile === undefined ? [] : [{key: 'secret_file', path: draft.secretFile}]),
       ...(draft.acceptSecretFiles ?? []).map((path, index) => ({key: `accept_secret_files[${index}]`, path})),
     ],
+    coordinationMode: draft.coordination?.mode,
   };
 }
 
@@ -203,6 +212,11 @@ export function checkHost(subject: HostCheckSubject, facts: HostFacts, access: F
     }
     problems.push(hostProblem(program.kind, undefined, `${program.name} (${program.package}) is not on PATH ` +
       `(${facts.path}): ${program.why}; install it: \`apt-get install ${program.package}\``));
+  }
+  if (subject.coordinationMode === 'etcd') {
+    problems.push(hostProblem('coordination-unsupported', 'coordination.mode', 'etcd: this agent does not run etcd mode ' +
+      'yet (its configuration is read and checked; the agent, switchover and drain come with issue 17), and run as one of ' +
+      'a pair it would decide alone; remove the coordination section, or keep this file until an agent that runs it'));
   }
   problems.push(...checkAccessLog(subject, facts, access));
   for (const {key, path} of subject.secretFiles) problems.push(...checkSecret(key, path, facts, access));

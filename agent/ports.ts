@@ -262,3 +262,68 @@ export interface HostProbe {
   /** The PATH searched, for messages. */
   readonly path: string;
 }
+
+/** An etcd lease: its id (int64, kept as decimal text, beyond a number's exact range) and the TTL etcd granted. */
+export interface Lease {
+  readonly id: string;
+  /** The TTL etcd granted, in seconds: the one asked for, or etcd's minimum when that was below it. */
+  readonly ttlS: number;
+}
+
+/** A key as etcd stores it. */
+export interface StoredKey {
+  readonly key: string;
+  readonly value: string;
+  /** The revision of the key's last write: the epoch of whoever wrote it. */
+  readonly modRevision: number;
+  /** The lease the key lives under, '0' for none. */
+  readonly lease: string;
+}
+
+export type CoordinationEvent =
+  | {readonly type: 'put'; readonly key: StoredKey}
+  /** The key was deleted, or its lease expired or was revoked; `modRevision` is the revision of the deletion. */
+  | {readonly type: 'delete'; readonly key: string; readonly modRevision: number};
+
+export interface CoordinationCallOptions {
+  /** The whole call, every member tried included, ends by then: COORDINATION_UNAVAILABLE. Absent: the store's default. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * What baton needs of etcd to decide who holds a service (DESIGN: "Coordination: `pair` and `etcd`"). Every call has
+ * its own deadline and tries the members in turn within it; it throws BatonError COORDINATION_UNAVAILABLE when no
+ * member answered in time (naming each member tried and why), COORDINATION_FAILED when one answered with an error.
+ * A lease's expiry is never learnt from here: the holder counts its own deadline (coordination/lease-holder.ts).
+ */
+export interface CoordinationStore {
+  /** Grants a new lease of `ttlS`. Not idempotent: each call makes a lease (unused ones expire by themselves). */
+  grantLease(ttlS: number, options?: CoordinationCallOptions): Promise<Lease>;
+  /** Renews a lease once (one keep-alive). Resolves with the TTL it now has in seconds, 0 when the lease is gone
+   *  (expired or revoked): then it cannot come back. Idempotent. */
+  renewLease(id: string, options?: CoordinationCallOptions): Promise<number>;
+  /** Revokes a lease, deleting every key under it. Idempotent: a lease already gone is fine. */
+  revokeLease(id: string, options?: CoordinationCallOptions): Promise<void>;
+  /** Writes `value` at `key` under `lease` only if the key does not exist (one transaction: create revision 0).
+   *  Resolves with the key written (its modRevision the new epoch), or with the key as it is when another holds it.
+   *  Throws COORDINATION_FAILED when the lease is gone. Not idempotent: a second call finds the key its own. */
+  acquire(key: string, value: string, lease: string, options?: CoordinationCallOptions):
+    Promise<{readonly acquired: boolean; readonly key: StoredKey}>;
+  /** The key as etcd has it now (a linearizable read), undefined when absent. */
+  read(key: string, options?: CoordinationCallOptions): Promise<StoredKey | undefined>;
+  /**
+   * Hands a key over in one transaction: only if its modRevision is still `giverRevision` (nobody wrote it since the
+   * giver did), writes the taker's `value` under the taker's `lease`. Resolves with the key written (the taker's new
+   * epoch) when it was handed over, or with the key as it is (undefined: gone) when it was not.
+   */
+  handOver(key: string, giverRevision: number, value: string, lease: string, options?: CoordinationCallOptions):
+    Promise<{readonly handedOver: boolean; readonly key: StoredKey | undefined}>;
+  /**
+   * Every change under `prefix` after `afterRevision` (default: from now on), in order, until `signal` aborts (then
+   * it ends). Throws COORDINATION_UNAVAILABLE when the stream cannot be opened or breaks: the caller reads the keys
+   * again and watches from where it was. A watch through a member that is cut off from this host goes silent rather
+   * than break (nothing reaches us to say so): a watch is for learning changes early, never for safety, and its
+   * user reads the keys again now and then.
+   */
+  watch(prefix: string, signal: AbortSignal, afterRevision?: number): AsyncIterable<CoordinationEvent>;
+}

@@ -7,7 +7,8 @@
 # AF_UNIX datagram socket Node cannot bind; socat would keep systemd-notify's barrier pipe open and stall it);
 # and systemd, for systemd-analyze (the unit's tests) and systemd-notify (the agent's READY/WATCHDOG sender) in
 # containers that lack it; faketime (libfaketime), with which the campaign steps one agent's wall clock; and
-# groff-base, with which the Debian package's test renders its man pages.
+# groff-base, with which the Debian package's test renders its man pages; etcd-server and etcd-client, for the etcd
+# coordination tests.
 set -eu
 missing=""
 if [ "${1:-}" = "--test" ]; then
@@ -26,6 +27,10 @@ if [ "${1:-}" = "--test" ]; then
   # groff-base: the Debian package's test renders its man pages (man-db, where present, uses it too). dpkg-deb, which
   # builds the package, is in dpkg itself: neither fakeroot nor dpkg-dev is needed.
   command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
+  # etcd-server and etcd-client: the etcd coordination tests run a real three-member cluster in namespaces (etcd) and
+  # ask it who leads (etcdctl). The package's own service is refused a start during install (policy-rc.d below).
+  command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
+  command -v etcdctl >/dev/null 2>&1 || missing="$missing etcd-client"
 fi
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v arping >/dev/null 2>&1 || missing="$missing iputils-arping"

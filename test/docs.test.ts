@@ -9,6 +9,10 @@ import {
   DEFAULT_METRICS_ENABLED, DEFAULT_METRICS_LISTEN, DEFAULT_REHEARSAL_ENABLED, DEFAULT_REPLAY_PROTECTION, REPLAY_PROTECTIONS,
 } from '../agent/config/schema.js';
 import {METRICS} from '../agent/metrics.js';
+import {
+  DEFAULT_COORDINATION_MODE, DEFAULT_ETCD_PREFIX, DEFAULT_LEASE_TTL_S, DEFAULT_ON_ETCD_LOSS, DEFAULT_RENEW_MARGIN_DIVISOR, MAX_LEASE_TTL_S,
+  MIN_LEASE_TTL_S, MIN_RENEW_MARGIN_MS,
+} from '../agent/config/coordination.js';
 import {REJECT_REASONS} from '../agent/peer/beacon-codec.js';
 import {DEFAULT_SCRIPT_USER} from '../agent/config/script-user.js';
 import {KILL_GRACE_MS} from '../agent/adapters/execa-runner.js';
@@ -152,6 +156,25 @@ test('docs/configuration.md gives the metrics keys with the defaults the schema 
     'metrics.listen': `\`${DEFAULT_METRICS_LISTEN.address}:${DEFAULT_METRICS_LISTEN.port}\``,
     'metrics.allow_from': '`[]`',
   });
+});
+
+test('docs/configuration.md gives the coordination keys with the defaults and ranges the schema uses', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const rows = [...doc.matchAll(/^\| `(coordination\.[a-z_]+)` \| ([^|]+) \| ([^|]+) \|/gm)];
+  const defaults = Object.fromEntries(rows.map((m) => [m[1], m[2]?.trim()]));
+  t.deepEqual(defaults, {
+    'coordination.mode': `\`${DEFAULT_COORDINATION_MODE}\``,
+    'coordination.endpoints': 'required with `etcd`',
+    'coordination.tls': 'none',
+    'coordination.prefix': `\`${DEFAULT_ETCD_PREFIX}\``,
+    'coordination.lease_ttl_s': `\`${DEFAULT_LEASE_TTL_S}\``,
+    'coordination.renew_margin_ms': `\`lease_ttl_s × 1000 / ${DEFAULT_RENEW_MARGIN_DIVISOR}\``,
+    'coordination.on_etcd_loss': `\`${DEFAULT_ON_ETCD_LOSS}\``,
+  });
+  const what = Object.fromEntries(rows.map((m) => [m[1], m[3] ?? '']));
+  t.true(what['coordination.lease_ttl_s']?.includes(`${MIN_LEASE_TTL_S}–${MAX_LEASE_TTL_S} s`), 'the TTL\'s range');
+  t.true(what['coordination.renew_margin_ms']?.includes(`${MIN_RENEW_MARGIN_MS} ms to half the TTL`), 'the margin\'s range');
+  t.true(doc.includes(`lease_ttl_s: ${DEFAULT_LEASE_TTL_S}            # renewals every ${(DEFAULT_LEASE_TTL_S / 3).toFixed(1)} s`), 'the example\'s renewal interval');
 });
 
 test('the metric list in docs/operator-guide.md is agent/metrics.ts\'s: every name, in order, with its type', async (t) => {

@@ -7,6 +7,7 @@ import {BatonError} from '../errors.js';
 import {DEFAULT_STATUSES, type StatusRange} from '../request-evidence.js';
 import {isInSubnet, parseIpAddress, parseSubnet, type Subnet, zoneOf} from '../net/ip-address.js';
 import type {Role, ServiceIp} from '../state-machine.js';
+import {type Coordination, readCoordination} from './coordination.js';
 import {readHealth, type HealthCheckSpec} from './health-checks.js';
 import {describeFsError, errorCode} from './messages.js';
 import {checkProgram, inspectProgramFile, type ProgramInspector} from './program-files.js';
@@ -102,6 +103,8 @@ export interface Config {
   };
   /** Who the hook and command checks run as; undefined when the config names no such program. */
   readonly scriptUser: ScriptUser | undefined;
+  /** Who decides which host holds the service: the pair's beacons (the default) or an etcd lease. */
+  readonly coordination: Coordination;
   readonly hooks: {
     /** Absolute path of the program run as `path oldState newState reason` on each state change. */
     readonly onStateChange: string | undefined;
@@ -156,6 +159,7 @@ export const DEFAULT_METRICS_LISTEN: Endpoint = {address: '127.0.0.1', port: 741
 const TOP_KEYS = [
   'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
   'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks', 'rehearsal', 'metrics', 'script_user',
+  'coordination',
 ] as const;
 const DRAIN_KEYS = ['enabled', 'graceful_command', 'graceful_after_s', 'timeout_s'] as const;
 const GRACEFUL_KEYS = ['path', 'args'] as const;
@@ -373,6 +377,7 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     hooks,
     rehearsal: readRehearsal(reader, top.field('rehearsal')),
     metrics: readMetrics(reader, top.field('metrics')),
+    coordination: readCoordination(reader, top.field('coordination')),
     scriptUser: readScriptUser(reader, top.field('script_user'), runsPrograms, lookupUser),
   };
 }

@@ -281,3 +281,27 @@ export const ADDRESS_OR_SUBNET: Spec<Subnet> = {
       ?? new Rejection(`${address.address} is not the first address of its /${prefixLength}; write the subnet by its first address`);
   },
 };
+
+/**
+ * coordination.endpoints[i]: an etcd member's client URL, `http://192.0.2.31:2379` or `https://etcd1.example:2379`.
+ * Only scheme, host and port: baton adds the gateway's paths (/v3/kv/range…) itself, and credentials in a URL would
+ * end up in logs.
+ */
+export const ETCD_ENDPOINT = textSpec('an etcd client URL like http://192.0.2.31:2379 or https://etcd1.example:2379', (value) => {
+  const url = URL.parse(value);
+  if (url === null) return new Rejection('not a URL');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return new Rejection(`the scheme ${quote(url.protocol.slice(0, -1))} is neither http nor https`);
+  }
+  if (url.username !== '' || url.password !== '') return new Rejection('no user or password in the URL; etcd client certificates go in coordination.tls');
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    return new Rejection('only scheme, host and port: baton adds the paths itself');
+  }
+  return url.origin;
+});
+
+/** coordination.prefix: where baton's keys live in etcd, `/baton/`; one ASCII word path that begins and ends with `/`. */
+export const ETCD_PREFIX = textSpec('a key prefix like /baton/ (begins and ends with /, 2..64 of A-Z a-z 0-9 . _ - /)', (value) => {
+  if (!/^\/[A-Za-z0-9._/-]*\/$/.test(value) || value.length > 64 || value.length < 2) return new Rejection();
+  return value.includes('//') ? new Rejection('an empty path segment (//)') : value;
+});

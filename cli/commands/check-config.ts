@@ -102,7 +102,8 @@ export async function checkConfig(options: CheckConfigOptions, deps: CheckConfig
   // Where the file has problems, the keys that could be read are still checked: every problem at once.
   const subject: HostCheckSubject = config !== undefined ? subjectOfConfig(config)
     : inspected?.draft !== undefined ? subjectOfDraft(inspected.draft, inspected.problems)
-      : {serviceInterface: undefined, serviceIp: undefined, listenAddress: undefined, accessLog: undefined, logFormat: COMBINED, secretFiles: []};
+      : {serviceInterface: undefined, serviceIp: undefined, listenAddress: undefined, accessLog: undefined, logFormat: COMBINED, secretFiles: [],
+        coordinationMode: undefined};
   const access = await deps.access();
   const host = checkHost(subject, await gatherHostFacts(subject, deps.probe), access);
   const notes: string[] = [];

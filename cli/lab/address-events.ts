@@ -160,11 +160,17 @@ interface Monitor {
  * moment between a monitor subscribing and the first read of the state may be counted twice.
  */
 export async function watchServiceAddress(lab: Lab, options: {iface?: string; address?: string} = {}): Promise<AddressWatch> {
-  const iface = options.iface ?? 'eth0';
-  const addresses = (options.address === undefined ? lab.serviceAddresses : [options.address]).map(canonicalIpText);
-  const monitors = [lab.hosts.primary, lab.hosts.backup].map((host): Monitor => {
+  return watchAddress([lab.hosts.primary, lab.hosts.backup].map((host) => ({name: host.role, namespace: host.namespace})),
+    options.iface ?? 'eth0', options.address === undefined ? lab.serviceAddresses : [options.address]);
+}
+
+/** watchServiceAddress on any hosts: `addresses` on `iface` in each one's namespace, the events named by host. */
+export async function watchAddress(hosts: ReadonlyArray<{readonly name: string; readonly namespace: string}>, iface: string,
+  watched: readonly string[]): Promise<AddressWatch> {
+  const addresses = watched.map(canonicalIpText);
+  const monitors = hosts.map((host): Monitor => {
     const monitor: Monitor = {
-      host: host.role, namespace: host.namespace, events: [], lines: [], waiters: [], exited: undefined,
+      host: host.name, namespace: host.namespace, events: [], lines: [], waiters: [], exited: undefined,
       process: execa('chrt', ['-f', String(MONITOR_PRIORITY), 'ip', '-n', host.namespace, '-ts', 'monitor', 'address', 'link'], {buffer: false, reject: false}),
     };
     void monitor.process.then((result) => {

@@ -213,7 +213,7 @@ test('only errors keep the agent from starting, and only those that fail the fir
     if (blocksStart) t.is(severity, 'error', kind);
   }
   t.deepEqual(Object.entries(HOST_PROBLEMS).filter(([, about]) => about.blocksStart).map(([kind]) => kind),
-    ['interface-missing', 'ipv6-disabled', 'ipv6-needs-perl', 'program-missing']);
+    ['interface-missing', 'ipv6-disabled', 'ipv6-needs-perl', 'program-missing', 'coordination-unsupported']);
 });
 
 test('an IPv6 service address needs IPv6 on the service interface and perl, whose absence is then an error, not a warning', async (t) => {
@@ -237,4 +237,14 @@ test('a missing file reads as missing, not as unreadable', async (t) => {
   probe.files.set('/var/log/nginx', enoent('/var/log/nginx'));
   const problems = await check(config, probe);
   t.deepEqual(problems.map((problem) => problem.kind), ['access-log-missing']);
+});
+
+test('an etcd config keeps the agent from starting until the agent runs etcd mode: as one of a pair it would decide alone', async (t) => {
+  const {config, probe} = healthy();
+  const etcd = testConfig('primary', {...config, coordination: {mode: 'etcd', endpoints: ['http://192.0.2.31:2379'], tls: undefined,
+    prefix: '/baton/', leaseTtlS: 10, renewMarginMs: 2000, onEtcdLoss: 'drop'}});
+  const problems = await check(etcd, probe);
+  t.deepEqual(problems.map((problem) => [problem.kind, problem.key]), [['coordination-unsupported', 'coordination.mode']]);
+  t.true(problems.every((problem) => HOST_PROBLEMS[problem.kind].blocksStart), 'the agent does not start');
+  t.deepEqual(await check(config, probe), [], 'a pair config has no such problem');
 });

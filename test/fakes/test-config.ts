@@ -41,6 +41,7 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: DEFAULT_STATUSES, logFormat: COMBINED},
     drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60},
     onStop: 'keep',
+    coordination: {mode: 'pair'},
     stateDir: `/var/lib/baton-${node}`,
     controlSocket: `/run/baton-${node}/control.sock`,
     health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},

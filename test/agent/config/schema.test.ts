@@ -47,6 +47,7 @@ test('DESIGN\'s example loads with every value as written', async (t) => {
     rehearsal: {enabled: false},
     metrics: {enabled: false, listen: {address: '127.0.0.1', port: 7412}, allowFrom: []},
     scriptUser: undefined,
+    coordination: {mode: 'pair'},
   } satisfies Config);
 });
 
@@ -69,6 +70,7 @@ test('a minimal config gets every default', (t) => {
   t.deepEqual(config.health, {intervalMs: 1000, fall: 3, rise: 2, checks: []});
   t.deepEqual(config.hooks, {onStateChange: undefined, timeoutMs: 5000});
   t.deepEqual(config.rehearsal, {enabled: false}, 'the rehearsal aids are off unless the file enables them');
+  t.deepEqual(config.coordination, {mode: 'pair'}, 'a file without a coordination section is a pair, as before');
 });
 
 test('rehearsal.enabled: true turns the rehearsal aids on', (t) => {

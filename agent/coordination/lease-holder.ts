@@ -1,0 +1,267 @@
+// The holder of a service key under an etcd lease: when to renew, the monotonic deadline by which it must have given
+// the address up, and the drop when that deadline passes. The decisions are pure (stepHold); LeaseHolder runs them
+// against a Clock and a CoordinationStore.
+//
+// Why a deadline of our own: etcd cannot check a fencing token on the network, so a holder cut from etcd must stop
+// serving before its lease can expire and another host acquires the key. The lease expires on etcd's leader no sooner
+// than TTL after the leader *received* our last successful renewal, which is after we *sent* it; so
+//   deadline = send time of the last successful renewal + TTL − margin      (monotonic clock)
+// is always before the expiry, whatever the network delay, a client library or the wall clock say. A leader change
+// only extends leases (the new leader restarts every TTL), never shortens them.
+
+import {assertNever, describeError} from '../errors.js';
+import type {Clock, CoordinationStore} from '../ports.js';
+
+export interface LeaseTiming {
+  readonly ttlMs: number;
+  readonly marginMs: number;
+  /** How often a renewal goes out while the last ones succeed. */
+  readonly renewEveryMs: number;
+  /** The deadline of one renewal call: an answer later than this is given up on, and the renewal tried again. */
+  readonly renewTimeoutMs: number;
+  /** How soon a failed renewal is tried again. */
+  readonly retryAfterMs: number;
+}
+
+// Renew every TTL/3: two renewals in a row may fail (a leader election, a lost packet) and the third still comes
+// before a deadline of TTL − margin, since the margin is at most TTL/2 (config/coordination.ts).
+const RENEWALS_PER_TTL = 3;
+// A renewal call gets half the renewal interval (TTL/6, 1.7 s for 10 s): an answer that late means a member that is cut
+// off or has no leader, and another member may do better; etcd renews a lease without a raft round, so a healthy
+// cluster answers in milliseconds.
+const RENEW_TIMEOUT_FRACTION = 2;
+// A failed renewal is retried after a sixth of the renewal interval (TTL/18): soon enough that a leader election of a
+// few hundred ms costs a retry or two, not the hold, and no flood against a cluster that is down.
+const RETRIES_PER_RENEWAL = 6;
+
+export function leaseTiming(ttlS: number, marginMs: number): LeaseTiming {
+  const ttlMs = ttlS * 1000;
+  const renewEveryMs = Math.floor(ttlMs / RENEWALS_PER_TTL);
+  return {ttlMs, marginMs, renewEveryMs, renewTimeoutMs: Math.floor(renewEveryMs / RENEW_TIMEOUT_FRACTION),
+    retryAfterMs: Math.floor(renewEveryMs / RETRIES_PER_RENEWAL)};
+}
+
+export type DropReason =
+  /** No renewal succeeded in time: the lease may expire soon, and another host take the key. */
+  | 'deadline-passed'
+  /** etcd says the lease is gone (expired or revoked): another host may hold the key already. */
+  | 'lease-gone'
+  /** The holder was asked to give the key up. */
+  | 'released';
+
+export type HoldState =
+  | {
+    readonly phase: 'holding';
+    readonly lease: string;
+    /** The key's mod revision when we wrote it. */
+    readonly epoch: number;
+    /** Monotonic ms by which the address must be gone unless a renewal succeeds. */
+    readonly deadlineMs: number;
+    readonly nextRenewAtMs: number;
+    /** The send time of the renewal in flight, if one is. */
+    readonly renewingSince: number | undefined;
+  }
+  | {readonly phase: 'dropped'; readonly lease: string; readonly epoch: number; readonly reason: DropReason; readonly deadlineMs: number; readonly atMs: number};
+
+export type HoldEvent =
+  /** Time passed: a timer fired, or someone asks whether we still hold. */
+  | {readonly type: 'tick'; readonly nowMs: number}
+  /** A renewal sent at `sentAtMs` was answered: the lease now has `ttlS` (0: gone). */
+  | {readonly type: 'renew-answered'; readonly nowMs: number; readonly sentAtMs: number; readonly ttlS: number}
+  | {readonly type: 'renew-failed'; readonly nowMs: number; readonly sentAtMs: number; readonly error: string}
+  | {readonly type: 'release-requested'; readonly nowMs: number};
+
+export type HoldEffect =
+  /** Remove the service address now (before anything else). */
+  | {readonly type: 'drop-address'; readonly reason: DropReason; readonly lateMs: number}
+  /** Send one renewal now; its send time is the `sentAtMs` recorded here. */
+  | {readonly type: 'renew-lease'; readonly sentAtMs: number}
+  /** After the drop: revoke the lease so that another host need not wait for it to expire. */
+  | {readonly type: 'revoke-lease'}
+  /** Be called again (a tick) at this monotonic time at the latest. */
+  | {readonly type: 'wake-at'; readonly atMs: number};
+
+/** The hold right after the key was acquired under a lease granted by a request sent at `grantSentAtMs`. */
+export function startHold(lease: string, epoch: number, grantSentAtMs: number, grantedTtlS: number, timing: LeaseTiming): HoldState {
+  return {phase: 'holding', lease, epoch, deadlineMs: deadlineAfter(grantSentAtMs, grantedTtlS, timing),
+    nextRenewAtMs: grantSentAtMs + timing.renewEveryMs, renewingSince: undefined};
+}
+
+/** Whether the address may be served at `nowMs`: held, and the deadline not reached. */
+export function mayServe(state: HoldState, nowMs: number): boolean {
+  return state.phase === 'holding' && nowMs < state.deadlineMs;
+}
+
+/**
+ * One decision. Whatever the event, a deadline that has passed is seen first and drops the address before anything
+ * else happens (a process that was frozen, or starved, wakes up past it). A dropped hold stays dropped: a renewal
+ * answered after the deadline does not revive it, as the key may already be another host's.
+ */
+export function stepHold(state: HoldState, event: HoldEvent, timing: LeaseTiming): {state: HoldState; effects: HoldEffect[]} {
+  if (state.phase === 'dropped') return {state, effects: []};
+  const now = event.nowMs;
+  if (now >= state.deadlineMs) return drop(state, 'deadline-passed', now);
+  switch (event.type) {
+    case 'tick':
+      return renewIfDue(state, now, timing);
+    case 'renew-answered': {
+      if (event.ttlS <= 0) return drop(state, 'lease-gone', now);
+      const deadlineMs = Math.max(state.deadlineMs, deadlineAfter(event.sentAtMs, event.ttlS, timing));
+      const renewed = {...state, deadlineMs, renewingSince: undefined, nextRenewAtMs: event.sentAtMs + timing.renewEveryMs};
+      // A reply that took longer than TTL − margin brings a deadline that is already past.
+      if (now >= deadlineMs) return drop(renewed, 'deadline-passed', now);
+      return renewIfDue(renewed, now, timing);
+    }
+    case 'renew-failed':
+      return renewIfDue({...state, renewingSince: undefined, nextRenewAtMs: now + timing.retryAfterMs}, now, timing);
+    case 'release-requested':
+      return drop(state, 'released', now);
+    default:
+      return assertNever(event);
+  }
+}
+
+function renewIfDue(state: Extract<HoldState, {phase: 'holding'}>, now: number, timing: LeaseTiming): {state: HoldState; effects: HoldEffect[]} {
+  // One renewal at a time: while one is in flight (its call has a deadline of its own), the next waits for its
+  // outcome, which wakes the holder; until then only the deadline does.
+  if (state.renewingSince !== undefined) return {state, effects: [{type: 'wake-at', atMs: state.deadlineMs}]};
+  if (now < state.nextRenewAtMs) return {state, effects: [{type: 'wake-at', atMs: Math.min(state.nextRenewAtMs, state.deadlineMs)}]};
+  const next = {...state, renewingSince: now, nextRenewAtMs: now + timing.renewEveryMs};
+  return {state: next, effects: [{type: 'renew-lease', sentAtMs: now}, {type: 'wake-at', atMs: next.deadlineMs}]};
+}
+
+function drop(state: Extract<HoldState, {phase: 'holding'}>, reason: DropReason, now: number): {state: HoldState; effects: HoldEffect[]} {
+  return {
+    state: {phase: 'dropped', lease: state.lease, epoch: state.epoch, reason, deadlineMs: state.deadlineMs, atMs: now},
+    effects: [{type: 'drop-address', reason, lateMs: Math.max(0, now - state.deadlineMs)}, {type: 'revoke-lease'}],
+  };
+}
+
+function deadlineAfter(sentAtMs: number, ttlS: number, timing: LeaseTiming): number {
+  // etcd may grant more than asked (its minimum TTL); never count on more than the configured TTL.
+  return sentAtMs + Math.min(ttlS * 1000, timing.ttlMs) - timing.marginMs;
+}
+
+export interface LeaseHolderDeps {
+  readonly clock: Clock;
+  readonly store: CoordinationStore;
+  readonly timing: LeaseTiming;
+  /** Removes the service address. Called once, as the first thing done once the hold is lost. */
+  dropAddress(reason: DropReason, lateMs: number): Promise<void>;
+  /** One line per renewal outcome and the drop, subject first. */
+  readonly log?: (line: string) => void;
+}
+
+/** What ended a hold: why, when (monotonic ms) and the deadline it had then. */
+export interface HoldEnd {
+  readonly reason: DropReason;
+  readonly atMs: number;
+  readonly deadlineMs: number;
+}
+
+/**
+ * Runs stepHold against the clock and the store: renews on time, and drops the address at the deadline. run()
+ * resolves once the address was dropped (and the lease revoked, best effort). holds() is the check to make before
+ * every act that presumes the hold (announcing, serving, handing over): past the deadline it drops first.
+ */
+export class LeaseHolder {
+  readonly #deps: LeaseHolderDeps;
+  #state: HoldState;
+  #wakeAtMs = 0;
+  #wake: AbortController | undefined;
+  #dropped: Promise<void> | undefined;
+
+  constructor(deps: LeaseHolderDeps, start: {readonly lease: string; readonly epoch: number; readonly grantSentAtMs: number; readonly grantedTtlS: number}) {
+    this.#deps = deps;
+    this.#state = startHold(start.lease, start.epoch, start.grantSentAtMs, start.grantedTtlS, deps.timing);
+  }
+
+  get state(): HoldState {
+    return this.#state;
+  }
+
+  /** Renews until the hold is lost or released; resolves with how it ended, once the address is dropped. */
+  async run(): Promise<HoldEnd> {
+    const {clock} = this.#deps;
+    this.#dispatch({type: 'tick', nowMs: clock.now()});
+    while (this.#state.phase === 'holding') {
+      const wake = new AbortController();
+      this.#wake = wake;
+      try {
+        await clock.sleep(Math.max(0, this.#wakeAtMs - clock.now()), wake.signal);
+      } catch {
+        // Woken early: an answer came, or the hold ended.
+      }
+      this.#dispatch({type: 'tick', nowMs: clock.now()});
+    }
+    await this.#dropped;
+    const end = this.#state;
+    return {reason: end.reason, atMs: end.atMs, deadlineMs: end.deadlineMs};
+  }
+
+  /** Whether the address may be served now. Past the deadline this starts the drop before it returns false. */
+  holds(): boolean {
+    const now = this.#deps.clock.now();
+    this.#dispatch({type: 'tick', nowMs: now});
+    return mayServe(this.#state, now);
+  }
+
+  /** Gives the key up: drops the address and revokes the lease. */
+  async release(): Promise<void> {
+    this.#dispatch({type: 'release-requested', nowMs: this.#deps.clock.now()});
+    await this.#dropped;
+  }
+
+  #dispatch(event: HoldEvent): void {
+    const {state, effects} = stepHold(this.#state, event, this.#deps.timing);
+    this.#state = state;
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'wake-at':
+          this.#wakeAtMs = effect.atMs;
+          break;
+        case 'renew-lease':
+          void this.#renew(effect.sentAtMs);
+          break;
+        case 'drop-address':
+          // Started synchronously: dropAddress runs up to its first await before anything else is done.
+          this.#dropped = this.#drop(effect.reason, effect.lateMs);
+          this.#wake?.abort();
+          break;
+        case 'revoke-lease':
+          // Done by #drop, after the address is gone.
+          break;
+        default:
+          assertNever(effect);
+      }
+    }
+  }
+
+  async #renew(sentAtMs: number): Promise<void> {
+    const {clock, store, timing, log} = this.#deps;
+    const lease = this.#state.lease;
+    let event: HoldEvent;
+    try {
+      const ttlS = await store.renewLease(lease, {timeoutMs: timing.renewTimeoutMs});
+      event = {type: 'renew-answered', nowMs: clock.now(), sentAtMs, ttlS};
+    } catch (error) {
+      event = {type: 'renew-failed', nowMs: clock.now(), sentAtMs, error: describeError(error)};
+      log?.(`(lease ${lease}) renewal sent ${Math.round(event.nowMs - sentAtMs)} ms ago failed: ${event.error}`);
+    }
+    this.#dispatch(event);
+    this.#wake?.abort();
+  }
+
+  async #drop(reason: DropReason, lateMs: number): Promise<void> {
+    const {store, log, timing} = this.#deps;
+    const lease = this.#state.lease;
+    log?.(`(lease ${lease}) dropping the address: ${reason}${lateMs > 0 ? `, ${Math.round(lateMs)} ms past the deadline (the process was stalled)` : ''}`);
+    await this.#deps.dropAddress(reason, lateMs);
+    try {
+      await store.revokeLease(lease, {timeoutMs: timing.renewEveryMs});
+    } catch (error) {
+      // Expected when etcd is out of reach (the usual cause of the drop): the lease then expires by itself.
+      log?.(`(lease ${lease}) revoke after the drop failed, it expires by itself: ${describeError(error)}`);
+    }
+  }
+}

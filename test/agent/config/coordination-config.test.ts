@@ -1,0 +1,98 @@
+// The coordination section: pair by default and unchanged, etcd with its endpoints, TLS, prefix and lease timing,
+// and every bad value reported at once with its line.
+
+import test from 'ava';
+import {parseConfig} from '../../../agent/config/schema.js';
+import {DEFAULT_SECRET, MINIMAL, PROGRAMS, rejects} from '../../fakes/config-fixtures.js';
+
+const withCoordination = (section: string): string => `${MINIMAL}coordination:\n${section}`;
+const parse = (yaml: string) => parseConfig(yaml, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
+const THREE = '  endpoints: [http://192.0.2.31:2379, http://192.0.2.32:2379, http://192.0.2.33:2379]\n';
+
+test('without the section a host is one of a pair, as before', (t) => {
+  t.deepEqual(parse(MINIMAL).coordination, {mode: 'pair'});
+  t.deepEqual(parse(withCoordination('  mode: pair\n')).coordination, {mode: 'pair'});
+});
+
+test('etcd mode with only endpoints gets every default, the margin derived from the TTL', (t) => {
+  t.deepEqual(parse(withCoordination(`  mode: etcd\n${THREE}`)).coordination, {
+    mode: 'etcd',
+    endpoints: ['http://192.0.2.31:2379', 'http://192.0.2.32:2379', 'http://192.0.2.33:2379'],
+    tls: undefined,
+    prefix: '/baton/',
+    leaseTtlS: 10,
+    renewMarginMs: 2000,
+    onEtcdLoss: 'drop',
+  });
+});
+
+test('a shorter TTL derives a shorter margin; a margin given is kept', (t) => {
+  const derived = parse(withCoordination(`  mode: etcd\n${THREE}  lease_ttl_s: 3\n`)).coordination;
+  t.like(derived, {leaseTtlS: 3, renewMarginMs: 600});
+  const given = parse(withCoordination(`  mode: etcd\n${THREE}  lease_ttl_s: 30\n  renew_margin_ms: 5000\n  on_etcd_loss: keep-while-peers-agree\n  prefix: /prod/baton/\n`)).coordination;
+  t.like(given, {leaseTtlS: 30, renewMarginMs: 5000, onEtcdLoss: 'keep-while-peers-agree', prefix: '/prod/baton/'});
+});
+
+test('https endpoints take a CA and a client certificate with its key; a single endpoint is allowed', (t) => {
+  const config = parse(withCoordination('  mode: etcd\n  endpoints: [\'https://etcd1.example:2379/\']\n' +
+    '  tls: {ca_file: /etc/baton/etcd-ca.pem, cert_file: /etc/baton/etcd.pem, key_file: /etc/baton/etcd-key.pem}\n')).coordination;
+  t.like(config, {endpoints: ['https://etcd1.example:2379'],
+    tls: {caFile: '/etc/baton/etcd-ca.pem', client: {certFile: '/etc/baton/etcd.pem', keyFile: '/etc/baton/etcd-key.pem'}}});
+  const caOnly = parse(withCoordination('  mode: etcd\n  endpoints: [https://192.0.2.31:2379]\n  tls: {ca_file: /etc/baton/etcd-ca.pem}\n')).coordination;
+  t.like(caOnly, {tls: {caFile: '/etc/baton/etcd-ca.pem', client: undefined}});
+});
+
+test('etcd keys in pair mode are refused: etcd would seem to decide', rejects,
+  withCoordination('  prefix: /baton/\n  lease_ttl_s: 10\n'),
+  ['7 coordination.prefix: expected nothing, got \'/baton/\' (read only with coordination.mode: etcd)',
+    '8 coordination.lease_ttl_s: expected nothing, got 10 (read only with coordination.mode: etcd)']);
+
+test('etcd mode without endpoints is refused', rejects,
+  withCoordination('  mode: etcd\n'),
+  ['6 coordination.endpoints: expected a list of etcd client URLs like [http://192.0.2.31:2379, http://192.0.2.32:2379, ' +
+    'http://192.0.2.33:2379], got nothing (key missing) (coordination.mode is etcd)']);
+
+test('an empty endpoint list is refused', rejects,
+  withCoordination('  mode: etcd\n  endpoints: []\n'),
+  ['8 coordination.endpoints: expected a list of etcd client URLs like [http://192.0.2.31:2379, http://192.0.2.32:2379, ' +
+    'http://192.0.2.33:2379], got a list (an empty list)']);
+
+test('every bad value is reported at once, each with its line, the value and what is expected', rejects,
+  withCoordination('  mode: raft\n  prefix: baton\n  lease_ttl_s: 1\n  renew_margin_ms: fast\n  on_etcd_loss: panic\n'),
+  ['7 coordination.mode: expected \'pair\' or \'etcd\', got \'raft\'']);
+
+test('in etcd mode, bad endpoints, prefix, TTL, margin and loss policy are each named', rejects,
+  withCoordination('  mode: etcd\n  endpoints: [ftp://192.0.2.31:2379, \'http://root:pw@192.0.2.32:2379\', http://192.0.2.33:2379/v3, nowhere]\n' +
+    '  prefix: baton\n  lease_ttl_s: 1\n  renew_margin_ms: fast\n  on_etcd_loss: panic\n'),
+  ['8 coordination.endpoints[0]: expected an etcd client URL like http://192.0.2.31:2379 or https://etcd1.example:2379, got \'ftp://192.0.2.31:2379\' (the scheme \'ftp\' is neither http nor https)',
+    '8 coordination.endpoints[1]: expected an etcd client URL like http://192.0.2.31:2379 or https://etcd1.example:2379, got \'http://root:pw@192.0.2.32:2379\' (no user or password in the URL; etcd client certificates go in coordination.tls)',
+    '8 coordination.endpoints[2]: expected an etcd client URL like http://192.0.2.31:2379 or https://etcd1.example:2379, got \'http://192.0.2.33:2379/v3\' (only scheme, host and port: baton adds the paths itself)',
+    '8 coordination.endpoints[3]: expected an etcd client URL like http://192.0.2.31:2379 or https://etcd1.example:2379, got \'nowhere\' (not a URL)',
+    '9 coordination.prefix: expected a key prefix like /baton/ (begins and ends with /, 2..64 of A-Z a-z 0-9 . _ - /), got \'baton\'',
+    '10 coordination.lease_ttl_s: expected an integer 2..3600, got 1',
+    '11 coordination.renew_margin_ms: expected an integer 100..1800000, got \'fast\'',
+    '12 coordination.on_etcd_loss: expected \'drop\' or \'keep-while-peers-agree\', got \'panic\'']);
+
+test('a margin above half the TTL is refused: one slow renewal would drop a healthy holder', rejects,
+  withCoordination(`  mode: etcd\n${THREE}  lease_ttl_s: 4\n  renew_margin_ms: 2500\n`),
+  ['10 coordination.renew_margin_ms: expected an integer 100..2000, got 2500 (half of coordination.lease_ttl_s 4: ' +
+    'renewals go out every third of the TTL, and a larger margin would drop a healthy holder after one slow renewal)']);
+
+test('a member twice, and http beside https, are refused', rejects,
+  withCoordination('  mode: etcd\n  endpoints:\n    - http://192.0.2.31:2379\n    - http://192.0.2.31:2379/\n    - https://192.0.2.33:2379\n'),
+  ['8 coordination.endpoints: expected URLs of one scheme, all http:// or all https://, got a list (a cluster serves its clients one way)',
+    '10 coordination.endpoints[1]: expected each member once, got \'http://192.0.2.31:2379/\' (http://192.0.2.31:2379 is already in the list)']);
+
+test('a client certificate without its key, a key without its certificate, and TLS on http:// are refused', rejects,
+  withCoordination(`  mode: etcd\n${THREE}  tls:\n    cert_file: /etc/baton/etcd.pem\n    ca_file: etc/ca.pem\n`),
+  ['9 coordination.tls.key_file: expected the client key\'s path, got nothing (key missing) (coordination.tls.cert_file is set: a certificate is used with its key)',
+    '9 coordination.tls: expected nothing, got a mapping (the endpoints are http://, which carries no TLS; write them https://)',
+    '11 coordination.tls.ca_file: expected an absolute path, got \'etc/ca.pem\'']);
+
+test('a key file alone is refused', rejects,
+  withCoordination('  mode: etcd\n  endpoints: [https://192.0.2.31:2379]\n  tls: {key_file: /etc/baton/etcd-key.pem}\n'),
+  ['9 coordination.tls.cert_file: expected the client certificate\'s path, got nothing (key missing) (coordination.tls.key_file is set: a key is used with its certificate)']);
+
+test('unknown keys in the section are named with a suggestion', rejects,
+  withCoordination(`  mode: etcd\n${THREE}  lease_ttl: 10\n`),
+  ['9 coordination.lease_ttl: unknown key \'lease_ttl\', did you mean \'lease_ttl_s\'?']);

@@ -1,0 +1,163 @@
+// The lease holder on a FakeClock: renewals on time keep the hold; a holder cut from etcd, answered too late, or
+// frozen past its deadline drops the address before its lease can expire, and nothing revives the hold.
+
+import test from 'ava';
+import {type DropReason, LeaseHolder, leaseTiming, mayServe, startHold, stepHold} from '../../../agent/coordination/lease-holder.js';
+import {FakeClock} from '../../fakes/fake-clock.js';
+import {FakeCoordinationStore} from '../../fakes/fake-coordination-store.js';
+
+// A 3 s lease with a 600 ms margin (the derived default for 3 s): renewals every 1000 ms, each given 500 ms, retries
+// 166 ms after a failure.
+const TIMING = leaseTiming(3, 600);
+
+async function answered<T>(clock: FakeClock, call: Promise<T>): Promise<T> {
+  await clock.advance(0);
+  return call;
+}
+
+async function holding(options: {replyDelayMs?: number} = {}) {
+  const clock = new FakeClock();
+  const store = new FakeCoordinationStore(clock);
+  // The lease is granted and the key acquired at once; replies take replyDelayMs from then on.
+  store.replyDelayMs = 0;
+  const grantSentAtMs = clock.now();
+  const lease = await answered(clock, store.grantLease(3));
+  const {key} = await answered(clock, store.acquire('/baton/web', 'host-a', lease.id));
+  store.replyDelayMs = options.replyDelayMs ?? 10;
+  const drops: {reason: DropReason; lateMs: number; atMs: number}[] = [];
+  const holder = new LeaseHolder({
+    clock, store, timing: TIMING,
+    dropAddress: async (reason, lateMs) => {
+      drops.push({reason, lateMs, atMs: clock.now()});
+      store.journal.push({op: 'drop-address', atMs: clock.now()});
+    },
+  }, {lease: lease.id, epoch: key.modRevision, grantSentAtMs, grantedTtlS: lease.ttlS});
+  const ended = holder.run();
+  return {clock, store, holder, lease, drops, ended};
+}
+
+test('renewals on time keep the hold for as long as they succeed', async (t) => {
+  const {clock, store, holder, lease, drops} = await holding();
+  await clock.advance(60_000);
+  t.true(holder.holds());
+  t.deepEqual(drops, []);
+  const renewals = store.journal.filter((entry) => entry.op === 'renew-arrived').length;
+  t.true(renewals >= 55 && renewals <= 61, `one renewal a second (TTL/3), got ${renewals}`);
+  t.true((store.expiresAtMs(lease.id) ?? 0) > clock.now(), 'etcd still has the lease');
+});
+
+test('a holder cut from etcd drops the address before its lease can expire, and revokes nothing it cannot reach', async (t) => {
+  const {clock, store, holder, lease, drops, ended} = await holding();
+  await clock.advance(5_000);
+  store.mode = 'unreachable';
+  await clock.advance(10_000);
+  const end = await ended;
+  // The last renewal that reached etcd (perhaps one in flight when the cut came) set when it expires the lease.
+  const expiresAtMs = store.expiresAtMs(lease.id) ?? 0;
+  t.is(drops.length, 1);
+  t.is(drops[0]?.reason, 'deadline-passed');
+  t.true((drops[0]?.atMs ?? Infinity) < expiresAtMs, `dropped at ${drops[0]?.atMs}, etcd expires the lease at ${expiresAtMs}`);
+  t.true(expiresAtMs - (drops[0]?.atMs ?? 0) >= TIMING.marginMs, 'at least the margin before the expiry');
+  t.is(end.reason, 'deadline-passed');
+  t.false(holder.holds());
+});
+
+test('the deadline counts from the send time of the last successful renewal, not from its answer', async (t) => {
+  const {clock, holder, store} = await holding({replyDelayMs: 400});
+  await clock.advance(1_000); // the first renewal goes out at 1000 ms (TTL/3) …
+  const sent = store.journal.find((entry) => entry.op === 'renew-sent')?.atMs ?? Number.NaN;
+  await clock.advance(500); // … and is answered 400 ms later
+  const state = holder.state;
+  t.is(state.phase, 'holding');
+  t.is(state.deadlineMs, sent + TIMING.ttlMs - TIMING.marginMs);
+});
+
+test('a renewal answered after the deadline does not revive the hold', async (t) => {
+  // Replies take 3 s: the first renewal (sent at 1000 ms) comes back at 4000 ms, past the deadline of 2400 ms.
+  const {clock, drops, ended, holder} = await holding({replyDelayMs: 3_000});
+  await clock.advance(5_000);
+  const end = await ended;
+  t.is(end.reason, 'deadline-passed');
+  t.is(drops.length, 1);
+  t.true((drops[0]?.atMs ?? Infinity) <= TIMING.ttlMs - TIMING.marginMs, 'dropped at the first deadline');
+  await clock.advance(5_000);
+  t.false(holder.holds(), 'still dropped after the late answer');
+  t.is(drops.length, 1, 'dropped once');
+});
+
+test('a step of the wall clock changes nothing', async (t) => {
+  const steady = await holding();
+  const stepped = await holding();
+  for (const step of [3_600_000, -7_200_000, 86_400_000]) {
+    stepped.clock.stepWall(step);
+    await steady.clock.advance(2_500);
+    await stepped.clock.advance(2_500);
+  }
+  t.deepEqual(stepped.holder.state, steady.holder.state);
+  t.deepEqual(stepped.drops, []);
+  t.true(stepped.holder.holds());
+});
+
+test('a frozen process that wakes past its deadline drops before doing anything else', async (t) => {
+  const {clock, store, drops, ended} = await holding();
+  await clock.advance(2_000);
+  const before = store.journal.length;
+  await clock.jump(10_000); // SIGSTOP for 10 s, then SIGCONT: every timer fires late at once
+  await clock.advance(100);
+  const end = await ended;
+  // The holder's own acts after waking (the fake etcd's side of a renewal still in flight is left out).
+  const after = store.journal.slice(before).map((entry) => entry.op).filter((op) => ['renew-sent', 'drop-address', 'revoke'].includes(op));
+  t.is(after[0], 'drop-address', `first after waking: ${after.join(', ')}`);
+  t.false(after.includes('renew-sent'), 'no renewal was sent after waking');
+  t.is(end.reason, 'deadline-passed');
+  t.true((drops[0]?.lateMs ?? 0) > 0, 'the drop knows it came late');
+});
+
+test('the pure step: a tick at the deadline drops, the drop first among its effects', async (t) => {
+  const {clock, holder, drops} = await holding();
+  // Time that passes without any timer running (a busy event loop) is seen by the check before acting, a tick.
+  const state = holder.state;
+  t.true(mayServe(state, clock.now()));
+  t.false(mayServe(state, state.deadlineMs));
+  const {state: dropped, effects} = stepHold(state, {type: 'tick', nowMs: state.deadlineMs}, TIMING);
+  t.is(dropped.phase, 'dropped');
+  t.deepEqual(effects.map((effect) => effect.type), ['drop-address', 'revoke-lease']);
+  t.deepEqual(drops, []);
+});
+
+test('a lease etcd no longer has drops the hold at once', async (t) => {
+  const {clock, store, lease, ended} = await holding();
+  await clock.advance(500);
+  store.expire(lease.id);
+  await clock.advance(1_000);
+  const end = await ended;
+  t.is(end.reason, 'lease-gone');
+});
+
+test('a failed renewal is retried soon, and one success restores the hold', async (t) => {
+  const {clock, store, holder} = await holding();
+  await clock.advance(900);
+  store.mode = 'unreachable';
+  await clock.advance(700); // the renewal sent at 1000 ms fails at 1500 ms, its own deadline (TTL/6)
+  store.mode = 'ok';
+  await clock.advance(TIMING.retryAfterMs);
+  const retried = store.journal.filter((entry) => entry.op === 'renew-arrived' && entry.atMs > 1500);
+  t.is(retried.length, 1, `the retry went out ${TIMING.retryAfterMs} ms after the failure and arrived`);
+  await clock.advance(20_000);
+  t.true(holder.holds());
+});
+
+test('the pure step: release drops and revokes; a dropped hold ignores everything after', (t) => {
+  const state = startHold('7', 42, 0, 3, TIMING);
+  const released = stepHold(state, {type: 'release-requested', nowMs: 100}, TIMING);
+  t.like(released.state, {phase: 'dropped', reason: 'released', epoch: 42});
+  t.deepEqual(released.effects, [{type: 'drop-address', reason: 'released', lateMs: 0}, {type: 'revoke-lease'}]);
+  const late = stepHold(released.state, {type: 'renew-answered', nowMs: 150, sentAtMs: 120, ttlS: 3}, TIMING);
+  t.is(late.state, released.state);
+  t.deepEqual(late.effects, []);
+});
+
+test('etcd granting more than asked does not lengthen the deadline', (t) => {
+  const state = startHold('7', 1, 0, 60, TIMING);
+  t.is(state.phase === 'holding' ? state.deadlineMs : 0, TIMING.ttlMs - TIMING.marginMs);
+});

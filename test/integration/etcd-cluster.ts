@@ -1,0 +1,196 @@
+// A real three-member etcd cluster (Debian's etcd-server) for the integration tests, each member in its own network
+// namespace, with extra hosts for contenders and observers, all on one bridge of their own with TEST-NET-1 addresses;
+// and the faults: a host cut from the members, a member killed or partitioned (the leader found first), a process
+// frozen and thawed. Teardown kills every process it started by PID and removes every namespace, even on failure.
+//
+//   ${prefix}-m1 192.0.2.31 ┐                      ┌ ${prefix}-a 192.0.2.11 (contender)
+//   ${prefix}-m2 192.0.2.32 ┼── br-etcd (${prefix}-sw) ┼ ${prefix}-b 192.0.2.12 (contender)
+//   ${prefix}-m3 192.0.2.33 ┘                      └ ${prefix}-w 192.0.2.20 (observer)
+
+import {mkdir} from 'node:fs/promises';
+import {join} from 'node:path';
+import {setTimeout as sleep} from 'node:timers/promises';
+import {execa} from 'execa';
+import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {createTopology, destroyTopology, spawnInNamespace} from '../../cli/lab/namespaces.js';
+import type {Topology, TopologySpec} from '../../cli/lab/topology-plan.js';
+
+export const ETCD_LAN = {name: 'etcd', network: '192.0.2.0', prefixLength: 24, ipv6: {network: '2001:db8:0:17::', prefixLength: 64}} as const;
+export const SERVICE_CIDR = '192.0.2.100/24';
+export const SERVICE_ADDRESS = '192.0.2.100';
+const MEMBERS = [{name: 'm1', address: '192.0.2.31'}, {name: 'm2', address: '192.0.2.32'}, {name: 'm3', address: '192.0.2.33'}] as const;
+const OTHERS = [{name: 'a', address: '192.0.2.11'}, {name: 'b', address: '192.0.2.12'}, {name: 'w', address: '192.0.2.20'}] as const;
+const CLIENT_PORT = 2379;
+const PEER_PORT = 2380;
+// etcd's defaults (100 ms heartbeats, 1 s election timeout): the test sees elections as a user's cluster has them.
+const HEARTBEAT_MS = 100;
+const ELECTION_MS = 1000;
+// A cluster of three on a busy machine is up within seconds; this bounds a start that hangs.
+const HEALTHY_WITHIN_MS = 30_000;
+const CUT_TABLE = 'blqcut';
+
+const runner = createExecaRunner();
+
+export interface EtcdMember {
+  readonly name: string;
+  readonly namespace: string;
+  readonly address: string;
+  readonly clientUrl: string;
+  /** undefined once killed. */
+  pid: number | undefined;
+}
+
+export interface EtcdCluster {
+  readonly prefix: string;
+  readonly topology: Topology;
+  readonly members: readonly EtcdMember[];
+  readonly endpoints: readonly string[];
+  /** Namespace of a non-member host: a, b or w. */
+  namespace(host: 'a' | 'b' | 'w'): string;
+  /** Starts a long-running program in a host's namespace with its output in `logFile`; killed by PID in teardown. */
+  spawn(host: string, file: string, args: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<number>;
+  /** Drops every packet between a host and the members, both ways (nftables in the host's namespace). */
+  cut(host: string, from?: readonly EtcdMember[]): Promise<void>;
+  /** Drops every packet between a member and every other host (members and clients): a partitioned member. */
+  isolate(member: EtcdMember): Promise<void>;
+  /** Takes back cut() or isolate(). */
+  heal(host: string): Promise<void>;
+  /** SIGKILLs a member. */
+  kill(member: EtcdMember): void;
+  /** The member the others follow, as the members say (`etcdctl endpoint status`). */
+  leader(): Promise<EtcdMember>;
+  /** Makes `member` the leader (`etcdctl move-leader`, sent to the current leader); resolves once it is. */
+  moveLeader(member: EtcdMember): Promise<void>;
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) a process this cluster started. */
+  freeze(pid: number): void;
+  thaw(pid: number): void;
+  /** Kills everything started, removes every namespace. Idempotent. */
+  teardown(): Promise<void>;
+}
+
+/** Builds the namespaces and starts the three members; resolves once the cluster answers with a leader. */
+export async function startEtcdCluster(prefix: string, baseDir: string): Promise<EtcdCluster> {
+  const spec: TopologySpec = {
+    prefix,
+    lans: [ETCD_LAN],
+    hosts: [...MEMBERS, ...OTHERS].map((host, index) => ({name: host.name,
+      interfaces: [{lan: ETCD_LAN.name, name: 'eth0', address: host.address, address6: `2001:db8:0:17::${index + 1}`}]})),
+  };
+  const pids = new Set<number>();
+  const topology = await createTopology(runner, spec);
+  const members: EtcdMember[] = MEMBERS.map((m) => ({name: m.name, namespace: topology.namespace(m.name), address: m.address,
+    clientUrl: `http://${m.address}:${CLIENT_PORT}`, pid: undefined}));
+  const endpoints = members.map((m) => m.clientUrl);
+  let tornDown = false;
+  const cluster: EtcdCluster = {
+    prefix, topology, members, endpoints,
+    namespace: (host) => topology.namespace(host),
+    async spawn(host, file, args, logFile, env) {
+      const pid = await spawnInNamespace(topology.namespace(host), file, args, logFile, {env});
+      pids.add(pid);
+      return pid;
+    },
+    async cut(host, from = members) {
+      const addresses = from.map((m) => m.address).join(', ');
+      const rules = `table inet ${CUT_TABLE} {\n` +
+        `  chain input { type filter hook input priority -10; ip saddr { ${addresses} } drop; }\n` +
+        `  chain output { type filter hook output priority -10; ip daddr { ${addresses} } drop; }\n}\n`;
+      await execa('ip', ['netns', 'exec', topology.namespace(host), '/usr/sbin/nft', '-f', '-'], {input: rules});
+    },
+    async isolate(member) {
+      const lan = `${ETCD_LAN.network}/${ETCD_LAN.prefixLength}`;
+      const rules = `table inet ${CUT_TABLE} {\n` +
+        `  chain input { type filter hook input priority -10; ip saddr ${lan} drop; }\n` +
+        `  chain output { type filter hook output priority -10; ip daddr ${lan} drop; }\n}\n`;
+      await execa('ip', ['netns', 'exec', member.namespace, '/usr/sbin/nft', '-f', '-'], {input: rules});
+    },
+    async heal(host) {
+      await execa('ip', ['netns', 'exec', topology.namespace(host), '/usr/sbin/nft', 'delete', 'table', 'inet', CUT_TABLE], {reject: false});
+    },
+    kill(member) {
+      if (member.pid === undefined) return;
+      signal(member.pid, 'SIGKILL');
+      member.pid = undefined;
+    },
+    async leader() {
+      for (const member of members) {
+        if (member.pid === undefined) continue;
+        const result = await execa('ip', ['netns', 'exec', member.namespace, 'etcdctl', `--endpoints=${member.clientUrl}`,
+          '--command-timeout=2s', 'endpoint', 'status', '-w', 'json'], {reject: false, env: {ETCDCTL_API: '3'}});
+        if (result.exitCode !== 0) continue;
+        const [status] = JSON.parse(result.stdout) as Array<{Status: {header: {member_id: number}; leader: number}}>;
+        if (status === undefined) continue;
+        // JSON numbers lose the low bits of a 64-bit id, equally on both sides: compare as they come.
+        if (status.Status.leader === status.Status.header.member_id) return member;
+      }
+      throw new Error('no member says it is the leader');
+    },
+    async moveLeader(member) {
+      const current = await cluster.leader();
+      if (current === member) return;
+      const etcdctl = async (...args: string[]): Promise<string> => (await execa('ip', ['netns', 'exec', cluster.namespace('w'), 'etcdctl',
+        `--endpoints=${current.clientUrl}`, '--command-timeout=5s', ...args], {env: {ETCDCTL_API: '3'}})).stdout;
+      // The table gives the ids in hex, as move-leader takes them (JSON would give 64-bit ids as rounded numbers).
+      const id = (await etcdctl('member', 'list')).split('\n').map((line) => line.split(', '))
+        .find((fields) => fields[2] === member.name)?.[0];
+      if (id === undefined) throw new Error(`etcdctl member list does not list ${member.name}`);
+      await etcdctl('move-leader', id);
+      const deadline = Date.now() + HEALTHY_WITHIN_MS;
+      while ((await cluster.leader()) !== member) {
+        if (Date.now() > deadline) throw new Error(`${member.name} did not become the leader within ${HEALTHY_WITHIN_MS} ms`);
+        await sleep(100);
+      }
+    },
+    freeze: (pid) => signal(pid, 'SIGSTOP'),
+    thaw: (pid) => signal(pid, 'SIGCONT'),
+    async teardown() {
+      if (tornDown) return;
+      tornDown = true;
+      for (const pid of pids) {
+        signal(pid, 'SIGCONT');
+        signal(pid, 'SIGKILL');
+      }
+      await destroyTopology(runner, prefix);
+    },
+  };
+  try {
+    const initialCluster = members.map((m) => `${m.name}=http://${m.address}:${PEER_PORT}`).join(',');
+    for (const member of members) {
+      const dataDir = join(baseDir, member.name);
+      await mkdir(dataDir, {recursive: true, mode: 0o700});
+      member.pid = await cluster.spawn(member.name, 'etcd', [
+        '--name', member.name, '--data-dir', dataDir,
+        '--listen-client-urls', member.clientUrl, '--advertise-client-urls', member.clientUrl,
+        '--listen-peer-urls', `http://${member.address}:${PEER_PORT}`, '--initial-advertise-peer-urls', `http://${member.address}:${PEER_PORT}`,
+        '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', prefix,
+        '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
+      ], join(baseDir, `${member.name}.log`));
+    }
+    await waitHealthy(cluster);
+    return cluster;
+  } catch (error) {
+    await cluster.teardown();
+    throw error;
+  }
+}
+
+async function waitHealthy(cluster: EtcdCluster): Promise<void> {
+  const deadline = Date.now() + HEALTHY_WITHIN_MS;
+  let last = '';
+  while (Date.now() < deadline) {
+    const result = await execa('ip', ['netns', 'exec', cluster.namespace('w'), 'etcdctl', `--endpoints=${cluster.endpoints.join(',')}`,
+      '--command-timeout=2s', 'endpoint', 'health'], {reject: false, env: {ETCDCTL_API: '3'}, all: true});
+    if (result.exitCode === 0) return;
+    last = String(result.all);
+    await sleep(200);
+  }
+  throw new Error(`the etcd cluster ${cluster.prefix} was not healthy within ${HEALTHY_WITHIN_MS} ms: ${last}`);
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone.
+  }
+}
