@@ -1,0 +1,248 @@
+// One host's claim on one service in etcd mode (issue 17): the host that holds the service's key under a lease holds
+// its address. A host that sees the key absent campaigns for it (a create-if-absent transaction), probes the address
+// as a pair's takeover does, takes it and holds it while its lease holder renews; the holder drops the address by its
+// own monotonic deadline (lease-holder.ts), and the host stands by again.
+//
+// Safety rests on two things and nothing else: etcd lets one host create the key at a time, and a holder drops the
+// address before its lease can expire (so before another host can create the key). The duplicate-address probe before
+// taking the address catches what both miss: an address left on a host that lost its key without dropping it
+// (a frozen agent past its deadline is caught by the lease holder as soon as it runs again, before it acts).
+//
+// Address changes go through one queue: a drop that comes while the address is being taken runs after the take, so
+// the address can never be added after it was dropped.
+
+import {BatonError, describeError, isBatonError} from '../errors.js';
+import type {Logger} from '../log.js';
+import type {Clock, CoordinationStore, StoredKey} from '../ports.js';
+import {executeStep, executeUndo, type StepRun} from '../plans/executor.js';
+import {LeaseHolder, type DropReason, type HoldEnd, type LeaseTiming} from './lease-holder.js';
+
+/** What the claim does to the host's address. */
+export interface ClaimActions {
+  /** Probes the address and takes it (added, announced). Throws ADDRESS_IN_USE when another host answers for it,
+   *  having added nothing; any other failure leaves for drop() to take back what was added. */
+  take(): Promise<void>;
+  /** Removes the address; idempotent (nothing there is fine). */
+  drop(): Promise<void>;
+}
+
+export interface ClaimDeps {
+  readonly clock: Clock;
+  readonly store: CoordinationStore;
+  readonly timing: LeaseTiming;
+  /** The TTL asked of etcd for each lease. */
+  readonly leaseTtlS: number;
+  /** The service's key, e.g. /baton/services/web/holder. */
+  readonly key: string;
+  /** This host's name: the key's value while it holds the service. */
+  readonly self: string;
+  /** This host's place in the service's preference (0: first). A host waits rank × CAMPAIGN_STAGGER_MS after it saw
+   *  the key absent before it campaigns, so that the preferred healthy host normally wins. */
+  readonly rank: number;
+  /** Whether this host may serve (its health checks pass). An unhealthy host never campaigns. */
+  healthy(): boolean;
+  readonly actions: ClaimActions;
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+}
+
+// How often a standing-by host reads the key. A dead holder's key goes at its lease's expiry; this adds at most one
+// period to the failover (TTL + 250 ms + stagger + probe). A linearizable read is one round trip to the leader: a few
+// hosts reading four times a second is nothing to etcd. (A watch would make it event-driven: issue 17's next slice.)
+export const CLAIM_POLL_MS = 250;
+// A host of rank k campaigns k × 400 ms after it saw the key gone. Each host sees the deletion up to one poll period
+// late, so a stagger longer than the period keeps the order: rank k has campaigned before rank k + 1 starts. It is
+// also long enough for the first host's grant and acquire (two round trips, a few ms on a LAN).
+export const CAMPAIGN_STAGGER_MS = 400;
+// After a hold ended, or a campaign failed (the address answered elsewhere, a step failed), a host waits this long
+// before it campaigns again, so a host that cannot serve does not take the key over and over.
+export const CLAIM_BACKOFF_MS = 2000;
+// Each read, grant and acquire gets this long: an answer later than that is from a member that is cut off.
+const CALL_TIMEOUT_MS = 1000;
+
+export type ClaimState =
+  | {readonly phase: 'starting'}
+  /** The key is another host's (`holder`), absent (undefined), or unknown (etcd out of reach: `error`). */
+  | {readonly phase: 'standing-by'; readonly holder: string | undefined; readonly epoch: number | undefined; readonly error?: string}
+  | {readonly phase: 'campaigning'}
+  | {readonly phase: 'holding'; readonly epoch: number; readonly lease: string}
+  | {readonly phase: 'stopped'};
+
+export class ServiceClaim {
+  readonly #deps: ClaimDeps;
+  #state: ClaimState = {phase: 'starting'};
+  #holder: LeaseHolder | undefined;
+  /** The address queue: every take and drop runs after the one before it. */
+  #addressOps: Promise<void> = Promise.resolve();
+  /** When this host last saw the key absent, for the stagger; undefined while it is present. */
+  #absentSinceMs: number | undefined;
+
+  constructor(deps: ClaimDeps) {
+    this.#deps = deps;
+  }
+
+  get state(): ClaimState {
+    return this.#state;
+  }
+
+  /** Whether this host holds the service now: the key is its own and its deadline has not passed. */
+  holds(): boolean {
+    return this.#state.phase === 'holding' && this.#holder?.holds() === true;
+  }
+
+  /** Campaigns and holds until the signal aborts; then releases the key (the address dropped first). */
+  async run(): Promise<void> {
+    const {signal, actions, log} = this.#deps;
+    // Stopping gives the service up at once (the address, then the lease), rather than leaving it to expire.
+    signal.addEventListener('abort', () => void this.release(), {once: true});
+    // Whatever a previous agent left: no address is served without a key this process holds.
+    await this.#queue(() => actions.drop()).catch((error: unknown) => log.error(`(claim) removing the address at start failed: ${describeError(error)}`));
+    while (!signal.aborted) {
+      const key = await this.#read();
+      if (key === 'unknown') {
+        await this.#sleep(CLAIM_POLL_MS);
+        continue;
+      }
+      if (key !== undefined) {
+        this.#absentSinceMs = undefined;
+        this.#state = {phase: 'standing-by', holder: key.value, epoch: key.modRevision};
+        if (key.value === this.#deps.self) await this.#revokeStale(key);
+        await this.#sleep(CLAIM_POLL_MS);
+        continue;
+      }
+      this.#state = {phase: 'standing-by', holder: undefined, epoch: undefined};
+      const now = this.#deps.clock.now();
+      this.#absentSinceMs ??= now;
+      const campaignAt = this.#absentSinceMs + this.#deps.rank * CAMPAIGN_STAGGER_MS;
+      if (!this.#deps.healthy() || now < campaignAt) {
+        await this.#sleep(this.#deps.healthy() ? Math.min(CLAIM_POLL_MS, campaignAt - now) : CLAIM_POLL_MS);
+        continue;
+      }
+      const end = await this.#campaign();
+      this.#absentSinceMs = undefined;
+      if (end !== 'lost') await this.#sleep(CLAIM_BACKOFF_MS);
+    }
+    this.#state = {phase: 'stopped'};
+  }
+
+  /** One campaign: the key, then the address, then the hold until it ends. 'lost': another host created the key. */
+  async #campaign(): Promise<'lost' | 'failed' | HoldEnd> {
+    const {clock, store, key, self, leaseTtlS, timing, actions, log} = this.#deps;
+    this.#state = {phase: 'campaigning'};
+    let lease;
+    const grantSentAtMs = clock.now();
+    try {
+      lease = await store.grantLease(leaseTtlS, {timeoutMs: CALL_TIMEOUT_MS});
+    } catch (error) {
+      log.warning(`(claim ${key}) no lease: ${describeError(error)}`);
+      return 'failed';
+    }
+    let acquired;
+    try {
+      acquired = await store.acquire(key, self, lease.id, {timeoutMs: CALL_TIMEOUT_MS});
+    } catch (error) {
+      // The create may have happened with its answer lost: revoking the lease deletes the key if it did.
+      log.warning(`(claim ${key}) campaign failed: ${describeError(error)}`);
+      await this.#revoke(lease.id);
+      return 'failed';
+    }
+    if (!acquired.acquired) {
+      await this.#revoke(lease.id);
+      this.#state = {phase: 'standing-by', holder: acquired.key.value, epoch: acquired.key.modRevision};
+      return 'lost';
+    }
+    const epoch = acquired.key.modRevision;
+    log.notice(`(claim ${key}) ${self} holds the key at epoch ${epoch}; taking the address`);
+    const holder = new LeaseHolder({
+      clock, store, timing,
+      dropAddress: (reason: DropReason) => this.#queue(async () => {
+        log.warning(`(claim ${key}) dropping the address: ${reason}`);
+        await actions.drop();
+      }),
+      log: (line) => log.info(line),
+    }, {lease: lease.id, epoch, grantSentAtMs, grantedTtlS: lease.ttlS});
+    this.#holder = holder;
+    this.#state = {phase: 'holding', epoch, lease: lease.id};
+    const held = holder.run();
+    try {
+      await this.#queue(async () => {
+        // The deadline may have passed while the campaign waited (a slow etcd, a stalled process): take nothing.
+        if (!holder.holds()) throw new BatonError('STEP_FAILED', 'the lease\'s deadline passed before the address was taken');
+        await actions.take();
+      });
+    } catch (error) {
+      log.error(`(claim ${key}) taking the address failed: ${describeError(error)}; giving the key up`);
+      await holder.release();
+      await held;
+      this.#holder = undefined;
+      return 'failed';
+    }
+    const end = await held;
+    this.#holder = undefined;
+    this.#state = {phase: 'standing-by', holder: undefined, epoch: undefined};
+    log.notice(`(claim ${key}) the hold at epoch ${epoch} ended: ${end.reason}`);
+    return end;
+  }
+
+  /** Gives the service up now, if held (the address first, then the lease): for a planned stop of the agent. */
+  async release(): Promise<void> {
+    await this.#holder?.release();
+  }
+
+  async #read(): Promise<StoredKey | undefined | 'unknown'> {
+    const {store, key, log} = this.#deps;
+    try {
+      return await store.read(key, {timeoutMs: CALL_TIMEOUT_MS});
+    } catch (error) {
+      // Not knowing is not "absent": a host that cannot read the key never campaigns.
+      const text = describeError(error);
+      if (this.#state.phase !== 'standing-by' || this.#state.error === undefined) log.warning(`(claim ${key}) cannot read the key: ${text}`);
+      this.#state = {phase: 'standing-by', holder: undefined, epoch: undefined, error: text};
+      return 'unknown';
+    }
+  }
+
+  /** A key of this host's name that this process does not hold: left by an agent before it (a restart). Its lease
+   *  is revoked, so that the hosts campaign afresh rather than wait for it to expire. */
+  async #revokeStale(key: StoredKey): Promise<void> {
+    if (this.#holder !== undefined) return;
+    this.#deps.log.notice(`(claim ${key.key}) the key names this host from before this agent started (epoch ${key.modRevision}): revoking its lease ${key.lease}`);
+    await this.#revoke(key.lease);
+  }
+
+  async #revoke(lease: string): Promise<void> {
+    await this.#deps.store.revokeLease(lease, {timeoutMs: CALL_TIMEOUT_MS}).catch((error: unknown) => {
+      this.#deps.log.warning(`(claim ${this.#deps.key}) revoking lease ${lease} failed, it expires by itself: ${describeError(error)}`);
+    });
+  }
+
+  #queue(op: () => Promise<void>): Promise<void> {
+    const next = this.#addressOps.then(op);
+    this.#addressOps = next.catch(() => undefined);
+    return next;
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    await this.#deps.clock.sleep(Math.max(1, ms), this.#deps.signal).catch(() => undefined);
+  }
+}
+
+/** The claim's actions from the step catalogue: a takeover's steps (probe-address, take-ip, announce), and
+ *  release-ip to drop. */
+export function stepClaimActions(run: StepRun): ClaimActions {
+  return {
+    async take() {
+      try {
+        await executeStep('probe-address', run);
+        await executeStep('take-ip', run);
+      } catch (error) {
+        if (!isBatonError(error, 'ADDRESS_IN_USE')) await executeUndo('take-ip', run).catch(() => undefined);
+        throw error;
+      }
+      await executeStep('announce', run);
+    },
+    async drop() {
+      await executeStep('release-ip', run);
+    },
+  };
+}

@@ -1,0 +1,252 @@
+// Three hosts claiming one service through an etcd in memory, on a FakeClock and one network segment: the preferred
+// healthy host takes the address, a holder cut from etcd drops it before its lease expires and the next host takes
+// it after, an address that answers elsewhere is never taken, and the address is never on two hosts.
+
+import test from 'ava';
+import {leaseTiming} from '../../../agent/coordination/lease-holder.js';
+import {CAMPAIGN_STAGGER_MS, CLAIM_POLL_MS, ServiceClaim, stepClaimActions} from '../../../agent/coordination/service-claim.js';
+import {BatonError} from '../../../agent/errors.js';
+import type {Logger} from '../../../agent/log.js';
+import type {CoordinationCallOptions, CoordinationEvent, CoordinationStore, Lease, StoredKey} from '../../../agent/ports.js';
+import {announceAll, isAnyInUse} from '../../../agent/net/service-addresses.js';
+import {FakeClock} from '../../fakes/fake-clock.js';
+import {FakeCoordinationStore} from '../../fakes/fake-coordination-store.js';
+import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
+import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
+import {SERVICE_IP} from '../../fakes/test-config.js';
+
+const KEY = '/baton/services/web/holder';
+const TTL_S = 3;
+// The derived default margin for a 3 s lease (a fifth of it).
+const TIMING = leaseTiming(TTL_S, 600);
+
+/**
+ * One etcd shared by the hosts, as each host reaches it: a host cut from etcd gets no answer (each call fails at its
+ * deadline) while the others still do. Leases expire on etcd's clock, TTL after it last received a renewal, and their
+ * keys go with them.
+ */
+class Etcd {
+  readonly store: FakeCoordinationStore;
+  readonly #clock: FakeClock;
+  readonly #leases = new Set<string>();
+
+  constructor(clock: FakeClock) {
+    this.#clock = clock;
+    this.store = new FakeCoordinationStore(clock);
+    this.store.replyDelayMs = 4;
+  }
+
+  /** Leases past their expiry go, with their keys, as etcd's leader expires them. */
+  expireDue(): void {
+    for (const id of this.#leases) {
+      const at = this.store.expiresAtMs(id);
+      if (at === undefined || at <= this.#clock.now()) {
+        this.store.expire(id);
+        this.#leases.delete(id);
+      }
+    }
+  }
+
+  viewFrom(host: {cut: boolean}): CoordinationStore {
+    const {store} = this;
+    const reach = async (options: CoordinationCallOptions | undefined): Promise<void> => {
+      this.expireDue();
+      if (!host.cut) return;
+      const timeoutMs = options?.timeoutMs ?? 1000;
+      await this.#clock.sleep(timeoutMs);
+      throw new BatonError('COORDINATION_UNAVAILABLE', `etcd got no answer within ${timeoutMs} ms (the host is cut off)`);
+    };
+    return {
+      grantLease: async (ttlS: number, options?: CoordinationCallOptions): Promise<Lease> => {
+        await reach(options);
+        const lease = await store.grantLease(ttlS, options);
+        this.#leases.add(lease.id);
+        return lease;
+      },
+      renewLease: async (id, options) => (await reach(options), store.renewLease(id, options)),
+      revokeLease: async (id, options) => (await reach(options), store.revokeLease(id, options)),
+      acquire: async (key, value, lease, options) => (await reach(options), store.acquire(key, value, lease, options)),
+      read: async (key, options): Promise<StoredKey | undefined> => (await reach(options), store.read(key, options)),
+      handOver: async (key, revision, value, lease, options) => (await reach(options), store.handOver(key, revision, value, lease, options)),
+      watch: (prefix: string, signal: AbortSignal): AsyncIterable<CoordinationEvent> => store.watch(prefix, signal),
+    };
+  }
+}
+
+interface Host {
+  readonly name: string;
+  readonly network: FakeNetworkDriver;
+  readonly claim: ServiceClaim;
+  readonly lines: string[];
+  cut: boolean;
+  healthy: boolean;
+  readonly stop: AbortController;
+  readonly ran: Promise<void>;
+}
+
+function quietLogger(lines: string[]): Logger {
+  const keep = (message: string): void => {
+    lines.push(message);
+  };
+  return {error: keep, warning: keep, notice: keep, info: keep, debug: () => undefined};
+}
+
+function world(names = ['host-a', 'host-b', 'host-c']) {
+  const clock = new FakeClock();
+  const etcd = new Etcd(clock);
+  const segment = new FakeSegment();
+  const hosts: Host[] = names.map((name, rank) => {
+    const network = new FakeNetworkDriver(name, segment);
+    const lines: string[] = [];
+    const stop = new AbortController();
+    const ips = [SERVICE_IP];
+    const host = {name, network, lines, cut: false, healthy: true, stop} as Host & {claim: ServiceClaim; ran: Promise<void>};
+    const run = {mode: 'address' as const, clock, ctx: {
+      service: {ip: SERVICE_IP, ips, interface: 'eth0', mode: 'address' as const}, network,
+      announce: () => announceAll(network, ips), probe: () => isAnyInUse(network, ips),
+      drain: new FakeDrainDriver(), giverAddresses: () => [],
+    }};
+    const claim = new ServiceClaim({
+      clock, store: etcd.viewFrom(host), timing: TIMING, leaseTtlS: TTL_S, key: KEY, self: name, rank,
+      healthy: () => host.healthy, actions: stepClaimActions(run), log: quietLogger(lines), signal: stop.signal,
+    });
+    return Object.assign(host, {claim, ran: claim.run()});
+  });
+  /** Advances time in small steps, noting every moment the address was on more than one host. */
+  const advance = async (ms: number, step = 10): Promise<string[]> => {
+    const doubles: string[] = [];
+    for (let t = 0; t < ms; t += step) {
+      await clock.advance(step);
+      const holders = segment.holders(SERVICE_IP.address).map((d) => d.name);
+      if (holders.length > 1) doubles.push(`${clock.now()} ms: ${holders.join(', ')}`);
+    }
+    return doubles;
+  };
+  const holders = (): string[] => segment.holders(SERVICE_IP.address).map((d) => d.name);
+  const stopAll = async (): Promise<void> => {
+    for (const host of hosts) host.stop.abort();
+    await clock.advance(5000);
+    await Promise.all(hosts.map((host) => host.ran));
+  };
+  return {clock, etcd, segment, hosts, advance, holders, stopAll};
+}
+
+test('the first host in the preference takes the address; the others stand by and name it as the holder', async (t) => {
+  const w = world();
+  t.deepEqual(await w.advance(2000), []);
+  t.deepEqual(w.holders(), ['host-a']);
+  const [a, b, c] = w.hosts;
+  t.true(a?.claim.holds());
+  t.like(a?.claim.state, {phase: 'holding'});
+  t.like(b?.claim.state, {phase: 'standing-by', holder: 'host-a'});
+  t.like(c?.claim.state, {phase: 'standing-by', holder: 'host-a'});
+  // Renewed all along: still the holder a minute later, at the same epoch.
+  const epoch = a?.claim.state.phase === 'holding' ? a.claim.state.epoch : undefined;
+  t.deepEqual(await w.advance(60_000, 50), []);
+  t.deepEqual(w.holders(), ['host-a']);
+  t.like(a?.claim.state, {phase: 'holding', epoch});
+  await w.stopAll();
+});
+
+test('a holder cut from etcd drops the address before its lease can expire; the next host takes it after, at a higher epoch', async (t) => {
+  const w = world();
+  await w.advance(2000);
+  const [a, b] = w.hosts;
+  const epoch = a?.claim.state.phase === 'holding' ? a.claim.state.epoch : 0;
+  const leaseId = a?.claim.state.phase === 'holding' ? a.claim.state.lease : '';
+  if (a !== undefined) a.cut = true;
+  let droppedAt: number | undefined;
+  let expiredAt: number | undefined;
+  let takenAt: number | undefined;
+  const doubles: string[] = [];
+  for (let i = 0; i < 1000 && takenAt === undefined; i += 1) {
+    doubles.push(...await w.advance(10));
+    if (droppedAt === undefined && !w.holders().includes('host-a')) droppedAt = w.clock.now();
+    if (expiredAt === undefined && w.etcd.store.expiresAtMs(leaseId) === undefined) expiredAt = w.clock.now();
+    if (w.holders().includes('host-b')) takenAt = w.clock.now();
+  }
+  t.deepEqual(doubles, [], 'never on two hosts');
+  t.truthy(droppedAt && expiredAt && takenAt, `dropped ${droppedAt}, expired ${expiredAt}, taken ${takenAt}; ${w.hosts.map((h) => `${h.name}: ${JSON.stringify(h.claim.state)}\n${h.lines.join('\n')}`).join('\n')}`);
+  t.true((droppedAt ?? Infinity) < (expiredAt ?? 0), `host-a dropped at ${droppedAt} ms, before etcd expired its lease at ${expiredAt} ms`);
+  t.true((takenAt ?? 0) >= (expiredAt ?? Infinity), 'host-b took the address only once the key was free');
+  t.true(b?.claim.state.phase === 'holding' && b.claim.state.epoch > epoch, 'a higher epoch than the cut holder\'s');
+  t.deepEqual(w.hosts.map((h) => h.network.addresses.has(SERVICE_IP.address)), [false, true, false]);
+  t.log(`dropped ${(droppedAt ?? 0) - 2000} ms after the cut, lease expired ${(expiredAt ?? 0) - 2000} ms, taken ${(takenAt ?? 0) - 2000} ms`);
+  await w.stopAll();
+});
+
+test('a host whose health checks fail does not campaign: the next one takes the address', async (t) => {
+  const w = world();
+  const [a] = w.hosts;
+  if (a !== undefined) a.healthy = false;
+  t.deepEqual(await w.advance(3000), []);
+  t.deepEqual(w.holders(), ['host-b']);
+  t.like(a?.claim.state, {phase: 'standing-by', holder: 'host-b'});
+  await w.stopAll();
+});
+
+test('a host cut from etcd at start never campaigns: not knowing the key is not seeing it absent', async (t) => {
+  const w = world(['host-a']);
+  const [a] = w.hosts;
+  if (a !== undefined) a.cut = true;
+  await w.advance(5000);
+  t.deepEqual(w.holders(), []);
+  t.like(a?.claim.state, {phase: 'standing-by', holder: undefined});
+  t.regex(a?.claim.state.phase === 'standing-by' ? a.claim.state.error ?? '' : '', /no answer within 1000 ms/);
+  if (a !== undefined) a.cut = false;
+  await w.advance(2000);
+  t.deepEqual(w.holders(), ['host-a'], 'it campaigns once it can read the key again');
+  await w.stopAll();
+});
+
+test('an address that answers from a host outside the claim is never taken: the key is given back, and nobody serves beside it', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  // Someone's leftover: the address on another machine of the segment, no agent, no key.
+  const stray = new FakeNetworkDriver('stray', w.segment);
+  stray.addresses.add(SERVICE_IP.address);
+  t.deepEqual(await w.advance(4000), []);
+  t.deepEqual(w.holders(), ['stray'], 'only the stray has it');
+  t.true(w.hosts.every((h) => !h.network.addresses.has(SERVICE_IP.address)));
+  t.true(w.hosts.some((h) => h.lines.some((l) => /taking the address failed: .*answered/.test(l))), 'the host says why it gave up');
+  // The stray goes: the next campaign takes it.
+  stray.addresses.delete(SERVICE_IP.address);
+  t.deepEqual(await w.advance(6000), []);
+  t.is(w.holders().length, 1);
+  await w.stopAll();
+});
+
+test('at start an agent removes an address it finds, and revokes a key of its name left by the agent before it', async (t) => {
+  const clock = new FakeClock();
+  const etcd = new Etcd(clock);
+  // The agent before this one held the key (its lease still alive) and the address.
+  const old = etcd.viewFrom({cut: false});
+  const grant = old.grantLease(TTL_S);
+  await clock.advance(10);
+  const lease = await grant;
+  const acquire = old.acquire(KEY, 'host-a', lease.id);
+  await clock.advance(10);
+  await acquire;
+  const segment = new FakeSegment();
+  const network = new FakeNetworkDriver('host-a', segment);
+  network.addresses.add(SERVICE_IP.address);
+  const ips = [SERVICE_IP];
+  const lines: string[] = [];
+  const stop = new AbortController();
+  const claim = new ServiceClaim({
+    clock, store: etcd.viewFrom({cut: false}), timing: TIMING, leaseTtlS: TTL_S, key: KEY, self: 'host-a', rank: 0,
+    healthy: () => true, log: quietLogger(lines), signal: stop.signal,
+    actions: stepClaimActions({mode: 'address', clock, ctx: {service: {ip: SERVICE_IP, ips, interface: 'eth0', mode: 'address'}, network,
+      announce: () => announceAll(network, ips), probe: () => isAnyInUse(network, ips), drain: new FakeDrainDriver(), giverAddresses: () => []}}),
+  });
+  const ran = claim.run();
+  await clock.advance(5);
+  t.false(network.addresses.has(SERVICE_IP.address), 'no address without a key this agent holds');
+  await clock.advance(CLAIM_POLL_MS + CAMPAIGN_STAGGER_MS + 500);
+  t.true(lines.some((l) => l.includes(`revoking its lease ${lease.id}`)), lines.join('\n'));
+  t.like(claim.state, {phase: 'holding'});
+  t.not(claim.state.phase === 'holding' ? claim.state.lease : lease.id, lease.id, 'a lease of its own, not the old one');
+  t.true(network.addresses.has(SERVICE_IP.address));
+  stop.abort();
+  await clock.advance(5000);
+  await ran;
+});
