@@ -315,7 +315,7 @@ async function runAgent(
   // And the duplicate-address probe before a takeover: a long-lived prober instead of arping -D, which also spares
   // the unit's system-call filter arping's capset and setuid (systemd/baton-agent.service).
   const prober = new ArpProber();
-  prober.warm();
+  prober.warm(config.service.ips.map((ip) => ip.family));
   const closeHelpers = async (): Promise<void> => {
     await Promise.all([batch.close(), garp.close(), netlink.close(), prober.close()]);
   };

@@ -3,7 +3,7 @@
 // words, and a helper that is missing, exits or hangs. Its answers on a real bridge, free and taken, and its frame
 // against arping -D's, are tested in network namespaces (test/integration/namespaces.test.ts).
 
-import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {chmod, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import test, {type ExecutionContext} from 'ava';
@@ -83,4 +83,21 @@ test('answers that are neither free, taken with a MAC, nor an error are failures
     const error = await t.throwsAsync(prober.probe('eth0', '192.0.2.100', 150));
     t.is(isBatonError(error) ? error.details?.stderr : undefined, expected);
   }
+});
+
+test('each family has its own helper, so a dual-stack service\'s two probes run side by side, not one behind the other', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-probe-log-'));
+  t.teardown(async () => rm(dir, {recursive: true, force: true}));
+  const log = join(dir, 'requests');
+  // Each helper process writes its PID beside every request it gets, then answers "free".
+  const prober = new ArpProber({command: [await script(t, `while read -r line; do echo "$$ $line" >> ${log}; echo free; done`)]});
+  t.teardown(() => prober.close());
+  t.deepEqual(await Promise.all([prober.probe('eth0', '192.0.2.100', 150), prober.probe('eth0', '2001:db8::100', 150), prober.probe('eth0', '192.0.2.101', 150)]),
+    [{inUse: false}, {inUse: false}, {inUse: false}]);
+  const lines = (await readFile(log, 'utf8')).trim().split('\n').map((line) => line.split(' '));
+  const v4 = lines.filter((words) => words[1] === 'probe').map((words) => words[0]);
+  const v6 = lines.filter((words) => words[1] === 'probe6').map((words) => words[0]);
+  t.is(new Set(v4).size, 1, 'the IPv4 probes go to one helper');
+  t.is(v6.length, 1);
+  t.not(v6[0], v4[0], 'the IPv6 probe goes to another');
 });
