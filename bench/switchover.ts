@@ -18,7 +18,8 @@
 import {setTimeout as sleep} from 'node:timers/promises';
 import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
-import {join} from 'node:path';
+import {join, relative, resolve} from 'node:path';
+import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {createExecaRunner} from '../agent/adapters/execa-runner.js';
 import type {SwitchResult} from '../agent/control-protocol.js';
@@ -118,13 +119,15 @@ async function record(part: string, replaces: string, measured: Readonly<Record<
   console.log(`(${part}: figures recorded in ${values.record})`);
 }
 
-/** The checkout's short commit, "+changes" when its tree differs from it; "unknown" outside git. Read at start,
- *  before the record itself changes the tree. */
+/** The checkout's short commit, "+changes" when its tree differs from it; "unknown" outside git. Read at start.
+ *  The record file itself does not count: a bench run after another one finds it changed by that one. */
 async function checkoutCommit(): Promise<string> {
-  const git = (args: string[]) => execa('git', args, {reject: false, cwd: new URL('../..', import.meta.url)});
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const git = (args: string[]) => execa('git', args, {reject: false, cwd: root});
   const head = await git(['rev-parse', '--short', 'HEAD']);
   if (head.exitCode !== 0) return 'unknown';
-  const changed = await git(['status', '--porcelain', '--untracked-files=no']);
+  const record = values.record === undefined ? [] : [`:(exclude)${relative(root, resolve(values.record))}`];
+  const changed = await git(['status', '--porcelain', '--untracked-files=no', '--', '.', ...record]);
   return `${head.stdout.trim()}${changed.stdout.trim() === '' ? '' : '+changes'}`;
 }
 
