@@ -58,7 +58,7 @@ export async function measureFailovers(lab: Lab, runs: number, dir: string, tag:
 /**
  * A settled pair whose other host stands by, ready to take over. A settled pair may still have the host whose link the
  * last run cut in `fault`: it leaves fault at its next look at the interface (once a second), and a cut before that
- * measured its wait, not a takeover (seen as 0.4-1 s longer runs, 10 in 200 on the IPv6 pair).
+ * measured its wait, not a takeover (seen in the taker's log as fault -> standby, then a takeover with a fresh probe).
  */
 async function readyForCut(lab: Lab): Promise<{primary: StatusReport; backup: StatusReport}> {
   const deadline = Date.now() + 20_000;
