@@ -114,8 +114,9 @@ export class ServiceClaim {
       const now = this.#deps.clock.now();
       this.#absentSinceMs ??= now;
       const campaignAt = this.#absentSinceMs + this.#deps.rank * CAMPAIGN_STAGGER_MS;
-      if (!this.#deps.healthy() || now < campaignAt) {
-        await this.#sleep(this.#deps.healthy() ? Math.min(CLAIM_POLL_MS, campaignAt - now) : CLAIM_POLL_MS);
+      const healthy = this.#deps.healthy();
+      if (!healthy || now < campaignAt) {
+        await this.#sleep(healthy ? Math.min(CLAIM_POLL_MS, campaignAt - now) : CLAIM_POLL_MS);
         continue;
       }
       const end = await this.#campaign();
