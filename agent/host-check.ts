@@ -8,8 +8,7 @@ import {dirname, posix} from 'node:path';
 import {judgeSample} from './adapters/access-log-tail.js';
 import {COMBINED, type LogFormat} from './access-log.js';
 import {describeFsError, errorCode, shellQuote} from './config/messages.js';
-import type {CoordinationMode} from './config/coordination.js';
-import type {Config, FileProblem} from './config/schema.js';
+import {type AnyConfig, type FileProblem, isEtcdConfig} from './config/schema.js';
 import {describeOwnership, type FileAccess, type FileFacts, hiddenBy, whyUnreadable} from './config/unit-file-access.js';
 import {describeError} from './errors.js';
 import {canonicalIpText, isInSubnet, parseIpAddress, parseSubnet} from './net/ip-address.js';
@@ -22,8 +21,7 @@ export type Severity = 'error' | 'warning';
 export type HostProblemKind =
   | 'interface-missing' | 'listen-address-missing' | 'ipv6-disabled' | 'ipv6-needs-perl' | 'program-missing' | 'perl-missing'
   | 'access-log-unset' | 'access-log-hidden' | 'access-log-missing' | 'access-log-unreadable' | 'access-log-format'
-  | 'access-log-empty' | 'secret-owner' | 'secret-hidden' | 'secret-unreadable' | 'sandbox-drop-in' | 'drain-unavailable'
-  | 'coordination-unsupported';
+  | 'access-log-empty' | 'secret-owner' | 'secret-hidden' | 'secret-unreadable' | 'sandbox-drop-in' | 'drain-unavailable';
 
 /**
  * Each kind's severity, and whether baton-agent refuses to start on it. An error is what makes a takeover or a
@@ -38,7 +36,6 @@ export const HOST_PROBLEMS: Readonly<Record<HostProblemKind, {readonly severity:
   'program-missing': {severity: 'error', blocksStart: true},
   // Started on an etcd config, the agent would run as one of a pair: hosts the operator meant to be decided by
   // etcd would each decide alone (issue 17 wires etcd mode into the agent).
-  'coordination-unsupported': {severity: 'error', blocksStart: true},
   // The bind of the beacon socket fails at start anyway, with its own message.
   'listen-address-missing': {severity: 'error', blocksStart: false},
   // A switchover is refused before its first step; failover does not read the log.
@@ -82,16 +79,20 @@ export interface HostCheckSubject {
   readonly accessLog: string | null | undefined;
   readonly logFormat: LogFormat;
   readonly secretFiles: readonly {readonly key: string; readonly path: string}[];
-  readonly coordinationMode: CoordinationMode | undefined;
 }
 
-export function subjectOfConfig(config: Config): HostCheckSubject {
+export function subjectOfConfig(config: AnyConfig): HostCheckSubject {
+  if (isEtcdConfig(config)) {
+    // No beacons, secret or access log in etcd mode (accessLog undefined: nothing to check): the service's interface
+    // and address, and the programs.
+    return {serviceInterface: config.service.interface, serviceIp: checkedAddress(config.service.ips), listenAddress: undefined,
+      accessLog: undefined, logFormat: COMBINED, secretFiles: []};
+  }
   return {
     serviceInterface: config.service.interface, serviceIp: checkedAddress(config.service.ips), listenAddress: config.listen.address,
     accessLog: config.confirm.accessLog ?? null, logFormat: config.confirm.logFormat,
     secretFiles: [{key: 'secret_file', path: config.secretFile},
       ...config.acceptSecretFiles.map((path, index) => ({key: `accept_secret_files[${index}]`, path}))],
-    coordinationMode: config.coordination.mode,
   };
 }
 
@@ -102,29 +103,28 @@ function checkedAddress(ips: readonly ServiceIp[]): ServiceIp | undefined {
 /** What subjectOfDraft reads of a draft (ConfigDraft, where a key with a problem is undefined; a Config fits too). */
 export interface DraftView {
   readonly service: {readonly interface?: string | undefined; readonly ips?: readonly ServiceIp[] | undefined};
-  readonly listen: {readonly address?: string | undefined};
-  readonly confirm: {readonly accessLog?: string | undefined; readonly logFormat?: LogFormat | undefined};
+  /** Absent in etcd mode. */
+  readonly listen?: {readonly address?: string | undefined};
+  readonly confirm?: {readonly accessLog?: string | undefined; readonly logFormat?: LogFormat | undefined};
   readonly secretFile?: string | undefined;
   readonly acceptSecretFiles?: readonly string[] | undefined;
-  readonly coordination?: {readonly mode?: CoordinationMode | undefined} | undefined;
 }
 
 /** The subject of a file with problems: the keys that could be read; those with a problem are left out. */
 export function subjectOfDraft(draft: DraftView, problems: readonly FileProblem[]): HostCheckSubject {
   const troubled = (key: string): boolean => problems.some((problem) => problem.key !== undefined &&
     (problem.key === key || key.startsWith(`${problem.key}.`) || problem.key.startsWith(`${key}.`) || problem.key.startsWith(`${key}[`)));
-  const accessLog = draft.confirm.accessLog;
+  const accessLog = draft.confirm?.accessLog;
   return {
     serviceInterface: draft.service.interface,
     serviceIp: checkedAddress(draft.service.ips ?? []),
-    listenAddress: draft.listen.address,
+    listenAddress: draft.listen?.address,
     accessLog: troubled('confirm.access_log') ? undefined : accessLog ?? null,
-    logFormat: troubled('confirm.log_format') || troubled('confirm.log_pattern') ? COMBINED : draft.confirm.logFormat ?? COMBINED,
+    logFormat: troubled('confirm.log_format') || troubled('confirm.log_pattern') ? COMBINED : draft.confirm?.logFormat ?? COMBINED,
     secretFiles: [
       ...(draft.secretFile === undefined ? [] : [{key: 'secret_file', path: draft.secretFile}]),
       ...(draft.acceptSecretFiles ?? []).map((path, index) => ({key: `accept_secret_files[${index}]`, path})),
     ],
-    coordinationMode: draft.coordination?.mode,
   };
 }
 
@@ -212,11 +212,6 @@ export function checkHost(subject: HostCheckSubject, facts: HostFacts, access: F
     }
     problems.push(hostProblem(program.kind, undefined, `${program.name} (${program.package}) is not on PATH ` +
       `(${facts.path}): ${program.why}; install it: \`apt-get install ${program.package}\``));
-  }
-  if (subject.coordinationMode === 'etcd') {
-    problems.push(hostProblem('coordination-unsupported', 'coordination.mode', 'etcd: this agent does not run etcd mode ' +
-      'yet (its configuration is read and checked; the agent, switchover and drain come with issue 17), and run as one of ' +
-      'a pair it would decide alone; remove the coordination section, or keep this file until an agent that runs it'));
   }
   problems.push(...checkAccessLog(subject, facts, access));
   for (const {key, path} of subject.secretFiles) problems.push(...checkSecret(key, path, facts, access));

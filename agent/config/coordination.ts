@@ -1,7 +1,7 @@
 // The coordination section: `pair` (two agents and their beacons, the default) or `etcd` (the holder of a service is
 // the host holding its key under an etcd lease), its keys, their defaults and the rules between them.
 
-import {ABSOLUTE_PATH, ETCD_ENDPOINT, ETCD_PREFIX, integer, oneOf} from './value-specs.js';
+import {ABSOLUTE_PATH, ETCD_ENDPOINT, ETCD_PREFIX, HOST_NAME, integer, oneOf} from './value-specs.js';
 import type {Field, Reader} from './yaml-reader.js';
 
 export type CoordinationMode = 'pair' | 'etcd';
@@ -37,7 +37,14 @@ export type Coordination =
      *  successful renewal (lease-holder.ts). */
     readonly renewMarginMs: number;
     readonly onEtcdLoss: OnEtcdLoss;
+    /** This host's name: the service key's value while it holds the service. */
+    readonly host: string;
+    /** Every host that may hold the service, in preference order (this one among them): a host of rank k waits k
+     *  campaign staggers after the key went before it campaigns (service-claim.ts). */
+    readonly hosts: readonly string[];
   };
+
+export type EtcdCoordination = Extract<Coordination, {mode: 'etcd'}>;
 
 export const DEFAULT_COORDINATION_MODE: CoordinationMode = 'pair';
 export const DEFAULT_ETCD_PREFIX = '/baton/';
@@ -60,9 +67,14 @@ export const MIN_RENEW_MARGIN_MS = 100;
 export const MAX_RENEW_MARGIN_FRACTION = 0.5;
 export const DEFAULT_ON_ETCD_LOSS: OnEtcdLoss = 'drop';
 
-const COORDINATION_KEYS = ['mode', 'endpoints', 'tls', 'prefix', 'lease_ttl_s', 'renew_margin_ms', 'on_etcd_loss'] as const;
+const COORDINATION_KEYS = ['mode', 'endpoints', 'tls', 'prefix', 'lease_ttl_s', 'renew_margin_ms', 'on_etcd_loss', 'host', 'hosts'] as const;
 const ETCD_ONLY_KEYS = COORDINATION_KEYS.filter((key) => key !== 'mode');
 const TLS_KEYS = ['ca_file', 'cert_file', 'key_file'] as const;
+
+/** The key of a service in etcd, under the config's prefix: its value is the holder's name, its revision the epoch. */
+export function serviceKey(prefix: string, service: string): string {
+  return `${prefix}services/${service}/holder`;
+}
 
 /** The default renew_margin_ms of a TTL (see DEFAULT_RENEW_MARGIN_DIVISOR). */
 export function defaultRenewMarginMs(leaseTtlS: number): number {
@@ -104,7 +116,41 @@ export function readCoordination(reader: Reader, field: Field) {
     leaseTtlS,
     renewMarginMs,
     onEtcdLoss: reader.optional(section.field('on_etcd_loss'), oneOf(ON_ETCD_LOSS), DEFAULT_ON_ETCD_LOSS),
+    ...readHosts(reader, section.field('host'), section.field('hosts')),
   };
+}
+
+const HOSTS_WHAT = 'a list of the host names that may hold the service, in preference order, like [web-a, web-b, web-c]';
+
+/** coordination.host and coordination.hosts: this host's name, and every host's in preference order (this one
+ *  among them, each once, at least two: one host alone has nobody to fail over to). */
+function readHosts(reader: Reader, hostField: Field, hostsField: Field): {host: string | undefined; hosts: string[] | undefined} {
+  const host = reader.required(hostField, HOST_NAME);
+  if (hostsField.value === undefined || hostsField.value === null) {
+    reader.expected(hostsField, HOSTS_WHAT, 'coordination.mode is etcd');
+    return {host, hosts: undefined};
+  }
+  const items = reader.list(hostsField, HOST_NAME, HOSTS_WHAT);
+  if (items === undefined) return {host, hosts: undefined};
+  const good: string[] = [];
+  for (const {field: item, value} of items) {
+    if (value === undefined) continue;
+    if (good.includes(value)) {
+      reader.expected(item, 'each host once', `${value} is already in the list`);
+      continue;
+    }
+    good.push(value);
+  }
+  if (good.length !== items.length) return {host, hosts: undefined};
+  if (good.length < 2) {
+    reader.expected(hostsField, HOSTS_WHAT, `${good.length} host${good.length === 1 ? '' : 's'}: a service needs a second host to fail over to`);
+    return {host, hosts: undefined};
+  }
+  if (host !== undefined && !good.includes(host)) {
+    reader.expected(hostsField, `a list with coordination.host ${host} in it`, 'this host must be one of the hosts that may hold the service');
+    return {host, hosts: undefined};
+  }
+  return {host, hosts: good};
 }
 
 const ENDPOINTS_WHAT = 'a list of etcd client URLs like [http://192.0.2.31:2379, http://192.0.2.32:2379, http://192.0.2.33:2379]';

@@ -7,7 +7,7 @@ import {BatonError} from '../errors.js';
 import {DEFAULT_STATUSES, type StatusRange} from '../request-evidence.js';
 import {isInSubnet, parseIpAddress, parseSubnet, type Subnet, zoneOf} from '../net/ip-address.js';
 import type {Role, ServiceIp} from '../state-machine.js';
-import {type Coordination, readCoordination} from './coordination.js';
+import {type EtcdCoordination, readCoordination} from './coordination.js';
 import {readHealth, type HealthCheckSpec} from './health-checks.js';
 import {describeFsError, errorCode} from './messages.js';
 import {checkProgram, inspectProgramFile, type ProgramInspector} from './program-files.js';
@@ -34,6 +34,31 @@ export interface Endpoint {
   readonly port: number;
 }
 
+/** What both modes read: the service, where the agent keeps its state and socket, its checks, hooks and metrics. */
+export interface CommonConfig {
+  /** The file this came from, for messages. */
+  readonly file: string;
+  /** The pair's name; in etcd mode the service's, which names its key. */
+  readonly pair: string;
+  readonly service: Config['service'];
+  readonly onStop: OnStop;
+  readonly stateDir: string;
+  readonly controlSocket: string;
+  readonly health: Config['health'];
+  readonly metrics: Config['metrics'];
+  readonly scriptUser: ScriptUser | undefined;
+  readonly hooks: Config['hooks'];
+}
+
+/** A host in etcd mode (coordination.mode: etcd): no peer, no beacons; etcd's lease decides who holds the service. */
+export interface EtcdConfig extends CommonConfig {
+  readonly coordination: EtcdCoordination;
+}
+
+/** Either mode's config, told apart by coordination.mode. */
+export type AnyConfig = Config | EtcdConfig;
+
+/** A host of a pair (coordination.mode: pair, the default). */
 export interface Config {
   /** The file this came from, for messages. */
   readonly file: string;
@@ -103,8 +128,8 @@ export interface Config {
   };
   /** Who the hook and command checks run as; undefined when the config names no such program. */
   readonly scriptUser: ScriptUser | undefined;
-  /** Who decides which host holds the service: the pair's beacons (the default) or an etcd lease. */
-  readonly coordination: Coordination;
+  /** Who decides which host holds the service: here the pair's beacons (an etcd config is an EtcdConfig). */
+  readonly coordination: {readonly mode: 'pair'};
   readonly hooks: {
     /** Absolute path of the program run as `path oldState newState reason` on each state change. */
     readonly onStateChange: string | undefined;
@@ -177,7 +202,24 @@ const METRICS_KEYS = ['enabled', 'listen', 'allow_from'] as const;
  * or wrong.
  */
 export async function loadConfig(file: string): Promise<Config> {
-  return parseConfig(await readConfigText(file), file, readSecretFile, inspectProgramFile);
+  return pairOnly(await loadAnyConfig(file));
+}
+
+/** loadConfig for either mode: what the agent and check-config read. */
+export async function loadAnyConfig(file: string): Promise<AnyConfig> {
+  return parseAnyConfig(await readConfigText(file), file, readSecretFile, inspectProgramFile);
+}
+
+/** Whether a config is etcd mode's (the discriminant is nested, which TypeScript does not narrow on by itself). */
+export function isEtcdConfig(config: AnyConfig): config is EtcdConfig {
+  return config.coordination.mode === 'etcd';
+}
+
+/** A pair's config; an etcd one is refused (CONFIG_INVALID) by what needs a pair: the lab, install's drop-in. */
+export function pairOnly(config: AnyConfig): Config {
+  if (!isEtcdConfig(config)) return config;
+  throw new BatonError('CONFIG_INVALID', `${config.file}: coordination.mode is etcd, and this works with a pair's config ` +
+    '(coordination.mode: pair) only');
 }
 
 /** The text of a config file. Throws BatonError CONFIG_INVALID naming the file, why it cannot be read and the fix. */
@@ -199,6 +241,12 @@ export async function readConfigText(file: string): Promise<string> {
  */
 export function parseConfig(text: string, file: string, readSecret: SecretReader,
   inspectProgram: ProgramInspector, lookupUser: UserLookup = lookupLocalUser): Config {
+  return pairOnly(parseAnyConfig(text, file, readSecret, inspectProgram, lookupUser));
+}
+
+/** parseConfig for either mode. */
+export function parseAnyConfig(text: string, file: string, readSecret: SecretReader,
+  inspectProgram: ProgramInspector, lookupUser: UserLookup = lookupLocalUser): AnyConfig {
   const inspected = inspectConfig(text, file, readSecret, inspectProgram, lookupUser);
   if (inspected.config === undefined) throw inspected.failure;
   return inspected.config;
@@ -222,7 +270,7 @@ export type ConfigDraft = ReturnType<typeof readConfig>;
  */
 export function inspectConfig(text: string, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector,
   lookupUser: UserLookup = lookupLocalUser): {
-  readonly config: Config | undefined; readonly draft: ConfigDraft | undefined; readonly problems: readonly FileProblem[];
+  readonly config: AnyConfig | undefined; readonly draft: ConfigDraft | undefined; readonly problems: readonly FileProblem[];
   readonly failure: BatonError | undefined;
 } {
   const reader = readYaml(text);
@@ -231,7 +279,7 @@ export function inspectConfig(text: string, file: string, readSecret: SecretRead
   if (reader.problems.length === 0) {
     // Every read that yields undefined has recorded a problem (except the optional access_log and on_state_change),
     // so with no problems the draft is complete.
-    return {config: deepFreeze(draft as Config), draft, problems: [], failure: undefined};
+    return {config: deepFreeze(draft as AnyConfig), draft, problems: [], failure: undefined};
   }
   const problems = reader.problems.toSorted((a, b) => a.line - b.line || (a.col ?? 0) - (b.col ?? 0))
     .map(({line, text: message}) => ({line, key: /^([A-Za-z_][\w.[\]]*): /.exec(message)?.[1], message}));
@@ -268,6 +316,8 @@ const DUAL_STACK_WHAT = 'one address like 192.0.2.100/24, or a list of two, one 
 function readConfig(reader: Reader, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector,
   lookupUser: UserLookup) {
   const top = reader.root(TOP_KEYS);
+  const coordination = readCoordination(reader, top.field('coordination'));
+  if (coordination?.mode === 'etcd') return readEtcdConfig(reader, top, file, coordination, inspectProgram, lookupUser);
   // Absent keys are all reported at their mapping's line; reading pair and node first lists them first there.
   const pair = reader.required(top.field('pair'), PAIR_ID);
   const node = reader.required(top.field('node'), oneOf(['primary', 'backup'] as const));
@@ -293,11 +343,8 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     }
   }
 
-  const service = reader.section(top.field('service'), SERVICE_KEYS,
-    'a mapping like {address: 192.0.2.100/24, interface: eth0}');
-  const serviceAddressField = service.field('address');
-  const serviceAddresses = readServiceAddresses(reader, serviceAddressField);
-  const serviceIps = serviceAddresses.map((a) => a.ip);
+  const service = readService(reader, top.field('service'));
+  const serviceAddresses = service.addresses;
   for (const {ip: serviceIp, field} of serviceAddresses) {
     for (const [key, other] of [['listen.address', listenAddress], ['peer.address', peerAddress]] as const) {
       if (other?.address === serviceIp.address) {
@@ -350,12 +397,7 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     secretFile,
     acceptSecretFiles: accepted.files,
     keyring: {signing, accepted: [signing, ...accepted.keys]},
-    service: {
-      ip: serviceIps[0],
-      ips: serviceIps,
-      interface: reader.required(service.field('interface'), INTERFACE_NAME),
-      mode: reader.optional(service.field('mode'), oneOf(['address', 'link'] as const), 'address'),
-    },
+    service: service.value,
     heartbeat: {
       intervalMs,
       deadAfterMs,
@@ -377,7 +419,65 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     hooks,
     rehearsal: readRehearsal(reader, top.field('rehearsal')),
     metrics: readMetrics(reader, top.field('metrics')),
-    coordination: readCoordination(reader, top.field('coordination')),
+    coordination: coordination === undefined ? undefined : {mode: 'pair' as const},
+    scriptUser: readScriptUser(reader, top.field('script_user'), runsPrograms, lookupUser),
+  };
+}
+
+/** The service section, as both modes read it; its addresses with their fields, for checks across keys. */
+function readService(reader: Reader, field: Field) {
+  const service = reader.section(field, SERVICE_KEYS, 'a mapping like {address: 192.0.2.100/24, interface: eth0}');
+  const addresses = readServiceAddresses(reader, service.field('address'));
+  const ips = addresses.map((a) => a.ip);
+  return {
+    addresses,
+    value: {
+      ip: ips[0],
+      ips,
+      interface: reader.required(service.field('interface'), INTERFACE_NAME),
+      mode: reader.optional(service.field('mode'), oneOf(['address', 'link'] as const), 'address'),
+    },
+  };
+}
+
+// What only a pair reads: its peer, its beacons and their secret, and a planned switch's confirmation, drain and
+// rehearsal aids, which etcd mode does not run yet. Refused in etcd mode rather than ignored: an operator must not
+// believe a key is in force when it is not.
+const PAIR_ONLY_KEYS = [
+  'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'heartbeat', 'confirm', 'drain', 'rehearsal',
+] as const;
+
+/** A host in etcd mode: the keys both modes share, and the coordination section already read. */
+function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: string,
+  coordination: Extract<NonNullable<ReturnType<typeof readCoordination>>, {mode: 'etcd'}>, inspectProgram: ProgramInspector,
+  lookupUser: UserLookup) {
+  const pair = reader.required(top.field('pair'), PAIR_ID);
+  for (const key of PAIR_ONLY_KEYS) {
+    const given = top.field(key);
+    if (given.value !== undefined && given.value !== null) {
+      reader.expected(given, 'nothing', 'read only with coordination.mode: pair; in etcd mode etcd decides who holds the service');
+    }
+  }
+  const onStopField = top.field('on_stop');
+  const onStop = reader.optional(onStopField, oneOf(['keep', 'release'] as const), 'release');
+  if (onStop === 'keep') {
+    reader.expected(onStopField, 'release', 'with coordination.mode: etcd an agent that stops renews its lease no more, and ' +
+      'another host takes the service when it expires: a kept address would then be on two hosts');
+  }
+  const health = readHealth(reader, top.field('health'), inspectProgram);
+  const hooks = readHooks(reader, top.field('hooks'), inspectProgram);
+  const runsPrograms = hooks.onStateChange !== undefined || (health.checks ?? []).some((c) => c?.kind === 'command');
+  return {
+    file,
+    pair,
+    service: readService(reader, top.field('service')).value,
+    onStop,
+    stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
+    controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),
+    health,
+    hooks,
+    metrics: readMetrics(reader, top.field('metrics')),
+    coordination,
     scriptUser: readScriptUser(reader, top.field('script_user'), runsPrograms, lookupUser),
   };
 }

@@ -8,7 +8,7 @@
 // is refused, with the command that rewrites the drop-in, instead of running with beacons that cannot get through.
 
 import {addressBitsOf, isInSubnet, parseIpAddress, parseSubnet, unmapIpv4, type Subnet} from '../net/ip-address.js';
-import type {Config} from './schema.js';
+import type {CommonConfig, Config, EtcdConfig} from './schema.js';
 
 /** The drop-in on the target system; rewritten by each `baton install`, removed by `baton uninstall`. */
 export const SANDBOX_DROP_IN = '/etc/systemd/system/baton-agent.service.d/50-baton-config.conf';
@@ -85,7 +85,8 @@ export interface RunningSandbox {
   readonly canChangeUser: boolean | undefined;
 }
 
-type SandboxConfig = Pick<Config, 'listen' | 'peer' | 'health' | 'scriptUser' | 'metrics'>;
+type SandboxConfig = Pick<CommonConfig, 'health' | 'scriptUser' | 'metrics'> &
+  (Pick<Config, 'listen' | 'peer' | 'coordination'> | Pick<EtcdConfig, 'coordination'>);
 
 /**
  * What the config needs from the sandbox. IP traffic: loopback (HTTP checks of this host, programs that ask its
@@ -101,19 +102,27 @@ export function planUnitSandbox(config: SandboxConfig): UnitSandbox {
     keys.push(key);
     byAddress.set(address, keys);
   };
-  need(allowEntry(config.listen.address), 'listen.address');
-  need(allowEntry(config.peer.address), 'peer.address');
   const namedHosts: {key: string; host: string}[] = [];
+  /** The host of a URL: an address is allowed; a name cannot be (an allow-list holds addresses only). */
+  const needHost = (url: string, key: string): void => {
+    // URL.hostname keeps an IPv6 address in brackets.
+    const host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+    if (host !== LOCALHOST && parseIpAddress(host) === undefined) namedHosts.push({key, host});
+    else need(allowEntry(host), key);
+  };
+  if ('listen' in config) {
+    need(allowEntry(config.listen.address), 'listen.address');
+    need(allowEntry(config.peer.address), 'peer.address');
+  } else if (config.coordination.mode === 'etcd') {
+    // In etcd mode the agent talks to the etcd members instead of a peer.
+    config.coordination.endpoints.forEach((url, index) => {
+      const key = `coordination.endpoints[${index}]`;
+      needHost(url, key);
+    });
+  }
   config.health.checks.forEach((check, index) => {
     if (check.kind !== 'http') return;
-    const key = `health.checks[${index}].http.url`;
-    // URL.hostname keeps an IPv6 address in brackets.
-    const host = new URL(check.url).hostname.replace(/^\[(.*)\]$/, '$1');
-    if (host !== LOCALHOST && parseIpAddress(host) === undefined) {
-      namedHosts.push({key, host});
-    } else {
-      need(allowEntry(host), key);
-    }
+    needHost(check.url, `health.checks[${index}].http.url`);
   });
   if (config.metrics.enabled) {
     config.metrics.allowFrom.forEach((subnet, index) => need(subnetEntry(subnet), `metrics.allow_from[${index}]`));
@@ -121,7 +130,8 @@ export function planUnitSandbox(config: SandboxConfig): UnitSandbox {
   return {
     ipAllow: namedHosts.length > 0 ? undefined : [...byAddress].map(([address, keys]) => ({address, keys})),
     namedHosts,
-    bindAllow: [`udp:${config.listen.port}`, ...config.metrics.enabled ? [`tcp:${config.metrics.listen.port}`] : []],
+    // In etcd mode the agent binds no beacon port: it only connects to the members.
+    bindAllow: [...'listen' in config ? [`udp:${config.listen.port}`] : [], ...config.metrics.enabled ? [`tcp:${config.metrics.listen.port}`] : []],
     changesUser: config.scriptUser !== undefined,
   };
 }
@@ -159,7 +169,7 @@ export function sandboxProblems(config: SandboxConfig, running: RunningSandbox):
     const allowed = running.bindAllow.split(',').filter((entry) => entry !== '');
     for (const entry of needed.bindAllow) {
       if (!allowed.includes(entry)) {
-        const key = entry.startsWith('tcp:') ? `metrics.listen port ${config.metrics.listen.port}` : `listen.port ${config.listen.port}`;
+        const key = entry.startsWith('tcp:') ? `metrics.listen port ${config.metrics.listen.port}` : `listen.port ${entry.slice('udp:'.length)}`;
         problems.push(`${key}: not in SocketBindAllow= (${allowed.join(' ')})`);
       }
     }

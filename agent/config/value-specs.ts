@@ -88,6 +88,11 @@ export const HTTP_URL = textSpec('an absolute http:// or https:// URL', (value) 
 export const PAIR_ID = textSpec('a pair id of 1..32 characters from A-Z a-z 0-9 . _ -',
   (value) => /^[A-Za-z0-9._-]{1,32}$/.test(value) ? value : new Rejection());
 
+// A host's name in etcd mode, the value of a service's key while it holds it: a DNS label's characters and length,
+// so that a hostname fits as it is.
+export const HOST_NAME = textSpec('a host name of 1..63 characters from A-Z a-z 0-9 . _ -',
+  (value) => /^[A-Za-z0-9._-]{1,63}$/.test(value) ? value : new Rejection());
+
 export const ABSOLUTE_PATH = textSpec('an absolute path', (value) => {
   if (value.includes('\0')) return new Rejection('it contains a NUL character');
   return isAbsolute(value) ? value : new Rejection();

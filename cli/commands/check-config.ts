@@ -9,7 +9,8 @@ import {createNftDrainDriver} from '../../agent/adapters/nft-drain-driver.js';
 import {readFile} from 'node:fs/promises';
 import {resolve} from 'node:path';
 import {inspectProgramFile} from '../../agent/config/program-files.js';
-import {type Config, DEFAULT_CONFIG_FILE, type FileProblem, inspectConfig, readConfigText} from '../../agent/config/schema.js';
+import {type AnyConfig, type Config, DEFAULT_CONFIG_FILE, type EtcdConfig, type FileProblem, inspectConfig, isEtcdConfig, readConfigText} from '../../agent/config/schema.js';
+import {serviceKey} from '../../agent/config/coordination.js';
 import {readSecretFile} from '../../agent/config/secret-files.js';
 import type {FileAccess} from '../../agent/config/unit-file-access.js';
 import {parseSandboxDropIn, SANDBOX_DROP_IN, sandboxProblems} from '../../agent/config/unit-sandbox.js';
@@ -65,8 +66,8 @@ export interface ConfigReport {
   /** No error (warnings allowed). */
   readonly valid: boolean;
   readonly problems: readonly ReportedProblem[];
-  readonly config: Config | undefined;
-  /** The lines that describe a valid config: replay protection, drain, sandbox. */
+  readonly config: AnyConfig | undefined;
+  /** The lines that describe a valid config: replay protection or etcd, drain, sandbox. */
   readonly notes: readonly string[];
   /** Who the files were judged as; undefined with --file-only. */
   readonly readsAs: string | undefined;
@@ -97,20 +98,20 @@ export async function checkConfig(options: CheckConfigOptions, deps: CheckConfig
   const inspected = text === undefined ? undefined : inspectConfig(text, file, readSecretFile, inspectProgramFile);
   const config = inspected?.config;
   for (const problem of inspected?.problems ?? []) problems.push(fileProblem(file, problem));
-  if (options.fileOnly) return finish(file, problems, config, config === undefined ? [] : [describeReplayProtection(config)], undefined);
+  if (options.fileOnly) return finish(file, problems, config, config === undefined ? [] : [describeDecider(config)], undefined);
 
   // Where the file has problems, the keys that could be read are still checked: every problem at once.
   const subject: HostCheckSubject = config !== undefined ? subjectOfConfig(config)
     : inspected?.draft !== undefined ? subjectOfDraft(inspected.draft, inspected.problems)
-      : {serviceInterface: undefined, serviceIp: undefined, listenAddress: undefined, accessLog: undefined, logFormat: COMBINED, secretFiles: [],
-        coordinationMode: undefined};
+      : {serviceInterface: undefined, serviceIp: undefined, listenAddress: undefined, accessLog: undefined, logFormat: COMBINED, secretFiles: []};
   const access = await deps.access();
   const host = checkHost(subject, await gatherHostFacts(subject, deps.probe), access);
   const notes: string[] = [];
   if (config !== undefined) {
-    notes.push(describeReplayProtection(config));
+    notes.push(describeDecider(config));
     // Without its interface nftables refuses the drain's rules too: that would only say the same thing again.
-    if (!host.some((problem) => problem.kind === 'interface-missing')) {
+    // In etcd mode there is no planned switch yet, so no drain.
+    if (!isEtcdConfig(config) && !host.some((problem) => problem.kind === 'interface-missing')) {
       const drain = await describeDrain(config, deps.drain(config));
       if (typeof drain === 'string') notes.push(drain);
       else host.push(drain);
@@ -128,7 +129,7 @@ export async function checkConfig(options: CheckConfigOptions, deps: CheckConfig
   return finish(file, problems, config, notes, access.described);
 }
 
-function finish(file: string, problems: readonly ReportedProblem[], config: Config | undefined, notes: readonly string[],
+function finish(file: string, problems: readonly ReportedProblem[], config: AnyConfig | undefined, notes: readonly string[],
   readsAs: string | undefined): ConfigReport {
   // Errors first (the file's, then the host's), warnings after.
   const ordered = problems.toSorted((a, b) => a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1);
@@ -153,8 +154,10 @@ export function formatProblems(report: ConfigReport): string {
 
 /** What a valid config does, then its warnings. */
 function formatValid(report: ConfigReport): string {
-  const config = report.config;
-  if (config === undefined) return formatProblems(report);
+  const any = report.config;
+  if (any === undefined) return formatProblems(report);
+  if (isEtcdConfig(any)) return formatValidEtcd(report, any);
+  const config = any;
   const lines = [
     `${config.file}: valid`,
     `  ${config.node} of pair ${config.pair}; beacons ${endpointText(config.listen.address, config.listen.port)} -> ${endpointText(config.peer.address, config.peer.port)}`,
@@ -171,7 +174,8 @@ function formatValid(report: ConfigReport): string {
 
 /** The machine-readable result: {file, valid, errors, warnings, problems: [{severity, check, kind?, key?, line?, message}], config}. */
 export function reportJson(report: ConfigReport): Record<string, unknown> {
-  const config = report.config;
+  const config = report.config === undefined || isEtcdConfig(report.config) ? undefined : report.config;
+  const etcd = report.config !== undefined && isEtcdConfig(report.config) ? report.config : undefined;
   return {
     file: report.file,
     valid: report.valid,
@@ -180,7 +184,11 @@ export function reportJson(report: ConfigReport): Record<string, unknown> {
     problems: report.problems,
     hostChecked: report.readsAs !== undefined,
     readsAs: report.readsAs ?? null,
-    config: config === undefined ? null : {
+    config: etcd !== undefined ? {
+      pair: etcd.pair,
+      coordination: {...etcd.coordination, key: serviceKey(etcd.coordination.prefix, etcd.pair)},
+      service: {address: etcd.service.ip.cidr, addresses: etcd.service.ips.map((ip) => ip.cidr), interface: etcd.service.interface, mode: etcd.service.mode},
+    } : config === undefined ? null : {
       pair: config.pair, node: config.node, listen: config.listen, peer: config.peer,
       service: {address: config.service.ip.cidr, addresses: config.service.ips.map((ip) => ip.cidr), interface: config.service.interface, mode: config.service.mode},
       heartbeat: {intervalMs: config.heartbeat.intervalMs, deadAfterMs: config.heartbeat.deadAfterMs,
@@ -189,6 +197,32 @@ export function reportJson(report: ConfigReport): Record<string, unknown> {
       accessLog: config.confirm.accessLog ?? null,
     },
   };
+}
+
+/** Who decides which host holds the service: a pair's replay protection, or etcd's members and lease. */
+function describeDecider(config: AnyConfig): string {
+  if (!isEtcdConfig(config)) return describeReplayProtection(config);
+  const {endpoints, leaseTtlS, renewMarginMs, onEtcdLoss} = config.coordination;
+  return `etcd: ${endpoints.length} member${endpoints.length === 1 ? '' : 's'} (${endpoints.join(', ')}); lease ${leaseTtlS} s, ` +
+    `the address given up ${renewMarginMs} ms before it could expire; on etcd loss: ${onEtcdLoss}` +
+    (endpoints.length < 3 ? '; give etcd three members or five: fewer tolerate no failure' : '');
+}
+
+/** What a valid etcd-mode config does. */
+function formatValidEtcd(report: ConfigReport, config: EtcdConfig): string {
+  const {host, hosts, prefix} = config.coordination;
+  const rank = hosts.indexOf(host);
+  const lines = [
+    `${config.file}: valid`,
+    `  host ${host} in etcd mode, ${rank === 0 ? 'first' : `number ${rank + 1}`} in the preference ${hosts.join(', ')}; ` +
+      `service ${config.pair}, its key ${serviceKey(prefix, config.pair)}`,
+    `  service IP ${config.service.ips.map((ip) => ip.cidr).join(' and ')} on ${config.service.interface} (${config.service.mode} mode)`,
+    ...report.notes.map((note) => `  ${note}`),
+    report.readsAs === undefined ? '  host: not checked (--file-only)'
+      : `  host: ${config.service.interface} is this host's; ip, arping and perl checked as the agent finds them (${report.readsAs})`,
+    ...report.problems.map((problem) => `  WARNING ${problem.message}`),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 /** How the peer's datagrams are told from recordings, and what that asks of the hosts. */
@@ -203,7 +237,7 @@ export function describeReplayProtection(config: Config): string {
  * error per thing it lacks, since the agent refuses such a config (at start and on reload). Nothing when there is no
  * drop-in (the lab, a test, a hand-made unit): nothing to compare with.
  */
-export async function checkSandbox(config: Config, dropIn: string): Promise<string | HostProblem[] | undefined> {
+export async function checkSandbox(config: AnyConfig, dropIn: string): Promise<string | HostProblem[] | undefined> {
   let text: string;
   try {
     text = await readFile(dropIn, 'utf8');

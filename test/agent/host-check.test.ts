@@ -8,7 +8,7 @@ import {
   checkHost, gatherHostFacts, HOST_PROBLEMS, type HostProblem, subjectOfConfig, subjectOfDraft,
 } from '../../agent/host-check.js';
 import {ADM, enoent, facts, FakeHostProbe, NOBODY, ROOT, WWW_DATA} from '../fakes/fake-host-probe.js';
-import {testConfig} from '../fakes/test-config.js';
+import {testConfig, testEtcdConfig} from '../fakes/test-config.js';
 
 const TEMPLATE = readFileSync(new URL('../../../systemd/baton-agent.service', import.meta.url), 'utf8');
 const LOOKUPS = {user: () => undefined, group: (name: string) => (name === 'adm' ? ADM : undefined)};
@@ -213,7 +213,7 @@ test('only errors keep the agent from starting, and only those that fail the fir
     if (blocksStart) t.is(severity, 'error', kind);
   }
   t.deepEqual(Object.entries(HOST_PROBLEMS).filter(([, about]) => about.blocksStart).map(([kind]) => kind),
-    ['interface-missing', 'ipv6-disabled', 'ipv6-needs-perl', 'program-missing', 'coordination-unsupported']);
+    ['interface-missing', 'ipv6-disabled', 'ipv6-needs-perl', 'program-missing']);
 });
 
 test('an IPv6 service address needs IPv6 on the service interface and perl, whose absence is then an error, not a warning', async (t) => {
@@ -239,12 +239,13 @@ test('a missing file reads as missing, not as unreadable', async (t) => {
   t.deepEqual(problems.map((problem) => problem.kind), ['access-log-missing']);
 });
 
-test('an etcd config keeps the agent from starting until the agent runs etcd mode: as one of a pair it would decide alone', async (t) => {
-  const {config, probe} = healthy();
-  const etcd = testConfig('primary', {...config, coordination: {mode: 'etcd', endpoints: ['http://192.0.2.31:2379'], tls: undefined,
-    prefix: '/baton/', leaseTtlS: 10, renewMarginMs: 2000, onEtcdLoss: 'drop'}});
-  const problems = await check(etcd, probe);
-  t.deepEqual(problems.map((problem) => [problem.kind, problem.key]), [['coordination-unsupported', 'coordination.mode']]);
-  t.true(problems.every((problem) => HOST_PROBLEMS[problem.kind].blocksStart), 'the agent does not start');
-  t.deepEqual(await check(config, probe), [], 'a pair config has no such problem');
+test('an etcd config is checked for its interface and programs, not for beacons, a secret or an access log it has none of', async (t) => {
+  const probe = new FakeHostProbe();
+  const etcd = testEtcdConfig('b');
+  const subject = subjectOfConfig(etcd);
+  t.like(subject, {serviceInterface: 'eth0', listenAddress: undefined, accessLog: undefined, secretFiles: []});
+  t.deepEqual(await checkHost(subject, await gatherHostFacts(subject, probe), UNIT_ACCESS), [], 'no access-log-unset, no secret');
+  probe.interfaceList.delete('eth0');
+  const problems = await checkHost(subject, await gatherHostFacts(subject, probe), UNIT_ACCESS);
+  t.deepEqual(problems.map((problem) => [problem.kind, problem.key]), [['interface-missing', 'service.interface']]);
 });

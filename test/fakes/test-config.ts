@@ -1,7 +1,7 @@
 // Configs for unit tests, built directly (no file): a primary and a backup that point at each other.
 
 import {COMBINED} from '../../agent/access-log.js';
-import {type Config} from '../../agent/config/schema.js';
+import {type Config, type EtcdConfig} from '../../agent/config/schema.js';
 import {DEFAULT_STATUSES} from '../../agent/request-evidence.js';
 import {keyIdOf, type Key, type Keyring} from '../../agent/config/secret-files.js';
 import type {Role} from '../../agent/state-machine.js';
@@ -50,6 +50,28 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
     rehearsal: {enabled: true},
     metrics: {enabled: false, listen: {address: '127.0.0.1', port: 7412}, allowFrom: []},
     scriptUser: undefined,
+    ...overrides,
+  };
+}
+
+/** The etcd members of the unit tests' configs. */
+export const ETCD_ENDPOINTS = ['http://192.0.2.31:2379', 'http://192.0.2.32:2379', 'http://192.0.2.33:2379'] as const;
+
+/** A host of three in etcd mode: `host` is one of a, b and c, in that preference. */
+export function testEtcdConfig(host = 'a', overrides: Partial<EtcdConfig> = {}): EtcdConfig {
+  return {
+    file: `/etc/baton/${host}.yaml`,
+    pair: 'web',
+    service: {ip: SERVICE_IP, ips: [SERVICE_IP], interface: 'eth0', mode: 'address'},
+    onStop: 'release',
+    stateDir: `/var/lib/baton-${host}`,
+    controlSocket: `/run/baton-${host}/control.sock`,
+    health: {intervalMs: 1000, fall: 3, rise: 2, checks: []},
+    hooks: {onStateChange: undefined, timeoutMs: 5000},
+    metrics: {enabled: false, listen: {address: '127.0.0.1', port: 7412}, allowFrom: []},
+    scriptUser: undefined,
+    coordination: {mode: 'etcd', endpoints: [...ETCD_ENDPOINTS], tls: undefined, prefix: '/baton/', leaseTtlS: 10, renewMarginMs: 2000,
+      onEtcdLoss: 'drop', host, hosts: ['a', 'b', 'c']},
     ...overrides,
   };
 }

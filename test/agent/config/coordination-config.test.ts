@@ -2,10 +2,16 @@
 // and every bad value reported at once with its line.
 
 import test from 'ava';
-import {parseConfig} from '../../../agent/config/schema.js';
+import {parseAnyConfig, parseConfig} from '../../../agent/config/schema.js';
 import {DEFAULT_SECRET, MINIMAL, PROGRAMS, rejects} from '../../fakes/config-fixtures.js';
 
 const withCoordination = (section: string): string => `${MINIMAL}coordination:\n${section}`;
+// An etcd host: no node, peer or beacons; five lines before the section, as MINIMAL has, so that lines compare.
+const ETCD_BASE = 'pair: web\nservice: {address: 192.0.2.100/24, interface: eth0}\nstate_dir: /var/lib/baton\n' +
+  'control_socket: /run/baton/control.sock\non_stop: release\n';
+const HOSTS = '  host: a\n  hosts: [a, b, c]\n';
+const withEtcd = (section: string, hosts = HOSTS): string => `${ETCD_BASE}coordination:\n${section}${hosts}`;
+const parseAny = (yaml: string) => parseAnyConfig(yaml, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
 const parse = (yaml: string) => parseConfig(yaml, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
 const THREE = '  endpoints: [http://192.0.2.31:2379, http://192.0.2.32:2379, http://192.0.2.33:2379]\n';
 
@@ -15,7 +21,7 @@ test('without the section a host is one of a pair, as before', (t) => {
 });
 
 test('etcd mode with only endpoints gets every default, the margin derived from the TTL', (t) => {
-  t.deepEqual(parse(withCoordination(`  mode: etcd\n${THREE}`)).coordination, {
+  t.deepEqual(parseAny(withEtcd(`  mode: etcd\n${THREE}`)).coordination, {
     mode: 'etcd',
     endpoints: ['http://192.0.2.31:2379', 'http://192.0.2.32:2379', 'http://192.0.2.33:2379'],
     tls: undefined,
@@ -23,22 +29,24 @@ test('etcd mode with only endpoints gets every default, the margin derived from 
     leaseTtlS: 10,
     renewMarginMs: 2000,
     onEtcdLoss: 'drop',
+    host: 'a',
+    hosts: ['a', 'b', 'c'],
   });
 });
 
 test('a shorter TTL derives a shorter margin; a margin given is kept', (t) => {
-  const derived = parse(withCoordination(`  mode: etcd\n${THREE}  lease_ttl_s: 3\n`)).coordination;
+  const derived = parseAny(withEtcd(`  mode: etcd\n${THREE}  lease_ttl_s: 3\n`)).coordination;
   t.like(derived, {leaseTtlS: 3, renewMarginMs: 600});
-  const given = parse(withCoordination(`  mode: etcd\n${THREE}  lease_ttl_s: 30\n  renew_margin_ms: 5000\n  on_etcd_loss: keep-while-peers-agree\n  prefix: /prod/baton/\n`)).coordination;
+  const given = parseAny(withEtcd(`  mode: etcd\n${THREE}  lease_ttl_s: 30\n  renew_margin_ms: 5000\n  on_etcd_loss: keep-while-peers-agree\n  prefix: /prod/baton/\n`)).coordination;
   t.like(given, {leaseTtlS: 30, renewMarginMs: 5000, onEtcdLoss: 'keep-while-peers-agree', prefix: '/prod/baton/'});
 });
 
 test('https endpoints take a CA and a client certificate with its key; a single endpoint is allowed', (t) => {
-  const config = parse(withCoordination('  mode: etcd\n  endpoints: [\'https://etcd1.example:2379/\']\n' +
+  const config = parseAny(withEtcd('  mode: etcd\n  endpoints: [\'https://etcd1.example:2379/\']\n' +
     '  tls: {ca_file: /etc/baton/etcd-ca.pem, cert_file: /etc/baton/etcd.pem, key_file: /etc/baton/etcd-key.pem}\n')).coordination;
   t.like(config, {endpoints: ['https://etcd1.example:2379'],
     tls: {caFile: '/etc/baton/etcd-ca.pem', client: {certFile: '/etc/baton/etcd.pem', keyFile: '/etc/baton/etcd-key.pem'}}});
-  const caOnly = parse(withCoordination('  mode: etcd\n  endpoints: [https://192.0.2.31:2379]\n  tls: {ca_file: /etc/baton/etcd-ca.pem}\n')).coordination;
+  const caOnly = parseAny(withEtcd('  mode: etcd\n  endpoints: [https://192.0.2.31:2379]\n  tls: {ca_file: /etc/baton/etcd-ca.pem}\n')).coordination;
   t.like(caOnly, {tls: {caFile: '/etc/baton/etcd-ca.pem', client: undefined}});
 });
 
@@ -48,12 +56,12 @@ test('etcd keys in pair mode are refused: etcd would seem to decide', rejects,
     '8 coordination.lease_ttl_s: expected nothing, got 10 (read only with coordination.mode: etcd)']);
 
 test('etcd mode without endpoints is refused', rejects,
-  withCoordination('  mode: etcd\n'),
+  withEtcd('  mode: etcd\n'),
   ['6 coordination.endpoints: expected a list of etcd client URLs like [http://192.0.2.31:2379, http://192.0.2.32:2379, ' +
     'http://192.0.2.33:2379], got nothing (key missing) (coordination.mode is etcd)']);
 
 test('an empty endpoint list is refused', rejects,
-  withCoordination('  mode: etcd\n  endpoints: []\n'),
+  withEtcd('  mode: etcd\n  endpoints: []\n'),
   ['8 coordination.endpoints: expected a list of etcd client URLs like [http://192.0.2.31:2379, http://192.0.2.32:2379, ' +
     'http://192.0.2.33:2379], got a list (an empty list)']);
 
@@ -62,7 +70,7 @@ test('every bad value is reported at once, each with its line, the value and wha
   ['7 coordination.mode: expected \'pair\' or \'etcd\', got \'raft\'']);
 
 test('in etcd mode, bad endpoints, prefix, TTL, margin and loss policy are each named', rejects,
-  withCoordination('  mode: etcd\n  endpoints: [ftp://192.0.2.31:2379, \'http://root:pw@192.0.2.32:2379\', http://192.0.2.33:2379/v3, nowhere]\n' +
+  withEtcd('  mode: etcd\n  endpoints: [ftp://192.0.2.31:2379, \'http://root:pw@192.0.2.32:2379\', http://192.0.2.33:2379/v3, nowhere]\n' +
     '  prefix: baton\n  lease_ttl_s: 1\n  renew_margin_ms: fast\n  on_etcd_loss: panic\n'),
   ['8 coordination.endpoints[0]: expected an etcd client URL like http://192.0.2.31:2379 or https://etcd1.example:2379, got \'ftp://192.0.2.31:2379\' (the scheme \'ftp\' is neither http nor https)',
     '8 coordination.endpoints[1]: expected an etcd client URL like http://192.0.2.31:2379 or https://etcd1.example:2379, got \'http://root:pw@192.0.2.32:2379\' (no user or password in the URL; etcd client certificates go in coordination.tls)',
@@ -74,25 +82,58 @@ test('in etcd mode, bad endpoints, prefix, TTL, margin and loss policy are each 
     '12 coordination.on_etcd_loss: expected \'drop\' or \'keep-while-peers-agree\', got \'panic\'']);
 
 test('a margin above half the TTL is refused: one slow renewal would drop a healthy holder', rejects,
-  withCoordination(`  mode: etcd\n${THREE}  lease_ttl_s: 4\n  renew_margin_ms: 2500\n`),
+  withEtcd(`  mode: etcd\n${THREE}  lease_ttl_s: 4\n  renew_margin_ms: 2500\n`),
   ['10 coordination.renew_margin_ms: expected an integer 100..2000, got 2500 (half of coordination.lease_ttl_s 4: ' +
     'renewals go out every third of the TTL, and a larger margin would drop a healthy holder after one slow renewal)']);
 
 test('a member twice, and http beside https, are refused', rejects,
-  withCoordination('  mode: etcd\n  endpoints:\n    - http://192.0.2.31:2379\n    - http://192.0.2.31:2379/\n    - https://192.0.2.33:2379\n'),
+  withEtcd('  mode: etcd\n  endpoints:\n    - http://192.0.2.31:2379\n    - http://192.0.2.31:2379/\n    - https://192.0.2.33:2379\n'),
   ['8 coordination.endpoints: expected URLs of one scheme, all http:// or all https://, got a list (a cluster serves its clients one way)',
     '10 coordination.endpoints[1]: expected each member once, got \'http://192.0.2.31:2379/\' (http://192.0.2.31:2379 is already in the list)']);
 
 test('a client certificate without its key, a key without its certificate, and TLS on http:// are refused', rejects,
-  withCoordination(`  mode: etcd\n${THREE}  tls:\n    cert_file: /etc/baton/etcd.pem\n    ca_file: etc/ca.pem\n`),
+  withEtcd(`  mode: etcd\n${THREE}  tls:\n    cert_file: /etc/baton/etcd.pem\n    ca_file: etc/ca.pem\n`),
   ['9 coordination.tls.key_file: expected the client key\'s path, got nothing (key missing) (coordination.tls.cert_file is set: a certificate is used with its key)',
     '9 coordination.tls: expected nothing, got a mapping (the endpoints are http://, which carries no TLS; write them https://)',
     '11 coordination.tls.ca_file: expected an absolute path, got \'etc/ca.pem\'']);
 
 test('a key file alone is refused', rejects,
-  withCoordination('  mode: etcd\n  endpoints: [https://192.0.2.31:2379]\n  tls: {key_file: /etc/baton/etcd-key.pem}\n'),
+  withEtcd('  mode: etcd\n  endpoints: [https://192.0.2.31:2379]\n  tls: {key_file: /etc/baton/etcd-key.pem}\n'),
   ['9 coordination.tls.cert_file: expected the client certificate\'s path, got nothing (key missing) (coordination.tls.key_file is set: a key is used with its certificate)']);
 
 test('unknown keys in the section are named with a suggestion', rejects,
-  withCoordination(`  mode: etcd\n${THREE}  lease_ttl: 10\n`),
+  withEtcd(`  mode: etcd\n${THREE}  lease_ttl: 10\n`),
   ['9 coordination.lease_ttl: unknown key \'lease_ttl\', did you mean \'lease_ttl_s\'?']);
+
+test('in etcd mode a pair\'s keys are refused, not ignored: no peer, no beacons, no planned switch yet', rejects,
+  `${MINIMAL}heartbeat: {interval_ms: 100}\ncoordination:\n  mode: etcd\n${THREE}${HOSTS}`,
+  ['2 node: expected nothing, got \'backup\' (read only with coordination.mode: pair; in etcd mode etcd decides who holds the service)',
+    '3 listen: expected nothing, got a mapping (read only with coordination.mode: pair; in etcd mode etcd decides who holds the service)',
+    '4 peer: expected nothing, got a mapping (read only with coordination.mode: pair; in etcd mode etcd decides who holds the service)',
+    '6 heartbeat: expected nothing, got a mapping (read only with coordination.mode: pair; in etcd mode etcd decides who holds the service)']);
+
+test('in etcd mode on_stop defaults to release, and keep is refused: the lease would expire under a kept address', (t) => {
+  t.is(parseAny(withEtcd(`  mode: etcd\n${THREE}`).replace('on_stop: release\n', '\n')).onStop, 'release');
+  const error = t.throws(() => parseAny(withEtcd(`  mode: etcd\n${THREE}`).replace('on_stop: release', 'on_stop: keep')));
+  t.regex(error?.message ?? '', /5 on_stop: expected release, got 'keep' \(with coordination\.mode: etcd an agent that stops renews its lease no more/);
+});
+
+test('host and hosts: this host among them, each once, at least two', rejects,
+  `${ETCD_BASE}coordination:\n  mode: etcd\n${THREE}  host: d\n  hosts: [a, b, c]\n`,
+  ['10 coordination.hosts: expected a list with coordination.host d in it, got a list (this host must be one of the hosts that may hold the service)']);
+
+test('a host twice, a single host, a bad name and no host at all are each refused', (t) => {
+  const problems = (yaml: string): string => t.throws(() => parseAny(yaml))?.message ?? '';
+  t.regex(problems(withEtcd(`  mode: etcd\n${THREE}`, '  host: a\n  hosts: [a, b, a]\n')), /coordination\.hosts\[2\]: expected each host once, got 'a' \(a is already in the list\)/);
+  t.regex(problems(withEtcd(`  mode: etcd\n${THREE}`, '  host: a\n  hosts: [a]\n')), /a service needs a second host to fail over to/);
+  t.regex(problems(withEtcd(`  mode: etcd\n${THREE}`, '  host: \'a b\'\n  hosts: [a, b]\n')), /coordination\.host: expected a host name of 1\.\.63 characters/);
+  t.regex(problems(withEtcd(`  mode: etcd\n${THREE}`, '')), /coordination\.host: expected a host name .* \(key missing\)[\s\S]*coordination\.hosts: expected a list of the host names/);
+});
+
+test('what needs a pair refuses an etcd config by name, and the etcd config reads whole', (t) => {
+  const yaml = withEtcd(`  mode: etcd\n${THREE}`);
+  const error = t.throws(() => parse(yaml));
+  t.is(error?.message, 'baton.yaml: coordination.mode is etcd, and this works with a pair\'s config (coordination.mode: pair) only');
+  t.like(parseAny(yaml), {pair: 'web', onStop: 'release', stateDir: '/var/lib/baton', controlSocket: '/run/baton/control.sock',
+    service: {interface: 'eth0', mode: 'address'}, coordination: {mode: 'etcd', host: 'a', hosts: ['a', 'b', 'c']}});
+});
