@@ -120,7 +120,7 @@ export interface RehearsalAids {
   readonly peer: {readonly host: HostLabel; readonly enabled: boolean};
 }
 
-export type ControlResult = StatusReport | SwitchResult | ResumeResult | FailResult | RehearsalAids;
+export type ControlResult = StatusReport | EtcdStatusReport | SwitchResult | ResumeResult | FailResult | RehearsalAids;
 
 export type ControlReply = (
   | {readonly id: string; readonly type: 'progress'; readonly progress: SwitchProgress}
@@ -205,6 +205,58 @@ export interface StatusReport {
 
 /** What the agent itself reports; the control server adds its own counts (`control`) when it answers. */
 export type AgentStatus = Omit<StatusReport, 'control'>;
+
+/** Where a host in etcd mode is in its claim on the service (agent/coordination/service-claim.ts). */
+export type ClaimPhase = 'starting' | 'standing-by' | 'campaigning' | 'holding' | 'stopped';
+export const CLAIM_PHASES: readonly ClaimPhase[] = ['starting', 'standing-by', 'campaigning', 'holding', 'stopped'];
+
+/** `baton status` of a host in etcd mode: no peer and no beacons; the service's key in etcd says who holds it. */
+export interface EtcdStatusReport {
+  readonly coordination: 'etcd';
+  /** The service's name (the config's `pair`). */
+  readonly pair: string;
+  readonly self: {
+    /** This host's name in etcd (coordination.host), and the machine's hostname. */
+    readonly host: string;
+    readonly hostname: string;
+    readonly pid: number;
+    readonly version: string;
+    readonly uptimeMs: number;
+    readonly health: Health;
+    readonly healthChecks: readonly {readonly name: string; readonly ok: boolean | undefined; readonly detail: string}[];
+    /** Observed on the interface while answering: every service address is there (undefined: could not tell). */
+    readonly holdsIp: boolean | undefined;
+    /** The service addresses found there. */
+    readonly held: readonly string[];
+  };
+  readonly service: {readonly address: string; readonly addresses: readonly string[]; readonly interface: string; readonly mode: string};
+  readonly claim: {
+    readonly phase: ClaimPhase;
+    /** While standing by: the host the key names (undefined: absent or unknown); while holding: this host. */
+    readonly holder: string | undefined;
+    /** The key's revision: the epoch of the holder's term. */
+    readonly epoch: number | undefined;
+    /** Why the key could not be read, while it cannot. */
+    readonly error: string | undefined;
+    /** While holding: how long until the address goes unless a renewal succeeds. */
+    readonly deadlineInMs: number | undefined;
+    readonly since: {readonly phaseForMs: number};
+  };
+  /** Every host that may hold the service, in preference order. */
+  readonly hosts: readonly string[];
+  readonly key: string;
+  readonly etcd: {readonly endpoints: readonly string[]; readonly leaseTtlS: number; readonly renewMarginMs: number; readonly onEtcdLoss: string};
+  /** The control socket's refusals since the agent started; filled in by the control server. */
+  readonly control?: ControlStats;
+}
+
+/** What an agent in either mode reports. */
+export type AnyAgentStatus = AgentStatus | Omit<EtcdStatusReport, 'control'>;
+
+/** Whether a status is an etcd-mode host's. */
+export function isEtcdStatus(status: object): status is EtcdStatusReport {
+  return (status as {coordination?: unknown}).coordination === 'etcd';
+}
 
 /** Control connections turned away or cut short since start, by reason. */
 export interface ControlStats {
@@ -361,6 +413,26 @@ const STATUS_REPORT = object({
   timers: object({loopLagMs: object({p99: count, max: count}), lateBeyondInterval: count, intervalMs: count, deadAfterMs: count}),
   control: object({refusedBusy: count, timedOut: count, extraRequests: count}),
 });
+const ETCD_STATUS_REPORT = object({
+  coordination: oneOf(['etcd']),
+  pair: text,
+  self: object({
+    host: text, hostname: text, pid: count, version: text, uptimeMs: count, health: oneOf(['ok', 'failing']),
+    healthChecks: listOf(object({name: text, ok: optional(flag), detail: text})), holdsIp: optional(flag), held: listOf(text),
+  }),
+  service: object({address: text, addresses: listOf(text), interface: text, mode: text}),
+  claim: object({
+    phase: oneOf(CLAIM_PHASES), holder: optional(text), epoch: optional(count), error: optional(text), deadlineInMs: optional(count),
+    since: object({phaseForMs: count}),
+  }),
+  hosts: listOf(text),
+  key: text,
+  etcd: object({endpoints: listOf(text), leaseTtlS: count, renewMarginMs: count, onEtcdLoss: text}),
+  control: object({refusedBusy: count, timedOut: count, extraRequests: count}),
+});
+/** A status of either mode, told apart by `coordination`. */
+const ANY_STATUS_REPORT: Check = (value, path) =>
+  (typeof value === 'object' && value !== null && isEtcdStatus(value) ? ETCD_STATUS_REPORT : STATUS_REPORT)(value, path);
 const SWITCH_RESULT = object({
   switchId: text, outcome: oneOf(['done', 'rolled-back', 'dry-run']), giver: HOST_LABEL, taker: HOST_LABEL,
   reason: optional(text), failedStep: optional(text), totalMs: count, confirmedRequests: optional(count),
@@ -386,7 +458,7 @@ const REPLY = {
   error: object({code: text, message: text}),
 };
 const RESULTS: Readonly<Record<ControlRequest['type'], Check>> = {
-  'status': STATUS_REPORT,
+  'status': ANY_STATUS_REPORT,
   'switchover': SWITCH_RESULT,
   'resume': object({state: text, reason: text}),
   'fail-active': object({host: HOST_LABEL, seconds: count}),

@@ -6,7 +6,7 @@ import {chmod, mkdir, unlink} from 'node:fs/promises';
 import {createConnection, createServer, type Server, type Socket} from 'node:net';
 import {dirname} from 'node:path';
 import {
-  CONTROL_PROTOCOL, decodeRequest, encodeLine, MAX_REQUEST_BYTES, protocolRefusal, type AgentStatus, type ControlReply,
+  CONTROL_PROTOCOL, decodeRequest, encodeLine, MAX_REQUEST_BYTES, protocolRefusal, type AnyAgentStatus, type ControlReply,
   type ControlRequest, type ControlResult, type ControlStats, type ResumeResult, type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult, type RehearsalAids,
 } from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
@@ -14,7 +14,7 @@ import type {Logger} from './log.js';
 
 export interface ControlHandler {
   /** The agent's status; the server adds its own refusal counts to the reply. */
-  status(): Promise<AgentStatus>;
+  status(): Promise<AnyAgentStatus>;
   switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult>;
   resume(peer: boolean): Promise<ResumeResult>;
   failActive(seconds: number): Promise<FailResult>;

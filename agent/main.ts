@@ -29,12 +29,14 @@ import {createNftDrainDriver} from './adapters/nft-drain-driver.js';
 import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
 import {Agent} from './agent.js';
-import {DEFAULT_CONFIG_FILE, loadConfig, type Config} from './config/schema.js';
+import {type AnyConfig, DEFAULT_CONFIG_FILE, type EtcdConfig, isEtcdConfig, loadAnyConfig, loadConfig, type Config} from './config/schema.js';
+import {createEtcdGatewayStore, readEtcdTls} from './adapters/etcd-gateway-store.js';
+import {EtcdAgent} from './coordination/etcd-agent.js';
+import {type AgentStatus, type AnyAgentStatus, isEtcdStatus} from './control-protocol.js';
 import {
   BIND_ALLOW_VARIABLE, boundingSetChangesUser, describeSandboxProblems, IP_ALLOW_VARIABLE, sandboxProblems,
   type RunningSandbox,
 } from './config/unit-sandbox.js';
-import type {AgentStatus} from './control-protocol.js';
 import {startControlServer} from './control-server.js';
 import {describeError} from './errors.js';
 import {createLogger, type Logger} from './log.js';
@@ -125,9 +127,9 @@ async function main(argv: readonly string[]): Promise<number> {
   // What SIGHUP would check, in this process's sandbox: the unit's ExecReload= runs it before it signals, so that
   // `systemctl reload` fails on a file the running agent would refuse (systemd 252 has no Type=notify-reload).
   if (values['check-config']) {
-    let config: Config;
+    let config: AnyConfig;
     try {
-      config = await loadConfig(values.config);
+      config = await loadAnyConfig(values.config);
     } catch (error) {
       process.stderr.write(`baton-agent: ${describeError(error)}\n`);
       return 1;
@@ -145,7 +147,8 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`baton-agent: ${config.file}: this host cannot run it (${errors.length} error${errors.length === 1 ? '' : 's'}):\n${listed}`);
       return 1;
     }
-    process.stdout.write(`${config.file}: valid (${config.node} of pair ${config.pair}, service IP ${describeAddresses(config.service.ips)} on ${config.service.interface})\n${listed}`);
+    const who = isEtcdConfig(config) ? `host ${config.coordination.host} in etcd mode, service ${config.pair}` : `${config.node} of pair ${config.pair}`;
+    process.stdout.write(`${config.file}: valid (${who}, service IP ${describeAddresses(config.service.ips)} on ${config.service.interface})\n${listed}`);
     return 0;
   }
 
@@ -180,9 +183,9 @@ async function main(argv: readonly string[]): Promise<number> {
   // message that is not from the main PID (NotifyAccess=main).
   for (const name of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'BATON_NOTIFY_FD']) delete process.env[name];
 
-  let config: Config;
+  let config: AnyConfig;
   try {
-    config = await loadConfig(values.config);
+    config = await loadAnyConfig(values.config);
   } catch (error) {
     log.error(`(config) ${describeError(error)}`);
     return 1;
@@ -231,7 +234,7 @@ function blockingStart(problems: readonly HostProblem[]): HostProblem[] {
 }
 
 /** The host check of the config on this host (host-check.ts), programs looked up in this process's PATH. */
-async function runHostCheck(config: Config, access: FileAccess): Promise<HostProblem[]> {
+async function runHostCheck(config: AnyConfig, access: FileAccess): Promise<HostProblem[]> {
   const subject = subjectOfConfig(config);
   return checkHost(subject, await gatherHostFacts(subject, createSystemHostProbe({path: process.env['PATH'] ?? ''})), access);
 }
@@ -244,7 +247,7 @@ async function runningSandbox(systemd: SystemdEnvironment): Promise<RunningSandb
   return {ipAllow: systemd.ipAllow, bindAllow: systemd.bindAllow, canChangeUser};
 }
 
-async function run(config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, systemd: SystemdEnvironment,
+async function run(config: AnyConfig, log: Logger, clock: ReturnType<typeof createSystemClock>, systemd: SystemdEnvironment,
   sandbox: RunningSandbox): Promise<number> {
   const runner = createExecaRunner();
   const notifyFd = parseNotifyFd(systemd.notifyFd);
@@ -275,27 +278,19 @@ async function run(config: Config, log: Logger, clock: ReturnType<typeof createS
   }
   try {
     // Outside systemd there is nobody to tell READY or STATUS to: no status loop either.
-    return await runAgent(config, log, clock, runner, systemd.notifySocket === undefined ? undefined : service, serviceLoops.signal, systemd,
-      sandbox);
+    const manager = systemd.notifySocket === undefined ? undefined : service;
+    if (isEtcdConfig(config)) return await runEtcdAgent(config, log, clock, runner, manager, serviceLoops.signal);
+    return await runAgent(config, log, clock, runner, manager, serviceLoops.signal, systemd, sandbox);
   } finally {
     serviceLoops.abort();
   }
 }
 
-/** Every address of this host's interfaces that are up, both families (Node's list, without zones). */
-function interfaceAddresses(): string[] {
-  return Object.values(networkInterfaces()).flat().map((entry) => entry?.address ?? '').filter((address) => address !== '');
-}
-
-async function runAgent(
-  config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
-  service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal, systemd: SystemdEnvironment, sandbox: RunningSandbox,
-): Promise<number> {
-  // The hook and command checks: as script_user when the agent is root (only root can change user), never with
-  // the agent's capabilities or environment; see agent/adapters/script-runner.ts.
-  const scriptRunner = createScriptRunner({
-    runner, user: process.geteuid?.() === 0 ? config.scriptUser : undefined, lang: process.env['LANG'],
-  });
+/**
+ * The network driver and its long-lived helpers, started now: no process start on the steps that open and close the
+ * unowned window, nor in a takeover. closeHelpers ends them.
+ */
+function startNetwork(config: AnyConfig, runner: CommandRunner) {
   // One packet of each form per announcement: the agent repeats it once after ANNOUNCE_REPEAT_MS.
   // The duplicate-address probe listens 150 ms: replies from a live holder came within 12-40 ms in the lab through
   // arping (3.75x margin), within 3.5 ms median, 5.5 ms max, through the long-lived prober below; the agent starts it
@@ -320,6 +315,24 @@ async function runAgent(
     await Promise.all([batch.close(), garp.close(), netlink.close(), prober.close()]);
   };
   const network = createIpNetworkDriver(runner, {...driverOptions, batch, garp, netlink, prober});
+  return {network, driverOptions, closeHelpers};
+}
+
+/** Every address of this host's interfaces that are up, both families (Node's list, without zones). */
+function interfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flat().map((entry) => entry?.address ?? '').filter((address) => address !== '');
+}
+
+async function runAgent(
+  config: Config, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
+  service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal, systemd: SystemdEnvironment, sandbox: RunningSandbox,
+): Promise<number> {
+  // The hook and command checks: as script_user when the agent is root (only root can change user), never with
+  // the agent's capabilities or environment; see agent/adapters/script-runner.ts.
+  const scriptRunner = createScriptRunner({
+    runner, user: process.geteuid?.() === 0 ? config.scriptUser : undefined, lang: process.env['LANG'],
+  });
+  const {network, driverOptions, closeHelpers} = startNetwork(config, runner);
   let transport;
   try {
     transport = await createUdpTransport({listen: config.listen, peer: config.peer});
@@ -525,7 +538,7 @@ async function reloadInPlace(agent: Agent, closeServers: () => Promise<void>, co
 
 /** Re-sends STATUS= whenever the observed state changes (a takeover, a switch), until `signal` aborts. */
 async function keepStatusCurrent(
-  agent: Agent, service: ServiceManager, shown: string,
+  agent: {status(): Promise<AnyAgentStatus>}, service: ServiceManager, shown: string,
   {clock, log, signal}: {clock: ReturnType<typeof createSystemClock>; log: Logger; signal: AbortSignal},
 ): Promise<void> {
   let last = shown;
@@ -542,8 +555,9 @@ async function keepStatusCurrent(
   }
 }
 
-/** The STATUS= line: "primary active, holds 192.0.2.100/24" (a dual-stack service: both, or which part), as observed, not as intended. */
-function describeService(status: AgentStatus): string {
+/** The STATUS= line: "primary active, holds 192.0.2.100/24" (a dual-stack service: both, or which part), as observed,
+ *  not as intended; in etcd mode "web-a holding web (epoch 42), holds 192.0.2.100/24". */
+function describeService(status: AnyAgentStatus): string {
   const {self, service} = status;
   const all = service.addresses.join(' and ');
   const held = self.held ?? [];
@@ -551,7 +565,85 @@ function describeService(status: AgentStatus): string {
     : self.holdsIp ? `holds ${all}`
       : held.length > 0 ? `service IP ${describePartlyHeld(held, service.addresses.filter((a) => !held.includes(a)))}`
         : `does not hold ${all}`;
-  return `${self.role} ${self.state}, ${holds}`;
+  if (isEtcdStatus(status)) {
+    const {claim} = status;
+    const where = claim.phase === 'holding' ? `holding ${status.pair} (epoch ${claim.epoch})`
+      : claim.phase === 'standing-by' ? claim.error !== undefined ? 'standing by, etcd out of reach'
+        : claim.holder === undefined ? 'standing by, nobody holds the key' : `standing by for ${claim.holder}`
+        : claim.phase;
+    return `${self.host} ${where}, ${holds}`;
+  }
+  const pair = status as AgentStatus;
+  return `${pair.self.role} ${pair.self.state}, ${holds}`;
+}
+
+/**
+ * A host in etcd mode: the claim on the service, the control socket, and systemd's READY and STATUS. SIGTERM gives the
+ * service up (the address, then the lease) so that the next host takes it at once rather than at the lease's expiry.
+ */
+async function runEtcdAgent(config: EtcdConfig, log: Logger, clock: ReturnType<typeof createSystemClock>, runner: CommandRunner,
+  service: ServiceManager | undefined, serviceLoopsSignal: AbortSignal): Promise<number> {
+  const scriptRunner = createScriptRunner({
+    runner, user: process.geteuid?.() === 0 ? config.scriptUser : undefined, lang: process.env['LANG'],
+  });
+  let store;
+  try {
+    store = createEtcdGatewayStore({endpoints: config.coordination.endpoints, tls: await readEtcdTls(config.coordination.tls),
+      timeoutMs: 1000});
+  } catch (error) {
+    log.error(`(etcd) ${describeError(error)}`);
+    return 1;
+  }
+  const {network, closeHelpers} = startNetwork(config, runner);
+  const agent = new EtcdAgent({
+    config, clock, store, network, log,
+    drain: createNftDrainDriver(runner, {interface: config.service.interface}),
+    healthProbe: createSystemHealthProbe(runner, {commandRunner: scriptRunner}),
+    hooks: config.hooks.onStateChange === undefined ? undefined
+      : new HookRunner({runner: scriptRunner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
+    hostname: hostname(),
+    pid: process.pid,
+  });
+  let control;
+  try {
+    control = await startControlServer(config.controlSocket, agent, log);
+  } catch (error) {
+    log.error(`(control) ${describeError(error)}`);
+    await closeHelpers();
+    store.close();
+    return 1;
+  }
+  log.notice(`(control) listening on ${config.controlSocket}`);
+  agent.start();
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  process.on('SIGHUP', () => {
+    // A restart in place would leave the address without a renewing holder for as long as the new image takes to
+    // start: in etcd mode the new config is applied by a restart, which hands the service to the next host.
+    log.warning(`(config) SIGHUP: etcd mode does not reload in place; \`systemctl restart baton-agent\` applies ${config.file} ` +
+      '(this host gives the service up, and the next host takes it)');
+  });
+  process.on('SIGUSR1', () => {
+    void agent.status().then((status) => log.notice(`(status) ${JSON.stringify({...status, control: control.stats()})}`));
+  });
+  const decided = await Promise.race([agent.ready().then(() => true), stopped.then(() => false)]);
+  if (decided && service !== undefined) {
+    const shown = describeService(await agent.status());
+    await service.ready(shown).then(
+      () => log.info(`(systemd) ready: ${shown}`),
+      (error: unknown) => log.error(`(systemd) could not report ready, systemd will time the start out: ${describeError(error)}`));
+    void keepStatusCurrent(agent, service, shown, {clock, log, signal: serviceLoopsSignal});
+  }
+  const signal = await stopped;
+  log.notice(`(agent) ${signal}: stopping, giving ${config.pair} up if this host holds it`);
+  await service?.stopping().catch((error: unknown) => log.warning(`(systemd) STOPPING=1 not sent: ${describeError(error)}`));
+  await control.close();
+  await agent.shutdown();
+  await closeHelpers();
+  store.close();
+  return 0;
 }
 
 process.exitCode = await main(process.argv.slice(2));

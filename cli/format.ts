@@ -1,11 +1,33 @@
 // Renders status reports (and later progress and drill reports) as text for people, or JSON for machines.
 
 import {drainText} from '../agent/plans/coordinator.js';
-import {hostText, type StatusReport, type SwitchProgress, type SwitchResult} from '../agent/control-protocol.js';
+import {type EtcdStatusReport, hostText, type StatusReport, type SwitchProgress, type SwitchResult} from '../agent/control-protocol.js';
 import {describePartlyHeld} from '../agent/net/service-addresses.js';
-import {checkStatus, partOfService, type StatusCheck} from './status-check.js';
+import {checkEtcdStatus, checkStatus, partOfService, type StatusCheck} from './status-check.js';
 
 /** The report, after its verdict on the first line (what a monitoring system shows of a check's output). */
+/** `baton status` of a host in etcd mode: its claim on the service, the address as observed, etcd and its health. */
+export function formatEtcdStatus(status: EtcdStatusReport, check: StatusCheck = checkEtcdStatus(status)): string {
+  const {self, claim, service, etcd} = status;
+  const rank = status.hosts.indexOf(self.host);
+  const lines: string[] = [check.summary];
+  lines.push(`service ${status.pair} in etcd mode: this host is ${self.host} (${self.hostname}, pid ${self.pid}, baton ${self.version}), ` +
+    `number ${rank + 1} of ${status.hosts.join(', ')}`);
+  const holder = claim.phase === 'holding' ? `this host, epoch ${claim.epoch}; the address goes in ${formatDuration(claim.deadlineInMs ?? 0)} unless a renewal succeeds`
+    : claim.error !== undefined ? `unknown: ${claim.error}`
+      : claim.holder === undefined ? 'nobody' : `${claim.holder}, epoch ${claim.epoch}`;
+  lines.push(`  claim       ${claim.phase} for ${formatDuration(claim.since.phaseForMs)}; holder: ${holder}`);
+  const held = self.holdsIp === undefined ? 'cannot tell' : self.holdsIp ? 'held here' : self.held.length > 0 ? `only ${self.held.join(' and ')} held here` : 'not held here';
+  lines.push(`  service IP  ${service.addresses.join(' and ')} on ${service.interface} (${service.mode} mode): ${held}`);
+  if (self.healthChecks.length > 0) {
+    lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok === false ? `FAILING (${c.detail})` : 'ok'}`).join('; ')}`);
+  }
+  lines.push(`  up          ${formatDuration(self.uptimeMs)}`);
+  lines.push(`etcd          ${etcd.endpoints.join(', ')}; key ${status.key}; lease ${etcd.leaseTtlS} s, margin ${etcd.renewMarginMs} ms, on etcd loss ${etcd.onEtcdLoss}`);
+  if (status.control !== undefined) lines.push(`control       ${controlText(status.control)}`);
+  return `${lines.join('\n')}\n`;
+}
+
 export function formatStatus(status: StatusReport, check: StatusCheck = checkStatus(status)): string {
   const {self, peer, service, beacons, timers} = status;
   const lines: string[] = [check.summary];

@@ -9,7 +9,7 @@
 // The holders are not judged while either host starts (nothing decided yet) or a planned switch runs (the IP is
 // on neither host for a few ms by design, and the peer's word can be an interval behind the move).
 
-import type {StatusReport} from '../agent/control-protocol.js';
+import type {EtcdStatusReport, StatusReport} from '../agent/control-protocol.js';
 import {describeError, isBatonError} from '../agent/errors.js';
 import {describePartlyHeld} from '../agent/net/service-addresses.js';
 import type {AgentStateName} from '../agent/state-machine.js';
@@ -28,7 +28,9 @@ export const STATE_LEVEL: Readonly<Record<AgentStateName, 'ok' | 'warning'>> = {
 
 export type ProblemCode =
   | 'state' | 'peer-state' | 'ip-on-both' | 'ip-on-neither' | 'ip-partly-held' | 'peer-silent' | 'peer-rejected' | 'health' | 'peer-health'
-  | 'agent-unreachable' | 'protocol-mismatch' | 'cannot-check';
+  | 'agent-unreachable' | 'protocol-mismatch' | 'cannot-check'
+  // etcd mode's (checkEtcdStatus):
+  | 'ip-without-key' | 'key-without-ip' | 'no-holder' | 'etcd-unreachable';
 
 /** The level of each problem; a state's is STATE_LEVEL's. */
 export const PROBLEM_LEVEL: Readonly<Record<Exclude<ProblemCode, 'state' | 'peer-state'>, CheckLevel>> = {
@@ -43,6 +45,11 @@ export const PROBLEM_LEVEL: Readonly<Record<Exclude<ProblemCode, 'state' | 'peer
   'peer-health': 'warning',
   'protocol-mismatch': 'unknown',
   'cannot-check': 'unknown',
+  // etcd mode: this host has the address without holding the key, so another host may take it too.
+  'ip-without-key': 'critical',
+  'key-without-ip': 'critical',
+  'no-holder': 'critical',
+  'etcd-unreachable': 'warning',
 };
 
 export interface CheckProblem {
@@ -113,6 +120,48 @@ export function checkStatus(status: StatusReport): StatusCheck {
     const holds = (held: boolean | undefined): string => (held === true ? ', holds the service IP' : '');
     return verdict('ok', [], `OK: the ${self.role} (${self.host}) ${self.state}${holds(self.holdsIp)}; ` +
       `${peerName} ${peer.state ?? 'unknown'}${holds(peer.holdsIp)}`);
+  }
+  return verdict(worst(problems), problems);
+}
+
+// A holder takes the address right after it wrote the key, and drops it right before it gives the key up: a status
+// asked in between sees one without the other. Judged only once the phase is this old.
+const ETCD_SETTLE_MS = 2000;
+
+/**
+ * A host in etcd mode, as it sees itself: whether it has the address exactly when it holds the key, whether anyone
+ * holds the key, and whether it reaches etcd. It cannot see the other hosts' interfaces; their agents say for them.
+ */
+export function checkEtcdStatus(status: EtcdStatusReport): StatusCheck {
+  const {self, claim, service} = status;
+  const problems: CheckProblem[] = [];
+  const add = (code: ProblemCode, text: string): void => void problems.push({level: PROBLEM_LEVEL[code as keyof typeof PROBLEM_LEVEL], code, text});
+  const addresses = service.addresses.join(' and ');
+  const settled = claim.since.phaseForMs >= ETCD_SETTLE_MS;
+  const holding = claim.phase === 'holding';
+  if (settled && !holding && self.held.length > 0) {
+    add('ip-without-key', `this host (${self.host}) has ${self.held.join(' and ')} on ${service.interface} without holding ` +
+      `${status.pair}'s key${claim.holder === undefined ? '' : `, which ${claim.holder} holds`}: the address may be on two hosts`);
+  }
+  if (settled && holding && self.holdsIp === false) {
+    add('key-without-ip', `this host (${self.host}) holds ${status.pair}'s key at epoch ${claim.epoch} but not the whole service IP ` +
+      `${addresses}${self.held.length > 0 ? ` (only ${self.held.join(' and ')})` : ''}`);
+  }
+  if (claim.phase === 'standing-by' && claim.error === undefined && claim.holder === undefined && settled) {
+    add('no-holder', `nobody holds ${status.pair}'s key (${status.key}): the service IP ${addresses} is on no host`);
+  }
+  if (claim.error !== undefined) {
+    add('etcd-unreachable', `this host cannot read ${status.pair}'s key: ${claim.error}; it does not stand by until it can`);
+  }
+  if (self.health === 'failing') {
+    const failing = self.healthChecks.filter((c) => c.ok === false).map((c) => `${c.name} (${c.detail})`).join(', ');
+    add('health', `this host's health checks fail: ${failing}; it does not campaign for the service`);
+  }
+  if (problems.length === 0) {
+    const who = holding ? `this host (${self.host}) holds ${status.pair} at epoch ${claim.epoch}, with ${addresses}`
+      : claim.holder !== undefined ? `${claim.holder} holds ${status.pair} at epoch ${claim.epoch}; this host (${self.host}) stands by`
+        : `this host (${self.host}) is ${claim.phase}`;
+    return verdict('ok', [], `OK: ${who}`);
   }
   return verdict(worst(problems), problems);
 }

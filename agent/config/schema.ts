@@ -467,6 +467,10 @@ function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: s
   const health = readHealth(reader, top.field('health'), inspectProgram);
   const hooks = readHooks(reader, top.field('hooks'), inspectProgram);
   const runsPrograms = hooks.onStateChange !== undefined || (health.checks ?? []).some((c) => c?.kind === 'command');
+  const metrics = readMetrics(reader, top.field('metrics'));
+  if (metrics.enabled === true) {
+    reader.expected(top.field('metrics'), 'nothing, or {enabled: false}', 'an agent in etcd mode has no metrics yet');
+  }
   return {
     file,
     pair,
@@ -476,7 +480,7 @@ function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: s
     controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),
     health,
     hooks,
-    metrics: readMetrics(reader, top.field('metrics')),
+    metrics,
     coordination,
     scriptUser: readScriptUser(reader, top.field('script_user'), runsPrograms, lookupUser),
   };

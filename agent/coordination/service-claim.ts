@@ -11,7 +11,7 @@
 // Address changes go through one queue: a drop that comes while the address is being taken runs after the take, so
 // the address can never be added after it was dropped.
 
-import {BatonError, describeError, isBatonError} from '../errors.js';
+import {BatonError, describeError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {Clock, CoordinationStore, StoredKey} from '../ports.js';
 import {executeStep, executeUndo, type StepRun} from '../plans/executor.js';
@@ -44,6 +44,8 @@ export interface ClaimDeps {
   readonly actions: ClaimActions;
   readonly log: Logger;
   readonly signal: AbortSignal;
+  /** Told each change of phase (not a change of holder while standing by). Must not throw. */
+  readonly onPhase?: (state: ClaimState, previous: ClaimState) => void;
 }
 
 // How often a standing-by host reads the key. A dead holder's key goes at its lease's expiry; this adds at most one
@@ -60,6 +62,7 @@ export const CLAIM_BACKOFF_MS = 2000;
 // Each read, grant and acquire gets this long: an answer later than that is from a member that is cut off.
 const CALL_TIMEOUT_MS = 1000;
 
+// ClaimPhase (control-protocol.ts) names these phases for `baton status`; a test keeps the two equal.
 export type ClaimState =
   | {readonly phase: 'starting'}
   /** The key is another host's (`holder`), absent (undefined), or unknown (etcd out of reach: `error`). */
@@ -76,6 +79,8 @@ export class ServiceClaim {
   #addressOps: Promise<void> = Promise.resolve();
   /** When this host last saw the key absent, for the stagger; undefined while it is present. */
   #absentSinceMs: number | undefined;
+  /** The last campaign's failure, while campaigns keep failing the same way. */
+  #lastFailure: string | undefined;
 
   constructor(deps: ClaimDeps) {
     this.#deps = deps;
@@ -88,6 +93,12 @@ export class ServiceClaim {
   /** Whether this host holds the service now: the key is its own and its deadline has not passed. */
   holds(): boolean {
     return this.#state.phase === 'holding' && this.#holder?.holds() === true;
+  }
+
+  /** Monotonic ms by which the address goes unless a renewal succeeds, while this host holds the service. */
+  holdDeadlineMs(): number | undefined {
+    const hold = this.#holder?.state;
+    return hold?.phase === 'holding' ? hold.deadlineMs : undefined;
   }
 
   /** Campaigns and holds until the signal aborts; then releases the key (the address dropped first). */
@@ -105,12 +116,12 @@ export class ServiceClaim {
       }
       if (key !== undefined) {
         this.#absentSinceMs = undefined;
-        this.#state = {phase: 'standing-by', holder: key.value, epoch: key.modRevision};
+        this.#setState({phase: 'standing-by', holder: key.value, epoch: key.modRevision});
         if (key.value === this.#deps.self) await this.#revokeStale(key);
         await this.#sleep(CLAIM_POLL_MS);
         continue;
       }
-      this.#state = {phase: 'standing-by', holder: undefined, epoch: undefined};
+      this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined});
       const now = this.#deps.clock.now();
       this.#absentSinceMs ??= now;
       const campaignAt = this.#absentSinceMs + this.#deps.rank * CAMPAIGN_STAGGER_MS;
@@ -123,13 +134,13 @@ export class ServiceClaim {
       this.#absentSinceMs = undefined;
       if (end !== 'lost') await this.#sleep(CLAIM_BACKOFF_MS);
     }
-    this.#state = {phase: 'stopped'};
+    this.#setState({phase: 'stopped'});
   }
 
   /** One campaign: the key, then the address, then the hold until it ends. 'lost': another host created the key. */
   async #campaign(): Promise<'lost' | 'failed' | HoldEnd> {
     const {clock, store, key, self, leaseTtlS, timing, actions, log} = this.#deps;
-    this.#state = {phase: 'campaigning'};
+    this.#setState({phase: 'campaigning'});
     let lease;
     const grantSentAtMs = clock.now();
     try {
@@ -149,7 +160,7 @@ export class ServiceClaim {
     }
     if (!acquired.acquired) {
       await this.#revoke(lease.id);
-      this.#state = {phase: 'standing-by', holder: acquired.key.value, epoch: acquired.key.modRevision};
+      this.#setState({phase: 'standing-by', holder: acquired.key.value, epoch: acquired.key.modRevision});
       return 'lost';
     }
     const epoch = acquired.key.modRevision;
@@ -157,13 +168,15 @@ export class ServiceClaim {
     const holder = new LeaseHolder({
       clock, store, timing,
       dropAddress: (reason: DropReason) => this.#queue(async () => {
-        log.warning(`(claim ${key}) dropping the address: ${reason}`);
+        // Giving the service up on purpose is news; losing it is a warning.
+        if (reason === 'released') log.info(`(claim ${key}) giving the address up: ${reason}`);
+        else log.warning(`(claim ${key}) dropping the address: ${reason}`);
         await actions.drop();
       }),
       log: (line) => log.info(line),
     }, {lease: lease.id, epoch, grantSentAtMs, grantedTtlS: lease.ttlS});
     this.#holder = holder;
-    this.#state = {phase: 'holding', epoch, lease: lease.id};
+    this.#setState({phase: 'holding', epoch, lease: lease.id});
     const held = holder.run();
     try {
       await this.#queue(async () => {
@@ -172,15 +185,21 @@ export class ServiceClaim {
         await actions.take();
       });
     } catch (error) {
-      log.error(`(claim ${key}) taking the address failed: ${describeError(error)}; giving the key up`);
+      // The same failure again (an address left on a host whose agent died answers each probe) is said once, then
+      // only in the debug log, so that a campaign every few seconds does not flood the journal.
+      const text = `taking the address failed: ${describeError(error)}; giving the key up`;
+      if (text === this.#lastFailure) log.debug(`(claim ${key}) ${text} (again)`);
+      else log.error(`(claim ${key}) ${text}`);
+      this.#lastFailure = text;
       await holder.release();
       await held;
       this.#holder = undefined;
       return 'failed';
     }
+    this.#lastFailure = undefined;
     const end = await held;
     this.#holder = undefined;
-    this.#state = {phase: 'standing-by', holder: undefined, epoch: undefined};
+    this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined});
     log.notice(`(claim ${key}) the hold at epoch ${epoch} ended: ${end.reason}`);
     return end;
   }
@@ -198,7 +217,7 @@ export class ServiceClaim {
       // Not knowing is not "absent": a host that cannot read the key never campaigns.
       const text = describeError(error);
       if (this.#state.phase !== 'standing-by' || this.#state.error === undefined) log.warning(`(claim ${key}) cannot read the key: ${text}`);
-      this.#state = {phase: 'standing-by', holder: undefined, epoch: undefined, error: text};
+      this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined, error: text});
       return 'unknown';
     }
   }
@@ -223,21 +242,33 @@ export class ServiceClaim {
     return next;
   }
 
+  #setState(state: ClaimState): void {
+    const previous = this.#state;
+    this.#state = state;
+    if (state.phase !== previous.phase) this.#deps.onPhase?.(state, previous);
+  }
+
   async #sleep(ms: number): Promise<void> {
     await this.#deps.clock.sleep(Math.max(1, ms), this.#deps.signal).catch(() => undefined);
   }
 }
 
-/** The claim's actions from the step catalogue: a takeover's steps (probe-address, take-ip, announce), and
+/** The claim's actions from the step catalogue: a takeover's (the duplicate-address probe, take-ip, announce), and
  *  release-ip to drop. */
 export function stepClaimActions(run: StepRun): ClaimActions {
+  const {service} = run.ctx;
   return {
     async take() {
+      // The probe as probe-address runs it, in etcd's words: here nobody is a silent peer.
+      if (await run.ctx.probe()) {
+        throw new BatonError('ADDRESS_IN_USE', `${service.ips.map((ip) => ip.address).join(' or ')} answered a duplicate-address ` +
+          'probe: another host has it without holding the key (an agent that died and left it, or a host outside baton); ' +
+          'not taking it');
+      }
       try {
-        await executeStep('probe-address', run);
         await executeStep('take-ip', run);
       } catch (error) {
-        if (!isBatonError(error, 'ADDRESS_IN_USE')) await executeUndo('take-ip', run).catch(() => undefined);
+        await executeUndo('take-ip', run).catch(() => undefined);
         throw error;
       }
       await executeStep('announce', run);

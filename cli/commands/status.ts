@@ -7,13 +7,13 @@ import {readFile} from 'node:fs/promises';
 import {readControlSocket} from '../../agent/config/control-socket.js';
 import {describeFsError} from '../../agent/config/messages.js';
 import {DEFAULT_CONFIG_FILE, DEFAULT_CONTROL_SOCKET} from '../../agent/config/schema.js';
-import {CONTROL_PROTOCOL, type StatusReport} from '../../agent/control-protocol.js';
+import {CONTROL_PROTOCOL, type EtcdStatusReport, isEtcdStatus, type StatusReport} from '../../agent/control-protocol.js';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {VERSION} from '../../agent/version.js';
 import {callAgent} from '../control-client.js';
-import {formatStatus} from '../format.js';
+import {formatEtcdStatus, formatStatus} from '../format.js';
 import type {Output} from '../output.js';
-import {checkFailure, checkStatus, type StatusCheck} from '../status-check.js';
+import {checkEtcdStatus, checkFailure, checkStatus, type StatusCheck} from '../status-check.js';
 
 export interface StatusOptions {
   readonly config: string;
@@ -28,7 +28,9 @@ export interface StatusOptions {
 export const STATUS_SCHEMA_VERSION = 1;
 
 /** What `baton status --json` prints: the check, then the agent's report, or the error that kept it from answering. */
-export interface StatusJson extends Partial<StatusReport> {
+export interface StatusJson extends Partial<Omit<StatusReport, 'self' | 'service'>>, Partial<Omit<EtcdStatusReport, 'self' | 'service'>> {
+  readonly self?: StatusReport['self'] | EtcdStatusReport['self'];
+  readonly service?: StatusReport['service'];
   readonly schemaVersion: number;
   readonly check: StatusCheck;
   /** This baton: its version and the control protocol it speaks. */
@@ -41,13 +43,13 @@ export interface StatusJson extends Partial<StatusReport> {
 
 export async function run(out: Output, options: StatusOptions): Promise<number> {
   const notes: string[] = [];
-  let report: StatusReport | undefined;
+  let report: StatusReport | EtcdStatusReport | undefined;
   let check: StatusCheck;
   let failure: StatusJson['error'];
   try {
     const socket = await resolveSocket(options.config, options.socket, (note) => notes.push(note));
-    report = await callAgent(socket, {id: 'status', type: 'status'}) as StatusReport;
-    check = checkStatus(report);
+    report = await callAgent(socket, {id: 'status', type: 'status'}) as StatusReport | EtcdStatusReport;
+    check = isEtcdStatus(report) ? checkEtcdStatus(report) : checkStatus(report as StatusReport);
   } catch (error) {
     failure = {code: isBatonError(error) ? error.code : 'UNEXPECTED', message: describeError(error)};
     check = checkFailure(error);
@@ -56,7 +58,8 @@ export async function run(out: Output, options: StatusOptions): Promise<number> 
     out.stdout(`${JSON.stringify(statusJson(check, report, failure, notes), null, 2)}\n`);
   } else {
     for (const note of notes) out.stderr(`baton: ${note}\n`);
-    out.stdout(report === undefined ? `${check.summary}\n` : formatStatus(report, check));
+    out.stdout(report === undefined ? `${check.summary}\n`
+      : isEtcdStatus(report) ? formatEtcdStatus(report, check) : formatStatus(report as StatusReport, check));
   }
   return check.exitCode;
 }
@@ -66,7 +69,7 @@ export function usageErrorJson(message: string): string {
   return `${JSON.stringify(statusJson(checkFailure(new Error(message)), undefined, {code: 'USAGE', message}, []), null, 2)}\n`;
 }
 
-function statusJson(check: StatusCheck, report: StatusReport | undefined, error: StatusJson['error'], notes: readonly string[]): StatusJson {
+function statusJson(check: StatusCheck, report: StatusReport | EtcdStatusReport | undefined, error: StatusJson['error'], notes: readonly string[]): StatusJson {
   return {
     schemaVersion: STATUS_SCHEMA_VERSION, check, cli: {version: VERSION, controlProtocol: CONTROL_PROTOCOL},
     ...(notes.length === 0 ? {} : {notes}),

@@ -8,7 +8,7 @@ import {execa} from 'execa';
 import type {Config} from '../../agent/config/schema.js';
 import {startControlServer} from '../../agent/control-server.js';
 import {createLogger} from '../../agent/log.js';
-import {CONTROL_PROTOCOL} from '../../agent/control-protocol.js';
+import {CONTROL_PROTOCOL, type StatusReport} from '../../agent/control-protocol.js';
 import {VERSION} from '../../agent/version.js';
 import {STATUS_SCHEMA_VERSION, type StatusJson} from '../../cli/commands/status.js';
 import {EXIT_USAGE} from '../../cli/exit-codes.js';
@@ -214,7 +214,7 @@ test('baton status --json gives the same report for machines, with its schema ve
   t.deepEqual(status.check, {level: 'ok', exitCode: 0, problems: [],
     summary: 'OK: the primary (web-primary) active, holds the service IP; the backup (web-backup) standby'});
   t.deepEqual(status.cli, {version: VERSION, controlProtocol: CONTROL_PROTOCOL});
-  t.is(status.self.state, 'active');
+  t.is((status.self as StatusReport['self']).state, 'active');
   t.true(status.self.holdsIp);
   t.is(status.self.version, VERSION);
   t.true(status.peer.alive);
