@@ -29,7 +29,7 @@ export interface EtcdAgentDeps {
   /** Not used by a claim's steps (no drain in a failover); the step catalogue's context needs one. */
   readonly drain: DrainDriver;
   readonly healthProbe: HealthProbe;
-  readonly hooks: HookRunner | undefined;
+  readonly hooks: Pick<HookRunner, 'notify' | 'drain'> | undefined;
   readonly log: Logger;
   readonly hostname: string;
   readonly pid: number;

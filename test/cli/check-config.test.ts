@@ -16,7 +16,7 @@ import {renderSandboxDropIn} from '../../cli/install/texts.js';
 import {configWithSecret, edit} from '../fakes/config-fixtures.js';
 import {FakeDrainDriver} from '../fakes/fake-drain-driver.js';
 import {ADM, facts, FakeHostProbe, ROOT} from '../fakes/fake-host-probe.js';
-import {testConfig} from '../fakes/test-config.js';
+import {testConfig, testEtcdConfig} from '../fakes/test-config.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const COMBINED_LINE = '192.0.2.20 - - [21/Nov/2026:13:45:02 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.1"';
@@ -235,4 +235,34 @@ realHost(`on a real host: eth9, an IPv6 service address, a log the agent cannot 
   t.false(report.valid);
   const kinds = report.problems.filter((problem) => problem.check === 'host' && problem.severity === 'error').map((problem) => problem.kind);
   for (const kind of ['interface-missing', 'access-log-unreadable', 'secret-owner']) t.true(kinds.includes(kind), kind);
+});
+
+test('an etcd host\'s file is valid without beacons, secret or access log; check-config says its place, key and lease', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-check-etcd-'));
+  t.teardown(() => rm(dir, {recursive: true, force: true}));
+  const file = join(dir, 'baton.yaml');
+  await writeFile(file, 'pair: web\nservice: {address: 192.0.2.100/24, interface: eth0}\ncoordination:\n  mode: etcd\n' +
+    '  endpoints: [http://192.0.2.31:2379, http://192.0.2.32:2379]\n  host: b\n  hosts: [a, b, c]\n');
+  const deps: CheckConfigDeps = {probe: new FakeHostProbe(), access: async () => ACCESS, drain: () => new FakeDrainDriver(), dropIn: '/nonexistent'};
+  const result = await checkWith(deps, file);
+  t.is(result.code, 0, result.stderr);
+  t.is(result.stdout, `${file}: valid\n` +
+    '  host b in etcd mode, number 2 in the preference a, b, c; service web, its key /baton/services/web/holder\n' +
+    '  service IP 192.0.2.100/24 on eth0 (address mode)\n' +
+    '  etcd: 2 members (http://192.0.2.31:2379, http://192.0.2.32:2379); lease 10 s, the address given up 2000 ms before it could ' +
+    'expire; on etcd loss: drop; give etcd three members or five: fewer tolerate no failure\n' +
+    '  host: eth0 is this host\'s; ip, arping and perl checked as the agent finds them (root without CAP_DAC_OVERRIDE, in groups root and adm, under baton-agent.service)\n');
+  const json = JSON.parse((await checkWith(deps, file, true)).stdout) as {config: {coordination: {key: string; host: string}}};
+  t.like(json.config.coordination, {key: '/baton/services/web/holder', host: 'b'});
+});
+
+test('the unit\'s allow-list of an etcd host has the members instead of a peer, and no beacon port', (t) => {
+  const sandbox = planUnitSandbox(testEtcdConfig('a', {coordination: {...testEtcdConfig('a').coordination,
+    endpoints: ['http://192.0.2.31:2379', 'https://[2001:db8::31]:2379']}}));
+  t.deepEqual(sandbox.ipAllow?.map(({address, keys}) => [address, keys]), [['localhost', ['loopback']],
+    ['192.0.2.31', ['coordination.endpoints[0]']], ['2001:db8::31', ['coordination.endpoints[1]']]]);
+  t.deepEqual(sandbox.bindAllow, []);
+  const named = planUnitSandbox(testEtcdConfig('a', {coordination: {...testEtcdConfig('a').coordination, endpoints: ['https://etcd1.example:2379']}}));
+  t.is(named.ipAllow, undefined, 'a member by name cannot be allowed by address: the list stays open');
+  t.deepEqual(named.namedHosts, [{key: 'coordination.endpoints[0]', host: 'etcd1.example'}]);
 });
