@@ -165,6 +165,8 @@ test('docs/configuration.md gives the coordination keys with the defaults and ra
   t.deepEqual(defaults, {
     'coordination.mode': `\`${DEFAULT_COORDINATION_MODE}\``,
     'coordination.endpoints': 'required with `etcd`',
+    'coordination.host': 'required with `etcd`',
+    'coordination.hosts': 'required with `etcd`',
     'coordination.tls': 'none',
     'coordination.prefix': `\`${DEFAULT_ETCD_PREFIX}\``,
     'coordination.lease_ttl_s': `\`${DEFAULT_LEASE_TTL_S}\``,

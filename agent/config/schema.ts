@@ -467,6 +467,10 @@ function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: s
   const health = readHealth(reader, top.field('health'), inspectProgram);
   const hooks = readHooks(reader, top.field('hooks'), inspectProgram);
   const runsPrograms = hooks.onStateChange !== undefined || (health.checks ?? []).some((c) => c?.kind === 'command');
+  if (coordination.onEtcdLoss === 'keep-while-peers-agree') {
+    reader.expected(top.field('coordination'), 'on_etcd_loss: drop', 'this agent does not run keep-while-peers-agree yet ' +
+      '(it needs the hosts\' beacons to one another); with drop a holder that cannot reach etcd gives the address up');
+  }
   const metrics = readMetrics(reader, top.field('metrics'));
   if (metrics.enabled === true) {
     reader.expected(top.field('metrics'), 'nothing, or {enabled: false}', 'an agent in etcd mode has no metrics yet');

@@ -37,8 +37,13 @@ test('etcd mode with only endpoints gets every default, the margin derived from 
 test('a shorter TTL derives a shorter margin; a margin given is kept', (t) => {
   const derived = parseAny(withEtcd(`  mode: etcd\n${THREE}  lease_ttl_s: 3\n`)).coordination;
   t.like(derived, {leaseTtlS: 3, renewMarginMs: 600});
-  const given = parseAny(withEtcd(`  mode: etcd\n${THREE}  lease_ttl_s: 30\n  renew_margin_ms: 5000\n  on_etcd_loss: keep-while-peers-agree\n  prefix: /prod/baton/\n`)).coordination;
-  t.like(given, {leaseTtlS: 30, renewMarginMs: 5000, onEtcdLoss: 'keep-while-peers-agree', prefix: '/prod/baton/'});
+  const given = parseAny(withEtcd(`  mode: etcd\n${THREE}  lease_ttl_s: 30\n  renew_margin_ms: 5000\n  on_etcd_loss: drop\n  prefix: /prod/baton/\n`)).coordination;
+  t.like(given, {leaseTtlS: 30, renewMarginMs: 5000, onEtcdLoss: 'drop', prefix: '/prod/baton/'});
+});
+
+test('keep-while-peers-agree is refused until the agent runs it: it would behave as drop without saying so', (t) => {
+  const error = t.throws(() => parseAny(withEtcd(`  mode: etcd\n${THREE}  on_etcd_loss: keep-while-peers-agree\n`)));
+  t.regex(error?.message ?? '', /6 coordination: expected on_etcd_loss: drop, got a mapping \(this agent does not run keep-while-peers-agree yet/);
 });
 
 test('https endpoints take a CA and a client certificate with its key; a single endpoint is allowed', (t) => {
