@@ -364,6 +364,10 @@ export class Agent {
   /** The operator's switchover, run from this host. One at a time. */
   async switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
     if (options.pauseAfter !== undefined) requireRehearsal(this.#deps.config, 'switchover --pause-after');
+    if (options.to !== undefined) {
+      throw new BatonError('BAD_REQUEST', `switchover --to ${options.to}: a pair moves the service to its peer, and takes no --to ` +
+        '(it is for etcd mode, with three or more hosts); leave it out');
+    }
     return this.#coordinator.run(options, emit);
   }
 

@@ -33,6 +33,8 @@ export interface SwitchoverOptions {
   readonly confirmTimeoutS: number | undefined;
   /** Rehearsal aid: hold the switch this long after this step, e.g. to inspect or inject a failure. */
   readonly pauseAfter: {readonly step: string; readonly seconds: number} | undefined;
+  /** etcd mode: the host to move the service to (`--to HOST`). A pair has one other host and takes none. */
+  readonly to?: string;
 }
 
 export type ControlRequest = (
@@ -49,13 +51,14 @@ export type ControlRequest = (
 };
 
 export interface HostLabel {
-  readonly role: Role;
+  /** A pair's role, or `host` for a host in etcd mode (which has none). */
+  readonly role: Role | 'host';
   readonly host: string;
 }
 
 /** A host in words: "backup (web-2)". */
 export function hostText(host: HostLabel): string {
-  return `${host.role} (${host.host})`;
+  return host.role === 'host' ? `host ${host.host}` : `${host.role} (${host.host})`;
 }
 
 /** Streamed to the CLI while a switch runs, one line each. */
@@ -240,6 +243,8 @@ export interface EtcdStatusReport {
     readonly error: string | undefined;
     /** While holding: how long until the address goes unless a renewal succeeds. */
     readonly deadlineInMs: number | undefined;
+    /** The planned switch this host takes part in now, if any: the address may be on neither host for a few ms. */
+    readonly switching?: string | undefined;
     readonly since: {readonly phaseForMs: number};
   };
   /** Every host that may hold the service, in preference order. */
@@ -313,7 +318,8 @@ function decodeBody(id: string, type: unknown, options: unknown, peer: unknown, 
 
 function parseSwitchoverOptions(value: unknown): SwitchoverOptions | string {
   if (typeof value !== 'object' || value === null) return 'switchover options: expected an object';
-  const {dryRun, strict, minRequests, confirmTimeoutS, pauseAfter} = value as Record<string, unknown>;
+  const {dryRun, strict, minRequests, confirmTimeoutS, pauseAfter, to} = value as Record<string, unknown>;
+  if (to !== undefined && (typeof to !== 'string' || !/^[A-Za-z0-9._-]{1,63}$/.test(to))) return 'switchover to: expected a host name';
   if (typeof dryRun !== 'boolean' || typeof strict !== 'boolean') return 'switchover options: dryRun and strict must be booleans';
   if (minRequests !== undefined && !isIntIn(minRequests, 1, 1_000_000)) return 'min requests: expected an integer 1..1000000';
   if (confirmTimeoutS !== undefined && !isIntIn(confirmTimeoutS, 1, 3600)) return 'confirm timeout: expected 1..3600 seconds';
@@ -323,7 +329,8 @@ function parseSwitchoverOptions(value: unknown): SwitchoverOptions | string {
     if (typeof step !== 'string' || step.length > 40 || !isIntIn(seconds, 1, 3600)) return 'pause after: expected {step, seconds 1..3600}';
     pause = {step, seconds: seconds as number};
   }
-  return {dryRun, strict, minRequests: minRequests as number | undefined, confirmTimeoutS: confirmTimeoutS as number | undefined, pauseAfter: pause};
+  return {dryRun, strict, minRequests: minRequests as number | undefined, confirmTimeoutS: confirmTimeoutS as number | undefined, pauseAfter: pause,
+    ...to === undefined ? {} : {to: to as string}};
 }
 
 function isIntIn(value: unknown, min: number, max: number): boolean {
@@ -392,7 +399,7 @@ function unreadable(what: string, problem: string): string {
 }
 
 // What the CLI reads of each reply, so a reply of the wrong shape is named instead of crashing the formatter.
-const HOST_LABEL = object({role: oneOf(['primary', 'backup']), host: text});
+const HOST_LABEL = object({role: oneOf(['primary', 'backup', 'host']), host: text});
 const STATUS_REPORT = object({
   pair: text,
   self: object({
@@ -423,6 +430,7 @@ const ETCD_STATUS_REPORT = object({
   service: object({address: text, addresses: listOf(text), interface: text, mode: text}),
   claim: object({
     phase: oneOf(CLAIM_PHASES), holder: optional(text), epoch: optional(count), error: optional(text), deadlineInMs: optional(count),
+    switching: optional(text),
     since: object({phaseForMs: count}),
   }),
   hosts: listOf(text),

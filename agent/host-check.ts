@@ -83,10 +83,9 @@ export interface HostCheckSubject {
 
 export function subjectOfConfig(config: AnyConfig): HostCheckSubject {
   if (isEtcdConfig(config)) {
-    // No beacons, secret or access log in etcd mode (accessLog undefined: nothing to check): the service's interface
-    // and address, and the programs.
+    // No beacons and no secret in etcd mode: the service's interface and address, the programs, the access log.
     return {serviceInterface: config.service.interface, serviceIp: checkedAddress(config.service.ips), listenAddress: undefined,
-      accessLog: undefined, logFormat: COMBINED, secretFiles: []};
+      accessLog: config.confirm.accessLog ?? null, logFormat: config.confirm.logFormat, secretFiles: []};
   }
   return {
     serviceInterface: config.service.interface, serviceIp: checkedAddress(config.service.ips), listenAddress: config.listen.address,

@@ -30,8 +30,6 @@ import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
 import {Agent} from './agent.js';
 import {type AnyConfig, DEFAULT_CONFIG_FILE, type EtcdConfig, isEtcdConfig, loadAnyConfig, loadConfig, type Config} from './config/schema.js';
-import {createEtcdGatewayStore, readEtcdTls} from './adapters/etcd-gateway-store.js';
-import {EtcdAgent} from './coordination/etcd-agent.js';
 import {type AgentStatus, type AnyAgentStatus, isEtcdStatus} from './control-protocol.js';
 import {
   BIND_ALLOW_VARIABLE, boundingSetChangesUser, describeSandboxProblems, IP_ALLOW_VARIABLE, sandboxProblems,
@@ -586,6 +584,9 @@ async function runEtcdAgent(config: EtcdConfig, log: Logger, clock: ReturnType<t
   const scriptRunner = createScriptRunner({
     runner, user: process.geteuid?.() === 0 ? config.scriptUser : undefined, lang: process.env['LANG'],
   });
+  // Loaded only in etcd mode: the client needs node:http, which a pair's agent does not load unless it must (its RSS).
+  const [{createEtcdGatewayStore, readEtcdTls}, {EtcdAgent}] = await Promise.all([import('./adapters/etcd-gateway-store.js'),
+    import('./coordination/etcd-agent.js')]);
   let store;
   try {
     store = createEtcdGatewayStore({endpoints: config.coordination.endpoints, tls: await readEtcdTls(config.coordination.tls),
@@ -603,6 +604,13 @@ async function runEtcdAgent(config: EtcdConfig, log: Logger, clock: ReturnType<t
       : new HookRunner({runner: scriptRunner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
     hostname: hostname(),
     pid: process.pid,
+    // Requests from this host itself (health checks, probes) are not client traffic.
+    accessLog: config.confirm.accessLog === undefined ? undefined : createAccessLogTail({
+      file: config.confirm.accessLog,
+      format: config.confirm.logFormat,
+      rules: () => ({ownAddresses: interfaceAddresses(), serviceAddresses: config.service.ips.map((ip) => ip.address), statuses: config.confirm.statuses}),
+    }),
+    newId: () => nanoid(),
   });
   let control;
   try {

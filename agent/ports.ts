@@ -285,6 +285,17 @@ export type CoordinationEvent =
   /** The key was deleted, or its lease expired or was revoked; `modRevision` is the revision of the deletion. */
   | {readonly type: 'delete'; readonly key: string; readonly modRevision: number};
 
+/** A transaction's condition: the key's modRevision is this (0: the key does not exist). */
+export interface KeyCompare {
+  readonly key: string;
+  readonly modRevision: number;
+}
+
+/** A transaction's write: a put (under a lease, or none) or a delete. */
+export type KeyWrite =
+  | {readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: string}
+  | {readonly type: 'delete'; readonly key: string};
+
 export interface CoordinationCallOptions {
   /** The whole call, every member tried included, ends by then: COORDINATION_UNAVAILABLE. Absent: the store's default. */
   readonly timeoutMs?: number;
@@ -318,6 +329,13 @@ export interface CoordinationStore {
    */
   handOver(key: string, giverRevision: number, value: string, lease: string, options?: CoordinationCallOptions):
     Promise<{readonly handedOver: boolean; readonly key: StoredKey | undefined}>;
+  /**
+   * One transaction: when every comparison holds, every write is made, all at once; else none. Resolves whether it
+   * succeeded and the store's revision after it (the modRevision of each key written). A comparison of modRevision 0
+   * holds for a key that does not exist. Not idempotent: a retried success finds its own writes.
+   */
+  transact(compares: readonly KeyCompare[], writes: readonly KeyWrite[], options?: CoordinationCallOptions):
+    Promise<{readonly succeeded: boolean; readonly revision: number}>;
   /**
    * Every change under `prefix` after `afterRevision` (default: from now on), in order, until `signal` aborts (then
    * it ends). Throws COORDINATION_UNAVAILABLE when the stream cannot be opened or breaks: the caller reads the keys

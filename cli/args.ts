@@ -49,7 +49,7 @@ const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install', 'uninstall'],
   'keep-config': ['install'], 'skip-host-check': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
   'dry-run': ['switchover', 'install'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
-  'pause-after': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'dual-stack': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
+  'pause-after': ['switchover'], 'to': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'dual-stack': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
   'interval-ms': ['rehearse'], 'client': ['rehearse'], 'ssh-config': ['rehearse'], 'client-baton': ['rehearse'],
 };
 /** What an option would have been taken to do where it is refused, when that is not plain. */
@@ -97,6 +97,7 @@ const OPTIONS = {
   'min-requests': {type: 'string'},
   'confirm-timeout': {type: 'string'},
   'pause-after': {type: 'string'},
+  to: {type: 'string'},
   web: {type: 'string'},
   ipv6: {type: 'boolean', default: false},
   'dual-stack': {type: 'boolean', default: false},
@@ -173,6 +174,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
           minRequests: optionalInt('--min-requests', values['min-requests'], 1, 1_000_000),
           confirmTimeoutS: optionalInt('--confirm-timeout', values['confirm-timeout'], 1, 3600),
           pauseAfter: parsePause(values['pause-after']),
+          ...values.to === undefined ? {} : {to: parseHostName(values.to)},
         },
       };
     }
@@ -412,6 +414,12 @@ function sshHost(value: string | undefined): string | undefined {
   if (!/^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$/.test(value) || value.startsWith('-')) {
     throw new UsageError(`--client: expected [USER@]HOST, got '${value}'`);
   }
+  return value;
+}
+
+/** --to HOST: a host name as coordination.host spells it. */
+function parseHostName(value: string): string {
+  if (!/^[A-Za-z0-9._-]{1,63}$/.test(value)) throw new UsageError(`--to: expected a host name of 1..63 characters from A-Z a-z 0-9 . _ - (coordination.hosts), got '${value}'`);
   return value;
 }
 

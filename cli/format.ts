@@ -16,7 +16,8 @@ export function formatEtcdStatus(status: EtcdStatusReport, check: StatusCheck = 
   const holder = claim.phase === 'holding' ? `this host, epoch ${claim.epoch}; the address goes in ${formatDuration(claim.deadlineInMs ?? 0)} unless a renewal succeeds`
     : claim.error !== undefined ? `unknown: ${claim.error}`
       : claim.holder === undefined ? 'nobody' : `${claim.holder}, epoch ${claim.epoch}`;
-  lines.push(`  claim       ${claim.phase} for ${formatDuration(claim.since.phaseForMs)}; holder: ${holder}`);
+  lines.push(`  claim       ${claim.phase} for ${formatDuration(claim.since.phaseForMs)}; holder: ${holder}` +
+    (claim.switching === undefined ? '' : `; switch ${claim.switching} running`));
   const held = self.holdsIp === undefined ? 'cannot tell' : self.holdsIp ? 'held here' : self.held.length > 0 ? `only ${self.held.join(' and ')} held here` : 'not held here';
   lines.push(`  service IP  ${service.addresses.join(' and ')} on ${service.interface} (${service.mode} mode): ${held}`);
   if (self.healthChecks.length > 0) {

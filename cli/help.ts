@@ -14,7 +14,7 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              status are a monitoring check: 0 OK, 1 WARNING (no
                              failover ready), 2 CRITICAL (the IP on both hosts
                              or neither, the agent not answering), 3 UNKNOWN`,
-  'switchover': `  switchover [--dry-run] [--strict] [--min-requests N] [--confirm-timeout S]
+  'switchover': `  switchover [--to HOST] [--dry-run] [--strict] [--min-requests N] [--confirm-timeout S]
                              move the service IP to the other host: preflight,
                              backup-net-down, assign-ip, primary-net-down,
                              backup-net-up, then wait for N real requests in the
@@ -22,6 +22,8 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              In address mode the old host's open connections
                              finish there first (the drain). Run it again to
                              switch back
+      --to HOST              etcd mode: the host to move the service to (run
+                             it on that host); a pair moves it to the peer
       --dry-run              print each host's exact commands, change nothing
       --strict               refuse when the two hosts' software differs
       --pause-after STEP[:S] hold S seconds (default 10) after STEP: a rehearsal

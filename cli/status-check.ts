@@ -137,7 +137,8 @@ export function checkEtcdStatus(status: EtcdStatusReport): StatusCheck {
   const problems: CheckProblem[] = [];
   const add = (code: ProblemCode, text: string): void => void problems.push({level: PROBLEM_LEVEL[code as keyof typeof PROBLEM_LEVEL], code, text});
   const addresses = service.addresses.join(' and ');
-  const settled = claim.since.phaseForMs >= ETCD_SETTLE_MS;
+  // While a planned switch runs the address is on neither host for a few ms, and the giver holds the key without it.
+  const settled = claim.since.phaseForMs >= ETCD_SETTLE_MS && claim.switching === undefined;
   const holding = claim.phase === 'holding';
   if (settled && !holding && self.held.length > 0) {
     add('ip-without-key', `this host (${self.host}) has ${self.held.join(' and ')} on ${service.interface} without holding ` +

@@ -173,6 +173,17 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
         (current) => ({handedOver: false, key: current}));
     },
 
+    async transact(compares, writes, callOptions) {
+      const reply = await call('/v3/kv/txn', {
+        compare: compares.map(({key, modRevision}) => ({key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: String(modRevision)})),
+        success: writes.map((write) => write.type === 'put'
+          ? {request_put: {key: b64(write.key), value: b64(write.value), ...write.lease === undefined ? {} : {lease: write.lease}}}
+          : {request_delete_range: {key: b64(write.key)}}),
+        failure: [],
+      }, callOptions);
+      return {succeeded: reply['succeeded'] === true, revision: Number(asRecord(reply['header'])['revision'] ?? 0)};
+    },
+
     watch(prefix, signal, afterRevision) {
       return watchPrefix(prefix, signal, afterRevision);
     },

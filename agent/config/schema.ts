@@ -52,6 +52,8 @@ export interface CommonConfig {
 
 /** A host in etcd mode (coordination.mode: etcd): no peer, no beacons; etcd's lease decides who holds the service. */
 export interface EtcdConfig extends CommonConfig {
+  /** The confirmation of a planned switch to this host. */
+  readonly confirm: Config['confirm'];
   readonly coordination: EtcdCoordination;
 }
 
@@ -376,8 +378,6 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     reader.expected(skewField, 'nothing', 'the clocks are not compared with heartbeat.replay_protection: acknowledged; remove it');
   }
 
-  const confirm = reader.section(top.field('confirm'), CONFIRM_KEYS, 'a mapping like {min_requests: 3, timeout_s: 30}',
-    false);
 
   const secretFileField = top.field('secret_file');
   const secretFile = reader.optional(secretFileField, ABSOLUTE_PATH, DEFAULT_SECRET_FILE);
@@ -404,13 +404,7 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
       replayProtection,
       maxClockSkewMs,
     },
-    confirm: {
-      accessLog: reader.optional(confirm.field('access_log'), ABSOLUTE_PATH, undefined),
-      minRequests: reader.optional(confirm.field('min_requests'), integer(1, 1_000_000), DEFAULT_MIN_REQUESTS),
-      timeoutS: reader.optional(confirm.field('timeout_s'), integer(1, 3600), DEFAULT_CONFIRM_TIMEOUT_S),
-      statuses: readStatuses(reader, confirm.field('statuses')),
-      logFormat: readLogFormat(reader, confirm.field('log_format'), confirm.field('log_pattern')),
-    },
+    confirm: readConfirm(reader, top.field('confirm')),
     drain: readDrain(reader, top.field('drain'), inspectProgram),
     onStop: reader.optional(top.field('on_stop'), oneOf(['keep', 'release'] as const), 'keep'),
     stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
@@ -421,6 +415,18 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
     metrics: readMetrics(reader, top.field('metrics')),
     coordination: coordination === undefined ? undefined : {mode: 'pair' as const},
     scriptUser: readScriptUser(reader, top.field('script_user'), runsPrograms, lookupUser),
+  };
+}
+
+/** The confirmation of a planned switch: requests in the taker's access log. */
+function readConfirm(reader: Reader, field: Field) {
+  const confirm = reader.section(field, CONFIRM_KEYS, 'a mapping like {min_requests: 3, timeout_s: 30}', false);
+  return {
+    accessLog: reader.optional(confirm.field('access_log'), ABSOLUTE_PATH, undefined),
+    minRequests: reader.optional(confirm.field('min_requests'), integer(1, 1_000_000), DEFAULT_MIN_REQUESTS),
+    timeoutS: reader.optional(confirm.field('timeout_s'), integer(1, 3600), DEFAULT_CONFIRM_TIMEOUT_S),
+    statuses: readStatuses(reader, confirm.field('statuses')),
+    logFormat: readLogFormat(reader, confirm.field('log_format'), confirm.field('log_pattern')),
   };
 }
 
@@ -440,11 +446,11 @@ function readService(reader: Reader, field: Field) {
   };
 }
 
-// What only a pair reads: its peer, its beacons and their secret, and a planned switch's confirmation, drain and
-// rehearsal aids, which etcd mode does not run yet. Refused in etcd mode rather than ignored: an operator must not
+// What only a pair reads: its peer, its beacons and their secret, and a planned switch's drain and rehearsal aids,
+// which etcd mode does not run yet. Refused in etcd mode rather than ignored: an operator must not
 // believe a key is in force when it is not.
 const PAIR_ONLY_KEYS = [
-  'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'heartbeat', 'confirm', 'drain', 'rehearsal',
+  'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'heartbeat', 'drain', 'rehearsal',
 ] as const;
 
 /** A host in etcd mode: the keys both modes share, and the coordination section already read. */
@@ -479,6 +485,7 @@ function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: s
     file,
     pair,
     service: readService(reader, top.field('service')).value,
+    confirm: readConfirm(reader, top.field('confirm')),
     onStop,
     stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
     controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),

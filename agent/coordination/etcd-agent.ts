@@ -2,18 +2,21 @@
 // its address (service-claim.ts). This is what baton-agent runs with coordination.mode: etcd: the claim, the host's
 // health checks (an unhealthy host never campaigns), the state-change hook, and the answers to the control socket.
 //
-// What a pair's agent does and this one does not yet: a planned switchover (`baton switchover --to HOST`), the
-// drain, confirmation, rehearsal aids and metrics. Their requests are refused with a reason, never half-done.
+// A planned switchover (`baton switchover --to HOST`, run on HOST) is etcd-switch.ts. What a pair's agent does and
+// this one does not yet: the drain, the rehearsal aids and metrics. Their requests are refused with a reason.
 
 import type {EtcdConfig} from '../config/schema.js';
-import type {ClaimPhase, EtcdStatusReport, FailResult, RehearsalAids, ResumeResult, SwitchResult} from '../control-protocol.js';
+import type {
+  ClaimPhase, EtcdStatusReport, FailResult, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult,
+} from '../control-protocol.js';
 import type {ControlHandler} from '../control-server.js';
 import {BatonError, describeError} from '../errors.js';
 import {HealthMonitor, type HealthProbe} from '../health.js';
 import type {HookRunner} from '../hooks.js';
 import type {Logger} from '../log.js';
 import {createStepRun} from '../plans/executor.js';
-import type {Clock, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
+import type {AccessLogWatcher, Clock, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
+import {EtcdSwitch} from './etcd-switch.js';
 import type {AgentStateName, ServiceIp} from '../state-machine.js';
 import {describeAddresses, findServing, isAnyInUse} from '../net/service-addresses.js';
 import {VERSION} from '../version.js';
@@ -33,6 +36,9 @@ export interface EtcdAgentDeps {
   readonly log: Logger;
   readonly hostname: string;
   readonly pid: number;
+  /** confirm.access_log's watcher, when set: a switch to this host confirms requests in it. */
+  readonly accessLog: AccessLogWatcher | undefined;
+  readonly newId: () => string;
 }
 
 /** A claim's phase as the hook's states: a holder is active, every other phase stands by (or is stopping). */
@@ -47,6 +53,8 @@ const HOOK_STATE: Readonly<Record<ClaimPhase, AgentStateName>> = {
 export class EtcdAgent implements ControlHandler {
   readonly #deps: EtcdAgentDeps;
   readonly #claim: ServiceClaim;
+  readonly #switch: EtcdSwitch;
+  #serving: Promise<void> | undefined;
   readonly #health: HealthMonitor;
   readonly #stop = new AbortController();
   readonly #startedAt: number;
@@ -87,6 +95,10 @@ export class EtcdAgent implements ControlHandler {
       signal: this.#stop.signal,
       onPhase: (state, previous) => this.#phaseChanged(state, previous),
     });
+    this.#switch = new EtcdSwitch({
+      config, clock, store, log, run, claim: this.#claim, healthy: () => this.#health.health === 'ok', accessLog: deps.accessLog,
+      newId: deps.newId,
+    });
   }
 
   /** Starts the health checks and the claim; returns at once (ready() says when the key was first looked at). */
@@ -100,6 +112,7 @@ export class EtcdAgent implements ControlHandler {
       // The claim's loop does not throw; if it ever does, the address must not stay without a hold behind it.
       log.error(`(claim) stopped: ${describeError(error)}`);
     });
+    this.#serving = this.#switch.serve(this.#stop.signal).catch((error: unknown) => log.error(`(switch) stopped: ${describeError(error)}`));
   }
 
   /** Resolves once the claim has looked at the key (standing by, campaigning or holding), or when it stops. */
@@ -111,6 +124,7 @@ export class EtcdAgent implements ControlHandler {
   async shutdown(): Promise<void> {
     this.#stop.abort(new Error('the agent stops'));
     await this.#run;
+    await this.#serving;
     await this.#health.stop();
     await this.#deps.hooks?.drain();
   }
@@ -141,6 +155,7 @@ export class EtcdAgent implements ControlHandler {
         epoch: state.phase === 'holding' || state.phase === 'standing-by' ? state.epoch : undefined,
         error: state.phase === 'standing-by' ? state.error : undefined,
         deadlineInMs: deadline === undefined ? undefined : Math.max(0, Math.round(deadline - now)),
+        switching: this.#claim.switching,
         since: {phaseForMs: Math.round(now - this.#phaseSince)},
       },
       hosts: coordination.hosts,
@@ -150,9 +165,9 @@ export class EtcdAgent implements ControlHandler {
     };
   }
 
-  switchover(): Promise<SwitchResult> {
-    return Promise.reject(notInEtcdMode('a planned switchover', '`baton switchover --to HOST` comes with etcd mode\'s next part; ' +
-      'to move the service now, stop this agent (`systemctl stop baton-agent`): it gives the service up and the next host takes it'));
+  /** `baton switchover --to HOST`, run on HOST: the service moves here (etcd-switch.ts). */
+  switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+    return this.#switch.switchHere(options, emit);
   }
 
   resume(): Promise<ResumeResult> {

@@ -13,7 +13,7 @@
 
 import {BatonError, describeError} from '../errors.js';
 import type {Logger} from '../log.js';
-import type {Clock, CoordinationStore, StoredKey} from '../ports.js';
+import type {Clock, CoordinationStore, Lease, StoredKey} from '../ports.js';
 import {executeStep, executeUndo, type StepRun} from '../plans/executor.js';
 import {LeaseHolder, type DropReason, type HoldEnd, type LeaseTiming} from './lease-holder.js';
 
@@ -63,6 +63,14 @@ export const CLAIM_BACKOFF_MS = 2000;
 const CALL_TIMEOUT_MS = 1000;
 
 // ClaimPhase (control-protocol.ts) names these phases for `baton status`; a test keeps the two equal.
+/** A lease of the taker of a planned switch, renewed before the key is handed to it. */
+export interface PreparedHold {
+  readonly lease: string;
+  readonly holder: LeaseHolder;
+  /** When the hold ends (dropped, released or lost). */
+  readonly ended: Promise<HoldEnd>;
+}
+
 export type ClaimState =
   | {readonly phase: 'starting'}
   /** The key is another host's (`holder`), absent (undefined), or unknown (etcd out of reach: `error`). */
@@ -81,6 +89,12 @@ export class ServiceClaim {
   #absentSinceMs: number | undefined;
   /** The last campaign's failure, while campaigns keep failing the same way. */
   #lastFailure: string | undefined;
+  /** Monotonic ms before which this host does not campaign again (CLAIM_BACKOFF_MS after a hold or a campaign ended). */
+  #campaignNotBefore = 0;
+  /** A planned switch this host takes part in (etcd-switch.ts): no campaign, no stale-key revocation meanwhile. */
+  #switching: string | undefined;
+  /** A hold handed over to this host by a planned switch, running until it ends. */
+  #adopted: Promise<unknown> | undefined;
 
   constructor(deps: ClaimDeps) {
     this.#deps = deps;
@@ -109,7 +123,19 @@ export class ServiceClaim {
     // Whatever a previous agent left: no address is served without a key this process holds.
     await this.#queue(() => actions.drop()).catch((error: unknown) => log.error(`(claim) removing the address at start failed: ${describeError(error)}`));
     while (!signal.aborted) {
+      if (this.#adopted !== undefined) {
+        await this.#adopted;
+        this.#adopted = undefined;
+        continue;
+      }
+      if (this.#switching !== undefined) {
+        // The switch decides; the key names the giver until the handover, and this host until it ends.
+        await this.#sleep(CLAIM_POLL_MS);
+        continue;
+      }
       const key = await this.#read();
+      // A switch began, or handed this host the key, while the read was in flight: what it read is not news.
+      if (this.#adopted !== undefined || this.#switching !== undefined) continue;
       if (key === 'unknown') {
         await this.#sleep(CLAIM_POLL_MS);
         continue;
@@ -124,7 +150,7 @@ export class ServiceClaim {
       this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined});
       const now = this.#deps.clock.now();
       this.#absentSinceMs ??= now;
-      const campaignAt = this.#absentSinceMs + this.#deps.rank * CAMPAIGN_STAGGER_MS;
+      const campaignAt = Math.max(this.#absentSinceMs + this.#deps.rank * CAMPAIGN_STAGGER_MS, this.#campaignNotBefore);
       const healthy = this.#deps.healthy();
       if (!healthy || now < campaignAt) {
         await this.#sleep(healthy ? Math.min(CLAIM_POLL_MS, campaignAt - now) : CLAIM_POLL_MS);
@@ -132,14 +158,15 @@ export class ServiceClaim {
       }
       const end = await this.#campaign();
       this.#absentSinceMs = undefined;
-      if (end !== 'lost') await this.#sleep(CLAIM_BACKOFF_MS);
+      // The key is read again at once (status names the new holder), but no campaign comes before the backoff.
+      if (end !== 'lost') this.#campaignNotBefore = this.#deps.clock.now() + CLAIM_BACKOFF_MS;
     }
     this.#setState({phase: 'stopped'});
   }
 
   /** One campaign: the key, then the address, then the hold until it ends. 'lost': another host created the key. */
   async #campaign(): Promise<'lost' | 'failed' | HoldEnd> {
-    const {clock, store, key, self, leaseTtlS, timing, actions, log} = this.#deps;
+    const {clock, store, key, self, leaseTtlS, actions, log} = this.#deps;
     this.#setState({phase: 'campaigning'});
     let lease;
     const grantSentAtMs = clock.now();
@@ -165,16 +192,7 @@ export class ServiceClaim {
     }
     const epoch = acquired.key.modRevision;
     log.notice(`(claim ${key}) ${self} holds the key at epoch ${epoch}; taking the address`);
-    const holder = new LeaseHolder({
-      clock, store, timing,
-      dropAddress: (reason: DropReason) => this.#queue(async () => {
-        // Giving the service up on purpose is news; losing it is a warning.
-        if (reason === 'released') log.info(`(claim ${key}) giving the address up: ${reason}`);
-        else log.warning(`(claim ${key}) dropping the address: ${reason}`);
-        await actions.drop();
-      }),
-      log: (line) => log.info(line),
-    }, {lease: lease.id, epoch, grantSentAtMs, grantedTtlS: lease.ttlS});
+    const holder = this.#newHolder(lease, epoch, grantSentAtMs);
     this.#holder = holder;
     this.#setState({phase: 'holding', epoch, lease: lease.id});
     const held = holder.run();
@@ -202,6 +220,82 @@ export class ServiceClaim {
     this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined});
     log.notice(`(claim ${key}) the hold at epoch ${epoch} ended: ${end.reason}`);
     return end;
+  }
+
+  /** A lease holder for `lease`: renews it, and drops the address (through the queue) by its deadline. */
+  #newHolder(lease: Lease, epoch: number, grantSentAtMs: number): LeaseHolder {
+    const {clock, store, timing, key, actions, log} = this.#deps;
+    return new LeaseHolder({
+      clock, store, timing,
+      dropAddress: (reason: DropReason) => this.#queue(async () => {
+        // Giving the service up on purpose is news; losing it is a warning.
+        if (reason === 'released') log.info(`(claim ${key}) giving the address up: ${reason}`);
+        else log.warning(`(claim ${key}) dropping the address: ${reason}`);
+        await actions.drop();
+      }),
+      log: (line) => log.info(line),
+    }, {lease: lease.id, epoch, grantSentAtMs, grantedTtlS: lease.ttlS});
+  }
+
+  // --- A planned switch (etcd-switch.ts): the giver keeps its hold while its address goes, the taker gets a lease of
+  // its own ready before the key is handed to it, and adopts the hold at the handover.
+
+  /** A switch involving this host begins: until switchEnded(), this host neither campaigns nor revokes a key of its
+   *  name, and status shows the switch. */
+  switchBegan(id: string): void {
+    this.#switching = id;
+  }
+
+  switchEnded(): void {
+    this.#switching = undefined;
+  }
+
+  /** The switch this host takes part in now, if any. */
+  get switching(): string | undefined {
+    return this.#switching;
+  }
+
+  /** Runs an address change of a switch in the claim's queue, after any take or drop before it. */
+  addressOp(op: () => Promise<void>): Promise<void> {
+    return this.#queue(op);
+  }
+
+  /** The hold of this host (the giver), while it holds the key; undefined otherwise. */
+  currentHold(): {readonly lease: string; readonly epoch: number} | undefined {
+    return this.#state.phase === 'holding' && this.#holder?.holds() === true ? {lease: this.#state.lease, epoch: this.#state.epoch} : undefined;
+  }
+
+  /** The giver, after a handback: the key is its own again, at a new revision. */
+  epochChanged(epoch: number): void {
+    if (this.#state.phase === 'holding') this.#setState({...this.#state, epoch});
+  }
+
+  /** The taker, before the handover: a lease of its own, renewed from now on, that the key is handed over with. */
+  async prepareHold(): Promise<PreparedHold> {
+    const {clock, store, leaseTtlS} = this.#deps;
+    const grantSentAtMs = clock.now();
+    const lease = await store.grantLease(leaseTtlS, {timeoutMs: CALL_TIMEOUT_MS});
+    // Epoch 0 until the handover gives it one; the holder's deadline counts from the grant.
+    const holder = this.#newHolder(lease, 0, grantSentAtMs);
+    const ended = holder.run();
+    return {lease: lease.id, holder, ended};
+  }
+
+  /** The taker, once the key was handed over to its prepared lease: it holds the service until the hold ends. */
+  adoptHold(prepared: PreparedHold, epoch: number): void {
+    this.#holder = prepared.holder;
+    this.#setState({phase: 'holding', epoch, lease: prepared.lease});
+    this.#deps.log.notice(`(claim ${this.#deps.key}) ${this.#deps.self} holds the key at epoch ${epoch}, handed over by a planned switch`);
+    this.#adopted = prepared.ended.then((end) => {
+      this.#holder = undefined;
+      this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined});
+      this.#deps.log.notice(`(claim ${this.#deps.key}) the hold at epoch ${epoch} ended: ${end.reason}`);
+    });
+  }
+
+  /** Whether the prepared (or adopted) hold is still good: its deadline has not passed. */
+  stillHolds(prepared: PreparedHold): boolean {
+    return prepared.holder.holds();
   }
 
   /** Gives the service up now, if held (the address first, then the lease): for a planned stop of the agent. */

@@ -219,7 +219,7 @@ function formatValidEtcd(report: ConfigReport, config: EtcdConfig): string {
     `  service IP ${config.service.ips.map((ip) => ip.cidr).join(' and ')} on ${config.service.interface} (${config.service.mode} mode)`,
     ...report.notes.map((note) => `  ${note}`),
     report.readsAs === undefined ? '  host: not checked (--file-only)'
-      : `  host: ${config.service.interface} is this host's; ip, arping and perl checked as the agent finds them (${report.readsAs})`,
+      : `  host: ${config.service.interface} is this host's; ip, arping and perl, and the access log checked as the agent finds them (${report.readsAs})`,
     ...report.problems.map((problem) => `  WARNING ${problem.message}`),
   ];
   return `${lines.join('\n')}\n`;

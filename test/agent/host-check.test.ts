@@ -239,13 +239,14 @@ test('a missing file reads as missing, not as unreadable', async (t) => {
   t.deepEqual(problems.map((problem) => problem.kind), ['access-log-missing']);
 });
 
-test('an etcd config is checked for its interface and programs, not for beacons, a secret or an access log it has none of', async (t) => {
+test('an etcd config is checked for its interface, programs and access log, not for beacons or a secret it has none of', async (t) => {
   const probe = new FakeHostProbe();
   const etcd = testEtcdConfig('b');
   const subject = subjectOfConfig(etcd);
-  t.like(subject, {serviceInterface: 'eth0', listenAddress: undefined, accessLog: undefined, secretFiles: []});
-  t.deepEqual(await checkHost(subject, await gatherHostFacts(subject, probe), UNIT_ACCESS), [], 'no access-log-unset, no secret');
+  t.like(subject, {serviceInterface: 'eth0', listenAddress: undefined, accessLog: null, secretFiles: []});
+  t.deepEqual((await checkHost(subject, await gatherHostFacts(subject, probe), UNIT_ACCESS)).map((problem) => problem.kind), ['access-log-unset'],
+    'a switchover to this host cannot be confirmed without it; nothing about a secret');
   probe.interfaceList.delete('eth0');
   const problems = await checkHost(subject, await gatherHostFacts(subject, probe), UNIT_ACCESS);
-  t.deepEqual(problems.map((problem) => [problem.kind, problem.key]), [['interface-missing', 'service.interface']]);
+  t.deepEqual(problems.map((problem) => [problem.kind, problem.key]), [['interface-missing', 'service.interface'], ['access-log-unset', 'confirm.access_log']]);
 });

@@ -2,7 +2,9 @@
 // the faults a holder must survive or drop on (a member out of reach, slow answers, a lease already gone).
 
 import {BatonError} from '../../agent/errors.js';
-import type {CoordinationCallOptions, CoordinationEvent, CoordinationStore, Lease, StoredKey} from '../../agent/ports.js';
+import type {
+  CoordinationCallOptions, CoordinationEvent, CoordinationStore, KeyCompare, KeyWrite, Lease, StoredKey,
+} from '../../agent/ports.js';
 import type {FakeClock} from './fake-clock.js';
 
 export type FakeEtcdMode =
@@ -88,6 +90,25 @@ export class FakeCoordinationStore implements CoordinationStore {
     const stored = {key, value, lease, modRevision: ++this.#revision};
     this.#keys.set(key, stored);
     return {handedOver: true, key: stored};
+  }
+
+  async transact(compares: readonly KeyCompare[], writes: readonly KeyWrite[], options?: CoordinationCallOptions) {
+    await this.#reach('txn', options);
+    if (!compares.every(({key, modRevision}) => (this.#keys.get(key)?.modRevision ?? 0) === modRevision)) {
+      return {succeeded: false, revision: this.#revision};
+    }
+    for (const write of writes) {
+      if (write.type === 'put' && write.lease !== undefined && !this.#leases.has(write.lease)) {
+        throw new BatonError('COORDINATION_FAILED', 'etcdserver: requested lease not found');
+      }
+    }
+    // One revision for the whole transaction, as etcd gives it.
+    const revision = writes.length === 0 ? this.#revision : ++this.#revision;
+    for (const write of writes) {
+      if (write.type === 'put') this.#keys.set(write.key, {key: write.key, value: write.value, lease: write.lease ?? '0', modRevision: revision});
+      else this.#keys.delete(write.key);
+    }
+    return {succeeded: true, revision};
   }
 
   // eslint-disable-next-line require-yield

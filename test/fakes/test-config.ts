@@ -63,6 +63,7 @@ export function testEtcdConfig(host = 'a', overrides: Partial<EtcdConfig> = {}):
     file: `/etc/baton/${host}.yaml`,
     pair: 'web',
     service: {ip: SERVICE_IP, ips: [SERVICE_IP], interface: 'eth0', mode: 'address'},
+    confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: DEFAULT_STATUSES, logFormat: COMBINED},
     onStop: 'release',
     stateDir: `/var/lib/baton-${host}`,
     controlSocket: `/run/baton-${host}/control.sock`,

@@ -6,6 +6,7 @@ import {EtcdAgent} from '../../../agent/coordination/etcd-agent.js';
 import {isBatonError} from '../../../agent/errors.js';
 import type {StateChange} from '../../../agent/hooks.js';
 import type {Logger} from '../../../agent/log.js';
+import {FakeAccessLog} from '../../fakes/fake-access-log.js';
 import {FakeClock} from '../../fakes/fake-clock.js';
 import {FakeCoordinationStore} from '../../fakes/fake-coordination-store.js';
 import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
@@ -20,7 +21,7 @@ function quiet(lines: string[]): Logger {
   return {error: keep, warning: keep, notice: keep, info: keep, debug: () => undefined};
 }
 
-function world(names = ['a', 'b']) {
+function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
   const clock = new FakeClock();
   const store = new FakeCoordinationStore(clock);
   const segment = new FakeSegment();
@@ -29,16 +30,18 @@ function world(names = ['a', 'b']) {
     const health = new FakeHealthProbe();
     const changes: StateChange[] = [];
     const lines: string[] = [];
+    const accessLog = options.accessLog === true ? new FakeAccessLog() : undefined;
     const config = testEtcdConfig(name, {
+      confirm: {...testEtcdConfig(name).confirm, accessLog: accessLog === undefined ? undefined : '/var/log/nginx/access.log', timeoutS: 5},
       health: {intervalMs: 100, fall: 1, rise: 1, checks: [{kind: 'interface', interface: 'eth0'}]},
       coordination: {...testEtcdConfig(name).coordination, hosts: names, leaseTtlS: 3, renewMarginMs: 600},
     });
     const agent = new EtcdAgent({
       config, clock, store, network, drain: new FakeDrainDriver(), healthProbe: health, log: quiet(lines),
       hooks: {notify: (change) => void changes.push(change), drain: async () => undefined},
-      hostname: `host-${name}`, pid: 1000,
+      hostname: `host-${name}`, pid: 1000, accessLog, newId: () => `switch-to-${name}`,
     });
-    return {name, agent, network, health, changes, lines};
+    return {name, agent, network, health, changes, lines, accessLog};
   });
   const holders = (): string[] => segment.holders(SERVICE_IP.address).map((driver) => driver.name);
   const advance = async (ms: number): Promise<void> => {
@@ -54,7 +57,24 @@ function world(names = ['a', 'b']) {
     return watched;
   };
   const stopAll = (): Promise<void[]> => settle(Promise.all(hosts.map((host) => host.agent.shutdown())));
-  return {clock, store, hosts, holders, advance, settle, stopAll};
+  /** Advances time in steps of 1 ms while `work` runs, noting every moment the address was on two hosts or none. */
+  const watch = async <T>(work: Promise<T>, onTick?: () => void): Promise<{value: T; doubles: number; noneMs: number}> => {
+    let done = false;
+    let doubles = 0;
+    let noneMs = 0;
+    const watched = work.finally(() => {
+      done = true;
+    });
+    for (let t = 0; t < 30_000 && !done; t += 1) {
+      await clock.advance(1);
+      const now = holders().length;
+      if (now > 1) doubles += 1;
+      if (now === 0) noneMs += 1;
+      onTick?.();
+    }
+    return {value: await watched, doubles, noneMs};
+  };
+  return {clock, store, hosts, holders, advance, settle, stopAll, watch};
 }
 
 test('the first host takes the service; both report it, and the hook hears active and standby', async (t) => {
@@ -118,10 +138,86 @@ test('an address found at start is removed and said, and the planned requests of
   await w.advance(500);
   t.deepEqual(w.holders(), []);
   t.true(a.lines.some((line) => line === '(claim) removed 192.0.2.100/24 from the service interface'));
-  for (const refused of [a.agent.switchover(), a.agent.resume(), a.agent.failActive(), a.agent.rehearsalAids()]) {
+  for (const refused of [a.agent.resume(), a.agent.failActive(), a.agent.rehearsalAids()]) {
     const error = await t.throwsAsync(refused);
     t.true(isBatonError(error, 'BAD_REQUEST'));
     t.regex(error?.message ?? '', /^this agent runs etcd mode, which has no .+ yet: /);
   }
   await w.settle(a.agent.shutdown());
+});
+
+test('switchover --to b on b: the steps in order, the key handed over in one transaction, requests confirmed, never two holders', async (t) => {
+  const w = world(['a', 'b', 'c'], {accessLog: true});
+  const [a, b, c] = w.hosts;
+  if (a === undefined || b === undefined || c === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  t.deepEqual(w.holders(), ['a']);
+  const epoch = (await a.agent.status()).claim.epoch ?? 0;
+  const progress: string[] = [];
+  // Clients keep sending: once b serves, its access log sees them.
+  const {value: result, doubles, noneMs} = await w.watch(b.agent.switchover({dryRun: false, strict: false, minRequests: 3, confirmTimeoutS: undefined,
+    pauseAfter: undefined, to: 'b'}, (p) => {
+    if (p.kind === 'step') progress.push(`${p.step} ${p.host.host} ${p.action} ${p.status}`);
+  }), () => {
+    if (w.holders()[0] === 'b') b.accessLog?.request();
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.deepEqual(progress, ['backup-net-down b apply ok', 'assign-ip b apply ok', 'primary-net-down a apply ok', 'backup-net-up b apply ok',
+    'confirm-traffic b check ok']);
+  t.is(doubles, 0, 'the address was never on two hosts');
+  t.true(noneMs < 100, `the address was on no host for ${noneMs} ms (fake time): one record write and one read`);
+  t.regex(result.reason ?? '', /^switch switch-to-b: host b serves web at epoch \d+, 3 request\(s\) confirmed; host a is free to upgrade$/);
+  t.deepEqual(w.holders(), ['b']);
+  await w.advance(1000);
+  const [sa, sb, sc] = await Promise.all([a.agent.status(), b.agent.status(), c.agent.status()]);
+  t.like(sb, {claim: {phase: 'holding', holder: 'b', switching: undefined}, self: {holdsIp: true}});
+  t.true((sb.claim.epoch ?? 0) > epoch, 'the epoch grew with the handover');
+  t.like(sa, {claim: {phase: 'standing-by', holder: 'b', switching: undefined}, self: {holdsIp: false}});
+  t.like(sc, {claim: {phase: 'standing-by', holder: 'b'}});
+  // b's hold is a real one: it renews, and survives well past the TTL.
+  await w.advance(7000);
+  t.deepEqual(w.holders(), ['b']);
+  t.like(await b.agent.status(), {claim: {phase: 'holding', holder: 'b'}});
+  await w.stopAll();
+});
+
+test('a switch whose requests never come hands the key back: the giver serves again, never two holders', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  const steps: string[] = [];
+  const {value: result, doubles} = await w.watch(b.agent.switchover({dryRun: false, strict: false, minRequests: 3, confirmTimeoutS: 2,
+    pauseAfter: undefined, to: 'b'}, (p) => {
+    if (p.kind === 'step') steps.push(`${p.step} ${p.host.host} ${p.action} ${p.status}`);
+  }));
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'confirm-traffic');
+  t.is(doubles, 0);
+  t.deepEqual(steps.slice(-2), ['backup-net-up b undo ok', 'primary-net-down a undo ok']);
+  t.deepEqual(w.holders(), ['a']);
+  await w.advance(1000);
+  t.like(await a.agent.status(), {claim: {phase: 'holding', holder: 'a', switching: undefined}, self: {holdsIp: true}});
+  t.like(await b.agent.status(), {claim: {phase: 'standing-by', holder: 'a'}});
+  await w.advance(7000);
+  t.deepEqual(w.holders(), ['a'], 'a still renews its lease: the handback gave the key back to it');
+  await w.stopAll();
+});
+
+test('a switch is refused before anything moves: not on the named host, no access log, the holder itself', async (t) => {
+  const w = world(['a', 'b']);
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  const options = {dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined};
+  const refused = async (promise: Promise<unknown>): Promise<string> => (await t.throwsAsync(w.settle(promise)))?.message ?? '';
+  t.regex(await refused(a.agent.switchover({...options, to: 'b'}, () => undefined)), /in etcd mode the host taking the service runs the switch; run `baton switchover --to b` on b/);
+  t.regex(await refused(b.agent.switchover({...options}, () => undefined)), /name the host to move the service to/);
+  t.regex(await refused(b.agent.switchover({...options, to: 'z'}, () => undefined)), /--to z: not one of coordination\.hosts \(a, b\)/);
+  t.regex(await refused(b.agent.switchover({...options, to: 'b'}, () => undefined)), /confirm\.access_log is not set in .* on host b/);
+  t.deepEqual(w.holders(), ['a']);
+  await w.stopAll();
 });

@@ -68,6 +68,7 @@ class Etcd {
       acquire: async (key, value, lease, options) => (await reach(options), store.acquire(key, value, lease, options)),
       read: async (key, options): Promise<StoredKey | undefined> => (await reach(options), store.read(key, options)),
       handOver: async (key, revision, value, lease, options) => (await reach(options), store.handOver(key, revision, value, lease, options)),
+      transact: async (compares, writes, options) => (await reach(options), store.transact(compares, writes, options)),
       watch: (prefix: string, signal: AbortSignal): AsyncIterable<CoordinationEvent> => store.watch(prefix, signal),
     };
   }

@@ -1,0 +1,486 @@
+// A planned switchover in etcd mode (`baton switchover --to HOST`, run on HOST): the runbook's steps with a pair's
+// order, the handover of the service's key written as one etcd transaction, the confirmation in the taker's access
+// log, and the rollback of whatever was done. The two hosts talk through one record in etcd, the switch key beside
+// the service's key, each moving it on by a compare-and-swap:
+//
+//   taker  backup-net-down, assign-ip; a lease of its own, renewed from now on
+//   taker  writes giver-down-requested          (only if the service key is still the giver's, at its epoch)
+//   giver  primary-net-down; writes giver-down  (it keeps its lease: no third host can campaign meanwhile)
+//   taker  one transaction: the service key to the taker's lease, the record to handed-over
+//   taker  backup-net-up; confirm-traffic; writes done
+//   giver  its hold ends (its lease, which holds no key any more, is revoked); writes finished
+//
+// Never two holders: the giver removes its address before the handover, the taker adds its address after it, and
+// each address change goes through its host's claim queue behind the checks of its own lease's deadline.
+//
+// A rollback before the handover writes rolling-back: the giver puts its address back (it never stopped holding the
+// key). After it, the taker removes its address and hands the key back to the giver's lease in one transaction
+// (handed-back): the giver puts its address back. A giver that hears nothing for long after giver-down rolls back by
+// itself; a taker whose agent died leaves a lease that expires, and the hosts campaign as after any failure.
+
+import type {EtcdConfig} from '../config/schema.js';
+import {serviceKey} from '../config/coordination.js';
+import type {HostLabel, SwitchoverOptions, SwitchProgress, SwitchResult} from '../control-protocol.js';
+import {BatonError, describeError} from '../errors.js';
+import type {Logger} from '../log.js';
+import {executeStep, executeUndo, STEP_DEADLINE_MS, type StepRun} from '../plans/executor.js';
+import type {SwitchStepName} from '../plans/plans.js';
+import {TrafficCounter} from '../plans/traffic.js';
+import type {AccessLogWatcher, Clock, CoordinationStore, StoredKey} from '../ports.js';
+import type {PreparedHold, ServiceClaim} from './service-claim.js';
+
+export type SwitchPhase =
+  | 'giver-down-requested' | 'giver-down' | 'giver-failed' | 'handed-over' | 'done' | 'finished'
+  | 'rolling-back' | 'handed-back' | 'rolled-back';
+export const SWITCH_PHASES: readonly SwitchPhase[] = [
+  'giver-down-requested', 'giver-down', 'giver-failed', 'handed-over', 'done', 'finished', 'rolling-back', 'handed-back', 'rolled-back',
+];
+/** Phases after which nobody acts: a new switch may write over the record. */
+const FINAL_PHASES: readonly SwitchPhase[] = ['finished', 'rolled-back'];
+
+export interface SwitchRecord {
+  readonly id: string;
+  readonly giver: string;
+  readonly taker: string;
+  /** The service key's revision when the switch began: the giver's epoch. */
+  readonly epoch: number;
+  readonly phase: SwitchPhase;
+  /** The giver's lease, which the key is handed back to on a rollback after the handover. */
+  readonly giverLease?: string;
+  /** Why the giver failed, or why the switch rolls back. */
+  readonly reason?: string;
+}
+
+/** The record as etcd has it, or why it cannot be read: a record of another version, or a forged one, is not acted on. */
+export function decodeSwitchRecord(text: string): SwitchRecord | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'not JSON';
+  }
+  if (typeof value !== 'object' || value === null) return 'not an object';
+  const {id, giver, taker, epoch, phase, giverLease, reason} = value as Record<string, unknown>;
+  if (typeof id !== 'string' || id === '' || typeof giver !== 'string' || typeof taker !== 'string') return 'id, giver and taker must be strings';
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch <= 0) return 'epoch must be a positive integer';
+  if (typeof phase !== 'string' || !(SWITCH_PHASES as readonly string[]).includes(phase)) return `unknown phase ${String(phase)}`;
+  if (giverLease !== undefined && typeof giverLease !== 'string') return 'giverLease must be a string';
+  if (reason !== undefined && typeof reason !== 'string') return 'reason must be a string';
+  return {id, giver, taker, epoch, phase: phase as SwitchPhase, ...giverLease === undefined ? {} : {giverLease: giverLease as string},
+    ...reason === undefined ? {} : {reason: reason as string}};
+}
+
+/** The switch record's key, beside the service's. */
+export function switchKey(prefix: string, service: string): string {
+  return `${prefix}services/${service}/switch`;
+}
+
+export interface EtcdSwitchDeps {
+  readonly config: EtcdConfig;
+  readonly clock: Clock;
+  readonly store: CoordinationStore;
+  readonly claim: ServiceClaim;
+  readonly run: StepRun;
+  readonly log: Logger;
+  readonly healthy: () => boolean;
+  /** The access log of confirm.access_log, when set: the taker counts requests in it after backup-net-up. */
+  readonly accessLog: AccessLogWatcher | undefined;
+  readonly newId: () => string;
+}
+
+// While a switch waits on the other host, the record is read this often: the gap between the giver's removal and the
+// taker's handover is one write and at most one period.
+const FAST_POLL_MS = 10;
+// Otherwise a host looks for a switch naming it as the giver four times a second: a switch waits at most that long
+// for the giver to begin, while the address is still where it was.
+const IDLE_POLL_MS = 250;
+// Each read and write of a switch gets this long.
+const CALL_TIMEOUT_MS = 1000;
+// The taker waits this long for the giver's step: its step deadline, and two seconds to notice and answer.
+const GIVER_DEADLINE_MS = STEP_DEADLINE_MS + 2000;
+// A giver that has removed its address and then hears nothing for this long rolls back by itself: the taker is gone.
+const GIVER_ALONE_MS = GIVER_DEADLINE_MS + 5000;
+// After done, the taker waits this long for the giver to end its hold before it reports the switch done anyway.
+const FINISH_WAIT_MS = 5000;
+
+type Emit = (progress: SwitchProgress) => void;
+
+export class EtcdSwitch {
+  readonly #deps: EtcdSwitchDeps;
+  readonly #key: string;
+  readonly #serviceKey: string;
+  #running = false;
+
+  constructor(deps: EtcdSwitchDeps) {
+    this.#deps = deps;
+    const {prefix} = deps.config.coordination;
+    this.#key = switchKey(prefix, deps.config.pair);
+    this.#serviceKey = serviceKey(prefix, deps.config.pair);
+  }
+
+  /** The operator's switchover to this host, run here end to end. */
+  async switchHere(options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
+    const {config, store, claim, log} = this.#deps;
+    const self = config.coordination.host;
+    refuseUnsupported(options, self, config.coordination.hosts);
+    if (this.#running || claim.switching !== undefined) {
+      throw new BatonError('SWITCH_IN_PROGRESS', `switch ${claim.switching ?? ''} is already running on this host`.replace('  ', ' '));
+    }
+    const key = await store.read(this.#serviceKey, {timeoutMs: CALL_TIMEOUT_MS});
+    if (key === undefined) throw new BatonError('PREFLIGHT_REFUSED', `nobody holds ${config.pair} (${this.#serviceKey} is absent): there is nothing to move`);
+    if (key.value === self) throw new BatonError('PREFLIGHT_REFUSED', `this host (${self}) holds ${config.pair} already, at epoch ${key.modRevision}`);
+    if (!this.#deps.healthy()) throw new BatonError('PREFLIGHT_REFUSED', `this host's health checks fail: it does not take ${config.pair}`);
+    // As a pair's: no switch that cannot be confirmed. Checked before anything moves.
+    const accessLog = this.#deps.accessLog;
+    if (config.confirm.accessLog === undefined || accessLog === undefined) {
+      throw new BatonError('ACCESS_LOG_UNREADABLE', `confirm.access_log is not set in ${config.file} on host ${self}: baton cannot confirm traffic here`);
+    }
+    await accessLog.check();
+    const existing = await store.read(this.#key, {timeoutMs: CALL_TIMEOUT_MS});
+    const before = existing === undefined ? undefined : decodeSwitchRecord(existing.value);
+    if (existing !== undefined && typeof before === 'object' && !FINAL_PHASES.includes(before.phase)) {
+      throw new BatonError('SWITCH_IN_PROGRESS', `switch ${before.id} from ${before.giver} to ${before.taker} is ${before.phase} (${this.#key})`);
+    }
+    this.#running = true;
+    const id = this.#deps.newId();
+    claim.switchBegan(id);
+    try {
+      return await this.#run(id, key, existing, options, emit);
+    } finally {
+      claim.switchEnded();
+      this.#running = false;
+      log.info(`(switch ${id}) over`);
+    }
+  }
+
+  async #run(id: string, key: StoredKey, existing: StoredKey | undefined, options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
+    const {config, clock, store, claim, run, log} = this.#deps;
+    const started = clock.now();
+    const giver: HostLabel = {role: 'host', host: key.value};
+    const taker: HostLabel = {role: 'host', host: config.coordination.host};
+    const epoch = key.modRevision;
+    emit({kind: 'start', switchId: id, giver, taker, mode: config.service.mode});
+    log.notice(`(switch ${id}) ${config.pair} from ${giver.host} (epoch ${epoch}) to ${taker.host}`);
+    const applied: SwitchStepName[] = [];
+    let prepared: PreparedHold | undefined;
+    let record: {revision: number; value: SwitchRecord} | undefined;
+    let counter: TrafficCounter | undefined;
+    let failedStep: string | undefined;
+    const local = async (step: SwitchStepName): Promise<void> => {
+      const at = clock.now();
+      failedStep = step;
+      try {
+        await claim.addressOp(() => executeStep(step, run));
+      } catch (error) {
+        emit({kind: 'step', step, host: taker, action: 'apply', status: 'failed', elapsedMs: Math.round(clock.now() - at), detail: describeError(error)});
+        throw error;
+      }
+      applied.push(step);
+      emit({kind: 'step', step, host: taker, action: 'apply', status: 'ok', elapsedMs: Math.round(clock.now() - at), detail: undefined});
+    };
+    const result = (outcome: 'done' | 'rolled-back', reason: string, confirmed: number | undefined): SwitchResult => ({
+      switchId: id, outcome, giver, taker, reason, failedStep: outcome === 'done' ? undefined : failedStep,
+      totalMs: Math.round(clock.now() - started), confirmedRequests: confirmed, rollbackCheck: undefined, plan: undefined,
+    });
+
+    // Before the handover: what fails is taken back here, and the giver is asked to put its address back.
+    let handedAt: number | undefined;
+    try {
+      await local('backup-net-down');
+      await local('assign-ip');
+      failedStep = 'assign-ip';
+      prepared = await claim.prepareHold();
+      const asked: SwitchRecord = {id, giver: giver.host, taker: taker.host, epoch, phase: 'giver-down-requested'};
+      const written = await store.transact(
+        [{key: this.#serviceKey, modRevision: epoch}, {key: this.#key, modRevision: existing?.modRevision ?? 0}],
+        [{type: 'put', key: this.#key, value: JSON.stringify(asked)}], {timeoutMs: CALL_TIMEOUT_MS});
+      if (!written.succeeded) throw new BatonError('STEP_FAILED', `${this.#serviceKey} or ${this.#key} changed since the preflight`);
+      record = {revision: written.revision, value: asked};
+      failedStep = 'primary-net-down';
+      const downAt = clock.now();
+      const answer = await this.#waitFor(id, ['giver-down', 'giver-failed', 'rolling-back'], GIVER_DEADLINE_MS);
+      if (answer === undefined || answer.value.phase !== 'giver-down') {
+        const why = answer === undefined ? `${giver.host} did not answer within ${GIVER_DEADLINE_MS / 1000} s` : answer.value.reason ?? answer.value.phase;
+        emit({kind: 'step', step: 'primary-net-down', host: giver, action: 'apply', status: 'failed', elapsedMs: Math.round(clock.now() - downAt), detail: why});
+        if (answer !== undefined) record = answer;
+        throw new BatonError('STEP_FAILED', `primary-net-down on ${giver.host}: ${why}`);
+      }
+      record = answer;
+      emit({kind: 'step', step: 'primary-net-down', host: giver, action: 'apply', status: 'ok', elapsedMs: Math.round(clock.now() - downAt), detail: undefined});
+      // The handover: the key to this host's lease, only if nobody wrote it or the record since.
+      failedStep = 'backup-net-up';
+      const handed: SwitchRecord = {...answer.value, phase: 'handed-over'};
+      const handover = await store.transact(
+        [{key: this.#serviceKey, modRevision: epoch}, {key: this.#key, modRevision: answer.revision}],
+        [{type: 'put', key: this.#serviceKey, value: taker.host, lease: prepared.lease}, {type: 'put', key: this.#key, value: JSON.stringify(handed)}],
+        {timeoutMs: CALL_TIMEOUT_MS});
+      if (!handover.succeeded) throw new BatonError('STEP_FAILED', `the handover of ${this.#serviceKey} was refused: the key or the record changed`);
+      handedAt = handover.revision;
+      record = {revision: handover.revision, value: handed};
+      claim.adoptHold(prepared, handover.revision);
+      log.notice(`(switch ${id}) ${this.#serviceKey} handed over at epoch ${handover.revision}`);
+    } catch (error) {
+      const reason = describeError(error);
+      log.error(`(switch ${id}) rolling back: ${reason}`);
+      await this.#rollBackBeforeHandover(id, record, prepared, applied, giver, emit);
+      return result('rolled-back', reason, undefined);
+    }
+
+    // After the handover: this host holds the key; a failure hands it back.
+    try {
+      // Counting from before backup-net-up: a request that arrives at once is not missed.
+      const accessLog = this.#deps.accessLog;
+      if (accessLog !== undefined) counter = new TrafficCounter(accessLog, clock, config.confirm.statuses);
+      if (!prepared.holder.holds()) throw new BatonError('STEP_FAILED', 'this host\'s lease deadline passed before backup-net-up');
+      await local('backup-net-up');
+      let count: number | undefined;
+      if (counter !== undefined) {
+        failedStep = 'confirm-traffic';
+        const needed = options.minRequests ?? config.confirm.minRequests;
+        const timeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;
+        const at = clock.now();
+        count = await counter.waitFor(needed, timeoutMs, (n, elapsedMs) =>
+          emit({kind: 'waiting', step: 'confirm-traffic', host: taker, count: n, needed, elapsedMs: Math.round(elapsedMs)}));
+        emit({kind: 'step', step: 'confirm-traffic', host: taker, action: 'check', status: 'ok', elapsedMs: Math.round(clock.now() - at),
+          detail: `${count} request(s) in the access log`});
+      }
+      const done: SwitchRecord = {...record.value, phase: 'done'};
+      const wrote = await store.transact([{key: this.#key, modRevision: record.revision}], [{type: 'put', key: this.#key, value: JSON.stringify(done)}],
+        {timeoutMs: CALL_TIMEOUT_MS});
+      if (wrote.succeeded) await this.#waitFor(id, ['finished'], FINISH_WAIT_MS);
+      const reason = `switch ${id}: host ${taker.host} serves ${config.pair} at epoch ${handedAt}, ${count ?? 0} request(s) confirmed; ` +
+        `host ${giver.host} is free to upgrade`;
+      log.notice(`(switch ${id}) done: ${reason}`);
+      return result('done', reason, count);
+    } catch (error) {
+      const reason = describeError(error);
+      log.error(`(switch ${id}) handing back: ${reason}`);
+      await this.#handBack(id, record, prepared, handedAt, giver, taker, emit);
+      return result('rolled-back', reason, undefined);
+    } finally {
+      counter?.stop();
+    }
+  }
+
+  /** Before the handover: the giver puts its address back (if it took it away), this host takes its steps back. */
+  async #rollBackBeforeHandover(id: string, record: {revision: number; value: SwitchRecord} | undefined, prepared: PreparedHold | undefined,
+    applied: readonly SwitchStepName[], giver: HostLabel, emit: Emit): Promise<void> {
+    const {store, claim, run, clock, log} = this.#deps;
+    if (record !== undefined && record.value.phase !== 'giver-failed') {
+      const back: SwitchRecord = {...record.value, phase: 'rolling-back'};
+      const asked = await store.transact([{key: this.#key, modRevision: record.revision}], [{type: 'put', key: this.#key, value: JSON.stringify(back)}],
+        {timeoutMs: CALL_TIMEOUT_MS}).catch((error: unknown) => {
+        log.error(`(switch ${id}) cannot ask ${giver.host} to put its address back: ${describeError(error)}; it does by itself when it hears nothing`);
+        return undefined;
+      });
+      if (asked?.succeeded === true) {
+        const at = clock.now();
+        const ended = await this.#waitFor(id, ['rolled-back'], GIVER_DEADLINE_MS);
+        emit({kind: 'step', step: 'primary-net-down', host: giver, action: 'undo', status: ended === undefined ? 'failed' : 'ok',
+          elapsedMs: Math.round(clock.now() - at), detail: ended === undefined ? `${giver.host} did not say it serves again` : undefined});
+      } else if (asked !== undefined) {
+        // The giver moved the record on (it rolled back by itself, or failed): read it for what it says.
+        const now = await this.#read();
+        log.warning(`(switch ${id}) the record changed under the rollback: ${now === undefined ? 'gone' : now.value.phase}`);
+      }
+    }
+    for (const step of [...applied].reverse()) {
+      const at = clock.now();
+      await claim.addressOp(() => executeUndo(step, run)).then(
+        () => emit({kind: 'step', step, host: {role: 'host', host: this.#deps.config.coordination.host}, action: 'undo', status: 'ok', elapsedMs: Math.round(clock.now() - at), detail: undefined}),
+        (error: unknown) => emit({kind: 'step', step, host: {role: 'host', host: this.#deps.config.coordination.host}, action: 'undo', status: 'failed', elapsedMs: Math.round(clock.now() - at), detail: describeError(error)}));
+    }
+    if (prepared !== undefined) await prepared.holder.release();
+  }
+
+  /** After the handover: this host's address goes, the key goes back to the giver's lease, and the giver serves again. */
+  async #handBack(id: string, record: {revision: number; value: SwitchRecord}, prepared: PreparedHold, handedAt: number | undefined,
+    giver: HostLabel, taker: HostLabel, emit: Emit): Promise<void> {
+    const {store, claim, run, clock, log} = this.#deps;
+    const at = clock.now();
+    await claim.addressOp(() => executeUndo('backup-net-up', run)).catch((error: unknown) =>
+      log.error(`(switch ${id}) removing the address for the handback failed: ${describeError(error)}`));
+    emit({kind: 'step', step: 'backup-net-up', host: taker, action: 'undo', status: 'ok', elapsedMs: Math.round(clock.now() - at), detail: undefined});
+    const giverLease = record.value.giverLease;
+    const back: SwitchRecord = {...record.value, phase: 'handed-back'};
+    const handed = giverLease === undefined || handedAt === undefined ? undefined : await store.transact(
+      [{key: this.#serviceKey, modRevision: handedAt}, {key: this.#key, modRevision: record.revision}],
+      [{type: 'put', key: this.#serviceKey, value: giver.host, lease: giverLease}, {type: 'put', key: this.#key, value: JSON.stringify(back)}],
+      {timeoutMs: CALL_TIMEOUT_MS}).catch((error: unknown) => {
+      log.error(`(switch ${id}) the handback failed: ${describeError(error)}`);
+      return undefined;
+    });
+    if (handed?.succeeded !== true) {
+      // The giver's lease is gone (its agent died) or the key moved: this host keeps the service rather than leave
+      // it on nobody.
+      log.error(`(switch ${id}) the key could not go back to ${giver.host}: this host keeps ${this.#deps.config.pair}`);
+      await claim.addressOp(() => executeStep('backup-net-up', run)).catch((error: unknown) =>
+        log.error(`(switch ${id}) putting the address back failed: ${describeError(error)}`));
+      emit({kind: 'note', text: `the key could not go back to host ${giver.host}: host ${taker.host} keeps serving`});
+      return;
+    }
+    // The giver holds the key again: this host's hold ends (its lease holds no key any more).
+    await prepared.holder.release();
+    const back2 = clock.now();
+    const ended = await this.#waitFor(id, ['rolled-back'], GIVER_DEADLINE_MS);
+    emit({kind: 'step', step: 'primary-net-down', host: giver, action: 'undo', status: ended === undefined ? 'failed' : 'ok',
+      elapsedMs: Math.round(clock.now() - back2), detail: ended === undefined ? `${giver.host} did not say it serves again` : undefined});
+  }
+
+  /** Reads the record until its phase is one of `phases` (for switch `id`), or `withinMs` passes (undefined). */
+  async #waitFor(id: string, phases: readonly SwitchPhase[], withinMs: number): Promise<{revision: number; value: SwitchRecord} | undefined> {
+    const {clock} = this.#deps;
+    const until = clock.now() + withinMs;
+    while (clock.now() < until) {
+      const now = await this.#read().catch(() => undefined);
+      if (now !== undefined && now.value.id === id && phases.includes(now.value.phase)) return now;
+      await clock.sleep(FAST_POLL_MS);
+    }
+    return undefined;
+  }
+
+  async #read(): Promise<{revision: number; value: SwitchRecord} | undefined> {
+    const stored = await this.#deps.store.read(this.#key, {timeoutMs: CALL_TIMEOUT_MS});
+    if (stored === undefined) return undefined;
+    const value = decodeSwitchRecord(stored.value);
+    if (typeof value === 'string') {
+      this.#deps.log.warning(`(switch) ${this.#key} is not a switch record (${value}): ignored`);
+      return undefined;
+    }
+    return {revision: stored.modRevision, value};
+  }
+
+  /**
+   * The giver's part, and the leftovers of a switch this host took part in before a restart: reads the record and
+   * acts on a phase that names this host, until `signal` aborts.
+   */
+  async serve(signal: AbortSignal): Promise<void> {
+    const {clock, log} = this.#deps;
+    let lastMove = clock.now();
+    let lastSeen = '';
+    while (!signal.aborted) {
+      let record;
+      try {
+        record = await this.#read();
+      } catch {
+        record = undefined;
+      }
+      const seen = record === undefined ? '' : `${record.value.id}:${record.value.phase}`;
+      if (seen !== lastSeen) {
+        lastSeen = seen;
+        lastMove = clock.now();
+      }
+      const busy = record !== undefined && !FINAL_PHASES.includes(record.value.phase) && this.#involves(record.value);
+      if (record !== undefined && busy) {
+        await this.#act(record, clock.now() - lastMove).catch((error: unknown) =>
+          log.error(`(switch ${record.value.id}) ${describeError(error)}`));
+      }
+      await clock.sleep(busy ? FAST_POLL_MS : IDLE_POLL_MS, signal).catch(() => undefined);
+    }
+  }
+
+  #involves(record: SwitchRecord): boolean {
+    const self = this.#deps.config.coordination.host;
+    return record.giver === self || (record.taker === self && !this.#running);
+  }
+
+  async #act({revision, value}: {revision: number; value: SwitchRecord}, stillForMs: number): Promise<void> {
+    const {claim, run, log, store} = this.#deps;
+    const self = this.#deps.config.coordination.host;
+    const move = async (phase: SwitchPhase, extra: Partial<SwitchRecord> = {}): Promise<boolean> => {
+      const next = {...value, ...extra, phase};
+      const wrote = await store.transact([{key: this.#key, modRevision: revision}], [{type: 'put', key: this.#key, value: JSON.stringify(next)}],
+        {timeoutMs: CALL_TIMEOUT_MS});
+      return wrote.succeeded;
+    };
+    if (value.taker === self) {
+      // A switch to this host from before this agent started (it died mid-switch): its lease is gone with it.
+      if (value.phase === 'giver-down-requested' || value.phase === 'giver-down') {
+        log.warning(`(switch ${value.id}) left unfinished by this host's previous agent: asking ${value.giver} to serve again`);
+        await move('rolling-back', {reason: `the taker's agent (${self}) restarted mid-switch`});
+      }
+      return;
+    }
+    switch (value.phase) {
+      case 'giver-down-requested': {
+        const hold = claim.currentHold();
+        if (hold === undefined || hold.epoch !== value.epoch) {
+          await move('giver-failed', {reason: `${self} does not hold the service at epoch ${value.epoch}`});
+          return;
+        }
+        claim.switchBegan(value.id);
+        log.notice(`(switch ${value.id}) giving ${this.#deps.config.pair} to ${value.taker}: primary-net-down`);
+        try {
+          await claim.addressOp(() => executeStep('primary-net-down', run));
+        } catch (error) {
+          await claim.addressOp(() => executeUndo('primary-net-down', run)).catch(() => undefined);
+          claim.switchEnded();
+          await move('giver-failed', {reason: `primary-net-down on ${self}: ${describeError(error)}`});
+          return;
+        }
+        if (!await move('giver-down', {giverLease: hold.lease})) await this.#serveAgain(value.id);
+        return;
+      }
+      case 'giver-down':
+      case 'handed-over':
+        // The taker's turn. One that went silent for long leaves this host to take its address back (before the
+        // handover: it still holds the key) or to give up its hold (after: the key is the taker's).
+        if (stillForMs < GIVER_ALONE_MS) return;
+        if (value.phase === 'giver-down') {
+          log.error(`(switch ${value.id}) ${value.taker} said nothing for ${Math.round(stillForMs / 1000)} s after primary-net-down: serving again`);
+          if (await move('rolled-back', {reason: `${value.taker} went silent mid-switch`})) await this.#serveAgain(value.id);
+        } else {
+          log.error(`(switch ${value.id}) ${value.taker} said nothing for ${Math.round(stillForMs / 1000)} s after the handover: this host's hold ends`);
+          claim.switchEnded();
+          await claim.release();
+        }
+        return;
+      case 'rolling-back':
+        await this.#serveAgain(value.id);
+        await move('rolled-back');
+        return;
+      case 'handed-back': {
+        const key = await store.read(this.#serviceKey, {timeoutMs: CALL_TIMEOUT_MS});
+        if (key?.value === self) claim.epochChanged(key.modRevision);
+        await this.#serveAgain(value.id);
+        await move('rolled-back');
+        return;
+      }
+      case 'done':
+        claim.switchEnded();
+        await claim.release();
+        await move('finished');
+        log.notice(`(switch ${value.id}) ${value.taker} serves ${this.#deps.config.pair}; this host is free`);
+        return;
+      case 'giver-failed':
+        return;
+    }
+  }
+
+  /** The giver puts its address back after a rollback, if it still holds the key (no probe: the taker never served). */
+  async #serveAgain(id: string): Promise<void> {
+    const {claim, run, log} = this.#deps;
+    claim.switchEnded();
+    if (claim.currentHold() === undefined) {
+      log.warning(`(switch ${id}) rolled back, but this host no longer holds the key: it stands by`);
+      return;
+    }
+    await claim.addressOp(() => executeUndo('primary-net-down', run));
+    log.notice(`(switch ${id}) rolled back: this host serves again`);
+  }
+}
+
+/** What an etcd switch does not do (yet), refused before anything moves. */
+function refuseUnsupported(options: SwitchoverOptions, self: string, hosts: readonly string[]): void {
+  if (options.to === undefined) {
+    throw new BatonError('BAD_REQUEST', `etcd mode: name the host to move the service to, and run the command there: ` +
+      `\`baton switchover --to ${self}\` on ${self} (one of ${hosts.join(', ')})`);
+  }
+  if (!hosts.includes(options.to)) throw new BatonError('BAD_REQUEST', `--to ${options.to}: not one of coordination.hosts (${hosts.join(', ')})`);
+  if (options.to !== self) {
+    throw new BatonError('BAD_REQUEST', `--to ${options.to}: in etcd mode the host taking the service runs the switch; run ` +
+      `\`baton switchover --to ${options.to}\` on ${options.to}`);
+  }
+  if (options.dryRun) throw new BatonError('BAD_REQUEST', '--dry-run: not there yet in etcd mode');
+  if (options.pauseAfter !== undefined) throw new BatonError('BAD_REQUEST', '--pause-after: etcd mode has no rehearsal aids');
+}
