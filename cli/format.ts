@@ -1,11 +1,16 @@
 // Renders status reports (and later progress and drill reports) as text for people, or JSON for machines.
 
 import {drainText} from '../agent/plans/coordinator.js';
-import {type EtcdStatusReport, hostText, type StatusReport, type SwitchProgress, type SwitchResult} from '../agent/control-protocol.js';
+import {type EtcdStatusReport, type HostLabel, hostText, type StatusReport, type SwitchProgress, type SwitchResult} from '../agent/control-protocol.js';
 import {describePartlyHeld} from '../agent/net/service-addresses.js';
 import {checkEtcdStatus, checkStatus, partOfService, type StatusCheck} from './status-check.js';
 
 /** The report, after its verdict on the first line (what a monitoring system shows of a check's output). */
+/** Where a step runs: a pair's role, or an etcd host's name (it has no role). */
+function whereText(host: HostLabel): string {
+  return host.role === 'host' ? host.host : host.role;
+}
+
 /** `baton status` of a host in etcd mode: its claim on the service, the address as observed, etcd and its health. */
 export function formatEtcdStatus(status: EtcdStatusReport, check: StatusCheck = checkEtcdStatus(status)): string {
   const {self, claim, service, etcd} = status;
@@ -81,12 +86,12 @@ export function formatProgress(progress: SwitchProgress): string {
       const name = progress.action === 'apply' ? progress.step : `${progress.action} ${progress.step}`;
       const status = progress.status === 'ok' ? 'ok    ' : 'FAILED';
       const detail = progress.detail === undefined ? '' : `  ${progress.detail}`;
-      return `  ${name.padEnd(STEP_WIDTH + 5)} on ${progress.host.role.padEnd(7)} ${status} ${String(progress.elapsedMs).padStart(6)} ms${detail}\n`;
+      return `  ${name.padEnd(STEP_WIDTH + 5)} on ${whereText(progress.host).padEnd(7)} ${status} ${String(progress.elapsedMs).padStart(6)} ms${detail}\n`;
     }
     case 'waiting': {
       const seen = progress.count < 0 ? 'waiting for the peer to count'
         : progress.step === 'drain-connections' ? `${progress.count} connection(s) left` : `${progress.count} of ${progress.needed} requests`;
-      return `  ${progress.step.padEnd(STEP_WIDTH + 5)} on ${progress.host.role.padEnd(7)} ...    ${formatDuration(progress.elapsedMs).padStart(9)}  ${seen}\n`;
+      return `  ${progress.step.padEnd(STEP_WIDTH + 5)} on ${whereText(progress.host).padEnd(7)} ...    ${formatDuration(progress.elapsedMs).padStart(9)}  ${seen}\n`;
     }
     case 'note':
       return `  ${progress.text}\n`;
@@ -99,7 +104,7 @@ export function formatSwitchResult(result: SwitchResult): string {
     case 'dry-run': {
       const lines = [`dry run: ${hostText(result.giver)} -> ${hostText(result.taker)}; nothing was changed. Each host would run:`];
       for (const step of result.plan ?? []) {
-        lines.push(`  ${step.step.padEnd(STEP_WIDTH)} on ${step.host.role}: ${step.does}`);
+        lines.push(`  ${step.step.padEnd(STEP_WIDTH)} on ${whereText(step.host)}: ${step.does}`);
         for (const command of step.commands) lines.push(`      ${command}`);
       }
       return `${lines.join('\n')}\n`;
