@@ -132,7 +132,7 @@ test('--dry-run shows each step\'s commands for both addresses, the drain\'s inc
     'assign-ip on backup: ',
     `forward-strays on backup: forward ${v4} ${PRIMARY_ADDRESS}; forward ${v6} ${PRIMARY_ADDRESS6}`,
     // The fake's recording drain answers ownAddress with false.
-    `hold-connections on primary: ownAddress ${v4}; hold ${v4} false; ownAddress ${v6}; hold ${v6} false`,
+    `hold-connections on primary: ownAddress ${v4}; ownAddress ${v6}; hold ${v4} false; hold ${v6} false`,
     `primary-net-down on primary: removeAddress ${v4}; removeAddress ${v6}`,
     `backup-net-up on backup: addAddress ${v4}; addAddress ${v6}; announce ${v4}; announce ${v6}`,
     'confirm-traffic on backup: ',
