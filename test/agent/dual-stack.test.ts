@@ -122,6 +122,24 @@ test('one address on its own is repaired: the active host takes the missing one 
   t.true(pair.backup.logs.some((l) => l.includes('found part of the service IP on this host while standby: releasing it')));
 });
 
+test('a released host holds neither address: one found on it is let go, and the host stays released', async (t) => {
+  const pair = await dualPair(t);
+  const result = await drive(pair.clock, pair.primary.agent.switchover(OPTIONS, () => undefined), () => {
+    if (!pair.backup.network.addresses.has(SERVICE_IP.address)) return;
+    pair.backup.accessLog.request(1);
+    pair.backup.arrivals.arrive(1);
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.is(pair.primary.agent.state.name, 'released');
+  // An address of two back on the released host (by hand, a script): it would answer beside the backup.
+  pair.primary.network.addresses.add(SERVICE_IP6.address);
+  await pair.clock.advance(3000);
+  t.deepEqual(held(pair.primary), [], 'the released host let the stray address go');
+  t.is(pair.primary.agent.state.name, 'released', 'and stays released: hands off until `baton resume`');
+  t.deepEqual(held(pair.backup), ADDRESSES);
+  t.true(pair.primary.logs.some((l) => l.includes('found part of the service IP on this host while released: releasing it')));
+});
+
 test('--dry-run shows each step\'s commands for both addresses, the drain\'s included', async (t) => {
   const pair = await dualPair(t);
   const result = await drive(pair.clock, pair.primary.agent.switchover({...OPTIONS, dryRun: true}, () => undefined));
