@@ -140,6 +140,19 @@ test('a released host holds neither address: one found on it is let go, and the 
   t.true(pair.primary.logs.some((l) => l.includes('found part of the service IP on this host while released: releasing it')));
 });
 
+test('a restarted agent removes what a drain of both addresses left: both forwards, both holds', async (t) => {
+  const pair = await dualPair(t);
+  await pair.backup.drain.forward(SERVICE_IP, PRIMARY_ADDRESS);
+  await pair.backup.drain.forward(SERVICE_IP6, PRIMARY_ADDRESS6);
+  await pair.backup.drain.hold(SERVICE_IP, '192.0.2.12');
+  await pair.backup.drain.hold(SERVICE_IP6, '2001:db8::12');
+  await pair.backup.kill();
+  await pair.backup.restart().start();
+  await pair.clock.advance(2000);
+  t.deepEqual([[...pair.backup.drain.forwards], [...pair.backup.drain.heldAddresses]], [[], []]);
+  t.true(pair.backup.logs.some((line) => line.includes('removed what an interrupted drain left: forward, hold, hold')), pair.backup.logs.join('\n'));
+});
+
 test('--dry-run shows each step\'s commands for both addresses, the drain\'s included', async (t) => {
   const pair = await dualPair(t);
   const result = await drive(pair.clock, pair.primary.agent.switchover({...OPTIONS, dryRun: true}, () => undefined));
