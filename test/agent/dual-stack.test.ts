@@ -153,6 +153,31 @@ test('a restarted agent removes what a drain of both addresses left: both forwar
   t.true(pair.backup.logs.some((line) => line.includes('removed what an interrupted drain left: forward, hold, hold')), pair.backup.logs.join('\n'));
 });
 
+test('link mode: resume takes an address left on the released host\'s downed link off before the link comes up', async (t) => {
+  const link: Partial<Config> = {service: {...DUAL.service as Config['service'], mode: 'link'}};
+  const pair = createFakePair(t, {primary: {config: link}, backup: {config: link}});
+  await pair.primary.agent.start();
+  await pair.backup.agent.start();
+  await pair.clock.advance(1500);
+  const result = await drive(pair.clock, pair.primary.agent.switchover(OPTIONS, () => undefined), () => {
+    if (!pair.backup.network.addresses.has(SERVICE_IP.address) || !pair.backup.network.linkUp) return;
+    pair.backup.accessLog.request(1);
+    pair.backup.arrivals.arrive(1);
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.is(pair.primary.agent.state.name, 'released');
+  t.false(pair.primary.network.linkUp);
+  // The IPv4 address still on the downed link (its removal at the switch's end failed; the kernel keeps an IPv4
+  // address on a downed link, and drops an IPv6 one): it must not answer once the link is up.
+  pair.primary.network.addresses.add(SERVICE_IP.address);
+  pair.primary.network.journal.length = 0;
+  await drive(pair.clock, pair.primary.agent.resume());
+  t.is(pair.primary.agent.state.name, 'standby');
+  t.deepEqual(pair.primary.network.actions(), [`removeAddress ${SERVICE_IP.cidr}`, `removeAddress ${SERVICE_IP6.cidr}`, 'setLink eth0 up']);
+  t.deepEqual(held(pair.primary), []);
+  t.deepEqual(pair.segment.holders(SERVICE_IP.address).length, 1, 'only the backup answers for the IPv4 address');
+});
+
 test('--dry-run shows each step\'s commands for both addresses, the drain\'s included', async (t) => {
   const pair = await dualPair(t);
   const result = await drive(pair.clock, pair.primary.agent.switchover({...OPTIONS, dryRun: true}, () => undefined));
