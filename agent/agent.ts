@@ -31,7 +31,7 @@ import type {MetricsSource} from './metrics.js';
 import {AgentTally, countingAnnouncements} from './tally.js';
 import {LatenessTracker, runTicks} from './timers.js';
 import {VERSION} from './version.js';
-import {announceAll, describeAddresses, findServing, isAnyInUse, isServingAll, isServingAny} from './net/service-addresses.js';
+import {announceAll, describeAddresses, findServing, isAnyInUse, isServingAll, isServingAny, removeAll} from './net/service-addresses.js';
 
 export interface AgentDeps {
   readonly config: Config;
@@ -441,7 +441,12 @@ export class Agent {
       throw new BatonError('STEP_FAILED', `this host is ${this.#machine.name}, not released: there is nothing to resume`);
     }
     // Link mode: the released host's service interface stayed down through its maintenance; a standby needs it up.
-    if (config.service.mode === 'link') await network.setLink(config.service.interface, true);
+    // Without the service addresses: one left on the downed link (an IPv4 address stays there, and the switch's
+    // removal may have failed) would answer beside the active host from the moment the link is up.
+    if (config.service.mode === 'link') {
+      await removeAll(network, config.service.ips);
+      await network.setLink(config.service.interface, true);
+    }
     await this.dispatch({type: 'resume-requested'});
     return {state: this.#machine.name, reason: this.#machine.reason};
   }

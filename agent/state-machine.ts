@@ -33,7 +33,8 @@
 //   active ──observed: the IP left this host, its service interface does not run──► (release plan) ──ok──► fault
 //   standby/released ──observed: the IP is on this host──► active
 //   fault ──observed: the IP is on this host──► (release plan)
-//   standby/fault ──observed: part of a dual-stack service IP is on this host──► (release plan)
+//   standby/released/fault ──observed: part of a dual-stack service IP is on this host──► (release plan)
+//       (release plan of a released host) ──ok or failed──► released (a failed one is tried again at the next look)
 //   fault ──observed: the service interface runs again after it did not, checks pass──► standby
 //
 //   standby ──health-changed: failing──► fault ──health-changed: ok──► standby
@@ -260,8 +261,9 @@ function onPeerSeen(state: MachineState): Transition {
  * unless the peer holds it, or its service interface does not run: then it cannot serve, and is in fault until the
  * interface runs again (a cable pulled, a link set down; IPv6 addresses go with the link). A standby or released
  * host that finds the IP on its interface (added by hand, a healed partition) holds it: it becomes active, and the
- * epoch rule above settles who keeps it. Part of a dual-stack service IP (one of its two addresses) on a standby or
- * faulted host cannot be served and would answer beside the host that serves: it is released. (An active host with
+ * epoch rule above settles who keeps it. Part of a dual-stack service IP (one of its two addresses) on a standby,
+ * released or faulted host cannot be served and would answer beside the host that serves: it is released (a
+ * released host stays released). (An active host with
  * part of it takes the rest back, or stands by when the peer holds it, and then releases what is left.)
  */
 function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boolean, partlyHeld = false): Transition {
@@ -296,7 +298,7 @@ function onObserved(state: MachineState, holdsIp: boolean, interfaceRunning: boo
   if (state.name === 'fault' && holdsIp) {
     return startPlan(state, 'release', 'found the service IP on this host while in fault: releasing it');
   }
-  if (state.name === 'standby' && partlyHeld) {
+  if ((state.name === 'standby' || state.name === 'released') && partlyHeld) {
     return startPlan(state, 'release', `found part of the service IP on this host while ${state.name}: releasing it`);
   }
   return stay(state);
@@ -368,6 +370,12 @@ function onPlanFinished(state: MachineState, planId: string, ok: boolean, error:
         ? transition({...done, name: 'standby', reason: `${ADDRESS_STILL_ANSWERS}: not taking it`}, [{type: 'send-beacon'}])
         : transition({...done, name: 'fault', reason: `could not take the service IP over: ${error ?? 'unknown error'}`}, [{type: 'send-beacon'}]);
     case 'release':
+      // A released host stays released (hands off until `baton resume`) whatever the release of a stray address did;
+      // one that failed is tried again at the next look, as the address is still there.
+      if (state.name === 'released') {
+        return transition({...done, reason: ok ? 'released part of the service IP found on this host; hands off until `baton resume`'
+          : `could not release part of the service IP found on this host: ${error ?? 'unknown error'}; trying again`}, [{type: 'send-beacon'}]);
+      }
       if (ok && state.interfaceDown) {
         return transition({...done, name: 'fault', reason: 'the service interface does not run (down, or no carrier): released the service IP; stands by when it runs again'}, [{type: 'send-beacon'}]);
       }

@@ -17,10 +17,9 @@ import type {Role} from '../agent/state-machine.js';
 import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab, type LabHost} from '../cli/lab/lab.js';
 import {judgeHolders, watchServiceAddress, type AddressWatch} from '../cli/lab/address-events.js';
-import {startProber} from '../cli/lab/probe-control.js';
 import {DRAIN_STEP_NAMES, SWITCH_STEP_NAMES, type SwitchStepName} from '../agent/plans/plans.js';
 import type {CampaignPart, CaseResult} from './case.js';
-import {checkJournals, checkOneHolder, describeSwitch, pairStatus, SWITCH_DEFAULTS, withCampaignLab} from './lab.js';
+import {checkJournals, checkOneHolder, describeSwitch, pairStatus, SWITCH_DEFAULTS, startLabProbers, withCampaignLab} from './lab.js';
 
 type Direction = 'switchover' | 'switchback';
 /** Where the kill lands: in the pause after one of the four steps, or while the taker counts requests. */
@@ -120,8 +119,8 @@ export const crashPart: CampaignPart = {
       labs += 1;
       const mode = (cases[rows.length] as CrashCase).mode;
       await withCampaignLab(context, {mode, progress: (line) => context.say(line)}, async (lab) => {
-        const prober = await startProber({
-          namespace: lab.client.namespace, url: `http://${lab.serviceIp.split('/')[0]}/`, intervalMs: PROBE_INTERVAL_MS, timeoutMs: 200,
+        const prober = await startLabProbers(lab, {
+          intervalMs: PROBE_INTERVAL_MS, timeoutMs: 200,
           durationS: PROBER_DURATION_S, maxProbes: Math.ceil(PROBER_DURATION_S * 1000 / PROBE_INTERVAL_MS), out: join(context.dir, `crash-probes-${labs}.jsonl`),
         });
         try {

@@ -9,9 +9,9 @@ import type {StatusReport, SwitchoverOptions, SwitchProgress, SwitchResult} from
 import {describeError} from '../agent/errors.js';
 import {callAgent} from '../cli/control-client.js';
 import type {Lab, LabHost} from '../cli/lab/lab.js';
-import {startProber, type Prober} from '../cli/lab/probe-control.js';
+import type {ServiceProbers} from '../cli/lab/probe-control.js';
 import type {CampaignContext} from './case.js';
-import {checkOneHolder, pairStatus, settle, SWITCH_DEFAULTS, withCampaignLab} from './lab.js';
+import {checkOneHolder, pairStatus, settle, startLabProbers, SWITCH_DEFAULTS, withCampaignLab} from './lab.js';
 
 /** What one case found: pass or fail, the figures for the table, and the longer story when it failed. */
 export interface Verdict {
@@ -37,9 +37,9 @@ export const DEFAULT_DEAD_AFTER_MS = 1000;
 /** A lab (nginx) with the client requesting the service IP every 50 ms for as long as `work` runs. */
 export function withFaultLab<T>(context: CampaignContext, options: {extraConfig?: string}, work: (lab: Lab) => Promise<T>): Promise<T> {
   return withCampaignLab(context, {...options.extraConfig === undefined ? {} : {extraConfig: options.extraConfig}}, async (lab) => {
-    let prober: Prober | undefined;
+    let prober: ServiceProbers | undefined;
     try {
-      prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: PROBE_INTERVAL_MS,
+      prober = await startLabProbers(lab, {intervalMs: PROBE_INTERVAL_MS,
         timeoutMs: PROBE_TIMEOUT_MS, durationS: PROBE_DURATION_S, maxProbes: PROBE_DURATION_S * (1000 / PROBE_INTERVAL_MS), out: join(lab.dir, 'probes.jsonl')});
       return await work(lab);
     } finally {

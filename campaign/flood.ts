@@ -13,11 +13,10 @@ import {cpuTicks, rssMb, TICKS_PER_S} from '../bench/rest.js';
 import {callAgent} from '../cli/control-client.js';
 import type {Lab} from '../cli/lab/lab.js';
 import {judgeHolders, watchServiceAddress} from '../cli/lab/address-events.js';
-import {startProber} from '../cli/lab/probe-control.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {hostileDatagrams, templates} from './datagrams.js';
 import {forgeSource, kernelUdpDrops, rejectedSince, startSender, statusOf, writePool} from './forge.js';
-import {describeSwitch, pairStatus, requestSwitch, settle, withCampaignLab} from './lab.js';
+import {describeSwitch, pairStatus, requestSwitch, settle, startLabProbers, withCampaignLab} from './lab.js';
 
 const RATE = 10_000;
 const POOL_SIZE = 5000;
@@ -66,7 +65,7 @@ async function floodDuringSwitches(context: CampaignContext, lab: Lab, seconds: 
     await startSender(lab, context.dir, {name: 'third', target: backup, pool: unknown, rate: RATE / 2, seconds}),
   ];
   // A client requesting the service IP, as the switch's confirmation needs real requests.
-  const prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 50, timeoutMs: 200,
+  const prober = await startLabProbers(lab, {intervalMs: 50, timeoutMs: 200,
     durationS: seconds + 30, maxProbes: Math.ceil((seconds + 30) * 20), out: join(context.dir, 'flood-probes.jsonl')});
   const switches: string[] = [];
   let switchFailures = 0;

@@ -15,11 +15,10 @@ import {callAgent} from '../cli/control-client.js';
 import {signalAgent, startAgent, type Lab} from '../cli/lab/lab.js';
 import {spawnInNamespace} from '../cli/lab/namespaces.js';
 import {judgeHolders, watchServiceAddress} from '../cli/lab/address-events.js';
-import {startProber} from '../cli/lab/probe-control.js';
 import {stopProcessByPid} from '../cli/lab/web.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
 import {forgeSource, rejectedSince, startSender, statusOf, udpPayloadsOfPcap, writePool} from './forge.js';
-import {describeSwitch, requestSwitch, settle, withCampaignLab} from './lab.js';
+import {describeSwitch, requestSwitch, settle, startLabProbers, withCampaignLab} from './lab.js';
 
 // Datagrams from this client port leave with the backup's address (forgeSource).
 const AS_BACKUP_PORT = 40412;
@@ -104,7 +103,7 @@ export const forgedPart: CampaignPart = {
     // A wide clock skew window, as an operator with poorly synchronised clocks might set: replays must be stopped
     // by sequence numbers and boot ids, not by their age.
     return await withCampaignLab(context, {extraConfig: 'heartbeat: { max_clock_skew_ms: 600000 }'}, async (lab) => {
-      const prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: 50, timeoutMs: 200,
+      const prober = await startLabProbers(lab, {intervalMs: 50, timeoutMs: 200,
         durationS: 120, maxProbes: 2400, out: join(context.dir, 'forged-probes.jsonl')});
       try {
         await forgeSource(context, lab, lab.hosts.primary, lab.hosts.backup, AS_BACKUP_PORT);

@@ -11,7 +11,7 @@ import {addressBitsOf, canonicalIpText, parseIpAddress} from '../agent/net/ip-ad
 import {callAgent} from '../cli/control-client.js';
 import {labDown, labStatus, labUp, waitForSettledPair, type Lab, type LabHost, type LabOptions} from '../cli/lab/lab.js';
 import {describeHoldings, holdingsOf, soleHolder, whoServes, type Holding} from '../cli/lab/observe.js';
-import {startProber, startServiceProbers} from '../cli/lab/probe-control.js';
+import {startProber, startServiceProbers, type ServiceProbers} from '../cli/lab/probe-control.js';
 import {isNginxInstalled} from '../cli/lab/web.js';
 import type {CampaignContext, CaseResult} from './case.js';
 
@@ -154,6 +154,17 @@ export async function settle(lab: Lab, timeoutMs = 20_000): Promise<string | und
   } catch (error) {
     return describeError(error);
   }
+}
+
+/**
+ * The lab's client probing every service address (a dual-stack lab: both, each a stream of its own, as the drill
+ * does), from the client's namespace. `out` is the record file; a second address's records go beside it, named by
+ * family (`probes-ipv6.jsonl`).
+ */
+export async function startLabProbers(lab: Lab, options: {intervalMs: number; timeoutMs: number; durationS: number; maxProbes: number; out: string}): Promise<ServiceProbers> {
+  const {out, ...bounds} = options;
+  return await startServiceProbers({urls: lab.serviceUrls, families: lab.serviceFamilies}, {namespace: lab.client.namespace, ...bounds,
+    out: (stream) => (stream === undefined ? out : out.replace(/(\.jsonl)?$/, `-${stream.toLowerCase()}$1`))});
 }
 
 // A client every 20 ms: ~200 requests in a 4 s confirmation, far more than min_requests (3). The prober outlives

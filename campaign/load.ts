@@ -6,10 +6,9 @@ import {join} from 'node:path';
 import {percentile} from '../agent/timers.js';
 import type {Lab} from '../cli/lab/lab.js';
 import {describeHoldings, holdingsOf, soleHolder} from '../cli/lab/observe.js';
-import {startProber} from '../cli/lab/probe-control.js';
-import {summarizeProbes} from '../cli/lab/probe-report.js';
+import {summarizeStreams} from '../cli/lab/probe-report.js';
 import type {CampaignContext, CampaignPart, CaseResult} from './case.js';
-import {checkJournals, describeSwitch, requestSwitch, settle, withCampaignLab} from './lab.js';
+import {checkJournals, describeSwitch, requestSwitch, settle, startLabProbers, withCampaignLab} from './lab.js';
 
 const PROBE_INTERVAL_MS = 20;
 // Bounds the whole part whatever happens. 500 cycles took about 6 minutes here before the drain; with it (a switch
@@ -28,7 +27,7 @@ interface SwitchRecord {
 async function cycles(context: CampaignContext, lab: Lab, count: number): Promise<CaseResult> {
   const switchesWanted = count * 2;
   const proberS = TIME_LIMIT_MS / 1000 + PROBER_SLACK_S;
-  const prober = await startProber({namespace: lab.client.namespace, url: 'http://192.0.2.100/', intervalMs: PROBE_INTERVAL_MS, timeoutMs: 200,
+  const prober = await startLabProbers(lab, {intervalMs: PROBE_INTERVAL_MS, timeoutMs: 200,
     durationS: proberS, maxProbes: Math.ceil((proberS * 1000) / PROBE_INTERVAL_MS), out: join(context.dir, 'load-probes.jsonl')});
   const records: SwitchRecord[] = [];
   const started = Date.now();
@@ -64,7 +63,7 @@ async function cycles(context: CampaignContext, lab: Lab, count: number): Promis
   const probes = await prober.read();
   // Each switch's window runs from the request to 300 ms after its answer: the client's first requests to the
   // new host may still be in flight when the agent reports the switch done.
-  const gaps = records.map((r) => Math.round(summarizeProbes(probes, r.from, r.to + 300).longestGapMs)).sort((a, b) => a - b);
+  const gaps = records.map((r) => Math.round(summarizeStreams(probes, r.from, r.to + 300).longestGapMs)).sort((a, b) => a - b);
   const failed = probes.filter((p) => !p.ok).length;
   const failures = records.filter((r) => r.problem !== undefined);
   const buckets = [50, 100, 200, 500, 1000];

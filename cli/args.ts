@@ -112,7 +112,8 @@ const OPTIONS = {
   root: {type: 'string'},
   listen: {type: 'string'},
   peer: {type: 'string'},
-  'service-ip': {type: 'string'},
+  // Twice for a dual-stack service: one IPv4 and one IPv6 address (service.address as a list).
+  'service-ip': {type: 'string', multiple: true},
   interface: {type: 'string'},
   pair: {type: 'string'},
   'access-log': {type: 'string'},
@@ -253,18 +254,11 @@ export function parseCommandLine(argv: readonly string[]): Command {
       if (accessLog !== undefined && !isAbsolute(accessLog)) {
         throw new UsageError(`--access-log: expected an absolute path like /var/log/nginx/access.log, got '${accessLog}'`);
       }
-      const serviceIp = values['service-ip'] ?? '';
-      // Only the form is checked here; a network or broadcast address is left to the config check, which names the
-      // config key and the reason.
-      const cidr = parseHostCidr(serviceIp);
-      if ('problem' in cidr && cidr.problem !== 'network-address' && cidr.problem !== 'broadcast-address') {
-        throw new UsageError(`--service-ip: expected an address with its prefix length like 192.0.2.100/24, got '${serviceIp}'`);
-      }
       return {
         name, root, secretFrom, force: values.force, dryRun: values['dry-run'], skipHostCheck: values['skip-host-check'],
         answers: {
           node: role, pair: values.pair ?? DEFAULT_PAIR, listen: ipAddress('--listen', values.listen),
-          peer: ipAddress('--peer', values.peer), serviceIp, interface: values.interface ?? '', accessLog,
+          peer: ipAddress('--peer', values.peer), serviceIps: serviceIps(values['service-ip'] ?? []), interface: values.interface ?? '', accessLog,
         },
       };
     }
@@ -274,6 +268,30 @@ export function parseCommandLine(argv: readonly string[]): Command {
     default:
       throw unknownCommand(name);
   }
+}
+
+/**
+ * --service-ip, once or twice: one address, or one IPv4 and one IPv6 address moving together (a dual-stack service),
+ * as service.address takes them. Only the form and the families are checked here; a network or broadcast address is
+ * left to the config check, which names the config key and the reason.
+ */
+function serviceIps(given: readonly string[]): string[] {
+  if (given.length > 2) {
+    throw new UsageError(`--service-ip: given ${given.length} times (${given.join(', ')}); a service has one address, or two ` +
+      'moving together: give it once, or twice with one IPv4 and one IPv6 address');
+  }
+  const families = given.map((text) => {
+    const cidr = parseHostCidr(text);
+    if ('problem' in cidr && cidr.problem !== 'network-address' && cidr.problem !== 'broadcast-address') {
+      throw new UsageError(`--service-ip: expected an address with its prefix length like 192.0.2.100/24, got '${text}'`);
+    }
+    return 'family' in cidr ? cidr.family : parseIpAddress(cidr.address)?.family;
+  });
+  if (given.length === 2 && families[0] === families[1]) {
+    throw new UsageError(`--service-ip: ${given.join(' and ')} are both IPv${families[0] ?? '?'} addresses; a service moves one ` +
+      'address of each family: give one IPv4 and one IPv6 address for a dual-stack service');
+  }
+  return [...given];
 }
 
 /**

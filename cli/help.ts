@@ -91,8 +91,10 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              commands)
       --listen ADDR          this host's beacon address; --peer ADDR the other's
       --service-ip CIDR      the address that moves, e.g. 192.0.2.100/24, on
-                             --interface IF; --pair NAME the pair id (default
-                             web); --access-log PATH the web server's log that
+                             --interface IF; given twice, an IPv4 and an IPv6
+                             address that move together (dual stack);
+                             --pair NAME the pair id (default web);
+                             --access-log PATH the web server's log that
                              confirms a switchover
       --secret-from FILE     install this copy of the other host's secret
                              instead of generating one; a secret already

@@ -37,9 +37,20 @@ export async function addAll(network: NetworkDriver, ips: readonly ServiceIp[]):
   }
 }
 
-/** Removes every address, in order; idempotent. */
+/**
+ * Removes every address, in order; idempotent. A removal that fails does not keep the next address from being
+ * removed: a host that must hold neither keeps as little as it can. Throws the first failure once all were tried.
+ */
 export async function removeAll(network: NetworkDriver, ips: readonly ServiceIp[]): Promise<void> {
-  for (const ip of ips) await network.removeAddress(ip);
+  let failure: {error: unknown} | undefined;
+  for (const ip of ips) {
+    try {
+      await network.removeAddress(ip);
+    } catch (error) {
+      failure ??= {error};
+    }
+  }
+  if (failure !== undefined) throw failure.error;
 }
 
 /**

@@ -4,7 +4,7 @@
 
 import type {Config, ServiceMode} from '../config/schema.js';
 import {BatonError} from '../errors.js';
-import {addAll, describeAddresses, findAddresses, findServing, removeAll} from '../net/service-addresses.js';
+import {addAll, describeAddresses, findAddresses, findServing, ownDrainAddresses, removeAll} from '../net/service-addresses.js';
 import type {DrainDriver, NetworkDriver} from '../ports.js';
 import {parseIpAddress} from '../net/ip-address.js';
 import {ADDRESS_STILL_ANSWERS} from '../state-machine.js';
@@ -148,11 +148,12 @@ async function unholdAll(ctx: StepContext): Promise<void> {
 
 const holdConnections: StepActions = {
   async apply(ctx) {
-    for (const ip of ctx.service.ips) {
-      const own = await ctx.drain.ownAddress(ip);
-      if (own === undefined) throw new BatonError('STEP_FAILED', `${ctx.service.interface} has no IPv${ip.family} address of its own besides ${ip.address} for the taker to hand strays to`);
-      await ctx.drain.hold(ip, own);
-    }
+    // Every address's own address first, as check-config and the participant look them up: a dual-stack service is
+    // held whole or not at all, and a host lacking one family's own address holds nothing.
+    const own = await ownDrainAddresses(ctx.service, ctx.drain);
+    if (own.unavailable !== undefined) throw new BatonError('STEP_FAILED', `${own.unavailable}: the taker would have nowhere to hand its strays; nothing held`);
+    // One own address per service address, in the same order (ownDrainAddresses).
+    for (const [index, ip] of ctx.service.ips.entries()) await ctx.drain.hold(ip, own.addresses[index] as string);
   },
   verify: (ctx) => expectHolding(ctx, true),
   async undo(ctx) {

@@ -9,6 +9,7 @@ import {planUnitSandbox, socketBindUnsupported, type UnitSandbox} from '../../ag
 import {readSecretFile} from '../../agent/config/secret-files.js';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
 import {formatCommandLine} from '../../agent/adapters/execa-runner.js';
+import {describeAddresses} from '../../agent/net/service-addresses.js';
 import {ensureDirectory, formatBytes, inspect, treeBytes, writeFileAtomic} from '../install/files.js';
 import {
   BUNDLED_NODE, CLI_ENTRY, CONFIG_DIR, CONFIG_DIR_MODE, CONFIG_FILE, CONFIG_FILE_MODE, DROP_IN_FILE, DROP_IN_FILE_MODE,
@@ -347,7 +348,7 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
     keep: 'kept as it was (--keep-config)',
   }[plan.config.action];
   rows.push([paths.configFile, `${configWhat}: ${config.node} of pair ${config.pair}, beacons ` +
-    `${config.listen.address} -> ${config.peer.address}, service IP ${config.service.ip.cidr} on ` +
+    `${config.listen.address} -> ${config.peer.address}, service IP ${describeAddresses(config.service.ips)} on ` +
     `${config.service.interface}; valid`]);
   if (plan.config.action === 'rewrite') rows.push([paths.configBackup, 'the previous config']);
   const secretWhat = {
@@ -450,7 +451,8 @@ function formatDryRun(plan: InstallPlan): string {
   const rows: [string, string][] = [
     [paths.installDir, program],
     [paths.configFile, `${configWhat} the config: ${config.node} of pair ${config.pair}, beacons ` +
-      `${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}; valid`],
+      `${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}, service IP ` +
+      `${describeAddresses(config.service.ips)} on ${config.service.interface}; valid`],
     [paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`],
     plan.packaged ? [underRoot(plan.root, PACKAGED_UNIT), 'keep the unit (the Debian package\'s)'] : [paths.unitFile, 'write the unit'],
     [paths.dropIn, `${plan.dropInChanges ? 'write' : 'write again, unchanged,'} the sandbox for this config: ` +
@@ -484,7 +486,7 @@ function nextSteps(plan: InstallPlan, config: Config, options: InstallOptions): 
   const peer = config.peer.address;
   const scpHost = peer.includes(':') ? `[${peer}]` : peer;
   const args = ['install', '--role', other,
-    '--pair', config.pair, '--listen', peer, '--peer', config.listen.address, '--service-ip', config.service.ip.cidr,
+    '--pair', config.pair, '--listen', peer, '--peer', config.listen.address, ...config.service.ips.flatMap((ip) => ['--service-ip', ip.cidr]),
     '--interface', config.service.interface,
     ...(answers.accessLog === undefined ? [] : ['--access-log', answers.accessLog]),
     '--secret-from', '/root/baton-secret'];

@@ -9,7 +9,7 @@ import {hostText, type FailResult, type RehearsalAids, type StatusReport, type S
 import {BatonError} from '../../agent/errors.js';
 import type {Role} from '../../agent/state-machine.js';
 import {callAgent} from '../control-client.js';
-import {startProber} from '../lab/probe-control.js';
+import {startServiceProbers, startStreams, type ProbedService} from '../lab/probe-control.js';
 import {httpUrl} from '../lab/topology-plan.js';
 import type {DrillTarget, HostView} from './drill.js';
 import {startRemoteTraffic, type RemoteTrafficOptions} from './remote-traffic.js';
@@ -40,17 +40,26 @@ export function requireRehearsalAids(aids: RehearsalAids): void {
     `and restart ${its} ${agent}, on a pair kept for rehearsals only; nothing was done`);
 }
 
+/**
+ * What the rehearsal's client probes: every service address the agent reports (a dual-stack service: both, each a
+ * stream of its own), or the one URL given with --url. An IPv6 address goes in brackets: http://[2001:db8::100]/.
+ */
+export function probedService(service: Pick<StatusReport['service'], 'address' | 'addresses'>, url: string | undefined): ProbedService {
+  if (url !== undefined) return {urls: [url], families: [/^https?:\/\/\[/.test(url) ? 6 : 4]};
+  const addresses = (service.addresses.length > 0 ? service.addresses : [service.address]).map((cidr) => cidr.split('/')[0] ?? '');
+  return {urls: addresses.map(httpUrl), families: addresses.map((address) => (address.includes(':') ? 6 : 4))};
+}
+
 export async function createAgentTarget(socket: string, url: string | undefined, client: ClientSpec = {kind: 'here'}): Promise<DrillTarget> {
   const status = async (): Promise<StatusReport> => await callAgent(socket, {id: 'rehearse', type: 'status'}) as StatusReport;
   const first = await status();
   const selfRole = first.self.role;
-  // An IPv6 service address goes in brackets: http://[2001:db8::100]/.
-  const serviceUrl = url ?? httpUrl(first.service.address.split('/')[0] ?? '');
+  const probed = probedService(first.service, url);
   const names: Record<Role, string> = selfRole === 'primary'
     ? {primary: first.self.host, backup: first.peer.host ?? first.peer.address}
     : {primary: first.peer.host ?? first.peer.address, backup: first.self.host};
   return {
-    pair: {primary: names.primary, backup: names.backup, serviceIp: first.service.address, mode: first.service.mode},
+    pair: {primary: names.primary, backup: names.backup, serviceIp: first.service.addresses.join(' and '), mode: first.service.mode},
     deadAfterMs: first.timers.deadAfterMs,
     async view() {
       const s = await status();
@@ -79,16 +88,22 @@ export async function createAgentTarget(socket: string, url: string | undefined,
     },
     async startTraffic(intervalMs) {
       if (intervalMs < 5 || intervalMs > 1000) throw new BatonError('BAD_REQUEST', `probe interval ${intervalMs} ms: expected 5..1000`);
-      const bounds = {url: serviceUrl, intervalMs, timeoutMs: Math.min(200, intervalMs * 10), durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs)};
-      if (client.kind === 'ssh') return startRemoteTraffic({...client, ...bounds});
+      const bounds = {intervalMs, timeoutMs: Math.min(200, intervalMs * 10), durationS: TRAFFIC_MAX_S, maxProbes: Math.ceil(TRAFFIC_MAX_S * 1000 / intervalMs)};
+      // A dual-stack service: one prober per address, each its own stream, as the lab's drill does.
+      if (client.kind === 'ssh') return startStreams(probed, (address) => startRemoteTraffic({...client, ...bounds, url: address}));
       const dir = await mkdtemp(join(tmpdir(), 'baton-rehearse-'));
-      const prober = await startProber({namespace: undefined, ...bounds, out: join(dir, 'probes.jsonl')});
+      const probers = await startServiceProbers(probed, {namespace: undefined, ...bounds,
+        out: (stream) => join(dir, stream === undefined ? 'probes.jsonl' : `probes-${stream.toLowerCase()}.jsonl`)})
+        .catch(async (error: unknown) => {
+          await rm(dir, {recursive: true, force: true});
+          throw error;
+        });
       return {
-        read: () => prober.read(),
-        // The probe records come back from stop(); their file and the prober's log are not wanted after it.
+        read: () => probers.read(),
+        // The probe records come back from stop(); their files and the probers' logs are not wanted after it.
         stop: async () => {
           try {
-            return await prober.stop();
+            return await probers.stop();
           } finally {
             await rm(dir, {recursive: true, force: true});
           }

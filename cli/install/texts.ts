@@ -14,7 +14,8 @@ export interface ConfigAnswers {
   readonly node: Role;
   readonly listen: string;
   readonly peer: string;
-  readonly serviceIp: string;
+  /** One address, or an IPv4 and an IPv6 one (a dual-stack service), as --service-ip gave them. */
+  readonly serviceIps: readonly string[];
   readonly interface: string;
   readonly accessLog: string | undefined;
 }
@@ -65,10 +66,16 @@ export function renderConfig(answers: ConfigAnswers): string {
     '# The shared key that signs every beacon (HMAC-SHA256): byte for byte the same file on both hosts, mode 0600.',
     `secret_file: ${SECRET_FILE}`,
     '',
-    '# The address that moves between the hosts, with its prefix length, and the interface that carries it here.',
-    '# mode: address adds and removes it as a secondary address; link brings a dedicated interface down and up.',
+    ...answers.serviceIps.length === 1 ? [
+      '# The address that moves between the hosts, with its prefix length, and the interface that carries it here.',
+      '# mode: address adds and removes it as a secondary address; link brings a dedicated interface down and up.',
+    ] : [
+      '# The addresses that move between the hosts, with their prefix lengths: one IPv4 and one IPv6 address moving',
+      '# together (a dual-stack service), and the interface that carries them here. mode: address adds and removes',
+      '# them as secondary addresses; link brings a dedicated interface down and up.',
+    ],
     'service:',
-    `  address: ${scalar(answers.serviceIp)}`,
+    `  address: ${answers.serviceIps.length === 1 ? scalar(answers.serviceIps[0] ?? '') : `[${answers.serviceIps.map(scalar).join(', ')}]`}`,
     `  interface: ${scalar(answers.interface)}`,
     '  mode: address',
     '',

@@ -103,22 +103,41 @@ export interface ServiceProbers {
   stop(): Promise<ProbeRecord[]>;
 }
 
+/** The service's addresses as the client probes them: a URL each, and each one's family, in the same order. */
+export interface ProbedService {
+  readonly urls: readonly string[];
+  readonly families: readonly number[];
+}
+
 /**
- * One prober per service URL (a dual-stack service has two: `urls` and `families` in the same order), each its own
- * stream named by its family ("IPv4", "IPv6"), so that one family's outage shows. `out(stream)` names each prober's
- * record file (stream undefined: the only one).
+ * One prober per service URL (a dual-stack service has two), each its own stream named by its family ("IPv4",
+ * "IPv6"), so that one family's outage shows. `start` starts one prober where the caller probes from (a namespace,
+ * this machine, a client over ssh), with `stream` undefined when it is the only one. When one cannot start, those
+ * that did are stopped before the failure is thrown: none is left probing for its whole duration.
  */
-export async function startServiceProbers(service: {readonly urls: readonly string[]; readonly families: readonly number[]},
-  options: Omit<ProberOptions, 'url' | 'out'> & {readonly out: (stream: string | undefined) => string}): Promise<ServiceProbers> {
+export async function startStreams(service: ProbedService,
+  start: (url: string, stream: string | undefined) => Promise<ServiceProbers>): Promise<ServiceProbers> {
   const several = service.urls.length > 1;
-  const probers = await Promise.all(service.urls.map(async (url, index) => {
-    const stream = several ? `IPv${service.families[index] ?? 4}` : undefined;
-    const prober = await startProber({...options, url, out: options.out(stream)});
-    const label = (records: ProbeRecord[]): ProbeRecord[] => (stream === undefined ? records : records.map((r) => ({...r, stream})));
-    return {read: async () => label(await prober.read()), stop: async () => label(await prober.stop())};
-  }));
-  return {
-    read: async () => (await Promise.all(probers.map((p) => p.read()))).flat(),
-    stop: async () => (await Promise.all(probers.map((p) => p.stop()))).flat(),
+  const streams = service.urls.map((url, index) => ({url, stream: several ? `IPv${service.families[index] ?? 4}` : undefined}));
+  const started = await Promise.allSettled(streams.map(({url, stream}) => start(url, stream)));
+  const probers = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.allSettled(probers.map((prober) => prober.stop()));
+    throw failed.reason;
+  }
+  const label = (records: ProbeRecord[], index: number): ProbeRecord[] => {
+    const stream = streams[index]?.stream;
+    return stream === undefined ? records : records.map((r) => ({...r, stream}));
   };
+  return {
+    read: async () => (await Promise.all(probers.map(async (p, index) => label(await p.read(), index)))).flat(),
+    stop: async () => (await Promise.all(probers.map(async (p, index) => label(await p.stop(), index)))).flat(),
+  };
+}
+
+/** startStreams with the lab's (or this machine's) own prober; `out(stream)` names each prober's record file. */
+export async function startServiceProbers(service: ProbedService,
+  options: Omit<ProberOptions, 'url' | 'out'> & {readonly out: (stream: string | undefined) => string}): Promise<ServiceProbers> {
+  return await startStreams(service, (url, stream) => startProber({...options, url, out: options.out(stream)}));
 }

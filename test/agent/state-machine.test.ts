@@ -255,6 +255,22 @@ test('part of a dual-stack service IP on a standby or faulted host is released; 
   t.deepEqual(run(settledAs('backup', 'standby', 0), {type: 'observed', holdsIp: false, interfaceRunning: true}).effects, [], 'nothing there: nothing to do');
 });
 
+test('part of a dual-stack service IP on a released host is released, and the host stays released until `baton resume`', (t) => {
+  const partly = {type: 'observed', holdsIp: false, interfaceRunning: true, partlyHeld: true} as const;
+  const found = run({...settledAs('primary', 'active', 4), name: 'released'}, partly);
+  t.deepEqual(found.effects, ['run-plan release release-ip'], 'a released host holds neither address');
+  t.is(found.state.reason, 'found part of the service IP on this host while released: releasing it');
+  const done = run(found.state, {type: 'plan-finished', planId: found.state.plan?.id ?? '', ok: true});
+  t.is(done.state.name, 'released', 'not standby: hands off until `baton resume`');
+  t.is(done.state.epoch, 4);
+  // A release that failed leaves the address there: the next look tries again, and the host is still released.
+  const failed = run(found.state, {type: 'plan-finished', planId: found.state.plan?.id ?? '', ok: false, error: 'release-ip: 2001:db8::100 is still on eth0'});
+  t.is(failed.state.name, 'released');
+  t.regex(failed.state.reason, /could not release part of the service IP .*2001:db8::100 is still on eth0; trying again/);
+  t.deepEqual(run(failed.state, partly).effects, ['run-plan release release-ip']);
+  t.deepEqual(run(done.state, {type: 'observed', holdsIp: false, interfaceRunning: true}).effects, [], 'nothing there: nothing to do');
+});
+
 test('an active host whose service interface stops running is in fault, not taking its address back, and stands by when it runs again', (t) => {
   // The host no longer serves (an IPv6 address goes with the link), and a takeover through a down link would fail:
   // it releases the address instead, so that an IPv4 one, which stays on a downed link, cannot answer when it returns.

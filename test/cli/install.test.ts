@@ -34,7 +34,7 @@ const PRIMARY = ['--role', 'primary', '--listen', '192.0.2.11', '--peer', '192.0
 const BACKUP = ['--role', 'backup', '--listen', '192.0.2.12', '--peer', '192.0.2.11', '--service-ip',
   '192.0.2.100/24', '--interface', 'eth0', '--access-log', '/var/log/nginx/access.log'];
 const ANSWERS: ConfigAnswers = {
-  node: 'primary', pair: 'web', listen: '192.0.2.11', peer: '192.0.2.12', serviceIp: '192.0.2.100/24',
+  node: 'primary', pair: 'web', listen: '192.0.2.11', peer: '192.0.2.12', serviceIps: ['192.0.2.100/24'],
   interface: 'eth0', accessLog: undefined,
 };
 
@@ -190,6 +190,20 @@ test('install --dry-run checks everything, prints the drop-in, and writes nothin
   t.is(refused.exitCode, 1);
   t.regex(refused.stderr, /service\.interface \(--interface\): expected a Linux interface name/);
   t.deepEqual(await readdir(root), []);
+});
+
+test('install --dry-run of a dual-stack service names both addresses and allows the same as for one', async (t) => {
+  const root = await tempRoot(t);
+  const result = await baton('install', '--root', root, ...PRIMARY, '--service-ip', '2001:db8::100/64', '--dry-run');
+  t.is(result.exitCode, 0, result.stderr);
+  t.deepEqual(await readdir(root), [], 'nothing written');
+  t.regex(result.stdout, /write the config: primary of pair web, beacons .*, service IP 192\.0\.2\.100\/24 and 2001:db8::100\/64 on eth0; valid/);
+  for (const line of ['IPAddressAllow=localhost 192.0.2.11 192.0.2.12', 'Environment=BATON_IP_ALLOW=localhost,192.0.2.11,192.0.2.12 BATON_BIND_ALLOW=udp:7411']) {
+    t.true(result.stdout.split('\n').includes(`  ${line}`), line);
+  }
+  const refused = await baton('install', '--root', root, ...PRIMARY, '--service-ip', '192.0.2.101/24', '--dry-run');
+  t.is(refused.exitCode, 64);
+  t.regex(refused.stderr, /--service-ip: 192\.0\.2\.100\/24 and 192\.0\.2\.101\/24 are both IPv4 addresses/);
 });
 
 test('the installed copy runs on its own Node 24, without the system\'s node or this checkout', async (t) => {
@@ -453,8 +467,10 @@ test('on a packaged system install writes the config, the secret and the drop-in
   const runner = new SystemctlRecorder();
   const deps = {...createSystemDeps(), runner, isLiveSystem: () => true, sourceDir: join(root, 'opt/baton')};
   const output = captureOutput();
-  await install.run(output.out, {root, answers: ANSWERS, secretFrom: undefined, force: false}, deps);
+  // A dual-stack service, as two --service-ip give it: the command for the other host repeats both.
+  await install.run(output.out, {root, answers: {...ANSWERS, serviceIps: ['192.0.2.100/24', '2001:db8::100/64']}, secretFrom: undefined, force: false}, deps);
   for (const path of [DROP_IN, 'etc/baton/baton.yaml', 'etc/baton/secret']) t.true(existsSync(join(root, path)), `${path} is written`);
+  t.regex(await readFile(join(root, 'etc/baton/baton.yaml'), 'utf8'), /\n {2}address: \[192\.0\.2\.100\/24, 2001:db8::100\/64\]\n/);
   t.false(existsSync(join(root, 'etc/systemd/system/baton-agent.service')), 'no unit in /etc to hide the package\'s');
   t.false(existsSync(join(root, 'usr/local/bin/baton')), 'no /usr/local/bin/baton to hide the package\'s');
   t.deepEqual(await snapshotTree(join(root, 'opt/baton')), program, 'the program is untouched');
@@ -464,6 +480,8 @@ test('on a packaged system install writes the config, the secret and the drop-in
   t.regex(output.text(), /program: the Debian package's, kept/);
   t.regex(output.text(), /lib\/systemd\/system\/baton-agent\.service +the unit, the Debian package's: kept/);
   t.regex(output.text(), /There, with the same Debian package installed \(dpkg -i\)[^\n]*\n.*\n {7}baton install --role backup --pair web --listen 192\.0\.2\.12 /);
+  t.regex(output.text(), / --service-ip 192\.0\.2\.100\/24 --service-ip 2001:db8::100\/64 --interface eth0 /);
+  t.regex(output.text(), /service IP 192\.0\.2\.100\/24 and 2001:db8::100\/64 on eth0; valid/);
 });
 
 test('on a packaged system an install from a checkout, or over files of an earlier one, refuses and changes nothing', async (t) => {

@@ -30,26 +30,15 @@ export class FakeDrainDriver implements DrainDriver {
     this.#silenced = silenced;
   }
 
-  /** The one held address (the held ones, space-separated, for a dual-stack service), or undefined. */
+  /** The one held address (the held ones, space-separated, for a dual-stack service), or undefined. A crash's
+   *  leftovers are what hold() and forward() left, as on a real host. */
   get held(): string | undefined {
     return this.heldAddresses.size === 0 ? undefined : [...this.heldAddresses].join(' ');
-  }
-
-  /** A hold left by a crash, for the tests of removeLeftovers. */
-  set held(address: string | undefined) {
-    this.heldAddresses.clear();
-    if (address !== undefined) this.heldAddresses.add(address);
   }
 
   /** Where the one forwarded address is sent (the givers, space-separated, for a dual-stack service), or undefined. */
   get forwardingTo(): string | undefined {
     return this.forwards.size === 0 ? undefined : [...this.forwards.values()].join(' ');
-  }
-
-  /** A forward left by a crash, for the tests of removeLeftovers. */
-  set forwardingTo(giver: string | undefined) {
-    this.forwards.clear();
-    if (giver !== undefined) this.forwards.set('leftover', giver);
   }
 
   failNext(method: DrainCall, error = new BatonError('COMMAND_FAILED', `${method} failed (injected)`)): void {
@@ -87,7 +76,7 @@ export class FakeDrainDriver implements DrainDriver {
   }
 
   async isForwarding(ip: ServiceIp): Promise<boolean> {
-    return this.forwards.has(ip.address) || this.forwards.has('leftover');
+    return this.forwards.has(ip.address);
   }
 
   async unforward(): Promise<void> {
@@ -102,6 +91,8 @@ export class FakeDrainDriver implements DrainDriver {
 
   async removeLeftovers(ip: ServiceIp): Promise<string[]> {
     const removed: string[] = [];
+    // As nft-drain-driver's: every forward goes at the first call, whichever address it is for (its tables are one
+    // per family, not per address); the hold of `ip` only.
     if (this.forwards.size > 0) removed.push('forward');
     if (this.heldAddresses.has(ip.address)) removed.push('hold');
     this.forwards.clear();

@@ -4,13 +4,15 @@
 // events: neither address on two hosts, nor the two split between them), and both end on the same host, which the
 // client reaches at each.
 
-import {mkdtemp, rm} from 'node:fs/promises';
+import {mkdir, mkdtemp, readdir, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
 import test from 'ava';
+import {execa} from 'execa';
 import {runDrill} from '../../cli/drill/drill.js';
 import {createLabTarget} from '../../cli/drill/lab-target.js';
-import {formatDrillReport} from '../../cli/drill/report.js';
+import {formatDrillReport, type DrillReport} from '../../cli/drill/report.js';
 import {judgeHolders, watchServiceAddress} from '../../cli/lab/address-events.js';
 import {holdingsOf, soleHolder} from '../../cli/lab/observe.js';
 import {labDown, labStatus, labUp, waitForSettledPair} from '../../cli/lab/lab.js';
@@ -30,6 +32,7 @@ test.after.always(async () => {
   if (dir !== '') await rm(dir, {recursive: true, force: true});
 });
 
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const PHASES = ['preflight', 'status', 'switchover', 'switchback', 'failure', 'return'];
 const ADDRESSES = [labServiceAddress(4), labServiceAddress(6)];
 
@@ -103,4 +106,31 @@ test.serial('lab run --dual-stack: the whole drill, both addresses moving togeth
   // After the cut: the returning host's IPv4 address answers until its agent releases it (as for an IPv4-only pair).
   for (const o of judged.overlaps.filter((o) => o.fromMs >= cutAt)) t.log(`${o.hosts.join(' and ')} from ${Math.round(o.fromMs - cutAt)} ms after the cut`);
   t.deepEqual([judged.final, judged.partly], [['backup'], []], 'at the end the backup holds the whole service, and nobody a part');
+});
+
+test.serial('baton rehearse on a configured dual-stack pair probes both addresses, each its own stream', async (t) => {
+  if (!available) return t.pass();
+  const lab = await labUp({runner, prefix: integrationPrefix(), baseDir: dir, web: 'builtin', serviceFamily: 'dual', heartbeatFamily: 4});
+  t.teardown(() => labDown(runner, lab.prefix, dir));
+  await waitForSettledPair(lab, 15_000);
+  const html = join(dir, 'rehearsal.html');
+  const temp = join(dir, 'rehearse-tmp');
+  await mkdir(temp);
+  // From the client namespace, which reaches the primary's control socket as a file (drill.test.ts).
+  const result = await execa('ip', ['netns', 'exec', lab.client.namespace, process.execPath, CLI, 'rehearse',
+    '--socket', lab.hosts.primary.socket, '--report', html], {reject: false, timeout: 180_000, env: {TMPDIR: temp}});
+  t.log(String(result.stdout));
+  const text = await readFile(join(dir, 'rehearsal.json'), 'utf8').catch(() => undefined);
+  if (text === undefined) return t.fail(`no report: exit ${String(result.exitCode)}, stderr:\n${String(result.stderr).slice(-3000)}`);
+  const report = JSON.parse(text) as DrillReport;
+  t.is(report.pair.serviceIp, `${labServiceCidr(4)} and ${labServiceCidr(6)}`);
+  t.regex(String(result.stderr), /client probing http:\/\/192\.0\.2\.100\/ and http:\/\/\[2001:db8:0:1::100\]\/ every 50 ms/);
+  t.deepEqual(report.phases.map((p) => p.name), ['preflight', 'status', 'switchover', 'switchback']);
+  for (const phase of report.phases) t.true(phase.ok || phase.target?.met === false, `${phase.name}: ${phase.problem ?? ''}`);
+  for (const stream of ['IPv4', 'IPv6']) {
+    const probes = report.probes.filter((p) => p.stream === stream);
+    t.true(probes.some((p) => p.ok && p.host === 'primary') && probes.some((p) => p.ok && p.host === 'backup'),
+      `the ${stream} client was served by both hosts`);
+  }
+  t.deepEqual(await readdir(temp), [], 'the rehearsal left files in TMPDIR');
 });

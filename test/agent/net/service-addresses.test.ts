@@ -2,7 +2,7 @@
 
 import test from 'ava';
 import {BatonError, isBatonError} from '../../../agent/errors.js';
-import {addAll, announceAll, findAddresses, isAnyInUse, presenceOf} from '../../../agent/net/service-addresses.js';
+import {addAll, announceAll, findAddresses, isAnyInUse, presenceOf, removeAll} from '../../../agent/net/service-addresses.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
 import {SERVICE_IP, SERVICE_IP6} from '../../fakes/test-config.js';
 
@@ -35,6 +35,17 @@ test('addAll says so when the take-back fails too', async (t) => {
   network.failNext('removeAddress');
   const error = await t.throwsAsync(addAll(network, BOTH));
   t.is(error?.message, `the IPv6 add failed; and taking back ${SERVICE_IP.cidr}, added before it, failed too: removeAddress failed (injected)`);
+});
+
+test('removeAll removes every address even when one removal fails, then throws that failure', async (t) => {
+  const network = new FakeNetworkDriver('self', new FakeSegment());
+  network.addresses.add(SERVICE_IP.address);
+  network.addresses.add(SERVICE_IP6.address);
+  network.failNext('removeAddress'); // the IPv4 address's
+  await t.throwsAsync(removeAll(network, BOTH), {message: 'removeAddress failed (injected)'});
+  t.deepEqual([...network.addresses], [SERVICE_IP.address], 'the IPv6 address went all the same');
+  await removeAll(network, BOTH);
+  t.deepEqual([...network.addresses], []);
 });
 
 test('announceAll announces every address even when one fails, then throws that failure', async (t) => {

@@ -162,8 +162,10 @@ test('a switchback drains the other way: the backup holds, the primary forwards 
 
 test('a restarted agent removes whatever a drain left behind before it decides anything', async (t) => {
   const pair = await pairWith(t);
-  pair.backup.drain.forwardingTo = '192.0.2.11';
-  pair.backup.drain.held = '192.0.2.100';
+  // What a drain leaves when its agent is killed mid-switch: a forward and a hold, made as a switch makes them.
+  const ip = pair.backup.config.service.ip;
+  await pair.backup.drain.forward(ip, '192.0.2.11');
+  await pair.backup.drain.hold(ip, '192.0.2.12');
   await pair.backup.kill();
   const restarted = pair.backup.restart();
   await restarted.start();
