@@ -4,7 +4,7 @@
 
 import {readFile, realpath, stat} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
-import {loadConfig, parseConfig, type Config} from '../../agent/config/schema.js';
+import {type AnyConfig, isEtcdConfig, loadAnyConfig, parseAnyConfig} from '../../agent/config/schema.js';
 import {planUnitSandbox, socketBindUnsupported, type UnitSandbox} from '../../agent/config/unit-sandbox.js';
 import {readSecretFile} from '../../agent/config/secret-files.js';
 import {BatonError, describeError, isBatonError} from '../../agent/errors.js';
@@ -73,8 +73,9 @@ interface InstallPlan {
   readonly packaged: boolean;
   readonly programExisted: boolean;
   readonly version: string;
-  readonly config: {readonly action: 'write' | 'rewrite' | 'keep'; readonly text: string; readonly parsed: Config};
-  readonly secret: SecretPlan;
+  readonly config: {readonly action: 'write' | 'rewrite' | 'keep'; readonly text: string; readonly parsed: AnyConfig};
+  /** An etcd host has no secret: nothing is written or kept for it. */
+  readonly secret: SecretPlan | {readonly action: 'none'};
   readonly unitText: string;
   /** The sandbox the config needs, and the drop-in that gives it (written again on every install). */
   readonly sandbox: UnitSandbox;
@@ -138,6 +139,7 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
   const secret = planSecret(readSecretFile(paths.secretFile), paths.secretFile,
     options.secretFrom === undefined ? undefined : resolve(options.secretFrom), deps.randomBytes);
   const config = await planConfig(options, paths, secret);
+  // An etcd host's file names no secret: none is generated for it, nor reported.
   const template = await readFile(join(sourceDir, UNIT_TEMPLATE), 'utf8');
   const manifest = JSON.parse(await readFile(join(sourceDir, 'package.json'), 'utf8')) as {version?: unknown};
   const sandbox = planUnitSandbox(config.parsed);
@@ -154,7 +156,7 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
     root, paths, live: deps.isLiveSystem(root), sourceDir, programInPlace, packaged,
     programExisted: installed.kind !== 'missing',
     version: typeof manifest.version === 'string' ? manifest.version : 'unknown',
-    config, secret,
+    config, secret: isEtcdConfig(config.parsed) ? {action: 'none'} : secret,
     // The unit and the wrapper name the install dir as the target system sees it: /opt/baton, also under --root.
     unitText,
     sandbox, dropInText, dropInChanges,
@@ -189,7 +191,7 @@ async function checkPackagedTarget(root: string, paths: Paths, sourceDir: string
  * refuses on an error unless --skip-host-check, before anything is written. Each problem names the option that gave
  * its key, where one did.
  */
-async function checkThisHost(config: Config, options: InstallOptions, deps: InstallDeps, unitText: string,
+async function checkThisHost(config: AnyConfig, options: InstallOptions, deps: InstallDeps, unitText: string,
   dropInText: string): Promise<HostProblem[]> {
   const subject = subjectOfConfig(config);
   const found = checkHost(subject, await gatherHostFacts(subject, deps.hostProbe), await deps.fileAccess(unitText, [dropInText]));
@@ -218,7 +220,7 @@ function hostNotes(plan: InstallPlan): string[] {
 
 async function planConfig(options: InstallOptions, paths: Paths, secret: SecretPlan): Promise<InstallPlan['config']> {
   const existing = await inspect(paths.configFile);
-  const validate = (text: string) => parseConfig(text, paths.configFile, targetSecretReader(options.root, secret),
+  const validate = (text: string) => parseAnyConfig(text, paths.configFile, targetSecretReader(options.root, secret),
     targetProgramInspector(options.root));
   if (options.answers === undefined) {
     if (existing.kind === 'missing') {
@@ -255,7 +257,7 @@ interface Applied {
   readonly program: {readonly packages: number; readonly skippedOptional: readonly string[]} | undefined;
   readonly check: ProgramCheck;
   readonly bytes: number;
-  readonly validatedAs: Config;
+  readonly validatedAs: AnyConfig;
   readonly systemctl: readonly string[];
   /** On a running system, why its systemd does not enforce the drop-in's port allow-list; undefined when it does. */
   readonly socketBindUnsupported: string | undefined;
@@ -284,16 +286,16 @@ async function applyInstall(plan: InstallPlan, deps: InstallDeps): Promise<Appli
   const bytes = await treeBytes(paths.installDir);
 
   await ensureDirectory(paths.configDir, CONFIG_DIR_MODE);
-  if (plan.secret.action !== 'keep') await writeFileAtomic(paths.secretFile, plan.secret.content, SECRET_FILE_MODE);
+  if (plan.secret.action !== 'keep' && plan.secret.action !== 'none') await writeFileAtomic(paths.secretFile, plan.secret.content, SECRET_FILE_MODE);
   if (plan.config.action === 'rewrite') {
     await writeFileAtomic(paths.configBackup, await readFile(paths.configFile), CONFIG_FILE_MODE);
   }
   if (plan.config.action !== 'keep') await writeFileAtomic(paths.configFile, plan.config.text, CONFIG_FILE_MODE);
   // Observed, not commanded: the files now on disk are what the agent will read. On this system that is exactly
-  // loadConfig; under --root, secret_file (/etc/baton/secret) and the programs it names are looked up in the root.
+  // loadAnyConfig; under --root, secret_file (/etc/baton/secret) and the programs it names are looked up in the root.
   const validatedAs = plan.root === '/'
-    ? await loadConfig(paths.configFile)
-    : parseConfig(await readFile(paths.configFile, 'utf8'), paths.configFile, installedSecretReader(plan.root),
+    ? await loadAnyConfig(paths.configFile)
+    : parseAnyConfig(await readFile(paths.configFile, 'utf8'), paths.configFile, installedSecretReader(plan.root),
       targetProgramInspector(plan.root));
 
   if (!plan.packaged) await writeFileAtomic(paths.unitFile, plan.unitText, UNIT_FILE_MODE);
@@ -341,22 +343,22 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
   rows.push([paths.installDir, programWhat]);
   rows.push([join(paths.installDir, BUNDLED_NODE), `Node ${done.check.nodeVersion}, the agent's own runtime; ` +
     `${done.check.agentVersion} runs on it from the copy alone`]);
-  rows.push([paths.configDir, 'directory of the config and the secret']);
+  rows.push([paths.configDir, plan.secret.action === 'none' ? 'directory of the config' : 'directory of the config and the secret']);
   const configWhat = {
     write: 'written',
     rewrite: `written anew (--force); the previous one kept as ${paths.configBackup}`,
     keep: 'kept as it was (--keep-config)',
   }[plan.config.action];
-  rows.push([paths.configFile, `${configWhat}: ${config.node} of pair ${config.pair}, beacons ` +
-    `${config.listen.address} -> ${config.peer.address}, service IP ${describeAddresses(config.service.ips)} on ` +
-    `${config.service.interface}; valid`]);
+  rows.push([paths.configFile, `${configWhat}: ${describeConfig(config, false)}; valid`]);
   if (plan.config.action === 'rewrite') rows.push([paths.configBackup, 'the previous config']);
-  const secretWhat = {
-    keep: 'kept: the one already installed',
-    copy: `copied from ${plan.secret.action === 'copy' ? plan.secret.from : ''}`,
-    generate: 'generated: 32 random bytes as 64 hex characters',
-  }[plan.secret.action];
-  rows.push([paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`]);
+  if (plan.secret.action !== 'none') {
+    const secretWhat = {
+      keep: 'kept: the one already installed',
+      copy: `copied from ${plan.secret.action === 'copy' ? plan.secret.from : ''}`,
+      generate: 'generated: 32 random bytes as 64 hex characters',
+    }[plan.secret.action];
+    rows.push([paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`]);
+  }
   if (plan.packaged) {
     rows.push([underRoot(plan.root, PACKAGED_UNIT), 'the unit, the Debian package\'s: kept']);
   } else {
@@ -391,7 +393,9 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
   lines.push(...hostNotes(plan));
   if (plan.programExisted && !plan.programInPlace) {
     lines.push('', `A baton-agent already running keeps the previous program until \`systemctl restart ${UNIT_NAME}\`` +
-      (config.onStop === 'keep'
+      (isEtcdConfig(config)
+        ? '. In etcd mode a restart of the host holding the service hands it to the next host.'
+        : config.onStop === 'keep'
         ? ' (on_stop: keep: the service IP stays where it is during the restart); then `baton status`.'
         : '. Careful: on_stop is release here, so a restart of the active host hands the service IP to the peer.'));
   }
@@ -409,7 +413,7 @@ function describeSandbox(sandbox: UnitSandbox): string {
 }
 
 /** What the operator must know about the sandbox of this install. */
-function sandboxNotes(plan: InstallPlan, config: Config, done: Applied): string[] {
+function sandboxNotes(plan: InstallPlan, config: AnyConfig, done: Applied): string[] {
   const notes: string[] = [];
   if (done.socketBindUnsupported !== undefined) {
     notes.push('', `Note: no port allow-list on this host: ${done.socketBindUnsupported}, so the drop-in's ` +
@@ -443,17 +447,15 @@ function formatDryRun(plan: InstallPlan): string {
   const configWhat = {
     write: 'write', rewrite: `write anew (the previous one kept as ${paths.configBackup})`, keep: 'keep',
   }[plan.config.action];
-  const secretWhat = {
+  const secretWhat = plan.secret.action === 'none' ? undefined : {
     keep: 'keep the installed secret',
     copy: `copy the secret from ${plan.secret.action === 'copy' ? plan.secret.from : ''}`,
     generate: 'generate a secret',
   }[plan.secret.action];
   const rows: [string, string][] = [
     [paths.installDir, program],
-    [paths.configFile, `${configWhat} the config: ${config.node} of pair ${config.pair}, beacons ` +
-      `${config.listen.address}:${config.listen.port} -> ${config.peer.address}:${config.peer.port}, service IP ` +
-      `${describeAddresses(config.service.ips)} on ${config.service.interface}; valid`],
-    [paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`],
+    [paths.configFile, `${configWhat} the config: ${describeConfig(config, true)}; valid`],
+    ...plan.secret.action === 'none' ? [] : [[paths.secretFile, `${secretWhat}; key id ${plan.secret.keyId}`] as [string, string]],
     plan.packaged ? [underRoot(plan.root, PACKAGED_UNIT), 'keep the unit (the Debian package\'s)'] : [paths.unitFile, 'write the unit'],
     [paths.dropIn, `${plan.dropInChanges ? 'write' : 'write again, unchanged,'} the sandbox for this config: ` +
       describeSandbox(plan.sandbox)],
@@ -473,7 +475,23 @@ function formatDryRun(plan: InstallPlan): string {
   return lines.join('\n');
 }
 
-function nextSteps(plan: InstallPlan, config: Config, options: InstallOptions): string[] {
+/** The config in one line: a pair's role and beacons, or an etcd host's place; the service IP. */
+function describeConfig(config: AnyConfig, ports: boolean): string {
+  const service = `service IP ${describeAddresses(config.service.ips)} on ${config.service.interface}`;
+  if (isEtcdConfig(config)) {
+    return `host ${config.coordination.host} of ${config.coordination.hosts.join(', ')} in etcd mode, service ${config.pair}, ${service}`;
+  }
+  const at = (endpoint: {address: string; port: number}): string => ports ? `${endpoint.address}:${endpoint.port}` : endpoint.address;
+  return `${config.node} of pair ${config.pair}, beacons ${at(config.listen)} -> ${at(config.peer)}, ${service}`;
+}
+
+function nextSteps(plan: InstallPlan, config: AnyConfig, options: InstallOptions): string[] {
+  if (isEtcdConfig(config)) {
+    const others = config.coordination.hosts.filter((host) => host !== config.coordination.host);
+    return [`Next: on ${others.join(' and ')}, write the same file with coordination.host changed to that host's name, ` +
+      'run `baton install --keep-config` there, then `baton status` on any host: one holds the service, the others stand by.'];
+  }
+  if (plan.secret.action === 'none') return [];
   const other = config.node === 'primary' ? 'backup' : 'primary';
   const keyId = plan.secret.keyId;
   const status = 'Once both agents run, `baton status` on either host shows the peer alive, one host active and the ' +

@@ -7,7 +7,7 @@ import {networkInterfaces} from 'node:os';
 import {fileURLToPath} from 'node:url';
 import {createExecaRunner, formatCommandLine} from '../../agent/adapters/execa-runner.js';
 import {createSystemHostProbe, unitFileAccess} from '../../agent/adapters/host-probe.js';
-import {type Config, loadConfig} from '../../agent/config/schema.js';
+import {type AnyConfig, loadAnyConfig} from '../../agent/config/schema.js';
 import type {FileAccess} from '../../agent/config/unit-file-access.js';
 import {BatonError, describeError} from '../../agent/errors.js';
 import type {CommandRunner, HostProbe} from '../../agent/ports.js';
@@ -89,9 +89,9 @@ export function whyNotLive(root: string): string {
 }
 
 async function serviceIpHere(configFile: string): Promise<ServiceIpHere> {
-  let config: Config;
+  let config: AnyConfig;
   try {
-    config = await loadConfig(configFile);
+    config = await loadAnyConfig(configFile);
   } catch (error) {
     return {unknown: `${configFile} cannot be read as a config (${describeError(error).split('\n')[0] ?? ''})`};
   }

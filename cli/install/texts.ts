@@ -162,7 +162,7 @@ export function renderSandboxDropIn(sandbox: UnitSandbox): string {
     );
   }
   lines.push(
-    '# The only ports it (or anything it runs) may bind: listen.port, the beacons\', and metrics.listen\'s when metrics',
+    '# The only ports it (or anything it runs) may bind: a pair\'s listen.port (the beacons\'), and metrics.listen\'s when metrics',
     '# are on. Enforced by systemd ' + `${SOCKET_BIND_MIN_SYSTEMD} and later`,
     '# when built with its BPF framework (`systemctl --version` shows +BPF_FRAMEWORK); Debian 12\'s systemd 252 is',
     '# not, and ignores these two: no port allow-list there (the IP allow-list above holds). docs/security.md.',

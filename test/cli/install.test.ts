@@ -318,6 +318,21 @@ test('--keep-config replaces the program and keeps the config and the secret byt
   t.deepEqual((await readdir(join(root, 'opt'))).sort(), ['baton'], 'no staged or old copy left behind');
 });
 
+test('an etcd host installs from its own file with --keep-config: no secret, the members in the allow-list, no port', async (t) => {
+  const root = await tempRoot(t);
+  await mkdir(join(root, 'etc/baton'), {recursive: true});
+  await writeFile(join(root, 'etc/baton/baton.yaml'), 'pair: web\nservice: {address: 192.0.2.100/24, interface: eth0}\n' +
+    'coordination:\n  mode: etcd\n  endpoints: [http://192.0.2.31:2379, http://192.0.2.32:2379, http://192.0.2.33:2379]\n' +
+    '  host: web-b\n  hosts: [web-a, web-b, web-c]\n');
+  const result = await installInto(t, root, '--keep-config');
+  t.regex(result.stdout, /kept as it was \(--keep-config\): host web-b of web-a, web-b, web-c in etcd mode, service web, service IP 192\.0\.2\.100\/24 on eth0; valid/);
+  t.false(existsSync(join(root, 'etc/baton/secret')), 'an etcd host has no secret, and none is written');
+  t.false(result.stdout.includes('secret'), result.stdout);
+  t.regex(result.stdout, /Next: on web-a and web-c, write the same file with coordination\.host changed/);
+  t.deepEqual((await dropInDirectives(root)).filter((line) => /^(IPAddressAllow|SocketBindAllow|SocketBindDeny)=/.test(line)),
+    ['IPAddressAllow=localhost 192.0.2.31 192.0.2.32 192.0.2.33', 'SocketBindDeny=any'], 'it binds no port at all');
+});
+
 test('the backup installs with a copy of the primary\'s secret', async (t) => {
   const primary = await tempRoot(t);
   const backup = await tempRoot(t);
