@@ -16,7 +16,8 @@
 // A rollback before the handover writes rolling-back: the giver puts its address back (it never stopped holding the
 // key). After it, the taker removes its address and hands the key back to the giver's lease in one transaction
 // (handed-back): the giver puts its address back. A giver that hears nothing for long after giver-down rolls back by
-// itself; a taker whose agent died leaves a lease that expires, and the hosts campaign as after any failure.
+// itself within 2 s; a taker whose agent died after the handover leaves a lease that expires, and the hosts campaign
+// as after any failure.
 
 import type {EtcdConfig} from '../config/schema.js';
 import {serviceKey} from '../config/coordination.js';
@@ -98,8 +99,13 @@ const IDLE_POLL_MS = 250;
 const CALL_TIMEOUT_MS = 1000;
 // The taker waits this long for the giver's step: its step deadline, and two seconds to notice and answer.
 const GIVER_DEADLINE_MS = STEP_DEADLINE_MS + 2000;
-// A giver that has removed its address and then hears nothing for this long rolls back by itself: the taker is gone.
-const GIVER_ALONE_MS = GIVER_DEADLINE_MS + 5000;
+// A giver that has removed its address and then sees no handover for this long serves again by itself: the taker's
+// next move is one read and one transaction (ms), so 2 s means it is gone or cut off. Safe against a late taker: the
+// giver's compare-and-swap and the taker's handover both compare the record's revision, and only one can win.
+const GIVER_ALONE_BEFORE_HANDOVER_MS = 2000;
+// After the handover the giver waits out the taker's confirmation (its own confirm.timeout_s, as the hosts' files
+// normally agree) and this much more before it gives its keyless lease up on its own.
+const GIVER_ALONE_AFTER_HANDOVER_SLACK_MS = 15_000;
 // After done, the taker waits this long for the giver to end its hold before it reports the switch done anyway.
 const FINISH_WAIT_MS = 5000;
 
@@ -425,7 +431,8 @@ export class EtcdSwitch {
       case 'handed-over':
         // The taker's turn. One that went silent for long leaves this host to take its address back (before the
         // handover: it still holds the key) or to give up its hold (after: the key is the taker's).
-        if (stillForMs < GIVER_ALONE_MS) return;
+        if (stillForMs < (value.phase === 'giver-down' ? GIVER_ALONE_BEFORE_HANDOVER_MS
+          : this.#deps.config.confirm.timeoutS * 1000 + GIVER_ALONE_AFTER_HANDOVER_SLACK_MS)) return;
         if (value.phase === 'giver-down') {
           log.error(`(switch ${value.id}) ${value.taker} said nothing for ${Math.round(stillForMs / 1000)} s after primary-net-down: serving again`);
           if (await move('rolled-back', {reason: `${value.taker} went silent mid-switch`})) await this.#serveAgain(value.id);

@@ -8,7 +8,7 @@ import type {StateChange} from '../../../agent/hooks.js';
 import type {Logger} from '../../../agent/log.js';
 import {FakeAccessLog} from '../../fakes/fake-access-log.js';
 import {FakeClock} from '../../fakes/fake-clock.js';
-import {FakeCoordinationStore} from '../../fakes/fake-coordination-store.js';
+import {SharedEtcd} from '../../fakes/shared-etcd.js';
 import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeHealthProbe} from '../../fakes/fake-health-probe.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
@@ -23,9 +23,11 @@ function quiet(lines: string[]): Logger {
 
 function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
   const clock = new FakeClock();
-  const store = new FakeCoordinationStore(clock);
+  const etcd = new SharedEtcd(clock);
+  const store = etcd.store;
   const segment = new FakeSegment();
   const hosts = names.map((name) => {
+    const reach = {cut: false};
     const network = new FakeNetworkDriver(name, segment);
     const health = new FakeHealthProbe();
     const changes: StateChange[] = [];
@@ -37,11 +39,11 @@ function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
       coordination: {...testEtcdConfig(name).coordination, hosts: names, leaseTtlS: 3, renewMarginMs: 600},
     });
     const agent = new EtcdAgent({
-      config, clock, store, network, drain: new FakeDrainDriver(), healthProbe: health, log: quiet(lines),
+      config, clock, store: etcd.viewFrom(reach), network, drain: new FakeDrainDriver(), healthProbe: health, log: quiet(lines),
       hooks: {notify: (change) => void changes.push(change), drain: async () => undefined},
       hostname: `host-${name}`, pid: 1000, accessLog, newId: () => `switch-to-${name}`,
     });
-    return {name, agent, network, health, changes, lines, accessLog};
+    return {name, agent, network, health, changes, lines, accessLog, reach};
   });
   const holders = (): string[] => segment.holders(SERVICE_IP.address).map((driver) => driver.name);
   const advance = async (ms: number): Promise<void> => {
@@ -219,5 +221,63 @@ test('a switch is refused before anything moves: not on the named host, no acces
   t.regex(await refused(b.agent.switchover({...options, to: 'z'}, () => undefined)), /--to z: not one of coordination\.hosts \(a, b\)/);
   t.regex(await refused(b.agent.switchover({...options, to: 'b'}, () => undefined)), /confirm\.access_log is not set in .* on host b/);
   t.deepEqual(w.holders(), ['a']);
+  await w.stopAll();
+});
+
+test('a giver cut from etcd before it answers: the taker rolls back its own steps, the giver drops by its deadline, never two holders', async (t) => {
+  const w = world(['a', 'b', 'c'], {accessLog: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  a.reach.cut = true;
+  const {value: result, doubles} = await w.watch(b.agent.switchover({dryRun: false, strict: false, minRequests: 1, confirmTimeoutS: 5,
+    pauseAfter: undefined, to: 'b'}, () => undefined));
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'primary-net-down');
+  t.regex(result.reason ?? '', /primary-net-down on a: a did not answer within 12 s/);
+  t.is(doubles, 0, 'the address was never on two hosts');
+  t.false(w.holders().includes('a'), 'a gave the address up by its own deadline, switch or not');
+  t.deepEqual(w.holders().filter((h) => h !== 'a').length <= 1, true);
+  await w.stopAll();
+});
+
+test('a taker cut from etcd after primary-net-down: the giver, still holding the key, serves again by itself', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  let cutAt: number | undefined;
+  let servedAgainAt: number | undefined;
+  const switching = b.agent.switchover({dryRun: false, strict: false, minRequests: 1, confirmTimeoutS: 5, pauseAfter: undefined, to: 'b'},
+    (p) => {
+      // The moment the giver is down, b loses etcd: it cannot hand the key over to itself.
+      if (p.kind === 'step' && p.step === 'primary-net-down' && p.action === 'apply' && p.status === 'ok') {
+        b.reach.cut = true;
+        cutAt = w.clock.now();
+      }
+    });
+  const first = await w.watch(switching);
+  const result = first.value;
+  // The taker gave up at once (it cannot write to etcd); the giver waits for it, then serves again by itself.
+  let servedAgain: () => void = () => undefined;
+  const served = new Promise<void>((resolve) => {
+    servedAgain = resolve;
+  });
+  const second = await w.watch(served, () => {
+    if (servedAgainAt === undefined && w.holders()[0] === 'a') {
+      servedAgainAt = w.clock.now();
+      servedAgain();
+    }
+  });
+  t.is(result.outcome, 'rolled-back');
+  t.is(first.doubles + second.doubles, 0, 'the address was never on two hosts');
+  t.deepEqual(w.holders(), ['a'], 'a serves again, with the key it never lost');
+  t.not(servedAgainAt, undefined);
+  t.log(`a served again ${(servedAgainAt ?? 0) - (cutAt ?? 0)} ms after b was cut`);
+  b.reach.cut = false;
+  await w.advance(2000);
+  t.like(await a.agent.status(), {claim: {phase: 'holding', holder: 'a', switching: undefined}});
   await w.stopAll();
 });

@@ -5,12 +5,10 @@
 import test from 'ava';
 import {leaseTiming} from '../../../agent/coordination/lease-holder.js';
 import {CAMPAIGN_STAGGER_MS, CLAIM_POLL_MS, ServiceClaim, stepClaimActions} from '../../../agent/coordination/service-claim.js';
-import {BatonError} from '../../../agent/errors.js';
 import type {Logger} from '../../../agent/log.js';
-import type {CoordinationCallOptions, CoordinationEvent, CoordinationStore, Lease, StoredKey} from '../../../agent/ports.js';
 import {announceAll, isAnyInUse} from '../../../agent/net/service-addresses.js';
 import {FakeClock} from '../../fakes/fake-clock.js';
-import {FakeCoordinationStore} from '../../fakes/fake-coordination-store.js';
+import {SharedEtcd} from '../../fakes/shared-etcd.js';
 import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
 import {SERVICE_IP} from '../../fakes/test-config.js';
@@ -19,60 +17,6 @@ const KEY = '/baton/services/web/holder';
 const TTL_S = 3;
 // The derived default margin for a 3 s lease (a fifth of it).
 const TIMING = leaseTiming(TTL_S, 600);
-
-/**
- * One etcd shared by the hosts, as each host reaches it: a host cut from etcd gets no answer (each call fails at its
- * deadline) while the others still do. Leases expire on etcd's clock, TTL after it last received a renewal, and their
- * keys go with them.
- */
-class Etcd {
-  readonly store: FakeCoordinationStore;
-  readonly #clock: FakeClock;
-  readonly #leases = new Set<string>();
-
-  constructor(clock: FakeClock) {
-    this.#clock = clock;
-    this.store = new FakeCoordinationStore(clock);
-    this.store.replyDelayMs = 4;
-  }
-
-  /** Leases past their expiry go, with their keys, as etcd's leader expires them. */
-  expireDue(): void {
-    for (const id of this.#leases) {
-      const at = this.store.expiresAtMs(id);
-      if (at === undefined || at <= this.#clock.now()) {
-        this.store.expire(id);
-        this.#leases.delete(id);
-      }
-    }
-  }
-
-  viewFrom(host: {cut: boolean}): CoordinationStore {
-    const {store} = this;
-    const reach = async (options: CoordinationCallOptions | undefined): Promise<void> => {
-      this.expireDue();
-      if (!host.cut) return;
-      const timeoutMs = options?.timeoutMs ?? 1000;
-      await this.#clock.sleep(timeoutMs);
-      throw new BatonError('COORDINATION_UNAVAILABLE', `etcd got no answer within ${timeoutMs} ms (the host is cut off)`);
-    };
-    return {
-      grantLease: async (ttlS: number, options?: CoordinationCallOptions): Promise<Lease> => {
-        await reach(options);
-        const lease = await store.grantLease(ttlS, options);
-        this.#leases.add(lease.id);
-        return lease;
-      },
-      renewLease: async (id, options) => (await reach(options), store.renewLease(id, options)),
-      revokeLease: async (id, options) => (await reach(options), store.revokeLease(id, options)),
-      acquire: async (key, value, lease, options) => (await reach(options), store.acquire(key, value, lease, options)),
-      read: async (key, options): Promise<StoredKey | undefined> => (await reach(options), store.read(key, options)),
-      handOver: async (key, revision, value, lease, options) => (await reach(options), store.handOver(key, revision, value, lease, options)),
-      transact: async (compares, writes, options) => (await reach(options), store.transact(compares, writes, options)),
-      watch: (prefix: string, signal: AbortSignal): AsyncIterable<CoordinationEvent> => store.watch(prefix, signal),
-    };
-  }
-}
 
 interface Host {
   readonly name: string;
@@ -94,7 +38,7 @@ function quietLogger(lines: string[]): Logger {
 
 function world(names = ['host-a', 'host-b', 'host-c']) {
   const clock = new FakeClock();
-  const etcd = new Etcd(clock);
+  const etcd = new SharedEtcd(clock);
   const segment = new FakeSegment();
   const hosts: Host[] = names.map((name, rank) => {
     const network = new FakeNetworkDriver(name, segment);
@@ -218,7 +162,7 @@ test('an address that answers from a host outside the claim is never taken: the 
 
 test('at start an agent removes an address it finds, and revokes a key of its name left by the agent before it', async (t) => {
   const clock = new FakeClock();
-  const etcd = new Etcd(clock);
+  const etcd = new SharedEtcd(clock);
   // The agent before this one held the key (its lease still alive) and the address.
   const old = etcd.viewFrom({cut: false});
   const grant = old.grantLease(TTL_S);
