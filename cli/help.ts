@@ -22,8 +22,8 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              In address mode the old host's open connections
                              finish there first (the drain). Run it again to
                              switch back
-      --to HOST              etcd mode: the host to move the service to (run
-                             it on that host); a pair moves it to the peer
+      --to HOST              etcd mode: the host to move the service to (it runs
+                             the switch); a pair moves it to the peer
       --dry-run              print each host's exact commands, change nothing
       --strict               refuse when the two hosts' software differs
       --pause-after STEP[:S] hold S seconds (default 10) after STEP: a rehearsal

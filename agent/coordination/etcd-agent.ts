@@ -2,7 +2,7 @@
 // its address (service-claim.ts). This is what baton-agent runs with coordination.mode: etcd: the claim, the host's
 // health checks (an unhealthy host never campaigns), the state-change hook, and the answers to the control socket.
 //
-// A planned switchover (`baton switchover --to HOST`, run on HOST) is etcd-switch.ts. What a pair's agent does and
+// A planned switchover (`baton switchover --to HOST`, on any host; HOST runs it) is etcd-switch.ts. What a pair's agent does and
 // this one does not yet: the drain, the rehearsal aids and metrics. Their requests are refused with a reason.
 
 import type {EtcdConfig} from '../config/schema.js';
@@ -165,9 +165,9 @@ export class EtcdAgent implements ControlHandler {
     };
   }
 
-  /** `baton switchover --to HOST`, run on HOST: the service moves here (etcd-switch.ts). */
+  /** `baton switchover --to HOST`, on any host: the service moves to HOST (etcd-switch.ts). */
   switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
-    return this.#switch.switchHere(options, emit);
+    return this.#switch.switchover(options, emit);
   }
 
   resume(): Promise<ResumeResult> {

@@ -1,8 +1,9 @@
-// A planned switchover in etcd mode (`baton switchover --to HOST`, run on HOST): the runbook's steps with a pair's
+// A planned switchover in etcd mode (`baton switchover --to HOST`, on any host; HOST runs it): the runbook's steps with a pair's
 // order, the handover of the service's key written as one etcd transaction, the confirmation in the taker's access
 // log, and the rollback of whatever was done. The two hosts talk through one record in etcd, the switch key beside
 // the service's key, each moving it on by a compare-and-swap:
 //
+//   asker  writes requested (when the operator asked on another host than the taker), then follows the record
 //   taker  backup-net-down, assign-ip; a lease of its own, renewed from now on
 //   taker  writes giver-down-requested          (only if the service key is still the giver's, at its epoch)
 //   giver  primary-net-down; writes giver-down  (it keeps its lease: no third host can campaign meanwhile)
@@ -31,10 +32,10 @@ import type {AccessLogWatcher, Clock, CoordinationStore, StoredKey} from '../por
 import type {PreparedHold, ServiceClaim} from './service-claim.js';
 
 export type SwitchPhase =
-  | 'giver-down-requested' | 'giver-down' | 'giver-failed' | 'handed-over' | 'done' | 'finished'
+  | 'requested' | 'giver-down-requested' | 'giver-down' | 'giver-failed' | 'handed-over' | 'done' | 'finished'
   | 'rolling-back' | 'handed-back' | 'rolled-back';
 export const SWITCH_PHASES: readonly SwitchPhase[] = [
-  'giver-down-requested', 'giver-down', 'giver-failed', 'handed-over', 'done', 'finished', 'rolling-back', 'handed-back', 'rolled-back',
+  'requested', 'giver-down-requested', 'giver-down', 'giver-failed', 'handed-over', 'done', 'finished', 'rolling-back', 'handed-back', 'rolled-back',
 ];
 /** Phases after which nobody acts: a new switch may write over the record. */
 const FINAL_PHASES: readonly SwitchPhase[] = ['finished', 'rolled-back'];
@@ -50,6 +51,22 @@ export interface SwitchRecord {
   readonly giverLease?: string;
   /** Why the giver failed, or why the switch rolls back. */
   readonly reason?: string;
+  /** Who asked, when the switch was asked for on another host than the taker (phase requested). */
+  readonly requestedBy?: string;
+  /** The asker's --min-requests and --confirm-timeout, for the taker to use. */
+  readonly minRequests?: number;
+  readonly confirmTimeoutS?: number;
+  /** How it ended, written by the taker once it has: what the asker reports. */
+  readonly result?: RecordedResult;
+}
+
+/** A switch's end as the record keeps it for the host that asked. */
+export interface RecordedResult {
+  readonly outcome: 'done' | 'rolled-back';
+  readonly reason: string;
+  readonly failedStep?: string;
+  readonly totalMs: number;
+  readonly confirmedRequests?: number;
 }
 
 /** The record as etcd has it, or why it cannot be read: a record of another version, or a forged one, is not acted on. */
@@ -61,14 +78,36 @@ export function decodeSwitchRecord(text: string): SwitchRecord | string {
     return 'not JSON';
   }
   if (typeof value !== 'object' || value === null) return 'not an object';
-  const {id, giver, taker, epoch, phase, giverLease, reason} = value as Record<string, unknown>;
+  const {id, giver, taker, epoch, phase, giverLease, reason, requestedBy, minRequests, confirmTimeoutS, result} = value as Record<string, unknown>;
   if (typeof id !== 'string' || id === '' || typeof giver !== 'string' || typeof taker !== 'string') return 'id, giver and taker must be strings';
   if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch <= 0) return 'epoch must be a positive integer';
   if (typeof phase !== 'string' || !(SWITCH_PHASES as readonly string[]).includes(phase)) return `unknown phase ${String(phase)}`;
   if (giverLease !== undefined && typeof giverLease !== 'string') return 'giverLease must be a string';
   if (reason !== undefined && typeof reason !== 'string') return 'reason must be a string';
+  if (requestedBy !== undefined && typeof requestedBy !== 'string') return 'requestedBy must be a string';
+  if (minRequests !== undefined && !isCount(minRequests, 1_000_000)) return 'minRequests must be an integer 1..1000000';
+  if (confirmTimeoutS !== undefined && !isCount(confirmTimeoutS, 3600)) return 'confirmTimeoutS must be an integer 1..3600';
+  const ended = result === undefined ? undefined : decodeResult(result);
+  if (typeof ended === 'string') return `result: ${ended}`;
   return {id, giver, taker, epoch, phase: phase as SwitchPhase, ...giverLease === undefined ? {} : {giverLease: giverLease as string},
-    ...reason === undefined ? {} : {reason: reason as string}};
+    ...reason === undefined ? {} : {reason: reason as string}, ...requestedBy === undefined ? {} : {requestedBy: requestedBy as string},
+    ...minRequests === undefined ? {} : {minRequests: minRequests as number},
+    ...confirmTimeoutS === undefined ? {} : {confirmTimeoutS: confirmTimeoutS as number}, ...ended === undefined ? {} : {result: ended}};
+}
+
+function isCount(value: unknown, max: number): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= max;
+}
+
+function decodeResult(value: unknown): RecordedResult | string {
+  if (typeof value !== 'object' || value === null) return 'not an object';
+  const {outcome, reason, failedStep, totalMs, confirmedRequests} = value as Record<string, unknown>;
+  if (outcome !== 'done' && outcome !== 'rolled-back') return 'outcome must be done or rolled-back';
+  if (typeof reason !== 'string' || typeof totalMs !== 'number' || totalMs < 0) return 'reason and totalMs are required';
+  if (failedStep !== undefined && typeof failedStep !== 'string') return 'failedStep must be a string';
+  if (confirmedRequests !== undefined && (typeof confirmedRequests !== 'number' || confirmedRequests < 0)) return 'confirmedRequests must be a count';
+  return {outcome, reason, totalMs, ...failedStep === undefined ? {} : {failedStep: failedStep as string},
+    ...confirmedRequests === undefined ? {} : {confirmedRequests: confirmedRequests as number}};
 }
 
 /** The switch record's key, beside the service's. */
@@ -108,6 +147,25 @@ const GIVER_ALONE_BEFORE_HANDOVER_MS = 2000;
 const GIVER_ALONE_AFTER_HANDOVER_SLACK_MS = 15_000;
 // After done, the taker waits this long for the giver to end its hold before it reports the switch done anyway.
 const FINISH_WAIT_MS = 5000;
+// A host that asked another to take the service follows the record this often (progress, not the gap).
+const ASK_POLL_MS = 50;
+// The host asked looks for a request at least every IDLE_POLL_MS; one that has not taken it within this long is not
+// running or cannot reach etcd, and the request is withdrawn (nothing has moved).
+const PICKUP_MS = 3000;
+
+/** Each phase in words, for the host that asked and follows the record. */
+const PHASE_WORDS: Readonly<Record<SwitchPhase, string>> = {
+  'requested': 'asked',
+  'giver-down-requested': 'the taker is ready (backup-net-down, assign-ip); the giver is asked for primary-net-down',
+  'giver-down': 'the giver took its address down (primary-net-down)',
+  'giver-failed': 'the giver could not take its address down',
+  'handed-over': 'the key was handed over to the taker in one transaction; backup-net-up, then confirm-traffic',
+  'done': 'the taker serves, requests confirmed; the giver ends its hold',
+  'finished': 'the giver ended its hold',
+  'rolling-back': 'rolling back: the giver puts its address back',
+  'handed-back': 'rolling back: the key was handed back to the giver',
+  'rolled-back': 'rolled back',
+};
 
 type Emit = (progress: SwitchProgress) => void;
 
@@ -124,34 +182,51 @@ export class EtcdSwitch {
     this.#serviceKey = serviceKey(prefix, deps.config.pair);
   }
 
-  /** The operator's switchover to this host, run here end to end. */
-  async switchHere(options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
+  /**
+   * `baton switchover --to HOST`, asked on any host: run here when HOST is this host, else asked of HOST through the
+   * record (phase requested), which HOST runs and writes the result into.
+   */
+  async switchover(options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
+    const self = this.#deps.config.coordination.host;
+    const to = refuseUnsupported(options, this.#deps.config.coordination.hosts);
+    return to === self ? this.#switchHere(options, emit, undefined) : this.#ask(to, options, emit);
+  }
+
+  /** The switch to this host, run here end to end; `requested`: the record another host wrote to ask for it. */
+  async #switchHere(options: SwitchoverOptions, emit: Emit, requested: {revision: number; value: SwitchRecord} | undefined): Promise<SwitchResult> {
     const {config, store, claim, log} = this.#deps;
     const self = config.coordination.host;
-    refuseUnsupported(options, self, config.coordination.hosts);
     if (this.#running || claim.switching !== undefined) {
       throw new BatonError('SWITCH_IN_PROGRESS', `switch ${claim.switching ?? ''} is already running on this host`.replace('  ', ' '));
     }
     const key = await store.read(this.#serviceKey, {timeoutMs: CALL_TIMEOUT_MS});
     if (key === undefined) throw new BatonError('PREFLIGHT_REFUSED', `nobody holds ${config.pair} (${this.#serviceKey} is absent): there is nothing to move`);
     if (key.value === self) throw new BatonError('PREFLIGHT_REFUSED', `this host (${self}) holds ${config.pair} already, at epoch ${key.modRevision}`);
-    if (!this.#deps.healthy()) throw new BatonError('PREFLIGHT_REFUSED', `this host's health checks fail: it does not take ${config.pair}`);
+    if (!this.#deps.healthy()) throw new BatonError('PREFLIGHT_REFUSED', `the health checks of host ${self} fail: it does not take ${config.pair}`);
     // As a pair's: no switch that cannot be confirmed. Checked before anything moves.
     const accessLog = this.#deps.accessLog;
     if (config.confirm.accessLog === undefined || accessLog === undefined) {
       throw new BatonError('ACCESS_LOG_UNREADABLE', `confirm.access_log is not set in ${config.file} on host ${self}: baton cannot confirm traffic here`);
     }
     await accessLog.check();
-    const existing = await store.read(this.#key, {timeoutMs: CALL_TIMEOUT_MS});
-    const before = existing === undefined ? undefined : decodeSwitchRecord(existing.value);
-    if (existing !== undefined && typeof before === 'object' && !FINAL_PHASES.includes(before.phase)) {
-      throw new BatonError('SWITCH_IN_PROGRESS', `switch ${before.id} from ${before.giver} to ${before.taker} is ${before.phase} (${this.#key})`);
+    let revision: number;
+    if (requested !== undefined) {
+      revision = requested.revision;
+    } else {
+      const existing = await store.read(this.#key, {timeoutMs: CALL_TIMEOUT_MS});
+      const before = existing === undefined ? undefined : decodeSwitchRecord(existing.value);
+      if (existing !== undefined && typeof before === 'object' && !FINAL_PHASES.includes(before.phase)) {
+        throw new BatonError('SWITCH_IN_PROGRESS', `switch ${before.id} from ${before.giver} to ${before.taker} is ${before.phase} (${this.#key})`);
+      }
+      revision = existing?.modRevision ?? 0;
     }
     this.#running = true;
-    const id = this.#deps.newId();
+    const id = requested?.value.id ?? this.#deps.newId();
     claim.switchBegan(id);
     try {
-      return await this.#run(id, key, existing, options, emit);
+      const result = await this.#run(id, key, revision, options, emit);
+      await this.#recordResult(id, result);
+      return result;
     } finally {
       claim.switchEnded();
       this.#running = false;
@@ -159,7 +234,85 @@ export class EtcdSwitch {
     }
   }
 
-  async #run(id: string, key: StoredKey, existing: StoredKey | undefined, options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
+  /** The end of a switch, into its record for the host that asked (the phase stays: the giver may still act on it). */
+  async #recordResult(id: string, result: SwitchResult): Promise<void> {
+    const ended: RecordedResult = {outcome: result.outcome === 'done' ? 'done' : 'rolled-back', reason: result.reason ?? '', totalMs: result.totalMs,
+      ...result.failedStep === undefined ? {} : {failedStep: result.failedStep},
+      ...result.confirmedRequests === undefined ? {} : {confirmedRequests: result.confirmedRequests}};
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const now = await this.#read().catch(() => undefined);
+      if (now === undefined || now.value.id !== id) return;
+      // Nothing was done on the giver (it failed, or never began): the switch is over for it too.
+      const phase: SwitchPhase = ended.outcome === 'rolled-back' && (now.value.phase === 'giver-failed' || now.value.phase === 'requested')
+        ? 'rolled-back' : now.value.phase;
+      const wrote = await this.#deps.store.transact([{key: this.#key, modRevision: now.revision}],
+        [{type: 'put', key: this.#key, value: JSON.stringify({...now.value, phase, result: ended})}], {timeoutMs: CALL_TIMEOUT_MS}).catch(() => undefined);
+      if (wrote?.succeeded === true) return;
+    }
+    this.#deps.log.warning(`(switch ${id}) its result could not be written to ${this.#key}: the host that asked will not see it`);
+  }
+
+  /** Asks host `to` to take the service: writes the request, then follows the record until the taker writes the end. */
+  async #ask(to: string, options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
+    const {config, store, clock, log} = this.#deps;
+    const self = config.coordination.host;
+    const key = await store.read(this.#serviceKey, {timeoutMs: CALL_TIMEOUT_MS});
+    if (key === undefined) throw new BatonError('PREFLIGHT_REFUSED', `nobody holds ${config.pair} (${this.#serviceKey} is absent): there is nothing to move`);
+    if (key.value === to) throw new BatonError('PREFLIGHT_REFUSED', `host ${to} holds ${config.pair} already, at epoch ${key.modRevision}`);
+    const existing = await store.read(this.#key, {timeoutMs: CALL_TIMEOUT_MS});
+    const before = existing === undefined ? undefined : decodeSwitchRecord(existing.value);
+    if (existing !== undefined && typeof before === 'object' && !FINAL_PHASES.includes(before.phase)) {
+      throw new BatonError('SWITCH_IN_PROGRESS', `switch ${before.id} from ${before.giver} to ${before.taker} is ${before.phase} (${this.#key})`);
+    }
+    const id = this.#deps.newId();
+    const started = clock.now();
+    const ask: SwitchRecord = {id, giver: key.value, taker: to, epoch: key.modRevision, phase: 'requested', requestedBy: self,
+      ...options.minRequests === undefined ? {} : {minRequests: options.minRequests},
+      ...options.confirmTimeoutS === undefined ? {} : {confirmTimeoutS: options.confirmTimeoutS}};
+    const wrote = await store.transact([{key: this.#key, modRevision: existing?.modRevision ?? 0}],
+      [{type: 'put', key: this.#key, value: JSON.stringify(ask)}], {timeoutMs: CALL_TIMEOUT_MS});
+    if (!wrote.succeeded) throw new BatonError('SWITCH_IN_PROGRESS', `${this.#key} changed while the switch was being asked for: another switch began`);
+    const giver: HostLabel = {role: 'host', host: key.value};
+    const taker: HostLabel = {role: 'host', host: to};
+    emit({kind: 'start', switchId: id, giver, taker, mode: config.service.mode});
+    emit({kind: 'note', text: `asked host ${to} to take ${config.pair}: it runs the switch, and this host follows it in etcd`});
+    log.notice(`(switch ${id}) asked ${to} to take ${config.pair} from ${key.value}`);
+    const rolledBack = (reason: string): SwitchResult => ({switchId: id, outcome: 'rolled-back', giver, taker, reason, failedStep: undefined,
+      totalMs: Math.round(clock.now() - started), confirmedRequests: undefined, rollbackCheck: undefined, plan: undefined});
+    const confirmS = options.confirmTimeoutS ?? config.confirm.timeoutS;
+    const until = started + confirmS * 1000 + 2 * GIVER_DEADLINE_MS + FINISH_WAIT_MS;
+    let lastPhase: SwitchPhase = 'requested';
+    let revision = wrote.revision;
+    while (clock.now() < until) {
+      await clock.sleep(ASK_POLL_MS);
+      const now = await this.#read().catch(() => undefined);
+      if (now === undefined || now.value.id !== id) {
+        throw new BatonError('STEP_FAILED', `switch ${id}: its record ${this.#key} was replaced; see \`baton status\` on ${to}`);
+      }
+      revision = now.revision;
+      if (now.value.phase !== lastPhase) {
+        lastPhase = now.value.phase;
+        emit({kind: 'note', text: `${PHASE_WORDS[lastPhase]}${now.value.reason === undefined ? '' : ` (${now.value.reason})`}`});
+      }
+      const ended = now.value.result;
+      if (ended !== undefined) {
+        return {switchId: id, outcome: ended.outcome, giver, taker, reason: ended.reason, failedStep: ended.failedStep, totalMs: ended.totalMs,
+          confirmedRequests: ended.confirmedRequests, rollbackCheck: undefined, plan: undefined};
+      }
+      if (lastPhase === 'requested' && clock.now() - started > PICKUP_MS) {
+        // Taken back only if the taker has still not moved it on: a compare-and-swap on the request itself.
+        const reason = `host ${to} did not take the request within ${PICKUP_MS / 1000} s: its agent is not running, or it cannot reach etcd; nothing moved`;
+        const result: RecordedResult = {outcome: 'rolled-back', reason, totalMs: Math.round(clock.now() - started)};
+        const withdrawn = await store.transact([{key: this.#key, modRevision: revision}],
+          [{type: 'put', key: this.#key, value: JSON.stringify({...ask, phase: 'rolled-back', result})}], {timeoutMs: CALL_TIMEOUT_MS}).catch(() => undefined);
+        if (withdrawn?.succeeded === true) return rolledBack(reason);
+      }
+    }
+    throw new BatonError('STEP_FAILED', `switch ${id}: no end from host ${to} within ${Math.round((until - started) / 1000)} s (its last phase: ` +
+      `${lastPhase}); see \`baton status\` on ${to} and ${key.value}`);
+  }
+
+  async #run(id: string, key: StoredKey, recordRevision: number, options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
     const {config, clock, store, claim, run, log} = this.#deps;
     const started = clock.now();
     const giver: HostLabel = {role: 'host', host: key.value};
@@ -198,7 +351,7 @@ export class EtcdSwitch {
       prepared = await claim.prepareHold();
       const asked: SwitchRecord = {id, giver: giver.host, taker: taker.host, epoch, phase: 'giver-down-requested'};
       const written = await store.transact(
-        [{key: this.#serviceKey, modRevision: epoch}, {key: this.#key, modRevision: existing?.modRevision ?? 0}],
+        [{key: this.#serviceKey, modRevision: epoch}, {key: this.#key, modRevision: recordRevision}],
         [{type: 'put', key: this.#key, value: JSON.stringify(asked)}], {timeoutMs: CALL_TIMEOUT_MS});
       if (!written.succeeded) throw new BatonError('STEP_FAILED', `${this.#serviceKey} or ${this.#key} changed since the preflight`);
       record = {revision: written.revision, value: asked};
@@ -400,6 +553,10 @@ export class EtcdSwitch {
       return wrote.succeeded;
     };
     if (value.taker === self) {
+      if (value.phase === 'requested') {
+        await this.#takeRequested({revision, value});
+        return;
+      }
       // A switch to this host from before this agent started (it died mid-switch): its lease is gone with it.
       if (value.phase === 'giver-down-requested' || value.phase === 'giver-down') {
         log.warning(`(switch ${value.id}) left unfinished by this host's previous agent: asking ${value.giver} to serve again`);
@@ -464,6 +621,26 @@ export class EtcdSwitch {
     }
   }
 
+  /** A switch to this host asked for on another host: run it here; a refusal goes into the record as its end. */
+  async #takeRequested(requested: {revision: number; value: SwitchRecord}): Promise<void> {
+    const {log, clock, store} = this.#deps;
+    const {value} = requested;
+    const started = clock.now();
+    log.notice(`(switch ${value.id}) ${value.requestedBy ?? 'another host'} asks this host to take ${this.#deps.config.pair} from ${value.giver}`);
+    const options: SwitchoverOptions = {dryRun: false, strict: false, minRequests: value.minRequests, confirmTimeoutS: value.confirmTimeoutS,
+      pauseAfter: undefined, to: value.taker};
+    try {
+      await this.#switchHere(options, (progress) => log.info(`(switch ${value.id}) ${JSON.stringify(progress)}`), requested);
+    } catch (error) {
+      const reason = describeError(error);
+      log.error(`(switch ${value.id}) refused: ${reason}`);
+      const result: RecordedResult = {outcome: 'rolled-back', reason, totalMs: Math.round(clock.now() - started)};
+      await store.transact([{key: this.#key, modRevision: requested.revision}],
+        [{type: 'put', key: this.#key, value: JSON.stringify({...value, phase: 'rolled-back', result})}], {timeoutMs: CALL_TIMEOUT_MS})
+        .catch((failure: unknown) => log.error(`(switch ${value.id}) the refusal could not be written: ${describeError(failure)}`));
+    }
+  }
+
   /** The giver puts its address back after a rollback, if it still holds the key (no probe: the taker never served). */
   async #serveAgain(id: string): Promise<void> {
     const {claim, run, log} = this.#deps;
@@ -477,17 +654,13 @@ export class EtcdSwitch {
   }
 }
 
-/** What an etcd switch does not do (yet), refused before anything moves. */
-function refuseUnsupported(options: SwitchoverOptions, self: string, hosts: readonly string[]): void {
+/** What an etcd switch does not do (yet), refused before anything moves; the host to move the service to. */
+function refuseUnsupported(options: SwitchoverOptions, hosts: readonly string[]): string {
   if (options.to === undefined) {
-    throw new BatonError('BAD_REQUEST', `etcd mode: name the host to move the service to, and run the command there: ` +
-      `\`baton switchover --to ${self}\` on ${self} (one of ${hosts.join(', ')})`);
+    throw new BatonError('BAD_REQUEST', `etcd mode: name the host to move the service to: \`baton switchover --to HOST\` (one of ${hosts.join(', ')})`);
   }
   if (!hosts.includes(options.to)) throw new BatonError('BAD_REQUEST', `--to ${options.to}: not one of coordination.hosts (${hosts.join(', ')})`);
-  if (options.to !== self) {
-    throw new BatonError('BAD_REQUEST', `--to ${options.to}: in etcd mode the host taking the service runs the switch; run ` +
-      `\`baton switchover --to ${options.to}\` on ${options.to}`);
-  }
   if (options.dryRun) throw new BatonError('BAD_REQUEST', '--dry-run: not there yet in etcd mode');
   if (options.pauseAfter !== undefined) throw new BatonError('BAD_REQUEST', '--pause-after: etcd mode has no rehearsal aids');
+  return options.to;
 }

@@ -208,7 +208,7 @@ test('a switch whose requests never come hands the key back: the giver serves ag
   await w.stopAll();
 });
 
-test('a switch is refused before anything moves: not on the named host, no access log, the holder itself', async (t) => {
+test('a switch is refused before anything moves: no host named, a host not in the list, no access log on the taker', async (t) => {
   const w = world(['a', 'b']);
   const [a, b] = w.hosts;
   if (a === undefined || b === undefined) return t.fail();
@@ -216,10 +216,13 @@ test('a switch is refused before anything moves: not on the named host, no acces
   await w.advance(1500);
   const options = {dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined};
   const refused = async (promise: Promise<unknown>): Promise<string> => (await t.throwsAsync(w.settle(promise)))?.message ?? '';
-  t.regex(await refused(a.agent.switchover({...options, to: 'b'}, () => undefined)), /in etcd mode the host taking the service runs the switch; run `baton switchover --to b` on b/);
   t.regex(await refused(b.agent.switchover({...options}, () => undefined)), /name the host to move the service to/);
   t.regex(await refused(b.agent.switchover({...options, to: 'z'}, () => undefined)), /--to z: not one of coordination\.hosts \(a, b\)/);
   t.regex(await refused(b.agent.switchover({...options, to: 'b'}, () => undefined)), /confirm\.access_log is not set in .* on host b/);
+  // Asked on a, run by b: b's refusal comes back through the record.
+  const asked = await w.settle(a.agent.switchover({...options, to: 'b'}, () => undefined));
+  t.is(asked.outcome, 'rolled-back');
+  t.regex(asked.reason ?? '', /confirm\.access_log is not set in .* on host b/);
   t.deepEqual(w.holders(), ['a']);
   await w.stopAll();
 });
@@ -280,4 +283,36 @@ test('a taker cut from etcd after primary-net-down: the giver, still holding the
   await w.advance(2000);
   t.like(await a.agent.status(), {claim: {phase: 'holding', holder: 'a', switching: undefined}});
   await w.stopAll();
+});
+
+test('asked on the holder, the switch runs on the taker, and the holder reports it as it follows the record', async (t) => {
+  const w = world(['a', 'b', 'c'], {accessLog: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  const notes: string[] = [];
+  const {value: result, doubles} = await w.watch(a.agent.switchover({dryRun: false, strict: false, minRequests: 2, confirmTimeoutS: undefined,
+    pauseAfter: undefined, to: 'b'}, (p) => {
+    if (p.kind === 'note') notes.push(p.text);
+  }), () => {
+    if (w.holders()[0] === 'b') b.accessLog?.request();
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.is(result.confirmedRequests, 2, 'the asker\'s --min-requests went to the taker');
+  t.is(doubles, 0);
+  t.deepEqual(w.holders(), ['b']);
+  // The asker follows the record every 50 ms: it says what it saw (a fast switch may show only its end).
+  t.is(notes[0], 'asked host b to take web: it runs the switch, and this host follows it in etcd');
+  t.true(notes.length >= 2, notes.join('\n'));
+  // A host that is not running cannot be asked: the request is withdrawn, nothing moves.
+  const c = w.hosts[2];
+  if (c === undefined) return t.fail();
+  await w.settle(c.agent.shutdown());
+  const unanswered = await w.settle(b.agent.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined,
+    pauseAfter: undefined, to: 'c'}, () => undefined));
+  t.is(unanswered.outcome, 'rolled-back');
+  t.regex(unanswered.reason ?? '', /^host c did not take the request within 3 s: its agent is not running, or it cannot reach etcd; nothing moved$/);
+  t.deepEqual(w.holders(), ['b']);
+  await w.settle(Promise.all([a, b].map((host) => host.agent.shutdown())));
 });
