@@ -4,7 +4,7 @@
 
 import type {JsonObject, PeerRequest} from './peer/beacon-codec.js';
 import type {Config, OnStop} from './config/schema.js';
-import type {AgentStatus, FailResult, HostLabel, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
+import type {AgentStatus, DrainResult, FailResult, HostLabel, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult} from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import {HealthMonitor, type HealthProbe} from './health.js';
 import {HealthHandover} from './health-handover.js';
@@ -359,6 +359,12 @@ export class Agent {
       log.error(`(agent) start-up probe failed: ${describeError(error)}`);
       await this.dispatch({type: 'probed', holdsIp: false, addressInUse: true});
     }
+  }
+
+  /** `baton drain HOST` is etcd mode's: a pair has one other host, which `baton switchover` moves the service to. */
+  drain(host: string): Promise<DrainResult> {
+    return Promise.reject(new BatonError('BAD_REQUEST', `drain ${host}: a pair has no drain; \`baton switchover\` moves the service ` +
+      'to the peer, and the host it leaves is released until `baton resume`'));
   }
 
   /** The operator's switchover, run from this host. One at a time. */

@@ -45,6 +45,8 @@ export type ControlRequest = (
   | {readonly id: string; readonly type: 'fail-active'; readonly seconds: number}
   /** Rehearsal, before any step: whether this host and the peer enable the rehearsal aids (the peer is asked). */
   | {readonly id: string; readonly type: 'rehearsal'}
+  /** etcd mode: `host` stops taking the service, and gives it to another host if it holds it. */
+  | {readonly id: string; readonly type: 'drain'; readonly host: string}
 ) & {
   /** The client's CONTROL_PROTOCOL (the CLI adds it when it sends); absent from baton 0.1.0's CLI. */
   readonly protocol?: number;
@@ -106,6 +108,15 @@ export interface DrainSummary {
   readonly problems: readonly string[];
 }
 
+/** `baton drain HOST`: the host is drained (it does not campaign or take a switch); the switch that moved the service
+ *  away from it, when it held the service. */
+export interface DrainResult {
+  readonly host: string;
+  /** What was done, in words. */
+  readonly text: string;
+  readonly moved: SwitchResult | undefined;
+}
+
 export interface ResumeResult {
   readonly state: string;
   readonly reason: string;
@@ -123,7 +134,7 @@ export interface RehearsalAids {
   readonly peer: {readonly host: HostLabel; readonly enabled: boolean};
 }
 
-export type ControlResult = StatusReport | EtcdStatusReport | SwitchResult | ResumeResult | FailResult | RehearsalAids;
+export type ControlResult = StatusReport | EtcdStatusReport | DrainResult | SwitchResult | ResumeResult | FailResult | RehearsalAids;
 
 export type ControlReply = (
   | {readonly id: string; readonly type: 'progress'; readonly progress: SwitchProgress}
@@ -231,6 +242,8 @@ export interface EtcdStatusReport {
     readonly holdsIp: boolean | undefined;
     /** The service addresses found there. */
     readonly held: readonly string[];
+    /** `baton drain` said this host must not take the service, until `baton resume` here. */
+    readonly drained?: boolean;
   };
   readonly service: {readonly address: string; readonly addresses: readonly string[]; readonly interface: string; readonly mode: string};
   readonly claim: {
@@ -287,10 +300,12 @@ export function decodeRequest(line: string): ControlRequest | string {
     return 'request is not JSON';
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'request is not a JSON object';
-  const {id, type, options, peer, seconds, protocol} = value as Record<string, unknown>;
+  const {id, type, options, peer, seconds, protocol, host} = value as Record<string, unknown>;
   if (typeof id !== 'string' || id.length === 0 || id.length > 64) return 'request id: expected a string of 1..64 characters';
   if (protocol !== undefined && !isIntIn(protocol, 1, Number.MAX_SAFE_INTEGER)) return 'request protocol: expected a positive integer';
-  const body = decodeBody(id, type, options, peer, seconds);
+  const body = type === 'drain'
+    ? typeof host === 'string' && /^[A-Za-z0-9._-]{1,63}$/.test(host) ? {id, type, host} as const : 'drain: host must be a host name'
+    : decodeBody(id, type, options, peer, seconds);
   if (typeof body === 'string' || protocol === undefined) return body;
   return {...body, protocol: protocol as number};
 }
@@ -426,6 +441,7 @@ const ETCD_STATUS_REPORT = object({
   self: object({
     host: text, hostname: text, pid: count, version: text, uptimeMs: count, health: oneOf(['ok', 'failing']),
     healthChecks: listOf(object({name: text, ok: optional(flag), detail: text})), holdsIp: optional(flag), held: listOf(text),
+    drained: optional(flag),
   }),
   service: object({address: text, addresses: listOf(text), interface: text, mode: text}),
   claim: object({
@@ -471,4 +487,5 @@ const RESULTS: Readonly<Record<ControlRequest['type'], Check>> = {
   'resume': object({state: text, reason: text}),
   'fail-active': object({host: HOST_LABEL, seconds: count}),
   'rehearsal': object({self: object({host: HOST_LABEL, enabled: flag}), peer: object({host: HOST_LABEL, enabled: flag})}),
+  'drain': object({host: text, text: text, moved: optional(SWITCH_RESULT)}),
 };

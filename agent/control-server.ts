@@ -7,7 +7,7 @@ import {createConnection, createServer, type Server, type Socket} from 'node:net
 import {dirname} from 'node:path';
 import {
   CONTROL_PROTOCOL, decodeRequest, encodeLine, MAX_REQUEST_BYTES, protocolRefusal, type AnyAgentStatus, type ControlReply,
-  type ControlRequest, type ControlResult, type ControlStats, type ResumeResult, type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult, type RehearsalAids,
+  type ControlRequest, type ControlResult, type DrainResult, type ControlStats, type ResumeResult, type SwitchoverOptions, type SwitchProgress, type SwitchResult, type FailResult, type RehearsalAids,
 } from './control-protocol.js';
 import {BatonError, describeError, isBatonError} from './errors.js';
 import type {Logger} from './log.js';
@@ -20,6 +20,8 @@ export interface ControlHandler {
   failActive(seconds: number): Promise<FailResult>;
   /** Whether both hosts enable the rehearsal aids; asks the peer. */
   rehearsalAids(): Promise<RehearsalAids>;
+  /** etcd mode's `baton drain HOST`. */
+  drain(host: string, emit: (progress: SwitchProgress) => void): Promise<DrainResult>;
 }
 
 export interface ControlLimits {
@@ -182,6 +184,8 @@ async function handle(request: ControlRequest, handler: ControlHandler, emit: (p
       return done(await handler.failActive(request.seconds));
     case 'rehearsal':
       return done(await handler.rehearsalAids());
+    case 'drain':
+      return done(await handler.drain(request.host, emit));
   }
 }
 

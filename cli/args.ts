@@ -19,6 +19,7 @@ export type Command =
   | {readonly name: 'status'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
   | {readonly name: 'switchover'; readonly config: string; readonly socket: string | undefined; readonly json: boolean; readonly options: SwitchoverOptions}
   | {readonly name: 'resume'; readonly config: string; readonly socket: string | undefined; readonly json: boolean}
+  | {readonly name: 'drain'; readonly config: string; readonly socket: string | undefined; readonly json: boolean; readonly host: string}
   | {readonly name: 'rehearse'; readonly config: string; readonly socket: string | undefined; readonly json: boolean;
       readonly withFailure: boolean; readonly report: string; readonly url: string | undefined; readonly intervalMs: number;
       readonly client: string | undefined; readonly sshConfig: string | undefined; readonly clientBaton: string}
@@ -33,7 +34,7 @@ export type Command =
 
 export type LabAction = 'up' | 'status' | 'down' | 'run';
 const LAB_ACTIONS: readonly LabAction[] = ['up', 'status', 'down', 'run'];
-export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'rehearse', 'check-config', 'lab', 'install', 'uninstall'] as const;
+export const COMMAND_NAMES = ['status', 'switchover', 'resume', 'drain', 'rehearse', 'check-config', 'lab', 'install', 'uninstall'] as const;
 export type CommandName = typeof COMMAND_NAMES[number];
 // Both hosts of a pair get the same id when nobody names one.
 const DEFAULT_PAIR = 'web';
@@ -42,9 +43,9 @@ const DEFAULT_PAIR = 'web';
  * `baton install --config X` (which writes /etc/baton/baton.yaml all the same) are mistakes worth naming.
  */
 const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
-  'config': ['status', 'switchover', 'resume', 'rehearse', 'check-config'],
-  'socket': ['status', 'switchover', 'resume', 'rehearse'],
-  'json': ['status', 'switchover', 'resume', 'rehearse', 'check-config', 'lab'], 'file-only': ['check-config'],
+  'config': ['status', 'switchover', 'resume', 'drain', 'rehearse', 'check-config'],
+  'socket': ['status', 'switchover', 'resume', 'drain', 'rehearse'],
+  'json': ['status', 'switchover', 'resume', 'drain', 'rehearse', 'check-config', 'lab'], 'file-only': ['check-config'],
   'role': ['install'], 'listen': ['install'], 'peer': ['install'], 'service-ip': ['install'], 'interface': ['install'],
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install', 'uninstall'],
   'keep-config': ['install'], 'skip-host-check': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
@@ -175,13 +176,17 @@ export function parseCommandLine(argv: readonly string[]): Command {
           minRequests: optionalInt('--min-requests', values['min-requests'], 1, 1_000_000),
           confirmTimeoutS: optionalInt('--confirm-timeout', values['confirm-timeout'], 1, 3600),
           pauseAfter: parsePause(values['pause-after']),
-          ...values.to === undefined ? {} : {to: parseHostName(values.to)},
+          ...values.to === undefined ? {} : {to: parseHostName(values.to, '--to')},
         },
       };
     }
     case 'resume':
       noMore(name, rest);
       return {name, config, socket: values.socket, json: values.json};
+    case 'drain': {
+      if (rest.length !== 1) throw new UsageError(`drain takes one host (coordination.hosts), got ${rest.length === 0 ? 'none' : `'${rest.join(' ')}'`}`);
+      return {name, config, socket: values.socket, json: values.json, host: parseHostName(rest[0] as string, 'drain')};
+    }
     case 'rehearse': {
       noMore(name, rest);
       if (values.url !== undefined && !/^https?:\/\/\S+$/.test(values.url)) throw new UsageError(`--url: expected an http:// or https:// URL, got '${values.url}'`);
@@ -436,8 +441,8 @@ function sshHost(value: string | undefined): string | undefined {
 }
 
 /** --to HOST: a host name as coordination.host spells it. */
-function parseHostName(value: string): string {
-  if (!/^[A-Za-z0-9._-]{1,63}$/.test(value)) throw new UsageError(`--to: expected a host name of 1..63 characters from A-Z a-z 0-9 . _ - (coordination.hosts), got '${value}'`);
+function parseHostName(value: string, what: string): string {
+  if (!/^[A-Za-z0-9._-]{1,63}$/.test(value)) throw new UsageError(`${what}: expected a host name of 1..63 characters from A-Z a-z 0-9 . _ - (coordination.hosts), got '${value}'`);
   return value;
 }
 

@@ -30,7 +30,12 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              aid to look at the pair mid-switch (needs
                              rehearsal.enabled in the agent's config)`,
   'resume': `  resume                     a released host (after a switchover) becomes
-                             standby again, ready to take over`,
+                             standby again, ready to take over; in etcd mode,
+                             a drained host may take the service again`,
+  'drain': `  drain HOST                 etcd mode: HOST no longer takes the service (until
+                             \`baton resume\` there) and, if it holds it, the
+                             service moves to the first other host in
+                             coordination.hosts that takes it (a switchover)`,
   'rehearse': `  rehearse [--with-failure] [--client HOST] [--report FILE] [--url URL]
            [--interval-ms N] [--json]
                              the drill on the configured pair (spare machines):
@@ -139,6 +144,7 @@ const EXIT_STATUS: Readonly<Record<CommandName, string>> = {
   'status': '0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a mistake in the command line too)',
   'switchover': '0 done, 1 refused or error, 2 rolled back (the pair is safe, nothing moved), 64 usage error',
   'resume': '0 done, 1 refused or error, 64 usage error',
+  'drain': '0 drained (and the service moved, if HOST held it), 1 refused or error, 2 drained but the service could not be moved, 64 usage error',
   'rehearse': '0 the drill passed, 1 it failed or could not run, 130 stopped by Ctrl-C, 64 usage error',
   'check-config': '0 valid (warnings allowed), 1 any error, 64 usage error',
   'lab': '0 done (lab run: the drill passed), 1 error or a failed drill, 130 stopped by Ctrl-C, 64 usage error',

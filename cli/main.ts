@@ -9,6 +9,7 @@ import * as install from './commands/install.js';
 import * as lab from './commands/lab.js';
 import * as rehearse from './commands/rehearse.js';
 import * as resume from './commands/resume.js';
+import * as drain from './commands/drain.js';
 import * as status from './commands/status.js';
 import * as switchover from './commands/switchover.js';
 import * as uninstall from './commands/uninstall.js';
@@ -36,6 +37,8 @@ async function dispatch(command: Command, out: Output): Promise<number> {
       return switchover.run(out, command);
     case 'resume':
       return resume.run(out, command);
+    case 'drain':
+      return drain.run(out, command);
     case 'rehearse':
       return rehearse.run(out, command);
     case 'check-config':

@@ -7,7 +7,7 @@
 
 import type {EtcdConfig} from '../config/schema.js';
 import type {
-  ClaimPhase, EtcdStatusReport, FailResult, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult,
+  ClaimPhase, DrainResult, EtcdStatusReport, FailResult, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult,
 } from '../control-protocol.js';
 import type {ControlHandler} from '../control-server.js';
 import {BatonError, describeError} from '../errors.js';
@@ -41,6 +41,10 @@ export interface EtcdAgentDeps {
   readonly newId: () => string;
 }
 
+// A host reads its drained flag this often: `baton drain` on another host takes effect within a second.
+const DRAINED_READ_MS = 1000;
+const CALL_TIMEOUT_MS = 1000;
+
 /** A claim's phase as the hook's states: a holder is active, every other phase stands by (or is stopping). */
 const HOOK_STATE: Readonly<Record<ClaimPhase, AgentStateName>> = {
   'starting': 'starting',
@@ -54,6 +58,9 @@ export class EtcdAgent implements ControlHandler {
   readonly #deps: EtcdAgentDeps;
   readonly #claim: ServiceClaim;
   readonly #switch: EtcdSwitch;
+  /** `baton drain` said this host must not take the service (a key in etcd, until `baton resume`). */
+  #drained = false;
+  #watchingDrained: Promise<void> | undefined;
   #serving: Promise<void> | undefined;
   readonly #health: HealthMonitor;
   readonly #stop = new AbortController();
@@ -90,13 +97,14 @@ export class EtcdAgent implements ControlHandler {
       key: serviceKey(coordination.prefix, config.pair),
       self: coordination.host,
       rank: coordination.hosts.indexOf(coordination.host),
-      healthy: () => this.#health.health === 'ok',
+      // A drained host neither campaigns nor takes a switch, as one whose checks fail.
+      healthy: () => this.#mayServe(),
       actions: sayWhatGoes(stepClaimActions(run), network, config.service.ips, log),
       signal: this.#stop.signal,
       onPhase: (state, previous) => this.#phaseChanged(state, previous),
     });
     this.#switch = new EtcdSwitch({
-      config, clock, store, log, run, claim: this.#claim, healthy: () => this.#health.health === 'ok', accessLog: deps.accessLog,
+      config, clock, store, log, run, claim: this.#claim, healthy: () => this.#mayServe(), accessLog: deps.accessLog,
       newId: deps.newId,
     });
   }
@@ -108,10 +116,12 @@ export class EtcdAgent implements ControlHandler {
     log.notice(`(agent) baton ${VERSION}, host ${host} of ${hosts.join(', ')} in etcd mode (${endpoints.join(', ')}), ` +
       `service ${config.pair}: ${describeAddresses(config.service.ips)} on ${config.service.interface}`);
     this.#health.start();
-    this.#run = this.#claim.run().catch((error: unknown) => {
+    // The drained flag is read before the claim's first look: a drained host must not campaign at start.
+    this.#run = this.#readDrained().then(() => this.#claim.run()).catch((error: unknown) => {
       // The claim's loop does not throw; if it ever does, the address must not stay without a hold behind it.
       log.error(`(claim) stopped: ${describeError(error)}`);
     });
+    this.#watchingDrained = this.#watchDrained(this.#stop.signal);
     this.#serving = this.#switch.serve(this.#stop.signal).catch((error: unknown) => log.error(`(switch) stopped: ${describeError(error)}`));
   }
 
@@ -125,6 +135,7 @@ export class EtcdAgent implements ControlHandler {
     this.#stop.abort(new Error('the agent stops'));
     await this.#run;
     await this.#serving;
+    await this.#watchingDrained;
     await this.#health.stop();
     await this.#deps.hooks?.drain();
   }
@@ -145,6 +156,7 @@ export class EtcdAgent implements ControlHandler {
         host: coordination.host, hostname, pid, version: VERSION, uptimeMs: Math.round(now - this.#startedAt),
         health: snapshot.health, healthChecks: snapshot.checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
         holdsIp: served === undefined ? undefined : served.absent.length === 0,
+        drained: this.#drained,
         held: served?.present.map((ip) => ip.cidr) ?? [],
       },
       service: {address: config.service.ip.cidr, addresses: config.service.ips.map((ip) => ip.cidr), interface: config.service.interface,
@@ -170,8 +182,48 @@ export class EtcdAgent implements ControlHandler {
     return this.#switch.switchover(options, emit);
   }
 
-  resume(): Promise<ResumeResult> {
-    return Promise.reject(notInEtcdMode('resume', 'a host in etcd mode never stays released: it stands by as soon as it can'));
+  /** `baton resume` on a drained host: it may take the service again. */
+  async resume(peer: boolean): Promise<ResumeResult> {
+    if (peer) throw notInEtcdMode('resume --peer', 'run `baton resume` on the drained host itself');
+    const {store, config} = this.#deps;
+    const key = drainedKey(config.coordination.prefix, config.coordination.host);
+    const was = await store.read(key, {timeoutMs: CALL_TIMEOUT_MS});
+    await store.transact([], [{type: 'delete', key}], {timeoutMs: CALL_TIMEOUT_MS});
+    this.#drained = false;
+    return {state: 'standing-by', reason: was === undefined ? `host ${config.coordination.host} was not drained: nothing to do`
+      : `host ${config.coordination.host} is no longer drained: it may take ${config.pair} again`};
+  }
+
+  /**
+   * `baton drain HOST`: HOST no longer takes the service (a key in etcd that its agent reads, until `baton resume` there),
+   * and if it holds the service, it moves to the first other host in coordination.hosts that takes it, by a switch.
+   */
+  async drain(host: string, emit: (progress: SwitchProgress) => void): Promise<DrainResult> {
+    const {store, config, log} = this.#deps;
+    const {hosts, prefix} = config.coordination;
+    if (!hosts.includes(host)) throw new BatonError('BAD_REQUEST', `drain ${host}: not one of coordination.hosts (${hosts.join(', ')})`);
+    await store.transact([], [{type: 'put', key: drainedKey(prefix, host), value: JSON.stringify({by: config.coordination.host})}],
+      {timeoutMs: CALL_TIMEOUT_MS});
+    if (host === config.coordination.host) this.#drained = true;
+    log.notice(`(drain) host ${host} is drained: it does not take ${config.pair} until \`baton resume\` there`);
+    emit({kind: 'note', text: `host ${host} is drained: it does not take ${config.pair} until \`baton resume\` there`});
+    const key = await store.read(serviceKey(prefix, config.pair), {timeoutMs: CALL_TIMEOUT_MS});
+    if (key?.value !== host) {
+      return {host, moved: undefined, text: `host ${host} is drained; ${key === undefined ? 'nobody' : `host ${key.value}`} holds ${config.pair}`};
+    }
+    let last: SwitchResult | undefined;
+    for (const to of hosts.filter((candidate) => candidate !== host)) {
+      emit({kind: 'note', text: `moving ${config.pair} from host ${host} to host ${to}`});
+      try {
+        last = await this.#switch.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined, to}, emit);
+      } catch (error) {
+        emit({kind: 'note', text: `host ${to} cannot take it: ${describeError(error)}`});
+        continue;
+      }
+      if (last.outcome === 'done') return {host, moved: last, text: `host ${host} is drained and free: host ${to} serves ${config.pair}`};
+      emit({kind: 'note', text: `host ${to} did not take it: ${last.reason ?? 'rolled back'}`});
+    }
+    return {host, moved: last, text: `host ${host} is drained, but no other host took ${config.pair}: it still serves there`};
   }
 
   failActive(): Promise<FailResult> {
@@ -180,6 +232,28 @@ export class EtcdAgent implements ControlHandler {
 
   rehearsalAids(): Promise<RehearsalAids> {
     return Promise.reject(notInEtcdMode('the rehearsal aids', 'rehearse a failover by stopping the holder\'s agent or cutting it from etcd'));
+  }
+
+  #mayServe(): boolean {
+    return this.#health.health === 'ok' && !this.#drained;
+  }
+
+  /** This host's drained flag as etcd has it; unchanged when etcd cannot be read (the claim then does nothing anyway). */
+  async #readDrained(): Promise<void> {
+    const {store, config, log} = this.#deps;
+    const found = await store.read(drainedKey(config.coordination.prefix, config.coordination.host), {timeoutMs: CALL_TIMEOUT_MS}).then(
+      (key) => key !== undefined, () => undefined);
+    if (found === undefined || found === this.#drained) return;
+    this.#drained = found;
+    log.notice(found ? `(drain) this host is drained: it does not take ${config.pair} until \`baton resume\``
+      : '(drain) this host is no longer drained');
+  }
+
+  async #watchDrained(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.#deps.clock.sleep(DRAINED_READ_MS, signal).catch(() => undefined);
+      if (!signal.aborted) await this.#readDrained();
+    }
   }
 
   #phaseChanged(state: ClaimState, previous: ClaimState): void {
@@ -207,6 +281,11 @@ function sayWhatGoes(actions: ClaimActions, network: NetworkDriver, ips: readonl
       if (found !== undefined && found.present.length > 0) log.notice(`(claim) removed ${describeAddresses(found.present)} from the service interface`);
     },
   };
+}
+
+/** The key that drains a host: present, the host takes no service. */
+export function drainedKey(prefix: string, host: string): string {
+  return `${prefix}drained/${host}`;
 }
 
 function notInEtcdMode(what: string, instead: string): BatonError {

@@ -21,6 +21,9 @@ const handler: ControlHandler = {
     throw new Error('not in these tests');
   },
   rehearsalAids: async () => ({self: {host: {role: 'primary', host: 'web-1'}, enabled: true}, peer: {host: {role: 'backup', host: 'web-2'}, enabled: false}}),
+  drain: async () => {
+    throw new Error('not in these tests');
+  },
 };
 
 async function socketDir(t: {teardown(fn: () => Promise<void>): void}): Promise<string> {

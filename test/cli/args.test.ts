@@ -16,17 +16,17 @@ const refused = test.macro({
 const INSTALL = ['install', '--role', 'primary', '--listen', '192.0.2.11', '--peer', '192.0.2.12', '--service-ip', '192.0.2.100/24', '--interface', 'eth0'];
 
 test(refused, [...INSTALL, '--config', '/etc/baton/other.yaml'],
-  '--config is an option of status, switchover, resume, rehearse and check-config, not of install: install always writes ' +
+  '--config is an option of status, switchover, resume, drain, rehearse and check-config, not of install: install always writes ' +
   '/etc/baton/baton.yaml (the unit runs that file); --root DIR installs into another tree');
 test(refused, ['uninstall', '--config', '/etc/baton/baton.yaml'],
-  '--config is an option of status, switchover, resume, rehearse and check-config, not of uninstall: uninstall removes what install put in its fixed places');
+  '--config is an option of status, switchover, resume, drain, rehearse and check-config, not of uninstall: uninstall removes what install put in its fixed places');
 test(refused, ['lab', 'up', '--config', 'x.yaml'],
-  '--config is an option of status, switchover, resume, rehearse and check-config, not of lab: the lab writes a config for each of its hosts');
-test(refused, ['check-config', '--socket', '/run/baton/control.sock'], '--socket is an option of status, switchover, resume and rehearse, not of check-config');
-test(refused, [...INSTALL, '--socket', '/run/x.sock'], '--socket is an option of status, switchover, resume and rehearse, not of install');
-test(refused, ['lab', 'run', '--socket', '/run/x.sock'], '--socket is an option of status, switchover, resume and rehearse, not of lab');
-test(refused, [...INSTALL, '--json'], '--json is an option of status, switchover, resume, rehearse, check-config and lab, not of install');
-test(refused, ['uninstall', '--json'], '--json is an option of status, switchover, resume, rehearse, check-config and lab, not of uninstall');
+  '--config is an option of status, switchover, resume, drain, rehearse and check-config, not of lab: the lab writes a config for each of its hosts');
+test(refused, ['check-config', '--socket', '/run/baton/control.sock'], '--socket is an option of status, switchover, resume, drain and rehearse, not of check-config');
+test(refused, [...INSTALL, '--socket', '/run/x.sock'], '--socket is an option of status, switchover, resume, drain and rehearse, not of install');
+test(refused, ['lab', 'run', '--socket', '/run/x.sock'], '--socket is an option of status, switchover, resume, drain and rehearse, not of lab');
+test(refused, [...INSTALL, '--json'], '--json is an option of status, switchover, resume, drain, rehearse, check-config and lab, not of install');
+test(refused, ['uninstall', '--json'], '--json is an option of status, switchover, resume, drain, rehearse, check-config and lab, not of uninstall');
 test(refused, ['lab', 'up', '--json'], '--json is an option of lab status and lab run, not of lab up');
 test(refused, ['lab', 'down', '--json'], '--json is an option of lab status and lab run, not of lab down');
 test(refused, ['lab', 'status', '--web', 'nginx'], '--web is an option of lab up and lab run, not of lab status');

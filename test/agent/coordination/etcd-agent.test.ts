@@ -140,7 +140,7 @@ test('an address found at start is removed and said, and the planned requests of
   await w.advance(500);
   t.deepEqual(w.holders(), []);
   t.true(a.lines.some((line) => line === '(claim) removed 192.0.2.100/24 from the service interface'));
-  for (const refused of [a.agent.resume(), a.agent.failActive(), a.agent.rehearsalAids()]) {
+  for (const refused of [a.agent.resume(true), a.agent.failActive(), a.agent.rehearsalAids()]) {
     const error = await t.throwsAsync(refused);
     t.true(isBatonError(error, 'BAD_REQUEST'));
     t.regex(error?.message ?? '', /^this agent runs etcd mode, which has no .+ yet: /);
@@ -315,4 +315,38 @@ test('asked on the holder, the switch runs on the taker, and the holder reports 
   t.regex(unanswered.reason ?? '', /^host c did not take the request within 3 s: its agent is not running, or it cannot reach etcd; nothing moved$/);
   t.deepEqual(w.holders(), ['b']);
   await w.settle(Promise.all([a, b].map((host) => host.agent.shutdown())));
+});
+
+test('drain b while b holds the service: b is drained, the service moves to the next host, and b takes nothing until resumed', async (t) => {
+  const w = world(['a', 'b', 'c'], {accessLog: true});
+  const [a, b, c] = w.hosts;
+  if (a === undefined || b === undefined || c === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  // Move it to b first, so that draining b moves it on to a (the first other host).
+  await w.watch(b.agent.switchover({dryRun: false, strict: false, minRequests: 1, confirmTimeoutS: undefined, pauseAfter: undefined, to: 'b'},
+    () => undefined), () => {
+    if (w.holders()[0] === 'b') b.accessLog?.request();
+  });
+  t.deepEqual(w.holders(), ['b']);
+  const notes: string[] = [];
+  const {value: drained, doubles} = await w.watch(c.agent.drain('b', (p) => {
+    if (p.kind === 'note') notes.push(p.text);
+  }), () => {
+    if (w.holders()[0] === 'a') a.accessLog?.request();
+  });
+  t.is(doubles, 0);
+  t.is(drained.text, 'host b is drained and free: host a serves web');
+  t.is(drained.moved?.outcome, 'done');
+  t.deepEqual(w.holders(), ['a']);
+  t.is(notes[0], 'host b is drained: it does not take web until `baton resume` there');
+  await w.advance(1500);
+  t.like(await b.agent.status(), {self: {drained: true}});
+  // a stops: the service goes to c, never to the drained b.
+  await w.settle(a.agent.shutdown());
+  await w.advance(3000);
+  t.deepEqual(w.holders(), ['c']);
+  t.like(await w.settle(b.agent.resume(false)), {reason: 'host b is no longer drained: it may take web again'});
+  t.like(await b.agent.status(), {self: {drained: false}});
+  await w.settle(Promise.all([b, c].map((host) => host.agent.shutdown())));
 });
