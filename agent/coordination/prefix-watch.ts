@@ -3,9 +3,12 @@
 // change is a reason to read the keys again (a linearizable read), never an answer in itself; so a watch that misses
 // a change, breaks, or goes silent costs time, never safety, and the reader's own slower poll still finds the change.
 //
-// Through etcd's JSON gateway with "require leader" (etcd-gateway-store.ts), a member that loses its leader cancels
-// the watch, and it is opened again (through the next member). A member this host cannot reach at all says nothing:
-// that watch stays silent, and the poll is what notices.
+// Through etcd's JSON gateway with "require leader" (etcd-gateway-store.ts), a member that loses its leader ends the
+// watch, and it is opened again (through the next member): measured with etcd 3.4 in namespaces, a follower cut from
+// the two other members (this host still reaching it) answered reads "no leader" 2.5 s after the cut and ended the
+// watch 4.5 s after it; every watch opened through it again ended at once until it was healed. A member this host
+// cannot reach at all says nothing: that watch stays silent for as long as the cut lasts (h17's leader test), and
+// the poll is what notices.
 
 import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';
