@@ -60,9 +60,12 @@ export class PrefixWatch {
           onChange(event);
         }
       } catch (error) {
-        const text = describeError(error);
-        if (this.#broke === undefined) log.info(`(watch ${prefix}) ${text}; looking at the keys every poll until it is back`);
-        this.#broke = text;
+        // A stop aborts the request in flight: nothing broke.
+        if (!signal.aborted) {
+          const text = describeError(error);
+          if (this.#broke === undefined) log.info(`(watch ${prefix}) ${text}; looking at the keys every poll until it is back`);
+          this.#broke = text;
+        }
       }
       this.#open = false;
       if (signal.aborted) break;
