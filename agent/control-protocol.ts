@@ -224,6 +224,21 @@ export type AgentStatus = Omit<StatusReport, 'control'>;
 export type ClaimPhase = 'starting' | 'standing-by' | 'campaigning' | 'holding' | 'stopped';
 export const CLAIM_PHASES: readonly ClaimPhase[] = ['starting', 'standing-by', 'campaigning', 'holding', 'stopped'];
 
+/** Another host of an etcd-mode service, as its presence key and the service's key said at this host's last look. */
+export interface EtcdPeer {
+  /** Its name (coordination.hosts). */
+  readonly host: string;
+  /** Whether its presence key is there: its agent runs and reaches etcd (undefined: the keys could not be read). */
+  readonly present: boolean | undefined;
+  /** What its presence key says; undefined when absent. */
+  readonly health: Health | undefined;
+  readonly version: string | undefined;
+  /** Since when (wall clock, ISO 8601) its health has been what it is. */
+  readonly since: string | undefined;
+  /** Whether the service's key names it. */
+  readonly holds: boolean;
+}
+
 /** `baton status` of a host in etcd mode: no peer and no beacons; the service's key in etcd says who holds it. */
 export interface EtcdStatusReport {
   readonly coordination: 'etcd';
@@ -262,6 +277,12 @@ export interface EtcdStatusReport {
   };
   /** Every host that may hold the service, in preference order. */
   readonly hosts: readonly string[];
+  /** The other hosts (every one but this), as this host last read their presence keys and the service's key. */
+  readonly peers: readonly EtcdPeer[];
+  /** How long ago that read was (undefined: never yet). */
+  readonly peersReadMsAgo: number | undefined;
+  /** Whether this host's watch on etcd is open (changes reach it at once) rather than broken (it polls). */
+  readonly watching: boolean;
   readonly key: string;
   readonly etcd: {readonly endpoints: readonly string[]; readonly leaseTtlS: number; readonly renewMarginMs: number; readonly onEtcdLoss: string};
   /** The control socket's refusals since the agent started; filled in by the control server. */
@@ -450,6 +471,10 @@ const ETCD_STATUS_REPORT = object({
     since: object({phaseForMs: count}),
   }),
   hosts: listOf(text),
+  peers: listOf(object({host: text, present: optional(flag), health: optional(oneOf(['ok', 'failing'])), version: optional(text),
+    since: optional(text), holds: flag})),
+  peersReadMsAgo: optional(count),
+  watching: flag,
   key: text,
   etcd: object({endpoints: listOf(text), leaseTtlS: count, renewMarginMs: count, onEtcdLoss: text}),
   control: object({refusedBusy: count, timedOut: count, extraRequests: count}),

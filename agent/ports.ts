@@ -322,6 +322,11 @@ export interface CoordinationStore {
     Promise<{readonly acquired: boolean; readonly key: StoredKey}>;
   /** The key as etcd has it now (a linearizable read), undefined when absent. */
   read(key: string, options?: CoordinationCallOptions): Promise<StoredKey | undefined>;
+  /** Every key under `prefix` as etcd has it now (a linearizable read), in key order, and the revision read at. */
+  list(prefix: string, options?: CoordinationCallOptions): Promise<{readonly keys: readonly StoredKey[]; readonly revision: number}>;
+  /** Writes `value` at `key` under `lease`, whatever is there: for keys that inform (a host's presence), never for a
+   *  key that decides who holds a service (acquire, handOver). Throws COORDINATION_FAILED when the lease is gone. */
+  put(key: string, value: string, lease: string, options?: CoordinationCallOptions): Promise<StoredKey>;
   /**
    * Hands a key over in one transaction: only if its modRevision is still `giverRevision` (nobody wrote it since the
    * giver did), writes the taker's `value` under the taker's `lease`. Resolves with the key written (the taker's new

@@ -29,9 +29,24 @@ export function formatEtcdStatus(status: EtcdStatusReport, check: StatusCheck = 
     lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok === false ? `FAILING (${c.detail})` : 'ok'}`).join('; ')}`);
   }
   lines.push(`  up          ${formatDuration(self.uptimeMs)}`);
-  lines.push(`etcd          ${etcd.endpoints.join(', ')}; key ${status.key}; lease ${etcd.leaseTtlS} s, margin ${etcd.renewMarginMs} ms, on etcd loss ${etcd.onEtcdLoss}`);
+  lines.push(...peerLines(status));
+  lines.push(`etcd          ${etcd.endpoints.join(', ')}; key ${status.key}; lease ${etcd.leaseTtlS} s, margin ${etcd.renewMarginMs} ms, on etcd loss ${etcd.onEtcdLoss}; ` +
+    `${status.watching ? 'watching for changes' : 'watch broken: polling'}`);
   if (status.control !== undefined) lines.push(`control       ${controlText(status.control)}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** The other hosts, as their presence keys and the service's key said at this host's last look. */
+function peerLines(status: EtcdStatusReport): string[] {
+  if (status.peersReadMsAgo === undefined) return ['other hosts   not read yet'];
+  const width = Math.max(10, ...status.peers.map((peer) => peer.host.length));
+  return [`other hosts   as read ${formatDuration(status.peersReadMsAgo)} ago`, ...status.peers.map((peer) => {
+    const holds = peer.holds ? `; holds ${status.pair}` : '';
+    const said = peer.present === undefined ? 'unknown: the presence keys could not be read'
+      : !peer.present ? 'ABSENT: its agent is not running or does not reach etcd'
+        : `present, health ${peer.health === 'ok' ? 'ok' : 'FAILING'} since ${peer.since ?? '?'}, baton ${peer.version ?? '?'}`;
+    return `  ${peer.host.padEnd(width)}  ${said}${holds}`;
+  })];
 }
 
 export function formatStatus(status: StatusReport, check: StatusCheck = checkStatus(status)): string {

@@ -30,7 +30,7 @@ export type ProblemCode =
   | 'state' | 'peer-state' | 'ip-on-both' | 'ip-on-neither' | 'ip-partly-held' | 'peer-silent' | 'peer-rejected' | 'health' | 'peer-health'
   | 'agent-unreachable' | 'protocol-mismatch' | 'cannot-check'
   // etcd mode's (checkEtcdStatus):
-  | 'ip-without-key' | 'key-without-ip' | 'no-holder' | 'etcd-unreachable';
+  | 'ip-without-key' | 'key-without-ip' | 'no-holder' | 'etcd-unreachable' | 'no-failover';
 
 /** The level of each problem; a state's is STATE_LEVEL's. */
 export const PROBLEM_LEVEL: Readonly<Record<Exclude<ProblemCode, 'state' | 'peer-state'>, CheckLevel>> = {
@@ -50,6 +50,8 @@ export const PROBLEM_LEVEL: Readonly<Record<Exclude<ProblemCode, 'state' | 'peer
   'key-without-ip': 'critical',
   'no-holder': 'critical',
   'etcd-unreachable': 'warning',
+  // etcd mode: no host but the holder is present and healthy, so nobody would take over if the holder failed.
+  'no-failover': 'warning',
 };
 
 export interface CheckProblem {
@@ -130,7 +132,8 @@ const ETCD_SETTLE_MS = 2000;
 
 /**
  * A host in etcd mode, as it sees itself: whether it has the address exactly when it holds the key, whether anyone
- * holds the key, and whether it reaches etcd. It cannot see the other hosts' interfaces; their agents say for them.
+ * holds the key, whether it reaches etcd, and whether another host could take over (the hosts' presence keys). It
+ * cannot see the other hosts' interfaces; their agents say for them.
  */
 export function checkEtcdStatus(status: EtcdStatusReport): StatusCheck {
   const {self, claim, service} = status;
@@ -158,6 +161,8 @@ export function checkEtcdStatus(status: EtcdStatusReport): StatusCheck {
     const failing = self.healthChecks.filter((c) => c.ok === false).map((c) => `${c.name} (${c.detail})`).join(', ');
     add('health', `this host's health checks fail: ${failing}; it does not campaign for the service`);
   }
+  const noFailover = whyNoFailover(status);
+  if (noFailover !== undefined) add('no-failover', noFailover);
   if (problems.length === 0) {
     const who = holding ? `this host (${self.host}) holds ${status.pair} at epoch ${claim.epoch}, with ${addresses}`
       : claim.holder !== undefined ? `${claim.holder} holds ${status.pair} at epoch ${claim.epoch}; this host (${self.host}) stands by`
@@ -165,6 +170,31 @@ export function checkEtcdStatus(status: EtcdStatusReport): StatusCheck {
     return verdict('ok', [], `OK: ${who}`);
   }
   return verdict(worst(problems), problems);
+}
+
+/**
+ * Why no host could take the service over from its holder, when none could: every host but the holder is absent
+ * (its presence key gone: its agent is down or cut from etcd) or failing. Not judged while this host cannot read the
+ * keys, while nobody holds the key (no-holder says more), or before the other hosts had time to write their presence.
+ */
+function whyNoFailover(status: EtcdStatusReport): string | undefined {
+  const {self, claim} = status;
+  const holder = claim.phase === 'holding' ? self.host : claim.holder;
+  if (claim.error !== undefined || holder === undefined || status.peersReadMsAgo === undefined || self.uptimeMs < status.etcd.leaseTtlS * 1000) {
+    return undefined;
+  }
+  const others = status.peers.filter((peer) => peer.host !== holder);
+  if (others.some((peer) => peer.present === undefined)) return undefined;
+  const selfCounts = self.host !== holder;
+  if ((selfCounts && self.health === 'ok') || others.some((peer) => peer.present === true && peer.health === 'ok')) return undefined;
+  const reasons = [
+    ...selfCounts ? [`this host (${self.host}) fails its health checks`] : [],
+    ...others.map((peer) => `${peer.host} ${peer.present === true ? 'fails its health checks' : 'is absent'}`),
+  ];
+  const who = holder === self.host ? `this host (${self.host})` : holder;
+  return reasons.length === 0
+    ? `${who} is the only host of ${status.pair}: nobody would take the service over if it failed`
+    : `nobody would take ${status.pair} over if ${who} failed: ${reasons.join(', ')}`;
 }
 
 /**

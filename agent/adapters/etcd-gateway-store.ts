@@ -1,4 +1,4 @@
-// CoordinationStore over etcd's own JSON gateway (/v3/kv/range, /v3/kv/txn, /v3/lease/*, /v3/watch; keys and
+// CoordinationStore over etcd's own JSON gateway (/v3/kv/range, /v3/kv/put, /v3/kv/txn, /v3/lease/*, /v3/watch; keys and
 // values in base64, int64s as decimal text), with node:http/https: every call has its own deadline, and no client
 // library decides when a lease is lost.
 
@@ -161,6 +161,17 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
       const reply = await call('/v3/kv/range', {key: b64(key)}, callOptions);
       const kvs = reply['kvs'];
       return Array.isArray(kvs) && kvs.length > 0 ? decodeKv(kvs[0]) : undefined;
+    },
+
+    async list(prefix, callOptions) {
+      const reply = await call('/v3/kv/range', {key: b64(prefix), range_end: b64(prefixEnd(prefix))}, callOptions);
+      const kvs = Array.isArray(reply['kvs']) ? reply['kvs'] : [];
+      return {keys: kvs.map(decodeKv), revision: Number(asRecord(reply['header'])['revision'] ?? 0)};
+    },
+
+    async put(key, value, lease, callOptions) {
+      const reply = await call('/v3/kv/put', {key: b64(key), value: b64(value), lease}, callOptions);
+      return {key, value, lease, modRevision: Number(asRecord(reply['header'])['revision'] ?? 0)};
     },
 
     async handOver(key, giverRevision, value, lease, callOptions) {

@@ -76,6 +76,16 @@ export function serviceKey(prefix: string, service: string): string {
   return `${prefix}services/${service}/holder`;
 }
 
+/** Where the hosts' presence keys live: `<prefix>hosts/<name>` (coordination/presence.ts). */
+export function presencePrefix(prefix: string): string {
+  return `${prefix}hosts/`;
+}
+
+/** A host's presence key in etcd: there while its agent runs and reaches etcd, under a lease of its own. */
+export function presenceKey(prefix: string, host: string): string {
+  return `${presencePrefix(prefix)}${host}`;
+}
+
 /** The default renew_margin_ms of a TTL (see DEFAULT_RENEW_MARGIN_DIVISOR). */
 export function defaultRenewMarginMs(leaseTtlS: number): number {
   return Math.round((leaseTtlS * 1000) / DEFAULT_RENEW_MARGIN_DIVISOR);

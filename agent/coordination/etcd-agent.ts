@@ -1,13 +1,15 @@
 // A host in etcd mode (issue 17): no peer and no beacons; the host holding the service's key under an etcd lease holds
 // its address (service-claim.ts). This is what baton-agent runs with coordination.mode: etcd: the claim, the host's
-// health checks (an unhealthy host never campaigns), the state-change hook, and the answers to the control socket.
+// presence key (presence.ts: its health, for the other hosts and their `baton status`), the host's health checks (an
+// unhealthy host never campaigns), the state-change hook, and the answers to the control socket.
 //
 // A planned switchover (`baton switchover --to HOST`, on any host; HOST runs it) is etcd-switch.ts. What a pair's agent does and
 // this one does not yet: the drain, the rehearsal aids and metrics. Their requests are refused with a reason.
 
 import type {EtcdConfig} from '../config/schema.js';
 import type {
-  ClaimPhase, DrainResult, EtcdStatusReport, FailResult, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress, SwitchResult,
+  ClaimPhase, DrainResult, EtcdPeer, EtcdStatusReport, FailResult, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress,
+  SwitchResult,
 } from '../control-protocol.js';
 import type {ControlHandler} from '../control-server.js';
 import {BatonError, describeError} from '../errors.js';
@@ -20,8 +22,9 @@ import {EtcdSwitch} from './etcd-switch.js';
 import type {AgentStateName, ServiceIp} from '../state-machine.js';
 import {describeAddresses, findServing, isAnyInUse} from '../net/service-addresses.js';
 import {VERSION} from '../version.js';
-import {serviceKey} from '../config/coordination.js';
+import {presenceKey, serviceKey} from '../config/coordination.js';
 import {leaseTiming} from './lease-holder.js';
+import {PresenceKeeper} from './presence.js';
 import {type ClaimActions, type ClaimState, ServiceClaim, stepClaimActions} from './service-claim.js';
 
 export interface EtcdAgentDeps {
@@ -62,8 +65,12 @@ export class EtcdAgent implements ControlHandler {
   #drained = false;
   #watchingDrained: Promise<void> | undefined;
   #serving: Promise<void> | undefined;
+  readonly #presence: PresenceKeeper;
   readonly #health: HealthMonitor;
   readonly #stop = new AbortController();
+  /** Stopped after the claim: the presence key goes once the service was given up. */
+  readonly #stopPresence = new AbortController();
+  #presenceRun: Promise<void> | undefined;
   readonly #startedAt: number;
   #phaseSince: number;
   #run: Promise<void> | undefined;
@@ -81,8 +88,17 @@ export class EtcdAgent implements ControlHandler {
     });
     this.#health = new HealthMonitor({
       probe: deps.healthProbe, settings: config.health, clock,
-      onChange: (health, reason) => log.notice(`(health) ${health}: ${reason}`),
+      onChange: (health, reason) => {
+        log.notice(`(health) ${health}: ${reason}`);
+        this.#presence.setHealth(health);
+        this.#claim.nudge();
+      },
     });
+    const timing = leaseTiming(coordination.leaseTtlS, coordination.renewMarginMs);
+    this.#presence = new PresenceKeeper({
+      clock, store, log, timing, leaseTtlS: coordination.leaseTtlS, version: VERSION,
+      key: presenceKey(coordination.prefix, coordination.host), signal: this.#stopPresence.signal,
+    }, this.#health.health);
     const run = createStepRun({
       service: config.service, network, clock, log, signal: this.#stop.signal,
       // The claim drops its own address before it campaigns, so an answer comes from another host.
@@ -92,11 +108,12 @@ export class EtcdAgent implements ControlHandler {
     });
     this.#claim = new ServiceClaim({
       clock, store, log,
-      timing: leaseTiming(coordination.leaseTtlS, coordination.renewMarginMs),
+      timing,
       leaseTtlS: coordination.leaseTtlS,
+      prefix: coordination.prefix,
       key: serviceKey(coordination.prefix, config.pair),
       self: coordination.host,
-      rank: coordination.hosts.indexOf(coordination.host),
+      hosts: coordination.hosts,
       // A drained host neither campaigns nor takes a switch, as one whose checks fail.
       healthy: () => this.#mayServe(),
       actions: sayWhatGoes(stepClaimActions(run), network, config.service.ips, log),
@@ -116,6 +133,7 @@ export class EtcdAgent implements ControlHandler {
     log.notice(`(agent) baton ${VERSION}, host ${host} of ${hosts.join(', ')} in etcd mode (${endpoints.join(', ')}), ` +
       `service ${config.pair}: ${describeAddresses(config.service.ips)} on ${config.service.interface}`);
     this.#health.start();
+    this.#presenceRun = this.#presence.run().catch((error: unknown) => log.error(`(presence) stopped: ${describeError(error)}`));
     // The drained flag is read before the claim's first look: a drained host must not campaign at start.
     this.#run = this.#readDrained().then(() => this.#claim.run()).catch((error: unknown) => {
       // The claim's loop does not throw; if it ever does, the address must not stay without a hold behind it.
@@ -130,12 +148,14 @@ export class EtcdAgent implements ControlHandler {
     return this.#ready;
   }
 
-  /** Gives the service up (the address, then the lease) and stops. */
+  /** Gives the service up (the address, then the lease), then its presence, and stops. */
   async shutdown(): Promise<void> {
     this.#stop.abort(new Error('the agent stops'));
     await this.#run;
     await this.#serving;
     await this.#watchingDrained;
+    this.#stopPresence.abort(new Error('the agent stops'));
+    await this.#presenceRun;
     await this.#health.stop();
     await this.#deps.hooks?.drain();
   }
@@ -171,10 +191,25 @@ export class EtcdAgent implements ControlHandler {
         since: {phaseForMs: Math.round(now - this.#phaseSince)},
       },
       hosts: coordination.hosts,
+      ...this.#peers(now),
       key: serviceKey(coordination.prefix, config.pair),
       etcd: {endpoints: coordination.endpoints, leaseTtlS: coordination.leaseTtlS, renewMarginMs: coordination.renewMarginMs,
         onEtcdLoss: coordination.onEtcdLoss},
     };
+  }
+
+  /** The other hosts as the last look at the keys saw them: their presence and whether the service's key names them. */
+  #peers(now: number): {peers: EtcdPeer[]; peersReadMsAgo: number | undefined; watching: boolean} {
+    const {host, hosts} = this.#deps.config.coordination;
+    const look = this.#claim.look;
+    const watching = this.#claim.watching;
+    if (look === undefined) return {peers: [], peersReadMsAgo: undefined, watching};
+    const peers = hosts.filter((name) => name !== host).map((name): EtcdPeer => {
+      const presence = look.presence?.get(name);
+      return {host: name, present: look.presence === undefined ? undefined : presence !== undefined, health: presence?.health,
+        version: presence?.version, since: presence?.since, holds: look.holder === name};
+    });
+    return {peers, peersReadMsAgo: Math.round(now - look.atMs), watching};
   }
 
   /** `baton switchover --to HOST`, on any host: the service moves to HOST (etcd-switch.ts). */

@@ -10,12 +10,22 @@
 //
 // Address changes go through one queue: a drop that comes while the address is being taken runs after the take, so
 // the address can never be added after it was dropped.
+//
+// A host learns that the key went from a watch on baton's prefix (prefix-watch.ts), which wakes it to look again, and
+// from a slower poll when the watch is silent or broken; either way it decides on a linearizable read of the key, so a
+// host that cannot read the key never campaigns. The order of the campaigns comes from the hosts' presence keys
+// (presence.ts): a host waits one stagger for each live, healthy host ranked before it. That is only order: two hosts
+// that both think themselves first (a presence key not written yet) both campaign, and the key's create-if-absent
+// transaction gives it to one of them.
 
 import {BatonError, describeError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {Clock, CoordinationStore, Lease, StoredKey} from '../ports.js';
 import {executeStep, executeUndo, type StepRun} from '../plans/executor.js';
+import {presencePrefix} from '../config/coordination.js';
 import {LeaseHolder, type DropReason, type HoldEnd, type LeaseTiming} from './lease-holder.js';
+import {parsePresence, type Presence} from './presence.js';
+import {PrefixWatch} from './prefix-watch.js';
 
 /** What the claim does to the host's address. */
 export interface ClaimActions {
@@ -32,13 +42,17 @@ export interface ClaimDeps {
   readonly timing: LeaseTiming;
   /** The TTL asked of etcd for each lease. */
   readonly leaseTtlS: number;
+  /** baton's prefix in etcd (coordination.prefix): watched for changes; the hosts' presence keys are under it. */
+  readonly prefix: string;
   /** The service's key, e.g. /baton/services/web/holder. */
   readonly key: string;
   /** This host's name: the key's value while it holds the service. */
   readonly self: string;
-  /** This host's place in the service's preference (0: first). A host waits rank × CAMPAIGN_STAGGER_MS after it saw
-   *  the key absent before it campaigns, so that the preferred healthy host normally wins. */
-  readonly rank: number;
+  /** Every host that may hold the service, in preference order, this one among them. A host waits one
+   *  CAMPAIGN_STAGGER_MS after it saw the key absent for each live, healthy host ranked before it (liveRank), so
+   *  that the preferred healthy host normally wins. */
+  readonly hosts: readonly string[];
+
   /** Whether this host may serve (its health checks pass). An unhealthy host never campaigns. */
   healthy(): boolean;
   readonly actions: ClaimActions;
@@ -48,13 +62,18 @@ export interface ClaimDeps {
   readonly onPhase?: (state: ClaimState, previous: ClaimState) => void;
 }
 
-// How often a standing-by host reads the key. A dead holder's key goes at its lease's expiry; this adds at most one
-// period to the failover (TTL + 250 ms + stagger + probe). A linearizable read is one round trip to the leader: a few
-// hosts reading four times a second is nothing to etcd. (A watch would make it event-driven: issue 17's next slice.)
+// How often a standing-by host reads the key while its watch is broken: a dead holder's key goes at its lease's expiry,
+// and this adds at most one period to the failover. A linearizable read is one round trip to the leader: a few hosts
+// reading four times a second is nothing to etcd.
 export const CLAIM_POLL_MS = 250;
-// A host of rank k campaigns k × 400 ms after it saw the key gone. Each host sees the deletion up to one poll period
-// late, so a stagger longer than the period keeps the order: rank k has campaigned before rank k + 1 starts. It is
-// also long enough for the first host's grant and acquire (two round trips, a few ms on a LAN).
+// How often it reads the key while its watch is open: the watch wakes it as soon as the key goes, so this poll is
+// only for a watch that is silent without breaking (through a member this host no longer reaches).
+export const WATCHED_POLL_MS = 1000;
+// A host with k live, healthy hosts ranked before it campaigns k × 400 ms after it saw the key gone. A host learns of
+// the deletion from its watch within milliseconds, or up to one CLAIM_POLL_MS late when its watch is broken, so a
+// stagger longer than that keeps the order: the first has campaigned before the next starts. It is also long enough
+// for the first host's grant and acquire (two round trips, a few ms on a LAN). A host whose watch is silent and which
+// polls every WATCHED_POLL_MS may campaign out of order: that costs order, never safety.
 export const CAMPAIGN_STAGGER_MS = 400;
 // After a hold ended, or a campaign failed (the address answered elsewhere, a step failed), a host waits this long
 // before it campaigns again, so a host that cannot serve does not take the key over and over.
@@ -79,9 +98,36 @@ export type ClaimState =
   | {readonly phase: 'holding'; readonly epoch: number; readonly lease: string}
   | {readonly phase: 'stopped'};
 
+/** What a host saw at its last successful look: the holder and the other hosts' presence (undefined: unread). */
+export interface ClaimLook {
+  /** Monotonic ms. */
+  readonly atMs: number;
+  readonly holder: string | undefined;
+  readonly presence: ReadonlyMap<string, Presence> | undefined;
+}
+
+/**
+ * How many hosts this one waits for before it campaigns: the live, healthy hosts ranked before it (their presence key
+ * is there and says ok), leaving out `passedOver` (the host whose key just went: it does not campaign again before
+ * CLAIM_BACKOFF_MS). With no presence known, every host ranked before it, as configured.
+ */
+export function liveRank(hosts: readonly string[], self: string, presence: ReadonlyMap<string, Presence> | undefined,
+  passedOver: string | undefined): number {
+  const before = hosts.slice(0, Math.max(0, hosts.indexOf(self)));
+  if (presence === undefined) return before.length;
+  return before.filter((host) => host !== passedOver && presence.get(host)?.health === 'ok').length;
+}
+
 export class ServiceClaim {
   readonly #deps: ClaimDeps;
   #state: ClaimState = {phase: 'starting'};
+  #look: ClaimLook | undefined;
+  /** The host the key last named, as this host saw it. */
+  #lastHolder: string | undefined;
+  /** Something under the prefix changed since the last look (or health did): look again without waiting. */
+  #changed = false;
+  #wake: AbortController | undefined;
+  #watch: PrefixWatch | undefined;
   #holder: LeaseHolder | undefined;
   /** The address queue: every take and drop runs after the one before it. */
   #addressOps: Promise<void> = Promise.resolve();
@@ -109,6 +155,22 @@ export class ServiceClaim {
     return this.#state.phase === 'holding' && this.#holder?.holds() === true;
   }
 
+  /** What this host saw at its last successful look at the keys. */
+  get look(): ClaimLook | undefined {
+    return this.#look;
+  }
+
+  /** Whether the watch on the prefix is open (changes come at once) rather than broken (the poll finds them). */
+  get watching(): boolean {
+    return this.#watch?.open === true;
+  }
+
+  /** Something that matters to a standing-by host changed (health): it looks again now rather than at its next poll. */
+  nudge(): void {
+    this.#changed = true;
+    this.#wake?.abort();
+  }
+
   /** Monotonic ms by which the address goes unless a renewal succeeds, while this host holds the service. */
   holdDeadlineMs(): number | undefined {
     const hold = this.#holder?.state;
@@ -122,9 +184,13 @@ export class ServiceClaim {
     signal.addEventListener('abort', () => void this.release(), {once: true});
     // Whatever a previous agent left: no address is served without a key this process holds.
     await this.#queue(() => actions.drop()).catch((error: unknown) => log.error(`(claim) removing the address at start failed: ${describeError(error)}`));
+    const watch = new PrefixWatch({clock: this.#deps.clock, store: this.#deps.store, prefix: this.#deps.prefix, log, signal,
+      onChange: () => this.nudge()});
+    this.#watch = watch;
+    const watching = watch.run();
     while (!signal.aborted) {
       if (this.#adopted !== undefined) {
-        await this.#adopted;
+        await this.#whileHolding(this.#adopted);
         this.#adopted = undefined;
         continue;
       }
@@ -133,35 +199,97 @@ export class ServiceClaim {
         await this.#sleep(CLAIM_POLL_MS);
         continue;
       }
-      const key = await this.#read();
+      this.#changed = false;
+      const look = await this.#lookAtKeys();
       // A switch began, or handed this host the key, while the read was in flight: what it read is not news.
       if (this.#adopted !== undefined || this.#switching !== undefined) continue;
-      if (key === 'unknown') {
-        await this.#sleep(CLAIM_POLL_MS);
+      if (look === 'unknown') {
+        await this.#wait(this.#pollMs());
         continue;
       }
+      const {key, presence} = look;
       if (key !== undefined) {
         this.#absentSinceMs = undefined;
+        this.#lastHolder = key.value;
         this.#setState({phase: 'standing-by', holder: key.value, epoch: key.modRevision});
         if (key.value === this.#deps.self) await this.#revokeStale(key);
-        await this.#sleep(CLAIM_POLL_MS);
+        await this.#wait(this.#pollMs());
         continue;
       }
       this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined});
       const now = this.#deps.clock.now();
       this.#absentSinceMs ??= now;
-      const campaignAt = Math.max(this.#absentSinceMs + this.#deps.rank * CAMPAIGN_STAGGER_MS, this.#campaignNotBefore);
+      // The host whose key just went does not campaign before its backoff (CLAIM_BACKOFF_MS): nobody waits for it.
+      const passedOver = now < this.#absentSinceMs + CLAIM_BACKOFF_MS ? this.#lastHolder : undefined;
+      const ahead = liveRank(this.#deps.hosts, this.#deps.self, presence, passedOver);
+      const campaignAt = Math.max(this.#absentSinceMs + ahead * CAMPAIGN_STAGGER_MS, this.#campaignNotBefore);
       const healthy = this.#deps.healthy();
       if (!healthy || now < campaignAt) {
-        await this.#sleep(healthy ? Math.min(CLAIM_POLL_MS, campaignAt - now) : CLAIM_POLL_MS);
+        // Woken by a change (a presence gone, the key written), it looks again and counts again.
+        await this.#wait(healthy ? Math.min(this.#pollMs(), campaignAt - now) : this.#pollMs());
         continue;
       }
       const end = await this.#campaign();
       this.#absentSinceMs = undefined;
-      // The key is read again at once (status names the new holder), but no campaign comes before the backoff.
+      // The key is read again at once (status names the new holder), but no campaign comes before the backoff: the
+      // other hosts count on that when they leave this host out of their live rank.
       if (end !== 'lost') this.#campaignNotBefore = this.#deps.clock.now() + CLAIM_BACKOFF_MS;
     }
+    await watching;
     this.#setState({phase: 'stopped'});
+  }
+
+  #pollMs(): number {
+    return this.#watch?.open === true ? WATCHED_POLL_MS : CLAIM_POLL_MS;
+  }
+
+  /** The key (a linearizable read: 'unknown' when it fails) and the hosts' presence (undefined when that read fails). */
+  async #lookAtKeys(): Promise<{key: StoredKey | undefined; presence: ReadonlyMap<string, Presence> | undefined} | 'unknown'> {
+    const [key, presence] = await Promise.all([this.#read(), this.#readPresence()]);
+    if (key === 'unknown') return 'unknown';
+    this.#look = {atMs: this.#deps.clock.now(), holder: key?.value, presence};
+    return {key, presence};
+  }
+
+  /** Waits for a hold to end; meanwhile it reads only the other hosts' presence, for `baton status` (look). */
+  async #whileHolding<T>(ended: Promise<T>): Promise<T> {
+    const holding = new AbortController();
+    const looking = this.#lookWhileHolding(holding.signal);
+    try {
+      return await ended;
+    } finally {
+      holding.abort();
+      this.nudge();
+      await looking;
+    }
+  }
+
+  async #lookWhileHolding(holding: AbortSignal): Promise<void> {
+    while (!holding.aborted && !this.#deps.signal.aborted) {
+      this.#changed = false;
+      const presence = await this.#readPresence();
+      if (presence !== undefined) this.#look = {atMs: this.#deps.clock.now(), holder: this.#deps.self, presence};
+      if (holding.aborted) break;
+      await this.#wait(this.#pollMs());
+    }
+  }
+
+  async #readPresence(): Promise<ReadonlyMap<string, Presence> | undefined> {
+    const {store, prefix, log} = this.#deps;
+    const under = presencePrefix(prefix);
+    try {
+      const {keys} = await store.list(under, {timeoutMs: CALL_TIMEOUT_MS});
+      const presence = new Map<string, Presence>();
+      for (const stored of keys) {
+        const value = parsePresence(stored.value);
+        if (value !== undefined) presence.set(stored.key.slice(under.length), value);
+      }
+      return presence;
+    } catch (error) {
+      // Information only: without it, the campaign waits for every host ranked before this one, as configured.
+      log.debug(`(claim ${this.#deps.key}) cannot read the hosts' presence: ${describeError(error)}`);
+      return undefined;
+    }
   }
 
   /** One campaign: the key, then the address, then the hold until it ends. 'lost': another host created the key. */
@@ -215,7 +343,7 @@ export class ServiceClaim {
       return 'failed';
     }
     this.#lastFailure = undefined;
-    const end = await held;
+    const end = await this.#whileHolding(held);
     this.#holder = undefined;
     this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined});
     log.notice(`(claim ${key}) the hold at epoch ${epoch} ended: ${end.reason}`);
@@ -344,6 +472,15 @@ export class ServiceClaim {
 
   async #sleep(ms: number): Promise<void> {
     await this.#deps.clock.sleep(Math.max(1, ms), this.#deps.signal).catch(() => undefined);
+  }
+
+  /** Sleeps, unless something changed (nudge) meanwhile: then returns at once. */
+  async #wait(ms: number): Promise<void> {
+    if (this.#changed) return;
+    const wake = new AbortController();
+    this.#wake = wake;
+    await this.#deps.clock.sleep(Math.max(1, ms), AbortSignal.any([this.#deps.signal, wake.signal])).catch(() => undefined);
+    this.#wake = undefined;
   }
 }
 

@@ -76,6 +76,31 @@ test('a hand-over compares the giver\'s mod revision and puts the taker\'s value
   });
 });
 
+test('list reads every key under a prefix with its range end, and the revision read at; put writes under a lease', async (t) => {
+  const m = await member(t, (path, _body, res) => {
+    if (path === '/v3/kv/put') return json(res, 200, {header: {...HEADER, revision: '43'}});
+    json(res, 200, {header: HEADER, count: '2', kvs: [
+      {key: b64('/baton/hosts/a'), create_revision: '40', mod_revision: '40', version: '1', value: b64('{"health":"ok"}'), lease: '11'},
+      {key: b64('/baton/hosts/b'), create_revision: '41', mod_revision: '41', version: '1', value: b64('{"health":"failing"}'), lease: '12'},
+    ]});
+  });
+  const store = createEtcdGatewayStore({endpoints: [m.url], timeoutMs: 2000});
+  t.teardown(() => store.close());
+  t.deepEqual(await store.list('/baton/hosts/'), {revision: 41, keys: [
+    {key: '/baton/hosts/a', value: '{"health":"ok"}', lease: '11', modRevision: 40},
+    {key: '/baton/hosts/b', value: '{"health":"failing"}', lease: '12', modRevision: 41},
+  ]});
+  t.deepEqual(m.requests[0], {path: '/v3/kv/range', body: {key: b64('/baton/hosts/'), range_end: b64('/baton/hosts0')}});
+  t.deepEqual(await store.put('/baton/hosts/a', '{"health":"failing"}', '11'),
+    {key: '/baton/hosts/a', value: '{"health":"failing"}', lease: '11', modRevision: 43});
+  t.deepEqual(m.requests[1], {path: '/v3/kv/put', body: {key: b64('/baton/hosts/a'), value: b64('{"health":"failing"}'), lease: '11'}});
+  // An empty prefix: the gateway leaves out kvs.
+  const empty = await member(t, (_path, _body, res) => json(res, 200, {header: HEADER}));
+  const none = createEtcdGatewayStore({endpoints: [empty.url], timeoutMs: 2000});
+  t.teardown(() => none.close());
+  t.deepEqual(await none.list('/baton/hosts/'), {keys: [], revision: 41});
+});
+
 test('a renewal of a lease etcd no longer has answers 0, which the gateway leaves out', async (t) => {
   const m = await member(t, (_path, body, res) => {
     res.writeHead(200, {'content-type': 'application/json'});

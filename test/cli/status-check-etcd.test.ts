@@ -1,20 +1,26 @@
 // `baton status` of a host in etcd mode: what it judges from its own interface and its claim on the key.
 
 import test from 'ava';
-import type {EtcdStatusReport} from '../../agent/control-protocol.js';
+import type {EtcdPeer, EtcdStatusReport} from '../../agent/control-protocol.js';
 import {formatEtcdStatus} from '../../cli/format.js';
 import {checkEtcdStatus} from '../../cli/status-check.js';
 
 type Claim = EtcdStatusReport['claim'];
 type Self = EtcdStatusReport['self'];
 
-function report(claim: Partial<Claim>, self: Partial<Self> = {}): EtcdStatusReport {
+const SINCE = '2026-12-06T20:00:00.000Z';
+const PEERS: readonly EtcdPeer[] = [
+  {host: 'a', present: true, health: 'ok', version: '0.2.0', since: SINCE, holds: true},
+  {host: 'c', present: true, health: 'ok', version: '0.2.0', since: SINCE, holds: false},
+];
+
+function report(claim: Partial<Claim>, self: Partial<Self> = {}, peers: readonly EtcdPeer[] = PEERS): EtcdStatusReport {
   return {
     coordination: 'etcd', pair: 'web',
     self: {host: 'b', hostname: 'web-b', pid: 42, version: '0.2.0', uptimeMs: 60_000, health: 'ok', healthChecks: [], holdsIp: false, held: [], ...self},
     service: {address: '192.0.2.100/24', addresses: ['192.0.2.100/24'], interface: 'eth0', mode: 'address'},
     claim: {phase: 'standing-by', holder: 'a', epoch: 7, error: undefined, deadlineInMs: undefined, since: {phaseForMs: 30_000}, ...claim},
-    hosts: ['a', 'b', 'c'], key: '/baton/services/web/holder',
+    hosts: ['a', 'b', 'c'], peers, peersReadMsAgo: 300, watching: true, key: '/baton/services/web/holder',
     etcd: {endpoints: ['http://192.0.2.31:2379'], leaseTtlS: 10, renewMarginMs: 2000, onEtcdLoss: 'drop'},
     control: {refusedBusy: 0, timedOut: 0, extraRequests: 0},
   };
@@ -58,6 +64,32 @@ test('the text report says the holder, the deadline and the key', (t) => {
     '  claim       holding for 30.0 s; holder: this host, epoch 9; the address goes in 6.0 s unless a renewal succeeds\n' +
     '  service IP  192.0.2.100/24 on eth0 (address mode): held here\n' +
     '  up          60.0 s\n' +
-    'etcd          http://192.0.2.31:2379; key /baton/services/web/holder; lease 10 s, margin 2000 ms, on etcd loss drop\n' +
+    'other hosts   as read 300 ms ago\n' +
+    `  a           present, health ok since ${SINCE}, baton 0.2.0; holds web\n` +
+    `  c           present, health ok since ${SINCE}, baton 0.2.0\n` +
+    'etcd          http://192.0.2.31:2379; key /baton/services/web/holder; lease 10 s, margin 2000 ms, on etcd loss drop; watching for changes\n' +
     'control       socket refused none\n');
+});
+
+test('no host but the holder present and healthy is a warning: nobody would take over', (t) => {
+  const absent = (host: string): EtcdPeer => ({host, present: false, health: undefined, version: undefined, since: undefined, holds: false});
+  const failing = (host: string): EtcdPeer => ({host, present: true, health: 'failing', version: '0.2.0', since: SINCE, holds: false});
+  // b holds; a is absent and c fails.
+  const alone = checkEtcdStatus(report(HOLDING, {holdsIp: true, held: ['192.0.2.100/24']}, [absent('a'), failing('c')]));
+  t.like(alone, {level: 'warning', exitCode: 1});
+  t.is(alone.summary, 'WARNING: nobody would take web over if this host (b) failed: a is absent, c fails its health checks');
+  // One standby is enough, this host included.
+  t.deepEqual(codes(report(HOLDING, {holdsIp: true, held: ['192.0.2.100/24']}, [absent('a'), PEERS[1] as EtcdPeer])), []);
+  t.deepEqual(codes(report({}, {}, [{...PEERS[0] as EtcdPeer}, absent('c')])), [], 'b stands by itself');
+  // a holds, b (this host) fails, c is absent.
+  t.deepEqual(checkEtcdStatus(report({}, {health: 'failing', healthChecks: [{name: 'interface eth0', ok: false, detail: 'no carrier'}]},
+    [PEERS[0] as EtcdPeer, absent('c')])).problems.map((p) => p.text).slice(-1),
+  ['nobody would take web over if a failed: this host (b) fails its health checks, c is absent']);
+  // Not judged: presence unread, etcd out of reach, nobody holding, or too soon after the start.
+  t.deepEqual(codes({...report(HOLDING, {holdsIp: true, held: ['192.0.2.100/24']}, []), peersReadMsAgo: undefined}), []);
+  t.deepEqual(codes(report(HOLDING, {holdsIp: true, held: ['192.0.2.100/24'], uptimeMs: 2000}, [absent('a'), absent('c')])), []);
+  t.deepEqual(codes(report({holder: undefined, epoch: undefined, error: 'no answer'}, {}, [absent('a'), absent('c')])), ['etcd-unreachable']);
+  t.deepEqual(codes(report({holder: undefined, epoch: undefined}, {health: 'failing'}, [absent('a'), absent('c')])), ['no-holder', 'health']);
+  t.regex(formatEtcdStatus(report(HOLDING, {holdsIp: true, held: ['192.0.2.100/24']}, [absent('a'), failing('c')])),
+    /\n {2}a {11}ABSENT: its agent is not running or does not reach etcd\n {2}c {11}present, health FAILING since /);
 });

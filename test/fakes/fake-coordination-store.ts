@@ -1,5 +1,7 @@
 // An etcd in memory on a FakeClock: keys, leases that expire TTL after the leader received their last renewal, and
-// the faults a holder must survive or drop on (a member out of reach, slow answers, a lease already gone).
+// the faults a holder must survive or drop on (a member out of reach, slow answers, a lease already gone). Every
+// write and deletion (a lease's expiry or revocation deletes its keys) takes a new revision and reaches the watches
+// at once, in order; breakWatches() ends them as a member that lost its leader does.
 
 import {BatonError} from '../../agent/errors.js';
 import type {
@@ -21,7 +23,12 @@ export class FakeCoordinationStore implements CoordinationStore {
   readonly #keys = new Map<string, StoredKey>();
   #revision = 1;
   #nextLease = 100;
+  /** Every change, in revision order, for watches that start from an older revision. */
+  readonly #history: CoordinationEvent[] = [];
+  readonly #watchers = new Set<{push(event: CoordinationEvent): void; fail(error: Error): void}>();
   mode: FakeEtcdMode = 'ok';
+  /** While set, every watch opened is cancelled at once with this reason (a member that keeps losing its leader). */
+  refuseWatches: string | undefined;
   replyDelayMs = 10;
   /** What happened, in order, with the monotonic time: renew-sent, renew-arrived, revoke, grant… */
   readonly journal: {op: string; atMs: number}[] = [];
@@ -38,7 +45,21 @@ export class FakeCoordinationStore implements CoordinationStore {
   /** Expires the lease now, as etcd's leader would on its own clock. */
   expire(id: string): void {
     this.#leases.delete(id);
-    for (const [key, stored] of this.#keys) if (stored.lease === id) this.#keys.delete(key);
+    for (const [key, stored] of this.#keys) {
+      if (stored.lease !== id) continue;
+      this.#keys.delete(key);
+      this.#publish({type: 'delete', key, modRevision: ++this.#revision});
+    }
+  }
+
+  /** The watches open now. */
+  get watchCount(): number {
+    return this.#watchers.size;
+  }
+
+  /** Ends every open watch with COORDINATION_UNAVAILABLE, as a member that lost its leader cancels them. */
+  breakWatches(reason = 'etcdserver: no leader'): void {
+    for (const watcher of this.#watchers) watcher.fail(new BatonError('COORDINATION_UNAVAILABLE', `etcd /v3/watch: ${reason}`));
   }
 
   async grantLease(ttlS: number, options?: CoordinationCallOptions): Promise<Lease> {
@@ -75,6 +96,7 @@ export class FakeCoordinationStore implements CoordinationStore {
     if (!this.#leases.has(lease)) throw new BatonError('COORDINATION_FAILED', 'etcdserver: requested lease not found');
     const stored = {key, value, lease, modRevision: ++this.#revision};
     this.#keys.set(key, stored);
+    this.#publish({type: 'put', key: stored});
     return {acquired: true, key: stored};
   }
 
@@ -83,12 +105,28 @@ export class FakeCoordinationStore implements CoordinationStore {
     return this.#keys.get(key);
   }
 
+  async list(prefix: string, options?: CoordinationCallOptions): Promise<{keys: StoredKey[]; revision: number}> {
+    await this.#reach('list', options);
+    const keys = [...this.#keys.values()].filter((stored) => stored.key.startsWith(prefix)).sort((x, y) => (x.key < y.key ? -1 : 1));
+    return {keys, revision: this.#revision};
+  }
+
+  async put(key: string, value: string, lease: string, options?: CoordinationCallOptions): Promise<StoredKey> {
+    await this.#reach('put', options);
+    if (!this.#leases.has(lease)) throw new BatonError('COORDINATION_FAILED', 'etcdserver: requested lease not found');
+    const stored = {key, value, lease, modRevision: ++this.#revision};
+    this.#keys.set(key, stored);
+    this.#publish({type: 'put', key: stored});
+    return stored;
+  }
+
   async handOver(key: string, giverRevision: number, value: string, lease: string, options?: CoordinationCallOptions) {
     await this.#reach('hand-over', options);
     const current = this.#keys.get(key);
     if (current?.modRevision !== giverRevision) return {handedOver: false, key: current};
     const stored = {key, value, lease, modRevision: ++this.#revision};
     this.#keys.set(key, stored);
+    this.#publish({type: 'put', key: stored});
     return {handedOver: true, key: stored};
   }
 
@@ -105,15 +143,60 @@ export class FakeCoordinationStore implements CoordinationStore {
     // One revision for the whole transaction, as etcd gives it.
     const revision = writes.length === 0 ? this.#revision : ++this.#revision;
     for (const write of writes) {
-      if (write.type === 'put') this.#keys.set(write.key, {key: write.key, value: write.value, lease: write.lease ?? '0', modRevision: revision});
-      else this.#keys.delete(write.key);
+      if (write.type === 'put') {
+        const stored = {key: write.key, value: write.value, lease: write.lease ?? '0', modRevision: revision};
+        this.#keys.set(write.key, stored);
+        this.#publish({type: 'put', key: stored});
+      } else if (this.#keys.delete(write.key)) {
+        this.#publish({type: 'delete', key: write.key, modRevision: revision});
+      }
     }
     return {succeeded: true, revision};
   }
 
-  // eslint-disable-next-line require-yield
-  async* watch(_prefix: string, _signal: AbortSignal): AsyncIterable<CoordinationEvent> {
-    throw new BatonError('COORDINATION_UNAVAILABLE', 'the fake store does not watch');
+  /** The changes under `prefix` after `afterRevision` (from the history), then as they happen, until `signal` aborts
+   *  (the watch ends) or breakWatches() (it throws). Opening one takes a round trip, and fails as a call does. */
+  async* watch(prefix: string, signal: AbortSignal, afterRevision?: number): AsyncIterable<CoordinationEvent> {
+    await this.#reach('watch', undefined);
+    if (this.refuseWatches !== undefined) throw new BatonError('COORDINATION_UNAVAILABLE', `etcd /v3/watch was cancelled: ${this.refuseWatches}`);
+    const queue: CoordinationEvent[] = afterRevision === undefined ? [] : this.#history.filter((event) => revisionOf(event) > afterRevision);
+    let failure: Error | undefined;
+    let wake: (() => void) | undefined;
+    const watcher = {
+      push: (event: CoordinationEvent): void => {
+        queue.push(event);
+        wake?.();
+      },
+      fail: (error: Error): void => {
+        failure = error;
+        wake?.();
+      },
+    };
+    const onAbort = (): void => wake?.();
+    this.#watchers.add(watcher);
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted) {
+        const next = queue.shift();
+        if (next !== undefined) {
+          if ((next.type === 'put' ? next.key.key : next.key).startsWith(prefix)) yield next;
+          continue;
+        }
+        if (failure !== undefined) throw failure;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      this.#watchers.delete(watcher);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  #publish(event: CoordinationEvent): void {
+    this.#history.push(event);
+    for (const watcher of this.#watchers) watcher.push(event);
   }
 
   /** Half the reply delay to reach etcd, or the whole deadline and a failure when it is out of reach. */
@@ -126,4 +209,8 @@ export class FakeCoordinationStore implements CoordinationStore {
     await this.#clock.sleep(this.replyDelayMs / 2);
     this.journal.push({op, atMs: this.#clock.now()});
   }
+}
+
+function revisionOf(event: CoordinationEvent): number {
+  return event.type === 'put' ? event.key.modRevision : event.modRevision;
 }

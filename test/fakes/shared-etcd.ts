@@ -1,4 +1,5 @@
-// One etcd in memory shared by several hosts, each reaching it through a view of its own that can be cut.
+// One etcd in memory shared by several hosts, each reaching it through a view of its own that can be cut (a cut host's
+// calls fail at their deadline and its watch goes silent, as through a member it no longer reaches).
 
 import {BatonError} from '../../agent/errors.js';
 import type {CoordinationCallOptions, CoordinationEvent, CoordinationStore, Lease, StoredKey} from '../../agent/ports.js';
@@ -32,6 +33,18 @@ export class SharedEtcd {
     }
   }
 
+  /** Writes a host's presence key under a lease of its own, as its agent would; returns the lease, to expire it. */
+  async present(prefix: string, ttlS: number, name: string, health: 'ok' | 'failing' = 'ok'): Promise<string> {
+    const grant = this.store.grantLease(ttlS);
+    await this.#clock.advance(10);
+    const lease = await grant;
+    this.#leases.add(lease.id);
+    const put = this.store.put(`${prefix}hosts/${name}`, JSON.stringify({health, version: '0.2.0', since: '2026-12-06T20:00:00.000Z'}), lease.id);
+    await this.#clock.advance(10);
+    await put;
+    return lease.id;
+  }
+
   viewFrom(host: {cut: boolean}): CoordinationStore {
     const {store} = this;
     const reach = async (options: CoordinationCallOptions | undefined): Promise<void> => {
@@ -52,9 +65,14 @@ export class SharedEtcd {
       revokeLease: async (id, options) => (await reach(options), store.revokeLease(id, options)),
       acquire: async (key, value, lease, options) => (await reach(options), store.acquire(key, value, lease, options)),
       read: async (key, options): Promise<StoredKey | undefined> => (await reach(options), store.read(key, options)),
+      list: async (prefix, options) => (await reach(options), store.list(prefix, options)),
+      put: async (key, value, lease, options) => (await reach(options), store.put(key, value, lease, options)),
       handOver: async (key, revision, value, lease, options) => (await reach(options), store.handOver(key, revision, value, lease, options)),
       transact: async (compares, writes, options) => (await reach(options), store.transact(compares, writes, options)),
-      watch: (prefix: string, signal: AbortSignal): AsyncIterable<CoordinationEvent> => store.watch(prefix, signal),
+      // A watch through a member this host no longer reaches says nothing: silent while the host is cut, not broken.
+      watch: async function* (prefix: string, signal: AbortSignal, afterRevision?: number): AsyncIterable<CoordinationEvent> {
+        for await (const event of store.watch(prefix, signal, afterRevision)) if (!host.cut) yield event;
+      },
     };
   }
 }

@@ -1,10 +1,12 @@
 // Three hosts claiming one service through an etcd in memory, on a FakeClock and one network segment: the preferred
 // healthy host takes the address, a holder cut from etcd drops it before its lease expires and the next host takes
-// it after, an address that answers elsewhere is never taken, and the address is never on two hosts.
+// it after, an address that answers elsewhere is never taken, and the address is never on two hosts. The watch wakes
+// a standing-by host when the key goes, and the hosts' presence keys decide how long each waits for the others.
 
 import test from 'ava';
 import {leaseTiming} from '../../../agent/coordination/lease-holder.js';
-import {CAMPAIGN_STAGGER_MS, CLAIM_POLL_MS, ServiceClaim, stepClaimActions} from '../../../agent/coordination/service-claim.js';
+import {CAMPAIGN_STAGGER_MS, CLAIM_POLL_MS, liveRank, ServiceClaim, stepClaimActions, WATCHED_POLL_MS} from '../../../agent/coordination/service-claim.js';
+import type {Presence} from '../../../agent/coordination/presence.js';
 import type {Logger} from '../../../agent/log.js';
 import {announceAll, isAnyInUse} from '../../../agent/net/service-addresses.js';
 import {FakeClock} from '../../fakes/fake-clock.js';
@@ -13,6 +15,7 @@ import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
 import {SERVICE_IP} from '../../fakes/test-config.js';
 
+const PREFIX = '/baton/';
 const KEY = '/baton/services/web/holder';
 const TTL_S = 3;
 // The derived default margin for a 3 s lease (a fifth of it).
@@ -40,7 +43,7 @@ function world(names = ['host-a', 'host-b', 'host-c']) {
   const clock = new FakeClock();
   const etcd = new SharedEtcd(clock);
   const segment = new FakeSegment();
-  const hosts: Host[] = names.map((name, rank) => {
+  const hosts: Host[] = names.map((name) => {
     const network = new FakeNetworkDriver(name, segment);
     const lines: string[] = [];
     const stop = new AbortController();
@@ -52,7 +55,7 @@ function world(names = ['host-a', 'host-b', 'host-c']) {
       drain: new FakeDrainDriver(), giverAddresses: () => [],
     }};
     const claim = new ServiceClaim({
-      clock, store: etcd.viewFrom(host), timing: TIMING, leaseTtlS: TTL_S, key: KEY, self: name, rank,
+      clock, store: etcd.viewFrom(host), timing: TIMING, leaseTtlS: TTL_S, prefix: PREFIX, key: KEY, self: name, hosts: names,
       healthy: () => host.healthy, actions: stepClaimActions(run), log: quietLogger(lines), signal: stop.signal,
     });
     return Object.assign(host, {claim, ran: claim.run()});
@@ -62,6 +65,8 @@ function world(names = ['host-a', 'host-b', 'host-c']) {
     const doubles: string[] = [];
     for (let t = 0; t < ms; t += step) {
       await clock.advance(step);
+      // etcd's leader expires leases on its own clock, whoever calls.
+      etcd.expireDue();
       const holders = segment.holders(SERVICE_IP.address).map((d) => d.name);
       if (holders.length > 1) doubles.push(`${clock.now()} ms: ${holders.join(', ')}`);
     }
@@ -178,7 +183,7 @@ test('at start an agent removes an address it finds, and revokes a key of its na
   const lines: string[] = [];
   const stop = new AbortController();
   const claim = new ServiceClaim({
-    clock, store: etcd.viewFrom({cut: false}), timing: TIMING, leaseTtlS: TTL_S, key: KEY, self: 'host-a', rank: 0,
+    clock, store: etcd.viewFrom({cut: false}), timing: TIMING, leaseTtlS: TTL_S, prefix: PREFIX, key: KEY, self: 'host-a', hosts: ['host-a'],
     healthy: () => true, log: quietLogger(lines), signal: stop.signal,
     actions: stepClaimActions({mode: 'address', clock, ctx: {service: {ip: SERVICE_IP, ips, interface: 'eth0', mode: 'address'}, network,
       announce: () => announceAll(network, ips), probe: () => isAnyInUse(network, ips), drain: new FakeDrainDriver(), giverAddresses: () => []}}),
@@ -194,4 +199,134 @@ test('at start an agent removes an address it finds, and revokes a key of its na
   stop.abort();
   await clock.advance(5000);
   await ran;
+});
+
+/** Steps time until `done` says so (at most `ms`), noting each moment the address was on two hosts. */
+async function until(w: ReturnType<typeof world>, done: () => boolean, ms = 20_000): Promise<{at: number | undefined; doubles: string[]}> {
+  const doubles: string[] = [];
+  for (let t = 0; t < ms; t += 10) {
+    doubles.push(...await w.advance(10));
+    if (done()) return {at: w.clock.now(), doubles};
+  }
+  return {at: undefined, doubles};
+}
+
+/** When the key was deleted, from a watch of our own on the fake etcd. */
+function keyDeletions(w: ReturnType<typeof world>): {at: number[]; stop: AbortController} {
+  const at: number[] = [];
+  const stop = new AbortController();
+  void (async () => {
+    for await (const event of w.etcd.store.watch(KEY, stop.signal)) if (event.type === 'delete') at.push(w.clock.now());
+  })();
+  return {at, stop};
+}
+
+test('the live rank counts only the present, healthy hosts before this one, and not the host whose key just went', (t) => {
+  const ok: Presence = {health: 'ok', version: '0.2.0', since: '2026-12-06T20:00:00.000Z'};
+  const hosts = ['a', 'b', 'c', 'd'];
+  t.is(liveRank(hosts, 'd', undefined, undefined), 3, 'no presence read: the configured rank');
+  t.is(liveRank(hosts, 'd', new Map(), undefined), 0, 'nobody present before it');
+  t.is(liveRank(hosts, 'd', new Map([['a', ok], ['b', {...ok, health: 'failing'}], ['c', ok]]), undefined), 2, 'b fails');
+  t.is(liveRank(hosts, 'd', new Map([['a', ok], ['b', ok], ['c', ok]]), 'a'), 2, 'a just held: it backs off');
+  t.is(liveRank(hosts, 'b', new Map([['a', ok], ['c', ok], ['d', ok]]), undefined), 1, 'hosts after it do not count');
+  t.is(liveRank(hosts, 'a', new Map([['b', ok]]), undefined), 0);
+});
+
+test('a holder that gives the key up is followed at once: the watch wakes the next host, which need not wait for a poll', async (t) => {
+  const w = world();
+  for (const name of ['host-a', 'host-b', 'host-c']) await w.etcd.present(PREFIX, TTL_S, name);
+  await w.advance(2000);
+  t.deepEqual(w.holders(), ['host-a']);
+  const [a, b] = w.hosts;
+  // Two polls' worth of quiet first, so that host-b is mid-wait when the key goes.
+  await w.advance(2 * WATCHED_POLL_MS + 30);
+  const deletions = keyDeletions(w);
+  await w.advance(10);
+  a?.stop.abort();
+  const {at, doubles} = await until(w, () => w.holders().includes('host-b'));
+  deletions.stop.abort();
+  t.deepEqual(doubles, []);
+  const gone = deletions.at[0];
+  t.truthy(at !== undefined && gone !== undefined, `b took the address at ${at}, the key went at ${gone}`);
+  // host-a is passed over (it just held), host-b is first among the live: a lookup and a campaign, no poll, no stagger.
+  t.true((at ?? Infinity) - (gone ?? 0) < CLAIM_POLL_MS, `host-b took the address ${(at ?? 0) - (gone ?? 0)} ms after the key went`);
+  t.like(b?.claim.state, {phase: 'holding'});
+  t.true(b?.claim.watching, 'through an open watch');
+  await w.stopAll();
+});
+
+test('with the hosts before it dead, the last host campaigns when the key expires, without a stagger for each of them', async (t) => {
+  const w = world();
+  const leases = {a: await w.etcd.present(PREFIX, TTL_S, 'host-a'), b: await w.etcd.present(PREFIX, TTL_S, 'host-b')};
+  await w.etcd.present(PREFIX, TTL_S, 'host-c');
+  await w.advance(2000);
+  t.deepEqual(w.holders(), ['host-a']);
+  const [a, b, c] = w.hosts;
+  if (a === undefined || b === undefined || c === undefined) return t.fail();
+  // a and b go dark: a cannot renew (it drops by its deadline) and b cannot campaign; their presence leases expire.
+  a.cut = true;
+  b.cut = true;
+  w.etcd.store.expire(leases.a);
+  w.etcd.store.expire(leases.b);
+  const deletions = keyDeletions(w);
+  const {at, doubles} = await until(w, () => w.holders().includes('host-c'));
+  deletions.stop.abort();
+  t.deepEqual(doubles, []);
+  const gone = deletions.at[0] ?? Infinity;
+  t.true((at ?? Infinity) >= gone, 'not before the key went');
+  t.true((at ?? Infinity) - gone < CAMPAIGN_STAGGER_MS, `host-c took the address ${(at ?? Infinity) - gone} ms after the key went, ` +
+    `not the ${2 * CAMPAIGN_STAGGER_MS} ms of its configured rank`);
+  await w.stopAll();
+});
+
+test('a present, healthy host before this one is waited for: it takes the address, not this one', async (t) => {
+  const w = world();
+  const leaseA = await w.etcd.present(PREFIX, TTL_S, 'host-a');
+  await w.etcd.present(PREFIX, TTL_S, 'host-b');
+  await w.etcd.present(PREFIX, TTL_S, 'host-c');
+  await w.advance(2000);
+  const [a] = w.hosts;
+  if (a === undefined) return t.fail();
+  a.cut = true;
+  w.etcd.store.expire(leaseA);
+  const {at, doubles} = await until(w, () => w.holders().length === 1 && !w.holders().includes('host-a'));
+  t.deepEqual(doubles, []);
+  t.truthy(at);
+  t.deepEqual(w.holders(), ['host-b'], 'host-c waited one stagger for host-b, which was quicker');
+  await w.stopAll();
+});
+
+test('with its watch broken the standing-by host still finds the key gone by polling, and takes the address', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  await w.advance(2000);
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  // Every watch breaks, and every one opened again is cancelled at once: a cluster whose members keep losing their leader.
+  w.etcd.store.refuseWatches = 'etcdserver: no leader';
+  w.etcd.store.breakWatches();
+  await w.advance(1500);
+  t.false(b.claim.watching, 'the watch is down');
+  a.stop.abort();
+  const {at, doubles} = await until(w, () => w.holders().includes('host-b'));
+  t.deepEqual(doubles, []);
+  t.truthy(at, 'host-b took it through its poll');
+  t.true(b.lines.some((line) => /watch \/baton\/\) .*no leader; looking at the keys every poll/.test(line)), b.lines.join('\n'));
+  await w.stopAll();
+});
+
+test('a host cut from etcd, whose watch goes silent, still never campaigns, and campaigns again once it reads the key', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  await w.advance(2000);
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  b.cut = true;
+  // host-a goes away while b hears nothing: b's watch is silent, its reads fail.
+  a.stop.abort();
+  t.deepEqual(await w.advance(5000), []);
+  t.deepEqual(w.holders(), [], 'b took nothing while it could not read the key');
+  t.like(b.claim.state, {phase: 'standing-by', holder: undefined});
+  b.cut = false;
+  const {at} = await until(w, () => w.holders().includes('host-b'), 3 * WATCHED_POLL_MS);
+  t.truthy(at, 'its poll found the key absent');
+  await w.stopAll();
 });
