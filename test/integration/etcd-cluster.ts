@@ -2,6 +2,7 @@
 // namespace, with extra hosts for contenders and observers, all on one bridge of their own with TEST-NET-1 addresses;
 // and the faults: a host cut from the members, a member killed or partitioned (the leader found first), a process
 // frozen and thawed. Teardown kills every process it started by PID and removes every namespace, even on failure.
+// The members are started as `baton lab run --coordination etcd` starts its own (cli/lab/etcd-members.ts).
 //
 //   ${prefix}-m1 192.0.2.31 ┐                      ┌ ${prefix}-a 192.0.2.11 (contender)
 //   ${prefix}-m2 192.0.2.32 ┼── br-etcd (${prefix}-sw) ┼ ${prefix}-b 192.0.2.12 (contender)
@@ -147,9 +148,9 @@ export async function startEtcdCluster(prefix: string, baseDir: string): Promise
     },
   };
   try {
-    const pids = await startEtcdMembers(members, baseDir, prefix, (member, file, args, logFile) => cluster.spawn(member.name, file, args, logFile));
+    const started = await startEtcdMembers(members, baseDir, prefix, (member, file, args, logFile) => cluster.spawn(member.name, file, args, logFile));
     members.forEach((member, index) => {
-      member.pid = pids[index];
+      member.pid = started[index];
     });
     await waitEtcdHealthy(cluster.namespace('w'), endpoints, prefix);
     return cluster;
