@@ -7,7 +7,7 @@ import {DEFAULT_CONFIG_FILE} from '../agent/config/schema.js';
 import type {SwitchoverOptions} from '../agent/control-protocol.js';
 import {parseHostCidr, parseIpAddress} from '../agent/net/ip-address.js';
 import {SWITCH_STEP_NAMES} from '../agent/plans/plans.js';
-import {LAB_PREFIX_PATTERN} from './lab/topology-plan.js';
+import {LAB_PREFIX_PATTERN, LAB_PREFIX_STEM} from './lab/topology-plan.js';
 import type {CheckConfigOptions} from './commands/check-config.js';
 import type {InstallOptions} from './commands/install.js';
 import type {UninstallOptions} from './commands/uninstall.js';
@@ -28,7 +28,11 @@ export type Command =
       /** lab up, lab run: an IPv6 service address, beacons and client instead of IPv4 ones. */
       readonly ipv6: boolean;
       /** lab up, lab run: a dual-stack service (an IPv4 and an IPv6 address moving together), beacons in IPv4. */
-      readonly dualStack: boolean; readonly lab?: string}
+      readonly dualStack: boolean; readonly lab?: string;
+      /** lab run: three hosts in etcd mode with three etcd members, instead of a pair (--hosts 3 --coordination etcd). */
+      readonly coordination: 'pair' | 'etcd';
+      /** lab up, lab run: the start of the lab's name ("bl" and up to 5 more), the rest random. */
+      readonly prefixStem?: string}
   | ({readonly name: 'install'} & InstallOptions)
   | ({readonly name: 'uninstall'} & UninstallOptions);
 
@@ -50,7 +54,7 @@ const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install', 'uninstall'],
   'keep-config': ['install'], 'skip-host-check': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
   'dry-run': ['switchover', 'install'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
-  'pause-after': ['switchover'], 'to': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'dual-stack': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
+  'pause-after': ['switchover'], 'to': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'dual-stack': ['lab'], 'hosts': ['lab'], 'coordination': ['lab'], 'prefix': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
   'interval-ms': ['rehearse'], 'client': ['rehearse'], 'ssh-config': ['rehearse'], 'client-baton': ['rehearse'],
 };
 /** What an option would have been taken to do where it is refused, when that is not plain. */
@@ -62,6 +66,7 @@ const WHY_NOT: Readonly<Record<string, string>> = {
 /** lab's options, by the actions that use them. */
 const LAB_OPTIONS: ReadonlyArray<[string, readonly LabAction[]]> = [
   ['json', ['status', 'run']], ['web', ['up', 'run']], ['ipv6', ['up', 'run']], ['dual-stack', ['up', 'run']], ['report', ['run']],
+  ['hosts', ['run']], ['coordination', ['run']], ['prefix', ['up', 'run']],
 ];
 /** The options that answer the config's questions: --keep-config keeps the installed answers instead. */
 const ANSWER_OPTIONS = ['role', 'listen', 'peer', 'service-ip', 'interface', 'pair', 'access-log'] as const;
@@ -102,6 +107,9 @@ const OPTIONS = {
   web: {type: 'string'},
   ipv6: {type: 'boolean', default: false},
   'dual-stack': {type: 'boolean', default: false},
+  hosts: {type: 'string'},
+  coordination: {type: 'string'},
+  prefix: {type: 'string'},
   report: {type: 'string'},
   'with-failure': {type: 'boolean', default: false},
   url: {type: 'string'},
@@ -228,10 +236,18 @@ export function parseCommandLine(argv: readonly string[]): Command {
       }
       const web = values.web ?? 'builtin';
       if (web !== 'builtin' && web !== 'nginx') throw new UsageError(`--web: expected builtin or nginx, got '${web}'`);
+      const coordination = labCoordination(values.hosts, values.coordination);
+      if (coordination === 'etcd' && (values.ipv6 || values['dual-stack'])) {
+        throw new UsageError(`--coordination etcd: the etcd lab's service is IPv4 (192.0.2.100/25); leave out ${values.ipv6 ? '--ipv6' : '--dual-stack'}`);
+      }
+      const prefixStem = values.prefix;
+      if (prefixStem !== undefined && !LAB_PREFIX_STEM.test(prefixStem)) {
+        throw new UsageError(`--prefix: expected "bl" and at most 5 more lowercase letters or digits, got '${prefixStem}'`);
+      }
       return {
         name, action: action as LabAction, json: values.json, web, report: values.report ?? 'baton-drill-report.html', ipv6: values.ipv6,
-        dualStack: values['dual-stack'],
-        ...(lab === undefined ? {} : {lab}),
+        dualStack: values['dual-stack'], coordination,
+        ...(lab === undefined ? {} : {lab}), ...(prefixStem === undefined ? {} : {prefixStem}),
       };
     }
     case 'install': {
@@ -453,3 +469,20 @@ function noMore(command: string, rest: readonly string[]): void {
 
 // The tables the Debian package's bash completion is generated from (packaging/completion.ts).
 export {LAB_ACTIONS, OPTIONS, OPTIONS_OF};
+
+/** lab run's --hosts and --coordination: a pair (2 hosts, the default) or three hosts in etcd mode; nothing else yet. */
+function labCoordination(hosts: string | undefined, coordination: string | undefined): 'pair' | 'etcd' {
+  if (coordination !== undefined && coordination !== 'pair' && coordination !== 'etcd') {
+    throw new UsageError(`--coordination: expected pair or etcd, got '${coordination}'`);
+  }
+  if (hosts !== undefined && !/^\d+$/.test(hosts)) throw new UsageError(`--hosts: expected a number of hosts, got '${hosts}'`);
+  const count = hosts === undefined ? undefined : Number(hosts);
+  const mode = coordination ?? (count !== undefined && count > 2 ? 'etcd' : 'pair');
+  if (mode === 'pair' && count !== undefined && count !== 2) {
+    throw new UsageError(`--hosts ${count}: a pair has 2 hosts; more than two coordinate through etcd (--hosts 3 --coordination etcd)`);
+  }
+  if (mode === 'etcd' && count !== undefined && count !== 3) {
+    throw new UsageError(`--hosts ${count}: the etcd lab has 3 hosts (a, b, c) for now; use --hosts 3`);
+  }
+  return mode;
+}

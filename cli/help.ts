@@ -81,7 +81,15 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              192.0.2.100/25 and 2001:db8:0:1::100/64 moving
                              together; the client probes both; beacons IPv4
       --report FILE          where lab run writes its HTML timeline (default
-                             ./baton-drill-report.html; the JSON goes beside it)`,
+                             ./baton-drill-report.html; the JSON goes beside it)
+      --hosts 3 --coordination etcd
+                             lab run: three hosts (a, b, c) in etcd mode with
+                             three etcd members and a client; the drill is
+                             switchover to b, back to a, a's agent killed and
+                             link cut, its return, never two holders (JSON
+                             report only)
+      --prefix STEM          lab up, lab run: the lab's name starts with STEM
+                             ("bl" and up to 5 more), the rest random`,
   'install': `  install --role primary|backup --listen ADDR --peer ADDR --service-ip CIDR
           --interface IF [--pair NAME] [--access-log PATH] [--secret-from FILE]
           [--root DIR] [--force | --keep-config] [--skip-host-check] [--dry-run]

@@ -1,6 +1,6 @@
 // `baton lab up|status|down|run`: a two-host pair plus a client in network namespaces on this machine.
 
-import {readdir, stat} from 'node:fs/promises';
+import {readdir, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {BatonError} from '../../agent/errors.js';
@@ -8,12 +8,15 @@ import type {CommandRunner} from '../../agent/ports.js';
 import type {LabAction} from '../args.js';
 import {formatStatus} from '../format.js';
 import {runDrill} from '../drill/drill.js';
+import {formatEtcdDrillReport, runEtcdDrill} from '../drill/etcd-drill.js';
 import {createLabTarget} from '../drill/lab-target.js';
 import {formatDrillReport} from '../drill/report.js';
 import {writeDrillReport} from '../drill/report-html.js';
 import {EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK} from '../exit-codes.js';
 import {LAB_BASE_DIR, labDown, labsByOwner, labStatus, labUp, readLab, waitForSettledPair, type Lab} from '../lab/lab.js';
+import {etcdLabUp} from '../lab/etcd-lab.js';
 import {liveOwner} from '../lab/lab-owner.js';
+import {newLabPrefix} from '../lab/topology-plan.js';
 import {isNginxInstalled, NGINX_PROGRAM} from '../lab/web.js';
 import type {Output} from '../output.js';
 
@@ -28,12 +31,18 @@ export interface LabOptions {
   readonly dualStack?: boolean;
   /** lab down NAME: that lab only. */
   readonly lab?: string;
+  /** lab run: a pair (default), or three hosts in etcd mode with three etcd members (etcd-lab.ts). */
+  readonly coordination?: 'pair' | 'etcd';
+  /** lab up, lab run: the start of the lab's name (LAB_PREFIX_STEM). */
+  readonly prefixStem?: string;
 }
 
 // The lab's default timers, for the failure phase's target.
 const LAB_DEAD_AFTER_MS = 1000;
 // The drill's client probes this often: fine enough to see a 50 ms gap, light enough for a 2-core machine.
 const DRILL_PROBE_INTERVAL_MS = 20;
+// The etcd drill's service prober: every 10 ms, as issue 17 samples its faults.
+const ETCD_DRILL_PROBE_INTERVAL_MS = 10;
 
 // Agents decide within two heartbeat intervals plus an ARP probe; 15 s is generous even on a loaded CI host.
 const SETTLE_TIMEOUT_MS = 15_000;
@@ -48,7 +57,8 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       if (existing.length > 0) {
         throw new BatonError('LAB_FAILED', `a lab already exists (${existing.join(', ')}); use it with \`baton lab status\`, or remove it with \`baton lab down\``);
       }
-      const lab = await labUp({runner, web: await webKind(options.web), ...families(options), progress: (line) => out.stderr(`${line}\n`)});
+      const lab = await labUp({runner, web: await webKind(options.web), ...families(options), prefix: newLabPrefix(options.prefixStem),
+        progress: (line) => out.stderr(`${line}\n`)});
       await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
       out.stdout(`lab ${lab.prefix} is up: primary ${lab.hosts.primary.address}, backup ${lab.hosts.backup.address}, client ${lab.client.address}, service IP ${lab.serviceIps.join(' and ')}\n` +
         `  status:  baton lab status\n  one host: baton status --config ${lab.hosts.primary.configFile}\n  remove:  baton lab down\n`);
@@ -80,7 +90,7 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       return 0;
     }
     case 'run':
-      return runDrillInLab(out, options, runner);
+      return options.coordination === 'etcd' ? runEtcdDrillInLab(out, options, runner) : runDrillInLab(out, options, runner);
   }
 }
 
@@ -96,7 +106,7 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
     abort.abort();
   };
   process.on('SIGINT', onInterrupt);
-  const lab = await labUp({runner, web: await webKind(options.web), ...families(options), progress: say});
+  const lab = await labUp({runner, web: await webKind(options.web), ...families(options), prefix: newLabPrefix(options.prefixStem), progress: say});
   let keepLab = false;
   try {
     await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
@@ -120,6 +130,38 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
       await labDown(runner, lab.prefix);
       say(`lab ${lab.prefix}: removed`);
     }
+  }
+}
+
+/**
+ * `lab run --hosts 3 --coordination etcd`: builds the etcd lab (three hosts, three etcd members, a client), runs the
+ * etcd drill, writes its JSON report beside --report's name, and removes the lab whatever happened. Ctrl-C ends the
+ * drill after the current phase; the lab is removed all the same (its hosts stand by for etcd, nothing to keep).
+ */
+async function runEtcdDrillInLab(out: Output, options: LabOptions, runner: CommandRunner): Promise<number> {
+  const say = (line: string): void => out.stderr(`${line}\n`);
+  const abort = new AbortController();
+  const onInterrupt = (): void => {
+    if (!abort.signal.aborted) say('\nCtrl-C: stopping the drill after the current phase; the lab is then removed');
+    abort.abort();
+  };
+  process.on('SIGINT', onInterrupt);
+  const prefix = newLabPrefix(options.prefixStem);
+  try {
+    const lab = await etcdLabUp({runner, prefix, web: await webKind(options.web), progress: say});
+    const report = await runEtcdDrill(lab, {
+      title: `baton lab drill (3 hosts in etcd mode, ${options.web} web servers)`, probeIntervalMs: ETCD_DRILL_PROBE_INTERVAL_MS, say,
+      signal: abort.signal, clients: true,
+    });
+    const jsonPath = options.report.replace(/\.html?$/, '') + '.json';
+    await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+    out.stdout(options.json ? `${JSON.stringify(report, null, 2)}\n` : `\n${formatEtcdDrillReport(report)}\nreport: ${jsonPath}\n`);
+    if (report.interrupted !== undefined) return EXIT_INTERRUPTED;
+    return report.ok ? EXIT_OK : EXIT_ERROR;
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    await labDown(runner, prefix);
+    say(`lab ${prefix}: removed`);
   }
 }
 

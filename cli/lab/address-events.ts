@@ -144,6 +144,39 @@ export function judgeHolders(history: AddressHistory): HolderJudgement {
   };
 }
 
+/**
+ * The longest time within [fromMs, toMs] in which no host held the service (all of its addresses on no host's
+ * interface with the link up, as judgeHolders counts a holder): a switch's unowned window, or a failover's, as the
+ * kernels saw it. A host with part of a dual-stack service counts as holding. Replays the history from its start.
+ */
+export function longestUnheld(history: AddressHistory, fromMs: number, toMs: number): number {
+  const state = new Map(Object.entries(history.initial).map(([host, s]) =>
+    [host, {linkUp: s.linkUp, addresses: new Set(s.addresses), held: new Set(s.held)}]));
+  const anyHolder = (): boolean => [...state.values()].some((s) => s.linkUp && history.addresses.some((a) => s.addresses.has(a) && !s.held.has(a)));
+  let longest = 0;
+  let unheldSince: number | undefined = anyHolder() ? undefined : fromMs;
+  const close = (at: number): void => {
+    if (unheldSince === undefined) return;
+    longest = Math.max(longest, Math.min(at, toMs) - Math.max(unheldSince, fromMs));
+    unheldSince = undefined;
+  };
+  for (const event of history.events) {
+    if (event.atMs > toMs) break;
+    const host = state.get(event.host) ?? {linkUp: false, addresses: new Set<string>(), held: new Set<string>()};
+    const address = event.address ?? '';
+    if (event.change === 'address-added') host.addresses.add(address);
+    else if (event.change === 'address-removed') host.addresses.delete(address);
+    else if (event.change === 'hold-added') host.held.add(address);
+    else if (event.change === 'hold-removed') host.held.delete(address);
+    else host.linkUp = event.change === 'link-up';
+    state.set(event.host, host);
+    if (anyHolder()) close(event.atMs);
+    else unheldSince ??= Math.max(event.atMs, fromMs);
+  }
+  close(toMs);
+  return Math.max(0, longest);
+}
+
 interface Monitor {
   readonly host: string;
   readonly namespace: string;

@@ -265,7 +265,7 @@ export async function waitForSettledPair(lab: Lab, timeoutMs: number): Promise<{
  * (e.g. this process's plus libfaketime's LD_PRELOAD, to step one agent's wall clock).
  */
 export async function startAgent(
-  host: LabHost, lab?: Lab, program: {node: string; script: string} = {node: process.execPath, script: AGENT_SCRIPT},
+  host: Pick<LabHost, 'namespace' | 'configFile' | 'logFile' | 'pid'>, lab?: Lab, program: {node: string; script: string} = {node: process.execPath, script: AGENT_SCRIPT},
   options: {env?: NodeJS.ProcessEnv} = {},
 ): Promise<void> {
   host.pid = await spawnInNamespace(host.namespace, 'setpriv',

@@ -13,7 +13,7 @@ import {labServiceAddress} from './topology-plan.js';
  * the host's service interface, usable, and the link is up. An IPv6 address still "tentative" (duplicate address
  * detection running) or "dadfailed" answers no neighbour solicitation: the host does not serve it.
  */
-export async function servesAddress(host: LabHost, iface = 'eth0', address = labServiceAddress(4)): Promise<boolean> {
+export async function servesAddress(host: Pick<LabHost, 'namespace'>, iface = 'eth0', address = labServiceAddress(4)): Promise<boolean> {
   const {stdout} = await execa('ip', ['-n', host.namespace, '-j', 'addr', 'show', 'dev', iface], {timeout: 10_000});
   const links = JSON.parse(stdout) as Array<{flags: string[]; addr_info: Array<{local: string; tentative?: boolean; dadfailed?: boolean}>}>;
   const wanted = canonicalIpText(address);

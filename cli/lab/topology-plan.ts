@@ -148,14 +148,17 @@ export const LINK_MODE_LAB_TOPOLOGY: Omit<TopologySpec, 'prefix'> = {
 
 /** "bl" + 6 lowercase alphanumerics, e.g. blk3f9x2: short enough for namespace and log names, easy to grep. */
 export const LAB_PREFIX_PATTERN = /^bl[0-9a-z]{6}$/;
+/** The start of a lab's name that `baton lab --prefix` and the campaign's --prefix fix: the rest is random. */
+export const LAB_PREFIX_STEM = /^bl[0-9a-z]{0,5}$/;
 const SWITCH_HOST = 'sw';
 // Linux interface names hold at most 15 characters (IFNAMSIZ 16 with the NUL).
 const MAX_IFNAME_LENGTH = 15;
 
 const newLabId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 6);
 
-export function newLabPrefix(): string {
-  return `bl${newLabId()}`;
+/** A fresh lab name, starting with `stem` (LAB_PREFIX_STEM) when given. */
+export function newLabPrefix(stem = 'bl'): string {
+  return `${stem}${newLabId().slice(0, 8 - stem.length)}`;
 }
 
 export function namespaceName(prefix: string, host: string): string {

@@ -1,7 +1,7 @@
 // Reading `ip -ts monitor address link` output (lines as iproute2 6.1 prints them) and judging holders from it.
 
 import test from 'ava';
-import {judgeHolders, parseMonitorLine, type AddressEvent, type HostAddressState} from '../../cli/lab/address-events.js';
+import {judgeHolders, longestUnheld, parseMonitorLine, type AddressEvent, type HostAddressState} from '../../cli/lab/address-events.js';
 
 const at = (hms: string): number => new Date(`2026-12-05T${hms}`).getTime();
 
@@ -150,4 +150,20 @@ test('dual stack: the IPv4 address left on a downed link holds nothing; when the
       event('backup', 901, 'address-added', V6), event('primary', 5000, 'link-up'), event('primary', 5400, 'address-removed')],
   });
   t.deepEqual(judged, {final: ['backup'], partly: [], overlaps: [{fromMs: 5000, toMs: 5400, hosts: ['backup', 'primary']}]});
+});
+
+test('longestUnheld: the longest time in the window with the address on no host, a dead host behind its down link on none', (t) => {
+  const initial = {a: one(true, true, false), b: one(false, true, false), c: one(false, true, false)};
+  const history = {addresses: [V4], initial, events: [
+    event('a', 100, 'address-removed'), event('b', 130, 'address-added'), // a switch: 30 ms on no host
+    event('b', 500, 'link-down'), event('c', 3500, 'address-added'), // a dead host (address left, link down): 3 s
+  ]};
+  t.is(longestUnheld(history, 0, 400), 30);
+  t.is(longestUnheld(history, 0, 1000), 500);
+  t.is(longestUnheld(history, 0, 5000), 3000);
+  // A window inside the outage is cut to it; one after it has none.
+  t.is(longestUnheld(history, 1000, 2000), 1000);
+  t.is(longestUnheld(history, 4000, 5000), 0);
+  // Nobody holds it from the start: the window's start counts.
+  t.is(longestUnheld({addresses: [V4], initial: {a: one(false, true, false)}, events: [event('a', 70, 'address-added')]}, 20, 100), 50);
 });

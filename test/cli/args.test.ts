@@ -36,6 +36,14 @@ test(refused, ['switchover', '--ipv6'], '--ipv6 is an option of lab, not of swit
 test(refused, ['lab', 'down', '--dual-stack'], '--dual-stack is an option of lab up and lab run, not of lab down');
 test(refused, ['lab', 'run', '--ipv6', '--dual-stack'], '--ipv6 and --dual-stack: expected one of them (--dual-stack moves an IPv4 and an IPv6 service address, with IPv4 beacons)');
 test(refused, ['lab', 'up', '--report', 'r.html'], '--report is an option of lab run, not of lab up');
+test(refused, ['lab', 'up', '--coordination', 'etcd'], '--coordination is an option of lab run, not of lab up');
+test(refused, ['lab', 'run', '--coordination', 'raft'], "--coordination: expected pair or etcd, got 'raft'");
+test(refused, ['lab', 'run', '--hosts', '4'], '--hosts 4: the etcd lab has 3 hosts (a, b, c) for now; use --hosts 3');
+test(refused, ['lab', 'run', '--hosts', '3', '--coordination', 'pair'],
+  '--hosts 3: a pair has 2 hosts; more than two coordinate through etcd (--hosts 3 --coordination etcd)');
+test(refused, ['lab', 'run', '--hosts', 'three'], "--hosts: expected a number of hosts, got 'three'");
+test(refused, ['lab', 'run', '--coordination', 'etcd', '--ipv6'], "--coordination etcd: the etcd lab's service is IPv4 (192.0.2.100/25); leave out --ipv6");
+test(refused, ['lab', 'run', '--prefix', 'xyz'], '--prefix: expected "bl" and at most 5 more lowercase letters or digits, got \'xyz\'');
 test(refused, ['rehearse', '--ssh-config', '/root/.ssh/config'], '--ssh-config is for --client HOST: without it this machine probes, and no ssh runs');
 test(refused, ['rehearse', '--ssh-config', 'c', '--client-baton', '/opt/b'], '--ssh-config and --client-baton are for --client HOST: without it this machine probes, and no ssh runs');
 test(refused, ['switchover', '--dry-run', '--min-requests', '5'], '--min-requests does nothing with --dry-run, which moves nothing: leave it out, or drop --dry-run');
@@ -60,6 +68,11 @@ test('the options a command uses are still taken', (t) => {
   t.like(parseCommandLine(['lab', 'up', '--ipv6']), {name: 'lab', action: 'up', ipv6: true});
   t.like(parseCommandLine(['lab', 'run']), {name: 'lab', action: 'run', ipv6: false, dualStack: false});
   t.like(parseCommandLine(['lab', 'run', '--dual-stack']), {name: 'lab', action: 'run', ipv6: false, dualStack: true});
+  t.like(parseCommandLine(['lab', 'run']), {coordination: 'pair'});
+  t.like(parseCommandLine(['lab', 'run', '--hosts', '3', '--coordination', 'etcd', '--prefix', 'blu']), {action: 'run', coordination: 'etcd', prefixStem: 'blu'});
+  t.like(parseCommandLine(['lab', 'run', '--hosts', '3']), {coordination: 'etcd'});
+  t.like(parseCommandLine(['lab', 'run', '--coordination', 'etcd']), {coordination: 'etcd'});
+  t.like(parseCommandLine(['lab', 'up', '--prefix', 'blx1']), {action: 'up', prefixStem: 'blx1'});
   t.like(parseCommandLine(['lab', 'up', '--dual-stack']), {name: 'lab', action: 'up', dualStack: true});
   t.like(parseCommandLine(['rehearse', '--client', 'web-c', '--ssh-config', 'c']), {client: 'web-c', sshConfig: 'c'});
 });

@@ -2,16 +2,16 @@
 // namespace, with extra hosts for contenders and observers, all on one bridge of their own with TEST-NET-1 addresses;
 // and the faults: a host cut from the members, a member killed or partitioned (the leader found first), a process
 // frozen and thawed. Teardown kills every process it started by PID and removes every namespace, even on failure.
+// The members are started as `baton lab run --coordination etcd` starts its own (cli/lab/etcd-members.ts).
 //
 //   ${prefix}-m1 192.0.2.31 ┐                      ┌ ${prefix}-a 192.0.2.11 (contender)
 //   ${prefix}-m2 192.0.2.32 ┼── br-etcd (${prefix}-sw) ┼ ${prefix}-b 192.0.2.12 (contender)
 //   ${prefix}-m3 192.0.2.33 ┘                      └ ${prefix}-w 192.0.2.20 (observer)
 
-import {mkdir} from 'node:fs/promises';
-import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
+import {etcdClientUrl, ETCD_HEALTHY_WITHIN_MS, startEtcdMembers, waitEtcdHealthy} from '../../cli/lab/etcd-members.js';
 import {createTopology, destroyTopology, spawnInNamespace} from '../../cli/lab/namespaces.js';
 import type {Topology, TopologySpec} from '../../cli/lab/topology-plan.js';
 
@@ -20,13 +20,7 @@ export const SERVICE_CIDR = '192.0.2.100/24';
 export const SERVICE_ADDRESS = '192.0.2.100';
 const MEMBERS = [{name: 'm1', address: '192.0.2.31'}, {name: 'm2', address: '192.0.2.32'}, {name: 'm3', address: '192.0.2.33'}] as const;
 const OTHERS = [{name: 'a', address: '192.0.2.11'}, {name: 'b', address: '192.0.2.12'}, {name: 'w', address: '192.0.2.20'}] as const;
-const CLIENT_PORT = 2379;
-const PEER_PORT = 2380;
-// etcd's defaults (100 ms heartbeats, 1 s election timeout): the test sees elections as a user's cluster has them.
-const HEARTBEAT_MS = 100;
-const ELECTION_MS = 1000;
-// A cluster of three on a busy machine is up within seconds; this bounds a start that hangs.
-const HEALTHY_WITHIN_MS = 30_000;
+const HEALTHY_WITHIN_MS = ETCD_HEALTHY_WITHIN_MS;
 const CUT_TABLE = 'blqcut';
 
 const runner = createExecaRunner();
@@ -79,7 +73,7 @@ export async function startEtcdCluster(prefix: string, baseDir: string): Promise
   const pids = new Set<number>();
   const topology = await createTopology(runner, spec);
   const members: EtcdMember[] = MEMBERS.map((m) => ({name: m.name, namespace: topology.namespace(m.name), address: m.address,
-    clientUrl: `http://${m.address}:${CLIENT_PORT}`, pid: undefined}));
+    clientUrl: etcdClientUrl(m.address), pid: undefined}));
   const endpoints = members.map((m) => m.clientUrl);
   let tornDown = false;
   const cluster: EtcdCluster = {
@@ -154,37 +148,16 @@ export async function startEtcdCluster(prefix: string, baseDir: string): Promise
     },
   };
   try {
-    const initialCluster = members.map((m) => `${m.name}=http://${m.address}:${PEER_PORT}`).join(',');
-    for (const member of members) {
-      const dataDir = join(baseDir, member.name);
-      await mkdir(dataDir, {recursive: true, mode: 0o700});
-      member.pid = await cluster.spawn(member.name, 'etcd', [
-        '--name', member.name, '--data-dir', dataDir,
-        '--listen-client-urls', member.clientUrl, '--advertise-client-urls', member.clientUrl,
-        '--listen-peer-urls', `http://${member.address}:${PEER_PORT}`, '--initial-advertise-peer-urls', `http://${member.address}:${PEER_PORT}`,
-        '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', prefix,
-        '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
-      ], join(baseDir, `${member.name}.log`));
-    }
-    await waitHealthy(cluster);
+    const started = await startEtcdMembers(members, baseDir, prefix, (member, file, args, logFile) => cluster.spawn(member.name, file, args, logFile));
+    members.forEach((member, index) => {
+      member.pid = started[index];
+    });
+    await waitEtcdHealthy(cluster.namespace('w'), endpoints, prefix);
     return cluster;
   } catch (error) {
     await cluster.teardown();
     throw error;
   }
-}
-
-async function waitHealthy(cluster: EtcdCluster): Promise<void> {
-  const deadline = Date.now() + HEALTHY_WITHIN_MS;
-  let last = '';
-  while (Date.now() < deadline) {
-    const result = await execa('ip', ['netns', 'exec', cluster.namespace('w'), 'etcdctl', `--endpoints=${cluster.endpoints.join(',')}`,
-      '--command-timeout=2s', 'endpoint', 'health'], {reject: false, env: {ETCDCTL_API: '3'}, all: true});
-    if (result.exitCode === 0) return;
-    last = String(result.all);
-    await sleep(200);
-  }
-  throw new Error(`the etcd cluster ${cluster.prefix} was not healthy within ${HEALTHY_WITHIN_MS} ms: ${last}`);
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
