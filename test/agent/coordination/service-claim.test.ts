@@ -160,6 +160,38 @@ test('an address that answers from a host outside the claim is never taken: the 
   await w.stopAll();
 });
 
+test('a host whose take was refused stands by while it waits to campaign again: it does not say it holds', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  const stray = new FakeNetworkDriver('stray', w.segment);
+  stray.addresses.add(SERVICE_IP.address);
+  const [a] = w.hosts;
+  const refused = (): boolean => a?.lines.some((l) => /taking the address failed/.test(l)) ?? false;
+  for (let i = 0; i < 500 && !refused(); i += 1) await w.advance(10);
+  t.true(refused(), a?.lines.join('\n'));
+  // Within a look at the key: what `baton status` and the hook are told is the key as it is, not the campaign's end.
+  await w.advance(CLAIM_POLL_MS);
+  t.false(a?.claim.holds());
+  t.is(a?.claim.state.phase, 'standing-by', JSON.stringify(a?.claim.state));
+  t.deepEqual(w.holders(), ['stray']);
+  await w.stopAll();
+});
+
+test('a holder that lost its hold looks at the key again at once: cut from etcd, it says it cannot read it', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  await w.advance(2000);
+  const [a] = w.hosts;
+  t.true(a?.claim.holds());
+  if (a !== undefined) a.cut = true;
+  for (let i = 0; i < 500 && a?.network.addresses.has(SERVICE_IP.address) === true; i += 1) await w.advance(10);
+  t.false(a?.network.addresses.has(SERVICE_IP.address), 'dropped');
+  // The revoke after the drop gets a renewal interval, the read after it a second (CALL_TIMEOUT_MS): then it knows
+  // it cannot read the key, rather than standing by as if the key were absent for its backoff first.
+  await w.advance(TIMING.renewEveryMs + 1000 + CLAIM_POLL_MS);
+  t.like(a?.claim.state, {phase: 'standing-by', holder: undefined});
+  t.regex(a?.claim.state.phase === 'standing-by' ? a.claim.state.error ?? '' : '', /no answer within/);
+  await w.stopAll();
+});
+
 test('at start an agent removes an address it finds, and revokes a key of its name left by the agent before it', async (t) => {
   const clock = new FakeClock();
   const etcd = new SharedEtcd(clock);
