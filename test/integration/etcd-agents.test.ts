@@ -262,6 +262,13 @@ async function keyChanges(f: Fixture, fromMs: number): Promise<Array<{atMs: numb
     .map((l) => ({atMs: l.wallMs, put: l.event === 'watch-put', value: l['value'] as string | undefined, revision: Number(l['revision'])}));
 }
 
+type KeyChange = Awaited<ReturnType<typeof keyChanges>>[number];
+
+/** The first change since `fromMs` that `match`es, once the watch has logged it (it may log a moment after the fact). */
+function keyChange(f: Fixture, what: string, fromMs: number, match: (change: KeyChange) => boolean): Promise<KeyChange> {
+  return until(`the key watch logs ${what}`, WAIT_MS, async () => (await keyChanges(f, fromMs)).find(match));
+}
+
 /** Waits until the client's prober has an answer from `host` to a probe sent after `afterMs`; returns that probe. */
 function servedBy(f: Fixture, host: HostName, afterMs: number): Promise<ProbeRecord> {
   return until(`the client is served by ${host}`, WAIT_MS, async () =>
@@ -300,9 +307,10 @@ integrationTest('at start exactly one host takes the service and the others stan
     t.is(s.status.coordination, 'etcd');
     t.deepEqual(s.status.hosts, [...HOSTS]);
   }
+  // The holder's epoch is the key's revision, and the key names it.
+  const won = await keyChange(f, `a put at revision ${settled.epoch}`, startedAt, (c) => c.put && c.revision === settled.epoch);
+  t.is(won.value, settled.holder);
   const puts = (await keyChanges(f, startedAt)).filter((c) => c.put);
-  t.is(puts.at(-1)?.value, settled.holder, 'the key names the holder');
-  t.is(puts.at(-1)?.revision, settled.epoch, 'the holder\'s epoch is the key\'s revision');
   t.log(`started → ${settled.holder} holds (${settled.holder === HOSTS[0] ? 'the first in hosts' : `not the first in hosts: ${HOSTS[0]} is`}) ` +
     `at epoch ${settled.epoch}, ${puts.length} campaign(s) won; started → the client served ${round(served.sentAt + served.rttMs - startedAt)} ms`);
 });
@@ -367,10 +375,10 @@ integrationTest('the holder\'s agent stopped releases at once; the next host tak
   t.deepEqual(judgeHolders(history).final, [after.holder]);
   t.true(after.epoch > before.epoch, `epoch ${before.epoch} → ${after.epoch}`);
   const removed = changes(history, leaving.name, 'address-removed', stoppedAt)[0];
-  const deleted = (await keyChanges(f, stoppedAt)).find((c) => !c.put);
+  const deleted = await keyChange(f, 'the key deleted', stoppedAt, (c) => !c.put);
   t.not(removed, undefined, `${leaving.name} removed the address`);
-  t.true(deleted !== undefined && removed !== undefined && removed.atMs <= deleted.atMs, 'the address went before the key');
-  t.log(`${leaving.name} stopped: address removed ${round((removed?.atMs ?? NaN) - stoppedAt)} ms, key deleted ${round((deleted?.atMs ?? NaN) - stoppedAt)} ms ` +
+  t.true(removed !== undefined && removed.atMs <= deleted.atMs, 'the address went before the key');
+  t.log(`${leaving.name} stopped: address removed ${round((removed?.atMs ?? NaN) - stoppedAt)} ms, key deleted ${round(deleted.atMs - stoppedAt)} ms ` +
     `(revoked, not expired: TTL ${TTL_S} s), ${after.holder} served ${round(served.sentAt + served.rttMs - stoppedAt)} ms after the stop; ` +
     `client gap ${await gapMs(f, stoppedAt, restartAt)} ms; epoch ${before.epoch} → ${after.epoch}`);
 });
@@ -447,10 +455,10 @@ integrationTest('the holder cut from etcd but not from its clients drops the add
   t.deepEqual(judgeHolders(history).final, [after.holder]);
   t.true(after.epoch > before.epoch, `epoch ${before.epoch} → ${after.epoch}`);
   const removed = changes(history, cut.name, 'address-removed', cutAt)[0];
-  const expired = (await keyChanges(f, cutAt)).find((c) => !c.put);
-  t.true(removed !== undefined && expired !== undefined && removed.atMs < expired.atMs,
-    `${cut.name} removed the address at ${String(removed?.atMs)}, etcd deleted the key at ${String(expired?.atMs)}`);
-  t.log(`${cut.name} cut: dropped ${round((removed?.atMs ?? NaN) - cutAt)} ms after the cut, ${round((expired?.atMs ?? NaN) - (removed?.atMs ?? NaN))} ms ` +
+  const expired = await keyChange(f, 'the key expired', cutAt, (c) => !c.put);
+  t.true(removed !== undefined && removed.atMs < expired.atMs,
+    `${cut.name} removed the address at ${String(removed?.atMs)}, etcd deleted the key at ${expired.atMs}`);
+  t.log(`${cut.name} cut: dropped ${round((removed?.atMs ?? NaN) - cutAt)} ms after the cut, ${round(expired.atMs - (removed?.atMs ?? NaN))} ms ` +
     `before etcd expired the key (margin ${TTL_S * 200} ms configured); ${after.holder} served ${round(served.sentAt + served.rttMs - cutAt)} ms after the cut ` +
     `(client gap ${await gapMs(f, cutAt, healedAt)} ms); epoch ${before.epoch} → ${after.epoch}`);
 });
