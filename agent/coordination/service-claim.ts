@@ -190,6 +190,13 @@ export class ServiceClaim {
       this.#setState({phase: 'standing-by', holder: acquired.key.value, epoch: acquired.key.modRevision});
       return 'lost';
     }
+    if (this.#deps.signal.aborted) {
+      // The agent was told to stop while it campaigned: release() found no hold to give up then, and nothing would
+      // end this one. The key goes with its lease before any address is taken.
+      log.notice(`(claim ${key}) stopping: giving up the key just written at epoch ${acquired.key.modRevision}`);
+      await this.#revoke(lease.id);
+      return 'failed';
+    }
     const epoch = acquired.key.modRevision;
     log.notice(`(claim ${key}) ${self} holds the key at epoch ${epoch}; taking the address`);
     const holder = this.#newHolder(lease, epoch, grantSentAtMs);

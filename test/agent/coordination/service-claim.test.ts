@@ -227,3 +227,22 @@ test('at start an agent removes an address it finds, and revokes a key of its na
   await clock.advance(5000);
   await ran;
 });
+
+test('a stop that comes while a host campaigns ends its run with no address and no key: nothing is left renewing', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  const [a] = w.hosts;
+  for (let i = 0; i < 5000 && a?.claim.state.phase !== 'campaigning'; i += 1) await w.clock.advance(1);
+  t.is(a?.claim.state.phase, 'campaigning');
+  a?.stop.abort();
+  let ended = false;
+  void a?.ran.then(() => {
+    ended = true;
+  });
+  await w.advance(8000);
+  t.true(ended, `run ended; state ${JSON.stringify(a?.claim.state)}; lines ${a?.lines.join(' | ')}`);
+  t.false(a?.network.addresses.has(SERVICE_IP.address), 'no address');
+  const reading = w.etcd.store.read(KEY);
+  await w.clock.advance(10);
+  t.not((await reading)?.value, 'host-a', 'no key of its name');
+  await w.stopAll();
+});
