@@ -11,6 +11,7 @@ import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import test, {type ExecutionContext} from 'ava';
+import {execa} from 'execa';
 import type {EtcdStatusReport} from '../../agent/control-protocol.js';
 import type {StatusJson} from '../../cli/commands/status.js';
 import {judgeHolders, watchAddress, type AddressHistory} from '../../cli/lab/address-events.js';
@@ -269,6 +270,16 @@ function keyChange(f: Fixture, what: string, fromMs: number, match: (change: Key
   return until(`the key watch logs ${what}`, WAIT_MS, async () => (await keyChanges(f, fromMs)).find(match));
 }
 
+/** After the holder's agent died leaving its address: its lease expires after the TTL, another host takes the key,
+ *  finds the address answering, and gives the key up. Returns that put. */
+function refusedCampaign(f: Fixture, victim: AgentHost, killedAt: number): Promise<KeyChange> {
+  return until('another host takes the key and gives it up', WAIT_MS, async () => {
+    const seen = await keyChanges(f, killedAt);
+    const put = seen.find((c) => c.put && c.value !== victim.name);
+    return put !== undefined && seen.some((c) => !c.put && c.atMs > put.atMs) ? put : undefined;
+  });
+}
+
 /** Waits until the client's prober has an answer from `host` to a probe sent after `afterMs`; returns that probe. */
 function servedBy(f: Fixture, host: HostName, afterMs: number): Promise<ProbeRecord> {
   return until(`the client is served by ${host}`, WAIT_MS, async () =>
@@ -323,12 +334,7 @@ integrationTest('the holder\'s agent killed: its address stays, the others\' dup
   const watch = await watchHosts(f);
   const killedAt = Date.now();
   await stop(victim, 'SIGKILL');
-  // Its lease expires after the TTL; another host takes the key, finds the address answering, and gives the key up.
-  const refused = await until('another host takes the key and gives it up', WAIT_MS, async () => {
-    const seen = await keyChanges(f, killedAt);
-    const put = seen.find((c) => c.put && c.value !== victim.name);
-    return put !== undefined && seen.some((c) => !c.put && c.atMs > put.atMs) ? put : undefined;
-  });
+  const refused = await refusedCampaign(f, victim, killedAt);
   // The host still serves its clients without its agent: its kernel and web server are untouched.
   await servedBy(f, victim.name, refused.atMs);
   const restartAt = Date.now();
@@ -353,6 +359,33 @@ integrationTest('the holder\'s agent killed: its address stays, the others\' dup
     `while ${victim.name} kept serving (client gap ${await gapMs(f, killedAt, restartAt)} ms); restarted: the leftover removed ` +
     `${round((removed?.atMs ?? NaN) - restartAt)} ms after the restart, ${after.holder} holds at epoch ${after.epoch} and served ` +
     `${round(servedAt - (removed?.atMs ?? NaN))} ms after the removal (client gap ${await gapMs(f, restartAt, servedAt + 100)} ms)`);
+});
+
+integrationTest('the holder\'s agent killed and its leftover address removed by an operator: another host takes over, and the restarted agent stands by', async (t) => {
+  const f = requireFixture();
+  await allRunning(f);
+  const before = await settledClaim(f, 'before the kill');
+  const victim = f.hosts[before.holder];
+  const watch = await watchHosts(f);
+  const killedAt = Date.now();
+  await stop(victim, 'SIGKILL');
+  await refusedCampaign(f, victim, killedAt);
+  const removedAt = Date.now();
+  await execa('ip', ['-n', victim.namespace, 'addr', 'del', SERVICE_CIDR, 'dev', 'eth0']);
+  // The refused host campaigns again after its backoff, and this time nothing answers its probe.
+  const after = await settledClaim(f, 'after the address was removed', others(victim.name));
+  const served = await servedBy(f, after.holder, removedAt);
+  await start(victim);
+  const back = await settledClaim(f, 'after its agent restarted');
+  const history = await watch.stop();
+  noTwoHolders(t, history);
+  t.not(after.holder, victim.name);
+  t.is(back.holder, after.holder, 'the restarted agent does not take the service back');
+  t.deepEqual(judgeHolders(history).final, [after.holder]);
+  t.true(after.epoch > before.epoch, `epoch ${before.epoch} → ${after.epoch}`);
+  const servedAt = served.sentAt + served.rttMs;
+  t.log(`${victim.name} killed, its address removed by hand ${round(removedAt - killedAt)} ms later: ${after.holder} holds at epoch ${after.epoch} ` +
+    `and served ${round(servedAt - removedAt)} ms after the removal (client gap ${await gapMs(f, removedAt, servedAt + 100)} ms)`);
 });
 
 integrationTest('the holder\'s agent stopped releases at once; the next host takes over, and the stopped one comes back standing by', async (t) => {
