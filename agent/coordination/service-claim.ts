@@ -318,6 +318,13 @@ export class ServiceClaim {
       this.#setState({phase: 'standing-by', holder: acquired.key.value, epoch: acquired.key.modRevision});
       return 'lost';
     }
+    if (this.#deps.signal.aborted) {
+      // The agent was told to stop while it campaigned: release() found no hold to give up then, and nothing would
+      // end this one. The key goes with its lease before any address is taken.
+      log.notice(`(claim ${key}) stopping: giving up the key just written at epoch ${acquired.key.modRevision}`);
+      await this.#revoke(lease.id);
+      return 'failed';
+    }
     const epoch = acquired.key.modRevision;
     log.notice(`(claim ${key}) ${self} holds the key at epoch ${epoch}; taking the address`);
     const holder = this.#newHolder(lease, epoch, grantSentAtMs);
@@ -340,6 +347,8 @@ export class ServiceClaim {
       await holder.release();
       await held;
       this.#holder = undefined;
+      // Neither the key nor the address is this host's now; the next read says whose the key is.
+      this.#setState({phase: 'standing-by', holder: undefined, epoch: undefined});
       return 'failed';
     }
     this.#lastFailure = undefined;
@@ -444,11 +453,12 @@ export class ServiceClaim {
     }
   }
 
-  /** A key of this host's name that this process does not hold: left by an agent before it (a restart). Its lease
-   *  is revoked, so that the hosts campaign afresh rather than wait for it to expire. */
+  /** A key of this host's name that this process does not hold: left by an agent before it (a restart), or by a hold
+   *  of this one that ended at its deadline while its revoke got no answer (the key is read again at once now). Its
+   *  lease is revoked, so that the hosts campaign afresh rather than wait for it to expire. */
   async #revokeStale(key: StoredKey): Promise<void> {
     if (this.#holder !== undefined) return;
-    this.#deps.log.notice(`(claim ${key.key}) the key names this host from before this agent started (epoch ${key.modRevision}): revoking its lease ${key.lease}`);
+    this.#deps.log.notice(`(claim ${key.key}) the key names this host, which does not hold it (epoch ${key.modRevision}): revoking its lease ${key.lease}`);
     await this.#revoke(key.lease);
   }
 

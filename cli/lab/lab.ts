@@ -259,13 +259,16 @@ export async function waitForSettledPair(lab: Lab, timeoutMs: number): Promise<{
   }
 }
 
+/** What starting an agent needs of a host: a lab's, or another test's (the etcd tests run three). */
+export type AgentProcess = Pick<LabHost, 'namespace' | 'configFile' | 'logFile' | 'pid'>;
+
 /**
  * Starts (or restarts) a host's baton-agent and records its PID in the lab file. `program` runs another copy of
  * baton (e.g. one put in place by `baton install`), as an upgrade does. `env` replaces the agent's environment
  * (e.g. this process's plus libfaketime's LD_PRELOAD, to step one agent's wall clock).
  */
 export async function startAgent(
-  host: Pick<LabHost, 'namespace' | 'configFile' | 'logFile' | 'pid'>, lab?: Lab, program: {node: string; script: string} = {node: process.execPath, script: AGENT_SCRIPT},
+  host: AgentProcess, lab?: Lab, program: {node: string; script: string} = {node: process.execPath, script: AGENT_SCRIPT},
   options: {env?: NodeJS.ProcessEnv} = {},
 ): Promise<void> {
   host.pid = await spawnInNamespace(host.namespace, 'setpriv',

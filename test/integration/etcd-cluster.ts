@@ -1,5 +1,6 @@
 // A real three-member etcd cluster (Debian's etcd-server) for the integration tests, each member in its own network
-// namespace, with extra hosts for contenders and observers, all on one bridge of their own with TEST-NET-1 addresses;
+// namespace, with extra hosts for contenders, agents and observers (a, b and w unless the test names others), all on
+// one bridge of their own with TEST-NET-1 addresses;
 // and the faults: a host cut from the members, a member killed or partitioned (the leader found first), a process
 // frozen and thawed. Teardown kills every process it started by PID and removes every namespace, even on failure.
 // The members are started as `baton lab run --coordination etcd` starts its own (cli/lab/etcd-members.ts).
@@ -8,6 +9,7 @@
 //   ${prefix}-m2 192.0.2.32 ┼── br-etcd (${prefix}-sw) ┼ ${prefix}-b 192.0.2.12 (contender)
 //   ${prefix}-m3 192.0.2.33 ┘                      └ ${prefix}-w 192.0.2.20 (observer)
 
+import {spawnSync} from 'node:child_process';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
@@ -19,11 +21,19 @@ export const ETCD_LAN = {name: 'etcd', network: '192.0.2.0', prefixLength: 24, i
 export const SERVICE_CIDR = '192.0.2.100/24';
 export const SERVICE_ADDRESS = '192.0.2.100';
 const MEMBERS = [{name: 'm1', address: '192.0.2.31'}, {name: 'm2', address: '192.0.2.32'}, {name: 'm3', address: '192.0.2.33'}] as const;
-const OTHERS = [{name: 'a', address: '192.0.2.11'}, {name: 'b', address: '192.0.2.12'}, {name: 'w', address: '192.0.2.20'}] as const;
+const OTHERS: readonly EtcdClusterHost[] = [{name: 'a', address: '192.0.2.11'}, {name: 'b', address: '192.0.2.12'}, {name: 'w', address: '192.0.2.20'}];
 const HEALTHY_WITHIN_MS = ETCD_HEALTHY_WITHIN_MS;
 const CUT_TABLE = 'blqcut';
 
 const runner = createExecaRunner();
+
+/** A host beside the members on the cluster's bridge: a contender, an agent, a client. */
+export interface EtcdClusterHost {
+  /** 1–16 of a-z0-9, not m1..m3 or sw. */
+  readonly name: string;
+  /** In 192.0.2.0/24, not .31–.33 (the members) or .100 (the service address). */
+  readonly address: string;
+}
 
 export interface EtcdMember {
   readonly name: string;
@@ -39,8 +49,8 @@ export interface EtcdCluster {
   readonly topology: Topology;
   readonly members: readonly EtcdMember[];
   readonly endpoints: readonly string[];
-  /** Namespace of a non-member host: a, b or w. */
-  namespace(host: 'a' | 'b' | 'w'): string;
+  /** Namespace of a host: a member's or one of the others (a, b and w by default). */
+  namespace(host: string): string;
   /** Starts a long-running program in a host's namespace with its output in `logFile`; killed by PID in teardown. */
   spawn(host: string, file: string, args: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<number>;
   /** Drops every packet between a host and the members, both ways (nftables in the host's namespace). */
@@ -62,12 +72,26 @@ export interface EtcdCluster {
   teardown(): Promise<void>;
 }
 
-/** Builds the namespaces and starts the three members; resolves once the cluster answers with a leader. */
-export async function startEtcdCluster(prefix: string, baseDir: string): Promise<EtcdCluster> {
+/**
+ * For a test file's before hook, after skipUnlessIntegration: true when etcd and etcdctl are installed. Otherwise logs
+ * why and returns false, or, under CI=true, throws it so that every test of the file fails.
+ */
+export function etcdAvailable(log: (line: string) => void): boolean {
+  const missing = ['etcd', 'etcdctl'].filter((program) => spawnSync(program, ['--version'], {stdio: 'ignore'}).error !== undefined);
+  if (missing.length === 0) return true;
+  const reason = `missing ${missing.join(' and ')} (Debian packages etcd-server, etcd-client): run \`npm run system-deps -- --test\``;
+  if (process.env['CI'] === 'true') throw new Error(`CI=true but the etcd tests cannot run: ${reason}`);
+  log(`etcd tests skipped: ${reason}`);
+  return false;
+}
+
+/** Builds the namespaces and starts the three members; resolves once the cluster answers with a leader. `hosts` are
+ *  the others on the bridge (default a, b and w). */
+export async function startEtcdCluster(prefix: string, baseDir: string, hosts: readonly EtcdClusterHost[] = OTHERS): Promise<EtcdCluster> {
   const spec: TopologySpec = {
     prefix,
     lans: [ETCD_LAN],
-    hosts: [...MEMBERS, ...OTHERS].map((host, index) => ({name: host.name,
+    hosts: [...MEMBERS, ...hosts].map((host, index) => ({name: host.name,
       interfaces: [{lan: ETCD_LAN.name, name: 'eth0', address: host.address, address6: `2001:db8:0:17::${index + 1}`}]})),
   };
   const pids = new Set<number>();
@@ -122,7 +146,7 @@ export async function startEtcdCluster(prefix: string, baseDir: string): Promise
     async moveLeader(member) {
       const current = await cluster.leader();
       if (current === member) return;
-      const etcdctl = async (...args: string[]): Promise<string> => (await execa('ip', ['netns', 'exec', cluster.namespace('w'), 'etcdctl',
+      const etcdctl = async (...args: string[]): Promise<string> => (await execa('ip', ['netns', 'exec', current.namespace, 'etcdctl',
         `--endpoints=${current.clientUrl}`, '--command-timeout=5s', ...args], {env: {ETCDCTL_API: '3'}})).stdout;
       // The table gives the ids in hex, as move-leader takes them (JSON would give 64-bit ids as rounded numbers).
       const id = (await etcdctl('member', 'list')).split('\n').map((line) => line.split(', '))
@@ -152,7 +176,8 @@ export async function startEtcdCluster(prefix: string, baseDir: string): Promise
     members.forEach((member, index) => {
       member.pid = started[index];
     });
-    await waitEtcdHealthy(cluster.namespace('w'), endpoints, prefix);
+    // From a member's namespace: every member is on the bridge, whatever other hosts the test asked for.
+    await waitEtcdHealthy(cluster.members[0]?.namespace ?? '', endpoints, prefix);
     return cluster;
   } catch (error) {
     await cluster.teardown();

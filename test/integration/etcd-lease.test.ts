@@ -5,7 +5,6 @@
 // the kernels' address events, and each writes timestamped lines that the test puts in order. Durations are logged,
 // never asserted.
 
-import {spawnSync} from 'node:child_process';
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -15,7 +14,7 @@ import test, {type ExecutionContext} from 'ava';
 import {execa} from 'execa';
 import {findLibfaketime, libfaketimeEnv} from '../../campaign/faults-host.js';
 import {judgeHolders, watchAddress, type AddressWatch} from '../../cli/lab/address-events.js';
-import {type EtcdCluster, SERVICE_ADDRESS, SERVICE_CIDR, startEtcdCluster} from './etcd-cluster.js';
+import {etcdAvailable, type EtcdCluster, SERVICE_ADDRESS, SERVICE_CIDR, startEtcdCluster} from './etcd-cluster.js';
 import type {ContenderLine, ContenderOptions} from './etcd-contender.js';
 import {integrationPrefix, integrationTest, skipUnlessIntegration} from './helpers.js';
 
@@ -33,13 +32,7 @@ let baseDir = '';
 
 test.before(async (t) => {
   if (!(await skipUnlessIntegration(t))) return;
-  const missing = ['etcd', 'etcdctl'].filter((program) => spawnSync(program, ['--version'], {stdio: 'ignore'}).error !== undefined);
-  if (missing.length > 0) {
-    const reason = `missing ${missing.join(' and ')} (Debian packages etcd-server, etcd-client): run \`npm run system-deps -- --test\``;
-    if (process.env['CI'] === 'true') throw new Error(`CI=true but the etcd tests cannot run: ${reason}`);
-    t.log(`etcd tests skipped: ${reason}`);
-    return;
-  }
+  if (!etcdAvailable((line) => t.log(line))) return;
   baseDir = await mkdtemp(join(tmpdir(), 'baton-etcd-'));
   cluster = await startEtcdCluster(integrationPrefix(), baseDir);
 });
@@ -86,7 +79,7 @@ async function scenario(t: ExecutionContext, name: string, holderEnv?: NodeJS.Pr
   if (c === undefined) throw new Error('no etcd cluster: the before hook failed or the tests are skipped');
   const key = `${KEY_PREFIX}${name}`;
   const started: Contender[] = [];
-  const watch: AddressWatch = await watchAddress(['a', 'b'].map((host) => ({name: host, namespace: c.namespace(host as 'a')})), 'eth0', [SERVICE_ADDRESS]);
+  const watch: AddressWatch = await watchAddress(['a', 'b'].map((host) => ({name: host, namespace: c.namespace(host)})), 'eth0', [SERVICE_ADDRESS]);
   t.teardown(async () => {
     for (const contender of started) {
       try {

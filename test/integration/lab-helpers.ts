@@ -67,7 +67,7 @@ export function useLab(options: Omit<LabOptions, 'runner' | 'prefix' | 'baseDir'
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
 /** `baton ARGS --socket HOST` for real; resolves with exit code and output, never throws on a non-zero exit. */
-export function baton(host: LabHost, ...args: string[]): ResultPromise<{reject: false; timeout: number}> {
+export function baton(host: Pick<LabHost, 'socket'>, ...args: string[]): ResultPromise<{reject: false; timeout: number}> {
   return execa(process.execPath, [CLI, ...args, '--socket', host.socket], {reject: false, timeout: 120_000});
 }
 

@@ -165,6 +165,39 @@ test('an address that answers from a host outside the claim is never taken: the 
   await w.stopAll();
 });
 
+test('a host whose take was refused stands by while it waits to campaign again: it does not say it holds', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  const stray = new FakeNetworkDriver('stray', w.segment);
+  stray.addresses.add(SERVICE_IP.address);
+  const [a] = w.hosts;
+  const refused = (): boolean => a?.lines.some((l) => /taking the address failed/.test(l)) ?? false;
+  for (let i = 0; i < 500 && !refused(); i += 1) await w.advance(10);
+  t.true(refused(), a?.lines.join('\n'));
+  // Within a look at the key: what `baton status` and the hook are told is the key as it is, not the campaign's end.
+  await w.advance(CLAIM_POLL_MS);
+  t.false(a?.claim.holds());
+  t.is(a?.claim.state.phase, 'standing-by', JSON.stringify(a?.claim.state));
+  t.deepEqual(w.holders(), ['stray']);
+  await w.stopAll();
+});
+
+test('a holder that lost its hold looks at the key again at once: cut from etcd, it says it cannot read it', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  await w.advance(2000);
+  const [a] = w.hosts;
+  t.true(a?.claim.holds());
+  if (a !== undefined) a.cut = true;
+  for (let i = 0; i < 500 && a?.network.addresses.has(SERVICE_IP.address) === true; i += 1) await w.advance(10);
+  t.false(a?.network.addresses.has(SERVICE_IP.address), 'dropped');
+  // The revoke after the drop gets a renewal interval, the read after it a second (CALL_TIMEOUT_MS), and a read the
+  // silent watch leaves to the poll up to two more: then it knows it cannot read the key, rather than standing by as if
+  // the key were absent for its backoff first.
+  await w.advance(TIMING.renewEveryMs + 1000 + CLAIM_POLL_MS + 2000);
+  t.like(a?.claim.state, {phase: 'standing-by', holder: undefined});
+  t.regex(a?.claim.state.phase === 'standing-by' ? a.claim.state.error ?? '' : '', /no answer within/);
+  await w.stopAll();
+});
+
 test('at start an agent removes an address it finds, and revokes a key of its name left by the agent before it', async (t) => {
   const clock = new FakeClock();
   const etcd = new SharedEtcd(clock);
@@ -328,5 +361,24 @@ test('a host cut from etcd, whose watch goes silent, still never campaigns, and 
   b.cut = false;
   const {at} = await until(w, () => w.holders().includes('host-b'), 3 * WATCHED_POLL_MS);
   t.truthy(at, 'its poll found the key absent');
+  await w.stopAll();
+});
+
+test('a stop that comes while a host campaigns ends its run with no address and no key: nothing is left renewing', async (t) => {
+  const w = world(['host-a', 'host-b']);
+  const [a] = w.hosts;
+  for (let i = 0; i < 5000 && a?.claim.state.phase !== 'campaigning'; i += 1) await w.clock.advance(1);
+  t.is(a?.claim.state.phase, 'campaigning');
+  a?.stop.abort();
+  let ended = false;
+  void a?.ran.then(() => {
+    ended = true;
+  });
+  await w.advance(8000);
+  t.true(ended, `run ended; state ${JSON.stringify(a?.claim.state)}; lines ${a?.lines.join(' | ')}`);
+  t.false(a?.network.addresses.has(SERVICE_IP.address), 'no address');
+  const reading = w.etcd.store.read(KEY);
+  await w.clock.advance(10);
+  t.not((await reading)?.value, 'host-a', 'no key of its name');
   await w.stopAll();
 });
