@@ -30,7 +30,7 @@ import {createSystemClock} from './adapters/system-clock.js';
 import {createUdpTransport} from './adapters/udp-transport.js';
 import {Agent} from './agent.js';
 import {type AnyConfig, DEFAULT_CONFIG_FILE, type EtcdConfig, isEtcdConfig, loadAnyConfig, loadConfig, type Config} from './config/schema.js';
-import {type AgentStatus, type AnyAgentStatus, isEtcdStatus} from './control-protocol.js';
+import {type AgentStatus, type AnyAgentStatus, type ControlStats, isEtcdStatus} from './control-protocol.js';
 import {
   BIND_ALLOW_VARIABLE, boundingSetChangesUser, describeSandboxProblems, IP_ALLOW_VARIABLE, sandboxProblems,
   type RunningSandbox,
@@ -426,22 +426,7 @@ async function runAgent(
       return undefined;
     });
   });
-  process.on('SIGUSR1', () => {
-    void agent.status().then((status) => log.notice(`(status) ${JSON.stringify({...status, control: control.stats()})}`));
-  });
-
-  // READY=1 only once the agent knows what it is: sockets bound (beacons, control), config read, state decided.
-  // A stop before that never sends it (systemd then sees a start that ended, not a ready service).
-  const decided = await Promise.race([agent.ready().then(() => true), stopped.then(() => false)]);
-  if (decided && service !== undefined) {
-    const shown = describeService(await agent.status());
-    await service.ready(shown).then(
-      () => log.info(`(systemd) ready: ${shown}`),
-      (error: unknown) => log.error(`(systemd) could not report ready, systemd will time the start out: ${describeError(error)}`));
-    void keepStatusCurrent(agent, service, shown, {clock, log, signal: serviceLoopsSignal});
-  }
-
-  const signal = await stopped;
+  const signal = await serveUntilStopped(agent, control, service, stopped, {clock, log, signal: serviceLoopsSignal});
   log.notice(`(agent) ${signal}: stopping, on_stop ${config.onStop}`);
   await service?.stopping().catch((error: unknown) => log.warning(`(systemd) STOPPING=1 not sent: ${describeError(error)}`));
   await closeServers();
@@ -532,6 +517,30 @@ async function reloadInPlace(agent: Agent, closeServers: () => Promise<void>, co
     env['BATON_NOTIFY_FD'] = systemd.notifyFd;
   }
   execve(process.execPath, argv, env);
+}
+
+/**
+ * While the agent runs, in either mode: SIGUSR1's status dump, READY=1 once the agent knows what it is (sockets bound,
+ * config read, state decided; a stop before that never sends it, and systemd sees a start that ended, not a ready
+ * service), and STATUS= kept current. Resolves with the name of the signal that stops it.
+ */
+async function serveUntilStopped(
+  agent: {ready(): Promise<void>; status(): Promise<AnyAgentStatus>}, control: {stats(): ControlStats}, service: ServiceManager | undefined,
+  stopped: Promise<string>, loops: {clock: ReturnType<typeof createSystemClock>; log: Logger; signal: AbortSignal},
+): Promise<string> {
+  const {log} = loops;
+  process.on('SIGUSR1', () => {
+    void agent.status().then((status) => log.notice(`(status) ${JSON.stringify({...status, control: control.stats()})}`));
+  });
+  const decided = await Promise.race([agent.ready().then(() => true), stopped.then(() => false)]);
+  if (decided && service !== undefined) {
+    const shown = describeService(await agent.status());
+    await service.ready(shown).then(
+      () => log.info(`(systemd) ready: ${shown}`),
+      (error: unknown) => log.error(`(systemd) could not report ready, systemd will time the start out: ${describeError(error)}`));
+    void keepStatusCurrent(agent, service, shown, loops);
+  }
+  return stopped;
 }
 
 /** Re-sends STATUS= whenever the observed state changes (a takeover, a switch), until `signal` aborts. */
@@ -633,18 +642,7 @@ async function runEtcdAgent(config: EtcdConfig, log: Logger, clock: ReturnType<t
     log.warning(`(config) SIGHUP: etcd mode does not reload in place; \`systemctl restart baton-agent\` applies ${config.file} ` +
       '(this host gives the service up, and the next host takes it)');
   });
-  process.on('SIGUSR1', () => {
-    void agent.status().then((status) => log.notice(`(status) ${JSON.stringify({...status, control: control.stats()})}`));
-  });
-  const decided = await Promise.race([agent.ready().then(() => true), stopped.then(() => false)]);
-  if (decided && service !== undefined) {
-    const shown = describeService(await agent.status());
-    await service.ready(shown).then(
-      () => log.info(`(systemd) ready: ${shown}`),
-      (error: unknown) => log.error(`(systemd) could not report ready, systemd will time the start out: ${describeError(error)}`));
-    void keepStatusCurrent(agent, service, shown, {clock, log, signal: serviceLoopsSignal});
-  }
-  const signal = await stopped;
+  const signal = await serveUntilStopped(agent, control, service, stopped, {clock, log, signal: serviceLoopsSignal});
   log.notice(`(agent) ${signal}: stopping, giving ${config.pair} up if this host holds it`);
   await service?.stopping().catch((error: unknown) => log.warning(`(systemd) STOPPING=1 not sent: ${describeError(error)}`));
   await control.close();

@@ -111,23 +111,15 @@ export function parseMonitorLine(line: string, iface: string, addresses: readonl
  * of that family reach it while the other host serves the rest.
  */
 export function judgeHolders(history: AddressHistory): HolderJudgement {
-  const state = new Map(Object.entries(history.initial).map(([host, s]) =>
-    [host, {linkUp: s.linkUp, addresses: new Set(s.addresses), held: new Set(s.held)}]));
-  const heldBy = (host: {linkUp: boolean; addresses: Set<string>; held: Set<string>}): string[] =>
+  const state = initialState(history);
+  const heldBy = (host: HostLinkState): string[] =>
     host.linkUp ? history.addresses.filter((a) => host.addresses.has(a) && !host.held.has(a)) : [];
   const holders = (): string[] => [...state].filter(([, s]) => heldBy(s).length > 0).map(([host]) => host).sort();
   const overlaps: Array<{fromMs: number; toMs: number | undefined; hosts: string[]}> = [];
   let open: {fromMs: number; toMs: number | undefined; hosts: string[]} | undefined;
   if (holders().length > 1) overlaps.push(open = {fromMs: history.events[0]?.atMs ?? 0, toMs: undefined, hosts: holders()});
   for (const event of history.events) {
-    const host = state.get(event.host) ?? {linkUp: false, addresses: new Set<string>(), held: new Set<string>()};
-    const address = event.address ?? '';
-    if (event.change === 'address-added') host.addresses.add(address);
-    else if (event.change === 'address-removed') host.addresses.delete(address);
-    else if (event.change === 'hold-added') host.held.add(address);
-    else if (event.change === 'hold-removed') host.held.delete(address);
-    else host.linkUp = event.change === 'link-up';
-    state.set(event.host, host);
+    applyEvent(state, event);
     const now = holders();
     if (now.length > 1 && open === undefined) overlaps.push(open = {fromMs: event.atMs, toMs: undefined, hosts: now});
     else if (now.length <= 1 && open !== undefined) {
@@ -150,8 +142,7 @@ export function judgeHolders(history: AddressHistory): HolderJudgement {
  * kernels saw it. A host with part of a dual-stack service counts as holding. Replays the history from its start.
  */
 export function longestUnheld(history: AddressHistory, fromMs: number, toMs: number): number {
-  const state = new Map(Object.entries(history.initial).map(([host, s]) =>
-    [host, {linkUp: s.linkUp, addresses: new Set(s.addresses), held: new Set(s.held)}]));
+  const state = initialState(history);
   const anyHolder = (): boolean => [...state.values()].some((s) => s.linkUp && history.addresses.some((a) => s.addresses.has(a) && !s.held.has(a)));
   let longest = 0;
   let unheldSince: number | undefined = anyHolder() ? undefined : fromMs;
@@ -162,14 +153,7 @@ export function longestUnheld(history: AddressHistory, fromMs: number, toMs: num
   };
   for (const event of history.events) {
     if (event.atMs > toMs) break;
-    const host = state.get(event.host) ?? {linkUp: false, addresses: new Set<string>(), held: new Set<string>()};
-    const address = event.address ?? '';
-    if (event.change === 'address-added') host.addresses.add(address);
-    else if (event.change === 'address-removed') host.addresses.delete(address);
-    else if (event.change === 'hold-added') host.held.add(address);
-    else if (event.change === 'hold-removed') host.held.delete(address);
-    else host.linkUp = event.change === 'link-up';
-    state.set(event.host, host);
+    applyEvent(state, event);
     if (anyHolder()) close(event.atMs);
     else unheldSince ??= Math.max(event.atMs, fromMs);
   }
@@ -284,4 +268,28 @@ async function readState(namespace: string, iface: string, addresses: readonly s
       (!onLo || a.prefixlen === addressBitsOf(ip.family))))).map((ip) => ip.address);
   const links = await read(iface);
   return {addresses: found(links, false), linkUp: links.some((link) => link.flags.includes('UP')), held: found(await read('lo'), true)};
+}
+
+/** A host's state as the events change it. */
+interface HostLinkState {
+  linkUp: boolean;
+  readonly addresses: Set<string>;
+  readonly held: Set<string>;
+}
+
+/** Each host's state when the watch began. */
+function initialState(history: AddressHistory): Map<string, HostLinkState> {
+  return new Map(Object.entries(history.initial).map(([host, s]) => [host, {linkUp: s.linkUp, addresses: new Set(s.addresses), held: new Set(s.held)}]));
+}
+
+/** One kernel event applied to the hosts' state as it was before it. */
+function applyEvent(state: Map<string, HostLinkState>, event: AddressEvent): void {
+  const host = state.get(event.host) ?? {linkUp: false, addresses: new Set<string>(), held: new Set<string>()};
+  const address = event.address ?? '';
+  if (event.change === 'address-added') host.addresses.add(address);
+  else if (event.change === 'address-removed') host.addresses.delete(address);
+  else if (event.change === 'hold-added') host.held.add(address);
+  else if (event.change === 'hold-removed') host.held.delete(address);
+  else host.linkUp = event.change === 'link-up';
+  state.set(event.host, host);
 }
