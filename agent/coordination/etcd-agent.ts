@@ -61,6 +61,8 @@ export class EtcdAgent implements ControlHandler {
   readonly #deps: EtcdAgentDeps;
   readonly #claim: ServiceClaim;
   readonly #switch: EtcdSwitch;
+  /** The state the hook last heard. */
+  #hookState: AgentStateName = 'starting';
   /** `baton drain` said this host must not take the service (a key in etcd, until `baton resume`). */
   #drained = false;
   #watchingDrained: Promise<void> | undefined;
@@ -116,13 +118,13 @@ export class EtcdAgent implements ControlHandler {
       hosts: coordination.hosts,
       // A drained host neither campaigns nor takes a switch, as one whose checks fail.
       healthy: () => this.#mayServe(),
-      actions: sayWhatGoes(stepClaimActions(run), network, config.service.ips, log),
+      actions: sayWhatGoes(stepClaimActions(run), network, config.service.ips, log, () => this.#nowServing()),
       signal: this.#stop.signal,
-      onPhase: (state, previous) => this.#phaseChanged(state, previous),
+      onPhase: (state) => this.#phaseChanged(state),
     });
     this.#switch = new EtcdSwitch({
       config, clock, store, log, run, claim: this.#claim, healthy: () => this.#mayServe(), accessLog: deps.accessLog,
-      newId: deps.newId,
+      newId: deps.newId, onServing: () => this.#nowServing(),
     });
   }
 
@@ -291,24 +293,38 @@ export class EtcdAgent implements ControlHandler {
     }
   }
 
-  #phaseChanged(state: ClaimState, previous: ClaimState): void {
+  #phaseChanged(state: ClaimState): void {
     this.#phaseSince = this.#deps.clock.now();
     if (state.phase !== 'starting') this.#markReady();
-    const oldState = HOOK_STATE[previous.phase];
-    const newState = HOOK_STATE[state.phase];
+    // Holding the key is not serving yet: the hook hears active once the address is taken (#nowServing), so that a take
+    // refused by the duplicate-address probe is no active-then-standby pair.
+    if (state.phase === 'holding') return;
+    const reason = state.phase === 'standing-by' ? (state.error === undefined ? 'stands by' : `cannot read the key: ${state.error}`) : state.phase;
+    this.#hook(HOOK_STATE[state.phase], reason);
+  }
+
+  /** The address was taken (a campaign's take, or a switch's backup-net-up): the hook hears active. */
+  #nowServing(): void {
+    const state = this.#claim.state;
+    this.#hook('active', `serves ${this.#deps.config.pair} at epoch ${state.phase === 'holding' ? state.epoch : '?'}`);
+  }
+
+  #hook(newState: AgentStateName, reason: string): void {
+    const oldState = this.#hookState;
     if (oldState === newState) return;
-    const reason = state.phase === 'holding' ? `holds ${this.#deps.config.pair}'s key at epoch ${state.epoch}`
-      : state.phase === 'standing-by' ? (state.error === undefined ? 'stands by' : `cannot read the key: ${state.error}`)
-        : state.phase;
+    this.#hookState = newState;
     this.#deps.hooks?.notify({oldState, newState, reason});
   }
 }
 
 /** The claim's actions, with a drop that says which addresses it found and removed (at start: left by an agent
  *  before this one), so that a removal is never silent. */
-function sayWhatGoes(actions: ClaimActions, network: NetworkDriver, ips: readonly ServiceIp[], log: Logger): ClaimActions {
+function sayWhatGoes(actions: ClaimActions, network: NetworkDriver, ips: readonly ServiceIp[], log: Logger, taken: () => void): ClaimActions {
   return {
-    take: () => actions.take(),
+    async take() {
+      await actions.take();
+      taken();
+    },
     async drop() {
       // isServing spawns nothing: the drop is not delayed by more than a netlink read.
       const found = await findServing(network, ips).catch(() => undefined);

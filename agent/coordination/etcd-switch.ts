@@ -126,6 +126,8 @@ export interface EtcdSwitchDeps {
   /** The access log of confirm.access_log, when set: the taker counts requests in it after backup-net-up. */
   readonly accessLog: AccessLogWatcher | undefined;
   readonly newId: () => string;
+  /** Told when this host, the taker, has taken the address (backup-net-up). */
+  readonly onServing?: () => void;
 }
 
 // While a switch waits on the other host, the record is read this often: the gap between the giver's removal and the
@@ -392,6 +394,7 @@ export class EtcdSwitch {
       if (accessLog !== undefined) counter = new TrafficCounter(accessLog, clock, config.confirm.statuses);
       if (!prepared.holder.holds()) throw new BatonError('STEP_FAILED', 'this host\'s lease deadline passed before backup-net-up');
       await local('backup-net-up');
+      this.#deps.onServing?.();
       let count: number | undefined;
       if (counter !== undefined) {
         failedStep = 'confirm-traffic';

@@ -78,7 +78,7 @@ function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
     }
     return {value: await watched, doubles, noneMs};
   };
-  return {clock, store, hosts, holders, advance, settle, stopAll, watch};
+  return {clock, store, segment, hosts, holders, advance, settle, stopAll, watch};
 }
 
 test('the first host takes the service; both report it, and the hook hears active and standby', async (t) => {
@@ -99,7 +99,7 @@ test('the first host takes the service; both report it, and the hook hears activ
     deadlineInMs: undefined}});
   t.deepEqual(a.changes.map((c) => [c.oldState, c.newState]), [['starting', 'standby'], ['standby', 'active']]);
   t.deepEqual(b.changes.map((c) => [c.oldState, c.newState]), [['starting', 'standby']]);
-  t.regex(a.changes[1]?.reason ?? '', /^holds web's key at epoch \d+$/);
+  t.regex(a.changes[1]?.reason ?? '', /^serves web at epoch \d+$/, 'active once the address is taken, not when the key is');
   await w.stopAll();
 });
 
@@ -382,4 +382,24 @@ test('each host keeps a presence key; status names the other hosts as present, h
   t.is(check.summary, 'WARNING: nobody would take web over if this host (a) failed: b is absent, c fails its health checks');
   await w.settle(Promise.all([a.agent.shutdown(), c.agent.shutdown()]));
   t.deepEqual((await w.settle(w.store.list('/baton/'))).keys, [], 'no key left behind a stop');
+});
+
+test('a take refused by the duplicate-address probe is no active for the hook: it hears active only once the address is taken', async (t) => {
+  const w = world(['a', 'b']);
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  // A host outside baton answers for the address: every campaign wins the key and then refuses to take it.
+  const stranger = new FakeNetworkDriver('stranger', w.segment);
+  await stranger.addAddress(SERVICE_IP);
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(6000);
+  t.deepEqual(w.holders(), ['stranger']);
+  t.true(a.lines.some((line) => line.includes('answered a duplicate-address probe')), a.lines.join('\n'));
+  t.deepEqual([...a.changes, ...b.changes].filter((c) => c.newState === 'active'), [], 'no active then standby for a take that never happened');
+  await w.settle(stranger.removeAddress(SERVICE_IP));
+  await w.advance(4000);
+  t.is(w.holders().length, 1);
+  const holder = w.hosts.find((host) => host.name === w.holders()[0]);
+  t.deepEqual(holder?.changes.filter((c) => c.newState === 'active').map((c) => c.oldState), ['standby']);
+  await w.stopAll();
 });
