@@ -1,5 +1,6 @@
 // `baton lab up|status|down|run`: a two-host pair plus a client in network namespaces on this machine.
 
+import {spawnSync} from 'node:child_process';
 import {readdir, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
@@ -139,6 +140,12 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
  * drill after the current phase; the lab is removed all the same (its hosts stand by for etcd, nothing to keep).
  */
 async function runEtcdDrillInLab(out: Output, options: LabOptions, runner: CommandRunner): Promise<number> {
+  // Before anything is built: without etcd the lab would fail half-way, with namespaces to take down.
+  const missing = ['etcd', 'etcdctl'].filter((program) => spawnSync(program, ['--version'], {stdio: 'ignore'}).error !== undefined);
+  if (missing.length > 0) {
+    throw new BatonError('LAB_FAILED', `--coordination etcd: ${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} not installed; ` +
+      'install them with `apt-get install etcd-server etcd-client` (the lab starts its own members; the package\'s service is not needed)');
+  }
   const say = (line: string): void => out.stderr(`${line}\n`);
   const abort = new AbortController();
   const onInterrupt = (): void => {
