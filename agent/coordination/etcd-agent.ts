@@ -46,6 +46,10 @@ export interface EtcdAgentDeps {
 
 // A host reads its drained flag this often: `baton drain` on another host takes effect within a second.
 const DRAINED_READ_MS = 1000;
+// A holder whose checks fail looks this often whether it should hand the service over, and tries again this long after
+// a handover that no host took.
+const SICK_LOOK_MS = 1000;
+const SICK_RETRY_MS = 30_000;
 const CALL_TIMEOUT_MS = 1000;
 
 /** A claim's phase as the hook's states: a holder is active, every other phase stands by (or is stopping). */
@@ -66,6 +70,9 @@ export class EtcdAgent implements ControlHandler {
   /** `baton drain` said this host must not take the service (a key in etcd, until `baton resume`). */
   #drained = false;
   #watchingDrained: Promise<void> | undefined;
+  #watchingHealth: Promise<void> | undefined;
+  /** When this host, holding the service with failing checks, last tried to hand it over. */
+  #sickTriedAt = -Infinity;
   #serving: Promise<void> | undefined;
   readonly #presence: PresenceKeeper;
   readonly #health: HealthMonitor;
@@ -142,6 +149,7 @@ export class EtcdAgent implements ControlHandler {
       log.error(`(claim) stopped: ${describeError(error)}`);
     });
     this.#watchingDrained = this.#watchDrained(this.#stop.signal);
+    this.#watchingHealth = this.#handOverWhileSick(this.#stop.signal);
     this.#serving = this.#switch.serve(this.#stop.signal).catch((error: unknown) => log.error(`(switch) stopped: ${describeError(error)}`));
   }
 
@@ -156,6 +164,7 @@ export class EtcdAgent implements ControlHandler {
     await this.#run;
     await this.#serving;
     await this.#watchingDrained;
+    await this.#watchingHealth;
     this.#stopPresence.abort(new Error('the agent stops'));
     await this.#presenceRun;
     await this.#health.stop();
@@ -269,6 +278,39 @@ export class EtcdAgent implements ControlHandler {
 
   rehearsalAids(): Promise<RehearsalAids> {
     return Promise.reject(notInEtcdMode('the rehearsal aids', 'rehearse a failover by stopping the holder\'s agent or cutting it from etcd'));
+  }
+
+  /**
+   * A holder whose health checks fail hands the service over, as a pair's does: to the first other host whose presence
+   * says it is there and healthy, by a planned switch (which that host runs and confirms). With nobody healthy to take
+   * it, it keeps the service, and tries again every SICK_RETRY_MS while its checks fail.
+   */
+  async #handOverWhileSick(signal: AbortSignal): Promise<void> {
+    const {clock, log, config} = this.#deps;
+    while (!signal.aborted) {
+      await clock.sleep(SICK_LOOK_MS, signal).catch(() => undefined);
+      if (signal.aborted || this.#health.health !== 'failing' || !this.#claim.holds() || this.#claim.switching !== undefined) continue;
+      if (clock.now() - this.#sickTriedAt < SICK_RETRY_MS) continue;
+      this.#sickTriedAt = clock.now();
+      const healthy = this.#peers(clock.now()).peers.filter((peer) => peer.present === true && peer.health === 'ok').map((peer) => peer.host);
+      if (healthy.length === 0) {
+        log.warning(`(health) this host's checks fail and it holds ${config.pair}, but no other host is there and healthy to take it: keeping it`);
+        continue;
+      }
+      for (const to of healthy) {
+        log.notice(`(health) this host's checks fail: handing ${config.pair} over to ${to}`);
+        const result = await this.#switch.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined,
+          pauseAfter: undefined, to}, (progress) => log.info(`(health) ${JSON.stringify(progress)}`)).catch((error: unknown) => {
+          log.warning(`(health) ${to} cannot take ${config.pair}: ${describeError(error)}`);
+          return undefined;
+        });
+        if (result?.outcome === 'done') {
+          log.notice(`(health) ${to} serves ${config.pair}: ${result.reason ?? ''}`);
+          break;
+        }
+        if (result !== undefined) log.warning(`(health) the handover to ${to} rolled back: ${result.reason ?? ''}`);
+      }
+    }
   }
 
   #mayServe(): boolean {

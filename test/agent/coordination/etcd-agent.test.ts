@@ -403,3 +403,53 @@ test('a take refused by the duplicate-address probe is no active for the hook: i
   t.deepEqual(holder?.changes.filter((c) => c.newState === 'active').map((c) => c.oldState), ['standby']);
   await w.stopAll();
 });
+
+test('a holder whose health checks fail hands the service over to a healthy host by a switch; with nobody healthy it keeps it', async (t) => {
+  const w = world(['a', 'b', 'c'], {accessLog: true});
+  const [a, b, c] = w.hosts;
+  if (a === undefined || b === undefined || c === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(3000);
+  t.deepEqual(w.holders(), ['a']);
+  // b is unhealthy too: the service goes to c, the first healthy one, confirmed by its access log.
+  b.health.answer('interface eth0', {ok: false, detail: 'eth0 has no carrier'});
+  await w.advance(1500);
+  a.health.answer('interface eth0', {ok: false, detail: 'eth0 has no carrier'});
+  let arrived: () => void = () => undefined;
+  const movedToC = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  const {doubles} = await w.watch(movedToC, () => {
+    if (w.holders()[0] !== 'c') return;
+    // Clients keep coming: c's access log sees them, and the switch is confirmed.
+    c.accessLog?.request();
+    if (a.lines.some((line) => line.startsWith('(health) c serves web'))) arrived();
+  });
+  t.is(doubles, 0);
+  t.deepEqual(w.holders(), ['c']);
+  t.true(a.lines.some((line) => line === '(health) this host\'s checks fail: handing web over to c'), a.lines.join('\n'));
+  // c fails now too, with nobody healthy left: it keeps the service rather than leave it on nobody.
+  c.health.answer('interface eth0', {ok: false, detail: 'eth0 has no carrier'});
+  await w.advance(5000);
+  t.deepEqual(w.holders(), ['c']);
+  t.true(c.lines.some((line) => line.startsWith('(health) this host\'s checks fail and it holds web, but no other host is there and healthy')));
+  await w.stopAll();
+});
+
+test('a sick holder\'s handover that no client confirms is handed back: it keeps serving, never two holders', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true});
+  const [a] = w.hosts;
+  if (a === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(3000);
+  a.health.answer('interface eth0', {ok: false, detail: 'eth0 has no carrier'});
+  let doubles = 0;
+  for (let ms = 0; ms < 12_000; ms += 1) {
+    await w.clock.advance(1);
+    if (w.holders().length > 1) doubles += 1;
+  }
+  t.is(doubles, 0);
+  t.true(a.lines.some((line) => line.startsWith('(health) the handover to b rolled back')), a.lines.join('\n'));
+  t.deepEqual(w.holders(), ['a'], 'the key and the address went back to a');
+  await w.stopAll();
+});
