@@ -158,8 +158,11 @@ export class EtcdAgent implements ControlHandler {
     return this.#ready;
   }
 
-  /** Gives the service up (the address, then the lease), then its presence, and stops. */
+  /** Gives the service up (the address, then the lease), then its presence, and stops. A switch this host runs is let
+   *  finish first (its own deadlines end it): stopping in the middle would leave the address on neither host. */
   async shutdown(): Promise<void> {
+    if (this.#claim.switching !== undefined) this.#deps.log.notice(`(agent) waiting for switch ${this.#claim.switching} to end before stopping`);
+    await this.#switch.idle();
     this.#stop.abort(new Error('the agent stops'));
     await this.#run;
     await this.#serving;

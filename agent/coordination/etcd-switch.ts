@@ -176,6 +176,7 @@ export class EtcdSwitch {
   readonly #key: string;
   readonly #serviceKey: string;
   #running = false;
+  #current: Promise<void> | undefined;
 
   constructor(deps: EtcdSwitchDeps) {
     this.#deps = deps;
@@ -225,15 +226,24 @@ export class EtcdSwitch {
     this.#running = true;
     const id = requested?.value.id ?? this.#deps.newId();
     claim.switchBegan(id);
-    try {
-      const result = await this.#run(id, key, revision, options, emit);
-      await this.#recordResult(id, result);
-      return result;
-    } finally {
-      claim.switchEnded();
-      this.#running = false;
-      log.info(`(switch ${id}) over`);
-    }
+    const running = (async () => {
+      try {
+        const result = await this.#run(id, key, revision, options, emit);
+        await this.#recordResult(id, result);
+        return result;
+      } finally {
+        claim.switchEnded();
+        this.#running = false;
+        log.info(`(switch ${id}) over`);
+      }
+    })();
+    this.#current = running.then(() => undefined, () => undefined);
+    return running;
+  }
+
+  /** Resolves when no switch runs on this host (one that runs ends by its own deadlines). */
+  async idle(): Promise<void> {
+    await this.#current;
   }
 
   /** The end of a switch, into its record for the host that asked (the phase stays: the giver may still act on it). */
@@ -589,6 +599,15 @@ export class EtcdSwitch {
       }
       case 'giver-down':
       case 'handed-over':
+        if (value.phase === 'handed-over' && await this.#keyGone()) {
+          // The taker lost the key (its lease expired): nothing will come back to this host, whose address is down; its
+          // keyless lease ends now, so that it campaigns like the others instead of waiting the switch out. (A key that
+          // names this host again is a handback read before its record: the next look sees handed-back.)
+          log.warning(`(switch ${value.id}) ${value.taker} no longer holds the key after the handover: this host's hold ends`);
+          claim.switchEnded();
+          await claim.release();
+          return;
+        }
         // The taker's turn. One that went silent for long leaves this host to take its address back (before the
         // handover: it still holds the key) or to give up its hold (after: the key is the taker's).
         if (stillForMs < (value.phase === 'giver-down' ? GIVER_ALONE_BEFORE_HANDOVER_MS
@@ -642,6 +661,12 @@ export class EtcdSwitch {
         [{type: 'put', key: this.#key, value: JSON.stringify({...value, phase: 'rolled-back', result})}], {timeoutMs: CALL_TIMEOUT_MS})
         .catch((failure: unknown) => log.error(`(switch ${value.id}) the refusal could not be written: ${describeError(failure)}`));
     }
+  }
+
+  /** Whether the service key is absent (not when it cannot be read: then the giver waits, as before). */
+  async #keyGone(): Promise<boolean> {
+    const key = await this.#deps.store.read(this.#serviceKey, {timeoutMs: CALL_TIMEOUT_MS}).catch(() => 'unknown' as const);
+    return key === undefined;
   }
 
   /** The giver puts its address back after a rollback, if it still holds the key (no probe: the taker never served). */

@@ -450,6 +450,38 @@ test('a sick holder\'s handover that no client confirms is handed back: it keeps
   }
   t.is(doubles, 0);
   t.true(a.lines.some((line) => line.startsWith('(health) the handover to b rolled back')), a.lines.join('\n'));
-  t.deepEqual(w.holders(), ['a'], 'the key and the address went back to a');
+  t.deepEqual(w.holders(), ['a'], `the key and the address went back to a: ${a.lines.join('\n')}`);
+  await w.stopAll();
+});
+
+test('a taker lost right after the handover: the old giver ends its keyless hold when the key goes, and serves again', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(3000);
+  let lostAt: number | undefined;
+  const switching = b.agent.switchover({dryRun: false, strict: false, minRequests: 1, confirmTimeoutS: 5, pauseAfter: undefined, to: 'b'}, (p) => {
+    // b is lost (cut from etcd, as a crash or a partition would) once it has the address: the key goes with its lease.
+    if (p.kind === 'step' && p.step === 'backup-net-up' && p.action === 'apply' && p.status === 'ok') {
+      b.reach.cut = true;
+      lostAt = w.clock.now();
+    }
+  });
+  let servedAgainAt: number | undefined;
+  let doubles = 0;
+  // Fake time: the key is free at most a lease (3 s) after b's last renewal; a looks at once after that, not after
+  // waiting out a confirmation (5 s) and 15 s more.
+  for (let ms = 0; ms < 15_000 && servedAgainAt === undefined; ms += 1) {
+    await w.clock.advance(1);
+    if (w.holders().length > 1) doubles += 1;
+    if (lostAt !== undefined && w.holders()[0] === 'a') servedAgainAt = w.clock.now();
+  }
+  t.is(doubles, 0, 'never two holders: b dropped by its own deadline before the key could go');
+  t.not(servedAgainAt, undefined, 'a serves again within 15 s of b\'s loss');
+  t.log(`a served again ${(servedAgainAt ?? 0) - (lostAt ?? 0)} ms after b was lost`);
+  t.true(a.lines.some((line) => line.includes('b no longer holds the key after the handover: this host\'s hold ends')), a.lines.join('\n'));
+  b.reach.cut = false;
+  await w.settle(switching.catch(() => undefined));
   await w.stopAll();
 });
