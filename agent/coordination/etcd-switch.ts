@@ -197,14 +197,12 @@ export class EtcdSwitch {
 
   /** The switch to this host, run here end to end; `requested`: the record another host wrote to ask for it. */
   async #switchHere(options: SwitchoverOptions, emit: Emit, requested: {revision: number; value: SwitchRecord} | undefined): Promise<SwitchResult> {
-    const {config, store, claim, log} = this.#deps;
+    const {config, claim, log} = this.#deps;
     const self = config.coordination.host;
     if (this.#running || claim.switching !== undefined) {
       throw new BatonError('SWITCH_IN_PROGRESS', `switch ${claim.switching ?? ''} is already running on this host`.replace('  ', ' '));
     }
-    const key = await store.read(this.#serviceKey, {timeoutMs: CALL_TIMEOUT_MS});
-    if (key === undefined) throw new BatonError('PREFLIGHT_REFUSED', `nobody holds ${config.pair} (${this.#serviceKey} is absent): there is nothing to move`);
-    if (key.value === self) throw new BatonError('PREFLIGHT_REFUSED', `this host (${self}) holds ${config.pair} already, at epoch ${key.modRevision}`);
+    const key = await this.#holderOtherThan(self, `this host (${self})`);
     if (!this.#deps.healthy()) throw new BatonError('PREFLIGHT_REFUSED', `the health checks of host ${self} fail: it does not take ${config.pair}`);
     // As a pair's: no switch that cannot be confirmed. Checked before anything moves.
     const accessLog = this.#deps.accessLog;
@@ -212,17 +210,7 @@ export class EtcdSwitch {
       throw new BatonError('ACCESS_LOG_UNREADABLE', `confirm.access_log is not set in ${config.file} on host ${self}: baton cannot confirm traffic here`);
     }
     await accessLog.check();
-    let revision: number;
-    if (requested !== undefined) {
-      revision = requested.revision;
-    } else {
-      const existing = await store.read(this.#key, {timeoutMs: CALL_TIMEOUT_MS});
-      const before = existing === undefined ? undefined : decodeSwitchRecord(existing.value);
-      if (existing !== undefined && typeof before === 'object' && !FINAL_PHASES.includes(before.phase)) {
-        throw new BatonError('SWITCH_IN_PROGRESS', `switch ${before.id} from ${before.giver} to ${before.taker} is ${before.phase} (${this.#key})`);
-      }
-      revision = existing?.modRevision ?? 0;
-    }
+    const revision = requested?.revision ?? await this.#recordRevisionIfOver();
     this.#running = true;
     const id = requested?.value.id ?? this.#deps.newId();
     claim.switchBegan(id);
@@ -264,24 +252,37 @@ export class EtcdSwitch {
     this.#deps.log.warning(`(switch ${id}) its result could not be written to ${this.#key}: the host that asked will not see it`);
   }
 
-  /** Asks host `to` to take the service: writes the request, then follows the record until the taker writes the end. */
-  async #ask(to: string, options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
-    const {config, store, clock, log} = this.#deps;
-    const self = config.coordination.host;
+  /** The service key, held by another host than `taker` (`who` in words): nothing to move otherwise. */
+  async #holderOtherThan(taker: string, who: string): Promise<StoredKey> {
+    const {config, store} = this.#deps;
     const key = await store.read(this.#serviceKey, {timeoutMs: CALL_TIMEOUT_MS});
     if (key === undefined) throw new BatonError('PREFLIGHT_REFUSED', `nobody holds ${config.pair} (${this.#serviceKey} is absent): there is nothing to move`);
-    if (key.value === to) throw new BatonError('PREFLIGHT_REFUSED', `host ${to} holds ${config.pair} already, at epoch ${key.modRevision}`);
-    const existing = await store.read(this.#key, {timeoutMs: CALL_TIMEOUT_MS});
+    if (key.value === taker) throw new BatonError('PREFLIGHT_REFUSED', `${who} holds ${config.pair} already, at epoch ${key.modRevision}`);
+    return key;
+  }
+
+  /** The switch record's revision (0: none) when no switch is under way; a switch that is refuses this one. */
+  async #recordRevisionIfOver(): Promise<number> {
+    const existing = await this.#deps.store.read(this.#key, {timeoutMs: CALL_TIMEOUT_MS});
     const before = existing === undefined ? undefined : decodeSwitchRecord(existing.value);
     if (existing !== undefined && typeof before === 'object' && !FINAL_PHASES.includes(before.phase)) {
       throw new BatonError('SWITCH_IN_PROGRESS', `switch ${before.id} from ${before.giver} to ${before.taker} is ${before.phase} (${this.#key})`);
     }
+    return existing?.modRevision ?? 0;
+  }
+
+  /** Asks host `to` to take the service: writes the request, then follows the record until the taker writes the end. */
+  async #ask(to: string, options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
+    const {config, store, clock, log} = this.#deps;
+    const self = config.coordination.host;
+    const key = await this.#holderOtherThan(to, `host ${to}`);
+    const recordRevision = await this.#recordRevisionIfOver();
     const id = this.#deps.newId();
     const started = clock.now();
     const ask: SwitchRecord = {id, giver: key.value, taker: to, epoch: key.modRevision, phase: 'requested', requestedBy: self,
       ...options.minRequests === undefined ? {} : {minRequests: options.minRequests},
       ...options.confirmTimeoutS === undefined ? {} : {confirmTimeoutS: options.confirmTimeoutS}};
-    const wrote = await store.transact([{key: this.#key, modRevision: existing?.modRevision ?? 0}],
+    const wrote = await store.transact([{key: this.#key, modRevision: recordRevision}],
       [{type: 'put', key: this.#key, value: JSON.stringify(ask)}], {timeoutMs: CALL_TIMEOUT_MS});
     if (!wrote.succeeded) throw new BatonError('SWITCH_IN_PROGRESS', `${this.#key} changed while the switch was being asked for: another switch began`);
     const giver: HostLabel = {role: 'host', host: key.value};
