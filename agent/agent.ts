@@ -370,6 +370,9 @@ export class Agent {
   /** The operator's switchover, run from this host. One at a time. */
   async switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
     if (options.pauseAfter !== undefined) requireRehearsal(this.#deps.config, 'switchover --pause-after');
+    if (options.service !== undefined) {
+      throw new BatonError('BAD_REQUEST', `switchover --service ${options.service}: a pair moves its one service, and takes no --service`);
+    }
     if (options.to !== undefined) {
       throw new BatonError('BAD_REQUEST', `switchover --to ${options.to}: a pair moves the service to its peer, and takes no --to ` +
         '(it is for etcd mode, with three or more hosts); leave it out');

@@ -35,6 +35,8 @@ export interface SwitchoverOptions {
   readonly pauseAfter: {readonly step: string; readonly seconds: number} | undefined;
   /** etcd mode: the host to move the service to (`--to HOST`). A pair has one other host and takes none. */
   readonly to?: string;
+  /** etcd mode: which of the host's services to move (`--service NAME`); needed only when it has several. */
+  readonly service?: string;
 }
 
 export type ControlRequest = (
@@ -114,7 +116,10 @@ export interface DrainResult {
   readonly host: string;
   /** What was done, in words. */
   readonly text: string;
+  /** The switch that moved the service (etcd mode: the last of the services' switches), if one ran. */
   readonly moved: SwitchResult | undefined;
+  /** etcd mode: the services the drained host still holds because no other host took them. */
+  readonly stuck?: readonly string[];
 }
 
 export interface ResumeResult {
@@ -235,32 +240,19 @@ export interface EtcdPeer {
   readonly version: string | undefined;
   /** Since when (wall clock, ISO 8601) its health has been what it is. */
   readonly since: string | undefined;
-  /** Whether the service's key names it. */
-  readonly holds: boolean;
+  /** The services whose keys name it, as this host last read them. */
+  readonly holds: readonly string[];
 }
 
-/** `baton status` of a host in etcd mode: no peer and no beacons; the service's key in etcd says who holds it. */
-export interface EtcdStatusReport {
-  readonly coordination: 'etcd';
-  /** The service's name (the config's `pair`). */
-  readonly pair: string;
-  readonly self: {
-    /** This host's name in etcd (coordination.host), and the machine's hostname. */
-    readonly host: string;
-    readonly hostname: string;
-    readonly pid: number;
-    readonly version: string;
-    readonly uptimeMs: number;
-    readonly health: Health;
-    readonly healthChecks: readonly {readonly name: string; readonly ok: boolean | undefined; readonly detail: string}[];
-    /** Observed on the interface while answering: every service address is there (undefined: could not tell). */
-    readonly holdsIp: boolean | undefined;
-    /** The service addresses found there. */
-    readonly held: readonly string[];
-    /** `baton drain` said this host must not take the service, until `baton resume` here. */
-    readonly drained?: boolean;
-  };
+/** One service of a host in etcd mode, in `baton status`: its address as observed here, and its claim. */
+export interface EtcdServiceStatus {
+  /** Its name, which names its key. */
+  readonly name: string;
   readonly service: {readonly address: string; readonly addresses: readonly string[]; readonly interface: string; readonly mode: string};
+  /** Observed on the interface while answering: every address of the service is there (undefined: could not tell). */
+  readonly holdsIp: boolean | undefined;
+  /** The service's addresses found there. */
+  readonly held: readonly string[];
   readonly claim: {
     readonly phase: ClaimPhase;
     /** While standing by: the host the key names (undefined: absent or unknown); while holding: this host. */
@@ -275,16 +267,38 @@ export interface EtcdStatusReport {
     readonly switching?: string | undefined;
     readonly since: {readonly phaseForMs: number};
   };
-  /** Every host that may hold the service, in preference order. */
+  /** The hosts that may hold it, in its order of preference. */
   readonly hosts: readonly string[];
-  /** The other hosts (every one but this), as this host last read their presence keys and the service's key. */
+  readonly key: string;
+}
+
+/** `baton status` of a host in etcd mode: no peer and no beacons; each service's key in etcd says who holds it. */
+export interface EtcdStatusReport {
+  readonly coordination: 'etcd';
+  readonly self: {
+    /** This host's name in etcd (coordination.host), and the machine's hostname. */
+    readonly host: string;
+    readonly hostname: string;
+    readonly pid: number;
+    readonly version: string;
+    readonly uptimeMs: number;
+    readonly health: Health;
+    readonly healthChecks: readonly {readonly name: string; readonly ok: boolean | undefined; readonly detail: string}[];
+    /** `baton drain` said this host must not take any service, until `baton resume` here. */
+    readonly drained?: boolean;
+  };
+  /** The services of this host's file, in its order. */
+  readonly services: readonly EtcdServiceStatus[];
+  /** Every host of coordination.hosts, in its order. */
+  readonly hosts: readonly string[];
+  /** The other hosts (every one but this), as this host last read their presence keys and the services' keys. */
   readonly peers: readonly EtcdPeer[];
   /** How long ago that read was (undefined: never yet). */
   readonly peersReadMsAgo: number | undefined;
-  /** Whether this host's watch on etcd is open (changes reach it at once) rather than broken (it polls). */
+  /** Whether this host's watches on etcd are open (changes reach it at once) rather than broken (it polls). */
   readonly watching: boolean;
-  readonly key: string;
-  readonly etcd: {readonly endpoints: readonly string[]; readonly leaseTtlS: number; readonly renewMarginMs: number; readonly onEtcdLoss: string};
+  readonly etcd: {readonly endpoints: readonly string[]; readonly prefix: string; readonly leaseTtlS: number; readonly renewMarginMs: number;
+    readonly onEtcdLoss: string};
   /** The control socket's refusals since the agent started; filled in by the control server. */
   readonly control?: ControlStats;
 }
@@ -354,8 +368,9 @@ function decodeBody(id: string, type: unknown, options: unknown, peer: unknown, 
 
 function parseSwitchoverOptions(value: unknown): SwitchoverOptions | string {
   if (typeof value !== 'object' || value === null) return 'switchover options: expected an object';
-  const {dryRun, strict, minRequests, confirmTimeoutS, pauseAfter, to} = value as Record<string, unknown>;
+  const {dryRun, strict, minRequests, confirmTimeoutS, pauseAfter, to, service} = value as Record<string, unknown>;
   if (to !== undefined && (typeof to !== 'string' || !/^[A-Za-z0-9._-]{1,63}$/.test(to))) return 'switchover to: expected a host name';
+  if (service !== undefined && (typeof service !== 'string' || !/^[A-Za-z0-9._-]{1,32}$/.test(service))) return 'switchover service: expected a service name';
   if (typeof dryRun !== 'boolean' || typeof strict !== 'boolean') return 'switchover options: dryRun and strict must be booleans';
   if (minRequests !== undefined && !isIntIn(minRequests, 1, 1_000_000)) return 'min requests: expected an integer 1..1000000';
   if (confirmTimeoutS !== undefined && !isIntIn(confirmTimeoutS, 1, 3600)) return 'confirm timeout: expected 1..3600 seconds';
@@ -366,7 +381,7 @@ function parseSwitchoverOptions(value: unknown): SwitchoverOptions | string {
     pause = {step, seconds: seconds as number};
   }
   return {dryRun, strict, minRequests: minRequests as number | undefined, confirmTimeoutS: confirmTimeoutS as number | undefined, pauseAfter: pause,
-    ...to === undefined ? {} : {to: to as string}};
+    ...to === undefined ? {} : {to: to as string}, ...service === undefined ? {} : {service: service as string}};
 }
 
 function isIntIn(value: unknown, min: number, max: number): boolean {
@@ -458,25 +473,28 @@ const STATUS_REPORT = object({
 });
 const ETCD_STATUS_REPORT = object({
   coordination: oneOf(['etcd']),
-  pair: text,
   self: object({
     host: text, hostname: text, pid: count, version: text, uptimeMs: count, health: oneOf(['ok', 'failing']),
-    healthChecks: listOf(object({name: text, ok: optional(flag), detail: text})), holdsIp: optional(flag), held: listOf(text),
-    drained: optional(flag),
+    healthChecks: listOf(object({name: text, ok: optional(flag), detail: text})), drained: optional(flag),
   }),
-  service: object({address: text, addresses: listOf(text), interface: text, mode: text}),
-  claim: object({
-    phase: oneOf(CLAIM_PHASES), holder: optional(text), epoch: optional(count), error: optional(text), deadlineInMs: optional(count),
-    switching: optional(text),
-    since: object({phaseForMs: count}),
-  }),
+  services: listOf(object({
+    name: text,
+    service: object({address: text, addresses: listOf(text), interface: text, mode: text}),
+    holdsIp: optional(flag), held: listOf(text),
+    claim: object({
+      phase: oneOf(CLAIM_PHASES), holder: optional(text), epoch: optional(count), error: optional(text), deadlineInMs: optional(count),
+      switching: optional(text),
+      since: object({phaseForMs: count}),
+    }),
+    hosts: listOf(text),
+    key: text,
+  })),
   hosts: listOf(text),
   peers: listOf(object({host: text, present: optional(flag), health: optional(oneOf(['ok', 'failing'])), version: optional(text),
-    since: optional(text), holds: flag})),
+    since: optional(text), holds: listOf(text)})),
   peersReadMsAgo: optional(count),
   watching: flag,
-  key: text,
-  etcd: object({endpoints: listOf(text), leaseTtlS: count, renewMarginMs: count, onEtcdLoss: text}),
+  etcd: object({endpoints: listOf(text), prefix: text, leaseTtlS: count, renewMarginMs: count, onEtcdLoss: text}),
   control: object({refusedBusy: count, timedOut: count, extraRequests: count}),
 });
 /** A status of either mode, told apart by `coordination`. */

@@ -11,6 +11,8 @@ export interface StateChange {
   readonly oldState: AgentStateName;
   readonly newState: AgentStateName;
   readonly reason: string;
+  /** etcd mode: the service whose state changed (a host may hold several); the hook sees it as BATON_SERVICE. */
+  readonly service?: string;
 }
 
 // A state changes a few times per switch; 100 waiting calls means the hook is far slower than the agent, and
@@ -90,6 +92,7 @@ export class HookRunner {
     const outcome = await new Promise<Outcome>((resolve) => {
       runner.run(path, [change.oldState, change.newState, change.reason], {timeoutMs, env: {
         BATON_OLD_STATE: change.oldState, BATON_NEW_STATE: change.newState, BATON_REASON: change.reason,
+        ...change.service === undefined ? {} : {BATON_SERVICE: change.service},
       }})
         .then(() => resolve({kind: 'ok'}), (error: unknown) => resolve({kind: 'failed', error}));
       clock.sleep(this.#giveUpAfterMs, stopWaiting.signal).then(() => resolve({kind: 'abandoned'}), () => undefined);

@@ -8,7 +8,7 @@ import {dirname, posix} from 'node:path';
 import {judgeSample} from './adapters/access-log-tail.js';
 import {COMBINED, type LogFormat} from './access-log.js';
 import {describeFsError, errorCode, shellQuote} from './config/messages.js';
-import {type AnyConfig, type FileProblem, isEtcdConfig} from './config/schema.js';
+import {type AnyConfig, type Config, type FileProblem, isEtcdConfig} from './config/schema.js';
 import {describeOwnership, type FileAccess, type FileFacts, hiddenBy, whyUnreadable} from './config/unit-file-access.js';
 import {describeError} from './errors.js';
 import {canonicalIpText, isInSubnet, parseIpAddress, parseSubnet} from './net/ip-address.js';
@@ -79,14 +79,41 @@ export interface HostCheckSubject {
   readonly accessLog: string | null | undefined;
   readonly logFormat: LogFormat;
   readonly secretFiles: readonly {readonly key: string; readonly path: string}[];
+  /** Where the service's keys are, when not at the top of the file: `services[1]` (an etcd host's list). */
+  readonly where?: string;
 }
 
-export function subjectOfConfig(config: AnyConfig): HostCheckSubject {
-  if (isEtcdConfig(config)) {
-    // No beacons and no secret in etcd mode: the service's interface and address, the programs, the access log.
-    return {serviceInterface: config.service.interface, serviceIp: checkedAddress(config.service.ips), listenAddress: undefined,
-      accessLog: config.confirm.accessLog ?? null, logFormat: config.confirm.logFormat, secretFiles: []};
+/** Every subject's host check, each problem once (the programs are the same for every service), the keys of a
+ *  service of a `services` list under its place in it. */
+export async function checkHostOfAll(subjects: readonly HostCheckSubject[], gather: (subject: HostCheckSubject) => Promise<HostFacts>,
+  access: FileAccess): Promise<HostProblem[]> {
+  const problems: HostProblem[] = [];
+  for (const subject of subjects) {
+    for (const found of checkHost(subject, await gather(subject), access)) {
+      const problem = subject.where === undefined || found.key === undefined || !/^(service|confirm)\./.test(found.key) ? found
+        : {...found, key: `${subject.where}.${found.key.replace(/^service\./, '')}`,
+          message: found.message.replace(`${found.key}:`, `${subject.where}.${found.key.replace(/^service\./, '')}:`)};
+      if (!problems.some((known) => known.message === problem.message)) problems.push(problem);
+    }
   }
+  return problems;
+}
+
+/**
+ * What to check of a config: one subject for a pair; one per service for an etcd host (no beacons and no secret there:
+ * each service's interface and address, the programs, its access log), its keys under `services[i].` when the file
+ * has a `services` list.
+ */
+export function subjectsOfConfig(config: AnyConfig): HostCheckSubject[] {
+  if (isEtcdConfig(config)) {
+    return config.services.map(({service, confirm, place}) => ({serviceInterface: service.interface, serviceIp: checkedAddress(service.ips),
+      listenAddress: undefined, accessLog: confirm.accessLog ?? null, logFormat: confirm.logFormat, secretFiles: [],
+      ...place === undefined ? {} : {where: place}}));
+  }
+  return [subjectOfConfig(config)];
+}
+
+function subjectOfConfig(config: Config): HostCheckSubject {
   return {
     serviceInterface: config.service.interface, serviceIp: checkedAddress(config.service.ips), listenAddress: config.listen.address,
     accessLog: config.confirm.accessLog ?? null, logFormat: config.confirm.logFormat,
@@ -99,32 +126,48 @@ function checkedAddress(ips: readonly ServiceIp[]): ServiceIp | undefined {
   return ips.find((ip) => ip.family === 6) ?? ips[0];
 }
 
-/** What subjectOfDraft reads of a draft (ConfigDraft, where a key with a problem is undefined; a Config fits too). */
-export interface DraftView {
+/** What subjectsOfDraft reads of a draft (ConfigDraft, where a key with a problem is undefined; a Config fits too). */
+export type DraftView = PairDraftView | {readonly services: readonly ServiceDraftView[]};
+
+interface ServiceDraftView {
   readonly service: {readonly interface?: string | undefined; readonly ips?: readonly ServiceIp[] | undefined};
-  /** Absent in etcd mode. */
-  readonly listen?: {readonly address?: string | undefined};
   readonly confirm?: {readonly accessLog?: string | undefined; readonly logFormat?: LogFormat | undefined};
+  /** etcd mode: `services[1]`, where the service's keys are in a `services` list. */
+  readonly place?: string | undefined;
+}
+
+interface PairDraftView extends ServiceDraftView {
+  readonly listen?: {readonly address?: string | undefined};
   readonly secretFile?: string | undefined;
   readonly acceptSecretFiles?: readonly string[] | undefined;
 }
 
-/** The subject of a file with problems: the keys that could be read; those with a problem are left out. */
-export function subjectOfDraft(draft: DraftView, problems: readonly FileProblem[]): HostCheckSubject {
+/** The subjects of a file with problems: the keys that could be read; those with a problem are left out. */
+export function subjectsOfDraft(draft: DraftView, problems: readonly FileProblem[]): HostCheckSubject[] {
   const troubled = (key: string): boolean => problems.some((problem) => problem.key !== undefined &&
     (problem.key === key || key.startsWith(`${problem.key}.`) || problem.key.startsWith(`${key}.`) || problem.key.startsWith(`${key}[`)));
-  const accessLog = draft.confirm?.accessLog;
-  return {
-    serviceInterface: draft.service.interface,
-    serviceIp: checkedAddress(draft.service.ips ?? []),
+  const ofService = (view: ServiceDraftView): HostCheckSubject => {
+    const at = view.place === undefined ? '' : `${view.place}.`;
+    const accessLog = view.confirm?.accessLog;
+    return {
+      serviceInterface: view.service.interface,
+      serviceIp: checkedAddress(view.service.ips ?? []),
+      listenAddress: undefined,
+      accessLog: troubled(`${at}confirm.access_log`) ? undefined : accessLog ?? null,
+      logFormat: troubled(`${at}confirm.log_format`) || troubled(`${at}confirm.log_pattern`) ? COMBINED : view.confirm?.logFormat ?? COMBINED,
+      secretFiles: [],
+      ...view.place === undefined ? {} : {where: view.place},
+    };
+  };
+  if ('services' in draft) return draft.services.map(ofService);
+  return [{
+    ...ofService(draft),
     listenAddress: draft.listen?.address,
-    accessLog: troubled('confirm.access_log') ? undefined : accessLog ?? null,
-    logFormat: troubled('confirm.log_format') || troubled('confirm.log_pattern') ? COMBINED : draft.confirm?.logFormat ?? COMBINED,
     secretFiles: [
       ...(draft.secretFile === undefined ? [] : [{key: 'secret_file', path: draft.secretFile}]),
       ...(draft.acceptSecretFiles ?? []).map((path, index) => ({key: `accept_secret_files[${index}]`, path})),
     ],
-  };
+  }];
 }
 
 /** What the driver runs, and what is lost without it. */

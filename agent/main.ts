@@ -10,7 +10,7 @@ import {createExecaRunner} from './adapters/execa-runner.js';
 import {createSystemHostInfo} from './adapters/host-info.js';
 import {createSystemHostProbe, processFileAccess, unitFileAccess} from './adapters/host-probe.js';
 import type {FileAccess} from './config/unit-file-access.js';
-import {checkHost, gatherHostFacts, HOST_PROBLEMS, type HostProblem, subjectOfConfig} from './host-check.js';
+import {checkHostOfAll, gatherHostFacts, HOST_PROBLEMS, type HostProblem, subjectsOfConfig} from './host-check.js';
 import {createScriptRunner} from './adapters/script-runner.js';
 import {createSystemHealthProbe} from './adapters/system-health-probe.js';
 import {
@@ -39,7 +39,7 @@ import {startControlServer} from './control-server.js';
 import {describeError} from './errors.js';
 import {createLogger, type Logger} from './log.js';
 import type {MetricsServer} from './metrics-server.js';
-import type {CommandRunner, ServiceManager} from './ports.js';
+import type {CommandRunner, NetworkDriver, ServiceManager} from './ports.js';
 import {VERSION} from './version.js';
 import {describeAddresses, describePartlyHeld} from './net/service-addresses.js';
 
@@ -145,8 +145,10 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`baton-agent: ${config.file}: this host cannot run it (${errors.length} error${errors.length === 1 ? '' : 's'}):\n${listed}`);
       return 1;
     }
-    const who = isEtcdConfig(config) ? `host ${config.coordination.host} in etcd mode, service ${config.pair}` : `${config.node} of pair ${config.pair}`;
-    process.stdout.write(`${config.file}: valid (${who}, service IP ${describeAddresses(config.service.ips)} on ${config.service.interface})\n${listed}`);
+    const who = isEtcdConfig(config) ? `host ${config.coordination.host} in etcd mode, ${config.services.map((s) =>
+      `service ${s.name} ${describeAddresses(s.service.ips)} on ${s.service.interface}`).join(', ')}`
+      : `${config.node} of pair ${config.pair}, service IP ${describeAddresses(config.service.ips)} on ${config.service.interface}`;
+    process.stdout.write(`${config.file}: valid (${who})\n${listed}`);
     return 0;
   }
 
@@ -233,8 +235,8 @@ function blockingStart(problems: readonly HostProblem[]): HostProblem[] {
 
 /** The host check of the config on this host (host-check.ts), programs looked up in this process's PATH. */
 async function runHostCheck(config: AnyConfig, access: FileAccess): Promise<HostProblem[]> {
-  const subject = subjectOfConfig(config);
-  return checkHost(subject, await gatherHostFacts(subject, createSystemHostProbe({path: process.env['PATH'] ?? ''})), access);
+  const probe = createSystemHostProbe({path: process.env['PATH'] ?? ''});
+  return checkHostOfAll(subjectsOfConfig(config), (subject) => gatherHostFacts(subject, probe), access);
 }
 
 /** The sandbox this process runs in: the drop-in's lists, and whether the bounding set still lets setpriv work. */
@@ -288,12 +290,12 @@ async function run(config: AnyConfig, log: Logger, clock: ReturnType<typeof crea
  * The network driver and its long-lived helpers, started now: no process start on the steps that open and close the
  * unowned window, nor in a takeover. closeHelpers ends them.
  */
-function startNetwork(config: AnyConfig, runner: CommandRunner) {
+function startNetwork(runner: CommandRunner, interfaces: readonly string[], families: readonly (4 | 6)[]) {
   // One packet of each form per announcement: the agent repeats it once after ANNOUNCE_REPEAT_MS.
   // The duplicate-address probe listens 150 ms: replies from a live holder came within 12-40 ms in the lab through
   // arping (3.75x margin), within 3.5 ms median, 5.5 ms max, through the long-lived prober below; the agent starts it
   // before the dead timer runs out, so it does not lengthen a takeover.
-  const driverOptions = {interface: config.service.interface, announce: {count: 1, intervalMs: 1000}, probe: {timeoutMs: 150}};
+  const driverOptions = {announce: {count: 1, intervalMs: 1000}, probe: {timeoutMs: 150}};
   // The address and link changes go through one long-lived `ip -batch`, started now: no process start between
   // primary-net-down and backup-net-up, nor in a takeover.
   const batch = new IpBatch();
@@ -308,12 +310,18 @@ function startNetwork(config: AnyConfig, runner: CommandRunner) {
   // And the duplicate-address probe before a takeover: a long-lived prober instead of arping -D, which also spares
   // the unit's system-call filter arping's capset and setuid (systemd/baton-agent.service).
   const prober = new ArpProber();
-  prober.warm(config.service.ips.map((ip) => ip.family));
+  prober.warm(families);
   const closeHelpers = async (): Promise<void> => {
     await Promise.all([batch.close(), garp.close(), netlink.close(), prober.close()]);
   };
-  const network = createIpNetworkDriver(runner, {...driverOptions, batch, garp, netlink, prober});
-  return {network, driverOptions, closeHelpers};
+  // One driver per service interface (etcd mode: services may be on different ones); the helpers serve them all.
+  const networks = new Map(interfaces.map((name) => [name, createIpNetworkDriver(runner, {...driverOptions, interface: name, batch, garp, netlink, prober})]));
+  const networkFor = (name: string): NetworkDriver => {
+    const network = networks.get(name);
+    if (network === undefined) throw new Error(`no network driver for interface ${name}`);
+    return network;
+  };
+  return {networkFor, driverOptions, closeHelpers};
 }
 
 /** Every address of this host's interfaces that are up, both families (Node's list, without zones). */
@@ -330,7 +338,8 @@ async function runAgent(
   const scriptRunner = createScriptRunner({
     runner, user: process.geteuid?.() === 0 ? config.scriptUser : undefined, lang: process.env['LANG'],
   });
-  const {network, driverOptions, closeHelpers} = startNetwork(config, runner);
+  const {networkFor, driverOptions, closeHelpers} = startNetwork(runner, [config.service.interface], config.service.ips.map((ip) => ip.family));
+  const network = networkFor(config.service.interface);
   let transport;
   try {
     transport = await createUdpTransport({listen: config.listen, peer: config.peer});
@@ -364,7 +373,7 @@ async function runAgent(
     runner,
     recordingDrivers: () => {
       const recorder = createRecordingRunner();
-      return {network: createIpNetworkDriver(recorder, {...driverOptions, garp: recordingGarp(recorder), prober: recordingProber(recorder)}), drain: createNftDrainDriver(recorder, {interface: config.service.interface}),
+      return {network: createIpNetworkDriver(recorder, {...driverOptions, interface: config.service.interface, garp: recordingGarp(recorder), prober: recordingProber(recorder)}), drain: createNftDrainDriver(recorder, {interface: config.service.interface}),
         commands: () => recorder.commands()};
     },
     newId: () => nanoid(),
@@ -563,25 +572,29 @@ async function keepStatusCurrent(
 }
 
 /** The STATUS= line: "primary active, holds 192.0.2.100/24" (a dual-stack service: both, or which part), as observed,
- *  not as intended; in etcd mode "web-a holding web (epoch 42), holds 192.0.2.100/24". */
+ *  not as intended; in etcd mode per service, "web-a: web holding (epoch 42), holds 192.0.2.100/24; blog standing by for web-b". */
 function describeService(status: AnyAgentStatus): string {
-  const {self, service} = status;
-  const all = service.addresses.join(' and ');
-  const held = self.held ?? [];
-  const holds = self.holdsIp === undefined ? `cannot tell whether it holds ${all}`
-    : self.holdsIp ? `holds ${all}`
-      : held.length > 0 ? `service IP ${describePartlyHeld(held, service.addresses.filter((a) => !held.includes(a)))}`
-        : `does not hold ${all}`;
   if (isEtcdStatus(status)) {
-    const {claim} = status;
-    const where = claim.phase === 'holding' ? `holding ${status.pair} (epoch ${claim.epoch})`
-      : claim.phase === 'standing-by' ? claim.error !== undefined ? 'standing by, etcd out of reach'
-        : claim.holder === undefined ? 'standing by, nobody holds the key' : `standing by for ${claim.holder}`
-        : claim.phase;
-    return `${self.host} ${where}, ${holds}`;
+    return `${status.self.host}: ${status.services.map((service) => {
+      const {claim} = service;
+      const where = claim.phase === 'holding' ? `holding (epoch ${claim.epoch})`
+        : claim.phase === 'standing-by' ? claim.error !== undefined ? 'standing by, etcd out of reach'
+          : claim.holder === undefined ? 'standing by, nobody holds the key' : `standing by for ${claim.holder}`
+          : claim.phase;
+      return `${service.name} ${where}, ${holdsText(service)}`;
+    }).join('; ')}`;
   }
   const pair = status as AgentStatus;
-  return `${pair.self.role} ${pair.self.state}, ${holds}`;
+  return `${pair.self.role} ${pair.self.state}, ${holdsText({service: pair.service, holdsIp: pair.self.holdsIp, held: pair.self.held})}`;
+}
+
+/** Whether the addresses of a service are on this host, as observed: all, some (which), or none. */
+function holdsText({service, holdsIp, held = []}: {service: {addresses: readonly string[]}; holdsIp: boolean | undefined; held?: readonly string[] | undefined}): string {
+  const all = service.addresses.join(' and ');
+  return holdsIp === undefined ? `cannot tell whether it holds ${all}`
+    : holdsIp ? `holds ${all}`
+      : held.length > 0 ? `service IP ${describePartlyHeld(held, service.addresses.filter((a) => !held.includes(a)))}`
+        : `does not hold ${all}`;
 }
 
 /**
@@ -604,20 +617,22 @@ async function runEtcdAgent(config: EtcdConfig, log: Logger, clock: ReturnType<t
     log.error(`(etcd) ${describeError(error)}`);
     return 1;
   }
-  const {network, closeHelpers} = startNetwork(config, runner);
+  const interfaces = [...new Set(config.services.map((s) => s.service.interface))];
+  const {networkFor, closeHelpers} = startNetwork(runner, interfaces, [...new Set(config.services.flatMap((s) => s.service.ips.map((ip) => ip.family)))]);
   const agent = new EtcdAgent({
-    config, clock, store, network, log,
-    drain: createNftDrainDriver(runner, {interface: config.service.interface}),
+    config, clock, store, log,
+    network: networkFor,
+    drain: (name) => createNftDrainDriver(runner, {interface: name}),
     healthProbe: createSystemHealthProbe(runner, {commandRunner: scriptRunner}),
     hooks: config.hooks.onStateChange === undefined ? undefined
       : new HookRunner({runner: scriptRunner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),
     hostname: hostname(),
     pid: process.pid,
     // Requests from this host itself (health checks, probes) are not client traffic.
-    accessLog: config.confirm.accessLog === undefined ? undefined : createAccessLogTail({
-      file: config.confirm.accessLog,
-      format: config.confirm.logFormat,
-      rules: () => ({ownAddresses: interfaceAddresses(), serviceAddresses: config.service.ips.map((ip) => ip.address), statuses: config.confirm.statuses}),
+    accessLog: ({service, confirm}) => confirm.accessLog === undefined ? undefined : createAccessLogTail({
+      file: confirm.accessLog,
+      format: confirm.logFormat,
+      rules: () => ({ownAddresses: interfaceAddresses(), serviceAddresses: service.ips.map((ip) => ip.address), statuses: confirm.statuses}),
     }),
     newId: () => nanoid(),
   });
@@ -643,7 +658,7 @@ async function runEtcdAgent(config: EtcdConfig, log: Logger, clock: ReturnType<t
       '(this host gives the service up, and the next host takes it)');
   });
   const signal = await serveUntilStopped(agent, control, service, stopped, {clock, log, signal: serviceLoopsSignal});
-  log.notice(`(agent) ${signal}: stopping, giving ${config.pair} up if this host holds it`);
+  log.notice(`(agent) ${signal}: stopping, giving up the services this host holds`);
   await service?.stopping().catch((error: unknown) => log.warning(`(systemd) STOPPING=1 not sent: ${describeError(error)}`));
   await control.close();
   await agent.shutdown();

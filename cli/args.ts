@@ -54,7 +54,7 @@ const OPTIONS_OF: Readonly<Record<string, readonly string[]>> = {
   'pair': ['install'], 'access-log': ['install'], 'secret-from': ['install'], 'force': ['install', 'uninstall'],
   'keep-config': ['install'], 'skip-host-check': ['install'], 'root': ['install', 'uninstall'], 'purge': ['uninstall'],
   'dry-run': ['switchover', 'install'], 'strict': ['switchover'], 'min-requests': ['switchover'], 'confirm-timeout': ['switchover'],
-  'pause-after': ['switchover'], 'to': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'dual-stack': ['lab'], 'hosts': ['lab'], 'coordination': ['lab'], 'prefix': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
+  'pause-after': ['switchover'], 'to': ['switchover'], 'service': ['switchover'], 'web': ['lab'], 'ipv6': ['lab'], 'dual-stack': ['lab'], 'hosts': ['lab'], 'coordination': ['lab'], 'prefix': ['lab'], 'report': ['lab', 'rehearse'], 'with-failure': ['rehearse'], 'url': ['rehearse'],
   'interval-ms': ['rehearse'], 'client': ['rehearse'], 'ssh-config': ['rehearse'], 'client-baton': ['rehearse'],
 };
 /** What an option would have been taken to do where it is refused, when that is not plain. */
@@ -104,6 +104,7 @@ const OPTIONS = {
   'confirm-timeout': {type: 'string'},
   'pause-after': {type: 'string'},
   to: {type: 'string'},
+  service: {type: 'string'},
   web: {type: 'string'},
   ipv6: {type: 'boolean', default: false},
   'dual-stack': {type: 'boolean', default: false},
@@ -185,6 +186,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
           confirmTimeoutS: optionalInt('--confirm-timeout', values['confirm-timeout'], 1, 3600),
           pauseAfter: parsePause(values['pause-after']),
           ...values.to === undefined ? {} : {to: parseHostName(values.to, '--to')},
+          ...values.service === undefined ? {} : {service: parseServiceName(values.service)},
         },
       };
     }
@@ -459,6 +461,12 @@ function sshHost(value: string | undefined): string | undefined {
 /** --to HOST: a host name as coordination.host spells it. */
 function parseHostName(value: string, what: string): string {
   if (!/^[A-Za-z0-9._-]{1,63}$/.test(value)) throw new UsageError(`${what}: expected a host name of 1..63 characters from A-Z a-z 0-9 . _ - (coordination.hosts), got '${value}'`);
+  return value;
+}
+
+/** --service NAME: a service of an etcd host's `services` list (its key's name). */
+function parseServiceName(value: string): string {
+  if (!/^[A-Za-z0-9._-]{1,32}$/.test(value)) throw new UsageError(`--service: expected a service name of 1..32 characters from A-Z a-z 0-9 . _ -, got '${value}'`);
   return value;
 }
 

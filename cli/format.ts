@@ -11,37 +11,41 @@ function whereText(host: HostLabel): string {
   return host.role === 'host' ? host.host : host.role;
 }
 
-/** `baton status` of a host in etcd mode: its claim on the service, the address as observed, etcd and its health. */
+/** `baton status` of a host in etcd mode: its claim on each service, the addresses as observed, etcd and its health. */
 export function formatEtcdStatus(status: EtcdStatusReport, check: StatusCheck = checkEtcdStatus(status)): string {
-  const {self, claim, service, etcd} = status;
+  const {self, etcd} = status;
   const rank = status.hosts.indexOf(self.host);
   const lines: string[] = [check.summary];
-  lines.push(`service ${status.pair} in etcd mode: this host is ${self.host} (${self.hostname}, pid ${self.pid}, baton ${self.version}), ` +
-    `number ${rank + 1} of ${status.hosts.join(', ')}`);
-  const holder = claim.phase === 'holding' ? `this host, epoch ${claim.epoch}; the address goes in ${formatDuration(claim.deadlineInMs ?? 0)} unless a renewal succeeds`
-    : claim.error !== undefined ? `unknown: ${claim.error}`
-      : claim.holder === undefined ? 'nobody' : `${claim.holder}, epoch ${claim.epoch}`;
-  lines.push(`  claim       ${claim.phase} for ${formatDuration(claim.since.phaseForMs)}; holder: ${holder}` +
-    (claim.switching === undefined ? '' : `; switch ${claim.switching} running`));
-  const held = self.holdsIp === undefined ? 'cannot tell' : self.holdsIp ? 'held here' : self.held.length > 0 ? `only ${self.held.join(' and ')} held here` : 'not held here';
-  lines.push(`  service IP  ${service.addresses.join(' and ')} on ${service.interface} (${service.mode} mode): ${held}`);
+  lines.push(`host ${self.host} in etcd mode (${self.hostname}, pid ${self.pid}, baton ${self.version}), number ${rank + 1} of ` +
+    `${status.hosts.join(', ')}, up ${formatDuration(self.uptimeMs)}${self.drained === true ? '; DRAINED: it takes no service until `baton resume` here' : ''}`);
   if (self.healthChecks.length > 0) {
     lines.push(`  health      ${self.health}: ${self.healthChecks.map((c) => `${c.name} ${c.ok === false ? `FAILING (${c.detail})` : 'ok'}`).join('; ')}`);
   }
-  lines.push(`  up          ${formatDuration(self.uptimeMs)}`);
+  for (const each of status.services) {
+    const {claim, service} = each;
+    lines.push(`service ${each.name}${each.hosts.join() === status.hosts.join() ? '' : ` (hosts ${each.hosts.join(', ')})`}`);
+    const holder = claim.phase === 'holding' ? `this host, epoch ${claim.epoch}; the address goes in ${formatDuration(claim.deadlineInMs ?? 0)} unless a renewal succeeds`
+      : claim.error !== undefined ? `unknown: ${claim.error}`
+        : claim.holder === undefined ? 'nobody' : `${claim.holder}, epoch ${claim.epoch}`;
+    lines.push(`  claim       ${claim.phase} for ${formatDuration(claim.since.phaseForMs)}; holder: ${holder}` +
+      (claim.switching === undefined ? '' : `; switch ${claim.switching} running`));
+    const held = each.holdsIp === undefined ? 'cannot tell' : each.holdsIp ? 'held here' : each.held.length > 0 ? `only ${each.held.join(' and ')} held here` : 'not held here';
+    lines.push(`  service IP  ${service.addresses.join(' and ')} on ${service.interface} (${service.mode} mode): ${held}`);
+    lines.push(`  key         ${each.key}`);
+  }
   lines.push(...peerLines(status));
-  lines.push(`etcd          ${etcd.endpoints.join(', ')}; key ${status.key}; lease ${etcd.leaseTtlS} s, margin ${etcd.renewMarginMs} ms, on etcd loss ${etcd.onEtcdLoss}; ` +
+  lines.push(`etcd          ${etcd.endpoints.join(', ')}; prefix ${etcd.prefix}; lease ${etcd.leaseTtlS} s, margin ${etcd.renewMarginMs} ms, on etcd loss ${etcd.onEtcdLoss}; ` +
     `${status.watching ? 'watching for changes' : 'watch broken: polling'}`);
   if (status.control !== undefined) lines.push(`control       ${controlText(status.control)}`);
   return `${lines.join('\n')}\n`;
 }
 
-/** The other hosts, as their presence keys and the service's key said at this host's last look. */
+/** The other hosts, as their presence keys and the services' keys said at this host's last look. */
 function peerLines(status: EtcdStatusReport): string[] {
   if (status.peersReadMsAgo === undefined) return ['other hosts   not read yet'];
   const width = Math.max(10, ...status.peers.map((peer) => peer.host.length));
   return [`other hosts   as read ${formatDuration(status.peersReadMsAgo)} ago`, ...status.peers.map((peer) => {
-    const holds = peer.holds ? `; holds ${status.pair}` : '';
+    const holds = peer.holds.length > 0 ? `; holds ${peer.holds.join(', ')}` : '';
     const said = peer.present === undefined ? 'unknown: the presence keys could not be read'
       : !peer.present ? 'ABSENT: its agent is not running or does not reach etcd'
         : `present, health ${peer.health === 'ok' ? 'ok' : 'FAILING'} since ${peer.since ?? '?'}, baton ${peer.version ?? '?'}`;

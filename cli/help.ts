@@ -14,7 +14,8 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              status are a monitoring check: 0 OK, 1 WARNING (no
                              failover ready), 2 CRITICAL (the IP on both hosts
                              or neither, the agent not answering), 3 UNKNOWN`,
-  'switchover': `  switchover [--to HOST] [--dry-run] [--strict] [--min-requests N] [--confirm-timeout S]
+  'switchover': `  switchover [--to HOST] [--service NAME] [--dry-run] [--strict] [--min-requests N]
+             [--confirm-timeout S]
                              move the service IP to the other host: preflight,
                              backup-net-down, assign-ip, primary-net-down,
                              backup-net-up, then wait for N real requests in the
@@ -24,6 +25,8 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
                              switch back
       --to HOST              etcd mode: the host to move the service to (it runs
                              the switch); a pair moves it to the peer
+      --service NAME         etcd mode: which of the host's services to move
+                             (needed when its file lists several)
       --dry-run              print each host's exact commands, change nothing
       --strict               refuse when the two hosts' software differs
       --pause-after STEP[:S] hold S seconds (default 10) after STEP: a rehearsal
@@ -32,10 +35,10 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
   'resume': `  resume                     a released host (after a switchover) becomes
                              standby again, ready to take over; in etcd mode,
                              a drained host may take the service again`,
-  'drain': `  drain HOST                 etcd mode: HOST no longer takes the service (until
-                             \`baton resume\` there) and, if it holds it, the
-                             service moves to the first other host in
-                             coordination.hosts that takes it (a switchover)`,
+  'drain': `  drain HOST                 etcd mode: HOST no longer takes any service (until
+                             \`baton resume\` there) and each service it holds
+                             moves to the first other host of the service that
+                             takes it (a switchover each)`,
   'rehearse': `  rehearse [--with-failure] [--client HOST] [--report FILE] [--url URL]
            [--interval-ms N] [--json]
                              the drill on the configured pair (spare machines):
@@ -152,7 +155,7 @@ const EXIT_STATUS: Readonly<Record<CommandName, string>> = {
   'status': '0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a mistake in the command line too)',
   'switchover': '0 done, 1 refused or error, 2 rolled back (the pair is safe, nothing moved), 64 usage error',
   'resume': '0 done, 1 refused or error, 64 usage error',
-  'drain': '0 drained (and the service moved, if HOST held it), 1 refused or error, 2 drained but the service could not be moved, 64 usage error',
+  'drain': '0 drained (and every service HOST held moved), 1 refused or error, 2 drained but a service could not be moved, 64 usage error',
   'rehearse': '0 the drill passed, 1 it failed or could not run, 130 stopped by Ctrl-C, 64 usage error',
   'check-config': '0 valid (warnings allowed), 1 any error, 64 usage error',
   'lab': '0 done (lab run: the drill passed), 1 error or a failed drill, 130 stopped by Ctrl-C, 64 usage error',

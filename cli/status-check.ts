@@ -9,7 +9,7 @@
 // The holders are not judged while either host starts (nothing decided yet) or a planned switch runs (the IP is
 // on neither host for a few ms by design, and the peer's word can be an interval behind the move).
 
-import type {EtcdStatusReport, StatusReport} from '../agent/control-protocol.js';
+import type {EtcdServiceStatus, EtcdStatusReport, StatusReport} from '../agent/control-protocol.js';
 import {describeError, isBatonError} from '../agent/errors.js';
 import {describePartlyHeld} from '../agent/net/service-addresses.js';
 import type {AgentStateName} from '../agent/state-machine.js';
@@ -131,59 +131,68 @@ export function checkStatus(status: StatusReport): StatusCheck {
 const ETCD_SETTLE_MS = 2000;
 
 /**
- * A host in etcd mode, as it sees itself: whether it has the address exactly when it holds the key, whether anyone
- * holds the key, whether it reaches etcd, and whether another host could take over (the hosts' presence keys). It
- * cannot see the other hosts' interfaces; their agents say for them.
+ * A host in etcd mode, as it sees itself, for each of its services: whether it has the address exactly when it holds
+ * the key, whether anyone holds the key, whether it reaches etcd, and whether another host could take over (the hosts'
+ * presence keys). It cannot see the other hosts' interfaces; their agents say for them.
  */
 export function checkEtcdStatus(status: EtcdStatusReport): StatusCheck {
-  const {self, claim, service} = status;
+  const {self} = status;
   const problems: CheckProblem[] = [];
   const add = (code: ProblemCode, text: string): void => void problems.push({level: PROBLEM_LEVEL[code as keyof typeof PROBLEM_LEVEL], code, text});
-  const addresses = service.addresses.join(' and ');
-  // While a planned switch runs the address is on neither host for a few ms, and the giver holds the key without it.
-  const settled = claim.since.phaseForMs >= ETCD_SETTLE_MS && claim.switching === undefined;
-  const holding = claim.phase === 'holding';
-  if (settled && !holding && self.held.length > 0) {
-    add('ip-without-key', `this host (${self.host}) has ${self.held.join(' and ')} on ${service.interface} without holding ` +
-      `${status.pair}'s key${claim.holder === undefined ? '' : `, which ${claim.holder} holds`}: the address may be on two hosts`);
-  }
-  if (settled && holding && self.holdsIp === false) {
-    add('key-without-ip', `this host (${self.host}) holds ${status.pair}'s key at epoch ${claim.epoch} but not the whole service IP ` +
-      `${addresses}${self.held.length > 0 ? ` (only ${self.held.join(' and ')})` : ''}`);
-  }
-  if (claim.phase === 'standing-by' && claim.error === undefined && claim.holder === undefined && settled) {
-    add('no-holder', `nobody holds ${status.pair}'s key (${status.key}): the service IP ${addresses} is on no host`);
-  }
-  if (claim.error !== undefined) {
-    add('etcd-unreachable', `this host cannot read ${status.pair}'s key: ${claim.error}; it does not stand by until it can`);
+  for (const each of status.services) {
+    const {claim, service, name} = each;
+    const addresses = service.addresses.join(' and ');
+    // While a planned switch runs the address is on neither host for a few ms, and the giver holds the key without it.
+    const settled = claim.since.phaseForMs >= ETCD_SETTLE_MS && claim.switching === undefined;
+    const holding = claim.phase === 'holding';
+    if (settled && !holding && each.held.length > 0) {
+      add('ip-without-key', `this host (${self.host}) has ${each.held.join(' and ')} on ${service.interface} without holding ` +
+        `${name}'s key${claim.holder === undefined ? '' : `, which ${claim.holder} holds`}: the address may be on two hosts`);
+    }
+    if (settled && holding && each.holdsIp === false) {
+      add('key-without-ip', `this host (${self.host}) holds ${name}'s key at epoch ${claim.epoch} but not the whole service IP ` +
+        `${addresses}${each.held.length > 0 ? ` (only ${each.held.join(' and ')})` : ''}`);
+    }
+    if (claim.phase === 'standing-by' && claim.error === undefined && claim.holder === undefined && settled) {
+      add('no-holder', `nobody holds ${name}'s key (${each.key}): the service IP ${addresses} is on no host`);
+    }
+    if (claim.error !== undefined) {
+      add('etcd-unreachable', `this host cannot read ${name}'s key: ${claim.error}; it does not stand by until it can`);
+    }
   }
   if (self.health === 'failing') {
     const failing = self.healthChecks.filter((c) => c.ok === false).map((c) => `${c.name} (${c.detail})`).join(', ');
-    add('health', `this host's health checks fail: ${failing}; it does not campaign for the service`);
+    add('health', `this host's health checks fail: ${failing}; it does not campaign for ${status.services.length === 1 ? 'the service' : 'any service'}`);
   }
-  const noFailover = whyNoFailover(status);
-  if (noFailover !== undefined) add('no-failover', noFailover);
+  for (const each of status.services) {
+    const noFailover = whyNoFailover(status, each);
+    if (noFailover !== undefined) add('no-failover', noFailover);
+  }
   if (problems.length === 0) {
-    const who = holding ? `this host (${self.host}) holds ${status.pair} at epoch ${claim.epoch}, with ${addresses}`
-      : claim.holder !== undefined ? `${claim.holder} holds ${status.pair} at epoch ${claim.epoch}; this host (${self.host}) stands by`
-        : `this host (${self.host}) is ${claim.phase}`;
-    return verdict('ok', [], `OK: ${who}`);
+    return verdict('ok', [], `OK: ${status.services.map((each) => {
+      const {claim, name} = each;
+      return claim.phase === 'holding' ? `this host (${self.host}) holds ${name} at epoch ${claim.epoch}, with ${each.service.addresses.join(' and ')}`
+        : claim.holder !== undefined ? `${claim.holder} holds ${name} at epoch ${claim.epoch}; this host (${self.host}) stands by`
+          : `this host (${self.host}) is ${claim.phase} for ${name}`;
+    }).join('; ')}`);
   }
   return verdict(worst(problems), problems);
 }
 
 /**
- * Why no host could take the service over from its holder, when none could: every host but the holder is absent
- * (its presence key gone: its agent is down or cut from etcd) or failing. Not judged while this host cannot read the
- * keys, while nobody holds the key (no-holder says more), or before the other hosts had time to write their presence.
+ * Why no host could take a service over from its holder, when none could: every host of the service but the holder is
+ * absent (its presence key gone: its agent is down or cut from etcd) or failing. Not judged while this host cannot
+ * read the keys, while nobody holds the key (no-holder says more), or before the other hosts had time to write their
+ * presence.
  */
-function whyNoFailover(status: EtcdStatusReport): string | undefined {
-  const {self, claim} = status;
+function whyNoFailover(status: EtcdStatusReport, service: EtcdServiceStatus): string | undefined {
+  const {self} = status;
+  const {claim, name} = service;
   const holder = claim.phase === 'holding' ? self.host : claim.holder;
   if (claim.error !== undefined || holder === undefined || status.peersReadMsAgo === undefined || self.uptimeMs < status.etcd.leaseTtlS * 1000) {
     return undefined;
   }
-  const others = status.peers.filter((peer) => peer.host !== holder);
+  const others = status.peers.filter((peer) => peer.host !== holder && service.hosts.includes(peer.host));
   if (others.some((peer) => peer.present === undefined)) return undefined;
   const selfCounts = self.host !== holder;
   if ((selfCounts && self.health === 'ok') || others.some((peer) => peer.present === true && peer.health === 'ok')) return undefined;
@@ -193,8 +202,8 @@ function whyNoFailover(status: EtcdStatusReport): string | undefined {
   ];
   const who = holder === self.host ? `this host (${self.host})` : holder;
   return reasons.length === 0
-    ? `${who} is the only host of ${status.pair}: nobody would take the service over if it failed`
-    : `nobody would take ${status.pair} over if ${who} failed: ${reasons.join(', ')}`;
+    ? `${who} is the only host of ${name}: nobody would take the service over if it failed`
+    : `nobody would take ${name} over if ${who} failed: ${reasons.join(', ')}`;
 }
 
 /**

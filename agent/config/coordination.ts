@@ -163,6 +163,39 @@ function readHosts(reader: Reader, hostField: Field, hostsField: Field): {host: 
   return {host, hosts: good};
 }
 
+const SERVICE_HOSTS_WHAT = 'a list of the hosts that may hold this service, in preference order, from coordination.hosts, like [web-b, web-a]';
+
+/**
+ * A service's own `hosts` in etcd mode: the hosts that may hold it, in its order of preference (absent:
+ * coordination.hosts). Each is one of coordination.hosts, once; this host is among them (a host that may not hold a
+ * service leaves it out of its file), and so is a second one to fail over to.
+ */
+export function readServiceHosts(reader: Reader, field: Field, host: string | undefined, allHosts: readonly string[] | undefined):
+  readonly string[] | undefined {
+  if (field.value === undefined || field.value === null) return allHosts;
+  const items = reader.list(field, HOST_NAME, SERVICE_HOSTS_WHAT);
+  if (items === undefined) return undefined;
+  const good: string[] = [];
+  for (const {field: item, value} of items) {
+    if (value === undefined) continue;
+    if (good.includes(value)) reader.expected(item, 'each host once', `${value} is already in the list`);
+    else if (allHosts !== undefined && !allHosts.includes(value)) {
+      reader.expected(item, `one of coordination.hosts (${allHosts.join(', ')})`, `${value} is not among them`);
+    } else good.push(value);
+  }
+  if (good.length !== items.length) return undefined;
+  if (good.length < 2) {
+    reader.expected(field, SERVICE_HOSTS_WHAT, `${good.length} host${good.length === 1 ? '' : 's'}: a service needs a second host to fail over to`);
+    return undefined;
+  }
+  if (host !== undefined && !good.includes(host)) {
+    reader.expected(field, `a list with coordination.host ${host} in it`, 'a host whose file lists a service must be one that may hold it; ' +
+      'leave the service out of this host\'s file instead');
+    return undefined;
+  }
+  return good;
+}
+
 const ENDPOINTS_WHAT = 'a list of etcd client URLs like [http://192.0.2.31:2379, http://192.0.2.32:2379, http://192.0.2.33:2379]';
 
 function readEndpoints(reader: Reader, field: Field): string[] | undefined {

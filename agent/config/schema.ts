@@ -7,7 +7,7 @@ import {BatonError} from '../errors.js';
 import {DEFAULT_STATUSES, type StatusRange} from '../request-evidence.js';
 import {isInSubnet, parseIpAddress, parseSubnet, type Subnet, zoneOf} from '../net/ip-address.js';
 import type {Role, ServiceIp} from '../state-machine.js';
-import {type EtcdCoordination, readCoordination} from './coordination.js';
+import {type EtcdCoordination, readCoordination, readServiceHosts} from './coordination.js';
 import {readHealth, type HealthCheckSpec} from './health-checks.js';
 import {describeFsError, errorCode} from './messages.js';
 import {checkProgram, inspectProgramFile, type ProgramInspector} from './program-files.js';
@@ -15,9 +15,9 @@ import {readScriptUser, lookupLocalUser, type ScriptUser, type UserLookup} from 
 import {readAcceptedKeys, readKey, readSecretFile, type Keyring, type SecretReader} from './secret-files.js';
 import {
   ABSOLUTE_PATH, ADDRESS_OR_SUBNET, BEACON_ADDRESS, BOOLEAN, integer, INTERFACE_NAME, LISTEN_ENDPOINT, LOG_PATTERN, oneOf, PAIR_ID, PORT,
-  SERVICE_CIDR, SOCKET_PATH, STATUS_RANGE, TEXT,
+  SERVICE_CIDR, SERVICE_NAME, SOCKET_PATH, STATUS_RANGE, TEXT,
 } from './value-specs.js';
-import {type Field, type Reader, readYaml} from './yaml-reader.js';
+import {type Field, type Reader, readYaml, type Section} from './yaml-reader.js';
 
 export type ServiceMode = 'address' | 'link';
 export type OnStop = 'keep' | 'release';
@@ -34,13 +34,10 @@ export interface Endpoint {
   readonly port: number;
 }
 
-/** What both modes read: the service, where the agent keeps its state and socket, its checks, hooks and metrics. */
+/** What both modes read: where the agent keeps its state and socket, its checks, hooks and metrics. */
 export interface CommonConfig {
   /** The file this came from, for messages. */
   readonly file: string;
-  /** The pair's name; in etcd mode the service's, which names its key. */
-  readonly pair: string;
-  readonly service: Config['service'];
   readonly onStop: OnStop;
   readonly stateDir: string;
   readonly controlSocket: string;
@@ -50,11 +47,25 @@ export interface CommonConfig {
   readonly hooks: Config['hooks'];
 }
 
-/** A host in etcd mode (coordination.mode: etcd): no peer, no beacons; etcd's lease decides who holds the service. */
+/** A host in etcd mode (coordination.mode: etcd): no peer, no beacons; etcd's lease decides who holds each service. */
 export interface EtcdConfig extends CommonConfig {
-  /** The confirmation of a planned switch to this host. */
-  readonly confirm: Config['confirm'];
+  /** The services this host may hold, each under its own key: one (the file's `pair` and `service`) or several
+   *  (its `services` list), in the file's order. */
+  readonly services: readonly EtcdService[];
   readonly coordination: EtcdCoordination;
+}
+
+/** One service of an etcd host: its address, its confirmation, and the hosts that may hold it. */
+export interface EtcdService {
+  /** Names its key in etcd: `<prefix>services/<name>/holder`. */
+  readonly name: string;
+  readonly service: Config['service'];
+  /** The confirmation of a planned switch of this service to this host. */
+  readonly confirm: Config['confirm'];
+  /** The hosts that may hold it, in order of preference: its own `hosts`, or coordination.hosts. This host is one. */
+  readonly hosts: readonly string[];
+  /** Where its keys are in the file, for messages: `services[1]`; undefined for the file's own `pair` and `service`. */
+  readonly place: string | undefined;
 }
 
 /** Either mode's config, told apart by coordination.mode. */
@@ -186,8 +197,10 @@ export const DEFAULT_METRICS_LISTEN: Endpoint = {address: '127.0.0.1', port: 741
 const TOP_KEYS = [
   'pair', 'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'service', 'heartbeat', 'confirm',
   'drain', 'on_stop', 'state_dir', 'control_socket', 'health', 'hooks', 'rehearsal', 'metrics', 'script_user',
-  'coordination',
+  'coordination', 'services',
 ] as const;
+// An item of an etcd host's `services` list: a service section's keys, and its name, hosts and confirmation.
+const SERVICE_ITEM_KEYS = ['name', 'address', 'interface', 'mode', 'hosts', 'confirm'] as const;
 const DRAIN_KEYS = ['enabled', 'graceful_command', 'graceful_after_s', 'timeout_s'] as const;
 const GRACEFUL_KEYS = ['path', 'args'] as const;
 const ENDPOINT_KEYS = ['address', 'port'] as const;
@@ -320,6 +333,11 @@ function readConfig(reader: Reader, file: string, readSecret: SecretReader, insp
   const top = reader.root(TOP_KEYS);
   const coordination = readCoordination(reader, top.field('coordination'));
   if (coordination?.mode === 'etcd') return readEtcdConfig(reader, top, file, coordination, inspectProgram, lookupUser);
+  const servicesField = top.field('services');
+  if (servicesField.value !== undefined && servicesField.value !== null) {
+    reader.expected(servicesField, 'nothing', 'a pair moves one service (its `service` section); several services on one set of ' +
+      'hosts are for coordination.mode: etcd');
+  }
   // Absent keys are all reported at their mapping's line; reading pair and node first lists them first there.
   const pair = reader.required(top.field('pair'), PAIR_ID);
   const node = reader.required(top.field('node'), oneOf(['primary', 'backup'] as const));
@@ -432,7 +450,11 @@ function readConfirm(reader: Reader, field: Field) {
 
 /** The service section, as both modes read it; its addresses with their fields, for checks across keys. */
 function readService(reader: Reader, field: Field) {
-  const service = reader.section(field, SERVICE_KEYS, 'a mapping like {address: 192.0.2.100/24, interface: eth0}');
+  return readServiceKeys(reader, reader.section(field, SERVICE_KEYS, 'a mapping like {address: 192.0.2.100/24, interface: eth0}'));
+}
+
+/** A service's address, interface and mode, from a service section or an item of etcd mode's `services` list. */
+function readServiceKeys(reader: Reader, service: Section) {
   const addresses = readServiceAddresses(reader, service.field('address'));
   const ips = addresses.map((a) => a.ip);
   return {
@@ -457,13 +479,13 @@ const PAIR_ONLY_KEYS = [
 function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: string,
   coordination: Extract<NonNullable<ReturnType<typeof readCoordination>>, {mode: 'etcd'}>, inspectProgram: ProgramInspector,
   lookupUser: UserLookup) {
-  const pair = reader.required(top.field('pair'), PAIR_ID);
   for (const key of PAIR_ONLY_KEYS) {
     const given = top.field(key);
     if (given.value !== undefined && given.value !== null) {
       reader.expected(given, 'nothing', 'read only with coordination.mode: pair; in etcd mode etcd decides who holds the service');
     }
   }
+  const services = readEtcdServices(reader, top, coordination);
   const onStopField = top.field('on_stop');
   const onStop = reader.optional(onStopField, oneOf(['keep', 'release'] as const), 'release');
   if (onStop === 'keep') {
@@ -483,9 +505,7 @@ function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: s
   }
   return {
     file,
-    pair,
-    service: readService(reader, top.field('service')).value,
-    confirm: readConfirm(reader, top.field('confirm')),
+    services,
     onStop,
     stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
     controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),
@@ -495,6 +515,59 @@ function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: s
     coordination,
     scriptUser: readScriptUser(reader, top.field('script_user'), runsPrograms, lookupUser),
   };
+}
+
+const SERVICES_WHAT = 'a list of services like [{name: shop, address: 192.0.2.100/24, interface: eth0}, ' +
+  '{name: blog, address: 192.0.2.101/24, interface: eth0, hosts: [web-b, web-a]}]';
+
+/**
+ * An etcd host's services: the file's `pair`, `service` and `confirm` (one service, held by coordination.hosts in
+ * their order), or its `services` list, never both. Names and addresses are each the only one of their kind.
+ */
+function readEtcdServices(reader: Reader, top: ReturnType<Reader['root']>,
+  coordination: Extract<NonNullable<ReturnType<typeof readCoordination>>, {mode: 'etcd'}>) {
+  const listField = top.field('services');
+  if (listField.value === undefined || listField.value === null) {
+    return [{
+      name: reader.required(top.field('pair'), PAIR_ID),
+      service: readService(reader, top.field('service')).value,
+      confirm: readConfirm(reader, top.field('confirm')),
+      hosts: coordination.hosts,
+      place: undefined,
+    }];
+  }
+  for (const key of ['pair', 'service', 'confirm'] as const) {
+    const given = top.field(key);
+    if (given.value !== undefined && given.value !== null) {
+      reader.expected(given, 'nothing', `with a \`services\` list each service has its own ${key === 'pair' ? 'name' : key}`);
+    }
+  }
+  const items = reader.items(listField, SERVICES_WHAT) ?? [];
+  if (items.length === 0 && !listField.unusable) reader.expected(listField, SERVICES_WHAT, 'an empty list');
+  const names = new Map<string, Field>();
+  const addresses = new Map<string, string>();
+  return items.map((item) => {
+    const section = reader.section(item, SERVICE_ITEM_KEYS, 'a mapping like {name: shop, address: 192.0.2.100/24, interface: eth0}');
+    const nameField = section.field('name');
+    const name = reader.required(nameField, SERVICE_NAME);
+    if (name !== undefined) {
+      if (names.has(name)) reader.expected(nameField, 'a name no other service has', `${name} is already the name of ${names.get(name)?.path}`);
+      else names.set(name, item);
+    }
+    const service = readServiceKeys(reader, section);
+    for (const {ip, field} of service.addresses) {
+      const other = addresses.get(ip.address);
+      if (other !== undefined) reader.expected(field, 'an address no other service has', `${ip.address} is already ${other}'s`);
+      else addresses.set(ip.address, name ?? item.path);
+    }
+    return {
+      name,
+      service: service.value,
+      confirm: readConfirm(reader, section.field('confirm')),
+      hosts: readServiceHosts(reader, section.field('hosts'), coordination.host, coordination.hosts),
+      place: item.path,
+    };
+  });
 }
 
 function readRehearsal(reader: Reader, field: Field) {

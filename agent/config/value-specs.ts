@@ -88,6 +88,10 @@ export const HTTP_URL = textSpec('an absolute http:// or https:// URL', (value) 
 export const PAIR_ID = textSpec('a pair id of 1..32 characters from A-Z a-z 0-9 . _ -',
   (value) => /^[A-Za-z0-9._-]{1,32}$/.test(value) ? value : new Rejection());
 
+// An etcd host's service, named in a `services` list: the same characters as a pair id, since it names a key the same way.
+export const SERVICE_NAME = textSpec('a service name of 1..32 characters from A-Z a-z 0-9 . _ -',
+  (value) => /^[A-Za-z0-9._-]{1,32}$/.test(value) ? value : new Rejection());
+
 // A host's name in etcd mode, the value of a service's key while it holds it: a DNS label's characters and length,
 // so that a hostname fits as it is.
 export const HOST_NAME = textSpec('a host name of 1..63 characters from A-Z a-z 0-9 . _ -',

@@ -1,14 +1,16 @@
-// A host in etcd mode (issue 17): no peer and no beacons; the host holding the service's key under an etcd lease holds
-// its address (service-claim.ts). This is what baton-agent runs with coordination.mode: etcd: the claim, the host's
-// presence key (presence.ts: its health, for the other hosts and their `baton status`), the host's health checks (an
-// unhealthy host never campaigns), the state-change hook, and the answers to the control socket.
+// A host in etcd mode (issue 17): no peer and no beacons; the host holding a service's key under an etcd lease holds
+// its address (service-claim.ts). This is what baton-agent runs with coordination.mode: etcd: one HostedService per
+// service of the file (its claim, its planned switches, its hook), and what the services share: the host's presence
+// key (presence.ts: its health, for the other hosts and their `baton status`), its health checks (an unhealthy host
+// never campaigns), its drained flag, and the answers to the control socket.
 //
-// A planned switchover (`baton switchover --to HOST`, on any host; HOST runs it) is etcd-switch.ts. What a pair's agent does and
-// this one does not yet: the drain, the rehearsal aids and metrics. Their requests are refused with a reason.
+// A planned switchover (`baton switchover --to HOST [--service NAME]`, on any host; HOST runs it) is etcd-switch.ts. What a
+// pair's agent does and this one does not yet: the drain, the rehearsal aids and metrics. Their requests are refused
+// with a reason.
 
-import type {EtcdConfig} from '../config/schema.js';
+import type {EtcdConfig, EtcdService} from '../config/schema.js';
 import type {
-  ClaimPhase, DrainResult, EtcdPeer, EtcdStatusReport, FailResult, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress,
+  DrainResult, EtcdPeer, EtcdStatusReport, FailResult, RehearsalAids, ResumeResult, SwitchoverOptions, SwitchProgress,
   SwitchResult,
 } from '../control-protocol.js';
 import type {ControlHandler} from '../control-server.js';
@@ -16,91 +18,66 @@ import {BatonError, describeError} from '../errors.js';
 import {HealthMonitor, type HealthProbe} from '../health.js';
 import type {HookRunner} from '../hooks.js';
 import type {Logger} from '../log.js';
-import {createStepRun} from '../plans/executor.js';
 import type {AccessLogWatcher, Clock, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
-import {EtcdSwitch} from './etcd-switch.js';
-import type {AgentStateName, ServiceIp} from '../state-machine.js';
-import {describeAddresses, findServing, isAnyInUse} from '../net/service-addresses.js';
+import {describeAddresses} from '../net/service-addresses.js';
 import {VERSION} from '../version.js';
 import {presenceKey, serviceKey} from '../config/coordination.js';
 import {leaseTiming} from './lease-holder.js';
 import {PresenceKeeper} from './presence.js';
-import {type ClaimActions, type ClaimState, ServiceClaim, stepClaimActions} from './service-claim.js';
+import {HostedService} from './hosted-service.js';
 
 export interface EtcdAgentDeps {
   readonly config: EtcdConfig;
   readonly clock: Clock;
   readonly store: CoordinationStore;
-  readonly network: NetworkDriver;
+  /** The driver of a service interface. */
+  readonly network: (iface: string) => NetworkDriver;
   /** Not used by a claim's steps (no drain in a failover); the step catalogue's context needs one. */
-  readonly drain: DrainDriver;
+  readonly drain: (iface: string) => DrainDriver;
   readonly healthProbe: HealthProbe;
   readonly hooks: Pick<HookRunner, 'notify' | 'drain'> | undefined;
   readonly log: Logger;
   readonly hostname: string;
   readonly pid: number;
-  /** confirm.access_log's watcher, when set: a switch to this host confirms requests in it. */
-  readonly accessLog: AccessLogWatcher | undefined;
+  /** A service's confirm.access_log watcher, when set: a switch of it to this host confirms requests in it. */
+  readonly accessLog: (service: EtcdService) => AccessLogWatcher | undefined;
   readonly newId: () => string;
 }
 
 // A host reads its drained flag this often: `baton drain` on another host takes effect within a second.
 const DRAINED_READ_MS = 1000;
-// A holder whose checks fail looks this often whether it should hand the service over, and tries again this long after
+// A holder whose checks fail looks this often whether it should hand a service over, and tries again this long after
 // a handover that no host took.
 const SICK_LOOK_MS = 1000;
 const SICK_RETRY_MS = 30_000;
 const CALL_TIMEOUT_MS = 1000;
 
-/** A claim's phase as the hook's states: a holder is active, every other phase stands by (or is stopping). */
-const HOOK_STATE: Readonly<Record<ClaimPhase, AgentStateName>> = {
-  'starting': 'starting',
-  'standing-by': 'standby',
-  'campaigning': 'standby',
-  'holding': 'active',
-  'stopped': 'stopping',
-};
-
 export class EtcdAgent implements ControlHandler {
   readonly #deps: EtcdAgentDeps;
-  readonly #claim: ServiceClaim;
-  readonly #switch: EtcdSwitch;
-  /** The state the hook last heard. */
-  #hookState: AgentStateName = 'starting';
-  /** `baton drain` said this host must not take the service (a key in etcd, until `baton resume`). */
+  readonly #services: readonly HostedService[];
+  /** `baton drain` said this host must not take any service (a key in etcd, until `baton resume`). */
   #drained = false;
   #watchingDrained: Promise<void> | undefined;
   #watchingHealth: Promise<void> | undefined;
-  /** When this host, holding the service with failing checks, last tried to hand it over. */
-  #sickTriedAt = -Infinity;
-  #serving: Promise<void> | undefined;
   readonly #presence: PresenceKeeper;
   readonly #health: HealthMonitor;
   readonly #stop = new AbortController();
-  /** Stopped after the claim: the presence key goes once the service was given up. */
+  /** Stopped after the claims: the presence key goes once every service was given up. */
   readonly #stopPresence = new AbortController();
   #presenceRun: Promise<void> | undefined;
   readonly #startedAt: number;
-  #phaseSince: number;
-  #run: Promise<void> | undefined;
-  readonly #ready: Promise<void>;
-  #markReady: () => void = () => undefined;
 
   constructor(deps: EtcdAgentDeps) {
     this.#deps = deps;
-    const {config, clock, store, network, log} = deps;
+    const {config, clock, store, log} = deps;
     const {coordination} = config;
     this.#startedAt = clock.now();
-    this.#phaseSince = this.#startedAt;
-    this.#ready = new Promise((resolve) => {
-      this.#markReady = resolve;
-    });
     this.#health = new HealthMonitor({
       probe: deps.healthProbe, settings: config.health, clock,
       onChange: (health, reason) => {
         log.notice(`(health) ${health}: ${reason}`);
         this.#presence.setHealth(health);
-        this.#claim.nudge();
+        for (const service of this.#services) service.claim.nudge();
       },
     });
     const timing = leaseTiming(coordination.leaseTtlS, coordination.renewMarginMs);
@@ -108,64 +85,52 @@ export class EtcdAgent implements ControlHandler {
       clock, store, log, timing, leaseTtlS: coordination.leaseTtlS, version: VERSION,
       key: presenceKey(coordination.prefix, coordination.host), signal: this.#stopPresence.signal,
     }, this.#health.health);
-    const run = createStepRun({
-      service: config.service, network, clock, log, signal: this.#stop.signal,
-      // The claim drops its own address before it campaigns, so an answer comes from another host.
-      probe: () => isAnyInUse(network, config.service.ips),
-      drain: deps.drain,
-      giverAddresses: () => [],
-    });
-    this.#claim = new ServiceClaim({
-      clock, store, log,
-      timing,
-      leaseTtlS: coordination.leaseTtlS,
-      prefix: coordination.prefix,
-      key: serviceKey(coordination.prefix, config.pair),
-      self: coordination.host,
-      hosts: coordination.hosts,
-      // A drained host neither campaigns nor takes a switch, as one whose checks fail.
-      healthy: () => this.#mayServe(),
-      actions: sayWhatGoes(stepClaimActions(run), network, config.service.ips, log, () => this.#nowServing()),
+    this.#services = config.services.map((service) => new HostedService({
+      config, service, clock, store, log, timing,
+      network: deps.network(service.service.interface),
+      drain: deps.drain(service.service.interface),
+      hooks: deps.hooks,
+      mayServe: () => this.#mayServe(),
+      drainedKey: drainedKey(coordination.prefix, coordination.host),
+      onDrained: (drained) => this.#setDrained(drained),
+      accessLog: deps.accessLog(service),
+      newId: deps.newId,
       signal: this.#stop.signal,
-      onPhase: (state) => this.#phaseChanged(state),
-    });
-    this.#switch = new EtcdSwitch({
-      config, clock, store, log, run, claim: this.#claim, healthy: () => this.#mayServe(), accessLog: deps.accessLog,
-      newId: deps.newId, onServing: () => this.#nowServing(),
-    });
+    }));
   }
 
-  /** Starts the health checks and the claim; returns at once (ready() says when the key was first looked at). */
+  /** Starts the health checks and the claims; returns at once (ready() says when every key was first looked at). */
   start(): void {
     const {config, log} = this.#deps;
     const {host, hosts, endpoints} = config.coordination;
     log.notice(`(agent) baton ${VERSION}, host ${host} of ${hosts.join(', ')} in etcd mode (${endpoints.join(', ')}), ` +
-      `service ${config.pair}: ${describeAddresses(config.service.ips)} on ${config.service.interface}`);
+      `${config.services.map((s) => `service ${s.name}: ${describeAddresses(s.service.ips)} on ${s.service.interface}` +
+        (s.hosts === hosts ? '' : ` (hosts ${s.hosts.join(', ')})`)).join('; ')}`);
     this.#health.start();
     this.#presenceRun = this.#presence.run().catch((error: unknown) => log.error(`(presence) stopped: ${describeError(error)}`));
-    // The drained flag is read before the claim's first look: a drained host must not campaign at start.
-    this.#run = this.#readDrained().then(() => this.#claim.run()).catch((error: unknown) => {
-      // The claim's loop does not throw; if it ever does, the address must not stay without a hold behind it.
-      log.error(`(claim) stopped: ${describeError(error)}`);
-    });
+    // The drained flag is read before the claims' first look: a drained host must not campaign at start.
+    const drainedRead = this.#readDrained();
+    for (const service of this.#services) service.start(drainedRead);
     this.#watchingDrained = this.#watchDrained(this.#stop.signal);
     this.#watchingHealth = this.#handOverWhileSick(this.#stop.signal);
-    this.#serving = this.#switch.serve(this.#stop.signal).catch((error: unknown) => log.error(`(switch) stopped: ${describeError(error)}`));
   }
 
-  /** Resolves once the claim has looked at the key (standing by, campaigning or holding), or when it stops. */
-  ready(): Promise<void> {
-    return this.#ready;
+  /** Resolves once every claim has looked at its key (standing by, campaigning or holding), or stopped. */
+  async ready(): Promise<void> {
+    await Promise.all(this.#services.map((service) => service.ready()));
   }
 
-  /** Gives the service up (the address, then the lease), then its presence, and stops. A switch this host runs is let
+  /** Gives every service up (the address, then the lease), then its presence, and stops. A switch this host runs is let
    *  finish first (its own deadlines end it): stopping in the middle would leave the address on neither host. */
   async shutdown(): Promise<void> {
-    if (this.#claim.switching !== undefined) this.#deps.log.notice(`(agent) waiting for switch ${this.#claim.switching} to end before stopping`);
-    await this.#switch.idle();
+    for (const service of this.#services) {
+      if (service.claim.switching !== undefined) {
+        this.#deps.log.notice(`(agent) waiting for switch ${service.claim.switching} of ${service.name} to end before stopping`);
+      }
+    }
+    await Promise.all(this.#services.map((service) => service.idle()));
     this.#stop.abort(new Error('the agent stops'));
-    await this.#run;
-    await this.#serving;
+    await Promise.all(this.#services.map((service) => service.stopped()));
     await this.#watchingDrained;
     await this.#watchingHealth;
     this.#stopPresence.abort(new Error('the agent stops'));
@@ -175,63 +140,65 @@ export class EtcdAgent implements ControlHandler {
   }
 
   async status(): Promise<Omit<EtcdStatusReport, 'control'>> {
-    const {config, clock, network, hostname, pid} = this.#deps;
+    const {config, clock, hostname, pid} = this.#deps;
     const {coordination} = config;
     const now = clock.now();
-    const state = this.#claim.state;
-    const served = await findServing(network, config.service.ips).catch(() => undefined);
-    const deadline = this.#claim.holdDeadlineMs();
     const snapshot = this.#health.snapshot();
-    const phase: ClaimPhase = state.phase;
     return {
       coordination: 'etcd',
-      pair: config.pair,
       self: {
         host: coordination.host, hostname, pid, version: VERSION, uptimeMs: Math.round(now - this.#startedAt),
         health: snapshot.health, healthChecks: snapshot.checks.map((c) => ({name: c.name, ok: c.ok, detail: c.detail})),
-        holdsIp: served === undefined ? undefined : served.absent.length === 0,
         drained: this.#drained,
-        held: served?.present.map((ip) => ip.cidr) ?? [],
       },
-      service: {address: config.service.ip.cidr, addresses: config.service.ips.map((ip) => ip.cidr), interface: config.service.interface,
-        mode: config.service.mode},
-      claim: {
-        phase,
-        holder: state.phase === 'holding' ? coordination.host : state.phase === 'standing-by' ? state.holder : undefined,
-        epoch: state.phase === 'holding' || state.phase === 'standing-by' ? state.epoch : undefined,
-        error: state.phase === 'standing-by' ? state.error : undefined,
-        deadlineInMs: deadline === undefined ? undefined : Math.max(0, Math.round(deadline - now)),
-        switching: this.#claim.switching,
-        since: {phaseForMs: Math.round(now - this.#phaseSince)},
-      },
+      services: await Promise.all(this.#services.map((service) => service.status(now))),
       hosts: coordination.hosts,
       ...this.#peers(now),
-      key: serviceKey(coordination.prefix, config.pair),
-      etcd: {endpoints: coordination.endpoints, leaseTtlS: coordination.leaseTtlS, renewMarginMs: coordination.renewMarginMs,
-        onEtcdLoss: coordination.onEtcdLoss},
+      etcd: {endpoints: coordination.endpoints, prefix: coordination.prefix, leaseTtlS: coordination.leaseTtlS,
+        renewMarginMs: coordination.renewMarginMs, onEtcdLoss: coordination.onEtcdLoss},
     };
   }
 
-  /** The other hosts as the last look at the keys saw them: their presence and whether the service's key names them. */
+  /**
+   * The other hosts as the latest look at the keys saw them: their presence (the freshest look of any service) and the
+   * services whose keys name them (each service's last look).
+   */
   #peers(now: number): {peers: EtcdPeer[]; peersReadMsAgo: number | undefined; watching: boolean} {
     const {host, hosts} = this.#deps.config.coordination;
-    const look = this.#claim.look;
-    const watching = this.#claim.watching;
-    if (look === undefined) return {peers: [], peersReadMsAgo: undefined, watching};
+    const looks = this.#services.map((service) => service.look);
+    const watching = this.#services.every((service) => service.claim.watching);
+    const latest = looks.reduce((best, look) => look !== undefined && (best === undefined || look.atMs > best.atMs) ? look : best, undefined);
+    if (latest === undefined) return {peers: [], peersReadMsAgo: undefined, watching};
     const peers = hosts.filter((name) => name !== host).map((name): EtcdPeer => {
-      const presence = look.presence?.get(name);
-      return {host: name, present: look.presence === undefined ? undefined : presence !== undefined, health: presence?.health,
-        version: presence?.version, since: presence?.since, holds: look.holder === name};
+      const presence = latest.presence?.get(name);
+      return {host: name, present: latest.presence === undefined ? undefined : presence !== undefined, health: presence?.health,
+        version: presence?.version, since: presence?.since,
+        holds: this.#services.filter((service) => service.look?.holder === name).map((service) => service.name)};
     });
-    return {peers, peersReadMsAgo: Math.round(now - look.atMs), watching};
+    return {peers, peersReadMsAgo: Math.round(now - latest.atMs), watching};
   }
 
-  /** `baton switchover --to HOST`, on any host: the service moves to HOST (etcd-switch.ts). */
-  switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
-    return this.#switch.switchover(options, emit);
+  /** `baton switchover --to HOST [--service NAME]`, on any host: the service moves to HOST (etcd-switch.ts). */
+  async switchover(options: SwitchoverOptions, emit: (progress: SwitchProgress) => void): Promise<SwitchResult> {
+    return this.#service(options.service).switchover(options, emit);
   }
 
-  /** `baton resume` on a drained host: it may take the service again. */
+  /** The service a request names; with none named, the only one (several: the request must name one). */
+  #service(name: string | undefined): HostedService {
+    const names = this.#services.map((service) => service.name);
+    if (name === undefined) {
+      const [only, ...more] = this.#services;
+      if (only === undefined || more.length > 0) {
+        throw new BatonError('BAD_REQUEST', `this host serves ${names.join(', ')}: say which to move with --service NAME`);
+      }
+      return only;
+    }
+    const found = this.#services.find((service) => service.name === name);
+    if (found === undefined) throw new BatonError('BAD_REQUEST', `no service ${name} on this host: it serves ${names.join(', ')}`);
+    return found;
+  }
+
+  /** `baton resume` on a drained host: it may take its services again. */
   async resume(peer: boolean): Promise<ResumeResult> {
     if (peer) throw notInEtcdMode('resume --peer', 'run `baton resume` on the drained host itself');
     const {store, config} = this.#deps;
@@ -239,13 +206,15 @@ export class EtcdAgent implements ControlHandler {
     const was = await store.read(key, {timeoutMs: CALL_TIMEOUT_MS});
     await store.transact([], [{type: 'delete', key}], {timeoutMs: CALL_TIMEOUT_MS});
     this.#drained = false;
+    for (const service of this.#services) service.claim.nudge();
     return {state: 'standing-by', reason: was === undefined ? `host ${config.coordination.host} was not drained: nothing to do`
-      : `host ${config.coordination.host} is no longer drained: it may take ${config.pair} again`};
+      : `host ${config.coordination.host} is no longer drained: it may take ${this.#names()} again`};
   }
 
   /**
-   * `baton drain HOST`: HOST no longer takes the service (a key in etcd that its agent reads, until `baton resume` there),
-   * and if it holds the service, it moves to the first other host in coordination.hosts that takes it, by a switch.
+   * `baton drain HOST`: HOST no longer takes any service (a key in etcd that its agent reads, until `baton resume`
+   * there), and each service of this host's file that HOST holds moves to the first other host of the service's hosts
+   * that takes it, by a switch, one service after the other.
    */
   async drain(host: string, emit: (progress: SwitchProgress) => void): Promise<DrainResult> {
     const {store, config, log} = this.#deps;
@@ -254,25 +223,45 @@ export class EtcdAgent implements ControlHandler {
     await store.transact([], [{type: 'put', key: drainedKey(prefix, host), value: JSON.stringify({by: config.coordination.host})}],
       {timeoutMs: CALL_TIMEOUT_MS});
     if (host === config.coordination.host) this.#drained = true;
-    log.notice(`(drain) host ${host} is drained: it does not take ${config.pair} until \`baton resume\` there`);
-    emit({kind: 'note', text: `host ${host} is drained: it does not take ${config.pair} until \`baton resume\` there`});
-    const key = await store.read(serviceKey(prefix, config.pair), {timeoutMs: CALL_TIMEOUT_MS});
-    if (key?.value !== host) {
-      return {host, moved: undefined, text: `host ${host} is drained; ${key === undefined ? 'nobody' : `host ${key.value}`} holds ${config.pair}`};
+    const names = this.#names();
+    log.notice(`(drain) host ${host} is drained: it does not take ${names} until \`baton resume\` there`);
+    emit({kind: 'note', text: `host ${host} is drained: it does not take ${names} until \`baton resume\` there`});
+    const moves: ServiceMove[] = [];
+    for (const service of this.#services) moves.push(await this.#moveAway(service, host, emit));
+    const stuck = moves.filter((move) => move.kind === 'stuck').map((move) => move.service);
+    const said = moves.map((move) => move.text).join('; ');
+    const moved = moves.findLast((move) => move.result !== undefined)?.result;
+    if (stuck.length > 0) return {host, moved, stuck, text: `host ${host} is drained, but no other host took ${stuck.join(', ')}: ${said}`};
+    return {host, moved, stuck, text: moves.some((move) => move.kind === 'moved') ? `host ${host} is drained and free: ${said}`
+      : `host ${host} is drained; ${said}`};
+  }
+
+  /** Moves one service away from a drained host, if it holds it: to the service's other hosts in turn. */
+  async #moveAway(service: HostedService, host: string, emit: (progress: SwitchProgress) => void): Promise<ServiceMove> {
+    const {store, config} = this.#deps;
+    const name = service.name;
+    let holder: string | undefined;
+    try {
+      holder = (await store.read(serviceKey(config.coordination.prefix, name), {timeoutMs: CALL_TIMEOUT_MS}))?.value;
+    } catch (error) {
+      return {kind: 'stuck', service: name, result: undefined, text: `${name}'s key cannot be read: ${describeError(error)}`};
+    }
+    if (holder !== host) {
+      return {kind: 'elsewhere', service: name, result: undefined, text: `${holder === undefined ? 'nobody' : `host ${holder}`} holds ${name}`};
     }
     let last: SwitchResult | undefined;
-    for (const to of hosts.filter((candidate) => candidate !== host)) {
-      emit({kind: 'note', text: `moving ${config.pair} from host ${host} to host ${to}`});
+    for (const to of service.spec.hosts.filter((candidate) => candidate !== host)) {
+      emit({kind: 'note', text: `moving ${name} from host ${host} to host ${to}`});
       try {
-        last = await this.#switch.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined, to}, emit);
+        last = await service.switchover({...NO_OPTIONS, to, service: name}, emit);
       } catch (error) {
-        emit({kind: 'note', text: `host ${to} cannot take it: ${describeError(error)}`});
+        emit({kind: 'note', text: `host ${to} cannot take ${name}: ${describeError(error)}`});
         continue;
       }
-      if (last.outcome === 'done') return {host, moved: last, text: `host ${host} is drained and free: host ${to} serves ${config.pair}`};
-      emit({kind: 'note', text: `host ${to} did not take it: ${last.reason ?? 'rolled back'}`});
+      if (last.outcome === 'done') return {kind: 'moved', service: name, result: last, text: `host ${to} serves ${name}`};
+      emit({kind: 'note', text: `host ${to} did not take ${name}: ${last.reason ?? 'rolled back'}`});
     }
-    return {host, moved: last, text: `host ${host} is drained, but no other host took ${config.pair}: it still serves there`};
+    return {kind: 'stuck', service: name, result: last, text: `${name} still serves on host ${host}`};
   }
 
   failActive(): Promise<FailResult> {
@@ -284,35 +273,45 @@ export class EtcdAgent implements ControlHandler {
   }
 
   /**
-   * A holder whose health checks fail hands the service over, as a pair's does: to the first other host whose presence
-   * says it is there and healthy, by a planned switch (which that host runs and confirms). With nobody healthy to take
-   * it, it keeps the service, and tries again every SICK_RETRY_MS while its checks fail.
+   * A holder whose health checks fail hands its services over, as a pair's does: each to the first other host of the
+   * service whose presence says it is there and healthy, by a planned switch (which that host runs and confirms). With
+   * nobody healthy to take one, it keeps it, and tries again every SICK_RETRY_MS while its checks fail.
    */
   async #handOverWhileSick(signal: AbortSignal): Promise<void> {
-    const {clock, log, config} = this.#deps;
+    const {clock} = this.#deps;
     while (!signal.aborted) {
       await clock.sleep(SICK_LOOK_MS, signal).catch(() => undefined);
-      if (signal.aborted || this.#health.health !== 'failing' || !this.#claim.holds() || this.#claim.switching !== undefined) continue;
-      if (clock.now() - this.#sickTriedAt < SICK_RETRY_MS) continue;
-      this.#sickTriedAt = clock.now();
-      const healthy = this.#peers(clock.now()).peers.filter((peer) => peer.present === true && peer.health === 'ok').map((peer) => peer.host);
-      if (healthy.length === 0) {
-        log.warning(`(health) this host's checks fail and it holds ${config.pair}, but no other host is there and healthy to take it: keeping it`);
-        continue;
+      if (signal.aborted || this.#health.health !== 'failing') continue;
+      for (const service of this.#services) {
+        if (signal.aborted || this.#health.health !== 'failing') break;
+        await this.#handOver(service);
       }
-      for (const to of healthy) {
-        log.notice(`(health) this host's checks fail: handing ${config.pair} over to ${to}`);
-        const result = await this.#switch.switchover({dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined,
-          pauseAfter: undefined, to}, (progress) => log.info(`(health) ${JSON.stringify(progress)}`)).catch((error: unknown) => {
-          log.warning(`(health) ${to} cannot take ${config.pair}: ${describeError(error)}`);
-          return undefined;
-        });
-        if (result?.outcome === 'done') {
-          log.notice(`(health) ${to} serves ${config.pair}: ${result.reason ?? ''}`);
-          break;
-        }
-        if (result !== undefined) log.warning(`(health) the handover to ${to} rolled back: ${result.reason ?? ''}`);
+    }
+  }
+
+  async #handOver(service: HostedService): Promise<void> {
+    const {clock, log} = this.#deps;
+    const name = service.name;
+    if (!service.claim.holds() || service.claim.switching !== undefined || clock.now() - service.sickTriedAt < SICK_RETRY_MS) return;
+    service.sickTriedAt = clock.now();
+    const peers = this.#peers(clock.now()).peers;
+    const healthy = service.spec.hosts.filter((host) => peers.some((peer) => peer.host === host && peer.present === true && peer.health === 'ok'));
+    if (healthy.length === 0) {
+      log.warning(`(health) this host's checks fail and it holds ${name}, but no other host of it is there and healthy to take it: keeping it`);
+      return;
+    }
+    for (const to of healthy) {
+      log.notice(`(health) this host's checks fail: handing ${name} over to ${to}`);
+      const result = await service.switchover({...NO_OPTIONS, to, service: name},
+        (progress) => log.info(`(health) ${JSON.stringify(progress)}`)).catch((error: unknown) => {
+        log.warning(`(health) ${to} cannot take ${name}: ${describeError(error)}`);
+        return undefined;
+      });
+      if (result?.outcome === 'done') {
+        log.notice(`(health) ${to} serves ${name}: ${result.reason ?? ''}`);
+        return;
       }
+      if (result !== undefined) log.warning(`(health) the handover of ${name} to ${to} rolled back: ${result.reason ?? ''}`);
     }
   }
 
@@ -320,14 +319,22 @@ export class EtcdAgent implements ControlHandler {
     return this.#health.health === 'ok' && !this.#drained;
   }
 
-  /** This host's drained flag as etcd has it; unchanged when etcd cannot be read (the claim then does nothing anyway). */
+  #names(): string {
+    return this.#services.map((service) => service.name).join(', ');
+  }
+
+  /** This host's drained flag as etcd has it; unchanged when etcd cannot be read (the claims then do nothing anyway). */
   async #readDrained(): Promise<void> {
-    const {store, config, log} = this.#deps;
+    const {store, config} = this.#deps;
     const found = await store.read(drainedKey(config.coordination.prefix, config.coordination.host), {timeoutMs: CALL_TIMEOUT_MS}).then(
       (key) => key !== undefined, () => undefined);
-    if (found === undefined || found === this.#drained) return;
-    this.#drained = found;
-    log.notice(found ? `(drain) this host is drained: it does not take ${config.pair} until \`baton resume\``
+    if (found !== undefined) this.#setDrained(found);
+  }
+
+  #setDrained(drained: boolean): void {
+    if (drained === this.#drained) return;
+    this.#drained = drained;
+    this.#deps.log.notice(drained ? `(drain) this host is drained: it does not take ${this.#names()} until \`baton resume\``
       : '(drain) this host is no longer drained');
   }
 
@@ -337,47 +344,15 @@ export class EtcdAgent implements ControlHandler {
       if (!signal.aborted) await this.#readDrained();
     }
   }
-
-  #phaseChanged(state: ClaimState): void {
-    this.#phaseSince = this.#deps.clock.now();
-    if (state.phase !== 'starting') this.#markReady();
-    // Holding the key is not serving yet: the hook hears active once the address is taken (#nowServing), so that a take
-    // refused by the duplicate-address probe is no active-then-standby pair.
-    if (state.phase === 'holding') return;
-    const reason = state.phase === 'standing-by' ? (state.error === undefined ? 'stands by' : `cannot read the key: ${state.error}`) : state.phase;
-    this.#hook(HOOK_STATE[state.phase], reason);
-  }
-
-  /** The address was taken (a campaign's take, or a switch's backup-net-up): the hook hears active. */
-  #nowServing(): void {
-    const state = this.#claim.state;
-    this.#hook('active', `serves ${this.#deps.config.pair} at epoch ${state.phase === 'holding' ? state.epoch : '?'}`);
-  }
-
-  #hook(newState: AgentStateName, reason: string): void {
-    const oldState = this.#hookState;
-    if (oldState === newState) return;
-    this.#hookState = newState;
-    this.#deps.hooks?.notify({oldState, newState, reason});
-  }
 }
 
-/** The claim's actions, with a drop that says which addresses it found and removed (at start: left by an agent
- *  before this one), so that a removal is never silent. */
-function sayWhatGoes(actions: ClaimActions, network: NetworkDriver, ips: readonly ServiceIp[], log: Logger, taken: () => void): ClaimActions {
-  return {
-    async take() {
-      await actions.take();
-      taken();
-    },
-    async drop() {
-      // isServing spawns nothing: the drop is not delayed by more than a netlink read.
-      const found = await findServing(network, ips).catch(() => undefined);
-      await actions.drop();
-      if (found !== undefined && found.present.length > 0) log.notice(`(claim) removed ${describeAddresses(found.present)} from the service interface`);
-    },
-  };
-}
+/** A switch's options when the agent itself asks for one (a drain, a sick holder's handover): the config's. */
+const NO_OPTIONS = {dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined} as const;
+
+/** What a drain did with one service of the drained host. */
+type ServiceMove =
+  | {readonly kind: 'moved'; readonly service: string; readonly result: SwitchResult; readonly text: string}
+  | {readonly kind: 'elsewhere' | 'stuck'; readonly service: string; readonly result: SwitchResult | undefined; readonly text: string};
 
 /** The key that drains a host: present, the host takes no service. */
 export function drainedKey(prefix: string, host: string): string {

@@ -20,7 +20,7 @@
 // itself within 2 s; a taker whose agent died after the handover leaves a lease that expires, and the hosts campaign
 // as after any failure.
 
-import type {EtcdConfig} from '../config/schema.js';
+import type {EtcdConfig, EtcdService} from '../config/schema.js';
 import {serviceKey} from '../config/coordination.js';
 import type {HostLabel, SwitchoverOptions, SwitchProgress, SwitchResult} from '../control-protocol.js';
 import {BatonError, describeError} from '../errors.js';
@@ -117,6 +117,8 @@ export function switchKey(prefix: string, service: string): string {
 
 export interface EtcdSwitchDeps {
   readonly config: EtcdConfig;
+  /** The service this switch moves (one EtcdSwitch per service). */
+  readonly service: EtcdService;
   readonly clock: Clock;
   readonly store: CoordinationStore;
   readonly claim: ServiceClaim;
@@ -181,8 +183,8 @@ export class EtcdSwitch {
   constructor(deps: EtcdSwitchDeps) {
     this.#deps = deps;
     const {prefix} = deps.config.coordination;
-    this.#key = switchKey(prefix, deps.config.pair);
-    this.#serviceKey = serviceKey(prefix, deps.config.pair);
+    this.#key = switchKey(prefix, deps.service.name);
+    this.#serviceKey = serviceKey(prefix, deps.service.name);
   }
 
   /**
@@ -191,22 +193,22 @@ export class EtcdSwitch {
    */
   async switchover(options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
     const self = this.#deps.config.coordination.host;
-    const to = refuseUnsupported(options, this.#deps.config.coordination.hosts);
+    const to = refuseUnsupported(options, this.#deps.service.hosts);
     return to === self ? this.#switchHere(options, emit, undefined) : this.#ask(to, options, emit);
   }
 
   /** The switch to this host, run here end to end; `requested`: the record another host wrote to ask for it. */
   async #switchHere(options: SwitchoverOptions, emit: Emit, requested: {revision: number; value: SwitchRecord} | undefined): Promise<SwitchResult> {
-    const {config, claim, log} = this.#deps;
+    const {config, service, claim, log} = this.#deps;
     const self = config.coordination.host;
     if (this.#running || claim.switching !== undefined) {
       throw new BatonError('SWITCH_IN_PROGRESS', `switch ${claim.switching ?? ''} is already running on this host`.replace('  ', ' '));
     }
     const key = await this.#holderOtherThan(self, `this host (${self})`);
-    if (!this.#deps.healthy()) throw new BatonError('PREFLIGHT_REFUSED', `the health checks of host ${self} fail: it does not take ${config.pair}`);
+    if (!this.#deps.healthy()) throw new BatonError('PREFLIGHT_REFUSED', `the health checks of host ${self} fail: it does not take ${service.name}`);
     // As a pair's: no switch that cannot be confirmed. Checked before anything moves.
     const accessLog = this.#deps.accessLog;
-    if (config.confirm.accessLog === undefined || accessLog === undefined) {
+    if (service.confirm.accessLog === undefined || accessLog === undefined) {
       throw new BatonError('ACCESS_LOG_UNREADABLE', `confirm.access_log is not set in ${config.file} on host ${self}: baton cannot confirm traffic here`);
     }
     await accessLog.check();
@@ -254,10 +256,10 @@ export class EtcdSwitch {
 
   /** The service key, held by another host than `taker` (`who` in words): nothing to move otherwise. */
   async #holderOtherThan(taker: string, who: string): Promise<StoredKey> {
-    const {config, store} = this.#deps;
+    const {service, store} = this.#deps;
     const key = await store.read(this.#serviceKey, {timeoutMs: CALL_TIMEOUT_MS});
-    if (key === undefined) throw new BatonError('PREFLIGHT_REFUSED', `nobody holds ${config.pair} (${this.#serviceKey} is absent): there is nothing to move`);
-    if (key.value === taker) throw new BatonError('PREFLIGHT_REFUSED', `${who} holds ${config.pair} already, at epoch ${key.modRevision}`);
+    if (key === undefined) throw new BatonError('PREFLIGHT_REFUSED', `nobody holds ${service.name} (${this.#serviceKey} is absent): there is nothing to move`);
+    if (key.value === taker) throw new BatonError('PREFLIGHT_REFUSED', `${who} holds ${service.name} already, at epoch ${key.modRevision}`);
     return key;
   }
 
@@ -273,7 +275,7 @@ export class EtcdSwitch {
 
   /** Asks host `to` to take the service: writes the request, then follows the record until the taker writes the end. */
   async #ask(to: string, options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
-    const {config, store, clock, log} = this.#deps;
+    const {config, service, store, clock, log} = this.#deps;
     const self = config.coordination.host;
     const key = await this.#holderOtherThan(to, `host ${to}`);
     const recordRevision = await this.#recordRevisionIfOver();
@@ -287,12 +289,12 @@ export class EtcdSwitch {
     if (!wrote.succeeded) throw new BatonError('SWITCH_IN_PROGRESS', `${this.#key} changed while the switch was being asked for: another switch began`);
     const giver: HostLabel = {role: 'host', host: key.value};
     const taker: HostLabel = {role: 'host', host: to};
-    emit({kind: 'start', switchId: id, giver, taker, mode: config.service.mode});
-    emit({kind: 'note', text: `asked host ${to} to take ${config.pair}: it runs the switch, and this host follows it in etcd`});
-    log.notice(`(switch ${id}) asked ${to} to take ${config.pair} from ${key.value}`);
+    emit({kind: 'start', switchId: id, giver, taker, mode: service.service.mode});
+    emit({kind: 'note', text: `asked host ${to} to take ${service.name}: it runs the switch, and this host follows it in etcd`});
+    log.notice(`(switch ${id}) asked ${to} to take ${service.name} from ${key.value}`);
     const rolledBack = (reason: string): SwitchResult => ({switchId: id, outcome: 'rolled-back', giver, taker, reason, failedStep: undefined,
       totalMs: Math.round(clock.now() - started), confirmedRequests: undefined, rollbackCheck: undefined, plan: undefined});
-    const confirmS = options.confirmTimeoutS ?? config.confirm.timeoutS;
+    const confirmS = options.confirmTimeoutS ?? service.confirm.timeoutS;
     const until = started + confirmS * 1000 + 2 * GIVER_DEADLINE_MS + FINISH_WAIT_MS;
     let lastPhase: SwitchPhase = 'requested';
     let revision = wrote.revision;
@@ -326,13 +328,13 @@ export class EtcdSwitch {
   }
 
   async #run(id: string, key: StoredKey, recordRevision: number, options: SwitchoverOptions, emit: Emit): Promise<SwitchResult> {
-    const {config, clock, store, claim, run, log} = this.#deps;
+    const {config, service, clock, store, claim, run, log} = this.#deps;
     const started = clock.now();
     const giver: HostLabel = {role: 'host', host: key.value};
     const taker: HostLabel = {role: 'host', host: config.coordination.host};
     const epoch = key.modRevision;
-    emit({kind: 'start', switchId: id, giver, taker, mode: config.service.mode});
-    log.notice(`(switch ${id}) ${config.pair} from ${giver.host} (epoch ${epoch}) to ${taker.host}`);
+    emit({kind: 'start', switchId: id, giver, taker, mode: service.service.mode});
+    log.notice(`(switch ${id}) ${service.name} from ${giver.host} (epoch ${epoch}) to ${taker.host}`);
     const applied: SwitchStepName[] = [];
     let prepared: PreparedHold | undefined;
     let record: {revision: number; value: SwitchRecord} | undefined;
@@ -402,15 +404,15 @@ export class EtcdSwitch {
     try {
       // Counting from before backup-net-up: a request that arrives at once is not missed.
       const accessLog = this.#deps.accessLog;
-      if (accessLog !== undefined) counter = new TrafficCounter(accessLog, clock, config.confirm.statuses);
+      if (accessLog !== undefined) counter = new TrafficCounter(accessLog, clock, service.confirm.statuses);
       if (!prepared.holder.holds()) throw new BatonError('STEP_FAILED', 'this host\'s lease deadline passed before backup-net-up');
       await local('backup-net-up');
       this.#deps.onServing?.();
       let count: number | undefined;
       if (counter !== undefined) {
         failedStep = 'confirm-traffic';
-        const needed = options.minRequests ?? config.confirm.minRequests;
-        const timeoutMs = (options.confirmTimeoutS ?? config.confirm.timeoutS) * 1000;
+        const needed = options.minRequests ?? service.confirm.minRequests;
+        const timeoutMs = (options.confirmTimeoutS ?? service.confirm.timeoutS) * 1000;
         const at = clock.now();
         count = await counter.waitFor(needed, timeoutMs, (n, elapsedMs) =>
           emit({kind: 'waiting', step: 'confirm-traffic', host: taker, count: n, needed, elapsedMs: Math.round(elapsedMs)}));
@@ -421,7 +423,7 @@ export class EtcdSwitch {
       const wrote = await store.transact([{key: this.#key, modRevision: record.revision}], [{type: 'put', key: this.#key, value: JSON.stringify(done)}],
         {timeoutMs: CALL_TIMEOUT_MS});
       if (wrote.succeeded) await this.#waitFor(id, ['finished'], FINISH_WAIT_MS);
-      const reason = `switch ${id}: host ${taker.host} serves ${config.pair} at epoch ${handedAt}, ${count ?? 0} request(s) confirmed; ` +
+      const reason = `switch ${id}: host ${taker.host} serves ${service.name} at epoch ${handedAt}, ${count ?? 0} request(s) confirmed; ` +
         `host ${giver.host} is free to upgrade`;
       log.notice(`(switch ${id}) done: ${reason}`);
       return result('done', reason, count);
@@ -486,7 +488,7 @@ export class EtcdSwitch {
     if (handed?.succeeded !== true) {
       // The giver's lease is gone (its agent died) or the key moved: this host keeps the service rather than leave
       // it on nobody.
-      log.error(`(switch ${id}) the key could not go back to ${giver.host}: this host keeps ${this.#deps.config.pair}`);
+      log.error(`(switch ${id}) the key could not go back to ${giver.host}: this host keeps ${this.#deps.service.name}`);
       await claim.addressOp(() => executeStep('backup-net-up', run)).catch((error: unknown) =>
         log.error(`(switch ${id}) putting the address back failed: ${describeError(error)}`));
       emit({kind: 'note', text: `the key could not go back to host ${giver.host}: host ${taker.host} keeps serving`});
@@ -586,7 +588,7 @@ export class EtcdSwitch {
           return;
         }
         claim.switchBegan(value.id);
-        log.notice(`(switch ${value.id}) giving ${this.#deps.config.pair} to ${value.taker}: primary-net-down`);
+        log.notice(`(switch ${value.id}) giving ${this.#deps.service.name} to ${value.taker}: primary-net-down`);
         try {
           await claim.addressOp(() => executeStep('primary-net-down', run));
         } catch (error) {
@@ -612,7 +614,7 @@ export class EtcdSwitch {
         // The taker's turn. One that went silent for long leaves this host to take its address back (before the
         // handover: it still holds the key) or to give up its hold (after: the key is the taker's).
         if (stillForMs < (value.phase === 'giver-down' ? GIVER_ALONE_BEFORE_HANDOVER_MS
-          : this.#deps.config.confirm.timeoutS * 1000 + GIVER_ALONE_AFTER_HANDOVER_SLACK_MS)) return;
+          : this.#deps.service.confirm.timeoutS * 1000 + GIVER_ALONE_AFTER_HANDOVER_SLACK_MS)) return;
         if (value.phase === 'giver-down') {
           log.error(`(switch ${value.id}) ${value.taker} said nothing for ${Math.round(stillForMs / 1000)} s after primary-net-down: serving again`);
           if (await move('rolled-back', {reason: `${value.taker} went silent mid-switch`})) await this.#serveAgain(value.id);
@@ -637,7 +639,7 @@ export class EtcdSwitch {
         claim.switchEnded();
         await claim.release();
         await move('finished');
-        log.notice(`(switch ${value.id}) ${value.taker} serves ${this.#deps.config.pair}; this host is free`);
+        log.notice(`(switch ${value.id}) ${value.taker} serves ${this.#deps.service.name}; this host is free`);
         return;
       case 'giver-failed':
         return;
@@ -649,7 +651,7 @@ export class EtcdSwitch {
     const {log, clock, store} = this.#deps;
     const {value} = requested;
     const started = clock.now();
-    log.notice(`(switch ${value.id}) ${value.requestedBy ?? 'another host'} asks this host to take ${this.#deps.config.pair} from ${value.giver}`);
+    log.notice(`(switch ${value.id}) ${value.requestedBy ?? 'another host'} asks this host to take ${this.#deps.service.name} from ${value.giver}`);
     const options: SwitchoverOptions = {dryRun: false, strict: false, minRequests: value.minRequests, confirmTimeoutS: value.confirmTimeoutS,
       pauseAfter: undefined, to: value.taker};
     try {
@@ -688,7 +690,7 @@ function refuseUnsupported(options: SwitchoverOptions, hosts: readonly string[])
   if (options.to === undefined) {
     throw new BatonError('BAD_REQUEST', `etcd mode: name the host to move the service to: \`baton switchover --to HOST\` (one of ${hosts.join(', ')})`);
   }
-  if (!hosts.includes(options.to)) throw new BatonError('BAD_REQUEST', `--to ${options.to}: not one of coordination.hosts (${hosts.join(', ')})`);
+  if (!hosts.includes(options.to)) throw new BatonError('BAD_REQUEST', `--to ${options.to}: not one of the service's hosts (${hosts.join(', ')})`);
   if (options.dryRun) throw new BatonError('BAD_REQUEST', '--dry-run: not there yet in etcd mode');
   if (options.pauseAfter !== undefined) throw new BatonError('BAD_REQUEST', '--pause-after: etcd mode has no rehearsal aids');
   return options.to;

@@ -55,6 +55,10 @@ export interface ClaimDeps {
 
   /** Whether this host may serve (its health checks pass). An unhealthy host never campaigns. */
   healthy(): boolean;
+  /** The key that drains this host (`baton drain`), read at every look with the service's key: a drained host never
+   *  campaigns, however recently its agent last read the flag. Told to `onDrained` when read. */
+  readonly drainedKey?: string;
+  readonly onDrained?: (drained: boolean) => void;
   readonly actions: ClaimActions;
   readonly log: Logger;
   readonly signal: AbortSignal;
@@ -78,6 +82,11 @@ export const CAMPAIGN_STAGGER_MS = 400;
 // After a hold ended, or a campaign failed (the address answered elsewhere, a step failed), a host waits this long
 // before it campaigns again, so a host that cannot serve does not take the key over and over.
 export const CLAIM_BACKOFF_MS = 2000;
+// For this long after its claim starts, a host still waits for the hosts ranked before it whose presence is not there
+// yet: hosts started together (a cold start, the lab) write their presence within a second of one another, and a host
+// that counted only what it saw at its first look would take services meant for the others first (several services
+// on one set of hosts go by their own orders). Order only, never safety: the key is created once.
+export const START_GRACE_MS = 2000;
 // Each read, grant and acquire gets this long: an answer later than that is from a member that is cut off.
 const CALL_TIMEOUT_MS = 1000;
 
@@ -109,13 +118,14 @@ export interface ClaimLook {
 /**
  * How many hosts this one waits for before it campaigns: the live, healthy hosts ranked before it (their presence key
  * is there and says ok), leaving out `passedOver` (the host whose key just went: it does not campaign again before
- * CLAIM_BACKOFF_MS). With no presence known, every host ranked before it, as configured.
+ * CLAIM_BACKOFF_MS). With no presence known, every host ranked before it, as configured; with `absentCount` (just
+ * started), those absent from the presence keys too.
  */
 export function liveRank(hosts: readonly string[], self: string, presence: ReadonlyMap<string, Presence> | undefined,
-  passedOver: string | undefined): number {
+  passedOver: string | undefined, absentCount = false): number {
   const before = hosts.slice(0, Math.max(0, hosts.indexOf(self)));
   if (presence === undefined) return before.length;
-  return before.filter((host) => host !== passedOver && presence.get(host)?.health === 'ok').length;
+  return before.filter((host) => host !== passedOver && (presence.get(host)?.health === 'ok' || (absentCount && !presence.has(host)))).length;
 }
 
 export class ServiceClaim {
@@ -131,6 +141,8 @@ export class ServiceClaim {
   #holder: LeaseHolder | undefined;
   /** The address queue: every take and drop runs after the one before it. */
   #addressOps: Promise<void> = Promise.resolve();
+  /** When the claim's loop started: the hosts ranked before this one count even when absent for START_GRACE_MS. */
+  #startedAtMs = 0;
   /** When this host last saw the key absent, for the stagger; undefined while it is present. */
   #absentSinceMs: number | undefined;
   /** The last campaign's failure, while campaigns keep failing the same way. */
@@ -188,6 +200,7 @@ export class ServiceClaim {
       onChange: () => this.nudge()});
     this.#watch = watch;
     const watching = watch.run();
+    this.#startedAtMs = this.#deps.clock.now();
     while (!signal.aborted) {
       if (this.#adopted !== undefined) {
         await this.#whileHolding(this.#adopted);
@@ -221,7 +234,7 @@ export class ServiceClaim {
       this.#absentSinceMs ??= now;
       // The host whose key just went does not campaign before its backoff (CLAIM_BACKOFF_MS): nobody waits for it.
       const passedOver = now < this.#absentSinceMs + CLAIM_BACKOFF_MS ? this.#lastHolder : undefined;
-      const ahead = liveRank(this.#deps.hosts, this.#deps.self, presence, passedOver);
+      const ahead = liveRank(this.#deps.hosts, this.#deps.self, presence, passedOver, now < this.#startedAtMs + START_GRACE_MS);
       const campaignAt = Math.max(this.#absentSinceMs + ahead * CAMPAIGN_STAGGER_MS, this.#campaignNotBefore);
       const healthy = this.#deps.healthy();
       if (!healthy || now < campaignAt) {
@@ -245,8 +258,9 @@ export class ServiceClaim {
 
   /** The key (a linearizable read: 'unknown' when it fails) and the hosts' presence (undefined when that read fails). */
   async #lookAtKeys(): Promise<{key: StoredKey | undefined; presence: ReadonlyMap<string, Presence> | undefined} | 'unknown'> {
-    const [key, presence] = await Promise.all([this.#read(), this.#readPresence()]);
+    const [key, presence, drained] = await Promise.all([this.#read(), this.#readPresence(), this.#readDrained()]);
     if (key === 'unknown') return 'unknown';
+    if (drained !== undefined) this.#deps.onDrained?.(drained);
     this.#look = {atMs: this.#deps.clock.now(), holder: key?.value, presence};
     return {key, presence};
   }
@@ -272,6 +286,13 @@ export class ServiceClaim {
       if (holding.aborted) break;
       await this.#wait(this.#pollMs());
     }
+  }
+
+  /** Whether the drained key is there; undefined when there is none to read or the read failed (the flag stays as it was). */
+  async #readDrained(): Promise<boolean | undefined> {
+    const {store, drainedKey} = this.#deps;
+    if (drainedKey === undefined) return undefined;
+    return store.read(drainedKey, {timeoutMs: CALL_TIMEOUT_MS}).then((key) => key !== undefined, () => undefined);
   }
 
   async #readPresence(): Promise<ReadonlyMap<string, Presence> | undefined> {

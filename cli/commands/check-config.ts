@@ -16,8 +16,8 @@ import type {FileAccess} from '../../agent/config/unit-file-access.js';
 import {parseSandboxDropIn, SANDBOX_DROP_IN, sandboxProblems} from '../../agent/config/unit-sandbox.js';
 import {describeError, isBatonError} from '../../agent/errors.js';
 import {
-  checkHost, gatherHostFacts, type HostCheckSubject, type HostProblem, hostProblem, type HostProblemKind, type Severity,
-  subjectOfConfig, subjectOfDraft,
+  checkHostOfAll, type DraftView, gatherHostFacts, type HostCheckSubject, type HostProblem, hostProblem, type HostProblemKind, type Severity,
+  subjectsOfConfig, subjectsOfDraft,
 } from '../../agent/host-check.js';
 import type {DrainDriver, HostProbe} from '../../agent/ports.js';
 import {COMBINED} from '../../agent/access-log.js';
@@ -101,11 +101,11 @@ export async function checkConfig(options: CheckConfigOptions, deps: CheckConfig
   if (options.fileOnly) return finish(file, problems, config, config === undefined ? [] : [describeDecider(config)], undefined);
 
   // Where the file has problems, the keys that could be read are still checked: every problem at once.
-  const subject: HostCheckSubject = config !== undefined ? subjectOfConfig(config)
-    : inspected?.draft !== undefined ? subjectOfDraft(inspected.draft, inspected.problems)
-      : {serviceInterface: undefined, serviceIp: undefined, listenAddress: undefined, accessLog: undefined, logFormat: COMBINED, secretFiles: []};
+  const subjects: HostCheckSubject[] = config !== undefined ? subjectsOfConfig(config)
+    : inspected?.draft !== undefined ? subjectsOfDraft(inspected.draft as DraftView, inspected.problems)
+      : [{serviceInterface: undefined, serviceIp: undefined, listenAddress: undefined, accessLog: undefined, logFormat: COMBINED, secretFiles: []}];
   const access = await deps.access();
-  const host = checkHost(subject, await gatherHostFacts(subject, deps.probe), access);
+  const host = await checkHostOfAll(subjects, (subject) => gatherHostFacts(subject, deps.probe), access);
   const notes: string[] = [];
   if (config !== undefined) {
     notes.push(describeDecider(config));
@@ -185,9 +185,10 @@ export function reportJson(report: ConfigReport): Record<string, unknown> {
     hostChecked: report.readsAs !== undefined,
     readsAs: report.readsAs ?? null,
     config: etcd !== undefined ? {
-      pair: etcd.pair,
-      coordination: {...etcd.coordination, key: serviceKey(etcd.coordination.prefix, etcd.pair)},
-      service: {address: etcd.service.ip.cidr, addresses: etcd.service.ips.map((ip) => ip.cidr), interface: etcd.service.interface, mode: etcd.service.mode},
+      coordination: etcd.coordination,
+      services: etcd.services.map(({name, service, hosts, confirm}) => ({name, key: serviceKey(etcd.coordination.prefix, name), hosts,
+        address: service.ip.cidr, addresses: service.ips.map((ip) => ip.cidr), interface: service.interface, mode: service.mode,
+        accessLog: confirm.accessLog ?? null})),
     } : config === undefined ? null : {
       pair: config.pair, node: config.node, listen: config.listen, peer: config.peer,
       service: {address: config.service.ip.cidr, addresses: config.service.ips.map((ip) => ip.cidr), interface: config.service.interface, mode: config.service.mode},
@@ -212,14 +213,18 @@ function describeDecider(config: AnyConfig): string {
 function formatValidEtcd(report: ConfigReport, config: EtcdConfig): string {
   const {host, hosts, prefix} = config.coordination;
   const rank = hosts.indexOf(host);
+  const interfaces = [...new Set(config.services.map((s) => s.service.interface))].join(' and ');
   const lines = [
     `${config.file}: valid`,
-    `  host ${host} in etcd mode, ${rank === 0 ? 'first' : `number ${rank + 1}`} in the preference ${hosts.join(', ')}; ` +
-      `service ${config.pair}, its key ${serviceKey(prefix, config.pair)}`,
-    `  service IP ${config.service.ips.map((ip) => ip.cidr).join(' and ')} on ${config.service.interface} (${config.service.mode} mode)`,
+    `  host ${host} in etcd mode, ${rank === 0 ? 'first' : `number ${rank + 1}`} in the preference ${hosts.join(', ')}`,
+    ...config.services.flatMap((s) => [
+      `  service ${s.name}, its key ${serviceKey(prefix, s.name)}` +
+        (s.hosts === hosts ? '' : `; its hosts ${s.hosts.join(', ')}, this one ${s.hosts.indexOf(host) === 0 ? 'first' : `number ${s.hosts.indexOf(host) + 1}`}`),
+      `    service IP ${s.service.ips.map((ip) => ip.cidr).join(' and ')} on ${s.service.interface} (${s.service.mode} mode)`,
+    ]),
     ...report.notes.map((note) => `  ${note}`),
     report.readsAs === undefined ? '  host: not checked (--file-only)'
-      : `  host: ${config.service.interface} is this host's; ip, arping and perl, and the access log checked as the agent finds them (${report.readsAs})`,
+      : `  host: ${interfaces} ${interfaces.includes(' and ') ? 'are' : 'is'} this host's; ip, arping and perl, and the access log${config.services.length > 1 ? 's' : ''} checked as the agent finds them (${report.readsAs})`,
     ...report.problems.map((problem) => `  WARNING ${problem.message}`),
   ];
   return `${lines.join('\n')}\n`;

@@ -19,5 +19,6 @@ export async function run(out: Output, command: {readonly config: string; readon
   if (command.json) out.stdout(`${JSON.stringify(result, null, 2)}\n`);
   else out.stdout(`${result.moved === undefined ? '' : formatSwitchResult(result.moved)}${result.text}\n`);
   // Drained, but the service is still on it: the operator must not take the host down.
-  return result.moved !== undefined && result.moved.outcome !== 'done' ? EXIT_ROLLED_BACK : EXIT_OK;
+  const stuck = (result.stuck ?? []).length > 0 || (result.moved !== undefined && result.moved.outcome !== 'done');
+  return stuck ? EXIT_ROLLED_BACK : EXIT_OK;
 }

@@ -31,7 +31,7 @@ import {
 import {
   explainProblems, OPTION_OF_KEY, renderConfig, renderSandboxDropIn, renderUnit, renderWrapper, type ConfigAnswers,
 } from '../install/texts.js';
-import {checkHost, gatherHostFacts, type HostProblem, subjectOfConfig} from '../../agent/host-check.js';
+import {checkHostOfAll, gatherHostFacts, type HostProblem, subjectsOfConfig} from '../../agent/host-check.js';
 import type {Output} from '../output.js';
 
 export interface InstallOptions {
@@ -193,8 +193,8 @@ async function checkPackagedTarget(root: string, paths: Paths, sourceDir: string
  */
 async function checkThisHost(config: AnyConfig, options: InstallOptions, deps: InstallDeps, unitText: string,
   dropInText: string): Promise<HostProblem[]> {
-  const subject = subjectOfConfig(config);
-  const found = checkHost(subject, await gatherHostFacts(subject, deps.hostProbe), await deps.fileAccess(unitText, [dropInText]));
+  const found = await checkHostOfAll(subjectsOfConfig(config), (subject) => gatherHostFacts(subject, deps.hostProbe),
+    await deps.fileAccess(unitText, [dropInText]));
   const problems = found.map((problem) => {
     const option = options.answers === undefined || problem.key === undefined ? undefined : OPTION_OF_KEY[problem.key];
     return option === undefined ? problem : {...problem, message: problem.message.replace(`${problem.key}:`, `${problem.key} (${option}):`)};
@@ -385,7 +385,12 @@ async function formatReport(plan: InstallPlan, done: Applied, options: InstallOp
     lines.push(`systemd: not touched, ${whyNotLive(plan.root)}. On the target system, run:`,
       `  ${systemctlLine(DAEMON_RELOAD)}`, `  ${systemctlLine(ENABLE_NOW)}`);
   }
-  if (config.confirm.accessLog === undefined) {
+  const unconfirmed = isEtcdConfig(config) ? config.services.filter((s) => s.confirm.accessLog === undefined).map((s) => s.name)
+    : config.confirm.accessLog === undefined ? [config.pair] : [];
+  if (isEtcdConfig(config) && unconfirmed.length > 0) {
+    lines.push('', `Note: confirm.access_log is not set for ${unconfirmed.join(', ')}: \`baton switchover\` of ${unconfirmed.length === 1 ? 'it' : 'them'} ` +
+      `to this host refuses until it names this host's web-server access log in ${CONFIG_FILE}.`);
+  } else if (unconfirmed.length > 0) {
     lines.push('', `Note: confirm.access_log is not set: \`baton switchover\` refuses until it names this host's ` +
       `web-server access log in ${CONFIG_FILE} (or install again with --force and --access-log PATH).`);
   }
@@ -477,10 +482,11 @@ function formatDryRun(plan: InstallPlan): string {
 
 /** The config in one line: a pair's role and beacons, or an etcd host's place; the service IP. */
 function describeConfig(config: AnyConfig, ports: boolean): string {
-  const service = `service IP ${describeAddresses(config.service.ips)} on ${config.service.interface}`;
   if (isEtcdConfig(config)) {
-    return `host ${config.coordination.host} of ${config.coordination.hosts.join(', ')} in etcd mode, service ${config.pair}, ${service}`;
+    return `host ${config.coordination.host} of ${config.coordination.hosts.join(', ')} in etcd mode, ` +
+      config.services.map((s) => `service ${s.name} (${describeAddresses(s.service.ips)} on ${s.service.interface})`).join(', ');
   }
+  const service = `service IP ${describeAddresses(config.service.ips)} on ${config.service.interface}`;
   const at = (endpoint: {address: string; port: number}): string => ports ? `${endpoint.address}:${endpoint.port}` : endpoint.address;
   return `${config.node} of pair ${config.pair}, beacons ${at(config.listen)} -> ${at(config.peer)}, ${service}`;
 }

@@ -7,7 +7,7 @@ import {networkInterfaces} from 'node:os';
 import {fileURLToPath} from 'node:url';
 import {createExecaRunner, formatCommandLine} from '../../agent/adapters/execa-runner.js';
 import {createSystemHostProbe, unitFileAccess} from '../../agent/adapters/host-probe.js';
-import {type AnyConfig, loadAnyConfig} from '../../agent/config/schema.js';
+import {type AnyConfig, isEtcdConfig, loadAnyConfig} from '../../agent/config/schema.js';
 import type {FileAccess} from '../../agent/config/unit-file-access.js';
 import {BatonError, describeError} from '../../agent/errors.js';
 import type {CommandRunner, HostProbe} from '../../agent/ports.js';
@@ -95,8 +95,11 @@ async function serviceIpHere(configFile: string): Promise<ServiceIpHere> {
   } catch (error) {
     return {unknown: `${configFile} cannot be read as a config (${describeError(error).split('\n')[0] ?? ''})`};
   }
-  // Any of a dual-stack service's addresses: one left behind still answers for the service.
-  const {ips, interface: name} = config.service;
-  const here = ips.filter((ip) => networkInterfaces()[name]?.some((entry) => entry.address === ip.address) ?? false);
-  return {holds: here.length > 0, cidr: (here.length > 0 ? here : ips).map((ip) => ip.cidr).join(' and '), interface: name, onStop: config.onStop};
+  // Any of a dual-stack service's addresses: one left behind still answers for the service. In etcd mode, any service's.
+  const services = isEtcdConfig(config) ? config.services.map((s) => s.service) : [config.service];
+  const addresses = services.flatMap(({ips, interface: name}) => ips.map((ip) => ({ip, name})));
+  const here = addresses.filter(({ip, name}) => networkInterfaces()[name]?.some((entry) => entry.address === ip.address) ?? false);
+  const named = here.length > 0 ? here : addresses;
+  return {holds: here.length > 0, cidr: named.map(({ip}) => ip.cidr).join(' and '), interface: [...new Set(named.map(({name}) => name))].join(' and '),
+    onStop: config.onStop};
 }

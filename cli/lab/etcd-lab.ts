@@ -203,19 +203,25 @@ export interface Settled {
   readonly standing: readonly string[];
 }
 
-/** Whether `statuses` (of `names`) show one holder holding the address and the rest standing by for it, none switching. */
+/** Whether `statuses` (of `names`) show one holder holding the lab's service (each host's first: the lab runs one) and
+ *  the rest standing by for it, none switching. */
 export function settledOf(names: readonly string[], statuses: ReadonlyArray<EtcdStatusReport | Error>): Settled | string {
-  const says = statuses.map((s, i) => (s instanceof Error ? `${names[i] ?? '?'}: ${s.message}`
-    : `${s.self.host} ${s.claim.phase}${s.claim.holder === undefined ? '' : ` (holder ${s.claim.holder})`}${s.self.holdsIp === true ? ', has the address' : ''}`));
-  const ok = statuses.filter((s): s is EtcdStatusReport => !(s instanceof Error));
-  const holders = ok.filter((s) => s.claim.phase === 'holding');
+  const views = statuses.map((s, i) => {
+    if (s instanceof Error) return `${names[i] ?? '?'}: ${s.message}`;
+    const service = s.services[0];
+    return service === undefined ? `${s.self.host}: no service` : {host: s.self.host, ...service};
+  });
+  const says = views.map((v) => typeof v === 'string' ? v
+    : `${v.host} ${v.claim.phase}${v.claim.holder === undefined ? '' : ` (holder ${v.claim.holder})`}${v.holdsIp === true ? ', has the address' : ''}`);
+  const ok = views.filter((v) => typeof v !== 'string');
+  const holders = ok.filter((v) => v.claim.phase === 'holding');
   const [holder] = holders;
-  if (ok.length !== statuses.length || holders.length !== 1 || holder === undefined || holder.self.holdsIp !== true ||
+  if (ok.length !== statuses.length || holders.length !== 1 || holder === undefined || holder.holdsIp !== true ||
     holder.claim.epoch === undefined || holder.claim.switching !== undefined) return says.join('; ');
-  const others = ok.filter((s) => s !== holder);
-  if (!others.every((s) => s.claim.phase === 'standing-by' && s.claim.holder === holder.self.host && s.self.held.length === 0 &&
-    s.claim.switching === undefined)) return says.join('; ');
-  return {holder: holder.self.host, epoch: holder.claim.epoch, standing: others.map((s) => s.self.host)};
+  const others = ok.filter((v) => v !== holder);
+  if (!others.every((v) => v.claim.phase === 'standing-by' && v.claim.holder === holder.host && v.held.length === 0 &&
+    v.claim.switching === undefined)) return says.join('; ');
+  return {holder: holder.host, epoch: holder.claim.epoch, standing: others.map((v) => v.host)};
 }
 
 /** Polls the agents until settledOf says one holder; throws LAB_FAILED with the last look after `timeoutMs`. */

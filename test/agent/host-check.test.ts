@@ -5,7 +5,7 @@ import test from 'ava';
 import type {Config} from '../../agent/config/schema.js';
 import {type FileAccess, parseUnitFileAccess} from '../../agent/config/unit-file-access.js';
 import {
-  checkHost, gatherHostFacts, HOST_PROBLEMS, type HostProblem, subjectOfConfig, subjectOfDraft,
+  checkHost, gatherHostFacts, HOST_PROBLEMS, type HostProblem, subjectsOfConfig, subjectsOfDraft,
 } from '../../agent/host-check.js';
 import {ADM, enoent, facts, FakeHostProbe, NOBODY, ROOT, WWW_DATA} from '../fakes/fake-host-probe.js';
 import {testConfig, testEtcdConfig} from '../fakes/test-config.js';
@@ -30,7 +30,8 @@ function healthy(): {config: Config; probe: FakeHostProbe} {
 }
 
 async function check(config: Config, probe: FakeHostProbe, access: FileAccess = UNIT_ACCESS): Promise<HostProblem[]> {
-  const subject = subjectOfConfig(config);
+  const [subject] = subjectsOfConfig(config);
+  if (subject === undefined) throw new Error('a pair has one subject');
   return checkHost(subject, await gatherHostFacts(subject, probe), access);
 }
 
@@ -198,14 +199,14 @@ test('a down interface still counts: link mode\'s backup keeps its service inter
 
 test('a file with problems: the keys that could be read are still checked, those with a problem are not', (t) => {
   const {config} = healthy();
-  const subject = subjectOfDraft(config, [
+  const [subject] = subjectsOfDraft(config, [
     {line: 8, key: 'service.interface', message: 'service.interface: expected a Linux interface name'},
     {line: 12, key: 'confirm', message: 'confirm: expected a mapping'},
   ]);
-  t.is(subject.serviceInterface, 'eth0', 'the draft of a file with problems has undefined where they are: here it is given');
-  t.is(subject.accessLog, undefined, 'confirm has a problem: the access log is not judged, not even as unset');
-  t.is(subject.listenAddress, '192.0.2.11');
-  t.deepEqual(subject.secretFiles, [{key: 'secret_file', path: '/etc/baton/secret'}]);
+  t.is(subject?.serviceInterface, 'eth0', 'the draft of a file with problems has undefined where they are: here it is given');
+  t.is(subject?.accessLog, undefined, 'confirm has a problem: the access log is not judged, not even as unset');
+  t.is(subject?.listenAddress, '192.0.2.11');
+  t.deepEqual(subject?.secretFiles, [{key: 'secret_file', path: '/etc/baton/secret'}]);
 });
 
 test('only errors keep the agent from starting, and only those that fail the first takeover', (t) => {
@@ -242,7 +243,8 @@ test('a missing file reads as missing, not as unreadable', async (t) => {
 test('an etcd config is checked for its interface, programs and access log, not for beacons or a secret it has none of', async (t) => {
   const probe = new FakeHostProbe();
   const etcd = testEtcdConfig('b');
-  const subject = subjectOfConfig(etcd);
+  const [subject] = subjectsOfConfig(etcd);
+  if (subject === undefined) return t.fail();
   t.like(subject, {serviceInterface: 'eth0', listenAddress: undefined, accessLog: null, secretFiles: []});
   t.deepEqual((await checkHost(subject, await gatherHostFacts(subject, probe), UNIT_ACCESS)).map((problem) => problem.kind), ['access-log-unset'],
     'a switchover to this host cannot be confirmed without it; nothing about a secret');

@@ -247,14 +247,16 @@ test('an etcd host\'s file is valid without beacons or a secret; check-config sa
   const result = await checkWith(deps, file);
   t.is(result.code, 0, result.stderr);
   t.is(result.stdout, `${file}: valid\n` +
-    '  host b in etcd mode, number 2 in the preference a, b, c; service web, its key /baton/services/web/holder\n' +
-    '  service IP 192.0.2.100/24 on eth0 (address mode)\n' +
+    '  host b in etcd mode, number 2 in the preference a, b, c\n' +
+    '  service web, its key /baton/services/web/holder\n' +
+    '    service IP 192.0.2.100/24 on eth0 (address mode)\n' +
     '  etcd: 2 members (http://192.0.2.31:2379, http://192.0.2.32:2379); lease 10 s, the address given up 2000 ms before it could ' +
     'expire; on etcd loss: drop; give etcd three members or five: fewer tolerate no failure\n' +
     '  host: eth0 is this host\'s; ip, arping and perl, and the access log checked as the agent finds them (root without CAP_DAC_OVERRIDE, in groups root and adm, under baton-agent.service)\n' +
     '  WARNING confirm.access_log: not set: `baton switchover` refuses until it names this host\'s web-server access log (failover does not need it)\n');
-  const json = JSON.parse((await checkWith(deps, file, true)).stdout) as {config: {coordination: {key: string; host: string}}};
-  t.like(json.config.coordination, {key: '/baton/services/web/holder', host: 'b'});
+  const json = JSON.parse((await checkWith(deps, file, true)).stdout) as {config: {coordination: {host: string}; services: Array<{name: string; key: string}>}};
+  t.like(json.config.coordination, {host: 'b'});
+  t.like(json.config.services[0], {name: 'web', key: '/baton/services/web/holder', hosts: ['a', 'b', 'c'], accessLog: null});
 });
 
 test('the unit\'s allow-list of an etcd host has the members instead of a peer, and no beacon port', (t) => {

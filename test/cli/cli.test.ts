@@ -215,7 +215,7 @@ test('baton status --json gives the same report for machines, with its schema ve
     summary: 'OK: the primary (web-primary) active, holds the service IP; the backup (web-backup) standby'});
   t.deepEqual(status.cli, {version: VERSION, controlProtocol: CONTROL_PROTOCOL});
   t.is((status.self as StatusReport['self']).state, 'active');
-  t.true(status.self.holdsIp);
+  t.true((status.self as StatusReport['self']).holdsIp);
   t.is(status.self.version, VERSION);
   t.true(status.peer.alive);
   t.is(status.peer.state, 'standby');
@@ -241,8 +241,8 @@ test('baton status on a host holding part of a dual-stack service: exit 2, CRITI
   const json = JSON.parse((await baton('status', '--json', '--socket', socket)).stdout) as Required<StatusJson>;
   t.is(json.check.exitCode, 2);
   t.deepEqual(json.check.problems.map((p) => [p.code, p.level]), [['ip-partly-held', 'critical']]);
-  t.false(json.self.holdsIp);
-  t.deepEqual(json.self.held, [SERVICE_IP.cidr]);
+  t.false((json.self as StatusReport['self']).holdsIp);
+  t.deepEqual((json.self as StatusReport['self']).held, [SERVICE_IP.cidr]);
   t.deepEqual(json.service.addresses, [SERVICE_IP.cidr, SERVICE_IP6.cidr]);
 });
 

@@ -1,27 +1,32 @@
 // `baton status` of a host in etcd mode: what it judges from its own interface and its claim on the key.
 
 import test from 'ava';
-import type {EtcdPeer, EtcdStatusReport} from '../../agent/control-protocol.js';
+import type {EtcdPeer, EtcdServiceStatus, EtcdStatusReport} from '../../agent/control-protocol.js';
 import {formatEtcdStatus} from '../../cli/format.js';
 import {checkEtcdStatus} from '../../cli/status-check.js';
 
-type Claim = EtcdStatusReport['claim'];
-type Self = EtcdStatusReport['self'];
+type Claim = EtcdServiceStatus['claim'];
+/** This host, and what it observes of web's address on its interface. */
+type Seen = Partial<EtcdStatusReport['self']> & {holdsIp?: boolean; held?: readonly string[]};
 
 const SINCE = '2026-12-06T20:00:00.000Z';
 const PEERS: readonly EtcdPeer[] = [
-  {host: 'a', present: true, health: 'ok', version: '0.2.0', since: SINCE, holds: true},
-  {host: 'c', present: true, health: 'ok', version: '0.2.0', since: SINCE, holds: false},
+  {host: 'a', present: true, health: 'ok', version: '0.2.0', since: SINCE, holds: ['web']},
+  {host: 'c', present: true, health: 'ok', version: '0.2.0', since: SINCE, holds: []},
 ];
 
-function report(claim: Partial<Claim>, self: Partial<Self> = {}, peers: readonly EtcdPeer[] = PEERS): EtcdStatusReport {
+function report(claim: Partial<Claim>, seen: Seen = {}, peers: readonly EtcdPeer[] = PEERS): EtcdStatusReport {
+  const {holdsIp = false, held = [], ...self} = seen;
   return {
-    coordination: 'etcd', pair: 'web',
-    self: {host: 'b', hostname: 'web-b', pid: 42, version: '0.2.0', uptimeMs: 60_000, health: 'ok', healthChecks: [], holdsIp: false, held: [], ...self},
-    service: {address: '192.0.2.100/24', addresses: ['192.0.2.100/24'], interface: 'eth0', mode: 'address'},
-    claim: {phase: 'standing-by', holder: 'a', epoch: 7, error: undefined, deadlineInMs: undefined, since: {phaseForMs: 30_000}, ...claim},
-    hosts: ['a', 'b', 'c'], peers, peersReadMsAgo: 300, watching: true, key: '/baton/services/web/holder',
-    etcd: {endpoints: ['http://192.0.2.31:2379'], leaseTtlS: 10, renewMarginMs: 2000, onEtcdLoss: 'drop'},
+    coordination: 'etcd',
+    self: {host: 'b', hostname: 'web-b', pid: 42, version: '0.2.0', uptimeMs: 60_000, health: 'ok', healthChecks: [], ...self},
+    services: [{
+      name: 'web', service: {address: '192.0.2.100/24', addresses: ['192.0.2.100/24'], interface: 'eth0', mode: 'address'}, holdsIp, held,
+      claim: {phase: 'standing-by', holder: 'a', epoch: 7, error: undefined, deadlineInMs: undefined, since: {phaseForMs: 30_000}, ...claim},
+      hosts: ['a', 'b', 'c'], key: '/baton/services/web/holder',
+    }],
+    hosts: ['a', 'b', 'c'], peers, peersReadMsAgo: 300, watching: true,
+    etcd: {endpoints: ['http://192.0.2.31:2379'], prefix: '/baton/', leaseTtlS: 10, renewMarginMs: 2000, onEtcdLoss: 'drop'},
     control: {refusedBusy: 0, timedOut: 0, extraRequests: 0},
   };
 }
@@ -60,20 +65,21 @@ test('etcd out of reach and failing health checks are warnings, each saying what
 test('the text report says the holder, the deadline and the key', (t) => {
   const text = formatEtcdStatus(report(HOLDING, {holdsIp: true, held: ['192.0.2.100/24']}));
   t.is(text, 'OK: this host (b) holds web at epoch 9, with 192.0.2.100/24\n' +
-    'service web in etcd mode: this host is b (web-b, pid 42, baton 0.2.0), number 2 of a, b, c\n' +
+    'host b in etcd mode (web-b, pid 42, baton 0.2.0), number 2 of a, b, c, up 60.0 s\n' +
+    'service web\n' +
     '  claim       holding for 30.0 s; holder: this host, epoch 9; the address goes in 6.0 s unless a renewal succeeds\n' +
     '  service IP  192.0.2.100/24 on eth0 (address mode): held here\n' +
-    '  up          60.0 s\n' +
+    '  key         /baton/services/web/holder\n' +
     'other hosts   as read 300 ms ago\n' +
     `  a           present, health ok since ${SINCE}, baton 0.2.0; holds web\n` +
     `  c           present, health ok since ${SINCE}, baton 0.2.0\n` +
-    'etcd          http://192.0.2.31:2379; key /baton/services/web/holder; lease 10 s, margin 2000 ms, on etcd loss drop; watching for changes\n' +
+    'etcd          http://192.0.2.31:2379; prefix /baton/; lease 10 s, margin 2000 ms, on etcd loss drop; watching for changes\n' +
     'control       socket refused none\n');
 });
 
 test('no host but the holder present and healthy is a warning: nobody would take over', (t) => {
-  const absent = (host: string): EtcdPeer => ({host, present: false, health: undefined, version: undefined, since: undefined, holds: false});
-  const failing = (host: string): EtcdPeer => ({host, present: true, health: 'failing', version: '0.2.0', since: SINCE, holds: false});
+  const absent = (host: string): EtcdPeer => ({host, present: false, health: undefined, version: undefined, since: undefined, holds: []});
+  const failing = (host: string): EtcdPeer => ({host, present: true, health: 'failing', version: '0.2.0', since: SINCE, holds: []});
   // b holds; a is absent and c fails.
   const alone = checkEtcdStatus(report(HOLDING, {holdsIp: true, held: ['192.0.2.100/24']}, [absent('a'), failing('c')]));
   t.like(alone, {level: 'warning', exitCode: 1});

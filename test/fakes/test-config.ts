@@ -1,7 +1,7 @@
 // Configs for unit tests, built directly (no file): a primary and a backup that point at each other.
 
 import {COMBINED} from '../../agent/access-log.js';
-import {type Config, type EtcdConfig} from '../../agent/config/schema.js';
+import {type Config, type EtcdConfig, type EtcdService} from '../../agent/config/schema.js';
 import {DEFAULT_STATUSES} from '../../agent/request-evidence.js';
 import {keyIdOf, type Key, type Keyring} from '../../agent/config/secret-files.js';
 import type {Role} from '../../agent/state-machine.js';
@@ -58,12 +58,22 @@ export function testConfig(node: Role, overrides: Partial<Config> = {}): Config 
 export const ETCD_ENDPOINTS = ['http://192.0.2.31:2379', 'http://192.0.2.32:2379', 'http://192.0.2.33:2379'] as const;
 
 /** A host of three in etcd mode: `host` is one of a, b and c, in that preference. */
+/** A service of an etcd host: `web` at SERVICE_IP on eth0, held by a, b and c, no access log. */
+export function testEtcdService(overrides: Partial<EtcdService> = {}): EtcdService {
+  return {
+    name: 'web',
+    service: {ip: SERVICE_IP, ips: [SERVICE_IP], interface: 'eth0', mode: 'address'},
+    confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: DEFAULT_STATUSES, logFormat: COMBINED},
+    hosts: ['a', 'b', 'c'],
+    place: undefined,
+    ...overrides,
+  };
+}
+
 export function testEtcdConfig(host = 'a', overrides: Partial<EtcdConfig> = {}): EtcdConfig {
   return {
     file: `/etc/baton/${host}.yaml`,
-    pair: 'web',
-    service: {ip: SERVICE_IP, ips: [SERVICE_IP], interface: 'eth0', mode: 'address'},
-    confirm: {accessLog: undefined, minRequests: 3, timeoutS: 30, statuses: DEFAULT_STATUSES, logFormat: COMBINED},
+    services: [testEtcdService()],
     onStop: 'release',
     stateDir: `/var/lib/baton-${host}`,
     controlSocket: `/run/baton-${host}/control.sock`,

@@ -12,7 +12,7 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import test, {type ExecutionContext} from 'ava';
 import {execa} from 'execa';
-import type {EtcdStatusReport} from '../../agent/control-protocol.js';
+import type {EtcdServiceStatus, EtcdStatusReport} from '../../agent/control-protocol.js';
 import type {StatusJson} from '../../cli/commands/status.js';
 import {judgeHolders, watchAddress, type AddressHistory} from '../../cli/lab/address-events.js';
 import {startAgent, type AgentProcess} from '../../cli/lab/lab.js';
@@ -148,8 +148,8 @@ async function stop(host: AgentHost, signal: 'SIGKILL' | 'SIGTERM'): Promise<voi
   agentPids.delete(host.pid);
 }
 
-/** `baton status --json` of an etcd-mode agent: its report, or why there is none. */
-type EtcdStatus = Partial<EtcdStatusReport> & Pick<StatusJson, 'error'>;
+/** `baton status --json` of an etcd-mode agent: its report with its one service's part at the top, or why there is none. */
+type EtcdStatus = Partial<EtcdStatusReport> & Partial<EtcdServiceStatus> & Pick<StatusJson, 'error'>;
 
 interface HostStatus {
   readonly host: HostName;
@@ -161,7 +161,8 @@ async function statusOf(host: AgentHost): Promise<HostStatus> {
   const result = await baton(host, 'status', '--json');
   let status: EtcdStatus;
   try {
-    status = JSON.parse(String(result.stdout)) as EtcdStatus;
+    const json = JSON.parse(String(result.stdout)) as Partial<EtcdStatusReport> & Pick<StatusJson, 'error'>;
+    status = {...json, ...json.services?.[0]};
   } catch {
     throw new Error(`baton status on ${host.name} printed no JSON (exit ${result.exitCode}): ${String(result.stdout)} ${String(result.stderr)}`);
   }
@@ -172,7 +173,7 @@ function describeStatus(s: HostStatus): string {
   const claim = s.status.claim;
   return `${s.host}: exit ${s.exitCode}, ${claim === undefined ? `no claim (${s.status.error?.message ?? 'no error'})` :
     `${claim.phase}${claim.holder === undefined ? '' : ` holder ${claim.holder}`}${claim.epoch === undefined ? '' : ` epoch ${claim.epoch}`}` +
-    `${claim.error === undefined ? '' : ` error ${claim.error}`}`}, holdsIp ${String(s.status.self?.holdsIp)}`;
+    `${claim.error === undefined ? '' : ` error ${claim.error}`}`}, holdsIp ${String(s.status.holdsIp)}`;
 }
 
 interface Settled {
@@ -198,11 +199,11 @@ async function settledClaim(f: Fixture, what: string, running: readonly HostName
     }
     try {
       const statuses = await Promise.all(running.map((name) => statusOf(f.hosts[name])));
-      const holding = statuses.filter((s) => s.status.claim?.phase === 'holding' && s.status.self?.holdsIp === true);
+      const holding = statuses.filter((s) => s.status.claim?.phase === 'holding' && s.status.holdsIp === true);
       const [holder] = holding;
       const consistent = holder !== undefined && holding.length === 1 && statuses.every((s) => s.exitCode === 0) &&
         statuses.filter((s) => s !== holder).every((s) => s.status.claim?.phase === 'standing-by' && s.status.claim.holder === holder.host &&
-          s.status.self?.holdsIp === false && s.status.self.held.length === 0);
+          s.status.holdsIp === false && (s.status.held ?? []).length === 0);
       if (consistent && holder.status.claim?.epoch !== undefined) {
         return {holder: holder.host, epoch: holder.status.claim.epoch, statuses, atMs: Date.now()};
       }
@@ -470,7 +471,7 @@ integrationTest('the holder cut from etcd but not from its clients drops the add
     // Dropped, and saying that it cannot read etcd: a warning, not a consistent view.
     blind = await until(`${cut.name} drops and reports etcd out of reach`, WAIT_MS, async () => {
       const s = await statusOf(cut);
-      return s.status.self?.holdsIp === false && s.status.claim?.error !== undefined ? s : undefined;
+      return s.status.holdsIp === false && s.status.claim?.error !== undefined ? s : undefined;
     });
     after = await settledClaim(f, 'while the old holder is cut off', others(cut.name));
   } finally {
@@ -515,7 +516,7 @@ integrationTest('etcd loses a member, then its leader: the holder serves on whil
   try {
     await c.isolate(leaderNow);
     // The member left alone has no quorum: no renewal succeeds, the holder drops by its deadline, nobody may take.
-    await until(`${withTwo.holder} drops without a quorum`, WAIT_MS, async () => ((await statusOf(f.hosts[withTwo.holder])).status.self?.holdsIp === false ? true : undefined));
+    await until(`${withTwo.holder} drops without a quorum`, WAIT_MS, async () => ((await statusOf(f.hosts[withTwo.holder])).status.holdsIp === false ? true : undefined));
     await sleep(TTL_S * 1000);
   } finally {
     healedAt = Date.now();

@@ -2,7 +2,7 @@
 // and every bad value reported at once with its line.
 
 import test from 'ava';
-import {parseAnyConfig, parseConfig} from '../../../agent/config/schema.js';
+import {isEtcdConfig, parseAnyConfig, parseConfig} from '../../../agent/config/schema.js';
 import {DEFAULT_SECRET, MINIMAL, PROGRAMS, rejects} from '../../fakes/config-fixtures.js';
 
 const withCoordination = (section: string): string => `${MINIMAL}coordination:\n${section}`;
@@ -139,6 +139,43 @@ test('what needs a pair refuses an etcd config by name, and the etcd config read
   const yaml = withEtcd(`  mode: etcd\n${THREE}`);
   const error = t.throws(() => parse(yaml));
   t.is(error?.message, 'baton.yaml: coordination.mode is etcd, and this works with a pair\'s config (coordination.mode: pair) only');
-  t.like(parseAny(yaml), {pair: 'web', onStop: 'release', stateDir: '/var/lib/baton', controlSocket: '/run/baton/control.sock',
-    service: {interface: 'eth0', mode: 'address'}, coordination: {mode: 'etcd', host: 'a', hosts: ['a', 'b', 'c']}});
+  const config = parseAny(yaml);
+  t.like(config, {onStop: 'release', stateDir: '/var/lib/baton', controlSocket: '/run/baton/control.sock',
+    coordination: {mode: 'etcd', host: 'a', hosts: ['a', 'b', 'c']}});
+  t.like(isEtcdConfig(config) ? config.services : [], [{name: 'web', service: {interface: 'eth0', mode: 'address'}, hosts: ['a', 'b', 'c'], place: undefined}],
+    'the file\'s pair and service are its one service');
+});
+
+// An etcd host with a `services` list instead of its pair and service: two services, the second on b first.
+const SERVICES_BASE = 'state_dir: /var/lib/baton\ncontrol_socket: /run/baton/control.sock\n' +
+  `coordination:\n  mode: etcd\n${THREE}${HOSTS}`;
+const withServices = (list: string): string => `${SERVICES_BASE}services:\n${list}`;
+const TWO = '  - {name: shop, address: 192.0.2.100/24, interface: eth0, confirm: {access_log: /var/log/nginx/shop.log}}\n' +
+  '  - {name: blog, address: [192.0.2.101/24, 2001:db8::101/64], interface: eth1, hosts: [b, a]}\n';
+
+test('a services list: each service with its name, address, interface, confirmation and its own order of hosts', (t) => {
+  const config = parseAny(withServices(TWO));
+  if (!isEtcdConfig(config)) return t.fail();
+  t.is(config.services.length, 2);
+  t.like(config.services[0], {name: 'shop', service: {interface: 'eth0', mode: 'address'}, hosts: ['a', 'b', 'c'], place: 'services[0]',
+    confirm: {accessLog: '/var/log/nginx/shop.log', minRequests: 3}});
+  t.like(config.services[1], {name: 'blog', service: {interface: 'eth1'}, hosts: ['b', 'a'], place: 'services[1]', confirm: {accessLog: undefined}});
+  t.deepEqual(config.services[1]?.service.ips.map((ip) => ip.cidr), ['192.0.2.101/24', '2001:db8::101/64']);
+});
+
+test('a services list refuses the one-service keys beside it, and names, addresses or hosts given twice', (t) => {
+  const problems = (yaml: string): string => t.throws(() => parseAny(yaml))?.message ?? '';
+  t.regex(problems(`pair: web\n${withServices(TWO)}`), /pair: expected nothing, got 'web' \(with a `services` list each service has its own name\)/);
+  t.regex(problems(withServices(`${TWO}  - {name: shop, address: 192.0.2.102/24, interface: eth0}\n`)),
+    /services\[2\]\.name: expected a name no other service has, got 'shop' \(shop is already the name of services\[0\]\)/);
+  t.regex(problems(withServices(`${TWO}  - {name: wiki, address: 192.0.2.100/24, interface: eth0}\n`)),
+    /services\[2\]\.address: expected an address no other service has, .*\(192\.0\.2\.100 is already shop's\)/);
+  t.regex(problems(withServices('  - {name: shop, address: 192.0.2.100/24, interface: eth0, hosts: [a, z]}\n')),
+    /services\[0\]\.hosts\[1\]: expected one of coordination\.hosts \(a, b, c\), got 'z'/);
+  t.regex(problems(withServices('  - {name: shop, address: 192.0.2.100/24, interface: eth0, hosts: [b, c]}\n')),
+    /services\[0\]\.hosts: expected a list with coordination\.host a in it/);
+  t.regex(problems(withServices('  - {name: shop, address: 192.0.2.100/24, interface: eth0, hosts: [a]}\n')), /a service needs a second host to fail over to/);
+  t.regex(problems(withServices('  - {name: shop, address: 192.0.2.100/24, interface: eth0, colour: blue}\n')), /services\[0\]\.colour: unknown key/);
+  t.regex(problems(`${SERVICES_BASE}services: []\n`), /services: expected a list of services .* \(an empty list\)/);
+  t.regex(problems(`${MINIMAL}services:\n${TWO}`), /services: expected nothing, .*several services on one set of hosts are for coordination\.mode: etcd/);
 });

@@ -35,7 +35,7 @@ test('an unknown key in a flow mapping suggests the nearest valid key despite a 
 test('an unknown key far from every valid key lists the valid keys', rejects,
   `${DESIGN_EXAMPLE}colour: blue\n`,
   ['18 colour: unknown key \'colour\'; expected one of pair, node, listen, peer, secret_file, accept_secret_files, ' +
-    'service, heartbeat, confirm, drain, on_stop, state_dir, control_socket, health, hooks, rehearsal, metrics, script_user, coordination']);
+    'service, heartbeat, confirm, drain, on_stop, state_dir, control_socket, health, hooks, rehearsal, metrics, script_user, coordination, services']);
 
 test('a duplicate key names the line of its first occurrence', rejects,
   `${DESIGN_EXAMPLE}pair: other\n`,

@@ -12,7 +12,7 @@ import {SharedEtcd} from '../../fakes/shared-etcd.js';
 import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeHealthProbe} from '../../fakes/fake-health-probe.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
-import {SERVICE_IP, testEtcdConfig} from '../../fakes/test-config.js';
+import {SERVICE_IP, testEtcdConfig, testEtcdService} from '../../fakes/test-config.js';
 import {VERSION} from '../../../agent/version.js';
 import {checkEtcdStatus} from '../../../cli/status-check.js';
 
@@ -21,6 +21,14 @@ const KEY = '/baton/services/web/holder';
 function quiet(lines: string[]): Logger {
   const keep = (message: string): void => void lines.push(message);
   return {error: keep, warning: keep, notice: keep, info: keep, debug: () => undefined};
+}
+
+/** A host's status with its one service's part at the top (the hosts here run one service, `web`). */
+async function web(agent: EtcdAgent) {
+  const status = await agent.status();
+  const [service] = status.services;
+  if (service === undefined) throw new Error('no service in the status');
+  return {...status, ...service};
 }
 
 function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
@@ -36,14 +44,15 @@ function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
     const lines: string[] = [];
     const accessLog = options.accessLog === true ? new FakeAccessLog() : undefined;
     const config = testEtcdConfig(name, {
-      confirm: {...testEtcdConfig(name).confirm, accessLog: accessLog === undefined ? undefined : '/var/log/nginx/access.log', timeoutS: 5},
+      services: [testEtcdService({hosts: names, confirm: {...testEtcdService().confirm, accessLog: accessLog === undefined ? undefined
+        : '/var/log/nginx/access.log', timeoutS: 5}})],
       health: {intervalMs: 100, fall: 1, rise: 1, checks: [{kind: 'interface', interface: 'eth0'}]},
       coordination: {...testEtcdConfig(name).coordination, hosts: names, leaseTtlS: 3, renewMarginMs: 600},
     });
     const agent = new EtcdAgent({
-      config, clock, store: etcd.viewFrom(reach), network, drain: new FakeDrainDriver(), healthProbe: health, log: quiet(lines),
+      config, clock, store: etcd.viewFrom(reach), network: () => network, drain: () => new FakeDrainDriver(), healthProbe: health, log: quiet(lines),
       hooks: {notify: (change) => void changes.push(change), drain: async () => undefined},
-      hostname: `host-${name}`, pid: 1000, accessLog, newId: () => `switch-to-${name}`,
+      hostname: `host-${name}`, pid: 1000, accessLog: () => accessLog, newId: () => `switch-to-${name}`,
     });
     return {name, agent, network, health, changes, lines, accessLog, reach};
   });
@@ -89,13 +98,13 @@ test('the first host takes the service; both report it, and the hook hears activ
   await w.advance(1500);
   await w.settle(Promise.all([a.agent.ready(), b.agent.ready()]));
   t.deepEqual(w.holders(), ['a']);
-  const held = await a.agent.status();
-  t.like(held, {coordination: 'etcd', pair: 'web', key: KEY, hosts: ['a', 'b'],
-    self: {host: 'a', hostname: 'host-a', holdsIp: true, held: ['192.0.2.100/24'], health: 'ok'},
+  const held = await web(a.agent);
+  t.like(held, {coordination: 'etcd', name: 'web', key: KEY, hosts: ['a', 'b'], holdsIp: true, held: ['192.0.2.100/24'],
+    self: {host: 'a', hostname: 'host-a', health: 'ok'},
     claim: {phase: 'holding', holder: 'a', error: undefined}});
   t.true((held.claim.deadlineInMs ?? 0) > 0, 'a holder has a deadline ahead');
-  const standing = await b.agent.status();
-  t.like(standing, {self: {host: 'b', holdsIp: false, held: []}, claim: {phase: 'standing-by', holder: 'a', epoch: held.claim.epoch,
+  const standing = await web(b.agent);
+  t.like(standing, {self: {host: 'b'}, holdsIp: false, held: [], claim: {phase: 'standing-by', holder: 'a', epoch: held.claim.epoch,
     deadlineInMs: undefined}});
   t.deepEqual(a.changes.map((c) => [c.oldState, c.newState]), [['starting', 'standby'], ['standby', 'active']]);
   t.deepEqual(b.changes.map((c) => [c.oldState, c.newState]), [['starting', 'standby']]);
@@ -111,7 +120,7 @@ test('an unhealthy first host does not campaign: the next one takes the service'
   for (const host of w.hosts) host.agent.start();
   await w.advance(2000);
   t.deepEqual(w.holders(), ['b']);
-  t.like(await a.agent.status(), {self: {health: 'failing'}, claim: {phase: 'standing-by', holder: 'b'}});
+  t.like(await web(a.agent), {self: {health: 'failing'}, claim: {phase: 'standing-by', holder: 'b'}});
   await w.stopAll();
 });
 
@@ -160,7 +169,7 @@ test('switchover --to b on b: the steps in order, the key handed over in one tra
   for (const host of w.hosts) host.agent.start();
   await w.advance(1500);
   t.deepEqual(w.holders(), ['a']);
-  const epoch = (await a.agent.status()).claim.epoch ?? 0;
+  const epoch = (await web(a.agent)).claim.epoch ?? 0;
   const progress: string[] = [];
   // Clients keep sending: once b serves, its access log sees them.
   const {value: result, doubles, noneMs} = await w.watch(b.agent.switchover({dryRun: false, strict: false, minRequests: 3, confirmTimeoutS: undefined,
@@ -177,15 +186,15 @@ test('switchover --to b on b: the steps in order, the key handed over in one tra
   t.regex(result.reason ?? '', /^switch switch-to-b: host b serves web at epoch \d+, 3 request\(s\) confirmed; host a is free to upgrade$/);
   t.deepEqual(w.holders(), ['b']);
   await w.advance(1000);
-  const [sa, sb, sc] = await Promise.all([a.agent.status(), b.agent.status(), c.agent.status()]);
-  t.like(sb, {claim: {phase: 'holding', holder: 'b', switching: undefined}, self: {holdsIp: true}});
+  const [sa, sb, sc] = await Promise.all([web(a.agent), web(b.agent), web(c.agent)]);
+  t.like(sb, {claim: {phase: 'holding', holder: 'b', switching: undefined}, holdsIp: true});
   t.true((sb.claim.epoch ?? 0) > epoch, 'the epoch grew with the handover');
-  t.like(sa, {claim: {phase: 'standing-by', holder: 'b', switching: undefined}, self: {holdsIp: false}});
+  t.like(sa, {claim: {phase: 'standing-by', holder: 'b', switching: undefined}, holdsIp: false});
   t.like(sc, {claim: {phase: 'standing-by', holder: 'b'}});
   // b's hold is a real one: it renews, and survives well past the TTL.
   await w.advance(7000);
   t.deepEqual(w.holders(), ['b']);
-  t.like(await b.agent.status(), {claim: {phase: 'holding', holder: 'b'}});
+  t.like(await web(b.agent), {claim: {phase: 'holding', holder: 'b'}});
   await w.stopAll();
 });
 
@@ -206,8 +215,8 @@ test('a switch whose requests never come hands the key back: the giver serves ag
   t.deepEqual(steps.slice(-2), ['backup-net-up b undo ok', 'primary-net-down a undo ok']);
   t.deepEqual(w.holders(), ['a']);
   await w.advance(1000);
-  t.like(await a.agent.status(), {claim: {phase: 'holding', holder: 'a', switching: undefined}, self: {holdsIp: true}});
-  t.like(await b.agent.status(), {claim: {phase: 'standing-by', holder: 'a'}});
+  t.like(await web(a.agent), {claim: {phase: 'holding', holder: 'a', switching: undefined}, holdsIp: true});
+  t.like(await web(b.agent), {claim: {phase: 'standing-by', holder: 'a'}});
   await w.advance(7000);
   t.deepEqual(w.holders(), ['a'], 'a still renews its lease: the handback gave the key back to it');
   await w.stopAll();
@@ -222,7 +231,7 @@ test('a switch is refused before anything moves: no host named, a host not in th
   const options = {dryRun: false, strict: false, minRequests: undefined, confirmTimeoutS: undefined, pauseAfter: undefined};
   const refused = async (promise: Promise<unknown>): Promise<string> => (await t.throwsAsync(w.settle(promise)))?.message ?? '';
   t.regex(await refused(b.agent.switchover({...options}, () => undefined)), /name the host to move the service to/);
-  t.regex(await refused(b.agent.switchover({...options, to: 'z'}, () => undefined)), /--to z: not one of coordination\.hosts \(a, b\)/);
+  t.regex(await refused(b.agent.switchover({...options, to: 'z'}, () => undefined)), /--to z: not one of the service's hosts \(a, b\)/);
   t.regex(await refused(b.agent.switchover({...options, to: 'b'}, () => undefined)), /confirm\.access_log is not set in .* on host b/);
   // Asked on a, run by b: b's refusal comes back through the record.
   const asked = await w.settle(a.agent.switchover({...options, to: 'b'}, () => undefined));
@@ -286,7 +295,7 @@ test('a taker cut from etcd after primary-net-down: the giver, still holding the
   t.log(`a served again ${(servedAgainAt ?? 0) - (cutAt ?? 0)} ms after b was cut`);
   b.reach.cut = false;
   await w.advance(2000);
-  t.like(await a.agent.status(), {claim: {phase: 'holding', holder: 'a', switching: undefined}});
+  t.like(await web(a.agent), {claim: {phase: 'holding', holder: 'a', switching: undefined}});
   await w.stopAll();
 });
 
@@ -346,13 +355,13 @@ test('drain b while b holds the service: b is drained, the service moves to the 
   t.deepEqual(w.holders(), ['a']);
   t.is(notes[0], 'host b is drained: it does not take web until `baton resume` there');
   await w.advance(1500);
-  t.like(await b.agent.status(), {self: {drained: true}});
+  t.like(await web(b.agent), {self: {drained: true}});
   // a stops: the service goes to c, never to the drained b.
   await w.settle(a.agent.shutdown());
   await w.advance(3000);
   t.deepEqual(w.holders(), ['c']);
   t.like(await w.settle(b.agent.resume(false)), {reason: 'host b is no longer drained: it may take web again'});
-  t.like(await b.agent.status(), {self: {drained: false}});
+  t.like(await web(b.agent), {self: {drained: false}});
   await w.settle(Promise.all([b, c].map((host) => host.agent.shutdown())));
 });
 
@@ -364,20 +373,20 @@ test('each host keeps a presence key; status names the other hosts as present, h
   await w.advance(4000);
   const presence = await w.settle(w.store.list('/baton/hosts/'));
   t.deepEqual(presence.keys.map((key) => [key.key, JSON.parse(key.value).health]), [['/baton/hosts/a', 'ok'], ['/baton/hosts/b', 'ok'], ['/baton/hosts/c', 'ok']]);
-  const ofB = await b.agent.status();
-  t.like(ofB, {watching: true, peers: [{host: 'a', present: true, health: 'ok', version: VERSION, holds: true}, {host: 'c', present: true, health: 'ok', holds: false}]});
+  const ofB = await web(b.agent);
+  t.like(ofB, {watching: true, peers: [{host: 'a', present: true, health: 'ok', version: VERSION, holds: ['web']}, {host: 'c', present: true, health: 'ok', holds: []}]});
   t.true((ofB.peersReadMsAgo ?? Infinity) <= 1000, 'read at its last look');
   t.deepEqual(checkEtcdStatus({...await a.agent.status(), control: {refusedBusy: 0, timedOut: 0, extraRequests: 0}}).problems, []);
   // c's health fails: its presence says so at once, and the others see it.
   c.health.answer('interface eth0', {ok: false, detail: 'eth0 has no carrier'});
   await w.advance(500);
-  t.like(await b.agent.status(), {peers: [{host: 'a'}, {host: 'c', present: true, health: 'failing'}]});
+  t.like(await web(b.agent), {peers: [{host: 'a'}, {host: 'c', present: true, health: 'failing'}]});
   // b stops: its presence key goes with it.
   await w.settle(b.agent.shutdown());
   await w.advance(200);
-  const ofA = await a.agent.status();
-  t.like(ofA, {peers: [{host: 'b', present: false, health: undefined, holds: false}, {host: 'c', present: true, health: 'failing'}]});
-  const check = checkEtcdStatus({...ofA, control: {refusedBusy: 0, timedOut: 0, extraRequests: 0}});
+  const ofA = await web(a.agent);
+  t.like(ofA, {peers: [{host: 'b', present: false, health: undefined, holds: []}, {host: 'c', present: true, health: 'failing'}]});
+  const check = checkEtcdStatus({...await a.agent.status(), control: {refusedBusy: 0, timedOut: 0, extraRequests: 0}});
   t.deepEqual(check.problems.map((p) => p.code), ['no-failover']);
   t.is(check.summary, 'WARNING: nobody would take web over if this host (a) failed: b is absent, c fails its health checks');
   await w.settle(Promise.all([a.agent.shutdown(), c.agent.shutdown()]));
@@ -432,7 +441,7 @@ test('a holder whose health checks fail hands the service over to a healthy host
   c.health.answer('interface eth0', {ok: false, detail: 'eth0 has no carrier'});
   await w.advance(5000);
   t.deepEqual(w.holders(), ['c']);
-  t.true(c.lines.some((line) => line.startsWith('(health) this host\'s checks fail and it holds web, but no other host is there and healthy')));
+  t.true(c.lines.some((line) => line.startsWith('(health) this host\'s checks fail and it holds web, but no other host of it is there and healthy')));
   await w.stopAll();
 });
 
@@ -449,7 +458,7 @@ test('a sick holder\'s handover that no client confirms is handed back: it keeps
     if (w.holders().length > 1) doubles += 1;
   }
   t.is(doubles, 0);
-  t.true(a.lines.some((line) => line.startsWith('(health) the handover to b rolled back')), a.lines.join('\n'));
+  t.true(a.lines.some((line) => line.startsWith('(health) the handover of web to b rolled back')), a.lines.join('\n'));
   t.deepEqual(w.holders(), ['a'], `the key and the address went back to a: ${a.lines.join('\n')}`);
   await w.stopAll();
 });

@@ -2,7 +2,7 @@
 // topology, checked by the planner; and the judgement of "settled" from the agents' status.
 
 import test from 'ava';
-import {parseAnyConfig} from '../../../agent/config/schema.js';
+import {isEtcdConfig, parseAnyConfig} from '../../../agent/config/schema.js';
 import type {EtcdStatusReport} from '../../../agent/control-protocol.js';
 import {ETCD_LAB_HOSTS, etcdLabConfig, etcdLabTopology, settledOf} from '../../../cli/lab/etcd-lab.js';
 import {planTopology} from '../../../cli/lab/topology-plan.js';
@@ -16,8 +16,11 @@ test('each host\'s config is a valid etcd host of a, b and c, with the lab\'s sh
       stateDir: `/tmp/lab/${host}/state`, socket: `/tmp/lab/${host}/control.sock`});
     const config = parseAnyConfig(yaml, 'baton.yaml', DEFAULT_SECRET, PROGRAMS);
     t.like(config.coordination, {mode: 'etcd', endpoints: ENDPOINTS, leaseTtlS: 3, host, hosts: ['a', 'b', 'c']});
-    t.is(config.service.ip.cidr, '192.0.2.100/25');
-    t.is(config.confirm.accessLog, `/tmp/lab/${host}/web/access.log`);
+    t.true(isEtcdConfig(config));
+    if (!isEtcdConfig(config)) return;
+    t.like(config.services[0], {name: 'lab', hosts: ['a', 'b', 'c']});
+    t.is(config.services[0]?.service.ip.cidr, '192.0.2.100/25');
+    t.is(config.services[0]?.confirm.accessLog, `/tmp/lab/${host}/web/access.log`);
   }
 });
 
@@ -30,8 +33,8 @@ test('the topology is the three hosts, the three members and the client on one T
 
 function status(host: string, phase: 'holding' | 'standing-by', holder: string, held: boolean, switching?: string): EtcdStatusReport {
   return {
-    self: {host, holdsIp: held, held: held ? ['192.0.2.100/25'] : []},
-    claim: {phase, holder, epoch: 7, switching},
+    self: {host},
+    services: [{name: 'web', holdsIp: held, held: held ? ['192.0.2.100/25'] : [], claim: {phase, holder, epoch: 7, switching}}],
   } as unknown as EtcdStatusReport;
 }
 
