@@ -537,3 +537,89 @@ integrationTest('etcd loses a member, then its leader: the holder serves on whil
     `(healed at ${healedAt - partitionedAt} ms); ${after.holder} served ${round(served.sentAt + served.rttMs - healedAt)} ms after the heal; ` +
     `epoch ${before.epoch} → ${after.epoch}`);
 });
+
+// ---- several services on the same hosts
+
+const BLOG = {name: 'blog', cidr: '192.0.2.101/24', address: '192.0.2.101'} as const;
+
+/** The same host's baton.yaml with two services: web (a, b, c) and blog (b, a, c), both confirmed in the host's nginx log. */
+function twoServicesConfig(host: AgentHost, endpoints: readonly string[]): string {
+  const accessLog = join(host.dir, 'web', 'access.log');
+  return [
+    `state_dir: ${join(host.dir, 'state')}`,
+    `control_socket: ${host.socket}`,
+    'coordination:',
+    '  mode: etcd',
+    `  endpoints: [${endpoints.join(', ')}]`,
+    `  host: ${host.name}`,
+    `  hosts: [${HOSTS.join(', ')}]`,
+    `  lease_ttl_s: ${TTL_S}`,
+    'services:',
+    `  - {name: ${SERVICE}, address: ${SERVICE_CIDR}, interface: eth0, confirm: {access_log: ${accessLog}, min_requests: 3}}`,
+    `  - {name: ${BLOG.name}, address: ${BLOG.cidr}, interface: eth0, hosts: [b, a, c], confirm: {access_log: ${accessLog}, min_requests: 3}}`,
+    '',
+  ].join('\n');
+}
+
+/** Who holds each service, as every host's `baton status --json` says, once they agree and each service has one holder. */
+async function placement(f: Fixture, what: string): Promise<Record<string, string>> {
+  return until(`${what}: every service held once, every host agreeing`, WAIT_MS, async () => {
+    const reports = await Promise.all(HOSTS.map(async (name) => {
+      const result = await baton(f.hosts[name], 'status', '--json');
+      return {name, exitCode: result.exitCode, json: JSON.parse(String(result.stdout)) as Partial<EtcdStatusReport>};
+    }));
+    const held: Record<string, string> = {};
+    for (const service of [SERVICE, BLOG.name]) {
+      const views = reports.map((r) => ({host: r.name, view: r.json.services?.find((s) => s.name === service)}));
+      const holders = views.filter((v) => v.view?.claim.phase === 'holding' && v.view.holdsIp === true);
+      const [holder] = holders;
+      if (holder === undefined || holders.length !== 1 || views.some((v) => v.view?.claim.switching !== undefined)) return undefined;
+      if (!views.filter((v) => v !== holder).every((v) => v.view?.claim.holder === holder.host && v.view.held.length === 0)) return undefined;
+      held[service] = holder.host;
+    }
+    return reports.every((r) => r.exitCode === 0) ? held : undefined;
+  });
+}
+
+integrationTest('two services on the same hosts: each held once by its own key, one moved by --service, both moved off a drained host; never two holders of either', async (t) => {
+  const f = requireFixture();
+  await allRunning(f);
+  await Promise.all(HOSTS.map((name) => stop(f.hosts[name], 'SIGTERM')));
+  for (const name of HOSTS) await writeFile(f.hosts[name].configFile, twoServicesConfig(f.hosts[name], f.cluster.endpoints), {mode: 0o600});
+  const blogProber = await startProber({namespace: f.cluster.namespace(CLIENT.name), url: `http://${BLOG.address}/`, intervalMs: 50,
+    timeoutMs: PROBE_TIMEOUT_MS, durationS: 120, maxProbes: 2400, out: join(baseDir, 'blog-probes.jsonl')});
+  const watch = await watchAddress(HOSTS.map((name) => ({name, namespace: f.hosts[name].namespace})), 'eth0', [SERVICE_ADDRESS, BLOG.address]);
+  try {
+    await Promise.all(HOSTS.map((name) => start(f.hosts[name])));
+    const first = await placement(f, 'after the start');
+    t.log(`started: ${JSON.stringify(first)} (web prefers a, blog b; agents that start seconds apart on a busy machine may place them otherwise)`);
+    // blog to a, asked on c: only blog moves.
+    const asked = await baton(f.hosts.c, 'switchover', '--to', 'a', '--service', BLOG.name);
+    t.is(asked.exitCode, 0, `${String(asked.stdout)} ${String(asked.stderr)}`);
+    const moved = await placement(f, 'after blog moved to a');
+    t.is(moved[BLOG.name], 'a');
+    t.is(moved[SERVICE], first[SERVICE], 'web did not move');
+    // Without --service a host of two services refuses, naming them.
+    const vague = await baton(f.hosts.c, 'switchover', '--to', 'b');
+    t.not(vague.exitCode, 0);
+    t.regex(String(vague.stdout) + String(vague.stderr), /this host serves web, blog: say which to move with --service NAME/);
+    // a drained: every service it holds moves off it.
+    const drained = await baton(f.hosts.c, 'drain', 'a');
+    t.is(drained.exitCode, 0, `${String(drained.stdout)} ${String(drained.stderr)}`);
+    const after = await placement(f, 'after a was drained');
+    t.not(after[SERVICE], 'a');
+    t.not(after[BLOG.name], 'a');
+    t.log(`blog → a by --service; a drained: ${JSON.stringify(after)}; drain said: ${String(drained.stdout).trim().split('\n').at(-1) ?? ''}`);
+    const resumed = await baton(f.hosts.a, 'resume');
+    t.is(resumed.exitCode, 0, String(resumed.stderr));
+  } finally {
+    const history = await watch.stop();
+    await blogProber.stop().catch(() => undefined);
+    for (const address of [SERVICE_ADDRESS, BLOG.address]) {
+      t.deepEqual(judgeHolders({...history, addresses: [address]}).overlaps, [], `${address}: ${JSON.stringify(history.events)}`);
+    }
+    // The next file's cases, if any, start from one service again.
+    await Promise.all(HOSTS.map((name) => (isProcessAlive(f.hosts[name].pid) ? stop(f.hosts[name], 'SIGTERM') : Promise.resolve())));
+    for (const name of HOSTS) await writeFile(f.hosts[name].configFile, agentConfig(f.hosts[name], f.cluster.endpoints), {mode: 0o600});
+  }
+});
