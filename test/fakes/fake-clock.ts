@@ -78,3 +78,14 @@ export class FakeClock implements Clock {
 export async function settle(): Promise<void> {
   for (let i = 0; i < 3; i += 1) await new Promise((resolve) => setImmediate(resolve));
 }
+
+/** Advances the fake clock in `stepMs` steps until `work` is done (at most `limitMs` of fake time), then returns its
+ *  result: for work that waits on calls taking fake time, such as an agent's stop. */
+export async function advanceUntilDone<T>(clock: FakeClock, work: Promise<T>, limitMs = 10_000, stepMs = 10): Promise<T> {
+  let done = false;
+  const watched = work.finally(() => {
+    done = true;
+  });
+  for (let t = 0; t < limitMs && !done; t += stepMs) await clock.advance(stepMs);
+  return watched;
+}

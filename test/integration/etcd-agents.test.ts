@@ -113,9 +113,12 @@ test.after.always(async () => {
 
 /** A host's baton.yaml in etcd mode: the service, its place in the hosts' order, a short lease. */
 function agentConfig(host: AgentHost, endpoints: readonly string[]): string {
+  return [`pair: ${SERVICE}`, `service: {address: ${SERVICE_CIDR}, interface: eth0}`, ...hostLines(host, endpoints), ''].join('\n');
+}
+
+/** What every host's file has whatever its services: its state, its socket, and its place among the hosts in etcd. */
+function hostLines(host: AgentHost, endpoints: readonly string[]): string[] {
   return [
-    `pair: ${SERVICE}`,
-    `service: {address: ${SERVICE_CIDR}, interface: eth0}`,
     `state_dir: ${join(host.dir, 'state')}`,
     `control_socket: ${host.socket}`,
     'on_stop: release',
@@ -125,8 +128,7 @@ function agentConfig(host: AgentHost, endpoints: readonly string[]): string {
     `  host: ${host.name}`,
     `  hosts: [${HOSTS.join(', ')}]`,
     `  lease_ttl_s: ${TTL_S}`,
-    '',
-  ].join('\n');
+  ];
 }
 
 function requireFixture(): Fixture {
@@ -546,14 +548,7 @@ const BLOG = {name: 'blog', cidr: '192.0.2.101/24', address: '192.0.2.101'} as c
 function twoServicesConfig(host: AgentHost, endpoints: readonly string[]): string {
   const accessLog = join(host.dir, 'web', 'access.log');
   return [
-    `state_dir: ${join(host.dir, 'state')}`,
-    `control_socket: ${host.socket}`,
-    'coordination:',
-    '  mode: etcd',
-    `  endpoints: [${endpoints.join(', ')}]`,
-    `  host: ${host.name}`,
-    `  hosts: [${HOSTS.join(', ')}]`,
-    `  lease_ttl_s: ${TTL_S}`,
+    ...hostLines(host, endpoints),
     'services:',
     `  - {name: ${SERVICE}, address: ${SERVICE_CIDR}, interface: eth0, confirm: {access_log: ${accessLog}, min_requests: 3}}`,
     `  - {name: ${BLOG.name}, address: ${BLOG.cidr}, interface: eth0, hosts: [b, a, c], confirm: {access_log: ${accessLog}, min_requests: 3}}`,

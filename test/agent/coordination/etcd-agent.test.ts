@@ -5,9 +5,9 @@ import test from 'ava';
 import {EtcdAgent} from '../../../agent/coordination/etcd-agent.js';
 import {isBatonError} from '../../../agent/errors.js';
 import type {StateChange} from '../../../agent/hooks.js';
-import type {Logger} from '../../../agent/log.js';
 import {FakeAccessLog} from '../../fakes/fake-access-log.js';
-import {FakeClock} from '../../fakes/fake-clock.js';
+import {advanceUntilDone, FakeClock} from '../../fakes/fake-clock.js';
+import {keptLog} from '../../fakes/kept-log.js';
 import {SharedEtcd} from '../../fakes/shared-etcd.js';
 import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeHealthProbe} from '../../fakes/fake-health-probe.js';
@@ -18,10 +18,6 @@ import {checkEtcdStatus} from '../../../cli/status-check.js';
 
 const KEY = '/baton/services/web/holder';
 
-function quiet(lines: string[]): Logger {
-  const keep = (message: string): void => void lines.push(message);
-  return {error: keep, warning: keep, notice: keep, info: keep, debug: () => undefined};
-}
 
 /** A host's status with its one service's part at the top (the hosts here run one service, `web`). */
 async function web(agent: EtcdAgent) {
@@ -50,7 +46,7 @@ function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
       coordination: {...testEtcdConfig(name).coordination, hosts: names, leaseTtlS: 3, renewMarginMs: 600},
     });
     const agent = new EtcdAgent({
-      config, clock, store: etcd.viewFrom(reach), network: () => network, drain: () => new FakeDrainDriver(), healthProbe: health, log: quiet(lines),
+      config, clock, store: etcd.viewFrom(reach), network: () => network, drain: () => new FakeDrainDriver(), healthProbe: health, log: keptLog(lines),
       hooks: {notify: (change) => void changes.push(change), drain: async () => undefined},
       hostname: `host-${name}`, pid: 1000, accessLog: () => accessLog, newId: () => `switch-to-${name}`,
     });
@@ -61,14 +57,7 @@ function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
     for (let t = 0; t < ms; t += 10) await clock.advance(10);
   };
   /** Advances the fake clock until `work` is done (at most 10 s of it): a stop waits for calls that take fake time. */
-  const settle = async <T>(work: Promise<T>): Promise<T> => {
-    let done = false;
-    const watched = work.finally(() => {
-      done = true;
-    });
-    for (let t = 0; t < 10_000 && !done; t += 10) await clock.advance(10);
-    return watched;
-  };
+  const settle = <T>(work: Promise<T>): Promise<T> => advanceUntilDone(clock, work);
   const stopAll = (): Promise<void[]> => settle(Promise.all(hosts.map((host) => host.agent.shutdown())));
   /** Advances time in steps of 1 ms while `work` runs, noting every moment the address was on two hosts or none. */
   const watch = async <T>(work: Promise<T>, onTick?: () => void): Promise<{value: T; doubles: number; noneMs: number}> => {

@@ -5,11 +5,11 @@ import test from 'ava';
 import type {EtcdService} from '../../../agent/config/schema.js';
 import {EtcdAgent} from '../../../agent/coordination/etcd-agent.js';
 import type {StateChange} from '../../../agent/hooks.js';
-import type {Logger} from '../../../agent/log.js';
 import type {ServiceIp} from '../../../agent/state-machine.js';
 import {checkEtcdStatus} from '../../../cli/status-check.js';
 import {FakeAccessLog} from '../../fakes/fake-access-log.js';
-import {FakeClock} from '../../fakes/fake-clock.js';
+import {advanceUntilDone, FakeClock} from '../../fakes/fake-clock.js';
+import {keptLog} from '../../fakes/kept-log.js';
 import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeHealthProbe} from '../../fakes/fake-health-probe.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
@@ -20,10 +20,6 @@ const SHOP_IP: ServiceIp = {address: '192.0.2.100', prefixLength: 24, family: 4,
 const BLOG_IP: ServiceIp = {address: '192.0.2.101', prefixLength: 24, family: 4, cidr: '192.0.2.101/24'};
 const OPTIONS = {dryRun: false, strict: false, minRequests: 2, confirmTimeoutS: undefined, pauseAfter: undefined} as const;
 
-function quiet(lines: string[]): Logger {
-  const keep = (message: string): void => void lines.push(message);
-  return {error: keep, warning: keep, notice: keep, info: keep, debug: () => undefined};
-}
 
 /** Hosts a, b and c serving shop (a first) and blog (b first), each with one access log that sees both services' clients. */
 function world() {
@@ -48,7 +44,7 @@ function world() {
     });
     const agent = new EtcdAgent({
       config, clock, store: etcd.viewFrom({cut: false}), network: () => network, drain: () => new FakeDrainDriver(),
-      healthProbe: new FakeHealthProbe(), log: quiet(lines),
+      healthProbe: new FakeHealthProbe(), log: keptLog(lines),
       hooks: {notify: (change) => void changes.push(change), drain: async () => undefined},
       hostname: `host-${name}`, pid: 1000, accessLog: () => accessLog, newId: () => `switch-to-${name}`,
     });
@@ -76,14 +72,7 @@ function world() {
     }
     return {value: await watched, doubles};
   };
-  const settle = async <T>(work: Promise<T>): Promise<T> => {
-    let done = false;
-    const watched = work.finally(() => {
-      done = true;
-    });
-    for (let t = 0; t < 10_000 && !done; t += 10) await clock.advance(10);
-    return watched;
-  };
+  const settle = <T>(work: Promise<T>): Promise<T> => advanceUntilDone(clock, work);
   return {clock, store: etcd.store, hosts, holders, advance, watch, settle};
 }
 
