@@ -11,6 +11,12 @@ export interface Clock {
   now(): number;
   /** Wall-clock ms since the epoch; only for the sent-at field of datagrams and for humans. */
   wallNow(): number;
+  /**
+   * Ms since boot, counting the time the machine was suspended (CLOCK_BOOTTIME), never stepped. For deadlines set by
+   * something that keeps running while this machine sleeps (an etcd lease, on the members' clocks): now() stops during
+   * a suspend of the VM or laptop, this does not.
+   */
+  bootNow(): number;
   /** Resolves after `ms`; rejects with the signal's reason when aborted. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }

@@ -5,9 +5,17 @@
 // Why a deadline of our own: etcd cannot check a fencing token on the network, so a holder cut from etcd must stop
 // serving before its lease can expire and another host acquires the key. The lease expires on etcd's leader no sooner
 // than TTL after the leader *received* our last successful renewal, which is after we *sent* it; so
-//   deadline = send time of the last successful renewal + TTL − margin      (monotonic clock)
+//   deadline = send time of the last successful renewal + TTL − margin      (boot clock, see below)
 // is always before the expiry, whatever the network delay, a client library or the wall clock say. A leader change
 // only extends leases (the new leader restarts every TTL), never shortens them.
+//
+// "Monotonic" here is boot time (Clock.bootNow, CLOCK_BOOTTIME): never stepped, and it goes on while the machine is
+// suspended, as the lease does on etcd's members. CLOCK_MONOTONIC (performance.now, and every Node timer) stops during
+// a suspend: a VM or laptop resumed after one longer than its margin would believe it still holds while another host
+// may have the key and the address already. So every time in a HoldState is boot time, and the holder never sleeps
+// longer than RESUME_CHECK_MS at a time (its timers stop during a suspend too): on resume it looks at boot time within
+// that, and drops first if the deadline passed. holds(), the check before every act that presumes the hold, looks at
+// boot time as well, so nothing acts on a hold that a suspend ended.
 
 import {assertNever, describeError} from '../errors.js';
 import type {Clock, CoordinationStore} from '../ports.js';
@@ -33,6 +41,12 @@ const RENEW_TIMEOUT_FRACTION = 2;
 // A failed renewal is retried after a sixth of the renewal interval (TTL/18): soon enough that a leader election of a
 // few hundred ms costs a retry or two, not the hold, and no flood against a cluster that is down.
 const RETRIES_PER_RENEWAL = 6;
+// The longest the holder sleeps without looking at boot time: after a resume it sees a passed deadline within this
+// (monotonic) time, unless an act's holds() sees it first. 100 ms, the smallest renew_margin_ms: a resumed holder
+// whose lease expired while it slept drops within 100 ms of waking (the kernel answers for the address from the
+// instant it resumes: no process can act before that). Ten reads of boot time a second cost about 0.01 % of a core
+// (system-clock.ts).
+export const RESUME_CHECK_MS = 100;
 
 export function leaseTiming(ttlS: number, marginMs: number): LeaseTiming {
   const ttlMs = ttlS * 1000;
@@ -55,7 +69,7 @@ export type HoldState =
     readonly lease: string;
     /** The key's mod revision when we wrote it. */
     readonly epoch: number;
-    /** Monotonic ms by which the address must be gone unless a renewal succeeds. */
+    /** Boot-time ms (Clock.bootNow) by which the address must be gone unless a renewal succeeds. */
     readonly deadlineMs: number;
     readonly nextRenewAtMs: number;
     /** The send time of the renewal in flight, if one is. */
@@ -78,10 +92,10 @@ export type HoldEffect =
   | {readonly type: 'renew-lease'; readonly sentAtMs: number}
   /** After the drop: revoke the lease so that another host need not wait for it to expire. */
   | {readonly type: 'revoke-lease'}
-  /** Be called again (a tick) at this monotonic time at the latest. */
+  /** Be called again (a tick) at this boot time at the latest. */
   | {readonly type: 'wake-at'; readonly atMs: number};
 
-/** The hold right after the key was acquired under a lease granted by a request sent at `grantSentAtMs`. */
+/** The hold right after the key was acquired under a lease granted by a request sent at `grantSentAtMs` (boot time). */
 export function startHold(lease: string, epoch: number, grantSentAtMs: number, grantedTtlS: number, timing: LeaseTiming): HoldState {
   return {phase: 'holding', lease, epoch, deadlineMs: deadlineAfter(grantSentAtMs, grantedTtlS, timing),
     nextRenewAtMs: grantSentAtMs + timing.renewEveryMs, renewingSince: undefined};
@@ -152,7 +166,7 @@ export interface LeaseHolderDeps {
   readonly log?: (line: string) => void;
 }
 
-/** What ended a hold: why, when (monotonic ms) and the deadline it had then. */
+/** What ended a hold: why, when (boot-time ms) and the deadline it had then. */
 export interface HoldEnd {
   readonly reason: DropReason;
   readonly atMs: number;
@@ -183,16 +197,17 @@ export class LeaseHolder {
   /** Renews until the hold is lost or released; resolves with how it ended, once the address is dropped. */
   async run(): Promise<HoldEnd> {
     const {clock} = this.#deps;
-    this.#dispatch({type: 'tick', nowMs: clock.now()});
+    this.#dispatch({type: 'tick', nowMs: clock.bootNow()});
     while (this.#state.phase === 'holding') {
       const wake = new AbortController();
       this.#wake = wake;
       try {
-        await clock.sleep(Math.max(0, this.#wakeAtMs - clock.now()), wake.signal);
+        // In slices: a timer does not count suspended time, boot time does.
+        await clock.sleep(Math.min(RESUME_CHECK_MS, Math.max(0, this.#wakeAtMs - clock.bootNow())), wake.signal);
       } catch {
         // Woken early: an answer came, or the hold ended.
       }
-      this.#dispatch({type: 'tick', nowMs: clock.now()});
+      this.#dispatch({type: 'tick', nowMs: clock.bootNow()});
     }
     await this.#dropped;
     const end = this.#state;
@@ -201,14 +216,14 @@ export class LeaseHolder {
 
   /** Whether the address may be served now. Past the deadline this starts the drop before it returns false. */
   holds(): boolean {
-    const now = this.#deps.clock.now();
+    const now = this.#deps.clock.bootNow();
     this.#dispatch({type: 'tick', nowMs: now});
     return mayServe(this.#state, now);
   }
 
   /** Gives the key up: drops the address and revokes the lease. */
   async release(): Promise<void> {
-    this.#dispatch({type: 'release-requested', nowMs: this.#deps.clock.now()});
+    this.#dispatch({type: 'release-requested', nowMs: this.#deps.clock.bootNow()});
     await this.#dropped;
   }
 
@@ -243,9 +258,9 @@ export class LeaseHolder {
     let event: HoldEvent;
     try {
       const ttlS = await store.renewLease(lease, {timeoutMs: timing.renewTimeoutMs});
-      event = {type: 'renew-answered', nowMs: clock.now(), sentAtMs, ttlS};
+      event = {type: 'renew-answered', nowMs: clock.bootNow(), sentAtMs, ttlS};
     } catch (error) {
-      event = {type: 'renew-failed', nowMs: clock.now(), sentAtMs, error: describeError(error)};
+      event = {type: 'renew-failed', nowMs: clock.bootNow(), sentAtMs, error: describeError(error)};
       log?.(`(lease ${lease}) renewal sent ${Math.round(event.nowMs - sentAtMs)} ms ago failed: ${event.error}`);
     }
     this.#dispatch(event);

@@ -183,10 +183,12 @@ export class ServiceClaim {
     this.#wake?.abort();
   }
 
-  /** Monotonic ms by which the address goes unless a renewal succeeds, while this host holds the service. */
+  /** Monotonic ms (Clock.now) by which the address goes unless a renewal succeeds, while this host holds the service.
+   *  The holder keeps it in boot time (lease-holder.ts); this is the same instant on now()'s scale, for status. */
   holdDeadlineMs(): number | undefined {
     const hold = this.#holder?.state;
-    return hold?.phase === 'holding' ? hold.deadlineMs : undefined;
+    const {clock} = this.#deps;
+    return hold?.phase === 'holding' ? hold.deadlineMs - clock.bootNow() + clock.now() : undefined;
   }
 
   /** Campaigns and holds until the signal aborts; then releases the key (the address dropped first). */
@@ -318,7 +320,7 @@ export class ServiceClaim {
     const {clock, store, key, self, leaseTtlS, actions, log} = this.#deps;
     this.#setState({phase: 'campaigning'});
     let lease;
-    const grantSentAtMs = clock.now();
+    const grantSentAtMs = clock.bootNow();
     try {
       lease = await store.grantLease(leaseTtlS, {timeoutMs: CALL_TIMEOUT_MS});
     } catch (error) {
@@ -431,7 +433,7 @@ export class ServiceClaim {
   /** The taker, before the handover: a lease of its own, renewed from now on, that the key is handed over with. */
   async prepareHold(): Promise<PreparedHold> {
     const {clock, store, leaseTtlS} = this.#deps;
-    const grantSentAtMs = clock.now();
+    const grantSentAtMs = clock.bootNow();
     const lease = await store.grantLease(leaseTtlS, {timeoutMs: CALL_TIMEOUT_MS});
     // Epoch 0 until the handover gives it one; the holder's deadline counts from the grant.
     const holder = this.#newHolder(lease, 0, grantSentAtMs);

@@ -1,4 +1,5 @@
-// A Clock whose time moves only when a test says so: advance(ms) fires due sleepers in order.
+// A Clock whose time moves only when a test says so: advance(ms) fires due sleepers in order; suspend(ms) moves boot
+// and wall time only, as a suspended VM or laptop sees when it resumes.
 
 import type {Clock} from '../../agent/ports.js';
 
@@ -13,6 +14,8 @@ export const FAKE_WALL_ORIGIN = Date.UTC(2026, 10, 21, 12, 0, 0);
 
 export class FakeClock implements Clock {
   #now = 0;
+  /** Time spent suspended: boot time is monotonic time plus this. */
+  #suspended = 0;
   #wallOffset = FAKE_WALL_ORIGIN;
   #order = 0;
   #sleepers: Sleeper[] = [];
@@ -23,6 +26,19 @@ export class FakeClock implements Clock {
 
   wallNow(): number {
     return this.#wallOffset + this.#now;
+  }
+
+  bootNow(): number {
+    return this.#now + this.#suspended;
+  }
+
+  /**
+   * The machine sleeps `ms` and resumes: boot and wall time move on, monotonic time and its timers do not (no sleeper
+   * wakes; each is as far from due as before). Then, as on a real resume, nothing runs until the next advance().
+   */
+  suspend(ms: number): void {
+    this.#suspended += ms;
+    this.#wallOffset += ms;
   }
 
   /** Steps the wall clock only (as NTP or an operator would), leaving monotonic time alone. */

@@ -37,7 +37,8 @@ export class FakeCoordinationStore implements CoordinationStore {
     this.#clock = clock;
   }
 
-  /** When etcd would expire the lease (the last renewal it received + TTL); undefined when gone. */
+  /** When etcd would expire the lease (the last renewal it received + TTL), in the clock's boot time (etcd's members
+   *  go on while this machine is suspended); undefined when gone. */
   expiresAtMs(id: string): number | undefined {
     return this.#leases.get(id)?.expiresAtMs;
   }
@@ -65,7 +66,7 @@ export class FakeCoordinationStore implements CoordinationStore {
   async grantLease(ttlS: number, options?: CoordinationCallOptions): Promise<Lease> {
     await this.#reach('grant', options);
     const id = String(this.#nextLease++);
-    this.#leases.set(id, {ttlS, expiresAtMs: this.#clock.now() + ttlS * 1000});
+    this.#leases.set(id, {ttlS, expiresAtMs: this.#clock.bootNow() + ttlS * 1000});
     await this.#clock.sleep(this.replyDelayMs / 2);
     return {id, ttlS};
   }
@@ -74,8 +75,8 @@ export class FakeCoordinationStore implements CoordinationStore {
     this.journal.push({op: 'renew-sent', atMs: this.#clock.now()});
     await this.#reach('renew', options);
     const lease = this.#leases.get(id);
-    if (lease !== undefined && lease.expiresAtMs > this.#clock.now()) {
-      lease.expiresAtMs = this.#clock.now() + lease.ttlS * 1000;
+    if (lease !== undefined && lease.expiresAtMs > this.#clock.bootNow()) {
+      lease.expiresAtMs = this.#clock.bootNow() + lease.ttlS * 1000;
       this.journal.push({op: 'renew-arrived', atMs: this.#clock.now()});
     } else {
       this.expire(id);

@@ -67,7 +67,7 @@ export function createFakeHost(role: Role, clock: FakeClock, segment: FakeSegmen
   const healthProbe = new FakeHealthProbe();
   const logs: string[] = [];
   // Monotonic time and sleeps are shared; only the wall clock can be skewed per host.
-  const hostClock = {now: () => clock.now(), wallNow: () => clock.wallNow() + host.wallSkewMs, sleep: (ms: number, signal?: AbortSignal) => clock.sleep(ms, signal)};
+  const hostClock = {now: () => clock.now(), wallNow: () => clock.wallNow() + host.wallSkewMs, bootNow: () => clock.bootNow(), sleep: (ms: number, signal?: AbortSignal) => clock.sleep(ms, signal)};
   let boots = 0;
   let cutOffCurrent = (): void => undefined;
   const make = (): Agent => {

@@ -1,8 +1,8 @@
-// The lease holder on a FakeClock: renewals on time keep the hold; a holder cut from etcd, answered too late, or
-// frozen past its deadline drops the address before its lease can expire, and nothing revives the hold.
+// The lease holder on a FakeClock: renewals on time keep the hold; a holder cut from etcd, answered too late, frozen
+// or suspended past its deadline drops the address before its lease can expire, and nothing revives the hold.
 
 import test from 'ava';
-import {type DropReason, LeaseHolder, leaseTiming, mayServe, startHold, stepHold} from '../../../agent/coordination/lease-holder.js';
+import {type DropReason, LeaseHolder, leaseTiming, mayServe, RESUME_CHECK_MS, startHold, stepHold} from '../../../agent/coordination/lease-holder.js';
 import {FakeClock} from '../../fakes/fake-clock.js';
 import {FakeCoordinationStore} from '../../fakes/fake-coordination-store.js';
 
@@ -20,7 +20,7 @@ async function holding(options: {replyDelayMs?: number} = {}) {
   const store = new FakeCoordinationStore(clock);
   // The lease is granted and the key acquired at once; replies take replyDelayMs from then on.
   store.replyDelayMs = 0;
-  const grantSentAtMs = clock.now();
+  const grantSentAtMs = clock.bootNow();
   const lease = await answered(clock, store.grantLease(3));
   const {key} = await answered(clock, store.acquire('/baton/web', 'host-a', lease.id));
   store.replyDelayMs = options.replyDelayMs ?? 10;
@@ -111,6 +111,44 @@ test('a frozen process that wakes past its deadline drops before doing anything 
   t.false(after.includes('renew-sent'), 'no renewal was sent after waking');
   t.is(end.reason, 'deadline-passed');
   t.true((drops[0]?.lateMs ?? 0) > 0, 'the drop knows it came late');
+});
+
+test('a machine suspended past the deadline drops the address as it resumes, before anything else', async (t) => {
+  const {clock, store, lease, drops, ended} = await holding();
+  await clock.advance(2_000); // renewed at 1000 ms: the deadline is 3400 ms, etcd expires the lease at about 4000 ms
+  const before = store.journal.length;
+  clock.suspend(60_000); // the VM sleeps a minute: boot time goes on, monotonic time and its timers stop
+  t.true((store.expiresAtMs(lease.id) ?? 0) < clock.bootNow(), 'etcd let the lease expire during the suspend');
+  await clock.advance(RESUME_CHECK_MS);
+  const end = await ended;
+  const after = store.journal.slice(before).map((entry) => entry.op).filter((op) => ['renew-sent', 'drop-address', 'revoke'].includes(op));
+  t.is(after[0], 'drop-address', `first after resuming: ${after.join(', ')}`);
+  t.false(after.includes('renew-sent'), 'no renewal was sent after resuming');
+  t.is(end.reason, 'deadline-passed');
+  t.is(drops.length, 1);
+  t.true((drops[0]?.atMs ?? Infinity) <= 2_000 + RESUME_CHECK_MS, `dropped ${(drops[0]?.atMs ?? 0) - 2_000} ms (monotonic) after resuming`);
+  t.true((drops[0]?.lateMs ?? 0) >= 60_000 - 1_400, 'the drop knows how late it came');
+});
+
+test('after a suspend past the deadline, the first check before an act drops and says no', async (t) => {
+  const {clock, holder, drops} = await holding();
+  await clock.advance(2_000);
+  clock.suspend(10_000);
+  // No timer has run since the resume: an act that presumes the hold asks first.
+  t.deepEqual(drops, []);
+  t.false(holder.holds());
+  t.is(drops.length, 1, 'the drop began before holds() answered');
+  t.is(drops[0]?.reason, 'deadline-passed');
+});
+
+test('a suspend shorter than the time left keeps the hold, and renewals go on', async (t) => {
+  const {clock, store, holder, drops} = await holding();
+  await clock.advance(1_500); // renewed at 1000 ms: 1900 ms left before the deadline
+  clock.suspend(1_000);
+  await clock.advance(20_000);
+  t.true(holder.holds());
+  t.deepEqual(drops, []);
+  t.true(store.journal.some((entry) => entry.op === 'renew-arrived' && entry.atMs > 1_500), 'renewed after the resume');
 });
 
 test('the pure step: a tick at the deadline drops, the drop first among its effects', async (t) => {
