@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type {EtcdTls} from '../config/coordination.js';
 import {BatonError, describeError} from '../errors.js';
+import {MAX_ETCD_EPOCH} from '../epoch.js';
 import type {CoordinationCallOptions, CoordinationEvent, CoordinationStore, Lease, StoredKey} from '../ports.js';
 
 export interface EtcdClientTls {
@@ -166,12 +167,12 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
     async list(prefix, callOptions) {
       const reply = await call('/v3/kv/range', {key: b64(prefix), range_end: b64(prefixEnd(prefix))}, callOptions);
       const kvs = Array.isArray(reply['kvs']) ? reply['kvs'] : [];
-      return {keys: kvs.map(decodeKv), revision: Number(asRecord(reply['header'])['revision'] ?? 0)};
+      return {keys: kvs.map(decodeKv), revision: revisionOf(asRecord(reply['header'])['revision'], `the read of ${prefix}*`)};
     },
 
     async put(key, value, lease, callOptions) {
       const reply = await call('/v3/kv/put', {key: b64(key), value: b64(value), lease}, callOptions);
-      return {key, value, lease, modRevision: Number(asRecord(reply['header'])['revision'] ?? 0)};
+      return {key, value, lease, modRevision: revisionOf(asRecord(reply['header'])['revision'], `the write of ${key}`)};
     },
 
     async handOver(key, giverRevision, value, lease, callOptions) {
@@ -192,7 +193,7 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
           : {request_delete_range: {key: b64(write.key)}}),
         failure: [],
       }, callOptions);
-      return {succeeded: reply['succeeded'] === true, revision: Number(asRecord(reply['header'])['revision'] ?? 0)};
+      return {succeeded: reply['succeeded'] === true, revision: revisionOf(asRecord(reply['header'])['revision'], `a transaction on ${compares.map((c) => c.key).join(', ')}`)};
     },
 
     watch(prefix, signal, afterRevision) {
@@ -271,7 +272,7 @@ export function createEtcdGatewayStore(options: EtcdGatewayOptions): Coordinatio
 function settle<T>(reply: Record<string, unknown>, key: string, value: string, lease: string,
   written: (stored: StoredKey) => T, refused: (current: StoredKey | undefined) => T): T {
   if (reply['succeeded'] === true) {
-    return written({key, value, lease, modRevision: Number(asRecord(reply['header'])['revision'])});
+    return written({key, value, lease, modRevision: revisionOf(asRecord(reply['header'])['revision'], `the write of ${key}`)});
   }
   const responses = Array.isArray(reply['responses']) ? reply['responses'] : [];
   const range = asRecord(asRecord(responses[0])['response_range']);
@@ -289,9 +290,27 @@ function decodeKv(raw: unknown): StoredKey {
     key: unb64(kv['key']),
     value: unb64(kv['value']),
     // The gateway leaves out fields at their default (0).
-    modRevision: Number(kv['mod_revision'] ?? 0),
+    modRevision: revisionOf(kv['mod_revision'], unb64(kv['key'])),
     lease: String(kv['lease'] ?? '0'),
   };
+}
+
+/**
+ * A revision from etcd (an int64, which the gateway writes as a decimal string and leaves out at 0) as baton's etcd
+ * epoch: exact up to MAX_ETCD_EPOCH (2^53 − 1, epoch.ts). Past it, or not a revision at all, it is refused rather than
+ * rounded: a rounded revision would make each compare-and-swap on it fail, or match the wrong write.
+ */
+export function revisionOf(raw: unknown, what: string): number {
+  if (raw === undefined) return 0;
+  const text = typeof raw === 'number' || typeof raw === 'string' ? String(raw) : undefined;
+  if (text === undefined || !/^\d{1,20}$/.test(text)) {
+    throw new BatonError('COORDINATION_FAILED', `etcd answered ${JSON.stringify(raw)} as the revision of ${what}: expected a decimal integer`);
+  }
+  if (BigInt(text) > BigInt(MAX_ETCD_EPOCH)) {
+    throw new BatonError('COORDINATION_FAILED', `etcd's revision ${text} (of ${what}) is past ${MAX_ETCD_EPOCH} (2^53 − 1), the largest epoch ` +
+      'baton carries exactly; baton cannot coordinate through this cluster: give it an etcd cluster of its own');
+  }
+  return Number(text);
 }
 
 function asRecord(value: unknown): Record<string, unknown> {

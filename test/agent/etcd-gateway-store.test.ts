@@ -101,6 +101,39 @@ test('list reads every key under a prefix with its range end, and the revision r
   t.deepEqual(await none.list('/baton/hosts/'), {keys: [], revision: 41});
 });
 
+test('revisions up to 2^53 − 1 are read and compared exactly, past 2^31 − 1 (a pair\'s largest epoch) as well', async (t) => {
+  const revisions = ['2147483647', '2147483648', '9007199254740991'];
+  const m = await member(t, (path, body, res) => {
+    const revision = revisions[Number(body['key'] === b64('/baton/web') ? 0 : 1)];
+    if (path === '/v3/kv/txn') return json(res, 200, {header: {...HEADER, revision: '9007199254740991'}, succeeded: true});
+    json(res, 200, {header: {...HEADER, revision: '9007199254740991'}, count: '1',
+      kvs: [{key: body['key'], create_revision: '1', mod_revision: revision, version: '1', value: b64('host-a'), lease: '7'}]});
+  });
+  const store = createEtcdGatewayStore({endpoints: [m.url], timeoutMs: 2000});
+  t.teardown(() => store.close());
+  t.is((await store.read('/baton/web'))?.modRevision, 2_147_483_647);
+  t.is((await store.read('/baton/other'))?.modRevision, 2_147_483_648);
+  const handed = await store.handOver('/baton/web', 9_007_199_254_740_991, 'host-b', '9');
+  t.is(handed.key?.modRevision, 9_007_199_254_740_991);
+  t.deepEqual((m.requests.at(-1)?.body['compare'] as unknown[])[0], {key: b64('/baton/web'), target: 'MOD', result: 'EQUAL', mod_revision: '9007199254740991'});
+  t.like(await store.transact([{key: '/baton/web', modRevision: 9_007_199_254_740_990}], []), {succeeded: true, revision: 9_007_199_254_740_991});
+});
+
+test('a revision past 2^53 − 1, or not a number, is refused with what and why, never rounded', async (t) => {
+  let revision: unknown = '9007199254740993';
+  const m = await member(t, (_path, body, res) => json(res, 200, {header: HEADER, count: '1',
+    kvs: [{key: body['key'], create_revision: '1', mod_revision: revision, version: '1', value: b64('host-a'), lease: '7'}]}));
+  const store = createEtcdGatewayStore({endpoints: [m.url], timeoutMs: 2000});
+  t.teardown(() => store.close());
+  const past = await t.throwsAsync(store.read('/baton/web'), {instanceOf: BatonError});
+  t.is(past?.code, 'COORDINATION_FAILED');
+  t.is(past?.message, 'etcd\'s revision 9007199254740993 (of /baton/web) is past 9007199254740991 (2^53 − 1), the largest epoch baton ' +
+    'carries exactly; baton cannot coordinate through this cluster: give it an etcd cluster of its own');
+  revision = '1e3';
+  const odd = await t.throwsAsync(store.read('/baton/web'), {instanceOf: BatonError});
+  t.is(odd?.message, 'etcd answered "1e3" as the revision of /baton/web: expected a decimal integer');
+});
+
 test('a renewal of a lease etcd no longer has answers 0, which the gateway leaves out', async (t) => {
   const m = await member(t, (_path, body, res) => {
     res.writeHead(200, {'content-type': 'application/json'});

@@ -53,6 +53,12 @@ export class FakeCoordinationStore implements CoordinationStore {
     }
   }
 
+  /** Moves the cluster's revision on to `revision`, as the writes of other users of a long-lived etcd do. */
+  skipToRevision(revision: number): void {
+    if (revision < this.#revision) throw new Error(`the revision is ${this.#revision} already; etcd's revisions never go back`);
+    this.#revision = revision;
+  }
+
   /** The watches open now. */
   get watchCount(): number {
     return this.#watchers.size;

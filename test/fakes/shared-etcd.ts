@@ -26,7 +26,7 @@ export class SharedEtcd {
   expireDue(): void {
     for (const id of this.#leases) {
       const at = this.store.expiresAtMs(id);
-      if (at === undefined || at <= this.#clock.now()) {
+      if (at === undefined || at <= this.#clock.bootNow()) {
         this.store.expire(id);
         this.#leases.delete(id);
       }

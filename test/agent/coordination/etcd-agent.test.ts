@@ -15,6 +15,9 @@ import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js
 import {SERVICE_IP, testEtcdConfig, testEtcdService} from '../../fakes/test-config.js';
 import {VERSION} from '../../../agent/version.js';
 import {checkEtcdStatus} from '../../../cli/status-check.js';
+import {formatEtcdStatus} from '../../../cli/format.js';
+import {checkResult, type EtcdStatusReport} from '../../../agent/control-protocol.js';
+import {MAX_EPOCH} from '../../../agent/epoch.js';
 
 const KEY = '/baton/services/web/holder';
 
@@ -27,10 +30,11 @@ async function web(agent: EtcdAgent) {
   return {...status, ...service};
 }
 
-function world(names = ['a', 'b'], options: {accessLog?: boolean} = {}) {
+function world(names = ['a', 'b'], options: {accessLog?: boolean; revision?: number} = {}) {
   const clock = new FakeClock();
   const etcd = new SharedEtcd(clock);
   const store = etcd.store;
+  if (options.revision !== undefined) store.skipToRevision(options.revision);
   const segment = new FakeSegment();
   const hosts = names.map((name) => {
     const reach = {cut: false};
@@ -481,5 +485,33 @@ test('a taker lost right after the handover: the old giver ends its keyless hold
   t.true(a.lines.some((line) => line.includes('b no longer holds the key after the handover: this host\'s hold ends')), a.lines.join('\n'));
   b.reach.cut = false;
   await w.settle(switching.catch(() => undefined));
+  await w.stopAll();
+});
+
+test('an etcd whose revision is past 2^31 − 1 (a pair\'s largest epoch): the epochs are carried exactly, a switch works', async (t) => {
+  // A long-lived etcd shared with others: 2^31 − 1 writes already (25 days of a Kubernetes cluster at 1000 a second).
+  const w = world(['a', 'b'], {accessLog: true, revision: MAX_EPOCH});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  const held = await a.agent.status();
+  const epoch = (await web(a.agent)).claim.epoch ?? 0;
+  t.true(epoch > MAX_EPOCH, `a holds at epoch ${epoch}`);
+  t.is(a.changes.at(-1)?.reason, `serves web at epoch ${epoch}`);
+  t.like(await web(b.agent), {claim: {phase: 'standing-by', holder: 'a', epoch}});
+  // Through the control socket's JSON and the CLI's check of it, the number is the same.
+  const reread = checkResult('status', JSON.parse(JSON.stringify({...held, control: {refusedBusy: 0, timedOut: 0, extraRequests: 0}})) as unknown) as EtcdStatusReport;
+  t.is(reread.services[0]?.claim.epoch, epoch);
+  t.regex(formatEtcdStatus(reread), new RegExp(`this host, epoch ${epoch};`));
+  // The handover compares the key's revision in one transaction: a rounded or truncated epoch would fail it.
+  const {value: result, doubles} = await w.watch(b.agent.switchover({dryRun: false, strict: false, minRequests: 1, confirmTimeoutS: undefined,
+    pauseAfter: undefined, to: 'b'}, () => undefined), () => {
+    if (w.holders()[0] === 'b') b.accessLog?.request();
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.is(doubles, 0);
+  const after = (await web(b.agent)).claim.epoch ?? 0;
+  t.true(after > epoch, `b holds at epoch ${after}`);
   await w.stopAll();
 });
