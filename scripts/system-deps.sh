@@ -6,7 +6,8 @@
 # HTML report in headless Chromium; and python3: the systemd notify test's stand-in for PID 1's notify socket (an
 # AF_UNIX datagram socket Node cannot bind; socat would keep systemd-notify's barrier pipe open and stall it);
 # and systemd, for systemd-analyze (the unit's tests) and systemd-notify (the agent's READY/WATCHDOG sender) in
-# containers that lack it; faketime (libfaketime), with which the campaign steps one agent's wall clock; and
+# containers that lack it; faketime (libfaketime), with which the campaign and the etcd clock test step one agent's
+# wall clock; and
 # groff-base, with which the Debian package's test renders its man pages; etcd-server and etcd-client, for the etcd
 # coordination tests.
 set -eu
@@ -18,7 +19,8 @@ if [ "${1:-}" = "--test" ]; then
   # ssh and sshd: baton rehearse --client probes from another host over ssh; a test runs sshd in a namespace.
   command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
   [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
-  # faketime brings libfaketime: the campaign's faults part steps one agent's wall clock (LD_PRELOAD), not the machine's.
+  # faketime brings libfaketime: the campaign's faults part and test/integration/etcd-clock.test.ts step one agent's wall
+  # clock (LD_PRELOAD), not the machine's.
   command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
   # curl: the client of the test that boots systemd as PID 1 with baton's unit in it.
   command -v curl >/dev/null 2>&1 || missing="$missing curl"
