@@ -29,7 +29,7 @@ export type Command =
       readonly ipv6: boolean;
       /** lab up, lab run: a dual-stack service (an IPv4 and an IPv6 address moving together), beacons in IPv4. */
       readonly dualStack: boolean; readonly lab?: string;
-      /** lab run: three hosts in etcd mode with three etcd members, instead of a pair (--hosts 3 --coordination etcd). */
+      /** lab up, lab run: three hosts in etcd mode with three etcd members, instead of a pair (--hosts 3 --coordination etcd). */
       readonly coordination: 'pair' | 'etcd';
       /** lab up, lab run: the start of the lab's name ("bl" and up to 5 more), the rest random. */
       readonly prefixStem?: string}
@@ -66,7 +66,7 @@ const WHY_NOT: Readonly<Record<string, string>> = {
 /** lab's options, by the actions that use them. */
 const LAB_OPTIONS: ReadonlyArray<[string, readonly LabAction[]]> = [
   ['json', ['status', 'run']], ['web', ['up', 'run']], ['ipv6', ['up', 'run']], ['dual-stack', ['up', 'run']], ['report', ['run']],
-  ['hosts', ['run']], ['coordination', ['run']], ['prefix', ['up', 'run']],
+  ['hosts', ['up', 'run']], ['coordination', ['up', 'run']], ['prefix', ['up', 'run']],
 ];
 /** The options that answer the config's questions: --keep-config keeps the installed answers instead. */
 const ANSWER_OPTIONS = ['role', 'listen', 'peer', 'service-ip', 'interface', 'pair', 'access-log'] as const;
@@ -478,7 +478,7 @@ function noMore(command: string, rest: readonly string[]): void {
 // The tables the Debian package's bash completion is generated from (packaging/completion.ts).
 export {LAB_ACTIONS, OPTIONS, OPTIONS_OF};
 
-/** lab run's --hosts and --coordination: a pair (2 hosts, the default) or three hosts in etcd mode; nothing else yet. */
+/** lab up and lab run's --hosts and --coordination: a pair (2 hosts, the default) or three hosts in etcd mode; nothing else yet. */
 function labCoordination(hosts: string | undefined, coordination: string | undefined): 'pair' | 'etcd' {
   if (coordination !== undefined && coordination !== 'pair' && coordination !== 'etcd') {
     throw new UsageError(`--coordination: expected pair or etcd, got '${coordination}'`);

@@ -86,8 +86,9 @@ const COMMAND_HELP: Readonly<Record<CommandName, string>> = {
       --report FILE          where lab run writes its HTML timeline (default
                              ./baton-drill-report.html; the JSON goes beside it)
       --hosts 3 --coordination etcd
-                             lab run: three hosts (a, b, c) in etcd mode with
-                             three etcd members and a client; the drill is
+                             lab up, lab run: three hosts (a, b, c) in etcd
+                             mode with three etcd members and a client; lab
+                             status then shows each host; the drill is
                              switchover to b, back to a, a's agent killed and
                              link cut, its return, never two holders (JSON
                              report only)

@@ -1,4 +1,5 @@
-// `baton lab up|status|down|run`: a two-host pair plus a client in network namespaces on this machine.
+// `baton lab up|status|down|run`: a two-host pair plus a client in network namespaces on this machine, or three hosts
+// in etcd mode with three etcd members (--hosts 3 --coordination etcd).
 
 import {spawnSync} from 'node:child_process';
 import {readdir, stat, writeFile} from 'node:fs/promises';
@@ -7,7 +8,7 @@ import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
 import {BatonError} from '../../agent/errors.js';
 import type {CommandRunner} from '../../agent/ports.js';
 import type {LabAction} from '../args.js';
-import {formatStatus} from '../format.js';
+import {formatEtcdStatus, formatStatus} from '../format.js';
 import {runDrill} from '../drill/drill.js';
 import {formatEtcdDrillReport, runEtcdDrill} from '../drill/etcd-drill.js';
 import {createLabTarget} from '../drill/lab-target.js';
@@ -15,7 +16,7 @@ import {formatDrillReport} from '../drill/report.js';
 import {writeDrillReport} from '../drill/report-html.js';
 import {EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK} from '../exit-codes.js';
 import {LAB_BASE_DIR, labDown, labsByOwner, labStatus, labUp, readLab, waitForSettledPair, type Lab} from '../lab/lab.js';
-import {etcdLabUp} from '../lab/etcd-lab.js';
+import {etcdLabStatus, etcdLabUp, readEtcdLab, waitForOneHolder, type EtcdLab} from '../lab/etcd-lab.js';
 import {liveOwner} from '../lab/lab-owner.js';
 import {newLabPrefix} from '../lab/topology-plan.js';
 import {isNginxInstalled, NGINX_PROGRAM} from '../lab/web.js';
@@ -32,7 +33,7 @@ export interface LabOptions {
   readonly dualStack?: boolean;
   /** lab down NAME: that lab only. */
   readonly lab?: string;
-  /** lab run: a pair (default), or three hosts in etcd mode with three etcd members (etcd-lab.ts). */
+  /** lab up, lab run: a pair (default), or three hosts in etcd mode with three etcd members (etcd-lab.ts). */
   readonly coordination?: 'pair' | 'etcd';
   /** lab up, lab run: the start of the lab's name (LAB_PREFIX_STEM). */
   readonly prefixStem?: string;
@@ -58,6 +59,7 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       if (existing.length > 0) {
         throw new BatonError('LAB_FAILED', `a lab already exists (${existing.join(', ')}); use it with \`baton lab status\`, or remove it with \`baton lab down\``);
       }
+      if (options.coordination === 'etcd') return etcdLabUpAndSay(out, options, runner);
       const lab = await labUp({runner, web: await webKind(options.web), ...families(options), prefix: newLabPrefix(options.prefixStem),
         progress: (line) => out.stderr(`${line}\n`)});
       await waitForSettledPair(lab, SETTLE_TIMEOUT_MS);
@@ -66,7 +68,9 @@ export async function run(out: Output, options: LabOptions, runner: CommandRunne
       return 0;
     }
     case 'status': {
-      const lab = await currentLab();
+      const current = await currentLab();
+      if (current.kind === 'etcd') return etcdLabStatusOut(out, options, current.lab);
+      const lab = current.lab;
       const status = await labStatus(lab);
       out.stdout(options.json ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status.primary)}\n${formatStatus(status.backup)}`);
       return 0;
@@ -140,12 +144,7 @@ async function runDrillInLab(out: Output, options: LabOptions, runner: CommandRu
  * drill after the current phase; the lab is removed all the same (its hosts stand by for etcd, nothing to keep).
  */
 async function runEtcdDrillInLab(out: Output, options: LabOptions, runner: CommandRunner): Promise<number> {
-  // Before anything is built: without etcd the lab would fail half-way, with namespaces to take down.
-  const missing = ['etcd', 'etcdctl'].filter((program) => spawnSync(program, ['--version'], {stdio: 'ignore'}).error !== undefined);
-  if (missing.length > 0) {
-    throw new BatonError('LAB_FAILED', `--coordination etcd: ${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} not installed; ` +
-      'install them with `apt-get install etcd-server etcd-client` (the lab starts its own members; the package\'s service is not needed)');
-  }
+  requireEtcd();
   const say = (line: string): void => out.stderr(`${line}\n`);
   const abort = new AbortController();
   const onInterrupt = (): void => {
@@ -172,6 +171,46 @@ async function runEtcdDrillInLab(out: Output, options: LabOptions, runner: Comma
   }
 }
 
+/** Before anything is built: without etcd the lab would fail half-way, with namespaces to take down. */
+function requireEtcd(): void {
+  const missing = ['etcd', 'etcdctl'].filter((program) => spawnSync(program, ['--version'], {stdio: 'ignore'}).error !== undefined);
+  if (missing.length > 0) {
+    throw new BatonError('LAB_FAILED', `--coordination etcd: ${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} not installed; ` +
+      'install them with `apt-get install etcd-server etcd-client` (the lab starts its own members; the package\'s service is not needed)');
+  }
+}
+
+/** `lab up --hosts 3 --coordination etcd`: builds the etcd lab, waits for one holder, says where everything is. */
+async function etcdLabUpAndSay(out: Output, options: LabOptions, runner: CommandRunner): Promise<number> {
+  requireEtcd();
+  const lab = await etcdLabUp({runner, prefix: newLabPrefix(options.prefixStem), web: await webKind(options.web),
+    progress: (line) => out.stderr(`${line}\n`)});
+  const settled = await waitForOneHolder(lab, SETTLE_TIMEOUT_MS);
+  const [first, second] = lab.hosts;
+  out.stdout(`lab ${lab.prefix} is up in etcd mode: hosts ${lab.hosts.map((h) => `${h.name} ${h.address}`).join(', ')}; ` +
+    `etcd ${lab.endpoints.join(', ')}; client ${lab.client.address}; service IP ${lab.serviceIp}, held by ${settled.holder} at epoch ${settled.epoch}\n` +
+    '  status:  baton lab status\n' +
+    `  one host: baton status --config ${first?.configFile ?? ''}\n` +
+    `  a switch: baton switchover --to ${second?.name ?? 'b'} --config ${second?.configFile ?? ''}\n` +
+    `            (it waits for client requests on the taker: e.g. \`ip netns exec ${lab.prefix}-client curl -s ${lab.serviceUrl}\` a few times)\n` +
+    '  remove:  baton lab down\n');
+  return EXIT_OK;
+}
+
+/** `lab status` of an etcd lab: each host's status as `baton status` shows it (or why its agent did not answer). */
+async function etcdLabStatusOut(out: Output, options: LabOptions, lab: EtcdLab): Promise<number> {
+  const statuses = await etcdLabStatus(lab);
+  const failed = statuses.some((s) => s instanceof Error);
+  if (options.json) {
+    const hosts = statuses.map((s, i) => (s instanceof Error ? {host: lab.hosts[i]?.name, error: s.message} : s));
+    out.stdout(`${JSON.stringify({lab: lab.prefix, coordination: 'etcd', hosts}, null, 2)}\n`);
+  } else {
+    out.stdout(statuses.map((s, i) => (s instanceof Error ? `host ${lab.hosts[i]?.name ?? '?'}: its agent did not answer: ${s.message}\n` : formatEtcdStatus(s)))
+      .join('\n'));
+  }
+  return failed ? EXIT_ERROR : EXIT_OK;
+}
+
 /** --ipv6: the service, the beacons and (following the service) the client in IPv6; --dual-stack: the service in
  *  both (the client probes both), beacons IPv4; IPv4 otherwise. */
 function families(options: LabOptions): {serviceFamily: 4 | 6 | 'dual'; heartbeatFamily: 4 | 6} {
@@ -191,14 +230,15 @@ async function webKind(wanted: 'builtin' | 'nginx'): Promise<'builtin' | 'nginx'
  * standing one (its builder has exited: `lab up`, an interrupted drill), else one a drill still runs in; the newest
  * of them. Another user's drill running beside a standing lab is not the one meant.
  */
-async function currentLab(): Promise<Lab> {
-  const labs: Array<{lab: Lab; standing: boolean; madeMs: number}> = [];
+async function currentLab(): Promise<{kind: 'pair'; lab: Lab} | {kind: 'etcd'; lab: EtcdLab}> {
+  const labs: Array<{lab: {kind: 'pair'; lab: Lab} | {kind: 'etcd'; lab: EtcdLab}; standing: boolean; madeMs: number}> = [];
   for (const name of await readdir(LAB_BASE_DIR).catch(() => [] as string[])) {
     const dir = join(LAB_BASE_DIR, name);
-    const lab = await readLab(dir).catch(() => undefined);
+    const lab = await readLab(dir).then((pair) => ({kind: 'pair' as const, lab: pair}),
+      () => readEtcdLab(dir).then((etcd) => ({kind: 'etcd' as const, lab: etcd}), () => undefined));
     if (lab === undefined) continue;
     const madeMs = (await stat(dir).catch(() => undefined))?.mtimeMs ?? 0;
-    labs.push({lab, standing: await liveOwner(lab.prefix) === undefined, madeMs});
+    labs.push({lab, standing: await liveOwner(lab.lab.prefix) === undefined, madeMs});
   }
   labs.sort((a, b) => Number(a.standing) - Number(b.standing) || a.madeMs - b.madeMs);
   const chosen = labs.at(-1);

@@ -1,4 +1,4 @@
-// The namespace lab in etcd mode (`baton lab run --hosts 3 --coordination etcd`): three baton hosts a, b and c, each
+// The namespace lab in etcd mode (`baton lab run|up --hosts 3 --coordination etcd`): three baton hosts a, b and c, each
 // with a real baton-agent in etcd mode and a web server writing the access log its confirmation reads; three etcd
 // members started by the lab (Debian's etcd-server); and a client. All on one LAN of TEST-NET-1:
 //
@@ -10,7 +10,7 @@
 // The service address is the pair lab's, 192.0.2.100/25 on eth0. The lease's TTL is short (LAB_LEASE_TTL_S), so that
 // a failover is seen within seconds; a production host keeps the default of 10 s. labDown removes it as any lab.
 
-import {mkdir, writeFile} from 'node:fs/promises';
+import {mkdir, readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
@@ -177,6 +177,11 @@ export async function etcdLabUp(options: EtcdLabOptions): Promise<EtcdLab> {
 
 export async function writeEtcdLab(lab: EtcdLab): Promise<void> {
   await writeFile(join(lab.dir, ETCD_LAB_FILE), `${JSON.stringify(lab, null, 2)}\n`);
+}
+
+/** The etcd lab recorded in `dir` by etcdLabUp; throws when there is none (a pair's lab, or nothing). */
+export async function readEtcdLab(dir: string): Promise<EtcdLab> {
+  return JSON.parse(await readFile(join(dir, ETCD_LAB_FILE), 'utf8')) as EtcdLab;
 }
 
 export function etcdLabHost(lab: EtcdLab, name: string): EtcdLabHost {

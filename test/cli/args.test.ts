@@ -36,7 +36,8 @@ test(refused, ['switchover', '--ipv6'], '--ipv6 is an option of lab, not of swit
 test(refused, ['lab', 'down', '--dual-stack'], '--dual-stack is an option of lab up and lab run, not of lab down');
 test(refused, ['lab', 'run', '--ipv6', '--dual-stack'], '--ipv6 and --dual-stack: expected one of them (--dual-stack moves an IPv4 and an IPv6 service address, with IPv4 beacons)');
 test(refused, ['lab', 'up', '--report', 'r.html'], '--report is an option of lab run, not of lab up');
-test(refused, ['lab', 'up', '--coordination', 'etcd'], '--coordination is an option of lab run, not of lab up');
+test(refused, ['lab', 'status', '--coordination', 'etcd'], '--coordination is an option of lab up and lab run, not of lab status');
+test(refused, ['lab', 'up', '--hosts', '3', '--coordination', 'etcd', '--dual-stack'], "--coordination etcd: the etcd lab's service is IPv4 (192.0.2.100/25); leave out --dual-stack");
 test(refused, ['lab', 'run', '--coordination', 'raft'], "--coordination: expected pair or etcd, got 'raft'");
 test(refused, ['lab', 'run', '--hosts', '4'], '--hosts 4: the etcd lab has 3 hosts (a, b, c) for now; use --hosts 3');
 test(refused, ['lab', 'run', '--hosts', '3', '--coordination', 'pair'],
@@ -70,6 +71,7 @@ test('the options a command uses are still taken', (t) => {
   t.like(parseCommandLine(['lab', 'run', '--dual-stack']), {name: 'lab', action: 'run', ipv6: false, dualStack: true});
   t.like(parseCommandLine(['lab', 'run']), {coordination: 'pair'});
   t.like(parseCommandLine(['lab', 'run', '--hosts', '3', '--coordination', 'etcd', '--prefix', 'blu']), {action: 'run', coordination: 'etcd', prefixStem: 'blu'});
+  t.like(parseCommandLine(['lab', 'up', '--hosts', '3', '--coordination', 'etcd']), {action: 'up', coordination: 'etcd'});
   t.like(parseCommandLine(['lab', 'run', '--hosts', '3']), {coordination: 'etcd'});
   t.like(parseCommandLine(['lab', 'run', '--coordination', 'etcd']), {coordination: 'etcd'});
   t.like(parseCommandLine(['lab', 'up', '--prefix', 'blx1']), {action: 'up', prefixStem: 'blx1'});
