@@ -13,7 +13,7 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import type {ExecutionContext} from 'ava';
 import test from 'ava';
 import {findLibfaketime, libfaketimeEnv} from '../../campaign/faults-host.js';
-import type {EtcdStatusReport} from '../../agent/control-protocol.js';
+import type {EtcdServiceStatus, EtcdStatusReport} from '../../agent/control-protocol.js';
 import {judgeHolders, watchAddress, type AddressHistory} from '../../cli/lab/address-events.js';
 import {startAgent, type AgentProcess} from '../../cli/lab/lab.js';
 import {isProcessAlive} from '../../cli/lab/web.js';
@@ -130,12 +130,14 @@ async function stop(host: ClockedHost): Promise<void> {
   agentPids.delete(host.pid);
 }
 
-type EtcdStatus = Partial<EtcdStatusReport>;
+/** An etcd-mode agent's report with its one service's part at the top. */
+type EtcdStatus = Partial<EtcdStatusReport> & Partial<EtcdServiceStatus>;
 
 async function statusOf(host: ClockedHost): Promise<{exitCode: number; status: EtcdStatus}> {
   const result = await baton(host, 'status', '--json');
   try {
-    return {exitCode: result.exitCode ?? -1, status: JSON.parse(String(result.stdout)) as EtcdStatus};
+    const json = JSON.parse(String(result.stdout)) as Partial<EtcdStatusReport>;
+    return {exitCode: result.exitCode ?? -1, status: {...json, ...json.services?.[0]}};
   } catch {
     throw new Error(`baton status on ${host.name} printed no JSON (exit ${result.exitCode}): ${String(result.stdout)} ${String(result.stderr)}`);
   }
@@ -147,13 +149,13 @@ async function settled(all: Record<HostName, ClockedHost>, what: string, running
   return until(`${what}: one holder, the other standing by`, WAIT_MS, async () => {
     const statuses = await Promise.all(running.map(async (name) => ({name, ...await statusOf(all[name])})));
     last = statuses.map((s) => `${s.name}: exit ${s.exitCode} ${s.status.claim?.phase ?? 'no claim'} holder ${s.status.claim?.holder ?? '-'} ` +
-      `error ${s.status.claim?.error ?? '-'} holdsIp ${String(s.status.self?.holdsIp)}`).join('; ');
-    const holding = statuses.filter((s) => s.status.claim?.phase === 'holding' && s.status.self?.holdsIp === true);
+      `error ${s.status.claim?.error ?? '-'} holdsIp ${String(s.status.holdsIp)}`).join('; ');
+    const holding = statuses.filter((s) => s.status.claim?.phase === 'holding' && s.status.holdsIp === true);
     const [holder] = holding;
     if (holder === undefined || holding.length !== 1 || holder.status.claim?.epoch === undefined) return undefined;
     const others = statuses.filter((s) => s !== holder);
     const agree = others.every((s) => s.exitCode === 0 && s.status.claim?.phase === 'standing-by' && s.status.claim.holder === holder.name &&
-      s.status.self?.holdsIp === false);
+      s.status.holdsIp === false);
     // Alone, a holder's status warns (exit 1) that nobody could take over: only the claim counts then.
     const consistent = holder.exitCode === 0 || running.length < HOSTS.length;
     return agree && consistent ? {holder: holder.name, epoch: holder.status.claim.epoch} : undefined;

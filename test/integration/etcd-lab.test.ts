@@ -54,14 +54,16 @@ test('lab up --hosts 3 --coordination etcd stands with one holder; lab status sh
   t.is(shown.lab, prefix);
   t.is(shown.coordination, 'etcd');
   t.deepEqual(shown.hosts.map((h) => h.self.host), ['a', 'b', 'c']);
-  const holders = shown.hosts.filter((h) => h.claim.phase === 'holding');
+  // The lab's hosts run one service, `lab`.
+  const services = shown.hosts.map((h) => ({host: h.self.host, ...h.services[0]}));
+  const holders = services.filter((s) => s.claim?.phase === 'holding');
   t.is(holders.length, 1);
-  const holder = holders[0]?.self.host;
-  t.is(holders[0]?.self.holdsIp, true);
-  for (const other of shown.hosts.filter((h) => h.self.host !== holder)) t.like(other, {claim: {phase: 'standing-by', holder}, self: {holdsIp: false}});
+  const holder = holders[0]?.host;
+  t.is(holders[0]?.holdsIp, true);
+  for (const other of services.filter((s) => s.host !== holder)) t.like(other, {claim: {phase: 'standing-by', holder}, holdsIp: false});
   const text = await execa(process.execPath, [CLI, 'lab', 'status'], {reject: false, timeout: COMMAND_TIMEOUT_MS});
   t.is(text.exitCode, 0, String(text.stderr));
-  t.is(String(text.stdout).match(/^service lab in etcd mode: this host is [abc] /gm)?.length, 3);
+  t.is(String(text.stdout).match(/^host [abc] in etcd mode /gm)?.length, 3);
 
   const down = await execa(process.execPath, [CLI, 'lab', 'down', prefix], {reject: false, timeout: COMMAND_TIMEOUT_MS});
   t.is(down.exitCode, 0, String(down.stderr));
