@@ -45,6 +45,19 @@ export interface BeaconTransport {
   readonly dropped: number;
 }
 
+/**
+ * The beacons between etcd hosts (coordination/host-beacons.ts): one UDP socket bound to this host's beacon address,
+ * sending to any of the other hosts' addresses.
+ */
+export interface BeaconSocket {
+  /** Sends one datagram to `address` (the socket's port). Throws BatonError PEER_UNREACHABLE when the kernel refuses it. */
+  send(datagram: Uint8Array, address: string): Promise<void>;
+  /** Datagrams as they arrive; ends when closed. */
+  receive(): AsyncIterable<ReceivedDatagram>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
 /** Every method is idempotent: adding a present address or downing a down link succeeds. */
 export interface NetworkDriver {
   /** Whether the address is configured on the service interface, as the kernel reports it now.

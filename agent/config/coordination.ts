@@ -3,6 +3,8 @@
 
 import {ABSOLUTE_PATH, ETCD_ENDPOINT, ETCD_PREFIX, HOST_NAME, integer, oneOf} from './value-specs.js';
 import type {Field, Reader} from './yaml-reader.js';
+import type {SecretReader} from './secret-files.js';
+import {readEtcdBeacons, type EtcdBeacons} from './etcd-beacons.js';
 
 export type CoordinationMode = 'pair' | 'etcd';
 export const COORDINATION_MODES: readonly CoordinationMode[] = ['pair', 'etcd'];
@@ -42,6 +44,8 @@ export type Coordination =
     /** Every host that may hold the service, in preference order (this one among them): a host of rank k waits k
      *  campaign staggers after the key went before it campaigns (service-claim.ts). */
     readonly hosts: readonly string[];
+    /** The hosts' beacons to one another: with keep-while-peers-agree only (etcd-beacons.ts). */
+    readonly beacons: EtcdBeacons | undefined;
   };
 
 export type EtcdCoordination = Extract<Coordination, {mode: 'etcd'}>;
@@ -67,7 +71,7 @@ export const MIN_RENEW_MARGIN_MS = 100;
 export const MAX_RENEW_MARGIN_FRACTION = 0.5;
 export const DEFAULT_ON_ETCD_LOSS: OnEtcdLoss = 'drop';
 
-const COORDINATION_KEYS = ['mode', 'endpoints', 'tls', 'prefix', 'lease_ttl_s', 'renew_margin_ms', 'on_etcd_loss', 'host', 'hosts'] as const;
+const COORDINATION_KEYS = ['mode', 'endpoints', 'tls', 'prefix', 'lease_ttl_s', 'renew_margin_ms', 'on_etcd_loss', 'host', 'hosts', 'beacons'] as const;
 const ETCD_ONLY_KEYS = COORDINATION_KEYS.filter((key) => key !== 'mode');
 const TLS_KEYS = ['ca_file', 'cert_file', 'key_file'] as const;
 
@@ -92,7 +96,7 @@ export function defaultRenewMarginMs(leaseTtlS: number): number {
 }
 
 /** Reads the coordination section; every problem goes to the reader. A value that could not be read is undefined. */
-export function readCoordination(reader: Reader, field: Field) {
+export function readCoordination(reader: Reader, field: Field, readSecret: SecretReader) {
   const section = reader.section(field, COORDINATION_KEYS, 'a mapping like {mode: etcd, endpoints: [http://192.0.2.31:2379]}', false);
   const mode = reader.optional(section.field('mode'), oneOf(COORDINATION_MODES), DEFAULT_COORDINATION_MODE);
   if (mode !== 'etcd') {
@@ -118,6 +122,8 @@ export function readCoordination(reader: Reader, field: Field) {
     reader.expected(marginField, `an integer ${MIN_RENEW_MARGIN_MS}..${most}`,
       `half of coordination.lease_ttl_s ${leaseTtlS}: renewals go out every third of the TTL, and a larger margin would drop a healthy holder after one slow renewal`);
   }
+  const onEtcdLoss = reader.optional(section.field('on_etcd_loss'), oneOf(ON_ETCD_LOSS), DEFAULT_ON_ETCD_LOSS);
+  const hosts = readHosts(reader, section.field('host'), section.field('hosts'));
   return {
     mode,
     endpoints,
@@ -125,8 +131,10 @@ export function readCoordination(reader: Reader, field: Field) {
     prefix,
     leaseTtlS,
     renewMarginMs,
-    onEtcdLoss: reader.optional(section.field('on_etcd_loss'), oneOf(ON_ETCD_LOSS), DEFAULT_ON_ETCD_LOSS),
-    ...readHosts(reader, section.field('host'), section.field('hosts')),
+    onEtcdLoss,
+    ...hosts,
+    beacons: readEtcdBeacons(reader, section.field('beacons'), onEtcdLoss === 'keep-while-peers-agree', hosts.hosts,
+      {leaseTtlS, renewMarginMs}, readSecret),
   };
 }
 

@@ -331,7 +331,7 @@ const DUAL_STACK_WHAT = 'one address like 192.0.2.100/24, or a list of two, one 
 function readConfig(reader: Reader, file: string, readSecret: SecretReader, inspectProgram: ProgramInspector,
   lookupUser: UserLookup) {
   const top = reader.root(TOP_KEYS);
-  const coordination = readCoordination(reader, top.field('coordination'));
+  const coordination = readCoordination(reader, top.field('coordination'), readSecret);
   if (coordination?.mode === 'etcd') return readEtcdConfig(reader, top, file, coordination, inspectProgram, lookupUser);
   const servicesField = top.field('services');
   if (servicesField.value !== undefined && servicesField.value !== null) {
@@ -495,10 +495,6 @@ function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: s
   const health = readHealth(reader, top.field('health'), inspectProgram);
   const hooks = readHooks(reader, top.field('hooks'), inspectProgram);
   const runsPrograms = hooks.onStateChange !== undefined || (health.checks ?? []).some((c) => c?.kind === 'command');
-  if (coordination.onEtcdLoss === 'keep-while-peers-agree') {
-    reader.expected(top.field('coordination'), 'on_etcd_loss: drop', 'this agent does not run keep-while-peers-agree yet ' +
-      '(it needs the hosts\' beacons to one another); with drop a holder that cannot reach etcd gives the address up');
-  }
   const metrics = readMetrics(reader, top.field('metrics'));
   if (metrics.enabled === true) {
     reader.expected(top.field('metrics'), 'nothing, or {enabled: false}', 'an agent in etcd mode has no metrics yet');

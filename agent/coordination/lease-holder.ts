@@ -16,6 +16,12 @@
 // longer than RESUME_CHECK_MS at a time (its timers stop during a suspend too): on resume it looks at boot time within
 // that, and drops first if the deadline passed. holds(), the check before every act that presumes the hold, looks at
 // boot time as well, so nothing acts on a hold that a suspend ended.
+//
+// With `on_etcd_loss: keep-while-peers-agree` a holder past that deadline keeps the address only while the other
+// hosts' beacons agree (host-beacons.ts gives the time until which they do, `keepUntilMs`; the timing rule is there),
+// and keeps trying to renew meanwhile. When etcd answers again: a renewal that succeeds makes it a plain holder again
+// (the lease, and so the key, lived on); a lease that is gone is replaced by taking the key again, create-if-absent,
+// under a new lease (a new epoch), or the address goes at once when another host has the key.
 
 import {assertNever, describeError} from '../errors.js';
 import type {Clock, CoordinationStore} from '../ports.js';
@@ -61,7 +67,11 @@ export type DropReason =
   /** etcd says the lease is gone (expired or revoked): another host may hold the key already. */
   | 'lease-gone'
   /** The holder was asked to give the key up. */
-  | 'released';
+  | 'released'
+  /** Kept past the deadline (keep-while-peers-agree) until the other hosts' beacons no longer agreed. */
+  | 'peers-disagree'
+  /** Kept past the deadline, and when etcd answered again another host held the key. */
+  | 'key-taken';
 
 export type HoldState =
   | {
@@ -74,6 +84,10 @@ export type HoldState =
     readonly nextRenewAtMs: number;
     /** The send time of the renewal in flight, if one is. */
     readonly renewingSince: number | undefined;
+    /** Past the deadline, kept by the other hosts' agreement until then (monotonic ms); undefined: not keeping. */
+    readonly keepingUntilMs?: number | undefined;
+    /** Keeping, the lease gone: the key is being taken again under a new lease. */
+    readonly reacquiring?: boolean;
   }
   | {readonly phase: 'dropped'; readonly lease: string; readonly epoch: number; readonly reason: DropReason; readonly deadlineMs: number; readonly atMs: number};
 
@@ -83,65 +97,119 @@ export type HoldEvent =
   /** A renewal sent at `sentAtMs` was answered: the lease now has `ttlS` (0: gone). */
   | {readonly type: 'renew-answered'; readonly nowMs: number; readonly sentAtMs: number; readonly ttlS: number}
   | {readonly type: 'renew-failed'; readonly nowMs: number; readonly sentAtMs: number; readonly error: string}
-  | {readonly type: 'release-requested'; readonly nowMs: number};
+  | {readonly type: 'release-requested'; readonly nowMs: number}
+  /** Keeping: the key was written again under a new lease, granted by a request sent at `grantSentAtMs`. */
+  | {readonly type: 'reacquired'; readonly nowMs: number; readonly lease: string; readonly epoch: number; readonly grantSentAtMs: number; readonly ttlS: number}
+  /** Keeping: another host holds the key. */
+  | {readonly type: 'key-taken'; readonly nowMs: number; readonly holder: string}
+  /** Keeping: taking the key again did not get an answer. */
+  | {readonly type: 'reacquire-failed'; readonly nowMs: number; readonly error: string};
 
 export type HoldEffect =
   /** Remove the service address now (before anything else). */
   | {readonly type: 'drop-address'; readonly reason: DropReason; readonly lateMs: number}
   /** Send one renewal now; its send time is the `sentAtMs` recorded here. */
   | {readonly type: 'renew-lease'; readonly sentAtMs: number}
+  /** Keeping, the lease gone: take the key again (create-if-absent) under a new lease. */
+  | {readonly type: 'reacquire-key'}
   /** After the drop: revoke the lease so that another host need not wait for it to expire. */
   | {readonly type: 'revoke-lease'}
   /** Be called again (a tick) at this boot time at the latest. */
   | {readonly type: 'wake-at'; readonly atMs: number};
 
 /** The hold right after the key was acquired under a lease granted by a request sent at `grantSentAtMs` (boot time). */
-export function startHold(lease: string, epoch: number, grantSentAtMs: number, grantedTtlS: number, timing: LeaseTiming): HoldState {
+export function startHold(lease: string, epoch: number, grantSentAtMs: number, grantedTtlS: number, timing: LeaseTiming): Extract<HoldState, {phase: 'holding'}> {
   return {phase: 'holding', lease, epoch, deadlineMs: deadlineAfter(grantSentAtMs, grantedTtlS, timing),
     nextRenewAtMs: grantSentAtMs + timing.renewEveryMs, renewingSince: undefined};
 }
 
-/** Whether the address may be served at `nowMs`: held, and the deadline not reached. */
+/** Whether the address may be served at `nowMs`: held, and the deadline (or the other hosts' agreement) not reached. */
 export function mayServe(state: HoldState, nowMs: number): boolean {
-  return state.phase === 'holding' && nowMs < state.deadlineMs;
+  return state.phase === 'holding' && nowMs < limitOf(state);
+}
+
+/** Until when the hold lasts without news: the lease's deadline, or while keeping the other hosts' agreement. */
+function limitOf(state: Extract<HoldState, {phase: 'holding'}>): number {
+  return state.keepingUntilMs ?? state.deadlineMs;
 }
 
 /**
  * One decision. Whatever the event, a deadline that has passed is seen first and drops the address before anything
  * else happens (a process that was frozen, or starved, wakes up past it). A dropped hold stays dropped: a renewal
  * answered after the deadline does not revive it, as the key may already be another host's.
+ *
+ * `keepUntilMs` (keep-while-peers-agree only): until when, as of now, the other hosts' beacons let this host keep the
+ * address past the deadline; undefined when they do not (or with `drop`). Asked afresh at every event, so that the
+ * hold lasts past the deadline only while it is in the future.
  */
-export function stepHold(state: HoldState, event: HoldEvent, timing: LeaseTiming): {state: HoldState; effects: HoldEffect[]} {
+export function stepHold(state: HoldState, event: HoldEvent, timing: LeaseTiming, keepUntilMs?: number): {state: HoldState; effects: HoldEffect[]} {
   if (state.phase === 'dropped') return {state, effects: []};
   const now = event.nowMs;
-  if (now >= state.deadlineMs) return drop(state, 'deadline-passed', now);
+  if (now >= state.deadlineMs) {
+    // A renewal answered (or the key taken again) now may bring a deadline in the future: that is seen first.
+    const renewed = event.type === 'renew-answered' && event.ttlS > 0 && state.keepingUntilMs !== undefined
+      && deadlineAfter(event.sentAtMs, event.ttlS, timing) > now;
+    if (!renewed && event.type !== 'reacquired') {
+      if (keepUntilMs === undefined || now >= keepUntilMs) {
+        return drop(state, state.keepingUntilMs === undefined ? 'deadline-passed' : 'peers-disagree', now);
+      }
+      state = {...state, keepingUntilMs: keepUntilMs};
+    }
+  } else if (state.keepingUntilMs !== undefined) {
+    state = {...state, keepingUntilMs: undefined};
+  }
   switch (event.type) {
     case 'tick':
       return renewIfDue(state, now, timing);
     case 'renew-answered': {
-      if (event.ttlS <= 0) return drop(state, 'lease-gone', now);
+      if (event.ttlS <= 0) {
+        // Keeping: etcd answers again and the lease (with the key) is gone; the key is taken again if nobody has it.
+        if (state.keepingUntilMs !== undefined) return reacquire({...state, renewingSince: undefined}, now, timing);
+        return drop(state, 'lease-gone', now);
+      }
       const deadlineMs = Math.max(state.deadlineMs, deadlineAfter(event.sentAtMs, event.ttlS, timing));
-      const renewed = {...state, deadlineMs, renewingSince: undefined, nextRenewAtMs: event.sentAtMs + timing.renewEveryMs};
-      // A reply that took longer than TTL − margin brings a deadline that is already past.
-      if (now >= deadlineMs) return drop(renewed, 'deadline-passed', now);
+      // A renewal that brings the deadline back into the future ends keeping: the lease, and the key, lived on.
+      const renewed = {...state, deadlineMs, renewingSince: undefined, nextRenewAtMs: event.sentAtMs + timing.renewEveryMs,
+        keepingUntilMs: now < deadlineMs ? undefined : state.keepingUntilMs};
+      // A reply that took longer than TTL − margin brings a deadline that is already past (kept: it goes on).
+      if (now >= deadlineMs) return renewed.keepingUntilMs === undefined ? drop(renewed, 'deadline-passed', now) : renewIfDue(renewed, now, timing);
       return renewIfDue(renewed, now, timing);
     }
     case 'renew-failed':
       return renewIfDue({...state, renewingSince: undefined, nextRenewAtMs: now + timing.retryAfterMs}, now, timing);
     case 'release-requested':
       return drop(state, 'released', now);
+    case 'reacquired': {
+      if (state.reacquiring !== true) return {state, effects: [{type: 'wake-at', atMs: limitOf(state)}]};
+      const held = {...startHold(event.lease, event.epoch, event.grantSentAtMs, event.ttlS, timing), keepingUntilMs: undefined, reacquiring: false};
+      if (now >= held.deadlineMs) return drop(held, 'deadline-passed', now);
+      return renewIfDue(held, now, timing);
+    }
+    case 'key-taken':
+      return drop(state, 'key-taken', now);
+    case 'reacquire-failed':
+      return renewIfDue({...state, reacquiring: false, nextRenewAtMs: now + timing.retryAfterMs}, now, timing);
     default:
       return assertNever(event);
   }
 }
 
+/** Keeping, the lease gone: one attempt at the key at a time, in place of renewals. */
+function reacquire(state: Extract<HoldState, {phase: 'holding'}>, now: number, timing: LeaseTiming): {state: HoldState; effects: HoldEffect[]} {
+  if (state.reacquiring === true) return {state, effects: [{type: 'wake-at', atMs: limitOf(state)}]};
+  const next = {...state, reacquiring: true, nextRenewAtMs: now + timing.renewEveryMs};
+  return {state: next, effects: [{type: 'reacquire-key'}, {type: 'wake-at', atMs: limitOf(next)}]};
+}
+
 function renewIfDue(state: Extract<HoldState, {phase: 'holding'}>, now: number, timing: LeaseTiming): {state: HoldState; effects: HoldEffect[]} {
   // One renewal at a time: while one is in flight (its call has a deadline of its own), the next waits for its
-  // outcome, which wakes the holder; until then only the deadline does.
-  if (state.renewingSince !== undefined) return {state, effects: [{type: 'wake-at', atMs: state.deadlineMs}]};
-  if (now < state.nextRenewAtMs) return {state, effects: [{type: 'wake-at', atMs: Math.min(state.nextRenewAtMs, state.deadlineMs)}]};
-  const next = {...state, renewingSince: now, nextRenewAtMs: now + timing.renewEveryMs};
-  return {state: next, effects: [{type: 'renew-lease', sentAtMs: now}, {type: 'wake-at', atMs: next.deadlineMs}]};
+  // outcome, which wakes the holder; until then only the deadline (or the agreement, keeping) does. Keeping, while
+  // the key is being taken again, no renewal goes out.
+  if (state.renewingSince !== undefined || state.reacquiring === true) return {state, effects: [{type: 'wake-at', atMs: limitOf(state)}]};
+  if (now < state.nextRenewAtMs) return {state, effects: [{type: 'wake-at', atMs: Math.min(state.nextRenewAtMs, limitOf(state))}]};
+  // Keeping, renewals go out at the retry pace: etcd coming back is worth noticing soon.
+  const next = {...state, renewingSince: now, nextRenewAtMs: now + (state.keepingUntilMs === undefined ? timing.renewEveryMs : timing.retryAfterMs)};
+  return {state: next, effects: [{type: 'renew-lease', sentAtMs: now}, {type: 'wake-at', atMs: limitOf(next)}]};
 }
 
 function drop(state: Extract<HoldState, {phase: 'holding'}>, reason: DropReason, now: number): {state: HoldState; effects: HoldEffect[]} {
@@ -164,6 +232,19 @@ export interface LeaseHolderDeps {
   dropAddress(reason: DropReason, lateMs: number): Promise<void>;
   /** One line per renewal outcome and the drop, subject first. */
   readonly log?: (line: string) => void;
+  /** keep-while-peers-agree only: the other hosts' agreement, and taking the key again when etcd answers. */
+  readonly keep?: HoldKeeping;
+}
+
+export interface HoldKeeping {
+  /** Until when (boot-time ms, as every time here) the other hosts' beacons let this host keep the address past its
+   *  deadline, as of `nowMs`; undefined when they do not. */
+  untilMs(nowMs: number): number | undefined;
+  /** Grants a lease and writes the key create-if-absent under it. Throws when etcd does not answer. */
+  reacquire(): Promise<{readonly acquired: true; readonly lease: string; readonly epoch: number; readonly grantSentAtMs: number; readonly ttlS: number}
+    | {readonly acquired: false; readonly holder: string}>;
+  /** Told when keeping begins and ends, and when the key was taken again (its new lease and epoch). Must not throw. */
+  onChange?(change: {readonly type: 'keeping'; readonly untilMs: number} | {readonly type: 'renewed'} | {readonly type: 'reacquired'; readonly lease: string; readonly epoch: number}): void;
 }
 
 /** What ended a hold: why, when (boot-time ms) and the deadline it had then. */
@@ -227,9 +308,24 @@ export class LeaseHolder {
     await this.#dropped;
   }
 
+  /** Whether the hold is past its deadline, kept by the other hosts' agreement. */
+  get keeping(): boolean {
+    return this.#state.phase === 'holding' && this.#state.keepingUntilMs !== undefined;
+  }
+
   #dispatch(event: HoldEvent): void {
-    const {state, effects} = stepHold(this.#state, event, this.#deps.timing);
+    const previous = this.#state;
+    const keep = this.#deps.keep;
+    const {state, effects} = stepHold(previous, event, this.#deps.timing, keep?.untilMs(event.nowMs));
     this.#state = state;
+    if (keep?.onChange !== undefined && previous.phase === 'holding' && state.phase === 'holding') {
+      if (previous.keepingUntilMs === undefined && state.keepingUntilMs !== undefined) {
+        this.#deps.log?.(`(lease ${state.lease}) past its deadline: keeping the address while the other hosts agree`);
+        keep.onChange({type: 'keeping', untilMs: state.keepingUntilMs});
+      }
+      if (state.lease !== previous.lease) keep.onChange({type: 'reacquired', lease: state.lease, epoch: state.epoch});
+      else if (previous.keepingUntilMs !== undefined && state.keepingUntilMs === undefined) keep.onChange({type: 'renewed'});
+    }
     for (const effect of effects) {
       switch (effect.type) {
         case 'wake-at':
@@ -245,6 +341,9 @@ export class LeaseHolder {
           break;
         case 'revoke-lease':
           // Done by #drop, after the address is gone.
+          break;
+        case 'reacquire-key':
+          void this.#reacquire();
           break;
         default:
           assertNever(effect);
@@ -262,6 +361,24 @@ export class LeaseHolder {
     } catch (error) {
       event = {type: 'renew-failed', nowMs: clock.bootNow(), sentAtMs, error: describeError(error)};
       log?.(`(lease ${lease}) renewal sent ${Math.round(event.nowMs - sentAtMs)} ms ago failed: ${event.error}`);
+    }
+    this.#dispatch(event);
+    this.#wake?.abort();
+  }
+
+  async #reacquire(): Promise<void> {
+    const {clock, log, keep} = this.#deps;
+    if (keep === undefined) return;
+    let event: HoldEvent;
+    try {
+      const result = await keep.reacquire();
+      event = result.acquired ? {type: 'reacquired', nowMs: clock.now(), lease: result.lease, epoch: result.epoch, grantSentAtMs: result.grantSentAtMs, ttlS: result.ttlS}
+        : {type: 'key-taken', nowMs: clock.now(), holder: result.holder};
+      log?.(result.acquired ? `(lease ${result.lease}) the key was gone with the old lease: written again at epoch ${result.epoch}`
+        : `(lease ${this.#state.lease}) the key was gone with the lease and ${result.holder} holds it now`);
+    } catch (error) {
+      event = {type: 'reacquire-failed', nowMs: clock.now(), error: describeError(error)};
+      log?.(`(lease ${this.#state.lease}) taking the key again failed: ${event.error}`);
     }
     this.#dispatch(event);
     this.#wake?.abort();

@@ -17,13 +17,18 @@
 // (presence.ts): a host waits one stagger for each live, healthy host ranked before it. That is only order: two hosts
 // that both think themselves first (a presence key not written yet) both campaign, and the key's create-if-absent
 // transaction gives it to one of them.
+//
+// With `on_etcd_loss: keep-while-peers-agree` (`peers` given), the hosts' beacons (host-beacons.ts, where the timing
+// rule is argued) add two things: a holder past its lease's deadline keeps the address while the other hosts agree,
+// and a host standing by does not campaign, even with the key gone, until a host whose beacons say it holds the
+// service has been silent for 2·D + M.
 
 import {BatonError, describeError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {Clock, CoordinationStore, Lease, StoredKey} from '../ports.js';
 import {executeStep, executeUndo, type StepRun} from '../plans/executor.js';
 import {presencePrefix} from '../config/coordination.js';
-import {LeaseHolder, type DropReason, type HoldEnd, type LeaseTiming} from './lease-holder.js';
+import {LeaseHolder, type DropReason, type HoldEnd, type HoldKeeping, type LeaseTiming} from './lease-holder.js';
 import {parsePresence, type Presence} from './presence.js';
 import {PrefixWatch} from './prefix-watch.js';
 
@@ -64,6 +69,17 @@ export interface ClaimDeps {
   readonly signal: AbortSignal;
   /** Told each change of phase (not a change of holder while standing by). Must not throw. */
   readonly onPhase?: (state: ClaimState, previous: ClaimState) => void;
+  /** keep-while-peers-agree only: what the other hosts' beacons allow (host-beacons.ts). */
+  readonly peers?: ClaimPeers;
+}
+
+/** What the hosts' beacons allow this host, for one service (BeaconBoard, bound to the service's name). Times are boot
+ *  time (Clock.bootNow), as the lease holder's: a suspend counts as time passed. */
+export interface ClaimPeers {
+  /** Until when (monotonic ms) this host may keep the service past its lease's deadline; undefined: it may not. */
+  keepUntilMs(nowMs: number): number | undefined;
+  /** The monotonic ms before which this host must not campaign. */
+  campaignNotBeforeMs(): number;
 }
 
 // How often a standing-by host reads the key while its watch is broken: a dead holder's key goes at its lease's expiry,
@@ -153,6 +169,8 @@ export class ServiceClaim {
   #switching: string | undefined;
   /** A hold handed over to this host by a planned switch, running until it ends. */
   #adopted: Promise<unknown> | undefined;
+  /** The wait for the hosts' beacons before a campaign was logged (once per absence of the key). */
+  #waitedForBeacons = false;
 
   constructor(deps: ClaimDeps) {
     this.#deps = deps;
@@ -183,12 +201,33 @@ export class ServiceClaim {
     this.#wake?.abort();
   }
 
-  /** Monotonic ms (Clock.now) by which the address goes unless a renewal succeeds, while this host holds the service.
-   *  The holder keeps it in boot time (lease-holder.ts); this is the same instant on now()'s scale, for status. */
+  /** Monotonic ms (Clock.now) by which the address goes unless a renewal succeeds (or, keeping, the other hosts agree
+   *  again), while this host holds the service. The holder keeps it in boot time (lease-holder.ts); this is the same
+   *  instant on now()'s scale, for status. */
   holdDeadlineMs(): number | undefined {
     const hold = this.#holder?.state;
     const {clock} = this.#deps;
-    return hold?.phase === 'holding' ? hold.deadlineMs - clock.bootNow() + clock.now() : undefined;
+    return hold?.phase === 'holding' ? (hold.keepingUntilMs ?? hold.deadlineMs) - clock.bootNow() + clock.now() : undefined;
+  }
+
+  /** Whether this host holds the service past its lease's deadline, by the other hosts' agreement. */
+  get keeping(): boolean {
+    return this.#holder?.keeping === true;
+  }
+
+  /**
+   * What this host's beacons say of the service: held from the campaign on (the address may be here), in a planned
+   * switch, and while holding or keeping; not held only standing by.
+   */
+  beaconWord(): {readonly held: boolean; readonly epoch: number; readonly keeping: boolean} {
+    const state = this.#state;
+    const held = state.phase === 'campaigning' || state.phase === 'holding' || this.#switching !== undefined || this.#holder !== undefined;
+    return {held, epoch: state.phase === 'holding' ? state.epoch : 0, keeping: this.keeping};
+  }
+
+  /** A beacon arrived: a holder that keeps looks again at whether the other hosts still agree. */
+  peersChanged(): void {
+    if (this.keeping) this.#holder?.holds();
   }
 
   /** Campaigns and holds until the signal aborts; then releases the key (the address dropped first). */
@@ -237,13 +276,22 @@ export class ServiceClaim {
       // The host whose key just went does not campaign before its backoff (CLAIM_BACKOFF_MS): nobody waits for it.
       const passedOver = now < this.#absentSinceMs + CLAIM_BACKOFF_MS ? this.#lastHolder : undefined;
       const ahead = liveRank(this.#deps.hosts, this.#deps.self, presence, passedOver, now < this.#startedAtMs + START_GRACE_MS);
-      const campaignAt = Math.max(this.#absentSinceMs + ahead * CAMPAIGN_STAGGER_MS, this.#campaignNotBefore);
+      // keep-while-peers-agree: not before every host that said it holds the service has been silent for 2·D + M.
+      const allowAtBootMs = this.#deps.peers?.campaignNotBeforeMs();
+      const beaconsAllowAt = allowAtBootMs === undefined ? 0 : allowAtBootMs - this.#deps.clock.bootNow() + now;
+      if (beaconsAllowAt > now && !this.#waitedForBeacons) {
+        this.#deps.log.info(`(claim ${this.#deps.key}) the key is gone, but a host's beacons said it holds the service ` +
+          `(it may keep it without etcd): no campaign for ${Math.round(beaconsAllowAt - now)} ms`);
+        this.#waitedForBeacons = true;
+      }
+      const campaignAt = Math.max(this.#absentSinceMs + ahead * CAMPAIGN_STAGGER_MS, this.#campaignNotBefore, beaconsAllowAt);
       const healthy = this.#deps.healthy();
       if (!healthy || now < campaignAt) {
         // Woken by a change (a presence gone, the key written), it looks again and counts again.
         await this.#wait(healthy ? Math.min(this.#pollMs(), campaignAt - now) : this.#pollMs());
         continue;
       }
+      this.#waitedForBeacons = false;
       const end = await this.#campaign();
       this.#absentSinceMs = undefined;
       // The key is read again at once (status names the new holder), but no campaign comes before the backoff: the
@@ -394,7 +442,41 @@ export class ServiceClaim {
         await actions.drop();
       }),
       log: (line) => log.info(line),
+      ...this.#deps.peers === undefined ? {} : {keep: this.#keeping(this.#deps.peers)},
     }, {lease: lease.id, epoch, grantSentAtMs, grantedTtlS: lease.ttlS});
+  }
+
+  /** keep-while-peers-agree: the holder's view of the beacons, and the key taken again when etcd answers. */
+  #keeping(peers: ClaimPeers): HoldKeeping {
+    const {clock, store, key, self, leaseTtlS, log} = this.#deps;
+    return {
+      untilMs: (nowMs) => peers.keepUntilMs(nowMs),
+      reacquire: async () => {
+        const grantSentAtMs = clock.now();
+        const lease = await store.grantLease(leaseTtlS, {timeoutMs: CALL_TIMEOUT_MS});
+        let acquired;
+        try {
+          acquired = await store.acquire(key, self, lease.id, {timeoutMs: CALL_TIMEOUT_MS});
+        } catch (error) {
+          await this.#revoke(lease.id);
+          throw error;
+        }
+        if (acquired.acquired) return {acquired: true, lease: lease.id, epoch: acquired.key.modRevision, grantSentAtMs, ttlS: lease.ttlS};
+        await this.#revoke(lease.id);
+        return {acquired: false, holder: acquired.key.value};
+      },
+      onChange: (change) => {
+        if (change.type === 'keeping') {
+          log.warning(`(claim ${key}) the lease could not be renewed by its deadline: keeping the address, as every other host's beacons ` +
+            `say it does not hold the service and hears this host (for ${Math.round(change.untilMs - clock.now())} ms, unless they say so again)`);
+        } else if (change.type === 'renewed') {
+          log.notice(`(claim ${key}) the lease was renewed again: holding by etcd again`);
+        } else if (this.#state.phase === 'holding') {
+          log.notice(`(claim ${key}) ${self} holds the key again, at epoch ${change.epoch}`);
+          this.#setState({phase: 'holding', epoch: change.epoch, lease: change.lease});
+        }
+      },
+    };
   }
 
   // --- A planned switch (etcd-switch.ts): the giver keeps its hold while its address goes, the taker gets a lease of

@@ -146,7 +146,16 @@ export type Decoded =
   | {readonly ok: false; readonly reason: RejectReason; readonly detail: string};
 
 export function encodeMessage(message: Message, key: Key): Uint8Array {
-  const body = Buffer.from(JSON.stringify(bodyOf(message)), 'utf8');
+  return sealBody(KIND_CODE[message.kind], bodyOf(message), key);
+}
+
+/**
+ * One signed datagram of `kindCode` around a JSON body: the framing and MAC of every baton datagram. Also used by
+ * the beacons between etcd hosts (coordination/host-beacons.ts, kind HOST_BEACON_KIND), which a pair's agent refuses
+ * as an unknown kind.
+ */
+export function sealBody(kindCode: number, bodyObject: Record<string, unknown>, key: Key): Uint8Array {
+  const body = Buffer.from(JSON.stringify(bodyObject), 'utf8');
   if (body.length > MAX_BODY_BYTES) {
     throw new RangeError(`message body is ${body.length} bytes, more than ${MAX_BODY_BYTES}`);
   }
@@ -154,7 +163,7 @@ export function encodeMessage(message: Message, key: Key): Uint8Array {
   datagram[0] = MAGIC_0;
   datagram[1] = MAGIC_1;
   datagram[2] = PROTOCOL_VERSION;
-  datagram[3] = KIND_CODE[message.kind];
+  datagram[3] = kindCode;
   Buffer.from(key.id, 'hex').copy(datagram, 4);
   datagram.writeUInt16BE(body.length, 8);
   datagram.writeUInt16BE(0, 10);
@@ -182,12 +191,36 @@ export interface Frame {
 
 /** The free checks (sizes, magic, version, kind, key id): no crypto, no parsing. Never throws. */
 export function readFrame(input: Uint8Array, keyring: Keyring): {readonly ok: true; readonly frame: Frame} | Extract<Decoded, {ok: false}> {
+  return readFrameOf(input, keyring, (code) => KIND_BY_CODE.get(code));
+}
+
+/** The kind code of the beacons between etcd hosts (coordination/host-beacons.ts); not a pair's message kind. */
+export const HOST_BEACON_KIND = 4;
+
+/**
+ * A datagram of kind HOST_BEACON_KIND, its framing, key and MAC checked as every baton datagram's (and its key's
+ * expiry): its JSON body, for host-beacons.ts to read. Never throws.
+ */
+export function unsealHostBeacon(input: Uint8Array, keyring: Keyring, wallNow: number): {readonly ok: true; readonly body: unknown; readonly keyId: string} | Extract<Decoded, {ok: false}> {
+  const framed = readFrameOf(input, keyring, (code) => (code === HOST_BEACON_KIND ? 'beacon' : undefined));
+  if (!framed.ok) return framed;
+  const {datagram, key, bodyLength} = framed.frame;
+  const checked = checkMac(datagram, key, bodyLength, wallNow);
+  if (checked !== undefined) return checked;
+  try {
+    return {ok: true, body: JSON.parse(datagram.subarray(HEADER_BYTES, HEADER_BYTES + bodyLength).toString('utf8')), keyId: key.id};
+  } catch {
+    return reject('malformed', 'body is not JSON');
+  }
+}
+
+function readFrameOf(input: Uint8Array, keyring: Keyring, kindOf: (code: number) => MessageKind | undefined): {readonly ok: true; readonly frame: Frame} | Extract<Decoded, {ok: false}> {
   if (input.length > MAX_DATAGRAM_BYTES) return reject('oversized', `${input.length} bytes, at most ${MAX_DATAGRAM_BYTES}`);
   if (input.length < HEADER_BYTES + MAC_BYTES) return reject('truncated', `${input.length} bytes, at least ${HEADER_BYTES + MAC_BYTES}`);
   const datagram = Buffer.from(input.buffer, input.byteOffset, input.length);
   if (datagram[0] !== MAGIC_0 || datagram[1] !== MAGIC_1) return reject('malformed', 'not a baton datagram (bad magic)');
   if (datagram[2] !== PROTOCOL_VERSION) return reject('bad-version', `protocol version ${datagram[2]}, this agent speaks ${PROTOCOL_VERSION}`);
-  const kind = KIND_BY_CODE.get(datagram[3] ?? 0);
+  const kind = kindOf(datagram[3] ?? 0);
   if (kind === undefined) return reject('malformed', `unknown message kind ${datagram[3]}`);
   const bodyLength = datagram.readUInt16BE(8);
   const expected = HEADER_BYTES + bodyLength + MAC_BYTES;
@@ -204,13 +237,8 @@ export function readFrame(input: Uint8Array, keyring: Keyring): {readonly ok: tr
 export function openFrame(frame: Frame, pair: string, wallNow: number): Decoded {
   const {datagram, kind, key, bodyLength} = frame;
   const keyId = key.id;
-  const signed = datagram.subarray(0, HEADER_BYTES + bodyLength);
-  const received = datagram.subarray(HEADER_BYTES + bodyLength);
-  if (!timingSafeEqual(mac(key.secret, signed), received)) return reject('bad-mac', `MAC does not match key ${keyId}`);
-  // After the MAC, so the count is of datagrams really signed with the retired key (a peer not yet switched over).
-  if (key.until !== undefined && wallNow >= key.until) {
-    return reject('expired-key', `signed with key ${keyId} (${key.file}), accepted until ${new Date(key.until).toISOString()}; sign with the new secret_file on the peer`);
-  }
+  const checked = checkMac(datagram, key, bodyLength, wallNow);
+  if (checked !== undefined) return checked;
 
   let body: unknown;
   try {
@@ -223,6 +251,18 @@ export function openFrame(frame: Frame, pair: string, wallNow: number): Decoded 
   const envelope = envelopeOf(message);
   if (envelope.pair !== pair) return reject('wrong-pair', `pair '${envelope.pair}', ours is '${pair}'`);
   return {ok: true, message, keyId};
+}
+
+/** The MAC over the whole datagram, then the key's expiry; undefined when both are good. */
+function checkMac(datagram: Buffer, key: Key, bodyLength: number, wallNow: number): Extract<Decoded, {ok: false}> | undefined {
+  const signed = datagram.subarray(0, HEADER_BYTES + bodyLength);
+  const received = datagram.subarray(HEADER_BYTES + bodyLength);
+  if (!timingSafeEqual(mac(key.secret, signed), received)) return reject('bad-mac', `MAC does not match key ${key.id}`);
+  // After the MAC, so the count is of datagrams really signed with the retired key (a peer not yet switched over).
+  if (key.until !== undefined && wallNow >= key.until) {
+    return reject('expired-key', `signed with key ${key.id} (${key.file}), accepted until ${new Date(key.until).toISOString()}; sign with the new secret_file on the peer`);
+  }
+  return undefined;
 }
 
 function mac(secret: Uint8Array, data: Uint8Array): Buffer {

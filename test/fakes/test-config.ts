@@ -82,7 +82,7 @@ export function testEtcdConfig(host = 'a', overrides: Partial<EtcdConfig> = {}):
     metrics: {enabled: false, listen: {address: '127.0.0.1', port: 7412}, allowFrom: []},
     scriptUser: undefined,
     coordination: {mode: 'etcd', endpoints: [...ETCD_ENDPOINTS], tls: undefined, prefix: '/baton/', leaseTtlS: 10, renewMarginMs: 2000,
-      onEtcdLoss: 'drop', host, hosts: ['a', 'b', 'c']},
+      onEtcdLoss: 'drop', host, hosts: ['a', 'b', 'c'], beacons: undefined},
     ...overrides,
   };
 }
