@@ -617,9 +617,22 @@ async function runEtcdAgent(config: EtcdConfig, log: Logger, clock: ReturnType<t
     log.error(`(etcd) ${describeError(error)}`);
     return 1;
   }
+  const beacons = config.coordination.beacons;
+  let beaconSocket;
+  if (beacons !== undefined) {
+    const {createUdpBeaconSocket} = await import('./adapters/udp-beacon-socket.js');
+    try {
+      beaconSocket = await createUdpBeaconSocket({address: beacons.addresses[config.coordination.host] ?? '', port: beacons.port});
+    } catch (error) {
+      log.error(`(beacons) ${describeError(error)}`);
+      store.close();
+      return 1;
+    }
+  }
   const interfaces = [...new Set(config.services.map((s) => s.service.interface))];
   const {networkFor, closeHelpers} = startNetwork(runner, interfaces, [...new Set(config.services.flatMap((s) => s.service.ips.map((ip) => ip.family)))]);
   const agent = new EtcdAgent({
+    ...beaconSocket === undefined ? {} : {beaconSocket},
     config, clock, store, log,
     network: networkFor,
     drain: (name) => createNftDrainDriver(runner, {interface: name}),

@@ -119,6 +119,11 @@ export function planUnitSandbox(config: SandboxConfig): UnitSandbox {
       const key = `coordination.endpoints[${index}]`;
       needHost(url, key);
     });
+    // keep-while-peers-agree: the hosts' beacons to one another, from this host's address to each other's.
+    const beacons = config.coordination.beacons;
+    if (beacons !== undefined) {
+      for (const [host, address] of Object.entries(beacons.addresses)) need(allowEntry(address), `coordination.beacons.addresses.${host}`);
+    }
   }
   config.health.checks.forEach((check, index) => {
     if (check.kind !== 'http') return;
@@ -130,8 +135,10 @@ export function planUnitSandbox(config: SandboxConfig): UnitSandbox {
   return {
     ipAllow: namedHosts.length > 0 ? undefined : [...byAddress].map(([address, keys]) => ({address, keys})),
     namedHosts,
-    // In etcd mode the agent binds no beacon port: it only connects to the members.
-    bindAllow: [...'listen' in config ? [`udp:${config.listen.port}`] : [], ...config.metrics.enabled ? [`tcp:${config.metrics.listen.port}`] : []],
+    // In etcd mode the agent binds a beacon port only with keep-while-peers-agree (coordination.beacons.port).
+    bindAllow: [...'listen' in config ? [`udp:${config.listen.port}`] : [],
+      ...'listen' in config || config.coordination.mode !== 'etcd' || config.coordination.beacons === undefined ? [] : [`udp:${config.coordination.beacons.port}`],
+      ...config.metrics.enabled ? [`tcp:${config.metrics.listen.port}`] : []],
     changesUser: config.scriptUser !== undefined,
   };
 }
@@ -169,7 +176,7 @@ export function sandboxProblems(config: SandboxConfig, running: RunningSandbox):
     const allowed = running.bindAllow.split(',').filter((entry) => entry !== '');
     for (const entry of needed.bindAllow) {
       if (!allowed.includes(entry)) {
-        const key = entry.startsWith('tcp:') ? `metrics.listen port ${config.metrics.listen.port}` : `listen.port ${entry.slice('udp:'.length)}`;
+        const key = entry.startsWith('tcp:') ? `metrics.listen port ${config.metrics.listen.port}` : `${'listen' in config ? 'listen.port' : 'coordination.beacons.port'} ${entry.slice('udp:'.length)}`;
         problems.push(`${key}: not in SocketBindAllow= (${allowed.join(' ')})`);
       }
     }

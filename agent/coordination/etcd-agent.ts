@@ -1,4 +1,4 @@
-// A host in etcd mode (issue 17): no peer and no beacons; the host holding a service's key under an etcd lease holds
+// A host in etcd mode (issue 17): no peer (beacons only with keep-while-peers-agree, host-beacons.ts); the host holding a service's key under an etcd lease holds
 // its address (service-claim.ts). This is what baton-agent runs with coordination.mode: etcd: one HostedService per
 // service of the file (its claim, its planned switches, its hook), and what the services share: the host's presence
 // key (presence.ts: its health, for the other hosts and their `baton status`), its health checks (an unhealthy host
@@ -18,8 +18,9 @@ import {BatonError, describeError} from '../errors.js';
 import {HealthMonitor, type HealthProbe} from '../health.js';
 import type {HookRunner} from '../hooks.js';
 import type {Logger} from '../log.js';
-import type {AccessLogWatcher, Clock, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
+import type {AccessLogWatcher, BeaconSocket, Clock, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
 import {describeAddresses} from '../net/service-addresses.js';
+import {HostBeacons} from './host-beacons.js';
 import {VERSION} from '../version.js';
 import {presenceKey, serviceKey} from '../config/coordination.js';
 import {leaseTiming} from './lease-holder.js';
@@ -42,6 +43,8 @@ export interface EtcdAgentDeps {
   /** A service's confirm.access_log watcher, when set: a switch of it to this host confirms requests in it. */
   readonly accessLog: (service: EtcdService) => AccessLogWatcher | undefined;
   readonly newId: () => string;
+  /** With coordination.beacons (keep-while-peers-agree): the socket of the hosts' beacons. */
+  readonly beaconSocket?: BeaconSocket;
 }
 
 // A host reads its drained flag this often: `baton drain` on another host takes effect within a second.
@@ -66,6 +69,10 @@ export class EtcdAgent implements ControlHandler {
   readonly #stopPresence = new AbortController();
   #presenceRun: Promise<void> | undefined;
   readonly #startedAt: number;
+  /** keep-while-peers-agree: the hosts' beacons, stopped after the claims (the last ones say no service is held). */
+  readonly #beacons: HostBeacons | undefined;
+  readonly #stopBeacons = new AbortController();
+  #beaconsRun: Promise<void> | undefined;
 
   constructor(deps: EtcdAgentDeps) {
     this.#deps = deps;
@@ -85,6 +92,18 @@ export class EtcdAgent implements ControlHandler {
       clock, store, log, timing, leaseTtlS: coordination.leaseTtlS, version: VERSION,
       key: presenceKey(coordination.prefix, coordination.host), signal: this.#stopPresence.signal,
     }, this.#health.health);
+    const {beacons: beaconConfig} = coordination;
+    const beacons = beaconConfig === undefined || deps.beaconSocket === undefined ? undefined : new HostBeacons({
+      clock, socket: deps.beaconSocket, log, boot: deps.newId(), signal: this.#stopBeacons.signal,
+      settings: {cluster: clusterName(coordination.prefix), self: coordination.host, hosts: coordination.hosts,
+        addresses: new Map(Object.entries(beaconConfig.addresses)), keyring: beaconConfig.keyring,
+        intervalMs: beaconConfig.intervalMs, heardWithinMs: beaconConfig.heardWithinMs, marginMs: coordination.renewMarginMs},
+      services: () => this.#services.map((s) => ({name: s.name, ...s.claim.beaconWord()})),
+      onBeacon: () => {
+        for (const s of this.#services) s.claim.peersChanged();
+      },
+    });
+    this.#beacons = beacons;
     this.#services = config.services.map((service) => new HostedService({
       config, service, clock, store, log, timing,
       network: deps.network(service.service.interface),
@@ -96,6 +115,16 @@ export class EtcdAgent implements ControlHandler {
       accessLog: deps.accessLog(service),
       newId: deps.newId,
       signal: this.#stop.signal,
+      // keep-while-peers-agree: what the hosts' beacons allow this service, among the hosts that may hold it.
+      ...beacons === undefined ? {} : {peers: {
+        keepUntilMs: (nowMs: number) => {
+          const verdict = beacons.board.keepUntil(service.name, nowMs, service.hosts);
+          return verdict.ok ? verdict.untilMs : undefined;
+        },
+        campaignNotBeforeMs: () => beacons.board.campaignNotBefore(service.name, service.hosts),
+      }},
+      // What this host says of the service changed: the other hosts hear it now, not an interval later.
+      onPhase: () => void this.#beacons?.sendNow(),
     }));
   }
 
@@ -107,6 +136,7 @@ export class EtcdAgent implements ControlHandler {
       `${config.services.map((s) => `service ${s.name}: ${describeAddresses(s.service.ips)} on ${s.service.interface}` +
         (s.hosts === hosts ? '' : ` (hosts ${s.hosts.join(', ')})`)).join('; ')}`);
     this.#health.start();
+    this.#beaconsRun = this.#beacons?.run().catch((error: unknown) => log.error(`(beacons) stopped: ${describeError(error)}`));
     this.#presenceRun = this.#presence.run().catch((error: unknown) => log.error(`(presence) stopped: ${describeError(error)}`));
     // The drained flag is read before the claims' first look: a drained host must not campaign at start.
     const drainedRead = this.#readDrained();
@@ -135,6 +165,10 @@ export class EtcdAgent implements ControlHandler {
     await this.#watchingHealth;
     this.#stopPresence.abort(new Error('the agent stops'));
     await this.#presenceRun;
+    // The service is given up: one last beacon says so, and the other hosts need not wait for this one's silence.
+    await this.#beacons?.sendNow();
+    this.#stopBeacons.abort(new Error('the agent stops'));
+    await this.#beaconsRun;
     await this.#health.stop();
     await this.#deps.hooks?.drain();
   }
@@ -361,4 +395,10 @@ export function drainedKey(prefix: string, host: string): string {
 
 function notInEtcdMode(what: string, instead: string): BatonError {
   return new BatonError('BAD_REQUEST', `this agent runs etcd mode, which has no ${what} yet: ${instead}`);
+}
+
+/** The hosts' beacons name baton's prefix in etcd (`/prod/baton/` → `prod.baton`): beacons of hosts that coordinate
+ *  under another prefix are refused. */
+function clusterName(prefix: string): string {
+  return prefix.split('/').filter((part) => part !== '').join('.') || 'baton';
 }

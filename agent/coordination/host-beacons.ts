@@ -60,7 +60,7 @@ export interface HeardEcho {
 }
 
 export interface HostBeacon {
-  /** The coordination's name (the service, `pair`): beacons of another one are refused. */
+  /** The coordination's name (from baton's prefix in etcd): beacons of another one are refused. */
   readonly cluster: string;
   readonly host: string;
   readonly boot: string;
@@ -245,11 +245,12 @@ export class BeaconBoard {
   }
 
   /**
-   * Until when this host may keep `service` past its lease's deadline: while every other host's newest beacon says it
-   * does not hold the service and echoes a beacon this run sent less than D ago.
+   * Until when this host may keep `service` past its lease's deadline: while every other host that may hold it
+   * (`hosts`, the service's) says in its newest beacon that it does not hold the service and echoes a beacon this run
+   * sent less than D ago.
    */
-  keepUntil(service: string, now: number): KeepVerdict {
-    const {self, hosts, heardWithinMs} = this.#settings;
+  keepUntil(service: string, now: number, hosts: readonly string[] = this.#settings.hosts): KeepVerdict {
+    const {self, heardWithinMs} = this.#settings;
     let untilMs = Number.POSITIVE_INFINITY;
     for (const host of hosts) {
       if (host === self) continue;
@@ -269,8 +270,8 @@ export class BeaconBoard {
    * The monotonic ms before which this host must not campaign for `service`: 2·D + M after the newest beacon of each
    * host that says it holds the service, and after this host's start for each host not heard since.
    */
-  campaignNotBefore(service: string): number {
-    const {self, hosts, heardWithinMs, marginMs} = this.#settings;
+  campaignNotBefore(service: string, hosts: readonly string[] = this.#settings.hosts): number {
+    const {self, heardWithinMs, marginMs} = this.#settings;
     const wait = 2 * heardWithinMs + marginMs;
     let notBefore = 0;
     for (const host of hosts) {

@@ -15,7 +15,7 @@ import {describeAddresses, findServing, isAnyInUse} from '../net/service-address
 import {serviceKey} from '../config/coordination.js';
 import {EtcdSwitch} from './etcd-switch.js';
 import type {LeaseTiming} from './lease-holder.js';
-import {type ClaimActions, type ClaimLook, type ClaimState, ServiceClaim, stepClaimActions} from './service-claim.js';
+import {type ClaimActions, type ClaimLook, type ClaimPeers, type ClaimState, ServiceClaim, stepClaimActions} from './service-claim.js';
 
 export interface HostedServiceDeps {
   readonly config: EtcdConfig;
@@ -38,6 +38,10 @@ export interface HostedServiceDeps {
   readonly accessLog: AccessLogWatcher | undefined;
   readonly newId: () => string;
   readonly signal: AbortSignal;
+  /** keep-while-peers-agree only: what the hosts' beacons allow (host-beacons.ts). */
+  readonly peers?: ClaimPeers;
+  /** Told after each change of the claim's phase. Must not throw. */
+  readonly onPhase?: () => void;
 }
 
 /** A claim's phase as the hook's states: a holder is active, every other phase stands by (or is stopping). */
@@ -94,7 +98,11 @@ export class HostedService {
       onDrained: deps.onDrained,
       actions: sayWhatGoes(stepClaimActions(run), network, service.service.ips, log, () => this.#nowServing()),
       signal,
-      onPhase: (state) => this.#phaseChanged(state),
+      onPhase: (state) => {
+        this.#phaseChanged(state);
+        deps.onPhase?.();
+      },
+      ...deps.peers === undefined ? {} : {peers: deps.peers},
     });
     this.#switch = new EtcdSwitch({
       config, service, clock, store, log, run, claim: this.claim, healthy: deps.mayServe, accessLog: deps.accessLog,

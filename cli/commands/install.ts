@@ -139,7 +139,7 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
   const secret = planSecret(readSecretFile(paths.secretFile), paths.secretFile,
     options.secretFrom === undefined ? undefined : resolve(options.secretFrom), deps.randomBytes);
   const config = await planConfig(options, paths, secret);
-  // An etcd host's file names no secret: none is generated for it, nor reported.
+  // An etcd host's file names no secret unless it has beacons: none is generated for it then, nor reported.
   const template = await readFile(join(sourceDir, UNIT_TEMPLATE), 'utf8');
   const manifest = JSON.parse(await readFile(join(sourceDir, 'package.json'), 'utf8')) as {version?: unknown};
   const sandbox = planUnitSandbox(config.parsed);
@@ -156,7 +156,8 @@ async function planInstall(options: InstallOptions, deps: InstallDeps): Promise<
     root, paths, live: deps.isLiveSystem(root), sourceDir, programInPlace, packaged,
     programExisted: installed.kind !== 'missing',
     version: typeof manifest.version === 'string' ? manifest.version : 'unknown',
-    config, secret: isEtcdConfig(config.parsed) ? {action: 'none'} : secret,
+    // An etcd host needs the secret only for the hosts' beacons (keep-while-peers-agree), then as a pair does.
+    config, secret: isEtcdConfig(config.parsed) && config.parsed.coordination.beacons === undefined ? {action: 'none'} : secret,
     // The unit and the wrapper name the install dir as the target system sees it: /opt/baton, also under --root.
     unitText,
     sandbox, dropInText, dropInChanges,
