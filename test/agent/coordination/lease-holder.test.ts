@@ -199,3 +199,78 @@ test('etcd granting more than asked does not lengthen the deadline', (t) => {
   const state = startHold('7', 1, 0, 60, TIMING);
   t.is(state.phase === 'holding' ? state.deadlineMs : 0, TIMING.ttlMs - TIMING.marginMs);
 });
+
+// keep-while-peers-agree: what the hosts' beacons allow is passed in as keepUntilMs (host-beacons.ts).
+
+test('keeping: past its deadline a holder keeps while the other hosts agree, and drops when they stop', (t) => {
+  const start = startHold('lease-1', 7, 0, 3, TIMING);
+  const deadline = start.deadlineMs;
+  const kept = stepHold(start, {type: 'tick', nowMs: deadline}, TIMING, deadline + 800);
+  t.like(kept.state, {phase: 'holding', keepingUntilMs: deadline + 800});
+  t.true(mayServe(kept.state, deadline + 799));
+  t.false(mayServe(kept.state, deadline + 800));
+  const wake = kept.effects.find((e) => e.type === 'wake-at');
+  t.true(wake !== undefined && wake.type === 'wake-at' && wake.atMs <= deadline + 800, 'it wakes by the end of the agreement');
+  // The agreement moves on with fresh beacons; then it ends.
+  const still = stepHold(kept.state, {type: 'tick', nowMs: deadline + 700}, TIMING, deadline + 1500);
+  t.like(still.state, {phase: 'holding', keepingUntilMs: deadline + 1500});
+  const ended = stepHold(still.state, {type: 'tick', nowMs: deadline + 1500}, TIMING, undefined);
+  t.like(ended.state, {phase: 'dropped', reason: 'peers-disagree'});
+  t.deepEqual(ended.effects.map((e) => e.type), ['drop-address', 'revoke-lease']);
+  // Without agreement at the deadline, it drops as with `drop`.
+  t.like(stepHold(start, {type: 'tick', nowMs: deadline}, TIMING, undefined).state, {phase: 'dropped', reason: 'deadline-passed'});
+});
+
+test('keeping: a renewal that succeeds again makes it a plain holder; a lease gone is replaced by taking the key again', (t) => {
+  const start = startHold('lease-1', 7, 0, 3, TIMING);
+  const deadline = start.deadlineMs;
+  const kept = stepHold(start, {type: 'tick', nowMs: deadline}, TIMING, deadline + 800).state;
+  const renewedAt = deadline + 100;
+  const renewed = stepHold(kept, {type: 'renew-answered', nowMs: renewedAt + 5, sentAtMs: renewedAt, ttlS: 3}, TIMING, deadline + 800);
+  t.like(renewed.state, {phase: 'holding', keepingUntilMs: undefined, deadlineMs: renewedAt + 3000 - 600, lease: 'lease-1'});
+  const gone = stepHold(kept, {type: 'renew-answered', nowMs: renewedAt + 5, sentAtMs: renewedAt, ttlS: 0}, TIMING, deadline + 800);
+  t.like(gone.state, {phase: 'holding', reacquiring: true});
+  t.true(gone.effects.some((e) => e.type === 'reacquire-key'));
+  const again = stepHold(gone.state, {type: 'reacquired', nowMs: renewedAt + 20, lease: 'lease-2', epoch: 42, grantSentAtMs: renewedAt + 10, ttlS: 3}, TIMING, undefined);
+  t.like(again.state, {phase: 'holding', lease: 'lease-2', epoch: 42, keepingUntilMs: undefined, deadlineMs: renewedAt + 10 + 3000 - 600});
+  const taken = stepHold(gone.state, {type: 'key-taken', nowMs: renewedAt + 20, holder: 'host-b'}, TIMING, deadline + 800);
+  t.like(taken.state, {phase: 'dropped', reason: 'key-taken'});
+  t.is(taken.effects[0]?.type, 'drop-address');
+});
+
+test('keeping, a frozen process that wakes past the agreement drops before anything else: what it sent before freezing is all the others could echo', async (t) => {
+  const clock = new FakeClock();
+  const store = new FakeCoordinationStore(clock);
+  store.replyDelayMs = 0;
+  const lease = await answered(clock, store.grantLease(3));
+  store.replyDelayMs = 10;
+  const drops: {reason: DropReason; lateMs: number; atMs: number}[] = [];
+  // A holder whose peers echo its beacons: it sends one every 200 ms while it runs, and they agree for D = 1000 ms
+  // after the newest one they echoed.
+  let lastSentMs = clock.now();
+  let frozen = false;
+  const holder = new LeaseHolder({
+    clock, store, timing: TIMING,
+    dropAddress: async (reason, lateMs) => {
+      drops.push({reason, lateMs, atMs: clock.now()});
+      store.journal.push({op: 'drop-address', atMs: clock.now()});
+    },
+    keep: {untilMs: () => lastSentMs + 1000, reacquire: async () => ({acquired: false, holder: 'nobody'})},
+  }, {lease: lease.id, epoch: 1, grantSentAtMs: clock.now(), grantedTtlS: 3});
+  const ended = holder.run();
+  store.mode = 'unreachable';
+  for (let i = 0; i < 50; i += 1) {
+    await clock.advance(200);
+    if (!frozen) lastSentMs = clock.now();
+  }
+  t.true(holder.keeping, 'past its deadline, kept');
+  t.deepEqual(drops, []);
+  frozen = true;
+  const before = store.journal.length;
+  await clock.jump(10_000);
+  t.is(store.journal.slice(before).map((entry) => entry.op).filter((op) => op === 'drop-address').length, 1, 'dropped on waking');
+  await clock.advance(TIMING.renewEveryMs + 100);
+  const end = await ended;
+  t.is(end.reason, 'peers-disagree');
+  t.true((drops[0]?.atMs ?? 0) - end.deadlineMs > 0);
+});
