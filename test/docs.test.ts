@@ -3,6 +3,7 @@
 import {readFile} from 'node:fs/promises';
 import test, {type ExecutionContext} from 'ava';
 import {ANNOUNCE_REPEAT_MS} from '../agent/plans/announcer.js';
+import {DEFAULT_BEACON_INTERVAL_MS, DEFAULT_BEACON_PORT, DEFAULT_BEACON_SECRET_FILE, DEFAULT_HEARD_WITHIN_INTERVALS} from '../agent/config/etcd-beacons.js';
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {
   DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_MIN_REQUESTS,
@@ -177,6 +178,18 @@ test('docs/configuration.md gives the coordination keys with the defaults and ra
   t.true(what['coordination.lease_ttl_s']?.includes(`${MIN_LEASE_TTL_S}–${MAX_LEASE_TTL_S} s`), 'the TTL\'s range');
   t.true(what['coordination.renew_margin_ms']?.includes(`${MIN_RENEW_MARGIN_MS} ms to half the TTL`), 'the margin\'s range');
   t.true(doc.includes(`lease_ttl_s: ${DEFAULT_LEASE_TTL_S}            # renewals every ${(DEFAULT_LEASE_TTL_S / 3).toFixed(1)} s`), 'the example\'s renewal interval');
+});
+
+test('docs/configuration.md gives the beacon keys of keep-while-peers-agree with the defaults etcd-beacons.ts uses', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const rows = [...doc.matchAll(/^\| `(coordination\.beacons\.[a-z_]+)` \| ([^|]+) \|/gm)];
+  t.deepEqual(Object.fromEntries(rows.map((m) => [m[1], m[2]?.trim()])), {
+    'coordination.beacons.addresses': 'required with `keep-while-peers-agree`',
+    'coordination.beacons.port': `\`${DEFAULT_BEACON_PORT}\``,
+    'coordination.beacons.secret_file': `\`${DEFAULT_BEACON_SECRET_FILE}\``,
+    'coordination.beacons.interval_ms': `\`${DEFAULT_BEACON_INTERVAL_MS}\``,
+    'coordination.beacons.heard_within_ms': `\`interval_ms × ${DEFAULT_HEARD_WITHIN_INTERVALS}\``,
+  });
 });
 
 test('the metric list in docs/operator-guide.md is agent/metrics.ts\'s: every name, in order, with its type', async (t) => {

@@ -31,6 +31,7 @@ test('etcd mode with only endpoints gets every default, the margin derived from 
     onEtcdLoss: 'drop',
     host: 'a',
     hosts: ['a', 'b', 'c'],
+    beacons: undefined,
   });
 });
 
@@ -41,10 +42,33 @@ test('a shorter TTL derives a shorter margin; a margin given is kept', (t) => {
   t.like(given, {leaseTtlS: 30, renewMarginMs: 5000, onEtcdLoss: 'drop', prefix: '/prod/baton/'});
 });
 
-test('keep-while-peers-agree is refused until the agent runs it: it would behave as drop without saying so', (t) => {
-  const error = t.throws(() => parseAny(withEtcd(`  mode: etcd\n${THREE}  on_etcd_loss: keep-while-peers-agree\n`)));
-  t.regex(error?.message ?? '', /6 coordination: expected on_etcd_loss: drop, got a mapping \(this agent does not run keep-while-peers-agree yet/);
+const BEACONS = '  beacons:\n    port: 7420\n    addresses: {a: 192.0.2.11, b: 192.0.2.12, c: 192.0.2.13}\n';
+
+test('keep-while-peers-agree takes the hosts\' beacons: every host\'s address, the port, the secret, D from the interval', (t) => {
+  const config = parseAny(withEtcd(`  mode: etcd\n${THREE}  on_etcd_loss: keep-while-peers-agree\n${BEACONS}`)).coordination;
+  t.like(config, {onEtcdLoss: 'keep-while-peers-agree', beacons: {port: 7420, secretFile: '/etc/baton/secret', intervalMs: 200, heardWithinMs: 1000,
+    addresses: {a: '192.0.2.11', b: '192.0.2.12', c: '192.0.2.13'}}});
+  t.is(config.mode === 'etcd' ? config.beacons?.keyring.signing.secret.length : 0, 32);
 });
+
+test('keep-while-peers-agree without beacons is refused, and beacons with drop: they would do nothing', rejects,
+  withEtcd(`  mode: etcd\n${THREE}  on_etcd_loss: keep-while-peers-agree\n`),
+  ['6 coordination.beacons: expected a mapping like {port: 7411, secret_file: /etc/baton/secret, addresses: {web-a: 192.0.2.11, web-b: 192.0.2.12}}, ' +
+    'got nothing (key missing) (coordination.on_etcd_loss is keep-while-peers-agree: a holder keeps the service only while the other hosts\' beacons agree)']);
+
+test('beacons with drop are refused', rejects,
+  withEtcd(`  mode: etcd\n${THREE}${BEACONS}`),
+  ['9 coordination.beacons: expected nothing, got a mapping (read only with coordination.on_etcd_loss: keep-while-peers-agree; ' +
+    'with drop a holder that cannot reach etcd gives the address up and needs no beacons)']);
+
+test('beacon addresses: a host missing, a host not in the list, one address twice, and a D the lease cannot hold are each named', rejects,
+  withEtcd(`  mode: etcd\n${THREE}  lease_ttl_s: 2\n  on_etcd_loss: keep-while-peers-agree\n  beacons:\n    heard_within_ms: 1800\n` +
+    '    addresses: {a: 192.0.2.11, b: 192.0.2.11, d: 192.0.2.14}\n'),
+  ['12 coordination.beacons.heard_within_ms: expected less than 1600, got 1800 (coordination.lease_ttl_s 2 less renew_margin_ms 400: ' +
+    'a beacon a host echoes at the lease\'s deadline must have been sent while the holder held the service)',
+  '13 coordination.beacons.addresses.d: unknown key \'d\', did you mean \'a\'?',
+  '13 coordination.beacons.addresses.b: expected an address of its own, got \'192.0.2.11\' (a has 192.0.2.11 already)',
+  '13 coordination.beacons.addresses.c: expected an IPv4 or IPv6 address, got nothing (key missing)']);
 
 test('https endpoints take a CA and a client certificate with its key; a single endpoint is allowed', (t) => {
   const config = parseAny(withEtcd('  mode: etcd\n  endpoints: [\'https://etcd1.example:2379/\']\n' +
