@@ -137,14 +137,14 @@ async function cutBeacons(name: HostName): Promise<void> {
   const rules = [`add table inet ${BEACON_CUT_TABLE}`,
     `add chain inet ${BEACON_CUT_TABLE} in { type filter hook input priority 0 ; }`,
     `add chain inet ${BEACON_CUT_TABLE} out { type filter hook output priority 0 ; }`,
-    `add rule inet ${BEACON_CUT_TABLE} in udp dport ${BEACON_PORT} drop`,
-    `add rule inet ${BEACON_CUT_TABLE} out udp dport ${BEACON_PORT} drop`].join('\n');
-  await execa('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {input: rules});
+    `add rule inet ${BEACON_CUT_TABLE} in udp dport ${BEACON_PORT} counter drop`,
+    `add rule inet ${BEACON_CUT_TABLE} out udp dport ${BEACON_PORT} counter drop`].join('\n');
+  await execa('ip', ['netns', 'exec', ns, '/usr/sbin/nft', '-f', '-'], {input: rules});
 }
 
 async function healBeacons(name: HostName): Promise<void> {
   const ns = fixture().hosts[name].namespace;
-  await execa('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', BEACON_CUT_TABLE], {reject: false});
+  await execa('ip', ['netns', 'exec', ns, '/usr/sbin/nft', 'delete', 'table', 'inet', BEACON_CUT_TABLE], {reject: false});
 }
 
 type EtcdStatus = Partial<EtcdStatusReport>;
@@ -227,6 +227,12 @@ integrationTest('every host cut from etcd: with keep-while-peers-agree the holde
       if (s?.claim?.phase === 'holding' && s.self?.holdsIp === true) return name;
     }
     return undefined;
+  }).catch(async (error: unknown) => {
+    for (const name of HOSTS) {
+      const lines = (await readFile(f.hosts[name].logFile, 'utf8').catch(() => '')).split('\n').filter((l) => !/renewal sent/.test(l));
+      t.log(`${name}'s log:\n${lines.slice(-30).join('\n')}\nstatus: ${JSON.stringify((await statusOf(f.hosts[name]))?.claim)}`);
+    }
+    throw error;
   });
 
   // 4. etcd and the beacons back for the holder: one holder.
