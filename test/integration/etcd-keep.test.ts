@@ -13,7 +13,7 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import type {ExecutionContext} from 'ava';
 import test from 'ava';
 import {execa} from 'execa';
-import type {EtcdStatusReport} from '../../agent/control-protocol.js';
+import type {EtcdServiceStatus, EtcdStatusReport} from '../../agent/control-protocol.js';
 import {judgeHolders, watchAddress, type AddressHistory} from '../../cli/lab/address-events.js';
 import {startAgent, type AgentProcess} from '../../cli/lab/lab.js';
 import {isProcessAlive} from '../../cli/lab/web.js';
@@ -147,12 +147,11 @@ async function healBeacons(name: HostName): Promise<void> {
   await execa('ip', ['netns', 'exec', ns, '/usr/sbin/nft', 'delete', 'table', 'inet', BEACON_CUT_TABLE], {reject: false});
 }
 
-type EtcdStatus = Partial<EtcdStatusReport>;
-
-async function statusOf(host: AgentHost): Promise<EtcdStatus | undefined> {
+/** The service's part of `baton status --json` on a host (undefined: no answer). */
+async function statusOf(host: AgentHost): Promise<EtcdServiceStatus | undefined> {
   const result = await baton(host, 'status', '--json');
   try {
-    return JSON.parse(String(result.stdout)) as EtcdStatus;
+    return (JSON.parse(String(result.stdout)) as Partial<EtcdStatusReport>).services?.find((s) => s.name === SERVICE);
   } catch {
     return undefined;
   }
@@ -163,11 +162,11 @@ async function oneHolder(what: string): Promise<{holder: HostName; epoch: number
   const f = fixture();
   return until(`${what}: one holder, the others standing by naming it`, WAIT_MS, async () => {
     const statuses = await Promise.all(HOSTS.map(async (name) => ({name, status: await statusOf(f.hosts[name])})));
-    const holding = statuses.filter((s) => s.status?.claim?.phase === 'holding' && s.status.self?.holdsIp === true);
+    const holding = statuses.filter((s) => s.status?.claim?.phase === 'holding' && s.status.holdsIp === true);
     const [holder] = holding;
     if (holder === undefined || holding.length !== 1) return undefined;
     const rest = statuses.filter((s) => s !== holder);
-    if (!rest.every((s) => s.status?.claim?.phase === 'standing-by' && s.status.claim.holder === holder.name && s.status.self?.holdsIp === false)) return undefined;
+    if (!rest.every((s) => s.status?.claim?.phase === 'standing-by' && s.status.claim.holder === holder.name && s.status.holdsIp === false)) return undefined;
     return {holder: holder.name, epoch: holder.status?.claim?.epoch ?? 0};
   });
 }
@@ -207,7 +206,7 @@ integrationTest('every host cut from etcd: with keep-while-peers-agree the holde
   const keptStatus = await statusOf(holder);
   t.true(await logSays(holder, /keeping the address/), 'the holder says it keeps the address');
   t.is(keptStatus?.claim?.phase, 'holding');
-  t.true(keptStatus?.self?.holdsIp === true, 'the address is still on the holder');
+  t.true(keptStatus?.holdsIp === true, 'the address is still on the holder');
 
   // 2. etcd back for the other hosts only: the key is gone there (the lease expired), and they hear the holder.
   for (const name of others(first.holder)) await f.cluster.heal(name);
@@ -216,7 +215,7 @@ integrationTest('every host cut from etcd: with keep-while-peers-agree the holde
   const whileHeard = await Promise.all(others(first.holder).map((name) => statusOf(f.hosts[name])));
   t.true(whileHeard.every((s) => s?.claim?.phase === 'standing-by' && s.claim.holder === undefined),
     `the others stand by with the key gone: ${JSON.stringify(whileHeard.map((s) => s?.claim))}`);
-  t.true((await statusOf(holder))?.self?.holdsIp === true, 'the holder still serves');
+  t.true((await statusOf(holder))?.holdsIp === true, 'the holder still serves');
 
   // 3. The holder's beacons cut too: it drops, then another host takes the service.
   const beaconsCutAt = Date.now();
@@ -224,7 +223,7 @@ integrationTest('every host cut from etcd: with keep-while-peers-agree the holde
   const taken = await until('another host takes the service', WAIT_MS, async () => {
     for (const name of others(first.holder)) {
       const s = await statusOf(f.hosts[name]);
-      if (s?.claim?.phase === 'holding' && s.self?.holdsIp === true) return name;
+      if (s?.claim?.phase === 'holding' && s.holdsIp === true) return name;
     }
     return undefined;
   }).catch(async (error: unknown) => {
