@@ -16,7 +16,7 @@ import {renderSandboxDropIn} from '../../cli/install/texts.js';
 import {configWithSecret, edit} from '../fakes/config-fixtures.js';
 import {FakeDrainDriver} from '../fakes/fake-drain-driver.js';
 import {ADM, facts, FakeHostProbe, ROOT} from '../fakes/fake-host-probe.js';
-import {testConfig, testEtcdConfig} from '../fakes/test-config.js';
+import {testConfig, testEtcdConfig, testKeyring} from '../fakes/test-config.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const COMBINED_LINE = '192.0.2.20 - - [21/Nov/2026:13:45:02 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.1"';
@@ -268,4 +268,15 @@ test('the unit\'s allow-list of an etcd host has the members instead of a peer, 
   const named = planUnitSandbox(testEtcdConfig('a', {coordination: {...testEtcdConfig('a').coordination, endpoints: ['https://etcd1.example:2379']}}));
   t.is(named.ipAllow, undefined, 'a member by name cannot be allowed by address: the list stays open');
   t.deepEqual(named.namedHosts, [{key: 'coordination.endpoints[0]', host: 'etcd1.example'}]);
+});
+
+test('with keep-while-peers-agree the unit also allows every host\'s beacon address and binds the beacon port', (t) => {
+  const base = testEtcdConfig('a');
+  const sandbox = planUnitSandbox(testEtcdConfig('a', {coordination: {...base.coordination, endpoints: ['http://192.0.2.31:2379'],
+    onEtcdLoss: 'keep-while-peers-agree', beacons: {port: 7420, secretFile: '/etc/baton/secret', keyring: testKeyring(), intervalMs: 200,
+      heardWithinMs: 1000, addresses: {a: '192.0.2.11', b: '192.0.2.12', c: '192.0.2.13'}}}}));
+  t.deepEqual(sandbox.ipAllow?.map(({address, keys}) => [address, keys]), [['localhost', ['loopback']],
+    ['192.0.2.31', ['coordination.endpoints[0]']], ['192.0.2.11', ['coordination.beacons.addresses.a']],
+    ['192.0.2.12', ['coordination.beacons.addresses.b']], ['192.0.2.13', ['coordination.beacons.addresses.c']]]);
+  t.deepEqual(sandbox.bindAllow, ['udp:7420']);
 });
