@@ -607,6 +607,9 @@ export class EtcdSwitch {
           // keyless lease ends now, so that it campaigns like the others instead of waiting the switch out. (A key that
           // names this host again is a handback read before its record: the next look sees handed-back.)
           log.warning(`(switch ${value.id}) ${value.taker} no longer holds the key after the handover: this host's hold ends`);
+          // The record ends too: its taker is gone and will not write done, and a record left handed-over refuses
+          // every later switch (found by the campaign's etcd part: the taker killed right after the handover).
+          await move('finished', {reason: `${value.taker} lost the key after the handover`});
           claim.switchEnded();
           await claim.release();
           return;
