@@ -21,6 +21,7 @@ import {judgeHolders, watchAddress} from '../cli/lab/address-events.js';
 import {etcdClientUrl, etcdLeader, cutFrom, healCut, isolateFrom} from '../cli/lab/etcd-members.js';
 import {etcdLabHost, etcdLabUp, waitForOneHolder, writeEtcdLab, type EtcdLab, type EtcdLabHost, type Settled} from '../cli/lab/etcd-lab.js';
 import {labDown, startAgent} from '../cli/lab/lab.js';
+import {until} from '../cli/lab/observe.js';
 import {startServiceProbers, type ServiceProbers} from '../cli/lab/probe-control.js';
 import {summarizeProbes} from '../cli/lab/probe-report.js';
 import {SERVICE_LAN} from '../cli/lab/topology-plan.js';
@@ -65,6 +66,10 @@ const REACH_TIMEOUT_MS = 20_000;
 const KILL_WAIT_MS = 5000;
 // The switch's record and the service's key, under the lab's default prefix and its service ("pair: lab").
 const SWITCH_KEY = '/baton/services/lab/switch';
+/** The record's phases after which nobody acts (etcd-switch.ts), and no record at all. */
+const ENDED_PHASES: readonly string[] = ['none', 'finished', 'rolled-back'];
+// etcd elects a leader within its election timeout (1 s) of a heal; a busy machine gets more.
+const LEADER_WITHIN_MS = 15_000;
 
 function switchCase(victim: Victim, at: SwitchPoint, fast: boolean): EtcdCase {
   const when = at === 'confirm-traffic' ? 'during confirm-traffic' : `after ${at}`;
@@ -135,7 +140,8 @@ export const etcdPart: CampaignPart = {
           ({group: 'etcd', name: c.name, ok: false, figures: 'did not run to the end', detail: describeError(error)}));
         rows.push(row.ok ? row : {...row, detail: `${row.detail ?? row.figures} (agent logs: ${await keepLogs(context, lab, c.name)})`});
         context.say(`etcd: ${row.ok ? 'pass' : 'FAIL'} ${c.name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        if (c.breaksLab === true) await down();
+        // A failed case may leave what the next one would trip on: each case starts from a lab it did not break.
+        if (c.breaksLab === true || !row.ok) await down();
       }
     } finally {
       await down();
@@ -164,6 +170,12 @@ async function runCase(lab: EtcdLab, probers: ServiceProbers, before: Settled, c
     servedAt = await servedBy(probers, after.holder, fault.atMs, SETTLE_TIMEOUT_MS);
     if (servedAt === undefined) problems.push(`the client was not answered by ${after.holder}, which holds the service`);
   }
+  // A record left mid-switch refuses every later switch: it must end (finished, rolled-back) once the hosts rest.
+  const phase = await until('the switch record ends', SETTLE_TIMEOUT_MS, async () => {
+    const now = await recordPhase(lab);
+    return ENDED_PHASES.includes(now) ? now : undefined;
+  }).catch(async () => `left at ${await recordPhase(lab)}`);
+  if (phase.startsWith('left at')) problems.push(`the switch record was ${phase} ${fmtS(Date.now() - fault.atMs)} after the fault`);
   const history = await watch.stop();
   const {overlaps} = judgeHolders(history);
   if (overlaps.length > 0) {
@@ -310,7 +322,7 @@ async function freezeHolder(lab: EtcdLab, settled: Settled): Promise<Fault> {
  */
 async function partitionLeader(lab: EtcdLab, killFirst: boolean): Promise<Fault> {
   const live = lab.members.filter((m) => isProcessAlive(m.pid));
-  const leader = await etcdLeader(live);
+  const leader = await until('a member says it leads', LEADER_WITHIN_MS, () => etcdLeader(live).catch(() => undefined));
   const notes: string[] = [];
   const atMs = Date.now();
   if (killFirst) {
@@ -321,7 +333,7 @@ async function partitionLeader(lab: EtcdLab, killFirst: boolean): Promise<Fault>
     const kept = await waitForOneHolder(lab, SETTLE_TIMEOUT_MS);
     notes.push(`${victim.name} killed: ${kept.holder} holds at epoch ${kept.epoch}`);
   }
-  const now = await etcdLeader(lab.members.filter((m) => isProcessAlive(m.pid)));
+  const now = await until('a member says it leads', LEADER_WITHIN_MS, () => etcdLeader(lab.members.filter((m) => isProcessAlive(m.pid))).catch(() => undefined));
   await isolateFrom(now.namespace, `${SERVICE_LAN.network}/${SERVICE_LAN.prefixLength}`);
   try {
     await sleep(2 * lab.leaseTtlS * 1000);
