@@ -68,6 +68,9 @@ const KILL_WAIT_MS = 5000;
 const SWITCH_KEY = '/baton/services/lab/switch';
 /** The record's phases after which nobody acts (etcd-switch.ts), and no record at all. */
 const ENDED_PHASES: readonly string[] = ['none', 'finished', 'rolled-back'];
+// A giver whose taker went silent after the handover ends the record after the confirmation's timeout (the lab's:
+// 10 s) and 15 s more (etcd-switch.ts); with the time to rest before it, and a margin.
+const RECORD_END_MS = 45_000;
 // etcd elects a leader within its election timeout (1 s) of a heal; a busy machine gets more.
 const LEADER_WITHIN_MS = 15_000;
 
@@ -171,7 +174,7 @@ async function runCase(lab: EtcdLab, probers: ServiceProbers, before: Settled, c
     if (servedAt === undefined) problems.push(`the client was not answered by ${after.holder}, which holds the service`);
   }
   // A record left mid-switch refuses every later switch: it must end (finished, rolled-back) once the hosts rest.
-  const phase = await until('the switch record ends', SETTLE_TIMEOUT_MS, async () => {
+  const phase = await until('the switch record ends', RECORD_END_MS, async () => {
     const now = await recordPhase(lab);
     return ENDED_PHASES.includes(now) ? now : undefined;
   }).catch(async () => `left at ${await recordPhase(lab)}`);

@@ -623,6 +623,8 @@ export class EtcdSwitch {
           if (await move('rolled-back', {reason: `${value.taker} went silent mid-switch`})) await this.#serveAgain(value.id);
         } else {
           log.error(`(switch ${value.id}) ${value.taker} said nothing for ${Math.round(stillForMs / 1000)} s after the handover: this host's hold ends`);
+          // Ended here too, or it refuses every later switch (the campaign: giver and taker killed after the handover).
+          await move('finished', {reason: `${value.taker} said nothing after the handover`});
           claim.switchEnded();
           await claim.release();
         }
