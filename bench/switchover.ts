@@ -124,7 +124,7 @@ async function record(part: string, replaces: string, measured: Readonly<Record<
   // One run per invocation: its parts' figures all name it.
   await recordFigures(values.record, [replaces], `bench-${STARTED_AT.toISOString().slice(0, 16)}`,
     {date: STARTED_AT.toISOString().slice(0, 10), commit: await startCommit, command,
-      machine: `${values.machine}; load average ${START_LOAD} at the start, ${loadText()} at the part's end (uptime's 1, 5, 15 min)`}, measured);
+      machine: `${values.machine}; load average ${START_LOAD} at the start, ${loadText()} when this part ended (uptime's 1, 5, 15 min)`}, measured);
   console.log(`(${part}: figures recorded in ${values.record})`);
 }
 
