@@ -6,18 +6,21 @@
 //
 //   npm run bench -- [--only switchover,failover,rest,clients] [--runs 5] [--intervals 50,10] [--rest-s 60]
 //     [--round-trips 20] [--conditions idle,loaded] [--prefix bl] [--family 4|6|dual] [--record FILE [--machine TEXT]]
+//     [--coordination pair|etcd]
 //
 // --family 6: the switchover and failover parts on an all-IPv6 pair (service address, beacons and client), their
 // figures recorded under ipv6.*, beside the IPv4 ones, for the comparison issue 16 asks for. --family dual: the same
 // parts on a dual-stack service (IPv4 beacons), a client probing each address; a run's gap is the longer of the two,
 // its failed probes those of both; recorded under dual.*.
+// --coordination etcd: the switchover and failover parts on the etcd lab (three hosts, three etcd members; bench/etcd.ts),
+// recorded under etcd.* and printed beside the pair figures the record has.
 // --prefix: how every lab's name starts (bl, then up to 6 of a-z0-9); the rest is random.
 // --record: write each part's figures into FILE (bench/record.ts); docs/bench-figures.json is the one the docs
 // quote. --machine says what else the machine was doing, for the record.
 
 import {setTimeout as sleep} from 'node:timers/promises';
 import {mkdtemp, rm} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
+import {loadavg, tmpdir} from 'node:os';
 import {join, relative, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
@@ -31,8 +34,9 @@ import {isNginxInstalled} from '../cli/lab/web.js';
 import {execa} from 'execa';
 import {customAlphabet} from 'nanoid';
 import {benchClients, type Condition} from './clients.js';
+import {benchEtcd, besidePair, ETCD_BENCH_PARTS, parseCoordination} from './etcd.js';
 import {measureFailovers} from './failover.js';
-import {median, recordFigures} from './record.js';
+import {median, readFigureRecord, recordFigures} from './record.js';
 import {measureRest} from './rest.js';
 
 interface Sample {
@@ -46,26 +50,30 @@ const {values} = parseArgs({options: {
   runs: {type: 'string', default: '5'},
   intervals: {type: 'string', default: '50,10'},
   'rest-s': {type: 'string', default: '60'},
-  only: {type: 'string', default: 'switchover,failover,rest,clients'},
+  only: {type: 'string'},
   'round-trips': {type: 'string', default: '20'},
   conditions: {type: 'string', default: 'idle,loaded'},
   prefix: {type: 'string', default: 'bl'},
   record: {type: 'string'},
   machine: {type: 'string', default: 'not said'},
   family: {type: 'string', default: '4'},
+  coordination: {type: 'string', default: 'pair'},
 }});
 if (values.family !== '4' && values.family !== '6' && values.family !== 'dual') throw new Error(`--family: expected 4, 6 or dual, got ${values.family}`);
 const family = values.family === '6' ? 6 : values.family === 'dual' ? 'dual' : 4;
 /** Where a part's figures go in the record: IPv6 ones under ipv6.*, dual-stack ones under dual.*, beside the IPv4 ones. */
 const figureId = (id: string): string => (family === 4 ? id : family === 6 ? `ipv6.${id}` : `dual.${id}`);
 const familyText = family === 'dual' ? 'dual stack' : `IPv${family}`;
-const parts = new Set(values.only.split(','));
+// Without --only: every part (pair mode), or the two etcd mode measures.
+const parts = new Set((values.only ?? (values.coordination === 'etcd' ? ETCD_BENCH_PARTS.join(',') : 'switchover,failover,rest,clients')).split(','));
 const KNOWN_PARTS = ['switchover', 'failover', 'rest', 'clients'];
 const unknownParts = [...parts].filter((part) => !KNOWN_PARTS.includes(part));
 if (unknownParts.length > 0) throw new Error(`--only: unknown part(s) ${unknownParts.join(', ')}; expected some of ${KNOWN_PARTS.join(',')}`);
 if (family !== 4 && (parts.has('rest') || parts.has('clients'))) {
   throw new Error(`--family ${values.family} measures the switchover and failover parts: add --only switchover,failover`);
 }
+const coordination = parseCoordination(values.coordination, parts, values.family);
+if (coordination !== 'pair' && coordination !== 'etcd') throw new Error(coordination);
 const roundTrips = Number(values['round-trips']);
 if (!Number.isInteger(roundTrips) || roundTrips < 1 || roundTrips > 100) throw new Error(`--round-trips: expected an integer 1..100, got ${values['round-trips']}`);
 const conditions = values.conditions.split(',') as Condition[];
@@ -115,9 +123,13 @@ async function record(part: string, replaces: string, measured: Readonly<Record<
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
   // One run per invocation: its parts' figures all name it.
   await recordFigures(values.record, [replaces], `bench-${STARTED_AT.toISOString().slice(0, 16)}`,
-    {date: STARTED_AT.toISOString().slice(0, 10), commit: await startCommit, command, machine: values.machine}, measured);
+    {date: STARTED_AT.toISOString().slice(0, 10), commit: await startCommit, command,
+      machine: `${values.machine}; load average ${START_LOAD} at the start, ${loadText()} when this part ended (uptime's 1, 5, 15 min)`}, measured);
   console.log(`(${part}: figures recorded in ${values.record})`);
 }
+
+/** The figures each pair figure is printed beside: the record written, or the one the docs quote. */
+const PAIR_RECORD = values.record ?? fileURLToPath(new URL('../../docs/bench-figures.json', import.meta.url));
 
 /** The checkout's short commit, "+changes" when its tree differs from it; "unknown" outside git. Read at start.
  *  The record file itself does not count: a bench run after another one finds it changed by that one. */
@@ -132,6 +144,9 @@ async function checkoutCommit(): Promise<string> {
 }
 
 const STARTED_AT = new Date();
+/** The load average as uptime shows it: other work on the machine moves these figures, so the record says it. */
+const loadText = (): string => loadavg().map((n) => n.toFixed(2)).join(', ');
+const START_LOAD = loadText();
 const startCommit = checkoutCommit();
 
 async function main(): Promise<void> {
@@ -140,6 +155,14 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'baton-bench-'));
   const web = await isNginxInstalled() ? 'nginx' : 'builtin';
   try {
+    if (coordination === 'etcd') {
+      await benchEtcd({runner, dir, web, prefix: newPrefix(), parts, runs, intervals, say: (line) => console.log(line),
+        record: async (part, replaces, measured) => {
+          for (const line of besidePair(measured, await readFigureRecord(PAIR_RECORD))) console.log(line);
+          await record(part, replaces, measured);
+        }});
+      return;
+    }
     if (parts.has('switchover')) await withLab(runner, dir, web, '', (lab) => benchSwitchover(lab, dir, web));
     if (parts.has('failover')) {
       for (const [name, timers] of [['defaults (interval 200 ms, dead after 1000 ms)', ''],

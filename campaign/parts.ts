@@ -3,6 +3,7 @@
 import type {CampaignPart} from './case.js';
 import {confirmPart} from './confirm.js';
 import {crashPart} from './crash.js';
+import {etcdPart} from './etcd.js';
 import {faultsPart} from './faults.js';
 import {floodPart} from './flood.js';
 import {forgedPart} from './forged.js';
@@ -24,5 +25,6 @@ export const PARTS: readonly CampaignPart[] = [
   floodPart,
   faultsPart,
   crashPart,
+  etcdPart,
   loadPart,
 ];

@@ -475,6 +475,16 @@ test('the failover and planned-gap figures in the README, comparison.md and prot
     ['dual.switchover.probe-50ms.gap.median', 'dual.failover.defaults.gap.median', 'dual.failover.tuned.gap.median']);
 });
 
+test('the etcd bench figures in configuration.md are the recorded ones, each beside the pair figure it is compared with', async (t) => {
+  await quotes(t, 'docs/configuration.md', /longest client gap was \*\*(\d+) ms\*\* median with a probe every 50 ms \(a pair: (\d+) ms\) and \*\*(\d+) ms\*\* with one every 10 ms \(a pair: (\d+) ms\), with (\d+) and (\d+) failed probes in (\d+) switches each \(a pair: (\d+) in (\d+)\)/,
+    ['etcd.switchover.probe-50ms.gap.median', 'switchover.probe-50ms.gap.median', 'etcd.switchover.probe-10ms.gap.median', 'switchover.probe-10ms.gap.median',
+      'etcd.switchover.probe-50ms.failed.total', 'etcd.switchover.probe-10ms.failed.total', 'etcd.switchover.probe-50ms.switches',
+      'switchover.probe-50ms.failed.total', 'switchover.probe-50ms.switches']);
+  await quotes(t, 'docs/configuration.md', /The whole switch took (\d+) ms median \(a pair's, with its drain, ([\d.]+) s\)\. The holder's agent killed and its link cut: another host answered the client \*\*([\d.]+) s\*\* median after the kill \(([\d.]+)–([\d.]+) s over (\d+) runs\), against (\d+) ms for a pair's link cut with the default timers/,
+    ['etcd.switchover.probe-50ms.total.median', 'switchover.probe-50ms.total.median/s', 'etcd.failover.kill.served.median/s', 'etcd.failover.kill.served.min/s',
+      'etcd.failover.kill.served.max/s', 'etcd.failover.kill.runs', 'failover.defaults.gap.median']);
+});
+
 test('every run of docs/bench-figures.json says how it was made, and every figure names one of them', async (t) => {
   const record = await loadRecord();
   for (const [id, run] of Object.entries(record.runs)) {

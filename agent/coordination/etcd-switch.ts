@@ -607,6 +607,9 @@ export class EtcdSwitch {
           // keyless lease ends now, so that it campaigns like the others instead of waiting the switch out. (A key that
           // names this host again is a handback read before its record: the next look sees handed-back.)
           log.warning(`(switch ${value.id}) ${value.taker} no longer holds the key after the handover: this host's hold ends`);
+          // The record ends too: its taker is gone and will not write done, and a record left handed-over refuses
+          // every later switch (found by the campaign's etcd part: the taker killed right after the handover).
+          await move('finished', {reason: `${value.taker} lost the key after the handover`});
           claim.switchEnded();
           await claim.release();
           return;
@@ -620,6 +623,8 @@ export class EtcdSwitch {
           if (await move('rolled-back', {reason: `${value.taker} went silent mid-switch`})) await this.#serveAgain(value.id);
         } else {
           log.error(`(switch ${value.id}) ${value.taker} said nothing for ${Math.round(stillForMs / 1000)} s after the handover: this host's hold ends`);
+          // Ended here too, or it refuses every later switch (the campaign: giver and taker killed after the handover).
+          await move('finished', {reason: `${value.taker} said nothing after the handover`});
           claim.switchEnded();
           await claim.release();
         }

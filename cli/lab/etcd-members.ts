@@ -65,3 +65,45 @@ export async function waitEtcdHealthy(namespace: string, endpoints: readonly str
   }
   throw new Error(`the etcd cluster ${label} was not healthy within ${withinMs} ms: ${last}`);
 }
+
+// The faults of issue 17 on such a cluster, for the tests and the campaign: a host cut from the members, a member
+// partitioned from everyone, and the leader found first. nftables in the namespace concerned, in a table of its own.
+const CUT_TABLE = 'blqcut';
+
+/** Drops every packet between the host in `namespace` and `addresses` (the members'), both ways. */
+export async function cutFrom(namespace: string, addresses: readonly string[]): Promise<void> {
+  const set = addresses.join(', ');
+  await nft(namespace, `table inet ${CUT_TABLE} {\n` +
+    `  chain input { type filter hook input priority -10; ip saddr { ${set} } drop; }\n` +
+    `  chain output { type filter hook output priority -10; ip daddr { ${set} } drop; }\n}\n`);
+}
+
+/** Drops every packet between the member in `namespace` and everything on `lan` (a CIDR): a partitioned member. */
+export async function isolateFrom(namespace: string, lan: string): Promise<void> {
+  await nft(namespace, `table inet ${CUT_TABLE} {\n` +
+    `  chain input { type filter hook input priority -10; ip saddr ${lan} drop; }\n` +
+    `  chain output { type filter hook output priority -10; ip daddr ${lan} drop; }\n}\n`);
+}
+
+/** Takes back cutFrom() or isolateFrom() in `namespace`; nothing to take back is no error. */
+export async function healCut(namespace: string): Promise<void> {
+  await execa('ip', ['netns', 'exec', namespace, '/usr/sbin/nft', 'delete', 'table', 'inet', CUT_TABLE], {reject: false});
+}
+
+async function nft(namespace: string, rules: string): Promise<void> {
+  await execa('ip', ['netns', 'exec', namespace, '/usr/sbin/nft', '-f', '-'], {input: rules});
+}
+
+/** The member the others follow, as each says (`etcdctl endpoint status`, asked in its own namespace). */
+export async function etcdLeader<M extends EtcdMemberSpec>(members: readonly M[]): Promise<M> {
+  for (const member of members) {
+    const result = await execa('ip', ['netns', 'exec', member.namespace, 'etcdctl', `--endpoints=${etcdClientUrl(member.address)}`,
+      '--command-timeout=2s', 'endpoint', 'status', '-w', 'json'], {reject: false, env: {ETCDCTL_API: '3'}});
+    if (result.exitCode !== 0) continue;
+    const [status] = JSON.parse(result.stdout) as Array<{Status: {header: {member_id: number}; leader: number}}>;
+    if (status === undefined) continue;
+    // JSON numbers lose the low bits of a 64-bit id, equally on both sides: compare as they come.
+    if (status.Status.leader === status.Status.header.member_id) return member;
+  }
+  throw new Error('no member says it is the leader');
+}

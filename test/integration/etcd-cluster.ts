@@ -13,7 +13,7 @@ import {spawnSync} from 'node:child_process';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
 import {createExecaRunner} from '../../agent/adapters/execa-runner.js';
-import {etcdClientUrl, ETCD_HEALTHY_WITHIN_MS, startEtcdMembers, waitEtcdHealthy} from '../../cli/lab/etcd-members.js';
+import {cutFrom, etcdClientUrl, ETCD_HEALTHY_WITHIN_MS, etcdLeader, healCut, isolateFrom, startEtcdMembers, waitEtcdHealthy} from '../../cli/lab/etcd-members.js';
 import {createTopology, destroyTopology, spawnInNamespace} from '../../cli/lab/namespaces.js';
 import type {Topology, TopologySpec} from '../../cli/lab/topology-plan.js';
 
@@ -23,7 +23,6 @@ export const SERVICE_ADDRESS = '192.0.2.100';
 const MEMBERS = [{name: 'm1', address: '192.0.2.31'}, {name: 'm2', address: '192.0.2.32'}, {name: 'm3', address: '192.0.2.33'}] as const;
 const OTHERS: readonly EtcdClusterHost[] = [{name: 'a', address: '192.0.2.11'}, {name: 'b', address: '192.0.2.12'}, {name: 'w', address: '192.0.2.20'}];
 const HEALTHY_WITHIN_MS = ETCD_HEALTHY_WITHIN_MS;
-const CUT_TABLE = 'blqcut';
 
 const runner = createExecaRunner();
 
@@ -109,40 +108,20 @@ export async function startEtcdCluster(prefix: string, baseDir: string, hosts: r
       return pid;
     },
     async cut(host, from = members) {
-      const addresses = from.map((m) => m.address).join(', ');
-      const rules = `table inet ${CUT_TABLE} {\n` +
-        `  chain input { type filter hook input priority -10; ip saddr { ${addresses} } drop; }\n` +
-        `  chain output { type filter hook output priority -10; ip daddr { ${addresses} } drop; }\n}\n`;
-      await execa('ip', ['netns', 'exec', topology.namespace(host), '/usr/sbin/nft', '-f', '-'], {input: rules});
+      await cutFrom(topology.namespace(host), from.map((m) => m.address));
     },
     async isolate(member) {
-      const lan = `${ETCD_LAN.network}/${ETCD_LAN.prefixLength}`;
-      const rules = `table inet ${CUT_TABLE} {\n` +
-        `  chain input { type filter hook input priority -10; ip saddr ${lan} drop; }\n` +
-        `  chain output { type filter hook output priority -10; ip daddr ${lan} drop; }\n}\n`;
-      await execa('ip', ['netns', 'exec', member.namespace, '/usr/sbin/nft', '-f', '-'], {input: rules});
+      await isolateFrom(member.namespace, `${ETCD_LAN.network}/${ETCD_LAN.prefixLength}`);
     },
     async heal(host) {
-      await execa('ip', ['netns', 'exec', topology.namespace(host), '/usr/sbin/nft', 'delete', 'table', 'inet', CUT_TABLE], {reject: false});
+      await healCut(topology.namespace(host));
     },
     kill(member) {
       if (member.pid === undefined) return;
       signal(member.pid, 'SIGKILL');
       member.pid = undefined;
     },
-    async leader() {
-      for (const member of members) {
-        if (member.pid === undefined) continue;
-        const result = await execa('ip', ['netns', 'exec', member.namespace, 'etcdctl', `--endpoints=${member.clientUrl}`,
-          '--command-timeout=2s', 'endpoint', 'status', '-w', 'json'], {reject: false, env: {ETCDCTL_API: '3'}});
-        if (result.exitCode !== 0) continue;
-        const [status] = JSON.parse(result.stdout) as Array<{Status: {header: {member_id: number}; leader: number}}>;
-        if (status === undefined) continue;
-        // JSON numbers lose the low bits of a 64-bit id, equally on both sides: compare as they come.
-        if (status.Status.leader === status.Status.header.member_id) return member;
-      }
-      throw new Error('no member says it is the leader');
-    },
+    leader: () => etcdLeader(members.filter((m) => m.pid !== undefined)),
     async moveLeader(member) {
       const current = await cluster.leader();
       if (current === member) return;

@@ -484,6 +484,8 @@ test('a taker lost right after the handover: the old giver ends its keyless hold
   t.log(`a served again ${(servedAgainAt ?? 0) - (lostAt ?? 0)} ms after b was lost`);
   t.true(a.lines.some((line) => line.includes('b no longer holds the key after the handover: this host\'s hold ends')), a.lines.join('\n'));
   b.reach.cut = false;
+  const record = await w.settle(w.store.read('/baton/services/web/switch'));
+  t.is((JSON.parse(record?.value ?? '{}') as {phase?: string}).phase, 'finished', 'the record ends, so that a later switch is not refused');
   await w.settle(switching.catch(() => undefined));
   await w.stopAll();
 });
