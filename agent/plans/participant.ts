@@ -13,14 +13,15 @@ import type {
 } from '../ports.js';
 import {encodeHostInfo} from '../preflight.js';
 import type {AgentEvent, MachineState, PeerView, SwitchOutcome} from '../state-machine.js';
-import {executeStep, executeUndo, STEP_DEADLINE_MS, type StepRun} from './executor.js';
+import {executeStep, executeUndo, type StepRun} from './executor.js';
 import {planRollback, type SwitchSide, type SwitchStepName} from './plans.js';
 import {describeStep, STEPS} from './steps.js';
 import {takeBackIfFree} from './take-back.js';
 import {TrafficCounter} from './traffic.js';
 import {shareableAddresses} from '../peer/host-addresses.js';
 import {canonicalAddress} from '../access-log.js';
-import {announceAll, describeAddresses, isAnyInUse, isServingAll, ownDrainAddresses, removeAll, type OwnDrainAddresses} from '../net/service-addresses.js';
+import {announceAll, describeAddresses, isAnyInUse, isServingAll, removeAll} from '../net/service-addresses.js';
+import {drainReadiness, waitForDrain, type DrainEnd, type DrainReadiness} from './drain.js';
 
 /** What the participant needs of the agent that owns it. */
 export interface SwitchHost {
@@ -57,19 +58,7 @@ export interface ParticipantDeps {
   readonly hostAddresses?: () => readonly string[];
 }
 
-/** Whether this host can drain, and the addresses the taker sends strays to when it is the giver: one of its own per
- *  service address, of that address's family, in the order of service.ips. */
-export type DrainReadiness = OwnDrainAddresses;
-
-/** How the drain ended on this (giving) host. */
-export interface DrainEnd {
-  readonly left: number;
-  readonly ms: number;
-  readonly graceful: string | undefined;
-}
-
-// The connections left on the giver are counted this often while the drain waits: a read of /proc, no process.
-const DRAIN_POLL_MS = 100;
+export type {DrainEnd, DrainReadiness};
 
 interface CurrentSwitch {
   readonly id: string;
@@ -112,13 +101,7 @@ export class SwitchParticipant {
 
   /** Whether a switch can drain on this host; as a giver, where the taker sends what is not its own. */
   async drainReadiness(): Promise<DrainReadiness> {
-    const {config} = this.#deps;
-    const {drain} = this.#deps.steps.ctx;
-    if (!config.drain.enabled) return {unavailable: `drain.enabled is false in ${config.file}`};
-    if (config.service.mode !== 'address') return {unavailable: 'link mode downs the giver\'s interface, so nothing can reach its connections'};
-    const unavailable = await drain.unavailable();
-    if (unavailable !== undefined) return {unavailable};
-    return await ownDrainAddresses(config.service, drain);
+    return drainReadiness(this.#deps.config, this.#deps.steps.ctx.drain);
   }
 
   /** Joins a switch on this host: checks this host can play `side`, journals, enters `switching`. Idempotent per id.
@@ -270,51 +253,12 @@ export class SwitchParticipant {
   async drainConnections(id: string, timeoutMs: number, onProgress?: (left: number, elapsedMs: number) => void): Promise<DrainEnd> {
     const current = this.#require(id);
     const {config, clock, log, runner} = this.#deps;
-    const {drain} = this.#deps.steps.ctx;
     if (current.side !== 'giver') throw new BatonError('STEP_FAILED', 'drain-connections runs on the giver');
     await this.#writeJournal('drain-connections');
-    const started = clock.now();
-    const elapsed = (): number => clock.now() - started;
-    // Every service address's connections: a dual-stack service's clients come over both.
-    const openConnections = async (): Promise<number> => {
-      let count = 0;
-      for (const ip of config.service.ips) count += await drain.openConnections(ip);
-      return count;
-    };
-    // Connections first get graceful_after_s to end by themselves: a server that ends a keep-alive connection by
-    // answering "Connection: close" does it without a race, one told to close its idle connections does not.
-    const waitUntil = async (untilMs: number): Promise<number> => {
-      let left = await openConnections();
-      while (left > 0 && elapsed() < untilMs) {
-        onProgress?.(left, elapsed());
-        await clock.sleep(Math.min(DRAIN_POLL_MS, Math.max(1, untilMs - elapsed())));
-        left = await openConnections();
-      }
-      return left;
-    };
-    let left = await waitUntil(Math.min(config.drain.gracefulAfterS * 1000, timeoutMs));
-    let graceful: string | undefined;
-    if (config.drain.graceful !== undefined) {
-      const {path, args} = config.drain.graceful;
-      const line = [path, ...args].join(' ');
-      if (left === 0) {
-        graceful = `${line} not needed: no connection was left after ${Math.round(elapsed())} ms`;
-      } else {
-        try {
-          await runner.run(path, args, {timeoutMs: STEP_DEADLINE_MS});
-          graceful = `${line} ran with ${left} connection(s) open`;
-        } catch (error) {
-          graceful = `${line} failed: ${describeError(error)}`;
-          log.warning(`(switch ${id}) drain: ${graceful}`);
-        }
-      }
-    }
-    left = await waitUntil(timeoutMs);
+    const end = await waitForDrain({config, clock, log, runner, drain: this.#deps.steps.ctx.drain}, id, timeoutMs, onProgress);
     current.applied.push('drain-connections');
     await this.#writeJournal(undefined);
-    const ms = Math.round(clock.now() - started);
-    log.notice(`(switch ${id}) drain: ${left === 0 ? `no connection left after ${ms} ms` : `${left} connection(s) still open after the ${timeoutMs} ms drain timeout`}`);
-    return {left, ms, graceful};
+    return end;
   }
 
   /** Ends the switch here: tidies up, clears the journal, and leaves `switching` for the state the outcome gives. */
