@@ -636,6 +636,7 @@ async function runEtcdAgent(config: EtcdConfig, log: Logger, clock: ReturnType<t
     config, clock, store, log,
     network: networkFor,
     drain: (name) => createNftDrainDriver(runner, {interface: name}),
+    runner,
     healthProbe: createSystemHealthProbe(runner, {commandRunner: scriptRunner}),
     hooks: config.hooks.onStateChange === undefined ? undefined
       : new HookRunner({runner: scriptRunner, path: config.hooks.onStateChange, timeoutMs: config.hooks.timeoutMs, log, clock}),

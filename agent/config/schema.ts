@@ -52,6 +52,9 @@ export interface EtcdConfig extends CommonConfig {
   /** The services this host may hold, each under its own key: one (the file's `pair` and `service`) or several
    *  (its `services` list), in the file's order. */
   readonly services: readonly EtcdService[];
+  /** The drain of a planned switch, as a pair's, for every service of the file (the giver's own addresses go into its
+   *  presence value). */
+  readonly drain: Config['drain'];
   readonly coordination: EtcdCoordination;
 }
 
@@ -468,11 +471,11 @@ function readServiceKeys(reader: Reader, service: Section) {
   };
 }
 
-// What only a pair reads: its peer, its beacons and their secret, and a planned switch's drain and rehearsal aids,
-// which etcd mode does not run yet. Refused in etcd mode rather than ignored: an operator must not
+// What only a pair reads: its peer, its beacons and their secret, and the rehearsal aids, which etcd mode does not run
+// yet. Refused in etcd mode rather than ignored: an operator must not
 // believe a key is in force when it is not.
 const PAIR_ONLY_KEYS = [
-  'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'heartbeat', 'drain', 'rehearsal',
+  'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'heartbeat', 'rehearsal',
 ] as const;
 
 /** A host in etcd mode: the keys both modes share, and the coordination section already read. */
@@ -502,6 +505,7 @@ function readEtcdConfig(reader: Reader, top: ReturnType<Reader['root']>, file: s
   return {
     file,
     services,
+    drain: readDrain(reader, top.field('drain'), inspectProgram),
     onStop,
     stateDir: reader.optional(top.field('state_dir'), ABSOLUTE_PATH, DEFAULT_STATE_DIR),
     controlSocket: reader.optional(top.field('control_socket'), SOCKET_PATH, DEFAULT_CONTROL_SOCKET),

@@ -5,7 +5,7 @@
 // never campaigns), its drained flag, and the answers to the control socket.
 //
 // A planned switchover (`baton switchover --to HOST [--service NAME]`, on any host; HOST runs it) is etcd-switch.ts. What a
-// pair's agent does and this one does not yet: the drain, the rehearsal aids and metrics. Their requests are refused
+// pair's agent does and this one does not yet: the rehearsal aids and metrics. Their requests are refused
 // with a reason.
 
 import type {EtcdConfig, EtcdService} from '../config/schema.js';
@@ -18,8 +18,9 @@ import {BatonError, describeError} from '../errors.js';
 import {HealthMonitor, type HealthProbe} from '../health.js';
 import type {HookRunner} from '../hooks.js';
 import type {Logger} from '../log.js';
-import type {AccessLogWatcher, BeaconSocket, Clock, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
-import {describeAddresses} from '../net/service-addresses.js';
+import type {AccessLogWatcher, BeaconSocket, Clock, CommandRunner, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
+import {describeAddresses, ownDrainAddresses} from '../net/service-addresses.js';
+import {drainReadiness} from '../plans/drain.js';
 import {HostBeacons} from './host-beacons.js';
 import {VERSION} from '../version.js';
 import {presenceKey, serviceKey} from '../config/coordination.js';
@@ -33,8 +34,10 @@ export interface EtcdAgentDeps {
   readonly store: CoordinationStore;
   /** The driver of a service interface. */
   readonly network: (iface: string) => NetworkDriver;
-  /** Not used by a claim's steps (no drain in a failover); the step catalogue's context needs one. */
+  /** A planned switch's drain on a service interface (not a failover's: a dead giver has nothing to drain). */
   readonly drain: (iface: string) => DrainDriver;
+  /** Runs drain.graceful_command. */
+  readonly runner: CommandRunner;
   readonly healthProbe: HealthProbe;
   readonly hooks: Pick<HookRunner, 'notify' | 'drain'> | undefined;
   readonly log: Logger;
@@ -58,6 +61,8 @@ const CALL_TIMEOUT_MS = 1000;
 export class EtcdAgent implements ControlHandler {
   readonly #deps: EtcdAgentDeps;
   readonly #services: readonly HostedService[];
+  /** The services this host can drain (drain.enabled, address mode, nftables): their own addresses are kept in its presence. */
+  readonly #drainReady = new Set<string>();
   /** `baton drain` said this host must not take any service (a key in etcd, until `baton resume`). */
   #drained = false;
   #watchingDrained: Promise<void> | undefined;
@@ -108,6 +113,7 @@ export class EtcdAgent implements ControlHandler {
       config, service, clock, store, log, timing,
       network: deps.network(service.service.interface),
       drain: deps.drain(service.service.interface),
+      runner: deps.runner,
       hooks: deps.hooks,
       mayServe: () => this.#mayServe(),
       drainedKey: drainedKey(coordination.prefix, coordination.host),
@@ -139,7 +145,8 @@ export class EtcdAgent implements ControlHandler {
     this.#beaconsRun = this.#beacons?.run().catch((error: unknown) => log.error(`(beacons) stopped: ${describeError(error)}`));
     this.#presenceRun = this.#presence.run().catch((error: unknown) => log.error(`(presence) stopped: ${describeError(error)}`));
     // The drained flag is read before the claims' first look: a drained host must not campaign at start.
-    const drainedRead = this.#readDrained();
+    // Whatever a drain left (this agent was killed during one) is taken back first.
+    const drainedRead = this.#drainStart().then(() => this.#readDrained());
     for (const service of this.#services) service.start(drainedRead);
     this.#watchingDrained = this.#watchDrained(this.#stop.signal);
     this.#watchingHealth = this.#handOverWhileSick(this.#stop.signal);
@@ -376,6 +383,35 @@ export class EtcdAgent implements ControlHandler {
     while (!signal.aborted) {
       await this.#deps.clock.sleep(DRAINED_READ_MS, signal).catch(() => undefined);
       if (!signal.aborted) await this.#readDrained();
+      if (!signal.aborted) await this.#refreshOwnAddresses();
+    }
+  }
+
+  /** At start: removes a drain's leftovers, and says in the presence value, per service, whether this host can drain it
+   *  and its own addresses for it (what a taker's forward-strays sends to when this host gives the service away). */
+  async #drainStart(): Promise<void> {
+    const {config, log} = this.#deps;
+    for (const {name, service} of config.services) {
+      const drain = this.#deps.drain(service.interface);
+      const leftovers: string[] = [];
+      for (const ip of service.ips) {
+        leftovers.push(...await drain.removeLeftovers(ip).catch((error: unknown) => [`nothing: looking failed: ${describeError(error)}`]));
+      }
+      if (leftovers.length > 0) log.warning(`(agent) removed what an interrupted drain of ${name} left: ${leftovers.join(', ')}`);
+      const readiness = await drainReadiness({file: config.file, service, drain: config.drain}, drain)
+        .catch((error: unknown) => ({unavailable: `looking failed: ${describeError(error)}`}));
+      if (readiness.unavailable !== undefined && config.drain.enabled) {
+        log.warning(`(drain) this host cannot drain ${name} when it gives it away: ${readiness.unavailable}`);
+      }
+      if (readiness.unavailable === undefined) this.#drainReady.add(name);
+      this.#presence.setDrain(name, readiness);
+    }
+  }
+
+  /** The own addresses as the interfaces have them now (a read, no process), into the presence value if they changed. */
+  async #refreshOwnAddresses(): Promise<void> {
+    for (const {name, service} of this.#deps.config.services) {
+      if (this.#drainReady.has(name)) this.#presence.setDrain(name, await ownDrainAddresses(service, this.#deps.drain(service.interface)));
     }
   }
 }

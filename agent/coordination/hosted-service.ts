@@ -9,7 +9,7 @@ import {describeError} from '../errors.js';
 import type {HookRunner} from '../hooks.js';
 import type {Logger} from '../log.js';
 import {createStepRun} from '../plans/executor.js';
-import type {AccessLogWatcher, Clock, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
+import type {AccessLogWatcher, Clock, CommandRunner, CoordinationStore, DrainDriver, NetworkDriver} from '../ports.js';
 import type {AgentStateName, ServiceIp} from '../state-machine.js';
 import {describeAddresses, findServing, isAnyInUse} from '../net/service-addresses.js';
 import {serviceKey} from '../config/coordination.js';
@@ -24,8 +24,10 @@ export interface HostedServiceDeps {
   readonly store: CoordinationStore;
   /** The driver of the service's interface. */
   readonly network: NetworkDriver;
-  /** Not used by a claim's steps (no drain in a failover); the step catalogue's context needs one. */
+  /** A planned switch's drain (not a failover's: a dead giver has nothing to drain). */
   readonly drain: DrainDriver;
+  /** Runs drain.graceful_command. */
+  readonly runner: CommandRunner;
   readonly hooks: Pick<HookRunner, 'notify'> | undefined;
   readonly log: Logger;
   readonly timing: LeaseTiming;
@@ -82,7 +84,7 @@ export class HostedService {
       // The claim drops its own address before it campaigns, so an answer comes from another host.
       probe: () => isAnyInUse(network, service.service.ips),
       drain: deps.drain,
-      giverAddresses: () => [],
+      giverAddresses: () => this.#switch.giverAddresses,
     });
     this.claim = new ServiceClaim({
       clock, store, log,
@@ -106,7 +108,7 @@ export class HostedService {
     });
     this.#switch = new EtcdSwitch({
       config, service, clock, store, log, run, claim: this.claim, healthy: deps.mayServe, accessLog: deps.accessLog,
-      newId: deps.newId, onServing: () => this.#nowServing(),
+      newId: deps.newId, onServing: () => this.#nowServing(), runner: deps.runner,
     });
   }
 

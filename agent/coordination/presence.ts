@@ -1,5 +1,8 @@
 // A host's presence in etcd mode (issue 17): `<prefix>hosts/<name>` under a lease of the host's own, its value what
-// the other hosts may want to know of it ({health, version, since}). The key is there while the host's agent runs and
+// the other hosts may want to know of it ({health, version, since, drain}). `drain` is, for each service of the host's
+// file, what a pair's can-drain answers: the host's own addresses, one per service address, where a taker sends the
+// strays of this host's connections when it gives the service away, or why it cannot drain. A value without it (a baton older than the drain in etcd mode) says
+// nothing, and a switch from that host runs without a drain and says so. The key is there while the host's agent runs and
 // reaches etcd, and goes by itself a lease TTL after the agent died or lost etcd.
 //
 // Presence is information, never safety: the service's key under its holder's lease is the only thing that decides
@@ -14,6 +17,8 @@ import type {Logger} from '../log.js';
 import type {Clock, CoordinationStore} from '../ports.js';
 import type {Health} from '../state-machine.js';
 import type {LeaseTiming} from './lease-holder.js';
+import type {DrainReadiness} from '../plans/drain.js';
+import {parseIpAddress} from '../net/ip-address.js';
 
 /** The value of a presence key. */
 export interface Presence {
@@ -22,6 +27,8 @@ export interface Presence {
   readonly version: string;
   /** Since when (wall clock, ISO 8601) the health has been what it is, or the agent has run. */
   readonly since: string;
+  /** Per service: whether the host can drain it as a giver, and its own addresses for it; absent: it did not say. */
+  readonly drain?: Readonly<Record<string, DrainReadiness>>;
 }
 
 /** A presence value as another host wrote it; undefined when it is not one (a host of another baton, or garbage). */
@@ -33,9 +40,31 @@ export function parsePresence(value: string): Presence | undefined {
     return undefined;
   }
   const record = typeof parsed === 'object' && parsed !== null ? parsed as Record<string, unknown> : {};
-  const {health, version, since} = record;
+  const {health, version, since, drain} = record;
   if ((health !== 'ok' && health !== 'failing') || typeof version !== 'string' || typeof since !== 'string') return undefined;
-  return {health, version, since};
+  const readiness = parseDrains(drain);
+  return readiness === undefined ? {health, version, since} : {health, version, since, drain: readiness};
+}
+
+/** The drain part of a presence value, per service; a service whose part is not one is left out (said nothing). */
+function parseDrains(value: unknown): Record<string, DrainReadiness> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const drains: Record<string, DrainReadiness> = {};
+  for (const [name, part] of Object.entries(value)) {
+    const readiness = parseDrain(part);
+    if (readiness !== undefined) drains[name] = readiness;
+  }
+  return Object.keys(drains).length === 0 ? undefined : drains;
+}
+
+/** The drain part of a presence value; undefined when absent or not one (then the host said nothing of the drain). */
+function parseDrain(value: unknown): DrainReadiness | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const {addresses, unavailable} = value as Record<string, unknown>;
+  if (typeof unavailable === 'string' && addresses === undefined) return {unavailable};
+  if (!Array.isArray(addresses) || addresses.length === 0 || addresses.length > 2) return undefined;
+  const parsed = addresses.map((address) => typeof address === 'string' ? parseIpAddress(address)?.address : undefined);
+  return parsed.every((address) => address !== undefined) ? {addresses: parsed as string[]} : undefined;
 }
 
 export interface PresenceDeps {
@@ -65,6 +94,7 @@ export class PresenceKeeper {
   #written: string | undefined;
   #wake: AbortController | undefined;
   #failing: string | undefined;
+  #drain: Record<string, DrainReadiness> | undefined;
 
   constructor(deps: PresenceDeps, health: Health) {
     this.#deps = deps;
@@ -74,7 +104,8 @@ export class PresenceKeeper {
 
   /** The value to write: what this host says of itself now. */
   get value(): Presence {
-    return {health: this.#health, version: this.#deps.version, since: this.#since};
+    const said = {health: this.#health, version: this.#deps.version, since: this.#since};
+    return this.#drain === undefined ? said : {...said, drain: this.#drain};
   }
 
   /** Whether the key is written with the current value (as far as this host knows). */
@@ -87,6 +118,14 @@ export class PresenceKeeper {
     if (health === this.#health) return;
     this.#health = health;
     this.#since = new Date(this.#deps.clock.wallNow()).toISOString();
+    this.#wake?.abort();
+  }
+
+  /** Whether this host can drain `service` and its own addresses for it (drain.ts): the key is rewritten at once if it
+   *  changed. */
+  setDrain(service: string, drain: DrainReadiness): void {
+    if (JSON.stringify(drain) === JSON.stringify(this.#drain?.[service])) return;
+    this.#drain = {...this.#drain, [service]: drain};
     this.#wake?.abort();
   }
 

@@ -74,6 +74,7 @@ export function testEtcdConfig(host = 'a', overrides: Partial<EtcdConfig> = {}):
   return {
     file: `/etc/baton/${host}.yaml`,
     services: [testEtcdService()],
+    drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60},
     onStop: 'release',
     stateDir: `/var/lib/baton-${host}`,
     controlSocket: `/run/baton-${host}/control.sock`,

@@ -203,3 +203,15 @@ test('a services list refuses the one-service keys beside it, and names, address
   t.regex(problems(`${SERVICES_BASE}services: []\n`), /services: expected a list of services .* \(an empty list\)/);
   t.regex(problems(`${MINIMAL}services:\n${TWO}`), /services: expected nothing, .*several services on one set of hosts are for coordination\.mode: etcd/);
 });
+
+test('in etcd mode drain is read as a pair reads it: the same defaults, and the same refusals', (t) => {
+  const config = parseAny(withEtcd(`  mode: etcd\n${THREE}`));
+  t.like(config, {drain: {enabled: true, graceful: undefined, gracefulAfterS: 5, timeoutS: 60}});
+  t.deepEqual((parseAny(`${ETCD_BASE}drain: {timeout_s: 20, graceful_after_s: 2}\ncoordination:\n  mode: etcd\n${THREE}${HOSTS}`) as {drain: unknown}).drain,
+    {enabled: true, graceful: undefined, gracefulAfterS: 2, timeoutS: 20});
+  t.deepEqual((parseAny(`${ETCD_BASE}drain: {enabled: false}\ncoordination:\n  mode: etcd\n${THREE}${HOSTS}`) as {drain: {enabled: boolean}}).drain.enabled, false);
+});
+
+test('in etcd mode a drain value out of range is refused with its line', rejects,
+  `${ETCD_BASE}drain: {timeout_s: 0}\ncoordination:\n  mode: etcd\n${THREE}${HOSTS}`,
+  ['6 drain.timeout_s: expected an integer 1..3600, got 0']);

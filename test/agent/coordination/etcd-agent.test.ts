@@ -3,6 +3,7 @@
 
 import test from 'ava';
 import {EtcdAgent} from '../../../agent/coordination/etcd-agent.js';
+import type {EtcdConfig} from '../../../agent/config/schema.js';
 import {isBatonError} from '../../../agent/errors.js';
 import type {StateChange} from '../../../agent/hooks.js';
 import {FakeAccessLog} from '../../fakes/fake-access-log.js';
@@ -10,6 +11,7 @@ import {advanceUntilDone, FakeClock} from '../../fakes/fake-clock.js';
 import {keptLog} from '../../fakes/kept-log.js';
 import {SharedEtcd} from '../../fakes/shared-etcd.js';
 import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
+import {RecordingRunner} from '../../fakes/recording-runner.js';
 import {FakeHealthProbe} from '../../fakes/fake-health-probe.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
 import {SERVICE_IP, testEtcdConfig, testEtcdService} from '../../fakes/test-config.js';
@@ -30,7 +32,7 @@ async function web(agent: EtcdAgent) {
   return {...status, ...service};
 }
 
-function world(names = ['a', 'b'], options: {accessLog?: boolean; revision?: number} = {}) {
+function world(names = ['a', 'b'], options: {accessLog?: boolean; revision?: number; drain?: boolean; drainConfig?: Partial<EtcdConfig['drain']>} = {}) {
   const clock = new FakeClock();
   const etcd = new SharedEtcd(clock);
   const store = etcd.store;
@@ -43,18 +45,21 @@ function world(names = ['a', 'b'], options: {accessLog?: boolean; revision?: num
     const changes: StateChange[] = [];
     const lines: string[] = [];
     const accessLog = options.accessLog === true ? new FakeAccessLog() : undefined;
+    const drain = new FakeDrainDriver(`192.0.2.${11 + names.indexOf(name)}`);
+    const runner = new RecordingRunner();
     const config = testEtcdConfig(name, {
       services: [testEtcdService({hosts: names, confirm: {...testEtcdService().confirm, accessLog: accessLog === undefined ? undefined
         : '/var/log/nginx/access.log', timeoutS: 5}})],
+      drain: {...testEtcdConfig(name).drain, enabled: options.drain ?? false, ...options.drainConfig},
       health: {intervalMs: 100, fall: 1, rise: 1, checks: [{kind: 'interface', interface: 'eth0'}]},
       coordination: {...testEtcdConfig(name).coordination, hosts: names, leaseTtlS: 3, renewMarginMs: 600},
     });
     const agent = new EtcdAgent({
-      config, clock, store: etcd.viewFrom(reach), network: () => network, drain: () => new FakeDrainDriver(), healthProbe: health, log: keptLog(lines),
+      config, clock, store: etcd.viewFrom(reach), network: () => network, drain: () => drain, runner, healthProbe: health, log: keptLog(lines),
       hooks: {notify: (change) => void changes.push(change), drain: async () => undefined},
       hostname: `host-${name}`, pid: 1000, accessLog: () => accessLog, newId: () => `switch-to-${name}`,
     });
-    return {name, agent, network, health, changes, lines, accessLog, reach};
+    return {name, agent, network, health, changes, lines, accessLog, reach, drain, runner};
   });
   const holders = (): string[] => segment.holders(SERVICE_IP.address).map((driver) => driver.name);
   const advance = async (ms: number): Promise<void> => {
@@ -515,5 +520,168 @@ test('an etcd whose revision is past 2^31 − 1 (a pair\'s largest epoch): the e
   t.is(doubles, 0);
   const after = (await web(b.agent)).claim.epoch ?? 0;
   t.true(after > epoch, `b holds at epoch ${after}`);
+  await w.stopAll();
+});
+
+// The drain in an etcd switch: a pair's steps (plans.ts) at the same places of the order, from the same catalogue.
+
+const SWITCH = {dryRun: false, strict: false, minRequests: 3, confirmTimeoutS: undefined, pauseAfter: undefined, to: 'b'} as const;
+
+test('switchover --to b with the drain: a pair\'s order, the giver\'s own address from its presence, free only once its connections ended', async (t) => {
+  const w = world(['a', 'b', 'c'], {accessLog: true, drain: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  a.drain.connections = 2;
+  const steps: string[] = [];
+  const notes: string[] = [];
+  let servedMs = 0;
+  let closedAt: number | undefined;
+  const {value: result, doubles} = await w.watch(b.agent.switchover(SWITCH, (p) => {
+    if (p.kind === 'step') steps.push(`${p.step} ${p.host.host} ${p.action} ${p.status}`);
+    if (p.kind === 'note') notes.push(p.text);
+  }), () => {
+    if (w.holders()[0] !== 'b') return;
+    b.accessLog?.request();
+    // a's two connections end 3 s after b serves, well inside drain.timeout_s.
+    servedMs += 1;
+    if (servedMs === 3000) {
+      a.drain.connections = 0;
+      closedAt = w.clock.now();
+    }
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.deepEqual(notes, []);
+  t.deepEqual(steps, ['backup-net-down b apply ok', 'assign-ip b apply ok', 'forward-strays b apply ok', 'hold-connections a apply ok',
+    'primary-net-down a apply ok', 'backup-net-up b apply ok', 'confirm-traffic b check ok', 'drain-connections a apply ok',
+    'end-forwarding b apply ok', 'end-hold a apply ok']);
+  t.is(doubles, 0, 'the address was never on two hosts');
+  t.deepEqual(b.drain.journal, ['forward 192.0.2.100 to 192.0.2.11', 'unforward'], 'b forwarded to a\'s own address, as a\'s presence said it');
+  t.deepEqual(a.drain.journal, ['hold 192.0.2.100 as 192.0.2.11', 'unhold 192.0.2.100']);
+  t.like(result.drain, {left: 0, problems: []});
+  t.true((result.drain?.ms ?? 0) >= 2900, `the drain waited for the connections (${result.drain?.ms} ms)`);
+  t.true(closedAt !== undefined && w.clock.now() >= closedAt);
+  t.regex(result.reason ?? '', /host a is free to upgrade; its connections finished in \d+\.\d s$/);
+  t.deepEqual(w.holders(), ['b']);
+  t.is(a.drain.held, undefined);
+  t.is(b.drain.forwardingTo, undefined);
+  await w.stopAll();
+});
+
+test('a drain that times out cuts what is left and says how many; the graceful command ran first', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true, drain: true,
+    drainConfig: {timeoutS: 8, gracefulAfterS: 2, graceful: {path: '/usr/sbin/nginx', args: ['-s', 'reload']}}});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  a.drain.connections = 4;
+  const {value: result} = await w.watch(b.agent.switchover(SWITCH, () => undefined), () => {
+    if (w.holders()[0] === 'b') b.accessLog?.request();
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.like(result.drain, {left: 4, problems: [], graceful: '/usr/sbin/nginx -s reload ran with 4 connection(s) open'});
+  t.true((result.drain?.ms ?? 0) >= 8000);
+  t.regex(result.reason ?? '', /host a is free to upgrade; 4 connection\(s\) were still open after the 8 s drain timeout and are cut$/);
+  t.deepEqual(a.runner.calls.map((call) => [call.file, ...call.args].join(' ')), ['/usr/sbin/nginx -s reload']);
+  t.deepEqual(b.runner.calls, [], 'the graceful command runs on the giver only');
+  t.is(a.drain.held, undefined, 'the hold ends with the switch, connections or not');
+  t.is(b.drain.forwardingTo, undefined);
+  await w.stopAll();
+});
+
+test('a switch that rolls back after the handover takes the drain back in a pair\'s order: the giver serves again, then the forwarding goes', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true, drain: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  const steps: string[] = [];
+  const {value: result, doubles} = await w.watch(b.agent.switchover({...SWITCH, confirmTimeoutS: 2}, (p) => {
+    if (p.kind === 'step') steps.push(`${p.step} ${p.host.host} ${p.action} ${p.status}`);
+  }));
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'confirm-traffic');
+  t.is(doubles, 0);
+  t.deepEqual(steps.slice(-3), ['backup-net-up b undo ok', 'primary-net-down a undo ok', 'forward-strays b undo ok']);
+  t.deepEqual(a.drain.journal, ['hold 192.0.2.100 as 192.0.2.11', 'unhold 192.0.2.100'], 'a took its hold back when it served again');
+  t.deepEqual(b.drain.journal, ['forward 192.0.2.100 to 192.0.2.11', 'unforward']);
+  t.deepEqual(w.holders(), ['a']);
+  await w.advance(1000);
+  t.like(await web(a.agent), {claim: {phase: 'holding', holder: 'a', switching: undefined}, holdsIp: true});
+  await w.stopAll();
+});
+
+test('a giver whose hold-connections fails says so: nothing moved, the taker takes its forwarding back', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true, drain: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  a.drain.failNext('hold');
+  const steps: string[] = [];
+  const {value: result, doubles} = await w.watch(b.agent.switchover(SWITCH, (p) => {
+    if (p.kind === 'step') steps.push(`${p.step} ${p.host.host} ${p.action} ${p.status}`);
+  }));
+  t.is(result.outcome, 'rolled-back');
+  t.is(result.failedStep, 'hold-connections');
+  t.regex(result.reason ?? '', /^hold-connections on a: hold-connections on a: hold failed \(injected\)/);
+  t.is(doubles, 0);
+  t.deepEqual(steps, ['backup-net-down b apply ok', 'assign-ip b apply ok', 'forward-strays b apply ok', 'hold-connections a apply failed',
+    'forward-strays b undo ok', 'assign-ip b undo ok', 'backup-net-down b undo ok']);
+  t.is(a.drain.held, undefined);
+  t.is(b.drain.forwardingTo, undefined);
+  t.deepEqual(w.holders(), ['a'], 'a never stopped serving');
+  await w.stopAll();
+});
+
+test('a giver whose presence does not say its own addresses: the switch says so and runs without the drain', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true, drain: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  // a's presence as a baton from before the drain in etcd mode writes it: no drain part.
+  const presence = await w.settle(w.store.read('/baton/hosts/a'));
+  if (presence === undefined) return t.fail('a has a presence key');
+  const {drain: _said, ...older} = JSON.parse(presence.value) as Record<string, unknown>;
+  t.deepEqual(_said, {web: {addresses: ['192.0.2.11']}}, 'a said its own address');
+  await w.settle(w.store.put('/baton/hosts/a', JSON.stringify(older), presence.lease));
+  const steps: string[] = [];
+  const notes: string[] = [];
+  const {value: result, doubles} = await w.watch(b.agent.switchover(SWITCH, (p) => {
+    if (p.kind === 'step') steps.push(p.step);
+    if (p.kind === 'note') notes.push(p.text);
+  }), () => {
+    if (w.holders()[0] === 'b') b.accessLog?.request();
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.deepEqual(notes, ['no drain: host a\'s presence (/baton/hosts/a) does not say its own addresses for the drain (its baton is older than ' +
+    'the drain in etcd mode?); connections open on host a at the move will be cut']);
+  t.deepEqual(steps, ['backup-net-down', 'assign-ip', 'primary-net-down', 'backup-net-up', 'confirm-traffic']);
+  t.is(result.drain, undefined);
+  t.deepEqual([...a.drain.journal, ...b.drain.journal], []);
+  t.is(doubles, 0);
+  await w.stopAll();
+});
+
+test('a giver that cannot drain says why in its presence, and the taker names it', async (t) => {
+  const w = world(['a', 'b'], {accessLog: true, drain: true});
+  const [a, b] = w.hosts;
+  if (a === undefined || b === undefined) return t.fail();
+  a.drain.cannot = 'nftables cannot take the drain\'s rules here: nft: not found';
+  for (const host of w.hosts) host.agent.start();
+  await w.advance(1500);
+  const notes: string[] = [];
+  const {value: result} = await w.watch(b.agent.switchover(SWITCH, (p) => {
+    if (p.kind === 'note') notes.push(p.text);
+  }), () => {
+    if (w.holders()[0] === 'b') b.accessLog?.request();
+  });
+  t.is(result.outcome, 'done', result.reason);
+  t.deepEqual(notes, ['no drain: host a (the giver) cannot drain: nftables cannot take the drain\'s rules here: nft: not found; ' +
+    'connections open on host a at the move will be cut']);
+  t.true(a.lines.some((line) => line.startsWith('(drain) this host cannot drain web when it gives it away: nftables')));
   await w.stopAll();
 });

@@ -14,6 +14,7 @@ import {FakeDrainDriver} from '../../fakes/fake-drain-driver.js';
 import {FakeHealthProbe} from '../../fakes/fake-health-probe.js';
 import {FakeNetworkDriver, FakeSegment} from '../../fakes/fake-network-driver.js';
 import {SharedEtcd} from '../../fakes/shared-etcd.js';
+import {RecordingRunner} from '../../fakes/recording-runner.js';
 import {testEtcdConfig, testEtcdService} from '../../fakes/test-config.js';
 
 const SHOP_IP: ServiceIp = {address: '192.0.2.100', prefixLength: 24, family: 4, cidr: '192.0.2.100/24'};
@@ -43,7 +44,7 @@ function world() {
       coordination: {...testEtcdConfig(name).coordination, hosts: names, leaseTtlS: 3, renewMarginMs: 600},
     });
     const agent = new EtcdAgent({
-      config, clock, store: etcd.viewFrom({cut: false}), network: () => network, drain: () => new FakeDrainDriver(),
+      config, clock, store: etcd.viewFrom({cut: false}), network: () => network, drain: () => new FakeDrainDriver(), runner: new RecordingRunner(),
       healthProbe: new FakeHealthProbe(), log: keptLog(lines),
       hooks: {notify: (change) => void changes.push(change), drain: async () => undefined},
       hostname: `host-${name}`, pid: 1000, accessLog: () => accessLog, newId: () => `switch-to-${name}`,

@@ -82,3 +82,35 @@ test('a presence value is read only when it is one', (t) => {
     {health: 'ok', version: '0.2.0', since: '2026-12-06T20:00:00.000Z'});
   for (const bad of ['', 'ok', '{"health":"fine","version":"0.2.0","since":"x"}', '{"health":"ok"}', 'null']) t.is(parsePresence(bad), undefined, bad);
 });
+
+test('the value says, per service, whether the host can drain it and its own addresses; a value without them, or with forged ones, says nothing of the drain', (t) => {
+  const base = {health: 'ok', version: '0.2.0', since: '2026-12-06T20:00:00.000Z'};
+  t.deepEqual(parsePresence(JSON.stringify({...base, drain: {web: {addresses: ['192.0.2.11', '2001:DB8::11']}, api: {unavailable: 'link mode'}}})),
+    {...base, drain: {web: {addresses: ['192.0.2.11', '2001:db8::11']}, api: {unavailable: 'link mode'}}});
+  t.deepEqual(parsePresence(JSON.stringify(base)), base, 'an older baton\'s value: no drain part');
+  for (const forged of [{addresses: ['eth0']}, {addresses: []}, {addresses: ['192.0.2.1', '192.0.2.2', '192.0.2.3']}, 'yes', {addresses: [7]}]) {
+    t.deepEqual(parsePresence(JSON.stringify({...base, drain: {web: forged}})), base, JSON.stringify(forged));
+  }
+  t.deepEqual(parsePresence(JSON.stringify({...base, drain: {web: {addresses: ['eth0']}, api: {addresses: ['192.0.2.11']}}})),
+    {...base, drain: {api: {addresses: ['192.0.2.11']}}}, 'a forged part is left out, the others kept');
+});
+
+test('setDrain rewrites the key at once when the addresses change, and not when they do not', async (t) => {
+  const w = world();
+  await w.advance(100);
+  const puts = (): number => w.store.journal.filter((entry) => entry.op === 'put').length;
+  const before = puts();
+  w.keeper.setDrain('web', {addresses: ['192.0.2.11']});
+  await w.advance(50);
+  t.like(await w.read(), {drain: {web: {addresses: ['192.0.2.11']}}});
+  t.is(puts(), before + 1);
+  w.keeper.setDrain('web', {addresses: ['192.0.2.11']});
+  await w.advance(50);
+  t.is(puts(), before + 1, 'the same addresses: no write');
+  w.keeper.setDrain('web', {addresses: ['192.0.2.12']});
+  await w.advance(50);
+  t.like(await w.read(), {drain: {web: {addresses: ['192.0.2.12']}}});
+  w.stop.abort();
+  await w.advance(100);
+  await w.ran;
+});
