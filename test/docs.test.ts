@@ -7,7 +7,7 @@ import {DEFAULT_BEACON_INTERVAL_MS, DEFAULT_BEACON_PORT, DEFAULT_BEACON_SECRET_F
 import {STEP_DEADLINE_MS} from '../agent/plans/executor.js';
 import {
   DEFAULT_CONFIRM_TIMEOUT_S, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_GRACEFUL_AFTER_S, DEFAULT_HOOK_TIMEOUT_MS, DEFAULT_MIN_REQUESTS,
-  DEFAULT_METRICS_ENABLED, DEFAULT_METRICS_LISTEN, DEFAULT_REHEARSAL_ENABLED, DEFAULT_REPLAY_PROTECTION, REPLAY_PROTECTIONS,
+  DEFAULT_METRICS_ENABLED, DEFAULT_METRICS_LISTEN, DEFAULT_REHEARSAL_ENABLED, DEFAULT_REPLAY_PROTECTION, PAIR_ONLY_KEYS, REPLAY_PROTECTIONS,
 } from '../agent/config/schema.js';
 import {METRICS} from '../agent/metrics.js';
 import {
@@ -190,6 +190,12 @@ test('docs/configuration.md gives the beacon keys of keep-while-peers-agree with
     'coordination.beacons.interval_ms': `\`${DEFAULT_BEACON_INTERVAL_MS}\``,
     'coordination.beacons.heard_within_ms': `\`interval_ms × ${DEFAULT_HEARD_WITHIN_INTERVALS}\``,
   });
+});
+
+test('docs/configuration.md lists the pair\'s keys that etcd mode refuses as the schema refuses them', async (t) => {
+  const doc = await readFile(new URL('docs/configuration.md', root), 'utf8');
+  const listed = /with `etcd` a pair's keys are refused instead \(([^;)]*)/.exec(doc)?.[1] ?? '';
+  t.deepEqual([...listed.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]), [...PAIR_ONLY_KEYS]);
 });
 
 test('the metric list in docs/operator-guide.md is agent/metrics.ts\'s: every name, in order, with its type', async (t) => {

@@ -474,7 +474,7 @@ function readServiceKeys(reader: Reader, service: Section) {
 // What only a pair reads: its peer, its beacons and their secret, and the rehearsal aids, which etcd mode does not run
 // yet. Refused in etcd mode rather than ignored: an operator must not
 // believe a key is in force when it is not.
-const PAIR_ONLY_KEYS = [
+export const PAIR_ONLY_KEYS = [
   'node', 'listen', 'peer', 'secret_file', 'accept_secret_files', 'heartbeat', 'rehearsal',
 ] as const;
 

@@ -37,7 +37,7 @@ export interface CheckConfigDeps {
   readonly probe: HostProbe;
   /** Who the agent reads files as under its unit. */
   readonly access: () => Promise<FileAccess>;
-  readonly drain: (config: Config) => DrainDriver;
+  readonly drain: (config: AnyConfig) => DrainDriver;
   /** The drop-in `baton install` wrote; compared with the config only for the config the unit runs. */
   readonly dropIn: string;
 }
@@ -110,8 +110,7 @@ export async function checkConfig(options: CheckConfigOptions, deps: CheckConfig
   if (config !== undefined) {
     notes.push(describeDecider(config));
     // Without its interface nftables refuses the drain's rules too: that would only say the same thing again.
-    // In etcd mode there is no planned switch yet, so no drain.
-    if (!isEtcdConfig(config) && !host.some((problem) => problem.kind === 'interface-missing')) {
+    if (!host.some((problem) => problem.kind === 'interface-missing')) {
       const drain = await describeDrain(config, deps.drain(config));
       if (typeof drain === 'string') notes.push(drain);
       else host.push(drain);
@@ -258,10 +257,10 @@ export async function checkSandbox(config: AnyConfig, dropIn: string): Promise<s
 
 /**
  * Whether a planned switch drains on this host, and why not when it cannot: the same checks as the agent makes
- * before a switch (participant.drainReadiness), run against this host's nftables. A host that cannot drain still
+ * before a switch (plans/drain.ts: drainReadiness), in either coordination mode, run against this host's nftables. A host that cannot drain still
  * switches, cutting the connections open at the move; so this is a warning, not a reason to refuse the file.
  */
-export async function describeDrain(config: Config, drain: DrainDriver): Promise<string | HostProblem> {
+export async function describeDrain(config: Pick<Config, 'drain' | 'service'>, drain: DrainDriver): Promise<string | HostProblem> {
   if (!config.drain.enabled) return 'drain: off (drain.enabled: false): a planned switch cuts the connections open at the move';
   if (config.service.mode !== 'address') return 'drain: none in link mode (the giver\'s interface goes down): a planned switch cuts the connections open at the move';
   const why = await drain.unavailable().catch((error: unknown) => describeError(error))

@@ -252,6 +252,7 @@ test('an etcd host\'s file is valid without beacons or a secret; check-config sa
     '    service IP 192.0.2.100/24 on eth0 (address mode)\n' +
     '  etcd: 2 members (http://192.0.2.31:2379, http://192.0.2.32:2379); lease 10 s, the address given up 2000 ms before it could ' +
     'expire; on etcd loss: drop; give etcd three members or five: fewer tolerate no failure\n' +
+    '  drain: on; connections get 5 s to end, no graceful command (connections must end by themselves), 60 s in all\n' +
     '  host: eth0 is this host\'s; ip, arping and perl, and the access log checked as the agent finds them (root without CAP_DAC_OVERRIDE, in groups root and adm, under baton-agent.service)\n' +
     '  WARNING confirm.access_log: not set: `baton switchover` refuses until it names this host\'s web-server access log (failover does not need it)\n');
   const json = JSON.parse((await checkWith(deps, file, true)).stdout) as {config: {coordination: {host: string}; services: Array<{name: string; key: string}>}};
