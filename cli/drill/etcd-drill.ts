@@ -78,7 +78,7 @@ export interface EtcdDrillOptions {
   readonly probeIntervalMs: number;
   readonly say: (line: string) => void;
   readonly signal: AbortSignal;
-  /** Keep-alive clients, downloads and uploads during each switch (information: etcd mode has no drain yet). */
+  /** Keep-alive clients, downloads and uploads during each switch (a switch drains them as a pair's does). */
   readonly clients?: boolean;
 }
 
@@ -311,7 +311,7 @@ export function formatEtcdDrillReport(report: EtcdDrillReport): string {
     }
     if (phase.servedAgainMs !== undefined) lines.push(`    served again ${Math.round(phase.servedAgainMs)} ms after the kill`);
     if (phase.target !== undefined) lines.push(`    target (information): ${phase.target}`);
-    if (phase.clients !== undefined) lines.push(`    ${clientsLine(phase.clients)} (etcd mode has no drain yet)`);
+    if (phase.clients !== undefined) lines.push(`    ${clientsLine(phase.clients)}`);
     if (phase.problem !== undefined) lines.push(`    problem: ${phase.problem}`);
   }
   return `${lines.join('\n')}\n`;

@@ -101,6 +101,8 @@ export interface EtcdLabConfigInput {
   readonly accessLog: string;
   readonly stateDir: string;
   readonly socket: string;
+  /** The web server's graceful command, for the drain of a planned switch (as the pair lab writes it). */
+  readonly graceful?: {readonly path: string; readonly args: readonly string[]};
 }
 
 /** A host's baton.yaml in the etcd lab. Pure. */
@@ -113,6 +115,9 @@ export function etcdLabConfig(input: EtcdLabConfigInput): string {
     `  access_log: ${input.accessLog}`,
     '  min_requests: 3',
     '  timeout_s: 10',
+    // The lab's web server finishes gracefully when its host gives the service away; a lab download lasts 4 s.
+    ...input.graceful === undefined ? [] : ['drain:', '  graceful_command:', `    path: ${input.graceful.path}`,
+      `    args: ${JSON.stringify(input.graceful.args)}`, '  timeout_s: 20'],
     'coordination:',
     '  mode: etcd',
     `  endpoints: [${input.endpoints.join(', ')}]`,
@@ -153,7 +158,7 @@ export async function etcdLabUp(options: EtcdLabOptions): Promise<EtcdLab> {
       const configFile = join(hostDir, 'baton.yaml');
       const socket = join(hostDir, 'control.sock');
       await writeFile(configFile, etcdLabConfig({host: name, endpoints, leaseTtlS: LAB_LEASE_TTL_S, accessLog: server.accessLog,
-        stateDir: join(hostDir, 'state'), socket}), {mode: 0o600});
+        stateDir: join(hostDir, 'state'), socket, graceful: server.graceful}), {mode: 0o600});
       const host: EtcdLabHost = {name, namespace: topology.namespace(name), address: HOST_ADDRESSES[name].v4, dir: hostDir, configFile, socket,
         logFile: join(hostDir, 'agent.log'), pid: 0, web: {kind: options.web, pid: server.pid, accessLog: server.accessLog}};
       await startAgent(host);

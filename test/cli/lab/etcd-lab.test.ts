@@ -6,7 +6,7 @@ import {isEtcdConfig, parseAnyConfig} from '../../../agent/config/schema.js';
 import type {EtcdStatusReport} from '../../../agent/control-protocol.js';
 import {ETCD_LAB_HOSTS, etcdLabConfig, etcdLabTopology, settledOf} from '../../../cli/lab/etcd-lab.js';
 import {planTopology} from '../../../cli/lab/topology-plan.js';
-import {DEFAULT_SECRET, PROGRAMS} from '../../fakes/config-fixtures.js';
+import {DEFAULT_SECRET, programs, PROGRAMS} from '../../fakes/config-fixtures.js';
 
 const ENDPOINTS = ['http://192.0.2.31:2379', 'http://192.0.2.32:2379', 'http://192.0.2.33:2379'];
 
@@ -22,6 +22,13 @@ test('each host\'s config is a valid etcd host of a, b and c, with the lab\'s sh
     t.is(config.services[0]?.service.ip.cidr, '192.0.2.100/25');
     t.is(config.services[0]?.confirm.accessLog, `/tmp/lab/${host}/web/access.log`);
   }
+});
+
+test('with the web server\'s graceful command the drain runs it, as the pair lab\'s does', (t) => {
+  const yaml = etcdLabConfig({host: 'a', endpoints: ENDPOINTS, leaseTtlS: 3, accessLog: '/tmp/lab/a/web/access.log', stateDir: '/tmp/lab/a/state',
+    socket: '/tmp/lab/a/control.sock', graceful: {path: '/usr/bin/kill', args: ['-HUP', '42']}});
+  const config = parseAnyConfig(yaml, 'baton.yaml', DEFAULT_SECRET, programs({'/usr/bin/kill': 0o100755})) as {drain?: unknown};
+  t.like(config.drain, {enabled: true, graceful: {path: '/usr/bin/kill', args: ['-HUP', '42']}, timeoutS: 20});
 });
 
 test('the topology is the three hosts, the three members and the client on one TEST-NET LAN', (t) => {
