@@ -37,7 +37,8 @@ export interface CheckConfigDeps {
   readonly probe: HostProbe;
   /** Who the agent reads files as under its unit. */
   readonly access: () => Promise<FileAccess>;
-  readonly drain: (config: AnyConfig) => DrainDriver;
+  /** The drain driver of a service interface. */
+  readonly drain: (iface: string) => DrainDriver;
   /** The drop-in `baton install` wrote; compared with the config only for the config the unit runs. */
   readonly dropIn: string;
 }
@@ -46,7 +47,7 @@ export function createCheckConfigDeps(): CheckConfigDeps {
   return {
     probe: createSystemHostProbe({path: process.env['PATH'] ?? ''}),
     access: () => unitFileAccess(),
-    drain: (config) => createNftDrainDriver(createExecaRunner(), {interface: config.service.interface}),
+    drain: (iface) => createNftDrainDriver(createExecaRunner(), {interface: iface}),
     dropIn: SANDBOX_DROP_IN,
   };
 }
@@ -111,9 +112,14 @@ export async function checkConfig(options: CheckConfigOptions, deps: CheckConfig
     notes.push(describeDecider(config));
     // Without its interface nftables refuses the drain's rules too: that would only say the same thing again.
     if (!host.some((problem) => problem.kind === 'interface-missing')) {
-      const drain = await describeDrain(config, deps.drain(config));
-      if (typeof drain === 'string') notes.push(drain);
-      else host.push(drain);
+      // In etcd mode the file's one drain section serves each of its services, on each one's interface.
+      const services = isEtcdConfig(config) ? config.services.map((s) => ({name: s.name, service: s.service})) : [{name: undefined, service: config.service}];
+      for (const {name, service} of services) {
+        const drain = await describeDrain({drain: config.drain, service}, deps.drain(service.interface));
+        const named = services.length > 1 && name !== undefined;
+        if (typeof drain === 'string') notes.push(named ? `${name}: ${drain}` : drain);
+        else host.push(named ? {...drain, message: `${name}: ${drain.message}`} : drain);
+      }
     }
     if (resolve(file) === DEFAULT_CONFIG_FILE) {
       const sandbox = await checkSandbox(config, deps.dropIn);
