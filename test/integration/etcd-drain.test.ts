@@ -12,6 +12,7 @@ import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import test, {type ExecutionContext} from 'ava';
 import {execa} from 'execa';
+import type {EtcdStatusReport} from '../../agent/control-protocol.js';
 import {judgeHolders, watchAddress, type AddressHistory} from '../../cli/lab/address-events.js';
 import type {ClientsSummary} from '../../cli/lab/clients.js';
 import {startClients} from '../../cli/lab/clients-control.js';
@@ -105,16 +106,19 @@ function agentConfig(host: Host, endpoints: readonly string[], drain: boolean): 
   ].join('\n');
 }
 
+/** What the cases read of `baton status --json`: the one service's claim and address, and the other host's presence. */
 interface EtcdStatusJson {
   readonly claim?: {readonly phase: string; readonly holder?: string};
-  readonly self?: {readonly holdsIp?: boolean};
+  readonly holdsIp?: boolean;
   readonly peers?: ReadonlyArray<{readonly host: string; readonly present?: boolean}>;
 }
 
 async function statusJson(host: Host): Promise<EtcdStatusJson> {
   const result = await baton(host, 'status', '--json');
   try {
-    return JSON.parse(String(result.stdout)) as EtcdStatusJson;
+    const report = JSON.parse(String(result.stdout)) as Partial<Pick<EtcdStatusReport, 'services' | 'peers'>>;
+    const [service] = report.services ?? [];
+    return {claim: service?.claim, holdsIp: service?.holdsIp, peers: report.peers};
   } catch {
     return {};
   }
@@ -127,8 +131,8 @@ async function settledOn(holder: HostName): Promise<void> {
     const [sa, sb] = await Promise.all([statusJson(h.a), statusJson(h.b)]);
     const byName: Record<HostName, EtcdStatusJson> = {a: sa, b: sb};
     const other: HostName = holder === 'a' ? 'b' : 'a';
-    const held = byName[holder].claim?.phase === 'holding' && byName[holder].self?.holdsIp === true;
-    const standing = byName[other].claim?.phase === 'standing-by' && byName[other].claim?.holder === holder && byName[other].self?.holdsIp === false;
+    const held = byName[holder].claim?.phase === 'holding' && byName[holder].holdsIp === true;
+    const standing = byName[other].claim?.phase === 'standing-by' && byName[other].claim?.holder === holder && byName[other].holdsIp === false;
     const present = byName[other].peers?.some((p) => p.host === holder && p.present === true) === true;
     return held && standing && present ? true : undefined;
   });
@@ -157,7 +161,7 @@ async function settledOnAlone(): Promise<void> {
   const a = requireHosts().a;
   await until('a holds the service', WAIT_MS, async () => {
     const s = await statusJson(a);
-    return s.claim?.phase === 'holding' && s.self?.holdsIp === true ? true : undefined;
+    return s.claim?.phase === 'holding' && s.holdsIp === true ? true : undefined;
   });
 }
 
