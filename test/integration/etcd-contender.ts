@@ -87,7 +87,7 @@ async function contend(): Promise<void> {
         await sleep(POLL_MS);
         continue;
       }
-      const grantSentAtMs = clock.now();
+      const grantSentAtMs = clock.bootNow(); // the lease holder keeps its times on the boot clock
       const lease = await store.grantLease(options.ttlS);
       const {acquired, key} = await store.acquire(options.key, options.name, lease.id);
       if (!acquired) {

@@ -60,7 +60,8 @@ async function startContender(c: EtcdCluster, host: 'a' | 'b' | 'w', key: string
 
 async function linesOf(contender: Contender): Promise<ContenderLine[]> {
   const text = await readFile(contender.logFile, 'utf8').catch(() => '');
-  return text.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as ContenderLine);
+  // The last line may be half written: only whole lines (ended by their newline) are read.
+  return text.split('\n').slice(0, -1).filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as ContenderLine);
 }
 
 async function waitForLine(contender: Contender, what: string, match: (line: ContenderLine) => boolean): Promise<ContenderLine> {
@@ -192,7 +193,7 @@ integrationTest('with etcd\'s leader partitioned the holder keeps the key or dro
     `key changes ${watchLines.map((line) => `${line.event}@${line.wallMs - cutAt}ms`).join(', ') || 'none'}`);
 });
 
-integrationTest('a holder whose wall clock steps an hour forward and back keeps the key: its deadline is on the monotonic clock', async (t) => {
+integrationTest('a holder whose wall clock steps an hour forward and back keeps the key: its deadline is on the boot clock, never the wall clock', async (t) => {
   const clockFile = join(baseDir, 'a-clock-offset');
   await writeFile(clockFile, '+0\n');
   const {a, b, watch} = await scenario(t, 'clock', libfaketimeEnv(await findLibfaketime(), clockFile));
