@@ -588,24 +588,28 @@ integrationTest('two services on the same hosts: each held once by its own key, 
     await Promise.all(HOSTS.map((name) => start(f.hosts[name])));
     const first = await placement(f, 'after the start');
     t.log(`started: ${JSON.stringify(first)} (web prefers a, blog b; agents that start seconds apart on a busy machine may place them otherwise)`);
-    // blog to a, asked on c: only blog moves.
-    const asked = await baton(f.hosts.c, 'switchover', '--to', 'a', '--service', BLOG.name);
+    // blog to a host that does not hold it, asked on another: only blog moves. Where the services start depends on
+    // which agent looked first, so the target is chosen from what the start gave.
+    const target: HostName = first[BLOG.name] === 'a' ? 'c' : 'a';
+    const asker: HostName = others(target).find((name) => name !== first[BLOG.name]) ?? others(target)[0] ?? 'b';
+    const asked = await baton(f.hosts[asker], 'switchover', '--to', target, '--service', BLOG.name);
     t.is(asked.exitCode, 0, `${String(asked.stdout)} ${String(asked.stderr)}`);
-    const moved = await placement(f, 'after blog moved to a');
-    t.is(moved[BLOG.name], 'a');
+    const moved = await placement(f, `after blog moved to ${target}`);
+    t.is(moved[BLOG.name], target);
     t.is(moved[SERVICE], first[SERVICE], 'web did not move');
     // Without --service a host of two services refuses, naming them.
-    const vague = await baton(f.hosts.c, 'switchover', '--to', 'b');
+    const vague = await baton(f.hosts[asker], 'switchover', '--to', target);
     t.not(vague.exitCode, 0);
     t.regex(String(vague.stdout) + String(vague.stderr), /this host serves web, blog: say which to move with --service NAME/);
-    // a drained: every service it holds moves off it.
-    const drained = await baton(f.hosts.c, 'drain', 'a');
+    // The target drained: every service it holds moves off it.
+    const drained = await baton(f.hosts[asker], 'drain', target);
     t.is(drained.exitCode, 0, `${String(drained.stdout)} ${String(drained.stderr)}`);
-    const after = await placement(f, 'after a was drained');
-    t.not(after[SERVICE], 'a');
-    t.not(after[BLOG.name], 'a');
-    t.log(`blog → a by --service; a drained: ${JSON.stringify(after)}; drain said: ${String(drained.stdout).trim().split('\n').at(-1) ?? ''}`);
-    const resumed = await baton(f.hosts.a, 'resume');
+    const after = await placement(f, `after ${target} was drained`);
+    t.not(after[SERVICE], target);
+    t.not(after[BLOG.name], target);
+    t.log(`blog → ${target} by --service (asked on ${asker}); ${target} drained: ${JSON.stringify(after)}; drain said: ` +
+      `${String(drained.stdout).trim().split('\n').at(-1) ?? ''}`);
+    const resumed = await baton(f.hosts[target], 'resume');
     t.is(resumed.exitCode, 0, String(resumed.stderr));
   } finally {
     const history = await watch.stop();
