@@ -24,7 +24,7 @@ import {drainReadiness} from '../plans/drain.js';
 import {HostBeacons} from './host-beacons.js';
 import {VERSION} from '../version.js';
 import {presenceKey, serviceKey} from '../config/coordination.js';
-import {leaseTiming} from './lease-holder.js';
+import {CALL_TIMEOUT_MS, leaseTiming} from './lease-holder.js';
 import {PresenceKeeper} from './presence.js';
 import {HostedService} from './hosted-service.js';
 
@@ -56,7 +56,6 @@ const DRAINED_READ_MS = 1000;
 // a handover that no host took.
 const SICK_LOOK_MS = 1000;
 const SICK_RETRY_MS = 30_000;
-const CALL_TIMEOUT_MS = 1000;
 
 export class EtcdAgent implements ControlHandler {
   readonly #deps: EtcdAgentDeps;

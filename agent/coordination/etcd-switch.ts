@@ -44,6 +44,7 @@ import {ownDrainAddresses} from '../net/service-addresses.js';
 import type {AccessLogWatcher, Clock, CommandRunner, CoordinationStore, StoredKey} from '../ports.js';
 import {parsePresence} from './presence.js';
 import type {PreparedHold, ServiceClaim} from './service-claim.js';
+import {CALL_TIMEOUT_MS} from './lease-holder.js';
 
 export type SwitchPhase =
   | 'requested' | 'giver-down-requested' | 'giver-down' | 'giver-failed' | 'handed-over' | 'done' | 'drained' | 'forwarding-ended'
@@ -223,8 +224,6 @@ const FAST_POLL_MS = 10;
 // Otherwise a host looks for a switch naming it as the giver four times a second: a switch waits at most that long
 // for the giver to begin, while the address is still where it was.
 const IDLE_POLL_MS = 250;
-// Each read and write of a switch gets this long.
-const CALL_TIMEOUT_MS = 1000;
 // The taker waits this long for the giver's step: its step deadline, and two seconds to notice and answer.
 const GIVER_DEADLINE_MS = STEP_DEADLINE_MS + 2000;
 // A giver that has removed its address and then sees no handover for this long serves again by itself: the taker's

@@ -26,6 +26,10 @@
 import {assertNever, describeError} from '../errors.js';
 import type {Clock, CoordinationStore} from '../ports.js';
 
+/** How long each call to etcd (a read, a write, a grant, an acquire, a transaction) gets in etcd mode: an answer later
+ *  than that is from a member that is cut off. One value for the claim, the presence, the switch and the agent. */
+export const CALL_TIMEOUT_MS = 1000;
+
 export interface LeaseTiming {
   readonly ttlMs: number;
   readonly marginMs: number;

@@ -16,7 +16,7 @@ import {describeError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {Clock, CoordinationStore} from '../ports.js';
 import type {Health} from '../state-machine.js';
-import type {LeaseTiming} from './lease-holder.js';
+import {CALL_TIMEOUT_MS, type LeaseTiming} from './lease-holder.js';
 import type {DrainReadiness} from '../plans/drain.js';
 import {parseIpAddress} from '../net/ip-address.js';
 
@@ -81,8 +81,6 @@ export interface PresenceDeps {
   readonly signal: AbortSignal;
 }
 
-// Each write and grant gets this long (as a claim's calls do).
-const CALL_TIMEOUT_MS = 1000;
 
 /** Keeps this host's presence key written and its lease alive while the agent runs. */
 export class PresenceKeeper {

@@ -28,7 +28,7 @@ import type {Logger} from '../log.js';
 import type {Clock, CoordinationStore, Lease, StoredKey} from '../ports.js';
 import {executeStep, executeUndo, type StepRun} from '../plans/executor.js';
 import {presencePrefix} from '../config/coordination.js';
-import {LeaseHolder, type DropReason, type HoldEnd, type HoldKeeping, type LeaseTiming} from './lease-holder.js';
+import {CALL_TIMEOUT_MS, LeaseHolder, type DropReason, type HoldEnd, type HoldKeeping, type LeaseTiming} from './lease-holder.js';
 import {parsePresence, type Presence} from './presence.js';
 import {PrefixWatch} from './prefix-watch.js';
 
@@ -103,8 +103,6 @@ export const CLAIM_BACKOFF_MS = 2000;
 // that counted only what it saw at its first look would take services meant for the others first (several services
 // on one set of hosts go by their own orders). Order only, never safety: the key is created once.
 export const START_GRACE_MS = 2000;
-// Each read, grant and acquire gets this long: an answer later than that is from a member that is cut off.
-const CALL_TIMEOUT_MS = 1000;
 
 // ClaimPhase (control-protocol.ts) names these phases for `baton status`; a test keeps the two equal.
 /** A lease of the taker of a planned switch, renewed before the key is handed to it. */
